@@ -1,0 +1,3 @@
+"""callswitch: self-hosted, Twilio-compatible programmable voice."""
+
+__version__ = "0.1.0"

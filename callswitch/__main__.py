@@ -1,0 +1,5 @@
+import sys
+
+from callswitch.cli import main
+
+sys.exit(main())

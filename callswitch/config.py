@@ -1,0 +1,252 @@
+"""Settings: one table, three sources (flags > environment > callswitch.toml).
+
+The names here are a public interface (DESIGN.md): a flag ``--sip-port``, an
+environment variable ``CALLSWITCH_SIP_PORT`` and a TOML key ``sip_port`` all
+set the same field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import ipaddress
+import os
+import socket
+import struct
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PLANES", "ConfigError", "Settings", "add_arguments", "load_settings"]
+
+PLANES = frozenset({"sip", "api", "turn", "webrtc"})
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the setting."""
+
+
+def _port(value: Any) -> int:
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise ValueError("not a port number")
+    return port
+
+
+def _port_range(value: Any) -> tuple[int, int]:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        low, high = value
+    else:
+        low, _, high = str(value).partition("-")
+    low, high = _port(low), _port(high)
+    if not 0 < low < high:
+        raise ValueError("expected A-B with 0 < A < B")
+    return low, high
+
+
+def _string_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return [str(item) for item in value]
+
+
+def _planes(value: Any) -> frozenset[str]:
+    names = frozenset(_string_list(value))
+    unknown = names - PLANES - {"all"}
+    if unknown:
+        raise ValueError(
+            f"unknown plane(s) {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(sorted(PLANES))}"
+        )
+    return PLANES if "all" in names or not names else names
+
+
+def _log_level(value: Any) -> str:
+    level = str(value).lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ValueError("expected debug, info, warning or error")
+    return level
+
+
+def _cidr(value: Any) -> list[str]:
+    items = _string_list(value)
+    for item in items:
+        ipaddress.ip_network(item, strict=False)
+    return items
+
+
+def _turn_users(value: Any) -> list[str]:
+    items = _string_list(value)
+    for item in items:
+        if ":" not in item:
+            raise ValueError("expected USER:PASS")
+    return items
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    metavar: str | None = None
+    repeatable: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "CALLSWITCH_" + self.name.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("data_dir", str, "./callswitch-data", "SQLite store, recordings, caches", "DIR"),
+    Option("bind", str, "0.0.0.0", "address every listener binds", "ADDR"),
+    Option(
+        "public_address",
+        str,
+        None,
+        "address written into SDP, Via/Contact, TURN relays (default: first non-loopback)",
+        "ADDR",
+    ),
+    Option("http_port", _port, 8080, "REST API, browser signaling, /phone, /metrics", "N"),
+    Option("sip_port", _port, 5060, "SIP over UDP and TCP", "N"),
+    Option("sip_tls_port", _port, 5061, "SIP over TLS", "N"),
+    Option("sip_ws_port", _port, 5066, "SIP over WebSocket", "N"),
+    Option("turn_port", _port, 3478, "TURN over UDP and TCP", "N"),
+    Option("turn_tls_port", _port, 5349, "TURN over TLS", "N"),
+    Option("rtp_ports", _port_range, (20000, 29999), "RTP ports", "A-B"),
+    Option("relay_ports", _port_range, (30000, 39999), "TURN relay ports", "A-B"),
+    Option("turn_realm", str, "callswitch", "TURN realm", "R"),
+    Option("turn_user", _turn_users, [], "static TURN user (repeatable)", "USER:PASS", True),
+    Option("turn_secret", str, None, "shared secret for TURN REST credentials", "S"),
+    Option(
+        "turn_allow_peer", _cidr, [], "let TURN relay to a denied range (repeatable)", "CIDR", True
+    ),
+    Option("only", _planes, PLANES, "run only these planes, e.g. turn or sip,api", "PLANES"),
+    Option("log_level", _log_level, "info", "debug, info, warning or error", "LEVEL"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: str = "./callswitch-data"
+    bind: str = "0.0.0.0"
+    public_address: str = "127.0.0.1"
+    http_port: int = 8080
+    sip_port: int = 5060
+    sip_tls_port: int = 5061
+    sip_ws_port: int = 5066
+    turn_port: int = 3478
+    turn_tls_port: int = 5349
+    rtp_ports: tuple[int, int] = (20000, 29999)
+    relay_ports: tuple[int, int] = (30000, 39999)
+    turn_realm: str = "callswitch"
+    turn_user: list[str] = field(default_factory=list)
+    turn_secret: str | None = None
+    turn_allow_peer: list[str] = field(default_factory=list)
+    only: frozenset[str] = PLANES
+    log_level: str = "info"
+    config: str | None = None
+    account_sid: str | None = None
+    auth_token: str | None = None
+
+    def runs(self, plane: str) -> bool:
+        return plane in self.only
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every setting as a flag; unset flags stay None so lower sources show through."""
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="settings file (default: callswitch.toml if present)",
+    )
+    for option in OPTIONS:
+        parser.add_argument(
+            option.flag,
+            dest=option.name,
+            metavar=option.metavar,
+            default=None,
+            action="append" if option.repeatable else "store",
+            help=f"{option.help} [env {option.env}]",
+        )
+
+
+def load_settings(
+    args: argparse.Namespace | Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge flags, environment and file, validate, and fill in derived defaults."""
+    flags = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
+    environ = os.environ if environ is None else environ
+    config_path = flags.get("config") or environ.get("CALLSWITCH_CONFIG")
+    file_values: dict[str, Any] = {}
+    if config_path or Path("callswitch.toml").is_file():
+        path = Path(config_path or "callswitch.toml")
+        try:
+            with path.open("rb") as handle:
+                raw = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        file_values = {key.replace("-", "_"): value for key, value in raw.items()}
+        known = {option.name for option in OPTIONS}
+        unknown = set(file_values) - known
+        if unknown:
+            raise ConfigError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {"config": config_path}
+    for option in OPTIONS:
+        raw, source = None, None
+        if flags.get(option.name) is not None:
+            raw, source = flags[option.name], option.flag
+            if option.repeatable:
+                raw = [item for value in raw for item in _string_list(value)]
+        elif option.env in environ:
+            raw, source = environ[option.env], option.env
+        elif option.name in file_values:
+            raw, source = file_values[option.name], f"{option.name} in the config file"
+        if source is None:
+            values[option.name] = option.default
+            continue
+        try:
+            values[option.name] = option.parse(raw)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{source}: bad value {raw!r}: {exc}") from exc
+    if values["public_address"] is None:
+        values["public_address"] = default_public_address(values["bind"])
+    values["account_sid"] = environ.get("CALLSWITCH_ACCOUNT_SID")
+    values["auth_token"] = environ.get("CALLSWITCH_AUTH_TOKEN")
+    return Settings(**{f.name: values[f.name] for f in fields(Settings) if f.name in values})
+
+
+def default_public_address(bind: str) -> str:
+    """The bind address when it is a specific one, else the first non-loopback address."""
+    try:
+        address = ipaddress.ip_address(bind)
+    except ValueError:
+        return bind
+    if not address.is_unspecified:
+        return bind
+    for candidate in _interface_addresses():
+        if not ipaddress.ip_address(candidate).is_loopback:
+            return candidate
+    return "127.0.0.1"
+
+
+def _interface_addresses() -> list[str]:
+    """IPv4 addresses of the interfaces, in interface order (Linux ioctl, no traffic)."""
+    found = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _, name in socket.if_nameindex():
+            request = struct.pack("256s", name.encode()[:15])
+            try:
+                reply = fcntl.ioctl(sock.fileno(), 0x8915, request)  # SIOCGIFADDR
+            except OSError:
+                continue
+            found.append(socket.inet_ntoa(reply[20:24]))
+    return found

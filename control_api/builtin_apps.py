@@ -1,0 +1,83 @@
+"""The applications every node has without configuration (issue 2).
+
+``echo`` sends the caller's audio back (the classic echo test), ``tone``
+plays a 1 kHz tone until the caller presses a key, and ``ringing`` rings
+until the caller gives up (for testing CANCEL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import numpy as np
+
+from control_api.call import Call
+from media.g711 import alaw_encode, ulaw_encode
+from media.tones import sine
+
+__all__ = ["BUILTIN_APPS", "echo", "ringing", "tone"]
+
+TONE_HZ = 1000
+TONE_AMPLITUDE = 0.3  # about -13.5 dBFS: a standard test-tone level, well clear of clipping
+RINGING_LIMIT_S = 180.0
+
+_ENCODERS = {"PCMU": ulaw_encode, "PCMA": alaw_encode}
+
+
+async def echo(call: Call) -> None:
+    """Return every frame the caller sends, untouched (same codec both ways)."""
+    leg = call.leg
+    leg.on_frame = leg.send_frame
+    await call.ended.wait()
+
+
+async def tone(call: Call) -> None:
+    """A continuous 1 kHz tone; any DTMF digit hangs up."""
+    leg = call.leg
+    leg.source = _looping_source(_encoded_tone(leg.codec, leg.sample_rate), leg.sample_rate // 50)
+    digit = asyncio.get_running_loop().create_future()
+    leg.on_dtmf = lambda d: digit.done() or digit.set_result(d)
+    ended = asyncio.ensure_future(call.ended.wait())
+    await asyncio.wait([digit, ended], return_when=asyncio.FIRST_COMPLETED)
+    ended.cancel()
+    if digit.done():
+        call.log("app.digit", digit=digit.result())
+        call.hangup()
+
+
+async def ringing(call: Call) -> None:
+    """Ring and never answer; give up with 480 after three minutes."""
+    try:
+        await asyncio.wait_for(call.ended.wait(), RINGING_LIMIT_S)
+    except TimeoutError:
+        call.reject(480)
+
+
+def _encoded_tone(codec: str, rate: int) -> bytes:
+    # One second of a whole-Hz tone is a whole number of periods, so it loops seamlessly
+    # and is encoded once per call instead of once per packet.
+    samples = sine(TONE_HZ, 1.0, rate, TONE_AMPLITUDE)
+    return _ENCODERS[codec](np.asarray(samples, dtype=np.int16))
+
+
+def _looping_source(data: bytes, frame: int) -> Callable[[], bytes]:
+    view = memoryview(data)
+    frames = [bytes(view[i : i + frame]) for i in range(0, len(data) - frame + 1, frame)]
+    position = 0
+
+    def next_frame() -> bytes:
+        nonlocal position
+        payload = frames[position]
+        position = (position + 1) % len(frames)
+        return payload
+
+    return next_frame
+
+
+# The apps that answer (``answers=True``) get media; ``ringing`` never does.
+BUILTIN_APPS: dict[str, tuple[Callable, bool]] = {
+    "echo": (echo, True),
+    "tone": (tone, True),
+    "ringing": (ringing, False),
+}

@@ -1,0 +1,338 @@
+"""RTP sessions on real sockets: the SIP call's :class:`~media.leg.Leg`.
+
+This is the only module of ``media/`` that touches sockets. Receiving parses
+the fixed header in place and hands the payload to the jitter buffer (or the
+RFC 4733 receiver); sending writes a header into one preallocated buffer per
+session. Both run on the shared :class:`~media.clock.MediaClock` tick, so a
+session costs one callback per 20 ms, not a timer of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+
+from media.clock import MediaClock
+from media.dtmf import DtmfReceiver, dtmf_packets
+from media.jitter import JitterBuffer
+from media.leg import Frame, Leg
+from media.ports import PortPool, PortsExhausted
+from media.rtcp import (
+    Bye,
+    ReceiverReport,
+    ReceptionStatistics,
+    RtcpParseError,
+    SdesChunk,
+    SenderReport,
+    SourceDescription,
+    ntp_middle32,
+    ntp_timestamp,
+    parse_compound,
+    serialize_compound,
+)
+from media.rtp import RTP_HEADER, is_rtcp, write_header
+from media.sdp import Codec
+
+__all__ = ["RtpSession"]
+
+log = logging.getLogger("callswitch.media")
+
+RTCP_INTERVAL_TICKS = 250  # 5 s at 20 ms (RFC 3550 §6.2 minimum interval)
+SDES_CNAME = 1
+MAX_QUEUED_FRAMES = 3000  # 60 s of audio; beyond that the oldest is dropped
+BIND_ATTEMPTS = 8
+
+
+class _RtcpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, session: RtpSession) -> None:
+        self.session = session
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.session._rtcp_received(data, addr)
+
+    def error_received(self, exc) -> None:
+        pass
+
+
+class RtpSession(asyncio.DatagramProtocol, Leg):
+    """One RTP/RTCP port pair (RFC 3550) carrying one audio stream each way."""
+
+    def __init__(
+        self, clock: MediaClock, pool: PortPool, port: int, *, jitter_depth: int = 3
+    ) -> None:
+        Leg.__init__(self)
+        self._clock = clock
+        self._pool = pool
+        self.port = port
+        self._rtp: asyncio.DatagramTransport | None = None
+        self._rtcp: asyncio.DatagramTransport | None = None
+        self._tick_token: int | None = None
+        # Negotiated by configure():
+        self.codec = "PCMU"
+        self._payload_type = 0
+        self._dtmf_payload_type = -1
+        self.sample_rate = 8000
+        self._samples = 160
+        self.remote: tuple[str, int] | None = None
+        self.remote_rtcp: tuple[str, int] | None = None
+        self._latch = False
+        # Receiving
+        self._jitter = JitterBuffer(jitter_depth)
+        self._dtmf_in = DtmfReceiver()
+        self.stats = ReceptionStatistics()
+        self.remote_ssrc: int | None = None
+        self.bad_packets = 0
+        self._lsr = 0  # middle 32 bits of the last SR's NTP time, and when it came
+        self._lsr_at = 0.0
+        self.remote_report = None  # the last report block the peer sent about us
+        # Sending
+        self.ssrc = secrets.randbits(32)
+        self._sequence = secrets.randbits(16)
+        self._timestamp = secrets.randbits(32)
+        self._buffer = bytearray(12 + 160)
+        self._queue: deque[bytes] = deque(maxlen=MAX_QUEUED_FRAMES)
+        self._dtmf_out: deque[tuple[bool, int, bytes]] = deque()
+        self._talking = False
+        self._dtmf_timestamp = 0
+        self.source: Callable[[], bytes | None] | None = None
+        self.packets_sent = 0
+        self.octets_sent = 0
+        self._ticks_to_rtcp = RTCP_INTERVAL_TICKS
+        self.cname = f"callswitch-{os.getpid()}-{self.ssrc:08x}".encode()
+
+    @classmethod
+    async def bind(cls, host: str, pool: PortPool, clock: MediaClock, **kwargs) -> RtpSession:
+        """Open an RTP/RTCP socket pair on the next free ports of ``pool``."""
+        loop = asyncio.get_running_loop()
+        last_error: Exception | None = None
+        for _ in range(BIND_ATTEMPTS):
+            port = pool.acquire()
+            session = cls(clock, pool, port, **kwargs)
+            try:
+                await loop.create_datagram_endpoint(lambda s=session: s, local_addr=(host, port))
+                session._rtcp, _ = await loop.create_datagram_endpoint(
+                    lambda s=session: _RtcpProtocol(s), local_addr=(host, port + 1)
+                )
+                return session
+            except OSError as exc:  # taken by another program: try the next pair
+                last_error = exc
+                session.close()
+        raise PortsExhausted(f"could not bind an RTP port pair: {last_error}")
+
+    def connection_made(self, transport) -> None:
+        self._rtp = transport
+
+    def error_received(self, exc) -> None:
+        pass  # ICMP unreachable while the peer is not listening yet
+
+    def configure(
+        self,
+        codec: Codec,
+        remote: tuple[str, int],
+        *,
+        dtmf: Codec | None = None,
+        remote_rtcp: tuple[str, int] | None = None,
+        ptime: int = 20,
+    ) -> None:
+        """Set what offer/answer agreed on."""
+        self.codec = codec.name.upper()
+        self._payload_type = codec.payload_type
+        self.sample_rate = codec.clock_rate
+        self._samples = codec.clock_rate * ptime // 1000
+        self._dtmf_payload_type = dtmf.payload_type if dtmf else -1
+        self.remote = remote
+        self.remote_rtcp = remote_rtcp or (remote[0], remote[1] + 1)
+        # Latch onto the source of the peer's RTP only when its SDP address is not the
+        # one the packets come from (a NAT): otherwise follow the SDP exactly.
+        self._latch = _is_private_or_unspecified(remote[0])
+
+    def start(self) -> None:
+        if self._tick_token is None and not self.closed:
+            self._tick_token = self._clock.subscribe(self._tick)
+
+    # -- receiving (hot path: no logging, no objects beyond the payload slice)
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        size = len(data)
+        if size < 12 or data[0] & 0xC0 != 0x80:
+            self.bad_packets += 1
+            return
+        if is_rtcp(data):  # RFC 5761 rtcp-mux
+            self._rtcp_received(data, addr)
+            return
+        first, second, sequence, timestamp, ssrc = RTP_HEADER.unpack_from(data)
+        offset = 12 + ((first & 0x0F) << 2)
+        if first & 0x10:
+            if size < offset + 4:
+                self.bad_packets += 1
+                return
+            offset += 4 + (int.from_bytes(data[offset + 2 : offset + 4], "big") << 2)
+        end = size - data[-1] if first & 0x20 else size
+        if offset > end:
+            self.bad_packets += 1
+            return
+        remote = self.remote
+        if remote is None or addr[0] != remote[0]:
+            if remote is None or not self._latch:
+                return  # not from our peer: ignore it (RTP injection)
+            self._latch_onto(addr)
+        payload_type = second & 0x7F
+        if payload_type == self._payload_type:
+            self.remote_ssrc = ssrc
+            self.stats.update(
+                sequence, timestamp, int(time.monotonic() * self.sample_rate) & 0xFFFFFFFF
+            )
+            self._jitter.push(sequence, timestamp, data[offset:end])
+        elif payload_type == self._dtmf_payload_type:
+            digit = self._dtmf_in.feed(bool(second & 0x80), timestamp, data[offset:end])
+            if digit is not None:
+                self.on_dtmf(digit)
+
+    def _latch_onto(self, addr) -> None:
+        """Send where the peer's RTP comes from: it is behind a NAT (symmetric RTP)."""
+        self.remote = addr[:2]
+        self.remote_rtcp = (addr[0], addr[1] + 1)
+        self._latch = False
+
+    # -- sending
+
+    def send_frame(self, frame: Frame) -> None:
+        if frame.codec != self.codec:
+            raise ValueError(f"frame is {frame.codec}, the session sends {self.codec}")
+        self._queue.append(frame.payload)
+
+    def send_payload(self, payload: bytes) -> None:
+        """Queue one ptime's worth of payload in the session's codec."""
+        self._queue.append(payload)
+
+    def clear(self) -> None:
+        """Drop the audio queued to be sent (barge-in, Media Streams ``clear``)."""
+        self._queue.clear()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def send_dtmf(self, digit: str, duration_ms: int = 100) -> None:
+        """RFC 4733 events, sent in place of audio on the next ticks."""
+        if self._dtmf_payload_type < 0:
+            raise ValueError("the peer did not negotiate telephone-event")
+        self._dtmf_out.extend(dtmf_packets(digit, duration_ms, clock_rate=self.sample_rate))
+
+    def _tick(self) -> None:
+        item = self._jitter.pop()
+        if item is not None:
+            self.on_frame(Frame(self.codec, item[1], item[0], self._samples))
+        self._timestamp = (self._timestamp + self._samples) & 0xFFFFFFFF
+        if self.remote is not None and self._rtp is not None:
+            if self._dtmf_out:
+                self._send_dtmf_packet()
+            else:
+                payload = (
+                    self._queue.popleft()
+                    if self._queue
+                    else (self.source() if self.source is not None else None)
+                )
+                if payload is not None:
+                    self._send(self._payload_type, not self._talking, self._timestamp, payload)
+                    self._talking = True
+                else:
+                    self._talking = False  # the next packet starts a talkspurt: marker
+        self._ticks_to_rtcp -= 1
+        if self._ticks_to_rtcp <= 0:
+            self._ticks_to_rtcp = RTCP_INTERVAL_TICKS
+            self._send_rtcp()
+
+    def _send_dtmf_packet(self) -> None:
+        marker, offset, payload = self._dtmf_out.popleft()
+        if marker:  # an event keeps the timestamp of its first packet (RFC 4733 §2.5.1)
+            self._dtmf_timestamp = self._timestamp
+        self._send(
+            self._dtmf_payload_type, marker, (self._dtmf_timestamp + offset) & 0xFFFFFFFF, payload
+        )
+        self._talking = False
+
+    def _send(self, payload_type: int, marker: bool, timestamp: int, payload: bytes) -> None:
+        buffer = self._buffer
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        write_header(buffer, payload_type, marker, self._sequence, timestamp, self.ssrc)
+        buffer[12:] = payload
+        self._rtp.sendto(buffer, self.remote)
+        self.packets_sent += 1
+        self.octets_sent += len(payload)
+
+    # -- RTCP (RFC 3550 §6.4)
+
+    def _send_rtcp(self) -> None:
+        if self._rtcp is None or self.remote_rtcp is None:
+            return
+        self._rtcp.sendto(serialize_compound(self._report_packets()), self.remote_rtcp)
+
+    def _report_packets(self, bye: bool = False) -> list:
+        blocks = []
+        if self.remote_ssrc is not None and self.stats.received:
+            dlsr = int((time.monotonic() - self._lsr_at) * 65536) if self._lsr else 0
+            blocks.append(self.stats.report_block(self.remote_ssrc, self._lsr, dlsr))
+        if self.packets_sent:
+            report = SenderReport(
+                self.ssrc,
+                ntp_timestamp(time.time()),
+                self._timestamp,
+                self.packets_sent & 0xFFFFFFFF,
+                self.octets_sent & 0xFFFFFFFF,
+                blocks,
+            )
+        else:
+            report = ReceiverReport(self.ssrc, blocks)
+        packets = [report, SourceDescription([SdesChunk(self.ssrc, [(SDES_CNAME, self.cname)])])]
+        if bye:
+            packets.append(Bye([self.ssrc], None))
+        return packets
+
+    def _rtcp_received(self, data: bytes, addr) -> None:
+        try:
+            packets = parse_compound(data)
+        except RtcpParseError:
+            self.bad_packets += 1
+            return
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                self._lsr = ntp_middle32(packet.ntp_timestamp)
+                self._lsr_at = time.monotonic()
+            if isinstance(packet, (SenderReport, ReceiverReport)):
+                for block in packet.reports:
+                    if block.ssrc == self.ssrc:
+                        self.remote_report = block
+
+    # -- the end
+
+    def close(self) -> None:
+        if self._tick_token is not None:
+            self._clock.unsubscribe(self._tick_token)
+            self._tick_token = None
+        if self._rtcp is not None and self.remote_rtcp is not None and not self.closed:
+            with contextlib.suppress(OSError, ValueError):
+                self._rtcp.sendto(
+                    serialize_compound(self._report_packets(bye=True)), self.remote_rtcp
+                )
+        for transport in (self._rtp, self._rtcp):
+            if transport is not None:
+                transport.close()
+        self._rtp = self._rtcp = None
+        self._pool.release(self.port)
+        Leg.close(self)
+
+
+def _is_private_or_unspecified(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return (address.is_private and not address.is_loopback) or address.is_unspecified

@@ -1,0 +1,66 @@
+"""asyncio glue for the SIP core: listeners, the user agent, one timer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sip.transaction import Timers
+from sip.transport import Transports
+from sip.ua import UserAgent
+
+__all__ = ["SipEndpoint"]
+
+
+class SipEndpoint:
+    """Runs a :class:`UserAgent` on real sockets and the event loop's clock.
+
+    The transaction layer keeps its own deadlines; this object keeps one loop
+    timer armed at the earliest of them.
+    """
+
+    def __init__(
+        self, host: str, port: int, public_address: str, timers: Timers | None = None
+    ) -> None:
+        self._bind = (host, port)
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self.transports = Transports(self._receive)
+        self.ua = UserAgent(
+            host=public_address,
+            port=port,
+            flow_for=self.transports.flow_for,
+            clock=loop.time,
+            timers=timers,
+        )
+        self.ua.layer.wakeup = self._wakeup
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+
+    async def start(self, *, udp: bool = True, tcp: bool = True) -> None:
+        await self.transports.start(*self._bind, udp=udp, tcp=tcp)
+        if self.ua.port == 0 and self.transports.udp is not None:
+            self.ua.port = self.transports.udp.local[1]
+
+    def _receive(self, data: bytes, flow) -> None:
+        self.ua.receive(data, flow)
+
+    def _wakeup(self, deadline: float) -> None:
+        if self._timer_at is None or deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        # call_at may fire a clock tick early; never run the timers before their time.
+        now = max(self._loop.time(), self._timer_at or 0.0)
+        self._timer = self._timer_at = None
+        self.ua.handle_timer(now)
+        deadline = self.ua.next_deadline()
+        if deadline is not None:
+            self._wakeup(deadline)
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        await self.transports.close()

@@ -1,0 +1,407 @@
+"""The SIP user agent core (RFC 3261 §8, §12-§15): the public face of ``sip/``.
+
+It parses what the transports receive, answers what is malformed, runs the
+transaction layer, keeps the dialogs, and hands new INVITEs to the application
+as :class:`~sip.invite.InviteSession` objects. Time comes from the injected
+``clock``; bytes leave through flows, so the core runs without sockets in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+
+from sip.dialog import Dialog, DialogId
+from sip.headers import Via
+from sip.invite import EndReason, InviteSession
+from sip.message import (
+    Request,
+    Response,
+    SipParseError,
+    generate_branch,
+    make_response,
+    parse_message,
+)
+from sip.transaction import (
+    ClientTransaction,
+    ServerInviteTransaction,
+    ServerTransaction,
+    Timers,
+    TransactionLayer,
+)
+from sip.transport import Flow
+
+__all__ = ["UserAgent"]
+
+log = logging.getLogger("callswitch.sip")
+
+FlowFactory = Callable[[str, str, "int | None"], "Flow | None"]
+RequestHandler = Callable[[Request, ServerTransaction, Flow], None]
+ResponseCallback = Callable[["Response | None"], None]
+
+SUPPORTED_EXTENSIONS = frozenset({"replaces", "timer", "100rel-optional"})
+# Methods we know but do not (yet) serve: 405 with Allow; anything else is 501.
+KNOWN_METHODS = frozenset(
+    {"REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER", "PRACK", "UPDATE"}
+)
+
+
+class UserAgent:
+    """Stateless checks, transactions, dialogs and INVITE sessions for one node."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        flow_for: FlowFactory,
+        clock: Callable[[], float],
+        timers: Timers | None = None,
+        name: str = "callswitch",
+    ) -> None:
+        self.host = host  # the address we put in Via and Contact
+        self.port = port
+        self.flow_for = flow_for
+        self.clock = clock
+        self.name = name
+        self.layer = TransactionLayer(self._send, self, timers)
+        self.on_invite: Callable[[InviteSession], None] | None = None
+        self.handlers: dict[str, RequestHandler] = {}  # other methods, e.g. REGISTER later
+        self.sessions: dict[DialogId, InviteSession] = {}
+        self._by_invite: dict[tuple, InviteSession] = {}  # server INVITE txn key → session
+        self._callbacks: dict[tuple, ResponseCallback] = {}  # client txn key → callback
+        self.requests_received: Counter[str] = Counter()
+        self.responses_sent: Counter[int] = Counter()
+        self.parse_errors = 0
+
+    @property
+    def allow(self) -> str:
+        return ", ".join(["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", *self.handlers])
+
+    # -- receiving
+
+    def receive(self, data: bytes, flow: Flow) -> None:
+        """Entry point for every message a transport receives."""
+        try:
+            message = parse_message(data)
+        except SipParseError as exc:
+            self.parse_errors += 1
+            request = exc.request
+            log.info("sip.bad_message", extra={"peer": flow.remote, "reason": exc.reason})
+            # RFC 3261 §8.2: answer 400 when we can; an ACK never gets a response.
+            if request is not None and request.method != "ACK":
+                self._fix_via(request, flow)
+                status = getattr(exc, "status", 400)
+                response = make_response(request, status, exc.reason)
+                self._response_flow(request, flow).send(response.serialize())
+                self.responses_sent[status] += 1
+            return
+        now = self.clock()
+        if isinstance(message, Response):
+            self._receive_response(message, now)
+        else:
+            self._receive_request(message, flow, now)
+
+    def _receive_request(self, request: Request, flow: Flow, now: float) -> None:
+        self.requests_received[request.method] += 1
+        self._fix_via(request, flow)
+        response_flow = self._response_flow(request, flow)
+        txn, deliver = self.layer.receive_request(request, response_flow, flow.reliable, now)
+        if not deliver:
+            return
+        method = request.method
+        if method == "ACK":
+            self._receive_ack(request, now)
+            return
+        assert txn is not None
+        to_tag = request.to_tag
+        if method == "INVITE" and not to_tag:
+            self._receive_invite(request, txn, flow)
+        elif method == "CANCEL":
+            self._receive_cancel(request, txn)
+        elif method == "OPTIONS":
+            self._respond(
+                txn,
+                request,
+                200,
+                headers=[
+                    ("Allow", self.allow),
+                    ("Accept", "application/sdp"),
+                    ("Supported", ", ".join(sorted(SUPPORTED_EXTENSIONS - {"100rel-optional"}))),
+                ],
+            )
+        elif method in self.handlers:
+            self.handlers[method](request, txn, flow)
+        elif to_tag:
+            self._receive_in_dialog(request, txn)
+        elif method in ("BYE", "INFO"):
+            self._respond(txn, request, 481)
+        elif method in KNOWN_METHODS:
+            self._respond(txn, request, 405, headers=[("Allow", self.allow)])
+        else:
+            self._respond(txn, request, 501)
+
+    def _receive_invite(self, request: Request, txn: ServerTransaction, flow: Flow) -> None:
+        assert isinstance(txn, ServerInviteTransaction)
+        uri = request.request_uri
+        if uri.scheme not in ("sip", "sips"):
+            self._respond(txn, request, 416)
+            return
+        unsupported = [
+            option
+            for value in request.headers.get_all("Require")
+            for option in [value.strip().lower()]
+            if option not in SUPPORTED_EXTENSIONS
+        ]
+        if unsupported:
+            self._respond(txn, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
+            return
+        if request.body and request.content_type != "application/sdp":
+            self._respond(txn, request, 415, headers=[("Accept", "application/sdp")])
+            return
+        # A 100 at once stops the caller's INVITE retransmissions (RFC 3261 §17.2.1).
+        self._respond(txn, request, 100)
+        session = InviteSession(self, request, txn, flow)
+        self._by_invite[txn.key] = session
+        log.info(
+            "sip.invite",
+            extra={
+                "call_id": request.call_id,
+                "to": uri.user,
+                "from": request.from_.uri.user,
+                "peer": flow.remote,
+                "transport": flow.transport,
+            },
+        )
+        if self.on_invite is None:
+            session.reject(480)
+        else:
+            self.on_invite(session)
+
+    def _receive_cancel(self, request: Request, txn: ServerTransaction) -> None:
+        invite = self.layer.find_invite(request)
+        if invite is None:
+            self._respond(txn, request, 481)
+            return
+        self._respond(txn, request, 200)
+        session = self._by_invite.get(invite.key)
+        if session is not None:  # else the INVITE already got its final response
+            session._cancelled()
+
+    def _receive_ack(self, request: Request, now: float) -> None:
+        session = self.sessions.get((request.call_id, request.to_tag or "", request.from_tag or ""))
+        if session is None:
+            return  # RFC 3261 §17.2.3: an ACK nobody wants is dropped
+        session.txn.ack_received(now)
+        session._acked()
+
+    def _receive_in_dialog(self, request: Request, txn: ServerTransaction) -> None:
+        dialog_id = (request.call_id, request.to_tag or "", request.from_tag or "")
+        session = self.sessions.get(dialog_id)
+        if session is None or session.dialog is None:
+            self._respond(txn, request, 481)
+            return
+        if not session.dialog.accept_request(request):
+            self._respond(txn, request, 500, "Out of Order")
+            return
+        method = request.method
+        if method == "BYE":
+            self._respond(txn, request, 200)
+            session.txn.ack_received(self.clock())  # a BYE before the ACK ends 2xx retransmits
+            session._remote_bye()
+        elif method == "INVITE":
+            self._receive_reinvite(session, request, txn)
+        elif method == "INFO":
+            self._respond(txn, request, 200)
+            digit = _dtmf_relay_digit(request)
+            if digit:
+                session.on_dtmf(digit)
+        elif method == "UPDATE" and not request.body:
+            self._respond(txn, request, 200)  # a session-timer refresh (RFC 4028)
+        elif method in KNOWN_METHODS:
+            self._respond(txn, request, 405, headers=[("Allow", self.allow)])
+        else:
+            self._respond(txn, request, 501)
+
+    def _receive_reinvite(
+        self, session: InviteSession, request: Request, txn: ServerTransaction
+    ) -> None:
+        """A re-INVITE keeps our media as it is: we answer with our current SDP
+        (RFC 3264 §8: an unchanged session description), which covers session
+        refreshes and a peer putting us on hold."""
+        assert isinstance(txn, ServerInviteTransaction)
+        if request.body and request.content_type != "application/sdp":
+            self._respond(txn, request, 415, headers=[("Accept", "application/sdp")])
+            return
+        sdp = session.local_sdp or b""
+        response = make_response(
+            request,
+            200,
+            to_tag=session.local_tag,
+            body=sdp,
+            content_type="application/sdp" if sdp else None,
+            headers=[("Contact", self.contact_for(session.flow))],
+        )
+        txn.send_response(response, self.clock())
+        self.responses_sent[200] += 1
+
+    def _receive_response(self, response: Response, now: float) -> None:
+        if not self.layer.receive_response(response, now):
+            log.debug("sip.stray_response", extra={"call_id": response.call_id})
+
+    # -- the transaction user interface
+
+    def transaction_response(self, txn: ClientTransaction, response: Response) -> None:
+        if response.status >= 200:
+            callback = self._callbacks.pop(txn.key, None)
+            if callback is not None:
+                callback(response)
+
+    def transaction_timeout(self, txn) -> None:
+        if isinstance(txn, ServerInviteTransaction):
+            session = self._by_invite.pop(txn.key, None)
+            if session is not None:
+                session._ack_timeout()
+            return
+        callback = self._callbacks.pop(txn.key, None)
+        if callback is not None:
+            callback(None)
+
+    # -- sending
+
+    def _send(self, flow: Flow, data: bytes) -> None:
+        flow.send(data)
+
+    def _respond(
+        self,
+        txn: ServerTransaction,
+        request: Request,
+        status: int,
+        reason: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        response = make_response(request, status, reason, headers=headers)
+        response.headers.add("Server", self.name)
+        txn.send_response(response, self.clock())
+        self.responses_sent[status] += 1
+
+    def send_in_dialog(
+        self,
+        dialog: Dialog,
+        method: str,
+        body: bytes = b"",
+        content_type: str | None = None,
+        callback: ResponseCallback | None = None,
+    ) -> ClientTransaction | None:
+        """Send a request within ``dialog`` in a new client transaction."""
+        flow = self._dialog_flow(dialog)
+        if flow is None:
+            log.warning("sip.no_route", extra={"call_id": dialog.call_id, "method": method})
+            if callback is not None:
+                callback(None)
+            return None
+        request = dialog.create_request(method, body, content_type)
+        request.headers.prepend("Via", self._via(flow))
+        txn = self.layer.start_client(request, flow, flow.reliable, self.clock())
+        if callback is not None:
+            self._callbacks[txn.key] = callback
+        return txn
+
+    def _dialog_flow(self, dialog: Dialog) -> Flow | None:
+        flow = dialog.flow
+        if flow is not None and flow.reliable and flow.is_open and not dialog.route_set:
+            return flow  # reuse the connection the dialog came on (RFC 5923 spirit)
+        hop = dialog.next_hop()
+        transport = (hop.params.get("transport") or (flow.transport if flow else "UDP")).upper()
+        # The peer is behind a NAT when its packets come from elsewhere than its
+        # Contact says; then its Contact is unreachable and the source address is
+        # the way back (what Asterisk calls force_rport + rewrite_contact).
+        behind_nat = flow is not None and flow.remote[0] != hop.host.strip("[]")
+        if behind_nat and not flow.reliable and transport == "UDP" and not dialog.route_set:
+            return flow
+        return self.flow_for(transport, hop.host, hop.port)
+
+    def _via(self, flow: Flow) -> str:
+        return f"SIP/2.0/{flow.transport} {self._host_port()};branch={generate_branch()};rport"
+
+    def _host_port(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def contact_for(self, flow: Flow) -> str:
+        suffix = "" if flow.transport == "UDP" else f";transport={flow.transport.lower()}"
+        return f"<sip:{self._host_port()}{suffix}>"
+
+    # -- Via handling (RFC 3261 §18.2.1, RFC 3581 §4)
+
+    def _fix_via(self, request: Request, flow: Flow) -> None:
+        vias = request.headers.get_all("Via")
+        if not vias:
+            return
+        via = Via.parse(vias[0])
+        source_host, source_port = flow.remote
+        changed = False
+        if via.host.strip("[]") != source_host:
+            via.params["received"] = source_host
+            changed = True
+        if "rport" in via.params and via.params["rport"] is None:
+            via.params["rport"] = str(source_port)
+            changed = True
+        if changed:
+            request.headers.set("Via", str(via))
+            for value in vias[1:]:
+                request.headers.add("Via", value)
+
+    def _response_flow(self, request: Request, flow: Flow) -> Flow:
+        """Where responses go (RFC 3261 §18.2.2, RFC 3581 §4)."""
+        if flow.reliable:
+            return flow
+        via = request.via
+        if "rport" in via.params:
+            return flow
+        host = via.params.get("received") or via.host
+        port = via.port or 5060
+        if (host.strip("[]"), port) == tuple(flow.remote):
+            return flow
+        return self.flow_for("UDP", host, port) or flow
+
+    # -- session bookkeeping
+
+    def register_session(self, session: InviteSession) -> None:
+        assert session.dialog is not None
+        self.sessions[session.dialog.id] = session
+
+    def unregister_session(self, session: InviteSession) -> None:
+        if session.dialog is not None:
+            self.sessions.pop(session.dialog.id, None)
+        self._by_invite.pop(session.txn.key, None)
+
+    def hangup_all(self) -> int:
+        """End every session (on shutdown); returns how many there were."""
+        sessions = {*self.sessions.values(), *self._by_invite.values()}
+        for session in sessions:
+            session.hangup(EndReason.SHUTDOWN)
+        return len(sessions)
+
+    # -- time
+
+    def next_deadline(self) -> float | None:
+        return self.layer.next_deadline()
+
+    def handle_timer(self, now: float) -> None:
+        self.layer.handle_timer(now)
+
+
+def _dtmf_relay_digit(request: Request) -> str | None:
+    """The digit of a SIP INFO application/dtmf-relay body ("Signal=5")."""
+    if request.content_type not in ("application/dtmf-relay", "application/dtmf"):
+        return None
+    text = request.body.decode("ascii", "replace")
+    if request.content_type == "application/dtmf":
+        return text.strip()[:1] or None
+    for line in text.splitlines():
+        name, _, value = line.partition("=")
+        if name.strip().lower() == "signal":
+            return value.strip()[:1] or None
+    return None

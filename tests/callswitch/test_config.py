@@ -1,0 +1,110 @@
+"""Settings: flags beat the environment, which beats callswitch.toml."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import pytest
+
+from callswitch.config import PLANES, ConfigError, add_arguments, load_settings
+from callswitch.logs import LogfmtFormatter
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_defaults_match_the_design_table(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(parse([]), environ={})
+    assert (s.http_port, s.sip_port, s.sip_tls_port, s.sip_ws_port) == (8080, 5060, 5061, 5066)
+    assert (s.turn_port, s.turn_tls_port) == (3478, 5349)
+    assert s.rtp_ports == (20000, 29999) and s.relay_ports == (30000, 39999)
+    assert s.bind == "0.0.0.0" and s.data_dir == "./callswitch-data"
+    assert s.turn_realm == "callswitch" and s.only == PLANES
+    assert s.public_address  # the first non-loopback address, or loopback on a bare box
+
+
+def test_flag_beats_environment_beats_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "callswitch.toml").write_text(
+        'sip_port = 5070\nhttp-port = 9000\nrtp_ports = "40000-40100"\nturn_user = ["a:b"]\n'
+    )
+    env = {"CALLSWITCH_SIP_PORT": "5080", "CALLSWITCH_TURN_REALM": "example.org"}
+    s = load_settings(parse(["--sip-port", "5090"]), environ=env)
+    assert s.sip_port == 5090 and s.http_port == 9000 and s.turn_realm == "example.org"
+    assert s.rtp_ports == (40000, 40100) and s.turn_user == ["a:b"]
+    s = load_settings(parse([]), environ=env)
+    assert s.sip_port == 5080
+
+
+def test_repeatable_flags_and_planes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(
+        parse(
+            [
+                "--turn-user",
+                "a:1",
+                "--turn-user",
+                "b:2",
+                "--only",
+                "sip,api",
+                "--turn-allow-peer",
+                "10.0.0.0/8",
+            ]
+        ),
+        environ={},
+    )
+    assert s.turn_user == ["a:1", "b:2"] and s.only == {"sip", "api"}
+    assert s.turn_allow_peer == ["10.0.0.0/8"]
+    assert s.runs("sip") and not s.runs("turn")
+
+
+def test_specific_bind_address_is_the_public_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(parse(["--bind", "127.0.0.1"]), environ={}).public_address == "127.0.0.1"
+
+
+def test_account_seed_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = {"CALLSWITCH_ACCOUNT_SID": "AC" + "0" * 32, "CALLSWITCH_AUTH_TOKEN": "secret"}
+    s = load_settings(parse([]), environ=env)
+    assert s.account_sid == "AC" + "0" * 32 and s.auth_token == "secret"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--sip-port", "70000"],
+        ["--rtp-ports", "30000"],
+        ["--rtp-ports", "300-200"],
+        ["--only", "video"],
+        ["--turn-user", "nopassword"],
+        ["--turn-allow-peer", "10.0.0.0/99"],
+        ["--log-level", "chatty"],
+    ],
+)
+def test_bad_values_name_the_setting(tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=argv[0]):
+        load_settings(parse(argv), environ={})
+
+
+def test_unknown_file_key_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "callswitch.toml").write_text("sip_prot = 5070\n")
+    with pytest.raises(ConfigError, match="sip_prot"):
+        load_settings(parse([]), environ={})
+
+
+def test_log_lines_are_logfmt():
+    record = logging.LogRecord("x", logging.INFO, "f", 1, "sip.invite", (), None)
+    record.call_id = "abc@host"
+    record.peer = ("10.0.0.1", 5060)
+    record.reason = 'Bad "CSeq" value'
+    line = LogfmtFormatter().format(record)
+    assert " level=info event=sip.invite call_id=abc@host peer=10.0.0.1:5060 " in line
+    assert line.endswith('reason="Bad \\"CSeq\\" value"')
