@@ -1,0 +1,159 @@
+"""RTP sessions on loopback sockets: audio, DTMF and RTCP between two of them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+
+import numpy as np
+import pytest
+
+from media.clock import MediaClock
+from media.g711 import ulaw_decode, ulaw_encode
+from media.ports import PortPool, PortsExhausted
+from media.rtp import RtpPacket
+from media.sdp import PCMU, TELEPHONE_EVENT
+from media.session import RtpSession
+from media.tones import ToneGenerator, dominant_frequency, level_dbfs
+
+
+def free_range(size: int = 20) -> tuple[int, int]:
+    """A run of ports that are free now (bound and released at once)."""
+    for base in range(41000, 59000, 97):
+        socks = []
+        try:
+            for port in range(base, base + size):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return base, base + size - 1
+    raise RuntimeError("no free port range")
+
+
+@pytest.fixture
+async def pair():
+    clock = MediaClock()
+    pool = PortPool(*free_range())
+    a = await RtpSession.bind("127.0.0.1", pool, clock)
+    b = await RtpSession.bind("127.0.0.1", pool, clock)
+    a.configure(PCMU, ("127.0.0.1", b.port), dtmf=TELEPHONE_EVENT)
+    b.configure(PCMU, ("127.0.0.1", a.port), dtmf=TELEPHONE_EVENT)
+    a.start()
+    b.start()
+    yield a, b
+    a.close()
+    b.close()
+    clock.close()
+    assert pool.in_use == 0
+
+
+async def test_tone_sent_by_one_session_arrives_at_the_other(pair):
+    a, b = pair
+    tone = ToneGenerator(700, amplitude=0.4)
+    a.source = lambda: ulaw_encode(tone.next_frame(160))
+    frames = []
+    b.on_frame = frames.append
+    await asyncio.sleep(1.0)
+    assert 40 <= len(frames) <= 52  # 50 per second, less the jitter buffer's fill
+    assert all(f.codec == "PCMU" and f.samples == 160 for f in frames)
+    samples = ulaw_decode(b"".join(f.payload for f in frames))
+    assert dominant_frequency(samples) == pytest.approx(700, abs=5)
+    assert level_dbfs(samples) == pytest.approx(20 * np.log10(0.4 / np.sqrt(2)), abs=1.0)
+    timestamps = [f.timestamp for f in frames]
+    assert all(t2 - t1 == 160 for t1, t2 in itertools.pairwise(timestamps))
+
+
+async def test_dtmf_sent_as_rfc4733_arrives_once_per_digit(pair):
+    a, b = pair
+    digits = []
+    b.on_dtmf = digits.append
+    for digit in "1#":
+        a.send_dtmf(digit, duration_ms=80)
+    await asyncio.sleep(0.6)
+    assert digits == ["1", "#"]
+
+
+async def test_echo_wiring_returns_what_was_sent(pair):
+    a, b = pair
+    b.on_frame = b.send_frame  # b is an echo
+    payloads = [bytes([i]) * 160 for i in range(1, 21)]
+    for p in payloads:
+        a.send_payload(p)
+    back = []
+    a.on_frame = lambda f: back.append(f.payload)
+    await asyncio.sleep(1.0)
+    assert back == payloads
+
+
+async def test_sender_reports_reach_the_peer(pair):
+    a, b = pair
+    a.source = lambda: b"\xff" * 160
+    await asyncio.sleep(0.2)
+    a._send_rtcp()
+    await asyncio.sleep(0.1)
+    assert b._lsr != 0  # b took the SR's NTP time for its next LSR
+    b._send_rtcp()
+    await asyncio.sleep(0.1)
+    assert a.remote_report is not None and a.remote_report.ssrc == a.ssrc
+    assert a.remote_report.highest_sequence > 0
+
+
+async def test_packets_from_a_stranger_are_ignored(pair):
+    a, b = pair
+    frames = []
+    b.on_frame = frames.append
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger.bind(("127.0.0.2", 0))
+    try:
+        for seq in range(10):
+            packet = RtpPacket(0, seq, seq * 160, 1234, b"\x00" * 160).serialize()
+            stranger.sendto(packet, ("127.0.0.1", b.port))
+        await asyncio.sleep(0.3)
+    finally:
+        stranger.close()
+    assert frames == [] and b.remote == ("127.0.0.1", a.port)
+
+
+async def test_garbage_is_counted_not_fatal(pair):
+    a, b = pair
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for junk in (b"", b"\x80", b"\x00" * 20, b"\x9f\x00" + b"\x00" * 10, b"\x80\xc8\x00\x09"):
+            sock.sendto(junk, ("127.0.0.1", b.port))
+            sock.sendto(junk, ("127.0.0.1", b.port + 1))
+        await asyncio.sleep(0.1)
+    finally:
+        sock.close()
+    assert b.bad_packets >= 3
+    a.source = lambda: b"\xff" * 160
+    got = []
+    b.on_frame = got.append
+    await asyncio.sleep(0.2)
+    assert got  # still receiving
+
+
+def test_port_pool_hands_out_even_ports_least_recently_used_first():
+    pool = PortPool(10001, 10008)
+    assert [pool.acquire() for _ in range(3)] == [10002, 10004, 10006]
+    with pytest.raises(PortsExhausted):
+        pool.acquire()
+    pool.release(10002)
+    assert pool.acquire() == 10002 and pool.in_use == 3
+
+
+async def test_media_clock_ticks_every_20_ms_without_drift():
+    clock = MediaClock()
+    loop = asyncio.get_running_loop()
+    times = []
+    clock.subscribe(lambda: times.append(loop.time()))
+    await asyncio.sleep(0.5)
+    clock.close()
+    assert 22 <= len(times) <= 26
+    span = times[-1] - times[0]
+    assert span == pytest.approx((len(times) - 1) * 0.020, abs=0.01)
