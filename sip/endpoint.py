@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from sip.transaction import Timers
 from sip.transport import Transports
 from sip.ua import UserAgent
 
 __all__ = ["SipEndpoint"]
+
+log = logging.getLogger("callswitch.sip")
 
 
 class SipEndpoint:
@@ -42,7 +45,10 @@ class SipEndpoint:
             self.ua.port = self.transports.udp.local[1]
 
     def _receive(self, data: bytes, flow) -> None:
-        self.ua.receive(data, flow)
+        try:
+            self.ua.receive(data, flow)
+        except Exception:  # a bug must cost one message, never the listener
+            log.exception("sip.internal_error", extra={"peer": flow.remote})
 
     def _wakeup(self, deadline: float) -> None:
         if self._timer_at is None or deadline < self._timer_at:

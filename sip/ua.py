@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from sip.dialog import Dialog, DialogId
-from sip.headers import Via
+from sip.headers import NameAddress, Via
 from sip.invite import EndReason, InviteSession
 from sip.message import (
     Request,
@@ -91,17 +91,25 @@ class UserAgent:
             log.info("sip.bad_message", extra={"peer": flow.remote, "reason": exc.reason})
             # RFC 3261 §8.2: answer 400 when we can; an ACK never gets a response.
             if request is not None and request.method != "ACK":
-                self._fix_via(request, flow)
-                status = getattr(exc, "status", 400)
-                response = make_response(request, status, exc.reason)
-                self._response_flow(request, flow).send(response.serialize())
-                self.responses_sent[status] += 1
+                self._answer_malformed(request, exc, flow)
             return
         now = self.clock()
         if isinstance(message, Response):
             self._receive_response(message, now)
         else:
             self._receive_request(message, flow, now)
+
+    def _answer_malformed(self, request: Request, error: SipParseError, flow: Flow) -> None:
+        """A stateless 400 (or 505) for a request we could read enough of."""
+        try:
+            self._fix_via(request, flow)
+            response = make_response(request, error.status, error.reason)
+            data = response.serialize()
+            response_flow = self._response_flow(request, flow)
+        except SipParseError:
+            return  # not even the Via is usable: nowhere to answer (RFC 3261 §18.3)
+        response_flow.send(data)
+        self.responses_sent[error.status] += 1
 
     def _receive_request(self, request: Request, flow: Flow, now: float) -> None:
         self.requests_received[request.method] += 1
@@ -110,6 +118,18 @@ class UserAgent:
         txn, deliver = self.layer.receive_request(request, response_flow, flow.reliable, now)
         if not deliver:
             return
+        try:
+            self._dispatch(request, txn, flow, now)
+        except SipParseError as exc:
+            # A header read lazily (Contact, From's URI...) was malformed after all.
+            self.parse_errors += 1
+            log.info("sip.bad_header", extra={"call_id": request.call_id, "reason": exc.reason})
+            if txn is not None and txn.last_response is None and request.method != "ACK":
+                self._respond(txn, request, 400, exc.reason)
+
+    def _dispatch(
+        self, request: Request, txn: ServerTransaction | None, flow: Flow, now: float
+    ) -> None:
         method = request.method
         if method == "ACK":
             self._receive_ack(request, now)
@@ -160,6 +180,13 @@ class UserAgent:
         if request.body and request.content_type != "application/sdp":
             self._respond(txn, request, 415, headers=[("Accept", "application/sdp")])
             return
+        # Read now what the dialog will need, so a malformed header is a 400, not a crash later.
+        _ = request.from_.uri, request.to.uri
+        for value in [
+            *request.headers.get_all("Contact")[:1],
+            *request.headers.get_all("Record-Route"),
+        ]:
+            NameAddress.parse(value)
         # A 100 at once stops the caller's INVITE retransmissions (RFC 3261 §17.2.1).
         self._respond(txn, request, 100)
         session = InviteSession(self, request, txn, flow)
