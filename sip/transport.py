@@ -12,7 +12,7 @@ import ipaddress
 import logging
 from collections.abc import Callable
 
-from sip.message import KEEPALIVE_PING, SipParseError, StreamFramer
+from sip.message import KEEPALIVE_PING, KEEPALIVE_PONG, PONG, SipParseError, StreamFramer
 
 __all__ = ["Flow", "TcpConnection", "Transports", "UdpFlow"]
 
@@ -124,8 +124,8 @@ class TcpConnection(asyncio.Protocol, Flow):
             return
         for item in items:
             if item is KEEPALIVE_PING:
-                self.send(b"\r\n")  # RFC 5626 §4.4.1 pong
-            else:
+                self.send(PONG)  # RFC 5626 §4.4.1
+            elif item is not KEEPALIVE_PONG:
                 self._receive(item, self)
 
     def connection_lost(self, exc) -> None:
