@@ -1,0 +1,169 @@
+"""Playing audio into a leg on its media clock: TwiML ``<Say>``, ``<Play>`` and ``<Pause>``.
+
+A leg pulls its outgoing audio from ``leg.source``, a callable asked for the next 20 ms
+payload on every tick of the media clock (see :class:`media.session.RtpSession`). Playback
+installs such a callable: the whole buffer is encoded once, up front, into a list of
+160-byte G.711 frames, so a tick only hands out the next frame. Because pacing is the leg's
+own clock, a playback finishes when its last frame has been pulled, not when a wall-clock
+estimate says so.
+
+Every coroutine here gives the leg back (``leg.source = None``) when it ends, including on
+cancellation, which is how a runner barges in: it cancels the task. Playback also ends when
+the leg closes, since a closed leg never pulls again. A leg that is not sending yet (an
+RTP session with no remote address) holds playback until it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import numpy as np
+
+from media.dtmf import DIGITS
+from media.g711 import SILENCE_ALAW, SILENCE_ULAW, alaw_encode, ulaw_encode
+
+__all__ = [
+    "DIGIT_GAP",
+    "DIGIT_MS",
+    "FRAME_SAMPLES",
+    "PAUSE_DIGIT",
+    "encode_frames",
+    "play",
+    "play_silence",
+    "send_digits",
+]
+
+FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+RATE = 8000
+TICK = FRAME_SAMPLES / RATE
+CLOSED_POLL = 1.0  # how often a waiting playback checks whether the leg has closed
+
+DIGIT_MS = 100  # tone length of each digit sent by send_digits
+DIGIT_GAP = 0.1  # seconds of quiet between digits
+PAUSE_DIGIT = "w"  # Twilio's sendDigits/<Play digits> half-second wait
+PAUSE_SECONDS = 0.5
+
+_CODECS: dict[str, tuple[Callable[[np.ndarray], bytes], int]] = {
+    "PCMU": (ulaw_encode, SILENCE_ULAW),
+    "PCMA": (alaw_encode, SILENCE_ALAW),
+}
+
+
+def encode_frames(samples: np.ndarray, codec: str) -> list[bytes]:
+    """int16 8 kHz samples as 160-byte frames of ``codec``; the last is padded with silence."""
+    try:
+        encode, silence = _CODECS[codec.upper()]
+    except KeyError:
+        raise ValueError(f"cannot play into a {codec} leg: PCMU or PCMA only") from None
+    samples = np.asarray(samples)
+    if samples.ndim != 1:
+        raise ValueError(f"expected mono samples, got shape {samples.shape}")
+    payload = encode(samples)
+    payload += bytes([silence]) * (-len(payload) % FRAME_SAMPLES)
+    return [payload[i : i + FRAME_SAMPLES] for i in range(0, len(payload), FRAME_SAMPLES)]
+
+
+class _Frames:
+    """The ``leg.source`` of one playback: hands out frames, resolves ``done`` after the last."""
+
+    __slots__ = ("_frames", "_index", "_passes_left", "done")
+
+    def __init__(self, frames: list[bytes], passes: int, done: asyncio.Future) -> None:
+        self._frames = frames
+        self._index = 0
+        self._passes_left = passes  # 0: forever
+        self.done = done
+
+    def __call__(self) -> bytes | None:
+        if self.done.done():
+            return None
+        frame = self._frames[self._index]
+        self._index += 1
+        if self._index == len(self._frames):
+            self._index = 0
+            if self._passes_left:
+                self._passes_left -= 1
+                if not self._passes_left:
+                    self.done.set_result(None)
+        return frame
+
+
+class _Quiet:
+    """The ``leg.source`` of a pause: sends nothing for ``ticks`` ticks."""
+
+    __slots__ = ("_ticks_left", "done")
+
+    def __init__(self, ticks: int, done: asyncio.Future) -> None:
+        self._ticks_left = ticks
+        self.done = done
+
+    def __call__(self) -> None:
+        if self._ticks_left > 0:
+            self._ticks_left -= 1
+            if not self._ticks_left:
+                self.done.set_result(None)
+        return None
+
+
+async def _run(leg, source: _Frames | _Quiet) -> None:
+    leg.source = source
+    try:
+        while not source.done.done() and not getattr(leg, "closed", False):
+            await asyncio.wait((source.done,), timeout=CLOSED_POLL)
+    finally:
+        if leg.source is source:  # another playback may have taken over meanwhile
+            leg.source = None
+
+
+def _check_leg(leg) -> None:
+    rate = getattr(leg, "sample_rate", RATE)
+    if rate != RATE:
+        raise ValueError(f"cannot play 8 kHz audio into a {rate} Hz leg")
+
+
+async def play(leg, samples: np.ndarray, *, loop: int = 1) -> None:
+    """Play int16 8 kHz mono ``samples`` into ``leg``, ``loop`` times (0: until cancelled).
+
+    Returns once the leg has pulled the last frame (or has closed). Empty audio returns at
+    once. Raises ValueError for a codec other than PCMU/PCMA or a negative ``loop``.
+    """
+    if loop < 0:
+        raise ValueError(f"loop must be 0 (forever) or more, not {loop}")
+    _check_leg(leg)
+    frames = encode_frames(samples, leg.codec)
+    if not frames:
+        return
+    await _run(leg, _Frames(frames, loop, asyncio.get_running_loop().create_future()))
+
+
+async def play_silence(leg, seconds: float) -> None:
+    """Send nothing for ``seconds``, counted in the leg's 20 ms ticks (``<Pause>``)."""
+    ticks = round(seconds / TICK)
+    if ticks <= 0:
+        return
+    await _run(leg, _Quiet(ticks, asyncio.get_running_loop().create_future()))
+
+
+async def send_digits(
+    leg, digits: str, *, duration_ms: int = DIGIT_MS, gap: float = DIGIT_GAP
+) -> None:
+    """Send ``digits`` as DTMF through ``leg.send_dtmf``, one after the other.
+
+    ``0-9 * # A-D`` are key presses, each followed by a wait of its duration plus ``gap``
+    (so the next starts after it, and the call returns once the last is out); ``w`` waits
+    half a second, as in Twilio's ``sendDigits``. The whole string is checked first:
+    ValueError and nothing sent if any other character is in it. Stops early if the leg
+    closes.
+    """
+    bad = sorted({d for d in digits if d != PAUSE_DIGIT and d.upper() not in DIGITS})
+    if bad:
+        raise ValueError(f"not DTMF digits: {''.join(bad)!r}")
+    for digit in digits:
+        if getattr(leg, "closed", False):
+            return
+        if digit == PAUSE_DIGIT:
+            await asyncio.sleep(PAUSE_SECONDS)
+        else:
+            leg.send_dtmf(digit.upper(), duration_ms)
+            await asyncio.sleep(duration_ms / 1000 + gap)
