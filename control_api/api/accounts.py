@@ -1,0 +1,57 @@
+"""The Accounts resource: ``GET Accounts/{Sid}.json`` and ``GET Accounts.json``.
+
+An account sees only itself (there are no subaccounts).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from control_api.api.auth import AuthenticatedAccount, PathAccount
+from control_api.api.paging import PageRequest, page_body
+from control_api.api.params import query_params
+from control_api.sids import rfc2822
+from control_api.store import Account
+
+__all__ = ["account_json", "account_uri", "router"]
+
+API_VERSION = "2010-04-01"
+
+router = APIRouter()
+
+
+def account_uri(sid: str) -> str:
+    return f"/{API_VERSION}/Accounts/{sid}"
+
+
+def account_json(account: Account) -> dict:
+    base = account_uri(account.sid)
+    return {
+        "auth_token": account.auth_token,
+        "date_created": rfc2822(account.date_created),
+        "date_updated": rfc2822(account.date_updated),
+        "friendly_name": account.friendly_name,
+        "owner_account_sid": account.sid,
+        "sid": account.sid,
+        "status": account.status,
+        "subresource_uris": {
+            "calls": f"{base}/Calls.json",
+            "incoming_phone_numbers": f"{base}/IncomingPhoneNumbers.json",
+        },
+        "type": "Full",
+        "uri": f"{base}.json",
+    }
+
+
+@router.get("/2010-04-01/Accounts/{account_sid}.json")
+async def fetch_account(account: PathAccount) -> JSONResponse:
+    return JSONResponse(account_json(account))
+
+
+@router.get("/2010-04-01/Accounts.json")
+async def list_accounts(request: Request, account: AuthenticatedAccount) -> JSONResponse:
+    params = query_params(request)
+    page = PageRequest.from_params(params)
+    rows = [account_json(account)] if page.offset == 0 else []
+    return JSONResponse(page_body(request, params, "accounts", rows, page))

@@ -1,0 +1,321 @@
+"""The Calls resource: list, fetch, update (hang up, cancel, redirect) and delete.
+
+Calls are written to the store by the call engine; this module reads them, and asks the
+engine to act on live ones through ``LiveCalls``. Creating a call through the API
+(``POST Calls.json``) checks its parameters as Twilio does and then answers 501: outbound
+calls are not there yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from control_api.api.accounts import API_VERSION, account_uri
+from control_api.api.auth import PathAccount
+from control_api.api.paging import PageRequest, page_body
+from control_api.api.params import (
+    Params,
+    day_after,
+    form_params,
+    parse_method,
+    parse_time,
+    parse_url,
+    query_params,
+    restore_plus,
+)
+from control_api.errors import (
+    CALL_METHOD_INVALID,
+    CALL_NOT_IN_PROGRESS,
+    CALL_URL_INVALID,
+    CANNOT_DELETE_UNFINISHED,
+    FROM_INVALID,
+    FROM_REQUIRED,
+    METHOD_NOT_ALLOWED,
+    TO_INVALID,
+    TO_REQUIRED,
+    ApiError,
+)
+from control_api.sids import is_sid, rfc2822
+from control_api.store import Account, CallRecord, Store, format_number, normalize_e164
+
+__all__ = [
+    "CALL_STATUSES",
+    "FINISHED_STATUSES",
+    "LiveCalls",
+    "call_json",
+    "check_new_call",
+    "router",
+]
+
+CALL_STATUSES = frozenset(
+    {"queued", "ringing", "in-progress", "completed", "busy", "failed", "no-answer", "canceled"}
+)
+FINISHED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+LIST = "/2010-04-01/Accounts/{account_sid}/Calls.json"
+INSTANCE = "/2010-04-01/Accounts/{account_sid}/Calls/{sid}.json"
+
+router = APIRouter()
+
+
+class LiveCalls(Protocol):
+    """What the REST API asks of the call engine about calls in progress.
+
+    Each method answers False when the account has no such live call (it has ended, or
+    never was), which the API reports as Twilio's 21220. Return once the change has
+    been made, and the store updated where the change shows there (status, end time),
+    so that the call the API answers with is fresh.
+    """
+
+    async def hangup(self, account_sid: str, call_sid: str) -> bool:
+        """``Status=completed``: end the call, whatever state it is in."""
+        ...
+
+    async def cancel(self, account_sid: str, call_sid: str) -> bool:
+        """``Status=canceled``: end a queued or ringing call; one answered already goes on."""
+        ...
+
+    async def redirect(
+        self,
+        account_sid: str,
+        call_sid: str,
+        *,
+        url: str | None = None,
+        method: str = "POST",
+        twiml: str | None = None,
+    ) -> bool:
+        """Replace the running TwiML: fetch it from ``url`` with ``method``, or run ``twiml``."""
+        ...
+
+
+def call_uri(account_sid: str, sid: str) -> str:
+    return f"{account_uri(account_sid)}/Calls/{sid}"
+
+
+def call_json(call: CallRecord) -> dict:
+    base = call_uri(call.account_sid, call.sid)
+    return {
+        "account_sid": call.account_sid,
+        "annotation": None,
+        "answered_by": call.answered_by,
+        "api_version": API_VERSION,
+        "caller_name": call.caller_name,
+        "date_created": _date(call.date_created),
+        "date_updated": _date(call.date_updated),
+        "direction": call.direction,
+        "duration": None if call.duration is None else str(call.duration),
+        "end_time": _date(call.end_time),
+        "forwarded_from": call.forwarded_from,
+        "from": call.from_,
+        "from_formatted": format_number(call.from_),
+        "group_sid": None,
+        "parent_call_sid": call.parent_call_sid,
+        "phone_number_sid": call.phone_number_sid,
+        "price": call.price,
+        "price_unit": call.price_unit,
+        "queue_time": "0",
+        "sid": call.sid,
+        "start_time": _date(call.start_time),
+        "status": call.status,
+        "subresource_uris": {
+            name: f"{base}/{path}.json"
+            for name, path in (
+                ("events", "Events"),
+                ("notifications", "Notifications"),
+                ("payments", "Payments"),
+                ("recordings", "Recordings"),
+                ("siprec", "Siprec"),
+                ("streams", "Streams"),
+                ("transcriptions", "Transcriptions"),
+                ("user_defined_message_subscriptions", "UserDefinedMessageSubscriptions"),
+                ("user_defined_messages", "UserDefinedMessages"),
+            )
+        },
+        "to": call.to,
+        "to_formatted": format_number(call.to),
+        "trunk_sid": None,
+        "uri": f"{base}.json",
+    }
+
+
+def _date(value: datetime | None) -> str | None:
+    return None if value is None else rfc2822(value)
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def _live_calls(request: Request) -> LiveCalls:
+    return request.app.state.live_calls
+
+
+async def _existing(request: Request, account: Account, sid: str) -> CallRecord:
+    # Checking the form first keeps arbitrary path text (NUL, say) away from the database.
+    call = await _store(request).get_call(account.sid, sid) if is_sid(sid, "CA") else None
+    if call is None:
+        raise ApiError.not_found(request.url.path)
+    return call
+
+
+@dataclass(slots=True)
+class TimeRange:
+    """One time filter (``StartTime`` or ``EndTime``): after <= t < before."""
+
+    after: datetime | None = None
+    before: datetime | None = None
+
+    @classmethod
+    def from_params(cls, params: Params, name: str) -> TimeRange:
+        """Twilio's ``Name``, ``Name<`` and ``Name>`` (``<=``/``>=`` spelled out too).
+
+        ``Name`` is the whole UTC day of the value; ``Name>`` on or after the value;
+        ``Name<`` before it. The library sends ``Name<`` and ``Name>``; a query string
+        written as ``Name>=2026-11-24`` arrives as ``Name>`` too.
+        """
+        bounds = cls()
+        for suffix in ("", "<", ">", "<=", ">="):
+            value = params.get(name + suffix)
+            if not value:
+                continue
+            instant, _ = parse_time(name + suffix, value)
+            if suffix == "":
+                day = datetime.combine(instant.date(), datetime.min.time(), instant.tzinfo)
+                bounds.narrow(after=day, before=day_after(instant))
+            elif suffix.startswith(">"):
+                bounds.narrow(after=instant)
+            else:
+                bounds.narrow(before=instant)
+        return bounds
+
+    def narrow(self, after: datetime | None = None, before: datetime | None = None) -> None:
+        if after is not None and (self.after is None or after > self.after):
+            self.after = after
+        if before is not None and (self.before is None or before < self.before):
+            self.before = before
+
+
+@router.get(LIST)
+async def list_calls(request: Request, account: PathAccount) -> Response:
+    params = query_params(request)
+    page = PageRequest.from_params(params)
+    status = params.get("Status") or None
+    if status is not None and status not in CALL_STATUSES:
+        raise ApiError.bad_parameter(f"Status must be one of {', '.join(sorted(CALL_STATUSES))}")
+    start = TimeRange.from_params(params, "StartTime")
+    end = TimeRange.from_params(params, "EndTime")
+    calls = await _store(request).list_calls(
+        account.sid,
+        to=restore_plus(params.get("To") or None),
+        from_=restore_plus(params.get("From") or None),
+        status=status,
+        parent_call_sid=params.get("ParentCallSid") or None,
+        start_time_after=start.after,
+        start_time_before=start.before,
+        end_time_after=end.after,
+        end_time_before=end.before,
+        offset=page.offset,
+        limit=page.fetch_limit,
+    )
+    rows = [call_json(call) for call in calls]
+    return JSONResponse(page_body(request, params, "calls", rows, page))
+
+
+@router.post(LIST)
+async def create_call(request: Request, account: PathAccount) -> Response:
+    params = await form_params(request)
+    check_new_call(params)
+    # 20004 is Twilio's "this method is not supported for the resource"; 501 says "yet".
+    raise ApiError(
+        501,
+        METHOD_NOT_ALLOWED,
+        "Creating calls through the REST API is not supported yet",
+    )
+
+
+def check_new_call(params: Params) -> None:
+    """Twilio's checks of ``POST Calls.json``, in Twilio's order of codes."""
+    to = restore_plus(params.get("To"))
+    if not to:
+        raise ApiError.bad_parameter("A 'To' phone number is required.", TO_REQUIRED)
+    from_ = restore_plus(params.get("From"))
+    if not from_:
+        raise ApiError.bad_parameter("A 'From' phone number is required.", FROM_REQUIRED)
+    if not _is_address(to):
+        raise ApiError.bad_parameter(f"The 'To' number {to[:64]} is not valid.", TO_INVALID)
+    if not _is_address(from_):
+        raise ApiError.bad_parameter(f"The 'From' number {from_[:64]} is not valid.", FROM_INVALID)
+    if not (params.get("Url") or params.get("Twiml") or params.get("ApplicationSid")):
+        raise ApiError.bad_parameter(
+            "One of Url, Twiml or ApplicationSid is required.", CALL_URL_INVALID
+        )
+    for name in ("Url", "FallbackUrl", "StatusCallback"):
+        if params.get(name):
+            parse_url(name, params[name], CALL_URL_INVALID)
+    for name in ("Method", "FallbackMethod", "StatusCallbackMethod"):
+        if name in params:
+            parse_method(name, params[name], CALL_METHOD_INVALID)
+
+
+def _is_address(value: str) -> bool:
+    """An E.164 number, ``client:identity`` or a ``sip:``/``sips:`` URI."""
+    scheme, colon, rest = value.partition(":")
+    if colon and scheme.lower() in ("client", "sip", "sips"):
+        return bool(rest.strip())
+    return normalize_e164(value) is not None
+
+
+@router.get(INSTANCE)
+async def fetch_call(request: Request, sid: str, account: PathAccount) -> Response:
+    return JSONResponse(call_json(await _existing(request, account, sid)))
+
+
+@router.post(INSTANCE)
+async def update_call(request: Request, sid: str, account: PathAccount) -> Response:
+    """``Status`` (completed, canceled) ends the call; else ``Twiml`` or ``Url`` redirects it."""
+    params = await form_params(request)
+    await _existing(request, account, sid)
+    live = _live_calls(request)
+    status = params.get("Status")
+    twiml = params.get("Twiml")
+    url = params.get("Url")
+    if status:
+        if status == "completed":
+            acted = await live.hangup(account.sid, sid)
+        elif status == "canceled":
+            acted = await live.cancel(account.sid, sid)
+        else:
+            raise ApiError.bad_parameter("Status must be completed or canceled")
+        if not acted:
+            raise ApiError.bad_parameter(
+                "Call is not in-progress. Cannot update its status.", CALL_NOT_IN_PROGRESS
+            )
+    elif twiml or url:
+        method = parse_method("Method", params.get("Method", ""), CALL_METHOD_INVALID)
+        if twiml:
+            acted = await live.redirect(account.sid, sid, twiml=twiml)
+        else:
+            checked = parse_url("Url", url, CALL_URL_INVALID)
+            acted = await live.redirect(account.sid, sid, url=checked, method=method)
+        if not acted:
+            raise ApiError.bad_parameter(
+                "Call is not in-progress. Cannot redirect.", CALL_NOT_IN_PROGRESS
+            )
+    return JSONResponse(call_json(await _existing(request, account, sid)))
+
+
+@router.delete(INSTANCE)
+async def delete_call(request: Request, sid: str, account: PathAccount) -> Response:
+    call = await _existing(request, account, sid)
+    if call.status not in FINISHED_STATUSES:
+        raise ApiError.bad_parameter(
+            "Cannot delete a call that has not ended", CANNOT_DELETE_UNFINISHED
+        )
+    if not await _store(request).delete_call(account.sid, sid):
+        raise ApiError.not_found(request.url.path)
+    return Response(status_code=204)

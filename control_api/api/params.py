@@ -1,0 +1,137 @@
+"""Request parameters: the form-encoded body of a POST and the query string of a GET.
+
+Twilio's API takes ``application/x-www-form-urlencoded`` bodies with PascalCase names.
+The body is read here rather than by python-multipart so that its size, its encoding
+and the number of fields are bounded, and any malformed body is a 400 in Twilio's shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import parse_qsl, urlsplit
+
+from fastapi import Request
+from starlette.datastructures import ImmutableMultiDict
+
+from control_api.errors import INVALID_PARAMETER, ApiError
+
+__all__ = [
+    "Params",
+    "day_after",
+    "form_params",
+    "parse_method",
+    "parse_time",
+    "parse_url",
+    "query_params",
+    "restore_plus",
+]
+
+Params = ImmutableMultiDict  # name -> value; a repeated name keeps every value (getlist)
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_FIELDS = 200
+MAX_URL_LENGTH = 4000
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+async def form_params(request: Request) -> Params:
+    """The parameters of a form-encoded request body (an empty body has none)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(413, INVALID_PARAMETER, "Request body is too large")
+    if not body:
+        return Params()
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != FORM_TYPE:
+        raise ApiError.bad_parameter(f"Request body must be {FORM_TYPE}")
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError.bad_parameter("Request body is not valid form-encoded UTF-8") from None
+    return _checked(pairs)
+
+
+def query_params(request: Request) -> Params:
+    """The parameters of the query string."""
+    return _checked(request.query_params.multi_items())
+
+
+def _checked(pairs: Iterable[tuple[str, str]]) -> Params:
+    pairs = list(pairs)
+    for name, value in pairs:
+        # PostgreSQL text cannot hold NUL; no parameter has a use for it.
+        if "\x00" in name or "\x00" in value:
+            raise ApiError.bad_parameter("Parameters must not contain NUL characters")
+    return Params(pairs)
+
+
+def restore_plus(value: str | None) -> str | None:
+    """Undo a '+' that the client did not percent-encode and the form decoding made a space."""
+    if value is not None and value.startswith(" ") and value[1:2].isdigit():
+        return "+" + value[1:]
+    return value
+
+
+def parse_url(name: str, value: str, code: int) -> str | None:
+    """An absolute http(s) URL, or None for an empty value (which clears a setting)."""
+    if value == "":
+        return None
+    error = ApiError.bad_parameter(f"{name} is not a valid URL: {value[:200]}", code)
+    if len(value) > MAX_URL_LENGTH or any(ch.isspace() or ord(ch) < 32 for ch in value):
+        raise error
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise error from None
+    if parts.scheme.lower() not in ("http", "https") or not hostname:
+        raise error
+    return value
+
+
+def parse_method(name: str, value: str, code: int) -> str:
+    """GET or POST, in any case; empty means the default, POST."""
+    method = value.upper() or "POST"
+    if method not in ("GET", "POST"):
+        raise ApiError.bad_parameter(f"{name} must be GET or POST", code)
+    return method
+
+
+def parse_time(name: str, value: str) -> tuple[datetime, bool]:
+    """A query-filter time: ``YYYY-MM-DD`` (midnight UTC) or an ISO 8601 date-time.
+
+    Returns the instant and whether a bare date was given. Date-times without an offset
+    are UTC.
+    """
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(), UTC), True
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError.bad_parameter(
+            f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 date-time"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC), False
+    except OverflowError:
+        raise ApiError.bad_parameter(f"{name} is out of range") from None
+
+
+def day_after(instant: datetime) -> datetime | None:
+    """Midnight UTC after ``instant``'s day, or None past the end of the calendar."""
+    try:
+        return datetime.combine(instant.date(), time(), UTC) + timedelta(days=1)
+    except OverflowError:
+        return None

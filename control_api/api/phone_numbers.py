@@ -1,0 +1,217 @@
+"""The IncomingPhoneNumbers resource: the numbers an account answers, and where to.
+
+``POST IncomingPhoneNumbers.json`` provisions a number (201), ``GET`` lists them
+(filters ``PhoneNumber``, partial with '*' for any digit, and ``FriendlyName``), and
+``GET``/``POST``/``DELETE IncomingPhoneNumbers/{Sid}.json`` fetch, update and release one.
+There is no carrier behind callswitch: any E.164 number not held by an account can be
+provisioned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from control_api.api.accounts import API_VERSION, account_uri
+from control_api.api.auth import PathAccount
+from control_api.api.paging import PageRequest, page_body
+from control_api.api.params import (
+    Params,
+    form_params,
+    parse_method,
+    parse_url,
+    query_params,
+    restore_plus,
+)
+from control_api.errors import (
+    INVALID_FRIENDLY_NAME,
+    INVALID_PARAMETER,
+    NUMBER_METHOD_INVALID,
+    NUMBER_URL_INVALID,
+    PHONE_NUMBER_INVALID,
+    PHONE_NUMBER_UNAVAILABLE,
+    ApiError,
+)
+from control_api.sids import is_sid, rfc2822
+from control_api.store import Account, NumberTaken, PhoneNumber, Store, normalize_e164
+from control_api.store.store import MAX_FRIENDLY_NAME
+
+__all__ = ["number_json", "router"]
+
+router = APIRouter()
+
+LIST = "/2010-04-01/Accounts/{account_sid}/IncomingPhoneNumbers.json"
+INSTANCE = "/2010-04-01/Accounts/{account_sid}/IncomingPhoneNumbers/{sid}.json"
+
+
+def _friendly_name(name: str, value: str) -> str:
+    if not 1 <= len(value) <= MAX_FRIENDLY_NAME:
+        raise ApiError.bad_parameter(
+            f"{name} must have 1 to {MAX_FRIENDLY_NAME} characters", INVALID_FRIENDLY_NAME
+        )
+    return value
+
+
+def _url(name: str, value: str) -> str | None:
+    return parse_url(name, value, NUMBER_URL_INVALID)
+
+
+def _method(name: str, value: str) -> str:
+    return parse_method(name, value, NUMBER_METHOD_INVALID)
+
+
+def _application_sid(name: str, value: str) -> str | None:
+    if value == "":
+        return None
+    if not is_sid(value, "AP"):
+        raise ApiError.bad_parameter(f"{name} is not an Application SID", INVALID_PARAMETER)
+    return value
+
+
+# Request parameter -> (store field, parser). The parsers raise Twilio's code for the field.
+SETTINGS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "FriendlyName": ("friendly_name", _friendly_name),
+    "VoiceUrl": ("voice_url", _url),
+    "VoiceMethod": ("voice_method", _method),
+    "VoiceFallbackUrl": ("voice_fallback_url", _url),
+    "VoiceFallbackMethod": ("voice_fallback_method", _method),
+    "StatusCallback": ("status_callback", _url),
+    "StatusCallbackMethod": ("status_callback_method", _method),
+    "SmsUrl": ("sms_url", _url),
+    "SmsMethod": ("sms_method", _method),
+    "SmsFallbackUrl": ("sms_fallback_url", _url),
+    "SmsFallbackMethod": ("sms_fallback_method", _method),
+    "VoiceApplicationSid": ("voice_application_sid", _application_sid),
+    "SmsApplicationSid": ("sms_application_sid", _application_sid),
+}
+
+
+def _settings(params: Params) -> dict[str, Any]:
+    return {
+        field: parse(name, params[name])
+        for name, (field, parse) in SETTINGS.items()
+        if name in params
+    }
+
+
+def number_uri(number: PhoneNumber) -> str:
+    return f"{account_uri(number.account_sid)}/IncomingPhoneNumbers/{number.sid}.json"
+
+
+def number_json(number: PhoneNumber) -> dict:
+    return {
+        "account_sid": number.account_sid,
+        "address_requirements": "none",
+        "address_sid": None,
+        "api_version": API_VERSION,
+        "beta": False,
+        "bundle_sid": None,
+        "capabilities": {"voice": True, "sms": True, "mms": False, "fax": False},
+        "date_created": rfc2822(number.date_created),
+        "date_updated": rfc2822(number.date_updated),
+        "emergency_address_sid": None,
+        "emergency_address_status": "unregistered",
+        "emergency_status": "Inactive",
+        "friendly_name": number.friendly_name,
+        "identity_sid": None,
+        "origin": "hosted",
+        "phone_number": number.phone_number,
+        "sid": number.sid,
+        "sms_application_sid": number.sms_application_sid,
+        "sms_fallback_method": number.sms_fallback_method,
+        "sms_fallback_url": number.sms_fallback_url,
+        "sms_method": number.sms_method,
+        "sms_url": number.sms_url,
+        "status": "in-use",
+        "status_callback": number.status_callback,
+        "status_callback_method": number.status_callback_method,
+        "trunk_sid": None,
+        "uri": number_uri(number),
+        "voice_application_sid": number.voice_application_sid,
+        "voice_caller_id_lookup": False,
+        "voice_fallback_method": number.voice_fallback_method,
+        "voice_fallback_url": number.voice_fallback_url,
+        "voice_method": number.voice_method,
+        "voice_receive_mode": "voice",
+        "voice_url": number.voice_url,
+    }
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+async def _existing(request: Request, account: Account, sid: str) -> PhoneNumber:
+    # Checking the form first keeps arbitrary path text (NUL, say) away from the database.
+    number = await _store(request).get_number(account.sid, sid) if is_sid(sid, "PN") else None
+    if number is None:
+        raise ApiError.not_found(request.url.path)
+    return number
+
+
+@router.post(LIST)
+async def create_number(request: Request, account: PathAccount) -> Response:
+    params = await form_params(request)
+    given = params.get("PhoneNumber")
+    if not given:
+        message = "A PhoneNumber is required"
+        if params.get("AreaCode"):
+            message += " (AreaCode is not supported: there is no pool of numbers to pick from)"
+        raise ApiError.bad_parameter(message, PHONE_NUMBER_INVALID)
+    phone_number = normalize_e164(given)
+    if phone_number is None:
+        raise ApiError.bad_parameter(
+            f"The phone number {given[:64]} is not a valid E.164 number", PHONE_NUMBER_INVALID
+        )
+    try:
+        number = await _store(request).create_number(account.sid, phone_number, **_settings(params))
+    except NumberTaken:
+        raise ApiError.bad_parameter(
+            f"The phone number {phone_number} is not available", PHONE_NUMBER_UNAVAILABLE
+        ) from None
+    return JSONResponse(number_json(number), status_code=201)
+
+
+@router.get(LIST)
+async def list_numbers(request: Request, account: PathAccount) -> Response:
+    params = query_params(request)
+    page = PageRequest.from_params(params)
+    numbers = await _store(request).list_numbers(
+        account.sid,
+        phone_number=restore_plus(params.get("PhoneNumber") or None),
+        friendly_name=params.get("FriendlyName") or None,
+        offset=page.offset,
+        limit=page.fetch_limit,
+    )
+    rows = [number_json(number) for number in numbers]
+    return JSONResponse(page_body(request, params, "incoming_phone_numbers", rows, page))
+
+
+@router.get(INSTANCE)
+async def fetch_number(request: Request, sid: str, account: PathAccount) -> Response:
+    return JSONResponse(number_json(await _existing(request, account, sid)))
+
+
+@router.post(INSTANCE)
+async def update_number(request: Request, sid: str, account: PathAccount) -> Response:
+    params = await form_params(request)
+    await _existing(request, account, sid)
+    target = params.get("AccountSid")
+    if target and target != account.sid:
+        raise ApiError.bad_parameter(
+            "Moving a number to another account is not supported", INVALID_PARAMETER
+        )
+    number = await _store(request).update_number(account.sid, sid, **_settings(params))
+    if number is None:  # released meanwhile
+        raise ApiError.not_found(request.url.path)
+    return JSONResponse(number_json(number))
+
+
+@router.delete(INSTANCE)
+async def delete_number(request: Request, sid: str, account: PathAccount) -> Response:
+    if not (is_sid(sid, "PN") and await _store(request).delete_number(account.sid, sid)):
+        raise ApiError.not_found(request.url.path)
+    return Response(status_code=204)

@@ -1,0 +1,56 @@
+"""The store's engine: SQLAlchemy's asyncio extension on an async driver.
+
+The store's queries are plain functions of a sync ``Connection``, handed to
+``Database.run``, which runs each in one transaction through ``run_sync`` on an
+``AsyncEngine`` (``sqlite+aiosqlite`` here, ``postgresql+asyncpg`` for several nodes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.ext.asyncio import create_async_engine
+
+__all__ = ["Database"]
+
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+# The asyncio driver of each backend: a plain ``sqlite:///`` URL means aiosqlite.
+_ASYNC_DRIVER = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+
+
+class Database:
+    """An engine and the way to run a unit of work on it from a coroutine."""
+
+    def __init__(self, url: URL) -> None:
+        self.dialect_name = url.get_backend_name()
+        driver = _ASYNC_DRIVER.get(self.dialect_name)
+        if driver is not None:
+            url = url.set(drivername=f"{self.dialect_name}+{driver}")
+        self._async_engine = create_async_engine(url)
+        self.engine: Engine = self._async_engine.sync_engine
+        if self.dialect_name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` in a transaction, committed if it returns."""
+        async with self._async_engine.begin() as connection:
+            return await connection.run_sync(work)
+
+    async def dispose(self) -> None:
+        await self._async_engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # Readers do not block the writer nor it them; a writer waits for another instead
+    # of failing at once.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # PostgreSQL enforces foreign keys; make SQLite behave the same.
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,1 @@
+"""Alembic migrations of the store; run by ``Store.open`` (see ``control_api.store.migrate``)."""

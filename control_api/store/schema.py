@@ -1,0 +1,163 @@
+"""The store's tables, in SQLAlchemy Core.
+
+Portable SQL only: the same tables run on SQLite (one process) and PostgreSQL (several
+nodes). Every timestamp is a timezone-aware UTC datetime in Python; ``UTCDateTime`` keeps
+it so on SQLite, which has no time zones. Column names avoid SQL keywords (``to``,
+``from``) so hand-written SQL stays easy.
+
+The migrations in ``migrations/versions`` create these tables; a test checks that the two
+agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["accounts", "calls", "metadata", "phone_numbers", "webhook_outbox"]
+
+
+class UTCDateTime(TypeDecorator):
+    """A ``TIMESTAMP WITH TIME ZONE`` that always hands back aware UTC datetimes.
+
+    PostgreSQL stores the instant; SQLite stores text, so values are converted to UTC and
+    written without an offset (text order is then time order) and read back as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the store only takes timezone-aware datetimes")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+SID = String(34)
+METHOD = String(8)
+URL = Text
+
+# Constraint names spelled out so that migrations can refer to them on every engine.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("friendly_name", String(64), nullable=False),
+    Column("auth_token", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+)
+
+phone_numbers = Table(
+    "phone_numbers",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    # Unique across accounts: an inbound call to a number must find exactly one owner.
+    Column("phone_number", String(16), nullable=False, unique=True),
+    Column("friendly_name", String(64), nullable=False),
+    Column("voice_url", URL),
+    Column("voice_method", METHOD, nullable=False),
+    Column("voice_fallback_url", URL),
+    Column("voice_fallback_method", METHOD, nullable=False),
+    Column("status_callback", URL),
+    Column("status_callback_method", METHOD, nullable=False),
+    Column("sms_url", URL),
+    Column("sms_method", METHOD, nullable=False),
+    Column("sms_fallback_url", URL),
+    Column("sms_fallback_method", METHOD, nullable=False),
+    Column("voice_application_sid", SID),
+    Column("sms_application_sid", SID),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+    Index(None, "account_sid", "date_created"),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    Column("parent_call_sid", SID, index=True),
+    # E.164 numbers, client:alice or sip: URIs.
+    Column("to_address", Text, nullable=False),
+    Column("from_address", Text, nullable=False),
+    Column("phone_number_sid", SID),
+    Column("status", String(16), nullable=False),
+    Column("direction", String(16), nullable=False),
+    Column("start_time", UTCDateTime),
+    Column("end_time", UTCDateTime),
+    Column("duration", Integer),
+    # Kept as text so "-0.01300" comes back exactly as it was written.
+    Column("price", String(32)),
+    Column("price_unit", String(8), nullable=False),
+    Column("answered_by", String(32)),
+    Column("forwarded_from", Text),
+    Column("caller_name", Text),
+    Column("sip_call_id", Text),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+    Index(None, "account_sid", "date_created"),
+)
+
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    # BIGINT on PostgreSQL; INTEGER on SQLite, where only INTEGER PRIMARY KEY autoincrements.
+    Column(
+        "id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("delivery_id", String(64), nullable=False, unique=True),
+    Column("account_sid", SID, nullable=False),
+    Column("url", URL, nullable=False),
+    Column("method", METHOD, nullable=False),
+    # A JSON list of [name, value] pairs: order and repeated names survive.
+    Column("params", JSON, nullable=False),
+    Column("call_sid", SID),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    Column("abandoned_at", UTCDateTime),
+    Column("last_error", Text),
+    Index(None, "next_attempt_at"),
+)

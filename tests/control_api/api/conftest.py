@@ -1,0 +1,190 @@
+"""Fixtures for the REST API tests: a real uvicorn server and the official twilio library.
+
+One server per test module, on a free 127.0.0.1 port, over a store in a temporary
+SQLite file. Tests stay apart by making an account each (``account``/``other``).
+The official ``twilio.rest.Client`` talks to the server through ``LocalHttpClient``,
+which rewrites ``https://api.twilio.com`` to it (reference §11); ``http`` is a plain
+httpx client for what the library cannot send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+import uvicorn
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from control_api.api import create_app
+from control_api.sids import new_sid, utcnow
+from control_api.store import Account, CallRecord, Store
+
+
+@dataclass
+class FakeLiveCalls:
+    """A LiveCalls that records what the API asked; calls in ``live`` are live."""
+
+    live: set[str] = field(default_factory=set)
+    asked: list[tuple] = field(default_factory=list)
+    fail_with: Exception | None = None
+
+    async def hangup(self, account_sid: str, call_sid: str) -> bool:
+        return self._answer(("hangup", account_sid, call_sid))
+
+    async def cancel(self, account_sid: str, call_sid: str) -> bool:
+        return self._answer(("cancel", account_sid, call_sid))
+
+    async def redirect(
+        self,
+        account_sid: str,
+        call_sid: str,
+        *,
+        url: str | None = None,
+        method: str = "POST",
+        twiml: str | None = None,
+    ) -> bool:
+        return self._answer(("redirect", account_sid, call_sid, url, method, twiml))
+
+    def _answer(self, request: tuple) -> bool:
+        self.asked.append(request)
+        if self.fail_with is not None:
+            raise self.fail_with
+        return request[2] in self.live
+
+
+class LocalHttpClient(TwilioHttpClient):
+    """The library's own HTTP client, sent to the local server instead of Twilio."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url
+
+    def request(
+        self,
+        method,
+        url,
+        params=None,
+        data=None,
+        headers=None,
+        auth=None,
+        timeout=None,
+        allow_redirects=False,
+    ):
+        url = url.replace("https://api.twilio.com", self.base_url, 1)
+        return super().request(method, url, params, data, headers, auth, timeout, allow_redirects)
+
+
+@dataclass
+class Api:
+    """The running server and the ways to reach it."""
+
+    base_url: str
+    store: Store
+    live_calls: FakeLiveCalls
+    http: httpx.Client
+    _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(2_000_000))
+
+    def new_number(self) -> str:
+        """An E.164 number no test of the module has used (numbers are unique store-wide)."""
+        return f"+1415{next(self._numbers):07d}"
+
+    def run(self, coroutine):
+        """Run a store coroutine from a (synchronous) test."""
+        return asyncio.run(coroutine)
+
+    def new_account(self) -> Account:
+        return self.run(self.store.create_account("test"))
+
+    def client(self, account: Account, token: str | None = None) -> Client:
+        return Client(
+            account.sid,
+            token if token is not None else account.auth_token,
+            http_client=LocalHttpClient(self.base_url),
+        )
+
+    def insert_call(self, account: Account, **fields) -> CallRecord:
+        fields.setdefault("to", "+14155550100")
+        fields.setdefault("from_", "+14155550199")
+        record = CallRecord(sid=new_sid("CA"), account_sid=account.sid, **fields)
+        return self.run(self.store.insert_call(record))
+
+
+def _free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    path = tmp_path_factory.mktemp("store") / "callswitch.db"
+    store = asyncio.run(Store.open(f"sqlite:///{path}"))
+    live_calls = FakeLiveCalls()
+    sock = _free_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(store, live_calls), log_level="warning", access_log=False, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    base_url = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        yield Api(base_url, store, live_calls, http)
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+    asyncio.run(store.close())
+
+
+@pytest.fixture
+def account(api: Api) -> Account:
+    return api.new_account()
+
+
+@pytest.fixture
+def other(api: Api) -> Account:
+    """A second account, whose data the first must never see."""
+    return api.new_account()
+
+
+@pytest.fixture
+def client(api: Api, account: Account) -> Client:
+    return api.client(account)
+
+
+@pytest.fixture
+def auth(account: Account) -> tuple[str, str]:
+    return (account.sid, account.auth_token)
+
+
+@pytest.fixture
+def number_path(api: Api, client: Client, account: Account) -> str:
+    """The path of a fresh number of ``account``."""
+    number = client.incoming_phone_numbers.create(phone_number=api.new_number())
+    return f"/2010-04-01/Accounts/{account.sid}/IncomingPhoneNumbers/{number.sid}.json"
+
+
+@pytest.fixture
+def at() -> Callable[..., datetime]:
+    """``at(days=-1, hours=2)``: a time relative to a fixed noon, for call times."""
+    noon = utcnow().replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=10)
+
+    def make(**delta: float) -> datetime:
+        return noon + timedelta(**delta)
+
+    return make

@@ -1,0 +1,362 @@
+"""The store on a temporary SQLite file: migrations, accounts, numbers, calls, outbox."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from control_api.sids import is_sid, new_sid
+from control_api.store import CallRecord, NumberTaken, Store
+from control_api.store.schema import metadata
+
+T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "callswitch.db"
+
+
+@pytest.fixture
+async def store(db_path: Path):
+    store = await Store.open(f"sqlite:///{db_path}")
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def account(store: Store):
+    return await store.create_account("main")
+
+
+@pytest.fixture
+async def other(store: Store):
+    return await store.create_account("other")
+
+
+# Opening and migrations
+
+
+async def test_open_creates_directory_and_migrates_to_head(db_path: Path):
+    store = await Store.open(f"sqlite+aiosqlite:///{db_path}")
+    await store.close()
+    with sqlite3.connect(db_path) as raw:
+        version = raw.execute("SELECT version_num FROM alembic_version").fetchall()
+        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
+        journal = raw.execute("PRAGMA journal_mode").fetchone()[0]
+    assert version == [("0001",)]
+    assert {"accounts", "phone_numbers", "calls", "webhook_outbox"} <= tables
+    assert journal == "wal"
+
+
+async def test_reopening_keeps_the_data(db_path: Path):
+    store = await Store.open(f"sqlite:///{db_path}")
+    account = await store.create_account("kept")
+    number = await store.create_number(account.sid, "+14155550100")
+    await store.close()
+
+    store = await Store.open(f"sqlite+aiosqlite:///{db_path}")
+    try:
+        assert await store.get_account(account.sid) == account
+        assert await store.get_number(account.sid, number.sid) == number
+    finally:
+        await store.close()
+
+
+async def test_migrations_build_exactly_the_tables_of_schema(store: Store, db_path: Path):
+    engine = create_engine(f"sqlite:///{db_path}")
+    try:
+        with engine.connect() as connection:
+            diff = compare_metadata(MigrationContext.configure(connection), metadata)
+            indexes = {
+                name: {i["name"] for i in inspect(connection).get_indexes(name)}
+                for name in metadata.tables
+            }
+    finally:
+        engine.dispose()
+    assert diff == []
+    assert "ix_calls_account_sid_date_created" in indexes["calls"]
+
+
+async def test_foreign_keys_are_enforced_as_on_postgresql(store: Store):
+    with pytest.raises(IntegrityError):
+        await store.insert_call(CallRecord(sid=new_sid("CA"), account_sid=new_sid("AC")))
+
+
+# Accounts
+
+
+async def test_create_account_makes_up_sid_and_token(store: Store):
+    account = await store.create_account()
+    assert is_sid(account.sid, "AC")
+    assert len(account.auth_token) == 32
+    assert account.status == "active"
+    assert account.date_created.tzinfo is not None
+    assert await store.get_account(account.sid) == account
+    assert await store.get_account(new_sid("AC")) is None
+
+
+async def test_ensure_account_creates_then_updates_the_token(store: Store):
+    sid = new_sid("AC")
+    created = await store.ensure_account(sid, "first-token")
+    assert created.auth_token == "first-token"
+    updated = await store.ensure_account(sid, "second-token")
+    assert updated.sid == sid
+    assert updated.auth_token == "second-token"
+    assert [a.sid for a in await store.list_accounts()] == [sid]
+
+
+async def test_account_friendly_name_is_bounded(store: Store):
+    with pytest.raises(ValueError):
+        await store.create_account("x" * 65)
+
+
+# Phone numbers
+
+
+async def test_create_number_normalises_and_defaults(store: Store, account):
+    number = await store.create_number(account.sid, "1 (415) 555-0100")
+    assert is_sid(number.sid, "PN")
+    assert number.phone_number == "+14155550100"
+    assert number.friendly_name == "(415) 555-0100"
+    assert number.voice_method == number.sms_method == number.status_callback_method == "POST"
+    assert number.voice_url is None
+    assert await store.get_number(account.sid, number.sid) == number
+
+
+async def test_create_number_rejects_what_is_not_e164(store: Store, account):
+    for bad in ("", "abc", "+0123456789", "+12", "+1234567890123456"):
+        with pytest.raises(ValueError):
+            await store.create_number(account.sid, bad)
+    with pytest.raises(TypeError):
+        await store.create_number(account.sid, "+14155550100", colour="red")
+
+
+async def test_a_number_belongs_to_one_account_only(store: Store, account, other):
+    await store.create_number(account.sid, "+14155550100")
+    with pytest.raises(NumberTaken):
+        await store.create_number(account.sid, "14155550100")
+    with pytest.raises(NumberTaken):
+        await store.create_number(other.sid, "+14155550100")
+
+
+async def test_find_number_with_or_without_plus_across_accounts(store: Store, account, other):
+    mine = await store.create_number(account.sid, "+14155550100")
+    theirs = await store.create_number(other.sid, "+442071838750")
+    assert await store.find_number("14155550100") == mine
+    assert await store.find_number("+14155550100") == mine
+    assert await store.find_number("442071838750") == theirs
+    assert await store.find_number("14155550101") is None
+    assert await store.find_number("echo") is None
+
+
+async def test_numbers_are_seen_only_by_their_account(store: Store, account, other):
+    number = await store.create_number(account.sid, "+14155550100")
+    assert await store.get_number(other.sid, number.sid) is None
+    assert await store.list_numbers(other.sid) == []
+    assert await store.update_number(other.sid, number.sid, voice_url="http://x/") is None
+    assert await store.delete_number(other.sid, number.sid) is False
+    assert (await store.get_number(account.sid, number.sid)).voice_url is None
+
+
+async def test_list_numbers_filters_and_pages(store: Store, account):
+    a = await store.create_number(account.sid, "+14155550100", friendly_name="sales")
+    b = await store.create_number(account.sid, "+14155550199", friendly_name="support")
+    c = await store.create_number(account.sid, "+442071838750", friendly_name="sales")
+
+    async def sids(**filters):
+        return [n.sid for n in await store.list_numbers(account.sid, **filters)]
+
+    assert await sids() == [a.sid, b.sid, c.sid]
+    assert await sids(phone_number="+1415") == [a.sid, b.sid]
+    assert await sids(phone_number="555*1*9") == [b.sid]
+    assert await sids(phone_number="2071838750") == [c.sid]
+    assert await sids(phone_number="%") == []  # LIKE wildcards are literal
+    assert await sids(phone_number="_") == []
+    assert await sids(friendly_name="sales") == [a.sid, c.sid]
+    assert await sids(friendly_name="sale") == []
+    assert await sids(offset=1, limit=1) == [b.sid]
+    assert await store.count_numbers(account.sid) == 3
+    assert await store.count_numbers(account.sid, friendly_name="sales") == 2
+
+
+async def test_update_and_delete_number(store: Store, account):
+    number = await store.create_number(account.sid, "+14155550100")
+    updated = await store.update_number(
+        account.sid, number.sid, voice_url="https://example.com/voice", voice_method="GET"
+    )
+    assert updated.voice_url == "https://example.com/voice"
+    assert updated.voice_method == "GET"
+    assert updated.date_updated >= number.date_updated
+    with pytest.raises(TypeError):
+        await store.update_number(account.sid, number.sid, phone_number="+14155550101")
+    assert await store.delete_number(account.sid, number.sid) is True
+    assert await store.delete_number(account.sid, number.sid) is False
+    assert await store.get_number(account.sid, number.sid) is None
+
+
+# Calls
+
+
+def call(account, **fields) -> CallRecord:
+    return CallRecord(sid=new_sid("CA"), account_sid=account.sid, **fields)
+
+
+async def test_insert_get_and_update_call(store: Store, account):
+    record = await store.insert_call(
+        call(account, to="+14155550100", from_="+14155550199", start_time=T0, sip_call_id="x@y")
+    )
+    assert record.date_created is not None
+    fetched = await store.get_call(account.sid, record.sid)
+    assert fetched == record
+    assert fetched.start_time == T0 and fetched.start_time.tzinfo is not None
+
+    ended = await store.update_call(
+        record.sid,
+        status="completed",
+        end_time=T0 + timedelta(seconds=42),
+        duration=42,
+        price="-0.01300",
+    )
+    assert ended.status == "completed"
+    assert ended.duration == 42
+    assert ended.price == "-0.01300"
+    assert ended.to == "+14155550100" and ended.from_ == "+14155550199"
+    assert ended.date_updated > record.date_updated
+    assert await store.get_call(account.sid, record.sid) == ended
+    assert await store.update_call(new_sid("CA"), status="completed") is None
+    with pytest.raises(TypeError):
+        await store.update_call(record.sid, account_sid=new_sid("AC"))
+
+
+async def test_times_must_be_timezone_aware_and_come_back_utc(store: Store, account):
+    with pytest.raises(StatementError):
+        await store.insert_call(call(account, start_time=datetime(2026, 11, 24, 10)))
+    plus_two = datetime(2026, 11, 24, 14, tzinfo=timezone(timedelta(hours=2)))
+    record = await store.insert_call(call(account, start_time=plus_two))
+    fetched = await store.get_call(account.sid, record.sid)
+    assert fetched.start_time == datetime(2026, 11, 24, 12, tzinfo=UTC)
+    assert fetched.start_time.utcoffset() == timedelta(0)
+
+
+async def test_list_calls_filters_newest_first(store: Store, account, other):
+    parent = await store.insert_call(
+        call(
+            account,
+            to="+1",
+            from_="+2",
+            status="completed",
+            start_time=T0,
+            end_time=T0 + timedelta(minutes=5),
+            date_created=T0,
+        )
+    )
+    child = await store.insert_call(
+        call(
+            account,
+            to="+3",
+            from_="+1",
+            status="completed",
+            parent_call_sid=parent.sid,
+            direction="outbound-dial",
+            start_time=T0 + timedelta(days=1),
+            end_time=T0 + timedelta(days=1, minutes=1),
+            date_created=T0 + timedelta(days=1),
+        )
+    )
+    queued = await store.insert_call(
+        call(account, to="+1", from_="+4", status="queued", date_created=T0 + timedelta(days=2))
+    )
+    await store.insert_call(call(other, to="+1", from_="+2", start_time=T0))
+
+    async def sids(**filters):
+        return [c.sid for c in await store.list_calls(account.sid, **filters)]
+
+    assert await sids() == [queued.sid, child.sid, parent.sid]
+    assert await sids(to="+1") == [queued.sid, parent.sid]
+    assert await sids(from_="+1") == [child.sid]
+    assert await sids(status="queued") == [queued.sid]
+    assert await sids(parent_call_sid=parent.sid) == [child.sid]
+    assert await sids(start_time_after=T0) == [child.sid, parent.sid]
+    assert await sids(start_time_after=T0 + timedelta(seconds=1)) == [child.sid]
+    assert await sids(start_time_before=T0) == []  # exclusive
+    assert await sids(start_time_before=T0 + timedelta(hours=1)) == [parent.sid]
+    assert await sids(end_time_after=T0 + timedelta(hours=1)) == [child.sid]
+    assert await sids(end_time_before=T0 + timedelta(hours=1)) == [parent.sid]
+    assert await sids(offset=1, limit=1) == [child.sid]
+    assert await store.count_calls(account.sid) == 3
+    assert await store.count_calls(account.sid, to="+1", status="completed") == 1
+
+
+async def test_delete_call_only_in_its_account(store: Store, account, other):
+    record = await store.insert_call(call(account))
+    assert await store.get_call(other.sid, record.sid) is None
+    assert await store.delete_call(other.sid, record.sid) is False
+    assert await store.delete_call(account.sid, record.sid) is True
+    assert await store.get_call(account.sid, record.sid) is None
+
+
+# Webhook outbox
+
+
+async def enqueue(store: Store, account, delivery_id: str, now: datetime, **kw) -> int:
+    return await store.enqueue_webhook(
+        delivery_id=delivery_id,
+        account_sid=account.sid,
+        url="https://example.com/status",
+        method="POST",
+        params=kw.pop("params", [("CallStatus", "completed")]),
+        now=now,
+        **kw,
+    )
+
+
+async def test_enqueue_keeps_params_in_order_and_is_idempotent(store: Store, account):
+    params = [("b", "2"), ("a", "1"), ("a", "0"), ("Ü", "ü")]
+    first = await enqueue(store, account, "d-1", T0, params=params, call_sid="CA" + "0" * 32)
+    again = await enqueue(store, account, "d-1", T0 + timedelta(hours=1), params=[])
+    assert again == first
+    item = await store.get_webhook(first)
+    assert item.params == params
+    assert item.call_sid == "CA" + "0" * 32
+    assert item.attempts == 0
+    assert item.next_attempt_at == item.created_at == T0
+    assert await store.pending_count() == 1
+
+
+async def test_due_webhooks_oldest_first_and_bounded(store: Store, account):
+    late = await enqueue(store, account, "late", T0 + timedelta(seconds=30))
+    early = await enqueue(store, account, "early", T0)
+    also_early = await enqueue(store, account, "also-early", T0)
+    assert [i.id for i in await store.due_webhooks(T0)] == [early, also_early]
+    assert [i.id for i in await store.due_webhooks(T0 + timedelta(minutes=1))] == [
+        early,
+        also_early,
+        late,
+    ]
+    assert [i.id for i in await store.due_webhooks(T0 + timedelta(minutes=1), limit=1)] == [early]
+
+
+async def test_delivery_retry_and_abandon(store: Store, account):
+    delivered = await enqueue(store, account, "ok", T0)
+    retried = await enqueue(store, account, "retry", T0)
+    abandoned = await enqueue(store, account, "dead", T0)
+
+    await store.mark_delivered(delivered, T0 + timedelta(seconds=1))
+    await store.reschedule(retried, 1, T0 + timedelta(seconds=10), "HTTP 503")
+    await store.abandon(abandoned, T0 + timedelta(seconds=2), "HTTP 404")
+
+    assert await store.due_webhooks(T0 + timedelta(seconds=5)) == []
+    [due] = await store.due_webhooks(T0 + timedelta(seconds=10))
+    assert (due.id, due.attempts, due.last_error) == (retried, 1, "HTTP 503")
+    assert (await store.get_webhook(delivered)).delivered_at == T0 + timedelta(seconds=1)
+    dead = await store.get_webhook(abandoned)
+    assert (dead.abandoned_at, dead.last_error) == (T0 + timedelta(seconds=2), "HTTP 404")
+    assert await store.pending_count() == 1
