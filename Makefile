@@ -6,9 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_TEST_PACKAGES := sip-tester
+# Debian packages: what the server runs (speech for <Say>) and the real peers tests drive.
+DEBIAN_PACKAGES := espeak-ng
+DEBIAN_TEST_PACKAGES := $(DEBIAN_PACKAGES) sip-tester
 
-.PHONY: serve test lint test-deps loadtest clean
+.PHONY: serve test lint deps test-deps loadtest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +20,19 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-serve: $(INSTALLED)
+serve: $(INSTALLED) deps
 	@echo "Starting callswitch. Call sip:echo@<address> (echo test) or sip:tone@<address>"
 	@echo "(1 kHz tone, any key hangs up); the 'apps' log line names the exact URIs."
-	$(BIN)/callswitch serve $(ARGS)
+	$(BIN)/callswitch serve --demo $(ARGS)
 
-# The real peers the interop tests drive, from Debian's packages.
+deps:
+	@$(MAKE) --no-print-directory debian-packages PACKAGES="$(DEBIAN_PACKAGES)"
+
 test-deps:
-	@missing=""; for pkg in $(DEBIAN_TEST_PACKAGES); do \
+	@$(MAKE) --no-print-directory debian-packages PACKAGES="$(DEBIAN_TEST_PACKAGES)"
+
+debian-packages:
+	@missing=""; for pkg in $(PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \

@@ -70,6 +70,17 @@ def _log_level(value: Any) -> str:
     return level
 
 
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
 def _cidr(value: Any) -> list[str]:
     items = _string_list(value)
     for item in items:
@@ -93,6 +104,7 @@ class Option:
     help: str
     metavar: str | None = None
     repeatable: bool = False
+    switch: bool = False  # a flag without a value (``--demo``)
 
     @property
     def flag(self) -> str:
@@ -129,6 +141,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("only", _planes, PLANES, "run only these planes, e.g. turn or sip,api", "PLANES"),
     Option("log_level", _log_level, "info", "debug, info, warning or error", "LEVEL"),
+    Option("demo", _boolean, False, "create the demo number 1000 and its TwiML app", switch=True),
 )
 
 
@@ -151,6 +164,7 @@ class Settings:
     turn_allow_peer: list[str] = field(default_factory=list)
     only: frozenset[str] = PLANES
     log_level: str = "info"
+    demo: bool = False
     config: str | None = None
     account_sid: str | None = None
     auth_token: str | None = None
@@ -168,6 +182,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="settings file (default: callswitch.toml if present)",
     )
     for option in OPTIONS:
+        if option.switch:
+            parser.add_argument(
+                option.flag,
+                dest=option.name,
+                action="store_const",
+                const=True,
+                default=None,
+                help=f"{option.help} [env {option.env}]",
+            )
+            continue
         parser.add_argument(
             option.flag,
             dest=option.name,

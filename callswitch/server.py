@@ -3,22 +3,47 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 from pathlib import Path
 
 from callswitch.config import Settings
+from callswitch.http import HttpServer
+from control_api import demo
+from control_api.api import create_app
 from control_api.builtin_apps import BUILTIN_APPS
 from control_api.call import CallManager, MediaSettings
+from control_api.store import Store
+from control_api.voice.audio import AudioLoader
+from control_api.voice.inbound import VoiceApps
+from control_api.webhooks import Outbox, WebhookClient
 from media.clock import MediaClock
 from media.ports import PortPool
+from media.tts import TextToSpeech
 from sip.endpoint import SipEndpoint
 
-__all__ = ["Server", "serve"]
+__all__ = ["Server", "database_url", "serve"]
 
 log = logging.getLogger("callswitch")
 
 SHUTDOWN_GRACE_S = 5.0  # how long BYE transactions may take to finish on shutdown
+
+
+def database_url(settings: Settings) -> str:
+    return f"sqlite+aiosqlite:///{Path(settings.data_dir).resolve() / 'callswitch.db'}"
+
+
+class _NoLiveCalls:
+    """The REST API's view of live calls on a node that runs no SIP."""
+
+    async def hangup(self, account_sid: str, sid: str) -> bool:
+        return False
+
+    cancel = hangup
+
+    async def redirect(self, account_sid: str, sid: str, **kwargs) -> bool:
+        return False
 
 
 class Server:
@@ -26,25 +51,100 @@ class Server:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.store: Store | None = None
         self.sip: SipEndpoint | None = None
         self.calls: CallManager | None = None
+        self.voice: VoiceApps | None = None
+        self.http: HttpServer | None = None
+        self.outbox: Outbox | None = None
         self.clock = MediaClock()
         self.listeners: dict[str, str] = {}
+        self._closers: list = []
 
     async def start(self) -> None:
         s = self.settings
-        Path(s.data_dir).mkdir(parents=True, exist_ok=True)
+        data = Path(s.data_dir)
+        data.mkdir(parents=True, exist_ok=True)
+        if s.runs("sip") or s.runs("api"):
+            self.store = await Store.open(database_url(s))
+            await self._seed_account()
+            webhooks = WebhookClient()
+            self.outbox = Outbox(self.store, webhooks, self._auth_token)
+            self.outbox.start()
+            self._closers += [self.outbox.stop, webhooks.close]
         if s.runs("sip"):
-            self.sip = SipEndpoint(s.bind, s.sip_port, s.public_address)
-            await self.sip.start()
-            media = MediaSettings(s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock)
-            self.calls = CallManager(self.sip.ua, media, BUILTIN_APPS)
-            self.listeners.update(self.sip.transports.listeners())
-            self.listeners["rtp"] = "%d-%d" % s.rtp_ports
+            await self._start_sip(data)
+        if s.runs("api"):
+            app = create_app(self.store, self.voice or _NoLiveCalls())
+            app.include_router(demo.router)
+            self.http = HttpServer(app, s.bind, s.http_port)
+            await self.http.start()
+            self.listeners["http"] = self.http.address
+        if s.demo and self.http is not None:
+            await self._ensure_demo_number()
         log.info("ready", extra={"public_address": s.public_address, **self.listeners})
         if self.calls is not None:
             host = f"{s.public_address}:{s.sip_port}"
-            log.info("apps", extra={name: f"sip:{name}@{host}" for name in BUILTIN_APPS})
+            apps = {name: f"sip:{name}@{host}" for name in BUILTIN_APPS}
+            if s.demo and self.http is not None:
+                apps["demo"] = f"sip:{demo.DEMO_NUMBER.lstrip('+')}@{host}"
+            log.info("apps", extra=apps)
+
+    async def _start_sip(self, data: Path) -> None:
+        s = self.settings
+        webhooks = self.outbox.client
+        tts = TextToSpeech(data / "cache" / "tts")
+        audio = AudioLoader()
+        self._closers.append(audio.close)
+        self.voice = VoiceApps(self.store, webhooks, self.outbox, tts.synthesize, audio.load)
+        self.sip = SipEndpoint(s.bind, s.sip_port, s.public_address)
+        await self.sip.start()
+        media = MediaSettings(s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock)
+        self.calls = CallManager(self.sip.ua, media, self._route)
+        self.listeners.update(self.sip.transports.listeners())
+        self.listeners["rtp"] = "%d-%d" % s.rtp_ports
+
+    async def _route(self, session):
+        app = BUILTIN_APPS.get(session.user)
+        if app is None and self.voice is not None:
+            app = await self.voice.app_for(session.user)
+        return app
+
+    async def _auth_token(self, account_sid: str) -> str | None:
+        account = await self.store.get_account(account_sid)
+        return account.auth_token if account is not None else None
+
+    async def _seed_account(self) -> None:
+        """CALLSWITCH_ACCOUNT_SID/AUTH_TOKEN seed the first account; an empty store
+        without them gets a fresh one, whose credentials are logged once."""
+        s = self.settings
+        if s.account_sid and s.auth_token:
+            await self.store.ensure_account(s.account_sid, s.auth_token)
+        elif not await self.store.list_accounts():
+            account = await self.store.create_account("callswitch")
+            log.info(
+                "account.created",
+                extra={"account_sid": account.sid, "auth_token": account.auth_token},
+            )
+
+    async def _ensure_demo_number(self) -> None:
+        if await self.store.find_number(demo.DEMO_NUMBER) is not None:
+            return
+        accounts = await self.store.list_accounts()
+        owner = next((a for a in accounts if a.sid == self.settings.account_sid), accounts[0])
+        host = self.http.address.rsplit(":", 1)[0]
+        if ipaddress.ip_address(host).is_unspecified:
+            host = "127.0.0.1"
+        await self.store.create_number(
+            owner.sid,
+            demo.DEMO_NUMBER,
+            friendly_name="callswitch demo",
+            voice_url=f"http://{host}:{self.http.address.rsplit(':', 1)[1]}{demo.DEMO_PATH}",
+        )
+        log.info(
+            "demo.number_created",
+            extra={"account_sid": owner.sid, "phone_number": demo.DEMO_NUMBER},
+        )
 
     async def stop(self) -> None:
         """End calls cleanly (BYE), let their transactions finish, then close."""
@@ -52,20 +152,27 @@ class Server:
             ended = self.sip.ua.hangup_all()
             loop = asyncio.get_running_loop()
             deadline = loop.time() + SHUTDOWN_GRACE_S
-            while self.sip.ua.layer.client and loop.time() < deadline:
+            layer = self.sip.ua.layer
+            while (layer.awaiting_responses() or self.calls.calls) and loop.time() < deadline:
                 await asyncio.sleep(0.05)
             log.info("stopping", extra={"calls_ended": ended})
             await self.sip.close()
+        if self.http is not None:
+            await self.http.stop()
+        for close in reversed(self._closers):
+            await close()
+        if self.store is not None:
+            await self.store.close()
         self.clock.close()
 
 
 async def serve(settings: Settings) -> None:
-    server = Server(settings)
-    await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT):  # before start: a SIGTERM then still counts
         loop.add_signal_handler(signum, stop.set)
+    server = Server(settings)
+    await server.start()
     await stop.wait()
     await server.stop()
     log.info("stopped")

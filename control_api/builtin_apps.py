@@ -8,7 +8,7 @@ until the caller gives up (for testing CANCEL).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 
@@ -27,6 +27,8 @@ _ENCODERS = {"PCMU": ulaw_encode, "PCMA": alaw_encode}
 
 async def echo(call: Call) -> None:
     """Return every frame the caller sends, untouched (same codec both ways)."""
+    if not await call.answer():
+        return
     leg = call.leg
     leg.on_frame = leg.send_frame
     await call.ended.wait()
@@ -34,6 +36,8 @@ async def echo(call: Call) -> None:
 
 async def tone(call: Call) -> None:
     """A continuous 1 kHz tone; any DTMF digit hangs up."""
+    if not await call.answer():
+        return
     leg = call.leg
     leg.source = _looping_source(_encoded_tone(leg.codec, leg.sample_rate), leg.sample_rate // 50)
     digit = asyncio.get_running_loop().create_future()
@@ -48,6 +52,7 @@ async def tone(call: Call) -> None:
 
 async def ringing(call: Call) -> None:
     """Ring and never answer; give up with 480 after three minutes."""
+    call.ring()
     try:
         await asyncio.wait_for(call.ended.wait(), RINGING_LIMIT_S)
     except TimeoutError:
@@ -75,9 +80,8 @@ def _looping_source(data: bytes, frame: int) -> Callable[[], bytes]:
     return next_frame
 
 
-# The apps that answer (``answers=True``) get media; ``ringing`` never does.
-BUILTIN_APPS: dict[str, tuple[Callable, bool]] = {
-    "echo": (echo, True),
-    "tone": (tone, True),
-    "ringing": (ringing, False),
+BUILTIN_APPS: dict[str, Callable[[Call], Awaitable[None]]] = {
+    "echo": echo,
+    "tone": tone,
+    "ringing": ringing,
 }

@@ -48,83 +48,59 @@ class MediaSettings:
 
 
 class Call:
-    """One inbound call: a SIP session, its RTP leg and the app that runs it."""
+    """One inbound call: a SIP session, its RTP leg once answered, and its lifecycle.
 
-    def __init__(self, session: InviteSession) -> None:
+    Applications answer when they are ready (``await call.answer()``), so a TwiML
+    ``<Reject>`` can refuse a call that was never picked up.
+    """
+
+    def __init__(self, session: InviteSession, media: MediaSettings) -> None:
         self.sid = new_call_sid()
         self.session = session
+        self.media = media
         self.leg: RtpSession | None = None
         self.ended = asyncio.Event()
         self.start_time = time.time()
         self.answer_time: float | None = None
+        self.end_time: float | None = None
         self.end_reason: EndReason | None = None
+        self.reject_status: int | None = None
+        self.on_answered: list[Callable[[Call], None]] = []
+        self.on_ended: list[Callable[[Call], None]] = []
+        self._answering: asyncio.Future[bool] | None = None
         session.on_terminated = self._terminated
 
     @property
     def call_id(self) -> str:
         return self.session.call_id
 
+    @property
+    def answered(self) -> bool:
+        return self.answer_time is not None
+
+    @property
+    def duration(self) -> float:
+        """Seconds from answer to hang-up (0 for a call never answered)."""
+        if self.answer_time is None:
+            return 0.0
+        return (self.end_time or time.time()) - self.answer_time
+
     def log(self, event: str, **fields) -> None:
         log.info(event, extra={"call_id": self.call_id, "call_sid": self.sid, **fields})
 
-    def hangup(self) -> None:
-        self.session.hangup()
+    def ring(self) -> None:
+        self.session.ring()
 
-    def reject(self, status: int) -> None:
-        self.session.reject(status)
-
-    def _terminated(self, reason: EndReason) -> None:
-        self.end_reason = reason
-        if self.leg is not None:
-            self.leg.close()
-        self.ended.set()
-        duration = time.time() - self.answer_time if self.answer_time else 0.0
-        self.log("call.ended", reason=reason.value, duration=round(duration, 3))
-
-
-class CallManager:
-    """Routes each incoming INVITE to an application by the Request-URI user."""
-
-    def __init__(
-        self, ua: UserAgent, media: MediaSettings, apps: dict[str, tuple[App, bool]]
-    ) -> None:
-        self.ua = ua
-        self.media = media
-        self.apps = apps
-        self.calls: dict[str, Call] = {}
-        self._tasks: set[asyncio.Task] = set()
-        ua.on_invite = self.on_invite
-
-    def on_invite(self, session: InviteSession) -> None:
-        entry = self.apps.get(session.user)
-        if entry is None:
-            session.reject(404)
-            return
-        task = asyncio.get_running_loop().create_task(self._run(session, *entry))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, session: InviteSession, app: App, answers: bool) -> None:
-        call = Call(session)
-        self.calls[call.sid] = call
-        try:
-            if answers:
-                if not await self._answer(call):
-                    return
-            else:
-                session.ring()
-            await app(call)
-        except Exception:
-            log.exception("call.app_failed", extra={"call_id": call.call_id})
-            session.hangup()
-        finally:
-            self.calls.pop(call.sid, None)
-            if call.leg is not None and not call.leg.closed:
-                call.leg.close()
-
-    async def _answer(self, call: Call) -> bool:
+    async def answer(self) -> bool:
         """Offer/answer and an RTP leg; False when the call was refused or went away."""
-        session, media = call.session, self.media
+        if self._answering is None:
+            self._answering = asyncio.ensure_future(self._answer())
+        return await asyncio.shield(self._answering)
+
+    async def _answer(self) -> bool:
+        session, media = self.session, self.media
+        if self.ended.is_set():
+            return False
         if session.offer is None:
             # Offer-less INVITEs (we would offer in the 200) are not supported yet.
             session.reject(488, "SDP Offer Required")
@@ -139,8 +115,9 @@ class CallManager:
         except PortsExhausted:
             session.reject(503)
             return False
-        call.leg = leg
-        if call.ended.is_set():  # cancelled while we were binding
+        self.leg = leg
+        if self.ended.is_set():  # cancelled while we were binding
+            leg.close()
             return False
         try:
             answer, codec, dtmf = negotiate_answer(
@@ -151,9 +128,74 @@ class CallManager:
             return False
         audio = next(m for m in offer.media if m.media == "audio" and m.port)
         leg.configure(codec, remote_rtp_address(offer, audio), dtmf=dtmf, ptime=audio.ptime or 20)
+        session.on_dtmf = lambda digit: leg.on_dtmf(digit)  # SIP INFO joins RFC 4733
         session.ring()
         session.answer(answer.serialize())
-        call.answer_time = time.time()
+        self.answer_time = time.time()
         leg.start()
-        call.log("call.answered", codec=codec.name)
+        self.log("call.answered", codec=codec.name)
+        for callback in self.on_answered:
+            callback(self)
         return True
+
+    def hangup(self) -> None:
+        self.session.hangup()
+
+    def reject(self, status: int) -> None:
+        self.reject_status = status
+        self.session.reject(status)
+
+    def _terminated(self, reason: EndReason) -> None:
+        self.end_reason = reason
+        self.end_time = time.time()
+        if self.leg is not None:
+            self.leg.close()
+        self.ended.set()
+        self.log("call.ended", reason=reason.value, duration=round(self.duration, 3))
+        for callback in self.on_ended:
+            try:
+                callback(self)
+            except Exception:
+                log.exception("call.ended_callback_failed", extra={"call_id": self.call_id})
+
+
+Router = Callable[[InviteSession], Awaitable["App | None"]]
+
+
+class CallManager:
+    """Hands each incoming INVITE to the application its router picks."""
+
+    def __init__(self, ua: UserAgent, media: MediaSettings, router: Router) -> None:
+        self.ua = ua
+        self.media = media
+        self.router = router
+        self.calls: dict[str, Call] = {}
+        self._tasks: set[asyncio.Task] = set()
+        ua.on_invite = self.on_invite
+
+    def on_invite(self, session: InviteSession) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(session))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, session: InviteSession) -> None:
+        try:
+            app = await self.router(session)
+        except Exception:
+            log.exception("call.routing_failed", extra={"call_id": session.call_id})
+            session.reject(500)
+            return
+        if app is None:
+            session.reject(404)
+            return
+        call = Call(session, self.media)
+        self.calls[call.sid] = call
+        try:
+            await app(call)
+        except Exception:
+            log.exception("call.app_failed", extra={"call_id": call.call_id})
+            session.hangup()
+        finally:
+            self.calls.pop(call.sid, None)
+            if call.leg is not None and not call.leg.closed:
+                call.leg.close()

@@ -497,6 +497,11 @@ class TransactionLayer:
         if table.get(txn.key) is txn:
             del table[txn.key]
 
+    def awaiting_responses(self) -> int:
+        """Client transactions that have no final response yet (shutdown waits for these)."""
+        waiting = (State.CALLING, State.TRYING, State.PROCEEDING)
+        return sum(1 for txn in self.client.values() if txn.state in waiting)
+
     def __len__(self) -> int:
         return len(self.server) + len(self.client)
 

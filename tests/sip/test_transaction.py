@@ -265,3 +265,11 @@ def test_client_transport_error_is_a_timeout(layer, user):
     txn = layer.start_client(outgoing(OPTIONS), "peer", True, 0.0)
     txn.transport_error()
     assert user.timeouts == [txn] and len(layer) == 0
+
+
+def test_awaiting_responses_counts_only_unanswered_client_transactions(layer):
+    req = outgoing(OPTIONS)
+    layer.start_client(req, "peer", False, 0.0)
+    assert layer.awaiting_responses() == 1
+    layer.receive_response(response_to(req, 200), 0.1)
+    assert layer.awaiting_responses() == 0 and len(layer) == 1  # Timer K still runs

@@ -1,0 +1,1 @@
+"""Programmable voice: numbers, TwiML and the Calls resource at run time."""

@@ -1,0 +1,303 @@
+"""Runs a call's TwiML: fetches documents, executes verbs, follows actions.
+
+One :class:`TwimlRunner` per call. It answers the call lazily (the first verb
+other than ``<Reject>`` picks up, as on Twilio), and ends it when a document
+runs out of verbs. A REST redirect cancels the running verb and starts a new
+document (see :meth:`TwimlRunner.redirect`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+from control_api.call import Call
+from control_api.twiml.parser import TwimlError, parse_voice_twiml
+from control_api.twiml.verbs import (
+    Gather,
+    Hangup,
+    Pause,
+    Play,
+    Redirect,
+    Reject,
+    Say,
+)
+from control_api.webhooks import WebhookError
+from media.player import play, send_digits
+
+__all__ = ["Document", "TwimlRunner", "VoiceServices"]
+
+log = logging.getLogger("callswitch.twiml")
+
+APPLICATION_ERROR = "We are sorry, an application error has occurred. Goodbye."
+MAX_DOCUMENTS = 1000  # a runaway Redirect loop ends here
+SAY_LOOP_FOREVER = 1000  # Twilio's cap for loop="0"
+
+
+@dataclass(slots=True)
+class Document:
+    """Where the next TwiML comes from: a URL to request, or the TwiML itself."""
+
+    url: str | None
+    method: str = "POST"
+    twiml: str | None = None
+    extra: list[tuple[str, str]] = field(default_factory=list)
+    fallback_url: str | None = None
+    fallback_method: str = "POST"
+
+
+@dataclass(slots=True)
+class VoiceServices:
+    """What a runner needs from outside: TwiML fetching, speech, audio files."""
+
+    fetch_twiml: Callable[[str, str, list[tuple[str, str]]], Awaitable[str]]
+    synthesize: Callable[[str, str, str], Awaitable[object]]  # text, voice, language → samples
+    load_audio: Callable[[str], Awaitable[object]]  # URL → samples
+
+
+class _NextDocument(Exception):
+    def __init__(self, document: Document) -> None:
+        self.document = document
+
+
+class TwimlRunner:
+    """Executes the TwiML of one call (reference §5)."""
+
+    def __init__(
+        self, call: Call, services: VoiceServices, params: Callable[[], list[tuple[str, str]]]
+    ) -> None:
+        self.call = call
+        self.services = services
+        self.params = params  # the webhook parameters of the call, as of now
+        self._task: asyncio.Task | None = None
+        self._verbs_run = 0
+        self.errors: list[str] = []
+
+    # -- control
+
+    def start(self, document: Document) -> asyncio.Task:
+        self._task = asyncio.get_running_loop().create_task(self.run(document))
+        return self._task
+
+    def redirect(self, document: Document) -> None:
+        """Replace the running TwiML at once (REST ``Url``/``Twiml`` update)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self.start(document)
+
+    async def wait(self) -> None:
+        while self._task is not None:
+            task = self._task
+            try:
+                await task
+            except asyncio.CancelledError:
+                if self._task is task:  # cancelled from outside, not by a redirect
+                    raise
+            if self._task is task:
+                return
+
+    # -- documents
+
+    async def run(self, document: Document) -> None:
+        current: Document | None = document
+        for _ in range(MAX_DOCUMENTS):
+            if current is None or self.call.ended.is_set():
+                break
+            text = await self._load(current)
+            if text is None:
+                return
+            try:
+                response = parse_voice_twiml(text)
+            except TwimlError as exc:
+                await self._application_error(f"{exc.code} {exc}")
+                return
+            for warning in response.warnings:
+                log.info("twiml.warning", extra={"call_sid": self.call.sid, "warning": warning})
+            try:
+                await self._execute(response.verbs, current.url)
+            except _NextDocument as follow:
+                current = follow.document
+                continue
+            current = None
+        if not self.call.ended.is_set():
+            self.call.hangup()
+
+    async def _load(self, document: Document) -> str | None:
+        if document.twiml is not None:
+            return document.twiml
+        assert document.url is not None
+        params = self.params() + document.extra
+        try:
+            return await self.services.fetch_twiml(document.url, document.method, params)
+        except WebhookError as exc:
+            self.errors.append(f"11200 {exc}")
+            log.warning("twiml.fetch_failed", extra={"call_sid": self.call.sid, "error": str(exc)})
+        if document.fallback_url:
+            try:
+                return await self.services.fetch_twiml(
+                    document.fallback_url,
+                    document.fallback_method,
+                    [*params, ("ErrorCode", "11200"), ("ErrorUrl", document.url)],
+                )
+            except WebhookError as exc:
+                self.errors.append(f"11200 {exc}")
+                log.warning(
+                    "twiml.fallback_failed", extra={"call_sid": self.call.sid, "error": str(exc)}
+                )
+        await self._application_error("11200 HTTP retrieval failure")
+        return None
+
+    async def _application_error(self, error: str) -> None:
+        """What Twilio does when the application fails: apologise, hang up."""
+        self.errors.append(error)
+        log.warning("twiml.application_error", extra={"call_sid": self.call.sid, "error": error})
+        if await self.call.answer():
+            try:
+                await self._say(Say(APPLICATION_ERROR))
+            except Exception:  # speech itself failing must not hide the real error
+                log.exception("twiml.error_prompt_failed", extra={"call_sid": self.call.sid})
+        self.call.hangup()
+
+    # -- verbs
+
+    async def _execute(self, verbs, document_url: str | None) -> None:
+        for verb in verbs:
+            if self.call.ended.is_set():
+                return
+            first = self._verbs_run == 0
+            self._verbs_run += 1
+            if isinstance(verb, Reject):
+                if self.call.answered:
+                    self.call.hangup()
+                else:
+                    self.call.reject(486 if verb.reason == "busy" else 603)
+                return
+            if isinstance(verb, Pause) and first and not self.call.answered:
+                await self._sleep(verb.length)  # a leading Pause delays the answer
+                continue
+            if not await self.call.answer():
+                return
+            if isinstance(verb, Say):
+                await self._say(verb)
+            elif isinstance(verb, Play):
+                await self._play(verb)
+            elif isinstance(verb, Pause):
+                await self._sleep(verb.length)
+            elif isinstance(verb, Gather):
+                await self._gather(verb, document_url)
+            elif isinstance(verb, Hangup):
+                self.call.hangup()
+                return
+            elif isinstance(verb, Redirect):
+                _follow(Document(_resolve(document_url, verb.url), verb.method))
+            else:
+                log.warning(
+                    "twiml.unsupported_verb",
+                    extra={"call_sid": self.call.sid, "verb": type(verb).__name__},
+                )
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.call.ended.wait(), seconds)
+
+    async def _say(self, verb: Say) -> None:
+        if not verb.text:
+            return
+        samples = await self.services.synthesize(verb.text, verb.voice, verb.language)
+        await self._play_samples(samples, verb.loop)
+
+    async def _play(self, verb: Play) -> None:
+        if verb.digits:
+            await send_digits(self.call.leg, verb.digits)
+        if verb.url:
+            try:
+                samples = await self.services.load_audio(verb.url)
+            except Exception as exc:
+                self.errors.append(f"11100 {exc}")
+                log.warning(
+                    "twiml.play_failed",
+                    extra={"call_sid": self.call.sid, "url": verb.url, "error": str(exc)},
+                )
+                return  # Twilio skips a Play it cannot fetch and goes on
+            await self._play_samples(samples, verb.loop)
+
+    async def _play_samples(self, samples, loop: int) -> None:
+        leg = self.call.leg
+        if leg is None or self.call.ended.is_set():
+            return
+        playing = asyncio.ensure_future(play(leg, samples, loop=loop if loop > 0 else 0))
+        ended = asyncio.ensure_future(self.call.ended.wait())
+        try:
+            await asyncio.wait([playing, ended], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            if not playing.done():
+                playing.cancel()
+                await asyncio.gather(playing, return_exceptions=True)
+
+    async def _gather(self, verb: Gather, document_url: str | None) -> None:
+        leg = self.call.leg
+        digits: asyncio.Queue[str] = asyncio.Queue()
+        leg.on_dtmf = digits.put_nowait
+        collected: list[str] = []
+        finished_on_key = ""
+        try:
+            if verb.children:
+                prompt = asyncio.ensure_future(self._gather_prompt(verb.children))
+                first = asyncio.ensure_future(digits.get())
+                await asyncio.wait([prompt, first], return_when=asyncio.FIRST_COMPLETED)
+                if first.done():  # barge-in: the first key stops the prompt
+                    prompt.cancel()
+                    await asyncio.gather(prompt, return_exceptions=True)
+                    digits.put_nowait(first.result())
+                else:
+                    first.cancel()
+            while not self.call.ended.is_set():
+                try:
+                    digit = await asyncio.wait_for(digits.get(), verb.timeout)
+                except TimeoutError:
+                    break
+                if verb.finish_on_key and digit in verb.finish_on_key:
+                    finished_on_key = digit
+                    break
+                collected.append(digit)
+                if verb.num_digits is not None and len(collected) >= verb.num_digits:
+                    break
+        finally:
+            leg.on_dtmf = _ignore_digit
+        if self.call.ended.is_set():
+            return
+        if collected or verb.action_on_empty_result:
+            extra = [("Digits", "".join(collected)), ("FinishedOnKey", finished_on_key)]
+            _follow(Document(_resolve(document_url, verb.action), verb.method, extra=extra))
+
+    async def _gather_prompt(self, children) -> None:
+        for child in children:
+            if isinstance(child, Say):
+                await self._say(child)
+            elif isinstance(child, Play):
+                await self._play(child)
+            elif isinstance(child, Pause):
+                await self._sleep(child.length)
+
+
+def _follow(document: Document) -> None:
+    """Leave the current document for ``document``; inline TwiML with no URL to go
+    to (no action, no document URL) just goes on with its next verb."""
+    if document.url:
+        raise _NextDocument(document)
+
+
+def _ignore_digit(digit: str) -> None:
+    pass
+
+
+def _resolve(document_url: str | None, target: str | None) -> str | None:
+    """Action and Redirect URLs may be relative to the document (default: itself)."""
+    if not target:
+        return document_url
+    return urljoin(document_url, target) if document_url else target
