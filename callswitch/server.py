@@ -27,7 +27,7 @@ __all__ = ["Server", "database_url", "serve"]
 
 log = logging.getLogger("callswitch")
 
-SHUTDOWN_GRACE_S = 5.0  # how long BYE transactions may take to finish on shutdown
+SHUTDOWN_GRACE_S = 2.0  # how long BYEs may wait for their answers on shutdown
 
 
 def database_url(settings: Settings) -> str:
