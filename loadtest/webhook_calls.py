@@ -104,10 +104,12 @@ class Step:
 
     def line(self) -> str:
         status = "ok  " if self.failed == 0 and self.ok == self.calls else "FAIL"
-        return (f"  {status} {self.concurrency:4d} concurrent  {self.rate:6.1f} cps offered  "
-                f"{self.cps:6.1f} cps done  {self.ok:5d}/{self.calls} ok  {self.failed} failed  "
-                f"first RTP p50 {self.percentile(50):6.1f} ms  p99 {self.percentile(99):6.1f} ms "
-                f"({len(self.latencies_ms)} measured)")
+        return (
+            f"  {status} {self.concurrency:4d} concurrent  {self.rate:6.1f} cps offered  "
+            f"{self.cps:6.1f} cps done  {self.ok:5d}/{self.calls} ok  {self.failed} failed  "
+            f"first RTP p50 {self.percentile(50):6.1f} ms  p99 {self.percentile(99):6.1f} ms "
+            f"({len(self.latencies_ms)} measured)"
+        )
 
 
 def latencies(log_path: Path, sink: FirstPacketSink) -> list[float]:
@@ -137,16 +139,31 @@ def run_step(server, sink, sipp, workdir: Path, concurrency: int, seconds: float
     rundir.mkdir(parents=True, exist_ok=True)
     log_file = rundir / "calls.log"
     result = run_sipp(
-        SCENARIO, server.sip_target, workdir=rundir, sipp=sipp, service=NUMBER.lstrip("+"),
-        keys={"sink_port": sink.port}, calls=calls, rate=rate, limit=int(concurrency * 1.5),
-        timeout=seconds * 3 + 30, extra=("-trace_logs", "-log_file", str(log_file)),
+        SCENARIO,
+        server.sip_target,
+        workdir=rundir,
+        sipp=sipp,
+        service=NUMBER.lstrip("+"),
+        keys={"sink_port": sink.port},
+        calls=calls,
+        rate=rate,
+        limit=int(concurrency * 1.5),
+        timeout=seconds * 3 + 30,
+        extra=("-trace_logs", "-log_file", str(log_file)),
         cpu=1,
     )
     time.sleep(0.5)
     if result.failed or result.successful < calls:
         print(result.describe(3000), file=sys.stderr)
-    return Step(concurrency, rate, calls, result.successful, result.failed, result.elapsed,
-                latencies(log_file, sink))
+    return Step(
+        concurrency,
+        rate,
+        calls,
+        result.successful,
+        result.failed,
+        result.elapsed,
+        latencies(log_file, sink),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=None, help="length of each step")
     parser.add_argument("--levels", default=None, help="comma-separated concurrency levels")
     args = parser.parse_args(argv)
-    levels = [int(x) for x in (args.levels or ("10,25" if args.quick else "25,50,100,150,200")
-                               ).split(",")]
+    levels = [
+        int(x) for x in (args.levels or ("10,25" if args.quick else "25,50,100,150,200")).split(",")
+    ]
     seconds = args.seconds or (4.0 if args.quick else 12.0)
     sipp = find_sipp()
     if sipp is None:
@@ -170,13 +188,16 @@ def main(argv: list[str] | None = None) -> int:
         server = CallswitchServer.start(work / "server", rtp_size=4000, cpu=0)
         sink = FirstPacketSink(max_seconds=len(levels) * (seconds * 3 + 60))
         try:
-            created = next(parse_logfmt(line) for line in server.lines()
-                           if "event=account.created" in line)
+            created = next(
+                parse_logfmt(line) for line in server.lines() if "event=account.created" in line
+            )
             auth = (created["account_sid"], created["auth_token"])
             response = httpx.post(
                 f"http://127.0.0.1:{server.http_port}/2010-04-01/Accounts/{auth[0]}"
-                "/IncomingPhoneNumbers.json", auth=auth,
-                data={"PhoneNumber": NUMBER, "VoiceUrl": app.url("/voice")})
+                "/IncomingPhoneNumbers.json",
+                auth=auth,
+                data={"PhoneNumber": NUMBER, "VoiceUrl": app.url("/voice")},
+            )
             response.raise_for_status()
             print(f"callswitch pid {server.pid} on CPU 0; TwiML: {TWIML}")
             for level in levels:
@@ -194,14 +215,18 @@ def main(argv: list[str] | None = None) -> int:
     best = max(passing, key=lambda s: s.cps, default=None)
     print()
     if best is not None:
-        print(f"max sustained: {best.rate:.1f} calls/s offered and all completed "
-              f"({best.concurrency} concurrent, {best.cps:.1f} calls/s over the whole step)")
+        print(
+            f"max sustained: {best.rate:.1f} calls/s offered and all completed "
+            f"({best.concurrency} concurrent, {best.cps:.1f} calls/s over the whole step)"
+        )
     at_target = next((s for s in steps if s.concurrency == TARGET_CONCURRENCY), None)
     if at_target is not None:
         p99 = at_target.percentile(99)
         verdict = "meets" if p99 < TARGET_P99_MS and not at_target.failed else "misses"
-        print(f"p99 INVITE to first RTP at {TARGET_CONCURRENCY} concurrent: {p99:.1f} ms "
-              f"({verdict} the {TARGET_P99_MS:.0f} ms target)")
+        print(
+            f"p99 INVITE to first RTP at {TARGET_CONCURRENCY} concurrent: {p99:.1f} ms "
+            f"({verdict} the {TARGET_P99_MS:.0f} ms target)"
+        )
     return 0
 
 

@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ __all__ = ["VoiceApps"]
 log = logging.getLogger("callswitch.voice")
 
 API_VERSION = "2010-04-01"
+TOKEN_CACHE_S = 5.0
 PHONE = re.compile(r"\+?\d{3,15}")
 
 
@@ -55,6 +57,30 @@ def final_status(call: Call) -> str:
     return "failed"
 
 
+class _Journal:
+    """One call's store writes and callbacks: in order, each after the one before."""
+
+    def __init__(self) -> None:
+        self._last: asyncio.Future | None = None
+
+    def add(self, write: Callable[[], Awaitable[object]]) -> None:
+        previous = self._last
+
+        async def step() -> None:
+            if previous is not None:
+                await previous
+            try:
+                await write()
+            except Exception:  # a failed write must not stop the ones after it
+                log.exception("voice.journal_write_failed")
+
+        self._last = asyncio.ensure_future(step())
+
+    async def flush(self) -> None:
+        if self._last is not None:
+            await self._last
+
+
 @dataclass(slots=True)
 class _LiveCall:
     call: Call
@@ -79,7 +105,7 @@ class VoiceApps:
         self.synthesize = synthesize
         self.load_audio = load_audio
         self.live: dict[str, _LiveCall] = {}
-        self._pending: set[asyncio.Task] = set()
+        self._tokens: dict[str, tuple[float, str | None]] = {}
 
     async def app_for(self, user: str):
         """The app for a call to ``user``, or None when it is not one of our numbers."""
@@ -90,17 +116,28 @@ class VoiceApps:
             return None
         return functools.partial(self.run_call, number)
 
+    async def _auth_token(self, account_sid: str) -> str | None:
+        """The account's auth token, cached briefly: every call to a number needs it."""
+        hit = self._tokens.get(account_sid)
+        if hit is not None and time.monotonic() - hit[0] < TOKEN_CACHE_S:
+            return hit[1]
+        account = await self.store.get_account(account_sid)
+        token = account.auth_token if account is not None else None
+        self._tokens[account_sid] = (time.monotonic(), token)
+        return token
+
     async def run_call(self, number, call: Call) -> None:
-        account = await self.store.get_account(number.account_sid)
-        if account is None:
+        token = await self._auth_token(number.account_sid)
+        if token is None:
             call.reject(404)
             return
-        token = account.auth_token
+        account_sid = number.account_sid
+        journal = _Journal()
         status = {"value": "ringing", "sequence": 0}
         session = call.session
         base = [
             ("CallSid", call.sid),
-            ("AccountSid", account.sid),
+            ("AccountSid", account_sid),
             ("From", caller_address(call)),
             ("To", number.phone_number),
             ("ApiVersion", API_VERSION),
@@ -142,7 +179,7 @@ class VoiceApps:
             ]
             status["sequence"] += 1
             await self.outbox.enqueue(
-                account_sid=account.sid,
+                account_sid=account_sid,
                 url=number.status_callback,
                 method=number.status_callback_method or "POST",
                 params=fields,
@@ -150,45 +187,52 @@ class VoiceApps:
             )
 
         now = _now()
-        await self.store.insert_call(
-            CallRecord(
-                sid=call.sid,
-                account_sid=account.sid,
-                parent_call_sid=None,
-                to=number.phone_number,
-                from_=caller_address(call),
-                phone_number_sid=number.sid,
-                status="ringing",
-                direction="inbound",
-                start_time=now,
-                end_time=None,
-                duration=None,
-                price=None,
-                price_unit="USD",
-                answered_by=None,
-                forwarded_from=None,
-                caller_name=None,
-                sip_call_id=session.call_id,
-                date_created=now,
-                date_updated=now,
+        # The record and the callbacks are written in order but off the call's path:
+        # the caller hears the application while the store catches up.
+        journal.add(
+            lambda: self.store.insert_call(
+                CallRecord(
+                    sid=call.sid,
+                    account_sid=account_sid,
+                    parent_call_sid=None,
+                    to=number.phone_number,
+                    from_=caller_address(call),
+                    phone_number_sid=number.sid,
+                    status="ringing",
+                    direction="inbound",
+                    start_time=now,
+                    end_time=None,
+                    duration=None,
+                    price=None,
+                    price_unit="USD",
+                    answered_by=None,
+                    forwarded_from=None,
+                    caller_name=None,
+                    sip_call_id=session.call_id,
+                    date_created=now,
+                    date_updated=now,
+                )
             )
         )
-        await callback("initiated")
-        await callback("ringing")
+        journal.add(lambda: callback("initiated"))
+        journal.add(lambda: callback("ringing"))
 
         async def answered() -> None:
-            status["value"] = "in-progress"
             await self.store.update_call(call.sid, status="in-progress", date_updated=_now())
             await callback("in-progress")
 
-        call.on_answered.append(lambda _: self._spawn(answered()))
+        def on_answered(_: Call) -> None:
+            status["value"] = "in-progress"
+            journal.add(answered)
+
+        call.on_answered.append(on_answered)
 
         async def fetch(url: str, method: str, fields: list[tuple[str, str]]) -> str:
             return await self.client.fetch_twiml(url, method, fields, token)
 
         services = VoiceServices(fetch, self.synthesize, self.load_audio)
         runner = TwimlRunner(call, services, params)
-        self.live[call.sid] = _LiveCall(call, runner, account.sid)
+        self.live[call.sid] = _LiveCall(call, runner, account_sid)
         try:
             runner.start(
                 Document(
@@ -203,28 +247,23 @@ class VoiceApps:
             del self.live[call.sid]
             if not call.ended.is_set():
                 call.hangup()
-            await self._drain()
             status["value"] = final_status(call)
             end = _now()
             duration = str(round(call.duration))
-            await self.store.update_call(
-                call.sid,
-                status=status["value"],
-                end_time=end,
-                duration=int(duration),
-                date_updated=end,
-            )
-            await callback(status["value"], CallDuration=duration, Duration=duration)
+
+            async def finished() -> None:
+                await self.store.update_call(
+                    call.sid,
+                    status=status["value"],
+                    end_time=end,
+                    duration=int(duration),
+                    date_updated=end,
+                )
+                await callback(status["value"], CallDuration=duration, Duration=duration)
+
+            journal.add(finished)
+            await journal.flush()
             call.log("call.completed", status=status["value"], errors=len(runner.errors))
-
-    def _spawn(self, coroutine) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def _drain(self) -> None:
-        if self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
 
     # -- LiveCalls, for the REST API
 

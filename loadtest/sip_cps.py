@@ -1,0 +1,327 @@
+"""Calls per second: the highest SIPp call rate callswitch serves with no failure.
+
+Starts `callswitch serve` pinned to CPU 0 and SIPp's built-in `uac` scenario
+(INVITE, 200, ACK, immediate BYE) pinned to CPU 1, against the `tone` app, at
+rising rates. Each step places rate x --seconds calls; a step passes when every
+call succeeded, none timed out and SIPp kept up with the rate. The run stops at
+the first step that does not pass. Then the same against SIPp's own `uas`
+(pinned to CPU 0) gives a reference for what the machine and SIPp can do, and
+a table shows both figures and their ratio.
+
+    python loadtest/sip_cps.py            # full run, a few minutes at most
+    python loadtest/sip_cps.py --quick    # smoke run, well under a minute
+
+Loopback only. Stops only the processes it started, by their PIDs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.interop.harness import CallswitchServer, ServerError, free_port  # noqa: E402
+from tests.interop.sipp import SippBackground, SippResult, find_sipp, run_sipp  # noqa: E402
+
+DEFAULT_RATES = (100, 200, 300, 500, 750, 1000, 1500, 2000, 2500, 3500, 5000)
+QUICK_RATES = (50, 100)
+
+
+@dataclass
+class Step:
+    rate: int
+    calls: int
+    result: SippResult
+    target_cpu: float | None  # CPU seconds the target used per wall second
+    passed: bool
+    why: str
+
+    def line(self) -> str:
+        r = self.result
+        cpu = "" if self.target_cpu is None else f" target CPU {self.target_cpu * 100:4.0f}%"
+        status = "ok  " if self.passed else "FAIL"
+        return (
+            f"  {status} {self.rate:5d} cps: {r.successful:6d}/{self.calls} calls ok, "
+            f"{r.failed} failed, {r.elapsed:5.1f} s ({self.calls / max(r.elapsed, 1e-9):6.0f} cps "
+            f"wall){cpu}{'' if self.passed else '  -- ' + self.why}"
+        )
+
+
+@dataclass
+class Sweep:
+    name: str
+    steps: list[Step] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def best(self) -> int:
+        passed = [s.rate for s in self.steps if s.passed]
+        return max(passed) if passed else 0
+
+    @property
+    def hit_ceiling(self) -> bool:
+        return bool(self.steps) and all(s.passed for s in self.steps)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def run_step(
+    *,
+    rate: int,
+    seconds: float,
+    target: str,
+    target_pid: int,
+    workdir: Path,
+    sipp: str,
+    cpu: int | None,
+    transport: str,
+    user: str,
+) -> Step:
+    calls = max(1, int(rate * seconds))
+    limit = max(50, rate * 2)
+    budget = seconds * 3 + 20
+    cpu_before = cpu_seconds(target_pid)
+    started = time.monotonic()
+    result = run_sipp(
+        "uac",
+        target,
+        workdir=workdir,
+        sipp=sipp,
+        transport=transport,
+        service=user,
+        calls=calls,
+        rate=rate,
+        limit=limit,
+        pause_ms=0,
+        timeout=budget,
+        cpu=cpu,
+        extra=("-max_socket", "1000"),
+    )
+    wall = time.monotonic() - started
+    cpu_after = cpu_seconds(target_pid)
+    target_cpu = None
+    if cpu_before is not None and cpu_after is not None and wall > 0:
+        target_cpu = (cpu_after - cpu_before) / wall
+    why = ""
+    if result.timed_out or result.global_timeout:
+        why = "SIPp's global timeout: calls left unanswered"
+    elif result.failed:
+        why = f"failed calls {result.failure_counters()}"
+    elif result.successful != calls:
+        why = f"only {result.successful} of {calls} calls completed (exit {result.returncode})"
+    elif result.returncode != 0:
+        why = f"SIPp exit code {result.returncode}"
+    elif result.elapsed > calls / rate * 1.25 + 3.0:
+        why = f"could not keep the rate: {calls} calls took {result.elapsed:.1f} s"
+    return Step(rate, calls, result, target_cpu, passed=not why, why=why)
+
+
+def sweep(
+    name: str,
+    *,
+    rates: tuple[int, ...],
+    seconds: float,
+    target: str,
+    target_pid: int,
+    workdir: Path,
+    sipp: str,
+    cpu: int | None,
+    transport: str,
+    user: str,
+    deadline: float,
+    pause: float,
+) -> Sweep:
+    out = Sweep(name)
+    print(f"{name}:", flush=True)
+    for rate in rates:
+        if time.monotonic() + seconds * 2 + 5 > deadline:
+            out.note = f"time budget spent before {rate} cps"
+            print(f"  stop: {out.note}", flush=True)
+            break
+        step = run_step(
+            rate=rate,
+            seconds=seconds,
+            target=target,
+            target_pid=target_pid,
+            workdir=workdir,
+            sipp=sipp,
+            cpu=cpu,
+            transport=transport,
+            user=user,
+        )
+        out.steps.append(step)
+        print(step.line(), flush=True)
+        if not step.passed:
+            print(f"    SIPp logs: {step.result.rundir}", flush=True)
+            break
+        time.sleep(pause)  # let retransmission timers of the last step drain
+    return out
+
+
+def table(sweeps: list[Sweep], transport: str) -> str:
+    rows = []
+    for s in sweeps:
+        best = f"{s.best}" + ("+" if s.hit_ceiling else "")
+        rows.append((s.name, best, s.note or ("all steps passed" if s.hit_ceiling else "")))
+    if len(sweeps) == 2 and sweeps[1].best:
+        ratio = sweeps[0].best / sweeps[1].best
+        # A sweep that passed every step only gives a lower bound.
+        bound = {(False, False): "", (True, False): ">=", (False, True): "<="}.get(
+            (sweeps[0].hit_ceiling, sweeps[1].hit_ceiling), "~"
+        )
+        rows.append(("ratio callswitch / SIPp uas", f"{bound}{ratio:.2f}", ""))
+    width = max(len(r[0]) for r in rows)
+    lines = [
+        f"{'target (' + transport + ')':<{width}}  max cps with 0 failed calls",
+        f"{'-' * width}  {'-' * 27}",
+    ]
+    lines += [f"{n:<{width}}  {b:>8}  {note}".rstrip() for n, b, note in rows]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--quick", action="store_true", help="short smoke run (rates 50, 100; 2 s each)"
+    )
+    ap.add_argument(
+        "--rates",
+        default=",".join(map(str, DEFAULT_RATES)),
+        help="comma-separated call rates to try in order (default: %(default)s)",
+    )
+    ap.add_argument("--seconds", type=float, default=5.0, help="seconds of calls per step")
+    ap.add_argument("--transport", choices=("u1", "t1"), default="u1", help="SIPp transport")
+    ap.add_argument("--user", default="tone", help="callswitch user to call (default: tone)")
+    ap.add_argument("--budget", type=float, default=280.0, help="seconds for the whole run")
+    ap.add_argument(
+        "--server-cpu", type=int, default=0, help="CPU for the target (callswitch, uas)"
+    )
+    ap.add_argument("--sipp-cpu", type=int, default=1, help="CPU for the SIPp caller")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin processes with taskset")
+    ap.add_argument("--skip-uas", action="store_true", help="skip the SIPp uas reference")
+    ap.add_argument("--workdir", type=Path, help="where to keep logs (default: a temp dir)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.rates = ",".join(map(str, QUICK_RATES))
+        args.seconds = 2.0
+        args.budget = min(args.budget, 90.0)
+    args.rates = tuple(int(r) for r in args.rates.split(",") if r.strip())
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    deadline = time.monotonic() + args.budget
+    sipp = find_sipp()
+    if sipp is None:
+        print("sipp not found (Debian package sip-tester)", file=sys.stderr)
+        return 2
+    pin = not args.no_pin and shutil.which("taskset") is not None
+    ncpu = os.cpu_count() or 1
+    if pin and max(args.server_cpu, args.sipp_cpu) >= ncpu:
+        print(f"only {ncpu} CPU(s): running without pinning", file=sys.stderr)
+        pin = False
+    target_cpu = args.server_cpu if pin else None
+    caller_cpu = args.sipp_cpu if pin else None
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="sip_cps-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    pinning = f"target on CPU {args.server_cpu}, caller on CPU {args.sipp_cpu}" if pin else "off"
+    print(
+        f"sip_cps: SIPp uac -d 0 -> {args.user}, {args.transport}, "
+        f"{args.seconds:g} s per step, rates {list(args.rates)}; "
+        f"pinning {pinning}; logs in {workdir}",
+        flush=True,
+    )
+    pause = 1.0 if args.quick else 2.0
+    sweeps: list[Sweep] = []
+
+    try:
+        server = CallswitchServer.start(workdir / "callswitch", rtp_size=4000, cpu=target_cpu)
+    except ServerError as exc:
+        print(f"callswitch did not start:\n{exc}", file=sys.stderr)
+        return 2
+    try:
+        sweeps.append(
+            sweep(
+                f"callswitch ({args.user})",
+                rates=args.rates,
+                seconds=args.seconds,
+                target=server.sip_target,
+                target_pid=server.pid,
+                workdir=workdir / "sipp-callswitch",
+                sipp=sipp,
+                cpu=caller_cpu,
+                transport=args.transport,
+                user=args.user,
+                deadline=deadline,
+                pause=pause,
+            )
+        )
+    finally:
+        problems = server.stop()
+        if problems:
+            print("callswitch: " + "; ".join(problems), file=sys.stderr)
+            print(server.tail(10), file=sys.stderr)
+
+    if not args.skip_uas:
+        port = free_port()
+        uas = SippBackground(
+            "uas",
+            None,
+            workdir=workdir / "sipp-uas",
+            sipp=sipp,
+            transport=args.transport,
+            calls=None,
+            local_port=port,
+            timeout=max(10.0, deadline - time.monotonic() + 30),
+            cpu=target_cpu,
+            extra=("-max_socket", "1000"),
+        )
+        try:
+            time.sleep(0.5)
+            if uas.proc.poll() is not None:
+                print(f"SIPp uas exited at once; see {uas.rundir}", file=sys.stderr)
+            else:
+                sweeps.append(
+                    sweep(
+                        "SIPp uas",
+                        rates=args.rates,
+                        seconds=args.seconds,
+                        target=f"127.0.0.1:{port}",
+                        target_pid=uas.proc.pid,
+                        workdir=workdir / "sipp-uac-vs-uas",
+                        sipp=sipp,
+                        cpu=caller_cpu,
+                        transport=args.transport,
+                        user="service",
+                        deadline=deadline + 30,
+                        pause=pause,
+                    )
+                )
+        finally:
+            uas.stop()
+
+    print()
+    print(table(sweeps, args.transport))
+    return 0 if sweeps and sweeps[0].best > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

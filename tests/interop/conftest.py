@@ -1,0 +1,132 @@
+"""Fixtures for the interop suite: a real callswitch process and real SIPp.
+
+`server` is a `callswitch serve` process on free loopback ports, started for
+the test (with the options of a `callswitch` marker, e.g.
+`@pytest.mark.callswitch(rtp_size=2000)`) and stopped with SIGTERM after it.
+The test fails if the server died or printed a traceback during it, or did
+not exit 0 within 5 s of SIGTERM. Starting one takes a second or two, so tests
+that need no fresh state can carry `callswitch_shared`: they then share one
+process per module, each still failing if it died or printed a traceback
+during that test; the SIGTERM check runs once, at the end of the module.
+
+`sipp` runs SIPp against that server. Without SIPp the tests skip, except
+under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .harness import CallswitchServer, ServerPool
+from .rtp import RtpSink
+from .sipp import SippResult, find_sipp, run_sipp
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "callswitch(**options): options for the interop server fixture"
+    )
+    config.addinivalue_line(
+        "markers",
+        "callswitch_shared: tests may share one server process per module (no fresh state)",
+    )
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when `condition` is false, or fail under CI=true."""
+    if condition:
+        return
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: the interop suite must run, not skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def sipp_bin() -> str:
+    path = find_sipp()
+    require(path is not None, "sipp is not installed (Debian package sip-tester)")
+    assert path is not None
+    return path
+
+
+@pytest.fixture
+def raw_sockets(request: pytest.FixtureRequest) -> None:
+    """SIPp's play_pcap_audio writes UDP headers itself through a raw socket."""
+    require(os.geteuid() == 0, "play_pcap_audio needs raw sockets (run as root)")
+
+
+@pytest.fixture(scope="module")
+def _server_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
+    pool = ServerPool(tmp_path_factory.mktemp("callswitch"))
+    yield pool
+    problems = pool.close()
+    if problems:
+        pytest.fail("callswitch (shared by this module): " + "; ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def server(
+    request: pytest.FixtureRequest, tmp_path: Path, _server_pool: ServerPool
+) -> Iterator[CallswitchServer]:
+    """A running callswitch of the test's own, stopped and judged at the end
+    of the test; with the `callswitch_shared` marker (and no `callswitch`
+    marker), one process shared by the module's tests."""
+    marker = request.node.get_closest_marker("callswitch")
+    shared = request.node.get_closest_marker("callswitch_shared") is not None
+    if marker is None and shared:
+        srv = _server_pool.acquire()
+        first_line = len(srv.lines())
+        yield srv
+        problems = _server_pool.release(srv, first_line)
+        if problems:
+            pytest.fail("callswitch: " + "; ".join(problems) + f"\n{srv.tail(200)}", pytrace=False)
+        return
+    srv = CallswitchServer.start(tmp_path / "server", **(marker.kwargs if marker else {}))
+    try:
+        yield srv
+    finally:
+        problems = srv.stop()
+        if problems:
+            pytest.fail(
+                "callswitch: " + "; ".join(problems) + f"\n{srv.tail(200)}",
+                pytrace=False,
+            )
+
+
+@pytest.fixture
+def rtp_sink() -> Iterator[RtpSink]:
+    with RtpSink() as sink:
+        yield sink
+
+
+SippRunner = Callable[..., SippResult]
+
+
+@pytest.fixture
+def sipp(sipp_bin: str, server: CallswitchServer, tmp_path: Path) -> SippRunner:
+    """`sipp(scenario, **options)` runs SIPp against the test's server.
+
+    Options are those of `sipp.run_sipp` (transport="u1"/"t1", service,
+    calls, rate, limit, keys, pause_ms, lost, timeout, cwd, ...). Small runs
+    trace every message so a failure can show them.
+    """
+
+    def run(scenario: str | Path, **options) -> SippResult:
+        options.setdefault("sipp", sipp_bin)
+        options.setdefault("trace_msg", (options.get("calls") or 1) <= 20)
+        return run_sipp(scenario, server.sip_target, workdir=tmp_path / "sipp", **options)
+
+    return run
+
+
+def sipp_failure(result: SippResult, server: CallswitchServer, what: str) -> str:
+    """An assertion message with SIPp's logs and the server's last lines."""
+    return f"{what}\n{result.describe()}\n{server.tail()}"

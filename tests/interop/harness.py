@@ -1,0 +1,386 @@
+"""Start and stop a real `callswitch serve` process for interop tests.
+
+The server runs as a child process on free loopback ports. Its stderr (logfmt,
+one event per line) is read by a thread, kept in memory and copied to a file so
+a failing test can show what the server said. It is stopped by its own PID
+only: SIGTERM, then SIGKILL if it has not exited after a grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+READY_TIMEOUT = 15.0
+STOP_GRACE = 5.0
+
+# Lets a developer aim the suite at another build, e.g. "python -m callswitch".
+SERVER_CMD_ENV = "CALLSWITCH_INTEROP_SERVER"
+
+
+def parse_logfmt(line: str) -> dict[str, str]:
+    """Parse one logfmt line (`key=value key="quoted value"`) into a dict.
+
+    Tolerant: bare words become keys with an empty value, and a line that is
+    not logfmt at all (a traceback, say) just yields whatever pairs it has.
+    """
+    out: dict[str, str] = {}
+    i, n = 0, len(line)
+    while i < n:
+        while i < n and line[i] == " ":
+            i += 1
+        start = i
+        while i < n and line[i] not in " =":
+            i += 1
+        key = line[start:i]
+        if i < n and line[i] == "=":
+            i += 1
+            if i < n and line[i] == '"':
+                i += 1
+                buf = []
+                while i < n and line[i] != '"':
+                    if line[i] == "\\" and i + 1 < n:
+                        i += 1
+                    buf.append(line[i])
+                    i += 1
+                i += 1
+                value = "".join(buf)
+            else:
+                start = i
+                while i < n and line[i] != " ":
+                    i += 1
+                value = line[start:i]
+        else:
+            value = ""
+        if key:
+            out[key] = value
+    return out
+
+
+def _udp_and_tcp_free(port: int) -> bool:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind((LOOPBACK, port))
+            except OSError:
+                return False
+    return True
+
+
+def free_port(*, udp_and_tcp: bool = True, avoid: set[int] | None = None) -> int:
+    """A loopback port the kernel just handed out for UDP, also free for TCP."""
+    avoid = avoid or set()
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((LOOPBACK, 0))
+            port = s.getsockname()[1]
+        if port in avoid:
+            continue
+        if not udp_and_tcp or _udp_and_tcp_free(port):
+            return port
+    raise RuntimeError("no free UDP+TCP port on 127.0.0.1 after 50 tries")
+
+
+def free_port_block(count: int, *, low: int = 20000, high: int = 32000) -> int:
+    """Base of `count` consecutive UDP ports that are free now (below the
+    ephemeral range, so the kernel will not hand them out behind our back)."""
+    rng = random.Random()
+    for _ in range(100):
+        base = rng.randrange(low, high - count) & ~1
+        if all(_udp_and_tcp_free(base + k) for k in range(count)):
+            return base
+    raise RuntimeError(f"no block of {count} free ports in {low}-{high}")
+
+
+def free_rtp_range(size: int = 200, *, low: int = 40000, high: int = 59000) -> tuple[int, int]:
+    """An even-based UDP range for the server's RTP pool whose probes are free."""
+    rng = random.Random()
+    for _ in range(100):
+        base = rng.randrange(low, high - size) & ~1
+        probes = [base, base + 1, base + size // 2, base + size - 2, base + size - 1]
+        if all(_udp_free(p) for p in probes):
+            return base, base + size - 1
+    raise RuntimeError(f"no free RTP range of {size} ports in {low}-{high}")
+
+
+def _udp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def server_command() -> list[str]:
+    """The command that runs callswitch, without the `serve` arguments."""
+    override = os.environ.get(SERVER_CMD_ENV)
+    if override:
+        return shlex.split(override)
+    script = Path(sys.executable).with_name("callswitch")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "callswitch"]
+
+
+class ServerError(AssertionError):
+    """The server failed to start, died, or did not stop cleanly."""
+
+
+@dataclass
+class CallswitchServer:
+    """A running `callswitch serve` child process bound to loopback ports."""
+
+    proc: subprocess.Popen[bytes]
+    sip_port: int
+    http_port: int
+    rtp_ports: tuple[int, int]
+    data_dir: Path
+    log_path: Path
+    cmd: list[str]
+    ready: dict[str, str] = field(default_factory=dict)
+    _lines: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ready_event: threading.Event = field(default_factory=threading.Event)
+    _reader: threading.Thread | None = None
+    stopped_rc: int | None = None
+    stop_seconds: float | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def sip_target(self) -> str:
+        return f"{LOOPBACK}:{self.sip_port}"
+
+    @property
+    def sip_addr(self) -> tuple[str, int]:
+        return (LOOPBACK, self.sip_port)
+
+    @classmethod
+    def start(
+        cls,
+        workdir: Path,
+        *,
+        rtp_size: int = 200,
+        ready_timeout: float = READY_TIMEOUT,
+        extra_args: tuple[str, ...] = (),
+        cpu: int | None = None,
+    ) -> CallswitchServer:
+        workdir.mkdir(parents=True, exist_ok=True)
+        data_dir = workdir / "callswitch-data"
+        data_dir.mkdir(exist_ok=True)
+        sip_port = free_port()
+        http_port = free_port(avoid={sip_port})
+        rtp = free_rtp_range(rtp_size)
+        cmd = [
+            *server_command(),
+            "serve",
+            "--bind",
+            LOOPBACK,
+            "--public-address",
+            LOOPBACK,
+            "--sip-port",
+            str(sip_port),
+            "--http-port",
+            str(http_port),
+            "--rtp-ports",
+            f"{rtp[0]}-{rtp[1]}",
+            "--data-dir",
+            str(data_dir),
+            *extra_args,
+        ]
+        if cpu is not None:
+            cmd = ["taskset", "-c", str(cpu), *cmd]
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=workdir,
+            env=env,
+        )
+        server = cls(
+            proc=proc,
+            sip_port=sip_port,
+            http_port=http_port,
+            rtp_ports=rtp,
+            data_dir=data_dir,
+            log_path=workdir / "callswitch.stderr.log",
+            cmd=cmd,
+        )
+        server._reader = threading.Thread(target=server._read_stderr, daemon=True)
+        server._reader.start()
+        server._wait_ready(ready_timeout)
+        return server
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        with open(self.log_path, "w", encoding="utf-8") as log:
+            for raw in self.proc.stderr:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                log.write(line + "\n")
+                log.flush()
+                with self._lock:
+                    self._lines.append(line)
+                if not self._ready_event.is_set() and "event=ready" in line:
+                    self.ready = parse_logfmt(line)
+                    self._ready_event.set()
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._ready_event.wait(0.05):
+                break
+            if self.proc.poll() is not None:
+                # Let the reader drain what the process said before dying.
+                if self._reader is not None:
+                    self._reader.join(2)
+                raise ServerError(
+                    f"callswitch exited with {self.proc.returncode} before it was ready\n"
+                    f"command: {shlex.join(self.cmd)}\n{self.tail()}"
+                )
+        else:
+            self._kill()
+            raise ServerError(
+                f"callswitch printed no event=ready line within {timeout:.0f} s\n"
+                f"command: {shlex.join(self.cmd)}\n{self.tail()}"
+            )
+        expected = f"{LOOPBACK}:{self.sip_port}"
+        for key in ("sip_udp", "sip_tcp"):
+            if self.ready.get(key) != expected:
+                self._kill()
+                raise ServerError(
+                    f"ready line names {key}={self.ready.get(key)!r}, expected {expected}\n"
+                    f"ready line: {self.ready}"
+                )
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return list(self._lines)
+
+    def tail(self, n: int = 60) -> str:
+        lines = self.lines()
+        body = "\n".join(lines[-n:]) if lines else "(no output)"
+        return (
+            f"--- callswitch stderr (last {min(n, len(lines))} of {len(lines)} lines) ---\n{body}"
+        )
+
+    def events(self, name: str) -> list[dict[str, str]]:
+        """Parsed log lines whose `event` is `name`."""
+        return [f for f in map(parse_logfmt, self.lines()) if f.get("event") == name]
+
+    def is_alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def assert_alive(self) -> None:
+        if not self.is_alive():
+            if self._reader is not None:
+                self._reader.join(2)
+            raise ServerError(
+                f"callswitch (pid {self.pid}) died during the test with exit code "
+                f"{self.proc.returncode}\n{self.tail()}"
+            )
+
+    def _kill(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5)
+
+    def stop(self, grace: float = STOP_GRACE) -> list[str]:
+        """Stop the server; return a list of problems (empty when all went well).
+
+        Also records `stop_seconds`, how long it took to exit after SIGTERM.
+
+        Problems: it had died before we stopped it, it ignored SIGTERM for
+        `grace` seconds, it exited non-zero, or it printed a Python traceback.
+        """
+        if self.stopped_rc is not None:
+            return []  # already stopped (and judged) by the test itself
+        problems: list[str] = []
+        rc = self.proc.poll()
+        if rc is not None:
+            problems.append(f"callswitch (pid {self.pid}) died during the test, exit code {rc}")
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGTERM)
+            sent = time.monotonic()
+            try:
+                rc = self.proc.wait(grace)
+                self.stop_seconds = time.monotonic() - sent
+            except subprocess.TimeoutExpired:
+                problems.append(f"callswitch did not exit within {grace:.0f} s of SIGTERM")
+                self._kill()
+                rc = self.proc.returncode
+            else:
+                if rc != 0:
+                    problems.append(f"callswitch exited with {rc} after SIGTERM, expected 0")
+        self.stopped_rc = rc
+        if self._reader is not None:
+            self._reader.join(5)
+        if any("Traceback (most recent call last)" in line for line in self.lines()):
+            problems.append("callswitch printed a Python traceback")
+        return problems
+
+
+class ServerPool:
+    """One callswitch process reused by consecutive tests (of one module).
+
+    Starting the server costs a second or two, so tests that do not need a
+    fresh process share one. Each test is still judged on its own: `release`
+    reports the server dying or printing a traceback during that test, and
+    then throws the process away so the next test gets a new one.
+    """
+
+    def __init__(self, workdir: Path, **options):
+        self.workdir = workdir
+        self.options = options
+        self.server: CallswitchServer | None = None
+        self._count = 0
+
+    def acquire(self) -> CallswitchServer:
+        if self.server is None or not self.server.is_alive():
+            self._count += 1
+            self.server = CallswitchServer.start(
+                self.workdir / f"server-{self._count}", **self.options
+            )
+        return self.server
+
+    def release(self, server: CallswitchServer, first_line: int) -> list[str]:
+        """Problems seen since `first_line` of the server's log; a server with
+        problems is stopped and forgotten."""
+        problems = []
+        if not server.is_alive():
+            if server._reader is not None:
+                server._reader.join(2)
+            rc = server.proc.returncode
+            problems.append(f"callswitch (pid {server.pid}) died during the test, exit code {rc}")
+        new = server.lines()[first_line:]
+        if any("Traceback (most recent call last)" in line for line in new):
+            problems.append("callswitch printed a Python traceback during the test")
+        if problems:
+            server.stop()
+            self.server = None
+        return problems
+
+    def close(self) -> list[str]:
+        if self.server is None:
+            return []
+        server, self.server = self.server, None
+        return server.stop()
