@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import numpy as np
 import pytest
 
 from media import player
-from media.clock import MediaClock
 from media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from media.player import encode_frames, play, play_silence, send_digits
-from media.ports import PortPool
-from media.sdp import PCMU, TELEPHONE_EVENT
-from media.session import RtpSession
 from media.tones import dominant_frequency, level_dbfs, sine
 
 
@@ -232,39 +227,6 @@ async def test_digits_stop_when_the_leg_closes():
 
 
 # -- a real RTP session pair on loopback
-
-
-def free_range(size: int = 20) -> tuple[int, int]:
-    for base in range(43000, 59000, 89):
-        socks = []
-        try:
-            for port in range(base, base + size):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-        return base, base + size - 1
-    raise RuntimeError("no free port range")
-
-
-@pytest.fixture
-async def pair():
-    clock = MediaClock()
-    pool = PortPool(*free_range())
-    a = await RtpSession.bind("127.0.0.1", pool, clock)
-    b = await RtpSession.bind("127.0.0.1", pool, clock)
-    a.configure(PCMU, ("127.0.0.1", b.port), dtmf=TELEPHONE_EVENT)
-    b.configure(PCMU, ("127.0.0.1", a.port), dtmf=TELEPHONE_EVENT)
-    a.start()
-    b.start()
-    yield a, b
-    a.close()
-    b.close()
-    clock.close()
 
 
 async def test_tone_played_into_a_session_arrives_at_its_peer(pair):

@@ -13,44 +13,7 @@ from media.clock import MediaClock
 from media.g711 import ulaw_decode, ulaw_encode
 from media.ports import PortPool, PortsExhausted
 from media.rtp import RtpPacket
-from media.sdp import PCMU, TELEPHONE_EVENT
-from media.session import RtpSession
 from media.tones import ToneGenerator, dominant_frequency, level_dbfs
-
-
-def free_range(size: int = 20) -> tuple[int, int]:
-    """A run of ports that are free now (bound and released at once)."""
-    for base in range(41000, 59000, 97):
-        socks = []
-        try:
-            for port in range(base, base + size):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return base, base + size - 1
-    raise RuntimeError("no free port range")
-
-
-@pytest.fixture
-async def pair():
-    clock = MediaClock()
-    pool = PortPool(*free_range())
-    a = await RtpSession.bind("127.0.0.1", pool, clock)
-    b = await RtpSession.bind("127.0.0.1", pool, clock)
-    a.configure(PCMU, ("127.0.0.1", b.port), dtmf=TELEPHONE_EVENT)
-    b.configure(PCMU, ("127.0.0.1", a.port), dtmf=TELEPHONE_EVENT)
-    a.start()
-    b.start()
-    yield a, b
-    a.close()
-    b.close()
-    clock.close()
-    assert pool.in_use == 0
 
 
 async def test_tone_sent_by_one_session_arrives_at_the_other(pair):
