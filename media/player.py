@@ -16,6 +16,7 @@ RTP session with no remote address) holds playback until it starts.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
@@ -62,6 +63,25 @@ def encode_frames(samples: np.ndarray, codec: str) -> list[bytes]:
     payload = encode(samples)
     payload += bytes([silence]) * (-len(payload) % FRAME_SAMPLES)
     return [payload[i : i + FRAME_SAMPLES] for i in range(0, len(payload), FRAME_SAMPLES)]
+
+
+_ENCODED: OrderedDict[tuple[int, str], tuple[np.ndarray, list[bytes]]] = OrderedDict()
+_ENCODED_ENTRIES = 64
+
+
+def cached_frames(samples: np.ndarray, codec: str) -> list[bytes]:
+    """``encode_frames``, remembered for the same array object: a cached prompt (speech,
+    a ``<Play>`` file) that every call plays is encoded once, not once per call."""
+    key = (id(samples), codec.upper())
+    hit = _ENCODED.get(key)
+    if hit is not None and hit[0] is samples:  # the array is held, so its id is not reused
+        _ENCODED.move_to_end(key)
+        return hit[1]
+    frames = encode_frames(samples, codec)
+    _ENCODED[key] = (samples, frames)
+    while len(_ENCODED) > _ENCODED_ENTRIES:
+        _ENCODED.popitem(last=False)
+    return frames
 
 
 class _Frames:
@@ -131,7 +151,7 @@ async def play(leg, samples: np.ndarray, *, loop: int = 1) -> None:
     if loop < 0:
         raise ValueError(f"loop must be 0 (forever) or more, not {loop}")
     _check_leg(leg)
-    frames = encode_frames(samples, leg.codec)
+    frames = cached_frames(samples, leg.codec)
     if not frames:
         return
     await _run(leg, _Frames(frames, loop, asyncio.get_running_loop().create_future()))

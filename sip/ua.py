@@ -74,6 +74,7 @@ class UserAgent:
         self.requests_received: Counter[str] = Counter()
         self.responses_sent: Counter[int] = Counter()
         self.parse_errors = 0
+        self._ended: dict[DialogId, float] = {}  # dialog → until when a late BYE gets 200
 
     @property
     def allow(self) -> str:
@@ -227,7 +228,10 @@ class UserAgent:
         dialog_id = (request.call_id, request.to_tag or "", request.from_tag or "")
         session = self.sessions.get(dialog_id)
         if session is None or session.dialog is None:
-            self._respond(txn, request, 481)
+            if request.method == "BYE" and self._recently_ended(dialog_id):
+                self._respond(txn, request, 200)  # a late retransmission: it did end the call
+            else:
+                self._respond(txn, request, 481)
             return
         if not session.dialog.accept_request(request):
             self._respond(txn, request, 500, "Out of Order")
@@ -400,9 +404,25 @@ class UserAgent:
         self.sessions[session.dialog.id] = session
 
     def unregister_session(self, session: InviteSession) -> None:
-        if session.dialog is not None:
-            self.sessions.pop(session.dialog.id, None)
+        dialog = session.dialog
+        if dialog is not None and self.sessions.pop(dialog.id, None) is not None:
+            self._ended[dialog.id] = self.clock() + 2 * self.layer.timers.timeout
         self._by_invite.pop(session.txn.key, None)
+
+    def _recently_ended(self, dialog_id: DialogId) -> bool:
+        """Whether a dialog ended less than 2*64*T1 ago.
+
+        A BYE's server transaction lives 64*T1 (Timer J), but a peer on a lossy
+        path may retransmit its BYE a little longer (SIPp does, past Timer J):
+        that BYE still gets the 200 it asked for, not a 481 for a call it ended.
+        """
+        now, ended = self.clock(), self._ended
+        while ended:  # insertion order is expiry order: drop the expired from the front
+            first = next(iter(ended))
+            if ended[first] > now:
+                break
+            del ended[first]
+        return dialog_id in ended
 
     def hangup_all(self) -> int:
         """End every session (on shutdown); returns how many there were."""

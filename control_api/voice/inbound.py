@@ -30,6 +30,7 @@ log = logging.getLogger("callswitch.voice")
 
 API_VERSION = "2010-04-01"
 TOKEN_CACHE_S = 5.0
+NUMBER_CACHE_S = 1.0
 PHONE = re.compile(r"\+?\d{3,15}")
 
 
@@ -106,15 +107,28 @@ class VoiceApps:
         self.load_audio = load_audio
         self.live: dict[str, _LiveCall] = {}
         self._tokens: dict[str, tuple[float, str | None]] = {}
+        self._numbers: dict[str, tuple[float, object]] = {}
 
     async def app_for(self, user: str):
         """The app for a call to ``user``, or None when it is not one of our numbers."""
         if not PHONE.fullmatch(user):
             return None
-        number = await self.store.find_number(user)
+        number = await self._number(user)
         if number is None or not number.voice_url:
             return None
         return functools.partial(self.run_call, number)
+
+    async def _number(self, user: str):
+        """The number a call is for, cached for a second: a burst of calls to one
+        number costs one query, and a REST update still applies within a second."""
+        hit = self._numbers.get(user)
+        if hit is not None and time.monotonic() - hit[0] < NUMBER_CACHE_S:
+            return hit[1]
+        number = await self.store.find_number(user)
+        if len(self._numbers) > 10_000:
+            self._numbers.clear()
+        self._numbers[user] = (time.monotonic(), number)
+        return number
 
     async def _auth_token(self, account_sid: str) -> str | None:
         """The account's auth token, cached briefly: every call to a number needs it."""

@@ -10,7 +10,7 @@ import pytest
 
 from media import player
 from media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
-from media.player import encode_frames, play, play_silence, send_digits
+from media.player import cached_frames, encode_frames, play, play_silence, send_digits
 from media.tones import dominant_frequency, level_dbfs, sine
 
 
@@ -253,3 +253,12 @@ async def test_digits_sent_into_a_session_arrive_as_rfc4733(pair):
     await send_digits(a, "4w#")
     await asyncio.sleep(0.3)
     assert digits == ["4", "#"]
+
+
+def test_the_same_prompt_is_encoded_once():
+    samples = (np.sin(np.arange(800) / 5) * 8000).astype(np.int16)
+    first = cached_frames(samples, "PCMU")
+    assert cached_frames(samples, "PCMU") is first
+    assert cached_frames(samples, "PCMA") is not first
+    assert cached_frames(samples.copy(), "PCMU") is not first  # another array, same values
+    assert first == encode_frames(samples, "PCMU")

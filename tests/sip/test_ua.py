@@ -304,3 +304,17 @@ def test_hangup_all_on_shutdown(ua, flow):
     ua.receive(invite(), flow)
     assert ua.hangup_all() == 1
     assert flow.messages()[-1].method == "BYE" and not ua.sessions
+
+
+def test_late_bye_retransmission_after_timer_j_still_gets_200(ua, flow, clock):
+    answering(ua)
+    ua.receive(invite(), flow)
+    tag = flow.messages()[-1].to_tag
+    ua.receive(in_dialog("BYE", tag), flow)
+    clock.now = 33.0  # Timer J (32 s) has ended the BYE's transaction
+    ua.handle_timer(33.0)
+    ua.receive(in_dialog("BYE", tag), flow)
+    assert flow.statuses()[-1] == 200
+    clock.now = 70.0  # over 64 s after: no such dialog any more
+    ua.receive(in_dialog("BYE", tag, branch="z9hG4bK-3", cseq=3), flow)
+    assert flow.statuses()[-1] == 481
