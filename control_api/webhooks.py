@@ -163,6 +163,7 @@ class Outbox:
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: set[int] = set()
         self._task: asyncio.Task | None = None
+        self._stopping = False
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -194,19 +195,25 @@ class Outbox:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def stop(self, grace: float = 2.0) -> None:
+        """Let the worker finish what it is doing (a cancelled query would only be
+        retried after restart anyway), then stop it."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(self._task, grace)
+        self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.deliver_due()
             except Exception:  # the store may be briefly unavailable: keep going
                 log.exception("webhook.outbox_error")
+            if self._stopping:
+                return
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)

@@ -218,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             problems = server.stop()
             if problems:
                 print("server problems: " + "; ".join(problems), file=sys.stderr)
+                for line in server.lines():
+                    if "Traceback" in line or "level=error" in line:
+                        print(line[:3000], file=sys.stderr)
     best = max((s for s in steps if s.kept_up), key=lambda s: s.rate, default=None)
     print()
     if best is not None:

@@ -31,7 +31,13 @@ class Database:
         driver = _ASYNC_DRIVER.get(self.dialect_name)
         if driver is not None:
             url = url.set(drivername=f"{self.dialect_name}+{driver}")
-        self._async_engine = create_async_engine(url)
+        options: dict[str, Any] = {}
+        if self.dialect_name == "sqlite":
+            # One connection: SQLite has one writer anyway, and a transaction that read
+            # before it writes fails at once ("database is locked", no busy wait) when
+            # another connection wrote in between. Queued work waits its turn instead.
+            options = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 120}
+        self._async_engine = create_async_engine(url, **options)
         self.engine: Engine = self._async_engine.sync_engine
         if self.dialect_name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)

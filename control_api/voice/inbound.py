@@ -12,7 +12,6 @@ import asyncio
 import functools
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from datetime import UTC, datetime
 from control_api.call import Call
 from control_api.sids import rfc2822
 from control_api.store import CallRecord
+from control_api.voice.lookup import Lookup
 from control_api.voice.runner import Document, TwimlRunner, VoiceServices
 from control_api.webhooks import Outbox, WebhookClient
 from sip.invite import EndReason
@@ -29,8 +29,6 @@ __all__ = ["VoiceApps"]
 log = logging.getLogger("callswitch.voice")
 
 API_VERSION = "2010-04-01"
-TOKEN_CACHE_S = 5.0
-NUMBER_CACHE_S = 1.0
 PHONE = re.compile(r"\+?\d{3,15}")
 
 
@@ -106,42 +104,25 @@ class VoiceApps:
         self.synthesize = synthesize
         self.load_audio = load_audio
         self.live: dict[str, _LiveCall] = {}
-        self._tokens: dict[str, tuple[float, str | None]] = {}
-        self._numbers: dict[str, tuple[float, object]] = {}
+        # A REST change to a number or a token reaches calls within a second.
+        self._numbers = Lookup(store.find_number, fresh=1.0)
+        self._tokens = Lookup(self._load_token, fresh=1.0)
 
     async def app_for(self, user: str):
         """The app for a call to ``user``, or None when it is not one of our numbers."""
         if not PHONE.fullmatch(user):
             return None
-        number = await self._number(user)
+        number = await self._numbers.get(user)
         if number is None or not number.voice_url:
             return None
         return functools.partial(self.run_call, number)
 
-    async def _number(self, user: str):
-        """The number a call is for, cached for a second: a burst of calls to one
-        number costs one query, and a REST update still applies within a second."""
-        hit = self._numbers.get(user)
-        if hit is not None and time.monotonic() - hit[0] < NUMBER_CACHE_S:
-            return hit[1]
-        number = await self.store.find_number(user)
-        if len(self._numbers) > 10_000:
-            self._numbers.clear()
-        self._numbers[user] = (time.monotonic(), number)
-        return number
-
-    async def _auth_token(self, account_sid: str) -> str | None:
-        """The account's auth token, cached briefly: every call to a number needs it."""
-        hit = self._tokens.get(account_sid)
-        if hit is not None and time.monotonic() - hit[0] < TOKEN_CACHE_S:
-            return hit[1]
+    async def _load_token(self, account_sid: str) -> str | None:
         account = await self.store.get_account(account_sid)
-        token = account.auth_token if account is not None else None
-        self._tokens[account_sid] = (time.monotonic(), token)
-        return token
+        return account.auth_token if account is not None else None
 
     async def run_call(self, number, call: Call) -> None:
-        token = await self._auth_token(number.account_sid)
+        token = await self._tokens.get(number.account_sid)
         if token is None:
             call.reject(404)
             return

@@ -82,7 +82,13 @@ class WebhookApp:
             do_GET = _handle
             do_POST = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        class _Server(ThreadingHTTPServer):
+            # http.server's default backlog of 5 drops SYNs in a burst of calls, and the
+            # retried connect (1 s, 3 s later) would be charged to callswitch.
+            request_queue_size = 1024
+            daemon_threads = True
+
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
