@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import httpx
+from control_api.http_client import HttpError, HttpResponse
+from control_api.http_client import request as http_request
 
 __all__ = [
     "Outbox",
@@ -77,10 +78,7 @@ def _with_query(url: str, params: Params) -> str:
 class WebhookClient:
     """Makes signed requests to the application's URLs."""
 
-    def __init__(
-        self, http: httpx.AsyncClient | None = None, timeout: float = WEBHOOK_TIMEOUT_S
-    ) -> None:
-        self.http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+    def __init__(self, timeout: float = WEBHOOK_TIMEOUT_S) -> None:
         self.timeout = timeout
 
     async def request(
@@ -92,29 +90,27 @@ class WebhookClient:
         *,
         idempotency_token: str | None = None,
         timeout: float | None = None,
-    ) -> httpx.Response:
+    ) -> HttpResponse:
         method = method.upper()
-        headers = {"User-Agent": USER_AGENT}
+        headers = [("User-Agent", USER_AGENT)]
         if idempotency_token:
-            headers["I-Twilio-Idempotency-Token"] = idempotency_token
+            headers.append(("I-Twilio-Idempotency-Token", idempotency_token))
+        body = b""
         if method == "GET":
-            full = _with_query(url, params)
-            headers["X-Twilio-Signature"] = sign(full, None, auth_token)
-            send = self.http.build_request("GET", full, headers=headers)
+            url = _with_query(url, params)
+            headers.append(("X-Twilio-Signature", sign(url, None, auth_token)))
         else:
-            headers["X-Twilio-Signature"] = sign(url, params, auth_token)
-            headers["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8"
-            send = self.http.build_request(
-                "POST", url, headers=headers, content=urlencode(list(params)).encode()
-            )
-        if timeout is not None:
-            send.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
+            headers.append(("X-Twilio-Signature", sign(url, params, auth_token)))
+            headers.append(("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"))
+            body = urlencode(list(params)).encode()
         try:
-            response = await self.http.send(send)
-        except httpx.HTTPError as exc:
-            raise WebhookError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
-        if not 200 <= response.status_code < 300:
-            raise WebhookError(f"{method} {url}: HTTP {response.status_code}", response.status_code)
+            response = await http_request(
+                method, url, headers=headers, body=body, timeout=timeout or self.timeout
+            )
+        except HttpError as exc:
+            raise WebhookError(f"{method} {url}: {exc}") from exc
+        if not 200 <= response.status < 300:
+            raise WebhookError(f"{method} {url}: HTTP {response.status}", response.status)
         return response
 
     async def fetch_twiml(self, url: str, method: str, params: Params, auth_token: str) -> str:
@@ -122,7 +118,7 @@ class WebhookClient:
         return response.text
 
     async def close(self) -> None:
-        await self.http.aclose()
+        pass
 
 
 def backoff(attempts: int) -> float:
