@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import logging
 import signal
@@ -173,6 +174,11 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     server = Server(settings)
     await server.start()
+    # Everything start-up built lives as long as the process: take it out of the
+    # collector's view, so that full collections (which pause the loop, media
+    # included) only walk what calls create.
+    gc.collect()
+    gc.freeze()
     await stop.wait()
     await server.stop()
     log.info("stopped")
