@@ -8,6 +8,7 @@ until the caller gives up (for testing CANCEL).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -39,7 +40,7 @@ async def tone(call: Call) -> None:
     if not await call.answer():
         return
     leg = call.leg
-    leg.source = _looping_source(_encoded_tone(leg.codec, leg.sample_rate), leg.sample_rate // 50)
+    leg.source = _looping_source(_tone_frames(leg.codec, leg.sample_rate))
     digit = asyncio.get_running_loop().create_future()
     leg.on_dtmf = lambda d: digit.done() or digit.set_result(d)
     ended = asyncio.ensure_future(call.ended.wait())
@@ -59,16 +60,18 @@ async def ringing(call: Call) -> None:
         call.reject(480)
 
 
-def _encoded_tone(codec: str, rate: int) -> bytes:
-    # One second of a whole-Hz tone is a whole number of periods, so it loops seamlessly
-    # and is encoded once per call instead of once per packet.
-    samples = sine(TONE_HZ, 1.0, rate, TONE_AMPLITUDE)
-    return _ENCODERS[codec](np.asarray(samples, dtype=np.int16))
+@functools.cache
+def _tone_frames(codec: str, rate: int) -> tuple[bytes, ...]:
+    """One second of the tone as 20 ms frames, made once per codec for every call.
+
+    A whole-Hz tone fills one second with whole periods, so the frames loop seamlessly.
+    """
+    data = _ENCODERS[codec](np.asarray(sine(TONE_HZ, 1.0, rate, TONE_AMPLITUDE), np.int16))
+    frame = rate // 50
+    return tuple(data[i : i + frame] for i in range(0, len(data) - frame + 1, frame))
 
 
-def _looping_source(data: bytes, frame: int) -> Callable[[], bytes]:
-    view = memoryview(data)
-    frames = [bytes(view[i : i + frame]) for i in range(0, len(data) - frame + 1, frame)]
+def _looping_source(frames: tuple[bytes, ...]) -> Callable[[], bytes]:
     position = 0
 
     def next_frame() -> bytes:
