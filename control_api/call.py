@@ -60,13 +60,11 @@ class Call:
         self.media = media
         self.leg: RtpSession | None = None
         self.ended = asyncio.Event()
-        self.start_time = time.time()
         self.answer_time: float | None = None
         self.end_time: float | None = None
         self.end_reason: EndReason | None = None
         self.reject_status: int | None = None
         self.on_answered: list[Callable[[Call], None]] = []
-        self.on_ended: list[Callable[[Call], None]] = []
         self._answering: asyncio.Future[bool] | None = None
         session.on_terminated = self._terminated
 
@@ -152,11 +150,6 @@ class Call:
             self.leg.close()
         self.ended.set()
         self.log("call.ended", reason=reason.value, duration=round(self.duration, 3))
-        for callback in self.on_ended:
-            try:
-                callback(self)
-            except Exception:
-                log.exception("call.ended_callback_failed", extra={"call_id": self.call_id})
 
 
 Router = Callable[[InviteSession], Awaitable["App | None"]]
