@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from .audio import dominant_frequency, level_dbfs, sine, ulaw_decode, ulaw_encode
+from .conftest import require
 from .harness import parse_logfmt
 from .media_checks import (
     echo_problems,
@@ -27,7 +28,7 @@ def _audioop():
         try:
             import audioop
         except ImportError:  # gone in Python 3.13
-            pytest.skip("audioop is not available")
+            require(False, "audioop is not available (Python 3.13+)")
     return audioop
 
 
