@@ -18,6 +18,7 @@ from media.sdp import (
     SdpNegotiationError,
     SdpParseError,
     SessionDescription,
+    build_offer,
     negotiate_answer,
     remote_rtp_address,
 )
@@ -29,7 +30,8 @@ __all__ = ["Call", "CallManager", "MediaSettings", "new_call_sid"]
 
 log = logging.getLogger("callswitch.calls")
 
-SUPPORTED_CODECS = [PCMU, PCMA, TELEPHONE_EVENT]
+VOICE_CODECS = [PCMU, PCMA]
+SUPPORTED_CODECS = [*VOICE_CODECS, TELEPHONE_EVENT]
 
 App = Callable[["Call"], Awaitable[None]]
 
@@ -99,15 +101,13 @@ class Call:
         session, media = self.session, self.media
         if self.ended.is_set():
             return False
-        if session.offer is None:
-            # Offer-less INVITEs (we would offer in the 200) are not supported yet.
-            session.reject(488, "SDP Offer Required")
-            return False
-        try:
-            offer = SessionDescription.parse(session.offer)
-        except SdpParseError as exc:
-            session.reject(400, f"Bad SDP: {exc}"[:80])
-            return False
+        offer = None
+        if session.offer is not None:
+            try:
+                offer = SessionDescription.parse(session.offer)
+            except SdpParseError as exc:
+                session.reject(400, f"Bad SDP: {exc}"[:80])
+                return False
         try:
             leg = await RtpSession.bind(media.bind, media.pool, media.clock)
         except PortsExhausted:
@@ -117,6 +117,23 @@ class Call:
         if self.ended.is_set():  # cancelled while we were binding
             leg.close()
             return False
+        if offer is not None:
+            connected = self._answer_offer(offer, leg)
+        else:
+            connected = await self._offer_in_answer(leg)
+        if not connected:
+            return False
+        self.answer_time = time.time()
+        session.on_dtmf = lambda digit: leg.on_dtmf(digit)  # SIP INFO joins RFC 4733
+        leg.start()
+        self.log("call.answered", codec=leg.codec)
+        for callback in self.on_answered:
+            callback(self)
+        return True
+
+    def _answer_offer(self, offer: SessionDescription, leg: RtpSession) -> bool:
+        """The usual case: the INVITE offered, our 200 OK answers (RFC 3264 §6)."""
+        session, media = self.session, self.media
         try:
             answer, codec, dtmf = negotiate_answer(
                 offer, SUPPORTED_CODECS, media.public_address, leg.port, leg.ssrc
@@ -126,14 +143,35 @@ class Call:
             return False
         audio = next(m for m in offer.media if m.media == "audio" and m.port)
         leg.configure(codec, remote_rtp_address(offer, audio), dtmf=dtmf, ptime=audio.ptime or 20)
-        session.on_dtmf = lambda digit: leg.on_dtmf(digit)  # SIP INFO joins RFC 4733
         session.ring()
         session.answer(answer.serialize())
-        self.answer_time = time.time()
-        leg.start()
-        self.log("call.answered", codec=codec.name)
-        for callback in self.on_answered:
-            callback(self)
+        return True
+
+    async def _offer_in_answer(self, leg: RtpSession) -> bool:
+        """A delayed offer: the INVITE had no SDP, so our 200 OK offers and the ACK
+        answers (RFC 3261 §13.2.1, RFC 3264 §5). Media starts once the ACK is here."""
+        session, media = self.session, self.media
+        acked = asyncio.get_running_loop().create_future()
+        session.on_acked = lambda: acked.done() or acked.set_result(True)
+        offer = build_offer(media.public_address, leg.port, SUPPORTED_CODECS, leg.ssrc)
+        session.ring()
+        session.answer(offer.serialize())
+        ended = asyncio.ensure_future(self.ended.wait())
+        await asyncio.wait([acked, ended], return_when=asyncio.FIRST_COMPLETED)
+        ended.cancel()
+        if not acked.done():
+            return False  # the caller gave up, or no ACK came (the UA sent BYE)
+        try:
+            answer = SessionDescription.parse(session.ack_sdp or b"")
+            audio = next(m for m in answer.media if m.media == "audio" and m.port)
+            codec = next(c for c in audio.codecs if any(c.matches(o) for o in VOICE_CODECS))
+        except (SdpParseError, StopIteration):
+            self.log("call.bad_answer_in_ack")
+            session.hangup()  # RFC 3261 §13.2.2.4: an unusable answer ends the session
+            return False
+        dtmf = next((c for c in audio.codecs if c.matches(TELEPHONE_EVENT)), None)
+        leg.configure(codec, remote_rtp_address(answer, audio), dtmf=dtmf,
+                      ptime=audio.ptime or 20)
         return True
 
     def hangup(self) -> None:

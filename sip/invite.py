@@ -61,6 +61,7 @@ class InviteSession:
         self.state = SessionState.INCOMING
         self.dialog: Dialog | None = None
         self.local_sdp: bytes | None = None
+        self.ack: Request | None = None  # carries the SDP answer when we made the offer
         self.end_reason: EndReason | None = None
         # Set by the application:
         self.on_acked: Callable[[], None] = _noop
@@ -154,8 +155,17 @@ class InviteSession:
     def _server_header(self, response: Response) -> None:
         response.headers.add("Server", self.ua.name)
 
-    def _acked(self) -> None:
+    @property
+    def ack_sdp(self) -> bytes | None:
+        """The SDP answer of the ACK (RFC 3264 §5: an offer made in our 200 OK)."""
+        ack = self.ack
+        if ack is not None and ack.body and ack.content_type == "application/sdp":
+            return ack.body
+        return None
+
+    def _acked(self, ack: Request) -> None:
         if self.state is SessionState.ANSWERED:
+            self.ack = ack
             self.state = SessionState.CONFIRMED
             self.on_acked()
 

@@ -222,7 +222,7 @@ class UserAgent:
         if session is None:
             return  # RFC 3261 §17.2.3: an ACK nobody wants is dropped
         session.txn.ack_received(now)
-        session._acked()
+        session._acked(request)
 
     def _receive_in_dialog(self, request: Request, txn: ServerTransaction) -> None:
         dialog_id = (request.call_id, request.to_tag or "", request.from_tag or "")

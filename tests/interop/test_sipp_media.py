@@ -8,9 +8,12 @@ with the suite's own G.711 code and checked.
 from __future__ import annotations
 
 import time
+import warnings
 
+import numpy as np
 import pytest
 
+from .audio import dominant_frequency
 from .conftest import sipp_failure
 from .media_checks import (
     PCMU,
@@ -96,3 +99,26 @@ def test_echo_returns_the_callers_audio(sipp, server, rtp_sink, transport, tmp_p
         [p for p in packets if p.payload_type == PCMU]
     )
     assert not problems, sipp_failure(result, server, "; ".join(problems) + f"\necho: {report}")
+
+
+def test_delayed_offer_is_answered_in_the_ack(sipp, server, rtp_sink):
+    """INVITE without SDP: the 200 OK offers, the ACK answers PCMA, the tone flows in PCMA."""
+    result = sipp(
+        "uac_late_offer.xml",
+        service="tone",
+        keys={"sink_port": rtp_sink.port},
+        pause_ms=1500,
+        calls=1,
+        timeout=20,
+    )
+    assert result.ok(1), sipp_failure(result, server, "the delayed-offer call failed")
+    packets = [p for p in rtp_sink.packets() if p.payload_type == 8]
+    assert len(packets) >= 50, f"{len(packets)} PCMA packets"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+
+    samples = np.frombuffer(
+        audioop.alaw2lin(b"".join(p.payload for p in packets[5:55]), 2), dtype="<i2"
+    )
+    assert abs(dominant_frequency(samples) - TONE_HZ) <= 10
