@@ -169,8 +169,9 @@ class Challenge:
         params = _parse_params(value)
         qop: tuple[str, ...] = ()
         if "qop" in params:
-            qop = tuple(q.strip(" \t").lower() for q in params["qop"].split(","))
-            if not all(is_token(q) for q in qop):
+            # A list (RFC 7235 §7): empty elements are allowed and mean nothing.
+            qop = tuple(q for q in (q.strip(" \t").lower() for q in params["qop"].split(",")) if q)
+            if not qop or not all(is_token(q) for q in qop):
                 raise SipParseError("Bad qop")
         stale = params.get("stale", "false").lower()
         if stale not in ("true", "false"):
@@ -528,7 +529,6 @@ class Authenticator:
         )
         # Bytes, not str: compare_digest refuses non-ASCII str, and the
         # response is peer text.
-        if nonce_verdict is Verdict.STALE: return nonce_verdict
         if not hmac.compare_digest(expected.encode(), credentials.response.lower().encode()):
             return Verdict.BAD_CREDENTIALS
         return nonce_verdict

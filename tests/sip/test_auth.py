@@ -194,7 +194,7 @@ def test_digest_response_misuse():
         ),
         # Kamailio re-challenging an expired nonce; stale in upper case.
         (
-            'DIGEST realm="sip.example.com", nonce="ZeT3", stale=TRUE, qop="auth,auth-int"',
+            'DIGEST realm="sip.example.com", nonce="ZeT3", stale=TRUE, qop="auth,,auth-int,"',
             Challenge("sip.example.com", "ZeT3", qop=("auth", "auth-int"), stale=True),
         ),
         # Unknown directives are ignored; an unknown algorithm still parses.
@@ -259,6 +259,7 @@ def test_credentials_parse_accepts_quoted_qop_and_escaped_username():
         'Digest realm="r", realm="s", nonce="n"',
         'Digest realm="r", nonce="n", stale=maybe',
         'Digest realm="r", nonce="n", qop="auth,,x y"',
+        'Digest realm="r", nonce="n", qop=""',
         'Digest realm="r", nonce="n", algorithm="MD 5"',
         'Digest realm="r", nonce=a/b',  # unquoted non-token
         'Digest realm="r\r\n", nonce="n"',
