@@ -134,7 +134,6 @@ class InviteSession:
             extra.append(("Contact", self.ua.contact_for(self.flow)))
         if status == 200:
             extra.append(("Allow", self.ua.allow))
-            extra.append(("Supported", "replaces, timer"))
         response = make_response(
             self.request,
             status,

@@ -40,7 +40,9 @@ FlowFactory = Callable[[str, str, "int | None"], "Flow | None"]
 RequestHandler = Callable[[Request, ServerTransaction, Flow], None]
 ResponseCallback = Callable[["Response | None"], None]
 
-SUPPORTED_EXTENSIONS = frozenset({"replaces", "timer", "100rel-optional"})
+# Option tags we implement (RFC 3261 §19.2); a Require of anything else gets 420.
+# None yet: reliable provisionals (100rel), session timers and Replaces come later.
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
 # Methods we know but do not (yet) serve: 405 with Allow; anything else is 501.
 KNOWN_METHODS = frozenset(
     {"REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER", "PRACK", "UPDATE"}
@@ -146,11 +148,7 @@ class UserAgent:
                 txn,
                 request,
                 200,
-                headers=[
-                    ("Allow", self.allow),
-                    ("Accept", "application/sdp"),
-                    ("Supported", ", ".join(sorted(SUPPORTED_EXTENSIONS - {"100rel-optional"}))),
-                ],
+                headers=[("Allow", self.allow), ("Accept", "application/sdp")],
             )
         elif method in self.handlers:
             self.handlers[method](request, txn, flow)

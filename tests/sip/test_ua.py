@@ -318,3 +318,10 @@ def test_late_bye_retransmission_after_timer_j_still_gets_200(ua, flow, clock):
     clock.now = 70.0  # over 64 s after: no such dialog any more
     ua.receive(in_dialog("BYE", tag, branch="z9hG4bK-3", cseq=3), flow)
     assert flow.statuses()[-1] == 481
+
+
+def test_required_reliable_provisionals_are_refused(ua, flow):
+    answering(ua)
+    ua.receive(invite(extra="Require: 100rel\r\n"), flow)
+    assert flow.statuses() == [420]
+    assert flow.messages()[0].headers.get("Unsupported") == "100rel"
