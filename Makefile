@@ -47,6 +47,7 @@ test: $(INSTALLED) test-deps lint
 
 loadtest: $(INSTALLED) test-deps
 	$(BIN)/python loadtest/sip_cps.py
+	$(BIN)/python loadtest/webhook_calls.py
 
 clean:
 	rm -rf $(VENV) callswitch-data .pytest_cache .ruff_cache .hypothesis
