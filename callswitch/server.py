@@ -70,7 +70,7 @@ class Server:
             self.store = await Store.open(database_url(s))
             await self._seed_account()
             webhooks = WebhookClient()
-            self.outbox = Outbox(self.store, webhooks, self._auth_token)
+            self.outbox = Outbox(self.store, webhooks, self.store.auth_token)
             self.outbox.start()
             self._closers += [self.outbox.stop, webhooks.close]
         if s.runs("sip"):
@@ -110,10 +110,6 @@ class Server:
         if app is None and self.voice is not None:
             app = await self.voice.app_for(session.user)
         return app
-
-    async def _auth_token(self, account_sid: str) -> str | None:
-        account = await self.store.get_account(account_sid)
-        return account.auth_token if account is not None else None
 
     async def _seed_account(self) -> None:
         """CALLSWITCH_ACCOUNT_SID/AUTH_TOKEN seed the first account; an empty store

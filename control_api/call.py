@@ -170,8 +170,7 @@ class Call:
             session.hangup()  # RFC 3261 §13.2.2.4: an unusable answer ends the session
             return False
         dtmf = next((c for c in audio.codecs if c.matches(TELEPHONE_EVENT)), None)
-        leg.configure(codec, remote_rtp_address(answer, audio), dtmf=dtmf,
-                      ptime=audio.ptime or 20)
+        leg.configure(codec, remote_rtp_address(answer, audio), dtmf=dtmf, ptime=audio.ptime or 20)
         return True
 
     def hangup(self) -> None:

@@ -18,7 +18,6 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -126,13 +125,6 @@ def backoff(attempts: int) -> float:
     return min(2.0 ** max(attempts - 1, 0), MAX_BACKOFF_S)
 
 
-@dataclass(slots=True)
-class _Stats:
-    delivered: int = 0
-    retried: int = 0
-    abandoned: int = 0
-
-
 class Outbox:
     """Durable, retried delivery of status callbacks.
 
@@ -154,7 +146,6 @@ class Outbox:
         self.client = client
         self.auth_token = auth_token
         self.clock = clock
-        self.stats = _Stats()
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: set[int] = set()
@@ -244,7 +235,6 @@ class Outbox:
                     await self._failed(item, str(exc))
                 else:
                     await self.store.mark_delivered(item.id, self._now())
-                    self.stats.delivered += 1
         finally:
             self._inflight.discard(item.id)
 
@@ -252,7 +242,6 @@ class Outbox:
         attempts = item.attempts + 1
         if attempts >= MAX_ATTEMPTS:
             await self.store.abandon(item.id, self._now(), error)
-            self.stats.abandoned += 1
             log.warning(
                 "webhook.abandoned",
                 extra={"url": item.url, "error": error, "call_sid": item.call_sid},
@@ -260,7 +249,6 @@ class Outbox:
             return
         retry_at = self._now() + timedelta(seconds=backoff(attempts))
         await self.store.reschedule(item.id, attempts, retry_at, error)
-        self.stats.retried += 1
         log.info(
             "webhook.retry",
             extra={

@@ -25,8 +25,6 @@ class MediaClock:
         self._subscribers: dict[int, Tick] = {}
         self._handle: asyncio.TimerHandle | None = None
         self._next = 0.0
-        self.ticks = 0
-        self.skipped = 0
 
     def subscribe(self, tick: Tick) -> int:
         token = id(tick)
@@ -44,7 +42,6 @@ class MediaClock:
             self._handle = None
 
     def _tick(self) -> None:
-        self.ticks += 1
         for tick in list(self._subscribers.values()):
             tick()
         if not self._subscribers:
@@ -55,7 +52,6 @@ class MediaClock:
         now = loop.time()
         if now - self._next > self.MAX_LAG_PERIODS * self.period:
             missed = int((now - self._next) / self.period)
-            self.skipped += missed
             self._next += missed * self.period
         self._handle = loop.call_at(self._next, self._tick)
 

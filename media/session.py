@@ -212,14 +212,6 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         """Queue one ptime's worth of payload in the session's codec."""
         self._queue.append(payload)
 
-    def clear(self) -> None:
-        """Drop the audio queued to be sent (barge-in, Media Streams ``clear``)."""
-        self._queue.clear()
-
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
-
     def send_dtmf(self, digit: str, duration_ms: int = 100) -> None:
         """RFC 4733 events, sent in place of audio on the next ticks."""
         if self._dtmf_payload_type < 0:

@@ -8,7 +8,7 @@ requests sent within it and checks the ones received.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sip.headers import NameAddress, SipUri
@@ -42,7 +42,6 @@ class Dialog:
     local_contact: str
     secure: bool = False
     flow: Any = None  # the transport flow the dialog was set up on (reused for TCP)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> DialogId:

@@ -79,7 +79,6 @@ _counter = itertools.count()
 class _Transaction:
     """Common timer bookkeeping: at most a retransmit and a timeout timer."""
 
-    kind = "?"
     __slots__ = (
         "_interval",
         "_layer",
@@ -106,10 +105,6 @@ class _Transaction:
         self._timeout_at: float | None = None
         self._interval = layer.timers.t1
         self.deadline: float | None = None
-
-    @property
-    def call_id(self) -> str:
-        return self.request.call_id
 
     def _arm(self, retransmit_at: float | None, timeout_at: float | None) -> None:
         self._retransmit_at = retransmit_at
@@ -167,7 +162,6 @@ class ServerTransaction(_Transaction):
 
     def _resend(self) -> None:
         if self._last_bytes is not None:
-            self._layer.retransmissions += 1
             self._layer.send(self.dest, self._last_bytes)
 
 
@@ -180,7 +174,6 @@ class ServerInviteTransaction(ServerTransaction):
     :meth:`ack_received` when the ACK (a separate transaction) arrives.
     """
 
-    kind = "INVITE"
     __slots__ = ("acked",)
 
     def __init__(self, layer, key, request, dest, reliable) -> None:
@@ -240,7 +233,6 @@ class ServerInviteTransaction(ServerTransaction):
 class ServerNonInviteTransaction(ServerTransaction):
     """RFC 3261 §17.2.2 (figure 8)."""
 
-    kind = "non-INVITE"
     __slots__ = ()
 
     def send_response(self, response: Response, now: float) -> None:
@@ -283,7 +275,6 @@ class ClientTransaction(_Transaction):
         self._layer.send(self.dest, self._request_bytes)
 
     def _on_retransmit(self, now: float) -> None:
-        self._layer.retransmissions += 1
         self._send_request()
         self._interval = self._next_interval()
         self._arm(now + self._interval, self._timeout_at)
@@ -307,7 +298,6 @@ class ClientTransaction(_Transaction):
 class ClientInviteTransaction(ClientTransaction):
     """RFC 3261 §17.1.1 (figure 5) with RFC 6026 §7.2's Accepted state."""
 
-    kind = "INVITE"
     __slots__ = ("_ack_bytes",)
 
     def __init__(self, layer, key, request, dest, reliable) -> None:
@@ -358,7 +348,6 @@ class ClientInviteTransaction(ClientTransaction):
 class ClientNonInviteTransaction(ClientTransaction):
     """RFC 3261 §17.1.2 (figure 6)."""
 
-    kind = "non-INVITE"
     __slots__ = ()
 
     def start(self, now: float) -> None:
@@ -415,7 +404,6 @@ class TransactionLayer:
         self.server: dict[tuple, ServerTransaction] = {}
         self.client: dict[tuple, ClientTransaction] = {}
         self._heap: list[tuple[float, int, _Transaction]] = []
-        self.retransmissions = 0
         # Told each new deadline, so an event loop can arm one timer for the earliest.
         self.wakeup: Callable[[float], None] | None = None
 

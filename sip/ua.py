@@ -9,7 +9,6 @@ as :class:`~sip.invite.InviteSession` objects. Time comes from the injected
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable
 
 from sip.dialog import Dialog, DialogId
@@ -73,8 +72,6 @@ class UserAgent:
         self.sessions: dict[DialogId, InviteSession] = {}
         self._by_invite: dict[tuple, InviteSession] = {}  # server INVITE txn key → session
         self._callbacks: dict[tuple, ResponseCallback] = {}  # client txn key → callback
-        self.requests_received: Counter[str] = Counter()
-        self.responses_sent: Counter[int] = Counter()
         self.parse_errors = 0
         self._ended: dict[DialogId, float] = {}  # dialog → until when a late BYE gets 200
 
@@ -112,10 +109,8 @@ class UserAgent:
         except SipParseError:
             return  # not even the Via is usable: nowhere to answer (RFC 3261 §18.3)
         response_flow.send(data)
-        self.responses_sent[error.status] += 1
 
     def _receive_request(self, request: Request, flow: Flow, now: float) -> None:
-        self.requests_received[request.method] += 1
         self._fix_via(request, flow)
         response_flow = self._response_flow(request, flow)
         txn, deliver = self.layer.receive_request(request, response_flow, flow.reliable, now)
@@ -273,7 +268,6 @@ class UserAgent:
             headers=[("Contact", self.contact_for(session.flow))],
         )
         txn.send_response(response, self.clock())
-        self.responses_sent[200] += 1
 
     def _receive_response(self, response: Response, now: float) -> None:
         if not self.layer.receive_response(response, now):
@@ -313,7 +307,6 @@ class UserAgent:
         response = make_response(request, status, reason, headers=headers)
         response.headers.add("Server", self.name)
         txn.send_response(response, self.clock())
-        self.responses_sent[status] += 1
 
     def send_in_dialog(
         self,

@@ -211,6 +211,11 @@ class Store:
         )
         return Account(**row._mapping) if row else None
 
+    async def auth_token(self, sid: str) -> str | None:
+        """The account's auth token (the key that signs its webhooks), or None."""
+        account = await self.get_account(sid)
+        return account.auth_token if account is not None else None
+
     async def ensure_account(self, sid: str, auth_token: str) -> Account:
         """Seed an account: create it if absent, else set its auth token."""
 

@@ -106,7 +106,7 @@ class VoiceApps:
         self.live: dict[str, _LiveCall] = {}
         # A REST change to a number or a token reaches calls within a second.
         self._numbers = Lookup(store.find_number, fresh=1.0)
-        self._tokens = Lookup(self._load_token, fresh=1.0)
+        self._tokens = Lookup(store.auth_token, fresh=1.0)
 
     async def app_for(self, user: str):
         """The app for a call to ``user``, or None when it is not one of our numbers."""
@@ -116,10 +116,6 @@ class VoiceApps:
         if number is None or not number.voice_url:
             return None
         return functools.partial(self.run_call, number)
-
-    async def _load_token(self, account_sid: str) -> str | None:
-        account = await self.store.get_account(account_sid)
-        return account.auth_token if account is not None else None
 
     async def run_call(self, number, call: Call) -> None:
         token = await self._tokens.get(number.account_sid)
