@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 from sip.transaction import Timers
 from sip.transport import Transports
@@ -22,12 +23,18 @@ class SipEndpoint:
     """
 
     def __init__(
-        self, host: str, port: int, public_address: str, timers: Timers | None = None
+        self,
+        host: str,
+        port: int,
+        public_address: str,
+        timers: Timers | None = None,
+        *,
+        tls_client: ssl.SSLContext | None = None,
     ) -> None:
         self._bind = (host, port)
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self.transports = Transports(self._receive)
+        self.transports = Transports(self._receive, tls_client)
         self.ua = UserAgent(
             host=public_address,
             port=port,
@@ -43,6 +50,12 @@ class SipEndpoint:
         await self.transports.start(*self._bind, udp=udp, tcp=tcp)
         if self.ua.port == 0 and self.transports.udp is not None:
             self.ua.port = self.transports.udp.local[1]
+
+    async def start_tls(self, port: int, context: ssl.SSLContext) -> None:
+        """Listen for SIP over TLS on the bind address; TLS flows' Via and
+        Contact then name this listener's port (RFC 3261 §18.1.1, §26.2.1)."""
+        await self.transports.start_tls(self._bind[0], port, context)
+        self.ua.tls_port = self.transports.tls_port
 
     def _receive(self, data: bytes, flow) -> None:
         try:

@@ -1,8 +1,11 @@
-"""asyncio transports for SIP (RFC 3261 §18): UDP and TCP, nothing else.
+"""asyncio transports for SIP (RFC 3261 §18, §26): UDP, TCP and TLS, nothing else.
 
 A *flow* is how to reach one peer: the UDP socket plus the peer's address, or
-one TCP connection. Every received message arrives with the flow it came on,
-so answers go back the same way; the layers above only call ``flow.send``.
+one TCP or TLS connection. Every received message arrives with the flow it came
+on, so answers go back the same way; the layers above only call ``flow.send``.
+
+TLS (RFC 3261 §26.2.1, RFC 5630 §3) is TCP with asyncio's SSL layer underneath:
+the protocol object sees plaintext and frames it exactly like TCP.
 """
 
 from __future__ import annotations
@@ -10,21 +13,32 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import ssl
 from collections.abc import Callable
 
 from sip.message import KEEPALIVE_PING, KEEPALIVE_PONG, PONG, SipParseError, StreamFramer
 
-__all__ = ["Flow", "TcpConnection", "Transports", "UdpFlow"]
+__all__ = [
+    "Flow",
+    "TcpConnection",
+    "TlsConnection",
+    "Transports",
+    "UdpFlow",
+    "client_tls_context",
+    "server_tls_context",
+]
 
 log = logging.getLogger("callswitch.sip")
 
 Receiver = Callable[[bytes, "Flow"], None]
 
 TCP_IDLE_TIMEOUT = 600.0  # seconds a connection may carry nothing before we close it
+TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a peer gets to finish its TLS handshake
+DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061}  # RFC 3261 §19.1.2
 
 
 class Flow:
-    """The interface shared by UDP flows and TCP connections."""
+    """The interface shared by UDP flows and TCP and TLS connections."""
 
     __slots__ = ()
     transport = "UDP"
@@ -150,17 +164,89 @@ class TcpConnection(asyncio.Protocol, Flow):
             self._transport.close()
 
     def __repr__(self) -> str:
-        return f"<TCP {self.remote[0]}:{self.remote[1]}>"
+        return f"<{self.transport} {self.remote[0]}:{self.remote[1]}>"
+
+
+class TlsConnection(TcpConnection):
+    """One TLS connection (RFC 3261 §26.2.1): the TCP framing over a TLS stream.
+
+    asyncio's SSL layer sits between the socket and this protocol, so
+    ``data_received`` gets plaintext and ``connection_made`` only comes after
+    the handshake; a peer that fails it never reaches the SIP layer.
+    """
+
+    transport = "TLS"
+
+
+def server_tls_context(cert_file: str, key_file: str | None = None) -> ssl.SSLContext:
+    """The TLS listener's context: our certificate chain (PEM) and its key.
+
+    ``key_file`` may be omitted when the key is in ``cert_file``. Peers are not
+    asked for a certificate: SIP clients authenticate with digest (RFC 3261 §22).
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 8996: no TLS 1.0/1.1
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except OSError as exc:  # a missing file, or a PEM that is not a cert/key pair
+        raise OSError(
+            f"cannot load the SIP TLS certificate {cert_file} (key {key_file or cert_file}): {exc}"
+        ) from exc
+    return context
+
+
+def client_tls_context(
+    ca_file: str | None = None, cert_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext:
+    """The context for TLS connections we open (RFC 3261 §26.3.1).
+
+    With ``ca_file`` the server's certificate must chain to it and name the
+    address we dialled. Without one the certificate is not verified: carriers
+    and PBXs often present certificates from private CAs or self-signed ones,
+    and a connection that refuses them fails every call. The channel is still
+    encrypted; an operator who has the peer's CA sets it and gets verification.
+    ``cert_file``/``key_file`` are presented to peers that ask for a client
+    certificate (mutual TLS, which some carriers require).
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except OSError as exc:
+            raise OSError(f"cannot load the SIP TLS CA file {ca_file}: {exc}") from exc
+    else:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if cert_file:
+        try:
+            context.load_cert_chain(cert_file, key_file)
+        except OSError as exc:
+            raise OSError(f"cannot load the SIP TLS certificate {cert_file}: {exc}") from exc
+    return context
+
+
+ConnectionKey = tuple[str, str, int]  # (transport, host, port): TCP and TLS to one port differ
+
+
+def _key(connection: TcpConnection) -> ConnectionKey:
+    return (connection.transport, connection.remote[0], connection.remote[1])
 
 
 class Transports:
-    """The SIP listeners of one node and the flows to peers."""
+    """The SIP listeners of one node and the flows to peers.
 
-    def __init__(self, receive: Receiver) -> None:
+    ``tls_client`` is the context for TLS connections we open; without one
+    they do not verify the server (see :func:`client_tls_context`).
+    """
+
+    def __init__(self, receive: Receiver, tls_client: ssl.SSLContext | None = None) -> None:
         self._receive = receive
         self.udp: UdpEndpoint | None = None
         self._tcp_server: asyncio.base_events.Server | None = None
-        self._connections: dict[tuple[str, int], TcpConnection] = {}
+        self._tls_server: asyncio.base_events.Server | None = None
+        self._tls_client = tls_client
+        self._connections: dict[ConnectionKey, TcpConnection] = {}
         self._sweeper: asyncio.Task | None = None
 
     async def start(self, host: str, port: int, *, udp: bool = True, tcp: bool = True) -> None:
@@ -176,23 +262,49 @@ class Transports:
                 port,
                 reuse_address=True,
             )
+            self._start_sweeper()
+
+    async def start_tls(self, host: str, port: int, context: ssl.SSLContext) -> None:
+        """Listen for SIP over TLS (RFC 3261 §26.2.1) on ``host:port``."""
+        loop = asyncio.get_running_loop()
+        self._tls_server = await loop.create_server(
+            lambda: TlsConnection(self._receive, self),
+            host,
+            port,
+            ssl=context,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+            reuse_address=True,
+        )
+        self._start_sweeper()
+
+    @property
+    def tls_port(self) -> int | None:
+        """The port the TLS listener is bound to, None without one."""
+        if self._tls_server is None or not self._tls_server.sockets:
+            return None
+        return self._tls_server.sockets[0].getsockname()[1]
+
+    def _start_sweeper(self) -> None:
+        if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_idle())
 
     def listeners(self) -> dict[str, str]:
         found = {}
         if self.udp is not None:
             found["sip_udp"] = "%s:%d" % self.udp.local
-        if self._tcp_server is not None:
-            for sock in self._tcp_server.sockets:
-                found["sip_tcp"] = "%s:%d" % sock.getsockname()[:2]
+        for name, server in (("sip_tcp", self._tcp_server), ("sip_tls", self._tls_server)):
+            if server is not None:
+                for sock in server.sockets:
+                    found[name] = "%s:%d" % sock.getsockname()[:2]
         return found
 
     def opened(self, connection: TcpConnection) -> None:
-        self._connections[connection.remote] = connection
+        self._connections[_key(connection)] = connection
 
     def closed(self, connection: TcpConnection) -> None:
-        if self._connections.get(connection.remote) is connection:
-            del self._connections[connection.remote]
+        key = _key(connection)
+        if self._connections.get(key) is connection:
+            del self._connections[key]
 
     async def _sweep_idle(self) -> None:
         loop = asyncio.get_running_loop()
@@ -204,40 +316,60 @@ class Transports:
                     connection.close()
 
     def flow_for(self, transport: str, host: str, port: int | None) -> Flow | None:
-        """A flow to ``host:port`` over ``transport``; None when it cannot exist."""
+        """A flow to ``host:port`` over ``transport``; None when it cannot exist.
+
+        TCP and TLS reuse an open connection to the same address, else open one
+        (RFC 3261 §18.1.1); messages sent meanwhile wait for it to connect.
+        """
         transport = transport.upper()
-        if not _is_ip(host):
+        if not _is_ip(host) or transport not in DEFAULT_PORTS:
             return None  # RFC 3263 name resolution is not done here (yet)
         host = host.strip("[]")
+        remote = (host, port or DEFAULT_PORTS[transport])
         if transport == "UDP":
             if self.udp is None:
                 return None
-            return UdpFlow(self.udp, (host, port or 5060))
-        if transport == "TCP":
-            remote = (host, port or 5060)
-            connection = self._connections.get(remote)
-            if connection is not None and connection.is_open:
-                return connection
-            connection = TcpConnection(self._receive, self, remote)
-            self._connections[remote] = connection
-            asyncio.get_running_loop().create_task(self._connect(connection))
+            return UdpFlow(self.udp, remote)
+        connection = self._connections.get((transport, *remote))
+        if connection is not None and connection.is_open:
             return connection
-        return None
+        kind = TlsConnection if transport == "TLS" else TcpConnection
+        connection = kind(self._receive, self, remote)
+        self._connections[_key(connection)] = connection
+        asyncio.get_running_loop().create_task(self._connect(connection))
+        return connection
+
+    def _client_context(self) -> ssl.SSLContext:
+        if self._tls_client is None:
+            self._tls_client = client_tls_context()
+        return self._tls_client
 
     async def _connect(self, connection: TcpConnection) -> None:
         loop = asyncio.get_running_loop()
+        tls = {}
+        if connection.transport == "TLS":
+            tls = {"ssl": self._client_context(), "ssl_handshake_timeout": TLS_HANDSHAKE_TIMEOUT}
         try:
             await asyncio.wait_for(
-                loop.create_connection(lambda: connection, *connection.remote), timeout=10
+                loop.create_connection(lambda: connection, *connection.remote, **tls), timeout=10
             )
-        except (TimeoutError, OSError):
+        except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError too
+            log.info(
+                "sip.connect_failed",
+                extra={
+                    "peer": connection.remote,
+                    "transport": connection.transport,
+                    "reason": str(exc) or type(exc).__name__,
+                },
+            )
             connection.connection_lost(None)
 
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self._tcp_server is not None:
-            self._tcp_server.close()
+        for server in (self._tcp_server, self._tls_server):
+            if server is not None:
+                server.close()
         for connection in list(self._connections.values()):
             connection.close()
         if self.udp is not None:

@@ -63,6 +63,25 @@ def test_repeatable_flags_and_planes(tmp_path, monkeypatch):
     assert s.runs("sip") and not s.runs("turn")
 
 
+def test_sip_tls_files_from_flags_environment_and_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("cert.pem", "key.pem", "ca.pem", "other.pem"):
+        (tmp_path / name).write_text("PEM\n")
+    s = load_settings(parse([]), environ={})
+    assert (s.sip_tls_cert, s.sip_tls_key, s.sip_tls_ca) == (None, None, None)
+    (tmp_path / "callswitch.toml").write_text(
+        'sip_tls_cert = "cert.pem"\nsip-tls-key = "key.pem"\nsip_tls_ca = "ca.pem"\n'
+    )
+    s = load_settings(parse([]), environ={})
+    assert (s.sip_tls_cert, s.sip_tls_key, s.sip_tls_ca) == ("cert.pem", "key.pem", "ca.pem")
+    env = {"CALLSWITCH_SIP_TLS_CERT": "other.pem", "CALLSWITCH_SIP_TLS_CA": "other.pem"}
+    s = load_settings(parse(["--sip-tls-ca", "ca.pem", "--sip-tls-port", "5071"]), environ=env)
+    assert (s.sip_tls_cert, s.sip_tls_key, s.sip_tls_ca) == ("other.pem", "key.pem", "ca.pem")
+    assert s.sip_tls_port == 5071
+    s = load_settings(parse(["--sip-tls-key", "other.pem"]), environ={})
+    assert s.sip_tls_key == "other.pem"
+
+
 def test_specific_bind_address_is_the_public_default(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert load_settings(parse(["--bind", "127.0.0.1"]), environ={}).public_address == "127.0.0.1"
@@ -85,6 +104,9 @@ def test_account_seed_comes_from_the_environment(tmp_path, monkeypatch):
         ["--turn-user", "nopassword"],
         ["--turn-allow-peer", "10.0.0.0/99"],
         ["--log-level", "chatty"],
+        ["--sip-tls-cert", "no-such-cert.pem"],
+        ["--sip-tls-key", "no-such-key.pem"],
+        ["--sip-tls-ca", "no-such-ca.pem"],
     ],
 )
 def test_bad_values_name_the_setting(tmp_path, monkeypatch, argv):

@@ -123,6 +123,37 @@ def _udp_free(port: int) -> bool:
     return True
 
 
+def make_tls_cert(directory: Path, common_name: str = LOOPBACK) -> tuple[Path, Path]:
+    """A self-signed certificate and its unencrypted key (PEM) for `common_name`
+    (an IP address, also put in subjectAltName), written into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={common_name}",
+            "-addext",
+            f"subjectAltName=IP:{common_name}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
 def server_command() -> list[str]:
     """The command that runs callswitch, without the `serve` arguments."""
     override = os.environ.get(SERVER_CMD_ENV)
@@ -150,6 +181,8 @@ class CallswitchServer:
     log_path: Path
     cmd: list[str]
     ready: dict[str, str] = field(default_factory=dict)
+    sip_tls_port: int | None = None  # set when started with tls=True
+    tls_cert: Path | None = None  # the self-signed certificate the server presents
     _lines: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ready_event: threading.Event = field(default_factory=threading.Event)
@@ -178,13 +211,29 @@ class CallswitchServer:
         ready_timeout: float = READY_TIMEOUT,
         extra_args: tuple[str, ...] = (),
         cpu: int | None = None,
+        tls: bool = False,
     ) -> CallswitchServer:
+        """Start callswitch; with `tls` also its SIP TLS listener on a free
+        port, with a fresh self-signed certificate for 127.0.0.1."""
         workdir.mkdir(parents=True, exist_ok=True)
         data_dir = workdir / "callswitch-data"
         data_dir.mkdir(exist_ok=True)
         sip_port = free_port()
         http_port = free_port(avoid={sip_port})
         rtp = free_rtp_range(rtp_size)
+        tls_args: list[str] = []
+        sip_tls_port = tls_cert = None
+        if tls:
+            sip_tls_port = free_port(avoid={sip_port, http_port})
+            tls_cert, tls_key = make_tls_cert(workdir / "tls")
+            tls_args = [
+                "--sip-tls-port",
+                str(sip_tls_port),
+                "--sip-tls-cert",
+                str(tls_cert),
+                "--sip-tls-key",
+                str(tls_key),
+            ]
         cmd = [
             *server_command(),
             "serve",
@@ -200,6 +249,7 @@ class CallswitchServer:
             f"{rtp[0]}-{rtp[1]}",
             "--data-dir",
             str(data_dir),
+            *tls_args,
             *extra_args,
         ]
         if cpu is not None:
@@ -222,6 +272,8 @@ class CallswitchServer:
             data_dir=data_dir,
             log_path=workdir / "callswitch.stderr.log",
             cmd=cmd,
+            sip_tls_port=sip_tls_port,
+            tls_cert=tls_cert,
         )
         server._reader = threading.Thread(target=server._read_stderr, daemon=True)
         server._reader.start()
@@ -260,8 +312,13 @@ class CallswitchServer:
                 f"callswitch printed no event=ready line within {timeout:.0f} s\n"
                 f"command: {shlex.join(self.cmd)}\n{self.tail()}"
             )
-        expected = f"{LOOPBACK}:{self.sip_port}"
-        for key in ("sip_udp", "sip_tcp"):
+        expected_listeners = {
+            "sip_udp": f"{LOOPBACK}:{self.sip_port}",
+            "sip_tcp": f"{LOOPBACK}:{self.sip_port}",
+        }
+        if self.sip_tls_port is not None:
+            expected_listeners["sip_tls"] = f"{LOOPBACK}:{self.sip_tls_port}"
+        for key, expected in expected_listeners.items():
             if self.ready.get(key) != expected:
                 self._kill()
                 raise ServerError(
