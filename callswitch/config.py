@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from control_api.trunks import Trunk, parse_trunk
+
 __all__ = ["PLANES", "ConfigError", "Settings", "add_arguments", "load_settings"]
 
 PLANES = frozenset({"sip", "api", "turn", "webrtc"})
@@ -88,6 +90,22 @@ def _cidr(value: Any) -> list[str]:
     return items
 
 
+def _existing_file(value: Any) -> str:
+    path = str(value)
+    if not Path(path).is_file():
+        raise ValueError("no such file")
+    return path
+
+
+def _trunks(value: Any) -> list[Trunk]:
+    items = [value] if isinstance(value, (str, Mapping)) else list(value)
+    trunks = [parse_trunk(item) for item in items]
+    names = [trunk.name for trunk in trunks]
+    if len(set(names)) != len(names):
+        raise ValueError("two trunks have the same name")
+    return trunks
+
+
 def _turn_users(value: Any) -> list[str]:
     items = _string_list(value)
     for item in items:
@@ -128,6 +146,27 @@ OPTIONS: tuple[Option, ...] = (
     Option("http_port", _port, 8080, "REST API, browser signaling, /phone, /metrics", "N"),
     Option("sip_port", _port, 5060, "SIP over UDP and TCP", "N"),
     Option("sip_tls_port", _port, 5061, "SIP over TLS", "N"),
+    Option(
+        "sip_tls_cert",
+        _existing_file,
+        None,
+        "PEM certificate chain for SIP over TLS (no TLS listener without it)",
+        "FILE",
+    ),
+    Option(
+        "sip_tls_key",
+        _existing_file,
+        None,
+        "PEM private key of --sip-tls-cert (default: read from the certificate file)",
+        "FILE",
+    ),
+    Option(
+        "sip_tls_ca",
+        _existing_file,
+        None,
+        "CA file to verify SIP TLS peers we connect to (default: not verified)",
+        "FILE",
+    ),
     Option("sip_ws_port", _port, 5066, "SIP over WebSocket", "N"),
     Option("turn_port", _port, 3478, "TURN over UDP and TCP", "N"),
     Option("turn_tls_port", _port, 5349, "TURN over TLS", "N"),
@@ -138,6 +177,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("turn_secret", str, None, "shared secret for TURN REST credentials", "S"),
     Option(
         "turn_allow_peer", _cidr, [], "let TURN relay to a denied range (repeatable)", "CIDR", True
+    ),
+    Option(
+        "trunk",
+        _trunks,
+        [],
+        "outbound SIP trunk NAME=sip:USER:PASS@HOST:PORT;prefix=+1;caller_id=+1555... (repeatable)",
+        "TRUNK",
+        True,
     ),
     Option("only", _planes, PLANES, "run only these planes, e.g. turn or sip,api", "PLANES"),
     Option("log_level", _log_level, "info", "debug, info, warning or error", "LEVEL"),
@@ -153,6 +200,9 @@ class Settings:
     http_port: int = 8080
     sip_port: int = 5060
     sip_tls_port: int = 5061
+    sip_tls_cert: str | None = None
+    sip_tls_key: str | None = None
+    sip_tls_ca: str | None = None
     sip_ws_port: int = 5066
     turn_port: int = 3478
     turn_tls_port: int = 5349
@@ -162,6 +212,7 @@ class Settings:
     turn_user: list[str] = field(default_factory=list)
     turn_secret: str | None = None
     turn_allow_peer: list[str] = field(default_factory=list)
+    trunk: list[Trunk] = field(default_factory=list)
     only: frozenset[str] = PLANES
     log_level: str = "info"
     demo: bool = False

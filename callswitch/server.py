@@ -15,6 +15,7 @@ from control_api import demo
 from control_api.api import create_app
 from control_api.builtin_apps import BUILTIN_APPS
 from control_api.call import CallManager, MediaSettings
+from control_api.dialer import Dialer
 from control_api.store import Store
 from control_api.voice.audio import AudioLoader
 from control_api.voice.inbound import VoiceApps
@@ -23,6 +24,7 @@ from media.clock import MediaClock
 from media.ports import PortPool
 from media.tts import TextToSpeech
 from sip.endpoint import SipEndpoint
+from sip.transport import client_tls_context, server_tls_context
 
 __all__ = ["Server", "database_url", "serve"]
 
@@ -35,6 +37,11 @@ def database_url(settings: Settings) -> str:
     return f"sqlite+aiosqlite:///{Path(settings.data_dir).resolve() / 'callswitch.db'}"
 
 
+def _reachable(bind: str) -> str:
+    """An address our own listener answers on: the bound one, or loopback for a wildcard."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(bind, bind)
+
+
 class _NoLiveCalls:
     """The REST API's view of live calls on a node that runs no SIP."""
 
@@ -45,6 +52,9 @@ class _NoLiveCalls:
 
     async def redirect(self, account_sid: str, sid: str, **kwargs) -> bool:
         return False
+
+    async def create(self, account_sid: str, new_call) -> None:
+        return None
 
 
 class Server:
@@ -98,12 +108,33 @@ class Server:
         audio = AudioLoader()
         self._closers.append(audio.close)
         self.voice = VoiceApps(self.store, webhooks, self.outbox, tts.synthesize, audio.load)
-        self.sip = SipEndpoint(s.bind, s.sip_port, s.public_address)
+        tls_client = client_tls_context(s.sip_tls_ca, s.sip_tls_cert, s.sip_tls_key)
+        self.sip = SipEndpoint(s.bind, s.sip_port, s.public_address, tls_client=tls_client)
         await self.sip.start()
+        await self._start_sip_tls()
         media = MediaSettings(s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock)
         self.calls = CallManager(self.sip.ua, media, self._route)
+        self.voice.dialer = Dialer(
+            self.sip.ua,
+            media,
+            s.trunk,
+            local_addresses=frozenset({s.public_address, s.bind, "127.0.0.1", "localhost"}),
+            self_address=(_reachable(s.bind), self.sip.ua.port),
+            is_our_number=self.voice.is_our_number,
+        )
         self.listeners.update(self.sip.transports.listeners())
         self.listeners["rtp"] = "%d-%d" % s.rtp_ports
+
+    async def _start_sip_tls(self) -> None:
+        """The SIP TLS listener, when there is a certificate to present."""
+        s = self.settings
+        if not s.sip_tls_cert:
+            log.info(
+                "sip.tls_disabled",
+                extra={"reason": "no certificate: set --sip-tls-cert and --sip-tls-key"},
+            )
+            return
+        await self.sip.start_tls(s.sip_tls_port, server_tls_context(s.sip_tls_cert, s.sip_tls_key))
 
     async def _route(self, session):
         app = BUILTIN_APPS.get(session.user)

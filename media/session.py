@@ -102,6 +102,9 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._talking = False
         self._dtmf_timestamp = 0
         self.source: Callable[[], bytes | None] | None = None
+        # Bridging: packets of our codec go straight to another session, unbuffered.
+        self._relay: RtpSession | None = None
+        self._relay_offsets: tuple[int, int, int] | None = None  # source SSRC, seq, ts deltas
         self.packets_sent = 0
         self.octets_sent = 0
         self._ticks_to_rtcp = RTCP_INTERVAL_TICKS
@@ -189,8 +192,15 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             self.stats.update(
                 sequence, timestamp, int(time.monotonic() * self.sample_rate) & 0xFFFFFFFF
             )
-            self._jitter.push(sequence, timestamp, data[offset:end])
+            relay = self._relay
+            if relay is None:
+                self._jitter.push(sequence, timestamp, data[offset:end])
+            else:
+                relay.relay_packet(relay._payload_type, second & 0x80, ssrc, sequence, timestamp, data[offset:end])
         elif payload_type == self._dtmf_payload_type:
+            relay = self._relay
+            if relay is not None and relay._dtmf_payload_type >= 0:
+                relay.relay_packet(relay._dtmf_payload_type, second & 0x80, ssrc, sequence, timestamp, data[offset:end])
             digit = self._dtmf_in.feed(bool(second & 0x80), timestamp, data[offset:end])
             if digit is not None:
                 self.on_dtmf(digit)
@@ -200,6 +210,46 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self.remote = addr[:2]
         self.remote_rtcp = (addr[0], addr[1] + 1)
         self._latch = False
+
+    # -- relaying (the bridge's fast path)
+
+    def relay_to(self, other: RtpSession | None) -> None:
+        """Forward the packets we receive to ``other`` as they arrive, or stop.
+
+        Both sessions must send the same codec; the payload is not touched.
+        """
+        if other is not None and other.codec != self.codec:
+            raise ValueError(f"cannot relay {self.codec} to a {other.codec} session")
+        self._relay = other
+        if other is not None:
+            other._relay_offsets = None
+        self._jitter = JitterBuffer(self._jitter.depth)
+
+    def relay_packet(
+        self, payload_type: int, marker: int, ssrc: int, sequence: int, timestamp: int, payload
+    ) -> None:
+        """Send a packet another session received, as our own stream (RFC 3550 §7.2 style
+        translation: our SSRC, its sequence and timestamp shifted into our spaces so the
+        far end sees one continuous stream, gaps and all)."""
+        if self.remote is None or self._rtp is None:
+            return
+        offsets = self._relay_offsets
+        if offsets is None or offsets[0] != ssrc:
+            offsets = self._relay_offsets = (
+                ssrc,
+                (self._sequence + 1 - sequence) & 0xFFFF,
+                (self._timestamp - timestamp) & 0xFFFFFFFF,
+            )
+            marker = 0x80
+        self._sequence = sequence = (sequence + offsets[1]) & 0xFFFF
+        buffer = self._buffer
+        write_header(
+            buffer, payload_type, marker, sequence, (timestamp + offsets[2]) & 0xFFFFFFFF, self.ssrc
+        )
+        buffer[12:] = payload
+        self._rtp.sendto(buffer, self.remote)
+        self.packets_sent += 1
+        self.octets_sent += len(payload)
 
     # -- sending
 

@@ -174,6 +174,10 @@ class InviteSession:
             self._end(EndReason.CANCELLED)
             log.info("sip.cancelled", extra={"call_id": self.call_id})
 
+    def _bye_received(self) -> None:
+        self.txn.ack_received(self.ua.clock())  # a BYE before the ACK ends 2xx retransmits
+        self._remote_bye()
+
     def _remote_bye(self) -> None:
         self._end(EndReason.REMOTE_BYE)
         log.debug("sip.bye_received", extra={"call_id": self.call_id})

@@ -30,6 +30,7 @@ from sip.transaction import (
     TransactionLayer,
 )
 from sip.transport import Flow
+from sip.uac import OutgoingInvite
 
 __all__ = ["UserAgent"]
 
@@ -63,6 +64,7 @@ class UserAgent:
     ) -> None:
         self.host = host  # the address we put in Via and Contact
         self.port = port
+        self.tls_port: int | None = None  # the TLS listener's, set by whoever starts it
         self.flow_for = flow_for
         self.clock = clock
         self.name = name
@@ -72,6 +74,7 @@ class UserAgent:
         self.sessions: dict[DialogId, InviteSession] = {}
         self._by_invite: dict[tuple, InviteSession] = {}  # server INVITE txn key → session
         self._callbacks: dict[tuple, ResponseCallback] = {}  # client txn key → callback
+        self._invite_clients: dict[tuple, OutgoingInvite] = {}  # our INVITE txn key → call
         self.parse_errors = 0
         self._ended: dict[DialogId, float] = {}  # dialog → until when a late BYE gets 200
 
@@ -232,8 +235,7 @@ class UserAgent:
         method = request.method
         if method == "BYE":
             self._respond(txn, request, 200)
-            session.txn.ack_received(self.clock())  # a BYE before the ACK ends 2xx retransmits
-            session._remote_bye()
+            session._bye_received()
         elif method == "INVITE":
             self._receive_reinvite(session, request, txn)
         elif method == "INFO":
@@ -276,6 +278,12 @@ class UserAgent:
     # -- the transaction user interface
 
     def transaction_response(self, txn: ClientTransaction, response: Response) -> None:
+        outgoing = self._invite_clients.get(txn.key)
+        if outgoing is not None:
+            if response.status >= 300:
+                del self._invite_clients[txn.key]
+            outgoing._response(response)
+            return
         if response.status >= 200:
             callback = self._callbacks.pop(txn.key, None)
             if callback is not None:
@@ -286,6 +294,10 @@ class UserAgent:
             session = self._by_invite.pop(txn.key, None)
             if session is not None:
                 session._ack_timeout()
+            return
+        outgoing = self._invite_clients.pop(txn.key, None)
+        if outgoing is not None:
+            outgoing._timeout()
             return
         callback = self._callbacks.pop(txn.key, None)
         if callback is not None:
@@ -330,6 +342,14 @@ class UserAgent:
             self._callbacks[txn.key] = callback
         return txn
 
+    def start_invite_client(
+        self, outgoing: OutgoingInvite, request: Request, flow: Flow
+    ) -> ClientTransaction:
+        """Send an INVITE of ours; every response reaches ``outgoing._response``."""
+        txn = self.layer.start_client(request, flow, flow.reliable, self.clock())
+        self._invite_clients[txn.key] = outgoing
+        return txn
+
     def _dialog_flow(self, dialog: Dialog) -> Flow | None:
         flow = dialog.flow
         if flow is not None and flow.reliable and flow.is_open and not dialog.route_set:
@@ -345,15 +365,27 @@ class UserAgent:
         return self.flow_for(transport, hop.host, hop.port)
 
     def _via(self, flow: Flow) -> str:
-        return f"SIP/2.0/{flow.transport} {self._host_port()};branch={generate_branch()};rport"
+        host_port = self._host_port(flow)
+        return f"SIP/2.0/{flow.transport} {host_port};branch={generate_branch()};rport"
 
-    def _host_port(self) -> str:
+    def _host_port(self, flow: Flow | None = None) -> str:
+        """Our address for ``flow``: over TLS the TLS listener's port (RFC 3261 §18.1.1)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        port = self.port
+        if flow is not None and flow.transport == "TLS" and self.tls_port:
+            port = self.tls_port
+        return f"{host}:{port}"
+
+    def via_for(self, flow: Flow) -> str:
+        """A top Via with a fresh branch for a request we send on ``flow``."""
+        return self._via(flow)
+
+    def host_port(self) -> str:
+        return self._host_port()
 
     def contact_for(self, flow: Flow) -> str:
         suffix = "" if flow.transport == "UDP" else f";transport={flow.transport.lower()}"
-        return f"<sip:{self._host_port()}{suffix}>"
+        return f"<sip:{self._host_port(flow)}{suffix}>"
 
     # -- Via handling (RFC 3261 §18.2.1, RFC 3581 §4)
 
@@ -390,15 +422,19 @@ class UserAgent:
 
     # -- session bookkeeping
 
-    def register_session(self, session: InviteSession) -> None:
+    def register_session(self, session: InviteSession | OutgoingInvite) -> None:
         assert session.dialog is not None
         self.sessions[session.dialog.id] = session
 
-    def unregister_session(self, session: InviteSession) -> None:
+    def unregister_session(self, session: InviteSession | OutgoingInvite) -> None:
         dialog = session.dialog
         if dialog is not None and self.sessions.pop(dialog.id, None) is not None:
             self._ended[dialog.id] = self.clock() + 2 * self.layer.timers.timeout
-        self._by_invite.pop(session.txn.key, None)
+        if isinstance(session, InviteSession):
+            self._by_invite.pop(session.txn.key, None)
+        else:
+            for key in [k for k, v in self._invite_clients.items() if v is session]:
+                del self._invite_clients[key]
 
     def _recently_ended(self, dialog_id: DialogId) -> bool:
         """Whether a dialog ended less than 2*64*T1 ago.
@@ -417,7 +453,11 @@ class UserAgent:
 
     def hangup_all(self) -> int:
         """End every session (on shutdown); returns how many there were."""
-        sessions = {*self.sessions.values(), *self._by_invite.values()}
+        sessions = {
+            *self.sessions.values(),
+            *self._by_invite.values(),
+            *self._invite_clients.values(),
+        }
         for session in sessions:
             session.hangup(EndReason.SHUTDOWN)
         return len(sessions)

@@ -2,8 +2,8 @@
 
 Calls are written to the store by the call engine; this module reads them, and asks the
 engine to act on live ones through ``LiveCalls``. Creating a call through the API
-(``POST Calls.json``) checks its parameters as Twilio does and then answers 501: outbound
-calls are not there yet.
+(``POST Calls.json``) checks its parameters as Twilio does and hands them to the engine,
+which stores the call as queued and places it.
 """
 
 from __future__ import annotations
@@ -78,6 +78,10 @@ class LiveCalls(Protocol):
 
     async def cancel(self, account_sid: str, call_sid: str) -> bool:
         """``Status=canceled``: end a queued or ringing call; one answered already goes on."""
+        ...
+
+    async def create(self, account_sid: str, call: NewCall) -> CallRecord | None:
+        """Place a call; the record (status queued) once stored, None when this node can't."""
         ...
 
     async def redirect(
@@ -230,12 +234,92 @@ async def list_calls(request: Request, account: PathAccount) -> Response:
 async def create_call(request: Request, account: PathAccount) -> Response:
     params = await form_params(request)
     check_new_call(params)
-    # 20004 is Twilio's "this method is not supported for the resource"; 501 says "yet".
-    raise ApiError(
-        501,
-        METHOD_NOT_ALLOWED,
-        "Creating calls through the REST API is not supported yet",
-    )
+    new_call = NewCall.from_params(params)
+    record = await _live_calls(request).create(account.sid, new_call)
+    if record is None:
+        # 20004 is Twilio's "this method is not supported for the resource".
+        raise ApiError(501, METHOD_NOT_ALLOWED, "This node places no calls: it runs no SIP")
+    return JSONResponse(call_json(record), status_code=201)
+
+
+STATUS_EVENTS = frozenset({"initiated", "ringing", "answered", "completed"})
+
+
+@dataclass(frozen=True, slots=True)
+class NewCall:
+    """The checked parameters of ``POST Calls.json`` (reference §2)."""
+
+    to: str
+    from_: str
+    url: str | None = None
+    method: str = "POST"
+    twiml: str | None = None
+    fallback_url: str | None = None
+    fallback_method: str = "POST"
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    status_callback_events: frozenset[str] = frozenset({"completed"})
+    send_digits: str | None = None
+    timeout: int = 60
+    time_limit: int = 14400
+    record: bool = False
+    recording_status_callback: str | None = None
+    caller_id: str | None = None
+    sip_auth_username: str | None = None
+    sip_auth_password: str | None = None
+
+    @classmethod
+    def from_params(cls, params: Params) -> NewCall:
+        events = frozenset(
+            event.strip().lower()
+            for value in params.getlist("StatusCallbackEvent")
+            for event in value.split()
+        )
+        unknown = events - STATUS_EVENTS
+        if unknown:
+            raise ApiError.bad_parameter(
+                f"StatusCallbackEvent must be among {', '.join(sorted(STATUS_EVENTS))}"
+            )
+        digits = params.get("SendDigits") or None
+        if digits and not all(c in "0123456789*#ABCDabcdw" for c in digits):
+            raise ApiError.bad_parameter("SendDigits may hold only 0-9, *, #, A-D and w")
+        return cls(
+            to=restore_plus(params["To"]),
+            from_=restore_plus(params["From"]),
+            url=params.get("Url") or None,
+            method=_method(params, "Method"),
+            twiml=params.get("Twiml") or None,
+            fallback_url=params.get("FallbackUrl") or None,
+            fallback_method=_method(params, "FallbackMethod"),
+            status_callback=params.get("StatusCallback") or None,
+            status_callback_method=_method(params, "StatusCallbackMethod"),
+            status_callback_events=events or frozenset({"completed"}),
+            send_digits=digits,
+            timeout=_bounded(params, "Timeout", 60, 1, 600),
+            time_limit=_bounded(params, "TimeLimit", 14400, 1, 86400),
+            record=(params.get("Record") or "").lower() == "true",
+            recording_status_callback=params.get("RecordingStatusCallback") or None,
+            caller_id=params.get("CallerId") or None,
+            sip_auth_username=params.get("SipAuthUsername") or None,
+            sip_auth_password=params.get("SipAuthPassword") or None,
+        )
+
+
+def _method(params: Params, name: str) -> str:
+    if not params.get(name):
+        return "POST"
+    return parse_method(name, params[name], CALL_METHOD_INVALID)
+
+
+def _bounded(params: Params, name: str, default: int, low: int, high: int) -> int:
+    text = params.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError.bad_parameter(f"{name} must be a whole number of seconds") from None
+    return max(low, min(high, value))
 
 
 def check_new_call(params: Params) -> None:

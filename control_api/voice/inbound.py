@@ -14,11 +14,12 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from control_api.call import Call
-from control_api.sids import rfc2822
-from control_api.store import CallRecord
+from control_api.dialer import Dialer
+from control_api.outbound_call import OutboundCall
+from control_api.voice import outbound
+from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
 from control_api.voice.lookup import Lookup
 from control_api.voice.runner import Document, TwimlRunner, VoiceServices
 from control_api.webhooks import Outbox, WebhookClient
@@ -28,12 +29,7 @@ __all__ = ["VoiceApps"]
 
 log = logging.getLogger("callswitch.voice")
 
-API_VERSION = "2010-04-01"
 PHONE = re.compile(r"\+?\d{3,15}")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def caller_address(call: Call) -> str:
@@ -56,34 +52,10 @@ def final_status(call: Call) -> str:
     return "failed"
 
 
-class _Journal:
-    """One call's store writes and callbacks: in order, each after the one before."""
-
-    def __init__(self) -> None:
-        self._last: asyncio.Future | None = None
-
-    def add(self, write: Callable[[], Awaitable[object]]) -> None:
-        previous = self._last
-
-        async def step() -> None:
-            if previous is not None:
-                await previous
-            try:
-                await write()
-            except Exception:  # a failed write must not stop the ones after it
-                log.exception("voice.journal_write_failed")
-
-        self._last = asyncio.ensure_future(step())
-
-    async def flush(self) -> None:
-        if self._last is not None:
-            await self._last
-
-
 @dataclass(slots=True)
 class _LiveCall:
-    call: Call
-    runner: TwimlRunner
+    call: Call | OutboundCall
+    runner: TwimlRunner | None
     account_sid: str
 
 
@@ -97,13 +69,16 @@ class VoiceApps:
         outbox: Outbox,
         synthesize: Callable[[str, str, str], Awaitable[object]],
         load_audio: Callable[[str], Awaitable[object]],
+        dialer: Dialer | None = None,
     ) -> None:
         self.store = store
         self.client = client
         self.outbox = outbox
         self.synthesize = synthesize
         self.load_audio = load_audio
+        self.dialer = dialer
         self.live: dict[str, _LiveCall] = {}
+        self._tasks: set[asyncio.Task] = set()
         # A REST change to a number or a token reaches calls within a second.
         self._numbers = Lookup(store.find_number, fresh=1.0)
         self._tokens = Lookup(store.auth_token, fresh=1.0)
@@ -123,29 +98,16 @@ class VoiceApps:
             call.reject(404)
             return
         account_sid = number.account_sid
-        journal = _Journal()
-        status = {"value": "ringing", "sequence": 0}
         session = call.session
+        caller = caller_address(call)
         base = [
-            ("CallSid", call.sid),
-            ("AccountSid", account_sid),
-            ("From", caller_address(call)),
-            ("To", number.phone_number),
-            ("ApiVersion", API_VERSION),
-            ("Direction", "inbound"),
-            ("ForwardedFrom", ""),
-            ("CallerName", ""),
-            ("ParentCallSid", ""),
-            ("Called", number.phone_number),
-            ("Caller", caller_address(call)),
-            ("FromCity", ""),
-            ("FromState", ""),
-            ("FromZip", ""),
-            ("FromCountry", ""),
-            ("ToCity", ""),
-            ("ToState", ""),
-            ("ToZip", ""),
-            ("ToCountry", ""),
+            *base_params(
+                call_sid=call.sid,
+                account_sid=account_sid,
+                from_=caller,
+                to=number.phone_number,
+                direction="inbound",
+            ),
             ("SipCallId", session.call_id),
             *[
                 (f"SipHeader_{name}", value)
@@ -153,76 +115,29 @@ class VoiceApps:
                 if name.lower().startswith("x-")
             ],
         ]
-
-        def params() -> list[tuple[str, str]]:
-            return [*base, ("CallStatus", status["value"])]
-
-        async def callback(call_status: str, **extra: str) -> None:
-            if not number.status_callback:
-                return
-            fields = [
-                *base,
-                ("CallStatus", call_status),
-                ("Timestamp", rfc2822(_now())),
-                ("CallbackSource", "call-progress-events"),
-                ("SequenceNumber", str(status["sequence"])),
-                *extra.items(),
-            ]
-            status["sequence"] += 1
-            await self.outbox.enqueue(
-                account_sid=account_sid,
-                url=number.status_callback,
-                method=number.status_callback_method or "POST",
-                params=fields,
-                call_sid=call.sid,
-            )
-
-        now = _now()
         # The record and the callbacks are written in order but off the call's path:
         # the caller hears the application while the store catches up.
-        journal.add(
-            lambda: self.store.insert_call(
-                CallRecord(
-                    sid=call.sid,
-                    account_sid=account_sid,
-                    parent_call_sid=None,
-                    to=number.phone_number,
-                    from_=caller_address(call),
-                    phone_number_sid=number.sid,
-                    status="ringing",
-                    direction="inbound",
-                    start_time=now,
-                    end_time=None,
-                    duration=None,
-                    price=None,
-                    price_unit="USD",
-                    answered_by=None,
-                    forwarded_from=None,
-                    caller_name=None,
-                    sip_call_id=session.call_id,
-                    date_created=now,
-                    date_updated=now,
-                )
-            )
+        lifecycle = CallLifecycle(
+            self.store,
+            self.outbox,
+            new_record(
+                sid=call.sid,
+                account_sid=account_sid,
+                to=number.phone_number,
+                from_=caller,
+                direction="inbound",
+                status="ringing",
+                phone_number_sid=number.sid,
+                sip_call_id=session.call_id,
+            ),
+            base,
+            status_callback=number.status_callback,
+            status_callback_method=number.status_callback_method or "POST",
         )
-        journal.add(lambda: callback("initiated"))
-        journal.add(lambda: callback("ringing"))
-
-        async def answered() -> None:
-            await self.store.update_call(call.sid, status="in-progress", date_updated=_now())
-            await callback("in-progress")
-
-        def on_answered(_: Call) -> None:
-            status["value"] = "in-progress"
-            journal.add(answered)
-
-        call.on_answered.append(on_answered)
-
-        async def fetch(url: str, method: str, fields: list[tuple[str, str]]) -> str:
-            return await self.client.fetch_twiml(url, method, fields, token)
-
-        services = VoiceServices(fetch, self.synthesize, self.load_audio)
-        runner = TwimlRunner(call, services, params)
+        lifecycle.initiated()
+        lifecycle.callback("ringing")
+        call.on_answered.append(lambda _: lifecycle.answered())
+        runner = self.runner_for(call, account_sid, token, lifecycle)
         self.live[call.sid] = _LiveCall(call, runner, account_sid)
         try:
             runner.start(
@@ -238,25 +153,54 @@ class VoiceApps:
             del self.live[call.sid]
             if not call.ended.is_set():
                 call.hangup()
-            status["value"] = final_status(call)
-            end = _now()
-            duration = str(round(call.duration))
+            status = final_status(call)
+            lifecycle.finished(status, call.duration)
+            await lifecycle.flush()
+            call.log("call.completed", status=status, errors=len(runner.errors))
 
-            async def finished() -> None:
-                await self.store.update_call(
-                    call.sid,
-                    status=status["value"],
-                    end_time=end,
-                    duration=int(duration),
-                    date_updated=end,
-                )
-                await callback(status["value"], CallDuration=duration, Duration=duration)
+    def runner_for(self, call, account_sid: str, token: str, lifecycle: CallLifecycle):
+        """A TwiML runner for ``call``, fetching with the account's signature."""
 
-            journal.add(finished)
-            await journal.flush()
-            call.log("call.completed", status=status["value"], errors=len(runner.errors))
+        async def fetch(url: str, method: str, fields: list[tuple[str, str]]) -> str:
+            return await self.client.fetch_twiml(url, method, fields, token)
+
+        services = VoiceServices(fetch, self.synthesize, self.load_audio, voice=self)
+        return TwimlRunner(call, services, lifecycle.params, account_sid=account_sid)
+
+    # -- calls we place
+
+    async def token_of(self, account_sid: str) -> str | None:
+        return await self._tokens.get(account_sid)
+
+    async def is_our_number(self, phone: str) -> bool:
+        number = await self._numbers.get(phone)
+        return number is not None and bool(number.voice_url)
+
+    def spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def track(self, call, runner: TwimlRunner | None, account_sid: str) -> None:
+        self.live[call.sid] = _LiveCall(call, runner, account_sid)
+
+    def untrack(self, sid: str) -> None:
+        self.live.pop(sid, None)
+
+    def child_call(self, runner, destination, noun, verb):
+        return outbound.child_call(self, runner, destination, noun, verb)
+
+    def dial_recorder(self, runner, child, verb):
+        return None
+
+    async def join_conference(self, runner, conference):
+        raise NotImplementedError
 
     # -- LiveCalls, for the REST API
+
+    async def create(self, account_sid: str, new_call):
+        return await outbound.place_call(self, account_sid, new_call)
 
     def _find(self, account_sid: str, sid: str) -> _LiveCall | None:
         live = self.live.get(sid)
@@ -273,7 +217,10 @@ class VoiceApps:
         live = self._find(account_sid, sid)
         if live is None or live.call.answered:
             return False
-        live.call.reject(487)
+        if isinstance(live.call, OutboundCall):
+            live.call.cancel()
+        else:
+            live.call.reject(487)
         return True
 
     async def redirect(
@@ -286,7 +233,7 @@ class VoiceApps:
         twiml: str | None = None,
     ) -> bool:
         live = self._find(account_sid, sid)
-        if live is None or live.call.ended.is_set():
+        if live is None or live.runner is None or live.call.ended.is_set():
             return False
         live.runner.redirect(Document(url, method or "POST", twiml=twiml))
         return True

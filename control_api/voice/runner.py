@@ -13,11 +13,13 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urljoin
 
 from control_api.call import Call
 from control_api.twiml.parser import TwimlError, parse_voice_twiml
 from control_api.twiml.verbs import (
+    Dial,
     Gather,
     Hangup,
     Pause,
@@ -26,6 +28,7 @@ from control_api.twiml.verbs import (
     Reject,
     Say,
 )
+from control_api.voice.dial import dial
 from control_api.webhooks import WebhookError
 from media.player import play, send_digits
 
@@ -57,6 +60,7 @@ class VoiceServices:
     fetch_twiml: Callable[[str, str, list[tuple[str, str]]], Awaitable[str]]
     synthesize: Callable[[str, str, str], Awaitable[object]]  # text, voice, language → samples
     load_audio: Callable[[str], Awaitable[object]]  # URL → samples
+    voice: Any = None  # the VoiceApps: dialling, conferences, recordings
 
 
 class _NextDocument(Exception):
@@ -68,9 +72,15 @@ class TwimlRunner:
     """Executes the TwiML of one call (reference §5)."""
 
     def __init__(
-        self, call: Call, services: VoiceServices, params: Callable[[], list[tuple[str, str]]]
+        self,
+        call: Call,
+        services: VoiceServices,
+        params: Callable[[], list[tuple[str, str]]],
+        *,
+        account_sid: str = "",
     ) -> None:
         self.call = call
+        self.account_sid = account_sid
         self.services = services
         self.params = params  # the webhook parameters of the call, as of now
         self._task: asyncio.Task | None = None
@@ -179,6 +189,9 @@ class TwimlRunner:
             if isinstance(verb, Pause) and first and not self.call.answered:
                 await self._sleep(verb.length)  # a leading Pause delays the answer
                 continue
+            if isinstance(verb, Dial) and verb.answer_on_bridge and not self.call.answered:
+                await self._dial(verb, document_url)  # the caller rings until the callee answers
+                continue
             if not await self.call.answer():
                 return
             if isinstance(verb, Say):
@@ -192,6 +205,8 @@ class TwimlRunner:
             elif isinstance(verb, Hangup):
                 self.call.hangup()
                 return
+            elif isinstance(verb, Dial):
+                await self._dial(verb, document_url)
             elif isinstance(verb, Redirect):
                 _follow(Document(_resolve(document_url, verb.url), verb.method))
             else:
@@ -199,6 +214,21 @@ class TwimlRunner:
                     "twiml.unsupported_verb",
                     extra={"call_sid": self.call.sid, "verb": type(verb).__name__},
                 )
+
+    async def _dial(self, verb: Dial, document_url: str | None) -> None:
+        if self.services.voice is None or self.services.voice.dialer is None:
+            log.warning("twiml.dial_unavailable", extra={"call_sid": self.call.sid})
+            return
+        outcome = await dial(self, verb)
+        self.call.log("dial.finished", status=outcome.status, bridged=outcome.bridged)
+        if verb.action:
+            if self.call.ended.is_set():
+                return  # nobody left to run the action's TwiML for
+            _follow(
+                Document(_resolve(document_url, verb.action), verb.method, extra=outcome.params())
+            )
+        if outcome.bridged and self.call.ended.is_set():
+            return
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -36,6 +36,7 @@ class FakeLiveCalls:
     live: set[str] = field(default_factory=set)
     asked: list[tuple] = field(default_factory=list)
     fail_with: Exception | None = None
+    store: object = None  # set to place calls (create answers 201); None answers 501
 
     async def hangup(self, account_sid: str, call_sid: str) -> bool:
         return self._answer(("hangup", account_sid, call_sid))
@@ -53,6 +54,24 @@ class FakeLiveCalls:
         twiml: str | None = None,
     ) -> bool:
         return self._answer(("redirect", account_sid, call_sid, url, method, twiml))
+
+    async def create(self, account_sid: str, new_call):
+        """Store the call as queued, as the engine does, unless this node places no calls."""
+        self.asked.append(("create", account_sid, new_call))
+        if self.store is None:
+            return None
+        from control_api.call import new_call_sid
+        from control_api.voice.lifecycle import new_record
+
+        record = new_record(
+            sid=new_call_sid(),
+            account_sid=account_sid,
+            to=new_call.to,
+            from_=new_call.from_,
+            direction="outbound-api",
+            status="queued",
+        )
+        return await self.store.insert_call(record)
 
     def _answer(self, request: tuple) -> bool:
         self.asked.append(request)

@@ -277,7 +277,8 @@ def test_create_checks_parameters_like_twilio(api, account, auth, params, code):
     assert (response.status_code, response.json()["code"]) == (400, code)
 
 
-def test_create_is_not_there_yet(client):
+def test_create_without_sip_is_501(client, api):
+    api.live_calls.store = None
     error = rest_error(
         lambda: client.calls.create(
             to="client:alice", from_="+14155550100", url="https://example.com/answer"
@@ -285,4 +286,38 @@ def test_create_is_not_there_yet(client):
     )
     assert error.status == 501
     assert error.code == 20004
-    assert "not supported" in error.msg
+    assert "places no calls" in error.msg
+
+
+def test_create_hands_checked_parameters_to_the_engine(client, api):
+    api.live_calls.store = api.store
+    call = client.calls.create(
+        to="+14155550111",
+        from_="+14155550100",
+        url="https://example.com/answer",
+        status_callback="https://example.com/status",
+        status_callback_event=["initiated", "ringing", "answered", "completed"],
+        timeout=15,
+        send_digits="1w2",
+    )
+    assert call.sid.startswith("CA") and call.status == "queued"
+    assert call.direction == "outbound-api"
+    assert client.calls(call.sid).fetch().to == "+14155550111"
+    _, _, new_call = api.live_calls.asked[-1]
+    assert new_call.status_callback_events == {"initiated", "ringing", "answered", "completed"}
+    assert new_call.timeout == 15 and new_call.send_digits == "1w2"
+    api.live_calls.store = None
+
+
+def test_create_refuses_unknown_status_events(client, api):
+    api.live_calls.store = api.store
+    error = rest_error(
+        lambda: client.calls.create(
+            to="+14155550111",
+            from_="+14155550100",
+            url="https://example.com/answer",
+            status_callback_event=["exploded"],
+        )
+    )
+    api.live_calls.store = None
+    assert error.status == 400

@@ -1,0 +1,269 @@
+"""Calls we place: an INVITE out (sip/uac.py) and the RTP leg it negotiates.
+
+An :class:`OutboundCall` looks like an inbound :class:`~control_api.call.Call`
+to everything above it (the TwiML runner, the bridge, the REST API): it has a
+SID, a leg once media flows, ``ended``, ``answered``, ``hangup()``. It rings
+until the callee answers, fails or ``timeout`` passes, and takes early media
+from a 183 so a caller can hear the far end's ringback or announcements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from control_api.call import SUPPORTED_CODECS, VOICE_CODECS, MediaSettings, new_call_sid
+from media.ports import PortsExhausted
+from media.sdp import (
+    TELEPHONE_EVENT,
+    SdpNegotiationError,
+    SdpParseError,
+    SessionDescription,
+    build_offer,
+    remote_rtp_address,
+)
+from media.session import RtpSession
+from sip.invite import EndReason
+from sip.transport import Flow
+from sip.ua import UserAgent
+from sip.uac import OutgoingInvite, SipCredentials
+
+__all__ = ["Destination", "OutboundCall", "failure_status"]
+
+log = logging.getLogger("callswitch.calls")
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where an INVITE goes: its Request-URI, the flow to send it on, and how to log in."""
+
+    target: str  # Request-URI
+    flow: Flow
+    credentials: SipCredentials | None = None
+    to: str | None = None  # the To URI when it differs from the Request-URI
+    kind: str = "sip"  # sip, trunk, client, number (what Twilio bills and shows)
+    label: str = ""  # the dialled address as the application wrote it
+
+
+def failure_status(sip_status: int | None) -> str:
+    """Twilio's call status for a call that never connected (reference §2)."""
+    if sip_status in (486, 600):
+        return "busy"
+    if sip_status in (408, 480, 487, 603):
+        return "no-answer"
+    return "failed"
+
+
+class OutboundCall:
+    """One call we place; ``await call.connect()`` says whether it was answered."""
+
+    direction = "outbound-api"
+
+    def __init__(
+        self,
+        ua: UserAgent,
+        media: MediaSettings,
+        destination: Destination,
+        *,
+        from_user: str,
+        from_display: str | None = None,
+        timeout: float = 60.0,
+        headers: list[tuple[str, str]] | None = None,
+        sid: str | None = None,
+    ) -> None:
+        self.sid = sid or new_call_sid()
+        self.ua = ua
+        self.media = media
+        self.destination = destination
+        self.from_user = from_user
+        self.from_display = from_display
+        self.timeout = timeout
+        self.headers = headers
+        self.leg: RtpSession | None = None
+        self.session: OutgoingInvite | None = None
+        self.ended = asyncio.Event()
+        self.ringing = asyncio.Event()
+        self.start_time = time.time()
+        self.answer_time: float | None = None
+        self.end_time: float | None = None
+        self.sip_status: int | None = None
+        self.end_reason: EndReason | None = None
+        self.canceled = False
+        self.on_answered: list[Callable[[OutboundCall], None]] = []
+        self.on_ringing: list[Callable[[OutboundCall], None]] = []
+        self._outcome: asyncio.Future[bool] | None = None
+
+    # -- the Call interface
+
+    @property
+    def call_id(self) -> str:
+        return self.session.call_id if self.session is not None else ""
+
+    @property
+    def answered(self) -> bool:
+        return self.answer_time is not None
+
+    @property
+    def duration(self) -> float:
+        if self.answer_time is None:
+            return 0.0
+        return (self.end_time or time.time()) - self.answer_time
+
+    async def answer(self) -> bool:
+        """For the TwiML runner: an outbound call is 'answered' once connected."""
+        return self.answered and not self.ended.is_set()
+
+    def log(self, event: str, **fields) -> None:
+        log.info(event, extra={"call_id": self.call_id, "call_sid": self.sid, **fields})
+
+    def hangup(self) -> None:
+        if self.session is not None:
+            self.session.hangup()
+        elif not self.ended.is_set():
+            self._finish(EndReason.CANCELLED)
+
+    def cancel(self) -> None:
+        """Stop ringing; a call already answered goes on."""
+        if self.answered:
+            return
+        self.canceled = True
+        self.hangup()
+
+    reject = hangup  # the runner's <Reject> on a call that is ours to refuse
+
+    @property
+    def status(self) -> str:
+        """The Calls resource status of this call as of now."""
+        if self.ended.is_set():
+            if self.answered:
+                return "completed"
+            return "canceled" if self.canceled else failure_status(self.sip_status)
+        if self.answered:
+            return "in-progress"
+        return "ringing" if self.ringing.is_set() else "queued"
+
+    # -- placing the call
+
+    async def connect(self) -> bool:
+        """Place the call and wait: True once answered, False when it failed."""
+        if self._outcome is None:
+            self._outcome = asyncio.ensure_future(self._connect())
+        return await asyncio.shield(self._outcome)
+
+    async def _connect(self) -> bool:
+        media = self.media
+        if self.ended.is_set():
+            return False
+        try:
+            leg = await RtpSession.bind(media.bind, media.pool, media.clock)
+        except PortsExhausted:
+            self.sip_status = 503
+            self._finish(EndReason.REJECTED)
+            return False
+        if self.ended.is_set():  # canceled while binding
+            leg.close()
+            return False
+        self.leg = leg
+        offer = build_offer(media.public_address, leg.port, SUPPORTED_CODECS, leg.ssrc)
+        destination = self.destination
+        session = OutgoingInvite(
+            self.ua,
+            target=destination.target,
+            flow=destination.flow,
+            from_user=self.from_user,
+            from_display=self.from_display,
+            to=destination.to,
+            sdp=offer.serialize(),
+            credentials=destination.credentials,
+            headers=self.headers,
+        )
+        self.session = session
+        outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def settle(value: bool) -> None:
+            if not outcome.done():
+                outcome.set_result(value)
+
+        session.on_progress = self._progress
+        session.on_answered = lambda sdp: settle(self._answered(sdp))
+        session.on_failed = lambda status, reason: (self._failed(status), settle(False))
+        session.on_terminated = self._terminated
+        session.on_dtmf = lambda digit: leg.on_dtmf(digit)
+        session.start()
+        self.log("call.dialing", to=destination.target, transport=destination.flow.transport)
+        try:
+            return await asyncio.wait_for(asyncio.shield(outcome), self.timeout)
+        except TimeoutError:
+            self.log("call.ring_timeout", seconds=self.timeout)
+            self.sip_status = 408
+            session.cancel()
+            # The CANCEL's 487 settles the outcome; a 2xx that crossed it is hung up.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(outcome), 5.0)
+            if not outcome.done():
+                self._finish(EndReason.CANCELLED)
+            return False
+
+    def _progress(self, status: int, sdp: bytes | None) -> None:
+        if not self.ringing.is_set():
+            self.ringing.set()
+            for callback in self.on_ringing:
+                callback(self)
+        if sdp is not None and self.leg is not None and self.leg.remote is None:
+            self._configure(sdp)  # early media (RFC 3960): listen before the answer
+
+    def _answered(self, sdp: bytes | None) -> bool:
+        if self.ended.is_set():
+            return False
+        if sdp is None or not self._configure(sdp):
+            self.log("call.bad_answer")
+            self.session.hangup()
+            return False
+        self.answer_time = time.time()
+        self.sip_status = 200
+        self.leg.start()
+        self.log("call.answered", codec=self.leg.codec)
+        for callback in self.on_answered:
+            callback(self)
+        return True
+
+    def _configure(self, sdp: bytes) -> bool:
+        leg = self.leg
+        try:
+            answer = SessionDescription.parse(sdp)
+            audio = next(m for m in answer.media if m.media == "audio" and m.port)
+            codec = next(c for c in audio.codecs if any(c.matches(o) for o in VOICE_CODECS))
+            remote = remote_rtp_address(answer, audio)
+        except (SdpParseError, SdpNegotiationError, StopIteration):
+            return False
+        dtmf = next((c for c in audio.codecs if c.matches(TELEPHONE_EVENT)), None)
+        leg.configure(codec, remote, dtmf=dtmf, ptime=audio.ptime or 20)
+        leg.start()
+        return True
+
+    def _failed(self, status: int) -> None:
+        if self.sip_status != 408:  # our own ring timeout stays a timeout
+            self.sip_status = status
+        self._finish(EndReason.CANCELLED if status == 487 else EndReason.REJECTED)
+
+    def _terminated(self, reason: EndReason) -> None:
+        self._finish(reason)
+
+    def _finish(self, reason: EndReason) -> None:
+        if self.ended.is_set():
+            return
+        self.end_reason = reason
+        self.end_time = time.time()
+        if self.leg is not None:
+            self.leg.close()
+        self.ended.set()
+        self.log(
+            "call.ended",
+            reason=reason.value,
+            status=self.status,
+            duration=round(self.duration, 3),
+        )

@@ -1,0 +1,201 @@
+"""``<Dial>``: ring other parties, bridge the first to answer, report how it went.
+
+Every noun (or the plain number of the text content) is resolved to one or
+more destinations and rung at once; the first to answer wins and the others
+are cancelled. While they ring, the caller hears ringback (or, with
+``answerOnBridge``, is not answered until the callee is). The two legs are
+then bridged (media/bridge.py) until either hangs up, ``timeLimit`` passes or
+the caller presses ``*`` with ``hangupOnStar``. The ``action`` URL gets
+``DialCallStatus``, ``DialCallSid``, ``DialCallDuration`` and ``DialBridged``
+(reference §3); without one, the TwiML goes on after ``<Dial>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from control_api.dialer import DialError
+from control_api.outbound_call import OutboundCall, failure_status
+from control_api.twiml.verbs import Client, Conference, Dial, Number, Sip
+from media.bridge import Bridge
+from media.player import play, send_digits
+
+if TYPE_CHECKING:
+    from control_api.voice.runner import TwimlRunner
+
+__all__ = ["DialOutcome", "dial", "ring_first", "ringback"]
+
+log = logging.getLogger("callswitch.twiml")
+
+CANCEL_GRACE_S = 5.0  # how long losing calls get to take their CANCEL
+
+
+@dataclass(slots=True)
+class DialOutcome:
+    status: str  # DialCallStatus
+    child: OutboundCall | None
+    bridged: bool
+
+    def params(self) -> list[tuple[str, str]]:
+        child = self.child
+        fields = [("DialCallStatus", self.status), ("DialBridged", str(self.bridged).lower())]
+        if child is not None:
+            fields += [
+                ("DialCallSid", child.sid),
+                ("DialCallDuration", str(round(child.duration))),
+            ]
+        return fields
+
+
+def _targets(verb: Dial) -> list[tuple[str, Number | Sip | Client | None]]:
+    if verb.number_text and verb.number_text.strip():
+        return [(verb.number_text.strip(), None)]
+    targets: list[tuple[str, Number | Sip | Client | None]] = []
+    for noun in verb.nouns:
+        if isinstance(noun, Number):
+            targets.append((noun.number, noun))
+        elif isinstance(noun, Sip):
+            targets.append((noun.uri, noun))
+        elif isinstance(noun, Client):
+            targets.append((f"client:{noun.identity}", noun))
+    return targets
+
+
+_RINGBACK: np.ndarray | None = None
+
+
+def ringback() -> np.ndarray:
+    """North American ringback (ITU-T E.180: 440 + 480 Hz, 2 s on, 4 s off), 8 kHz int16."""
+    global _RINGBACK
+    if _RINGBACK is None:
+        t = np.arange(2 * 8000) / 8000
+        tone = 0.12 * (np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 480 * t))
+        on = (tone * 32767).astype(np.int16)
+        _RINGBACK = np.concatenate([on, np.zeros(4 * 8000, dtype=np.int16)])
+    return _RINGBACK
+
+
+async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome:
+    """Run one ``<Dial>`` for the runner's call and say how it ended."""
+    if any(isinstance(noun, Conference) for noun in verb.nouns):
+        conference = next(n for n in verb.nouns if isinstance(n, Conference))
+        return await runner.services.voice.join_conference(runner, conference)
+    parent = runner.call
+    voice = runner.services.voice
+    children: list[tuple[OutboundCall, Number | Sip | Client | None]] = []
+    for address, noun in _targets(verb):
+        username = noun.username if isinstance(noun, Sip) else None
+        password = noun.password if isinstance(noun, Sip) else None
+        try:
+            destinations = await voice.dialer.resolve(
+                runner.account_sid, address, username=username, password=password
+            )
+        except DialError as exc:
+            runner.errors.append(f"13224 {exc}")
+            log.warning("dial.unroutable", extra={"call_sid": parent.sid, "error": str(exc)})
+            continue
+        for destination in destinations:
+            child = voice.child_call(runner, destination, noun, verb)
+            children.append((child, noun))
+    if not children:
+        return DialOutcome("failed", None, False)
+    winner = await ring_first(parent, verb, [child for child, _ in children])
+    if winner is None:
+        statuses = [child.status for child, _ in children]
+        status = "canceled" if parent.ended.is_set() else _summary(statuses)
+        return DialOutcome(status, children[0][0], False)
+    noun = next(n for c, n in children if c is winner)
+    if isinstance(noun, Number) and noun.send_digits:
+        await send_digits(winner.leg, noun.send_digits)
+    if not await parent.answer():  # answerOnBridge: the caller is answered only now
+        winner.hangup()
+        return DialOutcome("canceled", winner, False)
+    return await _bridge(runner, parent, winner, verb)
+
+
+async def ring_first(parent, verb: Dial, calls: Sequence[OutboundCall]) -> OutboundCall | None:
+    """Ring every call at once; the first to answer wins, the rest are cancelled."""
+    ringing_tone = None
+    if parent.answered and parent.leg is not None:
+        ringing_tone = asyncio.ensure_future(play(parent.leg, ringback(), loop=0))
+    elif not parent.answered:
+        parent.ring()
+    attempts = {asyncio.ensure_future(call.connect()): call for call in calls}
+    parent_gone = asyncio.ensure_future(parent.ended.wait())
+    winner: OutboundCall | None = None
+    try:
+        pending = set(attempts)
+        while pending and winner is None:
+            done, pending = await asyncio.wait(
+                pending | {parent_gone}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if parent_gone in done:
+                break
+            pending.discard(parent_gone)
+            for attempt in done:
+                if attempt.result() and winner is None:
+                    winner = attempts[attempt]
+    finally:
+        parent_gone.cancel()
+        if ringing_tone is not None:
+            ringing_tone.cancel()
+            await asyncio.gather(ringing_tone, return_exceptions=True)
+        losers = [call for call in calls if call is not winner]
+        for call in losers:
+            call.cancel()
+        if losers:
+            await asyncio.wait(
+                [asyncio.ensure_future(call.ended.wait()) for call in losers],
+                timeout=CANCEL_GRACE_S,
+            )
+        for attempt in attempts:
+            attempt.cancel()
+    if winner is not None and parent.ended.is_set():
+        winner.hangup()
+        return None
+    return winner
+
+
+async def _bridge(runner, parent, child: OutboundCall, verb: Dial) -> DialOutcome:
+    recorder = runner.services.voice.dial_recorder(runner, child, verb)
+    bridge = Bridge(parent.leg, child.leg, tap=recorder.tap if recorder else None)
+    star = asyncio.get_running_loop().create_future()
+    if verb.hangup_on_star:
+        bridge.on_dtmf = lambda side, digit: (
+            side == 0 and digit == "*" and not star.done() and star.set_result(True)
+        )
+    bridge.start()
+    parent.log("dial.bridged", child=child.sid, mode=bridge.mode)
+    waits = [
+        asyncio.ensure_future(parent.ended.wait()),
+        asyncio.ensure_future(child.ended.wait()),
+        star,
+    ]
+    try:
+        await asyncio.wait(waits, timeout=verb.time_limit, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waits:
+            waiter.cancel()
+        bridge.stop()
+        if not child.ended.is_set():
+            child.hangup()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(child.ended.wait(), CANCEL_GRACE_S)
+        if recorder is not None:
+            await recorder.finish()
+    return DialOutcome("completed", child, True)
+
+
+def _summary(statuses: list[str]) -> str:
+    """One DialCallStatus for several calls that all failed."""
+    for status in ("no-answer", "busy", "failed"):
+        if status in statuses:
+            return status
+    return failure_status(None)

@@ -1,0 +1,229 @@
+"""A call's record and status callbacks, kept in step with the call.
+
+Every call (inbound, placed by REST, or dialled by ``<Dial>``) has a row in
+the store and, when the application asked for them, status callbacks
+(reference §3). :class:`CallLifecycle` writes both in order, off the media
+path: each write waits for the one before, and a failed write never stops
+the ones after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from control_api.sids import rfc2822
+from control_api.store import CallRecord
+from control_api.webhooks import Outbox
+
+__all__ = ["API_VERSION", "CallLifecycle", "Journal", "now"]
+
+log = logging.getLogger("callswitch.voice")
+
+API_VERSION = "2010-04-01"
+# StatusCallbackEvent names → the CallStatus they report (reference §2, §3).
+EVENT_OF_STATUS = {
+    "initiated": "initiated",
+    "ringing": "ringing",
+    "in-progress": "answered",
+}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Journal:
+    """One call's store writes and callbacks: in order, each after the one before."""
+
+    def __init__(self) -> None:
+        self._last: asyncio.Future | None = None
+
+    def add(self, write: Callable[[], Awaitable[object]]) -> None:
+        previous = self._last
+
+        async def step() -> None:
+            if previous is not None:
+                await previous
+            try:
+                await write()
+            except Exception:  # a failed write must not stop the ones after it
+                log.exception("voice.journal_write_failed")
+
+        self._last = asyncio.ensure_future(step())
+
+    async def flush(self) -> None:
+        if self._last is not None:
+            await self._last
+
+
+class CallLifecycle:
+    """The record of one call and the status callbacks its application asked for.
+
+    ``events`` is the StatusCallbackEvent set (initiated, ringing, answered,
+    completed); None means every event, as a number's StatusCallback gets.
+    """
+
+    def __init__(
+        self,
+        store,
+        outbox: Outbox,
+        record: CallRecord,
+        base: list[tuple[str, str]],
+        *,
+        status_callback: str | None = None,
+        status_callback_method: str = "POST",
+        events: frozenset[str] | None = None,
+        insert: bool = True,
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.record = record
+        self.base = base
+        self.status = record.status
+        self.status_callback = status_callback
+        self.status_callback_method = status_callback_method or "POST"
+        self.events = events
+        self.sequence = 0
+        self.journal = Journal()
+        if insert:
+            self.journal.add(lambda: store.insert_call(record))
+
+    @property
+    def sid(self) -> str:
+        return self.record.sid
+
+    def params(self) -> list[tuple[str, str]]:
+        """The webhook parameters of the call as of now."""
+        return [*self.base, ("CallStatus", self.status)]
+
+    def _wanted(self, status: str) -> bool:
+        if not self.status_callback:
+            return False
+        if self.events is None:
+            return True
+        return EVENT_OF_STATUS.get(status, "completed") in self.events
+
+    def callback(self, status: str, **extra: str) -> None:
+        """Queue a status callback reporting ``status`` (when its event was asked for)."""
+        if not self._wanted(status):
+            return
+        fields = [
+            *[(k, v) for k, v in self.base],
+            ("CallStatus", status),
+            ("Timestamp", rfc2822(now())),
+            ("CallbackSource", "call-progress-events"),
+            ("SequenceNumber", str(self.sequence)),
+            *extra.items(),
+        ]
+        self.sequence += 1
+        record = self.record
+        self.journal.add(
+            lambda: self.outbox.enqueue(
+                account_sid=record.account_sid,
+                url=self.status_callback,
+                method=self.status_callback_method,
+                params=fields,
+                call_sid=record.sid,
+            )
+        )
+
+    def update(self, status: str | None = None, **fields) -> None:
+        """Write a change of the record (and remember the status for webhooks)."""
+        if status is not None:
+            self.status = status
+            fields["status"] = status
+        fields.setdefault("date_updated", now())
+        sid = self.record.sid
+        self.journal.add(lambda: self.store.update_call(sid, **fields))
+
+    def initiated(self) -> None:
+        self.callback("initiated")
+
+    def ringing(self) -> None:
+        self.update("ringing")
+        self.callback("ringing")
+
+    def answered(self) -> None:
+        self.update("in-progress", start_time=now())
+        self.callback("in-progress")
+
+    def finished(self, status: str, duration: float, **extra: str) -> None:
+        end = now()
+        seconds = str(round(duration))
+        self.update(status, end_time=end, duration=int(seconds))
+        self.callback(status, CallDuration=seconds, Duration=seconds, **extra)
+
+    async def flush(self) -> None:
+        await self.journal.flush()
+
+
+def new_record(
+    *,
+    sid: str,
+    account_sid: str,
+    to: str,
+    from_: str,
+    direction: str,
+    status: str,
+    parent_call_sid: str | None = None,
+    phone_number_sid: str | None = None,
+    sip_call_id: str | None = None,
+) -> CallRecord:
+    stamp = now()
+    return CallRecord(
+        sid=sid,
+        account_sid=account_sid,
+        parent_call_sid=parent_call_sid,
+        to=to,
+        from_=from_,
+        phone_number_sid=phone_number_sid,
+        status=status,
+        direction=direction,
+        start_time=stamp,
+        end_time=None,
+        duration=None,
+        price=None,
+        price_unit="USD",
+        answered_by=None,
+        forwarded_from=None,
+        caller_name=None,
+        sip_call_id=sip_call_id,
+        date_created=stamp,
+        date_updated=stamp,
+    )
+
+
+def base_params(
+    *,
+    call_sid: str,
+    account_sid: str,
+    from_: str,
+    to: str,
+    direction: str,
+    parent_call_sid: str = "",
+) -> list[tuple[str, str]]:
+    """The parameters every voice webhook of a call carries (reference §3)."""
+    return [
+        ("CallSid", call_sid),
+        ("AccountSid", account_sid),
+        ("From", from_),
+        ("To", to),
+        ("ApiVersion", API_VERSION),
+        ("Direction", direction),
+        ("ForwardedFrom", ""),
+        ("CallerName", ""),
+        ("ParentCallSid", parent_call_sid),
+        ("Called", to),
+        ("Caller", from_),
+        ("FromCity", ""),
+        ("FromState", ""),
+        ("FromZip", ""),
+        ("FromCountry", ""),
+        ("ToCity", ""),
+        ("ToState", ""),
+        ("ToZip", ""),
+        ("ToCountry", ""),
+    ]

@@ -1,0 +1,237 @@
+"""Calls we place: by REST (``outbound-api``) and by ``<Dial>`` (``outbound-dial``).
+
+A REST call is stored as ``queued`` and answered to the client at once; then
+it is placed, rings, and once answered runs its TwiML (``Url`` or ``Twiml``)
+like an inbound call does. Its record and status callbacks follow the
+lifecycle of reference §2: initiated, ringing, in-progress (the ``answered``
+event) and a final status, each callback only when its StatusCallbackEvent
+was asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from control_api.api.calls import NewCall
+from control_api.dialer import DialError
+from control_api.errors import ApiError
+from control_api.outbound_call import Destination, OutboundCall
+from control_api.twiml.verbs import Client, Dial, Number, Sip
+from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
+from control_api.voice.runner import Document
+from media.player import send_digits
+
+if TYPE_CHECKING:
+    from control_api.voice.inbound import VoiceApps
+    from control_api.voice.runner import TwimlRunner
+
+__all__ = ["child_call", "from_user", "place_call"]
+
+log = logging.getLogger("callswitch.voice")
+
+NOT_ROUTABLE = 21215  # Twilio: "Account not authorized to call this number"
+
+
+def from_user(address: str) -> str:
+    """The user part for our From header: +1555… stays, ``client:alice`` → alice."""
+    scheme, colon, rest = address.partition(":")
+    if colon and scheme.lower() == "client":
+        return rest
+    if colon and scheme.lower() in ("sip", "sips"):
+        return rest.split("@", 1)[0] or "callswitch"
+    return address
+
+
+async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
+    """``POST Calls.json``: store the call as queued, place it in the background."""
+    dialer = voice.dialer
+    if dialer is None:
+        return None
+    try:
+        destinations = await dialer.resolve(
+            account_sid,
+            new.to,
+            username=new.sip_auth_username,
+            password=new.sip_auth_password,
+        )
+    except DialError as exc:
+        raise ApiError.bad_parameter(str(exc), NOT_ROUTABLE) from None
+    if not destinations:
+        raise ApiError.bad_parameter(f"{new.to} is not registered", NOT_ROUTABLE)
+    token = await voice.token_of(account_sid)
+    record = new_record(
+        sid=_sid(),
+        account_sid=account_sid,
+        to=new.to,
+        from_=new.from_,
+        direction="outbound-api",
+        status="queued",
+    )
+    await voice.store.insert_call(record)
+    lifecycle = CallLifecycle(
+        voice.store,
+        voice.outbox,
+        record,
+        base_params(
+            call_sid=record.sid,
+            account_sid=account_sid,
+            from_=new.from_,
+            to=new.to,
+            direction="outbound-api",
+        ),
+        status_callback=new.status_callback,
+        status_callback_method=new.status_callback_method,
+        events=new.status_callback_events,
+        insert=False,
+    )
+    caller_id = new.caller_id or new.from_
+    trunk = dialer.trunk_for(new.to) if destinations[0].kind == "trunk" else None
+    if trunk is not None and trunk.caller_id:
+        caller_id = trunk.caller_id
+    calls = [
+        dialer.call(
+            destination,
+            from_user=from_user(caller_id),
+            timeout=new.timeout,
+            sid=record.sid,
+        )
+        for destination in destinations
+    ]
+    voice.spawn(_run_placed(voice, account_sid, token, new, calls, lifecycle))
+    return record
+
+
+def _sid() -> str:
+    from control_api.call import new_call_sid
+
+    return new_call_sid()
+
+
+async def _run_placed(voice, account_sid, token, new: NewCall, calls, lifecycle) -> None:
+    from control_api.voice.dial import ring_first
+
+    lifecycle.initiated()
+    call = calls[0]
+    voice.track(call, None, account_sid)
+    for each in calls:
+        each.on_ringing.append(lambda _: _once_ringing(lifecycle))
+    try:
+        winner = await ring_first(_NoParent(), Dial(timeout=new.timeout), calls)
+        if winner is None:
+            status = next((c.status for c in calls if c.status != "canceled"), calls[0].status)
+            if any(c.canceled for c in calls):
+                status = "canceled"
+            lifecycle.finished(status, 0)
+            return
+        call = winner
+        voice.track(call, None, account_sid)
+        lifecycle.answered()
+        if new.send_digits:
+            await send_digits(call.leg, new.send_digits)
+        runner = voice.runner_for(call, account_sid, token, lifecycle)
+        voice.track(call, runner, account_sid)
+        runner.start(
+            Document(
+                new.url,
+                new.method,
+                twiml=new.twiml,
+                fallback_url=new.fallback_url,
+                fallback_method=new.fallback_method,
+            )
+        )
+        limit = asyncio.ensure_future(asyncio.sleep(new.time_limit))
+        work = asyncio.ensure_future(runner.wait())
+        await asyncio.wait([limit, work], return_when=asyncio.FIRST_COMPLETED)
+        limit.cancel()
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+        if not call.ended.is_set():
+            call.hangup()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(call.ended.wait(), 5.0)
+        lifecycle.finished("completed", call.duration)
+        call.log("call.completed", status="completed", errors=len(runner.errors))
+    finally:
+        voice.untrack(call.sid)
+        for each in calls:
+            if not each.ended.is_set():
+                each.hangup()
+        await lifecycle.flush()
+
+
+def _once_ringing(lifecycle: CallLifecycle) -> None:
+    if lifecycle.status in ("queued", "initiated"):
+        lifecycle.ringing()
+
+
+class _NoParent:
+    """The 'caller' of a REST call: nobody to play ringback to, never hangs up."""
+
+    answered = True
+    leg = None
+
+    def __init__(self) -> None:
+        self.ended = asyncio.Event()
+
+
+def child_call(
+    voice: VoiceApps,
+    runner: TwimlRunner,
+    destination: Destination,
+    noun: Number | Sip | Client | None,
+    verb: Dial,
+) -> OutboundCall:
+    """One party ``<Dial>`` rings, with its own Calls record (``outbound-dial``)."""
+    parent = runner.call
+    params = dict(runner.params())
+    caller_id = verb.caller_id or params.get("From") or "anonymous"
+    if destination.kind == "trunk":
+        trunk = voice.dialer.trunk_for(destination.label)
+        if trunk is not None and trunk.caller_id and not verb.caller_id:
+            caller_id = trunk.caller_id
+    call = voice.dialer.call(
+        destination,
+        from_user=from_user(caller_id),
+        timeout=verb.timeout,
+    )
+    to = destination.label
+    lifecycle = CallLifecycle(
+        voice.store,
+        voice.outbox,
+        new_record(
+            sid=call.sid,
+            account_sid=runner.account_sid,
+            to=to,
+            from_=caller_id,
+            direction="outbound-dial",
+            status="queued",
+            parent_call_sid=parent.sid,
+        ),
+        base_params(
+            call_sid=call.sid,
+            account_sid=runner.account_sid,
+            from_=caller_id,
+            to=to,
+            direction="outbound-dial",
+            parent_call_sid=parent.sid,
+        ),
+        status_callback=getattr(noun, "status_callback", None),
+        status_callback_method=getattr(noun, "status_callback_method", "POST"),
+        events=frozenset(getattr(noun, "status_callback_event", ("completed",))),
+    )
+    lifecycle.initiated()
+    call.on_ringing.append(lambda _: lifecycle.ringing())
+    call.on_answered.append(lambda _: lifecycle.answered())
+
+    async def finish() -> None:
+        await call.ended.wait()
+        lifecycle.finished(call.status, call.duration)
+        await lifecycle.flush()
+
+    voice.spawn(finish())
+    return call

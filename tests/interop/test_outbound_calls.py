@@ -1,0 +1,118 @@
+"""Outbound calls through a SIP trunk that demands digest authentication.
+
+SIPp plays the carrier: it challenges our INVITE with a 401, checks the
+credentials of the retry (403 when wrong), rings and answers. The official
+`twilio` library places the call with `calls.create`; the status callbacks
+must report the whole lifecycle, signed, and the TwiML must run once the
+callee answers (its audio is checked where the carrier's SDP points).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from .audio import dominant_frequency, level_dbfs, sine, ulaw_decode, ulaw_encode
+from .conftest import require
+from .harness import CallswitchServer, free_port
+from .media_checks import PCMU
+from .rtp import RtpSink
+from .sipp import SippBackground, find_sipp
+from .test_voice_webhooks import LocalHttpClient, credentials, wav_bytes
+from .webhook_app import WebhookApp, twiml
+
+CARRIER_TONE_HZ = 1000.0
+PLAY_HZ = 440.0
+
+
+def start_carrier(workdir: Path, port: int, sink_port: int, scenario: str) -> SippBackground:
+    sipp = find_sipp()
+    require(sipp is not None, "sipp is not installed (Debian package sip-tester)")
+    carrier = SippBackground(
+        scenario,
+        None,
+        workdir=workdir,
+        sipp=sipp,
+        local_port=port,
+        calls=1,
+        timeout=60,
+        trace_msg=True,
+        keys={"sink_port": sink_port},
+    )
+    (carrier.rundir / "tone.ulaw").write_bytes(
+        ulaw_encode(sine(CARRIER_TONE_HZ, 1.0, amplitude=0.3))
+    )
+    return carrier
+
+
+@pytest.fixture
+def app():
+    with WebhookApp() as application:
+        yield application
+
+
+def test_calls_create_reaches_a_carrier_that_demands_digest(tmp_path, app):
+    carrier_port = free_port()
+    with RtpSink() as sink:
+        carrier = start_carrier(
+            tmp_path / "carrier", carrier_port, sink.port, "uas_carrier_auth.xml"
+        )
+        server = CallswitchServer.start(
+            tmp_path / "server",
+            extra_args=(
+                "--trunk",
+                f"carrier=sip:trunkuser:trunkpass@127.0.0.1:{carrier_port};prefix=+1555",
+            ),
+        )
+        try:
+            sid, token = credentials(server)
+            client = Client(
+                sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{server.http_port}")
+            )
+            tone_wav = wav_bytes(sine(PLAY_HZ, 2.0, amplitude=0.4))
+            app.routes["/tone.wav"] = lambda r: (200, "audio/wav", tone_wav)
+            app.routes["/answer"] = lambda r: twiml(f"<Play>{app.url('/tone.wav')}</Play>")
+            app.routes["/status"] = lambda r: (204, "text/plain", b"")
+            call = client.calls.create(
+                to="+15550001234",
+                from_="+15005550006",
+                url=app.url("/answer"),
+                status_callback=app.url("/status"),
+                status_callback_event=["initiated", "ringing", "answered", "completed"],
+            )
+            assert call.status == "queued" and call.direction == "outbound-api"
+            result = carrier.wait(30)
+            assert result.ok(1), f"{result.describe()}\n{server.tail()}"
+            statuses = app.wait_for("/status", 4)
+            [answer] = app.to("/answer")
+            deadline = time.monotonic() + 5
+            while client.calls(call.sid).fetch().status != "completed":
+                assert time.monotonic() < deadline, client.calls(call.sid).fetch().status
+                time.sleep(0.1)
+            record = client.calls(call.sid).fetch()
+        finally:
+            problems = server.stop()
+        assert not problems, problems
+
+        validator = RequestValidator(token)
+        for request in [answer, *statuses]:
+            assert validator.validate(
+                request.url, request.form_dict, request.headers["X-Twilio-Signature"]
+            ), request.path
+        assert answer.field("Direction") == "outbound-api"
+        assert answer.field("CallStatus") == "in-progress"
+        assert answer.field("To") == "+15550001234"
+        events = sorted((int(s.field("SequenceNumber")), s.field("CallStatus")) for s in statuses)
+        assert events == [(0, "initiated"), (1, "ringing"), (2, "in-progress"), (3, "completed")]
+        assert record.direction == "outbound-api" and int(record.duration) >= 2
+
+        # The carrier heard the <Play>: 440 Hz at a sane level.
+        audio = ulaw_decode(b"".join(p.payload for p in sink.packets() if p.payload_type == PCMU))
+        assert len(audio) >= 8000, len(audio)
+        middle = audio[4000:12000]
+        assert abs(dominant_frequency(middle) - PLAY_HZ) < 10
+        assert -20 < level_dbfs(middle) < -3
