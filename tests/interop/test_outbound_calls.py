@@ -21,7 +21,7 @@ from .conftest import require
 from .harness import CallswitchServer, free_port
 from .media_checks import PCMU
 from .rtp import RtpSink
-from .sipp import SippBackground, find_sipp
+from .sipp import SippBackground, find_sipp, run_sipp
 from .test_voice_webhooks import LocalHttpClient, credentials, wav_bytes
 from .webhook_app import WebhookApp, twiml
 
@@ -116,3 +116,83 @@ def test_calls_create_reaches_a_carrier_that_demands_digest(tmp_path, app):
         middle = audio[4000:12000]
         assert abs(dominant_frequency(middle) - PLAY_HZ) < 10
         assert -20 < level_dbfs(middle) < -3
+
+
+CALLER_TONE_HZ = 440.0
+DIAL_NUMBER = "+15005550010"
+
+
+def tone_dir(path: Path, hz: float) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "tone.ulaw").write_bytes(ulaw_encode(sine(hz, 1.0, amplitude=0.3)))
+    return path
+
+
+def heard(sink: RtpSink, hz: float) -> bool:
+    audio = ulaw_decode(b"".join(p.payload for p in sink.packets() if p.payload_type == PCMU))
+    windows = [audio[i : i + 4000] for i in range(0, len(audio) - 4000, 4000)]
+    return any(abs(dominant_frequency(w) - hz) < 10 and -25 < level_dbfs(w) < -3 for w in windows)
+
+
+def test_dial_two_numbers_first_answer_wins_and_the_other_is_cancelled(tmp_path, app):
+    require(find_sipp() is not None, "sipp is not installed (Debian package sip-tester)")
+    port_a, port_b = free_port(), free_port()
+    with RtpSink() as callee_sink, RtpSink() as caller_sink:
+        answers = start_carrier(tmp_path / "a", port_a, callee_sink.port, "uas_answer_bye.xml")
+        rings = start_carrier(tmp_path / "b", port_b, 9, "uas_ring_cancel.xml")
+        server = CallswitchServer.start(
+            tmp_path / "server",
+            extra_args=(
+                "--trunk",
+                f"a=sip:127.0.0.1:{port_a};prefix=+1555010",
+                "--trunk",
+                f"b=sip:127.0.0.1:{port_b};prefix=+1555020",
+            ),
+        )
+        try:
+            sid, token = credentials(server)
+            client = Client(
+                sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{server.http_port}")
+            )
+            app.routes["/voice"] = lambda r: twiml(
+                '<Dial action="/after" timeout="15">'
+                "<Number>+15550101111</Number><Number>+15550202222</Number></Dial>"
+            )
+            app.routes["/after"] = lambda r: twiml("<Hangup/>")
+            client.incoming_phone_numbers.create(
+                phone_number=DIAL_NUMBER, voice_url=app.url("/voice")
+            )
+            caller = run_sipp(
+                "uac_tone_wait_bye.xml",
+                server.sip_target,
+                workdir=tmp_path / "caller",
+                cwd=tone_dir(tmp_path / "caller-cwd", CALLER_TONE_HZ),
+                sipp=find_sipp(),
+                service=DIAL_NUMBER.lstrip("+"),
+                keys={"sink_port": caller_sink.port},
+                calls=1,
+                timeout=30,
+                trace_msg=True,
+            )
+            answered = answers.wait(10)
+            cancelled = rings.wait(10)
+            assert caller.ok(1), f"{caller.describe()}\n{server.tail()}"
+            assert answered.ok(1), f"{answered.describe()}\n{server.tail()}"
+            assert cancelled.ok(1), f"{cancelled.describe()}\n{server.tail()}"
+            [after] = app.wait_for("/after")
+            children = client.calls.list(parent_call_sid=after.field("CallSid"))
+        finally:
+            problems = server.stop()
+        assert not problems, problems
+
+        assert after.field("DialCallStatus") == "completed"
+        assert after.field("DialBridged") == "true"
+        assert 2 <= int(after.field("DialCallDuration")) <= 5
+        by_to = {c.to: c for c in children}
+        assert by_to["+15550101111"].sid == after.field("DialCallSid")
+        assert by_to["+15550101111"].direction == "outbound-dial"
+        assert by_to["+15550101111"].status == "completed"
+        assert by_to["+15550202222"].status == "canceled"  # the loser is cancelled, as on Twilio
+        # Audio both ways through the bridge.
+        assert heard(caller_sink, CARRIER_TONE_HZ), "the caller did not hear the callee's tone"
+        assert heard(callee_sink, CALLER_TONE_HZ), "the callee did not hear the caller's tone"
