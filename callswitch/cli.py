@@ -27,7 +27,79 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--friendly-name", default=None)
     create.add_argument("--data-dir", default=None, help="as for serve")
     create.add_argument("--config", default=None, help="as for serve")
+    _add_sip_credential_commands(commands)
     return parser
+
+
+def _add_sip_credential_commands(commands) -> None:
+    sip = commands.add_parser("sip-credentials", help="manage SIP usernames that may register")
+    actions = sip.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="add a SIP username and password to an account")
+    add.add_argument("--account", required=True, help="the account SID (AC...)")
+    add.add_argument("--username", required=True)
+    add.add_argument("--password", required=True)
+    add.add_argument(
+        "--list", default="default", help="credential list name, created if absent (default)"
+    )
+    listing = actions.add_parser("list", help="list an account's SIP usernames")
+    listing.add_argument("--account", required=True, help="the account SID (AC...)")
+    remove = actions.add_parser("remove", help="remove a SIP username, in whichever account")
+    remove.add_argument("--username", required=True)
+    for action in (add, listing, remove):
+        action.add_argument("--data-dir", default=None, help="as for serve")
+        action.add_argument("--config", default=None, help="as for serve")
+
+
+async def _open_store(settings):
+    from pathlib import Path
+
+    from callswitch.server import database_url
+    from control_api.store import Store
+
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    return await Store.open(database_url(settings))
+
+
+async def _sip_credentials(settings, args) -> int:
+    """``sip-credentials add|list|remove``; returns the exit status."""
+    from control_api.store.store import UsernameTaken
+
+    store = await _open_store(settings)
+    try:
+        if args.action == "remove":
+            if not await store.delete_sip_credential_by_username(args.username):
+                print(f"callswitch: no SIP username {args.username}", file=sys.stderr)
+                return 1
+            print(f"Removed {args.username}")
+            return 0
+        if await store.get_account(args.account) is None:
+            print(f"callswitch: no account {args.account}", file=sys.stderr)
+            return 1
+        if args.action == "list":
+            for credential_list in await store.list_credential_lists(args.account, limit=10**6):
+                for credential in await store.list_sip_credentials(
+                    args.account, credential_list.sid, limit=10**6
+                ):
+                    print(
+                        f"{credential.username}\t{credential_list.friendly_name}\t{credential.sid}"
+                    )
+            return 0
+        found = await store.list_credential_lists(args.account, friendly_name=args.list)
+        credential_list = found[0] if found else None
+        try:
+            if credential_list is None:
+                credential_list = await store.create_credential_list(args.account, args.list)
+            credential = await store.create_sip_credential(
+                args.account, credential_list.sid, args.username, args.password
+            )
+        except (ValueError, UsernameTaken) as exc:
+            print(f"callswitch: {exc}", file=sys.stderr)
+            return 2 if isinstance(exc, ValueError) else 1
+        print(f"CredentialSid: {credential.sid}")
+        print(f"CredentialListSid: {credential_list.sid} ({credential_list.friendly_name})")
+        return 0
+    finally:
+        await store.close()
 
 
 async def _create_account(settings, friendly_name: str | None) -> None:
@@ -57,6 +129,13 @@ def _run(coroutine) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "sip-credentials":
+        try:
+            settings = load_settings({"data_dir": args.data_dir, "config": args.config})
+        except ConfigError as exc:
+            print(f"callswitch: {exc}", file=sys.stderr)
+            return 2
+        return asyncio.run(_sip_credentials(settings, args))
     if args.command == "accounts":
         try:
             settings = load_settings({"data_dir": args.data_dir, "config": args.config})

@@ -43,6 +43,7 @@ TO_INVALID = 21211  # Calls: To is not a number, client: or sip: address
 FROM_INVALID = 21212  # Calls: From is not a number, client: or sip: address
 FROM_REQUIRED = 21213  # Calls: no From
 CALL_NOT_IN_PROGRESS = 21220  # realtime operation (redirect, hang-up) on a call not live
+CREDENTIAL_LIST_INVALID = 21240  # SIP credentials: bad or taken Username, Password, name
 NUMBER_URL_INVALID = 21402  # IncomingPhoneNumbers: a *Url or StatusCallback is invalid
 NUMBER_METHOD_INVALID = 21403  # IncomingPhoneNumbers: a *Method is not GET or POST
 PHONE_NUMBER_INVALID = 21421  # IncomingPhoneNumbers: PhoneNumber missing or not E.164

@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 
-from control_api.api import accounts, calls, phone_numbers
+from control_api.api import (
+    accounts,
+    calls,
+    conferences,
+    phone_numbers,
+    recordings,
+    sip_credentials,
+)
 from control_api.api.calls import LiveCalls
+from control_api.api.conferences import LiveConferences, NoLiveConferences
 from control_api.errors import install_error_handlers
 from control_api.store import Store
 
 __all__ = ["create_app"]
 
 
-def create_app(store: Store, live_calls: LiveCalls) -> FastAPI:
+def create_app(
+    store: Store,
+    live_calls: LiveCalls,
+    *,
+    live_conferences: LiveConferences | None = None,
+    recordings_dir: str | Path | None = None,
+) -> FastAPI:
     """The REST API over ``store``, acting on live calls through ``live_calls``.
+
+    ``live_conferences`` acts on live conferences (without it none is live);
+    ``recordings_dir`` holds the recordings' audio files (without it none is served).
 
     Every answer, errors included, is JSON in Twilio's shape; there are no
     documentation routes.
@@ -26,7 +45,9 @@ def create_app(store: Store, live_calls: LiveCalls) -> FastAPI:
     )
     app.state.store = store
     app.state.live_calls = live_calls
+    app.state.live_conferences = live_conferences or NoLiveConferences()
+    app.state.recordings_dir = Path(recordings_dir) if recordings_dir is not None else None
     install_error_handlers(app)
-    for resource in (accounts, phone_numbers, calls):
+    for resource in (accounts, phone_numbers, calls, recordings, conferences, sip_credentials):
         app.include_router(resource.router)
     return app

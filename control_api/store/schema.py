@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -25,10 +26,22 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["accounts", "calls", "metadata", "phone_numbers", "webhook_outbox"]
+__all__ = [
+    "accounts",
+    "calls",
+    "conference_participants",
+    "conferences",
+    "metadata",
+    "phone_numbers",
+    "recordings",
+    "sip_credential_lists",
+    "sip_credentials",
+    "webhook_outbox",
+]
 
 
 class UTCDateTime(TypeDecorator):
@@ -160,4 +173,95 @@ webhook_outbox = Table(
     Column("abandoned_at", UTCDateTime),
     Column("last_error", Text),
     Index(None, "next_attempt_at"),
+)
+
+sip_credential_lists = Table(
+    "sip_credential_lists",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    Column("friendly_name", String(64), nullable=False),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+    # Twilio refuses a second list of the same name in an account; the CLI finds lists by it.
+    UniqueConstraint("account_sid", "friendly_name"),
+)
+
+sip_credentials = Table(
+    "sip_credentials",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column(
+        "credential_list_sid",
+        SID,
+        ForeignKey("sip_credential_lists.sid"),
+        nullable=False,
+        index=True,
+    ),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    # Unique across accounts: the registrar finds a REGISTER's credentials by username alone.
+    Column("username", String(32), nullable=False, unique=True),
+    # H(username:realm:password) for each digest algorithm (RFC 7616 §3.4.2); never the password.
+    Column("ha1_md5", String(32), nullable=False),
+    Column("ha1_sha256", String(64), nullable=False),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+)
+
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    # No foreign keys: a recording outlives the call or conference record it came from.
+    Column("call_sid", SID, index=True),
+    Column("conference_sid", SID, index=True),
+    Column("status", String(16), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("channels", Integer, nullable=False),
+    Column("duration", Integer),  # whole seconds; None while recording
+    Column("start_time", UTCDateTime),
+    Column("price", String(32)),
+    Column("price_unit", String(8), nullable=False),
+    Column("error_code", Integer),
+    Column("track", String(16), nullable=False),
+    # The WAV file, relative to the recordings directory.
+    Column("file_path", Text),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+    Index(None, "account_sid", "date_created"),
+)
+
+conferences = Table(
+    "conferences",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    Column("friendly_name", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("region", String(8), nullable=False),
+    Column("reason_conference_ended", String(64)),
+    Column("call_sid_ending_conference", SID),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+    Index(None, "account_sid", "date_created"),
+    # <Dial><Conference>name</Conference> looks up the room of that name still running.
+    Index(None, "account_sid", "friendly_name"),
+)
+
+conference_participants = Table(
+    "conference_participants",
+    metadata,
+    Column("conference_sid", SID, ForeignKey("conferences.sid"), primary_key=True),
+    Column("call_sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    Column("label", String(128)),
+    Column("muted", Boolean, nullable=False),
+    Column("hold", Boolean, nullable=False),
+    Column("coaching", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_conference_on_enter", Boolean, nullable=False),
+    Column("end_conference_on_exit", Boolean, nullable=False),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
 )

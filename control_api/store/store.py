@@ -1,4 +1,5 @@
-"""The store: accounts, phone numbers, calls and the webhook outbox.
+"""The store: accounts, phone numbers, calls, the webhook outbox, SIP credentials,
+recordings, conferences and their participants.
 
 SQLAlchemy Core behind coroutines: SQLite for one process, PostgreSQL when several nodes
 share state. Every query here is portable SQL, written as a function of a connection
@@ -8,6 +9,7 @@ to the newest migration, keeping the data.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
@@ -20,20 +22,42 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 
 from control_api.sids import new_sid, utcnow
+from control_api.sip_realm import SIP_REALM
 from control_api.store.e164 import format_number, normalize_e164
 from control_api.store.engine import Database
 from control_api.store.migrate import upgrade_to_head
-from control_api.store.schema import accounts, calls, phone_numbers, webhook_outbox
+from control_api.store.schema import (
+    accounts,
+    calls,
+    conference_participants,
+    conferences,
+    phone_numbers,
+    recordings,
+    sip_credential_lists,
+    sip_credentials,
+    webhook_outbox,
+)
+from sip.auth import ha1
 
 __all__ = [
     "MAX_FRIENDLY_NAME",
     "NUMBER_FIELDS",
     "Account",
     "CallRecord",
+    "ConferenceRecord",
+    "CredentialListNameTaken",
+    "NoSuchCredentialList",
     "NumberTaken",
     "OutboxItem",
+    "ParticipantRecord",
     "PhoneNumber",
+    "RecordingRecord",
+    "SipCredential",
+    "SipCredentialList",
     "Store",
+    "UsernameTaken",
+    "check_sip_password",
+    "check_sip_username",
 ]
 
 MAX_FRIENDLY_NAME = 64
@@ -148,6 +172,161 @@ class OutboxItem:
     delivered_at: datetime | None
     abandoned_at: datetime | None
     last_error: str | None
+
+
+class UsernameTaken(Exception):
+    """A SIP credential has the username already (usernames are unique across accounts)."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"the SIP username {username} is already in use")
+        self.username = username
+
+
+class CredentialListNameTaken(Exception):
+    """The account has a credential list of that friendly name already."""
+
+    def __init__(self, friendly_name: str) -> None:
+        super().__init__(f"a credential list named {friendly_name} exists already")
+        self.friendly_name = friendly_name
+
+
+class NoSuchCredentialList(LookupError):
+    """The account has no credential list with that SID."""
+
+
+MAX_SIP_USERNAME = 32
+MIN_SIP_PASSWORD = 12
+_SIP_USERNAME = re.compile(r"[A-Za-z0-9._-]{1,%d}" % MAX_SIP_USERNAME)
+
+
+def check_sip_username(username: str) -> str:
+    """``username`` if it is 1 to 32 of ``A-Z a-z 0-9 . _ -``; else ValueError."""
+    if _SIP_USERNAME.fullmatch(username) is None:
+        raise ValueError(
+            f"A SIP username has 1 to {MAX_SIP_USERNAME} characters of A-Z, a-z, 0-9, '.', '_' "
+            "and '-'"
+        )
+    return username
+
+
+def check_sip_password(password: str) -> str:
+    """``password`` if it meets Twilio's rule for SIP credentials; else ValueError.
+
+    At least 12 characters, with a digit, an upper case and a lower case letter.
+    """
+    if not (
+        len(password) >= MIN_SIP_PASSWORD
+        and any(ch.isdigit() for ch in password)
+        and any(ch.isupper() for ch in password)
+        and any(ch.islower() for ch in password)
+    ):
+        raise ValueError(
+            f"A SIP password has at least {MIN_SIP_PASSWORD} characters, with at least one "
+            "digit, one upper case and one lower case letter"
+        )
+    return password
+
+
+@dataclass(slots=True)
+class SipCredentialList:
+    """A named set of SIP credentials (Twilio's SIP CredentialList)."""
+
+    sid: str
+    account_sid: str
+    friendly_name: str
+    date_created: datetime
+    date_updated: datetime
+
+
+@dataclass(slots=True)
+class SipCredential:
+    """A SIP username and the digest HA1s of its password (RFC 7616 §3.4.2), never the password."""
+
+    sid: str
+    credential_list_sid: str
+    account_sid: str
+    username: str
+    ha1_md5: str
+    ha1_sha256: str
+    date_created: datetime
+    date_updated: datetime
+
+
+@dataclass
+class RecordingRecord:
+    """A recording as the REST API shows it; the call engine writes it as it records.
+
+    ``file_path`` is the WAV file relative to the recordings directory.
+    """
+
+    sid: str
+    account_sid: str
+    call_sid: str | None = None
+    conference_sid: str | None = None
+    status: str = "in-progress"  # in-progress, processing, completed, absent, failed
+    source: str = "RecordVerb"  # RecordVerb, DialVerb, OutboundAPI, Conference, ...
+    channels: int = 1
+    duration: int | None = None  # whole seconds; None while recording
+    start_time: datetime | None = None
+    price: str | None = None
+    price_unit: str = "USD"
+    error_code: int | None = None
+    track: str = "both"
+    file_path: str | None = None
+    date_created: datetime | None = None  # None: set on insert
+    date_updated: datetime | None = None  # None: set on insert and on every update
+
+
+@dataclass
+class ConferenceRecord:
+    """A conference room; the call engine writes it as participants come and go."""
+
+    sid: str
+    account_sid: str
+    friendly_name: str
+    status: str = "init"  # init, in-progress, completed
+    region: str = "us1"
+    reason_conference_ended: str | None = None
+    call_sid_ending_conference: str | None = None
+    date_created: datetime | None = None  # None: set on insert
+    date_updated: datetime | None = None  # None: set on insert and on every update
+
+
+@dataclass
+class ParticipantRecord:
+    """One call in a conference, keyed by (conference_sid, call_sid)."""
+
+    conference_sid: str
+    call_sid: str
+    account_sid: str
+    label: str | None = None
+    muted: bool = False
+    hold: bool = False
+    coaching: bool = False
+    status: str = "connected"  # queued, connecting, ringing, connected, complete, failed
+    start_conference_on_enter: bool = True
+    end_conference_on_exit: bool = False
+    date_created: datetime | None = None  # None: set on insert
+    date_updated: datetime | None = None  # None: set on insert and on every update
+
+
+_RECORDING_UPDATABLE = frozenset(f.name for f in fields(RecordingRecord)) - {
+    "sid",
+    "account_sid",
+    "date_created",
+}
+_CONFERENCE_UPDATABLE = frozenset(f.name for f in fields(ConferenceRecord)) - {
+    "sid",
+    "account_sid",
+    "date_created",
+}
+_PARTICIPANT_UPDATABLE = frozenset(f.name for f in fields(ParticipantRecord)) - {
+    "conference_sid",
+    "call_sid",
+    "account_sid",
+    "date_created",
+}
+LIVE_CONFERENCE_STATUSES = ("init", "in-progress")
 
 
 class Store:
@@ -530,6 +709,441 @@ class Store:
         statement = update(webhook_outbox).where(webhook_outbox.c.id == id).values(**values)
         await self.db.run(lambda c: c.execute(statement))
 
+    # SIP credential lists
+
+    async def create_credential_list(
+        self, account_sid: str, friendly_name: str
+    ) -> SipCredentialList:
+        """A new, empty list. Raises ``CredentialListNameTaken`` if the account has one of
+        that name, ``ValueError`` for a name that is not 1 to 64 characters."""
+        now = utcnow()
+        credential_list = SipCredentialList(
+            sid=new_sid("CL"),
+            account_sid=account_sid,
+            friendly_name=_friendly_name(friendly_name),
+            date_created=now,
+            date_updated=now,
+        )
+        statement = insert(sip_credential_lists).values(**_as_row(credential_list))
+        try:
+            await self.db.run(lambda c: c.execute(statement))
+        except IntegrityError:
+            if await self.list_credential_lists(account_sid, friendly_name=friendly_name):
+                raise CredentialListNameTaken(friendly_name) from None
+            raise
+        return credential_list
+
+    async def get_credential_list(self, account_sid: str, sid: str) -> SipCredentialList | None:
+        query = select(sip_credential_lists).where(
+            sip_credential_lists.c.account_sid == account_sid, sip_credential_lists.c.sid == sid
+        )
+        row = await self.db.run(lambda c: c.execute(query).first())
+        return SipCredentialList(**row._mapping) if row else None
+
+    async def list_credential_lists(
+        self,
+        account_sid: str,
+        *,
+        friendly_name: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[SipCredentialList]:
+        """The account's lists, oldest first; ``friendly_name`` matches exactly."""
+        t = sip_credential_lists.c
+        query = select(sip_credential_lists).where(t.account_sid == account_sid)
+        if friendly_name is not None:
+            query = query.where(t.friendly_name == friendly_name)
+        query = query.order_by(t.date_created, t.sid).offset(offset).limit(limit)
+        rows = await self.db.run(lambda c: c.execute(query).all())
+        return [SipCredentialList(**row._mapping) for row in rows]
+
+    async def update_credential_list(
+        self, account_sid: str, sid: str, friendly_name: str
+    ) -> SipCredentialList | None:
+        """Rename a list; None if the account has no such list. Raises as ``create``."""
+        where = (
+            sip_credential_lists.c.account_sid == account_sid,
+            sip_credential_lists.c.sid == sid,
+        )
+        values = {"friendly_name": _friendly_name(friendly_name), "date_updated": utcnow()}
+
+        def work(c: Connection) -> Any:
+            c.execute(update(sip_credential_lists).where(*where).values(**values))
+            return c.execute(select(sip_credential_lists).where(*where)).first()
+
+        try:
+            row = await self.db.run(work)
+        except IntegrityError:
+            raise CredentialListNameTaken(friendly_name) from None
+        return SipCredentialList(**row._mapping) if row else None
+
+    async def delete_credential_list(self, account_sid: str, sid: str) -> bool:
+        """Delete a list and every credential in it."""
+        where = (
+            sip_credential_lists.c.account_sid == account_sid,
+            sip_credential_lists.c.sid == sid,
+        )
+
+        def work(c: Connection) -> bool:
+            if c.execute(select(sip_credential_lists.c.sid).where(*where)).first() is None:
+                return False
+            c.execute(sip_credentials.delete().where(sip_credentials.c.credential_list_sid == sid))
+            return c.execute(sip_credential_lists.delete().where(*where)).rowcount > 0
+
+        return await self.db.run(work)
+
+    # SIP credentials
+
+    async def create_sip_credential(
+        self, account_sid: str, credential_list_sid: str, username: str, password: str
+    ) -> SipCredential:
+        """Add ``username`` to a list, keeping only the HA1s of ``password`` (realm
+        ``SIP_REALM``). Raises ``ValueError`` (``check_sip_username``,
+        ``check_sip_password``), ``NoSuchCredentialList``, or ``UsernameTaken`` if any
+        account has the username already."""
+        check_sip_username(username)
+        check_sip_password(password)
+        now = utcnow()
+        credential = SipCredential(
+            sid=new_sid("CR"),
+            credential_list_sid=credential_list_sid,
+            account_sid=account_sid,
+            username=username,
+            date_created=now,
+            date_updated=now,
+            **_ha1s(username, password),
+        )
+        list_where = (
+            sip_credential_lists.c.account_sid == account_sid,
+            sip_credential_lists.c.sid == credential_list_sid,
+        )
+
+        def work(c: Connection) -> bool:
+            if c.execute(select(sip_credential_lists.c.sid).where(*list_where)).first() is None:
+                return False
+            c.execute(insert(sip_credentials).values(**_as_row(credential)))
+            return True
+
+        try:
+            inserted = await self.db.run(work)
+        except IntegrityError:
+            if await self.find_sip_credential(username) is not None:
+                raise UsernameTaken(username) from None
+            raise
+        if not inserted:
+            raise NoSuchCredentialList(credential_list_sid)
+        return credential
+
+    async def get_sip_credential(
+        self, account_sid: str, credential_list_sid: str, sid: str
+    ) -> SipCredential | None:
+        query = select(sip_credentials).where(
+            *_credential_where(account_sid, credential_list_sid, sid)
+        )
+        row = await self.db.run(lambda c: c.execute(query).first())
+        return SipCredential(**row._mapping) if row else None
+
+    async def list_sip_credentials(
+        self, account_sid: str, credential_list_sid: str, *, offset: int = 0, limit: int = 50
+    ) -> list[SipCredential]:
+        """The list's credentials, oldest first."""
+        t = sip_credentials.c
+        query = (
+            select(sip_credentials)
+            .where(t.account_sid == account_sid, t.credential_list_sid == credential_list_sid)
+            .order_by(t.date_created, t.sid)
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = await self.db.run(lambda c: c.execute(query).all())
+        return [SipCredential(**row._mapping) for row in rows]
+
+    async def update_sip_credential(
+        self, account_sid: str, credential_list_sid: str, sid: str, password: str
+    ) -> SipCredential | None:
+        """Set a new password (its HA1s); None if there is no such credential."""
+        check_sip_password(password)
+        where = _credential_where(account_sid, credential_list_sid, sid)
+
+        def work(c: Connection) -> Any:
+            row = c.execute(select(sip_credentials.c.username).where(*where)).first()
+            if row is None:
+                return None
+            values = _ha1s(row.username, password)
+            c.execute(update(sip_credentials).where(*where).values(**values, date_updated=utcnow()))
+            return c.execute(select(sip_credentials).where(*where)).first()
+
+        row = await self.db.run(work)
+        return SipCredential(**row._mapping) if row else None
+
+    async def delete_sip_credential(
+        self, account_sid: str, credential_list_sid: str, sid: str
+    ) -> bool:
+        statement = sip_credentials.delete().where(
+            *_credential_where(account_sid, credential_list_sid, sid)
+        )
+        result = await self.db.run(lambda c: c.execute(statement))
+        return result.rowcount > 0
+
+    async def find_sip_credential(self, username: str) -> SipCredential | None:
+        """The credential a REGISTER or INVITE names, in any account (for the registrar)."""
+        query = select(sip_credentials).where(sip_credentials.c.username == username)
+        row = await self.db.run(lambda c: c.execute(query).first())
+        return SipCredential(**row._mapping) if row else None
+
+    async def delete_sip_credential_by_username(self, username: str) -> bool:
+        """Remove the credential of ``username``, whichever account has it."""
+        statement = sip_credentials.delete().where(sip_credentials.c.username == username)
+        result = await self.db.run(lambda c: c.execute(statement))
+        return result.rowcount > 0
+
+    # Recordings
+
+    async def insert_recording(self, record: RecordingRecord) -> RecordingRecord:
+        """Store a new recording; fills in ``date_created``/``date_updated`` if they are None."""
+        record.date_created = record.date_created or utcnow()
+        record.date_updated = record.date_updated or record.date_created
+        statement = insert(recordings).values(**vars(record))
+        await self.db.run(lambda c: c.execute(statement))
+        return record
+
+    async def update_recording(self, sid: str, **fields: Any) -> RecordingRecord | None:
+        """Change ``fields`` (RecordingRecord attributes); None if there is no such recording.
+
+        ``date_updated`` is set to now unless given.
+        """
+        row = await self._update_row(
+            recordings, _RECORDING_UPDATABLE, "update_recording", fields, recordings.c.sid == sid
+        )
+        return RecordingRecord(**row._mapping) if row else None
+
+    async def get_recording(self, account_sid: str, sid: str) -> RecordingRecord | None:
+        query = select(recordings).where(
+            recordings.c.account_sid == account_sid, recordings.c.sid == sid
+        )
+        row = await self.db.run(lambda c: c.execute(query).first())
+        return RecordingRecord(**row._mapping) if row else None
+
+    async def list_recordings(
+        self,
+        account_sid: str,
+        *,
+        call_sid: str | None = None,
+        conference_sid: str | None = None,
+        date_created_after: datetime | None = None,
+        date_created_before: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[RecordingRecord]:
+        """The account's recordings, newest first; ``after`` inclusive, ``before`` exclusive."""
+        t = recordings.c
+        conditions = [t.account_sid == account_sid]
+        if call_sid is not None:
+            conditions.append(t.call_sid == call_sid)
+        if conference_sid is not None:
+            conditions.append(t.conference_sid == conference_sid)
+        conditions += _time_range(t.date_created, date_created_after, date_created_before)
+        query = (
+            select(recordings)
+            .where(*conditions)
+            .order_by(t.date_created.desc(), t.sid.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = await self.db.run(lambda c: c.execute(query).all())
+        return [RecordingRecord(**row._mapping) for row in rows]
+
+    async def delete_recording(self, account_sid: str, sid: str) -> bool:
+        """Delete the row only; the caller removes the file."""
+        statement = recordings.delete().where(
+            recordings.c.account_sid == account_sid, recordings.c.sid == sid
+        )
+        result = await self.db.run(lambda c: c.execute(statement))
+        return result.rowcount > 0
+
+    # Conferences
+
+    async def insert_conference(self, record: ConferenceRecord) -> ConferenceRecord:
+        """Store a new conference; fills in ``date_created``/``date_updated`` if None."""
+        record.date_created = record.date_created or utcnow()
+        record.date_updated = record.date_updated or record.date_created
+        statement = insert(conferences).values(**vars(record))
+        await self.db.run(lambda c: c.execute(statement))
+        return record
+
+    async def create_conference(
+        self, account_sid: str, friendly_name: str, *, status: str = "init"
+    ) -> ConferenceRecord:
+        """A new conference with a fresh CF SID."""
+        record = ConferenceRecord(
+            sid=new_sid("CF"), account_sid=account_sid, friendly_name=friendly_name, status=status
+        )
+        return await self.insert_conference(record)
+
+    async def update_conference(self, sid: str, **fields: Any) -> ConferenceRecord | None:
+        """Change ``fields`` (ConferenceRecord attributes); None if there is no such conference.
+
+        ``date_updated`` is set to now unless given.
+        """
+        row = await self._update_row(
+            conferences,
+            _CONFERENCE_UPDATABLE,
+            "update_conference",
+            fields,
+            conferences.c.sid == sid,
+        )
+        return ConferenceRecord(**row._mapping) if row else None
+
+    async def get_conference(self, account_sid: str, sid: str) -> ConferenceRecord | None:
+        query = select(conferences).where(
+            conferences.c.account_sid == account_sid, conferences.c.sid == sid
+        )
+        row = await self.db.run(lambda c: c.execute(query).first())
+        return ConferenceRecord(**row._mapping) if row else None
+
+    async def find_live_conference(
+        self, account_sid: str, friendly_name: str
+    ) -> ConferenceRecord | None:
+        """The account's conference of that name that has not ended (init or in-progress)."""
+        t = conferences.c
+        query = (
+            select(conferences)
+            .where(
+                t.account_sid == account_sid,
+                t.friendly_name == friendly_name,
+                t.status.in_(LIVE_CONFERENCE_STATUSES),
+            )
+            .order_by(t.date_created.desc(), t.sid.desc())
+            .limit(1)
+        )
+        row = await self.db.run(lambda c: c.execute(query).first())
+        return ConferenceRecord(**row._mapping) if row else None
+
+    async def list_conferences(
+        self,
+        account_sid: str,
+        *,
+        friendly_name: str | None = None,
+        status: str | None = None,
+        date_created_after: datetime | None = None,
+        date_created_before: datetime | None = None,
+        date_updated_after: datetime | None = None,
+        date_updated_before: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[ConferenceRecord]:
+        """The account's conferences, newest first; ``after`` inclusive, ``before`` exclusive."""
+        t = conferences.c
+        conditions = [t.account_sid == account_sid]
+        if friendly_name is not None:
+            conditions.append(t.friendly_name == friendly_name)
+        if status is not None:
+            conditions.append(t.status == status)
+        conditions += _time_range(t.date_created, date_created_after, date_created_before)
+        conditions += _time_range(t.date_updated, date_updated_after, date_updated_before)
+        query = (
+            select(conferences)
+            .where(*conditions)
+            .order_by(t.date_created.desc(), t.sid.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = await self.db.run(lambda c: c.execute(query).all())
+        return [ConferenceRecord(**row._mapping) for row in rows]
+
+    # Conference participants
+
+    async def insert_participant(self, record: ParticipantRecord) -> ParticipantRecord:
+        """Store a call joining a conference; fills in the dates if they are None."""
+        record.date_created = record.date_created or utcnow()
+        record.date_updated = record.date_updated or record.date_created
+        statement = insert(conference_participants).values(**vars(record))
+        await self.db.run(lambda c: c.execute(statement))
+        return record
+
+    async def update_participant(
+        self, conference_sid: str, call_sid: str, **fields: Any
+    ) -> ParticipantRecord | None:
+        """Change ``fields`` (ParticipantRecord attributes); None if there is no such row.
+
+        ``date_updated`` is set to now unless given.
+        """
+        t = conference_participants.c
+        row = await self._update_row(
+            conference_participants,
+            _PARTICIPANT_UPDATABLE,
+            "update_participant",
+            fields,
+            and_(t.conference_sid == conference_sid, t.call_sid == call_sid),
+        )
+        return ParticipantRecord(**row._mapping) if row else None
+
+    async def get_participant(
+        self, account_sid: str, conference_sid: str, call_sid: str
+    ) -> ParticipantRecord | None:
+        t = conference_participants.c
+        query = select(conference_participants).where(
+            t.account_sid == account_sid, t.conference_sid == conference_sid, t.call_sid == call_sid
+        )
+        row = await self.db.run(lambda c: c.execute(query).first())
+        return ParticipantRecord(**row._mapping) if row else None
+
+    async def list_participants(
+        self,
+        account_sid: str,
+        conference_sid: str,
+        *,
+        muted: bool | None = None,
+        hold: bool | None = None,
+        coaching: bool | None = None,
+        status: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[ParticipantRecord]:
+        """The conference's participants, in the order they joined."""
+        t = conference_participants.c
+        conditions = [t.account_sid == account_sid, t.conference_sid == conference_sid]
+        for column, value in (
+            (t.muted, muted),
+            (t.hold, hold),
+            (t.coaching, coaching),
+            (t.status, status),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        query = (
+            select(conference_participants)
+            .where(*conditions)
+            .order_by(t.date_created, t.call_sid)
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = await self.db.run(lambda c: c.execute(query).all())
+        return [ParticipantRecord(**row._mapping) for row in rows]
+
+    async def delete_participant(self, conference_sid: str, call_sid: str) -> bool:
+        t = conference_participants.c
+        statement = conference_participants.delete().where(
+            t.conference_sid == conference_sid, t.call_sid == call_sid
+        )
+        result = await self.db.run(lambda c: c.execute(statement))
+        return result.rowcount > 0
+
+    async def _update_row(
+        self, table, updatable: frozenset[str], name: str, fields: dict[str, Any], where
+    ) -> Any:
+        """Update one row of ``table`` matched by ``where``; the row after, or None."""
+        unknown = set(fields) - updatable
+        if unknown:
+            raise TypeError(f"{name}() cannot change {sorted(unknown)}")
+        fields.setdefault("date_updated", utcnow())
+
+        def work(c: Connection) -> Any:
+            c.execute(update(table).where(where).values(**fields))
+            return c.execute(select(table).where(where)).first()
+
+        return await self.db.run(work)
+
 
 def _friendly_name(name: str) -> str:
     if not 1 <= len(name) <= MAX_FRIENDLY_NAME:
@@ -612,3 +1226,28 @@ def _outbox_item(row) -> OutboxItem:
     values = dict(row._mapping)
     values["params"] = [(str(name), str(value)) for name, value in values["params"]]
     return OutboxItem(**values)
+
+
+def _ha1s(username: str, password: str) -> dict[str, str]:
+    return {
+        "ha1_md5": ha1(username, SIP_REALM, password, "MD5"),
+        "ha1_sha256": ha1(username, SIP_REALM, password, "SHA-256"),
+    }
+
+
+def _credential_where(account_sid: str, credential_list_sid: str, sid: str) -> tuple:
+    t = sip_credentials.c
+    return (
+        t.account_sid == account_sid,
+        t.credential_list_sid == credential_list_sid,
+        t.sid == sid,
+    )
+
+
+def _time_range(column, after: datetime | None, before: datetime | None) -> list:
+    conditions = []
+    if after is not None:
+        conditions.append(column >= after)
+    if before is not None:
+        conditions.append(column < before)
+    return conditions

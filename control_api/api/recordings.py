@@ -1,0 +1,322 @@
+"""The Recordings resource: list, fetch and delete recordings, and serve their audio.
+
+The call engine writes the rows and the WAV files (under the recordings directory); this
+module reads them. ``GET Recordings.json`` (filters ``CallSid``, ``ConferenceSid``,
+``DateCreated`` with ``<``/``>``), ``GET Calls/{CA}/Recordings.json``,
+``GET Conferences/{CF}/Recordings.json``, ``GET``/``DELETE Recordings/{RE}.json``
+(delete removes the audio too).
+
+The audio is at ``Recordings/{RE}`` (WAV), ``.wav`` and ``.mp3``. As with Twilio's
+default, it is served without authentication: knowing both SIDs is what lets a client
+fetch it. HTTP Basic credentials may be sent; if they are, they must be right. The MP3
+is made from the WAV on its first request and kept next to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import secrets
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+
+from control_api.api.accounts import API_VERSION, account_uri
+from control_api.api.auth import PathAccount, authenticate
+from control_api.api.paging import PageRequest, page_body
+from control_api.api.params import Params, day_after, parse_time, query_params
+from control_api.errors import METHOD_NOT_ALLOWED, ApiError
+from control_api.sids import is_sid, rfc2822
+from control_api.store import Account, Store
+from control_api.store.store import RecordingRecord
+
+__all__ = ["DateRange", "recording_json", "router"]
+
+router = APIRouter()
+
+ACCOUNT = "/2010-04-01/Accounts/{account_sid}"
+LIST = ACCOUNT + "/Recordings.json"
+INSTANCE = ACCOUNT + "/Recordings/{sid}.json"
+CALL_LIST = ACCOUNT + "/Calls/{call_sid}/Recordings.json"
+CALL_INSTANCE = ACCOUNT + "/Calls/{call_sid}/Recordings/{sid}.json"
+CONFERENCE_LIST = ACCOUNT + "/Conferences/{conference_sid}/Recordings.json"
+MEDIA_WAV = ACCOUNT + "/Recordings/{sid}.wav"
+MEDIA_MP3 = ACCOUNT + "/Recordings/{sid}.mp3"
+MEDIA = ACCOUNT + "/Recordings/{sid}"
+
+WAV_TYPE = "audio/x-wav"
+MP3_TYPE = "audio/mpeg"
+
+
+def recording_uri(account_sid: str, sid: str) -> str:
+    """The recording's path without extension: its media URL, and with ``.json`` its uri."""
+    return f"{account_uri(account_sid)}/Recordings/{sid}"
+
+
+def recording_json(recording: RecordingRecord, base_url: str) -> dict:
+    """Twilio's Recording; ``base_url`` (scheme and host) makes ``media_url`` absolute.
+
+    ``duration`` is "-1" while the recording is still going, as Twilio shows it.
+    """
+    path = recording_uri(recording.account_sid, recording.sid)
+    return {
+        "account_sid": recording.account_sid,
+        "api_version": API_VERSION,
+        "call_sid": recording.call_sid,
+        "channels": recording.channels,
+        "conference_sid": recording.conference_sid,
+        "date_created": _date(recording.date_created),
+        "date_updated": _date(recording.date_updated),
+        "duration": "-1" if recording.duration is None else str(recording.duration),
+        "encryption_details": None,
+        "error_code": recording.error_code,
+        "media_url": base_url.rstrip("/") + path,
+        "price": recording.price,
+        "price_unit": recording.price_unit,
+        "sid": recording.sid,
+        "source": recording.source,
+        "start_time": _date(recording.start_time),
+        "status": recording.status,
+        "subresource_uris": {
+            "add_on_results": f"{path}/AddOnResults.json",
+            "transcriptions": f"{path}/Transcriptions.json",
+        },
+        "track": recording.track,
+        "uri": f"{path}.json",
+    }
+
+
+def _date(value: datetime | None) -> str | None:
+    return None if value is None else rfc2822(value)
+
+
+class DateRange:
+    """A date filter of a list (``DateCreated``, ``DateUpdated``): after <= t < before.
+
+    Twilio's ``Name`` is the whole UTC day of the value; ``Name<`` (the library's
+    ``*_before``) is on or before it, ``Name>`` (``*_after``) on or after it. A bare date
+    stands for its whole day; a date-time counts to the second, the resolution of the
+    dates the API shows. ``<=``/``>=`` arrive as ``<``/``>`` (the query string splits
+    on the first '=').
+    """
+
+    def __init__(self) -> None:
+        self.after: datetime | None = None
+        self.before: datetime | None = None
+
+    @classmethod
+    def from_params(cls, params: Params, name: str) -> DateRange:
+        bounds = cls()
+        for suffix in ("", "<", ">", "<=", ">="):
+            value = params.get(name + suffix)
+            if not value:
+                continue
+            instant, bare_date = parse_time(name + suffix, value)
+            instant = instant.replace(microsecond=0)
+            if suffix == "" or bare_date:
+                start = datetime.combine(instant.date(), datetime.min.time(), instant.tzinfo)
+                end = day_after(instant)
+            else:
+                start = instant
+                end = _second_after(instant)
+            if suffix == "":
+                bounds._narrow(after=start, before=end)
+            elif suffix.startswith(">"):
+                bounds._narrow(after=start)
+            else:
+                bounds._narrow(before=end)  # None past the end of the calendar: no bound
+        return bounds
+
+    def _narrow(self, after: datetime | None = None, before: datetime | None = None) -> None:
+        if after is not None and (self.after is None or after > self.after):
+            self.after = after
+        if before is not None and (self.before is None or before < self.before):
+            self.before = before
+
+
+def _second_after(instant: datetime) -> datetime | None:
+    try:
+        return instant + timedelta(seconds=1)
+    except OverflowError:
+        return None
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def _recordings_dir(request: Request) -> Path | None:
+    return getattr(request.app.state, "recordings_dir", None)
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url)
+
+
+async def _existing(request: Request, account_sid: str, sid: str) -> RecordingRecord:
+    # Checking the form first keeps arbitrary path text (NUL, say) away from the database.
+    found = await _store(request).get_recording(account_sid, sid) if is_sid(sid, "RE") else None
+    if found is None:
+        raise ApiError.not_found(request.url.path)
+    return found
+
+
+async def _list(
+    request: Request,
+    account: Account,
+    *,
+    call_sid: str | None = None,
+    conference_sid: str | None = None,
+) -> Response:
+    params = query_params(request)
+    page = PageRequest.from_params(params)
+    created = DateRange.from_params(params, "DateCreated")
+    found = await _store(request).list_recordings(
+        account.sid,
+        call_sid=call_sid if call_sid is not None else params.get("CallSid") or None,
+        conference_sid=(
+            conference_sid if conference_sid is not None else params.get("ConferenceSid") or None
+        ),
+        date_created_after=created.after,
+        date_created_before=created.before,
+        offset=page.offset,
+        limit=page.fetch_limit,
+    )
+    base = _base_url(request)
+    rows = [recording_json(item, base) for item in found]
+    return JSONResponse(page_body(request, params, "recordings", rows, page))
+
+
+@router.get(LIST)
+async def list_recordings(request: Request, account: PathAccount) -> Response:
+    return await _list(request, account)
+
+
+@router.get(CALL_LIST)
+async def list_call_recordings(request: Request, call_sid: str, account: PathAccount) -> Response:
+    if not (is_sid(call_sid, "CA") and await _store(request).get_call(account.sid, call_sid)):
+        raise ApiError.not_found(request.url.path)
+    return await _list(request, account, call_sid=call_sid)
+
+
+@router.get(CONFERENCE_LIST)
+async def list_conference_recordings(
+    request: Request, conference_sid: str, account: PathAccount
+) -> Response:
+    store = _store(request)
+    if not (
+        is_sid(conference_sid, "CF") and await store.get_conference(account.sid, conference_sid)
+    ):
+        raise ApiError.not_found(request.url.path)
+    return await _list(request, account, conference_sid=conference_sid)
+
+
+@router.get(INSTANCE)
+async def fetch_recording(request: Request, sid: str, account: PathAccount) -> Response:
+    recording = await _existing(request, account.sid, sid)
+    return JSONResponse(recording_json(recording, _base_url(request)))
+
+
+@router.get(CALL_INSTANCE)
+async def fetch_call_recording(
+    request: Request, call_sid: str, sid: str, account: PathAccount
+) -> Response:
+    recording = await _existing(request, account.sid, sid)
+    if recording.call_sid != call_sid:
+        raise ApiError.not_found(request.url.path)
+    return JSONResponse(recording_json(recording, _base_url(request)))
+
+
+@router.delete(INSTANCE)
+async def delete_recording(request: Request, sid: str, account: PathAccount) -> Response:
+    await _delete(request, await _existing(request, account.sid, sid))
+    return Response(status_code=204)
+
+
+@router.delete(CALL_INSTANCE)
+async def delete_call_recording(
+    request: Request, call_sid: str, sid: str, account: PathAccount
+) -> Response:
+    recording = await _existing(request, account.sid, sid)
+    if recording.call_sid != call_sid:
+        raise ApiError.not_found(request.url.path)
+    await _delete(request, recording)
+    return Response(status_code=204)
+
+
+async def _delete(request: Request, recording: RecordingRecord) -> None:
+    if not await _store(request).delete_recording(recording.account_sid, recording.sid):
+        raise ApiError.not_found(request.url.path)
+    wav = _wav_path(request, recording)
+    if wav is not None:
+        for path in (wav, wav.with_suffix(".mp3")):
+            path.unlink(missing_ok=True)
+
+
+def _wav_path(request: Request, recording: RecordingRecord) -> Path | None:
+    """The recording's WAV file, if it is inside the recordings directory; else None."""
+    root = _recordings_dir(request)
+    if root is None or not recording.file_path:
+        return None
+    root = Path(root).resolve()
+    path = (root / recording.file_path).resolve()
+    if not path.is_relative_to(root) or path == root:
+        return None
+    return path
+
+
+async def _media_recording(request: Request, account_sid: str, sid: str) -> RecordingRecord:
+    """The recording whose audio is asked for; credentials, if sent, must be right."""
+    if not is_sid(account_sid, "AC"):
+        raise ApiError.not_found(request.url.path)
+    if request.headers.get("authorization") is not None:
+        account = await authenticate(request)
+        if account.sid != account_sid:
+            raise ApiError.unauthorized()
+    return await _existing(request, account_sid, sid)
+
+
+async def _wav_file(request: Request, account_sid: str, sid: str) -> Path:
+    wav = _wav_path(request, await _media_recording(request, account_sid, sid))
+    if wav is None or not wav.is_file():
+        raise ApiError.not_found(request.url.path)
+    return wav
+
+
+@router.get(MEDIA_WAV)
+async def fetch_wav(request: Request, account_sid: str, sid: str) -> Response:
+    return FileResponse(await _wav_file(request, account_sid, sid), media_type=WAV_TYPE)
+
+
+@router.get(MEDIA_MP3)
+async def fetch_mp3(request: Request, account_sid: str, sid: str) -> Response:
+    wav = await _wav_file(request, account_sid, sid)
+    mp3 = wav.with_suffix(".mp3")
+    if not mp3.is_file():
+        await _convert_to_mp3(wav, mp3)
+    return FileResponse(mp3, media_type=MP3_TYPE)
+
+
+@router.get(MEDIA)
+async def fetch_media(request: Request, account_sid: str, sid: str) -> Response:
+    """No extension: the WAV, as with Twilio."""
+    return FileResponse(await _wav_file(request, account_sid, sid), media_type=WAV_TYPE)
+
+
+async def _convert_to_mp3(wav: Path, mp3: Path) -> None:
+    """Encode ``wav`` to ``mp3`` through a temporary file, so no reader sees half of it."""
+    try:
+        from media.recorder import wav_to_mp3
+    except ImportError:
+        raise ApiError(501, METHOD_NOT_ALLOWED, "MP3 recordings are not available") from None
+    partial = mp3.with_name(f"{mp3.stem}.{secrets.token_hex(4)}.partial.mp3")
+    try:
+        if inspect.iscoroutinefunction(wav_to_mp3):
+            await wav_to_mp3(wav, partial)
+        else:
+            await asyncio.to_thread(wav_to_mp3, wav, partial)
+        partial.replace(mp3)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -1,0 +1,418 @@
+"""The store's SIP credentials, recordings and conferences, and migration 0002."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alembic import command
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import create_engine
+from sqlalchemy.exc import IntegrityError
+
+from control_api.sids import is_sid, new_sid
+from control_api.sip_realm import SIP_REALM
+from control_api.store import Store
+from control_api.store.migrate import alembic_config
+from control_api.store.store import (
+    ConferenceRecord,
+    CredentialListNameTaken,
+    NoSuchCredentialList,
+    ParticipantRecord,
+    RecordingRecord,
+    UsernameTaken,
+    check_sip_password,
+    check_sip_username,
+)
+from sip.auth import ha1
+
+T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
+PASSWORD = "IWasAtSignal2018"
+NEW_TABLES = {
+    "sip_credential_lists",
+    "sip_credentials",
+    "recordings",
+    "conferences",
+    "conference_participants",
+}
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "callswitch.db"
+
+
+@pytest.fixture
+async def store(db_path: Path):
+    store = await Store.open(f"sqlite:///{db_path}")
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def account(store: Store):
+    return await store.create_account("main")
+
+
+@pytest.fixture
+async def other(store: Store):
+    return await store.create_account("other")
+
+
+# Migration 0002
+
+
+def _tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as raw:
+        return {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _version(path: Path) -> list:
+    with sqlite3.connect(path) as raw:
+        return raw.execute("SELECT version_num FROM alembic_version").fetchall()
+
+
+def _alembic(path: Path, action, revision: str) -> None:
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            action(config, revision)
+    finally:
+        engine.dispose()
+
+
+async def test_fresh_database_is_at_0002_with_every_table(db_path: Path):
+    store = await Store.open(f"sqlite:///{db_path}")
+    await store.close()
+    assert _version(db_path) == [("0002",)]
+    assert _tables(db_path) >= NEW_TABLES
+
+
+async def test_a_0001_database_upgrades_keeping_its_data(db_path: Path):
+    db_path.parent.mkdir(parents=True)
+    _alembic(db_path, command.upgrade, "0001")
+    assert _version(db_path) == [("0001",)]
+    assert not NEW_TABLES & _tables(db_path)
+    with sqlite3.connect(db_path) as raw:
+        raw.execute(
+            "INSERT INTO accounts VALUES ('AC' || printf('%032d', 1), 'old', 'token', 'active',"
+            " '2026-11-01 00:00:00', '2026-11-01 00:00:00')"
+        )
+
+    store = await Store.open(f"sqlite:///{db_path}")
+    try:
+        account = await store.get_account("AC" + "0" * 31 + "1")
+        assert account is not None and account.friendly_name == "old"
+        credential_list = await store.create_credential_list(account.sid, "default")
+        await store.create_sip_credential(account.sid, credential_list.sid, "alice", PASSWORD)
+        assert (await store.find_sip_credential("alice")).account_sid == account.sid
+    finally:
+        await store.close()
+    assert _version(db_path) == [("0002",)]
+
+
+async def test_0002_downgrades_to_0001(db_path: Path):
+    store = await Store.open(f"sqlite:///{db_path}")
+    await store.close()
+    _alembic(db_path, command.downgrade, "0001")
+    assert _version(db_path) == [("0001",)]
+    assert not NEW_TABLES & _tables(db_path)
+    assert {"accounts", "calls"} <= _tables(db_path)
+
+
+# SIP credentials
+
+
+def test_username_and_password_rules():
+    for good in ("alice", "a", "A.b_c-9", "x" * 32):
+        assert check_sip_username(good) == good
+    for bad in ("", "x" * 33, "al ice", "a@b", "ünï", "a:b"):
+        with pytest.raises(ValueError):
+            check_sip_username(bad)
+    assert check_sip_password(PASSWORD) == PASSWORD
+    for weak in ("", "Short1a", "alllowercase123", "ALLUPPERCASE123", "NoDigitsAtAllHere"):
+        with pytest.raises(ValueError):
+            check_sip_password(weak)
+
+
+async def test_credential_keeps_only_the_ha1s(store: Store, account):
+    credential_list = await store.create_credential_list(account.sid, "office")
+    assert is_sid(credential_list.sid, "CL")
+    credential = await store.create_sip_credential(
+        account.sid, credential_list.sid, "alice", PASSWORD
+    )
+    assert is_sid(credential.sid, "CR")
+    assert credential.ha1_md5 == ha1("alice", SIP_REALM, PASSWORD, "MD5")
+    assert credential.ha1_sha256 == ha1("alice", SIP_REALM, PASSWORD, "SHA-256")
+    # RFC 2617 §3.2.2.2: MD5(username ":" realm ":" password), as any registrar computes it.
+    assert credential.ha1_md5 == hashlib.md5(f"alice:callswitch:{PASSWORD}".encode()).hexdigest()
+    assert await store.find_sip_credential("alice") == credential
+    assert await store.find_sip_credential("bob") is None
+    assert (
+        await store.get_sip_credential(account.sid, credential_list.sid, credential.sid)
+        == credential
+    )
+    assert await store.list_sip_credentials(account.sid, credential_list.sid) == [credential]
+    with sqlite3.connect(store.db.engine.url.database) as raw:
+        dump = "\n".join(raw.iterdump())
+    assert PASSWORD not in dump
+
+
+async def test_usernames_are_unique_across_accounts(store: Store, account, other):
+    mine = await store.create_credential_list(account.sid, "mine")
+    theirs = await store.create_credential_list(other.sid, "theirs")
+    await store.create_sip_credential(account.sid, mine.sid, "alice", PASSWORD)
+    with pytest.raises(UsernameTaken):
+        await store.create_sip_credential(account.sid, mine.sid, "alice", PASSWORD)
+    with pytest.raises(UsernameTaken):
+        await store.create_sip_credential(other.sid, theirs.sid, "alice", PASSWORD)
+
+
+async def test_credentials_only_in_lists_of_their_account(store: Store, account, other):
+    mine = await store.create_credential_list(account.sid, "mine")
+    with pytest.raises(NoSuchCredentialList):
+        await store.create_sip_credential(other.sid, mine.sid, "bob", PASSWORD)
+    with pytest.raises(NoSuchCredentialList):
+        await store.create_sip_credential(account.sid, new_sid("CL"), "bob", PASSWORD)
+    credential = await store.create_sip_credential(account.sid, mine.sid, "bob", PASSWORD)
+    assert await store.get_credential_list(other.sid, mine.sid) is None
+    assert await store.list_credential_lists(other.sid) == []
+    assert await store.get_sip_credential(other.sid, mine.sid, credential.sid) is None
+    assert await store.list_sip_credentials(other.sid, mine.sid) == []
+    assert await store.update_sip_credential(other.sid, mine.sid, credential.sid, PASSWORD) is None
+    assert await store.delete_sip_credential(other.sid, mine.sid, credential.sid) is False
+    assert await store.update_credential_list(other.sid, mine.sid, "stolen") is None
+    assert await store.delete_credential_list(other.sid, mine.sid) is False
+    assert await store.find_sip_credential("bob") == credential
+
+
+async def test_update_password_and_list_name(store: Store, account):
+    credential_list = await store.create_credential_list(account.sid, "old name")
+    credential = await store.create_sip_credential(
+        account.sid, credential_list.sid, "carol", PASSWORD
+    )
+    updated = await store.update_sip_credential(
+        account.sid, credential_list.sid, credential.sid, "NewPassword42"
+    )
+    assert updated.ha1_md5 == ha1("carol", SIP_REALM, "NewPassword42", "MD5")
+    assert updated.ha1_sha256 == ha1("carol", SIP_REALM, "NewPassword42", "SHA-256")
+    with pytest.raises(ValueError):
+        await store.update_sip_credential(account.sid, credential_list.sid, credential.sid, "weak")
+    renamed = await store.update_credential_list(account.sid, credential_list.sid, "new name")
+    assert renamed.friendly_name == "new name"
+    await store.create_credential_list(account.sid, "taken")
+    with pytest.raises(CredentialListNameTaken):
+        await store.create_credential_list(account.sid, "taken")
+    with pytest.raises(CredentialListNameTaken):
+        await store.update_credential_list(account.sid, credential_list.sid, "taken")
+    assert [cl.friendly_name for cl in await store.list_credential_lists(account.sid)] == [
+        "new name",
+        "taken",
+    ]
+    assert [cl.sid for cl in await store.list_credential_lists(account.sid, friendly_name="taken")]
+
+
+async def test_deleting_a_list_deletes_its_credentials(store: Store, account):
+    credential_list = await store.create_credential_list(account.sid, "doomed")
+    await store.create_sip_credential(account.sid, credential_list.sid, "dave", PASSWORD)
+    assert await store.delete_credential_list(account.sid, credential_list.sid) is True
+    assert await store.find_sip_credential("dave") is None
+    assert await store.delete_credential_list(account.sid, credential_list.sid) is False
+
+
+async def test_delete_by_username(store: Store, account):
+    credential_list = await store.create_credential_list(account.sid, "default")
+    await store.create_sip_credential(account.sid, credential_list.sid, "erin", PASSWORD)
+    assert await store.delete_sip_credential_by_username("erin") is True
+    assert await store.delete_sip_credential_by_username("erin") is False
+    assert await store.find_sip_credential("erin") is None
+
+
+# Recordings
+
+
+def recording(account, **fields) -> RecordingRecord:
+    return RecordingRecord(sid=new_sid("RE"), account_sid=account.sid, **fields)
+
+
+async def test_insert_update_get_delete_recording(store: Store, account, other):
+    record = await store.insert_recording(
+        recording(account, call_sid=new_sid("CA"), start_time=T0, file_path="a/b.wav")
+    )
+    assert record.date_created is not None and record.status == "in-progress"
+    assert await store.get_recording(account.sid, record.sid) == record
+    assert await store.get_recording(other.sid, record.sid) is None
+    done = await store.update_recording(
+        record.sid, status="completed", duration=12, price="-0.0025"
+    )
+    assert (done.status, done.duration, done.price) == ("completed", 12, "-0.0025")
+    assert done.date_updated >= record.date_updated
+    assert done.file_path == "a/b.wav" and done.start_time == T0
+    assert await store.update_recording(new_sid("RE"), status="failed") is None
+    with pytest.raises(TypeError):
+        await store.update_recording(record.sid, account_sid=other.sid)
+    assert await store.delete_recording(other.sid, record.sid) is False
+    assert await store.delete_recording(account.sid, record.sid) is True
+    assert await store.get_recording(account.sid, record.sid) is None
+
+
+async def test_list_recordings_filters_newest_first(store: Store, account, other):
+    call_sid, conference_sid = new_sid("CA"), new_sid("CF")
+    a = await store.insert_recording(recording(account, call_sid=call_sid, date_created=T0))
+    b = await store.insert_recording(
+        recording(account, conference_sid=conference_sid, date_created=T0 + timedelta(hours=1))
+    )
+    c = await store.insert_recording(
+        recording(account, call_sid=call_sid, date_created=T0 + timedelta(days=1))
+    )
+    await store.insert_recording(recording(other, call_sid=call_sid, date_created=T0))
+
+    async def sids(**filters):
+        return [r.sid for r in await store.list_recordings(account.sid, **filters)]
+
+    assert await sids() == [c.sid, b.sid, a.sid]
+    assert await sids(call_sid=call_sid) == [c.sid, a.sid]
+    assert await sids(conference_sid=conference_sid) == [b.sid]
+    assert await sids(date_created_after=T0 + timedelta(hours=1)) == [c.sid, b.sid]
+    assert await sids(date_created_before=T0 + timedelta(hours=1)) == [a.sid]  # exclusive
+    assert await sids(offset=1, limit=1) == [b.sid]
+
+
+# Conferences and participants
+
+
+async def test_conference_lifecycle_and_find_live(store: Store, account, other):
+    room = await store.create_conference(account.sid, "room")
+    assert is_sid(room.sid, "CF") and room.status == "init" and room.region == "us1"
+    assert await store.find_live_conference(account.sid, "room") == room
+    assert await store.find_live_conference(other.sid, "room") is None
+    assert await store.get_conference(other.sid, room.sid) is None
+    running = await store.update_conference(room.sid, status="in-progress")
+    assert await store.find_live_conference(account.sid, "room") == running
+    ended = await store.update_conference(
+        room.sid,
+        status="completed",
+        reason_conference_ended="last-participant-left",
+        call_sid_ending_conference=new_sid("CA"),
+    )
+    assert ended.reason_conference_ended == "last-participant-left"
+    assert await store.find_live_conference(account.sid, "room") is None
+    again = await store.create_conference(account.sid, "room")
+    assert await store.find_live_conference(account.sid, "room") == again
+    assert await store.update_conference(new_sid("CF"), status="completed") is None
+    with pytest.raises(TypeError):
+        await store.update_conference(room.sid, sid=new_sid("CF"))
+
+
+async def test_list_conferences_filters(store: Store, account, other):
+    old = await store.insert_conference(
+        ConferenceRecord(
+            sid=new_sid("CF"),
+            account_sid=account.sid,
+            friendly_name="a",
+            status="completed",
+            date_created=T0,
+            date_updated=T0 + timedelta(hours=2),
+        )
+    )
+    new = await store.insert_conference(
+        ConferenceRecord(
+            sid=new_sid("CF"),
+            account_sid=account.sid,
+            friendly_name="b",
+            status="in-progress",
+            date_created=T0 + timedelta(days=1),
+        )
+    )
+    await store.create_conference(other.sid, "a")
+
+    async def sids(**filters):
+        return [c.sid for c in await store.list_conferences(account.sid, **filters)]
+
+    assert await sids() == [new.sid, old.sid]
+    assert await sids(friendly_name="a") == [old.sid]
+    assert await sids(status="in-progress") == [new.sid]
+    assert await sids(date_created_after=T0 + timedelta(hours=1)) == [new.sid]
+    assert await sids(date_created_before=T0 + timedelta(hours=1)) == [old.sid]
+    assert await sids(date_updated_after=T0 + timedelta(hours=2)) == [new.sid, old.sid]
+    assert await sids(date_updated_before=T0 + timedelta(hours=2)) == []
+    assert await sids(offset=1, limit=5) == [old.sid]
+
+
+async def test_participants(store: Store, account, other):
+    room = await store.create_conference(account.sid, "room", status="in-progress")
+    first, second = new_sid("CA"), new_sid("CA")
+    joined = await store.insert_participant(
+        ParticipantRecord(
+            conference_sid=room.sid, call_sid=first, account_sid=account.sid, date_created=T0
+        )
+    )
+    await store.insert_participant(
+        ParticipantRecord(
+            conference_sid=room.sid,
+            call_sid=second,
+            account_sid=account.sid,
+            muted=True,
+            end_conference_on_exit=True,
+            date_created=T0 + timedelta(seconds=1),
+        )
+    )
+    assert await store.get_participant(account.sid, room.sid, first) == joined
+    assert await store.get_participant(other.sid, room.sid, first) is None
+    with pytest.raises(IntegrityError):  # one row per call in a conference
+        await store.insert_participant(
+            ParticipantRecord(conference_sid=room.sid, call_sid=first, account_sid=account.sid)
+        )
+
+    async def calls(**filters):
+        return [p.call_sid for p in await store.list_participants(account.sid, room.sid, **filters)]
+
+    assert await calls() == [first, second]
+    assert await calls(muted=True) == [second]
+    assert await calls(muted=False) == [first]
+    assert await calls(hold=True) == []
+    assert await calls(coaching=False) == [first, second]
+    assert await store.list_participants(other.sid, room.sid) == []
+    held = await store.update_participant(room.sid, first, hold=True, status="connected")
+    assert held.hold is True and held.muted is False
+    assert await calls(hold=True) == [first]
+    assert await store.update_participant(room.sid, new_sid("CA"), hold=True) is None
+    with pytest.raises(TypeError):
+        await store.update_participant(room.sid, first, call_sid=second)
+    assert await store.delete_participant(room.sid, first) is True
+    assert await store.delete_participant(room.sid, first) is False
+    assert await calls() == [second]
+
+
+@given(st.text(max_size=40))
+def test_username_rule_is_exactly_the_documented_alphabet(text):
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+    expected = 1 <= len(text) <= 32 and set(text) <= allowed
+    try:
+        check_sip_username(text)
+    except ValueError:
+        assert not expected
+    else:
+        assert expected
+
+
+@given(st.text(max_size=30))
+def test_password_rule_is_length_digit_upper_lower(text):
+    expected = (
+        len(text) >= 12
+        and any(c.isdigit() for c in text)
+        and any(c.isupper() for c in text)
+        and any(c.islower() for c in text)
+    )
+    try:
+        check_sip_password(text)
+    except ValueError:
+        assert not expected
+    else:
+        assert expected
