@@ -16,6 +16,7 @@ from control_api.api import create_app
 from control_api.builtin_apps import BUILTIN_APPS
 from control_api.call import CallManager, MediaSettings
 from control_api.dialer import Dialer
+from control_api.registrations import start_registrar
 from control_api.store import Store
 from control_api.voice.audio import AudioLoader
 from control_api.voice.inbound import VoiceApps
@@ -86,7 +87,12 @@ class Server:
         if s.runs("sip"):
             await self._start_sip(data)
         if s.runs("api"):
-            app = create_app(self.store, self.voice or _NoLiveCalls())
+            app = create_app(
+                self.store,
+                self.voice or _NoLiveCalls(),
+                live_conferences=self.voice,
+                recordings_dir=data / "recordings",
+            )
             app.include_router(demo.router)
             self.http = HttpServer(app, s.bind, s.http_port)
             await self.http.start()
@@ -121,6 +127,7 @@ class Server:
             local_addresses=frozenset({s.public_address, s.bind, "127.0.0.1", "localhost"}),
             self_address=(_reachable(s.bind), self.sip.ua.port),
             is_our_number=self.voice.is_our_number,
+            registrar=start_registrar(self.sip.ua, self.store, data),
         )
         self.listeners.update(self.sip.transports.listeners())
         self.listeners["rtp"] = "%d-%d" % s.rtp_ports

@@ -1,0 +1,61 @@
+"""Softphones registering to callswitch: the registrar fed from the store.
+
+A phone logs in with a username and password of the account's SIP
+credential lists (the ``SIP/CredentialLists`` resource, or
+``callswitch sip-credentials add``). The store keeps only HA1 digests in the
+realm :data:`~control_api.sip_realm.SIP_REALM`; a binding remembers which
+account the credential belongs to, so ``<Dial><Client>`` and ``<Dial><Sip>``
+ring only the phones of the calling account.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from control_api.sip_realm import SIP_REALM
+from control_api.voice.lookup import Lookup
+from sip.auth import Authenticator
+from sip.registrar import Account, Registrar
+from sip.ua import UserAgent
+
+__all__ = ["CHALLENGE_ALGORITHMS", "start_registrar"]
+
+# Offer MD5 only: many deployed phones (baresip with libre 1.1, older Polycoms)
+# give up on a REGISTER when any challenge names SHA-256 (RFC 8760), even with
+# an MD5 one beside it. Our UAC side answers SHA-256 challenges of carriers.
+CHALLENGE_ALGORITHMS = ("MD5",)
+NONCE_KEY_FILE = "sip-nonce.key"
+
+
+def _nonce_secret(data_dir: Path) -> bytes:
+    """The key of our stateless nonces, kept so nonces survive a restart."""
+    path = data_dir / NONCE_KEY_FILE
+    try:
+        secret = path.read_bytes()
+        if len(secret) >= 16:
+            return secret
+    except FileNotFoundError:
+        pass
+    secret = secrets.token_bytes(32)
+    path.write_bytes(secret)
+    path.chmod(0o600)
+    return secret
+
+
+def start_registrar(ua: UserAgent, store, data_dir: Path) -> Registrar:
+    """A registrar on ``ua`` whose users are the store's SIP credentials."""
+    credentials = Lookup(store.find_sip_credential, fresh=1.0)
+
+    async def lookup(username: str) -> Account | None:
+        credential = await credentials.get(username)
+        if credential is None:
+            return None
+        return Account(credential.ha1_md5, credential.ha1_sha256, owner=credential.account_sid)
+
+    return Registrar(
+        ua,
+        Authenticator(SIP_REALM, _nonce_secret(data_dir)),
+        lookup,
+        challenge_algorithms=CHALLENGE_ALGORITHMS,
+    )
