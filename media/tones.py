@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-__all__ = ["ToneGenerator", "dominant_frequency", "level_dbfs", "sine"]
+__all__ = ["ToneGenerator", "beep", "dominant_frequency", "level_dbfs", "sine"]
 
 _FULL_SCALE = 32767.0
 
@@ -26,6 +26,26 @@ def sine(
     count = round(duration_s * rate)
     t = np.arange(count, dtype=np.float64)
     return _to_int16(amplitude * _FULL_SCALE * np.sin(2.0 * np.pi * frequency * t / rate + phase))
+
+
+def beep(
+    frequency: float = 1000.0,
+    duration_s: float = 0.4,
+    rate: int = 8000,
+    amplitude: float = 0.25,
+    ramp_s: float = 0.005,
+) -> np.ndarray:
+    """A conference join/leave beep: a sine with short raised-cosine ramps at both ends.
+
+    The ramps keep the start and end from clicking, which a hard-gated sine does audibly.
+    """
+    wave = sine(frequency, duration_s, rate, amplitude).astype(np.float64)
+    ramp = min(round(ramp_s * rate), wave.size // 2)
+    if ramp > 0:
+        fade = 0.5 - 0.5 * np.cos(np.pi * np.arange(ramp) / ramp)
+        wave[:ramp] *= fade
+        wave[wave.size - ramp :] *= fade[::-1]
+    return _to_int16(wave)
 
 
 class ToneGenerator:
