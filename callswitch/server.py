@@ -43,6 +43,10 @@ def _reachable(bind: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(bind, bind)
 
 
+def _url_host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
 class _NoLiveCalls:
     """The REST API's view of live calls on a node that runs no SIP."""
 
@@ -113,7 +117,15 @@ class Server:
         tts = TextToSpeech(data / "cache" / "tts")
         audio = AudioLoader()
         self._closers.append(audio.close)
-        self.voice = VoiceApps(self.store, webhooks, self.outbox, tts.synthesize, audio.load)
+        self.voice = VoiceApps(
+            self.store,
+            webhooks,
+            self.outbox,
+            tts.synthesize,
+            audio.load,
+            recordings_dir=data / "recordings",
+            base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
+        )
         tls_client = client_tls_context(s.sip_tls_ca, s.sip_tls_cert, s.sip_tls_key)
         self.sip = SipEndpoint(s.bind, s.sip_port, s.public_address, tls_client=tls_client)
         await self.sip.start()

@@ -24,6 +24,7 @@ import numpy as np
 from control_api.dialer import DialError
 from control_api.outbound_call import OutboundCall, failure_status
 from control_api.twiml.verbs import Client, Conference, Dial, Number, Sip
+from control_api.voice.recording import CallRecording
 from media.bridge import Bridge
 from media.player import play, send_digits
 
@@ -42,6 +43,7 @@ class DialOutcome:
     status: str  # DialCallStatus
     child: OutboundCall | None
     bridged: bool
+    recording: CallRecording | None = None
 
     def params(self) -> list[tuple[str, str]]:
         child = self.child
@@ -51,6 +53,8 @@ class DialOutcome:
                 ("DialCallSid", child.sid),
                 ("DialCallDuration", str(round(child.duration))),
             ]
+        if self.recording is not None:
+            fields += self.recording.params()
         return fields
 
 
@@ -190,7 +194,7 @@ async def _bridge(runner, parent, child: OutboundCall, verb: Dial) -> DialOutcom
                 await asyncio.wait_for(child.ended.wait(), CANCEL_GRACE_S)
         if recorder is not None:
             await recorder.finish()
-    return DialOutcome("completed", child, True)
+    return DialOutcome("completed", child, True, recorder)
 
 
 def _summary(statuses: list[str]) -> str:

@@ -14,13 +14,16 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from control_api.call import Call
 from control_api.dialer import Dialer
 from control_api.outbound_call import OutboundCall
+from control_api.twiml.verbs import Dial
 from control_api.voice import outbound
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
 from control_api.voice.lookup import Lookup
+from control_api.voice.recording import CallRecording
 from control_api.voice.runner import Document, TwimlRunner, VoiceServices
 from control_api.webhooks import Outbox, WebhookClient
 from sip.invite import EndReason
@@ -70,6 +73,9 @@ class VoiceApps:
         synthesize: Callable[[str, str, str], Awaitable[object]],
         load_audio: Callable[[str], Awaitable[object]],
         dialer: Dialer | None = None,
+        *,
+        recordings_dir: Path | None = None,
+        base_url: str = "",
     ) -> None:
         self.store = store
         self.client = client
@@ -77,6 +83,8 @@ class VoiceApps:
         self.synthesize = synthesize
         self.load_audio = load_audio
         self.dialer = dialer
+        self.recordings_dir = recordings_dir or Path("recordings")
+        self.base_url = base_url  # where our REST API is reached: RecordingUrl
         self.live: dict[str, _LiveCall] = {}
         self._tasks: set[asyncio.Task] = set()
         # A REST change to a number or a token reaches calls within a second.
@@ -191,8 +199,23 @@ class VoiceApps:
     def child_call(self, runner, destination, noun, verb):
         return outbound.child_call(self, runner, destination, noun, verb)
 
-    def dial_recorder(self, runner, child, verb):
-        return None
+    def dial_recorder(self, runner, child, verb: Dial) -> CallRecording | None:
+        """The recording of a ``<Dial record=...>`` once the callee answered."""
+        if not verb.record.startswith("record-from"):
+            return None
+        return CallRecording(
+            self,
+            account_sid=runner.account_sid,
+            call_sid=runner.call.sid,
+            source="DialVerb",
+            channels=2,
+            mix_to_mono=not verb.record.endswith("-dual"),
+            trim_silence=verb.trim == "trim-silence",
+            status_callback=verb.recording_status_callback,
+            status_callback_method=verb.recording_status_callback_method,
+            status_callback_events=verb.recording_status_callback_event,
+            clock=runner.call.media.clock,
+        )
 
     async def join_conference(self, runner, conference):
         raise NotImplementedError

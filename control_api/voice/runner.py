@@ -24,11 +24,13 @@ from control_api.twiml.verbs import (
     Hangup,
     Pause,
     Play,
+    Record,
     Redirect,
     Reject,
     Say,
 )
 from control_api.voice.dial import dial
+from control_api.voice.record import record
 from control_api.webhooks import WebhookError
 from media.player import play, send_digits
 
@@ -207,6 +209,8 @@ class TwimlRunner:
                 return
             elif isinstance(verb, Dial):
                 await self._dial(verb, document_url)
+            elif isinstance(verb, Record):
+                await self._record(verb, document_url)
             elif isinstance(verb, Redirect):
                 _follow(Document(_resolve(document_url, verb.url), verb.method))
             else:
@@ -229,6 +233,23 @@ class TwimlRunner:
             )
         if outcome.bridged and self.call.ended.is_set():
             return
+
+    async def _record(self, verb: Record, document_url: str | None) -> None:
+        recording, key = await record(self, verb)
+        extra = [*recording.params(), ("Digits", key)]
+        action = _resolve(document_url, verb.action)
+        if self.call.ended.is_set():
+            # Twilio still requests the action of a recording the caller hung up on,
+            # and ignores the TwiML it returns.
+            if action:
+                params = self.params() + extra
+                self._background(self.services.fetch_twiml(action, verb.method, params))
+            return
+        _follow(Document(action, verb.method, extra=extra))
+
+    def _background(self, coroutine) -> None:
+        task = asyncio.ensure_future(coroutine)
+        task.add_done_callback(_log_failure)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -324,6 +345,11 @@ def _follow(document: Document) -> None:
 
 def _ignore_digit(digit: str) -> None:
     pass
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("twiml.background_request_failed", extra={"error": str(task.exception())})
 
 
 def _resolve(document_url: str | None, target: str | None) -> str | None:
