@@ -19,6 +19,7 @@ from control_api.dialer import Dialer
 from control_api.registrations import start_registrar
 from control_api.store import Store
 from control_api.voice.audio import AudioLoader
+from control_api.voice.conference import Conferences
 from control_api.voice.inbound import VoiceApps
 from control_api.webhooks import Outbox, WebhookClient
 from media.clock import MediaClock
@@ -94,7 +95,7 @@ class Server:
             app = create_app(
                 self.store,
                 self.voice or _NoLiveCalls(),
-                live_conferences=self.voice,
+                live_conferences=self.voice.conferences if self.voice else None,
                 recordings_dir=data / "recordings",
             )
             app.include_router(demo.router)
@@ -125,6 +126,7 @@ class Server:
             audio.load,
             recordings_dir=data / "recordings",
             base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
+            conferences=Conferences(self.store, self.clock),
         )
         tls_client = client_tls_context(s.sip_tls_ca, s.sip_tls_cert, s.sip_tls_key)
         self.sip = SipEndpoint(s.bind, s.sip_port, s.public_address, tls_client=tls_client)

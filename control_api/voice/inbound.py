@@ -21,6 +21,7 @@ from control_api.dialer import Dialer
 from control_api.outbound_call import OutboundCall
 from control_api.twiml.verbs import Dial
 from control_api.voice import outbound
+from control_api.voice.conference import Conferences
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
 from control_api.voice.lookup import Lookup
 from control_api.voice.recording import CallRecording
@@ -76,6 +77,7 @@ class VoiceApps:
         *,
         recordings_dir: Path | None = None,
         base_url: str = "",
+        conferences: Conferences | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -85,6 +87,7 @@ class VoiceApps:
         self.dialer = dialer
         self.recordings_dir = recordings_dir or Path("recordings")
         self.base_url = base_url  # where our REST API is reached: RecordingUrl
+        self.conferences = conferences
         self.live: dict[str, _LiveCall] = {}
         self._tasks: set[asyncio.Task] = set()
         # A REST change to a number or a token reaches calls within a second.
@@ -218,7 +221,7 @@ class VoiceApps:
         )
 
     async def join_conference(self, runner, conference):
-        raise NotImplementedError
+        return await self.conferences.join(runner, conference)
 
     # -- LiveCalls, for the REST API
 
