@@ -44,6 +44,8 @@ class Bridge:
         a, b = self.a, self.b
         for leg in (a, b):
             self._saved.append((leg, leg.on_frame, leg.on_dtmf))
+            if isinstance(leg, RtpSession):  # a mid-call codec change re-plans the bridge
+                leg.on_reconfigured = self._restart
         if (
             self.tap is None
             and isinstance(a, RtpSession)
@@ -81,7 +83,9 @@ class Bridge:
         def transcode_frame(frame: Frame) -> None:
             if tap is not None:
                 tap(side, frame)
-            send(transcode(frame.payload))
+            payload = transcode(frame.payload)
+            if payload:  # b"": less than a frame is queued (a 10 ms Opus peer)
+                send(payload)
 
         return transcode_frame
 
@@ -94,7 +98,16 @@ class Bridge:
 
         return pass_digit
 
+    def _restart(self) -> None:
+        """A leg changed codec (a re-INVITE or UPDATE): pick relay/frames/transcode anew."""
+        if self.mode:
+            self.stop()
+            self.start()
+
     def stop(self) -> None:
+        for leg in (self.a, self.b):
+            if isinstance(leg, RtpSession) and leg.on_reconfigured == self._restart:
+                leg.on_reconfigured = _ignore
         if self.mode == "relay":
             for leg in (self.a, self.b):
                 if isinstance(leg, RtpSession):

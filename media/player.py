@@ -23,6 +23,7 @@ import numpy as np
 
 from media.dtmf import DIGITS
 from media.g711 import SILENCE_ALAW, SILENCE_ULAW, alaw_encode, ulaw_encode
+from media.resample import resample
 
 __all__ = [
     "DIGIT_GAP",
@@ -49,20 +50,42 @@ _CODECS: dict[str, tuple[Callable[[np.ndarray], bytes], int]] = {
     "PCMU": (ulaw_encode, SILENCE_ULAW),
     "PCMA": (alaw_encode, SILENCE_ALAW),
 }
+_PLAYABLE = "PCMU, PCMA, G722 or OPUS"
 
 
 def encode_frames(samples: np.ndarray, codec: str) -> list[bytes]:
-    """int16 8 kHz samples as 160-byte frames of ``codec``; the last is padded with silence."""
+    """int16 8 kHz samples as 20 ms frames of ``codec``; the last is padded with silence.
+
+    PCMU and PCMA come out as 160-byte frames straight from the G.711 tables. G722 and OPUS
+    are resampled to the codec's rate (16 or 48 kHz) and encoded by a fresh encoder, so the
+    frames form one stream from the first (play them in order, from the start).
+    """
     try:
         encode, silence = _CODECS[codec.upper()]
     except KeyError:
-        raise ValueError(f"cannot play into a {codec} leg: PCMU or PCMA only") from None
+        return _encode_wideband(samples, codec)
     samples = np.asarray(samples)
     if samples.ndim != 1:
         raise ValueError(f"expected mono samples, got shape {samples.shape}")
     payload = encode(samples)
     payload += bytes([silence]) * (-len(payload) % FRAME_SAMPLES)
     return [payload[i : i + FRAME_SAMPLES] for i in range(0, len(payload), FRAME_SAMPLES)]
+
+
+def _encode_wideband(samples: np.ndarray, codec: str) -> list[bytes]:
+    from media import codecs  # FFmpeg is loaded only once a G.722 or Opus leg plays
+
+    try:
+        encoder = codecs.encoder(codec)
+    except codecs.UnsupportedCodec:
+        raise ValueError(f"cannot play into a {codec} leg: {_PLAYABLE} only") from None
+    samples = np.asarray(samples)
+    if samples.ndim != 1:
+        raise ValueError(f"expected mono samples, got shape {samples.shape}")
+    wide = resample(samples, RATE, encoder.sample_rate)
+    size = encoder.frame_samples
+    wide = np.concatenate((wide, np.zeros(-wide.size % size, dtype=np.int16)))
+    return [encoder.encode(wide[i : i + size]) for i in range(0, wide.size, size)]
 
 
 _ENCODED: OrderedDict[tuple[int, str], tuple[np.ndarray, list[bytes]]] = OrderedDict()
@@ -137,9 +160,20 @@ async def _run(leg, source: _Frames | _Quiet) -> None:
 
 
 def _check_leg(leg) -> None:
+    """The leg's clock must be its codec's RTP clock, which the frames are paced for."""
     rate = getattr(leg, "sample_rate", RATE)
-    if rate != RATE:
-        raise ValueError(f"cannot play 8 kHz audio into a {rate} Hz leg")
+    name = leg.codec.upper()
+    if name in _CODECS:
+        expected = RATE
+    else:
+        from media import codecs
+
+        try:
+            expected = codecs.clock_rate(name)
+        except codecs.UnsupportedCodec:
+            raise ValueError(f"cannot play into a {leg.codec} leg: {_PLAYABLE} only") from None
+    if rate != expected:
+        raise ValueError(f"cannot play into a {leg.codec} leg clocked at {rate} Hz, not {expected}")
 
 
 async def play(leg, samples: np.ndarray, *, loop: int = 1) -> None:

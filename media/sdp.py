@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 __all__ = [
+    "G722",
+    "OPUS",
     "PCMA",
     "PCMU",
     "TELEPHONE_EVENT",
@@ -29,6 +32,8 @@ _MIRRORED = {
 }
 # Transports we can answer without SRTP; AVPF is answered as-is since it is a superset of AVP.
 _RTP_PROTOCOLS = {"RTP/AVP", "RTP/AVPF"}
+# SRTP transports keyed by a=crypto (RFC 4568), answerable only through a crypto_answer hook.
+_SRTP_PROTOCOLS = {"RTP/SAVP", "RTP/SAVPF"}
 
 
 class SdpParseError(ValueError):
@@ -57,6 +62,10 @@ class Codec:
 PCMU = Codec(0, "PCMU", 8000)
 PCMA = Codec(8, "PCMA", 8000)
 TELEPHONE_EVENT = Codec(101, "telephone-event", 8000, fmtp="0-16")
+# G.722 keeps the 8 kHz RTP clock although it samples at 16 kHz (RFC 3551 §4.5.2).
+G722 = Codec(9, "G722", 8000)
+# Opus is always opus/48000/2 in SDP, whatever is sent (RFC 7587 §7).
+OPUS = Codec(111, "opus", 48000, channels=2, fmtp="minptime=10;useinbandfec=0")
 
 # RFC 3551 Table 4: static audio payload types that peers may list without an rtpmap.
 _STATIC_AUDIO = {
@@ -113,6 +122,7 @@ class MediaDescription:
 
     `codecs` follows the order of `formats`; `attributes` keeps every other a= line, and
     `lines` other media-level lines (i=, b=, k=) as (type, value), both in their original order.
+    `crypto` holds the values of the a=crypto lines (RFC 4568 §9.1), in order.
     """
 
     media: str = "audio"
@@ -128,6 +138,7 @@ class MediaDescription:
     port_count: int | None = None
     rtcp_address: str | None = None
     lines: list[tuple[str, str]] = field(default_factory=list)
+    crypto: list[str] = field(default_factory=list)
 
     def codec(self, payload_type: int) -> Codec | None:
         for codec in self.codecs:
@@ -152,6 +163,7 @@ class MediaDescription:
         if self.rtcp_port is not None:
             suffix = f" {self.rtcp_address}" if self.rtcp_address else ""
             out.append(f"a=rtcp:{self.rtcp_port}{suffix}")
+        out.extend(f"a=crypto:{crypto}" for crypto in self.crypto)
         out.append(f"a={self.direction}")
         out.extend(_format_attribute(name, value) for name, value in self.attributes)
 
@@ -322,6 +334,9 @@ def _media_attribute(
             return False
         fmtps[int(match[1])] = match[2]
         return True
+    if name == "crypto":
+        media.crypto.append(value)
+        return True
     if name == "ptime" and _DIGITS.fullmatch(value) and media.ptime is None:
         media.ptime = int(value)
         return True
@@ -366,16 +381,22 @@ def build_offer(
     codecs: list[Codec],
     session_id: int,
     ptime: int = 20,
+    protocol: str = "RTP/AVP",
+    crypto: Iterable[str] = (),
 ) -> SessionDescription:
-    """An audio offer (RFC 3264 §5) listing `codecs` in our order of preference."""
+    """An audio offer (RFC 3264 §5) listing `codecs` in our order of preference.
+
+    For SRTP pass ``protocol="RTP/SAVP"`` and our a=crypto values (RFC 4568 §5.1.1) in `crypto`.
+    """
     media = MediaDescription(
         media="audio",
         port=port,
-        protocol="RTP/AVP",
+        protocol=protocol,
         formats=[str(codec.payload_type) for codec in codecs],
         codecs=list(codecs),
         direction="sendrecv",
         ptime=ptime,
+        crypto=list(crypto),
     )
     return SessionDescription(
         username="-",
@@ -394,6 +415,8 @@ def negotiate_answer(
     address: str,
     port: int,
     session_id: int,
+    *,
+    crypto_answer: Callable[[list[str]], str | None] | None = None,
 ) -> tuple[SessionDescription, Codec, Codec | None]:
     """Answer an offer (RFC 3264 §6): accept the first usable audio stream, reject the rest.
 
@@ -401,20 +424,33 @@ def negotiate_answer(
     (matched by name and clock rate); telephone-event at the same clock rate is added when both
     sides list it. Both keep the offerer's payload type numbers, as §6.1 recommends, and carry
     our own fmtp. Returns the answer, the audio codec and the telephone-event codec or None.
+
+    RTP/SAVP(F) streams (SDES, RFC 4568 §5.1.2) are candidates only with `crypto_answer`: it is
+    called with the stream's offered a=crypto values once its codec matched, and returns our
+    a=crypto value, which the answer carries, or None to pass over the stream.
     """
     chosen_index = None
     audio: Codec | None = None
     events: Codec | None = None
+    our_crypto: str | None = None
     for index, offered_media in enumerate(offer.media):
+        secure = offered_media.protocol in _SRTP_PROTOCOLS
         if (
             offered_media.media != "audio"
             or offered_media.port == 0
-            or offered_media.protocol not in _RTP_PROTOCOLS
+            or not (
+                offered_media.protocol in _RTP_PROTOCOLS or (secure and crypto_answer is not None)
+            )
         ):
             continue
         audio = _first_common(offered_media.codecs, supported, exclude_auxiliary=True)
         if audio is None:
             continue
+        if secure:
+            our_crypto = crypto_answer(offered_media.crypto)
+            if our_crypto is None:
+                audio = None
+                continue
         chosen_index = index
         events = _first_common(
             [
@@ -427,7 +463,7 @@ def negotiate_answer(
         )
         break
     if chosen_index is None or audio is None:
-        raise SdpNegotiationError("no audio stream with a codec we support")
+        raise SdpNegotiationError("no audio stream with a codec (and crypto suite) we support")
 
     answer_media = []
     for index, offered_media in enumerate(offer.media):
@@ -453,6 +489,7 @@ def negotiate_answer(
                 codecs=codecs,
                 direction=_MIRRORED[offered_media.direction],
                 ptime=20,
+                crypto=[] if our_crypto is None else [our_crypto],
             )
         )
     answer = SessionDescription(

@@ -147,8 +147,8 @@ async def test_empty_audio_returns_at_once_without_touching_the_leg():
 
 async def test_bad_arguments_are_refused_before_playing():
     tone = sine(440, 0.1)
-    with pytest.raises(ValueError, match="PCMU or PCMA"):
-        await play(FakeLeg("opus"), tone)
+    with pytest.raises(ValueError, match="PCMU, PCMA, G722 or OPUS"):
+        await play(FakeLeg("GSM"), tone)
     with pytest.raises(ValueError, match="loop"):
         await play(FakeLeg(), tone, loop=-1)
     with pytest.raises(ValueError, match="mono"):

@@ -17,6 +17,7 @@ from media.sdp import (
     negotiate_answer,
     remote_rtp_address,
 )
+from media.srtp import CryptoAttribute, SdesAnswerer
 
 
 def crlf(text: str) -> bytes:
@@ -520,7 +521,8 @@ value = (
     .filter(bool)
 )
 address = st.sampled_from(["192.0.2.1", "10.0.0.254", "2001:db8::1", "::1", "pbx.example.com"])
-modelled = {"rtpmap", "fmtp", "ptime", "rtcp", "sendrecv", "sendonly", "recvonly", "inactive"}
+modelled = {"rtpmap", "fmtp", "ptime", "rtcp", "crypto"}
+modelled |= {"sendrecv", "sendonly", "recvonly", "inactive"}
 attribute = st.tuples(token.filter(lambda name: name not in modelled), st.none() | value)
 
 
@@ -548,6 +550,7 @@ def media_descriptions(draw):
         ptime=draw(st.none() | st.integers(1, 200)),
         rtcp_port=draw(st.none() | st.integers(0, 65535)),
         attributes=draw(st.lists(attribute, max_size=3)),
+        crypto=draw(st.lists(value, max_size=2)),
         port_count=draw(st.none() | st.integers(1, 4)),
         # Serialisation writes i= before b= and k=, as RFC 8866 orders them.
         lines=sorted(
@@ -625,3 +628,131 @@ def test_sdp_shaped_garbage_raises_only_parse_error(lines, valid_head):
 def test_real_offers_reparse_to_the_same_description(text):
     sdp = SessionDescription.parse(text)
     assert SessionDescription.parse(sdp.serialize()) == sdp
+
+
+# --- SRTP with SDES keys (RFC 4568) ---
+
+# Linphone's SDES offer: three suites, in its order of preference.
+SAVP_OFFER = crlf(
+    """v=0
+o=bob 1 1 IN IP4 192.0.2.7
+s=Talk
+c=IN IP4 192.0.2.7
+t=0 0
+m=audio 7078 RTP/SAVP 0 8 101
+a=rtpmap:101 telephone-event/8000
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz
+a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj
+a=crypto:3 F8_128_HMAC_SHA1_80 inline:MTIzNDU2Nzg5QUJDREUwMTIzNDU2Nzg5QUJjZGVm
+"""
+)
+
+
+def test_crypto_lines_are_parsed_in_order_and_written_back():
+    sdp = SessionDescription.parse(SAVP_OFFER)
+    media = sdp.media[0]
+    assert media.protocol == "RTP/SAVP"
+    assert [line.split()[:2] for line in media.crypto] == [
+        ["1", "AES_CM_128_HMAC_SHA1_80"],
+        ["2", "AES_CM_128_HMAC_SHA1_32"],
+        ["3", "F8_128_HMAC_SHA1_80"],
+    ]
+    assert media.attributes == []
+    text = sdp.serialize()
+    assert b"a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ" in text
+    assert SessionDescription.parse(text) == sdp
+
+
+def test_savp_offer_gets_a_savp_answer_with_our_crypto_line():
+    seen = []
+
+    def hook(offered):
+        seen.append(offered)
+        return "1 AES_CM_128_HMAC_SHA1_80 inline:" + "B" * 40
+
+    offer = SessionDescription.parse(SAVP_OFFER)
+    answer, audio, events = negotiate_answer(
+        offer, SUPPORTED, "203.0.113.5", 20000, 42, crypto_answer=hook
+    )
+    assert (audio, events) == (PCMU, TELEPHONE_EVENT)
+    assert seen == [offer.media[0].crypto]
+    assert answer.serialize() == crlf(
+        """v=0
+o=- 42 42 IN IP4 203.0.113.5
+s=callswitch
+c=IN IP4 203.0.113.5
+t=0 0
+m=audio 20000 RTP/SAVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16
+a=ptime:20
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB
+a=sendrecv
+"""
+    )
+
+
+def test_savp_answer_through_the_sdes_answerer():
+    answerer = SdesAnswerer()
+    offer = SessionDescription.parse(SAVP_OFFER)
+    answer, _, _ = negotiate_answer(offer, SUPPORTED, "203.0.113.5", 1, 1, crypto_answer=answerer)
+    (line,) = answer.media[0].crypto
+    ours = CryptoAttribute.parse(line)
+    assert (ours.tag, ours.suite) == (1, "AES_CM_128_HMAC_SHA1_80")
+    assert ours == answerer.ours and ours.key != answerer.theirs.key
+    assert answerer.theirs == CryptoAttribute.parse(offer.media[0].crypto[0])
+
+
+def test_savp_without_a_suite_we_support_is_488():
+    only_256 = SAVP_OFFER.replace(b"a=crypto:1", b"a=x-crypto:1").replace(b"a=crypto:2", b"a=x:2")
+    offer = SessionDescription.parse(only_256)
+    with pytest.raises(SdpNegotiationError):
+        negotiate_answer(offer, SUPPORTED, "192.0.2.1", 1, 1, crypto_answer=SdesAnswerer())
+    with pytest.raises(SdpNegotiationError):  # no hook: SAVP is not answerable at all
+        negotiate_answer(SessionDescription.parse(SAVP_OFFER), SUPPORTED, "192.0.2.1", 1, 1)
+
+
+def test_crypto_hook_is_asked_only_once_a_codec_matched_and_may_pass():
+    offer = SessionDescription.parse(
+        SIPP_OFFER.split(b"m=")[0]
+        + crlf(
+            """m=audio 5000 RTP/SAVP 18
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA
+m=audio 6000 RTP/SAVP 8
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:BBBB
+m=audio 7000 RTP/AVP 0
+"""
+        )
+    )
+    asked = []
+
+    def decline(offered):
+        asked.append(offered)
+        return None
+
+    answer, audio, _ = negotiate_answer(
+        offer, SUPPORTED, "192.0.2.1", 1000, 1, crypto_answer=decline
+    )
+    assert asked == [["1 AES_CM_128_HMAC_SHA1_80 inline:BBBB"]]  # G.729 never got that far
+    assert audio == PCMU
+    assert [(m.port, m.protocol, m.crypto) for m in answer.media] == [
+        (0, "RTP/SAVP", []),
+        (0, "RTP/SAVP", []),
+        (1000, "RTP/AVP", []),
+    ]
+
+
+def test_build_offer_with_srtp():
+    line = "1 AES_CM_128_HMAC_SHA1_80 inline:" + "C" * 40
+    offer = build_offer(
+        "192.0.2.1", 20000, [PCMU], session_id=5, protocol="RTP/SAVP", crypto=[line]
+    )
+    text = offer.serialize()
+    assert b"m=audio 20000 RTP/SAVP 0\r\n" in text
+    assert text.endswith(f"a=ptime:20\r\na=crypto:{line}\r\na=sendrecv\r\n".encode())
+    assert SessionDescription.parse(text) == offer
+    answer, _, _ = negotiate_answer(
+        offer, [PCMU], "192.0.2.2", 3000, 6, crypto_answer=lambda offered: offered[0]
+    )
+    assert answer.media[0].protocol == "RTP/SAVP" and answer.media[0].crypto == [line]
