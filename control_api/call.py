@@ -9,9 +9,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from control_api.media_update import attach_media_updates
 from media.clock import MediaClock
 from media.ports import PortPool, PortsExhausted
 from media.sdp import (
+    G722,
+    OPUS,
     PCMA,
     PCMU,
     TELEPHONE_EVENT,
@@ -23,6 +26,7 @@ from media.sdp import (
     remote_rtp_address,
 )
 from media.session import RtpSession
+from media.srtp import SdesAnswerer
 from sip.invite import EndReason, InviteSession
 from sip.ua import UserAgent
 
@@ -30,7 +34,9 @@ __all__ = ["Call", "CallManager", "MediaSettings", "new_call_sid"]
 
 log = logging.getLogger("callswitch.calls")
 
-VOICE_CODECS = [PCMU, PCMA]
+# G.711 first: a PCMU trunk bridged to a PCMU phone is relayed untouched. The
+# offerer's order decides among these (RFC 3264 §6.1).
+VOICE_CODECS = [PCMU, PCMA, G722, OPUS]
 SUPPORTED_CODECS = [*VOICE_CODECS, TELEPHONE_EVENT]
 
 App = Callable[["Call"], Awaitable[None]]
@@ -125,6 +131,7 @@ class Call:
             return False
         self.answer_time = time.time()
         session.on_dtmf = lambda digit: leg.on_dtmf(digit)  # SIP INFO joins RFC 4733
+        attach_media_updates(session, leg, media.public_address, SUPPORTED_CODECS)  # re-INVITEs
         leg.start()
         self.log("call.answered", codec=leg.codec)
         for callback in self.on_answered:
@@ -134,13 +141,21 @@ class Call:
     def _answer_offer(self, offer: SessionDescription, leg: RtpSession) -> bool:
         """The usual case: the INVITE offered, our 200 OK answers (RFC 3264 §6)."""
         session, media = self.session, self.media
+        sdes = SdesAnswerer()  # an RTP/SAVP offer gets SRTP with SDES keys (RFC 4568)
         try:
             answer, codec, dtmf = negotiate_answer(
-                offer, SUPPORTED_CODECS, media.public_address, leg.port, leg.ssrc
+                offer,
+                SUPPORTED_CODECS,
+                media.public_address,
+                leg.port,
+                leg.ssrc,
+                crypto_answer=sdes,
             )
         except SdpNegotiationError:
             session.reject(488)
             return False
+        if sdes.ours is not None:
+            leg.use_srtp(sdes.context())
         audio = next(m for m in offer.media if m.media == "audio" and m.port)
         leg.configure(codec, remote_rtp_address(offer, audio), dtmf=dtmf, ptime=audio.ptime or 20)
         session.ring()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from control_api.call import SUPPORTED_CODECS, VOICE_CODECS, MediaSettings, new_call_sid
+from control_api.media_update import attach_media_updates
 from media.ports import PortsExhausted
 from media.sdp import (
     TELEPHONE_EVENT,
@@ -225,6 +226,7 @@ class OutboundCall:
             return False
         self.answer_time = time.time()
         self.sip_status = 200
+        attach_media_updates(self.session, self.leg, self.media.public_address, SUPPORTED_CODECS)
         self.leg.start()
         self.log("call.answered", codec=self.leg.codec)
         for callback in self.on_answered:

@@ -39,6 +39,7 @@ from media.rtcp import (
 )
 from media.rtp import RTP_HEADER, is_rtcp, write_header
 from media.sdp import Codec
+from media.srtp import SrtpContext, SrtpError
 
 __all__ = ["RtpSession"]
 
@@ -78,6 +79,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self.codec = "PCMU"
         self._payload_type = 0
         self._dtmf_payload_type = -1
+        self._dtmf_clock_rate = 8000
         self.sample_rate = 8000
         self._samples = 160
         self.remote: tuple[str, int] | None = None
@@ -102,6 +104,10 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._talking = False
         self._dtmf_timestamp = 0
         self.source: Callable[[], bytes | None] | None = None
+        # On hold (RFC 3264 §8.4: the peer said sendonly/inactive): send nothing, keep receiving.
+        self.hold = False
+        # Called after a mid-call offer changed the codec, so a bridge can re-plan itself.
+        self.on_reconfigured: Callable[[], None] = _no_reconfiguration
         # Bridging: packets of our codec go straight to another session, unbuffered.
         self._relay: RtpSession | None = None
         self._relay_offsets: tuple[int, int, int] | None = None  # source SSRC, seq, ts deltas
@@ -109,6 +115,9 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self.octets_sent = 0
         self._ticks_to_rtcp = RTCP_INTERVAL_TICKS
         self.cname = f"callswitch-{os.getpid()}-{self.ssrc:08x}".encode()
+        # RTP leaves through _sendto: the transport's own sendto, or SRTP's protecting one.
+        self._sendto: Callable[[bytes, tuple[str, int]], None] | None = None
+        self._srtp: SrtpContext | None = None
 
     @classmethod
     async def bind(cls, host: str, pool: PortPool, clock: MediaClock, **kwargs) -> RtpSession:
@@ -131,6 +140,8 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
 
     def connection_made(self, transport) -> None:
         self._rtp = transport
+        if self._srtp is None:
+            self._sendto = transport.sendto
 
     def error_received(self, exc) -> None:
         pass  # ICMP unreachable while the peer is not listening yet
@@ -150,6 +161,8 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self.sample_rate = codec.clock_rate
         self._samples = codec.clock_rate * ptime // 1000
         self._dtmf_payload_type = dtmf.payload_type if dtmf else -1
+        # Event durations count in telephone-event's own rtpmap clock (48000 beside Opus).
+        self._dtmf_clock_rate = dtmf.clock_rate if dtmf else codec.clock_rate
         self.remote = remote
         self.remote_rtcp = remote_rtcp or (remote[0], remote[1] + 1)
         # Latch onto the source of the peer's RTP only when its SDP address is not the
@@ -159,6 +172,37 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
     def start(self) -> None:
         if self._tick_token is None and not self.closed:
             self._tick_token = self._clock.subscribe(self._tick)
+
+    def use_srtp(self, context: SrtpContext) -> None:
+        """Send SRTP/SRTCP and accept only SRTP/SRTCP (RFC 3711 §3.3, §3.4); call before start().
+
+        The plain receive and send paths stay as they are: the protecting ones are swapped in
+        for them on this instance, so a session without SRTP pays nothing for it.
+        """
+        self._srtp = context
+        self._sendto = self._sendto_protected
+        self.datagram_received = self._srtp_datagram_received
+
+    def _sendto_protected(self, packet: bytearray, address: tuple[str, int]) -> None:
+        try:
+            protected = self._srtp.protect(bytes(packet))
+        except SrtpError:
+            return  # libsrtp refuses to reuse a sequence number (a relayed duplicate): drop it
+        self._rtp.sendto(protected, address)
+
+    def _srtp_datagram_received(self, data: bytes, addr) -> None:
+        if len(data) < 12 or data[0] & 0xC0 != 0x80:
+            self.bad_packets += 1
+            return
+        if is_rtcp(data):  # RFC 5761 rtcp-mux: SRTCP keeps its first 8 octets in the clear
+            self._rtcp_received(data, addr)
+            return
+        try:
+            plain = self._srtp.unprotect(data)
+        except SrtpError:
+            self.bad_packets += 1  # forged, replayed or not ours (RFC 3711 §3.3 steps 5, 6)
+            return
+        RtpSession.datagram_received(self, plain, addr)
 
     # -- receiving (hot path: no logging, no objects beyond the payload slice)
 
@@ -196,11 +240,20 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             if relay is None:
                 self._jitter.push(sequence, timestamp, data[offset:end])
             else:
-                relay.relay_packet(relay._payload_type, second & 0x80, ssrc, sequence, timestamp, data[offset:end])
+                relay.relay_packet(
+                    relay._payload_type, second & 0x80, ssrc, sequence, timestamp, data[offset:end]
+                )
         elif payload_type == self._dtmf_payload_type:
             relay = self._relay
             if relay is not None and relay._dtmf_payload_type >= 0:
-                relay.relay_packet(relay._dtmf_payload_type, second & 0x80, ssrc, sequence, timestamp, data[offset:end])
+                relay.relay_packet(
+                    relay._dtmf_payload_type,
+                    second & 0x80,
+                    ssrc,
+                    sequence,
+                    timestamp,
+                    data[offset:end],
+                )
             digit = self._dtmf_in.feed(bool(second & 0x80), timestamp, data[offset:end])
             if digit is not None:
                 self.on_dtmf(digit)
@@ -231,7 +284,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         """Send a packet another session received, as our own stream (RFC 3550 §7.2 style
         translation: our SSRC, its sequence and timestamp shifted into our spaces so the
         far end sees one continuous stream, gaps and all)."""
-        if self.remote is None or self._rtp is None:
+        if self.remote is None or self._rtp is None or self.hold:
             return
         offsets = self._relay_offsets
         if offsets is None or offsets[0] != ssrc:
@@ -247,7 +300,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             buffer, payload_type, marker, sequence, (timestamp + offsets[2]) & 0xFFFFFFFF, self.ssrc
         )
         buffer[12:] = payload
-        self._rtp.sendto(buffer, self.remote)
+        self._sendto(buffer, self.remote)
         self.packets_sent += 1
         self.octets_sent += len(payload)
 
@@ -266,14 +319,14 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         """RFC 4733 events, sent in place of audio on the next ticks."""
         if self._dtmf_payload_type < 0:
             raise ValueError("the peer did not negotiate telephone-event")
-        self._dtmf_out.extend(dtmf_packets(digit, duration_ms, clock_rate=self.sample_rate))
+        self._dtmf_out.extend(dtmf_packets(digit, duration_ms, clock_rate=self._dtmf_clock_rate))
 
     def _tick(self) -> None:
         item = self._jitter.pop()
         if item is not None:
             self.on_frame(Frame(self.codec, item[1], item[0], self._samples))
         self._timestamp = (self._timestamp + self._samples) & 0xFFFFFFFF
-        if self.remote is not None and self._rtp is not None:
+        if self.remote is not None and self._rtp is not None and not self.hold:
             if self._dtmf_out:
                 self._send_dtmf_packet()
             else:
@@ -287,6 +340,13 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
                     self._talking = True
                 else:
                     self._talking = False  # the next packet starts a talkspurt: marker
+        elif self.hold:  # audio played while on hold is skipped, not saved for later
+            if self._queue:
+                self._queue.popleft()
+            elif self.source is not None:
+                self.source()
+            self._dtmf_out.clear()
+            self._talking = False
         self._ticks_to_rtcp -= 1
         if self._ticks_to_rtcp <= 0:
             self._ticks_to_rtcp = RTCP_INTERVAL_TICKS
@@ -306,7 +366,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._sequence = (self._sequence + 1) & 0xFFFF
         write_header(buffer, payload_type, marker, self._sequence, timestamp, self.ssrc)
         buffer[12:] = payload
-        self._rtp.sendto(buffer, self.remote)
+        self._sendto(buffer, self.remote)
         self.packets_sent += 1
         self.octets_sent += len(payload)
 
@@ -315,7 +375,12 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
     def _send_rtcp(self) -> None:
         if self._rtcp is None or self.remote_rtcp is None:
             return
-        self._rtcp.sendto(serialize_compound(self._report_packets()), self.remote_rtcp)
+        with contextlib.suppress(SrtpError):
+            self._rtcp.sendto(self._rtcp_packet(), self.remote_rtcp)
+
+    def _rtcp_packet(self, bye: bool = False) -> bytes:
+        packet = serialize_compound(self._report_packets(bye))
+        return packet if self._srtp is None else self._srtp.protect_rtcp(packet)
 
     def _report_packets(self, bye: bool = False) -> list:
         blocks = []
@@ -339,6 +404,12 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         return packets
 
     def _rtcp_received(self, data: bytes, addr) -> None:
+        if self._srtp is not None:
+            try:
+                data = self._srtp.unprotect_rtcp(bytes(data))
+            except SrtpError:
+                self.bad_packets += 1
+                return
         try:
             packets = parse_compound(data)
         except RtcpParseError:
@@ -360,16 +431,18 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             self._clock.unsubscribe(self._tick_token)
             self._tick_token = None
         if self._rtcp is not None and self.remote_rtcp is not None and not self.closed:
-            with contextlib.suppress(OSError, ValueError):
-                self._rtcp.sendto(
-                    serialize_compound(self._report_packets(bye=True)), self.remote_rtcp
-                )
+            with contextlib.suppress(OSError, ValueError, SrtpError):
+                self._rtcp.sendto(self._rtcp_packet(bye=True), self.remote_rtcp)
         for transport in (self._rtp, self._rtcp):
             if transport is not None:
                 transport.close()
         self._rtp = self._rtcp = None
         self._pool.release(self.port)
         Leg.close(self)
+
+
+def _no_reconfiguration() -> None:
+    pass
 
 
 def _is_private_or_unspecified(host: str) -> bool:

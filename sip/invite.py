@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from sip.dialog import Dialog
 from sip.message import Request, Response, generate_tag, make_response
+from sip.midcall import MidCall
 
 if TYPE_CHECKING:
     from sip.transaction import ServerInviteTransaction
@@ -40,14 +41,17 @@ class EndReason(enum.Enum):
     REJECTED = "rejected"
     ACK_TIMEOUT = "ack-timeout"
     SHUTDOWN = "shutdown"
+    SESSION_EXPIRED = "session-expired"  # RFC 4028 §10: no refresh came in time
 
 
 def _noop(*args) -> None:
     pass
 
 
-class InviteSession:
-    """One incoming INVITE and the dialog it creates."""
+class InviteSession(MidCall):
+    """One incoming INVITE and the dialog it creates (mid-call: sip/midcall.py)."""
+
+    _role = "uas"
 
     def __init__(
         self, ua: UserAgent, request: Request, txn: ServerInviteTransaction, flow: Flow
@@ -67,6 +71,7 @@ class InviteSession:
         self.on_acked: Callable[[], None] = _noop
         self.on_terminated: Callable[[EndReason], None] = _noop
         self.on_dtmf: Callable[[str], None] = _noop  # SIP INFO application/dtmf-relay
+        self._init_midcall()  # on_offer, on_answer, on_refer, session timer
 
     # -- what the application does
 
@@ -134,6 +139,7 @@ class InviteSession:
             extra.append(("Contact", self.ua.contact_for(self.flow)))
         if status == 200:
             extra.append(("Allow", self.ua.allow))
+            extra.extend(self._session_timer_for_invite(self.request))  # RFC 4028 §9
         response = make_response(
             self.request,
             status,

@@ -22,6 +22,7 @@ from sip.message import (
     make_response,
     parse_message,
 )
+from sip.session_timer import MIN_SE, Deadlines, negotiate_uas
 from sip.transaction import (
     ClientTransaction,
     ServerInviteTransaction,
@@ -41,8 +42,8 @@ RequestHandler = Callable[[Request, ServerTransaction, Flow], None]
 ResponseCallback = Callable[["Response | None"], None]
 
 # Option tags we implement (RFC 3261 §19.2); a Require of anything else gets 420.
-# None yet: reliable provisionals (100rel), session timers and Replaces come later.
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
+# Session timers (RFC 4028) only: reliable provisionals (100rel) and Replaces come later.
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({"timer"})
 # Methods we know but do not (yet) serve: 405 with Allow; anything else is 501.
 KNOWN_METHODS = frozenset(
     {"REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER", "PRACK", "UPDATE"}
@@ -77,10 +78,13 @@ class UserAgent:
         self._invite_clients: dict[tuple, OutgoingInvite] = {}  # our INVITE txn key → call
         self.parse_errors = 0
         self._ended: dict[DialogId, float] = {}  # dialog → until when a late BYE gets 200
+        # Session timers and REFER timeouts (sip/midcall.py), beside the transactions'.
+        self.deadlines = Deadlines(lambda: self.layer.wakeup)
 
     @property
     def allow(self) -> str:
-        return ", ".join(["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", *self.handlers])
+        methods = ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "REFER", "NOTIFY"]
+        return ", ".join([*methods, *(m for m in self.handlers if m not in methods)])
 
     # -- receiving
 
@@ -152,7 +156,7 @@ class UserAgent:
             self.handlers[method](request, txn, flow)
         elif to_tag:
             self._receive_in_dialog(request, txn)
-        elif method in ("BYE", "INFO"):
+        elif method in ("BYE", "INFO", "UPDATE", "NOTIFY"):  # only meaningful in a dialog
             self._respond(txn, request, 481)
         elif method in KNOWN_METHODS:
             self._respond(txn, request, 405, headers=[("Allow", self.allow)])
@@ -173,6 +177,9 @@ class UserAgent:
         ]
         if unsupported:
             self._respond(txn, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
+            return
+        if negotiate_uas(request) == 422:  # RFC 4028 §9: below our Min-SE
+            self._respond(txn, request, 422, headers=[("Min-SE", str(MIN_SE))])
             return
         if request.body and request.content_type != "application/sdp":
             self._respond(txn, request, 415, headers=[("Accept", "application/sdp")])
@@ -217,8 +224,11 @@ class UserAgent:
         session = self.sessions.get((request.call_id, request.to_tag or "", request.from_tag or ""))
         if session is None:
             return  # RFC 3261 §17.2.3: an ACK nobody wants is dropped
-        session.txn.ack_received(now)
-        session._acked(request)
+        if session._ack_in_dialog(request, now):
+            return  # the ACK of a re-INVITE's 2xx
+        if isinstance(session, InviteSession):
+            session.txn.ack_received(now)
+            session._acked(request)
 
     def _receive_in_dialog(self, request: Request, txn: ServerTransaction) -> None:
         dialog_id = (request.call_id, request.to_tag or "", request.from_tag or "")
@@ -237,39 +247,22 @@ class UserAgent:
             self._respond(txn, request, 200)
             session._bye_received()
         elif method == "INVITE":
-            self._receive_reinvite(session, request, txn)
+            session._receive_reinvite(request, txn)  # RFC 3264 §8 (sip/midcall.py)
+        elif method == "UPDATE":
+            session._receive_update(request, txn)  # RFC 3311, RFC 4028 refreshes
+        elif method == "REFER":
+            session._receive_refer(request, txn)  # RFC 3515
+        elif method == "NOTIFY":
+            session._receive_notify(request, txn)  # RFC 3515 §2.4.7
         elif method == "INFO":
             self._respond(txn, request, 200)
             digit = _dtmf_relay_digit(request)
             if digit:
                 session.on_dtmf(digit)
-        elif method == "UPDATE" and not request.body:
-            self._respond(txn, request, 200)  # a session-timer refresh (RFC 4028)
         elif method in KNOWN_METHODS:
             self._respond(txn, request, 405, headers=[("Allow", self.allow)])
         else:
             self._respond(txn, request, 501)
-
-    def _receive_reinvite(
-        self, session: InviteSession, request: Request, txn: ServerTransaction
-    ) -> None:
-        """A re-INVITE keeps our media as it is: we answer with our current SDP
-        (RFC 3264 §8: an unchanged session description), which covers session
-        refreshes and a peer putting us on hold."""
-        assert isinstance(txn, ServerInviteTransaction)
-        if request.body and request.content_type != "application/sdp":
-            self._respond(txn, request, 415, headers=[("Accept", "application/sdp")])
-            return
-        sdp = session.local_sdp or b""
-        response = make_response(
-            request,
-            200,
-            to_tag=session.local_tag,
-            body=sdp,
-            content_type="application/sdp" if sdp else None,
-            headers=[("Contact", self.contact_for(session.flow))],
-        )
-        txn.send_response(response, self.clock())
 
     def _receive_response(self, response: Response, now: float) -> None:
         if not self.layer.receive_response(response, now):
@@ -294,6 +287,10 @@ class UserAgent:
             session = self._by_invite.pop(txn.key, None)
             if session is not None:
                 session._ack_timeout()
+                return
+            for session in self.sessions.values():  # a re-INVITE's 2xx never ACKed
+                if session._reinvite_txn is txn:
+                    session._reinvite_txn = None
             return
         outgoing = self._invite_clients.pop(txn.key, None)
         if outgoing is not None:
@@ -327,6 +324,7 @@ class UserAgent:
         body: bytes = b"",
         content_type: str | None = None,
         callback: ResponseCallback | None = None,
+        headers: list[tuple[str, str]] | None = None,
     ) -> ClientTransaction | None:
         """Send a request within ``dialog`` in a new client transaction."""
         flow = self._dialog_flow(dialog)
@@ -335,7 +333,7 @@ class UserAgent:
             if callback is not None:
                 callback(None)
             return None
-        request = dialog.create_request(method, body, content_type)
+        request = dialog.create_request(method, body, content_type, headers)
         request.headers.prepend("Via", self._via(flow))
         txn = self.layer.start_client(request, flow, flow.reliable, self.clock())
         if callback is not None:
@@ -430,6 +428,7 @@ class UserAgent:
         dialog = session.dialog
         if dialog is not None and self.sessions.pop(dialog.id, None) is not None:
             self._ended[dialog.id] = self.clock() + 2 * self.layer.timers.timeout
+        session._stop_midcall()  # session timer, REFER subscriptions
         if isinstance(session, InviteSession):
             self._by_invite.pop(session.txn.key, None)
         else:
@@ -465,10 +464,12 @@ class UserAgent:
     # -- time
 
     def next_deadline(self) -> float | None:
-        return self.layer.next_deadline()
+        deadlines = [self.layer.next_deadline(), self.deadlines.next_deadline()]
+        return min((d for d in deadlines if d is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
         self.layer.handle_timer(now)
+        self.deadlines.run_due(now)
 
 
 def _dtmf_relay_digit(request: Request) -> str | None:

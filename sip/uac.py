@@ -20,6 +20,7 @@ from sip.errors import SipParseError
 from sip.headers import NameAddress
 from sip.invite import EndReason
 from sip.message import Headers, Request, Response, generate_call_id, generate_tag
+from sip.midcall import MidCall
 from sip.transaction import make_cancel
 
 if TYPE_CHECKING:
@@ -51,12 +52,15 @@ def _noop(*args) -> None:
     pass
 
 
-class OutgoingInvite:
+class OutgoingInvite(MidCall):
     """One INVITE we send and the dialog it sets up.
 
     ``target`` is the Request-URI; ``flow`` the transport flow to send it on
     (a trunk's proxy, a registered phone's connection, or the target's host).
+    Mid-call offers, session timers and REFER come from sip/midcall.py.
     """
+
+    _role = "uac"
 
     def __init__(
         self,
@@ -99,6 +103,7 @@ class OutgoingInvite:
         self.on_failed: Callable[[int, str], None] = _noop  # final ≥300, 408 on timeout
         self.on_terminated: Callable[[EndReason], None] = _noop  # after answer: BYE
         self.on_dtmf: Callable[[str], None] = _noop
+        self._init_midcall()  # on_offer, on_answer, on_refer, session timer
 
     # -- what the application does
 
@@ -137,6 +142,7 @@ class OutgoingInvite:
         h.add("CSeq", f"{self._cseq} INVITE")
         h.add("Contact", self.ua.contact_for(self.flow))
         h.add("Allow", self.ua.allow)
+        h.add("Supported", "timer")  # RFC 4028 §7.1
         h.add("User-Agent", self.ua.name)
         for name, value in [*auth_headers, *self.extra_headers]:
             h.add(name, value)
@@ -209,6 +215,7 @@ class OutgoingInvite:
         if sdp is not None:
             self.remote_sdp = sdp
         self.final_status = response.status
+        self._session_timer_from_2xx(response)  # RFC 4028 §7.2
         log.info("sip.answered_by_callee", extra={"call_id": self.call_id})
         self.on_answered(self.remote_sdp)
 

@@ -25,6 +25,7 @@ from control_api.dialer import DialError
 from control_api.outbound_call import OutboundCall, failure_status
 from control_api.twiml.verbs import Client, Conference, Dial, Number, Sip
 from control_api.voice.recording import CallRecording
+from control_api.voice.transfer import TransferWatch, blind_transfer
 from media.bridge import Bridge
 from media.player import play, send_digits
 
@@ -168,30 +169,60 @@ async def ring_first(parent, verb: Dial, calls: Sequence[OutboundCall]) -> Outbo
 
 
 async def _bridge(runner, parent, child: OutboundCall, verb: Dial) -> DialOutcome:
+    """Bridge until a party hangs up, ``timeLimit`` or ``*``; a REFER from either
+    party re-bridges the other one to the transfer target (transfer.py)."""
     recorder = runner.services.voice.dial_recorder(runner, child, verb)
-    bridge = Bridge(parent.leg, child.leg, tap=recorder.tap if recorder else None)
-    star = asyncio.get_running_loop().create_future()
-    if verb.hangup_on_star:
-        bridge.on_dtmf = lambda side, digit: (
-            side == 0 and digit == "*" and not star.done() and star.set_result(True)
-        )
-    bridge.start()
-    parent.log("dial.bridged", child=child.sid, mode=bridge.mode)
-    waits = [
-        asyncio.ensure_future(parent.ended.wait()),
-        asyncio.ensure_future(child.ended.wait()),
-        star,
-    ]
+    loop = asyncio.get_running_loop()
+    star = loop.create_future()
+    deadline = loop.time() + verb.time_limit if verb.time_limit else None
+    transfers = TransferWatch()
+    transfers.watch(parent)
+    transfers.watch(child)
+    a, b = parent, child
+    placed: list[OutboundCall] = []  # the calls transfers placed
     try:
-        await asyncio.wait(waits, timeout=verb.time_limit, return_when=asyncio.FIRST_COMPLETED)
+        while not (a.ended.is_set() or b.ended.is_set() or star.done()):
+            bridge = Bridge(a.leg, b.leg, tap=recorder.tap if recorder else None)
+            if verb.hangup_on_star and a is parent:
+                bridge.on_dtmf = lambda side, digit: (
+                    side == 0 and digit == "*" and not star.done() and star.set_result(True)
+                )
+            bridge.start()
+            parent.log("dial.bridged", child=b.sid, mode=bridge.mode)
+            transfer = asyncio.ensure_future(transfers.requests.get())
+            waits = [
+                asyncio.ensure_future(a.ended.wait()),
+                asyncio.ensure_future(b.ended.wait()),
+                transfer,
+            ]
+            timeout = None if deadline is None else max(0.0, deadline - loop.time())
+            request = None
+            try:
+                await asyncio.wait(
+                    [*waits, star], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if transfer.done():
+                    request = transfer.result()
+            finally:
+                for waiter in waits:
+                    waiter.cancel()
+                bridge.stop()
+            if request is None:
+                break  # a hang-up, the time limit or the star key
+            other = b if request.referrer is a else a
+            new = await blind_transfer(runner, verb, request, other)
+            transfers.busy = False
+            if new is not None:
+                placed.append(new)
+                transfers.watch(new)
+                a, b = other, new
     finally:
-        for waiter in waits:
-            waiter.cancel()
-        bridge.stop()
-        if not child.ended.is_set():
-            child.hangup()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(child.ended.wait(), CANCEL_GRACE_S)
+        transfers.close()
+        for call in [child, *placed]:
+            if call is not parent and not call.ended.is_set():
+                call.hangup()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(call.ended.wait(), CANCEL_GRACE_S)
         if recorder is not None:
             await recorder.finish()
     return DialOutcome("completed", child, True, recorder)

@@ -26,11 +26,13 @@ from control_api.twiml.verbs import (
     Play,
     Record,
     Redirect,
+    Refer,
     Reject,
     Say,
 )
 from control_api.voice.dial import dial
 from control_api.voice.record import record
+from control_api.voice.refer import refer_call
 from control_api.webhooks import WebhookError
 from media.player import play, send_digits
 
@@ -211,6 +213,8 @@ class TwimlRunner:
                 await self._dial(verb, document_url)
             elif isinstance(verb, Record):
                 await self._record(verb, document_url)
+            elif isinstance(verb, Refer):
+                await self._refer(verb, document_url)
             elif isinstance(verb, Redirect):
                 _follow(Document(_resolve(document_url, verb.url), verb.method))
             else:
@@ -233,6 +237,21 @@ class TwimlRunner:
             )
         if outcome.bridged and self.call.ended.is_set():
             return
+
+    async def _refer(self, verb: Refer, document_url: str | None) -> None:
+        """``<Refer>``: transfer the caller; on success our side hangs up (refer.py)."""
+        outcome = await refer_call(self.call, verb.sip.uri)
+        self.call.log("refer.finished", status=outcome.status, code=outcome.refer_code)
+        action = _resolve(document_url, verb.action) if verb.action else None
+        if outcome.status == "completed":
+            if not self.call.ended.is_set():
+                self.call.hangup()
+            if action:  # requested, its TwiML ignored: the call is gone
+                params = self.params() + outcome.params()
+                self._background(self.services.fetch_twiml(action, verb.method, params))
+            return
+        if action and not self.call.ended.is_set():
+            _follow(Document(action, verb.method, extra=outcome.params()))
 
     async def _record(self, verb: Record, document_url: str | None) -> None:
         recording, key = await record(self, verb)

@@ -1,0 +1,121 @@
+"""Blind transfer of a ``<Dial>`` bridge by a phone (RFC 3515 REFER, RFC 5589 §6).
+
+Either party of a bridged call may send REFER. We accept it (202 and NOTIFY
+100), call the Refer-To target, and when it answers bridge the *other* party
+to it, NOTIFY the referrer 200 and let it hang up (we BYE it after 5 s if it
+does not). When the target fails, the referrer gets that status in a NOTIFY
+and the original bridge goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from control_api.dialer import DialError
+from sip.midcall import ReferHandle
+
+if TYPE_CHECKING:
+    from control_api.outbound_call import OutboundCall
+    from control_api.twiml.verbs import Dial
+    from control_api.voice.runner import TwimlRunner
+
+__all__ = ["TransferRequest", "TransferWatch", "blind_transfer"]
+
+log = logging.getLogger("callswitch.twiml")
+
+REFERRER_GRACE_S = 5.0  # the referrer BYEs itself after NOTIFY 200; else we do
+_releasing: set[asyncio.Task] = set()  # keeps the release tasks alive
+
+
+class TransferRequest:
+    def __init__(self, referrer, target: str, handle: ReferHandle) -> None:
+        self.referrer = referrer
+        self.target = target
+        self.handle = handle
+
+
+class TransferWatch:
+    """Turns REFERs from the watched calls into :class:`TransferRequest` values."""
+
+    def __init__(self) -> None:
+        self.requests: asyncio.Queue[TransferRequest] = asyncio.Queue()
+        self._watched: list = []
+        self.busy = False
+
+    def watch(self, call) -> None:
+        session = getattr(call, "session", None)
+        if session is None or not hasattr(session, "on_refer"):
+            return  # not a SIP leg: no REFER can come from it
+        self._watched.append(session)
+
+        def on_refer(target: str, referred_by: str | None) -> ReferHandle | None:
+            if self.busy or call.ended.is_set():
+                return None  # one transfer at a time: 603 for the rest
+            self.busy = True
+            handle = ReferHandle()
+            self.requests.put_nowait(TransferRequest(call, target, handle))
+            return handle
+
+        session.on_refer = on_refer
+
+    def close(self) -> None:
+        for session in self._watched:
+            session.on_refer = _decline  # back to declining REFERs
+        self._watched.clear()
+
+
+def _decline(target: str, referred_by: str | None) -> None:
+    return None
+
+
+async def blind_transfer(
+    runner: TwimlRunner, verb: Dial, request: TransferRequest, other
+) -> OutboundCall | None:
+    """Call the Refer-To target for ``other``; the answered call, or None."""
+    from control_api.voice.dial import ring_first  # dial.py imports this module
+
+    voice = runner.services.voice
+    handle = request.handle
+    try:
+        destinations = await voice.dialer.resolve(runner.account_sid, request.target)
+    except DialError as exc:
+        log.info("transfer.unroutable", extra={"target": request.target, "error": str(exc)})
+        handle.notify(404, "Not Found")
+        return None
+    calls = [voice.child_call(runner, destination, None, verb) for destination in destinations]
+    if not calls:
+        handle.notify(404, "Not Found")
+        return None
+    ringing = False
+
+    def on_ringing(call) -> None:
+        nonlocal ringing
+        if not ringing:
+            ringing = True
+            handle.notify(180, "Ringing")
+
+    for call in calls:
+        call.on_ringing.append(on_ringing)
+    winner = await ring_first(other, verb, calls)
+    if winner is None:
+        status = next((c.sip_status for c in calls if c.sip_status), None) or 480
+        handle.notify(status if status >= 300 else 480)
+        return None
+    handle.notify(200, "OK")
+    referrer = request.referrer
+    other.log("transfer.completed", target=request.target, new_call=winner.sid)
+    task = asyncio.ensure_future(_release(referrer))
+    _releasing.add(task)
+    task.add_done_callback(_releasing.discard)
+    return winner
+
+
+async def _release(referrer) -> None:
+    """The referrer should BYE after the final NOTIFY; if it does not, we do."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(referrer.ended.wait(), REFERRER_GRACE_S)
+    if not referrer.ended.is_set():
+        referrer.hangup()
