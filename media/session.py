@@ -104,6 +104,8 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._talking = False
         self._dtmf_timestamp = 0
         self.source: Callable[[], bytes | None] | None = None
+        # Listens to the call (a whole-call recording): 0 = what the peer sent, 1 = what we did.
+        self.tap: Callable[[int, Frame], None] | None = None
         # On hold (RFC 3264 §8.4: the peer said sendonly/inactive): send nothing, keep receiving.
         self.hold = False
         # Called after a mid-call offer changed the codec, so a bridge can re-plan itself.
@@ -323,8 +325,12 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
 
     def _tick(self) -> None:
         item = self._jitter.pop()
+        tap = self.tap
         if item is not None:
-            self.on_frame(Frame(self.codec, item[1], item[0], self._samples))
+            frame = Frame(self.codec, item[1], item[0], self._samples)
+            if tap is not None:
+                tap(0, frame)
+            self.on_frame(frame)
         self._timestamp = (self._timestamp + self._samples) & 0xFFFFFFFF
         if self.remote is not None and self._rtp is not None and not self.hold:
             if self._dtmf_out:
@@ -338,6 +344,8 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
                 if payload is not None:
                     self._send(self._payload_type, not self._talking, self._timestamp, payload)
                     self._talking = True
+                    if tap is not None:
+                        tap(1, Frame(self.codec, payload, self._timestamp, self._samples))
                 else:
                     self._talking = False  # the next packet starts a talkspurt: marker
         elif self.hold:  # audio played while on hold is skipped, not saved for later

@@ -21,6 +21,7 @@ from control_api.errors import ApiError
 from control_api.outbound_call import Destination, OutboundCall
 from control_api.twiml.verbs import Client, Dial, Number, Sip
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
+from control_api.voice.recording import CallRecording
 from control_api.voice.runner import Document
 from media.player import send_digits
 
@@ -129,6 +130,7 @@ async def _run_placed(voice, account_sid, token, new: NewCall, calls, lifecycle)
         call = winner
         voice.track(call, None, account_sid)
         lifecycle.answered()
+        recording = _record_call(voice, account_sid, call, new) if new.record else None
         if new.send_digits:
             await send_digits(call.leg, new.send_digits)
         runner = voice.runner_for(call, account_sid, token, lifecycle)
@@ -154,7 +156,12 @@ async def _run_placed(voice, account_sid, token, new: NewCall, calls, lifecycle)
             call.hangup()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(call.ended.wait(), 5.0)
-        lifecycle.finished("completed", call.duration)
+        extra = {}
+        if recording is not None:
+            call.leg.tap = None
+            await recording.finish()
+            extra = dict(recording.params())
+        lifecycle.finished("completed", call.duration, **extra)
         call.log("call.completed", status="completed", errors=len(runner.errors))
     finally:
         voice.untrack(call.sid)
@@ -162,6 +169,22 @@ async def _run_placed(voice, account_sid, token, new: NewCall, calls, lifecycle)
             if not each.ended.is_set():
                 each.hangup()
         await lifecycle.flush()
+
+
+def _record_call(voice, account_sid: str, call: OutboundCall, new: NewCall) -> CallRecording:
+    """``Record=true``: both directions of the whole call, mixed, from the answer on."""
+    recording = CallRecording(
+        voice,
+        account_sid=account_sid,
+        call_sid=call.sid,
+        source="OutboundAPI",
+        channels=2,
+        mix_to_mono=True,
+        status_callback=new.recording_status_callback,
+        clock=call.media.clock,
+    )
+    call.leg.tap = recording.tap
+    return recording
 
 
 def _once_ringing(lifecycle: CallLifecycle) -> None:

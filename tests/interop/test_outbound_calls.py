@@ -9,14 +9,18 @@ callee answers (its audio is checked where the carrier's SDP points).
 
 from __future__ import annotations
 
+import io
 import time
+import wave
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from .audio import dominant_frequency, level_dbfs, sine, ulaw_decode, ulaw_encode
+from .audio import dominant_frequency, level_dbfs, sine, tone_purity_db, ulaw_decode, ulaw_encode
 from .conftest import require
 from .harness import CallswitchServer, free_port
 from .media_checks import PCMU
@@ -83,6 +87,7 @@ def test_calls_create_reaches_a_carrier_that_demands_digest(tmp_path, app):
                 url=app.url("/answer"),
                 status_callback=app.url("/status"),
                 status_callback_event=["initiated", "ringing", "answered", "completed"],
+                record=True,
             )
             assert call.status == "queued" and call.direction == "outbound-api"
             result = carrier.wait(30)
@@ -94,6 +99,10 @@ def test_calls_create_reaches_a_carrier_that_demands_digest(tmp_path, app):
                 assert time.monotonic() < deadline, client.calls(call.sid).fetch().status
                 time.sleep(0.1)
             record = client.calls(call.sid).fetch()
+            [recording] = client.recordings.list(call_sid=call.sid)
+            wav = httpx.get(
+                f"http://127.0.0.1:{server.http_port}{recording.uri[: -len('.json')]}.wav"
+            ).content
         finally:
             problems = server.stop()
         assert not problems, problems
@@ -109,6 +118,15 @@ def test_calls_create_reaches_a_carrier_that_demands_digest(tmp_path, app):
         events = sorted((int(s.field("SequenceNumber")), s.field("CallStatus")) for s in statuses)
         assert events == [(0, "initiated"), (1, "ringing"), (2, "in-progress"), (3, "completed")]
         assert record.direction == "outbound-api" and int(record.duration) >= 2
+
+        # Record=true: the whole call, both sides mixed: our 440 Hz and the carrier's 1 kHz.
+        assert recording.source == "OutboundAPI" and recording.status == "completed"
+        [completed] = [s for s in statuses if s.field("CallStatus") == "completed"]
+        assert completed.field("RecordingSid") == recording.sid
+        with wave.open(io.BytesIO(wav)) as recorded:
+            mixed = np.frombuffer(recorded.readframes(recorded.getnframes()), dtype="<i2")
+        assert len(mixed) >= 2 * 8000
+        assert tone_purity_db(mixed, PLAY_HZ) > -10 and tone_purity_db(mixed, CARRIER_TONE_HZ) > -10
 
         # The carrier heard the <Play>: 440 Hz at a sane level.
         audio = ulaw_decode(b"".join(p.payload for p in sink.packets() if p.payload_type == PCMU))
