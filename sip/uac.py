@@ -92,6 +92,7 @@ class OutgoingInvite(MidCall):
         self.invite: Request | None = None
         self._txn: ClientTransaction | None = None
         self._cancel_wanted = False
+        self._cancelled = False  # the application gave up: a late 2xx gets ACK and BYE
         self.dialog: Dialog | None = None
         self.remote_sdp: bytes | None = None
         self._ack_bytes: bytes | None = None
@@ -112,6 +113,7 @@ class OutgoingInvite(MidCall):
 
     def cancel(self) -> None:
         """Stop ringing (RFC 3261 §9.1); a CANCEL waits for the first provisional."""
+        self._cancelled = True
         if self.state is OutgoingState.PROCEEDING:
             self._send_cancel()
         elif self.state is OutgoingState.CALLING:
@@ -205,7 +207,7 @@ class OutgoingInvite(MidCall):
         self._ack(dialog, response)
         if self.state is OutgoingState.TERMINATED:
             return
-        if self._cancel_wanted or self.final_status is not None:
+        if self._cancelled or self.final_status is not None:
             # We gave up but the callee answered first (the CANCEL crossed the 2xx).
             self.state = OutgoingState.CONFIRMED
             self.hangup(EndReason.CANCELLED)
