@@ -230,13 +230,17 @@ class TwimlRunner:
         outcome = await dial(self, verb)
         self.call.log("dial.finished", status=outcome.status, bridged=outcome.bridged)
         if verb.action:
-            if self.call.ended.is_set():
-                return  # nobody left to run the action's TwiML for
-            _follow(
-                Document(_resolve(document_url, verb.action), verb.method, extra=outcome.params())
-            )
-        if outcome.bridged and self.call.ended.is_set():
+            self._act(_resolve(document_url, verb.action), verb.method, outcome.params())
+
+    def _act(self, action: str | None, method: str, extra: list[tuple[str, str]]) -> None:
+        """Go on at a verb's ``action``; a caller who hung up still has it requested
+        (as Twilio does), and the TwiML it returns is ignored."""
+        if self.call.ended.is_set():
+            if action:
+                params = self.params() + extra
+                self._background(self.services.fetch_twiml(action, method, params))
             return
+        _follow(Document(action, method, extra=extra))
 
     async def _refer(self, verb: Refer, document_url: str | None) -> None:
         """``<Refer>``: transfer the caller; on success our side hangs up (refer.py)."""
@@ -256,15 +260,7 @@ class TwimlRunner:
     async def _record(self, verb: Record, document_url: str | None) -> None:
         recording, key = await record(self, verb)
         extra = [*recording.params(), ("Digits", key)]
-        action = _resolve(document_url, verb.action)
-        if self.call.ended.is_set():
-            # Twilio still requests the action of a recording the caller hung up on,
-            # and ignores the TwiML it returns.
-            if action:
-                params = self.params() + extra
-                self._background(self.services.fetch_twiml(action, verb.method, params))
-            return
-        _follow(Document(action, verb.method, extra=extra))
+        self._act(_resolve(document_url, verb.action), verb.method, extra)
 
     def _background(self, coroutine) -> None:
         task = asyncio.ensure_future(coroutine)
