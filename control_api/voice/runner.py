@@ -246,16 +246,10 @@ class TwimlRunner:
         """``<Refer>``: transfer the caller; on success our side hangs up (refer.py)."""
         outcome = await refer_call(self.call, verb.sip.uri)
         self.call.log("refer.finished", status=outcome.status, code=outcome.refer_code)
-        action = _resolve(document_url, verb.action) if verb.action else None
-        if outcome.status == "completed":
-            if not self.call.ended.is_set():
-                self.call.hangup()
-            if action:  # requested, its TwiML ignored: the call is gone
-                params = self.params() + outcome.params()
-                self._background(self.services.fetch_twiml(action, verb.method, params))
-            return
-        if action and not self.call.ended.is_set():
-            _follow(Document(action, verb.method, extra=outcome.params()))
+        if outcome.status == "completed" and not self.call.ended.is_set():
+            self.call.hangup()  # the caller talks to the target now
+        if verb.action:
+            self._act(_resolve(document_url, verb.action), verb.method, outcome.params())
 
     async def _record(self, verb: Record, document_url: str | None) -> None:
         recording, key = await record(self, verb)
