@@ -30,7 +30,7 @@ from media.srtp import SdesAnswerer
 from sip.invite import EndReason, InviteSession
 from sip.ua import UserAgent
 
-__all__ = ["Call", "CallManager", "MediaSettings", "new_call_sid"]
+__all__ = ["Call", "CallManager", "CallTimes", "MediaSettings", "new_call_sid"]
 
 log = logging.getLogger("callswitch.calls")
 
@@ -55,7 +55,33 @@ class MediaSettings:
     clock: MediaClock
 
 
-class Call:
+class CallTimes:
+    """What every kind of call reports the same way: answered, duration, log lines."""
+
+    sid: str
+    answer_time: float | None
+    end_time: float | None
+
+    @property
+    def call_id(self) -> str:  # pragma: no cover - each kind has its own
+        raise NotImplementedError
+
+    @property
+    def answered(self) -> bool:
+        return self.answer_time is not None
+
+    @property
+    def duration(self) -> float:
+        """Seconds from answer to hang-up (0 for a call never answered)."""
+        if self.answer_time is None:
+            return 0.0
+        return (self.end_time or time.time()) - self.answer_time
+
+    def log(self, event: str, **fields) -> None:
+        log.info(event, extra={"call_id": self.call_id, "call_sid": self.sid, **fields})
+
+
+class Call(CallTimes):
     """One inbound call: a SIP session, its RTP leg once answered, and its lifecycle.
 
     Applications answer when they are ready (``await call.answer()``), so a TwiML
@@ -79,20 +105,6 @@ class Call:
     @property
     def call_id(self) -> str:
         return self.session.call_id
-
-    @property
-    def answered(self) -> bool:
-        return self.answer_time is not None
-
-    @property
-    def duration(self) -> float:
-        """Seconds from answer to hang-up (0 for a call never answered)."""
-        if self.answer_time is None:
-            return 0.0
-        return (self.end_time or time.time()) - self.answer_time
-
-    def log(self, event: str, **fields) -> None:
-        log.info(event, extra={"call_id": self.call_id, "call_sid": self.sid, **fields})
 
     def ring(self) -> None:
         self.session.ring()

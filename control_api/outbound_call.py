@@ -16,7 +16,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from control_api.call import SUPPORTED_CODECS, VOICE_CODECS, MediaSettings, new_call_sid
+from control_api.call import (
+    SUPPORTED_CODECS,
+    VOICE_CODECS,
+    CallTimes,
+    MediaSettings,
+    new_call_sid,
+)
 from control_api.media_update import attach_media_updates
 from media.ports import PortsExhausted
 from media.sdp import (
@@ -59,7 +65,7 @@ def failure_status(sip_status: int | None) -> str:
     return "failed"
 
 
-class OutboundCall:
+class OutboundCall(CallTimes):
     """One call we place; ``await call.connect()`` says whether it was answered."""
 
     direction = "outbound-api"
@@ -104,22 +110,9 @@ class OutboundCall:
     def call_id(self) -> str:
         return self.session.call_id if self.session is not None else ""
 
-    @property
-    def answered(self) -> bool:
-        return self.answer_time is not None
-
-    @property
-    def duration(self) -> float:
-        if self.answer_time is None:
-            return 0.0
-        return (self.end_time or time.time()) - self.answer_time
-
     async def answer(self) -> bool:
         """For the TwiML runner: an outbound call is 'answered' once connected."""
         return self.answered and not self.ended.is_set()
-
-    def log(self, event: str, **fields) -> None:
-        log.info(event, extra={"call_id": self.call_id, "call_sid": self.sid, **fields})
 
     def hangup(self) -> None:
         if self.session is not None:
