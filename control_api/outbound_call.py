@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +40,6 @@ from sip.uac import OutgoingInvite, SipCredentials
 
 __all__ = ["Destination", "OutboundCall", "failure_status"]
 
-log = logging.getLogger("callswitch.calls")
 
 
 @dataclass(frozen=True, slots=True)
