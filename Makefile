@@ -48,6 +48,7 @@ test: $(INSTALLED) test-deps lint
 loadtest: $(INSTALLED) test-deps
 	$(BIN)/python loadtest/sip_cps.py
 	$(BIN)/python loadtest/webhook_calls.py
+	$(BIN)/python loadtest/bridge.py
 
 clean:
 	rm -rf $(VENV) callswitch-data .pytest_cache .ruff_cache .hypothesis
