@@ -46,6 +46,7 @@ __all__ = ["RtpSession"]
 log = logging.getLogger("callswitch.media")
 
 RTCP_INTERVAL_TICKS = 250  # 5 s at 20 ms (RFC 3550 §6.2 minimum interval)
+RTCP_INTERVAL_S = 5.0
 SDES_CNAME = 1
 MAX_QUEUED_FRAMES = 3000  # 60 s of audio; beyond that the oldest is dropped
 BIND_ATTEMPTS = 8
@@ -113,6 +114,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         # Bridging: packets of our codec go straight to another session, unbuffered.
         self._relay: RtpSession | None = None
         self._relay_offsets: tuple[int, int, int] | None = None  # source SSRC, seq, ts deltas
+        self._rtcp_timer: asyncio.TimerHandle | None = None  # RTCP while relaying, off the clock
         self.packets_sent = 0
         self.octets_sent = 0
         self._ticks_to_rtcp = RTCP_INTERVAL_TICKS
@@ -279,6 +281,25 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         if other is not None:
             other._relay_offsets = None
         self._jitter = JitterBuffer(self._jitter.depth)
+        self._pause_ticks(other is not None)
+
+    def _pause_ticks(self, pause: bool) -> None:
+        """A relaying session has nothing to do each tick: leave the media clock and
+        keep only RTCP, on a 5 s timer of its own."""
+        if pause and self._tick_token is not None:
+            self._clock.unsubscribe(self._tick_token)
+            self._tick_token = None
+            self._rtcp_timer = asyncio.get_running_loop().call_later(
+                RTCP_INTERVAL_S, self._relay_rtcp
+            )
+        elif not pause and self._rtcp_timer is not None:
+            self._rtcp_timer.cancel()
+            self._rtcp_timer = None
+            self.start()
+
+    def _relay_rtcp(self) -> None:
+        self._send_rtcp()
+        self._rtcp_timer = asyncio.get_running_loop().call_later(RTCP_INTERVAL_S, self._relay_rtcp)
 
     def relay_packet(
         self, payload_type: int, marker: int, ssrc: int, sequence: int, timestamp: int, payload
@@ -297,10 +318,9 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             )
             marker = 0x80
         self._sequence = sequence = (sequence + offsets[1]) & 0xFFFF
+        self._timestamp = timestamp = (timestamp + offsets[2]) & 0xFFFFFFFF
         buffer = self._buffer
-        write_header(
-            buffer, payload_type, marker, sequence, (timestamp + offsets[2]) & 0xFFFFFFFF, self.ssrc
-        )
+        write_header(buffer, payload_type, marker, sequence, timestamp, self.ssrc)
         buffer[12:] = payload
         self._sendto(buffer, self.remote)
         self.packets_sent += 1
@@ -435,6 +455,9 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
     # -- the end
 
     def close(self) -> None:
+        if self._rtcp_timer is not None:
+            self._rtcp_timer.cancel()
+            self._rtcp_timer = None
         if self._tick_token is not None:
             self._clock.unsubscribe(self._tick_token)
             self._tick_token = None
