@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -47,6 +48,7 @@ log = logging.getLogger("callswitch.media")
 
 RTCP_INTERVAL_TICKS = 250  # 5 s at 20 ms (RFC 3550 §6.2 minimum interval)
 RTCP_INTERVAL_S = 5.0
+_AFTER_FIRST_OCTET = struct.Struct(">BHII")  # of an RTP header: M+PT, sequence, ts, SSRC
 SDES_CNAME = 1
 MAX_QUEUED_FRAMES = 3000  # 60 s of audio; beyond that the oldest is dropped
 BIND_ATTEMPTS = 8
@@ -245,19 +247,13 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
                 self._jitter.push(sequence, timestamp, data[offset:end])
             else:
                 relay.relay_packet(
-                    relay._payload_type, second & 0x80, ssrc, sequence, timestamp, data[offset:end]
+                    data, relay._payload_type | (second & 0x80), ssrc, sequence, timestamp
                 )
         elif payload_type == self._dtmf_payload_type:
             relay = self._relay
             if relay is not None and relay._dtmf_payload_type >= 0:
-                relay.relay_packet(
-                    relay._dtmf_payload_type,
-                    second & 0x80,
-                    ssrc,
-                    sequence,
-                    timestamp,
-                    data[offset:end],
-                )
+                second = relay._dtmf_payload_type | (second & 0x80)
+                relay.relay_packet(data, second, ssrc, sequence, timestamp)
             digit = self._dtmf_in.feed(bool(second & 0x80), timestamp, data[offset:end])
             if digit is not None:
                 self.on_dtmf(digit)
@@ -281,6 +277,11 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         if other is not None:
             other._relay_offsets = None
         self._jitter = JitterBuffer(self._jitter.depth)
+        # Without SRTP (which has its own receive path) packets take the short way.
+        if other is not None and self._srtp is None:
+            self.datagram_received = self._relaying_datagram_received
+        elif other is None and self._srtp is None:
+            self.__dict__.pop("datagram_received", None)
         self._pause_ticks(other is not None)
 
     def _pause_ticks(self, pause: bool) -> None:
@@ -302,12 +303,15 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._rtcp_timer = asyncio.get_running_loop().call_later(RTCP_INTERVAL_S, self._relay_rtcp)
 
     def relay_packet(
-        self, payload_type: int, marker: int, ssrc: int, sequence: int, timestamp: int, payload
+        self, packet: bytes, second: int, ssrc: int, sequence: int, timestamp: int
     ) -> None:
-        """Send a packet another session received, as our own stream (RFC 3550 §7.2 style
-        translation: our SSRC, its sequence and timestamp shifted into our spaces so the
-        far end sees one continuous stream, gaps and all)."""
-        if self.remote is None or self._rtp is None or self.hold:
+        """Send an RTP packet another session received, as our own stream (RFC 3550 §7.2
+        translation): ``second`` is the marker bit and our payload type; SSRC, sequence
+        and timestamp are shifted into our spaces so the far end sees one continuous
+        stream, gaps and all. The rest of the packet (CSRCs, extension, payload,
+        padding) goes on byte for byte: one copy, one header write, one send."""
+        remote = self.remote
+        if remote is None or self.hold or self._rtp is None:
             return
         offsets = self._relay_offsets
         if offsets is None or offsets[0] != ssrc:
@@ -316,15 +320,37 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
                 (self._sequence + 1 - sequence) & 0xFFFF,
                 (self._timestamp - timestamp) & 0xFFFFFFFF,
             )
-            marker = 0x80
+            second |= 0x80  # a new source starts a talkspurt
         self._sequence = sequence = (sequence + offsets[1]) & 0xFFFF
         self._timestamp = timestamp = (timestamp + offsets[2]) & 0xFFFFFFFF
-        buffer = self._buffer
-        write_header(buffer, payload_type, marker, sequence, timestamp, self.ssrc)
-        buffer[12:] = payload
-        self._sendto(buffer, self.remote)
+        out = bytearray(packet)
+        _AFTER_FIRST_OCTET.pack_into(out, 1, second, sequence, timestamp, self.ssrc)
+        self._sendto(out, remote)
         self.packets_sent += 1
-        self.octets_sent += len(payload)
+        self.octets_sent += len(packet) - 12
+
+    def _relaying_datagram_received(self, data: bytes, addr) -> None:
+        """``datagram_received`` while relaying without SRTP: the common packet (our
+        codec, from our peer, a plain 12-byte header or more) goes straight on; anything
+        else takes the full path."""
+        if (
+            len(data) > 12
+            and data[0] & 0xC0 == 0x80
+            and (data[1] & 0x7F) == self._payload_type
+            and self.remote is not None
+            and addr[0] == self.remote[0]
+        ):
+            second, sequence, timestamp, ssrc = _AFTER_FIRST_OCTET.unpack_from(data, 1)
+            self.remote_ssrc = ssrc
+            self.stats.update(
+                sequence, timestamp, int(time.monotonic() * self.sample_rate) & 0xFFFFFFFF
+            )
+            relay = self._relay
+            relay.relay_packet(
+                data, relay._payload_type | (second & 0x80), ssrc, sequence, timestamp
+            )
+            return
+        RtpSession.datagram_received(self, data, addr)
 
     # -- sending
 
