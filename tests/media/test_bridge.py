@@ -1,0 +1,142 @@
+"""The bridge between two RTP sessions: relay, frames with a tap, and transcoding.
+
+Two plain UDP sockets play the phones: what one sends into its session must
+come out of the other session towards the other socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import numpy as np
+import pytest
+
+from media.bridge import Bridge
+from media.clock import MediaClock
+from media.g711 import alaw_decode, ulaw_encode
+from media.ports import PortPool
+from media.rtp import RtpPacket
+from media.sdp import PCMA, PCMU, TELEPHONE_EVENT
+from media.session import RtpSession
+from media.tones import dominant_frequency, sine
+
+from .conftest import free_range
+
+
+class Phone:
+    """A UDP socket standing in for one side's phone."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.address = self.sock.getsockname()
+
+    def send(self, session: RtpSession, packet: RtpPacket) -> None:
+        self.sock.sendto(packet.serialize(), ("127.0.0.1", session.port))
+
+    def received(self) -> list[RtpPacket]:
+        packets = []
+        while True:
+            try:
+                packets.append(RtpPacket.parse(self.sock.recv(2048)))
+            except BlockingIOError:
+                return packets
+
+
+@pytest.fixture
+async def legs():
+    clock = MediaClock()
+    pool = PortPool(*free_range())
+    phones = Phone(), Phone()
+    a = await RtpSession.bind("127.0.0.1", pool, clock)
+    b = await RtpSession.bind("127.0.0.1", pool, clock)
+    yield a, b, phones, clock
+    a.close()
+    b.close()
+    clock.close()
+    for phone in phones:
+        phone.sock.close()
+
+
+def wire(a, b, phones, codec_a=PCMU, codec_b=PCMU):
+    a.configure(codec_a, phones[0].address, dtmf=TELEPHONE_EVENT)
+    b.configure(codec_b, phones[1].address, dtmf=TELEPHONE_EVENT)
+    a.start()
+    b.start()
+
+
+async def test_relay_forwards_payloads_untouched_with_our_own_stream_identity(legs):
+    a, b, phones, _ = legs
+    wire(a, b, phones)
+    bridge = Bridge(a, b)
+    bridge.start()
+    assert bridge.mode == "relay"
+    assert a._tick_token is None and b._tick_token is None  # relaying needs no clock ticks
+    payloads = [bytes([n]) * 160 for n in range(10)]
+    for n, payload in enumerate(payloads):
+        if n == 5:
+            continue  # lost on the way in: the gap must show on the way out
+        packet = RtpPacket(0, 1000 + n, 50_000 + 160 * n, 0xABCDEF, payload, csrc=[7])
+        phones[0].send(a, packet)
+    await asyncio.sleep(0.2)
+    out = phones[1].received()
+    assert [p.payload for p in out] == payloads[:5] + payloads[6:]
+    assert {p.ssrc for p in out} == {b.ssrc} and all(p.csrc == [7] for p in out)
+    assert out[0].marker and not any(p.marker for p in out[1:])
+    sequences = [p.sequence for p in out]
+    assert [(s - sequences[0]) & 0xFFFF for s in sequences] == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+    assert [(p.timestamp - out[0].timestamp) & 0xFFFFFFFF for p in out][5] == 6 * 160
+    # DTMF events go across too, in the other side's payload type.
+    event = RtpPacket(101, 2000, 90_000, 0x1234, bytes([5, 0x0A, 0, 160]), marker=True)
+    digits = []
+    bridge.on_dtmf = lambda side, digit: digits.append((side, digit))
+    phones[1].send(b, event)
+    phones[1].send(b, RtpPacket(101, 2001, 90_000, 0x1234, bytes([5, 0x8A, 1, 64])))
+    await asyncio.sleep(0.2)
+    back = phones[0].received()
+    assert [p.payload_type for p in back] == [101, 101] and back[0].ssrc == a.ssrc
+    assert digits == [(1, "5")]
+    bridge.stop()
+    assert "datagram_received" not in a.__dict__  # the short receive path is gone again
+    assert a._tick_token is not None and b._tick_token is not None
+
+
+async def test_a_tap_takes_the_frames_path_and_hears_both_sides(legs):
+    a, b, phones, _ = legs
+    wire(a, b, phones)
+    heard: list[tuple[int, bytes]] = []
+    bridge = Bridge(a, b, tap=lambda side, frame: heard.append((side, frame.payload)))
+    bridge.start()
+    assert bridge.mode == "frames"
+    for n in range(8):
+        phones[0].send(a, RtpPacket(0, n, 160 * n, 1, bytes([n + 1]) * 160))
+        phones[1].send(b, RtpPacket(0, n, 160 * n, 2, bytes([n + 100]) * 160))
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+    assert {bytes([n + 1]) * 160 for n in range(4)} <= {p for s, p in heard if s == 0}
+    assert {bytes([n + 100]) * 160 for n in range(4)} <= {p for s, p in heard if s == 1}
+    got = [p.payload for p in phones[1].received()]
+    assert got[:4] == [bytes([n + 1]) * 160 for n in range(4)]
+    bridge.stop()
+
+
+async def test_different_codecs_are_transcoded(legs):
+    a, b, phones, _ = legs
+    wire(a, b, phones, PCMU, PCMA)
+    bridge = Bridge(a, b)
+    bridge.start()
+    assert bridge.mode == "transcode"
+    tone = ulaw_encode(sine(500, 1.0, amplitude=0.4))
+    for n in range(50):
+        packet = RtpPacket(0, n, 160 * n, 9, tone[160 * n : 160 * (n + 1)])
+        phones[0].send(a, packet)
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+    out = [p for p in phones[1].received() if p.payload_type == 8]
+    assert len(out) >= 40
+    audio = alaw_decode(b"".join(p.payload for p in out))
+    assert dominant_frequency(audio) == pytest.approx(500, abs=10)
+    assert np.abs(audio).max() > 8000
+    bridge.stop()
