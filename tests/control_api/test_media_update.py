@@ -106,7 +106,7 @@ def test_hold_sends_nothing_but_drains_the_queue():
     leg.send_payload(b"\xff" * 160)
     leg.hold = True
     leg._tick()
-    leg.relay_packet(0, 0, 1, 1, 1, b"\xff" * 160)
+    leg.relay_packet(b"\x80\x00" + bytes(10) + b"\xff" * 160, 0, 1, 1, 1)
     assert sent == [] and not leg._queue
     leg.hold = False
     leg.send_payload(b"\xff" * 160)
