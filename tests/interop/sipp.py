@@ -354,8 +354,20 @@ def run_sipp(
 class SippBackground:
     """A SIPp run in the background (a UAS, say), stopped by its own PID."""
 
-    def __init__(self, scenario: str | Path, target: str | None, *, workdir: Path, **options):
+    def __init__(
+        self,
+        scenario: str | Path,
+        target: str | None,
+        *,
+        workdir: Path,
+        files: dict[str, bytes] | None = None,
+        **options,
+    ):
+        """``files`` are written to SIPp's working directory before it starts
+        (it reads ``rtp_stream`` files when it loads the scenario)."""
         self.rundir = _new_rundir(workdir, scenario)
+        for name, content in (files or {}).items():
+            (self.rundir / name).write_bytes(content)
         self.cmd = build_command(scenario, target, rundir=self.rundir, **options)
         self._out = open(self.rundir / "stdout.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(

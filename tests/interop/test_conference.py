@@ -60,8 +60,8 @@ def test_three_party_conference(server, tmp_path):
                     calls=1,
                     timeout=30,
                     trace_msg=True,
+                    files={"tone.ulaw": ulaw_encode(sine(hz, 1.0, amplitude=0.2))},
                 )
-                (caller.rundir / "tone.ulaw").write_bytes(ulaw_encode(sine(hz, 1.0, amplitude=0.2)))
                 callers.append(caller)
             deadline = time.monotonic() + 10
             while True:

@@ -89,9 +89,8 @@ def background(scenario: str, workdir: Path, port: int, keys: dict, hz: float | 
         timeout=20,
         trace_msg=True,
         keys=keys,
+        files={"tone.ulaw": ulaw_encode(sine(hz, 1.0, amplitude=0.3))} if hz is not None else None,
     )
-    if hz is not None:
-        (peer.rundir / "tone.ulaw").write_bytes(ulaw_encode(sine(hz, 1.0, amplitude=0.3)))
     return peer
 
 

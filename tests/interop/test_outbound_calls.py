@@ -46,9 +46,7 @@ def start_carrier(workdir: Path, port: int, sink_port: int, scenario: str) -> Si
         timeout=60,
         trace_msg=True,
         keys={"sink_port": sink_port},
-    )
-    (carrier.rundir / "tone.ulaw").write_bytes(
-        ulaw_encode(sine(CARRIER_TONE_HZ, 1.0, amplitude=0.3))
+        files={"tone.ulaw": ulaw_encode(sine(CARRIER_TONE_HZ, 1.0, amplitude=0.3))},
     )
     return carrier
 
