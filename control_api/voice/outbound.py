@@ -16,10 +16,12 @@ import logging
 from typing import TYPE_CHECKING
 
 from control_api.api.calls import NewCall
+from control_api.call import new_call_sid
 from control_api.dialer import DialError
 from control_api.errors import ApiError
 from control_api.outbound_call import Destination, OutboundCall
 from control_api.twiml.verbs import Client, Dial, Number, Sip
+from control_api.voice.dial import ring_first
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
 from control_api.voice.recording import CallRecording
 from control_api.voice.runner import Document
@@ -64,7 +66,7 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
         raise ApiError.bad_parameter(f"{new.to} is not registered", NOT_ROUTABLE)
     token = await voice.token_of(account_sid)
     record = new_record(
-        sid=_sid(),
+        sid=new_call_sid(),
         account_sid=account_sid,
         to=new.to,
         from_=new.from_,
@@ -105,15 +107,7 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
     return record
 
 
-def _sid() -> str:
-    from control_api.call import new_call_sid
-
-    return new_call_sid()
-
-
 async def _run_placed(voice, account_sid, token, new: NewCall, calls, lifecycle) -> None:
-    from control_api.voice.dial import ring_first
-
     lifecycle.initiated()
     call = calls[0]
     voice.track(call, None, account_sid)
