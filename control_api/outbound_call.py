@@ -41,7 +41,6 @@ from sip.uac import OutgoingInvite, SipCredentials
 __all__ = ["Destination", "OutboundCall", "failure_status"]
 
 
-
 @dataclass(frozen=True, slots=True)
 class Destination:
     """Where an INVITE goes: its Request-URI, the flow to send it on, and how to log in."""

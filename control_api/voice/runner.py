@@ -19,6 +19,7 @@ from urllib.parse import urljoin
 from control_api.call import Call
 from control_api.twiml.parser import TwimlError, parse_voice_twiml
 from control_api.twiml.verbs import (
+    Connect,
     Dial,
     Gather,
     Hangup,
@@ -33,6 +34,7 @@ from control_api.twiml.verbs import (
 from control_api.voice.dial import dial
 from control_api.voice.record import record
 from control_api.voice.refer import refer_call
+from control_api.voice.stream import connect_stream
 from control_api.webhooks import WebhookError
 from media.player import play, send_digits
 
@@ -215,6 +217,8 @@ class TwimlRunner:
                 await self._record(verb, document_url)
             elif isinstance(verb, Refer):
                 await self._refer(verb, document_url)
+            elif isinstance(verb, Connect):
+                await self._connect(verb, document_url)
             elif isinstance(verb, Redirect):
                 _follow(Document(_resolve(document_url, verb.url), verb.method))
             else:
@@ -250,6 +254,12 @@ class TwimlRunner:
             self.call.hangup()  # the caller talks to the target now
         if verb.action:
             self._act(_resolve(document_url, verb.action), verb.method, outcome.params())
+
+    async def _connect(self, verb: Connect, document_url: str | None) -> None:
+        """``<Connect><Stream>``: a Media Stream until it closes (stream.py), then go on."""
+        await connect_stream(self, verb)
+        if verb.action:
+            self._act(_resolve(document_url, verb.action), verb.method, [])
 
     async def _record(self, verb: Record, document_url: str | None) -> None:
         recording, key = await record(self, verb)
