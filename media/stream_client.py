@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -26,6 +27,7 @@ from media.leg import Frame, Leg
 from media.streams import (
     FRAME_MS,
     ClearReceived,
+    ForkTracks,
     MarkReceived,
     MediaReceived,
     MediaStream,
@@ -33,8 +35,9 @@ from media.streams import (
     ProtocolError,
     StreamAudio,
 )
+from media.taps import add_tap, remove_tap
 
-__all__ = ["MediaStreamClient", "StreamConnectError"]
+__all__ = ["ForkStreamClient", "MediaStreamClient", "StreamConnectError"]
 
 log = logging.getLogger("callswitch.media")
 
@@ -199,6 +202,77 @@ class MediaStreamClient:
                     "stream.bad_message",
                     extra={"stream_sid": self.protocol.stream_sid, "error": event.reason},
                 )
+
+
+class ForkStreamClient(MediaStreamClient):
+    """One ``<Start><Stream>`` fork: a one-way stream of the leg's audio.
+
+    It listens through the leg's ``tap`` (:func:`media.taps.add_tap`, next to
+    recordings and other forks) instead of taking the leg's callbacks, so the TwiML
+    goes on using the leg. ``protocol.tracks`` says which sides are sent; media,
+    mark and clear from the application are read and ignored. A leg without a
+    ``tap`` (one that is not an RTP session) cannot be forked: :meth:`run` answers
+    with an error at once.
+    """
+
+    def __init__(self, leg: Leg, url: str, protocol: MediaStream, **kwargs) -> None:
+        super().__init__(leg, url, protocol, **kwargs)
+        self.tracks = ForkTracks(protocol)
+        codec = getattr(leg, "codec", "PCMU")
+        self._side_audio = (StreamAudio(codec), StreamAudio(codec))  # transcoders keep state
+        self._started_at = 0.0
+
+    async def run(self, until: asyncio.Event) -> str | None:
+        """Stream until the socket closes or ``until`` is set (call ended, fork stopped)."""
+        assert self._ws is not None, "connect() first"
+        if not hasattr(self.leg, "tap"):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(), STOP_FLUSH_S)
+            return "this call's audio cannot be forked"
+        self._started_at = time.monotonic()
+        add_tap(self.leg, self._on_tap)
+        reader = asyncio.ensure_future(self._read())
+        writer = asyncio.ensure_future(self._write())
+        ended = asyncio.ensure_future(until.wait())
+        error: str | None = None
+        try:
+            await asyncio.wait([reader, writer, ended], return_when=asyncio.FIRST_COMPLETED)
+            remove_tap(self.leg, self._on_tap)
+            if ended.done():
+                self._queue_control(self.protocol.stop())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._drained(writer), STOP_FLUSH_S)
+            else:
+                error = _failure(reader) or _failure(writer)
+        finally:
+            remove_tap(self.leg, self._on_tap)
+            for task in (reader, writer, ended):
+                task.cancel()
+            await asyncio.gather(reader, writer, ended, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(), STOP_FLUSH_S)
+        return error
+
+    def _on_tap(self, side: int, frame: Frame) -> None:
+        """Called on the media tick: never blocks."""
+        if not self.tracks.wants(side):
+            return
+        if self._queued_media >= self.queue_size:
+            self.dropped += 1
+            return
+        payload = self._side_audio[side].to_stream(frame.payload)
+        if not payload:
+            return
+        now_ms = int((time.monotonic() - self._started_at) * 1000)
+        text = self.tracks.media(side, payload, now_ms)
+        if text is None:
+            return
+        self._outgoing.append((True, text))
+        self._queued_media += 1
+        self._wakeup.set()
+
+    def _handle(self, message: str | bytes) -> None:
+        """One-way: whatever the application sends is ignored."""
 
 
 def _failure(task: asyncio.Task) -> str | None:

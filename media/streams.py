@@ -25,7 +25,9 @@ from media.codecs import Transcoder
 __all__ = [
     "FRAME_BYTES",
     "FRAME_MS",
+    "TRACKS",
     "ClearReceived",
+    "ForkTracks",
     "MarkReceived",
     "MediaReceived",
     "MediaStream",
@@ -196,6 +198,45 @@ class MediaStream:
             return ProtocolError("no event name")
         parser = _PARSERS.get(event)
         return parser(message) if parser is not None else None
+
+
+# -- a one-way fork (<Start><Stream>) --------------------------------------------------------
+
+# The TwiML/REST ``track`` value → the ``tracks`` of the ``start`` message.
+TRACKS = {
+    "inbound_track": ("inbound",),
+    "outbound_track": ("outbound",),
+    "both_tracks": ("inbound", "outbound"),
+}
+SIDE_TRACK = ("inbound", "outbound")  # a leg tap's side 0 and side 1
+
+
+class ForkTracks:
+    """The ``media`` messages of a ``<Start><Stream>`` fork (reference §6), sans-I/O.
+
+    Fed with what a leg's tap sees, ``side`` 0 (the caller's audio: track
+    ``inbound``) and 1 (what the call plays to the caller: ``outbound``), as mu-law,
+    with ``now_ms``, the milliseconds of media since the fork started. Both tracks
+    are interleaved on one socket in the order they arrive; each track keeps its own
+    ``chunk`` counter, and its timestamps never go backwards (two frames of a track
+    in one millisecond still get increasing timestamps). A side the fork does not
+    stream gives None.
+    """
+
+    def __init__(self, protocol: MediaStream) -> None:
+        self.protocol = protocol
+        self._wanted = tuple(track in protocol.tracks for track in SIDE_TRACK)
+        self._last_ms = [-1, -1]
+
+    def wants(self, side: int) -> bool:
+        return self._wanted[side]
+
+    def media(self, side: int, payload: bytes, now_ms: int) -> str | None:
+        if not self._wanted[side]:
+            return None
+        timestamp = max(int(now_ms), self._last_ms[side] + 1)
+        self._last_ms[side] = timestamp
+        return self.protocol.media(payload, track=SIDE_TRACK[side], timestamp=timestamp)
 
 
 # -- the application's audio, waiting to play -------------------------------------------------

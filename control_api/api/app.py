@@ -13,6 +13,7 @@ from control_api.api import (
     phone_numbers,
     recordings,
     sip_credentials,
+    streams,
 )
 from control_api.api.calls import LiveCalls
 from control_api.api.conferences import LiveConferences, NoLiveConferences
@@ -48,6 +49,14 @@ def create_app(
     app.state.live_conferences = live_conferences or NoLiveConferences()
     app.state.recordings_dir = Path(recordings_dir) if recordings_dir is not None else None
     install_error_handlers(app)
-    for resource in (accounts, phone_numbers, calls, recordings, conferences, sip_credentials):
+    for resource in (
+        accounts,
+        phone_numbers,
+        calls,
+        streams,
+        recordings,
+        conferences,
+        sip_credentials,
+    ):
         app.include_router(resource.router)
     return app

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -42,6 +42,9 @@ from control_api.errors import (
 )
 from control_api.sids import is_sid, rfc2822
 from control_api.store import Account, CallRecord, Store, format_number, normalize_e164
+
+if TYPE_CHECKING:
+    from control_api.api.streams import NewStream, StreamInfo
 
 __all__ = [
     "CALL_STATUSES",
@@ -94,6 +97,21 @@ class LiveCalls(Protocol):
         twiml: str | None = None,
     ) -> bool:
         """Replace the running TwiML: fetch it from ``url`` with ``method``, or run ``twiml``."""
+        ...
+
+    async def start_stream(
+        self, account_sid: str, call_sid: str, stream: NewStream
+    ) -> StreamInfo | None:
+        """Fork the call's audio to a Media Stream (the Streams resource); None when the
+        call is not live. Raises ValueError when ``stream.name`` is taken on the call or
+        the call has as many streams as it may."""
+        ...
+
+    async def stop_stream(
+        self, account_sid: str, call_sid: str, sid_or_name: str
+    ) -> StreamInfo | None:
+        """Stop the call's stream with that MZ sid or name; None when the call is not
+        live. Raises LookupError when the live call has no such stream."""
         ...
 
 

@@ -16,10 +16,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from control_api.api.streams import StreamInfo
 from control_api.call import Call
 from control_api.dialer import Dialer
 from control_api.outbound_call import OutboundCall
-from control_api.twiml.verbs import Dial
+from control_api.twiml.verbs import Dial, Stream
 from control_api.voice import outbound
 from control_api.voice.conference import Conferences
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
@@ -263,3 +264,36 @@ class VoiceApps:
             return False
         live.runner.redirect(Document(url, method or "POST", twiml=twiml))
         return True
+
+    async def start_stream(self, account_sid: str, sid: str, new_stream):
+        """The Streams resource: fork a live, answered call's audio (voice/stream.py);
+        None (21220) while it rings or once it ended."""
+        live = self._find(account_sid, sid)
+        if live is None or live.runner is None or live.call.ended.is_set():
+            return None
+        if not live.call.answered:  # a ringing call has no audio to fork yet
+            return None
+        fork = live.runner.forks.start(
+            Stream(
+                url=new_stream.url,
+                name=new_stream.name,
+                track=new_stream.track,
+                status_callback=new_stream.status_callback,
+                status_callback_method=new_stream.status_callback_method,
+                parameters=new_stream.parameters,
+            )
+        )
+        return _stream_info(fork)
+
+    async def stop_stream(self, account_sid: str, sid: str, sid_or_name: str):
+        live = self._find(account_sid, sid)
+        if live is None or live.runner is None:
+            return None
+        fork = live.runner.forks.find(sid_or_name)
+        if fork is None:
+            raise LookupError(sid_or_name)
+        return _stream_info(await live.runner.forks.stop(fork))
+
+
+def _stream_info(fork) -> StreamInfo:
+    return StreamInfo(fork.sid, fork.name, fork.status, fork.date_updated)

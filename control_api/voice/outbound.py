@@ -26,6 +26,7 @@ from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
 from control_api.voice.recording import CallRecording
 from control_api.voice.runner import Document
 from media.player import send_digits
+from media.taps import add_tap, remove_tap
 
 if TYPE_CHECKING:
     from control_api.voice.inbound import VoiceApps
@@ -152,7 +153,7 @@ async def _run_placed(voice, account_sid, token, new: NewCall, calls, lifecycle)
                 await asyncio.wait_for(call.ended.wait(), 5.0)
         extra = {}
         if recording is not None:
-            call.leg.tap = None
+            remove_tap(call.leg, recording.tap)
             await recording.finish()
             extra = dict(recording.params())
         lifecycle.finished("completed", call.duration, **extra)
@@ -177,7 +178,7 @@ def _record_call(voice, account_sid: str, call: OutboundCall, new: NewCall) -> C
         status_callback=new.recording_status_callback,
         clock=call.media.clock,
     )
-    call.leg.tap = recording.tap
+    add_tap(call.leg, recording.tap)
     return recording
 
 

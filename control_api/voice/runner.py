@@ -30,11 +30,13 @@ from control_api.twiml.verbs import (
     Refer,
     Reject,
     Say,
+    Start,
+    Stop,
 )
 from control_api.voice.dial import dial
 from control_api.voice.record import record
 from control_api.voice.refer import refer_call
-from control_api.voice.stream import connect_stream
+from control_api.voice.stream import CallForks, connect_stream
 from control_api.webhooks import WebhookError
 from media.player import play, send_digits
 
@@ -92,6 +94,7 @@ class TwimlRunner:
         self._task: asyncio.Task | None = None
         self._verbs_run = 0
         self.errors: list[str] = []
+        self.forks = CallForks(self)  # <Start><Stream> and REST streams beside the TwiML
 
     # -- control
 
@@ -219,6 +222,10 @@ class TwimlRunner:
                 await self._refer(verb, document_url)
             elif isinstance(verb, Connect):
                 await self._connect(verb, document_url)
+            elif isinstance(verb, Start):
+                self._start_stream(verb)
+            elif isinstance(verb, Stop):
+                await self._stop_stream(verb)
             elif isinstance(verb, Redirect):
                 _follow(Document(_resolve(document_url, verb.url), verb.method))
             else:
@@ -260,6 +267,22 @@ class TwimlRunner:
         await connect_stream(self, verb)
         if verb.action:
             self._act(_resolve(document_url, verb.action), verb.method, [])
+
+    def _start_stream(self, verb: Start) -> None:
+        """``<Start><Stream>``: a fork runs in the background; the TwiML goes on at once."""
+        try:
+            self.forks.start(verb.stream)
+        except ValueError as exc:
+            self.errors.append(f"31920 {exc}")
+            log.warning(
+                "twiml.stream_refused", extra={"call_sid": self.call.sid, "error": str(exc)}
+            )
+
+    async def _stop_stream(self, verb: Stop) -> None:
+        """``<Stop><Stream name=...>``: stop the fork of that name (or URL)."""
+        fork = self.forks.find(verb.stream.name or verb.stream.url or "")
+        if fork is not None:
+            await self.forks.stop(fork)
 
     async def _record(self, verb: Record, document_url: str | None) -> None:
         recording, key = await record(self, verb)

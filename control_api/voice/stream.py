@@ -10,19 +10,25 @@ stream-stopped or stream-error.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from control_api.sids import new_sid, utcnow
 from control_api.twiml.verbs import Connect, Stream
-from media.stream_client import MediaStreamClient, StreamConnectError
-from media.streams import MediaStream
+from media.stream_client import ForkStreamClient, MediaStreamClient, StreamConnectError
+from media.streams import TRACKS, MediaStream
 
 if TYPE_CHECKING:
     from control_api.voice.runner import TwimlRunner
 
-__all__ = ["StreamOutcome", "connect_stream"]
+__all__ = ["MAX_FORKS", "CallForks", "Fork", "StreamOutcome", "connect_stream"]
+
+MAX_FORKS = 4  # Twilio's limit of streams on one call
+STOP_WAIT_S = 3.0  # how long a stop waits for the stream's stop message to leave
 
 log = logging.getLogger("callswitch.voice")
 
@@ -96,3 +102,121 @@ async def _status(
         params=params,
         call_sid=runner.call.sid,
     )
+
+
+# -- <Start><Stream> and the Streams resource: forks running beside the TwiML -----------------
+
+
+@dataclass(slots=True)
+class Fork:
+    """One one-way stream of a call: ``status`` is in-progress, then stopped."""
+
+    stream: Stream
+    protocol: MediaStream
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    status: str = "in-progress"
+    date_updated: datetime = field(default_factory=utcnow)
+    task: asyncio.Task | None = None
+
+    @property
+    def sid(self) -> str:
+        return self.protocol.stream_sid
+
+    @property
+    def name(self) -> str | None:
+        return self.stream.name
+
+
+class CallForks:
+    """The forks of one call's audio (``<Start><Stream>``, ``POST …/Streams.json``).
+
+    Each runs in a task of its own until it is stopped (``<Stop><Stream>``, the REST
+    ``Status=stopped``), the application closes the socket, or the call ends; the
+    TwiML goes on meanwhile. Kept in memory only, for as long as the call lives.
+    """
+
+    def __init__(self, runner: TwimlRunner) -> None:
+        self.runner = runner
+        self.forks: list[Fork] = []
+
+    def find(self, sid_or_name: str) -> Fork | None:
+        """The running or stopped fork with that MZ sid or name (the newest of a name)."""
+        for fork in reversed(self.forks):
+            if sid_or_name in (fork.sid, fork.name) or sid_or_name == fork.stream.url:
+                return fork
+        return None
+
+    def start(self, stream: Stream) -> Fork:
+        """Start a fork of the call's (answered) audio; ValueError when the name is
+        taken by a running fork or ``MAX_FORKS`` run already."""
+        running = [fork for fork in self.forks if fork.status == "in-progress"]
+        if len(running) >= MAX_FORKS:
+            raise ValueError(f"A call may have at most {MAX_FORKS} streams")
+        if stream.name and any(fork.name == stream.name for fork in running):
+            raise ValueError(f"A stream named {stream.name!r} is running on this call already")
+        runner = self.runner
+        protocol = MediaStream(
+            runner.account_sid,
+            runner.call.sid,
+            new_sid("MZ"),
+            custom_parameters=dict(stream.parameters),
+            tracks=TRACKS.get(stream.track, ("inbound",)),
+        )
+        fork = Fork(stream, protocol)
+        fork.task = asyncio.get_running_loop().create_task(self._run(fork))
+        self.forks.append(fork)
+        return fork
+
+    async def stop(self, fork: Fork) -> Fork:
+        """Stop ``fork`` and wait (a little) for its ``stop`` message to go out."""
+        fork.stop_requested.set()
+        if fork.task is not None and not fork.task.done():
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(fork.task), STOP_WAIT_S)
+        self._stopped(fork)
+        return fork
+
+    def _stopped(self, fork: Fork) -> None:
+        if fork.status != "stopped":
+            fork.status = "stopped"
+            fork.date_updated = utcnow()
+
+    async def _run(self, fork: Fork) -> None:
+        runner = self.runner
+        call = runner.call
+        error: str | None = None
+        until = asyncio.Event()
+        watchers = [
+            asyncio.ensure_future(call.ended.wait()),
+            asyncio.ensure_future(fork.stop_requested.wait()),
+        ]
+        for watcher in watchers:
+            watcher.add_done_callback(lambda _: until.set())
+        try:
+            if call.leg is None or call.ended.is_set():
+                error = "the call has no audio to stream"
+            else:
+                client = ForkStreamClient(call.leg, fork.stream.url or "", fork.protocol)
+                try:
+                    await client.connect()
+                except StreamConnectError as exc:
+                    error = str(exc)
+                else:
+                    call.log("stream.started", stream_sid=fork.sid, fork=True)
+                    await _status(runner, fork.stream, fork.protocol, "stream-started")
+                    error = await client.run(until)
+                    call.log("stream.stopped", stream_sid=fork.sid, dropped=client.dropped)
+            self._stopped(fork)
+            if error is not None:
+                runner.errors.append(f"31920 {error}")
+                log.warning(
+                    "stream.error",
+                    extra={"call_sid": call.sid, "stream_sid": fork.sid, "error": error},
+                )
+                await _status(runner, fork.stream, fork.protocol, "stream-error", error)
+            else:
+                await _status(runner, fork.stream, fork.protocol, "stream-stopped")
+        finally:
+            self._stopped(fork)
+            for watcher in watchers:
+                watcher.cancel()

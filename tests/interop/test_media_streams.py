@@ -6,21 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import threading
 import time
 from collections.abc import Awaitable, Callable
 
+import numpy as np
 import pytest
 from twilio.rest import Client
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from .audio import dominant_frequency, level_dbfs, sine, ulaw_decode, ulaw_encode
 from .conftest import sipp_failure
 from .harness import free_port
 from .media_checks import PCMU
 from .test_outbound_calls import heard, tone_dir
-from .test_voice_webhooks import LocalHttpClient, credentials
+from .test_voice_webhooks import LocalHttpClient, credentials, wav_bytes
 from .webhook_app import WebhookApp, twiml
 
 pytestmark = pytest.mark.callswitch_shared
@@ -268,3 +271,118 @@ def test_a_refused_stream_url_goes_on_with_the_twiml(
     assert status.field("StreamEvent") == "stream-error"
     assert status.field("StreamSid").startswith("MZ")
     assert "127.0.0.1" in status.field("StreamError")
+
+
+# -- <Start><Stream>: one-way forks ------------------------------------------------------------
+
+
+async def listen(bot: StreamBot, ws: ServerConnection) -> None:
+    """Record everything until the stream's stop (or the socket closes); send a
+    media message back, which a one-way fork must ignore."""
+    sent_back = False
+    while True:
+        try:
+            message = await bot.next_message(ws)
+        except ConnectionClosed:
+            return
+        if message["event"] == "media" and not sent_back:
+            sent_back = True
+            await ws.send(media_message(message["streamSid"], b"\x00" * 160))
+        if message["event"] == "stop":
+            return
+
+
+def track_audio(media: list[dict], track: str) -> tuple[list[int], np.ndarray]:
+    mine = [m for m in media if m["media"]["track"] == track]
+    stamps = [int(m["media"]["timestamp"]) for m in mine]
+    chunks = [int(m["media"]["chunk"]) for m in mine]
+    assert chunks == list(range(1, len(mine) + 1)), f"{track} chunks are not 1, 2, 3…"
+    audio = ulaw_decode(b"".join(base64.b64decode(m["media"]["payload"]) for m in mine))
+    return stamps, audio
+
+
+def test_start_stream_both_tracks_forks_what_each_side_hears(server, sipp, rtp_sink, app, tmp_path):
+    tone = wav_bytes(sine(BOT_TONE_HZ, 2.0, amplitude=0.4))
+    app.routes["/tone.wav"] = lambda r: (200, "audio/wav", tone)
+    with StreamBot(listen) as bot:
+        body = (
+            f'<Start><Stream url="{bot.url}" name="fork" track="both_tracks" '
+            f'statusCallback="{app.url("/status")}"><Parameter name="k" value="v"/>'
+            f"</Stream></Start><Play>{app.url('/tone.wav')}</Play><Hangup/>"
+        )
+        result = place_call(server, sipp, rtp_sink, app, tmp_path, "+15005550065", body)
+        deadline = time.monotonic() + 5
+        while not bot.events("stop") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert result.ok(1), sipp_failure(result, server, "the call did not end after <Play>")
+    assert bot.messages[0][1]["event"] == "connected"
+    start = bot.messages[1][1]
+    assert start["start"]["tracks"] == ["inbound", "outbound"]
+    assert start["start"]["customParameters"] == {"k": "v"}
+    assert bot.events("stop"), "no stop message when the call ended"
+    media = bot.events("media")
+    sequence = [int(m["sequenceNumber"]) for _, m in bot.messages[1:]]
+    assert sequence == list(range(1, len(sequence) + 1))
+
+    in_stamps, inbound = track_audio(media, "inbound")
+    out_stamps, outbound = track_audio(media, "outbound")
+    assert len(inbound) >= 8000 and len(outbound) >= 8000  # a second or more of each
+    assert all(b > a for a, b in itertools.pairwise(in_stamps))
+    assert all(b > a for a, b in itertools.pairwise(out_stamps))
+    assert abs(dominant_frequency(inbound[2000:10000]) - TONE_HZ) < 10
+    loud = outbound[np.abs(outbound.astype(np.int32)) > 1000]
+    assert len(loud) > 4000, "the fork's outbound track does not hold the <Play>"
+    assert abs(dominant_frequency(outbound[-12000:-2000]) - BOT_TONE_HZ) < 10
+    # The caller heard the <Play>, not the bot's ignored media.
+    assert heard(rtp_sink, BOT_TONE_HZ)
+    statuses = app.wait_for("/status", count=2)
+    assert [s.field("StreamEvent") for s in statuses] == ["stream-started", "stream-stopped"]
+    assert statuses[0].field("StreamName") == "fork"
+
+
+# A leading <Pause> rings (Twilio answers at the first other verb): the second one
+# holds the answered call while the test drives the Streams resource.
+PAUSE_TWIML = '<Pause length="1"/><Pause length="4"/><Hangup/>'
+
+
+def test_streams_rest_resource_starts_and_stops_a_fork(server, sipp, rtp_sink, app, tmp_path):
+    sid, token = credentials(server)
+    client = Client(sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{server.http_port}"))
+    outcome: dict = {}
+
+    def drive(bot_url: str) -> None:
+        try:
+            [voice] = app.wait_for("/voice")
+            call_sid = voice.field("CallSid")
+            time.sleep(1.5)  # past the ringing <Pause>
+            created = client.calls(call_sid).streams.create(
+                url=bot_url, name="rest", status_callback=app.url("/status")
+            )
+            outcome["created"] = created
+            time.sleep(1.5)
+            outcome["stopped"] = client.calls(call_sid).streams("rest").update(status="stopped")
+        except Exception as exc:  # reported by the test below
+            outcome["error"] = exc
+
+    with StreamBot(listen) as bot:
+        driver = threading.Thread(target=drive, args=(bot.url,), daemon=True)
+        driver.start()
+        result = place_call(server, sipp, rtp_sink, app, tmp_path, "+15005550066", PAUSE_TWIML)
+        driver.join(10)
+    assert "error" not in outcome, outcome.get("error")
+    assert result.ok(1), sipp_failure(result, server, "the call did not end after <Pause>")
+    created, stopped = outcome["created"], outcome["stopped"]
+    assert created.sid.startswith("MZ") and created.status == "in-progress"
+    assert created.name == "rest"
+    assert stopped.sid == created.sid and stopped.status == "stopped"
+    assert bot.events("stop"), "the stop by name did not send stop"
+    start = bot.events("start")[0]
+    assert start["streamSid"] == created.sid and start["start"]["tracks"] == ["inbound"]
+    media = bot.events("media")
+    assert 50 <= len(media) <= 100  # about 1.5 s of the caller
+    _, inbound = track_audio(media, "inbound")
+    assert abs(dominant_frequency(inbound[2000:8000]) - TONE_HZ) < 10
+    statuses = app.wait_for("/status", count=2)
+    assert [s.field("StreamEvent") for s in statuses] == ["stream-started", "stream-stopped"]
+    assert all(s.field("StreamSid") == created.sid for s in statuses)
+    assert statuses[1].field("StreamName") == "rest"

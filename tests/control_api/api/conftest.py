@@ -37,6 +37,7 @@ class FakeLiveCalls:
     asked: list[tuple] = field(default_factory=list)
     fail_with: Exception | None = None
     store: object = None  # set to place calls (create answers 201); None answers 501
+    streams: dict[str, list] = field(default_factory=dict)  # call sid -> StreamInfo
 
     async def hangup(self, account_sid: str, call_sid: str) -> bool:
         return self._answer(("hangup", account_sid, call_sid))
@@ -72,6 +73,31 @@ class FakeLiveCalls:
             status="queued",
         )
         return await self.store.insert_call(record)
+
+    async def start_stream(self, account_sid: str, call_sid: str, stream):
+        """A stream of a live call, in progress; a name taken on the call is refused."""
+        from control_api.api.streams import StreamInfo
+
+        self.asked.append(("start_stream", account_sid, call_sid, stream))
+        if call_sid not in self.live:
+            return None
+        taken = self.streams.setdefault(call_sid, [])
+        if stream.name and any(s.name == stream.name for s in taken):
+            raise ValueError(f"A stream named {stream.name!r} is running on this call already")
+        info = StreamInfo(new_sid("MZ"), stream.name, "in-progress", utcnow())
+        taken.append(info)
+        return info
+
+    async def stop_stream(self, account_sid: str, call_sid: str, sid_or_name: str):
+        from control_api.api.streams import StreamInfo
+
+        self.asked.append(("stop_stream", account_sid, call_sid, sid_or_name))
+        if call_sid not in self.live:
+            return None
+        for info in self.streams.get(call_sid, []):
+            if sid_or_name in (info.sid, info.name):
+                return StreamInfo(info.sid, info.name, "stopped", utcnow())
+        raise LookupError(sid_or_name)
 
     def _answer(self, request: tuple) -> bool:
         self.asked.append(request)

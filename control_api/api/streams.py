@@ -1,0 +1,147 @@
+"""The Streams resource of a call: start and stop a one-way Media Stream (a fork).
+
+``POST Calls/{CallSid}/Streams.json`` starts what ``<Start><Stream>`` starts;
+``POST Calls/{CallSid}/Streams/{Sid or Name}.json`` with ``Status=stopped`` stops
+it (reference §6). Streams live only as long as their call, in the memory of the
+node that holds the call: they are not stored, so there is no fetch or list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from control_api.api.auth import PathAccount
+from control_api.api.calls import _existing, _live_calls, call_uri
+from control_api.api.params import Params, form_params, parse_method, parse_url
+from control_api.errors import (
+    CALL_METHOD_INVALID,
+    CALL_NOT_IN_PROGRESS,
+    CALL_URL_INVALID,
+    ApiError,
+)
+from control_api.sids import rfc2822
+
+__all__ = ["TRACKS", "NewStream", "StreamInfo", "router", "stream_json"]
+
+LIST = "/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}/Streams.json"
+INSTANCE = "/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}/Streams/{sid}.json"
+TRACKS = ("inbound_track", "outbound_track", "both_tracks")
+MAX_PARAMETERS = 99  # Parameter1 … Parameter99, as the twilio library sends them
+MAX_URL_LENGTH = 4000
+
+router = APIRouter()
+
+
+@dataclass(frozen=True, slots=True)
+class NewStream:
+    """The checked parameters of ``POST Calls/{CallSid}/Streams.json``."""
+
+    url: str
+    name: str | None = None
+    track: str = "inbound_track"
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    parameters: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_params(cls, params: Params) -> NewStream:
+        url = _stream_url(params.get("Url") or "")
+        track = params.get("Track") or "inbound_track"
+        if track not in TRACKS:
+            raise ApiError.bad_parameter(f"Track must be one of {', '.join(TRACKS)}")
+        callback = params.get("StatusCallback") or ""
+        parameters = []
+        for n in range(1, MAX_PARAMETERS + 1):
+            name = params.get(f"Parameter{n}.Name")
+            if name:
+                parameters.append((name, params.get(f"Parameter{n}.Value") or ""))
+        return cls(
+            url=url,
+            name=params.get("Name") or None,
+            track=track,
+            status_callback=parse_url("StatusCallback", callback, CALL_URL_INVALID),
+            status_callback_method=parse_method(
+                "StatusCallbackMethod", params.get("StatusCallbackMethod", ""), CALL_METHOD_INVALID
+            ),
+            parameters=tuple(parameters),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """A stream as the resource shows it; ``status`` is in-progress or stopped."""
+
+    sid: str
+    name: str | None
+    status: str
+    date_updated: datetime
+
+
+def _stream_url(value: str) -> str:
+    if not value:
+        raise ApiError.bad_parameter("Url is required")
+    error = ApiError.bad_parameter(f"Url is not a ws:// or wss:// URL: {value[:200]}")
+    if len(value) > MAX_URL_LENGTH or any(ch.isspace() or ord(ch) < 32 for ch in value):
+        raise error
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise error from None
+    if parts.scheme.lower() not in ("ws", "wss") or not hostname:
+        raise error
+    return value
+
+
+def stream_json(account_sid: str, call_sid: str, stream: StreamInfo) -> dict:
+    return {
+        "sid": stream.sid,
+        "account_sid": account_sid,
+        "call_sid": call_sid,
+        "name": stream.name,
+        "status": stream.status,
+        "date_updated": rfc2822(stream.date_updated),
+        "uri": f"{call_uri(account_sid, call_sid)}/Streams/{stream.sid}.json",
+    }
+
+
+@router.post(LIST)
+async def create_stream(request: Request, call_sid: str, account: PathAccount) -> Response:
+    params = await form_params(request)
+    await _existing(request, account, call_sid)
+    new = NewStream.from_params(params)
+    try:
+        stream = await _live_calls(request).start_stream(account.sid, call_sid, new)
+    except ValueError as exc:  # a name already taken, or too many streams on the call
+        raise ApiError.bad_parameter(str(exc)) from None
+    if stream is None:
+        raise ApiError.bad_parameter(
+            "Call is not in-progress. Cannot start a stream.", CALL_NOT_IN_PROGRESS
+        )
+    return JSONResponse(stream_json(account.sid, call_sid, stream), status_code=201)
+
+
+@router.post(INSTANCE)
+async def update_stream(
+    request: Request, call_sid: str, sid: str, account: PathAccount
+) -> Response:
+    """``Status=stopped`` stops the stream named by its MZ sid or its name."""
+    params = await form_params(request)
+    await _existing(request, account, call_sid)
+    if params.get("Status") != "stopped":
+        raise ApiError.bad_parameter("Status must be stopped")
+    try:
+        stream = await _live_calls(request).stop_stream(account.sid, call_sid, sid)
+    except LookupError:
+        raise ApiError.not_found(request.url.path) from None
+    if stream is None:
+        raise ApiError.bad_parameter(
+            "Call is not in-progress. Cannot stop a stream.", CALL_NOT_IN_PROGRESS
+        )
+    return JSONResponse(stream_json(account.sid, call_sid, stream))
