@@ -49,6 +49,7 @@ loadtest: $(INSTALLED) test-deps
 	$(BIN)/python loadtest/sip_cps.py
 	$(BIN)/python loadtest/webhook_calls.py
 	$(BIN)/python loadtest/bridge.py
+	$(BIN)/python loadtest/streams.py
 
 clean:
 	rm -rf $(VENV) callswitch-data .pytest_cache .ruff_cache .hypothesis
