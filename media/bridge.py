@@ -19,10 +19,9 @@ from collections.abc import Callable
 
 from media.leg import Frame, Leg
 from media.session import RtpSession
+from media.taps import Tap  # side (0 = a, 1 = b), the frame that side sent
 
 __all__ = ["Bridge"]
-
-Tap = Callable[[int, Frame], None]  # side (0 = a, 1 = b), the frame that side sent
 
 
 def _ignore(*args) -> None:

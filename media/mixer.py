@@ -7,8 +7,8 @@ int16 (never wrapped). The arithmetic is whole-array numpy; Python work per part
 its decode at :meth:`Mixer.push` time and its encode in :meth:`Mixer.mix`. A listener who put
 nothing into the mix hears exactly ``total``, so that payload is encoded once per codec and shared.
 
-Codecs: PCMU and PCMA (ITU-T G.711) through :mod:`media.g711`; anything else through
-``media.codecs`` when that module is present (imported lazily, so this one works without it).
+Codecs: PCMU and PCMA (ITU-T G.711) through :mod:`media.g711`; G.722 and Opus through
+:mod:`media.codecs`, resampled to and from 8 kHz by :mod:`media.resample`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from media import g711
+from media import codecs, g711
+from media.resample import Resampler
 
 __all__ = [
     "FRAME_SAMPLES",
@@ -37,53 +38,12 @@ FRAME_SAMPLES = 160  # 20 ms at 8 kHz
 Decoder = Callable[[bytes], np.ndarray]
 Encoder = Callable[[np.ndarray], bytes]
 
-# Audio sample rates of codecs whose RTP clock says otherwise or that media.codecs may not
-# report (G.722 runs at 16 kHz under an 8 kHz RTP clock, RFC 3551 section 4.5.2).
-_CODEC_RATES = {"G722": 16000, "OPUS": 48000}
-
 
 class UnknownCodec(ValueError):
-    """Neither G.711 nor anything ``media.codecs`` knows."""
+    """A codec :mod:`media.codecs` does not know."""
 
 
-# -- codec adapter ---------------------------------------------------------------------------
-
-
-def _to_frame_rate(pcm: np.ndarray) -> np.ndarray:
-    """Whatever a decoder produced for one 20 ms payload, as 160 samples at 8 kHz."""
-    pcm = np.asarray(pcm)
-    if pcm.dtype != np.int16:
-        if np.issubdtype(pcm.dtype, np.floating):
-            pcm = np.clip(np.rint(pcm * 32767.0), -32768, 32767)
-        pcm = pcm.astype(np.int16)
-    pcm = pcm.reshape(-1)
-    size = pcm.size
-    if size == FRAME_SAMPLES or size == 0:
-        return pcm
-    if size % FRAME_SAMPLES == 0:
-        # An integer multiple of 8 kHz: a boxcar average is a cheap low-pass before decimating.
-        return pcm.reshape(FRAME_SAMPLES, -1).mean(axis=1).astype(np.int16)
-    positions = np.linspace(0, size - 1, FRAME_SAMPLES)
-    return np.interp(positions, np.arange(size), pcm).astype(np.int16)
-
-
-def _from_frame_rate(pcm: np.ndarray, rate: int) -> np.ndarray:
-    if rate == SAMPLE_RATE:
-        return pcm
-    factor = rate // SAMPLE_RATE
-    if factor * SAMPLE_RATE == rate:
-        return np.repeat(pcm, factor)
-    size = round(pcm.size * rate / SAMPLE_RATE)
-    positions = np.linspace(0, pcm.size - 1, size)
-    return np.interp(positions, np.arange(pcm.size), pcm).astype(np.int16)
-
-
-def _codecs_module():
-    try:
-        from media import codecs
-    except ImportError:
-        return None
-    return codecs
+# -- codec adapter: every party is mixed as 8 kHz PCM --------------------------------------
 
 
 def decoder_for(codec: str) -> Decoder:
@@ -93,15 +53,12 @@ def decoder_for(codec: str) -> Decoder:
         return g711.ulaw_decode
     if name == "PCMA":
         return g711.alaw_decode
-    codecs = _codecs_module()
-    if codecs is None:
-        raise UnknownCodec(f"no decoder for {codec} (only G.711 without media.codecs)")
     try:
         decoder = codecs.decoder(codec)
-    except (LookupError, ValueError, NotImplementedError) as exc:
+    except codecs.UnsupportedCodec as exc:
         raise UnknownCodec(f"no decoder for {codec}") from exc
-    decode = decoder if callable(decoder) else decoder.decode
-    return lambda payload: _to_frame_rate(decode(payload))
+    to_mix = Resampler(decoder.sample_rate, SAMPLE_RATE)
+    return lambda payload: to_mix.process(decoder.decode(payload))
 
 
 def encoder_for(codec: str) -> Encoder:
@@ -111,16 +68,12 @@ def encoder_for(codec: str) -> Encoder:
         return g711.ulaw_encode
     if name == "PCMA":
         return g711.alaw_encode
-    codecs = _codecs_module()
-    if codecs is None:
-        raise UnknownCodec(f"no encoder for {codec} (only G.711 without media.codecs)")
     try:
         encoder = codecs.encoder(codec)
-    except (LookupError, ValueError, NotImplementedError) as exc:
+    except codecs.UnsupportedCodec as exc:
         raise UnknownCodec(f"no encoder for {codec}") from exc
-    encode = encoder if callable(encoder) else encoder.encode
-    rate = int(getattr(encoder, "sample_rate", 0) or _CODEC_RATES.get(name, SAMPLE_RATE))
-    return lambda pcm: bytes(encode(_from_frame_rate(pcm, rate)))
+    from_mix = Resampler(SAMPLE_RATE, encoder.sample_rate)
+    return lambda pcm: encoder.encode(from_mix.process(pcm))
 
 
 # -- the bridge -------------------------------------------------------------------------------

@@ -429,9 +429,9 @@ class MidCall:
             self.hangup(EndReason.SESSION_EXPIRED)
             return
         if status == 422 and response is not None:
-            min_se = response.headers.get("Min-SE") or ""
-            if min_se.split(";")[0].strip().isdigit():
-                self.session_interval = max(int(min_se.split(";")[0]), MIN_SE)
+            min_se = (response.headers.get("Min-SE") or "").split(";")[0].strip()
+            if min_se.isascii() and min_se.isdigit() and len(min_se) <= 10:
+                self.session_interval = max(int(min_se), MIN_SE)
         elif status in (405, 501) and response is not None and response.cseq.method == "UPDATE":
             self._peer_allow = self._peer_allow.upper().replace("UPDATE", "")
         # Try again shortly; the session still lives until it expires at the peer.

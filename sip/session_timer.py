@@ -47,7 +47,7 @@ def parse_session_expires(value: str) -> tuple[int, str | None]:
     """``Session-Expires: 1800;refresher=uac`` → (1800, "uac") (RFC 4028 §4)."""
     first, *params = value.split(";")
     first = first.strip()
-    if not first.isdigit() or len(first) > 10:
+    if not (first.isascii() and first.isdigit()) or len(first) > 10:
         raise SipParseError(f"bad Session-Expires: {value[:40]}")
     refresher = None
     for param in params:

@@ -334,7 +334,7 @@ class UserAgent:
                 callback(None)
             return None
         request = dialog.create_request(method, body, content_type, headers)
-        request.headers.prepend("Via", self._via(flow))
+        request.headers.prepend("Via", self.via_for(flow))
         txn = self.layer.start_client(request, flow, flow.reliable, self.clock())
         if callback is not None:
             self._callbacks[txn.key] = callback
@@ -362,11 +362,12 @@ class UserAgent:
             return flow
         return self.flow_for(transport, hop.host, hop.port)
 
-    def _via(self, flow: Flow) -> str:
-        host_port = self._host_port(flow)
+    def via_for(self, flow: Flow) -> str:
+        """A top Via with a fresh branch for a request we send on ``flow``."""
+        host_port = self.host_port(flow)
         return f"SIP/2.0/{flow.transport} {host_port};branch={generate_branch()};rport"
 
-    def _host_port(self, flow: Flow | None = None) -> str:
+    def host_port(self, flow: Flow | None = None) -> str:
         """Our address for ``flow``: over TLS the TLS listener's port (RFC 3261 §18.1.1)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         port = self.port
@@ -374,16 +375,9 @@ class UserAgent:
             port = self.tls_port
         return f"{host}:{port}"
 
-    def via_for(self, flow: Flow) -> str:
-        """A top Via with a fresh branch for a request we send on ``flow``."""
-        return self._via(flow)
-
-    def host_port(self) -> str:
-        return self._host_port()
-
     def contact_for(self, flow: Flow) -> str:
         suffix = "" if flow.transport == "UDP" else f";transport={flow.transport.lower()}"
-        return f"<sip:{self._host_port(flow)}{suffix}>"
+        return f"<sip:{self.host_port(flow)}{suffix}>"
 
     # -- Via handling (RFC 3261 §18.2.1, RFC 3581 §4)
 

@@ -84,7 +84,7 @@ class OutgoingInvite(MidCall):
         self.credentials = credentials
         self.extra_headers = list(headers or ())
         display = f'"{from_display}" ' if from_display else ""
-        self._from = f"{display}<sip:{from_user}@{ua.host_port()}>;tag={self.local_tag}"
+        self._from = f"{display}<sip:{from_user}@{ua.host_port(flow)}>;tag={self.local_tag}"
         self._to = f"<{to or target}>"
         self._cseq = 1
         self._auth_rounds = 0

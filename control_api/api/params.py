@@ -81,11 +81,18 @@ def restore_plus(value: str | None) -> str | None:
     return value
 
 
-def parse_url(name: str, value: str, code: int) -> str | None:
-    """An absolute http(s) URL, or None for an empty value (which clears a setting)."""
+def parse_url(
+    name: str,
+    value: str,
+    code: int,
+    schemes: tuple[str, ...] = ("http", "https"),
+    what: str = "a valid URL",
+) -> str | None:
+    """An absolute URL of one of ``schemes`` (http(s) by default), or None for an
+    empty value (which clears a setting)."""
     if value == "":
         return None
-    error = ApiError.bad_parameter(f"{name} is not a valid URL: {value[:200]}", code)
+    error = ApiError.bad_parameter(f"{name} is not {what}: {value[:200]}", code)
     if len(value) > MAX_URL_LENGTH or any(ch.isspace() or ord(ch) < 32 for ch in value):
         raise error
     try:
@@ -94,7 +101,7 @@ def parse_url(name: str, value: str, code: int) -> str | None:
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
         raise error from None
-    if parts.scheme.lower() not in ("http", "https") or not hostname:
+    if parts.scheme.lower() not in schemes or not hostname:
         raise error
     return value
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -22,6 +21,7 @@ from control_api.errors import (
     CALL_METHOD_INVALID,
     CALL_NOT_IN_PROGRESS,
     CALL_URL_INVALID,
+    INVALID_PARAMETER,
     ApiError,
 )
 from control_api.sids import rfc2822
@@ -32,7 +32,6 @@ LIST = "/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}/Streams.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}/Streams/{sid}.json"
 TRACKS = ("inbound_track", "outbound_track", "both_tracks")
 MAX_PARAMETERS = 99  # Parameter1 … Parameter99, as the twilio library sends them
-MAX_URL_LENGTH = 4000
 
 router = APIRouter()
 
@@ -85,18 +84,7 @@ class StreamInfo:
 def _stream_url(value: str) -> str:
     if not value:
         raise ApiError.bad_parameter("Url is required")
-    error = ApiError.bad_parameter(f"Url is not a ws:// or wss:// URL: {value[:200]}")
-    if len(value) > MAX_URL_LENGTH or any(ch.isspace() or ord(ch) < 32 for ch in value):
-        raise error
-    try:
-        parts = urlsplit(value)
-        hostname = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        raise error from None
-    if parts.scheme.lower() not in ("ws", "wss") or not hostname:
-        raise error
-    return value
+    return parse_url("Url", value, INVALID_PARAMETER, ("ws", "wss"), "a ws:// or wss:// URL")
 
 
 def stream_json(account_sid: str, call_sid: str, stream: StreamInfo) -> dict:

@@ -56,7 +56,7 @@ async def record(runner: TwimlRunner, verb: Record) -> tuple[CallRecording, str]
     decode = _DECODERS.get(leg.codec)
 
     def on_frame(frame: Frame) -> None:
-        recording.feed(frame)
+        recording.tap(0, frame)
         if silence is not None and decode is not None and silence.feed(decode(frame.payload)):
             finish("")
 

@@ -97,11 +97,9 @@ class CallRecording:
 
     # -- input
 
-    def feed(self, frame: Frame, channel: int = 0) -> None:
-        self.recorder.feed(frame.codec, frame.payload, channel)
-
     def tap(self, side: int, frame: Frame) -> None:
-        """A bridge's tap: side 0 (the caller) and side 1 (the other party)."""
+        """Record ``frame`` on channel ``side``: 0 the caller, 1 the other party (a
+        bridge's or an RTP session's tap, or ``<Record>`` feeding the caller alone)."""
         self.recorder.feed(frame.codec, frame.payload, side)
 
     # -- the end

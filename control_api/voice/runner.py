@@ -93,6 +93,7 @@ class TwimlRunner:
         self.params = params  # the webhook parameters of the call, as of now
         self._task: asyncio.Task | None = None
         self._verbs_run = 0
+        self._requests: set[asyncio.Task] = set()  # action requests of calls gone
         self.errors: list[str] = []
         self.forks = CallForks(self)  # <Start><Stream> and REST streams beside the TwiML
 
@@ -290,7 +291,10 @@ class TwimlRunner:
         self._act(_resolve(document_url, verb.action), verb.method, extra)
 
     def _background(self, coroutine) -> None:
+        """Run a request nobody waits for; held here so it is not collected mid-flight."""
         task = asyncio.ensure_future(coroutine)
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
         task.add_done_callback(_log_failure)
 
     async def _sleep(self, seconds: float) -> None:

@@ -21,13 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.peers import in_ci, require  # noqa: F401 - imported from here by the tests
+
 from .harness import CallswitchServer, ServerPool
 from .rtp import RtpSink
 from .sipp import SippResult, find_sipp, run_sipp
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,15 +36,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "callswitch_shared: tests may share one server process per module (no fresh state)",
     )
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip when `condition` is false, or fail under CI=true."""
-    if condition:
-        return
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: the interop suite must run, not skip)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

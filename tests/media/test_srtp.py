@@ -34,6 +34,7 @@ from media.srtp import (
 )
 from media.tones import ToneGenerator, dominant_frequency
 from tests.media.conftest import free_range
+from tests.peers import require
 
 # --- crypto attributes (RFC 4568 §9.1) ---
 
@@ -375,7 +376,10 @@ def test_known_answer_aes_cm_128_hmac_sha1_80():
 # A second SRTP implementation, written from RFC 3711 with AES from the openssl command and
 # HMAC-SHA1 from hashlib, decrypts and authenticates what SrtpContext produces.
 
-needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl command")
+
+@pytest.fixture
+def openssl() -> None:
+    require(shutil.which("openssl") is not None, "no openssl command (Debian package openssl)")
 
 
 def aes_ecb(key: bytes, blocks: bytes) -> bytes:
@@ -449,7 +453,7 @@ class ReferenceSrtp:
         return body[:8] + xor(encrypted, stream)
 
 
-@needs_openssl
+@pytest.mark.usefixtures("openssl")
 def test_reference_implementation_meets_rfc3711_vectors():
     # B.2: AES-CM keystream for the given session key and IV.
     keystream = aes_cm_keystream(
@@ -470,7 +474,7 @@ def test_reference_implementation_meets_rfc3711_vectors():
     assert auth_key.hex() == "cebe321f6ff7716b6fd4ab49af256a156d38baa4"
 
 
-@needs_openssl
+@pytest.mark.usefixtures("openssl")
 def test_reference_implementation_reads_what_we_protect():
     ours = CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_80")
     context = SrtpContext(ours, ours)

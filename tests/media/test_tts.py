@@ -24,9 +24,14 @@ from media.tts import (
     espeak_language,
     espeak_voice,
 )
+from tests.peers import require
 
 ESPEAK = shutil.which("espeak-ng")
-needs_espeak = pytest.mark.skipif(ESPEAK is None, reason="espeak-ng is not installed")
+
+
+@pytest.fixture
+def espeak() -> None:
+    require(ESPEAK is not None, "espeak-ng is not installed (Debian package espeak-ng)")
 
 
 @pytest.fixture
@@ -59,7 +64,7 @@ def script(tmp_path: Path, body: str) -> str:
 # -- synthesis
 
 
-@needs_espeak
+@pytest.mark.usefixtures("espeak")
 async def test_hello_world_sounds_like_speech(tmp_path):
     samples = await TextToSpeech(tmp_path).synthesize("Hello world")
     assert samples.dtype == np.int16 and samples.ndim == 1
@@ -68,7 +73,7 @@ async def test_hello_world_sounds_like_speech(tmp_path):
     assert band_fraction(samples, 200, 3500) > 0.8
 
 
-@needs_espeak
+@pytest.mark.usefixtures("espeak")
 async def test_second_call_is_served_from_memory(spawned):
     speaker = TextToSpeech(None)
     first = await speaker.synthesize("Hello world")
@@ -79,7 +84,7 @@ async def test_second_call_is_served_from_memory(spawned):
     assert not second.flags.writeable  # shared with the cache: nobody may change it
 
 
-@needs_espeak
+@pytest.mark.usefixtures("espeak")
 async def test_disk_cache_survives_a_new_instance(tmp_path, spawned):
     first = await TextToSpeech(tmp_path).synthesize("Your call is important", "woman", "en-GB")
     files = sorted(tmp_path.iterdir())
@@ -96,7 +101,7 @@ async def test_disk_cache_survives_a_new_instance(tmp_path, spawned):
     np.testing.assert_array_equal(first, again)
 
 
-@needs_espeak
+@pytest.mark.usefixtures("espeak")
 async def test_cache_key_covers_voice_and_speed(tmp_path, spawned):
     speaker = TextToSpeech(None)
     man = await speaker.synthesize("Goodbye", "man")
@@ -107,7 +112,7 @@ async def test_cache_key_covers_voice_and_speed(tmp_path, spawned):
     )
 
 
-@needs_espeak
+@pytest.mark.usefixtures("espeak")
 async def test_concurrent_requests_share_one_synthesis(spawned):
     speaker = TextToSpeech(None)
     results = await asyncio.gather(*(speaker.synthesize("Please hold") for _ in range(5)))
@@ -115,7 +120,7 @@ async def test_concurrent_requests_share_one_synthesis(spawned):
     assert all(r is results[0] for r in results)
 
 
-@needs_espeak
+@pytest.mark.usefixtures("espeak")
 async def test_a_cancelled_caller_still_fills_the_cache(spawned):
     speaker = TextToSpeech(None)
     waiter = asyncio.ensure_future(speaker.synthesize("Barge in"))
@@ -127,7 +132,7 @@ async def test_a_cancelled_caller_still_fills_the_cache(spawned):
     assert len(spawned) == 1 and samples.size > 0
 
 
-@needs_espeak
+@pytest.mark.usefixtures("espeak")
 async def test_text_goes_in_on_stdin_never_as_an_option(spawned):
     text = "--version -w /tmp/owned.wav"
     samples = await TextToSpeech(None).synthesize(text)
@@ -137,7 +142,7 @@ async def test_text_goes_in_on_stdin_never_as_an_option(spawned):
     assert "--stdin" in argv and "--stdout" in argv
 
 
-@needs_espeak
+@pytest.mark.usefixtures("espeak")
 async def test_other_languages_synthesize():
     speaker = TextToSpeech(None)
     for voice, language, text in [
@@ -193,7 +198,7 @@ async def test_a_hung_synthesizer_is_killed_at_the_timeout(tmp_path):
         os.kill(pid, 0)  # gone, and reaped
 
 
-@needs_espeak
+@pytest.mark.usefixtures("espeak")
 async def test_corrupt_cache_file_is_replaced(tmp_path, spawned):
     speaker = TextToSpeech(tmp_path)
     key = speaker.cache_key("Hello again", "en-us+m3")
@@ -204,7 +209,7 @@ async def test_corrupt_cache_file_is_replaced(tmp_path, spawned):
         assert reader.getnframes() == samples.size
 
 
-@needs_espeak
+@pytest.mark.usefixtures("espeak")
 async def test_unwritable_cache_dir_only_costs_resynthesis(tmp_path, spawned):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
@@ -333,7 +338,7 @@ def test_every_polly_language_has_its_own_espeak_voice():
         assert language.startswith("en") or mapped != "en-us", (name, language)
 
 
-@needs_espeak
+@pytest.mark.usefixtures("espeak")
 def test_every_mapped_voice_exists_in_espeak():
     listing = subprocess.run(
         [ESPEAK, "--voices"], capture_output=True, text=True, check=True, timeout=10

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import sys
 import types
@@ -197,16 +196,6 @@ def test_media_is_404_where_there_is_none(api, account, other, add_recording):
     assert api.http.get(f"/2010-04-01/Accounts/x/Recordings/{recording.sid}").status_code == 404
 
 
-def _has_wav_to_mp3() -> bool:
-    try:
-        return hasattr(importlib.import_module("media.recorder"), "wav_to_mp3")
-    except ImportError:
-        return False
-
-
-@pytest.mark.skipif(
-    not _has_wav_to_mp3(), reason="media.recorder.wav_to_mp3 is not written yet (other engineer)"
-)
 def test_mp3_media_is_made_once_and_cached(api, account, add_recording, recordings_dir):
     recording = add_recording(account)
     url = f"/2010-04-01/Accounts/{account.sid}/Recordings/{recording.sid}.mp3"
