@@ -173,7 +173,7 @@ class EchoConnection(asyncio.Protocol):
         self._send(payload)
 
     def _send(self, payload_b64: bytes) -> None:
-        if not self.handshaken:
+        if not self.handshaken or self.ws.state is not State.OPEN:
             return
         self.ws.send_text(
             b'{"event":"media","streamSid":"'

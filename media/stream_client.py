@@ -1,15 +1,18 @@
-"""A bidirectional Media Stream on a real WebSocket: the asyncio shell around
-:mod:`media.streams`.
+"""Media Streams on a real WebSocket: the asyncio shell around :mod:`media.streams`.
 
-callswitch is the WebSocket client (the ``websockets`` library, ``ws://`` and
-``wss://``). Each 20 ms tick the caller's frame goes out as a ``media``
-message and one frame of the application's audio plays from the
-:class:`~media.streams.Playback` queue through the leg's ``source``.
+callswitch is the WebSocket client (``ws://`` and ``wss://``, the ``websockets``
+sans-I/O protocol on an asyncio transport, :mod:`media.websocket`).
 
-Nothing here may stall the call's media: the tick callbacks only put text into
-a bounded outgoing queue that a writer task drains; when the application reads
-too slowly and the queue is full, media messages are dropped and counted in
-``dropped`` (control messages, marks and ``stop``, are always queued).
+``<Connect><Stream>`` (:class:`MediaStreamClient`): the caller's audio goes out as
+``media`` messages as its packets arrive (an RTP session delivers them without its
+jitter buffer; the application buffers for itself), and one frame of the
+application's audio plays from the :class:`~media.streams.Playback` queue on each
+20 ms tick through the leg's ``source``.
+
+Nothing here may stall the call's media: a message is written to the transport at
+once, and when the application reads too slowly for the socket's buffers to drain,
+media messages are dropped and counted in ``dropped`` (control messages, marks and
+``stop``, are always written).
 """
 
 from __future__ import annotations
@@ -18,10 +21,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
+from websockets.exceptions import ConnectionClosed
 
 from media.leg import Frame, Leg
 from media.streams import (
@@ -36,14 +37,14 @@ from media.streams import (
     StreamAudio,
 )
 from media.taps import add_tap, remove_tap
+from media.websocket import HIGH_WATER, WebSocketConnection, WebSocketOpenError, open_websocket
 
 __all__ = ["ForkStreamClient", "MediaStreamClient", "StreamConnectError"]
 
 log = logging.getLogger("callswitch.media")
 
 CONNECT_TIMEOUT_S = 10.0
-OUTGOING_QUEUE = 250  # media messages waiting to be sent: 5 s of audio
-STOP_FLUSH_S = 2.0  # how long the stop message may take to leave on hang-up
+STOP_FLUSH_S = 2.0  # how long the closing handshake may take on hang-up
 MAX_MESSAGE = 1 << 20
 
 
@@ -52,7 +53,11 @@ class StreamConnectError(Exception):
 
 
 class MediaStreamClient:
-    """One ``<Connect><Stream>`` on one leg: :meth:`connect`, then :meth:`run`."""
+    """One ``<Connect><Stream>`` on one leg: :meth:`connect`, then :meth:`run`.
+
+    ``send_buffer`` is how many bytes may wait in the transport (beyond the kernel's
+    socket buffer) before media messages are dropped.
+    """
 
     def __init__(
         self,
@@ -61,42 +66,36 @@ class MediaStreamClient:
         protocol: MediaStream,
         *,
         connect_timeout: float = CONNECT_TIMEOUT_S,
-        queue_size: int = OUTGOING_QUEUE,
+        send_buffer: int = HIGH_WATER,
     ) -> None:
         self.leg = leg
         self.url = url
         self.protocol = protocol
         self.connect_timeout = connect_timeout
-        self.queue_size = queue_size
+        self.send_buffer = send_buffer
         self.playback = Playback()
         self.audio = StreamAudio(getattr(leg, "codec", "PCMU"))
         self.dropped = 0  # media messages not sent because the application was too slow
         self.sent = 0
         self.protocol_errors = 0
-        self._outgoing: deque[tuple[bool, str]] = deque()  # (is media, text)
-        self._queued_media = 0
-        self._wakeup = asyncio.Event()
-        self._frames_seen = 0
-        self._ws: ClientConnection | None = None
+        self._ws: WebSocketConnection | None = None
+        self._first_timestamp: int | None = None
+        self._last_ms = -FRAME_MS
 
     async def connect(self) -> None:
-        """Open the WebSocket and queue ``connected`` and ``start``."""
+        """Open the WebSocket and send ``connected`` and ``start``."""
         try:
-            self._ws = await asyncio.wait_for(
-                connect(
-                    self.url,
-                    open_timeout=self.connect_timeout,
-                    max_size=MAX_MESSAGE,
-                    compression=None,
-                ),
-                self.connect_timeout + 1,
+            self._ws = await open_websocket(
+                self.url,
+                timeout=self.connect_timeout,
+                max_size=MAX_MESSAGE,
+                on_message=self._handle,
+                high_water=self.send_buffer,
             )
-        except TimeoutError as exc:
-            raise StreamConnectError(f"timed out connecting to {self.url}") from exc
-        except Exception as exc:  # refused, DNS, TLS, a handshake the server got wrong
+        except WebSocketOpenError as exc:
             raise StreamConnectError(f"could not connect to {self.url}: {exc}") from exc
-        self._queue_control(self.protocol.connected())
-        self._queue_control(self.protocol.start())
+        self._send_control(self.protocol.connected())
+        self._send_control(self.protocol.start())
 
     async def run(self, until: asyncio.Event) -> str | None:
         """Stream until the socket closes or ``until`` is set (the call ended).
@@ -104,89 +103,66 @@ class MediaStreamClient:
         Returns None when the stream ended normally (the application closed it or
         the call ended), or what went wrong. The leg's callbacks are restored.
         """
-        assert self._ws is not None, "connect() first"
+        ws = self._ws
+        assert ws is not None, "connect() first"
         leg = self.leg
         saved = leg.on_frame, leg.on_dtmf, getattr(leg, "source", None)
         leg.on_frame, leg.on_dtmf = self._on_frame, self._on_dtmf
         leg.source = self._next_frame
-        reader = asyncio.ensure_future(self._read())
-        writer = asyncio.ensure_future(self._write())
-        ended = asyncio.ensure_future(until.wait())
-        error: str | None = None
+        on_arrival = getattr(leg, "deliver_on_arrival", None)
+        if on_arrival is not None:
+            on_arrival(True)
         try:
-            await asyncio.wait([reader, writer, ended], return_when=asyncio.FIRST_COMPLETED)
-            if ended.done():  # the call is over: tell the application, then close
-                self._queue_control(self.protocol.stop())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._drained(writer), STOP_FLUSH_S)
-            else:
-                error = _failure(reader) or _failure(writer)
+            return await _stream_until(ws, until, self.protocol)
         finally:
+            if on_arrival is not None:
+                on_arrival(False)
             leg.on_frame, leg.on_dtmf, leg.source = saved
-            for task in (reader, writer, ended):
-                task.cancel()
-            await asyncio.gather(reader, writer, ended, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._ws.close(), STOP_FLUSH_S)
-        return error
 
-    # -- the media path (called on the media clock's tick: never blocks)
+    # -- the media path (called as packets arrive and on ticks: never blocks)
 
     def _on_frame(self, frame: Frame) -> None:
-        self._frames_seen += 1
-        if self._queued_media >= self.queue_size:
+        ws = self._ws
+        if not ws.writable:
             self.dropped += 1
             return
         payload = self.audio.to_stream(frame.payload)
-        if not payload:
-            return
-        timestamp = (self._frames_seen - 1) * FRAME_MS
-        self._outgoing.append((True, self.protocol.media(payload, timestamp=timestamp)))
-        self._queued_media += 1
-        self._wakeup.set()
+        if payload:
+            timestamp = self._media_ms(frame)
+            ws.send_text(self.protocol.media(payload, timestamp=timestamp))
+            self.sent += 1
+
+    def _media_ms(self, frame: Frame) -> int:
+        """Milliseconds of media since the stream's first frame, from RTP timestamps
+        (so a lost packet leaves its gap); never backwards, and 20 ms a frame for a
+        leg whose frames carry no timestamps."""
+        first = self._first_timestamp
+        if first is None:
+            first = self._first_timestamp = frame.timestamp
+        elapsed = ((frame.timestamp - first) & 0xFFFFFFFF) * 1000 // self.leg.sample_rate
+        if elapsed <= self._last_ms:
+            elapsed = self._last_ms + frame.samples * 1000 // self.leg.sample_rate
+        self._last_ms = elapsed
+        return elapsed
 
     def _on_dtmf(self, digit: str) -> None:
-        self._queue_control(self.protocol.dtmf(digit))
+        self._send_control(self.protocol.dtmf(digit))
 
     def _next_frame(self) -> bytes | None:
-        frame = self.playback.pop()
-        for name in self.playback.take_marks():
-            self._queue_control(self.protocol.mark(name))
+        playback = self.playback
+        frame = playback.pop()
+        if playback.has_reached_marks:
+            for name in playback.take_marks():
+                self._send_control(self.protocol.mark(name))
         if frame is None:
             return None
         return self.audio.to_leg(frame) or None
 
-    def _queue_control(self, text: str) -> None:
-        self._outgoing.append((False, text))
-        self._wakeup.set()
+    def _send_control(self, message: bytes) -> None:
+        self._ws.send_text(message)
+        self.sent += 1
 
-    # -- the socket
-
-    async def _write(self) -> None:
-        ws = self._ws
-        outgoing = self._outgoing
-        while True:
-            while outgoing:
-                is_media, text = outgoing.popleft()
-                if is_media:
-                    self._queued_media -= 1
-                await ws.send(text)
-                self.sent += 1
-            self._wakeup.clear()
-            await self._wakeup.wait()
-
-    async def _drained(self, writer: asyncio.Task) -> None:
-        while self._outgoing and not writer.done():
-            await asyncio.sleep(0.01)
-
-    async def _read(self) -> None:
-        try:
-            async for message in self._ws:
-                self._handle(message)
-        except ConnectionClosedOK:
-            return
-
-    def _handle(self, message: str | bytes) -> None:
+    def _handle(self, message: bytes) -> None:
         event = self.protocol.receive(message)
         if isinstance(event, MediaReceived):
             self.playback.push(event.payload)
@@ -194,7 +170,7 @@ class MediaStreamClient:
             self.playback.push_mark(event.name)
         elif isinstance(event, ClearReceived):
             for name in self.playback.clear():
-                self._queue_control(self.protocol.mark(name))
+                self._send_control(self.protocol.mark(name))
         elif isinstance(event, ProtocolError):
             self.protocol_errors += 1
             if self.protocol_errors == 1:
@@ -224,64 +200,68 @@ class ForkStreamClient(MediaStreamClient):
 
     async def run(self, until: asyncio.Event) -> str | None:
         """Stream until the socket closes or ``until`` is set (call ended, fork stopped)."""
-        assert self._ws is not None, "connect() first"
+        ws = self._ws
+        assert ws is not None, "connect() first"
         if not hasattr(self.leg, "tap"):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._ws.close(), STOP_FLUSH_S)
+            ws.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(ws.closed), STOP_FLUSH_S)
             return "this call's audio cannot be forked"
         self._started_at = time.monotonic()
         add_tap(self.leg, self._on_tap)
-        reader = asyncio.ensure_future(self._read())
-        writer = asyncio.ensure_future(self._write())
-        ended = asyncio.ensure_future(until.wait())
-        error: str | None = None
         try:
-            await asyncio.wait([reader, writer, ended], return_when=asyncio.FIRST_COMPLETED)
-            remove_tap(self.leg, self._on_tap)
-            if ended.done():
-                self._queue_control(self.protocol.stop())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._drained(writer), STOP_FLUSH_S)
-            else:
-                error = _failure(reader) or _failure(writer)
+            return await _stream_until(ws, until, self.protocol)
         finally:
             remove_tap(self.leg, self._on_tap)
-            for task in (reader, writer, ended):
-                task.cancel()
-            await asyncio.gather(reader, writer, ended, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._ws.close(), STOP_FLUSH_S)
-        return error
 
     def _on_tap(self, side: int, frame: Frame) -> None:
         """Called on the media tick: never blocks."""
         if not self.tracks.wants(side):
             return
-        if self._queued_media >= self.queue_size:
+        ws = self._ws
+        if not ws.writable:
             self.dropped += 1
             return
         payload = self._side_audio[side].to_stream(frame.payload)
         if not payload:
             return
         now_ms = int((time.monotonic() - self._started_at) * 1000)
-        text = self.tracks.media(side, payload, now_ms)
-        if text is None:
-            return
-        self._outgoing.append((True, text))
-        self._queued_media += 1
-        self._wakeup.set()
+        ws.send_text(self.tracks.media(side, payload, now_ms))
+        self.sent += 1
 
-    def _handle(self, message: str | bytes) -> None:
+    def _handle(self, message: bytes) -> None:
         """One-way: whatever the application sends is ignored."""
 
 
-def _failure(task: asyncio.Task) -> str | None:
-    """What ended a reader or writer task, if it ended in error."""
-    if not task.done() or task.cancelled():
+async def _stream_until(ws: WebSocketConnection, until: asyncio.Event, protocol: MediaStream):
+    """Wait for the socket to close or ``until``; on ``until``, send ``stop`` and close.
+
+    Returns None for a normal end, or what went wrong with the connection.
+    """
+    ended = asyncio.ensure_future(until.wait())
+    closed = asyncio.shield(ws.closed)
+    try:
+        await asyncio.wait([ended, closed], return_when=asyncio.FIRST_COMPLETED)
+        if not ws.closed.done():  # the call is over: tell the application, then close
+            ws.send_text(protocol.stop())
+            ws.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(ws.closed), STOP_FLUSH_S)
+            return None
+        return _failure(ws.closed.result())
+    finally:
+        ended.cancel()
+        if not ws.closed.done() and ws.transport is not None:
+            ws.transport.abort()
+        ws.on_message = _ignore
+
+
+def _ignore(message: bytes) -> None:
+    pass
+
+
+def _failure(closed: ConnectionClosed | None) -> str | None:
+    """What a connection's end says went wrong, if anything."""
+    if closed is None:
         return None
-    exc = task.exception()
-    if exc is None or isinstance(exc, ConnectionClosedOK):
-        return None
-    if isinstance(exc, ConnectionClosed):
-        return f"connection lost: {exc}"
-    return f"{type(exc).__name__}: {exc}"
+    return f"connection lost: {closed}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from binascii import b2a_base64
 from collections import deque
 from dataclasses import dataclass
 
@@ -41,6 +42,7 @@ FRAME_BYTES = 160  # 20 ms of mu-law at 8 kHz
 ULAW_SILENCE = 0xFF
 MAX_PLAYBACK_FRAMES = 3000  # 60 s of the application's audio waiting to play
 MEDIA_FORMAT = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+TRACK_NAMES = {"inbound": b"inbound", "outbound": b"outbound"}
 
 
 # -- what the application sends ----------------------------------------------------------------
@@ -110,8 +112,9 @@ class MediaStream:
     ``sequenceNumber`` counts every message after ``connected`` from "1"; ``chunk``
     counts each track's media messages from "1"; ``timestamp`` is milliseconds of
     media since the stream started. By default it is 20 ms per chunk of the track;
-    a caller that skips frames (back-pressure) passes the real media time instead.
-    Every number inside a message is a string.
+    a caller that knows the media time (from RTP timestamps) passes it instead.
+    Every number inside a message is a string. Messages are UTF-8 JSON bytes, ready
+    for a text frame; ``media``, fifty a second per track, is one template filled in.
     """
 
     def __init__(
@@ -129,22 +132,26 @@ class MediaStream:
         self.tracks = tuple(tracks)
         self._sequence = 0
         self._chunks: dict[str, int] = {}
+        # The sid and track are JSON-escaped once; only numbers and base64 vary.
+        sid = json.dumps(stream_sid)[1:-1].replace("%", "%%").encode()
+        self._media_template = (
+            b'{"event":"media","sequenceNumber":"%d","media":{"track":"%s","chunk":"%d",'
+            b'"timestamp":"%d","payload":"%s"},"streamSid":"' + sid + b'"}'
+        )
 
     def _next_sequence(self) -> str:
         self._sequence += 1
         return str(self._sequence)
 
-    def _encode(self, event: str, body: dict) -> str:
+    def _encode(self, event: str, body: dict) -> bytes:
         message = {"event": event, "sequenceNumber": self._next_sequence(), **body}
         message["streamSid"] = self.stream_sid
-        return json.dumps(message, separators=(",", ":"))
+        return json.dumps(message, separators=(",", ":")).encode()
 
-    def connected(self) -> str:
-        return json.dumps(
-            {"event": "connected", "protocol": "Call", "version": "1.0.0"}, separators=(",", ":")
-        )
+    def connected(self) -> bytes:
+        return b'{"event":"connected","protocol":"Call","version":"1.0.0"}'
 
-    def start(self) -> str:
+    def start(self) -> bytes:
         return self._encode(
             "start",
             {
@@ -159,27 +166,28 @@ class MediaStream:
             },
         )
 
-    def media(self, payload: bytes, track: str = "inbound", timestamp: int | None = None) -> str:
+    def media(self, payload: bytes, track: str = "inbound", timestamp: int | None = None) -> bytes:
         """One media message; ``payload`` is mu-law, sent as base64."""
         chunk = self._chunks.get(track, 0) + 1
         self._chunks[track] = chunk
         if timestamp is None:
             timestamp = (chunk - 1) * FRAME_MS
-        media = {
-            "track": track,
-            "chunk": str(chunk),
-            "timestamp": str(timestamp),
-            "payload": base64.b64encode(payload).decode("ascii"),
-        }
-        return self._encode("media", {"media": media})
+        self._sequence += 1
+        return self._media_template % (
+            self._sequence,
+            TRACK_NAMES[track],
+            chunk,
+            timestamp,
+            b2a_base64(payload, newline=False),
+        )
 
-    def dtmf(self, digit: str) -> str:
+    def dtmf(self, digit: str) -> bytes:
         return self._encode("dtmf", {"dtmf": {"track": "inbound_track", "digit": digit}})
 
-    def mark(self, name: str) -> str:
+    def mark(self, name: str) -> bytes:
         return self._encode("mark", {"mark": {"name": name}})
 
-    def stop(self) -> str:
+    def stop(self) -> bytes:
         return self._encode(
             "stop", {"stop": {"accountSid": self.account_sid, "callSid": self.call_sid}}
         )
@@ -231,7 +239,7 @@ class ForkTracks:
     def wants(self, side: int) -> bool:
         return self._wanted[side]
 
-    def media(self, side: int, payload: bytes, now_ms: int) -> str | None:
+    def media(self, side: int, payload: bytes, now_ms: int) -> bytes | None:
         if not self._wanted[side]:
             return None
         timestamp = max(int(now_ms), self._last_ms[side] + 1)
@@ -296,6 +304,10 @@ class Playback:
         self._frames -= 1
         self._take_leading_marks()
         return frame  # type: ignore[return-value]
+
+    @property
+    def has_reached_marks(self) -> bool:
+        return bool(self._reached)
 
     def take_marks(self) -> list[str]:
         """The names of the marks reached since the last call, in order."""

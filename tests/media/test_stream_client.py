@@ -10,6 +10,10 @@ import time
 
 import pytest
 from websockets.asyncio.server import serve
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
 
 from media.leg import Frame, Leg
 from media.stream_client import MediaStreamClient, StreamConnectError
@@ -58,36 +62,70 @@ async def test_a_server_that_never_answers_the_handshake_times_out():
         assert time.monotonic() - started < 2
 
 
-async def test_media_beyond_the_queue_is_dropped_not_waited_for():
-    got: list[dict] = []
+class StalledApp(asyncio.Protocol):
+    """A Media Streams application that completes the handshake, then stops reading
+    until told to (websockets' sans-I/O server protocol on a raw transport)."""
 
-    async def slow(ws):
-        async for message in ws:
-            got.append(json.loads(message))
+    def __init__(self) -> None:
+        self.ws = ServerProtocol()
+        self.transport: asyncio.Transport | None = None
+        self.messages: list[dict] = []
 
-    async with serve(slow, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Request):
+                self.ws.send_response(self.ws.accept(event))
+            elif isinstance(event, WsFrame) and event.opcode is Opcode.TEXT:
+                self.messages.append(json.loads(event.data))
+                if self.messages[-1]["event"] == "start":
+                    self.transport.pause_reading()  # from here on, the app is stuck
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+
+
+async def test_media_the_app_cannot_take_is_dropped_not_waited_for():
+    loop = asyncio.get_running_loop()
+    app = StalledApp()
+    server = await loop.create_server(lambda: app, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
         leg = FakeLeg()
-        client = MediaStreamClient(leg, f"ws://127.0.0.1:{port}/", protocol(), queue_size=10)
+        client = MediaStreamClient(
+            leg, f"ws://127.0.0.1:{port}/", protocol(), send_buffer=16 * 1024
+        )
         await client.connect()
         ended = asyncio.Event()
         running = asyncio.ensure_future(client.run(ended))
         await asyncio.sleep(0.05)
         started = time.monotonic()
-        for i in range(100):  # one burst, no chance for the writer to run in between
-            leg.on_frame(Frame("PCMU", bytes([i]) * 160))
-        assert time.monotonic() - started < 0.1
-        assert client.dropped == 90
+        burst = 5000  # about 1.4 MB of media messages: more than the socket buffers hold
+        for i in range(burst):
+            leg.on_frame(Frame("PCMU", bytes([i % 256]) * 160, timestamp=160 * i))
+        assert time.monotonic() - started < 1.0  # never waits for the application
+        assert client.dropped > 0
+        media_sent = client.sent - 2  # connected and start went first
+        assert media_sent + client.dropped == burst
         leg.on_dtmf("7")  # control messages are never dropped
-        await asyncio.sleep(0.2)
+        app.transport.resume_reading()  # the app catches up
+        for _ in range(200):
+            if len(app.messages) >= 2 + media_sent + 1:
+                break
+            await asyncio.sleep(0.01)
         ended.set()
         assert await asyncio.wait_for(running, 5) is None
-    events = [m["event"] for m in got]
+    events = [m["event"] for m in app.messages]
     assert events[:2] == ["connected", "start"]
-    media = [m for m in got if m["event"] == "media"]
-    assert len(media) == 10
-    assert base64.b64decode(media[9]["media"]["payload"]) == bytes([9]) * 160
-    assert events[-2:] == ["dtmf", "stop"]
+    media = [m for m in app.messages if m["event"] == "media"]
+    assert len(media) == media_sent  # what was not dropped arrived, in order
+    assert base64.b64decode(media[-1]["media"]["payload"]) == bytes([(media_sent - 1) % 256]) * 160
+    assert [m["media"]["timestamp"] for m in media[:3]] == ["0", "20", "40"]
+    assert events[2 + media_sent] == "dtmf"
+    assert events[-1] == "stop"
     assert leg.source is None  # the leg's own callbacks are back
 
 
@@ -114,6 +152,7 @@ async def test_app_audio_plays_one_frame_per_pull_and_marks_come_back():
         client = MediaStreamClient(leg, f"ws://127.0.0.1:{port}/", protocol())
         await client.connect()
         running = asyncio.ensure_future(client.run(asyncio.Event()))
+        await asyncio.sleep(0.01)  # run() takes the leg's source
         for _ in range(100):
             if client.playback.queued_frames == 2:
                 break
