@@ -213,6 +213,13 @@ class Server:
             await close()
         if self.store is not None:
             await self.store.close()
+        log.info(
+            "media_clock",
+            extra={
+                "skipped_ticks": self.clock.skipped,
+                "max_lag_ms": round(self.clock.max_lag * 1000, 1),
+            },
+        )
         self.clock.close()
 
 

@@ -761,6 +761,11 @@ def run_step(work: Path, app: WebhookApp, echo: EchoProcess, sipp: str, streams:
             harness.go.set()
         problems = server.stop(grace=15)
         step.notes.extend(f"server: {p} (log: {server.log_path})" for p in problems)
+        for clock in server.events("media_clock"):
+            step.notes.append(
+                f"media clock: {clock.get('skipped_ticks')} ticks skipped after stalls, "
+                f"latest tick {clock.get('max_lag_ms')} ms late"
+            )
     return step
 
 

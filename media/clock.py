@@ -25,6 +25,8 @@ class MediaClock:
         self._subscribers: dict[int, Tick] = {}
         self._handle: asyncio.TimerHandle | None = None
         self._next = 0.0
+        self.skipped = 0  # periods given up after a stall of more than MAX_LAG_PERIODS
+        self.max_lag = 0.0  # the latest a tick has run, in seconds
 
     def subscribe(self, tick: Tick) -> int:
         token = id(tick)
@@ -50,9 +52,13 @@ class MediaClock:
         loop = asyncio.get_running_loop()
         self._next += self.period
         now = loop.time()
-        if now - self._next > self.MAX_LAG_PERIODS * self.period:
-            missed = int((now - self._next) / self.period)
+        lag = now - self._next
+        if lag > self.max_lag:
+            self.max_lag = lag
+        if lag > self.MAX_LAG_PERIODS * self.period:
+            missed = int(lag / self.period)
             self._next += missed * self.period
+            self.skipped += missed
         self._handle = loop.call_at(self._next, self._tick)
 
     def close(self) -> None:

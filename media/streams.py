@@ -14,12 +14,13 @@ these and sends what they return.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
-from binascii import b2a_base64
+from binascii import a2b_base64, b2a_base64
 from collections import deque
 from dataclasses import dataclass
+
+import orjson
 
 from media.codecs import Transcoder
 
@@ -83,7 +84,7 @@ def _parse_media(message: dict) -> StreamEvent:
     if not isinstance(payload, str):
         return ProtocolError("media without a media.payload string")
     try:
-        return MediaReceived(base64.b64decode(payload, validate=True))
+        return MediaReceived(a2b_base64(payload, strict_mode=True))
     except (binascii.Error, ValueError):
         return ProtocolError("media.payload is not base64")
 
@@ -196,8 +197,8 @@ class MediaStream:
         """Parse one message from the application: an event, or None for one to ignore
         (an unknown ``event``, as Twilio ignores them). Never raises."""
         try:
-            message = json.loads(text)
-        except (ValueError, TypeError, RecursionError):
+            message = orjson.loads(text)
+        except (ValueError, TypeError):  # orjson.JSONDecodeError is a ValueError
             return ProtocolError("not a JSON text message")
         if not isinstance(message, dict):
             return ProtocolError("not a JSON object")

@@ -1,11 +1,13 @@
 """A WebSocket client connection (RFC 6455) on a plain asyncio transport.
 
-The protocol is the ``websockets`` library's sans-I/O :class:`ClientProtocol`;
-this module is only its shell: bytes from the socket go into it, its frames and
-handshake go out to the transport. Media Streams send fifty small messages a
-second per call, so the shell does what the library's asyncio layer would
-otherwise do per message with a task, a lock and a future: a send is one
-frame serialised and one ``transport.write``, a received message is one callback.
+The protocol is the ``websockets`` library's sans-I/O :class:`ClientProtocol`:
+the handshake, control frames (ping, pong, close), fragmented messages and every
+error go through it. Media Streams send fifty small messages a second each way
+per call, so the common frame takes a short path of its own: a whole,
+unfragmented text or binary message is cut out of the received bytes and handed
+over at once, and a message we send is one masked frame written to the
+transport (RFC 6455 §5.2, §5.3). Received bytes reach the library only as whole
+frames, so its parser is always at a frame boundary when the short path reads.
 
 Back-pressure is the transport's: past ``high_water`` bytes waiting to leave,
 :attr:`WebSocketConnection.writable` turns False and stays so until the buffer
@@ -17,13 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import ssl
+import struct
 from collections.abc import Callable
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidURI
-from websockets.frames import Opcode
+from websockets.frames import Opcode, apply_mask
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
@@ -33,6 +37,14 @@ __all__ = ["WebSocketConnection", "WebSocketOpenError", "open_websocket"]
 HIGH_WATER = 64 * 1024  # bytes waiting in the transport before sends are refused
 SEND_BUFFER = 64 * 1024  # the kernel's share of the same queue (SO_SNDBUF)
 CLOSE_TIMEOUT_S = 2.0  # after our close frame, how long the server may take to close TCP
+MAX_RESPONSE_HEAD = 64 * 1024  # a handshake response's status line and headers
+MASK_POOL = 4096  # random bytes read at once for masking keys: 1,024 frames' worth
+
+_FIN_TEXT = 0x81
+_FIN_BINARY = 0x82
+_MASKED = 0x80
+_LENGTH_16 = struct.Struct("!BBH")
+_LENGTH_64 = struct.Struct("!BBQ")
 
 
 class WebSocketOpenError(Exception):
@@ -52,7 +64,9 @@ class WebSocketConnection(asyncio.Protocol):
     :class:`~websockets.exceptions.ConnectionClosed` that says what happened.
     """
 
-    def __init__(self, protocol: ClientProtocol, high_water: int = HIGH_WATER) -> None:
+    def __init__(
+        self, protocol: ClientProtocol, max_size: int, high_water: int = HIGH_WATER
+    ) -> None:
         loop = asyncio.get_running_loop()
         self.ws = protocol
         self.high_water = high_water
@@ -61,6 +75,11 @@ class WebSocketConnection(asyncio.Protocol):
         self.closed: asyncio.Future[ConnectionClosed | None] = loop.create_future()
         self.writable = False
         self.transport: asyncio.Transport | None = None
+        self.max_size = max_size  # the protocol's own limit, checked before the short path
+        self._buffer = bytearray()  # the start of a frame still arriving
+        self._fragments: list[bytes] | None = None  # a fragmented message being put together
+        self._masks = b""
+        self._mask_at = 0
         self._close_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol
@@ -77,13 +96,99 @@ class WebSocketConnection(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        state = self.ws.state
+        if state is State.OPEN:
+            self._frames_received(data)
+        elif state is State.CONNECTING:
+            self._handshake_received(data)
+        else:  # closing: the library sees the closing handshake through
+            self._feed(data)
+
+    def _handshake_received(self, data: bytes) -> None:
+        """The library reads the HTTP response; frames sent right behind it (in the same
+        packet) are kept for the short path, so frames are only ever cut here."""
+        buffer = self._buffer
+        buffer += data
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buffer) > MAX_RESPONSE_HEAD:
+                self._feed(bytes(buffer))  # the library gives up on it
+                buffer.clear()
+            return
+        head, rest = bytes(buffer[: end + 4]), bytes(buffer[end + 4 :])
+        buffer.clear()
+        self._feed(head)
+        if self.ws.state is State.OPEN:
+            if rest:
+                self._frames_received(rest)
+        elif rest:
+            self._feed(rest)  # the body of a refusal
+
+    def _frames_received(self, data: bytes) -> None:
+        """Cut whole frames out of the received bytes: a whole text or binary message
+        goes to ``on_message`` at once, any other frame to the library (RFC 6455 §5.2)."""
+        buffer = self._buffer
+        if buffer:
+            buffer += data
+            data = bytes(buffer)
+            buffer.clear()
+        size = len(data)
+        position = 0
+        while size - position >= 2:
+            first = data[position]
+            second = data[position + 1]
+            length = second & 0x7F
+            start = position + 2
+            if length == 126:
+                if size - position < 4:
+                    break
+                length = int.from_bytes(data[start : start + 2], "big")
+                start += 2
+            elif length == 127:
+                if size - position < 10:
+                    break
+                length = int.from_bytes(data[start : start + 8], "big")
+                start += 8
+            if length > self.max_size:  # the library closes with 1009
+                self._feed(data[position:])
+                return
+            if second & _MASKED:
+                start += 4  # a server must not mask: the library fails the connection
+            end = start + length
+            if end > size:
+                break
+            if (
+                first in (_FIN_TEXT, _FIN_BINARY)
+                and not second & _MASKED
+                and self._fragments is None
+                and self.ws.state is State.OPEN
+            ):
+                self.on_message(data[start:end])
+            else:
+                self._feed(data[position:end])
+            position = end
+        if position < size:
+            self._buffer += data[position:]
+
+    def _feed(self, data: bytes) -> None:
+        """Bytes for the library's parser; then what it makes of them."""
         ws = self.ws
         ws.receive_data(data)
         for event in ws.events_received():
             if isinstance(event, Response):
                 self._handshake_done()
-            elif event.opcode is Opcode.TEXT or event.opcode is Opcode.BINARY:
-                self.on_message(event.data)
+                continue
+            opcode = event.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                if event.fin:
+                    self.on_message(event.data)
+                else:
+                    self._fragments = [event.data]
+            elif opcode is Opcode.CONT and self._fragments is not None:
+                self._fragments.append(event.data)
+                if event.fin:
+                    message, self._fragments = b"".join(self._fragments), None
+                    self.on_message(message)
         self._flush()
         if ws.close_expected():
             self._close_soon()
@@ -117,10 +222,23 @@ class WebSocketConnection(asyncio.Protocol):
     # -- sending
 
     def send_text(self, data: bytes) -> None:
-        """Send one text message (UTF-8 bytes), whatever the buffer holds."""
-        if self.ws.state is State.OPEN:
-            self.ws.send_text(data)
-            self._flush()
+        """Send one text message (UTF-8 bytes), whatever the buffer holds: one masked
+        frame, one write (RFC 6455 §5.3: a fresh, unpredictable key per frame)."""
+        if self.ws.state is not State.OPEN:
+            return
+        at = self._mask_at
+        if at >= len(self._masks):
+            self._masks, at = os.urandom(MASK_POOL), 0
+        self._mask_at = at + 4
+        mask = self._masks[at : at + 4]
+        length = len(data)
+        if length < 126:
+            header = bytes((_FIN_TEXT, _MASKED | length))
+        elif length < 65536:
+            header = _LENGTH_16.pack(_FIN_TEXT, _MASKED | 126, length)
+        else:
+            header = _LENGTH_64.pack(_FIN_TEXT, _MASKED | 127, length)
+        self.transport.write(header + mask + apply_mask(data, mask))
 
     def close(self, code: int = 1000) -> None:
         """Start the closing handshake; the transport closes when the server answers
@@ -190,7 +308,8 @@ async def open_websocket(
         raise WebSocketOpenError(str(exc)) from exc
     loop = asyncio.get_running_loop()
     tls = (ssl_context or ssl.create_default_context()) if uri.secure else None
-    connection = WebSocketConnection(ClientProtocol(uri, max_size=max_size), high_water)
+    protocol = ClientProtocol(uri, max_size=max_size)
+    connection = WebSocketConnection(protocol, max_size, high_water)
     connection.on_message = on_message
     try:
         async with asyncio.timeout(timeout):
