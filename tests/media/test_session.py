@@ -101,6 +101,37 @@ async def test_garbage_is_counted_not_fatal(pair):
     assert got  # still receiving
 
 
+async def test_on_arrival_frames_come_as_packets_arrive_and_late_ones_are_dropped(pair):
+    _, b = pair
+    b.deliver_on_arrival(True)
+    frames, tapped = [], []
+    b.on_frame = frames.append
+    b.tap = lambda side, frame: tapped.append((side, frame.timestamp))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender.bind(("127.0.0.1", 0))
+    b.remote = ("127.0.0.1", sender.getsockname()[1])
+    try:
+        # 1, 2, 4, then 3 (late: after 4), 4 again (a duplicate), 5; then a sender that
+        # restarted its clock 3 s back (a new timeline, not a late packet)
+        order = [1, 2, 4, 3, 4, 5, 9000]
+        restart = (800 - 3 * 8000) & 0xFFFFFFFF
+        stamps = {n: (n * 160 if n < 9000 else restart) for n in order}
+        for seq in order:
+            packet = RtpPacket(0, seq, stamps[seq], 1234, bytes([seq % 256]) * 160)
+            sender.sendto(packet.serialize(), ("127.0.0.1", b.port))
+        for _ in range(50):
+            if len(frames) >= 5:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        sender.close()
+    assert [f.timestamp for f in frames] == [160, 320, 640, 800, restart]
+    assert b.late_packets == 2
+    assert [t for side, t in tapped if side == 0] == [160, 320, 640, 800, restart]
+    b.deliver_on_arrival(False)  # back to the jitter buffer on the tick
+    assert len(b._jitter) == 0
+
+
 def test_port_pool_hands_out_even_ports_least_recently_used_first():
     pool = PortPool(10001, 10008)
     assert [pool.acquire() for _ in range(3)] == [10002, 10004, 10006]
