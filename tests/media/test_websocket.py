@@ -8,6 +8,7 @@ bytes when a test needs frames split or ordered in a particular way.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import struct
 
 import pytest
@@ -22,6 +23,7 @@ from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 from media.websocket import WebSocketConnection, WebSocketOpenError, open_websocket
+from tests.interop.harness import make_tls_cert
 
 
 async def test_messages_both_ways_with_the_library_server():
@@ -50,6 +52,35 @@ async def test_messages_both_ways_with_the_library_server():
         conn.close()
         assert await asyncio.wait_for(conn.closed, 3) is None  # 1000 both ways: normal
     assert [len(m) for m in got] == sizes
+
+
+async def test_wss_with_a_verified_certificate(tmp_path):
+    """wss:// (RFC 6455 §3): TLS under the same framing; a certificate the client does
+    not trust fails the handshake with an open error."""
+    cert, key = make_tls_cert(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+
+    async def echo(ws):
+        async for message in ws:
+            await ws.send(message)
+
+    async with serve(echo, "127.0.0.1", 0, ssl=server_tls) as server:
+        port = server.sockets[0].getsockname()[1]
+        trusted = ssl.create_default_context(cafile=str(cert))
+        received: list[bytes] = []
+        conn = await open_websocket(
+            f"wss://127.0.0.1:{port}/", timeout=3, ssl_context=trusted,
+            on_message=received.append,
+        )  # fmt: skip
+        for n in range(50):
+            conn.send_text(b'{"n":%d}' % n)
+        await wait_for(lambda: len(received) == 50)
+        assert received[-1] == b'{"n":49}'
+        conn.close()
+        assert await asyncio.wait_for(conn.closed, 3) is None
+        with pytest.raises(WebSocketOpenError, match="CERTIFICATE_VERIFY_FAILED"):
+            await open_websocket(f"wss://127.0.0.1:{port}/", timeout=3)
 
 
 async def test_a_refused_port_and_a_non_websocket_url_raise_open_errors():
