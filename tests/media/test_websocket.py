@@ -107,6 +107,23 @@ async def test_a_server_that_refuses_the_upgrade_raises_an_open_error():
             await open_websocket(f"ws://127.0.0.1:{port}/", timeout=2)
 
 
+@pytest.mark.parametrize(
+    "answer", [b"", b"HTTP/1.1 101 Switching", b"HTTP/1.1 101 Switching Protocols\r\n\r\n"]
+)
+async def test_a_server_that_hangs_up_during_the_handshake_raises_an_open_error(answer):
+    async def hang_up(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)  # nothing, half a status line, or a 101 without its headers
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(WebSocketOpenError):
+            await open_websocket(f"ws://127.0.0.1:{port}/", timeout=2)
+
+
 class RawServer(asyncio.Protocol):
     """Completes the handshake with the library's server protocol, then writes
     whatever bytes the test gives it (frames built by hand) and records what the
