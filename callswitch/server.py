@@ -9,8 +9,11 @@ import logging
 import signal
 from pathlib import Path
 
+from fastapi import Response
+
 from callswitch.config import Settings
 from callswitch.http import HttpServer
+from callswitch.metrics import CONTENT_TYPE, Metrics
 from control_api import demo
 from control_api.api import create_app
 from control_api.builtin_apps import BUILTIN_APPS
@@ -73,9 +76,11 @@ class Server:
         self.sip: SipEndpoint | None = None
         self.calls: CallManager | None = None
         self.voice: VoiceApps | None = None
+        self.media: MediaSettings | None = None
         self.http: HttpServer | None = None
         self.outbox: Outbox | None = None
         self.clock = MediaClock()
+        self.metrics = Metrics(self)
         self.listeners: dict[str, str] = {}
         self._closers: list = []
 
@@ -87,6 +92,7 @@ class Server:
             self.store = await Store.open(database_url(s))
             await self._seed_account()
             webhooks = WebhookClient()
+            webhooks.on_result = self.metrics.observe_webhook
             self.outbox = Outbox(self.store, webhooks, self.store.auth_token)
             self.outbox.start()
             self._closers += [self.outbox.stop, webhooks.close]
@@ -100,6 +106,7 @@ class Server:
                 recordings_dir=data / "recordings",
             )
             app.include_router(demo.router)
+            app.add_api_route("/metrics", self._metrics_page, methods=["GET"])
             self.http = HttpServer(app, s.bind, s.http_port)
             await self.http.start()
             self.listeners["http"] = self.http.address
@@ -133,7 +140,9 @@ class Server:
         self.sip = SipEndpoint(s.bind, s.sip_port, s.public_address, tls_client=tls_client)
         await self.sip.start()
         await self._start_sip_tls()
-        media = MediaSettings(s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock)
+        media = self.media = MediaSettings(
+            s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock
+        )
         self.calls = CallManager(self.sip.ua, media, self._route)
         self.voice.dialer = Dialer(
             self.sip.ua,
@@ -157,6 +166,9 @@ class Server:
             )
             return
         await self.sip.start_tls(s.sip_tls_port, server_tls_context(s.sip_tls_cert, s.sip_tls_key))
+
+    async def _metrics_page(self) -> Response:
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     async def _route(self, session):
         app = BUILTIN_APPS.get(session.user)

@@ -56,6 +56,7 @@ class Dialer:
         self.self_address = self_address  # where our own SIP listener is reachable
         self.is_our_number = is_our_number
         self.registrar = registrar
+        self._calls: list[OutboundCall] = []
 
     async def resolve(
         self,
@@ -153,7 +154,7 @@ class Dialer:
         sid: str | None = None,
         headers: list[tuple[str, str]] | None = None,
     ) -> OutboundCall:
-        return OutboundCall(
+        call = OutboundCall(
             self.ua,
             self.media,
             destination,
@@ -163,6 +164,14 @@ class Dialer:
             sid=sid,
             headers=headers,
         )
+        self._calls = [c for c in self._calls if not c.ended.is_set()]
+        self._calls.append(call)
+        return call
+
+    def live_calls(self) -> list[OutboundCall]:
+        """The calls placed that have not ended (for metrics)."""
+        self._calls = [c for c in self._calls if not c.ended.is_set()]
+        return list(self._calls)
 
 
 async def _resolve_host(host: str) -> str:

@@ -74,11 +74,17 @@ def _with_query(url: str, params: Params) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
+def _ignore_result(seconds: float, outcome: str) -> None:
+    pass
+
+
 class WebhookClient:
     """Makes signed requests to the application's URLs."""
 
     def __init__(self, timeout: float = WEBHOOK_TIMEOUT_S) -> None:
         self.timeout = timeout
+        # Told how each request went: seconds taken and "ok", "http_error" or "unreachable".
+        self.on_result: Callable[[float, str], None] = _ignore_result
 
     async def request(
         self,
@@ -102,14 +108,18 @@ class WebhookClient:
             headers.append(("X-Twilio-Signature", sign(url, params, auth_token)))
             headers.append(("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"))
             body = urlencode(list(params)).encode()
+        started = time.monotonic()
         try:
             response = await http_request(
                 method, url, headers=headers, body=body, timeout=timeout or self.timeout
             )
         except HttpError as exc:
+            self.on_result(time.monotonic() - started, "unreachable")
             raise WebhookError(f"{method} {url}: {exc}") from exc
         if not 200 <= response.status < 300:
+            self.on_result(time.monotonic() - started, "http_error")
             raise WebhookError(f"{method} {url}: HTTP {response.status}", response.status)
+        self.on_result(time.monotonic() - started, "ok")
         return response
 
     async def fetch_twiml(self, url: str, method: str, params: Params, auth_token: str) -> str:

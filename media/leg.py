@@ -35,6 +35,7 @@ class Leg:
 
     codec: str = "PCMU"
     sample_rate: int = 8000
+    kind: str = "other"  # what the far end is, for metrics: "sip" (RTP), "webrtc", ...
 
     def __init__(self) -> None:
         self.on_frame: Callable[[Frame], None] = _ignore

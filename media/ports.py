@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from media.quality import RtpTotals
+
 __all__ = ["PortPool", "PortsExhausted"]
 
 
@@ -27,6 +29,9 @@ class PortPool:
             raise ValueError(f"port range {start}-{end} holds no RTP/RTCP pair")
         self._used: set[int] = set()
         self.size = len(self._free)
+        # For metrics: the sessions holding ports now, and what those that ended counted.
+        self.sessions: set = set()
+        self.ended: dict[str, RtpTotals] = {}
 
     def acquire(self) -> int:
         if not self._free:

@@ -25,6 +25,7 @@ from media.dtmf import DtmfReceiver, dtmf_packets
 from media.jitter import JitterBuffer
 from media.leg import Frame, Leg
 from media.ports import PortPool, PortsExhausted
+from media.quality import RtpTotals
 from media.rtcp import (
     Bye,
     ReceiverReport,
@@ -67,6 +68,8 @@ class _RtcpProtocol(asyncio.DatagramProtocol):
 
 class RtpSession(asyncio.DatagramProtocol, Leg):
     """One RTP/RTCP port pair (RFC 3550) carrying one audio stream each way."""
+
+    kind = "sip"
 
     def __init__(
         self, clock: MediaClock, pool: PortPool, port: int, *, jitter_depth: int = 3
@@ -143,6 +146,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
                 session._rtcp, _ = await loop.create_datagram_endpoint(
                     lambda s=session: _RtcpProtocol(s), local_addr=(host, port + 1)
                 )
+                pool.sessions.add(session)
                 return session
             except OSError as exc:  # taken by another program: try the next pair
                 last_error = exc
@@ -530,7 +534,14 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             if transport is not None:
                 transport.close()
         self._rtp = self._rtcp = None
-        self._pool.release(self.port)
+        pool = self._pool
+        if self in pool.sessions:
+            pool.sessions.discard(self)
+            totals = pool.ended.get(self.codec) or pool.ended.setdefault(self.codec, RtpTotals())
+            totals.received += self.stats.received
+            totals.lost += max(self.stats.lost, 0)
+            totals.sent += self.packets_sent
+        pool.release(self.port)
         Leg.close(self)
 
 

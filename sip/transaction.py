@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sip.message import Headers, Request, Response
+from sip.stats import SipCounters
 
 __all__ = [
     "ClientInviteTransaction",
@@ -158,10 +159,12 @@ class ServerTransaction(_Transaction):
     def _transmit(self, response: Response) -> None:
         self.last_response = response
         self._last_bytes = response.serialize()
+        self._layer.counters.responses_sent[self.request.method, response.status] += 1
         self._layer.send(self.dest, self._last_bytes)
 
     def _resend(self) -> None:
         if self._last_bytes is not None:
+            self._layer.counters.retransmissions[self.request.method] += 1
             self._layer.send(self.dest, self._last_bytes)
 
 
@@ -275,6 +278,7 @@ class ClientTransaction(_Transaction):
         self._layer.send(self.dest, self._request_bytes)
 
     def _on_retransmit(self, now: float) -> None:
+        self._layer.counters.retransmissions[self.request.method] += 1
         self._send_request()
         self._interval = self._next_interval()
         self._arm(now + self._interval, self._timeout_at)
@@ -403,6 +407,7 @@ class TransactionLayer:
         self.timers = timers or Timers()
         self.server: dict[tuple, ServerTransaction] = {}
         self.client: dict[tuple, ClientTransaction] = {}
+        self.counters = SipCounters()
         self._heap: list[tuple[float, int, _Transaction]] = []
         # Told each new deadline, so an event loop can arm one timer for the earliest.
         self.wakeup: Callable[[float], None] | None = None
@@ -418,6 +423,7 @@ class TransactionLayer:
         must act on the request. A new request gets a new transaction; an ACK
         for a 2xx has none (it is its own, response-less transaction).
         """
+        self.counters.requests_received[request.method] += 1
         key = server_key(request)
         txn = self.server.get(key)
         if txn is not None:
@@ -431,6 +437,7 @@ class TransactionLayer:
 
     def receive_response(self, response: Response, now: float) -> bool:
         """Match an incoming response; False when no transaction wanted it."""
+        self.counters.responses_received[response.cseq.method, response.status] += 1
         txn = self.client.get(client_key(response.branch or "", response.cseq.method))
         if txn is None:
             return False
@@ -453,6 +460,7 @@ class TransactionLayer:
         cls = ClientInviteTransaction if request.method == "INVITE" else ClientNonInviteTransaction
         txn = cls(self, key, request, dest, reliable)
         self.client[key] = txn
+        self.counters.requests_sent[request.method] += 1
         txn.start(now)
         return txn
 

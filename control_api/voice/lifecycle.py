@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -57,6 +58,10 @@ class Journal:
     async def flush(self) -> None:
         if self._last is not None:
             await self._last
+
+
+# Calls that reached a final status in this process, by (direction, status): for metrics.
+FINISHED_CALLS: Counter[tuple[str, str]] = Counter()
 
 
 class CallLifecycle:
@@ -152,6 +157,7 @@ class CallLifecycle:
 
     def finished(self, status: str, duration: float, **extra: str) -> None:
         end = now()
+        FINISHED_CALLS[self.record.direction, status] += 1
         seconds = str(round(duration))
         self.update(status, end_time=end, duration=int(seconds))
         self.callback(status, CallDuration=seconds, Duration=seconds, **extra)

@@ -217,6 +217,7 @@ def child_call(
         from_user=from_user(caller_id),
         timeout=verb.timeout,
     )
+    call.direction = "outbound-dial"
     to = destination.label
     lifecycle = CallLifecycle(
         voice.store,

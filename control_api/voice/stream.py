@@ -25,12 +25,47 @@ from media.streams import TRACKS, MediaStream
 if TYPE_CHECKING:
     from control_api.voice.runner import TwimlRunner
 
-__all__ = ["MAX_FORKS", "CallForks", "Fork", "StreamOutcome", "connect_stream"]
+__all__ = [
+    "MAX_FORKS",
+    "STREAMS",
+    "CallForks",
+    "Fork",
+    "StreamOutcome",
+    "StreamStats",
+    "connect_stream",
+]
 
 MAX_FORKS = 4  # Twilio's limit of streams on one call
 STOP_WAIT_S = 3.0  # how long a stop waits for the stream's stop message to leave
 
 log = logging.getLogger("callswitch.voice")
+
+
+@dataclass(slots=True)
+class StreamStats:
+    """The Media Streams of this process, for metrics: those running now, and the
+    totals of those that ended."""
+
+    live: set = field(default_factory=set)  # the clients streaming now
+    started: int = 0
+    failed: int = 0  # refused, timed out or broken
+    dropped: int = 0  # media messages dropped by streams that ended (slow applications)
+
+    def running(self, client) -> None:
+        self.live.add(client)
+        self.started += 1
+
+    def ended(self, client, error: str | None) -> None:
+        self.live.discard(client)
+        self.dropped += client.dropped
+        self.failed += error is not None
+
+    @property
+    def dropped_total(self) -> int:
+        return self.dropped + sum(client.dropped for client in self.live)
+
+
+STREAMS = StreamStats()
 
 
 @dataclass(slots=True)
@@ -61,10 +96,15 @@ async def connect_stream(runner: TwimlRunner, verb: Connect) -> StreamOutcome:
         await client.connect()
     except StreamConnectError as exc:
         outcome.error = str(exc)
+        STREAMS.failed += 1
     else:
+        STREAMS.running(client)
         call.log("stream.started", stream_sid=protocol.stream_sid)
-        await _status(runner, stream, protocol, "stream-started")
-        outcome.error = await client.run(call.ended)
+        try:
+            await _status(runner, stream, protocol, "stream-started")
+            outcome.error = await client.run(call.ended)
+        finally:
+            STREAMS.ended(client, outcome.error)
         outcome.dropped = client.dropped
     if outcome.error is not None:
         runner.errors.append(f"31920 {outcome.error}")
@@ -201,10 +241,15 @@ class CallForks:
                     await client.connect()
                 except StreamConnectError as exc:
                     error = str(exc)
+                    STREAMS.failed += 1
                 else:
+                    STREAMS.running(client)
                     call.log("stream.started", stream_sid=fork.sid, fork=True)
-                    await _status(runner, fork.stream, fork.protocol, "stream-started")
-                    error = await client.run(until)
+                    try:
+                        await _status(runner, fork.stream, fork.protocol, "stream-started")
+                        error = await client.run(until)
+                    finally:
+                        STREAMS.ended(client, error)
                     call.log("stream.stopped", stream_sid=fork.sid, dropped=client.dropped)
             self._stopped(fork)
             if error is not None:

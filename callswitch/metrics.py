@@ -1,0 +1,225 @@
+"""``/metrics``: the node in Prometheus's text format (prometheus-client).
+
+Nothing on a media path counts for Prometheus. The planes keep plain counters
+of their own (the SIP transaction layer's :class:`~sip.stats.SipCounters`, each
+RTP session's reception statistics, the port pool's totals of ended sessions,
+the Media Streams clients' drop counts) and :class:`NodeCollector` reads them
+when Prometheus scrapes. Only webhooks, a few a second at most, are observed
+as they happen, into a histogram.
+
+Call quality per codec is an estimate: jitter and loss come from the RTP
+sessions' RFC 3550 statistics, MOS from the E-model (:mod:`media.quality`)
+with the delay we add (the jitter buffer) plus twice the measured jitter, since
+the network's own delay is not known here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from control_api.voice.lifecycle import FINISHED_CALLS
+from control_api.voice.stream import STREAMS
+from media.quality import RtpTotals, estimate_mos
+
+__all__ = ["CONTENT_TYPE", "Metrics", "NodeCollector"]
+
+# The classic text format (0.0.4), which every Prometheus release reads; the names
+# here need none of 1.0.0's escaping.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+JITTER_BUFFER_MS = 60.0  # three 20 ms packets (media.session's default depth)
+WEBHOOK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
+
+
+class NodeCollector(Collector):
+    """Reads the live objects of one :class:`~callswitch.server.Server` at scrape time."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._calls()
+        yield from self._sip()
+        yield from self._rtp()
+        yield from self._streams()
+        yield from self._clock()
+
+    # -- calls
+
+    def _calls(self) -> Iterator[Metric]:
+        server = self.server
+        active = GaugeMetricFamily(
+            "callswitch_calls_active",
+            "Calls in progress (ringing or answered) by direction and the kind of leg",
+            labels=["direction", "leg"],
+        )
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        if server.calls is not None:
+            for call in server.calls.calls.values():
+                counts["inbound", _leg_kind(call.leg)] += 1
+        dialer = getattr(server.voice, "dialer", None)
+        if dialer is not None:
+            for call in dialer.live_calls():
+                counts[call.direction, _leg_kind(call.leg)] += 1
+        for (direction, leg), count in sorted(counts.items()):
+            active.add_metric([direction, leg], count)
+        yield active
+        finished = CounterMetricFamily(
+            "callswitch_calls",
+            "Calls that reached a final status since the process started",
+            labels=["direction", "status"],
+        )
+        for (direction, status), count in sorted(FINISHED_CALLS.items()):
+            finished.add_metric([direction, status], count)
+        yield finished
+
+    # -- SIP
+
+    def _sip(self) -> Iterator[Metric]:
+        sip = self.server.sip
+        if sip is None:
+            return
+        counters = sip.ua.layer.counters
+        tables = (
+            ("requests_received", "SIP requests received", ["method"], counters.requests_received),
+            ("requests_sent", "SIP requests sent (new transactions)", ["method"],
+             counters.requests_sent),
+            ("responses_received", "SIP responses received", ["method", "code"],
+             counters.responses_received),
+            ("responses_sent", "SIP responses sent by transactions", ["method", "code"],
+             counters.responses_sent),
+            ("retransmissions", "SIP messages a transaction sent again", ["method"],
+             counters.retransmissions),
+        )  # fmt: skip
+        for name, help_text, labels, table in tables:
+            family = CounterMetricFamily(f"callswitch_sip_{name}", help_text, labels=labels)
+            for key, count in sorted(table.items()):
+                values = [str(part) for part in key] if isinstance(key, tuple) else [key]
+                family.add_metric(values, count)
+            yield family
+        yield CounterMetricFamily(
+            "callswitch_sip_parse_errors",
+            "SIP messages that could not be parsed (answered 400 or dropped)",
+            value=sip.ua.parse_errors,
+        )
+
+    # -- RTP
+
+    def _rtp(self) -> Iterator[Metric]:
+        media = self.server.media
+        if media is None:
+            return
+        pool = media.pool
+        totals: dict[str, RtpTotals] = defaultdict(RtpTotals)
+        for codec, ended in pool.ended.items():
+            totals[codec].received += ended.received
+            totals[codec].lost += ended.lost
+            totals[codec].sent += ended.sent
+        sessions: dict[str, int] = defaultdict(int)
+        jitter: dict[str, list[float]] = defaultdict(list)
+        mos: dict[str, list[float]] = defaultdict(list)
+        for session in list(pool.sessions):
+            codec, stats = session.codec, session.stats
+            sessions[codec] += 1
+            totals[codec].received += stats.received
+            totals[codec].lost += max(stats.lost, 0)
+            totals[codec].sent += session.packets_sent
+            if stats.received:
+                jitter_s = stats.jitter / session.sample_rate
+                jitter[codec].append(jitter_s)
+                loss = max(stats.lost, 0) / max(stats.expected, 1)
+                delay_ms = JITTER_BUFFER_MS + 2000 * jitter_s
+                mos[codec].append(estimate_mos(codec, loss, delay_ms))
+        gauges = (
+            GaugeMetricFamily("callswitch_rtp_sessions", "RTP sessions open", labels=["codec"]),
+            GaugeMetricFamily(
+                "callswitch_rtp_jitter_seconds",
+                "Mean interarrival jitter (RFC 3550 A.8) of the open sessions",
+                labels=["codec"],
+            ),
+            GaugeMetricFamily(
+                "callswitch_rtp_mos_estimate",
+                "Mean E-model MOS estimate (ITU-T G.107) of the open sessions",
+                labels=["codec"],
+            ),
+        )
+        for codec in sorted(sessions):
+            gauges[0].add_metric([codec], sessions[codec])
+            if jitter[codec]:
+                gauges[1].add_metric([codec], sum(jitter[codec]) / len(jitter[codec]))
+                gauges[2].add_metric([codec], sum(mos[codec]) / len(mos[codec]))
+        yield from gauges
+        for field, help_text in (
+            ("received", "RTP packets received from peers"),
+            ("lost", "RTP packets peers sent that never arrived (RFC 3550 A.3)"),
+            ("sent", "RTP packets sent to peers"),
+        ):
+            family = CounterMetricFamily(
+                f"callswitch_rtp_packets_{field}", help_text, labels=["codec"]
+            )
+            for codec in sorted(totals):
+                family.add_metric([codec], getattr(totals[codec], field))
+            yield family
+
+    # -- Media Streams and the media clock
+
+    def _streams(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "callswitch_media_streams_active", "Media Streams open", value=len(STREAMS.live)
+        )
+        yield CounterMetricFamily(
+            "callswitch_media_streams_started", "Media Streams opened", value=STREAMS.started
+        )
+        yield CounterMetricFamily(
+            "callswitch_media_streams_failed",
+            "Media Streams that refused, timed out or broke",
+            value=STREAMS.failed,
+        )
+        yield CounterMetricFamily(
+            "callswitch_media_streams_dropped_messages",
+            "Media messages dropped because the application read too slowly",
+            value=STREAMS.dropped_total,
+        )
+
+    def _clock(self) -> Iterator[Metric]:
+        clock = self.server.clock
+        yield CounterMetricFamily(
+            "callswitch_media_clock_skipped_ticks",
+            "20 ms media ticks given up after the event loop stalled",
+            value=clock.skipped,
+        )
+        yield GaugeMetricFamily(
+            "callswitch_media_clock_max_lag_seconds",
+            "The latest a media tick has run since the process started",
+            value=clock.max_lag,
+        )
+
+
+def _leg_kind(leg) -> str:
+    return "none" if leg is None else leg.kind
+
+
+class Metrics:
+    """One node's registry: the collector plus the webhook histogram."""
+
+    def __init__(self, server) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(NodeCollector(server))
+        self.webhooks = Histogram(
+            "callswitch_webhook_duration_seconds",
+            "Webhook and status callback requests by outcome (ok, http_error, unreachable)",
+            ["outcome"],
+            buckets=WEBHOOK_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe_webhook(self, seconds: float, outcome: str) -> None:
+        self.webhooks.labels(outcome).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
