@@ -65,6 +65,13 @@ def _planes(value: Any) -> frozenset[str]:
     return PLANES if "all" in names or not names else names
 
 
+def _seconds(value: Any) -> float:
+    seconds = float(value)
+    if not 0 <= seconds < 86400:
+        raise ValueError("expected seconds from 0 to 86399")
+    return seconds
+
+
 def _log_level(value: Any) -> str:
     level = str(value).lower()
     if level not in ("debug", "info", "warning", "error"):
@@ -187,6 +194,14 @@ OPTIONS: tuple[Option, ...] = (
         True,
     ),
     Option("only", _planes, PLANES, "run only these planes, e.g. turn or sip,api", "PLANES"),
+    Option(
+        "drain_timeout",
+        _seconds,
+        0.0,
+        "on SIGTERM, refuse new calls and let current ones finish for up to this long "
+        "before hanging them up (default 0: hang up at once); a second signal stops at once",
+        "S",
+    ),
     Option("log_level", _log_level, "info", "debug, info, warning or error", "LEVEL"),
     Option("demo", _boolean, False, "create the demo number 1000 and its TwiML app", switch=True),
 )
@@ -214,6 +229,7 @@ class Settings:
     turn_allow_peer: list[str] = field(default_factory=list)
     trunk: list[Trunk] = field(default_factory=list)
     only: frozenset[str] = PLANES
+    drain_timeout: float = 0.0
     log_level: str = "info"
     demo: bool = False
     config: str | None = None

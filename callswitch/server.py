@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 from fastapi import Response
+from fastapi.responses import JSONResponse
 
 from callswitch.config import Settings
 from callswitch.http import HttpServer
@@ -81,6 +82,7 @@ class Server:
         self.outbox: Outbox | None = None
         self.clock = MediaClock()
         self.metrics = Metrics(self)
+        self.draining = False
         self.listeners: dict[str, str] = {}
         self._closers: list = []
 
@@ -107,6 +109,8 @@ class Server:
             )
             app.include_router(demo.router)
             app.add_api_route("/metrics", self._metrics_page, methods=["GET"])
+            app.add_api_route("/health", self._health, methods=["GET"])
+            app.add_api_route("/ready", self._ready, methods=["GET"])
             self.http = HttpServer(app, s.bind, s.http_port)
             await self.http.start()
             self.listeners["http"] = self.http.address
@@ -169,6 +173,38 @@ class Server:
 
     async def _metrics_page(self) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+    async def _health(self) -> JSONResponse:
+        """Liveness: the process answers."""
+        return JSONResponse({"status": "ok"})
+
+    async def _ready(self) -> JSONResponse:
+        """Readiness: 200 while the node takes new calls, 503 once it drains."""
+        if self.draining:
+            return JSONResponse({"status": "draining", "live_calls": self.live_calls()}, 503)
+        return JSONResponse({"status": "ready", "live_calls": self.live_calls()})
+
+    # -- draining
+
+    def live_calls(self) -> int:
+        """Calls in progress on this node, inbound and placed."""
+        count = len(self.calls.calls) if self.calls is not None else 0
+        dialer = getattr(self.voice, "dialer", None)
+        return count + (len(dialer.live_calls()) if dialer is not None else 0)
+
+    def drain(self) -> None:
+        """Take no new calls (INVITEs get 503, /ready says 503); current ones go on."""
+        self.draining = True
+        if self.calls is not None:
+            self.calls.accepting = False
+        log.info("draining", extra={"live_calls": self.live_calls()})
+
+    async def drained(self, timeout: float) -> None:
+        """Wait until no call is left, or ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.live_calls() and loop.time() < deadline:
+            await asyncio.sleep(0.1)
 
     async def _route(self, session):
         app = BUILTIN_APPS.get(session.user)
@@ -236,10 +272,10 @@ class Server:
 
 
 async def serve(settings: Settings) -> None:
-    stop = asyncio.Event()
+    signals = asyncio.Queue()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):  # before start: a SIGTERM then still counts
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, signals.put_nowait, signum)
     server = Server(settings)
     await server.start()
     # Everything start-up built lives as long as the process: take it out of the
@@ -252,6 +288,13 @@ async def serve(settings: Settings) -> None:
     # call objects alive, full ones often enough to stall the relay for tens of
     # milliseconds. Collect young objects less often; full collections rarely.
     gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 100)
-    await stop.wait()
+    await signals.get()
+    if settings.drain_timeout > 0 and server.live_calls():
+        server.drain()
+        second = asyncio.ensure_future(signals.get())  # a second signal: stop at once
+        drained = asyncio.ensure_future(server.drained(settings.drain_timeout))
+        await asyncio.wait([second, drained], return_when=asyncio.FIRST_COMPLETED)
+        second.cancel()
+        drained.cancel()
     await server.stop()
     log.info("stopped")

@@ -219,6 +219,9 @@ class Call(CallTimes):
 Router = Callable[[InviteSession], Awaitable["App | None"]]
 
 
+DRAIN_RETRY_AFTER_S = 30
+
+
 class CallManager:
     """Hands each incoming INVITE to the application its router picks."""
 
@@ -228,9 +231,14 @@ class CallManager:
         self.router = router
         self.calls: dict[str, Call] = {}
         self._tasks: set[asyncio.Task] = set()
+        self.accepting = True  # False while the node drains: new calls get 503
         ua.on_invite = self.on_invite
 
     def on_invite(self, session: InviteSession) -> None:
+        if not self.accepting:
+            # RFC 3261 §21.5.4: overloaded or in maintenance; another node may take it.
+            session.reject(503, "Draining", headers=[("Retry-After", str(DRAIN_RETRY_AFTER_S))])
+            return
         task = asyncio.get_running_loop().create_task(self._run(session))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
 from .harness import STOP_GRACE
-from .sipp import SippBackground
+from .sipp import SippBackground, run_sipp
 
 TRANSPORTS = [pytest.param("u1", id="udp"), pytest.param("t1", id="tcp")]
 CALLS = 5
@@ -90,3 +95,89 @@ def test_sigterm_with_vanished_peers_still_exits(server, sipp_bin, rtp_sink, tmp
         + f" (SIGTERM with {CALLS} calls whose peer is gone; the harness allows "
         + f"{STOP_GRACE:.0f} s)\n{server.tail()}"
     )
+
+
+def _get(server, path: str) -> tuple[int, dict]:
+    url = f"http://127.0.0.1:{server.http_port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_health_and_readiness_answer(server):
+    assert _get(server, "/health") == (200, {"status": "ok"})
+    assert _get(server, "/ready") == (200, {"status": "ready", "live_calls": 0})
+
+
+@pytest.mark.callswitch(extra_args=("--drain-timeout", "20"))
+def test_sigterm_drains_new_calls_refused_current_ones_finish(
+    server, sipp_bin, rtp_sink, tmp_path
+):
+    """With --drain-timeout, SIGTERM turns new calls away (503, Retry-After) and
+    readiness to 503, lets the current call run to its end, then exits by itself."""
+    caller = SippBackground(
+        "uac_bye.xml",
+        server.sip_target,
+        workdir=tmp_path / "current",
+        sipp=sipp_bin,
+        service="echo",
+        keys={"sink_port": rtp_sink.port},
+        pause_ms=3000,
+        calls=1,
+        timeout=30,
+        trace_msg=True,
+    )
+    try:
+        assert _wait_answered(server, 1, 10) == 1, server.tail()
+        os.kill(server.pid, signal.SIGTERM)
+        for _ in range(50):
+            if server.events("draining"):
+                break
+            time.sleep(0.05)
+        status, body = _get(server, "/ready")
+        assert (status, body["status"], body["live_calls"]) == (503, "draining", 1)
+        refused = run_sipp(
+            "uac_503.xml", server.sip_target, workdir=tmp_path / "new", sipp=sipp_bin,
+            service="echo", keys={"sink_port": rtp_sink.port}, calls=1, timeout=10,
+            trace_msg=True,
+        )  # fmt: skip
+        assert refused.ok(1), f"a new call was not refused with 503\n{refused.describe()}"
+        result = caller.wait(15)
+    finally:
+        caller.stop()
+    assert result.ok(1), f"the current call did not finish normally\n{result.describe()}"
+    started = time.monotonic()
+    server.stopped_rc = server.proc.wait(10)  # it exits by itself once the call is over
+    assert server.stopped_rc == 0
+    assert time.monotonic() - started < 5
+    assert not server.events("call.answered")[1:]  # the refused call was never answered
+
+
+@pytest.mark.callswitch(extra_args=("--drain-timeout", "60"))
+def test_a_second_sigterm_ends_a_drain_at_once(server, sipp_bin, rtp_sink, tmp_path):
+    caller = SippBackground(
+        "uac_wait_bye.xml",
+        server.sip_target,
+        workdir=tmp_path / "sipp",
+        sipp=sipp_bin,
+        service="echo",
+        keys={"sink_port": rtp_sink.port},
+        calls=1,
+        timeout=40,
+        trace_msg=True,
+    )
+    try:
+        assert _wait_answered(server, 1, 10) == 1, server.tail()
+        time.sleep(0.3)
+        os.kill(server.pid, signal.SIGTERM)
+        time.sleep(1.0)
+        assert server.proc.poll() is None  # draining: the call holds it up
+        os.kill(server.pid, signal.SIGTERM)
+        server.stopped_rc = server.proc.wait(10)
+        assert server.stopped_rc == 0
+        result = caller.wait(15)
+    finally:
+        caller.stop()
+    assert result.ok(1), f"the caller did not get its BYE\n{result.describe()}"
