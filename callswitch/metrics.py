@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 
 from control_api.voice.lifecycle import FINISHED_CALLS
 from control_api.voice.stream import STREAMS
-from media.quality import RtpTotals, estimate_mos
+from media.quality import RtpTotals, leg_quality
 
 __all__ = ["CONTENT_TYPE", "Metrics", "NodeCollector"]
 
@@ -32,7 +32,6 @@ __all__ = ["CONTENT_TYPE", "Metrics", "NodeCollector"]
 # here need none of 1.0.0's escaping.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-JITTER_BUFFER_MS = 60.0  # three 20 ms packets (media.session's default depth)
 WEBHOOK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
 
 
@@ -124,17 +123,15 @@ class NodeCollector(Collector):
         jitter: dict[str, list[float]] = defaultdict(list)
         mos: dict[str, list[float]] = defaultdict(list)
         for session in list(pool.sessions):
-            codec, stats = session.codec, session.stats
+            quality = leg_quality(session)
+            codec = quality.codec
             sessions[codec] += 1
-            totals[codec].received += stats.received
-            totals[codec].lost += max(stats.lost, 0)
+            totals[codec].received += quality.received
+            totals[codec].lost += quality.lost
             totals[codec].sent += session.packets_sent
-            if stats.received:
-                jitter_s = stats.jitter / session.sample_rate
-                jitter[codec].append(jitter_s)
-                loss = max(stats.lost, 0) / max(stats.expected, 1)
-                delay_ms = JITTER_BUFFER_MS + 2000 * jitter_s
-                mos[codec].append(estimate_mos(codec, loss, delay_ms))
+            if quality.mos is not None:
+                jitter[codec].append(quality.jitter_ms / 1000.0)
+                mos[codec].append(quality.mos)
         gauges = (
             GaugeMetricFamily("callswitch_rtp_sessions", "RTP sessions open", labels=["codec"]),
             GaugeMetricFamily(

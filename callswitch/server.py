@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from callswitch.config import Settings
 from callswitch.http import HttpServer
 from callswitch.metrics import CONTENT_TYPE, Metrics
-from control_api import demo
+from control_api import console, demo
 from control_api.api import create_app
 from control_api.builtin_apps import BUILTIN_APPS
 from control_api.call import CallManager, MediaSettings
@@ -108,6 +108,7 @@ class Server:
                 recordings_dir=data / "recordings",
             )
             app.include_router(demo.router)
+            app.include_router(console.router)
             app.add_api_route("/metrics", self._metrics_page, methods=["GET"])
             app.add_api_route("/health", self._health, methods=["GET"])
             app.add_api_route("/ready", self._ready, methods=["GET"])

@@ -106,9 +106,15 @@ def error_response(error: ApiError) -> JSONResponse:
     )
 
 
-async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc)
+    response = error_response(exc)
+    # A page's own script (the console) asked: a Basic challenge would make the
+    # browser open its credentials prompt instead of letting the page answer.
+    scripted = request.headers.get("x-requested-with", "").lower() == "xmlhttprequest"
+    if scripted and "www-authenticate" in response.headers:
+        del response.headers["www-authenticate"]
+    return response
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["CODEC_IMPAIRMENT", "RtpTotals", "estimate_mos"]
+__all__ = ["CODEC_IMPAIRMENT", "LegQuality", "RtpTotals", "estimate_mos", "leg_quality"]
+
+JITTER_BUFFER_MS = 60.0  # three 20 ms packets (media.session's default depth)
 
 # Ie (equipment impairment) and Bpl (packet-loss robustness) per codec, G.113
 # Appendix I; G.711 with packet loss concealment. G.722 and Opus are wideband
@@ -58,3 +60,38 @@ class RtpTotals:
     received: int = 0
     lost: int = 0
     sent: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LegQuality:
+    """What a leg has received so far: RFC 3550 counts and the estimate from them.
+
+    ``mos`` takes the delay we add (the jitter buffer) plus twice the measured
+    jitter as the one-way delay; the network's own delay is not known here.
+    """
+
+    codec: str
+    received: int
+    lost: int
+    jitter_ms: float
+    mos: float | None  # None until a packet has arrived
+
+    @property
+    def loss(self) -> float:
+        expected = self.received + self.lost
+        return self.lost / expected if expected else 0.0
+
+
+def leg_quality(leg) -> LegQuality | None:
+    """The quality of a leg that keeps RFC 3550 reception statistics (``leg.stats``),
+    or None for one that does not."""
+    stats = getattr(leg, "stats", None)
+    if stats is None:
+        return None
+    received, lost = stats.received, max(stats.lost, 0)
+    jitter_ms = 1000.0 * stats.jitter / leg.sample_rate
+    mos = None
+    if received:
+        loss = lost / (received + lost)
+        mos = estimate_mos(leg.codec, loss, JITTER_BUFFER_MS + 2 * jitter_ms)
+    return LegQuality(leg.codec, received, lost, jitter_ms, mos)

@@ -188,6 +188,7 @@ async def _bridge(runner, parent, child: OutboundCall, verb: Dial) -> DialOutcom
                     side == 0 and digit == "*" and not star.done() and star.set_result(True)
                 )
             bridge.start()
+            runner.bridged = (a, b)  # who talks to whom now (the console shows both legs)
             parent.log("dial.bridged", child=b.sid, mode=bridge.mode)
             transfer = asyncio.ensure_future(transfers.requests.get())
             waits = [
@@ -207,6 +208,7 @@ async def _bridge(runner, parent, child: OutboundCall, verb: Dial) -> DialOutcom
                 for waiter in waits:
                     waiter.cancel()
                 bridge.stop()
+                runner.bridged = None
             if request is None:
                 break  # a hang-up, the time limit or the star key
             other = b if request.referrer is a else a

@@ -200,6 +200,10 @@ class VoiceApps:
     def untrack(self, sid: str) -> None:
         self.live.pop(sid, None)
 
+    def live_of(self, account_sid: str) -> list[_LiveCall]:
+        """The account's calls in progress (the console's live view)."""
+        return [live for live in self.live.values() if live.account_sid == account_sid]
+
     def child_call(self, runner, destination, noun, verb):
         return outbound.child_call(self, runner, destination, noun, verb)
 

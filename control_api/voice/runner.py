@@ -96,6 +96,7 @@ class TwimlRunner:
         self._requests: set[asyncio.Task] = set()  # action requests of calls gone
         self.errors: list[str] = []
         self.forks = CallForks(self)  # <Start><Stream> and REST streams beside the TwiML
+        self.bridged: tuple | None = None  # the two calls a <Dial> bridges now
 
     # -- control
 
