@@ -4,8 +4,11 @@ with prometheus-client's own parser (an independent reader of the format)."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import urllib.request
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 from twilio.rest import Client
@@ -96,3 +99,31 @@ def test_a_call_shows_in_the_metrics_while_it_lasts_and_in_the_totals_after(serv
     assert value(after, "callswitch_sip_requests_sent_total", method="BYE") >= 1
     assert value(after, "callswitch_sip_responses_received_total", method="BYE", code="200") >= 1
     assert ("callswitch_media_clock_skipped_ticks_total", ()) in after
+
+
+def served_families(server) -> set[str]:
+    url = f"http://127.0.0.1:{server.http_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names.add(family.name)
+        names.update(sample.name for sample in family.samples)
+        if family.type == "counter":
+            names.add(family.name + "_total")
+        if family.type == "histogram":
+            names.update(family.name + suffix for suffix in ("_bucket", "_count", "_sum"))
+    return names
+
+
+def test_the_dashboard_and_the_docs_name_only_metrics_that_are_served(server):
+    served = served_families(server)
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    dashboard = json.loads((docs / "grafana-dashboard.json").read_text())
+    queries = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    named = set(re.findall(r"callswitch_[a-z_]+", queries))
+    table = (docs / "metrics.md").read_text()
+    documented = set(re.findall(r"`(callswitch_[a-z_]+)`", table))
+    assert named and documented
+    assert named <= served, sorted(named - served)
+    assert documented <= served, sorted(documented - served)
