@@ -158,6 +158,7 @@ def run_scenario(scenario: Scenario, *, smoke: bool, out: Path, python: str) -> 
         return Outcome(scenario, "not present", args)
     json_path = out / "json" / f"{scenario.name}.json"
     log_path = out / "logs" / f"{scenario.name}.log"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.unlink(missing_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if scenario.json:
