@@ -210,6 +210,8 @@ def run_scenario(scenario: Scenario, *, smoke: bool, out: Path, python: str) -> 
             outcome.status = "ok"  # sip_cps exits 1 when no rate passed: a figure, not a fault
     elif not timed_out and proc.returncode == 0:
         outcome.status = "no report"
+    elif "unrecognized arguments: --json" in log_path.read_text(errors="replace"):
+        outcome.status = "no --json option"  # its row should say json=False
     return outcome
 
 

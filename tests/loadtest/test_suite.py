@@ -135,3 +135,18 @@ def test_a_script_past_its_time_is_stopped(tmp_path: Path, monkeypatch) -> None:
     outcome = suite.run_scenario(scenario, smoke=True, out=tmp_path / "out", python=sys.executable)
     assert outcome.status == "timed out"
     assert outcome.seconds < 30
+
+
+def test_a_script_without_json_option_is_named_so(tmp_path: Path, monkeypatch) -> None:
+    body = (
+        "import argparse\n"
+        "parser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--quick', action='store_true')\n"
+        "parser.parse_args()\n"
+    )
+    scenario = fake_script(tmp_path, monkeypatch, body)
+    outcome = suite.run_scenario(scenario, smoke=True, out=tmp_path / "out", python=sys.executable)
+    assert outcome.status == "no --json option"
+    plain = suite.Scenario(**{**scenario.__dict__, "json": False, "smoke": ()})
+    outcome = suite.run_scenario(plain, smoke=True, out=tmp_path / "out", python=sys.executable)
+    assert outcome.status == "ran (no JSON)" and outcome.data is None
