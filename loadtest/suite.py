@@ -243,7 +243,8 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     unit = target.get("unit", "load")
     loads = [row["load"] for row in levels]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
-    fig.suptitle(f"{data['scenario']}: largest passing {data.get('largest_passing')} {unit}")
+    best = data.get("largest_passing")
+    fig.suptitle(f"{data['scenario']}: largest passing {'none' if best is None else best} {unit}")
 
     def series(ax, key: str, label: str, color: str) -> None:
         points = [(row["load"], row[key], row["meets"]) for row in levels if row[key] is not None]
@@ -291,7 +292,8 @@ def summary(outcomes: list[Outcome]) -> str:
         best = target = met = "-"
         if o.data is not None:
             unit = o.data["target"].get("unit", "")
-            best = f"{o.data.get('largest_passing')}"
+            passing = o.data.get("largest_passing")
+            best = "none" if passing is None else f"{passing:g}"
             target = f"{o.target_load:g} {unit}"
             met = "yes" if o.met else "no"
         rows.append((o.scenario.name, o.status, best, target, met))
