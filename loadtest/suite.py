@@ -314,6 +314,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--soak-seconds", type=float, default=600.0, help="soak duration (%(default)s s)"
     )
+    parser.add_argument(
+        "--soak-streams", type=int, default=None, help="soak calls up at once (soak.py's default)"
+    )
     parser.add_argument("--list", action="store_true", help="print the scenarios and stop")
     args = parser.parse_args(argv)
     if args.soak and args.smoke:
@@ -351,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         outcomes.append(outcome)
     soak = None
     if args.soak:
-        soak = run_soak(out, args.soak_seconds)
+        soak = run_soak(out, args.soak_seconds, args.soak_streams)
     report = {
         "mode": mode,
         "started": began.isoformat(timespec="seconds"),
@@ -379,11 +382,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if whole and soak_ok else 1
 
 
-def run_soak(out: Path, seconds: float) -> dict[str, Any]:
+def run_soak(out: Path, seconds: float, streams: int | None = None) -> dict[str, Any]:
     """loadtest/soak.py with --json; its report goes under "soak"."""
     path = out / "json" / "soak.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     cmd = [sys.executable, str(HERE / "soak.py"), "--seconds", str(seconds), "--json", str(path)]
+    if streams is not None:
+        cmd += ["--streams", str(streams)]
     print(f"== soak: {' '.join(cmd[1:])}", flush=True)
     log_path = out / "logs" / "soak.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
