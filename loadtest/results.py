@@ -75,9 +75,21 @@ def report(
     }
 
 
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinity inside it as None (JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
+
+
 def write(path: Path, data: dict[str, Any]) -> None:
+    """Write the report; NaN figures in a scenario's own detail become null."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps(finite(data), indent=2, allow_nan=False) + "\n")
     print(f"figures written to {path}", flush=True)
 
 

@@ -64,8 +64,8 @@ TOLERANCES = {"rss_mb": ("MB", 0.02, 4.0), "fds": ("fds", 0.05, 5.0), "lag_ms": 
 @dataclass
 class Sample:
     t: float  # seconds since the measurement began
-    rss_mb: float
-    fds: int
+    rss_mb: float | None  # None: /proc could not be read (the process is gone)
+    fds: int | None
     lag_ms: float | None  # /health round trip, median of three
     calls_up: int | None  # SIPp's CurrentCall
     streams_active: float | None  # callswitch_media_streams_active
@@ -120,14 +120,18 @@ def sample(server: CallswitchServer, client: httpx.Client, sipp: BackgroundSipp,
     max_lag = metric(text, "callswitch_media_clock_max_lag_seconds")
     return Sample(
         t=time.monotonic() - t0,
-        rss_mb=rss_mb(server.pid) or float("nan"),
-        fds=open_fds(server.pid) or 0,
+        rss_mb=rss_mb(server.pid),
+        fds=open_fds(server.pid),
         lag_ms=lag,
         calls_up=sipp.counters().get("CurrentCall"),
         streams_active=metric(text, "callswitch_media_streams_active"),
         clock_max_lag_ms=None if max_lag is None else max_lag * 1000,
         clock_skipped=metric(text, "callswitch_media_clock_skipped_ticks_total"),
     )
+
+
+def cell(value: float | None, spec: str, width: int) -> str:
+    return "?".rjust(width) if value is None else format(value, spec).rjust(width)
 
 
 @dataclass
@@ -163,14 +167,15 @@ def trend(name: str, minutes: list[float], values: list[float | None]) -> Trend 
         return None
     x = np.array([p[0] for p in points])
     y = np.array([p[1] for p in points], dtype=float)
-    slope, intercept = np.polyfit(x, y, 1)
-    residuals = y - (slope * x + intercept)
     spread = float(np.sum((x - x.mean()) ** 2))
-    stderr = math.sqrt(float(np.sum(residuals**2)) / (len(x) - 2) / spread) if spread else 0.0
+    if spread == 0:
+        return None  # every sample at one time: no line through them
+    slope = float(np.sum((x - x.mean()) * (y - y.mean())) / spread)
+    residuals = y - (y.mean() + slope * (x - x.mean()))
+    stderr = math.sqrt(float(np.sum(residuals**2)) / (len(x) - 2) / spread)
     span = float(x.max() - x.min())
     median = float(np.median(y))
     tolerance = max(relative * abs(median), absolute)
-    slope = float(slope)
     growth = slope > 0 and slope > 3 * stderr and slope * span > tolerance
     return Trend(name, unit, len(points), median, slope, stderr, slope * span, tolerance, growth)
 
@@ -256,13 +261,11 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
             s = sample(server, client, caller, t0)
             samples.append(s)
 
-            def fmt(value, spec: str, width: int) -> str:
-                return "?".rjust(width) if value is None else format(value, spec).rjust(width)
-
             print(
-                f"  {s.t:5.0f}  {s.rss_mb:7.1f}  {s.fds:5d}  {fmt(s.lag_ms, '.1f', 6)}  "
-                f"{fmt(s.calls_up, 'd', 5)}  {fmt(s.streams_active, '.0f', 7)}  "
-                f"{fmt(s.clock_max_lag_ms, '.1f', 16)}  {fmt(s.clock_skipped, '.0f', 7)}",
+                f"  {s.t:5.0f}  {cell(s.rss_mb, '.1f', 7)}  {cell(s.fds, 'd', 5)}  "
+                f"{cell(s.lag_ms, '.1f', 6)}  "
+                f"{cell(s.calls_up, 'd', 5)}  {cell(s.streams_active, '.0f', 7)}  "
+                f"{cell(s.clock_max_lag_ms, '.1f', 16)}  {cell(s.clock_skipped, '.0f', 7)}",
                 flush=True,
             )
         # SIPp places its last call at about the window's end; those end after --hold.
@@ -283,11 +286,6 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         problems = server.stop(grace=15)
         errors.extend(f"server: {p} (log: {server.log_path})" for p in problems)
     return samples, idle, errors
-
-
-def finite(row: dict) -> dict:
-    """NaN (a value /proc did not give) as null: JSON has no NaN."""
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
 def report(args, samples: list[Sample], idle, errors: list[str]) -> int:
@@ -332,7 +330,7 @@ def report(args, samples: list[Sample], idle, errors: list[str]) -> int:
                 "verdict": verdict,
                 "idle": idle,
                 "errors": errors,
-                "samples": [finite(asdict(s)) for s in samples],
+                "samples": [asdict(s) for s in samples],
             },
         )
     if len(measured) < 3:

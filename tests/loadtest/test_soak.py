@@ -38,6 +38,15 @@ def test_significant_but_small_growth_is_within_tolerance() -> None:
 def test_too_few_or_missing_samples() -> None:
     assert soak.trend("lag_ms", [0.0, 1.0], [1.0, 2.0]) is None
     assert soak.trend("lag_ms", [0.0, 1.0, 2.0, 3.0], [1.0, None, float("nan"), 2.0]) is None
+    assert soak.trend("lag_ms", [1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) is None
+
+
+def test_slope_matches_numpy_polyfit() -> None:
+    minutes = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    values = [10.0, 10.4, 11.1, 11.4, 12.2, 12.4]
+    t = soak.trend("lag_ms", minutes, values)
+    assert t is not None
+    assert t.slope_per_min == pytest.approx(np.polyfit(minutes, values, 1)[0])
 
 
 def test_metric_sums_samples_of_one_name_only() -> None:

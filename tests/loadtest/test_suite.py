@@ -150,3 +150,12 @@ def test_a_script_without_json_option_is_named_so(tmp_path: Path, monkeypatch) -
     plain = suite.Scenario(**{**scenario.__dict__, "json": False, "smoke": ()})
     outcome = suite.run_scenario(plain, smoke=True, out=tmp_path / "out", python=sys.executable)
     assert outcome.status == "ran (no JSON)" and outcome.data is None
+
+
+def test_write_turns_nan_anywhere_into_null(tmp_path: Path) -> None:
+    data = sample_report(detail={"p99_ms": float("nan"), "ways": [1.0, float("inf")]})
+    path = tmp_path / "r.json"
+    results.write(path, data)
+    written = json.loads(path.read_text())
+    assert written["detail"] == {"p99_ms": None, "ways": [1.0, None]}
+    assert results.problems(written) == []
