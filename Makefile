@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := espeak-ng
 DEBIAN_TEST_PACKAGES := $(DEBIAN_PACKAGES) sip-tester baresip openssl
 
-.PHONY: serve test lint deps test-deps loadtest clean
+.PHONY: serve test lint deps test-deps loadtest loadtest-smoke soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,11 +45,16 @@ lint: $(INSTALLED)
 test: $(INSTALLED) test-deps lint
 	$(BIN)/pytest -q
 
+# Every scenario at its target: loadtest/report/report.json and one PNG per scenario.
 loadtest: $(INSTALLED) test-deps
-	$(BIN)/python loadtest/sip_cps.py
-	$(BIN)/python loadtest/webhook_calls.py
-	$(BIN)/python loadtest/bridge.py
-	$(BIN)/python loadtest/streams.py
+	$(BIN)/python loadtest/suite.py $(ARGS)
+
+loadtest-smoke: $(INSTALLED) test-deps
+	$(BIN)/python loadtest/suite.py --smoke $(ARGS)
+
+# Ten minutes at half the streams target; RSS, descriptors and event-loop lag sampled.
+soak: $(INSTALLED) test-deps
+	$(BIN)/python loadtest/soak.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) callswitch-data .pytest_cache .ruff_cache .hypothesis

@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import contextlib
 import csv
-import json
 import os
 import signal
 import socket
@@ -57,6 +56,7 @@ if str(REPO) not in sys.path:
 
 from twilio.rest import Client  # noqa: E402
 
+from loadtest import results  # noqa: E402
 from tests.interop.audio import sine, ulaw_encode  # noqa: E402
 from tests.interop.harness import CallswitchServer, free_port  # noqa: E402
 from tests.interop.sipp import SippResult, build_command, collect, find_sipp  # noqa: E402
@@ -505,6 +505,30 @@ class Step:
             f"{cpu}  {'yes' if self.meets else 'NO'}"
         )
 
+    def as_level(self) -> dict:
+        """The common row (loadtest/results.py): the worse of the two ways."""
+        r = self.result
+        ways = () if r is None else (r.forward, r.backward)
+        rates = {} if r is None else r.rates
+        delivered = [rates.get(name) for name in ("callee_sink", "caller_sink")]
+        cpu = rates.get("server_cpu")
+
+        def worst(values: list[float]) -> float | None:
+            values = [v for v in values if v == v]  # NaN: no packet arrived that way
+            return max(values) if values else None
+
+        return results.level(
+            self.calls,
+            throughput=None if None in delivered else sum(delivered),
+            throughput_unit="bulk packets/s relayed (both ways)",
+            latency_p50_ms=worst([d.percentile(50) for d in ways]),
+            latency_p99_ms=worst([d.percentile(99) for d in ways]),
+            loss_pct=worst([d.loss_pct for d in ways]),
+            cpu_pct=None if cpu is None else cpu * 100,
+            meets=self.meets,
+            detail=self.as_json(),
+        )
+
     def as_json(self) -> dict:
         r = self.result
         return {
@@ -785,16 +809,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{TARGET_CALLS}-call target: {verdict}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {
-            "target": {"calls": TARGET_CALLS, "loss_pct": MAX_LOSS_PCT, "p99_ms": MAX_P99_MS},
-            "probes": args.probes,
-            "window_s": args.seconds,
-            "rate_cps": args.rate,
-            "largest_passing": best,
-            "steps": [s.as_json() for s in steps],
-        }
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"figures written to {args.json}")
+        report = results.report(
+            "bridge",
+            target={
+                "load": TARGET_CALLS,
+                "unit": "bridged calls",
+                "loss_pct": MAX_LOSS_PCT,
+                "latency_p99_ms": MAX_P99_MS,
+            },
+            levels=[s.as_level() for s in steps],
+            largest_passing=best,
+            load_unit="bridged calls",
+            latency="one-way probe packet latency through the bridge, the worse way",
+            probes=args.probes,
+            window_s=args.seconds,
+            rate_cps=args.rate,
+        )
+        results.write(args.json, report)
     return 0
 
 

@@ -10,6 +10,7 @@ a table shows both figures and their ratio.
 
     python loadtest/sip_cps.py            # full run, a few minutes at most
     python loadtest/sip_cps.py --quick    # smoke run, well under a minute
+    python loadtest/sip_cps.py --json out.json   # also write the figures (loadtest/results.py)
 
 Loopback only. Stops only the processes it started, by their PIDs.
 """
@@ -25,15 +26,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from loadtest import results  # noqa: E402
 from tests.interop.harness import CallswitchServer, ServerError, free_port  # noqa: E402
 from tests.interop.sipp import SippBackground, SippResult, find_sipp, run_sipp  # noqa: E402
 
 DEFAULT_RATES = (100, 200, 300, 500, 750, 1000, 1500, 2000, 2500, 3500, 5000)
 QUICK_RATES = (50, 100)
+TARGET_CPS = 500
 
 
 @dataclass
@@ -44,6 +49,27 @@ class Step:
     target_cpu: float | None  # CPU seconds the target used per wall second
     passed: bool
     why: str
+    response_ms: list[float] = field(default_factory=list)  # INVITE to 200, per call
+
+    def percentile(self, q: float) -> float | None:
+        return float(np.percentile(self.response_ms, q)) if self.response_ms else None
+
+    def as_level(self) -> dict:
+        r = self.result
+        return results.level(
+            self.rate,
+            throughput=r.successful / r.elapsed if r.elapsed > 0 else None,
+            throughput_unit="calls/s completed",
+            latency_p50_ms=self.percentile(50),
+            latency_p99_ms=self.percentile(99),
+            loss_pct=100.0 * (self.calls - r.successful) / self.calls,
+            cpu_pct=None if self.target_cpu is None else self.target_cpu * 100,
+            meets=self.passed,
+            calls=self.calls,
+            failed=r.failed,
+            why=self.why,
+            latency="INVITE to 200 OK (SIPp -trace_rtt, 1 ms resolution)",
+        )
 
     def line(self) -> str:
         r = self.result
@@ -112,7 +138,7 @@ def run_step(
         pause_ms=0,
         timeout=budget,
         cpu=cpu,
-        extra=("-max_socket", "1000"),
+        extra=("-max_socket", "1000", "-trace_rtt", "-rtt_freq", "1"),
     )
     wall = time.monotonic() - started
     cpu_after = cpu_seconds(target_pid)
@@ -130,7 +156,21 @@ def run_step(
         why = f"SIPp exit code {result.returncode}"
     elif result.elapsed > calls / rate * 1.25 + 3.0:
         why = f"could not keep the rate: {calls} calls took {result.elapsed:.1f} s"
-    return Step(rate, calls, result, target_cpu, passed=not why, why=why)
+    return Step(rate, calls, result, target_cpu, not why, why, response_times(result.rundir))
+
+
+def response_times(rundir: Path) -> list[float]:
+    """Per-call INVITE-to-200 times (ms) from SIPp's -trace_rtt file."""
+    out: list[float] = []
+    for path in rundir.glob("*_rtt.csv"):
+        for line in path.read_text(errors="replace").splitlines()[1:]:
+            fields = line.split(";")
+            if len(fields) >= 2:
+                try:
+                    out.append(float(fields[1]))
+                except ValueError:
+                    continue
+    return out
 
 
 def sweep(
@@ -217,6 +257,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-pin", action="store_true", help="do not pin processes with taskset")
     ap.add_argument("--skip-uas", action="store_true", help="skip the SIPp uas reference")
     ap.add_argument("--workdir", type=Path, help="where to keep logs (default: a temp dir)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args(argv)
     if args.quick:
         args.rates = ",".join(map(str, QUICK_RATES))
@@ -320,6 +361,27 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(table(sweeps, args.transport))
+    if args.json and sweeps:
+        ours = sweeps[0]
+        results.write(
+            args.json,
+            results.report(
+                "sip_cps",
+                target={"load": TARGET_CPS, "unit": "calls/s", "failed_calls": 0},
+                levels=[s.as_level() for s in ours.steps],
+                largest_passing=ours.best or None,
+                load_unit="calls/s offered",
+                seconds_per_level=args.seconds,
+                transport=args.transport,
+                reference={
+                    s.name: {
+                        "largest_passing": s.best or None,
+                        "levels": [step.as_level() for step in s.steps],
+                    }
+                    for s in sweeps[1:]
+                },
+            ),
+        )
     return 0 if sweeps and sweeps[0].best > 0 else 1
 
 

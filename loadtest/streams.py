@@ -68,6 +68,7 @@ from websockets.http11 import Request  # noqa: E402
 from websockets.protocol import State  # noqa: E402
 from websockets.server import ServerProtocol  # noqa: E402
 
+from loadtest import results  # noqa: E402
 from loadtest.bridge import (  # noqa: E402
     BackgroundSipp,
     MediaSink,
@@ -610,6 +611,26 @@ class Step:
             f"{num(self.dropped, 'd', 6)}  {'yes' if self.meets else 'NO'}"
         )
 
+    def as_level(self) -> dict:
+        """The common row (loadtest/results.py): latency is RTP -> WebSocket, the
+        target's; loss is the worse of the bulk media shortfalls."""
+        r = self.result
+        into, out = self.bulk_loss_pct()
+        losses = [v for v in (into, out) if v is not None]
+        cpu = self.rate("server_cpu")
+        ws_in, ws_out = self.rate("ws_in"), self.rate("ws_out")
+        return results.level(
+            self.streams,
+            throughput=None if ws_in is None or ws_out is None else ws_in + ws_out,
+            throughput_unit="media messages/s (both ways)",
+            latency_p50_ms=None if r is None else r.to_ws.percentile(50),
+            latency_p99_ms=None if r is None else r.to_ws.percentile(99),
+            loss_pct=max(losses) if losses else None,
+            cpu_pct=None if cpu is None else cpu * 100,
+            meets=self.meets,
+            detail=self.as_json(),
+        )
+
     def as_json(self) -> dict:
         r = self.result
         into, out = self.bulk_loss_pct()
@@ -855,16 +876,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{TARGET_STREAMS}-stream target: {verdict}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {
-            "target": {"streams": TARGET_STREAMS, "p99_ms": MAX_P99_MS},
-            "probes": args.probes,
-            "window_s": args.seconds,
-            "rate_cps": args.rate,
-            "largest_passing": best,
-            "steps": [s.as_json() for s in steps],
-        }
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"figures written to {args.json}")
+        report = results.report(
+            "streams",
+            target={
+                "load": TARGET_STREAMS,
+                "unit": "concurrent streams",
+                "latency_p99_ms": MAX_P99_MS,
+                "loss_pct": 100 * (1 - BULK_MEDIA_SHARE),
+            },
+            levels=[s.as_level() for s in steps],
+            largest_passing=best,
+            load_unit="concurrent streams",
+            latency="probe RTP packet to its media message at the echo server (RTP -> WS)",
+            probes=args.probes,
+            window_s=args.seconds,
+            rate_cps=args.rate,
+        )
+        results.write(args.json, report)
     return 0
 
 

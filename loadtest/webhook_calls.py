@@ -13,6 +13,7 @@ concurrent calls.
 
     python loadtest/webhook_calls.py            # 25, 50, 100, 150, 200 concurrent
     python loadtest/webhook_calls.py --quick    # 10 and 25, a short smoke run
+    python loadtest/webhook_calls.py --json out.json   # also write the figures
 
 Loopback only; bounded in calls and time; stops only the processes it started.
 """
@@ -36,6 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from loadtest import results  # noqa: E402
+from loadtest.bridge import cpu_seconds  # noqa: E402
 from tests.interop.harness import CallswitchServer, parse_logfmt  # noqa: E402
 from tests.interop.sipp import find_sipp, run_sipp  # noqa: E402
 from tests.interop.webhook_app import WebhookApp, twiml  # noqa: E402
@@ -93,6 +96,7 @@ class Step:
     failed: int
     elapsed: float
     latencies_ms: list[float]
+    server_cpu: float | None = None  # CPU seconds the server used per wall second
 
     @property
     def kept_up(self) -> bool:
@@ -108,6 +112,30 @@ class Step:
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    @property
+    def meets(self) -> bool:
+        """Kept up, and p99 INVITE-to-first-RTP under the target's limit."""
+        p99 = self.percentile(99)
+        return self.kept_up and bool(self.latencies_ms) and p99 < TARGET_P99_MS
+
+    def as_level(self) -> dict:
+        return results.level(
+            self.concurrency,
+            throughput=self.cps,
+            throughput_unit="calls/s completed",
+            latency_p50_ms=self.percentile(50),
+            latency_p99_ms=self.percentile(99),
+            loss_pct=100.0 * (self.calls - self.ok) / self.calls if self.calls else None,
+            cpu_pct=None if self.server_cpu is None else self.server_cpu * 100,
+            meets=self.meets,
+            offered_cps=round(self.rate, 2),
+            calls=self.calls,
+            failed=self.failed,
+            kept_up=self.kept_up,
+            measured=len(self.latencies_ms),
+            latency="INVITE sent to first RTP packet received",
+        )
 
     def line(self) -> str:
         status = "ok  " if self.kept_up else "FAIL"
@@ -145,6 +173,7 @@ def run_step(server, sink, sipp, workdir: Path, concurrency: int, seconds: float
     rundir = workdir / f"c{concurrency}"
     rundir.mkdir(parents=True, exist_ok=True)
     log_file = rundir / "calls.log"
+    cpu_before, started = cpu_seconds(server.pid), time.monotonic()
     result = run_sipp(
         SCENARIO,
         server.sip_target,
@@ -159,6 +188,10 @@ def run_step(server, sink, sipp, workdir: Path, concurrency: int, seconds: float
         extra=("-trace_logs", "-log_file", str(log_file)),
         cpu=1,
     )
+    cpu_after, wall = cpu_seconds(server.pid), time.monotonic() - started
+    server_cpu = None
+    if cpu_before is not None and cpu_after is not None and wall > 0:
+        server_cpu = (cpu_after - cpu_before) / wall
     time.sleep(0.5)
     if result.failed or result.successful < calls:
         print(result.describe(3000), file=sys.stderr)
@@ -170,6 +203,7 @@ def run_step(server, sink, sipp, workdir: Path, concurrency: int, seconds: float
         result.failed,
         result.elapsed,
         latencies(log_file, sink),
+        server_cpu,
     )
 
 
@@ -178,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--seconds", type=float, default=None, help="length of each step")
     parser.add_argument("--levels", default=None, help="comma-separated concurrency levels")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     levels = [
         int(x) for x in (args.levels or ("10,25" if args.quick else "25,50,100,150,200")).split(",")
@@ -235,6 +270,24 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"p99 INVITE to first RTP at {TARGET_CONCURRENCY} concurrent: {p99:.1f} ms "
             f"({verdict} the {TARGET_P99_MS:.0f} ms target)"
+        )
+    if args.json:
+        results.write(
+            args.json,
+            results.report(
+                "webhook_calls",
+                target={
+                    "load": TARGET_CONCURRENCY,
+                    "unit": "concurrent calls",
+                    "latency_p99_ms": TARGET_P99_MS,
+                    "failed_calls": 0,
+                },
+                levels=[s.as_level() for s in steps],
+                largest_passing=max((s.concurrency for s in steps if s.meets), default=None),
+                load_unit="concurrent calls",
+                seconds_per_level=seconds,
+                twiml=TWIML,
+            ),
         )
     return 0
 

@@ -1,0 +1,342 @@
+"""Soak: half the Media Streams target for ten minutes; do RSS, descriptors or lag grow?
+
+callswitch runs pinned to CPU 0; SIPp, the echo server of loadtest/streams.py,
+the TwiML app and this sampler share CPU 1. SIPp keeps about --streams
+`<Connect><Stream>` echo calls up at once (default 250, half the 500-stream
+target): each call streams a looped tone for --hold seconds and hangs up, and
+a new one replaces it, so the server sets up and tears down calls, WebSockets
+and RTP sockets all along (a leak per call shows; a steady set of calls would
+hide it). After a warm-up (the first --hold seconds plus ten, while the calls
+ramp up), every --interval seconds it samples the server's
+
+  - resident memory (VmRSS in /proc/PID/status),
+  - open file descriptors (entries of /proc/PID/fd),
+  - event-loop lag: how long the server takes to answer GET /health (the
+    median of three; the loop that answers it also runs the media clock),
+    with the media clock's skipped ticks and latest tick from /metrics beside it,
+
+then prints the least-squares slope of each per minute and a verdict: growth
+beyond noise when the slope is positive, more than three standard errors
+from zero, and the growth it implies over the run exceeds a tolerance (RSS:
+2% of its median or 4 MB; descriptors: 5% of the median or 5; lag: 5 ms).
+When the last calls have hung up it also compares the idle descriptors and
+RSS with those before the load.
+
+    python loadtest/soak.py                        # 250 streams, 600 s
+    python loadtest/soak.py --streams 50 --seconds 60 --json soak.json
+
+Exit status: 0 no growth, 1 growth beyond noise, 2 could not run.
+Loopback only; bounded in calls and time; stops only the processes it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from loadtest import results  # noqa: E402
+from loadtest.bridge import BackgroundSipp, MediaSink, sipp_dir  # noqa: E402
+from loadtest.streams import BULK_NUMBER, TARGET_STREAMS, EchoProcess, create_numbers  # noqa: E402
+from tests.interop.harness import CallswitchServer  # noqa: E402
+from tests.interop.sipp import find_sipp  # noqa: E402
+from tests.interop.webhook_app import WebhookApp  # noqa: E402
+
+# name: (unit, relative tolerance of the median, absolute tolerance)
+TOLERANCES = {"rss_mb": ("MB", 0.02, 4.0), "fds": ("fds", 0.05, 5.0), "lag_ms": ("ms", 0.0, 5.0)}
+
+
+@dataclass
+class Sample:
+    t: float  # seconds since the measurement began
+    rss_mb: float | None  # None: /proc could not be read (the process is gone)
+    fds: int | None
+    lag_ms: float | None  # /health round trip, median of three
+    calls_up: int | None  # SIPp's CurrentCall
+    streams_active: float | None  # callswitch_media_streams_active
+    clock_max_lag_ms: float | None  # callswitch_media_clock_max_lag_seconds
+    clock_skipped: float | None  # callswitch_media_clock_skipped_ticks_total
+
+
+def rss_mb(pid: int) -> float | None:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def open_fds(pid: int) -> int | None:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def metric(text: str, name: str) -> float | None:
+    """The sum of a metric's samples in Prometheus's text format."""
+    total, seen = 0.0, False
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
+            with contextlib.suppress(ValueError):
+                total += float(line.rsplit(" ", 1)[1])
+                seen = True
+    return total if seen else None
+
+
+def health_ms(client: httpx.Client) -> float | None:
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        try:
+            client.get("/health").raise_for_status()
+        except httpx.HTTPError:
+            continue
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times) if times else None
+
+
+def sample(server: CallswitchServer, client: httpx.Client, sipp: BackgroundSipp, t0: float):
+    lag = health_ms(client)
+    try:
+        text = client.get("/metrics").text
+    except httpx.HTTPError:
+        text = ""
+    max_lag = metric(text, "callswitch_media_clock_max_lag_seconds")
+    return Sample(
+        t=time.monotonic() - t0,
+        rss_mb=rss_mb(server.pid),
+        fds=open_fds(server.pid),
+        lag_ms=lag,
+        calls_up=sipp.counters().get("CurrentCall"),
+        streams_active=metric(text, "callswitch_media_streams_active"),
+        clock_max_lag_ms=None if max_lag is None else max_lag * 1000,
+        clock_skipped=metric(text, "callswitch_media_clock_skipped_ticks_total"),
+    )
+
+
+def cell(value: float | None, spec: str, width: int) -> str:
+    return "?".rjust(width) if value is None else format(value, spec).rjust(width)
+
+
+@dataclass
+class Trend:
+    """Least-squares line through (minutes, value)."""
+
+    name: str
+    unit: str
+    samples: int
+    median: float
+    slope_per_min: float
+    stderr_per_min: float
+    growth_over_run: float  # slope x the run's length
+    tolerance: float
+    growth: bool
+
+    def line(self) -> str:
+        verdict = "GROWTH beyond noise" if self.growth else "no growth beyond noise"
+        return (
+            f"  {self.name:7s} median {self.median:9.2f} {self.unit:3s}  slope "
+            f"{self.slope_per_min:+9.3f} {self.unit}/min (+- {self.stderr_per_min:.3f})  over "
+            f"the run {self.growth_over_run:+8.2f} {self.unit} (tolerance {self.tolerance:.2f})"
+            f"  {verdict}"
+        )
+
+
+def trend(name: str, minutes: list[float], values: list[float | None]) -> Trend | None:
+    unit, relative, absolute = TOLERANCES[name]
+    points = [
+        (m, v) for m, v in zip(minutes, values, strict=True) if v is not None and math.isfinite(v)
+    ]
+    if len(points) < 3:
+        return None
+    x = np.array([p[0] for p in points])
+    y = np.array([p[1] for p in points], dtype=float)
+    spread = float(np.sum((x - x.mean()) ** 2))
+    if spread == 0:
+        return None  # every sample at one time: no line through them
+    slope = float(np.sum((x - x.mean()) * (y - y.mean())) / spread)
+    residuals = y - (y.mean() + slope * (x - x.mean()))
+    stderr = math.sqrt(float(np.sum(residuals**2)) / (len(x) - 2) / spread)
+    span = float(x.max() - x.min())
+    median = float(np.median(y))
+    tolerance = max(relative * abs(median), absolute)
+    growth = slope > 0 and slope > 3 * stderr and slope * span > tolerance
+    return Trend(name, unit, len(points), median, slope, stderr, slope * span, tolerance, growth)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--streams", type=int, default=TARGET_STREAMS // 2, help="calls up at once (%(default)s)"
+    )
+    parser.add_argument("--seconds", type=float, default=600.0, help="measured (%(default)s s)")
+    parser.add_argument("--hold", type=float, default=20.0, help="seconds each call lasts")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--keep", type=Path, default=None, help="keep logs in this directory")
+    args = parser.parse_args(argv)
+    sipp = find_sipp()
+    if sipp is None:
+        print("sipp is not installed (Debian package sip-tester)", file=sys.stderr)
+        return 2
+    if (os.cpu_count() or 1) < 2:
+        print("needs two CPUs: the server on 0, the load on 1", file=sys.stderr)
+        return 2
+    os.sched_setaffinity(0, {1})
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so every `finally` still runs
+    warmup = args.hold + 10.0
+    rate = args.streams / args.hold
+    total_calls = int(rate * (warmup + args.seconds)) + 1
+    lifetime = warmup + args.seconds + args.hold + 300
+    echo = EchoProcess(lifetime)  # forked before any thread starts
+    print(
+        f"soak: {args.streams} <Connect><Stream> echo calls up at once, each {args.hold:g} s "
+        f"(placed at {rate:.1f}/s, {total_calls} in all); warm-up {warmup:g} s, then "
+        f"{args.seconds:g} s sampled every {args.interval:g} s; server on CPU 0",
+        flush=True,
+    )
+    samples: list[Sample] = []
+    idle: dict[str, dict[str, float | None]] = {}
+    errors: list[str] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            app = stack.enter_context(WebhookApp())
+            if args.keep:
+                root = args.keep
+                root.mkdir(parents=True, exist_ok=True)
+            else:
+                root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cs-soak-")))
+            samples, idle, errors = run(root, app, echo, sipp, args, rate, total_calls, warmup)
+    finally:
+        echo.close()
+    return report(args, samples, idle, errors)
+
+
+def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, warmup: float):
+    samples: list[Sample] = []
+    idle: dict[str, dict[str, float | None]] = {}
+    errors: list[str] = []
+    sink = MediaSink()
+    server = CallswitchServer.start(root / "server", cpu=0, rtp_size=2 * args.streams + 400)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=10)
+    caller: BackgroundSipp | None = None
+    try:
+        create_numbers(server, app, echo.port)
+        time.sleep(1.0)
+        idle["before"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid)}
+        caller = BackgroundSipp(
+            "bridge_uac.xml", server.sip_target, cwd=sipp_dir(root / "uac"),
+            service=BULK_NUMBER.lstrip("+"), calls=total_calls, rate=rate, limit=args.streams,
+            pause_ms=int(args.hold * 1000), keys={"sink_port": sink.port}, cpu=1, sipp=sipp,
+            timeout=warmup + args.seconds + args.hold + 120,
+            extra=("-max_socket", str(2 * args.streams + 100)),
+        )  # fmt: skip
+        time.sleep(warmup)
+        t0 = time.monotonic()
+        header = "      t   RSS MB    fds  lag ms  calls  streams  clock max lag ms  skipped"
+        print(header, flush=True)
+        count = int(args.seconds / args.interval) + 1
+        for index in range(count):
+            wake = t0 + index * args.interval
+            time.sleep(max(0.0, wake - time.monotonic()))
+            if not server.is_alive():
+                errors.append(f"the server exited (log: {server.log_path})")
+                break
+            s = sample(server, client, caller, t0)
+            samples.append(s)
+
+            print(
+                f"  {s.t:5.0f}  {cell(s.rss_mb, '.1f', 7)}  {cell(s.fds, 'd', 5)}  "
+                f"{cell(s.lag_ms, '.1f', 6)}  "
+                f"{cell(s.calls_up, 'd', 5)}  {cell(s.streams_active, '.0f', 7)}  "
+                f"{cell(s.clock_max_lag_ms, '.1f', 16)}  {cell(s.clock_skipped, '.0f', 7)}",
+                flush=True,
+            )
+        # SIPp places its last call at about the window's end; those end after --hold.
+        result = caller.wait(args.hold * 2 + 30)
+        caller = None
+        if result.failed:
+            errors.append(f"{result.failed} of {result.created} calls failed: "
+                          f"{result.failure_counters()} (logs in {result.rundir})")  # fmt: skip
+        time.sleep(3.0)
+        idle["after"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid)}
+    except Exception as exc:  # reported with whatever was sampled
+        errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        if caller is not None:
+            caller.stop()
+        client.close()
+        sink.close()
+        problems = server.stop(grace=15)
+        errors.extend(f"server: {p} (log: {server.log_path})" for p in problems)
+    return samples, idle, errors
+
+
+def report(args, samples: list[Sample], idle, errors: list[str]) -> int:
+    minutes = [s.t / 60 for s in samples]
+    trends = [
+        trend(name, minutes, [getattr(s, name) for s in samples])
+        for name in ("rss_mb", "fds", "lag_ms")
+    ]
+    measured = [t for t in trends if t is not None]
+    growth = any(t.growth for t in measured)
+    print()
+    print(f"slopes over {len(samples)} samples ({minutes[-1] if minutes else 0:.1f} min):")
+    for t in measured:
+        print(t.line())
+    for name in ("before", "after"):
+        if name in idle:
+            rss, fds = idle[name]["rss_mb"], idle[name]["fds"]
+            rss = "?" if rss is None else f"{rss:.1f}"
+            print(f"  idle {name} the load: RSS {rss} MB, {fds} fds")
+    for error in errors:
+        print(f"  ! {error}")
+    if len(measured) < 3:
+        verdict = "not enough samples to judge"
+    elif growth:
+        names = ", ".join(t.name for t in measured if t.growth)
+        verdict = f"growth beyond noise in {names}"
+    else:
+        verdict = "no growth beyond noise in RSS, descriptors or event-loop lag"
+    print(f"verdict: {verdict}")
+    if args.json:
+        results.write(
+            args.json,
+            {
+                "scenario": "soak",
+                "streams": args.streams,
+                "target_streams": TARGET_STREAMS,
+                "seconds": args.seconds,
+                "hold_s": args.hold,
+                "interval_s": args.interval,
+                "slopes": {t.name: asdict(t) for t in measured},
+                "growth": growth,
+                "verdict": verdict,
+                "idle": idle,
+                "errors": errors,
+                "samples": [asdict(s) for s in samples],
+            },
+        )
+    if len(measured) < 3:
+        return 2
+    return 1 if growth else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

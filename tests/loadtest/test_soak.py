@@ -1,0 +1,62 @@
+"""loadtest/soak.py's judgement: least-squares slopes and growth beyond noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from loadtest import soak
+
+
+def test_flat_noisy_series_shows_no_growth() -> None:
+    rng = np.random.default_rng(7)
+    minutes = [i / 12 for i in range(120)]  # every 5 s for 10 minutes
+    values = list(150 + rng.normal(0, 1.5, len(minutes)))
+    t = soak.trend("rss_mb", minutes, values)
+    assert t is not None and not t.growth
+    assert abs(t.slope_per_min) < 3 * t.stderr_per_min + 0.1
+
+
+def test_steady_leak_is_growth() -> None:
+    rng = np.random.default_rng(7)
+    minutes = [i / 12 for i in range(120)]
+    values = list(100 + 3 * np.array(minutes) + rng.normal(0, 2, len(minutes)))
+    t = soak.trend("fds", minutes, values)
+    assert t is not None and t.growth
+    assert 2.5 < t.slope_per_min < 3.5
+    assert t.growth_over_run > t.tolerance
+
+
+def test_significant_but_small_growth_is_within_tolerance() -> None:
+    minutes = [i / 12 for i in range(120)]
+    values = [200 + 0.1 * m for m in minutes]  # 1 MB over 10 minutes on 200 MB: exact, tiny
+    t = soak.trend("rss_mb", minutes, values)
+    assert t is not None and not t.growth
+    assert t.tolerance == pytest.approx(0.02 * t.median)
+
+
+def test_too_few_or_missing_samples() -> None:
+    assert soak.trend("lag_ms", [0.0, 1.0], [1.0, 2.0]) is None
+    assert soak.trend("lag_ms", [0.0, 1.0, 2.0, 3.0], [1.0, None, float("nan"), 2.0]) is None
+    assert soak.trend("lag_ms", [1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) is None
+
+
+def test_slope_matches_numpy_polyfit() -> None:
+    minutes = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    values = [10.0, 10.4, 11.1, 11.4, 12.2, 12.4]
+    t = soak.trend("lag_ms", minutes, values)
+    assert t is not None
+    assert t.slope_per_min == pytest.approx(np.polyfit(minutes, values, 1)[0])
+
+
+def test_metric_sums_samples_of_one_name_only() -> None:
+    text = (
+        "# HELP callswitch_media_clock_skipped_ticks_total x\n"
+        "callswitch_media_clock_skipped_ticks_total 12.0\n"
+        'callswitch_calls_active{direction="inbound"} 3.0\n'
+        'callswitch_calls_active{direction="outbound"} 2.0\n'
+        "callswitch_calls_active_extra 99.0\n"
+    )
+    assert soak.metric(text, "callswitch_calls_active") == 5.0
+    assert soak.metric(text, "callswitch_media_clock_skipped_ticks_total") == 12.0
+    assert soak.metric(text, "callswitch_nothing") is None
