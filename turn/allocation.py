@@ -28,7 +28,6 @@ from turn.stun import (
     BINDING,
     CHANNEL_BIND,
     CREATE_PERMISSION,
-    DATA,
     INDICATION,
     REFRESH,
     REQUEST,
@@ -51,7 +50,6 @@ __all__ = [
     "FiveTuple",
     "RelayPorts",
     "TurnError",
-    "data_indication",
 ]
 
 UDP = 17
@@ -158,14 +156,6 @@ class RelayPorts:
     def expire(self, now: float) -> None:
         for token in [t for t, (_, e) in self.reservations.items() if e <= now]:
             del self.reservations[token]
-
-
-def data_indication(peer: tuple[str, int], payload: bytes) -> bytes:
-    """A Data indication (§11.4) carrying ``payload`` from ``peer``."""
-    message = Message(DATA, INDICATION, os.urandom(12))
-    message.add(Attr.XOR_PEER_ADDRESS, peer)
-    message.add(Attr.DATA, payload)
-    return message.encode(fingerprint=False)
 
 
 OpenRelay = Callable[[Allocation, int], bool]

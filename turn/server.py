@@ -20,8 +20,9 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from turn.allocation import Allocation, AllocationManager, FiveTuple, RelayPorts, data_indication
+from turn.allocation import Allocation, AllocationManager, FiveTuple, RelayPorts
 from turn.auth import Credentials
+from turn.indications import read_send, write_data
 from turn.policy import PeerPolicy, Quotas
 
 __all__ = ["TurnServer", "TurnSettings", "local_ipv6_address"]
@@ -132,6 +133,10 @@ class _UdpListener:
                     allocation.handle.sock.sendto(view[4 : 4 + length], peer)
                 except OSError:
                     pass
+            elif first == 0 and buf[1] == 0x16:  # Send indication: the relay path too
+                allocation = clients.get(addr)
+                if allocation is not None:
+                    self.server.send_indication(allocation, bytes(view[:n]))
             elif first < 0x40:
                 self.server.on_stun(bytes(view[:n]), FiveTuple("udp", addr, self.local), self)
 
@@ -182,7 +187,11 @@ class _TcpClient(asyncio.Protocol):
                 return
             if size - offset < total:
                 break
-            if first < 0x40:
+            if first == 0 and buffer[offset + 1] == 0x16:
+                if self.allocation is not None:
+                    frame = bytes(buffer[offset : offset + total])
+                    self.server.send_indication(self.allocation, frame)
+            elif first < 0x40:
                 self.server.on_stun(bytes(buffer[offset : offset + total]), self.five_tuple, self)
             else:
                 self._channel_data(buffer, offset, length)
@@ -260,7 +269,7 @@ class _Relay:
                 allocation.budget -= n
                 if allocation.budget < 0:
                     continue
-                self.client.send(data_indication(addr, bytes(payload[:n])), self.client_addr)
+                self.client.send(write_data(addr, payload[:n]), self.client_addr)
 
 
 class TurnServer:
@@ -299,6 +308,8 @@ class TurnServer:
             send_to_peer=self._send_to_peer,
             protected_ports=frozenset(protected),
         )
+        self._protected_ports = self.manager.protected_ports
+        self._own_addresses = self.manager.policy.own_addresses
         self.udp: list[_UdpListener] = []
         self.tcp_servers: list[asyncio.base_events.Server] = []
         self.tcp_clients: set[_TcpClient] = set()
@@ -388,6 +399,25 @@ class TurnServer:
                 self._client_of.pop(five_tuple, None)
         if answer is not None:
             client.send(answer, five_tuple.client)
+
+    def send_indication(self, allocation: Allocation, data: bytes) -> None:
+        """A Send indication's data to its peer, if permitted (§11.2); else dropped."""
+        parsed = read_send(data)
+        if parsed is None:
+            return
+        peer, payload = parsed
+        host = peer[0]
+        if host not in allocation.permissions:
+            return
+        if peer[1] in self._protected_ports and host in self._own_addresses:
+            return
+        allocation.budget -= len(payload)
+        if allocation.budget < 0:
+            return
+        try:  # noqa: SIM105 - cheaper than suppress() per packet
+            allocation.handle.sock.sendto(payload, peer)
+        except OSError:
+            pass
 
     def client_gone(self, five_tuple: FiveTuple | None) -> None:
         """A TCP/TLS connection closed: its allocation goes with it (§7)."""
