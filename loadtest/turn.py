@@ -46,6 +46,13 @@ USER, PASSWORD, REALM = "load", "load-pass", "callswitch"
 SERVER_CPU, LOAD_CPU = 0, 1
 
 
+def udp_counters() -> dict[str, int]:
+    """The kernel's UDP counters (/proc/net/snmp): machine-wide, so a rough witness."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    names, values = [line for line in lines if line[0] == "Udp:"][:2]
+    return dict(zip(names[1:], map(int, values[1:]), strict=True))
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process and all its threads (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -60,6 +67,7 @@ class Run:
     lost: int | None
     cpu: float
     uclient_rc: int
+    rcvbuf_errors: int = 0  # datagrams the kernel dropped for full receive buffers (any socket)
 
     @property
     def relayed(self) -> int:
@@ -149,11 +157,13 @@ def measure(name: str, proc: subprocess.Popen, port: int, args, extra: list[str]
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
         before = cpu_seconds(proc.pid)
+        counters = udp_counters()
         result = run_uclient(
             port, peer_port, *extra, "-u", USER, "-w", PASSWORD, "-z", str(args.interval),
             messages=args.messages, clients=args.clients, timeout=args.timeout, cpu=LOAD_CPU,
         )  # fmt: skip
         cpu = cpu_seconds(proc.pid) - before
+        dropped = udp_counters()["RcvbufErrors"] - counters["RcvbufErrors"]
     if profiler is not None:
         profiler.send_signal(signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -161,7 +171,7 @@ def measure(name: str, proc: subprocess.Popen, port: int, args, extra: list[str]
         print(f"py-spy profile of callswitch: {out}")
     if result.returncode != 0:
         print(f"{name}: uclient failed\n{result.output[-2000:]}", file=sys.stderr)
-    return Run(name, result.sent, result.received, result.lost, cpu, result.returncode)
+    return Run(name, result.sent, result.received, result.lost, cpu, result.returncode, dropped)
 
 
 def main() -> int:
@@ -203,17 +213,19 @@ def main() -> int:
         f"server on CPU {SERVER_CPU}"
     )
     print(f"{'server':<12}{'sent':>10}{'received':>10}{'lost':>8}{'relayed':>10}"
-          f"{'CPU s':>9}{'CPU s/10k pkts':>16}")  # fmt: skip
+          f"{'CPU s':>9}{'CPU s/10k pkts':>16}{'rcvbuf drops':>14}")  # fmt: skip
     for run in runs:
         print(
             f"{run.server:<12}{run.sent:>10}{run.received:>10}{run.lost!s:>8}{run.relayed:>10}"
-            f"{run.cpu:>9.2f}{run.cpu_per_10k:>16.3f}"
+            f"{run.cpu:>9.2f}{run.cpu_per_10k:>16.3f}{run.rcvbuf_errors:>14}"
         )
     ours, theirs = runs
     ratio = ours.cpu_per_10k / theirs.cpu_per_10k if theirs.cpu_per_10k else float("inf")
     met = ratio <= 2.0 and ours.lost == 0 and ours.received == ours.sent > 0
     print(f"ratio callswitch/coturn CPU per packet: {ratio:.2f} (target <= 2.0 with zero loss: "
           f"{'met' if met else 'NOT met'})")  # fmt: skip
+    load = os.getloadavg()
+    print(f"load average during the runs: {load[0]:.2f} {load[1]:.2f} (2 cores; others share them)")
     print(f"logs in {workdir}")
     return 0 if all(r.uclient_rc == 0 for r in runs) else 1
 
