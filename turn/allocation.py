@@ -126,14 +126,15 @@ class RelayPorts:
     low: int
     high: int
     in_use: set[int] = field(default_factory=set)
-    reservations: dict[int, tuple[int, float]] = field(default_factory=dict)  # token → port
+    # token → (port, expiry, address family of the allocation that reserved it)
+    reservations: dict[int, tuple[int, float, int]] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
 
     def candidates(self, even: bool):
         """Free ports in a random order starting point, for ``open_relay`` to try."""
         size = self.high - self.low + 1
         start = self.rng.randrange(size)
-        reserved = {port for port, _ in self.reservations.values()}
+        reserved = {entry[0] for entry in self.reservations.values()}
         for i in range(size):
             port = self.low + (start + i) % size
             if port in self.in_use or port in reserved:
@@ -142,19 +143,20 @@ class RelayPorts:
                 continue
             yield port
 
-    def reserve(self, port: int, now: float) -> int:
+    def reserve(self, port: int, now: float, family: int = 4) -> int:
         token = int.from_bytes(os.urandom(8), "big")
-        self.reservations[token] = (port, now + RESERVATION_LIFETIME)
+        self.reservations[token] = (port, now + RESERVATION_LIFETIME, family)
         return token
 
-    def claim(self, token: int, now: float) -> int | None:
+    def claim(self, token: int, now: float) -> tuple[int, int] | None:
+        """(port, family) reserved under ``token``, once; None if unknown or expired."""
         entry = self.reservations.pop(token, None)
         if entry is None or entry[1] <= now:
             return None
-        return entry[0]
+        return entry[0], entry[2]
 
     def expire(self, now: float) -> None:
-        for token in [t for t, (_, e) in self.reservations.items() if e <= now]:
+        for token in [t for t, entry in self.reservations.items() if entry[1] <= now]:
             del self.reservations[token]
 
 
@@ -258,7 +260,7 @@ class AllocationManager:
 
     def next_deadline(self) -> float | None:
         deadlines = [a.next_deadline() for a in self.allocations.values()]
-        deadlines += [e for _, e in self.ports.reservations.values()]
+        deadlines += [entry[1] for entry in self.ports.reservations.values()]
         return min(deadlines) if deadlines else None
 
     def close_all(self) -> None:
@@ -307,7 +309,15 @@ class AllocationManager:
             raise TurnError(400, "RESERVATION-TOKEN with EVEN-PORT or REQUESTED-ADDRESS-FAMILY")
         if family_code not in (None, 1, 2):
             raise TurnError(440)
-        family = 6 if family_code == 2 else 4
+        claimed = None
+        if token is not None:
+            # The reserved port's family is the one of the allocation that reserved it.
+            claimed = self.ports.claim(token, now)
+            if claimed is None:
+                raise TurnError(508, "Reservation token unknown or expired")
+            family = claimed[1]
+        else:
+            family = 6 if family_code == 2 else 4
         if self.relay_address[family] is None:
             raise TurnError(440)
         if self.per_user[auth.username] >= self.quotas.per_user:
@@ -327,10 +337,10 @@ class AllocationManager:
             budget=self.quotas.bytes_per_second or 1 << 62,
         )
         reserved_token = None
-        if token is not None:
-            port = self.ports.claim(token, now)
-            if port is None or not self._open(allocation, port):
-                raise TurnError(508, "Reservation token unknown or expired")
+        if claimed is not None:
+            port = claimed[0]
+            if not self._open(allocation, port):
+                raise TurnError(508, "Reserved port no longer free")
         else:
             port = None
             for candidate in self.ports.candidates(even is not None):
@@ -340,7 +350,7 @@ class AllocationManager:
             if port is None:
                 raise TurnError(508)
             if even:
-                reserved_token = self.ports.reserve(port + 1, now)
+                reserved_token = self.ports.reserve(port + 1, now, family)
         allocation.relayed = (self.relay_address[family], port)
         allocation.reserved_token = reserved_token
         self.allocations[five_tuple] = allocation

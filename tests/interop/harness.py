@@ -333,8 +333,10 @@ class CallswitchServer:
             if self.sip_tls_port is not None:
                 expected_listeners["sip_tls"] = f"{LOOPBACK}:{self.sip_tls_port}"
         if only == "all" or "turn" in only.split(","):
-            expected_listeners["turn_udp"] = f"{LOOPBACK}:{self.turn_port}"
-            expected_listeners["turn_tcp"] = f"{LOOPBACK}:{self.turn_port}"
+            bind = [self.cmd[i + 1] for i, arg in enumerate(self.cmd) if arg == "--bind"][-1]
+            suffix, host = ("6", f"[{bind}]") if ":" in bind else ("", bind)
+            expected_listeners[f"turn_udp{suffix}"] = f"{host}:{self.turn_port}"
+            expected_listeners[f"turn_tcp{suffix}"] = f"{host}:{self.turn_port}"
         for key, expected in expected_listeners.items():
             if self.ready.get(key) != expected:
                 self._kill()

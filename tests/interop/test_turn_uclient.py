@@ -8,6 +8,7 @@ refuses them, which the last test checks with the same tools.
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -96,3 +97,45 @@ def test_loopback_peers_are_refused_by_default(coturn_tools, server):
         )
     assert result.returncode != 0, result.describe()
     assert "403" in result.output and result.received == 0, result.describe()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.callswitch(
+    extra_args=(
+        "--only",
+        "turn",
+        "--bind",
+        "::1",
+        "--public-address",
+        "::1",
+        "--turn-user",
+        f"{USER}:{PASSWORD}",
+        "--turn-allow-peer",
+        "::1/128",
+    )
+)
+@pytest.mark.parametrize("mode", [[], ["-t"], ["-s"]], ids=["udp", "tcp", "udp-send"])
+def test_uclient_over_ipv6_gets_an_ipv6_relay(coturn_tools, server, mode):
+    require(_ipv6_loopback(), "no IPv6 loopback on this machine")
+    assert server.ready.get("turn_udp6") == f"[::1]:{server.turn_port}"
+    with turnutils_peer(host="::1") as peer_port:
+        result = run_uclient(
+            server.turn_port,
+            peer_port,
+            "-x",
+            *mode,
+            *_credentials("long-term"),
+            messages=MESSAGES,
+            host="::1",
+        )
+    assert result.returncode == 0, result.describe() + server.tail()
+    assert result.sent >= MESSAGES * CLIENTS and result.received == result.sent, result.describe()
+    assert result.lost == 0, result.describe()

@@ -49,19 +49,20 @@ def run_uclient(
     clients: int = 2,
     timeout: float = 60,
     cpu: int | None = None,
+    host: str = LOOPBACK,
 ) -> UclientResult:
     """coturn's load client: ``clients`` sessions each send ``messages`` to the peer
     through our relay and count what comes back."""
     cmd = [
         "turnutils_uclient",
         "-p", str(turn_port),
-        "-e", LOOPBACK,
+        "-e", host,
         "-r", str(peer_port),
         "-n", str(messages),
         "-m", str(clients),
         "-l", "100",
         *args,
-        LOOPBACK,
+        host,
     ]  # fmt: skip
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
@@ -74,15 +75,15 @@ def run_uclient(
 
 
 @contextlib.contextmanager
-def turnutils_peer(cpu: int | None = None):
+def turnutils_peer(cpu: int | None = None, host: str = LOOPBACK):
     """coturn's UDP echo peer on a free loopback port; stopped by its PID."""
     port = free_port()
-    cmd = ["turnutils_peer", "-L", LOOPBACK, "-p", str(port)]
+    cmd = ["turnutils_peer", "-L", host, "-p", str(port)]
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_udp_bound(port)
+        _wait_udp_bound(port, host)
         yield port
     finally:
         proc.terminate()
@@ -93,14 +94,15 @@ def turnutils_peer(cpu: int | None = None):
             proc.wait(5)
 
 
-def _wait_udp_bound(port: int, timeout: float = 5.0) -> None:
+def _wait_udp_bound(port: int, host: str = LOOPBACK, timeout: float = 5.0) -> None:
     import time
 
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
             try:
-                probe.bind((LOOPBACK, port))
+                probe.bind((host, port))
             except OSError:
                 return  # taken: the peer is there
         time.sleep(0.02)

@@ -54,6 +54,7 @@ class Harness:
             options.pop("credentials", Credentials(users={"alice": "pw", "bob": "pw"})),
             ports=RelayPorts(*options.pop("ports", (50000, 50009))),
             relay_address="192.0.2.1",
+            relay_address6=options.pop("relay_address6", None),
             policy=options.pop("policy", PeerPolicy(own_addresses={"192.0.2.1"})),
             open_relay=self._open,
             close_relay=lambda a: self.closed.append(a.relayed[1]),
@@ -334,3 +335,16 @@ def test_the_manager_never_raises_on_any_bytes(data, transport):
     h = Harness()
     h.raw(data, transport=transport)
     h.raw(b"\x00\x03" + data[2:], transport=transport)
+
+
+def test_a_reservation_token_keeps_the_family_of_the_allocation_that_reserved_it():
+    h = Harness(relay_address6="2001:db8::1")
+    client = ("2001:db8::99", 1)
+    first = h.allocate((Attr.EVEN_PORT, True), (Attr.REQUESTED_ADDRESS_FAMILY, 2), client=client)
+    assert first.get(Attr.XOR_RELAYED_ADDRESS)[0] == "2001:db8::1"
+    token = first.get(Attr.RESERVATION_TOKEN)
+    second = h.allocate((Attr.RESERVATION_TOKEN, token), client=("2001:db8::99", 2))
+    relayed = second.get(Attr.XOR_RELAYED_ADDRESS)
+    assert relayed == ("2001:db8::1", first.get(Attr.XOR_RELAYED_ADDRESS)[1] + 1)
+    # An IPv6 relay refuses IPv4 peers.
+    assert code(h.ask(CREATE_PERMISSION, (Attr.XOR_PEER_ADDRESS, PEER), client=client)) == 443
