@@ -184,6 +184,7 @@ class CallswitchServer:
     sip_tls_port: int | None = None  # set when started with tls=True
     tls_cert: Path | None = None  # the self-signed certificate the server presents
     turn_port: int | None = None  # TURN over UDP and TCP
+    turn_tls_port: int | None = None  # TURN over TLS, with tls=True
     relay_ports: tuple[int, int] | None = None  # TURN relay range
     _lines: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -227,9 +228,10 @@ class CallswitchServer:
         turn_port = free_port(avoid={sip_port, http_port})
         relay = free_rtp_range(relay_size, low=59000, high=60900)
         tls_args: list[str] = []
-        sip_tls_port = tls_cert = None
+        sip_tls_port = tls_cert = turn_tls_port = None
         if tls:
             sip_tls_port = free_port(avoid={sip_port, http_port, turn_port})
+            turn_tls_port = free_port(avoid={sip_port, http_port, turn_port, sip_tls_port})
             tls_cert, tls_key = make_tls_cert(workdir / "tls")
             tls_args = [
                 "--sip-tls-port",
@@ -239,7 +241,7 @@ class CallswitchServer:
                 "--sip-tls-key",
                 str(tls_key),
                 "--turn-tls-port",
-                str(free_port(avoid={sip_port, http_port, turn_port, sip_tls_port})),
+                str(turn_tls_port),
             ]
         cmd = [
             *server_command(),
@@ -286,6 +288,7 @@ class CallswitchServer:
             sip_tls_port=sip_tls_port,
             tls_cert=tls_cert,
             turn_port=turn_port,
+            turn_tls_port=turn_tls_port,
             relay_ports=relay,
         )
         server._reader = threading.Thread(target=server._read_stderr, daemon=True)

@@ -139,3 +139,20 @@ def test_uclient_over_ipv6_gets_an_ipv6_relay(coturn_tools, server, mode):
     assert result.returncode == 0, result.describe() + server.tail()
     assert result.sent >= MESSAGES * CLIENTS and result.received == result.sent, result.describe()
     assert result.lost == 0, result.describe()
+
+
+@pytest.mark.callswitch(tls=True, extra_args=TURN_ARGS)
+def test_uclient_over_tls(coturn_tools, server):
+    assert server.ready.get("turn_tls") == f"127.0.0.1:{server.turn_tls_port}"
+    with turnutils_peer() as peer_port:
+        result = run_uclient(
+            server.turn_tls_port,
+            peer_port,
+            "-t",
+            "-S",
+            *_credentials("rest-secret"),
+            messages=MESSAGES,
+        )
+    assert result.returncode == 0, result.describe() + server.tail()
+    assert result.sent >= MESSAGES * CLIENTS and result.received == result.sent, result.describe()
+    assert result.lost == 0, result.describe()
