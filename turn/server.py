@@ -180,9 +180,9 @@ class _TcpClient(asyncio.Protocol):
             length = (buffer[offset + 2] << 8) | buffer[offset + 3]
             if first < 0x40:
                 total = 20 + length
-            elif first <= 0x7F:
+            elif first <= 0x7F and self.allocation is not None:
                 total = 4 + length + (-length % 4)  # §12.5: padded over streams
-            else:
+            else:  # not TURN (or ChannelData before any allocation): hang up
                 self.transport.close()
                 return
             if size - offset < total:
