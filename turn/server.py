@@ -34,6 +34,9 @@ BUFFER_SIZE = 65536 + 64
 TICK_S = 1.0
 MAX_TCP_BUFFER = 2 * 65536
 _pack_into = struct.Struct("!HH").pack_into
+_PADDING = (b"", b"\0", b"\0\0", b"\0\0\0")
+TCP_IDLE_S = 30.0  # a connection that has not allocated by then is closed
+MAX_TCP_BACKLOG = 1 << 20  # bytes queued to a slow TCP client before relay data is dropped
 
 
 @dataclass(slots=True)
@@ -108,6 +111,7 @@ class _UdpListener:
         buf = _Shared.buf
         view = _Shared.view
         clients = self.clients
+        v6 = self.v6
         for _ in range(BATCH):
             try:
                 n, addr = sock.recvfrom_into(buf)
@@ -115,7 +119,7 @@ class _UdpListener:
                 return
             except OSError:
                 continue
-            if self.v6:
+            if v6:
                 addr = addr[:2]
             first = buf[0]
             if 0x40 <= first <= 0x7F:
@@ -164,6 +168,11 @@ class _TcpClient(asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         self.five_tuple = FiveTuple(self.name, tuple(peer[:2]), tuple(local[:2]))
         self.server.tcp_clients.add(self)
+        self.server.loop.call_later(TCP_IDLE_S, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        if self.allocation is None and self.transport is not None:
+            self.transport.close()
 
     def connection_lost(self, exc) -> None:
         self.server.tcp_clients.discard(self)
@@ -217,8 +226,11 @@ class _TcpClient(asyncio.Protocol):
             pass
 
     def send(self, data, addr=None) -> None:
-        if self.transport is not None:
-            self.transport.write(data)
+        transport = self.transport
+        # A client that does not read its relay data loses it, as on UDP, rather
+        # than growing our memory.
+        if transport is not None and transport.get_write_buffer_size() < MAX_TCP_BACKLOG:
+            transport.write(data)
 
 
 class _Relay:
@@ -238,6 +250,8 @@ class _Relay:
         sock = self.sock
         allocation = self.allocation
         channel_peers = allocation.channel_peers
+        permissions = allocation.permissions
+        v6, stream, client, client_addr = self.v6, self.stream, self.client, self.client_addr
         buf = _Shared.buf
         view = _Shared.view
         payload = _Shared.payload
@@ -248,7 +262,7 @@ class _Relay:
                 return
             except OSError:
                 continue
-            if self.v6:
+            if v6:
                 addr = addr[:2]
             number = channel_peers.get(addr)
             if number is not None:
@@ -256,20 +270,22 @@ class _Relay:
                 if allocation.budget < 0:
                     continue
                 _pack_into(buf, 0, number, n)
-                if self.stream:
+                if stream:
+                    end = 4 + n
                     pad = -n % 4
-                    buf[4 + n : 4 + n + pad] = bytes(pad)
-                    self.client.send(bytes(view[: 4 + n + pad]))
+                    if pad:
+                        buf[end : end + pad] = _PADDING[pad]
+                    client.send(bytes(view[: end + pad]))
                 else:
                     try:  # noqa: SIM105 - cheaper than suppress() per packet
-                        self.client.sock.sendto(view[: 4 + n], self.client_addr)
+                        client.sock.sendto(view[: 4 + n], client_addr)
                     except OSError:
                         pass
-            elif addr[0] in allocation.permissions:
+            elif addr[0] in permissions:
                 allocation.budget -= n
                 if allocation.budget < 0:
                     continue
-                self.client.send(write_data(addr, payload[:n]), self.client_addr)
+                client.send(write_data(addr, payload[:n]), client_addr)
 
 
 class TurnServer:

@@ -201,3 +201,13 @@ async def test_a_stream_that_is_not_turn_is_closed(turn_server, data):
     writer.write(data)
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
+
+
+async def test_a_connection_that_never_allocates_is_closed(turn_server, monkeypatch):
+    monkeypatch.setattr("turn.server.TCP_IDLE_S", 0.2)
+    server = await turn_server()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.settings.port)
+    writer.write(_request(ALLOCATE, (Attr.REQUESTED_TRANSPORT, 17)))  # answered 401, no more
+    assert parse(await StreamClient(reader, writer).frame()).get(Attr.ERROR_CODE)[0] == 401
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
