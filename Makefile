@@ -50,6 +50,7 @@ loadtest: $(INSTALLED) test-deps
 	$(BIN)/python loadtest/webhook_calls.py
 	$(BIN)/python loadtest/bridge.py
 	$(BIN)/python loadtest/streams.py
+	$(BIN)/python loadtest/turn.py
 
 clean:
 	rm -rf $(VENV) callswitch-data .pytest_cache .ruff_cache .hypothesis
