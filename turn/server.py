@@ -25,7 +25,7 @@ from turn.auth import Credentials
 from turn.indications import read_send, write_data
 from turn.policy import PeerPolicy, Quotas
 
-__all__ = ["TurnServer", "TurnSettings", "local_ipv6_address"]
+__all__ = ["TurnServer", "TurnSettings", "local_ipv6_address", "local_ipv6_addresses"]
 
 log = logging.getLogger("callswitch.turn")
 
@@ -57,18 +57,25 @@ class TurnSettings:
     quotas: Quotas = field(default_factory=Quotas)
 
 
-def local_ipv6_address() -> str | None:
-    """A global IPv6 address of this host, read from /proc (no traffic), if any."""
+def local_ipv6_addresses() -> list[str]:
+    """This host's IPv6 addresses, read from /proc (no traffic)."""
     try:
         with open("/proc/net/if_inet6") as handle:
-            lines = handle.read().split()
+            fields = handle.read().split()
     except OSError:
-        return None
-    for raw in lines[::6]:
+        return []
+    found = []
+    for raw in fields[::6]:
         with contextlib.suppress(ValueError):
-            ip = ipaddress.IPv6Address(int(raw, 16))
-            if ip.is_global:
-                return str(ip)
+            found.append(str(ipaddress.IPv6Address(int(raw, 16))))
+    return found
+
+
+def local_ipv6_address() -> str | None:
+    """A global IPv6 address of this host, if any: where IPv6 relays can be reached."""
+    for address in local_ipv6_addresses():
+        if ipaddress.IPv6Address(address).is_global:
+            return address
     return None
 
 
@@ -309,7 +316,7 @@ class TurnServer:
             else (s.public_address if ":" not in s.public_address else self.bind4)
         )
         protected = {s.port} | ({s.tls_port} if s.tls_port else set())
-        own = set(s.own_addresses) | {s.public_address}
+        own = set(s.own_addresses) | {s.public_address} | set(local_ipv6_addresses())
         if s.bind not in ("0.0.0.0", "::", ""):
             own.add(s.bind)
         self.manager = AllocationManager(
