@@ -78,11 +78,13 @@ class Run:
         return self.cpu / self.relayed * 10_000 if self.relayed else float("nan")
 
 
-def wait_listening(port: int, timeout: float = 15.0) -> None:
+def wait_listening(proc: subprocess.Popen, port: int, timeout: float = 60.0) -> None:
     import socket
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode} before listening")
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -145,7 +147,7 @@ def start_coturn(workdir: Path, port: int, relay: tuple[int, int]) -> subprocess
 
 
 def measure(name: str, proc: subprocess.Popen, port: int, args, extra: list[str]) -> Run:
-    wait_listening(port)
+    wait_listening(proc, port)
     time.sleep(0.5)  # let start-up work finish before the CPU reading
     profiler = None
     with turnutils_peer(cpu=LOAD_CPU) as peer_port:
