@@ -151,10 +151,13 @@ def measure(name: str, proc: subprocess.Popen, port: int, args, extra: list[str]
     time.sleep(0.5)  # let start-up work finish before the CPU reading
     profiler = None
     with turnutils_peer(cpu=LOAD_CPU) as peer_port:
-        if args.profile and name == "callswitch" and shutil.which("py-spy"):
+        spy = shutil.which("py-spy") or shutil.which(
+            "py-spy", path=str(Path(sys.executable).parent)
+        )
+        if args.profile and name == "callswitch" and spy:
             out = Path(args.workdir) / "turn-profile.txt"
             profiler = subprocess.Popen(
-                ["py-spy", "record", "--pid", str(proc.pid), "--format", "raw", "-o", str(out),
+                [spy, "record", "--pid", str(proc.pid), "--format", "raw", "-o", str(out),
                  "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
