@@ -6,17 +6,19 @@ import asyncio
 import gc
 import ipaddress
 import logging
+import secrets
 import signal
 from pathlib import Path
 
 from fastapi import Response
 from fastapi.responses import JSONResponse
 
-from callswitch.config import Settings
+from callswitch.config import Settings, _interface_addresses
 from callswitch.http import HttpServer
 from callswitch.metrics import CONTENT_TYPE, Metrics
 from control_api import console, demo
 from control_api.api import create_app
+from control_api.api.tokens import IceServers
 from control_api.builtin_apps import BUILTIN_APPS
 from control_api.call import CallManager, MediaSettings
 from control_api.dialer import Dialer
@@ -31,6 +33,7 @@ from media.ports import PortPool
 from media.tts import TextToSpeech
 from sip.endpoint import SipEndpoint
 from sip.transport import client_tls_context, server_tls_context
+from turn.server import TurnServer, TurnSettings
 
 __all__ = ["Server", "database_url", "serve"]
 
@@ -80,6 +83,10 @@ class Server:
         self.media: MediaSettings | None = None
         self.http: HttpServer | None = None
         self.outbox: Outbox | None = None
+        self.turn: TurnServer | None = None
+        # REST credentials need a secret; without --turn-secret one is made per
+        # process (never logged), so tokens minted here work on this node only.
+        self.turn_secret = settings.turn_secret or secrets.token_urlsafe(32)
         self.clock = MediaClock()
         self.metrics = Metrics(self)
         self.draining = False
@@ -98,6 +105,8 @@ class Server:
             self.outbox = Outbox(self.store, webhooks, self.store.auth_token)
             self.outbox.start()
             self._closers += [self.outbox.stop, webhooks.close]
+        if s.runs("turn"):
+            await self._start_turn()
         if s.runs("sip"):
             await self._start_sip(data)
         if s.runs("api"):
@@ -106,6 +115,12 @@ class Server:
                 self.voice or _NoLiveCalls(),
                 live_conferences=self.voice.conferences if self.voice else None,
                 recordings_dir=data / "recordings",
+                ice_servers=IceServers(
+                    self.turn_secret,
+                    s.public_address,
+                    s.turn_port,
+                    s.turn_tls_port if s.sip_tls_cert else None,
+                ),
             )
             app.include_router(demo.router)
             app.include_router(console.router)
@@ -160,6 +175,29 @@ class Server:
         )
         self.listeners.update(self.sip.transports.listeners())
         self.listeners["rtp"] = "%d-%d" % s.rtp_ports
+
+    async def _start_turn(self) -> None:
+        """The TURN relay; over TLS too when the node has a certificate (--sip-tls-cert)."""
+        s = self.settings
+        tls = server_tls_context(s.sip_tls_cert, s.sip_tls_key) if s.sip_tls_cert else None
+        self.turn = TurnServer(
+            TurnSettings(
+                bind=s.bind,
+                port=s.turn_port,
+                tls_port=s.turn_tls_port if tls else None,
+                tls_context=tls,
+                relay_ports=s.relay_ports,
+                public_address=s.public_address,
+                realm=s.turn_realm,
+                users=list(s.turn_user),
+                secret=self.turn_secret,
+                allow_peers=list(s.turn_allow_peer),
+                own_addresses={*_interface_addresses(), s.public_address, s.bind},
+            )
+        )
+        await self.turn.start()
+        self._closers.append(self.turn.close)
+        self.listeners.update(self.turn.listeners)
 
     async def _start_sip_tls(self) -> None:
         """The SIP TLS listener, when there is a certificate to present."""

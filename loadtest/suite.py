@@ -91,6 +91,15 @@ SCENARIOS: tuple[Scenario, ...] = (
         smoke=("--levels", "20", "--seconds", "3", "--probes", "2"),
         target="500 Media Streams on one core, p99 RTP->WS < 20 ms, no loss",
     ),
+    Scenario(
+        "turn",
+        "turn.py",
+        full=(),
+        smoke=("--quick",),
+        target="CPU per relayed packet <= 2x coturn's, zero loss",
+        json=False,
+        smoke_timeout=240.0,
+    ),
 )
 
 

@@ -14,9 +14,11 @@ from control_api.api import (
     recordings,
     sip_credentials,
     streams,
+    tokens,
 )
 from control_api.api.calls import LiveCalls
 from control_api.api.conferences import LiveConferences, NoLiveConferences
+from control_api.api.tokens import IceServers
 from control_api.errors import install_error_handlers
 from control_api.store import Store
 
@@ -29,11 +31,13 @@ def create_app(
     *,
     live_conferences: LiveConferences | None = None,
     recordings_dir: str | Path | None = None,
+    ice_servers: IceServers | None = None,
 ) -> FastAPI:
     """The REST API over ``store``, acting on live calls through ``live_calls``.
 
     ``live_conferences`` acts on live conferences (without it none is live);
     ``recordings_dir`` holds the recordings' audio files (without it none is served).
+    ``ice_servers`` is the TURN relay the Tokens resource hands out (without it, 404).
 
     Every answer, errors included, is JSON in Twilio's shape; there are no
     documentation routes.
@@ -48,6 +52,7 @@ def create_app(
     app.state.live_calls = live_calls
     app.state.live_conferences = live_conferences or NoLiveConferences()
     app.state.recordings_dir = Path(recordings_dir) if recordings_dir is not None else None
+    app.state.ice_servers = ice_servers
     install_error_handlers(app)
     for resource in (
         accounts,
@@ -57,6 +62,7 @@ def create_app(
         recordings,
         conferences,
         sip_credentials,
+        tokens,
     ):
         app.include_router(resource.router)
     return app

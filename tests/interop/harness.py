@@ -183,6 +183,9 @@ class CallswitchServer:
     ready: dict[str, str] = field(default_factory=dict)
     sip_tls_port: int | None = None  # set when started with tls=True
     tls_cert: Path | None = None  # the self-signed certificate the server presents
+    turn_port: int | None = None  # TURN over UDP and TCP
+    turn_tls_port: int | None = None  # TURN over TLS, with tls=True
+    relay_ports: tuple[int, int] | None = None  # TURN relay range
     _lines: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ready_event: threading.Event = field(default_factory=threading.Event)
@@ -212,6 +215,7 @@ class CallswitchServer:
         extra_args: tuple[str, ...] = (),
         cpu: int | None = None,
         tls: bool = False,
+        relay_size: int = 100,
     ) -> CallswitchServer:
         """Start callswitch; with `tls` also its SIP TLS listener on a free
         port, with a fresh self-signed certificate for 127.0.0.1."""
@@ -221,10 +225,13 @@ class CallswitchServer:
         sip_port = free_port()
         http_port = free_port(avoid={sip_port})
         rtp = free_rtp_range(rtp_size)
+        turn_port = free_port(avoid={sip_port, http_port})
+        relay = free_rtp_range(relay_size, low=59000, high=60900)
         tls_args: list[str] = []
-        sip_tls_port = tls_cert = None
+        sip_tls_port = tls_cert = turn_tls_port = None
         if tls:
-            sip_tls_port = free_port(avoid={sip_port, http_port})
+            sip_tls_port = free_port(avoid={sip_port, http_port, turn_port})
+            turn_tls_port = free_port(avoid={sip_port, http_port, turn_port, sip_tls_port})
             tls_cert, tls_key = make_tls_cert(workdir / "tls")
             tls_args = [
                 "--sip-tls-port",
@@ -233,6 +240,8 @@ class CallswitchServer:
                 str(tls_cert),
                 "--sip-tls-key",
                 str(tls_key),
+                "--turn-tls-port",
+                str(turn_tls_port),
             ]
         cmd = [
             *server_command(),
@@ -249,6 +258,10 @@ class CallswitchServer:
             f"{rtp[0]}-{rtp[1]}",
             "--data-dir",
             str(data_dir),
+            "--turn-port",
+            str(turn_port),
+            "--relay-ports",
+            f"{relay[0]}-{relay[1]}",
             *tls_args,
             *extra_args,
         ]
@@ -274,6 +287,9 @@ class CallswitchServer:
             cmd=cmd,
             sip_tls_port=sip_tls_port,
             tls_cert=tls_cert,
+            turn_port=turn_port,
+            turn_tls_port=turn_tls_port,
+            relay_ports=relay,
         )
         server._reader = threading.Thread(target=server._read_stderr, daemon=True)
         server._reader.start()
@@ -312,12 +328,18 @@ class CallswitchServer:
                 f"callswitch printed no event=ready line within {timeout:.0f} s\n"
                 f"command: {shlex.join(self.cmd)}\n{self.tail()}"
             )
-        expected_listeners = {
-            "sip_udp": f"{LOOPBACK}:{self.sip_port}",
-            "sip_tcp": f"{LOOPBACK}:{self.sip_port}",
-        }
-        if self.sip_tls_port is not None:
-            expected_listeners["sip_tls"] = f"{LOOPBACK}:{self.sip_tls_port}"
+        only = self.cmd[self.cmd.index("--only") + 1] if "--only" in self.cmd else "all"
+        expected_listeners = {}
+        if only == "all" or "sip" in only.split(","):
+            expected_listeners["sip_udp"] = f"{LOOPBACK}:{self.sip_port}"
+            expected_listeners["sip_tcp"] = f"{LOOPBACK}:{self.sip_port}"
+            if self.sip_tls_port is not None:
+                expected_listeners["sip_tls"] = f"{LOOPBACK}:{self.sip_tls_port}"
+        if only == "all" or "turn" in only.split(","):
+            bind = [self.cmd[i + 1] for i, arg in enumerate(self.cmd) if arg == "--bind"][-1]
+            suffix, host = ("6", f"[{bind}]") if ":" in bind else ("", bind)
+            expected_listeners[f"turn_udp{suffix}"] = f"{host}:{self.turn_port}"
+            expected_listeners[f"turn_tcp{suffix}"] = f"{host}:{self.turn_port}"
         for key, expected in expected_listeners.items():
             if self.ready.get(key) != expected:
                 self._kill()
