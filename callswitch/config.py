@@ -19,6 +19,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from control_api.trunks import Trunk, parse_trunk
 
 __all__ = ["PLANES", "ConfigError", "Settings", "add_arguments", "load_settings"]
@@ -97,6 +100,29 @@ def _existing_file(value: Any) -> str:
     return path
 
 
+def _database_url(value: Any) -> str:
+    """A SQLAlchemy URL of SQLite or PostgreSQL; the asyncio driver is chosen by the store."""
+    text = str(value).strip()
+    # libpq and most hosting providers also spell the scheme postgres://.
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text[len("postgres://") :]
+    try:
+        url = make_url(text)
+    except ArgumentError as exc:
+        raise ValueError("expected postgresql://USER:PASS@HOST:PORT/DB or sqlite:///FILE") from exc
+    backend, _, driver = url.drivername.partition("+")
+    if (backend, driver) not in {
+        ("postgresql", ""),
+        ("postgresql", "asyncpg"),
+        ("sqlite", ""),
+        ("sqlite", "aiosqlite"),
+    }:
+        raise ValueError(f"unsupported database {url.drivername!r}: use postgresql:// or sqlite://")
+    if backend == "postgresql" and not url.database:
+        raise ValueError("name the database: postgresql://USER:PASS@HOST:PORT/DB")
+    return text
+
+
 def _trunks(value: Any) -> list[Trunk]:
     items = [value] if isinstance(value, (str, Mapping)) else list(value)
     trunks = [parse_trunk(item) for item in items]
@@ -135,6 +161,13 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("data_dir", str, "./callswitch-data", "SQLite store, recordings, caches", "DIR"),
+    Option(
+        "database_url",
+        _database_url,
+        None,
+        "the store: postgresql://USER:PASS@HOST:PORT/DB (default: SQLite under --data-dir)",
+        "URL",
+    ),
     Option("bind", str, "0.0.0.0", "address every listener binds", "ADDR"),
     Option(
         "public_address",
@@ -195,6 +228,7 @@ OPTIONS: tuple[Option, ...] = (
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: str = "./callswitch-data"
+    database_url: str | None = None
     bind: str = "0.0.0.0"
     public_address: str = "127.0.0.1"
     http_port: int = 8080

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 __all__ = ["Database"]
 
@@ -26,7 +27,10 @@ _ASYNC_DRIVER = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
 class Database:
     """An engine and the way to run a unit of work on it from a coroutine."""
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, *, pooled: bool = True) -> None:
+        """``pooled=False`` opens a connection for each unit of work: for a caller that
+        uses one store from several event loops (an asyncpg connection belongs to the loop
+        that opened it), as the tests do."""
         self.dialect_name = url.get_backend_name()
         driver = _ASYNC_DRIVER.get(self.dialect_name)
         if driver is not None:
@@ -37,6 +41,8 @@ class Database:
             # before it writes fails at once ("database is locked", no busy wait) when
             # another connection wrote in between. Queued work waits its turn instead.
             options = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 120}
+        elif not pooled:
+            options = {"poolclass": NullPool}
         self._async_engine = create_async_engine(url, **options)
         self.engine: Engine = self._async_engine.sync_engine
         if self.dialect_name == "sqlite":

@@ -340,18 +340,18 @@ class Store:
         self.db = db
 
     @classmethod
-    async def open(cls, url: str) -> Store:
+    async def open(cls, url: str, *, pooled: bool = True) -> Store:
         """Connect to ``url`` and upgrade the schema to the newest migration.
 
         ``sqlite+aiosqlite:///path/callswitch.db`` (the directory is created; WAL
         journal and a busy timeout so that readers and the writer share the file) or
-        ``postgresql+asyncpg://user:pass@host/db``. See ``engine.Database`` for how
-        the work is run.
+        ``postgresql://user:pass@host/db`` (asyncpg, a pool of connections). See
+        ``engine.Database`` for how the work is run and for ``pooled``.
         """
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        db = Database(parsed)
+        db = Database(parsed, pooled=pooled)
         try:
             await db.run(upgrade_to_head)
         except BaseException:

@@ -130,3 +130,28 @@ def test_log_lines_are_logfmt():
     line = LogfmtFormatter().format(record)
     assert " level=info event=sip.invite call_id=abc@host peer=10.0.0.1:5060 " in line
     assert line.endswith('reason="Bad \\"CSeq\\" value"')
+
+
+def test_database_url_from_flag_env_or_file(tmp_path, monkeypatch):
+    from callswitch.server import database_url
+
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(parse(["--data-dir", "d"]), environ={})
+    assert s.database_url is None
+    assert database_url(s) == f"sqlite+aiosqlite:///{tmp_path / 'd' / 'callswitch.db'}"
+    (tmp_path / "callswitch.toml").write_text('database_url = "postgresql://f@127.0.0.1/f"\n')
+    assert load_settings(parse([]), environ={}).database_url == "postgresql://f@127.0.0.1/f"
+    env = {"CALLSWITCH_DATABASE_URL": "postgres://u:p%40ss@db:5433/calls"}
+    s = load_settings(parse([]), environ=env)
+    assert database_url(s) == "postgresql://u:p%40ss@db:5433/calls"
+    s = load_settings(parse(["--database-url", "sqlite:///x.db"]), environ=env)
+    assert database_url(s) == "sqlite:///x.db"
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://u@h/db", "postgresql://u@h", "not a url", "postgresql+psycopg2://u@h/d"]
+)
+def test_database_url_refuses_what_the_store_cannot_open(tmp_path, monkeypatch, url):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="--database-url"):
+        load_settings(parse(["--database-url", url]), environ={})

@@ -1,4 +1,5 @@
-"""The store on a temporary SQLite file: migrations, accounts, numbers, calls, outbox."""
+"""The store on each backend (a SQLite file, a PostgreSQL database): migrations,
+accounts, numbers, calls, outbox."""
 
 from __future__ import annotations
 
@@ -9,24 +10,20 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from control_api.sids import is_sid, new_sid
 from control_api.store import CallRecord, NumberTaken, Store
 from control_api.store.schema import metadata
+from tests.control_api.store.conftest import alembic_version, run_on, table_names
 
 T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "callswitch.db"
-
-
-@pytest.fixture
-async def store(db_path: Path):
-    store = await Store.open(f"sqlite:///{db_path}")
+async def store(store_url: str):
+    store = await Store.open(store_url)
     yield store
     await store.close()
 
@@ -56,13 +53,23 @@ async def test_open_creates_directory_and_migrates_to_head(db_path: Path):
     assert journal == "wal"
 
 
-async def test_reopening_keeps_the_data(db_path: Path):
-    store = await Store.open(f"sqlite:///{db_path}")
+async def test_open_migrates_postgresql_to_head(pg_cluster):
+    store_url = pg_cluster.create_database()
+    store = await Store.open(store_url)
+    await store.close()
+    assert await run_on(store_url, alembic_version) == ["0002"]
+    tables = await run_on(store_url, table_names)
+    pg_cluster.drop_database(store_url)
+    assert {"accounts", "phone_numbers", "calls", "webhook_outbox"} <= tables
+
+
+async def test_reopening_keeps_the_data(store_url: str):
+    store = await Store.open(store_url)
     account = await store.create_account("kept")
     number = await store.create_number(account.sid, "+14155550100")
     await store.close()
 
-    store = await Store.open(f"sqlite+aiosqlite:///{db_path}")
+    store = await Store.open(store_url)
     try:
         assert await store.get_account(account.sid) == account
         assert await store.get_number(account.sid, number.sid) == number
@@ -70,17 +77,16 @@ async def test_reopening_keeps_the_data(db_path: Path):
         await store.close()
 
 
-async def test_migrations_build_exactly_the_tables_of_schema(store: Store, db_path: Path):
-    engine = create_engine(f"sqlite:///{db_path}")
-    try:
-        with engine.connect() as connection:
-            diff = compare_metadata(MigrationContext.configure(connection), metadata)
-            indexes = {
-                name: {i["name"] for i in inspect(connection).get_indexes(name)}
-                for name in metadata.tables
-            }
-    finally:
-        engine.dispose()
+async def test_migrations_build_exactly_the_tables_of_schema(store: Store, store_url: str):
+    def compare(connection):
+        diff = compare_metadata(MigrationContext.configure(connection), metadata)
+        indexes = {
+            name: {i["name"] for i in inspect(connection).get_indexes(name)}
+            for name in metadata.tables
+        }
+        return diff, indexes
+
+    diff, indexes = await run_on(store_url, compare)
     assert diff == []
     assert "ix_calls_account_sid_date_created" in indexes["calls"]
 
