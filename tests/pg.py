@@ -127,6 +127,7 @@ class PgCluster:
                     "-c synchronous_commit=off",
                     "-c full_page_writes=off",
                     "-c max_connections=200",
+                    "-c jit=off",
                 ]
             )
             try:
