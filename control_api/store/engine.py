@@ -15,13 +15,23 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-__all__ = ["Database"]
+__all__ = ["Database", "NulInText"]
 
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # The asyncio driver of each backend: a plain ``sqlite:///`` URL means aiosqlite.
 _ASYNC_DRIVER = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+
+
+class NulInText(ValueError):
+    """A text value holds a NUL character, which PostgreSQL's text types cannot store.
+
+    Refused on SQLite too, so that what one backend keeps the other would keep as well.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("text values must not contain NUL characters")
 
 
 class Database:
@@ -47,6 +57,7 @@ class Database:
         self.engine: Engine = self._async_engine.sync_engine
         if self.dialect_name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        event.listen(self.engine, "before_cursor_execute", _refuse_nul)
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         """``work(connection)`` in a transaction, committed if it returns."""
@@ -55,6 +66,15 @@ class Database:
 
     async def dispose(self) -> None:
         await self._async_engine.dispose()
+
+
+def _refuse_nul(_conn, _cursor, _statement, parameters, _context, executemany) -> None:
+    rows = parameters if executemany else (parameters,)
+    for row in rows:
+        values = row.values() if isinstance(row, dict) else row or ()
+        for value in values:
+            if isinstance(value, str) and "\x00" in value:
+                raise NulInText()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -785,7 +785,10 @@ class Store:
         )
 
         def work(c: Connection) -> bool:
-            if c.execute(select(sip_credential_lists.c.sid).where(*where)).first() is None:
+            # FOR UPDATE (PostgreSQL; SQLite has one writer anyway) waits for credentials
+            # being added to the list, so that deleting them below sees them all.
+            locked = select(sip_credential_lists.c.sid).where(*where).with_for_update()
+            if c.execute(locked).first() is None:
                 return False
             c.execute(sip_credentials.delete().where(sip_credentials.c.credential_list_sid == sid))
             return c.execute(sip_credential_lists.delete().where(*where)).rowcount > 0
@@ -819,7 +822,13 @@ class Store:
         )
 
         def work(c: Connection) -> bool:
-            if c.execute(select(sip_credential_lists.c.sid).where(*list_where)).first() is None:
+            # FOR KEY SHARE: the list cannot be deleted between this check and the insert.
+            locked = (
+                select(sip_credential_lists.c.sid)
+                .where(*list_where)
+                .with_for_update(read=True, key_share=True)
+            )
+            if c.execute(locked).first() is None:
                 return False
             c.execute(insert(sip_credentials).values(**_as_row(credential)))
             return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -409,3 +410,28 @@ def test_password_rule_is_length_digit_upper_lower(text):
         assert not expected
     else:
         assert expected
+
+
+async def test_adding_credentials_while_the_list_is_deleted(store: Store, account):
+    """On PostgreSQL these run on separate connections at once: each add either lands
+    before the delete (and is deleted with the list) or finds no list."""
+    for round in range(8):
+        credential_list = await store.create_credential_list(account.sid, f"race{round}")
+
+        async def add(n: int, sid: str = credential_list.sid, round: int = round):
+            try:
+                return await store.create_sip_credential(
+                    account.sid, sid, f"r{round}u{n}", PASSWORD
+                )
+            except NoSuchCredentialList:
+                return None
+
+        results = await asyncio.gather(
+            *(add(n) for n in range(4)),
+            store.delete_credential_list(account.sid, credential_list.sid),
+            *(add(n) for n in range(4, 8)),
+        )
+        assert results[4] is True
+        assert await store.get_credential_list(account.sid, credential_list.sid) is None
+        for n in range(8):  # nothing is left behind in a list that no longer exists
+            assert await store.find_sip_credential(f"r{round}u{n}") is None

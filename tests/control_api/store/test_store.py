@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from control_api.sids import is_sid, new_sid
 from control_api.store import CallRecord, NumberTaken, Store
+from control_api.store.engine import NulInText
 from control_api.store.schema import metadata
 from tests.control_api.store.conftest import alembic_version, run_on, table_names
 
@@ -366,3 +367,29 @@ async def test_delivery_retry_and_abandon(store: Store, account):
     dead = await store.get_webhook(abandoned)
     assert (dead.abandoned_at, dead.last_error) == (T0 + timedelta(seconds=2), "HTTP 404")
     assert await store.pending_count() == 1
+
+
+# What one backend keeps, the other keeps too
+
+
+async def test_nul_in_text_is_refused_alike_on_both_backends(store: Store, account):
+    record = call(account, sip_call_id="abc\x00def@host")
+    with pytest.raises(NulInText):
+        await store.insert_call(record)
+    with pytest.raises(NulInText):
+        await store.list_calls(account.sid, to="\x00")
+    with pytest.raises(NulInText):
+        await store.enqueue_webhook(
+            delivery_id="d\x00",
+            account_sid=account.sid,
+            url="http://127.0.0.1/",
+            method="POST",
+            params=[],
+            now=T0,
+        )
+    # Inside JSON the character is escaped, which both backends keep.
+    id = await enqueue(store, account, "nul-in-json", T0, params=[("Name", "a\x00b")])
+    assert (await store.get_webhook(id)).params == [("Name", "a\x00b")]
+    # The store goes on working after a refusal.
+    record = call(account, sip_call_id="abc@host")
+    assert (await store.insert_call(record)).sip_call_id == "abc@host"
