@@ -25,6 +25,7 @@ from control_api.store.store import (
     NoSuchCredentialList,
     ParticipantRecord,
     RecordingRecord,
+    TextTooLong,
     UsernameTaken,
     check_sip_password,
     check_sip_username,
@@ -435,3 +436,23 @@ async def test_adding_credentials_while_the_list_is_deleted(store: Store, accoun
         assert await store.get_credential_list(account.sid, credential_list.sid) is None
         for n in range(8):  # nothing is left behind in a list that no longer exists
             assert await store.find_sip_credential(f"r{round}u{n}") is None
+
+
+async def test_text_longer_than_its_column_is_refused_alike_on_both_backends(
+    store: Store, account
+):
+    # A <Conference> name or participantLabel comes from an application's TwiML.
+    with pytest.raises(TextTooLong, match=r"conferences\.friendly_name"):
+        await store.create_conference(account.sid, "x" * 129)
+    room = await store.create_conference(account.sid, "x" * 128)
+    assert (await store.get_conference(account.sid, room.sid)).friendly_name == "x" * 128
+    record = ParticipantRecord(
+        conference_sid=room.sid, call_sid=new_sid("CA"), account_sid=account.sid, label="l" * 129
+    )
+    with pytest.raises(TextTooLong, match="label"):
+        await store.insert_participant(record)
+    with pytest.raises(TextTooLong, match="reason_conference_ended"):
+        await store.update_conference(room.sid, reason_conference_ended="r" * 65)
+    with pytest.raises(TextTooLong, match="auth_token"):
+        await store.ensure_account(account.sid, "t" * 65)
+    assert (await store.get_account(account.sid)).auth_token == account.auth_token
