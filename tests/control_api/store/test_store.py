@@ -3,7 +3,9 @@ accounts, numbers, calls, outbox."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -54,13 +56,29 @@ async def test_open_creates_directory_and_migrates_to_head(db_path: Path):
     assert journal == "wal"
 
 
-async def test_open_migrates_postgresql_to_head(pg_cluster):
+def test_nodes_opening_one_postgresql_database_at_once_migrate_it_once(pg_cluster):
     store_url = pg_cluster.create_database()
-    store = await Store.open(store_url)
-    await store.close()
-    assert await run_on(store_url, alembic_version) == ["0002"]
-    tables = await run_on(store_url, table_names)
-    pg_cluster.drop_database(store_url)
+
+    async def node() -> str | None:
+        store = await Store.open(store_url)
+        try:
+            account = await store.ensure_account("AC" + "0" * 32, "token")
+            return account.sid
+        finally:
+            await store.close()
+
+    try:
+        # Three nodes start together on an empty database, each in its own thread and
+        # loop as separate processes would: the advisory lock makes them take turns, the
+        # first creates the tables, the others find them at head.
+        with ThreadPoolExecutor(3) as pool:
+            started = [pool.submit(asyncio.run, node()) for _ in range(3)]
+            sids = [future.result(timeout=60) for future in started]
+        assert sids == ["AC" + "0" * 32] * 3
+        assert asyncio.run(run_on(store_url, alembic_version)) == ["0002"]
+        tables = asyncio.run(run_on(store_url, table_names))
+    finally:
+        pg_cluster.drop_database(store_url)
     assert {"accounts", "phone_numbers", "calls", "webhook_outbox"} <= tables
 
 
