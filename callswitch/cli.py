@@ -166,10 +166,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         setup_logging(settings.log_level)
         from callswitch.server import serve
+        from control_api.store.store import StoreUnavailable
 
         try:
             _run(serve(settings))
-        except OSError as exc:  # a port in use, an address we do not have
+        except (OSError, StoreUnavailable) as exc:  # a port in use, no database
             print(f"callswitch: cannot start: {exc}", file=sys.stderr)
             return 1
     return 0

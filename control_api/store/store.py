@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, String, Table, and_, func, insert, select, update
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from control_api.sids import new_sid, utcnow
 from control_api.sip_realm import SIP_REALM
@@ -56,6 +56,7 @@ __all__ = [
     "SipCredential",
     "SipCredentialList",
     "Store",
+    "StoreUnavailable",
     "TextTooLong",
     "UsernameTaken",
     "check_sip_password",
@@ -63,6 +64,16 @@ __all__ = [
 ]
 
 MAX_FRIENDLY_NAME = 64
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or opened (refused, no such database or role, a
+    wrong password, a failed migration); the message names the URL without its password."""
+
+    def __init__(self, url: URL, error: BaseException) -> None:
+        reason = error.orig if isinstance(error, DBAPIError) and error.orig else error
+        where = url.render_as_string(hide_password=True)
+        super().__init__(f"cannot open the store at {where}: {reason}")
 
 
 class TextTooLong(ValueError):
@@ -365,6 +376,9 @@ class Store:
         db = Database(parsed, pooled=pooled)
         try:
             await db.run(upgrade_to_head)
+        except (DBAPIError, OSError) as exc:
+            await db.dispose()
+            raise StoreUnavailable(parsed, exc) from exc
         except BaseException:
             await db.dispose()
             raise

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -155,3 +157,18 @@ def test_database_url_refuses_what_the_store_cannot_open(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="--database-url"):
         load_settings(parse(["--database-url", url]), environ={})
+
+
+def test_serve_without_its_database_exits_with_one_line(tmp_path):
+    url = "postgresql://callswitch:s3cret@127.0.0.1:1/callswitch"  # nothing listens on 1
+    argv = ["serve", "--only", "api", "--data-dir", str(tmp_path), "--http-port", "0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "callswitch", *argv, "--database-url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("callswitch: cannot start: cannot open the store at ")
+    assert "s3cret" not in done.stderr and "Traceback" not in done.stderr

@@ -19,6 +19,7 @@ from control_api.sids import is_sid, new_sid
 from control_api.store import CallRecord, NumberTaken, Store
 from control_api.store.engine import NulInText
 from control_api.store.schema import metadata
+from control_api.store.store import StoreUnavailable
 from tests.control_api.store.conftest import alembic_version, run_on, table_names
 
 T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
@@ -411,3 +412,10 @@ async def test_nul_in_text_is_refused_alike_on_both_backends(store: Store, accou
     # The store goes on working after a refusal.
     record = call(account, sip_call_id="abc@host")
     assert (await store.insert_call(record)).sip_call_id == "abc@host"
+
+
+async def test_a_database_that_cannot_be_opened_is_named_without_its_password(pg_cluster):
+    missing = f"postgresql://postgres:s3cret@127.0.0.1:{pg_cluster.port}/no_such_database"
+    with pytest.raises(StoreUnavailable, match="no_such_database") as raised:
+        await Store.open(missing)
+    assert "s3cret" not in str(raised.value) and "does not exist" in str(raised.value)
