@@ -7,16 +7,18 @@ from collections.abc import Iterator
 import pytest
 
 from tests.peers import require
-from tests.pg import PgCluster, find_bin_dir
+from tests.pg import PgCluster, find_bin_dir, shared_cluster, stop_shared
 
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     """One throwaway PostgreSQL server for the whole run (tests make their own databases)."""
-    bin_dir = find_bin_dir()
-    require(bin_dir is not None, "PostgreSQL server not installed (Debian package postgresql)")
-    cluster = PgCluster(bin_dir).start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    require(
+        find_bin_dir() is not None, "PostgreSQL server not installed (Debian package postgresql)"
+    )
+    yield shared_cluster()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Also ends a cluster the interop harness started under CALLSWITCH_TEST_STORE.
+    stop_shared()

@@ -14,6 +14,7 @@ other's rows.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import os
@@ -27,7 +28,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["PgCluster", "find_bin_dir"]
+__all__ = [
+    "STORE_ENV",
+    "PgCluster",
+    "database_for",
+    "find_bin_dir",
+    "shared_cluster",
+    "stop_shared",
+]
+
+# CALLSWITCH_TEST_STORE=postgresql runs every interop server on a PostgreSQL database.
+STORE_ENV = "CALLSWITCH_TEST_STORE"
 
 PREFERRED_VERSION = "15"
 START_TIMEOUT_S = 60
@@ -218,3 +229,35 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+_shared: PgCluster | None = None
+_databases: dict[str, str] = {}
+
+
+def shared_cluster() -> PgCluster:
+    """The run's one cluster, started on first use (``stop_shared`` ends it)."""
+    global _shared
+    if _shared is None:
+        bin_dir = find_bin_dir()
+        if bin_dir is None:
+            raise RuntimeError("PostgreSQL server not installed (Debian package postgresql)")
+        _shared = PgCluster(bin_dir).start()
+        atexit.register(stop_shared)  # for a run that ends without pytest's session hooks
+    return _shared
+
+
+def stop_shared() -> None:
+    global _shared
+    if _shared is not None:
+        _shared.stop()
+        _shared = None
+        _databases.clear()
+
+
+def database_for(key: str) -> str:
+    """A database of the shared cluster kept for ``key`` (e.g. a node's work directory),
+    so that a node restarted on the same directory finds its data again."""
+    if key not in _databases:
+        _databases[key] = shared_cluster().create_database("node")
+    return _databases[key]
