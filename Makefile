@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := espeak-ng
 DEBIAN_TEST_PACKAGES := $(DEBIAN_PACKAGES) sip-tester baresip openssl postgresql
 
-.PHONY: serve test lint deps test-deps loadtest clean
+.PHONY: serve test test-postgresql lint deps test-deps loadtest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ lint: $(INSTALLED)
 
 test: $(INSTALLED) test-deps lint
 	$(BIN)/pytest -q
+
+# The interop suite again with every callswitch server on PostgreSQL (the store and
+# REST API tests run on both backends in `make test` already).
+test-postgresql: $(INSTALLED) test-deps
+	CALLSWITCH_TEST_STORE=postgresql $(BIN)/pytest -q tests/interop
 
 loadtest: $(INSTALLED) test-deps
 	$(BIN)/python loadtest/sip_cps.py
