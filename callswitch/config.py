@@ -149,6 +149,7 @@ class Option:
     metavar: str | None = None
     repeatable: bool = False
     switch: bool = False  # a flag without a value (``--demo``)
+    secret: bool = False  # may hold a password: never repeated in an error
 
     @property
     def flag(self) -> str:
@@ -167,6 +168,7 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "the store: postgresql://USER:PASS@HOST:PORT/DB (default: SQLite under --data-dir)",
         "URL",
+        secret=True,
     ),
     Option("bind", str, "0.0.0.0", "address every listener binds", "ADDR"),
     Option(
@@ -325,7 +327,8 @@ def load_settings(
         try:
             values[option.name] = option.parse(raw)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{source}: bad value {raw!r}: {exc}") from exc
+            shown = "" if option.secret else f" {raw!r}"
+            raise ConfigError(f"{source}: bad value{shown}: {exc}") from exc
     if values["public_address"] is None:
         values["public_address"] = default_public_address(values["bind"])
     values["account_sid"] = environ.get("CALLSWITCH_ACCOUNT_SID")

@@ -159,6 +159,14 @@ def test_database_url_refuses_what_the_store_cannot_open(tmp_path, monkeypatch, 
         load_settings(parse(["--database-url", url]), environ={})
 
 
+def test_a_refused_database_url_is_not_repeated_with_its_password(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = {"CALLSWITCH_DATABASE_URL": "mysql://callswitch:s3cret@db/calls"}
+    with pytest.raises(ConfigError, match="CALLSWITCH_DATABASE_URL") as raised:
+        load_settings(parse([]), environ=env)
+    assert "s3cret" not in str(raised.value)
+
+
 def test_serve_without_its_database_exits_with_one_line(tmp_path):
     url = "postgresql://callswitch:s3cret@127.0.0.1:1/callswitch"  # nothing listens on 1
     argv = ["serve", "--only", "api", "--data-dir", str(tmp_path), "--http-port", "0"]
