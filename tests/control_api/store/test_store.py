@@ -20,7 +20,7 @@ from control_api.store import CallRecord, NumberTaken, Store
 from control_api.store.engine import NulInText
 from control_api.store.schema import metadata
 from control_api.store.store import StoreUnavailable
-from tests.control_api.store.conftest import alembic_version, run_on, table_names
+from tests.control_api.store.conftest import HEAD, HEADS, alembic_version, run_on, table_names
 
 T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 
@@ -52,7 +52,7 @@ async def test_open_creates_directory_and_migrates_to_head(db_path: Path):
         version = raw.execute("SELECT version_num FROM alembic_version").fetchall()
         tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
         journal = raw.execute("PRAGMA journal_mode").fetchone()[0]
-    assert version == [("0002",)]
+    assert version == [(HEAD,)]
     assert {"accounts", "phone_numbers", "calls", "webhook_outbox"} <= tables
     assert journal == "wal"
 
@@ -76,11 +76,17 @@ def test_nodes_opening_one_postgresql_database_at_once_migrate_it_once(pg_cluste
             started = [pool.submit(asyncio.run, node()) for _ in range(3)]
             sids = [future.result(timeout=60) for future in started]
         assert sids == ["AC" + "0" * 32] * 3
-        assert asyncio.run(run_on(store_url, alembic_version)) == ["0002"]
+        assert asyncio.run(run_on(store_url, alembic_version)) == [HEAD]
         tables = asyncio.run(run_on(store_url, table_names))
     finally:
         pg_cluster.drop_database(store_url)
     assert {"accounts", "phone_numbers", "calls", "webhook_outbox"} <= tables
+
+
+def test_migrations_form_one_line():
+    """Two branches that each add a migration on the same parent make two heads, and
+    ``upgrade head`` then refuses to run: renumber one onto the other at merge time."""
+    assert len(HEADS) == 1, f"several migration heads: {HEADS}"
 
 
 async def test_reopening_keeps_the_data(store_url: str):
