@@ -8,9 +8,9 @@ INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: what the server runs (speech for <Say>) and the real peers tests drive.
 DEBIAN_PACKAGES := espeak-ng
-DEBIAN_TEST_PACKAGES := $(DEBIAN_PACKAGES) sip-tester baresip openssl coturn chromium
+DEBIAN_TEST_PACKAGES := $(DEBIAN_PACKAGES) sip-tester baresip openssl coturn chromium postgresql
 
-.PHONY: serve test lint deps test-deps loadtest loadtest-smoke soak clean
+.PHONY: serve test test-postgresql lint deps test-deps loadtest loadtest-smoke soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ lint: $(INSTALLED)
 
 test: $(INSTALLED) test-deps lint
 	$(BIN)/pytest -q
+
+# The interop suite again with every callswitch server on PostgreSQL (the store and
+# REST API tests run on both backends in `make test` already).
+test-postgresql: $(INSTALLED) test-deps
+	CALLSWITCH_TEST_STORE=postgresql $(BIN)/pytest -q tests/interop
 
 # Every scenario at its target: loadtest/report/report.json and one PNG per scenario.
 loadtest: $(INSTALLED) test-deps

@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     create = account_commands.add_parser("create", help="create an account; prints SID and token")
     create.add_argument("--friendly-name", default=None)
     create.add_argument("--data-dir", default=None, help="as for serve")
+    create.add_argument("--database-url", default=None, help="as for serve")
     create.add_argument("--config", default=None, help="as for serve")
     _add_sip_credential_commands(commands)
     return parser
@@ -47,6 +48,7 @@ def _add_sip_credential_commands(commands) -> None:
     remove.add_argument("--username", required=True)
     for action in (add, listing, remove):
         action.add_argument("--data-dir", default=None, help="as for serve")
+        action.add_argument("--database-url", default=None, help="as for serve")
         action.add_argument("--config", default=None, help="as for serve")
 
 
@@ -131,14 +133,26 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "sip-credentials":
         try:
-            settings = load_settings({"data_dir": args.data_dir, "config": args.config})
+            settings = load_settings(
+                {
+                    "data_dir": args.data_dir,
+                    "database_url": args.database_url,
+                    "config": args.config,
+                }
+            )
         except ConfigError as exc:
             print(f"callswitch: {exc}", file=sys.stderr)
             return 2
         return asyncio.run(_sip_credentials(settings, args))
     if args.command == "accounts":
         try:
-            settings = load_settings({"data_dir": args.data_dir, "config": args.config})
+            settings = load_settings(
+                {
+                    "data_dir": args.data_dir,
+                    "database_url": args.database_url,
+                    "config": args.config,
+                }
+            )
         except ConfigError as exc:
             print(f"callswitch: {exc}", file=sys.stderr)
             return 2
@@ -152,10 +166,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         setup_logging(settings.log_level)
         from callswitch.server import serve
+        from control_api.store.store import StoreUnavailable
 
         try:
             _run(serve(settings))
-        except OSError as exc:  # a port in use, an address we do not have
+        except (OSError, StoreUnavailable) as exc:  # a port in use, no database
             print(f"callswitch: cannot start: {exc}", file=sys.stderr)
             return 1
     return 0

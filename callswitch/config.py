@@ -19,6 +19,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from control_api.trunks import Trunk, parse_trunk
 
 __all__ = ["PLANES", "ConfigError", "Settings", "add_arguments", "load_settings"]
@@ -104,6 +107,29 @@ def _existing_file(value: Any) -> str:
     return path
 
 
+def _database_url(value: Any) -> str:
+    """A SQLAlchemy URL of SQLite or PostgreSQL; the asyncio driver is chosen by the store."""
+    text = str(value).strip()
+    # libpq and most hosting providers also spell the scheme postgres://.
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text[len("postgres://") :]
+    try:
+        url = make_url(text)
+    except ArgumentError as exc:
+        raise ValueError("expected postgresql://USER:PASS@HOST:PORT/DB or sqlite:///FILE") from exc
+    backend, _, driver = url.drivername.partition("+")
+    if (backend, driver) not in {
+        ("postgresql", ""),
+        ("postgresql", "asyncpg"),
+        ("sqlite", ""),
+        ("sqlite", "aiosqlite"),
+    }:
+        raise ValueError(f"unsupported database {url.drivername!r}: use postgresql:// or sqlite://")
+    if backend == "postgresql" and not url.database:
+        raise ValueError("name the database: postgresql://USER:PASS@HOST:PORT/DB")
+    return text
+
+
 def _trunks(value: Any) -> list[Trunk]:
     items = [value] if isinstance(value, (str, Mapping)) else list(value)
     trunks = [parse_trunk(item) for item in items]
@@ -130,6 +156,7 @@ class Option:
     metavar: str | None = None
     repeatable: bool = False
     switch: bool = False  # a flag without a value (``--demo``)
+    secret: bool = False  # may hold a password: never repeated in an error
 
     @property
     def flag(self) -> str:
@@ -142,6 +169,14 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("data_dir", str, "./callswitch-data", "SQLite store, recordings, caches", "DIR"),
+    Option(
+        "database_url",
+        _database_url,
+        None,
+        "the store: postgresql://USER:PASS@HOST:PORT/DB (default: SQLite under --data-dir)",
+        "URL",
+        secret=True,
+    ),
     Option("bind", str, "0.0.0.0", "address every listener binds", "ADDR"),
     Option(
         "public_address",
@@ -210,6 +245,7 @@ OPTIONS: tuple[Option, ...] = (
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: str = "./callswitch-data"
+    database_url: str | None = None
     bind: str = "0.0.0.0"
     public_address: str = "127.0.0.1"
     http_port: int = 8080
@@ -307,7 +343,8 @@ def load_settings(
         try:
             values[option.name] = option.parse(raw)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{source}: bad value {raw!r}: {exc}") from exc
+            shown = "" if option.secret else f" {raw!r}"
+            raise ConfigError(f"{source}: bad value{shown}: {exc}") from exc
     if values["public_address"] is None:
         values["public_address"] = default_public_address(values["bind"])
     values["account_sid"] = environ.get("CALLSWITCH_ACCOUNT_SID")

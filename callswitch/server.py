@@ -44,6 +44,9 @@ GC_YOUNG_THRESHOLD = 20_000  # how long BYEs may wait for their answers on shutd
 
 
 def database_url(settings: Settings) -> str:
+    """``--database-url``, or the SQLite file under ``--data-dir``."""
+    if settings.database_url:
+        return settings.database_url
     return f"sqlite+aiosqlite:///{Path(settings.data_dir).resolve() / 'callswitch.db'}"
 
 

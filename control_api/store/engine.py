@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
-__all__ = ["Database"]
+__all__ = ["Database", "NulInText"]
 
 T = TypeVar("T")
 
@@ -23,10 +24,23 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 _ASYNC_DRIVER = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
 
 
+class NulInText(ValueError):
+    """A text value holds a NUL character, which PostgreSQL's text types cannot store.
+
+    Refused on SQLite too, so that what one backend keeps the other would keep as well.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("text values must not contain NUL characters")
+
+
 class Database:
     """An engine and the way to run a unit of work on it from a coroutine."""
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, *, pooled: bool = True) -> None:
+        """``pooled=False`` opens a connection for each unit of work: for a caller that
+        uses one store from several event loops (an asyncpg connection belongs to the loop
+        that opened it), as the tests do."""
         self.dialect_name = url.get_backend_name()
         driver = _ASYNC_DRIVER.get(self.dialect_name)
         if driver is not None:
@@ -37,10 +51,13 @@ class Database:
             # before it writes fails at once ("database is locked", no busy wait) when
             # another connection wrote in between. Queued work waits its turn instead.
             options = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 120}
+        elif not pooled:
+            options = {"poolclass": NullPool}
         self._async_engine = create_async_engine(url, **options)
         self.engine: Engine = self._async_engine.sync_engine
         if self.dialect_name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        event.listen(self.engine, "before_cursor_execute", _refuse_nul)
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         """``work(connection)`` in a transaction, committed if it returns."""
@@ -49,6 +66,15 @@ class Database:
 
     async def dispose(self) -> None:
         await self._async_engine.dispose()
+
+
+def _refuse_nul(_conn, _cursor, _statement, parameters, _context, executemany) -> None:
+    rows = parameters if executemany else (parameters,)
+    for row in rows:
+        values = row.values() if isinstance(row, dict) else row or ()
+        for value in values:
+            if isinstance(value, str) and "\x00" in value:
+                raise NulInText()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -17,9 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, and_, func, insert, select, update
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, String, Table, and_, func, insert, select, update
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from control_api.sids import new_sid, utcnow
 from control_api.sip_realm import SIP_REALM
@@ -31,6 +31,7 @@ from control_api.store.schema import (
     calls,
     conference_participants,
     conferences,
+    metadata,
     phone_numbers,
     recordings,
     sip_credential_lists,
@@ -55,12 +56,33 @@ __all__ = [
     "SipCredential",
     "SipCredentialList",
     "Store",
+    "StoreUnavailable",
+    "TextTooLong",
     "UsernameTaken",
     "check_sip_password",
     "check_sip_username",
 ]
 
 MAX_FRIENDLY_NAME = 64
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or opened (refused, no such database or role, a
+    wrong password, a failed migration); the message names the URL without its password."""
+
+    def __init__(self, url: URL, error: BaseException) -> None:
+        reason = error.orig if isinstance(error, DBAPIError) and error.orig else error
+        where = url.render_as_string(hide_password=True)
+        super().__init__(f"cannot open the store at {where}: {reason}")
+
+
+class TextTooLong(ValueError):
+    """A text value is longer than its column holds (PostgreSQL enforces ``String(n)``)."""
+
+    def __init__(self, table: str, column: str, length: int) -> None:
+        super().__init__(f"{table}.{column} holds at most {length} characters")
+        self.column = column
+        self.length = length
 
 
 class NumberTaken(Exception):
@@ -340,20 +362,23 @@ class Store:
         self.db = db
 
     @classmethod
-    async def open(cls, url: str) -> Store:
+    async def open(cls, url: str, *, pooled: bool = True) -> Store:
         """Connect to ``url`` and upgrade the schema to the newest migration.
 
         ``sqlite+aiosqlite:///path/callswitch.db`` (the directory is created; WAL
         journal and a busy timeout so that readers and the writer share the file) or
-        ``postgresql+asyncpg://user:pass@host/db``. See ``engine.Database`` for how
-        the work is run.
+        ``postgresql://user:pass@host/db`` (asyncpg, a pool of connections). See
+        ``engine.Database`` for how the work is run and for ``pooled``.
         """
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        db = Database(parsed)
+        db = Database(parsed, pooled=pooled)
         try:
             await db.run(upgrade_to_head)
+        except (DBAPIError, OSError) as exc:
+            await db.dispose()
+            raise StoreUnavailable(parsed, exc) from exc
         except BaseException:
             await db.dispose()
             raise
@@ -381,7 +406,9 @@ class Store:
             date_created=now,
             date_updated=now,
         )
-        await self.db.run(lambda c: c.execute(insert(accounts).values(**_as_row(account))))
+        await self.db.run(
+            lambda c: c.execute(insert(accounts).values(**_fit(accounts, _as_row(account))))
+        )
         return account
 
     async def get_account(self, sid: str) -> Account | None:
@@ -402,7 +429,7 @@ class Store:
             c.execute(
                 update(accounts)
                 .where(accounts.c.sid == sid)
-                .values(auth_token=auth_token, date_updated=utcnow())
+                .values(**_fit(accounts, {"auth_token": auth_token, "date_updated": utcnow()}))
             )
             return c.execute(select(accounts).where(accounts.c.sid == sid)).first()
 
@@ -445,7 +472,11 @@ class Store:
             **values,
         )
         try:
-            await self.db.run(lambda c: c.execute(insert(phone_numbers).values(**_as_row(number))))
+            await self.db.run(
+                lambda c: c.execute(
+                    insert(phone_numbers).values(**_fit(phone_numbers, _as_row(number)))
+                )
+            )
         except IntegrityError:
             if await self.find_number(e164) is not None:
                 raise NumberTaken(e164) from None
@@ -514,7 +545,11 @@ class Store:
         where = (phone_numbers.c.account_sid == account_sid, phone_numbers.c.sid == sid)
 
         def work(c: Connection) -> Any:
-            c.execute(update(phone_numbers).where(*where).values(**values, date_updated=utcnow()))
+            c.execute(
+                update(phone_numbers)
+                .where(*where)
+                .values(**_fit(phone_numbers, values), date_updated=utcnow())
+            )
             return c.execute(select(phone_numbers).where(*where)).first()
 
         row = await self.db.run(work)
@@ -533,7 +568,7 @@ class Store:
         """Store a new call; fills in ``date_created``/``date_updated`` if they are None."""
         record.date_created = record.date_created or utcnow()
         record.date_updated = record.date_updated or record.date_created
-        statement = insert(calls).values(**_call_row(vars(record)))
+        statement = insert(calls).values(**_fit(calls, _call_row(vars(record))))
         await self.db.run(lambda c: c.execute(statement))
         return record
 
@@ -548,7 +583,9 @@ class Store:
         fields.setdefault("date_updated", utcnow())
 
         def work(c: Connection) -> Any:
-            c.execute(update(calls).where(calls.c.sid == sid).values(**_call_row(fields)))
+            c.execute(
+                update(calls).where(calls.c.sid == sid).values(**_fit(calls, _call_row(fields)))
+            )
             return c.execute(select(calls).where(calls.c.sid == sid)).first()
 
         row = await self.db.run(work)
@@ -651,15 +688,20 @@ class Store:
         first item's id and changes nothing.
         """
         statement = insert(webhook_outbox).values(
-            delivery_id=delivery_id,
-            account_sid=account_sid,
-            url=url,
-            method=method,
-            params=[[name, value] for name, value in params],
-            call_sid=call_sid,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
+            **_fit(
+                webhook_outbox,
+                {
+                    "delivery_id": delivery_id,
+                    "account_sid": account_sid,
+                    "url": url,
+                    "method": method,
+                    "params": [[name, value] for name, value in params],
+                    "call_sid": call_sid,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                },
+            )
         )
         try:
             result = await self.db.run(lambda c: c.execute(statement))
@@ -706,7 +748,11 @@ class Store:
         return await self.db.run(lambda c: c.execute(query).scalar_one())
 
     async def _update_outbox(self, id: int, **values: Any) -> None:
-        statement = update(webhook_outbox).where(webhook_outbox.c.id == id).values(**values)
+        statement = (
+            update(webhook_outbox)
+            .where(webhook_outbox.c.id == id)
+            .values(**_fit(webhook_outbox, values))
+        )
         await self.db.run(lambda c: c.execute(statement))
 
     # SIP credential lists
@@ -724,7 +770,9 @@ class Store:
             date_created=now,
             date_updated=now,
         )
-        statement = insert(sip_credential_lists).values(**_as_row(credential_list))
+        statement = insert(sip_credential_lists).values(
+            **_fit(sip_credential_lists, _as_row(credential_list))
+        )
         try:
             await self.db.run(lambda c: c.execute(statement))
         except IntegrityError:
@@ -785,7 +833,10 @@ class Store:
         )
 
         def work(c: Connection) -> bool:
-            if c.execute(select(sip_credential_lists.c.sid).where(*where)).first() is None:
+            # FOR UPDATE (PostgreSQL; SQLite has one writer anyway) waits for credentials
+            # being added to the list, so that deleting them below sees them all.
+            locked = select(sip_credential_lists.c.sid).where(*where).with_for_update()
+            if c.execute(locked).first() is None:
                 return False
             c.execute(sip_credentials.delete().where(sip_credentials.c.credential_list_sid == sid))
             return c.execute(sip_credential_lists.delete().where(*where)).rowcount > 0
@@ -819,7 +870,13 @@ class Store:
         )
 
         def work(c: Connection) -> bool:
-            if c.execute(select(sip_credential_lists.c.sid).where(*list_where)).first() is None:
+            # FOR KEY SHARE: the list cannot be deleted between this check and the insert.
+            locked = (
+                select(sip_credential_lists.c.sid)
+                .where(*list_where)
+                .with_for_update(read=True, key_share=True)
+            )
+            if c.execute(locked).first() is None:
                 return False
             c.execute(insert(sip_credentials).values(**_as_row(credential)))
             return True
@@ -903,7 +960,7 @@ class Store:
         """Store a new recording; fills in ``date_created``/``date_updated`` if they are None."""
         record.date_created = record.date_created or utcnow()
         record.date_updated = record.date_updated or record.date_created
-        statement = insert(recordings).values(**vars(record))
+        statement = insert(recordings).values(**_fit(recordings, vars(record)))
         await self.db.run(lambda c: c.execute(statement))
         return record
 
@@ -967,7 +1024,7 @@ class Store:
         """Store a new conference; fills in ``date_created``/``date_updated`` if None."""
         record.date_created = record.date_created or utcnow()
         record.date_updated = record.date_updated or record.date_created
-        statement = insert(conferences).values(**vars(record))
+        statement = insert(conferences).values(**_fit(conferences, vars(record)))
         await self.db.run(lambda c: c.execute(statement))
         return record
 
@@ -1057,7 +1114,9 @@ class Store:
         """Store a call joining a conference; fills in the dates if they are None."""
         record.date_created = record.date_created or utcnow()
         record.date_updated = record.date_updated or record.date_created
-        statement = insert(conference_participants).values(**vars(record))
+        statement = insert(conference_participants).values(
+            **_fit(conference_participants, vars(record))
+        )
         await self.db.run(lambda c: c.execute(statement))
         return record
 
@@ -1139,10 +1198,32 @@ class Store:
         fields.setdefault("date_updated", utcnow())
 
         def work(c: Connection) -> Any:
-            c.execute(update(table).where(where).values(**fields))
+            c.execute(update(table).where(where).values(**_fit(table, fields)))
             return c.execute(select(table).where(where)).first()
 
         return await self.db.run(work)
+
+
+# The declared length of each bounded text column, by table.
+_LENGTHS: dict[Table, dict[str, int]] = {
+    table: {
+        column.name: column.type.length
+        for column in table.c
+        if isinstance(column.type, String) and column.type.length
+    }
+    for table in metadata.tables.values()
+}
+
+
+def _fit(table: Table, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` if every text fits its column, else ``TextTooLong``: PostgreSQL refuses
+    a longer value where SQLite would keep it, and the two must answer alike."""
+    lengths = _LENGTHS[table]
+    for name, value in values.items():
+        limit = lengths.get(name)
+        if limit is not None and isinstance(value, str) and len(value) > limit:
+            raise TextTooLong(table.name, name, limit)
+    return values
 
 
 def _friendly_name(name: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -130,3 +132,51 @@ def test_log_lines_are_logfmt():
     line = LogfmtFormatter().format(record)
     assert " level=info event=sip.invite call_id=abc@host peer=10.0.0.1:5060 " in line
     assert line.endswith('reason="Bad \\"CSeq\\" value"')
+
+
+def test_database_url_from_flag_env_or_file(tmp_path, monkeypatch):
+    from callswitch.server import database_url
+
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(parse(["--data-dir", "d"]), environ={})
+    assert s.database_url is None
+    assert database_url(s) == f"sqlite+aiosqlite:///{tmp_path / 'd' / 'callswitch.db'}"
+    (tmp_path / "callswitch.toml").write_text('database_url = "postgresql://f@127.0.0.1/f"\n')
+    assert load_settings(parse([]), environ={}).database_url == "postgresql://f@127.0.0.1/f"
+    env = {"CALLSWITCH_DATABASE_URL": "postgres://u:p%40ss@db:5433/calls"}
+    s = load_settings(parse([]), environ=env)
+    assert database_url(s) == "postgresql://u:p%40ss@db:5433/calls"
+    s = load_settings(parse(["--database-url", "sqlite:///x.db"]), environ=env)
+    assert database_url(s) == "sqlite:///x.db"
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://u@h/db", "postgresql://u@h", "not a url", "postgresql+psycopg2://u@h/d"]
+)
+def test_database_url_refuses_what_the_store_cannot_open(tmp_path, monkeypatch, url):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="--database-url"):
+        load_settings(parse(["--database-url", url]), environ={})
+
+
+def test_a_refused_database_url_is_not_repeated_with_its_password(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = {"CALLSWITCH_DATABASE_URL": "mysql://callswitch:s3cret@db/calls"}
+    with pytest.raises(ConfigError, match="CALLSWITCH_DATABASE_URL") as raised:
+        load_settings(parse([]), environ=env)
+    assert "s3cret" not in str(raised.value)
+
+
+def test_serve_without_its_database_exits_with_one_line(tmp_path):
+    url = "postgresql://callswitch:s3cret@127.0.0.1:1/callswitch"  # nothing listens on 1
+    argv = ["serve", "--only", "api", "--data-dir", str(tmp_path), "--http-port", "0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "callswitch", *argv, "--database-url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("callswitch: cannot start: cannot open the store at ")
+    assert "s3cret" not in done.stderr and "Traceback" not in done.stderr

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.pg import STORE_ENV, database_for
+
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT = 15.0
 STOP_GRACE = 5.0
@@ -243,6 +245,8 @@ class CallswitchServer:
                 "--turn-tls-port",
                 str(turn_tls_port),
             ]
+        if os.environ.get(STORE_ENV) == "postgresql" and "--database-url" not in extra_args:
+            extra_args = (*extra_args, "--database-url", database_for(str(workdir.resolve())))
         cmd = [
             *server_command(),
             "serve",

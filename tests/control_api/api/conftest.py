@@ -1,7 +1,8 @@
 """Fixtures for the REST API tests: a real uvicorn server and the official twilio library.
 
-One server per test module, on a free 127.0.0.1 port, over a store in a temporary
-SQLite file. Tests stay apart by making an account each (``account``/``other``).
+One server per test module and backend, on a free 127.0.0.1 port, over a store in a
+temporary SQLite file, then in a new PostgreSQL database. Tests stay apart by making an
+account each (``account``/``other``).
 The official ``twilio.rest.Client`` talks to the server through ``LocalHttpClient``,
 which rewrites ``https://api.twilio.com`` to it (reference §11); ``http`` is a plain
 httpx client for what the library cannot send.
@@ -13,10 +14,11 @@ import asyncio
 import itertools
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -170,30 +172,73 @@ def _free_socket() -> socket.socket:
     return sock
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    path = tmp_path_factory.mktemp("store") / "callswitch.db"
-    store = asyncio.run(Store.open(f"sqlite:///{path}"))
-    live_calls = FakeLiveCalls()
+@pytest.fixture(scope="module", params=("sqlite", "postgresql"))
+def store_url(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str]:
+    """Each module runs on each backend: a SQLite file, then a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'callswitch.db'}"
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.create_database("api")
+    yield url
+    cluster.drop_database(url)
+
+
+@contextmanager
+def serve(store_url: str, make_app: Callable[[Store], Any]) -> Iterator[tuple[str, Store, Any]]:
+    """Run ``make_app(store)`` under uvicorn on a free 127.0.0.1 port, in a thread with its
+    own event loop, until the block ends; yields (base URL, the test's store, the app).
+
+    The test's store (migrated here) has no pool: tests reach it from ``asyncio.run`` and
+    from the server's loop, and an asyncpg connection belongs to the loop that opened it.
+    On PostgreSQL the server opens its own pooled store in its loop, as callswitch does;
+    SQLite keeps one store (one connection) for both, as a second writer would wait on
+    the file lock.
+    """
+    store = asyncio.run(Store.open(store_url, pooled=False))
     sock = _free_socket()
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(store, live_calls), log_level="warning", access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    ready = threading.Event()
+    running: dict[str, Any] = {}
+
+    async def main() -> None:
+        own = store if store.db.dialect_name == "sqlite" else await Store.open(store_url)
+        try:
+            running["app"] = make_app(own)
+            running["server"] = server = uvicorn.Server(
+                uvicorn.Config(
+                    running["app"], log_level="warning", access_log=False, lifespan="off"
+                )
+            )
+            serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.01)
+            ready.set()
+            await serving
+        finally:
+            ready.set()
+            if own is not store:
+                await own.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    base_url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=base_url, timeout=10) as http:
+    assert ready.wait(30) and running["server"].started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", store, running["app"]
+    finally:
+        running["server"].should_exit = True
+        thread.join(10)
+        sock.close()
+        asyncio.run(store.close())
+
+
+@pytest.fixture(scope="module")
+def api(store_url: str) -> Iterator[Api]:
+    live_calls = FakeLiveCalls()
+    with (
+        serve(store_url, lambda store: create_app(store, live_calls)) as (base_url, store, _),
+        httpx.Client(base_url=base_url, timeout=10) as http,
+    ):
         yield Api(base_url, store, live_calls, http)
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
-    asyncio.run(store.close())
 
 
 @pytest.fixture

@@ -7,20 +7,15 @@ override it with ``serve_api`` so that the shared fixture stays as it is.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from control_api.api import create_app
-from control_api.store import Store
-from tests.control_api.api.conftest import Api, FakeLiveCalls, _free_socket
+from tests.control_api.api.conftest import Api, FakeLiveCalls, serve
 
 
 @dataclass
@@ -63,33 +58,21 @@ class FakeLiveConferences:
 
 @contextmanager
 def serve_api(
-    db_path: Path, *, live_conferences: FakeLiveConferences, recordings_dir: Path
+    store_url: str, *, live_conferences: FakeLiveConferences, recordings_dir: Path
 ) -> Iterator[Api]:
-    """Run the app over a fresh store on a free 127.0.0.1 port until the block ends."""
-    store = asyncio.run(Store.open(f"sqlite:///{db_path}"))
-    sock = _free_socket()
-    port = sock.getsockname()[1]
-    app = create_app(
-        store,
-        FakeLiveCalls(),
-        live_conferences=live_conferences,
-        recordings_dir=recordings_dir,
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base_url, timeout=10) as http:
-            yield Api(base_url, store, app.state.live_calls, http)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-        asyncio.run(store.close())
+    """Run the app over the store at ``store_url`` (migrated on open) on a free 127.0.0.1
+    port until the block ends."""
+
+    def make_app(store):
+        return create_app(
+            store,
+            FakeLiveCalls(),
+            live_conferences=live_conferences,
+            recordings_dir=recordings_dir,
+        )
+
+    with (
+        serve(store_url, make_app) as (base_url, store, app),
+        httpx.Client(base_url=base_url, timeout=10) as http,
+    ):
+        yield Api(base_url, store, app.state.live_calls, http)

@@ -16,11 +16,11 @@ def live(api) -> FakeLiveConferences:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
+def api(tmp_path_factory, store_url):
     root = tmp_path_factory.mktemp("conferences")
     engine = FakeLiveConferences()
     with serve_api(
-        root / "callswitch.db", live_conferences=engine, recordings_dir=root / "recordings"
+        store_url, live_conferences=engine, recordings_dir=root / "recordings"
     ) as running:
         running.live_conferences = engine
 

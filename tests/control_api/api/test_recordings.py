@@ -23,10 +23,9 @@ def recordings_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory, recordings_dir):
-    root = tmp_path_factory.mktemp("recordings-store")
+def api(store_url, recordings_dir):
     with serve_api(
-        root / "callswitch.db",
+        store_url,
         live_conferences=FakeLiveConferences(),
         recordings_dir=recordings_dir,
     ) as running:

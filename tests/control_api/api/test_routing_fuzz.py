@@ -42,10 +42,10 @@ PAIRS = st.lists(
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
+def api(tmp_path_factory, store_url):
     root = tmp_path_factory.mktemp("routing-fuzz")
     with serve_api(
-        root / "callswitch.db",
+        store_url,
         live_conferences=FakeLiveConferences(),
         recordings_dir=root / "recordings",
     ) as running:

@@ -14,10 +14,10 @@ PASSWORD = "IWasAtSignal2018"
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
+def api(tmp_path_factory, store_url):
     root = tmp_path_factory.mktemp("sip-credentials")
     with serve_api(
-        root / "callswitch.db",
+        store_url,
         live_conferences=FakeLiveConferences(),
         recordings_dir=root / "recordings",
     ) as running:

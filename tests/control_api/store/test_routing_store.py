@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,24 +11,27 @@ import pytest
 from alembic import command
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import create_engine
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from control_api.sids import is_sid, new_sid
 from control_api.sip_realm import SIP_REALM
 from control_api.store import Store
 from control_api.store.migrate import alembic_config
+from control_api.store.schema import accounts, metadata
 from control_api.store.store import (
     ConferenceRecord,
     CredentialListNameTaken,
     NoSuchCredentialList,
     ParticipantRecord,
     RecordingRecord,
+    TextTooLong,
     UsernameTaken,
     check_sip_password,
     check_sip_username,
 )
 from sip.auth import ha1
+from tests.control_api.store.conftest import HEAD, alembic_version, run_on, table_names
 
 T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 PASSWORD = "IWasAtSignal2018"
@@ -42,13 +45,8 @@ NEW_TABLES = {
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "callswitch.db"
-
-
-@pytest.fixture
-async def store(db_path: Path):
-    store = await Store.open(f"sqlite:///{db_path}")
+async def store(store_url: str):
+    store = await Store.open(store_url)
     yield store
     await store.close()
 
@@ -66,64 +64,60 @@ async def other(store: Store):
 # Migration 0002
 
 
-def _tables(path: Path) -> set[str]:
-    with sqlite3.connect(path) as raw:
-        return {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+async def _alembic(url: str, action, revision: str) -> None:
+    def work(connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        action(config, revision)
+
+    await run_on(url, work)
 
 
-def _version(path: Path) -> list:
-    with sqlite3.connect(path) as raw:
-        return raw.execute("SELECT version_num FROM alembic_version").fetchall()
-
-
-def _alembic(path: Path, action, revision: str) -> None:
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        with engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            action(config, revision)
-    finally:
-        engine.dispose()
-
-
-async def test_fresh_database_is_at_0002_with_every_table(db_path: Path):
-    store = await Store.open(f"sqlite:///{db_path}")
+async def test_fresh_database_is_at_0002_with_every_table(store_url: str):
+    store = await Store.open(store_url)
     await store.close()
-    assert _version(db_path) == [("0002",)]
-    assert _tables(db_path) >= NEW_TABLES
+    assert await run_on(store_url, alembic_version) == [HEAD]
+    assert await run_on(store_url, table_names) >= NEW_TABLES
 
 
-async def test_a_0001_database_upgrades_keeping_its_data(db_path: Path):
+async def test_a_0001_database_upgrades_keeping_its_data(store_url: str, db_path: Path):
     db_path.parent.mkdir(parents=True)
-    _alembic(db_path, command.upgrade, "0001")
-    assert _version(db_path) == [("0001",)]
-    assert not NEW_TABLES & _tables(db_path)
-    with sqlite3.connect(db_path) as raw:
-        raw.execute(
-            "INSERT INTO accounts VALUES ('AC' || printf('%032d', 1), 'old', 'token', 'active',"
-            " '2026-11-01 00:00:00', '2026-11-01 00:00:00')"
-        )
+    await _alembic(store_url, command.upgrade, "0001")
+    assert await run_on(store_url, alembic_version) == ["0001"]
+    assert not NEW_TABLES & await run_on(store_url, table_names)
+    old = datetime(2026, 11, 1, tzinfo=UTC)
+    row = {
+        "sid": "AC" + "0" * 31 + "1",
+        "friendly_name": "old",
+        "auth_token": "token",
+        "status": "active",
+        "date_created": old,
+        "date_updated": old,
+    }
+    # accounts is as 0001 made it; its Core table writes the row as each backend keeps it.
+    await run_on(store_url, lambda c: c.execute(insert(accounts).values(**row)))
 
-    store = await Store.open(f"sqlite:///{db_path}")
+    store = await Store.open(store_url)
     try:
-        account = await store.get_account("AC" + "0" * 31 + "1")
+        account = await store.get_account(row["sid"])
         assert account is not None and account.friendly_name == "old"
+        assert account.date_created == old
         credential_list = await store.create_credential_list(account.sid, "default")
         await store.create_sip_credential(account.sid, credential_list.sid, "alice", PASSWORD)
         assert (await store.find_sip_credential("alice")).account_sid == account.sid
     finally:
         await store.close()
-    assert _version(db_path) == [("0002",)]
+    assert await run_on(store_url, alembic_version) == [HEAD]
 
 
-async def test_0002_downgrades_to_0001(db_path: Path):
-    store = await Store.open(f"sqlite:///{db_path}")
+async def test_0002_downgrades_to_0001(store_url: str):
+    store = await Store.open(store_url)
     await store.close()
-    _alembic(db_path, command.downgrade, "0001")
-    assert _version(db_path) == [("0001",)]
-    assert not NEW_TABLES & _tables(db_path)
-    assert {"accounts", "calls"} <= _tables(db_path)
+    await _alembic(store_url, command.downgrade, "0001")
+    assert await run_on(store_url, alembic_version) == ["0001"]
+    tables = await run_on(store_url, table_names)
+    assert not NEW_TABLES & tables
+    assert {"accounts", "calls"} <= tables
 
 
 # SIP credentials
@@ -159,9 +153,10 @@ async def test_credential_keeps_only_the_ha1s(store: Store, account):
         == credential
     )
     assert await store.list_sip_credentials(account.sid, credential_list.sid) == [credential]
-    with sqlite3.connect(store.db.engine.url.database) as raw:
-        dump = "\n".join(raw.iterdump())
-    assert PASSWORD not in dump
+    rows = await store.db.run(
+        lambda c: [str(tuple(row)) for t in metadata.sorted_tables for row in c.execute(select(t))]
+    )
+    assert rows and not any(PASSWORD in row for row in rows)
 
 
 async def test_usernames_are_unique_across_accounts(store: Store, account, other):
@@ -416,3 +411,48 @@ def test_password_rule_is_length_digit_upper_lower(text):
         assert not expected
     else:
         assert expected
+
+
+async def test_adding_credentials_while_the_list_is_deleted(store: Store, account):
+    """On PostgreSQL these run on separate connections at once: each add either lands
+    before the delete (and is deleted with the list) or finds no list."""
+    for round in range(8):
+        credential_list = await store.create_credential_list(account.sid, f"race{round}")
+
+        async def add(n: int, sid: str = credential_list.sid, round: int = round):
+            try:
+                return await store.create_sip_credential(
+                    account.sid, sid, f"r{round}u{n}", PASSWORD
+                )
+            except NoSuchCredentialList:
+                return None
+
+        results = await asyncio.gather(
+            *(add(n) for n in range(4)),
+            store.delete_credential_list(account.sid, credential_list.sid),
+            *(add(n) for n in range(4, 8)),
+        )
+        assert results[4] is True
+        assert await store.get_credential_list(account.sid, credential_list.sid) is None
+        for n in range(8):  # nothing is left behind in a list that no longer exists
+            assert await store.find_sip_credential(f"r{round}u{n}") is None
+
+
+async def test_text_longer_than_its_column_is_refused_alike_on_both_backends(
+    store: Store, account
+):
+    # A <Conference> name or participantLabel comes from an application's TwiML.
+    with pytest.raises(TextTooLong, match=r"conferences\.friendly_name"):
+        await store.create_conference(account.sid, "x" * 129)
+    room = await store.create_conference(account.sid, "x" * 128)
+    assert (await store.get_conference(account.sid, room.sid)).friendly_name == "x" * 128
+    record = ParticipantRecord(
+        conference_sid=room.sid, call_sid=new_sid("CA"), account_sid=account.sid, label="l" * 129
+    )
+    with pytest.raises(TextTooLong, match="label"):
+        await store.insert_participant(record)
+    with pytest.raises(TextTooLong, match="reason_conference_ended"):
+        await store.update_conference(room.sid, reason_conference_ended="r" * 65)
+    with pytest.raises(TextTooLong, match="auth_token"):
+        await store.ensure_account(account.sid, "t" * 65)
+    assert (await store.get_account(account.sid)).auth_token == account.auth_token

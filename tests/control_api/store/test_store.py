@@ -1,32 +1,33 @@
-"""The store on a temporary SQLite file: migrations, accounts, numbers, calls, outbox."""
+"""The store on each backend (a SQLite file, a PostgreSQL database): migrations,
+accounts, numbers, calls, outbox."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from control_api.sids import is_sid, new_sid
 from control_api.store import CallRecord, NumberTaken, Store
+from control_api.store.engine import NulInText
 from control_api.store.schema import metadata
+from control_api.store.store import StoreUnavailable
+from tests.control_api.store.conftest import HEAD, HEADS, alembic_version, run_on, table_names
 
 T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "callswitch.db"
-
-
-@pytest.fixture
-async def store(db_path: Path):
-    store = await Store.open(f"sqlite:///{db_path}")
+async def store(store_url: str):
+    store = await Store.open(store_url)
     yield store
     await store.close()
 
@@ -51,18 +52,50 @@ async def test_open_creates_directory_and_migrates_to_head(db_path: Path):
         version = raw.execute("SELECT version_num FROM alembic_version").fetchall()
         tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
         journal = raw.execute("PRAGMA journal_mode").fetchone()[0]
-    assert version == [("0002",)]
+    assert version == [(HEAD,)]
     assert {"accounts", "phone_numbers", "calls", "webhook_outbox"} <= tables
     assert journal == "wal"
 
 
-async def test_reopening_keeps_the_data(db_path: Path):
-    store = await Store.open(f"sqlite:///{db_path}")
+def test_nodes_opening_one_postgresql_database_at_once_migrate_it_once(pg_cluster):
+    store_url = pg_cluster.create_database()
+
+    async def node() -> str | None:
+        store = await Store.open(store_url)
+        try:
+            account = await store.ensure_account("AC" + "0" * 32, "token")
+            return account.sid
+        finally:
+            await store.close()
+
+    try:
+        # Three nodes start together on an empty database, each in its own thread and
+        # loop as separate processes would: the advisory lock makes them take turns, the
+        # first creates the tables, the others find them at head.
+        with ThreadPoolExecutor(3) as pool:
+            started = [pool.submit(asyncio.run, node()) for _ in range(3)]
+            sids = [future.result(timeout=60) for future in started]
+        assert sids == ["AC" + "0" * 32] * 3
+        assert asyncio.run(run_on(store_url, alembic_version)) == [HEAD]
+        tables = asyncio.run(run_on(store_url, table_names))
+    finally:
+        pg_cluster.drop_database(store_url)
+    assert {"accounts", "phone_numbers", "calls", "webhook_outbox"} <= tables
+
+
+def test_migrations_form_one_line():
+    """Two branches that each add a migration on the same parent make two heads, and
+    ``upgrade head`` then refuses to run: renumber one onto the other at merge time."""
+    assert len(HEADS) == 1, f"several migration heads: {HEADS}"
+
+
+async def test_reopening_keeps_the_data(store_url: str):
+    store = await Store.open(store_url)
     account = await store.create_account("kept")
     number = await store.create_number(account.sid, "+14155550100")
     await store.close()
 
-    store = await Store.open(f"sqlite+aiosqlite:///{db_path}")
+    store = await Store.open(store_url)
     try:
         assert await store.get_account(account.sid) == account
         assert await store.get_number(account.sid, number.sid) == number
@@ -70,17 +103,16 @@ async def test_reopening_keeps_the_data(db_path: Path):
         await store.close()
 
 
-async def test_migrations_build_exactly_the_tables_of_schema(store: Store, db_path: Path):
-    engine = create_engine(f"sqlite:///{db_path}")
-    try:
-        with engine.connect() as connection:
-            diff = compare_metadata(MigrationContext.configure(connection), metadata)
-            indexes = {
-                name: {i["name"] for i in inspect(connection).get_indexes(name)}
-                for name in metadata.tables
-            }
-    finally:
-        engine.dispose()
+async def test_migrations_build_exactly_the_tables_of_schema(store: Store, store_url: str):
+    def compare(connection):
+        diff = compare_metadata(MigrationContext.configure(connection), metadata)
+        indexes = {
+            name: {i["name"] for i in inspect(connection).get_indexes(name)}
+            for name in metadata.tables
+        }
+        return diff, indexes
+
+    diff, indexes = await run_on(store_url, compare)
     assert diff == []
     assert "ix_calls_account_sid_date_created" in indexes["calls"]
 
@@ -360,3 +392,36 @@ async def test_delivery_retry_and_abandon(store: Store, account):
     dead = await store.get_webhook(abandoned)
     assert (dead.abandoned_at, dead.last_error) == (T0 + timedelta(seconds=2), "HTTP 404")
     assert await store.pending_count() == 1
+
+
+# What one backend keeps, the other keeps too
+
+
+async def test_nul_in_text_is_refused_alike_on_both_backends(store: Store, account):
+    record = call(account, sip_call_id="abc\x00def@host")
+    with pytest.raises(NulInText):
+        await store.insert_call(record)
+    with pytest.raises(NulInText):
+        await store.list_calls(account.sid, to="\x00")
+    with pytest.raises(NulInText):
+        await store.enqueue_webhook(
+            delivery_id="d\x00",
+            account_sid=account.sid,
+            url="http://127.0.0.1/",
+            method="POST",
+            params=[],
+            now=T0,
+        )
+    # Inside JSON the character is escaped, which both backends keep.
+    id = await enqueue(store, account, "nul-in-json", T0, params=[("Name", "a\x00b")])
+    assert (await store.get_webhook(id)).params == [("Name", "a\x00b")]
+    # The store goes on working after a refusal.
+    record = call(account, sip_call_id="abc@host")
+    assert (await store.insert_call(record)).sip_call_id == "abc@host"
+
+
+async def test_a_database_that_cannot_be_opened_is_named_without_its_password(pg_cluster):
+    missing = f"postgresql://postgres:s3cret@127.0.0.1:{pg_cluster.port}/no_such_database"
+    with pytest.raises(StoreUnavailable, match="no_such_database") as raised:
+        await Store.open(missing)
+    assert "s3cret" not in str(raised.value) and "does not exist" in str(raised.value)

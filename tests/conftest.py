@@ -1,0 +1,24 @@
+"""Fixtures shared across the suite: a PostgreSQL server for the store's second backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.peers import require
+from tests.pg import PgCluster, find_bin_dir, shared_cluster, stop_shared
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One throwaway PostgreSQL server for the whole run (tests make their own databases)."""
+    require(
+        find_bin_dir() is not None, "PostgreSQL server not installed (Debian package postgresql)"
+    )
+    yield shared_cluster()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Also ends a cluster the interop harness started under CALLSWITCH_TEST_STORE.
+    stop_shared()
