@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from control_api.trunks import Trunk, parse_trunk
+from control_api.usage.pricing import PriceEntry, parse_price
 
 __all__ = ["PLANES", "ConfigError", "Settings", "add_arguments", "load_settings"]
 
@@ -114,6 +115,17 @@ def _turn_users(value: Any) -> list[str]:
     return items
 
 
+def _prices(value: Any) -> list[PriceEntry]:
+    return [parse_price(item) for item in _string_list(value)]
+
+
+def _http_url(value: Any) -> str:
+    url = str(value)
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return url
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     name: str
@@ -186,6 +198,22 @@ OPTIONS: tuple[Option, ...] = (
         "TRUNK",
         True,
     ),
+    Option(
+        "price",
+        _prices,
+        [],
+        "price of a usage category, CATEGORY[:PREFIX]=AMOUNT, e.g. sms-outbound=0.0079 "
+        "(repeatable; see docs/billing.md)",
+        "PRICE",
+        True,
+    ),
+    Option(
+        "billing_webhook",
+        _http_url,
+        None,
+        "URL that gets a signed billing event per priced call and message",
+        "URL",
+    ),
     Option("only", _planes, PLANES, "run only these planes, e.g. turn or sip,api", "PLANES"),
     Option("log_level", _log_level, "info", "debug, info, warning or error", "LEVEL"),
     Option("demo", _boolean, False, "create the demo number 1000 and its TwiML app", switch=True),
@@ -213,6 +241,8 @@ class Settings:
     turn_secret: str | None = None
     turn_allow_peer: list[str] = field(default_factory=list)
     trunk: list[Trunk] = field(default_factory=list)
+    price: list[PriceEntry] = field(default_factory=list)
+    billing_webhook: str | None = None
     only: frozenset[str] = PLANES
     log_level: str = "info"
     demo: bool = False

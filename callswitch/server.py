@@ -17,7 +17,11 @@ from control_api.builtin_apps import BUILTIN_APPS
 from control_api.call import CallManager, MediaSettings
 from control_api.dialer import Dialer
 from control_api.registrations import start_registrar
+from control_api.sms.service import Messaging
 from control_api.store import Store
+from control_api.store.billing import BillingStore
+from control_api.usage.billing import Billing
+from control_api.usage.pricing import PriceList
 from control_api.voice.audio import AudioLoader
 from control_api.voice.conference import Conferences
 from control_api.voice.inbound import VoiceApps
@@ -75,6 +79,8 @@ class Server:
         self.voice: VoiceApps | None = None
         self.http: HttpServer | None = None
         self.outbox: Outbox | None = None
+        self.billing: Billing | None = None
+        self.messaging: Messaging | None = None
         self.clock = MediaClock()
         self.listeners: dict[str, str] = {}
         self._closers: list = []
@@ -90,6 +96,7 @@ class Server:
             self.outbox = Outbox(self.store, webhooks, self.store.auth_token)
             self.outbox.start()
             self._closers += [self.outbox.stop, webhooks.close]
+            await self._start_billing(webhooks)
         if s.runs("sip"):
             await self._start_sip(data)
         if s.runs("api"):
@@ -98,6 +105,8 @@ class Server:
                 self.voice or _NoLiveCalls(),
                 live_conferences=self.voice.conferences if self.voice else None,
                 recordings_dir=data / "recordings",
+                messaging=self.messaging,
+                billing=self.billing,
             )
             app.include_router(demo.router)
             self.http = HttpServer(app, s.bind, s.http_port)
@@ -112,6 +121,23 @@ class Server:
             if s.demo and self.http is not None:
                 apps["demo"] = f"sip:{demo.DEMO_NUMBER.lstrip('+')}@{host}"
             log.info("apps", extra=apps)
+
+    async def _start_billing(self, webhooks: WebhookClient) -> None:
+        """Pricing, usage and triggers; the message service and its carriers."""
+        s = self.settings
+        self.billing = Billing(
+            self.store,
+            BillingStore(self.store.db),
+            self.outbox,
+            PriceList(tuple(s.price)),
+            billing_webhook=s.billing_webhook,
+        )
+        repriced = await self.billing.reconcile()
+        if repriced:
+            log.info("billing.reconciled", extra={"priced": repriced})
+        self.messaging = Messaging(self.store, self.outbox, webhooks, billing=self.billing)
+        self.messaging.start()
+        self._closers.append(self.messaging.stop)
 
     async def _start_sip(self, data: Path) -> None:
         s = self.settings
@@ -129,6 +155,7 @@ class Server:
             base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
             conferences=Conferences(self.store, self.clock),
         )
+        self.voice.billing = self.billing
         tls_client = client_tls_context(s.sip_tls_ca, s.sip_tls_cert, s.sip_tls_key)
         self.sip = SipEndpoint(s.bind, s.sip_port, s.public_address, tls_client=tls_client)
         await self.sip.start()

@@ -89,6 +89,7 @@ class VoiceApps:
         self.recordings_dir = recordings_dir or Path("recordings")
         self.base_url = base_url  # where our REST API is reached: RecordingUrl
         self.conferences = conferences
+        self.billing = None  # set by the server: prices calls as they end
         self.live: dict[str, _LiveCall] = {}
         self._tasks: set[asyncio.Task] = set()
         # A REST change to a number or a token reaches calls within a second.
@@ -145,6 +146,7 @@ class VoiceApps:
             base,
             status_callback=number.status_callback,
             status_callback_method=number.status_callback_method or "POST",
+            billing=self.billing,
         )
         lifecycle.initiated()
         lifecycle.callback("ringing")

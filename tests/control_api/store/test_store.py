@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from control_api.sids import is_sid, new_sid
 from control_api.store import CallRecord, NumberTaken, Store
+from control_api.store.migrate import alembic_config
 from control_api.store.schema import metadata
 
 T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
@@ -51,7 +53,8 @@ async def test_open_creates_directory_and_migrates_to_head(db_path: Path):
         version = raw.execute("SELECT version_num FROM alembic_version").fetchall()
         tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
         journal = raw.execute("PRAGMA journal_mode").fetchone()[0]
-    assert version == [("0002",)]
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert version == [(head,)]
     assert {"accounts", "phone_numbers", "calls", "webhook_outbox"} <= tables
     assert journal == "wal"
 
