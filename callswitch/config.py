@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from control_api.sms.smpp_carrier import SmppSettings, parse_smpp
 from control_api.trunks import Trunk, parse_trunk
 from control_api.usage.pricing import PriceEntry, parse_price
 
@@ -119,6 +120,15 @@ def _prices(value: Any) -> list[PriceEntry]:
     return [parse_price(item) for item in _string_list(value)]
 
 
+def _smpp(value: Any) -> list[SmppSettings]:
+    items = [value] if isinstance(value, str) else list(value)
+    carriers = [parse_smpp(item) for item in items]
+    names = [carrier.name for carrier in carriers]
+    if len(set(names)) != len(names):
+        raise ValueError("two SMPP carriers have the same name")
+    return carriers
+
+
 def _http_url(value: Any) -> str:
     url = str(value)
     if not url.startswith(("http://", "https://")):
@@ -199,6 +209,15 @@ OPTIONS: tuple[Option, ...] = (
         True,
     ),
     Option(
+        "smpp",
+        _smpp,
+        [],
+        "SMPP 3.4 SMSC for SMS, NAME=smpp://SYSTEM_ID:PASSWORD@HOST:PORT;system_type=..;"
+        "window=10;prefix=+1 (repeatable)",
+        "SMSC",
+        True,
+    ),
+    Option(
         "price",
         _prices,
         [],
@@ -241,6 +260,7 @@ class Settings:
     turn_secret: str | None = None
     turn_allow_peer: list[str] = field(default_factory=list)
     trunk: list[Trunk] = field(default_factory=list)
+    smpp: list[SmppSettings] = field(default_factory=list)
     price: list[PriceEntry] = field(default_factory=list)
     billing_webhook: str | None = None
     only: frozenset[str] = PLANES

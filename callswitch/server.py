@@ -18,6 +18,7 @@ from control_api.call import CallManager, MediaSettings
 from control_api.dialer import Dialer
 from control_api.registrations import start_registrar
 from control_api.sms.service import Messaging
+from control_api.sms.smpp_carrier import SmppCarrier
 from control_api.store import Store
 from control_api.store.billing import BillingStore
 from control_api.usage.billing import Billing
@@ -136,6 +137,11 @@ class Server:
         if repriced:
             log.info("billing.reconciled", extra={"priced": repriced})
         self.messaging = Messaging(self.store, self.outbox, webhooks, billing=self.billing)
+        for smsc in s.smpp:
+            carrier = SmppCarrier(smsc, self.messaging.events)
+            self.messaging.add_carrier(carrier)
+            carrier.start()
+            self._closers.append(carrier.stop)
         self.messaging.start()
         self._closers.append(self.messaging.stop)
 

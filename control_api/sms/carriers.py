@@ -57,6 +57,8 @@ class CarrierEvents:
     receipt: Callable[[str, str, bool, int | None], Awaitable[None]]
     # (from, to, body) of a message for one of our numbers
     inbound: Callable[[str, str, str], Awaitable[bool]]
+    # (carrier name): the carrier can take messages again (bound, link up)
+    available: Callable[[str], Awaitable[None]] | None = None
 
 
 class Carrier(Protocol):

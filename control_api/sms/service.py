@@ -45,6 +45,8 @@ log = logging.getLogger("callswitch.sms")
 API_VERSION = "2010-04-01"
 MAX_BACKOFF_S = 300.0
 BATCH = 200
+RECEIPT_WAITS = 10
+RECEIPT_WAIT_S = 0.2
 # Twilio's error codes for messages (twilio.com/docs/api/errors/<code>).
 QUEUE_OVERFLOW = 30001  # the message waited longer than its ValidityPeriod
 ACCOUNT_SUSPENDED = 30002  # the balance ran out before a queued message was sent
@@ -81,14 +83,19 @@ class Messaging:
         billing=None,
         carriers: Sequence[Carrier] = (),
         clock: Callable[[], datetime] = utcnow,
+        max_inflight: int = 400,
     ) -> None:
         self.store = store  # accounts and numbers
+        # Messages handed to carriers and not yet answered: the rest wait in the store.
+        self.max_inflight = max_inflight
         self.messages = MessageStore(store.db)
         self.outbox = outbox
         self.webhooks = webhooks
         self.billing = billing
         self.clock = clock
-        self.events = CarrierEvents(receipt=self.receipt, inbound=self.inbound)
+        self.events = CarrierEvents(
+            receipt=self.receipt, inbound=self.inbound, available=self.carrier_available
+        )
         self.local = LocalCarrier(self._is_ours, self.events)
         self.carriers: list[Carrier] = [self.local, *carriers]
         self._wake = asyncio.Event()
@@ -181,9 +188,14 @@ class Messaging:
     async def send_due(self) -> int:
         """Hand every due message to its carrier (without waiting for them to answer);
         returns how many were taken."""
+        room = min(self.max_inflight - len(self._inflight), BATCH)
+        if room <= 0:
+            return 0
         due = [
-            m for m in await self.messages.due(self.clock(), BATCH) if m.sid not in self._inflight
-        ]
+            m
+            for m in await self.messages.due(self.clock(), room + len(self._inflight))
+            if m.sid not in self._inflight
+        ][:room]
         for message in due:
             self._inflight.add(message.sid)
             task = asyncio.create_task(self._send(message))
@@ -198,6 +210,7 @@ class Messaging:
             log.exception("sms.send_error", extra={"message_sid": message.sid})
         finally:
             self._inflight.discard(message.sid)
+            self._wake.set()  # room for the next ones
 
     async def _send_one(self, message: MessageRecord) -> None:
         now = self.clock()
@@ -308,10 +321,21 @@ class Messaging:
 
     # What carriers report
 
+    async def carrier_available(self, carrier: str) -> None:
+        """A carrier came (back) up: what waits for it need not wait out its backoff."""
+        await self.messages.due_now(self.clock())
+        self._wake.set()
+
     async def receipt(
         self, carrier: str, carrier_id: str, delivered: bool, error_code: int | None
     ) -> None:
         message = await self.messages.find_by_carrier_id(carrier, carrier_id)
+        for _ in range(RECEIPT_WAITS):
+            if message is not None:
+                break
+            # A receipt can overtake the write of the carrier's id after submit_sm_resp.
+            await asyncio.sleep(RECEIPT_WAIT_S)
+            message = await self.messages.find_by_carrier_id(carrier, carrier_id)
         if message is None:
             log.info("sms.receipt_unknown", extra={"carrier": carrier, "id": carrier_id})
             return

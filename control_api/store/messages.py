@@ -171,6 +171,16 @@ class MessageStore:
         rows = await self.db.run(lambda c: c.execute(query).all())
         return [_record(row) for row in rows]
 
+    async def due_now(self, now: datetime) -> int:
+        """Every queued message becomes due at ``now`` (a carrier came back)."""
+        statement = (
+            update(messages)
+            .where(messages.c.status == "queued", messages.c.next_attempt_at > now)
+            .values(next_attempt_at=now)
+        )
+        result = await self.db.run(lambda c: c.execute(statement))
+        return result.rowcount
+
     async def next_due_at(self) -> datetime | None:
         query = select(func.min(messages.c.next_attempt_at)).where(messages.c.status == "queued")
         return await self.db.run(lambda c: c.execute(query).scalar_one_or_none())
