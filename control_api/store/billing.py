@@ -86,10 +86,11 @@ class BillingStore:
 
     # Usage
 
-    async def record_usage(self, item: UsageItem) -> bool:
-        """Store a priced item and charge the balance; False if it was priced already."""
+    async def record_usage(self, item: UsageItem) -> tuple[bool, Decimal | None]:
+        """Store a priced item and charge the balance: (False, _) if it was priced
+        already, else (True, the balance after, or None when the account has none)."""
 
-        def work(c: Connection) -> bool:
+        def work(c: Connection) -> tuple[bool, Decimal | None]:
             try:
                 with c.begin_nested():
                     c.execute(
@@ -103,22 +104,21 @@ class BillingStore:
                         )
                     )
             except IntegrityError:
-                return False
+                return False, None
             row = c.execute(
                 select(account_balances.c.balance).where(
                     account_balances.c.account_sid == item.account_sid
                 )
             ).first()
-            if row is not None:
-                c.execute(
-                    update(account_balances)
-                    .where(account_balances.c.account_sid == item.account_sid)
-                    .values(
-                        balance=str(Decimal(row.balance) - item.price),
-                        date_updated=item.occurred_at,
-                    )
-                )
-            return True
+            if row is None:
+                return True, None
+            balance = Decimal(row.balance) - item.price
+            c.execute(
+                update(account_balances)
+                .where(account_balances.c.account_sid == item.account_sid)
+                .values(balance=str(balance), date_updated=item.occurred_at)
+            )
+            return True, balance
 
         return await self.db.run(work)
 

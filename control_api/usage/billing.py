@@ -72,6 +72,8 @@ class Billing:
         self.prices = prices or PriceList()
         self.billing_webhook = billing_webhook
         self.clock = clock
+        # Told each new balance as usage is charged: caches on the call path stay exact.
+        self.balance_listeners: list[Callable[[str, Decimal], None]] = []
 
     # The rule
 
@@ -140,8 +142,12 @@ class Billing:
         return text
 
     async def _charge(self, item: UsageItem, *, kind: str, extra: list) -> None:
-        if not await self.billing.record_usage(item):
+        new, balance = await self.billing.record_usage(item)
+        if not new:
             return  # priced before (a retry, or reconcile after a restart)
+        if balance is not None:
+            for listener in self.balance_listeners:
+                listener(item.account_sid, balance)
         if self.billing_webhook:
             await self.outbox.enqueue(
                 delivery_id=f"billing-{item.source_sid}",
