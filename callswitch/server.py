@@ -18,6 +18,7 @@ from control_api.call import CallManager, MediaSettings
 from control_api.dialer import Dialer
 from control_api.registrations import start_registrar
 from control_api.sms.service import Messaging
+from control_api.sms.sip_carrier import SipMessageCarrier, serve_inbound_messages
 from control_api.sms.smpp_carrier import SmppCarrier
 from control_api.store import Store
 from control_api.store.billing import BillingStore
@@ -177,6 +178,12 @@ class Server:
             is_our_number=self.voice.is_our_number,
             registrar=start_registrar(self.sip.ua, self.store, data),
         )
+        if self.messaging is not None:
+            for trunk in s.trunk:
+                self.messaging.add_carrier(
+                    SipMessageCarrier(trunk, self.sip.ua, self.messaging.events)
+                )
+            serve_inbound_messages(self.sip.ua, self.messaging.events)
         self.listeners.update(self.sip.transports.listeners())
         self.listeners["rtp"] = "%d-%d" % s.rtp_ports
 
