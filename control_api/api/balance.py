@@ -31,8 +31,7 @@ async def require_funds(request: Request, account_sid: str) -> None:
     billing = _billing(request)
     if billing is None:
         return
-    balance = await billing.billing.get_balance(account_sid)
-    if balance is not None and balance <= 0:
+    if await billing.is_spent(account_sid):
         raise ApiError(
             401,
             ACCOUNT_NOT_ACTIVE,

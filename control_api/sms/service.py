@@ -36,6 +36,7 @@ from control_api.sms.segments import segment
 from control_api.store.messages import MessageRecord, MessageStore
 from control_api.twiml.parser import TwimlError, parse_messaging_twiml
 from control_api.twiml.verbs import Message
+from control_api.voice.lookup import Lookup
 from control_api.webhooks import WebhookError
 
 __all__ = ["API_VERSION", "Messaging", "message_callback_params"]
@@ -97,6 +98,7 @@ class Messaging:
             receipt=self.receipt, inbound=self.inbound, available=self.carrier_available
         )
         self.local = LocalCarrier(self._is_ours, self.events)
+        self._numbers = Lookup(store.find_number, fresh=1.0)
         self.carriers: list[Carrier] = [self.local, *carriers]
         self._wake = asyncio.Event()
         self._inflight: set[str] = set()
@@ -219,11 +221,9 @@ class Messaging:
         ):
             await self._fail(message, QUEUE_OVERFLOW, "ValidityPeriod expired in the queue")
             return
-        if self.billing is not None:
-            balance = await self.billing.billing.get_balance(message.account_sid)
-            if balance is not None and balance <= 0:
-                await self._fail(message, ACCOUNT_SUSPENDED, "The account's balance is spent")
-                return
+        if self.billing is not None and await self.billing.is_spent(message.account_sid):
+            await self._fail(message, ACCOUNT_SUSPENDED, "The account's balance is spent")
+            return
         await self.local.claims(message.to)
         carrier = select_carrier(self.carriers, message.to)
         if carrier is None or carrier.serves(message.to) < 0:
@@ -308,12 +308,14 @@ class Messaging:
             return
         params = message_callback_params(message)
         task = asyncio.create_task(
-            self.outbox.enqueue(
+            self.messages.queue_webhook(
+                delivery_id=f"{message.sid}-{message.status}",
                 account_sid=message.account_sid,
                 url=message.status_callback,
                 method=message.status_callback_method,
                 params=params,
-                delivery_id=f"{message.sid}-{message.status}",
+                now=self.clock(),
+                wake=self.outbox.wake,
             )
         )
         self._tasks.add(task)
@@ -349,7 +351,7 @@ class Messaging:
             self._callback(message)
 
     async def _is_ours(self, phone: str) -> bool:
-        return await self.store.find_number(phone) is not None
+        return await self._numbers.get(phone) is not None
 
     async def inbound(self, from_: str, to: str, body: str) -> bool:
         """A message for ``to``: stored, priced, posted to its SmsUrl, replies sent.

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from control_api.sids import utcnow
 from control_api.store.engine import Database
+from control_api.store.group import group_commit
 from control_api.store.schema import (
     account_balances,
     usage_items,
@@ -28,7 +29,40 @@ from control_api.store.schema import (
     webhook_outbox,
 )
 
-__all__ = ["BillingStore", "UsageItem", "UsageSum", "UsageTriggerRecord"]
+__all__ = ["BillingStore", "UsageItem", "UsageSum", "UsageTriggerRecord", "insert_webhook"]
+
+
+def insert_webhook(
+    c: Connection,
+    *,
+    delivery_id: str,
+    account_sid: str,
+    url: str,
+    method: str,
+    params: list[tuple[str, str]],
+    now: datetime,
+    call_sid: str | None = None,
+) -> bool:
+    """Queue a request in the webhook outbox inside the caller's transaction (the
+    outbox's worker delivers it); False when ``delivery_id`` is queued already."""
+    try:
+        with c.begin_nested():
+            c.execute(
+                insert(webhook_outbox).values(
+                    delivery_id=delivery_id,
+                    account_sid=account_sid,
+                    url=url,
+                    method=method,
+                    params=[[name, value] for name, value in params],
+                    call_sid=call_sid,
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +117,7 @@ class BillingStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.run = group_commit(db).run  # small writes from many messages commit together
 
     # Usage
 
@@ -120,7 +155,7 @@ class BillingStore:
             )
             return True, balance
 
-        return await self.db.run(work)
+        return await self.run(work)
 
     async def usage_sums(
         self,
@@ -140,7 +175,7 @@ class BillingStore:
             .where(*conditions)
             .group_by(t.category, t.price)
         )
-        rows = await self.db.run(lambda c: c.execute(query).all())
+        rows = await self.run(lambda c: c.execute(query).all())
         sums: dict[str, UsageSum] = {}
         # Grouped by price as well, so that prices add up exactly as decimals.
         for category, count, usage, price in rows:
@@ -156,11 +191,11 @@ class BillingStore:
         query = select(func.min(usage_items.c.occurred_at)).where(
             usage_items.c.account_sid == account_sid
         )
-        return await self.db.run(lambda c: c.execute(query).scalar_one_or_none())
+        return await self.run(lambda c: c.execute(query).scalar_one_or_none())
 
     async def usage_count(self) -> int:
         query = select(func.count()).select_from(usage_items)
-        return await self.db.run(lambda c: c.execute(query).scalar_one())
+        return await self.run(lambda c: c.execute(query).scalar_one())
 
     # Balances
 
@@ -169,7 +204,7 @@ class BillingStore:
         query = select(account_balances.c.balance).where(
             account_balances.c.account_sid == account_sid
         )
-        value = await self.db.run(lambda c: c.execute(query).scalar_one_or_none())
+        value = await self.run(lambda c: c.execute(query).scalar_one_or_none())
         return None if value is None else Decimal(value)
 
     async def set_balance(self, account_sid: str, balance: Decimal, currency: str = "USD") -> None:
@@ -191,7 +226,7 @@ class BillingStore:
                     )
                 )
 
-        await self.db.run(work)
+        await self.run(work)
 
     # Triggers
 
@@ -199,13 +234,13 @@ class BillingStore:
         record.date_created = record.date_created or utcnow()
         record.date_updated = record.date_updated or record.date_created
         statement = insert(usage_triggers).values(**vars(record))
-        await self.db.run(lambda c: c.execute(statement))
+        await self.run(lambda c: c.execute(statement))
         return record
 
     async def get_trigger(self, account_sid: str, sid: str) -> UsageTriggerRecord | None:
         t = usage_triggers.c
         query = select(usage_triggers).where(t.account_sid == account_sid, t.sid == sid)
-        row = await self.db.run(lambda c: c.execute(query).first())
+        row = await self.run(lambda c: c.execute(query).first())
         return _trigger(row) if row else None
 
     async def list_triggers(
@@ -234,7 +269,7 @@ class BillingStore:
             .offset(offset)
             .limit(limit)
         )
-        rows = await self.db.run(lambda c: c.execute(query).all())
+        rows = await self.run(lambda c: c.execute(query).all())
         return [_trigger(row) for row in rows]
 
     async def update_trigger(
@@ -251,7 +286,7 @@ class BillingStore:
             c.execute(update(usage_triggers).where(*where).values(**values))
             return c.execute(select(usage_triggers).where(*where)).first()
 
-        row = await self.db.run(work)
+        row = await self.run(work)
         return _trigger(row) if row else None
 
     async def delete_trigger(self, account_sid: str, sid: str) -> bool:
@@ -267,7 +302,7 @@ class BillingStore:
                 )
             return result.rowcount > 0
 
-        return await self.db.run(work)
+        return await self.run(work)
 
     async def fire_trigger(
         self,
@@ -295,24 +330,24 @@ class BillingStore:
                 .where(usage_triggers.c.sid == trigger.sid)
                 .values(current_value=current_value, date_fired=now, date_updated=now)
             )
-            c.execute(
-                insert(webhook_outbox).values(
-                    delivery_id=f"{trigger.sid}-{period}",
-                    account_sid=trigger.account_sid,
-                    url=trigger.callback_url,
-                    method=trigger.callback_method,
-                    params=[[name, value] for name, value in callback],
-                    call_sid=None,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
+            insert_webhook(
+                c,
+                delivery_id=f"{trigger.sid}-{period}",
+                account_sid=trigger.account_sid,
+                url=trigger.callback_url,
+                method=trigger.callback_method,
+                params=callback,
+                now=now,
             )
             return True
 
-        return await self.db.run(work)
+        return await self.run(work)
+
+    async def queue_webhook(self, **values: Any) -> bool:
+        """``insert_webhook`` in a transaction of its own (grouped with others)."""
+        return await self.run(lambda c: insert_webhook(c, **values))
 
     async def fired_in(self, trigger_sid: str, period: str) -> bool:
         f = usage_trigger_firings.c
         query = select(func.count()).where(f.trigger_sid == trigger_sid, f.period == period)
-        return bool(await self.db.run(lambda c: c.execute(query).scalar_one()))
+        return bool(await self.run(lambda c: c.execute(query).scalar_one()))

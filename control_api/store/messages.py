@@ -16,7 +16,9 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from control_api.sids import utcnow
+from control_api.store.billing import insert_webhook
 from control_api.store.engine import Database
+from control_api.store.group import group_commit
 from control_api.store.schema import messages
 
 __all__ = ["MessageRecord", "MessageStore"]
@@ -74,12 +76,13 @@ class MessageStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.run = group_commit(db).run  # small writes from many messages commit together
 
     async def insert(self, record: MessageRecord) -> MessageRecord:
         record.date_created = record.date_created or utcnow()
         record.date_updated = record.date_updated or record.date_created
         statement = insert(messages).values(**_row(vars(record)))
-        await self.db.run(lambda c: c.execute(statement))
+        await self.run(lambda c: c.execute(statement))
         return record
 
     async def update(self, sid: str, **values: Any) -> MessageRecord | None:
@@ -93,7 +96,7 @@ class MessageStore:
             c.execute(update(messages).where(messages.c.sid == sid).values(**_row(values)))
             return c.execute(select(messages).where(messages.c.sid == sid)).first()
 
-        row = await self.db.run(work)
+        row = await self.run(work)
         return _record(row) if row else None
 
     async def update_if(self, sid: str, statuses: tuple[str, ...], **values: Any) -> bool:
@@ -105,17 +108,17 @@ class MessageStore:
             .where(messages.c.sid == sid, messages.c.status.in_(statuses))
             .values(**_row(values))
         )
-        result = await self.db.run(lambda c: c.execute(statement))
+        result = await self.run(lambda c: c.execute(statement))
         return result.rowcount > 0
 
     async def get(self, account_sid: str, sid: str) -> MessageRecord | None:
         query = select(messages).where(messages.c.account_sid == account_sid, messages.c.sid == sid)
-        row = await self.db.run(lambda c: c.execute(query).first())
+        row = await self.run(lambda c: c.execute(query).first())
         return _record(row) if row else None
 
     async def get_any(self, sid: str) -> MessageRecord | None:
         query = select(messages).where(messages.c.sid == sid)
-        row = await self.db.run(lambda c: c.execute(query).first())
+        row = await self.run(lambda c: c.execute(query).first())
         return _record(row) if row else None
 
     async def list_messages(
@@ -148,14 +151,14 @@ class MessageStore:
             .offset(offset)
             .limit(limit)
         )
-        rows = await self.db.run(lambda conn: conn.execute(query).all())
+        rows = await self.run(lambda conn: conn.execute(query).all())
         return [_record(row) for row in rows]
 
     async def delete(self, account_sid: str, sid: str) -> bool:
         statement = messages.delete().where(
             messages.c.account_sid == account_sid, messages.c.sid == sid
         )
-        result = await self.db.run(lambda c: c.execute(statement))
+        result = await self.run(lambda c: c.execute(statement))
         return result.rowcount > 0
 
     # The send queue
@@ -168,7 +171,7 @@ class MessageStore:
             .order_by(messages.c.next_attempt_at, messages.c.sid)
             .limit(limit)
         )
-        rows = await self.db.run(lambda c: c.execute(query).all())
+        rows = await self.run(lambda c: c.execute(query).all())
         return [_record(row) for row in rows]
 
     async def due_now(self, now: datetime) -> int:
@@ -178,12 +181,12 @@ class MessageStore:
             .where(messages.c.status == "queued", messages.c.next_attempt_at > now)
             .values(next_attempt_at=now)
         )
-        result = await self.db.run(lambda c: c.execute(statement))
+        result = await self.run(lambda c: c.execute(statement))
         return result.rowcount
 
     async def next_due_at(self) -> datetime | None:
         query = select(func.min(messages.c.next_attempt_at)).where(messages.c.status == "queued")
-        return await self.db.run(lambda c: c.execute(query).scalar_one_or_none())
+        return await self.run(lambda c: c.execute(query).scalar_one_or_none())
 
     async def requeue_unaccepted(self, now: datetime) -> int:
         """Messages left ``sending`` by a stop before any carrier accepted them go back
@@ -193,12 +196,19 @@ class MessageStore:
             .where(messages.c.status == "sending", messages.c.carrier_message_id.is_(None))
             .values(status="queued", next_attempt_at=now, date_updated=now)
         )
-        result = await self.db.run(lambda c: c.execute(statement))
+        result = await self.run(lambda c: c.execute(statement))
         return result.rowcount
+
+    async def queue_webhook(self, *, wake=None, **values: Any) -> bool:
+        """A status callback into the webhook outbox (grouped with other writes)."""
+        queued = await self.run(lambda c: insert_webhook(c, **values))
+        if wake is not None:
+            wake()
+        return queued
 
     async def find_by_carrier_id(self, carrier: str, message_id: str) -> MessageRecord | None:
         query = select(messages).where(
             messages.c.carrier == carrier, messages.c.carrier_message_id == message_id
         )
-        row = await self.db.run(lambda c: c.execute(query).first())
+        row = await self.run(lambda c: c.execute(query).first())
         return _record(row) if row else None

@@ -22,6 +22,7 @@ from control_api.store.billing import BillingStore, UsageItem, UsageTriggerRecor
 from control_api.store.schema import calls, messages, usage_items
 from control_api.usage.pricing import PriceList, billable_minutes, call_category
 from control_api.usage.records import CATEGORIES, category_total, current_period
+from control_api.voice.lookup import Lookup
 
 __all__ = ["BalanceExhausted", "Billing", "money", "trigger_record_uri"]
 
@@ -74,13 +75,22 @@ class Billing:
         self.clock = clock
         # Told each new balance as usage is charged: caches on the call path stay exact.
         self.balance_listeners: list[Callable[[str, Decimal], None]] = []
+        # Balances read on every call and message: from a cache refreshed in the
+        # background (a balance set from the CLI shows within a second) and kept
+        # exact by the charges this process makes.
+        self._balances = Lookup(billing_store.get_balance, fresh=1.0)
+        self.balance_listeners.append(self._balances.put)
 
     # The rule
 
+    async def is_spent(self, account_sid: str) -> bool:
+        """True when the account has a balance and it is zero or below."""
+        balance = await self._balances.get(account_sid)
+        return balance is not None and balance <= 0
+
     async def check_funds(self, account_sid: str) -> None:
         """Raise ``BalanceExhausted`` when the account's balance is zero or below."""
-        balance = await self.billing.get_balance(account_sid)
-        if balance is not None and balance <= 0:
+        if await self.is_spent(account_sid):
             raise BalanceExhausted(account_sid)
 
     # Pricing
@@ -149,7 +159,7 @@ class Billing:
             for listener in self.balance_listeners:
                 listener(item.account_sid, balance)
         if self.billing_webhook:
-            await self.outbox.enqueue(
+            await self.billing.queue_webhook(
                 delivery_id=f"billing-{item.source_sid}",
                 account_sid=item.account_sid,
                 url=self.billing_webhook,
@@ -166,7 +176,9 @@ class Billing:
                     ("Timestamp", rfc2822(item.occurred_at)),
                     ("ApiVersion", API_VERSION),
                 ],
+                now=item.occurred_at,
             )
+            self.outbox.wake()
         await self.check_triggers(item.account_sid, item.category)
 
     # Triggers

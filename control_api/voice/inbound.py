@@ -90,7 +90,6 @@ class VoiceApps:
         self.base_url = base_url  # where our REST API is reached: RecordingUrl
         self.conferences = conferences
         self.billing = None  # set by the server: prices calls as they end
-        self._balances: Lookup | None = None
         self.live: dict[str, _LiveCall] = {}
         self._tasks: set[asyncio.Task] = set()
         # A REST change to a number or a token reaches calls within a second.
@@ -104,17 +103,10 @@ class VoiceApps:
         number = await self._numbers.get(user)
         if number is None or not number.voice_url:
             return None
-        if self.billing is not None and await self._spent(number.account_sid):
+        if self.billing is not None and await self.billing.is_spent(number.account_sid):
             # Twilio turns such calls away unanswered (error 10003, inactive account).
             return _refuse_spent
         return functools.partial(self.run_call, number)
-
-    async def _spent(self, account_sid: str) -> bool:
-        if self._balances is None:
-            self._balances = Lookup(self.billing.billing.get_balance, fresh=1.0)
-            self.billing.balance_listeners.append(self._balances.put)
-        balance = await self._balances.get(account_sid)
-        return balance is not None and balance <= 0
 
     async def run_call(self, number, call: Call) -> None:
         token = await self._tokens.get(number.account_sid)
