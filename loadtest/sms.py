@@ -204,7 +204,9 @@ async def run(args) -> int:
             while len(receiver.delivered) < accepted and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
             delivered_times = [receiver.delivered[s] for s in sent if s in receiver.delivered]
-            latencies = [receiver.delivered[s] - t for s, t in sent.items() if s in receiver.delivered]
+            latencies = [
+                receiver.delivered[s] - t for s, t in sent.items() if s in receiver.delivered
+            ]
             last = max(delivered_times) if delivered_times else posted
         else:
             while time.monotonic() < deadline:
@@ -228,7 +230,10 @@ async def run(args) -> int:
             print(f"| delivered callbacks | {len(delivered_times)} |")
             print(f"| delivered messages/s | {len(delivered_times) / (last - start):,.0f} |")
             for q in (0.5, 0.9, 0.99):
-                print(f"| end-to-end p{int(q * 100)} (POST → delivered callback) | {_percentile(latencies, q) * 1000:,.0f} ms |")
+                value = _percentile(latencies, q) * 1000
+                print(
+                    f"| end-to-end p{int(q * 100)} (POST → delivered callback) | {value:,.0f} ms |"
+                )
         else:
             print(f"| submitted messages/s | {submitted / (last - start):,.0f} |")
         if errors:
