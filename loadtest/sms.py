@@ -114,6 +114,31 @@ async def _post_loop(
         writer.close()
 
 
+def _store_view(path: Path) -> tuple[int, float, float, float] | None:
+    """Delivered messages as the server recorded them: how many, their rate, and
+    created → delivered latency (independent of status callbacks)."""
+    import sqlite3
+    from datetime import datetime
+
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT date_created, date_updated FROM messages WHERE status = 'delivered'"
+        ).fetchall()
+    if not rows:
+        return None
+    pairs = [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in rows]
+    first = min(a for a, _ in pairs)
+    last = max(b for _, b in pairs)
+    latencies = [(b - a).total_seconds() for a, b in pairs]
+    span = max((last - first).total_seconds(), 1e-9)
+    return (
+        len(pairs),
+        len(pairs) / span,
+        _percentile(latencies, 0.5) * 1000,
+        _percentile(latencies, 0.99) * 1000,
+    )
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -210,10 +235,10 @@ async def run(args) -> int:
             last = max(delivered_times) if delivered_times else posted
         else:
             while time.monotonic() < deadline:
-                submitted = smsc_log.read_text().count("\nsubmit\t")
-                if submitted >= accepted:
+                view = _store_view(server.data_dir / "callswitch.db")
+                if view is not None and view[0] >= accepted:
                     break
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.5)
             last = time.monotonic()
             latencies = []
             delivered_times = []
@@ -236,6 +261,14 @@ async def run(args) -> int:
                 )
         else:
             print(f"| submitted messages/s | {submitted / (last - start):,.0f} |")
+        store_view = _store_view(server.data_dir / "callswitch.db")
+        if store_view:
+            count, rate, p50, p99 = store_view
+            print(f"| delivered in the store | {count} |")
+            print(f"| delivered messages/s (store: first created → last delivered) | {rate:,.0f} |")
+            print(
+                f"| created → delivered p50 / p99 (store timestamps) | {p50:,.0f} / {p99:,.0f} ms |"
+            )
         if errors:
             print("first errors:", errors[:3])
         if profiler is not None:
