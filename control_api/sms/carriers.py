@@ -11,6 +11,7 @@ numbers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -93,6 +94,7 @@ class LocalCarrier:
         self.is_ours = is_ours
         self.events = events
         self._ours: set[str] = set()
+        self._tasks: set[asyncio.Task] = set()
 
     def serves(self, number: str) -> int:
         # Routing is synchronous; numbers are learnt as they are checked (``claims``).
@@ -108,4 +110,10 @@ class LocalCarrier:
     async def submit(self, sms: OutboundSms) -> str:
         if not await self.events.inbound(sms.from_, sms.to, sms.body):
             raise CarrierRejected(f"{sms.to} is not a number here", 30005)
+        # Stored as the number's inbound message: delivered, as far as anyone can know.
+        task = asyncio.get_running_loop().create_task(
+            self.events.receipt(self.name, sms.sid, True, None)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         return sms.sid

@@ -54,6 +54,7 @@ log = logging.getLogger("callswitch.smpp")
 MAX_BACKOFF_S = 30.0
 WINDOW_WAIT_S = 5.0
 SUBMIT_TIMEOUT_S = 15.0
+MAX_LEADING_PARTS = 100_000
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _RETRY_STATUSES = (ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RSYSERR)
 # Appendix B "err" values are SMSC-specific; any failure is Twilio's 30003-30008 family.
@@ -147,6 +148,9 @@ class SmppCarrier:
         self._slots = asyncio.Condition()
         self._references = itertools.count(1)
         self._parts: dict[tuple[str, int], dict[int, str]] = {}
+        # SMSC ids of the parts before the last of each long message: their receipts
+        # are not the message's (bounded: the oldest are forgotten first).
+        self._leading_parts: dict[str, None] = {}
         self._task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
@@ -271,6 +275,9 @@ class SmppCarrier:
         pdu = event.pdu
         receipt = parse_receipt(pdu)
         if receipt is not None:
+            if receipt.message_id in self._leading_parts:
+                self._leading_parts.pop(receipt.message_id)
+                return  # a message follows the receipt of its last part
             if receipt.final:
                 error = None if receipt.delivered else UNDELIVERED
                 await self.events.receipt(self.name, receipt.message_id, receipt.delivered, error)
@@ -346,4 +353,8 @@ class SmppCarrier:
                     REJECTED_BY_SMSC,
                 )
         # Receipts are matched by the id of the last part: when it is delivered, all were.
+        for result in results[:-1]:
+            self._leading_parts[result.message_id] = None
+        while len(self._leading_parts) > MAX_LEADING_PARTS:
+            self._leading_parts.pop(next(iter(self._leading_parts)))
         return results[-1].message_id

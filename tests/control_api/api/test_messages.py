@@ -238,5 +238,5 @@ def test_message_between_our_numbers_is_delivered_locally(sms, client, app):
     ours = sms.new_number()
     client.incoming_phone_numbers.create(phone_number=ours, sms_url=app.url("/local"))
     message = client.messages.create(to=ours, from_="+14155550100", body="hi me")
-    assert sms.wait_status(client, message.sid, "sent").status == "sent"
+    assert sms.wait_status(client, message.sid, "delivered").status == "delivered"
     assert app.wait_for("/local")[-1].field("Body") == "hi me"
