@@ -61,9 +61,12 @@ def _date(name: str, value: str | None) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise ApiError.bad_parameter(f"{name} must be a date (YYYY-MM-DD)") from None
+    if not 1970 <= day.year <= 9000:
+        raise ApiError.bad_parameter(f"{name} is out of range")
+    return day
 
 
 def _record_json(
@@ -192,6 +195,8 @@ async def create_trigger(request: Request, account: PathAccount) -> Response:
     billing = _billing(request)
     callback_url = _callback_url(params.get("CallbackUrl", ""))
     value = params.get("TriggerValue", "")
+    if len(value) > 32:
+        raise ApiError.bad_parameter("TriggerValue must have at most 32 characters")
     try:
         amount = Decimal(value)
         if not amount.is_finite() or amount < 0:

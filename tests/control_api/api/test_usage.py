@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.request_validator import RequestValidator
@@ -197,6 +198,29 @@ def test_balance_is_decremented_and_refuses_when_spent(sms, client, account):
     with pytest.raises(TwilioRestException) as error:
         client.calls.create(to="+15550001111", from_="+14155550100", url="http://x.example/t")
     assert (error.value.status, error.value.code) == (401, 20005)
+
+
+def test_bad_usage_queries_are_400(sms, account):
+    auth = (account.sid, account.auth_token)
+    base = f"{sms.base_url}/2010-04-01/Accounts/{account.sid}/Usage"
+    for query in (
+        "Records/Daily.json?EndDate=9999-12-31",
+        "Records.json?StartDate=yesterday",
+        "Records/Daily.json?StartDate=2026-12-03&EndDate=2026-01-01",
+        "Records/Daily.json?StartDate=1971-01-01",
+    ):
+        assert httpx.get(f"{base}/{query}", auth=auth).status_code == 400, query
+    assert httpx.get(f"{base}/Records/Weekly.json", auth=auth).status_code == 404
+    created = httpx.post(
+        f"{base}/Triggers.json",
+        auth=auth,
+        data={
+            "CallbackUrl": "http://x.example/t",
+            "TriggerValue": "1" * 40,
+            "UsageCategory": "sms",
+        },
+    )
+    assert created.status_code == 400
 
 
 def test_price_list_prefix(sms):
