@@ -249,3 +249,41 @@ def test_messages_wait_for_the_smsc_and_survive_a_restart(tmp_path):
         assert not problems, problems
     finally:
         smsc.stop()
+
+
+def test_reconnects_after_the_smsc_drops_and_sends_what_waited(tmp_path):
+    require(_has_net_smpp(), "perl Net::SMPP is not installed (Debian libnet-smpp-perl)")
+    first_dir = tmp_path / "first"
+    first_dir.mkdir()
+    smsc = Smsc(first_dir)
+    server = _start(tmp_path, smsc)
+    try:
+        client, _, _ = _client(server)
+        smsc.wait_for("bound")
+        smsc.stop()  # the link drops
+        sid = client.messages.create(to="+15550004444", from_="+14155550100", body="later").sid
+        time.sleep(1.0)
+        assert client.messages(sid).fetch().status == "queued"
+        # The SMSC comes back on the same port: the carrier binds again (backoff) and
+        # sends the message that waited.
+        second_dir = tmp_path / "second"
+        second_dir.mkdir()
+        again = Smsc.__new__(Smsc)
+        again.port = smsc.port
+        again.log = second_dir / "smsc.log"
+        again.log.touch()
+        again.proc = subprocess.Popen(
+            ["perl", str(SMSC_SCRIPT), str(again.port), str(again.log)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            again.wait_for("listening")
+            assert again.wait_for("bound", timeout=40)
+            assert _wait_status(client, sid, "delivered", timeout=30).status == "delivered"
+            assert len(server.events("smpp.bound")) >= 2
+        finally:
+            again.stop()
+    finally:
+        problems = server.stop()
+    assert not problems, problems
