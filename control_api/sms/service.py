@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -46,8 +47,8 @@ log = logging.getLogger("callswitch.sms")
 API_VERSION = "2010-04-01"
 MAX_BACKOFF_S = 300.0
 BATCH = 200
-RECEIPT_WAITS = 10
-RECEIPT_WAIT_S = 0.2
+EARLY_RECEIPT_S = 600.0  # how long a receipt waits for its message's carrier id
+MAX_EARLY_RECEIPTS = 100_000
 # Twilio's error codes for messages (twilio.com/docs/api/errors/<code>).
 QUEUE_OVERFLOW = 30001  # the message waited longer than its ValidityPeriod
 ACCOUNT_SUSPENDED = 30002  # the balance ran out before a queued message was sent
@@ -102,6 +103,7 @@ class Messaging:
         self.carriers: list[Carrier] = [self.local, *carriers]
         self._wake = asyncio.Event()
         self._inflight: set[str] = set()
+        self._early: dict[tuple[str, str], tuple[bool, int | None, float]] = {}
         self._tasks: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
         self._stopping = False
@@ -262,11 +264,15 @@ class Messaging:
             date_sent=sent_at,
         ):
             message.status = "sent"
+            message.date_sent = sent_at
             self._callback(message)
         else:
             await self.messages.update(
                 message.sid, carrier=carrier.name, carrier_message_id=carrier_id
             )
+        early = self._early.pop((carrier.name, carrier_id), None)
+        if early is not None:
+            await self._apply_receipt(message, early[0], early[1])
         await self._price(message)
 
     async def _retry(self, message: MessageRecord, reason: str) -> None:
@@ -332,15 +338,26 @@ class Messaging:
         self, carrier: str, carrier_id: str, delivered: bool, error_code: int | None
     ) -> None:
         message = await self.messages.find_by_carrier_id(carrier, carrier_id)
-        for _ in range(RECEIPT_WAITS):
-            if message is not None:
-                break
-            # A receipt can overtake the write of the carrier's id after submit_sm_resp.
-            await asyncio.sleep(RECEIPT_WAIT_S)
-            message = await self.messages.find_by_carrier_id(carrier, carrier_id)
         if message is None:
-            log.info("sms.receipt_unknown", extra={"carrier": carrier, "id": carrier_id})
+            # A receipt can overtake the write of the carrier's id after the carrier
+            # took the message: kept until that write looks for it.
+            self._early[(carrier, carrier_id)] = (delivered, error_code, time.monotonic())
+            self._forget_early()
             return
+        await self._apply_receipt(message, delivered, error_code)
+
+    def _forget_early(self) -> None:
+        horizon = time.monotonic() - EARLY_RECEIPT_S
+        while self._early:
+            key, (_, _, at) = next(iter(self._early.items()))
+            if at >= horizon and len(self._early) <= MAX_EARLY_RECEIPTS:
+                break
+            del self._early[key]
+            log.info("sms.receipt_unknown", extra={"carrier": key[0], "id": key[1]})
+
+    async def _apply_receipt(
+        self, message: MessageRecord, delivered: bool, error_code: int | None
+    ) -> None:
         status = "delivered" if delivered else "undelivered"
         code = None if delivered else (error_code or DELIVERY_UNKNOWN)
         values = {"status": status, "error_code": code}

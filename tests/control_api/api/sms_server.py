@@ -36,6 +36,9 @@ class FakeCarrier:
     submitted: list[OutboundSms] = field(default_factory=list)
     unavailable: bool = False
     reject: set[str] = field(default_factory=set)  # To numbers refused for good
+    receipt_first: set[str] = field(default_factory=set)  # To numbers whose receipt
+    # arrives before submit returns (a fast SMSC)
+    events: object = None
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def serves(self, number: str) -> int:
@@ -47,7 +50,10 @@ class FakeCarrier:
         if sms.to in self.reject:
             raise CarrierRejected("refused", 30007)
         self.submitted.append(sms)
-        return f"id{next(self._ids)}"
+        carrier_id = f"id{next(self._ids)}"
+        if sms.to in self.receipt_first:
+            await self.events.receipt(self.name, carrier_id, True, None)
+        return carrier_id
 
 
 class SmsServer:
@@ -71,6 +77,7 @@ class SmsServer:
         self.messaging = Messaging(
             self.store, self.outbox, webhooks, billing=self.billing, carriers=[self.carrier]
         )
+        self.carrier.events = self.messaging.events
         self.outbox.start()
         self.messaging.start()
         app = create_app(

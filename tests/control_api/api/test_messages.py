@@ -94,6 +94,12 @@ def test_receipt_of_failure_is_undelivered_with_error(sms, client, account, app)
     assert (done.status, done.error_code) == ("undelivered", 30006)
 
 
+def test_a_receipt_that_overtakes_the_carriers_answer_still_counts(sms, client):
+    sms.carrier.receipt_first.add("+15550005555")
+    message = client.messages.create(to="+15550005555", from_="+14155550100", body="fast")
+    assert sms.wait_status(client, message.sid, "delivered").status == "delivered"
+
+
 def test_refused_by_the_carrier_is_failed(sms, client):
     sms.carrier.reject.add("+15550009999")
     message = client.messages.create(to="+15550009999", from_="+14155550100", body="x")
