@@ -257,6 +257,8 @@ def split_parts(text: str, reference: int) -> tuple[int, list[bytes]]:
 
 @dataclass(frozen=True, slots=True)
 class Concatenation:
+    """The concatenation information element of a UDH (TS 23.040 §9.2.3.24.1/.8)."""
+
     reference: int
     total: int
     number: int
@@ -340,16 +342,22 @@ def parse_receipt(pdu: Pdu) -> Receipt | None:
 
 @dataclass(frozen=True, slots=True)
 class Bound:
+    """bind_transceiver_resp with ESME_ROK: submit_sm may flow (§4.1.6)."""
+
     system_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class BindFailed:
+    """bind_transceiver_resp with an error status (§4.1.6, §5.1.3)."""
+
     status: int
 
 
 @dataclass(frozen=True, slots=True)
 class SubmitResult:
+    """submit_sm_resp (§4.4.2): the SMSC's message_id, or an error status."""
+
     sequence: int
     status: int
     message_id: str
@@ -357,11 +365,15 @@ class SubmitResult:
 
 @dataclass(frozen=True, slots=True)
 class DeliverSm:
+    """A deliver_sm (§4.6.1), already answered: a receipt or a message."""
+
     pdu: Pdu
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectionLost:
+    """The session is over (unbind, a timeout, a refused bind, the link closed)."""
+
     reason: str
 
 

@@ -64,6 +64,9 @@ REJECTED_BY_SMSC = 30007
 
 @dataclass(frozen=True, slots=True)
 class SmppSettings:
+    """One ``--smpp`` entry: the SMSC's address, our bind credentials (SMPP 3.4
+    §4.1.5), the window and the prefixes it serves."""
+
     name: str
     host: str
     port: int

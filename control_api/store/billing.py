@@ -79,6 +79,8 @@ class UsageItem:
 
 @dataclass(frozen=True, slots=True)
 class UsageSum:
+    """Sums of one stored category over a range (reference §8 count/usage/price)."""
+
     count: int
     usage: int
     price: Decimal
@@ -86,6 +88,8 @@ class UsageSum:
 
 @dataclass
 class UsageTriggerRecord:
+    """A usage trigger as stored (reference §8, Usage/Triggers)."""
+
     sid: str
     account_sid: str
     callback_url: str

@@ -46,6 +46,8 @@ def group_commit(db: Database) -> GroupCommit:
 
 
 class GroupCommit:
+    """Batches units of work (functions of a Connection) into shared transactions."""
+
     def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
         self.db = db
         self.max_batch = max_batch

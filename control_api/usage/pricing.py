@@ -45,6 +45,8 @@ _ENTRY = re.compile(r"(?P<category>[a-z-]+)(?::(?P<prefix>\+?[0-9]{1,15}))?=(?P<
 
 @dataclass(frozen=True, slots=True)
 class PriceEntry:
+    """One ``--price`` entry: a unit price for a category, maybe for a prefix."""
+
     category: str
     prefix: str  # digits without '+'; empty for the category's own price
     amount: Decimal

@@ -24,6 +24,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Category:
+    """A usage category of Twilio's (reference §8) and the stored ones it sums."""
+
     name: str
     description: str
     parts: tuple[str, ...]  # the stored categories it sums
