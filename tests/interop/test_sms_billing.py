@@ -86,6 +86,9 @@ def test_trigger_fires_once_billing_events_and_restart(sipp_bin, rtp_sink, tmp_p
             assert RequestValidator(token).validate(
                 fired[0].url, fired[0].form_dict, fired[0].headers["X-Twilio-Signature"]
             )
+            fetched = client.usage.triggers(trigger.sid).fetch()
+            assert fetched.date_fired is not None and fetched.current_value == "2"
+            assert [t.sid for t in client.usage.triggers.list()] == [trigger.sid]
             _call(sipp_bin, server, rtp_sink, tmp_path, 3)
             assert _wait(lambda: _usage(client).usage == "3")
             events = app.wait_for("/billing", 3)
