@@ -16,7 +16,7 @@ from .test_voice_webhooks import LocalHttpClient, credentials
 from .webhook_app import WebhookApp
 
 
-def _wait_status(client: Client, sid: str, status: str, timeout: float = 15.0):
+def _wait_status(client: Client, sid: str, status: str, timeout: float = 30.0):
     deadline = time.monotonic() + timeout
     while True:
         message = client.messages(sid).fetch()

@@ -45,13 +45,12 @@ class Smsc:
         self.wait_for("listening")
 
     def lines(self, kind: str) -> list[list[str]]:
-        return [
-            line.split("\t")
-            for line in self.log.read_text().splitlines()
-            if line.split("\t")[0] == kind
-        ]
+        text = self.log.read_text()
+        # The SMSC may be writing a line as we read: only whole lines count.
+        complete = text[: text.rfind("\n") + 1]
+        return [line.split("\t") for line in complete.splitlines() if line.split("\t")[0] == kind]
 
-    def wait_for(self, kind: str, count: int = 1, timeout: float = 15.0) -> list[list[str]]:
+    def wait_for(self, kind: str, count: int = 1, timeout: float = 30.0) -> list[list[str]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.lines(kind)
@@ -95,7 +94,7 @@ def _client(server: CallswitchServer) -> tuple[Client, str, str]:
     return client, sid, token
 
 
-def _wait_status(client: Client, sid: str, status: str, timeout: float = 15.0):
+def _wait_status(client: Client, sid: str, status: str, timeout: float = 30.0):
     deadline = time.monotonic() + timeout
     while True:
         message = client.messages(sid).fetch()
