@@ -309,6 +309,11 @@ class Messaging:
             update_message=self.messages.update,
         )
 
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _callback(self, message: MessageRecord) -> None:
         if not message.status_callback or self.outbox is None:
             return
@@ -393,7 +398,8 @@ class Messaging:
             date_updated=now,
         )
         await self.messages.insert(record)
-        await self._price(record)
+        # Stored: the carrier may hear "taken" now; pricing and the webhook follow.
+        self._spawn(self._price(record))
         if number.sms_url:
             task = asyncio.create_task(self._post_inbound(number, record))
             self._tasks.add(task)

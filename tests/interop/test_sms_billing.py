@@ -45,7 +45,7 @@ def _usage(client: Client, category: str = "calls"):
     return next(r for r in client.usage.records.list(category=category))
 
 
-def _wait(predicate, timeout: float = 10.0):
+def _wait(predicate, timeout: float = 20.0):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -79,7 +79,7 @@ def test_trigger_fires_once_billing_events_and_restart(sipp_bin, rtp_sink, tmp_p
             time.sleep(0.5)
             assert app.to("/trigger") == []
             _call(sipp_bin, server, rtp_sink, tmp_path, 2)
-            fired = app.wait_for("/trigger", 1)
+            fired = app.wait_for("/trigger", 1, timeout=30)
             assert len(fired) == 1
             assert fired[0].field("UsageTriggerSid") == trigger.sid
             assert fired[0].field("CurrentValue") == "2"
@@ -91,7 +91,7 @@ def test_trigger_fires_once_billing_events_and_restart(sipp_bin, rtp_sink, tmp_p
             assert [t.sid for t in client.usage.triggers.list()] == [trigger.sid]
             _call(sipp_bin, server, rtp_sink, tmp_path, 3)
             assert _wait(lambda: _usage(client).usage == "3")
-            events = app.wait_for("/billing", 3)
+            events = app.wait_for("/billing", 3, timeout=30)
             assert len(events) == 3
             for event in events:
                 assert event.field("EventType") == "call.priced"
@@ -117,7 +117,7 @@ def test_trigger_fires_once_billing_events_and_restart(sipp_bin, rtp_sink, tmp_p
             assert _wait(lambda: _usage(client).usage == "4")
             time.sleep(0.5)
             assert len(app.to("/trigger")) == 1  # same day: no second firing
-            assert len(app.wait_for("/billing", 4)) == 4
+            assert len(app.wait_for("/billing", 4, timeout=30)) == 4
         finally:
             problems = second.stop()
         assert not problems, problems

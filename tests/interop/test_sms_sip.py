@@ -89,7 +89,7 @@ def test_inbound_sip_message_reaches_sms_url(tmp_path):
             )
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
                 sock.bind(("127.0.0.1", 0))
-                sock.settimeout(5)
+                sock.settimeout(20)
                 local = sock.getsockname()[1]
                 sock.sendto(request.replace("{port}", str(local)).encode() + body, server.sip_addr)
                 answer = sock.recv(4096).decode()
@@ -103,7 +103,7 @@ def test_inbound_sip_message_reaches_sms_url(tmp_path):
                     server.sip_addr,
                 )
                 assert sock.recv(4096).decode().startswith("SIP/2.0 404")
-            webhook = app.wait_for("/sms")[0]
+            webhook = app.wait_for("/sms", timeout=30)[0]
             assert webhook.field("Body") == "hi from a phone"
             assert webhook.field("From") == "+15550007777" and webhook.field("To") == ours
             assert RequestValidator(token).validate(

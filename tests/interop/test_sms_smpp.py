@@ -123,7 +123,7 @@ def test_submit_sm_receipt_delivered_and_signed_callbacks(smsc, tmp_path):
             done = _wait_status(client, message.sid, "delivered")
             assert done.status == "delivered"
             assert done.price == "-0.00790"
-            callbacks = app.wait_for("/status", 3)
+            callbacks = app.wait_for("/status", 3, timeout=30)
             assert [r.field("MessageStatus") for r in callbacks] == ["sending", "sent", "delivered"]
             validator = RequestValidator(token)
             for request in callbacks:
@@ -181,7 +181,7 @@ def test_mobile_originated_deliver_sm_reaches_sms_url_and_reply_goes_back(smsc, 
             client.incoming_phone_numbers.create(phone_number=ours, sms_url=app.url("/sms"))
             # The phone answers an "echo:" message with a message of its own to our number.
             client.messages.create(to="+15550002222", from_=ours, body="echo:ping")
-            request = app.wait_for("/sms")[0]
+            request = app.wait_for("/sms", timeout=30)[0]
             assert RequestValidator(token).validate(
                 request.url, request.form_dict, request.headers["X-Twilio-Signature"]
             )

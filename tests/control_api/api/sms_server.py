@@ -121,7 +121,7 @@ class SmsServer:
     def new_number(self) -> str:
         return f"+1415{next(self._numbers):07d}"
 
-    def wait_status(self, client: Client, sid: str, status: str, timeout: float = 10.0):
+    def wait_status(self, client: Client, sid: str, status: str, timeout: float = 20.0):
         deadline = time.monotonic() + timeout
         while True:
             message = client.messages(sid).fetch()

@@ -65,7 +65,9 @@ def test_create_sends_through_the_carrier_and_reports_each_status(sms, client, a
     carrier_id = sms.call(sms.messaging.messages.get(account.sid, message.sid)).carrier_message_id
     sms.call(sms.messaging.receipt("fake", carrier_id, True, None))
     assert sms.wait_status(client, message.sid, "delivered").status == "delivered"
-    callbacks = [r for r in app.wait_for("/status", 3) if r.field("MessageSid") == message.sid]
+    callbacks = [
+        r for r in app.wait_for("/status", 3, timeout=30) if r.field("MessageSid") == message.sid
+    ]
     assert [r.field("MessageStatus") for r in callbacks] == ["sending", "sent", "delivered"]
     validator = RequestValidator(account.auth_token)
     for request in callbacks:
@@ -218,7 +220,7 @@ def test_inbound_to_our_number_posts_sms_url_and_sends_the_reply(sms, client, ac
     client.incoming_phone_numbers.create(phone_number=ours, sms_url=app.url("/sms"))
     # An SMS from a phone behind the fake carrier to our number, as a carrier reports it.
     assert sms.call(sms.messaging.inbound("+15550004000", ours, "ping"))
-    request = app.wait_for("/sms")[-1]
+    request = app.wait_for("/sms", timeout=30)[-1]
     validator = RequestValidator(account.auth_token)
     assert validator.validate(request.url, request.form_dict, request.headers["X-Twilio-Signature"])
     fields = request.form_dict
@@ -228,7 +230,7 @@ def test_inbound_to_our_number_posts_sms_url_and_sends_the_reply(sms, client, ac
     assert fields["NumSegments"] == "1" and fields["NumMedia"] == "0"
     inbound = client.messages(fields["MessageSid"]).fetch()
     assert (inbound.direction, inbound.status) == ("inbound", "received")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         replies = [m for m in client.messages.list(to="+15550004000") if m.direction != "inbound"]
         if replies and replies[0].status == "sent":
@@ -245,4 +247,4 @@ def test_message_between_our_numbers_is_delivered_locally(sms, client, app):
     client.incoming_phone_numbers.create(phone_number=ours, sms_url=app.url("/local"))
     message = client.messages.create(to=ours, from_="+14155550100", body="hi me")
     assert sms.wait_status(client, message.sid, "delivered").status == "delivered"
-    assert app.wait_for("/local")[-1].field("Body") == "hi me"
+    assert app.wait_for("/local", timeout=30)[-1].field("Body") == "hi me"

@@ -166,7 +166,11 @@ def test_trigger_on_call_minutes_fires_once_per_period(sms, client, account, app
     assert client.usage.triggers(trigger.sid).fetch().date_fired is None
     _finished_call(sms, account, 90)  # 1 + 2 minutes: past 2
     _finished_call(sms, account, 30)
-    fired = [r for r in app.wait_for("/trigger", 1) if r.field("UsageTriggerSid") == trigger.sid]
+    fired = [
+        r
+        for r in app.wait_for("/trigger", 1, timeout=30)
+        if r.field("UsageTriggerSid") == trigger.sid
+    ]
     assert len(fired) == 1
     fields = fired[0].form_dict
     assert fields["CurrentValue"] == "3" and fields["TriggerValue"] == "2"
