@@ -29,7 +29,49 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--database-url", default=None, help="as for serve")
     create.add_argument("--config", default=None, help="as for serve")
     _add_sip_credential_commands(commands)
+    _add_balance_commands(commands)
     return parser
+
+
+def _add_balance_commands(commands) -> None:
+    balance = commands.add_parser("balance", help="an account's prepaid balance (docs/billing.md)")
+    actions = balance.add_subparsers(dest="action", required=True)
+    setter = actions.add_parser("set", help="set the balance; usage is taken off it as priced")
+    setter.add_argument("account", help="the account SID (AC...)")
+    setter.add_argument("amount", help="in USD, e.g. 10.00")
+    show = actions.add_parser("show", help="print the balance")
+    show.add_argument("account", help="the account SID (AC...)")
+    for action in (setter, show):
+        action.add_argument("--data-dir", default=None, help="as for serve")
+        action.add_argument("--config", default=None, help="as for serve")
+
+
+async def _balance(settings, args) -> int:
+    """``balance set|show``; returns the exit status."""
+    from decimal import Decimal, InvalidOperation
+
+    from control_api.store.billing import BillingStore
+
+    store = await _open_store(settings)
+    try:
+        if await store.get_account(args.account) is None:
+            print(f"callswitch: no account {args.account}", file=sys.stderr)
+            return 1
+        billing = BillingStore(store.db)
+        if args.action == "set":
+            try:
+                amount = Decimal(args.amount)
+                if not amount.is_finite():
+                    raise InvalidOperation
+            except InvalidOperation:
+                print(f"callswitch: {args.amount} is not an amount", file=sys.stderr)
+                return 2
+            await billing.set_balance(args.account, amount)
+        balance = await billing.get_balance(args.account)
+        print("unlimited" if balance is None else f"{balance:.5f} USD")
+        return 0
+    finally:
+        await store.close()
 
 
 def _add_sip_credential_commands(commands) -> None:
@@ -131,6 +173,13 @@ def _run(coroutine) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "balance":
+        try:
+            settings = load_settings({"data_dir": args.data_dir, "config": args.config})
+        except ConfigError as exc:
+            print(f"callswitch: {exc}", file=sys.stderr)
+            return 2
+        return asyncio.run(_balance(settings, args))
     if args.command == "sip-credentials":
         try:
             settings = load_settings(

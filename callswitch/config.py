@@ -22,7 +22,9 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from control_api.sms.smpp_carrier import SmppSettings, parse_smpp
 from control_api.trunks import Trunk, parse_trunk
+from control_api.usage.pricing import PriceEntry, parse_price
 
 __all__ = ["PLANES", "ConfigError", "Settings", "add_arguments", "load_settings"]
 
@@ -147,6 +149,26 @@ def _turn_users(value: Any) -> list[str]:
     return items
 
 
+def _prices(value: Any) -> list[PriceEntry]:
+    return [parse_price(item) for item in _string_list(value)]
+
+
+def _smpp(value: Any) -> list[SmppSettings]:
+    items = [value] if isinstance(value, str) else list(value)
+    carriers = [parse_smpp(item) for item in items]
+    names = [carrier.name for carrier in carriers]
+    if len(set(names)) != len(names):
+        raise ValueError("two SMPP carriers have the same name")
+    return carriers
+
+
+def _http_url(value: Any) -> str:
+    url = str(value)
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return url
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     name: str
@@ -228,6 +250,31 @@ OPTIONS: tuple[Option, ...] = (
         "TRUNK",
         True,
     ),
+    Option(
+        "smpp",
+        _smpp,
+        [],
+        "SMPP 3.4 SMSC for SMS, NAME=smpp://SYSTEM_ID:PASSWORD@HOST:PORT;system_type=..;"
+        "window=10;prefix=+1 (repeatable)",
+        "SMSC",
+        True,
+    ),
+    Option(
+        "price",
+        _prices,
+        [],
+        "price of a usage category, CATEGORY[:PREFIX]=AMOUNT, e.g. sms-outbound=0.0079 "
+        "(repeatable; see docs/billing.md)",
+        "PRICE",
+        True,
+    ),
+    Option(
+        "billing_webhook",
+        _http_url,
+        None,
+        "URL that gets a signed billing event per priced call and message",
+        "URL",
+    ),
     Option("only", _planes, PLANES, "run only these planes, e.g. turn or sip,api", "PLANES"),
     Option(
         "drain_timeout",
@@ -264,6 +311,9 @@ class Settings:
     turn_secret: str | None = None
     turn_allow_peer: list[str] = field(default_factory=list)
     trunk: list[Trunk] = field(default_factory=list)
+    smpp: list[SmppSettings] = field(default_factory=list)
+    price: list[PriceEntry] = field(default_factory=list)
+    billing_webhook: str | None = None
     only: frozenset[str] = PLANES
     drain_timeout: float = 0.0
     log_level: str = "info"

@@ -23,7 +23,14 @@ from control_api.builtin_apps import BUILTIN_APPS
 from control_api.call import CallManager, MediaSettings
 from control_api.dialer import Dialer
 from control_api.registrations import start_registrar
+from control_api.sms.service import Messaging
+from control_api.sms.sip_carrier import SipMessageCarrier, serve_inbound_messages
+from control_api.sms.smpp_carrier import SmppCarrier
 from control_api.store import Store
+from control_api.store.billing import BillingStore
+from control_api.store.group import group_commit
+from control_api.usage.billing import Billing
+from control_api.usage.pricing import PriceList
 from control_api.voice.audio import AudioLoader
 from control_api.voice.conference import Conferences
 from control_api.voice.inbound import VoiceApps
@@ -90,6 +97,8 @@ class Server:
         # REST credentials need a secret; without --turn-secret one is made per
         # process (never logged), so tokens minted here work on this node only.
         self.turn_secret = settings.turn_secret or secrets.token_urlsafe(32)
+        self.billing: Billing | None = None
+        self.messaging: Messaging | None = None
         self.clock = MediaClock()
         self.metrics = Metrics(self)
         self.draining = False
@@ -108,6 +117,7 @@ class Server:
             self.outbox = Outbox(self.store, webhooks, self.store.auth_token)
             self.outbox.start()
             self._closers += [self.outbox.stop, webhooks.close]
+            await self._start_billing(webhooks)
         if s.runs("turn"):
             await self._start_turn()
         if s.runs("sip"):
@@ -124,6 +134,8 @@ class Server:
                     s.turn_port,
                     s.turn_tls_port if s.sip_tls_cert else None,
                 ),
+                messaging=self.messaging,
+                billing=self.billing,
             )
             app.include_router(demo.router)
             app.include_router(console.router)
@@ -143,6 +155,30 @@ class Server:
                 apps["demo"] = f"sip:{demo.DEMO_NUMBER.lstrip('+')}@{host}"
             log.info("apps", extra=apps)
 
+    async def _start_billing(self, webhooks: WebhookClient) -> None:
+        """Pricing, usage and triggers; the message service and its carriers."""
+        s = self.settings
+        group = group_commit(self.store.db)
+        self._closers.append(lambda: asyncio.to_thread(group.close))
+        self.billing = Billing(
+            self.store,
+            BillingStore(self.store.db),
+            self.outbox,
+            PriceList(tuple(s.price)),
+            billing_webhook=s.billing_webhook,
+        )
+        repriced = await self.billing.reconcile()
+        if repriced:
+            log.info("billing.reconciled", extra={"priced": repriced})
+        self.messaging = Messaging(self.store, self.outbox, webhooks, billing=self.billing)
+        for smsc in s.smpp:
+            carrier = SmppCarrier(smsc, self.messaging.events)
+            self.messaging.add_carrier(carrier)
+            carrier.start()
+            self._closers.append(carrier.stop)
+        self.messaging.start()
+        self._closers.append(self.messaging.stop)
+
     async def _start_sip(self, data: Path) -> None:
         s = self.settings
         webhooks = self.outbox.client
@@ -159,6 +195,7 @@ class Server:
             base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
             conferences=Conferences(self.store, self.clock),
         )
+        self.voice.billing = self.billing
         tls_client = client_tls_context(s.sip_tls_ca, s.sip_tls_cert, s.sip_tls_key)
         self.sip = SipEndpoint(s.bind, s.sip_port, s.public_address, tls_client=tls_client)
         await self.sip.start()
@@ -176,6 +213,12 @@ class Server:
             is_our_number=self.voice.is_our_number,
             registrar=start_registrar(self.sip.ua, self.store, data),
         )
+        if self.messaging is not None:
+            for trunk in s.trunk:
+                self.messaging.add_carrier(
+                    SipMessageCarrier(trunk, self.sip.ua, self.messaging.events)
+                )
+            serve_inbound_messages(self.sip.ua, self.messaging.events)
         self.listeners.update(self.sip.transports.listeners())
         self.listeners["rtp"] = "%d-%d" % s.rtp_ports
 

@@ -31,6 +31,7 @@ log = logging.getLogger("callswitch.api")
 INVALID_PARAMETER = 20001  # generic 400 for a parameter with no more specific code
 INVALID_FRIENDLY_NAME = 20002  # FriendlyName must have 1 to 64 characters
 AUTHENTICATE = 20003  # 401: missing or wrong credentials, or another account's path
+ACCOUNT_NOT_ACTIVE = 20005  # 401: the account's balance is spent (twilio.com/docs/api/errors/20005)
 METHOD_NOT_ALLOWED = 20004  # the resource exists, the HTTP method does not apply to it
 CANNOT_DELETE_UNFINISHED = 20009  # delete of a call that has not ended
 NOT_FOUND = 20404

@@ -173,9 +173,13 @@ class Outbox:
         method: str,
         params: Params,
         call_sid: str | None = None,
+        delivery_id: str | None = None,
     ) -> str:
-        """Store a callback for delivery; returns its delivery id."""
-        delivery_id = secrets.token_hex(16)
+        """Store a callback for delivery; returns its delivery id.
+
+        A given ``delivery_id`` makes this idempotent: the same id is queued once.
+        """
+        delivery_id = delivery_id or secrets.token_hex(16)
         await self.store.enqueue_webhook(
             delivery_id=delivery_id,
             account_sid=account_sid,
@@ -187,6 +191,10 @@ class Outbox:
         )
         self._wake.set()
         return delivery_id
+
+    def wake(self) -> None:
+        """Look for due callbacks now (one was queued behind the outbox's back)."""
+        self._wake.set()
 
     def start(self) -> None:
         if self._task is None:

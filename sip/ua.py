@@ -340,6 +340,16 @@ class UserAgent:
             self._callbacks[txn.key] = callback
         return txn
 
+    def start_client(
+        self, request: Request, flow: Flow, callback: ResponseCallback | None = None
+    ) -> ClientTransaction:
+        """Send a non-INVITE request of ours outside a dialog (a MESSAGE, say) in a new
+        transaction; ``callback`` gets its final response, or None on timeout."""
+        txn = self.layer.start_client(request, flow, flow.reliable, self.clock())
+        if callback is not None:
+            self._callbacks[txn.key] = callback
+        return txn
+
     def start_invite_client(
         self, outgoing: OutgoingInvite, request: Request, flow: Flow
     ) -> ClientTransaction:

@@ -8,13 +8,16 @@ from fastapi import FastAPI
 
 from control_api.api import (
     accounts,
+    balance,
     calls,
     conferences,
+    messages,
     phone_numbers,
     recordings,
     sip_credentials,
     streams,
     tokens,
+    usage,
 )
 from control_api.api.calls import LiveCalls
 from control_api.api.conferences import LiveConferences, NoLiveConferences
@@ -32,12 +35,17 @@ def create_app(
     live_conferences: LiveConferences | None = None,
     recordings_dir: str | Path | None = None,
     ice_servers: IceServers | None = None,
+    messaging=None,
+    billing=None,
 ) -> FastAPI:
     """The REST API over ``store``, acting on live calls through ``live_calls``.
 
     ``live_conferences`` acts on live conferences (without it none is live);
     ``recordings_dir`` holds the recordings' audio files (without it none is served).
     ``ice_servers`` is the TURN relay the Tokens resource hands out (without it, 404).
+    ``messaging`` (``control_api.sms.service.Messaging``) sends messages and
+    ``billing`` (``control_api.usage.billing.Billing``) prices usage; without them the
+    Messages and Usage resources answer 501.
 
     Every answer, errors included, is JSON in Twilio's shape; there are no
     documentation routes.
@@ -53,6 +61,8 @@ def create_app(
     app.state.live_conferences = live_conferences or NoLiveConferences()
     app.state.recordings_dir = Path(recordings_dir) if recordings_dir is not None else None
     app.state.ice_servers = ice_servers
+    app.state.messaging = messaging
+    app.state.billing = billing
     install_error_handlers(app)
     for resource in (
         accounts,
@@ -63,6 +73,9 @@ def create_app(
         conferences,
         sip_credentials,
         tokens,
+        messages,
+        usage,
+        balance,
     ):
         app.include_router(resource.router)
     return app

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
+from control_api.api.balance import require_funds
 from control_api.api.paging import PageRequest, page_body
 from control_api.api.params import (
     Params,
@@ -253,6 +254,7 @@ async def create_call(request: Request, account: PathAccount) -> Response:
     params = await form_params(request)
     check_new_call(params)
     new_call = NewCall.from_params(params)
+    await require_funds(request, account.sid)
     record = await _live_calls(request).create(account.sid, new_call)
     if record is None:
         # 20004 is Twilio's "this method is not supported for the resource".

@@ -31,15 +31,20 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "account_balances",
     "accounts",
     "calls",
     "conference_participants",
     "conferences",
+    "messages",
     "metadata",
     "phone_numbers",
     "recordings",
     "sip_credential_lists",
     "sip_credentials",
+    "usage_items",
+    "usage_trigger_firings",
+    "usage_triggers",
     "webhook_outbox",
 ]
 
@@ -263,5 +268,100 @@ conference_participants = Table(
     Column("start_conference_on_enter", Boolean, nullable=False),
     Column("end_conference_on_exit", Boolean, nullable=False),
     Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+)
+
+# SMS and billing (migration 0003_sms).
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    Column("to_address", Text, nullable=False),
+    Column("from_address", Text, nullable=False),
+    Column("messaging_service_sid", SID),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("direction", String(16), nullable=False),
+    Column("num_segments", Integer, nullable=False),
+    Column("encoding", String(8), nullable=False),
+    # A JSON list of URLs, in the order given.
+    Column("media_urls", JSON, nullable=False),
+    Column("price", String(32)),
+    Column("price_unit", String(8), nullable=False),
+    Column("error_code", Integer),
+    Column("error_message", Text),
+    Column("status_callback", URL),
+    Column("status_callback_method", METHOD, nullable=False),
+    Column("validity_period", Integer),
+    # The send queue: a queued outbound message is due at next_attempt_at; the carrier
+    # that took it and the carrier's id for it (an SMPP message_id) match its receipts.
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime),
+    Column("carrier", String(64)),
+    Column("carrier_message_id", String(128)),
+    Column("date_sent", UTCDateTime),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+    Index(None, "account_sid", "date_created"),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "carrier", "carrier_message_id"),
+)
+
+usage_items = Table(
+    "usage_items",
+    metadata,
+    Column(
+        "id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    # The call or message priced: each is priced once, whatever retries or restarts do.
+    Column("source_sid", SID, nullable=False, unique=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    # The narrowest category (calls-outbound, sms-inbound, ...); sums roll up from it.
+    Column("category", String(32), nullable=False),
+    Column("usage", Integer, nullable=False),  # minutes or segments
+    Column("price", String(32), nullable=False),  # positive decimal, USD
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Index(None, "account_sid", "occurred_at"),
+)
+
+usage_triggers = Table(
+    "usage_triggers",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    Column("friendly_name", String(64)),
+    Column("callback_url", URL, nullable=False),
+    Column("callback_method", METHOD, nullable=False),
+    Column("trigger_value", String(32), nullable=False),
+    Column("usage_category", String(32), nullable=False),
+    Column("recurring", String(16)),
+    Column("trigger_by", String(8), nullable=False),
+    Column("current_value", String(32), nullable=False),
+    Column("date_fired", UTCDateTime),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+    Index(None, "account_sid", "date_created"),
+)
+
+usage_trigger_firings = Table(
+    "usage_trigger_firings",
+    metadata,
+    # One row per trigger and period: the key that makes a trigger fire once a period.
+    Column("trigger_sid", SID, primary_key=True),
+    Column("period", String(16), primary_key=True),
+    Column("fired_at", UTCDateTime, nullable=False),
+)
+
+account_balances = Table(
+    "account_balances",
+    metadata,
+    Column("account_sid", SID, ForeignKey("accounts.sid"), primary_key=True),
+    Column("balance", String(32), nullable=False),  # decimal text, exact
+    Column("currency", String(8), nullable=False),
     Column("date_updated", UTCDateTime, nullable=False),
 )

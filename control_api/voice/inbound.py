@@ -89,6 +89,7 @@ class VoiceApps:
         self.recordings_dir = recordings_dir or Path("recordings")
         self.base_url = base_url  # where our REST API is reached: RecordingUrl
         self.conferences = conferences
+        self.billing = None  # set by the server: prices calls as they end
         self.live: dict[str, _LiveCall] = {}
         self._tasks: set[asyncio.Task] = set()
         # A REST change to a number or a token reaches calls within a second.
@@ -102,6 +103,9 @@ class VoiceApps:
         number = await self._numbers.get(user)
         if number is None or not number.voice_url:
             return None
+        if self.billing is not None and await self.billing.is_spent(number.account_sid):
+            # Twilio turns such calls away unanswered (error 10003, inactive account).
+            return _refuse_spent
         return functools.partial(self.run_call, number)
 
     async def run_call(self, number, call: Call) -> None:
@@ -145,6 +149,7 @@ class VoiceApps:
             base,
             status_callback=number.status_callback,
             status_callback_method=number.status_callback_method or "POST",
+            billing=self.billing,
         )
         lifecycle.initiated()
         lifecycle.callback("ringing")
@@ -301,3 +306,8 @@ class VoiceApps:
 
 def _stream_info(fork) -> StreamInfo:
     return StreamInfo(fork.sid, fork.name, fork.status, fork.date_updated)
+
+
+async def _refuse_spent(call) -> None:
+    """An inbound call to an account whose balance is spent: 403, never answered."""
+    call.reject(403)

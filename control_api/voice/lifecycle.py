@@ -82,8 +82,10 @@ class CallLifecycle:
         status_callback_method: str = "POST",
         events: frozenset[str] | None = None,
         insert: bool = True,
+        billing=None,
     ) -> None:
         self.store = store
+        self.billing = billing  # control_api.usage.billing.Billing: prices the call at its end
         self.outbox = outbox
         self.record = record
         self.base = base
@@ -161,6 +163,19 @@ class CallLifecycle:
         seconds = str(round(duration))
         self.update(status, end_time=end, duration=int(seconds))
         self.callback(status, CallDuration=seconds, Duration=seconds, **extra)
+        if self.billing is not None:
+            record, billing = self.record, self.billing
+            self.journal.add(
+                lambda: billing.call_finished(
+                    sid=record.sid,
+                    account_sid=record.account_sid,
+                    direction=record.direction,
+                    to=record.to,
+                    from_=record.from_,
+                    status=status,
+                    duration_s=int(seconds),
+                )
+            )
 
     async def flush(self) -> None:
         await self.journal.flush()

@@ -47,6 +47,10 @@ class Lookup(Generic[K, V]):
                 return hit[1]
         return await self._fetch(key)
 
+    def put(self, key: K, value: V) -> None:
+        """A value learnt elsewhere (the store was just written): fresh from now."""
+        self._values[key] = (time.monotonic(), value)
+
     async def _fetch(self, key: K) -> V:
         value = await self._load(key)
         if len(self._values) >= MAX_ENTRIES:

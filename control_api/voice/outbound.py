@@ -90,6 +90,7 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
         status_callback_method=new.status_callback_method,
         events=new.status_callback_events,
         insert=False,
+        billing=getattr(voice, "billing", None),
     )
     caller_id = new.caller_id or new.from_
     trunk = dialer.trunk_for(new.to) if destinations[0].kind == "trunk" else None
@@ -242,6 +243,7 @@ def child_call(
         status_callback=getattr(noun, "status_callback", None),
         status_callback_method=getattr(noun, "status_callback_method", "POST"),
         events=frozenset(getattr(noun, "status_callback_event", ("completed",))),
+        billing=getattr(voice, "billing", None),
     )
     lifecycle.initiated()
     call.on_ringing.append(lambda _: lifecycle.ringing())

@@ -1,0 +1,1 @@
+"""SMS: segments, the message service, carriers (SIP MESSAGE, SMPP) and messaging TwiML."""

@@ -1,0 +1,214 @@
+"""The store's messages: the Messages resource and the durable send queue behind it.
+
+An outbound message is written ``queued`` with ``next_attempt_at``; the sender takes
+due rows, hands each to a carrier and writes what the carrier said. A message is
+never lost: until a carrier has accepted it, it stays ``queued`` in the store and a
+restart picks it up again (``requeue_unaccepted``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from control_api.sids import utcnow
+from control_api.store.billing import insert_webhook
+from control_api.store.engine import Database
+from control_api.store.group import group_commit
+from control_api.store.schema import messages
+
+__all__ = ["MessageRecord", "MessageStore"]
+
+
+@dataclass
+class MessageRecord:
+    """What the REST API shows of a message (reference §7), plus its place in the queue."""
+
+    sid: str
+    account_sid: str
+    to: str
+    from_: str
+    body: str = ""
+    status: str = "queued"
+    direction: str = "outbound-api"
+    num_segments: int = 1
+    encoding: str = "GSM-7"
+    media_urls: list[str] = field(default_factory=list)
+    messaging_service_sid: str | None = None
+    price: str | None = None
+    price_unit: str = "USD"
+    error_code: int | None = None
+    error_message: str | None = None
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    validity_period: int | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    carrier: str | None = None
+    carrier_message_id: str | None = None
+    date_sent: datetime | None = None
+    date_created: datetime | None = None
+    date_updated: datetime | None = None
+
+
+_FIELDS = frozenset(f.name for f in fields(MessageRecord))
+_UPDATABLE = _FIELDS - {"sid", "account_sid", "date_created"}
+_COLUMN = {"to": "to_address", "from_": "from_address"}
+_ATTRIBUTE = {column: attribute for attribute, column in _COLUMN.items()}
+
+
+def _row(values: dict[str, Any]) -> dict[str, Any]:
+    return {_COLUMN.get(name, name): value for name, value in values.items()}
+
+
+def _record(row) -> MessageRecord:
+    values = {_ATTRIBUTE.get(k, k): v for k, v in row._mapping.items()}
+    values["media_urls"] = list(values["media_urls"] or [])
+    return MessageRecord(**values)
+
+
+class MessageStore:
+    """Messages on the store's database; each method is one transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.run = group_commit(db).run  # small writes from many messages commit together
+
+    async def insert(self, record: MessageRecord) -> MessageRecord:
+        record.date_created = record.date_created or utcnow()
+        record.date_updated = record.date_updated or record.date_created
+        statement = insert(messages).values(**_row(vars(record)))
+        await self.run(lambda c: c.execute(statement))
+        return record
+
+    async def update(self, sid: str, **values: Any) -> MessageRecord | None:
+        """Change attributes of a message; the message after, or None if there is none."""
+        unknown = set(values) - _UPDATABLE
+        if unknown:
+            raise TypeError(f"update() cannot change {sorted(unknown)}")
+        values.setdefault("date_updated", utcnow())
+
+        def work(c: Connection) -> Any:
+            c.execute(update(messages).where(messages.c.sid == sid).values(**_row(values)))
+            return c.execute(select(messages).where(messages.c.sid == sid)).first()
+
+        row = await self.run(work)
+        return _record(row) if row else None
+
+    async def update_if(self, sid: str, statuses: tuple[str, ...], **values: Any) -> bool:
+        """Change a message only while its status is one of ``statuses`` (no step back
+        from ``delivered`` to ``sent`` when a carrier's answers cross)."""
+        values.setdefault("date_updated", utcnow())
+        statement = (
+            update(messages)
+            .where(messages.c.sid == sid, messages.c.status.in_(statuses))
+            .values(**_row(values))
+        )
+        result = await self.run(lambda c: c.execute(statement))
+        return result.rowcount > 0
+
+    async def get(self, account_sid: str, sid: str) -> MessageRecord | None:
+        query = select(messages).where(messages.c.account_sid == account_sid, messages.c.sid == sid)
+        row = await self.run(lambda c: c.execute(query).first())
+        return _record(row) if row else None
+
+    async def get_any(self, sid: str) -> MessageRecord | None:
+        query = select(messages).where(messages.c.sid == sid)
+        row = await self.run(lambda c: c.execute(query).first())
+        return _record(row) if row else None
+
+    async def list_messages(
+        self,
+        account_sid: str,
+        *,
+        to: str | None = None,
+        from_: str | None = None,
+        sent_after: datetime | None = None,
+        sent_before: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[MessageRecord]:
+        """The account's messages, newest first. ``sent_after`` is inclusive (>=),
+        ``sent_before`` exclusive (<), both on ``date_sent``."""
+        c = messages.c
+        conditions = [c.account_sid == account_sid]
+        if to is not None:
+            conditions.append(c.to_address == to)
+        if from_ is not None:
+            conditions.append(c.from_address == from_)
+        if sent_after is not None:
+            conditions.append(c.date_sent >= sent_after)
+        if sent_before is not None:
+            conditions.append(c.date_sent < sent_before)
+        query = (
+            select(messages)
+            .where(*conditions)
+            .order_by(c.date_created.desc(), c.sid.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = await self.run(lambda conn: conn.execute(query).all())
+        return [_record(row) for row in rows]
+
+    async def delete(self, account_sid: str, sid: str) -> bool:
+        statement = messages.delete().where(
+            messages.c.account_sid == account_sid, messages.c.sid == sid
+        )
+        result = await self.run(lambda c: c.execute(statement))
+        return result.rowcount > 0
+
+    # The send queue
+
+    async def due(self, now: datetime, limit: int = 100) -> list[MessageRecord]:
+        """Queued outbound messages whose next attempt is due, oldest first."""
+        query = (
+            select(messages)
+            .where(messages.c.status == "queued", messages.c.next_attempt_at <= now)
+            .order_by(messages.c.next_attempt_at, messages.c.sid)
+            .limit(limit)
+        )
+        rows = await self.run(lambda c: c.execute(query).all())
+        return [_record(row) for row in rows]
+
+    async def due_now(self, now: datetime) -> int:
+        """Every queued message becomes due at ``now`` (a carrier came back)."""
+        statement = (
+            update(messages)
+            .where(messages.c.status == "queued", messages.c.next_attempt_at > now)
+            .values(next_attempt_at=now)
+        )
+        result = await self.run(lambda c: c.execute(statement))
+        return result.rowcount
+
+    async def next_due_at(self) -> datetime | None:
+        query = select(func.min(messages.c.next_attempt_at)).where(messages.c.status == "queued")
+        return await self.run(lambda c: c.execute(query).scalar_one_or_none())
+
+    async def requeue_unaccepted(self, now: datetime) -> int:
+        """Messages left ``sending`` by a stop before any carrier accepted them go back
+        to the queue (they may reach the carrier twice: at least once, never lost)."""
+        statement = (
+            update(messages)
+            .where(messages.c.status == "sending", messages.c.carrier_message_id.is_(None))
+            .values(status="queued", next_attempt_at=now, date_updated=now)
+        )
+        result = await self.run(lambda c: c.execute(statement))
+        return result.rowcount
+
+    async def queue_webhook(self, *, wake=None, **values: Any) -> bool:
+        """A status callback into the webhook outbox (grouped with other writes)."""
+        queued = await self.run(lambda c: insert_webhook(c, **values))
+        if wake is not None:
+            wake()
+        return queued
+
+    async def find_by_carrier_id(self, carrier: str, message_id: str) -> MessageRecord | None:
+        query = select(messages).where(
+            messages.c.carrier == carrier, messages.c.carrier_message_id == message_id
+        )
+        row = await self.run(lambda c: c.execute(query).first())
+        return _record(row) if row else None

@@ -1,0 +1,1 @@
+"""Pricing, usage records, usage triggers, balances and billing events."""

@@ -1,0 +1,277 @@
+"""Billing: pricing each call and message once, balances, triggers and billing events.
+
+A call is priced when it ends (``call_finished``, from the call's journal), a message
+when a carrier has taken it or it has arrived (``message_priced``). Each priced item
+is one ``usage_items`` row, charged to the balance in the same transaction; then the
+account's triggers are checked and a billing event is queued for the external billing
+system. ``reconcile`` prices, on start, whatever a stop left unpriced, so a restart
+loses no usage record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from control_api.sids import rfc2822, utcnow
+from control_api.store.billing import BillingStore, UsageItem, UsageTriggerRecord
+from control_api.store.schema import calls, messages, usage_items
+from control_api.usage.pricing import PriceList, billable_minutes, call_category
+from control_api.usage.records import CATEGORIES, category_total, current_period
+from control_api.voice.lookup import Lookup
+
+__all__ = ["BalanceExhausted", "Billing", "money", "trigger_record_uri"]
+
+log = logging.getLogger("callswitch.billing")
+
+API_VERSION = "2010-04-01"
+PRICED_MESSAGE_STATUSES = ("sent", "delivered", "undelivered", "received")
+
+
+class BalanceExhausted(Exception):
+    """The account has a balance and it is spent: no new calls or messages."""
+
+
+def money(amount: Decimal, places: int = 5) -> str:
+    """A Twilio price string: ``-0.01300`` for a charge of 0.013."""
+    return f"{-amount:.{places}f}" if amount else f"{Decimal(0):.{places}f}"
+
+
+def trigger_record_uri(trigger: UsageTriggerRecord) -> str:
+    view = {
+        "daily": "Today",
+        "monthly": "ThisMonth",
+        "yearly": "Yearly",
+    }.get(trigger.recurring or "", "AllTime")
+    return (
+        f"/2010-04-01/Accounts/{trigger.account_sid}/Usage/Records/{view}.json"
+        f"?Category={trigger.usage_category}"
+    )
+
+
+class Billing:
+    """Prices usage and acts on it. ``outbox`` queues the billing events and wakes
+    for trigger callbacks (which the store queues itself, atomically with the firing)."""
+
+    def __init__(
+        self,
+        store,
+        billing_store: BillingStore,
+        outbox,
+        prices: PriceList | None = None,
+        *,
+        billing_webhook: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.billing = billing_store
+        self.outbox = outbox
+        self.prices = prices or PriceList()
+        self.billing_webhook = billing_webhook
+        self.clock = clock
+        # Told each new balance as usage is charged: caches on the call path stay exact.
+        self.balance_listeners: list[Callable[[str, Decimal], None]] = []
+        # Balances read on every call and message: from a cache refreshed in the
+        # background (a balance set from the CLI shows within a second) and kept
+        # exact by the charges this process makes.
+        self._balances = Lookup(billing_store.get_balance, fresh=1.0)
+        self.balance_listeners.append(self._balances.put)
+
+    # The rule
+
+    async def is_spent(self, account_sid: str) -> bool:
+        """True when the account has a balance and it is zero or below."""
+        balance = await self._balances.get(account_sid)
+        return balance is not None and balance <= 0
+
+    async def check_funds(self, account_sid: str) -> None:
+        """Raise ``BalanceExhausted`` when the account's balance is zero or below."""
+        if await self.is_spent(account_sid):
+            raise BalanceExhausted(account_sid)
+
+    # Pricing
+
+    def call_price(self, direction: str, to: str, from_: str, duration_s: float):
+        category = call_category(direction, to)
+        far_end = from_ if direction == "inbound" else to
+        minutes = billable_minutes(duration_s)
+        return category, minutes, self.prices.unit_price(category, far_end) * minutes
+
+    def message_price(self, direction: str, to: str, from_: str, segments: int):
+        category = "sms-inbound" if direction == "inbound" else "sms-outbound"
+        far_end = from_ if direction == "inbound" else to
+        return category, self.prices.unit_price(category, far_end) * segments
+
+    async def call_finished(
+        self,
+        *,
+        sid: str,
+        account_sid: str,
+        direction: str,
+        to: str,
+        from_: str,
+        status: str,
+        duration_s: float,
+    ) -> None:
+        """Price a call that ended; a call never answered costs nothing and is not usage."""
+        if status != "completed" or billable_minutes(duration_s) == 0:
+            return
+        category, minutes, price = self.call_price(direction, to, from_, duration_s)
+        await self.store.update_call(sid, price=money(price), price_unit="USD")
+        await self._charge(
+            UsageItem(sid, account_sid, category, minutes, price, self.clock()),
+            kind="call",
+            extra=[("CallSid", sid), ("Direction", direction), ("To", to), ("From", from_)],
+        )
+
+    async def message_priced(
+        self,
+        *,
+        sid: str,
+        account_sid: str,
+        direction: str,
+        to: str,
+        from_: str,
+        segments: int,
+        update_message: Callable | None = None,
+    ) -> str:
+        """Price a message; returns its price string (written by ``update_message``)."""
+        category, price = self.message_price(direction, to, from_, segments)
+        text = money(price)
+        if update_message is not None:
+            await update_message(sid, price=text, price_unit="USD")
+        await self._charge(
+            UsageItem(sid, account_sid, category, segments, price, self.clock()),
+            kind="message",
+            extra=[("MessageSid", sid), ("Direction", direction), ("To", to), ("From", from_)],
+        )
+        return text
+
+    async def _charge(self, item: UsageItem, *, kind: str, extra: list) -> None:
+        new, balance = await self.billing.record_usage(item)
+        if not new:
+            return  # priced before (a retry, or reconcile after a restart)
+        if balance is not None:
+            for listener in self.balance_listeners:
+                listener(item.account_sid, balance)
+        if self.billing_webhook:
+            await self.billing.queue_webhook(
+                delivery_id=f"billing-{item.source_sid}",
+                account_sid=item.account_sid,
+                url=self.billing_webhook,
+                method="POST",
+                params=[
+                    ("AccountSid", item.account_sid),
+                    ("EventType", f"{kind}.priced"),
+                    *extra,
+                    ("Category", item.category),
+                    ("Usage", str(item.usage)),
+                    ("UsageUnit", "minutes" if kind == "call" else "segments"),
+                    ("Price", f"{item.price:.5f}"),
+                    ("PriceUnit", "USD"),
+                    ("Timestamp", rfc2822(item.occurred_at)),
+                    ("ApiVersion", API_VERSION),
+                ],
+                now=item.occurred_at,
+            )
+            self.outbox.wake()
+        await self.check_triggers(item.account_sid, item.category)
+
+    # Triggers
+
+    async def check_triggers(self, account_sid: str, category: str | None = None) -> int:
+        """Fire every trigger of the account whose value is reached in its period and
+        that has not fired in it; returns how many fired."""
+        fired = 0
+        now = self.clock()
+        for trigger in await self.billing.list_triggers(account_sid):
+            wanted = CATEGORIES.get(trigger.usage_category)
+            if wanted is None or (category is not None and category not in wanted.parts):
+                continue
+            key, span = current_period(trigger.recurring, now)
+            if await self.billing.fired_in(trigger.sid, key):
+                continue
+            sums = await self.billing.usage_sums(
+                account_sid,
+                span.start_at if span else None,
+                span.end_before if span else None,
+            )
+            count, usage, price = category_total(wanted, sums)
+            current = {"count": Decimal(count), "price": price}.get(trigger.trigger_by, usage)
+            if current < Decimal(trigger.trigger_value):
+                continue
+            current_text = _plain(current)
+            params = [
+                ("AccountSid", account_sid),
+                ("UsageTriggerSid", trigger.sid),
+                ("DateFired", rfc2822(now)),
+                ("Recurring", trigger.recurring or ""),
+                ("UsageCategory", trigger.usage_category),
+                ("TriggerBy", trigger.trigger_by),
+                ("TriggerValue", trigger.trigger_value),
+                ("CurrentValue", current_text),
+                ("UsageRecordUri", trigger_record_uri(trigger)),
+                ("IdempotencyToken", f"{trigger.sid}-{key}"),
+            ]
+            if await self.billing.fire_trigger(trigger, key, current_text, now, params):
+                fired += 1
+                self.outbox.wake()
+                log.info(
+                    "usage.trigger_fired",
+                    extra={"trigger_sid": trigger.sid, "period": key, "value": current_text},
+                )
+        return fired
+
+    # After a restart
+
+    async def reconcile(self) -> int:
+        """Price finished calls and sent or received messages that have no usage item
+        yet (a stop between a call's end and its pricing); returns how many."""
+        db = self.billing.db
+        priced = select(usage_items.c.source_sid)
+        call_rows = await db.run(
+            lambda c: c.execute(
+                select(calls).where(
+                    calls.c.status == "completed",
+                    calls.c.duration > 0,
+                    calls.c.sid.not_in(priced),
+                )
+            ).all()
+        )
+        message_rows = await db.run(
+            lambda c: c.execute(
+                select(messages).where(
+                    messages.c.status.in_(PRICED_MESSAGE_STATUSES),
+                    messages.c.sid.not_in(priced),
+                )
+            ).all()
+        )
+        for row in call_rows:
+            await self.call_finished(
+                sid=row.sid,
+                account_sid=row.account_sid,
+                direction=row.direction,
+                to=row.to_address,
+                from_=row.from_address,
+                status=row.status,
+                duration_s=row.duration,
+            )
+        for row in message_rows:
+            await self.message_priced(
+                sid=row.sid,
+                account_sid=row.account_sid,
+                direction=row.direction,
+                to=row.to_address,
+                from_=row.from_address,
+                segments=row.num_segments,
+            )
+        return len(call_rows) + len(message_rows)
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text
