@@ -144,10 +144,12 @@ class BillingStore:
                     )
             except IntegrityError:
                 return False, None
+            # FOR UPDATE: two items of one account priced at once on PostgreSQL must not
+            # both read the old balance (SQLite has one writer and leaves the clause out).
             row = c.execute(
-                select(account_balances.c.balance).where(
-                    account_balances.c.account_sid == item.account_sid
-                )
+                select(account_balances.c.balance)
+                .where(account_balances.c.account_sid == item.account_sid)
+                .with_for_update()
             ).first()
             if row is None:
                 return True, None
@@ -214,21 +216,27 @@ class BillingStore:
     async def set_balance(self, account_sid: str, balance: Decimal, currency: str = "USD") -> None:
         now = utcnow()
 
+        change = (
+            update(account_balances)
+            .where(account_balances.c.account_sid == account_sid)
+            .values(balance=str(balance), currency=currency, date_updated=now)
+        )
+
         def work(c: Connection) -> None:
-            updated = c.execute(
-                update(account_balances)
-                .where(account_balances.c.account_sid == account_sid)
-                .values(balance=str(balance), currency=currency, date_updated=now)
-            )
-            if updated.rowcount == 0:
-                c.execute(
-                    insert(account_balances).values(
-                        account_sid=account_sid,
-                        balance=str(balance),
-                        currency=currency,
-                        date_updated=now,
+            if c.execute(change).rowcount:
+                return
+            try:
+                with c.begin_nested():
+                    c.execute(
+                        insert(account_balances).values(
+                            account_sid=account_sid,
+                            balance=str(balance),
+                            currency=currency,
+                            date_updated=now,
+                        )
                     )
-                )
+            except IntegrityError:  # another node inserted it first: set it there
+                c.execute(change)
 
         await self.run(work)
 
