@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: what the server runs (speech for <Say>) and the real peers tests drive.
 DEBIAN_PACKAGES := espeak-ng
-DEBIAN_TEST_PACKAGES := $(DEBIAN_PACKAGES) sip-tester baresip openssl
+DEBIAN_TEST_PACKAGES := $(DEBIAN_PACKAGES) sip-tester baresip openssl chromium
 
 .PHONY: serve test lint deps test-deps loadtest clean
 

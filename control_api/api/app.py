@@ -8,8 +8,10 @@ from fastapi import FastAPI
 
 from control_api.api import (
     accounts,
+    applications,
     calls,
     conferences,
+    keys,
     phone_numbers,
     recordings,
     sip_credentials,
@@ -57,6 +59,8 @@ def create_app(
         recordings,
         conferences,
         sip_credentials,
+        keys,
+        applications,
     ):
         app.include_router(resource.router)
     return app

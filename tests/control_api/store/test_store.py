@@ -51,7 +51,11 @@ async def test_open_creates_directory_and_migrates_to_head(db_path: Path):
         version = raw.execute("SELECT version_num FROM alembic_version").fetchall()
         tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
         journal = raw.execute("PRAGMA journal_mode").fetchone()[0]
-    assert version == [("0002",)]
+    from alembic.script import ScriptDirectory
+
+    from control_api.store.migrate import alembic_config
+
+    assert version == [(ScriptDirectory.from_config(alembic_config()).get_current_head(),)]
     assert {"accounts", "phone_numbers", "calls", "webhook_outbox"} <= tables
     assert journal == "wal"
 
