@@ -1,0 +1,300 @@
+"""A browser's audio as a :class:`media.leg.Leg`: an aiortc peer connection.
+
+aiortc does ICE (RFC 8445, with the STUN/TURN servers we are given), DTLS-SRTP
+(RFC 5763/5764) and the codecs (Opus, PCMU). This module adapts it to the
+media plane's common currency: 20 ms PCMU frames at 8 kHz. What the browser
+sends arrives decoded from aiortc's receiver and is encoded to μ-law once;
+what the bridge sends is queued here and handed to aiortc's sender by a track
+that paces itself at 20 ms, playing silence when nothing is queued.
+
+PCMU is offered first when the other side of the call speaks PCMU (a trunk,
+most phones), Opus first otherwise. Not done yet: with PCMU on both sides the
+payload is still decoded by aiortc and re-encoded here (aiortc exposes no
+encoded-frame path); a relay of the RTP payload untouched is the optimisation
+to come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
+from aiortc.mediastreams import MediaStreamError
+from aiortc.sdp import candidate_from_sdp
+
+from media.g711 import ulaw_decode, ulaw_encode
+from media.leg import Frame, Leg
+
+__all__ = ["IceServer", "SdpRejected", "WebRtcLeg"]
+
+log = logging.getLogger("callswitch.webrtc")
+
+RATE = 8000
+FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+FRAME_S = 0.020
+MAX_QUEUED = 10  # 200 ms: beyond that the oldest frame goes, so delay cannot grow
+# What aiortc raises for SDP it cannot use, besides its parser's plain errors.
+_BAD_SDP = (
+    ValueError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    TypeError,
+    InvalidAccessError,
+    InvalidStateError,
+    OperationError,
+)
+_SILENCE = bytes([0xFF]) * FRAME_SAMPLES  # μ-law zero
+_TIME_BASE = fractions.Fraction(1, RATE)
+
+
+class SdpRejected(Exception):
+    """The browser's SDP cannot be used: not SDP, no audio, or no codec in common."""
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    """One entry of RTCConfiguration.iceServers (W3C WebRTC §4.2.2)."""
+
+    urls: str
+    username: str | None = None
+    credential: str | None = None
+
+    def as_json(self) -> dict:
+        entry = {"urls": self.urls}
+        if self.username is not None:
+            entry["username"] = self.username
+            entry["credential"] = self.credential or ""
+        return entry
+
+
+class _OutboundTrack(MediaStreamTrack):
+    """What the bridge sends, as the audio track aiortc's sender pulls from."""
+
+    kind = "audio"
+
+    def __init__(self, pull: Callable[[int], bytes | None]) -> None:
+        super().__init__()
+        self._pull = pull  # the next 20 ms payload for this RTP timestamp, or None
+        self._start: float | None = None
+        self._timestamp = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._timestamp += FRAME_SAMPLES
+            wait = self._start + self._timestamp / RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        payload = self._pull(self._timestamp)
+        samples = ulaw_decode(payload if payload is not None else _SILENCE)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self._timestamp
+        frame.time_base = _TIME_BASE
+        return frame
+
+
+def _codec_capabilities(names: list[str]):
+    codecs = RTCRtpSender.getCapabilities("audio").codecs
+    chosen = []
+    for name in names:
+        chosen += [c for c in codecs if c.mimeType.lower() == f"audio/{name.lower()}"]
+    return chosen
+
+
+_MLINE = re.compile(r"^m=audio \d+ \S+ (\d+)", re.MULTILINE)
+_RTPMAP = re.compile(r"^a=rtpmap:(\d+) ([^/\s]+)/", re.MULTILINE)
+
+
+def negotiated_codec(answer_sdp: str) -> str:
+    """The codec an SDP answer picked: its first audio payload type (RFC 3264 §6.1)."""
+    line = _MLINE.search(answer_sdp)
+    if line is None:
+        return ""
+    payload_type = line.group(1)
+    names = dict(_RTPMAP.findall(answer_sdp))
+    if payload_type in names:
+        return names[payload_type].upper()
+    return {"0": "PCMU", "8": "PCMA"}.get(payload_type, "")
+
+
+class WebRtcLeg(Leg):
+    """One browser's audio: a peer connection with one sendrecv audio transceiver."""
+
+    codec = "PCMU"  # what the leg speaks to the bridge, whatever the browser negotiated
+    sample_rate = RATE
+
+    def __init__(self, ice_servers: list[IceServer] | None = None) -> None:
+        super().__init__()
+        servers = [
+            RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+            for s in ice_servers or []
+        ]
+        # An explicit empty list: aiortc would otherwise ask a public STUN server.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        self._queue: deque[bytes] = deque(maxlen=MAX_QUEUED)
+        # As on RtpSession: a playback's callable for the next payload (media/player.py),
+        # and a listener to both directions (media/taps.py).
+        self.source: Callable[[], bytes | None] | None = None
+        self.tap: Callable[[int, Frame], None] | None = None
+        self._track = _OutboundTrack(self._next_payload)
+        self._transceiver = self.pc.addTransceiver(self._track, direction="sendrecv")
+        self.browser_codec = ""  # what the browser and we agreed on: PCMU or OPUS
+        self.muted = False  # the browser muted itself: what it sends is not passed on
+        self.on_connection_state: Callable[[str], None] = lambda state: None
+        self._receiver: asyncio.Task | None = None
+        self._closing: asyncio.Future | None = None
+        self._timestamp = 0
+        self.frames_received = 0
+        self.frames_sent = 0
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_state)
+
+    # -- offer/answer
+
+    async def create_offer(self, prefer_pcmu: bool = True) -> str:
+        """Our offer to the browser, every candidate gathered in it (no trickle from us)."""
+        self._prefer(prefer_pcmu)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self.pc.localDescription.sdp
+
+    async def accept_answer(self, sdp: str) -> None:
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except _BAD_SDP as exc:
+            raise SdpRejected(str(exc) or "bad SDP") from None
+        self.browser_codec = negotiated_codec(sdp)
+        if self.browser_codec not in ("PCMU", "OPUS"):
+            raise SdpRejected("no audio codec in common (PCMU or Opus)")
+
+    async def answer_offer(self, sdp: str, prefer_pcmu: bool = True) -> str:
+        """Our answer to the browser's offer."""
+        self._prefer(prefer_pcmu)
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except _BAD_SDP as exc:
+            raise SdpRejected(str(exc) or "bad SDP") from None
+        local = self.pc.localDescription.sdp
+        self.browser_codec = negotiated_codec(local)
+        if self.browser_codec not in ("PCMU", "OPUS"):
+            raise SdpRejected("no audio codec in common (PCMU or Opus)")
+        return local
+
+    def _prefer(self, prefer_pcmu: bool) -> None:
+        order = ["PCMU", "opus"] if prefer_pcmu else ["opus", "PCMU"]
+        self._transceiver.setCodecPreferences(_codec_capabilities(order))
+
+    async def add_candidate(self, line: str, mid: str | None, index: int | None) -> None:
+        """A trickled remote candidate; an empty line is the end of candidates."""
+        if not line:
+            return
+        try:
+            candidate = candidate_from_sdp(line.removeprefix("candidate:"))
+        except (ValueError, IndexError):
+            raise SdpRejected("not an ICE candidate") from None
+        candidate.sdpMid = mid
+        candidate.sdpMLineIndex = index if index is not None else 0
+        await self.pc.addIceCandidate(candidate)
+
+    # -- media
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio" and self._receiver is None:
+            self._receiver = asyncio.ensure_future(self._receive(track))
+
+    async def _receive(self, track: MediaStreamTrack) -> None:
+        resampler = None
+        pending = np.zeros(0, dtype=np.int16)
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while not self.closed:
+                frame = await track.recv()
+                if frame.sample_rate == RATE and frame.layout.name == "mono":
+                    samples = frame.to_ndarray().reshape(-1)
+                else:
+                    if resampler is None:
+                        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+                    parts = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+                    samples = np.concatenate(parts) if parts else np.zeros(0, np.int16)
+                pending = np.concatenate([pending, samples]) if len(pending) else samples
+                while len(pending) >= FRAME_SAMPLES:
+                    chunk, pending = pending[:FRAME_SAMPLES], pending[FRAME_SAMPLES:]
+                    self.frames_received += 1
+                    self._timestamp += FRAME_SAMPLES
+                    if self.muted:
+                        continue
+                    received = Frame("PCMU", ulaw_encode(chunk), self._timestamp)
+                    if self.tap is not None:
+                        self.tap(0, received)
+                    self.on_frame(received)
+
+    def _next_payload(self, timestamp: int) -> bytes | None:
+        if self._queue:
+            payload = self._queue.popleft()
+        elif self.source is not None:
+            payload = self.source()
+        else:
+            return None
+        if payload is not None:
+            self.frames_sent += 1
+            if self.tap is not None:
+                self.tap(1, Frame("PCMU", payload, timestamp))
+        return payload
+
+    def send_payload(self, payload: bytes) -> None:
+        """One 20 ms PCMU frame for the browser (the bridge's same-codec path)."""
+        self._queue.append(payload)
+
+    def send_frame(self, frame: Frame) -> None:
+        self.send_payload(frame.payload)
+
+    def send_dtmf(self, digit: str, duration_ms: int = 100) -> None:
+        # aiortc sends no RFC 4733 events; a browser has no use for them either.
+        raise NotImplementedError
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # -- lifetime
+
+    def _on_state(self) -> None:
+        state = self.pc.connectionState
+        self.on_connection_state(state)
+        if state in ("failed", "closed"):
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        super().close()
+        self._track.stop()
+        if self._receiver is not None:
+            self._receiver.cancel()
+        self._closing = asyncio.ensure_future(self._close_pc())
+
+    async def _close_pc(self) -> None:
+        with contextlib.suppress(Exception):  # a half-set-up connection may fail to close
+            await self.pc.close()

@@ -1,0 +1,105 @@
+"""WebRtcLeg against an independent aiortc peer: ICE, DTLS-SRTP and audio both ways."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from media.g711 import ulaw_decode, ulaw_encode
+from media.tones import dominant_frequency, sine
+from signaling.webrtc_leg import SdpRejected, WebRtcLeg, negotiated_codec
+from tests.signaling.peer import Peer
+
+
+def _looping(frequency: float):
+    samples = sine(frequency, 1.0, 8000, 0.3)
+    frames = [ulaw_encode(samples[i : i + 160]) for i in range(0, 8000, 160)]
+    index = 0
+
+    def source() -> bytes:
+        nonlocal index
+        index = (index + 1) % len(frames)
+        return frames[index]
+
+    return source
+
+
+async def _until(condition, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    "prefer_pcmu, codec", [(True, "PCMU"), (False, "OPUS")]
+)
+async def test_our_offer_carries_audio_both_ways(prefer_pcmu, codec):
+    leg = WebRtcLeg()
+    peer = Peer(440.0)
+    heard: list[bytes] = []
+    leg.on_frame = lambda frame: heard.append(frame.payload)
+    leg.source = _looping(1000.0)
+    try:
+        offer = await leg.create_offer(prefer_pcmu=prefer_pcmu)
+        assert "a=fingerprint:" in offer and "a=ice-ufrag:" in offer  # DTLS-SRTP and ICE
+        await leg.accept_answer(await peer.answer(offer))
+        assert leg.browser_codec == codec
+        await _until(lambda: len(heard) >= 75 and len(peer.received) >= 75)
+        await asyncio.sleep(0.5)
+        frequency, level = peer.heard(0.5)
+        assert abs(frequency - 1000) < 20 and level > -30, (frequency, level)
+        ours = ulaw_decode(b"".join(heard[-25:]))
+        assert abs(dominant_frequency(ours, 8000) - 440) < 20
+    finally:
+        leg.close()
+        await peer.close()
+
+
+async def test_the_browsers_offer_is_answered_with_pcmu_when_preferred():
+    leg = WebRtcLeg()
+    peer = Peer(440.0)
+    heard: list[bytes] = []
+    leg.on_frame = lambda frame: heard.append(frame.payload)
+    leg.source = _looping(1000.0)
+    try:
+        answer = await leg.answer_offer(await peer.offer(), prefer_pcmu=True)
+        assert negotiated_codec(answer) == "PCMU"
+        await peer.accept(answer)
+        await _until(lambda: len(heard) >= 50 and len(peer.received) >= 50)
+        frequency, _ = peer.heard(0.5)
+        assert abs(frequency - 1000) < 20
+        assert abs(dominant_frequency(ulaw_decode(b"".join(heard[-25:])), 8000) - 440) < 20
+    finally:
+        leg.close()
+        await peer.close()
+
+
+async def test_sdp_without_a_common_codec_is_rejected():
+    leg = WebRtcLeg()
+    peer = Peer(440.0, codecs=("audio/PCMA",))
+    try:
+        with pytest.raises(SdpRejected):
+            await leg.answer_offer(await peer.offer())
+        with pytest.raises(SdpRejected):
+            await WebRtcLeg().answer_offer("v=0\r\nnonsense")
+    finally:
+        leg.close()
+        await peer.close()
+
+
+async def test_closing_the_peer_closes_the_leg():
+    leg = WebRtcLeg()
+    peer = Peer(440.0)
+    closed = asyncio.Event()
+    leg.on_close = closed.set
+    leg.on_frame = lambda frame: None
+    await leg.accept_answer(await peer.answer(await leg.create_offer()))
+    await _until(lambda: leg.pc.connectionState == "connected")
+    await peer.close()
+    # aiortc notices through the DTLS close_notify (or ICE consent, at worst 30 s).
+    await asyncio.wait_for(closed.wait(), 35)
+    assert leg.closed and np is not None
