@@ -114,6 +114,18 @@ def _turn_users(value: Any) -> list[str]:
     return items
 
 
+def _ice_servers(value: Any) -> list[str]:
+    """``stun:HOST[:PORT]`` or ``turn[s]:USER:PASS@HOST[:PORT][?transport=udp|tcp]``."""
+    items = _string_list(value)
+    for item in items:
+        scheme, colon, rest = item.partition(":")
+        if not colon or scheme not in ("stun", "stuns", "turn", "turns") or not rest:
+            raise ValueError("expected stun:HOST:PORT or turn:USER:PASS@HOST:PORT")
+        if scheme.startswith("turn") and "@" not in rest:
+            raise ValueError("a TURN server needs USER:PASS@ before its host")
+    return items
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     name: str
@@ -186,6 +198,14 @@ OPTIONS: tuple[Option, ...] = (
         "TRUNK",
         True,
     ),
+    Option(
+        "ice_server",
+        _ice_servers,
+        [],
+        "STUN/TURN server for browser (WebRTC) calls, e.g. turn:u:p@host:3478 (repeatable)",
+        "URL",
+        True,
+    ),
     Option("only", _planes, PLANES, "run only these planes, e.g. turn or sip,api", "PLANES"),
     Option("log_level", _log_level, "info", "debug, info, warning or error", "LEVEL"),
     Option("demo", _boolean, False, "create the demo number 1000 and its TwiML app", switch=True),
@@ -213,6 +233,7 @@ class Settings:
     turn_secret: str | None = None
     turn_allow_peer: list[str] = field(default_factory=list)
     trunk: list[Trunk] = field(default_factory=list)
+    ice_server: list[str] = field(default_factory=list)
     only: frozenset[str] = PLANES
     log_level: str = "info"
     demo: bool = False

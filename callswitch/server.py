@@ -75,6 +75,8 @@ class Server:
         self.voice: VoiceApps | None = None
         self.http: HttpServer | None = None
         self.outbox: Outbox | None = None
+        self.signaling = None  # signaling.server.SignalingServer, when WebRTC runs
+        self.media: MediaSettings | None = None
         self.clock = MediaClock()
         self.listeners: dict[str, str] = {}
         self._closers: list = []
@@ -100,6 +102,8 @@ class Server:
                 recordings_dir=data / "recordings",
             )
             app.include_router(demo.router)
+            if s.runs("webrtc") and self.voice is not None:
+                self._start_webrtc(app)
             self.http = HttpServer(app, s.bind, s.http_port)
             await self.http.start()
             self.listeners["http"] = self.http.address
@@ -134,6 +138,7 @@ class Server:
         await self.sip.start()
         await self._start_sip_tls()
         media = MediaSettings(s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock)
+        self.media = media
         self.calls = CallManager(self.sip.ua, media, self._route)
         self.voice.dialer = Dialer(
             self.sip.ua,
@@ -146,6 +151,13 @@ class Server:
         )
         self.listeners.update(self.sip.transports.listeners())
         self.listeners["rtp"] = "%d-%d" % s.rtp_ports
+
+    def _start_webrtc(self, app) -> None:
+        """Browser clients: the signaling WebSocket, /phone and the SDK on the HTTP port."""
+        from callswitch.webrtc import mount_webrtc
+
+        self.signaling = mount_webrtc(app, self.store, self.voice, self.media, self.settings)
+        self.listeners["webrtc"] = "/signaling"
 
     async def _start_sip_tls(self) -> None:
         """The SIP TLS listener, when there is a certificate to present."""
@@ -207,6 +219,8 @@ class Server:
                 await asyncio.sleep(0.05)
             log.info("stopping", extra={"calls_ended": ended})
             await self.sip.close()
+        if self.signaling is not None:
+            self.signaling.close()
         if self.http is not None:
             await self.http.stop()
         for close in reversed(self._closers):

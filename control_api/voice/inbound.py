@@ -90,6 +90,7 @@ class VoiceApps:
         self.base_url = base_url  # where our REST API is reached: RecordingUrl
         self.conferences = conferences
         self.live: dict[str, _LiveCall] = {}
+        self.browsers = None  # browser tabs (voice/browser.py), when WebRTC runs
         self._tasks: set[asyncio.Task] = set()
         # A REST change to a number or a token reaches calls within a second.
         self._numbers = Lookup(store.find_number, fresh=1.0)

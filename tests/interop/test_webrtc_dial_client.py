@@ -1,0 +1,87 @@
+"""A SIPp caller reaches a browser: ``<Dial><Client>alice</Client></Dial>`` rings an
+aiortc client registered as alice over the signaling WebSocket; it answers, and
+each side hears the other's tone (1 kHz from SIPp, 440 Hz from the client)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.peers import require
+
+from .conftest import sipp_failure
+from .test_outbound_calls import heard, tone_dir
+from .webhook_app import WebhookApp, twiml
+from .webrtc_client import SignalingClient, access_token, rest_client
+
+TONE_HZ = 1000.0
+CLIENT_HZ = 440.0
+
+
+def _aiortc() -> bool:
+    try:
+        import aiortc  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture
+def app():
+    require(_aiortc(), "aiortc is not installed (pip install aiortc)")
+    with WebhookApp() as application:
+        yield application
+
+
+async def test_sipp_call_reaches_alice_in_a_browser_and_audio_flows_both_ways(
+    server, sipp, rtp_sink, app, tmp_path
+):
+    client = rest_client(server)
+    app.routes["/voice"] = lambda r: twiml("<Dial><Client>alice</Client></Dial>")
+    number = "+15005550171"
+    client.incoming_phone_numbers.create(phone_number=number, voice_url=app.url("/voice"))
+    token = access_token(server, "alice")
+
+    tab = await SignalingClient.open(server)
+    other = await SignalingClient.open(server)  # bob's tab must not ring
+    try:
+        registered = await tab.register(token)
+        assert registered["type"] == "registered" and registered["identity"] == "alice"
+        assert (await other.register(access_token(server, "bob")))["identity"] == "bob"
+
+        caller = asyncio.ensure_future(
+            asyncio.to_thread(
+                sipp,
+                "uac_tone_wait_bye.xml",
+                service=number.lstrip("+"),
+                keys={"sink_port": rtp_sink.port},
+                cwd=tone_dir(tmp_path / "tone", TONE_HZ),
+                calls=1,
+                timeout=30,
+            )
+        )
+        incoming, peer = await tab.answer_incoming(CLIENT_HZ)
+        assert incoming["from"] in ("+sipp", "sipp", "sip:sipp@127.0.0.1") or incoming["from"]
+        assert incoming["to"] == "client:alice"
+        status = await tab.next("status")
+        assert status == {"type": "status", "call": incoming["call"], "status": "in-progress"}
+        await asyncio.sleep(4)
+        frequency, level = peer.heard(1.0)
+        await tab.send(type="hangup", call=incoming["call"])
+        result = await caller
+        await peer.close()
+    finally:
+        await tab.close()
+        await other.close()
+    assert result.ok(1), sipp_failure(result, server, "the SIPp call did not end cleanly")
+    assert abs(frequency - TONE_HZ) < 15 and level > -30, (
+        f"the browser heard {frequency:.0f} Hz at {level:.1f} dBFS\n{server.tail()}"
+    )
+    assert heard(rtp_sink, CLIENT_HZ), f"SIPp did not hear the browser's tone\n{server.tail()}"
+    assert not [m for m in other.messages if m["type"] == "incoming"], "bob's tab rang"
+
+    calls = client.calls.list()
+    child = next(c for c in calls if c.to == "client:alice")
+    assert child.direction == "outbound-dial" and child.parent_call_sid
+    assert child.status == "completed" and int(child.duration) >= 3
