@@ -1,0 +1,191 @@
+"""Headless Chromium (Debian's, driven by Playwright) on the softphone page /phone:
+it is rung by ``<Dial><Client>alice</Client>`` from a SIPp caller, answered with a
+click, and each side hears the other's tone; a call from the page reaches a SIPp
+UAS. A screenshot of the page in a call is kept under test-artifacts/webrtc/."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.peers import require
+
+from .conftest import sipp_failure
+from .harness import free_port
+from .rtp import RtpSink
+from .test_outbound_calls import CARRIER_TONE_HZ, heard, start_carrier, tone_dir
+from .webhook_app import WebhookApp, twiml
+from .webrtc_client import access_token, rest_client
+
+CHROMIUM = "/usr/bin/chromium"
+TONE_HZ = 1000.0
+PAGE_HZ = 440.0
+ARTIFACTS = Path(os.environ.get("CALLSWITCH_TEST_ARTIFACTS", "test-artifacts")) / "webrtc"
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def tone_wav(path: Path, hz: float, seconds: float = 10.0, rate: int = 48000) -> Path:
+    """The microphone of the fake capture device: a steady tone."""
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.3 * 32767 * np.sin(2 * np.pi * hz * t)).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return path
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    """A Playwright page in Debian's Chromium whose microphone plays 440 Hz."""
+    require(Path(CHROMIUM).exists(), "chromium is not installed (Debian package chromium)")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        require(False, "playwright is not installed (pip install playwright)")
+    wav = tone_wav(tmp_path / "mic.wav", PAGE_HZ)
+
+    class Launcher:
+        async def __aenter__(self):
+            self._pw = await async_playwright().start()
+            self.browser = await self._pw.chromium.launch(
+                executable_path=CHROMIUM,
+                headless=True,
+                args=[*ARGS, f"--use-file-for-fake-audio-capture={wav}"],
+            )
+            context = await self.browser.new_context()
+            page = await context.new_page()
+            self.console: list[str] = []
+            page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+            page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+            return page
+
+        async def __aexit__(self, *exc):
+            await self.browser.close()
+            await self._pw.stop()
+
+    return Launcher()
+
+
+@pytest.fixture
+def app():
+    with WebhookApp() as application:
+        yield application
+
+
+async def _frequency(page, seconds: float = 2.0) -> tuple[float, float]:
+    """The page's own analysis of what it receives: the median of a few readings."""
+    readings = []
+    for _ in range(int(seconds / 0.25)):
+        readings.append(await page.evaluate("window.phone.call && window.phone.call.analyse()"))
+        await asyncio.sleep(0.25)
+    readings = [r for r in readings if r]
+    if not readings:
+        return 0.0, -120.0
+    return (
+        float(np.median([r["frequency"] for r in readings])),
+        float(np.median([r["level"] for r in readings])),
+    )
+
+
+async def test_chromium_answers_a_sip_call_on_the_phone_page(
+    server, sipp, rtp_sink, app, tmp_path, browser_page
+):
+    require(shutil.which("sipp") is not None, "sipp is not installed (Debian package sip-tester)")
+    client = rest_client(server)
+    app.routes["/voice"] = lambda r: twiml("<Dial><Client>alice</Client></Dial>")
+    number = "+15005550181"
+    client.incoming_phone_numbers.create(phone_number=number, voice_url=app.url("/voice"))
+    token = access_token(server, "alice")
+    async with browser_page as page:
+        await page.goto(f"http://127.0.0.1:{server.http_port}/phone#token={token}")
+        await page.wait_for_function(
+            "document.getElementById('status').textContent.startsWith('Ready')", timeout=10000
+        )
+        caller = asyncio.ensure_future(
+            asyncio.to_thread(
+                sipp,
+                "uac_tone_wait_bye.xml",
+                service=number.lstrip("+"),
+                keys={"sink_port": rtp_sink.port},
+                cwd=tone_dir(tmp_path / "tone", TONE_HZ),
+                calls=1,
+                timeout=40,
+            )
+        )
+        await page.wait_for_selector("#answer:not(.hidden)", timeout=15000)
+        assert "Incoming call" in await page.text_content("#status")
+        await page.click("#answer")
+        await page.wait_for_function(
+            "document.getElementById('status').textContent.startsWith('In call')", timeout=10000
+        )
+        await asyncio.sleep(2)
+        frequency, level = await _frequency(page)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "phone-in-call.png"))
+        await page.click("#hangup")
+        result = await caller
+        await page.wait_for_function(
+            "document.getElementById('status').textContent.startsWith('Call ended')",
+            timeout=5000,
+        )
+        console = list(browser_page.console)
+    assert result.ok(1), sipp_failure(result, server, "the SIPp call did not end cleanly")
+    assert abs(frequency - TONE_HZ) < 15 and level > -40, (frequency, level, console)
+    assert heard(rtp_sink, PAGE_HZ), f"SIPp did not hear the page\n{console}\n{server.tail()}"
+    assert (ARTIFACTS / "phone-in-call.png").stat().st_size > 1000
+
+
+async def test_chromium_calls_a_sip_phone_from_the_phone_page(server, app, tmp_path, browser_page):
+    uas_port = free_port()
+    client = rest_client(server)
+    app.routes["/voice"] = lambda r: twiml(
+        f"<Dial><Sip>sip:desk@127.0.0.1:{uas_port}</Sip></Dial>"
+    )
+    application = client.applications.create(friendly_name="page", voice_url=app.url("/voice"))
+    token = access_token(server, "alice", application_sid=application.sid)
+    with RtpSink() as sink:
+        uas = start_carrier(tmp_path / "uas", uas_port, sink.port, "uas_answer_tone_bye.xml")
+        async with browser_page as page:
+            await page.goto(f"http://127.0.0.1:{server.http_port}/phone")
+            await page.fill("#token", token)
+            await page.click("#login-button")
+            await page.wait_for_selector("#phone:not(.hidden)", timeout=10000)
+            await page.fill("#to", "desk")
+            await page.click("#call")
+            await page.wait_for_function(
+                "document.getElementById('status').textContent.startsWith('In call')",
+                timeout=15000,
+            )
+            frequency, _ = await _frequency(page, 1.5)
+            # The UAS hangs up after 3 s of talk.
+            await page.wait_for_function(
+                "document.getElementById('status').textContent.startsWith('Call ended')",
+                timeout=15000,
+            )
+            console = list(browser_page.console)
+        result = await asyncio.to_thread(uas.wait, 20)
+    assert result.ok(1), f"the UAS call failed\n{result.describe()}\n{server.tail()}"
+    assert abs(frequency - CARRIER_TONE_HZ) < 15, (frequency, console)
+    assert heard(sink, PAGE_HZ), f"the SIP phone did not hear the page\n{console}"
+    webhook = app.wait_for("/voice", count=1)[0]
+    assert webhook.field("From") == "client:alice" and webhook.field("To") == "desk"
