@@ -63,7 +63,14 @@ from twilio.jwt.access_token.grants import VoiceGrant  # noqa: E402
 from twilio.rest import Client  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
-from loadtest.bridge import BackgroundSipp, MediaSink, cpu_seconds, sipp_dir  # noqa: E402
+from loadtest.bridge import (  # noqa: E402
+    BackgroundSipp,
+    MediaSink,
+    cpu_seconds,
+    profile_server,
+    sipp_dir,
+    summarize_profile,
+)
 from tests.interop.harness import CallswitchServer  # noqa: E402
 from tests.interop.sipp import find_sipp  # noqa: E402
 from tests.interop.test_voice_webhooks import LocalHttpClient, credentials  # noqa: E402
@@ -183,6 +190,7 @@ class Level:
     server_cpu: float = 0.0
     generator_cpu: float = 0.0
     notes: list[str] = field(default_factory=list)
+    profile: str = ""
 
     def row(self) -> str:
         return (
@@ -261,7 +269,13 @@ async def run_level(work: Path, sipp: str, codec: str, calls: int, args) -> Leve
             rx0 = [a.received for a in agents]
             sip0 = sink.delivered() or 0
             cpu0, own0, t0 = cpu_seconds(server.pid) or 0.0, _own_cpu(), time.monotonic()
+            spy = None
+            if args.profile:
+                spy = profile_server(server.pid, args.window, work / "profile.txt")
             await asyncio.sleep(args.window)
+            if spy is not None:
+                await asyncio.to_thread(spy.wait, 30)
+                level.profile = summarize_profile(work / "profile.txt")
             elapsed = time.monotonic() - t0
             rx1 = [a.received for a in agents]
             sip1 = sink.delivered() or 0
@@ -315,6 +329,8 @@ async def main_async(args) -> int:
             level = await run_level(workdir, sipp, codec, calls, args)
             results.append(level)
             print(level.row(), flush=True)
+            if level.profile:
+                print(level.profile, flush=True)
     print()
     for codec, target in (("PCMU", 100), ("opus", 40)):
         held = [lv.held for lv in results if lv.codec == codec and lv.held == lv.calls]
@@ -330,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=30.0, help="seconds measured")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument("--rate", type=float, default=10.0, help="SIPp calls per second")
+    parser.add_argument("--profile", action="store_true", help="py-spy the server's window")
     parser.add_argument("--quick", action="store_true", help="5 calls of each codec, 10 s")
     args = parser.parse_args(argv)
     if args.quick:

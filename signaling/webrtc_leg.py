@@ -8,10 +8,11 @@ what the bridge sends is queued here and handed to aiortc's sender by a track
 that paces itself at 20 ms, playing silence when nothing is queued.
 
 PCMU is offered first when the other side of the call speaks PCMU (a trunk,
-most phones), Opus first otherwise. Not done yet: with PCMU on both sides the
-payload is still decoded by aiortc and re-encoded here (aiortc exposes no
-encoded-frame path); a relay of the RTP payload untouched is the optimisation
-to come.
+most phones), Opus first otherwise. With PCMU toward the browser nothing is
+transcoded: RTP payloads are taken from aiortc's receiver as they arrive and
+handed to aiortc's sender as packets, so neither its decoder thread nor its
+encoder runs (``_direct``). Opus is decoded by aiortc, resampled to 8 kHz and
+μ-law encoded here, and the other way round.
 """
 
 from __future__ import annotations
@@ -94,10 +95,11 @@ class _OutboundTrack(MediaStreamTrack):
     def __init__(self, pull: Callable[[int], bytes | None]) -> None:
         super().__init__()
         self._pull = pull  # the next 20 ms payload for this RTP timestamp, or None
+        self.direct = False
         self._start: float | None = None
         self._timestamp = 0
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.AudioFrame | av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
         if self._start is None:
@@ -108,6 +110,11 @@ class _OutboundTrack(MediaStreamTrack):
             if wait > 0:
                 await asyncio.sleep(wait)
         payload = self._pull(self._timestamp)
+        if self.direct:  # PCMU both ways: the payload goes out as it is, no encoder
+            packet = av.Packet(payload if payload is not None else _SILENCE)
+            packet.pts = self._timestamp
+            packet.time_base = _TIME_BASE
+            return packet
         samples = ulaw_decode(payload if payload is not None else _SILENCE)
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = RATE
@@ -146,8 +153,11 @@ class WebRtcLeg(Leg):
     codec = "PCMU"  # what the leg speaks to the bridge, whatever the browser negotiated
     sample_rate = RATE
 
-    def __init__(self, ice_servers: list[IceServer] | None = None) -> None:
+    def __init__(
+        self, ice_servers: list[IceServer] | None = None, *, direct_pcmu: bool = True
+    ) -> None:
         super().__init__()
+        self.direct_pcmu = direct_pcmu  # PCMU payloads pass untouched (see _direct)
         servers = [
             RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
             for s in ice_servers or []
@@ -188,6 +198,7 @@ class WebRtcLeg(Leg):
         self.browser_codec = negotiated_codec(sdp)
         if self.browser_codec not in ("PCMU", "OPUS"):
             raise SdpRejected("no audio codec in common (PCMU or Opus)")
+        self._negotiated(sdp)
 
     async def answer_offer(self, sdp: str, prefer_pcmu: bool = True) -> str:
         """Our answer to the browser's offer."""
@@ -201,7 +212,47 @@ class WebRtcLeg(Leg):
         self.browser_codec = negotiated_codec(local)
         if self.browser_codec not in ("PCMU", "OPUS"):
             raise SdpRejected("no audio codec in common (PCMU or Opus)")
+        self._negotiated(local)
         return local
+
+    def _negotiated(self, answer_sdp: str) -> None:
+        if self.browser_codec == "PCMU" and self.direct_pcmu:
+            line = _MLINE.search(answer_sdp)
+            self._direct(int(line.group(1)) if line else 0)
+
+    def _direct(self, payload_type: int) -> None:
+        """PCMU with the browser: its RTP payloads reach ``on_frame`` as they arrive and
+        ours leave as they are, so neither aiortc's decoder thread nor its encoder runs.
+
+        This reaches into aiortc's RTCRtpReceiver (its decoder thread, its RTP handler):
+        if a later aiortc renames them, the leg keeps to the decoding path.
+        """
+        receiver = self._transceiver.receiver
+        mangled = "_RTCRtpReceiver__decoder_thread"
+        if not hasattr(receiver, mangled) or not hasattr(receiver, "_handle_rtp_packet"):
+            return
+        handle = receiver._handle_rtp_packet
+        receive = receiver.receive
+
+        def stop_decoder() -> None:
+            thread = getattr(receiver, mangled)
+            if thread is not None:
+                receiver._RTCRtpReceiver__decoder_queue.put(None)
+                setattr(receiver, mangled, None)
+
+        async def receive_without_decoder(parameters) -> None:
+            await receive(parameters)
+            stop_decoder()
+
+        async def handle_payload(packet, arrival_time_ms: int) -> None:
+            await handle(packet, arrival_time_ms)  # statistics, RTCP and NACKs as before
+            if packet.payload_type == payload_type and packet.payload:
+                self._deliver(packet.payload)
+
+        receiver.receive = receive_without_decoder
+        receiver._handle_rtp_packet = handle_payload
+        stop_decoder()
+        self._track.direct = True
 
     def _prefer(self, prefer_pcmu: bool) -> None:
         order = ["PCMU", "opus"] if prefer_pcmu else ["opus", "PCMU"]
@@ -241,14 +292,17 @@ class WebRtcLeg(Leg):
                 pending = np.concatenate([pending, samples]) if len(pending) else samples
                 while len(pending) >= FRAME_SAMPLES:
                     chunk, pending = pending[:FRAME_SAMPLES], pending[FRAME_SAMPLES:]
-                    self.frames_received += 1
-                    self._timestamp += FRAME_SAMPLES
-                    if self.muted:
-                        continue
-                    received = Frame("PCMU", ulaw_encode(chunk), self._timestamp)
-                    if self.tap is not None:
-                        self.tap(0, received)
-                    self.on_frame(received)
+                    self._deliver(ulaw_encode(chunk))
+
+    def _deliver(self, payload: bytes) -> None:
+        self.frames_received += 1
+        self._timestamp += len(payload)
+        if self.muted:
+            return
+        received = Frame("PCMU", payload, self._timestamp, len(payload))
+        if self.tap is not None:
+            self.tap(0, received)
+        self.on_frame(received)
 
     def _next_payload(self, timestamp: int) -> bytes | None:
         if self._queue:

@@ -35,10 +35,11 @@ async def _until(condition, timeout: float = 10.0) -> None:
 
 
 @pytest.mark.parametrize(
-    "prefer_pcmu, codec", [(True, "PCMU"), (False, "OPUS")]
+    "prefer_pcmu, direct, codec",
+    [(True, True, "PCMU"), (True, False, "PCMU"), (False, True, "OPUS")],
 )
-async def test_our_offer_carries_audio_both_ways(prefer_pcmu, codec):
-    leg = WebRtcLeg()
+async def test_our_offer_carries_audio_both_ways(prefer_pcmu, direct, codec):
+    leg = WebRtcLeg(direct_pcmu=direct)
     peer = Peer(440.0)
     heard: list[bytes] = []
     leg.on_frame = lambda frame: heard.append(frame.payload)
@@ -49,6 +50,11 @@ async def test_our_offer_carries_audio_both_ways(prefer_pcmu, codec):
         await leg.accept_answer(await peer.answer(offer))
         assert leg.browser_codec == codec
         await _until(lambda: len(heard) >= 75 and len(peer.received) >= 75)
+        # PCMU passes untouched: aiortc's decoder thread is gone, its sender gets packets.
+        untouched = direct and codec == "PCMU"
+        assert leg._track.direct is untouched
+        decoder = leg._transceiver.receiver._RTCRtpReceiver__decoder_thread
+        assert (decoder is None) is untouched
         await asyncio.sleep(0.5)
         frequency, level = peer.heard(0.5)
         assert abs(frequency - 1000) < 20 and level > -30, (frequency, level)
