@@ -4,7 +4,8 @@
 callswitch runs pinned to CPU 0; this script (the aiortc clients) and SIPp share
 CPU 1. Each level starts a fresh server, registers N aiortc clients over the
 signaling WebSocket (agent0 … agentN-1, each with a token the official twilio
-library made) and places N SIPp calls (loadtest/scenarios/bridge_uac.xml: a
+library made; PCMU clients are WebRtcLegs, Opus ones plain aiortc peers) and
+places N SIPp calls (loadtest/scenarios/bridge_uac.xml: a
 looped 1 kHz tone, 20 ms PCMU) to a number whose webhook answers call k with
 ``<Dial><Client>agent{k}</Client></Dial>``. Every client answers with an SDP
 that allows only the level's codec (PCMU or Opus) and sends 440 Hz.
@@ -156,7 +157,9 @@ class Agent:
             if pc is not None:
                 await pc.close()
 
-    async def _answer(self, ws, message: dict) -> RTCPeerConnection:
+    async def _answer(self, ws, message: dict):
+        if self.codec.upper() == "PCMU":
+            return await self._answer_pcmu(ws, message)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         transceiver = pc.addTransceiver(CachedTone(), direction="sendrecv")
         caps = RTCRtpSender.getCapabilities("audio").codecs
@@ -171,11 +174,39 @@ class Agent:
         await ws.send(json.dumps({"type": "accept", "call": message["call"], "sdp": sdp}))
         return pc
 
+    async def _answer_pcmu(self, ws, message: dict):
+        """PCMU clients are our own WebRtcLeg (aiortc underneath, payloads untouched),
+        so that CPU 1 can run as many of them as the server carries."""
+        from media.g711 import ulaw_encode
+        from signaling.webrtc_leg import WebRtcLeg
+
+        leg = WebRtcLeg()
+        t = np.arange(8000) / 8000
+        tone = ulaw_encode((0.25 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16))
+        frames = itertools.cycle([tone[i : i + 160] for i in range(0, 8000, 160)])
+        leg.source = lambda: next(frames)
+        leg.on_frame = lambda frame: self._heard()
+        sdp = await leg.answer_offer(message["sdp"], prefer_pcmu=True)
+        self.negotiated = leg.browser_codec
+        await ws.send(json.dumps({"type": "accept", "call": message["call"], "sdp": sdp}))
+        return _LegConnection(leg)
+
+    def _heard(self) -> None:
+        self.received += 1
+
     async def _count(self, track) -> None:
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
             while True:
                 await track.recv()
                 self.received += 1
+
+
+class _LegConnection:
+    def __init__(self, leg) -> None:
+        self.leg = leg
+
+    async def close(self) -> None:
+        self.leg.close()
 
 
 @dataclass
