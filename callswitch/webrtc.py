@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse
 from control_api.store.webrtc import find_api_key
 from control_api.voice.browser import BrowserClients
 from signaling.server import SignalingServer
-from signaling.webrtc_leg import IceServer
+from signaling.webrtc_leg import IceServer, use_host_addresses
 
 __all__ = ["STATIC_DIR", "ice_servers", "mount_webrtc"]
 
@@ -48,6 +48,10 @@ def mount_webrtc(app: FastAPI, store, voice, media, settings) -> SignalingServer
             return None
         return key.account_sid, key.secret
 
+    # Bound to one address, ICE offers that one (aioice alone would skip loopback and
+    # offer every other interface); bound to all, aioice picks the interfaces.
+    specific = settings.bind not in ("0.0.0.0", "::", "")
+    use_host_addresses([settings.bind] if specific else None)
     server = SignalingServer(lookup_key, ice_servers=ice_servers(settings.ice_server))
     voice.browsers = BrowserClients(server, voice, media)
 

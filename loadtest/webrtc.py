@@ -124,6 +124,7 @@ class Agent:
     identity: str
     codec: str
     received: int = 0
+    leg: object = None  # the WebRtcLeg of a PCMU client, which counts what it sent
     connected: bool = False
     ended: bool = False
     negotiated: str = ""
@@ -181,6 +182,7 @@ class Agent:
         from signaling.webrtc_leg import WebRtcLeg
 
         leg = WebRtcLeg()
+        self.leg = leg
         t = np.arange(8000) / 8000
         tone = ulaw_encode((0.25 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16))
         frames = itertools.cycle([tone[i : i + 160] for i in range(0, 8000, 160)])
@@ -218,23 +220,28 @@ class Level:
     browser_loss_median: float = 1.0
     browser_loss_worst: float = 1.0
     sip_loss: float = 1.0
+    sent: float = -1.0  # what the clients sent / what they should have (PCMU clients only)
     server_cpu: float = 0.0
     generator_cpu: float = 0.0
     notes: list[str] = field(default_factory=list)
     profile: str = ""
 
+    @property
+    def _sent(self) -> str:
+        return f"{100 * self.sent:5.1f}%" if self.sent >= 0 else "    -"
+
     def row(self) -> str:
         return (
             f"| {self.codec:5} | {self.calls:5} | {self.answered:8} | {self.held:4} "
             f"| {100 * self.browser_loss_median:6.2f}% / {100 * self.browser_loss_worst:6.2f}% "
-            f"| {100 * self.sip_loss:6.2f}% | {100 * self.server_cpu:5.0f}% "
+            f"| {100 * self.sip_loss:6.2f}% | {self._sent} | {100 * self.server_cpu:5.0f}% "
             f"| {100 * self.generator_cpu:5.0f}% | {'; '.join(self.notes)[:70]} |"
         )
 
 
 HEADER = (
-    "| codec | calls | answered | held | browser loss med / worst | SIP loss | server CPU "
-    "| load CPU | notes |\n|---|---|---|---|---|---|---|---|---|"
+    "| codec | calls | answered | held | browser loss med / worst | SIP loss | clients sent "
+    "| server CPU | load CPU | notes |\n|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -298,6 +305,7 @@ async def run_level(work: Path, sipp: str, codec: str, calls: int, args) -> Leve
                 level.notes.append(f"{calls - level.answered} not answered in {setup_s:.0f} s")
             await asyncio.sleep(args.settle)
             rx0 = [a.received for a in agents]
+            tx0 = sum(a.leg.frames_sent for a in agents if a.leg is not None)
             sip0 = sink.delivered() or 0
             cpu0, own0, t0 = cpu_seconds(server.pid) or 0.0, _own_cpu(), time.monotonic()
             spy = None
@@ -309,6 +317,7 @@ async def run_level(work: Path, sipp: str, codec: str, calls: int, args) -> Leve
                 level.profile = summarize_profile(work / "profile.txt")
             elapsed = time.monotonic() - t0
             rx1 = [a.received for a in agents]
+            tx1 = sum(a.leg.frames_sent for a in agents if a.leg is not None)
             sip1 = sink.delivered() or 0
             level.server_cpu = ((cpu_seconds(server.pid) or 0.0) - cpu0) / elapsed
             level.generator_cpu = (_own_cpu() - own0) / elapsed
@@ -319,6 +328,8 @@ async def run_level(work: Path, sipp: str, codec: str, calls: int, args) -> Leve
             ]
             level.browser_loss_median = statistics.median(losses)
             level.browser_loss_worst = max(losses)
+            if any(a.leg is not None for a in agents):
+                level.sent = (tx1 - tx0) / (expected * max(1, level.answered))
             level.sip_loss = max(0.0, 1 - (sip1 - sip0) / (expected * max(1, level.answered)))
             if level.sip_loss < 0.01:
                 level.held = sum(loss < 0.01 for loss in losses)
@@ -349,6 +360,9 @@ async def main_async(args) -> int:
         return 2
     with contextlib.suppress(OSError, AttributeError):
         os.sched_setaffinity(0, {LOAD_CPU})
+    from signaling.webrtc_leg import use_host_addresses
+
+    use_host_addresses(["127.0.0.1"])  # loopback only, as the server bound to it
     plan = [("PCMU", n) for n in args.pcmu] + [("opus", n) for n in args.opus]
     print(f"callswitch on CPU {SERVER_CPU}; aiortc clients and SIPp on CPU {LOAD_CPU}; "
           f"window {args.window:.0f} s after {args.settle:.0f} s settling\n")

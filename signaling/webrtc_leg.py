@@ -44,7 +44,7 @@ from aiortc.sdp import candidate_from_sdp
 from media.g711 import ulaw_decode, ulaw_encode
 from media.leg import Frame, Leg
 
-__all__ = ["IceServer", "SdpRejected", "WebRtcLeg"]
+__all__ = ["IceServer", "SdpRejected", "WebRtcLeg", "use_host_addresses"]
 
 log = logging.getLogger("callswitch.webrtc")
 
@@ -65,6 +65,96 @@ _BAD_SDP = (
 )
 _SILENCE = bytes([0xFF]) * FRAME_SAMPLES  # μ-law zero
 _TIME_BASE = fractions.Fraction(1, RATE)
+
+
+_host_addresses: list[str] | None = None
+
+
+def use_host_addresses(addresses: list[str] | None) -> None:
+    """Gather ICE host candidates on ``addresses`` only (None: every interface but
+    loopback, aioice's own choice).
+
+    A server bound to one address offers that one: bound to 127.0.0.1 (tests, a
+    node behind a proxy) it offers loopback, which aioice otherwise never does, and
+    it then ignores a browser's candidates outside loopback, so that no ICE check
+    leaves for an address the operator did not bind.
+    """
+    global _host_addresses
+    import aioice.ice
+
+    original = getattr(aioice.ice, "_callswitch_original_host_addresses", None)
+    if original is None:
+        original = aioice.ice.get_host_addresses
+        aioice.ice._callswitch_original_host_addresses = original
+    _host_addresses = list(addresses) if addresses else None
+    _admit_loopback_only(_loopback_only())
+    if _host_addresses is None:
+        aioice.ice.get_host_addresses = original
+    else:
+        chosen = _host_addresses
+
+        def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+            return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+        aioice.ice.get_host_addresses = host_addresses
+
+
+def _admit_loopback_only(on: bool) -> None:
+    """On a loopback node, datagrams (ICE checks, media) from other addresses are
+    dropped: a browser's check sent from another interface gets no answer there,
+    so ICE settles on its loopback candidate."""
+    import aioice.ice
+
+    protocol = aioice.ice.StunProtocol
+    original = getattr(protocol, "_callswitch_original_received", None)
+    if original is None:
+        original = protocol.datagram_received
+        protocol._callswitch_original_received = original
+    if not on:
+        protocol.datagram_received = original
+        return
+
+    def datagram_received(self, data, addr) -> None:
+        host = addr[0]  # a string test per packet, not an ip_address object
+        if host.startswith("127.") or host == "::1":
+            original(self, data, addr)
+
+    protocol.datagram_received = datagram_received
+
+
+def _loopback_only() -> bool:
+    import ipaddress
+
+    return bool(_host_addresses) and all(
+        ipaddress.ip_address(a).is_loopback for a in _host_addresses
+    )
+
+
+_CANDIDATE_ADDRESS = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) ", re.MULTILINE)
+
+
+def _candidate_allowed(address: str) -> bool:
+    if not _loopback_only():
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # an mDNS name (.local): not ours to resolve on a loopback node
+
+
+def _scoped(sdp: str) -> str:
+    """The remote SDP without candidates we would not send checks to."""
+    if not _loopback_only():
+        return sdp
+    lines = sdp.split("\r\n") if "\r\n" in sdp else sdp.split("\n")
+    kept = []
+    for line in lines:
+        match = _CANDIDATE_ADDRESS.match(line)
+        if match is None or _candidate_allowed(match.group(1)):
+            kept.append(line)
+    return ("\r\n" if "\r\n" in sdp else "\n").join(kept)
 
 
 class SdpRejected(Exception):
@@ -192,7 +282,9 @@ class WebRtcLeg(Leg):
 
     async def accept_answer(self, sdp: str) -> None:
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            await self.pc.setRemoteDescription(
+                RTCSessionDescription(sdp=_scoped(sdp), type="answer")
+            )
         except _BAD_SDP as exc:
             raise SdpRejected(str(exc) or "bad SDP") from None
         self.browser_codec = negotiated_codec(sdp)
@@ -204,7 +296,9 @@ class WebRtcLeg(Leg):
         """Our answer to the browser's offer."""
         self._prefer(prefer_pcmu)
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await self.pc.setRemoteDescription(
+                RTCSessionDescription(sdp=_scoped(sdp), type="offer")
+            )
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except _BAD_SDP as exc:
             raise SdpRejected(str(exc) or "bad SDP") from None
@@ -266,6 +360,8 @@ class WebRtcLeg(Leg):
             candidate = candidate_from_sdp(line.removeprefix("candidate:"))
         except (ValueError, IndexError):
             raise SdpRejected("not an ICE candidate") from None
+        if not _candidate_allowed(candidate.ip):
+            return
         candidate.sdpMid = mid
         candidate.sdpMLineIndex = index if index is not None else 0
         await self.pc.addIceCandidate(candidate)

@@ -39,7 +39,23 @@ ARGS = [
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
+    # ICE over loopback only: Chromium skips loopback and hides host addresses
+    # behind mDNS names unless told otherwise.
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
+
+
+# The addresses of the candidate pair ICE selected, from the page's RTCPeerConnection.
+SELECTED_PAIR = """async () => {
+  const stats = await window.phone.call._pc.getStats();
+  let pair = null;
+  stats.forEach((s) => {
+    if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s;
+  });
+  if (!pair) return null;
+  return [stats.get(pair.localCandidateId).address, stats.get(pair.remoteCandidateId).address];
+}"""
 
 
 def tone_wav(path: Path, hz: float, seconds: float = 10.0, rate: int = 48000) -> Path:
@@ -140,6 +156,7 @@ async def test_chromium_answers_a_sip_call_on_the_phone_page(
         )
         await asyncio.sleep(2)
         frequency, level = await _frequency(page)
+        pair = await page.evaluate(SELECTED_PAIR)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "phone-in-call.png"))
         await page.click("#hangup")
@@ -153,6 +170,7 @@ async def test_chromium_answers_a_sip_call_on_the_phone_page(
     assert abs(frequency - TONE_HZ) < 15 and level > -40, (frequency, level, console)
     assert heard(rtp_sink, PAGE_HZ), f"SIPp did not hear the page\n{console}\n{server.tail()}"
     assert (ARTIFACTS / "phone-in-call.png").stat().st_size > 1000
+    assert pair == ["127.0.0.1", "127.0.0.1"], f"ICE used {pair}, not loopback"
 
 
 async def test_chromium_calls_a_sip_phone_from_the_phone_page(server, app, tmp_path, browser_page):

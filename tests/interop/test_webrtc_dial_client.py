@@ -5,6 +5,7 @@ each side hears the other's tone (1 kHz from SIPp, 440 Hz from the client)."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -64,6 +65,10 @@ async def test_sipp_call_reaches_alice_in_a_browser_and_audio_flows_both_ways(
         incoming, peer = await tab.answer_incoming(CLIENT_HZ)
         assert incoming["from"] == "sip:sipp@127.0.0.1"  # the caller, as the webhook saw it
         assert incoming["to"] == "client:alice"
+        # The server bound to 127.0.0.1 offers loopback candidates only.
+        assert set(re.findall(r"a=candidate:\S+ \d+ \S+ \d+ (\S+) ", incoming["sdp"])) == {
+            "127.0.0.1"
+        }
         status = await tab.next("status")
         assert status == {"type": "status", "call": incoming["call"], "status": "in-progress"}
         await asyncio.sleep(4)

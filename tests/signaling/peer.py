@@ -17,6 +17,11 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.mediastreams import MediaStreamError
 
 from media.tones import dominant_frequency, level_dbfs
+from signaling.webrtc_leg import use_host_addresses
+
+# Tests talk over loopback only: our legs and these peers gather 127.0.0.1 alone
+# (aioice would otherwise offer the machine's other interfaces and skip loopback).
+use_host_addresses(["127.0.0.1"])
 
 RATE = 48000
 FRAME = 960  # 20 ms at 48 kHz

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from media.g711 import ulaw_decode, ulaw_encode
 from media.tones import dominant_frequency, sine
 from signaling.webrtc_leg import SdpRejected, WebRtcLeg, negotiated_codec
-from tests.signaling.peer import Peer
+from tests.signaling.peer import Peer  # also keeps ICE on loopback
 
 
 def _looping(frequency: float):
@@ -47,6 +48,8 @@ async def test_our_offer_carries_audio_both_ways(prefer_pcmu, direct, codec):
     try:
         offer = await leg.create_offer(prefer_pcmu=prefer_pcmu)
         assert "a=fingerprint:" in offer and "a=ice-ufrag:" in offer  # DTLS-SRTP and ICE
+        candidates = re.findall(r"a=candidate:\S+ \d+ \S+ \d+ (\S+) ", offer)
+        assert candidates and set(candidates) == {"127.0.0.1"}, candidates
         await leg.accept_answer(await peer.answer(offer))
         assert leg.browser_codec == codec
         await _until(lambda: len(heard) >= 75 and len(peer.received) >= 75)
