@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import pytest
 
 from tests.peers import require
 
+from .audio import level_dbfs, ulaw_decode
 from .conftest import sipp_failure
 from .test_outbound_calls import heard, tone_dir
 from .webhook_app import WebhookApp, twiml
@@ -73,6 +75,10 @@ async def test_sipp_call_reaches_alice_in_a_browser_and_audio_flows_both_ways(
         assert status == {"type": "status", "call": incoming["call"], "status": "in-progress"}
         await asyncio.sleep(4)
         frequency, level = peer.heard(1.0)
+        # Muted, the tab's audio no longer reaches the caller.
+        await tab.send(type="mute", call=incoming["call"], muted=True)
+        muted_at = time.monotonic()
+        await asyncio.sleep(1.5)
         await tab.send(type="hangup", call=incoming["call"])
         result = await caller
         await peer.close()
@@ -84,6 +90,11 @@ async def test_sipp_call_reaches_alice_in_a_browser_and_audio_flows_both_ways(
         f"the browser heard {frequency:.0f} Hz at {level:.1f} dBFS\n{server.tail()}"
     )
     assert heard(rtp_sink, CLIENT_HZ), f"SIPp did not hear the browser's tone\n{server.tail()}"
+    after_mute = b"".join(
+        p.payload for p in rtp_sink.packets() if p.arrival > muted_at + 0.3 and p.payload_type == 0
+    )
+    if after_mute:  # the server may send nothing at all, or silence
+        assert level_dbfs(ulaw_decode(after_mute)) < -50, "the caller still hears a muted tab"
     assert not [m for m in other.messages if m["type"] == "incoming"], "bob's tab rang"
 
     calls = client.calls.list()

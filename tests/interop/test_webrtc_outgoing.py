@@ -81,3 +81,34 @@ async def test_a_browser_calls_a_sip_phone_through_its_application(server, app, 
     assert call._from == "client:alice" and call.direction == "inbound"
     children = client.calls.list(parent_call_sid=call.sid)
     assert [c.status for c in children] == ["completed"]
+
+
+async def test_a_browsers_digits_reach_gather(server, app):
+    """``dtmf`` messages arrive as the call's DTMF: ``<Gather>`` gets them (``#`` ends it)."""
+    client = rest_client(server)
+    app.routes["/voice"] = lambda r: twiml(
+        f'<Gather numDigits="3" timeout="10" action="{app.url("/gathered")}"/>'
+    )
+    app.routes["/gathered"] = lambda r: twiml("<Pause length='1'/><Hangup/>")
+    application = client.applications.create(friendly_name="ivr", voice_url=app.url("/voice"))
+    token = access_token(server, "alice", application_sid=application.sid)
+    from tests.signaling.peer import Peer
+
+    tab = await SignalingClient.open(server)
+    peer = Peer(CLIENT_HZ)
+    try:
+        await tab.register(token)
+        await tab.send(type="call", ref="ivr", to="", sdp=await peer.offer())
+        answer = await tab.next("answer")
+        await peer.accept(answer["sdp"])
+        await tab.next("status")  # in-progress
+        await asyncio.sleep(0.5)
+        await tab.send(type="dtmf", call=answer["call"], digits="4")
+        await tab.send(type="dtmf", call=answer["call"], digits="2#")
+        ended = await tab.next("hangup", timeout=15)
+        assert ended["call"] == answer["call"]
+    finally:
+        await peer.close()
+        await tab.close()
+    gathered = app.wait_for("/gathered", count=1)
+    assert gathered and gathered[0].field("Digits") == "42"
