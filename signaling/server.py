@@ -200,9 +200,13 @@ class SignalingServer:
 
     async def _register(self, websocket, send) -> Tab | None:
         """The first message must be ``register`` with a good token; else an error and close."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REGISTER_TIMEOUT_S  # for all attempts together
         while True:
             try:
-                text = await asyncio.wait_for(websocket.receive_text(), REGISTER_TIMEOUT_S)
+                text = await asyncio.wait_for(
+                    websocket.receive_text(), max(0.0, deadline - loop.time())
+                )
             except TimeoutError:
                 send(protocol.Error(protocol.NOT_REGISTERED, "register first"))
                 return None
