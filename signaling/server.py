@@ -225,16 +225,7 @@ class SignalingServer:
                 return None
             tab = Tab(token, send)
             self._tabs.setdefault((token.account_sid, token.identity), []).append(tab)
-            send(
-                protocol.Registered(
-                    identity=token.identity,
-                    account_sid=token.account_sid,
-                    expires=token.expires,
-                    incoming=token.incoming_allow,
-                    outgoing=token.application_sid is not None,
-                    ice_servers=[server.as_json() for server in self.ice_servers],
-                )
-            )
+            send(self._registered(token))
             log.info(
                 "webrtc.registered",
                 extra={"account_sid": token.account_sid, "identity": token.identity},
@@ -271,7 +262,8 @@ class SignalingServer:
 
     async def _dispatch(self, tab: Tab, message) -> None:
         if isinstance(message, protocol.Register):
-            raise ProtocolError(protocol.MALFORMED, "already registered")
+            await self._refresh(tab, message.token)
+            return
         if isinstance(message, protocol.Dial):
             await self._dial(tab, message)
             return
@@ -308,6 +300,28 @@ class SignalingServer:
             call.on_mute(message.muted)
         elif isinstance(message, protocol.Hangup):
             call._end("hangup", notify=False)
+
+    async def _refresh(self, tab: Tab, text: str) -> None:
+        """``register`` again with a fresh token (before the old one expires): same
+        account and identity only; the tab keeps its calls."""
+        try:
+            token = await self.check_token(text)
+        except TokenError as exc:
+            raise ProtocolError(exc.code, str(exc)) from None
+        if (token.account_sid, token.identity) != (tab.account_sid, tab.identity):
+            raise ProtocolError(protocol.MALFORMED, "a new token must name the same identity")
+        tab.token = token
+        tab.send(self._registered(token))
+
+    def _registered(self, token: AccessToken) -> protocol.Registered:
+        return protocol.Registered(
+            identity=token.identity,
+            account_sid=token.account_sid,
+            expires=token.expires,
+            incoming=token.incoming_allow,
+            outgoing=token.application_sid is not None,
+            ice_servers=[server.as_json() for server in self.ice_servers],
+        )
 
     async def _dial(self, tab: Tab, message: protocol.Dial) -> None:
         if tab.token.application_sid is None or self.on_dial is None:

@@ -8,7 +8,8 @@
 //   await device.register();
 //   const call = await device.connect({ to: "+15551234567", params: { team: "blue" } });
 //
-// Device events: registered, unregistered, incoming (detail: Call), error (detail: {code, message}).
+// Device events: registered (again after updateToken), unregistered, incoming (detail: Call),
+//                error (detail: {code, message}).
 // Call events: ringing, accept, status (detail: status), cancel, reject, disconnect,
 //              mute (detail: bool), volume (detail: {input, output} from 0 to 1), error.
 
@@ -83,6 +84,12 @@ export class Device extends EventTarget {
         }
       };
     });
+  }
+
+  // A fresh token for the same identity, before the old one expires; calls go on.
+  updateToken(token) {
+    this.token = token;
+    this._send({ type: "register", token });
   }
 
   async connect({ to = "", params = {} } = {}) {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 import wave
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from tests.peers import require
 
+from .audio import level_dbfs, ulaw_decode
 from .conftest import sipp_failure
 from .harness import free_port
 from .rtp import RtpSink
@@ -159,6 +161,10 @@ async def test_chromium_answers_a_sip_call_on_the_phone_page(
         pair = await page.evaluate(SELECTED_PAIR)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "phone-in-call.png"))
+        await page.click("#mute")
+        assert await page.text_content("#mute") == "Unmute"
+        muted_at = time.monotonic()
+        await asyncio.sleep(1.5)
         await page.click("#hangup")
         result = await caller
         await page.wait_for_function(
@@ -171,6 +177,11 @@ async def test_chromium_answers_a_sip_call_on_the_phone_page(
     assert heard(rtp_sink, PAGE_HZ), f"SIPp did not hear the page\n{console}\n{server.tail()}"
     assert (ARTIFACTS / "phone-in-call.png").stat().st_size > 1000
     assert pair == ["127.0.0.1", "127.0.0.1"], f"ICE used {pair}, not loopback"
+    after_mute = b"".join(
+        p.payload for p in rtp_sink.packets() if p.arrival > muted_at + 0.3 and p.payload_type == 0
+    )
+    if after_mute:  # nothing at all, or silence
+        assert level_dbfs(ulaw_decode(after_mute)) < -50, "SIPp still hears the muted page"
 
 
 async def test_chromium_calls_a_sip_phone_from_the_phone_page(server, app, tmp_path, browser_page):

@@ -160,3 +160,17 @@ async def test_calling_out_without_an_application_is_refused(hub):
     alice = await connect("alice")
     await alice.say(type="call", ref="r", sdp="v=0", to="+1555")
     assert (await alice.next())["code"] == 20106
+
+
+async def test_a_fresh_token_for_the_same_identity_replaces_the_old(hub):
+    server, connect = hub
+    alice = await connect("alice")
+    await alice.say(type="register", token=token("alice", ttl=7200))
+    refreshed = await alice.next()
+    assert refreshed["type"] == "registered" and refreshed["expires"] > time.time() + 7000
+    await alice.say(type="register", token=token("mallory"))
+    assert (await alice.next())["code"] == 31100
+    await alice.say(type="register", token=token("alice", ttl=-5))
+    assert (await alice.next())["code"] == 20104
+    [tab] = server.tabs(ACCOUNT, "alice")
+    assert tab.token.expires > time.time() + 7000
