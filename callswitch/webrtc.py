@@ -52,7 +52,9 @@ def mount_webrtc(app: FastAPI, store, voice, media, settings) -> SignalingServer
     # offer every other interface); bound to all, aioice picks the interfaces.
     specific = settings.bind not in ("0.0.0.0", "::", "")
     use_host_addresses([settings.bind] if specific else None)
-    server = SignalingServer(lookup_key, ice_servers=ice_servers(settings.ice_server))
+    server = SignalingServer(
+        lookup_key, ice_servers=ice_servers(settings.ice_server), media_clock=media.clock
+    )
     voice.browsers = BrowserClients(server, voice, media)
 
     async def signaling(websocket: WebSocket) -> None:

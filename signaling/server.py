@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from media.clock import MediaClock
 from signaling import protocol
 from signaling.protocol import ProtocolError
 from signaling.tokens import AccessToken, TokenError, issuer_of, verify
@@ -124,8 +125,10 @@ class SignalingServer:
         *,
         ice_servers: list[IceServer] | None = None,
         clock: Callable[[], float] = time.time,
+        media_clock: MediaClock | None = None,
     ) -> None:
         self.lookup_key = lookup_key
+        self.media_clock = media_clock  # paces what legs send to browsers
         self.ice_servers = list(ice_servers or [])
         self.clock = clock
         self._tabs: dict[tuple[str, str], list[Tab]] = {}
@@ -147,7 +150,7 @@ class SignalingServer:
         self, tab: Tab, *, from_: str, to: str, prefer_pcmu: bool = True, sid: str | None = None
     ) -> BrowserCall:
         """Offer a call to ``tab``; ``await call.accepted`` says whether it was taken."""
-        leg = WebRtcLeg(self.ice_servers)
+        leg = WebRtcLeg(self.ice_servers, clock=self.media_clock)
         call = BrowserCall(tab, sid or new_call_sid(), leg, "incoming")
         tab.calls[call.sid] = call
         try:
@@ -330,7 +333,7 @@ class SignalingServer:
             )
         if len(tab.calls) >= MAX_CALLS_PER_TAB:
             raise ProtocolError(protocol.CALL_FAILED, "too many calls")
-        leg = WebRtcLeg(self.ice_servers)
+        leg = WebRtcLeg(self.ice_servers, clock=self.media_clock)
         call = BrowserCall(tab, new_call_sid(), leg, "outgoing")
         try:
             sdp = await leg.answer_offer(message.sdp, prefer_pcmu=True)

@@ -41,6 +41,7 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 
+from media.clock import MediaClock
 from media.g711 import ulaw_decode, ulaw_encode
 from media.leg import Frame, Leg
 
@@ -177,14 +178,57 @@ class IceServer:
         return entry
 
 
+class _Ticker:
+    """One future per tick of the media clock, shared by every waiting track: a
+    hundred calls cost one timer per 20 ms instead of a hundred sleeps."""
+
+    def __init__(self, clock: MediaClock) -> None:
+        self.clock = clock
+        self._future: asyncio.Future | None = None
+        self._token: int | None = None
+        self.users = 0
+
+    def next_tick(self) -> asyncio.Future:
+        if self._future is None:
+            self._future = asyncio.get_running_loop().create_future()
+        if self._token is None:
+            self._token = self.clock.subscribe(self._tick)
+        return self._future
+
+    def _tick(self) -> None:
+        future, self._future = self._future, None
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users <= 0 and self._token is not None:
+            self.clock.unsubscribe(self._token)
+            self._token = None
+
+
+_tickers: dict[int, _Ticker] = {}
+
+
+def _ticker_for(clock: MediaClock) -> _Ticker:
+    ticker = _tickers.get(id(clock))
+    if ticker is None or ticker.clock is not clock:
+        ticker = _tickers[id(clock)] = _Ticker(clock)
+    ticker.users += 1
+    return ticker
+
+
 class _OutboundTrack(MediaStreamTrack):
     """What the bridge sends, as the audio track aiortc's sender pulls from."""
 
     kind = "audio"
 
-    def __init__(self, pull: Callable[[int], bytes | None]) -> None:
+    def __init__(
+        self, pull: Callable[[int], bytes | None], ticker: _Ticker | None = None
+    ) -> None:
         super().__init__()
         self._pull = pull  # the next 20 ms payload for this RTP timestamp, or None
+        self._ticker = ticker  # the shared media clock, else a sleep per frame
         self.direct = False
         self._start: float | None = None
         self._timestamp = 0
@@ -197,8 +241,11 @@ class _OutboundTrack(MediaStreamTrack):
         else:
             self._timestamp += FRAME_SAMPLES
             wait = self._start + self._timestamp / RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if wait > 0:  # when late, the frame goes at once: aiortc catches up
+                if self._ticker is not None:
+                    await self._ticker.next_tick()
+                else:
+                    await asyncio.sleep(wait)
         payload = self._pull(self._timestamp)
         if self.direct:  # PCMU both ways: the payload goes out as it is, no encoder
             packet = av.Packet(payload if payload is not None else _SILENCE)
@@ -244,9 +291,14 @@ class WebRtcLeg(Leg):
     sample_rate = RATE
 
     def __init__(
-        self, ice_servers: list[IceServer] | None = None, *, direct_pcmu: bool = True
+        self,
+        ice_servers: list[IceServer] | None = None,
+        *,
+        direct_pcmu: bool = True,
+        clock: MediaClock | None = None,
     ) -> None:
         super().__init__()
+        self._ticker = _ticker_for(clock) if clock is not None else None
         self.direct_pcmu = direct_pcmu  # PCMU payloads pass untouched (see _direct)
         servers = [
             RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
@@ -259,7 +311,7 @@ class WebRtcLeg(Leg):
         # and a listener to both directions (media/taps.py).
         self.source: Callable[[], bytes | None] | None = None
         self.tap: Callable[[int, Frame], None] | None = None
-        self._track = _OutboundTrack(self._next_payload)
+        self._track = _OutboundTrack(self._next_payload, self._ticker)
         self._transceiver = self.pc.addTransceiver(self._track, direction="sendrecv")
         self.browser_codec = ""  # what the browser and we agreed on: PCMU or OPUS
         self.muted = False  # the browser muted itself: what it sends is not passed on
@@ -441,6 +493,8 @@ class WebRtcLeg(Leg):
             return
         super().close()
         self._track.stop()
+        if self._ticker is not None:
+            self._ticker.release()
         if self._receiver is not None:
             self._receiver.cancel()
         self._closing = asyncio.ensure_future(self._close_pc())

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from media.clock import MediaClock
 from media.g711 import ulaw_decode, ulaw_encode
 from media.tones import dominant_frequency, sine
 from signaling.webrtc_leg import SdpRejected, WebRtcLeg, negotiated_codec
@@ -68,8 +69,10 @@ async def test_our_offer_carries_audio_both_ways(prefer_pcmu, direct, codec):
         await peer.close()
 
 
-async def test_the_browsers_offer_is_answered_with_pcmu_when_preferred():
-    leg = WebRtcLeg()
+@pytest.mark.parametrize("paced_by_clock", [False, True])
+async def test_the_browsers_offer_is_answered_with_pcmu_when_preferred(paced_by_clock):
+    clock = MediaClock() if paced_by_clock else None
+    leg = WebRtcLeg(clock=clock)
     peer = Peer(440.0)
     heard: list[bytes] = []
     leg.on_frame = lambda frame: heard.append(frame.payload)
@@ -79,12 +82,18 @@ async def test_the_browsers_offer_is_answered_with_pcmu_when_preferred():
         assert negotiated_codec(answer) == "PCMU"
         await peer.accept(answer)
         await _until(lambda: len(heard) >= 50 and len(peer.received) >= 50)
+        sent, started = leg.frames_sent, asyncio.get_running_loop().time()
+        await asyncio.sleep(1.0)
+        rate = (leg.frames_sent - sent) / (asyncio.get_running_loop().time() - started)
+        assert 45 <= rate <= 55, rate  # 50 frames a second, by the clock or by sleeping
         frequency, _ = peer.heard(0.5)
         assert abs(frequency - 1000) < 20
         assert abs(dominant_frequency(ulaw_decode(b"".join(heard[-25:])), 8000) - 440) < 20
     finally:
         leg.close()
         await peer.close()
+        if clock is not None:
+            clock.close()
 
 
 async def test_sdp_without_a_common_codec_is_rejected():
