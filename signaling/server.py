@@ -169,6 +169,12 @@ class SignalingServer:
         await websocket.accept()
         outbox: asyncio.Queue[str | None] = asyncio.Queue(SEND_QUEUE)
         writer = asyncio.ensure_future(self._write(websocket, outbox))
+        # A writer that stopped (a tab too slow to read, a broken socket) closes the
+        # socket, which ends the read below even if the tab sends nothing more.
+        closing: list[asyncio.Task] = []
+        writer.add_done_callback(
+            lambda _: closing.append(asyncio.ensure_future(_close_quietly(websocket)))
+        )
         tab: Tab | None = None
 
         def send(message: object) -> None:
@@ -362,6 +368,11 @@ class SignalingServer:
             for tab in list(tabs):
                 for call in list(tab.calls.values()):
                     call.hangup("shutdown")
+
+
+async def _close_quietly(websocket) -> None:
+    with contextlib.suppress(Exception):
+        await websocket.close()
 
 
 def _is_disconnect(exc: Exception) -> bool:

@@ -174,3 +174,24 @@ async def test_a_fresh_token_for_the_same_identity_replaces_the_old(hub):
     assert (await alice.next())["code"] == 20104
     [tab] = server.tabs(ACCOUNT, "alice")
     assert tab.token.expires > time.time() + 7000
+
+
+async def test_a_tab_that_does_not_read_is_disconnected(hub, monkeypatch):
+    monkeypatch.setattr(server_module, "SEND_QUEUE", 4)
+    server, connect = hub
+    socket = await connect("alice")
+    stuck = asyncio.Event()
+
+    async def never_sends(text: str) -> None:
+        await stuck.wait()
+
+    socket.send_text = never_sends
+    for _ in range(10):  # each malformed message queues an error nobody reads
+        await socket.incoming.put("junk")
+    await asyncio.wait_for(socket.closed.wait(), 2)
+    await socket.incoming.put(None)
+    for _ in range(50):
+        if not server.tabs(ACCOUNT, "alice"):
+            break
+        await asyncio.sleep(0.02)
+    assert server.tabs(ACCOUNT, "alice") == []
