@@ -390,8 +390,16 @@ class WebRtcLeg(Leg):
             await receive(parameters)
             stop_decoder()
 
+        # Reception statistics (RFC 3550 A.3/A.8), which aiortc's receiver reports
+        # carry; aiortc makes the entry of an SSRC on that SSRC's first packet.
+        streams = getattr(receiver, "_RTCRtpReceiver__remote_streams", {})
+
         async def handle_payload(packet, arrival_time_ms: int) -> None:
-            await handle(packet, arrival_time_ms)  # statistics, RTCP and NACKs as before
+            statistics = streams.get(packet.ssrc)
+            if statistics is None or packet.payload_type != payload_type:
+                await handle(packet, arrival_time_ms)  # the first packet, or not PCMU
+            else:
+                statistics.add(packet)  # no depayloading, jitter buffer or decoder
             if packet.payload_type == payload_type and packet.payload:
                 self._deliver(packet.payload)
 

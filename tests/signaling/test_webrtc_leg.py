@@ -86,6 +86,15 @@ async def test_the_browsers_offer_is_answered_with_pcmu_when_preferred(paced_by_
         await asyncio.sleep(1.0)
         rate = (leg.frames_sent - sent) / (asyncio.get_running_loop().time() - started)
         assert 45 <= rate <= 55, rate  # 50 frames a second, by the clock or by sleeping
+        # Our receiver reports still describe what arrived, payloads untouched or not.
+        reports = []
+        for _ in range(40):
+            stats = await peer.pc.getStats()
+            reports = [r for r in stats.values() if r.type == "remote-inbound-rtp"]
+            if reports and reports[0].packetsLost is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert reports and reports[0].packetsLost == 0, reports
         frequency, _ = peer.heard(0.5)
         assert abs(frequency - 1000) < 20
         assert abs(dominant_frequency(ulaw_decode(b"".join(heard[-25:])), 8000) - 440) < 20
