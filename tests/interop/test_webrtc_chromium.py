@@ -110,6 +110,19 @@ def app():
         yield application
 
 
+async def _status_starts(page, text: str, launcher, server, timeout: float = 30.0) -> None:
+    """Wait for the page's status line; on time-out say what it showed and why."""
+    script = f"document.getElementById('status').textContent.startsWith({text!r})"
+    try:
+        await page.wait_for_function(script, timeout=timeout * 1000)
+    except Exception as exc:
+        status = await page.text_content("#status")
+        raise AssertionError(
+            f"waited {timeout} s for {text!r}, the page says {status!r} ({exc})\n"
+            f"console: {launcher.console}\n{server.tail()}"
+        ) from None
+
+
 async def _frequency(page, seconds: float = 2.0) -> tuple[float, float]:
     """The page's own analysis of what it receives: the median of a few readings."""
     readings = []
@@ -136,9 +149,7 @@ async def test_chromium_answers_a_sip_call_on_the_phone_page(
     token = access_token(server, "alice")
     async with browser_page as page:
         await page.goto(f"http://127.0.0.1:{server.http_port}/phone#token={token}")
-        await page.wait_for_function(
-            "document.getElementById('status').textContent.startsWith('Ready')", timeout=10000
-        )
+        await _status_starts(page, "Ready", browser_page, server)
         caller = asyncio.ensure_future(
             asyncio.to_thread(
                 sipp,
@@ -150,12 +161,10 @@ async def test_chromium_answers_a_sip_call_on_the_phone_page(
                 timeout=40,
             )
         )
-        await page.wait_for_selector("#answer:not(.hidden)", timeout=15000)
+        await page.wait_for_selector("#answer:not(.hidden)", timeout=30000)
         assert "Incoming call" in await page.text_content("#status")
         await page.click("#answer")
-        await page.wait_for_function(
-            "document.getElementById('status').textContent.startsWith('In call')", timeout=10000
-        )
+        await _status_starts(page, "In call", browser_page, server)
         await asyncio.sleep(2)
         frequency, level = await _frequency(page)
         pair = await page.evaluate(SELECTED_PAIR)
@@ -167,10 +176,7 @@ async def test_chromium_answers_a_sip_call_on_the_phone_page(
         await asyncio.sleep(1.5)
         await page.click("#hangup")
         result = await caller
-        await page.wait_for_function(
-            "document.getElementById('status').textContent.startsWith('Call ended')",
-            timeout=5000,
-        )
+        await _status_starts(page, "Call ended", browser_page, server, timeout=10)
         console = list(browser_page.console)
     assert result.ok(1), sipp_failure(result, server, "the SIPp call did not end cleanly")
     assert abs(frequency - TONE_HZ) < 15 and level > -40, (frequency, level, console)
@@ -198,19 +204,13 @@ async def test_chromium_calls_a_sip_phone_from_the_phone_page(server, app, tmp_p
             await page.goto(f"http://127.0.0.1:{server.http_port}/phone")
             await page.fill("#token", token)
             await page.click("#login-button")
-            await page.wait_for_selector("#phone:not(.hidden)", timeout=10000)
+            await page.wait_for_selector("#phone:not(.hidden)", timeout=30000)
             await page.fill("#to", "desk")
             await page.click("#call")
-            await page.wait_for_function(
-                "document.getElementById('status').textContent.startsWith('In call')",
-                timeout=15000,
-            )
+            await _status_starts(page, "In call", browser_page, server)
             frequency, _ = await _frequency(page, 1.5)
             # The UAS hangs up after 3 s of talk.
-            await page.wait_for_function(
-                "document.getElementById('status').textContent.startsWith('Call ended')",
-                timeout=15000,
-            )
+            await _status_starts(page, "Call ended", browser_page, server)
             console = list(browser_page.console)
         result = await asyncio.to_thread(uas.wait, 20)
     assert result.ok(1), f"the UAS call failed\n{result.describe()}\n{server.tail()}"
