@@ -83,9 +83,9 @@ async def test_the_browsers_offer_is_answered_with_pcmu_when_preferred(paced_by_
         await peer.accept(answer)
         await _until(lambda: len(heard) >= 50 and len(peer.received) >= 50)
         sent, started = leg.frames_sent, asyncio.get_running_loop().time()
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(2.0)
         rate = (leg.frames_sent - sent) / (asyncio.get_running_loop().time() - started)
-        assert 45 <= rate <= 55, rate  # 50 frames a second, by the clock or by sleeping
+        assert 42 <= rate <= 58, rate  # 50 frames a second, by the clock or by sleeping
         # Our receiver reports still describe what arrived, payloads untouched or not.
         reports = []
         for _ in range(40):
