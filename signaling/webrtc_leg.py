@@ -53,6 +53,7 @@ RATE = 8000
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
 FRAME_S = 0.020
 MAX_QUEUED = 10  # 200 ms: beyond that the oldest frame goes, so delay cannot grow
+INBOUND_DEPTH = 3  # frames from the browser waiting for the clock: 60 ms at most
 # What aiortc raises for SDP it cannot use, besides its parser's plain errors.
 _BAD_SDP = (
     ValueError,
@@ -299,6 +300,10 @@ class WebRtcLeg(Leg):
     ) -> None:
         super().__init__()
         self._ticker = _ticker_for(clock) if clock is not None else None
+        self._clock = clock
+        self._inbound: deque[bytes] = deque(maxlen=INBOUND_DEPTH)
+        self._clock_token = clock.subscribe(self._inbound_tick) if clock is not None else None
+        self.frames_dropped = 0  # received but pushed out of the inbound queue by newer ones
         self.direct_pcmu = direct_pcmu  # PCMU payloads pass untouched (see _direct)
         servers = [
             RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
@@ -451,7 +456,22 @@ class WebRtcLeg(Leg):
                     self._deliver(ulaw_encode(chunk))
 
     def _deliver(self, payload: bytes) -> None:
+        """What the browser sent, on to the consumer: at once, or with a media clock
+        one frame per tick from a short queue (a burst after a network or CPU
+        stall then costs at most INBOUND_DEPTH frames of delay, never more)."""
         self.frames_received += 1
+        if self._clock_token is None:
+            self._hand_on(payload)
+        else:
+            if len(self._inbound) == INBOUND_DEPTH:
+                self.frames_dropped += 1
+            self._inbound.append(payload)
+
+    def _inbound_tick(self) -> None:
+        if self._inbound:
+            self._hand_on(self._inbound.popleft())
+
+    def _hand_on(self, payload: bytes) -> None:
         self._timestamp += len(payload)
         if self.muted:
             return
@@ -503,6 +523,10 @@ class WebRtcLeg(Leg):
         self._track.stop()
         if self._ticker is not None:
             self._ticker.release()
+        if self._clock_token is not None:
+            self._clock.unsubscribe(self._clock_token)
+            self._clock_token = None
+            self._inbound.clear()
         if self._receiver is not None:
             self._receiver.cancel()
         self._closing = asyncio.ensure_future(self._close_pc())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 
 import numpy as np
@@ -130,3 +131,23 @@ async def test_closing_the_peer_closes_the_leg():
     # aiortc notices through the DTLS close_notify (or ICE consent, at worst 30 s).
     await asyncio.wait_for(closed.wait(), 35)
     assert leg.closed and np is not None
+
+
+async def test_with_a_clock_what_arrives_in_a_burst_goes_on_one_frame_per_tick():
+    clock = MediaClock()
+    leg = WebRtcLeg(clock=clock)
+    got: list[tuple[float, bytes]] = []
+    loop = asyncio.get_running_loop()
+    leg.on_frame = lambda frame: got.append((loop.time(), frame.payload))
+    try:
+        for n in range(10):  # a stall's worth of frames at once
+            leg._deliver(bytes([n]) * 160)
+        await asyncio.sleep(0.15)
+        # Only the newest few are kept, so a stall adds at most 60 ms of delay.
+        assert [payload[0] for _, payload in got] == [7, 8, 9]
+        assert leg.frames_dropped == 7 and leg.frames_received == 10
+        gaps = [b - a for (a, _), (b, _) in itertools.pairwise(got)]
+        assert all(gap > 0.010 for gap in gaps), gaps  # one per 20 ms tick
+    finally:
+        leg.close()
+        clock.close()
