@@ -159,6 +159,20 @@ def _scoped(sdp: str) -> str:
     return ("\r\n" if "\r\n" in sdp else "\n").join(kept)
 
 
+_OPUS_SILENCE: bytes | None = None
+
+
+def _opus_silence() -> bytes:
+    """20 ms of silence in Opus, made once: what a direct Opus track sends when
+    nothing is queued."""
+    global _OPUS_SILENCE
+    if _OPUS_SILENCE is None:
+        from media.codecs import encoder
+
+        _OPUS_SILENCE = encoder("OPUS").encode(np.zeros(960, dtype=np.int16))
+    return _OPUS_SILENCE
+
+
 class SdpRejected(Exception):
     """The browser's SDP cannot be used: not SDP, no audio, or no codec in common."""
 
@@ -231,8 +245,20 @@ class _OutboundTrack(MediaStreamTrack):
         self._pull = pull  # the next 20 ms payload for this RTP timestamp, or None
         self._ticker = ticker  # the shared media clock, else a sleep per frame
         self.direct = False
+        # What a direct track sends: payloads of this clock rate, 20 ms each, and the
+        # payload to send when there is nothing to say.
+        self.rate = RATE
+        self.silence = _SILENCE
+        self._time_base = _TIME_BASE
         self._start: float | None = None
+        self._frames = 0
         self._timestamp = 0
+
+    def go_direct(self, rate: int, silence: bytes) -> None:
+        self.direct = True
+        self.rate = rate
+        self.silence = silence
+        self._time_base = fractions.Fraction(1, rate)
 
     async def recv(self) -> av.AudioFrame | av.Packet:
         if self.readyState != "live":
@@ -240,19 +266,22 @@ class _OutboundTrack(MediaStreamTrack):
         if self._start is None:
             self._start = time.monotonic()
         else:
-            self._timestamp += FRAME_SAMPLES
-            wait = self._start + self._timestamp / RATE - time.monotonic()
+            self._frames += 1
+            wait = self._start + self._frames * FRAME_S - time.monotonic()
             if wait > 0:  # when late, the frame goes at once: aiortc catches up
                 if self._ticker is not None:
                     await self._ticker.next_tick()
                 else:
                     await asyncio.sleep(wait)
-        payload = self._pull(self._timestamp)
-        if self.direct:  # PCMU both ways: the payload goes out as it is, no encoder
-            packet = av.Packet(payload if payload is not None else _SILENCE)
+        if self.direct:  # the payload goes out as it is: no encoder runs
+            self._timestamp = self._frames * (self.rate // 50)
+            payload = self._pull(self._timestamp)
+            packet = av.Packet(payload if payload is not None else self.silence)
             packet.pts = self._timestamp
-            packet.time_base = _TIME_BASE
+            packet.time_base = self._time_base
             return packet
+        self._timestamp = self._frames * FRAME_SAMPLES
+        payload = self._pull(self._timestamp)
         samples = ulaw_decode(payload if payload is not None else _SILENCE)
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = RATE
@@ -296,6 +325,7 @@ class WebRtcLeg(Leg):
         ice_servers: list[IceServer] | None = None,
         *,
         direct_pcmu: bool = True,
+        direct_opus: bool = True,
         clock: MediaClock | None = None,
     ) -> None:
         super().__init__()
@@ -305,6 +335,10 @@ class WebRtcLeg(Leg):
         self._clock_token = clock.subscribe(self._inbound_tick) if clock is not None else None
         self.frames_dropped = 0  # received but pushed out of the inbound queue by newer ones
         self.direct_pcmu = direct_pcmu  # PCMU payloads pass untouched (see _direct)
+        self.direct_opus = direct_opus  # so do Opus ones; the leg then speaks Opus
+        self.codec = "PCMU"
+        self.sample_rate = RATE
+        self._frame_samples = FRAME_SAMPLES
         servers = [
             RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
             for s in ice_servers or []
@@ -367,11 +401,19 @@ class WebRtcLeg(Leg):
         return local
 
     def _negotiated(self, answer_sdp: str) -> None:
+        line = _MLINE.search(answer_sdp)
+        payload_type = int(line.group(1)) if line else 0
         if self.browser_codec == "PCMU" and self.direct_pcmu:
-            line = _MLINE.search(answer_sdp)
-            self._direct(int(line.group(1)) if line else 0)
+            self._direct(payload_type)
+        elif self.browser_codec == "OPUS" and self.direct_opus and self._direct(payload_type):
+            # The leg speaks Opus to the bridge: a bridge to an Opus phone passes the
+            # payloads on untouched, one to a PCMU phone transcodes in media/codecs.py.
+            self.codec = "OPUS"
+            self.sample_rate = 48000
+            self._frame_samples = 960
+            self._track.go_direct(48000, _opus_silence())
 
-    def _direct(self, payload_type: int) -> None:
+    def _direct(self, payload_type: int) -> bool:
         """PCMU with the browser: its RTP payloads reach ``on_frame`` as they arrive and
         ours leave as they are, so neither aiortc's decoder thread nor its encoder runs.
 
@@ -381,7 +423,7 @@ class WebRtcLeg(Leg):
         receiver = self._transceiver.receiver
         mangled = "_RTCRtpReceiver__decoder_thread"
         if not hasattr(receiver, mangled) or not hasattr(receiver, "_handle_rtp_packet"):
-            return
+            return False
         handle = receiver._handle_rtp_packet
         receive = receiver.receive
 
@@ -411,7 +453,8 @@ class WebRtcLeg(Leg):
         receiver.receive = receive_without_decoder
         receiver._handle_rtp_packet = handle_payload
         stop_decoder()
-        self._track.direct = True
+        self._track.go_direct(RATE, _SILENCE)
+        return True
 
     def _prefer(self, prefer_pcmu: bool) -> None:
         order = ["PCMU", "opus"] if prefer_pcmu else ["opus", "PCMU"]
@@ -472,10 +515,10 @@ class WebRtcLeg(Leg):
             self._hand_on(self._inbound.popleft())
 
     def _hand_on(self, payload: bytes) -> None:
-        self._timestamp += len(payload)
+        self._timestamp += self._frame_samples
         if self.muted:
             return
-        received = Frame("PCMU", payload, self._timestamp, len(payload))
+        received = Frame(self.codec, payload, self._timestamp, self._frame_samples)
         if self.tap is not None:
             self.tap(0, received)
         self.on_frame(received)
@@ -490,7 +533,7 @@ class WebRtcLeg(Leg):
         if payload is not None:
             self.frames_sent += 1
             if self.tap is not None:
-                self.tap(1, Frame("PCMU", payload, timestamp))
+                self.tap(1, Frame(self.codec, payload, timestamp, self._frame_samples))
         return payload
 
     def send_payload(self, payload: bytes) -> None:

@@ -37,8 +37,13 @@ def app():
         yield application
 
 
+@pytest.mark.parametrize(
+    "codecs",
+    [(), ("audio/opus",)],
+    ids=["pcmu-untouched", "opus-transcoded-to-pcmu"],
+)
 async def test_sipp_call_reaches_alice_in_a_browser_and_audio_flows_both_ways(
-    server, sipp, rtp_sink, app, tmp_path
+    server, sipp, rtp_sink, app, tmp_path, codecs
 ):
     client = rest_client(server)
     app.routes["/voice"] = lambda r: twiml("<Dial><Client>alice</Client></Dial>")
@@ -64,7 +69,9 @@ async def test_sipp_call_reaches_alice_in_a_browser_and_audio_flows_both_ways(
                 timeout=30,
             )
         )
-        incoming, peer = await tab.answer_incoming(CLIENT_HZ)
+        incoming, peer = await tab.answer_incoming(CLIENT_HZ, codecs=codecs)
+        chosen = re.search(r"m=audio \d+ \S+ (\d+)", peer.pc.localDescription.sdp).group(1)
+        assert (chosen == "0") == (not codecs), chosen  # PCMU (0) unless Opus was forced
         assert incoming["from"] == "sip:sipp@127.0.0.1"  # the caller, as the webhook saw it
         assert incoming["to"] == "client:alice"
         # The server bound to 127.0.0.1 offers loopback candidates only.
@@ -96,6 +103,9 @@ async def test_sipp_call_reaches_alice_in_a_browser_and_audio_flows_both_ways(
     if after_mute:  # the server may send nothing at all, or silence
         assert level_dbfs(ulaw_decode(after_mute)) < -50, "the caller still hears a muted tab"
     assert not [m for m in other.messages if m["type"] == "incoming"], "bob's tab rang"
+    # PCMU both sides: payloads handed across as they are; Opus: transcoded in our bridge.
+    modes = [event.get("mode") for event in server.events("dial.bridged")]
+    assert modes == (["transcode"] if codecs else ["frames"]), modes
 
     calls = client.calls.list()
     child = next(c for c in calls if c.to == "client:alice")

@@ -62,10 +62,13 @@ class SignalingClient:
         await self.send(type="register", token=token)
         return await self.next()
 
-    async def answer_incoming(self, frequency: float = 440.0, timeout: float = 15.0):
-        """Wait for a call, answer it with an aiortc peer playing ``frequency``."""
+    async def answer_incoming(
+        self, frequency: float = 440.0, timeout: float = 15.0, codecs: tuple[str, ...] = ()
+    ):
+        """Wait for a call, answer it with an aiortc peer playing ``frequency`` (and
+        answering with ``codecs`` only, when given)."""
         incoming = await self.next("incoming", timeout)
-        peer = Peer(frequency)
+        peer = Peer(frequency, codecs=codecs or None)
         sdp = await peer.answer(incoming["sdp"])
         await self.send(type="accept", call=incoming["call"], sdp=sdp)
         return incoming, peer

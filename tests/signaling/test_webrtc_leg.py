@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 
+from media import codecs
 from media.clock import MediaClock
 from media.g711 import ulaw_decode, ulaw_encode
 from media.tones import dominant_frequency, sine
@@ -16,9 +17,16 @@ from signaling.webrtc_leg import SdpRejected, WebRtcLeg, negotiated_codec
 from tests.signaling.peer import Peer  # also keeps ICE on loopback
 
 
-def _looping(frequency: float):
-    samples = sine(frequency, 1.0, 8000, 0.3)
-    frames = [ulaw_encode(samples[i : i + 160]) for i in range(0, 8000, 160)]
+def _looping(frequency: float, codec: str = "PCMU"):
+    """A leg's ``source``: a looped tone in the leg's codec."""
+    if codec == "PCMU":
+        samples = sine(frequency, 1.0, 8000, 0.3)
+        frames = [ulaw_encode(samples[i : i + 160]) for i in range(0, 8000, 160)]
+    else:
+        encode = codecs.encoder(codec)
+        samples = sine(frequency, 1.0, encode.sample_rate, 0.3)
+        size = encode.frame_samples
+        frames = [encode.encode(samples[i : i + size]) for i in range(0, len(samples), size)]
     index = 0
 
     def source() -> bytes:
@@ -37,16 +45,22 @@ async def _until(condition, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
+def _decoded(payloads: list[bytes], codec: str) -> tuple[np.ndarray, int]:
+    if codec == "PCMU":
+        return ulaw_decode(b"".join(payloads)), 8000
+    decoder = codecs.decoder(codec)
+    return np.concatenate([decoder.decode(p) for p in payloads]), decoder.sample_rate
+
+
 @pytest.mark.parametrize(
     "prefer_pcmu, direct, codec",
-    [(True, True, "PCMU"), (True, False, "PCMU"), (False, True, "OPUS")],
+    [(True, True, "PCMU"), (True, False, "PCMU"), (False, True, "OPUS"), (False, False, "OPUS")],
 )
 async def test_our_offer_carries_audio_both_ways(prefer_pcmu, direct, codec):
-    leg = WebRtcLeg(direct_pcmu=direct)
+    leg = WebRtcLeg(direct_pcmu=direct, direct_opus=direct)
     peer = Peer(440.0)
     heard: list[bytes] = []
     leg.on_frame = lambda frame: heard.append(frame.payload)
-    leg.source = _looping(1000.0)
     try:
         offer = await leg.create_offer(prefer_pcmu=prefer_pcmu)
         assert "a=fingerprint:" in offer and "a=ice-ufrag:" in offer  # DTLS-SRTP and ICE
@@ -54,17 +68,19 @@ async def test_our_offer_carries_audio_both_ways(prefer_pcmu, direct, codec):
         assert candidates and set(candidates) == {"127.0.0.1"}, candidates
         await leg.accept_answer(await peer.answer(offer))
         assert leg.browser_codec == codec
+        # Untouched, the leg speaks the browser's codec; decoded, PCMU.
+        assert leg.codec == (codec if direct else "PCMU")
+        leg.source = _looping(1000.0, leg.codec)
         await _until(lambda: len(heard) >= 75 and len(peer.received) >= 75)
-        # PCMU passes untouched: aiortc's decoder thread is gone, its sender gets packets.
-        untouched = direct and codec == "PCMU"
-        assert leg._track.direct is untouched
+        # Payloads pass untouched: aiortc's decoder thread is gone, its sender gets packets.
+        assert leg._track.direct is direct
         decoder = leg._transceiver.receiver._RTCRtpReceiver__decoder_thread
-        assert (decoder is None) is untouched
+        assert (decoder is None) is direct
         await asyncio.sleep(0.5)
         frequency, level = peer.heard(0.5)
         assert abs(frequency - 1000) < 20 and level > -30, (frequency, level)
-        ours = ulaw_decode(b"".join(heard[-25:]))
-        assert abs(dominant_frequency(ours, 8000) - 440) < 20
+        ours, rate = _decoded(heard[-25:], leg.codec)
+        assert abs(dominant_frequency(ours, rate) - 440) < 20
     finally:
         leg.close()
         await peer.close()
