@@ -4,11 +4,12 @@
 callswitch runs pinned to CPU 0; this script (the aiortc clients) and SIPp share
 CPU 1. Each level starts a fresh server, registers N aiortc clients over the
 signaling WebSocket (agent0 … agentN-1, each with a token the official twilio
-library made; PCMU clients are WebRtcLegs, Opus ones plain aiortc peers) and
-places N SIPp calls (loadtest/scenarios/bridge_uac.xml: a
-looped 1 kHz tone, 20 ms PCMU) to a number whose webhook answers call k with
-``<Dial><Client>agent{k}</Client></Dial>``. Every client answers with an SDP
-that allows only the level's codec (PCMU or Opus) and sends 440 Hz.
+library made; the clients are WebRtcLegs sending an encoded tone, or with
+--plain-clients aiortc peers that encode and decode) and places N SIPp calls
+(loadtest/scenarios/bridge_uac.xml: a looped 1 kHz tone, 20 ms PCMU) to a number
+whose webhook answers call k with ``<Dial><Client>agent{k}</Client></Dial>``.
+Every client answers with an SDP that allows only the level's codec (PCMU or
+Opus) and sends 440 Hz.
 
 Over the measuring window (after every call is up and a settling pause):
 
@@ -123,6 +124,7 @@ class Agent:
 
     identity: str
     codec: str
+    plain_aiortc: bool = False  # a plain aiortc peer that encodes and decodes itself
     received: int = 0
     leg: object = None  # the WebRtcLeg of a PCMU client, which counts what it sent
     connected: bool = False
@@ -159,8 +161,8 @@ class Agent:
                 await pc.close()
 
     async def _answer(self, ws, message: dict):
-        if self.codec.upper() == "PCMU":
-            return await self._answer_pcmu(ws, message)
+        if not self.plain_aiortc:
+            return await self._answer_leg(ws, message)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         transceiver = pc.addTransceiver(CachedTone(), direction="sendrecv")
         caps = RTCRtpSender.getCapabilities("audio").codecs
@@ -175,21 +177,23 @@ class Agent:
         await ws.send(json.dumps({"type": "accept", "call": message["call"], "sdp": sdp}))
         return pc
 
-    async def _answer_pcmu(self, ws, message: dict):
-        """PCMU clients are our own WebRtcLeg (aiortc underneath, payloads untouched),
-        so that CPU 1 can run as many of them as the server carries."""
-        from media.g711 import ulaw_encode
+    async def _answer_leg(self, ws, message: dict):
+        """Clients are our own WebRtcLeg (aiortc underneath, payloads untouched, an
+        encoded tone looped), so that CPU 1 can run as many as the server carries."""
         from signaling.webrtc_leg import WebRtcLeg
 
         leg = WebRtcLeg()
         self.leg = leg
-        t = np.arange(8000) / 8000
-        tone = ulaw_encode((0.25 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16))
-        frames = itertools.cycle([tone[i : i + 160] for i in range(0, 8000, 160)])
-        leg.source = lambda: next(frames)
+        only = [
+            c
+            for c in RTCRtpSender.getCapabilities("audio").codecs
+            if c.mimeType.lower() == f"audio/{self.codec.lower()}"
+        ]
+        leg._prefer = lambda prefer_pcmu: leg._transceiver.setCodecPreferences(only)
         leg.on_frame = lambda frame: self._heard()
-        sdp = await leg.answer_offer(message["sdp"], prefer_pcmu=True)
+        sdp = await leg.answer_offer(message["sdp"])
         self.negotiated = leg.browser_codec
+        leg.source = _tone_frames(leg.codec)
         await ws.send(json.dumps({"type": "accept", "call": message["call"], "sdp": sdp}))
         return _LegConnection(leg)
 
@@ -201,6 +205,18 @@ class Agent:
             while True:
                 await track.recv()
                 self.received += 1
+
+
+def _tone_frames(codec: str):
+    """A looped 440 Hz in ``codec``, encoded once."""
+    from media.codecs import encoder
+
+    encode = encoder(codec)
+    rate = encode.sample_rate
+    wave = (0.25 * 32767 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.int16)
+    size = encode.frame_samples
+    frames = itertools.cycle([encode.encode(wave[i : i + size]) for i in range(0, rate, size)])
+    return lambda: next(frames)
 
 
 class _LegConnection:
@@ -276,7 +292,7 @@ async def run_level(work: Path, sipp: str, codec: str, calls: int, args) -> Leve
             for k in range(calls):
                 token = AccessToken(sid, key.sid, key.secret, identity=f"agent{k}", ttl=3600)
                 token.add_grant(VoiceGrant(incoming_allow=True))
-                agent = Agent(f"agent{k}", codec)
+                agent = Agent(f"agent{k}", codec, plain_aiortc=args.plain_clients)
                 ready = asyncio.Event()
                 agents.append(agent)
                 tasks.append(asyncio.ensure_future(agent.run(url, token.to_jwt(), ready, stop)))
@@ -391,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=30.0, help="seconds measured")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument("--rate", type=float, default=10.0, help="SIPp calls per second")
+    parser.add_argument(
+        "--plain-clients", action="store_true", help="clients that encode and decode (costly)"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the server's window")
     parser.add_argument("--quick", action="store_true", help="5 calls of each codec, 10 s")
     args = parser.parse_args(argv)
