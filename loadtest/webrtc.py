@@ -385,6 +385,8 @@ async def main_async(args) -> int:
     print(HEADER, flush=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="callswitch-webrtc-load-") as tmp:
+        if args.workdir:  # kept for reading the server's log afterwards
+            tmp = args.workdir
         for index, (codec, calls) in enumerate(plan):
             workdir = Path(tmp) / f"{index}-{codec}-{calls}"
             level = await run_level(workdir, sipp, codec, calls, args)
@@ -410,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--plain-clients", action="store_true", help="clients that encode and decode (costly)"
     )
+    parser.add_argument("--workdir", default=None, help="keep servers' logs here")
     parser.add_argument("--profile", action="store_true", help="py-spy the server's window")
     parser.add_argument("--quick", action="store_true", help="5 calls of each codec, 10 s")
     args = parser.parse_args(argv)

@@ -102,6 +102,18 @@ class BrowserCall:
         self.tab.calls.pop(self.sid, None)
         self.ended.set()
         self.leg.close()
+        leg = self.leg
+        log.info(
+            "webrtc.call_ended",
+            extra={
+                "call_sid": self.sid,
+                "reason": reason,
+                "codec": leg.browser_codec,
+                "frames_received": leg.frames_received,
+                "frames_dropped": leg.frames_dropped,
+                "frames_sent": leg.frames_sent,
+            },
+        )
         for callback in self.on_ended:
             callback(self)
 

@@ -53,7 +53,8 @@ RATE = 8000
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
 FRAME_S = 0.020
 MAX_QUEUED = 10  # 200 ms: beyond that the oldest frame goes, so delay cannot grow
-INBOUND_DEPTH = 3  # frames from the browser waiting for the clock: 60 ms at most
+INBOUND_MAX = 8  # frames from the browser waiting for the clock: 160 ms at most
+SHRINK_TICKS = 50  # a queue that never fell below 2 frames for a second loses one
 # What aiortc raises for SDP it cannot use, besides its parser's plain errors.
 _BAD_SDP = (
     ValueError,
@@ -331,7 +332,9 @@ class WebRtcLeg(Leg):
         super().__init__()
         self._ticker = _ticker_for(clock) if clock is not None else None
         self._clock = clock
-        self._inbound: deque[bytes] = deque(maxlen=INBOUND_DEPTH)
+        self._inbound: deque[bytes] = deque(maxlen=INBOUND_MAX)
+        self._ticks = 0
+        self._lowest = INBOUND_MAX
         self._clock_token = clock.subscribe(self._inbound_tick) if clock is not None else None
         self.frames_dropped = 0  # received but pushed out of the inbound queue by newer ones
         self.direct_pcmu = direct_pcmu  # PCMU payloads pass untouched (see _direct)
@@ -500,19 +503,30 @@ class WebRtcLeg(Leg):
 
     def _deliver(self, payload: bytes) -> None:
         """What the browser sent, on to the consumer: at once, or with a media clock
-        one frame per tick from a short queue (a burst after a network or CPU
-        stall then costs at most INBOUND_DEPTH frames of delay, never more)."""
+        one frame per tick from a queue that absorbs bursts (a network's jitter, a
+        stall of the loop) and gives back the delay they leave: at most INBOUND_MAX
+        frames wait, and a standing backlog loses a frame each SHRINK_TICKS."""
         self.frames_received += 1
         if self._clock_token is None:
             self._hand_on(payload)
         else:
-            if len(self._inbound) == INBOUND_DEPTH:
+            if len(self._inbound) == INBOUND_MAX:
                 self.frames_dropped += 1
             self._inbound.append(payload)
 
     def _inbound_tick(self) -> None:
-        if self._inbound:
-            self._hand_on(self._inbound.popleft())
+        inbound = self._inbound
+        if inbound:
+            self._hand_on(inbound.popleft())
+        if len(inbound) < self._lowest:
+            self._lowest = len(inbound)
+        self._ticks += 1
+        if self._ticks >= SHRINK_TICKS:
+            if self._lowest >= 2:  # a whole second with 40 ms or more of standing delay
+                inbound.popleft()
+                self.frames_dropped += 1
+            self._ticks = 0
+            self._lowest = INBOUND_MAX
 
     def _hand_on(self, payload: bytes) -> None:
         self._timestamp += self._frame_samples

@@ -158,12 +158,30 @@ async def test_with_a_clock_what_arrives_in_a_burst_goes_on_one_frame_per_tick()
     try:
         for n in range(10):  # a stall's worth of frames at once
             leg._deliver(bytes([n]) * 160)
-        await asyncio.sleep(0.15)
-        # Only the newest few are kept, so a stall adds at most 60 ms of delay.
-        assert [payload[0] for _, payload in got] == [7, 8, 9]
-        assert leg.frames_dropped == 7 and leg.frames_received == 10
+        await asyncio.sleep(0.25)
+        # Only the newest INBOUND_MAX are kept, so a stall adds at most 160 ms.
+        assert [payload[0] for _, payload in got] == [2, 3, 4, 5, 6, 7, 8, 9]
+        assert leg.frames_dropped == 2 and leg.frames_received == 10
         gaps = [b - a for (a, _), (b, _) in itertools.pairwise(got)]
         assert all(gap > 0.010 for gap in gaps), gaps  # one per 20 ms tick
+    finally:
+        leg.close()
+        clock.close()
+
+
+async def test_a_standing_backlog_is_given_back_a_frame_a_second():
+    clock = MediaClock()
+    leg = WebRtcLeg(clock=clock)
+    leg.on_frame = lambda frame: None
+    try:
+        # Run by hand (no await, so the clock cannot tick meanwhile): 5 frames of
+        # backlog, then one in and one out per tick for three seconds.
+        for n in range(5):
+            leg._deliver(bytes([n]) * 160)
+        for _ in range(150):
+            leg._deliver(b"\xff" * 160)
+            leg._inbound_tick()
+        assert len(leg._inbound) == 2 and leg.frames_dropped == 3
     finally:
         leg.close()
         clock.close()
