@@ -81,7 +81,18 @@ async def run(calls: int, seconds: float, opus: bool, direct: bool, paced: bool)
     await asyncio.sleep(1.0)
     before = [list(c) for _, _, c in pairs]
     cpu0, t0 = _cpu(), time.monotonic()
+    lags: list[float] = []
+
+    async def watch_loop() -> None:
+        """How late a 10 ms sleep wakes: the loop's stalls, which make the clock skip."""
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(0.010)
+            lags.append(time.monotonic() - started - 0.010)
+
+    watcher = asyncio.ensure_future(watch_loop())
     await asyncio.sleep(seconds)
+    watcher.cancel()
     cpu, elapsed = _cpu() - cpu0, time.monotonic() - t0
     after = [list(c) for _, _, c in pairs]
     expected = 50 * elapsed
@@ -93,7 +104,9 @@ async def run(calls: int, seconds: float, opus: bool, direct: bool, paced: bool)
         f"{', clock-paced' if paced else ''}: {100 * cpu / elapsed:.0f}% of a core; "
         f"per leg {100 * cpu / elapsed / (2 * calls):.2f}% "
         f"(~{int(elapsed / cpu * 2 * calls) if cpu else 0} legs per core); "
-        f"frames received min {100 * min(rx):.1f}% median {100 * float(np.median(rx)):.1f}%"
+        f"frames received min {100 * min(rx):.1f}% median {100 * float(np.median(rx)):.1f}%; "
+        f"loop lag p99 {1000 * float(np.percentile(lags, 99)):.1f} ms, "
+        f"max {1000 * max(lags):.1f} ms, {sum(lag > 0.1 for lag in lags)} stalls > 100 ms"
     )
     for a, b, _ in pairs:
         a.close()
