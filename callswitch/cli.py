@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--config", default=None, help="as for serve")
     _add_sip_credential_commands(commands)
     _add_balance_commands(commands)
+    _add_token_command(commands)
     return parser
 
 
@@ -69,6 +70,88 @@ async def _balance(settings, args) -> int:
             await billing.set_balance(args.account, amount)
         balance = await billing.get_balance(args.account)
         print("unlimited" if balance is None else f"{balance:.5f} USD")
+        return 0
+    finally:
+        await store.close()
+
+
+def _add_token_command(commands) -> None:
+    token = commands.add_parser(
+        "token", help="mint an access token for a browser client (makes an API key if needed)"
+    )
+    token.add_argument("--identity", required=True, help="the client's name, as in client:alice")
+    token.add_argument("--account", default=None, help="the account SID (default: the only one)")
+    token.add_argument("--application", default=None, help="AP... for the client's outgoing calls")
+    token.add_argument("--key", default=None, help="the API key SK... to sign with")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds the token lives (<= 86400)")
+    token.add_argument("--no-incoming", action="store_true", help="the client cannot be called")
+    token.add_argument("--data-dir", default=None, help="as for serve")
+    token.add_argument("--config", default=None, help="as for serve")
+
+
+async def _token(settings, args) -> int:
+    """``token``: print an access token (reference §10) signed with one of the account's keys.
+
+    Without ``--key``, the account's newest key named ``callswitch-cli`` signs, made on
+    first use, so that repeated calls do not pile up keys.
+    """
+    import time
+
+    from control_api.store.webrtc import (
+        create_api_key,
+        get_api_key,
+        get_application,
+        list_api_keys,
+    )
+    from signaling.tokens import MAX_TTL, mint
+
+    if not 1 <= args.ttl <= MAX_TTL:
+        print(f"callswitch: --ttl must be 1 to {MAX_TTL} seconds", file=sys.stderr)
+        return 2
+    store = await _open_store(settings)
+    try:
+        account_sid = args.account
+        if account_sid is None:
+            found = await store.list_accounts()
+            if len(found) != 1:
+                print("callswitch: name the account with --account AC...", file=sys.stderr)
+                return 2
+            account_sid = found[0].sid
+        if await store.get_account(account_sid) is None:
+            print(f"callswitch: no account {account_sid}", file=sys.stderr)
+            return 1
+        if args.application and await get_application(
+            store, account_sid, args.application
+        ) is None:
+            print(f"callswitch: no application {args.application}", file=sys.stderr)
+            return 1
+        if args.key:
+            key = await get_api_key(store, account_sid, args.key)
+            if key is None:
+                print(f"callswitch: no API key {args.key} in {account_sid}", file=sys.stderr)
+                return 1
+        else:
+            keys = [
+                k
+                for k in await list_api_keys(store, account_sid, limit=10**6)
+                if k.friendly_name == "callswitch-cli"
+            ]
+            key = keys[-1] if keys else await create_api_key(store, account_sid, "callswitch-cli")
+        try:
+            token = mint(
+                account_sid=account_sid,
+                key_sid=key.sid,
+                secret=key.secret,
+                identity=args.identity,
+                now=time.time(),
+                ttl=args.ttl,
+                incoming_allow=not args.no_incoming,
+                application_sid=args.application,
+            )
+        except ValueError as exc:
+            print(f"callswitch: {exc}", file=sys.stderr)
+            return 2
+        print(token)
         return 0
     finally:
         await store.close()
@@ -173,6 +256,13 @@ def _run(coroutine) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "token":
+        try:
+            settings = load_settings({"data_dir": args.data_dir, "config": args.config})
+        except ConfigError as exc:
+            print(f"callswitch: {exc}", file=sys.stderr)
+            return 2
+        return asyncio.run(_token(settings, args))
     if args.command == "balance":
         try:
             settings = load_settings({"data_dir": args.data_dir, "config": args.config})

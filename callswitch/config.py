@@ -167,6 +167,16 @@ def _http_url(value: Any) -> str:
     if not url.startswith(("http://", "https://")):
         raise ValueError("expected an http:// or https:// URL")
     return url
+def _ice_servers(value: Any) -> list[str]:
+    """``stun:HOST[:PORT]`` or ``turn[s]:USER:PASS@HOST[:PORT][?transport=udp|tcp]``."""
+    items = _string_list(value)
+    for item in items:
+        scheme, colon, rest = item.partition(":")
+        if not colon or scheme not in ("stun", "stuns", "turn", "turns") or not rest:
+            raise ValueError("expected stun:HOST:PORT or turn:USER:PASS@HOST:PORT")
+        if scheme.startswith("turn") and "@" not in rest:
+            raise ValueError("a TURN server needs USER:PASS@ before its host")
+    return items
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +284,12 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "URL that gets a signed billing event per priced call and message",
         "URL",
+        "ice_server",
+        _ice_servers,
+        [],
+        "STUN/TURN server for browser (WebRTC) calls, e.g. turn:u:p@host:3478 (repeatable)",
+        "URL",
+        True,
     ),
     Option("only", _planes, PLANES, "run only these planes, e.g. turn or sip,api", "PLANES"),
     Option(
@@ -314,6 +330,7 @@ class Settings:
     smpp: list[SmppSettings] = field(default_factory=list)
     price: list[PriceEntry] = field(default_factory=list)
     billing_webhook: str | None = None
+    ice_server: list[str] = field(default_factory=list)
     only: frozenset[str] = PLANES
     drain_timeout: float = 0.0
     log_level: str = "info"

@@ -99,6 +99,7 @@ class Server:
         self.turn_secret = settings.turn_secret or secrets.token_urlsafe(32)
         self.billing: Billing | None = None
         self.messaging: Messaging | None = None
+        self.signaling = None  # signaling.server.SignalingServer, when WebRTC runs
         self.clock = MediaClock()
         self.metrics = Metrics(self)
         self.draining = False
@@ -142,6 +143,8 @@ class Server:
             app.add_api_route("/metrics", self._metrics_page, methods=["GET"])
             app.add_api_route("/health", self._health, methods=["GET"])
             app.add_api_route("/ready", self._ready, methods=["GET"])
+            if s.runs("webrtc") and self.voice is not None:
+                self._start_webrtc(app)
             self.http = HttpServer(app, s.bind, s.http_port)
             await self.http.start()
             self.listeners["http"] = self.http.address
@@ -203,6 +206,8 @@ class Server:
         media = self.media = MediaSettings(
             s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock
         )
+        media = MediaSettings(s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock)
+        self.media = media
         self.calls = CallManager(self.sip.ua, media, self._route)
         self.voice.dialer = Dialer(
             self.sip.ua,
@@ -244,6 +249,7 @@ class Server:
         await self.turn.start()
         self._closers.append(self.turn.close)
         self.listeners.update(self.turn.listeners)
+        self.signaling = None  # signaling.server.SignalingServer, when WebRTC runs
 
     async def _start_sip_tls(self) -> None:
         """The SIP TLS listener, when there is a certificate to present."""
@@ -340,6 +346,8 @@ class Server:
                 await asyncio.sleep(0.05)
             log.info("stopping", extra={"calls_ended": ended})
             await self.sip.close()
+        if self.signaling is not None:
+            self.signaling.close()
         if self.http is not None:
             await self.http.stop()
         for close in reversed(self._closers):

@@ -8,9 +8,11 @@ from fastapi import FastAPI
 
 from control_api.api import (
     accounts,
+    applications,
     balance,
     calls,
     conferences,
+    keys,
     messages,
     phone_numbers,
     recordings,
@@ -76,6 +78,8 @@ def create_app(
         messages,
         usage,
         balance,
+        keys,
+        applications,
     ):
         app.include_router(resource.router)
     return app

@@ -1,4 +1,4 @@
-"""HTTP Basic authentication with ``AccountSid:AuthToken``.
+"""HTTP Basic authentication with ``AccountSid:AuthToken`` or ``ApiKeySid:ApiKeySecret``.
 
 Every resource lives under ``/Accounts/{AccountSid}``; credentials are good only for
 their own account's path. Credentials that are wrong, missing, of a closed account, or
@@ -32,10 +32,25 @@ async def authenticate(request: Request) -> Account:
         raise ApiError.unauthorized()
     username, password = credentials
     store: Store = request.app.state.store
+    if is_sid(username, "SK"):
+        return await _key_account(store, username, password)
     account = await store.get_account(username) if is_sid(username, "AC") else None
     expected = account.auth_token if account is not None else _NO_TOKEN
     matches = hmac.compare_digest(password.encode(), expected.encode())
     if account is None or not matches or account.status != "active":
+        raise ApiError.unauthorized()
+    return account
+
+
+async def _key_account(store: Store, key_sid: str, secret: str) -> Account:
+    """``ApiKeySid:ApiKeySecret`` (reference §1): the account the key belongs to."""
+    from control_api.store.webrtc import find_api_key
+
+    key = await find_api_key(store, key_sid)
+    expected = key.secret if key is not None else _NO_TOKEN
+    matches = hmac.compare_digest(secret.encode(), expected.encode())
+    account = await store.get_account(key.account_sid) if key is not None and matches else None
+    if account is None or account.status != "active":
         raise ApiError.unauthorized()
     return account
 

@@ -33,6 +33,8 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "account_balances",
     "accounts",
+    "api_keys",
+    "applications",
     "calls",
     "conference_participants",
     "conferences",
@@ -363,5 +365,35 @@ account_balances = Table(
     Column("account_sid", SID, ForeignKey("accounts.sid"), primary_key=True),
     Column("balance", String(32), nullable=False),  # decimal text, exact
     Column("currency", String(8), nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+)
+
+# API keys (SK…): the secret is kept, since it is the HMAC key that checks the access
+# tokens the key signed (reference §10); it is shown only once, when the key is made.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False, index=True),
+    Column("friendly_name", String(64), nullable=False),
+    Column("secret", String(64), nullable=False),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+)
+
+# Applications (AP…): the TwiML a browser client's outgoing call runs.
+applications = Table(
+    "applications",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False, index=True),
+    Column("friendly_name", String(64), nullable=False),
+    Column("voice_url", URL),
+    Column("voice_method", METHOD, nullable=False),
+    Column("voice_fallback_url", URL),
+    Column("voice_fallback_method", METHOD, nullable=False),
+    Column("status_callback", URL),
+    Column("status_callback_method", METHOD, nullable=False),
+    Column("date_created", UTCDateTime, nullable=False),
     Column("date_updated", UTCDateTime, nullable=False),
 )

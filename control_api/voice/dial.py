@@ -24,6 +24,7 @@ import numpy as np
 from control_api.dialer import DialError
 from control_api.outbound_call import OutboundCall, failure_status
 from control_api.twiml.verbs import Client, Conference, Dial, Number, Sip
+from control_api.voice.browser import dial_children
 from control_api.voice.recording import CallRecording
 from control_api.voice.transfer import TransferWatch, blind_transfer
 from media.bridge import Bridge
@@ -96,6 +97,8 @@ async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome:
     voice = runner.services.voice
     children: list[tuple[OutboundCall, Number | Sip | Client | None]] = []
     for address, noun in _targets(verb):
+        if isinstance(noun, Client):  # browser tabs of that identity ring too
+            children += [(c, noun) for c in dial_children(voice, runner, address, noun, verb)]
         username = noun.username if isinstance(noun, Sip) else None
         password = noun.password if isinstance(noun, Sip) else None
         try:

@@ -91,6 +91,7 @@ class VoiceApps:
         self.conferences = conferences
         self.billing = None  # set by the server: prices calls as they end
         self.live: dict[str, _LiveCall] = {}
+        self.browsers = None  # browser tabs (voice/browser.py), when WebRTC runs
         self._tasks: set[asyncio.Task] = set()
         # A REST change to a number or a token reaches calls within a second.
         self._numbers = Lookup(store.find_number, fresh=1.0)

@@ -63,11 +63,18 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
         )
     except DialError as exc:
         raise ApiError.bad_parameter(str(exc), NOT_ROUTABLE) from None
-    if not destinations:
+    sid = new_call_sid()
+    browsers = getattr(voice, "browsers", None)
+    tabs = (
+        browsers.calls_to(account_sid, new.to, from_=new.from_, timeout=new.timeout, sid=sid)
+        if browsers is not None
+        else []
+    )
+    if not destinations and not tabs:
         raise ApiError.bad_parameter(f"{new.to} is not registered", NOT_ROUTABLE)
     token = await voice.token_of(account_sid)
     record = new_record(
-        sid=new_call_sid(),
+        sid=sid,
         account_sid=account_sid,
         to=new.to,
         from_=new.from_,
@@ -93,7 +100,7 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
         billing=getattr(voice, "billing", None),
     )
     caller_id = new.caller_id or new.from_
-    trunk = dialer.trunk_for(new.to) if destinations[0].kind == "trunk" else None
+    trunk = dialer.trunk_for(new.to) if destinations and destinations[0].kind == "trunk" else None
     if trunk is not None and trunk.caller_id:
         caller_id = trunk.caller_id
     calls = [
@@ -104,7 +111,7 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
             sid=record.sid,
         )
         for destination in destinations
-    ]
+    ] + tabs
     voice.spawn(_run_placed(voice, account_sid, token, new, calls, lifecycle))
     return record
 

@@ -1,0 +1,97 @@
+"""Wiring browser clients into the process: the signaling WebSocket, /phone, the SDK.
+
+The signaling plane imports only ``media/``; this composition module hands it
+the store's API keys (to check tokens), the ICE servers from the settings, and
+the voice plane's :class:`~control_api.voice.browser.BrowserClients`, and
+mounts its routes on the HTTP app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote
+
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import FileResponse
+
+from control_api.store.webrtc import find_api_key
+from control_api.voice.browser import BrowserClients
+from signaling.server import SignalingServer
+from signaling.webrtc_leg import IceServer, use_host_addresses
+
+__all__ = ["STATIC_DIR", "ice_servers", "mount_webrtc"]
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "signaling" / "static"
+
+
+def ice_servers(urls: list[str]) -> list[IceServer]:
+    """``--ice-server`` values as RTCIceServer entries: credentials come out of the URL."""
+    servers = []
+    for url in urls:
+        scheme, _, rest = url.partition(":")
+        if "@" in rest and scheme.startswith("turn"):
+            login, _, host = rest.rpartition("@")
+            username, _, password = login.partition(":")
+            servers.append(IceServer(f"{scheme}:{host}", unquote(username), unquote(password)))
+        else:
+            servers.append(IceServer(url))
+    return servers
+
+
+def mount_webrtc(app: FastAPI, store, voice, media, settings) -> SignalingServer:
+    async def lookup_key(sid: str) -> tuple[str, str] | None:
+        key = await find_api_key(store, sid)
+        if key is None:
+            return None
+        account = await store.get_account(key.account_sid)
+        if account is None or account.status != "active":
+            return None
+        return key.account_sid, key.secret
+
+    # Bound to one address, ICE offers that one (aioice alone would skip loopback and
+    # offer every other interface); bound to all, aioice picks the interfaces.
+    specific = settings.bind not in ("0.0.0.0", "::", "")
+    use_host_addresses([settings.bind] if specific else None)
+    server = SignalingServer(
+        lookup_key, ice_servers=ice_servers(settings.ice_server), media_clock=media.clock
+    )
+    voice.browsers = BrowserClients(server, voice, media)
+
+    async def signaling(websocket: WebSocket) -> None:
+        await server.handle(_Socket(websocket))
+
+    app.add_api_websocket_route("/signaling", signaling)
+
+    async def phone() -> FileResponse:
+        return FileResponse(STATIC_DIR / "phone.html", media_type="text/html")
+
+    async def sdk() -> FileResponse:
+        return FileResponse(STATIC_DIR / "callswitch.js", media_type="text/javascript")
+
+    app.add_api_route("/phone", phone, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/phone/callswitch.js", sdk, methods=["GET"], include_in_schema=False)
+    return server
+
+
+class _Socket:
+    """Starlette's WebSocket as the signaling server reads it: a binary frame comes back
+    as bytes (which the protocol refuses with an error), a close as ConnectionError."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._ws = websocket
+
+    async def accept(self) -> None:
+        await self._ws.accept()
+
+    async def receive_text(self) -> str | bytes:
+        message = await self._ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise ConnectionError("closed")
+        text = message.get("text")
+        return text if text is not None else (message.get("bytes") or b"")
+
+    async def send_text(self, text: str) -> None:
+        await self._ws.send_text(text)
+
+    async def close(self) -> None:
+        await self._ws.close()

@@ -1,0 +1,152 @@
+"""The Applications resource: TwiML applications (AP…) for browser clients' calls.
+
+A browser's access token names an application in its outgoing voice grant; a call
+the browser places fetches TwiML from the application's ``VoiceUrl`` with
+``VoiceMethod`` (``From=client:<identity>``) and reports to its ``StatusCallback``.
+``POST Applications.json`` creates (201); ``GET`` lists (filter ``FriendlyName``);
+``GET``/``POST``/``DELETE Applications/{Sid}.json`` fetch, update and delete one.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from control_api.api.accounts import API_VERSION, account_uri
+from control_api.api.auth import PathAccount
+from control_api.api.paging import PageRequest, page_body
+from control_api.api.params import Params, form_params, parse_method, parse_url, query_params
+from control_api.errors import (
+    INVALID_FRIENDLY_NAME,
+    NUMBER_METHOD_INVALID,
+    NUMBER_URL_INVALID,
+    ApiError,
+)
+from control_api.sids import is_sid, rfc2822
+from control_api.store import Account
+from control_api.store.store import MAX_FRIENDLY_NAME
+from control_api.store.webrtc import (
+    Application,
+    create_application,
+    delete_application,
+    get_application,
+    list_applications,
+    update_application,
+)
+
+__all__ = ["application_json", "router"]
+
+router = APIRouter()
+
+LIST = "/2010-04-01/Accounts/{account_sid}/Applications.json"
+INSTANCE = "/2010-04-01/Accounts/{account_sid}/Applications/{sid}.json"
+
+_URLS = {
+    "VoiceUrl": "voice_url",
+    "VoiceFallbackUrl": "voice_fallback_url",
+    "StatusCallback": "status_callback",
+}
+_METHODS = {
+    "VoiceMethod": "voice_method",
+    "VoiceFallbackMethod": "voice_fallback_method",
+    "StatusCallbackMethod": "status_callback_method",
+}
+
+
+def application_json(application: Application) -> dict:
+    return {
+        "account_sid": application.account_sid,
+        "api_version": API_VERSION,
+        "date_created": rfc2822(application.date_created),
+        "date_updated": rfc2822(application.date_updated),
+        "friendly_name": application.friendly_name,
+        "message_status_callback": None,
+        "public_application_connect_enabled": False,
+        "sid": application.sid,
+        "sms_fallback_method": "POST",
+        "sms_fallback_url": None,
+        "sms_method": "POST",
+        "sms_status_callback": None,
+        "sms_url": None,
+        "status_callback": application.status_callback,
+        "status_callback_method": application.status_callback_method,
+        "uri": f"{account_uri(application.account_sid)}/Applications/{application.sid}.json",
+        "voice_caller_id_lookup": False,
+        "voice_fallback_method": application.voice_fallback_method,
+        "voice_fallback_url": application.voice_fallback_url,
+        "voice_method": application.voice_method,
+        "voice_url": application.voice_url,
+    }
+
+
+def _fields(params: Params) -> dict:
+    """The application's settings the request names, checked (21402/21403 as for numbers)."""
+    fields: dict = {}
+    if "FriendlyName" in params:
+        name = params.get("FriendlyName") or ""
+        if len(name) > MAX_FRIENDLY_NAME:
+            raise ApiError.bad_parameter(
+                f"FriendlyName must have at most {MAX_FRIENDLY_NAME} characters",
+                INVALID_FRIENDLY_NAME,
+            )
+        fields["friendly_name"] = name
+    for param, field in _URLS.items():
+        if param in params:
+            fields[field] = parse_url(param, params.get(param) or "", NUMBER_URL_INVALID)
+    for param, field in _METHODS.items():
+        if param in params:
+            fields[field] = parse_method(param, params.get(param) or "", NUMBER_METHOD_INVALID)
+    return fields
+
+
+async def _existing(request: Request, account: Account, sid: str) -> Application:
+    store = request.app.state.store
+    found = await get_application(store, account.sid, sid) if is_sid(sid, "AP") else None
+    if found is None:
+        raise ApiError.not_found(request.url.path)
+    return found
+
+
+@router.post(LIST)
+async def create(request: Request, account: PathAccount) -> Response:
+    fields = _fields(await form_params(request))
+    application = await create_application(request.app.state.store, account.sid, **fields)
+    return JSONResponse(application_json(application), status_code=201)
+
+
+@router.get(LIST)
+async def list_all(request: Request, account: PathAccount) -> Response:
+    params = query_params(request)
+    page = PageRequest.from_params(params)
+    found = await list_applications(
+        request.app.state.store,
+        account.sid,
+        friendly_name=params.get("FriendlyName"),
+        offset=page.offset,
+        limit=page.fetch_limit,
+    )
+    rows = [application_json(item) for item in found]
+    return JSONResponse(page_body(request, params, "applications", rows, page))
+
+
+@router.get(INSTANCE)
+async def fetch(request: Request, sid: str, account: PathAccount) -> Response:
+    return JSONResponse(application_json(await _existing(request, account, sid)))
+
+
+@router.post(INSTANCE)
+async def update(request: Request, sid: str, account: PathAccount) -> Response:
+    fields = _fields(await form_params(request))
+    application = await _existing(request, account, sid)
+    if fields:
+        updated = await update_application(request.app.state.store, account.sid, sid, **fields)
+        application = updated or application
+    return JSONResponse(application_json(application))
+
+
+@router.delete(INSTANCE)
+async def delete(request: Request, sid: str, account: PathAccount) -> Response:
+    store = request.app.state.store
+    if not (is_sid(sid, "AP") and await delete_application(store, account.sid, sid)):
+        raise ApiError.not_found(request.url.path)
+    return Response(status_code=204)

@@ -1,0 +1,106 @@
+"""The Keys resource: API keys (SK…) that sign browser clients' access tokens.
+
+``POST Keys.json`` (``FriendlyName``) makes a key and answers, once only, with its
+``secret`` (201); ``GET Keys.json`` lists the account's keys and ``GET``/``POST``/
+``DELETE Keys/{Sid}.json`` fetch, rename and delete one; neither shows the secret
+again. Deleting a key makes every token it signed invalid at once.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from control_api.api.auth import PathAccount
+from control_api.api.paging import PageRequest, page_body
+from control_api.api.params import form_params, query_params
+from control_api.errors import INVALID_FRIENDLY_NAME, ApiError
+from control_api.sids import is_sid, rfc2822
+from control_api.store import Account
+from control_api.store.store import MAX_FRIENDLY_NAME
+from control_api.store.webrtc import (
+    ApiKey,
+    create_api_key,
+    delete_api_key,
+    get_api_key,
+    list_api_keys,
+    update_api_key,
+)
+
+__all__ = ["key_json", "router"]
+
+router = APIRouter()
+
+LIST = "/2010-04-01/Accounts/{account_sid}/Keys.json"
+INSTANCE = "/2010-04-01/Accounts/{account_sid}/Keys/{sid}.json"
+
+
+def key_json(key: ApiKey, *, with_secret: bool = False) -> dict:
+    body = {
+        "sid": key.sid,
+        "friendly_name": key.friendly_name,
+        "date_created": rfc2822(key.date_created),
+        "date_updated": rfc2822(key.date_updated),
+    }
+    if with_secret:
+        body["secret"] = key.secret
+    return body
+
+
+def _friendly_name(value: str | None) -> str:
+    value = value or ""
+    if len(value) > MAX_FRIENDLY_NAME:
+        raise ApiError.bad_parameter(
+            f"FriendlyName must have at most {MAX_FRIENDLY_NAME} characters",
+            INVALID_FRIENDLY_NAME,
+        )
+    return value
+
+
+async def _existing(request: Request, account: Account, sid: str) -> ApiKey:
+    store = request.app.state.store
+    found = await get_api_key(store, account.sid, sid) if is_sid(sid, "SK") else None
+    if found is None:
+        raise ApiError.not_found(request.url.path)
+    return found
+
+
+@router.post(LIST)
+async def create_key(request: Request, account: PathAccount) -> Response:
+    params = await form_params(request)
+    name = _friendly_name(params.get("FriendlyName"))
+    key = await create_api_key(request.app.state.store, account.sid, name)
+    return JSONResponse(key_json(key, with_secret=True), status_code=201)
+
+
+@router.get(LIST)
+async def list_keys(request: Request, account: PathAccount) -> Response:
+    params = query_params(request)
+    page = PageRequest.from_params(params)
+    found = await list_api_keys(
+        request.app.state.store, account.sid, offset=page.offset, limit=page.fetch_limit
+    )
+    rows = [key_json(key) for key in found]
+    return JSONResponse(page_body(request, params, "keys", rows, page))
+
+
+@router.get(INSTANCE)
+async def fetch_key(request: Request, sid: str, account: PathAccount) -> Response:
+    return JSONResponse(key_json(await _existing(request, account, sid)))
+
+
+@router.post(INSTANCE)
+async def update_key(request: Request, sid: str, account: PathAccount) -> Response:
+    params = await form_params(request)
+    key = await _existing(request, account, sid)
+    if "FriendlyName" in params:
+        name = _friendly_name(params.get("FriendlyName"))
+        key = await update_api_key(request.app.state.store, account.sid, sid, name) or key
+    return JSONResponse(key_json(key))
+
+
+@router.delete(INSTANCE)
+async def delete_key(request: Request, sid: str, account: PathAccount) -> Response:
+    if not (is_sid(sid, "SK") and await delete_api_key(request.app.state.store, account.sid, sid)):
+        raise ApiError.not_found(request.url.path)
+    return Response(status_code=204)
