@@ -100,6 +100,24 @@ SCENARIOS: tuple[Scenario, ...] = (
         json=False,
         smoke_timeout=240.0,
     ),
+    Scenario(
+        "webrtc",
+        "webrtc.py",
+        full=(),
+        smoke=("--quick",),
+        target="100 PCMU and 40 Opus browser calls on one core, loss < 1%",
+        json=False,
+        smoke_timeout=240.0,
+    ),
+    Scenario(
+        "sms",
+        "sms.py",
+        full=(),
+        smoke=("--messages", "500", "--drain", "30"),
+        target=">= 1,000 messages/s accepted",
+        json=False,
+        smoke_timeout=180.0,
+    ),
 )
 
 
