@@ -167,6 +167,8 @@ def _http_url(value: Any) -> str:
     if not url.startswith(("http://", "https://")):
         raise ValueError("expected an http:// or https:// URL")
     return url
+
+
 def _ice_servers(value: Any) -> list[str]:
     """``stun:HOST[:PORT]`` or ``turn[s]:USER:PASS@HOST[:PORT][?transport=udp|tcp]``."""
     items = _string_list(value)
@@ -284,6 +286,8 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "URL that gets a signed billing event per priced call and message",
         "URL",
+    ),
+    Option(
         "ice_server",
         _ice_servers,
         [],
