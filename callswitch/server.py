@@ -206,8 +206,6 @@ class Server:
         media = self.media = MediaSettings(
             s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock
         )
-        media = MediaSettings(s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock)
-        self.media = media
         self.calls = CallManager(self.sip.ua, media, self._route)
         self.voice.dialer = Dialer(
             self.sip.ua,
@@ -249,7 +247,13 @@ class Server:
         await self.turn.start()
         self._closers.append(self.turn.close)
         self.listeners.update(self.turn.listeners)
-        self.signaling = None  # signaling.server.SignalingServer, when WebRTC runs
+
+    def _start_webrtc(self, app) -> None:
+        """Browser clients: the signaling WebSocket, /phone and the SDK on the HTTP port."""
+        from callswitch.webrtc import mount_webrtc
+
+        self.signaling = mount_webrtc(app, self.store, self.voice, self.media, self.settings)
+        self.listeners["webrtc"] = "/signaling"
 
     async def _start_sip_tls(self) -> None:
         """The SIP TLS listener, when there is a certificate to present."""
