@@ -97,6 +97,13 @@ class Server:
         # REST credentials need a secret; without --turn-secret one is made per
         # process (never logged), so tokens minted here work on this node only.
         self.turn_secret = settings.turn_secret or secrets.token_urlsafe(32)
+        # Where browsers and the Tokens resource find our relay.
+        self.relay = IceServers(
+            self.turn_secret,
+            settings.public_address,
+            settings.turn_port,
+            settings.turn_tls_port if settings.sip_tls_cert else None,
+        )
         self.billing: Billing | None = None
         self.messaging: Messaging | None = None
         self.signaling = None  # signaling.server.SignalingServer, when WebRTC runs
@@ -129,12 +136,7 @@ class Server:
                 self.voice or _NoLiveCalls(),
                 live_conferences=self.voice.conferences if self.voice else None,
                 recordings_dir=data / "recordings",
-                ice_servers=IceServers(
-                    self.turn_secret,
-                    s.public_address,
-                    s.turn_port,
-                    s.turn_tls_port if s.sip_tls_cert else None,
-                ),
+                ice_servers=self.relay,
                 messaging=self.messaging,
                 billing=self.billing,
             )
@@ -252,7 +254,9 @@ class Server:
         """Browser clients: the signaling WebSocket, /phone and the SDK on the HTTP port."""
         from callswitch.webrtc import mount_webrtc
 
-        self.signaling = mount_webrtc(app, self.store, self.voice, self.media, self.settings)
+        self.signaling = mount_webrtc(
+            app, self.store, self.voice, self.media, self.settings, self.relay
+        )
         self.listeners["webrtc"] = "/signaling"
 
     async def _start_sip_tls(self) -> None:

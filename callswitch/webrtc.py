@@ -3,23 +3,29 @@
 The signaling plane imports only ``media/``; this composition module hands it
 the store's API keys (to check tokens), the ICE servers from the settings, and
 the voice plane's :class:`~control_api.voice.browser.BrowserClients`, and
-mounts its routes on the HTTP app.
+mounts its routes on the HTTP app. Browser tabs are also told of this node's
+TURN relay, with TURN REST credentials for their account.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import unquote
 
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import FileResponse
 
+from control_api.api.tokens import IceServers
 from control_api.store.webrtc import find_api_key
 from control_api.voice.browser import BrowserClients
 from signaling.server import SignalingServer
 from signaling.webrtc_leg import IceServer, use_host_addresses
+from turn.auth import rest_credentials
 
-__all__ = ["STATIC_DIR", "ice_servers", "mount_webrtc"]
+__all__ = ["STATIC_DIR", "ice_servers", "mount_webrtc", "turn_ice_servers"]
+
+TURN_CREDENTIAL_TTL = 86400  # a tab re-registers (a fresh token) well within a day
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "signaling" / "static"
 
@@ -38,7 +44,26 @@ def ice_servers(urls: list[str]) -> list[IceServer]:
     return servers
 
 
-def mount_webrtc(app: FastAPI, store, voice, media, settings) -> SignalingServer:
+def turn_ice_servers(relay: IceServers | None, ttl: int = TURN_CREDENTIAL_TTL):
+    """What a browser tab is told besides ``--ice-server``: our TURN relay, with TURN REST
+    credentials for its account that the relay accepts for ``ttl`` seconds (the same
+    credentials the Tokens resource hands out)."""
+    if relay is None:
+        return None
+
+    def for_account(account_sid: str) -> list[IceServer]:
+        username, password = rest_credentials(relay.secret, account_sid, int(time.time()) + ttl)
+        stun, turn = relay.urls()
+        return [IceServer(url) for url in stun] + [
+            IceServer(url, username, password) for url in turn
+        ]
+
+    return for_account
+
+
+def mount_webrtc(
+    app: FastAPI, store, voice, media, settings, relay: IceServers | None = None
+) -> SignalingServer:
     async def lookup_key(sid: str) -> tuple[str, str] | None:
         key = await find_api_key(store, sid)
         if key is None:
@@ -53,7 +78,10 @@ def mount_webrtc(app: FastAPI, store, voice, media, settings) -> SignalingServer
     specific = settings.bind not in ("0.0.0.0", "::", "")
     use_host_addresses([settings.bind] if specific else None)
     server = SignalingServer(
-        lookup_key, ice_servers=ice_servers(settings.ice_server), media_clock=media.clock
+        lookup_key,
+        ice_servers=ice_servers(settings.ice_server),
+        browser_ice_servers=turn_ice_servers(relay),
+        media_clock=media.clock,
     )
     voice.browsers = BrowserClients(server, voice, media)
 

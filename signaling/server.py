@@ -136,12 +136,16 @@ class SignalingServer:
         lookup_key: KeyLookup,
         *,
         ice_servers: list[IceServer] | None = None,
+        browser_ice_servers: Callable[[str], list[IceServer]] | None = None,
         clock: Callable[[], float] = time.time,
         media_clock: MediaClock | None = None,
     ) -> None:
         self.lookup_key = lookup_key
         self.media_clock = media_clock  # paces what legs send to browsers
-        self.ice_servers = list(ice_servers or [])
+        self.ice_servers = list(ice_servers or [])  # our legs' own
+        # What a tab of an account is told to use besides: the node's TURN relay with
+        # fresh credentials, say (a browser is the side behind a NAT).
+        self.browser_ice_servers = browser_ice_servers
         self.clock = clock
         self._tabs: dict[tuple[str, str], list[Tab]] = {}
         # Set by the control plane: run a call a tab placed. Unset, calls are refused.
@@ -341,8 +345,12 @@ class SignalingServer:
             expires=token.expires,
             incoming=token.incoming_allow,
             outgoing=token.application_sid is not None,
-            ice_servers=[server.as_json() for server in self.ice_servers],
+            ice_servers=[server.as_json() for server in self._browser_ice(token.account_sid)],
         )
+
+    def _browser_ice(self, account_sid: str) -> list[IceServer]:
+        extra = self.browser_ice_servers(account_sid) if self.browser_ice_servers else []
+        return [*self.ice_servers, *extra]
 
     async def _dial(self, tab: Tab, message: protocol.Dial) -> None:
         if tab.token.application_sid is None or self.on_dial is None:

@@ -1,39 +1,36 @@
-"""``--ice-server`` settings and what the WebRTC wiring makes of them."""
+"""The node tells browser tabs of its TURN relay with credentials the relay accepts."""
 
 from __future__ import annotations
 
-import pytest
+import time
 
-from callswitch.config import ConfigError, load_settings
-from callswitch.webrtc import ice_servers
-from signaling.webrtc_leg import IceServer
+from callswitch.webrtc import turn_ice_servers
+from control_api.api.tokens import IceServers
+from turn.auth import rest_credentials
+
+ACCOUNT = "AC" + "c" * 32
 
 
-def test_ice_servers_from_flags_and_environment(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    settings = load_settings(
-        {"ice_server": ["stun:stun.example.org:3478", "turn:u%40x:p%3Aw@turn.example.org:3478"]}
-    )
-    assert ice_servers(settings.ice_server) == [
-        IceServer("stun:stun.example.org:3478"),
-        IceServer("turn:turn.example.org:3478", "u@x", "p:w"),
+def test_browsers_get_the_relays_urls_with_rest_credentials_for_their_account():
+    relay = IceServers("shared-secret", "203.0.113.5", 3478, 5349)
+    servers = turn_ice_servers(relay, ttl=600)(ACCOUNT)
+    assert [s.urls for s in servers] == [
+        "stun:203.0.113.5:3478",
+        "turn:203.0.113.5:3478?transport=udp",
+        "turn:203.0.113.5:3478?transport=tcp",
+        "turns:203.0.113.5:5349?transport=tcp",
     ]
-    env = load_settings({}, environ={"CALLSWITCH_ICE_SERVER": "turns:a:b@h:5349?transport=tcp"})
-    assert ice_servers(env.ice_server) == [IceServer("turns:h:5349?transport=tcp", "a", "b")]
-    assert load_settings({}, environ={}).ice_server == []
+    turn = servers[1]
+    expiry, _, user = turn.username.partition(":")
+    assert user == ACCOUNT
+    assert time.time() + 590 <= int(expiry) <= time.time() + 610
+    # The relay's own check (coturn's use-auth-secret scheme) accepts them.
+    assert rest_credentials("shared-secret", ACCOUNT, int(expiry)) == (
+        turn.username,
+        turn.credential,
+    )
+    assert servers[0].username is None  # STUN needs none
 
 
-@pytest.mark.parametrize("bad", ["http://x", "turn:host:3478", "stun:"])
-def test_bad_ice_servers_are_refused(tmp_path, monkeypatch, bad):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError):
-        load_settings({"ice_server": [bad]})
-
-
-def test_registered_message_lists_them_as_rtc_ice_servers():
-    assert IceServer("turn:h:3478", "u", "p").as_json() == {
-        "urls": "turn:h:3478",
-        "username": "u",
-        "credential": "p",
-    }
-    assert IceServer("stun:h").as_json() == {"urls": "stun:h"}
+def test_no_relay_no_extra_servers():
+    assert turn_ice_servers(None) is None

@@ -195,3 +195,37 @@ async def test_a_tab_that_does_not_read_is_disconnected(hub, monkeypatch):
             break
         await asyncio.sleep(0.02)
     assert server.tabs(ACCOUNT, "alice") == []
+
+
+async def test_a_registered_tab_is_told_of_the_legs_servers_and_its_accounts_relay():
+    from signaling.webrtc_leg import IceServer
+
+    asked = []
+
+    def relay(account_sid: str) -> list[IceServer]:
+        asked.append(account_sid)
+        return [IceServer("turn:relay.example:3478?transport=udp", f"9:{account_sid}", "pw")]
+
+    server = SignalingServer(
+        lookup, ice_servers=[IceServer("stun:stun.example:3478")], browser_ice_servers=relay
+    )
+    socket = FakeSocket()
+    task = asyncio.ensure_future(server.handle(socket))
+    try:
+        await socket.say(type="register", token=token("alice"))
+        registered = await socket.next()
+    finally:
+        server.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert registered["type"] == "registered"
+    assert registered["ice_servers"] == [
+        {"urls": "stun:stun.example:3478"},
+        {
+            "urls": "turn:relay.example:3478?transport=udp",
+            "username": f"9:{ACCOUNT}",
+            "credential": "pw",
+        },
+    ]
+    assert asked == [ACCOUNT]
+    assert server.ice_servers == [IceServer("stun:stun.example:3478")]  # legs: no relay
