@@ -46,6 +46,8 @@ class NodeCollector(Collector):
         yield from self._sip()
         yield from self._rtp()
         yield from self._streams()
+        yield from self._browsers()
+        yield from self._turn()
         yield from self._clock()
 
     # -- calls
@@ -181,6 +183,36 @@ class NodeCollector(Collector):
             "callswitch_media_streams_dropped_messages",
             "Media messages dropped because the application read too slowly",
             value=STREAMS.dropped_total,
+        )
+
+    # -- WebRTC and TURN
+
+    def _browsers(self) -> Iterator[Metric]:
+        signaling = getattr(self.server, "signaling", None)
+        if signaling is None:
+            return
+        tabs, calls = signaling.counts()
+        yield GaugeMetricFamily(
+            "callswitch_webrtc_clients", "Browser tabs registered on the signaling WebSocket",
+            value=tabs,
+        )
+        yield GaugeMetricFamily(
+            "callswitch_webrtc_calls_active", "Browser tabs' calls in progress", value=calls
+        )
+
+    def _turn(self) -> Iterator[Metric]:
+        turn = getattr(self.server, "turn", None)
+        if turn is None:
+            return
+        manager = turn.manager
+        yield GaugeMetricFamily(
+            "callswitch_turn_allocations", "TURN allocations (RFC 8656) open",
+            value=len(manager.allocations),
+        )
+        yield CounterMetricFamily(
+            "callswitch_turn_relayed_bytes",
+            "Bytes the TURN relays carried, both ways (up to a second behind)",
+            value=manager.bytes_relayed,
         )
 
     def _clock(self) -> Iterator[Metric]:

@@ -383,6 +383,11 @@ class SignalingServer:
         finally:
             request.call.hangup("completed")
 
+    def counts(self) -> tuple[int, int]:
+        """(tabs registered, their calls in progress), for metrics."""
+        tabs = [tab for group in self._tabs.values() for tab in group]
+        return len(tabs), sum(len(tab.calls) for tab in tabs)
+
     def close(self) -> None:
         for tabs in list(self._tabs.values()):
             for tab in list(tabs):

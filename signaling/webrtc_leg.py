@@ -320,6 +320,7 @@ class WebRtcLeg(Leg):
 
     codec = "PCMU"  # what the leg speaks to the bridge, whatever the browser negotiated
     sample_rate = RATE
+    kind = "webrtc"
 
     def __init__(
         self,

@@ -198,6 +198,10 @@ class AllocationManager:
         self.protected_ports = protected_ports
         self.allocations: dict[FiveTuple, Allocation] = {}
         self.per_user: Counter[str] = Counter()
+        # Bytes the relays carried, both ways: the relay path only takes each packet off
+        # its allocation's budget, and what was taken is added up here when the budget is
+        # refilled (each second) or the allocation ends. Up to a second behind.
+        self.bytes_relayed = 0
 
     # -- entry points ---------------------------------------------------------------
 
@@ -251,12 +255,16 @@ class AllocationManager:
         ended = [a for a in self.allocations.values() if a.expires <= now]
         for allocation in ended:
             self._delete(allocation)
-        budget = self.quotas.bytes_per_second or 1 << 62
+        budget = self._full_budget()
         for allocation in self.allocations.values():
             allocation.expire(now)
+            self.bytes_relayed += budget - allocation.budget
             allocation.budget = budget
         self.ports.expire(now)
         return ended
+
+    def _full_budget(self) -> int:
+        return self.quotas.bytes_per_second or 1 << 62
 
     def next_deadline(self) -> float | None:
         deadlines = [a.next_deadline() for a in self.allocations.values()]
@@ -334,7 +342,7 @@ class AllocationManager:
             expires=now + lifetime,
             dont_fragment=Attr.DONT_FRAGMENT in message,
             allocate_tid=message.transaction_id,
-            budget=self.quotas.bytes_per_second or 1 << 62,
+            budget=self._full_budget(),
         )
         reserved_token = None
         if claimed is not None:
@@ -443,6 +451,7 @@ class AllocationManager:
     def _delete(self, allocation: Allocation) -> None:
         if self.allocations.pop(allocation.five_tuple, None) is None:
             return
+        self.bytes_relayed += self._full_budget() - allocation.budget
         self.per_user[allocation.username] -= 1
         if self.per_user[allocation.username] <= 0:
             del self.per_user[allocation.username]

@@ -348,3 +348,16 @@ def test_a_reservation_token_keeps_the_family_of_the_allocation_that_reserved_it
     assert relayed == ("2001:db8::1", first.get(Attr.XOR_RELAYED_ADDRESS)[1] + 1)
     # An IPv6 relay refuses IPv4 peers.
     assert code(h.ask(CREATE_PERMISSION, (Attr.XOR_PEER_ADDRESS, PEER), client=client)) == 443
+
+
+def test_bytes_relayed_are_summed_from_the_budgets_each_second_and_at_the_end():
+    h = Harness()
+    h.allocate()
+    [allocation] = h.manager.allocations.values()
+    allocation.budget -= 1200  # what the relay path takes off per packet, both ways
+    assert h.manager.bytes_relayed == 0  # not yet: counted when the budget is refilled
+    h.manager.tick(h.now + 1)
+    assert h.manager.bytes_relayed == 1200
+    allocation.budget -= 300
+    assert code(h.ask(REFRESH, (Attr.LIFETIME, 0))) is None  # the allocation ends
+    assert h.manager.bytes_relayed == 1500
