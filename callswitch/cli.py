@@ -254,49 +254,32 @@ def _run(coroutine) -> None:
         uvloop.run(coroutine)
 
 
+def _tool_settings(args: argparse.Namespace):
+    """The settings a management command runs with (its --data-dir, --database-url and
+    --config), or None after saying what is wrong with them."""
+    values = {"data_dir": args.data_dir, "config": args.config}
+    if getattr(args, "database_url", None) is not None:
+        values["database_url"] = args.database_url
+    try:
+        return load_settings(values)
+    except ConfigError as exc:
+        print(f"callswitch: {exc}", file=sys.stderr)
+        return None
+
+
+TOOLS = {"token": _token, "balance": _balance, "sip-credentials": _sip_credentials}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "token":
-        try:
-            settings = load_settings({"data_dir": args.data_dir, "config": args.config})
-        except ConfigError as exc:
-            print(f"callswitch: {exc}", file=sys.stderr)
+    if args.command in TOOLS or args.command == "accounts":
+        settings = _tool_settings(args)
+        if settings is None:
             return 2
-        return asyncio.run(_token(settings, args))
-    if args.command == "balance":
-        try:
-            settings = load_settings({"data_dir": args.data_dir, "config": args.config})
-        except ConfigError as exc:
-            print(f"callswitch: {exc}", file=sys.stderr)
-            return 2
-        return asyncio.run(_balance(settings, args))
-    if args.command == "sip-credentials":
-        try:
-            settings = load_settings(
-                {
-                    "data_dir": args.data_dir,
-                    "database_url": args.database_url,
-                    "config": args.config,
-                }
-            )
-        except ConfigError as exc:
-            print(f"callswitch: {exc}", file=sys.stderr)
-            return 2
-        return asyncio.run(_sip_credentials(settings, args))
-    if args.command == "accounts":
-        try:
-            settings = load_settings(
-                {
-                    "data_dir": args.data_dir,
-                    "database_url": args.database_url,
-                    "config": args.config,
-                }
-            )
-        except ConfigError as exc:
-            print(f"callswitch: {exc}", file=sys.stderr)
-            return 2
-        asyncio.run(_create_account(settings, args.friendly_name))
-        return 0
+        if args.command == "accounts":
+            asyncio.run(_create_account(settings, args.friendly_name))
+            return 0
+        return asyncio.run(TOOLS[args.command](settings, args))
     if args.command == "serve":
         try:
             settings = load_settings(args)

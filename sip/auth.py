@@ -34,6 +34,7 @@ __all__ = [
     "Credentials",
     "SipParseError",
     "Verdict",
+    "answer_challenge",
     "authorize",
     "digest_response",
     "ha1",
@@ -412,6 +413,44 @@ def authorize(
         qop=qop,
         opaque=challenge.opaque,
     )
+
+
+def answer_challenge(
+    response,
+    *,
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    body: bytes = b"",
+) -> tuple[str, str] | None:
+    """The header that answers a 401's WWW-Authenticate or a 407's Proxy-Authenticate
+    (RFC 3261 §22.2, §22.3), choosing the strongest algorithm we support among those
+    offered (RFC 8760 §2.4); None when nothing offered can be answered.
+
+    ``response`` is a :class:`sip.message.Response` (duck-typed: ``status`` and
+    ``headers.get_all``).
+    """
+    proxy = response.status == 407
+    header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+    challenges = []
+    for value in response.headers.get_all(header):
+        try:
+            challenge = Challenge.parse(value)
+        except SipParseError:
+            continue
+        if challenge.algorithm in ALGORITHMS:
+            challenges.append(challenge)
+    if not challenges:
+        return None
+    challenge = max(challenges, key=lambda c: ALGORITHMS.index(c.algorithm))
+    try:
+        credentials = authorize(
+            challenge, method=method, uri=uri, username=username, password=password, body=body
+        )
+    except ValueError:
+        return None
+    return ("Proxy-Authorization" if proxy else "Authorization", str(credentials))
 
 
 class Verdict(Enum):

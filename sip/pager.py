@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sip.auth import ALGORITHMS, Challenge, authorize
-from sip.errors import SipParseError
+from sip.auth import answer_challenge
 from sip.message import Headers, Request, Response, generate_call_id, generate_tag
 
 if TYPE_CHECKING:
@@ -100,35 +99,22 @@ class OutgoingMessage:
         self.on_result(status, reason)
 
     def _authenticate(self, response: Response) -> bool:
+        """Answer a 401/407 with credentials (RFC 3261 §22.2, RFC 8760 §2.4)."""
         if self.credentials is None or self._auth_rounds >= MAX_AUTH_ROUNDS:
             return False
-        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
-        answer = "Authorization" if response.status == 401 else "Proxy-Authorization"
-        challenges = []
-        for value in response.headers.get_all(header):
-            try:
-                challenge = Challenge.parse(value)
-            except SipParseError:
-                continue
-            if challenge.algorithm in ALGORITHMS:
-                challenges.append(challenge)
-        if not challenges:
-            return False
-        challenge = max(challenges, key=lambda c: ALGORITHMS.index(c.algorithm))
-        try:
-            credentials = authorize(
-                challenge,
-                method="MESSAGE",
-                uri=self.target,
-                username=self.credentials.username,
-                password=self.credentials.password,
-                body=self.body,
-            )
-        except ValueError:
+        header = answer_challenge(
+            response,
+            method="MESSAGE",
+            uri=self.target,
+            username=self.credentials.username,
+            password=self.credentials.password,
+            body=self.body,
+        )
+        if header is None:
             return False
         self._auth_rounds += 1
         self._cseq += 1
-        self._send([(answer, str(credentials))])
+        self._send([header])
         return True
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sip.auth import ALGORITHMS, Challenge, authorize
+from sip.auth import answer_challenge
 from sip.dialog import Dialog
 from sip.errors import SipParseError
 from sip.headers import NameAddress
@@ -244,36 +244,20 @@ class OutgoingInvite(MidCall):
         """Answer a 401/407 with credentials (RFC 3261 §22.2, RFC 8760 §2.4)."""
         if self.credentials is None or self._auth_rounds >= MAX_AUTH_ROUNDS:
             return False
-        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
-        answer = "Authorization" if response.status == 401 else "Proxy-Authorization"
-        challenges = []
-        for value in response.headers.get_all(header):
-            try:
-                challenge = Challenge.parse(value)
-            except SipParseError:
-                continue
-            if challenge.algorithm in ALGORITHMS:
-                challenges.append(challenge)
-        if not challenges:
-            return False
-        # RFC 8760 §2.4: the strongest algorithm we support among those offered.
-        challenge = max(challenges, key=lambda c: ALGORITHMS.index(c.algorithm))
-        try:
-            credentials = authorize(
-                challenge,
-                method="INVITE",
-                uri=self.target,
-                username=self.credentials.username,
-                password=self.credentials.password,
-                body=self.local_sdp or b"",
-            )
-        except ValueError:
+        header = answer_challenge(
+            response,
+            method="INVITE",
+            uri=self.target,
+            username=self.credentials.username,
+            password=self.credentials.password,
+            body=self.local_sdp or b"",
+        )
+        if header is None:
             return False
         self._auth_rounds += 1
         self._cseq += 1
-        self._send_invite([(answer, str(credentials))])
+        self._send_invite([header])
         return True
-
     def _failed(self, status: int, reason: str) -> None:
         if self.state is OutgoingState.TERMINATED:
             return
