@@ -13,35 +13,24 @@ import pytest
 from twilio.rest import Client
 
 from .audio import sine, ulaw_encode
+from .chromium import CHROMIUM, FLAGS, require_chromium
 from .conftest import require
 from .rtp import RtpSink
 from .sipp import SippBackground, find_sipp
 from .test_voice_webhooks import LocalHttpClient, credentials
 from .webhook_app import WebhookApp, twiml
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(os.environ.get("CALLSWITCH_TEST_ARTIFACTS", "test-artifacts")) / "console"
 NUMBER = "+15005550070"
 
 
 @pytest.fixture
 def chromium():
-    require(Path(CHROMIUM).exists(), "chromium is not installed (Debian package chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "playwright is not installed (pip install playwright)")
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         try:
             yield browser
         finally:

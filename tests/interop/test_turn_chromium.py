@@ -20,21 +20,9 @@ from pathlib import Path
 import pytest
 from twilio.rest import Client
 
-from .conftest import require
+from .chromium import CHROMIUM, FLAGS, require_chromium
 from .test_voice_webhooks import LocalHttpClient, credentials
 from .turn_peers import write_page
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 PAGE = """<!doctype html>
 <html><body><script>
@@ -105,11 +93,9 @@ def serve_directory(directory: Path):
 
 @pytest.fixture
 def chromium():
-    require(Path(CHROMIUM).exists(), "chromium is not installed (Debian package chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "playwright is not installed (pip install playwright)")
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         try:

@@ -18,6 +18,7 @@ import pytest
 from tests.peers import require
 
 from .audio import level_dbfs, ulaw_decode
+from .chromium import CHROMIUM, FLAGS, require_chromium
 from .conftest import sipp_failure
 from .harness import free_port
 from .rtp import RtpSink
@@ -25,19 +26,11 @@ from .test_outbound_calls import CARRIER_TONE_HZ, heard, start_carrier, tone_dir
 from .webhook_app import WebhookApp, twiml
 from .webrtc_client import access_token, rest_client
 
-CHROMIUM = "/usr/bin/chromium"
 TONE_HZ = 1000.0
 PAGE_HZ = 440.0
 ARTIFACTS = Path(os.environ.get("CALLSWITCH_TEST_ARTIFACTS", "test-artifacts")) / "webrtc"
 ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+    *FLAGS,
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
@@ -75,11 +68,9 @@ def tone_wav(path: Path, hz: float, seconds: float = 10.0, rate: int = 48000) ->
 @pytest.fixture
 def browser_page(tmp_path):
     """A Playwright page in Debian's Chromium whose microphone plays 440 Hz."""
-    require(Path(CHROMIUM).exists(), "chromium is not installed (Debian package chromium)")
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        require(False, "playwright is not installed (pip install playwright)")
+    require_chromium()
+    from playwright.async_api import async_playwright
+
     wav = tone_wav(tmp_path / "mic.wav", PAGE_HZ)
 
     class Launcher:
