@@ -50,7 +50,9 @@ def estimate_mos(codec: str, loss: float, delay_ms: float) -> float:
         return 1.0
     if r >= 100:
         return 4.5
-    return 1 + 0.035 * r + 7e-6 * r * (r - 60) * (100 - r)
+    # The G.107 polynomial dips just below 1 for small R (about 0 < R < 6.5): the scale
+    # starts at 1.
+    return max(1.0, 1 + 0.035 * r + 7e-6 * r * (r - 60) * (100 - r))
 
 
 @dataclass(slots=True)

@@ -32,3 +32,9 @@ def test_the_score_stays_in_range_and_falls_with_loss(loss, delay, codec):
     mos = estimate_mos(codec, loss, delay)
     assert 1.0 <= mos <= 4.5
     assert estimate_mos(codec, min(max(loss, 0), 1) + 0.05, delay) <= mos + 1e-9
+
+
+def test_a_nearly_worthless_call_scores_one_not_less():
+    # All packets lost and 300 ms one way leave R at about 2.6, where G.107's
+    # polynomial gives 0.99.
+    assert estimate_mos("PCMU", 1.0, 300) == 1.0
