@@ -62,7 +62,6 @@ from aiortc import (  # noqa: E402
 from aiortc.mediastreams import MediaStreamError  # noqa: E402
 from twilio.jwt.access_token import AccessToken  # noqa: E402
 from twilio.jwt.access_token.grants import VoiceGrant  # noqa: E402
-from twilio.rest import Client  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
 from loadtest.bridge import (  # noqa: E402
@@ -75,7 +74,7 @@ from loadtest.bridge import (  # noqa: E402
 )
 from tests.interop.harness import CallswitchServer  # noqa: E402
 from tests.interop.sipp import find_sipp  # noqa: E402
-from tests.interop.test_voice_webhooks import LocalHttpClient, credentials  # noqa: E402
+from tests.interop.test_voice_webhooks import credentials, rest_client  # noqa: E402
 from tests.interop.webhook_app import WebhookApp, twiml  # noqa: E402
 
 RATE = 48000
@@ -282,9 +281,7 @@ async def run_level(work: Path, sipp: str, codec: str, calls: int, args) -> Leve
     try:
         with app:
             sid, auth = credentials(server)
-            rest = Client(
-                sid, auth, http_client=LocalHttpClient(f"http://127.0.0.1:{server.http_port}")
-            )
+            rest = rest_client(server, sid, auth)
             number = "+15005550199"
             rest.incoming_phone_numbers.create(phone_number=number, voice_url=app.url("/voice"))
             key = rest.new_keys.create(friendly_name="loadtest")

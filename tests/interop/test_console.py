@@ -10,14 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from twilio.rest import Client
 
 from .audio import sine, ulaw_encode
 from .chromium import CHROMIUM, FLAGS, require_chromium
 from .conftest import require
 from .rtp import RtpSink
 from .sipp import SippBackground, find_sipp
-from .test_voice_webhooks import LocalHttpClient, credentials
+from .test_voice_webhooks import credentials, rest_client
 from .webhook_app import WebhookApp, twiml
 
 ARTIFACTS = Path(os.environ.get("CALLSWITCH_TEST_ARTIFACTS", "test-artifacts")) / "console"
@@ -42,7 +41,7 @@ def test_console_signs_in_and_shows_a_live_call_with_its_quality(server, chromiu
     require(sipp is not None, "sipp is not installed (Debian package sip-tester)")
     sid, token = credentials(server)
     base = f"http://127.0.0.1:{server.http_port}"
-    client = Client(sid, token, http_client=LocalHttpClient(base))
+    client = rest_client(server, sid, token)
     page = chromium.new_page(viewport={"width": 1280, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))

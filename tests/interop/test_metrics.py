@@ -11,13 +11,12 @@ import urllib.request
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
-from twilio.rest import Client
 
 from .audio import sine, ulaw_encode
 from .conftest import require
 from .rtp import RtpSink
 from .sipp import SippBackground, find_sipp
-from .test_voice_webhooks import LocalHttpClient, credentials
+from .test_voice_webhooks import rest_client
 from .webhook_app import WebhookApp, twiml
 
 NUMBER = "+15005550060"
@@ -48,8 +47,7 @@ def total(samples, name: str) -> float:
 def test_a_call_shows_in_the_metrics_while_it_lasts_and_in_the_totals_after(server, tmp_path):
     sipp = find_sipp()
     require(sipp is not None, "sipp is not installed (Debian package sip-tester)")
-    sid, token = credentials(server)
-    client = Client(sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{server.http_port}"))
+    client = rest_client(server)
     before = scrape(server)
     with WebhookApp() as app, RtpSink() as sink:
         app.routes["/voice"] = lambda r: twiml('<Say>Hello.</Say><Pause length="3"/><Hangup/>')

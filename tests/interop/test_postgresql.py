@@ -14,7 +14,7 @@ from twilio.rest import Client
 
 from .harness import CallswitchServer
 from .sipp import run_sipp
-from .test_voice_webhooks import LocalHttpClient, credentials
+from .test_voice_webhooks import credentials, rest_client
 from .webhook_app import WebhookApp, twiml
 
 NUMBER = "+15005550142"
@@ -30,9 +30,7 @@ def test_serve_on_postgresql_keeps_numbers_and_calls_across_restarts(
             first = CallswitchServer.start(tmp_path / "first", extra_args=("--database-url", url))
             try:
                 sid, token = credentials(first)
-                client = Client(
-                    sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{first.http_port}")
-                )
+                client = rest_client(first, sid, token)
                 number = client.incoming_phone_numbers.create(
                     phone_number=NUMBER, voice_url=app.url("/voice")
                 )
@@ -59,9 +57,7 @@ def test_serve_on_postgresql_keeps_numbers_and_calls_across_restarts(
             second = CallswitchServer.start(tmp_path / "second", extra_args=("--database-url", url))
             try:
                 assert not second.events("account.created"), "the account was not kept"
-                client = Client(
-                    sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{second.http_port}")
-                )
+                client = rest_client(second, sid, token)
                 [kept] = client.incoming_phone_numbers.list(phone_number=NUMBER)
                 assert kept.sid == number.sid and kept.voice_url == app.url("/voice")
                 [listed] = client.calls.list()

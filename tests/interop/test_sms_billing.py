@@ -20,7 +20,7 @@ from twilio.rest import Client
 
 from .harness import CallswitchServer, server_command
 from .sipp import run_sipp
-from .test_voice_webhooks import LocalHttpClient, credentials
+from .test_voice_webhooks import credentials, rest_client
 from .webhook_app import WebhookApp, twiml
 
 NUMBER = "+15005550177"
@@ -64,9 +64,7 @@ def test_trigger_fires_once_billing_events_and_restart(sipp_bin, rtp_sink, tmp_p
         server = CallswitchServer.start(workdir, extra_args=args)
         try:
             sid, token = credentials(server)
-            client = Client(
-                sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{server.http_port}")
-            )
+            client = rest_client(server, sid, token)
             client.incoming_phone_numbers.create(phone_number=NUMBER, voice_url=app.url("/voice"))
             trigger = client.usage.triggers.create(
                 callback_url=app.url("/trigger"),
@@ -108,9 +106,7 @@ def test_trigger_fires_once_billing_events_and_restart(sipp_bin, rtp_sink, tmp_p
         assert not problems, problems
         second = CallswitchServer.start(workdir, extra_args=args)
         try:
-            client = Client(
-                sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{second.http_port}")
-            )
+            client = rest_client(second, sid, token)
             record = _usage(client)
             assert (record.count, record.usage) == ("3", "3")
             _call(sipp_bin, second, rtp_sink, tmp_path, 4)
@@ -130,9 +126,7 @@ def test_a_sigkill_loses_no_usage_record(sipp_bin, rtp_sink, tmp_path):
         server = CallswitchServer.start(workdir)
         try:
             sid, token = credentials(server)
-            client = Client(
-                sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{server.http_port}")
-            )
+            client = rest_client(server, sid, token)
             client.incoming_phone_numbers.create(phone_number=NUMBER, voice_url=app.url("/voice"))
             _call(sipp_bin, server, rtp_sink, tmp_path, 1)
             _call(sipp_bin, server, rtp_sink, tmp_path, 2)
@@ -140,9 +134,7 @@ def test_a_sigkill_loses_no_usage_record(sipp_bin, rtp_sink, tmp_path):
             server._kill()  # no chance to flush: the journal may not have priced the last
         second = CallswitchServer.start(workdir)
         try:
-            client = Client(
-                sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{second.http_port}")
-            )
+            client = rest_client(second, sid, token)
             completed = [c for c in client.calls.list() if c.status == "completed"]
             record = _usage(client)
             assert record.count == str(len(completed))
@@ -159,9 +151,7 @@ def test_a_spent_balance_refuses_calls(sipp_bin, rtp_sink, tmp_path):
         server = CallswitchServer.start(workdir)
         try:
             sid, token = credentials(server)
-            client = Client(
-                sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{server.http_port}")
-            )
+            client = rest_client(server, sid, token)
             client.incoming_phone_numbers.create(phone_number=NUMBER, voice_url=app.url("/voice"))
             subprocess.run(
                 [

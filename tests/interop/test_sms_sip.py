@@ -12,7 +12,7 @@ from tests.peers import require
 
 from .harness import CallswitchServer, free_port
 from .sipp import SippBackground, find_sipp
-from .test_voice_webhooks import LocalHttpClient, credentials
+from .test_voice_webhooks import credentials, rest_client
 from .webhook_app import WebhookApp
 
 
@@ -44,9 +44,7 @@ def test_outbound_sms_reaches_a_sipp_uas_as_sip_message(tmp_path):
     )
     try:
         sid, token = credentials(server)
-        client = Client(
-            sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{server.http_port}")
-        )
+        client = rest_client(server, sid, token)
         message = client.messages.create(
             to="+15550001111", from_="+14155550100", body="Hello over SIP €"
         )
@@ -70,9 +68,7 @@ def test_inbound_sip_message_reaches_sms_url(tmp_path):
         server = CallswitchServer.start(tmp_path / "node")
         try:
             sid, token = credentials(server)
-            client = Client(
-                sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{server.http_port}")
-            )
+            client = rest_client(server, sid, token)
             ours = "+14155550166"
             client.incoming_phone_numbers.create(phone_number=ours, sms_url=app.url("/sms"))
             body = b"hi from a phone"

@@ -20,7 +20,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from tests.peers import require
 
 from .harness import CallswitchServer, free_port
-from .test_voice_webhooks import LocalHttpClient, credentials
+from .test_voice_webhooks import credentials, rest_client
 from .webhook_app import WebhookApp
 
 SMSC_SCRIPT = Path(__file__).parent / "peers" / "smsc.pl"
@@ -90,7 +90,7 @@ def _start(tmp_path: Path, smsc: Smsc, *extra: str) -> CallswitchServer:
 
 def _client(server: CallswitchServer) -> tuple[Client, str, str]:
     sid, token = credentials(server)
-    client = Client(sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{server.http_port}"))
+    client = rest_client(server, sid, token)
     return client, sid, token
 
 
@@ -235,11 +235,7 @@ def test_messages_wait_for_the_smsc_and_survive_a_restart(tmp_path):
             extra_args=("--smpp", f"perl=smpp://esme:secret@127.0.0.1:{port};window=5"),
         )
         try:
-            client = Client(
-                account_sid,
-                token,
-                http_client=LocalHttpClient(f"http://127.0.0.1:{second.http_port}"),
-            )
+            client = rest_client(second, account_sid, token)
             assert len(smsc.wait_for("submit", 3, timeout=30)) == 3
             for sid in sids:
                 assert _wait_status(client, sid, "delivered").status == "delivered"

@@ -18,10 +18,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from twilio.rest import Client
 
 from .chromium import CHROMIUM, FLAGS, require_chromium
-from .test_voice_webhooks import LocalHttpClient, credentials
+from .test_voice_webhooks import rest_client
 from .turn_peers import write_page
 
 PAGE = """<!doctype html>
@@ -114,8 +113,7 @@ def _relay_candidates(sdp: str) -> list[tuple[str, int]]:
 @pytest.mark.callswitch(extra_args=("--turn-allow-peer", "127.0.0.0/8"))
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_chromium_peer_connections_meet_through_our_relay(server, chromium, tmp_path, transport):
-    sid, token = credentials(server)
-    client = Client(sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{server.http_port}"))
+    client = rest_client(server)
     ice = client.tokens.create(ttl=600).ice_servers
     turn = [
         s for s in ice if s["urls"].startswith("turn:") and f"transport={transport}" in s["urls"]

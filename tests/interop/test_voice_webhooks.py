@@ -50,6 +50,14 @@ def credentials(server) -> tuple[str, str]:
     return created["account_sid"], created["auth_token"]
 
 
+def rest_client(server, sid: str | None = None, token: str | None = None) -> Client:
+    """The official library aimed at ``server``, with the account it created (or, for
+    a server restarted on the same store, the ``sid`` and ``token`` known from before)."""
+    if sid is None or token is None:
+        sid, token = credentials(server)
+    return Client(sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{server.http_port}"))
+
+
 def wav_bytes(samples: np.ndarray, rate: int = 8000) -> bytes:
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:

@@ -23,8 +23,9 @@ from .conftest import sipp_failure
 from .harness import free_port
 from .rtp import RtpSink
 from .test_outbound_calls import CARRIER_TONE_HZ, heard, start_carrier, tone_dir
+from .test_voice_webhooks import rest_client
 from .webhook_app import WebhookApp, twiml
-from .webrtc_client import access_token, rest_client
+from .webrtc_client import access_token
 
 TONE_HZ = 1000.0
 PAGE_HZ = 440.0

@@ -15,8 +15,9 @@ from tests.peers import require
 from .audio import level_dbfs, ulaw_decode
 from .conftest import sipp_failure
 from .test_outbound_calls import heard, tone_dir
+from .test_voice_webhooks import rest_client
 from .webhook_app import WebhookApp, twiml
-from .webrtc_client import SignalingClient, access_token, rest_client
+from .webrtc_client import SignalingClient, access_token
 
 TONE_HZ = 1000.0
 CLIENT_HZ = 440.0

@@ -14,8 +14,9 @@ from tests.peers import require
 from .harness import free_port
 from .rtp import RtpSink
 from .test_outbound_calls import CARRIER_TONE_HZ, heard, start_carrier
+from .test_voice_webhooks import rest_client
 from .webhook_app import WebhookApp, twiml
-from .webrtc_client import SignalingClient, access_token, rest_client
+from .webrtc_client import SignalingClient, access_token
 
 CLIENT_HZ = 440.0
 

@@ -12,7 +12,8 @@ from twilio.jwt.access_token.grants import VoiceGrant
 
 from tests.peers import require
 
-from .webrtc_client import SignalingClient, access_token, rest_client
+from .test_voice_webhooks import rest_client
+from .webrtc_client import SignalingClient, access_token
 
 pytestmark = pytest.mark.callswitch_shared
 

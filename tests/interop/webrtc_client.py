@@ -9,17 +9,11 @@ import time
 
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VoiceGrant
-from twilio.rest import Client
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.signaling.peer import Peer
 
-from .test_voice_webhooks import LocalHttpClient, credentials
-
-
-def rest_client(server) -> Client:
-    sid, token = credentials(server)
-    return Client(sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{server.http_port}"))
+from .test_voice_webhooks import rest_client
 
 
 def access_token(server, identity: str, *, ttl: int = 600, application_sid=None, key=None):
