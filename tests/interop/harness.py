@@ -4,11 +4,17 @@ The server runs as a child process on free loopback ports. Its stderr (logfmt,
 one event per line) is read by a thread, kept in memory and copied to a file so
 a failing test can show what the server said. It is stopped by its own PID
 only: SIGTERM, then SIGKILL if it has not exited after a grace period.
+
+Servers are forked from a zygote that has imported callswitch once
+(tests/interop/zygote.py), which saves the second or two of imports each start
+would cost; ``CALLSWITCH_INTEROP_FORK=0``, a server pinned to a CPU, or
+``CALLSWITCH_INTEROP_SERVER`` start a fresh interpreter instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import shlex
@@ -29,6 +35,9 @@ STOP_GRACE = 5.0
 
 # Lets a developer aim the suite at another build, e.g. "python -m callswitch".
 SERVER_CMD_ENV = "CALLSWITCH_INTEROP_SERVER"
+# "0" starts every server with a fresh interpreter instead of forking it from the zygote.
+FORK_ENV = "CALLSWITCH_INTEROP_FORK"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_logfmt(line: str) -> dict[str, str]:
@@ -171,11 +180,102 @@ class ServerError(AssertionError):
     """The server failed to start, died, or did not stop cleanly."""
 
 
+class ForkedProcess:
+    """What the harness uses of `subprocess.Popen`, for a server forked by the zygote
+    (tests/interop/zygote.py): its pid, its stderr, and its exit code when it ends."""
+
+    def __init__(self, conn: socket.socket, args: list[str], stderr) -> None:
+        self._conn = conn
+        self._buffer = b""
+        self.args = args
+        self.stderr = stderr
+        self.returncode: int | None = None
+        line = self._line(READY_TIMEOUT)
+        if line is None:
+            raise ServerError("the zygote did not fork the server")
+        self.pid = int(line)
+
+    def _line(self, timeout: float | None) -> bytes | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self._conn.settimeout(left)
+            try:
+                data = self._conn.recv(64)
+            except (TimeoutError, BlockingIOError):
+                return None
+            if not data:
+                raise ServerError("the zygote went away")
+            self._buffer += data
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            line = self._line(0)
+            if line is not None:
+                self.returncode = int(line)
+                self._conn.close()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            line = self._line(timeout)
+            if line is None:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            self.returncode = int(line)
+            self._conn.close()
+        return self.returncode
+
+
+class Zygote:
+    """The test session's zygote: started on first use, gone with the session."""
+
+    _lock = threading.Lock()
+    _instance: Zygote | None = None
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.path = os.path.join(tempfile.mkdtemp(prefix="callswitch-zygote-"), "socket")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.interop.zygote", self.path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=REPO,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != b"ready":
+            raise ServerError(f"the zygote did not start (exit code {self.proc.wait(5)})")
+
+    @classmethod
+    def shared(cls) -> Zygote:
+        with cls._lock:
+            if cls._instance is None or cls._instance.proc.poll() is not None:
+                cls._instance = cls()
+            return cls._instance
+
+    def spawn(self, args: list[str], argv: list[str], cwd: Path, env: dict) -> ForkedProcess:
+        read_end, write_end = os.pipe()
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(self.path)
+            request = json.dumps({"argv": argv, "env": env, "cwd": str(cwd)}) + "\n"
+            socket.send_fds(conn, [request.encode()], [write_end])
+        finally:
+            os.close(write_end)
+        return ForkedProcess(conn, args, os.fdopen(read_end, "rb"))
+
+
+def _forking() -> bool:
+    return not os.environ.get(SERVER_CMD_ENV) and os.environ.get(FORK_ENV) != "0"
+
+
 @dataclass
 class CallswitchServer:
     """A running `callswitch serve` child process bound to loopback ports."""
 
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | ForkedProcess
     sip_port: int
     http_port: int
     rtp_ports: tuple[int, int]
@@ -273,14 +373,19 @@ class CallswitchServer:
             cmd = ["taskset", "-c", str(cpu), *cmd]
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            cwd=workdir,
-            env=env,
-        )
+        proc: subprocess.Popen[bytes] | ForkedProcess
+        if cpu is None and _forking():
+            argv = cmd[len(server_command()) :]
+            proc = Zygote.shared().spawn(cmd, argv, workdir, env)
+        else:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                cwd=workdir,
+                env=env,
+            )
         server = cls(
             proc=proc,
             sip_port=sip_port,
