@@ -20,6 +20,7 @@ that started it has gone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -143,15 +144,14 @@ class Zygote:
             conn = self.children.pop(pid, None)
             if conn is None:
                 continue
-            try:
+            with contextlib.suppress(OSError):
                 conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
-            except OSError:
-                pass
             conn.close()
 
 
 def main(path: str) -> None:
-    import callswitch.cli  # noqa: F401  -- the expensive imports, done once
+    # The expensive imports, done once for every server.
+    import callswitch.cli
     import callswitch.server  # noqa: F401
 
     zygote = Zygote(path)
