@@ -25,13 +25,18 @@ def _parser() -> argparse.ArgumentParser:
     account_commands = accounts.add_subparsers(dest="action", required=True)
     create = account_commands.add_parser("create", help="create an account; prints SID and token")
     create.add_argument("--friendly-name", default=None)
-    create.add_argument("--data-dir", default=None, help="as for serve")
-    create.add_argument("--database-url", default=None, help="as for serve")
-    create.add_argument("--config", default=None, help="as for serve")
+    _add_store_options(create)
     _add_sip_credential_commands(commands)
     _add_balance_commands(commands)
     _add_token_command(commands)
     return parser
+
+
+def _add_store_options(command) -> None:
+    """The settings that find the store, for a management command run beside serve."""
+    command.add_argument("--data-dir", default=None, help="as for serve")
+    command.add_argument("--database-url", default=None, help="as for serve")
+    command.add_argument("--config", default=None, help="as for serve")
 
 
 def _add_balance_commands(commands) -> None:
@@ -43,8 +48,7 @@ def _add_balance_commands(commands) -> None:
     show = actions.add_parser("show", help="print the balance")
     show.add_argument("account", help="the account SID (AC...)")
     for action in (setter, show):
-        action.add_argument("--data-dir", default=None, help="as for serve")
-        action.add_argument("--config", default=None, help="as for serve")
+        _add_store_options(action)
 
 
 async def _balance(settings, args) -> int:
@@ -85,8 +89,7 @@ def _add_token_command(commands) -> None:
     token.add_argument("--key", default=None, help="the API key SK... to sign with")
     token.add_argument("--ttl", type=int, default=3600, help="seconds the token lives (<= 86400)")
     token.add_argument("--no-incoming", action="store_true", help="the client cannot be called")
-    token.add_argument("--data-dir", default=None, help="as for serve")
-    token.add_argument("--config", default=None, help="as for serve")
+    _add_store_options(token)
 
 
 async def _token(settings, args) -> int:
@@ -172,9 +175,7 @@ def _add_sip_credential_commands(commands) -> None:
     remove = actions.add_parser("remove", help="remove a SIP username, in whichever account")
     remove.add_argument("--username", required=True)
     for action in (add, listing, remove):
-        action.add_argument("--data-dir", default=None, help="as for serve")
-        action.add_argument("--database-url", default=None, help="as for serve")
-        action.add_argument("--config", default=None, help="as for serve")
+        _add_store_options(action)
 
 
 async def _open_store(settings):
@@ -258,7 +259,7 @@ def _tool_settings(args: argparse.Namespace):
     """The settings a management command runs with (its --data-dir, --database-url and
     --config), or None after saying what is wrong with them."""
     values = {"data_dir": args.data_dir, "config": args.config}
-    if getattr(args, "database_url", None) is not None:
+    if args.database_url is not None:
         values["database_url"] = args.database_url
     try:
         return load_settings(values)

@@ -300,6 +300,14 @@ class CallswitchServer:
         return self.proc.pid
 
     @property
+    def store_args(self) -> list[str]:
+        """The settings naming this server's store, for a `callswitch` tool run on it."""
+        args = ["--data-dir", str(self.data_dir)]
+        if "--database-url" in self.cmd:
+            args += ["--database-url", self.cmd[self.cmd.index("--database-url") + 1]]
+        return args
+
+    @property
     def sip_target(self) -> str:
         return f"{LOOPBACK}:{self.sip_port}"
 
