@@ -15,10 +15,11 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from control_api.sids import rfc2822, utcnow
 from control_api.store.billing import BillingStore, UsageItem, UsageTriggerRecord
+from control_api.store.nodes import LostCall
 from control_api.store.schema import calls, messages, usage_items
 from control_api.usage.pricing import PriceList, billable_minutes, call_category
 from control_api.usage.records import CATEGORIES, category_total, current_period
@@ -126,6 +127,33 @@ class Billing:
             UsageItem(sid, account_sid, category, minutes, price, self.clock()),
             kind="call",
             extra=[("CallSid", sid), ("Direction", direction), ("To", to), ("From", from_)],
+        )
+
+    def lost_call_price(self, lost) -> str | None:
+        """The price string of a call its node lost (``store.nodes.LostCall``): the
+        minutes it was answered for, as ``call_finished`` prices them; None when free."""
+        if not lost.answered or billable_minutes(lost.duration) == 0:
+            return None
+        _, _, price = self.call_price(lost.direction, lost.to, lost.from_, lost.duration)
+        return money(price)
+
+    async def call_lost(self, lost) -> None:
+        """Charge a call its node lost, once its record is failed with its price (the
+        node died mid-call: the minutes until it was last seen alive were used)."""
+        if self.lost_call_price(lost) is None:
+            return
+        category, minutes, price = self.call_price(
+            lost.direction, lost.to, lost.from_, lost.duration
+        )
+        await self._charge(
+            UsageItem(lost.sid, lost.account_sid, category, minutes, price, self.clock()),
+            kind="call",
+            extra=[
+                ("CallSid", lost.sid),
+                ("Direction", lost.direction),
+                ("To", lost.to),
+                ("From", lost.from_),
+            ],
         )
 
     async def message_priced(
@@ -236,7 +264,11 @@ class Billing:
         call_rows = await db.run(
             lambda c: c.execute(
                 select(calls).where(
-                    calls.c.status == "completed",
+                    or_(
+                        calls.c.status == "completed",
+                        # Lost by its node: failed, but priced when it was ended.
+                        and_(calls.c.status == "failed", calls.c.price.is_not(None)),
+                    ),
                     calls.c.duration > 0,
                     calls.c.sid.not_in(priced),
                 )
@@ -251,6 +283,20 @@ class Billing:
             ).all()
         )
         for row in call_rows:
+            if row.status == "failed":
+                await self.call_lost(
+                    LostCall(
+                        sid=row.sid,
+                        account_sid=row.account_sid,
+                        direction=row.direction,
+                        to=row.to_address,
+                        from_=row.from_address,
+                        answered=True,
+                        end_time=row.end_time,
+                        duration=row.duration,
+                    )
+                )
+                continue
             await self.call_finished(
                 sid=row.sid,
                 account_sid=row.account_sid,
