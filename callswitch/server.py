@@ -81,6 +81,12 @@ class _NoLiveCalls:
     async def create(self, account_sid: str, new_call) -> None:
         return None
 
+    async def start_stream(self, account_sid: str, sid: str, stream) -> None:
+        return None
+
+    async def stop_stream(self, account_sid: str, sid: str, sid_or_name: str) -> None:
+        return None
+
 
 class Server:
     """Every plane of one node, started and stopped together."""
