@@ -5,7 +5,8 @@ when a carrier has taken it or it has arrived (``message_priced``). Each priced 
 is one ``usage_items`` row, charged to the balance in the same transaction; then the
 account's triggers are checked and a billing event is queued for the external billing
 system. ``reconcile`` prices, on start, whatever a stop left unpriced, so a restart
-loses no usage record.
+loses no usage record. A call its node lost (``call_lost``) is priced for the minutes
+it was answered, as a completed call of that length.
 """
 
 from __future__ import annotations
@@ -258,7 +259,8 @@ class Billing:
 
     async def reconcile(self) -> int:
         """Price finished calls and sent or received messages that have no usage item
-        yet (a stop between a call's end and its pricing); returns how many."""
+        yet (a stop between a call's end and its pricing; a lost call, failed with its
+        price, whose charge did not happen); returns how many."""
         db = self.billing.db
         priced = select(usage_items.c.source_sid)
         call_rows = await db.run(
