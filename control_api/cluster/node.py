@@ -84,13 +84,18 @@ class Node:
         now = self.clock()
         await self.nodes.heartbeat(self.node_id, self.url, now)
         ended = 0
-        for peer in await self.nodes.stale_with_calls(now - self.lease, exclude=self.node_id):
-            ended += await self._end_calls_of(peer.node_id, peer.heartbeat_at)
+        cutoff = now - self.lease
+        for peer in await self.nodes.stale_with_calls(cutoff, exclude=self.node_id):
+            ended += await self._end_calls_of(peer.node_id, peer.heartbeat_at, cutoff)
         return ended
 
-    async def _end_calls_of(self, node_id: str, last_seen: datetime) -> int:
+    async def _end_calls_of(
+        self, node_id: str, last_seen: datetime, silent_since: datetime | None = None
+    ) -> int:
         price_of = self.billing.lost_call_price if self.billing is not None else _free
-        lost = await self.nodes.end_lost_calls(node_id, last_seen, self.clock(), price_of)
+        lost = await self.nodes.end_lost_calls(
+            node_id, last_seen, self.clock(), price_of, silent_since=silent_since
+        )
         for call in lost:
             if self.billing is not None:
                 try:

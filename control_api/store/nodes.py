@@ -10,9 +10,9 @@ same call at once, exactly one UPDATE changes the row, and only that node prices
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import exists, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -90,10 +90,6 @@ class NodeStore:
         row = await self.db.run(lambda c: c.execute(query).first())
         return NodeRecord(**row._mapping) if row is not None else None
 
-    async def list(self) -> list[NodeRecord]:
-        rows = await self.db.run(lambda c: c.execute(select(nodes).order_by(nodes.c.node_id)).all())
-        return [NodeRecord(**row._mapping) for row in rows]
-
     async def stale_with_calls(self, older_than: datetime, exclude: str) -> list[NodeRecord]:
         """Nodes whose heartbeat is older than ``older_than`` and that still hold calls."""
         held = select(calls.c.node_id).where(calls.c.status.in_(LIVE_STATUSES))
@@ -106,7 +102,13 @@ class NodeStore:
         return [NodeRecord(**row._mapping) for row in rows]
 
     async def end_lost_calls(
-        self, node_id: str, last_seen: datetime, now: datetime, price_of
+        self,
+        node_id: str,
+        last_seen: datetime,
+        now: datetime,
+        price_of,
+        *,
+        silent_since: datetime | None = None,
     ) -> list[LostCall]:
         """Mark every non-final call of ``node_id`` failed; the ones this call changed.
 
@@ -114,7 +116,16 @@ class NodeStore:
         started if that is later; its duration counts only if it had been answered.
         ``price_of(call)`` gives the price string written with it (None: unpriced), so
         that a stop between this and the usage item still leaves the price to reconcile.
+        With ``silent_since``, a call is ended only while its node's heartbeat is still
+        older than that: a node that came back in between keeps its calls.
         """
+        still_silent = (
+            exists()
+            .where(nodes.c.node_id == node_id, nodes.c.heartbeat_at < silent_since)
+            .correlate(None)
+            if silent_since is not None
+            else None
+        )
         query = select(calls).where(calls.c.node_id == node_id, calls.c.status.in_(LIVE_STATUSES))
         rows = await self.db.run(lambda c: c.execute(query).all())
         ended = []
@@ -135,7 +146,11 @@ class NodeStore:
             )
             statement = (
                 update(calls)
-                .where(calls.c.sid == row.sid, calls.c.status == row.status)
+                .where(
+                    calls.c.sid == row.sid,
+                    calls.c.status == row.status,
+                    *([still_silent] if still_silent is not None else []),
+                )
                 .values(
                     status="failed",
                     end_time=end,
@@ -148,7 +163,3 @@ class NodeStore:
             if changed == 1:
                 ended.append(lost)
         return ended
-
-
-def lease_cutoff(now: datetime, lease_s: float) -> datetime:
-    return now - timedelta(seconds=lease_s)

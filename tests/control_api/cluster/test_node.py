@@ -197,3 +197,17 @@ async def test_reconcile_charges_a_lost_call_whose_billing_was_interrupted(store
     assert await usage_of(store) == {}
     assert await billing_of(store, clock).reconcile() == 1
     assert await usage_of(store) == {talking.sid: ("calls-inbound", 1)}
+
+
+async def test_a_peer_that_comes_back_before_the_update_keeps_its_calls(store: Store):
+    account = await store.create_account("a")
+    nodes = NodeStore(store.db)
+    await nodes.register("slow", "http://127.0.0.1:1", T0 - timedelta(seconds=60))
+    call = await add_call(store, account.sid, "slow", "in-progress", T0 - timedelta(seconds=90))
+    [stale] = await nodes.stale_with_calls(T0 - timedelta(seconds=30), exclude="b")
+    await nodes.heartbeat("slow", "http://127.0.0.1:1", T0)  # it was only slow
+    ended = await nodes.end_lost_calls(
+        "slow", stale.heartbeat_at, T0, lambda _: None, silent_since=T0 - timedelta(seconds=30)
+    )
+    assert ended == []
+    assert (await store.get_call(account.sid, call.sid)).status == "in-progress"
