@@ -208,7 +208,9 @@ def _wait_calls(client, count: int, status: str, timeout: float = 15.0) -> list:
     raise AssertionError(f"{len(found)} calls {status}, expected {count}")
 
 
-def _calls_in_thread(sipp_bin, target, tmp_path, rtp_sink, calls, scenario="uac_wait_bye.xml"):
+def _calls_in_thread(
+    sipp_bin, target, tmp_path, rtp_sink, calls, scenario="uac_wait_bye.xml", service=NUMBER
+):
     outcome = {}
 
     def run():
@@ -217,7 +219,7 @@ def _calls_in_thread(sipp_bin, target, tmp_path, rtp_sink, calls, scenario="uac_
             target,
             workdir=tmp_path / "sipp",
             sipp=sipp_bin,
-            service=NUMBER.lstrip("+"),
+            service=service.lstrip("+"),
             keys={"sink_port": rtp_sink.port},
             calls=calls,
             rate=10,
@@ -317,3 +319,82 @@ def _ready_status(server: CallswitchServer) -> int:
             return r.status
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+def test_kamailio_sends_new_calls_past_a_draining_node(pg_cluster, sipp_bin, rtp_sink, tmp_path):
+    binary = find_kamailio()
+    require(binary is not None, "kamailio is not installed (Debian package kamailio)")
+    url = pg_cluster.create_database("drain")
+    servers: list[CallswitchServer] = []
+    proxy = None
+    long_number = "+15005550178"
+    try:
+        with WebhookApp() as app:
+            app.routes["/short"] = lambda r: twiml("<Say>Hello.</Say>")
+            app.routes["/long"] = lambda r: twiml('<Say>Hello.</Say><Pause length="30"/>')
+            a = CallswitchServer.start(
+                tmp_path / "a", extra_args=(*_node_args(url, "node-a"), "--drain-timeout", "20")
+            )
+            servers.append(a)
+            b = CallswitchServer.start(tmp_path / "b", extra_args=_node_args(url, "node-b"))
+            servers.append(b)
+            sid, token = credentials(a)
+            via_b = rest_client(b, sid, token)
+            via_b.incoming_phone_numbers.create(phone_number=NUMBER, voice_url=app.url("/short"))
+            via_b.incoming_phone_numbers.create(
+                phone_number=long_number, voice_url=app.url("/long")
+            )
+            proxy = Kamailio.start(
+                binary, tmp_path / "kamailio", [a.sip_addr, b.sip_addr], probe_interval=1
+            )
+            # A holds a call, then drains: INVITEs get 503, OPTIONS probes still 200.
+            held_thread, held = _calls_in_thread(
+                sipp_bin, a.sip_target, tmp_path, rtp_sink, 1, service=long_number
+            )
+            [call] = _wait_calls(via_b, 1, "in-progress")
+            os.kill(a.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _ready_status(a) != 503 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _ready_status(a) == 503, a.tail()
+
+            result = run_sipp(
+                "uac_cluster.xml",
+                proxy.target,
+                workdir=tmp_path / "sipp",
+                sipp=sipp_bin,
+                service=NUMBER.lstrip("+"),
+                keys={"sink_port": rtp_sink.port},
+                calls=20,
+                rate=10,
+                timeout=40,
+                extra=("-trace_logs",),
+            )
+            lost = [
+                line
+                for path in result.rundir.glob("*_logs.log")
+                for line in path.read_text().splitlines()
+            ]
+            assert result.ok(20) and not lost, result.describe() + proxy.tail()
+            refused = [line for line in proxy.lines() if "node failed (503)" in line]
+            assert refused, proxy.tail()  # some were hashed to A, which refused them
+
+            via_b.calls(call.sid).update(status="completed")  # forwarded to the draining A
+            held_thread.join(30)
+            assert held["sipp"].ok(1), held["sipp"].describe()
+            a.proc.wait(15)
+            assert a.proc.returncode == 0, a.tail()
+            a.stopped_rc = 0
+        rows = [row for row in _stored_calls(url) if row.to_address == NUMBER]
+        assert len(rows) == 20 and {row.node_id for row in rows} == {"node-b"}, rows
+        assert {row.status for row in rows} == {"completed"}
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        problems = []
+        for server in servers:
+            if server.stopped_rc is None:
+                problems += server.stop()
+        with contextlib.suppress(Exception):
+            pg_cluster.drop_database(url)
+    assert not problems, problems
