@@ -4,8 +4,10 @@ SIPp places 200 calls through Kamailio, which spreads them over both nodes by
 Call-ID. Mid-load one node is killed (SIGKILL, by its PID): only the calls it held
 are lost, every call placed after Kamailio noticed goes to the other node, and once
 the lease is over the Calls API of the surviving node lists every call with a final
-status (the lost ones failed). A REST hangup sent to one node for a call the other
-holds reaches it.
+status (the lost ones failed). REST updates sent to one node for calls the other
+holds reach it; a draining node refuses REST creates (503) and Kamailio sends the
+INVITEs it refuses (503) to the other node; a killed node restarted under its id
+fails and bills the call it held.
 """
 
 from __future__ import annotations
