@@ -169,6 +169,20 @@ def _http_url(value: Any) -> str:
     return url
 
 
+def _node_id(value: Any) -> str:
+    text = str(value).strip()
+    if not 0 < len(text) <= 64 or not text.isprintable() or " " in text:
+        raise ValueError("expected 1 to 64 printable characters without spaces")
+    return text
+
+
+def _lease(value: Any) -> float:
+    seconds = _seconds(value)
+    if seconds < 1:
+        raise ValueError("expected at least 1 second")
+    return seconds
+
+
 def _ice_servers(value: Any) -> list[str]:
     """``stun:HOST[:PORT]`` or ``turn[s]:USER:PASS@HOST[:PORT][?transport=udp|tcp]``."""
     items = _string_list(value)
@@ -304,6 +318,27 @@ OPTIONS: tuple[Option, ...] = (
         "before hanging them up (default 0: hang up at once); a second signal stops at once",
         "S",
     ),
+    Option(
+        "node_id",
+        _node_id,
+        None,
+        "this node's name among nodes sharing one --database-url (default: HOSTNAME:SIP_PORT)",
+        "ID",
+    ),
+    Option(
+        "node_url",
+        _http_url,
+        None,
+        "where other nodes reach this node's HTTP port (default: http://PUBLIC_ADDRESS:HTTP_PORT)",
+        "URL",
+    ),
+    Option(
+        "node_lease",
+        _lease,
+        30.0,
+        "a node whose heartbeat is older than this is lost: its live calls are marked failed",
+        "S",
+    ),
     Option("log_level", _log_level, "info", "debug, info, warning or error", "LEVEL"),
     Option("demo", _boolean, False, "create the demo number 1000 and its TwiML app", switch=True),
 )
@@ -337,6 +372,9 @@ class Settings:
     ice_server: list[str] = field(default_factory=list)
     only: frozenset[str] = PLANES
     drain_timeout: float = 0.0
+    node_id: str = "localhost:5060"
+    node_url: str | None = None
+    node_lease: float = 30.0
     log_level: str = "info"
     demo: bool = False
     config: str | None = None
@@ -418,6 +456,8 @@ def load_settings(
             raise ConfigError(f"{source}: bad value{shown}: {exc}") from exc
     if values["public_address"] is None:
         values["public_address"] = default_public_address(values["bind"])
+    if values["node_id"] is None:
+        values["node_id"] = f"{socket.gethostname()}:{values['sip_port']}"[:64]
     values["account_sid"] = environ.get("CALLSWITCH_ACCOUNT_SID")
     values["auth_token"] = environ.get("CALLSWITCH_AUTH_TOKEN")
     return Settings(**{f.name: values[f.name] for f in fields(Settings) if f.name in values})

@@ -21,6 +21,7 @@ from control_api.api import create_app
 from control_api.api.tokens import IceServers
 from control_api.builtin_apps import BUILTIN_APPS
 from control_api.call import CallManager, MediaSettings
+from control_api.cluster import ClusterLiveCalls, Node, cluster_router
 from control_api.dialer import Dialer
 from control_api.registrations import start_registrar
 from control_api.sms.service import Messaging
@@ -80,6 +81,12 @@ class _NoLiveCalls:
     async def create(self, account_sid: str, new_call) -> None:
         return None
 
+    async def start_stream(self, account_sid: str, sid: str, stream) -> None:
+        return None
+
+    async def stop_stream(self, account_sid: str, sid: str, sid_or_name: str) -> None:
+        return None
+
 
 class Server:
     """Every plane of one node, started and stopped together."""
@@ -94,6 +101,7 @@ class Server:
         self.http: HttpServer | None = None
         self.outbox: Outbox | None = None
         self.turn: TurnServer | None = None
+        self.node: Node | None = None
         # REST credentials need a secret; without --turn-secret one is made per
         # process (never logged), so tokens minted here work on this node only.
         self.turn_secret = settings.turn_secret or secrets.token_urlsafe(32)
@@ -126,14 +134,16 @@ class Server:
             self.outbox.start()
             self._closers += [self.outbox.stop, webhooks.close]
             await self._start_billing(webhooks)
+            await self._start_node()
         if s.runs("turn"):
             await self._start_turn()
         if s.runs("sip"):
             await self._start_sip(data)
         if s.runs("api"):
+            local = self.voice or _NoLiveCalls()
             app = create_app(
                 self.store,
-                self.voice or _NoLiveCalls(),
+                ClusterLiveCalls(local, self.store, self.node, lambda: self.draining),
                 live_conferences=self.voice.conferences if self.voice else None,
                 recordings_dir=data / "recordings",
                 ice_servers=self.relay,
@@ -141,6 +151,7 @@ class Server:
                 billing=self.billing,
             )
             app.include_router(demo.router)
+            app.include_router(cluster_router(local))
             app.include_router(console.router)
             app.add_api_route("/metrics", self._metrics_page, methods=["GET"])
             app.add_api_route("/health", self._health, methods=["GET"])
@@ -183,6 +194,16 @@ class Server:
             self._closers.append(carrier.stop)
         self.messaging.start()
         self._closers.append(self.messaging.stop)
+
+    async def _start_node(self) -> None:
+        """Register this node (--node-id) and fail the calls its last run lost, before
+        any call is taken; then heartbeat and reap peers lost for --node-lease."""
+        s = self.settings
+        url = s.node_url or f"http://{_url_host(s.public_address)}:{s.http_port}"
+        self.node = Node(self.store, s.node_id, url, lease_s=s.node_lease, billing=self.billing)
+        lost = await self.node.start()
+        self._closers.append(self.node.stop)
+        log.info("node", extra={"node_id": s.node_id, "node_url": url, "calls_lost": lost})
 
     async def _start_sip(self, data: Path) -> None:
         s = self.settings

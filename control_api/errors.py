@@ -37,6 +37,7 @@ CANNOT_DELETE_UNFINISHED = 20009  # delete of a call that has not ended
 NOT_FOUND = 20404
 TOO_MANY_REQUESTS = 20429
 INTERNAL_ERROR = 20500
+SERVICE_UNAVAILABLE = 20503  # 503: the node drains, or the node holding a call is away
 TO_REQUIRED = 21201  # Calls: no To
 CALL_URL_INVALID = 21205  # Calls: Url missing or not an absolute http(s) URL
 CALL_METHOD_INVALID = 21209  # Calls: Method is not GET or POST

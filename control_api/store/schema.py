@@ -40,6 +40,7 @@ __all__ = [
     "conferences",
     "messages",
     "metadata",
+    "nodes",
     "phone_numbers",
     "recordings",
     "sip_credential_lists",
@@ -153,7 +154,10 @@ calls = Table(
     Column("sip_call_id", Text),
     Column("date_created", UTCDateTime, nullable=False),
     Column("date_updated", UTCDateTime, nullable=False),
+    # The node (--node-id) whose process holds the call while it is live (0005_nodes).
+    Column("node_id", String(64)),
     Index(None, "account_sid", "date_created"),
+    Index(None, "node_id", "status"),
 )
 
 webhook_outbox = Table(
@@ -396,4 +400,16 @@ applications = Table(
     Column("status_callback_method", METHOD, nullable=False),
     Column("date_created", UTCDateTime, nullable=False),
     Column("date_updated", UTCDateTime, nullable=False),
+)
+
+# Nodes sharing the store: each heartbeats; a peer whose heartbeat is older than the
+# lease is gone, and its live calls are marked failed (control_api/cluster/).
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("node_id", String(64), primary_key=True),
+    # Where peers reach the node's HTTP server (forwarded REST updates).
+    Column("url", Text, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
 )

@@ -168,6 +168,7 @@ class CallRecord:
     sip_call_id: str | None = None
     date_created: datetime | None = None  # None: set on insert
     date_updated: datetime | None = None  # None: set on insert and on every update
+    node_id: str | None = None  # None: the store's node_id, set on insert
 
 
 CALL_FIELDS = frozenset(f.name for f in fields(CallRecord))
@@ -360,6 +361,9 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # This process's --node-id: calls it inserts are stamped with it, so that when
+        # the process is lost the calls it held can be found (control_api/cluster/).
+        self.node_id: str | None = None
 
     @classmethod
     async def open(cls, url: str, *, pooled: bool = True) -> Store:
@@ -568,6 +572,7 @@ class Store:
         """Store a new call; fills in ``date_created``/``date_updated`` if they are None."""
         record.date_created = record.date_created or utcnow()
         record.date_updated = record.date_updated or record.date_created
+        record.node_id = record.node_id or self.node_id
         statement = insert(calls).values(**_fit(calls, _call_row(vars(record))))
         await self.db.run(lambda c: c.execute(statement))
         return record

@@ -5,7 +5,8 @@ when a carrier has taken it or it has arrived (``message_priced``). Each priced 
 is one ``usage_items`` row, charged to the balance in the same transaction; then the
 account's triggers are checked and a billing event is queued for the external billing
 system. ``reconcile`` prices, on start, whatever a stop left unpriced, so a restart
-loses no usage record.
+loses no usage record. A call its node lost (``call_lost``) is priced for the minutes
+it was answered, as a completed call of that length.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from control_api.sids import rfc2822, utcnow
 from control_api.store.billing import BillingStore, UsageItem, UsageTriggerRecord
+from control_api.store.nodes import LostCall
 from control_api.store.schema import calls, messages, usage_items
 from control_api.usage.pricing import PriceList, billable_minutes, call_category
 from control_api.usage.records import CATEGORIES, category_total, current_period
@@ -128,6 +130,33 @@ class Billing:
             extra=[("CallSid", sid), ("Direction", direction), ("To", to), ("From", from_)],
         )
 
+    def lost_call_price(self, lost) -> str | None:
+        """The price string of a call its node lost (``store.nodes.LostCall``): the
+        minutes it was answered for, as ``call_finished`` prices them; None when free."""
+        if not lost.answered or billable_minutes(lost.duration) == 0:
+            return None
+        _, _, price = self.call_price(lost.direction, lost.to, lost.from_, lost.duration)
+        return money(price)
+
+    async def call_lost(self, lost) -> None:
+        """Charge a call its node lost, once its record is failed with its price (the
+        node died mid-call: the minutes until it was last seen alive were used)."""
+        if self.lost_call_price(lost) is None:
+            return
+        category, minutes, price = self.call_price(
+            lost.direction, lost.to, lost.from_, lost.duration
+        )
+        await self._charge(
+            UsageItem(lost.sid, lost.account_sid, category, minutes, price, self.clock()),
+            kind="call",
+            extra=[
+                ("CallSid", lost.sid),
+                ("Direction", lost.direction),
+                ("To", lost.to),
+                ("From", lost.from_),
+            ],
+        )
+
     async def message_priced(
         self,
         *,
@@ -230,13 +259,18 @@ class Billing:
 
     async def reconcile(self) -> int:
         """Price finished calls and sent or received messages that have no usage item
-        yet (a stop between a call's end and its pricing); returns how many."""
+        yet (a stop between a call's end and its pricing; a lost call, failed with its
+        price, whose charge did not happen); returns how many."""
         db = self.billing.db
         priced = select(usage_items.c.source_sid)
         call_rows = await db.run(
             lambda c: c.execute(
                 select(calls).where(
-                    calls.c.status == "completed",
+                    or_(
+                        calls.c.status == "completed",
+                        # Lost by its node: failed, but priced when it was ended.
+                        and_(calls.c.status == "failed", calls.c.price.is_not(None)),
+                    ),
                     calls.c.duration > 0,
                     calls.c.sid.not_in(priced),
                 )
@@ -251,6 +285,20 @@ class Billing:
             ).all()
         )
         for row in call_rows:
+            if row.status == "failed":
+                await self.call_lost(
+                    LostCall(
+                        sid=row.sid,
+                        account_sid=row.account_sid,
+                        direction=row.direction,
+                        to=row.to_address,
+                        from_=row.from_address,
+                        answered=True,
+                        end_time=row.end_time,
+                        duration=row.duration,
+                    )
+                )
+                continue
             await self.call_finished(
                 sid=row.sid,
                 account_sid=row.account_sid,

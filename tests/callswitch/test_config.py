@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import subprocess
 import sys
 
@@ -180,3 +181,24 @@ def test_serve_without_its_database_exits_with_one_line(tmp_path):
     assert done.returncode == 1
     assert done.stderr.startswith("callswitch: cannot start: cannot open the store at ")
     assert "s3cret" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_node_settings_from_flag_env_or_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(parse(["--sip-port", "5070"]), environ={})
+    assert s.node_id == f"{socket.gethostname()}:5070"[:64]
+    assert s.node_url is None and s.node_lease == 30.0
+    (tmp_path / "callswitch.toml").write_text('node_id = "edge-1"\nnode_lease = 12\n')
+    s = load_settings(parse([]), environ={"CALLSWITCH_NODE_URL": "http://10.0.0.11:8080"})
+    assert (s.node_id, s.node_url, s.node_lease) == ("edge-1", "http://10.0.0.11:8080", 12.0)
+    s = load_settings(parse(["--node-id", "edge-2"]), environ={"CALLSWITCH_NODE_ID": "edge-3"})
+    assert s.node_id == "edge-2"
+
+
+@pytest.mark.parametrize(
+    "argv", [["--node-id", "two words"], ["--node-lease", "0.5"], ["--node-url", "10.0.0.1"]]
+)
+def test_bad_node_settings_name_the_setting(tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=argv[0]):
+        load_settings(parse(argv), environ={})

@@ -1,0 +1,57 @@
+"""deploy/: the systemd unit starts callswitch with settings it takes, and the example
+settings load (the Kamailio config is run by tests/interop/test_cluster.py)."""
+
+from __future__ import annotations
+
+import configparser
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from callswitch.cli import _parser
+from callswitch.config import load_settings
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def _unit() -> configparser.ConfigParser:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str
+    unit.read_string((DEPLOY / "callswitch.service").read_text())
+    return unit
+
+
+def test_the_unit_runs_serve_with_arguments_the_command_takes():
+    command = shlex.split(_unit()["Service"]["ExecStart"])
+    assert Path(command[0]).name == "callswitch"
+    args = _parser().parse_args(command[1:])
+    assert args.command == "serve" and args.config == "/etc/callswitch/callswitch.toml"
+
+
+def test_the_unit_waits_for_the_drain_it_asks_for():
+    settings = load_settings({"config": str(DEPLOY / "callswitch.toml")}, environ={})
+    stop = int(_unit()["Service"]["TimeoutStopSec"])
+    assert stop > settings.drain_timeout
+    assert settings.node_id == "callswitch-1" and settings.node_lease == 30
+    assert settings.database_url.startswith("postgresql://")
+
+
+def test_systemd_finds_nothing_wrong_but_the_missing_install(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    result = subprocess.run(
+        [analyze, "verify", str(DEPLOY / "callswitch.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    problems = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if line.strip() and "is not executable" not in line
+    ]
+    assert problems == []

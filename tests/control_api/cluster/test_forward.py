@@ -1,0 +1,156 @@
+"""REST updates of a call another node holds: forwarded over HTTP to that node's
+/cluster endpoint, its answer (and its errors) returned; nothing forwarded to a node
+past its lease or for a call that is over; Calls.create refused while draining."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from callswitch.http import HttpServer
+from control_api.api import create_app
+from control_api.api.streams import NewStream, StreamInfo
+from control_api.cluster import ClusterLiveCalls, Node, cluster_router
+from control_api.cluster.forward import NodeUnreachable
+from control_api.errors import ApiError
+from control_api.sids import new_sid
+from control_api.store import CallRecord, Store
+from control_api.store.nodes import NodeStore
+
+WHEN = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+
+
+class Engine:
+    """A node's own calls: holds the calls in ``held``, records what it was asked."""
+
+    def __init__(self, held=()) -> None:
+        self.held = set(held)
+        self.asked: list[tuple] = []
+
+    async def hangup(self, account_sid, sid):
+        self.asked.append(("hangup", sid))
+        return sid in self.held
+
+    async def cancel(self, account_sid, sid):
+        self.asked.append(("cancel", sid))
+        return sid in self.held
+
+    async def redirect(self, account_sid, sid, *, url=None, method="POST", twiml=None):
+        self.asked.append(("redirect", sid, url, method, twiml))
+        return sid in self.held
+
+    async def create(self, account_sid, call):
+        return "placed"
+
+    async def start_stream(self, account_sid, sid, stream):
+        self.asked.append(("start_stream", sid, stream))
+        if sid not in self.held:
+            return None
+        if stream.name == "taken":
+            raise ValueError("Name taken is in use")
+        return StreamInfo("MZ" + "0" * 32, stream.name, "in-progress", WHEN)
+
+    async def stop_stream(self, account_sid, sid, sid_or_name):
+        self.asked.append(("stop_stream", sid, sid_or_name))
+        if sid not in self.held:
+            return None
+        if sid_or_name != "mine":
+            raise LookupError(sid_or_name)
+        return StreamInfo("MZ" + "1" * 32, "mine", "stopped", WHEN)
+
+
+@pytest.fixture
+async def two_nodes(tmp_path):
+    store = await Store.open(f"sqlite:///{tmp_path / 'callswitch.db'}")
+    account = await store.create_account("a")
+    peer_engine = Engine()
+    app = create_app(store, peer_engine)
+    app.include_router(cluster_router(peer_engine))
+    http = HttpServer(app, "127.0.0.1", 0)
+    await http.start()
+    peer = Node(store, "node-b", f"http://{http.address}", lease_s=30)
+    await peer.start()
+    here = Node(store, "node-a", "http://127.0.0.1:1", lease_s=30)
+    await here.start()
+    local = Engine()
+    calls = ClusterLiveCalls(local, store, here)
+    yield store, account, calls, local, peer_engine
+    await peer.stop()
+    await here.stop()
+    await http.stop()
+    await store.close()
+
+
+async def held_by(store: Store, account_sid: str, node_id: str, status: str = "in-progress"):
+    record = CallRecord(sid=new_sid("CA"), account_sid=account_sid, status=status)
+    record.node_id = node_id
+    return await store.insert_call(record)
+
+
+async def test_updates_reach_the_node_holding_the_call(two_nodes):
+    store, account, calls, local, peer = two_nodes
+    call = await held_by(store, account.sid, "node-b")
+    peer.held.add(call.sid)
+    assert await calls.hangup(account.sid, call.sid)
+    assert await calls.cancel(account.sid, call.sid)
+    assert await calls.redirect(account.sid, call.sid, twiml="<Response><Hangup/></Response>")
+    assert await calls.redirect(account.sid, call.sid, url="https://e.example/t", method="GET")
+    stream = NewStream(url="wss://e.example/s", name="fork", parameters=(("a", "1"),))
+    started = await calls.start_stream(account.sid, call.sid, stream)
+    assert (started.name, started.status, started.date_updated) == ("fork", "in-progress", WHEN)
+    stopped = await calls.stop_stream(account.sid, call.sid, "mine")
+    assert (stopped.sid, stopped.status) == ("MZ" + "1" * 32, "stopped")
+    assert peer.asked == [
+        ("hangup", call.sid),
+        ("cancel", call.sid),
+        ("redirect", call.sid, None, "POST", "<Response><Hangup/></Response>"),
+        ("redirect", call.sid, "https://e.example/t", "GET", None),
+        ("start_stream", call.sid, stream),
+        ("stop_stream", call.sid, "mine"),
+    ]
+    # Each was tried here first, and answered here as not held.
+    assert [a[0] for a in local.asked] == [a[0] for a in peer.asked]
+
+
+async def test_the_peers_errors_come_back_as_its_own(two_nodes):
+    store, account, calls, _local, peer = two_nodes
+    call = await held_by(store, account.sid, "node-b")
+    peer.held.add(call.sid)
+    with pytest.raises(ValueError, match="taken"):
+        await calls.start_stream(account.sid, call.sid, NewStream(url="wss://x/s", name="taken"))
+    with pytest.raises(LookupError):
+        await calls.stop_stream(account.sid, call.sid, "MZ" + "9" * 32)
+    peer.held.clear()  # it ended on the peer meanwhile: 21220, as on one node
+    assert not await calls.hangup(account.sid, call.sid)
+    assert await calls.start_stream(account.sid, call.sid, NewStream(url="wss://x/s")) is None
+
+
+async def test_nothing_is_forwarded_for_calls_over_or_nodes_lost(two_nodes):
+    store, account, calls, _local, peer = two_nodes
+    over = await held_by(store, account.sid, "node-b", status="completed")
+    mine = await held_by(store, account.sid, "node-a")
+    await NodeStore(store.db).register("gone", "http://127.0.0.1:1", WHEN - timedelta(days=1))
+    lost = await held_by(store, account.sid, "gone")
+    for call in (over, mine, lost):
+        assert not await calls.hangup(account.sid, call.sid)
+    assert not await calls.hangup(new_sid("AC"), over.sid)  # another account's call
+    assert peer.asked == []
+
+
+async def test_a_holding_node_that_does_not_answer_is_a_503(two_nodes):
+    store, account, calls, _local, _peer = two_nodes
+    await NodeStore(store.db).register("mute", "http://127.0.0.1:1", datetime.now(UTC))
+    call = await held_by(store, account.sid, "mute")
+    with pytest.raises(NodeUnreachable) as error:
+        await calls.hangup(account.sid, call.sid)
+    assert (error.value.status, error.value.code) == (503, 20503)
+
+
+async def test_create_is_refused_while_the_node_drains(two_nodes):
+    _store, account, calls, _local, _peer = two_nodes
+    assert await calls.create(account.sid, object()) == "placed"
+    calls.draining = lambda: True
+    with pytest.raises(ApiError) as error:
+        await calls.create(account.sid, object())
+    assert (error.value.status, error.value.code) == (503, 20503)
