@@ -306,6 +306,7 @@ class BrowserClients:
             lifecycle.finished(status, call.duration)
             with contextlib.suppress(Exception):
                 await lifecycle.flush()
+            voice.settled(call.sid)
             browser.status(status)
             call.log("call.completed", status=status, errors=len(runner.errors))
 

@@ -9,6 +9,7 @@ the number's ``StatusCallback`` through the durable outbox.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
@@ -35,6 +36,8 @@ __all__ = ["VoiceApps"]
 log = logging.getLogger("callswitch.voice")
 
 PHONE = re.compile(r"\+?\d{3,15}")
+# How long a REST hangup or cancel waits for the call's final record before answering.
+SETTLE_TIMEOUT_S = 5.0
 
 
 def caller_address(call: Call) -> str:
@@ -91,6 +94,8 @@ class VoiceApps:
         self.conferences = conferences
         self.billing = None  # set by the server: prices calls as they end
         self.live: dict[str, _LiveCall] = {}
+        # Calls the REST API ended, until their final record is written (``settled``).
+        self._ending: dict[str, asyncio.Event] = {}
         self.browsers = None  # browser tabs (voice/browser.py), when WebRTC runs
         self._tasks: set[asyncio.Task] = set()
         # A REST change to a number or a token reaches calls within a second.
@@ -174,6 +179,7 @@ class VoiceApps:
             status = final_status(call)
             lifecycle.finished(status, call.duration)
             await lifecycle.flush()
+            self.settled(call.sid)
             call.log("call.completed", status=status, errors=len(runner.errors))
 
     def runner_for(self, call, account_sid: str, token: str, lifecycle: CallLifecycle):
@@ -205,6 +211,23 @@ class VoiceApps:
 
     def untrack(self, sid: str) -> None:
         self.live.pop(sid, None)
+
+    def settled(self, sid: str) -> None:
+        """The call's final status is in the store: a REST update ending it may answer."""
+        ending = self._ending.get(sid)
+        if ending is not None:
+            ending.set()
+
+    async def _end(self, sid: str, end: Callable[[], object]) -> None:
+        """End a live call and wait (briefly) for its final record, so that the REST
+        answer, like Twilio's, already shows the call completed or canceled."""
+        ending = self._ending.setdefault(sid, asyncio.Event())
+        try:
+            end()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ending.wait(), SETTLE_TIMEOUT_S)
+        finally:
+            self._ending.pop(sid, None)
 
     def live_of(self, account_sid: str) -> list[_LiveCall]:
         """The account's calls in progress (the console's live view)."""
@@ -247,7 +270,7 @@ class VoiceApps:
         live = self._find(account_sid, sid)
         if live is None:
             return False
-        live.call.hangup()
+        await self._end(sid, live.call.hangup)
         return True
 
     async def cancel(self, account_sid: str, sid: str) -> bool:
@@ -255,9 +278,9 @@ class VoiceApps:
         if live is None or live.call.answered:
             return False
         if isinstance(live.call, OutboundCall):
-            live.call.cancel()
+            await self._end(sid, live.call.cancel)
         else:
-            live.call.reject(487)
+            await self._end(sid, lambda: live.call.reject(487))
         return True
 
     async def redirect(

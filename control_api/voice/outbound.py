@@ -172,6 +172,7 @@ async def _run_placed(voice, account_sid, token, new: NewCall, calls, lifecycle)
             if not each.ended.is_set():
                 each.hangup()
         await lifecycle.flush()
+        voice.settled(call.sid)
 
 
 def _record_call(voice, account_sid: str, call: OutboundCall, new: NewCall) -> CallRecording:
