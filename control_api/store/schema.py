@@ -179,6 +179,9 @@ webhook_outbox = Table(
     Column("delivered_at", UTCDateTime),
     Column("abandoned_at", UTCDateTime),
     Column("last_error", Text),
+    # The node delivering it now and when its lease runs out (0005_outbox_claims).
+    Column("claimed_by", String(64)),
+    Column("claimed_until", UTCDateTime),
     Index(None, "next_attempt_at"),
 )
 

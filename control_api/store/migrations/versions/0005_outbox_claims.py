@@ -1,0 +1,30 @@
+"""Outbox claims: which node is delivering a callback, and until when (a lease).
+
+Several nodes share one store (PostgreSQL); a node claims the due callbacks it is
+about to deliver, so that no other node delivers them too. A lease that runs out
+(the node died) lets another node claim the callback again.
+
+Revision ID: 0005_outbox_claims
+Revises: 0004_webrtc
+Create Date: 2026-12-03
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005_outbox_claims"
+down_revision = "0004_webrtc"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("webhook_outbox") as table:
+        table.add_column(sa.Column("claimed_by", sa.String(64)))
+        table.add_column(sa.Column("claimed_until", sa.DateTime(timezone=True)))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("webhook_outbox") as table:
+        table.drop_column("claimed_until")
+        table.drop_column("claimed_by")
