@@ -49,9 +49,8 @@ def test_a_library_token_signed_with_a_new_key_verifies(client, account, api):
     token = AccessToken(account.sid, key.sid, key.secret, identity="alice", ttl=600)
     token.add_grant(VoiceGrant(incoming_allow=True))
     stored = api.run(find_api_key(api.store, key.sid))
-    claims = verify(
-        token.to_jwt(), secret=stored.secret, account_sid=stored.account_sid, now=time.time()
-    )
+    claims = verify(token.to_jwt(), secret=stored.secret, account_sid=stored.account_sid,
+                    now=time.time())
     assert claims.identity == "alice" and claims.incoming_allow
 
 
@@ -85,3 +84,5 @@ def test_friendly_name_too_long_is_refused(client):
     with pytest.raises(TwilioRestException) as caught:
         client.new_keys.create(friendly_name="x" * 65)
     assert caught.value.status == 400
+
+

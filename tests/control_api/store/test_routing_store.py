@@ -438,7 +438,9 @@ async def test_adding_credentials_while_the_list_is_deleted(store: Store, accoun
             assert await store.find_sip_credential(f"r{round}u{n}") is None
 
 
-async def test_text_longer_than_its_column_is_refused_alike_on_both_backends(store: Store, account):
+async def test_text_longer_than_its_column_is_refused_alike_on_both_backends(
+    store: Store, account
+):
     # A <Conference> name or participantLabel comes from an application's TwiML.
     with pytest.raises(TextTooLong, match=r"conferences\.friendly_name"):
         await store.create_conference(account.sid, "x" * 129)
