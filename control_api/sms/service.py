@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -107,6 +108,14 @@ class Messaging:
         self._tasks: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
         self._stopping = False
+        # (direction, status) -> messages that reached it since the process started:
+        # every change of status made here, for /metrics.
+        self.status_counts: Counter[tuple[str, str]] = Counter()
+
+    @property
+    def inflight(self) -> int:
+        """Messages handed to carriers and not yet answered."""
+        return len(self._inflight)
 
     def add_carrier(self, carrier: Carrier) -> None:
         self.carriers.append(carrier)
@@ -150,6 +159,7 @@ class Messaging:
             date_updated=now,
         )
         await self.messages.insert(record)
+        self.status_counts[record.direction, "queued"] += 1
         self._wake.set()
         return record
 
@@ -315,6 +325,8 @@ class Messaging:
         task.add_done_callback(self._tasks.discard)
 
     def _callback(self, message: MessageRecord) -> None:
+        """The message's status just changed: counted, and its status callback queued."""
+        self.status_counts[message.direction, message.status] += 1
         if not message.status_callback or self.outbox is None:
             return
         params = message_callback_params(message)
@@ -398,6 +410,7 @@ class Messaging:
             date_updated=now,
         )
         await self.messages.insert(record)
+        self.status_counts[record.direction, "received"] += 1
         # Stored: the carrier may hear "taken" now; pricing and the webhook follow.
         self._spawn(self._price(record))
         if number.sms_url:
