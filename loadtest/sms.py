@@ -217,6 +217,8 @@ async def run(args) -> int:
                     "--duration",
                     "8",
                     "--gil",  # only the thread holding the GIL: where the CPU goes
+                    "--rate",
+                    "250",
                     "--format",
                     "raw",
                     "--output",

@@ -615,6 +615,18 @@ class Store:
         row = await self.db.run(lambda c: c.execute(query).first())
         return PhoneNumber(**row._mapping) if row else None
 
+    async def find_numbers(self, phones: Iterable[str]) -> dict[str, PhoneNumber | None]:
+        """``find_number`` for many numbers in one query: each given number (as given)
+        to its PhoneNumber, or None."""
+        wanted = {phone: normalize_e164(phone) for phone in phones}
+        e164s = sorted({e for e in wanted.values() if e is not None})
+        found: dict[str, PhoneNumber] = {}
+        if e164s:
+            query = select(phone_numbers).where(phone_numbers.c.phone_number.in_(e164s))
+            rows = await self.db.run(lambda c: c.execute(query).all())
+            found = {row.phone_number: PhoneNumber(**row._mapping) for row in rows}
+        return {phone: found.get(e164) if e164 else None for phone, e164 in wanted.items()}
+
     async def list_numbers(
         self,
         account_sid: str,
