@@ -13,6 +13,7 @@ senders of many requests such as the outbox's status callbacks.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ MAX_BODY = 1024 * 1024  # a TwiML document is a few kilobytes; refuse the absurd
 # Shorter than the idle timeouts of common servers (uvicorn 5 s, nginx 75 s), so that
 # we rarely send on a connection the other end is closing.
 IDLE_TIMEOUT_S = 4.0
-MAX_IDLE_PER_ORIGIN = 32
+MAX_IDLE_PER_ORIGIN = 64  # as many as the outbox sends at once
 _SSL = ssl.create_default_context()
 
 
@@ -62,6 +63,7 @@ class _Target:
         return (self.scheme, self.host, self.port)
 
 
+@functools.lru_cache(maxsize=1024)  # callbacks go to a few URLs, again and again
 def _parse(url: str) -> _Target:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -71,6 +71,10 @@ def _record(row) -> MessageRecord:
 
 
 _BY_SID = select(messages).where(messages.c.sid == bindparam("match_sid"))
+_BY_CARRIER_ID = select(messages).where(
+    messages.c.carrier == bindparam("match_carrier"),
+    messages.c.carrier_message_id == bindparam("match_id"),
+)
 # (columns set, statuses required) -> its UPDATE, built once: a message's life is a
 # handful of updates, and building one costs more than running it.
 _UPDATES: dict[tuple[tuple[str, ...], tuple[str, ...] | None], Any] = {}
@@ -286,8 +290,6 @@ class MessageStore:
             wake()
 
     async def find_by_carrier_id(self, carrier: str, message_id: str) -> MessageRecord | None:
-        query = select(messages).where(
-            messages.c.carrier == carrier, messages.c.carrier_message_id == message_id
-        )
-        row = await self.run(lambda c: c.execute(query).first())
+        params = {"match_carrier": carrier, "match_id": message_id}
+        row = await self.run(lambda c: c.execute(_BY_CARRIER_ID, params).first())
         return _record(row) if row else None
