@@ -144,12 +144,12 @@ class _Connection:
         max_body: int,
     ) -> HttpResponse:
         connection = self.protocol
-        self.writer.write(
-            connection.send(h11.Request(method=method, target=target, headers=headers))
-        )
+        # One write (one send on the socket) for the head, the body and its end.
+        data = connection.send(h11.Request(method=method, target=target, headers=headers))
         if body:
-            self.writer.write(connection.send(h11.Data(data=body)))
-        self.writer.write(connection.send(h11.EndOfMessage()))
+            data += connection.send(h11.Data(data=body))
+        data += connection.send(h11.EndOfMessage())
+        self.writer.write(data)
         received = False
         try:
             await self.writer.drain()

@@ -45,6 +45,12 @@ _SET_BALANCE = (
     .values(balance=bindparam("new_balance"), date_updated=bindparam("new_date"))
 )
 
+_TRIGGERS_OF = (
+    select(usage_triggers)
+    .where(usage_triggers.c.account_sid == bindparam("match_account"))
+    .order_by(usage_triggers.c.date_created.desc(), usage_triggers.c.sid.desc())
+)
+
 
 def insert_webhook(
     c: Connection,
@@ -295,6 +301,12 @@ class BillingStore:
             .limit(limit)
         )
         rows = await self.run(lambda c: c.execute(query).all())
+        return [_trigger(row) for row in rows]
+
+    async def triggers_of(self, account_sid: str) -> list[UsageTriggerRecord]:
+        """Every trigger of the account, newest first (checked after each priced item)."""
+        params = {"match_account": account_sid}
+        rows = await self.run(lambda c: c.execute(_TRIGGERS_OF, params).all())
         return [_trigger(row) for row in rows]
 
     async def update_trigger(
