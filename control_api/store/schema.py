@@ -183,6 +183,9 @@ webhook_outbox = Table(
     Column("claimed_by", String(64)),
     Column("claimed_until", UTCDateTime),
     Index(None, "next_attempt_at"),
+    # Pending items by due time: what the outbox claims, without walking every row
+    # delivered before (0005_outbox_claims).
+    Index(None, "delivered_at", "abandoned_at", "next_attempt_at"),
 )
 
 sip_credential_lists = Table(
