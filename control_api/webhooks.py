@@ -44,9 +44,9 @@ WEBHOOK_TIMEOUT_S = 15.0  # Twilio's default for voice URLs
 MAX_ATTEMPTS = 12
 MAX_BACKOFF_S = 600.0
 # How long a node's claim on a callback lasts: longer than its worst case of delivering
-# what it claimed (max_claimed / concurrency rounds of the webhook timeout); a node
-# that died holds its callbacks back this long at most.
-LEASE_S = 300.0
+# what it claimed (max_claimed / concurrency = 4 rounds of the 15 s webhook timeout);
+# a node that died holds its callbacks back this long at most.
+LEASE_S = 120.0
 
 
 class WebhookError(RuntimeError):
@@ -248,8 +248,9 @@ class Outbox:
 
     async def stop(self, grace: float = 2.0) -> None:
         """Let the worker finish what it is doing (a cancelled query would only be
-        retried after restart anyway), then stop it. Callbacks still in flight keep
-        their claims until the lease runs out."""
+        retried after restart anyway), then stop it. Callbacks still in flight after
+        ``grace`` are given up and their claims released (they go again, at least
+        once); a node that dies instead holds them until its lease runs out."""
         if self._task is None:
             return
         self._stopping = True
@@ -257,10 +258,17 @@ class Outbox:
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(self._task, grace)
         self._task = None
-        pending = [*self._inflight.values(), *([self._recording] if self._recording else [])]
-        if pending:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), grace)
+        if self._inflight:
+            await asyncio.wait(list(self._inflight.values()), timeout=grace)
+        # What is still going is given up, and its claims released at once, so that
+        # the next start (or another node) need not wait out the lease.
+        unfinished = list(self._inflight)
+        for task in list(self._inflight.values()):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await self._flush()
+            if unfinished:
+                await self.store.record_outcomes([OutboxOutcome(id) for id in unfinished])
 
     async def _run(self) -> None:
         while not self._stopping:

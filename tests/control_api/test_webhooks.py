@@ -206,3 +206,26 @@ async def test_callbacks_about_one_message_go_in_the_order_queued(tmp_path: Path
         assert mine == ["sending", "sent", "delivered"]
     # The two messages' callbacks went side by side, not one message after the other.
     assert receiver.connections >= 2
+
+
+async def test_a_stopping_node_releases_the_claims_it_could_not_finish(tmp_path: Path):
+    receiver = Receiver(delay=30.0)  # answers nothing in time
+    url = await receiver.start()
+    store = await Store.open(f"sqlite:///{tmp_path / 'callswitch.db'}")
+    client = WebhookClient()
+    outbox = Outbox(store, client, store.auth_token, claimant="node-a")
+    try:
+        account = await store.create_account("main")
+        await _enqueue(outbox, account, url, 3)
+        outbox.start()
+        deadline = time.monotonic() + 10
+        while sum(receiver.seen.values()) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await outbox.stop(grace=0.2)
+        now = datetime.now(UTC)
+        items = await store.claim_webhooks("node-b", now, now + timedelta(seconds=60))
+        assert len(items) == 3 and all(i.attempts == 0 for i in items)
+    finally:
+        await client.close()
+        await store.close()
+        receiver.close()
