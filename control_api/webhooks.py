@@ -21,6 +21,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from control_api.http_client import ConnectionPool, HttpError, HttpResponse
@@ -32,6 +33,7 @@ __all__ = [
     "WebhookClient",
     "WebhookError",
     "backoff",
+    "node_claimant",
     "sign",
 ]
 
@@ -148,6 +150,13 @@ def backoff(attempts: int) -> float:
     return min(2.0 ** max(attempts - 1, 0), MAX_BACKOFF_S)
 
 
+def node_claimant(data_dir: str) -> str:
+    """A node's name in outbox claims, the same at each start: its host and (hashed,
+    to fit the column) its data directory, which no two live nodes share."""
+    where = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:16]
+    return f"{socket.gethostname()[:40]}:{where}"
+
+
 def _order_key(item) -> str | None:
     """What a callback is about: callbacks with one key are sent in order."""
     if item.call_sid:
@@ -169,7 +178,10 @@ class Outbox:
     with a lease of ``lease`` seconds, so no other node takes them meanwhile; a node
     that dies leaves its claims to run out, and another node delivers those callbacks
     afterwards (at least once, as always: one that was delivered just before the node
-    died may be delivered again). Outcomes are written in batches, and callbacks go
+    died may be delivered again). A node given the same ``claimant`` name each time
+    it starts (``callswitch.server`` names it by host and data directory) takes back
+    at start what it held when it died, without waiting for the lease. Outcomes are
+    written in batches, and callbacks go
     over kept-alive connections to each application.
 
     Callbacks about one call or message (``_order_key``) that a node holds at once
@@ -271,6 +283,13 @@ class Outbox:
                 await self.store.record_outcomes([OutboxOutcome(id) for id in unfinished])
 
     async def _run(self) -> None:
+        try:
+            released = await self.store.release_claims(self.claimant)
+        except Exception:
+            log.exception("webhook.outbox_error")
+        else:
+            if released:
+                log.info("webhook.claims_released", extra={"items": released})
         while not self._stopping:
             claimed = 0
             try:

@@ -893,6 +893,18 @@ class Store:
 
         return [_outbox_item(row) for row in await self.db.run(work)]
 
+    async def release_claims(self, claimant: str) -> int:
+        """Drop every claim ``claimant`` holds on pending items (a node starting again
+        under its old name takes back what it held when it died); returns how many."""
+        o = webhook_outbox.c
+        statement = (
+            update(webhook_outbox)
+            .where(o.claimed_by == claimant, _pending())
+            .values(claimed_by=None, claimed_until=None)
+        )
+        result = await self.db.run(lambda c: c.execute(statement))
+        return result.rowcount
+
     async def record_outcomes(self, outcomes: Iterable[OutboxOutcome]) -> None:
         """Write how claimed items' attempts ended, all in one transaction; each item's
         claim is released."""

@@ -229,3 +229,31 @@ async def test_a_stopping_node_releases_the_claims_it_could_not_finish(tmp_path:
         await client.close()
         await store.close()
         receiver.close()
+
+
+async def test_a_node_starting_under_its_old_name_takes_back_its_claims_at_once(tmp_path: Path):
+    from control_api.webhooks import node_claimant
+
+    receiver = Receiver()
+    url = await receiver.start()
+    store = await Store.open(f"sqlite:///{tmp_path / 'callswitch.db'}")
+    client = WebhookClient()
+    name = node_claimant(str(tmp_path / "data"))
+    assert name == node_claimant(str(tmp_path / "data")) != node_claimant(str(tmp_path))
+    outbox = Outbox(store, client, store.auth_token, claimant=name)
+    try:
+        account = await store.create_account("main")
+        [delivery] = await _enqueue(outbox, account, url, 1)
+        # The node claimed it, then died (SIGKILL) before writing the outcome.
+        now = datetime.now(UTC)
+        await store.claim_webhooks(name, now, now + timedelta(seconds=120))
+        outbox.start()
+        deadline = time.monotonic() + 5
+        while not receiver.seen and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await outbox.stop()
+    finally:
+        await client.close()
+        await store.close()
+        receiver.close()
+    assert receiver.seen == {delivery: 1}
