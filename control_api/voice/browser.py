@@ -27,19 +27,8 @@ log = logging.getLogger("callswitch.webrtc")
 
 # Webhook parameters a client's own params cannot replace (From must stay client:<identity>).
 _RESERVED = frozenset(
-    {
-        "CallSid",
-        "AccountSid",
-        "From",
-        "To",
-        "Caller",
-        "Called",
-        "Direction",
-        "CallStatus",
-        "ApiVersion",
-        "ApplicationSid",
-        "ParentCallSid",
-    }
+    {"CallSid", "AccountSid", "From", "To", "Caller", "Called", "Direction", "CallStatus",
+     "ApiVersion", "ApplicationSid", "ParentCallSid"}
 )
 
 
