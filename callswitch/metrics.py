@@ -49,6 +49,7 @@ class NodeCollector(Collector):
         yield from self._browsers()
         yield from self._turn()
         yield from self._clock()
+        yield from self._messages()
 
     # -- calls
 
@@ -193,7 +194,8 @@ class NodeCollector(Collector):
             return
         tabs, calls = signaling.counts()
         yield GaugeMetricFamily(
-            "callswitch_webrtc_clients", "Browser tabs registered on the signaling WebSocket",
+            "callswitch_webrtc_clients",
+            "Browser tabs registered on the signaling WebSocket",
             value=tabs,
         )
         yield GaugeMetricFamily(
@@ -206,7 +208,8 @@ class NodeCollector(Collector):
             return
         manager = turn.manager
         yield GaugeMetricFamily(
-            "callswitch_turn_allocations", "TURN allocations (RFC 8656) open",
+            "callswitch_turn_allocations",
+            "TURN allocations (RFC 8656) open",
             value=len(manager.allocations),
         )
         yield CounterMetricFamily(
@@ -227,6 +230,26 @@ class NodeCollector(Collector):
             "The latest a media tick has run since the process started",
             value=clock.max_lag,
         )
+
+    # -- SMS
+
+    def _messages(self) -> Iterator[Metric]:
+        messaging = self.server.messaging
+        counted = CounterMetricFamily(
+            "callswitch_messages",
+            "Messages that reached each status on this node since it started, by direction",
+            labels=["direction", "status"],
+        )
+        inflight = GaugeMetricFamily(
+            "callswitch_messages_inflight",
+            "Messages handed to carriers and not yet answered by them",
+        )
+        if messaging is not None:
+            for (direction, status), count in sorted(messaging.status_counts.items()):
+                counted.add_metric([direction, status], count)
+            inflight.add_metric([], messaging.inflight)
+        yield counted
+        yield inflight
 
 
 def _leg_kind(leg) -> str:

@@ -35,7 +35,7 @@ from control_api.usage.pricing import PriceList
 from control_api.voice.audio import AudioLoader
 from control_api.voice.conference import Conferences
 from control_api.voice.inbound import VoiceApps
-from control_api.webhooks import Outbox, WebhookClient
+from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
 from media.tts import TextToSpeech
@@ -130,7 +130,9 @@ class Server:
             await self._seed_account()
             webhooks = WebhookClient()
             webhooks.on_result = self.metrics.observe_webhook
-            self.outbox = Outbox(self.store, webhooks, self.store.auth_token)
+            self.outbox = Outbox(
+                self.store, webhooks, self.store.auth_token, claimant=node_claimant(s.data_dir)
+            )
             self.outbox.start()
             self._closers += [self.outbox.stop, webhooks.close]
             await self._start_billing(webhooks)

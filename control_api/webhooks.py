@@ -15,20 +15,25 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from control_api.http_client import HttpError, HttpResponse
+from control_api.http_client import ConnectionPool, HttpError, HttpResponse
 from control_api.http_client import request as http_request
+from control_api.store.store import OutboxOutcome
 
 __all__ = [
     "Outbox",
     "WebhookClient",
     "WebhookError",
     "backoff",
+    "node_claimant",
     "sign",
 ]
 
@@ -40,6 +45,10 @@ USER_AGENT = "TwilioProxy/1.1"
 WEBHOOK_TIMEOUT_S = 15.0  # Twilio's default for voice URLs
 MAX_ATTEMPTS = 12
 MAX_BACKOFF_S = 600.0
+# How long a node's claim on a callback lasts: longer than its worst case of delivering
+# what it claimed (max_claimed / concurrency = 4 rounds of the 15 s webhook timeout);
+# a node that died holds its callbacks back this long at most.
+LEASE_S = 120.0
 
 
 class WebhookError(RuntimeError):
@@ -85,6 +94,8 @@ class WebhookClient:
         self.timeout = timeout
         # Told how each request went: seconds taken and "ok", "http_error" or "unreachable".
         self.on_result: Callable[[float, str], None] = _ignore_result
+        # Status callbacks come many to one application: their connections are kept.
+        self.pool = ConnectionPool()
 
     async def request(
         self,
@@ -95,7 +106,10 @@ class WebhookClient:
         *,
         idempotency_token: str | None = None,
         timeout: float | None = None,
+        keep_alive: bool = False,
     ) -> HttpResponse:
+        """``keep_alive`` sends over a pooled persistent connection (status callbacks);
+        without it the connection is closed after the answer (voice webhooks)."""
         method = method.upper()
         headers = [("User-Agent", USER_AGENT)]
         if idempotency_token:
@@ -109,8 +123,9 @@ class WebhookClient:
             headers.append(("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"))
             body = urlencode(list(params)).encode()
         started = time.monotonic()
+        send = self.pool.request if keep_alive else http_request
         try:
-            response = await http_request(
+            response = await send(
                 method, url, headers=headers, body=body, timeout=timeout or self.timeout
             )
         except HttpError as exc:
@@ -127,7 +142,7 @@ class WebhookClient:
         return response.text
 
     async def close(self) -> None:
-        pass
+        self.pool.close()
 
 
 def backoff(attempts: int) -> float:
@@ -135,12 +150,43 @@ def backoff(attempts: int) -> float:
     return min(2.0 ** max(attempts - 1, 0), MAX_BACKOFF_S)
 
 
-class Outbox:
-    """Durable, retried delivery of status callbacks.
+def node_claimant(data_dir: str) -> str:
+    """A node's name in outbox claims, the same at each start: its host and (hashed,
+    to fit the column) its data directory, which no two live nodes share."""
+    where = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:16]
+    return f"{socket.gethostname()[:40]}:{where}"
 
-    ``store`` provides ``enqueue_webhook``, ``due_webhooks``, ``mark_delivered``,
-    ``reschedule`` and ``abandon``; ``auth_token`` looks up the signing key of an
+
+def _order_key(item) -> str | None:
+    """What a callback is about: callbacks with one key are sent in order."""
+    if item.call_sid:
+        return item.call_sid
+    for name, value in item.params:
+        if name == "MessageSid":
+            return value
+    return None
+
+
+class Outbox:
+    """Durable, retried delivery of status callbacks, once across the nodes of a store.
+
+    ``store`` provides ``enqueue_webhook``, ``claim_webhooks`` and ``record_outcomes``
+    (``control_api.store.Store``); ``auth_token`` looks up the signing key of an
     account (at delivery time, so a rotated token signs the retries).
+
+    Several nodes may share one store: a node claims the due callbacks it delivers,
+    with a lease of ``lease`` seconds, so no other node takes them meanwhile; a node
+    that dies leaves its claims to run out, and another node delivers those callbacks
+    afterwards (at least once, as always: one that was delivered just before the node
+    died may be delivered again). A node given the same ``claimant`` name each time
+    it starts (``callswitch.server`` names it by host and data directory) takes back
+    at start what it held when it died, without waiting for the lease. Outcomes are
+    written in batches, and callbacks go
+    over kept-alive connections to each application.
+
+    Callbacks about one call or message (``_order_key``) that a node holds at once
+    are sent one after the other, in the order they were queued (``sending`` before
+    ``sent`` before ``delivered``); others go concurrently.
     """
 
     def __init__(
@@ -149,16 +195,28 @@ class Outbox:
         client: WebhookClient,
         auth_token: Callable[[str], Awaitable[str | None]],
         *,
-        concurrency: int = 16,
+        concurrency: int = 64,
+        max_claimed: int = 256,
+        lease: float = LEASE_S,
+        claimant: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.client = client
         self.auth_token = auth_token
         self.clock = clock
+        self.lease = lease
+        self.max_claimed = max_claimed
+        # Names this process in claims: host and PID, plus randomness for a PID reused.
+        self.claimant = (
+            claimant or f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+        )
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
-        self._inflight: set[int] = set()
+        self._inflight: dict[int, asyncio.Task] = {}
+        self._last: dict[str, asyncio.Task] = {}  # the newest delivery of each order key
+        self._outcomes: list[OutboxOutcome] = []
+        self._recording: asyncio.Task | None = None
         self._task: asyncio.Task | None = None
         self._stopping = False
 
@@ -202,7 +260,9 @@ class Outbox:
 
     async def stop(self, grace: float = 2.0) -> None:
         """Let the worker finish what it is doing (a cancelled query would only be
-        retried after restart anyway), then stop it."""
+        retried after restart anyway), then stop it. Callbacks still in flight after
+        ``grace`` are given up and their claims released (they go again, at least
+        once); a node that dies instead holds them until its lease runs out."""
         if self._task is None:
             return
         self._stopping = True
@@ -210,63 +270,120 @@ class Outbox:
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(self._task, grace)
         self._task = None
+        if self._inflight:
+            await asyncio.wait(list(self._inflight.values()), timeout=grace)
+        # What is still going is given up, and its claims released at once, so that
+        # the next start (or another node) need not wait out the lease.
+        unfinished = list(self._inflight)
+        for task in list(self._inflight.values()):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await self._flush()
+            if unfinished:
+                await self.store.record_outcomes([OutboxOutcome(id) for id in unfinished])
 
     async def _run(self) -> None:
+        try:
+            released = await self.store.release_claims(self.claimant)
+        except Exception:
+            log.exception("webhook.outbox_error")
+        else:
+            if released:
+                log.info("webhook.claims_released", extra={"items": released})
         while not self._stopping:
+            claimed = 0
             try:
-                await self.deliver_due()
+                claimed = await self._claim_and_start()
             except Exception:  # the store may be briefly unavailable: keep going
                 log.exception("webhook.outbox_error")
             if self._stopping:
                 return
+            if claimed and len(self._inflight) < self.max_claimed:
+                continue  # a full batch: there may be more due
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
 
     async def deliver_due(self) -> int:
-        """Attempt every callback that is due now; returns how many were tried."""
-        items = [
-            i for i in await self.store.due_webhooks(self._now()) if i.id not in self._inflight
-        ]
-        tasks = [asyncio.create_task(self._deliver(item)) for item in items]
-        if tasks:
-            await asyncio.gather(*tasks)
-        return len(tasks)
+        """Claim what is due now, attempt it, and write the outcomes; returns how many
+        were tried."""
+        before = set(self._inflight.values())
+        await self._claim_and_start()
+        started = [t for t in self._inflight.values() if t not in before]
+        if started:
+            await asyncio.gather(*started)
+        await self._flush()
+        return len(started)
 
-    async def _deliver(self, item) -> None:
-        self._inflight.add(item.id)
-        try:
-            async with self._slots:
+    async def _claim_and_start(self) -> int:
+        room = self.max_claimed - len(self._inflight)
+        if room <= 0:
+            return 0
+        now = self._now()
+        items = await self.store.claim_webhooks(
+            self.claimant, now, now + timedelta(seconds=self.lease), room
+        )
+        loop = asyncio.get_running_loop()
+        for item in items:
+            if item.id in self._inflight:
+                continue
+            key = _order_key(item)
+            before = self._last.get(key) if key is not None else None
+            task = loop.create_task(self._deliver(item, before))
+            self._inflight[item.id] = task
+            if key is not None:
+                self._last[key] = task
+            task.add_done_callback(lambda t, id=item.id, key=key: self._forget(id, key, t))
+        return len(items)
+
+    def _forget(self, id: int, key: str | None, task: asyncio.Task) -> None:
+        self._inflight.pop(id, None)
+        if key is not None and self._last.get(key) is task:
+            del self._last[key]
+        if len(self._inflight) == self.max_claimed - 1:
+            self._wake.set()  # room for more
+
+    async def _deliver(self, item, before: asyncio.Task | None = None) -> None:
+        if before is not None:
+            await asyncio.wait([before])  # the earlier callback about the same call or message
+        async with self._slots:
+            try:
                 token = await self.auth_token(item.account_sid)
-                if token is None:
-                    await self.store.abandon(item.id, self._now(), "account is gone")
-                    return
-                try:
-                    await self.client.request(
-                        item.url,
-                        item.method,
-                        [tuple(p) for p in item.params],
-                        token,
-                        idempotency_token=item.delivery_id,
-                    )
-                except WebhookError as exc:
-                    await self._failed(item, str(exc))
-                else:
-                    await self.store.mark_delivered(item.id, self._now())
-        finally:
-            self._inflight.discard(item.id)
+            except Exception as exc:  # the store: the claim runs out and it is tried again
+                log.warning("webhook.token_lookup_failed", extra={"error": str(exc)})
+                return
+            if token is None:
+                self._record(
+                    OutboxOutcome(item.id, abandoned_at=self._now(), last_error="account is gone")
+                )
+                return
+            try:
+                await self.client.request(
+                    item.url,
+                    item.method,
+                    [tuple(p) for p in item.params],
+                    token,
+                    idempotency_token=item.delivery_id,
+                    keep_alive=True,
+                )
+            except WebhookError as exc:
+                self._failed(item, str(exc))
+            else:
+                self._record(OutboxOutcome(item.id, delivered_at=self._now()))
 
-    async def _failed(self, item, error: str) -> None:
+    def _failed(self, item, error: str) -> None:
         attempts = item.attempts + 1
         if attempts >= MAX_ATTEMPTS:
-            await self.store.abandon(item.id, self._now(), error)
+            self._record(OutboxOutcome(item.id, abandoned_at=self._now(), last_error=error))
             log.warning(
                 "webhook.abandoned",
                 extra={"url": item.url, "error": error, "call_sid": item.call_sid},
             )
             return
         retry_at = self._now() + timedelta(seconds=backoff(attempts))
-        await self.store.reschedule(item.id, attempts, retry_at, error)
+        self._record(
+            OutboxOutcome(item.id, attempts=attempts, next_attempt_at=retry_at, last_error=error)
+        )
         log.info(
             "webhook.retry",
             extra={
@@ -276,3 +393,23 @@ class Outbox:
                 "call_sid": item.call_sid,
             },
         )
+
+    def _record(self, outcome: OutboxOutcome) -> None:
+        """Outcomes queue up while one batch is being written, and go in the next."""
+        self._outcomes.append(outcome)
+        if self._recording is None or self._recording.done():
+            self._recording = asyncio.get_running_loop().create_task(self._write_outcomes())
+
+    async def _write_outcomes(self) -> None:
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            try:
+                await self.store.record_outcomes(batch)
+            except Exception:
+                # Not written: the claims run out and the callbacks are tried again
+                # (at least once).
+                log.exception("webhook.outcomes_not_recorded", extra={"items": len(batch)})
+
+    async def _flush(self) -> None:
+        while self._recording is not None and not self._recording.done():
+            await asyncio.shield(self._recording)

@@ -23,6 +23,7 @@ from control_api.api import (
 )
 from control_api.api.calls import LiveCalls
 from control_api.api.conferences import LiveConferences, NoLiveConferences
+from control_api.api.fast_path import MessagesFastPath
 from control_api.api.tokens import IceServers
 from control_api.errors import install_error_handlers
 from control_api.store import Store
@@ -66,6 +67,8 @@ def create_app(
     app.state.messaging = messaging
     app.state.billing = billing
     install_error_handlers(app)
+    # POST Messages.json without FastAPI's routing: same auth and endpoint (fast_path.py).
+    app.add_middleware(MessagesFastPath)
     for resource in (
         accounts,
         phone_numbers,

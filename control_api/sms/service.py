@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -37,6 +38,7 @@ from control_api.sms.segments import segment
 from control_api.store.messages import MessageRecord, MessageStore
 from control_api.twiml.parser import TwimlError, parse_messaging_twiml
 from control_api.twiml.verbs import Message
+from control_api.usage.billing import money
 from control_api.voice.lookup import Lookup
 from control_api.webhooks import WebhookError
 
@@ -107,6 +109,14 @@ class Messaging:
         self._tasks: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
         self._stopping = False
+        # (direction, status) -> messages that reached it since the process started:
+        # every change of status made here, for /metrics.
+        self.status_counts: Counter[tuple[str, str]] = Counter()
+
+    @property
+    def inflight(self) -> int:
+        """Messages handed to carriers and not yet answered."""
+        return len(self._inflight)
 
     def add_carrier(self, carrier: Carrier) -> None:
         self.carriers.append(carrier)
@@ -150,6 +160,7 @@ class Messaging:
             date_updated=now,
         )
         await self.messages.insert(record)
+        self.status_counts[record.direction, "queued"] += 1
         self._wake.set()
         return record
 
@@ -195,11 +206,10 @@ class Messaging:
         room = min(self.max_inflight - len(self._inflight), BATCH)
         if room <= 0:
             return 0
-        due = [
-            m
-            for m in await self.messages.due(self.clock(), room + len(self._inflight))
-            if m.sid not in self._inflight
-        ][:room]
+        # Taken: 'sending' in the store from here, so no other sender takes them.
+        due = await self.messages.take_due(self.clock(), room)
+        if due:
+            await self._learn_numbers({m.to for m in due})
         for message in due:
             self._inflight.add(message.sid)
             task = asyncio.create_task(self._send(message))
@@ -207,11 +217,21 @@ class Messaging:
             task.add_done_callback(self._tasks.discard)
         return len(due)
 
+    async def _learn_numbers(self, phones: set[str]) -> None:
+        """Which of a batch's destinations are our numbers, in one query (the local
+        carrier asks about each)."""
+        for phone, number in (await self.store.find_numbers(phones)).items():
+            self._numbers.put(phone, number)
+
     async def _send(self, message: MessageRecord) -> None:
         try:
             await self._send_one(message)
         except Exception:
             log.exception("sms.send_error", extra={"message_sid": message.sid})
+            if message.carrier_message_id is None:
+                # No carrier took it: back to the queue rather than 'sending' until a restart.
+                with contextlib.suppress(Exception):
+                    await self.messages.update_if(message.sid, ("sending",), status="queued")
         finally:
             self._inflight.discard(message.sid)
             self._wake.set()  # room for the next ones
@@ -231,8 +251,6 @@ class Messaging:
         if carrier is None or carrier.serves(message.to) < 0:
             await self._retry(message, "no carrier serves this number")
             return
-        if not await self.messages.update_if(message.sid, ("queued",), status="sending"):
-            return  # deleted or changed meanwhile
         message.status = "sending"
         self._callback(message)
         sms = OutboundSms(
@@ -246,14 +264,15 @@ class Messaging:
         try:
             carrier_id = await carrier.submit(sms)
         except CarrierUnavailable as exc:
-            await self.messages.update_if(message.sid, ("sending",), status="queued")
-            message.status = "queued"
             await self._retry(message, str(exc))
             return
         except CarrierRejected as exc:
             await self._fail(message, exc.error_code, str(exc))
             return
+        message.carrier_message_id = carrier_id
         sent_at = self.clock()
+        # The price goes in the same write (the usage record follows in _price).
+        price = self._price_fields(message)
         # A receipt may beat this write: only a message still 'sending' becomes 'sent'.
         if await self.messages.update_if(
             message.sid,
@@ -262,24 +281,28 @@ class Messaging:
             carrier=carrier.name,
             carrier_message_id=carrier_id,
             date_sent=sent_at,
+            **price,
         ):
             message.status = "sent"
             message.date_sent = sent_at
             self._callback(message)
         else:
             await self.messages.update(
-                message.sid, carrier=carrier.name, carrier_message_id=carrier_id
+                message.sid, carrier=carrier.name, carrier_message_id=carrier_id, **price
             )
         early = self._early.pop((carrier.name, carrier_id), None)
         if early is not None:
             await self._apply_receipt(message, early[0], early[1])
-        await self._price(message)
+        await self._price(message, written=True)
 
     async def _retry(self, message: MessageRecord, reason: str) -> None:
+        """Back to the queue (from 'sending', where ``take_due`` put it), with backoff."""
         attempts = message.attempts + 1
         delay = min(2.0 ** min(attempts, 16), MAX_BACKOFF_S)
+        message.status = "queued"
         await self.messages.update(
             message.sid,
+            status="queued",
             attempts=attempts,
             next_attempt_at=self.clock() + timedelta(seconds=delay),
         )
@@ -296,7 +319,19 @@ class Messaging:
         self._callback(message)
         log.info("sms.failed", extra={"message_sid": message.sid, "error_code": code})
 
-    async def _price(self, message: MessageRecord) -> None:
+    def _price_fields(self, message: MessageRecord) -> dict[str, str]:
+        """The message's price columns, for a write about to be made anyway."""
+        if self.billing is None:
+            return {}
+        _, price = self.billing.message_price(
+            message.direction, message.to, message.from_, message.num_segments
+        )
+        message.price, message.price_unit = money(price), "USD"
+        return {"price": message.price, "price_unit": message.price_unit}
+
+    async def _price(self, message: MessageRecord, *, written: bool = False) -> None:
+        """Record the message's usage (and its price on the message, unless ``written``
+        by ``_price_fields`` already)."""
         if self.billing is None:
             return
         await self.billing.message_priced(
@@ -306,7 +341,7 @@ class Messaging:
             to=message.to,
             from_=message.from_,
             segments=message.num_segments,
-            update_message=self.messages.update,
+            update_message=None if written else self.messages.update,
         )
 
     def _spawn(self, coroutine) -> None:
@@ -315,6 +350,8 @@ class Messaging:
         task.add_done_callback(self._tasks.discard)
 
     def _callback(self, message: MessageRecord) -> None:
+        """The message's status just changed: counted, and its status callback queued."""
+        self.status_counts[message.direction, message.status] += 1
         if not message.status_callback or self.outbox is None:
             return
         params = message_callback_params(message)
@@ -398,6 +435,7 @@ class Messaging:
             date_updated=now,
         )
         await self.messages.insert(record)
+        self.status_counts[record.direction, "received"] += 1
         # Stored: the carrier may hear "taken" now; pricing and the webhook follow.
         self._spawn(self._price(record))
         if number.sms_url:

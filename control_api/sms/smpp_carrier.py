@@ -254,7 +254,9 @@ class SmppCarrier:
                 if future is not None and not future.done():
                     future.set_result(event)
                 async with self._slots:
-                    self._slots.notify_all()
+                    # One slot freed: one waiter (waking all of a full queue costs each
+                    # a trip round the loop to find the window full again).
+                    self._slots.notify(1)
             elif isinstance(event, DeliverSm):
                 self._spawn(self._deliver(event))
             elif isinstance(event, ConnectionLost):

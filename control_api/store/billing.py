@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -30,6 +30,26 @@ from control_api.store.schema import (
 )
 
 __all__ = ["BillingStore", "UsageItem", "UsageSum", "UsageTriggerRecord", "insert_webhook"]
+
+
+# Built once: every priced call and message runs them.
+_INSERT_USAGE = insert(usage_items)
+_BALANCE_FOR_UPDATE = (
+    select(account_balances.c.balance)
+    .where(account_balances.c.account_sid == bindparam("match_account"))
+    .with_for_update()
+)
+_SET_BALANCE = (
+    update(account_balances)
+    .where(account_balances.c.account_sid == bindparam("match_account"))
+    .values(balance=bindparam("new_balance"), date_updated=bindparam("new_date"))
+)
+
+_TRIGGERS_OF = (
+    select(usage_triggers)
+    .where(usage_triggers.c.account_sid == bindparam("match_account"))
+    .order_by(usage_triggers.c.date_created.desc(), usage_triggers.c.sid.desc())
+)
 
 
 def insert_webhook(
@@ -129,35 +149,34 @@ class BillingStore:
         """Store a priced item and charge the balance: (False, _) if it was priced
         already, else (True, the balance after, or None when the account has none)."""
 
+        row_values = {
+            "source_sid": item.source_sid,
+            "account_sid": item.account_sid,
+            "category": item.category,
+            "usage": item.usage,
+            "price": str(item.price),
+            "occurred_at": item.occurred_at,
+        }
+
         def work(c: Connection) -> tuple[bool, Decimal | None]:
             try:
                 with c.begin_nested():
-                    c.execute(
-                        insert(usage_items).values(
-                            source_sid=item.source_sid,
-                            account_sid=item.account_sid,
-                            category=item.category,
-                            usage=item.usage,
-                            price=str(item.price),
-                            occurred_at=item.occurred_at,
-                        )
-                    )
+                    c.execute(_INSERT_USAGE, row_values)
             except IntegrityError:
                 return False, None
             # FOR UPDATE: two items of one account priced at once on PostgreSQL must not
             # both read the old balance (SQLite has one writer and leaves the clause out).
-            row = c.execute(
-                select(account_balances.c.balance)
-                .where(account_balances.c.account_sid == item.account_sid)
-                .with_for_update()
-            ).first()
+            row = c.execute(_BALANCE_FOR_UPDATE, {"match_account": item.account_sid}).first()
             if row is None:
                 return True, None
             balance = Decimal(row.balance) - item.price
             c.execute(
-                update(account_balances)
-                .where(account_balances.c.account_sid == item.account_sid)
-                .values(balance=str(balance), date_updated=item.occurred_at)
+                _SET_BALANCE,
+                {
+                    "match_account": item.account_sid,
+                    "new_balance": str(balance),
+                    "new_date": item.occurred_at,
+                },
             )
             return True, balance
 
@@ -282,6 +301,12 @@ class BillingStore:
             .limit(limit)
         )
         rows = await self.run(lambda c: c.execute(query).all())
+        return [_trigger(row) for row in rows]
+
+    async def triggers_of(self, account_sid: str) -> list[UsageTriggerRecord]:
+        """Every trigger of the account, newest first (checked after each priced item)."""
+        params = {"match_account": account_sid}
+        rows = await self.run(lambda c: c.execute(_TRIGGERS_OF, params).all())
         return [_trigger(row) for row in rows]
 
     async def update_trigger(

@@ -14,6 +14,10 @@ plain sqlite3 driver: aiosqlite hands every statement to its thread and back, an
 one core that handoff (the GIL passed between two threads) costs more than the
 statement. Here a whole batch costs one handoff. WAL lets this connection and the
 store's share the file; SQLite's write lock (with a busy timeout) orders them.
+
+``GroupCommit.insert`` queues one row for a table: the rows for one table queued in
+one batch go to the database as one executemany, where the table's first row was
+queued (SQLAlchemy builds and compiles the statement once, not once a row).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import Table, create_engine, event, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from control_api.store.engine import Database, _sqlite_pragmas
@@ -75,6 +80,14 @@ class GroupCommit:
             self._task = asyncio.get_running_loop().create_task(self._drain())
         return await future
 
+    async def insert(
+        self, table: Table, row: dict[str, Any], *, ignore_existing: bool = False
+    ) -> None:
+        """Insert ``row`` into ``table``, batched with other rows for it (module doc).
+        ``ignore_existing``: a row whose unique key is taken is skipped (ON CONFLICT DO
+        NOTHING), not an error."""
+        await self.run(_Row(table, row, ignore_existing))
+
     async def _transaction(self, work: Callable[[Connection], T]) -> T:
         if self._sync is None:
             return await self.db.run(work)
@@ -101,8 +114,10 @@ class GroupCommit:
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
 
-            def work_all(c: Connection, batch=batch) -> list[tuple[bool, Any]]:
-                return [(True, work(c)) for work, _ in batch]
+            units = _merge_rows([work for work, _ in batch])
+
+            def work_all(c: Connection, units=units) -> list[tuple[bool, Any]]:
+                return [(True, unit(c)) for unit in units]
 
             try:
                 try:
@@ -113,6 +128,11 @@ class GroupCommit:
                     # One unit failed and took the batch's transaction with it: run each
                     # alone, so that it alone fails.
                     results = [await self._alone(work) for work, _ in batch]
+                else:
+                    results = [
+                        (True, None) if isinstance(work, _Row) else result
+                        for (work, _), result in zip(batch, results, strict=True)
+                    ]
             except BaseException as exc:
                 for _, future in batch:
                     if not future.done():
@@ -131,3 +151,64 @@ class GroupCommit:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
+
+
+class _Row:
+    """One row for ``GroupCommit.insert``; run alone, a plain INSERT."""
+
+    __slots__ = ("ignore_existing", "row", "table")
+
+    def __init__(self, table: Table, row: dict[str, Any], ignore_existing: bool) -> None:
+        self.table = table
+        self.row = row
+        self.ignore_existing = ignore_existing
+
+    def __call__(self, c: Connection) -> None:
+        c.execute(_insert(c, self.table, self.ignore_existing), [self.row])
+
+
+class _Rows:
+    """Every row a batch holds for one table, inserted at the first one's place."""
+
+    __slots__ = ("ignore_existing", "rows", "table")
+
+    def __init__(self, table: Table, ignore_existing: bool) -> None:
+        self.table = table
+        self.ignore_existing = ignore_existing
+        self.rows: list[dict[str, Any]] = []
+
+    def __call__(self, c: Connection) -> None:
+        c.execute(_insert(c, self.table, self.ignore_existing), self.rows)
+
+
+def _insert(c: Connection, table: Table, ignore_existing: bool):
+    if not ignore_existing:
+        return insert(table)
+    if c.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
+def _merge_rows(works: list[Callable[[Connection], Any]]) -> list[Callable[[Connection], Any]]:
+    """The batch as it runs: one unit per work, except that rows for one table (with
+    the same columns) go in one executemany, and their later places run nothing.
+    Same length as ``works``."""
+    merged: dict[tuple[Table, frozenset[str], bool], _Rows] = {}
+    units: list[Callable[[Connection], Any]] = []
+    for work in works:
+        if not isinstance(work, _Row):
+            units.append(work)
+            continue
+        key = (work.table, frozenset(work.row), work.ignore_existing)
+        rows = merged.get(key)
+        if rows is None:
+            rows = merged[key] = _Rows(work.table, work.ignore_existing)
+            units.append(rows)
+        else:
+            units.append(_nothing)
+        rows.rows.append(work.row)
+    return units
+
+
+def _nothing(c: Connection) -> None:
+    return None

@@ -12,14 +12,13 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from control_api.sids import utcnow
-from control_api.store.billing import insert_webhook
 from control_api.store.engine import Database
 from control_api.store.group import group_commit
-from control_api.store.schema import messages
+from control_api.store.schema import messages, webhook_outbox
 
 __all__ = ["MessageRecord", "MessageStore"]
 
@@ -71,18 +70,49 @@ def _record(row) -> MessageRecord:
     return MessageRecord(**values)
 
 
+_BY_SID = select(messages).where(messages.c.sid == bindparam("match_sid"))
+_BY_CARRIER_ID = select(messages).where(
+    messages.c.carrier == bindparam("match_carrier"),
+    messages.c.carrier_message_id == bindparam("match_id"),
+)
+# (columns set, statuses required) -> its UPDATE, built once: a message's life is a
+# handful of updates, and building one costs more than running it.
+_UPDATES: dict[tuple[tuple[str, ...], tuple[str, ...] | None], Any] = {}
+
+
+def _update(sid: str, statuses: tuple[str, ...] | None, values: dict[str, Any]):
+    row = _row(values)
+    names = tuple(sorted(row))
+    key = (names, statuses)
+    statement = _UPDATES.get(key)
+    if statement is None:
+        conditions = [messages.c.sid == bindparam("match_sid")]
+        if statuses is not None:
+            conditions.append(messages.c.status.in_(statuses))
+        statement = (
+            update(messages)
+            .where(*conditions)
+            .values({name: bindparam(f"set_{name}") for name in names})
+        )
+        if len(_UPDATES) < 1000:
+            _UPDATES[key] = statement
+    params = {f"set_{name}": value for name, value in row.items()}
+    params["match_sid"] = sid
+    return statement, params
+
+
 class MessageStore:
     """Messages on the store's database; each method is one transaction."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.run = group_commit(db).run  # small writes from many messages commit together
+        self.group = group_commit(db)
+        self.run = self.group.run  # small writes from many messages commit together
 
     async def insert(self, record: MessageRecord) -> MessageRecord:
         record.date_created = record.date_created or utcnow()
         record.date_updated = record.date_updated or record.date_created
-        statement = insert(messages).values(**_row(vars(record)))
-        await self.run(lambda c: c.execute(statement))
+        await self.group.insert(messages, _row(vars(record)))
         return record
 
     async def update(self, sid: str, **values: Any) -> MessageRecord | None:
@@ -91,10 +121,11 @@ class MessageStore:
         if unknown:
             raise TypeError(f"update() cannot change {sorted(unknown)}")
         values.setdefault("date_updated", utcnow())
+        statement, params = _update(sid, None, values)
 
         def work(c: Connection) -> Any:
-            c.execute(update(messages).where(messages.c.sid == sid).values(**_row(values)))
-            return c.execute(select(messages).where(messages.c.sid == sid)).first()
+            c.execute(statement, params)
+            return c.execute(_BY_SID, {"match_sid": sid}).first()
 
         row = await self.run(work)
         return _record(row) if row else None
@@ -103,12 +134,8 @@ class MessageStore:
         """Change a message only while its status is one of ``statuses`` (no step back
         from ``delivered`` to ``sent`` when a carrier's answers cross)."""
         values.setdefault("date_updated", utcnow())
-        statement = (
-            update(messages)
-            .where(messages.c.sid == sid, messages.c.status.in_(statuses))
-            .values(**_row(values))
-        )
-        result = await self.run(lambda c: c.execute(statement))
+        statement, params = _update(sid, statuses, values)
+        result = await self.run(lambda c: c.execute(statement, params))
         return result.rowcount > 0
 
     async def get(self, account_sid: str, sid: str) -> MessageRecord | None:
@@ -174,6 +201,40 @@ class MessageStore:
         rows = await self.run(lambda c: c.execute(query).all())
         return [_record(row) for row in rows]
 
+    async def take_due(self, now: datetime, limit: int = 100) -> list[MessageRecord]:
+        """Queued outbound messages whose next attempt is due, oldest first, marked
+        ``sending`` in the same transaction: taken by this sender, and by no other
+        (of this process or another node of the store) until put back with
+        ``update(status="queued")`` or ``requeue_unaccepted``.
+
+        The UPDATE repeats ``status = 'queued'``, so a message another sender took
+        between the select and the update is not taken twice; on PostgreSQL the rows
+        are selected ``FOR UPDATE SKIP LOCKED``, so two nodes take different ones.
+        """
+        c_ = messages.c
+        due = (
+            select(c_.sid)
+            .where(c_.status == "queued", c_.next_attempt_at <= now)
+            .order_by(c_.next_attempt_at, c_.sid)
+            .limit(limit)
+        )
+
+        def work(c: Connection) -> list[Any]:
+            query = due.with_for_update(skip_locked=True) if c.dialect.name == "postgresql" else due
+            sids = list(c.execute(query).scalars())
+            if not sids:
+                return []
+            return c.execute(
+                update(messages)
+                .where(c_.sid.in_(sids), c_.status == "queued")
+                .values(status="sending", date_updated=now)
+                .returning(*messages.c)
+            ).all()
+
+        rows = await self.run(work)
+        taken = sorted((_record(row) for row in rows), key=lambda m: (m.next_attempt_at, m.sid))
+        return taken
+
     async def due_now(self, now: datetime) -> int:
         """Every queued message becomes due at ``now`` (a carrier came back)."""
         statement = (
@@ -199,16 +260,36 @@ class MessageStore:
         result = await self.run(lambda c: c.execute(statement))
         return result.rowcount
 
-    async def queue_webhook(self, *, wake=None, **values: Any) -> bool:
-        """A status callback into the webhook outbox (grouped with other writes)."""
-        queued = await self.run(lambda c: insert_webhook(c, **values))
+    async def queue_webhook(
+        self,
+        *,
+        delivery_id: str,
+        account_sid: str,
+        url: str,
+        method: str,
+        params: list[tuple[str, str]],
+        now: datetime,
+        call_sid: str | None = None,
+        wake=None,
+    ) -> None:
+        """A status callback into the webhook outbox, batched with other rows for it; a
+        ``delivery_id`` queued already is left as it is (the same callback, once)."""
+        row = {
+            "delivery_id": delivery_id,
+            "account_sid": account_sid,
+            "url": url,
+            "method": method,
+            "params": [[name, value] for name, value in params],
+            "call_sid": call_sid,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        await self.group.insert(webhook_outbox, row, ignore_existing=True)
         if wake is not None:
             wake()
-        return queued
 
     async def find_by_carrier_id(self, carrier: str, message_id: str) -> MessageRecord | None:
-        query = select(messages).where(
-            messages.c.carrier == carrier, messages.c.carrier_message_id == message_id
-        )
-        row = await self.run(lambda c: c.execute(query).first())
+        params = {"match_carrier": carrier, "match_id": message_id}
+        row = await self.run(lambda c: c.execute(_BY_CARRIER_ID, params).first())
         return _record(row) if row else None

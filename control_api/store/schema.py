@@ -183,7 +183,13 @@ webhook_outbox = Table(
     Column("delivered_at", UTCDateTime),
     Column("abandoned_at", UTCDateTime),
     Column("last_error", Text),
+    # The node delivering it now and when its lease runs out (0006_outbox_claims).
+    Column("claimed_by", String(64)),
+    Column("claimed_until", UTCDateTime),
     Index(None, "next_attempt_at"),
+    # Pending items by due time: what the outbox claims, without walking every row
+    # delivered before (0006_outbox_claims).
+    Index(None, "delivered_at", "abandoned_at", "next_attempt_at"),
 )
 
 sip_credential_lists = Table(

@@ -9,15 +9,28 @@ to the newest migration, keeping the data.
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, String, Table, and_, func, insert, select, update
+from sqlalchemy import (
+    Select,
+    String,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -50,6 +63,7 @@ __all__ = [
     "NoSuchCredentialList",
     "NumberTaken",
     "OutboxItem",
+    "OutboxOutcome",
     "ParticipantRecord",
     "PhoneNumber",
     "RecordingRecord",
@@ -64,6 +78,11 @@ __all__ = [
 ]
 
 MAX_FRIENDLY_NAME = 64
+# How long a verified account (and its token) is used without asking the database: the
+# bound on how late a token rotated or an account suspended by another process (the
+# CLI, another node) stops working here. Changes made through this Store apply at once.
+ACCOUNT_CACHE_S = 2.0
+MAX_CACHED_ACCOUNTS = 10_000
 
 
 class StoreUnavailable(Exception):
@@ -195,6 +214,20 @@ class OutboxItem:
     delivered_at: datetime | None
     abandoned_at: datetime | None
     last_error: str | None
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+
+
+@dataclass(slots=True)
+class OutboxOutcome:
+    """How one delivery attempt of a claimed item ended: the columns to set."""
+
+    id: int
+    delivered_at: datetime | None = None
+    abandoned_at: datetime | None = None
+    attempts: int | None = None
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
 
 
 class UsernameTaken(Exception):
@@ -352,6 +385,10 @@ _PARTICIPANT_UPDATABLE = frozenset(f.name for f in fields(ParticipantRecord)) - 
 LIVE_CONFERENCE_STATUSES = ("init", "in-progress")
 
 
+# Compared against when the account does not exist, so that both cases take as long.
+_NO_TOKEN = "0" * 32
+
+
 class Store:
     """Persistent state of the control plane. Open with ``await Store.open(url)``.
 
@@ -364,6 +401,9 @@ class Store:
         # This process's --node-id: calls it inserts are stamped with it, so that when
         # the process is lost the calls it held can be found (control_api/cluster/).
         self.node_id: str | None = None
+        # sid -> (when read, the account): verified credentials and signing keys.
+        self._accounts: dict[str, tuple[float, Account]] = {}
+        self._account_changes = 0  # counts forget_account calls
 
     @classmethod
     async def open(cls, url: str, *, pooled: bool = True) -> Store:
@@ -422,12 +462,87 @@ class Store:
         return Account(**row._mapping) if row else None
 
     async def auth_token(self, sid: str) -> str | None:
-        """The account's auth token (the key that signs its webhooks), or None."""
-        account = await self.get_account(sid)
+        """The account's auth token (the key that signs its webhooks), or None; at most
+        ``ACCOUNT_CACHE_S`` old."""
+        account = await self._recent_account(sid)
         return account.auth_token if account is not None else None
+
+    async def authenticate(self, sid: str, auth_token: str) -> Account | None:
+        """The active account whose SID and auth token these are, or None.
+
+        The token is compared in constant time, from a copy of the account at most
+        ``ACCOUNT_CACHE_S`` old when the same credentials were verified that recently,
+        else from the database. A wrong token is always checked against the database,
+        so a guess takes as long for an account that exists as for one that does not.
+        """
+        hit = self._accounts.get(sid)
+        if (
+            hit is not None
+            and time.monotonic() - hit[0] < ACCOUNT_CACHE_S
+            and hmac.compare_digest(auth_token.encode(), hit[1].auth_token.encode())
+        ):
+            return hit[1] if hit[1].status == "active" else None
+        changes = self._account_changes
+        account = await self.get_account(sid)
+        expected = account.auth_token if account is not None else _NO_TOKEN
+        matches = hmac.compare_digest(auth_token.encode(), expected.encode())
+        if account is None or not matches:
+            return None
+        self._remember(account, changes)
+        return account if account.status == "active" else None
+
+    async def update_account(
+        self, sid: str, *, auth_token: str | None = None, status: str | None = None
+    ) -> Account | None:
+        """Rotate the auth token or change the status (``active``, ``suspended``,
+        ``closed``); takes effect on this node at once (other nodes within
+        ``ACCOUNT_CACHE_S``). The account after, or None if there is none."""
+        values: dict[str, Any] = {"date_updated": utcnow()}
+        if auth_token is not None:
+            values["auth_token"] = auth_token
+        if status is not None:
+            if status not in ("active", "suspended", "closed"):
+                raise ValueError(f"no account status {status!r}")
+            values["status"] = status
+
+        def work(c: Connection) -> Any:
+            c.execute(
+                update(accounts).where(accounts.c.sid == sid).values(**_fit(accounts, values))
+            )
+            return c.execute(select(accounts).where(accounts.c.sid == sid)).first()
+
+        self.forget_account(sid)
+        try:
+            row = await self.db.run(work)
+        finally:
+            self.forget_account(sid)  # a copy read while the write ran must not stay
+        return Account(**row._mapping) if row else None
+
+    def forget_account(self, sid: str) -> None:
+        """Drop the cached copy of an account (it is being changed)."""
+        self._account_changes += 1
+        self._accounts.pop(sid, None)
+
+    async def _recent_account(self, sid: str) -> Account | None:
+        hit = self._accounts.get(sid)
+        if hit is not None and time.monotonic() - hit[0] < ACCOUNT_CACHE_S:
+            return hit[1]
+        changes = self._account_changes
+        account = await self.get_account(sid)
+        if account is not None:
+            self._remember(account, changes)
+        return account
+
+    def _remember(self, account: Account, changes: int) -> None:
+        if changes != self._account_changes:
+            return  # an account changed while this copy was read: it may be the old one
+        if len(self._accounts) >= MAX_CACHED_ACCOUNTS:
+            self._accounts.clear()
+        self._accounts[account.sid] = (time.monotonic(), account)
 
     async def ensure_account(self, sid: str, auth_token: str) -> Account:
         """Seed an account: create it if absent, else set its auth token."""
+        self.forget_account(sid)
 
         def work(c: Connection) -> Any:
             c.execute(
@@ -438,6 +553,7 @@ class Store:
             return c.execute(select(accounts).where(accounts.c.sid == sid)).first()
 
         row = await self.db.run(work)
+        self.forget_account(sid)
         if row is not None:
             return Account(**row._mapping)
         try:
@@ -502,6 +618,18 @@ class Store:
         query = select(phone_numbers).where(phone_numbers.c.phone_number == e164)
         row = await self.db.run(lambda c: c.execute(query).first())
         return PhoneNumber(**row._mapping) if row else None
+
+    async def find_numbers(self, phones: Iterable[str]) -> dict[str, PhoneNumber | None]:
+        """``find_number`` for many numbers in one query: each given number (as given)
+        to its PhoneNumber, or None."""
+        wanted = {phone: normalize_e164(phone) for phone in phones}
+        e164s = sorted({e for e in wanted.values() if e is not None})
+        found: dict[str, PhoneNumber] = {}
+        if e164s:
+            query = select(phone_numbers).where(phone_numbers.c.phone_number.in_(e164s))
+            rows = await self.db.run(lambda c: c.execute(query).all())
+            found = {row.phone_number: PhoneNumber(**row._mapping) for row in rows}
+        return {phone: found.get(e164) if e164 else None for phone, e164 in wanted.items()}
 
     async def list_numbers(
         self,
@@ -728,6 +856,66 @@ class Store:
         )
         rows = await self.db.run(lambda c: c.execute(query).all())
         return [_outbox_item(row) for row in rows]
+
+    async def claim_webhooks(
+        self, claimant: str, now: datetime, lease_until: datetime, limit: int = 100
+    ) -> list[OutboxItem]:
+        """Claim up to ``limit`` due items for ``claimant`` until ``lease_until``, oldest
+        first, and return them: items another node holds an unexpired claim on are not
+        taken, so each item is delivered by one node at a time.
+
+        On PostgreSQL the due rows are locked ``FOR UPDATE SKIP LOCKED``: two nodes
+        claiming at once take different rows instead of waiting on each other. The
+        UPDATE repeats the conditions, so a row another writer claimed between the
+        select and the update stays theirs (SQLite's driver runs the select outside
+        the transaction it opens for the update).
+        """
+        o = webhook_outbox.c
+        unclaimed = (
+            _pending(),
+            o.next_attempt_at <= now,
+            or_(o.claimed_until.is_(None), o.claimed_until <= now),
+        )
+        query = select(o.id).where(*unclaimed).order_by(o.next_attempt_at, o.id).limit(limit)
+
+        def work(c: Connection) -> list[Any]:
+            locked = query
+            if c.dialect.name == "postgresql":
+                locked = query.with_for_update(skip_locked=True)
+            ids = list(c.execute(locked).scalars())
+            if not ids:
+                return []
+            c.execute(
+                update(webhook_outbox)
+                .where(o.id.in_(ids), *unclaimed)
+                .values(claimed_by=claimant, claimed_until=lease_until)
+            )
+            return c.execute(
+                select(webhook_outbox)
+                .where(o.id.in_(ids), o.claimed_by == claimant, o.claimed_until == lease_until)
+                .order_by(o.next_attempt_at, o.id)
+            ).all()
+
+        return [_outbox_item(row) for row in await self.db.run(work)]
+
+    async def release_claims(self, claimant: str) -> int:
+        """Drop every claim ``claimant`` holds on pending items (a node starting again
+        under its old name takes back what it held when it died); returns how many."""
+        o = webhook_outbox.c
+        statement = (
+            update(webhook_outbox)
+            .where(o.claimed_by == claimant, _pending())
+            .values(claimed_by=None, claimed_until=None)
+        )
+        result = await self.db.run(lambda c: c.execute(statement))
+        return result.rowcount
+
+    async def record_outcomes(self, outcomes: Iterable[OutboxOutcome]) -> None:
+        """Write how claimed items' attempts ended, all in one transaction; each item's
+        claim is released."""
+        rows = [_outcome_values(outcome) for outcome in outcomes]
+        if rows:
+            await self.db.run(lambda c: record_outcomes(c, rows))
 
     async def get_webhook(self, id: int) -> OutboxItem | None:
         query = select(webhook_outbox).where(webhook_outbox.c.id == id)
@@ -1306,6 +1494,34 @@ def _call_record(row) -> CallRecord:
 
 def _pending():
     return and_(webhook_outbox.c.delivered_at.is_(None), webhook_outbox.c.abandoned_at.is_(None))
+
+
+def _outcome_values(outcome: OutboxOutcome) -> dict[str, Any]:
+    values = {f.name: getattr(outcome, f.name) for f in fields(outcome)}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def record_outcomes(c: Connection, rows: list[dict[str, Any]]) -> None:
+    """Attempt outcomes (from ``_outcome_values``) inside the caller's transaction, each
+    releasing its item's claim: one executemany per kind of outcome."""
+    o = webhook_outbox.c
+    kinds: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for values in rows:
+        names = tuple(sorted(name for name in values if name != "id"))
+        kinds.setdefault(names, []).append(
+            {"item_id": values["id"], **{f"new_{n}": values[n] for n in names}}
+        )
+    for names, params in kinds.items():
+        statement = (
+            update(webhook_outbox)
+            .where(o.id == bindparam("item_id"))
+            .values(
+                claimed_by=None,
+                claimed_until=None,
+                **{name: bindparam(f"new_{name}") for name in names},
+            )
+        )
+        c.execute(statement, params)
 
 
 def _outbox_item(row) -> OutboxItem:

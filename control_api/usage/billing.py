@@ -217,7 +217,7 @@ class Billing:
         that has not fired in it; returns how many fired."""
         fired = 0
         now = self.clock()
-        for trigger in await self.billing.list_triggers(account_sid):
+        for trigger in await self.billing.triggers_of(account_sid):
             wanted = CATEGORIES.get(trigger.usage_category)
             if wanted is None or (category is not None and category not in wanted.parts):
                 continue

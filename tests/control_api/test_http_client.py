@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from twilio.request_validator import RequestValidator
 
-from control_api.http_client import HttpError, request
+from control_api.http_client import ConnectionPool, HttpError, request
 from control_api.webhooks import WebhookClient, WebhookError, sign
 
 
@@ -127,3 +127,69 @@ async def test_non_2xx_is_a_webhook_error():
         with pytest.raises(WebhookError) as error:
             await WebhookClient().fetch_twiml(base, "POST", [], "t")
     assert error.value.status == 503
+
+
+async def keep_alive_server(answers_per_connection: int, close_header: bool = False):
+    """Answers up to ``answers_per_connection`` requests on a connection, then closes
+    it without a word (as a server whose idle timeout ran out does)."""
+    connections: list[int] = []
+
+    async def handle(reader, writer):
+        connections.append(0)
+        try:
+            for _ in range(answers_per_connection):
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
+                await reader.readexactly(length)
+                connections[-1] += 1
+                extra = b"Connection: close\r\n" if close_header else b""
+                writer.write(b"HTTP/1.1 200 OK\r\n" + extra + b"Content-Length: 2\r\n\r\nok")
+                await writer.drain()
+            await reader.read(1)  # the next request: closed unanswered
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", connections
+
+
+async def test_pool_reuses_connections_and_retries_one_closed_under_it():
+    server, base, connections = await keep_alive_server(3)
+    pool = ConnectionPool()
+    async with server:
+        for n in range(7):
+            response = await pool.request("POST", base + f"/status/{n}", body=b"a=1")
+            assert (response.status, response.text) == (200, "ok")
+        pool.close()
+    # 3 answers per connection; the 4th and 7th requests met a closed connection and
+    # went again on a fresh one.
+    assert connections == [3, 3, 1]
+    assert pool.opened == 3
+
+
+async def test_pool_honours_connection_close():
+    server, base, connections = await keep_alive_server(5, close_header=True)
+    pool = ConnectionPool()
+    async with server:
+        for _ in range(3):
+            assert (await pool.request("GET", base + "/")).text == "ok"
+        pool.close()
+    assert connections == [1, 1, 1]
+
+
+async def test_pool_does_not_retry_a_fresh_connection():
+    server, base = await serve(None)  # reads the request, closes without an answer
+    pool = ConnectionPool()
+    async with server:
+        with pytest.raises(HttpError):
+            await pool.request("GET", base + "/")
+    assert pool.opened == 1

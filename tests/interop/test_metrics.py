@@ -125,3 +125,29 @@ def test_the_dashboard_and_the_docs_name_only_metrics_that_are_served(server):
     assert named and documented
     assert named <= served, sorted(named - served)
     assert documented <= served, sorted(documented - served)
+
+
+def test_messages_by_direction_and_status(server):
+    """A message to one of our own numbers goes through the local carrier: the outbound
+    one counts queued, sending, sent and delivered, the number's inbound one received."""
+    client = rest_client(server)
+    number = "+15005550061"
+    client.incoming_phone_numbers.create(phone_number=number)
+    before = scrape(server)
+    message = client.messages.create(to=number, from_="+15005550062", body="counted")
+    deadline = time.monotonic() + 15
+    while client.messages(message.sid).fetch().status != "delivered":
+        assert time.monotonic() < deadline, server.tail()
+        time.sleep(0.1)
+    after = scrape(server)
+    for status in ("queued", "sending", "sent", "delivered"):
+        grew = value(after, "callswitch_messages_total", direction="outbound-api", status=status)
+        was = value(before, "callswitch_messages_total", direction="outbound-api", status=status)
+        assert grew - was == 1, status
+    received = value(after, "callswitch_messages_total", direction="inbound", status="received")
+    assert (
+        received
+        - value(before, "callswitch_messages_total", direction="inbound", status="received")
+        == 1
+    )
+    assert ("callswitch_messages_inflight", ()) in after

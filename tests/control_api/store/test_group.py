@@ -53,3 +53,82 @@ async def test_many_units_share_few_transactions(store: Store):
     await asyncio.gather(*(group.run(lambda c: c.execute(select(1)).scalar()) for _ in range(200)))
     assert group.units == 200 and group.batches < 20
     group.close()
+
+
+async def test_rows_for_one_table_go_in_one_executemany_and_a_bad_row_fails_alone(store: Store):
+    from datetime import UTC, datetime
+
+    from sqlalchemy import event, func
+
+    group = GroupCommit(store.db)
+    taken = await store.create_account("taken")
+    now = datetime.now(UTC)
+
+    def row(sid: str) -> dict:
+        return {
+            "sid": sid,
+            "friendly_name": sid,
+            "auth_token": "0" * 32,
+            "status": "active",
+            "date_created": now,
+            "date_updated": now,
+        }
+
+    statements: list[tuple[str, bool]] = []
+    engine = group._sync or store.db.engine
+
+    def seen(_conn, _cursor, statement, _parameters, _context, executemany):
+        if statement.startswith("INSERT"):
+            statements.append((statement, executemany))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    sids = [f"AC{n:032d}" for n in range(50)]
+    results = await asyncio.gather(
+        *(group.insert(accounts, row(sid)) for sid in sids[:25]),
+        group.insert(accounts, row(taken.sid)),  # the primary key is taken
+        *(group.insert(accounts, row(sid)) for sid in sids[25:]),
+        return_exceptions=True,
+    )
+    event.remove(engine, "before_cursor_execute", seen)
+    assert all(r is None for r in results[:25] + results[26:])
+    assert isinstance(results[25], Exception)
+    query = select(func.count()).select_from(accounts)
+    assert await store.db.run(lambda c: c.execute(query).scalar_one()) == 51
+    # The first try was one statement for all 51 rows; after its failure, each alone.
+    assert len(statements) == 1 + 51
+    group.close()
+
+
+async def test_rows_whose_key_is_taken_can_be_skipped(store: Store):
+    from datetime import UTC, datetime
+
+    from control_api.store.schema import webhook_outbox
+
+    group = GroupCommit(store.db)
+    account = await store.create_account("a")
+    now = datetime.now(UTC)
+
+    def row(delivery_id: str, url: str) -> dict:
+        return {
+            "delivery_id": delivery_id,
+            "account_sid": account.sid,
+            "url": url,
+            "method": "POST",
+            "params": [],
+            "call_sid": None,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+
+    await group.insert(webhook_outbox, row("once", "http://127.0.0.1/first"), ignore_existing=True)
+    await asyncio.gather(
+        group.insert(webhook_outbox, row("once", "http://127.0.0.1/again"), ignore_existing=True),
+        group.insert(webhook_outbox, row("other", "http://127.0.0.1/other"), ignore_existing=True),
+    )
+    items = await store.due_webhooks(now)
+    assert [(i.delivery_id, i.url) for i in items] == [
+        ("once", "http://127.0.0.1/first"),
+        ("other", "http://127.0.0.1/other"),
+    ]
+    group.close()

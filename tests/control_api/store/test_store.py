@@ -394,6 +394,87 @@ async def test_delivery_retry_and_abandon(store: Store, account):
     assert await store.pending_count() == 1
 
 
+async def test_claims_take_due_items_once_until_the_lease_runs_out(store: Store, account):
+    first = await enqueue(store, account, "first", T0)
+    second = await enqueue(store, account, "second", T0)
+    await enqueue(store, account, "later", T0 + timedelta(minutes=5))
+    lease = T0 + timedelta(seconds=60)
+    claimed = await store.claim_webhooks("node-a", T0, lease, limit=1)
+    assert [(i.id, i.claimed_by, i.claimed_until) for i in claimed] == [(first, "node-a", lease)]
+    # Another node takes what is left, never what node-a holds.
+    assert [i.id for i in await store.claim_webhooks("node-b", T0, lease)] == [second]
+    assert await store.claim_webhooks("node-b", T0 + timedelta(seconds=59), lease) == []
+    # node-a died: its lease runs out and node-b may take the item.
+    later = T0 + timedelta(seconds=61)
+    retaken = await store.claim_webhooks("node-b", later, later + timedelta(seconds=60))
+    assert [(i.id, i.claimed_by) for i in retaken] == [(first, "node-b"), (second, "node-b")]
+
+
+async def test_outcomes_are_written_together_and_release_claims(store: Store, account):
+    from control_api.store.store import OutboxOutcome
+
+    ids = [await enqueue(store, account, f"d-{n}", T0) for n in range(3)]
+    await store.claim_webhooks("node-a", T0, T0 + timedelta(seconds=60))
+    await store.record_outcomes(
+        [
+            OutboxOutcome(ids[0], delivered_at=T0 + timedelta(seconds=1)),
+            OutboxOutcome(
+                ids[1],
+                attempts=1,
+                next_attempt_at=T0 + timedelta(seconds=2),
+                last_error="HTTP 503",
+            ),
+            OutboxOutcome(ids[2], abandoned_at=T0 + timedelta(seconds=1), last_error="gone"),
+        ]
+    )
+    done, retry, dead = [await store.get_webhook(id) for id in ids]
+    assert done.delivered_at == T0 + timedelta(seconds=1)
+    assert (retry.attempts, retry.last_error, retry.claimed_by, retry.claimed_until) == (
+        1,
+        "HTTP 503",
+        None,
+        None,
+    )
+    assert (dead.abandoned_at, dead.last_error) == (T0 + timedelta(seconds=1), "gone")
+    # The retry is due again at its time, for any node: its claim was released.
+    again = await store.claim_webhooks(
+        "node-b", T0 + timedelta(seconds=2), T0 + timedelta(seconds=60)
+    )
+    assert [i.id for i in again] == [ids[1]]
+    assert await store.pending_count() == 1
+
+
+async def test_account_changes_apply_at_once_and_other_writers_within_the_bound(
+    store: Store, account, store_url: str
+):
+    from control_api.store import store as store_module
+
+    assert (await store.authenticate(account.sid, account.auth_token)).sid == account.sid
+    assert await store.authenticate(account.sid, "f" * 32) is None
+    assert await store.authenticate("AC" + "0" * 32, account.auth_token) is None
+    # Through this Store: at once.
+    await store.update_account(account.sid, auth_token="a" * 32)
+    assert await store.authenticate(account.sid, account.auth_token) is None
+    assert await store.authenticate(account.sid, "a" * 32) is not None
+    await store.update_account(account.sid, status="suspended")
+    assert await store.authenticate(account.sid, "a" * 32) is None
+    await store.update_account(account.sid, status="active")
+    assert await store.authenticate(account.sid, "a" * 32) is not None
+    # Through another process's Store (the CLI, another node): within ACCOUNT_CACHE_S.
+    other = await Store.open(store_url)
+    try:
+        await other.update_account(account.sid, status="closed")
+    finally:
+        await other.close()
+    assert await store.authenticate(account.sid, "a" * 32) is not None  # the cached copy
+    cached_at, copy = store._accounts[account.sid]
+    store._accounts[account.sid] = (cached_at - store_module.ACCOUNT_CACHE_S, copy)
+    assert await store.authenticate(account.sid, "a" * 32) is None
+    assert await store.auth_token(account.sid) == "a" * 32
+    with pytest.raises(ValueError):
+        await store.update_account(account.sid, status="gone")
+
+
 # What one backend keeps, the other keeps too
 
 
