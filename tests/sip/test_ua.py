@@ -325,3 +325,18 @@ def test_required_reliable_provisionals_are_refused(ua, flow):
     ua.receive(invite(extra="Require: 100rel\r\n"), flow)
     assert flow.statuses() == [420]
     assert flow.messages()[0].headers.get("Unsupported") == "100rel"
+
+
+def test_ended_dialogs_are_forgotten_once_late_byes_cannot_come(ua, flow, clock):
+    """The late-BYE memory is bounded by time, not by how many calls ever ended."""
+    answering(ua)
+    for n in range(50):
+        clock.now = n * 10.0
+        call_id = f"call-{n}@".encode()
+        ua.receive(invite(branch=f"z9hG4bK-i{n}").replace(b"call-1@", call_id), flow)
+        tag = flow.messages()[-1].to_tag
+        ua.receive(in_dialog("BYE", tag, branch=f"z9hG4bK-b{n}").replace(b"call-1@", call_id), flow)
+        ua.handle_timer(clock.now)
+    assert not ua.sessions
+    # 2 x 64*T1 = 64 s of memory at one call every 10 s: the last seven at most
+    assert len(ua._ended) <= 7
