@@ -35,6 +35,7 @@ import argparse
 import contextlib
 import math
 import os
+import shlex
 import signal
 import statistics
 import sys
@@ -52,8 +53,9 @@ if str(REPO) not in sys.path:
 
 from loadtest import results  # noqa: E402
 from loadtest.bridge import BackgroundSipp, MediaSink, sipp_dir  # noqa: E402
+from loadtest.gc_census import summary as census_summary  # noqa: E402
 from loadtest.streams import BULK_NUMBER, TARGET_STREAMS, EchoProcess, create_numbers  # noqa: E402
-from tests.interop.harness import CallswitchServer  # noqa: E402
+from tests.interop.harness import SERVER_CMD_ENV, CallswitchServer  # noqa: E402
 from tests.interop.sipp import find_sipp  # noqa: E402
 from tests.interop.webhook_app import WebhookApp  # noqa: E402
 
@@ -68,6 +70,7 @@ class Sample:
     fds: int | None
     lag_ms: float | None  # /health round trip, median of three
     calls_up: int | None  # SIPp's CurrentCall
+    calls_held: float | None  # callswitch_calls_active: calls the server still holds
     streams_active: float | None  # callswitch_media_streams_active
     clock_max_lag_ms: float | None  # callswitch_media_clock_max_lag_seconds
     clock_skipped: float | None  # callswitch_media_clock_skipped_ticks_total
@@ -124,6 +127,7 @@ def sample(server: CallswitchServer, client: httpx.Client, sipp: BackgroundSipp,
         fds=open_fds(server.pid),
         lag_ms=lag,
         calls_up=sipp.counters().get("CurrentCall"),
+        calls_held=metric(text, "callswitch_calls_active"),
         streams_active=metric(text, "callswitch_media_streams_active"),
         clock_max_lag_ms=None if max_lag is None else max_lag * 1000,
         clock_skipped=metric(text, "callswitch_media_clock_skipped_ticks_total"),
@@ -190,7 +194,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--keep", type=Path, default=None, help="keep logs in this directory")
+    parser.add_argument(
+        "--census",
+        type=Path,
+        default=None,
+        help="debugging: run the server under loadtest/gc_census.py, writing here (it pauses "
+        "the server at each census, so the verdict is not a soak's)",
+    )
+    parser.add_argument("--census-every", type=float, default=60.0, help="seconds (%(default)s)")
     args = parser.parse_args(argv)
+    if args.census:
+        os.environ[SERVER_CMD_ENV] = shlex.join(
+            [sys.executable, str(REPO / "loadtest" / "gc_census.py"), "--out", str(args.census),
+             "--every", str(args.census_every)]
+        )  # fmt: skip
     sipp = find_sipp()
     if sipp is None:
         print("sipp is not installed (Debian package sip-tester)", file=sys.stderr)
@@ -249,7 +266,7 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         )  # fmt: skip
         time.sleep(warmup)
         t0 = time.monotonic()
-        header = "      t   RSS MB    fds  lag ms  calls  streams  clock max lag ms  skipped"
+        header = "      t   RSS MB    fds  lag ms  calls   held  streams  clock max lag ms  skipped"
         print(header, flush=True)
         count = int(args.seconds / args.interval) + 1
         for index in range(count):
@@ -264,7 +281,8 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
             print(
                 f"  {s.t:5.0f}  {cell(s.rss_mb, '.1f', 7)}  {cell(s.fds, 'd', 5)}  "
                 f"{cell(s.lag_ms, '.1f', 6)}  "
-                f"{cell(s.calls_up, 'd', 5)}  {cell(s.streams_active, '.0f', 7)}  "
+                f"{cell(s.calls_up, 'd', 5)}  {cell(s.calls_held, '.0f', 5)}  "
+                f"{cell(s.streams_active, '.0f', 7)}  "
                 f"{cell(s.clock_max_lag_ms, '.1f', 16)}  {cell(s.clock_skipped, '.0f', 7)}",
                 flush=True,
             )
@@ -307,6 +325,9 @@ def report(args, samples: list[Sample], idle, errors: list[str]) -> int:
             print(f"  idle {name} the load: RSS {rss} MB, {fds} fds")
     for error in errors:
         print(f"  ! {error}")
+    if args.census:
+        for line in census_summary(args.census):
+            print(line)
     if len(measured) < 3:
         verdict = "not enough samples to judge"
     elif growth:
