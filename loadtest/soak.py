@@ -14,6 +14,9 @@ ramp up), every --interval seconds it samples the server's
   - event-loop lag: how long the server takes to answer GET /health (the
     median of three; the loop that answers it also runs the media clock),
     with the media clock's skipped ticks and latest tick from /metrics beside it,
+  - the calls the server still holds (callswitch_calls_active) beside SIPp's
+    calls up: a hung-up call is held until its store writes are done, so a
+    backlog (and the memory it takes) shows there rather than as a leak,
 
 then prints the least-squares slope of each per minute and a verdict: growth
 beyond noise when the slope is positive, more than three standard errors
@@ -24,6 +27,7 @@ RSS with those before the load.
 
     python loadtest/soak.py                        # 250 streams, 600 s
     python loadtest/soak.py --streams 50 --seconds 60 --json soak.json
+    python loadtest/soak.py --streams 50 --seconds 120 --census /tmp/census  # cycles; no verdict
 
 Exit status: 0 no growth, 1 growth beyond noise, 2 could not run.
 Loopback only; bounded in calls and time; stops only the processes it started.
