@@ -138,6 +138,20 @@ def sample(server: CallswitchServer, client: httpx.Client, sipp: BackgroundSipp,
     )
 
 
+def wait_idle(client: httpx.Client, timeout: float) -> float | None:
+    """Wait until the server holds no call (store writes done); the calls still held."""
+    deadline = time.monotonic() + timeout
+    held = None
+    while True:
+        try:
+            held = metric(client.get("/metrics").text, "callswitch_calls_active")
+        except httpx.HTTPError:
+            held = None
+        if not held or time.monotonic() >= deadline:
+            return held
+        time.sleep(1.0)
+
+
 def cell(value: float | None, spec: str, width: int) -> str:
     return "?".rjust(width) if value is None else format(value, spec).rjust(width)
 
@@ -296,8 +310,9 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         if result.failed:
             errors.append(f"{result.failed} of {result.created} calls failed: "
                           f"{result.failure_counters()} (logs in {result.rundir})")  # fmt: skip
+        held = wait_idle(client, args.hold + 30)
         time.sleep(3.0)
-        idle["after"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid)}
+        idle["after"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid), "held": held}
     except Exception as exc:  # reported with whatever was sampled
         errors.append(f"{type(exc).__name__}: {exc}")
     finally:
@@ -326,7 +341,11 @@ def report(args, samples: list[Sample], idle, errors: list[str]) -> int:
         if name in idle:
             rss, fds = idle[name]["rss_mb"], idle[name]["fds"]
             rss = "?" if rss is None else f"{rss:.1f}"
-            print(f"  idle {name} the load: RSS {rss} MB, {fds} fds")
+            held = idle[name].get("held")
+            if held:  # SIPp stopped with calls up and no BYE for them: not idle yet
+                print(f"  after the load: RSS {rss} MB, {fds} fds, {held:.0f} calls still held")
+            else:
+                print(f"  idle {name} the load: RSS {rss} MB, {fds} fds")
     for error in errors:
         print(f"  ! {error}")
     if args.census:
