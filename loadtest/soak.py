@@ -6,8 +6,9 @@ the TwiML app and this sampler share CPU 1. SIPp keeps about --streams
 target): each call streams a looped tone for --hold seconds and hangs up, and
 a new one replaces it, so the server sets up and tears down calls, WebSockets
 and RTP sockets all along (a leak per call shows; a steady set of calls would
-hide it). After a warm-up (the first --hold seconds plus ten, while the calls
-ramp up), every --interval seconds it samples the server's
+hide it). After a warm-up (--warmup; by default the first --hold seconds while
+the calls ramp up, plus the 64 s the server keeps what each ended call leaves
+by design, plus ten), every --interval seconds it samples the server's
 
   - resident memory (VmRSS in /proc/PID/status),
   - open file descriptors (entries of /proc/PID/fd),
@@ -63,6 +64,7 @@ from tests.interop.harness import SERVER_CMD_ENV, CallswitchServer  # noqa: E402
 from tests.interop.sipp import find_sipp  # noqa: E402
 from tests.interop.webhook_app import WebhookApp  # noqa: E402
 
+ENDED_STATE_S = 64.0  # 2 x 64*T1: how long the SIP UA keeps state of an ended call
 # name: (unit, relative tolerance of the median, absolute tolerance)
 TOLERANCES = {"rss_mb": ("MB", 0.02, 4.0), "fds": ("fds", 0.05, 5.0), "lag_ms": ("ms", 0.0, 5.0)}
 
@@ -210,6 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=600.0, help="measured (%(default)s s)")
     parser.add_argument("--hold", type=float, default=20.0, help="seconds each call lasts")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help=f"seconds before sampling (hold + {ENDED_STATE_S + 10:g})",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--keep", type=Path, default=None, help="keep logs in this directory")
     parser.add_argument(
@@ -235,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.sched_setaffinity(0, {1})
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so every `finally` still runs
-    warmup = args.hold + 10.0
+    # Until the first calls' protocol state has expired, memory grows by design: a BYE's
+    # and a 2xx INVITE's transactions live 64*T1 (32 s), the UA remembers ended dialogs
+    # for late BYEs twice that (sip/ua.py). Sampling from then on sees steady state.
+    warmup = args.warmup if args.warmup is not None else args.hold + ENDED_STATE_S + 10.0
     rate = args.streams / args.hold
     total_calls = int(rate * (warmup + args.seconds)) + 1
     lifetime = warmup + args.seconds + args.hold + 300
