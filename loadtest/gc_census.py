@@ -198,6 +198,11 @@ def main() -> None:
                 (ours.out / f"census-{number:02d}.error").write_text(repr(exc))
 
     threading.Thread(target=run, name="gc-census", daemon=True).start()
+    # Run as a script, this directory comes first on the path, and loadtest/turn.py
+    # would shadow the turn package: the repository instead.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    sys.path.insert(0, str(here.parent))
     sys.argv = ["callswitch", *serve_args]
     from callswitch.cli import main as callswitch
 
