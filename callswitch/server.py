@@ -48,7 +48,7 @@ __all__ = ["Server", "database_url", "serve"]
 log = logging.getLogger("callswitch")
 
 SHUTDOWN_GRACE_S = 2.0
-GC_YOUNG_THRESHOLD = 20_000  # how long BYEs may wait for their answers on shutdown
+GC_YOUNG_THRESHOLD = 20_000  # net container allocations between young collections (serve())
 
 
 def database_url(settings: Settings) -> str:
@@ -410,7 +410,10 @@ async def serve(settings: Settings) -> None:
     # Media allocates a few short-lived tuples per packet; the default thresholds
     # then run a young collection every few milliseconds and, with thousands of
     # call objects alive, full ones often enough to stall the relay for tens of
-    # milliseconds. Collect young objects less often; full collections rarely.
+    # milliseconds. Collect young objects less often; full collections rarely. That
+    # holds memory steady only while calls leave no reference cycles behind (an
+    # ended call's objects must go by reference counting): tests check the
+    # SIP session and the TwiML runner, and loadtest/soak.py the whole process.
     gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 100)
     await signals.get()
     if settings.drain_timeout > 0 and server.live_calls():

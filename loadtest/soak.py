@@ -6,14 +6,18 @@ the TwiML app and this sampler share CPU 1. SIPp keeps about --streams
 target): each call streams a looped tone for --hold seconds and hangs up, and
 a new one replaces it, so the server sets up and tears down calls, WebSockets
 and RTP sockets all along (a leak per call shows; a steady set of calls would
-hide it). After a warm-up (the first --hold seconds plus ten, while the calls
-ramp up), every --interval seconds it samples the server's
+hide it). After a warm-up (--warmup; by default the first --hold seconds while
+the calls ramp up, plus the 64 s the server keeps what each ended call leaves
+by design, plus ten), every --interval seconds it samples the server's
 
   - resident memory (VmRSS in /proc/PID/status),
   - open file descriptors (entries of /proc/PID/fd),
   - event-loop lag: how long the server takes to answer GET /health (the
     median of three; the loop that answers it also runs the media clock),
     with the media clock's skipped ticks and latest tick from /metrics beside it,
+  - the calls the server still holds (callswitch_calls_active) beside SIPp's
+    calls up: a hung-up call is held until its store writes are done, so a
+    backlog (and the memory it takes) shows there rather than as a leak,
 
 then prints the least-squares slope of each per minute and a verdict: growth
 beyond noise when the slope is positive, more than three standard errors
@@ -24,6 +28,7 @@ RSS with those before the load.
 
     python loadtest/soak.py                        # 250 streams, 600 s
     python loadtest/soak.py --streams 50 --seconds 60 --json soak.json
+    python loadtest/soak.py --streams 50 --seconds 120 --census /tmp/census  # cycles; no verdict
 
 Exit status: 0 no growth, 1 growth beyond noise, 2 could not run.
 Loopback only; bounded in calls and time; stops only the processes it started.
@@ -35,6 +40,7 @@ import argparse
 import contextlib
 import math
 import os
+import shlex
 import signal
 import statistics
 import sys
@@ -52,11 +58,13 @@ if str(REPO) not in sys.path:
 
 from loadtest import results  # noqa: E402
 from loadtest.bridge import BackgroundSipp, MediaSink, sipp_dir  # noqa: E402
+from loadtest.gc_census import summary as census_summary  # noqa: E402
 from loadtest.streams import BULK_NUMBER, TARGET_STREAMS, EchoProcess, create_numbers  # noqa: E402
-from tests.interop.harness import CallswitchServer  # noqa: E402
+from tests.interop.harness import SERVER_CMD_ENV, CallswitchServer  # noqa: E402
 from tests.interop.sipp import find_sipp  # noqa: E402
 from tests.interop.webhook_app import WebhookApp  # noqa: E402
 
+ENDED_STATE_S = 64.0  # 2 x 64*T1: how long the SIP UA keeps state of an ended call
 # name: (unit, relative tolerance of the median, absolute tolerance)
 TOLERANCES = {"rss_mb": ("MB", 0.02, 4.0), "fds": ("fds", 0.05, 5.0), "lag_ms": ("ms", 0.0, 5.0)}
 
@@ -68,6 +76,7 @@ class Sample:
     fds: int | None
     lag_ms: float | None  # /health round trip, median of three
     calls_up: int | None  # SIPp's CurrentCall
+    calls_held: float | None  # callswitch_calls_active: calls the server still holds
     streams_active: float | None  # callswitch_media_streams_active
     clock_max_lag_ms: float | None  # callswitch_media_clock_max_lag_seconds
     clock_skipped: float | None  # callswitch_media_clock_skipped_ticks_total
@@ -124,10 +133,25 @@ def sample(server: CallswitchServer, client: httpx.Client, sipp: BackgroundSipp,
         fds=open_fds(server.pid),
         lag_ms=lag,
         calls_up=sipp.counters().get("CurrentCall"),
+        calls_held=metric(text, "callswitch_calls_active"),
         streams_active=metric(text, "callswitch_media_streams_active"),
         clock_max_lag_ms=None if max_lag is None else max_lag * 1000,
         clock_skipped=metric(text, "callswitch_media_clock_skipped_ticks_total"),
     )
+
+
+def wait_idle(client: httpx.Client, timeout: float) -> float | None:
+    """Wait until the server holds no call (store writes done); the calls still held."""
+    deadline = time.monotonic() + timeout
+    held = None
+    while True:
+        try:
+            held = metric(client.get("/metrics").text, "callswitch_calls_active")
+        except httpx.HTTPError:
+            held = None
+        if not held or time.monotonic() >= deadline:
+            return held
+        time.sleep(1.0)
 
 
 def cell(value: float | None, spec: str, width: int) -> str:
@@ -188,9 +212,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=600.0, help="measured (%(default)s s)")
     parser.add_argument("--hold", type=float, default=20.0, help="seconds each call lasts")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help=f"seconds before sampling (hold + {ENDED_STATE_S + 10:g})",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--keep", type=Path, default=None, help="keep logs in this directory")
+    parser.add_argument(
+        "--census",
+        type=Path,
+        default=None,
+        help="debugging: run the server under loadtest/gc_census.py, writing here (it pauses "
+        "the server at each census, so the verdict is not a soak's)",
+    )
+    parser.add_argument("--census-every", type=float, default=60.0, help="seconds (%(default)s)")
     args = parser.parse_args(argv)
+    if args.census:
+        os.environ[SERVER_CMD_ENV] = shlex.join(
+            [sys.executable, str(REPO / "loadtest" / "gc_census.py"), "--out", str(args.census),
+             "--every", str(args.census_every)]
+        )  # fmt: skip
     sipp = find_sipp()
     if sipp is None:
         print("sipp is not installed (Debian package sip-tester)", file=sys.stderr)
@@ -200,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.sched_setaffinity(0, {1})
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so every `finally` still runs
-    warmup = args.hold + 10.0
+    # Until the first calls' protocol state has expired, memory grows by design: a BYE's
+    # and a 2xx INVITE's transactions live 64*T1 (32 s), the UA remembers ended dialogs
+    # for late BYEs twice that (sip/ua.py). Sampling from then on sees steady state.
+    warmup = args.warmup if args.warmup is not None else args.hold + ENDED_STATE_S + 10.0
     rate = args.streams / args.hold
     total_calls = int(rate * (warmup + args.seconds)) + 1
     lifetime = warmup + args.seconds + args.hold + 300
@@ -249,7 +295,7 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         )  # fmt: skip
         time.sleep(warmup)
         t0 = time.monotonic()
-        header = "      t   RSS MB    fds  lag ms  calls  streams  clock max lag ms  skipped"
+        header = "      t   RSS MB    fds  lag ms  calls   held  streams  clock max lag ms  skipped"
         print(header, flush=True)
         count = int(args.seconds / args.interval) + 1
         for index in range(count):
@@ -264,7 +310,8 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
             print(
                 f"  {s.t:5.0f}  {cell(s.rss_mb, '.1f', 7)}  {cell(s.fds, 'd', 5)}  "
                 f"{cell(s.lag_ms, '.1f', 6)}  "
-                f"{cell(s.calls_up, 'd', 5)}  {cell(s.streams_active, '.0f', 7)}  "
+                f"{cell(s.calls_up, 'd', 5)}  {cell(s.calls_held, '.0f', 5)}  "
+                f"{cell(s.streams_active, '.0f', 7)}  "
                 f"{cell(s.clock_max_lag_ms, '.1f', 16)}  {cell(s.clock_skipped, '.0f', 7)}",
                 flush=True,
             )
@@ -274,8 +321,9 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         if result.failed:
             errors.append(f"{result.failed} of {result.created} calls failed: "
                           f"{result.failure_counters()} (logs in {result.rundir})")  # fmt: skip
+        held = wait_idle(client, args.hold + 30)
         time.sleep(3.0)
-        idle["after"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid)}
+        idle["after"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid), "held": held}
     except Exception as exc:  # reported with whatever was sampled
         errors.append(f"{type(exc).__name__}: {exc}")
     finally:
@@ -304,9 +352,16 @@ def report(args, samples: list[Sample], idle, errors: list[str]) -> int:
         if name in idle:
             rss, fds = idle[name]["rss_mb"], idle[name]["fds"]
             rss = "?" if rss is None else f"{rss:.1f}"
-            print(f"  idle {name} the load: RSS {rss} MB, {fds} fds")
+            held = idle[name].get("held")
+            if held:  # SIPp stopped with calls up and no BYE for them: not idle yet
+                print(f"  after the load: RSS {rss} MB, {fds} fds, {held:.0f} calls still held")
+            else:
+                print(f"  idle {name} the load: RSS {rss} MB, {fds} fds")
     for error in errors:
         print(f"  ! {error}")
+    if args.census:
+        for line in census_summary(args.census):
+            print(line)
     if len(measured) < 3:
         verdict = "not enough samples to judge"
     elif growth:

@@ -32,13 +32,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from loadtest import results  # noqa: E402
 from tests.interop.harness import free_port, free_rtp_range, server_command  # noqa: E402
 from tests.interop.turn_peers import run_uclient, turnutils_peer  # noqa: E402
 
@@ -68,6 +69,7 @@ class Run:
     cpu: float
     uclient_rc: int
     rcvbuf_errors: int = 0  # datagrams the kernel dropped for full receive buffers (any socket)
+    seconds: float = 0.0  # wall time of the load
 
     @property
     def relayed(self) -> int:
@@ -163,11 +165,13 @@ def measure(name: str, proc: subprocess.Popen, port: int, args, extra: list[str]
             )  # fmt: skip
         before = cpu_seconds(proc.pid)
         counters = udp_counters()
+        started = time.monotonic()
         result = run_uclient(
             port, peer_port, *extra, "-u", USER, "-w", PASSWORD, "-z", str(args.interval),
             messages=args.messages, clients=args.clients, timeout=args.timeout, cpu=LOAD_CPU,
         )  # fmt: skip
         cpu = cpu_seconds(proc.pid) - before
+        seconds = time.monotonic() - started
         dropped = udp_counters()["RcvbufErrors"] - counters["RcvbufErrors"]
     if profiler is not None:
         profiler.send_signal(signal.SIGINT)
@@ -176,7 +180,9 @@ def measure(name: str, proc: subprocess.Popen, port: int, args, extra: list[str]
         print(f"py-spy profile of callswitch: {out}")
     if result.returncode != 0:
         print(f"{name}: uclient failed\n{result.output[-2000:]}", file=sys.stderr)
-    return Run(name, result.sent, result.received, result.lost, cpu, result.returncode, dropped)
+    return Run(
+        name, result.sent, result.received, result.lost, cpu, result.returncode, dropped, seconds
+    )
 
 
 def main() -> int:
@@ -190,6 +196,7 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy callswitch's run")
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     if args.quick:
         args.clients, args.messages = 10, 200
@@ -232,7 +239,42 @@ def main() -> int:
     load = os.getloadavg()
     print(f"load average during the runs: {load[0]:.2f} {load[1]:.2f} (2 cores; others share them)")
     print(f"logs in {workdir}")
+    if args.json:
+        write_json(args, mode, ours, theirs, ratio, met)
     return 0 if all(r.uclient_rc == 0 for r in runs) else 1
+
+
+def write_json(args, mode: str, ours: Run, theirs: Run, ratio: float, met: bool) -> None:
+    """One level (the clients of this run) in loadtest/results.py's shape."""
+
+    def row(run: Run, meets: bool) -> dict:
+        return results.level(
+            args.clients,
+            throughput=run.relayed / run.seconds if run.seconds else None,
+            throughput_unit="relayed packets/s",
+            latency_p50_ms=None,  # uclient reports no per-packet latency
+            latency_p99_ms=None,
+            loss_pct=100.0 * run.lost / run.sent if run.lost is not None and run.sent else None,
+            cpu_pct=100.0 * run.cpu / run.seconds if run.seconds else None,
+            meets=meets,
+            cpu_s_per_10k_packets=run.cpu_per_10k,
+        )
+
+    results.write(
+        args.json,
+        results.report(
+            "turn",
+            target={"load": 50, "unit": "TURN clients", "cpu_ratio_to_coturn_max": 2.0},
+            levels=[row(ours, met)],
+            largest_passing=args.clients if met else None,
+            mode=mode,
+            messages_per_client=args.messages,
+            interval_ms=args.interval,
+            ratio_to_coturn=ratio,
+            coturn=row(theirs, True),
+            runs=[asdict(run) for run in (ours, theirs)],
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ from twilio.jwt.access_token import AccessToken  # noqa: E402
 from twilio.jwt.access_token.grants import VoiceGrant  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
+from loadtest import results as report  # noqa: E402
 from loadtest.bridge import (  # noqa: E402
     BackgroundSipp,
     MediaSink,
@@ -254,6 +255,7 @@ class Level:
         )
 
 
+TARGETS = {"PCMU": 100, "opus": 40}  # calls on one core, issue 6
 HEADER = (
     "| codec | calls | answered | held | browser loss med / worst | SIP loss | clients sent "
     "| server CPU | load CPU | notes |\n|---|---|---|---|---|---|---|---|---|---|"
@@ -377,8 +379,10 @@ async def main_async(args) -> int:
 
     use_host_addresses(["127.0.0.1"])  # loopback only, as the server bound to it
     plan = [("PCMU", n) for n in args.pcmu] + [("opus", n) for n in args.opus]
-    print(f"callswitch on CPU {SERVER_CPU}; aiortc clients and SIPp on CPU {LOAD_CPU}; "
-          f"window {args.window:.0f} s after {args.settle:.0f} s settling\n")
+    print(
+        f"callswitch on CPU {SERVER_CPU}; aiortc clients and SIPp on CPU {LOAD_CPU}; "
+        f"window {args.window:.0f} s after {args.settle:.0f} s settling\n"
+    )
     print(HEADER, flush=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="callswitch-webrtc-load-") as tmp:
@@ -392,11 +396,52 @@ async def main_async(args) -> int:
             if level.profile:
                 print(level.profile, flush=True)
     print()
-    for codec, target in (("PCMU", 100), ("opus", 40)):
+    for codec, target in TARGETS.items():
+        if not any(lv.codec == codec for lv in results):
+            continue  # not run (the suite runs one codec at a time)
         held = [lv.held for lv in results if lv.codec == codec and lv.held == lv.calls]
         best = max(held, default=0)
         print(f"{codec}: {best} calls held with under 1% loss on one core (target {target})")
+    if args.json:
+        write_json(args.json, results)
     return 0
+
+
+def write_json(path: Path, levels: list[Level]) -> None:
+    """loadtest/results.py's shape for one codec (the suite runs each codec apart)."""
+    codecs = sorted({level.codec for level in levels})
+    if len(codecs) != 1:
+        print(f"--json needs levels of one codec (--pcmu N... --opus, or the reverse), "
+              f"not {codecs}", file=sys.stderr)  # fmt: skip
+        return
+    codec = codecs[0]
+    rows = [
+        report.level(
+            level.calls,
+            throughput=level.held,
+            throughput_unit="calls held (< 1% loss)",
+            latency_p50_ms=None,  # the clients count frames; they do not time them
+            latency_p99_ms=None,
+            loss_pct=100.0 * max(level.browser_loss_worst, level.sip_loss),
+            cpu_pct=100.0 * level.server_cpu,
+            meets=level.answered == level.held == level.calls,
+            browser_loss_median_pct=100.0 * level.browser_loss_median,
+            sip_loss_pct=100.0 * level.sip_loss,
+            load_cpu_pct=100.0 * level.generator_cpu,
+            notes=level.notes,
+        )
+        for level in levels
+    ]
+    passing = [row["load"] for row in rows if row["meets"]]
+    report.write(
+        path,
+        report.report(
+            f"webrtc_{codec.lower()}",
+            target={"load": TARGETS[codec], "unit": f"{codec} browser calls", "loss_pct_max": 1.0},
+            levels=rows,
+            largest_passing=max(passing, default=None),
+        ),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -412,9 +457,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="keep servers' logs here")
     parser.add_argument("--profile", action="store_true", help="py-spy the server's window")
     parser.add_argument("--quick", action="store_true", help="5 calls of each codec, 10 s")
+    parser.add_argument("--json", type=Path, default=None, help="figures of one codec, here")
     args = parser.parse_args(argv)
     if args.quick:
-        args.pcmu, args.opus, args.window = [5], [5], 10.0
+        args.window = 10.0
+        args.pcmu = [5] if args.pcmu else []  # `--quick --opus` (no numbers): PCMU only
+        args.opus = [5] if args.opus else []
     try:
         import uvloop
 

@@ -52,6 +52,7 @@ class InviteSession(MidCall):
     """One incoming INVITE and the dialog it creates (mid-call: sip/midcall.py)."""
 
     _role = "uas"
+    _APPLICATION_CALLBACKS = ("on_acked", "on_terminated", "on_dtmf")
 
     def __init__(
         self, ua: UserAgent, request: Request, txn: ServerInviteTransaction, flow: Flow
@@ -201,6 +202,7 @@ class InviteSession(MidCall):
         self.end_reason = reason
         self.ua.unregister_session(self)
         self.on_terminated(reason)
+        self._drop_callbacks()
 
     def __repr__(self) -> str:
         return f"<InviteSession {self.call_id} {self.state.value}>"

@@ -208,6 +208,23 @@ class MidCall:
         self.refer_handles: list[ReferHandle] = []
         self._midcall_over = False
 
+    # The application's callbacks on this kind of session, besides the three above.
+    _APPLICATION_CALLBACKS: tuple[str, ...] = ()
+
+    def _drop_callbacks(self) -> None:
+        """Forget the application's callbacks once the session has ended.
+
+        They are nearly always bound methods or closures of objects that hold this
+        session, so each call would otherwise leave a reference cycle behind, and
+        its whole graph (RTP leg, TwiML runner, messages) would wait for a full
+        collection, which the server runs rarely (callswitch/server.py).
+        """
+        for name in self._APPLICATION_CALLBACKS:
+            setattr(self, name, _noop)
+        self.on_offer = _no_answer
+        self.on_answer = _noop
+        self.on_refer = _decline
+
     def _keep_local_sdp(self, offer: bytes) -> bytes | None:
         """The default answer: our session description unchanged (RFC 3264 §8)."""
         return self.local_sdp
@@ -517,4 +534,8 @@ class MidCall:
 
 
 def _decline(target: str, referred_by: str | None) -> ReferHandle | None:
+    return None
+
+
+def _no_answer(offer: bytes) -> bytes | None:
     return None

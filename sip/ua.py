@@ -431,7 +431,9 @@ class UserAgent:
     def unregister_session(self, session: InviteSession | OutgoingInvite) -> None:
         dialog = session.dialog
         if dialog is not None and self.sessions.pop(dialog.id, None) is not None:
-            self._ended[dialog.id] = self.clock() + 2 * self.layer.timers.timeout
+            now = self.clock()
+            self._forget_ended(now)  # else one entry per call would stay for good
+            self._ended[dialog.id] = now + 2 * self.layer.timers.timeout
         session._stop_midcall()  # session timer, REFER subscriptions
         if isinstance(session, InviteSession):
             self._by_invite.pop(session.txn.key, None)
@@ -446,13 +448,16 @@ class UserAgent:
         path may retransmit its BYE a little longer (SIPp does, past Timer J):
         that BYE still gets the 200 it asked for, not a 481 for a call it ended.
         """
-        now, ended = self.clock(), self._ended
+        self._forget_ended(self.clock())
+        return dialog_id in self._ended
+
+    def _forget_ended(self, now: float) -> None:
+        ended = self._ended
         while ended:  # insertion order is expiry order: drop the expired from the front
             first = next(iter(ended))
             if ended[first] > now:
                 break
             del ended[first]
-        return dialog_id in ended
 
     def hangup_all(self) -> int:
         """End every session (on shutdown); returns how many there were."""

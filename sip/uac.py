@@ -61,6 +61,7 @@ class OutgoingInvite(MidCall):
     """
 
     _role = "uac"
+    _APPLICATION_CALLBACKS = ("on_progress", "on_answered", "on_failed", "on_terminated", "on_dtmf")
 
     def __init__(
         self,
@@ -258,6 +259,7 @@ class OutgoingInvite(MidCall):
         self._cseq += 1
         self._send_invite([header])
         return True
+
     def _failed(self, status: int, reason: str) -> None:
         if self.state is OutgoingState.TERMINATED:
             return
@@ -266,6 +268,7 @@ class OutgoingInvite(MidCall):
         self.end_reason = EndReason.CANCELLED if status == 487 else EndReason.REJECTED
         log.info("sip.call_failed", extra={"call_id": self.call_id, "status": status})
         self.on_failed(status, reason)
+        self._drop_callbacks()
 
     def _timeout(self) -> None:
         """Timer B: nobody answered the INVITE at all (RFC 3261 §17.1.1.2)."""
@@ -283,6 +286,7 @@ class OutgoingInvite(MidCall):
         self.end_reason = reason
         self.ua.unregister_session(self)
         self.on_terminated(reason)
+        self._drop_callbacks()
 
     def __repr__(self) -> str:
         return f"<OutgoingInvite {self.call_id} {self.state.value}>"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -176,8 +177,17 @@ class CallForks:
     """
 
     def __init__(self, runner: TwimlRunner) -> None:
-        self.runner = runner
+        # Weak: the runner holds us, and a cycle would keep each ended call's runner,
+        # leg and call until a full collection, which the server runs rarely.
+        self._runner = weakref.ref(runner)
         self.forks: list[Fork] = []
+
+    @property
+    def runner(self) -> TwimlRunner:
+        runner = self._runner()
+        if runner is None:
+            raise RuntimeError("the call's TwiML runner is gone")
+        return runner
 
     def find(self, sid_or_name: str) -> Fork | None:
         """The running or stopped fork with that MZ sid or name (the newest of a name)."""

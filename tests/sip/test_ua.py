@@ -325,3 +325,50 @@ def test_required_reliable_provisionals_are_refused(ua, flow):
     ua.receive(invite(extra="Require: 100rel\r\n"), flow)
     assert flow.statuses() == [420]
     assert flow.messages()[0].headers.get("Unsupported") == "100rel"
+
+
+def test_ended_dialogs_are_forgotten_once_late_byes_cannot_come(ua, flow, clock):
+    """The late-BYE memory is bounded by time, not by how many calls ever ended."""
+    answering(ua)
+    for n in range(50):
+        clock.now = n * 10.0
+        call_id = f"call-{n}@".encode()
+        ua.receive(invite(branch=f"z9hG4bK-i{n}").replace(b"call-1@", call_id), flow)
+        tag = flow.messages()[-1].to_tag
+        ua.receive(in_dialog("BYE", tag, branch=f"z9hG4bK-b{n}").replace(b"call-1@", call_id), flow)
+        ua.handle_timer(clock.now)
+    assert not ua.sessions
+    # 2 x 64*T1 = 64 s of memory at one call every 10 s: the last seven at most
+    assert len(ua._ended) <= 7
+
+
+class _App:
+    """What an application does: holds the session and hands it its own methods."""
+
+    def __init__(self, session: InviteSession) -> None:
+        self.session = session
+        session.on_terminated = self.ended
+        session.on_dtmf = self.ended
+        session.on_offer = lambda offer: self.session.local_sdp
+
+    def ended(self, *args) -> None:
+        pass
+
+
+def test_an_ended_call_is_freed_without_the_cycle_collector(ua, flow):
+    """The server collects cycles rarely (callswitch/server.py), so a call's objects
+    must go when the last reference does: the session drops the application's callbacks."""
+    import gc
+    import weakref
+
+    apps = []
+    ua.on_invite = lambda session: (apps.append(_App(session)), session.answer(b"v=0\r\n"))
+    gc.disable()
+    try:
+        ua.receive(invite(), flow)
+        tag = flow.messages()[-1].to_tag
+        ua.receive(in_dialog("BYE", tag), flow)
+        app = weakref.ref(apps.pop())
+        assert app() is None
+    finally:
+        gc.enable()

@@ -177,3 +177,40 @@ def test_the_callee_hangs_up(ua, flow):
     ua.receive(bye.serialize(), flow)
     assert isinstance(flow.messages()[-1], Response) and flow.messages()[-1].status == 200
     assert events["ended"] == [EndReason.REMOTE_BYE]
+
+
+class _Dialer:
+    """An application object that holds its call and hands it its own methods."""
+
+    def __init__(self, call: OutgoingInvite) -> None:
+        self.call = call
+        call.on_answered = self.event
+        call.on_failed = self.event
+        call.on_terminated = self.event
+
+    def event(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("ending", ["bye", "busy"])
+def test_an_ended_call_is_freed_without_the_cycle_collector(ua, flow, ending):
+    """Ended (hung up or refused), the call drops the application's callbacks, so
+    neither it nor what holds it waits for a full collection (callswitch/server.py)."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        call, _ = place(ua, flow)
+        dialer = _Dialer(call)
+        [invite] = requests(flow)
+        if ending == "bye":
+            respond(ua, flow, invite, 200, body=SDP)
+            call.hangup()
+        else:
+            respond(ua, flow, invite, 486)
+        gone = weakref.ref(dialer)
+        del call, dialer
+        assert gone() is None
+    finally:
+        gc.enable()
