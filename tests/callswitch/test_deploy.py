@@ -9,10 +9,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from callswitch.cli import _parser
 from callswitch.config import load_settings
+from tests.peers import require
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -41,8 +40,7 @@ def test_the_unit_waits_for_the_drain_it_asks_for():
 
 def test_systemd_finds_nothing_wrong_but_the_missing_install(tmp_path):
     analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
+    require(analyze is not None, "systemd-analyze is not installed (Debian package systemd)")
     result = subprocess.run(
         [analyze, "verify", str(DEPLOY / "callswitch.service")],
         capture_output=True,
