@@ -13,6 +13,7 @@ senders of many requests such as the outbox's status callbacks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import ssl
 import time
@@ -87,19 +88,33 @@ async def request(
 ) -> HttpResponse:
     """One HTTP(S) request; raises :class:`HttpError` for anything but an answer."""
     where = _parse(url)
-    all_headers = [
-        ("Host", where.host_header),
-        ("Connection", "close"),
-        ("Content-Length", str(len(body))),
-        *(headers or ()),
-    ]
+    all_headers = _headers(where, body, headers, close=True)
+    async with _answered_within(timeout):
+        connection = await _Connection.open(where)
+        try:
+            return await connection.exchange(method, where.target, all_headers, body, max_body)
+        finally:
+            connection.close()
+
+
+def _headers(
+    where: _Target, body: bytes, headers: list[tuple[str, str]] | None, *, close: bool
+) -> list[tuple[str, str]]:
+    """The request's headers: ours first, then the caller's."""
+    head = [("Host", where.host_header)]
+    if close:
+        head.append(("Connection", "close"))
+    head.append(("Content-Length", str(len(body))))
+    head.extend(headers or ())
+    return head
+
+
+@contextlib.asynccontextmanager
+async def _answered_within(timeout: float):
+    """Bounds an exchange in time; whatever goes wrong in it becomes an HttpError."""
     try:
         async with asyncio.timeout(timeout):
-            connection = await _Connection.open(where)
-            try:
-                return await connection.exchange(method, where.target, all_headers, body, max_body)
-            finally:
-                connection.close()
+            yield
     except TimeoutError as exc:
         raise HttpError(f"no answer within {timeout:g} s") from exc
     except (OSError, h11.ProtocolError, ssl.SSLError) as exc:
@@ -214,37 +229,28 @@ class ConnectionPool:
     ) -> HttpResponse:
         """One HTTP(S) request; raises :class:`HttpError` for anything but an answer."""
         where = _parse(url)
-        all_headers = [
-            ("Host", where.host_header),
-            ("Content-Length", str(len(body))),
-            *(headers or ()),
-        ]
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    connection = self._take(where.origin)
-                    reused = connection is not None
-                    if connection is None:
-                        connection = await _Connection.open(where)
-                        self.opened += 1
-                    try:
-                        response = await connection.exchange(
-                            method, where.target, all_headers, body, max_body
-                        )
-                    except _Stale:
-                        connection.close()
-                        if reused:
-                            continue
-                        raise
-                    except BaseException:
-                        connection.close()
-                        raise
-                    self._give_back(where.origin, connection)
-                    return response
-        except TimeoutError as exc:
-            raise HttpError(f"no answer within {timeout:g} s") from exc
-        except (OSError, h11.ProtocolError, ssl.SSLError) as exc:
-            raise HttpError(f"{type(exc).__name__}: {exc}") from exc
+        all_headers = _headers(where, body, headers, close=False)
+        async with _answered_within(timeout):
+            while True:
+                connection = self._take(where.origin)
+                reused = connection is not None
+                if connection is None:
+                    connection = await _Connection.open(where)
+                    self.opened += 1
+                try:
+                    response = await connection.exchange(
+                        method, where.target, all_headers, body, max_body
+                    )
+                except _Stale:
+                    connection.close()
+                    if reused:
+                        continue
+                    raise
+                except BaseException:
+                    connection.close()
+                    raise
+                self._give_back(where.origin, connection)
+                return response
 
     def _take(self, origin: tuple[str, str, int]) -> _Connection | None:
         idle = self._idle.get(origin)
