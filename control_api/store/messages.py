@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from control_api.sids import utcnow
 from control_api.store.engine import Database
 from control_api.store.group import group_commit
-from control_api.store.schema import messages, webhook_outbox
+from control_api.store.schema import messages, outbox_row, webhook_outbox
 
 __all__ = ["MessageRecord", "MessageStore"]
 
@@ -274,17 +274,15 @@ class MessageStore:
     ) -> None:
         """A status callback into the webhook outbox, batched with other rows for it; a
         ``delivery_id`` queued already is left as it is (the same callback, once)."""
-        row = {
-            "delivery_id": delivery_id,
-            "account_sid": account_sid,
-            "url": url,
-            "method": method,
-            "params": [[name, value] for name, value in params],
-            "call_sid": call_sid,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
+        row = outbox_row(
+            delivery_id=delivery_id,
+            account_sid=account_sid,
+            url=url,
+            method=method,
+            params=params,
+            call_sid=call_sid,
+            now=now,
+        )
         await self.group.insert(webhook_outbox, row, ignore_existing=True)
         if wake is not None:
             wake()

@@ -192,6 +192,30 @@ webhook_outbox = Table(
     Index(None, "delivered_at", "abandoned_at", "next_attempt_at"),
 )
 
+
+def outbox_row(
+    *,
+    delivery_id: str,
+    account_sid: str,
+    url: str,
+    method: str,
+    params,
+    call_sid: str | None,
+    now,
+) -> dict:
+    """A new ``webhook_outbox`` row: a request due at ``now``, not yet tried."""
+    return {
+        "delivery_id": delivery_id,
+        "account_sid": account_sid,
+        "url": url,
+        "method": method,
+        "params": [[name, value] for name, value in params],
+        "call_sid": call_sid,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
 sip_credential_lists = Table(
     "sip_credential_lists",
     metadata,

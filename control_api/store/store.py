@@ -45,6 +45,7 @@ from control_api.store.schema import (
     conference_participants,
     conferences,
     metadata,
+    outbox_row,
     phone_numbers,
     recordings,
     sip_credential_lists,
@@ -823,17 +824,15 @@ class Store:
         statement = insert(webhook_outbox).values(
             **_fit(
                 webhook_outbox,
-                {
-                    "delivery_id": delivery_id,
-                    "account_sid": account_sid,
-                    "url": url,
-                    "method": method,
-                    "params": [[name, value] for name, value in params],
-                    "call_sid": call_sid,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                },
+                outbox_row(
+                    delivery_id=delivery_id,
+                    account_sid=account_sid,
+                    url=url,
+                    method=method,
+                    params=params,
+                    call_sid=call_sid,
+                    now=now,
+                ),
             )
         )
         try:
