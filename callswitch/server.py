@@ -130,8 +130,9 @@ class Server:
             await self._seed_account()
             webhooks = WebhookClient()
             webhooks.on_result = self.metrics.observe_webhook
+            self.claimant = node_claimant(s.data_dir)
             self.outbox = Outbox(
-                self.store, webhooks, self.store.auth_token, claimant=node_claimant(s.data_dir)
+                self.store, webhooks, self.store.auth_token, claimant=self.claimant
             )
             self.outbox.start()
             self._closers += [self.outbox.stop, webhooks.close]
@@ -188,7 +189,9 @@ class Server:
         repriced = await self.billing.reconcile()
         if repriced:
             log.info("billing.reconciled", extra={"priced": repriced})
-        self.messaging = Messaging(self.store, self.outbox, webhooks, billing=self.billing)
+        self.messaging = Messaging(
+            self.store, self.outbox, webhooks, billing=self.billing, claimant=self.claimant
+        )
         for smsc in s.smpp:
             carrier = SmppCarrier(smsc, self.messaging.events)
             self.messaging.add_carrier(carrier)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -49,6 +51,10 @@ log = logging.getLogger("callswitch.sms")
 API_VERSION = "2010-04-01"
 MAX_BACKOFF_S = 300.0
 BATCH = 200
+# How long a message taken 'sending' is this node's alone; past it (the node died
+# before a carrier answered) any node puts it back in the queue, checked this often.
+SENDING_LEASE_S = 120.0
+LAPSED_CHECK_S = 30.0
 EARLY_RECEIPT_S = 600.0  # how long a receipt waits for its message's carrier id
 MAX_EARLY_RECEIPTS = 100_000
 # Twilio's error codes for messages (twilio.com/docs/api/errors/<code>).
@@ -88,6 +94,7 @@ class Messaging:
         carriers: Sequence[Carrier] = (),
         clock: Callable[[], datetime] = utcnow,
         max_inflight: int = 400,
+        claimant: str | None = None,
     ) -> None:
         self.store = store  # accounts and numbers
         # Messages handed to carriers and not yet answered: the rest wait in the store.
@@ -97,6 +104,9 @@ class Messaging:
         self.webhooks = webhooks
         self.billing = billing
         self.clock = clock
+        # This node's name on the messages it takes (see ``node_claimant``); by
+        # default one of its own, so a restart waits out the lease of what it left.
+        self.claimant = claimant or f"sms:{secrets.token_hex(8)}"
         self.events = CarrierEvents(
             receipt=self.receipt, inbound=self.inbound, available=self.carrier_available
         )
@@ -183,11 +193,12 @@ class Messaging:
                 await asyncio.wait_for(asyncio.gather(*self._tasks), grace)
 
     async def _run(self) -> None:
-        requeued = await self.messages.requeue_unaccepted(self.clock())
-        if requeued:
-            log.info("sms.requeued", extra={"messages": requeued})
+        lapsed_check = -math.inf
         while not self._stopping:
             try:
+                if time.monotonic() - lapsed_check >= LAPSED_CHECK_S:
+                    lapsed_check = time.monotonic()
+                    await self.requeue_unaccepted()
                 sent = await self.send_due()
             except Exception:  # the store may be briefly unavailable: keep going
                 log.exception("sms.sender_error")
@@ -200,6 +211,14 @@ class Messaging:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
 
+    async def requeue_unaccepted(self) -> int:
+        """Put back in the queue what this node left 'sending' when it stopped, and
+        what other nodes left when they died (their lease ran out)."""
+        requeued = await self.messages.requeue_unaccepted(self.clock(), self.claimant)
+        if requeued:
+            log.info("sms.requeued", extra={"messages": requeued})
+        return requeued
+
     async def send_due(self) -> int:
         """Hand every due message to its carrier (without waiting for them to answer);
         returns how many were taken."""
@@ -207,7 +226,9 @@ class Messaging:
         if room <= 0:
             return 0
         # Taken: 'sending' in the store from here, so no other sender takes them.
-        due = await self.messages.take_due(self.clock(), room)
+        due = await self.messages.take_due(
+            self.clock(), room, claimant=self.claimant, lease_s=SENDING_LEASE_S
+        )
         if due:
             await self._learn_numbers({m.to for m in due})
         for message in due:

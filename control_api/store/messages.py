@@ -9,10 +9,10 @@ restart picks it up again (``requeue_unaccepted``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from control_api.sids import utcnow
@@ -49,6 +49,8 @@ class MessageRecord:
     next_attempt_at: datetime | None = None
     carrier: str | None = None
     carrier_message_id: str | None = None
+    sending_by: str | None = None  # the node (claimant) that took it 'sending'
+    sending_until: datetime | None = None  # and until when
     date_sent: datetime | None = None
     date_created: datetime | None = None
     date_updated: datetime | None = None
@@ -201,11 +203,14 @@ class MessageStore:
         rows = await self.run(lambda c: c.execute(query).all())
         return [_record(row) for row in rows]
 
-    async def take_due(self, now: datetime, limit: int = 100) -> list[MessageRecord]:
+    async def take_due(
+        self, now: datetime, limit: int = 100, *, claimant: str = "", lease_s: float = 120.0
+    ) -> list[MessageRecord]:
         """Queued outbound messages whose next attempt is due, oldest first, marked
-        ``sending`` in the same transaction: taken by this sender, and by no other
-        (of this process or another node of the store) until put back with
-        ``update(status="queued")`` or ``requeue_unaccepted``.
+        ``sending`` by ``claimant`` until ``lease_s`` from ``now`` in the same
+        transaction: taken by this sender, and by no other (of this process or another
+        node of the store) until put back with ``update(status="queued")`` or
+        ``requeue_unaccepted``.
 
         The UPDATE repeats ``status = 'queued'``, so a message another sender took
         between the select and the update is not taken twice; on PostgreSQL the rows
@@ -218,6 +223,12 @@ class MessageStore:
             .order_by(c_.next_attempt_at, c_.sid)
             .limit(limit)
         )
+        claim = {
+            "status": "sending",
+            "date_updated": now,
+            "sending_by": claimant,
+            "sending_until": now + timedelta(seconds=lease_s),
+        }
 
         def work(c: Connection) -> list[Any]:
             query = due.with_for_update(skip_locked=True) if c.dialect.name == "postgresql" else due
@@ -227,7 +238,7 @@ class MessageStore:
             return c.execute(
                 update(messages)
                 .where(c_.sid.in_(sids), c_.status == "queued")
-                .values(status="sending", date_updated=now)
+                .values(**claim)
                 .returning(*messages.c)
             ).all()
 
@@ -249,14 +260,23 @@ class MessageStore:
         query = select(func.min(messages.c.next_attempt_at)).where(messages.c.status == "queued")
         return await self.run(lambda c: c.execute(query).scalar_one_or_none())
 
-    async def requeue_unaccepted(self, now: datetime) -> int:
-        """Messages left ``sending`` by a stop before any carrier accepted them go back
-        to the queue (they may reach the carrier twice: at least once, never lost)."""
+    async def requeue_unaccepted(self, now: datetime, claimant: str | None = None) -> int:
+        """Messages left ``sending`` before any carrier accepted them go back to the
+        queue (they may reach the carrier twice: at least once, never lost): those
+        ``claimant`` took (a stop of this node), and any whose lease ran out (a node
+        that died). With no ``claimant``, every one of them (a single node starting).
+        """
+        c_ = messages.c
+        mine_or_lapsed = or_(c_.sending_until.is_(None), c_.sending_until < now)
+        if claimant is not None:
+            mine_or_lapsed = or_(c_.sending_by == claimant, mine_or_lapsed)
         statement = (
             update(messages)
-            .where(messages.c.status == "sending", messages.c.carrier_message_id.is_(None))
+            .where(c_.status == "sending", c_.carrier_message_id.is_(None))
             .values(status="queued", next_attempt_at=now, date_updated=now)
         )
+        if claimant is not None:
+            statement = statement.where(mine_or_lapsed)
         result = await self.run(lambda c: c.execute(statement))
         return result.rowcount
 

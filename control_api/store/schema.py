@@ -337,6 +337,10 @@ messages = Table(
     Column("next_attempt_at", UTCDateTime),
     Column("carrier", String(64)),
     Column("carrier_message_id", String(128)),
+    # Who took a message 'sending' (a node's claimant name) and until when: another
+    # node puts it back in the queue only once that lease ran out.
+    Column("sending_by", String(64)),
+    Column("sending_until", UTCDateTime),
     Column("date_sent", UTCDateTime),
     Column("date_created", UTCDateTime, nullable=False),
     Column("date_updated", UTCDateTime, nullable=False),

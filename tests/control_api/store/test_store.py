@@ -410,6 +410,40 @@ async def test_claims_take_due_items_once_until_the_lease_runs_out(store: Store,
     assert [(i.id, i.claimed_by) for i in retaken] == [(first, "node-b"), (second, "node-b")]
 
 
+async def test_a_node_requeues_its_own_unanswered_messages_and_others_only_past_their_lease(
+    store: Store, account
+):
+    from control_api.store.messages import MessageRecord, MessageStore
+
+    messages = MessageStore(store.db)
+    for n in range(3):
+        await messages.insert(
+            MessageRecord(
+                sid=new_sid("SM"),
+                account_sid=account.sid,
+                to=f"+1555000000{n}",
+                from_="+15550009999",
+                body="hi",
+                next_attempt_at=T0,
+                date_created=T0,
+                date_updated=T0,
+            )
+        )
+    a = await messages.take_due(T0, 1, claimant="node-a", lease_s=60)
+    b = await messages.take_due(T0, 2, claimant="node-b", lease_s=60)
+    assert [(m.status, m.sending_by, m.sending_until) for m in a] == [
+        ("sending", "node-a", T0 + timedelta(seconds=60))
+    ]
+    assert len(b) == 2 and await messages.take_due(T0, 10, claimant="node-a") == []
+    # node-a starts again: it puts back its own message, not the two node-b is sending.
+    assert await messages.requeue_unaccepted(T0 + timedelta(seconds=1), "node-a") == 1
+    again = await messages.take_due(T0 + timedelta(seconds=1), 10, claimant="node-c")
+    assert [m.sid for m in again] == [a[0].sid]
+    # node-b died: once its lease ran out, any node puts its messages back.
+    assert await messages.requeue_unaccepted(T0 + timedelta(seconds=59), "node-a") == 0
+    assert await messages.requeue_unaccepted(T0 + timedelta(seconds=61), "node-a") == 2
+
+
 async def test_outcomes_are_written_together_and_release_claims(store: Store, account):
     from control_api.store.store import OutboxOutcome
 
