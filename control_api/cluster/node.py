@@ -6,7 +6,8 @@ nobody will write the call's end: so a node starting under an id marks the calls
 previous run held as failed, and every node, on each heartbeat, does the same for a
 peer whose heartbeat is older than the lease (``--node-lease``). Each lost call is
 priced through the usual billing path for the minutes it was answered, up to when its
-node was last known alive.
+node was last known alive, and gets the final status callback its application asked
+for (``CallStatus=failed``), queued with the change of status.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import datetime, timedelta
 
 from control_api.sids import utcnow
 from control_api.store.nodes import LostCall, NodeRecord, NodeStore
+from control_api.voice.lifecycle import callback_params
 
 __all__ = ["Node"]
 
@@ -94,7 +96,12 @@ class Node:
     ) -> int:
         price_of = self.billing.lost_call_price if self.billing is not None else _free
         lost = await self.nodes.end_lost_calls(
-            node_id, last_seen, self.clock(), price_of, silent_since=silent_since
+            node_id,
+            last_seen,
+            self.clock(),
+            price_of,
+            silent_since=silent_since,
+            callback_of=_final_callback,
         )
         for call in lost:
             if self.billing is not None:
@@ -126,3 +133,9 @@ class Node:
 
 def _free(_call: LostCall) -> None:
     return None
+
+
+def _final_callback(call: LostCall, params, sequence: int) -> list[tuple[str, str]]:
+    """The status callback of a lost call: failed, with the duration it was answered."""
+    seconds = str(call.duration)
+    return callback_params(params, "failed", sequence, CallDuration=seconds, Duration=seconds)

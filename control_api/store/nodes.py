@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from control_api.store.engine import Database
-from control_api.store.schema import calls, nodes
+from control_api.store.schema import calls, nodes, outbox_row, webhook_outbox
 
 __all__ = ["LIVE_STATUSES", "LostCall", "NodeRecord", "NodeStore"]
 
@@ -109,6 +109,7 @@ class NodeStore:
         price_of,
         *,
         silent_since: datetime | None = None,
+        callback_of=None,
     ) -> list[LostCall]:
         """Mark every non-final call of ``node_id`` failed; the ones this call changed.
 
@@ -118,6 +119,11 @@ class NodeStore:
         that a stop between this and the usage item still leaves the price to reconcile.
         With ``silent_since``, a call is ended only while its node's heartbeat is still
         older than that: a node that came back in between keeps its calls.
+
+        A call whose application asked for its final status callback gets it queued in
+        the outbox in the same transaction: ``callback_of(call, params, sequence)``
+        gives its parameters from the call's stored ones and the callbacks queued for
+        it before (so a crash between the two writes can neither lose nor repeat it).
         """
         still_silent = (
             exists()
@@ -159,7 +165,38 @@ class NodeStore:
                     date_updated=now,
                 )
             )
-            changed = await self.db.run(lambda c, s=statement: c.execute(s).rowcount)
-            if changed == 1:
+            callback = (
+                (row.final_callback, row.final_callback_method or "POST", row.callback_params)
+                if callback_of is not None and row.final_callback
+                else None
+            )
+
+            def work(c: Connection, s=statement, lost=lost, callback=callback) -> bool:
+                if c.execute(s).rowcount != 1:
+                    return False
+                if callback is not None:
+                    _queue_final_callback(c, lost, *callback, callback_of, now)
+                return True
+
+            if await self.db.run(work):
                 ended.append(lost)
         return ended
+
+
+def _queue_final_callback(c: Connection, lost: LostCall, url, method, params, callback_of, now):
+    """The lost call's final status callback into the outbox, numbered after the
+    callbacks its node queued for it."""
+    o = webhook_outbox.c
+    sequence = c.execute(
+        select(func.count()).where(o.call_sid == lost.sid, o.url == url)
+    ).scalar_one()
+    row = outbox_row(
+        delivery_id=f"lost-{lost.sid}",
+        account_sid=lost.account_sid,
+        url=url,
+        method=method,
+        params=callback_of(lost, params or [], sequence),
+        call_sid=lost.sid,
+        now=now,
+    )
+    c.execute(insert(webhook_outbox).values(**row))

@@ -156,6 +156,12 @@ calls = Table(
     Column("date_updated", UTCDateTime, nullable=False),
     # The node (--node-id) whose process holds the call while it is live (0005_nodes).
     Column("node_id", String(64)),
+    # The final status callback the call's application asked for, and the call's
+    # webhook parameters (a JSON list of pairs): sent by whichever node ends the call
+    # when the one holding it is lost (0008_call_final_callbacks).
+    Column("final_callback", URL),
+    Column("final_callback_method", METHOD),
+    Column("callback_params", JSON),
     Index(None, "account_sid", "date_created"),
     Index(None, "node_id", "status"),
 )

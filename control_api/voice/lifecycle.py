@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from control_api.sids import rfc2822
 from control_api.store import CallRecord
 from control_api.webhooks import Outbox
 
-__all__ = ["API_VERSION", "CallLifecycle", "Journal", "now"]
+__all__ = ["API_VERSION", "CallLifecycle", "Journal", "callback_params", "now"]
 
 log = logging.getLogger("callswitch.voice")
 
@@ -95,6 +95,10 @@ class CallLifecycle:
         self.events = events
         self.sequence = 0
         self.journal = Journal()
+        if self._wanted("completed"):  # for the node that ends the call if this one is lost
+            record.final_callback = status_callback
+            record.final_callback_method = self.status_callback_method
+            record.callback_params = [[name, value] for name, value in base]
         if insert:
             self.journal.add(lambda: store.insert_call(record))
 
@@ -117,14 +121,7 @@ class CallLifecycle:
         """Queue a status callback reporting ``status`` (when its event was asked for)."""
         if not self._wanted(status):
             return
-        fields = [
-            *[(k, v) for k, v in self.base],
-            ("CallStatus", status),
-            ("Timestamp", rfc2822(now())),
-            ("CallbackSource", "call-progress-events"),
-            ("SequenceNumber", str(self.sequence)),
-            *extra.items(),
-        ]
+        fields = callback_params(self.base, status, self.sequence, **extra)
         self.sequence += 1
         record = self.record
         self.journal.add(
@@ -179,6 +176,20 @@ class CallLifecycle:
 
     async def flush(self) -> None:
         await self.journal.flush()
+
+
+def callback_params(
+    base: Iterable[Sequence[str]], status: str, sequence: int, **extra: str
+) -> list[tuple[str, str]]:
+    """A status callback's parameters: the call's, then its status and place in order."""
+    return [
+        *[(name, value) for name, value in base],
+        ("CallStatus", status),
+        ("Timestamp", rfc2822(now())),
+        ("CallbackSource", "call-progress-events"),
+        ("SequenceNumber", str(sequence)),
+        *extra.items(),
+    ]
 
 
 def new_record(

@@ -81,7 +81,6 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
         direction="outbound-api",
         status="queued",
     )
-    await voice.store.insert_call(record)
     lifecycle = CallLifecycle(
         voice.store,
         voice.outbox,
@@ -99,6 +98,7 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
         insert=False,
         billing=getattr(voice, "billing", None),
     )
+    await voice.store.insert_call(record)  # before the answer: a GET finds it at once
     caller_id = new.caller_id or new.from_
     trunk = dialer.trunk_for(new.to) if destinations and destinations[0].kind == "trunk" else None
     if trunk is not None and trunk.caller_id:

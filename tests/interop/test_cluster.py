@@ -79,13 +79,14 @@ def test_two_nodes_behind_kamailio_lose_only_the_killed_nodes_calls(
     try:
         with WebhookApp() as app:
             app.routes["/voice"] = lambda r: twiml(f'<Say>Hello.</Say><Pause length="{HOLD_S}"/>')
+            app.routes["/status"] = lambda r: (204, "text/plain", b"")
             a = CallswitchServer.start(tmp_path / "a", extra_args=_node_args(url, "node-a"))
             servers.append(a)
             b = CallswitchServer.start(tmp_path / "b", extra_args=_node_args(url, "node-b"))
             servers.append(b)
             sid, token = credentials(a)
             rest_client(a, sid, token).incoming_phone_numbers.create(
-                phone_number=NUMBER, voice_url=app.url("/voice")
+                phone_number=NUMBER, voice_url=app.url("/voice"), status_callback=app.url("/status")
             )
             proxy = Kamailio.start(
                 binary, tmp_path / "kamailio", [a.sip_addr, b.sip_addr], probe_interval=1
@@ -138,6 +139,9 @@ def test_two_nodes_behind_kamailio_lose_only_the_killed_nodes_calls(
                 time.sleep(0.5)
             statuses = Counter(call.status for call in listed)
             assert set(statuses) <= FINAL, (statuses, b.tail())
+            # B sends each lost call's final status callback (failed) in A's place.
+            failed = {call.sid for call in listed if call.status == "failed"}
+            finals = _final_callbacks(app, failed, timeout=10)
             b.assert_alive()
 
         rows = _stored_calls(url)
@@ -185,6 +189,11 @@ def test_two_nodes_behind_kamailio_lose_only_the_killed_nodes_calls(
         late = [r for r in rows if r.date_created.timestamp() > settled]
         assert late and all(r.node_id == "node-b" for r in late), report
         assert b.events("node.calls_lost"), b.tail()
+        # Each call's final status callback once: the lost ones' from B, failed.
+        assert all(len(sent) == 1 for sent in finals.values()), finals
+        assert {sid for sid, sent in finals.items() if sent[0]["CallStatus"] == "failed"} == {
+            row.sid for row in failed_on_a
+        }, report
     finally:
         if proxy is not None:
             proxy.stop()
@@ -197,6 +206,21 @@ def test_two_nodes_behind_kamailio_lose_only_the_killed_nodes_calls(
         with contextlib.suppress(Exception):
             pg_cluster.drop_database(url)
     assert not problems, problems
+
+
+def _final_callbacks(app: WebhookApp, awaited: set[str], timeout: float) -> dict:
+    """CallSid -> the final status callbacks received for it, once every call in
+    ``awaited`` has one (or the time is up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        finals: dict[str, list[dict]] = {}
+        for request in app.to("/status"):
+            form = request.form_dict
+            if form.get("CallStatus") in FINAL:
+                finals.setdefault(form["CallSid"], []).append(form)
+        if awaited <= finals.keys() or time.monotonic() > deadline:
+            return finals
+        time.sleep(0.2)
 
 
 def _wait_calls(client, count: int, status: str, timeout: float = 15.0) -> list:

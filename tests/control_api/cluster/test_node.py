@@ -211,3 +211,68 @@ async def test_a_peer_that_comes_back_before_the_update_keeps_its_calls(store: S
     )
     assert ended == []
     assert (await store.get_call(account.sid, call.sid)).status == "in-progress"
+
+
+async def test_a_lost_call_gets_the_final_status_callback_its_application_asked_for(store: Store):
+    from control_api.sids import utcnow
+    from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
+    from control_api.webhooks import Outbox
+
+    account = await store.create_account("a")
+    outbox = Outbox(store, None, store.auth_token)
+    await NodeStore(store.db).register("node-a", "http://127.0.0.1:1", utcnow())
+    Node(store, "node-a", "http://127.0.0.1:1", lease_s=5)  # stamps the calls below
+
+    async def place(status_callback: str | None, events: frozenset[str] | None) -> str:
+        sid = new_sid("CA")
+        record = new_record(
+            sid=sid,
+            account_sid=account.sid,
+            to="+1415",
+            from_="+1999",
+            direction="inbound",
+            status="ringing",
+        )
+        params = base_params(
+            call_sid=sid, account_sid=account.sid, from_="+1999", to="+1415", direction="inbound"
+        )
+        lifecycle = CallLifecycle(
+            store, outbox, record, params, status_callback=status_callback, events=events
+        )
+        lifecycle.ringing()
+        lifecycle.answered()
+        await lifecycle.flush()
+        return sid
+
+    every_event = await place("http://app.test/status", None)
+    only_initiated = await place("http://app.test/status", frozenset({"initiated"}))
+    no_callback = await place(None, None)
+    assert await store.pending_count() == 2  # every_event's ringing and in-progress
+
+    node = Node(store, "node-a", "http://127.0.0.1:1", lease_s=5)
+    try:
+        assert await node.start() == 3
+    finally:
+        await node.stop()
+    # Queued once, with the restarted node's change of status: the third of its callbacks.
+    assert await store.pending_count() == 3
+    later = utcnow() + timedelta(minutes=1)
+    items = await store.claim_webhooks("x", later, later + timedelta(minutes=1))
+    final = [item for item in items if item.delivery_id == f"lost-{every_event}"]
+    assert [(i.url, i.method, i.call_sid) for i in final] == [
+        ("http://app.test/status", "POST", every_event)
+    ]
+    params = dict(final[0].params)
+    assert (params["CallSid"], params["AccountSid"], params["Direction"]) == (
+        every_event,
+        account.sid,
+        "inbound",
+    )
+    assert (params["CallStatus"], params["SequenceNumber"], params["CallDuration"]) == (
+        "failed",
+        "2",
+        "0",
+    )
+    assert {item.call_sid for item in items} == {every_event}
+    for sid in (every_event, only_initiated, no_callback):
+        assert (await store.get_call(account.sid, sid)).status == "failed"
