@@ -29,7 +29,6 @@ from control_api.sms.sip_carrier import SipMessageCarrier, serve_inbound_message
 from control_api.sms.smpp_carrier import SmppCarrier
 from control_api.store import Store
 from control_api.store.billing import BillingStore
-from control_api.store.group import group_commit
 from control_api.usage.billing import Billing
 from control_api.usage.pricing import PriceList
 from control_api.voice.audio import AudioLoader
@@ -177,8 +176,6 @@ class Server:
     async def _start_billing(self, webhooks: WebhookClient) -> None:
         """Pricing, usage and triggers; the message service and its carriers."""
         s = self.settings
-        group = group_commit(self.store.db)
-        self._closers.append(lambda: asyncio.to_thread(group.close))
         self.billing = Billing(
             self.store,
             BillingStore(self.store.db),

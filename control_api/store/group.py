@@ -32,9 +32,9 @@ from sqlalchemy import Table, create_engine, event, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from control_api.store.engine import Database, _sqlite_pragmas
+from control_api.store.engine import Database, _refuse_nul, _sqlite_pragmas
 
-__all__ = ["GroupCommit", "group_commit"]
+__all__ = ["GroupCommit", "close_group", "group_commit"]
 
 T = TypeVar("T")
 MAX_BATCH = 500
@@ -48,6 +48,13 @@ def group_commit(db: Database) -> GroupCommit:
     if group is None:
         group = _GROUPS[db] = GroupCommit(db)
     return group
+
+
+def close_group(db: Database) -> None:
+    """Close ``db``'s ``GroupCommit``, if it has one (its thread and connection)."""
+    group = _GROUPS.pop(db, None)
+    if group is not None:
+        group.close()
 
 
 class GroupCommit:
@@ -67,6 +74,7 @@ class GroupCommit:
                 connect_args={"check_same_thread": False},
             )
             event.listen(self._sync, "connect", _sqlite_pragmas)
+            event.listen(self._sync, "before_cursor_execute", _refuse_nul)  # as the store does
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
         self._queue: list[tuple[Callable[[Connection], Any], asyncio.Future]] = []
         self._task: asyncio.Task | None = None

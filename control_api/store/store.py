@@ -9,6 +9,7 @@ to the newest migration, keeping the data.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
 import secrets
@@ -38,6 +39,7 @@ from control_api.sids import new_sid, utcnow
 from control_api.sip_realm import SIP_REALM
 from control_api.store.e164 import format_number, normalize_e164
 from control_api.store.engine import Database
+from control_api.store.group import close_group, group_commit
 from control_api.store.migrate import upgrade_to_head
 from control_api.store.schema import (
     accounts,
@@ -189,6 +191,11 @@ class CallRecord:
     date_created: datetime | None = None  # None: set on insert
     date_updated: datetime | None = None  # None: set on insert and on every update
     node_id: str | None = None  # None: the store's node_id, set on insert
+    # Where the final status callback goes and the call's webhook parameters, for the
+    # node that ends the call if its own is lost (control_api/cluster/node.py).
+    final_callback: str | None = None
+    final_callback_method: str | None = None
+    callback_params: list[list[str]] | None = None
 
 
 CALL_FIELDS = frozenset(f.name for f in fields(CallRecord))
@@ -430,6 +437,7 @@ class Store:
         return cls(db)
 
     async def close(self) -> None:
+        await asyncio.to_thread(close_group, self.db)
         await self.db.dispose()
 
     # Accounts
@@ -702,28 +710,21 @@ class Store:
         record.date_created = record.date_created or utcnow()
         record.date_updated = record.date_updated or record.date_created
         record.node_id = record.node_id or self.node_id
-        statement = insert(calls).values(**_fit(calls, _call_row(vars(record))))
-        await self.db.run(lambda c: c.execute(statement))
+        # Committed with the other calls' writes of the moment (control_api/store/group.py):
+        # each call writes its record several times, many calls at once.
+        await group_commit(self.db).insert(calls, _fit(calls, _call_row(vars(record))))
         return record
 
-    async def update_call(self, sid: str, **fields: Any) -> CallRecord | None:
-        """Change ``fields`` (CallRecord attributes) of a call; None if there is no such call.
-
-        ``date_updated`` is set to now unless given.
+    async def update_call(self, sid: str, **fields: Any) -> bool:
+        """Change ``fields`` (CallRecord attributes) of a call; False if there is no such
+        call. ``date_updated`` is set to now unless given. Grouped like ``insert_call``.
         """
         unknown = set(fields) - _CALL_UPDATABLE
         if unknown:
             raise TypeError(f"update_call() cannot change {sorted(unknown)}")
         fields.setdefault("date_updated", utcnow())
-
-        def work(c: Connection) -> Any:
-            c.execute(
-                update(calls).where(calls.c.sid == sid).values(**_fit(calls, _call_row(fields)))
-            )
-            return c.execute(select(calls).where(calls.c.sid == sid)).first()
-
-        row = await self.db.run(work)
-        return _call_record(row) if row else None
+        statement = update(calls).where(calls.c.sid == sid).values(**_fit(calls, _call_row(fields)))
+        return await group_commit(self.db).run(lambda c: c.execute(statement).rowcount > 0)
 
     async def get_call(self, account_sid: str, sid: str) -> CallRecord | None:
         query = select(calls).where(calls.c.account_sid == account_sid, calls.c.sid == sid)

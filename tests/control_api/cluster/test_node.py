@@ -14,7 +14,6 @@ from control_api.cluster import Node
 from control_api.sids import new_sid
 from control_api.store import CallRecord, Store
 from control_api.store.billing import BillingStore
-from control_api.store.group import group_commit
 from control_api.store.nodes import NodeStore
 from control_api.store.schema import usage_items
 from control_api.usage.billing import Billing
@@ -40,7 +39,6 @@ class NoOutbox:
 async def store(store_url):  # noqa: F811 - the fixture imported above
     store = await Store.open(store_url)
     yield store
-    group_commit(store.db).close()
     await store.close()
 
 

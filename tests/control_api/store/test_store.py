@@ -250,20 +250,20 @@ async def test_insert_get_and_update_call(store: Store, account):
     assert fetched == record
     assert fetched.start_time == T0 and fetched.start_time.tzinfo is not None
 
-    ended = await store.update_call(
+    assert await store.update_call(
         record.sid,
         status="completed",
         end_time=T0 + timedelta(seconds=42),
         duration=42,
         price="-0.01300",
     )
+    ended = await store.get_call(account.sid, record.sid)
     assert ended.status == "completed"
     assert ended.duration == 42
     assert ended.price == "-0.01300"
     assert ended.to == "+14155550100" and ended.from_ == "+14155550199"
     assert ended.date_updated > record.date_updated
-    assert await store.get_call(account.sid, record.sid) == ended
-    assert await store.update_call(new_sid("CA"), status="completed") is None
+    assert await store.update_call(new_sid("CA"), status="completed") is False
     with pytest.raises(TypeError):
         await store.update_call(record.sid, account_sid=new_sid("AC"))
 
