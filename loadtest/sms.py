@@ -15,6 +15,7 @@ callback received). Target (issue 8): 1,000 messages/s accepted.
     python loadtest/sms.py                      # 10,000 messages
     python loadtest/sms.py --messages 2000      # a shorter run
     python loadtest/sms.py --no-callbacks       # accepted rate without status callbacks
+    python loadtest/sms.py --json sms.json      # also the figures (loadtest/results.py)
 
 Loopback only; bounded in messages and time; stops only the processes it started.
 """
@@ -36,9 +37,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from loadtest import results  # noqa: E402
 from tests.interop.harness import CallswitchServer, free_port, parse_logfmt  # noqa: E402
 
 SMSC = REPO / "tests" / "interop" / "peers" / "smsc.pl"
+TARGET_RATE = 1000  # messages/s accepted (issue 8)
 
 
 class CallbackReceiver:
@@ -300,6 +303,40 @@ async def run(args) -> int:
             )
         if errors:
             print("first errors:", errors[:3])
+        if args.json:
+            accepted_rate = accepted / elapsed_post
+            delivered = len(delivered_times) if args.callbacks else submitted
+            lost = 100 * (accepted - delivered) / accepted if accepted and args.smsc else None
+            meets = accepted_rate >= TARGET_RATE and not errors and not lost
+            level = results.level(
+                round(accepted_rate),
+                throughput=accepted_rate,
+                throughput_unit="messages/s accepted",
+                latency_p50_ms=_percentile(latencies, 0.5) * 1000 if latencies else None,
+                latency_p99_ms=_percentile(latencies, 0.99) * 1000 if latencies else None,
+                loss_pct=lost,
+                cpu_pct=100 * (cpu_posted - cpu_start) / elapsed_post,
+                meets=meets,
+                messages=args.messages,
+                errors=len(errors),
+                delivered=delivered,
+                delivered_per_s=delivered / (last - start) if delivered else None,
+                cpu_ms_per_message=1000 * (cpu_end - cpu_start) / max(accepted, 1),
+            )
+            results.write(
+                args.json,
+                results.report(
+                    "sms",
+                    target={
+                        "load": TARGET_RATE,
+                        "unit": "messages/s accepted",
+                        "status_callbacks": args.callbacks,
+                        "latency": "POST sent to delivered callback",
+                    },
+                    levels=[level],
+                    largest_passing=round(accepted_rate) if meets else None,
+                ),
+            )
         if profiler is not None:
             profiler.wait(30)
             print(f"\npy-spy profile (raw, collapsed stacks): {profile_path}")
@@ -327,6 +364,7 @@ def main() -> int:
         help="no SMSC: messages stay queued; measures the API alone",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the server for 8 s")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     try:
         import uvloop

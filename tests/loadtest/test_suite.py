@@ -147,9 +147,6 @@ def test_a_script_without_json_option_is_named_so(tmp_path: Path, monkeypatch) -
     scenario = fake_script(tmp_path, monkeypatch, body)
     outcome = suite.run_scenario(scenario, smoke=True, out=tmp_path / "out", python=sys.executable)
     assert outcome.status == "no --json option"
-    plain = suite.Scenario(**{**scenario.__dict__, "json": False, "smoke": ()})
-    outcome = suite.run_scenario(plain, smoke=True, out=tmp_path / "out", python=sys.executable)
-    assert outcome.status == "ran (no JSON)" and outcome.data is None
 
 
 def test_write_turns_nan_anywhere_into_null(tmp_path: Path) -> None:
