@@ -19,10 +19,14 @@ by design, plus ten), every --interval seconds it samples the server's
     calls up: a hung-up call is held until its store writes are done, so a
     backlog (and the memory it takes) shows there rather than as a leak,
 
-then prints the least-squares slope of each per minute and a verdict: growth
-beyond noise when the slope is positive, more than three standard errors
-from zero, and the growth it implies over the run exceeds a tolerance (RSS:
-2% of its median or 4 MB; descriptors: 5% of the median or 5; lag: 5 ms).
+then prints the least-squares slope of each per minute, over the whole run and
+over its second half, and a verdict on the second half: growth beyond noise
+when that slope is positive, more than three standard errors from zero, and the
+growth it implies over the whole run exceeds a tolerance (RSS: 2% of its median
+or 4 MB; descriptors: 5% of the median or 5; lag: 5 ms). A leak keeps its slope
+to the end; what a warm server fills once (SQLite's page caches, the allocator's
+arenas at their working size) rises early and then stays flat, and the
+whole-run line through such a curve is not a leak.
 When the last calls have hung up it also compares the idle descriptors and
 RSS with those before the load.
 
@@ -182,7 +186,11 @@ class Trend:
         )
 
 
-def trend(name: str, minutes: list[float], values: list[float | None]) -> Trend | None:
+def trend(
+    name: str, minutes: list[float], values: list[float | None], span: float | None = None
+) -> Trend | None:
+    """The line through the samples; its growth is judged over ``span`` minutes (by
+    default the samples' own)."""
     unit, relative, absolute = TOLERANCES[name]
     points = [
         (m, v) for m, v in zip(minutes, values, strict=True) if v is not None and math.isfinite(v)
@@ -197,11 +205,32 @@ def trend(name: str, minutes: list[float], values: list[float | None]) -> Trend 
     slope = float(np.sum((x - x.mean()) * (y - y.mean())) / spread)
     residuals = y - (y.mean() + slope * (x - x.mean()))
     stderr = math.sqrt(float(np.sum(residuals**2)) / (len(x) - 2) / spread)
-    span = float(x.max() - x.min())
+    span = float(x.max() - x.min()) if span is None else span
     median = float(np.median(y))
     tolerance = max(relative * abs(median), absolute)
     growth = slope > 0 and slope > 3 * stderr and slope * span > tolerance
     return Trend(name, unit, len(points), median, slope, stderr, slope * span, tolerance, growth)
+
+
+def judge(
+    minutes: list[float], series: dict[str, list[float | None]]
+) -> tuple[list[Trend], list[Trend]]:
+    """(the whole run's trends, the second half's): the verdict is the second half's,
+    its growth extrapolated over the whole run, so a leak is judged as steeply as on
+    the whole run and a one-off rise early in the run is not taken for one."""
+    whole = [trend(name, minutes, values) for name, values in series.items()]
+    span = (max(minutes) - min(minutes)) if minutes else 0.0
+    half = (min(minutes) + span / 2) if minutes else 0.0
+    late = [
+        trend(
+            name,
+            [m for m in minutes if m >= half],
+            [v for m, v in zip(minutes, values, strict=True) if m >= half],
+            span=span,
+        )
+        for name, values in series.items()
+    ]
+    return [t for t in whole if t is not None], [t for t in late if t is not None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,14 +367,15 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
 
 def report(args, samples: list[Sample], idle, errors: list[str]) -> int:
     minutes = [s.t / 60 for s in samples]
-    trends = [
-        trend(name, minutes, [getattr(s, name) for s in samples])
-        for name in ("rss_mb", "fds", "lag_ms")
-    ]
-    measured = [t for t in trends if t is not None]
+    whole, measured = judge(
+        minutes, {name: [getattr(s, name) for s in samples] for name in ("rss_mb", "fds", "lag_ms")}
+    )
     growth = any(t.growth for t in measured)
     print()
     print(f"slopes over {len(samples)} samples ({minutes[-1] if minutes else 0:.1f} min):")
+    for t in whole:
+        print(t.line())
+    print("slopes over the second half (the verdict; growth extrapolated over the whole run):")
     for t in measured:
         print(t.line())
     for name in ("before", "after"):
@@ -380,7 +410,8 @@ def report(args, samples: list[Sample], idle, errors: list[str]) -> int:
                 "seconds": args.seconds,
                 "hold_s": args.hold,
                 "interval_s": args.interval,
-                "slopes": {t.name: asdict(t) for t in measured},
+                "slopes": {t.name: asdict(t) for t in whole},
+                "slopes_second_half": {t.name: asdict(t) for t in measured},
                 "growth": growth,
                 "verdict": verdict,
                 "idle": idle,

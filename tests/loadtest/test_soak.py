@@ -60,3 +60,22 @@ def test_metric_sums_samples_of_one_name_only() -> None:
     assert soak.metric(text, "callswitch_calls_active") == 5.0
     assert soak.metric(text, "callswitch_media_clock_skipped_ticks_total") == 12.0
     assert soak.metric(text, "callswitch_nothing") is None
+
+
+def test_a_rise_that_levels_off_is_judged_on_the_second_half() -> None:
+    # As in the soak of 2026-12-04: RSS rose 4.6 MB over the first 5 minutes, then stayed.
+    rng = np.random.default_rng(3)
+    minutes = [i / 12 for i in range(121)]
+    values = [172 + 4.6 * min(m, 5) / 5 + rng.normal(0, 0.05) for m in minutes]
+    whole, late = soak.judge(minutes, {"rss_mb": values})
+    assert whole[0].growth and not late[0].growth
+    assert late[0].samples == 61
+
+
+def test_a_steady_leak_is_still_growth_in_the_second_half() -> None:
+    rng = np.random.default_rng(5)
+    minutes = [i / 12 for i in range(121)]
+    values = list(170 + 0.6 * np.array(minutes) + rng.normal(0, 0.3, len(minutes)))
+    _whole, late = soak.judge(minutes, {"rss_mb": values})
+    # 0.6 MB/min is 6 MB over the 10-minute run: beyond the 4 MB tolerance.
+    assert late[0].growth and late[0].growth_over_run == pytest.approx(6, abs=1)
