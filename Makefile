@@ -42,11 +42,20 @@ debian-packages:
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
+# The interop modules whose servers lean on the store (calls and their webhooks,
+# outbound calls, recordings, conferences, streams, SMS, billing, the console) run a
+# second time with every callswitch server on PostgreSQL; the store and REST API
+# tests run on both backends in the first pass already.
+PG_INTEROP := $(addprefix tests/interop/,test_voice_webhooks.py test_outbound_calls.py \
+	test_lifecycle.py test_outbox_restart.py test_sms_billing.py test_sms_smpp.py \
+	test_sms_sip.py test_console.py test_metrics.py test_recording.py test_conference.py \
+	test_media_streams.py test_webrtc_signaling.py)
+
 test: $(INSTALLED) test-deps lint
 	$(BIN)/pytest -q
+	CALLSWITCH_TEST_STORE=postgresql $(BIN)/pytest -q $(PG_INTEROP)
 
-# The interop suite again with every callswitch server on PostgreSQL (the store and
-# REST API tests run on both backends in `make test` already).
+# All of tests/interop with every callswitch server on PostgreSQL.
 test-postgresql: $(INSTALLED) test-deps
 	CALLSWITCH_TEST_STORE=postgresql $(BIN)/pytest -q tests/interop
 
