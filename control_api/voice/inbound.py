@@ -186,6 +186,7 @@ class VoiceApps:
         """A TwiML runner for ``call``, fetching with the account's signature."""
 
         async def fetch(url: str, method: str, fields: list[tuple[str, str]]) -> str:
+            await lifecycle.recorded()
             return await self.client.fetch_twiml(url, method, fields, token)
 
         services = VoiceServices(fetch, self.synthesize, self.load_audio, voice=self)

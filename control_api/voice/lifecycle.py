@@ -42,7 +42,8 @@ class Journal:
     def __init__(self) -> None:
         self._last: asyncio.Future | None = None
 
-    def add(self, write: Callable[[], Awaitable[object]]) -> None:
+    def add(self, write: Callable[[], Awaitable[object]]) -> asyncio.Future:
+        """Queue ``write`` after the ones before; the future is done once it ran."""
         previous = self._last
 
         async def step() -> None:
@@ -54,6 +55,7 @@ class Journal:
                 log.exception("voice.journal_write_failed")
 
         self._last = asyncio.ensure_future(step())
+        return self._last
 
     async def flush(self) -> None:
         if self._last is not None:
@@ -99,12 +101,17 @@ class CallLifecycle:
             record.final_callback = status_callback
             record.final_callback_method = self.status_callback_method
             record.callback_params = [[name, value] for name, value in base]
-        if insert:
-            self.journal.add(lambda: store.insert_call(record))
+        self._inserted = self.journal.add(lambda: store.insert_call(record)) if insert else None
 
     @property
     def sid(self) -> str:
         return self.record.sid
+
+    async def recorded(self) -> None:
+        """Wait until the call's record is in the store: as on Twilio, an application
+        hearing of the call by webhook finds it at once in the Calls API."""
+        if self._inserted is not None and not self._inserted.done():
+            await asyncio.shield(self._inserted)
 
     def params(self) -> list[tuple[str, str]]:
         """The webhook parameters of the call as of now."""
