@@ -52,10 +52,11 @@ PG_INTEROP := $(addprefix tests/interop/,test_voice_webhooks.py test_outbound_ca
 	test_media_streams.py test_webrtc_signaling.py)
 
 # The unit tests (CPU-bound: parsers, hypothesis, the store on both backends) share
-# two workers; the interop tests, which time real peers' audio, run one at a time.
+# two workers; the interop and security tests, which time real peers' audio or flood
+# a real server, run one at a time.
 test: $(INSTALLED) test-deps lint
-	$(BIN)/pytest -q -n 2 --ignore=tests/interop
-	$(BIN)/pytest -q tests/interop
+	$(BIN)/pytest -q -n 2 --ignore=tests/interop --ignore=tests/security
+	$(BIN)/pytest -q tests/interop tests/security
 	CALLSWITCH_TEST_STORE=postgresql $(BIN)/pytest -q $(PG_INTEROP)
 
 # All of tests/interop with every callswitch server on PostgreSQL.

@@ -26,7 +26,7 @@ from control_api.sms.smpp_carrier import SmppSettings, parse_smpp
 from control_api.trunks import Trunk, parse_trunk
 from control_api.usage.pricing import PriceEntry, parse_price
 
-__all__ = ["PLANES", "ConfigError", "Settings", "add_arguments", "load_settings"]
+__all__ = ["LINK_LOCAL", "PLANES", "ConfigError", "Settings", "add_arguments", "load_settings"]
 
 PLANES = frozenset({"sip", "api", "turn", "webrtc"})
 
@@ -102,6 +102,16 @@ def _cidr(value: Any) -> list[str]:
     return items
 
 
+# Cloud metadata services (169.254.169.254 and its IPv6 kin) answer on link-local
+# addresses: no webhook ever needs them, so --fetch-deny always includes them.
+LINK_LOCAL = ("169.254.0.0/16", "fe80::/10")
+
+
+def _fetch_deny(value: Any) -> list[str]:
+    items = _cidr(value)
+    return [*LINK_LOCAL, *(item for item in items if item not in LINK_LOCAL)]
+
+
 def _existing_file(value: Any) -> str:
     path = str(value)
     if not Path(path).is_file():
@@ -174,6 +184,20 @@ def _node_id(value: Any) -> str:
     if not 0 < len(text) <= 64 or not text.isprintable() or " " in text:
         raise ValueError("expected 1 to 64 printable characters without spaces")
     return text
+
+
+def _count(value: Any) -> int:
+    count = int(value)
+    if count < 0:
+        raise ValueError("expected a whole number, 0 or more")
+    return count
+
+
+def _rate(value: Any) -> float:
+    rate = float(value)
+    if not 0 <= rate <= 1_000_000:
+        raise ValueError("expected a rate from 0 to 1000000 per second")
+    return rate
 
 
 def _lease(value: Any) -> float:
@@ -339,6 +363,97 @@ OPTIONS: tuple[Option, ...] = (
         "a node whose heartbeat is older than this is lost: its live calls are marked failed",
         "S",
     ),
+    Option(
+        "rtp_timeout",
+        _seconds,
+        60.0,
+        "hang up a call whose legs receive no RTP or RTCP for this long (0: never)",
+        "S",
+    ),
+    Option(
+        "rtp_hold_timeout",
+        _seconds,
+        3600.0,
+        "the same for a call on hold (sendonly or inactive) (0: never)",
+        "S",
+    ),
+    Option(
+        "dial_deny",
+        _cidr,
+        [],
+        "addresses that sip: targets of <Dial>, REST calls and REFER may not reach (repeatable)",
+        "CIDR",
+        True,
+    ),
+    Option(
+        "fetch_deny",
+        _fetch_deny,
+        list(LINK_LOCAL),
+        "addresses webhook, <Play>, callback and stream URLs may not reach (repeatable; "
+        "always added to link-local, where cloud metadata lives)",
+        "CIDR",
+        True,
+    ),
+    Option(
+        "sip_rate_limit",
+        _rate,
+        20.0,
+        "INVITEs and REGISTERs per second one source address may send (bursts of 5x; "
+        "0: no limit)",
+        "N",
+    ),
+    Option(
+        "max_calls_per_ip",
+        _count,
+        100,
+        "concurrent inbound calls from one source address (0: no limit)",
+        "N",
+    ),
+    Option(
+        "max_connections_per_ip",
+        _count,
+        100,
+        "concurrent TCP, TLS and WebSocket connections from one source address (0: no limit)",
+        "N",
+    ),
+    Option(
+        "trusted_peer",
+        _cidr,
+        [],
+        "sources exempt from the per-source limits, e.g. a proxy in front (repeatable)",
+        "CIDR",
+        True,
+    ),
+    Option(
+        "auth_max_failures",
+        _count,
+        10,
+        "failed digests per (username, source) within --auth-lockout before further "
+        "attempts are refused (0: no limit)",
+        "N",
+    ),
+    Option(
+        "auth_lockout",
+        _seconds,
+        60.0,
+        "the window of --auth-max-failures and how long a locked-out source waits",
+        "S",
+    ),
+    Option(
+        "audio_cache_mb",
+        _count,
+        256,
+        "bound on decoded audio held for <Play>, in megabytes",
+        "N",
+    ),
+    Option(
+        "metrics_token",
+        str,
+        None,
+        "bearer token /metrics requires (default: none required)",
+        "T",
+        secret=True,
+    ),
     Option("log_level", _log_level, "info", "debug, info, warning or error", "LEVEL"),
     Option("demo", _boolean, False, "create the demo number 1000 and its TwiML app", switch=True),
 )
@@ -375,6 +490,18 @@ class Settings:
     node_id: str = "localhost:5060"
     node_url: str | None = None
     node_lease: float = 30.0
+    rtp_timeout: float = 60.0
+    rtp_hold_timeout: float = 3600.0
+    dial_deny: list[str] = field(default_factory=list)
+    fetch_deny: list[str] = field(default_factory=lambda: list(LINK_LOCAL))
+    sip_rate_limit: float = 20.0
+    max_calls_per_ip: int = 100
+    max_connections_per_ip: int = 100
+    trusted_peer: list[str] = field(default_factory=list)
+    auth_max_failures: int = 10
+    auth_lockout: float = 60.0
+    audio_cache_mb: int = 256
+    metrics_token: str | None = None
     log_level: str = "info"
     demo: bool = False
     config: str | None = None

@@ -50,6 +50,7 @@ class NodeCollector(Collector):
         yield from self._turn()
         yield from self._clock()
         yield from self._messages()
+        yield from self._refusals()
 
     # -- calls
 
@@ -250,6 +251,19 @@ class NodeCollector(Collector):
             inflight.add_metric([], messaging.inflight)
         yield counted
         yield inflight
+
+    # -- security
+
+    def _refusals(self) -> Iterator[Metric]:
+        refused = CounterMetricFamily(
+            "callswitch_refusals",
+            "Requests, connections and media the node's guards turned away, by reason "
+            "(docs/security.md)",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self.server.refusals.counts.items()):
+            refused.add_metric([reason], count)
+        yield refused
 
 
 def _leg_kind(leg) -> str:

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from callswitch.config import Settings, _interface_addresses
 from callswitch.http import HttpServer
 from callswitch.metrics import CONTENT_TYPE, Metrics
+from callswitch.refusals import Refusals
 from control_api import console, demo
 from control_api.api import create_app
 from control_api.api.tokens import IceServers
@@ -115,6 +116,8 @@ class Server:
         self.messaging: Messaging | None = None
         self.signaling = None  # signaling.server.SignalingServer, when WebRTC runs
         self.clock = MediaClock()
+        # Every guard reports what it turned away here: logged once per source, counted.
+        self.refusals = Refusals()
         self.metrics = Metrics(self)
         self.draining = False
         self.listeners: dict[str, str] = {}
