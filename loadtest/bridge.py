@@ -575,16 +575,25 @@ def wait_bridged(server: CallswitchServer, want: int, timeout: float) -> int:
     return count
 
 
-def start_server(workdir: Path, calls: int, bulk_port: int, probe_port: int) -> CallswitchServer:
+def start_server(
+    workdir: Path,
+    calls: int,
+    bulk_port: int,
+    probe_port: int,
+    server_args: tuple[str, ...] = results.TRUSTED_LOAD,
+    spare_ports: int = 0,
+) -> CallswitchServer:
     return CallswitchServer.start(
         workdir,
         cpu=0,
-        rtp_size=4 * calls + 400,  # an RTP and an RTCP port for each of a call's two legs
+        # an RTP and an RTCP port for each of a call's two legs
+        rtp_size=4 * calls + 400 + spare_ports,
         extra_args=(
             "--trunk",
             f"bulk=sip:127.0.0.1:{bulk_port};prefix={BULK_PREFIX}",
             "--trunk",
             f"probe=sip:127.0.0.1:{probe_port};prefix={PROBE_PREFIX}",
+            *server_args,
         ),
     )
 
@@ -633,7 +642,22 @@ def summarize_profile(path: Path, top: int = 12) -> str:
     return "\n".join(lines)
 
 
-def run_step(work: Path, app: WebhookApp, sipp: str, calls: int, args: argparse.Namespace) -> Step:
+def run_step(
+    work: Path,
+    app: WebhookApp,
+    sipp: str,
+    calls: int,
+    args: argparse.Namespace,
+    *,
+    server_args: tuple[str, ...] = results.TRUSTED_LOAD,
+    attack: Callable[[CallswitchServer], contextlib.AbstractContextManager] | None = None,
+    spare_ports: int = 0,
+) -> Step:
+    """One level: `calls` bulk calls, then the probes measured for a window.
+
+    `attack(server)`, when given, is entered once the bulk calls are bridged and
+    left after the window, so the probe calls are set up and measured under it
+    (loadtest/abuse.py)."""
     probes, seconds, rate = args.probes, args.seconds, args.rate
     ramp = calls / rate
     ramp_budget = ramp * 2 + 20  # how long the bulk calls may take to be bridged
@@ -646,7 +670,10 @@ def run_step(work: Path, app: WebhookApp, sipp: str, calls: int, args: argparse.
     started: list[BackgroundSipp] = []
     harness: ProbeHarness | None = None
     sinks = (MediaSink(), MediaSink())  # where the server sends the bulk callers' / callees' RTP
-    server = start_server(work / "server", calls + probes, bulk_port, probe_port)
+    server = start_server(
+        work / "server", calls + probes, bulk_port, probe_port, server_args, spare_ports
+    )
+    attacking = contextlib.ExitStack()
 
     def sample() -> dict[str, float | None]:
         return {
@@ -681,6 +708,8 @@ def run_step(work: Path, app: WebhookApp, sipp: str, calls: int, args: argparse.
         bridged = wait_bridged(server, calls, ramp_budget)
         if bridged < calls:
             step.errors.append(f"only {bridged}/{calls} bulk calls bridged during the ramp")
+        if attack is not None:
+            attacking.enter_context(attack(server))
         probe_uac = BackgroundSipp(
             "bridge_probe_uac.xml", server.sip_target,
             cwd=sipp_dir(work / "probe-uac", harness.caller_ports),
@@ -695,6 +724,7 @@ def run_step(work: Path, app: WebhookApp, sipp: str, calls: int, args: argparse.
             profile_path = work / f"py-spy-{calls}.txt"
             profiler = profile_server(server.pid, min(10.0, seconds), profile_path)
         step.result = harness.join(SETUP_TIMEOUT * 2 + SETTLE + seconds + GRACE + 20)
+        attacking.close()
         step.bridged, step.relay_mode = bridged_counts(server)
         step.bulk_up = bulk_uac.counters()
         if profiler is not None:
@@ -731,6 +761,7 @@ def run_step(work: Path, app: WebhookApp, sipp: str, calls: int, args: argparse.
     except Exception as exc:  # one step's failure is reported in its row, not fatal
         step.errors.append(f"{type(exc).__name__}: {exc}")
     finally:
+        attacking.close()
         for background in started:
             background.stop()
         for sink in sinks:

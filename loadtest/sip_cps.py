@@ -294,7 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     sweeps: list[Sweep] = []
 
     try:
-        server = CallswitchServer.start(workdir / "callswitch", rtp_size=4000, cpu=target_cpu)
+        server = CallswitchServer.start(
+            workdir / "callswitch",
+            rtp_size=4000,
+            cpu=target_cpu,
+            extra_args=results.TRUSTED_LOAD,
+        )
     except ServerError as exc:
         print(f"callswitch did not start:\n{exc}", file=sys.stderr)
         return 2

@@ -179,6 +179,7 @@ async def run(args) -> int:
             extra_args=(
                 "--smpp",
                 f"load=smpp://esme:secret@127.0.0.1:{smsc_port};window={args.window}",
+                *results.TRUSTED_LOAD,
             ),
         )
         created = next(

@@ -308,7 +308,9 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
     idle: dict[str, dict[str, float | None]] = {}
     errors: list[str] = []
     sink = MediaSink()
-    server = CallswitchServer.start(root / "server", cpu=0, rtp_size=2 * args.streams + 400)
+    server = CallswitchServer.start(
+        root / "server", cpu=0, rtp_size=2 * args.streams + 400, extra_args=results.TRUSTED_LOAD
+    )
     client = httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=10)
     caller: BackgroundSipp | None = None
     try:

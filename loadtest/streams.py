@@ -696,7 +696,12 @@ def run_step(work: Path, app: WebhookApp, echo: EchoProcess, sipp: str, streams:
     started: list[BackgroundSipp] = []
     harness: ProbeHarness | None = None
     sink = MediaSink()  # where the server plays the echoed audio of the bulk calls
-    server = CallswitchServer.start(work / "server", cpu=0, rtp_size=2 * (streams + probes) + 200)
+    server = CallswitchServer.start(
+        work / "server",
+        cpu=0,
+        rtp_size=2 * (streams + probes) + 200,
+        extra_args=results.TRUSTED_LOAD,
+    )
 
     def sample() -> dict[str, float | None]:
         counters = echo.counters()

@@ -227,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="callswitch-webhooks-") as tmp, WebhookApp() as app:
         work = Path(tmp)
         app.routes["/voice"] = lambda r: twiml(TWIML)
-        server = CallswitchServer.start(work / "server", rtp_size=4000, cpu=0)
+        server = CallswitchServer.start(
+            work / "server", rtp_size=4000, cpu=0, extra_args=results.TRUSTED_LOAD
+        )
         sink = FirstPacketSink(max_seconds=len(levels) * (seconds * 3 + 60))
         try:
             created = next(

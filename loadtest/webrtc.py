@@ -269,7 +269,12 @@ def _own_cpu() -> float:
 
 async def run_level(work: Path, sipp: str, codec: str, calls: int, args) -> Level:
     level = Level(codec, calls)
-    server = CallswitchServer.start(work / "server", cpu=SERVER_CPU, rtp_size=max(200, 8 * calls))
+    server = CallswitchServer.start(
+        work / "server",
+        cpu=SERVER_CPU,
+        rtp_size=max(200, 8 * calls),
+        extra_args=report.TRUSTED_LOAD,
+    )
     sink = MediaSink()
     counter = itertools.count()
     app = WebhookApp()
