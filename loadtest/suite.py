@@ -122,6 +122,15 @@ SCENARIOS: tuple[Scenario, ...] = (
         target=">= 1,000 messages/s accepted, every one delivered",
         smoke_timeout=180.0,
     ),
+    Scenario(
+        "abuse",
+        "abuse.py",
+        full=(),
+        smoke=("--quick",),
+        target="100 legitimate bridged calls under floods: loss < 0.5%, p99 < 20 ms, none refused",
+        full_timeout=600.0,
+        smoke_timeout=240.0,
+    ),
 )
 
 
