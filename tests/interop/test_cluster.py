@@ -49,12 +49,7 @@ FINAL = {"completed", "failed", "busy", "no-answer", "canceled"}
 
 
 def _node_args(url: str, node_id: str) -> tuple[str, ...]:
-    # Every call arrives through Kamailio on 127.0.0.1: the proxy in front is a trusted
-    # peer (150 concurrent calls from it exceed --max-calls-per-ip's 100).
-    return (
-        "--database-url", url, "--node-id", node_id, "--node-lease", str(LEASE_S),
-        "--trusted-peer", "127.0.0.1/32",
-    )  # fmt: skip
+    return ("--database-url", url, "--node-id", node_id, "--node-lease", str(LEASE_S))
 
 
 def _ready(server: CallswitchServer) -> dict:
