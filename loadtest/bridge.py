@@ -58,7 +58,7 @@ from twilio.rest import Client  # noqa: E402
 
 from loadtest import results  # noqa: E402
 from tests.interop.audio import sine, ulaw_encode  # noqa: E402
-from tests.interop.harness import LOAD_GENERATOR, CallswitchServer, free_port  # noqa: E402
+from tests.interop.harness import CallswitchServer, free_port  # noqa: E402
 from tests.interop.sipp import SippResult, build_command, collect, find_sipp  # noqa: E402
 from tests.interop.test_voice_webhooks import LocalHttpClient, credentials  # noqa: E402
 from tests.interop.webhook_app import WebhookApp, twiml  # noqa: E402
@@ -581,7 +581,6 @@ def start_server(workdir: Path, calls: int, bulk_port: int, probe_port: int) -> 
         cpu=0,
         rtp_size=4 * calls + 400,  # an RTP and an RTCP port for each of a call's two legs
         extra_args=(
-            *LOAD_GENERATOR,
             "--trunk",
             f"bulk=sip:127.0.0.1:{bulk_port};prefix={BULK_PREFIX}",
             "--trunk",

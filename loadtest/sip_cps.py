@@ -33,12 +33,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from loadtest import results  # noqa: E402
-from tests.interop.harness import (  # noqa: E402
-    LOAD_GENERATOR,
-    CallswitchServer,
-    ServerError,
-    free_port,
-)
+from tests.interop.harness import CallswitchServer, ServerError, free_port  # noqa: E402
 from tests.interop.sipp import SippBackground, SippResult, find_sipp, run_sipp  # noqa: E402
 
 DEFAULT_RATES = (100, 200, 300, 500, 750, 1000, 1500, 2000, 2500, 3500, 5000)
@@ -299,9 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     sweeps: list[Sweep] = []
 
     try:
-        server = CallswitchServer.start(
-            workdir / "callswitch", rtp_size=4000, cpu=target_cpu, extra_args=LOAD_GENERATOR
-        )
+        server = CallswitchServer.start(workdir / "callswitch", rtp_size=4000, cpu=target_cpu)
     except ServerError as exc:
         print(f"callswitch did not start:\n{exc}", file=sys.stderr)
         return 2

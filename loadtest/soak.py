@@ -64,7 +64,7 @@ from loadtest import results  # noqa: E402
 from loadtest.bridge import BackgroundSipp, MediaSink, sipp_dir  # noqa: E402
 from loadtest.gc_census import summary as census_summary  # noqa: E402
 from loadtest.streams import BULK_NUMBER, TARGET_STREAMS, EchoProcess, create_numbers  # noqa: E402
-from tests.interop.harness import LOAD_GENERATOR, SERVER_CMD_ENV, CallswitchServer  # noqa: E402
+from tests.interop.harness import SERVER_CMD_ENV, CallswitchServer  # noqa: E402
 from tests.interop.sipp import find_sipp  # noqa: E402
 from tests.interop.webhook_app import WebhookApp  # noqa: E402
 
@@ -308,9 +308,7 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
     idle: dict[str, dict[str, float | None]] = {}
     errors: list[str] = []
     sink = MediaSink()
-    server = CallswitchServer.start(
-        root / "server", cpu=0, rtp_size=2 * args.streams + 400, extra_args=LOAD_GENERATOR
-    )
+    server = CallswitchServer.start(root / "server", cpu=0, rtp_size=2 * args.streams + 400)
     client = httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=10)
     caller: BackgroundSipp | None = None
     try:

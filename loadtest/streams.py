@@ -77,7 +77,7 @@ from loadtest.bridge import (  # noqa: E402
     sipp_dir,
     summarize_profile,
 )
-from tests.interop.harness import LOAD_GENERATOR, CallswitchServer  # noqa: E402
+from tests.interop.harness import CallswitchServer  # noqa: E402
 from tests.interop.sipp import find_sipp  # noqa: E402
 from tests.interop.test_voice_webhooks import LocalHttpClient, credentials  # noqa: E402
 from tests.interop.webhook_app import WebhookApp, twiml  # noqa: E402
@@ -696,12 +696,7 @@ def run_step(work: Path, app: WebhookApp, echo: EchoProcess, sipp: str, streams:
     started: list[BackgroundSipp] = []
     harness: ProbeHarness | None = None
     sink = MediaSink()  # where the server plays the echoed audio of the bulk calls
-    server = CallswitchServer.start(
-        work / "server",
-        cpu=0,
-        rtp_size=2 * (streams + probes) + 200,
-        extra_args=LOAD_GENERATOR,
-    )
+    server = CallswitchServer.start(work / "server", cpu=0, rtp_size=2 * (streams + probes) + 200)
 
     def sample() -> dict[str, float | None]:
         counters = echo.counters()

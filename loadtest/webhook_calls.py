@@ -39,7 +39,7 @@ if str(REPO) not in sys.path:
 
 from loadtest import results  # noqa: E402
 from loadtest.bridge import cpu_seconds  # noqa: E402
-from tests.interop.harness import LOAD_GENERATOR, CallswitchServer, parse_logfmt  # noqa: E402
+from tests.interop.harness import CallswitchServer, parse_logfmt  # noqa: E402
 from tests.interop.sipp import find_sipp, run_sipp  # noqa: E402
 from tests.interop.webhook_app import WebhookApp, twiml  # noqa: E402
 
@@ -227,9 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="callswitch-webhooks-") as tmp, WebhookApp() as app:
         work = Path(tmp)
         app.routes["/voice"] = lambda r: twiml(TWIML)
-        server = CallswitchServer.start(
-            work / "server", rtp_size=4000, cpu=0, extra_args=LOAD_GENERATOR
-        )
+        server = CallswitchServer.start(work / "server", rtp_size=4000, cpu=0)
         sink = FirstPacketSink(max_seconds=len(levels) * (seconds * 3 + 60))
         try:
             created = next(

@@ -30,9 +30,6 @@ from pathlib import Path
 from tests.pg import STORE_ENV, database_for
 
 LOOPBACK = "127.0.0.1"
-# A load generator on loopback exceeds the per-source SIP limits by design (20 new
-# INVITEs/s, 100 calls): the load suite's servers trust it, as a proxy in front would be.
-LOAD_GENERATOR = ("--trusted-peer", f"{LOOPBACK}/32")
 READY_TIMEOUT = 15.0
 STOP_GRACE = 5.0
 
