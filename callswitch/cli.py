@@ -172,8 +172,11 @@ def _add_sip_credential_commands(commands) -> None:
     )
     listing = actions.add_parser("list", help="list an account's SIP usernames")
     listing.add_argument("--account", required=True, help="the account SID (AC...)")
-    remove = actions.add_parser("remove", help="remove a SIP username, in whichever account")
+    remove = actions.add_parser("remove", help="remove a SIP username from an account")
     remove.add_argument("--username", required=True)
+    remove.add_argument(
+        "--account", help="the account SID (AC...); needed when several accounts have the name"
+    )
     for action in (add, listing, remove):
         _add_store_options(action)
 
@@ -195,7 +198,14 @@ async def _sip_credentials(settings, args) -> int:
     store = await _open_store(settings)
     try:
         if args.action == "remove":
-            if not await store.delete_sip_credential_by_username(args.username):
+            if args.account is None and len(await store.find_sip_credentials(args.username)) > 1:
+                print(
+                    f"callswitch: several accounts have SIP username {args.username}: "
+                    "name one with --account",
+                    file=sys.stderr,
+                )
+                return 2
+            if not await store.delete_sip_credential_by_username(args.username, args.account):
                 print(f"callswitch: no SIP username {args.username}", file=sys.stderr)
                 return 1
             print(f"Removed {args.username}")

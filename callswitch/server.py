@@ -40,6 +40,7 @@ from media.clock import MediaClock
 from media.ports import PortPool
 from media.tts import TextToSpeech
 from sip.endpoint import SipEndpoint
+from sip.source_limits import SourceGuard
 from sip.transport import client_tls_context, server_tls_context
 from turn.server import TurnServer, TurnSettings
 
@@ -229,6 +230,12 @@ class Server:
         self.voice.billing = self.billing
         tls_client = client_tls_context(s.sip_tls_ca, s.sip_tls_cert, s.sip_tls_key)
         self.sip = SipEndpoint(s.bind, s.sip_port, s.public_address, tls_client=tls_client)
+        self.sip.ua.guard = SourceGuard(
+            rate=s.sip_rate_limit,
+            max_calls=s.max_calls_per_ip,
+            trusted=s.trusted_peer,
+            refused=self.refusals,
+        )
         await self.sip.start()
         await self._start_sip_tls()
         media = self.media = MediaSettings(
@@ -242,7 +249,14 @@ class Server:
             local_addresses=frozenset({s.public_address, s.bind, "127.0.0.1", "localhost"}),
             self_address=(_reachable(s.bind), self.sip.ua.port),
             is_our_number=self.voice.is_our_number,
-            registrar=start_registrar(self.sip.ua, self.store, data),
+            registrar=start_registrar(
+                self.sip.ua,
+                self.store,
+                data,
+                max_failures=s.auth_max_failures,
+                lockout=s.auth_lockout,
+                refused=self.refusals,
+            ),
         )
         if self.messaging is not None:
             for trunk in s.trunk:

@@ -117,8 +117,8 @@ class Dialer:
         if self.registrar is None:
             return []
         destinations = []
-        for binding in self.registrar.contacts(user):
-            if binding.owner != account_sid:
+        for binding in self.registrar.contacts(user, account_sid):
+            if binding.owner != account_sid:  # kept per account already: belt and braces
                 continue
             transport, host, port, flow = binding.target()
             if flow is None or not flow.is_open:

@@ -3,20 +3,22 @@
 A phone logs in with a username and password of the account's SIP
 credential lists (the ``SIP/CredentialLists`` resource, or
 ``callswitch sip-credentials add``). The store keeps only HA1 digests in the
-realm :data:`~control_api.sip_realm.SIP_REALM`; a binding remembers which
-account the credential belongs to, so ``<Dial><Client>`` and ``<Dial><Sip>``
-ring only the phones of the calling account.
+realm :data:`~control_api.sip_realm.SIP_REALM`. Usernames are unique per
+account only; bindings are kept per account, so ``<Dial><Client>`` and
+``<Dial><Sip>`` ring only the phones of the calling account.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from control_api.sip_realm import SIP_REALM
+from control_api.store.store import SipCredential
 from control_api.voice.lookup import Lookup
 from sip.auth import Authenticator
-from sip.registrar import Account, Registrar
+from sip.registrar import AUTH_LOCKOUT, MAX_AUTH_FAILURES, Account, Registrar
 from sip.ua import UserAgent
 
 __all__ = ["CHALLENGE_ALGORITHMS", "start_registrar"]
@@ -43,19 +45,41 @@ def _nonce_secret(data_dir: Path) -> bytes:
     return secret
 
 
-def start_registrar(ua: UserAgent, store, data_dir: Path) -> Registrar:
-    """A registrar on ``ua`` whose users are the store's SIP credentials."""
-    credentials = Lookup(store.find_sip_credential, fresh=1.0)
+def start_registrar(
+    ua: UserAgent,
+    store,
+    data_dir: Path,
+    *,
+    max_failures: int = MAX_AUTH_FAILURES,
+    lockout: float = AUTH_LOCKOUT,
+    refused: Callable[..., None] | None = None,
+) -> Registrar:
+    """A registrar on ``ua`` whose users are the store's SIP credentials.
 
-    async def lookup(username: str) -> Account | None:
-        credential = await credentials.get(username)
-        if credential is None:
+    A username may exist in several accounts: the lookup returns each one's
+    credential and the registrar keeps the one whose digest verifies, so a
+    phone always registers into its own account. ``max_failures`` wrong digests
+    per (username, source) within ``lockout`` seconds lock that pair out for
+    ``lockout`` seconds (``refused("auth.lockout", source_ip)``).
+    """
+
+    async def load(username: str) -> list[SipCredential] | None:
+        return await store.find_sip_credentials(username) or None  # None: never kept stale
+
+    credentials = Lookup(load, fresh=1.0)
+
+    async def lookup(username: str) -> list[Account] | None:
+        found = await credentials.get(username)
+        if not found:
             return None
-        return Account(credential.ha1_md5, credential.ha1_sha256, owner=credential.account_sid)
+        return [Account(c.ha1_md5, c.ha1_sha256, owner=c.account_sid) for c in found]
 
     return Registrar(
         ua,
         Authenticator(SIP_REALM, _nonce_secret(data_dir)),
         lookup,
         challenge_algorithms=CHALLENGE_ALGORITHMS,
+        max_failures=max_failures,
+        lockout=lockout,
+        refused=refused,
     )

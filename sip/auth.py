@@ -20,6 +20,7 @@ import re
 import secrets
 import struct
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -458,10 +459,12 @@ class Verdict(Enum):
 
     OK = "ok"
     BAD_CREDENTIALS = "bad-credentials"  # 401 afresh, or 403 after a few tries
-    STALE = "stale"  # right password, expired nonce: challenge again with stale=true
+    STALE = "stale"  # right password, but an expired nonce or a used nonce count: stale=true
     BAD_NONCE = "bad-nonce"  # not a nonce of ours: challenge again
 
 
+# Nonces whose highest nonce count is remembered (~150 bytes each); see Authenticator.
+MAX_TRACKED_NONCES = 100_000
 # Nonce layout: 8-byte issue time (seconds), 8 random bytes, 16 bytes of MAC.
 _NONCE = struct.Struct(">Q8s16s")
 _NONCE_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes, base64url, unpadded
@@ -474,8 +477,17 @@ class Authenticator:
     time, random bytes and an HMAC-SHA256 with ``secret`` over them, the realm
     and the algorithm. Any node sharing the secret verifies them, and an
     answer using another algorithm than the one challenged (a downgrade) fails.
-    Being stateless, nonce counts are not tracked: a captured request can be
-    replayed until its nonce expires, so keep ``nonce_ttl`` short.
+    Issuing a challenge keeps no state, so a flood of unauthenticated requests
+    costs nothing here.
+
+    Nonce counts are tracked once a nonce has been used with a right digest
+    (RFC 7616 §3.4.5): each later use must carry a higher ``nc``, so a captured
+    Authorization replayed (with another Contact, say) is STALE and the client
+    is challenged afresh. The table holds at most ``max_nonces`` nonces; when
+    one is forgotten early, every nonce issued no later than it counts as
+    stale from then on (the issue time is in the nonce), so forgetting never
+    lets a replay through. The counts live in this process: nodes sharing the
+    secret do not share them.
     """
 
     def __init__(
@@ -484,6 +496,8 @@ class Authenticator:
         secret: bytes,
         nonce_ttl: float = 300.0,
         clock: Callable[[], float] = time.time,
+        *,
+        max_nonces: int = MAX_TRACKED_NONCES,
     ) -> None:
         if len(secret) < 16:
             raise ValueError("secret too short: use at least 16 random bytes")
@@ -491,6 +505,10 @@ class Authenticator:
         self._secret = secret
         self.nonce_ttl = nonce_ttl
         self._clock = clock
+        self._max_nonces = max_nonces
+        # nonce -> (issue time, highest nc seen), in order of first use.
+        self._counts: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._forgotten_up_to = -1  # nonces issued at or before this are stale unless tracked
 
     def _mac(self, issued: int, salt: bytes, algorithm: str) -> bytes:
         data = b"%d\x00%s\x00%s\x00%s" % (issued, salt, self.realm.encode(), algorithm.encode())
@@ -504,6 +522,35 @@ class Authenticator:
         raw = _NONCE.pack(issued, salt, self._mac(issued, salt, algo.name))
         nonce = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
         return Challenge(self.realm, nonce, algo.name, qop=("auth",), stale=stale)
+
+    def _issued(self, nonce: str) -> int:
+        return _NONCE.unpack(base64.urlsafe_b64decode(nonce + "="))[0]
+
+    def _count_use(self, nonce: str, nc: str) -> Verdict:
+        """OK if ``nc`` is above every count seen with ``nonce``; records it."""
+        count = int(nc, 16)
+        now = self._clock()
+        counts = self._counts
+        while counts:  # drop the expired from the front (first use is near issue time)
+            first, (issued, _) = next(iter(counts.items()))
+            if now - issued <= self.nonce_ttl:
+                break
+            del counts[first]
+        seen = counts.get(nonce)
+        if seen is None:
+            issued = self._issued(nonce)
+            if issued <= self._forgotten_up_to:
+                return Verdict.STALE
+            while len(counts) >= self._max_nonces:
+                _, (old_issued, _) = counts.popitem(last=False)
+                self._forgotten_up_to = max(self._forgotten_up_to, old_issued)
+            counts[nonce] = (issued, count)
+            return Verdict.OK
+        issued, highest = seen
+        if count <= highest:
+            return Verdict.STALE  # a replay, or a reordered request: challenge afresh
+        counts[nonce] = (issued, count)
+        return Verdict.OK
 
     def _check_nonce(self, nonce: str, algorithm: str) -> Verdict:
         if _NONCE_RE.fullmatch(nonce) is None:
@@ -570,4 +617,6 @@ class Authenticator:
         # response is peer text.
         if not hmac.compare_digest(expected.encode(), credentials.response.lower().encode()):
             return Verdict.BAD_CREDENTIALS
+        if nonce_verdict is Verdict.OK:
+            return self._count_use(credentials.nonce, credentials.nc)
         return nonce_verdict

@@ -68,6 +68,7 @@ class InviteSession(MidCall):
         self.local_sdp: bytes | None = None
         self.ack: Request | None = None  # carries the SDP answer when we made the offer
         self.end_reason: EndReason | None = None
+        self.counted_source: str | None = None  # the source address the UA counts it for
         # Set by the application:
         self.on_acked: Callable[[], None] = _noop
         self.on_terminated: Callable[[EndReason], None] = _noop

@@ -29,19 +29,23 @@ from sip.auth import Authenticator, Credentials, Verdict
 from sip.errors import SipParseError
 from sip.headers import NameAddress, SipUri
 from sip.message import Request, Response, generate_tag, make_response
+from sip.source_limits import FailureLockout
 from sip.transaction import ServerTransaction, State
 from sip.transport import Flow
 from sip.ua import SUPPORTED_EXTENSIONS, UserAgent
 
-__all__ = ["Account", "Binding", "Registrar"]
+__all__ = ["ANY_OWNER", "AUTH_LOCKOUT", "MAX_AUTH_FAILURES", "Account", "Binding", "Registrar"]
 
 log = logging.getLogger("callswitch.sip")
 
 MAX_DELTA_SECONDS = 0xFFFFFFFF  # RFC 3261 §20.19, §20.10: larger values mean this
-MAX_AUTH_FAILURES = 3  # bad answers in a row from one source before a 403
-AUTH_FAILURE_WINDOW = 300.0  # seconds after which a failure is forgotten
-MAX_TRACKED_FAILURES = 10_000  # (source, user) pairs remembered, oldest dropped first
+MAX_AUTH_FAILURES = 10  # bad digests per (username, source) within the window: locked out
+AUTH_LOCKOUT = 60.0  # that window, and how long the lockout lasts (seconds)
+MAX_TRACKED_FAILURES = 50_000  # (username, source) pairs remembered, oldest dropped first
 MAX_PENDING_LOOKUPS = 1_000  # credential lookups in flight before we answer 503
+MAX_CONTACTS_PER_AOR = 20  # bindings one address-of-record may hold: more are a 403
+
+ANY_OWNER = object()  # contacts(aor): the bindings of every account
 
 _DELTA_SECONDS_RE = re.compile(r"[0-9]+")
 _QVALUE_RE = re.compile(r"[0-9](?:\.[0-9]{0,6})?")
@@ -143,7 +147,9 @@ class _ContactChange:
     reg_id: int | None
 
 
-Lookup = Callable[[str], "Awaitable[Account | None]"]
+# The account of a username, the accounts that each have it, or None; maybe awaitable.
+Lookup = Callable[[str], "Awaitable[Account | Sequence[Account] | None] | Account | None"]
+Refused = Callable[..., None]  # refused(reason, source_ip, **fields)
 ChangeCallback = Callable[[str, "list[Binding]"], None]
 
 
@@ -156,10 +162,21 @@ class Registrar:
     (RFC 8760). Older clients that give up on any challenge they cannot
     answer, wherever it is in the list (Debian's baresip 1.0 with libre 1.1
     fails with ENOSYS), need ``("MD5",)``.
-    ``lookup(username)`` returns the caller's :class:`Account` or None; it may
-    be a coroutine function (a store query) or a plain function.
+    ``lookup(username)`` returns the caller's :class:`Account`, or the accounts
+    that each have that username (the one whose digest verifies is the caller's),
+    or None; it may be a coroutine function (a store query) or a plain function.
+    Bindings are kept per (address-of-record, account owner): ``contacts(aor,
+    owner)`` never mixes two accounts' phones of the same username.
     ``on_change(aor, bindings)`` is called after a REGISTER (or ``expire``)
-    added, refreshed or removed bindings of ``aor``, with the live ones.
+    added, refreshed or removed bindings of ``aor``, with that account's live ones.
+
+    Guessing is bounded: after ``max_failures`` wrong digests for one username
+    from one source address within ``lockout`` seconds, that pair gets 403
+    without a challenge for ``lockout`` seconds (reason ``auth.lockout`` told to
+    ``refused``); unknown usernames are counted and answered exactly alike.
+    Requests that need no credential lookup (the first, unauthenticated
+    REGISTER, and refusals) are answered statelessly: a flood of them costs no
+    transaction.
     """
 
     def __init__(
@@ -174,6 +191,9 @@ class Registrar:
         clock: Callable[[], float] | None = None,
         wall_clock: Callable[[], float] = time.time,
         challenge_algorithms: Sequence[str] = ("SHA-256", "MD5"),
+        max_failures: int = MAX_AUTH_FAILURES,
+        lockout: float = AUTH_LOCKOUT,
+        refused: Refused | None = None,
     ) -> None:
         if not 0 < min_expires <= default_expires <= max_expires:
             raise ValueError("need 0 < min_expires <= default_expires <= max_expires")
@@ -191,17 +211,30 @@ class Registrar:
         self._clock = clock or ua.clock
         self._wall_clock = wall_clock  # only for the Date header
         self.on_change: ChangeCallback | None = None
-        self._bindings: dict[str, dict[tuple, Binding]] = {}
-        self._failures: dict[tuple[str, str], tuple[int, float]] = {}
+        # (aor, owner) -> binding key -> binding; and which owners have bindings of an aor.
+        self._bindings: dict[tuple[str, object], dict[tuple, Binding]] = {}
+        self._owners: dict[str, set[object]] = {}
+        self._failures = FailureLockout(max_failures, lockout, max_keys=MAX_TRACKED_FAILURES)
+        self._refused = refused or _nobody
         self._pending: set[asyncio.Task] = set()
         ua.handlers["REGISTER"] = self.handle
+        ua.stateless["REGISTER"] = self.answer_statelessly
 
     # -- the user agent's handler (the only place with I/O)
+
+    def answer_statelessly(self, request: Request, flow: Flow) -> Response | None:
+        """The answer to a REGISTER that needs no lookup, or None (the user agent's
+        stateless handler: such answers cost no transaction)."""
+        try:
+            self._screen(request, flow, self._clock())
+        except (_Rejected, SipParseError) as exc:
+            return self._rejection(request, exc)
+        return None
 
     def handle(self, request: Request, txn: ServerTransaction, flow: Flow) -> None:
         """Answer a REGISTER: at once when no lookup is needed, else from a task."""
         try:
-            credentials = self._screen(request)
+            credentials = self._screen(request, flow, self._clock())
         except (_Rejected, SipParseError) as exc:
             self._send(txn, self._rejection(request, exc))
             return
@@ -231,7 +264,7 @@ class Registrar:
         request: Request,
         txn: ServerTransaction,
         flow: Flow,
-        found: Awaitable[Account | None],
+        found: Awaitable[Account | Sequence[Account] | None],
     ) -> None:
         try:
             account = await found
@@ -242,7 +275,9 @@ class Registrar:
             response = self._decide_safely(request, flow, account)
         self._send(txn, response)
 
-    def _decide_safely(self, request: Request, flow: Flow, account: Account | None) -> Response:
+    def _decide_safely(
+        self, request: Request, flow: Flow, account: Account | Sequence[Account] | None
+    ) -> Response:
         try:
             return self.decide(request, flow, account, self._clock())
         except Exception:  # a bug must cost one REGISTER, not the registrar
@@ -256,8 +291,14 @@ class Registrar:
 
     # -- the protocol (RFC 3261 §10.3), without I/O
 
-    def decide(self, request: Request, flow: Flow, account: Account | None, now: float) -> Response:
-        """The answer to ``request`` given the looked-up ``account``; updates bindings.
+    def decide(
+        self,
+        request: Request,
+        flow: Flow,
+        account: Account | Sequence[Account] | None,
+        now: float,
+    ) -> Response:
+        """The answer to ``request`` given the looked-up account(s); updates bindings.
 
         Steps of RFC 3261 §10.3: Request-URI scheme (416), Require (420),
         authentication (401, 403), To user as the address-of-record, Contact
@@ -266,26 +307,28 @@ class Registrar:
         every live binding.
         """
         try:
-            credentials = self._screen(request)
-            self._authenticate(request, credentials, account, flow, now)
+            credentials = self._screen(request, flow, now)
+            verified = self._authenticate(request, credentials, _candidates(account), flow, now)
             aor = credentials.username
             changes = self._contact_changes(request)
-            changed = self._apply(request, aor, changes, flow, account, now)
+            changed = self._apply(request, aor, changes, flow, verified, now)
         except (_Rejected, SipParseError) as exc:
             return self._rejection(request, exc)
-        bindings = self._live(aor, now)
+        book = (aor, verified.owner)
+        bindings = self._live(book, now)
         if changed:
             log.info(
                 "sip.registered",
                 extra={"aor": aor, "contacts": len(bindings), "peer": flow.remote},
             )
-            self._notify(aor, bindings)
+            self._notify(book, bindings)
         headers = [("Contact", _contact_value(b, now)) for b in bindings]
         headers.append(("Date", email.utils.formatdate(self._wall_clock(), usegmt=True)))
         return self._response(request, 200, headers=headers)
 
-    def _screen(self, request: Request) -> Credentials:
-        """The checks that need no account: what to look up, or why not (§10.3 steps 1-3)."""
+    def _screen(self, request: Request, flow: Flow, now: float) -> Credentials:
+        """The checks that need no account: what to look up, or why not (§10.3 steps 1-3),
+        and whether the (username, source) pair is locked out for guessing."""
         uri = request.request_uri
         if uri.scheme not in ("sip", "sips"):
             raise _Rejected(416)
@@ -298,6 +341,10 @@ class Registrar:
         if unsupported:
             raise _Rejected(420, headers=[("Unsupported", ", ".join(unsupported))])
         aor = _aor(request)
+        source = flow.remote[0]
+        if self._failures.locked((aor, source), now):
+            self._refused("auth.lockout", source, user=aor)
+            raise _Rejected(403)
         credentials = self._credentials(request)
         if credentials is None:
             raise _Rejected(401, headers=self._challenges())
@@ -336,48 +383,44 @@ class Registrar:
         self,
         request: Request,
         credentials: Credentials,
-        account: Account | None,
+        accounts: Sequence[Account],
         flow: Flow,
         now: float,
-    ) -> None:
-        """RFC 3261 §22.4 against the account's HA1 for the answer's hash function."""
-        family = credentials.algorithm.lower()
-        ha1 = None
-        if account is not None:
-            if family.startswith("sha-256"):
-                ha1 = account.ha1_sha256
-                if ha1 is None:  # the account cannot check SHA-256: ask for MD5
-                    raise _Rejected(401, headers=self._challenges(sha256=False))
-            elif family.startswith("md5"):
-                ha1 = account.ha1_md5
-        if ha1 is None:
-            verdict = Verdict.BAD_CREDENTIALS  # unknown user or algorithm: look the same
-        else:
+    ) -> Account:
+        """RFC 3261 §22.4 against each account's HA1 for the answer's hash function;
+        the account whose digest verifies is returned. Several accounts may have the
+        username: only the right password's digest verifies, so they never mix."""
+        sha256 = credentials.algorithm.lower().startswith("sha-256")
+        md5 = credentials.algorithm.lower().startswith("md5")
+        verdict = Verdict.BAD_CREDENTIALS  # unknown user or algorithm: look the same
+        verified = None
+        for account in accounts:
+            ha1 = account.ha1_sha256 if sha256 else account.ha1_md5 if md5 else None
+            if ha1 is None:
+                continue
             verdict = self.authenticator.verify(
                 credentials, method=request.method, ha1=ha1, body=request.body
             )
-        key = (flow.remote[0], credentials.username)
+            if verdict is not Verdict.BAD_CREDENTIALS:
+                verified = account
+                break
+        if sha256 and accounts and all(a.ha1_sha256 is None for a in accounts):
+            raise _Rejected(401, headers=self._challenges(sha256=False))  # ask for MD5
+        source = flow.remote[0]
+        key = (credentials.username, source)
         if verdict is Verdict.OK:
-            self._failures.pop(key, None)
-            return
-        if verdict is Verdict.STALE:
+            assert verified is not None
+            self._failures.succeeded(key)
+            return verified
+        if verdict is Verdict.STALE:  # an old nonce, or a replayed nonce count
             raise _Rejected(401, headers=self._challenges(stale=True))
         if verdict is Verdict.BAD_NONCE:
             raise _Rejected(401, headers=self._challenges())
-        if self._count_failure(key, now) >= MAX_AUTH_FAILURES:
-            self._failures.pop(key, None)
-            log.info("sip.register_refused", extra={"user": key[1], "peer": flow.remote})
-            raise _Rejected(403, "Bad Credentials")
+        if self._failures.failed(key, now):
+            log.info("sip.register_locked_out", extra={"user": key[0], "peer": flow.remote})
+            self._refused("auth.lockout", source, user=key[0])
+            raise _Rejected(403)
         raise _Rejected(401, headers=self._challenges())
-
-    def _count_failure(self, key: tuple[str, str], now: float) -> int:
-        count, since = self._failures.pop(key, (0, now))
-        if now - since > AUTH_FAILURE_WINDOW:
-            count, since = 0, now
-        while len(self._failures) >= MAX_TRACKED_FAILURES:
-            del self._failures[next(iter(self._failures))]
-        self._failures[key] = (count + 1, since)
-        return count + 1
 
     def _contact_changes(self, request: Request) -> list[_ContactChange] | None:
         """The Contacts with their expiry (§10.3 steps 6-7); None for ``Contact: *``.
@@ -427,12 +470,14 @@ class Registrar:
         aor: str,
         changes: list[_ContactChange] | None,
         flow: Flow,
-        account: Account | None,
+        account: Account,
         now: float,
     ) -> bool:
         """Commit the changes all together (§10.3 step 7); True if anything changed."""
-        self._purge(aor, now)
-        current = self._bindings.get(aor, {})
+        owner = account.owner
+        book = (aor, owner)
+        self._purge(book, now)
+        current = self._bindings.get(book, {})
         call_id, cseq = request.call_id, request.cseq.seq
         touched = current.keys() if changes is None else [c.key for c in changes]
         for key in touched:
@@ -441,9 +486,11 @@ class Registrar:
             if old is not None and old.call_id == call_id and cseq <= old.cseq:
                 raise _Rejected(500, "Out of Order")
         if changes is None:
-            return self._bindings.pop(aor, None) is not None
+            return self._drop_book(book)
+        added = {c.key for c in changes if c.expires and c.key not in current}
+        if len(current) + len(added) > MAX_CONTACTS_PER_AOR:
+            raise _Rejected(403, "Too Many Contacts")
         user_agent = request.headers.get("User-Agent")
-        owner = account.owner if account is not None else None
         changed = False
         for change in changes:
             if change.expires == 0:
@@ -468,49 +515,70 @@ class Registrar:
             )
             changed = True
         if current:
-            self._bindings[aor] = current
+            self._bindings[book] = current
+            self._owners.setdefault(aor, set()).add(owner)
         else:
-            self._bindings.pop(aor, None)
+            self._drop_book(book)
         return changed
+
+    def _drop_book(self, book: tuple[str, object]) -> bool:
+        """Forget every binding of ``(aor, owner)``; True if there were any."""
+        if self._bindings.pop(book, None) is None:
+            return False
+        aor, owner = book
+        owners = self._owners.get(aor)
+        if owners is not None:
+            owners.discard(owner)
+            if not owners:
+                del self._owners[aor]
+        return True
 
     # -- bindings
 
-    def contacts(self, aor: str) -> list[Binding]:
-        """Live bindings of ``aor``: highest q first, then the most recently refreshed."""
+    def contacts(self, aor: str, owner: object = ANY_OWNER) -> list[Binding]:
+        """Live bindings of ``aor`` in the account ``owner`` (by default, in every
+        account): highest q first, then the most recently refreshed."""
         now = self._clock()
-        if self._purge(aor, now):
-            self._notify(aor, self._live(aor, now))
-        return self._live(aor, now)
+        owners = [owner] if owner is not ANY_OWNER else list(self._owners.get(aor, ()))
+        bindings: list[Binding] = []
+        for one in owners:
+            book = (aor, one)
+            if self._purge(book, now):
+                self._notify(book, self._live(book, now))
+            bindings += self._live(book, now)
+        bindings.sort(key=lambda b: (-b.q, -b.updated_at))
+        return bindings
 
     def expire(self, now: float) -> int:
         """Drop every expired binding (housekeeping); returns how many went."""
         removed = 0
-        for aor in list(self._bindings):
-            count = self._purge(aor, now)
+        for book in list(self._bindings):
+            count = self._purge(book, now)
             if count:
                 removed += count
-                self._notify(aor, self._live(aor, now))
+                self._notify(book, self._live(book, now))
         return removed
 
-    def _purge(self, aor: str, now: float) -> int:
-        current = self._bindings.get(aor)
+    def _purge(self, book: tuple[str, object], now: float) -> int:
+        current = self._bindings.get(book)
         if not current:
             return 0
         dead = [key for key, binding in current.items() if binding.expires_at <= now]
         for key in dead:
             del current[key]
         if not current:
-            del self._bindings[aor]
+            self._drop_book(book)
         return len(dead)
 
-    def _live(self, aor: str, now: float) -> list[Binding]:
-        bindings = [b for b in self._bindings.get(aor, {}).values() if b.expires_at > now]
+    def _live(self, book: tuple[str, object], now: float) -> list[Binding]:
+        bindings = [b for b in self._bindings.get(book, {}).values() if b.expires_at > now]
         bindings.sort(key=lambda b: (-b.q, -b.updated_at))
         return bindings
 
-    def _notify(self, aor: str, bindings: list[Binding]) -> None:
+    def _notify(self, book: tuple[str, object], bindings: list[Binding]) -> None:
         if self.on_change is None:
             return
+        aor = book[0]
         try:
             self.on_change(aor, bindings)
         except Exception:  # the bindings are committed; the REGISTER still succeeds
@@ -534,6 +602,19 @@ class Registrar:
         if isinstance(error, SipParseError):
             return self._response(request, 400, error.reason)
         return self._response(request, error.status, error.reason, error.headers)
+
+
+def _nobody(reason: str, source_ip: str, **fields: object) -> None:
+    pass
+
+
+def _candidates(found: Account | Sequence[Account] | None) -> Sequence[Account]:
+    """The lookup's answer as a sequence of accounts (maybe empty)."""
+    if found is None:
+        return ()
+    if isinstance(found, Account):
+        return (found,)
+    return tuple(found)
 
 
 def _aor(request: Request) -> str:

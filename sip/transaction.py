@@ -149,12 +149,13 @@ class _Transaction:
 class ServerTransaction(_Transaction):
     """Base of the two server machines: remembers the last response sent."""
 
-    __slots__ = ("_last_bytes", "last_response")
+    __slots__ = ("_last_bytes", "last_response", "source")
 
     def __init__(self, layer, key, request, dest, reliable) -> None:
         super().__init__(layer, key, request, dest, reliable)
         self.last_response: Response | None = None
         self._last_bytes: bytes | None = None
+        self.source: str | None = None  # the sender's address, when the TU counts per source
 
     def _transmit(self, response: Response) -> None:
         self.last_response = response
@@ -411,6 +412,8 @@ class TransactionLayer:
         self._heap: list[tuple[float, int, _Transaction]] = []
         # Told each new deadline, so an event loop can arm one timer for the earliest.
         self.wakeup: Callable[[float], None] | None = None
+        # Told when a server transaction ends (the TU's per-source accounting).
+        self.server_ended: Callable[[ServerTransaction], None] | None = None
 
     # -- incoming
 
@@ -489,9 +492,12 @@ class TransactionLayer:
             self.wakeup(deadline)
 
     def _forget(self, txn: _Transaction) -> None:
-        table = self.server if isinstance(txn, ServerTransaction) else self.client
+        server = isinstance(txn, ServerTransaction)
+        table = self.server if server else self.client
         if table.get(txn.key) is txn:
             del table[txn.key]
+            if server and self.server_ended is not None:
+                self.server_ended(txn)
 
     def awaiting_responses(self) -> int:
         """Client transactions that have no final response yet (shutdown waits for these)."""

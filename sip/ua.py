@@ -19,16 +19,19 @@ from sip.message import (
     Response,
     SipParseError,
     generate_branch,
+    generate_tag,
     make_response,
     parse_message,
 )
 from sip.session_timer import MIN_SE, Deadlines, negotiate_uas
+from sip.source_limits import Admission, SourceGuard
 from sip.transaction import (
     ClientTransaction,
     ServerInviteTransaction,
     ServerTransaction,
     Timers,
     TransactionLayer,
+    server_key,
 )
 from sip.transport import Flow
 from sip.uac import OutgoingInvite
@@ -39,6 +42,8 @@ log = logging.getLogger("callswitch.sip")
 
 FlowFactory = Callable[[str, str, "int | None"], "Flow | None"]
 RequestHandler = Callable[[Request, ServerTransaction, Flow], None]
+# Answers a request without a transaction (e.g. a REGISTER's challenge), or None.
+StatelessHandler = Callable[[Request, Flow], "Response | None"]
 ResponseCallback = Callable[["Response | None"], None]
 
 # Option tags we implement (RFC 3261 §19.2); a Require of anything else gets 420.
@@ -70,8 +75,13 @@ class UserAgent:
         self.clock = clock
         self.name = name
         self.layer = TransactionLayer(self._send, self, timers)
+        self.layer.server_ended = self._server_ended
         self.on_invite: Callable[[InviteSession], None] | None = None
         self.handlers: dict[str, RequestHandler] = {}  # other methods, e.g. REGISTER later
+        # Tried before a new transaction is made: a response they give is sent statelessly.
+        self.stateless: dict[str, StatelessHandler] = {}
+        # Per-source limits (sip/source_limits.py); None: none (the node sets one).
+        self.guard: SourceGuard | None = None
         self.sessions: dict[DialogId, InviteSession] = {}
         self._by_invite: dict[tuple, InviteSession] = {}  # server INVITE txn key → session
         self._callbacks: dict[tuple, ResponseCallback] = {}  # client txn key → callback
@@ -120,7 +130,14 @@ class UserAgent:
     def _receive_request(self, request: Request, flow: Flow, now: float) -> None:
         self._fix_via(request, flow)
         response_flow = self._response_flow(request, flow)
+        counted = False
+        if request.method != "ACK" and server_key(request) not in self.layer.server:
+            if not self._may_start(request, flow, response_flow, now):
+                return
+            counted = self.guard is not None
         txn, deliver = self.layer.receive_request(request, response_flow, flow.reliable, now)
+        if counted and txn is not None:
+            txn.source = flow.remote[0]
         if not deliver:
             return
         try:
@@ -131,6 +148,47 @@ class UserAgent:
             log.info("sip.bad_header", extra={"call_id": request.call_id, "reason": exc.reason})
             if txn is not None and txn.last_response is None and request.method != "ACK":
                 self._respond(txn, request, 400, exc.reason)
+
+    def _may_start(self, request: Request, flow: Flow, response_flow: Flow, now: float) -> bool:
+        """Whether a request that would start a server transaction gets one.
+
+        First the source's INVITE/REGISTER rate (503 with Retry-After, or
+        nothing for a source that ignores them), then a stateless handler
+        (a REGISTER's challenge costs no transaction), then the source's share
+        of the transaction table.
+        """
+        guard = self.guard
+        source = flow.remote[0]
+        if guard is not None and request.method in ("INVITE", "REGISTER") and not request.to_tag:
+            verdict = guard.admit(source, now)
+            if verdict is not Admission.ALLOW:
+                if verdict is Admission.REFUSE:
+                    self._refuse_statelessly(request, response_flow, guard.rates.retry_after())
+                return False
+        stateless = self.stateless.get(request.method)
+        if stateless is not None:
+            try:
+                response = stateless(request, flow)
+            except SipParseError:
+                response = None  # the stateful path answers 400
+            if response is not None:
+                self.layer.counters.responses_sent[request.method, response.status] += 1
+                response_flow.send(response.serialize())
+                return False
+        if guard is not None and not guard.acquire_transaction(source):
+            self._refuse_statelessly(request, response_flow, 5)
+            return False
+        return True
+
+    def _refuse_statelessly(self, request: Request, flow: Flow, retry_after: int) -> None:
+        headers = [("Retry-After", str(retry_after)), ("Server", self.name)]
+        response = make_response(request, 503, to_tag=generate_tag(), headers=headers)
+        self.layer.counters.responses_sent[request.method, 503] += 1
+        flow.send(response.serialize())
+
+    def _server_ended(self, txn: ServerTransaction) -> None:
+        if txn.source is not None and self.guard is not None:
+            self.guard.release_transaction(txn.source)
 
     def _dispatch(
         self, request: Request, txn: ServerTransaction | None, flow: Flow, now: float
@@ -191,9 +249,15 @@ class UserAgent:
             *request.headers.get_all("Record-Route"),
         ]:
             NameAddress.parse(value)
+        source = flow.remote[0]
+        if self.guard is not None and not self.guard.acquire_call(source):
+            self._respond(txn, request, 503, "Too Many Calls", headers=[("Retry-After", "30")])
+            return
         # A 100 at once stops the caller's INVITE retransmissions (RFC 3261 §17.2.1).
         self._respond(txn, request, 100)
         session = InviteSession(self, request, txn, flow)
+        if self.guard is not None:
+            session.counted_source = source
         self._by_invite[txn.key] = session
         log.info(
             "sip.invite",
@@ -437,6 +501,9 @@ class UserAgent:
         session._stop_midcall()  # session timer, REFER subscriptions
         if isinstance(session, InviteSession):
             self._by_invite.pop(session.txn.key, None)
+            if session.counted_source is not None and self.guard is not None:
+                self.guard.release_call(session.counted_source)
+                session.counted_source = None
         else:
             for key in [k for k, v in self._invite_clients.items() if v is session]:
                 del self._invite_clients[key]

@@ -5,8 +5,9 @@
 credentials). ``.../{CL}/Credentials.json`` creates (``Username``, ``Password``) and
 lists credentials; ``.../Credentials/{CR}.json`` fetches, changes the password of and
 deletes one. The password is never stored or shown: only its digest HA1s (RFC 7616
-§3.4.2) for the realm ``SIP_REALM``. Usernames are unique across the whole node, since a
-REGISTER is matched to its credential by username alone.
+§3.4.2) for the realm ``SIP_REALM``. Usernames are unique within the account only: two
+accounts may each have an ``alice`` (the registrar tells them apart by whose digest verifies),
+so no answer shows or reserves another account's usernames.
 
 Every validation failure is Twilio's 21240, "Credential List Validation Error".
 """

@@ -246,13 +246,16 @@ sip_credentials = Table(
         index=True,
     ),
     Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
-    # Unique across accounts: the registrar finds a REGISTER's credentials by username alone.
-    Column("username", String(32), nullable=False, unique=True),
+    # Indexed, not unique: two accounts may each have an "alice" (no tenant can squat or
+    # probe another's names); the registrar tries each one's digest and the right one verifies.
+    Column("username", String(32), nullable=False, index=True),
     # H(username:realm:password) for each digest algorithm (RFC 7616 §3.4.2); never the password.
     Column("ha1_md5", String(32), nullable=False),
     Column("ha1_sha256", String(64), nullable=False),
     Column("date_created", UTCDateTime, nullable=False),
     Column("date_updated", UTCDateTime, nullable=False),
+    # Unique within the account: its phones register and are dialled by username.
+    UniqueConstraint("account_sid", "username"),
 )
 
 recordings = Table(

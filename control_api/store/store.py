@@ -239,7 +239,8 @@ class OutboxOutcome:
 
 
 class UsernameTaken(Exception):
-    """A SIP credential has the username already (usernames are unique across accounts)."""
+    """The account has a SIP credential of that username already (usernames are unique
+    per account; another account's are neither seen nor blocked)."""
 
     def __init__(self, username: str) -> None:
         super().__init__(f"the SIP username {username} is already in use")
@@ -260,6 +261,8 @@ class NoSuchCredentialList(LookupError):
 
 MAX_SIP_USERNAME = 32
 MIN_SIP_PASSWORD = 12
+# Accounts whose credential of one username a REGISTER's digest is tried against.
+MAX_SAME_USERNAME = 100
 _SIP_USERNAME = re.compile(r"[A-Za-z0-9._-]{1,%d}" % MAX_SIP_USERNAME)
 
 
@@ -1043,8 +1046,8 @@ class Store:
     ) -> SipCredential:
         """Add ``username`` to a list, keeping only the HA1s of ``password`` (realm
         ``SIP_REALM``). Raises ``ValueError`` (``check_sip_username``,
-        ``check_sip_password``), ``NoSuchCredentialList``, or ``UsernameTaken`` if any
-        account has the username already."""
+        ``check_sip_password``), ``NoSuchCredentialList``, or ``UsernameTaken`` if this
+        account has the username already (other accounts' usernames do not matter)."""
         check_sip_username(username)
         check_sip_password(password)
         now = utcnow()
@@ -1077,7 +1080,7 @@ class Store:
         try:
             inserted = await self.db.run(work)
         except IntegrityError:
-            if await self.find_sip_credential(username) is not None:
+            if await self.find_sip_credential(username, account_sid) is not None:
                 raise UsernameTaken(username) from None
             raise
         if not inserted:
@@ -1135,17 +1138,44 @@ class Store:
         result = await self.db.run(lambda c: c.execute(statement))
         return result.rowcount > 0
 
-    async def find_sip_credential(self, username: str) -> SipCredential | None:
-        """The credential a REGISTER or INVITE names, in any account (for the registrar)."""
-        query = select(sip_credentials).where(sip_credentials.c.username == username)
+    async def find_sip_credential(
+        self, username: str, account_sid: str | None = None
+    ) -> SipCredential | None:
+        """The credential of ``username`` in ``account_sid`` (or the oldest in any account)."""
+        t = sip_credentials.c
+        query = select(sip_credentials).where(t.username == username)
+        if account_sid is not None:
+            query = query.where(t.account_sid == account_sid)
+        query = query.order_by(t.date_created, t.sid).limit(1)
         row = await self.db.run(lambda c: c.execute(query).first())
         return SipCredential(**row._mapping) if row else None
 
-    async def delete_sip_credential_by_username(self, username: str) -> bool:
-        """Remove the credential of ``username``, whichever account has it."""
-        statement = sip_credentials.delete().where(sip_credentials.c.username == username)
+    async def find_sip_credentials(
+        self, username: str, *, limit: int = MAX_SAME_USERNAME
+    ) -> list[SipCredential]:
+        """Every account's credential of ``username``, oldest first (for the registrar,
+        which tries each one's digest: the one that verifies is the caller's)."""
+        t = sip_credentials.c
+        query = (
+            select(sip_credentials)
+            .where(t.username == username)
+            .order_by(t.date_created, t.sid)
+            .limit(limit)
+        )
+        rows = await self.db.run(lambda c: c.execute(query).all())
+        return [SipCredential(**row._mapping) for row in rows]
+
+    async def delete_sip_credential_by_username(
+        self, username: str, account_sid: str | None = None
+    ) -> int:
+        """Remove the credentials of ``username`` (in ``account_sid``, else in every
+        account); returns how many went."""
+        t = sip_credentials.c
+        statement = sip_credentials.delete().where(t.username == username)
+        if account_sid is not None:
+            statement = statement.where(t.account_sid == account_sid)
         result = await self.db.run(lambda c: c.execute(statement))
-        return result.rowcount > 0
+        return result.rowcount
 
     # Recordings
 

@@ -47,8 +47,8 @@ class FakeRegistrar:
     def __init__(self, bindings: dict[str, list[FakeBinding]]) -> None:
         self.bindings = bindings
 
-    def contacts(self, aor: str):
-        return self.bindings.get(aor, [])
+    def contacts(self, aor: str, owner: str):
+        return [b for b in self.bindings.get(aor, []) if b.owner == owner]
 
 
 async def ours(number: str) -> bool:

@@ -380,7 +380,8 @@ def test_authorize_then_verify(algorithm):
     assert creds.algorithm == algorithm
     assert auth.verify(creds, method="INVITE", password="secret") is Verdict.OK
     stored = ha1("alice", "atlanta.example.com", "secret", algorithm)
-    assert auth.verify(creds, method="INVITE", ha1=stored) is Verdict.OK
+    again = _loop(auth, algorithm)
+    assert auth.verify(again, method="INVITE", ha1=stored) is Verdict.OK
     # The method is covered by the digest: a REGISTER answer cannot pass as INVITE.
     assert auth.verify(creds, method="BYE", password="secret") is Verdict.BAD_CREDENTIALS
 
@@ -477,16 +478,21 @@ def test_nonce_is_bound_to_the_challenged_algorithm():
 def test_expired_nonce_is_stale():
     clock = Clock()
     auth = Authenticator("r", SECRET, nonce_ttl=300.0, clock=clock)
-    creds = _loop(auth, password="p")
+    challenge = Challenge.parse(str(auth.challenge()))
+
+    def use(nc: int) -> Verdict:
+        creds = authorize(challenge, method="INVITE", uri=URI, nc=nc, **_AP)
+        return auth.verify(creds, method="INVITE", password="p")
+
     clock.now += 300
-    assert auth.verify(creds, method="INVITE", password="p") is Verdict.OK
+    assert use(1) is Verdict.OK
     clock.now += 1
-    assert auth.verify(creds, method="INVITE", password="p") is Verdict.STALE
+    assert use(2) is Verdict.STALE
     # A node whose clock is far behind the issuer's also calls it stale.
     clock.now -= 602
-    assert auth.verify(creds, method="INVITE", password="p") is Verdict.STALE
+    assert use(3) is Verdict.STALE
     clock.now += 2
-    assert auth.verify(creds, method="INVITE", password="p") is Verdict.OK
+    assert use(4) is Verdict.OK
 
 
 def test_expired_nonce_with_wrong_password_is_bad_credentials():
@@ -604,3 +610,68 @@ def test_authenticator_misuse():
         auth.challenge(algorithm="SHA-1")
     with pytest.raises(ValueError, match="secret"):
         Authenticator("r", b"short")
+
+
+# -- nonce counts (RFC 7616 §3.4.5): a captured Authorization cannot be replayed
+
+
+def _answer(auth, challenge, nc, password="p"):
+    creds = authorize(challenge, method="REGISTER", uri=URI, nc=nc, **{**_AP, "password": password})
+    return auth.verify(creds, method="REGISTER", password="p")
+
+
+def test_a_replayed_authorization_is_stale():
+    auth = Authenticator("r", SECRET)
+    challenge = Challenge.parse(str(auth.challenge()))
+    creds = authorize(challenge, method="REGISTER", uri=URI, nc=1, **_AP)
+    assert auth.verify(creds, method="REGISTER", password="p") is Verdict.OK
+    assert auth.verify(creds, method="REGISTER", password="p") is Verdict.STALE
+    # The client's next request on the same nonce counts up, and passes.
+    assert _answer(auth, challenge, 2) is Verdict.OK
+    assert _answer(auth, challenge, 2) is Verdict.STALE
+    assert _answer(auth, challenge, 1) is Verdict.STALE
+    assert _answer(auth, challenge, 7) is Verdict.OK
+
+
+def test_a_wrong_digest_does_not_use_up_a_nonce_count():
+    auth = Authenticator("r", SECRET)
+    challenge = Challenge.parse(str(auth.challenge()))
+    assert _answer(auth, challenge, 1, password="guess") is Verdict.BAD_CREDENTIALS
+    assert _answer(auth, challenge, 1) is Verdict.OK
+
+
+def test_forgotten_nonce_counts_never_let_a_replay_through():
+    clock = Clock()
+    auth = Authenticator("r", SECRET, clock=clock, max_nonces=2)
+    challenges = []
+    for _ in range(3):
+        challenges.append(Challenge.parse(str(auth.challenge())))
+        clock.now += 1
+    for challenge in challenges:
+        assert _answer(auth, challenge, 1) is Verdict.OK
+    # The first nonce's count was forgotten to make room: it is stale, not replayable.
+    assert _answer(auth, challenges[0], 1) is Verdict.STALE
+    assert _answer(auth, challenges[0], 2) is Verdict.STALE
+    assert _answer(auth, challenges[2], 2) is Verdict.OK
+    assert len(auth._counts) <= 2
+
+
+def test_expired_nonce_counts_are_dropped():
+    clock = Clock()
+    auth = Authenticator("r", SECRET, nonce_ttl=60, clock=clock)
+    for _ in range(5):
+        assert _answer(auth, Challenge.parse(str(auth.challenge())), 1) is Verdict.OK
+    clock.now += 61
+    assert _answer(auth, Challenge.parse(str(auth.challenge())), 1) is Verdict.OK
+    assert len(auth._counts) == 1
+
+
+@given(st.lists(st.integers(1, 0xFFFFFFFF), min_size=1, max_size=20))
+def test_only_increasing_nonce_counts_pass(counts):
+    auth = Authenticator("r", SECRET)
+    challenge = Challenge.parse(str(auth.challenge()))
+    highest = 0
+    for nc in counts:
+        expected = Verdict.OK if nc > highest else Verdict.STALE
+        assert _answer(auth, challenge, nc) is expected
+        highest = max(highest, nc)

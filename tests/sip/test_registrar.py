@@ -216,15 +216,111 @@ async def test_sha256_answer_without_a_stored_sha256_ha1_is_asked_for_md5(
     assert (await phone.register(algorithm="MD5")).status == 200
 
 
-async def test_wrong_password_is_challenged_again_then_refused(phone, registrar):
-    first = await phone.register(password="wrong")
-    assert first.status == 401 and len(first.headers.get_lines("WWW-Authenticate")) == 2
-    assert (await phone.register(password="wrong")).status == 401
-    third = await phone.register(password="wrong")
-    assert third.status == 403
+async def test_guessing_locks_the_username_out_for_that_source(phone, registrar, clock):
+    refused = []
+    registrar._refused = lambda reason, source, **fields: refused.append((reason, source))
+    for _ in range(9):
+        response = await phone.register(password="wrong")
+        assert response.status == 401 and len(response.headers.get_lines("WWW-Authenticate")) == 2
+    tenth = await phone.register(password="wrong")
+    assert tenth.status == 403 and not tenth.headers.get_lines("WWW-Authenticate")
+    assert refused == [("auth.lockout", "10.0.0.1")]
+    # Locked out: no fresh challenge, and even the right password is refused.
+    for _ in range(3):
+        response = await phone.send(register(cseq=100))
+        assert response.status == 403 and not response.headers.get_lines("WWW-Authenticate")
     assert registrar.contacts("alice") == []
-    # the count starts again, and the right password still works
+    # Another source is not locked out of alice, nor this source out of bob.
+    elsewhere = Phone(registrar.ua, registrar, FakeFlow(("10.0.0.9", 5062)))
+    assert (await elsewhere.register()).status == 200
+    assert (await phone.register("bob")).status == 200
+    # After the cooldown the count starts again and the right password works.
+    clock.now += 60
     assert (await phone.register()).status == 200
+
+
+async def test_a_success_clears_the_failure_count(phone, registrar):
+    for _ in range(9):
+        assert (await phone.register(password="wrong")).status == 401
+    assert (await phone.register()).status == 200
+    for _ in range(9):
+        assert (await phone.register(password="wrong")).status == 401
+
+
+async def test_an_unknown_username_is_locked_out_exactly_alike(phone, registrar):
+    def answers(responses):
+        return [
+            (r.status, r.reason, r.headers.get_lines("WWW-Authenticate") != []) for r in responses
+        ]
+
+    known = [await phone.register("alice", password="wrong") for _ in range(10)]
+    known.append(await phone.send(register("alice", cseq=100)))
+    unknown = [await phone.register("mallory", password="wrong") for _ in range(10)]
+    unknown.append(await phone.send(register("mallory", cseq=100)))
+    assert answers(known) == answers(unknown)
+    assert answers(known[9:]) == [(403, "Forbidden", False)] * 2
+
+
+async def test_unauthenticated_registers_are_answered_without_a_transaction(phone, registrar):
+    for n in range(50):
+        response = await phone.send(register(call_id=f"flood-{n}"))
+        assert response.status == 401
+    assert len(registrar.ua.layer.server) == 0
+    assert (await phone.register()).status == 200
+
+
+async def test_a_replayed_register_with_another_contact_is_stale(phone, registrar):
+    challenged = await phone.send(register(cseq=1))
+    credentials = authorize(
+        pick(challenged, "MD5"),
+        method="REGISTER",
+        uri="sip:127.0.0.1",
+        username="alice",
+        password=PASSWORD,
+    )
+    assert (await phone.send(register(cseq=2, authorization=str(credentials)))).status == 200
+    replay = register(
+        cseq=3,
+        call_id="hijack@203.0.113.66",
+        contacts=("<sip:alice@203.0.113.66:5060>",),
+        authorization=str(credentials),
+    )
+    response = await phone.send(replay)
+    assert response.status == 401
+    assert all(Challenge.parse(v).stale for v in response.headers.get_lines("WWW-Authenticate"))
+    assert [b.contact for b in registrar.contacts("alice")] == ["sip:alice@10.0.0.1:5062"]
+
+
+async def test_two_accounts_with_one_username_register_apart(registrar, flow, accounts):
+    mine = account("alice", "mine-password")
+    theirs = Account(ha1("alice", REALM, "their-password", "MD5"), None, owner="AC-theirs")
+    registrar.lookup = lambda username: [mine, theirs] if username == "alice" else None
+    desk = Phone(registrar.ua, registrar, flow)
+    other = Phone(registrar.ua, registrar, FakeFlow(("10.0.0.2", 5062)))
+    assert (await desk.register(password="mine-password")).status == 200
+    response = await other.register(
+        password="their-password", contacts=("<sip:alice@10.0.0.2:5062>",), call_id="theirs"
+    )
+    assert response.status == 200
+    # Each 200 lists that account's phones only.
+    assert contact_lines(response) == ["<sip:alice@10.0.0.2:5062>;expires=3600"]
+    [their_binding] = registrar.contacts("alice", "AC-theirs")
+    assert their_binding.contact == "sip:alice@10.0.0.2:5062"
+    [my_binding] = registrar.contacts("alice", "AC-alice")
+    assert my_binding.contact == "sip:alice@10.0.0.1:5062"
+    assert len(registrar.contacts("alice")) == 2
+    assert registrar.contacts("alice", "AC-nobody") == []
+    # A third password is wrong for both.
+    assert (await desk.register(password="neither")).status == 401
+
+
+async def test_contacts_per_address_of_record_are_bounded(phone, registrar):
+    from sip.registrar import MAX_CONTACTS_PER_AOR
+
+    many = tuple(f"<sip:alice@10.0.1.{n}:5060>" for n in range(MAX_CONTACTS_PER_AOR + 1))
+    assert (await phone.register(contacts=many)).status == 403
+    assert registrar.contacts("alice") == []
+    assert (await phone.register(contacts=many[:-1])).status == 200
 
 
 async def test_unknown_user_looks_like_a_wrong_password(phone):

@@ -28,7 +28,7 @@ _usernames = iter(range(10**6))
 
 
 def username() -> str:
-    """A username no test has used (usernames are unique store-wide)."""
+    """A username no test has used."""
     return f"user.{next(_usernames)}-x"
 
 
@@ -129,16 +129,26 @@ def test_bad_username_is_21240(client, bad):
     assert (error.status, error.code) == (400, 21240)
 
 
-def test_username_is_unique_across_accounts(client, api, other):
+def test_username_is_unique_in_the_account_only(client, api, account, other):
     name = username()
     mine = client.sip.credential_lists.create(friendly_name="mine")
-    mine.credentials.create(username=name, password=PASSWORD)
+    first = mine.credentials.create(username=name, password=PASSWORD)
     error = rest_error(lambda: mine.credentials.create(username=name, password=PASSWORD))
     assert (error.status, error.code) == (400, 21240)
     assert name in error.msg and "in use" in error.msg
-    theirs = api.client(other).sip.credential_lists.create(friendly_name="theirs")
-    error = rest_error(lambda: theirs.credentials.create(username=name, password=PASSWORD))
+    second = client.sip.credential_lists.create(friendly_name="mine too")
+    error = rest_error(lambda: second.credentials.create(username=name, password=PASSWORD))
     assert (error.status, error.code) == (400, 21240)
+    # Another tenant can neither learn that the name exists nor squat it.
+    theirs = api.client(other).sip.credential_lists.create(friendly_name="theirs")
+    their = theirs.credentials.create(username=name, password=PASSWORD + "x")
+    assert (their.username, their.account_sid) == (name, other.sid)
+    assert [c.sid for c in theirs.credentials.list()] == [their.sid]
+    stored = api.run(api.store.find_sip_credentials(name))
+    assert [(c.sid, c.account_sid) for c in stored] == [
+        (first.sid, account.sid),
+        (their.sid, other.sid),
+    ]
 
 
 def test_list_names_are_unique_in_an_account(client, api, other):

@@ -159,14 +159,21 @@ async def test_credential_keeps_only_the_ha1s(store: Store, account):
     assert rows and not any(PASSWORD in row for row in rows)
 
 
-async def test_usernames_are_unique_across_accounts(store: Store, account, other):
+async def test_usernames_are_unique_per_account(store: Store, account, other):
     mine = await store.create_credential_list(account.sid, "mine")
+    second = await store.create_credential_list(account.sid, "second")
     theirs = await store.create_credential_list(other.sid, "theirs")
-    await store.create_sip_credential(account.sid, mine.sid, "alice", PASSWORD)
+    first = await store.create_sip_credential(account.sid, mine.sid, "alice", PASSWORD)
     with pytest.raises(UsernameTaken):
         await store.create_sip_credential(account.sid, mine.sid, "alice", PASSWORD)
-    with pytest.raises(UsernameTaken):
-        await store.create_sip_credential(other.sid, theirs.sid, "alice", PASSWORD)
+    with pytest.raises(UsernameTaken):  # another list of the same account
+        await store.create_sip_credential(account.sid, second.sid, "alice", PASSWORD)
+    # Another account's "alice" is neither revealed nor blocked.
+    their = await store.create_sip_credential(other.sid, theirs.sid, "alice", PASSWORD + "x")
+    assert await store.find_sip_credentials("alice") == [first, their]
+    assert await store.find_sip_credential("alice", other.sid) == their
+    assert await store.delete_sip_credential_by_username("alice", other.sid) == 1
+    assert await store.find_sip_credentials("alice") == [first]
 
 
 async def test_credentials_only_in_lists_of_their_account(store: Store, account, other):
@@ -224,8 +231,8 @@ async def test_deleting_a_list_deletes_its_credentials(store: Store, account):
 async def test_delete_by_username(store: Store, account):
     credential_list = await store.create_credential_list(account.sid, "default")
     await store.create_sip_credential(account.sid, credential_list.sid, "erin", PASSWORD)
-    assert await store.delete_sip_credential_by_username("erin") is True
-    assert await store.delete_sip_credential_by_username("erin") is False
+    assert await store.delete_sip_credential_by_username("erin") == 1
+    assert await store.delete_sip_credential_by_username("erin") == 0
     assert await store.find_sip_credential("erin") is None
 
 
