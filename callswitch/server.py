@@ -270,7 +270,8 @@ class Server:
                 secret=self.turn_secret,
                 allow_peers=list(s.turn_allow_peer),
                 own_addresses={*_interface_addresses(), s.public_address, s.bind},
-            )
+            ),
+            refused=self.refusals,
         )
         await self.turn.start()
         self._closers.append(self.turn.close)
