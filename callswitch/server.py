@@ -227,6 +227,7 @@ class Server:
             conferences=Conferences(self.store, self.clock),
         )
         self.voice.billing = self.billing
+        self.voice.refused = self.refusals
         tls_client = client_tls_context(s.sip_tls_ca, s.sip_tls_cert, s.sip_tls_key)
         self.sip = SipEndpoint(s.bind, s.sip_port, s.public_address, tls_client=tls_client)
         await self.sip.start()
@@ -243,6 +244,8 @@ class Server:
             self_address=(_reachable(s.bind), self.sip.ua.port),
             is_our_number=self.voice.is_our_number,
             registrar=start_registrar(self.sip.ua, self.store, data),
+            deny=s.dial_deny,
+            refused=self.refusals,
         )
         if self.messaging is not None:
             for trunk in s.trunk:

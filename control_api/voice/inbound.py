@@ -19,7 +19,7 @@ from pathlib import Path
 
 from control_api.api.streams import StreamInfo
 from control_api.call import Call
-from control_api.dialer import Dialer
+from control_api.dialer import Dialer, not_told
 from control_api.outbound_call import OutboundCall
 from control_api.twiml.verbs import Dial, Stream
 from control_api.voice import outbound
@@ -93,6 +93,8 @@ class VoiceApps:
         self.base_url = base_url  # where our REST API is reached: RecordingUrl
         self.conferences = conferences
         self.billing = None  # set by the server: prices calls as they end
+        # Set by the server: refused(reason, source_ip, **fields) logs and counts refusals.
+        self.refused: Callable[..., None] = not_told
         self.live: dict[str, _LiveCall] = {}
         # Calls the REST API ended, until their final record is written (``settled``).
         self._ending: dict[str, asyncio.Event] = {}
