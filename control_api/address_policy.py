@@ -14,11 +14,15 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 
-__all__ = ["DenyList", "ResolveError", "resolve_all"]
+__all__ = ["DenyList", "ResolveError", "not_told", "resolve_all"]
 
 RESOLVE_TIMEOUT_S = 5.0
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def not_told(reason: str, source_ip: str, **fields: object) -> None:
+    """The default ``refused(reason, source_ip, **fields)`` callable: refusals go untold."""
 
 
 class ResolveError(OSError):

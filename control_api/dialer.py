@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 
-from control_api.address_policy import DenyList, ResolveError, resolve_all
+from control_api.address_policy import DenyList, ResolveError, not_told, resolve_all
 from control_api.call import MediaSettings
 from control_api.outbound_call import Destination, OutboundCall
 from control_api.trunks import Trunk, select_trunk
@@ -31,7 +31,7 @@ from sip.headers import SipUri
 from sip.ua import UserAgent
 from sip.uac import SipCredentials
 
-__all__ = ["DialError", "DialRefused", "Dialer", "not_told"]
+__all__ = ["DialError", "DialRefused", "Dialer"]
 
 log = logging.getLogger("callswitch.calls")
 
@@ -48,10 +48,6 @@ class DialRefused(DialError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-def not_told(reason: str, source_ip: str, **fields: object) -> None:
-    """The default ``refused`` callable: refusals go untold."""
 
 
 class Dialer:

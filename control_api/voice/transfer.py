@@ -20,7 +20,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from control_api.dialer import DialError, not_told
+from control_api.address_policy import not_told
+from control_api.dialer import DialError
 from control_api.voice.refer_policy import authenticated_leg, peer_address
 from sip.midcall import ReferHandle
 
