@@ -9,6 +9,7 @@ bounded by a deadline; the socket is bound to the address the test chooses
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 import threading
@@ -244,6 +245,51 @@ class Phone:
                 return final.status
         return None
 
+    def register(self, server: tuple[str, int], password: str, timeout: float = 5.0) -> int | None:
+        """REGISTER this phone's user at the node (answering the digest challenge, MD5
+        with qop=auth); the final status."""
+        aor = f"sip:{self.user}@{server[0]}:{server[1]}"
+        call_id, tag = uuid.uuid4().hex, uuid.uuid4().hex[:8]
+        status, challenge = self._register(server, aor, call_id, tag, 1, "", timeout)
+        if status != 401 or challenge is None:
+            return status
+        fields = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge))
+        realm, nonce, cnonce, nc = (
+            fields["realm"],
+            fields["nonce"],
+            uuid.uuid4().hex[:8],
+            "00000001",
+        )
+        ha1 = _md5(f"{self.user}:{realm}:{password}")
+        ha2 = _md5(f"REGISTER:sip:{server[0]}:{server[1]}")
+        response = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        authorization = (
+            f'Authorization: Digest username="{self.user}", realm="{realm}", nonce="{nonce}", '
+            f'uri="sip:{server[0]}:{server[1]}", response="{response}", algorithm=MD5, '
+            f'qop=auth, nc={nc}, cnonce="{cnonce}"\r\n'
+        )
+        return self._register(server, aor, call_id, tag, 2, authorization, timeout)[0]
+
+    def _register(self, server, aor, call_id, tag, cseq, extra, timeout):
+        branch = _branch()
+        message = (
+            f"REGISTER sip:{server[0]}:{server[1]} SIP/2.0\r\n{self._via(branch)}"
+            f"Max-Forwards: 70\r\nFrom: <{aor}>;tag={tag}\r\nTo: <{aor}>\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: {self.contact}\r\n"
+            f"Expires: 300\r\n{extra}Content-Length: 0\r\n\r\n"
+        ).encode()
+        self.sock.sendto(message, server)
+        final = self.wait(
+            lambda m: _branch_of(m) == branch and m.status is not None and m.status >= 200,
+            timeout,
+        )
+        if final is None:
+            return None, None
+        challenges = [
+            c for c in final.all("WWW-Authenticate") if "MD5" in c or "algorithm" not in c
+        ]
+        return final.status, (challenges[0] if challenges else None)
+
     def _via(self, branch: str) -> str:
         return f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={branch};rport\r\n"
 
@@ -300,6 +346,10 @@ def _branch_of(message: Message) -> str | None:
     via = message.header("Via") or ""
     match = re.search(r"branch=([^;,\s]+)", via)
     return match.group(1) if match else None
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
 
 
 def _tag(value: str) -> str:

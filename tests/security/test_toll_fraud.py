@@ -224,3 +224,36 @@ def test_a_trunk_host_dialled_raw_gets_the_trunk_rules(tmp_path, app):
         assert refused.value.status == 403 and refused.value.code == 21215
         assert counted.get("dial.trunk") == 1, counted
         assert not problems, problems
+
+
+def test_a_registered_phone_of_the_account_may_transfer_through_routing(tmp_path, app):
+    """The honest use goes on: a phone registered to the account calls the number and,
+    once bridged, transfers the other party to a number: 202, and the INVITE leaves
+    through the trunk that serves that number."""
+    with (
+        Phone("127.0.0.3", "alice") as alice,
+        Phone("127.0.0.1", "callee") as callee,
+        Phone("127.0.0.4", "target") as target,
+    ):
+        server = start_with_trunk(
+            tmp_path, callee, "--trunk", f"c=sip:{target.host}:{target.port};prefix=+1555040"
+        )
+        try:
+            client = rest_client(server)
+            phones = client.sip.credential_lists.create(friendly_name="phones")
+            client.sip.credential_lists(phones.sid).credentials.create(
+                username="alice", password="Correct-Horse-7"
+            )
+            assert alice.register(server.sip_addr, "Correct-Horse-7") == 200, server.tail()
+            dialog = bridged_call(server, app, alice, callee)
+            refer_to = f"Refer-To: <sip:+15550402222@{target.host}>\r\n"
+            status = alice.request(dialog, "REFER", server.sip_addr, refer_to)
+            invite = target.wait(lambda m: m.method == "INVITE", 10)
+            counted = refusals(server)
+        finally:
+            problems = server.stop()
+        assert status == 202, server.tail()
+        assert invite is not None, server.tail()
+        assert invite.first_line.startswith(f"INVITE sip:+15550402222@{target.host}:{target.port}")
+        assert not [r for r in counted if r.startswith("refer.")], counted
+        assert not problems, problems
