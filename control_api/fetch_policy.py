@@ -37,9 +37,7 @@ class FetchPolicy:
     each refusal (its ``source_ip`` is the denied address: a fetch has no remote
     requester)."""
 
-    def __init__(
-        self, deny: Iterable[str] = (), refused: Callable[..., None] = not_told
-    ) -> None:
+    def __init__(self, deny: Iterable[str] = (), refused: Callable[..., None] = not_told) -> None:
         self.deny = DenyList(deny)
         self.refused = refused
 
