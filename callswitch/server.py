@@ -24,6 +24,7 @@ from control_api.builtin_apps import BUILTIN_APPS
 from control_api.call import CallManager, MediaSettings
 from control_api.cluster import ClusterLiveCalls, Node, cluster_router
 from control_api.dialer import Dialer
+from control_api.fetch_policy import FetchPolicy
 from control_api.registrations import start_registrar
 from control_api.sms.service import Messaging
 from control_api.sms.sip_carrier import SipMessageCarrier, serve_inbound_messages
@@ -119,6 +120,7 @@ class Server:
         self.clock = MediaClock()
         # Every guard reports what it turned away here: logged once per source, counted.
         self.refusals = Refusals()
+        self.fetch_policy: FetchPolicy | None = None
         self.metrics = Metrics(self)
         self.draining = False
         self.listeners: dict[str, str] = {}
@@ -131,7 +133,9 @@ class Server:
         if s.runs("sip") or s.runs("api"):
             self.store = await Store.open(database_url(s))
             await self._seed_account()
-            webhooks = WebhookClient()
+            # --fetch-deny: every URL the node fetches for an account is checked first.
+            self.fetch_policy = FetchPolicy(s.fetch_deny, self.refusals)
+            webhooks = WebhookClient(guard=self.fetch_policy)
             webhooks.on_result = self.metrics.observe_webhook
             self.claimant = node_claimant(s.data_dir)
             self.outbox = Outbox(
@@ -215,7 +219,7 @@ class Server:
         s = self.settings
         webhooks = self.outbox.client
         tts = TextToSpeech(data / "cache" / "tts")
-        audio = AudioLoader()
+        audio = AudioLoader(guard=self.fetch_policy)
         self._closers.append(audio.close)
         self.voice = VoiceApps(
             self.store,
@@ -228,6 +232,8 @@ class Server:
             conferences=Conferences(self.store, self.clock),
         )
         self.voice.billing = self.billing
+        self.voice.refused = self.refusals
+        self.voice.fetch_guard = self.fetch_policy
         tls_client = client_tls_context(s.sip_tls_ca, s.sip_tls_cert, s.sip_tls_key)
         self.sip = SipEndpoint(s.bind, s.sip_port, s.public_address, tls_client=tls_client)
         self.sip.ua.guard = SourceGuard(
@@ -257,6 +263,8 @@ class Server:
                 lockout=s.auth_lockout,
                 refused=self.refusals,
             ),
+            deny=s.dial_deny,
+            refused=self.refusals,
         )
         if self.messaging is not None:
             for trunk in s.trunk:
@@ -284,7 +292,8 @@ class Server:
                 secret=self.turn_secret,
                 allow_peers=list(s.turn_allow_peer),
                 own_addresses={*_interface_addresses(), s.public_address, s.bind},
-            )
+            ),
+            refused=self.refusals,
         )
         await self.turn.start()
         self._closers.append(self.turn.close)

@@ -7,17 +7,22 @@ call; any other leaves through the trunk with the longest matching prefix),
 ``sip:`` URI of a registered user at our address (the same), or any other
 ``sip:`` URI (called directly). :class:`Dialer` turns each into
 :class:`~control_api.outbound_call.Destination` values and places calls.
+
+Policy (docs/security.md): a ``sip:`` URI whose host resolves into
+``--dial-deny`` is refused (:class:`DialRefused`, reason ``dial.denied``); one
+whose host is a trunk's goes through that trunk's rules (its prefixes, login,
+transport and caller ID) as the number in its user part, or not at all
+(``dial.trunk``). :meth:`Dialer.refer_address` says what a REFER may ask for.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import re
-import socket
 from collections.abc import Awaitable, Callable, Sequence
 
+from control_api.address_policy import DenyList, ResolveError, not_told, resolve_all
 from control_api.call import MediaSettings
 from control_api.outbound_call import Destination, OutboundCall
 from control_api.trunks import Trunk, select_trunk
@@ -26,7 +31,7 @@ from sip.headers import SipUri
 from sip.ua import UserAgent
 from sip.uac import SipCredentials
 
-__all__ = ["DialError", "Dialer"]
+__all__ = ["DialError", "DialRefused", "Dialer"]
 
 log = logging.getLogger("callswitch.calls")
 
@@ -35,6 +40,14 @@ PHONE = re.compile(r"\+?[0-9]{3,15}")
 
 class DialError(Exception):
     """The address cannot be called: nothing routes there."""
+
+
+class DialRefused(DialError):
+    """Policy forbids calling the address (``--dial-deny``, a trunk's rules)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Dialer:
@@ -48,6 +61,8 @@ class Dialer:
         self_address: tuple[str, int],
         is_our_number: Callable[[str], Awaitable[bool]],
         registrar=None,
+        deny: Sequence[str] = (),
+        refused: Callable[..., None] = not_told,
     ) -> None:
         self.ua = ua
         self.media = media
@@ -56,6 +71,8 @@ class Dialer:
         self.self_address = self_address  # where our own SIP listener is reachable
         self.is_our_number = is_our_number
         self.registrar = registrar
+        self.deny = DenyList(deny)  # --dial-deny: sip: targets never go there
+        self.refused = refused  # refused(reason, source_ip, **fields): logged and counted
         self._calls: list[OutboundCall] = []
 
     async def resolve(
@@ -65,8 +82,12 @@ class Dialer:
         *,
         username: str | None = None,
         password: str | None = None,
+        source_ip: str = "",
     ) -> list[Destination]:
-        """Every destination ``address`` rings (several for a user on several phones)."""
+        """Every destination ``address`` rings (several for a user on several phones).
+
+        ``source_ip`` is who asked (the REST client, the caller whose TwiML dials, the
+        phone that sent REFER), for the log line of a refusal."""
         address = address.strip()
         credentials = SipCredentials(username, password or "") if username else None
         if address.lower().startswith("client:"):
@@ -80,12 +101,10 @@ class Dialer:
                 registered = self._registered(account_sid, uri.user, address)
                 if registered:
                     return registered
-            return [await self._direct(uri, address, credentials)]
-        number = address.replace(" ", "").replace("-", "")
-        if not PHONE.fullmatch(number):
+            return [await self._sip(uri, address, credentials, account_sid, source_ip)]
+        number = _number(address)
+        if number is None:
             raise DialError(f"not a phone number, client: or sip: address: {address}")
-        if not number.startswith("+"):
-            number = "+" + number
         if await self.is_our_number(number):
             host, port = self.self_address
             flow = self.ua.flow_for("UDP", host, port)
@@ -96,17 +115,91 @@ class Dialer:
         trunk = select_trunk(self.trunks, number)
         if trunk is None:
             raise DialError(f"no trunk serves {number}")
+        return [await self._via_trunk(trunk, number, number, credentials)]
+
+    def refer_address(self, target: str) -> str | None:
+        """What a REFER's ``Refer-To`` may be dialled as, routed like ``<Dial>``: a
+        number (``tel:``, or ``sip:NUMBER@`` our address or a trunk's host), a client
+        (``sip:alice@`` our address); None for anything else, which is not dialled."""
+        scheme, _, rest = target.partition(":")
+        if scheme.lower() == "tel":
+            return _number(rest.split(";", 1)[0])
+        if scheme.lower() not in ("sip", "sips"):
+            return None
+        try:
+            uri = SipUri.parse(target)
+        except SipParseError:
+            return None
+        if not uri.user:
+            return None
+        number = _number(uri.user)
+        if self._is_local(uri):
+            return number or f"client:{uri.user}"
+        host = uri.host.strip("[]").lower()
+        if number is not None and any(t.host.strip("[]").lower() == host for t in self.trunks):
+            return number
+        return None
+
+    async def _sip(
+        self,
+        uri: SipUri,
+        label: str,
+        credentials: SipCredentials | None,
+        account_sid: str,
+        source_ip: str,
+    ) -> Destination:
+        """A ``sip:`` URI not of a registered user: through policy, then its trunk or
+        directly."""
+        try:
+            addresses = await resolve_all(uri.host)
+        except ResolveError as exc:
+            raise DialError(str(exc)) from None
+        denied = self.deny.first_denied(addresses)
+        if denied is not None:
+            address, network = denied
+            self._refuse("dial.denied", source_ip, account_sid, label, address=address)
+            raise DialRefused(f"{label}: {address} is in --dial-deny {network}", "dial.denied")
+        trunks = await self._trunks_at(addresses)
+        if not trunks:
+            return await self._direct(uri, label, credentials, address=addresses[0])
+        number = _number(uri.user or "")
+        trunk = select_trunk(trunks, number) if number else None
+        if number is None or trunk is None or trunk.serves(number) < 0:
+            self._refuse("dial.trunk", source_ip, account_sid, label, trunk=trunks[0].name)
+            raise DialRefused(
+                f"{label}: the host of trunk {trunks[0].name} is reached through its rules "
+                "only, and they do not serve this address",
+                "dial.trunk",
+            )
+        return await self._via_trunk(trunk, number, label, None)
+
+    async def _trunks_at(self, addresses: list[str]) -> list[Trunk]:
+        """The trunks whose host is one of ``addresses``."""
+        wanted = {_canonical(a) for a in addresses}
+        found = []
+        for trunk in self.trunks:
+            try:
+                hosts = await resolve_all(trunk.host)
+            except ResolveError:
+                continue
+            if wanted & {_canonical(h) for h in hosts}:
+                found.append(trunk)
+        return found
+
+    async def _via_trunk(
+        self, trunk: Trunk, number: str, label: str, credentials: SipCredentials | None
+    ) -> Destination:
         uri = SipUri.parse(trunk.request_uri(number))
         login = credentials
         if login is None and trunk.username:
             login = SipCredentials(trunk.username, trunk.password or "")
         destination = await self._direct(uri, number, login, transport=trunk.transport)
-        return [
-            Destination(destination.target, destination.flow, login, kind="trunk", label=number)
-        ]
+        return Destination(
+            destination.target, destination.flow, login, kind="trunk", label=label, trunk=trunk
+        )
 
-    def trunk_for(self, number: str) -> Trunk | None:
-        return select_trunk(self.trunks, number)
+    def _refuse(self, reason: str, source_ip: str, account_sid: str, target: str, **fields):
+        self.refused(reason, source_ip or "-", account_sid=account_sid, target=target, **fields)
 
     def _is_local(self, uri: SipUri) -> bool:
         host = uri.host.strip("[]")
@@ -133,11 +226,12 @@ class Dialer:
         label: str,
         credentials: SipCredentials | None,
         transport: str | None = None,
+        address: str | None = None,
     ) -> Destination:
         transport = (transport or uri.params.get("transport") or "udp").upper()
         if uri.scheme == "sips":
             transport = "TLS"
-        host = await _resolve_host(uri.host.strip("[]"))
+        host = address or await _resolve_host(uri.host.strip("[]"))
         port = uri.port or (5061 if transport == "TLS" else 5060)
         flow = self.ua.flow_for(transport, host, port)
         if flow is None:
@@ -174,20 +268,24 @@ class Dialer:
         return list(self._calls)
 
 
+def _number(text: str) -> str | None:
+    """``text`` as an E.164 number (``+`` added), or None when it is not one."""
+    number = text.replace(" ", "").replace("-", "")
+    if not PHONE.fullmatch(number):
+        return None
+    return number if number.startswith("+") else "+" + number
+
+
+def _canonical(address: str) -> str:
+    try:
+        return str(ipaddress.ip_address(address.split("%", 1)[0]))
+    except ValueError:
+        return address.lower()
+
+
 async def _resolve_host(host: str) -> str:
     """An IP address for ``host`` (A/AAAA lookup; RFC 3263 NAPTR/SRV are not done)."""
     try:
-        ipaddress.ip_address(host)
-        return host
-    except ValueError:
-        pass
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await asyncio.wait_for(
-            loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM), timeout=5.0
-        )
-    except (OSError, TimeoutError) as exc:
-        raise DialError(f"cannot resolve {host}: {exc}") from None
-    if not infos:
-        raise DialError(f"cannot resolve {host}")
-    return infos[0][4][0]
+        return (await resolve_all(host))[0]
+    except ResolveError as exc:
+        raise DialError(str(exc)) from None

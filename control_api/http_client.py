@@ -8,6 +8,12 @@ of that. ``request`` makes one request per connection (``Connection: close``),
 as most application servers expect from webhook senders; a ``ConnectionPool``
 keeps connections open between requests to one origin (RFC 9112 §9.3), for
 senders of many requests such as the outbox's status callbacks.
+
+A ``guard`` (control_api/fetch_policy.py, ``--fetch-deny``) is asked for the
+address of the URL's host before each connection is made, and the connection
+goes to that checked address; a denied host raises ``PermissionError``, which
+is an :class:`HttpError` here as any unreachable host is. No redirect is ever
+followed.
 """
 
 from __future__ import annotations
@@ -17,12 +23,13 @@ import contextlib
 import functools
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import h11
 
-__all__ = ["ConnectionPool", "HttpError", "HttpResponse", "request"]
+__all__ = ["ConnectionPool", "Guard", "HttpError", "HttpResponse", "request"]
 
 MAX_BODY = 1024 * 1024  # a TwiML document is a few kilobytes; refuse the absurd
 # Shorter than the idle timeouts of common servers (uvicorn 5 s, nginx 75 s), so that
@@ -30,6 +37,8 @@ MAX_BODY = 1024 * 1024  # a TwiML document is a few kilobytes; refuse the absurd
 IDLE_TIMEOUT_S = 4.0
 MAX_IDLE_PER_ORIGIN = 64  # as many as the outbox sends at once
 _SSL = ssl.create_default_context()
+
+Guard = Callable[[str, int], Awaitable[str]]  # (host, port) -> the checked address
 
 
 class HttpError(Exception):
@@ -85,12 +94,13 @@ async def request(
     body: bytes = b"",
     timeout: float = 15.0,
     max_body: int = MAX_BODY,
+    guard: Guard | None = None,
 ) -> HttpResponse:
     """One HTTP(S) request; raises :class:`HttpError` for anything but an answer."""
     where = _parse(url)
     all_headers = _headers(where, body, headers, close=True)
     async with _answered_within(timeout):
-        connection = await _Connection.open(where)
+        connection = await _Connection.open(where, guard)
         try:
             return await connection.exchange(method, where.target, all_headers, body, max_body)
         finally:
@@ -133,9 +143,10 @@ class _Connection:
     idle_since: float = 0.0
 
     @classmethod
-    async def open(cls, where: _Target) -> _Connection:
+    async def open(cls, where: _Target, guard: Guard | None = None) -> _Connection:
+        host = where.host if guard is None else await guard(where.host, where.port)
         reader, writer = await asyncio.open_connection(
-            where.host,
+            host,
             where.port,
             ssl=_SSL if where.secure else None,
             server_hostname=where.host if where.secure else None,
@@ -211,7 +222,9 @@ class ConnectionPool:
         *,
         idle_timeout: float = IDLE_TIMEOUT_S,
         max_idle_per_origin: int = MAX_IDLE_PER_ORIGIN,
+        guard: Guard | None = None,
     ) -> None:
+        self.guard = guard  # asked before each new connection (--fetch-deny)
         self.idle_timeout = idle_timeout
         self.max_idle_per_origin = max_idle_per_origin
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
@@ -235,7 +248,7 @@ class ConnectionPool:
                 connection = self._take(where.origin)
                 reused = connection is not None
                 if connection is None:
-                    connection = await _Connection.open(where)
+                    connection = await _Connection.open(where, self.guard)
                     self.opened += 1
                 try:
                     response = await connection.exchange(

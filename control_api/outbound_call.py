@@ -23,6 +23,7 @@ from control_api.call import (
     new_call_sid,
 )
 from control_api.media_update import attach_media_updates
+from control_api.trunks import Trunk
 from media.ports import PortsExhausted
 from media.sdp import (
     TELEPHONE_EVENT,
@@ -51,6 +52,7 @@ class Destination:
     to: str | None = None  # the To URI when it differs from the Request-URI
     kind: str = "sip"  # sip, trunk, client, number (what Twilio bills and shows)
     label: str = ""  # the dialled address as the application wrote it
+    trunk: Trunk | None = None  # the trunk it leaves through (its caller-ID rule applies)
 
 
 def failure_status(sip_status: int | None) -> str:

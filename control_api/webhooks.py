@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from control_api.http_client import ConnectionPool, HttpError, HttpResponse
+from control_api.http_client import ConnectionPool, Guard, HttpError, HttpResponse
 from control_api.http_client import request as http_request
 from control_api.store.store import OutboxOutcome
 
@@ -90,12 +90,15 @@ def _ignore_result(seconds: float, outcome: str) -> None:
 class WebhookClient:
     """Makes signed requests to the application's URLs."""
 
-    def __init__(self, timeout: float = WEBHOOK_TIMEOUT_S) -> None:
+    def __init__(self, timeout: float = WEBHOOK_TIMEOUT_S, guard: Guard | None = None) -> None:
         self.timeout = timeout
+        # --fetch-deny (control_api/fetch_policy.py): asked before every connection; a
+        # denied URL fails as an unreachable one does (WebhookError, Twilio 11200).
+        self.guard = guard
         # Told how each request went: seconds taken and "ok", "http_error" or "unreachable".
         self.on_result: Callable[[float, str], None] = _ignore_result
         # Status callbacks come many to one application: their connections are kept.
-        self.pool = ConnectionPool()
+        self.pool = ConnectionPool(guard=guard)
 
     async def request(
         self,
@@ -123,11 +126,20 @@ class WebhookClient:
             headers.append(("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"))
             body = urlencode(list(params)).encode()
         started = time.monotonic()
-        send = self.pool.request if keep_alive else http_request
         try:
-            response = await send(
-                method, url, headers=headers, body=body, timeout=timeout or self.timeout
-            )
+            if keep_alive:
+                response = await self.pool.request(
+                    method, url, headers=headers, body=body, timeout=timeout or self.timeout
+                )
+            else:
+                response = await http_request(
+                    method,
+                    url,
+                    headers=headers,
+                    body=body,
+                    timeout=timeout or self.timeout,
+                    guard=self.guard,
+                )
         except HttpError as exc:
             self.on_result(time.monotonic() - started, "unreachable")
             raise WebhookError(f"{method} {url}: {exc}") from exc

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from websockets.exceptions import ConnectionClosed
 
@@ -67,8 +68,10 @@ class MediaStreamClient:
         *,
         connect_timeout: float = CONNECT_TIMEOUT_S,
         send_buffer: int = HIGH_WATER,
+        resolve: Callable[[str, int], Awaitable[str]] | None = None,
     ) -> None:
         self.leg = leg
+        self.resolve = resolve  # the fetch policy: (host, port) -> the address to connect to
         self.url = url
         self.protocol = protocol
         self.connect_timeout = connect_timeout
@@ -91,6 +94,7 @@ class MediaStreamClient:
                 max_size=MAX_MESSAGE,
                 on_message=self._handle,
                 high_water=self.send_buffer,
+                resolve=self.resolve,
             )
         except WebSocketOpenError as exc:
             raise StreamConnectError(f"could not connect to {self.url}: {exc}") from exc

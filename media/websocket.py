@@ -23,7 +23,7 @@ import os
 import socket
 import ssl
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidURI
@@ -296,12 +296,16 @@ async def open_websocket(
     ssl_context: ssl.SSLContext | None = None,
     on_message: Callable[[bytes], None] = _ignore,
     high_water: int = HIGH_WATER,
+    resolve: Callable[[str, int], Awaitable[str]] | None = None,
 ) -> WebSocketConnection:
     """Connect to ``url`` (``ws://`` or ``wss://``) and complete the opening handshake
     within ``timeout`` seconds; :class:`WebSocketOpenError` otherwise.
 
     ``on_message`` is in place before the handshake ends: a server may send its first
-    messages in the same packet as its handshake response."""
+    messages in the same packet as its handshake response. ``resolve(host, port)``,
+    when given, is the address to connect to (the URL's host stays the Host header
+    and TLS server name); an ``OSError`` from it (the fetch policy's refusal, a
+    failed lookup) fails the open as an unreachable host does."""
     try:
         uri = parse_uri(url)
     except InvalidURI as exc:
@@ -313,9 +317,10 @@ async def open_websocket(
     connection.on_message = on_message
     try:
         async with asyncio.timeout(timeout):
+            host = uri.host if resolve is None else await resolve(uri.host, uri.port)
             await loop.create_connection(
                 lambda: connection,
-                uri.host,
+                host,
                 uri.port,
                 ssl=tls,
                 server_hostname=uri.host if tls else None,

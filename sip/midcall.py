@@ -195,7 +195,8 @@ class MidCall:
         # Set by the application:
         self.on_offer: Callable[[bytes], bytes | None] = self._keep_local_sdp
         self.on_answer: Callable[[bytes], None] = _noop  # the SDP answer to an offer of ours
-        self.on_refer: Callable[[str, str | None], ReferHandle | None] = _decline
+        # A ReferHandle accepts (202); a status (e.g. 403) refuses; None declines (603).
+        self.on_refer: Callable[[str, str | None], ReferHandle | int | None] = _decline
         # Session timer (RFC 4028): the interval and whether we refresh.
         self.session_interval: int | None = None
         self.we_refresh = False
@@ -465,8 +466,8 @@ class MidCall:
         referred_by_value = request.headers.get("Referred-By")
         referred_by = str(NameAddress.parse(referred_by_value).uri) if referred_by_value else None
         handle = self.on_refer(target, referred_by)
-        if handle is None:
-            self._reply(txn, request, 603)
+        if handle is None or isinstance(handle, int):
+            self._reply(txn, request, handle or 603)  # the application's refusal, or 603
             return
         handle.refer_to = target
         handle.referred_by = referred_by

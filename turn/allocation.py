@@ -165,6 +165,10 @@ CloseRelay = Callable[[Allocation], None]
 SendToPeer = Callable[[Allocation, bytes, tuple[str, int]], None]
 
 
+def _not_told(reason: str, source_ip: str, **fields: object) -> None:
+    pass
+
+
 def _family(host: str) -> int:
     return 6 if ":" in host else 4
 
@@ -185,8 +189,11 @@ class AllocationManager:
         close_relay: CloseRelay | None = None,
         send_to_peer: SendToPeer | None = None,
         protected_ports: frozenset[int] = frozenset(),
+        refused: Callable[..., None] = _not_told,
     ) -> None:
         self.credentials = credentials
+        # Told of each allocation refused for its owner's quota: refused(reason, source_ip).
+        self.refused = refused
         self.ports = ports
         self.relay_address = {4: relay_address, 6: relay_address6}
         self.policy = policy or PeerPolicy()
@@ -197,6 +204,7 @@ class AllocationManager:
         # Our own listeners: never a peer even when the operator allows our address.
         self.protected_ports = protected_ports
         self.allocations: dict[FiveTuple, Allocation] = {}
+        # Allocations per owner: a static user, or the account behind REST usernames.
         self.per_user: Counter[str] = Counter()
         # Bytes the relays carried, both ways: the relay path only takes each packet off
         # its allocation's budget, and what was taken is added up here when the budget is
@@ -328,7 +336,8 @@ class AllocationManager:
             family = 6 if family_code == 2 else 4
         if self.relay_address[family] is None:
             raise TurnError(440)
-        if self.per_user[auth.username] >= self.quotas.per_user:
+        if self.per_user[auth.owner] >= self.quotas.per_user:
+            self.refused("turn.quota", five_tuple.client[0], owner=auth.owner)
             raise TurnError(486)
         if len(self.allocations) >= self.quotas.total:
             raise TurnError(508)
@@ -362,7 +371,7 @@ class AllocationManager:
         allocation.relayed = (self.relay_address[family], port)
         allocation.reserved_token = reserved_token
         self.allocations[five_tuple] = allocation
-        self.per_user[auth.username] += 1
+        self.per_user[auth.owner] += 1
         answer = message.response()
         answer.add(Attr.XOR_RELAYED_ADDRESS, allocation.relayed)
         answer.add(Attr.LIFETIME, lifetime)
@@ -452,9 +461,10 @@ class AllocationManager:
         if self.allocations.pop(allocation.five_tuple, None) is None:
             return
         self.bytes_relayed += self._full_budget() - allocation.budget
-        self.per_user[allocation.username] -= 1
-        if self.per_user[allocation.username] <= 0:
-            del self.per_user[allocation.username]
+        owner = allocation.auth.owner
+        self.per_user[owner] -= 1
+        if self.per_user[owner] <= 0:
+            del self.per_user[owner]
         self.ports.in_use.discard(allocation.relayed[1])
         self.close_relay(allocation)
 

@@ -47,6 +47,11 @@ class Authenticated:
     username: str
     key: bytes
     sha256: bool  # the request used MESSAGE-INTEGRITY-SHA256; the answer does too
+    owner: str = ""  # whose quota it counts against (Credentials.owner); else username
+
+    def __post_init__(self) -> None:
+        if not self.owner:
+            object.__setattr__(self, "owner", self.username)
 
 
 def rest_credentials(secret: str, user: str, expires_at: int) -> tuple[str, str]:
@@ -140,7 +145,15 @@ class Credentials:
         key = self.key(username, wall) if realm == self.realm else None
         if key is None or not request.check_integrity(key):
             raise AuthError(401, "Unauthorized")
-        return Authenticated(username, key, request.sha256_offset >= 0)
+        return Authenticated(username, key, request.sha256_offset >= 0, self.owner(username))
+
+    def owner(self, username: str) -> str:
+        """Whose quota an allocation of ``username`` counts against: a static user is
+        itself; a REST username ``<expiry>:<user>`` is its user (an account SID), so
+        that every token minted for one account shares the account's quota."""
+        if username in self.users:
+            return username
+        return username.partition(":")[2] or username
 
     def challenge(self, answer: Message, client: str, wall: float) -> Message:
         """Add REALM and a fresh NONCE to an error answer (401, 438)."""

@@ -89,7 +89,8 @@ class Quotas:
 
     ``bytes_per_second`` caps what one allocation relays in each direction,
     counted per one-second tick (0: no cap); excess datagrams are dropped, as a
-    congested path would.
+    congested path would. ``per_user`` counts per owner: a static user, or the
+    user part of REST usernames (the account), across all of its tokens.
     """
 
     per_user: int = 100

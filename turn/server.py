@@ -18,6 +18,7 @@ import socket
 import ssl
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from turn.allocation import Allocation, AllocationManager, FiveTuple, RelayPorts
@@ -295,10 +296,14 @@ class _Relay:
                 client.send(write_data(addr, payload[:n]), client_addr)
 
 
+def _not_told(reason: str, source_ip: str, **fields: object) -> None:
+    pass
+
+
 class TurnServer:
     """TURN (RFC 8656) on UDP and TCP, TLS when there is a certificate, relays from a range."""
 
-    def __init__(self, settings: TurnSettings) -> None:
+    def __init__(self, settings: TurnSettings, refused: Callable[..., None] | None = None) -> None:
         self.settings = settings
         s = settings
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -330,6 +335,7 @@ class TurnServer:
             close_relay=self._close_relay,
             send_to_peer=self._send_to_peer,
             protected_ports=frozenset(protected),
+            refused=refused or _not_told,
         )
         self._protected_ports = self.manager.protected_ports
         self._own_addresses = self.manager.policy.own_addresses

@@ -8,7 +8,7 @@ which stores the call as queued and places it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -254,6 +254,8 @@ async def create_call(request: Request, account: PathAccount) -> Response:
     params = await form_params(request)
     check_new_call(params)
     new_call = NewCall.from_params(params)
+    if request.client is not None:  # who asked: the dial policy logs it with a refusal
+        new_call = replace(new_call, source_ip=request.client.host)
     await require_funds(request, account.sid)
     record = await _live_calls(request).create(account.sid, new_call)
     if record is None:
@@ -287,6 +289,7 @@ class NewCall:
     caller_id: str | None = None
     sip_auth_username: str | None = None
     sip_auth_password: str | None = None
+    source_ip: str = ""  # the REST client's address (not a parameter)
 
     @classmethod
     def from_params(cls, params: Params) -> NewCall:

@@ -26,6 +26,7 @@ from control_api.outbound_call import OutboundCall, failure_status
 from control_api.twiml.verbs import Client, Conference, Dial, Number, Sip
 from control_api.voice.browser import dial_children
 from control_api.voice.recording import CallRecording
+from control_api.voice.refer_policy import peer_address
 from control_api.voice.transfer import TransferWatch, blind_transfer
 from media.bridge import Bridge
 from media.player import play, send_digits
@@ -103,7 +104,11 @@ async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome:
         password = noun.password if isinstance(noun, Sip) else None
         try:
             destinations = await voice.dialer.resolve(
-                runner.account_sid, address, username=username, password=password
+                runner.account_sid,
+                address,
+                username=username,
+                password=password,
+                source_ip=peer_address(parent),
             )
         except DialError as exc:
             runner.errors.append(f"13224 {exc}")
@@ -178,7 +183,8 @@ async def _bridge(runner, parent, child: OutboundCall, verb: Dial) -> DialOutcom
     loop = asyncio.get_running_loop()
     star = loop.create_future()
     deadline = loop.time() + verb.time_limit if verb.time_limit else None
-    transfers = TransferWatch()
+    voice = runner.services.voice
+    transfers = TransferWatch(voice.dialer, runner.account_sid, voice.refused)
     transfers.watch(parent)
     transfers.watch(child)
     a, b = parent, child

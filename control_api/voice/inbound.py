@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from control_api.address_policy import not_told
 from control_api.api.streams import StreamInfo
 from control_api.call import Call
 from control_api.dialer import Dialer
@@ -93,6 +94,10 @@ class VoiceApps:
         self.base_url = base_url  # where our REST API is reached: RecordingUrl
         self.conferences = conferences
         self.billing = None  # set by the server: prices calls as they end
+        # Set by the server: refused(reason, source_ip, **fields) logs and counts refusals.
+        self.refused: Callable[..., None] = not_told
+        # Set by the server: --fetch-deny for Media Streams, (host, port) -> address.
+        self.fetch_guard: Callable[[str, int], Awaitable[str]] | None = None
         self.live: dict[str, _LiveCall] = {}
         # Calls the REST API ended, until their final record is written (``settled``).
         self._ending: dict[str, asyncio.Event] = {}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from control_api.api.calls import NewCall
 from control_api.call import new_call_sid
-from control_api.dialer import DialError
+from control_api.dialer import DialError, DialRefused
 from control_api.errors import ApiError
 from control_api.outbound_call import Destination, OutboundCall
 from control_api.twiml.verbs import Client, Dial, Number, Sip
@@ -60,7 +60,10 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
             new.to,
             username=new.sip_auth_username,
             password=new.sip_auth_password,
+            source_ip=new.source_ip,
         )
+    except DialRefused as exc:
+        raise ApiError(403, NOT_ROUTABLE, f"Not authorized to call {new.to}: {exc}") from None
     except DialError as exc:
         raise ApiError.bad_parameter(str(exc), NOT_ROUTABLE) from None
     sid = new_call_sid()
@@ -100,7 +103,7 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
     )
     await voice.store.insert_call(record)  # before the answer: a GET finds it at once
     caller_id = new.caller_id or new.from_
-    trunk = dialer.trunk_for(new.to) if destinations and destinations[0].kind == "trunk" else None
+    trunk = destinations[0].trunk if destinations else None
     if trunk is not None and trunk.caller_id:
         caller_id = trunk.caller_id
     calls = [
@@ -217,10 +220,9 @@ def child_call(
     parent = runner.call
     params = dict(runner.params())
     caller_id = verb.caller_id or params.get("From") or "anonymous"
-    if destination.kind == "trunk":
-        trunk = voice.dialer.trunk_for(destination.label)
-        if trunk is not None and trunk.caller_id and not verb.caller_id:
-            caller_id = trunk.caller_id
+    trunk = destination.trunk
+    if trunk is not None and trunk.caller_id and not verb.caller_id:
+        caller_id = trunk.caller_id
     call = voice.dialer.call(
         destination,
         from_user=from_user(caller_id),

@@ -92,7 +92,12 @@ async def connect_stream(runner: TwimlRunner, verb: Connect) -> StreamOutcome:
     outcome = StreamOutcome(protocol.stream_sid)
     if call.leg is None or call.ended.is_set():
         return outcome
-    client = MediaStreamClient(call.leg, stream.url or "", protocol)
+    client = MediaStreamClient(
+        call.leg,
+        stream.url or "",
+        protocol,
+        resolve=getattr(runner.services.voice, "fetch_guard", None),
+    )
     try:
         await client.connect()
     except StreamConnectError as exc:
@@ -246,7 +251,12 @@ class CallForks:
             if call.leg is None or call.ended.is_set():
                 error = "the call has no audio to stream"
             else:
-                client = ForkStreamClient(call.leg, fork.stream.url or "", fork.protocol)
+                client = ForkStreamClient(
+                    call.leg,
+                    fork.stream.url or "",
+                    fork.protocol,
+                    resolve=getattr(runner.services.voice, "fetch_guard", None),
+                )
                 try:
                     await client.connect()
                 except StreamConnectError as exc:

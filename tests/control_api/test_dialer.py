@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from control_api.dialer import Dialer, DialError
+from control_api.dialer import Dialer, DialError, DialRefused
 from control_api.trunks import parse_trunk
 
 
@@ -55,7 +55,7 @@ async def ours(number: str) -> bool:
     return number == "+15005550006"
 
 
-def dialer(ua, registrar=None) -> Dialer:
+def dialer(ua, registrar=None, **policy) -> Dialer:
     return Dialer(
         ua,
         media=None,
@@ -67,6 +67,7 @@ def dialer(ua, registrar=None) -> Dialer:
         self_address=("127.0.0.1", 5060),
         is_our_number=ours,
         registrar=registrar,
+        **policy,
     )
 
 
@@ -121,3 +122,89 @@ async def test_sip_uris_are_called_directly_with_given_credentials():
 async def test_unroutable_addresses_are_dial_errors(address):
     with pytest.raises(DialError):
         await dialer(FakeUa()).resolve("AC1", address)
+
+
+def guarded(ua, refusals, deny=("198.18.0.0/15", "2001:db8:dead::/48")) -> Dialer:
+    """A dialer with a --dial-deny list, its refusals told to ``refusals``."""
+    return dialer(
+        ua,
+        deny=deny,
+        refused=lambda reason, source_ip, **fields: refusals.append((reason, source_ip, fields)),
+    )
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["sip:+15559990000@198.18.0.9", "sip:x@[2001:db8:dead::1]:5080", "sips:a@198.19.255.1"],
+)
+async def test_sip_targets_in_dial_deny_are_refused_before_any_flow(address):
+    ua, refusals = FakeUa(), []
+    with pytest.raises(DialRefused, match="--dial-deny") as refused:
+        await guarded(ua, refusals).resolve("AC1", address, source_ip="198.51.100.9")
+    assert refused.value.reason == "dial.denied" and ua.opened == []
+    [(reason, source, fields)] = refusals
+    assert (reason, source, fields["account_sid"]) == ("dial.denied", "198.51.100.9", "AC1")
+
+
+async def test_a_name_is_refused_when_any_of_its_addresses_is_denied(monkeypatch):
+    async def two_addresses(host, kind=0):
+        return ["192.0.2.40", "198.18.7.7"] if host == "mixed.example" else [host]
+
+    monkeypatch.setattr("control_api.dialer.resolve_all", two_addresses)
+    ua, refusals = FakeUa(), []
+    with pytest.raises(DialRefused):
+        await guarded(ua, refusals).resolve("AC1", "sip:bob@mixed.example")
+    assert ua.opened == [] and refusals[0][2]["address"] == "198.18.7.7"
+
+
+async def test_numbers_and_clients_are_not_subject_to_dial_deny():
+    ua, refusals = FakeUa(), []
+    d = guarded(ua, refusals, deny=("192.0.2.0/24",))  # the trunks' own network
+    [destination] = await d.resolve("AC1", "+14155550100")
+    assert destination.kind == "trunk" and refusals == []
+
+
+async def test_a_sip_uri_at_a_trunk_host_goes_through_the_trunk_rules():
+    ua, refusals = FakeUa(), []
+    d = guarded(ua, refusals)
+    [destination] = await d.resolve("AC1", "sip:+14155550100@192.0.2.10")
+    # The trunk's port, login and caller ID, not the bare URI.
+    assert destination.target == "sip:+14155550100@192.0.2.10:5070"
+    assert destination.kind == "trunk" and destination.trunk.name == "us"
+    assert destination.credentials.username == "u"
+    assert destination.trunk.caller_id == "+15550100"
+    assert destination.label == "sip:+14155550100@192.0.2.10"
+    # strip_plus of the uk trunk applies too; any port of the host is the trunk.
+    [uk] = await d.resolve("AC1", "sip:+442071234567@192.0.2.20:5999", username="x", password="y")
+    assert uk.target == "sip:442071234567@192.0.2.20" and uk.credentials is None
+
+
+@pytest.mark.parametrize(
+    "address", ["sip:+442071234567@192.0.2.10", "sip:bob@192.0.2.10", "sip:192.0.2.20"]
+)
+async def test_a_trunk_host_is_refused_what_its_trunk_does_not_serve(address):
+    ua, refusals = FakeUa(), []
+    with pytest.raises(DialRefused, match="through its rules") as refused:
+        await guarded(ua, refusals).resolve("AC1", address, source_ip="198.51.100.9")
+    assert refused.value.reason == "dial.trunk" and ua.opened == []
+    assert refusals[0][0] == "dial.trunk"
+
+
+@pytest.mark.parametrize(
+    ("target", "address"),
+    [
+        ("sip:+15559990000@203.0.113.1", "+15559990000"),
+        ("sip:15559990000@127.0.0.1:5060", "+15559990000"),
+        ("sip:alice@203.0.113.1", "client:alice"),
+        ("tel:+442071234567;phone-context=x", "+442071234567"),
+        ("sip:+14155550100@192.0.2.10", "+14155550100"),
+        ("sip:+15559990000@127.0.0.9", None),  # an arbitrary host
+        ("sip:+15559990000@203.0.113.1:5070", None),  # our address, another port
+        ("sip:alice@192.0.2.10", None),  # a trunk host, not a number
+        ("sip:203.0.113.1", None),
+        ("http://example.com/", None),
+        ("sip:@@", None),
+    ],
+)
+def test_refer_address_routes_like_dial_and_never_to_an_arbitrary_host(target, address):
+    assert dialer(FakeUa()).refer_address(target) == address

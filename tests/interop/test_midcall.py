@@ -100,15 +100,20 @@ def api_client(server: CallswitchServer) -> Client:
 
 
 def test_phone_transfers_a_dial_bridge_with_refer(tmp_path, app):
-    """The callee of a <Dial> sends REFER to a third party: the caller ends up
-    talking to it, the referrer gets 202, NOTIFY 100 and NOTIFY 200."""
+    """The callee of a <Dial> (a leg we placed: it may transfer) sends REFER to a
+    third party, a number on a trunk's host (a REFER is routed like <Dial>, never
+    to an arbitrary host): the caller ends up talking to it, the referrer gets
+    202, NOTIFY 100 and NOTIFY 200."""
     referrer_port, target_port = free_port(), free_port()
     with RtpSink() as caller_sink, RtpSink() as referrer_sink, RtpSink() as target_sink:
         referrer = background(
             "uas_refer_blind.xml",
             tmp_path / "referrer",
             referrer_port,
-            {"sink_port": referrer_sink.port, "target": f"sip:third@127.0.0.1:{target_port}"},
+            {
+                "sink_port": referrer_sink.port,
+                "target": f"sip:+15550402222@127.0.0.1:{target_port}",
+            },
         )
         target = background(
             "uas_answer_tone_bye.xml",
@@ -119,7 +124,12 @@ def test_phone_transfers_a_dial_bridge_with_refer(tmp_path, app):
         )
         server = CallswitchServer.start(
             tmp_path / "server",
-            extra_args=("--trunk", f"b=sip:127.0.0.1:{referrer_port};prefix=+1555030"),
+            extra_args=(
+                "--trunk",
+                f"b=sip:127.0.0.1:{referrer_port};prefix=+1555030",
+                "--trunk",
+                f"c=sip:127.0.0.1:{target_port};prefix=+1555040",
+            ),
         )
         try:
             client = api_client(server)

@@ -489,6 +489,17 @@ def test_refer_declined_by_default_and_without_refer_to(ua, flow):
     assert not sent_requests(flow, "NOTIFY")
 
 
+def test_refer_refused_with_the_status_the_application_gives(ua, flow):
+    session, tag = answered_call(ua, flow)
+    session.on_refer = lambda target, by: 403
+    ua.receive(
+        request("REFER", to_tag=tag, cseq=2, branch="z9hG4bK-r3", extra="Refer-To: <sip:c@x>\r\n"),
+        flow,
+    )
+    assert last_response(flow).status == 403
+    assert not sent_requests(flow, "NOTIFY")
+
+
 def test_refer_outside_a_dialog_gets_481(ua, flow):
     ua.receive(request("REFER", to_tag="nope", extra="Refer-To: <sip:c@x>\r\n"), flow)
     assert flow.statuses() == [481]

@@ -17,7 +17,7 @@ from turn.allocation import (
     FiveTuple,
     RelayPorts,
 )
-from turn.auth import Credentials
+from turn.auth import Credentials, rest_credentials
 from turn.policy import PeerPolicy, Quotas
 from turn.stun import (
     ALLOCATE,
@@ -165,6 +165,44 @@ def test_quotas_per_user_486_and_total_508():
     assert code(h.allocate(client=("203.0.113.5", 3))) == 486
     assert code(h.allocate(user="bob", client=("203.0.113.6", 1))) is None
     assert code(h.allocate(user="bob", client=("203.0.113.6", 2))) == 508
+
+
+def test_the_quota_counts_an_account_across_all_of_its_rest_tokens():
+    refusals = []
+    h = Harness(
+        credentials=Credentials(users={"alice": "pw"}, secret="s3cret"),
+        quotas=Quotas(per_user=2, total=100),
+        refused=lambda reason, source_ip, **fields: refusals.append((reason, source_ip, fields)),
+    )
+    account, other = "AC" + "1" * 32, "AC" + "2" * 32
+    tokens = [rest_credentials("s3cret", account, int(WALL) + 3600 + n) for n in range(3)]
+    for n, (user, password) in enumerate(tokens[:2]):
+        assert code(h.allocate(user=user, password=password, client=("203.0.113.5", n))) is None
+    # A freshly minted token is the same account: no third allocation.
+    user, password = tokens[2]
+    assert code(h.allocate(user=user, password=password, client=("203.0.113.7", 9))) == 486
+    assert refusals == [("turn.quota", "203.0.113.7", {"owner": account})]
+    assert h.manager.per_user == {account: 2}
+    # Another account, and a static user, have quotas of their own.
+    user, password = rest_credentials("s3cret", other, int(WALL) + 3600)
+    assert code(h.allocate(user=user, password=password, client=("203.0.113.8", 1))) is None
+    assert code(h.allocate(client=("203.0.113.9", 1))) is None
+    assert h.manager.per_user == {account: 2, other: 1, "alice": 1}
+
+
+def test_a_deleted_allocation_gives_its_account_back_its_place():
+    h = Harness(
+        credentials=Credentials(users={}, secret="s3cret"), quotas=Quotas(per_user=1, total=9)
+    )
+    account = "AC" + "3" * 32
+    first = rest_credentials("s3cret", account, int(WALL) + 3600)
+    second = rest_credentials("s3cret", account, int(WALL) + 7200)
+    client = ("203.0.113.5", 1)
+    assert code(h.allocate(user=first[0], password=first[1], client=client)) is None
+    assert code(h.allocate(user=second[0], password=second[1], client=("203.0.113.5", 2))) == 486
+    refresh = h.ask(REFRESH, (Attr.LIFETIME, 0), user=first[0], password=first[1], client=client)
+    assert code(refresh) is None and not h.manager.per_user
+    assert code(h.allocate(user=second[0], password=second[1], client=("203.0.113.5", 2))) is None
 
 
 def test_no_free_port_is_508():
