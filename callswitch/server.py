@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hmac
 import ipaddress
 import logging
 import secrets
 import signal
 from pathlib import Path
 
-from fastapi import Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from callswitch.config import Settings, _interface_addresses
+from callswitch.descriptors import connection_budget, raise_open_files_limit
 from callswitch.http import HttpServer
 from callswitch.metrics import CONTENT_TYPE, Metrics
 from callswitch.refusals import Refusals
@@ -39,6 +41,7 @@ from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
 from media.tts import TextToSpeech
+from sip.connections import ConnectionTable, TrustedPeers
 from sip.endpoint import SipEndpoint
 from sip.transport import client_tls_context, server_tls_context
 from turn.server import TurnServer, TurnSettings
@@ -48,6 +51,8 @@ __all__ = ["Server", "database_url", "serve"]
 log = logging.getLogger("callswitch")
 
 SHUTDOWN_GRACE_S = 2.0
+SIP_MESSAGE_TIMEOUT_S = 30.0  # a SIP connection's first message, or any message begun
+SIP_IDLE_TIMEOUT_S = 600.0  # a SIP connection that carried messages, then nothing
 GC_YOUNG_THRESHOLD = 20_000  # net container allocations between young collections (serve())
 
 
@@ -122,11 +127,44 @@ class Server:
         self.draining = False
         self.listeners: dict[str, str] = {}
         self._closers: list = []
+        self._trusted = TrustedPeers(settings.trusted_peer)
+        self.budget = None  # callswitch.descriptors.ConnectionBudget, once started
+
+    def _connection_table(self, max_total: int, **timeouts: float) -> ConnectionTable:
+        """Per-source caps (--max-connections-per-ip, --trusted-peer exempt) and a
+        share of the descriptors for one kind of listener."""
+        return ConnectionTable(
+            asyncio.get_running_loop().time,
+            max_per_source=self.settings.max_connections_per_ip,
+            max_total=max_total,
+            trusted=self._trusted,
+            **timeouts,
+        )
+
+    def _reserve_descriptors(self) -> None:
+        """Raise the open-file limit and keep a reserve that connections cannot take."""
+        s = self.settings
+        ports = 0
+        if s.runs("sip"):
+            ports += s.rtp_ports[1] - s.rtp_ports[0] + 1
+        if s.runs("turn"):
+            ports += s.relay_ports[1] - s.relay_ports[0] + 1
+        self.budget = connection_budget(raise_open_files_limit(), ports)
+        log.info(
+            "descriptors",
+            extra={
+                "limit": self.budget.limit,
+                "reserve": self.budget.reserve,
+                "sip_connections": self.budget.sip,
+                "http_connections": self.budget.http,
+            },
+        )
 
     async def start(self) -> None:
         s = self.settings
         data = Path(s.data_dir)
         data.mkdir(parents=True, exist_ok=True)
+        self._reserve_descriptors()
         if s.runs("sip") or s.runs("api"):
             self.store = await Store.open(database_url(s))
             await self._seed_account()
@@ -163,7 +201,15 @@ class Server:
             app.add_api_route("/ready", self._ready, methods=["GET"])
             if s.runs("webrtc") and self.voice is not None:
                 self._start_webrtc(app)
-            self.http = HttpServer(app, s.bind, s.http_port)
+            self.http = HttpServer(
+                app,
+                s.bind,
+                s.http_port,
+                table=self._connection_table(
+                    self.budget.http, message_timeout=float("inf"), idle_timeout=float("inf")
+                ),
+                refused=self.refusals,
+            )
             await self.http.start()
             self.listeners["http"] = self.http.address
         if s.demo and self.http is not None:
@@ -228,7 +274,18 @@ class Server:
         )
         self.voice.billing = self.billing
         tls_client = client_tls_context(s.sip_tls_ca, s.sip_tls_cert, s.sip_tls_key)
-        self.sip = SipEndpoint(s.bind, s.sip_port, s.public_address, tls_client=tls_client)
+        self.sip = SipEndpoint(
+            s.bind,
+            s.sip_port,
+            s.public_address,
+            tls_client=tls_client,
+            connections=self._connection_table(
+                self.budget.sip,
+                message_timeout=SIP_MESSAGE_TIMEOUT_S,
+                idle_timeout=SIP_IDLE_TIMEOUT_S,
+            ),
+            refused=self.refusals,
+        )
         await self.sip.start()
         await self._start_sip_tls()
         media = self.media = MediaSettings(
@@ -296,7 +353,21 @@ class Server:
             return
         await self.sip.start_tls(s.sip_tls_port, server_tls_context(s.sip_tls_cert, s.sip_tls_key))
 
-    async def _metrics_page(self) -> Response:
+    async def _metrics_page(self, request: Request) -> Response:
+        """The Prometheus page; with --metrics-token, only for ``Bearer <token>``."""
+        token = self.settings.metrics_token
+        if token:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), token.encode()
+            ):
+                client = request.client.host if request.client else ""
+                self.refusals("metrics.unauthorized", client)
+                return Response(
+                    "401 Unauthorized\n",
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     async def _health(self) -> JSONResponse:

@@ -16,6 +16,7 @@ import logging
 import ssl
 from collections.abc import Callable
 
+from sip.connections import PER_SOURCE, ConnectionTable
 from sip.message import KEEPALIVE_PING, KEEPALIVE_PONG, PONG, SipParseError, StreamFramer
 
 __all__ = [
@@ -33,6 +34,7 @@ log = logging.getLogger("callswitch.sip")
 Receiver = Callable[[bytes, "Flow"], None]
 
 TCP_IDLE_TIMEOUT = 600.0  # seconds a connection may carry nothing before we close it
+MESSAGE_TIMEOUT = 30.0  # seconds to complete the first message, or any message begun
 TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a peer gets to finish its TLS handshake
 DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061}  # RFC 3261 §19.1.2
 
@@ -115,32 +117,41 @@ class TcpConnection(asyncio.Protocol, Flow):
         self._transport: asyncio.Transport | None = None
         self._pending: list[bytes] = []  # writes queued while connecting
         self._closed = False
+        self.inbound = remote is None  # accepted by a listener, not opened by us
         self.remote = remote or ("", 0)
         self.local = ("", 0)
-        self.last_activity = asyncio.get_running_loop().time()
 
     def connection_made(self, transport) -> None:
         self._transport = transport
         self.remote = transport.get_extra_info("peername")[:2]
         self.local = transport.get_extra_info("sockname")[:2]
-        self._registry.opened(self)
+        if not self._registry.opened(self):
+            self._closed = True
+            transport.abort()  # refused: closed at once, nothing read or written
+            return
         for data in self._pending:
             transport.write(data)
         self._pending.clear()
 
     def data_received(self, data: bytes) -> None:
-        self.last_activity = asyncio.get_running_loop().time()
         try:
             items = self._framer.feed(data)
         except SipParseError as exc:
             log.info("sip.stream_error", extra={"peer": self.remote, "reason": exc.reason})
             self.close()
             return
+        messages = 0
+        keepalive = False
         for item in items:
             if item is KEEPALIVE_PING:
+                keepalive = True
                 self.send(PONG)  # RFC 5626 §4.4.1
-            elif item is not KEEPALIVE_PONG:
+            elif item is KEEPALIVE_PONG:
+                keepalive = True
+            else:
+                messages += 1
                 self._receive(item, self)
+        self._registry.received(self, messages, keepalive, self._framer.pending)
 
     def connection_lost(self, exc) -> None:
         self._closed = True
@@ -240,14 +251,35 @@ class Transports:
     they do not verify the server (see :func:`client_tls_context`).
     """
 
-    def __init__(self, receive: Receiver, tls_client: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        receive: Receiver,
+        tls_client: ssl.SSLContext | None = None,
+        *,
+        table: ConnectionTable | None = None,
+        refused: Callable[..., None] = lambda reason, source_ip, **fields: None,
+    ) -> None:
         self._receive = receive
         self.udp: UdpEndpoint | None = None
         self._tcp_server: asyncio.base_events.Server | None = None
         self._tls_server: asyncio.base_events.Server | None = None
         self._tls_client = tls_client
         self._connections: dict[ConnectionKey, TcpConnection] = {}
-        self._sweeper: asyncio.Task | None = None
+        # Who holds which connection and until when (sip.connections): the
+        # per-source cap, the node's budget of descriptors, the deadlines.
+        self.table = (
+            table
+            if table is not None
+            else ConnectionTable(
+                asyncio.get_running_loop().time,
+                max_per_source=0,
+                message_timeout=MESSAGE_TIMEOUT,
+                idle_timeout=TCP_IDLE_TIMEOUT,
+            )
+        )
+        self._refused = refused
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
 
     async def start(self, host: str, port: int, *, udp: bool = True, tcp: bool = True) -> None:
         loop = asyncio.get_running_loop()
@@ -262,7 +294,6 @@ class Transports:
                 port,
                 reuse_address=True,
             )
-            self._start_sweeper()
 
     async def start_tls(self, host: str, port: int, context: ssl.SSLContext) -> None:
         """Listen for SIP over TLS (RFC 3261 §26.2.1) on ``host:port``."""
@@ -275,7 +306,6 @@ class Transports:
             ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
             reuse_address=True,
         )
-        self._start_sweeper()
 
     @property
     def tls_port(self) -> int | None:
@@ -283,10 +313,6 @@ class Transports:
         if self._tls_server is None or not self._tls_server.sockets:
             return None
         return self._tls_server.sockets[0].getsockname()[1]
-
-    def _start_sweeper(self) -> None:
-        if self._sweeper is None:
-            self._sweeper = asyncio.create_task(self._sweep_idle())
 
     def listeners(self) -> dict[str, str]:
         found = {}
@@ -298,22 +324,49 @@ class Transports:
                     found[name] = "%s:%d" % sock.getsockname()[:2]
         return found
 
-    def opened(self, connection: TcpConnection) -> None:
+    def opened(self, connection: TcpConnection) -> bool:
+        """A connection is up: admit it (True) or say it must be closed at once."""
+        source = connection.remote[0]
+        refusal = self.table.open(connection, source, inbound=connection.inbound)
+        if refusal is not None:
+            reason = "sip.connections" if refusal == PER_SOURCE else "sip.connections_total"
+            self._refused(reason, source, transport=connection.transport)
+            return False
         self._connections[_key(connection)] = connection
+        self._rearm()
+        return True
+
+    def received(
+        self, connection: TcpConnection, messages: int, keepalive: bool, pending: bool
+    ) -> None:
+        self.table.received(connection, messages=messages, keepalive=keepalive, pending=pending)
+        if pending:
+            self._rearm()
 
     def closed(self, connection: TcpConnection) -> None:
+        self.table.close(connection)
         key = _key(connection)
         if self._connections.get(key) is connection:
             del self._connections[key]
 
-    async def _sweep_idle(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(TCP_IDLE_TIMEOUT / 4)
-            cutoff = loop.time() - TCP_IDLE_TIMEOUT
-            for connection in list(self._connections.values()):
-                if connection.last_activity < cutoff:
-                    connection.close()
+    def _rearm(self) -> None:
+        """Keep one loop timer at the table's next deadline."""
+        deadline = self.table.next_deadline()
+        if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        self._timer = self._timer_at = None
+        for gone in self.table.expired():
+            connection: TcpConnection = gone.key  # type: ignore[assignment]
+            if gone.incomplete:
+                self._refused("sip.incomplete", gone.source, transport=connection.transport)
+            connection.close()
+        self._rearm()
 
     def flow_for(self, transport: str, host: str, port: int | None) -> Flow | None:
         """A flow to ``host:port`` over ``transport``; None when it cannot exist.
@@ -365,8 +418,9 @@ class Transports:
             connection.connection_lost(None)
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_at = None
         for server in (self._tcp_server, self._tls_server):
             if server is not None:
                 server.close()
