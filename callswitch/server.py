@@ -164,7 +164,6 @@ class Server:
         s = self.settings
         data = Path(s.data_dir)
         data.mkdir(parents=True, exist_ok=True)
-        self._reserve_descriptors()
         if s.runs("sip") or s.runs("api"):
             self.store = await Store.open(database_url(s))
             await self._seed_account()
@@ -178,6 +177,7 @@ class Server:
             self._closers += [self.outbox.stop, webhooks.close]
             await self._start_billing(webhooks)
             await self._start_node()
+        self._reserve_descriptors()  # before any listener, after the store opened
         if s.runs("turn"):
             await self._start_turn()
         if s.runs("sip"):
