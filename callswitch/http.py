@@ -152,10 +152,14 @@ class HttpServer:
         *,
         table: ConnectionTable | None = None,
         refused: Refused = _no_refusals,
+        header_timeout: float = HEADER_TIMEOUT,
+        body_timeout: float = BODY_TIMEOUT,
     ) -> None:
         protocols: dict[str, object] = {}
         if table is not None:
-            http, ws = guarded_protocols(table, refused)
+            http, ws = guarded_protocols(
+                table, refused, header_timeout=header_timeout, body_timeout=body_timeout
+            )
             protocols = {"http": http, "ws": ws}
         config = uvicorn.Config(
             app,
