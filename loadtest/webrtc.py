@@ -269,7 +269,13 @@ def _own_cpu() -> float:
 
 async def run_level(work: Path, sipp: str, codec: str, calls: int, args) -> Level:
     level = Level(codec, calls)
-    server = CallswitchServer.start(work / "server", cpu=SERVER_CPU, rtp_size=max(200, 8 * calls))
+    server = CallswitchServer.start(
+        work / "server",
+        cpu=SERVER_CPU,
+        rtp_size=max(200, 8 * calls),
+        # Up to 100 agents' WebSockets and the REST calls, all from 127.0.0.1.
+        extra_args=("--trusted-peer", "127.0.0.1/32"),
+    )
     sink = MediaSink()
     counter = itertools.count()
     app = WebhookApp()
