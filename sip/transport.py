@@ -181,12 +181,117 @@ class TcpConnection(asyncio.Protocol, Flow):
 class TlsConnection(TcpConnection):
     """One TLS connection (RFC 3261 §26.2.1): the TCP framing over a TLS stream.
 
-    asyncio's SSL layer sits between the socket and this protocol, so
-    ``data_received`` gets plaintext and ``connection_made`` only comes after
-    the handshake; a peer that fails it never reaches the SIP layer.
+    Connections we open are handshaken by asyncio's SSL layer before
+    ``connection_made``, and ``data_received`` gets plaintext. Those our
+    listener accepts (``server_context``) arrive as plain TCP and are admitted
+    at once, so that one still in its handshake counts against its source and
+    the node's budget; TLS then runs here over memory BIOs (RFC 8446 records in,
+    plaintext to the framer), with ``TLS_HANDSHAKE_TIMEOUT`` to finish the
+    handshake. A peer that fails it never reaches the SIP layer.
     """
 
     transport = "TLS"
+
+    def __init__(
+        self,
+        receive: Receiver,
+        registry: Transports,
+        remote: tuple[str, int] | None = None,
+        *,
+        server_context: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(receive, registry, remote)
+        self._tls: ssl.SSLObject | None = None
+        self._handshaken = False
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        if server_context is not None:
+            self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            self._tls = server_context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        if self._tls is not None and not self._closed:
+            self._handshake_timer = asyncio.get_running_loop().call_later(
+                TLS_HANDSHAKE_TIMEOUT, self._handshake_expired
+            )
+
+    def data_received(self, data: bytes) -> None:
+        if self._tls is None:
+            super().data_received(data)
+            return
+        self._incoming.write(data)
+        try:
+            if not self._handshaken:
+                self._tls.do_handshake()
+                self._handshake_done()
+            plain = self._read_plaintext()
+        except ssl.SSLWantReadError:
+            plain = b""
+        except (ssl.SSLError, ValueError) as exc:
+            log.info("sip.tls_error", extra={"peer": self.remote, "reason": str(exc)})
+            self._flush()
+            self.close()
+            return
+        self._flush()
+        if plain:
+            super().data_received(plain)
+
+    def _read_plaintext(self) -> bytes:
+        chunks = []
+        while True:
+            try:
+                chunk = self._tls.read(65536)  # type: ignore[union-attr]
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:  # the peer's close_notify
+                self.close()
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _handshake_done(self) -> None:
+        self._handshaken = True
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        pending, self._pending = self._pending, []
+        for data in pending:
+            self.send(data)
+
+    def _handshake_expired(self) -> None:
+        self._handshake_timer = None
+        if not self._handshaken:
+            self.close()
+
+    def send(self, data: bytes) -> None:
+        if self._tls is None:
+            super().send(data)
+            return
+        if self._closed:
+            return
+        if not self._handshaken:
+            self._pending.append(data)
+            return
+        try:
+            self._tls.write(data)
+        except ssl.SSLError as exc:
+            log.info("sip.tls_error", extra={"peer": self.remote, "reason": str(exc)})
+            self.close()
+            return
+        self._flush()
+
+    def _flush(self) -> None:
+        out = self._outgoing.read()
+        if out and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(out)
+
+    def connection_lost(self, exc) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        super().connection_lost(exc)
 
 
 def server_tls_context(cert_file: str, key_file: str | None = None) -> ssl.SSLContext:
@@ -299,11 +404,9 @@ class Transports:
         """Listen for SIP over TLS (RFC 3261 §26.2.1) on ``host:port``."""
         loop = asyncio.get_running_loop()
         self._tls_server = await loop.create_server(
-            lambda: TlsConnection(self._receive, self),
+            lambda: TlsConnection(self._receive, self, server_context=context),
             host,
             port,
-            ssl=context,
-            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
             reuse_address=True,
         )
 

@@ -94,38 +94,47 @@ def test_idle_connections_from_one_host_are_capped_then_closed_and_the_node_stil
 
 
 @pytest.mark.callswitch(tls=True, extra_args=("--max-connections-per-ip", "5"))
-def test_tls_connections_past_the_cap_are_closed_after_the_handshake(server):
+def test_tls_connections_count_from_before_their_handshake(server):
+    """Idle TCP connections to the TLS port (no ClientHello) are capped like the
+    others, and so are connections that complete their handshake."""
+    target = ("127.0.0.1", server.sip_tls_port)
+    with Flood() as flood:
+        flood.open(target, "127.0.0.2", 8)
+        assert flood.wait_until_open(5, 10), f"{flood.open_count} of 8 open"
+        flood.watch(0.5)
+        assert flood.open_count == 5
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    held = []
+    held, failed = [], 0
     try:
-        for _ in range(8):
+        for _ in range(7):
             raw = socket.socket()
-            raw.bind(("127.0.0.2", 0))
+            raw.bind(("127.0.0.3", 0))
             raw.settimeout(5)
-            raw.connect(("127.0.0.1", server.sip_tls_port))
-            held.append(context.wrap_socket(raw))
-        deadline = time.monotonic() + 10
-        closed: set[int] = set()
-        while len(closed) < 3 and time.monotonic() < deadline:
-            for i, sock in enumerate(held):
-                if i in closed:
-                    continue
-                sock.settimeout(0.1)
-                try:
-                    if sock.recv(1) == b"":
-                        closed.add(i)
-                except TimeoutError:
-                    pass
-                except (OSError, ssl.SSLError):
-                    closed.add(i)
-        assert len(closed) == 3, f"{len(closed)} of 8 TLS connections closed, expected 3"
+            raw.connect(target)
+            try:
+                held.append(context.wrap_socket(raw))
+            except (OSError, ssl.SSLError):
+                failed += 1
+                raw.close()
+        assert (len(held), failed) == (5, 2), "five handshakes admitted, the rest refused"
+        response = None
+        held[0].sendall(
+            b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.3:5999;branch=z9hG4bKt1\r\n"
+            b"From: <sip:t@127.0.0.3>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: tls-cap\r\n"
+            b"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        response = held[0].recv(4096)
+        assert response.startswith(b"SIP/2.0 200"), response
     finally:
         for sock in held:
             sock.close()
     lines = refusals(server, "sip.connections")
-    assert [(e["source_ip"], e["transport"]) for e in lines] == [("127.0.0.2", "TLS")]
+    assert sorted((e["source_ip"], e["transport"]) for e in lines) == [
+        ("127.0.0.2", "TLS"),
+        ("127.0.0.3", "TLS"),
+    ]
 
 
 @pytest.mark.callswitch(extra_args=("--trusted-peer", "127.0.0.4/32"))

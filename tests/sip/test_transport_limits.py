@@ -106,3 +106,39 @@ async def test_a_refused_connection_costs_no_descriptor_for_long(listener):
     assert {reason for reason, _ in refused} == {"sip.connections"}
     for s in socks:
         s.close()
+
+
+@pytest.fixture
+async def tls_listener(tmp_path, monkeypatch):
+    from sip import transport as transport_module
+    from sip.transport import server_tls_context
+    from tests.interop.harness import make_tls_cert
+
+    monkeypatch.setattr(transport_module, "TLS_HANDSHAKE_TIMEOUT", 0.3)
+    cert, key = make_tls_cert(tmp_path / "tls")
+    refused: list[tuple[str, str]] = []
+    table = ConnectionTable(asyncio.get_running_loop().time, max_per_source=2, idle_timeout=60)
+    transports = Transports(
+        lambda data, flow: None,
+        table=table,
+        refused=lambda reason, source_ip, **fields: refused.append((reason, source_ip)),
+    )
+    await transports.start_tls(LOOPBACK, 0, server_tls_context(str(cert), str(key)))
+    yield transports, transports.tls_port, refused
+    await transports.close()
+
+
+async def test_tls_connections_count_before_their_handshake_which_must_end_in_time(tls_listener):
+    transports, port, refused = tls_listener
+    held = [await asyncio.open_connection(LOOPBACK, port) for _ in range(2)]
+    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    assert await closed_by_peer(reader)  # the third, before any ClientHello
+    assert refused == [("sip.connections", LOOPBACK)]
+    for held_reader, _ in held:  # no handshake within TLS_HANDSHAKE_TIMEOUT: closed
+        assert await closed_by_peer(held_reader)
+    async with asyncio.timeout(WAIT):
+        while len(transports.table):
+            await asyncio.sleep(0.01)
+    for _, w in held:
+        w.close()
+    writer.close()
