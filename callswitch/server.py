@@ -129,17 +129,22 @@ class Server:
         self._closers: list = []
         self._trusted = TrustedPeers(settings.trusted_peer)
         self.budget = None  # callswitch.descriptors.ConnectionBudget, once started
+        self.connection_tables: dict[str, ConnectionTable] = {}  # by listener, for /metrics
 
-    def _connection_table(self, max_total: int, **timeouts: float) -> ConnectionTable:
+    def _connection_table(
+        self, listener: str, max_total: int, **timeouts: float
+    ) -> ConnectionTable:
         """Per-source caps (--max-connections-per-ip, --trusted-peer exempt) and a
-        share of the descriptors for one kind of listener."""
-        return ConnectionTable(
+        share of the descriptors for one listener, which /metrics reads."""
+        table = ConnectionTable(
             asyncio.get_running_loop().time,
             max_per_source=self.settings.max_connections_per_ip,
             max_total=max_total,
             trusted=self._trusted,
             **timeouts,
         )
+        self.connection_tables[listener] = table
+        return table
 
     def _reserve_descriptors(self) -> None:
         """Raise the open-file limit and keep a reserve that connections cannot take."""
@@ -206,7 +211,10 @@ class Server:
                 s.bind,
                 s.http_port,
                 table=self._connection_table(
-                    self.budget.http, message_timeout=float("inf"), idle_timeout=float("inf")
+                    "http",
+                    self.budget.http,
+                    message_timeout=float("inf"),
+                    idle_timeout=float("inf"),
                 ),
                 refused=self.refusals,
             )
@@ -280,6 +288,7 @@ class Server:
             s.public_address,
             tls_client=tls_client,
             connections=self._connection_table(
+                "sip",
                 self.budget.sip,
                 message_timeout=SIP_MESSAGE_TIMEOUT_S,
                 idle_timeout=SIP_IDLE_TIMEOUT_S,

@@ -62,6 +62,8 @@ def test_a_flood_from_many_hosts_leaves_descriptors_for_calls_and_health(server,
         for _ in range(3):
             a_real_call(sipp, server, rtp_sink)
         assert health(server) == 200
+        assert metric(server, "callswitch_connections", listener="sip") == SIP_SHARE
+        assert metric(server, "callswitch_connections_limit", listener="sip") == SIP_SHARE
         refused = total - SIP_SHARE
         assert metric(server, "callswitch_refusals_total", reason="sip.connections_total") == (
             refused
