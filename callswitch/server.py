@@ -53,6 +53,7 @@ log = logging.getLogger("callswitch")
 SHUTDOWN_GRACE_S = 2.0
 SIP_MESSAGE_TIMEOUT_S = 30.0  # a SIP connection's first message, or any message begun
 SIP_IDLE_TIMEOUT_S = 600.0  # a SIP connection that carried messages, then nothing
+SIP_PRESSURE_IDLE_TIMEOUT_S = 60.0  # the same, once 3/4 of the SIP share is held
 GC_YOUNG_THRESHOLD = 20_000  # net container allocations between young collections (serve())
 
 
@@ -213,8 +214,9 @@ class Server:
                 table=self._connection_table(
                     "http",
                     self.budget.http,
-                    message_timeout=float("inf"),
+                    message_timeout=float("inf"),  # callswitch/http.py times requests
                     idle_timeout=float("inf"),
+                    pressure_idle_timeout=float("inf"),
                 ),
                 refused=self.refusals,
             )
@@ -292,6 +294,7 @@ class Server:
                 self.budget.sip,
                 message_timeout=SIP_MESSAGE_TIMEOUT_S,
                 idle_timeout=SIP_IDLE_TIMEOUT_S,
+                pressure_idle_timeout=SIP_PRESSURE_IDLE_TIMEOUT_S,
             ),
             refused=self.refusals,
         )

@@ -20,7 +20,11 @@ Deadlines (``message_timeout`` and ``idle_timeout`` seconds):
   ``message_timeout`` of opening (keepalives do not count);
 * a message begun must be completed within ``message_timeout`` of its first byte;
 * otherwise a connection may stay silent for ``idle_timeout`` after its last
-  complete message or keepalive (connections we opened: after opening).
+  complete message or keepalive (connections we opened: after opening);
+* under pressure, once the table holds three quarters of ``max_total``, an
+  accepted connection may stay silent only ``pressure_idle_timeout``, until the
+  table is down to half: a flood of connections that each sent one message
+  then wait cannot hold the node's share for long.
 
 The keys are whatever identifies a connection to the caller (a transport
 object, say); the clock is injected. No I/O, no asyncio.
@@ -41,6 +45,7 @@ TOTAL = "total"  # the node holds max_total connections: the descriptor reserve 
 
 MESSAGE_TIMEOUT = 30.0
 IDLE_TIMEOUT = 600.0
+PRESSURE_IDLE_TIMEOUT = 60.0
 
 
 class TrustedPeers:
@@ -80,6 +85,7 @@ class _Entry:
     last_message: float | None = None  # last complete message or keepalive after one
     partial_since: float | None = None  # first byte of the message not yet complete
     queued: float = 0.0  # the deadline of this entry's live item in the heap
+    expired: bool = False  # reported by expired(): no deadline any more
 
 
 class ConnectionTable:
@@ -94,6 +100,7 @@ class ConnectionTable:
         trusted: Callable[[str], bool] | TrustedPeers | None = None,
         message_timeout: float = MESSAGE_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
+        pressure_idle_timeout: float = PRESSURE_IDLE_TIMEOUT,
     ) -> None:
         self._clock = clock
         self.max_per_source = max_per_source  # 0: no cap
@@ -103,6 +110,8 @@ class ConnectionTable:
         self._trusted = trusted.__contains__ if isinstance(trusted, TrustedPeers) else trusted
         self.message_timeout = message_timeout
         self.idle_timeout = idle_timeout
+        self.pressure_idle_timeout = min(pressure_idle_timeout, idle_timeout)
+        self.under_pressure = False
         self._entries: dict[Hashable, _Entry] = {}
         self._per_source: dict[str, int] = {}
         self._heap: list[tuple[float, int, Hashable]] = []
@@ -136,11 +145,18 @@ class ConnectionTable:
         if counted:
             self._per_source[source] = self.held_by(source) + 1
         self._queue(key, entry)
+        if not self.under_pressure and self.max_total and 4 * len(self) >= 3 * self.max_total:
+            self.under_pressure = True  # idle deadlines come earlier: queue them all again
+            for other, other_entry in self._entries.items():
+                if not other_entry.expired and self._deadline(other_entry) < other_entry.queued:
+                    self._queue(other, other_entry)
         return None
 
     def close(self, key: Hashable) -> None:
         """Forget a connection; unknown keys (refused ones) are ignored."""
         entry = self._entries.pop(key, None)
+        if self.under_pressure and 2 * len(self) <= self.max_total:
+            self.under_pressure = False  # deadlines come later again: re-queued lazily
         if entry is None or not entry.counted:
             return
         left = self._per_source[entry.source] - 1
@@ -164,9 +180,8 @@ class ConnectionTable:
             entry.partial_since = None
         if pending and entry.partial_since is None:
             entry.partial_since = now
-        deadline = self._deadline(entry)
-        if deadline < entry.queued:  # earlier than the heap knows: queue it again
-            self._queue(key, entry)
+        if not entry.expired and self._deadline(entry) < entry.queued:
+            self._queue(key, entry)  # earlier than the heap knows: queue it again
 
     def deadline_of(self, key: Hashable) -> float | None:
         entry = self._entries.get(key)
@@ -177,7 +192,10 @@ class ConnectionTable:
             return entry.opened + self.message_timeout
         if entry.partial_since is not None:
             return entry.partial_since + self.message_timeout
-        return (entry.last_message or entry.opened) + self.idle_timeout
+        idle = self.idle_timeout
+        if self.under_pressure and entry.inbound:
+            idle = self.pressure_idle_timeout
+        return (entry.last_message or entry.opened) + idle
 
     def _queue(self, key: Hashable, entry: _Entry) -> None:
         entry.queued = self._deadline(entry)
@@ -219,6 +237,7 @@ class ConnectionTable:
             deadline = self._deadline(entry)
             if deadline <= now:
                 entry.queued = float("inf")
+                entry.expired = True
                 incomplete = entry.partial_since is not None or (
                     entry.inbound and entry.last_message is None
                 )

@@ -192,3 +192,39 @@ def test_counts_match_the_open_connections_whatever_the_order(ops):
         if live:
             assert deadline is not None
             assert deadline <= min(t.deadline_of(k) for k in live)
+
+
+def test_under_pressure_idle_connections_get_the_short_timeout_until_the_table_drains(clock):
+    t = table(clock, max_total=10, message_timeout=30, idle_timeout=600, pressure_idle_timeout=60)
+    for i in range(6):
+        t.open(i, f"10.0.0.{i}")
+        t.received(i, messages=1)  # each sent one message, then waits
+    t.open("ours", "192.0.2.1", inbound=False)
+    assert not t.under_pressure and t.deadline_of(0) == 1600.0
+    t.open(6, "10.0.0.6")  # 8 of 10: three quarters reached
+    assert t.under_pressure
+    assert t.deadline_of(0) == 1060.0 and t.deadline_of("ours") == 1600.0
+    assert t.deadline_of(6) == 1030.0  # no message yet: the message timeout still applies
+    clock.now = 1060
+    gone = t.expired()
+    assert {g.key for g in gone} == set(range(7))
+    assert [g.key for g in gone if g.incomplete] == [6]
+    for g in gone[:2]:
+        t.close(g.key)
+    assert t.under_pressure  # 6 of 10 left: not yet down to half
+    for g in gone[2:]:
+        t.close(g.key)
+    assert not t.under_pressure and len(t) == 1
+    assert t.expired() == []
+
+
+def test_an_expired_connection_is_not_reported_again_when_pressure_starts(clock):
+    t = table(clock, max_total=4, message_timeout=30, idle_timeout=600, pressure_idle_timeout=60)
+    t.open("a", "10.0.0.1")
+    clock.now += 30
+    assert [g.key for g in t.expired()] == ["a"]
+    t.received("a", pending=True)
+    t.open("b", "10.0.0.2")
+    t.open("c", "10.0.0.3")  # pressure: every deadline is looked at again
+    clock.now += 100
+    assert sorted(g.key for g in t.expired()) == ["b", "c"]
