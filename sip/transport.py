@@ -201,24 +201,27 @@ class TlsConnection(TcpConnection):
         server_context: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(receive, registry, remote)
-        self._tls: ssl.SSLObject | None = None
+        self._server_context = server_context
+        self._tls: ssl.SSLObject | None = None  # the server side's TLS, once admitted
         self._handshaken = False
         self._handshake_timer: asyncio.TimerHandle | None = None
-        if server_context is not None:
-            self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-            self._tls = server_context.wrap_bio(self._incoming, self._outgoing, server_side=True)
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        if self._tls is not None and not self._closed:
-            self._handshake_timer = asyncio.get_running_loop().call_later(
-                TLS_HANDSHAKE_TIMEOUT, self._handshake_expired
-            )
+        if self._server_context is None or self._closed:
+            return  # ours (asyncio did the handshake), or refused
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = self._server_context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        self._handshake_timer = asyncio.get_running_loop().call_later(
+            TLS_HANDSHAKE_TIMEOUT, self._handshake_expired
+        )
 
     def data_received(self, data: bytes) -> None:
-        if self._tls is None:
+        if self._server_context is None:
             super().data_received(data)
             return
+        if self._tls is None:
+            return  # refused: closing
         self._incoming.write(data)
         try:
             if not self._handshaken:
@@ -266,7 +269,7 @@ class TlsConnection(TcpConnection):
             self.close()
 
     def send(self, data: bytes) -> None:
-        if self._tls is None:
+        if self._server_context is None:
             super().send(data)
             return
         if self._closed:
