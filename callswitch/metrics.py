@@ -51,6 +51,7 @@ class NodeCollector(Collector):
         yield from self._clock()
         yield from self._messages()
         yield from self._refusals()
+        yield from self._connections()
 
     # -- calls
 
@@ -264,6 +265,23 @@ class NodeCollector(Collector):
         for reason, count in sorted(self.server.refusals.counts.items()):
             refused.add_metric([reason], count)
         yield refused
+
+    def _connections(self) -> Iterator[Metric]:
+        held = GaugeMetricFamily(
+            "callswitch_connections",
+            "Inbound stream connections open, by listener (sip: TCP and TLS; http)",
+            labels=["listener"],
+        )
+        limit = GaugeMetricFamily(
+            "callswitch_connections_limit",
+            "The share of descriptors each listener's connections may hold",
+            labels=["listener"],
+        )
+        for listener, table in sorted(self.server.connection_tables.items()):
+            held.add_metric([listener], len(table))
+            limit.add_metric([listener], table.max_total)
+        yield held
+        yield limit
 
 
 def _leg_kind(leg) -> str:

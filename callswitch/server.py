@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hmac
 import ipaddress
 import logging
 import secrets
 import signal
 from pathlib import Path
 
-from fastapi import Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from callswitch.config import Settings, _interface_addresses
+from callswitch.descriptors import connection_budget, raise_open_files_limit
 from callswitch.http import HttpServer
 from callswitch.metrics import CONTENT_TYPE, Metrics
 from callswitch.refusals import Refusals
@@ -40,8 +42,9 @@ from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
 from media.tts import TextToSpeech
+from sip.connections import ConnectionTable
 from sip.endpoint import SipEndpoint
-from sip.source_limits import SourceGuard
+from sip.source_limits import SourceGuard, TrustedNetworks
 from sip.transport import client_tls_context, server_tls_context
 from turn.server import TurnServer, TurnSettings
 
@@ -50,6 +53,9 @@ __all__ = ["Server", "database_url", "serve"]
 log = logging.getLogger("callswitch")
 
 SHUTDOWN_GRACE_S = 2.0
+SIP_MESSAGE_TIMEOUT_S = 30.0  # a SIP connection's first message, or any message begun
+SIP_IDLE_TIMEOUT_S = 600.0  # a SIP connection that carried messages, then nothing
+SIP_PRESSURE_IDLE_TIMEOUT_S = 60.0  # the same, once 3/4 of the SIP share is held
 GC_YOUNG_THRESHOLD = 20_000  # net container allocations between young collections (serve())
 
 
@@ -125,6 +131,43 @@ class Server:
         self.draining = False
         self.listeners: dict[str, str] = {}
         self._closers: list = []
+        self._trusted = TrustedNetworks(settings.trusted_peer)
+        self.budget = None  # callswitch.descriptors.ConnectionBudget, once started
+        self.connection_tables: dict[str, ConnectionTable] = {}  # by listener, for /metrics
+
+    def _connection_table(
+        self, listener: str, max_total: int, **timeouts: float
+    ) -> ConnectionTable:
+        """Per-source caps (--max-connections-per-ip, --trusted-peer exempt) and a
+        share of the descriptors for one listener, which /metrics reads."""
+        table = ConnectionTable(
+            asyncio.get_running_loop().time,
+            max_per_source=self.settings.max_connections_per_ip,
+            max_total=max_total,
+            trusted=self._trusted,
+            **timeouts,
+        )
+        self.connection_tables[listener] = table
+        return table
+
+    def _reserve_descriptors(self) -> None:
+        """Raise the open-file limit and keep a reserve that connections cannot take."""
+        s = self.settings
+        ports = 0
+        if s.runs("sip"):
+            ports += s.rtp_ports[1] - s.rtp_ports[0] + 1
+        if s.runs("turn"):
+            ports += s.relay_ports[1] - s.relay_ports[0] + 1
+        self.budget = connection_budget(raise_open_files_limit(), ports)
+        log.info(
+            "descriptors",
+            extra={
+                "limit": self.budget.limit,
+                "reserve": self.budget.reserve,
+                "sip_connections": self.budget.sip,
+                "http_connections": self.budget.http,
+            },
+        )
 
     async def start(self) -> None:
         s = self.settings
@@ -145,6 +188,7 @@ class Server:
             self._closers += [self.outbox.stop, webhooks.close]
             await self._start_billing(webhooks)
             await self._start_node()
+        self._reserve_descriptors()  # before any listener, after the store opened
         if s.runs("turn"):
             await self._start_turn()
         if s.runs("sip"):
@@ -168,7 +212,19 @@ class Server:
             app.add_api_route("/ready", self._ready, methods=["GET"])
             if s.runs("webrtc") and self.voice is not None:
                 self._start_webrtc(app)
-            self.http = HttpServer(app, s.bind, s.http_port)
+            self.http = HttpServer(
+                app,
+                s.bind,
+                s.http_port,
+                table=self._connection_table(
+                    "http",
+                    self.budget.http,
+                    message_timeout=float("inf"),  # callswitch/http.py times requests
+                    idle_timeout=float("inf"),
+                    pressure_idle_timeout=float("inf"),
+                ),
+                refused=self.refusals,
+            )
             await self.http.start()
             self.listeners["http"] = self.http.address
         if s.demo and self.http is not None:
@@ -235,7 +291,20 @@ class Server:
         self.voice.refused = self.refusals
         self.voice.fetch_guard = self.fetch_policy
         tls_client = client_tls_context(s.sip_tls_ca, s.sip_tls_cert, s.sip_tls_key)
-        self.sip = SipEndpoint(s.bind, s.sip_port, s.public_address, tls_client=tls_client)
+        self.sip = SipEndpoint(
+            s.bind,
+            s.sip_port,
+            s.public_address,
+            tls_client=tls_client,
+            connections=self._connection_table(
+                "sip",
+                self.budget.sip,
+                message_timeout=SIP_MESSAGE_TIMEOUT_S,
+                idle_timeout=SIP_IDLE_TIMEOUT_S,
+                pressure_idle_timeout=SIP_PRESSURE_IDLE_TIMEOUT_S,
+            ),
+            refused=self.refusals,
+        )
         self.sip.ua.guard = SourceGuard(
             rate=s.sip_rate_limit,
             max_calls=s.max_calls_per_ip,
@@ -319,7 +388,21 @@ class Server:
             return
         await self.sip.start_tls(s.sip_tls_port, server_tls_context(s.sip_tls_cert, s.sip_tls_key))
 
-    async def _metrics_page(self) -> Response:
+    async def _metrics_page(self, request: Request) -> Response:
+        """The Prometheus page; with --metrics-token, only for ``Bearer <token>``."""
+        token = self.settings.metrics_token
+        if token:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), token.encode()
+            ):
+                client = request.client.host if request.client else ""
+                self.refusals("metrics.unauthorized", client)
+                return Response(
+                    "401 Unauthorized\n",
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     async def _health(self) -> JSONResponse:

@@ -273,6 +273,7 @@ async def run_level(work: Path, sipp: str, codec: str, calls: int, args) -> Leve
         work / "server",
         cpu=SERVER_CPU,
         rtp_size=max(200, 8 * calls),
+        # Up to 100 agents' WebSockets and the REST calls, all from 127.0.0.1.
         extra_args=report.TRUSTED_LOAD,
     )
     sink = MediaSink()

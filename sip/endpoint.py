@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 
+from sip.connections import ConnectionTable
 from sip.transaction import Timers
 from sip.transport import Transports
 from sip.ua import UserAgent
@@ -30,11 +32,13 @@ class SipEndpoint:
         timers: Timers | None = None,
         *,
         tls_client: ssl.SSLContext | None = None,
+        connections: ConnectionTable | None = None,
+        refused: Callable[..., None] = lambda reason, source_ip, **fields: None,
     ) -> None:
         self._bind = (host, port)
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self.transports = Transports(self._receive, tls_client)
+        self.transports = Transports(self._receive, tls_client, table=connections, refused=refused)
         self.ua = UserAgent(
             host=public_address,
             port=port,

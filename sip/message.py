@@ -871,6 +871,11 @@ class StreamFramer:
         self._pong_reported = False
         self._error: SipParseError | None = None
 
+    @property
+    def pending(self) -> bool:
+        """Whether part of a message has arrived and its end has not."""
+        return self._in_message
+
     def feed(self, data: bytes) -> list[bytes | KeepAlive]:
         if self._error is not None:
             raise self._error

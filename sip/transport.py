@@ -16,6 +16,7 @@ import logging
 import ssl
 from collections.abc import Callable
 
+from sip.connections import PER_SOURCE, ConnectionTable
 from sip.message import KEEPALIVE_PING, KEEPALIVE_PONG, PONG, SipParseError, StreamFramer
 
 __all__ = [
@@ -33,6 +34,7 @@ log = logging.getLogger("callswitch.sip")
 Receiver = Callable[[bytes, "Flow"], None]
 
 TCP_IDLE_TIMEOUT = 600.0  # seconds a connection may carry nothing before we close it
+MESSAGE_TIMEOUT = 30.0  # seconds to complete the first message, or any message begun
 TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a peer gets to finish its TLS handshake
 DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061}  # RFC 3261 §19.1.2
 
@@ -115,32 +117,41 @@ class TcpConnection(asyncio.Protocol, Flow):
         self._transport: asyncio.Transport | None = None
         self._pending: list[bytes] = []  # writes queued while connecting
         self._closed = False
+        self.inbound = remote is None  # accepted by a listener, not opened by us
         self.remote = remote or ("", 0)
         self.local = ("", 0)
-        self.last_activity = asyncio.get_running_loop().time()
 
     def connection_made(self, transport) -> None:
         self._transport = transport
         self.remote = transport.get_extra_info("peername")[:2]
         self.local = transport.get_extra_info("sockname")[:2]
-        self._registry.opened(self)
+        if not self._registry.opened(self):
+            self._closed = True
+            transport.abort()  # refused: closed at once, nothing read or written
+            return
         for data in self._pending:
             transport.write(data)
         self._pending.clear()
 
     def data_received(self, data: bytes) -> None:
-        self.last_activity = asyncio.get_running_loop().time()
         try:
             items = self._framer.feed(data)
         except SipParseError as exc:
             log.info("sip.stream_error", extra={"peer": self.remote, "reason": exc.reason})
             self.close()
             return
+        messages = 0
+        keepalive = False
         for item in items:
             if item is KEEPALIVE_PING:
+                keepalive = True
                 self.send(PONG)  # RFC 5626 §4.4.1
-            elif item is not KEEPALIVE_PONG:
+            elif item is KEEPALIVE_PONG:
+                keepalive = True
+            else:
+                messages += 1
                 self._receive(item, self)
+        self._registry.received(self, messages, keepalive, self._framer.pending)
 
     def connection_lost(self, exc) -> None:
         self._closed = True
@@ -170,12 +181,120 @@ class TcpConnection(asyncio.Protocol, Flow):
 class TlsConnection(TcpConnection):
     """One TLS connection (RFC 3261 §26.2.1): the TCP framing over a TLS stream.
 
-    asyncio's SSL layer sits between the socket and this protocol, so
-    ``data_received`` gets plaintext and ``connection_made`` only comes after
-    the handshake; a peer that fails it never reaches the SIP layer.
+    Connections we open are handshaken by asyncio's SSL layer before
+    ``connection_made``, and ``data_received`` gets plaintext. Those our
+    listener accepts (``server_context``) arrive as plain TCP and are admitted
+    at once, so that one still in its handshake counts against its source and
+    the node's budget; TLS then runs here over memory BIOs (RFC 8446 records in,
+    plaintext to the framer), with ``TLS_HANDSHAKE_TIMEOUT`` to finish the
+    handshake. A peer that fails it never reaches the SIP layer.
     """
 
     transport = "TLS"
+
+    def __init__(
+        self,
+        receive: Receiver,
+        registry: Transports,
+        remote: tuple[str, int] | None = None,
+        *,
+        server_context: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(receive, registry, remote)
+        self._server_context = server_context
+        self._tls: ssl.SSLObject | None = None  # the server side's TLS, once admitted
+        self._handshaken = False
+        self._handshake_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        if self._server_context is None or self._closed:
+            return  # ours (asyncio did the handshake), or refused
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = self._server_context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        self._handshake_timer = asyncio.get_running_loop().call_later(
+            TLS_HANDSHAKE_TIMEOUT, self._handshake_expired
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self._server_context is None:
+            super().data_received(data)
+            return
+        if self._tls is None:
+            return  # refused: closing
+        self._incoming.write(data)
+        try:
+            if not self._handshaken:
+                self._tls.do_handshake()
+                self._handshake_done()
+            plain = self._read_plaintext()
+        except ssl.SSLWantReadError:
+            plain = b""
+        except (ssl.SSLError, ValueError) as exc:
+            log.info("sip.tls_error", extra={"peer": self.remote, "reason": str(exc)})
+            self._flush()
+            self.close()
+            return
+        self._flush()
+        if plain:
+            super().data_received(plain)
+
+    def _read_plaintext(self) -> bytes:
+        chunks = []
+        while True:
+            try:
+                chunk = self._tls.read(65536)  # type: ignore[union-attr]
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:  # the peer's close_notify
+                self.close()
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _handshake_done(self) -> None:
+        self._handshaken = True
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        pending, self._pending = self._pending, []
+        for data in pending:
+            self.send(data)
+
+    def _handshake_expired(self) -> None:
+        self._handshake_timer = None
+        if not self._handshaken:
+            self.close()
+
+    def send(self, data: bytes) -> None:
+        if self._server_context is None:
+            super().send(data)
+            return
+        if self._closed:
+            return
+        if not self._handshaken:
+            self._pending.append(data)
+            return
+        try:
+            self._tls.write(data)
+        except ssl.SSLError as exc:
+            log.info("sip.tls_error", extra={"peer": self.remote, "reason": str(exc)})
+            self.close()
+            return
+        self._flush()
+
+    def _flush(self) -> None:
+        out = self._outgoing.read()
+        if out and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(out)
+
+    def connection_lost(self, exc) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        super().connection_lost(exc)
 
 
 def server_tls_context(cert_file: str, key_file: str | None = None) -> ssl.SSLContext:
@@ -240,14 +359,35 @@ class Transports:
     they do not verify the server (see :func:`client_tls_context`).
     """
 
-    def __init__(self, receive: Receiver, tls_client: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        receive: Receiver,
+        tls_client: ssl.SSLContext | None = None,
+        *,
+        table: ConnectionTable | None = None,
+        refused: Callable[..., None] = lambda reason, source_ip, **fields: None,
+    ) -> None:
         self._receive = receive
         self.udp: UdpEndpoint | None = None
         self._tcp_server: asyncio.base_events.Server | None = None
         self._tls_server: asyncio.base_events.Server | None = None
         self._tls_client = tls_client
         self._connections: dict[ConnectionKey, TcpConnection] = {}
-        self._sweeper: asyncio.Task | None = None
+        # Who holds which connection and until when (sip.connections): the
+        # per-source cap, the node's budget of descriptors, the deadlines.
+        self.table = (
+            table
+            if table is not None
+            else ConnectionTable(
+                asyncio.get_running_loop().time,
+                max_per_source=0,
+                message_timeout=MESSAGE_TIMEOUT,
+                idle_timeout=TCP_IDLE_TIMEOUT,
+            )
+        )
+        self._refused = refused
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
 
     async def start(self, host: str, port: int, *, udp: bool = True, tcp: bool = True) -> None:
         loop = asyncio.get_running_loop()
@@ -262,20 +402,16 @@ class Transports:
                 port,
                 reuse_address=True,
             )
-            self._start_sweeper()
 
     async def start_tls(self, host: str, port: int, context: ssl.SSLContext) -> None:
         """Listen for SIP over TLS (RFC 3261 §26.2.1) on ``host:port``."""
         loop = asyncio.get_running_loop()
         self._tls_server = await loop.create_server(
-            lambda: TlsConnection(self._receive, self),
+            lambda: TlsConnection(self._receive, self, server_context=context),
             host,
             port,
-            ssl=context,
-            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
             reuse_address=True,
         )
-        self._start_sweeper()
 
     @property
     def tls_port(self) -> int | None:
@@ -283,10 +419,6 @@ class Transports:
         if self._tls_server is None or not self._tls_server.sockets:
             return None
         return self._tls_server.sockets[0].getsockname()[1]
-
-    def _start_sweeper(self) -> None:
-        if self._sweeper is None:
-            self._sweeper = asyncio.create_task(self._sweep_idle())
 
     def listeners(self) -> dict[str, str]:
         found = {}
@@ -298,22 +430,49 @@ class Transports:
                     found[name] = "%s:%d" % sock.getsockname()[:2]
         return found
 
-    def opened(self, connection: TcpConnection) -> None:
+    def opened(self, connection: TcpConnection) -> bool:
+        """A connection is up: admit it (True) or say it must be closed at once."""
+        source = connection.remote[0]
+        refusal = self.table.open(connection, source, inbound=connection.inbound)
+        if refusal is not None:
+            reason = "sip.connections" if refusal == PER_SOURCE else "sip.connections_total"
+            self._refused(reason, source, transport=connection.transport)
+            return False
         self._connections[_key(connection)] = connection
+        self._rearm()
+        return True
+
+    def received(
+        self, connection: TcpConnection, messages: int, keepalive: bool, pending: bool
+    ) -> None:
+        self.table.received(connection, messages=messages, keepalive=keepalive, pending=pending)
+        if pending:
+            self._rearm()
 
     def closed(self, connection: TcpConnection) -> None:
+        self.table.close(connection)
         key = _key(connection)
         if self._connections.get(key) is connection:
             del self._connections[key]
 
-    async def _sweep_idle(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(TCP_IDLE_TIMEOUT / 4)
-            cutoff = loop.time() - TCP_IDLE_TIMEOUT
-            for connection in list(self._connections.values()):
-                if connection.last_activity < cutoff:
-                    connection.close()
+    def _rearm(self) -> None:
+        """Keep one loop timer at the table's next deadline."""
+        deadline = self.table.next_deadline()
+        if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        self._timer = self._timer_at = None
+        for gone in self.table.expired():
+            connection: TcpConnection = gone.key  # type: ignore[assignment]
+            if gone.incomplete:
+                self._refused("sip.incomplete", gone.source, transport=connection.transport)
+            connection.close()
+        self._rearm()
 
     def flow_for(self, transport: str, host: str, port: int | None) -> Flow | None:
         """A flow to ``host:port`` over ``transport``; None when it cannot exist.
@@ -365,8 +524,9 @@ class Transports:
             connection.connection_lost(None)
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_at = None
         for server in (self._tcp_server, self._tls_server):
             if server is not None:
                 server.close()
