@@ -91,12 +91,18 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self.remote: tuple[str, int] | None = None
         self.remote_rtcp: tuple[str, int] | None = None
         self._latch = False
+        # Until the peer consents (its ACK, or RTP from its address), the negotiated
+        # address waits here and ``remote`` stays None: nothing is sent (no reflection).
+        self._unproven: tuple[str, int] | None = None
+        self._awaiting_consent = False
         # Receiving
         self._jitter = JitterBuffer(jitter_depth)
         self._dtmf_in = DtmfReceiver()
         self.stats = ReceptionStatistics()
         self.remote_ssrc: int | None = None
         self.bad_packets = 0
+        self.rtcp_received = 0  # RTCP compounds from the peer (the silence watchdog counts them)
+        self.events_received = 0  # RFC 4733 event packets from the peer
         self._lsr = 0  # middle 32 bits of the last SR's NTP time, and when it came
         self._lsr_at = 0.0
         self.remote_report = None  # the last report block the peer sent about us
@@ -178,11 +184,60 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._dtmf_payload_type = dtmf.payload_type if dtmf else -1
         # Event durations count in telephone-event's own rtpmap clock (48000 beside Opus).
         self._dtmf_clock_rate = dtmf.clock_rate if dtmf else codec.clock_rate
-        self.remote = remote
-        self.remote_rtcp = remote_rtcp or (remote[0], remote[1] + 1)
         # Latch onto the source of the peer's RTP only when its SDP address is not the
         # one the packets come from (a NAT): otherwise follow the SDP exactly.
         self._latch = _is_private_or_unspecified(remote[0])
+        if self._awaiting_consent:
+            self._unproven = remote
+            return
+        self.remote = remote
+        self.remote_rtcp = remote_rtcp or (remote[0], remote[1] + 1)
+
+    # -- consent: no media toward an address that has not asked for it
+
+    def await_consent(self) -> None:
+        """Send nothing (RTP or RTCP) until :meth:`consent` or RTP from the peer's address.
+
+        For a session whose peer address comes from an unauthenticated offer (an
+        inbound INVITE, a 183's early media): the address could be a forged victim's,
+        and a session that streamed to it would reflect and amplify. Audio queued or
+        played meanwhile waits, as it does for a session not yet configured.
+        """
+        if self.remote is not None:
+            self._unproven = self.remote
+        self.remote = self.remote_rtcp = None
+        self._awaiting_consent = True
+
+    def consent(self) -> None:
+        """The peer proved it wants our media (its ACK came): start sending."""
+        if not self._awaiting_consent:
+            return
+        self._awaiting_consent = False
+        remote, self._unproven = self._unproven, None
+        if remote is not None:
+            self.remote = remote
+            self.remote_rtcp = (remote[0], remote[1] + 1)
+
+    @property
+    def awaiting_consent(self) -> bool:
+        return self._awaiting_consent
+
+    @property
+    def destination(self) -> tuple[str, int] | None:
+        """Where the SDP says to send: ``remote``, or the address still awaiting consent."""
+        return self.remote if self.remote is not None else self._unproven
+
+    def activity(self) -> int:
+        """A number that changes whenever the peer's RTP or RTCP reaches us (the silence
+        watchdog compares it between checks; nothing is counted per packet for it)."""
+        stats = self.stats
+        return (
+            stats.received
+            + stats.duplicates
+            + stats.extended_highest_sequence
+            + self.rtcp_received
+            + self.events_received
+        )
 
     def start(self) -> None:
         if self._tick_token is None and not self.closed:
@@ -242,9 +297,15 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             return
         remote = self.remote
         if remote is None or addr[0] != remote[0]:
-            if remote is None or not self._latch:
-                return  # not from our peer: ignore it (RTP injection)
-            self._latch_onto(addr)
+            if remote is None:
+                remote = self._unproven
+                if remote is None or (addr[0] != remote[0] and not self._latch):
+                    return  # not from our peer: ignore it (RTP injection)
+                self.consent()  # RTP from the peer's address: it is listening there
+            if addr[0] != remote[0]:
+                if not self._latch:
+                    return
+                self._latch_onto(addr)
         payload_type = second & 0x7F
         if payload_type == self._payload_type:
             self.remote_ssrc = ssrc
@@ -262,6 +323,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
                     data, relay._payload_type | (second & 0x80), ssrc, sequence, timestamp
                 )
         elif payload_type == self._dtmf_payload_type:
+            self.events_received += 1
             relay = self._relay
             if relay is not None and relay._dtmf_payload_type >= 0:
                 second = relay._dtmf_payload_type | (second & 0x80)
@@ -498,6 +560,9 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         return packets
 
     def _rtcp_received(self, data: bytes, addr) -> None:
+        peer = self.remote or self._unproven
+        if peer is not None and (addr[0] == peer[0] or self._latch):
+            self.rtcp_received += 1  # the peer is alive (others' RTCP keeps no call up)
         if self._srtp is not None:
             try:
                 data = self._srtp.unprotect_rtcp(bytes(data))

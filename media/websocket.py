@@ -64,6 +64,8 @@ class WebSocketConnection(asyncio.Protocol):
     :class:`~websockets.exceptions.ConnectionClosed` that says what happened.
     """
 
+    _reading_paused = False  # set per connection by pause_reading()
+
     def __init__(
         self, protocol: ClientProtocol, max_size: int, high_water: int = HIGH_WATER
     ) -> None:
@@ -81,6 +83,37 @@ class WebSocketConnection(asyncio.Protocol):
         self._masks = b""
         self._mask_at = 0
         self._close_timer: asyncio.TimerHandle | None = None
+
+    # -- reading at the consumer's pace
+
+    def pause_reading(self) -> None:
+        """Hand over no more messages, and read nothing more from the socket, until
+        :meth:`resume_reading`: TCP then holds the sender back (back-pressure). A
+        message being handed over finishes; the rest of what was read waits."""
+        if not self._reading_paused:
+            self._reading_paused = True
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self._reading_paused:
+            return
+        self._reading_paused = False
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.resume_reading()
+        if self._buffer and self.ws.state is State.OPEN:
+            # Not from inside the caller (a media tick): on the loop's next turn.
+            asyncio.get_running_loop().call_soon(self._read_buffered)
+
+    @property
+    def reading_paused(self) -> bool:
+        return self._reading_paused
+
+    def _read_buffered(self) -> None:
+        if not self._reading_paused and self._buffer and self.ws.state is State.OPEN:
+            self._frames_received(b"")
 
     # -- asyncio.Protocol
 
@@ -126,8 +159,12 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _frames_received(self, data: bytes) -> None:
         """Cut whole frames out of the received bytes: a whole text or binary message
-        goes to ``on_message`` at once, any other frame to the library (RFC 6455 §5.2)."""
+        goes to ``on_message`` at once, any other frame to the library (RFC 6455 §5.2).
+        Once the consumer pauses reading, the rest waits in the buffer."""
         buffer = self._buffer
+        if self._reading_paused:
+            buffer += data
+            return
         if buffer:
             buffer += data
             data = bytes(buffer)
@@ -167,6 +204,8 @@ class WebSocketConnection(asyncio.Protocol):
             else:
                 self._feed(data[position:end])
             position = end
+            if self._reading_paused:
+                break
         if position < size:
             self._buffer += data[position:]
 
@@ -247,6 +286,14 @@ class WebSocketConnection(asyncio.Protocol):
             self.ws.send_close(code)
             self._flush()
             self._close_soon()
+            if self._reading_paused:  # the server's close frame must get through
+                self._reading_paused = False
+                if self.transport is not None and not self.transport.is_closing():
+                    self.transport.resume_reading()
+                buffered = bytes(self._buffer)
+                self._buffer.clear()
+                if buffered:
+                    self._feed(buffered)
         elif self.transport is not None and self.ws.state is State.CONNECTING:
             self.transport.abort()
 
