@@ -96,11 +96,7 @@ class MediaStreamClient:
         self._first_timestamp: int | None = None
         self._last_ms = -FRAME_MS
         self.held_back = 0  # times reading paused because the playout queue was full
-        self.throttled = 0  # times reading paused for the message budget
         self._queue_full = False
-        self._throttle_timer: asyncio.TimerHandle | None = None
-        self._window_messages = 0
-        self._window_end = 0.0
 
     async def connect(self) -> None:
         """Open the WebSocket and send ``connected`` and ``start``."""
@@ -111,6 +107,8 @@ class MediaStreamClient:
                 max_size=MAX_MESSAGE,
                 on_message=self._handle,
                 high_water=self.send_buffer,
+                message_budget=MESSAGES_PER_WINDOW,
+                budget_window=MESSAGE_WINDOW_S,
             )
         except WebSocketOpenError as exc:
             raise StreamConnectError(f"could not connect to {self.url}: {exc}") from exc
@@ -135,7 +133,6 @@ class MediaStreamClient:
         try:
             return await _stream_until(ws, until, self.protocol)
         finally:
-            self._stop_reading_control()
             if on_arrival is not None:
                 on_arrival(False)
             leg.on_frame, leg.on_dtmf, leg.source = saved
@@ -186,9 +183,6 @@ class MediaStreamClient:
         self.sent += 1
 
     def _handle(self, message: bytes) -> None:
-        self._window_messages += 1
-        if self._window_messages > MESSAGES_PER_WINDOW:
-            self._count_window()
         event = self.protocol.receive(message)
         if isinstance(event, MediaReceived):
             playback = self.playback
@@ -219,6 +213,8 @@ class MediaStreamClient:
 
     def _hold_back(self) -> None:
         """The playout queue is full: read no more until some of it has played."""
+        if self._ws is None:
+            return  # still in the handshake's packet: the read is bounded anyway
         if not self._queue_full:
             self._queue_full = True
             self.held_back += 1
@@ -232,35 +228,12 @@ class MediaStreamClient:
             and playback.pending_marks <= MAX_PENDING_MARKS - RESUME_FRAMES
         ):
             self._queue_full = False
-            if self._throttle_timer is None:
-                self._ws.resume_reading()
-
-    def _count_window(self) -> None:
-        """Past the budget of messages: a new window if the last one is over, else
-        pause reading for the rest of it."""
-        now = asyncio.get_running_loop().time()
-        if now >= self._window_end:
-            self._window_end = now + MESSAGE_WINDOW_S
-            self._window_messages = 1
-            return
-        if self._throttle_timer is None:
-            self.throttled += 1
-            self._ws.pause_reading()
-            self._throttle_timer = asyncio.get_running_loop().call_at(
-                self._window_end, self._end_throttle
-            )
-
-    def _end_throttle(self) -> None:
-        self._throttle_timer = None
-        self._window_messages = 0
-        self._window_end = asyncio.get_running_loop().time() + MESSAGE_WINDOW_S
-        if not self._queue_full:
             self._ws.resume_reading()
 
-    def _stop_reading_control(self) -> None:
-        if self._throttle_timer is not None:
-            self._throttle_timer.cancel()
-            self._throttle_timer = None
+    @property
+    def throttled(self) -> int:
+        """Times reading paused because the application sent past the message budget."""
+        return self._ws.throttled if self._ws is not None else 0
 
 
 class ForkStreamClient(MediaStreamClient):
@@ -295,7 +268,6 @@ class ForkStreamClient(MediaStreamClient):
         try:
             return await _stream_until(ws, until, self.protocol)
         finally:
-            self._stop_reading_control()
             remove_tap(self.leg, self._on_tap)
 
     def _on_tap(self, side: int, frame: Frame) -> None:
@@ -315,9 +287,6 @@ class ForkStreamClient(MediaStreamClient):
 
     def _handle(self, message: bytes) -> None:
         """One-way: whatever the application sends is ignored (within the budget)."""
-        self._window_messages += 1
-        if self._window_messages > MESSAGES_PER_WINDOW:
-            self._count_window()
 
 
 async def _stream_until(ws: WebSocketConnection, until: asyncio.Event, protocol: MediaStream):
