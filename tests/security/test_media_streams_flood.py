@@ -138,14 +138,6 @@ def test_a_media_flood_does_not_stall_another_calls_media(server, rtp_sink):
     # The flood used to stall every tick for up to 686 ms. On a shared two-core test
     # machine a tick can be late by tens of ms for reasons of its own: the bound is
     # what the feature needs (no stall), not what a quiet machine shows.
-    print(
-        "FIG",
-        statistics.median(gaps),
-        max(gaps),
-        max(options),
-        max(health),
-        bot.sent / (window_end - flood_began),
-    )
     assert statistics.median(gaps) < 0.030, statistics.median(gaps)
     assert max(gaps) < 0.300, max(gaps)
     assert max(options) < 0.5 and max(health) < 0.5, (max(options), max(health))
