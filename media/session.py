@@ -53,6 +53,7 @@ _AFTER_FIRST_OCTET = struct.Struct(">BHII")  # of an RTP header: M+PT, sequence,
 SDES_CNAME = 1
 MAX_QUEUED_FRAMES = 3000  # 60 s of audio; beyond that the oldest is dropped
 BIND_ATTEMPTS = 8
+CONSENT_CHECK_S = 0.2  # how often consent taken from the peer's RTP is checked
 
 
 class _RtcpProtocol(asyncio.DatagramProtocol):
@@ -94,7 +95,13 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         # Until the peer consents (its ACK, or RTP from its address), the negotiated
         # address waits here and ``remote`` stays None: nothing is sent (no reflection).
         self._unproven: tuple[str, int] | None = None
+        self._unproven_rtcp: tuple[str, int] | None = None
         self._awaiting_consent = False
+        # Consent taken from the peer's RTP is provisional until the ACK: it holds only
+        # while the peer sends about as much as we do (a spoofed packet is not a peer).
+        self._consent_timer: asyncio.TimerHandle | None = None
+        self._consent_mark = (0, 0)
+        self._rtp_consent_spent = False
         # Receiving
         self._jitter = JitterBuffer(jitter_depth)
         self._dtmf_in = DtmfReceiver()
@@ -189,6 +196,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._latch = _is_private_or_unspecified(remote[0])
         if self._awaiting_consent:
             self._unproven = remote
+            self._unproven_rtcp = remote_rtcp
             return
         self.remote = remote
         self.remote_rtcp = remote_rtcp or (remote[0], remote[1] + 1)
@@ -204,19 +212,55 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         played meanwhile waits, as it does for a session not yet configured.
         """
         if self.remote is not None:
-            self._unproven = self.remote
+            self._unproven, self._unproven_rtcp = self.remote, self.remote_rtcp
         self.remote = self.remote_rtcp = None
         self._awaiting_consent = True
 
     def consent(self) -> None:
         """The peer proved it wants our media (its ACK came): start sending."""
+        self._end_provisional_consent()
         if not self._awaiting_consent:
             return
         self._awaiting_consent = False
         remote, self._unproven = self._unproven, None
         if remote is not None:
             self.remote = remote
-            self.remote_rtcp = (remote[0], remote[1] + 1)
+            self.remote_rtcp = self._unproven_rtcp or (remote[0], remote[1] + 1)
+        self._unproven_rtcp = None
+
+    def _consent_by_rtp(self) -> bool:
+        """RTP from the peer's address before its ACK: send, provisionally. Every
+        :data:`CONSENT_CHECK_S` the peer must have sent at least half as many packets as
+        we did, or the session waits for the ACK alone from then on, so one spoofed
+        packet buys a forger a fifth of a second of media, not a stream."""
+        if self._rtp_consent_spent:
+            return False
+        self._rtp_consent_spent = True
+        self.consent()
+        self._consent_mark = (self.stats.received + self.events_received, self.packets_sent)
+        self._consent_timer = asyncio.get_running_loop().call_later(
+            CONSENT_CHECK_S, self._check_provisional_consent
+        )
+        return True
+
+    def _check_provisional_consent(self) -> None:
+        self._consent_timer = None
+        if self.closed:
+            return
+        received = self.stats.received + self.events_received
+        sent = self.packets_sent
+        if (received - self._consent_mark[0]) * 2 < sent - self._consent_mark[1]:
+            self.await_consent()  # not a peer that talks back: only its ACK will do now
+            return
+        self._consent_mark = (received, sent)
+        self._consent_timer = asyncio.get_running_loop().call_later(
+            CONSENT_CHECK_S, self._check_provisional_consent
+        )
+
+    def _end_provisional_consent(self) -> None:
+        if self._consent_timer is not None:
+            self._consent_timer.cancel()
+            self._consent_timer = None
 
     @property
     def awaiting_consent(self) -> bool:
@@ -301,7 +345,8 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
                 remote = self._unproven
                 if remote is None or (addr[0] != remote[0] and not self._latch):
                     return  # not from our peer: ignore it (RTP injection)
-                self.consent()  # RTP from the peer's address: it is listening there
+                if not self._consent_by_rtp():  # the peer is listening there, it seems
+                    return
             if addr[0] != remote[0]:
                 if not self._latch:
                     return
@@ -586,6 +631,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
     # -- the end
 
     def close(self) -> None:
+        self._end_provisional_consent()
         if self._rtcp_timer is not None:
             self._rtcp_timer.cancel()
             self._rtcp_timer = None

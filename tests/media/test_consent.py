@@ -70,17 +70,49 @@ async def test_consent_starts_the_audio_where_it_waited(session_and_sink):
     assert not session.awaiting_consent
 
 
-async def test_rtp_from_the_peers_address_is_consent(session_and_sink):
+def rtp(sequence: int) -> bytes:
+    return RtpPacket(0, sequence, sequence * 160, 99, b"\x00" * 160).serialize()
+
+
+async def test_rtp_from_the_peers_address_is_consent_while_the_peer_keeps_talking(
+    session_and_sink,
+):
     session, sink = session_and_sink
     session.await_consent()
     session.configure(PCMU, sink.getsockname())
     session.source = lambda: b"\xff" * 160
     session.start()
-    sink.sendto(RtpPacket(0, 1, 160, 99, b"\x00" * 160).serialize(), ("127.0.0.1", session.port))
-    await asyncio.sleep(0.3)
-    assert len(drain(sink)) >= 5
+    target = ("127.0.0.1", session.port)
+    for sequence in range(40):  # 0.8 s of a real peer's RTP
+        sink.sendto(rtp(sequence), target)
+        await asyncio.sleep(0.02)
+    assert len(drain(sink)) >= 25
     assert session.remote == sink.getsockname()
-    assert session.stats.received == 1  # the packet that proved the address is kept
+    assert session.stats.received >= 38  # the packet that proved the address is kept
+    session.consent()  # then its ACK: consent for good
+    await asyncio.sleep(0.5)
+    assert session.remote is not None and len(drain(sink)) >= 15
+
+
+async def test_one_spoofed_packet_buys_a_fifth_of_a_second_then_only_the_ack_will_do(
+    session_and_sink,
+):
+    session, sink = session_and_sink
+    session.await_consent()
+    session.configure(PCMU, sink.getsockname())
+    session.source = lambda: b"\xff" * 160
+    session.start()
+    sink.sendto(rtp(1), ("127.0.0.1", session.port))
+    await asyncio.sleep(0.6)
+    burst = drain(sink)
+    assert 1 <= len(burst) <= 15  # about CONSENT_CHECK_S worth of packets, then nothing
+    assert session.awaiting_consent and session.remote is None
+    sink.sendto(rtp(2), ("127.0.0.1", session.port))  # RTP no longer grants it
+    await asyncio.sleep(0.3)
+    assert drain(sink) == []
+    session.consent()
+    await asyncio.sleep(0.2)
+    assert drain(sink)
 
 
 async def test_rtp_from_another_address_is_not_consent(session_and_sink):
