@@ -156,6 +156,25 @@ class NodeCollector(Collector):
                 gauges[1].add_metric([codec], sum(jitter[codec]) / len(jitter[codec]))
                 gauges[2].add_metric([codec], sum(mos[codec]) / len(mos[codec]))
         yield from gauges
+        if media.watchdog is not None:
+            yield CounterMetricFamily(
+                "callswitch_rtp_timeouts",
+                "Calls hung up because their peer sent no RTP or RTCP for --rtp-timeout "
+                "(--rtp-hold-timeout on hold)",
+                value=media.watchdog.timeouts,
+            )
+        audio = getattr(self.server, "audio", None)
+        if audio is not None:
+            yield GaugeMetricFamily(
+                "callswitch_audio_cache_bytes",
+                "Decoded <Play> audio held in the cache (bounded by --audio-cache-mb)",
+                value=audio.bytes,
+            )
+            yield CounterMetricFamily(
+                "callswitch_audio_cache_evictions",
+                "<Play> audio dropped from the cache to stay within --audio-cache-mb",
+                value=audio.evictions,
+            )
         for field, help_text in (
             ("received", "RTP packets received from peers"),
             ("lost", "RTP packets peers sent that never arrived (RFC 3550 A.3)"),
@@ -186,6 +205,17 @@ class NodeCollector(Collector):
             "callswitch_media_streams_dropped_messages",
             "Media messages dropped because the application read too slowly",
             value=STREAMS.dropped_total,
+        )
+        yield CounterMetricFamily(
+            "callswitch_media_streams_inbound_dropped_frames",
+            "20 ms frames of applications' audio dropped beyond a stream's playout bound",
+            value=STREAMS.inbound_dropped_total,
+        )
+        yield CounterMetricFamily(
+            "callswitch_media_streams_read_pauses",
+            "Times a stream stopped reading its application: playout queue full, or "
+            "past the message budget",
+            value=STREAMS.read_pauses_total,
         )
 
     # -- WebRTC and TURN

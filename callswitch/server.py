@@ -42,6 +42,7 @@ from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
 from media.tts import TextToSpeech
+from media.watchdog import SilenceWatchdog
 from sip.connections import ConnectionTable
 from sip.endpoint import SipEndpoint
 from sip.source_limits import SourceGuard, TrustedNetworks
@@ -106,6 +107,7 @@ class Server:
         self.calls: CallManager | None = None
         self.voice: VoiceApps | None = None
         self.media: MediaSettings | None = None
+        self.audio: AudioLoader | None = None  # <Play>'s fetched audio and its cache
         self.http: HttpServer | None = None
         self.outbox: Outbox | None = None
         self.turn: TurnServer | None = None
@@ -275,7 +277,11 @@ class Server:
         s = self.settings
         webhooks = self.outbox.client
         tts = TextToSpeech(data / "cache" / "tts")
-        audio = AudioLoader(guard=self.fetch_policy)
+        audio = self.audio = AudioLoader(
+            guard=self.fetch_policy,
+            max_bytes=s.audio_cache_mb * 1024 * 1024,
+            refused=self.refusals,
+        )
         self._closers.append(audio.close)
         self.voice = VoiceApps(
             self.store,
@@ -313,8 +319,9 @@ class Server:
         )
         await self.sip.start()
         await self._start_sip_tls()
+        watchdog = SilenceWatchdog(s.rtp_timeout, s.rtp_hold_timeout)
         media = self.media = MediaSettings(
-            s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock
+            s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock, watchdog
         )
         self.calls = CallManager(self.sip.ua, media, self._route)
         self.voice.dialer = Dialer(
@@ -488,6 +495,8 @@ class Server:
             await self.sip.close()
         if self.signaling is not None:
             self.signaling.close()
+        if self.media is not None and self.media.watchdog is not None:
+            self.media.watchdog.close()
         if self.http is not None:
             await self.http.stop()
         for close in reversed(self._closers):

@@ -27,6 +27,7 @@ from media.sdp import (
 )
 from media.session import RtpSession
 from media.srtp import SdesAnswerer
+from media.watchdog import SilenceWatchdog
 from sip.invite import EndReason, InviteSession
 from sip.ua import UserAgent
 
@@ -53,6 +54,8 @@ class MediaSettings:
     public_address: str
     pool: PortPool
     clock: MediaClock
+    # Hangs up answered calls whose peer sends no RTP/RTCP (--rtp-timeout); None: never.
+    watchdog: SilenceWatchdog | None = None
 
 
 class CallTimes:
@@ -79,6 +82,29 @@ class CallTimes:
 
     def log(self, event: str, **fields) -> None:
         log.info(event, extra={"call_id": self.call_id, "call_sid": self.sid, **fields})
+
+    rtp_timed_out = False  # hung up because the peer sent no media (--rtp-timeout)
+
+    def _watch_media(self, media: MediaSettings, leg: RtpSession, source_ip: str) -> None:
+        """Hang up with BYE once the peer has sent no RTP or RTCP for --rtp-timeout
+        (--rtp-hold-timeout on hold)."""
+        if media.watchdog is None:
+            return
+
+        def silent(seconds: float, held: bool) -> None:
+            if self.end_time is not None:
+                return
+            self.rtp_timed_out = True
+            self.log(
+                "call.rtp_timeout",
+                source_ip=source_ip,
+                seconds=round(seconds, 1),
+                held=held,
+                port=leg.port,
+            )
+            self.hangup()
+
+        media.watchdog.watch(leg, silent)
 
 
 class Call(CallTimes):
@@ -145,6 +171,7 @@ class Call(CallTimes):
         session.on_dtmf = lambda digit: leg.on_dtmf(digit)  # SIP INFO joins RFC 4733
         attach_media_updates(session, leg, media.public_address, SUPPORTED_CODECS)  # re-INVITEs
         leg.start()
+        self._watch_media(media, leg, session.flow.remote[0])
         self.log("call.answered", codec=leg.codec)
         for callback in self.on_answered:
             callback(self)
@@ -168,6 +195,10 @@ class Call(CallTimes):
             return False
         if sdes.ours is not None:
             leg.use_srtp(sdes.context())
+        # No media before consent: the offer's address may be a forged victim's. The
+        # leg sends once the ACK comes (or the peer's RTP does), never to a stranger.
+        leg.await_consent()
+        session.on_acked = leg.consent
         audio = next(m for m in offer.media if m.media == "audio" and m.port)
         leg.configure(codec, remote_rtp_address(offer, audio), dtmf=dtmf, ptime=audio.ptime or 20)
         session.ring()

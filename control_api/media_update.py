@@ -74,7 +74,7 @@ class MediaUpdater:
                 self._last_key = _content_key(ours)
                 audio = next((m for m in ours.media if m.media == "audio" and m.port), None)
                 self._crypto = list(getattr(audio, "crypto", []) or [])
-        self._sdp_remote = leg.remote  # where the SDP said to send, before any NAT latching
+        self._sdp_remote = leg.destination  # where the SDP said to send, before NAT latching
         self.held = False
 
     # -- the session callbacks

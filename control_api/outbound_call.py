@@ -206,8 +206,11 @@ class OutboundCall(CallTimes):
             self.ringing.set()
             for callback in self.on_ringing:
                 callback(self)
-        if sdp is not None and self.leg is not None and self.leg.remote is None:
-            self._configure(sdp)  # early media (RFC 3960): listen before the answer
+        if sdp is not None and self.leg is not None and self.leg.destination is None:
+            # Early media (RFC 3960): listen before the answer, but send only once the
+            # far end answers or its RTP shows it listens at the address it gave.
+            self.leg.await_consent()
+            self._configure(sdp)
 
     def _answered(self, sdp: bytes | None) -> bool:
         if self.ended.is_set():
@@ -218,8 +221,10 @@ class OutboundCall(CallTimes):
             return False
         self.answer_time = time.time()
         self.sip_status = 200
+        self.leg.consent()  # the answer is the far end's consent to our media
         attach_media_updates(self.session, self.leg, self.media.public_address, SUPPORTED_CODECS)
         self.leg.start()
+        self._watch_media(self.media, self.leg, self.destination.flow.remote[0])
         self.log("call.answered", codec=self.leg.codec)
         for callback in self.on_answered:
             callback(self)

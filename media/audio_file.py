@@ -102,7 +102,9 @@ def resample_frames(
     frames stop being consumed once ``max_samples`` have been produced.
     """
     limit = max_samples if max_samples is not None else sys.maxsize
-    chunks: list[np.ndarray] = []
+    # One growing buffer rather than a list of chunks joined at the end: the samples
+    # are held once, not twice, at the peak of a long file.
+    output = bytearray()
     total = 0
 
     def take(resampled: list[av.AudioFrame]) -> bool:
@@ -111,10 +113,10 @@ def resample_frames(
         for out in resampled:
             chunk = out.to_ndarray().reshape(-1)
             if total + chunk.size >= limit:
-                chunks.append(chunk[: limit - total])
+                output.extend(chunk[: limit - total].astype("=i2", copy=False).tobytes())
                 total = limit
                 return False
-            chunks.append(chunk)
+            output.extend(chunk.astype("=i2", copy=False).tobytes())
             total += chunk.size
         return True
 
@@ -134,6 +136,6 @@ def resample_frames(
     else:
         if resampler is not None:
             take(resampler.resample(None))
-    if not chunks:
+    if not output:
         return np.zeros(0, dtype=np.int16)
-    return np.concatenate(chunks).astype(np.int16, copy=False)
+    return np.frombuffer(output, dtype=np.int16)

@@ -16,6 +16,7 @@ RTP session with no remote address) holds playback until it starts.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -88,23 +89,36 @@ def _encode_wideband(samples: np.ndarray, codec: str) -> list[bytes]:
     return [encoder.encode(wide[i : i + size]) for i in range(0, wide.size, size)]
 
 
-_ENCODED: OrderedDict[tuple[int, str], tuple[np.ndarray, list[bytes]]] = OrderedDict()
+_ENCODED: OrderedDict[tuple[int, str], tuple[weakref.ref, list[bytes]]] = OrderedDict()
 _ENCODED_ENTRIES = 64
 
 
 def cached_frames(samples: np.ndarray, codec: str) -> list[bytes]:
     """``encode_frames``, remembered for the same array object: a cached prompt (speech,
-    a ``<Play>`` file) that every call plays is encoded once, not once per call."""
+    a ``<Play>`` file) that every call plays is encoded once, not once per call.
+
+    The array is held weakly: its frames are forgotten once nobody else holds it (the
+    audio cache let it go and no call plays it), so this cache is bounded by theirs."""
     key = (id(samples), codec.upper())
     hit = _ENCODED.get(key)
-    if hit is not None and hit[0] is samples:  # the array is held, so its id is not reused
+    if hit is not None and hit[0]() is samples:
         _ENCODED.move_to_end(key)
         return hit[1]
     frames = encode_frames(samples, codec)
-    _ENCODED[key] = (samples, frames)
+    try:
+        ref = weakref.ref(samples, lambda _, key=key: _forget(key))
+    except TypeError:  # not an ndarray (a list of samples): not worth remembering
+        return frames
+    _ENCODED[key] = (ref, frames)
     while len(_ENCODED) > _ENCODED_ENTRIES:
         _ENCODED.popitem(last=False)
     return frames
+
+
+def _forget(key: tuple[int, str]) -> None:
+    hit = _ENCODED.get(key)
+    if hit is not None and hit[0]() is None:
+        del _ENCODED[key]
 
 
 class _Frames:

@@ -53,6 +53,7 @@ _AFTER_FIRST_OCTET = struct.Struct(">BHII")  # of an RTP header: M+PT, sequence,
 SDES_CNAME = 1
 MAX_QUEUED_FRAMES = 3000  # 60 s of audio; beyond that the oldest is dropped
 BIND_ATTEMPTS = 8
+CONSENT_CHECK_S = 0.2  # how often consent taken from the peer's RTP is checked
 
 
 class _RtcpProtocol(asyncio.DatagramProtocol):
@@ -91,12 +92,24 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self.remote: tuple[str, int] | None = None
         self.remote_rtcp: tuple[str, int] | None = None
         self._latch = False
+        # Until the peer consents (its ACK, or RTP from its address), the negotiated
+        # address waits here and ``remote`` stays None: nothing is sent (no reflection).
+        self._unproven: tuple[str, int] | None = None
+        self._unproven_rtcp: tuple[str, int] | None = None
+        self._awaiting_consent = False
+        # Consent taken from the peer's RTP is provisional until the ACK: it holds only
+        # while the peer sends about as much as we do (a spoofed packet is not a peer).
+        self._consent_timer: asyncio.TimerHandle | None = None
+        self._consent_mark = (0, 0)
+        self._rtp_consent_spent = False
         # Receiving
         self._jitter = JitterBuffer(jitter_depth)
         self._dtmf_in = DtmfReceiver()
         self.stats = ReceptionStatistics()
         self.remote_ssrc: int | None = None
         self.bad_packets = 0
+        self.rtcp_received = 0  # RTCP compounds from the peer (the silence watchdog counts them)
+        self.events_received = 0  # RFC 4733 event packets from the peer
         self._lsr = 0  # middle 32 bits of the last SR's NTP time, and when it came
         self._lsr_at = 0.0
         self.remote_report = None  # the last report block the peer sent about us
@@ -178,11 +191,97 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._dtmf_payload_type = dtmf.payload_type if dtmf else -1
         # Event durations count in telephone-event's own rtpmap clock (48000 beside Opus).
         self._dtmf_clock_rate = dtmf.clock_rate if dtmf else codec.clock_rate
-        self.remote = remote
-        self.remote_rtcp = remote_rtcp or (remote[0], remote[1] + 1)
         # Latch onto the source of the peer's RTP only when its SDP address is not the
         # one the packets come from (a NAT): otherwise follow the SDP exactly.
         self._latch = _is_private_or_unspecified(remote[0])
+        if self._awaiting_consent:
+            self._unproven = remote
+            self._unproven_rtcp = remote_rtcp
+            return
+        self.remote = remote
+        self.remote_rtcp = remote_rtcp or (remote[0], remote[1] + 1)
+
+    # -- consent: no media toward an address that has not asked for it
+
+    def await_consent(self) -> None:
+        """Send nothing (RTP or RTCP) until :meth:`consent` or RTP from the peer's address.
+
+        For a session whose peer address comes from an unauthenticated offer (an
+        inbound INVITE, a 183's early media): the address could be a forged victim's,
+        and a session that streamed to it would reflect and amplify. Audio queued or
+        played meanwhile waits, as it does for a session not yet configured.
+        """
+        if self.remote is not None:
+            self._unproven, self._unproven_rtcp = self.remote, self.remote_rtcp
+        self.remote = self.remote_rtcp = None
+        self._awaiting_consent = True
+
+    def consent(self) -> None:
+        """The peer proved it wants our media (its ACK came): start sending."""
+        self._end_provisional_consent()
+        if not self._awaiting_consent:
+            return
+        self._awaiting_consent = False
+        remote, self._unproven = self._unproven, None
+        if remote is not None:
+            self.remote = remote
+            self.remote_rtcp = self._unproven_rtcp or (remote[0], remote[1] + 1)
+        self._unproven_rtcp = None
+
+    def _consent_by_rtp(self) -> bool:
+        """RTP from the peer's address before its ACK: send, provisionally. Every
+        :data:`CONSENT_CHECK_S` the peer must have sent at least half as many packets as
+        we did, or the session waits for the ACK alone from then on, so one spoofed
+        packet buys a forger a fifth of a second of media, not a stream."""
+        if self._rtp_consent_spent:
+            return False
+        self._rtp_consent_spent = True
+        self.consent()
+        self._consent_mark = (self.stats.received + self.events_received, self.packets_sent)
+        self._consent_timer = asyncio.get_running_loop().call_later(
+            CONSENT_CHECK_S, self._check_provisional_consent
+        )
+        return True
+
+    def _check_provisional_consent(self) -> None:
+        self._consent_timer = None
+        if self.closed:
+            return
+        received = self.stats.received + self.events_received
+        sent = self.packets_sent
+        if (received - self._consent_mark[0]) * 2 < sent - self._consent_mark[1]:
+            self.await_consent()  # not a peer that talks back: only its ACK will do now
+            return
+        self._consent_mark = (received, sent)
+        self._consent_timer = asyncio.get_running_loop().call_later(
+            CONSENT_CHECK_S, self._check_provisional_consent
+        )
+
+    def _end_provisional_consent(self) -> None:
+        if self._consent_timer is not None:
+            self._consent_timer.cancel()
+            self._consent_timer = None
+
+    @property
+    def awaiting_consent(self) -> bool:
+        return self._awaiting_consent
+
+    @property
+    def destination(self) -> tuple[str, int] | None:
+        """Where the SDP says to send: ``remote``, or the address still awaiting consent."""
+        return self.remote if self.remote is not None else self._unproven
+
+    def activity(self) -> int:
+        """A number that changes whenever the peer's RTP or RTCP reaches us (the silence
+        watchdog compares it between checks; nothing is counted per packet for it)."""
+        stats = self.stats
+        return (
+            stats.received
+            + stats.duplicates
+            + stats.extended_highest_sequence
+            + self.rtcp_received
+            + self.events_received
+        )
 
     def start(self) -> None:
         if self._tick_token is None and not self.closed:
@@ -242,9 +341,16 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             return
         remote = self.remote
         if remote is None or addr[0] != remote[0]:
-            if remote is None or not self._latch:
-                return  # not from our peer: ignore it (RTP injection)
-            self._latch_onto(addr)
+            if remote is None:
+                remote = self._unproven
+                if remote is None or (addr[0] != remote[0] and not self._latch):
+                    return  # not from our peer: ignore it (RTP injection)
+                if not self._consent_by_rtp():  # the peer is listening there, it seems
+                    return
+            if addr[0] != remote[0]:
+                if not self._latch:
+                    return
+                self._latch_onto(addr)
         payload_type = second & 0x7F
         if payload_type == self._payload_type:
             self.remote_ssrc = ssrc
@@ -262,6 +368,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
                     data, relay._payload_type | (second & 0x80), ssrc, sequence, timestamp
                 )
         elif payload_type == self._dtmf_payload_type:
+            self.events_received += 1
             relay = self._relay
             if relay is not None and relay._dtmf_payload_type >= 0:
                 second = relay._dtmf_payload_type | (second & 0x80)
@@ -498,6 +605,9 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         return packets
 
     def _rtcp_received(self, data: bytes, addr) -> None:
+        peer = self.remote or self._unproven
+        if peer is not None and (addr[0] == peer[0] or self._latch):
+            self.rtcp_received += 1  # the peer is alive (others' RTCP keeps no call up)
         if self._srtp is not None:
             try:
                 data = self._srtp.unprotect_rtcp(bytes(data))
@@ -521,6 +631,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
     # -- the end
 
     def close(self) -> None:
+        self._end_provisional_consent()
         if self._rtcp_timer is not None:
             self._rtcp_timer.cancel()
             self._rtcp_timer = None

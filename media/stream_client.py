@@ -13,6 +13,16 @@ Nothing here may stall the call's media: a message is written to the transport a
 once, and when the application reads too slowly for the socket's buffers to drain,
 media messages are dropped and counted in ``dropped`` (control messages, marks and
 ``stop``, are always written).
+
+Nor may an application that sends too fast stall anyone's media. What it sends is
+read at the pace it can be played: once the playout queue is full (60 s of audio,
+or as many marks waiting), the client stops reading the socket, so TCP holds the
+application back, and reads again once a second of it has played; audio beyond
+the bound within one message is dropped and counted in ``media_dropped``. Apart
+from that, a stream reads at most :data:`MESSAGES_PER_WINDOW` messages per
+:data:`MESSAGE_WINDOW_S` (any kind: media, mark, clear, garbage), pausing the
+socket for the rest of the window, so a flood costs its call a bounded share of
+the loop. ``mark`` and ``clear`` keep their order with the audio around them.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from websockets.exceptions import ConnectionClosed
 from media.leg import Frame, Leg
 from media.streams import (
     FRAME_MS,
+    MAX_PENDING_MARKS,
     ClearReceived,
     ForkTracks,
     MarkReceived,
@@ -47,6 +58,9 @@ log = logging.getLogger("callswitch.media")
 CONNECT_TIMEOUT_S = 10.0
 STOP_FLUSH_S = 2.0  # how long the closing handshake may take on hang-up
 MAX_MESSAGE = 1 << 20
+MESSAGE_WINDOW_S = 0.1
+MESSAGES_PER_WINDOW = 200  # 2,000 messages/s: a 20 ms chunk at 40x real time
+RESUME_FRAMES = 50  # a full playout queue is read from again once a second of it has played
 
 
 class StreamConnectError(Exception):
@@ -84,6 +98,8 @@ class MediaStreamClient:
         self._ws: WebSocketConnection | None = None
         self._first_timestamp: int | None = None
         self._last_ms = -FRAME_MS
+        self.held_back = 0  # times reading paused because the playout queue was full
+        self._queue_full = False
 
     async def connect(self) -> None:
         """Open the WebSocket and send ``connected`` and ``start``."""
@@ -95,6 +111,8 @@ class MediaStreamClient:
                 on_message=self._handle,
                 high_water=self.send_buffer,
                 resolve=self.resolve,
+                message_budget=MESSAGES_PER_WINDOW,
+                budget_window=MESSAGE_WINDOW_S,
             )
         except WebSocketOpenError as exc:
             raise StreamConnectError(f"could not connect to {self.url}: {exc}") from exc
@@ -155,6 +173,8 @@ class MediaStreamClient:
     def _next_frame(self) -> bytes | None:
         playback = self.playback
         frame = playback.pop()
+        if self._queue_full:
+            self._maybe_read_again()
         if playback.has_reached_marks:
             for name in playback.take_marks():
                 self._send_control(self.protocol.mark(name))
@@ -169,9 +189,14 @@ class MediaStreamClient:
     def _handle(self, message: bytes) -> None:
         event = self.protocol.receive(message)
         if isinstance(event, MediaReceived):
-            self.playback.push(event.payload)
+            playback = self.playback
+            playback.push(event.payload)
+            if playback.full:
+                self._hold_back()
         elif isinstance(event, MarkReceived):
             self.playback.push_mark(event.name)
+            if self.playback.full:
+                self._hold_back()
         elif isinstance(event, ClearReceived):
             for name in self.playback.clear():
                 self._send_control(self.protocol.mark(name))
@@ -182,6 +207,37 @@ class MediaStreamClient:
                     "stream.bad_message",
                     extra={"stream_sid": self.protocol.stream_sid, "error": event.reason},
                 )
+
+    # -- reading no faster than the application's audio can be played
+
+    @property
+    def media_dropped(self) -> int:
+        """20 ms frames of the application's audio dropped beyond the playout bound."""
+        return self.playback.dropped_frames
+
+    def _hold_back(self) -> None:
+        """The playout queue is full: read no more until some of it has played."""
+        if self._ws is None:
+            return  # still in the handshake's packet: the read is bounded anyway
+        if not self._queue_full:
+            self._queue_full = True
+            self.held_back += 1
+            self._ws.pause_reading()
+
+    def _maybe_read_again(self) -> None:
+        """On a tick while held back: read again once a second's room has freed up."""
+        playback = self.playback
+        if (
+            playback.queued_frames <= playback.max_frames - RESUME_FRAMES
+            and playback.pending_marks <= MAX_PENDING_MARKS - RESUME_FRAMES
+        ):
+            self._queue_full = False
+            self._ws.resume_reading()
+
+    @property
+    def throttled(self) -> int:
+        """Times reading paused because the application sent past the message budget."""
+        return self._ws.throttled if self._ws is not None else 0
 
 
 class ForkStreamClient(MediaStreamClient):
@@ -234,7 +290,7 @@ class ForkStreamClient(MediaStreamClient):
         self.sent += 1
 
     def _handle(self, message: bytes) -> None:
-        """One-way: whatever the application sends is ignored."""
+        """One-way: whatever the application sends is ignored (within the budget)."""
 
 
 async def _stream_until(ws: WebSocketConnection, until: asyncio.Event, protocol: MediaStream):

@@ -42,6 +42,7 @@ FRAME_MS = 20
 FRAME_BYTES = 160  # 20 ms of mu-law at 8 kHz
 ULAW_SILENCE = 0xFF
 MAX_PLAYBACK_FRAMES = 3000  # 60 s of the application's audio waiting to play
+MAX_PENDING_MARKS = 3000  # marks waiting for their audio to play (one per frame at most)
 MEDIA_FORMAT = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
 TRACK_NAMES = {"inbound": b"inbound", "outbound": b"outbound"}
 
@@ -275,6 +276,13 @@ class Playback:
         self._reached: list[str] = []
         self.max_frames = max_frames
         self.overflow = 0  # bytes dropped because the queue was full
+        self.dropped_frames = 0  # the same, in 20 ms frames
+        self.pending_marks = 0
+
+    @property
+    def full(self) -> bool:
+        """No room for another frame, or as many marks waiting as frames could."""
+        return self._frames >= self.max_frames or self.pending_marks >= MAX_PENDING_MARKS
 
     @property
     def queued_frames(self) -> int:
@@ -286,6 +294,7 @@ class Playback:
         for offset in range(0, whole, FRAME_BYTES):
             if self._frames >= self.max_frames:
                 self.overflow += whole - offset
+                self.dropped_frames += (whole - offset) // FRAME_BYTES
                 break
             self._items.append(bytes(data[offset : offset + FRAME_BYTES]))
             self._frames += 1
@@ -295,6 +304,7 @@ class Playback:
         if self._partial:
             self.push(bytes([ULAW_SILENCE]) * (FRAME_BYTES - len(self._partial)))
         self._items.append(_Mark(name))
+        self.pending_marks += 1
 
     def pop(self) -> bytes | None:
         """The next frame to play (None when there is none); marks it passes are reached."""
@@ -321,12 +331,14 @@ class Playback:
         self._items.clear()
         self._partial = bytearray()
         self._frames = 0
+        self.pending_marks = 0
         return self.take_marks() + pending
 
     def _take_leading_marks(self) -> None:
         items = self._items
         while items and isinstance(items[0], _Mark):
             self._reached.append(items.popleft().name)
+            self.pending_marks -= 1
 
 
 # -- codecs ------------------------------------------------------------------------------------

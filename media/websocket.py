@@ -12,7 +12,10 @@ frames, so its parser is always at a frame boundary when the short path reads.
 Back-pressure is the transport's: past ``high_water`` bytes waiting to leave,
 :attr:`WebSocketConnection.writable` turns False and stays so until the buffer
 drains, so a caller can drop what a slow reader cannot take instead of queueing
-it without bound.
+it without bound. The other way, the consumer can stop reading
+(:meth:`WebSocketConnection.pause_reading`) and a message budget per window bounds
+what a flooding server costs: past either, the socket is not read, and TCP holds
+the server back.
 """
 
 from __future__ import annotations
@@ -64,8 +67,25 @@ class WebSocketConnection(asyncio.Protocol):
     :class:`~websockets.exceptions.ConnectionClosed` that says what happened.
     """
 
+    # Reading is paused while the consumer holds it (pause_reading) or the message
+    # budget of the window is spent. (Class defaults: tests build bare instances.)
+    _reading_paused = False
+    _held = False
+    _throttle_timer: asyncio.TimerHandle | None = None
+    message_budget = 0  # messages per budget_window (0: no limit)
+    budget_window = 0.1
+    throttled = 0  # times the budget paused reading
+    _window_messages = 0
+    _window_end = 0.0
+
     def __init__(
-        self, protocol: ClientProtocol, max_size: int, high_water: int = HIGH_WATER
+        self,
+        protocol: ClientProtocol,
+        max_size: int,
+        high_water: int = HIGH_WATER,
+        *,
+        message_budget: int = 0,
+        budget_window: float = 0.1,
     ) -> None:
         loop = asyncio.get_running_loop()
         self.ws = protocol
@@ -81,6 +101,64 @@ class WebSocketConnection(asyncio.Protocol):
         self._masks = b""
         self._mask_at = 0
         self._close_timer: asyncio.TimerHandle | None = None
+        self.message_budget = message_budget
+        self.budget_window = budget_window
+
+    # -- reading at the consumer's pace, and within the message budget
+
+    def pause_reading(self) -> None:
+        """Hand over no more messages, and read nothing more from the socket, until
+        :meth:`resume_reading`: TCP then holds the sender back (back-pressure). A
+        message being handed over finishes; the rest of what was read waits."""
+        self._held = True
+        self._update_reading()
+
+    def resume_reading(self) -> None:
+        self._held = False
+        self._update_reading()
+
+    @property
+    def reading_paused(self) -> bool:
+        return self._reading_paused
+
+    def _update_reading(self) -> None:
+        paused = self._held or self._throttle_timer is not None
+        if paused == self._reading_paused:
+            return
+        self._reading_paused = paused
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if paused:
+            transport.pause_reading()
+            return
+        transport.resume_reading()
+        if self._buffer and self.ws.state is State.OPEN:
+            # Not from inside the caller (a media tick, a timer): on the loop's next turn.
+            asyncio.get_running_loop().call_soon(self._read_buffered)
+
+    def _read_buffered(self) -> None:
+        if not self._reading_paused and self._buffer and self.ws.state is State.OPEN:
+            self._frames_received(b"")
+
+    def _budget_spent(self) -> None:
+        """``message_budget`` messages handed over in this window: a new window if it
+        is over, else read nothing more until it is."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._window_messages = 0
+        if now >= self._window_end:
+            self._window_end = now + self.budget_window
+            return
+        if self._throttle_timer is None:
+            self.throttled += 1
+            self._throttle_timer = loop.call_at(self._window_end, self._budget_renewed)
+            self._update_reading()
+
+    def _budget_renewed(self) -> None:
+        self._throttle_timer = None
+        self._window_end = asyncio.get_running_loop().time() + self.budget_window
+        self._update_reading()
 
     # -- asyncio.Protocol
 
@@ -126,8 +204,12 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _frames_received(self, data: bytes) -> None:
         """Cut whole frames out of the received bytes: a whole text or binary message
-        goes to ``on_message`` at once, any other frame to the library (RFC 6455 §5.2)."""
+        goes to ``on_message`` at once, any other frame to the library (RFC 6455 §5.2).
+        Once the consumer pauses reading, the rest waits in the buffer."""
         buffer = self._buffer
+        if self._reading_paused:
+            buffer += data
+            return
         if buffer:
             buffer += data
             data = bytes(buffer)
@@ -164,9 +246,14 @@ class WebSocketConnection(asyncio.Protocol):
                 and self.ws.state is State.OPEN
             ):
                 self.on_message(data[start:end])
+                self._window_messages += 1
+                if self._window_messages == self.message_budget:
+                    self._budget_spent()
             else:
                 self._feed(data[position:end])
             position = end
+            if self._reading_paused:
+                break
         if position < size:
             self._buffer += data[position:]
 
@@ -206,6 +293,9 @@ class WebSocketConnection(asyncio.Protocol):
         self.writable = False
         if self._close_timer is not None:
             self._close_timer.cancel()
+        if self._throttle_timer is not None:
+            self._throttle_timer.cancel()
+            self._throttle_timer = None
         if not self.opened.done():
             reason = ws.handshake_exc or exc or ConnectionError("closed during the handshake")
             self.opened.set_exception(WebSocketOpenError(str(reason)))
@@ -247,6 +337,18 @@ class WebSocketConnection(asyncio.Protocol):
             self.ws.send_close(code)
             self._flush()
             self._close_soon()
+            if self._reading_paused:  # the server's close frame must get through
+                self._held = False
+                if self._throttle_timer is not None:
+                    self._throttle_timer.cancel()
+                    self._throttle_timer = None
+                self._reading_paused = False
+                if self.transport is not None and not self.transport.is_closing():
+                    self.transport.resume_reading()
+                buffered = bytes(self._buffer)
+                self._buffer.clear()
+                if buffered:
+                    self._feed(buffered)
         elif self.transport is not None and self.ws.state is State.CONNECTING:
             self.transport.abort()
 
@@ -297,6 +399,8 @@ async def open_websocket(
     on_message: Callable[[bytes], None] = _ignore,
     high_water: int = HIGH_WATER,
     resolve: Callable[[str, int], Awaitable[str]] | None = None,
+    message_budget: int = 0,
+    budget_window: float = 0.1,
 ) -> WebSocketConnection:
     """Connect to ``url`` (``ws://`` or ``wss://``) and complete the opening handshake
     within ``timeout`` seconds; :class:`WebSocketOpenError` otherwise.
@@ -305,7 +409,9 @@ async def open_websocket(
     messages in the same packet as its handshake response. ``resolve(host, port)``,
     when given, is the address to connect to (the URL's host stays the Host header
     and TLS server name); an ``OSError`` from it (the fetch policy's refusal, a
-    failed lookup) fails the open as an unreachable host does."""
+    failed lookup) fails the open as an unreachable host does. ``message_budget`` (0: no
+    limit) is how many messages are handed over per ``budget_window`` seconds; past
+    it, reading pauses for the rest of the window."""
     try:
         uri = parse_uri(url)
     except InvalidURI as exc:
@@ -313,7 +419,13 @@ async def open_websocket(
     loop = asyncio.get_running_loop()
     tls = (ssl_context or ssl.create_default_context()) if uri.secure else None
     protocol = ClientProtocol(uri, max_size=max_size)
-    connection = WebSocketConnection(protocol, max_size, high_water)
+    connection = WebSocketConnection(
+        protocol,
+        max_size,
+        high_water,
+        message_budget=message_budget,
+        budget_window=budget_window,
+    )
     connection.on_message = on_message
     try:
         async with asyncio.timeout(timeout):

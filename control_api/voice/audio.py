@@ -1,8 +1,19 @@
-"""Audio for ``<Play>``: fetched over HTTP, decoded once, kept in a small cache.
+"""Audio for ``<Play>``: fetched over HTTP, decoded once, kept in a bounded cache.
+
+The URL is the tenant's and the file whatever its server returns, so both costs are
+bounded: a fetch reads at most :data:`MAX_BYTES`, decoding stops after
+``max_seconds`` of audio (:data:`MAX_PLAY_SECONDS`, ten minutes: a one-hour FLAC of
+silence, 4 MB on the wire, would otherwise take ~58 MB decoded, and as much again
+encoded), and the decoded audio kept for reuse is bounded in bytes (``max_bytes``,
+``--audio-cache-mb``), least recently used first, each entry for at most
+:data:`CACHE_SECONDS` (expired entries are dropped whenever one is added, not only
+when read). A file cut short is still played, its first ``max_seconds``; the cut is
+reported once through ``refused`` as ``play.too_long``.
 
 With a ``guard`` (``--fetch-deny``, control_api/fetch_policy.py) every hop of a
 fetch, redirects included, is checked before it connects and connects to the
-checked address (the URL's host as Host header and TLS server name)."""
+checked address (the URL's host as Host header and TLS server name).
+"""
 
 from __future__ import annotations
 
@@ -18,16 +29,22 @@ import numpy as np
 from control_api.fetch_policy import pinned_url
 from media.audio_file import decode_audio
 
-__all__ = ["AudioLoadError", "AudioLoader"]
+__all__ = ["MAX_PLAY_SECONDS", "AudioLoadError", "AudioLoader"]
 
 MAX_BYTES = 32 * 1024 * 1024
-CACHE_ENTRIES = 64
 CACHE_SECONDS = 300.0
 MAX_REDIRECTS = 5
+CACHE_BYTES = 256 * 1024 * 1024
+MAX_PLAY_SECONDS = 600.0
+RATE = 8000
 
 
 class AudioLoadError(RuntimeError):
     """The URL did not give us audio we can play (Twilio 11100 / 12300)."""
+
+
+def _no_refusal(reason: str, source_ip: str, **fields: object) -> None:
+    pass
 
 
 class AudioLoader:
@@ -36,18 +53,36 @@ class AudioLoader:
     def __init__(
         self,
         http: httpx.AsyncClient | None = None,
+        *,
         guard: Callable[[str, int], Awaitable[str]] | None = None,
+        max_bytes: int = CACHE_BYTES,
+        max_seconds: float = MAX_PLAY_SECONDS,
+        ttl: float = CACHE_SECONDS,
+        refused: Callable[..., None] = _no_refusal,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.http = http or httpx.AsyncClient(timeout=15.0, follow_redirects=True)
         self.guard = guard
+        self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
+        self.ttl = ttl
+        self.refused = refused
+        self._clock = clock
         self._cache: OrderedDict[str, tuple[float, np.ndarray]] = OrderedDict()
         self._loading: dict[str, asyncio.Future[np.ndarray]] = {}
+        self.bytes = 0  # decoded audio held in the cache
+        self.evictions = 0
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
     async def load(self, url: str) -> np.ndarray:
         hit = self._cache.get(url)
-        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
-            self._cache.move_to_end(url)
-            return hit[1]
+        if hit is not None:
+            if self._clock() - hit[0] < self.ttl:
+                self._cache.move_to_end(url)
+                return hit[1]
+            self._drop(url)
         if url in self._loading:  # many calls playing the same prompt fetch it once
             return await asyncio.shield(self._loading[url])
         future = asyncio.get_running_loop().create_future()
@@ -61,10 +96,30 @@ class AudioLoader:
         finally:
             del self._loading[url]
         future.set_result(samples)
-        self._cache[url] = (time.monotonic(), samples)
-        while len(self._cache) > CACHE_ENTRIES:
-            self._cache.popitem(last=False)
+        self._insert(url, samples)
         return samples
+
+    # -- the cache
+
+    def _insert(self, url: str, samples: np.ndarray) -> None:
+        now = self._clock()
+        for key in [k for k, (at, _) in self._cache.items() if now - at >= self.ttl]:
+            self._drop(key)
+        if samples.nbytes > self.max_bytes:
+            return  # played, not kept: it alone would fill the cache
+        if url in self._cache:
+            self._drop(url)
+        self._cache[url] = (now, samples)
+        self.bytes += samples.nbytes
+        while self.bytes > self.max_bytes:
+            self._drop(next(iter(self._cache)))
+            self.evictions += 1
+
+    def _drop(self, url: str) -> None:
+        _, samples = self._cache.pop(url)
+        self.bytes -= samples.nbytes
+
+    # -- fetching
 
     async def _fetch(self, url: str) -> np.ndarray:
         if not url.startswith(("http://", "https://")):
@@ -74,9 +129,19 @@ class AudioLoader:
         except (httpx.HTTPError, OSError) as exc:  # OSError: --fetch-deny (PermissionError)
             raise AudioLoadError(f"GET {url}: {exc}") from exc
         try:
-            return await asyncio.to_thread(decode_audio, data)
+            samples = await asyncio.to_thread(
+                decode_audio, data, RATE, max_seconds=self.max_seconds
+            )
         except ValueError as exc:
             raise AudioLoadError(f"{url}: {exc}") from exc
+        if samples.size >= int(self.max_seconds * RATE):
+            self.refused(
+                "play.too_long",
+                urlsplit(url).hostname or "",
+                url=url,
+                max_seconds=self.max_seconds,
+            )
+        return samples
 
     async def _get(self, url: str) -> bytes:
         """The body of ``url``: redirects followed, each hop checked by the guard."""

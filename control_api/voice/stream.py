@@ -51,6 +51,8 @@ class StreamStats:
     started: int = 0
     failed: int = 0  # refused, timed out or broken
     dropped: int = 0  # media messages dropped by streams that ended (slow applications)
+    inbound_dropped: int = 0  # application audio frames dropped beyond the playout bound
+    read_pauses: int = 0  # reading paused: playout queue full or message budget spent
 
     def running(self, client) -> None:
         self.live.add(client)
@@ -59,11 +61,22 @@ class StreamStats:
     def ended(self, client, error: str | None) -> None:
         self.live.discard(client)
         self.dropped += client.dropped
+        self.inbound_dropped += client.media_dropped
+        self.read_pauses += client.held_back + client.throttled
         self.failed += error is not None
 
     @property
     def dropped_total(self) -> int:
         return self.dropped + sum(client.dropped for client in self.live)
+
+    @property
+    def inbound_dropped_total(self) -> int:
+        return self.inbound_dropped + sum(client.media_dropped for client in self.live)
+
+    @property
+    def read_pauses_total(self) -> int:
+        live = sum(client.held_back + client.throttled for client in self.live)
+        return self.read_pauses + live
 
 
 STREAMS = StreamStats()

@@ -112,3 +112,17 @@ def test_hold_sends_nothing_but_drains_the_queue():
     leg.send_payload(b"\xff" * 160)
     leg._tick()
     assert len(sent) == 1 and sent[0][1] & 0x7F == PCMU.payload_type
+
+
+def test_an_offer_before_consent_moves_the_waiting_address_not_the_sending_one():
+    leg = RtpSession(clock=None, pool=None, port=20000)
+    first = SessionDescription.parse(offer())
+    answer, codec, dtmf = negotiate_answer(first, SUPPORTED_CODECS, "127.0.0.1", 20000, leg.ssrc)
+    leg.await_consent()
+    leg.configure(codec, ("10.0.0.1", 6000), dtmf=dtmf)
+    session = FakeSession(answer.serialize())
+    attach_media_updates(session, leg, "127.0.0.1", SUPPORTED_CODECS)
+    session.on_offer(offer(port=7000, address="10.0.0.2", version=2))
+    assert leg.remote is None and leg.destination == ("10.0.0.2", 7000)
+    leg.consent()
+    assert leg.remote == ("10.0.0.2", 7000)

@@ -262,3 +262,21 @@ def test_the_same_prompt_is_encoded_once():
     assert cached_frames(samples, "PCMA") is not first
     assert cached_frames(samples.copy(), "PCMU") is not first  # another array, same values
     assert first == encode_frames(samples, "PCMU")
+
+
+def test_encoded_frames_are_forgotten_with_their_samples():
+    """The encoded-frames cache holds its arrays weakly: once the audio cache lets a
+    file go (and no call plays it), its frames go too, so this cache stays within
+    ``--audio-cache-mb`` as well."""
+    import gc
+
+    from media import player
+
+    samples = np.zeros(16000, dtype=np.int16)
+    frames = player.cached_frames(samples, "PCMU")
+    assert player.cached_frames(samples, "PCMU") is frames
+    key = (id(samples), "PCMU")
+    assert key in player._ENCODED
+    del samples
+    gc.collect()
+    assert key not in player._ENCODED

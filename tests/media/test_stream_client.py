@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import socket
 import time
@@ -180,3 +181,112 @@ async def test_a_connection_broken_mid_call_ends_the_stream_with_an_error():
         error = await asyncio.wait_for(client.run(asyncio.Event()), 5)
     assert error is not None and "connection lost" in error
     assert leg.on_frame is saved
+
+
+def media_message(payload: bytes) -> str:
+    return json.dumps({"event": "media", "media": {"payload": base64.b64encode(payload).decode()}})
+
+
+class CountingClient(MediaStreamClient):
+    """Counts the messages it reads, and the most frames ever queued."""
+
+    handled = 0
+    most_queued = 0
+
+    def _handle(self, message: bytes) -> None:
+        self.handled += 1
+        super()._handle(message)
+        self.most_queued = max(self.most_queued, self.playback.queued_frames)
+
+
+async def test_a_full_playout_queue_stops_reading_and_clear_still_comes_through():
+    """An application far ahead of playout is read at playout's pace (TCP holds it back);
+    the mark and clear behind its audio arrive in order once their turn comes."""
+    marks: list[str] = []
+    done = asyncio.Event()
+
+    async def app(ws):
+        for _ in range(300):
+            await ws.send(media_message(b"\x22" * 160))
+        await ws.send(json.dumps({"event": "mark", "mark": {"name": "m"}}))
+        await ws.send(json.dumps({"event": "clear"}))
+        async for message in ws:
+            event = json.loads(message)
+            if event["event"] == "mark":
+                marks.append(event["mark"]["name"])
+                done.set()
+
+    async with serve(app, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        leg = FakeLeg()
+        client = CountingClient(leg, f"ws://127.0.0.1:{port}/", protocol())
+        client.playback.max_frames = 100
+        await client.connect()
+        until = asyncio.Event()
+        running = asyncio.ensure_future(client.run(until))
+        for _ in range(200):
+            if client.held_back:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        assert client.held_back == 1 and client.playback.queued_frames == 100
+        assert client.handled <= 101  # nothing read past the bound while held back
+        pulled = 0
+        while not done.is_set() and pulled < 1000:
+            if leg.source() is not None:
+                pulled += 1
+            await asyncio.sleep(0.001)
+        await asyncio.wait_for(done.wait(), 2)
+        assert marks == ["m"]
+        assert pulled <= 300 and client.most_queued <= 100
+        assert client.media_dropped == 0  # held back, not dropped
+        until.set()
+        assert await asyncio.wait_for(running, 5) is None
+
+
+async def test_audio_beyond_the_bound_in_one_message_is_dropped_and_counted():
+    async def app(ws):
+        await ws.send(media_message(b"\x33" * 160 * 150))
+        await asyncio.sleep(5)
+
+    async with serve(app, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        client = MediaStreamClient(FakeLeg(), f"ws://127.0.0.1:{port}/", protocol())
+        client.playback.max_frames = 100
+        await client.connect()
+        until = asyncio.Event()
+        running = asyncio.ensure_future(client.run(until))
+        for _ in range(200):
+            if client.media_dropped:
+                break
+            await asyncio.sleep(0.01)
+        assert client.media_dropped == 50 and client.playback.queued_frames == 100
+        until.set()
+        await asyncio.wait_for(running, 5)
+
+
+async def test_a_message_flood_is_read_within_the_budget():
+    """A flood of messages that never fill the queue (clear, garbage) is still read at
+    a bounded rate: reading pauses for the rest of each window past the budget."""
+    from media.stream_client import MESSAGE_WINDOW_S, MESSAGES_PER_WINDOW
+
+    async def app(ws):
+        clear = json.dumps({"event": "clear"})
+        with contextlib.suppress(Exception):
+            for _ in range(20_000):
+                await ws.send(clear)
+
+    async with serve(app, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        client = CountingClient(FakeLeg(), f"ws://127.0.0.1:{port}/", protocol())
+        await client.connect()
+        until = asyncio.Event()
+        running = asyncio.ensure_future(client.run(until))
+        started = time.monotonic()
+        await asyncio.sleep(0.5)
+        handled, elapsed = client.handled, time.monotonic() - started
+        windows = elapsed / MESSAGE_WINDOW_S + 2
+        assert client.throttled >= 2
+        assert handled <= windows * (MESSAGES_PER_WINDOW + 1)
+        until.set()
+        await asyncio.wait_for(running, 5)
