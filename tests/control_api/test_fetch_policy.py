@@ -138,7 +138,9 @@ async def test_play_audio_checks_every_redirect_hop():
 
 
 async def test_play_audio_follows_allowed_redirects_to_the_checked_address(monkeypatch):
-    monkeypatch.setattr("control_api.voice.audio.decode_audio", lambda data: np.zeros(8))
+    monkeypatch.setattr(
+        "control_api.voice.audio.decode_audio", lambda data, *args, **kwargs: np.zeros(8)
+    )
     target, target_port, target_seen = await serve(
         b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nRIF"
     )
