@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -272,11 +273,19 @@ def attacking(args: argparse.Namespace, server: CallswitchServer, out: dict) -> 
 
 
 def refusal_counts(server: CallswitchServer) -> dict[str, int]:
-    """The node's own count of what it turned away, by reason (its log lines)."""
-    counted: Counter[str] = Counter()
-    for event in server.events("security.refused"):
-        counted[event.get("reason", "?")] += 1 + int(event.get("repeated", "0") or 0)
-    return dict(counted)
+    """The node's own count of what it turned away, by reason (``/metrics``)."""
+    url = f"http://127.0.0.1:{server.http_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+    except OSError as exc:
+        return {"(metrics unreadable)": 0, str(exc): 0}
+    counted: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith('callswitch_refusals_total{reason="'):
+            reason = line.split('"', 2)[1]
+            counted[reason] = int(float(line.rsplit(" ", 1)[1]))
+    return counted
 
 
 def verdict(step: bridge.Step) -> tuple[bool, list[str]]:

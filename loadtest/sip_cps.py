@@ -39,6 +39,7 @@ from tests.interop.sipp import SippBackground, SippResult, find_sipp, run_sipp  
 DEFAULT_RATES = (100, 200, 300, 500, 750, 1000, 1500, 2000, 2500, 3500, 5000)
 QUICK_RATES = (50, 100)
 TARGET_CPS = 500
+CARRIED = 1.05  # a step may take at most 5% (and half a second) longer than its calls' schedule
 
 
 @dataclass
@@ -154,8 +155,13 @@ def run_step(
         why = f"only {result.successful} of {calls} calls completed (exit {result.returncode})"
     elif result.returncode != 0:
         why = f"SIPp exit code {result.returncode}"
-    elif result.elapsed > calls / rate * 1.25 + 3.0:
-        why = f"could not keep the rate: {calls} calls took {result.elapsed:.1f} s"
+    elif result.elapsed > calls / rate * CARRIED + 0.5:
+        # The offered rate must be carried, not merely survived: SIPp places the calls
+        # at `rate` only while the target keeps up, so a slow target stretches the step.
+        why = (
+            f"could not keep the rate: {calls} calls took {result.elapsed:.1f} s "
+            f"({calls / result.elapsed:.0f} cps)"
+        )
     return Step(rate, calls, result, target_cpu, not why, why, response_times(result.rundir))
 
 
