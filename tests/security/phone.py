@@ -24,6 +24,7 @@ class Message:
     headers: list[tuple[str, str]]
     body: bytes
     source: tuple[str, int]
+    received_at: float = field(default_factory=time.monotonic)
 
     @property
     def status(self) -> int | None:
@@ -52,10 +53,11 @@ def parse(data: bytes, source: tuple[str, int]) -> Message:
     return Message(lines[0], headers, body, source)
 
 
-def sdp(host: str, rtp_port: int) -> bytes:
+def sdp(host: str, rtp_port: int, direction: str = "sendrecv") -> bytes:
     return (
         f"v=0\r\no=phone 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
-        f"m=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+        f"m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+        f"a=rtpmap:101 telephone-event/8000\r\na={direction}\r\n"
     ).encode()
 
 
@@ -69,6 +71,7 @@ class Dialog:
     target: str  # the remote Contact: our in-dialog Request-URI
     cseq: int = 1
     route: list[str] = field(default_factory=list)
+    invite_branch: str = ""  # a non-2xx answer's ACK reuses the INVITE's branch
 
 
 class Phone:
@@ -169,48 +172,81 @@ class Phone:
     def call(self, server: tuple[str, int], user: str, timeout: float = 15.0) -> Dialog | None:
         """INVITE ``user`` at the node; after a 2xx, ACK and return the dialog (None on a
         final failure or no final answer within ``timeout``)."""
+        final, dialog = self.invite(server, user, timeout=timeout)
+        if final is None:
+            return None
+        self.ack(server, dialog, final)
+        return dialog if final.status < 300 else None
+
+    def invite(
+        self,
+        server: tuple[str, int],
+        user: str,
+        *,
+        media: tuple[str, int] | None = None,
+        direction: str = "sendrecv",
+        timeout: float = 15.0,
+    ) -> tuple[Message | None, Dialog]:
+        """INVITE ``user`` at the node with an SDP naming ``media`` (default: this
+        phone's RTP socket; any address will do: a forged victim's), retransmitted
+        until answered; the final answer (None within ``timeout``), not yet ACKed."""
         call_id, tag, branch = uuid.uuid4().hex, uuid.uuid4().hex[:8], _branch()
         uri = f"sip:{user}@{server[0]}:{server[1]}"
         local_uri = f"<sip:{self.user}@{self.host}>"
-        body = sdp(self.host, self.rtp.getsockname()[1])
+        host, port = media or (self.host, self.rtp.getsockname()[1])
+        body = sdp(host, port, direction)
         invite = (
             f"INVITE {uri} SIP/2.0\r\n{self._via(branch)}Max-Forwards: 70\r\n"
             f"From: {local_uri};tag={tag}\r\nTo: <{uri}>\r\nCall-ID: {call_id}\r\n"
             f"CSeq: 1 INVITE\r\nContact: {self.contact}\r\n"
             f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body
-        deadline = time.monotonic() + timeout
-        answered = None
-        sent_at = 0.0
-        while time.monotonic() < deadline:
-            if not self._responses(call_id, "INVITE") and time.monotonic() - sent_at > 0.5:
-                self.sock.sendto(invite, server)  # retransmit until any answer (Timer A)
-                sent_at = time.monotonic()
-            answered = self.wait(
-                lambda m: (
-                    m.header("Call-ID") == call_id and m.status is not None and m.status >= 200
-                ),
-                0.25,
-            )
-            if answered is not None:
-                break
-        if answered is None:
-            return None
-        to = answered.header("To") or ""
-        dialog = Dialog(call_id, tag, _tag(to), local_uri, f"<{uri}>", uri)
-        if answered.status >= 300:
-            ack_uri, ack_to = uri, to
+        dialog = Dialog(call_id, tag, "", local_uri, f"<{uri}>", uri, invite_branch=branch)
+        final = self._until_final(invite, server, branch, timeout)
+        if final is not None:
+            dialog.remote_tag = _tag(final.header("To") or "")
+            if final.status < 300:
+                dialog.target = _uri(final.header("Contact") or "") or uri
+                dialog.route = list(reversed(final.all("Record-Route")))
+        return final, dialog
+
+    def ack(self, server: tuple[str, int], dialog: Dialog, final: Message) -> None:
+        """ACK an INVITE's final answer: a 2xx end to end, anything else hop by hop."""
+        to = final.header("To") or ""
+        cseq = (final.header("CSeq") or "1").split()[0]
+        if final.status >= 300:
+            uri, branch = dialog.remote_uri.strip("<>"), dialog.invite_branch
         else:
-            dialog.target = _uri(answered.header("Contact") or "") or uri
-            dialog.route = list(reversed(answered.all("Record-Route")))
-            ack_uri, ack_to, branch = dialog.target, to, _branch()
+            uri, branch = dialog.target, _branch()
+        routes = "".join(f"Route: {r}\r\n" for r in dialog.route if final.status < 300)
         ack = (
-            f"ACK {ack_uri} SIP/2.0\r\n{self._via(branch)}Max-Forwards: 70\r\n"
-            f"From: {local_uri};tag={tag}\r\nTo: {ack_to}\r\nCall-ID: {call_id}\r\n"
-            f"CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+            f"ACK {uri} SIP/2.0\r\n{self._via(branch)}Max-Forwards: 70\r\n{routes}"
+            f"From: {dialog.local_uri};tag={dialog.local_tag}\r\nTo: {to}\r\n"
+            f"Call-ID: {dialog.call_id}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n"
         )
         self.sock.sendto(ack.encode(), server)
-        return dialog if answered.status < 300 else None
+
+    def reinvite(
+        self,
+        server: tuple[str, int],
+        dialog: Dialog,
+        direction: str,
+        media: tuple[str, int] | None = None,
+    ) -> int | None:
+        """A re-INVITE inside ``dialog`` offering ``direction`` (e.g. inactive: hold),
+        ACKed when answered 2xx; its final status."""
+        host, port = media or (self.host, self.rtp.getsockname()[1])
+        status, final = self._in_dialog(dialog, "INVITE", server, body=sdp(host, port, direction))
+        if final is not None:
+            self.ack(server, dialog, final)
+        return status
+
+    def wait_bye(self, dialog: Dialog, timeout: float) -> float | None:
+        """When the node's BYE for ``dialog`` came (answered 200 by the thread), or None."""
+        bye = self.wait(
+            lambda m: m.method == "BYE" and m.header("Call-ID") == dialog.call_id, timeout
+        )
+        return None if bye is None else bye.received_at
 
     def request(
         self,
@@ -220,17 +256,42 @@ class Phone:
         headers: str = "",
         timeout: float = 5.0,
     ) -> int | None:
-        """Send ``method`` inside ``dialog``; its final status (None: no answer)."""
+        """Send ``method`` inside ``dialog``; its final status (None: no answer; a
+        ``timeout`` of 0 sends once and waits for nothing)."""
+        return self._in_dialog(dialog, method, server, headers, timeout=timeout)[0]
+
+    def _in_dialog(
+        self,
+        dialog: Dialog,
+        method: str,
+        server: tuple[str, int],
+        headers: str = "",
+        body: bytes = b"",
+        timeout: float = 5.0,
+    ) -> tuple[int | None, Message | None]:
         dialog.cseq += 1
         branch = _branch()
         routes = "".join(f"Route: {r}\r\n" for r in dialog.route)
+        if body:
+            headers += "Content-Type: application/sdp\r\n"
         message = (
             f"{method} {dialog.target} SIP/2.0\r\n{self._via(branch)}Max-Forwards: 70\r\n"
             f"{routes}From: {dialog.local_uri};tag={dialog.local_tag}\r\n"
             f"To: {dialog.remote_uri};tag={dialog.remote_tag}\r\nCall-ID: {dialog.call_id}\r\n"
             f"CSeq: {dialog.cseq} {method}\r\nContact: {self.contact}\r\n{headers}"
-            f"Content-Length: 0\r\n\r\n"
-        ).encode()
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        if timeout <= 0:
+            self.sock.sendto(message, server)
+            return None, None
+        final = self._until_final(message, server, branch, timeout)
+        return (None, None) if final is None else (final.status, final)
+
+    def _until_final(
+        self, message: bytes, server: tuple[str, int], branch: str, timeout: float
+    ) -> Message | None:
+        """Send ``message`` every 0.5 s until the node answers it at all (Timer A/E),
+        then wait for its final answer, within ``timeout``."""
         deadline = time.monotonic() + timeout
         sent_at = 0.0
         while time.monotonic() < deadline:
@@ -239,10 +300,10 @@ class Phone:
                 sent_at = time.monotonic()
             final = self.wait(
                 lambda m: _branch_of(m) == branch and m.status is not None and m.status >= 200,
-                0.25,
+                min(0.25, max(0.0, deadline - time.monotonic())),
             )
             if final is not None:
-                return final.status
+                return final
         return None
 
     def register(self, server: tuple[str, int], password: str, timeout: float = 5.0) -> int | None:
@@ -293,19 +354,53 @@ class Phone:
     def _via(self, branch: str) -> str:
         return f"Via: SIP/2.0/UDP {self.host}:{self.port};branch={branch};rport\r\n"
 
-    def _responses(self, call_id: str, method: str) -> list[Message]:
-        with self._cond:
-            return [
-                m
-                for m in self.received
-                if m.status is not None
-                and m.header("Call-ID") == call_id
-                and (m.header("CSeq") or "").endswith(method)
-            ]
-
     def _provisional(self, branch: str) -> bool:
         with self._cond:
             return any(_branch_of(m) == branch and m.status for m in self.received)
+
+
+class RawCall:
+    """One call from ``local_ip`` to ``user`` at ``server`` whose SDP names ``media``
+    (an address that need not be ours: the forged victim), step by step: INVITE, then
+    ACK or not, re-INVITE, the node's BYE."""
+
+    def __init__(
+        self,
+        server: tuple[str, int],
+        user: str,
+        media: tuple[str, int],
+        *,
+        local_ip: str = "127.0.0.1",
+    ) -> None:
+        self.server, self.user, self.media = server, user, media
+        self.phone = Phone(local_ip, "attacker")
+        self.final: Message | None = None
+        self.dialog: Dialog | None = None
+
+    def invite(self, direction: str = "sendrecv", timeout: float = 10.0) -> Message | None:
+        self.final, self.dialog = self.phone.invite(
+            self.server, self.user, media=self.media, direction=direction, timeout=timeout
+        )
+        return self.final
+
+    def ack(self) -> None:
+        assert self.dialog is not None and self.final is not None
+        self.phone.ack(self.server, self.dialog, self.final)
+
+    def reinvite(self, direction: str) -> int | None:
+        assert self.dialog is not None
+        return self.phone.reinvite(self.server, self.dialog, direction, self.media)
+
+    def wait_bye(self, timeout: float) -> float | None:
+        assert self.dialog is not None
+        return self.phone.wait_bye(self.dialog, timeout)
+
+    def bye(self) -> None:
+        if self.dialog is not None and self.final is not None and self.final.status < 300:
+            self.phone.request(self.dialog, "BYE", self.server, timeout=0)
+
+    def close(self) -> None:
+        self.phone.close()
 
 
 class Listener:

@@ -2,7 +2,7 @@
 
 ``Phone`` speaks just enough REGISTER/OPTIONS/INVITE to drive the registrar and
 the guards; every wait is bounded. ``flood`` sends many datagrams at a bounded
-rate and counts the answers. ``rss_kb`` reads a process's resident size.
+rate and counts the answers.
 """
 
 from __future__ import annotations
@@ -11,26 +11,14 @@ import contextlib
 import itertools
 import socket
 import time
-import urllib.request
 import uuid
 
 from sip.auth import Challenge, Credentials, authorize
 from sip.message import Response, parse_message
 
+from .phone import sdp
+
 _seq = itertools.count(1)
-
-
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
-
-
-def health(http_port: int, timeout: float = 5.0) -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=timeout) as r:
-        return r.status
 
 
 def register_bytes(
@@ -65,10 +53,7 @@ def register_bytes(
 
 def invite_bytes(server: tuple[str, int], local: tuple[str, int], user: str) -> bytes:
     host, port = local
-    sdp = (
-        f"v=0\r\no=- 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
-        "m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
-    ).encode()
+    body = sdp(host, 9)
     head = (
         f"INVITE sip:{user}@{server[0]}:{server[1]} SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP {host}:{port};branch=z9hG4bK-{uuid.uuid4().hex[:16]};rport\r\n"
@@ -79,9 +64,9 @@ def invite_bytes(server: tuple[str, int], local: tuple[str, int], user: str) -> 
         "CSeq: 1 INVITE\r\n"
         f"Contact: <sip:attacker@{host}:{port}>\r\n"
         "Content-Type: application/sdp\r\n"
-        f"Content-Length: {len(sdp)}\r\n\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
     )
-    return head.encode() + sdp
+    return head.encode() + body
 
 
 def options_bytes(server: tuple[str, int], local: tuple[str, int]) -> bytes:

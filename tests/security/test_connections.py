@@ -9,11 +9,9 @@ from other hosts and ``/health`` work.
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 import time
-import urllib.request
 
 import pytest
 
@@ -21,30 +19,9 @@ from tests.interop.conftest import sipp_failure
 from tests.interop.sipclient import tcp_options, udp_options
 
 from .flood import Flood
+from .node import health, metric, refused_events
 
 MESSAGE_TIMEOUT = 30.0  # sip/transport.py's MESSAGE_TIMEOUT, as the server applies it
-
-
-def health(server) -> int:
-    url = f"http://127.0.0.1:{server.http_port}/health"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        assert json.loads(response.read()) == {"status": "ok"}
-        return response.status
-
-
-def refusals(server, reason: str) -> list[dict[str, str]]:
-    return [e for e in server.events("security.refused") if e.get("reason") == reason]
-
-
-def metric(server, name: str, **labels: str) -> float:
-    url = f"http://127.0.0.1:{server.http_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    for line in text.splitlines():
-        if line.startswith(f"{name}{{{want}}} ") or (not want and line.startswith(f"{name} ")):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def a_real_call(sipp, server, rtp_sink) -> None:
@@ -77,7 +54,7 @@ def test_idle_connections_from_one_host_are_capped_then_closed_and_the_node_stil
         assert udp_options(server.sip_addr) is not None
         a_real_call(sipp, server, rtp_sink)
         assert health(server) == 200
-        lines = refusals(server, "sip.connections")
+        lines = refused_events(server, "sip.connections")
         assert [(e["source_ip"], e["transport"]) for e in lines] == [("127.0.0.2", "TCP")]
         assert metric(server, "callswitch_refusals_total", reason="sip.connections") == 30
         # None of them sent a whole SIP message: all are closed after the timeout.
@@ -86,7 +63,7 @@ def test_idle_connections_from_one_host_are_capped_then_closed_and_the_node_stil
             f"{time.monotonic() - opened:.0f} s after they were opened"
         )
         assert time.monotonic() - opened >= MESSAGE_TIMEOUT - 1, "closed before their time"
-    sources = {e["source_ip"] for e in refusals(server, "sip.incomplete")}
+    sources = {e["source_ip"] for e in refused_events(server, "sip.incomplete")}
     assert sources == {"127.0.0.2", "127.0.0.3"}
     response = tcp_options(server.sip_addr)
     assert response is not None and response.status == 200
@@ -130,7 +107,7 @@ def test_tls_connections_count_from_before_their_handshake(server):
     finally:
         for sock in held:
             sock.close()
-    lines = refusals(server, "sip.connections")
+    lines = refused_events(server, "sip.connections")
     assert sorted((e["source_ip"], e["transport"]) for e in lines) == [
         ("127.0.0.2", "TLS"),
         ("127.0.0.3", "TLS"),
@@ -143,4 +120,4 @@ def test_a_trusted_peer_is_not_capped(server):
         flood.open(server.sip_addr, "127.0.0.4", 120)
         flood.watch(2.0)
         assert flood.open_count == 120
-    assert refusals(server, "sip.connections") == []
+    assert refused_events(server, "sip.connections") == []

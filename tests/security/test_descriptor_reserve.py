@@ -17,7 +17,8 @@ from tests.interop.harness import SERVER_CMD_ENV, CallswitchServer
 from tests.interop.sipclient import udp_options
 
 from .flood import Flood
-from .test_connections import a_real_call, health, metric, refusals
+from .node import health, metric, refused_events
+from .test_connections import a_real_call
 
 LIMIT = 1024
 RTP_PORTS = 200
@@ -68,6 +69,6 @@ def test_a_flood_from_many_hosts_leaves_descriptors_for_calls_and_health(server,
         assert metric(server, "callswitch_refusals_total", reason="sip.connections_total") == (
             refused
         )
-    assert refusals(server, "sip.connections") == []
-    assert {e["source_ip"] for e in refusals(server, "sip.connections_total")} <= set(SOURCES)
+    assert refused_events(server, "sip.connections") == []
+    assert {e["source_ip"] for e in refused_events(server, "sip.connections_total")} <= set(SOURCES)
     assert not [line for line in server.lines() if "Too many open files" in line]

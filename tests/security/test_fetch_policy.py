@@ -16,8 +16,8 @@ from tests.interop.harness import CallswitchServer
 from tests.interop.test_voice_webhooks import rest_client
 from tests.interop.webhook_app import WebhookApp, twiml
 
+from .node import refusal_counts, refused_events, still_serving, wait_event
 from .phone import Phone
-from .test_toll_fraud import refusals, refused_events, still_serving, wait_event
 
 NUMBER = "+15005550042"
 DENIED = "127.0.0.77"
@@ -79,7 +79,7 @@ def test_a_voice_url_in_fetch_deny_is_not_fetched_and_the_call_gets_11200(tmp_pa
             caller.call(server.sip_addr, NUMBER.lstrip("+"), timeout=10)
             [fallback] = app.wait_for("/fallback", 1, timeout=15)
             assert wait_event(server, "call.completed"), server.tail()
-            counted = refusals(server)
+            counted = refusal_counts(server)
             still_serving(server)
             loopback_metrics = httpx.get(f"http://127.0.0.1:{server.http_port}/metrics")
         finally:

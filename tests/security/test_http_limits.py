@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from .flood import Flood
-from .test_connections import health, metric, refusals
+from .node import health, metric, refused_events
 
 HEADER_TIMEOUT = 10.0  # callswitch/http.py's HEADER_TIMEOUT
 HALF_REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow"
@@ -34,7 +34,7 @@ def test_half_sent_requests_are_closed_within_the_header_timeout(server):
         )
         took = time.monotonic() - started
     assert HEADER_TIMEOUT - 1 <= took <= HEADER_TIMEOUT + 15
-    assert {e["source_ip"] for e in refusals(server, "http.timeout")} == set(SOURCES)
+    assert {e["source_ip"] for e in refused_events(server, "http.timeout")} == set(SOURCES)
     assert metric(server, "callswitch_refusals_total", reason="http.timeout") == 300
     assert health(server) == 200
 
@@ -47,5 +47,5 @@ def test_a_host_past_its_cap_has_its_extra_connections_closed_at_once(server):
         flood.watch(0.5)
         assert flood.open_count == 100
         assert health(server) == 200
-    lines = refusals(server, "http.connections")
+    lines = refused_events(server, "http.connections")
     assert [e["source_ip"] for e in lines] == ["127.0.0.6"]

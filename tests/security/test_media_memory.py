@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import itertools
 import time
-from pathlib import Path
 
 import av
 import numpy as np
@@ -18,7 +17,8 @@ from tests.interop.test_metrics import scrape, value
 from tests.interop.test_voice_webhooks import rest_client
 from tests.interop.webhook_app import WebhookApp, twiml
 
-from .uac import RawCall
+from .node import rss_kb
+from .phone import RawCall
 
 NUMBER = "+15005550071"
 CALLS = 4
@@ -41,13 +41,6 @@ def silent_flac(seconds: float, rate: int = 8000) -> bytes:
         for packet in stream.encode(None):
             box.mux(packet)
     return out.getvalue()
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 @pytest.mark.callswitch(extra_args=("--audio-cache-mb", str(CACHE_MB)))
@@ -84,12 +77,12 @@ def test_play_of_an_hour_of_silence_is_capped_and_the_cache_bounded(server, rtp_
                 call.ack()
                 if index == 0:  # the first call loads FFmpeg and the TwiML machinery
                     too_long(1)
-                    before = rss_mb(server.pid)
+                    before = rss_kb(server.pid) / 1024
             samples = too_long(CALLS + 1)
             assert len(app.to("/long.flac")) == CALLS + 1
             assert value(samples, "callswitch_refusals_total", reason="play.too_long") == CALLS + 1
             assert rtp_sink.wait_for(CALLS * 25, 10), "the calls play nothing"
-            grown = rss_mb(server.pid) - before
+            grown = rss_kb(server.pid) / 1024 - before
             cached = value(samples, "callswitch_audio_cache_bytes")
         finally:
             for call in calls:

@@ -22,7 +22,7 @@ from tests.interop.test_metrics import scrape, value
 from tests.interop.test_voice_webhooks import rest_client
 from tests.interop.webhook_app import WebhookApp, twiml
 
-from .uac import RawCall
+from .phone import RawCall
 
 NUMBER = "+15005550072"
 FLOOD_S = 6.0

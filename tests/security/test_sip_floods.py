@@ -15,7 +15,8 @@ import threading
 
 import pytest
 
-from .sipraw import Phone, flood, health, invite_bytes, register_bytes, rss_kb
+from .node import health, refused_sources, rss_kb, still_serving
+from .sipraw import Phone, flood, invite_bytes, register_bytes
 
 # What a flood may leave behind in resident memory (the interpreter's arenas grow a
 # little under any load; transactions held until Timer J cost 150 MB and more).
@@ -34,21 +35,13 @@ class Prober:
     def __call__(self) -> None:
         try:
             assert self._phone.options().status == 200
-            assert health(self.server.http_port) == 200
+            assert health(self.server) == 200
             self.answered += 1
         except (AssertionError, OSError) as exc:
             self.failures.append(repr(exc))
 
     def close(self) -> None:
         self._phone.close()
-
-
-def refusals(server, reason: str) -> set[str]:
-    return {
-        e.get("source_ip", "")
-        for e in server.events("security.refused")
-        if e.get("reason") == reason
-    }
 
 
 def test_register_and_invite_floods_are_refused_while_the_node_serves(server):
@@ -86,7 +79,7 @@ def test_register_and_invite_floods_are_refused_while_the_node_serves(server):
     assert registers.get(503, 0) > 0 and invites_.get(503, 0) > 0, results
     assert sum(registers.values()) < 2_000, registers
     assert registers.get(401, 0) <= 100 + 20 * 8, registers
-    assert {"127.0.0.2", "127.0.0.3"} <= refusals(server, "sip.rate")
+    assert {"127.0.0.2", "127.0.0.3"} <= refused_sources(server, "sip.rate")
     assert prober.answered >= 3 and not prober.failures, prober.failures
     grown = rss_kb(server.pid) - before
     print(f"REGISTER and INVITE floods: RSS +{grown} kB")
@@ -133,7 +126,7 @@ def test_a_never_acked_invite_burst_leaves_ports_for_other_callers(server):
         assert answer.status == 200, (answer.status, answer.reason)
         assert b"m=audio" in answer.body
     assert statuses.get(503, 0) > 0, statuses
-    assert "127.0.0.2" in refusals(server, "sip.rate") | refusals(server, "sip.calls_per_ip")
-    with Phone(server.sip_addr, "127.0.0.1") as probe:
-        assert probe.options().status == 200
-    assert health(server.http_port) == 200
+    assert "127.0.0.2" in refused_sources(server, "sip.rate") | refused_sources(
+        server, "sip.calls_per_ip"
+    )
+    still_serving(server)

@@ -23,7 +23,8 @@ from sip.auth import Challenge
 from tests.interop.harness import CallswitchServer
 from tests.interop.test_voice_webhooks import rest_client
 
-from .sipraw import Phone, health, register_bytes
+from .node import still_serving
+from .sipraw import Phone, register_bytes
 
 PASSWORD = "Zq7mWx2pLk9R"  # 12 characters, as the check asks
 SVCRACK_BOUND_S = 60.0
@@ -32,12 +33,6 @@ SVCRACK_BOUND_S = 60.0
 def add_credential(client, username: str, password: str) -> None:
     phones = client.sip.credential_lists.create(friendly_name=f"phones-{username}")
     client.sip.credential_lists(phones.sid).credentials.create(username=username, password=password)
-
-
-def still_serving(server: CallswitchServer) -> None:
-    with Phone(server.sip_addr, "127.0.0.1") as probe:
-        assert probe.options().status == 200
-    assert health(server.http_port) == 200
 
 
 def svcrack() -> str:

@@ -9,18 +9,14 @@ and the node still answers OPTIONS and ``/health`` afterwards.
 
 from __future__ import annotations
 
-import re
-import time
-
-import httpx
 import pytest
 from twilio.base.exceptions import TwilioRestException
 
 from tests.interop.harness import CallswitchServer, free_port
-from tests.interop.sipclient import udp_options
 from tests.interop.test_voice_webhooks import rest_client
 from tests.interop.webhook_app import WebhookApp, twiml
 
+from .node import refusal_counts, refused_events, still_serving, wait_event
 from .phone import Listener, Phone
 
 NUMBER = "+15005550041"
@@ -32,22 +28,6 @@ NOTHING_WAIT_S = 1.5  # a forbidden INVITE would leave within milliseconds
 def app():
     with WebhookApp() as application:
         yield application
-
-
-def refusals(server: CallswitchServer) -> dict[str, float]:
-    text = httpx.get(f"http://127.0.0.1:{server.http_port}/metrics").text
-    found = re.findall(r'callswitch_refusals_total\{reason="([^"]+)"\} ([0-9.e+]+)', text)
-    return {reason: float(value) for reason, value in found}
-
-
-def refused_events(server: CallswitchServer, reason: str) -> list[dict[str, str]]:
-    return [e for e in server.events("security.refused") if e.get("reason") == reason]
-
-
-def still_serving(server: CallswitchServer) -> None:
-    answer = udp_options(server.sip_addr)
-    assert answer is not None and answer.status == 200, server.tail()
-    assert httpx.get(f"http://127.0.0.1:{server.http_port}/health").status_code == 200
 
 
 def bridged_call(server, app, caller: Phone, callee: Phone):
@@ -62,15 +42,6 @@ def bridged_call(server, app, caller: Phone, callee: Phone):
     assert callee.wait(lambda m: m.method == "ACK", 10) is not None, server.tail()
     assert wait_event(server, "dial.bridged"), server.tail()
     return dialog
-
-
-def wait_event(server: CallswitchServer, name: str, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not server.events(name):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def start_with_trunk(tmp_path, callee: Phone, *extra: str) -> CallswitchServer:
@@ -90,7 +61,7 @@ def test_refer_from_an_unauthenticated_caller_is_403_and_dials_nothing(tmp_path,
             refer_to = f"Refer-To: <sip:+15559990000@{victim.host}:{victim.port}>\r\n"
             status = caller.request(dialog, "REFER", server.sip_addr, refer_to)
             arrived = victim.received(NOTHING_WAIT_S)
-            counted = refusals(server)
+            counted = refusal_counts(server)
             caller.request(dialog, "BYE", server.sip_addr)
             assert wait_event(server, "call.completed"), server.tail()
             still_serving(server)
@@ -121,7 +92,7 @@ def test_refer_from_a_leg_we_placed_to_an_arbitrary_host_is_403(tmp_path, app):
             refer_to = f"Refer-To: <sip:+15559990000@{victim.host}:{victim.port}>\r\n"
             status = callee.request(callee.dialog, "REFER", server.sip_addr, refer_to)
             arrived = victim.received(NOTHING_WAIT_S)
-            counted = refusals(server)
+            counted = refusal_counts(server)
             still_serving(server)
         finally:
             problems = server.stop()
@@ -147,7 +118,7 @@ def test_rest_call_to_a_denied_sip_address_gets_twilios_error(tmp_path, app):
                 )
             arrived = victim.received(NOTHING_WAIT_S)
             calls = client.calls.list()
-            counted = refusals(server)
+            counted = refusal_counts(server)
             still_serving(server)
         finally:
             problems = server.stop()
@@ -177,7 +148,7 @@ def test_dial_sip_to_a_denied_address_fails_the_dial(tmp_path, app):
             caller.call(server.sip_addr, NUMBER.lstrip("+"), timeout=5)
             [after] = app.wait_for("/after", 1, timeout=15)
             arrived = victim.received(NOTHING_WAIT_S)
-            counted = refusals(server)
+            counted = refusal_counts(server)
             still_serving(server)
         finally:
             problems = server.stop()
@@ -213,7 +184,7 @@ def test_a_trunk_host_dialled_raw_gets_the_trunk_rules(tmp_path, app):
                     from_="+15005550006",
                     url=app.url("/answer"),
                 )
-            counted = refusals(server)
+            counted = refusal_counts(server)
             still_serving(server)
         finally:
             problems = server.stop()
@@ -249,7 +220,7 @@ def test_a_registered_phone_of_the_account_may_transfer_through_routing(tmp_path
             refer_to = f"Refer-To: <sip:+15550402222@{target.host}>\r\n"
             status = alice.request(dialog, "REFER", server.sip_addr, refer_to)
             invite = target.wait(lambda m: m.method == "INVITE", 10)
-            counted = refusals(server)
+            counted = refusal_counts(server)
         finally:
             problems = server.stop()
         assert status == 202, server.tail()

@@ -12,7 +12,7 @@ from tests.interop.test_voice_webhooks import rest_client
 from turn.policy import Quotas
 from turn.stun import ALLOCATE, ERROR, REQUEST, SUCCESS, Attr, Message, long_term_key, parse
 
-from .test_toll_fraud import refusals, refused_events, still_serving
+from .node import refusal_counts, refused_events, still_serving
 
 QUOTA = Quotas().per_user  # 100 allocations per account
 UDP = 17
@@ -74,7 +74,7 @@ def test_the_allocation_quota_counts_the_account_across_its_tokens(server):
         code, sock = allocate(turn, *third, nonce, realm)
         sockets.append(sock)
         assert code == 486
-        counted = refusals(server)
+        counted = refusal_counts(server)
         still_serving(server)
     finally:
         for sock in sockets:
