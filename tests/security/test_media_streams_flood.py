@@ -5,23 +5,21 @@ rhythm and SIP and HTTP keep answering."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import itertools
-import json
 import statistics
 import threading
 import time
-import urllib.request
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 
 from tests.interop.rtp import RtpSink
 from tests.interop.sipclient import udp_options
+from tests.interop.test_media_streams import StreamBot, media_message
 from tests.interop.test_metrics import scrape, value
 from tests.interop.test_voice_webhooks import rest_client
 from tests.interop.webhook_app import WebhookApp, twiml
 
+from .node import health as node_health
 from .phone import RawCall
 
 NUMBER = "+15005550072"
@@ -29,40 +27,24 @@ FLOOD_S = 6.0
 FLOODS = 3  # calls whose stream application floods
 
 
-class FloodingApp:
-    """A websockets server in a thread: after ``start``, sends ``media`` messages
-    back to back for ``FLOOD_S`` seconds and counts what it got out."""
+class Flood:
+    """A Media Streams application's behaviour (for the interop suite's StreamBot):
+    once its stream starts, ``media`` messages back to back for ``FLOOD_S`` seconds,
+    counting what it got out."""
 
     def __init__(self) -> None:
         self.sent = 0
         self.streams = 0
         self.started = threading.Event()
-        self.port = 0
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Future | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
 
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = self._loop.create_future()
-        async with serve(self._flood, "127.0.0.1", 0) as server:
-            self.port = server.sockets[0].getsockname()[1]
-            self._ready.set()
-            await asyncio.wait_for(self._stop, 60)
-
-    async def _flood(self, ws: ServerConnection) -> None:
+    async def __call__(self, bot: StreamBot, ws: ServerConnection) -> None:
         stream_sid = ""
         while not stream_sid:
-            message = json.loads(await ws.recv())
-            stream_sid = message.get("streamSid", "")
+            stream_sid = (await bot.next_message(ws)).get("streamSid", "")
         self.streams += 1
         if self.streams == FLOODS:
             self.started.set()
-        payload = base64.b64encode(b"\xff" * 160).decode()
-        message = json.dumps(
-            {"event": "media", "streamSid": stream_sid, "media": {"payload": payload}}
-        )
+        message = media_message(stream_sid, b"\xff" * 160)
         end = time.monotonic() + FLOOD_S
         try:
             while time.monotonic() < end:
@@ -70,18 +52,6 @@ class FloodingApp:
                 self.sent += 1
         except Exception:  # the call ended under us
             return
-
-    def __enter__(self) -> FloodingApp:
-        self._thread.start()
-        assert self._ready.wait(5)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(
-                lambda: self._stop.done() or self._stop.set_result(None)
-            )
-        self._thread.join(5)
 
 
 def timed(action) -> float:
@@ -91,7 +61,8 @@ def timed(action) -> float:
 
 
 def test_a_media_flood_does_not_stall_another_calls_media(server, rtp_sink):
-    with FloodingApp() as bot, WebhookApp() as app, RtpSink() as flood_sink:
+    flood = Flood()
+    with StreamBot(flood) as bot, WebhookApp() as app, RtpSink() as flood_sink:
         app.routes["/voice"] = lambda r: twiml(
             f'<Connect><Stream url="ws://127.0.0.1:{bot.port}/"/></Connect>'
         )
@@ -108,21 +79,12 @@ def test_a_media_flood_does_not_stall_another_calls_media(server, rtp_sink):
                 response = call.invite()
                 assert response is not None and response.status == 200, server.tail()
                 call.ack()
-            assert bot.started.wait(10), "the stream never started\n" + server.tail()
+            assert flood.started.wait(10), "the stream never started\n" + server.tail()
             flood_began = time.monotonic()
             options, health = [], []
             while time.monotonic() - flood_began < FLOOD_S - 1:
                 options.append(timed(lambda: udp_options(server.sip_addr) is not None))
-                health.append(
-                    timed(
-                        lambda: (
-                            urllib.request.urlopen(
-                                f"http://127.0.0.1:{server.http_port}/health", timeout=5
-                            ).status
-                            == 200
-                        )
-                    )
-                )
+                health.append(timed(lambda: node_health(server) == 200))
                 time.sleep(0.2)
             window_end = time.monotonic()
             samples = scrape(server)
@@ -146,5 +108,5 @@ def test_a_media_flood_does_not_stall_another_calls_media(server, rtp_sink):
     # What the applications got out is mostly what the kernel's socket buffers took
     # (a few MB each); unthrottled, one flooding stream alone got ~160,000 messages/s
     # out, and the other streams did not even start within 10 s.
-    rate = bot.sent / (window_end - flood_began)
+    rate = flood.sent / (window_end - flood_began)
     assert rate < 60_000, f"the applications got {rate:.0f} messages/s out"
