@@ -9,18 +9,19 @@ the callback in the outbox in one transaction, and a second attempt finds the ro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from control_api.sids import utcnow
 from control_api.store.engine import Database
 from control_api.store.group import group_commit
+from control_api.store.rows import Rows, equal_to, updatable
 from control_api.store.schema import (
     account_balances,
     usage_items,
@@ -125,14 +126,10 @@ class UsageTriggerRecord:
     date_updated: datetime | None = None
 
 
-_TRIGGER_UPDATABLE = frozenset(f.name for f in fields(UsageTriggerRecord)) - {
-    "sid",
-    "account_sid",
-    "date_created",
-}
+_TRIGGER_UPDATABLE = updatable(UsageTriggerRecord, "sid", "account_sid", "date_created")
 
 
-def _trigger(row) -> UsageTriggerRecord:
+def _trigger(row: Row[Any]) -> UsageTriggerRecord:
     return UsageTriggerRecord(**row._mapping)
 
 
@@ -142,6 +139,7 @@ class BillingStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.run = group_commit(db).run  # small writes from many messages commit together
+        self.triggers = Rows(db, usage_triggers, _trigger, run=self.run)
 
     # Usage
 
@@ -270,9 +268,7 @@ class BillingStore:
 
     async def get_trigger(self, account_sid: str, sid: str) -> UsageTriggerRecord | None:
         t = usage_triggers.c
-        query = select(usage_triggers).where(t.account_sid == account_sid, t.sid == sid)
-        row = await self.run(lambda c: c.execute(query).first())
-        return _trigger(row) if row else None
+        return await self.triggers.one(t.account_sid == account_sid, t.sid == sid)
 
     async def list_triggers(
         self,
@@ -285,23 +281,17 @@ class BillingStore:
         limit: int = 1000,
     ) -> list[UsageTriggerRecord]:
         t = usage_triggers.c
-        conditions = [t.account_sid == account_sid]
-        for column, value in (
-            (t.recurring, recurring),
-            (t.trigger_by, trigger_by),
-            (t.usage_category, usage_category),
-        ):
-            if value is not None:
-                conditions.append(column == value)
-        query = (
-            select(usage_triggers)
-            .where(*conditions)
-            .order_by(t.date_created.desc(), t.sid.desc())
-            .offset(offset)
-            .limit(limit)
-        )
-        rows = await self.run(lambda c: c.execute(query).all())
-        return [_trigger(row) for row in rows]
+        where = [
+            t.account_sid == account_sid,
+            *equal_to(
+                (
+                    (t.recurring, recurring),
+                    (t.trigger_by, trigger_by),
+                    (t.usage_category, usage_category),
+                )
+            ),
+        ]
+        return await self.triggers.page(where, (t.date_created.desc(), t.sid.desc()), offset, limit)
 
     async def triggers_of(self, account_sid: str) -> list[UsageTriggerRecord]:
         """Every trigger of the account, newest first (checked after each priced item)."""
@@ -312,19 +302,9 @@ class BillingStore:
     async def update_trigger(
         self, account_sid: str, sid: str, **values: Any
     ) -> UsageTriggerRecord | None:
-        unknown = set(values) - _TRIGGER_UPDATABLE
-        if unknown:
-            raise TypeError(f"update_trigger() cannot change {sorted(unknown)}")
-        values.setdefault("date_updated", utcnow())
         t = usage_triggers.c
         where = (t.account_sid == account_sid, t.sid == sid)
-
-        def work(c: Connection) -> Any:
-            c.execute(update(usage_triggers).where(*where).values(**values))
-            return c.execute(select(usage_triggers).where(*where)).first()
-
-        row = await self.run(work)
-        return _trigger(row) if row else None
+        return await self.triggers.change("update_trigger", _TRIGGER_UPDATABLE, values, *where)
 
     async def delete_trigger(self, account_sid: str, sid: str) -> bool:
         t = usage_triggers.c

@@ -13,11 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 from control_api.sids import utcnow
 from control_api.store.engine import Database
 from control_api.store.group import group_commit
+from control_api.store.rows import Rows, equal_to, time_range
 from control_api.store.schema import messages, outbox_row, webhook_outbox
 
 __all__ = ["MessageRecord", "MessageStore"]
@@ -66,7 +67,7 @@ def _row(values: dict[str, Any]) -> dict[str, Any]:
     return {_COLUMN.get(name, name): value for name, value in values.items()}
 
 
-def _record(row) -> MessageRecord:
+def _record(row: Row[Any]) -> MessageRecord:
     values = {_ATTRIBUTE.get(k, k): v for k, v in row._mapping.items()}
     values["media_urls"] = list(values["media_urls"] or [])
     return MessageRecord(**values)
@@ -110,6 +111,7 @@ class MessageStore:
         self.db = db
         self.group = group_commit(db)
         self.run = self.group.run  # small writes from many messages commit together
+        self.rows = Rows(db, messages, _record, run=self.run)
 
     async def insert(self, record: MessageRecord) -> MessageRecord:
         record.date_created = record.date_created or utcnow()
@@ -141,16 +143,12 @@ class MessageStore:
         return result.rowcount > 0
 
     async def get(self, account_sid: str, sid: str) -> MessageRecord | None:
-        query = select(messages).where(messages.c.account_sid == account_sid, messages.c.sid == sid)
-        row = await self.run(lambda c: c.execute(query).first())
-        return _record(row) if row else None
+        return await self.rows.one(messages.c.account_sid == account_sid, messages.c.sid == sid)
 
     async def get_any(self, sid: str) -> MessageRecord | None:
-        query = select(messages).where(messages.c.sid == sid)
-        row = await self.run(lambda c: c.execute(query).first())
-        return _record(row) if row else None
+        return await self.rows.one(messages.c.sid == sid)
 
-    async def list_messages(
+    async def page(
         self,
         account_sid: str,
         *,
@@ -164,31 +162,17 @@ class MessageStore:
         """The account's messages, newest first. ``sent_after`` is inclusive (>=),
         ``sent_before`` exclusive (<), both on ``date_sent``."""
         c = messages.c
-        conditions = [c.account_sid == account_sid]
-        if to is not None:
-            conditions.append(c.to_address == to)
-        if from_ is not None:
-            conditions.append(c.from_address == from_)
-        if sent_after is not None:
-            conditions.append(c.date_sent >= sent_after)
-        if sent_before is not None:
-            conditions.append(c.date_sent < sent_before)
-        query = (
-            select(messages)
-            .where(*conditions)
-            .order_by(c.date_created.desc(), c.sid.desc())
-            .offset(offset)
-            .limit(limit)
-        )
-        rows = await self.run(lambda conn: conn.execute(query).all())
-        return [_record(row) for row in rows]
+        where = [
+            c.account_sid == account_sid,
+            *equal_to(((c.to_address, to), (c.from_address, from_))),
+            *time_range(c.date_sent, sent_after, sent_before),
+        ]
+        return await self.rows.page(where, (c.date_created.desc(), c.sid.desc()), offset, limit)
 
     async def delete(self, account_sid: str, sid: str) -> bool:
-        statement = messages.delete().where(
-            messages.c.account_sid == account_sid, messages.c.sid == sid
+        return (
+            await self.rows.delete(messages.c.account_sid == account_sid, messages.c.sid == sid) > 0
         )
-        result = await self.run(lambda c: c.execute(statement))
-        return result.rowcount > 0
 
     # The send queue
 
@@ -200,8 +184,7 @@ class MessageStore:
             .order_by(messages.c.next_attempt_at, messages.c.sid)
             .limit(limit)
         )
-        rows = await self.run(lambda c: c.execute(query).all())
-        return [_record(row) for row in rows]
+        return await self.rows.all(query)
 
     async def take_due(
         self, now: datetime, limit: int = 100, *, claimant: str = "", lease_s: float = 120.0
@@ -235,12 +218,14 @@ class MessageStore:
             sids = list(c.execute(query).scalars())
             if not sids:
                 return []
-            return c.execute(
-                update(messages)
-                .where(c_.sid.in_(sids), c_.status == "queued")
-                .values(**claim)
-                .returning(*messages.c)
-            ).all()
+            return list(
+                c.execute(
+                    update(messages)
+                    .where(c_.sid.in_(sids), c_.status == "queued")
+                    .values(**claim)
+                    .returning(*messages.c)
+                ).all()
+            )
 
         rows = await self.run(work)
         taken = sorted((_record(row) for row in rows), key=lambda m: (m.next_attempt_at, m.sid))

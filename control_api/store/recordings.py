@@ -1,0 +1,100 @@
+"""Recordings as the REST API shows them; the call engine writes each as it records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.engine import Row
+
+from control_api.sids import utcnow
+from control_api.store.engine import Database
+from control_api.store.rows import Rows, equal_to, fit, time_range, updatable
+from control_api.store.schema import recordings
+
+__all__ = ["RecordingRecord", "RecordingStore"]
+
+
+@dataclass
+class RecordingRecord:
+    """A recording as the REST API shows it; the call engine writes it as it records.
+
+    ``file_path`` is the WAV file relative to the recordings directory.
+    """
+
+    sid: str
+    account_sid: str
+    call_sid: str | None = None
+    conference_sid: str | None = None
+    status: str = "in-progress"  # in-progress, processing, completed, absent, failed
+    source: str = "RecordVerb"  # RecordVerb, DialVerb, OutboundAPI, Conference, ...
+    channels: int = 1
+    duration: int | None = None  # whole seconds; None while recording
+    start_time: datetime | None = None
+    price: str | None = None
+    price_unit: str = "USD"
+    error_code: int | None = None
+    track: str = "both"
+    file_path: str | None = None
+    date_created: datetime | None = None  # None: set on insert
+    date_updated: datetime | None = None  # None: set on insert and on every update
+
+
+_UPDATABLE = updatable(RecordingRecord, "sid", "account_sid", "date_created")
+
+
+def _recording(row: Row[Any]) -> RecordingRecord:
+    return RecordingRecord(**row._mapping)
+
+
+class RecordingStore:
+    """The accounts' recordings (their rows; the files are the recorder's)."""
+
+    def __init__(self, db: Database) -> None:
+        self.rows = Rows(db, recordings, _recording)
+
+    async def insert(self, record: RecordingRecord) -> RecordingRecord:
+        """Store a new recording; fills in ``date_created``/``date_updated`` if they are None."""
+        record.date_created = record.date_created or utcnow()
+        record.date_updated = record.date_updated or record.date_created
+        statement = insert(recordings).values(**fit(recordings, vars(record)))
+        await self.rows.run(lambda c: c.execute(statement))
+        return record
+
+    async def update(self, sid: str, **fields: Any) -> RecordingRecord | None:
+        """Change ``fields`` (RecordingRecord attributes); None if there is no such
+        recording. ``date_updated`` is set to now unless given."""
+        return await self.rows.change(
+            "update_recording", _UPDATABLE, fields, recordings.c.sid == sid
+        )
+
+    async def get(self, account_sid: str, sid: str) -> RecordingRecord | None:
+        t = recordings.c
+        return await self.rows.one(t.account_sid == account_sid, t.sid == sid)
+
+    async def page(
+        self,
+        account_sid: str,
+        *,
+        call_sid: str | None = None,
+        conference_sid: str | None = None,
+        date_created_after: datetime | None = None,
+        date_created_before: datetime | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[RecordingRecord]:
+        """The account's recordings, newest first; ``after`` inclusive, ``before`` exclusive."""
+        t = recordings.c
+        where = [
+            t.account_sid == account_sid,
+            *equal_to(((t.call_sid, call_sid), (t.conference_sid, conference_sid))),
+            *time_range(t.date_created, date_created_after, date_created_before),
+        ]
+        return await self.rows.page(where, (t.date_created.desc(), t.sid.desc()), offset, limit)
+
+    async def delete(self, account_sid: str, sid: str) -> bool:
+        """Delete the row only; the caller removes the file."""
+        t = recordings.c
+        return await self.rows.delete(t.account_sid == account_sid, t.sid == sid) > 0
