@@ -8,12 +8,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert
+from sqlalchemy import insert
 from sqlalchemy.engine import Row
 
 from control_api.sids import new_sid, utcnow
 from control_api.store.engine import Database
-from control_api.store.rows import Rows
+from control_api.store.rows import Listing, Owned, Rows
 from control_api.store.schema import api_keys
 
 __all__ = ["ApiKey", "ApiKeyStore"]
@@ -35,8 +35,10 @@ def _api_key(row: Row[Any]) -> ApiKey:
     return ApiKey(**row._mapping)
 
 
-class ApiKeyStore:
-    """The accounts' API keys."""
+class ApiKeyStore(Owned[ApiKey]):
+    """The accounts' API keys, oldest first."""
+
+    listing = Listing(order_by=(api_keys.c.date_created, api_keys.c.sid))
 
     def __init__(self, db: Database) -> None:
         self.rows = Rows(db, api_keys, _api_key)
@@ -55,26 +57,10 @@ class ApiKeyStore:
         await self.rows.run(lambda c: c.execute(insert(api_keys).values(**asdict(key))))
         return key
 
-    async def get(self, account_sid: str, sid: str) -> ApiKey | None:
-        return await self.rows.one(*_owned(account_sid, sid))
-
     async def find(self, sid: str) -> ApiKey | None:
         """A key by SID alone, in whichever account: what a token's ``iss`` names."""
         return await self.rows.one(api_keys.c.sid == sid)
 
-    async def page(self, account_sid: str, *, offset: int = 0, limit: int = 50) -> list[ApiKey]:
-        t = api_keys.c
-        return await self.rows.page(
-            [t.account_sid == account_sid], (t.date_created, t.sid), offset, limit
-        )
-
     async def update(self, account_sid: str, sid: str, friendly_name: str) -> ApiKey | None:
         values = {"friendly_name": friendly_name, "date_updated": utcnow()}
-        return await self.rows.update_one(_owned(account_sid, sid), values)
-
-    async def delete(self, account_sid: str, sid: str) -> bool:
-        return await self.rows.delete(*_owned(account_sid, sid)) > 0
-
-
-def _owned(account_sid: str, sid: str) -> tuple[ColumnElement[bool], ...]:
-    return (api_keys.c.account_sid == account_sid, api_keys.c.sid == sid)
+        return await self.rows.update_one(self.owned(account_sid, sid), values)

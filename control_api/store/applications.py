@@ -6,12 +6,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert
+from sqlalchemy import insert
 from sqlalchemy.engine import Row
 
 from control_api.sids import new_sid, utcnow
 from control_api.store.engine import Database
-from control_api.store.rows import Rows
+from control_api.store.rows import Listing, Owned, Rows
 from control_api.store.schema import applications
 
 __all__ = ["APPLICATION_FIELDS", "Application", "ApplicationStore"]
@@ -47,12 +47,20 @@ _DEFAULTS: dict[str, str | None] = {
 APPLICATION_FIELDS = frozenset(_DEFAULTS)
 
 
+_BY_NAME = Listing(
+    order_by=(applications.c.date_created, applications.c.sid),
+    equal={"friendly_name": applications.c.friendly_name},
+)
+
+
 def _application(row: Row[Any]) -> Application:
     return Application(**row._mapping)
 
 
-class ApplicationStore:
-    """The accounts' TwiML applications."""
+class ApplicationStore(Owned[Application]):
+    """The accounts' TwiML applications, oldest first; ``page`` filters: friendly_name."""
+
+    listing = _BY_NAME
 
     def __init__(self, db: Database) -> None:
         self.rows = Rows(db, applications, _application)
@@ -68,35 +76,11 @@ class ApplicationStore:
         await self.rows.run(lambda c: c.execute(statement))
         return application
 
-    async def get(self, account_sid: str, sid: str) -> Application | None:
-        return await self.rows.one(*_owned(account_sid, sid))
-
-    async def page(
-        self,
-        account_sid: str,
-        *,
-        friendly_name: str | None = None,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> list[Application]:
-        t = applications.c
-        where = [t.account_sid == account_sid]
-        if friendly_name is not None:
-            where.append(t.friendly_name == friendly_name)
-        return await self.rows.page(where, (t.date_created, t.sid), offset, limit)
-
     async def update(self, account_sid: str, sid: str, **fields: Any) -> Application | None:
         """Change ``fields`` (those in ``APPLICATION_FIELDS``); None if there is no such one."""
         values = {**_known(fields), "date_updated": utcnow()}
-        return await self.rows.update_one(_owned(account_sid, sid), values)
-
-    async def delete(self, account_sid: str, sid: str) -> bool:
-        return await self.rows.delete(*_owned(account_sid, sid)) > 0
+        return await self.rows.update_one(self.owned(account_sid, sid), values)
 
 
 def _known(fields: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if name in APPLICATION_FIELDS}
-
-
-def _owned(account_sid: str, sid: str) -> tuple[ColumnElement[bool], ...]:
-    return (applications.c.account_sid == account_sid, applications.c.sid == sid)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from control_api.sids import utcnow
 from control_api.store.engine import Database
 from control_api.store.group import group_commit
-from control_api.store.rows import Rows, equal_to, updatable
+from control_api.store.rows import Listing, Rows, updatable
 from control_api.store.schema import (
     account_balances,
     usage_items,
@@ -46,6 +46,10 @@ _SET_BALANCE = (
     .values(balance=bindparam("new_balance"), date_updated=bindparam("new_date"))
 )
 
+_TRIGGERS = Listing(
+    order_by=(usage_triggers.c.date_created.desc(), usage_triggers.c.sid.desc()),
+    equal={name: usage_triggers.c[name] for name in ("recurring", "trigger_by", "usage_category")},
+)
 _TRIGGERS_OF = (
     select(usage_triggers)
     .where(usage_triggers.c.account_sid == bindparam("match_account"))
@@ -271,27 +275,12 @@ class BillingStore:
         return await self.triggers.one(t.account_sid == account_sid, t.sid == sid)
 
     async def list_triggers(
-        self,
-        account_sid: str,
-        *,
-        recurring: str | None = None,
-        trigger_by: str | None = None,
-        usage_category: str | None = None,
-        offset: int = 0,
-        limit: int = 1000,
+        self, account_sid: str, *, offset: int = 0, limit: int = 1000, **filters: Any
     ) -> list[UsageTriggerRecord]:
-        t = usage_triggers.c
-        where = [
-            t.account_sid == account_sid,
-            *equal_to(
-                (
-                    (t.recurring, recurring),
-                    (t.trigger_by, trigger_by),
-                    (t.usage_category, usage_category),
-                )
-            ),
-        ]
-        return await self.triggers.page(where, (t.date_created.desc(), t.sid.desc()), offset, limit)
+        """The account's triggers, newest first; ``filters``: recurring, trigger_by,
+        usage_category."""
+        where = usage_triggers.c.account_sid == account_sid
+        return await self.triggers.listed(_TRIGGERS, filters, offset, limit, where)
 
     async def triggers_of(self, account_sid: str) -> list[UsageTriggerRecord]:
         """Every trigger of the account, newest first (checked after each priced item)."""

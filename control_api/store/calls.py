@@ -6,13 +6,13 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import update
 from sqlalchemy.engine import Row
 
 from control_api.sids import utcnow
 from control_api.store.engine import Database
 from control_api.store.group import group_commit
-from control_api.store.rows import Rows, equal_to, fit, time_range
+from control_api.store.rows import Listing, Owned, Rows, attributes_of, columns_of, fit
 from control_api.store.schema import calls
 
 __all__ = ["CALL_FIELDS", "CallRecord", "CallStore"]
@@ -51,21 +51,31 @@ class CallRecord:
 
 CALL_FIELDS = frozenset(f.name for f in fields(CallRecord))
 _UPDATABLE = CALL_FIELDS - {"sid", "account_sid", "date_created"}
-# CallRecord attribute -> column, where they differ (SQL keywords).
-_COLUMN = {"to": "to_address", "from_": "from_address"}
-_ATTRIBUTE = {column: attribute for attribute, column in _COLUMN.items()}
-
-
-def _call_row(values: dict[str, Any]) -> dict[str, Any]:
-    return {_COLUMN.get(name, name): value for name, value in values.items()}
 
 
 def _call_record(row: Row[Any]) -> CallRecord:
-    return CallRecord(**{_ATTRIBUTE.get(k, k): v for k, v in row._mapping.items()})
+    return CallRecord(**attributes_of(row))
 
 
-class CallStore:
-    """The calls of every account; inserts and updates commit in groups (group.py)."""
+# to, from_, status, parent_call_sid; start_time_after (>=), start_time_before (<),
+# end_time_after, end_time_before: a call without that time never matches a bound on it.
+_LISTING = Listing(
+    order_by=(calls.c.date_created.desc(), calls.c.sid.desc()),
+    equal={
+        "to": calls.c.to_address,
+        "from_": calls.c.from_address,
+        "status": calls.c.status,
+        "parent_call_sid": calls.c.parent_call_sid,
+    },
+    ranges={"start_time": calls.c.start_time, "end_time": calls.c.end_time},
+)
+
+
+class CallStore(Owned[CallRecord]):
+    """The calls of every account; inserts and updates commit in groups (group.py).
+    ``page`` and ``count`` take the filters of ``_LISTING``; newest first."""
+
+    listing = _LISTING
 
     def __init__(self, db: Database) -> None:
         self.rows = Rows(db, calls, _call_record)
@@ -81,7 +91,7 @@ class CallStore:
         record.date_created = record.date_created or utcnow()
         record.date_updated = record.date_updated or record.date_created
         record.node_id = record.node_id or self.node_id
-        await self.group.insert(calls, fit(calls, _call_row(vars(record))))
+        await self.group.insert(calls, fit(calls, columns_of(vars(record))))
         return record
 
     async def update(self, sid: str, **fields: Any) -> bool:
@@ -91,60 +101,10 @@ class CallStore:
         if unknown:
             raise TypeError(f"update_call() cannot change {sorted(unknown)}")
         fields.setdefault("date_updated", utcnow())
-        statement = update(calls).where(calls.c.sid == sid).values(**fit(calls, _call_row(fields)))
+        statement = update(calls).where(calls.c.sid == sid).values(**fit(calls, columns_of(fields)))
         changed: bool = await self.group.run(lambda c: c.execute(statement).rowcount > 0)
         return changed
 
-    async def get(self, account_sid: str, sid: str) -> CallRecord | None:
-        return await self.rows.one(calls.c.account_sid == account_sid, calls.c.sid == sid)
-
-    async def page(
-        self,
-        account_sid: str,
-        *,
-        offset: int = 0,
-        limit: int = 50,
-        **filters: Any,
-    ) -> list[CallRecord]:
-        """The account's calls, newest first; ``filters`` as ``_call_filter`` takes them."""
-        where = _call_filter(account_sid, **filters)
-        order = (calls.c.date_created.desc(), calls.c.sid.desc())
-        return await self.rows.page(where, order, offset, limit)
-
     async def count(self, account_sid: str, **filters: Any) -> int:
-        """How many of the account's calls match ``filters`` (``_call_filter``)."""
-        return await self.rows.count(*_call_filter(account_sid, **filters))
-
-    async def delete(self, account_sid: str, sid: str) -> bool:
-        return await self.rows.delete(calls.c.account_sid == account_sid, calls.c.sid == sid) > 0
-
-
-def _call_filter(
-    account_sid: str,
-    *,
-    to: str | None = None,
-    from_: str | None = None,
-    status: str | None = None,
-    parent_call_sid: str | None = None,
-    start_time_after: datetime | None = None,
-    start_time_before: datetime | None = None,
-    end_time_after: datetime | None = None,
-    end_time_before: datetime | None = None,
-) -> list[ColumnElement[bool]]:
-    """The account's calls with these values; ``*_after`` bounds are inclusive (>=),
-    ``*_before`` bounds exclusive (<); a call without that time never matches a bound
-    on it."""
-    c = calls.c
-    return [
-        c.account_sid == account_sid,
-        *equal_to(
-            (
-                (c.to_address, to),
-                (c.from_address, from_),
-                (c.status, status),
-                (c.parent_call_sid, parent_call_sid),
-            )
-        ),
-        *time_range(c.start_time, start_time_after, start_time_before),
-        *time_range(c.end_time, end_time_after, end_time_before),
-    ]
+        """How many of the account's calls match ``filters`` (``_LISTING``'s)."""
+        return await self.rows.count(calls.c.account_sid == account_sid, *_LISTING.where(filters))

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Row
 
 from control_api.sids import new_sid, utcnow
 from control_api.store.engine import Database
-from control_api.store.rows import Rows, equal_to, fit, time_range, updatable
+from control_api.store.rows import Listing, Owned, Rows, fit, updatable
 from control_api.store.schema import conference_participants, conferences
 
 __all__ = [
@@ -65,6 +65,19 @@ _PARTICIPANT_UPDATABLE = updatable(
 )
 
 
+_CONFERENCES = Listing(
+    order_by=(conferences.c.date_created.desc(), conferences.c.sid.desc()),
+    equal={"friendly_name": conferences.c.friendly_name, "status": conferences.c.status},
+    ranges={"date_created": conferences.c.date_created, "date_updated": conferences.c.date_updated},
+)
+_PARTICIPANTS = Listing(
+    order_by=(conference_participants.c.date_created, conference_participants.c.call_sid),
+    equal={
+        name: conference_participants.c[name] for name in ("muted", "hold", "coaching", "status")
+    },
+)
+
+
 def _conference(row: Row[Any]) -> ConferenceRecord:
     return ConferenceRecord(**row._mapping)
 
@@ -73,8 +86,11 @@ def _participant(row: Row[Any]) -> ParticipantRecord:
     return ParticipantRecord(**row._mapping)
 
 
-class ConferenceStore:
-    """The accounts' conference rooms."""
+class ConferenceStore(Owned[ConferenceRecord]):
+    """The accounts' conference rooms. ``page`` filters: friendly_name, status,
+    date_created_after/_before, date_updated_after/_before; newest first."""
+
+    listing = _CONFERENCES
 
     def __init__(self, db: Database) -> None:
         self.rows = Rows(db, conferences, _conference)
@@ -102,10 +118,6 @@ class ConferenceStore:
         where = conferences.c.sid == sid
         return await self.rows.change("update_conference", _CONFERENCE_UPDATABLE, fields, where)
 
-    async def get(self, account_sid: str, sid: str) -> ConferenceRecord | None:
-        t = conferences.c
-        return await self.rows.one(t.account_sid == account_sid, t.sid == sid)
-
     async def find_live(self, account_sid: str, friendly_name: str) -> ConferenceRecord | None:
         """The account's conference of that name that has not ended (init or in-progress)."""
         t = conferences.c
@@ -120,29 +132,6 @@ class ConferenceStore:
             .limit(1)
         )
         return await self.rows.first(query)
-
-    async def page(
-        self,
-        account_sid: str,
-        *,
-        friendly_name: str | None = None,
-        status: str | None = None,
-        date_created_after: datetime | None = None,
-        date_created_before: datetime | None = None,
-        date_updated_after: datetime | None = None,
-        date_updated_before: datetime | None = None,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> list[ConferenceRecord]:
-        """The account's conferences, newest first; ``after`` inclusive, ``before`` exclusive."""
-        t = conferences.c
-        where = [
-            t.account_sid == account_sid,
-            *equal_to(((t.friendly_name, friendly_name), (t.status, status))),
-            *time_range(t.date_created, date_created_after, date_created_before),
-            *time_range(t.date_updated, date_updated_after, date_updated_before),
-        ]
-        return await self.rows.page(where, (t.date_created.desc(), t.sid.desc()), offset, limit)
 
 
 class ParticipantStore:
@@ -183,23 +172,15 @@ class ParticipantStore:
         account_sid: str,
         conference_sid: str,
         *,
-        muted: bool | None = None,
-        hold: bool | None = None,
-        coaching: bool | None = None,
-        status: str | None = None,
         offset: int = 0,
         limit: int = 50,
+        **filters: Any,
     ) -> list[ParticipantRecord]:
-        """The conference's participants, in the order they joined."""
+        """The conference's participants, in the order they joined; ``filters``:
+        muted, hold, coaching, status."""
         t = conference_participants.c
-        where = [
-            t.account_sid == account_sid,
-            t.conference_sid == conference_sid,
-            *equal_to(
-                ((t.muted, muted), (t.hold, hold), (t.coaching, coaching), (t.status, status))
-            ),
-        ]
-        return await self.rows.page(where, (t.date_created, t.call_sid), offset, limit)
+        where = (t.account_sid == account_sid, t.conference_sid == conference_sid)
+        return await self.rows.listed(_PARTICIPANTS, filters, offset, limit, *where)
 
     async def delete(self, conference_sid: str, call_sid: str) -> bool:
         t = conference_participants.c

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Row
 from control_api.sids import utcnow
 from control_api.store.engine import Database
 from control_api.store.group import group_commit
-from control_api.store.rows import Rows, equal_to, time_range
+from control_api.store.rows import Listing, Owned, Rows, attributes_of, columns_of
 from control_api.store.schema import messages, outbox_row, webhook_outbox
 
 __all__ = ["MessageRecord", "MessageStore"]
@@ -59,20 +59,19 @@ class MessageRecord:
 
 _FIELDS = frozenset(f.name for f in fields(MessageRecord))
 _UPDATABLE = _FIELDS - {"sid", "account_sid", "date_created"}
-_COLUMN = {"to": "to_address", "from_": "from_address"}
-_ATTRIBUTE = {column: attribute for attribute, column in _COLUMN.items()}
-
-
-def _row(values: dict[str, Any]) -> dict[str, Any]:
-    return {_COLUMN.get(name, name): value for name, value in values.items()}
 
 
 def _record(row: Row[Any]) -> MessageRecord:
-    values = {_ATTRIBUTE.get(k, k): v for k, v in row._mapping.items()}
+    values = attributes_of(row)
     values["media_urls"] = list(values["media_urls"] or [])
     return MessageRecord(**values)
 
 
+_LISTING = Listing(
+    order_by=(messages.c.date_created.desc(), messages.c.sid.desc()),
+    equal={"to": messages.c.to_address, "from_": messages.c.from_address},
+    ranges={"sent": messages.c.date_sent},
+)
 _BY_SID = select(messages).where(messages.c.sid == bindparam("match_sid"))
 _BY_CARRIER_ID = select(messages).where(
     messages.c.carrier == bindparam("match_carrier"),
@@ -84,7 +83,7 @@ _UPDATES: dict[tuple[tuple[str, ...], tuple[str, ...] | None], Any] = {}
 
 
 def _update(sid: str, statuses: tuple[str, ...] | None, values: dict[str, Any]):
-    row = _row(values)
+    row = columns_of(values)
     names = tuple(sorted(row))
     key = (names, statuses)
     statement = _UPDATES.get(key)
@@ -104,8 +103,12 @@ def _update(sid: str, statuses: tuple[str, ...] | None, values: dict[str, Any]):
     return statement, params
 
 
-class MessageStore:
-    """Messages on the store's database; each method is one transaction."""
+class MessageStore(Owned[MessageRecord]):
+    """Messages on the store's database; each method is one transaction. ``page``
+    filters: to, from_, sent_after (inclusive), sent_before (exclusive), both on
+    ``date_sent``; newest first."""
+
+    listing = _LISTING
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -116,7 +119,7 @@ class MessageStore:
     async def insert(self, record: MessageRecord) -> MessageRecord:
         record.date_created = record.date_created or utcnow()
         record.date_updated = record.date_updated or record.date_created
-        await self.group.insert(messages, _row(vars(record)))
+        await self.group.insert(messages, columns_of(vars(record)))
         return record
 
     async def update(self, sid: str, **values: Any) -> MessageRecord | None:
@@ -142,39 +145,8 @@ class MessageStore:
         result = await self.run(lambda c: c.execute(statement, params))
         return result.rowcount > 0
 
-    async def get(self, account_sid: str, sid: str) -> MessageRecord | None:
-        return await self.rows.one(messages.c.account_sid == account_sid, messages.c.sid == sid)
-
     async def get_any(self, sid: str) -> MessageRecord | None:
         return await self.rows.one(messages.c.sid == sid)
-
-    async def page(
-        self,
-        account_sid: str,
-        *,
-        to: str | None = None,
-        from_: str | None = None,
-        sent_after: datetime | None = None,
-        sent_before: datetime | None = None,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> list[MessageRecord]:
-        """The account's messages, newest first. ``sent_after`` is inclusive (>=),
-        ``sent_before`` exclusive (<), both on ``date_sent``."""
-        c = messages.c
-        where = [
-            c.account_sid == account_sid,
-            *equal_to(((c.to_address, to), (c.from_address, from_))),
-            *time_range(c.date_sent, sent_after, sent_before),
-        ]
-        return await self.rows.page(where, (c.date_created.desc(), c.sid.desc()), offset, limit)
-
-    async def delete(self, account_sid: str, sid: str) -> bool:
-        return (
-            await self.rows.delete(messages.c.account_sid == account_sid, messages.c.sid == sid) > 0
-        )
-
-    # The send queue
 
     async def due(self, now: datetime, limit: int = 100) -> list[MessageRecord]:
         """Queued outbound messages whose next attempt is due, oldest first."""

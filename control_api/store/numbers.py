@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from control_api.sids import new_sid, utcnow
 from control_api.store.e164 import format_number, normalize_e164
 from control_api.store.engine import Database
-from control_api.store.rows import Rows, as_row, fit, friendly_name
+from control_api.store.rows import Listing, Owned, Rows, as_row, fit, friendly_name
 from control_api.store.schema import phone_numbers
 
 __all__ = ["NUMBER_FIELDS", "NumberStore", "NumberTaken", "PhoneNumber"]
@@ -75,8 +75,26 @@ def _number(row: Row[Any]) -> PhoneNumber:
     return PhoneNumber(**row._mapping)
 
 
-class NumberStore:
-    """The accounts' phone numbers."""
+def _like_pattern(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return "%" + escaped.replace("*", "_") + "%"
+
+
+_LISTING = Listing(
+    order_by=(phone_numbers.c.date_created, phone_numbers.c.sid),
+    equal={"friendly_name": phone_numbers.c.friendly_name},
+    custom={
+        "phone_number": lambda part: phone_numbers.c.phone_number.like(_like_pattern(part), "\\")
+    },
+)
+
+
+class NumberStore(Owned[PhoneNumber]):
+    """The accounts' phone numbers, oldest first. ``page`` and ``count`` filters:
+    phone_number matches any part of the number, with '*' standing for any one
+    character (Twilio's filter); friendly_name matches exactly."""
+
+    listing = _LISTING
 
     def __init__(self, db: Database) -> None:
         self.rows = Rows(db, phone_numbers, _number)
@@ -111,9 +129,6 @@ class NumberStore:
             raise
         return number
 
-    async def get(self, account_sid: str, sid: str) -> PhoneNumber | None:
-        return await self.rows.one(*_owned(account_sid, sid))
-
     async def find(self, phone: str) -> PhoneNumber | None:
         """The number an inbound call is for, in any account; ``phone`` with or without '+'."""
         e164 = normalize_e164(phone)
@@ -132,32 +147,9 @@ class NumberStore:
             found = {number.phone_number: number for number in await self.rows.all(query)}
         return {phone: found.get(e164) if e164 else None for phone, e164 in wanted.items()}
 
-    async def page(
-        self,
-        account_sid: str,
-        *,
-        phone_number: str | None = None,
-        friendly_name: str | None = None,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> list[PhoneNumber]:
-        """The account's numbers, oldest first.
-
-        ``phone_number`` matches any part of the number, with '*' standing for any one
-        character (Twilio's filter); ``friendly_name`` matches exactly.
-        """
-        t = phone_numbers.c
-        where = _number_filter(account_sid, phone_number, friendly_name)
-        return await self.rows.page(where, (t.date_created, t.sid), offset, limit)
-
-    async def count(
-        self,
-        account_sid: str,
-        *,
-        phone_number: str | None = None,
-        friendly_name: str | None = None,
-    ) -> int:
-        return await self.rows.count(*_number_filter(account_sid, phone_number, friendly_name))
+    async def count(self, account_sid: str, **filters: Any) -> int:
+        owner = phone_numbers.c.account_sid == account_sid
+        return await self.rows.count(owner, *_LISTING.where(filters))
 
     async def update(self, account_sid: str, sid: str, **fields: Any) -> PhoneNumber | None:
         """Change ``fields`` (keys of ``NUMBER_FIELDS``); None if the account has no such number."""
@@ -166,14 +158,7 @@ class NumberStore:
             values["friendly_name"] = friendly_name(values["friendly_name"] or "")
         values = fit(phone_numbers, values)
         values["date_updated"] = utcnow()
-        return await self.rows.update_one(_owned(account_sid, sid), values)
-
-    async def delete(self, account_sid: str, sid: str) -> bool:
-        return await self.rows.delete(*_owned(account_sid, sid)) > 0
-
-
-def _owned(account_sid: str, sid: str) -> tuple[ColumnElement[bool], ...]:
-    return (phone_numbers.c.account_sid == account_sid, phone_numbers.c.sid == sid)
+        return await self.rows.update_one(self.owned(account_sid, sid), values)
 
 
 def _number_fields(given: dict[str, Any]) -> dict[str, Any]:
@@ -181,20 +166,3 @@ def _number_fields(given: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"not a phone number field: {sorted(unknown)}")
     return dict(given)
-
-
-def _like_pattern(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return "%" + escaped.replace("*", "_") + "%"
-
-
-def _number_filter(
-    account_sid: str, phone_number: str | None, friendly_name: str | None
-) -> list[ColumnElement[bool]]:
-    t = phone_numbers.c
-    where = [t.account_sid == account_sid]
-    if phone_number is not None:
-        where.append(t.phone_number.like(_like_pattern(phone_number), "\\"))
-    if friendly_name is not None:
-        where.append(t.friendly_name == friendly_name)
-    return where

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Row
 
 from control_api.sids import utcnow
 from control_api.store.engine import Database
-from control_api.store.rows import Rows, equal_to, fit, time_range, updatable
+from control_api.store.rows import Listing, Owned, Rows, fit, updatable
 from control_api.store.schema import recordings
 
 __all__ = ["RecordingRecord", "RecordingStore"]
@@ -45,12 +45,25 @@ class RecordingRecord:
 _UPDATABLE = updatable(RecordingRecord, "sid", "account_sid", "date_created")
 
 
+_LISTING = Listing(
+    order_by=(recordings.c.date_created.desc(), recordings.c.sid.desc()),
+    equal={"call_sid": recordings.c.call_sid, "conference_sid": recordings.c.conference_sid},
+    ranges={"date_created": recordings.c.date_created},
+)
+
+
 def _recording(row: Row[Any]) -> RecordingRecord:
     return RecordingRecord(**row._mapping)
 
 
-class RecordingStore:
-    """The accounts' recordings (their rows; the files are the recorder's)."""
+class RecordingStore(Owned[RecordingRecord]):
+    """The accounts' recordings: their rows (deleting one leaves its file to the caller).
+
+    ``page`` filters: call_sid, conference_sid, date_created_after (inclusive),
+    date_created_before (exclusive); newest first.
+    """
+
+    listing = _LISTING
 
     def __init__(self, db: Database) -> None:
         self.rows = Rows(db, recordings, _recording)
@@ -69,32 +82,3 @@ class RecordingStore:
         return await self.rows.change(
             "update_recording", _UPDATABLE, fields, recordings.c.sid == sid
         )
-
-    async def get(self, account_sid: str, sid: str) -> RecordingRecord | None:
-        t = recordings.c
-        return await self.rows.one(t.account_sid == account_sid, t.sid == sid)
-
-    async def page(
-        self,
-        account_sid: str,
-        *,
-        call_sid: str | None = None,
-        conference_sid: str | None = None,
-        date_created_after: datetime | None = None,
-        date_created_before: datetime | None = None,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> list[RecordingRecord]:
-        """The account's recordings, newest first; ``after`` inclusive, ``before`` exclusive."""
-        t = recordings.c
-        where = [
-            t.account_sid == account_sid,
-            *equal_to(((t.call_sid, call_sid), (t.conference_sid, conference_sid))),
-            *time_range(t.date_created, date_created_after, date_created_before),
-        ]
-        return await self.rows.page(where, (t.date_created.desc(), t.sid.desc()), offset, limit)
-
-    async def delete(self, account_sid: str, sid: str) -> bool:
-        """Delete the row only; the caller removes the file."""
-        t = recordings.c
-        return await self.rows.delete(t.account_sid == account_sid, t.sid == sid) > 0

@@ -9,7 +9,7 @@ how a row becomes its record. Each method of ``Rows`` is one transaction.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -22,9 +22,13 @@ from control_api.store.schema import metadata
 
 __all__ = [
     "MAX_FRIENDLY_NAME",
+    "Listing",
+    "Owned",
     "Rows",
     "TextTooLong",
     "as_row",
+    "attributes_of",
+    "columns_of",
     "equal_to",
     "fit",
     "friendly_name",
@@ -87,6 +91,59 @@ def updatable(record_type: Any, *fixed: str) -> frozenset[str]:
     return frozenset(f.name for f in fields(record_type)) - set(fixed)
 
 
+# Record attribute -> column, where they differ (SQL keywords): calls and messages.
+_COLUMN = {"to": "to_address", "from_": "from_address"}
+_ATTRIBUTE = {column: attribute for attribute, column in _COLUMN.items()}
+
+
+def columns_of(values: dict[str, Any]) -> dict[str, Any]:
+    """Record attributes named as their columns (``to`` is ``to_address``, ...)."""
+    return {_COLUMN.get(name, name): value for name, value in values.items()}
+
+
+def attributes_of(row: Row[Any]) -> dict[str, Any]:
+    """A row's columns named as record attributes (``to_address`` is ``to``, ...)."""
+    return {_ATTRIBUTE.get(name, name): value for name, value in row._mapping.items()}
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How a resource's list is ordered and which filters it takes.
+
+    ``equal``: a filter name and the column it must equal. ``ranges``: a name and a
+    column, filtered by ``<name>_after`` (inclusive, >=) and ``<name>_before``
+    (exclusive, <); a row without that value never matches a bound on it. A filter
+    given as None is left out; a name the listing does not know is a TypeError. ``custom``:
+    a name and what it makes of its value.
+    """
+
+    order_by: tuple[Any, ...]
+    equal: dict[str, Any] = field(default_factory=dict)
+    ranges: dict[str, Any] = field(default_factory=dict)
+    # A filter name and the condition it makes of its value, for the other filters.
+    custom: dict[str, Callable[[Any], ColumnElement[bool]]] = field(default_factory=dict)
+
+    def where(self, filters: dict[str, Any]) -> list[ColumnElement[bool]]:
+        conditions = []
+        for name, value in filters.items():
+            column, compare = self._filter(name)
+            if value is not None:
+                conditions.append(compare(column, value))
+        return conditions
+
+    def _filter(self, name: str) -> tuple[Any, Callable[[Any, Any], ColumnElement[bool]]]:
+        if name in self.custom:
+            return self.custom[name], lambda condition, value: condition(value)
+        if name in self.equal:
+            return self.equal[name], lambda column, value: column == value
+        base, _, bound = name.rpartition("_")
+        if base in self.ranges and bound == "after":
+            return self.ranges[base], lambda column, value: column >= value
+        if base in self.ranges and bound == "before":
+            return self.ranges[base], lambda column, value: column < value
+        raise TypeError(f"no filter {name!r}")
+
+
 def equal_to(pairs: Iterable[tuple[Any, Any]]) -> list[ColumnElement[bool]]:
     """``column == value`` for each pair whose value is given (not None)."""
     return [column == value for column, value in pairs if value is not None]
@@ -147,6 +204,18 @@ class Rows(Generic[R]):
         query = select(self.table).where(*where).order_by(*order_by).offset(offset).limit(limit)
         return await self.all(query)
 
+    async def listed(
+        self,
+        listing: Listing,
+        filters: dict[str, Any],
+        offset: int,
+        limit: int,
+        *where: Any,
+    ) -> list[R]:
+        """One page of the rows that match ``where`` and ``filters`` (``listing``'s)."""
+        conditions = [*where, *listing.where(filters)]
+        return await self.page(conditions, listing.order_by, offset, limit)
+
     async def count(self, *where: Any) -> int:
         query = select(func.count()).select_from(self.table).where(*where)
         count: int = await self.run(lambda c: c.execute(query).scalar_one())
@@ -180,3 +249,31 @@ class Rows(Generic[R]):
             raise TypeError(f"{name}() cannot change {sorted(unknown)}")
         fields.setdefault("date_updated", utcnow())
         return await self.update_one(where, fit(self.table, fields))
+
+
+class Owned(Generic[R]):
+    """A resource whose rows belong to an account (``account_sid``) and are named by a
+    SID (``sid``): get, delete and list them so. A subclass sets ``rows`` and
+    ``listing``; an account never sees another's rows."""
+
+    rows: Rows[R]
+    listing: Listing
+
+    async def get(self, account_sid: str, sid: str) -> R | None:
+        return await self.rows.one(*self.owned(account_sid, sid))
+
+    async def delete(self, account_sid: str, sid: str) -> bool:
+        return await self.rows.delete(*self.owned(account_sid, sid)) > 0
+
+    async def page(
+        self, account_sid: str, *, offset: int = 0, limit: int = 50, **filters: Any
+    ) -> list[R]:
+        """One page of the account's rows in ``listing`` order; ``filters`` as
+        ``listing`` takes them."""
+        owner = self.rows.table.c.account_sid == account_sid
+        return await self.rows.listed(self.listing, filters, offset, limit, owner)
+
+    def owned(self, account_sid: str, sid: str) -> tuple[ColumnElement[bool], ...]:
+        """The conditions that match the account's row of that SID."""
+        t = self.rows.table.c
+        return (t.account_sid == account_sid, t.sid == sid)

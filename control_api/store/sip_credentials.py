@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from control_api.sids import new_sid, utcnow
 from control_api.sip_realm import SIP_REALM
 from control_api.store.engine import Database
-from control_api.store.rows import Rows, as_row, fit, friendly_name
+from control_api.store.rows import Listing, Owned, Rows, as_row, fit, friendly_name
 from control_api.store.schema import sip_credential_lists, sip_credentials
 from sip.auth import ha1
 
@@ -121,8 +121,16 @@ def _credential(row: Row[Any]) -> SipCredential:
     return SipCredential(**row._mapping)
 
 
-class CredentialListStore:
-    """The accounts' SIP credential lists."""
+_BY_NAME = Listing(
+    order_by=(sip_credential_lists.c.date_created, sip_credential_lists.c.sid),
+    equal={"friendly_name": sip_credential_lists.c.friendly_name},
+)
+
+
+class CredentialListStore(Owned[SipCredentialList]):
+    """The accounts' SIP credential lists, oldest first; ``page`` filters: friendly_name."""
+
+    listing = _BY_NAME
 
     def __init__(self, db: Database) -> None:
         self.rows = Rows(db, sip_credential_lists, _credential_list)
@@ -149,35 +157,17 @@ class CredentialListStore:
             raise
         return credential_list
 
-    async def get(self, account_sid: str, sid: str) -> SipCredentialList | None:
-        return await self.rows.one(*_list_where(account_sid, sid))
-
-    async def page(
-        self,
-        account_sid: str,
-        *,
-        friendly_name: str | None = None,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> list[SipCredentialList]:
-        """The account's lists, oldest first; ``friendly_name`` matches exactly."""
-        t = sip_credential_lists.c
-        where = [t.account_sid == account_sid]
-        if friendly_name is not None:
-            where.append(t.friendly_name == friendly_name)
-        return await self.rows.page(where, (t.date_created, t.sid), offset, limit)
-
     async def update(self, account_sid: str, sid: str, name: str) -> SipCredentialList | None:
         """Rename a list; None if the account has no such list. Raises as ``create``."""
         values = {"friendly_name": friendly_name(name), "date_updated": utcnow()}
         try:
-            return await self.rows.update_one(_list_where(account_sid, sid), values)
+            return await self.rows.update_one(self.owned(account_sid, sid), values)
         except IntegrityError:
             raise CredentialListNameTaken(name) from None
 
     async def delete(self, account_sid: str, sid: str) -> bool:
         """Delete a list and every credential in it."""
-        where = _list_where(account_sid, sid)
+        where = self.owned(account_sid, sid)
 
         def work(c: Connection) -> bool:
             # FOR UPDATE (PostgreSQL; SQLite has one writer anyway) waits for credentials
