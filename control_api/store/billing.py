@@ -21,9 +21,10 @@ from sqlalchemy.exc import IntegrityError
 from control_api.sids import utcnow
 from control_api.store.engine import Database
 from control_api.store.group import group_commit
-from control_api.store.rows import Listing, Rows, updatable
+from control_api.store.rows import Listing, Rows, stamp, updatable
 from control_api.store.schema import (
     account_balances,
+    outbox_row,
     usage_items,
     usage_trigger_firings,
     usage_triggers,
@@ -58,32 +59,15 @@ _TRIGGERS_OF = (
 
 
 def insert_webhook(
-    c: Connection,
-    *,
-    delivery_id: str,
-    account_sid: str,
-    url: str,
-    method: str,
-    params: list[tuple[str, str]],
-    now: datetime,
-    call_sid: str | None = None,
+    c: Connection, *, now: datetime, call_sid: str | None = None, **request: Any
 ) -> bool:
     """Queue a request in the webhook outbox inside the caller's transaction (the
-    outbox's worker delivers it); False when ``delivery_id`` is queued already."""
+    outbox's worker delivers it); False when ``delivery_id`` is queued already.
+    ``request``: delivery_id, account_sid, url, method, params (``outbox_row``)."""
     try:
         with c.begin_nested():
             c.execute(
-                insert(webhook_outbox).values(
-                    delivery_id=delivery_id,
-                    account_sid=account_sid,
-                    url=url,
-                    method=method,
-                    params=[[name, value] for name, value in params],
-                    call_sid=call_sid,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
+                insert(webhook_outbox).values(**outbox_row(now=now, call_sid=call_sid, **request))
             )
     except IntegrityError:
         return False
@@ -264,8 +248,7 @@ class BillingStore:
     # Triggers
 
     async def insert_trigger(self, record: UsageTriggerRecord) -> UsageTriggerRecord:
-        record.date_created = record.date_created or utcnow()
-        record.date_updated = record.date_updated or record.date_created
+        stamp(record)
         statement = insert(usage_triggers).values(**vars(record))
         await self.run(lambda c: c.execute(statement))
         return record

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Row
 from control_api.sids import utcnow
 from control_api.store.engine import Database
 from control_api.store.group import group_commit
-from control_api.store.rows import Listing, Owned, Rows, attributes_of, columns_of, fit
+from control_api.store.rows import Listing, Owned, Rows, attributes_of, columns_of, fit, stamp
 from control_api.store.schema import calls
 
 __all__ = ["CALL_FIELDS", "CallRecord", "CallStore"]
@@ -88,8 +88,7 @@ class CallStore(Owned[CallRecord]):
 
     async def insert(self, record: CallRecord) -> CallRecord:
         """Store a new call; fills in ``date_created``/``date_updated`` if they are None."""
-        record.date_created = record.date_created or utcnow()
-        record.date_updated = record.date_updated or record.date_created
+        stamp(record)
         record.node_id = record.node_id or self.node_id
         await self.group.insert(calls, fit(calls, columns_of(vars(record))))
         return record

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.engine import Row
 
-from control_api.sids import new_sid, utcnow
+from control_api.sids import new_sid
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows, fit, updatable
+from control_api.store.rows import Listing, Owned, Rows, updatable
 from control_api.store.schema import conference_participants, conferences
 
 __all__ = [
@@ -97,10 +97,7 @@ class ConferenceStore(Owned[ConferenceRecord]):
 
     async def insert(self, record: ConferenceRecord) -> ConferenceRecord:
         """Store a new conference; fills in ``date_created``/``date_updated`` if None."""
-        record.date_created = record.date_created or utcnow()
-        record.date_updated = record.date_updated or record.date_created
-        statement = insert(conferences).values(**fit(conferences, vars(record)))
-        await self.rows.run(lambda c: c.execute(statement))
+        await self.rows.insert(record)
         return record
 
     async def create(
@@ -142,12 +139,7 @@ class ParticipantStore:
 
     async def insert(self, record: ParticipantRecord) -> ParticipantRecord:
         """Store a call joining a conference; fills in the dates if they are None."""
-        record.date_created = record.date_created or utcnow()
-        record.date_updated = record.date_updated or record.date_created
-        statement = insert(conference_participants).values(
-            **fit(conference_participants, vars(record))
-        )
-        await self.rows.run(lambda c: c.execute(statement))
+        await self.rows.insert(record)
         return record
 
     async def update(

@@ -8,6 +8,7 @@ restart picks it up again (``requeue_unaccepted``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Connection, Row
 from control_api.sids import utcnow
 from control_api.store.engine import Database
 from control_api.store.group import group_commit
-from control_api.store.rows import Listing, Owned, Rows, attributes_of, columns_of
+from control_api.store.rows import Listing, Owned, Rows, attributes_of, columns_of, stamp
 from control_api.store.schema import messages, outbox_row, webhook_outbox
 
 __all__ = ["MessageRecord", "MessageStore"]
@@ -117,8 +118,7 @@ class MessageStore(Owned[MessageRecord]):
         self.rows = Rows(db, messages, _record, run=self.run)
 
     async def insert(self, record: MessageRecord) -> MessageRecord:
-        record.date_created = record.date_created or utcnow()
-        record.date_updated = record.date_updated or record.date_created
+        stamp(record)
         await self.group.insert(messages, columns_of(vars(record)))
         return record
 
@@ -240,26 +240,15 @@ class MessageStore(Owned[MessageRecord]):
     async def queue_webhook(
         self,
         *,
-        delivery_id: str,
-        account_sid: str,
-        url: str,
-        method: str,
-        params: list[tuple[str, str]],
         now: datetime,
         call_sid: str | None = None,
-        wake=None,
+        wake: Callable[[], None] | None = None,
+        **request: Any,
     ) -> None:
         """A status callback into the webhook outbox, batched with other rows for it; a
-        ``delivery_id`` queued already is left as it is (the same callback, once)."""
-        row = outbox_row(
-            delivery_id=delivery_id,
-            account_sid=account_sid,
-            url=url,
-            method=method,
-            params=params,
-            call_sid=call_sid,
-            now=now,
-        )
+        ``delivery_id`` queued already is left as it is (the same callback, once).
+        ``request``: delivery_id, account_sid, url, method, params (``outbox_row``)."""
+        row = outbox_row(now=now, call_sid=call_sid, **request)
         await self.group.insert(webhook_outbox, row, ignore_existing=True)
         if wake is not None:
             wake()

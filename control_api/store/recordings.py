@@ -6,12 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.engine import Row
 
-from control_api.sids import utcnow
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows, fit, updatable
+from control_api.store.rows import Listing, Owned, Rows, updatable
 from control_api.store.schema import recordings
 
 __all__ = ["RecordingRecord", "RecordingStore"]
@@ -70,10 +68,7 @@ class RecordingStore(Owned[RecordingRecord]):
 
     async def insert(self, record: RecordingRecord) -> RecordingRecord:
         """Store a new recording; fills in ``date_created``/``date_updated`` if they are None."""
-        record.date_created = record.date_created or utcnow()
-        record.date_updated = record.date_updated or record.date_created
-        statement = insert(recordings).values(**fit(recordings, vars(record)))
-        await self.rows.run(lambda c: c.execute(statement))
+        await self.rows.insert(record)
         return record
 
     async def update(self, sid: str, **fields: Any) -> RecordingRecord | None:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, fields
-from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, String, Table, func, select, update
+from sqlalchemy import ColumnElement, Select, String, Table, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from control_api.sids import utcnow
@@ -29,10 +28,9 @@ __all__ = [
     "as_row",
     "attributes_of",
     "columns_of",
-    "equal_to",
     "fit",
     "friendly_name",
-    "time_range",
+    "stamp",
     "updatable",
 ]
 
@@ -86,6 +84,13 @@ def as_row(record: Any) -> dict[str, Any]:
     return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
+def stamp(record: Any) -> None:
+    """Fill in a new record's ``date_created`` (now) and ``date_updated`` (the same)
+    where they are None."""
+    record.date_created = record.date_created or utcnow()
+    record.date_updated = record.date_updated or record.date_created
+
+
 def updatable(record_type: Any, *fixed: str) -> frozenset[str]:
     """The fields of a record type an update may change: all but ``fixed``."""
     return frozenset(f.name for f in fields(record_type)) - set(fixed)
@@ -112,15 +117,14 @@ class Listing:
 
     ``equal``: a filter name and the column it must equal. ``ranges``: a name and a
     column, filtered by ``<name>_after`` (inclusive, >=) and ``<name>_before``
-    (exclusive, <); a row without that value never matches a bound on it. A filter
-    given as None is left out; a name the listing does not know is a TypeError. ``custom``:
-    a name and what it makes of its value.
+    (exclusive, <); a row without that value never matches a bound on it. ``custom``:
+    a name and the condition it makes of its value. A filter given as None is left
+    out; a name the listing does not know is a TypeError.
     """
 
     order_by: tuple[Any, ...]
     equal: dict[str, Any] = field(default_factory=dict)
     ranges: dict[str, Any] = field(default_factory=dict)
-    # A filter name and the condition it makes of its value, for the other filters.
     custom: dict[str, Callable[[Any], ColumnElement[bool]]] = field(default_factory=dict)
 
     def where(self, filters: dict[str, Any]) -> list[ColumnElement[bool]]:
@@ -144,23 +148,6 @@ class Listing:
         raise TypeError(f"no filter {name!r}")
 
 
-def equal_to(pairs: Iterable[tuple[Any, Any]]) -> list[ColumnElement[bool]]:
-    """``column == value`` for each pair whose value is given (not None)."""
-    return [column == value for column, value in pairs if value is not None]
-
-
-def time_range(
-    column: Any, after: datetime | None, before: datetime | None
-) -> list[ColumnElement[bool]]:
-    """``after`` inclusive (>=), ``before`` exclusive (<); a bound not given is left out."""
-    conditions = []
-    if after is not None:
-        conditions.append(column >= after)
-    if before is not None:
-        conditions.append(column < before)
-    return conditions
-
-
 class Rows(Generic[R]):
     """Reads and writes of one table whose rows become records of type ``R``.
 
@@ -180,6 +167,12 @@ class Rows(Generic[R]):
         self.table = table
         self.record = record
         self.run: Run[Any] = run if run is not None else db.run
+
+    async def insert(self, record: Any) -> None:
+        """Insert a record (a dataclass whose fields are the columns), ``stamp``ed."""
+        stamp(record)
+        statement = insert(self.table).values(**fit(self.table, vars(record)))
+        await self.run(lambda c: c.execute(statement))
 
     async def one(self, *where: Any) -> R | None:
         """The first row that matches, or None."""
