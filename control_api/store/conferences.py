@@ -97,8 +97,7 @@ class ConferenceStore(Owned[ConferenceRecord]):
 
     async def insert(self, record: ConferenceRecord) -> ConferenceRecord:
         """Store a new conference; fills in ``date_created``/``date_updated`` if None."""
-        await self.rows.insert(record)
-        return record
+        return await self.rows.insert(record)
 
     async def create(
         self, account_sid: str, friendly_name: str, *, status: str = "init"
@@ -139,8 +138,7 @@ class ParticipantStore:
 
     async def insert(self, record: ParticipantRecord) -> ParticipantRecord:
         """Store a call joining a conference; fills in the dates if they are None."""
-        await self.rows.insert(record)
-        return record
+        return await self.rows.insert(record)
 
     async def update(
         self, conference_sid: str, call_sid: str, **fields: Any

@@ -68,8 +68,7 @@ class RecordingStore(Owned[RecordingRecord]):
 
     async def insert(self, record: RecordingRecord) -> RecordingRecord:
         """Store a new recording; fills in ``date_created``/``date_updated`` if they are None."""
-        await self.rows.insert(record)
-        return record
+        return await self.rows.insert(record)
 
     async def update(self, sid: str, **fields: Any) -> RecordingRecord | None:
         """Change ``fields`` (RecordingRecord attributes); None if there is no such

@@ -168,11 +168,12 @@ class Rows(Generic[R]):
         self.record = record
         self.run: Run[Any] = run if run is not None else db.run
 
-    async def insert(self, record: Any) -> None:
+    async def insert(self, record: R) -> R:
         """Insert a record (a dataclass whose fields are the columns), ``stamp``ed."""
         stamp(record)
         statement = insert(self.table).values(**fit(self.table, vars(record)))
         await self.run(lambda c: c.execute(statement))
+        return record
 
     async def one(self, *where: Any) -> R | None:
         """The first row that matches, or None."""
