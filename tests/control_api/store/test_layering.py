@@ -14,7 +14,7 @@ LEAVES = ("control_api.sids", "control_api.sip_realm")
 
 
 def _imported(path: Path) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
