@@ -55,14 +55,12 @@ async def _balance(settings, args) -> int:
     """``balance set|show``; returns the exit status."""
     from decimal import Decimal, InvalidOperation
 
-    from control_api.store.billing import BillingStore
-
     store = await _open_store(settings)
     try:
-        if await store.get_account(args.account) is None:
+        if await store.accounts.get(args.account) is None:
             print(f"callswitch: no account {args.account}", file=sys.stderr)
             return 1
-        billing = BillingStore(store.db)
+        billing = store.billing
         if args.action == "set":
             try:
                 amount = Decimal(args.amount)
@@ -100,12 +98,6 @@ async def _token(settings, args) -> int:
     """
     import time
 
-    from control_api.store.webrtc import (
-        create_api_key,
-        get_api_key,
-        get_application,
-        list_api_keys,
-    )
     from signaling.tokens import MAX_TTL, mint
 
     if not 1 <= args.ttl <= MAX_TTL:
@@ -115,31 +107,29 @@ async def _token(settings, args) -> int:
     try:
         account_sid = args.account
         if account_sid is None:
-            found = await store.list_accounts()
+            found = await store.accounts.all()
             if len(found) != 1:
                 print("callswitch: name the account with --account AC...", file=sys.stderr)
                 return 2
             account_sid = found[0].sid
-        if await store.get_account(account_sid) is None:
+        if await store.accounts.get(account_sid) is None:
             print(f"callswitch: no account {account_sid}", file=sys.stderr)
             return 1
-        if args.application and await get_application(
-            store, account_sid, args.application
-        ) is None:
+        if args.application and await store.applications.get(account_sid, args.application) is None:
             print(f"callswitch: no application {args.application}", file=sys.stderr)
             return 1
         if args.key:
-            key = await get_api_key(store, account_sid, args.key)
+            key = await store.api_keys.get(account_sid, args.key)
             if key is None:
                 print(f"callswitch: no API key {args.key} in {account_sid}", file=sys.stderr)
                 return 1
         else:
             keys = [
                 k
-                for k in await list_api_keys(store, account_sid, limit=10**6)
+                for k in await store.api_keys.page(account_sid, limit=10**6)
                 if k.friendly_name == "callswitch-cli"
             ]
-            key = keys[-1] if keys else await create_api_key(store, account_sid, "callswitch-cli")
+            key = keys[-1] if keys else await store.api_keys.create(account_sid, "callswitch-cli")
         try:
             token = mint(
                 account_sid=account_sid,
@@ -193,41 +183,44 @@ async def _open_store(settings):
 
 async def _sip_credentials(settings, args) -> int:
     """``sip-credentials add|list|remove``; returns the exit status."""
-    from control_api.store.store import UsernameTaken
+    from control_api.store import UsernameTaken
 
     store = await _open_store(settings)
     try:
         if args.action == "remove":
-            if args.account is None and len(await store.find_sip_credentials(args.username)) > 1:
+            if (
+                args.account is None
+                and len(await store.sip_credentials.find_all(args.username)) > 1
+            ):
                 print(
                     f"callswitch: several accounts have SIP username {args.username}: "
                     "name one with --account",
                     file=sys.stderr,
                 )
                 return 2
-            if not await store.delete_sip_credential_by_username(args.username, args.account):
+            if not await store.sip_credentials.delete_username(args.username, args.account):
                 print(f"callswitch: no SIP username {args.username}", file=sys.stderr)
                 return 1
             print(f"Removed {args.username}")
             return 0
-        if await store.get_account(args.account) is None:
+        if await store.accounts.get(args.account) is None:
             print(f"callswitch: no account {args.account}", file=sys.stderr)
             return 1
         if args.action == "list":
-            for credential_list in await store.list_credential_lists(args.account, limit=10**6):
-                for credential in await store.list_sip_credentials(
+            for credential_list in await store.credential_lists.page(args.account, limit=10**6):
+                for credential in await store.sip_credentials.page(
                     args.account, credential_list.sid, limit=10**6
                 ):
                     print(
                         f"{credential.username}\t{credential_list.friendly_name}\t{credential.sid}"
                     )
             return 0
-        found = await store.list_credential_lists(args.account, friendly_name=args.list)
+        found = await store.credential_lists.page(args.account, friendly_name=args.list)
         credential_list = found[0] if found else None
         try:
             if credential_list is None:
-                credential_list = await store.create_credential_list(args.account, args.list)
-            credential = await store.create_sip_credential(
+                credential_list = await store.credential_lists.create(args.account, args.list)
+            credential = await store.sip_credentials.create(
                 args.account, credential_list.sid, args.username, args.password
             )
         except (ValueError, UsernameTaken) as exc:
@@ -249,7 +242,7 @@ async def _create_account(settings, friendly_name: str | None) -> None:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     store = await Store.open(database_url(settings))
     try:
-        account = await store.create_account(friendly_name)
+        account = await store.accounts.create(friendly_name)
     finally:
         await store.close()
     print(f"AccountSid: {account.sid}")
@@ -299,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         setup_logging(settings.log_level)
         from callswitch.server import serve
-        from control_api.store.store import StoreUnavailable
+        from control_api.store import StoreUnavailable
 
         try:
             _run(serve(settings))

@@ -32,7 +32,6 @@ from control_api.sms.service import Messaging
 from control_api.sms.sip_carrier import SipMessageCarrier, serve_inbound_messages
 from control_api.sms.smpp_carrier import SmppCarrier
 from control_api.store import Store
-from control_api.store.billing import BillingStore
 from control_api.usage.billing import Billing
 from control_api.usage.pricing import PriceList
 from control_api.voice.audio import AudioLoader
@@ -184,7 +183,7 @@ class Server:
             webhooks.on_result = self.metrics.observe_webhook
             self.claimant = node_claimant(s.data_dir)
             self.outbox = Outbox(
-                self.store, webhooks, self.store.auth_token, claimant=self.claimant
+                self.store, webhooks, self.store.accounts.auth_token, claimant=self.claimant
             )
             self.outbox.start()
             self._closers += [self.outbox.stop, webhooks.close]
@@ -244,7 +243,7 @@ class Server:
         s = self.settings
         self.billing = Billing(
             self.store,
-            BillingStore(self.store.db),
+            self.store.billing,
             self.outbox,
             PriceList(tuple(s.price)),
             billing_webhook=s.billing_webhook,
@@ -455,23 +454,23 @@ class Server:
         without them gets a fresh one, whose credentials are logged once."""
         s = self.settings
         if s.account_sid and s.auth_token:
-            await self.store.ensure_account(s.account_sid, s.auth_token)
-        elif not await self.store.list_accounts():
-            account = await self.store.create_account("callswitch")
+            await self.store.accounts.ensure(s.account_sid, s.auth_token)
+        elif not await self.store.accounts.all():
+            account = await self.store.accounts.create("callswitch")
             log.info(
                 "account.created",
                 extra={"account_sid": account.sid, "auth_token": account.auth_token},
             )
 
     async def _ensure_demo_number(self) -> None:
-        if await self.store.find_number(demo.DEMO_NUMBER) is not None:
+        if await self.store.numbers.find(demo.DEMO_NUMBER) is not None:
             return
-        accounts = await self.store.list_accounts()
+        accounts = await self.store.accounts.all()
         owner = next((a for a in accounts if a.sid == self.settings.account_sid), accounts[0])
         host = self.http.address.rsplit(":", 1)[0]
         if ipaddress.ip_address(host).is_unspecified:
             host = "127.0.0.1"
-        await self.store.create_number(
+        await self.store.numbers.create(
             owner.sid,
             demo.DEMO_NUMBER,
             friendly_name="callswitch demo",

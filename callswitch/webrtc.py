@@ -17,7 +17,6 @@ from fastapi import FastAPI, WebSocket
 from fastapi.responses import FileResponse
 
 from control_api.api.tokens import IceServers
-from control_api.store.webrtc import find_api_key
 from control_api.voice.browser import BrowserClients
 from signaling.server import SignalingServer
 from signaling.webrtc_leg import IceServer, use_host_addresses
@@ -65,10 +64,10 @@ def mount_webrtc(
     app: FastAPI, store, voice, media, settings, relay: IceServers | None = None
 ) -> SignalingServer:
     async def lookup_key(sid: str) -> tuple[str, str] | None:
-        key = await find_api_key(store, sid)
+        key = await store.api_keys.find(sid)
         if key is None:
             return None
-        account = await store.get_account(key.account_sid)
+        account = await store.accounts.get(key.account_sid)
         if account is None or account.status != "active":
             return None
         return key.account_sid, key.secret

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from control_api.sip_realm import SIP_REALM
-from control_api.store.store import SipCredential
+from control_api.store import SipCredential
 from control_api.voice.lookup import Lookup
 from sip.auth import Authenticator
 from sip.registrar import AUTH_LOCKOUT, MAX_AUTH_FAILURES, Account, Registrar
@@ -64,7 +64,7 @@ def start_registrar(
     """
 
     async def load(username: str) -> list[SipCredential] | None:
-        return await store.find_sip_credentials(username) or None  # None: never kept stale
+        return await store.sip_credentials.find_all(username) or None  # None: never kept stale
 
     credentials = Lookup(load, fresh=1.0)
 

@@ -26,7 +26,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from control_api.http_client import ConnectionPool, Guard, HttpError, HttpResponse
 from control_api.http_client import request as http_request
-from control_api.store.store import OutboxOutcome
+from control_api.store import OutboxOutcome
 
 __all__ = [
     "Outbox",
@@ -250,7 +250,7 @@ class Outbox:
         A given ``delivery_id`` makes this idempotent: the same id is queued once.
         """
         delivery_id = delivery_id or secrets.token_hex(16)
-        await self.store.enqueue_webhook(
+        await self.store.outbox.enqueue(
             delivery_id=delivery_id,
             account_sid=account_sid,
             url=url,
@@ -292,11 +292,11 @@ class Outbox:
         with contextlib.suppress(Exception):
             await self._flush()
             if unfinished:
-                await self.store.record_outcomes([OutboxOutcome(id) for id in unfinished])
+                await self.store.outbox.record_outcomes([OutboxOutcome(id) for id in unfinished])
 
     async def _run(self) -> None:
         try:
-            released = await self.store.release_claims(self.claimant)
+            released = await self.store.outbox.release_claims(self.claimant)
         except Exception:
             log.exception("webhook.outbox_error")
         else:
@@ -332,7 +332,7 @@ class Outbox:
         if room <= 0:
             return 0
         now = self._now()
-        items = await self.store.claim_webhooks(
+        items = await self.store.outbox.claim(
             self.claimant, now, now + timedelta(seconds=self.lease), room
         )
         loop = asyncio.get_running_loop()
@@ -416,7 +416,7 @@ class Outbox:
         while self._outcomes:
             batch, self._outcomes = self._outcomes, []
             try:
-                await self.store.record_outcomes(batch)
+                await self.store.outbox.record_outcomes(batch)
             except Exception:
                 # Not written: the claims run out and the callbacks are tried again
                 # (at least once).

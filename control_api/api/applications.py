@@ -16,6 +16,7 @@ from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.paging import PageRequest, page_body
 from control_api.api.params import Params, form_params, parse_method, parse_url, query_params
+from control_api.api.state import store_of
 from control_api.errors import (
     INVALID_FRIENDLY_NAME,
     NUMBER_METHOD_INVALID,
@@ -23,16 +24,7 @@ from control_api.errors import (
     ApiError,
 )
 from control_api.sids import is_sid, rfc2822
-from control_api.store import Account
-from control_api.store.store import MAX_FRIENDLY_NAME
-from control_api.store.webrtc import (
-    Application,
-    create_application,
-    delete_application,
-    get_application,
-    list_applications,
-    update_application,
-)
+from control_api.store import MAX_FRIENDLY_NAME, Account, Application
 
 __all__ = ["application_json", "router"]
 
@@ -100,8 +92,8 @@ def _fields(params: Params) -> dict:
 
 
 async def _existing(request: Request, account: Account, sid: str) -> Application:
-    store = request.app.state.store
-    found = await get_application(store, account.sid, sid) if is_sid(sid, "AP") else None
+    store = store_of(request)
+    found = await store.applications.get(account.sid, sid) if is_sid(sid, "AP") else None
     if found is None:
         raise ApiError.not_found(request.url.path)
     return found
@@ -110,7 +102,7 @@ async def _existing(request: Request, account: Account, sid: str) -> Application
 @router.post(LIST)
 async def create(request: Request, account: PathAccount) -> Response:
     fields = _fields(await form_params(request))
-    application = await create_application(request.app.state.store, account.sid, **fields)
+    application = await store_of(request).applications.create(account.sid, **fields)
     return JSONResponse(application_json(application), status_code=201)
 
 
@@ -118,8 +110,7 @@ async def create(request: Request, account: PathAccount) -> Response:
 async def list_all(request: Request, account: PathAccount) -> Response:
     params = query_params(request)
     page = PageRequest.from_params(params)
-    found = await list_applications(
-        request.app.state.store,
+    found = await store_of(request).applications.page(
         account.sid,
         friendly_name=params.get("FriendlyName"),
         offset=page.offset,
@@ -139,14 +130,14 @@ async def update(request: Request, sid: str, account: PathAccount) -> Response:
     fields = _fields(await form_params(request))
     application = await _existing(request, account, sid)
     if fields:
-        updated = await update_application(request.app.state.store, account.sid, sid, **fields)
+        updated = await store_of(request).applications.update(account.sid, sid, **fields)
         application = updated or application
     return JSONResponse(application_json(application))
 
 
 @router.delete(INSTANCE)
 async def delete(request: Request, sid: str, account: PathAccount) -> Response:
-    store = request.app.state.store
-    if not (is_sid(sid, "AP") and await delete_application(store, account.sid, sid)):
+    store = store_of(request)
+    if not (is_sid(sid, "AP") and await store.applications.delete(account.sid, sid)):
         raise ApiError.not_found(request.url.path)
     return Response(status_code=204)

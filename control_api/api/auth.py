@@ -5,7 +5,7 @@ their own account's path. Credentials that are wrong, missing, of a closed accou
 for another account than the path names all get the same answer, Twilio's 401 with
 code 20003 "Authenticate", so the answer never tells whether an account exists.
 Verified ``AccountSid:AuthToken`` pairs are remembered for ``ACCOUNT_CACHE_S`` seconds
-(``Store.authenticate``): a token rotated or an account suspended elsewhere stops
+(``AccountStore.authenticate``): a token rotated or an account suspended elsewhere stops
 working within that bound, at once when changed through the same Store.
 """
 
@@ -18,6 +18,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from control_api.api.state import store_of
 from control_api.errors import ApiError
 from control_api.sids import is_sid
 from control_api.store import Account, Store
@@ -34,11 +35,13 @@ async def authenticate(request: Request) -> Account:
     if credentials is None:
         raise ApiError.unauthorized()
     username, password = credentials
-    store: Store = request.app.state.store
+    store = store_of(request)
     if is_sid(username, "SK"):
         return await _key_account(store, username, password)
     # Constant-time compare, and a copy of the account at most ACCOUNT_CACHE_S old.
-    account = await store.authenticate(username, password) if is_sid(username, "AC") else None
+    account = (
+        await store.accounts.authenticate(username, password) if is_sid(username, "AC") else None
+    )
     if account is None:
         raise ApiError.unauthorized()
     return account
@@ -46,12 +49,11 @@ async def authenticate(request: Request) -> Account:
 
 async def _key_account(store: Store, key_sid: str, secret: str) -> Account:
     """``ApiKeySid:ApiKeySecret`` (reference §1): the account the key belongs to."""
-    from control_api.store.webrtc import find_api_key
 
-    key = await find_api_key(store, key_sid)
+    key = await store.api_keys.find(key_sid)
     expected = key.secret if key is not None else _NO_TOKEN
     matches = hmac.compare_digest(secret.encode(), expected.encode())
-    account = await store.get_account(key.account_sid) if key is not None and matches else None
+    account = await store.accounts.get(key.account_sid) if key is not None and matches else None
     if account is None or account.status != "active":
         raise ApiError.unauthorized()
     return account

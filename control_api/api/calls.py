@@ -29,6 +29,7 @@ from control_api.api.params import (
     query_params,
     restore_plus,
 )
+from control_api.api.state import store_of
 from control_api.errors import (
     CALL_METHOD_INVALID,
     CALL_NOT_IN_PROGRESS,
@@ -42,7 +43,7 @@ from control_api.errors import (
     ApiError,
 )
 from control_api.sids import is_sid, rfc2822
-from control_api.store import Account, CallRecord, Store, format_number, normalize_e164
+from control_api.store import Account, CallRecord, format_number, normalize_e164
 
 if TYPE_CHECKING:
     from control_api.api.streams import NewStream, StreamInfo
@@ -170,17 +171,13 @@ def _date(value: datetime | None) -> str | None:
     return None if value is None else rfc2822(value)
 
 
-def _store(request: Request) -> Store:
-    return request.app.state.store
-
-
 def _live_calls(request: Request) -> LiveCalls:
     return request.app.state.live_calls
 
 
 async def _existing(request: Request, account: Account, sid: str) -> CallRecord:
     # Checking the form first keeps arbitrary path text (NUL, say) away from the database.
-    call = await _store(request).get_call(account.sid, sid) if is_sid(sid, "CA") else None
+    call = await store_of(request).calls.get(account.sid, sid) if is_sid(sid, "CA") else None
     if call is None:
         raise ApiError.not_found(request.url.path)
     return call
@@ -232,7 +229,7 @@ async def list_calls(request: Request, account: PathAccount) -> Response:
         raise ApiError.bad_parameter(f"Status must be one of {', '.join(sorted(CALL_STATUSES))}")
     start = TimeRange.from_params(params, "StartTime")
     end = TimeRange.from_params(params, "EndTime")
-    calls = await _store(request).list_calls(
+    calls = await store_of(request).calls.page(
         account.sid,
         to=restore_plus(params.get("To") or None),
         from_=restore_plus(params.get("From") or None),
@@ -423,6 +420,6 @@ async def delete_call(request: Request, sid: str, account: PathAccount) -> Respo
         raise ApiError.bad_parameter(
             "Cannot delete a call that has not ended", CANNOT_DELETE_UNFINISHED
         )
-    if not await _store(request).delete_call(account.sid, sid):
+    if not await store_of(request).calls.delete(account.sid, sid):
         raise ApiError.not_found(request.url.path)
     return Response(status_code=204)

@@ -28,10 +28,10 @@ from control_api.api.auth import PathAccount
 from control_api.api.paging import PageRequest, page_body
 from control_api.api.params import Params, form_params, query_params
 from control_api.api.recordings import DateRange
+from control_api.api.state import store_of
 from control_api.errors import ApiError
 from control_api.sids import is_sid, rfc2822
-from control_api.store import Account, Store
-from control_api.store.store import ConferenceRecord, ParticipantRecord
+from control_api.store import Account, ConferenceRecord, ParticipantRecord
 
 __all__ = [
     "CONFERENCE_STATUSES",
@@ -164,17 +164,13 @@ def _boolean(params: Params, name: str) -> bool | None:
     return lowered == "true"
 
 
-def _store(request: Request) -> Store:
-    return request.app.state.store
-
-
 def _live(request: Request) -> LiveConferences:
     return getattr(request.app.state, "live_conferences", None) or NoLiveConferences()
 
 
 async def _existing(request: Request, account: Account, sid: str) -> ConferenceRecord:
     # Checking the form first keeps arbitrary path text (NUL, say) away from the database.
-    found = await _store(request).get_conference(account.sid, sid) if is_sid(sid, "CF") else None
+    found = await store_of(request).conferences.get(account.sid, sid) if is_sid(sid, "CF") else None
     if found is None:
         raise ApiError.not_found(request.url.path)
     return found
@@ -184,7 +180,7 @@ async def _existing_participant(
     request: Request, account: Account, sid: str, call_sid: str
 ) -> ParticipantRecord:
     found = (
-        await _store(request).get_participant(account.sid, sid, call_sid)
+        await store_of(request).participants.get(account.sid, sid, call_sid)
         if is_sid(sid, "CF") and is_sid(call_sid, "CA")
         else None
     )
@@ -207,7 +203,7 @@ async def list_conferences(request: Request, account: PathAccount) -> Response:
         )
     created = DateRange.from_params(params, "DateCreated")
     updated = DateRange.from_params(params, "DateUpdated")
-    found = await _store(request).list_conferences(
+    found = await store_of(request).conferences.page(
         account.sid,
         friendly_name=params.get("FriendlyName") or None,
         status=status,
@@ -252,7 +248,7 @@ async def list_participants(request: Request, sid: str, account: PathAccount) ->
     hold = _boolean(params, "Hold")
     coaching = _boolean(params, "Coaching")
     await _existing(request, account, sid)
-    found = await _store(request).list_participants(
+    found = await store_of(request).participants.page(
         account.sid,
         sid,
         muted=muted,

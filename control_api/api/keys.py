@@ -14,18 +14,10 @@ from fastapi.responses import JSONResponse
 from control_api.api.auth import PathAccount
 from control_api.api.paging import PageRequest, page_body
 from control_api.api.params import form_params, query_params
+from control_api.api.state import store_of
 from control_api.errors import INVALID_FRIENDLY_NAME, ApiError
 from control_api.sids import is_sid, rfc2822
-from control_api.store import Account
-from control_api.store.store import MAX_FRIENDLY_NAME
-from control_api.store.webrtc import (
-    ApiKey,
-    create_api_key,
-    delete_api_key,
-    get_api_key,
-    list_api_keys,
-    update_api_key,
-)
+from control_api.store import MAX_FRIENDLY_NAME, Account, ApiKey
 
 __all__ = ["key_json", "router"]
 
@@ -58,8 +50,8 @@ def _friendly_name(value: str | None) -> str:
 
 
 async def _existing(request: Request, account: Account, sid: str) -> ApiKey:
-    store = request.app.state.store
-    found = await get_api_key(store, account.sid, sid) if is_sid(sid, "SK") else None
+    store = store_of(request)
+    found = await store.api_keys.get(account.sid, sid) if is_sid(sid, "SK") else None
     if found is None:
         raise ApiError.not_found(request.url.path)
     return found
@@ -69,7 +61,7 @@ async def _existing(request: Request, account: Account, sid: str) -> ApiKey:
 async def create_key(request: Request, account: PathAccount) -> Response:
     params = await form_params(request)
     name = _friendly_name(params.get("FriendlyName"))
-    key = await create_api_key(request.app.state.store, account.sid, name)
+    key = await store_of(request).api_keys.create(account.sid, name)
     return JSONResponse(key_json(key, with_secret=True), status_code=201)
 
 
@@ -77,8 +69,8 @@ async def create_key(request: Request, account: PathAccount) -> Response:
 async def list_keys(request: Request, account: PathAccount) -> Response:
     params = query_params(request)
     page = PageRequest.from_params(params)
-    found = await list_api_keys(
-        request.app.state.store, account.sid, offset=page.offset, limit=page.fetch_limit
+    found = await store_of(request).api_keys.page(
+        account.sid, offset=page.offset, limit=page.fetch_limit
     )
     rows = [key_json(key) for key in found]
     return JSONResponse(page_body(request, params, "keys", rows, page))
@@ -95,12 +87,12 @@ async def update_key(request: Request, sid: str, account: PathAccount) -> Respon
     key = await _existing(request, account, sid)
     if "FriendlyName" in params:
         name = _friendly_name(params.get("FriendlyName"))
-        key = await update_api_key(request.app.state.store, account.sid, sid, name) or key
+        key = await store_of(request).api_keys.update(account.sid, sid, name) or key
     return JSONResponse(key_json(key))
 
 
 @router.delete(INSTANCE)
 async def delete_key(request: Request, sid: str, account: PathAccount) -> Response:
-    if not (is_sid(sid, "SK") and await delete_api_key(request.app.state.store, account.sid, sid)):
+    if not (is_sid(sid, "SK") and await store_of(request).api_keys.delete(account.sid, sid)):
         raise ApiError.not_found(request.url.path)
     return Response(status_code=204)

@@ -32,8 +32,7 @@ from control_api.errors import (
     ApiError,
 )
 from control_api.sids import is_sid, rfc2822
-from control_api.store import normalize_e164
-from control_api.store.messages import MessageRecord
+from control_api.store import MessageRecord, normalize_e164
 
 __all__ = ["message_json", "router"]
 
@@ -175,7 +174,7 @@ async def list_messages(request: Request, account: PathAccount) -> Response:
     sent = TimeRange.from_params(params, "DateSent")
     to = restore_plus(params.get("To") or None)
     from_ = restore_plus(params.get("From") or None)
-    rows = await _messaging(request).messages.list_messages(
+    rows = await _messaging(request).messages.page(
         account.sid,
         to=(normalize_e164(to) or to) if to else None,
         from_=(normalize_e164(from_) or from_) if from_ else None,

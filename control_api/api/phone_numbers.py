@@ -26,6 +26,7 @@ from control_api.api.params import (
     query_params,
     restore_plus,
 )
+from control_api.api.state import store_of
 from control_api.errors import (
     INVALID_FRIENDLY_NAME,
     INVALID_PARAMETER,
@@ -36,8 +37,13 @@ from control_api.errors import (
     ApiError,
 )
 from control_api.sids import is_sid, rfc2822
-from control_api.store import Account, NumberTaken, PhoneNumber, Store, normalize_e164
-from control_api.store.store import MAX_FRIENDLY_NAME
+from control_api.store import (
+    MAX_FRIENDLY_NAME,
+    Account,
+    NumberTaken,
+    PhoneNumber,
+    normalize_e164,
+)
 
 __all__ = ["number_json", "router"]
 
@@ -140,13 +146,9 @@ def number_json(number: PhoneNumber) -> dict:
     }
 
 
-def _store(request: Request) -> Store:
-    return request.app.state.store
-
-
 async def _existing(request: Request, account: Account, sid: str) -> PhoneNumber:
     # Checking the form first keeps arbitrary path text (NUL, say) away from the database.
-    number = await _store(request).get_number(account.sid, sid) if is_sid(sid, "PN") else None
+    number = await store_of(request).numbers.get(account.sid, sid) if is_sid(sid, "PN") else None
     if number is None:
         raise ApiError.not_found(request.url.path)
     return number
@@ -167,7 +169,9 @@ async def create_number(request: Request, account: PathAccount) -> Response:
             f"The phone number {given[:64]} is not a valid E.164 number", PHONE_NUMBER_INVALID
         )
     try:
-        number = await _store(request).create_number(account.sid, phone_number, **_settings(params))
+        number = await store_of(request).numbers.create(
+            account.sid, phone_number, **_settings(params)
+        )
     except NumberTaken:
         raise ApiError.bad_parameter(
             f"The phone number {phone_number} is not available", PHONE_NUMBER_UNAVAILABLE
@@ -179,7 +183,7 @@ async def create_number(request: Request, account: PathAccount) -> Response:
 async def list_numbers(request: Request, account: PathAccount) -> Response:
     params = query_params(request)
     page = PageRequest.from_params(params)
-    numbers = await _store(request).list_numbers(
+    numbers = await store_of(request).numbers.page(
         account.sid,
         phone_number=restore_plus(params.get("PhoneNumber") or None),
         friendly_name=params.get("FriendlyName") or None,
@@ -204,7 +208,7 @@ async def update_number(request: Request, sid: str, account: PathAccount) -> Res
         raise ApiError.bad_parameter(
             "Moving a number to another account is not supported", INVALID_PARAMETER
         )
-    number = await _store(request).update_number(account.sid, sid, **_settings(params))
+    number = await store_of(request).numbers.update(account.sid, sid, **_settings(params))
     if number is None:  # released meanwhile
         raise ApiError.not_found(request.url.path)
     return JSONResponse(number_json(number))
@@ -212,6 +216,6 @@ async def update_number(request: Request, sid: str, account: PathAccount) -> Res
 
 @router.delete(INSTANCE)
 async def delete_number(request: Request, sid: str, account: PathAccount) -> Response:
-    if not (is_sid(sid, "PN") and await _store(request).delete_number(account.sid, sid)):
+    if not (is_sid(sid, "PN") and await store_of(request).numbers.delete(account.sid, sid)):
         raise ApiError.not_found(request.url.path)
     return Response(status_code=204)

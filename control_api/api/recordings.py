@@ -27,10 +27,10 @@ from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount, authenticate
 from control_api.api.paging import PageRequest, page_body
 from control_api.api.params import Params, day_after, parse_time, query_params
+from control_api.api.state import store_of
 from control_api.errors import METHOD_NOT_ALLOWED, ApiError
 from control_api.sids import is_sid, rfc2822
-from control_api.store import Account, Store
-from control_api.store.store import RecordingRecord
+from control_api.store import Account, RecordingRecord
 
 __all__ = ["DateRange", "recording_json", "router"]
 
@@ -143,10 +143,6 @@ def _second_after(instant: datetime) -> datetime | None:
         return None
 
 
-def _store(request: Request) -> Store:
-    return request.app.state.store
-
-
 def _recordings_dir(request: Request) -> Path | None:
     return getattr(request.app.state, "recordings_dir", None)
 
@@ -157,7 +153,7 @@ def _base_url(request: Request) -> str:
 
 async def _existing(request: Request, account_sid: str, sid: str) -> RecordingRecord:
     # Checking the form first keeps arbitrary path text (NUL, say) away from the database.
-    found = await _store(request).get_recording(account_sid, sid) if is_sid(sid, "RE") else None
+    found = await store_of(request).recordings.get(account_sid, sid) if is_sid(sid, "RE") else None
     if found is None:
         raise ApiError.not_found(request.url.path)
     return found
@@ -173,7 +169,7 @@ async def _list(
     params = query_params(request)
     page = PageRequest.from_params(params)
     created = DateRange.from_params(params, "DateCreated")
-    found = await _store(request).list_recordings(
+    found = await store_of(request).recordings.page(
         account.sid,
         call_sid=call_sid if call_sid is not None else params.get("CallSid") or None,
         conference_sid=(
@@ -196,7 +192,7 @@ async def list_recordings(request: Request, account: PathAccount) -> Response:
 
 @router.get(CALL_LIST)
 async def list_call_recordings(request: Request, call_sid: str, account: PathAccount) -> Response:
-    if not (is_sid(call_sid, "CA") and await _store(request).get_call(account.sid, call_sid)):
+    if not (is_sid(call_sid, "CA") and await store_of(request).calls.get(account.sid, call_sid)):
         raise ApiError.not_found(request.url.path)
     return await _list(request, account, call_sid=call_sid)
 
@@ -205,9 +201,9 @@ async def list_call_recordings(request: Request, call_sid: str, account: PathAcc
 async def list_conference_recordings(
     request: Request, conference_sid: str, account: PathAccount
 ) -> Response:
-    store = _store(request)
+    store = store_of(request)
     if not (
-        is_sid(conference_sid, "CF") and await store.get_conference(account.sid, conference_sid)
+        is_sid(conference_sid, "CF") and await store.conferences.get(account.sid, conference_sid)
     ):
         raise ApiError.not_found(request.url.path)
     return await _list(request, account, conference_sid=conference_sid)
@@ -247,7 +243,7 @@ async def delete_call_recording(
 
 
 async def _delete(request: Request, recording: RecordingRecord) -> None:
-    if not await _store(request).delete_recording(recording.account_sid, recording.sid):
+    if not await store_of(request).recordings.delete(recording.account_sid, recording.sid):
         raise ApiError.not_found(request.url.path)
     wav = _wav_path(request, recording)
     if wav is not None:

@@ -21,11 +21,12 @@ from control_api.api.accounts import account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.paging import PageRequest, page_body
 from control_api.api.params import form_params, query_params
+from control_api.api.state import store_of
 from control_api.errors import CREDENTIAL_LIST_INVALID, ApiError
 from control_api.sids import is_sid, rfc2822
-from control_api.store import Account, Store
-from control_api.store.store import (
+from control_api.store import (
     MAX_FRIENDLY_NAME,
+    Account,
     CredentialListNameTaken,
     NoSuchCredentialList,
     SipCredential,
@@ -98,14 +99,10 @@ def _password(value: str | None) -> str:
         raise _invalid(str(exc)) from None
 
 
-def _store(request: Request) -> Store:
-    return request.app.state.store
-
-
 async def _existing_list(request: Request, account: Account, list_sid: str) -> SipCredentialList:
     # Checking the form first keeps arbitrary path text (NUL, say) away from the database.
     found = (
-        await _store(request).get_credential_list(account.sid, list_sid)
+        await store_of(request).credential_lists.get(account.sid, list_sid)
         if is_sid(list_sid, "CL")
         else None
     )
@@ -118,7 +115,7 @@ async def _existing_credential(
     request: Request, account: Account, list_sid: str, sid: str
 ) -> SipCredential:
     found = (
-        await _store(request).get_sip_credential(account.sid, list_sid, sid)
+        await store_of(request).sip_credentials.get(account.sid, list_sid, sid)
         if is_sid(list_sid, "CL") and is_sid(sid, "CR")
         else None
     )
@@ -135,7 +132,7 @@ async def create_credential_list(request: Request, account: PathAccount) -> Resp
     params = await form_params(request)
     name = _friendly_name(params.get("FriendlyName"))
     try:
-        created = await _store(request).create_credential_list(account.sid, name)
+        created = await store_of(request).credential_lists.create(account.sid, name)
     except CredentialListNameTaken:
         raise _invalid(f"A credential list named {name} exists already") from None
     return JSONResponse(credential_list_json(created), status_code=201)
@@ -145,7 +142,7 @@ async def create_credential_list(request: Request, account: PathAccount) -> Resp
 async def list_credential_lists(request: Request, account: PathAccount) -> Response:
     params = query_params(request)
     page = PageRequest.from_params(params)
-    found = await _store(request).list_credential_lists(
+    found = await store_of(request).credential_lists.page(
         account.sid, offset=page.offset, limit=page.fetch_limit
     )
     rows = [credential_list_json(item) for item in found]
@@ -163,7 +160,7 @@ async def update_credential_list(request: Request, list_sid: str, account: PathA
     await _existing_list(request, account, list_sid)
     name = _friendly_name(params.get("FriendlyName"))
     try:
-        updated = await _store(request).update_credential_list(account.sid, list_sid, name)
+        updated = await store_of(request).credential_lists.update(account.sid, list_sid, name)
     except CredentialListNameTaken:
         raise _invalid(f"A credential list named {name} exists already") from None
     if updated is None:  # deleted meanwhile
@@ -175,7 +172,7 @@ async def update_credential_list(request: Request, list_sid: str, account: PathA
 async def delete_credential_list(request: Request, list_sid: str, account: PathAccount) -> Response:
     if not (
         is_sid(list_sid, "CL")
-        and await _store(request).delete_credential_list(account.sid, list_sid)
+        and await store_of(request).credential_lists.delete(account.sid, list_sid)
     ):
         raise ApiError.not_found(request.url.path)
     return Response(status_code=204)
@@ -197,7 +194,7 @@ async def create_credential(request: Request, list_sid: str, account: PathAccoun
         raise _invalid(str(exc)) from None
     password = _password(params.get("Password"))
     try:
-        created = await _store(request).create_sip_credential(
+        created = await store_of(request).sip_credentials.create(
             account.sid, list_sid, username, password
         )
     except UsernameTaken:
@@ -212,7 +209,7 @@ async def list_credentials(request: Request, list_sid: str, account: PathAccount
     params = query_params(request)
     page = PageRequest.from_params(params)
     await _existing_list(request, account, list_sid)
-    found = await _store(request).list_sip_credentials(
+    found = await store_of(request).sip_credentials.page(
         account.sid, list_sid, offset=page.offset, limit=page.fetch_limit
     )
     rows = [credential_json(item) for item in found]
@@ -237,7 +234,8 @@ async def update_credential(
     credential = await _existing_credential(request, account, list_sid, sid)
     if "Password" in params:
         password = _password(params.get("Password"))
-        updated = await _store(request).update_sip_credential(account.sid, list_sid, sid, password)
+        credentials = store_of(request).sip_credentials
+        updated = await credentials.update(account.sid, list_sid, sid, password)
         if updated is None:  # deleted meanwhile
             raise ApiError.not_found(request.url.path)
         credential = updated
@@ -251,7 +249,7 @@ async def delete_credential(
     if not (
         is_sid(list_sid, "CL")
         and is_sid(sid, "CR")
-        and await _store(request).delete_sip_credential(account.sid, list_sid, sid)
+        and await store_of(request).sip_credentials.delete(account.sid, list_sid, sid)
     ):
         raise ApiError.not_found(request.url.path)
     return Response(status_code=204)

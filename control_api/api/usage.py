@@ -21,7 +21,7 @@ from control_api.api.paging import PageRequest, page_body
 from control_api.api.params import form_params, parse_method, parse_url, query_params
 from control_api.errors import INVALID_FRIENDLY_NAME, INVALID_PARAMETER, ApiError
 from control_api.sids import is_sid, new_sid, rfc2822
-from control_api.store.billing import UsageTriggerRecord
+from control_api.store import UsageTriggerRecord
 from control_api.usage.billing import trigger_record_uri
 from control_api.usage.records import CATEGORIES, Period, category_total, periods, view_range
 

@@ -25,7 +25,7 @@ from control_api import http_client
 from control_api.api.auth import PathAccount
 from control_api.api.streams import NewStream, StreamInfo
 from control_api.errors import SERVICE_UNAVAILABLE, ApiError
-from control_api.store.nodes import LIVE_STATUSES
+from control_api.store import LIVE_STATUSES
 
 __all__ = ["FORWARD_PATH", "ClusterLiveCalls", "NodeUnreachable", "cluster_router"]
 
@@ -112,11 +112,11 @@ class ClusterLiveCalls:
 
     async def _forward(self, account_sid: str, call_sid: str, body: dict) -> dict | None:
         """The holding peer's answer, or None when no live peer holds the call."""
-        call = await self.store.get_call(account_sid, call_sid)
+        call = await self.store.calls.get(account_sid, call_sid)
         if call is None or call.status not in LIVE_STATUSES or not call.node_id:
             return None
         peer = await self.node.live_peer(call.node_id)
-        token = await self.store.auth_token(account_sid)
+        token = await self.store.accounts.auth_token(account_sid)
         if peer is None or token is None:
             return None
         basic = base64.b64encode(f"{account_sid}:{token}".encode()).decode()

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from control_api.sids import utcnow
-from control_api.store.nodes import LostCall, NodeRecord, NodeStore
+from control_api.store import LostCall, NodeRecord
 from control_api.voice.lifecycle import callback_params
 
 __all__ = ["Node"]
@@ -44,14 +44,14 @@ class Node:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
-        self.nodes = NodeStore(store.db)
+        self.nodes = store.nodes
         self.node_id = node_id
         self.url = url.rstrip("/")
         self.lease = timedelta(seconds=lease_s)
         self.billing = billing  # control_api.usage.billing.Billing, or None
         self.clock = clock
         self._task: asyncio.Task | None = None
-        store.node_id = node_id  # calls inserted from now on are stamped with it
+        store.calls.node_id = node_id  # calls inserted from now on are stamped with it
 
     async def start(self) -> int:
         """Register; end the calls this node's previous run held. Returns how many.

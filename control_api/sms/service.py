@@ -37,7 +37,7 @@ from control_api.sms.carriers import (
     select_carrier,
 )
 from control_api.sms.segments import segment
-from control_api.store.messages import MessageRecord, MessageStore
+from control_api.store import MessageRecord
 from control_api.twiml.parser import TwimlError, parse_messaging_twiml
 from control_api.twiml.verbs import Message
 from control_api.usage.billing import money
@@ -99,7 +99,7 @@ class Messaging:
         self.store = store  # accounts and numbers
         # Messages handed to carriers and not yet answered: the rest wait in the store.
         self.max_inflight = max_inflight
-        self.messages = MessageStore(store.db)
+        self.messages = store.messages
         self.outbox = outbox
         self.webhooks = webhooks
         self.billing = billing
@@ -111,7 +111,7 @@ class Messaging:
             receipt=self.receipt, inbound=self.inbound, available=self.carrier_available
         )
         self.local = LocalCarrier(self._is_ours, self.events)
-        self._numbers = Lookup(store.find_number, fresh=1.0)
+        self._numbers = Lookup(store.numbers.find, fresh=1.0)
         self.carriers: list[Carrier] = [self.local, *carriers]
         self._wake = asyncio.Event()
         self._inflight: set[str] = set()
@@ -241,7 +241,7 @@ class Messaging:
     async def _learn_numbers(self, phones: set[str]) -> None:
         """Which of a batch's destinations are our numbers, in one query (the local
         carrier asks about each)."""
-        for phone, number in (await self.store.find_numbers(phones)).items():
+        for phone, number in (await self.store.numbers.find_many(phones)).items():
             self._numbers.put(phone, number)
 
     async def _send(self, message: MessageRecord) -> None:
@@ -436,7 +436,7 @@ class Messaging:
     async def inbound(self, from_: str, to: str, body: str) -> bool:
         """A message for ``to``: stored, priced, posted to its SmsUrl, replies sent.
         False when ``to`` is not one of our numbers."""
-        number = await self.store.find_number(to)
+        number = await self.store.numbers.find(to)
         if number is None:
             return False
         now = self.clock()
@@ -466,7 +466,7 @@ class Messaging:
         return True
 
     async def _post_inbound(self, number, record: MessageRecord) -> None:
-        token = await self.store.auth_token(record.account_sid)
+        token = await self.store.accounts.auth_token(record.account_sid)
         if token is None:
             return
         params = inbound_params(record)

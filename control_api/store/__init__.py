@@ -1,24 +1,89 @@
-"""Persistent state of the control plane: accounts, numbers, calls, the webhook outbox."""
+"""Persistent state of the control plane: one database, a small class per resource.
 
-from control_api.store.e164 import format_number, normalize_e164
-from control_api.store.store import (
-    NUMBER_FIELDS,
-    Account,
-    CallRecord,
-    NumberTaken,
-    OutboxItem,
-    PhoneNumber,
-    Store,
+``Store`` opens the database and holds the resources: ``store.accounts``,
+``store.numbers``, ``store.calls``, ``store.outbox`` (webhooks), ``store.credential_lists``
+and ``store.sip_credentials``, ``store.recordings``, ``store.conferences`` and
+``store.participants``, ``store.api_keys``, ``store.applications``, ``store.messages``,
+``store.nodes`` and ``store.billing``.
+"""
+
+from control_api.store.accounts import Account, AccountStore
+from control_api.store.api_keys import ApiKey, ApiKeyStore
+from control_api.store.applications import APPLICATION_FIELDS, Application, ApplicationStore
+from control_api.store.billing import BillingStore, UsageItem, UsageSum, UsageTriggerRecord
+from control_api.store.calls import CallRecord, CallStore
+from control_api.store.conferences import (
+    ConferenceRecord,
+    ConferenceStore,
+    ParticipantRecord,
+    ParticipantStore,
 )
+from control_api.store.e164 import format_number, normalize_e164
+from control_api.store.messages import MessageRecord, MessageStore
+from control_api.store.nodes import LIVE_STATUSES, LostCall, NodeRecord, NodeStore
+from control_api.store.numbers import NUMBER_FIELDS, NumberStore, NumberTaken, PhoneNumber
+from control_api.store.outbox import OutboxItem, OutboxOutcome, OutboxStore
+from control_api.store.recordings import RecordingRecord, RecordingStore
+from control_api.store.rows import MAX_FRIENDLY_NAME, TextTooLong
+from control_api.store.sip_credentials import (
+    CredentialListNameTaken,
+    CredentialListStore,
+    NoSuchCredentialList,
+    SipCredential,
+    SipCredentialList,
+    SipCredentialStore,
+    UsernameTaken,
+    check_sip_password,
+    check_sip_username,
+)
+from control_api.store.store import Store, StoreUnavailable
 
 __all__ = [
+    "APPLICATION_FIELDS",
+    "LIVE_STATUSES",
+    "MAX_FRIENDLY_NAME",
     "NUMBER_FIELDS",
     "Account",
+    "AccountStore",
+    "ApiKey",
+    "ApiKeyStore",
+    "Application",
+    "ApplicationStore",
+    "BillingStore",
     "CallRecord",
+    "CallStore",
+    "ConferenceRecord",
+    "ConferenceStore",
+    "CredentialListNameTaken",
+    "CredentialListStore",
+    "LostCall",
+    "MessageRecord",
+    "MessageStore",
+    "NoSuchCredentialList",
+    "NodeRecord",
+    "NodeStore",
+    "NumberStore",
     "NumberTaken",
     "OutboxItem",
+    "OutboxOutcome",
+    "OutboxStore",
+    "ParticipantRecord",
+    "ParticipantStore",
     "PhoneNumber",
+    "RecordingRecord",
+    "RecordingStore",
+    "SipCredential",
+    "SipCredentialList",
+    "SipCredentialStore",
     "Store",
+    "StoreUnavailable",
+    "TextTooLong",
+    "UsageItem",
+    "UsageSum",
+    "UsageTriggerRecord",
+    "UsernameTaken",
+    "check_sip_password",
+    "check_sip_username",
     "format_number",
     "normalize_e164",
 ]

@@ -9,20 +9,22 @@ the callback in the outbox in one transaction, and a second attempt finds the ro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from control_api.sids import utcnow
 from control_api.store.engine import Database
 from control_api.store.group import group_commit
+from control_api.store.rows import Listing, Rows, stamp, updatable
 from control_api.store.schema import (
     account_balances,
+    outbox_row,
     usage_items,
     usage_trigger_firings,
     usage_triggers,
@@ -45,6 +47,10 @@ _SET_BALANCE = (
     .values(balance=bindparam("new_balance"), date_updated=bindparam("new_date"))
 )
 
+_TRIGGERS = Listing(
+    order_by=(usage_triggers.c.date_created.desc(), usage_triggers.c.sid.desc()),
+    equal={name: usage_triggers.c[name] for name in ("recurring", "trigger_by", "usage_category")},
+)
 _TRIGGERS_OF = (
     select(usage_triggers)
     .where(usage_triggers.c.account_sid == bindparam("match_account"))
@@ -53,32 +59,15 @@ _TRIGGERS_OF = (
 
 
 def insert_webhook(
-    c: Connection,
-    *,
-    delivery_id: str,
-    account_sid: str,
-    url: str,
-    method: str,
-    params: list[tuple[str, str]],
-    now: datetime,
-    call_sid: str | None = None,
+    c: Connection, *, now: datetime, call_sid: str | None = None, **request: Any
 ) -> bool:
     """Queue a request in the webhook outbox inside the caller's transaction (the
-    outbox's worker delivers it); False when ``delivery_id`` is queued already."""
+    outbox's worker delivers it); False when ``delivery_id`` is queued already.
+    ``request``: delivery_id, account_sid, url, method, params (``outbox_row``)."""
     try:
         with c.begin_nested():
             c.execute(
-                insert(webhook_outbox).values(
-                    delivery_id=delivery_id,
-                    account_sid=account_sid,
-                    url=url,
-                    method=method,
-                    params=[[name, value] for name, value in params],
-                    call_sid=call_sid,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
+                insert(webhook_outbox).values(**outbox_row(now=now, call_sid=call_sid, **request))
             )
     except IntegrityError:
         return False
@@ -125,14 +114,10 @@ class UsageTriggerRecord:
     date_updated: datetime | None = None
 
 
-_TRIGGER_UPDATABLE = frozenset(f.name for f in fields(UsageTriggerRecord)) - {
-    "sid",
-    "account_sid",
-    "date_created",
-}
+_TRIGGER_UPDATABLE = updatable(UsageTriggerRecord, "sid", "account_sid", "date_created")
 
 
-def _trigger(row) -> UsageTriggerRecord:
+def _trigger(row: Row[Any]) -> UsageTriggerRecord:
     return UsageTriggerRecord(**row._mapping)
 
 
@@ -142,6 +127,7 @@ class BillingStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.run = group_commit(db).run  # small writes from many messages commit together
+        self.triggers = Rows(db, usage_triggers, _trigger, run=self.run)
 
     # Usage
 
@@ -262,46 +248,22 @@ class BillingStore:
     # Triggers
 
     async def insert_trigger(self, record: UsageTriggerRecord) -> UsageTriggerRecord:
-        record.date_created = record.date_created or utcnow()
-        record.date_updated = record.date_updated or record.date_created
+        stamp(record)
         statement = insert(usage_triggers).values(**vars(record))
         await self.run(lambda c: c.execute(statement))
         return record
 
     async def get_trigger(self, account_sid: str, sid: str) -> UsageTriggerRecord | None:
         t = usage_triggers.c
-        query = select(usage_triggers).where(t.account_sid == account_sid, t.sid == sid)
-        row = await self.run(lambda c: c.execute(query).first())
-        return _trigger(row) if row else None
+        return await self.triggers.one(t.account_sid == account_sid, t.sid == sid)
 
     async def list_triggers(
-        self,
-        account_sid: str,
-        *,
-        recurring: str | None = None,
-        trigger_by: str | None = None,
-        usage_category: str | None = None,
-        offset: int = 0,
-        limit: int = 1000,
+        self, account_sid: str, *, offset: int = 0, limit: int = 1000, **filters: Any
     ) -> list[UsageTriggerRecord]:
-        t = usage_triggers.c
-        conditions = [t.account_sid == account_sid]
-        for column, value in (
-            (t.recurring, recurring),
-            (t.trigger_by, trigger_by),
-            (t.usage_category, usage_category),
-        ):
-            if value is not None:
-                conditions.append(column == value)
-        query = (
-            select(usage_triggers)
-            .where(*conditions)
-            .order_by(t.date_created.desc(), t.sid.desc())
-            .offset(offset)
-            .limit(limit)
-        )
-        rows = await self.run(lambda c: c.execute(query).all())
-        return [_trigger(row) for row in rows]
+        """The account's triggers, newest first; ``filters``: recurring, trigger_by,
+        usage_category."""
+        where = usage_triggers.c.account_sid == account_sid
+        return await self.triggers.listed(_TRIGGERS, filters, offset, limit, where)
 
     async def triggers_of(self, account_sid: str) -> list[UsageTriggerRecord]:
         """Every trigger of the account, newest first (checked after each priced item)."""
@@ -312,19 +274,9 @@ class BillingStore:
     async def update_trigger(
         self, account_sid: str, sid: str, **values: Any
     ) -> UsageTriggerRecord | None:
-        unknown = set(values) - _TRIGGER_UPDATABLE
-        if unknown:
-            raise TypeError(f"update_trigger() cannot change {sorted(unknown)}")
-        values.setdefault("date_updated", utcnow())
         t = usage_triggers.c
         where = (t.account_sid == account_sid, t.sid == sid)
-
-        def work(c: Connection) -> Any:
-            c.execute(update(usage_triggers).where(*where).values(**values))
-            return c.execute(select(usage_triggers).where(*where)).first()
-
-        row = await self.run(work)
-        return _trigger(row) if row else None
+        return await self.triggers.change("update_trigger", _TRIGGER_UPDATABLE, values, *where)
 
     async def delete_trigger(self, account_sid: str, sid: str) -> bool:
         t = usage_triggers.c

@@ -102,6 +102,7 @@ class GroupCommit:
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._in_thread, work)
 
     def _in_thread(self, work: Callable[[Connection], T]) -> T:
+        assert self._sync is not None  # only handed to the thread when there is one
         with self._sync.begin() as connection:
             return work(connection)
 

@@ -8,16 +8,18 @@ restart picks it up again (``requeue_unaccepted``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 from control_api.sids import utcnow
 from control_api.store.engine import Database
 from control_api.store.group import group_commit
+from control_api.store.rows import Listing, Owned, Rows, attributes_of, columns_of, stamp
 from control_api.store.schema import messages, outbox_row, webhook_outbox
 
 __all__ = ["MessageRecord", "MessageStore"]
@@ -58,20 +60,19 @@ class MessageRecord:
 
 _FIELDS = frozenset(f.name for f in fields(MessageRecord))
 _UPDATABLE = _FIELDS - {"sid", "account_sid", "date_created"}
-_COLUMN = {"to": "to_address", "from_": "from_address"}
-_ATTRIBUTE = {column: attribute for attribute, column in _COLUMN.items()}
 
 
-def _row(values: dict[str, Any]) -> dict[str, Any]:
-    return {_COLUMN.get(name, name): value for name, value in values.items()}
-
-
-def _record(row) -> MessageRecord:
-    values = {_ATTRIBUTE.get(k, k): v for k, v in row._mapping.items()}
+def _record(row: Row[Any]) -> MessageRecord:
+    values = attributes_of(row)
     values["media_urls"] = list(values["media_urls"] or [])
     return MessageRecord(**values)
 
 
+_LISTING = Listing(
+    order_by=(messages.c.date_created.desc(), messages.c.sid.desc()),
+    equal={"to": messages.c.to_address, "from_": messages.c.from_address},
+    ranges={"sent": messages.c.date_sent},
+)
 _BY_SID = select(messages).where(messages.c.sid == bindparam("match_sid"))
 _BY_CARRIER_ID = select(messages).where(
     messages.c.carrier == bindparam("match_carrier"),
@@ -83,7 +84,7 @@ _UPDATES: dict[tuple[tuple[str, ...], tuple[str, ...] | None], Any] = {}
 
 
 def _update(sid: str, statuses: tuple[str, ...] | None, values: dict[str, Any]):
-    row = _row(values)
+    row = columns_of(values)
     names = tuple(sorted(row))
     key = (names, statuses)
     statement = _UPDATES.get(key)
@@ -103,18 +104,22 @@ def _update(sid: str, statuses: tuple[str, ...] | None, values: dict[str, Any]):
     return statement, params
 
 
-class MessageStore:
-    """Messages on the store's database; each method is one transaction."""
+class MessageStore(Owned[MessageRecord]):
+    """Messages on the store's database; each method is one transaction. ``page``
+    filters: to, from_, sent_after (inclusive), sent_before (exclusive), both on
+    ``date_sent``; newest first."""
+
+    listing = _LISTING
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.group = group_commit(db)
         self.run = self.group.run  # small writes from many messages commit together
+        self.rows = Rows(db, messages, _record, run=self.run)
 
     async def insert(self, record: MessageRecord) -> MessageRecord:
-        record.date_created = record.date_created or utcnow()
-        record.date_updated = record.date_updated or record.date_created
-        await self.group.insert(messages, _row(vars(record)))
+        stamp(record)
+        await self.group.insert(messages, columns_of(vars(record)))
         return record
 
     async def update(self, sid: str, **values: Any) -> MessageRecord | None:
@@ -140,57 +145,8 @@ class MessageStore:
         result = await self.run(lambda c: c.execute(statement, params))
         return result.rowcount > 0
 
-    async def get(self, account_sid: str, sid: str) -> MessageRecord | None:
-        query = select(messages).where(messages.c.account_sid == account_sid, messages.c.sid == sid)
-        row = await self.run(lambda c: c.execute(query).first())
-        return _record(row) if row else None
-
     async def get_any(self, sid: str) -> MessageRecord | None:
-        query = select(messages).where(messages.c.sid == sid)
-        row = await self.run(lambda c: c.execute(query).first())
-        return _record(row) if row else None
-
-    async def list_messages(
-        self,
-        account_sid: str,
-        *,
-        to: str | None = None,
-        from_: str | None = None,
-        sent_after: datetime | None = None,
-        sent_before: datetime | None = None,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> list[MessageRecord]:
-        """The account's messages, newest first. ``sent_after`` is inclusive (>=),
-        ``sent_before`` exclusive (<), both on ``date_sent``."""
-        c = messages.c
-        conditions = [c.account_sid == account_sid]
-        if to is not None:
-            conditions.append(c.to_address == to)
-        if from_ is not None:
-            conditions.append(c.from_address == from_)
-        if sent_after is not None:
-            conditions.append(c.date_sent >= sent_after)
-        if sent_before is not None:
-            conditions.append(c.date_sent < sent_before)
-        query = (
-            select(messages)
-            .where(*conditions)
-            .order_by(c.date_created.desc(), c.sid.desc())
-            .offset(offset)
-            .limit(limit)
-        )
-        rows = await self.run(lambda conn: conn.execute(query).all())
-        return [_record(row) for row in rows]
-
-    async def delete(self, account_sid: str, sid: str) -> bool:
-        statement = messages.delete().where(
-            messages.c.account_sid == account_sid, messages.c.sid == sid
-        )
-        result = await self.run(lambda c: c.execute(statement))
-        return result.rowcount > 0
-
-    # The send queue
+        return await self.rows.one(messages.c.sid == sid)
 
     async def due(self, now: datetime, limit: int = 100) -> list[MessageRecord]:
         """Queued outbound messages whose next attempt is due, oldest first."""
@@ -200,8 +156,7 @@ class MessageStore:
             .order_by(messages.c.next_attempt_at, messages.c.sid)
             .limit(limit)
         )
-        rows = await self.run(lambda c: c.execute(query).all())
-        return [_record(row) for row in rows]
+        return await self.rows.all(query)
 
     async def take_due(
         self, now: datetime, limit: int = 100, *, claimant: str = "", lease_s: float = 120.0
@@ -235,12 +190,14 @@ class MessageStore:
             sids = list(c.execute(query).scalars())
             if not sids:
                 return []
-            return c.execute(
-                update(messages)
-                .where(c_.sid.in_(sids), c_.status == "queued")
-                .values(**claim)
-                .returning(*messages.c)
-            ).all()
+            return list(
+                c.execute(
+                    update(messages)
+                    .where(c_.sid.in_(sids), c_.status == "queued")
+                    .values(**claim)
+                    .returning(*messages.c)
+                ).all()
+            )
 
         rows = await self.run(work)
         taken = sorted((_record(row) for row in rows), key=lambda m: (m.next_attempt_at, m.sid))
@@ -283,26 +240,15 @@ class MessageStore:
     async def queue_webhook(
         self,
         *,
-        delivery_id: str,
-        account_sid: str,
-        url: str,
-        method: str,
-        params: list[tuple[str, str]],
         now: datetime,
         call_sid: str | None = None,
-        wake=None,
+        wake: Callable[[], None] | None = None,
+        **request: Any,
     ) -> None:
         """A status callback into the webhook outbox, batched with other rows for it; a
-        ``delivery_id`` queued already is left as it is (the same callback, once)."""
-        row = outbox_row(
-            delivery_id=delivery_id,
-            account_sid=account_sid,
-            url=url,
-            method=method,
-            params=params,
-            call_sid=call_sid,
-            now=now,
-        )
+        ``delivery_id`` queued already is left as it is (the same callback, once).
+        ``request``: delivery_id, account_sid, url, method, params (``outbox_row``)."""
+        row = outbox_row(now=now, call_sid=call_sid, **request)
         await self.group.insert(webhook_outbox, row, ignore_existing=True)
         if wake is not None:
             wake()

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import exists, func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from control_api.store.engine import Database
+from control_api.store.rows import Rows
 from control_api.store.schema import calls, nodes, outbox_row, webhook_outbox
 
 __all__ = ["LIVE_STATUSES", "LostCall", "NodeRecord", "NodeStore"]
@@ -47,11 +49,16 @@ class LostCall:
     duration: int
 
 
+def _node(row: Row[Any]) -> NodeRecord:
+    return NodeRecord(**row._mapping)
+
+
 class NodeStore:
     """Rows of ``nodes`` and the ending of lost nodes' calls."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.rows = Rows(db, nodes, _node)
 
     async def register(self, node_id: str, url: str, now: datetime) -> NodeRecord | None:
         """Record that ``node_id`` (re)starts now; the row its previous run left, if any."""
@@ -86,9 +93,7 @@ class NodeStore:
         await self.db.run(work)
 
     async def get(self, node_id: str) -> NodeRecord | None:
-        query = select(nodes).where(nodes.c.node_id == node_id)
-        row = await self.db.run(lambda c: c.execute(query).first())
-        return NodeRecord(**row._mapping) if row is not None else None
+        return await self.rows.one(nodes.c.node_id == node_id)
 
     async def stale_with_calls(self, older_than: datetime, exclude: str) -> list[NodeRecord]:
         """Nodes whose heartbeat is older than ``older_than`` and that still hold calls."""
@@ -98,8 +103,7 @@ class NodeStore:
             nodes.c.node_id != exclude,
             nodes.c.node_id.in_(held),
         )
-        rows = await self.db.run(lambda c: c.execute(query).all())
-        return [NodeRecord(**row._mapping) for row in rows]
+        return await self.rows.all(query)
 
     async def end_lost_calls(
         self,
@@ -171,11 +175,17 @@ class NodeStore:
                 else None
             )
 
-            def work(c: Connection, s=statement, lost=lost, callback=callback) -> bool:
+            def work(
+                c: Connection,
+                s: Any = statement,
+                lost: LostCall = lost,
+                callback: tuple[str, str, Any] | None = callback,
+            ) -> bool:
                 if c.execute(s).rowcount != 1:
                     return False
                 if callback is not None:
-                    _queue_final_callback(c, lost, *callback, callback_of, now)
+                    url, method, params = callback
+                    _queue_final_callback(c, lost, url, method, params, callback_of, now)
                 return True
 
             if await self.db.run(work):

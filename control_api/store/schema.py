@@ -222,6 +222,7 @@ def outbox_row(
         "created_at": now,
     }
 
+
 sip_credential_lists = Table(
     "sip_credential_lists",
     metadata,

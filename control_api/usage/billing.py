@@ -19,8 +19,7 @@ from decimal import Decimal
 from sqlalchemy import and_, or_, select
 
 from control_api.sids import rfc2822, utcnow
-from control_api.store.billing import BillingStore, UsageItem, UsageTriggerRecord
-from control_api.store.nodes import LostCall
+from control_api.store import BillingStore, LostCall, UsageItem, UsageTriggerRecord
 from control_api.store.schema import calls, messages, usage_items
 from control_api.usage.pricing import PriceList, billable_minutes, call_category
 from control_api.usage.records import CATEGORIES, category_total, current_period
@@ -123,7 +122,7 @@ class Billing:
         if status != "completed" or billable_minutes(duration_s) == 0:
             return
         category, minutes, price = self.call_price(direction, to, from_, duration_s)
-        await self.store.update_call(sid, price=money(price), price_unit="USD")
+        await self.store.calls.update(sid, price=money(price), price_unit="USD")
         await self._charge(
             UsageItem(sid, account_sid, category, minutes, price, self.clock()),
             kind="call",

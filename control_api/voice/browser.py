@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 
 from control_api.call import CallTimes, MediaSettings, new_call_sid
-from control_api.store.webrtc import get_application
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
 from signaling.server import BrowserCall, DialRequest, SignalingServer, Tab
 
@@ -27,8 +26,19 @@ log = logging.getLogger("callswitch.webrtc")
 
 # Webhook parameters a client's own params cannot replace (From must stay client:<identity>).
 _RESERVED = frozenset(
-    {"CallSid", "AccountSid", "From", "To", "Caller", "Called", "Direction", "CallStatus",
-     "ApiVersion", "ApplicationSid", "ParentCallSid"}
+    {
+        "CallSid",
+        "AccountSid",
+        "From",
+        "To",
+        "Caller",
+        "Called",
+        "Direction",
+        "CallStatus",
+        "ApiVersion",
+        "ApplicationSid",
+        "ParentCallSid",
+    }
 )
 
 
@@ -245,8 +255,8 @@ class BrowserClients:
         voice = self.voice
         tab, browser = request.tab, request.call
         account_sid = tab.account_sid
-        application = await get_application(
-            voice.store, account_sid, tab.token.application_sid or ""
+        application = await voice.store.applications.get(
+            account_sid, tab.token.application_sid or ""
         )
         token = await voice.token_of(account_sid)
         if application is None or not application.voice_url or token is None:

@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from control_api.store.store import ConferenceRecord, ParticipantRecord
+from control_api.store import ConferenceRecord, ParticipantRecord
 from control_api.twiml.verbs import Conference
 from control_api.voice.lifecycle import Journal, now
 from media.conference import ConferenceRoom

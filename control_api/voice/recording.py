@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from control_api.sids import rfc2822
-from control_api.store.store import RecordingRecord
+from control_api.store import RecordingRecord
 from control_api.voice.lifecycle import API_VERSION, now
 from media.leg import Frame
 from media.recorder import Recorder

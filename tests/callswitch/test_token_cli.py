@@ -9,7 +9,6 @@ import pytest
 
 from callswitch.cli import main
 from control_api.store import Store
-from control_api.store.webrtc import create_application, find_api_key, list_api_keys
 from signaling.tokens import issuer_of, verify
 
 
@@ -37,30 +36,40 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_token_for_the_only_account_verifies_and_reuses_its_key(capsys, data_dir):
-    account = in_store(data_dir, lambda s: s.create_account("one"))
-    app = in_store(data_dir, lambda s: create_application(s, account.sid, voice_url="http://x/"))
+    account = in_store(data_dir, lambda s: s.accounts.create("one"))
+    app = in_store(data_dir, lambda s: s.applications.create(account.sid, voice_url="http://x/"))
     status, token, err = run(
-        capsys, "token", "--identity", "alice", "--application", app.sid, "--ttl", "120",
-        "--data-dir", data_dir,
+        capsys,
+        "token",
+        "--identity",
+        "alice",
+        "--application",
+        app.sid,
+        "--ttl",
+        "120",
+        "--data-dir",
+        data_dir,
     )
     assert status == 0, err
     key_sid, account_sid = issuer_of(token)
     assert account_sid == account.sid
-    key = in_store(data_dir, lambda s: find_api_key(s, key_sid))
+    key = in_store(data_dir, lambda s: s.api_keys.find(key_sid))
     claims = verify(token, secret=key.secret, account_sid=account.sid, now=time.time())
     assert (claims.identity, claims.application_sid, claims.incoming_allow) == (
-        "alice", app.sid, True
+        "alice",
+        app.sid,
+        True,
     )
     assert claims.expires <= time.time() + 121
 
     status, again, _ = run(capsys, "token", "--identity", "bob", "--data-dir", data_dir)
     assert status == 0 and issuer_of(again)[0] == key_sid
-    assert len(in_store(data_dir, lambda s: list_api_keys(s, account.sid))) == 1
+    assert len(in_store(data_dir, lambda s: s.api_keys.page(account.sid))) == 1
 
 
 def test_refusals(capsys, data_dir):
-    one = in_store(data_dir, lambda s: s.create_account("one"))
-    in_store(data_dir, lambda s: s.create_account("two"))
+    one = in_store(data_dir, lambda s: s.accounts.create("one"))
+    in_store(data_dir, lambda s: s.accounts.create("two"))
     status, _, err = run(capsys, "token", "--identity", "a", "--data-dir", data_dir)
     assert status == 2 and "--account" in err
     base = ("token", "--account", one.sid, "--data-dir", data_dir)

@@ -31,7 +31,7 @@ def find(data_dir: str, username: str):
     async def lookup():
         store = await Store.open(f"sqlite:///{data_dir}/callswitch.db")
         try:
-            return await store.find_sip_credential(username)
+            return await store.sip_credentials.find(username)
         finally:
             await store.close()
 

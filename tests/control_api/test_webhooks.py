@@ -89,7 +89,9 @@ async def test_two_nodes_on_one_store_deliver_each_callback_exactly_once(shared_
     stores = [await Store.open(shared_url) for _ in range(2)]
     clients = [WebhookClient() for _ in stores]
     outboxes = [
-        Outbox(store, client, store.auth_token, max_claimed=8, concurrency=4, claimant=name)
+        Outbox(
+            store, client, store.accounts.auth_token, max_claimed=8, concurrency=4, claimant=name
+        )
         for store, client, name in zip(stores, clients, ("node-a", "node-b"), strict=True)
     ]
     delivered_by = collections.Counter()
@@ -103,14 +105,14 @@ async def test_two_nodes_on_one_store_deliver_each_callback_exactly_once(shared_
 
         outbox._record = counting
     try:
-        account = await stores[0].create_account("main")
+        account = await stores[0].accounts.create("main")
         ids = await _enqueue(outboxes[0], account, url, 120)
         for outbox in outboxes:
             outbox.start()
         deadline = time.monotonic() + 30
-        while await stores[0].pending_count() and time.monotonic() < deadline:
+        while await stores[0].outbox.pending_count() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        assert await stores[0].pending_count() == 0
+        assert await stores[0].outbox.pending_count() == 0
     finally:
         for outbox in outboxes:
             await outbox.stop()
@@ -137,19 +139,21 @@ async def test_a_dead_nodes_claims_are_taken_over_when_the_lease_runs_out(shared
     store = await Store.open(shared_url)
     client = WebhookClient()
     now = [time.time()]
-    outbox = Outbox(store, client, store.auth_token, claimant="node-b", clock=lambda: now[0])
+    outbox = Outbox(
+        store, client, store.accounts.auth_token, claimant="node-b", clock=lambda: now[0]
+    )
     try:
-        account = await store.create_account("main")
+        account = await store.accounts.create("main")
         [delivery] = await _enqueue(outbox, account, url, 1)
         # node-a claimed it and died before delivering.
         start = datetime.fromtimestamp(now[0], UTC)
-        [claimed] = await store.claim_webhooks("node-a", start, start + timedelta(seconds=30))
+        [claimed] = await store.outbox.claim("node-a", start, start + timedelta(seconds=30))
         assert await outbox.deliver_due() == 0
         now[0] += 29
         assert await outbox.deliver_due() == 0
         now[0] += 2
         assert await outbox.deliver_due() == 1
-        item = await store.get_webhook(claimed.id)
+        item = await store.outbox.get(claimed.id)
         assert item.delivered_at is not None and item.claimed_by is None
     finally:
         await client.close()
@@ -162,13 +166,15 @@ async def test_failed_attempts_are_rescheduled_for_any_node(shared_url: str):
     store = await Store.open(shared_url)
     client = WebhookClient(timeout=2)
     now = [time.time()]
-    outbox = Outbox(store, client, store.auth_token, claimant="node-a", clock=lambda: now[0])
+    outbox = Outbox(
+        store, client, store.accounts.auth_token, claimant="node-a", clock=lambda: now[0]
+    )
     try:
-        account = await store.create_account("main")
+        account = await store.accounts.create("main")
         # Nothing listens on port 9 of loopback: refused at once.
         await _enqueue(outbox, account, "http://127.0.0.1:9/status", 1)
         assert await outbox.deliver_due() == 1
-        [item] = await store.claim_webhooks(
+        [item] = await store.outbox.claim(
             "node-b",
             datetime.fromtimestamp(now[0] + 1.5, UTC),
             datetime.fromtimestamp(now[0] + 60, UTC),
@@ -184,9 +190,9 @@ async def test_callbacks_about_one_message_go_in_the_order_queued(tmp_path: Path
     url = await receiver.start()
     store = await Store.open(f"sqlite:///{tmp_path / 'callswitch.db'}")
     client = WebhookClient()
-    outbox = Outbox(store, client, store.auth_token)
+    outbox = Outbox(store, client, store.accounts.auth_token)
     try:
-        account = await store.create_account("main")
+        account = await store.accounts.create("main")
         for status in ("sending", "sent", "delivered"):
             for sid in ("SM" + "1" * 32, "SM" + "2" * 32):
                 await outbox.enqueue(
@@ -213,9 +219,9 @@ async def test_a_stopping_node_releases_the_claims_it_could_not_finish(tmp_path:
     url = await receiver.start()
     store = await Store.open(f"sqlite:///{tmp_path / 'callswitch.db'}")
     client = WebhookClient()
-    outbox = Outbox(store, client, store.auth_token, claimant="node-a")
+    outbox = Outbox(store, client, store.accounts.auth_token, claimant="node-a")
     try:
-        account = await store.create_account("main")
+        account = await store.accounts.create("main")
         await _enqueue(outbox, account, url, 3)
         outbox.start()
         deadline = time.monotonic() + 10
@@ -223,7 +229,7 @@ async def test_a_stopping_node_releases_the_claims_it_could_not_finish(tmp_path:
             await asyncio.sleep(0.02)
         await outbox.stop(grace=0.2)
         now = datetime.now(UTC)
-        items = await store.claim_webhooks("node-b", now, now + timedelta(seconds=60))
+        items = await store.outbox.claim("node-b", now, now + timedelta(seconds=60))
         assert len(items) == 3 and all(i.attempts == 0 for i in items)
     finally:
         await client.close()
@@ -240,13 +246,13 @@ async def test_a_node_starting_under_its_old_name_takes_back_its_claims_at_once(
     client = WebhookClient()
     name = node_claimant(str(tmp_path / "data"))
     assert name == node_claimant(str(tmp_path / "data")) != node_claimant(str(tmp_path))
-    outbox = Outbox(store, client, store.auth_token, claimant=name)
+    outbox = Outbox(store, client, store.accounts.auth_token, claimant=name)
     try:
-        account = await store.create_account("main")
+        account = await store.accounts.create("main")
         [delivery] = await _enqueue(outbox, account, url, 1)
         # The node claimed it, then died (SIGKILL) before writing the outcome.
         now = datetime.now(UTC)
-        await store.claim_webhooks(name, now, now + timedelta(seconds=120))
+        await store.outbox.claim(name, now, now + timedelta(seconds=120))
         outbox.start()
         deadline = time.monotonic() + 5
         while not receiver.seen and time.monotonic() < deadline:

@@ -74,7 +74,7 @@ class FakeLiveCalls:
             direction="outbound-api",
             status="queued",
         )
-        return await self.store.insert_call(record)
+        return await self.store.calls.insert(record)
 
     async def start_stream(self, account_sid: str, call_sid: str, stream):
         """A stream of a live call, in progress; a name taken on the call is refused."""
@@ -149,7 +149,7 @@ class Api:
         return asyncio.run(coroutine)
 
     def new_account(self) -> Account:
-        return self.run(self.store.create_account("test"))
+        return self.run(self.store.accounts.create("test"))
 
     def client(self, account: Account, token: str | None = None) -> Client:
         return Client(
@@ -162,7 +162,7 @@ class Api:
         fields.setdefault("to", "+14155550100")
         fields.setdefault("from_", "+14155550199")
         record = CallRecord(sid=new_sid("CA"), account_sid=account.sid, **fields)
-        return self.run(self.store.insert_call(record))
+        return self.run(self.store.calls.insert(record))
 
 
 def _free_socket() -> socket.socket:

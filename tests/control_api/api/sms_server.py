@@ -23,7 +23,6 @@ from control_api.api import create_app
 from control_api.sms.carriers import CarrierRejected, CarrierUnavailable, OutboundSms
 from control_api.sms.service import Messaging
 from control_api.store import Account, Store
-from control_api.store.billing import BillingStore
 from control_api.usage.billing import Billing
 from control_api.webhooks import Outbox, WebhookClient
 from tests.control_api.api.conftest import FakeLiveCalls, LocalHttpClient
@@ -72,8 +71,8 @@ class SmsServer:
     async def _main(self) -> None:
         self.store = await Store.open(f"sqlite:///{self.directory / 'callswitch.db'}")
         webhooks = WebhookClient()
-        self.outbox = Outbox(self.store, webhooks, self.store.auth_token)
-        self.billing = Billing(self.store, BillingStore(self.store.db), self.outbox)
+        self.outbox = Outbox(self.store, webhooks, self.store.accounts.auth_token)
+        self.billing = Billing(self.store, self.store.billing, self.outbox)
         self.messaging = Messaging(
             self.store, self.outbox, webhooks, billing=self.billing, carriers=[self.carrier]
         )
@@ -113,7 +112,7 @@ class SmsServer:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def new_account(self) -> Account:
-        return self.call(self.store.create_account("sms test"))
+        return self.call(self.store.accounts.create("sms test"))
 
     def client(self, account: Account) -> Client:
         return Client(account.sid, account.auth_token, http_client=LocalHttpClient(self.base_url))

@@ -181,7 +181,7 @@ def test_update_answers_with_the_fresh_call(api, client, history):
     _parent, _child, live = history
     api.live_calls.live.add(live.sid)
     try:
-        api.run(api.store.update_call(live.sid, status="completed", duration=7))
+        api.run(api.store.calls.update(live.sid, status="completed", duration=7))
         answer = client.calls(live.sid).update(status="completed")
         assert (answer.status, answer.duration) == ("completed", "7")
     finally:

@@ -6,7 +6,7 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 
 from control_api.sids import new_sid
-from control_api.store.store import ConferenceRecord, ParticipantRecord
+from control_api.store import ConferenceRecord, ParticipantRecord
 from tests.control_api.api.routing_server import FakeLiveConferences, serve_api
 
 
@@ -28,7 +28,7 @@ def api(tmp_path_factory, store_url):
             """Update the store as the call engine does before it answers True."""
             store = running.store
             if request[0] == "end":
-                await store.update_conference(
+                await store.conferences.update(
                     request[2],
                     status="completed",
                     reason_conference_ended="conference-ended-via-api",
@@ -40,9 +40,9 @@ def api(tmp_path_factory, store_url):
                     for name, value in (("muted", muted), ("hold", hold))
                     if value is not None
                 }
-                await store.update_participant(conference_sid, call_sid, **changes)
+                await store.participants.update(conference_sid, call_sid, **changes)
             elif request[0] == "kick":
-                await store.update_participant(request[2], request[3], status="complete")
+                await store.participants.update(request[2], request[3], status="complete")
 
         engine.on_act = act_like_the_engine
         yield running
@@ -64,7 +64,7 @@ def add_conference(api, account, name="room", **fields) -> ConferenceRecord:
     record = ConferenceRecord(
         sid=new_sid("CF"), account_sid=account.sid, friendly_name=name, **fields
     )
-    return api.run(api.store.insert_conference(record))
+    return api.run(api.store.conferences.insert(record))
 
 
 def add_participant(api, account, conference, **fields) -> ParticipantRecord:
@@ -72,7 +72,7 @@ def add_participant(api, account, conference, **fields) -> ParticipantRecord:
     record = ParticipantRecord(
         conference_sid=conference.sid, call_sid=call.sid, account_sid=account.sid, **fields
     )
-    return api.run(api.store.insert_participant(record))
+    return api.run(api.store.participants.insert(record))
 
 
 def test_fetch_conference_has_twilios_fields(client, api, account, at):

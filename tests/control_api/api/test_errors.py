@@ -136,8 +136,9 @@ def test_path_sids_of_the_wrong_form_never_reach_the_store(api, account, auth, m
     async def spy(*args):
         asked.append(args)
 
-    for name in ("get_number", "delete_number", "get_call", "delete_call"):
-        monkeypatch.setattr(api.store, name, spy)
+    for resource in (api.store.numbers, api.store.calls):
+        for name in ("get", "delete"):
+            monkeypatch.setattr(resource, name, spy)
     base = f"/2010-04-01/Accounts/{account.sid}"
     for path in ("IncomingPhoneNumbers/PN%00.json", "Calls/CA%00.json", "Calls/PNx.json"):
         for method in ("GET", "POST", "DELETE"):

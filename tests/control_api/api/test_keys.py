@@ -11,7 +11,6 @@ from twilio.jwt.access_token.grants import VoiceGrant
 from twilio.rest import Client
 
 from control_api.sids import is_sid
-from control_api.store.webrtc import find_api_key
 from signaling.tokens import verify
 from tests.control_api.api.conftest import LocalHttpClient
 
@@ -41,16 +40,17 @@ def test_create_shows_the_secret_once_and_list_fetch_delete(client, account, api
     with pytest.raises(TwilioRestException) as caught:
         client.keys(key.sid).fetch()
     assert caught.value.status == 404
-    assert api.run(find_api_key(api.store, key.sid)) is None
+    assert api.run(api.store.api_keys.find(key.sid)) is None
 
 
 def test_a_library_token_signed_with_a_new_key_verifies(client, account, api):
     key = client.new_keys.create(friendly_name="tokens")
     token = AccessToken(account.sid, key.sid, key.secret, identity="alice", ttl=600)
     token.add_grant(VoiceGrant(incoming_allow=True))
-    stored = api.run(find_api_key(api.store, key.sid))
-    claims = verify(token.to_jwt(), secret=stored.secret, account_sid=stored.account_sid,
-                    now=time.time())
+    stored = api.run(api.store.api_keys.find(key.sid))
+    claims = verify(
+        token.to_jwt(), secret=stored.secret, account_sid=stored.account_sid, now=time.time()
+    )
     assert claims.identity == "alice" and claims.incoming_allow
 
 
@@ -84,5 +84,3 @@ def test_friendly_name_too_long_is_refused(client):
     with pytest.raises(TwilioRestException) as caught:
         client.new_keys.create(friendly_name="x" * 65)
     assert caught.value.status == 400
-
-

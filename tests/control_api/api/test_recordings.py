@@ -13,7 +13,7 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 
 from control_api.sids import new_sid
-from control_api.store.store import ConferenceRecord, RecordingRecord
+from control_api.store import ConferenceRecord, RecordingRecord
 from tests.control_api.api.routing_server import FakeLiveConferences, serve_api
 
 
@@ -61,7 +61,7 @@ def add_recording(api, recordings_dir):
         fields.setdefault("status", "completed")
         fields.setdefault("duration", 7)
         record = RecordingRecord(sid=sid, account_sid=account.sid, **fields)
-        return api.run(api.store.insert_recording(record))
+        return api.run(api.store.recordings.insert(record))
 
     return make
 
@@ -118,7 +118,7 @@ def test_in_progress_recording_has_duration_minus_one(client, account, add_recor
 def test_list_newest_first_with_filters(client, api, account, other, add_recording, at):
     call = api.insert_call(account, status="completed")
     conference = api.run(
-        api.store.insert_conference(
+        api.store.conferences.insert(
             ConferenceRecord(sid=new_sid("CF"), account_sid=account.sid, friendly_name="room")
         )
     )
@@ -227,7 +227,7 @@ def test_another_account_sees_nothing(client, api, account, other, add_recording
 
 def test_store_update_shows_in_the_api(client, api, account, add_recording):
     recording = add_recording(account, status="in-progress", duration=None)
-    api.run(api.store.update_recording(recording.sid, status="completed", duration=3))
+    api.run(api.store.recordings.update(recording.sid, status="completed", duration=3))
     fetched = client.recordings(recording.sid).fetch()
     assert (fetched.status, fetched.duration) == ("completed", "3")
     assert fetched.date_updated >= fetched.date_created - timedelta(seconds=1)

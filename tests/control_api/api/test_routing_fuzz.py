@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from control_api.sids import new_sid
-from control_api.store.store import ConferenceRecord, ParticipantRecord
+from control_api.store import ConferenceRecord, ParticipantRecord
 from tests.control_api.api.routing_server import FakeLiveConferences, serve_api
 from tests.control_api.api.test_fuzz import FORM, VALUES, assert_answer, fuzz
 
@@ -56,13 +56,13 @@ def api(tmp_path_factory, store_url):
 def room(api, account):
     """A conference of ``account`` with one participant: (conference SID, call SID)."""
     conference = api.run(
-        api.store.insert_conference(
+        api.store.conferences.insert(
             ConferenceRecord(sid=new_sid("CF"), account_sid=account.sid, friendly_name="fuzz")
         )
     )
     call = api.insert_call(account, status="in-progress")
     api.run(
-        api.store.insert_participant(
+        api.store.participants.insert(
             ParticipantRecord(
                 conference_sid=conference.sid, call_sid=call.sid, account_sid=account.sid
             )

@@ -73,7 +73,7 @@ def test_the_password_is_never_shown_and_stored_only_as_ha1(client, api, auth):
     path = f"{created.uri[: -len('.json')]}/Credentials/{credential.sid}.json"
     body = api.http.get(path, auth=auth).json()
     assert "password" not in body and PASSWORD not in str(body)
-    stored = api.run(api.store.find_sip_credential(name))
+    stored = api.run(api.store.sip_credentials.find(name))
     assert stored.ha1_md5 == ha1(name, SIP_REALM, PASSWORD, "MD5")
     assert stored.ha1_sha256 == ha1(name, SIP_REALM, PASSWORD, "SHA-256")
     assert len(stored.ha1_md5) == 32 and len(stored.ha1_sha256) == 64
@@ -89,7 +89,7 @@ def test_update_password_and_rename_list(client, api):
     new_password = "AnotherSecret99"
     updated = created.credentials(credential.sid).update(password=new_password)
     assert updated.sid == credential.sid
-    stored = api.run(api.store.find_sip_credential(name))
+    stored = api.run(api.store.sip_credentials.find(name))
     assert stored.ha1_md5 == ha1(name, SIP_REALM, new_password, "MD5")
     error = rest_error(lambda: created.credentials(credential.sid).update(password="weak"))
     assert (error.status, error.code) == (400, 21240)
@@ -100,14 +100,14 @@ def test_delete_credential_then_list(client, api):
     name = username()
     credential = created.credentials.create(username=name, password=PASSWORD)
     assert created.credentials(credential.sid).delete() is True
-    assert api.run(api.store.find_sip_credential(name)) is None
+    assert api.run(api.store.sip_credentials.find(name)) is None
     assert created.credentials.list() == []
     error = rest_error(lambda: created.credentials(credential.sid).fetch())
     assert (error.status, error.code) == (404, 20404)
 
     again = created.credentials.create(username=username(), password=PASSWORD)
     assert client.sip.credential_lists(created.sid).delete() is True
-    assert api.run(api.store.find_sip_credential(again.username)) is None
+    assert api.run(api.store.sip_credentials.find(again.username)) is None
     assert rest_error(lambda: client.sip.credential_lists(created.sid).fetch()).status == 404
 
 
@@ -144,7 +144,7 @@ def test_username_is_unique_in_the_account_only(client, api, account, other):
     their = theirs.credentials.create(username=name, password=PASSWORD + "x")
     assert (their.username, their.account_sid) == (name, other.sid)
     assert [c.sid for c in theirs.credentials.list()] == [their.sid]
-    stored = api.run(api.store.find_sip_credentials(name))
+    stored = api.run(api.store.sip_credentials.find_all(name))
     assert [(c.sid, c.account_sid) for c in stored] == [
         (first.sid, account.sid),
         (their.sid, other.sid),

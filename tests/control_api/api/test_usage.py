@@ -51,7 +51,7 @@ def _finished_call(sms, account, seconds: int, direction="outbound-api", to="+15
         status="completed",
         duration=seconds,
     )
-    sms.call(sms.store.insert_call(record))
+    sms.call(sms.store.calls.insert(record))
     sms.call(
         sms.billing.call_finished(
             sid=sid,

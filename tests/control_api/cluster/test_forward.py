@@ -15,8 +15,7 @@ from control_api.cluster import ClusterLiveCalls, Node, cluster_router
 from control_api.cluster.forward import NodeUnreachable
 from control_api.errors import ApiError
 from control_api.sids import new_sid
-from control_api.store import CallRecord, Store
-from control_api.store.nodes import NodeStore
+from control_api.store import CallRecord, NodeStore, Store
 
 WHEN = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
@@ -63,7 +62,7 @@ class Engine:
 @pytest.fixture
 async def two_nodes(tmp_path):
     store = await Store.open(f"sqlite:///{tmp_path / 'callswitch.db'}")
-    account = await store.create_account("a")
+    account = await store.accounts.create("a")
     peer_engine = Engine()
     app = create_app(store, peer_engine)
     app.include_router(cluster_router(peer_engine))
@@ -85,7 +84,7 @@ async def two_nodes(tmp_path):
 async def held_by(store: Store, account_sid: str, node_id: str, status: str = "in-progress"):
     record = CallRecord(sid=new_sid("CA"), account_sid=account_sid, status=status)
     record.node_id = node_id
-    return await store.insert_call(record)
+    return await store.calls.insert(record)
 
 
 async def test_updates_reach_the_node_holding_the_call(two_nodes):

@@ -12,9 +12,7 @@ from sqlalchemy import select
 
 from control_api.cluster import Node
 from control_api.sids import new_sid
-from control_api.store import CallRecord, Store
-from control_api.store.billing import BillingStore
-from control_api.store.nodes import NodeStore
+from control_api.store import BillingStore, CallRecord, NodeStore, Store
 from control_api.store.schema import usage_items
 from control_api.usage.billing import Billing
 from tests.control_api.store.conftest import db_path, store_url  # noqa: F401 - fixtures
@@ -58,7 +56,7 @@ async def add_call(store: Store, account_sid: str, node_id: str, status: str, st
         date_created=started,
         node_id=node_id,
     )
-    return await store.insert_call(record)
+    return await store.calls.insert(record)
 
 
 async def usage_of(store: Store) -> dict[str, tuple[str, int]]:
@@ -67,15 +65,15 @@ async def usage_of(store: Store) -> dict[str, tuple[str, int]]:
 
 
 async def test_calls_are_stamped_with_the_node_id(store: Store):
-    account = await store.create_account("a")
+    account = await store.accounts.create("a")
     Node(store, "node-a", "http://127.0.0.1:1", lease_s=5)
-    call = await store.insert_call(CallRecord(sid=new_sid("CA"), account_sid=account.sid))
+    call = await store.calls.insert(CallRecord(sid=new_sid("CA"), account_sid=account.sid))
     assert call.node_id == "node-a"
-    assert (await store.get_call(account.sid, call.sid)).node_id == "node-a"
+    assert (await store.calls.get(account.sid, call.sid)).node_id == "node-a"
 
 
 async def test_a_restarted_node_fails_and_bills_the_calls_it_lost(store: Store):
-    account = await store.create_account("a")
+    account = await store.accounts.create("a")
     clock = Clock(T0)
     await NodeStore(store.db).register("node-a", "http://127.0.0.1:1", T0 - timedelta(minutes=5))
     last_seen = T0 - timedelta(seconds=30)
@@ -104,13 +102,13 @@ async def test_a_restarted_node_fails_and_bills_the_calls_it_lost(store: Store):
     finally:
         await node.stop()
 
-    lost = await store.get_call(account.sid, talking.sid)
+    lost = await store.calls.get(account.sid, talking.sid)
     assert (lost.status, lost.end_time, lost.duration) == ("failed", last_seen, 90)
     assert lost.price == "-0.01700"  # two started minutes of calls-inbound at 0.0085
-    unanswered = await store.get_call(account.sid, ringing.sid)
+    unanswered = await store.calls.get(account.sid, ringing.sid)
     assert (unanswered.status, unanswered.duration, unanswered.price) == ("failed", 0, None)
-    assert (await store.get_call(account.sid, done.sid)).status == "completed"
-    assert (await store.get_call(account.sid, other.sid)).status == "in-progress"
+    assert (await store.calls.get(account.sid, done.sid)).status == "completed"
+    assert (await store.calls.get(account.sid, other.sid)).status == "in-progress"
     assert await usage_of(store) == {talking.sid: ("calls-inbound", 2)}
     # A second restart finds nothing left to end, and bills nothing twice.
     again = Node(
@@ -127,7 +125,7 @@ async def test_a_restarted_node_fails_and_bills_the_calls_it_lost(store: Store):
 
 
 async def test_a_peer_past_its_lease_is_reaped_once_by_racing_nodes(store: Store):
-    account = await store.create_account("a")
+    account = await store.accounts.create("a")
     balance_store = BillingStore(store.db)
     await balance_store.set_balance(account.sid, Decimal("10"))
     nodes = NodeStore(store.db)
@@ -155,14 +153,14 @@ async def test_a_peer_past_its_lease_is_reaped_once_by_racing_nodes(store: Store
         await b.stop()
         await c.stop()
     for call in calls:
-        record = await store.get_call(account.sid, call.sid)
+        record = await store.calls.get(account.sid, call.sid)
         assert (record.status, record.duration, record.price) == ("failed", 60, "-0.00850")
     assert len(await usage_of(store)) == 10
     assert await balance_store.get_balance(account.sid) == Decimal("10") - 10 * Decimal("0.0085")
 
 
 async def test_a_fresh_peer_is_left_alone(store: Store):
-    account = await store.create_account("a")
+    account = await store.accounts.create("a")
     nodes = NodeStore(store.db)
     await nodes.register("alive", "http://127.0.0.1:1", T0 - timedelta(seconds=5))
     call = await add_call(store, account.sid, "alive", "in-progress", T0 - timedelta(seconds=50))
@@ -173,11 +171,11 @@ async def test_a_fresh_peer_is_left_alone(store: Store):
         assert (await node.live_peer("alive")).url == "http://127.0.0.1:1"
     finally:
         await node.stop()
-    assert (await store.get_call(account.sid, call.sid)).status == "in-progress"
+    assert (await store.calls.get(account.sid, call.sid)).status == "in-progress"
 
 
 async def test_reconcile_charges_a_lost_call_whose_billing_was_interrupted(store: Store):
-    account = await store.create_account("a")
+    account = await store.accounts.create("a")
     clock = Clock(T0)
     await NodeStore(store.db).register("node-a", "http://127.0.0.1:1", T0 - timedelta(seconds=10))
     talking = await add_call(
@@ -198,7 +196,7 @@ async def test_reconcile_charges_a_lost_call_whose_billing_was_interrupted(store
 
 
 async def test_a_peer_that_comes_back_before_the_update_keeps_its_calls(store: Store):
-    account = await store.create_account("a")
+    account = await store.accounts.create("a")
     nodes = NodeStore(store.db)
     await nodes.register("slow", "http://127.0.0.1:1", T0 - timedelta(seconds=60))
     call = await add_call(store, account.sid, "slow", "in-progress", T0 - timedelta(seconds=90))
@@ -208,7 +206,7 @@ async def test_a_peer_that_comes_back_before_the_update_keeps_its_calls(store: S
         "slow", stale.heartbeat_at, T0, lambda _: None, silent_since=T0 - timedelta(seconds=30)
     )
     assert ended == []
-    assert (await store.get_call(account.sid, call.sid)).status == "in-progress"
+    assert (await store.calls.get(account.sid, call.sid)).status == "in-progress"
 
 
 async def test_a_lost_call_gets_the_final_status_callback_its_application_asked_for(store: Store):
@@ -216,8 +214,8 @@ async def test_a_lost_call_gets_the_final_status_callback_its_application_asked_
     from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
     from control_api.webhooks import Outbox
 
-    account = await store.create_account("a")
-    outbox = Outbox(store, None, store.auth_token)
+    account = await store.accounts.create("a")
+    outbox = Outbox(store, None, store.accounts.auth_token)
     await NodeStore(store.db).register("node-a", "http://127.0.0.1:1", utcnow())
     Node(store, "node-a", "http://127.0.0.1:1", lease_s=5)  # stamps the calls below
 
@@ -245,7 +243,7 @@ async def test_a_lost_call_gets_the_final_status_callback_its_application_asked_
     every_event = await place("http://app.test/status", None)
     only_initiated = await place("http://app.test/status", frozenset({"initiated"}))
     no_callback = await place(None, None)
-    assert await store.pending_count() == 2  # every_event's ringing and in-progress
+    assert await store.outbox.pending_count() == 2  # every_event's ringing and in-progress
 
     node = Node(store, "node-a", "http://127.0.0.1:1", lease_s=5)
     try:
@@ -253,9 +251,9 @@ async def test_a_lost_call_gets_the_final_status_callback_its_application_asked_
     finally:
         await node.stop()
     # Queued once, with the restarted node's change of status: the third of its callbacks.
-    assert await store.pending_count() == 3
+    assert await store.outbox.pending_count() == 3
     later = utcnow() + timedelta(minutes=1)
-    items = await store.claim_webhooks("x", later, later + timedelta(minutes=1))
+    items = await store.outbox.claim("x", later, later + timedelta(minutes=1))
     final = [item for item in items if item.delivery_id == f"lost-{every_event}"]
     assert [(i.url, i.method, i.call_sid) for i in final] == [
         ("http://app.test/status", "POST", every_event)
@@ -273,4 +271,4 @@ async def test_a_lost_call_gets_the_final_status_callback_its_application_asked_
     )
     assert {item.call_sid for item in items} == {every_event}
     for sid in (every_event, only_initiated, no_callback):
-        assert (await store.get_call(account.sid, sid)).status == "failed"
+        assert (await store.calls.get(account.sid, sid)).status == "failed"

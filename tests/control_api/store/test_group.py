@@ -21,7 +21,7 @@ async def store(tmp_path):
 
 async def test_units_commit_together_and_a_failure_stays_alone(store: Store):
     group = GroupCommit(store.db)
-    account = await store.create_account("a")
+    account = await store.accounts.create("a")
 
     def rename(name):
         return lambda c: (
@@ -43,7 +43,7 @@ async def test_units_commit_together_and_a_failure_stays_alone(store: Store):
     assert results[0] == 1 and results[2] == 1
     assert isinstance(results[1], Exception)
     # Both renames committed, in order, despite the failure between them.
-    assert (await store.get_account(account.sid)).friendly_name == "c"
+    assert (await store.accounts.get(account.sid)).friendly_name == "c"
     assert group.units >= 2
     group.close()
 
@@ -61,7 +61,7 @@ async def test_rows_for_one_table_go_in_one_executemany_and_a_bad_row_fails_alon
     from sqlalchemy import event, func
 
     group = GroupCommit(store.db)
-    taken = await store.create_account("taken")
+    taken = await store.accounts.create("taken")
     now = datetime.now(UTC)
 
     def row(sid: str) -> dict:
@@ -105,7 +105,7 @@ async def test_rows_whose_key_is_taken_can_be_skipped(store: Store):
     from control_api.store.schema import webhook_outbox
 
     group = GroupCommit(store.db)
-    account = await store.create_account("a")
+    account = await store.accounts.create("a")
     now = datetime.now(UTC)
 
     def row(delivery_id: str, url: str) -> dict:
@@ -126,7 +126,7 @@ async def test_rows_whose_key_is_taken_can_be_skipped(store: Store):
         group.insert(webhook_outbox, row("once", "http://127.0.0.1/again"), ignore_existing=True),
         group.insert(webhook_outbox, row("other", "http://127.0.0.1/other"), ignore_existing=True),
     )
-    items = await store.due_webhooks(now)
+    items = await store.outbox.due(now)
     assert [(i.delivery_id, i.url) for i in items] == [
         ("once", "http://127.0.0.1/first"),
         ("other", "http://127.0.0.1/other"),

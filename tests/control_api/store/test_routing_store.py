@@ -16,20 +16,20 @@ from sqlalchemy.exc import IntegrityError
 
 from control_api.sids import is_sid, new_sid
 from control_api.sip_realm import SIP_REALM
-from control_api.store import Store
-from control_api.store.migrate import alembic_config
-from control_api.store.schema import accounts, metadata
-from control_api.store.store import (
+from control_api.store import (
     ConferenceRecord,
     CredentialListNameTaken,
     NoSuchCredentialList,
     ParticipantRecord,
     RecordingRecord,
+    Store,
     TextTooLong,
     UsernameTaken,
     check_sip_password,
     check_sip_username,
 )
+from control_api.store.migrate import alembic_config
+from control_api.store.schema import accounts, metadata
 from sip.auth import ha1
 from tests.control_api.store.conftest import HEAD, alembic_version, run_on, table_names
 
@@ -53,12 +53,12 @@ async def store(store_url: str):
 
 @pytest.fixture
 async def account(store: Store):
-    return await store.create_account("main")
+    return await store.accounts.create("main")
 
 
 @pytest.fixture
 async def other(store: Store):
-    return await store.create_account("other")
+    return await store.accounts.create("other")
 
 
 # Migration 0002
@@ -99,12 +99,12 @@ async def test_a_0001_database_upgrades_keeping_its_data(store_url: str, db_path
 
     store = await Store.open(store_url)
     try:
-        account = await store.get_account(row["sid"])
+        account = await store.accounts.get(row["sid"])
         assert account is not None and account.friendly_name == "old"
         assert account.date_created == old
-        credential_list = await store.create_credential_list(account.sid, "default")
-        await store.create_sip_credential(account.sid, credential_list.sid, "alice", PASSWORD)
-        assert (await store.find_sip_credential("alice")).account_sid == account.sid
+        credential_list = await store.credential_lists.create(account.sid, "default")
+        await store.sip_credentials.create(account.sid, credential_list.sid, "alice", PASSWORD)
+        assert (await store.sip_credentials.find("alice")).account_sid == account.sid
     finally:
         await store.close()
     assert await run_on(store_url, alembic_version) == [HEAD]
@@ -136,9 +136,9 @@ def test_username_and_password_rules():
 
 
 async def test_credential_keeps_only_the_ha1s(store: Store, account):
-    credential_list = await store.create_credential_list(account.sid, "office")
+    credential_list = await store.credential_lists.create(account.sid, "office")
     assert is_sid(credential_list.sid, "CL")
-    credential = await store.create_sip_credential(
+    credential = await store.sip_credentials.create(
         account.sid, credential_list.sid, "alice", PASSWORD
     )
     assert is_sid(credential.sid, "CR")
@@ -146,13 +146,13 @@ async def test_credential_keeps_only_the_ha1s(store: Store, account):
     assert credential.ha1_sha256 == ha1("alice", SIP_REALM, PASSWORD, "SHA-256")
     # RFC 2617 §3.2.2.2: MD5(username ":" realm ":" password), as any registrar computes it.
     assert credential.ha1_md5 == hashlib.md5(f"alice:callswitch:{PASSWORD}".encode()).hexdigest()
-    assert await store.find_sip_credential("alice") == credential
-    assert await store.find_sip_credential("bob") is None
+    assert await store.sip_credentials.find("alice") == credential
+    assert await store.sip_credentials.find("bob") is None
     assert (
-        await store.get_sip_credential(account.sid, credential_list.sid, credential.sid)
+        await store.sip_credentials.get(account.sid, credential_list.sid, credential.sid)
         == credential
     )
-    assert await store.list_sip_credentials(account.sid, credential_list.sid) == [credential]
+    assert await store.sip_credentials.page(account.sid, credential_list.sid) == [credential]
     rows = await store.db.run(
         lambda c: [str(tuple(row)) for t in metadata.sorted_tables for row in c.execute(select(t))]
     )
@@ -160,80 +160,80 @@ async def test_credential_keeps_only_the_ha1s(store: Store, account):
 
 
 async def test_usernames_are_unique_per_account(store: Store, account, other):
-    mine = await store.create_credential_list(account.sid, "mine")
-    second = await store.create_credential_list(account.sid, "second")
-    theirs = await store.create_credential_list(other.sid, "theirs")
-    first = await store.create_sip_credential(account.sid, mine.sid, "alice", PASSWORD)
+    mine = await store.credential_lists.create(account.sid, "mine")
+    second = await store.credential_lists.create(account.sid, "second")
+    theirs = await store.credential_lists.create(other.sid, "theirs")
+    first = await store.sip_credentials.create(account.sid, mine.sid, "alice", PASSWORD)
     with pytest.raises(UsernameTaken):
-        await store.create_sip_credential(account.sid, mine.sid, "alice", PASSWORD)
+        await store.sip_credentials.create(account.sid, mine.sid, "alice", PASSWORD)
     with pytest.raises(UsernameTaken):  # another list of the same account
-        await store.create_sip_credential(account.sid, second.sid, "alice", PASSWORD)
+        await store.sip_credentials.create(account.sid, second.sid, "alice", PASSWORD)
     # Another account's "alice" is neither revealed nor blocked.
-    their = await store.create_sip_credential(other.sid, theirs.sid, "alice", PASSWORD + "x")
-    assert await store.find_sip_credentials("alice") == [first, their]
-    assert await store.find_sip_credential("alice", other.sid) == their
-    assert await store.delete_sip_credential_by_username("alice", other.sid) == 1
-    assert await store.find_sip_credentials("alice") == [first]
+    their = await store.sip_credentials.create(other.sid, theirs.sid, "alice", PASSWORD + "x")
+    assert await store.sip_credentials.find_all("alice") == [first, their]
+    assert await store.sip_credentials.find("alice", other.sid) == their
+    assert await store.sip_credentials.delete_username("alice", other.sid) == 1
+    assert await store.sip_credentials.find_all("alice") == [first]
 
 
 async def test_credentials_only_in_lists_of_their_account(store: Store, account, other):
-    mine = await store.create_credential_list(account.sid, "mine")
+    mine = await store.credential_lists.create(account.sid, "mine")
     with pytest.raises(NoSuchCredentialList):
-        await store.create_sip_credential(other.sid, mine.sid, "bob", PASSWORD)
+        await store.sip_credentials.create(other.sid, mine.sid, "bob", PASSWORD)
     with pytest.raises(NoSuchCredentialList):
-        await store.create_sip_credential(account.sid, new_sid("CL"), "bob", PASSWORD)
-    credential = await store.create_sip_credential(account.sid, mine.sid, "bob", PASSWORD)
-    assert await store.get_credential_list(other.sid, mine.sid) is None
-    assert await store.list_credential_lists(other.sid) == []
-    assert await store.get_sip_credential(other.sid, mine.sid, credential.sid) is None
-    assert await store.list_sip_credentials(other.sid, mine.sid) == []
-    assert await store.update_sip_credential(other.sid, mine.sid, credential.sid, PASSWORD) is None
-    assert await store.delete_sip_credential(other.sid, mine.sid, credential.sid) is False
-    assert await store.update_credential_list(other.sid, mine.sid, "stolen") is None
-    assert await store.delete_credential_list(other.sid, mine.sid) is False
-    assert await store.find_sip_credential("bob") == credential
+        await store.sip_credentials.create(account.sid, new_sid("CL"), "bob", PASSWORD)
+    credential = await store.sip_credentials.create(account.sid, mine.sid, "bob", PASSWORD)
+    assert await store.credential_lists.get(other.sid, mine.sid) is None
+    assert await store.credential_lists.page(other.sid) == []
+    assert await store.sip_credentials.get(other.sid, mine.sid, credential.sid) is None
+    assert await store.sip_credentials.page(other.sid, mine.sid) == []
+    assert await store.sip_credentials.update(other.sid, mine.sid, credential.sid, PASSWORD) is None
+    assert await store.sip_credentials.delete(other.sid, mine.sid, credential.sid) is False
+    assert await store.credential_lists.update(other.sid, mine.sid, "stolen") is None
+    assert await store.credential_lists.delete(other.sid, mine.sid) is False
+    assert await store.sip_credentials.find("bob") == credential
 
 
 async def test_update_password_and_list_name(store: Store, account):
-    credential_list = await store.create_credential_list(account.sid, "old name")
-    credential = await store.create_sip_credential(
+    credential_list = await store.credential_lists.create(account.sid, "old name")
+    credential = await store.sip_credentials.create(
         account.sid, credential_list.sid, "carol", PASSWORD
     )
-    updated = await store.update_sip_credential(
+    updated = await store.sip_credentials.update(
         account.sid, credential_list.sid, credential.sid, "NewPassword42"
     )
     assert updated.ha1_md5 == ha1("carol", SIP_REALM, "NewPassword42", "MD5")
     assert updated.ha1_sha256 == ha1("carol", SIP_REALM, "NewPassword42", "SHA-256")
     with pytest.raises(ValueError):
-        await store.update_sip_credential(account.sid, credential_list.sid, credential.sid, "weak")
-    renamed = await store.update_credential_list(account.sid, credential_list.sid, "new name")
+        await store.sip_credentials.update(account.sid, credential_list.sid, credential.sid, "weak")
+    renamed = await store.credential_lists.update(account.sid, credential_list.sid, "new name")
     assert renamed.friendly_name == "new name"
-    await store.create_credential_list(account.sid, "taken")
+    await store.credential_lists.create(account.sid, "taken")
     with pytest.raises(CredentialListNameTaken):
-        await store.create_credential_list(account.sid, "taken")
+        await store.credential_lists.create(account.sid, "taken")
     with pytest.raises(CredentialListNameTaken):
-        await store.update_credential_list(account.sid, credential_list.sid, "taken")
-    assert [cl.friendly_name for cl in await store.list_credential_lists(account.sid)] == [
+        await store.credential_lists.update(account.sid, credential_list.sid, "taken")
+    assert [cl.friendly_name for cl in await store.credential_lists.page(account.sid)] == [
         "new name",
         "taken",
     ]
-    assert [cl.sid for cl in await store.list_credential_lists(account.sid, friendly_name="taken")]
+    assert [cl.sid for cl in await store.credential_lists.page(account.sid, friendly_name="taken")]
 
 
 async def test_deleting_a_list_deletes_its_credentials(store: Store, account):
-    credential_list = await store.create_credential_list(account.sid, "doomed")
-    await store.create_sip_credential(account.sid, credential_list.sid, "dave", PASSWORD)
-    assert await store.delete_credential_list(account.sid, credential_list.sid) is True
-    assert await store.find_sip_credential("dave") is None
-    assert await store.delete_credential_list(account.sid, credential_list.sid) is False
+    credential_list = await store.credential_lists.create(account.sid, "doomed")
+    await store.sip_credentials.create(account.sid, credential_list.sid, "dave", PASSWORD)
+    assert await store.credential_lists.delete(account.sid, credential_list.sid) is True
+    assert await store.sip_credentials.find("dave") is None
+    assert await store.credential_lists.delete(account.sid, credential_list.sid) is False
 
 
 async def test_delete_by_username(store: Store, account):
-    credential_list = await store.create_credential_list(account.sid, "default")
-    await store.create_sip_credential(account.sid, credential_list.sid, "erin", PASSWORD)
-    assert await store.delete_sip_credential_by_username("erin") == 1
-    assert await store.delete_sip_credential_by_username("erin") == 0
-    assert await store.find_sip_credential("erin") is None
+    credential_list = await store.credential_lists.create(account.sid, "default")
+    await store.sip_credentials.create(account.sid, credential_list.sid, "erin", PASSWORD)
+    assert await store.sip_credentials.delete_username("erin") == 1
+    assert await store.sip_credentials.delete_username("erin") == 0
+    assert await store.sip_credentials.find("erin") is None
 
 
 # Recordings
@@ -244,39 +244,39 @@ def recording(account, **fields) -> RecordingRecord:
 
 
 async def test_insert_update_get_delete_recording(store: Store, account, other):
-    record = await store.insert_recording(
+    record = await store.recordings.insert(
         recording(account, call_sid=new_sid("CA"), start_time=T0, file_path="a/b.wav")
     )
     assert record.date_created is not None and record.status == "in-progress"
-    assert await store.get_recording(account.sid, record.sid) == record
-    assert await store.get_recording(other.sid, record.sid) is None
-    done = await store.update_recording(
+    assert await store.recordings.get(account.sid, record.sid) == record
+    assert await store.recordings.get(other.sid, record.sid) is None
+    done = await store.recordings.update(
         record.sid, status="completed", duration=12, price="-0.0025"
     )
     assert (done.status, done.duration, done.price) == ("completed", 12, "-0.0025")
     assert done.date_updated >= record.date_updated
     assert done.file_path == "a/b.wav" and done.start_time == T0
-    assert await store.update_recording(new_sid("RE"), status="failed") is None
+    assert await store.recordings.update(new_sid("RE"), status="failed") is None
     with pytest.raises(TypeError):
-        await store.update_recording(record.sid, account_sid=other.sid)
-    assert await store.delete_recording(other.sid, record.sid) is False
-    assert await store.delete_recording(account.sid, record.sid) is True
-    assert await store.get_recording(account.sid, record.sid) is None
+        await store.recordings.update(record.sid, account_sid=other.sid)
+    assert await store.recordings.delete(other.sid, record.sid) is False
+    assert await store.recordings.delete(account.sid, record.sid) is True
+    assert await store.recordings.get(account.sid, record.sid) is None
 
 
 async def test_list_recordings_filters_newest_first(store: Store, account, other):
     call_sid, conference_sid = new_sid("CA"), new_sid("CF")
-    a = await store.insert_recording(recording(account, call_sid=call_sid, date_created=T0))
-    b = await store.insert_recording(
+    a = await store.recordings.insert(recording(account, call_sid=call_sid, date_created=T0))
+    b = await store.recordings.insert(
         recording(account, conference_sid=conference_sid, date_created=T0 + timedelta(hours=1))
     )
-    c = await store.insert_recording(
+    c = await store.recordings.insert(
         recording(account, call_sid=call_sid, date_created=T0 + timedelta(days=1))
     )
-    await store.insert_recording(recording(other, call_sid=call_sid, date_created=T0))
+    await store.recordings.insert(recording(other, call_sid=call_sid, date_created=T0))
 
     async def sids(**filters):
-        return [r.sid for r in await store.list_recordings(account.sid, **filters)]
+        return [r.sid for r in await store.recordings.page(account.sid, **filters)]
 
     assert await sids() == [c.sid, b.sid, a.sid]
     assert await sids(call_sid=call_sid) == [c.sid, a.sid]
@@ -290,30 +290,30 @@ async def test_list_recordings_filters_newest_first(store: Store, account, other
 
 
 async def test_conference_lifecycle_and_find_live(store: Store, account, other):
-    room = await store.create_conference(account.sid, "room")
+    room = await store.conferences.create(account.sid, "room")
     assert is_sid(room.sid, "CF") and room.status == "init" and room.region == "us1"
-    assert await store.find_live_conference(account.sid, "room") == room
-    assert await store.find_live_conference(other.sid, "room") is None
-    assert await store.get_conference(other.sid, room.sid) is None
-    running = await store.update_conference(room.sid, status="in-progress")
-    assert await store.find_live_conference(account.sid, "room") == running
-    ended = await store.update_conference(
+    assert await store.conferences.find_live(account.sid, "room") == room
+    assert await store.conferences.find_live(other.sid, "room") is None
+    assert await store.conferences.get(other.sid, room.sid) is None
+    running = await store.conferences.update(room.sid, status="in-progress")
+    assert await store.conferences.find_live(account.sid, "room") == running
+    ended = await store.conferences.update(
         room.sid,
         status="completed",
         reason_conference_ended="last-participant-left",
         call_sid_ending_conference=new_sid("CA"),
     )
     assert ended.reason_conference_ended == "last-participant-left"
-    assert await store.find_live_conference(account.sid, "room") is None
-    again = await store.create_conference(account.sid, "room")
-    assert await store.find_live_conference(account.sid, "room") == again
-    assert await store.update_conference(new_sid("CF"), status="completed") is None
+    assert await store.conferences.find_live(account.sid, "room") is None
+    again = await store.conferences.create(account.sid, "room")
+    assert await store.conferences.find_live(account.sid, "room") == again
+    assert await store.conferences.update(new_sid("CF"), status="completed") is None
     with pytest.raises(TypeError):
-        await store.update_conference(room.sid, sid=new_sid("CF"))
+        await store.conferences.update(room.sid, sid=new_sid("CF"))
 
 
 async def test_list_conferences_filters(store: Store, account, other):
-    old = await store.insert_conference(
+    old = await store.conferences.insert(
         ConferenceRecord(
             sid=new_sid("CF"),
             account_sid=account.sid,
@@ -323,7 +323,7 @@ async def test_list_conferences_filters(store: Store, account, other):
             date_updated=T0 + timedelta(hours=2),
         )
     )
-    new = await store.insert_conference(
+    new = await store.conferences.insert(
         ConferenceRecord(
             sid=new_sid("CF"),
             account_sid=account.sid,
@@ -332,10 +332,10 @@ async def test_list_conferences_filters(store: Store, account, other):
             date_created=T0 + timedelta(days=1),
         )
     )
-    await store.create_conference(other.sid, "a")
+    await store.conferences.create(other.sid, "a")
 
     async def sids(**filters):
-        return [c.sid for c in await store.list_conferences(account.sid, **filters)]
+        return [c.sid for c in await store.conferences.page(account.sid, **filters)]
 
     assert await sids() == [new.sid, old.sid]
     assert await sids(friendly_name="a") == [old.sid]
@@ -348,14 +348,14 @@ async def test_list_conferences_filters(store: Store, account, other):
 
 
 async def test_participants(store: Store, account, other):
-    room = await store.create_conference(account.sid, "room", status="in-progress")
+    room = await store.conferences.create(account.sid, "room", status="in-progress")
     first, second = new_sid("CA"), new_sid("CA")
-    joined = await store.insert_participant(
+    joined = await store.participants.insert(
         ParticipantRecord(
             conference_sid=room.sid, call_sid=first, account_sid=account.sid, date_created=T0
         )
     )
-    await store.insert_participant(
+    await store.participants.insert(
         ParticipantRecord(
             conference_sid=room.sid,
             call_sid=second,
@@ -365,30 +365,30 @@ async def test_participants(store: Store, account, other):
             date_created=T0 + timedelta(seconds=1),
         )
     )
-    assert await store.get_participant(account.sid, room.sid, first) == joined
-    assert await store.get_participant(other.sid, room.sid, first) is None
+    assert await store.participants.get(account.sid, room.sid, first) == joined
+    assert await store.participants.get(other.sid, room.sid, first) is None
     with pytest.raises(IntegrityError):  # one row per call in a conference
-        await store.insert_participant(
+        await store.participants.insert(
             ParticipantRecord(conference_sid=room.sid, call_sid=first, account_sid=account.sid)
         )
 
     async def calls(**filters):
-        return [p.call_sid for p in await store.list_participants(account.sid, room.sid, **filters)]
+        return [p.call_sid for p in await store.participants.page(account.sid, room.sid, **filters)]
 
     assert await calls() == [first, second]
     assert await calls(muted=True) == [second]
     assert await calls(muted=False) == [first]
     assert await calls(hold=True) == []
     assert await calls(coaching=False) == [first, second]
-    assert await store.list_participants(other.sid, room.sid) == []
-    held = await store.update_participant(room.sid, first, hold=True, status="connected")
+    assert await store.participants.page(other.sid, room.sid) == []
+    held = await store.participants.update(room.sid, first, hold=True, status="connected")
     assert held.hold is True and held.muted is False
     assert await calls(hold=True) == [first]
-    assert await store.update_participant(room.sid, new_sid("CA"), hold=True) is None
+    assert await store.participants.update(room.sid, new_sid("CA"), hold=True) is None
     with pytest.raises(TypeError):
-        await store.update_participant(room.sid, first, call_sid=second)
-    assert await store.delete_participant(room.sid, first) is True
-    assert await store.delete_participant(room.sid, first) is False
+        await store.participants.update(room.sid, first, call_sid=second)
+    assert await store.participants.delete(room.sid, first) is True
+    assert await store.participants.delete(room.sid, first) is False
     assert await calls() == [second]
 
 
@@ -424,11 +424,11 @@ async def test_adding_credentials_while_the_list_is_deleted(store: Store, accoun
     """On PostgreSQL these run on separate connections at once: each add either lands
     before the delete (and is deleted with the list) or finds no list."""
     for round in range(8):
-        credential_list = await store.create_credential_list(account.sid, f"race{round}")
+        credential_list = await store.credential_lists.create(account.sid, f"race{round}")
 
         async def add(n: int, sid: str = credential_list.sid, round: int = round):
             try:
-                return await store.create_sip_credential(
+                return await store.sip_credentials.create(
                     account.sid, sid, f"r{round}u{n}", PASSWORD
                 )
             except NoSuchCredentialList:
@@ -436,30 +436,28 @@ async def test_adding_credentials_while_the_list_is_deleted(store: Store, accoun
 
         results = await asyncio.gather(
             *(add(n) for n in range(4)),
-            store.delete_credential_list(account.sid, credential_list.sid),
+            store.credential_lists.delete(account.sid, credential_list.sid),
             *(add(n) for n in range(4, 8)),
         )
         assert results[4] is True
-        assert await store.get_credential_list(account.sid, credential_list.sid) is None
+        assert await store.credential_lists.get(account.sid, credential_list.sid) is None
         for n in range(8):  # nothing is left behind in a list that no longer exists
-            assert await store.find_sip_credential(f"r{round}u{n}") is None
+            assert await store.sip_credentials.find(f"r{round}u{n}") is None
 
 
-async def test_text_longer_than_its_column_is_refused_alike_on_both_backends(
-    store: Store, account
-):
+async def test_text_longer_than_its_column_is_refused_alike_on_both_backends(store: Store, account):
     # A <Conference> name or participantLabel comes from an application's TwiML.
     with pytest.raises(TextTooLong, match=r"conferences\.friendly_name"):
-        await store.create_conference(account.sid, "x" * 129)
-    room = await store.create_conference(account.sid, "x" * 128)
-    assert (await store.get_conference(account.sid, room.sid)).friendly_name == "x" * 128
+        await store.conferences.create(account.sid, "x" * 129)
+    room = await store.conferences.create(account.sid, "x" * 128)
+    assert (await store.conferences.get(account.sid, room.sid)).friendly_name == "x" * 128
     record = ParticipantRecord(
         conference_sid=room.sid, call_sid=new_sid("CA"), account_sid=account.sid, label="l" * 129
     )
     with pytest.raises(TextTooLong, match="label"):
-        await store.insert_participant(record)
+        await store.participants.insert(record)
     with pytest.raises(TextTooLong, match="reason_conference_ended"):
-        await store.update_conference(room.sid, reason_conference_ended="r" * 65)
+        await store.conferences.update(room.sid, reason_conference_ended="r" * 65)
     with pytest.raises(TextTooLong, match="auth_token"):
-        await store.ensure_account(account.sid, "t" * 65)
-    assert (await store.get_account(account.sid)).auth_token == account.auth_token
+        await store.accounts.ensure(account.sid, "t" * 65)
+    assert (await store.accounts.get(account.sid)).auth_token == account.auth_token

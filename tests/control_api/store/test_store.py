@@ -16,10 +16,9 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from control_api.sids import is_sid, new_sid
-from control_api.store import CallRecord, NumberTaken, Store
+from control_api.store import CallRecord, NumberTaken, Store, StoreUnavailable
 from control_api.store.engine import NulInText
 from control_api.store.schema import metadata
-from control_api.store.store import StoreUnavailable
 from tests.control_api.store.conftest import HEAD, HEADS, alembic_version, run_on, table_names
 
 T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
@@ -34,12 +33,12 @@ async def store(store_url: str):
 
 @pytest.fixture
 async def account(store: Store):
-    return await store.create_account("main")
+    return await store.accounts.create("main")
 
 
 @pytest.fixture
 async def other(store: Store):
-    return await store.create_account("other")
+    return await store.accounts.create("other")
 
 
 # Opening and migrations
@@ -63,7 +62,7 @@ def test_nodes_opening_one_postgresql_database_at_once_migrate_it_once(pg_cluste
     async def node() -> str | None:
         store = await Store.open(store_url)
         try:
-            account = await store.ensure_account("AC" + "0" * 32, "token")
+            account = await store.accounts.ensure("AC" + "0" * 32, "token")
             return account.sid
         finally:
             await store.close()
@@ -91,14 +90,14 @@ def test_migrations_form_one_line():
 
 async def test_reopening_keeps_the_data(store_url: str):
     store = await Store.open(store_url)
-    account = await store.create_account("kept")
-    number = await store.create_number(account.sid, "+14155550100")
+    account = await store.accounts.create("kept")
+    number = await store.numbers.create(account.sid, "+14155550100")
     await store.close()
 
     store = await Store.open(store_url)
     try:
-        assert await store.get_account(account.sid) == account
-        assert await store.get_number(account.sid, number.sid) == number
+        assert await store.accounts.get(account.sid) == account
+        assert await store.numbers.get(account.sid, number.sid) == number
     finally:
         await store.close()
 
@@ -119,92 +118,92 @@ async def test_migrations_build_exactly_the_tables_of_schema(store: Store, store
 
 async def test_foreign_keys_are_enforced_as_on_postgresql(store: Store):
     with pytest.raises(IntegrityError):
-        await store.insert_call(CallRecord(sid=new_sid("CA"), account_sid=new_sid("AC")))
+        await store.calls.insert(CallRecord(sid=new_sid("CA"), account_sid=new_sid("AC")))
 
 
 # Accounts
 
 
 async def test_create_account_makes_up_sid_and_token(store: Store):
-    account = await store.create_account()
+    account = await store.accounts.create()
     assert is_sid(account.sid, "AC")
     assert len(account.auth_token) == 32
     assert account.status == "active"
     assert account.date_created.tzinfo is not None
-    assert await store.get_account(account.sid) == account
-    assert await store.get_account(new_sid("AC")) is None
+    assert await store.accounts.get(account.sid) == account
+    assert await store.accounts.get(new_sid("AC")) is None
 
 
 async def test_ensure_account_creates_then_updates_the_token(store: Store):
     sid = new_sid("AC")
-    created = await store.ensure_account(sid, "first-token")
+    created = await store.accounts.ensure(sid, "first-token")
     assert created.auth_token == "first-token"
-    updated = await store.ensure_account(sid, "second-token")
+    updated = await store.accounts.ensure(sid, "second-token")
     assert updated.sid == sid
     assert updated.auth_token == "second-token"
-    assert [a.sid for a in await store.list_accounts()] == [sid]
+    assert [a.sid for a in await store.accounts.all()] == [sid]
 
 
 async def test_account_friendly_name_is_bounded(store: Store):
     with pytest.raises(ValueError):
-        await store.create_account("x" * 65)
+        await store.accounts.create("x" * 65)
 
 
 # Phone numbers
 
 
 async def test_create_number_normalises_and_defaults(store: Store, account):
-    number = await store.create_number(account.sid, "1 (415) 555-0100")
+    number = await store.numbers.create(account.sid, "1 (415) 555-0100")
     assert is_sid(number.sid, "PN")
     assert number.phone_number == "+14155550100"
     assert number.friendly_name == "(415) 555-0100"
     assert number.voice_method == number.sms_method == number.status_callback_method == "POST"
     assert number.voice_url is None
-    assert await store.get_number(account.sid, number.sid) == number
+    assert await store.numbers.get(account.sid, number.sid) == number
 
 
 async def test_create_number_rejects_what_is_not_e164(store: Store, account):
     for bad in ("", "abc", "+0123456789", "+12", "+1234567890123456"):
         with pytest.raises(ValueError):
-            await store.create_number(account.sid, bad)
+            await store.numbers.create(account.sid, bad)
     with pytest.raises(TypeError):
-        await store.create_number(account.sid, "+14155550100", colour="red")
+        await store.numbers.create(account.sid, "+14155550100", colour="red")
 
 
 async def test_a_number_belongs_to_one_account_only(store: Store, account, other):
-    await store.create_number(account.sid, "+14155550100")
+    await store.numbers.create(account.sid, "+14155550100")
     with pytest.raises(NumberTaken):
-        await store.create_number(account.sid, "14155550100")
+        await store.numbers.create(account.sid, "14155550100")
     with pytest.raises(NumberTaken):
-        await store.create_number(other.sid, "+14155550100")
+        await store.numbers.create(other.sid, "+14155550100")
 
 
 async def test_find_number_with_or_without_plus_across_accounts(store: Store, account, other):
-    mine = await store.create_number(account.sid, "+14155550100")
-    theirs = await store.create_number(other.sid, "+442071838750")
-    assert await store.find_number("14155550100") == mine
-    assert await store.find_number("+14155550100") == mine
-    assert await store.find_number("442071838750") == theirs
-    assert await store.find_number("14155550101") is None
-    assert await store.find_number("echo") is None
+    mine = await store.numbers.create(account.sid, "+14155550100")
+    theirs = await store.numbers.create(other.sid, "+442071838750")
+    assert await store.numbers.find("14155550100") == mine
+    assert await store.numbers.find("+14155550100") == mine
+    assert await store.numbers.find("442071838750") == theirs
+    assert await store.numbers.find("14155550101") is None
+    assert await store.numbers.find("echo") is None
 
 
 async def test_numbers_are_seen_only_by_their_account(store: Store, account, other):
-    number = await store.create_number(account.sid, "+14155550100")
-    assert await store.get_number(other.sid, number.sid) is None
-    assert await store.list_numbers(other.sid) == []
-    assert await store.update_number(other.sid, number.sid, voice_url="http://x/") is None
-    assert await store.delete_number(other.sid, number.sid) is False
-    assert (await store.get_number(account.sid, number.sid)).voice_url is None
+    number = await store.numbers.create(account.sid, "+14155550100")
+    assert await store.numbers.get(other.sid, number.sid) is None
+    assert await store.numbers.page(other.sid) == []
+    assert await store.numbers.update(other.sid, number.sid, voice_url="http://x/") is None
+    assert await store.numbers.delete(other.sid, number.sid) is False
+    assert (await store.numbers.get(account.sid, number.sid)).voice_url is None
 
 
 async def test_list_numbers_filters_and_pages(store: Store, account):
-    a = await store.create_number(account.sid, "+14155550100", friendly_name="sales")
-    b = await store.create_number(account.sid, "+14155550199", friendly_name="support")
-    c = await store.create_number(account.sid, "+442071838750", friendly_name="sales")
+    a = await store.numbers.create(account.sid, "+14155550100", friendly_name="sales")
+    b = await store.numbers.create(account.sid, "+14155550199", friendly_name="support")
+    c = await store.numbers.create(account.sid, "+442071838750", friendly_name="sales")
 
     async def sids(**filters):
-        return [n.sid for n in await store.list_numbers(account.sid, **filters)]
+        return [n.sid for n in await store.numbers.page(account.sid, **filters)]
 
     assert await sids() == [a.sid, b.sid, c.sid]
     assert await sids(phone_number="+1415") == [a.sid, b.sid]
@@ -215,23 +214,23 @@ async def test_list_numbers_filters_and_pages(store: Store, account):
     assert await sids(friendly_name="sales") == [a.sid, c.sid]
     assert await sids(friendly_name="sale") == []
     assert await sids(offset=1, limit=1) == [b.sid]
-    assert await store.count_numbers(account.sid) == 3
-    assert await store.count_numbers(account.sid, friendly_name="sales") == 2
+    assert await store.numbers.count(account.sid) == 3
+    assert await store.numbers.count(account.sid, friendly_name="sales") == 2
 
 
 async def test_update_and_delete_number(store: Store, account):
-    number = await store.create_number(account.sid, "+14155550100")
-    updated = await store.update_number(
+    number = await store.numbers.create(account.sid, "+14155550100")
+    updated = await store.numbers.update(
         account.sid, number.sid, voice_url="https://example.com/voice", voice_method="GET"
     )
     assert updated.voice_url == "https://example.com/voice"
     assert updated.voice_method == "GET"
     assert updated.date_updated >= number.date_updated
     with pytest.raises(TypeError):
-        await store.update_number(account.sid, number.sid, phone_number="+14155550101")
-    assert await store.delete_number(account.sid, number.sid) is True
-    assert await store.delete_number(account.sid, number.sid) is False
-    assert await store.get_number(account.sid, number.sid) is None
+        await store.numbers.update(account.sid, number.sid, phone_number="+14155550101")
+    assert await store.numbers.delete(account.sid, number.sid) is True
+    assert await store.numbers.delete(account.sid, number.sid) is False
+    assert await store.numbers.get(account.sid, number.sid) is None
 
 
 # Calls
@@ -242,44 +241,44 @@ def call(account, **fields) -> CallRecord:
 
 
 async def test_insert_get_and_update_call(store: Store, account):
-    record = await store.insert_call(
+    record = await store.calls.insert(
         call(account, to="+14155550100", from_="+14155550199", start_time=T0, sip_call_id="x@y")
     )
     assert record.date_created is not None
-    fetched = await store.get_call(account.sid, record.sid)
+    fetched = await store.calls.get(account.sid, record.sid)
     assert fetched == record
     assert fetched.start_time == T0 and fetched.start_time.tzinfo is not None
 
-    assert await store.update_call(
+    assert await store.calls.update(
         record.sid,
         status="completed",
         end_time=T0 + timedelta(seconds=42),
         duration=42,
         price="-0.01300",
     )
-    ended = await store.get_call(account.sid, record.sid)
+    ended = await store.calls.get(account.sid, record.sid)
     assert ended.status == "completed"
     assert ended.duration == 42
     assert ended.price == "-0.01300"
     assert ended.to == "+14155550100" and ended.from_ == "+14155550199"
     assert ended.date_updated > record.date_updated
-    assert await store.update_call(new_sid("CA"), status="completed") is False
+    assert await store.calls.update(new_sid("CA"), status="completed") is False
     with pytest.raises(TypeError):
-        await store.update_call(record.sid, account_sid=new_sid("AC"))
+        await store.calls.update(record.sid, account_sid=new_sid("AC"))
 
 
 async def test_times_must_be_timezone_aware_and_come_back_utc(store: Store, account):
     with pytest.raises(StatementError):
-        await store.insert_call(call(account, start_time=datetime(2026, 11, 24, 10)))
+        await store.calls.insert(call(account, start_time=datetime(2026, 11, 24, 10)))
     plus_two = datetime(2026, 11, 24, 14, tzinfo=timezone(timedelta(hours=2)))
-    record = await store.insert_call(call(account, start_time=plus_two))
-    fetched = await store.get_call(account.sid, record.sid)
+    record = await store.calls.insert(call(account, start_time=plus_two))
+    fetched = await store.calls.get(account.sid, record.sid)
     assert fetched.start_time == datetime(2026, 11, 24, 12, tzinfo=UTC)
     assert fetched.start_time.utcoffset() == timedelta(0)
 
 
 async def test_list_calls_filters_newest_first(store: Store, account, other):
-    parent = await store.insert_call(
+    parent = await store.calls.insert(
         call(
             account,
             to="+1",
@@ -290,7 +289,7 @@ async def test_list_calls_filters_newest_first(store: Store, account, other):
             date_created=T0,
         )
     )
-    child = await store.insert_call(
+    child = await store.calls.insert(
         call(
             account,
             to="+3",
@@ -303,13 +302,13 @@ async def test_list_calls_filters_newest_first(store: Store, account, other):
             date_created=T0 + timedelta(days=1),
         )
     )
-    queued = await store.insert_call(
+    queued = await store.calls.insert(
         call(account, to="+1", from_="+4", status="queued", date_created=T0 + timedelta(days=2))
     )
-    await store.insert_call(call(other, to="+1", from_="+2", start_time=T0))
+    await store.calls.insert(call(other, to="+1", from_="+2", start_time=T0))
 
     async def sids(**filters):
-        return [c.sid for c in await store.list_calls(account.sid, **filters)]
+        return [c.sid for c in await store.calls.page(account.sid, **filters)]
 
     assert await sids() == [queued.sid, child.sid, parent.sid]
     assert await sids(to="+1") == [queued.sid, parent.sid]
@@ -323,23 +322,23 @@ async def test_list_calls_filters_newest_first(store: Store, account, other):
     assert await sids(end_time_after=T0 + timedelta(hours=1)) == [child.sid]
     assert await sids(end_time_before=T0 + timedelta(hours=1)) == [parent.sid]
     assert await sids(offset=1, limit=1) == [child.sid]
-    assert await store.count_calls(account.sid) == 3
-    assert await store.count_calls(account.sid, to="+1", status="completed") == 1
+    assert await store.calls.count(account.sid) == 3
+    assert await store.calls.count(account.sid, to="+1", status="completed") == 1
 
 
 async def test_delete_call_only_in_its_account(store: Store, account, other):
-    record = await store.insert_call(call(account))
-    assert await store.get_call(other.sid, record.sid) is None
-    assert await store.delete_call(other.sid, record.sid) is False
-    assert await store.delete_call(account.sid, record.sid) is True
-    assert await store.get_call(account.sid, record.sid) is None
+    record = await store.calls.insert(call(account))
+    assert await store.calls.get(other.sid, record.sid) is None
+    assert await store.calls.delete(other.sid, record.sid) is False
+    assert await store.calls.delete(account.sid, record.sid) is True
+    assert await store.calls.get(account.sid, record.sid) is None
 
 
 # Webhook outbox
 
 
 async def enqueue(store: Store, account, delivery_id: str, now: datetime, **kw) -> int:
-    return await store.enqueue_webhook(
+    return await store.outbox.enqueue(
         delivery_id=delivery_id,
         account_sid=account.sid,
         url="https://example.com/status",
@@ -355,25 +354,25 @@ async def test_enqueue_keeps_params_in_order_and_is_idempotent(store: Store, acc
     first = await enqueue(store, account, "d-1", T0, params=params, call_sid="CA" + "0" * 32)
     again = await enqueue(store, account, "d-1", T0 + timedelta(hours=1), params=[])
     assert again == first
-    item = await store.get_webhook(first)
+    item = await store.outbox.get(first)
     assert item.params == params
     assert item.call_sid == "CA" + "0" * 32
     assert item.attempts == 0
     assert item.next_attempt_at == item.created_at == T0
-    assert await store.pending_count() == 1
+    assert await store.outbox.pending_count() == 1
 
 
 async def test_due_webhooks_oldest_first_and_bounded(store: Store, account):
     late = await enqueue(store, account, "late", T0 + timedelta(seconds=30))
     early = await enqueue(store, account, "early", T0)
     also_early = await enqueue(store, account, "also-early", T0)
-    assert [i.id for i in await store.due_webhooks(T0)] == [early, also_early]
-    assert [i.id for i in await store.due_webhooks(T0 + timedelta(minutes=1))] == [
+    assert [i.id for i in await store.outbox.due(T0)] == [early, also_early]
+    assert [i.id for i in await store.outbox.due(T0 + timedelta(minutes=1))] == [
         early,
         also_early,
         late,
     ]
-    assert [i.id for i in await store.due_webhooks(T0 + timedelta(minutes=1), limit=1)] == [early]
+    assert [i.id for i in await store.outbox.due(T0 + timedelta(minutes=1), limit=1)] == [early]
 
 
 async def test_delivery_retry_and_abandon(store: Store, account):
@@ -381,17 +380,17 @@ async def test_delivery_retry_and_abandon(store: Store, account):
     retried = await enqueue(store, account, "retry", T0)
     abandoned = await enqueue(store, account, "dead", T0)
 
-    await store.mark_delivered(delivered, T0 + timedelta(seconds=1))
-    await store.reschedule(retried, 1, T0 + timedelta(seconds=10), "HTTP 503")
-    await store.abandon(abandoned, T0 + timedelta(seconds=2), "HTTP 404")
+    await store.outbox.mark_delivered(delivered, T0 + timedelta(seconds=1))
+    await store.outbox.reschedule(retried, 1, T0 + timedelta(seconds=10), "HTTP 503")
+    await store.outbox.abandon(abandoned, T0 + timedelta(seconds=2), "HTTP 404")
 
-    assert await store.due_webhooks(T0 + timedelta(seconds=5)) == []
-    [due] = await store.due_webhooks(T0 + timedelta(seconds=10))
+    assert await store.outbox.due(T0 + timedelta(seconds=5)) == []
+    [due] = await store.outbox.due(T0 + timedelta(seconds=10))
     assert (due.id, due.attempts, due.last_error) == (retried, 1, "HTTP 503")
-    assert (await store.get_webhook(delivered)).delivered_at == T0 + timedelta(seconds=1)
-    dead = await store.get_webhook(abandoned)
+    assert (await store.outbox.get(delivered)).delivered_at == T0 + timedelta(seconds=1)
+    dead = await store.outbox.get(abandoned)
     assert (dead.abandoned_at, dead.last_error) == (T0 + timedelta(seconds=2), "HTTP 404")
-    assert await store.pending_count() == 1
+    assert await store.outbox.pending_count() == 1
 
 
 async def test_claims_take_due_items_once_until_the_lease_runs_out(store: Store, account):
@@ -399,21 +398,21 @@ async def test_claims_take_due_items_once_until_the_lease_runs_out(store: Store,
     second = await enqueue(store, account, "second", T0)
     await enqueue(store, account, "later", T0 + timedelta(minutes=5))
     lease = T0 + timedelta(seconds=60)
-    claimed = await store.claim_webhooks("node-a", T0, lease, limit=1)
+    claimed = await store.outbox.claim("node-a", T0, lease, limit=1)
     assert [(i.id, i.claimed_by, i.claimed_until) for i in claimed] == [(first, "node-a", lease)]
     # Another node takes what is left, never what node-a holds.
-    assert [i.id for i in await store.claim_webhooks("node-b", T0, lease)] == [second]
-    assert await store.claim_webhooks("node-b", T0 + timedelta(seconds=59), lease) == []
+    assert [i.id for i in await store.outbox.claim("node-b", T0, lease)] == [second]
+    assert await store.outbox.claim("node-b", T0 + timedelta(seconds=59), lease) == []
     # node-a died: its lease runs out and node-b may take the item.
     later = T0 + timedelta(seconds=61)
-    retaken = await store.claim_webhooks("node-b", later, later + timedelta(seconds=60))
+    retaken = await store.outbox.claim("node-b", later, later + timedelta(seconds=60))
     assert [(i.id, i.claimed_by) for i in retaken] == [(first, "node-b"), (second, "node-b")]
 
 
 async def test_a_node_requeues_its_own_unanswered_messages_and_others_only_past_their_lease(
     store: Store, account
 ):
-    from control_api.store.messages import MessageRecord, MessageStore
+    from control_api.store import MessageRecord, MessageStore
 
     messages = MessageStore(store.db)
     for n in range(3):
@@ -445,11 +444,11 @@ async def test_a_node_requeues_its_own_unanswered_messages_and_others_only_past_
 
 
 async def test_outcomes_are_written_together_and_release_claims(store: Store, account):
-    from control_api.store.store import OutboxOutcome
+    from control_api.store import OutboxOutcome
 
     ids = [await enqueue(store, account, f"d-{n}", T0) for n in range(3)]
-    await store.claim_webhooks("node-a", T0, T0 + timedelta(seconds=60))
-    await store.record_outcomes(
+    await store.outbox.claim("node-a", T0, T0 + timedelta(seconds=60))
+    await store.outbox.record_outcomes(
         [
             OutboxOutcome(ids[0], delivered_at=T0 + timedelta(seconds=1)),
             OutboxOutcome(
@@ -461,7 +460,7 @@ async def test_outcomes_are_written_together_and_release_claims(store: Store, ac
             OutboxOutcome(ids[2], abandoned_at=T0 + timedelta(seconds=1), last_error="gone"),
         ]
     )
-    done, retry, dead = [await store.get_webhook(id) for id in ids]
+    done, retry, dead = [await store.outbox.get(id) for id in ids]
     assert done.delivered_at == T0 + timedelta(seconds=1)
     assert (retry.attempts, retry.last_error, retry.claimed_by, retry.claimed_until) == (
         1,
@@ -471,42 +470,42 @@ async def test_outcomes_are_written_together_and_release_claims(store: Store, ac
     )
     assert (dead.abandoned_at, dead.last_error) == (T0 + timedelta(seconds=1), "gone")
     # The retry is due again at its time, for any node: its claim was released.
-    again = await store.claim_webhooks(
+    again = await store.outbox.claim(
         "node-b", T0 + timedelta(seconds=2), T0 + timedelta(seconds=60)
     )
     assert [i.id for i in again] == [ids[1]]
-    assert await store.pending_count() == 1
+    assert await store.outbox.pending_count() == 1
 
 
 async def test_account_changes_apply_at_once_and_other_writers_within_the_bound(
     store: Store, account, store_url: str
 ):
-    from control_api.store import store as store_module
+    from control_api.store import accounts as accounts_module
 
-    assert (await store.authenticate(account.sid, account.auth_token)).sid == account.sid
-    assert await store.authenticate(account.sid, "f" * 32) is None
-    assert await store.authenticate("AC" + "0" * 32, account.auth_token) is None
+    assert (await store.accounts.authenticate(account.sid, account.auth_token)).sid == account.sid
+    assert await store.accounts.authenticate(account.sid, "f" * 32) is None
+    assert await store.accounts.authenticate("AC" + "0" * 32, account.auth_token) is None
     # Through this Store: at once.
-    await store.update_account(account.sid, auth_token="a" * 32)
-    assert await store.authenticate(account.sid, account.auth_token) is None
-    assert await store.authenticate(account.sid, "a" * 32) is not None
-    await store.update_account(account.sid, status="suspended")
-    assert await store.authenticate(account.sid, "a" * 32) is None
-    await store.update_account(account.sid, status="active")
-    assert await store.authenticate(account.sid, "a" * 32) is not None
+    await store.accounts.update(account.sid, auth_token="a" * 32)
+    assert await store.accounts.authenticate(account.sid, account.auth_token) is None
+    assert await store.accounts.authenticate(account.sid, "a" * 32) is not None
+    await store.accounts.update(account.sid, status="suspended")
+    assert await store.accounts.authenticate(account.sid, "a" * 32) is None
+    await store.accounts.update(account.sid, status="active")
+    assert await store.accounts.authenticate(account.sid, "a" * 32) is not None
     # Through another process's Store (the CLI, another node): within ACCOUNT_CACHE_S.
     other = await Store.open(store_url)
     try:
-        await other.update_account(account.sid, status="closed")
+        await other.accounts.update(account.sid, status="closed")
     finally:
         await other.close()
-    assert await store.authenticate(account.sid, "a" * 32) is not None  # the cached copy
-    cached_at, copy = store._accounts[account.sid]
-    store._accounts[account.sid] = (cached_at - store_module.ACCOUNT_CACHE_S, copy)
-    assert await store.authenticate(account.sid, "a" * 32) is None
-    assert await store.auth_token(account.sid) == "a" * 32
+    assert await store.accounts.authenticate(account.sid, "a" * 32) is not None  # the cached copy
+    cached_at, copy = store.accounts._cache[account.sid]
+    store.accounts._cache[account.sid] = (cached_at - accounts_module.ACCOUNT_CACHE_S, copy)
+    assert await store.accounts.authenticate(account.sid, "a" * 32) is None
+    assert await store.accounts.auth_token(account.sid) == "a" * 32
     with pytest.raises(ValueError):
-        await store.update_account(account.sid, status="gone")
+        await store.accounts.update(account.sid, status="gone")
 
 
 # What one backend keeps, the other keeps too
@@ -515,11 +514,11 @@ async def test_account_changes_apply_at_once_and_other_writers_within_the_bound(
 async def test_nul_in_text_is_refused_alike_on_both_backends(store: Store, account):
     record = call(account, sip_call_id="abc\x00def@host")
     with pytest.raises(NulInText):
-        await store.insert_call(record)
+        await store.calls.insert(record)
     with pytest.raises(NulInText):
-        await store.list_calls(account.sid, to="\x00")
+        await store.calls.page(account.sid, to="\x00")
     with pytest.raises(NulInText):
-        await store.enqueue_webhook(
+        await store.outbox.enqueue(
             delivery_id="d\x00",
             account_sid=account.sid,
             url="http://127.0.0.1/",
@@ -529,10 +528,10 @@ async def test_nul_in_text_is_refused_alike_on_both_backends(store: Store, accou
         )
     # Inside JSON the character is escaped, which both backends keep.
     id = await enqueue(store, account, "nul-in-json", T0, params=[("Name", "a\x00b")])
-    assert (await store.get_webhook(id)).params == [("Name", "a\x00b")]
+    assert (await store.outbox.get(id)).params == [("Name", "a\x00b")]
     # The store goes on working after a refusal.
     record = call(account, sip_call_id="abc@host")
-    assert (await store.insert_call(record)).sip_call_id == "abc@host"
+    assert (await store.calls.insert(record)).sip_call_id == "abc@host"
 
 
 async def test_a_database_that_cannot_be_opened_is_named_without_its_password(pg_cluster):

@@ -1,0 +1,66 @@
+"""API keys (SK…): they sign browser clients' access tokens and authenticate REST
+requests (reference §1)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.engine import Row
+
+from control_api.sids import new_sid, utcnow
+from control_api.store.engine import Database
+from control_api.store.rows import Listing, Owned, Rows
+from control_api.store.schema import api_keys
+
+__all__ = ["ApiKey", "ApiKeyStore"]
+
+
+@dataclass(slots=True)
+class ApiKey:
+    """An API key (SK…): signs access tokens, and authenticates REST requests (reference §1)."""
+
+    sid: str
+    account_sid: str
+    friendly_name: str
+    secret: str
+    date_created: datetime
+    date_updated: datetime
+
+
+def _api_key(row: Row[Any]) -> ApiKey:
+    return ApiKey(**row._mapping)
+
+
+class ApiKeyStore(Owned[ApiKey]):
+    """The accounts' API keys, oldest first."""
+
+    listing = Listing(order_by=(api_keys.c.date_created, api_keys.c.sid))
+
+    def __init__(self, db: Database) -> None:
+        self.rows = Rows(db, api_keys, _api_key)
+
+    async def create(self, account_sid: str, friendly_name: str = "") -> ApiKey:
+        now = utcnow()
+        key = ApiKey(
+            sid=new_sid("SK"),
+            account_sid=account_sid,
+            friendly_name=friendly_name,
+            # 32 characters like Twilio's; token_urlsafe keeps it printable for the CLI.
+            secret=secrets.token_hex(16),
+            date_created=now,
+            date_updated=now,
+        )
+        await self.rows.run(lambda c: c.execute(insert(api_keys).values(**asdict(key))))
+        return key
+
+    async def find(self, sid: str) -> ApiKey | None:
+        """A key by SID alone, in whichever account: what a token's ``iss`` names."""
+        return await self.rows.one(api_keys.c.sid == sid)
+
+    async def update(self, account_sid: str, sid: str, friendly_name: str) -> ApiKey | None:
+        values = {"friendly_name": friendly_name, "date_updated": utcnow()}
+        return await self.rows.update_one(self.owned(account_sid, sid), values)

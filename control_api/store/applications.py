@@ -1,0 +1,86 @@
+"""TwiML applications (AP…): where a browser client's outgoing call gets its TwiML."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.engine import Row
+
+from control_api.sids import new_sid, utcnow
+from control_api.store.engine import Database
+from control_api.store.rows import Listing, Owned, Rows
+from control_api.store.schema import applications
+
+__all__ = ["APPLICATION_FIELDS", "Application", "ApplicationStore"]
+
+
+@dataclass(slots=True)
+class Application:
+    """A TwiML application (AP…): where a browser client's outgoing call gets its TwiML."""
+
+    sid: str
+    account_sid: str
+    friendly_name: str
+    voice_url: str | None
+    voice_method: str
+    voice_fallback_url: str | None
+    voice_fallback_method: str
+    status_callback: str | None
+    status_callback_method: str
+    date_created: datetime
+    date_updated: datetime
+
+
+# What create and update take, with the defaults of create.
+_DEFAULTS: dict[str, str | None] = {
+    "friendly_name": "",
+    "voice_url": None,
+    "voice_method": "POST",
+    "voice_fallback_url": None,
+    "voice_fallback_method": "POST",
+    "status_callback": None,
+    "status_callback_method": "POST",
+}
+APPLICATION_FIELDS = frozenset(_DEFAULTS)
+
+
+_BY_NAME = Listing(
+    order_by=(applications.c.date_created, applications.c.sid),
+    equal={"friendly_name": applications.c.friendly_name},
+)
+
+
+def _application(row: Row[Any]) -> Application:
+    return Application(**row._mapping)
+
+
+class ApplicationStore(Owned[Application]):
+    """The accounts' TwiML applications, oldest first; ``page`` filters: friendly_name."""
+
+    listing = _BY_NAME
+
+    def __init__(self, db: Database) -> None:
+        self.rows = Rows(db, applications, _application)
+
+    async def create(self, account_sid: str, **fields: Any) -> Application:
+        """A new application; ``fields`` not in ``APPLICATION_FIELDS`` are left out."""
+        now = utcnow()
+        values: dict[str, Any] = {**_DEFAULTS, **_known(fields)}
+        application = Application(
+            sid=new_sid("AP"), account_sid=account_sid, date_created=now, date_updated=now, **values
+        )
+        statement = insert(applications).values(**asdict(application))
+        await self.rows.run(lambda c: c.execute(statement))
+        return application
+
+    async def update(self, account_sid: str, sid: str, **fields: Any) -> Application | None:
+        """Change ``fields`` (those in ``APPLICATION_FIELDS``); None if there is no such one."""
+        values = {**_known(fields), "date_updated": utcnow()}
+        return await self.rows.update_one(self.owned(account_sid, sid), values)
+
+
+def _known(fields: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in fields.items() if name in APPLICATION_FIELDS}
