@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from media.leg import Frame, Leg
-from media.mixer import FRAME_SAMPLES, Mixer, Participant
+from media.leg import Leg
+from media.mixer import Mixer, Participant
 
 __all__ = ["ConferenceRoom"]
 
@@ -38,14 +38,7 @@ class ConferenceRoom:
         """Add ``leg``: from now on it is heard by and hears the others. It leaves on close."""
         key = id(leg)
         participant = self.mixer.add(key, leg.codec, muted=muted)
-        send_payload = getattr(leg, "send_payload", None)
-        if send_payload is None:
-            codec = leg.codec
-
-            def send_payload(payload: bytes, leg: Leg = leg) -> None:
-                leg.send_frame(Frame(codec, payload, samples=FRAME_SAMPLES))
-
-        self._legs[key] = (leg, leg.on_frame, leg.on_close, send_payload)
+        self._legs[key] = (leg, leg.on_frame, leg.on_close, leg.send_payload)
         push = self.mixer.push
         leg.on_frame = lambda frame: push(key, frame.payload)
         saved_on_close = leg.on_close

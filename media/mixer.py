@@ -94,8 +94,8 @@ class Participant:
     hold: bool = False
     deaf: bool = False
     row: int = field(default=-1, repr=False)
-    _decode: Decoder = field(default=g711.ulaw_decode, repr=False)
-    _encode: Encoder = field(default=g711.ulaw_encode, repr=False)
+    decode: Decoder = field(default=g711.ulaw_decode, repr=False)
+    encode: Encoder = field(default=g711.ulaw_encode, repr=False)
 
     @property
     def heard(self) -> bool:
@@ -162,8 +162,8 @@ class Mixer:
             row = self._rows_used
             self._rows_used += 1
         participant = Participant(leg_id, codec, muted=muted, row=row)
-        participant._decode = decode
-        participant._encode = encode
+        participant.decode = decode
+        participant.encode = encode
         self.participants[leg_id] = participant
         return participant
 
@@ -186,7 +186,7 @@ class Mixer:
         participant = self.participants.get(leg_id)
         if participant is None:
             return
-        pcm = participant._decode(payload)
+        pcm = participant.decode(payload)
         row = self._frames[participant.row]
         count = min(pcm.size, FRAME_SAMPLES)
         row[:count] = pcm[:count]
@@ -226,7 +226,7 @@ class Mixer:
     def _silence_for(self, participant: Participant) -> bytes:
         payload = self._silence.get(participant.codec)
         if payload is None:
-            payload = participant._encode(np.zeros(FRAME_SAMPLES, dtype=np.int16))
+            payload = participant.encode(np.zeros(FRAME_SAMPLES, dtype=np.int16))
             self._silence[participant.codec] = payload
         return payload
 
@@ -260,11 +260,11 @@ class Mixer:
             if not participant.listening:
                 payloads[leg_id] = self._silence_for(participant)
             elif heard[participant.row]:
-                payloads[leg_id] = participant._encode(out[participant.row])
+                payloads[leg_id] = participant.encode(out[participant.row])
             else:
                 payload = shared.get(participant.codec)
                 if payload is None:
-                    payload = participant._encode(self._total16)
+                    payload = participant.encode(self._total16)
                     shared[participant.codec] = payload
                 payloads[leg_id] = payload
 

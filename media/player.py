@@ -24,6 +24,7 @@ import numpy as np
 
 from media.dtmf import DIGITS
 from media.g711 import SILENCE_ALAW, SILENCE_ULAW, alaw_encode, ulaw_encode
+from media.leg import Leg
 from media.resample import resample
 
 __all__ = [
@@ -163,19 +164,19 @@ class _Quiet:
         return None
 
 
-async def _run(leg, source: _Frames | _Quiet) -> None:
+async def _run(leg: Leg, source: _Frames | _Quiet) -> None:
     leg.source = source
     try:
-        while not source.done.done() and not getattr(leg, "closed", False):
+        while not source.done.done() and not leg.closed:
             await asyncio.wait((source.done,), timeout=CLOSED_POLL)
     finally:
         if leg.source is source:  # another playback may have taken over meanwhile
             leg.source = None
 
 
-def _check_leg(leg) -> None:
+def _check_leg(leg: Leg) -> None:
     """The leg's clock must be its codec's RTP clock, which the frames are paced for."""
-    rate = getattr(leg, "sample_rate", RATE)
+    rate = leg.sample_rate
     name = leg.codec.upper()
     if name in _CODECS:
         expected = RATE
@@ -190,7 +191,7 @@ def _check_leg(leg) -> None:
         raise ValueError(f"cannot play into a {leg.codec} leg clocked at {rate} Hz, not {expected}")
 
 
-async def play(leg, samples: np.ndarray, *, loop: int = 1) -> None:
+async def play(leg: Leg, samples: np.ndarray, *, loop: int = 1) -> None:
     """Play int16 8 kHz mono ``samples`` into ``leg``, ``loop`` times (0: until cancelled).
 
     Returns once the leg has pulled the last frame (or has closed). Empty audio returns at
@@ -205,7 +206,7 @@ async def play(leg, samples: np.ndarray, *, loop: int = 1) -> None:
     await _run(leg, _Frames(frames, loop, asyncio.get_running_loop().create_future()))
 
 
-async def play_silence(leg, seconds: float) -> None:
+async def play_silence(leg: Leg, seconds: float) -> None:
     """Send nothing for ``seconds``, counted in the leg's 20 ms ticks (``<Pause>``)."""
     ticks = round(seconds / TICK)
     if ticks <= 0:
@@ -214,7 +215,7 @@ async def play_silence(leg, seconds: float) -> None:
 
 
 async def send_digits(
-    leg, digits: str, *, duration_ms: int = DIGIT_MS, gap: float = DIGIT_GAP
+    leg: Leg, digits: str, *, duration_ms: int = DIGIT_MS, gap: float = DIGIT_GAP
 ) -> None:
     """Send ``digits`` as DTMF through ``leg.send_dtmf``, one after the other.
 
@@ -228,7 +229,7 @@ async def send_digits(
     if bad:
         raise ValueError(f"not DTMF digits: {''.join(bad)!r}")
     for digit in digits:
-        if getattr(leg, "closed", False):
+        if leg.closed:
             return
         if digit == PAUSE_DIGIT:
             await asyncio.sleep(PAUSE_SECONDS)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from media.leg import Leg
+
 __all__ = ["CODEC_IMPAIRMENT", "LegQuality", "RtpTotals", "estimate_mos", "leg_quality"]
 
 JITTER_BUFFER_MS = 60.0  # three 20 ms packets (media.session's default depth)
@@ -84,10 +86,10 @@ class LegQuality:
         return self.lost / expected if expected else 0.0
 
 
-def leg_quality(leg) -> LegQuality | None:
+def leg_quality(leg: Leg) -> LegQuality | None:
     """The quality of a leg that keeps RFC 3550 reception statistics (``leg.stats``),
     or None for one that does not."""
-    stats = getattr(leg, "stats", None)
+    stats = leg.stats
     if stats is None:
         return None
     received, lost = stats.received, max(stats.lost, 0)

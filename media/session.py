@@ -71,6 +71,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
     """One RTP/RTCP port pair (RFC 3550) carrying one audio stream each way."""
 
     kind = "sip"
+    tappable = True
 
     def __init__(
         self, clock: MediaClock, pool: PortPool, port: int, *, jitter_depth: int = 3
@@ -105,7 +106,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         # Receiving
         self._jitter = JitterBuffer(jitter_depth)
         self._dtmf_in = DtmfReceiver()
-        self.stats = ReceptionStatistics()
+        self.stats: ReceptionStatistics = ReceptionStatistics()
         self.remote_ssrc: int | None = None
         self.bad_packets = 0
         self.rtcp_received = 0  # RTCP compounds from the peer (the silence watchdog counts them)
@@ -122,9 +123,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._dtmf_out: deque[tuple[bool, int, bytes]] = deque()
         self._talking = False
         self._dtmf_timestamp = 0
-        self.source: Callable[[], bytes | None] | None = None
-        # Listens to the call (a whole-call recording): 0 = what the peer sent, 1 = what we did.
-        self.tap: Callable[[int, Frame], None] | None = None
+        # ``source`` and ``tap`` (a whole-call recording, a fork): see Leg.
         # On hold (RFC 3264 §8.4: the peer said sendonly/inactive): send nothing, keep receiving.
         self.hold = False
         # Called after a mid-call offer changed the codec, so a bridge can re-plan itself.
@@ -261,6 +260,16 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         if self._consent_timer is not None:
             self._consent_timer.cancel()
             self._consent_timer = None
+
+    @property
+    def payload_type(self) -> int:
+        """The RTP payload type of the negotiated codec."""
+        return self._payload_type
+
+    @property
+    def dtmf_payload_type(self) -> int:
+        """telephone-event's payload type, -1 when not negotiated."""
+        return self._dtmf_payload_type
 
     @property
     def awaiting_consent(self) -> bool:

@@ -91,7 +91,7 @@ class MediaStreamClient:
         self.connect_timeout = connect_timeout
         self.send_buffer = send_buffer
         self.playback = Playback()
-        self.audio = StreamAudio(getattr(leg, "codec", "PCMU"))
+        self.audio = StreamAudio(leg.codec)
         self.dropped = 0  # media messages not sent because the application was too slow
         self.sent = 0
         self.protocol_errors = 0
@@ -128,17 +128,14 @@ class MediaStreamClient:
         ws = self._ws
         assert ws is not None, "connect() first"
         leg = self.leg
-        saved = leg.on_frame, leg.on_dtmf, getattr(leg, "source", None)
+        saved = leg.on_frame, leg.on_dtmf, leg.source
         leg.on_frame, leg.on_dtmf = self._on_frame, self._on_dtmf
         leg.source = self._next_frame
-        on_arrival = getattr(leg, "deliver_on_arrival", None)
-        if on_arrival is not None:
-            on_arrival(True)
+        leg.deliver_on_arrival(True)
         try:
             return await _stream_until(ws, until, self.protocol)
         finally:
-            if on_arrival is not None:
-                on_arrival(False)
+            leg.deliver_on_arrival(False)
             leg.on_frame, leg.on_dtmf, leg.source = saved
 
     # -- the media path (called as packets arrive and on ticks: never blocks)
@@ -254,7 +251,7 @@ class ForkStreamClient(MediaStreamClient):
     def __init__(self, leg: Leg, url: str, protocol: MediaStream, **kwargs) -> None:
         super().__init__(leg, url, protocol, **kwargs)
         self.tracks = ForkTracks(protocol)
-        codec = getattr(leg, "codec", "PCMU")
+        codec = leg.codec
         self._side_audio = (StreamAudio(codec), StreamAudio(codec))  # transcoders keep state
         self._started_at = 0.0
 
@@ -262,7 +259,7 @@ class ForkStreamClient(MediaStreamClient):
         """Stream until the socket closes or ``until`` is set (call ended, fork stopped)."""
         ws = self._ws
         assert ws is not None, "connect() first"
-        if not hasattr(self.leg, "tap"):
+        if not self.leg.tappable:
             ws.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(ws.closed), STOP_FLUSH_S)

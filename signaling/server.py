@@ -75,7 +75,7 @@ class BrowserCall:
         self.end_reason = ""
         self.on_ended: list[Callable[[BrowserCall], None]] = []
         self.on_mute: Callable[[bool], None] = lambda muted: None
-        leg.on_close = lambda: self._end("media-closed", notify=True)
+        leg.on_close = lambda: self.end("media-closed", notify=True)
 
     def status(self, status: str) -> None:
         """Tell the tab how the call goes (ringing, in-progress, completed…)."""
@@ -86,12 +86,13 @@ class BrowserCall:
         """Stop ringing this tab (the caller hung up, or another tab answered)."""
         if not self.accepted.done():
             self.accepted.set_result(False)
-        self._end(reason, notify=True, message=protocol.Cancel(self.sid, reason))
+        self.end(reason, notify=True, message=protocol.Cancel(self.sid, reason))
 
     def hangup(self, reason: str = "completed") -> None:
-        self._end(reason, notify=True)
+        self.end(reason, notify=True)
 
-    def _end(self, reason: str, *, notify: bool, message: object | None = None) -> None:
+    def end(self, reason: str, *, notify: bool, message: object | None = None) -> None:
+        """End the call once: ``notify`` tells the tab (``message``, else a Hangup)."""
         if self.ended.is_set():
             return
         self.end_reason = reason
@@ -276,7 +277,7 @@ class SignalingServer:
         if not tabs:
             self._tabs.pop(key, None)
         for call in list(tab.calls.values()):
-            call._end("client-gone", notify=False)
+            call.end("client-gone", notify=False)
 
     async def _on_message(self, tab: Tab, text: str, send) -> None:
         try:
@@ -308,7 +309,7 @@ class SignalingServer:
         elif isinstance(message, protocol.Reject):
             if call.accepted.done():
                 raise ProtocolError(protocol.MALFORMED, "not ringing", call=call.sid)
-            call._end("rejected", notify=False)
+            call.end("rejected", notify=False)
         elif isinstance(message, protocol.Candidate):
             try:
                 await call.leg.add_candidate(
@@ -324,7 +325,7 @@ class SignalingServer:
             call.leg.muted = message.muted
             call.on_mute(message.muted)
         elif isinstance(message, protocol.Hangup):
-            call._end("hangup", notify=False)
+            call.end("hangup", notify=False)
 
     async def _refresh(self, tab: Tab, text: str) -> None:
         """``register`` again with a fresh token (before the old one expires): same
@@ -354,9 +355,7 @@ class SignalingServer:
 
     async def _dial(self, tab: Tab, message: protocol.Dial) -> None:
         if tab.token.application_sid is None or self.on_dial is None:
-            raise ProtocolError(
-                protocol.INCOMING_NOT_ALLOWED, "the token grants no outgoing calls"
-            )
+            raise ProtocolError(protocol.INCOMING_NOT_ALLOWED, "the token grants no outgoing calls")
         if len(tab.calls) >= MAX_CALLS_PER_TAB:
             raise ProtocolError(protocol.CALL_FAILED, "too many calls")
         leg = WebRtcLeg(self.ice_servers, clock=self.media_clock)
@@ -364,7 +363,7 @@ class SignalingServer:
         try:
             sdp = await leg.answer_offer(message.sdp, prefer_pcmu=True)
         except SdpRejected as exc:
-            call._end("failed", notify=False)
+            call.end("failed", notify=False)
             raise ProtocolError(protocol.CALL_FAILED, str(exc)) from None
         tab.calls[call.sid] = call
         call.accepted.set_result(True)

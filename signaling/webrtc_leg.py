@@ -239,9 +239,7 @@ class _OutboundTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(
-        self, pull: Callable[[int], bytes | None], ticker: _Ticker | None = None
-    ) -> None:
+    def __init__(self, pull: Callable[[int], bytes | None], ticker: _Ticker | None = None) -> None:
         super().__init__()
         self._pull = pull  # the next 20 ms payload for this RTP timestamp, or None
         self._ticker = ticker  # the shared media clock, else a sleep per frame
@@ -321,6 +319,7 @@ class WebRtcLeg(Leg):
     codec = "PCMU"  # what the leg speaks to the bridge, whatever the browser negotiated
     sample_rate = RATE
     kind = "webrtc"
+    tappable = True
 
     def __init__(
         self,
@@ -329,8 +328,10 @@ class WebRtcLeg(Leg):
         direct_pcmu: bool = True,
         direct_opus: bool = True,
         clock: MediaClock | None = None,
+        only_codec: str | None = None,
     ) -> None:
         super().__init__()
+        self.only_codec = only_codec  # offer/accept just this codec (a load test's clients)
         self._ticker = _ticker_for(clock) if clock is not None else None
         self._clock = clock
         self._inbound: deque[bytes] = deque(maxlen=INBOUND_MAX)
@@ -352,8 +353,6 @@ class WebRtcLeg(Leg):
         self._queue: deque[bytes] = deque(maxlen=MAX_QUEUED)
         # As on RtpSession: a playback's callable for the next payload (media/player.py),
         # and a listener to both directions (media/taps.py).
-        self.source: Callable[[], bytes | None] | None = None
-        self.tap: Callable[[int, Frame], None] | None = None
         self._track = _OutboundTrack(self._next_payload, self._ticker)
         self._transceiver = self.pc.addTransceiver(self._track, direction="sendrecv")
         self.browser_codec = ""  # what the browser and we agreed on: PCMU or OPUS
@@ -462,6 +461,8 @@ class WebRtcLeg(Leg):
 
     def _prefer(self, prefer_pcmu: bool) -> None:
         order = ["PCMU", "opus"] if prefer_pcmu else ["opus", "PCMU"]
+        if self.only_codec is not None:
+            order = [self.only_codec]
         self._transceiver.setCodecPreferences(_codec_capabilities(order))
 
     async def add_candidate(self, line: str, mid: str | None, index: int | None) -> None:

@@ -262,7 +262,7 @@ class AllocationManager:
         Returns the allocations that ended (their relays are already closed)."""
         ended = [a for a in self.allocations.values() if a.expires <= now]
         for allocation in ended:
-            self._delete(allocation)
+            self.delete(allocation)
         budget = self._full_budget()
         for allocation in self.allocations.values():
             allocation.expire(now)
@@ -281,7 +281,7 @@ class AllocationManager:
 
     def close_all(self) -> None:
         for allocation in list(self.allocations.values()):
-            self._delete(allocation)
+            self.delete(allocation)
 
     # -- requests -------------------------------------------------------------------
 
@@ -394,7 +394,7 @@ class AllocationManager:
         requested = message.get(Attr.LIFETIME)
         answer = message.response()
         if requested == 0:
-            self._delete(allocation)
+            self.delete(allocation)
             answer.add(Attr.LIFETIME, 0)
             return answer
         lifetime = _lifetime(message)
@@ -457,7 +457,7 @@ class AllocationManager:
 
     # -- teardown -------------------------------------------------------------------
 
-    def _delete(self, allocation: Allocation) -> None:
+    def delete(self, allocation: Allocation) -> None:
         if self.allocations.pop(allocation.five_tuple, None) is None:
             return
         self.bytes_relayed += self._full_budget() - allocation.budget

@@ -452,7 +452,7 @@ class TurnServer:
         """A TCP/TLS connection closed: its allocation goes with it (§7)."""
         allocation = self.manager.allocations.get(five_tuple) if five_tuple else None
         if allocation is not None:
-            self.manager._delete(allocation)
+            self.manager.delete(allocation)
 
     # -- from the manager -----------------------------------------------------------
 
