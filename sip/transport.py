@@ -17,7 +17,8 @@ import ssl
 from collections.abc import Callable
 
 from sip.connections import PER_SOURCE, ConnectionTable
-from sip.message import KEEPALIVE_PING, KEEPALIVE_PONG, PONG, SipParseError, StreamFramer
+from sip.errors import SipParseError
+from sip.framing import KEEPALIVE_PING, KEEPALIVE_PONG, PONG, StreamFramer
 
 __all__ = [
     "Flow",

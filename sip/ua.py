@@ -13,17 +13,11 @@ from collections.abc import Callable
 
 from sip.dialog import Dialog, DialogId
 from sip.dialog_host import ResponseCallback
+from sip.errors import SipParseError
 from sip.headers import NameAddress, Via
 from sip.invite import EndReason, InviteSession
-from sip.message import (
-    Request,
-    Response,
-    SipParseError,
-    generate_branch,
-    generate_tag,
-    make_response,
-    parse_message,
-)
+from sip.message import Request, Response, generate_branch, generate_tag, make_response
+from sip.parser import parse_message
 from sip.session_timer import MIN_SE, Deadlines, negotiate_uas
 from sip.source_limits import Admission, SourceGuard
 from sip.transaction import (

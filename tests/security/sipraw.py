@@ -15,7 +15,8 @@ import urllib.request
 import uuid
 
 from sip.auth import Challenge, Credentials, authorize
-from sip.message import Response, parse_message
+from sip.message import Response
+from sip.parser import parse_message
 
 _seq = itertools.count(1)
 
