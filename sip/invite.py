@@ -44,7 +44,7 @@ class EndReason(enum.Enum):
     SESSION_EXPIRED = "session-expired"  # RFC 4028 §10: no refresh came in time
 
 
-def _noop(*args) -> None:
+def _noop(*args: object) -> None:
     pass
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sip.errors import SipParseError
 from sip.header_names import canonical_name, canonical_or_none
@@ -26,6 +26,8 @@ from sip.headers import (
     parse_top_via,
     split_header_values,
 )
+
+_T = TypeVar("_T")
 
 __all__ = [
     "MAGIC_COOKIE",
@@ -264,11 +266,12 @@ class _Message:
     headers: Headers
     body: bytes
 
-    def _typed(self, key: str, name: str, parse: Callable[[str], Any]) -> Any:
+    def _typed(self, key: str, name: str, parse: Callable[[str], _T]) -> _T:
         headers = self.headers
         cache = headers._cache
         if key in cache:
-            return cache[key]
+            cached: _T = cache[key]
+            return cached
         raw = headers._first.get(name)
         if raw is None:
             raise SipParseError(f"Missing {name}")
@@ -279,10 +282,11 @@ class _Message:
         cache[key] = value
         return value
 
-    def _typed_list(self, key: str, name: str, parse: Callable[[str], Any]) -> list[Any]:
+    def _typed_list(self, key: str, name: str, parse: Callable[[str], _T]) -> list[_T]:
         cache = self.headers._cache
         if key in cache:
-            return cache[key]
+            cached: list[_T] = cache[key]
+            return cached
         try:
             value = [parse(v) for v in self.headers.get_all(name)]
         except SipParseError:
@@ -300,17 +304,19 @@ class _Message:
     @property
     def cseq(self) -> CSeq:
         try:
-            return self.headers._cache["cseq"]
+            value: CSeq = self.headers._cache["cseq"]
         except KeyError:
             return self._typed("cseq", "CSeq", CSeq.parse)
+        return value
 
     @property
     def via(self) -> Via:
         """The topmost Via (RFC 3261 §8.2.6.2, §17.2.3 transaction matching)."""
         try:
-            return self.headers._cache["via"]
+            value: Via = self.headers._cache["via"]
         except KeyError:
             return self._typed("via", "Via", parse_top_via)
+        return value
 
     @property
     def vias(self) -> list[Via]:
@@ -319,16 +325,18 @@ class _Message:
     @property
     def from_(self) -> NameAddress:
         try:
-            return self.headers._cache["from"]
+            value: NameAddress = self.headers._cache["from"]
         except KeyError:
             return self._typed("from", "From", NameAddress.parse)
+        return value
 
     @property
     def to(self) -> NameAddress:
         try:
-            return self.headers._cache["to"]
+            value: NameAddress = self.headers._cache["to"]
         except KeyError:
             return self._typed("to", "To", NameAddress.parse)
+        return value
 
     @property
     def contacts(self) -> list[NameAddress]:
@@ -369,7 +377,8 @@ class _Message:
         """Max-Forwards; a request without one counts as 70 (RFC 3261 §8.1.1.6)."""
         headers = self.headers
         if "max_forwards" in headers._cache:
-            return headers._cache["max_forwards"]
+            value: int = headers._cache["max_forwards"]
+            return value
         if "Max-Forwards" not in headers._first:
             return 70 if isinstance(self, Request) else None
         return self._typed("max_forwards", "Max-Forwards", parse_max_forwards)

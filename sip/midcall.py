@@ -25,16 +25,19 @@ from sip.message import Request, Response, make_response
 from sip.session_timer import (
     MIN_SE,
     Deadlines,
+    DeadlineToken,
     SessionTimer,
     expiry_margin,
     negotiate_uas,
     parse_session_expires,
     supports_timer,
 )
+from sip.transaction import ServerInviteTransaction
 
 if TYPE_CHECKING:
     from sip.dialog import Dialog
     from sip.dialog_host import DialogHost
+    from sip.invite import EndReason
     from sip.transaction import ServerTransaction
     from sip.transport import Flow
 
@@ -138,7 +141,7 @@ _REASONS = {
 }
 
 
-def _noop(*args) -> None:
+def _noop(*args: object) -> None:
     pass
 
 
@@ -159,7 +162,7 @@ class ReferSubscription:
         self.on_progress: Callable[[int], None] = _noop
         self.on_final: Callable[[int], None] = _noop
         self.event_id: str | None = None
-        self.timeout: list | None = None  # the 30 s deadline's token
+        self.timeout: DeadlineToken | None = None  # the 30 s deadline's token
 
     @property
     def done(self) -> bool:
@@ -199,6 +202,10 @@ class MidCall:
     local_sdp: bytes | None
     call_id: str
 
+    def hangup(self, reason: EndReason) -> None:
+        """End the call with a BYE (the host class's)."""
+        raise NotImplementedError
+
     def _init_midcall(self) -> None:
         # Set by the application:
         self.on_offer: Callable[[bytes], bytes | None] = self._keep_local_sdp
@@ -208,9 +215,9 @@ class MidCall:
         # Session timer (RFC 4028): the interval and whether we refresh.
         self.session_interval: int | None = None
         self.we_refresh = False
-        self._timer_token: list | None = None
+        self._timer_token: DeadlineToken | None = None
         self._offered_in_2xx = False  # our 2xx to a re-INVITE without SDP made the offer
-        self._reinvite_txn = None  # a re-INVITE's server txn until its ACK
+        self._reinvite_txn: ServerInviteTransaction | None = None  # a re-INVITE's, till ACKed
         self._client_reinvite = False  # our own re-INVITE is in progress (glare: 491)
         self._peer_allow: str = ""
         self._subscriptions: list[ReferSubscription] = []
@@ -285,7 +292,7 @@ class MidCall:
             self._reply(txn, request, 500, headers=[("Retry-After", "1")])
             return
         timer = negotiate_uas(request)
-        if timer == 422:
+        if isinstance(timer, int):  # 422: Session-Expires below our Min-SE
             self._reply(txn, request, 422, headers=[("Min-SE", str(MIN_SE))])
             return
         body = b""
@@ -299,7 +306,7 @@ class MidCall:
             body = self.local_sdp or b""  # our offer; the ACK brings the answer (RFC 3261 §14.2)
             self._offered_in_2xx = bool(body)
         headers = self._refresh_response_headers(request, timer)
-        if is_invite:
+        if isinstance(txn, ServerInviteTransaction):  # a re-INVITE (not an UPDATE)
             self._reinvite_txn = txn
         self._reply(
             txn,

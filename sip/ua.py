@@ -25,6 +25,7 @@ from sip.transaction import (
     ServerInviteTransaction,
     ServerTransaction,
     Timers,
+    TransactionKey,
     TransactionLayer,
     server_key,
 )
@@ -76,10 +77,10 @@ class UserAgent:
         self.stateless: dict[str, StatelessHandler] = {}
         # Per-source limits (sip/source_limits.py); None: none (the node sets one).
         self.guard: SourceGuard | None = None
-        self.sessions: dict[DialogId, InviteSession] = {}
-        self._by_invite: dict[tuple, InviteSession] = {}  # server INVITE txn key → session
-        self._callbacks: dict[tuple, ResponseCallback] = {}  # client txn key → callback
-        self._invite_clients: dict[tuple, OutgoingInvite] = {}  # our INVITE txn key → call
+        self.sessions: dict[DialogId, InviteSession | OutgoingInvite] = {}
+        self._by_invite: dict[TransactionKey, InviteSession] = {}  # server INVITE txn key → session
+        self._callbacks: dict[TransactionKey, ResponseCallback] = {}  # client txn key → callback
+        self._invite_clients: dict[TransactionKey, OutgoingInvite] = {}  # our INVITE txn key → call
         self.parse_errors = 0
         self._ended: dict[DialogId, float] = {}  # dialog → until when a late BYE gets 200
         # Session timers and REFER timeouts (sip/midcall.py), beside the transactions'.
@@ -340,11 +341,11 @@ class UserAgent:
             if callback is not None:
                 callback(response)
 
-    def transaction_timeout(self, txn) -> None:
+    def transaction_timeout(self, txn: ClientTransaction | ServerTransaction) -> None:
         if isinstance(txn, ServerInviteTransaction):
-            session = self._by_invite.pop(txn.key, None)
-            if session is not None:
-                session.ack_timed_out()
+            unacked = self._by_invite.pop(txn.key, None)
+            if unacked is not None:
+                unacked.ack_timed_out()
                 return
             for session in self.sessions.values():  # a re-INVITE's 2xx never ACKed
                 session.reinvite_timed_out(txn)
@@ -424,7 +425,9 @@ class UserAgent:
         # The peer is behind a NAT when its packets come from elsewhere than its
         # Contact says; then its Contact is unreachable and the source address is
         # the way back (what Asterisk calls force_rport + rewrite_contact).
-        behind_nat = flow is not None and flow.remote[0] != hop.host.strip("[]")
+        if flow is None:
+            return self.flow_for(transport, hop.host, hop.port)
+        behind_nat = flow.remote[0] != hop.host.strip("[]")
         if behind_nat and not flow.reliable and transport == "UDP" and not dialog.route_set:
             return flow
         return self.flow_for(transport, hop.host, hop.port)

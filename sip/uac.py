@@ -48,7 +48,7 @@ class SipCredentials:
     password: str
 
 
-def _noop(*args) -> None:
+def _noop(*args: object) -> None:
     pass
 
 
