@@ -177,7 +177,8 @@ def _mono_int16(frame: av.AudioFrame) -> np.ndarray:
     if frame.layout.nb_channels == 1 and frame.format.name == "s16":  # what we ask for
         # A view of the frame's own buffer (PyAV allocates a new frame per decode), 4x
         # cheaper than to_ndarray(); the plane may be padded, hence count.
-        return np.frombuffer(frame.planes[0], dtype=np.int16, count=frame.samples)
+        result: np.ndarray = np.frombuffer(frame.planes[0], dtype=np.int16, count=frame.samples)
+        return result
     samples = frame.to_ndarray()
     if samples.dtype != np.int16:  # a float decoder: scale to 16 bits
         samples = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
@@ -186,7 +187,8 @@ def _mono_int16(frame: av.AudioFrame) -> np.ndarray:
         return samples.reshape(-1)
     if not frame.format.is_planar:  # packed: one row, channels interleaved
         samples = samples.reshape(-1, channels).T
-    return samples.mean(axis=0).astype(np.int16)
+    result: np.ndarray = samples.mean(axis=0).astype(np.int16)
+    return result
 
 
 class _AvEncoder(Encoder):

@@ -7,10 +7,10 @@ this tick's mix is heard on the next tick: at most 20 ms more delay, never a los
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Protocol
 
-from media.leg import Leg
+from media.leg import Frame, Leg
 from media.mixer import Mixer, Participant
 
 __all__ = ["ConferenceRoom"]
@@ -28,7 +28,10 @@ class ConferenceRoom:
     def __init__(self, clock: _Clock, mixer: Mixer | None = None) -> None:
         self.clock = clock
         self.mixer = mixer if mixer is not None else Mixer()
-        self._legs: dict[int, tuple[Leg, Callable, Callable, Callable[[bytes], None]]] = {}
+        self._legs: dict[
+            Hashable,
+            tuple[Leg, Callable[[Frame], None], Callable[[], None], Callable[[bytes], None]],
+        ] = {}
         self._token: int | None = None
 
     def __len__(self) -> int:

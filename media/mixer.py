@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -113,6 +114,10 @@ class Mixer:
     pushes twice within one tick, the later frame replaces the earlier one.
     """
 
+    _frames: np.ndarray  # (rows, samples): each party's last frame, decoded
+    _pushed: np.ndarray  # a frame arrived this tick
+    _heard: np.ndarray  # scratch: pushed and neither muted nor on hold
+
     def __init__(self, capacity: int = 8) -> None:
         self.participants: dict[Hashable, Participant] = {}
         self._free_rows: list[int] = []
@@ -120,7 +125,7 @@ class Mixer:
         self._allocate(max(1, capacity))
         self._total = np.zeros(FRAME_SAMPLES, dtype=np.int32)
         self._total16 = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-        self._announcements: deque[list] = deque()  # [samples, offset]
+        self._announcements: deque[list[Any]] = deque()  # [samples, offset]
         self._background: Callable[[], np.ndarray | None] | None = None
         self._silence: dict[str, bytes] = {}
 
@@ -141,7 +146,8 @@ class Mixer:
 
     @property
     def capacity(self) -> int:
-        return self._frames.shape[0]
+        rows: int = self._frames.shape[0]
+        return rows
 
     def __len__(self) -> int:
         return len(self.participants)

@@ -90,7 +90,7 @@ def _encode_wideband(samples: np.ndarray, codec: str) -> list[bytes]:
     return [encoder.encode(wide[i : i + size]) for i in range(0, wide.size, size)]
 
 
-_ENCODED: OrderedDict[tuple[int, str], tuple[weakref.ref, list[bytes]]] = OrderedDict()
+_ENCODED: OrderedDict[tuple[int, str], tuple[weakref.ref[np.ndarray], list[bytes]]] = OrderedDict()
 _ENCODED_ENTRIES = 64
 
 
@@ -107,13 +107,18 @@ def cached_frames(samples: np.ndarray, codec: str) -> list[bytes]:
         return hit[1]
     frames = encode_frames(samples, codec)
     try:
-        ref = weakref.ref(samples, lambda _, key=key: _forget(key))
+        ref = weakref.ref(samples, _forgetting(key))
     except TypeError:  # not an ndarray (a list of samples): not worth remembering
         return frames
     _ENCODED[key] = (ref, frames)
     while len(_ENCODED) > _ENCODED_ENTRIES:
         _ENCODED.popitem(last=False)
     return frames
+
+
+def _forgetting(key: tuple[int, str]) -> Callable[[object], None]:
+    """The weakref callback that forgets ``key``'s frames."""
+    return lambda _: _forget(key)
 
 
 def _forget(key: tuple[int, str]) -> None:
@@ -127,7 +132,7 @@ class _Frames:
 
     __slots__ = ("_frames", "_index", "_passes_left", "done")
 
-    def __init__(self, frames: list[bytes], passes: int, done: asyncio.Future) -> None:
+    def __init__(self, frames: list[bytes], passes: int, done: asyncio.Future[None]) -> None:
         self._frames = frames
         self._index = 0
         self._passes_left = passes  # 0: forever
@@ -152,7 +157,7 @@ class _Quiet:
 
     __slots__ = ("_ticks_left", "done")
 
-    def __init__(self, ticks: int, done: asyncio.Future) -> None:
+    def __init__(self, ticks: int, done: asyncio.Future[None]) -> None:
         self._ticks_left = ticks
         self.done = done
 

@@ -39,7 +39,8 @@ def _delay_impairment(delay_ms: float) -> float:
     if delay_ms <= 100:
         return 0.0
     x = math.log2(delay_ms / 100.0)
-    return 25.0 * ((1 + x**6) ** (1 / 6) - 3 * (1 + (x / 3) ** 6) ** (1 / 6) + 2)
+    result: float = 25.0 * ((1 + x**6) ** (1 / 6) - 3 * (1 + (x / 3) ** 6) ** (1 / 6) + 2)
+    return result
 
 
 def estimate_mos(codec: str, loss: float, delay_ms: float) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -113,7 +113,7 @@ class ReportBlock:
         )
 
 
-def _check_count(items: list, what: str) -> None:
+def _check_count(items: Sized, what: str) -> None:
     if len(items) > _MAX_COUNT:
         raise ValueError(f"at most {_MAX_COUNT} {what} fit in one RTCP packet")
 
@@ -274,7 +274,7 @@ class Bye:
 
 RtcpPacket = SenderReport | ReceiverReport | SourceDescription | Bye
 
-_PARSERS = {
+_PARSERS: dict[int, Callable[[bytes, int, int, int], RtcpPacket]] = {
     RTCP_SR: SenderReport._parse,
     RTCP_RR: ReceiverReport._parse,
     RTCP_SDES: SourceDescription._parse,

@@ -446,7 +446,7 @@ def negotiate_answer(
         audio = _first_common(offered_media.codecs, supported, exclude_auxiliary=True)
         if audio is None:
             continue
-        if secure:
+        if secure and crypto_answer is not None:  # (secure streams need the hook: above)
             our_crypto = crypto_answer(offered_media.crypto)
             if our_crypto is None:
                 audio = None

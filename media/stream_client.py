@@ -133,7 +133,8 @@ class MediaStreamClient:
         leg.source = self._next_frame
         leg.deliver_on_arrival(True)
         try:
-            return await _stream_until(ws, until, self.protocol)
+            result: str | None = await _stream_until(ws, until, self.protocol)
+            return result
         finally:
             leg.deliver_on_arrival(False)
             leg.on_frame, leg.on_dtmf, leg.source = saved
@@ -267,7 +268,8 @@ class ForkStreamClient(MediaStreamClient):
         self._started_at = time.monotonic()
         add_tap(self.leg, self._on_tap)
         try:
-            return await _stream_until(ws, until, self.protocol)
+            result: str | None = await _stream_until(ws, until, self.protocol)
+            return result
         finally:
             remove_tap(self.leg, self._on_tap)
 

@@ -309,7 +309,8 @@ def negotiated_codec(answer_sdp: str) -> str:
     payload_type = line.group(1)
     names = dict(_RTPMAP.findall(answer_sdp))
     if payload_type in names:
-        return names[payload_type].upper()
+        result: str = names[payload_type].upper()
+        return result
     return {"0": "PCMU", "8": "PCMA"}.get(payload_type, "")
 
 
