@@ -32,6 +32,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
@@ -143,7 +144,7 @@ class MediaStreamClient:
 
     def _on_frame(self, frame: Frame) -> None:
         ws = self._ws
-        if not ws.writable:
+        if ws is None or not ws.writable:  # (run() installs this once connected)
             self.dropped += 1
             return
         payload = self.audio.to_stream(frame.payload)
@@ -181,7 +182,9 @@ class MediaStreamClient:
         return self.audio.to_leg(frame) or None
 
     def _send_control(self, message: bytes) -> None:
-        self._ws.send_text(message)
+        ws = self._ws
+        assert ws is not None, "connect() first"
+        ws.send_text(message)
         self.sent += 1
 
     def _handle(self, message: bytes) -> None:
@@ -230,7 +233,8 @@ class MediaStreamClient:
             and playback.pending_marks <= MAX_PENDING_MARKS - RESUME_FRAMES
         ):
             self._queue_full = False
-            self._ws.resume_reading()
+            if self._ws is not None:
+                self._ws.resume_reading()
 
     @property
     def throttled(self) -> int:
@@ -249,7 +253,7 @@ class ForkStreamClient(MediaStreamClient):
     with an error at once.
     """
 
-    def __init__(self, leg: Leg, url: str, protocol: MediaStream, **kwargs) -> None:
+    def __init__(self, leg: Leg, url: str, protocol: MediaStream, **kwargs: Any) -> None:
         super().__init__(leg, url, protocol, **kwargs)
         self.tracks = ForkTracks(protocol)
         codec = leg.codec
@@ -278,21 +282,25 @@ class ForkStreamClient(MediaStreamClient):
         if not self.tracks.wants(side):
             return
         ws = self._ws
-        if not ws.writable:
+        if ws is None or not ws.writable:  # (run() installs this once connected)
             self.dropped += 1
             return
         payload = self._side_audio[side].to_stream(frame.payload)
         if not payload:
             return
         now_ms = int((time.monotonic() - self._started_at) * 1000)
-        ws.send_text(self.tracks.media(side, payload, now_ms))
-        self.sent += 1
+        message = self.tracks.media(side, payload, now_ms)
+        if message is not None:  # (it is: the side is wanted, checked above)
+            ws.send_text(message)
+            self.sent += 1
 
     def _handle(self, message: bytes) -> None:
         """One-way: whatever the application sends is ignored (within the budget)."""
 
 
-async def _stream_until(ws: WebSocketConnection, until: asyncio.Event, protocol: MediaStream):
+async def _stream_until(
+    ws: WebSocketConnection, until: asyncio.Event, protocol: MediaStream
+) -> str | None:
     """Wait for the socket to close or ``until``; on ``until``, send ``stop`` and close.
 
     Returns None for a normal end, or what went wrong with the connection.
@@ -300,7 +308,8 @@ async def _stream_until(ws: WebSocketConnection, until: asyncio.Event, protocol:
     ended = asyncio.ensure_future(until.wait())
     closed = asyncio.shield(ws.closed)
     try:
-        await asyncio.wait([ended, closed], return_when=asyncio.FIRST_COMPLETED)
+        waiting: list[asyncio.Future[Any]] = [ended, closed]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if not ws.closed.done():  # the call is over: tell the application, then close
             ws.send_text(protocol.stop())
             ws.close()
