@@ -43,9 +43,9 @@ class WebSocketLike(Protocol):
 
     async def accept(self) -> None: ...
 
-    async def receive_text(self) -> str: ...
+    async def receive_text(self) -> str | bytes: ...
 
-    async def send_text(self, data: str) -> None: ...
+    async def send_text(self, data: str, /) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -299,7 +299,7 @@ class SignalingServer:
         for call in list(tab.calls.values()):
             call.end("client-gone", notify=False)
 
-    async def _on_message(self, tab: Tab, text: str, send: Send) -> None:
+    async def _on_message(self, tab: Tab, text: str | bytes, send: Send) -> None:
         try:
             message = protocol.parse(text)
             await self._dispatch(tab, message)
