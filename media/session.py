@@ -76,7 +76,7 @@ class _RtcpProtocol(asyncio.DatagramProtocol):
         self.session = session
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.session._rtcp_received(data, addr)
+        self.session.receive_rtcp(data, addr)
 
     def error_received(self, exc: Exception) -> None:
         pass
@@ -343,7 +343,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             self.bad_packets += 1
             return
         if is_rtcp(data):  # RFC 5761 rtcp-mux: SRTCP keeps its first 8 octets in the clear
-            self._rtcp_received(data, addr)
+            self.receive_rtcp(data, addr)
             return
         try:
             plain = srtp.unprotect(data)
@@ -360,7 +360,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             self.bad_packets += 1
             return
         if is_rtcp(data):  # RFC 5761 rtcp-mux
-            self._rtcp_received(data, addr)
+            self.receive_rtcp(data, addr)
             return
         first, second, sequence, timestamp, ssrc = RTP_HEADER.unpack_from(data)
         offset = 12 + ((first & 0x0F) << 2)
@@ -643,7 +643,8 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             packets.append(Bye([self.ssrc], None))
         return packets
 
-    def _rtcp_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+    def receive_rtcp(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        """An RTCP compound from ``addr`` (the RTCP socket's, or rtcp-mux on the RTP one)."""
         peer = self.remote or self._unproven
         if peer is not None and (addr[0] == peer[0] or self._latch):
             self.rtcp_received += 1  # the peer is alive (others' RTCP keeps no call up)
