@@ -41,6 +41,7 @@ debian-packages:
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The interop modules whose servers lean on the store (calls and their webhooks,
 # outbound calls, recordings, conferences, streams, SMS, billing, the console) run a

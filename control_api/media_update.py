@@ -130,10 +130,10 @@ class MediaUpdater:
         if address.split("/")[0] not in _UNSPECIFIED:
             with contextlib.suppress(SdpNegotiationError):
                 remote = remote_rtp_address(sdp, media)
-        codec_changed = leg.codec != codec.name.upper() or leg._payload_type != codec.payload_type
+        codec_changed = leg.codec != codec.name.upper() or leg.payload_type != codec.payload_type
         dtmf_type = dtmf.payload_type if dtmf is not None else -1
         if remote is not None and (
-            remote != self._sdp_remote or codec_changed or dtmf_type != leg._dtmf_payload_type
+            remote != self._sdp_remote or codec_changed or dtmf_type != leg.dtmf_payload_type
         ):
             leg.configure(codec, remote, dtmf=dtmf, ptime=media.ptime or 20)
             self._sdp_remote = remote

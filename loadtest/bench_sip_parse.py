@@ -1,4 +1,4 @@
-"""Micro-benchmark of the SIP codec hot path (sip/message.py).
+"""Micro-benchmark of the SIP codec hot path (sip/parser.py, sip/message.py).
 
 Run: .venv/bin/python loadtest/bench_sip_parse.py [seconds-per-case]
 Prints messages per second on one core for parsing a typical SIPp INVITE with
@@ -13,7 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sip.message import make_response, parse_message
+from sip.message import make_response
+from sip.parser import parse_message
 
 SDP = (
     b"v=0\r\n"

@@ -182,14 +182,8 @@ class Agent:
         encoded tone looped), so that CPU 1 can run as many as the server carries."""
         from signaling.webrtc_leg import WebRtcLeg
 
-        leg = WebRtcLeg()
+        leg = WebRtcLeg(only_codec=self.codec)
         self.leg = leg
-        only = [
-            c
-            for c in RTCRtpSender.getCapabilities("audio").codecs
-            if c.mimeType.lower() == f"audio/{self.codec.lower()}"
-        ]
-        leg._prefer = lambda prefer_pcmu: leg._transceiver.setCodecPreferences(only)
         leg.on_frame = lambda frame: self._heard()
         sdp = await leg.answer_offer(message["sdp"])
         self.negotiated = leg.browser_codec

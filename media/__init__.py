@@ -1,0 +1,34 @@
+"""The media plane: legs, RTP sessions, codecs, bridges, conferences, players,
+recorders and Media Streams.
+
+``__all__`` names the modules other packages may import; each module's own
+``__all__`` names its public names. The rest (``jitter``, ``rtp``, ``websocket``)
+serve the modules here and are private to the package.
+"""
+
+__all__ = [
+    "audio_file",
+    "bridge",
+    "clock",
+    "codecs",
+    "conference",
+    "dtmf",
+    "g711",
+    "leg",
+    "mixer",
+    "player",
+    "ports",
+    "quality",
+    "recorder",
+    "resample",
+    "rtcp",
+    "sdp",
+    "session",
+    "srtp",
+    "stream_client",
+    "streams",
+    "taps",
+    "tones",
+    "tts",
+    "watchdog",
+]

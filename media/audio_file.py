@@ -131,6 +131,7 @@ def resample_frames(
             resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
             shape = frame_shape
         frame.pts = None  # resampling needs no timing, and broken files have odd ones
+        assert resampler is not None  # made for the first frame's shape
         if not take(resampler.resample(frame)):
             break
     else:

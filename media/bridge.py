@@ -24,7 +24,7 @@ from media.taps import Tap  # side (0 = a, 1 = b), the frame that side sent
 __all__ = ["Bridge"]
 
 
-def _ignore(*args) -> None:
+def _ignore(*args: object) -> None:
     pass
 
 
@@ -37,7 +37,7 @@ class Bridge:
         self.tap = tap
         self.on_dtmf: Callable[[int, str], None] = _ignore  # side, digit
         self.mode = ""
-        self._saved: list[tuple[Leg, Callable, Callable]] = []
+        self._saved: list[tuple[Leg, Callable[[Frame], None], Callable[[str], None]]] = []
 
     def start(self) -> None:
         a, b = self.a, self.b

@@ -14,13 +14,18 @@ history), so each direction of each leg needs its own :class:`Encoder` and :clas
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 import av
 import numpy as np
 
 from media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from media.resample import Resampler
+
+if TYPE_CHECKING:
+    from av.audio.codeccontext import AudioCodecContext
 
 __all__ = [
     "PTIME_MS",
@@ -149,7 +154,8 @@ class _AvDecoder(Decoder):
     _codec = ""
 
     def __init__(self) -> None:
-        context = av.CodecContext.create(self._codec, "r")
+        # By name the stubs cannot tell it is an audio codec's context; it is.
+        context = cast("AudioCodecContext", av.CodecContext.create(self._codec, "r"))
         context.sample_rate = self.sample_rate
         context.layout = "mono"
         context.open()
@@ -177,7 +183,13 @@ def _mono_int16(frame: av.AudioFrame) -> np.ndarray:
     if frame.layout.nb_channels == 1 and frame.format.name == "s16":  # what we ask for
         # A view of the frame's own buffer (PyAV allocates a new frame per decode), 4x
         # cheaper than to_ndarray(); the plane may be padded, hence count.
-        return np.frombuffer(frame.planes[0], dtype=np.int16, count=frame.samples)
+        plane = frame.planes[0]  # a buffer, which PyAV's stubs do not declare
+        view: np.ndarray = np.frombuffer(
+            plane,  # type: ignore[call-overload]
+            dtype=np.int16,
+            count=frame.samples,
+        )
+        return view
     samples = frame.to_ndarray()
     if samples.dtype != np.int16:  # a float decoder: scale to 16 bits
         samples = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
@@ -186,7 +198,8 @@ def _mono_int16(frame: av.AudioFrame) -> np.ndarray:
         return samples.reshape(-1)
     if not frame.format.is_planar:  # packed: one row, channels interleaved
         samples = samples.reshape(-1, channels).T
-    return samples.mean(axis=0).astype(np.int16)
+    result: np.ndarray = samples.mean(axis=0).astype(np.int16)
+    return result
 
 
 class _AvEncoder(Encoder):
@@ -207,7 +220,7 @@ class _AvEncoder(Encoder):
     _bit_rate = 0
 
     def __init__(self) -> None:
-        context = av.CodecContext.create(self._codec, "w")
+        context = cast("AudioCodecContext", av.CodecContext.create(self._codec, "w"))
         context.sample_rate = self.sample_rate
         context.layout = "mono"
         context.format = "s16"
@@ -221,14 +234,17 @@ class _AvEncoder(Encoder):
         frame.sample_rate = self.sample_rate
         self._frame = frame
         self._pts = 0
-        self._send = getattr(context, "_send_frame_and_recv", context.encode)
+        self._send: Callable[[av.AudioFrame], list[av.Packet[Any]]] = getattr(
+            context, "_send_frame_and_recv", context.encode
+        )
 
     def encode(self, samples: np.ndarray) -> bytes:
         size = self.frame_samples
         samples = _check_frame(samples, size, self.name)
         frame = self._frame
         frame.make_writable()  # a no-op unless the codec kept a reference after all
-        np.frombuffer(frame.planes[0], dtype=np.int16)[:size] = samples
+        plane = frame.planes[0]  # a buffer, which PyAV's stubs do not declare
+        np.frombuffer(plane, dtype=np.int16)[:size] = samples  # type: ignore[call-overload]
         frame.pts = self._pts
         self._pts += size
         return b"".join([bytes(packet) for packet in self._send(frame)])

@@ -7,11 +7,11 @@ this tick's mix is heard on the next tick: at most 20 ms more delay, never a los
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Protocol
 
 from media.leg import Frame, Leg
-from media.mixer import FRAME_SAMPLES, Mixer, Participant
+from media.mixer import Mixer, Participant
 
 __all__ = ["ConferenceRoom"]
 
@@ -28,7 +28,10 @@ class ConferenceRoom:
     def __init__(self, clock: _Clock, mixer: Mixer | None = None) -> None:
         self.clock = clock
         self.mixer = mixer if mixer is not None else Mixer()
-        self._legs: dict[int, tuple[Leg, Callable, Callable, Callable[[bytes], None]]] = {}
+        self._legs: dict[
+            Hashable,
+            tuple[Leg, Callable[[Frame], None], Callable[[], None], Callable[[bytes], None]],
+        ] = {}
         self._token: int | None = None
 
     def __len__(self) -> int:
@@ -38,14 +41,7 @@ class ConferenceRoom:
         """Add ``leg``: from now on it is heard by and hears the others. It leaves on close."""
         key = id(leg)
         participant = self.mixer.add(key, leg.codec, muted=muted)
-        send_payload = getattr(leg, "send_payload", None)
-        if send_payload is None:
-            codec = leg.codec
-
-            def send_payload(payload: bytes, leg: Leg = leg) -> None:
-                leg.send_frame(Frame(codec, payload, samples=FRAME_SAMPLES))
-
-        self._legs[key] = (leg, leg.on_frame, leg.on_close, send_payload)
+        self._legs[key] = (leg, leg.on_frame, leg.on_close, leg.send_payload)
         push = self.mixer.push
         leg.on_frame = lambda frame: push(key, frame.payload)
         saved_on_close = leg.on_close

@@ -103,7 +103,8 @@ def ulaw_decode(data: bytes) -> np.ndarray:
 
 def ulaw_encode(samples: np.ndarray) -> bytes:
     """int16 linear samples to mu-law octets."""
-    return _ULAW_ENCODE[_as_index(samples)].tobytes()
+    result: bytes = _ULAW_ENCODE[_as_index(samples)].tobytes()
+    return result
 
 
 def alaw_decode(data: bytes) -> np.ndarray:
@@ -113,4 +114,5 @@ def alaw_decode(data: bytes) -> np.ndarray:
 
 def alaw_encode(samples: np.ndarray) -> bytes:
     """int16 linear samples to A-law octets."""
-    return _ALAW_ENCODE[_as_index(samples)].tobytes()
+    result: bytes = _ALAW_ENCODE[_as_index(samples)].tobytes()
+    return result

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -94,8 +95,8 @@ class Participant:
     hold: bool = False
     deaf: bool = False
     row: int = field(default=-1, repr=False)
-    _decode: Decoder = field(default=g711.ulaw_decode, repr=False)
-    _encode: Encoder = field(default=g711.ulaw_encode, repr=False)
+    decode: Decoder = field(default=g711.ulaw_decode, repr=False)
+    encode: Encoder = field(default=g711.ulaw_encode, repr=False)
 
     @property
     def heard(self) -> bool:
@@ -113,6 +114,10 @@ class Mixer:
     pushes twice within one tick, the later frame replaces the earlier one.
     """
 
+    _frames: np.ndarray  # (rows, samples): each party's last frame, decoded
+    _pushed: np.ndarray  # a frame arrived this tick
+    _heard: np.ndarray  # scratch: pushed and neither muted nor on hold
+
     def __init__(self, capacity: int = 8) -> None:
         self.participants: dict[Hashable, Participant] = {}
         self._free_rows: list[int] = []
@@ -120,7 +125,7 @@ class Mixer:
         self._allocate(max(1, capacity))
         self._total = np.zeros(FRAME_SAMPLES, dtype=np.int32)
         self._total16 = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-        self._announcements: deque[list] = deque()  # [samples, offset]
+        self._announcements: deque[list[Any]] = deque()  # [samples, offset]
         self._background: Callable[[], np.ndarray | None] | None = None
         self._silence: dict[str, bytes] = {}
 
@@ -141,7 +146,8 @@ class Mixer:
 
     @property
     def capacity(self) -> int:
-        return self._frames.shape[0]
+        rows: int = self._frames.shape[0]
+        return rows
 
     def __len__(self) -> int:
         return len(self.participants)
@@ -162,8 +168,8 @@ class Mixer:
             row = self._rows_used
             self._rows_used += 1
         participant = Participant(leg_id, codec, muted=muted, row=row)
-        participant._decode = decode
-        participant._encode = encode
+        participant.decode = decode
+        participant.encode = encode
         self.participants[leg_id] = participant
         return participant
 
@@ -186,7 +192,7 @@ class Mixer:
         participant = self.participants.get(leg_id)
         if participant is None:
             return
-        pcm = participant._decode(payload)
+        pcm = participant.decode(payload)
         row = self._frames[participant.row]
         count = min(pcm.size, FRAME_SAMPLES)
         row[:count] = pcm[:count]
@@ -226,7 +232,7 @@ class Mixer:
     def _silence_for(self, participant: Participant) -> bytes:
         payload = self._silence.get(participant.codec)
         if payload is None:
-            payload = participant._encode(np.zeros(FRAME_SAMPLES, dtype=np.int16))
+            payload = participant.encode(np.zeros(FRAME_SAMPLES, dtype=np.int16))
             self._silence[participant.codec] = payload
         return payload
 
@@ -260,11 +266,11 @@ class Mixer:
             if not participant.listening:
                 payloads[leg_id] = self._silence_for(participant)
             elif heard[participant.row]:
-                payloads[leg_id] = participant._encode(out[participant.row])
+                payloads[leg_id] = participant.encode(out[participant.row])
             else:
                 payload = shared.get(participant.codec)
                 if payload is None:
-                    payload = participant._encode(self._total16)
+                    payload = participant.encode(self._total16)
                     shared[participant.codec] = payload
                 payloads[leg_id] = payload
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from media.dtmf import DIGITS
 from media.g711 import SILENCE_ALAW, SILENCE_ULAW, alaw_encode, ulaw_encode
+from media.leg import Leg
 from media.resample import resample
 
 __all__ = [
@@ -89,7 +90,7 @@ def _encode_wideband(samples: np.ndarray, codec: str) -> list[bytes]:
     return [encoder.encode(wide[i : i + size]) for i in range(0, wide.size, size)]
 
 
-_ENCODED: OrderedDict[tuple[int, str], tuple[weakref.ref, list[bytes]]] = OrderedDict()
+_ENCODED: OrderedDict[tuple[int, str], tuple[weakref.ref[np.ndarray], list[bytes]]] = OrderedDict()
 _ENCODED_ENTRIES = 64
 
 
@@ -106,13 +107,18 @@ def cached_frames(samples: np.ndarray, codec: str) -> list[bytes]:
         return hit[1]
     frames = encode_frames(samples, codec)
     try:
-        ref = weakref.ref(samples, lambda _, key=key: _forget(key))
+        ref = weakref.ref(samples, _forgetting(key))
     except TypeError:  # not an ndarray (a list of samples): not worth remembering
         return frames
     _ENCODED[key] = (ref, frames)
     while len(_ENCODED) > _ENCODED_ENTRIES:
         _ENCODED.popitem(last=False)
     return frames
+
+
+def _forgetting(key: tuple[int, str]) -> Callable[[object], None]:
+    """The weakref callback that forgets ``key``'s frames."""
+    return lambda _: _forget(key)
 
 
 def _forget(key: tuple[int, str]) -> None:
@@ -126,7 +132,7 @@ class _Frames:
 
     __slots__ = ("_frames", "_index", "_passes_left", "done")
 
-    def __init__(self, frames: list[bytes], passes: int, done: asyncio.Future) -> None:
+    def __init__(self, frames: list[bytes], passes: int, done: asyncio.Future[None]) -> None:
         self._frames = frames
         self._index = 0
         self._passes_left = passes  # 0: forever
@@ -151,7 +157,7 @@ class _Quiet:
 
     __slots__ = ("_ticks_left", "done")
 
-    def __init__(self, ticks: int, done: asyncio.Future) -> None:
+    def __init__(self, ticks: int, done: asyncio.Future[None]) -> None:
         self._ticks_left = ticks
         self.done = done
 
@@ -163,19 +169,19 @@ class _Quiet:
         return None
 
 
-async def _run(leg, source: _Frames | _Quiet) -> None:
+async def _run(leg: Leg, source: _Frames | _Quiet) -> None:
     leg.source = source
     try:
-        while not source.done.done() and not getattr(leg, "closed", False):
+        while not source.done.done() and not leg.closed:
             await asyncio.wait((source.done,), timeout=CLOSED_POLL)
     finally:
         if leg.source is source:  # another playback may have taken over meanwhile
             leg.source = None
 
 
-def _check_leg(leg) -> None:
+def _check_leg(leg: Leg) -> None:
     """The leg's clock must be its codec's RTP clock, which the frames are paced for."""
-    rate = getattr(leg, "sample_rate", RATE)
+    rate = leg.sample_rate
     name = leg.codec.upper()
     if name in _CODECS:
         expected = RATE
@@ -190,7 +196,7 @@ def _check_leg(leg) -> None:
         raise ValueError(f"cannot play into a {leg.codec} leg clocked at {rate} Hz, not {expected}")
 
 
-async def play(leg, samples: np.ndarray, *, loop: int = 1) -> None:
+async def play(leg: Leg, samples: np.ndarray, *, loop: int = 1) -> None:
     """Play int16 8 kHz mono ``samples`` into ``leg``, ``loop`` times (0: until cancelled).
 
     Returns once the leg has pulled the last frame (or has closed). Empty audio returns at
@@ -205,7 +211,7 @@ async def play(leg, samples: np.ndarray, *, loop: int = 1) -> None:
     await _run(leg, _Frames(frames, loop, asyncio.get_running_loop().create_future()))
 
 
-async def play_silence(leg, seconds: float) -> None:
+async def play_silence(leg: Leg, seconds: float) -> None:
     """Send nothing for ``seconds``, counted in the leg's 20 ms ticks (``<Pause>``)."""
     ticks = round(seconds / TICK)
     if ticks <= 0:
@@ -214,7 +220,7 @@ async def play_silence(leg, seconds: float) -> None:
 
 
 async def send_digits(
-    leg, digits: str, *, duration_ms: int = DIGIT_MS, gap: float = DIGIT_GAP
+    leg: Leg, digits: str, *, duration_ms: int = DIGIT_MS, gap: float = DIGIT_GAP
 ) -> None:
     """Send ``digits`` as DTMF through ``leg.send_dtmf``, one after the other.
 
@@ -228,7 +234,7 @@ async def send_digits(
     if bad:
         raise ValueError(f"not DTMF digits: {''.join(bad)!r}")
     for digit in digits:
-        if getattr(leg, "closed", False):
+        if leg.closed:
             return
         if digit == PAUSE_DIGIT:
             await asyncio.sleep(PAUSE_SECONDS)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING
 
 from media.quality import RtpTotals
+
+if TYPE_CHECKING:
+    from media.session import RtpSession
 
 __all__ = ["PortPool", "PortsExhausted"]
 
@@ -30,7 +34,7 @@ class PortPool:
         self._used: set[int] = set()
         self.size = len(self._free)
         # For metrics: the sessions holding ports now, and what those that ended counted.
-        self.sessions: set = set()
+        self.sessions: set[RtpSession] = set()
         self.ended: dict[str, RtpTotals] = {}
 
     def acquire(self) -> int:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from media.leg import Leg
+
 __all__ = ["CODEC_IMPAIRMENT", "LegQuality", "RtpTotals", "estimate_mos", "leg_quality"]
 
 JITTER_BUFFER_MS = 60.0  # three 20 ms packets (media.session's default depth)
@@ -37,7 +39,8 @@ def _delay_impairment(delay_ms: float) -> float:
     if delay_ms <= 100:
         return 0.0
     x = math.log2(delay_ms / 100.0)
-    return 25.0 * ((1 + x**6) ** (1 / 6) - 3 * (1 + (x / 3) ** 6) ** (1 / 6) + 2)
+    result: float = 25.0 * ((1 + x**6) ** (1 / 6) - 3 * (1 + (x / 3) ** 6) ** (1 / 6) + 2)
+    return result
 
 
 def estimate_mos(codec: str, loss: float, delay_ms: float) -> float:
@@ -84,10 +87,10 @@ class LegQuality:
         return self.lost / expected if expected else 0.0
 
 
-def leg_quality(leg) -> LegQuality | None:
+def leg_quality(leg: Leg) -> LegQuality | None:
     """The quality of a leg that keeps RFC 3550 reception statistics (``leg.stats``),
     or None for one that does not."""
-    stats = getattr(leg, "stats", None)
+    stats = leg.stats
     if stats is None:
         return None
     received, lost = stats.received, max(stats.lost, 0)

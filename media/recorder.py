@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import tempfile
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,8 @@ _SPOOL_IN_MEMORY = 1 << 20
 
 def _rms_threshold(dbfs: float) -> float:
     """The RMS amplitude (reference 32768, as :func:`media.tones.level_dbfs`) of ``dbfs``."""
-    return 32768.0 * 10.0 ** (dbfs / 20.0)
+    result: float = 32768.0 * 10.0 ** (dbfs / 20.0)
+    return result
 
 
 def _mean_square(samples: np.ndarray) -> float:
@@ -93,10 +95,12 @@ class Recorder:
         self._frames_written = 0
         self._pending: list[list[np.ndarray]] = [[] for _ in range(channels)]
         self._since_tick = 0  # mono: samples written since the last tick
-        self._decoders: dict[str, object] = {}
+        self._decoders: dict[str, Callable[[bytes], np.ndarray]] = {}
         self._silence_limit = _rms_threshold(TRIM_THRESHOLD_DBFS) ** 2
         self._heard_anything = False  # trim: past the leading silence
-        self._held: tempfile.SpooledTemporaryFile | None = None  # trim: possible trailing silence
+        self._held: tempfile.SpooledTemporaryFile[bytes] | None = (
+            None  # trim: possible trailing silence
+        )
         self._held_frames = 0
         self.closed = False
         self.info: RecordingInfo | None = None

@@ -29,7 +29,8 @@ def _lowpass(factor: int) -> np.ndarray:
     n = np.arange(length) - (length - 1) / 2
     cutoff = _CUTOFF / (2 * factor)  # cycles per high-rate sample
     taps = 2 * cutoff * np.sinc(2 * cutoff * n) * np.kaiser(length, _KAISER_BETA)
-    return taps / taps.sum()
+    result: np.ndarray = taps / taps.sum()
+    return result
 
 
 def _check_rate(rate: int) -> None:

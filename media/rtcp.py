@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -91,7 +91,8 @@ class ReportBlock:
     dlsr: int = 0
 
     @classmethod
-    def _unpack(cls, data: bytes, offset: int) -> ReportBlock:
+    def unpack(cls, data: bytes, offset: int) -> ReportBlock:
+        """The 24-octet report block at ``offset`` (RFC 3550 §6.4.1)."""
         ssrc, lost_word, highest, jitter, lsr, dlsr = _REPORT_BLOCK.unpack_from(data, offset)
         lost = lost_word & 0xFFFFFF
         if lost & 0x800000:
@@ -113,7 +114,7 @@ class ReportBlock:
         )
 
 
-def _check_count(items: list, what: str) -> None:
+def _check_count(items: Sized, what: str) -> None:
     if len(items) > _MAX_COUNT:
         raise ValueError(f"at most {_MAX_COUNT} {what} fit in one RTCP packet")
 
@@ -121,7 +122,7 @@ def _check_count(items: list, what: str) -> None:
 def _parse_blocks(data: bytes, offset: int, end: int, count: int) -> list[ReportBlock]:
     if offset + 24 * count > end:
         raise RtcpParseError("report blocks run past the end of the packet")
-    return [ReportBlock._unpack(data, offset + 24 * i) for i in range(count)]
+    return [ReportBlock.unpack(data, offset + 24 * i) for i in range(count)]
 
 
 @dataclass(slots=True)
@@ -136,7 +137,9 @@ class SenderReport:
     reports: list[ReportBlock] = field(default_factory=list)
 
     @classmethod
-    def _parse(cls, data: bytes, offset: int, end: int, count: int) -> SenderReport:
+    def parse_body(cls, data: bytes, offset: int, end: int, count: int) -> SenderReport:
+        """The packet body between ``offset`` and ``end`` (after the 4-octet header);
+        ``count`` is the header's 5-bit count (parse_compound calls this)."""
         if offset + 24 > end:
             raise RtcpParseError("SR shorter than its sender information")
         ssrc, msw, lsw, rtp_ts, packets, octets = _SENDER_INFO.unpack_from(data, offset)
@@ -165,7 +168,9 @@ class ReceiverReport:
     reports: list[ReportBlock] = field(default_factory=list)
 
     @classmethod
-    def _parse(cls, data: bytes, offset: int, end: int, count: int) -> ReceiverReport:
+    def parse_body(cls, data: bytes, offset: int, end: int, count: int) -> ReceiverReport:
+        """The packet body between ``offset`` and ``end`` (after the 4-octet header);
+        ``count`` is the header's 5-bit count (parse_compound calls this)."""
         if offset + 4 > end:
             raise RtcpParseError("RR shorter than its SSRC")
         (ssrc,) = _SSRC.unpack_from(data, offset)
@@ -199,7 +204,9 @@ class SourceDescription:
     chunks: list[SdesChunk] = field(default_factory=list)
 
     @classmethod
-    def _parse(cls, data: bytes, offset: int, end: int, count: int) -> SourceDescription:
+    def parse_body(cls, data: bytes, offset: int, end: int, count: int) -> SourceDescription:
+        """The packet body between ``offset`` and ``end`` (after the 4-octet header);
+        ``count`` is the header's 5-bit count (parse_compound calls this)."""
         chunks = []
         start = offset
         for _ in range(count):
@@ -247,7 +254,9 @@ class Bye:
     reason: str | None = None
 
     @classmethod
-    def _parse(cls, data: bytes, offset: int, end: int, count: int) -> Bye:
+    def parse_body(cls, data: bytes, offset: int, end: int, count: int) -> Bye:
+        """The packet body between ``offset`` and ``end`` (after the 4-octet header);
+        ``count`` is the header's 5-bit count (parse_compound calls this)."""
         if offset + 4 * count > end:
             raise RtcpParseError("BYE source list runs past the end of the packet")
         sources = list(struct.unpack_from(f"!{count}I", data, offset))
@@ -274,11 +283,11 @@ class Bye:
 
 RtcpPacket = SenderReport | ReceiverReport | SourceDescription | Bye
 
-_PARSERS = {
-    RTCP_SR: SenderReport._parse,
-    RTCP_RR: ReceiverReport._parse,
-    RTCP_SDES: SourceDescription._parse,
-    RTCP_BYE: Bye._parse,
+_PARSERS: dict[int, Callable[[bytes, int, int, int], RtcpPacket]] = {
+    RTCP_SR: SenderReport.parse_body,
+    RTCP_RR: ReceiverReport.parse_body,
+    RTCP_SDES: SourceDescription.parse_body,
+    RTCP_BYE: Bye.parse_body,
 }
 
 

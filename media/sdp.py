@@ -146,7 +146,8 @@ class MediaDescription:
                 return codec
         return None
 
-    def _serialize(self, out: list[str]) -> None:
+    def serialize_into(self, out: list[str]) -> None:
+        """Append this media section's lines to ``out`` (SessionDescription.serialize)."""
         port = self.port if self.port_count is None else f"{self.port}/{self.port_count}"
         out.append(" ".join([f"m={self.media} {port} {self.protocol}", *self.formats]))
         out.extend(f"{kind}={value}" for kind, value in self.lines if kind == "i")
@@ -279,7 +280,7 @@ class SessionDescription:
         rest.sort(key=_session_line_rank)
         out.extend(f"{kind}={value}" for kind, value in rest)
         for media in self.media:
-            media._serialize(out)
+            media.serialize_into(out)
         out.append("")
         return "\r\n".join(out).encode("utf-8", "surrogateescape")
 
@@ -446,7 +447,7 @@ def negotiate_answer(
         audio = _first_common(offered_media.codecs, supported, exclude_auxiliary=True)
         if audio is None:
             continue
-        if secure:
+        if secure and crypto_answer is not None:  # (secure streams need the hook: above)
             our_crypto = crypto_answer(offered_media.crypto)
             if our_crypto is None:
                 audio = None

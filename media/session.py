@@ -19,6 +19,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any, cast
 
 from media.clock import MediaClock
 from media.dtmf import DtmfReceiver, dtmf_packets
@@ -30,6 +31,8 @@ from media.rtcp import (
     Bye,
     ReceiverReport,
     ReceptionStatistics,
+    ReportBlock,
+    RtcpPacket,
     RtcpParseError,
     SdesChunk,
     SenderReport,
@@ -56,14 +59,26 @@ BIND_ATTEMPTS = 8
 CONSENT_CHECK_S = 0.2  # how often consent taken from the peer's RTP is checked
 
 
+def _not_open(packet: bytes | bytearray, address: tuple[str, int] | None) -> None:
+    """RtpSession._sendto until the socket is open (nothing sends before: see _tick)."""
+
+
+def _itself(session: RtpSession) -> Callable[[], RtpSession]:
+    return lambda: session
+
+
+def _rtcp_protocol(session: RtpSession) -> Callable[[], _RtcpProtocol]:
+    return lambda: _RtcpProtocol(session)
+
+
 class _RtcpProtocol(asyncio.DatagramProtocol):
     def __init__(self, session: RtpSession) -> None:
         self.session = session
 
-    def datagram_received(self, data: bytes, addr) -> None:
-        self.session._rtcp_received(data, addr)
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.session.receive_rtcp(data, addr)
 
-    def error_received(self, exc) -> None:
+    def error_received(self, exc: Exception) -> None:
         pass
 
 
@@ -71,6 +86,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
     """One RTP/RTCP port pair (RFC 3550) carrying one audio stream each way."""
 
     kind = "sip"
+    tappable = True
 
     def __init__(
         self, clock: MediaClock, pool: PortPool, port: int, *, jitter_depth: int = 3
@@ -105,14 +121,16 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         # Receiving
         self._jitter = JitterBuffer(jitter_depth)
         self._dtmf_in = DtmfReceiver()
-        self.stats = ReceptionStatistics()
+        self.stats: ReceptionStatistics = ReceptionStatistics()
         self.remote_ssrc: int | None = None
         self.bad_packets = 0
         self.rtcp_received = 0  # RTCP compounds from the peer (the silence watchdog counts them)
         self.events_received = 0  # RFC 4733 event packets from the peer
         self._lsr = 0  # middle 32 bits of the last SR's NTP time, and when it came
         self._lsr_at = 0.0
-        self.remote_report = None  # the last report block the peer sent about us
+        self.remote_report: ReportBlock | None = (
+            None  # the last report block the peer sent about us
+        )
         # Sending
         self.ssrc = secrets.randbits(32)
         self._sequence = secrets.randbits(16)
@@ -122,9 +140,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._dtmf_out: deque[tuple[bool, int, bytes]] = deque()
         self._talking = False
         self._dtmf_timestamp = 0
-        self.source: Callable[[], bytes | None] | None = None
-        # Listens to the call (a whole-call recording): 0 = what the peer sent, 1 = what we did.
-        self.tap: Callable[[int, Frame], None] | None = None
+        # ``source`` and ``tap`` (a whole-call recording, a fork): see Leg.
         # On hold (RFC 3264 §8.4: the peer said sendonly/inactive): send nothing, keep receiving.
         self.hold = False
         # Called after a mid-call offer changed the codec, so a bridge can re-plan itself.
@@ -143,11 +159,11 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._ticks_to_rtcp = RTCP_INTERVAL_TICKS
         self.cname = f"callswitch-{os.getpid()}-{self.ssrc:08x}".encode()
         # RTP leaves through _sendto: the transport's own sendto, or SRTP's protecting one.
-        self._sendto: Callable[[bytes, tuple[str, int]], None] | None = None
+        self._sendto: Callable[[bytes | bytearray, tuple[str, int] | None], None] = _not_open
         self._srtp: SrtpContext | None = None
 
     @classmethod
-    async def bind(cls, host: str, pool: PortPool, clock: MediaClock, **kwargs) -> RtpSession:
+    async def bind(cls, host: str, pool: PortPool, clock: MediaClock, **kwargs: Any) -> RtpSession:
         """Open an RTP/RTCP socket pair on the next free ports of ``pool``."""
         loop = asyncio.get_running_loop()
         last_error: Exception | None = None
@@ -155,9 +171,9 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             port = pool.acquire()
             session = cls(clock, pool, port, **kwargs)
             try:
-                await loop.create_datagram_endpoint(lambda s=session: s, local_addr=(host, port))
+                await loop.create_datagram_endpoint(_itself(session), local_addr=(host, port))
                 session._rtcp, _ = await loop.create_datagram_endpoint(
-                    lambda s=session: _RtcpProtocol(s), local_addr=(host, port + 1)
+                    _rtcp_protocol(session), local_addr=(host, port + 1)
                 )
                 pool.sessions.add(session)
                 return session
@@ -166,12 +182,13 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
                 session.close()
         raise PortsExhausted(f"could not bind an RTP port pair: {last_error}")
 
-    def connection_made(self, transport) -> None:
-        self._rtp = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        rtp = cast(asyncio.DatagramTransport, transport)  # a datagram endpoint's
+        self._rtp = rtp
         if self._srtp is None:
-            self._sendto = transport.sendto
+            self._sendto = rtp.sendto
 
-    def error_received(self, exc) -> None:
+    def error_received(self, exc: Exception) -> None:
         pass  # ICMP unreachable while the peer is not listening yet
 
     def configure(
@@ -263,6 +280,16 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             self._consent_timer = None
 
     @property
+    def payload_type(self) -> int:
+        """The RTP payload type of the negotiated codec."""
+        return self._payload_type
+
+    @property
+    def dtmf_payload_type(self) -> int:
+        """telephone-event's payload type, -1 when not negotiated."""
+        return self._dtmf_payload_type
+
+    @property
     def awaiting_consent(self) -> bool:
         return self._awaiting_consent
 
@@ -295,24 +322,31 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         """
         self._srtp = context
         self._sendto = self._sendto_protected
-        self.datagram_received = self._srtp_datagram_received
+        # Swapped on this instance only (see above): mypy cannot know the two agree.
+        self.datagram_received = self._srtp_datagram_received  # type: ignore[method-assign]
 
-    def _sendto_protected(self, packet: bytearray, address: tuple[str, int]) -> None:
+    def _sendto_protected(self, packet: bytes | bytearray, address: tuple[str, int] | None) -> None:
+        srtp, rtp = self._srtp, self._rtp
+        if srtp is None or rtp is None:  # use_srtp() came first; sent only while open
+            return
         try:
-            protected = self._srtp.protect(bytes(packet))
+            protected = srtp.protect(bytes(packet))
         except SrtpError:
             return  # libsrtp refuses to reuse a sequence number (a relayed duplicate): drop it
-        self._rtp.sendto(protected, address)
+        rtp.sendto(protected, address)
 
-    def _srtp_datagram_received(self, data: bytes, addr) -> None:
+    def _srtp_datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        srtp = self._srtp
+        if srtp is None:  # installed by use_srtp()
+            return
         if len(data) < 12 or data[0] & 0xC0 != 0x80:
             self.bad_packets += 1
             return
         if is_rtcp(data):  # RFC 5761 rtcp-mux: SRTCP keeps its first 8 octets in the clear
-            self._rtcp_received(data, addr)
+            self.receive_rtcp(data, addr)
             return
         try:
-            plain = self._srtp.unprotect(data)
+            plain = srtp.unprotect(data)
         except SrtpError:
             self.bad_packets += 1  # forged, replayed or not ours (RFC 3711 §3.3 steps 5, 6)
             return
@@ -320,13 +354,13 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
 
     # -- receiving (hot path: no logging, no objects beyond the payload slice)
 
-    def datagram_received(self, data: bytes, addr) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         size = len(data)
         if size < 12 or data[0] & 0xC0 != 0x80:
             self.bad_packets += 1
             return
         if is_rtcp(data):  # RFC 5761 rtcp-mux
-            self._rtcp_received(data, addr)
+            self.receive_rtcp(data, addr)
             return
         first, second, sequence, timestamp, ssrc = RTP_HEADER.unpack_from(data)
         offset = 12 + ((first & 0x0F) << 2)
@@ -405,7 +439,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             tap(0, frame)
         self.on_frame(frame)
 
-    def _latch_onto(self, addr) -> None:
+    def _latch_onto(self, addr: tuple[str | Any, int]) -> None:
         """Send where the peer's RTP comes from: it is behind a NAT (symmetric RTP)."""
         self.remote = addr[:2]
         self.remote_rtcp = (addr[0], addr[1] + 1)
@@ -426,7 +460,8 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._jitter = JitterBuffer(self._jitter.depth)
         # Without SRTP (which has its own receive path) packets take the short way.
         if other is not None and self._srtp is None:
-            self.datagram_received = self._relaying_datagram_received
+            # Swapped on this instance only (see above): mypy cannot know the two agree.
+            self.datagram_received = self._relaying_datagram_received  # type: ignore[method-assign]
         elif other is None and self._srtp is None:
             self.__dict__.pop("datagram_received", None)
         self._pause_ticks(other is not None)
@@ -476,7 +511,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self.packets_sent += 1
         self.octets_sent += len(packet) - 12
 
-    def _relaying_datagram_received(self, data: bytes, addr) -> None:
+    def _relaying_datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         """``datagram_received`` while relaying without SRTP: the common packet (our
         codec, from our peer, a plain 12-byte header or more) goes straight on; anything
         else takes the full path."""
@@ -486,13 +521,13 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             and (data[1] & 0x7F) == self._payload_type
             and self.remote is not None
             and addr[0] == self.remote[0]
+            and (relay := self._relay) is not None  # installed by relay_to()
         ):
             second, sequence, timestamp, ssrc = _AFTER_FIRST_OCTET.unpack_from(data, 1)
             self.remote_ssrc = ssrc
             self.stats.update(
                 sequence, timestamp, int(time.monotonic() * self.sample_rate) & 0xFFFFFFFF
             )
-            relay = self._relay
             relay.relay_packet(
                 data, relay._payload_type | (second & 0x80), ssrc, sequence, timestamp
             )
@@ -583,11 +618,12 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         packet = serialize_compound(self._report_packets(bye))
         return packet if self._srtp is None else self._srtp.protect_rtcp(packet)
 
-    def _report_packets(self, bye: bool = False) -> list:
-        blocks = []
+    def _report_packets(self, bye: bool = False) -> list[RtcpPacket]:
+        blocks: list[ReportBlock] = []
         if self.remote_ssrc is not None and self.stats.received:
             dlsr = int((time.monotonic() - self._lsr_at) * 65536) if self._lsr else 0
             blocks.append(self.stats.report_block(self.remote_ssrc, self._lsr, dlsr))
+        report: SenderReport | ReceiverReport
         if self.packets_sent:
             report = SenderReport(
                 self.ssrc,
@@ -599,12 +635,16 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             )
         else:
             report = ReceiverReport(self.ssrc, blocks)
-        packets = [report, SourceDescription([SdesChunk(self.ssrc, [(SDES_CNAME, self.cname)])])]
+        packets: list[RtcpPacket] = [
+            report,
+            SourceDescription([SdesChunk(self.ssrc, [(SDES_CNAME, self.cname)])]),
+        ]
         if bye:
             packets.append(Bye([self.ssrc], None))
         return packets
 
-    def _rtcp_received(self, data: bytes, addr) -> None:
+    def receive_rtcp(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        """An RTCP compound from ``addr`` (the RTCP socket's, or rtcp-mux on the RTP one)."""
         peer = self.remote or self._unproven
         if peer is not None and (addr[0] == peer[0] or self._latch):
             self.rtcp_received += 1  # the peer is alive (others' RTCP keeps no call up)

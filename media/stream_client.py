@@ -32,6 +32,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
@@ -91,7 +92,7 @@ class MediaStreamClient:
         self.connect_timeout = connect_timeout
         self.send_buffer = send_buffer
         self.playback = Playback()
-        self.audio = StreamAudio(getattr(leg, "codec", "PCMU"))
+        self.audio = StreamAudio(leg.codec)
         self.dropped = 0  # media messages not sent because the application was too slow
         self.sent = 0
         self.protocol_errors = 0
@@ -128,24 +129,22 @@ class MediaStreamClient:
         ws = self._ws
         assert ws is not None, "connect() first"
         leg = self.leg
-        saved = leg.on_frame, leg.on_dtmf, getattr(leg, "source", None)
+        saved = leg.on_frame, leg.on_dtmf, leg.source
         leg.on_frame, leg.on_dtmf = self._on_frame, self._on_dtmf
         leg.source = self._next_frame
-        on_arrival = getattr(leg, "deliver_on_arrival", None)
-        if on_arrival is not None:
-            on_arrival(True)
+        leg.deliver_on_arrival(True)
         try:
-            return await _stream_until(ws, until, self.protocol)
+            result: str | None = await _stream_until(ws, until, self.protocol)
+            return result
         finally:
-            if on_arrival is not None:
-                on_arrival(False)
+            leg.deliver_on_arrival(False)
             leg.on_frame, leg.on_dtmf, leg.source = saved
 
     # -- the media path (called as packets arrive and on ticks: never blocks)
 
     def _on_frame(self, frame: Frame) -> None:
         ws = self._ws
-        if not ws.writable:
+        if ws is None or not ws.writable:  # (run() installs this once connected)
             self.dropped += 1
             return
         payload = self.audio.to_stream(frame.payload)
@@ -183,7 +182,9 @@ class MediaStreamClient:
         return self.audio.to_leg(frame) or None
 
     def _send_control(self, message: bytes) -> None:
-        self._ws.send_text(message)
+        ws = self._ws
+        assert ws is not None, "connect() first"
+        ws.send_text(message)
         self.sent += 1
 
     def _handle(self, message: bytes) -> None:
@@ -232,7 +233,8 @@ class MediaStreamClient:
             and playback.pending_marks <= MAX_PENDING_MARKS - RESUME_FRAMES
         ):
             self._queue_full = False
-            self._ws.resume_reading()
+            if self._ws is not None:
+                self._ws.resume_reading()
 
     @property
     def throttled(self) -> int:
@@ -251,10 +253,10 @@ class ForkStreamClient(MediaStreamClient):
     with an error at once.
     """
 
-    def __init__(self, leg: Leg, url: str, protocol: MediaStream, **kwargs) -> None:
+    def __init__(self, leg: Leg, url: str, protocol: MediaStream, **kwargs: Any) -> None:
         super().__init__(leg, url, protocol, **kwargs)
         self.tracks = ForkTracks(protocol)
-        codec = getattr(leg, "codec", "PCMU")
+        codec = leg.codec
         self._side_audio = (StreamAudio(codec), StreamAudio(codec))  # transcoders keep state
         self._started_at = 0.0
 
@@ -262,7 +264,7 @@ class ForkStreamClient(MediaStreamClient):
         """Stream until the socket closes or ``until`` is set (call ended, fork stopped)."""
         ws = self._ws
         assert ws is not None, "connect() first"
-        if not hasattr(self.leg, "tap"):
+        if not self.leg.tappable:
             ws.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(ws.closed), STOP_FLUSH_S)
@@ -270,7 +272,8 @@ class ForkStreamClient(MediaStreamClient):
         self._started_at = time.monotonic()
         add_tap(self.leg, self._on_tap)
         try:
-            return await _stream_until(ws, until, self.protocol)
+            result: str | None = await _stream_until(ws, until, self.protocol)
+            return result
         finally:
             remove_tap(self.leg, self._on_tap)
 
@@ -279,21 +282,25 @@ class ForkStreamClient(MediaStreamClient):
         if not self.tracks.wants(side):
             return
         ws = self._ws
-        if not ws.writable:
+        if ws is None or not ws.writable:  # (run() installs this once connected)
             self.dropped += 1
             return
         payload = self._side_audio[side].to_stream(frame.payload)
         if not payload:
             return
         now_ms = int((time.monotonic() - self._started_at) * 1000)
-        ws.send_text(self.tracks.media(side, payload, now_ms))
-        self.sent += 1
+        message = self.tracks.media(side, payload, now_ms)
+        if message is not None:  # (it is: the side is wanted, checked above)
+            ws.send_text(message)
+            self.sent += 1
 
     def _handle(self, message: bytes) -> None:
         """One-way: whatever the application sends is ignored (within the budget)."""
 
 
-async def _stream_until(ws: WebSocketConnection, until: asyncio.Event, protocol: MediaStream):
+async def _stream_until(
+    ws: WebSocketConnection, until: asyncio.Event, protocol: MediaStream
+) -> str | None:
     """Wait for the socket to close or ``until``; on ``until``, send ``stop`` and close.
 
     Returns None for a normal end, or what went wrong with the connection.
@@ -301,7 +308,8 @@ async def _stream_until(ws: WebSocketConnection, until: asyncio.Event, protocol:
     ended = asyncio.ensure_future(until.wait())
     closed = asyncio.shield(ws.closed)
     try:
-        await asyncio.wait([ended, closed], return_when=asyncio.FIRST_COMPLETED)
+        waiting: list[asyncio.Future[Any]] = [ended, closed]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if not ws.closed.done():  # the call is over: tell the application, then close
             ws.send_text(protocol.stop())
             ws.close()

@@ -19,6 +19,7 @@ import json
 from binascii import a2b_base64, b2a_base64
 from collections import deque
 from dataclasses import dataclass
+from typing import Any, cast
 
 import orjson
 
@@ -79,7 +80,7 @@ class ProtocolError:
 StreamEvent = MediaReceived | MarkReceived | ClearReceived | ProtocolError
 
 
-def _parse_media(message: dict) -> StreamEvent:
+def _parse_media(message: dict[str, Any]) -> StreamEvent:
     media = message.get("media")
     payload = media.get("payload") if isinstance(media, dict) else None
     if not isinstance(payload, str):
@@ -90,7 +91,7 @@ def _parse_media(message: dict) -> StreamEvent:
         return ProtocolError("media.payload is not base64")
 
 
-def _parse_mark(message: dict) -> StreamEvent:
+def _parse_mark(message: dict[str, Any]) -> StreamEvent:
     mark = message.get("mark")
     name = mark.get("name") if isinstance(mark, dict) else None
     if not isinstance(name, str):
@@ -98,7 +99,7 @@ def _parse_mark(message: dict) -> StreamEvent:
     return MarkReceived(name)
 
 
-def _parse_clear(message: dict) -> StreamEvent:
+def _parse_clear(message: dict[str, Any]) -> StreamEvent:
     return ClearReceived()
 
 
@@ -145,7 +146,7 @@ class MediaStream:
         self._sequence += 1
         return str(self._sequence)
 
-    def _encode(self, event: str, body: dict) -> bytes:
+    def _encode(self, event: str, body: dict[str, Any]) -> bytes:
         message = {"event": event, "sequenceNumber": self._next_sequence(), **body}
         message["streamSid"] = self.stream_sid
         return json.dumps(message, separators=(",", ":")).encode()
@@ -337,7 +338,7 @@ class Playback:
     def _take_leading_marks(self) -> None:
         items = self._items
         while items and isinstance(items[0], _Mark):
-            self._reached.append(items.popleft().name)
+            self._reached.append(cast(_Mark, items.popleft()).name)
             self.pending_marks -= 1
 
 

@@ -10,13 +10,9 @@ say).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from media.leg import Frame
+from media.leg import Frame, Leg, Tap
 
 __all__ = ["Tap", "TapFanout", "add_tap", "remove_tap"]
-
-Tap = Callable[[int, Frame], None]
 
 
 class TapFanout:
@@ -32,7 +28,7 @@ class TapFanout:
             tap(side, frame)
 
 
-def add_tap(leg, tap: Tap) -> None:
+def add_tap(leg: Leg, tap: Tap) -> None:
     """Let ``tap`` listen to ``leg`` too, next to whatever listens already."""
     current = leg.tap
     if current is None:
@@ -43,7 +39,7 @@ def add_tap(leg, tap: Tap) -> None:
         leg.tap = TapFanout([current, tap])
 
 
-def remove_tap(leg, tap: Tap) -> None:
+def remove_tap(leg: Leg, tap: Tap) -> None:
     """Stop ``tap`` listening to ``leg``; the others go on (a no-op if it wasn't there)."""
     current = leg.tap
     if current is None:

@@ -12,7 +12,8 @@ _FULL_SCALE = 32767.0
 
 
 def _to_int16(wave: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(wave), -32768, 32767).astype(np.int16)
+    result: np.ndarray = np.clip(np.rint(wave), -32768, 32767).astype(np.int16)
+    return result
 
 
 def sine(
@@ -97,7 +98,8 @@ def dominant_frequency(samples: np.ndarray, rate: int = 8000) -> float:
         denominator = left - 2.0 * centre + right
         if denominator < 0:
             offset = 0.5 * (left - right) / denominator
-    return (peak + offset) * rate / size
+    result: float = (peak + offset) * rate / size
+    return result
 
 
 def level_dbfs(samples: np.ndarray) -> float:

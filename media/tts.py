@@ -70,6 +70,7 @@ import tempfile
 import unicodedata
 import wave
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -299,14 +300,17 @@ class TextToSpeech:
         if task is None:
             task = asyncio.get_running_loop().create_task(self._load(key, text, espeak))
             self._pending[key] = task
-            task.add_done_callback(lambda done, key=key: self._finished(key, done))
+            task.add_done_callback(self._finishing(key))
         return await asyncio.shield(task)
 
     def cache_key(self, text: str, espeak: str) -> str:
         material = json.dumps([_CACHE_FORMAT, text, espeak, self.speed], ensure_ascii=False)
         return hashlib.sha256(material.encode()).hexdigest()
 
-    def _finished(self, key: str, task: asyncio.Task) -> None:
+    def _finishing(self, key: str) -> Callable[[asyncio.Task[np.ndarray]], None]:
+        return lambda task: self._finished(key, task)
+
+    def _finished(self, key: str, task: asyncio.Task[np.ndarray]) -> None:
         self._pending.pop(key, None)
         if not task.cancelled():
             task.exception()  # retrieved here too, in case every waiter was cancelled

@@ -16,6 +16,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from media.session import RtpSession
 
 __all__ = ["SilenceWatchdog"]
 
@@ -28,7 +32,7 @@ OnSilent = Callable[[float, bool], None]  # on_silent(seconds silent, held)
 class _Watched:
     __slots__ = ("activity", "on_silent", "session", "since")
 
-    def __init__(self, session, on_silent: OnSilent, now: float) -> None:
+    def __init__(self, session: RtpSession, on_silent: OnSilent, now: float) -> None:
         self.session = session
         self.on_silent = on_silent
         self.activity = session.activity()
@@ -65,7 +69,7 @@ class SilenceWatchdog:
         period = min(limits) / 4 if limits else MAX_CHECK_PERIOD_S
         return min(MAX_CHECK_PERIOD_S, max(MIN_CHECK_PERIOD_S, period))
 
-    def watch(self, session, on_silent: OnSilent) -> None:
+    def watch(self, session: RtpSession, on_silent: OnSilent) -> None:
         """Watch ``session`` until it closes (or :meth:`forget`)."""
         if not self.enabled:
             return
@@ -73,7 +77,7 @@ class SilenceWatchdog:
         if self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(self.check_period, self._tick)
 
-    def forget(self, session) -> None:
+    def forget(self, session: RtpSession) -> None:
         self._watched.pop(id(session), None)
 
     def __len__(self) -> int:

@@ -27,10 +27,11 @@ import socket
 import ssl
 import struct
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidURI
-from websockets.frames import Opcode, apply_mask
+from websockets.frames import Frame, Opcode, apply_mask
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
@@ -54,7 +55,7 @@ class WebSocketOpenError(Exception):
     """The URL is not a WebSocket URL, or the server refused, timed out or failed the handshake."""
 
 
-def _ignore(*args) -> None:
+def _ignore(*args: object) -> None:
     pass
 
 
@@ -162,7 +163,8 @@ class WebSocketConnection(asyncio.Protocol):
 
     # -- asyncio.Protocol
 
-    def connection_made(self, transport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # a stream's, by construction
         self.transport = transport
         transport.set_write_buffer_limits(high=self.high_water)
         sock = transport.get_extra_info("socket")
@@ -265,14 +267,18 @@ class WebSocketConnection(asyncio.Protocol):
             if isinstance(event, Response):
                 self._handshake_done()
                 continue
+            if not isinstance(event, Frame):  # (a client is sent no Request)
+                continue
             opcode = event.opcode
+            raw = event.data  # bytes from the parser, though its type allows more
+            data = raw if isinstance(raw, bytes) else bytes(raw)
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                 if event.fin:
-                    self.on_message(event.data)
+                    self.on_message(data)
                 else:
-                    self._fragments = [event.data]
+                    self._fragments = [data]
             elif opcode is Opcode.CONT and self._fragments is not None:
-                self._fragments.append(event.data)
+                self._fragments.append(data)
                 if event.fin:
                     message, self._fragments = b"".join(self._fragments), None
                     self.on_message(message)
@@ -328,7 +334,9 @@ class WebSocketConnection(asyncio.Protocol):
             header = _LENGTH_16.pack(_FIN_TEXT, _MASKED | 126, length)
         else:
             header = _LENGTH_64.pack(_FIN_TEXT, _MASKED | 127, length)
-        self.transport.write(header + mask + apply_mask(data, mask))
+        transport = self.transport
+        if transport is not None:  # (it is: the state is OPEN)
+            transport.write(header + mask + apply_mask(data, mask))
 
     def close(self, code: int = 1000) -> None:
         """Start the closing handshake; the transport closes when the server answers
@@ -365,6 +373,8 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _flush(self) -> None:
         transport = self.transport
+        if transport is None:
+            return
         for chunk in self.ws.data_to_send():
             if chunk:
                 transport.write(chunk)

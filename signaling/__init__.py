@@ -1,0 +1,7 @@
+"""Browser calls: the signaling WebSocket, access tokens and WebRTC legs (docs/webrtc.md).
+
+``__all__`` names the modules other packages may import; each module's own
+``__all__`` names its public names.
+"""
+
+__all__ = ["protocol", "server", "tokens", "webrtc_leg"]

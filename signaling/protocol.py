@@ -18,6 +18,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "Accept",
@@ -144,7 +148,7 @@ class Registered:
     expires: int
     incoming: bool
     outgoing: bool
-    ice_servers: list[dict] = field(default_factory=list)
+    ice_servers: list[dict[str, Any]] = field(default_factory=list)
     type: str = "registered"
 
 
@@ -203,7 +207,9 @@ def _malformed(message: str, call: object = None) -> ProtocolError:
     return ProtocolError(MALFORMED, message, call=call if isinstance(call, str) else None)
 
 
-def _text(data: dict, name: str, pattern: re.Pattern | None = None, limit: int = 4096) -> str:
+def _text(
+    data: dict[str, Any], name: str, pattern: re.Pattern[str] | None = None, limit: int = 4096
+) -> str:
     value = data.get(name)
     if not isinstance(value, str) or len(value) > limit:
         raise _malformed(f"{name} must be a string", data.get("call"))
@@ -212,7 +218,10 @@ def _text(data: dict, name: str, pattern: re.Pattern | None = None, limit: int =
     return value
 
 
-def parse(text: str | bytes) -> object:
+ClientMessage = Register | Dial | Accept | Reject | Candidate | Dtmf | Mute | Hangup
+
+
+def parse(text: str | bytes) -> ClientMessage:
     """One client message from its JSON text."""
     if isinstance(text, bytes):
         try:
@@ -281,7 +290,7 @@ def parse(text: str | bytes) -> object:
     return Hangup(call)
 
 
-def serialize(message: object) -> str:
+def serialize(message: DataclassInstance) -> str:
     """A message as JSON text; ``from_`` is sent as ``from``."""
     data = asdict(message)
     if "from_" in data:
@@ -289,6 +298,6 @@ def serialize(message: object) -> str:
     return json.dumps({k: v for k, v in data.items() if v is not None}, separators=(",", ":"))
 
 
-def message_fields(cls) -> list[str]:
+def message_fields(cls: type[DataclassInstance]) -> list[str]:
     """The JSON field names of a message class (for the documentation test)."""
     return ["from" if f.name == "from_" else f.name for f in fields(cls)]

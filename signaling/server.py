@@ -23,12 +23,32 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from media.clock import MediaClock
 from signaling import protocol
 from signaling.protocol import ProtocolError
 from signaling.tokens import AccessToken, TokenError, issuer_of, verify
 from signaling.webrtc_leg import IceServer, SdpRejected, WebRtcLeg
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+# Queues one message (a signaling.protocol dataclass) for the tab.
+Send = Callable[["DataclassInstance"], None]
+
+
+class WebSocketLike(Protocol):
+    """What the server needs of an accepted WebSocket (Starlette's, in the app)."""
+
+    async def accept(self) -> None: ...
+
+    async def receive_text(self) -> str | bytes: ...
+
+    async def send_text(self, data: str, /) -> None: ...
+
+    async def close(self) -> None: ...
+
 
 __all__ = ["BrowserCall", "DialRequest", "SignalingServer", "Tab"]
 
@@ -50,7 +70,7 @@ class Tab:
     """One registered browser tab (one WebSocket)."""
 
     token: AccessToken
-    send: Callable[[object], None]
+    send: Send
     calls: dict[str, BrowserCall] = field(default_factory=dict)
 
     @property
@@ -75,7 +95,7 @@ class BrowserCall:
         self.end_reason = ""
         self.on_ended: list[Callable[[BrowserCall], None]] = []
         self.on_mute: Callable[[bool], None] = lambda muted: None
-        leg.on_close = lambda: self._end("media-closed", notify=True)
+        leg.on_close = lambda: self.end("media-closed", notify=True)
 
     def status(self, status: str) -> None:
         """Tell the tab how the call goes (ringing, in-progress, completed…)."""
@@ -86,12 +106,13 @@ class BrowserCall:
         """Stop ringing this tab (the caller hung up, or another tab answered)."""
         if not self.accepted.done():
             self.accepted.set_result(False)
-        self._end(reason, notify=True, message=protocol.Cancel(self.sid, reason))
+        self.end(reason, notify=True, message=protocol.Cancel(self.sid, reason))
 
     def hangup(self, reason: str = "completed") -> None:
-        self._end(reason, notify=True)
+        self.end(reason, notify=True)
 
-    def _end(self, reason: str, *, notify: bool, message: object | None = None) -> None:
+    def end(self, reason: str, *, notify: bool, message: DataclassInstance | None = None) -> None:
+        """End the call once: ``notify`` tells the tab (``message``, else a Hangup)."""
         if self.ended.is_set():
             return
         self.end_reason = reason
@@ -150,7 +171,7 @@ class SignalingServer:
         self._tabs: dict[tuple[str, str], list[Tab]] = {}
         # Set by the control plane: run a call a tab placed. Unset, calls are refused.
         self.on_dial: Callable[[DialRequest], Awaitable[None]] | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- for the control plane
 
@@ -180,20 +201,20 @@ class SignalingServer:
 
     # -- the WebSocket
 
-    async def handle(self, websocket) -> None:
+    async def handle(self, websocket: WebSocketLike) -> None:
         """Serve one tab until it goes away."""
         await websocket.accept()
         outbox: asyncio.Queue[str | None] = asyncio.Queue(SEND_QUEUE)
         writer = asyncio.ensure_future(self._write(websocket, outbox))
         # A writer that stopped (a tab too slow to read, a broken socket) closes the
         # socket, which ends the read below even if the tab sends nothing more.
-        closing: list[asyncio.Task] = []
+        closing: list[asyncio.Task[None]] = []
         writer.add_done_callback(
             lambda _: closing.append(asyncio.ensure_future(_close_quietly(websocket)))
         )
         tab: Tab | None = None
 
-        def send(message: object) -> None:
+        def send(message: DataclassInstance) -> None:
             try:
                 outbox.put_nowait(protocol.serialize(message))
             except asyncio.QueueFull:  # a tab that does not read is let go
@@ -219,11 +240,11 @@ class SignalingServer:
             with contextlib.suppress(Exception):
                 await websocket.close()
 
-    async def _write(self, websocket, outbox: asyncio.Queue) -> None:
+    async def _write(self, websocket: WebSocketLike, outbox: asyncio.Queue[str | None]) -> None:
         while (text := await outbox.get()) is not None:
             await websocket.send_text(text)
 
-    async def _register(self, websocket, send) -> Tab | None:
+    async def _register(self, websocket: WebSocketLike, send: Send) -> Tab | None:
         """The first message must be ``register`` with a good token; else an error and close."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + REGISTER_TIMEOUT_S  # for all attempts together
@@ -276,16 +297,16 @@ class SignalingServer:
         if not tabs:
             self._tabs.pop(key, None)
         for call in list(tab.calls.values()):
-            call._end("client-gone", notify=False)
+            call.end("client-gone", notify=False)
 
-    async def _on_message(self, tab: Tab, text: str, send) -> None:
+    async def _on_message(self, tab: Tab, text: str | bytes, send: Send) -> None:
         try:
             message = protocol.parse(text)
             await self._dispatch(tab, message)
         except ProtocolError as exc:
             send(protocol.Error(exc.code, exc.message, call=exc.call))
 
-    async def _dispatch(self, tab: Tab, message) -> None:
+    async def _dispatch(self, tab: Tab, message: protocol.ClientMessage) -> None:
         if isinstance(message, protocol.Register):
             await self._refresh(tab, message.token)
             return
@@ -308,7 +329,7 @@ class SignalingServer:
         elif isinstance(message, protocol.Reject):
             if call.accepted.done():
                 raise ProtocolError(protocol.MALFORMED, "not ringing", call=call.sid)
-            call._end("rejected", notify=False)
+            call.end("rejected", notify=False)
         elif isinstance(message, protocol.Candidate):
             try:
                 await call.leg.add_candidate(
@@ -324,7 +345,7 @@ class SignalingServer:
             call.leg.muted = message.muted
             call.on_mute(message.muted)
         elif isinstance(message, protocol.Hangup):
-            call._end("hangup", notify=False)
+            call.end("hangup", notify=False)
 
     async def _refresh(self, tab: Tab, text: str) -> None:
         """``register`` again with a fresh token (before the old one expires): same
@@ -354,9 +375,7 @@ class SignalingServer:
 
     async def _dial(self, tab: Tab, message: protocol.Dial) -> None:
         if tab.token.application_sid is None or self.on_dial is None:
-            raise ProtocolError(
-                protocol.INCOMING_NOT_ALLOWED, "the token grants no outgoing calls"
-            )
+            raise ProtocolError(protocol.INCOMING_NOT_ALLOWED, "the token grants no outgoing calls")
         if len(tab.calls) >= MAX_CALLS_PER_TAB:
             raise ProtocolError(protocol.CALL_FAILED, "too many calls")
         leg = WebRtcLeg(self.ice_servers, clock=self.media_clock)
@@ -364,7 +383,7 @@ class SignalingServer:
         try:
             sdp = await leg.answer_offer(message.sdp, prefer_pcmu=True)
         except SdpRejected as exc:
-            call._end("failed", notify=False)
+            call.end("failed", notify=False)
             raise ProtocolError(protocol.CALL_FAILED, str(exc)) from None
         tab.calls[call.sid] = call
         call.accepted.set_result(True)
@@ -377,6 +396,8 @@ class SignalingServer:
 
     async def _run_dial(self, request: DialRequest) -> None:
         try:
+            if self.on_dial is None:  # (checked before the call was made)
+                return
             await self.on_dial(request)
         except Exception:
             log.exception("webrtc.dial_failed", extra={"call_sid": request.call.sid})
@@ -395,7 +416,7 @@ class SignalingServer:
                     call.hangup("shutdown")
 
 
-async def _close_quietly(websocket) -> None:
+async def _close_quietly(websocket: WebSocketLike) -> None:
     with contextlib.suppress(Exception):
         await websocket.close()
 

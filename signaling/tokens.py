@@ -20,6 +20,7 @@ import hmac
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "AccessToken",
@@ -117,7 +118,7 @@ def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _json_object(part: str) -> dict:
+def _json_object(part: str) -> dict[str, Any]:
     try:
         value = json.loads(_b64decode(part))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
@@ -127,7 +128,7 @@ def _json_object(part: str) -> dict:
     return value
 
 
-def _split(token: str) -> tuple[dict, dict, bytes, bytes]:
+def _split(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
         raise MalformedToken("not a token")
     parts = token.strip().split(".")
@@ -151,7 +152,7 @@ def issuer_of(token: str) -> tuple[str, str]:
     return issuer, subject
 
 
-def _check_header(header: dict) -> None:
+def _check_header(header: dict[str, Any]) -> None:
     if header.get("alg") != "HS256":
         raise InvalidHeader("alg must be HS256")
     if header.get("cty") != CONTENT_TYPE:
@@ -160,7 +161,7 @@ def _check_header(header: dict) -> None:
         raise InvalidHeader("typ must be JWT")
 
 
-def _number(claims: dict, name: str) -> int | None:
+def _number(claims: dict[str, Any], name: str) -> int | None:
     value = claims.get(name)
     if value is None:
         return None
@@ -254,11 +255,11 @@ def mint(
     """A token of the same shape as the official library's ``AccessToken.to_jwt()``."""
     if not _IDENTITY.fullmatch(identity):
         raise ValueError("an identity is 1 to 121 of A-Z a-z 0-9 _.@+-")
-    voice: dict = {}
+    voice: dict[str, Any] = {}
     if incoming_allow:
         voice["incoming"] = {"allow": True}
     if application_sid:
-        outgoing: dict = {"application_sid": application_sid}
+        outgoing: dict[str, Any] = {"application_sid": application_sid}
         if params:
             outgoing["params"] = params
         voice["outgoing"] = outgoing

@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -40,6 +41,10 @@ from aiortc import (
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
+
+if TYPE_CHECKING:
+    from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpReceiveParameters
+    from aiortc.rtp import RtpPacket
 
 from media.clock import MediaClock
 from media.g711 import ulaw_decode, ulaw_encode
@@ -88,7 +93,7 @@ def use_host_addresses(addresses: list[str] | None) -> None:
     original = getattr(aioice.ice, "_callswitch_original_host_addresses", None)
     if original is None:
         original = aioice.ice.get_host_addresses
-        aioice.ice._callswitch_original_host_addresses = original
+        setattr(aioice.ice, "_callswitch_original_host_addresses", original)  # noqa: B010
     _host_addresses = list(addresses) if addresses else None
     _admit_loopback_only(_loopback_only())
     if _host_addresses is None:
@@ -112,25 +117,27 @@ def _admit_loopback_only(on: bool) -> None:
     original = getattr(protocol, "_callswitch_original_received", None)
     if original is None:
         original = protocol.datagram_received
-        protocol._callswitch_original_received = original
+        setattr(protocol, "_callswitch_original_received", original)  # noqa: B010
+    # aioice's class is patched in place (setattr: mypy checks no method replacement).
     if not on:
-        protocol.datagram_received = original
+        setattr(protocol, "datagram_received", original)  # noqa: B010
         return
 
-    def datagram_received(self, data, addr) -> None:
+    def datagram_received(
+        self: aioice.ice.StunProtocol, data: bytes, addr: tuple[str, int]
+    ) -> None:
         host = addr[0]  # a string test per packet, not an ip_address object
         if host.startswith("127.") or host == "::1":
             original(self, data, addr)
 
-    protocol.datagram_received = datagram_received
+    setattr(protocol, "datagram_received", datagram_received)  # noqa: B010
 
 
 def _loopback_only() -> bool:
     import ipaddress
 
-    return bool(_host_addresses) and all(
-        ipaddress.ip_address(a).is_loopback for a in _host_addresses
-    )
+    chosen = _host_addresses
+    return bool(chosen) and all(ipaddress.ip_address(a).is_loopback for a in chosen or [])
 
 
 _CANDIDATE_ADDRESS = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) ", re.MULTILINE)
@@ -186,7 +193,7 @@ class IceServer:
     username: str | None = None
     credential: str | None = None
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, str]:
         entry = {"urls": self.urls}
         if self.username is not None:
             entry["username"] = self.username
@@ -200,11 +207,11 @@ class _Ticker:
 
     def __init__(self, clock: MediaClock) -> None:
         self.clock = clock
-        self._future: asyncio.Future | None = None
+        self._future: asyncio.Future[None] | None = None
         self._token: int | None = None
         self.users = 0
 
-    def next_tick(self) -> asyncio.Future:
+    def next_tick(self) -> asyncio.Future[None]:
         if self._future is None:
             self._future = asyncio.get_running_loop().create_future()
         if self._token is None:
@@ -239,9 +246,7 @@ class _OutboundTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(
-        self, pull: Callable[[int], bytes | None], ticker: _Ticker | None = None
-    ) -> None:
+    def __init__(self, pull: Callable[[int], bytes | None], ticker: _Ticker | None = None) -> None:
         super().__init__()
         self._pull = pull  # the next 20 ms payload for this RTP timestamp, or None
         self._ticker = ticker  # the shared media clock, else a sleep per frame
@@ -261,7 +266,7 @@ class _OutboundTrack(MediaStreamTrack):
         self.silence = silence
         self._time_base = fractions.Fraction(1, rate)
 
-    async def recv(self) -> av.AudioFrame | av.Packet:
+    async def recv(self) -> av.AudioFrame | av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         if self._start is None:
@@ -291,7 +296,7 @@ class _OutboundTrack(MediaStreamTrack):
         return frame
 
 
-def _codec_capabilities(names: list[str]):
+def _codec_capabilities(names: list[str]) -> list[RTCRtpCodecCapability]:
     codecs = RTCRtpSender.getCapabilities("audio").codecs
     chosen = []
     for name in names:
@@ -311,7 +316,8 @@ def negotiated_codec(answer_sdp: str) -> str:
     payload_type = line.group(1)
     names = dict(_RTPMAP.findall(answer_sdp))
     if payload_type in names:
-        return names[payload_type].upper()
+        result: str = names[payload_type].upper()
+        return result
     return {"0": "PCMU", "8": "PCMA"}.get(payload_type, "")
 
 
@@ -321,6 +327,7 @@ class WebRtcLeg(Leg):
     codec = "PCMU"  # what the leg speaks to the bridge, whatever the browser negotiated
     sample_rate = RATE
     kind = "webrtc"
+    tappable = True
 
     def __init__(
         self,
@@ -329,8 +336,10 @@ class WebRtcLeg(Leg):
         direct_pcmu: bool = True,
         direct_opus: bool = True,
         clock: MediaClock | None = None,
+        only_codec: str | None = None,
     ) -> None:
         super().__init__()
+        self.only_codec = only_codec  # offer/accept just this codec (a load test's clients)
         self._ticker = _ticker_for(clock) if clock is not None else None
         self._clock = clock
         self._inbound: deque[bytes] = deque(maxlen=INBOUND_MAX)
@@ -352,15 +361,13 @@ class WebRtcLeg(Leg):
         self._queue: deque[bytes] = deque(maxlen=MAX_QUEUED)
         # As on RtpSession: a playback's callable for the next payload (media/player.py),
         # and a listener to both directions (media/taps.py).
-        self.source: Callable[[], bytes | None] | None = None
-        self.tap: Callable[[int, Frame], None] | None = None
         self._track = _OutboundTrack(self._next_payload, self._ticker)
         self._transceiver = self.pc.addTransceiver(self._track, direction="sendrecv")
         self.browser_codec = ""  # what the browser and we agreed on: PCMU or OPUS
         self.muted = False  # the browser muted itself: what it sends is not passed on
         self.on_connection_state: Callable[[str], None] = lambda state: None
-        self._receiver: asyncio.Task | None = None
-        self._closing: asyncio.Future | None = None
+        self._receiver: asyncio.Task[None] | None = None
+        self._closing: asyncio.Future[None] | None = None
         self._timestamp = 0
         self.frames_received = 0
         self.frames_sent = 0
@@ -434,10 +441,10 @@ class WebRtcLeg(Leg):
         def stop_decoder() -> None:
             thread = getattr(receiver, mangled)
             if thread is not None:
-                receiver._RTCRtpReceiver__decoder_queue.put(None)
+                getattr(receiver, "_RTCRtpReceiver__decoder_queue").put(None)  # noqa: B009
                 setattr(receiver, mangled, None)
 
-        async def receive_without_decoder(parameters) -> None:
+        async def receive_without_decoder(parameters: RTCRtpReceiveParameters) -> None:
             await receive(parameters)
             stop_decoder()
 
@@ -445,7 +452,7 @@ class WebRtcLeg(Leg):
         # carry; aiortc makes the entry of an SSRC on that SSRC's first packet.
         streams = getattr(receiver, "_RTCRtpReceiver__remote_streams", {})
 
-        async def handle_payload(packet, arrival_time_ms: int) -> None:
+        async def handle_payload(packet: RtpPacket, arrival_time_ms: int) -> None:
             statistics = streams.get(packet.ssrc)
             if statistics is None or packet.payload_type != payload_type:
                 await handle(packet, arrival_time_ms)  # the first packet, or not PCMU
@@ -454,14 +461,17 @@ class WebRtcLeg(Leg):
             if packet.payload_type == payload_type and packet.payload:
                 self._deliver(packet.payload)
 
-        receiver.receive = receive_without_decoder
-        receiver._handle_rtp_packet = handle_payload
+        # Replaced on this receiver only (setattr: mypy checks no method replacement).
+        setattr(receiver, "receive", receive_without_decoder)  # noqa: B010
+        setattr(receiver, "_handle_rtp_packet", handle_payload)  # noqa: B010
         stop_decoder()
         self._track.go_direct(RATE, _SILENCE)
         return True
 
     def _prefer(self, prefer_pcmu: bool) -> None:
         order = ["PCMU", "opus"] if prefer_pcmu else ["opus", "PCMU"]
+        if self.only_codec is not None:
+            order = [self.only_codec]
         self._transceiver.setCodecPreferences(_codec_capabilities(order))
 
     async def add_candidate(self, line: str, mid: str | None, index: int | None) -> None:
@@ -486,10 +496,13 @@ class WebRtcLeg(Leg):
 
     async def _receive(self, track: MediaStreamTrack) -> None:
         resampler = None
-        pending = np.zeros(0, dtype=np.int16)
+        pending: np.ndarray = np.zeros(0, dtype=np.int16)
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
             while not self.closed:
                 frame = await track.recv()
+                if not isinstance(frame, av.AudioFrame):  # (an audio track's are)
+                    continue
+                samples: np.ndarray
                 if frame.sample_rate == RATE and frame.layout.name == "mono":
                     samples = frame.to_ndarray().reshape(-1)
                 else:
@@ -539,6 +552,7 @@ class WebRtcLeg(Leg):
         self.on_frame(received)
 
     def _next_payload(self, timestamp: int) -> bytes | None:
+        payload: bytes | None
         if self._queue:
             payload = self._queue.popleft()
         elif self.source is not None:
@@ -581,7 +595,7 @@ class WebRtcLeg(Leg):
         self._track.stop()
         if self._ticker is not None:
             self._ticker.release()
-        if self._clock_token is not None:
+        if self._clock_token is not None and self._clock is not None:
             self._clock.unsubscribe(self._clock_token)
             self._clock_token = None
             self._inbound.clear()

@@ -27,6 +27,7 @@ from enum import Enum
 
 from sip.errors import SipParseError
 from sip.headers import is_token
+from sip.message import Response
 
 __all__ = [
     "ALGORITHMS",
@@ -417,7 +418,7 @@ def authorize(
 
 
 def answer_challenge(
-    response,
+    response: Response,
     *,
     method: str,
     uri: str,
@@ -429,8 +430,6 @@ def answer_challenge(
     (RFC 3261 §22.2, §22.3), choosing the strongest algorithm we support among those
     offered (RFC 8760 §2.4); None when nothing offered can be answered.
 
-    ``response`` is a :class:`sip.message.Response` (duck-typed: ``status`` and
-    ``headers.get_all``).
     """
     proxy = response.status == 407
     header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
@@ -524,7 +523,8 @@ class Authenticator:
         return Challenge(self.realm, nonce, algo.name, qop=("auth",), stale=stale)
 
     def _issued(self, nonce: str) -> int:
-        return _NONCE.unpack(base64.urlsafe_b64decode(nonce + "="))[0]
+        issued: int = _NONCE.unpack(base64.urlsafe_b64decode(nonce + "="))[0]
+        return issued
 
     def _count_use(self, nonce: str, nc: str) -> Verdict:
         """OK if ``nc`` is above every count seen with ``nonce``; records it."""

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sip.headers import NameAddress, SipUri
 from sip.message import Headers, Request, Response
+
+if TYPE_CHECKING:
+    from sip.transport import Flow
 
 __all__ = ["Dialog", "DialogId"]
 
@@ -41,7 +44,7 @@ class Dialog:
     remote_seq: int | None
     local_contact: str
     secure: bool = False
-    flow: Any = None  # the transport flow the dialog was set up on (reused for TCP)
+    flow: Flow | None = None  # the transport flow the dialog was set up on (reused for TCP)
 
     @property
     def id(self) -> DialogId:
@@ -49,7 +52,7 @@ class Dialog:
 
     @classmethod
     def as_uas(
-        cls, request: Request, local_tag: str, local_contact: str, flow: Any = None
+        cls, request: Request, local_tag: str, local_contact: str, flow: Flow | None = None
     ) -> Dialog:
         """The dialog a UAS creates when it answers a request (RFC 3261 §12.1.1)."""
         contacts = request.headers.get_all("Contact")
@@ -72,7 +75,7 @@ class Dialog:
         )
 
     @classmethod
-    def as_uac(cls, request: Request, response: Response, flow: Any = None) -> Dialog:
+    def as_uac(cls, request: Request, response: Response, flow: Flow | None = None) -> Dialog:
         """The dialog a UAC creates from a 101-299 response (RFC 3261 §12.1.2)."""
         contacts = response.headers.get_all("Contact")
         target = NameAddress.parse(contacts[0]).uri if contacts else request.request_uri

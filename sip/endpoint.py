@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from sip.connections import ConnectionTable
 from sip.transaction import Timers
-from sip.transport import Transports
+from sip.transport import Flow, Transports
 from sip.ua import UserAgent
 
 __all__ = ["SipEndpoint"]
@@ -61,7 +61,7 @@ class SipEndpoint:
         await self.transports.start_tls(self._bind[0], port, context)
         self.ua.tls_port = self.transports.tls_port
 
-    def _receive(self, data: bytes, flow) -> None:
+    def _receive(self, data: bytes, flow: Flow) -> None:
         try:
             self.ua.receive(data, flow)
         except Exception:  # a bug must cost one message, never the listener

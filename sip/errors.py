@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sip.message import Request
 
+__all__ = ["SipParseError"]
+
 
 class SipParseError(ValueError):
     """Bytes or text that are not an acceptable SIP message or header value.

@@ -24,6 +24,8 @@ __all__ = [
     "SipUri",
     "Via",
     "is_token",
+    "parse_max_forwards",
+    "parse_top_via",
     "split_header_values",
 ]
 
@@ -407,3 +409,23 @@ class CSeq:
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"
+
+
+def _first_element(value: str) -> str:
+    if "," not in value:
+        return value
+    parts = split_header_values(value)
+    return parts[0] if parts else ""
+
+
+def parse_top_via(raw: str) -> Via:
+    """The first Via of a Via header line (which may list several)."""
+    return Via.parse(_first_element(raw))
+
+
+def parse_max_forwards(raw: str) -> int:
+    """A Max-Forwards value; raises SipParseError."""
+    # 1*DIGIT in 0..255 (RFC 3261 §20.22); the length guard keeps int() cheap.
+    if not (raw.isdigit() and raw.isascii() and len(raw) <= 5) or int(raw) > 255:
+        raise SipParseError("Bad Max-Forwards")
+    return int(raw)

@@ -17,9 +17,9 @@ from sip.message import Request, Response, generate_tag, make_response
 from sip.midcall import MidCall
 
 if TYPE_CHECKING:
+    from sip.dialog_host import DialogHost
     from sip.transaction import ServerInviteTransaction
     from sip.transport import Flow
-    from sip.ua import UserAgent
 
 __all__ = ["EndReason", "InviteSession", "SessionState"]
 
@@ -44,7 +44,7 @@ class EndReason(enum.Enum):
     SESSION_EXPIRED = "session-expired"  # RFC 4028 §10: no refresh came in time
 
 
-def _noop(*args) -> None:
+def _noop(*args: object) -> None:
     pass
 
 
@@ -55,7 +55,7 @@ class InviteSession(MidCall):
     _APPLICATION_CALLBACKS = ("on_acked", "on_terminated", "on_dtmf")
 
     def __init__(
-        self, ua: UserAgent, request: Request, txn: ServerInviteTransaction, flow: Flow
+        self, ua: DialogHost, request: Request, txn: ServerInviteTransaction, flow: Flow
     ) -> None:
         self.ua = ua
         self.request = request
@@ -170,19 +170,19 @@ class InviteSession(MidCall):
             return ack.body
         return None
 
-    def _acked(self, ack: Request) -> None:
+    def ack_received(self, ack: Request) -> None:
         if self.state is SessionState.ANSWERED:
             self.ack = ack
             self.state = SessionState.CONFIRMED
             self.on_acked()
 
-    def _cancelled(self) -> None:
+    def cancel_received(self) -> None:
         if self.state in (SessionState.INCOMING, SessionState.EARLY):
             self._respond(487, None)
             self._end(EndReason.CANCELLED)
             log.info("sip.cancelled", extra={"call_id": self.call_id})
 
-    def _bye_received(self) -> None:
+    def bye_received(self) -> None:
         self.txn.ack_received(self.ua.clock())  # a BYE before the ACK ends 2xx retransmits
         self._remote_bye()
 
@@ -190,7 +190,7 @@ class InviteSession(MidCall):
         self._end(EndReason.REMOTE_BYE)
         log.debug("sip.bye_received", extra={"call_id": self.call_id})
 
-    def _ack_timeout(self) -> None:
+    def ack_timed_out(self) -> None:
         """No ACK for our 2xx within 64*T1: RFC 3261 §13.3.1.4 says send BYE."""
         if self.state is SessionState.ANSWERED:
             log.info("sip.ack_timeout", extra={"call_id": self.call_id})

@@ -25,15 +25,21 @@ from sip.message import Request, Response, make_response
 from sip.session_timer import (
     MIN_SE,
     Deadlines,
+    DeadlineToken,
     SessionTimer,
     expiry_margin,
     negotiate_uas,
     parse_session_expires,
     supports_timer,
 )
+from sip.transaction import ServerInviteTransaction
 
 if TYPE_CHECKING:
+    from sip.dialog import Dialog
+    from sip.dialog_host import DialogHost
+    from sip.invite import EndReason
     from sip.transaction import ServerTransaction
+    from sip.transport import Flow
 
 __all__ = ["MidCall", "ReferHandle", "ReferSubscription", "parse_sipfrag_status"]
 
@@ -93,7 +99,7 @@ class ReferHandle:
             self._queued.append((status, reason))
             return
         session = self._session
-        if session.dialog is None or session._midcall_over:
+        if session.dialog is None or session.midcall_over:
             self.done = True
             return
         final = status >= 200
@@ -110,7 +116,7 @@ class ReferHandle:
         if final:
             self.done = True
 
-    def _bind(self, session: MidCall, event: str) -> None:
+    def bind(self, session: MidCall, event: str) -> None:
         self._session = session
         self._event = event
         self.notify(100, "Trying")
@@ -135,7 +141,7 @@ _REASONS = {
 }
 
 
-def _noop(*args) -> None:
+def _noop(*args: object) -> None:
     pass
 
 
@@ -156,29 +162,29 @@ class ReferSubscription:
         self.on_progress: Callable[[int], None] = _noop
         self.on_final: Callable[[int], None] = _noop
         self.event_id: str | None = None
-        self._timeout = None
+        self.timeout: DeadlineToken | None = None  # the 30 s deadline's token
 
     @property
     def done(self) -> bool:
         return self.final_status is not None
 
-    def _notified(self, status: int | None, terminated: bool) -> None:
+    def notified(self, status: int | None, terminated: bool) -> None:
         if self.done:
             return
         if status is not None:
             self.progress.append(status)
             self.on_progress(status)
         if status is not None and status >= 200:
-            self._finish(status)
+            self.finish(status)
         elif terminated:
-            self._finish(status if status is not None and status >= 200 else 500)
+            self.finish(status if status is not None and status >= 200 else 500)
 
-    def _finish(self, status: int) -> None:
+    def finish(self, status: int) -> None:
         if self.done:
             return
         self.final_status = status
-        Deadlines.cancel(self._timeout)
-        self._timeout = None
+        Deadlines.cancel(self.timeout)
+        self.timeout = None
         self.on_final(status)
 
 
@@ -190,6 +196,15 @@ class MidCall:
     """
 
     _role = "uas"
+    ua: DialogHost
+    dialog: Dialog | None
+    flow: Flow
+    local_sdp: bytes | None
+    call_id: str
+
+    def hangup(self, reason: EndReason) -> None:
+        """End the call with a BYE (the host class's)."""
+        raise NotImplementedError
 
     def _init_midcall(self) -> None:
         # Set by the application:
@@ -200,14 +215,14 @@ class MidCall:
         # Session timer (RFC 4028): the interval and whether we refresh.
         self.session_interval: int | None = None
         self.we_refresh = False
-        self._timer_token: list | None = None
+        self._timer_token: DeadlineToken | None = None
         self._offered_in_2xx = False  # our 2xx to a re-INVITE without SDP made the offer
-        self._reinvite_txn = None  # a re-INVITE's server txn until its ACK
+        self._reinvite_txn: ServerInviteTransaction | None = None  # a re-INVITE's, till ACKed
         self._client_reinvite = False  # our own re-INVITE is in progress (glare: 491)
         self._peer_allow: str = ""
         self._subscriptions: list[ReferSubscription] = []
         self.refer_handles: list[ReferHandle] = []
-        self._midcall_over = False
+        self.midcall_over = False
 
     # The application's callbacks on this kind of session, besides the three above.
     _APPLICATION_CALLBACKS: tuple[str, ...] = ()
@@ -258,10 +273,10 @@ class MidCall:
 
     # -- offers in the dialog (RFC 3264 §8, RFC 3311 §5.2)
 
-    def _receive_reinvite(self, request: Request, txn: ServerTransaction) -> None:
+    def receive_reinvite(self, request: Request, txn: ServerTransaction) -> None:
         self._receive_offer(request, txn)
 
-    def _receive_update(self, request: Request, txn: ServerTransaction) -> None:
+    def receive_update(self, request: Request, txn: ServerTransaction) -> None:
         self._receive_offer(request, txn)
 
     def _receive_offer(self, request: Request, txn: ServerTransaction) -> None:
@@ -277,7 +292,7 @@ class MidCall:
             self._reply(txn, request, 500, headers=[("Retry-After", "1")])
             return
         timer = negotiate_uas(request)
-        if timer == 422:
+        if isinstance(timer, int):  # 422: Session-Expires below our Min-SE
             self._reply(txn, request, 422, headers=[("Min-SE", str(MIN_SE))])
             return
         body = b""
@@ -291,7 +306,7 @@ class MidCall:
             body = self.local_sdp or b""  # our offer; the ACK brings the answer (RFC 3261 §14.2)
             self._offered_in_2xx = bool(body)
         headers = self._refresh_response_headers(request, timer)
-        if is_invite:
+        if isinstance(txn, ServerInviteTransaction):  # a re-INVITE (not an UPDATE)
             self._reinvite_txn = txn
         self._reply(
             txn,
@@ -302,7 +317,12 @@ class MidCall:
             headers=headers,
         )
 
-    def _ack_in_dialog(self, ack: Request, now: float) -> bool:
+    def reinvite_timed_out(self, txn: ServerTransaction) -> None:
+        """The UA's hook: the 2xx to a re-INVITE (``txn``) was never ACKed."""
+        if self._reinvite_txn is txn:
+            self._reinvite_txn = None
+
+    def ack_in_dialog(self, ack: Request, now: float) -> bool:
         """An ACK for our 2xx to a re-INVITE: True when it was one."""
         txn = self._reinvite_txn
         if txn is None or ack.cseq.seq != txn.request.cseq.seq:
@@ -375,7 +395,7 @@ class MidCall:
     def _expired(self) -> None:
         """No refresh from the peer in time: RFC 4028 §10 says BYE."""
         self._timer_token = None
-        if self.dialog is None or self._midcall_over:
+        if self.dialog is None or self.midcall_over:
             return
         log.info("sip.session_expired", extra={"call_id": self.call_id})
         from sip.invite import EndReason
@@ -386,7 +406,7 @@ class MidCall:
         """Refresh the session (RFC 4028 §7.4, §8): UPDATE when the peer allows it,
         else a re-INVITE with our current SDP."""
         self._timer_token = None
-        if self.dialog is None or self._midcall_over:
+        if self.dialog is None or self.midcall_over:
             return
         interval = self.session_interval or MIN_SE
         headers = [
@@ -425,7 +445,7 @@ class MidCall:
         self._client_reinvite = False
         if response is not None and 200 <= response.status < 300 and self.dialog is not None:
             ack = self.dialog.create_request("ACK", cseq=response.cseq.seq)
-            flow = self.ua._dialog_flow(self.dialog)
+            flow = self.ua.dialog_flow(self.dialog)
             if flow is not None:
                 ack.headers.prepend("Via", self.ua.via_for(flow))
                 flow.send(ack.serialize())
@@ -434,7 +454,7 @@ class MidCall:
         self._refresh_answered(response)
 
     def _refresh_answered(self, response: Response | None) -> None:
-        if self.dialog is None or self._midcall_over:
+        if self.dialog is None or self.midcall_over:
             return
         status = response.status if response is not None else 408
         if 200 <= status < 300:
@@ -457,7 +477,7 @@ class MidCall:
 
     # -- REFER received (RFC 3515 §2.4.2)
 
-    def _receive_refer(self, request: Request, txn: ServerTransaction) -> None:
+    def receive_refer(self, request: Request, txn: ServerTransaction) -> None:
         values = request.headers.get_all("Refer-To")
         if len(values) != 1:
             self._reply(txn, request, 400, reason="Missing or Multiple Refer-To")
@@ -473,15 +493,15 @@ class MidCall:
         handle.referred_by = referred_by
         self._reply(txn, request, 202, headers=[("Contact", self.ua.contact_for(self.flow))])
         self.refer_handles.append(handle)
-        handle._bind(self, f"refer;id={request.cseq.seq}")
+        handle.bind(self, f"refer;id={request.cseq.seq}")
 
     # -- REFER sent (RFC 3515 §2.4.1, §2.4.7)
 
     def refer(self, target_uri: str, referred_by: str | None = None) -> ReferSubscription:
         """Ask the peer to call ``target_uri``; follow it through the returned object."""
         subscription = ReferSubscription(target_uri)
-        if self.dialog is None or self._midcall_over:
-            subscription._finish(481)
+        if self.dialog is None or self.midcall_over:
+            subscription.finish(481)
             return subscription
         target = target_uri if target_uri.startswith("<") else f"<{target_uri}>"
         headers = [("Refer-To", target)]
@@ -492,19 +512,19 @@ class MidCall:
             status = response.status if response is not None else 408
             subscription.refer_status = status
             if status >= 300:
-                subscription._finish(status)
+                subscription.finish(status)
 
         txn = self.ua.send_in_dialog(self.dialog, "REFER", headers=headers, callback=answered)
         if txn is None:
             return subscription  # no route: answered(None) already finished it
         subscription.event_id = str(txn.request.cseq.seq)
         self._subscriptions.append(subscription)
-        subscription._timeout = self.ua.deadlines.add(
-            self.ua.clock() + REFER_TIMEOUT_S, lambda: subscription._finish(408)
+        subscription.timeout = self.ua.deadlines.add(
+            self.ua.clock() + REFER_TIMEOUT_S, lambda: subscription.finish(408)
         )
         return subscription
 
-    def _receive_notify(self, request: Request, txn: ServerTransaction) -> None:
+    def receive_notify(self, request: Request, txn: ServerTransaction) -> None:
         event_id = _event_id(request.headers.get("Event"))
         if event_id is None:
             self._reply(txn, request, 489)  # RFC 6665 §8.2.1: Bad Event
@@ -519,18 +539,18 @@ class MidCall:
         self._reply(txn, request, 200)
         state = (request.headers.get("Subscription-State") or "").split(";")[0].strip().lower()
         status = parse_sipfrag_status(request.body) if request.body else None
-        match._notified(status, state == "terminated")
+        match.notified(status, state == "terminated")
         if match.done:
             self._subscriptions.remove(match)
 
     # -- the end
 
-    def _stop_midcall(self) -> None:
-        self._midcall_over = True
+    def stop_midcall(self) -> None:
+        self.midcall_over = True
         self.ua.deadlines.cancel(self._timer_token)
         self._timer_token = None
         for subscription in self._subscriptions:
-            subscription._finish(487)
+            subscription.finish(487)
         self._subscriptions.clear()
 
 

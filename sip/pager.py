@@ -139,10 +139,10 @@ def serve_messages(
     def handle(request: Request, txn: ServerTransaction, flow: Flow) -> None:
         content_type = (request.content_type or "text/plain").lower()
         if content_type.split(";", 1)[0].strip() != "text/plain":
-            ua._respond(txn, request, 415, headers=[("Accept", "text/plain")])
+            ua.respond(txn, request, 415, headers=[("Accept", "text/plain")])
             return
         if len(request.body) > MAX_BODY:
-            ua._respond(txn, request, 413)
+            ua.respond(txn, request, 413)
             return
         uri = request.request_uri
         from_uri = request.from_.uri
@@ -161,7 +161,7 @@ def serve_messages(
             if answered:
                 return
             answered = True
-            ua._respond(txn, request, status)
+            ua.respond(txn, request, status)
 
         on_message(message, respond)
 

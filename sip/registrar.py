@@ -52,6 +52,11 @@ _QVALUE_RE = re.compile(r"[0-9](?:\.[0-9]{0,6})?")
 _CONNECTION_TRANSPORTS = frozenset({"TCP", "TLS", "WS", "WSS", "SCTP"})
 
 
+# What makes two Contacts one binding: the +sip.instance and reg-id (RFC 5626), else
+# the URI's scheme, user, host, port and transport (see _uri_key).
+BindingKey = tuple[str | int | None, ...]
+
+
 @dataclass(slots=True)
 class Account:
     """What the credential lookup returns for a username.
@@ -139,7 +144,7 @@ class _Rejected(Exception):
 class _ContactChange:
     """One Contact of a REGISTER, validated and with its expiry decided."""
 
-    key: tuple
+    key: BindingKey
     address: NameAddress
     expires: int  # 0 removes the binding
     q: float
@@ -212,11 +217,11 @@ class Registrar:
         self._wall_clock = wall_clock  # only for the Date header
         self.on_change: ChangeCallback | None = None
         # (aor, owner) -> binding key -> binding; and which owners have bindings of an aor.
-        self._bindings: dict[tuple[str, object], dict[tuple, Binding]] = {}
+        self._bindings: dict[tuple[str, object], dict[BindingKey, Binding]] = {}
         self._owners: dict[str, set[object]] = {}
         self._failures = FailureLockout(max_failures, lockout, max_keys=MAX_TRACKED_FAILURES)
         self._refused = refused or _nobody
-        self._pending: set[asyncio.Task] = set()
+        self._pending: set[asyncio.Task[None]] = set()
         ua.handlers["REGISTER"] = self.handle
         ua.stateless["REGISTER"] = self.answer_statelessly
 
@@ -653,7 +658,7 @@ def _instance(value: str | None) -> str | None:
     return value or None
 
 
-def _uri_key(uri: SipUri) -> tuple:
+def _uri_key(uri: SipUri) -> BindingKey:
     """What makes two Contact URIs the same binding (RFC 3261 §19.1.4, simplified):
     scheme, user, host (case-insensitive), port and transport."""
     return (

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sip.errors import SipParseError
-from sip.message import Request
+from sip.message import Request, Response
 
 __all__ = [
     "DEFAULT_SESSION_EXPIRES",
     "MIN_SE",
+    "DeadlineToken",
     "Deadlines",
     "SessionTimer",
     "expiry_margin",
@@ -59,7 +60,7 @@ def parse_session_expires(value: str) -> tuple[int, str | None]:
     return int(first), refresher
 
 
-def supports_timer(message) -> bool:
+def supports_timer(message: Request | Response) -> bool:
     """Whether a request or response lists ``timer`` in Supported or Require."""
     for name in ("Supported", "Require"):
         for value in message.headers.get_all(name):
@@ -90,17 +91,22 @@ def expiry_margin(interval: int) -> float:
     return interval - min(32.0, interval / 3)
 
 
+# What Deadlines.add returns: a one-slot cell holding the callback until it runs or
+# is cancelled (cancelling empties it; the heap drops empty cells lazily).
+DeadlineToken = list[Callable[[], None] | None]
+
+
 class Deadlines:
     """A heap of (when, callback); cancelling marks an entry dead."""
 
     def __init__(self, wakeup: Callable[[], Callable[[float], None] | None]) -> None:
-        self._heap: list[tuple[float, int, list]] = []
+        self._heap: list[tuple[float, int, DeadlineToken]] = []
         self._counter = itertools.count()
         self._wakeup = wakeup  # returns the event loop's wake-up hook, if any
 
-    def add(self, when: float, callback: Callable[[], None]) -> list:
+    def add(self, when: float, callback: Callable[[], None]) -> DeadlineToken:
         """Run ``callback`` at ``when``; the returned token cancels it."""
-        entry = [callback]
+        entry: DeadlineToken = [callback]
         heapq.heappush(self._heap, (when, next(self._counter), entry))
         hook = self._wakeup()
         if hook is not None:
@@ -108,7 +114,7 @@ class Deadlines:
         return entry
 
     @staticmethod
-    def cancel(token: list | None) -> None:
+    def cancel(token: DeadlineToken | None) -> None:
         if token is not None:
             token[0] = None
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 __all__ = [
@@ -164,9 +164,9 @@ class FailureLockout:
         self.max_failures = max_failures
         self.window = window
         self._max = max_keys
-        self._keys: OrderedDict[tuple, _Failures] = OrderedDict()
+        self._keys: OrderedDict[Hashable, _Failures] = OrderedDict()
 
-    def locked(self, key: tuple, now: float) -> bool:
+    def locked(self, key: Hashable, now: float) -> bool:
         entry = self._keys.get(key)
         if entry is None or entry.locked_until is None:
             return False
@@ -175,7 +175,7 @@ class FailureLockout:
         del self._keys[key]  # the cooldown is over: a clean slate
         return False
 
-    def failed(self, key: tuple, now: float) -> bool:
+    def failed(self, key: Hashable, now: float) -> bool:
         if self.max_failures == 0:
             return False
         entry = self._keys.pop(key, None)
@@ -190,7 +190,7 @@ class FailureLockout:
             return True
         return False
 
-    def succeeded(self, key: tuple) -> None:
+    def succeeded(self, key: Hashable) -> None:
         self._keys.pop(key, None)
 
     def __len__(self) -> int:

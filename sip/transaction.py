@@ -72,6 +72,9 @@ class TransactionUser(Protocol):
 
 
 Send = Callable[[Any, bytes], None]
+# How the layer finds a transaction again: branch, sent-by and method (or the RFC 2543
+# fallback's dialog identifiers); see server_key and client_key.
+TransactionKey = tuple[object, ...]
 
 # Unique tiebreaker for the timer heap: transactions are not orderable.
 _counter = itertools.count()
@@ -94,7 +97,12 @@ class _Transaction:
     )
 
     def __init__(
-        self, layer: TransactionLayer, key: tuple, request: Request, dest: Any, reliable: bool
+        self,
+        layer: TransactionLayer,
+        key: TransactionKey,
+        request: Request,
+        dest: Any,
+        reliable: bool,
     ) -> None:
         self._layer = layer
         self.key = key
@@ -151,7 +159,14 @@ class ServerTransaction(_Transaction):
 
     __slots__ = ("_last_bytes", "last_response", "source")
 
-    def __init__(self, layer, key, request, dest, reliable) -> None:
+    def __init__(
+        self,
+        layer: TransactionLayer,
+        key: TransactionKey,
+        request: Request,
+        dest: Any,
+        reliable: bool,
+    ) -> None:
         super().__init__(layer, key, request, dest, reliable)
         self.last_response: Response | None = None
         self._last_bytes: bytes | None = None
@@ -162,6 +177,14 @@ class ServerTransaction(_Transaction):
         self._last_bytes = response.serialize()
         self._layer.counters.responses_sent[self.request.method, response.status] += 1
         self._layer.send(self.dest, self._last_bytes)
+
+    def send_response(self, response: Response, now: float) -> None:
+        """Send ``response`` (the TU's) and move the machine on."""
+        raise NotImplementedError
+
+    def receive_request(self, request: Request, now: float) -> bool:
+        """A retransmission of the request (or its ACK): whether the TU must see it."""
+        raise NotImplementedError
 
     def _resend(self) -> None:
         if self._last_bytes is not None:
@@ -180,7 +203,14 @@ class ServerInviteTransaction(ServerTransaction):
 
     __slots__ = ("acked",)
 
-    def __init__(self, layer, key, request, dest, reliable) -> None:
+    def __init__(
+        self,
+        layer: TransactionLayer,
+        key: TransactionKey,
+        request: Request,
+        dest: Any,
+        reliable: bool,
+    ) -> None:
         super().__init__(layer, key, request, dest, reliable)
         self.state = State.PROCEEDING
         self.acked = False
@@ -270,13 +300,24 @@ class ServerNonInviteTransaction(ServerTransaction):
 class ClientTransaction(_Transaction):
     __slots__ = ("_request_bytes", "last_response")
 
-    def __init__(self, layer, key, request, dest, reliable) -> None:
+    def __init__(
+        self,
+        layer: TransactionLayer,
+        key: TransactionKey,
+        request: Request,
+        dest: Any,
+        reliable: bool,
+    ) -> None:
         super().__init__(layer, key, request, dest, reliable)
         self._request_bytes = request.serialize()
         self.last_response: Response | None = None
 
     def _send_request(self) -> None:
         self._layer.send(self.dest, self._request_bytes)
+
+    def receive_response(self, response: Response, now: float) -> None:
+        """A response matched to this transaction."""
+        raise NotImplementedError
 
     def _on_retransmit(self, now: float) -> None:
         self._layer.counters.retransmissions[self.request.method] += 1
@@ -305,7 +346,14 @@ class ClientInviteTransaction(ClientTransaction):
 
     __slots__ = ("_ack_bytes",)
 
-    def __init__(self, layer, key, request, dest, reliable) -> None:
+    def __init__(
+        self,
+        layer: TransactionLayer,
+        key: TransactionKey,
+        request: Request,
+        dest: Any,
+        reliable: bool,
+    ) -> None:
         super().__init__(layer, key, request, dest, reliable)
         self.state = State.CALLING
         self._ack_bytes: bytes | None = None
@@ -383,7 +431,7 @@ class ClientNonInviteTransaction(ClientTransaction):
 # --------------------------------------------------------------------- layer
 
 
-def server_key(request: Request) -> tuple:
+def server_key(request: Request) -> TransactionKey:
     """RFC 3261 §17.2.3 matching: branch, sent-by and method (ACK matches INVITE)."""
     via = request.via
     method = "INVITE" if request.method == "ACK" else request.method
@@ -394,7 +442,7 @@ def server_key(request: Request) -> tuple:
     return (request.call_id, request.from_tag, request.cseq.seq, via.sent_by, method)
 
 
-def client_key(branch: str, method: str) -> tuple:
+def client_key(branch: str, method: str) -> TransactionKey:
     """RFC 3261 §17.1.3 matching: our own branch and the CSeq method."""
     return (branch, "INVITE" if method == "ACK" else method)
 
@@ -406,8 +454,8 @@ class TransactionLayer:
         self.send = send
         self.user = user
         self.timers = timers or Timers()
-        self.server: dict[tuple, ServerTransaction] = {}
-        self.client: dict[tuple, ClientTransaction] = {}
+        self.server: dict[TransactionKey, ServerTransaction] = {}
+        self.client: dict[TransactionKey, ClientTransaction] = {}
         self.counters = SipCounters()
         self._heap: list[tuple[float, int, _Transaction]] = []
         # Told each new deadline, so an event loop can arm one timer for the earliest.
@@ -492,12 +540,13 @@ class TransactionLayer:
             self.wakeup(deadline)
 
     def _forget(self, txn: _Transaction) -> None:
-        server = isinstance(txn, ServerTransaction)
-        table = self.server if server else self.client
-        if table.get(txn.key) is txn:
-            del table[txn.key]
-            if server and self.server_ended is not None:
-                self.server_ended(txn)
+        if isinstance(txn, ServerTransaction):
+            if self.server.get(txn.key) is txn:
+                del self.server[txn.key]
+                if self.server_ended is not None:
+                    self.server_ended(txn)
+        elif self.client.get(txn.key) is txn:
+            del self.client[txn.key]
 
     def awaiting_responses(self) -> int:
         """Client transactions that have no final response yet (shutdown waits for these)."""

@@ -15,9 +15,11 @@ import ipaddress
 import logging
 import ssl
 from collections.abc import Callable
+from typing import Any, cast
 
 from sip.connections import PER_SOURCE, ConnectionTable
-from sip.message import KEEPALIVE_PING, KEEPALIVE_PONG, PONG, SipParseError, StreamFramer
+from sip.errors import SipParseError
+from sip.framing import KEEPALIVE_PING, KEEPALIVE_PONG, PONG, StreamFramer
 
 __all__ = [
     "Flow",
@@ -46,7 +48,10 @@ class Flow:
     transport = "UDP"
     reliable = False
     remote: tuple[str, int]
-    local: tuple[str, int]
+
+    @property
+    def local(self) -> tuple[str, int]:  # pragma: no cover - interface
+        raise NotImplementedError
 
     def send(self, data: bytes) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -82,11 +87,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self.local: tuple[str, int] = ("0.0.0.0", 0)
 
-    def connection_made(self, transport) -> None:
-        self._transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)  # a datagram socket's
         self.local = transport.get_extra_info("sockname")[:2]
 
-    def datagram_received(self, data: bytes, addr) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         self._receive(data, UdpFlow(self, addr[:2]))
 
     def error_received(self, exc: Exception) -> None:
@@ -119,12 +124,13 @@ class TcpConnection(asyncio.Protocol, Flow):
         self._closed = False
         self.inbound = remote is None  # accepted by a listener, not opened by us
         self.remote = remote or ("", 0)
-        self.local = ("", 0)
+        self._local = ("", 0)
 
-    def connection_made(self, transport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # a stream's, by construction
         self._transport = transport
         self.remote = transport.get_extra_info("peername")[:2]
-        self.local = transport.get_extra_info("sockname")[:2]
+        self._local = transport.get_extra_info("sockname")[:2]
         if not self._registry.opened(self):
             self._closed = True
             transport.abort()  # refused: closed at once, nothing read or written
@@ -132,6 +138,10 @@ class TcpConnection(asyncio.Protocol, Flow):
         for data in self._pending:
             transport.write(data)
         self._pending.clear()
+
+    @property
+    def local(self) -> tuple[str, int]:
+        return self._local
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -148,12 +158,12 @@ class TcpConnection(asyncio.Protocol, Flow):
                 self.send(PONG)  # RFC 5626 §4.4.1
             elif item is KEEPALIVE_PONG:
                 keepalive = True
-            else:
+            elif isinstance(item, bytes):
                 messages += 1
                 self._receive(item, self)
         self._registry.received(self, messages, keepalive, self._framer.pending)
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._registry.closed(self)
 
@@ -206,7 +216,7 @@ class TlsConnection(TcpConnection):
         self._handshaken = False
         self._handshake_timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         if self._server_context is None or self._closed:
             return  # ours (asyncio did the handshake), or refused
@@ -277,6 +287,7 @@ class TlsConnection(TcpConnection):
         if not self._handshaken:
             self._pending.append(data)
             return
+        assert self._tls is not None  # set before the handshake
         try:
             self._tls.write(data)
         except ssl.SSLError as exc:
@@ -290,7 +301,7 @@ class TlsConnection(TcpConnection):
         if out and self._transport is not None and not self._transport.is_closing():
             self._transport.write(out)
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
@@ -418,7 +429,8 @@ class Transports:
         """The port the TLS listener is bound to, None without one."""
         if self._tls_server is None or not self._tls_server.sockets:
             return None
-        return self._tls_server.sockets[0].getsockname()[1]
+        port: int = self._tls_server.sockets[0].getsockname()[1]
+        return port
 
     def listeners(self) -> dict[str, str]:
         found = {}
@@ -505,12 +517,18 @@ class Transports:
 
     async def _connect(self, connection: TcpConnection) -> None:
         loop = asyncio.get_running_loop()
-        tls = {}
-        if connection.transport == "TLS":
-            tls = {"ssl": self._client_context(), "ssl_handshake_timeout": TLS_HANDSHAKE_TIMEOUT}
+        host, port = connection.remote
+        tls = connection.transport == "TLS"
         try:
             await asyncio.wait_for(
-                loop.create_connection(lambda: connection, *connection.remote, **tls), timeout=10
+                loop.create_connection(
+                    lambda: connection,
+                    host,
+                    port,
+                    ssl=self._client_context() if tls else None,
+                    ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if tls else None,
+                ),
+                timeout=10,
             )
         except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError too
             log.info(

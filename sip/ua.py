@@ -12,17 +12,12 @@ import logging
 from collections.abc import Callable
 
 from sip.dialog import Dialog, DialogId
+from sip.dialog_host import ResponseCallback
+from sip.errors import SipParseError
 from sip.headers import NameAddress, Via
 from sip.invite import EndReason, InviteSession
-from sip.message import (
-    Request,
-    Response,
-    SipParseError,
-    generate_branch,
-    generate_tag,
-    make_response,
-    parse_message,
-)
+from sip.message import Request, Response, generate_branch, generate_tag, make_response
+from sip.parser import parse_message
 from sip.session_timer import MIN_SE, Deadlines, negotiate_uas
 from sip.source_limits import Admission, SourceGuard
 from sip.transaction import (
@@ -30,6 +25,7 @@ from sip.transaction import (
     ServerInviteTransaction,
     ServerTransaction,
     Timers,
+    TransactionKey,
     TransactionLayer,
     server_key,
 )
@@ -44,7 +40,6 @@ FlowFactory = Callable[[str, str, "int | None"], "Flow | None"]
 RequestHandler = Callable[[Request, ServerTransaction, Flow], None]
 # Answers a request without a transaction (e.g. a REGISTER's challenge), or None.
 StatelessHandler = Callable[[Request, Flow], "Response | None"]
-ResponseCallback = Callable[["Response | None"], None]
 
 # Option tags we implement (RFC 3261 §19.2); a Require of anything else gets 420.
 # Session timers (RFC 4028) only: reliable provisionals (100rel) and Replaces come later.
@@ -82,10 +77,10 @@ class UserAgent:
         self.stateless: dict[str, StatelessHandler] = {}
         # Per-source limits (sip/source_limits.py); None: none (the node sets one).
         self.guard: SourceGuard | None = None
-        self.sessions: dict[DialogId, InviteSession] = {}
-        self._by_invite: dict[tuple, InviteSession] = {}  # server INVITE txn key → session
-        self._callbacks: dict[tuple, ResponseCallback] = {}  # client txn key → callback
-        self._invite_clients: dict[tuple, OutgoingInvite] = {}  # our INVITE txn key → call
+        self.sessions: dict[DialogId, InviteSession | OutgoingInvite] = {}
+        self._by_invite: dict[TransactionKey, InviteSession] = {}  # server INVITE txn key → session
+        self._callbacks: dict[TransactionKey, ResponseCallback] = {}  # client txn key → callback
+        self._invite_clients: dict[TransactionKey, OutgoingInvite] = {}  # our INVITE txn key → call
         self.parse_errors = 0
         self._ended: dict[DialogId, float] = {}  # dialog → until when a late BYE gets 200
         # Session timers and REFER timeouts (sip/midcall.py), beside the transactions'.
@@ -147,7 +142,7 @@ class UserAgent:
             self.parse_errors += 1
             log.info("sip.bad_header", extra={"call_id": request.call_id, "reason": exc.reason})
             if txn is not None and txn.last_response is None and request.method != "ACK":
-                self._respond(txn, request, 400, exc.reason)
+                self.respond(txn, request, 400, exc.reason)
 
     def _may_start(self, request: Request, flow: Flow, response_flow: Flow, now: float) -> bool:
         """Whether a request that would start a server transaction gets one.
@@ -204,7 +199,7 @@ class UserAgent:
         elif method == "CANCEL":
             self._receive_cancel(request, txn)
         elif method == "OPTIONS":
-            self._respond(
+            self.respond(
                 txn,
                 request,
                 200,
@@ -215,17 +210,17 @@ class UserAgent:
         elif to_tag:
             self._receive_in_dialog(request, txn)
         elif method in ("BYE", "INFO", "UPDATE", "NOTIFY"):  # only meaningful in a dialog
-            self._respond(txn, request, 481)
+            self.respond(txn, request, 481)
         elif method in KNOWN_METHODS:
-            self._respond(txn, request, 405, headers=[("Allow", self.allow)])
+            self.respond(txn, request, 405, headers=[("Allow", self.allow)])
         else:
-            self._respond(txn, request, 501)
+            self.respond(txn, request, 501)
 
     def _receive_invite(self, request: Request, txn: ServerTransaction, flow: Flow) -> None:
         assert isinstance(txn, ServerInviteTransaction)
         uri = request.request_uri
         if uri.scheme not in ("sip", "sips"):
-            self._respond(txn, request, 416)
+            self.respond(txn, request, 416)
             return
         unsupported = [
             option
@@ -234,13 +229,13 @@ class UserAgent:
             if option not in SUPPORTED_EXTENSIONS
         ]
         if unsupported:
-            self._respond(txn, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
+            self.respond(txn, request, 420, headers=[("Unsupported", ", ".join(unsupported))])
             return
         if negotiate_uas(request) == 422:  # RFC 4028 §9: below our Min-SE
-            self._respond(txn, request, 422, headers=[("Min-SE", str(MIN_SE))])
+            self.respond(txn, request, 422, headers=[("Min-SE", str(MIN_SE))])
             return
         if request.body and request.content_type != "application/sdp":
-            self._respond(txn, request, 415, headers=[("Accept", "application/sdp")])
+            self.respond(txn, request, 415, headers=[("Accept", "application/sdp")])
             return
         # Read now what the dialog will need, so a malformed header is a 400, not a crash later.
         _ = request.from_.uri, request.to.uri
@@ -251,10 +246,10 @@ class UserAgent:
             NameAddress.parse(value)
         source = flow.remote[0]
         if self.guard is not None and not self.guard.acquire_call(source):
-            self._respond(txn, request, 503, "Too Many Calls", headers=[("Retry-After", "30")])
+            self.respond(txn, request, 503, "Too Many Calls", headers=[("Retry-After", "30")])
             return
         # A 100 at once stops the caller's INVITE retransmissions (RFC 3261 §17.2.1).
-        self._respond(txn, request, 100)
+        self.respond(txn, request, 100)
         session = InviteSession(self, request, txn, flow)
         if self.guard is not None:
             session.counted_source = source
@@ -277,56 +272,56 @@ class UserAgent:
     def _receive_cancel(self, request: Request, txn: ServerTransaction) -> None:
         invite = self.layer.find_invite(request)
         if invite is None:
-            self._respond(txn, request, 481)
+            self.respond(txn, request, 481)
             return
-        self._respond(txn, request, 200)
+        self.respond(txn, request, 200)
         session = self._by_invite.get(invite.key)
         if session is not None:  # else the INVITE already got its final response
-            session._cancelled()
+            session.cancel_received()
 
     def _receive_ack(self, request: Request, now: float) -> None:
         session = self.sessions.get((request.call_id, request.to_tag or "", request.from_tag or ""))
         if session is None:
             return  # RFC 3261 §17.2.3: an ACK nobody wants is dropped
-        if session._ack_in_dialog(request, now):
+        if session.ack_in_dialog(request, now):
             return  # the ACK of a re-INVITE's 2xx
         if isinstance(session, InviteSession):
             session.txn.ack_received(now)
-            session._acked(request)
+            session.ack_received(request)
 
     def _receive_in_dialog(self, request: Request, txn: ServerTransaction) -> None:
         dialog_id = (request.call_id, request.to_tag or "", request.from_tag or "")
         session = self.sessions.get(dialog_id)
         if session is None or session.dialog is None:
             if request.method == "BYE" and self._recently_ended(dialog_id):
-                self._respond(txn, request, 200)  # a late retransmission: it did end the call
+                self.respond(txn, request, 200)  # a late retransmission: it did end the call
             else:
-                self._respond(txn, request, 481)
+                self.respond(txn, request, 481)
             return
         if not session.dialog.accept_request(request):
-            self._respond(txn, request, 500, "Out of Order")
+            self.respond(txn, request, 500, "Out of Order")
             return
         method = request.method
         if method == "BYE":
-            self._respond(txn, request, 200)
-            session._bye_received()
+            self.respond(txn, request, 200)
+            session.bye_received()
         elif method == "INVITE":
-            session._receive_reinvite(request, txn)  # RFC 3264 §8 (sip/midcall.py)
+            session.receive_reinvite(request, txn)  # RFC 3264 §8 (sip/midcall.py)
         elif method == "UPDATE":
-            session._receive_update(request, txn)  # RFC 3311, RFC 4028 refreshes
+            session.receive_update(request, txn)  # RFC 3311, RFC 4028 refreshes
         elif method == "REFER":
-            session._receive_refer(request, txn)  # RFC 3515
+            session.receive_refer(request, txn)  # RFC 3515
         elif method == "NOTIFY":
-            session._receive_notify(request, txn)  # RFC 3515 §2.4.7
+            session.receive_notify(request, txn)  # RFC 3515 §2.4.7
         elif method == "INFO":
-            self._respond(txn, request, 200)
+            self.respond(txn, request, 200)
             digit = _dtmf_relay_digit(request)
             if digit:
                 session.on_dtmf(digit)
         elif method in KNOWN_METHODS:
-            self._respond(txn, request, 405, headers=[("Allow", self.allow)])
+            self.respond(txn, request, 405, headers=[("Allow", self.allow)])
         else:
-            self._respond(txn, request, 501)
+            self.respond(txn, request, 501)
 
     def _receive_response(self, response: Response, now: float) -> None:
         if not self.layer.receive_response(response, now):
@@ -339,26 +334,25 @@ class UserAgent:
         if outgoing is not None:
             if response.status >= 300:
                 del self._invite_clients[txn.key]
-            outgoing._response(response)
+            outgoing.receive_response(response)
             return
         if response.status >= 200:
             callback = self._callbacks.pop(txn.key, None)
             if callback is not None:
                 callback(response)
 
-    def transaction_timeout(self, txn) -> None:
+    def transaction_timeout(self, txn: ClientTransaction | ServerTransaction) -> None:
         if isinstance(txn, ServerInviteTransaction):
-            session = self._by_invite.pop(txn.key, None)
-            if session is not None:
-                session._ack_timeout()
+            unacked = self._by_invite.pop(txn.key, None)
+            if unacked is not None:
+                unacked.ack_timed_out()
                 return
             for session in self.sessions.values():  # a re-INVITE's 2xx never ACKed
-                if session._reinvite_txn is txn:
-                    session._reinvite_txn = None
+                session.reinvite_timed_out(txn)
             return
         outgoing = self._invite_clients.pop(txn.key, None)
         if outgoing is not None:
-            outgoing._timeout()
+            outgoing.timed_out()
             return
         callback = self._callbacks.pop(txn.key, None)
         if callback is not None:
@@ -369,7 +363,7 @@ class UserAgent:
     def _send(self, flow: Flow, data: bytes) -> None:
         flow.send(data)
 
-    def _respond(
+    def respond(
         self,
         txn: ServerTransaction,
         request: Request,
@@ -391,7 +385,7 @@ class UserAgent:
         headers: list[tuple[str, str]] | None = None,
     ) -> ClientTransaction | None:
         """Send a request within ``dialog`` in a new client transaction."""
-        flow = self._dialog_flow(dialog)
+        flow = self.dialog_flow(dialog)
         if flow is None:
             log.warning("sip.no_route", extra={"call_id": dialog.call_id, "method": method})
             if callback is not None:
@@ -417,12 +411,12 @@ class UserAgent:
     def start_invite_client(
         self, outgoing: OutgoingInvite, request: Request, flow: Flow
     ) -> ClientTransaction:
-        """Send an INVITE of ours; every response reaches ``outgoing._response``."""
+        """Send an INVITE of ours; every response reaches ``outgoing.receive_response``."""
         txn = self.layer.start_client(request, flow, flow.reliable, self.clock())
         self._invite_clients[txn.key] = outgoing
         return txn
 
-    def _dialog_flow(self, dialog: Dialog) -> Flow | None:
+    def dialog_flow(self, dialog: Dialog) -> Flow | None:
         flow = dialog.flow
         if flow is not None and flow.reliable and flow.is_open and not dialog.route_set:
             return flow  # reuse the connection the dialog came on (RFC 5923 spirit)
@@ -431,7 +425,9 @@ class UserAgent:
         # The peer is behind a NAT when its packets come from elsewhere than its
         # Contact says; then its Contact is unreachable and the source address is
         # the way back (what Asterisk calls force_rport + rewrite_contact).
-        behind_nat = flow is not None and flow.remote[0] != hop.host.strip("[]")
+        if flow is None:
+            return self.flow_for(transport, hop.host, hop.port)
+        behind_nat = flow.remote[0] != hop.host.strip("[]")
         if behind_nat and not flow.reliable and transport == "UDP" and not dialog.route_set:
             return flow
         return self.flow_for(transport, hop.host, hop.port)
@@ -498,7 +494,7 @@ class UserAgent:
             now = self.clock()
             self._forget_ended(now)  # else one entry per call would stay for good
             self._ended[dialog.id] = now + 2 * self.layer.timers.timeout
-        session._stop_midcall()  # session timer, REFER subscriptions
+        session.stop_midcall()  # session timer, REFER subscriptions
         if isinstance(session, InviteSession):
             self._by_invite.pop(session.txn.key, None)
             if session.counted_source is not None and self.guard is not None:

@@ -24,9 +24,9 @@ from sip.midcall import MidCall
 from sip.transaction import make_cancel
 
 if TYPE_CHECKING:
+    from sip.dialog_host import DialogHost
     from sip.transaction import ClientTransaction
     from sip.transport import Flow
-    from sip.ua import UserAgent
 
 __all__ = ["OutgoingInvite", "OutgoingState", "SipCredentials"]
 
@@ -48,7 +48,7 @@ class SipCredentials:
     password: str
 
 
-def _noop(*args) -> None:
+def _noop(*args: object) -> None:
     pass
 
 
@@ -65,7 +65,7 @@ class OutgoingInvite(MidCall):
 
     def __init__(
         self,
-        ua: UserAgent,
+        ua: DialogHost,
         *,
         target: str,
         flow: Flow,
@@ -93,7 +93,7 @@ class OutgoingInvite(MidCall):
         self.invite: Request | None = None
         self._txn: ClientTransaction | None = None
         self._cancel_wanted = False
-        self._cancelled = False  # the application gave up: a late 2xx gets ACK and BYE
+        self.cancel_received = False  # the application gave up: a late 2xx gets ACK and BYE
         self.dialog: Dialog | None = None
         self.remote_sdp: bytes | None = None
         self._ack_bytes: bytes | None = None
@@ -114,7 +114,7 @@ class OutgoingInvite(MidCall):
 
     def cancel(self) -> None:
         """Stop ringing (RFC 3261 §9.1); a CANCEL waits for the first provisional."""
-        self._cancelled = True
+        self.cancel_received = True
         if self.state is OutgoingState.PROCEEDING:
             self._send_cancel()
         elif self.state is OutgoingState.CALLING:
@@ -158,13 +158,11 @@ class OutgoingInvite(MidCall):
         if self.invite is None or self._txn is None:
             return
         self._cancel_wanted = False
-        self.ua.layer.start_client(
-            make_cancel(self.invite), self.flow, self.flow.reliable, self.ua.clock()
-        )
+        self.ua.start_client(make_cancel(self.invite), self.flow)
 
     # -- what the user agent tells us
 
-    def _response(self, response: Response) -> None:
+    def receive_response(self, response: Response) -> None:
         """Every response of our INVITE transaction, provisional ones included."""
         status = response.status
         if status < 200:
@@ -208,7 +206,7 @@ class OutgoingInvite(MidCall):
         self._ack(dialog, response)
         if self.state is OutgoingState.TERMINATED:
             return
-        if self._cancelled or self.final_status is not None:
+        if self.cancel_received or self.final_status is not None:
             # We gave up but the callee answered first (the CANCEL crossed the 2xx).
             self.state = OutgoingState.CONFIRMED
             self.hangup(EndReason.CANCELLED)
@@ -270,13 +268,13 @@ class OutgoingInvite(MidCall):
         self.on_failed(status, reason)
         self._drop_callbacks()
 
-    def _timeout(self) -> None:
+    def timed_out(self) -> None:
         """Timer B: nobody answered the INVITE at all (RFC 3261 §17.1.1.2)."""
         self._failed(408, "Request Timeout")
 
     # -- in-dialog events (the same interface as the UAS InviteSession)
 
-    def _bye_received(self) -> None:
+    def bye_received(self) -> None:
         self._end(EndReason.REMOTE_BYE)
 
     def _end(self, reason: EndReason) -> None:

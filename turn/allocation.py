@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,7 +130,7 @@ class RelayPorts:
     reservations: dict[int, tuple[int, float, int]] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
 
-    def candidates(self, even: bool):
+    def candidates(self, even: bool) -> Iterator[int]:
         """Free ports in a random order starting point, for ``open_relay`` to try."""
         size = self.high - self.low + 1
         start = self.rng.randrange(size)
@@ -218,13 +218,13 @@ class AllocationManager:
         try:
             message = parse(data)
         except UnknownAttributes as exc:
-            if exc.cls != REQUEST:
+            if exc.cls != REQUEST or exc.method is None or exc.transaction_id is None:
                 return None
             answer = Message(exc.method, REQUEST, exc.transaction_id).error(420)
             answer.add(Attr.UNKNOWN_ATTRIBUTES, exc.types)
             return answer.encode()
         except StunParseError as exc:
-            if exc.cls != REQUEST or exc.transaction_id is None:
+            if exc.cls != REQUEST or exc.method is None or exc.transaction_id is None:
                 return None
             return Message(exc.method, REQUEST, exc.transaction_id).error(400).encode()
         if message.cls == INDICATION:
@@ -262,7 +262,7 @@ class AllocationManager:
         Returns the allocations that ended (their relays are already closed)."""
         ended = [a for a in self.allocations.values() if a.expires <= now]
         for allocation in ended:
-            self._delete(allocation)
+            self.delete(allocation)
         budget = self._full_budget()
         for allocation in self.allocations.values():
             allocation.expire(now)
@@ -281,7 +281,7 @@ class AllocationManager:
 
     def close_all(self) -> None:
         for allocation in list(self.allocations.values()):
-            self._delete(allocation)
+            self.delete(allocation)
 
     # -- requests -------------------------------------------------------------------
 
@@ -334,7 +334,8 @@ class AllocationManager:
             family = claimed[1]
         else:
             family = 6 if family_code == 2 else 4
-        if self.relay_address[family] is None:
+        relay_host = self.relay_address[family]
+        if relay_host is None:
             raise TurnError(440)
         if self.per_user[auth.owner] >= self.quotas.per_user:
             self.refused("turn.quota", five_tuple.client[0], owner=auth.owner)
@@ -359,16 +360,17 @@ class AllocationManager:
             if not self._open(allocation, port):
                 raise TurnError(508, "Reserved port no longer free")
         else:
-            port = None
+            found = None
             for candidate in self.ports.candidates(even is not None):
                 if self._open(allocation, candidate):
-                    port = candidate
+                    found = candidate
                     break
-            if port is None:
+            if found is None:
                 raise TurnError(508)
+            port = found
             if even:
                 reserved_token = self.ports.reserve(port + 1, now, family)
-        allocation.relayed = (self.relay_address[family], port)
+        allocation.relayed = (relay_host, port)
         allocation.reserved_token = reserved_token
         self.allocations[five_tuple] = allocation
         self.per_user[auth.owner] += 1
@@ -394,7 +396,7 @@ class AllocationManager:
         requested = message.get(Attr.LIFETIME)
         answer = message.response()
         if requested == 0:
-            self._delete(allocation)
+            self.delete(allocation)
             answer.add(Attr.LIFETIME, 0)
             return answer
         lifetime = _lifetime(message)
@@ -457,7 +459,7 @@ class AllocationManager:
 
     # -- teardown -------------------------------------------------------------------
 
-    def _delete(self, allocation: Allocation) -> None:
+    def delete(self, allocation: Allocation) -> None:
         if self.allocations.pop(allocation.five_tuple, None) is None:
             return
         self.bytes_relayed += self._full_budget() - allocation.budget
@@ -477,7 +479,7 @@ class _Replay(TurnError):
 
 def _lifetime(message: Message) -> int:
     """§7.2: the client's LIFETIME within [default, max]; the default without one."""
-    requested = message.get(Attr.LIFETIME)
+    requested: int | None = message.get(Attr.LIFETIME)
     if requested is None:
         return DEFAULT_LIFETIME
     return max(DEFAULT_LIFETIME, min(requested, MAX_LIFETIME))

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from turn.stun import Attr, Message, long_term_key
 
@@ -74,7 +75,7 @@ class Credentials:
 
     @classmethod
     def from_settings(
-        cls, realm: str, users: list[str], secret: str | None, **options
+        cls, realm: str, users: list[str], secret: str | None, **options: Any
     ) -> Credentials:
         pairs = dict(item.split(":", 1) for item in users)
         return cls(realm=realm, users=pairs, secret=secret, **options)

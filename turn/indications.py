@@ -82,7 +82,7 @@ def read_send(data: bytes) -> tuple[tuple[str, int], bytes] | None:
     return peer, payload
 
 
-def write_data(peer: tuple[str, int], payload: bytes) -> bytes:
+def write_data(peer: tuple[str, int], payload: bytes | memoryview) -> bytes:
     """A Data indication carrying ``payload`` from ``peer`` (§11.4)."""
     tid = os.urandom(12)
     attribute = _attribute_of.get(peer)

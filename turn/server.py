@@ -20,6 +20,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from turn.allocation import Allocation, AllocationManager, FiveTuple, RelayPorts
 from turn.auth import Credentials
@@ -112,7 +113,7 @@ class _UdpListener:
         self.sock = sock
         self.v6 = sock.family == socket.AF_INET6
         self.local = sock.getsockname()[:2]
-        self.clients: dict[tuple, Allocation] = {}
+        self.clients: dict[tuple[str, int], Allocation] = {}
 
     def on_readable(self) -> None:
         sock = self.sock
@@ -152,7 +153,7 @@ class _UdpListener:
             elif first < 0x40:
                 self.server.on_stun(bytes(view[:n]), FiveTuple("udp", addr, self.local), self)
 
-    def send(self, data, addr) -> None:
+    def send(self, data: bytes, addr: tuple[str, int]) -> None:
         try:  # noqa: SIM105 - cheaper than suppress() per packet
             self.sock.sendto(data, addr)
         except OSError:
@@ -170,11 +171,12 @@ class _TcpClient(asyncio.Protocol):
         self.five_tuple: FiveTuple | None = None
         self.allocation: Allocation | None = None
 
-    def connection_made(self, transport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # a stream's, by construction
         self.transport = transport
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
-        self.five_tuple = FiveTuple(self.name, tuple(peer[:2]), tuple(local[:2]))
+        self.five_tuple = FiveTuple(self.name, (peer[0], peer[1]), (local[0], local[1]))
         self.server.tcp_clients.add(self)
         self.server.loop.call_later(TCP_IDLE_S, self._close_if_idle)
 
@@ -182,12 +184,15 @@ class _TcpClient(asyncio.Protocol):
         if self.allocation is None and self.transport is not None:
             self.transport.close()
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self.server.tcp_clients.discard(self)
         self.server.client_gone(self.five_tuple)
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
+        transport, five_tuple = self.transport, self.five_tuple
+        if transport is None or five_tuple is None:
+            return  # not connected (or gone)
         buffer = self.buffer
         buffer += data
         offset = 0
@@ -200,7 +205,7 @@ class _TcpClient(asyncio.Protocol):
             elif first <= 0x7F and self.allocation is not None:
                 total = 4 + length + (-length % 4)  # §12.5: padded over streams
             else:  # not TURN (or ChannelData before any allocation): hang up
-                self.transport.close()
+                transport.close()
                 return
             if size - offset < total:
                 break
@@ -209,7 +214,7 @@ class _TcpClient(asyncio.Protocol):
                     frame = bytes(buffer[offset : offset + total])
                     self.server.send_indication(self.allocation, frame)
             elif first < 0x40:
-                self.server.on_stun(bytes(buffer[offset : offset + total]), self.five_tuple, self)
+                self.server.on_stun(bytes(buffer[offset : offset + total]), five_tuple, self)
             else:
                 self._channel_data(buffer, offset, length)
             offset += total
@@ -233,7 +238,7 @@ class _TcpClient(asyncio.Protocol):
         except OSError:
             pass
 
-    def send(self, data, addr=None) -> None:
+    def send(self, data: bytes, addr: tuple[str, int] | None = None) -> None:
         transport = self.transport
         # A client that does not read its relay data loses it, as on UDP, rather
         # than growing our memory.
@@ -244,14 +249,22 @@ class _TcpClient(asyncio.Protocol):
 class _Relay:
     """One allocation's relayed UDP socket: peer datagrams to the client."""
 
-    __slots__ = ("allocation", "client", "client_addr", "sock", "stream", "v6")
+    __slots__ = ("allocation", "client", "client_addr", "client_sock", "sock", "stream", "v6")
 
-    def __init__(self, allocation: Allocation, sock: socket.socket, client, client_addr) -> None:
+    def __init__(
+        self,
+        allocation: Allocation,
+        sock: socket.socket,
+        client: _UdpListener | _TcpClient,
+        client_addr: tuple[str, int],
+    ) -> None:
         self.allocation = allocation
         self.sock = sock
         self.client = client
         self.client_addr = client_addr
-        self.stream = isinstance(client, _TcpClient)
+        # Over TCP/TLS ChannelData goes to the stream, over UDP straight to the listener's socket.
+        self.stream = client if isinstance(client, _TcpClient) else None
+        self.client_sock = client.sock if isinstance(client, _UdpListener) else None
         self.v6 = sock.family == socket.AF_INET6
 
     def on_readable(self) -> None:
@@ -260,6 +273,7 @@ class _Relay:
         channel_peers = allocation.channel_peers
         permissions = allocation.permissions
         v6, stream, client, client_addr = self.v6, self.stream, self.client, self.client_addr
+        client_sock = self.client_sock
         buf = _Shared.buf
         view = _Shared.view
         payload = _Shared.payload
@@ -278,15 +292,15 @@ class _Relay:
                 if allocation.budget < 0:
                     continue
                 _pack_into(buf, 0, number, n)
-                if stream:
+                if stream is not None:
                     end = 4 + n
                     pad = -n % 4
                     if pad:
                         buf[end : end + pad] = _PADDING[pad]
-                    client.send(bytes(view[: end + pad]))
-                else:
+                    stream.send(bytes(view[: end + pad]))
+                elif client_sock is not None:
                     try:  # noqa: SIM105 - cheaper than suppress() per packet
-                        client.sock.sendto(view[: 4 + n], client_addr)
+                        client_sock.sendto(view[: 4 + n], client_addr)
                     except OSError:
                         pass
             elif addr[0] in permissions:
@@ -306,7 +320,7 @@ class TurnServer:
     def __init__(self, settings: TurnSettings, refused: Callable[..., None] | None = None) -> None:
         self.settings = settings
         s = settings
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.credentials = Credentials.from_settings(s.realm, s.users, s.secret)
         bind6 = s.bind if ":" in s.bind else None
         if s.bind in ("0.0.0.0", ""):
@@ -342,14 +356,20 @@ class TurnServer:
         self.udp: list[_UdpListener] = []
         self.tcp_servers: list[asyncio.base_events.Server] = []
         self.tcp_clients: set[_TcpClient] = set()
-        self._client_of: dict[FiveTuple, object] = {}
+        self._client_of: dict[FiveTuple, _UdpListener | _TcpClient] = {}
         self._timer: asyncio.TimerHandle | None = None
         self.listeners: dict[str, str] = {}
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the server runs on, once started."""
+        assert self._loop is not None, "start() first"
+        return self._loop
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()
         s = self.settings
         hosts = [h for h in (self.bind4, self.bind6) if h]
         for host in hosts:
@@ -379,10 +399,10 @@ class TurnServer:
                         reuse_address=True,
                     )
                 )
-        for host in (self.bind4, self.bind6):
-            if host:
-                suffix = "" if host is self.bind4 else "6"
-                shown = f"[{host}]" if ":" in host else host
+        for bound in (self.bind4, self.bind6):
+            if bound:
+                suffix = "" if bound is self.bind4 else "6"
+                shown = f"[{bound}]" if ":" in bound else bound
                 self.listeners[f"turn_udp{suffix}"] = f"{shown}:{s.port}"
                 self.listeners[f"turn_tcp{suffix}"] = f"{shown}:{s.port}"
                 if s.tls_context is not None and s.tls_port:
@@ -416,7 +436,9 @@ class TurnServer:
 
     # -- from the transports --------------------------------------------------------
 
-    def on_stun(self, data: bytes, five_tuple: FiveTuple, client) -> None:
+    def on_stun(
+        self, data: bytes, five_tuple: FiveTuple, client: _UdpListener | _TcpClient
+    ) -> None:
         self._client_of[five_tuple] = client
         try:
             answer = self.manager.handle(data, five_tuple, self.loop.time(), time.time())
@@ -452,21 +474,28 @@ class TurnServer:
         """A TCP/TLS connection closed: its allocation goes with it (§7)."""
         allocation = self.manager.allocations.get(five_tuple) if five_tuple else None
         if allocation is not None:
-            self.manager._delete(allocation)
+            self.manager.delete(allocation)
 
     # -- from the manager -----------------------------------------------------------
 
     def _open_relay(self, allocation: Allocation, port: int) -> bool:
         host = self.bind4 if allocation.family == 4 else self.bind6
+        if host is None:  # the manager offers only the families we bound
+            return False
         try:
             sock = _udp_socket(host, port)
         except OSError:
             return False
         if allocation.dont_fragment and allocation.family == 4:
             with contextlib.suppress(OSError, AttributeError):
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MTU_DISCOVER, socket.IP_PMTUDISC_DO)
+                # Linux-only constants (hence AttributeError above); typeshed omits them.
+                sock.setsockopt(
+                    socket.IPPROTO_IP,
+                    socket.IP_MTU_DISCOVER,  # type: ignore[attr-defined]
+                    socket.IP_PMTUDISC_DO,  # type: ignore[attr-defined]
+                )
         five_tuple = allocation.five_tuple
-        client = self._client_of.get(five_tuple)
+        client = self._client_of[five_tuple]  # on_stun put it there before the Allocate
         relay = _Relay(allocation, sock, client, five_tuple.client)
         allocation.handle = relay
         if isinstance(client, _UdpListener):
@@ -491,7 +520,7 @@ class TurnServer:
             self.loop.remove_reader(relay.sock.fileno())
         relay.sock.close()
 
-    def _send_to_peer(self, allocation: Allocation, payload: bytes, peer) -> None:
+    def _send_to_peer(self, allocation: Allocation, payload: bytes, peer: tuple[str, int]) -> None:
         allocation.budget -= len(payload)
         if allocation.budget < 0:
             return

@@ -19,7 +19,7 @@ import ipaddress
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 __all__ = [
     "ALLOCATE",
@@ -119,6 +119,14 @@ class Attr:
     ICE_CONTROLLING = 0x802A
     RESPONSE_ORIGIN = 0x802B
     OTHER_ADDRESS = 0x802C
+
+
+class _Header(TypedDict):
+    """What a parse error reports of a readable header."""
+
+    method: int
+    cls: int
+    transaction_id: bytes
 
 
 class StunParseError(ValueError):
@@ -226,7 +234,8 @@ def _pack_bytes(value: bytes, tid: bytes) -> bytes:
 def _unpack_u32(data: bytes, tid: bytes) -> int:
     if len(data) != 4:
         raise _BadValue("length")
-    return struct.unpack("!I", data)[0]
+    value: int = struct.unpack("!I", data)[0]
+    return value
 
 
 def _pack_u32(value: int, tid: bytes) -> bytes:
@@ -236,7 +245,8 @@ def _pack_u32(value: int, tid: bytes) -> bytes:
 def _unpack_u64(data: bytes, tid: bytes) -> int:
     if len(data) != 8:
         raise _BadValue("length")
-    return struct.unpack("!Q", data)[0]
+    value: int = struct.unpack("!Q", data)[0]
+    return value
 
 
 def _pack_u64(value: int, tid: bytes) -> bytes:
@@ -257,7 +267,8 @@ def _pack_first_byte(value: int, tid: bytes) -> bytes:
 def _unpack_channel(data: bytes, tid: bytes) -> int:
     if len(data) != 4:
         raise _BadValue("length")
-    return struct.unpack_from("!H", data)[0]
+    value: int = struct.unpack_from("!H", data)[0]
+    return value
 
 
 def _pack_channel(value: int, tid: bytes) -> bytes:
@@ -520,7 +531,7 @@ def parse(data: bytes) -> Message:
         raise StunParseError("length does not match the datagram")
     method, cls = _split_type(message_type)
     tid = data[8:20]
-    header = {"method": method, "cls": cls, "transaction_id": tid}
+    header: _Header = {"method": method, "cls": cls, "transaction_id": tid}
     message = Message(method, cls, tid, raw=data)
     unknown: list[int] = []
     seen: set[int] = set()

@@ -504,7 +504,7 @@ async def srtp_pair():
     a.use_srtp(SrtpContext(a_key, b_key))
     b.use_srtp(SrtpContext(b_key, a_key))
     wire: dict[str, list[bytes]] = {"rtp": [], "rtcp": []}
-    for kind, name in (("rtp", "datagram_received"), ("rtcp", "_rtcp_received")):
+    for kind, name in (("rtp", "datagram_received"), ("rtcp", "receive_rtcp")):
         received = getattr(b, name)
 
         def tap(data, addr, received=received, seen=wire[kind]):

@@ -14,7 +14,8 @@ import time
 import uuid
 
 from sip.auth import Challenge, Credentials, authorize
-from sip.message import Response, parse_message
+from sip.message import Response
+from sip.parser import parse_message
 
 from .phone import sdp
 

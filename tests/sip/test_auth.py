@@ -20,7 +20,7 @@ from sip.auth import (
     digest_response,
     ha1,
 )
-from sip.message import SipParseError
+from sip.errors import SipParseError
 
 SECRET = b"0123456789abcdef-shared-secret"
 URI = "sip:bob@biloxi.example.com"

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sip.errors import SipParseError
 from sip.headers import CSeq, NameAddress, SipUri, Via, is_token, split_header_values
-from sip.message import SipParseError
 
 # --- split_header_values -----------------------------------------------------
 

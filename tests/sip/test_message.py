@@ -9,25 +9,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sip.errors import SipParseError
+from sip.framing import KEEPALIVE_PING, KEEPALIVE_PONG, MAX_BODY_SIZE, MAX_HEADER_SIZE, StreamFramer
+from sip.header_names import canonical_name
 from sip.headers import CSeq, NameAddress, SipUri, Via
 from sip.message import (
-    KEEPALIVE_PING,
-    KEEPALIVE_PONG,
-    MAX_BODY_SIZE,
-    MAX_HEADER_SIZE,
     REASON_PHRASES,
     Headers,
     Request,
     Response,
-    SipParseError,
-    StreamFramer,
-    canonical_name,
     generate_branch,
     generate_call_id,
     generate_tag,
     make_response,
-    parse_message,
 )
+from sip.parser import parse_message
 
 from .test_headers import name_addresses, sip_uris, vias
 

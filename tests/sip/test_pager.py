@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from sip.auth import Challenge
-from sip.message import Request, Response, parse_message
+from sip.message import Request, Response
 from sip.pager import OutgoingMessage, serve_messages
+from sip.parser import parse_message
 from sip.ua import UserAgent
 from sip.uac import SipCredentials
 from tests.sip.test_ua import Clock, FakeFlow

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from sip.auth import Authenticator, Challenge, authorize, ha1
 from sip.headers import SipUri
-from sip.message import Response, parse_message
+from sip.message import Response
+from sip.parser import parse_message
 from sip.registrar import Account, Binding, Registrar
 from sip.ua import UserAgent
 from tests.sip.test_ua import Clock, FakeFlow

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sip.message import Request, Response, make_response, parse_message
+from sip.message import Request, Response, make_response
+from sip.parser import parse_message
 from sip.transaction import (
     ServerInviteTransaction,
     State,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sip.message import Response, parse_message
+from sip.message import Response
+from sip.parser import parse_message
 from sip.transport import (
     Flow,
     TlsConnection,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sip.invite import EndReason, InviteSession, SessionState
-from sip.message import Request, Response, parse_message
+from sip.message import Request, Response
+from sip.parser import parse_message
 from sip.ua import UserAgent
 
 SDP = (

@@ -6,7 +6,8 @@ import pytest
 
 from sip.auth import Authenticator, Credentials, Verdict
 from sip.invite import EndReason
-from sip.message import Request, Response, parse_message
+from sip.message import Request, Response
+from sip.parser import parse_message
 from sip.ua import UserAgent
 from sip.uac import OutgoingInvite, OutgoingState, SipCredentials
 
