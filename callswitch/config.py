@@ -398,8 +398,7 @@ OPTIONS: tuple[Option, ...] = (
         "sip_rate_limit",
         _rate,
         20.0,
-        "INVITEs and REGISTERs per second one source address may send (bursts of 5x; "
-        "0: no limit)",
+        "INVITEs and REGISTERs per second one source address may send (bursts of 5x; 0: no limit)",
         "N",
     ),
     Option(
@@ -554,10 +553,10 @@ def load_settings(
         path = Path(config_path or "callswitch.toml")
         try:
             with path.open("rb") as handle:
-                raw = tomllib.load(handle)
+                document = tomllib.load(handle)
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-        file_values = {key.replace("-", "_"): value for key, value in raw.items()}
+        file_values = {key.replace("-", "_"): value for key, value in document.items()}
         known = {option.name for option in OPTIONS}
         unknown = set(file_values) - known
         if unknown:

@@ -50,7 +50,7 @@ def guarded_protocols(
 ) -> tuple[type[asyncio.Protocol], type[asyncio.Protocol]]:
     """uvicorn's HTTP and WebSocket protocols, admitted and timed by ``table``."""
 
-    def admit(transport: asyncio.BaseTransport) -> bool:
+    def admit(transport: asyncio.Transport) -> bool:
         source = (transport.get_extra_info("peername") or ("",))[0]
         refusal = table.open(transport, source)
         if refusal is None:
@@ -155,12 +155,13 @@ class HttpServer:
         header_timeout: float = HEADER_TIMEOUT,
         body_timeout: float = BODY_TIMEOUT,
     ) -> None:
-        protocols: dict[str, object] = {}
+        # uvicorn's own protocols ("auto") unless the guard admits and times connections
+        http: type[asyncio.Protocol] | str = "auto"
+        ws: type[asyncio.Protocol] | str = "auto"
         if table is not None:
             http, ws = guarded_protocols(
                 table, refused, header_timeout=header_timeout, body_timeout=body_timeout
             )
-            protocols = {"http": http, "ws": ws}
         config = uvicorn.Config(
             app,
             host=host,
@@ -170,7 +171,8 @@ class HttpServer:
             log_config=None,
             log_level="warning",
             server_header=False,
-            **protocols,
+            http=http,
+            ws=ws,
         )
         self._server = _Embedded(config)
         self._task: asyncio.Task | None = None

@@ -129,6 +129,7 @@ class NodeCollector(Collector):
         mos: dict[str, list[float]] = defaultdict(list)
         for session in list(pool.sessions):
             quality = leg_quality(session)
+            assert quality is not None, "an RTP session keeps reception statistics"
             codec = quality.codec
             sessions[codec] += 1
             totals[codec].received += quality.received

@@ -76,7 +76,8 @@ async def resolve_all(host: str, kind: int = socket.SOCK_STREAM) -> list[str]:
         )
     except (OSError, TimeoutError) as exc:
         raise ResolveError(f"cannot resolve {host}: {exc}") from None
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    # An IPv4 or IPv6 sockaddr starts with the address as a string.
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise ResolveError(f"cannot resolve {host}")
     return addresses

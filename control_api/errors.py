@@ -12,6 +12,7 @@ The codes are Twilio's own, from its error dictionary (twilio.com/docs/errors/<c
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -70,7 +71,7 @@ class ApiError(Exception):
         status: int,
         code: int,
         message: str,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status

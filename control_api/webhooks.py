@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
@@ -345,7 +346,7 @@ class Outbox:
             self._inflight[item.id] = task
             if key is not None:
                 self._last[key] = task
-            task.add_done_callback(lambda t, id=item.id, key=key: self._forget(id, key, t))
+            task.add_done_callback(functools.partial(self._forget, item.id, key))
         return len(items)
 
     def _forget(self, id: int, key: str | None, task: asyncio.Task) -> None:

@@ -63,13 +63,15 @@ def message_uri(message: MessageRecord) -> str:
 
 def message_json(message: MessageRecord) -> dict:
     uri = message_uri(message)
+    created, updated = message.date_created, message.date_updated
+    assert created is not None and updated is not None, "a stored message is dated"
     return {
         "account_sid": message.account_sid,
         "api_version": API_VERSION,
         "body": message.body,
-        "date_created": rfc2822(message.date_created),
+        "date_created": rfc2822(created),
         "date_sent": rfc2822(message.date_sent) if message.date_sent else None,
-        "date_updated": rfc2822(message.date_updated),
+        "date_updated": rfc2822(updated),
         "direction": message.direction,
         "error_code": message.error_code,
         "error_message": message.error_message,

@@ -152,15 +152,17 @@ async def list_view(request: Request, view: str, account: PathAccount) -> Respon
 
 
 def trigger_json(trigger: UsageTriggerRecord) -> dict:
+    created, updated = trigger.date_created, trigger.date_updated
+    assert created is not None and updated is not None, "a stored trigger is dated"
     return {
         "account_sid": trigger.account_sid,
         "api_version": API_VERSION,
         "callback_method": trigger.callback_method,
         "callback_url": trigger.callback_url,
         "current_value": trigger.current_value,
-        "date_created": rfc2822(trigger.date_created),
+        "date_created": rfc2822(created),
         "date_fired": rfc2822(trigger.date_fired) if trigger.date_fired else None,
-        "date_updated": rfc2822(trigger.date_updated),
+        "date_updated": rfc2822(updated),
         "friendly_name": trigger.friendly_name,
         "recurring": trigger.recurring,
         "sid": trigger.sid,

@@ -12,7 +12,7 @@ numbers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,8 +54,9 @@ class CarrierRejected(Exception):
 class CarrierEvents:
     """What a carrier reports upwards."""
 
-    # (carrier name, carrier message id, delivered?, error code or None)
-    receipt: Callable[[str, str, bool, int | None], Awaitable[None]]
+    # (carrier name, carrier message id, delivered?, error code or None); a coroutine
+    # because carriers run it as a task of its own
+    receipt: Callable[[str, str, bool, int | None], Coroutine[object, object, None]]
     # (from, to, body) of a message for one of our numbers
     inbound: Callable[[str, str, str], Awaitable[bool]]
     # (carrier name): the carrier can take messages again (bound, link up)

@@ -259,6 +259,7 @@ class Messaging:
 
     async def _send_one(self, message: MessageRecord) -> None:
         now = self.clock()
+        assert message.date_created is not None, "a queued message is stored"
         if message.validity_period is not None and now - message.date_created > timedelta(
             seconds=message.validity_period
         ):
@@ -423,7 +424,7 @@ class Messaging:
     ) -> None:
         status = "delivered" if delivered else "undelivered"
         code = None if delivered else (error_code or DELIVERY_UNKNOWN)
-        values = {"status": status, "error_code": code}
+        values: dict[str, object] = {"status": status, "error_code": code}
         if message.date_sent is None:
             values["date_sent"] = self.clock()
         if await self.messages.update_if(message.sid, ("sending", "sent"), **values):

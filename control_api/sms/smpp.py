@@ -36,6 +36,7 @@ __all__ = [
     "ConnectionLost",
     "DeliverSm",
     "EsmeConnection",
+    "FieldValue",
     "Pdu",
     "Receipt",
     "SmppError",
@@ -47,6 +48,9 @@ __all__ = [
     "relative_validity",
     "split_parts",
 ]
+
+# A body field's value: an integer ("b"), a C-octet string ("c") or octets ("m", short_message).
+FieldValue = int | str | bytes
 
 HEADER = struct.Struct(">IIII")
 MAX_PDU = 64 * 1024
@@ -142,11 +146,20 @@ class Pdu:
     command_id: int
     sequence: int
     status: int = ESME_ROK
-    fields: dict[str, object] = field(default_factory=dict)
+    fields: dict[str, FieldValue] = field(default_factory=dict)
     tlvs: dict[int, bytes] = field(default_factory=dict)
 
-    def get(self, name: str, default: object = None) -> object:
-        return self.fields.get(name, default)
+    def integer(self, name: str) -> int:
+        """An integer field ("b" in ``BODIES``); 0 when absent."""
+        return int(self.fields.get(name, 0))
+
+    def text(self, name: str) -> str:
+        """A C-octet string field ("c" in ``BODIES``); "" when absent."""
+        return str(self.fields.get(name, ""))
+
+    def octets(self, name: str) -> bytes:
+        """An octet string field (``short_message``); b"" when absent."""
+        return _octets(name, self.fields.get(name))
 
     def serialize(self) -> bytes:
         body = bytearray()
@@ -159,15 +172,13 @@ class Pdu:
                     body.append(int(value or 0) & 0xFF)
                 elif kind == "c":
                     text = (
-                        (value or "").encode("latin-1")
-                        if isinstance(value, str)
-                        else (value or b"")
+                        value.encode("latin-1") if isinstance(value, str) else _octets(name, value)
                     )
                     if len(text) >= size:
                         raise ValueError(f"{name} is longer than {size - 1} octets")
                     body += text + b"\x00"
                 else:
-                    data = bytes(value or b"")
+                    data = _octets(name, value)
                     if len(data) > MAX_SHORT_MESSAGE:
                         raise ValueError("short_message is longer than 254 octets")
                     body.append(len(data))
@@ -177,6 +188,15 @@ class Pdu:
         return (
             HEADER.pack(HEADER.size + len(body), self.command_id, self.status, self.sequence) + body
         )
+
+
+def _octets(name: str, value: FieldValue | None) -> bytes:
+    """A field's octets: a missing or empty field has none; a number has no octets."""
+    if not value:
+        return b""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    raise TypeError(f"{name} must be octets, not {type(value).__name__}")
 
 
 def parse_pdu(data: bytes) -> Pdu:
@@ -266,9 +286,9 @@ class Concatenation:
 
 def decode_short_message(pdu: Pdu) -> tuple[str, Concatenation | None]:
     """The text of a submit_sm/deliver_sm and, with a UDH, its concatenation header."""
-    data = bytes(pdu.get("short_message", b""))
+    data = pdu.octets("short_message")
     concat = None
-    if int(pdu.get("esm_class", 0)) & ESM_UDHI and data:
+    if pdu.integer("esm_class") & ESM_UDHI and data:
         header_length = data[0]
         header = data[1 : 1 + header_length]
         data = data[1 + header_length :]
@@ -281,7 +301,7 @@ def decode_short_message(pdu: Pdu) -> tuple[str, Concatenation | None]:
             elif iei == 0x08 and size == 4 and len(value) == 4:
                 concat = Concatenation(value[0] << 8 | value[1], value[2], value[3])
             index += 2 + size
-    coding = int(pdu.get("data_coding", 0))
+    coding = pdu.integer("data_coding")
     if coding == DATA_UCS2:
         text = data.decode("utf-16-be", errors="replace")
     elif coding in (0x03, 0x04):  # Latin-1, 8-bit binary shown as Latin-1
@@ -324,9 +344,9 @@ _STATES = {
 
 def parse_receipt(pdu: Pdu) -> Receipt | None:
     """The receipt a deliver_sm carries, or None when it is a message."""
-    if not int(pdu.get("esm_class", 0)) & ESM_RECEIPT:
+    if not pdu.integer("esm_class") & ESM_RECEIPT:
         return None
-    text = bytes(pdu.get("short_message", b"")).decode("latin-1")
+    text = pdu.octets("short_message").decode("latin-1")
     found = {name.lower(): value for name, value in _RECEIPT_FIELD.findall(text)}
     message_id = found.get("id", "")
     stat = found.get("stat", "").upper()
@@ -488,15 +508,13 @@ class EsmeConnection:
             if request == BIND_TRANSCEIVER:
                 if pdu.status == ESME_ROK:
                     self.state = "bound"
-                    self._events.append(Bound(str(pdu.get("system_id", ""))))
+                    self._events.append(Bound(pdu.text("system_id")))
                 else:
                     self._events.append(BindFailed(pdu.status))
                     self._lost(f"bind refused with status 0x{pdu.status:x}")
             elif request == SUBMIT_SM:
                 self._submits -= 1
-                self._events.append(
-                    SubmitResult(pdu.sequence, pdu.status, str(pdu.get("message_id", "")))
-                )
+                self._events.append(SubmitResult(pdu.sequence, pdu.status, pdu.text("message_id")))
             elif request == UNBIND:
                 self._lost("unbound")
             return

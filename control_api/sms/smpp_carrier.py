@@ -288,10 +288,8 @@ class SmppCarrier:
                 await self.events.receipt(self.name, receipt.message_id, receipt.delivered, error)
             return
         text, concat = decode_short_message(pdu)
-        source = _number(int(pdu.get("source_addr_ton", 0)), str(pdu.get("source_addr", "")))
-        destination = _number(
-            int(pdu.get("dest_addr_ton", 0)), str(pdu.get("destination_addr", ""))
-        )
+        source = _number(pdu.integer("source_addr_ton"), pdu.text("source_addr"))
+        destination = _number(pdu.integer("dest_addr_ton"), pdu.text("destination_addr"))
         if concat is not None and concat.total > 1:
             key = (source, concat.reference)
             parts = self._parts.setdefault(key, {})

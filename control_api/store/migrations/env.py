@@ -52,5 +52,7 @@ if context.is_offline_mode():
     run_offline()
 elif (given := config.attributes.get("connection")) is not None:
     run(given)
+elif (url := config.get_main_option("sqlalchemy.url")) is not None:
+    asyncio.run(run_from_url(url))
 else:
-    asyncio.run(run_from_url(config.get_main_option("sqlalchemy.url")))
+    raise RuntimeError("no database: give a connection or set sqlalchemy.url")
