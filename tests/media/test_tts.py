@@ -124,7 +124,8 @@ async def test_concurrent_requests_share_one_synthesis(spawned):
 async def test_a_cancelled_caller_still_fills_the_cache(spawned):
     speaker = TextToSpeech(None)
     waiter = asyncio.ensure_future(speaker.synthesize("Barge in"))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # the waiter is waiting on the synthesis, which has not run yet
+    assert not waiter.done()
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
