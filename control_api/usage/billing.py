@@ -98,7 +98,7 @@ class Billing:
     # Pricing
 
     def call_price(self, direction: str, to: str, from_: str, duration_s: float):
-        category = call_category(direction, to)
+        category = call_category(direction, to, from_)
         far_end = from_ if direction == "inbound" else to
         minutes = billable_minutes(duration_s)
         return category, minutes, self.prices.unit_price(category, far_end) * minutes

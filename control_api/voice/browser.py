@@ -280,6 +280,7 @@ class BrowserClients:
             base,
             status_callback=application.status_callback,
             status_callback_method=application.status_callback_method or "POST",
+            billing=voice.billing,
         )
         lifecycle.initiated()
         lifecycle.callback("ringing")
@@ -349,6 +350,7 @@ def dial_children(voice, runner, address: str, noun, verb) -> list[ClientCall]:
             status_callback=getattr(noun, "status_callback", None),
             status_callback_method=getattr(noun, "status_callback_method", "POST"),
             events=frozenset(getattr(noun, "status_callback_event", ("completed",))),
+            billing=voice.billing,
         )
         lifecycle.initiated()
         call.on_ringing.append(lambda _, lc=lifecycle: lc.ringing())
