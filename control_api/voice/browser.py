@@ -15,20 +15,37 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from control_api.call import CallTimes, MediaSettings, new_call_sid
 from control_api.store.webrtc import get_application
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
 from signaling.server import BrowserCall, DialRequest, SignalingServer, Tab
 
-__all__ = ["BrowserClients", "BrowserOriginatedCall", "ClientCall"]
+if TYPE_CHECKING:
+    from control_api.twiml.verbs import Dial
+    from control_api.voice.inbound import VoiceApps
+    from control_api.voice.runner import TwimlRunner
+
+__all__ = ["BrowserClients", "BrowserOriginatedCall", "ClientCall", "run_browser_call"]
 
 log = logging.getLogger("callswitch.webrtc")
 
 # Webhook parameters a client's own params cannot replace (From must stay client:<identity>).
 _RESERVED = frozenset(
-    {"CallSid", "AccountSid", "From", "To", "Caller", "Called", "Direction", "CallStatus",
-     "ApiVersion", "ApplicationSid", "ParentCallSid"}
+    {
+        "CallSid",
+        "AccountSid",
+        "From",
+        "To",
+        "Caller",
+        "Called",
+        "Direction",
+        "CallStatus",
+        "ApiVersion",
+        "ApplicationSid",
+        "ParentCallSid",
+    }
 )
 
 
@@ -204,11 +221,9 @@ class BrowserOriginatedCall(CallTimes):
 class BrowserClients:
     """Where the voice plane meets the signaling server."""
 
-    def __init__(self, server: SignalingServer, voice, media: MediaSettings) -> None:
-        self.server = server
-        self.voice = voice
+    def __init__(self, server: SignalingServer, media: MediaSettings) -> None:
+        self.server = server  # its on_dial is the voice runtime's (VoiceApps)
         self.media = media
-        server.on_dial = self.run_dial
 
     def calls_to(
         self,
@@ -238,83 +253,85 @@ class BrowserClients:
             for tab in self.server.tabs(account_sid, identity)
         ]
 
-    async def run_dial(self, request: DialRequest) -> None:
-        """A tab's call: the TwiML of the token's application, From=client:<identity>."""
-        from control_api.voice.runner import Document  # the runner imports <Dial>, which us
 
-        voice = self.voice
-        tab, browser = request.tab, request.call
-        account_sid = tab.account_sid
-        application = await get_application(
-            voice.store, account_sid, tab.token.application_sid or ""
-        )
-        token = await voice.token_of(account_sid)
-        if application is None or not application.voice_url or token is None:
-            browser.status("failed")
-            log.warning("webrtc.no_application", extra={"call_sid": browser.sid})
-            return
-        call = BrowserOriginatedCall(browser, self.media)
-        caller = f"client:{tab.identity}"
-        base = [
-            *base_params(
-                call_sid=call.sid,
-                account_sid=account_sid,
-                from_=caller,
-                to=request.to,
-                direction="inbound",
-            ),
-            ("ApplicationSid", application.sid),
-            *[(k, v) for k, v in request.params.items() if k not in _RESERVED],
-        ]
-        lifecycle = CallLifecycle(
-            voice.store,
-            voice.outbox,
-            new_record(
-                sid=call.sid,
-                account_sid=account_sid,
-                to=request.to,
-                from_=caller,
-                direction="inbound",
-                status="ringing",
-            ),
-            base,
-            status_callback=application.status_callback,
-            status_callback_method=application.status_callback_method or "POST",
-            billing=voice.billing,
-        )
-        lifecycle.initiated()
-        lifecycle.callback("ringing")
-        call.on_answered.append(lambda _: lifecycle.answered())
-        runner = voice.runner_for(call, account_sid, token, lifecycle)
-        voice.track(call, runner, account_sid)
-        try:
-            runner.start(
-                Document(
-                    application.voice_url,
-                    application.voice_method or "POST",
-                    fallback_url=application.voice_fallback_url,
-                    fallback_method=application.voice_fallback_method or "POST",
-                )
+async def run_browser_call(voice: VoiceApps, request: DialRequest) -> None:
+    """A tab's call: the TwiML of the token's application, From=client:<identity>."""
+    from control_api.voice.runner import Document  # the runner imports <Dial>, which us
+
+    context = voice.context
+    tab, browser = request.tab, request.call
+    account_sid = tab.account_sid
+    application = await get_application(context.store, account_sid, tab.token.application_sid or "")
+    token = await context.token_of(account_sid)
+    if application is None or not application.voice_url or token is None:
+        browser.status("failed")
+        log.warning("webrtc.no_application", extra={"call_sid": browser.sid})
+        return
+    call = BrowserOriginatedCall(browser, context.browsers.media)
+    caller = f"client:{tab.identity}"
+    base = [
+        *base_params(
+            call_sid=call.sid,
+            account_sid=account_sid,
+            from_=caller,
+            to=request.to,
+            direction="inbound",
+        ),
+        ("ApplicationSid", application.sid),
+        *[(k, v) for k, v in request.params.items() if k not in _RESERVED],
+    ]
+    lifecycle = CallLifecycle(
+        context.store,
+        context.outbox,
+        new_record(
+            sid=call.sid,
+            account_sid=account_sid,
+            to=request.to,
+            from_=caller,
+            direction="inbound",
+            status="ringing",
+        ),
+        base,
+        status_callback=application.status_callback,
+        status_callback_method=application.status_callback_method or "POST",
+        billing=context.billing,
+    )
+    lifecycle.initiated()
+    lifecycle.callback("ringing")
+    call.on_answered.append(lambda _: lifecycle.answered())
+    runner = voice.runner_for(call, account_sid, token, lifecycle)
+    voice.track(call, runner, account_sid)
+    try:
+        runner.start(
+            Document(
+                application.voice_url,
+                application.voice_method or "POST",
+                fallback_url=application.voice_fallback_url,
+                fallback_method=application.voice_fallback_method or "POST",
             )
-            # Twilio answers a client's call at once: its media is already flowing.
-            await call.answer()
-            await runner.wait()
-        finally:
-            voice.untrack(call.sid)
-            if not call.ended.is_set():
-                call.hangup()
-            status = "completed" if call.answered else "failed"
-            lifecycle.finished(status, call.duration)
-            with contextlib.suppress(Exception):
-                await lifecycle.flush()
-            voice.settled(call.sid)
-            browser.status(status)
-            call.log("call.completed", status=status, errors=len(runner.errors))
+        )
+        # Twilio answers a client's call at once: its media is already flowing.
+        await call.answer()
+        await runner.wait()
+    finally:
+        voice.untrack(call.sid)
+        if not call.ended.is_set():
+            call.hangup()
+        status = "completed" if call.answered else "failed"
+        lifecycle.finished(status, call.duration)
+        with contextlib.suppress(Exception):
+            await lifecycle.flush()
+        voice.settled(call.sid)
+        browser.status(status)
+        call.log("call.completed", status=status, errors=len(runner.errors))
 
 
-def dial_children(voice, runner, address: str, noun, verb) -> list[ClientCall]:
+def dial_children(
+    voice: VoiceApps, runner: TwimlRunner, address: str, noun, verb: Dial
+) -> list[ClientCall]:
     """``<Dial><Client>``: a child call, with its own Calls record, for each tab rung."""
-    browsers: BrowserClients | None = getattr(voice, "browsers", None)
+    context = voice.context
+    browsers = context.browsers
     if browsers is None:
         return []
     parent = runner.call
@@ -328,8 +345,8 @@ def dial_children(voice, runner, address: str, noun, verb) -> list[ClientCall]:
     )
     for call in calls:
         lifecycle = CallLifecycle(
-            voice.store,
-            voice.outbox,
+            context.store,
+            context.outbox,
             new_record(
                 sid=call.sid,
                 account_sid=runner.account_sid,
@@ -350,7 +367,7 @@ def dial_children(voice, runner, address: str, noun, verb) -> list[ClientCall]:
             status_callback=getattr(noun, "status_callback", None),
             status_callback_method=getattr(noun, "status_callback_method", "POST"),
             events=frozenset(getattr(noun, "status_callback_event", ("completed",))),
-            billing=voice.billing,
+            billing=context.billing,
         )
         lifecycle.initiated()
         call.on_ringing.append(lambda _, lc=lifecycle: lc.ringing())
@@ -361,5 +378,5 @@ def dial_children(voice, runner, address: str, noun, verb) -> list[ClientCall]:
             lifecycle.finished(call.status, call.duration)
             await lifecycle.flush()
 
-        voice.spawn(finish())
+        context.tasks.spawn(finish())
     return calls

@@ -13,23 +13,20 @@ import contextlib
 import functools
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from control_api.address_policy import not_told
 from control_api.api.streams import StreamInfo
 from control_api.call import Call
-from control_api.dialer import Dialer
 from control_api.outbound_call import OutboundCall
 from control_api.twiml.verbs import Dial, Stream
 from control_api.voice import outbound
+from control_api.voice.browser import run_browser_call
 from control_api.voice.conference import Conferences
+from control_api.voice.context import VoiceContext
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
-from control_api.voice.lookup import Lookup
 from control_api.voice.recording import CallRecording
 from control_api.voice.runner import Document, TwimlRunner, VoiceServices
-from control_api.webhooks import Outbox, WebhookClient
 from sip.invite import EndReason
 
 __all__ = ["VoiceApps"]
@@ -71,56 +68,33 @@ class _LiveCall:
 class VoiceApps:
     """Runs inbound calls to numbers; also the ``LiveCalls`` the REST API drives."""
 
-    def __init__(
-        self,
-        store,
-        client: WebhookClient,
-        outbox: Outbox,
-        synthesize: Callable[[str, str, str], Awaitable[object]],
-        load_audio: Callable[[str], Awaitable[object]],
-        dialer: Dialer | None = None,
-        *,
-        recordings_dir: Path | None = None,
-        base_url: str = "",
-        conferences: Conferences | None = None,
-    ) -> None:
-        self.store = store
-        self.client = client
-        self.outbox = outbox
-        self.synthesize = synthesize
-        self.load_audio = load_audio
-        self.dialer = dialer
-        self.recordings_dir = recordings_dir or Path("recordings")
-        self.base_url = base_url  # where our REST API is reached: RecordingUrl
-        self.conferences = conferences
-        self.billing = None  # set by the server: prices calls as they end
-        # Set by the server: refused(reason, source_ip, **fields) logs and counts refusals.
-        self.refused: Callable[..., None] = not_told
-        # Set by the server: --fetch-deny for Media Streams, (host, port) -> address.
-        self.fetch_guard: Callable[[str, int], Awaitable[str]] | None = None
+    def __init__(self, context: VoiceContext) -> None:
+        self.context = context
         self.live: dict[str, _LiveCall] = {}
         # Calls the REST API ended, until their final record is written (``settled``).
         self._ending: dict[str, asyncio.Event] = {}
-        self.browsers = None  # browser tabs (voice/browser.py), when WebRTC runs
-        self._tasks: set[asyncio.Task] = set()
-        # A REST change to a number or a token reaches calls within a second.
-        self._numbers = Lookup(store.find_number, fresh=1.0)
-        self._tokens = Lookup(store.auth_token, fresh=1.0)
+        if context.browsers is not None:  # a browser tab's own calls run here
+            context.browsers.server.on_dial = functools.partial(run_browser_call, self)
+
+    @property
+    def conferences(self) -> Conferences | None:
+        return self.context.conferences
 
     async def app_for(self, user: str):
         """The app for a call to ``user``, or None when it is not one of our numbers."""
         if not PHONE.fullmatch(user):
             return None
-        number = await self._numbers.get(user)
+        number = await self.context.numbers.get(user)
         if number is None or not number.voice_url:
             return None
-        if self.billing is not None and await self.billing.is_spent(number.account_sid):
+        billing = self.context.billing
+        if billing is not None and await billing.is_spent(number.account_sid):
             # Twilio turns such calls away unanswered (error 10003, inactive account).
             return _refuse_spent
         return functools.partial(self.run_call, number)
 
     async def run_call(self, number, call: Call) -> None:
-        token = await self._tokens.get(number.account_sid)
+        token = await self.context.token_of(number.account_sid)
         if token is None:
             call.reject(404)
             return
@@ -145,8 +119,8 @@ class VoiceApps:
         # The record and the callbacks are written in order but off the call's path:
         # the caller hears the application while the store catches up.
         lifecycle = CallLifecycle(
-            self.store,
-            self.outbox,
+            self.context.store,
+            self.context.outbox,
             new_record(
                 sid=call.sid,
                 account_sid=account_sid,
@@ -160,7 +134,7 @@ class VoiceApps:
             base,
             status_callback=number.status_callback,
             status_callback_method=number.status_callback_method or "POST",
-            billing=self.billing,
+            billing=self.context.billing,
         )
         lifecycle.initiated()
         lifecycle.callback("ringing")
@@ -192,25 +166,13 @@ class VoiceApps:
 
         async def fetch(url: str, method: str, fields: list[tuple[str, str]]) -> str:
             await lifecycle.recorded()
-            return await self.client.fetch_twiml(url, method, fields, token)
+            return await self.context.webhooks.fetch_twiml(url, method, fields, token)
 
-        services = VoiceServices(fetch, self.synthesize, self.load_audio, voice=self)
+        context = self.context
+        services = VoiceServices(fetch, context.synthesize, context.load_audio, voice=self)
         return TwimlRunner(call, services, lifecycle.params, account_sid=account_sid)
 
     # -- calls we place
-
-    async def token_of(self, account_sid: str) -> str | None:
-        return await self._tokens.get(account_sid)
-
-    async def is_our_number(self, phone: str) -> bool:
-        number = await self._numbers.get(phone)
-        return number is not None and bool(number.voice_url)
-
-    def spawn(self, coroutine) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     def track(self, call, runner: TwimlRunner | None, account_sid: str) -> None:
         self.live[call.sid] = _LiveCall(call, runner, account_sid)
@@ -247,7 +209,7 @@ class VoiceApps:
         if not verb.record.startswith("record-from"):
             return None
         return CallRecording(
-            self,
+            self.context,
             account_sid=runner.account_sid,
             call_sid=runner.call.sid,
             source="DialVerb",
@@ -261,7 +223,7 @@ class VoiceApps:
         )
 
     async def join_conference(self, runner, conference):
-        return await self.conferences.join(runner, conference)
+        return await self.context.conferences.join(runner, conference)
 
     # -- LiveCalls, for the REST API
 

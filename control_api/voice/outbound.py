@@ -51,7 +51,8 @@ def from_user(address: str) -> str:
 
 async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
     """``POST Calls.json``: store the call as queued, place it in the background."""
-    dialer = voice.dialer
+    context = voice.context
+    dialer = context.dialer
     if dialer is None:
         return None
     try:
@@ -67,7 +68,7 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
     except DialError as exc:
         raise ApiError.bad_parameter(str(exc), NOT_ROUTABLE) from None
     sid = new_call_sid()
-    browsers = getattr(voice, "browsers", None)
+    browsers = context.browsers
     tabs = (
         browsers.calls_to(account_sid, new.to, from_=new.from_, timeout=new.timeout, sid=sid)
         if browsers is not None
@@ -75,7 +76,7 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
     )
     if not destinations and not tabs:
         raise ApiError.bad_parameter(f"{new.to} is not registered", NOT_ROUTABLE)
-    token = await voice.token_of(account_sid)
+    token = await context.token_of(account_sid)
     record = new_record(
         sid=sid,
         account_sid=account_sid,
@@ -85,8 +86,8 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
         status="queued",
     )
     lifecycle = CallLifecycle(
-        voice.store,
-        voice.outbox,
+        context.store,
+        context.outbox,
         record,
         base_params(
             call_sid=record.sid,
@@ -99,9 +100,9 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
         status_callback_method=new.status_callback_method,
         events=new.status_callback_events,
         insert=False,
-        billing=getattr(voice, "billing", None),
+        billing=context.billing,
     )
-    await voice.store.insert_call(record)  # before the answer: a GET finds it at once
+    await context.store.insert_call(record)  # before the answer: a GET finds it at once
     caller_id = new.caller_id or new.from_
     trunk = destinations[0].trunk if destinations else None
     if trunk is not None and trunk.caller_id:
@@ -115,11 +116,18 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
         )
         for destination in destinations
     ] + tabs
-    voice.spawn(_run_placed(voice, account_sid, token, new, calls, lifecycle))
+    context.tasks.spawn(_run_placed(voice, account_sid, token, new, calls, lifecycle))
     return record
 
 
-async def _run_placed(voice, account_sid, token, new: NewCall, calls, lifecycle) -> None:
+async def _run_placed(
+    voice: VoiceApps,
+    account_sid: str,
+    token: str | None,
+    new: NewCall,
+    calls: list,
+    lifecycle: CallLifecycle,
+) -> None:
     lifecycle.initiated()
     call = calls[0]
     voice.track(call, None, account_sid)
@@ -178,10 +186,12 @@ async def _run_placed(voice, account_sid, token, new: NewCall, calls, lifecycle)
         voice.settled(call.sid)
 
 
-def _record_call(voice, account_sid: str, call: OutboundCall, new: NewCall) -> CallRecording:
+def _record_call(
+    voice: VoiceApps, account_sid: str, call: OutboundCall, new: NewCall
+) -> CallRecording:
     """``Record=true``: both directions of the whole call, mixed, from the answer on."""
     recording = CallRecording(
-        voice,
+        voice.context,
         account_sid=account_sid,
         call_sid=call.sid,
         source="OutboundAPI",
@@ -223,7 +233,8 @@ def child_call(
     trunk = destination.trunk
     if trunk is not None and trunk.caller_id and not verb.caller_id:
         caller_id = trunk.caller_id
-    call = voice.dialer.call(
+    context = voice.context
+    call = context.dialer.call(
         destination,
         from_user=from_user(caller_id),
         timeout=verb.timeout,
@@ -231,8 +242,8 @@ def child_call(
     call.direction = "outbound-dial"
     to = destination.label
     lifecycle = CallLifecycle(
-        voice.store,
-        voice.outbox,
+        context.store,
+        context.outbox,
         new_record(
             sid=call.sid,
             account_sid=runner.account_sid,
@@ -253,7 +264,7 @@ def child_call(
         status_callback=getattr(noun, "status_callback", None),
         status_callback_method=getattr(noun, "status_callback_method", "POST"),
         events=frozenset(getattr(noun, "status_callback_event", ("completed",))),
-        billing=getattr(voice, "billing", None),
+        billing=context.billing,
     )
     lifecycle.initiated()
     call.on_ringing.append(lambda _: lifecycle.ringing())
@@ -264,5 +275,5 @@ def child_call(
         lifecycle.finished(call.status, call.duration)
         await lifecycle.flush()
 
-    voice.spawn(finish())
+    context.tasks.spawn(finish())
     return call

@@ -36,7 +36,6 @@ log = logging.getLogger("callswitch.twiml")
 
 REFERRER_GRACE_S = 5.0  # the referrer BYEs itself after NOTIFY 200; else we do
 FORBIDDEN = 403
-_releasing: set[asyncio.Task] = set()  # keeps the release tasks alive
 
 
 class TransferRequest:
@@ -122,7 +121,7 @@ async def blind_transfer(
     voice = runner.services.voice
     handle = request.handle
     try:
-        destinations = await voice.dialer.resolve(
+        destinations = await voice.context.dialer.resolve(
             runner.account_sid, request.address, source_ip=peer_address(request.referrer)
         )
     except DialError as exc:
@@ -151,9 +150,7 @@ async def blind_transfer(
     handle.notify(200, "OK")
     referrer = request.referrer
     other.log("transfer.completed", target=request.target, new_call=winner.sid)
-    task = asyncio.ensure_future(_release(referrer))
-    _releasing.add(task)
-    task.add_done_callback(_releasing.discard)
+    voice.context.tasks.spawn(_release(referrer))
     return winner
 
 
