@@ -11,7 +11,6 @@ to ``<Dial>`` and the REST API, :class:`BrowserOriginatedCall` like an inbound
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -19,7 +18,13 @@ from typing import TYPE_CHECKING
 
 from control_api.call import CallTimes, MediaSettings, new_call_sid
 from control_api.store.webrtc import get_application
-from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
+from control_api.voice.lifecycle import base_params
+from control_api.voice.twiml_call import (
+    document_of,
+    follow_child,
+    incoming_lifecycle,
+    run_call_twiml,
+)
 from signaling.server import BrowserCall, DialRequest, SignalingServer, Tab
 
 if TYPE_CHECKING:
@@ -256,8 +261,6 @@ class BrowserClients:
 
 async def run_browser_call(voice: VoiceApps, request: DialRequest) -> None:
     """A tab's call: the TwiML of the token's application, From=client:<identity>."""
-    from control_api.voice.runner import Document  # the runner imports <Dial>, which us
-
     context = voice.context
     tab, browser = request.tab, request.call
     account_sid = tab.account_sid
@@ -280,50 +283,27 @@ async def run_browser_call(voice: VoiceApps, request: DialRequest) -> None:
         ("ApplicationSid", application.sid),
         *[(k, v) for k, v in request.params.items() if k not in _RESERVED],
     ]
-    lifecycle = CallLifecycle(
-        context.store,
-        context.outbox,
-        new_record(
-            sid=call.sid,
-            account_sid=account_sid,
-            to=request.to,
-            from_=caller,
-            direction="inbound",
-            status="ringing",
-        ),
-        base,
+    lifecycle = incoming_lifecycle(
+        context,
+        call_sid=call.sid,
+        account_sid=account_sid,
+        to=request.to,
+        from_=caller,
+        base=base,
         status_callback=application.status_callback,
-        status_callback_method=application.status_callback_method or "POST",
-        billing=context.billing,
+        status_callback_method=application.status_callback_method,
     )
-    lifecycle.initiated()
-    lifecycle.callback("ringing")
-    call.on_answered.append(lambda _: lifecycle.answered())
-    runner = voice.runner_for(call, account_sid, token, lifecycle)
-    voice.track(call, runner, account_sid)
-    try:
-        runner.start(
-            Document(
-                application.voice_url,
-                application.voice_method or "POST",
-                fallback_url=application.voice_fallback_url,
-                fallback_method=application.voice_fallback_method or "POST",
-            )
-        )
-        # Twilio answers a client's call at once: its media is already flowing.
-        await call.answer()
-        await runner.wait()
-    finally:
-        voice.untrack(call.sid)
-        if not call.ended.is_set():
-            call.hangup()
-        status = "completed" if call.answered else "failed"
-        lifecycle.finished(status, call.duration)
-        with contextlib.suppress(Exception):
-            await lifecycle.flush()
-        voice.settled(call.sid)
-        browser.status(status)
-        call.log("call.completed", status=status, errors=len(runner.errors))
+    await run_call_twiml(
+        voice,
+        call,
+        lifecycle,
+        document_of(application),
+        account_sid=account_sid,
+        token=token,
+        final_status=lambda call: "completed" if call.answered else "failed",
+        answer_at_once=True,  # Twilio answers a client's call at once: its media flows
+        on_final=browser.status,
+    )
 
 
 def dial_children(
@@ -344,39 +324,13 @@ def dial_children(
         runner.account_sid, address, from_=caller_id, timeout=verb.timeout, prefer_pcmu=prefer_pcmu
     )
     for call in calls:
-        lifecycle = CallLifecycle(
-            context.store,
-            context.outbox,
-            new_record(
-                sid=call.sid,
-                account_sid=runner.account_sid,
-                to=address,
-                from_=caller_id,
-                direction="outbound-dial",
-                status="queued",
-                parent_call_sid=parent.sid,
-            ),
-            base_params(
-                call_sid=call.sid,
-                account_sid=runner.account_sid,
-                from_=caller_id,
-                to=address,
-                direction="outbound-dial",
-                parent_call_sid=parent.sid,
-            ),
-            status_callback=getattr(noun, "status_callback", None),
-            status_callback_method=getattr(noun, "status_callback_method", "POST"),
-            events=frozenset(getattr(noun, "status_callback_event", ("completed",))),
-            billing=context.billing,
+        follow_child(
+            context,
+            call,
+            account_sid=runner.account_sid,
+            parent_sid=parent.sid,
+            to=address,
+            caller_id=caller_id,
+            noun=noun,
         )
-        lifecycle.initiated()
-        call.on_ringing.append(lambda _, lc=lifecycle: lc.ringing())
-        call.on_answered.append(lambda _, lc=lifecycle: lc.answered())
-
-        async def finish(call=call, lifecycle=lifecycle) -> None:
-            await call.ended.wait()
-            lifecycle.finished(call.status, call.duration)
-            await lifecycle.flush()
-
-        context.tasks.spawn(finish())
     return calls

@@ -24,9 +24,10 @@ from control_api.voice import outbound
 from control_api.voice.browser import run_browser_call
 from control_api.voice.conference import Conferences
 from control_api.voice.context import VoiceContext
-from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
+from control_api.voice.lifecycle import CallLifecycle, base_params
 from control_api.voice.recording import CallRecording
 from control_api.voice.runner import Document, TwimlRunner, VoiceServices
+from control_api.voice.twiml_call import document_of, incoming_lifecycle, run_call_twiml
 from sip.invite import EndReason
 
 __all__ = ["VoiceApps"]
@@ -118,48 +119,27 @@ class VoiceApps:
         ]
         # The record and the callbacks are written in order but off the call's path:
         # the caller hears the application while the store catches up.
-        lifecycle = CallLifecycle(
-            self.context.store,
-            self.context.outbox,
-            new_record(
-                sid=call.sid,
-                account_sid=account_sid,
-                to=number.phone_number,
-                from_=caller,
-                direction="inbound",
-                status="ringing",
-                phone_number_sid=number.sid,
-                sip_call_id=session.call_id,
-            ),
-            base,
+        lifecycle = incoming_lifecycle(
+            self.context,
+            call_sid=call.sid,
+            account_sid=account_sid,
+            to=number.phone_number,
+            from_=caller,
+            base=base,
             status_callback=number.status_callback,
-            status_callback_method=number.status_callback_method or "POST",
-            billing=self.context.billing,
+            status_callback_method=number.status_callback_method,
+            phone_number_sid=number.sid,
+            sip_call_id=session.call_id,
         )
-        lifecycle.initiated()
-        lifecycle.callback("ringing")
-        call.on_answered.append(lambda _: lifecycle.answered())
-        runner = self.runner_for(call, account_sid, token, lifecycle)
-        self.live[call.sid] = _LiveCall(call, runner, account_sid)
-        try:
-            runner.start(
-                Document(
-                    number.voice_url,
-                    number.voice_method or "POST",
-                    fallback_url=number.voice_fallback_url,
-                    fallback_method=number.voice_fallback_method or "POST",
-                )
-            )
-            await runner.wait()
-        finally:
-            del self.live[call.sid]
-            if not call.ended.is_set():
-                call.hangup()
-            status = final_status(call)
-            lifecycle.finished(status, call.duration)
-            await lifecycle.flush()
-            self.settled(call.sid)
-            call.log("call.completed", status=status, errors=len(runner.errors))
+        await run_call_twiml(
+            self,
+            call,
+            lifecycle,
+            document_of(number),
+            account_sid=account_sid,
+            token=token,
+            final_status=final_status,
+        )
 
     def runner_for(self, call, account_sid: str, token: str, lifecycle: CallLifecycle):
         """A TwiML runner for ``call``, fetching with the account's signature."""

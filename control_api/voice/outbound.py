@@ -25,6 +25,7 @@ from control_api.voice.dial import ring_first
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
 from control_api.voice.recording import CallRecording
 from control_api.voice.runner import Document
+from control_api.voice.twiml_call import follow_child
 from media.player import send_digits
 from media.taps import add_tap, remove_tap
 
@@ -240,40 +241,13 @@ def child_call(
         timeout=verb.timeout,
     )
     call.direction = "outbound-dial"
-    to = destination.label
-    lifecycle = CallLifecycle(
-        context.store,
-        context.outbox,
-        new_record(
-            sid=call.sid,
-            account_sid=runner.account_sid,
-            to=to,
-            from_=caller_id,
-            direction="outbound-dial",
-            status="queued",
-            parent_call_sid=parent.sid,
-        ),
-        base_params(
-            call_sid=call.sid,
-            account_sid=runner.account_sid,
-            from_=caller_id,
-            to=to,
-            direction="outbound-dial",
-            parent_call_sid=parent.sid,
-        ),
-        status_callback=getattr(noun, "status_callback", None),
-        status_callback_method=getattr(noun, "status_callback_method", "POST"),
-        events=frozenset(getattr(noun, "status_callback_event", ("completed",))),
-        billing=context.billing,
+    follow_child(
+        context,
+        call,
+        account_sid=runner.account_sid,
+        parent_sid=parent.sid,
+        to=destination.label,
+        caller_id=caller_id,
+        noun=noun,
     )
-    lifecycle.initiated()
-    call.on_ringing.append(lambda _: lifecycle.ringing())
-    call.on_answered.append(lambda _: lifecycle.answered())
-
-    async def finish() -> None:
-        await call.ended.wait()
-        lifecycle.finished(call.status, call.duration)
-        await lifecycle.flush()
-
-    context.tasks.spawn(finish())
     return call
