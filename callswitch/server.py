@@ -24,9 +24,10 @@ from control_api import console, demo
 from control_api.api import create_app
 from control_api.api.tokens import IceServers
 from control_api.builtin_apps import BUILTIN_APPS
-from control_api.call import CallManager, MediaSettings
+from control_api.calls.browser import BrowserClients
+from control_api.calls.call import CallManager, MediaSettings
+from control_api.calls.dialer import Dialer
 from control_api.cluster import ClusterLiveCalls, Node, cluster_router
-from control_api.dialer import Dialer
 from control_api.fetch_policy import FetchPolicy
 from control_api.registrations import start_registrar
 from control_api.sms.service import Messaging
@@ -37,7 +38,6 @@ from control_api.store.billing import BillingStore
 from control_api.usage.billing import Billing
 from control_api.usage.pricing import PriceList
 from control_api.voice.audio import AudioLoader
-from control_api.voice.browser import BrowserClients
 from control_api.voice.conference import Conferences
 from control_api.voice.context import VoiceContext, is_our_number, numbers_of, tokens_of
 from control_api.voice.inbound import VoiceApps

@@ -3,7 +3,7 @@
 The signaling plane imports only ``media/``; this composition module hands it
 the store's API keys (to check tokens) and the ICE servers from the settings;
 the server wraps it in the voice plane's
-:class:`~control_api.voice.browser.BrowserClients`, and its routes are mounted
+:class:`~control_api.calls.browser.BrowserClients`, and its routes are mounted
 on the HTTP app. Browser tabs are also told of this node's
 TURN relay, with TURN REST credentials for their account.
 """
@@ -18,7 +18,7 @@ from fastapi import FastAPI, WebSocket
 from fastapi.responses import FileResponse
 
 from control_api.api.tokens import IceServers
-from control_api.call import MediaSettings
+from control_api.calls.call import MediaSettings
 from control_api.store.webrtc import find_api_key
 from signaling.server import SignalingServer
 from signaling.webrtc_leg import IceServer, use_host_addresses

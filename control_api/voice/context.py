@@ -21,9 +21,9 @@ from control_api.address_policy import not_told
 from control_api.voice.lookup import Lookup
 
 if TYPE_CHECKING:
-    from control_api.dialer import Dialer
+    from control_api.calls.browser import BrowserClients
+    from control_api.calls.dialer import Dialer
     from control_api.usage.billing import Billing
-    from control_api.voice.browser import BrowserClients
     from control_api.voice.conference import Conferences
     from control_api.webhooks import Outbox, WebhookClient
 

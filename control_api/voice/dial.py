@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from control_api.dialer import DialError
-from control_api.outbound_call import OutboundCall, failure_status
+from control_api.calls.dialer import DialError
+from control_api.calls.outbound_call import OutboundCall, failure_status
 from control_api.twiml.verbs import Client, Conference, Dial, Number, Sip
 from control_api.voice.browser import dial_children
 from control_api.voice.recording import CallRecording

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from control_api.api.streams import StreamInfo
-from control_api.call import Call
-from control_api.outbound_call import OutboundCall
+from control_api.calls.call import Call
+from control_api.calls.leg import CallLeg
+from control_api.calls.outbound_call import OutboundCall
 from control_api.twiml.verbs import Dial, Stream
 from control_api.voice import outbound
 from control_api.voice.browser import run_browser_call
@@ -61,7 +62,7 @@ def final_status(call: Call) -> str:
 
 @dataclass(slots=True)
 class _LiveCall:
-    call: Call | OutboundCall
+    call: CallLeg
     runner: TwimlRunner | None
     account_sid: str
 

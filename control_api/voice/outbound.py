@@ -16,10 +16,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from control_api.api.calls import NewCall
-from control_api.call import new_call_sid
-from control_api.dialer import DialError, DialRefused
+from control_api.calls.call import new_call_sid
+from control_api.calls.dialer import DialError, DialRefused
+from control_api.calls.outbound_call import Destination, OutboundCall
 from control_api.errors import ApiError
-from control_api.outbound_call import Destination, OutboundCall
 from control_api.twiml.verbs import Client, Dial, Number, Sip
 from control_api.voice.dial import ring_first
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record

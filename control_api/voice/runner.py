@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
-from control_api.call import Call
+from control_api.calls.call import Call
 from control_api.twiml.parser import TwimlError, parse_voice_twiml
 from control_api.twiml.verbs import (
     Connect,

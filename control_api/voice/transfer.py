@@ -21,12 +21,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from control_api.address_policy import not_told
-from control_api.dialer import DialError
+from control_api.calls.dialer import DialError
 from control_api.voice.refer_policy import authenticated_leg, peer_address
 from sip.midcall import ReferHandle
 
 if TYPE_CHECKING:
-    from control_api.outbound_call import OutboundCall
+    from control_api.calls.outbound_call import OutboundCall
     from control_api.twiml.verbs import Dial
     from control_api.voice.runner import TwimlRunner
 
@@ -49,7 +49,7 @@ class TransferRequest:
 class TransferWatch:
     """Turns REFERs from the watched calls into :class:`TransferRequest` values.
 
-    ``dialer`` (control_api.dialer.Dialer) says what a Refer-To may be dialled as
+    ``dialer`` (control_api.calls.dialer.Dialer) says what a Refer-To may be dialled as
     and knows the registrar; ``account_sid`` is the account whose TwiML runs;
     ``refused(reason, source_ip, **fields)`` hears of every REFER turned away.
     Without a dialer every REFER is refused.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
 
 if TYPE_CHECKING:
+    from control_api.calls.leg import CallLeg, PlacedLeg
     from control_api.voice.context import VoiceContext
     from control_api.voice.inbound import VoiceApps
     from control_api.voice.runner import Document
@@ -69,7 +70,7 @@ def incoming_lifecycle(
 
 async def run_call_twiml(
     voice: VoiceApps,
-    call,
+    call: CallLeg,
     lifecycle: CallLifecycle,
     document: Document,
     *,
@@ -110,7 +111,7 @@ async def run_call_twiml(
 
 def follow_child(
     context: VoiceContext,
-    call,
+    call: PlacedLeg,
     *,
     account_sid: str,
     parent_sid: str,

@@ -63,7 +63,7 @@ class FakeLiveCalls:
         self.asked.append(("create", account_sid, new_call))
         if self.store is None:
             return None
-        from control_api.call import new_call_sid
+        from control_api.calls.call import new_call_sid
         from control_api.voice.lifecycle import new_record
 
         record = new_record(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from control_api.call import CallTimes
+from control_api.calls.call import CallTimes
 from control_api.voice.context import TaskSupervisor
 from control_api.voice.lifecycle import base_params
 from control_api.voice.twiml_call import follow_child, incoming_lifecycle, run_call_twiml
