@@ -21,12 +21,12 @@ from control_api.api import (
     tokens,
     usage,
 )
-from control_api.api.calls import LiveCalls
 from control_api.api.conferences import LiveConferences, NoLiveConferences
 from control_api.api.fast_path import MessagesFastPath
 from control_api.api.tokens import IceServers
 from control_api.errors import install_error_handlers
 from control_api.store import Store
+from control_api.voice.port import LiveCalls
 
 __all__ = ["create_app"]
 

@@ -23,9 +23,9 @@ from fastapi.responses import JSONResponse
 
 from control_api import http_client
 from control_api.api.auth import PathAccount
-from control_api.api.streams import NewStream, StreamInfo
 from control_api.errors import SERVICE_UNAVAILABLE, ApiError
 from control_api.store.nodes import LIVE_STATUSES
+from control_api.voice.port import NewStream, StreamInfo
 
 __all__ = ["FORWARD_PATH", "ClusterLiveCalls", "NodeUnreachable", "cluster_router"]
 

@@ -18,13 +18,13 @@ from decimal import Decimal
 
 from sqlalchemy import and_, or_, select
 
+from control_api.lookup import Lookup
 from control_api.sids import rfc2822, utcnow
 from control_api.store.billing import BillingStore, UsageItem, UsageTriggerRecord
 from control_api.store.nodes import LostCall
 from control_api.store.schema import calls, messages, usage_items
 from control_api.usage.pricing import PriceList, billable_minutes, call_category
 from control_api.usage.records import CATEGORIES, category_total, current_period
-from control_api.voice.lookup import Lookup
 
 __all__ = ["BalanceExhausted", "Billing", "money", "trigger_record_uri"]
 

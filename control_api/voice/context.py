@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from control_api.address_policy import not_told
-from control_api.voice.lookup import Lookup
+from control_api.lookup import Lookup
 
 if TYPE_CHECKING:
     from control_api.calls.browser import BrowserClients

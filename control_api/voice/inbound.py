@@ -16,7 +16,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from control_api.api.streams import StreamInfo
 from control_api.calls.call import Call
 from control_api.calls.leg import CallLeg
 from control_api.calls.outbound_call import OutboundCall
@@ -26,6 +25,7 @@ from control_api.voice.browser import run_browser_call
 from control_api.voice.conference import Conferences
 from control_api.voice.context import VoiceContext
 from control_api.voice.lifecycle import CallLifecycle, base_params
+from control_api.voice.port import StreamInfo
 from control_api.voice.recording import CallRecording
 from control_api.voice.runner import Document, TwimlRunner, VoiceServices
 from control_api.voice.twiml_call import document_of, incoming_lifecycle, run_call_twiml

@@ -15,14 +15,13 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from control_api.api.calls import NewCall
 from control_api.calls.call import new_call_sid
 from control_api.calls.dialer import DialError, DialRefused
 from control_api.calls.outbound_call import Destination, OutboundCall
-from control_api.errors import ApiError
 from control_api.twiml.verbs import Client, Dial, Number, Sip
 from control_api.voice.dial import ring_first
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
+from control_api.voice.port import NewCall, Unroutable
 from control_api.voice.recording import CallRecording
 from control_api.voice.runner import Document
 from control_api.voice.twiml_call import follow_child
@@ -36,8 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["child_call", "from_user", "place_call"]
 
 log = logging.getLogger("callswitch.voice")
-
-NOT_ROUTABLE = 21215  # Twilio: "Account not authorized to call this number"
 
 
 def from_user(address: str) -> str:
@@ -65,9 +62,9 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
             source_ip=new.source_ip,
         )
     except DialRefused as exc:
-        raise ApiError(403, NOT_ROUTABLE, f"Not authorized to call {new.to}: {exc}") from None
+        raise Unroutable(f"Not authorized to call {new.to}: {exc}", refused=True) from None
     except DialError as exc:
-        raise ApiError.bad_parameter(str(exc), NOT_ROUTABLE) from None
+        raise Unroutable(str(exc)) from None
     sid = new_call_sid()
     browsers = context.browsers
     tabs = (
@@ -76,7 +73,7 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
         else []
     )
     if not destinations and not tabs:
-        raise ApiError.bad_parameter(f"{new.to} is not registered", NOT_ROUTABLE)
+        raise Unroutable(f"{new.to} is not registered")
     token = await context.token_of(account_sid)
     record = new_record(
         sid=sid,

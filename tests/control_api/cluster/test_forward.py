@@ -10,13 +10,13 @@ import pytest
 
 from callswitch.http import HttpServer
 from control_api.api import create_app
-from control_api.api.streams import NewStream, StreamInfo
 from control_api.cluster import ClusterLiveCalls, Node, cluster_router
 from control_api.cluster.forward import NodeUnreachable
 from control_api.errors import ApiError
 from control_api.sids import new_sid
 from control_api.store import CallRecord, Store
 from control_api.store.nodes import NodeStore
+from control_api.voice.port import NewStream, StreamInfo
 
 WHEN = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
