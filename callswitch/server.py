@@ -22,12 +22,13 @@ from callswitch.metrics import CONTENT_TYPE, Metrics
 from callswitch.refusals import Refusals
 from control_api import console, demo
 from control_api.api import create_app
+from control_api.api.cluster import cluster_router
 from control_api.api.tokens import IceServers
 from control_api.builtin_apps import BUILTIN_APPS
 from control_api.calls.browser import BrowserClients
 from control_api.calls.call import CallManager, MediaSettings
 from control_api.calls.dialer import Dialer
-from control_api.cluster import ClusterLiveCalls, Node, cluster_router
+from control_api.cluster import ClusterLiveCalls, Node
 from control_api.fetch_policy import FetchPolicy
 from control_api.registrations import start_registrar
 from control_api.sms.service import Messaging

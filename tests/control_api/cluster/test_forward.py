@@ -10,7 +10,8 @@ import pytest
 
 from callswitch.http import HttpServer
 from control_api.api import create_app
-from control_api.cluster import ClusterLiveCalls, Node, cluster_router
+from control_api.api.cluster import cluster_router
+from control_api.cluster import ClusterLiveCalls, Node
 from control_api.cluster.forward import NodeUnreachable
 from control_api.errors import ApiError
 from control_api.sids import new_sid
