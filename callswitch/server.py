@@ -42,6 +42,7 @@ from control_api.voice.audio import AudioLoader
 from control_api.voice.conference import Conferences
 from control_api.voice.context import VoiceContext, is_our_number, numbers_of, tokens_of
 from control_api.voice.inbound import VoiceApps
+from control_api.voice.live import LocalLiveCalls
 from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
@@ -200,7 +201,7 @@ class Server:
         if s.runs("sip"):
             await self._start_sip(data)
         if s.runs("api"):
-            local = self.voice or _NoLiveCalls()
+            local = LocalLiveCalls(self.voice) if self.voice else _NoLiveCalls()
             app = create_app(
                 self.store,
                 ClusterLiveCalls(local, self.store, self.node, lambda: self.draining),

@@ -8,26 +8,20 @@ the number's ``StatusCallback`` through the durable outbox.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from control_api.calls.call import Call
-from control_api.calls.leg import CallLeg
-from control_api.calls.outbound_call import OutboundCall
-from control_api.twiml.verbs import Dial, Stream
+from control_api.twiml.verbs import Dial
 from control_api.voice import outbound
 from control_api.voice.browser import run_browser_call
 from control_api.voice.conference import Conferences
 from control_api.voice.context import VoiceContext
 from control_api.voice.lifecycle import CallLifecycle, base_params
-from control_api.voice.port import StreamInfo
+from control_api.voice.live import LiveCallTable
 from control_api.voice.recording import CallRecording
-from control_api.voice.runner import Document, TwimlRunner, VoiceServices
+from control_api.voice.runner import TwimlRunner, VoiceServices
 from control_api.voice.twiml_call import document_of, incoming_lifecycle, run_call_twiml
 from sip.invite import EndReason
 
@@ -36,8 +30,6 @@ __all__ = ["VoiceApps"]
 log = logging.getLogger("callswitch.voice")
 
 PHONE = re.compile(r"\+?\d{3,15}")
-# How long a REST hangup or cancel waits for the call's final record before answering.
-SETTLE_TIMEOUT_S = 5.0
 
 
 def caller_address(call: Call) -> str:
@@ -60,21 +52,14 @@ def final_status(call: Call) -> str:
     return "failed"
 
 
-@dataclass(slots=True)
-class _LiveCall:
-    call: CallLeg
-    runner: TwimlRunner | None
-    account_sid: str
-
-
 class VoiceApps:
-    """Runs inbound calls to numbers; also the ``LiveCalls`` the REST API drives."""
+    """The voice runtime: routes calls to our numbers, makes each call's TwiML runner,
+    and serves ``<Dial>`` (child calls, recordings, conferences). Its calls in progress
+    are in ``live_calls``; the REST API reaches them through :class:`LocalLiveCalls`."""
 
     def __init__(self, context: VoiceContext) -> None:
         self.context = context
-        self.live: dict[str, _LiveCall] = {}
-        # Calls the REST API ended, until their final record is written (``settled``).
-        self._ending: dict[str, asyncio.Event] = {}
+        self.live_calls = LiveCallTable()  # this node's calls in progress
         if context.browsers is not None:  # a browser tab's own calls run here
             context.browsers.server.on_dial = functools.partial(run_browser_call, self)
 
@@ -153,35 +138,6 @@ class VoiceApps:
         services = VoiceServices(fetch, context.synthesize, context.load_audio, voice=self)
         return TwimlRunner(call, services, lifecycle.params, account_sid=account_sid)
 
-    # -- calls we place
-
-    def track(self, call, runner: TwimlRunner | None, account_sid: str) -> None:
-        self.live[call.sid] = _LiveCall(call, runner, account_sid)
-
-    def untrack(self, sid: str) -> None:
-        self.live.pop(sid, None)
-
-    def settled(self, sid: str) -> None:
-        """The call's final status is in the store: a REST update ending it may answer."""
-        ending = self._ending.get(sid)
-        if ending is not None:
-            ending.set()
-
-    async def _end(self, sid: str, end: Callable[[], object]) -> None:
-        """End a live call and wait (briefly) for its final record, so that the REST
-        answer, like Twilio's, already shows the call completed or canceled."""
-        ending = self._ending.setdefault(sid, asyncio.Event())
-        try:
-            end()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ending.wait(), SETTLE_TIMEOUT_S)
-        finally:
-            self._ending.pop(sid, None)
-
-    def live_of(self, account_sid: str) -> list[_LiveCall]:
-        """The account's calls in progress (the console's live view)."""
-        return [live for live in self.live.values() if live.account_sid == account_sid]
-
     def child_call(self, runner, destination, noun, verb):
         return outbound.child_call(self, runner, destination, noun, verb)
 
@@ -205,80 +161,6 @@ class VoiceApps:
 
     async def join_conference(self, runner, conference):
         return await self.context.conferences.join(runner, conference)
-
-    # -- LiveCalls, for the REST API
-
-    async def create(self, account_sid: str, new_call):
-        return await outbound.place_call(self, account_sid, new_call)
-
-    def _find(self, account_sid: str, sid: str) -> _LiveCall | None:
-        live = self.live.get(sid)
-        return live if live is not None and live.account_sid == account_sid else None
-
-    async def hangup(self, account_sid: str, sid: str) -> bool:
-        live = self._find(account_sid, sid)
-        if live is None:
-            return False
-        await self._end(sid, live.call.hangup)
-        return True
-
-    async def cancel(self, account_sid: str, sid: str) -> bool:
-        live = self._find(account_sid, sid)
-        if live is None or live.call.answered:
-            return False
-        if isinstance(live.call, OutboundCall):
-            await self._end(sid, live.call.cancel)
-        else:
-            await self._end(sid, lambda: live.call.reject(487))
-        return True
-
-    async def redirect(
-        self,
-        account_sid: str,
-        sid: str,
-        *,
-        url: str | None = None,
-        method: str = "POST",
-        twiml: str | None = None,
-    ) -> bool:
-        live = self._find(account_sid, sid)
-        if live is None or live.runner is None or live.call.ended.is_set():
-            return False
-        live.runner.redirect(Document(url, method or "POST", twiml=twiml))
-        return True
-
-    async def start_stream(self, account_sid: str, sid: str, new_stream):
-        """The Streams resource: fork a live, answered call's audio (voice/stream.py);
-        None (21220) while it rings or once it ended."""
-        live = self._find(account_sid, sid)
-        if live is None or live.runner is None or live.call.ended.is_set():
-            return None
-        if not live.call.answered:  # a ringing call has no audio to fork yet
-            return None
-        fork = live.runner.forks.start(
-            Stream(
-                url=new_stream.url,
-                name=new_stream.name,
-                track=new_stream.track,
-                status_callback=new_stream.status_callback,
-                status_callback_method=new_stream.status_callback_method,
-                parameters=new_stream.parameters,
-            )
-        )
-        return _stream_info(fork)
-
-    async def stop_stream(self, account_sid: str, sid: str, sid_or_name: str):
-        live = self._find(account_sid, sid)
-        if live is None or live.runner is None:
-            return None
-        fork = live.runner.forks.find(sid_or_name)
-        if fork is None:
-            raise LookupError(sid_or_name)
-        return _stream_info(await live.runner.forks.stop(fork))
-
-
-def _stream_info(fork) -> StreamInfo:
-    return StreamInfo(fork.sid, fork.name, fork.status, fork.date_updated)
 
 
 async def _refuse_spent(call) -> None:

@@ -128,7 +128,7 @@ async def _run_placed(
 ) -> None:
     lifecycle.initiated()
     call = calls[0]
-    voice.track(call, None, account_sid)
+    voice.live_calls.track(call, None, account_sid)
     for each in calls:
         each.on_ringing.append(lambda _: _once_ringing(lifecycle))
     try:
@@ -140,13 +140,13 @@ async def _run_placed(
             lifecycle.finished(status, 0)
             return
         call = winner
-        voice.track(call, None, account_sid)
+        voice.live_calls.track(call, None, account_sid)
         lifecycle.answered()
         recording = _record_call(voice, account_sid, call, new) if new.record else None
         if new.send_digits:
             await send_digits(call.leg, new.send_digits)
         runner = voice.runner_for(call, account_sid, token, lifecycle)
-        voice.track(call, runner, account_sid)
+        voice.live_calls.track(call, runner, account_sid)
         runner.start(
             Document(
                 new.url,
@@ -176,12 +176,12 @@ async def _run_placed(
         lifecycle.finished("completed", call.duration, **extra)
         call.log("call.completed", status="completed", errors=len(runner.errors))
     finally:
-        voice.untrack(call.sid)
+        voice.live_calls.untrack(call.sid)
         for each in calls:
             if not each.ended.is_set():
                 each.hangup()
         await lifecycle.flush()
-        voice.settled(call.sid)
+        voice.live_calls.settled(call.sid)
 
 
 def _record_call(

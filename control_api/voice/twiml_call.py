@@ -89,21 +89,21 @@ async def run_call_twiml(
     lifecycle.callback("ringing")
     call.on_answered.append(lambda _: lifecycle.answered())
     runner = voice.runner_for(call, account_sid, token, lifecycle)
-    voice.track(call, runner, account_sid)
+    voice.live_calls.track(call, runner, account_sid)
     try:
         runner.start(document)
         if answer_at_once:
             await call.answer()
         await runner.wait()
     finally:
-        voice.untrack(call.sid)
+        voice.live_calls.untrack(call.sid)
         if not call.ended.is_set():
             call.hangup()
         status = final_status(call)
         lifecycle.finished(status, call.duration)
         with contextlib.suppress(Exception):
             await lifecycle.flush()
-        voice.settled(call.sid)
+        voice.live_calls.settled(call.sid)
         if on_final is not None:
             on_final(status)
         call.log("call.completed", status=status, errors=len(runner.errors))

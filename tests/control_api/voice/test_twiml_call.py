@@ -9,6 +9,7 @@ import time
 from control_api.calls.call import CallTimes
 from control_api.voice.context import TaskSupervisor
 from control_api.voice.lifecycle import base_params
+from control_api.voice.live import LiveCallTable
 from control_api.voice.twiml_call import follow_child, incoming_lifecycle, run_call_twiml
 
 
@@ -100,27 +101,43 @@ class FakeRunner:
             await self.call.answer()
 
 
+class LoggedTable(LiveCallTable):
+    """The live-call table, with a log of what the path did to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+
+    def track(self, call, runner, account_sid) -> None:
+        super().track(call, runner, account_sid)
+        self.events.append(f"track {call.sid} {account_sid}")
+
+    def untrack(self, sid) -> None:
+        super().untrack(sid)
+        self.events.append(f"untrack {sid}")
+
+    def settled(self, sid) -> None:
+        super().settled(sid)
+        self.events.append(f"settled {sid}")
+
+
 class FakeVoice:
-    """The call table and runner factory the path uses, as a log of what happened."""
+    """The runner factory the path uses, and a real (logged) live-call table."""
 
     def __init__(self, context: FakeContext, *, answers: bool = True) -> None:
         self.context = context
         self.answers = answers
-        self.events: list[str] = []
+        self.live_calls = LoggedTable()
         self.runner: FakeRunner | None = None
+
+    @property
+    def events(self) -> list[str]:
+        return self.live_calls.events
 
     def runner_for(self, call, account_sid, token, lifecycle) -> FakeRunner:
         self.runner = FakeRunner(call, self.answers)
+        assert self.live_calls.find(account_sid, call.sid) is None  # tracked after this
         return self.runner
-
-    def track(self, call, runner, account_sid) -> None:
-        self.events.append(f"track {call.sid} {account_sid}")
-
-    def untrack(self, sid) -> None:
-        self.events.append(f"untrack {sid}")
-
-    def settled(self, sid) -> None:
-        self.events.append(f"settled {sid}")
 
 
 def incoming(context: FakeContext, sid: str, from_: str):
@@ -155,6 +172,7 @@ async def test_a_call_running_its_twiml_is_tracked_recorded_and_priced():
     )
     assert voice.runner.started == "the document"
     assert voice.events == ["track CA1 AC1", "untrack CA1", "settled CA1"]
+    assert len(voice.live_calls) == 0
     assert call.ended.is_set()  # the runner ran out of TwiML: we hung up
     assert [r.sid for r in context.store.inserted] == ["CA1"]
     assert context.store.statuses("CA1") == ["in-progress", "completed"]
@@ -253,3 +271,24 @@ async def test_a_child_without_a_noun_reports_nothing_but_is_recorded():
         await asyncio.sleep(0)
     assert context.outbox.posted == []
     assert context.store.statuses("CA8") == ["canceled"]
+
+
+async def test_a_rest_hangup_answers_once_the_final_record_is_written():
+    """LiveCallTable.end waits for ``settled``: the REST answer shows the call ended."""
+    table = LiveCallTable()
+    call = FakeCall("CA5")
+    table.track(call, None, "AC1")
+    assert table.find("AC2", "CA5") is None  # another account's call is not found
+    assert table.find("AC1", "CA5").call is call
+
+    def hang_up() -> None:
+        call.hangup()
+        asyncio.get_running_loop().call_later(0.01, table.settled, "CA5")
+
+    ending = asyncio.create_task(table.end("CA5", hang_up))
+    await asyncio.sleep(0)
+    assert call.ended.is_set() and not ending.done()
+    await asyncio.wait_for(ending, 1)
+    assert [live.call.sid for live in table.of_account("AC1")] == ["CA5"]
+    table.untrack("CA5")
+    assert len(table) == 0
