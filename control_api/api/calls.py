@@ -36,9 +36,11 @@ from control_api.errors import (
     FROM_INVALID,
     FROM_REQUIRED,
     METHOD_NOT_ALLOWED,
+    SERVICE_UNAVAILABLE,
     TO_INVALID,
     TO_REQUIRED,
     ApiError,
+    error_response,
 )
 from control_api.sids import is_sid, rfc2822
 from control_api.store import Account, CallRecord, Store, format_number, normalize_e164
@@ -195,6 +197,12 @@ async def list_calls(request: Request, account: PathAccount) -> Response:
     )
     rows = [call_json(call) for call in calls]
     return JSONResponse(page_body(request, params, "calls", rows, page))
+
+
+async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """Calls cannot be placed or reached here now (the node drains, or the node that
+    holds the call did not answer): Twilio's 20503, so a client retries elsewhere."""
+    return error_response(ApiError(503, SERVICE_UNAVAILABLE, str(exc)))
 
 
 @router.post(LIST)

@@ -19,9 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from control_api import http_client
-from control_api.errors import SERVICE_UNAVAILABLE, ApiError
 from control_api.store.nodes import LIVE_STATUSES
-from control_api.voice.port import NewStream, StreamInfo
+from control_api.voice.port import NewStream, StreamInfo, Unavailable
 
 __all__ = [
     "FORWARD_PATH",
@@ -37,13 +36,12 @@ FORWARD_PATH = "/cluster/Accounts/{account_sid}/Calls/{call_sid}"
 FORWARD_TIMEOUT_S = 10.0
 
 
-class NodeUnreachable(ApiError):
-    """The node holding the call did not answer a forwarded update (503, 20503)."""
+class NodeUnreachable(Unavailable):
+    """The node holding the call did not answer a forwarded update (the API: 503, 20503)."""
 
     def __init__(self, node_id: str, reason: str) -> None:
-        super().__init__(
-            503, SERVICE_UNAVAILABLE, f"The node holding this call ({node_id}) did not answer"
-        )
+        super().__init__(f"The node holding this call ({node_id}) did not answer")
+        self.node_id = node_id
         self.reason = reason
 
 
@@ -66,9 +64,7 @@ class ClusterLiveCalls:
 
     async def create(self, account_sid: str, call):
         if self.draining():
-            raise ApiError(
-                503, SERVICE_UNAVAILABLE, "This node is draining: place the call on another node"
-            )
+            raise Unavailable("This node is draining: place the call on another node")
         return await self.local.create(account_sid, call)
 
     async def hangup(self, account_sid: str, call_sid: str) -> bool:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from control_api.store import CallRecord
 
-__all__ = ["LiveCalls", "NewCall", "NewStream", "StreamInfo", "Unroutable"]
+__all__ = ["LiveCalls", "NewCall", "NewStream", "StreamInfo", "Unavailable", "Unroutable"]
 
 
 class Unroutable(Exception):
@@ -25,6 +25,11 @@ class Unroutable(Exception):
     def __init__(self, message: str, *, refused: bool = False) -> None:
         super().__init__(message)
         self.refused = refused
+
+
+class Unavailable(Exception):
+    """Calls cannot be placed or reached here now: this node drains, or the node that
+    holds the call did not answer (the API answers Twilio's 20503)."""
 
 
 @dataclass(frozen=True, slots=True)

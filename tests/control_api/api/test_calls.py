@@ -8,7 +8,7 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 
 from control_api.sids import new_sid
-from control_api.voice.port import Unroutable
+from control_api.voice.port import Unavailable, Unroutable
 
 
 def rest_error(call) -> TwilioRestException:
@@ -307,6 +307,22 @@ def test_an_unroutable_call_is_21215(client, api, monkeypatch, refused, status):
     )
     assert (error.status, error.code) == (status, 21215)
     assert "cannot reach +14155550111" in error.msg
+
+
+def test_an_unavailable_engine_is_20503(client, api, monkeypatch):
+    """The node drains, or the node holding the call did not answer (domain errors of
+    the voice port and the cluster): the API answers 503, Twilio's 20503."""
+
+    async def create(account_sid, new_call):
+        raise Unavailable("This node is draining: place the call on another node")
+
+    monkeypatch.setattr(api.live_calls, "create", create)
+    error = rest_error(
+        lambda: client.calls.create(
+            to="+14155550111", from_="+14155550100", url="https://example.com/answer"
+        )
+    )
+    assert (error.status, error.code) == (503, 20503) and "draining" in error.msg
 
 
 def test_create_hands_checked_parameters_to_the_engine(client, api):
