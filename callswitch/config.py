@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from control_api.calls.trunks import Trunk, parse_trunk
 from control_api.sms.smpp_carrier import SmppSettings, parse_smpp
-from control_api.trunks import Trunk, parse_trunk
 from control_api.usage.pricing import PriceEntry, parse_price
 
 __all__ = ["LINK_LOCAL", "PLANES", "ConfigError", "Settings", "add_arguments", "load_settings"]

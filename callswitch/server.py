@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import hmac
 import ipaddress
@@ -21,11 +22,13 @@ from callswitch.metrics import CONTENT_TYPE, Metrics
 from callswitch.refusals import Refusals
 from control_api import console, demo
 from control_api.api import create_app
+from control_api.api.cluster import cluster_router
 from control_api.api.tokens import IceServers
 from control_api.builtin_apps import BUILTIN_APPS
-from control_api.call import CallManager, MediaSettings
-from control_api.cluster import ClusterLiveCalls, Node, cluster_router
-from control_api.dialer import Dialer
+from control_api.calls.browser import BrowserClients
+from control_api.calls.call import CallManager, MediaSettings
+from control_api.calls.dialer import Dialer
+from control_api.cluster import ClusterLiveCalls, Node
 from control_api.fetch_policy import FetchPolicy
 from control_api.registrations import start_registrar
 from control_api.sms.service import Messaging
@@ -36,7 +39,9 @@ from control_api.usage.billing import Billing
 from control_api.usage.pricing import PriceList
 from control_api.voice.audio import AudioLoader
 from control_api.voice.conference import Conferences
+from control_api.voice.context import VoiceContext, is_our_number, numbers_of, tokens_of
 from control_api.voice.inbound import VoiceApps
+from control_api.voice.live import LocalLiveCalls
 from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
@@ -195,7 +200,7 @@ class Server:
         if s.runs("sip"):
             await self._start_sip(data)
         if s.runs("api"):
-            local = self.voice or _NoLiveCalls()
+            local = LocalLiveCalls(self.voice) if self.voice else _NoLiveCalls()
             app = create_app(
                 self.store,
                 ClusterLiveCalls(local, self.store, self.node, lambda: self.draining),
@@ -211,7 +216,7 @@ class Server:
             app.add_api_route("/metrics", self._metrics_page, methods=["GET"])
             app.add_api_route("/health", self._health, methods=["GET"])
             app.add_api_route("/ready", self._ready, methods=["GET"])
-            if s.runs("webrtc") and self.voice is not None:
+            if self.signaling is not None:
                 self._start_webrtc(app)
             self.http = HttpServer(
                 app,
@@ -274,7 +279,6 @@ class Server:
 
     async def _start_sip(self, data: Path) -> None:
         s = self.settings
-        webhooks = self.outbox.client
         tts = TextToSpeech(data / "cache" / "tts")
         audio = self.audio = AudioLoader(
             guard=self.fetch_policy,
@@ -282,19 +286,6 @@ class Server:
             refused=self.refusals,
         )
         self._closers.append(audio.close)
-        self.voice = VoiceApps(
-            self.store,
-            webhooks,
-            self.outbox,
-            tts.synthesize,
-            audio.load,
-            recordings_dir=data / "recordings",
-            base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
-            conferences=Conferences(self.store, self.clock),
-        )
-        self.voice.billing = self.billing
-        self.voice.refused = self.refusals
-        self.voice.fetch_guard = self.fetch_policy
         tls_client = client_tls_context(s.sip_tls_ca, s.sip_tls_cert, s.sip_tls_key)
         self.sip = SipEndpoint(
             s.bind,
@@ -322,14 +313,14 @@ class Server:
         media = self.media = MediaSettings(
             s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock, watchdog
         )
-        self.calls = CallManager(self.sip.ua, media, self._route)
-        self.voice.dialer = Dialer(
+        numbers = numbers_of(self.store)
+        dialer = Dialer(
             self.sip.ua,
             media,
             s.trunk,
             local_addresses=frozenset({s.public_address, s.bind, "127.0.0.1", "localhost"}),
             self_address=(_reachable(s.bind), self.sip.ua.port),
-            is_our_number=self.voice.is_our_number,
+            is_our_number=functools.partial(is_our_number, numbers),
             registrar=start_registrar(
                 self.sip.ua,
                 self.store,
@@ -341,6 +332,32 @@ class Server:
             deny=s.dial_deny,
             refused=self.refusals,
         )
+        browsers = None
+        if s.runs("webrtc") and s.runs("api"):
+            from callswitch.webrtc import signaling_server
+
+            self.signaling = signaling_server(self.store, media, s, self.relay)
+            browsers = BrowserClients(self.signaling, media)
+        self.voice = VoiceApps(
+            VoiceContext(
+                store=self.store,
+                outbox=self.outbox,
+                webhooks=self.outbox.client,
+                synthesize=tts.synthesize,
+                load_audio=audio.load,
+                numbers=numbers,
+                tokens=tokens_of(self.store),
+                dialer=dialer,
+                billing=self.billing,
+                browsers=browsers,
+                conferences=Conferences(self.store, self.clock),
+                refused=self.refusals,
+                fetch_guard=self.fetch_policy,
+                recordings_dir=data / "recordings",
+                base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
+            )
+        )
+        self.calls = CallManager(self.sip.ua, media, self._route)
         if self.messaging is not None:
             for trunk in s.trunk:
                 self.messaging.add_carrier(
@@ -378,9 +395,7 @@ class Server:
         """Browser clients: the signaling WebSocket, /phone and the SDK on the HTTP port."""
         from callswitch.webrtc import mount_webrtc
 
-        self.signaling = mount_webrtc(
-            app, self.store, self.voice, self.media, self.settings, self.relay
-        )
+        mount_webrtc(app, self.signaling)
         self.listeners["webrtc"] = "/signaling"
 
     async def _start_sip_tls(self) -> None:
@@ -426,7 +441,7 @@ class Server:
     def live_calls(self) -> int:
         """Calls in progress on this node, inbound and placed."""
         count = len(self.calls.calls) if self.calls is not None else 0
-        dialer = getattr(self.voice, "dialer", None)
+        dialer = self.voice.context.dialer if self.voice is not None else None
         return count + (len(dialer.live_calls()) if dialer is not None else 0)
 
     def drain(self) -> None:

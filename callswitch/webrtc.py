@@ -1,9 +1,10 @@
 """Wiring browser clients into the process: the signaling WebSocket, /phone, the SDK.
 
 The signaling plane imports only ``media/``; this composition module hands it
-the store's API keys (to check tokens), the ICE servers from the settings, and
-the voice plane's :class:`~control_api.voice.browser.BrowserClients`, and
-mounts its routes on the HTTP app. Browser tabs are also told of this node's
+the store's API keys (to check tokens) and the ICE servers from the settings;
+the server wraps it in the voice plane's
+:class:`~control_api.calls.browser.BrowserClients`, and its routes are mounted
+on the HTTP app. Browser tabs are also told of this node's
 TURN relay, with TURN REST credentials for their account.
 """
 
@@ -17,12 +18,12 @@ from fastapi import FastAPI, WebSocket
 from fastapi.responses import FileResponse
 
 from control_api.api.tokens import IceServers
-from control_api.voice.browser import BrowserClients
+from control_api.calls.call import MediaSettings
 from signaling.server import SignalingServer
 from signaling.webrtc_leg import IceServer, use_host_addresses
 from turn.auth import rest_credentials
 
-__all__ = ["STATIC_DIR", "ice_servers", "mount_webrtc", "turn_ice_servers"]
+__all__ = ["STATIC_DIR", "ice_servers", "mount_webrtc", "signaling_server", "turn_ice_servers"]
 
 TURN_CREDENTIAL_TTL = 86400  # a tab re-registers (a fresh token) well within a day
 
@@ -60,9 +61,12 @@ def turn_ice_servers(relay: IceServers | None, ttl: int = TURN_CREDENTIAL_TTL):
     return for_account
 
 
-def mount_webrtc(
-    app: FastAPI, store, voice, media, settings, relay: IceServers | None = None
+def signaling_server(
+    store, media: MediaSettings, settings, relay: IceServers | None = None
 ) -> SignalingServer:
+    """The signaling server browser tabs talk to: tokens checked against the store's
+    API keys, ICE servers from the settings (and our TURN relay)."""
+
     async def lookup_key(sid: str) -> tuple[str, str] | None:
         key = await store.api_keys.find(sid)
         if key is None:
@@ -76,13 +80,16 @@ def mount_webrtc(
     # offer every other interface); bound to all, aioice picks the interfaces.
     specific = settings.bind not in ("0.0.0.0", "::", "")
     use_host_addresses([settings.bind] if specific else None)
-    server = SignalingServer(
+    return SignalingServer(
         lookup_key,
         ice_servers=ice_servers(settings.ice_server),
         browser_ice_servers=turn_ice_servers(relay),
         media_clock=media.clock,
     )
-    voice.browsers = BrowserClients(server, voice, media)
+
+
+def mount_webrtc(app: FastAPI, server: SignalingServer) -> None:
+    """The signaling WebSocket, /phone and the SDK on the HTTP app."""
 
     async def signaling(websocket: WebSocket) -> None:
         await server.handle(_Socket(websocket))
@@ -97,7 +104,6 @@ def mount_webrtc(
 
     app.add_api_route("/phone", phone, methods=["GET"], include_in_schema=False)
     app.add_api_route("/phone/callswitch.js", sdk, methods=["GET"], include_in_schema=False)
-    return server
 
 
 class _Socket:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from control_api.call import Call
+from control_api.calls.call import Call
 from media.g711 import alaw_encode, ulaw_encode
 from media.tones import sine
 

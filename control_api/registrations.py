@@ -14,9 +14,9 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from control_api.lookup import Lookup
 from control_api.sip_realm import SIP_REALM
 from control_api.store import SipCredential
-from control_api.voice.lookup import Lookup
 from sip.auth import Authenticator
 from sip.registrar import AUTH_LOCKOUT, MAX_AUTH_FAILURES, Account, Registrar
 from sip.ua import UserAgent

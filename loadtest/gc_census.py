@@ -166,7 +166,7 @@ def summary(out: Path) -> list[str]:
     for path in sorted(out.glob("census-*.json")):
         figures = json.loads(path.read_text())
         ours = {k: v for k, v in figures["cyclic_garbage"].items() if k.split(".")[0] in PROJECT}
-        calls = figures["project_objects"].get("control_api.call.Call", 0)
+        calls = figures["project_objects"].get("control_api.calls.call.Call", 0)
         top = ", ".join(f"{k} {v}" for k, v in sorted(ours.items(), key=lambda kv: -kv[1])[:4])
         lines.append(
             f"  {figures['t']:6.0f} s  RSS {figures['rss_kb'] / 1024:6.1f} MB  Call objects "

@@ -21,12 +21,12 @@ from control_api.api import (
     tokens,
     usage,
 )
-from control_api.api.calls import LiveCalls
 from control_api.api.conferences import LiveConferences, NoLiveConferences
 from control_api.api.fast_path import MessagesFastPath
 from control_api.api.tokens import IceServers
 from control_api.errors import install_error_handlers
 from control_api.store import Store
+from control_api.voice.port import LiveCalls, Unavailable
 
 __all__ = ["create_app"]
 
@@ -67,6 +67,7 @@ def create_app(
     app.state.messaging = messaging
     app.state.billing = billing
     install_error_handlers(app)
+    app.add_exception_handler(Unavailable, calls.unavailable)  # the voice port's 20503
     # POST Messages.json without FastAPI's routing: same auth and endpoint (fast_path.py).
     app.add_middleware(MessagesFastPath)
     for resource in (

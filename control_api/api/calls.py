@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -38,15 +37,15 @@ from control_api.errors import (
     FROM_INVALID,
     FROM_REQUIRED,
     METHOD_NOT_ALLOWED,
+    SERVICE_UNAVAILABLE,
     TO_INVALID,
     TO_REQUIRED,
     ApiError,
+    error_response,
 )
 from control_api.sids import is_sid, rfc2822
 from control_api.store import Account, CallRecord, format_number, normalize_e164
-
-if TYPE_CHECKING:
-    from control_api.api.streams import NewStream, StreamInfo
+from control_api.voice.port import LiveCalls, NewCall, Unroutable
 
 __all__ = [
     "CALL_STATUSES",
@@ -66,55 +65,6 @@ LIST = "/2010-04-01/Accounts/{account_sid}/Calls.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/Calls/{sid}.json"
 
 router = APIRouter()
-
-
-class LiveCalls(Protocol):
-    """What the REST API asks of the call engine about calls in progress.
-
-    Each method answers False when the account has no such live call (it has ended, or
-    never was), which the API reports as Twilio's 21220. Return once the change has
-    been made, and the store updated where the change shows there (status, end time),
-    so that the call the API answers with is fresh.
-    """
-
-    async def hangup(self, account_sid: str, call_sid: str) -> bool:
-        """``Status=completed``: end the call, whatever state it is in."""
-        ...
-
-    async def cancel(self, account_sid: str, call_sid: str) -> bool:
-        """``Status=canceled``: end a queued or ringing call; one answered already goes on."""
-        ...
-
-    async def create(self, account_sid: str, call: NewCall) -> CallRecord | None:
-        """Place a call; the record (status queued) once stored, None when this node can't."""
-        ...
-
-    async def redirect(
-        self,
-        account_sid: str,
-        call_sid: str,
-        *,
-        url: str | None = None,
-        method: str = "POST",
-        twiml: str | None = None,
-    ) -> bool:
-        """Replace the running TwiML: fetch it from ``url`` with ``method``, or run ``twiml``."""
-        ...
-
-    async def start_stream(
-        self, account_sid: str, call_sid: str, stream: NewStream
-    ) -> StreamInfo | None:
-        """Fork the call's audio to a Media Stream (the Streams resource); None when the
-        call is not live. Raises ValueError when ``stream.name`` is taken on the call or
-        the call has as many streams as it may."""
-        ...
-
-    async def stop_stream(
-        self, account_sid: str, call_sid: str, sid_or_name: str
-    ) -> StreamInfo | None:
-        """Stop the call's stream with that MZ sid or name; None when the call is not
-        live. Raises LookupError when the live call has no such stream."""
-        ...
 
 
 def call_uri(account_sid: str, sid: str) -> str:
@@ -246,83 +196,71 @@ async def list_calls(request: Request, account: PathAccount) -> Response:
     return JSONResponse(page_body(request, params, "calls", rows, page))
 
 
+async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """Calls cannot be placed or reached here now (the node drains, or the node that
+    holds the call did not answer): Twilio's 20503, so a client retries elsewhere."""
+    return error_response(ApiError(503, SERVICE_UNAVAILABLE, str(exc)))
+
+
 @router.post(LIST)
 async def create_call(request: Request, account: PathAccount) -> Response:
     params = await form_params(request)
     check_new_call(params)
-    new_call = NewCall.from_params(params)
+    new_call = new_call_from(params)
     if request.client is not None:  # who asked: the dial policy logs it with a refusal
         new_call = replace(new_call, source_ip=request.client.host)
     await require_funds(request, account.sid)
-    record = await _live_calls(request).create(account.sid, new_call)
+    try:
+        record = await _live_calls(request).create(account.sid, new_call)
+    except Unroutable as exc:  # Twilio: "Account not authorized to call this number"
+        if exc.refused:
+            raise ApiError(403, NOT_ROUTABLE, str(exc)) from None
+        raise ApiError.bad_parameter(str(exc), NOT_ROUTABLE) from None
     if record is None:
         # 20004 is Twilio's "this method is not supported for the resource".
         raise ApiError(501, METHOD_NOT_ALLOWED, "This node places no calls: it runs no SIP")
     return JSONResponse(call_json(record), status_code=201)
 
 
+NOT_ROUTABLE = 21215  # Twilio: "Account not authorized to call this number"
 STATUS_EVENTS = frozenset({"initiated", "ringing", "answered", "completed"})
 
 
-@dataclass(frozen=True, slots=True)
-class NewCall:
+def new_call_from(params: Params) -> NewCall:
     """The checked parameters of ``POST Calls.json`` (reference §2)."""
-
-    to: str
-    from_: str
-    url: str | None = None
-    method: str = "POST"
-    twiml: str | None = None
-    fallback_url: str | None = None
-    fallback_method: str = "POST"
-    status_callback: str | None = None
-    status_callback_method: str = "POST"
-    status_callback_events: frozenset[str] = frozenset({"completed"})
-    send_digits: str | None = None
-    timeout: int = 60
-    time_limit: int = 14400
-    record: bool = False
-    recording_status_callback: str | None = None
-    caller_id: str | None = None
-    sip_auth_username: str | None = None
-    sip_auth_password: str | None = None
-    source_ip: str = ""  # the REST client's address (not a parameter)
-
-    @classmethod
-    def from_params(cls, params: Params) -> NewCall:
-        events = frozenset(
-            event.strip().lower()
-            for value in params.getlist("StatusCallbackEvent")
-            for event in value.split()
+    events = frozenset(
+        event.strip().lower()
+        for value in params.getlist("StatusCallbackEvent")
+        for event in value.split()
+    )
+    unknown = events - STATUS_EVENTS
+    if unknown:
+        raise ApiError.bad_parameter(
+            f"StatusCallbackEvent must be among {', '.join(sorted(STATUS_EVENTS))}"
         )
-        unknown = events - STATUS_EVENTS
-        if unknown:
-            raise ApiError.bad_parameter(
-                f"StatusCallbackEvent must be among {', '.join(sorted(STATUS_EVENTS))}"
-            )
-        digits = params.get("SendDigits") or None
-        if digits and not all(c in "0123456789*#ABCDabcdw" for c in digits):
-            raise ApiError.bad_parameter("SendDigits may hold only 0-9, *, #, A-D and w")
-        return cls(
-            to=restore_plus(params["To"]),
-            from_=restore_plus(params["From"]),
-            url=params.get("Url") or None,
-            method=_method(params, "Method"),
-            twiml=params.get("Twiml") or None,
-            fallback_url=params.get("FallbackUrl") or None,
-            fallback_method=_method(params, "FallbackMethod"),
-            status_callback=params.get("StatusCallback") or None,
-            status_callback_method=_method(params, "StatusCallbackMethod"),
-            status_callback_events=events or frozenset({"completed"}),
-            send_digits=digits,
-            timeout=_bounded(params, "Timeout", 60, 1, 600),
-            time_limit=_bounded(params, "TimeLimit", 14400, 1, 86400),
-            record=(params.get("Record") or "").lower() == "true",
-            recording_status_callback=params.get("RecordingStatusCallback") or None,
-            caller_id=params.get("CallerId") or None,
-            sip_auth_username=params.get("SipAuthUsername") or None,
-            sip_auth_password=params.get("SipAuthPassword") or None,
-        )
+    digits = params.get("SendDigits") or None
+    if digits and not all(c in "0123456789*#ABCDabcdw" for c in digits):
+        raise ApiError.bad_parameter("SendDigits may hold only 0-9, *, #, A-D and w")
+    return NewCall(
+        to=restore_plus(params["To"]),
+        from_=restore_plus(params["From"]),
+        url=params.get("Url") or None,
+        method=_method(params, "Method"),
+        twiml=params.get("Twiml") or None,
+        fallback_url=params.get("FallbackUrl") or None,
+        fallback_method=_method(params, "FallbackMethod"),
+        status_callback=params.get("StatusCallback") or None,
+        status_callback_method=_method(params, "StatusCallbackMethod"),
+        status_callback_events=events or frozenset({"completed"}),
+        send_digits=digits,
+        timeout=_bounded(params, "Timeout", 60, 1, 600),
+        time_limit=_bounded(params, "TimeLimit", 14400, 1, 86400),
+        record=(params.get("Record") or "").lower() == "true",
+        recording_status_callback=params.get("RecordingStatusCallback") or None,
+        caller_id=params.get("CallerId") or None,
+        sip_auth_username=params.get("SipAuthUsername") or None,
+        sip_auth_password=params.get("SipAuthPassword") or None,
+    )
 
 
 def _method(params: Params, name: str) -> str:

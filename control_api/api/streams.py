@@ -8,9 +8,6 @@ node that holds the call: they are not stored, so there is no fetch or list.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -25,8 +22,9 @@ from control_api.errors import (
     ApiError,
 )
 from control_api.sids import rfc2822
+from control_api.voice.port import NewStream, StreamInfo
 
-__all__ = ["TRACKS", "NewStream", "StreamInfo", "router", "stream_json"]
+__all__ = ["TRACKS", "new_stream_from", "router", "stream_json"]
 
 LIST = "/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}/Streams.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}/Streams/{sid}.json"
@@ -36,49 +34,28 @@ MAX_PARAMETERS = 99  # Parameter1 … Parameter99, as the twilio library sends t
 router = APIRouter()
 
 
-@dataclass(frozen=True, slots=True)
-class NewStream:
+def new_stream_from(params: Params) -> NewStream:
     """The checked parameters of ``POST Calls/{CallSid}/Streams.json``."""
-
-    url: str
-    name: str | None = None
-    track: str = "inbound_track"
-    status_callback: str | None = None
-    status_callback_method: str = "POST"
-    parameters: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def from_params(cls, params: Params) -> NewStream:
-        url = _stream_url(params.get("Url") or "")
-        track = params.get("Track") or "inbound_track"
-        if track not in TRACKS:
-            raise ApiError.bad_parameter(f"Track must be one of {', '.join(TRACKS)}")
-        callback = params.get("StatusCallback") or ""
-        parameters = []
-        for n in range(1, MAX_PARAMETERS + 1):
-            name = params.get(f"Parameter{n}.Name")
-            if name:
-                parameters.append((name, params.get(f"Parameter{n}.Value") or ""))
-        return cls(
-            url=url,
-            name=params.get("Name") or None,
-            track=track,
-            status_callback=parse_url("StatusCallback", callback, CALL_URL_INVALID),
-            status_callback_method=parse_method(
-                "StatusCallbackMethod", params.get("StatusCallbackMethod", ""), CALL_METHOD_INVALID
-            ),
-            parameters=tuple(parameters),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class StreamInfo:
-    """A stream as the resource shows it; ``status`` is in-progress or stopped."""
-
-    sid: str
-    name: str | None
-    status: str
-    date_updated: datetime
+    url = _stream_url(params.get("Url") or "")
+    track = params.get("Track") or "inbound_track"
+    if track not in TRACKS:
+        raise ApiError.bad_parameter(f"Track must be one of {', '.join(TRACKS)}")
+    callback = params.get("StatusCallback") or ""
+    parameters = []
+    for n in range(1, MAX_PARAMETERS + 1):
+        name = params.get(f"Parameter{n}.Name")
+        if name:
+            parameters.append((name, params.get(f"Parameter{n}.Value") or ""))
+    return NewStream(
+        url=url,
+        name=params.get("Name") or None,
+        track=track,
+        status_callback=parse_url("StatusCallback", callback, CALL_URL_INVALID),
+        status_callback_method=parse_method(
+            "StatusCallbackMethod", params.get("StatusCallbackMethod", ""), CALL_METHOD_INVALID
+        ),
+        parameters=tuple(parameters),
+    )
 
 
 def _stream_url(value: str) -> str:
@@ -103,7 +80,7 @@ def stream_json(account_sid: str, call_sid: str, stream: StreamInfo) -> dict:
 async def create_stream(request: Request, call_sid: str, account: PathAccount) -> Response:
     params = await form_params(request)
     await _existing(request, account, call_sid)
-    new = NewStream.from_params(params)
+    new = new_stream_from(params)
     try:
         stream = await _live_calls(request).start_stream(account.sid, call_sid, new)
     except ValueError as exc:  # a name already taken, or too many streams on the call

@@ -1,6 +1,6 @@
 """REST updates of a call held by another node, forwarded to that node.
 
-The REST API acts on live calls through ``LiveCalls`` (control_api/api/calls.py).
+The REST API acts on live calls through ``LiveCalls`` (control_api/voice/port.py).
 ``ClusterLiveCalls`` wraps this node's own: when this node does not hold the call and
 the store says a live peer does (``calls.node_id``), it sends the same request to
 that peer's node endpoint (``POST /cluster/Accounts/{AccountSid}/Calls/{CallSid}``,
@@ -18,16 +18,17 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-
 from control_api import http_client
-from control_api.api.auth import PathAccount
-from control_api.api.streams import NewStream, StreamInfo
-from control_api.errors import SERVICE_UNAVAILABLE, ApiError
 from control_api.store import LIVE_STATUSES
+from control_api.voice.port import NewStream, StreamInfo, Unavailable
 
-__all__ = ["FORWARD_PATH", "ClusterLiveCalls", "NodeUnreachable", "cluster_router"]
+__all__ = [
+    "FORWARD_PATH",
+    "ClusterLiveCalls",
+    "NodeUnreachable",
+    "stream_from_wire",
+    "stream_to_wire",
+]
 
 log = logging.getLogger("callswitch.cluster")
 
@@ -35,13 +36,12 @@ FORWARD_PATH = "/cluster/Accounts/{account_sid}/Calls/{call_sid}"
 FORWARD_TIMEOUT_S = 10.0
 
 
-class NodeUnreachable(ApiError):
-    """The node holding the call did not answer a forwarded update (503, 20503)."""
+class NodeUnreachable(Unavailable):
+    """The node holding the call did not answer a forwarded update (the API: 503, 20503)."""
 
     def __init__(self, node_id: str, reason: str) -> None:
-        super().__init__(
-            503, SERVICE_UNAVAILABLE, f"The node holding this call ({node_id}) did not answer"
-        )
+        super().__init__(f"The node holding this call ({node_id}) did not answer")
+        self.node_id = node_id
         self.reason = reason
 
 
@@ -64,9 +64,7 @@ class ClusterLiveCalls:
 
     async def create(self, account_sid: str, call):
         if self.draining():
-            raise ApiError(
-                503, SERVICE_UNAVAILABLE, "This node is draining: place the call on another node"
-            )
+            raise Unavailable("This node is draining: place the call on another node")
         return await self.local.create(account_sid, call)
 
     async def hangup(self, account_sid: str, call_sid: str) -> bool:
@@ -101,14 +99,14 @@ class ClusterLiveCalls:
         if found is not None:
             return found
         body = {"action": "start_stream", "stream": asdict(stream)}
-        return _stream_of(await self._forward(account_sid, call_sid, body))
+        return stream_from_wire(await self._forward(account_sid, call_sid, body))
 
     async def stop_stream(self, account_sid: str, call_sid: str, sid_or_name: str):
         found = await self.local.stop_stream(account_sid, call_sid, sid_or_name)
         if found is not None:
             return found
         body = {"action": "stop_stream", "stream": sid_or_name}
-        return _stream_of(await self._forward(account_sid, call_sid, body))
+        return stream_from_wire(await self._forward(account_sid, call_sid, body))
 
     async def _forward(self, account_sid: str, call_sid: str, body: dict) -> dict | None:
         """The holding peer's answer, or None when no live peer holds the call."""
@@ -153,7 +151,8 @@ class ClusterLiveCalls:
         raise NodeUnreachable(peer.node_id, f"HTTP {response.status}")
 
 
-def _stream_of(answer: dict | None) -> StreamInfo | None:
+def stream_from_wire(answer: dict | None) -> StreamInfo | None:
+    """The stream in a peer's answer to a forwarded update, if any."""
     found = answer.get("stream") if answer else None
     if not found:
         return None
@@ -165,7 +164,8 @@ def _stream_of(answer: dict | None) -> StreamInfo | None:
     )
 
 
-def _stream_json(stream: StreamInfo | None) -> dict | None:
+def stream_to_wire(stream: StreamInfo | None) -> dict | None:
+    """A stream as a forwarded update's answer carries it."""
     if stream is None:
         return None
     return {
@@ -174,51 +174,3 @@ def _stream_json(stream: StreamInfo | None) -> dict | None:
         "status": stream.status,
         "date_updated": stream.date_updated.isoformat(),
     }
-
-
-def cluster_router(local) -> APIRouter:
-    """The node endpoint peers forward to; it acts on ``local`` (this node's own calls)."""
-    router = APIRouter()
-
-    @router.post(FORWARD_PATH)
-    async def forwarded(request: Request, call_sid: str, account: PathAccount) -> JSONResponse:
-        try:
-            body = await request.json()
-            action = body["action"]
-        except (ValueError, KeyError, TypeError):
-            return JSONResponse({"error": "bad_request"}, 400)
-        sid = account.sid
-        if action == "hangup":
-            return JSONResponse({"acted": await local.hangup(sid, call_sid)})
-        if action == "cancel":
-            return JSONResponse({"acted": await local.cancel(sid, call_sid)})
-        if action == "redirect":
-            acted = await local.redirect(
-                sid,
-                call_sid,
-                url=body.get("url"),
-                method=body.get("method") or "POST",
-                twiml=body.get("twiml"),
-            )
-            return JSONResponse({"acted": acted})
-        if action == "start_stream":
-            try:
-                fields = dict(body["stream"])
-                fields["parameters"] = tuple(tuple(p) for p in fields.get("parameters", ()))
-                stream = NewStream(**fields)
-            except (KeyError, TypeError, ValueError):
-                return JSONResponse({"error": "bad_request"}, 400)
-            try:
-                found = await local.start_stream(sid, call_sid, stream)
-            except ValueError as exc:
-                return JSONResponse({"error": "name_taken", "message": str(exc)}, 409)
-            return JSONResponse({"stream": _stream_json(found)})
-        if action == "stop_stream":
-            try:
-                found = await local.stop_stream(sid, call_sid, str(body["stream"]))
-            except LookupError as exc:
-                return JSONResponse({"error": "no_such_stream", "message": str(exc)}, 404)
-            return JSONResponse({"stream": _stream_json(found)})
-        return JSONResponse({"error": "bad_request"}, 400)
-
-    return router

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from control_api.sids import utcnow
+from control_api.status_callbacks import callback_params
 from control_api.store import LostCall, NodeRecord
-from control_api.voice.lifecycle import callback_params
 
 __all__ = ["Node"]
 

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from control_api.lookup import Lookup
 from control_api.sids import new_sid, utcnow
 from control_api.sms.carriers import (
     Carrier,
@@ -41,7 +42,6 @@ from control_api.store import MessageRecord
 from control_api.twiml.parser import TwimlError, parse_messaging_twiml
 from control_api.twiml.verbs import Message
 from control_api.usage.billing import money
-from control_api.voice.lookup import Lookup
 from control_api.webhooks import WebhookError
 
 __all__ = ["API_VERSION", "Messaging", "message_callback_params"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from control_api.calls.trunks import Trunk
 from control_api.sms.carriers import (
     CarrierEvents,
     CarrierRejected,
@@ -20,7 +21,6 @@ from control_api.sms.carriers import (
     OutboundSms,
 )
 from control_api.store import normalize_e164
-from control_api.trunks import Trunk
 from sip.pager import IncomingMessage, OutgoingMessage, serve_messages
 from sip.uac import SipCredentials
 

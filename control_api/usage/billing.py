@@ -18,12 +18,12 @@ from decimal import Decimal
 
 from sqlalchemy import and_, or_, select
 
+from control_api.lookup import Lookup
 from control_api.sids import rfc2822, utcnow
 from control_api.store import BillingStore, LostCall, UsageItem, UsageTriggerRecord
 from control_api.store.schema import calls, messages, usage_items
 from control_api.usage.pricing import PriceList, billable_minutes, call_category
 from control_api.usage.records import CATEGORIES, category_total, current_period
-from control_api.voice.lookup import Lookup
 
 __all__ = ["BalanceExhausted", "Billing", "money", "trigger_record_uri"]
 
@@ -97,7 +97,7 @@ class Billing:
     # Pricing
 
     def call_price(self, direction: str, to: str, from_: str, duration_s: float):
-        category = call_category(direction, to)
+        category = call_category(direction, to, from_)
         far_end = from_ if direction == "inbound" else to
         minutes = billable_minutes(duration_s)
         return category, minutes, self.prices.unit_price(category, far_end) * minutes

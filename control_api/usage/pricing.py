@@ -90,10 +90,11 @@ def billable_minutes(duration_s: float) -> int:
     return -(-seconds // 60)
 
 
-def call_category(direction: str, to: str) -> str:
-    """The usage category of a call: inbound, or outbound to a number, client or SIP URI."""
+def call_category(direction: str, to: str, from_: str = "") -> str:
+    """The usage category of a call: inbound, or outbound to a number, client or SIP URI.
+    A call a browser tab placed (inbound From ``client:``) is a client call too."""
     if direction == "inbound":
-        return "calls-inbound"
+        return "calls-client" if from_.startswith("client:") else "calls-inbound"
     if to.startswith("client:"):
         return "calls-client"
     if to.lower().startswith(("sip:", "sips:")):

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from control_api.dialer import DialError
-from control_api.outbound_call import OutboundCall, failure_status
+from control_api.calls.dialer import DialError
+from control_api.calls.outbound_call import OutboundCall, failure_status
 from control_api.twiml.verbs import Client, Conference, Dial, Number, Sip
 from control_api.voice.browser import dial_children
 from control_api.voice.recording import CallRecording
@@ -103,7 +103,7 @@ async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome:
         username = noun.username if isinstance(noun, Sip) else None
         password = noun.password if isinstance(noun, Sip) else None
         try:
-            destinations = await voice.dialer.resolve(
+            destinations = await voice.context.dialer.resolve(
                 runner.account_sid,
                 address,
                 username=username,
@@ -184,7 +184,7 @@ async def _bridge(runner, parent, child: OutboundCall, verb: Dial) -> DialOutcom
     star = loop.create_future()
     deadline = loop.time() + verb.time_limit if verb.time_limit else None
     voice = runner.services.voice
-    transfers = TransferWatch(voice.dialer, runner.account_sid, voice.refused)
+    transfers = TransferWatch(voice.context.dialer, runner.account_sid, voice.context.refused)
     transfers.watch(parent)
     transfers.watch(child)
     a, b = parent, child

@@ -8,28 +8,21 @@ the number's ``StatusCallback`` through the durable outbox.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 
-from control_api.address_policy import not_told
-from control_api.api.streams import StreamInfo
-from control_api.call import Call
-from control_api.dialer import Dialer
-from control_api.outbound_call import OutboundCall
-from control_api.twiml.verbs import Dial, Stream
+from control_api.calls.call import Call
+from control_api.twiml.verbs import Dial
 from control_api.voice import outbound
+from control_api.voice.browser import run_browser_call
 from control_api.voice.conference import Conferences
-from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
-from control_api.voice.lookup import Lookup
+from control_api.voice.context import VoiceContext
+from control_api.voice.lifecycle import CallLifecycle, base_params
+from control_api.voice.live import LiveCallTable
 from control_api.voice.recording import CallRecording
-from control_api.voice.runner import Document, TwimlRunner, VoiceServices
-from control_api.webhooks import Outbox, WebhookClient
+from control_api.voice.runner import TwimlRunner, VoiceServices
+from control_api.voice.twiml_call import document_of, incoming_lifecycle, run_call_twiml
 from sip.invite import EndReason
 
 __all__ = ["VoiceApps"]
@@ -37,8 +30,6 @@ __all__ = ["VoiceApps"]
 log = logging.getLogger("callswitch.voice")
 
 PHONE = re.compile(r"\+?\d{3,15}")
-# How long a REST hangup or cancel waits for the call's final record before answering.
-SETTLE_TIMEOUT_S = 5.0
 
 
 def caller_address(call: Call) -> str:
@@ -61,66 +52,36 @@ def final_status(call: Call) -> str:
     return "failed"
 
 
-@dataclass(slots=True)
-class _LiveCall:
-    call: Call | OutboundCall
-    runner: TwimlRunner | None
-    account_sid: str
-
-
 class VoiceApps:
-    """Runs inbound calls to numbers; also the ``LiveCalls`` the REST API drives."""
+    """The voice runtime: routes calls to our numbers, makes each call's TwiML runner,
+    and serves ``<Dial>`` (child calls, recordings, conferences). Its calls in progress
+    are in ``live_calls``; the REST API reaches them through :class:`LocalLiveCalls`."""
 
-    def __init__(
-        self,
-        store,
-        client: WebhookClient,
-        outbox: Outbox,
-        synthesize: Callable[[str, str, str], Awaitable[object]],
-        load_audio: Callable[[str], Awaitable[object]],
-        dialer: Dialer | None = None,
-        *,
-        recordings_dir: Path | None = None,
-        base_url: str = "",
-        conferences: Conferences | None = None,
-    ) -> None:
-        self.store = store
-        self.client = client
-        self.outbox = outbox
-        self.synthesize = synthesize
-        self.load_audio = load_audio
-        self.dialer = dialer
-        self.recordings_dir = recordings_dir or Path("recordings")
-        self.base_url = base_url  # where our REST API is reached: RecordingUrl
-        self.conferences = conferences
-        self.billing = None  # set by the server: prices calls as they end
-        # Set by the server: refused(reason, source_ip, **fields) logs and counts refusals.
-        self.refused: Callable[..., None] = not_told
-        # Set by the server: --fetch-deny for Media Streams, (host, port) -> address.
-        self.fetch_guard: Callable[[str, int], Awaitable[str]] | None = None
-        self.live: dict[str, _LiveCall] = {}
-        # Calls the REST API ended, until their final record is written (``settled``).
-        self._ending: dict[str, asyncio.Event] = {}
-        self.browsers = None  # browser tabs (voice/browser.py), when WebRTC runs
-        self._tasks: set[asyncio.Task] = set()
-        # A REST change to a number or a token reaches calls within a second.
-        self._numbers = Lookup(store.find_number, fresh=1.0)
-        self._tokens = Lookup(store.auth_token, fresh=1.0)
+    def __init__(self, context: VoiceContext) -> None:
+        self.context = context
+        self.live_calls = LiveCallTable()  # this node's calls in progress
+        if context.browsers is not None:  # a browser tab's own calls run here
+            context.browsers.server.on_dial = functools.partial(run_browser_call, self)
+
+    @property
+    def conferences(self) -> Conferences | None:
+        return self.context.conferences
 
     async def app_for(self, user: str):
         """The app for a call to ``user``, or None when it is not one of our numbers."""
         if not PHONE.fullmatch(user):
             return None
-        number = await self._numbers.get(user)
+        number = await self.context.numbers.get(user)
         if number is None or not number.voice_url:
             return None
-        if self.billing is not None and await self.billing.is_spent(number.account_sid):
+        billing = self.context.billing
+        if billing is not None and await billing.is_spent(number.account_sid):
             # Twilio turns such calls away unanswered (error 10003, inactive account).
             return _refuse_spent
         return functools.partial(self.run_call, number)
 
     async def run_call(self, number, call: Call) -> None:
-        token = await self._tokens.get(number.account_sid)
+        token = await self.context.token_of(number.account_sid)
         if token is None:
             call.reject(404)
             return
@@ -144,100 +105,38 @@ class VoiceApps:
         ]
         # The record and the callbacks are written in order but off the call's path:
         # the caller hears the application while the store catches up.
-        lifecycle = CallLifecycle(
-            self.store,
-            self.outbox,
-            new_record(
-                sid=call.sid,
-                account_sid=account_sid,
-                to=number.phone_number,
-                from_=caller,
-                direction="inbound",
-                status="ringing",
-                phone_number_sid=number.sid,
-                sip_call_id=session.call_id,
-            ),
-            base,
+        lifecycle = incoming_lifecycle(
+            self.context,
+            call_sid=call.sid,
+            account_sid=account_sid,
+            to=number.phone_number,
+            from_=caller,
+            base=base,
             status_callback=number.status_callback,
-            status_callback_method=number.status_callback_method or "POST",
-            billing=self.billing,
+            status_callback_method=number.status_callback_method,
+            phone_number_sid=number.sid,
+            sip_call_id=session.call_id,
         )
-        lifecycle.initiated()
-        lifecycle.callback("ringing")
-        call.on_answered.append(lambda _: lifecycle.answered())
-        runner = self.runner_for(call, account_sid, token, lifecycle)
-        self.live[call.sid] = _LiveCall(call, runner, account_sid)
-        try:
-            runner.start(
-                Document(
-                    number.voice_url,
-                    number.voice_method or "POST",
-                    fallback_url=number.voice_fallback_url,
-                    fallback_method=number.voice_fallback_method or "POST",
-                )
-            )
-            await runner.wait()
-        finally:
-            del self.live[call.sid]
-            if not call.ended.is_set():
-                call.hangup()
-            status = final_status(call)
-            lifecycle.finished(status, call.duration)
-            await lifecycle.flush()
-            self.settled(call.sid)
-            call.log("call.completed", status=status, errors=len(runner.errors))
+        await run_call_twiml(
+            self,
+            call,
+            lifecycle,
+            document_of(number),
+            account_sid=account_sid,
+            token=token,
+            final_status=final_status,
+        )
 
     def runner_for(self, call, account_sid: str, token: str, lifecycle: CallLifecycle):
         """A TwiML runner for ``call``, fetching with the account's signature."""
 
         async def fetch(url: str, method: str, fields: list[tuple[str, str]]) -> str:
             await lifecycle.recorded()
-            return await self.client.fetch_twiml(url, method, fields, token)
+            return await self.context.webhooks.fetch_twiml(url, method, fields, token)
 
-        services = VoiceServices(fetch, self.synthesize, self.load_audio, voice=self)
+        context = self.context
+        services = VoiceServices(fetch, context.synthesize, context.load_audio, voice=self)
         return TwimlRunner(call, services, lifecycle.params, account_sid=account_sid)
-
-    # -- calls we place
-
-    async def token_of(self, account_sid: str) -> str | None:
-        return await self._tokens.get(account_sid)
-
-    async def is_our_number(self, phone: str) -> bool:
-        number = await self._numbers.get(phone)
-        return number is not None and bool(number.voice_url)
-
-    def spawn(self, coroutine) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    def track(self, call, runner: TwimlRunner | None, account_sid: str) -> None:
-        self.live[call.sid] = _LiveCall(call, runner, account_sid)
-
-    def untrack(self, sid: str) -> None:
-        self.live.pop(sid, None)
-
-    def settled(self, sid: str) -> None:
-        """The call's final status is in the store: a REST update ending it may answer."""
-        ending = self._ending.get(sid)
-        if ending is not None:
-            ending.set()
-
-    async def _end(self, sid: str, end: Callable[[], object]) -> None:
-        """End a live call and wait (briefly) for its final record, so that the REST
-        answer, like Twilio's, already shows the call completed or canceled."""
-        ending = self._ending.setdefault(sid, asyncio.Event())
-        try:
-            end()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ending.wait(), SETTLE_TIMEOUT_S)
-        finally:
-            self._ending.pop(sid, None)
-
-    def live_of(self, account_sid: str) -> list[_LiveCall]:
-        """The account's calls in progress (the console's live view)."""
-        return [live for live in self.live.values() if live.account_sid == account_sid]
 
     def child_call(self, runner, destination, noun, verb):
         return outbound.child_call(self, runner, destination, noun, verb)
@@ -247,7 +146,7 @@ class VoiceApps:
         if not verb.record.startswith("record-from"):
             return None
         return CallRecording(
-            self,
+            self.context,
             account_sid=runner.account_sid,
             call_sid=runner.call.sid,
             source="DialVerb",
@@ -261,81 +160,7 @@ class VoiceApps:
         )
 
     async def join_conference(self, runner, conference):
-        return await self.conferences.join(runner, conference)
-
-    # -- LiveCalls, for the REST API
-
-    async def create(self, account_sid: str, new_call):
-        return await outbound.place_call(self, account_sid, new_call)
-
-    def _find(self, account_sid: str, sid: str) -> _LiveCall | None:
-        live = self.live.get(sid)
-        return live if live is not None and live.account_sid == account_sid else None
-
-    async def hangup(self, account_sid: str, sid: str) -> bool:
-        live = self._find(account_sid, sid)
-        if live is None:
-            return False
-        await self._end(sid, live.call.hangup)
-        return True
-
-    async def cancel(self, account_sid: str, sid: str) -> bool:
-        live = self._find(account_sid, sid)
-        if live is None or live.call.answered:
-            return False
-        if isinstance(live.call, OutboundCall):
-            await self._end(sid, live.call.cancel)
-        else:
-            await self._end(sid, lambda: live.call.reject(487))
-        return True
-
-    async def redirect(
-        self,
-        account_sid: str,
-        sid: str,
-        *,
-        url: str | None = None,
-        method: str = "POST",
-        twiml: str | None = None,
-    ) -> bool:
-        live = self._find(account_sid, sid)
-        if live is None or live.runner is None or live.call.ended.is_set():
-            return False
-        live.runner.redirect(Document(url, method or "POST", twiml=twiml))
-        return True
-
-    async def start_stream(self, account_sid: str, sid: str, new_stream):
-        """The Streams resource: fork a live, answered call's audio (voice/stream.py);
-        None (21220) while it rings or once it ended."""
-        live = self._find(account_sid, sid)
-        if live is None or live.runner is None or live.call.ended.is_set():
-            return None
-        if not live.call.answered:  # a ringing call has no audio to fork yet
-            return None
-        fork = live.runner.forks.start(
-            Stream(
-                url=new_stream.url,
-                name=new_stream.name,
-                track=new_stream.track,
-                status_callback=new_stream.status_callback,
-                status_callback_method=new_stream.status_callback_method,
-                parameters=new_stream.parameters,
-            )
-        )
-        return _stream_info(fork)
-
-    async def stop_stream(self, account_sid: str, sid: str, sid_or_name: str):
-        live = self._find(account_sid, sid)
-        if live is None or live.runner is None:
-            return None
-        fork = live.runner.forks.find(sid_or_name)
-        if fork is None:
-            raise LookupError(sid_or_name)
-        return _stream_info(await live.runner.forks.stop(fork))
-
-
-def _stream_info(fork) -> StreamInfo:
-    return StreamInfo(fork.sid, fork.name, fork.status, fork.date_updated)
+        return await self.context.conferences.join(runner, conference)
 
 
 async def _refuse_spent(call) -> None:

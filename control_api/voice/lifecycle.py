@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from control_api.sids import rfc2822
+from control_api.status_callbacks import callback_params
 from control_api.store import CallRecord
 from control_api.webhooks import Outbox
 
-__all__ = ["API_VERSION", "CallLifecycle", "Journal", "callback_params", "now"]
+__all__ = ["API_VERSION", "CallLifecycle", "Journal", "now"]
 
 log = logging.getLogger("callswitch.voice")
 
@@ -183,20 +183,6 @@ class CallLifecycle:
 
     async def flush(self) -> None:
         await self.journal.flush()
-
-
-def callback_params(
-    base: Iterable[Sequence[str]], status: str, sequence: int, **extra: str
-) -> list[tuple[str, str]]:
-    """A status callback's parameters: the call's, then its status and place in order."""
-    return [
-        *[(name, value) for name, value in base],
-        ("CallStatus", status),
-        ("Timestamp", rfc2822(now())),
-        ("CallbackSource", "call-progress-events"),
-        ("SequenceNumber", str(sequence)),
-        *extra.items(),
-    ]
 
 
 def new_record(

@@ -15,16 +15,16 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from control_api.api.calls import NewCall
-from control_api.call import new_call_sid
-from control_api.dialer import DialError, DialRefused
-from control_api.errors import ApiError
-from control_api.outbound_call import Destination, OutboundCall
+from control_api.calls.call import new_call_sid
+from control_api.calls.dialer import DialError, DialRefused
+from control_api.calls.outbound_call import Destination, OutboundCall
 from control_api.twiml.verbs import Client, Dial, Number, Sip
 from control_api.voice.dial import ring_first
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
+from control_api.voice.port import NewCall, Unroutable
 from control_api.voice.recording import CallRecording
 from control_api.voice.runner import Document
+from control_api.voice.twiml_call import follow_child
 from media.player import send_digits
 from media.taps import add_tap, remove_tap
 
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["child_call", "from_user", "place_call"]
 
 log = logging.getLogger("callswitch.voice")
-
-NOT_ROUTABLE = 21215  # Twilio: "Account not authorized to call this number"
 
 
 def from_user(address: str) -> str:
@@ -51,7 +49,8 @@ def from_user(address: str) -> str:
 
 async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
     """``POST Calls.json``: store the call as queued, place it in the background."""
-    dialer = voice.dialer
+    context = voice.context
+    dialer = context.dialer
     if dialer is None:
         return None
     try:
@@ -63,19 +62,19 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
             source_ip=new.source_ip,
         )
     except DialRefused as exc:
-        raise ApiError(403, NOT_ROUTABLE, f"Not authorized to call {new.to}: {exc}") from None
+        raise Unroutable(f"Not authorized to call {new.to}: {exc}", refused=True) from None
     except DialError as exc:
-        raise ApiError.bad_parameter(str(exc), NOT_ROUTABLE) from None
+        raise Unroutable(str(exc)) from None
     sid = new_call_sid()
-    browsers = getattr(voice, "browsers", None)
+    browsers = context.browsers
     tabs = (
         browsers.calls_to(account_sid, new.to, from_=new.from_, timeout=new.timeout, sid=sid)
         if browsers is not None
         else []
     )
     if not destinations and not tabs:
-        raise ApiError.bad_parameter(f"{new.to} is not registered", NOT_ROUTABLE)
-    token = await voice.token_of(account_sid)
+        raise Unroutable(f"{new.to} is not registered")
+    token = await context.token_of(account_sid)
     record = new_record(
         sid=sid,
         account_sid=account_sid,
@@ -85,8 +84,8 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
         status="queued",
     )
     lifecycle = CallLifecycle(
-        voice.store,
-        voice.outbox,
+        context.store,
+        context.outbox,
         record,
         base_params(
             call_sid=record.sid,
@@ -99,9 +98,9 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
         status_callback_method=new.status_callback_method,
         events=new.status_callback_events,
         insert=False,
-        billing=getattr(voice, "billing", None),
+        billing=context.billing,
     )
-    await voice.store.insert_call(record)  # before the answer: a GET finds it at once
+    await context.store.insert_call(record)  # before the answer: a GET finds it at once
     caller_id = new.caller_id or new.from_
     trunk = destinations[0].trunk if destinations else None
     if trunk is not None and trunk.caller_id:
@@ -115,14 +114,21 @@ async def place_call(voice: VoiceApps, account_sid: str, new: NewCall):
         )
         for destination in destinations
     ] + tabs
-    voice.spawn(_run_placed(voice, account_sid, token, new, calls, lifecycle))
+    context.tasks.spawn(_run_placed(voice, account_sid, token, new, calls, lifecycle))
     return record
 
 
-async def _run_placed(voice, account_sid, token, new: NewCall, calls, lifecycle) -> None:
+async def _run_placed(
+    voice: VoiceApps,
+    account_sid: str,
+    token: str | None,
+    new: NewCall,
+    calls: list,
+    lifecycle: CallLifecycle,
+) -> None:
     lifecycle.initiated()
     call = calls[0]
-    voice.track(call, None, account_sid)
+    voice.live_calls.track(call, None, account_sid)
     for each in calls:
         each.on_ringing.append(lambda _: _once_ringing(lifecycle))
     try:
@@ -134,13 +140,13 @@ async def _run_placed(voice, account_sid, token, new: NewCall, calls, lifecycle)
             lifecycle.finished(status, 0)
             return
         call = winner
-        voice.track(call, None, account_sid)
+        voice.live_calls.track(call, None, account_sid)
         lifecycle.answered()
         recording = _record_call(voice, account_sid, call, new) if new.record else None
         if new.send_digits:
             await send_digits(call.leg, new.send_digits)
         runner = voice.runner_for(call, account_sid, token, lifecycle)
-        voice.track(call, runner, account_sid)
+        voice.live_calls.track(call, runner, account_sid)
         runner.start(
             Document(
                 new.url,
@@ -170,18 +176,20 @@ async def _run_placed(voice, account_sid, token, new: NewCall, calls, lifecycle)
         lifecycle.finished("completed", call.duration, **extra)
         call.log("call.completed", status="completed", errors=len(runner.errors))
     finally:
-        voice.untrack(call.sid)
+        voice.live_calls.untrack(call.sid)
         for each in calls:
             if not each.ended.is_set():
                 each.hangup()
         await lifecycle.flush()
-        voice.settled(call.sid)
+        voice.live_calls.settled(call.sid)
 
 
-def _record_call(voice, account_sid: str, call: OutboundCall, new: NewCall) -> CallRecording:
+def _record_call(
+    voice: VoiceApps, account_sid: str, call: OutboundCall, new: NewCall
+) -> CallRecording:
     """``Record=true``: both directions of the whole call, mixed, from the answer on."""
     recording = CallRecording(
-        voice,
+        voice.context,
         account_sid=account_sid,
         call_sid=call.sid,
         source="OutboundAPI",
@@ -223,46 +231,20 @@ def child_call(
     trunk = destination.trunk
     if trunk is not None and trunk.caller_id and not verb.caller_id:
         caller_id = trunk.caller_id
-    call = voice.dialer.call(
+    context = voice.context
+    call = context.dialer.call(
         destination,
         from_user=from_user(caller_id),
         timeout=verb.timeout,
     )
     call.direction = "outbound-dial"
-    to = destination.label
-    lifecycle = CallLifecycle(
-        voice.store,
-        voice.outbox,
-        new_record(
-            sid=call.sid,
-            account_sid=runner.account_sid,
-            to=to,
-            from_=caller_id,
-            direction="outbound-dial",
-            status="queued",
-            parent_call_sid=parent.sid,
-        ),
-        base_params(
-            call_sid=call.sid,
-            account_sid=runner.account_sid,
-            from_=caller_id,
-            to=to,
-            direction="outbound-dial",
-            parent_call_sid=parent.sid,
-        ),
-        status_callback=getattr(noun, "status_callback", None),
-        status_callback_method=getattr(noun, "status_callback_method", "POST"),
-        events=frozenset(getattr(noun, "status_callback_event", ("completed",))),
-        billing=getattr(voice, "billing", None),
+    follow_child(
+        context,
+        call,
+        account_sid=runner.account_sid,
+        parent_sid=parent.sid,
+        to=destination.label,
+        caller_id=caller_id,
+        noun=noun,
     )
-    lifecycle.initiated()
-    call.on_ringing.append(lambda _: lifecycle.ringing())
-    call.on_answered.append(lambda _: lifecycle.answered())
-
-    async def finish() -> None:
-        await call.ended.wait()
-        lifecycle.finished(call.status, call.duration)
-        await lifecycle.flush()
-
-    voice.spawn(finish())
     return call

@@ -36,7 +36,7 @@ async def record(runner: TwimlRunner, verb: Record) -> tuple[CallRecording, str]
     if verb.play_beep:
         await play(leg, beep(frequency=1000.0, duration_s=0.5))
     recording = CallRecording(
-        runner.services.voice,
+        runner.services.voice.context,
         account_sid=runner.account_sid,
         call_sid=call.sid,
         source="RecordVerb",

@@ -14,12 +14,16 @@ import logging
 import secrets
 import wave
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from control_api.sids import rfc2822
 from control_api.store import RecordingRecord
 from control_api.voice.lifecycle import API_VERSION, now
+
+if TYPE_CHECKING:
+    from control_api.voice.context import VoiceContext
 from media.leg import Frame
 from media.recorder import Recorder
 
@@ -38,7 +42,7 @@ class CallRecording:
 
     def __init__(
         self,
-        voice,
+        context: VoiceContext,
         *,
         account_sid: str,
         call_sid: str,
@@ -52,7 +56,7 @@ class CallRecording:
         conference_sid: str | None = None,
         clock=None,
     ) -> None:
-        self.voice = voice
+        self.context = context
         self.sid = "RE" + secrets.token_hex(16)
         self.account_sid = account_sid
         self.call_sid = call_sid
@@ -63,14 +67,14 @@ class CallRecording:
         self.status_callback_method = status_callback_method or "POST"
         self.status_callback_events = status_callback_events
         self.relative = Path(account_sid) / f"{self.sid}.wav"
-        self.path = voice.recordings_dir / self.relative
+        self.path = context.recordings_dir / self.relative
         self.path.parent.mkdir(parents=True, exist_ok=True)
         recorder_channels = 2 if mix_to_mono else channels
         self.recorder = Recorder(self.path, channels=recorder_channels, trim_silence=trim_silence)
         self.started = now()
         self.duration = 0.0
         self._saved = asyncio.ensure_future(
-            voice.store.insert_recording(
+            context.store.insert_recording(
                 RecordingRecord(
                     sid=self.sid,
                     account_sid=account_sid,
@@ -93,7 +97,7 @@ class CallRecording:
 
     @property
     def url(self) -> str:
-        return recording_url(self.voice.base_url, self.account_sid, self.sid)
+        return recording_url(self.context.base_url, self.account_sid, self.sid)
 
     # -- input
 
@@ -120,7 +124,7 @@ class CallRecording:
         self.duration = info.duration_seconds
         seconds = round(self.duration)
         await self._saved
-        await self.voice.store.update_recording(
+        await self.context.store.update_recording(
             self.sid, status="completed", duration=seconds, date_updated=now()
         )
         log.info(
@@ -128,7 +132,7 @@ class CallRecording:
             extra={"call_sid": self.call_sid, "recording_sid": self.sid, "seconds": seconds},
         )
         if self.status_callback and "completed" in self.status_callback_events:
-            await self.voice.outbox.enqueue(
+            await self.context.outbox.enqueue(
                 account_sid=self.account_sid,
                 url=self.status_callback,
                 method=self.status_callback_method,

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from control_api.outbound_call import failure_status
+from control_api.calls.outbound_call import failure_status
 
 __all__ = ["ReferOutcome", "refer_call", "refer_status"]
 

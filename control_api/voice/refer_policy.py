@@ -3,7 +3,7 @@
 A REFER makes the node place a call, billed to the account whose TwiML runs,
 so it is toll fraud in waiting when anyone may send one. It is honoured only
 from an *authenticated* leg: a call callswitch placed itself (REST or the
-account's ``<Dial>``: an :class:`~control_api.outbound_call.OutboundCall`), or
+account's ``<Dial>``: an :class:`~control_api.calls.outbound_call.OutboundCall`), or
 a call that came from a phone registered to the account (its source is where a
 live registration of the caller's username came from). Any other leg, say an
 unauthenticated caller of a number whose TwiML ``<Dial>``s someone, gets 403.
@@ -11,7 +11,7 @@ unauthenticated caller of a number whose TwiML ``<Dial>``s someone, gets 403.
 
 from __future__ import annotations
 
-from control_api.outbound_call import OutboundCall
+from control_api.calls.outbound_call import OutboundCall
 
 __all__ = ["authenticated_leg", "peer_address"]
 

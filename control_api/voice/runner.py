@@ -13,10 +13,10 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
-from control_api.call import Call
+from control_api.calls.call import Call
 from control_api.twiml.parser import TwimlError, parse_voice_twiml
 from control_api.twiml.verbs import (
     Connect,
@@ -39,6 +39,9 @@ from control_api.voice.refer import refer_call
 from control_api.voice.stream import CallForks, connect_stream
 from control_api.webhooks import WebhookError
 from media.player import play, send_digits
+
+if TYPE_CHECKING:
+    from control_api.voice.inbound import VoiceApps
 
 __all__ = ["Document", "TwimlRunner", "VoiceServices"]
 
@@ -68,7 +71,7 @@ class VoiceServices:
     fetch_twiml: Callable[[str, str, list[tuple[str, str]]], Awaitable[str]]
     synthesize: Callable[[str, str, str], Awaitable[object]]  # text, voice, language → samples
     load_audio: Callable[[str], Awaitable[object]]  # URL → samples
-    voice: Any = None  # the VoiceApps: dialling, conferences, recordings
+    voice: VoiceApps | None = None  # dialling, conferences, recordings
 
 
 class _NextDocument(Exception):
@@ -237,7 +240,7 @@ class TwimlRunner:
                 )
 
     async def _dial(self, verb: Dial, document_url: str | None) -> None:
-        if self.services.voice is None or self.services.voice.dialer is None:
+        if self.services.voice is None or self.services.voice.context.dialer is None:
             log.warning("twiml.dial_unavailable", extra={"call_sid": self.call.sid})
             return
         outcome = await dial(self, verb)

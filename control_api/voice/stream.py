@@ -109,7 +109,7 @@ async def connect_stream(runner: TwimlRunner, verb: Connect) -> StreamOutcome:
         call.leg,
         stream.url or "",
         protocol,
-        resolve=getattr(runner.services.voice, "fetch_guard", None),
+        resolve=_fetch_guard(runner),
     )
     try:
         await client.connect()
@@ -138,11 +138,17 @@ async def connect_stream(runner: TwimlRunner, verb: Connect) -> StreamOutcome:
     return outcome
 
 
+def _fetch_guard(runner: TwimlRunner):
+    """--fetch-deny for the stream's WebSocket (none for a runner without a runtime)."""
+    voice = runner.services.voice
+    return voice.context.fetch_guard if voice is not None else None
+
+
 async def _status(
     runner: TwimlRunner, stream: Stream, protocol: MediaStream, event: str, error: str = ""
 ) -> None:
     voice = runner.services.voice
-    if not stream.status_callback or voice is None or getattr(voice, "outbox", None) is None:
+    if not stream.status_callback or voice is None:
         return
     params = [
         ("AccountSid", runner.account_sid),
@@ -154,7 +160,7 @@ async def _status(
     ]
     if error:
         params.append(("StreamError", error))
-    await voice.outbox.enqueue(
+    await voice.context.outbox.enqueue(
         account_sid=runner.account_sid,
         url=stream.status_callback,
         method=stream.status_callback_method or "POST",
@@ -268,7 +274,7 @@ class CallForks:
                     call.leg,
                     fork.stream.url or "",
                     fork.protocol,
-                    resolve=getattr(runner.services.voice, "fetch_guard", None),
+                    resolve=_fetch_guard(runner),
                 )
                 try:
                     await client.connect()

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from control_api.address_policy import not_told
-from control_api.dialer import DialError
+from control_api.calls.dialer import DialError
 from control_api.voice.refer_policy import authenticated_leg, peer_address
 from sip.midcall import ReferHandle
 
 if TYPE_CHECKING:
-    from control_api.outbound_call import OutboundCall
+    from control_api.calls.outbound_call import OutboundCall
     from control_api.twiml.verbs import Dial
     from control_api.voice.runner import TwimlRunner
 
@@ -36,7 +36,6 @@ log = logging.getLogger("callswitch.twiml")
 
 REFERRER_GRACE_S = 5.0  # the referrer BYEs itself after NOTIFY 200; else we do
 FORBIDDEN = 403
-_releasing: set[asyncio.Task] = set()  # keeps the release tasks alive
 
 
 class TransferRequest:
@@ -50,7 +49,7 @@ class TransferRequest:
 class TransferWatch:
     """Turns REFERs from the watched calls into :class:`TransferRequest` values.
 
-    ``dialer`` (control_api.dialer.Dialer) says what a Refer-To may be dialled as
+    ``dialer`` (control_api.calls.dialer.Dialer) says what a Refer-To may be dialled as
     and knows the registrar; ``account_sid`` is the account whose TwiML runs;
     ``refused(reason, source_ip, **fields)`` hears of every REFER turned away.
     Without a dialer every REFER is refused.
@@ -122,7 +121,7 @@ async def blind_transfer(
     voice = runner.services.voice
     handle = request.handle
     try:
-        destinations = await voice.dialer.resolve(
+        destinations = await voice.context.dialer.resolve(
             runner.account_sid, request.address, source_ip=peer_address(request.referrer)
         )
     except DialError as exc:
@@ -151,9 +150,7 @@ async def blind_transfer(
     handle.notify(200, "OK")
     referrer = request.referrer
     other.log("transfer.completed", target=request.target, new_call=winner.sid)
-    task = asyncio.ensure_future(_release(referrer))
-    _releasing.add(task)
-    task.add_done_callback(_releasing.discard)
+    voice.context.tasks.spawn(_release(referrer))
     return winner
 
 

@@ -16,6 +16,7 @@ from .audio import level_dbfs, ulaw_decode
 from .conftest import sipp_failure
 from .test_outbound_calls import heard, tone_dir
 from .test_voice_webhooks import rest_client
+from .test_webrtc_outgoing import priced_client_usage
 from .webhook_app import WebhookApp, twiml
 from .webrtc_client import SignalingClient, access_token
 
@@ -112,3 +113,8 @@ async def test_sipp_call_reaches_alice_in_a_browser_and_audio_flows_both_ways(
     child = next(c for c in calls if c.to == "client:alice")
     assert child.direction == "outbound-dial" and child.parent_call_sid
     assert child.status == "completed" and int(child.duration) >= 3
+    # The call to the tab is a client call: priced as calls-client usage.
+    usage = await priced_client_usage(client)
+    assert usage is not None and int(usage.count) == 1, usage and usage.count
+    assert float(usage.usage) == 1 and float(usage.price) > 0, (usage.usage, usage.price)
+    assert client.calls(child.sid).fetch().price is not None

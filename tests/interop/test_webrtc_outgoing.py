@@ -21,6 +21,17 @@ from .webrtc_client import SignalingClient, access_token
 CLIENT_HZ = 440.0
 
 
+async def priced_client_usage(client, timeout: float = 10.0):
+    """The account's ``calls-client`` usage record, once a call has been priced in it
+    (a call is priced in its journal just after its final status is written)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        record = next(iter(client.usage.records.list(category="calls-client")), None)
+        if (record is not None and int(record.count) > 0) or time.monotonic() > deadline:
+            return record
+        await asyncio.sleep(0.1)
+
+
 @pytest.fixture
 def app():
     try:
@@ -82,6 +93,11 @@ async def test_a_browser_calls_a_sip_phone_through_its_application(server, app, 
     assert call._from == "client:alice" and call.direction == "inbound"
     children = client.calls.list(parent_call_sid=call.sid)
     assert [c.status for c in children] == ["completed"]
+    # A tab's call is a client call: priced (one started minute) as calls-client usage.
+    usage = await priced_client_usage(client)
+    assert usage is not None and int(usage.count) == 1, usage and usage.count
+    assert float(usage.usage) == 1 and float(usage.price) > 0, (usage.usage, usage.price)
+    assert client.calls(call.sid).fetch().price is not None
 
 
 async def test_a_browsers_digits_reach_gather(server, app):

@@ -48,11 +48,12 @@ def test_summary_lists_our_garbage_and_cycles(tmp_path):
         "t": 60.0,
         "rss_kb": 153 * 1024,
         "cyclic_garbage_objects": 120,
-        "cyclic_garbage": {"builtins.cell": 44, "control_api.call.Call": 9},
-        "cycles": {"control_api.call.Call": "Call -.session-> InviteSession -.x-> Call"},
-        "project_objects": {"control_api.call.Call": 100},
+        "cyclic_garbage": {"builtins.cell": 44, "control_api.calls.call.Call": 9},
+        "cycles": {"control_api.calls.call.Call": "Call -.session-> InviteSession -.x-> Call"},
+        "project_objects": {"control_api.calls.call.Call": 100},
     }
     (tmp_path / "census-01.json").write_text(json.dumps(figures))
     lines = gc_census.summary(tmp_path)
-    assert "Call objects  100" in lines[1] and "9 of ours: control_api.call.Call 9" in lines[1]
+    assert "Call objects  100" in lines[1]
+    assert "9 of ours: control_api.calls.call.Call 9" in lines[1]
     assert lines[2].strip() == "cycle: Call -.session-> InviteSession -.x-> Call"

@@ -63,7 +63,7 @@ class FakeLiveCalls:
         self.asked.append(("create", account_sid, new_call))
         if self.store is None:
             return None
-        from control_api.call import new_call_sid
+        from control_api.calls.call import new_call_sid
         from control_api.voice.lifecycle import new_record
 
         record = new_record(
@@ -78,7 +78,7 @@ class FakeLiveCalls:
 
     async def start_stream(self, account_sid: str, call_sid: str, stream):
         """A stream of a live call, in progress; a name taken on the call is refused."""
-        from control_api.api.streams import StreamInfo
+        from control_api.voice.port import StreamInfo
 
         self.asked.append(("start_stream", account_sid, call_sid, stream))
         if call_sid not in self.live:
@@ -91,7 +91,7 @@ class FakeLiveCalls:
         return info
 
     async def stop_stream(self, account_sid: str, call_sid: str, sid_or_name: str):
-        from control_api.api.streams import StreamInfo
+        from control_api.voice.port import StreamInfo
 
         self.asked.append(("stop_stream", account_sid, call_sid, sid_or_name))
         if call_sid not in self.live:

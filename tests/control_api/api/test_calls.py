@@ -8,6 +8,7 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 
 from control_api.sids import new_sid
+from control_api.voice.port import Unavailable, Unroutable
 
 
 def rest_error(call) -> TwilioRestException:
@@ -287,6 +288,41 @@ def test_create_without_sip_is_501(client, api):
     assert error.status == 501
     assert error.code == 20004
     assert "places no calls" in error.msg
+
+
+@pytest.mark.parametrize(
+    ("refused", "status"), [(True, 403), (False, 400)], ids=["dial-guard", "no-route"]
+)
+def test_an_unroutable_call_is_21215(client, api, monkeypatch, refused, status):
+    """The engine says Unroutable (a domain error); the API answers Twilio's 21215."""
+
+    async def create(account_sid, new_call):
+        raise Unroutable(f"cannot reach {new_call.to}", refused=refused)
+
+    monkeypatch.setattr(api.live_calls, "create", create)
+    error = rest_error(
+        lambda: client.calls.create(
+            to="+14155550111", from_="+14155550100", url="https://example.com/answer"
+        )
+    )
+    assert (error.status, error.code) == (status, 21215)
+    assert "cannot reach +14155550111" in error.msg
+
+
+def test_an_unavailable_engine_is_20503(client, api, monkeypatch):
+    """The node drains, or the node holding the call did not answer (domain errors of
+    the voice port and the cluster): the API answers 503, Twilio's 20503."""
+
+    async def create(account_sid, new_call):
+        raise Unavailable("This node is draining: place the call on another node")
+
+    monkeypatch.setattr(api.live_calls, "create", create)
+    error = rest_error(
+        lambda: client.calls.create(
+            to="+14155550111", from_="+14155550100", url="https://example.com/answer"
+        )
+    )
+    assert (error.status, error.code) == (503, 20503) and "draining" in error.msg
 
 
 def test_create_hands_checked_parameters_to_the_engine(client, api):

@@ -59,6 +59,8 @@ def test_smpp_and_prices_from_flags_env_and_file(tmp_path):
 def test_started_minutes_and_categories():
     assert [billable_minutes(s) for s in (0, 1, 60, 61, 120, 121)] == [0, 1, 1, 2, 2, 3]
     assert call_category("inbound", "+1") == "calls-inbound"
+    assert call_category("inbound", "+1", "+44") == "calls-inbound"
+    assert call_category("inbound", "alice", "client:alice") == "calls-client"
     assert call_category("outbound-api", "client:alice") == "calls-client"
     assert call_category("outbound-dial", "sip:bob@example.com") == "calls-sip"
     assert call_category("outbound-api", "+44") == "calls-outbound"

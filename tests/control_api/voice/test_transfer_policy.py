@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from control_api.dialer import Dialer
-from control_api.outbound_call import OutboundCall
-from control_api.trunks import parse_trunk
+from control_api.calls.dialer import Dialer
+from control_api.calls.outbound_call import OutboundCall
+from control_api.calls.trunks import parse_trunk
 from control_api.voice.refer_policy import authenticated_leg, peer_address
 from control_api.voice.transfer import TransferWatch
 from sip.headers import NameAddress, SipUri

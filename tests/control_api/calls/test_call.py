@@ -7,11 +7,11 @@ import asyncio
 import logging
 from types import SimpleNamespace
 
-from control_api.call import Call, MediaSettings
+from control_api.calls.call import Call, MediaSettings
 from media.clock import MediaClock
 from media.ports import PortPool
 from media.watchdog import SilenceWatchdog
-from tests.control_api.test_media_update import offer
+from tests.control_api.calls.test_media_update import offer
 from tests.media.conftest import free_range
 
 

@@ -6,7 +6,7 @@ call; any other leaves through the trunk with the longest matching prefix),
 ``client:alice`` (every phone registered as alice for the account), a
 ``sip:`` URI of a registered user at our address (the same), or any other
 ``sip:`` URI (called directly). :class:`Dialer` turns each into
-:class:`~control_api.outbound_call.Destination` values and places calls.
+:class:`~control_api.calls.outbound_call.Destination` values and places calls.
 
 Policy (docs/security.md): a ``sip:`` URI whose host resolves into
 ``--dial-deny`` is refused (:class:`DialRefused`, reason ``dial.denied``); one
@@ -23,9 +23,9 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 
 from control_api.address_policy import DenyList, ResolveError, not_told, resolve_all
-from control_api.call import MediaSettings
-from control_api.outbound_call import Destination, OutboundCall
-from control_api.trunks import Trunk, select_trunk
+from control_api.calls.call import MediaSettings
+from control_api.calls.outbound_call import Destination, OutboundCall
+from control_api.calls.trunks import Trunk, select_trunk
 from sip.errors import SipParseError
 from sip.headers import SipUri
 from sip.ua import UserAgent

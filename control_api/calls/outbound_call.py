@@ -1,6 +1,6 @@
 """Calls we place: an INVITE out (sip/uac.py) and the RTP leg it negotiates.
 
-An :class:`OutboundCall` looks like an inbound :class:`~control_api.call.Call`
+An :class:`OutboundCall` looks like an inbound :class:`~control_api.calls.call.Call`
 to everything above it (the TwiML runner, the bridge, the REST API): it has a
 SID, a leg once media flows, ``ended``, ``answered``, ``hangup()``. It rings
 until the callee answers, fails or ``timeout`` passes, and takes early media
@@ -15,15 +15,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from control_api.call import (
+from control_api.calls.call import (
     SUPPORTED_CODECS,
     VOICE_CODECS,
     CallTimes,
     MediaSettings,
     new_call_sid,
 )
-from control_api.media_update import attach_media_updates
-from control_api.trunks import Trunk
+from control_api.calls.leg import Placing
+from control_api.calls.media_update import attach_media_updates
+from control_api.calls.trunks import Trunk
 from media.ports import PortsExhausted
 from media.sdp import (
     TELEPHONE_EVENT,
@@ -64,7 +65,7 @@ def failure_status(sip_status: int | None) -> str:
     return "failed"
 
 
-class OutboundCall(CallTimes):
+class OutboundCall(Placing, CallTimes):
     """One call we place; ``await call.connect()`` says whether it was answered."""
 
     direction = "outbound-api"
@@ -140,12 +141,6 @@ class OutboundCall(CallTimes):
         return "ringing" if self.ringing.is_set() else "queued"
 
     # -- placing the call
-
-    async def connect(self) -> bool:
-        """Place the call and wait: True once answered, False when it failed."""
-        if self._outcome is None:
-            self._outcome = asyncio.ensure_future(self._connect())
-        return await asyncio.shield(self._outcome)
 
     async def _connect(self) -> bool:
         media = self.media

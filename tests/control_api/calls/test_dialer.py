@@ -1,4 +1,4 @@
-"""Where dialled addresses go (control_api/dialer.py), without sockets."""
+"""Where dialled addresses go (control_api/calls/dialer.py), without sockets."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from control_api.dialer import Dialer, DialError, DialRefused
-from control_api.trunks import parse_trunk
+from control_api.calls.dialer import Dialer, DialError, DialRefused
+from control_api.calls.trunks import parse_trunk
 
 
 @dataclass
@@ -150,7 +150,7 @@ async def test_a_name_is_refused_when_any_of_its_addresses_is_denied(monkeypatch
     async def two_addresses(host, kind=0):
         return ["192.0.2.40", "198.18.7.7"] if host == "mixed.example" else [host]
 
-    monkeypatch.setattr("control_api.dialer.resolve_all", two_addresses)
+    monkeypatch.setattr("control_api.calls.dialer.resolve_all", two_addresses)
     ua, refusals = FakeUa(), []
     with pytest.raises(DialRefused):
         await guarded(ua, refusals).resolve("AC1", "sip:bob@mixed.example")

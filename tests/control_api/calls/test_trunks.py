@@ -1,10 +1,10 @@
-"""Trunk settings and prefix routing (control_api/trunks.py)."""
+"""Trunk settings and prefix routing (control_api/calls/trunks.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from control_api.trunks import parse_trunk, select_trunk
+from control_api.calls.trunks import parse_trunk, select_trunk
 
 
 def test_string_form_carries_the_login_and_rules():

@@ -1,7 +1,7 @@
 """Offers in an established call: hold, resume, a new address, a new codec.
 
-One helper for inbound (:class:`~control_api.call.Call`) and outbound
-(:class:`~control_api.outbound_call.OutboundCall`) calls. It is plugged into
+One helper for inbound (:class:`~control_api.calls.call.Call`) and outbound
+(:class:`~control_api.calls.outbound_call.OutboundCall`) calls. It is plugged into
 the SIP session's ``on_offer`` / ``on_answer`` (sip/midcall.py) once the RTP
 leg is negotiated, and applies what a re-INVITE or UPDATE asks for
 (RFC 3264 §8) to the leg:

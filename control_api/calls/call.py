@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from control_api.media_update import attach_media_updates
+from control_api.calls.media_update import attach_media_updates
 from media.clock import MediaClock
 from media.ports import PortPool, PortsExhausted
 from media.sdp import (

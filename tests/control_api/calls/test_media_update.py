@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from control_api.call import SUPPORTED_CODECS
-from control_api.media_update import attach_media_updates
+from control_api.calls.call import SUPPORTED_CODECS
+from control_api.calls.media_update import attach_media_updates
 from media.sdp import PCMU, SessionDescription, negotiate_answer
 from media.session import RtpSession
 

@@ -1,0 +1,62 @@
+"""The node endpoint peers forward REST updates of a call to (``/cluster/…``): it acts
+on this node's own calls through the voice runtime's ``LiveCalls`` port. The
+forwarding side is control_api/cluster/forward.py; see docs/deploy.md."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from control_api.api.auth import PathAccount
+from control_api.cluster.forward import FORWARD_PATH, stream_to_wire
+from control_api.voice.port import LiveCalls, NewStream
+
+__all__ = ["cluster_router"]
+
+
+def cluster_router(local: LiveCalls) -> APIRouter:
+    """The node endpoint peers forward to; it acts on ``local`` (this node's own calls)."""
+    router = APIRouter()
+
+    @router.post(FORWARD_PATH)
+    async def forwarded(request: Request, call_sid: str, account: PathAccount) -> JSONResponse:
+        try:
+            body = await request.json()
+            action = body["action"]
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": "bad_request"}, 400)
+        sid = account.sid
+        if action == "hangup":
+            return JSONResponse({"acted": await local.hangup(sid, call_sid)})
+        if action == "cancel":
+            return JSONResponse({"acted": await local.cancel(sid, call_sid)})
+        if action == "redirect":
+            acted = await local.redirect(
+                sid,
+                call_sid,
+                url=body.get("url"),
+                method=body.get("method") or "POST",
+                twiml=body.get("twiml"),
+            )
+            return JSONResponse({"acted": acted})
+        if action == "start_stream":
+            try:
+                fields = dict(body["stream"])
+                fields["parameters"] = tuple(tuple(p) for p in fields.get("parameters", ()))
+                stream = NewStream(**fields)
+            except (KeyError, TypeError, ValueError):
+                return JSONResponse({"error": "bad_request"}, 400)
+            try:
+                found = await local.start_stream(sid, call_sid, stream)
+            except ValueError as exc:
+                return JSONResponse({"error": "name_taken", "message": str(exc)}, 409)
+            return JSONResponse({"stream": stream_to_wire(found)})
+        if action == "stop_stream":
+            try:
+                found = await local.stop_stream(sid, call_sid, str(body["stream"]))
+            except LookupError as exc:
+                return JSONResponse({"error": "no_such_stream", "message": str(exc)}, 404)
+            return JSONResponse({"stream": stream_to_wire(found)})
+        return JSONResponse({"error": "bad_request"}, 400)
+
+    return router

@@ -1,0 +1,38 @@
+"""Call legs: the four kinds of call the voice runtime drives, and how we place them.
+
+An inbound SIP call (:class:`Call`), a call we place over SIP
+(:class:`OutboundCall`), ringing a browser tab (:class:`ClientCall`) and a call a
+tab placed (:class:`BrowserOriginatedCall`) all implement :class:`CallLeg`
+(leg.py). :class:`Dialer` resolves an address (our numbers, trunks, registered
+phones, SIP URIs, with the dial guards) to destinations and places the calls;
+media_update.py applies mid-call offers to a leg. This package imports sip/,
+media/ and signaling/, never the voice runtime or the HTTP API above it.
+"""
+
+from control_api.calls.browser import BrowserClients, BrowserOriginatedCall, ClientCall
+from control_api.calls.call import Call, CallManager, CallTimes, MediaSettings, new_call_sid
+from control_api.calls.dialer import Dialer, DialError, DialRefused
+from control_api.calls.leg import CallLeg
+from control_api.calls.outbound_call import Destination, OutboundCall, failure_status
+from control_api.calls.trunks import Trunk, parse_trunk, select_trunk
+
+__all__ = [
+    "BrowserClients",
+    "BrowserOriginatedCall",
+    "Call",
+    "CallLeg",
+    "CallManager",
+    "CallTimes",
+    "ClientCall",
+    "Destination",
+    "DialError",
+    "DialRefused",
+    "Dialer",
+    "MediaSettings",
+    "OutboundCall",
+    "Trunk",
+    "failure_status",
+    "new_call_sid",
+    "parse_trunk",
+    "select_trunk",
+]

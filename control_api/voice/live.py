@@ -1,0 +1,156 @@
+"""This node's calls in progress: the one table of them, and the ``LiveCalls`` port
+(voice/port.py) over it that the REST API and the cluster use."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from control_api.calls.leg import CallLeg
+from control_api.calls.outbound_call import OutboundCall
+from control_api.twiml.verbs import Stream
+from control_api.voice import outbound
+from control_api.voice.port import StreamInfo
+from control_api.voice.runner import Document
+
+if TYPE_CHECKING:
+    from control_api.voice.inbound import VoiceApps
+    from control_api.voice.runner import TwimlRunner
+
+__all__ = ["LiveCall", "LiveCallTable", "LocalLiveCalls"]
+
+# How long a REST hangup or cancel waits for the call's final record before answering.
+SETTLE_TIMEOUT_S = 5.0
+
+
+@dataclass(slots=True)
+class LiveCall:
+    call: CallLeg
+    runner: TwimlRunner | None
+    account_sid: str
+
+
+class LiveCallTable:
+    """The calls in progress on this node, by SID; each call source tracks its calls
+    here until they end, and says when their final record is written (``settled``)."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, LiveCall] = {}
+        # Calls the REST API ended, until their final record is written.
+        self._ending: dict[str, asyncio.Event] = {}
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def track(self, call: CallLeg, runner: TwimlRunner | None, account_sid: str) -> None:
+        self._calls[call.sid] = LiveCall(call, runner, account_sid)
+
+    def untrack(self, sid: str) -> None:
+        self._calls.pop(sid, None)
+
+    def find(self, account_sid: str, sid: str) -> LiveCall | None:
+        live = self._calls.get(sid)
+        return live if live is not None and live.account_sid == account_sid else None
+
+    def of_account(self, account_sid: str) -> list[LiveCall]:
+        return [live for live in self._calls.values() if live.account_sid == account_sid]
+
+    def settled(self, sid: str) -> None:
+        """The call's final status is in the store: a REST update ending it may answer."""
+        ending = self._ending.get(sid)
+        if ending is not None:
+            ending.set()
+
+    async def end(self, sid: str, end: Callable[[], object]) -> None:
+        """End a live call and wait (briefly) for its final record, so that the REST
+        answer, like Twilio's, already shows the call completed or canceled."""
+        ending = self._ending.setdefault(sid, asyncio.Event())
+        try:
+            end()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ending.wait(), SETTLE_TIMEOUT_S)
+        finally:
+            self._ending.pop(sid, None)
+
+
+class LocalLiveCalls:
+    """``LiveCalls`` for this node's own calls (the cluster wraps it for its peers')."""
+
+    def __init__(self, voice: VoiceApps) -> None:
+        self.voice = voice
+        self.table = voice.live_calls
+
+    def live_of(self, account_sid: str) -> list[LiveCall]:
+        """The account's calls in progress (the console's live view)."""
+        return self.table.of_account(account_sid)
+
+    async def create(self, account_sid: str, new_call):
+        return await outbound.place_call(self.voice, account_sid, new_call)
+
+    async def hangup(self, account_sid: str, sid: str) -> bool:
+        live = self.table.find(account_sid, sid)
+        if live is None:
+            return False
+        await self.table.end(sid, live.call.hangup)
+        return True
+
+    async def cancel(self, account_sid: str, sid: str) -> bool:
+        live = self.table.find(account_sid, sid)
+        if live is None or live.call.answered:
+            return False
+        if isinstance(live.call, OutboundCall):
+            await self.table.end(sid, live.call.cancel)
+        else:
+            await self.table.end(sid, lambda: live.call.reject(487))
+        return True
+
+    async def redirect(
+        self,
+        account_sid: str,
+        sid: str,
+        *,
+        url: str | None = None,
+        method: str = "POST",
+        twiml: str | None = None,
+    ) -> bool:
+        live = self.table.find(account_sid, sid)
+        if live is None or live.runner is None or live.call.ended.is_set():
+            return False
+        live.runner.redirect(Document(url, method or "POST", twiml=twiml))
+        return True
+
+    async def start_stream(self, account_sid: str, sid: str, new_stream):
+        """The Streams resource: fork a live, answered call's audio (voice/stream.py);
+        None (21220) while it rings or once it ended."""
+        live = self.table.find(account_sid, sid)
+        if live is None or live.runner is None or live.call.ended.is_set():
+            return None
+        if not live.call.answered:  # a ringing call has no audio to fork yet
+            return None
+        fork = live.runner.forks.start(
+            Stream(
+                url=new_stream.url,
+                name=new_stream.name,
+                track=new_stream.track,
+                status_callback=new_stream.status_callback,
+                status_callback_method=new_stream.status_callback_method,
+                parameters=new_stream.parameters,
+            )
+        )
+        return _stream_info(fork)
+
+    async def stop_stream(self, account_sid: str, sid: str, sid_or_name: str):
+        live = self.table.find(account_sid, sid)
+        if live is None or live.runner is None:
+            return None
+        fork = live.runner.forks.find(sid_or_name)
+        if fork is None:
+            raise LookupError(sid_or_name)
+        return _stream_info(await live.runner.forks.stop(fork))
+
+
+def _stream_info(fork) -> StreamInfo:
+    return StreamInfo(fork.sid, fork.name, fork.status, fork.date_updated)

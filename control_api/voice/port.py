@@ -1,0 +1,128 @@
+"""The voice runtime's control port: what the REST API and the cluster ask of calls
+in progress (:class:`LiveCalls`), in plain request and answer types.
+
+The HTTP layer (control_api/api/) parses forms into these and maps
+:class:`Unroutable` to Twilio's error codes; the cluster (control_api/cluster/)
+forwards them to the node that holds a call. Neither reaches past this port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from control_api.store import CallRecord
+
+__all__ = ["LiveCalls", "NewCall", "NewStream", "StreamInfo", "Unavailable", "Unroutable"]
+
+
+class Unroutable(Exception):
+    """A call's ``To`` cannot be placed: no route, or (``refused``) a dial guard
+    turned it away."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+class Unavailable(Exception):
+    """Calls cannot be placed or reached here now: this node drains, or the node that
+    holds the call did not answer (the API answers Twilio's 20503)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewCall:
+    """The checked parameters of ``POST Calls.json`` (reference §2)."""
+
+    to: str
+    from_: str
+    url: str | None = None
+    method: str = "POST"
+    twiml: str | None = None
+    fallback_url: str | None = None
+    fallback_method: str = "POST"
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    status_callback_events: frozenset[str] = frozenset({"completed"})
+    send_digits: str | None = None
+    timeout: int = 60
+    time_limit: int = 14400
+    record: bool = False
+    recording_status_callback: str | None = None
+    caller_id: str | None = None
+    sip_auth_username: str | None = None
+    sip_auth_password: str | None = None
+    source_ip: str = ""  # the REST client's address (not a parameter)
+
+
+@dataclass(frozen=True, slots=True)
+class NewStream:
+    """The checked parameters of ``POST Calls/{CallSid}/Streams.json``."""
+
+    url: str
+    name: str | None = None
+    track: str = "inbound_track"
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    parameters: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """A stream as the resource shows it; ``status`` is in-progress or stopped."""
+
+    sid: str
+    name: str | None
+    status: str
+    date_updated: datetime
+
+
+class LiveCalls(Protocol):
+    """What the REST API asks of the call engine about calls in progress.
+
+    Each method answers False when the account has no such live call (it has ended, or
+    never was), which the API reports as Twilio's 21220. Return once the change has
+    been made, and the store updated where the change shows there (status, end time),
+    so that the call the API answers with is fresh.
+    """
+
+    async def hangup(self, account_sid: str, call_sid: str) -> bool:
+        """``Status=completed``: end the call, whatever state it is in."""
+        ...
+
+    async def cancel(self, account_sid: str, call_sid: str) -> bool:
+        """``Status=canceled``: end a queued or ringing call; one answered already goes on."""
+        ...
+
+    async def create(self, account_sid: str, call: NewCall) -> CallRecord | None:
+        """Place a call; the record (status queued) once stored, None when this node can't."""
+        ...
+
+    async def redirect(
+        self,
+        account_sid: str,
+        call_sid: str,
+        *,
+        url: str | None = None,
+        method: str = "POST",
+        twiml: str | None = None,
+    ) -> bool:
+        """Replace the running TwiML: fetch it from ``url`` with ``method``, or run ``twiml``."""
+        ...
+
+    async def start_stream(
+        self, account_sid: str, call_sid: str, stream: NewStream
+    ) -> StreamInfo | None:
+        """Fork the call's audio to a Media Stream (the Streams resource); None when the
+        call is not live. Raises ValueError when ``stream.name`` is taken on the call or
+        the call has as many streams as it may."""
+        ...
+
+    async def stop_stream(
+        self, account_sid: str, call_sid: str, sid_or_name: str
+    ) -> StreamInfo | None:
+        """Stop the call's stream with that MZ sid or name; None when the call is not
+        live. Raises LookupError when the live call has no such stream."""
+        ...
