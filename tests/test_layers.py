@@ -4,10 +4,14 @@ importing anything.
 ``RULES`` is the table: each row says what the modules under one prefix may
 import (``allowed``: project modules, by prefix) or must not (``forbidden``: any
 module, by prefix), with exemptions and the reason. Add a row to add a rule.
-Beside the table one rule holds everywhere: outside a package, nothing imports
-a module the package's ``__init__`` leaves out of its ``__all__``, a private
-module (``_x``) or a private name (``from sip.ua import _x``). Tests may use
-internals; they are not checked.
+The planes stand alone (sip, media, turn; signaling on media); inside control_api
+imports flow one way (docs/architecture.md): api -> the voice control port <-
+cluster; voice -> calls -> sip/media/signaling; voice, sms, usage -> webhooks ->
+store, the store importing nothing above it.
+Beside the table one rule holds everywhere: outside a package (each of
+control_api's subpackages counts as one), nothing imports a module the package's
+``__init__`` leaves out of its ``__all__``, a private module (``_x``) or a private
+name (``from sip.ua import _x``). Tests may use internals; they are not checked.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ("sip", "media", "turn", "signaling", "control_api", "callswitch", "loadtest")
 IO_MODULES = ("asyncio", "socket", "selectors", "ssl", "uvloop")
+PLANES = ("sip", "media", "turn", "signaling")  # below control_api
+API = "control_api.api"
+STORE_LEAVES = ("control_api.sids", "control_api.sip_realm")
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,61 @@ RULES = [
         "protocol cores are sans-I/O (DESIGN.md): only the shells touch the loop",
         forbidden=IO_MODULES,
         exempt=("turn.server",),
+    ),
+    # control_api, one way. The voice runtime, the call legs and the cluster raise
+    # domain errors (voice/port.py), never the HTTP layer's ApiError (control_api.errors).
+    Rule(
+        "control_api.voice",
+        "the voice runtime meets the HTTP layer and the cluster only through its port",
+        forbidden=(API, "control_api.cluster", "control_api.errors"),
+    ),
+    Rule(
+        "control_api.calls",
+        "the call legs know nothing of the runtime that drives them",
+        forbidden=(
+            API,
+            "control_api.voice",
+            "control_api.cluster",
+            "control_api.sms",
+            "control_api.usage",
+            "control_api.errors",
+        ),
+    ),
+    Rule(
+        "control_api.sms",
+        "SMS sits beside voice, under the API",
+        forbidden=(API, "control_api.voice", "control_api.cluster"),
+    ),
+    Rule(
+        "control_api.usage",
+        "usage sits under the API and the runtimes",
+        forbidden=(API, "control_api.voice", "control_api.cluster"),
+    ),
+    Rule(
+        "control_api.cluster",
+        "the cluster implements the voice port; the API maps its errors",
+        forbidden=(API, "control_api.errors"),
+    ),
+    Rule(
+        "control_api.webhooks",
+        "webhooks serve voice, SMS and usage, on the store",
+        forbidden=(
+            API,
+            "control_api.voice",
+            "control_api.calls",
+            "control_api.sms",
+            "control_api.usage",
+            "control_api.cluster",
+        ),
+    ),
+    Rule(
+        "control_api.store",
+        "the store is the bottom of control_api: itself and leaf modules only",
+        allowed=("control_api.store", *STORE_LEAVES, *PLANES),
+    ),
+    *(
+        Rule(leaf, "a leaf the store builds on imports nothing of the project", allowed=(leaf,))
+        for leaf in STORE_LEAVES
     ),
 ]
 
@@ -103,10 +165,19 @@ def public_modules(package: str) -> frozenset[str] | None:
     return None
 
 
+def owner(module: str) -> str:
+    """The package a module belongs to: control_api.<sub> for control_api's
+    subpackages (its root modules belong to control_api), else its top package."""
+    parts = module.split(".")
+    if parts[0] == "control_api" and len(parts) > 1 and (ROOT / "control_api" / parts[1]).is_dir():
+        return ".".join(parts[:2])
+    return parts[0]
+
+
 def privacy_problem(importer: str, module: str, names: list[str]) -> str | None:
     """Why ``importer`` may not import ``names`` from ``module`` (None: it may)."""
     package = module.split(".")[0]
-    if package not in PROJECT or importer.split(".")[0] == package:
+    if package not in PROJECT or owner(importer) == owner(module):
         return None
     parts = module.split(".")
     if any(part.startswith("_") for part in parts):
@@ -176,6 +247,13 @@ def test_every_public_module_exists(package):
         ("control_api.call", "import media.jitter"),
         ("control_api.call", "from media import jitter"),
         ("callswitch.server", "from turn.indications import send_indication"),
+        ("control_api.voice.dial", "from control_api.api.calls import call_uri"),
+        ("control_api.voice.outbound", "from control_api.errors import ApiError"),
+        ("control_api.calls.dialer", "from control_api.voice.port import NewCall"),
+        ("control_api.cluster.node", "def f():\n    from control_api.api import create_app"),
+        ("control_api.store.calls", "from control_api.voice.lifecycle import base_params"),
+        ("control_api.sids", "from control_api.store import Store"),
+        ("control_api.voice.dial", "from control_api.calls.dialer import _trunk_for"),
     ],
 )
 def test_a_forbidden_import_is_reported(importer, source):
@@ -190,7 +268,10 @@ def test_a_forbidden_import_is_reported(importer, source):
         ("signaling.webrtc_leg", "from media.leg import Leg\nimport aiortc"),
         ("media.session", "from . import rtp\nfrom .jitter import JitterBuffer"),
         ("control_api.call", "from sip.ua import UserAgent\nfrom media import codecs"),
-        ("control_api.voice.dial", "from control_api.store import _rows"),
+        ("control_api.api.streams", "from control_api.api.calls import _existing"),
+        ("control_api.voice.dial", "from control_api.calls.dialer import Dialer"),
+        ("control_api.api.calls", "from control_api.voice.port import NewCall"),
+        ("control_api.store.calls", "from control_api.sids import new_sid"),
     ],
 )
 def test_an_allowed_import_passes(importer, source):
