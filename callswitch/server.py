@@ -11,12 +11,13 @@ import logging
 import secrets
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fastapi import Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from callswitch.config import Settings, _interface_addresses
-from callswitch.descriptors import connection_budget, raise_open_files_limit
+from callswitch.descriptors import ConnectionBudget, connection_budget, raise_open_files_limit
 from callswitch.http import HttpServer
 from callswitch.metrics import CONTENT_TYPE, Metrics
 from callswitch.refusals import Refusals
@@ -34,7 +35,7 @@ from control_api.registrations import start_registrar
 from control_api.sms.service import Messaging
 from control_api.sms.sip_carrier import SipMessageCarrier, serve_inbound_messages
 from control_api.sms.smpp_carrier import SmppCarrier
-from control_api.store import Store
+from control_api.store import CallRecord, Store
 from control_api.usage.billing import Billing
 from control_api.usage.pricing import PriceList
 from control_api.voice.audio import AudioLoader
@@ -42,6 +43,7 @@ from control_api.voice.conference import Conferences
 from control_api.voice.context import VoiceContext, is_our_number, numbers_of, tokens_of
 from control_api.voice.inbound import VoiceApps
 from control_api.voice.live import LocalLiveCalls
+from control_api.voice.port import NewCall, NewStream, StreamInfo
 from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
@@ -52,6 +54,9 @@ from sip.endpoint import SipEndpoint
 from sip.source_limits import SourceGuard, TrustedNetworks
 from sip.transport import client_tls_context, server_tls_context
 from turn.server import TurnServer, TurnSettings
+
+if TYPE_CHECKING:
+    from signaling.server import SignalingServer
 
 __all__ = ["Server", "database_url", "serve"]
 
@@ -83,21 +88,33 @@ def _url_host(address: str) -> str:
 class _NoLiveCalls:
     """The REST API's view of live calls on a node that runs no SIP."""
 
-    async def hangup(self, account_sid: str, sid: str) -> bool:
+    async def hangup(self, account_sid: str, call_sid: str) -> bool:
         return False
 
     cancel = hangup
 
-    async def redirect(self, account_sid: str, sid: str, **kwargs) -> bool:
+    async def redirect(
+        self,
+        account_sid: str,
+        call_sid: str,
+        *,
+        url: str | None = None,
+        method: str = "POST",
+        twiml: str | None = None,
+    ) -> bool:
         return False
 
-    async def create(self, account_sid: str, new_call) -> None:
+    async def create(self, account_sid: str, call: NewCall) -> CallRecord | None:
         return None
 
-    async def start_stream(self, account_sid: str, sid: str, stream) -> None:
+    async def start_stream(
+        self, account_sid: str, call_sid: str, stream: NewStream
+    ) -> StreamInfo | None:
         return None
 
-    async def stop_stream(self, account_sid: str, sid: str, sid_or_name: str) -> None:
+    async def stop_stream(
+        self, account_sid: str, call_sid: str, sid_or_name: str
+    ) -> StreamInfo | None:
         return None
 
 
@@ -128,7 +145,7 @@ class Server:
         )
         self.billing: Billing | None = None
         self.messaging: Messaging | None = None
-        self.signaling = None  # signaling.server.SignalingServer, when WebRTC runs
+        self.signaling: SignalingServer | None = None  # when WebRTC runs
         self.clock = MediaClock()
         # Every guard reports what it turned away here: logged once per source, counted.
         self.refusals = Refusals()
@@ -138,7 +155,7 @@ class Server:
         self.listeners: dict[str, str] = {}
         self._closers: list = []
         self._trusted = TrustedNetworks(settings.trusted_peer)
-        self.budget = None  # callswitch.descriptors.ConnectionBudget, once started
+        self.budget: ConnectionBudget | None = None  # once started
         self.connection_tables: dict[str, ConnectionTable] = {}  # by listener, for /metrics
 
     def _connection_table(
@@ -164,14 +181,14 @@ class Server:
             ports += s.rtp_ports[1] - s.rtp_ports[0] + 1
         if s.runs("turn"):
             ports += s.relay_ports[1] - s.relay_ports[0] + 1
-        self.budget = connection_budget(raise_open_files_limit(), ports)
+        self.budget = budget = connection_budget(raise_open_files_limit(), ports)
         log.info(
             "descriptors",
             extra={
-                "limit": self.budget.limit,
-                "reserve": self.budget.reserve,
-                "sip_connections": self.budget.sip,
-                "http_connections": self.budget.http,
+                "limit": budget.limit,
+                "reserve": budget.reserve,
+                "sip_connections": budget.sip,
+                "http_connections": budget.http,
             },
         )
 
@@ -200,6 +217,8 @@ class Server:
         if s.runs("sip"):
             await self._start_sip(data)
         if s.runs("api"):
+            assert self.store is not None  # opened above for the API
+            assert self.budget is not None  # reserved above, before any listener
             local = LocalLiveCalls(self.voice) if self.voice else _NoLiveCalls()
             app = create_app(
                 self.store,
@@ -217,7 +236,7 @@ class Server:
             app.add_api_route("/health", self._health, methods=["GET"])
             app.add_api_route("/ready", self._ready, methods=["GET"])
             if self.signaling is not None:
-                self._start_webrtc(app)
+                self._start_webrtc(app, self.signaling)
             self.http = HttpServer(
                 app,
                 s.bind,
@@ -245,6 +264,7 @@ class Server:
 
     async def _start_billing(self, webhooks: WebhookClient) -> None:
         """Pricing, usage and triggers; the message service and its carriers."""
+        assert self.store is not None and self.outbox is not None  # start() opened them
         s = self.settings
         self.billing = Billing(
             self.store,
@@ -278,6 +298,8 @@ class Server:
         log.info("node", extra={"node_id": s.node_id, "node_url": url, "calls_lost": lost})
 
     async def _start_sip(self, data: Path) -> None:
+        # start() opened the store and outbox (SIP needs them) and reserved descriptors.
+        assert self.store is not None and self.outbox is not None and self.budget is not None
         s = self.settings
         tts = TextToSpeech(data / "cache" / "tts")
         audio = self.audio = AudioLoader(
@@ -336,8 +358,8 @@ class Server:
         if s.runs("webrtc") and s.runs("api"):
             from callswitch.webrtc import signaling_server
 
-            self.signaling = signaling_server(self.store, media, s, self.relay)
-            browsers = BrowserClients(self.signaling, media)
+            self.signaling = signaling = signaling_server(self.store, media, s, self.relay)
+            browsers = BrowserClients(signaling, media)
         self.voice = VoiceApps(
             VoiceContext(
                 store=self.store,
@@ -391,15 +413,16 @@ class Server:
         self._closers.append(self.turn.close)
         self.listeners.update(self.turn.listeners)
 
-    def _start_webrtc(self, app) -> None:
+    def _start_webrtc(self, app: FastAPI, signaling: SignalingServer) -> None:
         """Browser clients: the signaling WebSocket, /phone and the SDK on the HTTP port."""
         from callswitch.webrtc import mount_webrtc
 
-        mount_webrtc(app, self.signaling)
+        mount_webrtc(app, signaling)
         self.listeners["webrtc"] = "/signaling"
 
     async def _start_sip_tls(self) -> None:
         """The SIP TLS listener, when there is a certificate to present."""
+        assert self.sip is not None  # _start_sip made it
         s = self.settings
         if not s.sip_tls_cert:
             log.info(
@@ -467,6 +490,7 @@ class Server:
     async def _seed_account(self) -> None:
         """CALLSWITCH_ACCOUNT_SID/AUTH_TOKEN seed the first account; an empty store
         without them gets a fresh one, whose credentials are logged once."""
+        assert self.store is not None  # start() just opened it
         s = self.settings
         if s.account_sid and s.auth_token:
             await self.store.accounts.ensure(s.account_sid, s.auth_token)
@@ -478,6 +502,7 @@ class Server:
             )
 
     async def _ensure_demo_number(self) -> None:
+        assert self.store is not None and self.http is not None  # the API runs
         if await self.store.numbers.find(demo.DEMO_NUMBER) is not None:
             return
         accounts = await self.store.accounts.all()
@@ -503,7 +528,10 @@ class Server:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + SHUTDOWN_GRACE_S
             layer = self.sip.ua.layer
-            while (layer.awaiting_responses() or self.calls.calls) and loop.time() < deadline:
+            calls = self.calls  # None when start() failed after the SIP endpoint was made
+            while (
+                layer.awaiting_responses() or (calls is not None and calls.calls)
+            ) and loop.time() < deadline:
                 await asyncio.sleep(0.05)
             log.info("stopping", extra={"calls_ended": ended})
             await self.sip.close()
@@ -528,7 +556,7 @@ class Server:
 
 
 async def serve(settings: Settings) -> None:
-    signals = asyncio.Queue()
+    signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):  # before start: a SIGTERM then still counts
         loop.add_signal_handler(signum, signals.put_nowait, signum)

@@ -31,6 +31,7 @@ async def echo(call: Call) -> None:
     if not await call.answer():
         return
     leg = call.leg
+    assert leg is not None  # a call answered has its RTP leg
     leg.on_frame = leg.send_frame
     await call.ended.wait()
 
@@ -40,11 +41,17 @@ async def tone(call: Call) -> None:
     if not await call.answer():
         return
     leg = call.leg
+    assert leg is not None  # a call answered has its RTP leg
     leg.source = _looping_source(_tone_frames(leg.codec, leg.sample_rate))
-    digit = asyncio.get_running_loop().create_future()
-    leg.on_dtmf = lambda d: digit.done() or digit.set_result(d)
+    digit: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def on_dtmf(d: str) -> None:
+        if not digit.done():
+            digit.set_result(d)
+
+    leg.on_dtmf = on_dtmf
     ended = asyncio.ensure_future(call.ended.wait())
-    await asyncio.wait([digit, ended], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait((digit, ended), return_when=asyncio.FIRST_COMPLETED)
     ended.cancel()
     if digit.done():
         call.log("app.digit", digit=digit.result())

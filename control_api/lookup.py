@@ -10,6 +10,7 @@ is never served stale: a number created a moment ago must answer at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -43,9 +44,12 @@ class Lookup(Generic[K, V]):
                 if key not in self._refreshing:
                     task = asyncio.get_running_loop().create_task(self._fetch(key))
                     self._refreshing[key] = task
-                    task.add_done_callback(lambda _, k=key: self._refreshing.pop(k, None))
+                    task.add_done_callback(functools.partial(self._refreshed, key))
                 return hit[1]
         return await self._fetch(key)
+
+    def _refreshed(self, key: K, _task: asyncio.Task) -> None:
+        self._refreshing.pop(key, None)
 
     def put(self, key: K, value: V) -> None:
         """A value learnt elsewhere (the store was just written): fresh from now."""

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from control_api.calls.call import CallTimes, MediaSettings, new_call_sid
 from control_api.calls.leg import Placing
 from signaling.server import BrowserCall, SignalingServer, Tab
+from signaling.webrtc_leg import WebRtcLeg
 
 __all__ = ["BrowserClients", "BrowserOriginatedCall", "ClientCall"]
 
@@ -51,7 +52,7 @@ class ClientCall(Placing, CallTimes):
         self.to = to
         self.timeout = timeout
         self.prefer_pcmu = prefer_pcmu
-        self.leg = None
+        self.leg: WebRtcLeg | None = None
         self.browser: BrowserCall | None = None
         self.ended = asyncio.Event()
         self.ringing = asyncio.Event()

@@ -80,6 +80,9 @@ class CallTimes:
             return 0.0
         return (self.end_time or time.time()) - self.answer_time
 
+    def hangup(self) -> None:  # pragma: no cover - each kind has its own
+        raise NotImplementedError
+
     def log(self, event: str, **fields) -> None:
         log.info(event, extra={"call_id": self.call_id, "call_sid": self.sid, **fields})
 
@@ -209,12 +212,17 @@ class Call(CallTimes):
         """A delayed offer: the INVITE had no SDP, so our 200 OK offers and the ACK
         answers (RFC 3261 §13.2.1, RFC 3264 §5). Media starts once the ACK is here."""
         session, media = self.session, self.media
-        acked = asyncio.get_running_loop().create_future()
-        session.on_acked = lambda: acked.done() or acked.set_result(True)
+        acked: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def on_acked() -> None:
+            if not acked.done():
+                acked.set_result(True)
+
+        session.on_acked = on_acked
         offer = build_offer(media.public_address, leg.port, SUPPORTED_CODECS, leg.ssrc)
         session.ring()
         session.answer(offer.serialize())
-        ended = asyncio.ensure_future(self.ended.wait())
+        ended: asyncio.Future[bool] = asyncio.ensure_future(self.ended.wait())
         await asyncio.wait([acked, ended], return_when=asyncio.FIRST_COMPLETED)
         ended.cancel()
         if not acked.done():

@@ -178,7 +178,12 @@ class OutboundCall(Placing, CallTimes):
 
         session.on_progress = self._progress
         session.on_answered = lambda sdp: settle(self._answered(sdp))
-        session.on_failed = lambda status, reason: (self._failed(status), settle(False))
+
+        def failed(status: int, reason: str) -> None:
+            self._failed(status)
+            settle(False)
+
+        session.on_failed = failed
         session.on_terminated = self._terminated
         session.on_dtmf = lambda digit: leg.on_dtmf(digit)
         session.start()
@@ -208,25 +213,28 @@ class OutboundCall(Placing, CallTimes):
             self._configure(sdp)
 
     def _answered(self, sdp: bytes | None) -> bool:
+        session, leg = self.session, self.leg
+        assert session is not None and leg is not None  # both set before the INVITE went out
         if self.ended.is_set():
             return False
         if sdp is None or not self._configure(sdp):
             self.log("call.bad_answer")
-            self.session.hangup()
+            session.hangup()
             return False
         self.answer_time = time.time()
         self.sip_status = 200
-        self.leg.consent()  # the answer is the far end's consent to our media
-        attach_media_updates(self.session, self.leg, self.media.public_address, SUPPORTED_CODECS)
-        self.leg.start()
-        self._watch_media(self.media, self.leg, self.destination.flow.remote[0])
-        self.log("call.answered", codec=self.leg.codec)
+        leg.consent()  # the answer is the far end's consent to our media
+        attach_media_updates(session, leg, self.media.public_address, SUPPORTED_CODECS)
+        leg.start()
+        self._watch_media(self.media, leg, self.destination.flow.remote[0])
+        self.log("call.answered", codec=leg.codec)
         for callback in self.on_answered:
             callback(self)
         return True
 
     def _configure(self, sdp: bytes) -> bool:
         leg = self.leg
+        assert leg is not None  # bound before the INVITE went out
         try:
             answer = SessionDescription.parse(sdp)
             audio = next(m for m in answer.media if m.media == "audio" and m.port)
