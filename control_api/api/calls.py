@@ -342,6 +342,7 @@ async def update_call(request: Request, sid: str, account: PathAccount) -> Respo
         if twiml:
             acted = await live.redirect(account.sid, sid, twiml=twiml)
         else:
+            assert url is not None  # no Twiml: this branch was taken for the Url
             checked = parse_url("Url", url, CALL_URL_INVALID)
             acted = await live.redirect(account.sid, sid, url=checked, method=method)
         if not acted:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from typing import overload
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import Request
@@ -74,6 +75,10 @@ def _checked(pairs: Iterable[tuple[str, str]]) -> Params:
     return Params(pairs)
 
 
+@overload
+def restore_plus(value: str) -> str: ...
+@overload
+def restore_plus(value: None) -> None: ...
 def restore_plus(value: str | None) -> str | None:
     """Undo a '+' that the client did not percent-encode and the form decoding made a space."""
     if value is not None and value.startswith(" ") and value[1:2].isdigit():

@@ -61,7 +61,9 @@ def new_stream_from(params: Params) -> NewStream:
 def _stream_url(value: str) -> str:
     if not value:
         raise ApiError.bad_parameter("Url is required")
-    return parse_url("Url", value, INVALID_PARAMETER, ("ws", "wss"), "a ws:// or wss:// URL")
+    url = parse_url("Url", value, INVALID_PARAMETER, ("ws", "wss"), "a ws:// or wss:// URL")
+    assert url is not None  # parse_url gives None only for an empty value
+    return url
 
 
 def stream_json(account_sid: str, call_sid: str, stream: StreamInfo) -> dict:

@@ -52,14 +52,13 @@ async def run_browser_call(voice: VoiceApps, request: DialRequest) -> None:
     context = voice.context
     tab, browser = request.tab, request.call
     account_sid = tab.account_sid
-    application = await context.store.applications.get(
-        account_sid, tab.token.application_sid or ""
-    )
+    application = await context.store.applications.get(account_sid, tab.token.application_sid or "")
     token = await context.token_of(account_sid)
     if application is None or not application.voice_url or token is None:
         browser.status("failed")
         log.warning("webrtc.no_application", extra={"call_sid": browser.sid})
         return
+    assert context.browsers is not None  # a tab placed this call: WebRTC runs
     call = BrowserOriginatedCall(browser, context.browsers.media)
     caller = f"client:{tab.identity}"
     base = [

@@ -27,6 +27,7 @@ from media.mixer import Participant
 from media.tones import beep
 
 if TYPE_CHECKING:
+    from control_api.calls.call import Call
     from control_api.voice.runner import TwimlRunner
 
 __all__ = ["Conferences"]
@@ -39,7 +40,7 @@ EXIT_BEEP = (600.0, 0.3)
 
 @dataclass(eq=False)
 class _Member:
-    call: object
+    call: Call  # the runner's call
     participant: Participant
     noun: Conference
     left: asyncio.Event = field(default_factory=asyncio.Event)
@@ -96,7 +97,9 @@ class Conferences:
             )
         if len(room.members) >= noun.max_participants:
             return DialOutcome("failed", None, False)
-        participant = room.mixer_room.join(call.leg, muted=noun.muted)
+        leg = call.leg
+        assert leg is not None  # answered above: its leg is bound
+        participant = room.mixer_room.join(leg, muted=noun.muted)
         member = _Member(call, participant, noun)
         room.members[call.sid] = member
         stamp = now()
@@ -195,7 +198,9 @@ class Conferences:
         hold: bool | None = None,
     ) -> bool:
         room = self._room(account_sid, conference_sid)
-        member = room.members.get(call_sid) if room is not None else None
+        if room is None:
+            return False
+        member = room.members.get(call_sid)
         if member is None:
             return False
         fields = {}
@@ -209,7 +214,9 @@ class Conferences:
 
     async def kick(self, account_sid: str, conference_sid: str, call_sid: str) -> bool:
         room = self._room(account_sid, conference_sid)
-        member = room.members.get(call_sid) if room is not None else None
+        if room is None:
+            return False
+        member = room.members.get(call_sid)
         if member is None:
             return False
         member.left.set()

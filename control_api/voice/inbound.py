@@ -160,7 +160,9 @@ class VoiceApps:
         )
 
     async def join_conference(self, runner, conference):
-        return await self.context.conferences.join(runner, conference)
+        conferences = self.context.conferences
+        assert conferences is not None  # the composition root always builds them
+        return await conferences.join(runner, conference)
 
 
 async def _refuse_spent(call) -> None:

@@ -128,13 +128,15 @@ class CallLifecycle:
         """Queue a status callback reporting ``status`` (when its event was asked for)."""
         if not self._wanted(status):
             return
+        url = self.status_callback
+        assert url is not None  # _wanted: only a call with a status callback wants one
         fields = callback_params(self.base, status, self.sequence, **extra)
         self.sequence += 1
         record = self.record
         self.journal.add(
             lambda: self.outbox.enqueue(
                 account_sid=record.account_sid,
-                url=self.status_callback,
+                url=url,
                 method=self.status_callback_method,
                 params=fields,
                 call_sid=record.sid,

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from control_api.calls.leg import CallLeg
 from control_api.calls.outbound_call import OutboundCall
@@ -21,6 +21,14 @@ if TYPE_CHECKING:
     from control_api.voice.runner import TwimlRunner
 
 __all__ = ["LiveCall", "LiveCallTable", "LocalLiveCalls"]
+
+
+@runtime_checkable
+class OfferedLeg(Protocol):
+    """A call offered to us (inbound, or placed by a browser tab): refused with a status."""
+
+    def reject(self, status: int) -> None: ...
+
 
 # How long a REST hangup or cancel waits for the call's final record before answering.
 SETTLE_TIMEOUT_S = 5.0
@@ -104,7 +112,9 @@ class LocalLiveCalls:
         if isinstance(live.call, OutboundCall):
             await self.table.end(sid, live.call.cancel)
         else:
-            await self.table.end(sid, lambda: live.call.reject(487))
+            offered = live.call
+            assert isinstance(offered, OfferedLeg)  # not placed by us: offered to us
+            await self.table.end(sid, lambda: offered.reject(487))
         return True
 
     async def redirect(

@@ -140,11 +140,14 @@ async def _run_placed(
             lifecycle.finished(status, 0)
             return
         call = winner
+        leg = call.leg
+        assert leg is not None  # ring_first returns a call that answered: its leg is bound
         voice.live_calls.track(call, None, account_sid)
         lifecycle.answered()
         recording = _record_call(voice, account_sid, call, new) if new.record else None
         if new.send_digits:
-            await send_digits(call.leg, new.send_digits)
+            await send_digits(leg, new.send_digits)
+        assert token is not None  # the account placing it was just authenticated: it has one
         runner = voice.runner_for(call, account_sid, token, lifecycle)
         voice.live_calls.track(call, runner, account_sid)
         runner.start(
@@ -170,7 +173,7 @@ async def _run_placed(
                 await asyncio.wait_for(call.ended.wait(), 5.0)
         extra = {}
         if recording is not None:
-            remove_tap(call.leg, recording.tap)
+            remove_tap(leg, recording.tap)
             await recording.finish()
             extra = dict(recording.params())
         lifecycle.finished("completed", call.duration, **extra)
@@ -188,6 +191,8 @@ def _record_call(
     voice: VoiceApps, account_sid: str, call: OutboundCall, new: NewCall
 ) -> CallRecording:
     """``Record=true``: both directions of the whole call, mixed, from the answer on."""
+    leg = call.leg
+    assert leg is not None  # recorded from the answer on: its leg is bound
     recording = CallRecording(
         voice.context,
         account_sid=account_sid,
@@ -198,7 +203,7 @@ def _record_call(
         status_callback=new.recording_status_callback,
         clock=call.media.clock,
     )
-    add_tap(call.leg, recording.tap)
+    add_tap(leg, recording.tap)
     return recording
 
 
@@ -232,6 +237,7 @@ def child_call(
     if trunk is not None and trunk.caller_id and not verb.caller_id:
         caller_id = trunk.caller_id
     context = voice.context
+    assert context.dialer is not None  # <Dial> and transfers ring only with a dialer
     call = context.dialer.call(
         destination,
         from_user=from_user(caller_id),

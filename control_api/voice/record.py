@@ -33,10 +33,13 @@ async def record(runner: TwimlRunner, verb: Record) -> tuple[CallRecording, str]
     """Record; returns the recording and what ended it (the key, ``hangup``, or "")."""
     call = runner.call
     leg = call.leg
+    assert leg is not None  # the runner runs <Record> once answer() bound the leg
+    voice = runner.services.voice
+    assert voice is not None  # a runner of the voice runtime: where recordings are kept
     if verb.play_beep:
         await play(leg, beep(frequency=1000.0, duration_s=0.5))
     recording = CallRecording(
-        runner.services.voice.context,
+        voice.context,
         account_sid=runner.account_sid,
         call_sid=call.sid,
         source="RecordVerb",
@@ -67,7 +70,12 @@ async def record(runner: TwimlRunner, verb: Record) -> tuple[CallRecording, str]
     saved = leg.on_frame, leg.on_dtmf
     leg.on_frame, leg.on_dtmf = on_frame, on_dtmf
     gone = asyncio.ensure_future(call.ended.wait())
-    gone.add_done_callback(lambda waiter: waiter.cancelled() or finish("hangup"))
+
+    def on_gone(waiter: asyncio.Task[object]) -> None:
+        if not waiter.cancelled():
+            finish("hangup")
+
+    gone.add_done_callback(on_gone)
     try:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(ended), verb.max_length)

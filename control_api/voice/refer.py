@@ -55,7 +55,12 @@ async def refer_call(call, target: str, timeout: float = REFER_WAIT_S) -> ReferO
     if subscription.done:
         final.set_result(subscription.final_status)
     else:
-        subscription.on_final = lambda status: final.done() or final.set_result(status)
+
+        def settle(status: int) -> None:
+            if not final.done():
+                final.set_result(status)
+
+        subscription.on_final = settle
     ended = asyncio.ensure_future(call.ended.wait())
     try:
         await asyncio.wait([final, ended], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

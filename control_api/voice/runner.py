@@ -42,6 +42,7 @@ from media.player import play, send_digits
 
 if TYPE_CHECKING:
     from control_api.voice.inbound import VoiceApps
+    from media.session import RtpSession
 
 __all__ = ["Document", "TwimlRunner", "VoiceServices"]
 
@@ -311,9 +312,14 @@ class TwimlRunner:
         samples = await self.services.synthesize(verb.text, verb.voice, verb.language)
         await self._play_samples(samples, verb.loop)
 
+    def _answered_leg(self) -> RtpSession:
+        leg = self.call.leg
+        assert leg is not None  # _execute runs Play and Gather only once answer() succeeded
+        return leg
+
     async def _play(self, verb: Play) -> None:
         if verb.digits:
-            await send_digits(self.call.leg, verb.digits)
+            await send_digits(self._answered_leg(), verb.digits)
         if verb.url:
             try:
                 samples = await self.services.load_audio(verb.url)
@@ -341,7 +347,7 @@ class TwimlRunner:
                 await asyncio.gather(playing, return_exceptions=True)
 
     async def _gather(self, verb: Gather, document_url: str | None) -> None:
-        leg = self.call.leg
+        leg = self._answered_leg()
         digits: asyncio.Queue[str] = asyncio.Queue()
         leg.on_dtmf = digits.put_nowait
         collected: list[str] = []

@@ -119,9 +119,12 @@ async def blind_transfer(
     from control_api.voice.dial import ring_first  # dial.py imports this module
 
     voice = runner.services.voice
+    assert voice is not None  # dial.py watches for REFERs only while the runtime dials
+    dialer = voice.context.dialer
+    assert dialer is not None  # TransferWatch refuses every REFER without a dialer
     handle = request.handle
     try:
-        destinations = await voice.context.dialer.resolve(
+        destinations = await dialer.resolve(
             runner.account_sid, request.address, source_ip=peer_address(request.referrer)
         )
     except DialError as exc:
