@@ -17,11 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from sip.auth import Challenge
 from tests.interop.harness import CallswitchServer
 from tests.interop.test_voice_webhooks import rest_client
+from tests.peers import require
 
 from .node import still_serving
 from .sipraw import Phone, register_bytes
@@ -39,8 +38,7 @@ def svcrack() -> str:
     found = shutil.which("sipvicious_svcrack") or str(
         Path(sys.executable).with_name("sipvicious_svcrack")
     )
-    if not Path(found).exists():
-        pytest.skip("sipvicious is not installed (pip install sipvicious)")
+    require(Path(found).exists(), "sipvicious is not installed (pip install sipvicious)")
     return found
 
 
