@@ -37,7 +37,7 @@ import itertools
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from sip.source_limits import TrustedNetworks
+from sip.source_limits import TrustedNetworks, source_group
 
 __all__ = ["PER_SOURCE", "TOTAL", "ConnectionTable", "Expired"]
 
@@ -62,6 +62,7 @@ class Expired:
 @dataclass(slots=True)
 class _Entry:
     source: str
+    group: str  # what its source's cap counts under (source_limits.source_group)
     counted: bool  # against its source's cap (an accepted, untrusted connection)
     inbound: bool
     opened: float
@@ -107,8 +108,8 @@ class ConnectionTable:
         return key in self._entries
 
     def held_by(self, source: str) -> int:
-        """Connections ``source`` holds that count against its cap."""
-        return self._per_source.get(source, 0)
+        """Connections ``source`` (or its IPv6 /64) holds that count against its cap."""
+        return self._per_source.get(source_group(source), 0)
 
     def open(self, key: Hashable, source: str, *, inbound: bool = True) -> str | None:
         """Admit a connection (None) or name why it must be closed at once.
@@ -121,12 +122,14 @@ class ConnectionTable:
         counted = inbound and not self._trusted(source)
         if inbound and self.max_total and len(self._entries) >= self.max_total:
             return TOTAL
-        if counted and self.max_per_source and self.held_by(source) >= self.max_per_source:
+        group = source_group(source)
+        held = self._per_source.get(group, 0)
+        if counted and self.max_per_source and held >= self.max_per_source:
             return PER_SOURCE
-        entry = _Entry(source, counted, inbound, self._clock())
+        entry = _Entry(source, group, counted, inbound, self._clock())
         self._entries[key] = entry
         if counted:
-            self._per_source[source] = self.held_by(source) + 1
+            self._per_source[group] = held + 1
         self._queue(key, entry)
         if not self.under_pressure and self.max_total and 4 * len(self) >= 3 * self.max_total:
             self.under_pressure = True  # idle deadlines come earlier: queue them all again
@@ -142,11 +145,11 @@ class ConnectionTable:
             self.under_pressure = False  # deadlines come later again: re-queued lazily
         if entry is None or not entry.counted:
             return
-        left = self._per_source[entry.source] - 1
+        left = self._per_source[entry.group] - 1
         if left:
-            self._per_source[entry.source] = left
+            self._per_source[entry.group] = left
         else:
-            del self._per_source[entry.source]
+            del self._per_source[entry.group]
 
     def received(
         self, key: Hashable, *, messages: int = 0, keepalive: bool = False, pending: bool = False

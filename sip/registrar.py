@@ -29,7 +29,7 @@ from sip.auth import Authenticator, Credentials, Verdict
 from sip.errors import SipParseError
 from sip.headers import NameAddress, SipUri
 from sip.message import Request, Response, generate_tag, make_response
-from sip.source_limits import FailureLockout
+from sip.source_limits import FailureLockout, source_group
 from sip.transaction import ServerTransaction, State
 from sip.transport import Flow
 from sip.ua import SUPPORTED_EXTENSIONS, UserAgent
@@ -347,7 +347,7 @@ class Registrar:
             raise _Rejected(420, headers=[("Unsupported", ", ".join(unsupported))])
         aor = _aor(request)
         source = flow.remote[0]
-        if self._failures.locked((aor, source), now):
+        if self._failures.locked((aor, source_group(source)), now):
             self._refused("auth.lockout", source, user=aor)
             raise _Rejected(403)
         credentials = self._credentials(request)
@@ -412,7 +412,7 @@ class Registrar:
         if sha256 and accounts and all(a.ha1_sha256 is None for a in accounts):
             raise _Rejected(401, headers=self._challenges(sha256=False))  # ask for MD5
         source = flow.remote[0]
-        key = (credentials.username, source)
+        key = (credentials.username, source_group(source))
         if verdict is Verdict.OK:
             assert verified is not None
             self._failures.succeeded(key)

@@ -37,10 +37,27 @@ __all__ = [
     "RateLimiter",
     "SourceGuard",
     "TrustedNetworks",
+    "source_group",
 ]
 
 MAX_SOURCES = 50_000  # sources a table remembers (a bucket is ~100 bytes)
+IPV6_SOURCE_PREFIX = 64  # an IPv6 host picks any address of its /64 at will
 MAX_TRUST_CACHE = 4_096  # addresses whose trust was looked up, remembered
+
+
+def source_group(address: str) -> str:
+    """The key a source's limits count under: an IPv4 address as it is, an IPv6 one by
+    its /64 (otherwise one host would be a new source with every address it picks),
+    an IPv4-mapped IPv6 one as its IPv4 address. Text that does not parse is its own key."""
+    if ":" not in address:
+        return address
+    try:
+        ip = ipaddress.IPv6Address(address.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, IPV6_SOURCE_PREFIX), strict=False))
 
 
 class Admission(enum.Enum):
@@ -274,27 +291,27 @@ class SourceGuard:
         """Whether a new INVITE or REGISTER from ``source`` may go on."""
         if source in self.trusted:
             return Admission.ALLOW
-        verdict = self.rates.admit(source, now)
+        verdict = self.rates.admit(source_group(source), now)
         if verdict is not Admission.ALLOW:
             self.refused("sip.rate", source, action=verdict.value)
         return verdict
 
     def acquire_transaction(self, source: str) -> bool:
-        if source in self.trusted or self.transactions.acquire(source):
+        if source in self.trusted or self.transactions.acquire(source_group(source)):
             return True
         self.refused("sip.transactions_per_ip", source)
         return False
 
     def release_transaction(self, source: str) -> None:
         if source not in self.trusted:
-            self.transactions.release(source)
+            self.transactions.release(source_group(source))
 
     def acquire_call(self, source: str) -> bool:
-        if source in self.trusted or self.calls.acquire(source):
+        if source in self.trusted or self.calls.acquire(source_group(source)):
             return True
         self.refused("sip.calls_per_ip", source)
         return False
 
     def release_call(self, source: str) -> None:
         if source not in self.trusted:
-            self.calls.release(source)
+            self.calls.release(source_group(source))

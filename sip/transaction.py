@@ -466,16 +466,23 @@ class TransactionLayer:
     # -- incoming
 
     def receive_request(
-        self, request: Request, dest: Any, reliable: bool, now: float
+        self,
+        request: Request,
+        dest: Any,
+        reliable: bool,
+        now: float,
+        key: TransactionKey | None = None,
     ) -> tuple[ServerTransaction | None, bool]:
-        """Match an incoming request.
+        """Match an incoming request (``key``: its :func:`server_key`, when the caller
+        has it already).
 
         Returns ``(transaction, deliver)``: ``deliver`` says whether the TU
         must act on the request. A new request gets a new transaction; an ACK
         for a 2xx has none (it is its own, response-less transaction).
         """
         self.counters.requests_received[request.method] += 1
-        key = server_key(request)
+        if key is None:
+            key = server_key(request)
         txn = self.server.get(key)
         if txn is not None:
             return txn, txn.receive_request(request, now)

@@ -126,11 +126,14 @@ class UserAgent:
         self._fix_via(request, flow)
         response_flow = self._response_flow(request, flow)
         counted = False
-        if request.method != "ACK" and server_key(request) not in self.layer.server:
+        key = server_key(request)
+        if request.method != "ACK" and key not in self.layer.server:
             if not self._may_start(request, flow, response_flow, now):
                 return
             counted = self.guard is not None
-        txn, deliver = self.layer.receive_request(request, response_flow, flow.reliable, now)
+        txn, deliver = self.layer.receive_request(
+            request, response_flow, flow.reliable, now, key=key
+        )
         if counted and txn is not None:
             txn.source = flow.remote[0]
         if not deliver:

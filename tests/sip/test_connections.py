@@ -222,3 +222,12 @@ def test_an_expired_connection_is_not_reported_again_when_pressure_starts(clock)
     t.open("c", "10.0.0.3")  # pressure: every deadline is looked at again
     clock.now += 100
     assert sorted(g.key for g in t.expired()) == ["b", "c"]
+
+
+def test_an_ipv6_host_is_capped_as_its_slash_64(clock):
+    t = table(clock, max_per_source=2)
+    assert t.open("a", "2001:db8::1") is None and t.open("b", "2001:db8::2") is None
+    assert t.open("c", "2001:db8::3") == PER_SOURCE
+    assert t.open("d", "2001:db8:0:1::1") is None
+    t.close("a")
+    assert t.open("c", "2001:db8::3") is None

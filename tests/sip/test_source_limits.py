@@ -17,6 +17,7 @@ from sip.source_limits import (
     RateLimiter,
     SourceGuard,
     TrustedNetworks,
+    source_group,
 )
 from sip.ua import UserAgent
 from tests.sip.test_ua import Clock, FakeFlow, in_dialog, invite
@@ -273,3 +274,16 @@ def test_server_transactions_per_source_are_capped():
     clock.now += 40
     ua.handle_timer(clock.now)
     assert len(ua.layer.server) == 0 and len(ua.guard.transactions) == 0
+
+
+def test_an_ipv6_host_counts_as_its_slash_64():
+    assert source_group("192.0.2.7") == "192.0.2.7"
+    assert source_group("2001:db8:1:2::7") == source_group("2001:db8:1:2:ffff::1")
+    assert source_group("2001:db8:1:2::7") == "2001:db8:1:2::/64"
+    assert source_group("2001:db8:1:3::7") != source_group("2001:db8:1:2::7")
+    assert source_group("::ffff:192.0.2.7") == "192.0.2.7"
+    assert source_group("not-an-address:") == "not-an-address:"
+    guard = SourceGuard(rate=0, max_calls=2)
+    assert guard.acquire_call("2001:db8::1") and guard.acquire_call("2001:db8::2")
+    assert not guard.acquire_call("2001:db8::3")  # another address of the same /64
+    assert guard.acquire_call("2001:db8:0:1::1")  # the next /64 is another host
