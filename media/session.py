@@ -128,9 +128,8 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self.events_received = 0  # RFC 4733 event packets from the peer
         self._lsr = 0  # middle 32 bits of the last SR's NTP time, and when it came
         self._lsr_at = 0.0
-        self.remote_report: ReportBlock | None = (
-            None  # the last report block the peer sent about us
-        )
+        # The last report block the peer sent about us.
+        self.remote_report: ReportBlock | None = None
         # Sending
         self.ssrc = secrets.randbits(32)
         self._sequence = secrets.randbits(16)

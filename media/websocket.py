@@ -156,6 +156,11 @@ class WebSocketConnection(asyncio.Protocol):
             self._throttle_timer = loop.call_at(self._window_end, self._budget_renewed)
             self._update_reading()
 
+    def _end_throttle(self) -> None:
+        if self._throttle_timer is not None:
+            self._throttle_timer.cancel()
+            self._throttle_timer = None
+
     def _budget_renewed(self) -> None:
         self._throttle_timer = None
         self._window_end = asyncio.get_running_loop().time() + self.budget_window
@@ -299,9 +304,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.writable = False
         if self._close_timer is not None:
             self._close_timer.cancel()
-        if self._throttle_timer is not None:
-            self._throttle_timer.cancel()
-            self._throttle_timer = None
+        self._end_throttle()
         if not self.opened.done():
             reason = ws.handshake_exc or exc or ConnectionError("closed during the handshake")
             self.opened.set_exception(WebSocketOpenError(str(reason)))
@@ -347,9 +350,7 @@ class WebSocketConnection(asyncio.Protocol):
             self._close_soon()
             if self._reading_paused:  # the server's close frame must get through
                 self._held = False
-                if self._throttle_timer is not None:
-                    self._throttle_timer.cancel()
-                    self._throttle_timer = None
+                self._end_throttle()
                 self._reading_paused = False
                 if self.transport is not None and not self.transport.is_closing():
                     self.transport.resume_reading()
