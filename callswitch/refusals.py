@@ -8,9 +8,10 @@ import this module: they take the callable as a constructor argument (typed as
 
 Each refusal is counted in ``/metrics`` (``callswitch_refusals_total{reason}``)
 and logged as one logfmt line ``event=security.refused reason=… source_ip=…``
-per (reason, source) and window, with the number of refusals folded into it, so
-that an attacker cannot fill the log, yet fail2ban and similar tools still see
-every offending address once per window.
+per (reason, source) and window (an IPv6 source is its /64, whose addresses a
+host picks at will), with the number of refusals folded into it, so that an
+attacker cannot fill the log, yet fail2ban and similar tools still see every
+offending address (or prefix) once per window.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import logging
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
+
+from sip.source_limits import source_group
 
 __all__ = ["LOG_WINDOW_S", "Refusals", "Refused"]
 
@@ -50,7 +53,7 @@ class Refusals:
     def __call__(self, reason: str, source_ip: str, **fields: object) -> None:
         self.counts[reason] += 1
         now = self._clock()
-        key = (reason, source_ip)
+        key = (reason, source_group(source_ip))  # an IPv6 host's /64 is one source
         seen = self._seen.get(key)
         if seen is not None and now - seen[0] < self.window_s:
             seen[1] += 1

@@ -38,3 +38,12 @@ def test_the_sources_remembered_are_bounded():
         refusals("sip.rate", f"192.0.2.{n}")
     assert len(refusals._seen) == 3
     assert refusals.counts["sip.rate"] == 10
+
+
+def test_an_ipv6_host_is_logged_once_per_window_whatever_address_of_its_slash_64(caplog):
+    refusals = Refusals(60.0, clock=Clock())
+    with caplog.at_level(logging.WARNING, logger="callswitch.security"):
+        for n in range(1, 6):
+            refusals("sip.rate", f"2001:db8::{n}")
+    assert [r.source_ip for r in caplog.records] == ["2001:db8::1"]
+    assert refusals.counts["sip.rate"] == 5
