@@ -326,7 +326,7 @@ class Server:
         self.sip.ua.guard = SourceGuard(
             rate=s.sip_rate_limit,
             max_calls=s.max_calls_per_ip,
-            trusted=s.trusted_peer,
+            trusted=self._trusted,
             refused=self.refusals,
         )
         await self.sip.start()

@@ -278,13 +278,13 @@ class SourceGuard:
         burst: float | None = None,
         max_calls: int = 0,
         max_transactions: int = MAX_TRANSACTIONS_PER_SOURCE,
-        trusted: Iterable[str] = (),
+        trusted: Iterable[str] | TrustedNetworks = (),
         refused: Refused = _nobody,
     ) -> None:
         self.rates = RateLimiter(rate, burst if burst is not None else max(1.0, 5 * rate))
         self.calls = CallCounter(max_calls)
         self.transactions = CallCounter(max_transactions)
-        self.trusted = TrustedNetworks(trusted)
+        self.trusted = trusted if isinstance(trusted, TrustedNetworks) else TrustedNetworks(trusted)
         self.refused = refused
 
     def admit(self, source: str, now: float) -> Admission:
