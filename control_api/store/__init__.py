@@ -4,7 +4,7 @@
 ``store.numbers``, ``store.calls``, ``store.outbox`` (webhooks), ``store.credential_lists``
 and ``store.sip_credentials``, ``store.recordings``, ``store.conferences`` and
 ``store.participants``, ``store.api_keys``, ``store.applications``, ``store.messages``,
-``store.nodes`` and ``store.billing``.
+``store.nodes``, ``store.billing``, ``store.queues`` and ``store.queue_members``.
 """
 
 from control_api.store.accounts import Account, AccountStore
@@ -23,6 +23,13 @@ from control_api.store.messages import MessageRecord, MessageStore
 from control_api.store.nodes import LIVE_STATUSES, LostCall, NodeRecord, NodeStore
 from control_api.store.numbers import NUMBER_FIELDS, NumberStore, NumberTaken, PhoneNumber
 from control_api.store.outbox import OutboxItem, OutboxOutcome, OutboxStore
+from control_api.store.queues import (
+    QueueMember,
+    QueueMemberStore,
+    QueueNameTaken,
+    QueueRecord,
+    QueueStore,
+)
 from control_api.store.recordings import RecordingRecord, RecordingStore
 from control_api.store.rows import MAX_FRIENDLY_NAME, TextTooLong
 from control_api.store.sip_credentials import (
@@ -70,6 +77,11 @@ __all__ = [
     "ParticipantRecord",
     "ParticipantStore",
     "PhoneNumber",
+    "QueueMember",
+    "QueueMemberStore",
+    "QueueNameTaken",
+    "QueueRecord",
+    "QueueStore",
     "RecordingRecord",
     "RecordingStore",
     "SipCredential",

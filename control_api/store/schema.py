@@ -42,6 +42,8 @@ __all__ = [
     "metadata",
     "nodes",
     "phone_numbers",
+    "queue_members",
+    "queues",
     "recordings",
     "sip_credential_lists",
     "sip_credentials",
@@ -456,4 +458,29 @@ nodes = Table(
     Column("url", Text, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
+# Call queues (QU…) and the calls waiting in them now (migration 0011_queues).
+queues = Table(
+    "queues",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    Column("friendly_name", String(64), nullable=False),
+    Column("max_size", Integer, nullable=False),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+    # <Enqueue>name</Enqueue> finds its queue by name; one queue of a name per account.
+    UniqueConstraint("account_sid", "friendly_name"),
+)
+
+queue_members = Table(
+    "queue_members",
+    metadata,
+    Column("queue_sid", SID, ForeignKey("queues.sid"), primary_key=True),
+    Column("call_sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    # The line's order: when each joined (ties broken by call_sid).
+    Column("date_enqueued", UTCDateTime, nullable=False),
+    Index(None, "queue_sid", "date_enqueued"),
 )

@@ -33,6 +33,7 @@ from control_api.store.migrate import upgrade_to_head
 from control_api.store.nodes import NodeStore
 from control_api.store.numbers import NumberStore, PhoneNumber
 from control_api.store.outbox import OutboxStore
+from control_api.store.queues import QueueMemberStore, QueueStore
 from control_api.store.recordings import RecordingRecord, RecordingStore
 from control_api.store.sip_credentials import CredentialListStore, SipCredentialStore
 
@@ -73,6 +74,8 @@ class Store:
         self.messages = MessageStore(db)
         self.nodes = NodeStore(db)
         self.billing = BillingStore(db)
+        self.queues = QueueStore(db)
+        self.queue_members = QueueMemberStore(db)
 
     @classmethod
     async def open(cls, url: str, *, pooled: bool = True) -> Store:

@@ -1,0 +1,61 @@
+"""Call queues (QU…) and the calls waiting in them.
+
+Revision ID: 0011_queues
+Revises: 0009_sip_usernames_per_account
+Create Date: 2026-12-05
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011_queues"
+down_revision = "0009_sip_usernames_per_account"
+branch_labels = None
+depends_on = None
+
+SID = sa.String(34)
+TIMESTAMP = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "queues",
+        sa.Column("sid", SID, nullable=False),
+        sa.Column("account_sid", SID, nullable=False),
+        sa.Column("friendly_name", sa.String(64), nullable=False),
+        sa.Column("max_size", sa.Integer(), nullable=False),
+        sa.Column("date_created", TIMESTAMP, nullable=False),
+        sa.Column("date_updated", TIMESTAMP, nullable=False),
+        sa.PrimaryKeyConstraint("sid", name="pk_queues"),
+        sa.ForeignKeyConstraint(
+            ["account_sid"], ["accounts.sid"], name="fk_queues_account_sid_accounts"
+        ),
+        sa.UniqueConstraint(
+            "account_sid", "friendly_name", name="uq_queues_account_sid_friendly_name"
+        ),
+    )
+    op.create_table(
+        "queue_members",
+        sa.Column("queue_sid", SID, nullable=False),
+        sa.Column("call_sid", SID, nullable=False),
+        sa.Column("account_sid", SID, nullable=False),
+        sa.Column("date_enqueued", TIMESTAMP, nullable=False),
+        sa.PrimaryKeyConstraint("queue_sid", "call_sid", name="pk_queue_members"),
+        sa.ForeignKeyConstraint(
+            ["queue_sid"], ["queues.sid"], name="fk_queue_members_queue_sid_queues"
+        ),
+        sa.ForeignKeyConstraint(
+            ["account_sid"], ["accounts.sid"], name="fk_queue_members_account_sid_accounts"
+        ),
+    )
+    op.create_index(
+        "ix_queue_members_queue_sid_date_enqueued",
+        "queue_members",
+        ["queue_sid", "date_enqueued"],
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_queue_members_queue_sid_date_enqueued", table_name="queue_members")
+    op.drop_table("queue_members")
+    op.drop_table("queues")

@@ -1,0 +1,182 @@
+"""Call queues (QU…) and their members, the calls waiting in them now.
+
+A queue is made by ``POST Queues.json`` or by the first ``<Enqueue>`` of its name;
+its name is unique in its account. A member row exists while its call waits: the
+voice runtime writes it when the call joins and deletes it when the call leaves
+(control_api/voice/queue.py), so the REST API sees every node's callers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+
+from control_api.call_queue import DEFAULT_MAX_SIZE
+from control_api.sids import new_sid, utcnow
+from control_api.store.engine import Database
+from control_api.store.rows import Listing, Owned, Rows, as_row
+from control_api.store.schema import queue_members, queues
+
+__all__ = ["QueueMember", "QueueMemberStore", "QueueNameTaken", "QueueRecord", "QueueStore"]
+
+
+class QueueNameTaken(Exception):
+    """The account has a queue of that friendly name already."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a queue named {name!r} exists already")
+        self.name = name
+
+
+@dataclass
+class QueueRecord:
+    sid: str
+    account_sid: str
+    friendly_name: str
+    max_size: int
+    date_created: datetime
+    date_updated: datetime
+
+
+@dataclass
+class QueueMember:
+    """A call waiting in a queue, since ``date_enqueued``."""
+
+    queue_sid: str
+    call_sid: str
+    account_sid: str
+    date_enqueued: datetime
+
+
+def _queue(row: Row[Any]) -> QueueRecord:
+    return QueueRecord(**row._mapping)
+
+
+def _member(row: Row[Any]) -> QueueMember:
+    return QueueMember(**row._mapping)
+
+
+_QUEUES = Listing(order_by=(queues.c.date_created, queues.c.sid))
+_LINE = (queue_members.c.date_enqueued, queue_members.c.call_sid)  # front first
+
+
+class QueueStore(Owned[QueueRecord]):
+    """The accounts' queues, oldest first."""
+
+    listing = _QUEUES
+
+    def __init__(self, db: Database) -> None:
+        self.rows = Rows(db, queues, _queue)
+
+    async def create(
+        self, account_sid: str, friendly_name: str, max_size: int = DEFAULT_MAX_SIZE
+    ) -> QueueRecord:
+        """A new queue; ``QueueNameTaken`` when the account has one of that name."""
+        now = utcnow()
+        record = QueueRecord(new_sid("QU"), account_sid, friendly_name, max_size, now, now)
+        try:
+            return await self.rows.insert(record)
+        except IntegrityError:
+            raise QueueNameTaken(friendly_name) from None
+
+    async def named(self, account_sid: str, friendly_name: str) -> QueueRecord | None:
+        t = queues.c
+        return await self.rows.one(t.account_sid == account_sid, t.friendly_name == friendly_name)
+
+    async def named_or_created(self, account_sid: str, friendly_name: str) -> QueueRecord:
+        """The account's queue of that name, made now if there is none (``<Enqueue>``)."""
+        found = await self.named(account_sid, friendly_name)
+        if found is not None:
+            return found
+        try:
+            return await self.create(account_sid, friendly_name)
+        except QueueNameTaken:  # made meanwhile by another caller
+            found = await self.named(account_sid, friendly_name)
+            assert found is not None  # queues are deleted only when empty
+            return found
+
+    async def update(
+        self,
+        account_sid: str,
+        sid: str,
+        *,
+        friendly_name: str | None = None,
+        max_size: int | None = None,
+    ) -> QueueRecord | None:
+        """Rename or resize; None when there is no such queue, ``QueueNameTaken`` when
+        the new name is another queue's."""
+        values: dict[str, Any] = {"date_updated": utcnow()}
+        if friendly_name is not None:
+            values["friendly_name"] = friendly_name
+        if max_size is not None:
+            values["max_size"] = max_size
+        try:
+            return await self.rows.update_one(self.owned(account_sid, sid), values)
+        except IntegrityError:
+            raise QueueNameTaken(friendly_name or "") from None
+
+
+class QueueMemberStore:
+    """The calls waiting in queues, front first."""
+
+    def __init__(self, db: Database) -> None:
+        self.rows = Rows(db, queue_members, _member)
+
+    async def add(self, member: QueueMember) -> QueueMember:
+        statement = insert(queue_members).values(**as_row(member))
+        await self.rows.run(lambda c: c.execute(statement))
+        return member
+
+    async def remove(self, queue_sid: str, call_sid: str) -> bool:
+        t = queue_members.c
+        return await self.rows.delete(t.queue_sid == queue_sid, t.call_sid == call_sid) > 0
+
+    async def get(self, account_sid: str, queue_sid: str, call_sid: str) -> QueueMember | None:
+        t = queue_members.c
+        return await self.rows.one(
+            t.account_sid == account_sid, t.queue_sid == queue_sid, t.call_sid == call_sid
+        )
+
+    async def front(self, account_sid: str, queue_sid: str) -> QueueMember | None:
+        t = queue_members.c
+        query = (
+            select(queue_members)
+            .where(t.account_sid == account_sid, t.queue_sid == queue_sid)
+            .order_by(*_LINE)
+            .limit(1)
+        )
+        return await self.rows.first(query)
+
+    async def page(
+        self, account_sid: str, queue_sid: str, *, offset: int = 0, limit: int = 50
+    ) -> list[QueueMember]:
+        """The queue's members front first; a member's position is its index + 1."""
+        t = queue_members.c
+        where = (t.account_sid == account_sid, t.queue_sid == queue_sid)
+        return await self.rows.page(where, _LINE, offset, limit)
+
+    async def position(self, member: QueueMember) -> int:
+        """1 for the front: how many joined before it (or at once with a smaller SID)."""
+        t = queue_members.c
+        ahead = (t.date_enqueued < member.date_enqueued) | (
+            (t.date_enqueued == member.date_enqueued) & (t.call_sid < member.call_sid)
+        )
+        return await self.rows.count(t.queue_sid == member.queue_sid, ahead) + 1
+
+    async def enqueued(self, queue_sids: Iterable[str]) -> dict[str, list[datetime]]:
+        """When each member of these queues joined, by queue (the queues' statistics)."""
+        sids = list(queue_sids)
+        t = queue_members.c
+        query = select(t.queue_sid, t.date_enqueued).where(t.queue_sid.in_(sids))
+        rows = await self.rows.run(lambda c: c.execute(query).all())
+        found: dict[str, list[datetime]] = defaultdict(list)
+        for queue_sid, date_enqueued in rows:
+            found[queue_sid].append(date_enqueued)
+        return {sid: found.get(sid, []) for sid in sids}
