@@ -18,7 +18,6 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
-from control_api.call_queue import DEFAULT_MAX_SIZE
 from control_api.sids import new_sid, utcnow
 from control_api.store.engine import Database
 from control_api.store.rows import Listing, Owned, Rows, as_row
@@ -75,9 +74,7 @@ class QueueStore(Owned[QueueRecord]):
     def __init__(self, db: Database) -> None:
         self.rows = Rows(db, queues, _queue)
 
-    async def create(
-        self, account_sid: str, friendly_name: str, max_size: int = DEFAULT_MAX_SIZE
-    ) -> QueueRecord:
+    async def create(self, account_sid: str, friendly_name: str, max_size: int) -> QueueRecord:
         """A new queue; ``QueueNameTaken`` when the account has one of that name."""
         now = utcnow()
         record = QueueRecord(new_sid("QU"), account_sid, friendly_name, max_size, now, now)
@@ -90,13 +87,16 @@ class QueueStore(Owned[QueueRecord]):
         t = queues.c
         return await self.rows.one(t.account_sid == account_sid, t.friendly_name == friendly_name)
 
-    async def named_or_created(self, account_sid: str, friendly_name: str) -> QueueRecord:
-        """The account's queue of that name, made now if there is none (``<Enqueue>``)."""
+    async def named_or_created(
+        self, account_sid: str, friendly_name: str, max_size: int
+    ) -> QueueRecord:
+        """The account's queue of that name, made now (of ``max_size``) if there is none
+        (``<Enqueue>``)."""
         found = await self.named(account_sid, friendly_name)
         if found is not None:
             return found
         try:
-            return await self.create(account_sid, friendly_name)
+            return await self.create(account_sid, friendly_name, max_size)
         except QueueNameTaken:  # made meanwhile by another caller
             found = await self.named(account_sid, friendly_name)
             assert found is not None  # queues are deleted only when empty

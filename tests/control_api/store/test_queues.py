@@ -30,11 +30,11 @@ async def other(store: Store):
 async def test_a_queue_is_made_with_the_default_size_and_named_once_per_account(
     store: Store, account, other
 ):
-    queue = await store.queues.create(account.sid, "support")
+    queue = await store.queues.create(account.sid, "support", 1000)
     assert is_sid(queue.sid, "QU") and queue.max_size == 1000
     assert await store.queues.get(account.sid, queue.sid) == queue
     with pytest.raises(QueueNameTaken):
-        await store.queues.create(account.sid, "support")
+        await store.queues.create(account.sid, "support", 1000)
     theirs = await store.queues.create(other.sid, "support", max_size=5)
     assert theirs.max_size == 5
     assert await store.queues.get(account.sid, theirs.sid) is None  # not this account's
@@ -42,14 +42,14 @@ async def test_a_queue_is_made_with_the_default_size_and_named_once_per_account(
 
 
 async def test_enqueue_finds_the_queue_by_name_or_makes_it(store: Store, account):
-    made = await store.queues.named_or_created(account.sid, "sales")
-    assert await store.queues.named_or_created(account.sid, "sales") == made
+    made = await store.queues.named_or_created(account.sid, "sales", 1000)
+    assert await store.queues.named_or_created(account.sid, "sales", 1000) == made
     assert await store.queues.named(account.sid, "nope") is None
 
 
 async def test_update_renames_and_resizes(store: Store, account):
-    queue = await store.queues.create(account.sid, "a")
-    await store.queues.create(account.sid, "b")
+    queue = await store.queues.create(account.sid, "a", 1000)
+    await store.queues.create(account.sid, "b", 1000)
     updated = await store.queues.update(account.sid, queue.sid, friendly_name="c", max_size=7)
     assert (updated.friendly_name, updated.max_size) == ("c", 7)
     assert updated.date_updated >= queue.date_updated
@@ -61,7 +61,7 @@ async def test_update_renames_and_resizes(store: Store, account):
 
 
 async def test_members_stand_in_the_order_they_joined(store: Store, account):
-    queue = await store.queues.create(account.sid, "support")
+    queue = await store.queues.create(account.sid, "support", 1000)
     start = utcnow()
     sids = [new_sid("CA") for _ in range(3)]
     for number, sid in enumerate(sids):
@@ -82,7 +82,7 @@ async def test_members_stand_in_the_order_they_joined(store: Store, account):
 
 
 async def test_members_are_seen_only_by_their_account(store: Store, account, other):
-    queue = await store.queues.create(account.sid, "support")
+    queue = await store.queues.create(account.sid, "support", 1000)
     sid = new_sid("CA")
     await store.queue_members.add(QueueMember(queue.sid, sid, account.sid, utcnow()))
     assert await store.queue_members.get(other.sid, queue.sid, sid) is None
