@@ -14,6 +14,7 @@ __all__ = [
     "conference",
     "dtmf",
     "g711",
+    "hold_music",
     "leg",
     "mixer",
     "player",
