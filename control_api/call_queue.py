@@ -111,6 +111,11 @@ class QueueLine:
             del self._members[first.call_sid]
         return first
 
+    def put_back(self, member: Waiting) -> None:
+        """Put a caller taken from the front back there (an agent who took it left
+        before the bridge); it keeps its place and its wait, even past ``max_size``."""
+        self._members = {member.call_sid: member, **self._members}
+
     def position(self, call_sid: str) -> int | None:
         """1 for the front; None when the caller is not in the line."""
         for number, member in enumerate(self._members.values(), start=1):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from control_api.address_policy import not_told
 from control_api.lookup import Lookup
+from control_api.voice.queue import CallQueues
 
 if TYPE_CHECKING:
     from control_api.calls.browser import BrowserClients
@@ -88,6 +89,7 @@ class VoiceContext:
     recordings_dir: Path = Path("recordings")
     base_url: str = ""  # where our REST API is reached: RecordingUrl
     tasks: TaskSupervisor = field(default_factory=TaskSupervisor)
+    queues: CallQueues = field(default_factory=CallQueues)  # this node's queue lines
 
     async def token_of(self, account_sid: str) -> str | None:
         return await self.tokens.get(account_sid)

@@ -23,8 +23,9 @@ import numpy as np
 
 from control_api.calls.dialer import DialError
 from control_api.calls.outbound_call import OutboundCall, failure_status
-from control_api.twiml.verbs import Client, Conference, Dial, Number, Sip
+from control_api.twiml.verbs import Client, Conference, Dial, Number, Queue, Sip
 from control_api.voice.browser import dial_children
+from control_api.voice.queue import dial_queue
 from control_api.voice.recording import CallRecording
 from control_api.voice.refer_policy import peer_address
 from control_api.voice.transfer import TransferWatch, blind_transfer
@@ -94,6 +95,8 @@ async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome:
     if any(isinstance(noun, Conference) for noun in verb.nouns):
         conference = next(n for n in verb.nouns if isinstance(n, Conference))
         return await runner.services.voice.join_conference(runner, conference)
+    if any(isinstance(noun, Queue) for noun in verb.nouns):  # control_api/voice/queue.py
+        return await dial_queue(runner, verb)
     parent = runner.call
     voice = runner.services.voice
     children: list[tuple[OutboundCall, Number | Sip | Client | None]] = []

@@ -21,6 +21,7 @@ from control_api.twiml.parser import TwimlError, parse_voice_twiml
 from control_api.twiml.verbs import (
     Connect,
     Dial,
+    Enqueue,
     Gather,
     Hangup,
     Pause,
@@ -34,6 +35,7 @@ from control_api.twiml.verbs import (
     Stop,
 )
 from control_api.voice.dial import dial
+from control_api.voice.queue import enqueue
 from control_api.voice.record import record
 from control_api.voice.refer import refer_call
 from control_api.voice.stream import CallForks, connect_stream
@@ -101,6 +103,7 @@ class TwimlRunner:
         self.errors: list[str] = []
         self.forks = CallForks(self)  # <Start><Stream> and REST streams beside the TwiML
         self.bridged: tuple | None = None  # the two calls a <Dial> bridges now
+        self.document_url: str | None = None  # the URL of the document running now
 
     # -- control
 
@@ -132,6 +135,7 @@ class TwimlRunner:
         for _ in range(MAX_DOCUMENTS):
             if current is None or self.call.ended.is_set():
                 break
+            self.document_url = current.url
             text = await self._load(current)
             if text is None:
                 return
@@ -234,6 +238,10 @@ class TwimlRunner:
                 await self._stop_stream(verb)
             elif isinstance(verb, Redirect):
                 _follow(Document(_resolve(document_url, verb.url), verb.method))
+            elif isinstance(verb, Enqueue):  # control_api/voice/queue.py
+                extra = await enqueue(self, verb, document_url)
+                if verb.action:
+                    self._act(_resolve(document_url, verb.action), verb.method, extra)
             else:
                 log.warning(
                     "twiml.unsupported_verb",

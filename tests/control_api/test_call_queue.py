@@ -142,3 +142,14 @@ def test_the_average_lies_between_the_shortest_and_longest_wait(times, now):
         assert min(waits) <= mean <= max(waits)
     else:
         assert mean == 0
+
+
+def test_a_caller_put_back_is_at_the_front_with_its_wait():
+    line = QueueLine(max_size=2)
+    line.join("CA1", 0.0)
+    line.join("CA2", 5.0)
+    taken = line.take_front()
+    line.join("CA3", 6.0)
+    line.put_back(taken)  # its agent left before the bridge
+    assert [m.call_sid for m in line] == ["CA1", "CA2", "CA3"]
+    assert line.wait_time("CA1", 10.0) == 10
