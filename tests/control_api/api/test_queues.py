@@ -138,3 +138,45 @@ def test_another_account_cannot_see_them(client, api, account, other):
         assert caught.value.status == 404
     members = f"/2010-04-01/Accounts/{other.sid}/Queues/{queue.sid}/Members.json"
     assert api.http.get(members, auth=(other.sid, other.auth_token)).status_code == 404
+
+
+# The properties of the 2010-04-01 spec's schemas (api.v2010.account.queue and
+# api.v2010.account.queue.member) and their JSON types.
+QUEUE_SCHEMA = {
+    "date_updated": str,
+    "current_size": int,
+    "friendly_name": str,
+    "uri": str,
+    "account_sid": str,
+    "average_wait_time": int,
+    "sid": str,
+    "date_created": str,
+    "max_size": int,
+}
+MEMBER_SCHEMA = {
+    "call_sid": str,
+    "date_enqueued": str,
+    "position": int,
+    "uri": str,
+    "wait_time": int,
+    "queue_sid": str,
+}
+
+
+def test_answers_have_every_field_of_the_spec_with_its_type(client, api, account):
+    queue = client.queues.create(friendly_name="schema")
+    enqueue(api, account, queue.sid, 3)
+    auth = (account.sid, account.auth_token)
+    base = f"/2010-04-01/Accounts/{account.sid}/Queues"
+    answers = {
+        "queue": api.http.get(f"{base}/{queue.sid}.json", auth=auth).json(),
+        "listed": api.http.get(f"{base}.json", auth=auth).json()["queues"][0],
+        "member": api.http.get(f"{base}/{queue.sid}/Members/Front.json", auth=auth).json(),
+        "listed member": api.http.get(f"{base}/{queue.sid}/Members.json", auth=auth).json()[
+            "queue_members"
+        ][0],
+    }
+    for name, body in answers.items():
+        schema = QUEUE_SCHEMA if "member" not in name else MEMBER_SCHEMA
+        for field, kind in schema.items():
+            assert isinstance(body.get(field), kind), (name, field, body.get(field))
