@@ -91,6 +91,7 @@ class _Entry:
     waiting: Waiting
     claims: asyncio.Queue[_Claim] = field(default_factory=asyncio.Queue)
     claim: _Claim | None = None  # the agent that took it, once taken
+    left_at: float | None = None  # when it left the line (QueueTime ends there)
     # Cancelled (a REST redirect) while its call was up: marked where the cancel lands,
     # before any clean-up awaits (the new TwiML may hang up meanwhile).
     redirected: bool = False
@@ -201,6 +202,10 @@ async def enqueue(runner: TwimlRunner, verb: Enqueue, document_url: str | None) 
     finally:
         if entry.claim is not None:
             entry.claim.caller_left.set()
+        while not entry.claims.empty():  # taken just as it left: the agent moves on
+            unheard = entry.claims.get_nowait()
+            if not unheard.ready.done():
+                unheard.ready.set_result(False)
         queues.leave(entry)
         context.tasks.spawn(members.remove(queue.sid, runner.call.sid))
         runner.call.log("queue.left", queue_sid=queue.sid, result=result.value)
@@ -216,7 +221,7 @@ async def _request(runner: TwimlRunner, url: str, method: str, params: list) -> 
 
 
 def _result(result: QueueResult, entry: _Entry, now: float) -> list[tuple[str, str]]:
-    waited = wait_seconds(entry.waiting.enqueued_at, now)
+    waited = wait_seconds(entry.waiting.enqueued_at, entry.left_at or now)
     return [
         ("QueueResult", result.value),
         ("QueueSid", entry.queue_sid),
@@ -270,6 +275,7 @@ async def _taken(runner: TwimlRunner, entry: _Entry, claim: _Claim) -> bool:
     when the agent is gone before the bridge (the caller is back at the front)."""
     call = runner.call
     context = _context(runner)
+    entry.left_at = context.queues.clock()
     context.tasks.spawn(context.store.queue_members.remove(entry.queue_sid, call.sid))
     try:
         return await _hear_whisper_and_talk(runner, entry, claim)
@@ -308,6 +314,7 @@ async def _hear_whisper_and_talk(runner: TwimlRunner, entry: _Entry, claim: _Cla
         gone.cancel()
         over.cancel()
     if not claim.bridged and not call.ended.is_set():
+        entry.left_at = None
         queues.put_back(entry)
         joined = datetime.fromtimestamp(entry.waiting.enqueued_at, UTC)
         member = QueueMember(entry.queue_sid, call.sid, runner.account_sid, joined)
