@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import exists, insert, select
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from control_api.sids import new_sid, utcnow
 from control_api.store.engine import Database
+from control_api.store.nodes import LIVE_STATUSES
 from control_api.store.rows import Listing, Owned, Rows, as_row
-from control_api.store.schema import queue_members, queues
+from control_api.store.schema import calls, queue_members, queues
 
 __all__ = ["QueueMember", "QueueMemberStore", "QueueNameTaken", "QueueRecord", "QueueStore"]
 
@@ -64,6 +65,12 @@ def _member(row: Row[Any]) -> QueueMember:
 
 _QUEUES = Listing(order_by=(queues.c.date_created, queues.c.sid))
 _LINE = (queue_members.c.date_enqueued, queue_members.c.call_sid)  # front first
+# A row whose call has ended is no member: its node stopped before removing it (the
+# call was then marked failed, control_api/cluster/node.py). A call not yet recorded
+# (its record is written off the call's path) is still one.
+_WAITING = ~exists().where(
+    calls.c.sid == queue_members.c.call_sid, calls.c.status.not_in(LIVE_STATUSES)
+)
 
 
 class QueueStore(Owned[QueueRecord]):
@@ -124,7 +131,8 @@ class QueueStore(Owned[QueueRecord]):
 
 
 class QueueMemberStore:
-    """The calls waiting in queues, front first."""
+    """The calls waiting in queues, front first; rows of calls that have ended are
+    left out of every read."""
 
     def __init__(self, db: Database) -> None:
         self.rows = Rows(db, queue_members, _member)
@@ -141,14 +149,14 @@ class QueueMemberStore:
     async def get(self, account_sid: str, queue_sid: str, call_sid: str) -> QueueMember | None:
         t = queue_members.c
         return await self.rows.one(
-            t.account_sid == account_sid, t.queue_sid == queue_sid, t.call_sid == call_sid
+            t.account_sid == account_sid, t.queue_sid == queue_sid, t.call_sid == call_sid, _WAITING
         )
 
     async def front(self, account_sid: str, queue_sid: str) -> QueueMember | None:
         t = queue_members.c
         query = (
             select(queue_members)
-            .where(t.account_sid == account_sid, t.queue_sid == queue_sid)
+            .where(t.account_sid == account_sid, t.queue_sid == queue_sid, _WAITING)
             .order_by(*_LINE)
             .limit(1)
         )
@@ -159,7 +167,7 @@ class QueueMemberStore:
     ) -> list[QueueMember]:
         """The queue's members front first; a member's position is its index + 1."""
         t = queue_members.c
-        where = (t.account_sid == account_sid, t.queue_sid == queue_sid)
+        where = (t.account_sid == account_sid, t.queue_sid == queue_sid, _WAITING)
         return await self.rows.page(where, _LINE, offset, limit)
 
     async def position(self, member: QueueMember) -> int:
@@ -168,13 +176,13 @@ class QueueMemberStore:
         ahead = (t.date_enqueued < member.date_enqueued) | (
             (t.date_enqueued == member.date_enqueued) & (t.call_sid < member.call_sid)
         )
-        return await self.rows.count(t.queue_sid == member.queue_sid, ahead) + 1
+        return await self.rows.count(t.queue_sid == member.queue_sid, ahead, _WAITING) + 1
 
     async def enqueued(self, queue_sids: Iterable[str]) -> dict[str, list[datetime]]:
         """When each member of these queues joined, by queue (the queues' statistics)."""
         sids = list(queue_sids)
         t = queue_members.c
-        query = select(t.queue_sid, t.date_enqueued).where(t.queue_sid.in_(sids))
+        query = select(t.queue_sid, t.date_enqueued).where(t.queue_sid.in_(sids), _WAITING)
         rows = await self.rows.run(lambda c: c.execute(query).all())
         found: dict[str, list[datetime]] = defaultdict(list)
         for queue_sid, date_enqueued in rows:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from control_api.sids import is_sid, new_sid, utcnow
-from control_api.store import QueueMember, QueueNameTaken, Store
+from control_api.store import CallRecord, QueueMember, QueueNameTaken, Store
 
 
 @pytest.fixture
@@ -88,3 +88,20 @@ async def test_members_are_seen_only_by_their_account(store: Store, account, oth
     assert await store.queue_members.get(other.sid, queue.sid, sid) is None
     assert await store.queue_members.front(other.sid, queue.sid) is None
     assert await store.queue_members.page(other.sid, queue.sid) == []
+
+
+async def test_a_member_whose_call_has_ended_is_left_out(store: Store, account):
+    queue = await store.queues.create(account.sid, "stale", 1000)
+    ended, waiting, unrecorded = (new_sid("CA") for _ in range(3))
+    for sid, status in ((ended, "failed"), (waiting, "in-progress")):
+        await store.calls.insert(CallRecord(sid=sid, account_sid=account.sid, status=status))
+    start = utcnow()
+    for number, sid in enumerate((ended, waiting, unrecorded)):
+        joined = start + timedelta(seconds=number)
+        await store.queue_members.add(QueueMember(queue.sid, sid, account.sid, joined))
+    listed = await store.queue_members.page(account.sid, queue.sid)
+    assert [m.call_sid for m in listed] == [waiting, unrecorded]
+    assert (await store.queue_members.front(account.sid, queue.sid)).call_sid == waiting
+    assert await store.queue_members.get(account.sid, queue.sid, ended) is None
+    assert await store.queue_members.position(listed[1]) == 2
+    assert len((await store.queue_members.enqueued([queue.sid]))[queue.sid]) == 2
