@@ -199,6 +199,13 @@ class DomainMappingStore:
             for row in rows
         ]
 
+    async def call_list_types(self, domain_sid: str) -> set[str]:
+        """The kinds of list (``CL``, ``AL``) mapped to the domain for calls."""
+        m = sip_domain_mappings.c
+        query = select(m.sid).where(m.domain_sid == domain_sid, m.kind.in_(CALL_KINDS))
+        sids = await self.db.run(lambda c: c.execute(query).scalars().all())
+        return {sid[:2] for sid in sids}
+
     async def has_credential_lists(self, domain_sid: str, kinds: tuple[str, ...]) -> bool:
         """Whether any credential list is mapped to the domain for one of ``kinds``."""
         m = sip_domain_mappings.c
