@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -162,6 +162,12 @@ class SipDomainStore(Owned[SipDomain]):
 
         deleted: bool = await self.rows.run(work)
         return deleted
+
+    async def names(self) -> frozenset[str]:
+        """Every domain's name (the node's: all accounts')."""
+        query = select(sip_domains.c.domain_name)
+        names = await self.rows.run(lambda c: c.execute(query).scalars().all())
+        return frozenset(names)
 
     async def find(self, domain_name: str) -> SipDomain | None:
         """The domain of that name (any account's; the name in any case), or None."""

@@ -169,3 +169,71 @@ def test_list_pages_have_the_spec_keys(client, api, auth):
         assert body[key] == [] and body["page_size"] == 50, path
     body = api.http.get(base.rsplit("/", 1)[0] + ".json", auth=auth).json()
     assert domain.sid in [d["sid"] for d in body["domains"]]
+
+
+# Each resource's fields, as the 2010-04-01 spec's schemas list them
+# (components.schemas api.v2010.account.sip.*).
+SPEC_FIELDS = {
+    "domain": {
+        "account_sid", "api_version", "auth_type", "byoc_trunk_sid", "date_created",
+        "date_updated", "domain_name", "emergency_caller_sid", "emergency_calling_enabled",
+        "friendly_name", "secure", "sid", "sip_registration", "subresource_uris", "uri",
+        "voice_fallback_method", "voice_fallback_url", "voice_method",
+        "voice_status_callback_method", "voice_status_callback_url", "voice_url",
+    },
+    "acl": {"account_sid", "date_created", "date_updated", "friendly_name", "sid",
+            "subresource_uris", "uri"},
+    "address": {"account_sid", "cidr_prefix_length", "date_created", "date_updated",
+                "friendly_name", "ip_access_control_list_sid", "ip_address", "sid", "uri"},
+    "legacy_mapping": {"account_sid", "date_created", "date_updated", "domain_sid",
+                       "friendly_name", "sid", "uri"},
+    "auth_mapping": {"account_sid", "date_created", "date_updated", "friendly_name", "sid"},
+}  # fmt: skip
+
+
+def test_every_operation_answers_the_spec_fields_and_statuses(api, auth, account):
+    http = api.http
+    root = f"/2010-04-01/Accounts/{account.sid}/SIP"
+
+    def check(method, path, status, fields=None, data=None):
+        response = http.request(method, path, auth=auth, data=data)
+        assert response.status_code == status, (method, path, response.text)
+        if fields is not None:
+            assert set(response.json()) == SPEC_FIELDS[fields], (method, path)
+        return response.json() if response.content else None
+
+    domain = check("POST", f"{root}/Domains.json", 201, "domain", {"DomainName": domain_name()})
+    one = f"{root}/Domains/{domain['sid']}"
+    check("GET", f"{one}.json", 200, "domain")
+    check("POST", f"{one}.json", 200, "domain", {"VoiceUrl": "https://example.com/v"})
+    acl = check("POST", f"{root}/IpAccessControlLists.json", 201, "acl", {"FriendlyName": "o"})
+    acl_path = f"{root}/IpAccessControlLists/{acl['sid']}"
+    check("GET", f"{acl_path}.json", 200, "acl")
+    check("POST", f"{acl_path}.json", 200, "acl", {"FriendlyName": "hq"})
+    address = check(
+        "POST",
+        f"{acl_path}/IpAddresses.json",
+        201,
+        "address",
+        {"FriendlyName": "gw", "IpAddress": "192.0.2.1", "CidrPrefixLength": "24"},
+    )
+    address_path = f"{acl_path}/IpAddresses/{address['sid']}.json"
+    check("GET", address_path, 200, "address")
+    check("POST", address_path, 200, "address", {"FriendlyName": "gw2"})
+    cl = check("POST", f"{root}/CredentialLists.json", 201, None, {"FriendlyName": domain_name()})
+    cl_param, acl_param = ("CredentialListSid", cl["sid"]), ("IpAccessControlListSid", acl["sid"])
+    for path, (param, sid), fields in (
+        ("Auth/Calls/CredentialListMappings", cl_param, "auth_mapping"),
+        ("Auth/Calls/IpAccessControlListMappings", acl_param, "auth_mapping"),
+        ("Auth/Registrations/CredentialListMappings", cl_param, "auth_mapping"),
+        ("CredentialListMappings", cl_param, "legacy_mapping"),
+        ("IpAccessControlListMappings", acl_param, "legacy_mapping"),
+    ):
+        check("POST", f"{one}/{path}.json", 201, fields, {param: sid})
+        check("GET", f"{one}/{path}/{sid}.json", 200, fields)
+        check("GET", f"{one}/{path}.json", 200)
+        check("DELETE", f"{one}/{path}/{sid}.json", 204)
+        check("DELETE", f"{one}/{path}/{sid}.json", 404)
+    for path in (address_path, f"{acl_path}.json", f"{one}.json"):
+        check("DELETE", path, 204)
+        check("GET", path, 404)
