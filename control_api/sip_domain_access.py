@@ -35,6 +35,7 @@ __all__ = [
     "DomainDirectory",
     "DomainGate",
     "caller_ip",
+    "insecure",
     "is_ip_literal",
     "listed",
 ]
@@ -80,6 +81,19 @@ class Admission:
     @property
     def admitted(self) -> bool:
         return self.status == 0
+
+
+SECURE_TRANSPORTS = frozenset({"TLS", "WSS"})
+
+
+def insecure(transport: str, offer: bytes | None) -> Admission | None:
+    """Why a ``secure`` domain refuses an INVITE, or None: it must come over TLS (403)
+    and offer SRTP (RTP/SAVP with SDES keys; 488 otherwise)."""
+    if transport.upper() not in SECURE_TRANSPORTS:
+        return Admission(403, reason="TLS Required", refusal="sip.domain_insecure")
+    if offer is None or b"RTP/SAVP" not in offer or b"a=crypto:" not in offer:
+        return Admission(488, reason="SRTP Required", refusal="sip.domain_insecure")
+    return None
 
 
 def is_ip_literal(host: str) -> bool:

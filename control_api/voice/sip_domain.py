@@ -8,7 +8,7 @@ a digest), and an admitted one runs the domain's TwiML through ``run_call_twiml`
 path calls to numbers take, with Twilio's SIP parameters: ``To`` the Request-URI,
 ``From`` the caller's SIP URI, ``SipDomain``, ``SipDomainSid``, ``SipCallId``,
 ``SipSourceIp`` and ``SipHeader_X-…``. Its status callbacks go to the domain's
-``VoiceStatusCallbackUrl``.
+``VoiceStatusCallbackUrl``. A ``secure`` domain takes calls over TLS offering SRTP only.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from control_api.lookup import Lookup
-from control_api.sip_domain_access import FRESH_S, Admission, DomainDirectory, DomainGate, listed
+from control_api.sip_domain_access import (
+    FRESH_S,
+    Admission,
+    DomainDirectory,
+    DomainGate,
+    insecure,
+    listed,
+)
 from control_api.store import SipDomain
 from control_api.store.sip_domain_mappings import CALL_KINDS
 from control_api.voice.inbound import final_status
@@ -83,6 +90,10 @@ class SipDomainCalls:
         return functools.partial(self.run_call, domain)
 
     async def _admit(self, domain: SipDomain, session: InviteSession) -> Admission:
+        if domain.secure:
+            refusal = insecure(session.flow.transport, session.offer)
+            if refusal is not None:
+                return refusal
         source = session.flow.remote[0]
         if listed(source, await self.networks.get(domain.sid)):
             return Admission()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from control_api.sip_domain_access import Admission, DomainGate, is_ip_literal, listed
+from control_api.sip_domain_access import Admission, DomainGate, insecure, is_ip_literal, listed
 from control_api.sip_realm import SIP_REALM
 from control_api.store import SipCredential
 from sip.auth import Authenticator, Challenge, Credentials, authorize, ha1
@@ -127,3 +127,19 @@ def test_other_realms_get_a_challenge(gate):
     request = invite(f"Authorization: {foreign}")
     screened = gate.screen(request, "198.51.100.1", has_credentials=True, now=0.0)
     assert isinstance(screened, Admission) and screened.status == 407
+
+
+SRTP_OFFER = b"v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n"
+
+
+def test_a_secure_domain_takes_tls_with_srtp_only():
+    assert insecure("TLS", SRTP_OFFER) is None
+    assert insecure("wss", SRTP_OFFER) is None
+    over_udp = insecure("UDP", SRTP_OFFER)
+    assert over_udp is not None and (over_udp.status, over_udp.refusal) == (
+        403,
+        "sip.domain_insecure",
+    )
+    plain = insecure("TLS", b"v=0\r\nm=audio 4000 RTP/AVP 0\r\n")
+    assert plain is not None and plain.status == 488
+    assert insecure("TLS", None) is not None  # no offer: no SRTP to agree on
