@@ -14,7 +14,6 @@ path calls to numbers take, with Twilio's SIP parameters: ``To`` the Request-URI
 from __future__ import annotations
 
 import functools
-import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -40,8 +39,6 @@ if TYPE_CHECKING:
     from sip.invite import InviteSession
 
 __all__ = ["SipDomainCalls"]
-
-log = logging.getLogger("callswitch.voice")
 
 
 class SipDomainCalls:
