@@ -32,6 +32,7 @@ from control_api.calls.dialer import Dialer
 from control_api.cluster import ClusterLiveCalls, Node
 from control_api.fetch_policy import FetchPolicy
 from control_api.registrations import start_registrar
+from control_api.sip_domain_access import DomainGate
 from control_api.sms.service import Messaging
 from control_api.sms.sip_carrier import SipMessageCarrier, serve_inbound_messages
 from control_api.sms.smpp_carrier import SmppCarrier
@@ -44,6 +45,7 @@ from control_api.voice.context import VoiceContext, is_our_number, numbers_of, t
 from control_api.voice.inbound import VoiceApps
 from control_api.voice.live import LocalLiveCalls
 from control_api.voice.port import NewCall, NewStream, StreamInfo
+from control_api.voice.sip_domain import SipDomainCalls
 from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
@@ -127,6 +129,7 @@ class Server:
         self.sip: SipEndpoint | None = None
         self.calls: CallManager | None = None
         self.voice: VoiceApps | None = None
+        self.sip_domains: SipDomainCalls | None = None  # INVITEs to SIP domains
         self.media: MediaSettings | None = None
         self.audio: AudioLoader | None = None  # <Play>'s fetched audio and its cache
         self.http: HttpServer | None = None
@@ -336,6 +339,14 @@ class Server:
             s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock, watchdog
         )
         numbers = numbers_of(self.store)
+        registrar = start_registrar(
+            self.sip.ua,
+            self.store,
+            data,
+            max_failures=s.auth_max_failures,
+            lockout=s.auth_lockout,
+            refused=self.refusals,
+        )
         dialer = Dialer(
             self.sip.ua,
             media,
@@ -343,14 +354,7 @@ class Server:
             local_addresses=frozenset({s.public_address, s.bind, "127.0.0.1", "localhost"}),
             self_address=(_reachable(s.bind), self.sip.ua.port),
             is_our_number=functools.partial(is_our_number, numbers),
-            registrar=start_registrar(
-                self.sip.ua,
-                self.store,
-                data,
-                max_failures=s.auth_max_failures,
-                lockout=s.auth_lockout,
-                refused=self.refusals,
-            ),
+            registrar=registrar,
             deny=s.dial_deny,
             refused=self.refusals,
         )
@@ -378,6 +382,13 @@ class Server:
                 recordings_dir=data / "recordings",
                 base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
             )
+        )
+        self.sip_domains = SipDomainCalls(
+            self.voice,
+            DomainGate(
+                registrar.authenticator, max_failures=s.auth_max_failures, lockout=s.auth_lockout
+            ),
+            refused=self.refusals,
         )
         self.calls = CallManager(self.sip.ua, media, self._route)
         if self.messaging is not None:
@@ -482,6 +493,11 @@ class Server:
             await asyncio.sleep(0.1)
 
     async def _route(self, session):
+        # A SIP domain's INVITE (its Request-URI host) is the domain's, whatever its user.
+        if self.sip_domains is not None:
+            app = await self.sip_domains.app_for(session)
+            if app is not None:
+                return app
         app = BUILTIN_APPS.get(session.user)
         if app is None and self.voice is not None:
             app = await self.voice.app_for(session.user)

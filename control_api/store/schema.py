@@ -47,6 +47,10 @@ __all__ = [
     "recordings",
     "sip_credential_lists",
     "sip_credentials",
+    "sip_domain_mappings",
+    "sip_domains",
+    "sip_ip_access_control_lists",
+    "sip_ip_addresses",
     "usage_items",
     "usage_trigger_firings",
     "usage_triggers",
@@ -483,4 +487,74 @@ queue_members = Table(
     # The line's order: when each joined (ties broken by call_sid).
     Column("date_enqueued", UTCDateTime, nullable=False),
     Index(None, "queue_sid", "date_enqueued"),
+)
+
+# SIP domains (SD…): a host name whose INVITEs run the domain's voice_url, admitted by the
+# IP access control lists (AL…, of IpAddresses IP…) and credential lists mapped to it
+# (migration 0010_sip_domains; control_api/store/sip_domains.py).
+sip_domains = Table(
+    "sip_domains",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False, index=True),
+    Column("friendly_name", String(64)),
+    # Lower case; unique on the node: an INVITE's Request-URI host picks one domain.
+    Column("domain_name", String(253), nullable=False, unique=True),
+    Column("voice_url", URL),
+    Column("voice_method", METHOD, nullable=False),
+    Column("voice_fallback_url", URL),
+    Column("voice_fallback_method", METHOD, nullable=False),
+    Column("voice_status_callback_url", URL),
+    Column("voice_status_callback_method", METHOD, nullable=False),
+    Column("sip_registration", Boolean, nullable=False),
+    Column("emergency_calling_enabled", Boolean, nullable=False),
+    Column("secure", Boolean, nullable=False),
+    Column("byoc_trunk_sid", SID),
+    Column("emergency_caller_sid", SID),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+)
+
+sip_ip_access_control_lists = Table(
+    "sip_ip_access_control_lists",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False, index=True),
+    Column("friendly_name", String(255), nullable=False),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+)
+
+sip_ip_addresses = Table(
+    "sip_ip_addresses",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column(
+        "ip_access_control_list_sid",
+        SID,
+        ForeignKey("sip_ip_access_control_lists.sid", name="fk_sip_ip_addresses_list"),
+        nullable=False,
+        index=True,
+    ),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    Column("friendly_name", String(255), nullable=False),
+    Column("ip_address", String(45), nullable=False),
+    Column("cidr_prefix_length", Integer, nullable=False),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+)
+
+# A list mapped to a domain, by ``kind``: ``calls`` or ``registrations`` (Auth/Calls and
+# Auth/Registrations) or ``domain`` (the legacy Domains/{SD}/...Mappings, which admit
+# calls too); ``sid`` is the mapped list's (CL… or AL…), as Twilio names a mapping.
+sip_domain_mappings = Table(
+    "sip_domain_mappings",
+    metadata,
+    Column("domain_sid", SID, ForeignKey("sip_domains.sid"), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+    Index(None, "sid"),
 )

@@ -1,7 +1,7 @@
 """Call queues (QU…) and the calls waiting in them.
 
 Revision ID: 0011_queues
-Revises: 0009_sip_usernames_per_account
+Revises: 0010_sip_domains
 Create Date: 2026-12-05
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_queues"
-down_revision = "0009_sip_usernames_per_account"
+down_revision = "0010_sip_domains"
 branch_labels = None
 depends_on = None
 
