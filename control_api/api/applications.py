@@ -14,8 +14,9 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import Params, form_params, parse_method, parse_url, query_params
+from control_api.api.paging import PageRequest, page_response
+from control_api.api.params import Params, form_params, parse_method, parse_url
+from control_api.api.resource import deleted, found, path_sid
 from control_api.api.state import store_of
 from control_api.errors import (
     INVALID_FRIENDLY_NAME,
@@ -23,7 +24,7 @@ from control_api.errors import (
     NUMBER_URL_INVALID,
     ApiError,
 )
-from control_api.sids import is_sid, rfc2822
+from control_api.sids import rfc2822
 from control_api.store import MAX_FRIENDLY_NAME, Account, Application
 
 __all__ = ["application_json", "router"]
@@ -92,11 +93,8 @@ def _fields(params: Params) -> dict:
 
 
 async def _existing(request: Request, account: Account, sid: str) -> Application:
-    store = store_of(request)
-    found = await store.applications.get(account.sid, sid) if is_sid(sid, "AP") else None
-    if found is None:
-        raise ApiError.not_found(request.url.path)
-    return found
+    path_sid(request, sid, "AP")
+    return found(request, await store_of(request).applications.get(account.sid, sid))
 
 
 @router.post(LIST)
@@ -108,16 +106,15 @@ async def create(request: Request, account: PathAccount) -> Response:
 
 @router.get(LIST)
 async def list_all(request: Request, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    found = await store_of(request).applications.page(
-        account.sid,
-        friendly_name=params.get("FriendlyName"),
-        offset=page.offset,
-        limit=page.fetch_limit,
-    )
-    rows = [application_json(item) for item in found]
-    return JSONResponse(page_body(request, params, "applications", rows, page))
+    applications = store_of(request).applications
+
+    async def fetch(params: Params, page: PageRequest) -> list[Application]:
+        name = params.get("FriendlyName")
+        return await applications.page(
+            account.sid, friendly_name=name, offset=page.offset, limit=page.fetch_limit
+        )
+
+    return await page_response(request, "applications", fetch, application_json)
 
 
 @router.get(INSTANCE)
@@ -137,7 +134,5 @@ async def update(request: Request, sid: str, account: PathAccount) -> Response:
 
 @router.delete(INSTANCE)
 async def delete(request: Request, sid: str, account: PathAccount) -> Response:
-    store = store_of(request)
-    if not (is_sid(sid, "AP") and await store.applications.delete(account.sid, sid)):
-        raise ApiError.not_found(request.url.path)
-    return Response(status_code=204)
+    path_sid(request, sid, "AP")
+    return deleted(request, await store_of(request).applications.delete(account.sid, sid))

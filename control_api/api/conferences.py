@@ -17,6 +17,7 @@ removes their rows.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -25,18 +26,18 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import Params, form_params, query_params
-from control_api.api.recordings import DateRange
+from control_api.api.paging import PageRequest, page_response
+from control_api.api.params import Params, form_params
+from control_api.api.resource import found, path_sid
 from control_api.api.state import store_of
+from control_api.api.time_range import DateRange
 from control_api.errors import ApiError
-from control_api.sids import is_sid, rfc2822
+from control_api.sids import rfc2822
 from control_api.store import Account, ConferenceRecord, ParticipantRecord
 
 __all__ = [
     "CONFERENCE_STATUSES",
     "LiveConferences",
-    "NoLiveConferences",
     "conference_json",
     "participant_json",
     "router",
@@ -80,27 +81,6 @@ class LiveConferences(Protocol):
     async def kick(self, account_sid: str, conference_sid: str, call_sid: str) -> bool:
         """Remove the participant from the conference (its call goes on with its TwiML)."""
         ...
-
-
-class NoLiveConferences:
-    """A ``LiveConferences`` for an API without a call engine: nothing is live."""
-
-    async def end(self, account_sid: str, conference_sid: str) -> bool:
-        return False
-
-    async def update_participant(
-        self,
-        account_sid: str,
-        conference_sid: str,
-        call_sid: str,
-        *,
-        muted: bool | None = None,
-        hold: bool | None = None,
-    ) -> bool:
-        return False
-
-    async def kick(self, account_sid: str, conference_sid: str, call_sid: str) -> bool:
-        return False
 
 
 def conference_uri(account_sid: str, sid: str) -> str:
@@ -164,29 +144,26 @@ def _boolean(params: Params, name: str) -> bool | None:
     return lowered == "true"
 
 
-def _live(request: Request) -> LiveConferences:
-    return getattr(request.app.state, "live_conferences", None) or NoLiveConferences()
+async def _act(request: Request, action: Callable[[LiveConferences], Awaitable[bool]]) -> None:
+    """Have the call engine do ``action``; 404 when it did not (the conference or the
+    participant is not live) or there is no engine (none is live)."""
+    live: LiveConferences | None = getattr(request.app.state, "live_conferences", None)
+    if live is None or not await action(live):
+        raise ApiError.not_found(request.url.path)
 
 
 async def _existing(request: Request, account: Account, sid: str) -> ConferenceRecord:
-    # Checking the form first keeps arbitrary path text (NUL, say) away from the database.
-    found = await store_of(request).conferences.get(account.sid, sid) if is_sid(sid, "CF") else None
-    if found is None:
-        raise ApiError.not_found(request.url.path)
-    return found
+    path_sid(request, sid, "CF")
+    return found(request, await store_of(request).conferences.get(account.sid, sid))
 
 
 async def _existing_participant(
     request: Request, account: Account, sid: str, call_sid: str
 ) -> ParticipantRecord:
-    found = (
-        await store_of(request).participants.get(account.sid, sid, call_sid)
-        if is_sid(sid, "CF") and is_sid(call_sid, "CA")
-        else None
-    )
-    if found is None:
-        raise ApiError.not_found(request.url.path)
-    return found
+    path_sid(request, sid, "CF")
+    path_sid(request, call_sid, "CA")
+    participants = store_of(request).participants
+    return found(request, await participants.get(account.sid, sid, call_sid))
 
 
 # Conferences
@@ -194,28 +171,29 @@ async def _existing_participant(
 
 @router.get(LIST)
 async def list_conferences(request: Request, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    status = params.get("Status") or None
-    if status is not None and status not in CONFERENCE_STATUSES:
-        raise ApiError.bad_parameter(
-            f"Status must be one of {', '.join(sorted(CONFERENCE_STATUSES))}"
+    conferences = store_of(request).conferences
+
+    async def fetch(params: Params, page: PageRequest) -> list[ConferenceRecord]:
+        status = params.get("Status") or None
+        if status is not None and status not in CONFERENCE_STATUSES:
+            raise ApiError.bad_parameter(
+                f"Status must be one of {', '.join(sorted(CONFERENCE_STATUSES))}"
+            )
+        created = DateRange.from_params(params, "DateCreated")
+        updated = DateRange.from_params(params, "DateUpdated")
+        return await conferences.page(
+            account.sid,
+            friendly_name=params.get("FriendlyName") or None,
+            status=status,
+            date_created_after=created.after,
+            date_created_before=created.before,
+            date_updated_after=updated.after,
+            date_updated_before=updated.before,
+            offset=page.offset,
+            limit=page.fetch_limit,
         )
-    created = DateRange.from_params(params, "DateCreated")
-    updated = DateRange.from_params(params, "DateUpdated")
-    found = await store_of(request).conferences.page(
-        account.sid,
-        friendly_name=params.get("FriendlyName") or None,
-        status=status,
-        date_created_after=created.after,
-        date_created_before=created.before,
-        date_updated_after=updated.after,
-        date_updated_before=updated.before,
-        offset=page.offset,
-        limit=page.fetch_limit,
-    )
-    rows = [conference_json(item) for item in found]
-    return JSONResponse(page_body(request, params, "conferences", rows, page))
+
+    return await page_response(request, "conferences", fetch, conference_json)
 
 
 @router.get(INSTANCE)
@@ -232,8 +210,7 @@ async def update_conference(request: Request, sid: str, account: PathAccount) ->
     if status:
         if status != "completed":
             raise ApiError.bad_parameter("Status can only be completed")
-        if not await _live(request).end(account.sid, sid):
-            raise ApiError.not_found(request.url.path)
+        await _act(request, lambda live: live.end(account.sid, sid))
     return JSONResponse(conference_json(await _existing(request, account, sid)))
 
 
@@ -242,23 +219,24 @@ async def update_conference(request: Request, sid: str, account: PathAccount) ->
 
 @router.get(PARTICIPANTS)
 async def list_participants(request: Request, sid: str, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    muted = _boolean(params, "Muted")
-    hold = _boolean(params, "Hold")
-    coaching = _boolean(params, "Coaching")
-    await _existing(request, account, sid)
-    found = await store_of(request).participants.page(
-        account.sid,
-        sid,
-        muted=muted,
-        hold=hold,
-        coaching=coaching,
-        offset=page.offset,
-        limit=page.fetch_limit,
-    )
-    rows = [participant_json(item) for item in found]
-    return JSONResponse(page_body(request, params, "participants", rows, page))
+    participants = store_of(request).participants
+
+    async def fetch(params: Params, page: PageRequest) -> list[ParticipantRecord]:
+        muted = _boolean(params, "Muted")
+        hold = _boolean(params, "Hold")
+        coaching = _boolean(params, "Coaching")
+        await _existing(request, account, sid)
+        return await participants.page(
+            account.sid,
+            sid,
+            muted=muted,
+            hold=hold,
+            coaching=coaching,
+            offset=page.offset,
+            limit=page.fetch_limit,
+        )
+
+    return await page_response(request, "participants", fetch, participant_json)
 
 
 @router.get(PARTICIPANT)
@@ -280,11 +258,12 @@ async def update_participant(
     hold = _boolean(params, "Hold")
     await _existing_participant(request, account, sid, call_sid)
     if muted is not None or hold is not None:
-        acted = await _live(request).update_participant(
-            account.sid, sid, call_sid, muted=muted, hold=hold
+        await _act(
+            request,
+            lambda live: live.update_participant(
+                account.sid, sid, call_sid, muted=muted, hold=hold
+            ),
         )
-        if not acted:
-            raise ApiError.not_found(request.url.path)
     return JSONResponse(
         participant_json(await _existing_participant(request, account, sid, call_sid))
     )
@@ -295,6 +274,5 @@ async def delete_participant(
     request: Request, sid: str, call_sid: str, account: PathAccount
 ) -> Response:
     await _existing_participant(request, account, sid, call_sid)
-    if not await _live(request).kick(account.sid, sid, call_sid):
-        raise ApiError.not_found(request.url.path)
+    await _act(request, lambda live: live.kick(account.sid, sid, call_sid))
     return Response(status_code=204)

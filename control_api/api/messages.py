@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.balance import require_funds
-from control_api.api.calls import TimeRange
 from control_api.api.paging import PageRequest, page_body
 from control_api.api.params import (
     Params,
@@ -26,6 +25,7 @@ from control_api.api.params import (
     query_params,
     restore_plus,
 )
+from control_api.api.time_range import TimeRange
 from control_api.errors import (
     CANNOT_DELETE_UNFINISHED,
     INVALID_PARAMETER,

@@ -1,0 +1,81 @@
+"""The time filters of a list: ``Name``, ``Name<`` and ``Name>`` (``<=``/``>=`` too).
+
+``Name`` is the whole UTC day of the value; ``Name>`` (the library's ``*_after``) is on
+or after the value, ``Name<`` (``*_before``) before it. The library sends ``Name<``
+and ``Name>``; a query string written as ``Name>=2026-11-24`` arrives as ``Name>``
+(it splits on the first '=').
+
+``TimeRange`` (``StartTime``, ``EndTime``, ``DateSent``) takes each value as the exact
+instant; ``DateRange`` (``DateCreated``, ``DateUpdated``) takes a bare date as its
+whole day and a date-time to the second, the resolution of the dates the API shows,
+so that ``Name<`` includes the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from control_api.api.params import Params, day_after, parse_time
+
+__all__ = ["DateRange", "TimeRange"]
+
+SUFFIXES = ("", "<", ">", "<=", ">=")
+
+
+@dataclass(slots=True)
+class TimeRange:
+    """One time filter of a list: after <= t < before (None: no bound)."""
+
+    after: datetime | None = None
+    before: datetime | None = None
+
+    @classmethod
+    def from_params(cls, params: Params, name: str) -> TimeRange:
+        bounds = cls()
+        for suffix in SUFFIXES:
+            value = params.get(name + suffix)
+            if not value:
+                continue
+            instant, bare_date = parse_time(name + suffix, value)
+            if suffix == "":
+                bounds.narrow(after=_midnight(instant), before=day_after(instant))
+                continue
+            start, end = cls.span(instant, bare_date)
+            if suffix.startswith(">"):
+                bounds.narrow(after=start)
+            else:
+                bounds.narrow(before=end)  # None past the end of the calendar: no bound
+        return bounds
+
+    @staticmethod
+    def span(instant: datetime, bare_date: bool) -> tuple[datetime, datetime | None]:
+        """What a value stands for: ``Name>`` starts at the first, ``Name<`` ends before
+        the second."""
+        return instant, instant
+
+    def narrow(self, after: datetime | None = None, before: datetime | None = None) -> None:
+        if after is not None and (self.after is None or after > self.after):
+            self.after = after
+        if before is not None and (self.before is None or before < self.before):
+            self.before = before
+
+
+class DateRange(TimeRange):
+    """A date filter: a bare date is its day, a date-time its second."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def span(instant: datetime, bare_date: bool) -> tuple[datetime, datetime | None]:
+        if bare_date:
+            return _midnight(instant), day_after(instant)
+        second = instant.replace(microsecond=0)
+        try:
+            return second, second + timedelta(seconds=1)
+        except OverflowError:
+            return second, None
+
+
+def _midnight(instant: datetime) -> datetime:
+    return datetime.combine(instant.date(), datetime.min.time(), instant.tzinfo)
