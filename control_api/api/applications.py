@@ -15,17 +15,23 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.paging import PageRequest, page_response
-from control_api.api.params import Params, form_params, parse_method, parse_url
+from control_api.api.params import (
+    Params,
+    Parser,
+    form_params,
+    method_parser,
+    parse_fields,
+    parse_friendly_name,
+    url_parser,
+)
 from control_api.api.resource import deleted, found, path_sid
 from control_api.api.state import store_of
 from control_api.errors import (
-    INVALID_FRIENDLY_NAME,
     NUMBER_METHOD_INVALID,
     NUMBER_URL_INVALID,
-    ApiError,
 )
 from control_api.sids import rfc2822
-from control_api.store import MAX_FRIENDLY_NAME, Account, Application
+from control_api.store import Account, Application
 
 __all__ = ["application_json", "router"]
 
@@ -34,15 +40,18 @@ router = APIRouter()
 LIST = "/2010-04-01/Accounts/{account_sid}/Applications.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/Applications/{sid}.json"
 
-_URLS = {
-    "VoiceUrl": "voice_url",
-    "VoiceFallbackUrl": "voice_fallback_url",
-    "StatusCallback": "status_callback",
-}
-_METHODS = {
-    "VoiceMethod": "voice_method",
-    "VoiceFallbackMethod": "voice_fallback_method",
-    "StatusCallbackMethod": "status_callback_method",
+_url = url_parser(NUMBER_URL_INVALID)  # 21402/21403 as for numbers
+_method = method_parser(NUMBER_METHOD_INVALID)
+
+# Request parameter -> (store field, parser), in the order they are checked.
+SETTINGS: dict[str, tuple[str, Parser]] = {
+    "FriendlyName": ("friendly_name", parse_friendly_name),
+    "VoiceUrl": ("voice_url", _url),
+    "VoiceFallbackUrl": ("voice_fallback_url", _url),
+    "StatusCallback": ("status_callback", _url),
+    "VoiceMethod": ("voice_method", _method),
+    "VoiceFallbackMethod": ("voice_fallback_method", _method),
+    "StatusCallbackMethod": ("status_callback_method", _method),
 }
 
 
@@ -72,26 +81,6 @@ def application_json(application: Application) -> dict:
     }
 
 
-def _fields(params: Params) -> dict:
-    """The application's settings the request names, checked (21402/21403 as for numbers)."""
-    fields: dict = {}
-    if "FriendlyName" in params:
-        name = params.get("FriendlyName") or ""
-        if len(name) > MAX_FRIENDLY_NAME:
-            raise ApiError.bad_parameter(
-                f"FriendlyName must have at most {MAX_FRIENDLY_NAME} characters",
-                INVALID_FRIENDLY_NAME,
-            )
-        fields["friendly_name"] = name
-    for param, field in _URLS.items():
-        if param in params:
-            fields[field] = parse_url(param, params.get(param) or "", NUMBER_URL_INVALID)
-    for param, field in _METHODS.items():
-        if param in params:
-            fields[field] = parse_method(param, params.get(param) or "", NUMBER_METHOD_INVALID)
-    return fields
-
-
 async def _existing(request: Request, account: Account, sid: str) -> Application:
     path_sid(request, sid, "AP")
     return found(request, await store_of(request).applications.get(account.sid, sid))
@@ -99,7 +88,7 @@ async def _existing(request: Request, account: Account, sid: str) -> Application
 
 @router.post(LIST)
 async def create(request: Request, account: PathAccount) -> Response:
-    fields = _fields(await form_params(request))
+    fields = parse_fields(await form_params(request), SETTINGS)
     application = await store_of(request).applications.create(account.sid, **fields)
     return JSONResponse(application_json(application), status_code=201)
 
@@ -124,7 +113,7 @@ async def fetch(request: Request, sid: str, account: PathAccount) -> Response:
 
 @router.post(INSTANCE)
 async def update(request: Request, sid: str, account: PathAccount) -> Response:
-    fields = _fields(await form_params(request))
+    fields = parse_fields(await form_params(request), SETTINGS)
     application = await _existing(request, account, sid)
     if fields:
         updated = await store_of(request).applications.update(account.sid, sid, **fields)

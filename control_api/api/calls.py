@@ -21,6 +21,7 @@ from control_api.api.paging import PageRequest, page_response
 from control_api.api.params import (
     Params,
     form_params,
+    parse_choice,
     parse_method,
     parse_url,
     restore_plus,
@@ -134,11 +135,7 @@ async def list_calls(request: Request, account: PathAccount) -> Response:
     calls = store_of(request).calls
 
     async def fetch(params: Params, page: PageRequest) -> list[CallRecord]:
-        status = params.get("Status") or None
-        if status is not None and status not in CALL_STATUSES:
-            raise ApiError.bad_parameter(
-                f"Status must be one of {', '.join(sorted(CALL_STATUSES))}"
-            )
+        status = parse_choice("Status", params.get("Status"), sorted(CALL_STATUSES))
         start = TimeRange.from_params(params, "StartTime")
         end = TimeRange.from_params(params, "EndTime")
         return await calls.page(

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.paging import PageRequest, page_response
-from control_api.api.params import Params, form_params
+from control_api.api.params import Params, form_params, parse_boolean, parse_choice
 from control_api.api.resource import found, path_sid
 from control_api.api.state import store_of
 from control_api.api.time_range import DateRange
@@ -134,14 +134,7 @@ def _date(value: datetime | None) -> str | None:
 
 
 def _boolean(params: Params, name: str) -> bool | None:
-    """Twilio's ``true``/``false`` (any case); None when absent or empty."""
-    value = params.get(name)
-    if not value:
-        return None
-    lowered = value.lower()
-    if lowered not in ("true", "false"):
-        raise ApiError.bad_parameter(f"{name} must be true or false")
-    return lowered == "true"
+    return parse_boolean(name, params.get(name))
 
 
 async def _act(request: Request, action: Callable[[LiveConferences], Awaitable[bool]]) -> None:
@@ -174,11 +167,7 @@ async def list_conferences(request: Request, account: PathAccount) -> Response:
     conferences = store_of(request).conferences
 
     async def fetch(params: Params, page: PageRequest) -> list[ConferenceRecord]:
-        status = params.get("Status") or None
-        if status is not None and status not in CONFERENCE_STATUSES:
-            raise ApiError.bad_parameter(
-                f"Status must be one of {', '.join(sorted(CONFERENCE_STATUSES))}"
-            )
+        status = parse_choice("Status", params.get("Status"), sorted(CONFERENCE_STATUSES))
         created = DateRange.from_params(params, "DateCreated")
         updated = DateRange.from_params(params, "DateUpdated")
         return await conferences.page(

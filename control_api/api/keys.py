@@ -13,12 +13,11 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
 from control_api.api.paging import page_response
-from control_api.api.params import form_params
+from control_api.api.params import form_params, parse_friendly_name
 from control_api.api.resource import deleted, found, path_sid
 from control_api.api.state import store_of
-from control_api.errors import INVALID_FRIENDLY_NAME, ApiError
 from control_api.sids import rfc2822
-from control_api.store import MAX_FRIENDLY_NAME, Account, ApiKey
+from control_api.store import Account, ApiKey
 
 __all__ = ["key_json", "router"]
 
@@ -41,13 +40,7 @@ def key_json(key: ApiKey, *, with_secret: bool = False) -> dict:
 
 
 def _friendly_name(value: str | None) -> str:
-    value = value or ""
-    if len(value) > MAX_FRIENDLY_NAME:
-        raise ApiError.bad_parameter(
-            f"FriendlyName must have at most {MAX_FRIENDLY_NAME} characters",
-            INVALID_FRIENDLY_NAME,
-        )
-    return value
+    return parse_friendly_name("FriendlyName", value or "")
 
 
 async def _existing(request: Request, account: Account, sid: str) -> ApiKey:

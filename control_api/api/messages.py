@@ -16,15 +16,15 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.balance import require_funds
-from control_api.api.paging import PageRequest, page_body
+from control_api.api.paging import PageRequest, page_response
 from control_api.api.params import (
     Params,
     form_params,
     parse_method,
     parse_url,
-    query_params,
     restore_plus,
 )
+from control_api.api.resource import found, path_sid
 from control_api.api.time_range import TimeRange
 from control_api.errors import (
     CANNOT_DELETE_UNFINISHED,
@@ -171,32 +171,26 @@ async def create_message(request: Request, account: PathAccount) -> Response:
 
 @router.get(LIST)
 async def list_messages(request: Request, account: PathAccount) -> Response:
-    params: Params = query_params(request)
-    page = PageRequest.from_params(params)
-    sent = TimeRange.from_params(params, "DateSent")
-    to = restore_plus(params.get("To") or None)
-    from_ = restore_plus(params.get("From") or None)
-    rows = await _messaging(request).messages.page(
-        account.sid,
-        to=(normalize_e164(to) or to) if to else None,
-        from_=(normalize_e164(from_) or from_) if from_ else None,
-        sent_after=sent.after,
-        sent_before=sent.before,
-        offset=page.offset,
-        limit=page.fetch_limit,
-    )
-    return JSONResponse(
-        page_body(request, params, "messages", [message_json(m) for m in rows], page)
-    )
+    async def fetch(params: Params, page: PageRequest) -> list[MessageRecord]:
+        sent = TimeRange.from_params(params, "DateSent")
+        to = restore_plus(params.get("To") or None)
+        from_ = restore_plus(params.get("From") or None)
+        return await _messaging(request).messages.page(
+            account.sid,
+            to=(normalize_e164(to) or to) if to else None,
+            from_=(normalize_e164(from_) or from_) if from_ else None,
+            sent_after=sent.after,
+            sent_before=sent.before,
+            offset=page.offset,
+            limit=page.fetch_limit,
+        )
+
+    return await page_response(request, "messages", fetch, message_json)
 
 
 async def _existing(request: Request, account, sid: str) -> MessageRecord:
-    message = None
-    if is_sid(sid, "SM") or is_sid(sid, "MM"):
-        message = await _messaging(request).messages.get(account.sid, sid)
-    if message is None:
-        raise ApiError.not_found(request.url.path)
-    return message
+    path_sid(request, sid, "SM", "MM")
+    return found(request, await _messaging(request).messages.get(account.sid, sid))
 
 
 @router.get(INSTANCE)
@@ -218,9 +212,7 @@ async def update_message(request: Request, sid: str, account: PathAccount) -> Re
             raise ApiError.bad_parameter(
                 "A message cannot be redacted before it is sent", CANNOT_DELETE_UNFINISHED
             )
-        message = await _messaging(request).messages.update(sid, body="")
-        if message is None:
-            raise ApiError.not_found(request.url.path)
+        message = found(request, await _messaging(request).messages.update(sid, body=""))
     return JSONResponse(message_json(message))
 
 

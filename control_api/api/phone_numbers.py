@@ -9,23 +9,22 @@ provisioned.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_body
+from control_api.api.paging import PageRequest, page_response
 from control_api.api.params import (
     Params,
+    Parser,
     form_params,
-    parse_method,
-    parse_url,
-    query_params,
+    method_parser,
+    parse_fields,
     restore_plus,
+    url_parser,
 )
+from control_api.api.resource import deleted, found, path_sid
 from control_api.api.state import store_of
 from control_api.errors import (
     INVALID_FRIENDLY_NAME,
@@ -61,14 +60,6 @@ def _friendly_name(name: str, value: str) -> str:
     return value
 
 
-def _url(name: str, value: str) -> str | None:
-    return parse_url(name, value, NUMBER_URL_INVALID)
-
-
-def _method(name: str, value: str) -> str:
-    return parse_method(name, value, NUMBER_METHOD_INVALID)
-
-
 def _application_sid(name: str, value: str) -> str | None:
     if value == "":
         return None
@@ -77,8 +68,11 @@ def _application_sid(name: str, value: str) -> str | None:
     return value
 
 
+_url = url_parser(NUMBER_URL_INVALID)
+_method = method_parser(NUMBER_METHOD_INVALID)
+
 # Request parameter -> (store field, parser). The parsers raise Twilio's code for the field.
-SETTINGS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+SETTINGS: dict[str, tuple[str, Parser]] = {
     "FriendlyName": ("friendly_name", _friendly_name),
     "VoiceUrl": ("voice_url", _url),
     "VoiceMethod": ("voice_method", _method),
@@ -93,14 +87,6 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "VoiceApplicationSid": ("voice_application_sid", _application_sid),
     "SmsApplicationSid": ("sms_application_sid", _application_sid),
 }
-
-
-def _settings(params: Params) -> dict[str, Any]:
-    return {
-        field: parse(name, params[name])
-        for name, (field, parse) in SETTINGS.items()
-        if name in params
-    }
 
 
 def number_uri(number: PhoneNumber) -> str:
@@ -147,11 +133,8 @@ def number_json(number: PhoneNumber) -> dict:
 
 
 async def _existing(request: Request, account: Account, sid: str) -> PhoneNumber:
-    # Checking the form first keeps arbitrary path text (NUL, say) away from the database.
-    number = await store_of(request).numbers.get(account.sid, sid) if is_sid(sid, "PN") else None
-    if number is None:
-        raise ApiError.not_found(request.url.path)
-    return number
+    path_sid(request, sid, "PN")
+    return found(request, await store_of(request).numbers.get(account.sid, sid))
 
 
 @router.post(LIST)
@@ -170,7 +153,7 @@ async def create_number(request: Request, account: PathAccount) -> Response:
         )
     try:
         number = await store_of(request).numbers.create(
-            account.sid, phone_number, **_settings(params)
+            account.sid, phone_number, **parse_fields(params, SETTINGS)
         )
     except NumberTaken:
         raise ApiError.bad_parameter(
@@ -181,17 +164,18 @@ async def create_number(request: Request, account: PathAccount) -> Response:
 
 @router.get(LIST)
 async def list_numbers(request: Request, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    numbers = await store_of(request).numbers.page(
-        account.sid,
-        phone_number=restore_plus(params.get("PhoneNumber") or None),
-        friendly_name=params.get("FriendlyName") or None,
-        offset=page.offset,
-        limit=page.fetch_limit,
-    )
-    rows = [number_json(number) for number in numbers]
-    return JSONResponse(page_body(request, params, "incoming_phone_numbers", rows, page))
+    numbers = store_of(request).numbers
+
+    async def fetch(params: Params, page: PageRequest) -> list[PhoneNumber]:
+        return await numbers.page(
+            account.sid,
+            phone_number=restore_plus(params.get("PhoneNumber") or None),
+            friendly_name=params.get("FriendlyName") or None,
+            offset=page.offset,
+            limit=page.fetch_limit,
+        )
+
+    return await page_response(request, "incoming_phone_numbers", fetch, number_json)
 
 
 @router.get(INSTANCE)
@@ -208,14 +192,13 @@ async def update_number(request: Request, sid: str, account: PathAccount) -> Res
         raise ApiError.bad_parameter(
             "Moving a number to another account is not supported", INVALID_PARAMETER
         )
-    number = await store_of(request).numbers.update(account.sid, sid, **_settings(params))
-    if number is None:  # released meanwhile
-        raise ApiError.not_found(request.url.path)
-    return JSONResponse(number_json(number))
+    number = await store_of(request).numbers.update(
+        account.sid, sid, **parse_fields(params, SETTINGS)
+    )
+    return JSONResponse(number_json(found(request, number)))  # None: released meanwhile
 
 
 @router.delete(INSTANCE)
 async def delete_number(request: Request, sid: str, account: PathAccount) -> Response:
-    if not (is_sid(sid, "PN") and await store_of(request).numbers.delete(account.sid, sid)):
-        raise ApiError.not_found(request.url.path)
-    return Response(status_code=204)
+    path_sid(request, sid, "PN")
+    return deleted(request, await store_of(request).numbers.delete(account.sid, sid))
