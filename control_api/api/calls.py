@@ -20,11 +20,15 @@ from control_api.api.balance import require_funds
 from control_api.api.paging import PageRequest, page_response
 from control_api.api.params import (
     Params,
+    Parser,
+    choice_parser,
     form_params,
-    parse_choice,
+    number_text,
     parse_method,
     parse_url,
+    query_filters,
     restore_plus,
+    text,
 )
 from control_api.api.resource import deleted, found, path_sid
 from control_api.api.state import store_of
@@ -60,6 +64,14 @@ CALL_STATUSES = frozenset(
     {"queued", "ringing", "in-progress", "completed", "busy", "failed", "no-answer", "canceled"}
 )
 FINISHED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+# The list's query parameter -> (the store's filter, parser); StartTime, EndTime apart.
+FILTERS: dict[str, tuple[str, Parser]] = {
+    "To": ("to", number_text),
+    "From": ("from_", number_text),
+    "Status": ("status", choice_parser(sorted(CALL_STATUSES))),
+    "ParentCallSid": ("parent_call_sid", text),
+}
 
 LIST = "/2010-04-01/Accounts/{account_sid}/Calls.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/Calls/{sid}.json"
@@ -135,19 +147,11 @@ async def list_calls(request: Request, account: PathAccount) -> Response:
     calls = store_of(request).calls
 
     async def fetch(params: Params, page: PageRequest) -> list[CallRecord]:
-        status = parse_choice("Status", params.get("Status"), sorted(CALL_STATUSES))
-        start = TimeRange.from_params(params, "StartTime")
-        end = TimeRange.from_params(params, "EndTime")
         return await calls.page(
             account.sid,
-            to=restore_plus(params.get("To") or None),
-            from_=restore_plus(params.get("From") or None),
-            status=status,
-            parent_call_sid=params.get("ParentCallSid") or None,
-            start_time_after=start.after,
-            start_time_before=start.before,
-            end_time_after=end.after,
-            end_time_before=end.before,
+            **query_filters(params, FILTERS),
+            **TimeRange.from_params(params, "StartTime").filters("start_time"),
+            **TimeRange.from_params(params, "EndTime").filters("end_time"),
             offset=page.offset,
             limit=page.fetch_limit,
         )

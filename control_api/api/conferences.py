@@ -27,7 +27,15 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.paging import PageRequest, page_response
-from control_api.api.params import Params, form_params, parse_boolean, parse_choice
+from control_api.api.params import (
+    Params,
+    Parser,
+    choice_parser,
+    form_params,
+    parse_boolean,
+    query_filters,
+    text,
+)
 from control_api.api.resource import found, path_sid
 from control_api.api.state import store_of
 from control_api.api.time_range import DateRange
@@ -50,6 +58,17 @@ LIST = ACCOUNT + "/Conferences.json"
 INSTANCE = ACCOUNT + "/Conferences/{sid}.json"
 PARTICIPANTS = ACCOUNT + "/Conferences/{sid}/Participants.json"
 PARTICIPANT = ACCOUNT + "/Conferences/{sid}/Participants/{call_sid}.json"
+
+# The lists' query parameter -> (the store's filter, parser); the dates apart.
+FILTERS: dict[str, tuple[str, Parser]] = {
+    "Status": ("status", choice_parser(sorted(CONFERENCE_STATUSES))),
+    "FriendlyName": ("friendly_name", text),
+}
+PARTICIPANT_FILTERS: dict[str, tuple[str, Parser]] = {
+    "Muted": ("muted", parse_boolean),
+    "Hold": ("hold", parse_boolean),
+    "Coaching": ("coaching", parse_boolean),
+}
 
 router = APIRouter()
 
@@ -167,17 +186,11 @@ async def list_conferences(request: Request, account: PathAccount) -> Response:
     conferences = store_of(request).conferences
 
     async def fetch(params: Params, page: PageRequest) -> list[ConferenceRecord]:
-        status = parse_choice("Status", params.get("Status"), sorted(CONFERENCE_STATUSES))
-        created = DateRange.from_params(params, "DateCreated")
-        updated = DateRange.from_params(params, "DateUpdated")
         return await conferences.page(
             account.sid,
-            friendly_name=params.get("FriendlyName") or None,
-            status=status,
-            date_created_after=created.after,
-            date_created_before=created.before,
-            date_updated_after=updated.after,
-            date_updated_before=updated.before,
+            **query_filters(params, FILTERS),
+            **DateRange.from_params(params, "DateCreated").filters("date_created"),
+            **DateRange.from_params(params, "DateUpdated").filters("date_updated"),
             offset=page.offset,
             limit=page.fetch_limit,
         )
@@ -200,7 +213,7 @@ async def update_conference(request: Request, sid: str, account: PathAccount) ->
         if status != "completed":
             raise ApiError.bad_parameter("Status can only be completed")
         await _act(request, lambda live: live.end(account.sid, sid))
-    return JSONResponse(conference_json(await _existing(request, account, sid)))
+    return await fetch_conference(request, sid, account)  # as the engine left it
 
 
 # Participants
@@ -211,18 +224,10 @@ async def list_participants(request: Request, sid: str, account: PathAccount) ->
     participants = store_of(request).participants
 
     async def fetch(params: Params, page: PageRequest) -> list[ParticipantRecord]:
-        muted = _boolean(params, "Muted")
-        hold = _boolean(params, "Hold")
-        coaching = _boolean(params, "Coaching")
+        filters = query_filters(params, PARTICIPANT_FILTERS)
         await _existing(request, account, sid)
         return await participants.page(
-            account.sid,
-            sid,
-            muted=muted,
-            hold=hold,
-            coaching=coaching,
-            offset=page.offset,
-            limit=page.fetch_limit,
+            account.sid, sid, **filters, offset=page.offset, limit=page.fetch_limit
         )
 
     return await page_response(request, "participants", fetch, participant_json)
@@ -253,9 +258,7 @@ async def update_participant(
                 account.sid, sid, call_sid, muted=muted, hold=hold
             ),
         )
-    return JSONResponse(
-        participant_json(await _existing_participant(request, account, sid, call_sid))
-    )
+    return await fetch_participant(request, sid, call_sid, account)  # as the engine left it
 
 
 @router.delete(PARTICIPANT)

@@ -19,9 +19,11 @@ from control_api.api.balance import require_funds
 from control_api.api.paging import PageRequest, page_response
 from control_api.api.params import (
     Params,
+    Parser,
     form_params,
     parse_method,
     parse_url,
+    query_filters,
     restore_plus,
 )
 from control_api.api.resource import found, path_sid
@@ -55,6 +57,19 @@ MAX_BODY_CHARACTERS = 1600
 MAX_MEDIA = 10
 MAX_VALIDITY_S = 36000
 _ALPHANUMERIC_SENDER = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+
+
+def _address_filter(name: str, value: str) -> str:
+    """A number in E.164 if it is one (an alphanumeric sender ID stays as it is)."""
+    value = restore_plus(value)
+    return normalize_e164(value) or value
+
+
+# The list's query parameter -> (the store's filter, parser); DateSent apart.
+FILTERS: dict[str, tuple[str, Parser]] = {
+    "To": ("to", _address_filter),
+    "From": ("from_", _address_filter),
+}
 
 
 def message_uri(message: MessageRecord) -> str:
@@ -172,17 +187,10 @@ async def create_message(request: Request, account: PathAccount) -> Response:
 @router.get(LIST)
 async def list_messages(request: Request, account: PathAccount) -> Response:
     async def fetch(params: Params, page: PageRequest) -> list[MessageRecord]:
-        sent = TimeRange.from_params(params, "DateSent")
-        to = restore_plus(params.get("To") or None)
-        from_ = restore_plus(params.get("From") or None)
+        sent = TimeRange.from_params(params, "DateSent").filters("sent")
+        filters = query_filters(params, FILTERS)
         return await _messaging(request).messages.page(
-            account.sid,
-            to=(normalize_e164(to) or to) if to else None,
-            from_=(normalize_e164(from_) or from_) if from_ else None,
-            sent_after=sent.after,
-            sent_before=sent.before,
-            offset=page.offset,
-            limit=page.fetch_limit,
+            account.sid, **filters, **sent, offset=page.offset, limit=page.fetch_limit
         )
 
     return await page_response(request, "messages", fetch, message_json)

@@ -20,8 +20,10 @@ from control_api.api.params import (
     Parser,
     form_params,
     method_parser,
+    number_text,
     parse_fields,
-    restore_plus,
+    query_filters,
+    text,
     url_parser,
 )
 from control_api.api.resource import deleted, found, path_sid
@@ -86,6 +88,13 @@ SETTINGS: dict[str, tuple[str, Parser]] = {
     "SmsFallbackMethod": ("sms_fallback_method", _method),
     "VoiceApplicationSid": ("voice_application_sid", _application_sid),
     "SmsApplicationSid": ("sms_application_sid", _application_sid),
+}
+
+
+# The list's query parameter -> (the store's filter, parser).
+FILTERS: dict[str, tuple[str, Parser]] = {
+    "PhoneNumber": ("phone_number", number_text),
+    "FriendlyName": ("friendly_name", text),
 }
 
 
@@ -167,12 +176,9 @@ async def list_numbers(request: Request, account: PathAccount) -> Response:
     numbers = store_of(request).numbers
 
     async def fetch(params: Params, page: PageRequest) -> list[PhoneNumber]:
+        filters = query_filters(params, FILTERS)
         return await numbers.page(
-            account.sid,
-            phone_number=restore_plus(params.get("PhoneNumber") or None),
-            friendly_name=params.get("FriendlyName") or None,
-            offset=page.offset,
-            limit=page.fetch_limit,
+            account.sid, **filters, offset=page.offset, limit=page.fetch_limit
         )
 
     return await page_response(request, "incoming_phone_numbers", fetch, number_json)

@@ -123,7 +123,7 @@ async def _list(
     recordings = store_of(request).recordings
 
     async def fetch(params: Params, page: PageRequest) -> list[RecordingRecord]:
-        created = DateRange.from_params(params, "DateCreated")
+        created = DateRange.from_params(params, "DateCreated").filters("date_created")
         return await recordings.page(
             account.sid,
             call_sid=call_sid if call_sid is not None else params.get("CallSid") or None,
@@ -132,8 +132,7 @@ async def _list(
                 if conference_sid is not None
                 else params.get("ConferenceSid") or None
             ),
-            date_created_after=created.after,
-            date_created_before=created.before,
+            **created,
             offset=page.offset,
             limit=page.fetch_limit,
         )

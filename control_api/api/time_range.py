@@ -54,6 +54,10 @@ class TimeRange:
         the second."""
         return instant, instant
 
+    def filters(self, field: str) -> dict[str, datetime | None]:
+        """The range as the store's filters of ``field``: ``<field>_after``/``_before``."""
+        return {f"{field}_after": self.after, f"{field}_before": self.before}
+
     def narrow(self, after: datetime | None = None, before: datetime | None = None) -> None:
         if after is not None and (self.after is None or after > self.after):
             self.after = after

@@ -28,7 +28,9 @@ from control_api.api.params import (
     parse_friendly_name,
     parse_method,
     parse_url,
+    query_filters,
     query_params,
+    text,
 )
 from control_api.api.resource import deleted, found, path_sid
 from control_api.errors import INVALID_PARAMETER, ApiError
@@ -241,16 +243,20 @@ async def create_trigger(request: Request, account: PathAccount) -> Response:
     return JSONResponse(trigger_json(trigger), status_code=201)
 
 
+# The list's query parameter -> (the store's filter, parser).
+TRIGGER_FILTERS: dict[str, tuple[str, Parser]] = {
+    "Recurring": ("recurring", text),
+    "TriggerBy": ("trigger_by", text),
+    "UsageCategory": ("usage_category", text),
+}
+
+
 @router.get(TRIGGERS)
 async def list_triggers(request: Request, account: PathAccount) -> Response:
     async def fetch(params: Params, page: PageRequest) -> list[UsageTriggerRecord]:
+        filters = query_filters(params, TRIGGER_FILTERS)
         return await _billing(request).billing.list_triggers(
-            account.sid,
-            recurring=params.get("Recurring") or None,
-            trigger_by=params.get("TriggerBy") or None,
-            usage_category=params.get("UsageCategory") or None,
-            offset=page.offset,
-            limit=page.fetch_limit,
+            account.sid, **filters, offset=page.offset, limit=page.fetch_limit
         )
 
     return await page_response(request, "usage_triggers", fetch, trigger_json)
