@@ -9,12 +9,16 @@ the browser places fetches TwiML from the application's ``VoiceUrl`` with
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_response
+from control_api.api.filters import Filter
+from control_api.api.paging import page_response
 from control_api.api.params import (
     Params,
     Parser,
@@ -53,6 +57,14 @@ SETTINGS: dict[str, tuple[str, Parser]] = {
     "VoiceFallbackMethod": ("voice_fallback_method", _method),
     "StatusCallbackMethod": ("status_callback_method", _method),
 }
+
+
+def _friendly_name_filter(params: Params, name: str) -> dict[str, Any]:
+    """The name as given, empty too (an application may be unnamed)."""
+    return {"friendly_name": params.get(name)}
+
+
+FILTERS: dict[str, Filter] = {"FriendlyName": _friendly_name_filter}
 
 
 def application_json(application: Application) -> dict:
@@ -95,15 +107,8 @@ async def create(request: Request, account: PathAccount) -> Response:
 
 @router.get(LIST)
 async def list_all(request: Request, account: PathAccount) -> Response:
-    applications = store_of(request).applications
-
-    async def fetch(params: Params, page: PageRequest) -> list[Application]:
-        name = params.get("FriendlyName")
-        return await applications.page(
-            account.sid, friendly_name=name, offset=page.offset, limit=page.fetch_limit
-        )
-
-    return await page_response(request, "applications", fetch, application_json)
+    applications = partial(store_of(request).applications.page, account.sid)
+    return await page_response(request, "applications", applications, application_json, FILTERS)
 
 
 @router.get(INSTANCE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -17,22 +18,18 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.balance import require_funds
-from control_api.api.paging import PageRequest, page_response
+from control_api.api.filters import Filter, TimeRange, equal, number_text
+from control_api.api.paging import page_response
 from control_api.api.params import (
     Params,
-    Parser,
     choice_parser,
     form_params,
-    number_text,
     parse_method,
     parse_url,
-    query_filters,
     restore_plus,
-    text,
 )
 from control_api.api.resource import deleted, found, path_sid
 from control_api.api.state import store_of
-from control_api.api.time_range import TimeRange
 from control_api.errors import (
     CALL_METHOD_INVALID,
     CALL_NOT_IN_PROGRESS,
@@ -65,12 +62,13 @@ CALL_STATUSES = frozenset(
 )
 FINISHED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
-# The list's query parameter -> (the store's filter, parser); StartTime, EndTime apart.
-FILTERS: dict[str, tuple[str, Parser]] = {
-    "To": ("to", number_text),
-    "From": ("from_", number_text),
-    "Status": ("status", choice_parser(sorted(CALL_STATUSES))),
-    "ParentCallSid": ("parent_call_sid", text),
+FILTERS: dict[str, Filter] = {
+    "To": equal("to", number_text),
+    "From": equal("from_", number_text),
+    "Status": equal("status", choice_parser(sorted(CALL_STATUSES))),
+    "ParentCallSid": equal("parent_call_sid"),
+    "StartTime": TimeRange.filter("start_time"),
+    "EndTime": TimeRange.filter("end_time"),
 }
 
 LIST = "/2010-04-01/Accounts/{account_sid}/Calls.json"
@@ -144,19 +142,8 @@ async def _existing(request: Request, account: Account, sid: str) -> CallRecord:
 
 @router.get(LIST)
 async def list_calls(request: Request, account: PathAccount) -> Response:
-    calls = store_of(request).calls
-
-    async def fetch(params: Params, page: PageRequest) -> list[CallRecord]:
-        return await calls.page(
-            account.sid,
-            **query_filters(params, FILTERS),
-            **TimeRange.from_params(params, "StartTime").filters("start_time"),
-            **TimeRange.from_params(params, "EndTime").filters("end_time"),
-            offset=page.offset,
-            limit=page.fetch_limit,
-        )
-
-    return await page_response(request, "calls", fetch, call_json)
+    calls = partial(store_of(request).calls.page, account.sid)
+    return await page_response(request, "calls", calls, call_json, FILTERS)
 
 
 async def unavailable(_request: Request, exc: Exception) -> JSONResponse:

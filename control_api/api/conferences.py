@@ -19,26 +19,24 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Protocol
+from functools import partial
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_response
+from control_api.api.filters import DateRange, Filter, equal
+from control_api.api.paging import page_response
 from control_api.api.params import (
     Params,
-    Parser,
     choice_parser,
     form_params,
     parse_boolean,
-    query_filters,
-    text,
 )
 from control_api.api.resource import found, path_sid
 from control_api.api.state import store_of
-from control_api.api.time_range import DateRange
 from control_api.errors import ApiError
 from control_api.sids import rfc2822
 from control_api.store import Account, ConferenceRecord, ParticipantRecord
@@ -59,15 +57,16 @@ INSTANCE = ACCOUNT + "/Conferences/{sid}.json"
 PARTICIPANTS = ACCOUNT + "/Conferences/{sid}/Participants.json"
 PARTICIPANT = ACCOUNT + "/Conferences/{sid}/Participants/{call_sid}.json"
 
-# The lists' query parameter -> (the store's filter, parser); the dates apart.
-FILTERS: dict[str, tuple[str, Parser]] = {
-    "Status": ("status", choice_parser(sorted(CONFERENCE_STATUSES))),
-    "FriendlyName": ("friendly_name", text),
+FILTERS: dict[str, Filter] = {
+    "Status": equal("status", choice_parser(sorted(CONFERENCE_STATUSES))),
+    "FriendlyName": equal("friendly_name"),
+    "DateCreated": DateRange.filter("date_created"),
+    "DateUpdated": DateRange.filter("date_updated"),
 }
-PARTICIPANT_FILTERS: dict[str, tuple[str, Parser]] = {
-    "Muted": ("muted", parse_boolean),
-    "Hold": ("hold", parse_boolean),
-    "Coaching": ("coaching", parse_boolean),
+PARTICIPANT_FILTERS: dict[str, Filter] = {
+    "Muted": equal("muted", parse_boolean),
+    "Hold": equal("hold", parse_boolean),
+    "Coaching": equal("coaching", parse_boolean),
 }
 
 router = APIRouter()
@@ -183,19 +182,8 @@ async def _existing_participant(
 
 @router.get(LIST)
 async def list_conferences(request: Request, account: PathAccount) -> Response:
-    conferences = store_of(request).conferences
-
-    async def fetch(params: Params, page: PageRequest) -> list[ConferenceRecord]:
-        return await conferences.page(
-            account.sid,
-            **query_filters(params, FILTERS),
-            **DateRange.from_params(params, "DateCreated").filters("date_created"),
-            **DateRange.from_params(params, "DateUpdated").filters("date_updated"),
-            offset=page.offset,
-            limit=page.fetch_limit,
-        )
-
-    return await page_response(request, "conferences", fetch, conference_json)
+    conferences = partial(store_of(request).conferences.page, account.sid)
+    return await page_response(request, "conferences", conferences, conference_json, FILTERS)
 
 
 @router.get(INSTANCE)
@@ -223,14 +211,13 @@ async def update_conference(request: Request, sid: str, account: PathAccount) ->
 async def list_participants(request: Request, sid: str, account: PathAccount) -> Response:
     participants = store_of(request).participants
 
-    async def fetch(params: Params, page: PageRequest) -> list[ParticipantRecord]:
-        filters = query_filters(params, PARTICIPANT_FILTERS)
-        await _existing(request, account, sid)
-        return await participants.page(
-            account.sid, sid, **filters, offset=page.offset, limit=page.fetch_limit
-        )
+    async def fetch(**query: Any) -> list[ParticipantRecord]:
+        await _existing(request, account, sid)  # after the query: a bad filter is a 400 first
+        return await participants.page(account.sid, sid, **query)
 
-    return await page_response(request, "participants", fetch, participant_json)
+    return await page_response(
+        request, "participants", fetch, participant_json, PARTICIPANT_FILTERS
+    )
 
 
 @router.get(PARTICIPANT)

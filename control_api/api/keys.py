@@ -8,6 +8,8 @@ again. Deleting a key makes every token it signed invalid at once.
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -58,13 +60,8 @@ async def create_key(request: Request, account: PathAccount) -> Response:
 
 @router.get(LIST)
 async def list_keys(request: Request, account: PathAccount) -> Response:
-    keys = store_of(request).api_keys
-    return await page_response(
-        request,
-        "keys",
-        lambda _params, page: keys.page(account.sid, offset=page.offset, limit=page.fetch_limit),
-        key_json,
-    )
+    keys = partial(store_of(request).api_keys.page, account.sid)
+    return await page_response(request, "keys", keys, key_json)
 
 
 @router.get(INSTANCE)

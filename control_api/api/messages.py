@@ -9,6 +9,7 @@ The sending itself is the message service's (``control_api/sms/service.py``).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -16,18 +17,15 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.balance import require_funds
-from control_api.api.paging import PageRequest, page_response
+from control_api.api.filters import Filter, TimeRange, equal
+from control_api.api.paging import page_response
 from control_api.api.params import (
-    Params,
-    Parser,
     form_params,
     parse_method,
     parse_url,
-    query_filters,
     restore_plus,
 )
 from control_api.api.resource import found, path_sid
-from control_api.api.time_range import TimeRange
 from control_api.errors import (
     CANNOT_DELETE_UNFINISHED,
     INVALID_PARAMETER,
@@ -66,9 +64,10 @@ def _address_filter(name: str, value: str) -> str:
 
 
 # The list's query parameter -> (the store's filter, parser); DateSent apart.
-FILTERS: dict[str, tuple[str, Parser]] = {
-    "To": ("to", _address_filter),
-    "From": ("from_", _address_filter),
+FILTERS: dict[str, Filter] = {
+    "To": equal("to", _address_filter),
+    "From": equal("from_", _address_filter),
+    "DateSent": TimeRange.filter("sent"),
 }
 
 
@@ -186,14 +185,10 @@ async def create_message(request: Request, account: PathAccount) -> Response:
 
 @router.get(LIST)
 async def list_messages(request: Request, account: PathAccount) -> Response:
-    async def fetch(params: Params, page: PageRequest) -> list[MessageRecord]:
-        sent = TimeRange.from_params(params, "DateSent").filters("sent")
-        filters = query_filters(params, FILTERS)
-        return await _messaging(request).messages.page(
-            account.sid, **filters, **sent, offset=page.offset, limit=page.fetch_limit
-        )
+    async def fetch(**query: Any) -> list[MessageRecord]:
+        return await _messaging(request).messages.page(account.sid, **query)
 
-    return await page_response(request, "messages", fetch, message_json)
+    return await page_response(request, "messages", fetch, message_json, FILTERS)
 
 
 async def _existing(request: Request, account, sid: str) -> MessageRecord:

@@ -11,7 +11,7 @@ when both are given. Pages are offsets into the list as it is when each page is 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlencode
@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from control_api.api.filters import Filter, query_filters
 from control_api.api.params import Params, query_params
 from control_api.errors import ApiError
 
@@ -98,17 +99,21 @@ def page_body(
 async def page_response(
     request: Request,
     key: str,
-    fetch: Callable[[Params, PageRequest], Awaitable[Iterable[T]]],
+    fetch: Callable[..., Awaitable[Iterable[T]]],
     render: Callable[[T], dict],
+    filters: Mapping[str, Filter] | None = None,
 ) -> JSONResponse:
     """A list resource's GET: the page ``fetch`` reads, each row as ``render`` shows it.
 
-    ``fetch`` gets the query's parameters (its filters) and the page, whose ``offset``
-    and ``fetch_limit`` it passes on to the store.
+    ``fetch`` takes, as keywords, the store's filters that the query gives (read by
+    ``filters``: ``control_api.api.filters``) and the page's ``offset`` and ``limit``,
+    as a store's ``page`` does: ``functools.partial(store.calls.page, account_sid)``.
     """
     params = query_params(request)
     page = PageRequest.from_params(params)
-    rows = [render(row) for row in await fetch(params, page)]
+    query = query_filters(params, filters or {})
+    found = await fetch(**query, offset=page.offset, limit=page.fetch_limit)
+    rows = [render(row) for row in found]
     return JSONResponse(page_body(request, params, key, rows, page))
 
 

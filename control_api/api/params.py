@@ -25,7 +25,6 @@ __all__ = [
     "day_after",
     "form_params",
     "method_parser",
-    "number_text",
     "parse_boolean",
     "parse_choice",
     "parse_fields",
@@ -33,10 +32,8 @@ __all__ = [
     "parse_method",
     "parse_time",
     "parse_url",
-    "query_filters",
     "query_params",
     "restore_plus",
-    "text",
     "url_parser",
 ]
 
@@ -185,26 +182,6 @@ def parse_fields(params: Params, parsers: Mapping[str, tuple[str, Parser]]) -> d
         for name, (field, parse) in parsers.items()
         if name in params
     }
-
-
-def query_filters(params: Params, filters: Mapping[str, tuple[str, Parser]]) -> dict[str, Any]:
-    """A list's filters, as the store takes them: ``filters`` maps a query parameter to
-    the store's filter and its parser, in the order they are checked; a parameter that
-    is absent or empty filters nothing (None)."""
-    return {
-        field: parse(name, value) if (value := params.get(name)) else None
-        for name, (field, parse) in filters.items()
-    }
-
-
-def text(name: str, value: str) -> str:
-    """The ``Parser`` of a parameter taken as it is."""
-    return value
-
-
-def number_text(name: str, value: str) -> str:
-    """The ``Parser`` of a phone number filter: the value with its '+' restored."""
-    return restore_plus(value)
 
 
 def parse_time(name: str, value: str) -> tuple[datetime, bool]:

@@ -9,21 +9,20 @@ provisioned.
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_response
+from control_api.api.filters import Filter, equal, number_text
+from control_api.api.paging import page_response
 from control_api.api.params import (
-    Params,
     Parser,
     form_params,
     method_parser,
-    number_text,
     parse_fields,
-    query_filters,
-    text,
     url_parser,
 )
 from control_api.api.resource import deleted, found, path_sid
@@ -92,9 +91,9 @@ SETTINGS: dict[str, tuple[str, Parser]] = {
 
 
 # The list's query parameter -> (the store's filter, parser).
-FILTERS: dict[str, tuple[str, Parser]] = {
-    "PhoneNumber": ("phone_number", number_text),
-    "FriendlyName": ("friendly_name", text),
+FILTERS: dict[str, Filter] = {
+    "PhoneNumber": equal("phone_number", number_text),
+    "FriendlyName": equal("friendly_name"),
 }
 
 
@@ -173,15 +172,8 @@ async def create_number(request: Request, account: PathAccount) -> Response:
 
 @router.get(LIST)
 async def list_numbers(request: Request, account: PathAccount) -> Response:
-    numbers = store_of(request).numbers
-
-    async def fetch(params: Params, page: PageRequest) -> list[PhoneNumber]:
-        filters = query_filters(params, FILTERS)
-        return await numbers.page(
-            account.sid, **filters, offset=page.offset, limit=page.fetch_limit
-        )
-
-    return await page_response(request, "incoming_phone_numbers", fetch, number_json)
+    numbers = partial(store_of(request).numbers.page, account.sid)
+    return await page_response(request, "incoming_phone_numbers", numbers, number_json, FILTERS)
 
 
 @router.get(INSTANCE)

@@ -18,18 +18,19 @@ import asyncio
 import inspect
 import secrets
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount, authenticate
-from control_api.api.paging import PageRequest, page_response
-from control_api.api.params import Params
+from control_api.api.filters import DateRange, Filter, equal
+from control_api.api.paging import page_response
 from control_api.api.resource import deleted, found, path_sid
 from control_api.api.state import store_of
-from control_api.api.time_range import DateRange
 from control_api.errors import METHOD_NOT_ALLOWED, ApiError
 from control_api.sids import rfc2822
 from control_api.store import Account, RecordingRecord
@@ -47,6 +48,12 @@ CONFERENCE_LIST = ACCOUNT + "/Conferences/{conference_sid}/Recordings.json"
 MEDIA_WAV = ACCOUNT + "/Recordings/{sid}.wav"
 MEDIA_MP3 = ACCOUNT + "/Recordings/{sid}.mp3"
 MEDIA = ACCOUNT + "/Recordings/{sid}"
+
+FILTERS: dict[str, Filter] = {
+    "CallSid": equal("call_sid"),
+    "ConferenceSid": equal("conference_sid"),
+    "DateCreated": DateRange.filter("date_created"),
+}
 
 WAV_TYPE = "audio/x-wav"
 MP3_TYPE = "audio/mpeg"
@@ -113,32 +120,16 @@ async def _existing(
     return recording
 
 
-async def _list(
-    request: Request,
-    account: Account,
-    *,
-    call_sid: str | None = None,
-    conference_sid: str | None = None,
-) -> Response:
+async def _list(request: Request, account: Account, **path: str) -> Response:
+    """The account's recordings; ``path`` (the call_sid or conference_sid of the URL)
+    filters them in place of the query's parameter of the same."""
     recordings = store_of(request).recordings
 
-    async def fetch(params: Params, page: PageRequest) -> list[RecordingRecord]:
-        created = DateRange.from_params(params, "DateCreated").filters("date_created")
-        return await recordings.page(
-            account.sid,
-            call_sid=call_sid if call_sid is not None else params.get("CallSid") or None,
-            conference_sid=(
-                conference_sid
-                if conference_sid is not None
-                else params.get("ConferenceSid") or None
-            ),
-            **created,
-            offset=page.offset,
-            limit=page.fetch_limit,
-        )
+    async def fetch(**query: Any) -> list[RecordingRecord]:
+        return await recordings.page(account.sid, **(query | path))
 
-    base = _base_url(request)
-    return await page_response(request, "recordings", fetch, lambda r: recording_json(r, base))
+    render = partial(recording_json, base_url=_base_url(request))
+    return await page_response(request, "recordings", fetch, render, FILTERS)
 
 
 @router.get(LIST)

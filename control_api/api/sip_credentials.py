@@ -14,13 +14,15 @@ Every validation failure is Twilio's 21240, "Credential List Validation Error".
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_response
-from control_api.api.params import Params, form_params
+from control_api.api.paging import page_response
+from control_api.api.params import form_params
 from control_api.api.resource import deleted, found, path_sid
 from control_api.api.state import store_of
 from control_api.errors import CREDENTIAL_LIST_INVALID, ApiError
@@ -130,13 +132,8 @@ async def create_credential_list(request: Request, account: PathAccount) -> Resp
 
 @router.get(LISTS)
 async def list_credential_lists(request: Request, account: PathAccount) -> Response:
-    lists = store_of(request).credential_lists
-    return await page_response(
-        request,
-        "credential_lists",
-        lambda _params, page: lists.page(account.sid, offset=page.offset, limit=page.fetch_limit),
-        credential_list_json,
-    )
+    lists = partial(store_of(request).credential_lists.page, account.sid)
+    return await page_response(request, "credential_lists", lists, credential_list_json)
 
 
 @router.get(LIST)
@@ -192,11 +189,9 @@ async def create_credential(request: Request, list_sid: str, account: PathAccoun
 async def list_credentials(request: Request, list_sid: str, account: PathAccount) -> Response:
     credentials = store_of(request).sip_credentials
 
-    async def fetch(_params: Params, page: PageRequest) -> list[SipCredential]:
-        await _existing_list(request, account, list_sid)
-        return await credentials.page(
-            account.sid, list_sid, offset=page.offset, limit=page.fetch_limit
-        )
+    async def fetch(**window: int) -> list[SipCredential]:
+        await _existing_list(request, account, list_sid)  # after the query's 400s
+        return await credentials.page(account.sid, list_sid, **window)
 
     return await page_response(request, "credentials", fetch, credential_json)
 

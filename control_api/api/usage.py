@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
+from control_api.api.filters import Filter, equal
 from control_api.api.paging import PageRequest, page_body, page_response
 from control_api.api.params import (
-    Params,
     Parser,
     form_params,
     method_parser,
@@ -28,9 +29,7 @@ from control_api.api.params import (
     parse_friendly_name,
     parse_method,
     parse_url,
-    query_filters,
     query_params,
-    text,
 )
 from control_api.api.resource import deleted, found, path_sid
 from control_api.errors import INVALID_PARAMETER, ApiError
@@ -244,22 +243,19 @@ async def create_trigger(request: Request, account: PathAccount) -> Response:
 
 
 # The list's query parameter -> (the store's filter, parser).
-TRIGGER_FILTERS: dict[str, tuple[str, Parser]] = {
-    "Recurring": ("recurring", text),
-    "TriggerBy": ("trigger_by", text),
-    "UsageCategory": ("usage_category", text),
+TRIGGER_FILTERS: dict[str, Filter] = {
+    "Recurring": equal("recurring"),
+    "TriggerBy": equal("trigger_by"),
+    "UsageCategory": equal("usage_category"),
 }
 
 
 @router.get(TRIGGERS)
 async def list_triggers(request: Request, account: PathAccount) -> Response:
-    async def fetch(params: Params, page: PageRequest) -> list[UsageTriggerRecord]:
-        filters = query_filters(params, TRIGGER_FILTERS)
-        return await _billing(request).billing.list_triggers(
-            account.sid, **filters, offset=page.offset, limit=page.fetch_limit
-        )
+    async def fetch(**query: Any) -> list[UsageTriggerRecord]:
+        return await _billing(request).billing.list_triggers(account.sid, **query)
 
-    return await page_response(request, "usage_triggers", fetch, trigger_json)
+    return await page_response(request, "usage_triggers", fetch, trigger_json, TRIGGER_FILTERS)
 
 
 async def _existing(request: Request, account, sid: str) -> UsageTriggerRecord:
