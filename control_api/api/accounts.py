@@ -9,8 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from control_api.api.auth import AuthenticatedAccount, PathAccount
-from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import query_params
+from control_api.api.paging import page_response
 from control_api.sids import rfc2822
 from control_api.store import Account
 
@@ -51,7 +50,7 @@ async def fetch_account(account: PathAccount) -> JSONResponse:
 
 @router.get("/2010-04-01/Accounts.json")
 async def list_accounts(request: Request, account: AuthenticatedAccount) -> JSONResponse:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    rows = [account_json(account)] if page.offset == 0 else []
-    return JSONResponse(page_body(request, params, "accounts", rows, page))
+    async def fetch(*, offset: int, limit: int) -> list[Account]:
+        return [account] if offset == 0 else []  # an account sees only itself
+
+    return await page_response(request, "accounts", fetch, account_json)

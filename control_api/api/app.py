@@ -25,7 +25,7 @@ from control_api.api import (
     tokens,
     usage,
 )
-from control_api.api.conferences import LiveConferences, NoLiveConferences
+from control_api.api.conferences import LiveConferences
 from control_api.api.fast_path import MessagesFastPath
 from control_api.api.tokens import IceServers
 from control_api.errors import install_error_handlers
@@ -65,7 +65,7 @@ def create_app(
     )
     app.state.store = store
     app.state.live_calls = live_calls
-    app.state.live_conferences = live_conferences or NoLiveConferences()
+    app.state.live_conferences = live_conferences
     app.state.recordings_dir = Path(recordings_dir) if recordings_dir is not None else None
     app.state.ice_servers = ice_servers
     app.state.messaging = messaging
