@@ -9,6 +9,7 @@ provisioned.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -107,6 +108,16 @@ def number_uri(number: PhoneNumber) -> str:
     return f"{account_uri(number.account_sid)}/IncomingPhoneNumbers/{number.sid}.json"
 
 
+# North American toll-free area codes (800, 833, 844, 855, 866, 877, 888).
+_TOLL_FREE = re.compile(r"\+18(00|33|44|55|66|77|88)\d{7}")
+
+
+def number_type(phone_number: str) -> str:
+    """Twilio's ``type`` of a number: "toll-free" for a North American toll-free
+    number, else "local"."""
+    return "toll-free" if _TOLL_FREE.fullmatch(phone_number) else "local"
+
+
 def number_json(number: PhoneNumber) -> dict:
     return {
         "account_sid": number.account_sid,
@@ -135,6 +146,7 @@ def number_json(number: PhoneNumber) -> dict:
         "status_callback": number.status_callback,
         "status_callback_method": number.status_callback_method,
         "trunk_sid": None,
+        "type": number_type(number.phone_number),
         "uri": number_uri(number),
         "voice_application_sid": number.voice_application_sid,
         "voice_caller_id_lookup": False,

@@ -11,7 +11,7 @@ _SEPARATORS = re.compile(r"[\s\-.()]")
 # Country code and subscriber number: at most 15 digits, never a leading zero. E.164
 # sets no minimum; three digits keeps short local numbers such as the demo's +1000.
 _E164 = re.compile(r"\+?([1-9][0-9]{2,14})")
-_NANP = re.compile(r"\+1([2-9][0-9]{2})([2-9][0-9]{2})([0-9]{4})")
+_NANP = re.compile(r"\+1([2-9][0-9]{2})([0-9]{3})([0-9]{4})")
 
 
 def normalize_e164(value: str) -> str | None:

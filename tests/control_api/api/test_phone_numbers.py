@@ -36,6 +36,7 @@ def test_create_answers_201_with_the_number(api, client, account, auth):
     assert number.voice_fallback_method == "POST"
     assert number.status_callback == "http://example.com:8080/status?x=1"
     assert number.date_created is not None  # parsed from RFC 2822 by the library
+    assert number.type == "local"
     assert (
         number.uri == f"/2010-04-01/Accounts/{account.sid}/IncomingPhoneNumbers/{number.sid}.json"
     )
@@ -268,3 +269,9 @@ def test_moving_a_number_to_another_account_is_refused(api, client, other):
     )
     assert (error.status, error.code) == (400, 20001)
     assert api.client(other).incoming_phone_numbers.list() == []
+
+
+def test_a_north_american_toll_free_number_has_type_toll_free(api, client):
+    number = client.incoming_phone_numbers.create(phone_number="+1800" + api.new_number()[5:])
+    assert number.type == "toll-free"
+    assert client.incoming_phone_numbers(number.sid).fetch().type == "toll-free"
