@@ -14,6 +14,7 @@ from control_api.api import (
     conferences,
     keys,
     messages,
+    phone_number_types,
     phone_numbers,
     recordings,
     sip_credentials,
@@ -72,6 +73,7 @@ def create_app(
     app.add_middleware(MessagesFastPath)
     for resource in (
         accounts,
+        phone_number_types,  # before phone_numbers: IncomingPhoneNumbers/Local.json
         phone_numbers,
         calls,
         streams,

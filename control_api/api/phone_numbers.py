@@ -9,7 +9,6 @@ provisioned.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -46,7 +45,7 @@ from control_api.store import (
     normalize_e164,
 )
 
-__all__ = ["number_json", "router"]
+__all__ = ["list_page", "number_json", "provision", "router"]
 
 router = APIRouter()
 
@@ -108,16 +107,6 @@ def number_uri(number: PhoneNumber) -> str:
     return f"{account_uri(number.account_sid)}/IncomingPhoneNumbers/{number.sid}.json"
 
 
-# North American toll-free area codes (800, 833, 844, 855, 866, 877, 888).
-_TOLL_FREE = re.compile(r"\+18(00|33|44|55|66|77|88)\d{7}")
-
-
-def number_type(phone_number: str) -> str:
-    """Twilio's ``type`` of a number: "toll-free" for a North American toll-free
-    number, else "local"."""
-    return "toll-free" if _TOLL_FREE.fullmatch(phone_number) else "local"
-
-
 def number_json(number: PhoneNumber) -> dict:
     return {
         "account_sid": number.account_sid,
@@ -146,7 +135,7 @@ def number_json(number: PhoneNumber) -> dict:
         "status_callback": number.status_callback,
         "status_callback_method": number.status_callback_method,
         "trunk_sid": None,
-        "type": number_type(number.phone_number),
+        "type": number.number_type,
         "uri": number_uri(number),
         "voice_application_sid": number.voice_application_sid,
         "voice_caller_id_lookup": False,
@@ -168,6 +157,14 @@ async def _existing(request: Request, account: Account, sid: str) -> PhoneNumber
 
 @router.post(LIST)
 async def create_number(request: Request, account: PathAccount) -> Response:
+    return JSONResponse(number_json(await provision(request, account)), status_code=201)
+
+
+async def provision(
+    request: Request, account: Account, number_type: str | None = None
+) -> PhoneNumber:
+    """The number a create request asks for, provisioned; ``number_type`` as the store's
+    ``create`` takes it (None: from the number)."""
     params = await form_params(request)
     given = params.get("PhoneNumber")
     if not given:
@@ -181,28 +178,39 @@ async def create_number(request: Request, account: PathAccount) -> Response:
             f"The phone number {given[:64]} is not a valid E.164 number", PHONE_NUMBER_INVALID
         )
     try:
-        number = await store_of(request).numbers.create(
-            account.sid, phone_number, **_settings(params)
+        return await store_of(request).numbers.create(
+            account.sid, phone_number, number_type=number_type, **_settings(params)
         )
     except NumberTaken:
         raise ApiError.bad_parameter(
             f"The phone number {phone_number} is not available", PHONE_NUMBER_UNAVAILABLE
         ) from None
-    return JSONResponse(number_json(number), status_code=201)
 
 
 @router.get(LIST)
 async def list_numbers(request: Request, account: PathAccount) -> Response:
+    return await list_page(request, account, number_json)
+
+
+async def list_page(
+    request: Request,
+    account: Account,
+    shown: Callable[[PhoneNumber], dict],
+    number_type: str | None = None,
+) -> Response:
+    """A page of the account's numbers (of ``number_type`` only, if given), each as
+    ``shown`` makes it."""
     params = query_params(request)
     page = PageRequest.from_params(params)
     numbers = await store_of(request).numbers.page(
         account.sid,
         phone_number=restore_plus(params.get("PhoneNumber") or None),
         friendly_name=params.get("FriendlyName") or None,
+        number_type=number_type,
         offset=page.offset,
         limit=page.fetch_limit,
     )
-    rows = [number_json(number) for number in numbers]
+    rows = [shown(number) for number in numbers]
     return JSONResponse(page_body(request, params, "incoming_phone_numbers", rows, page))
 
 

@@ -21,7 +21,13 @@ from control_api.store.conferences import (
 from control_api.store.e164 import format_number, normalize_e164
 from control_api.store.messages import MessageRecord, MessageStore
 from control_api.store.nodes import LIVE_STATUSES, LostCall, NodeRecord, NodeStore
-from control_api.store.numbers import NUMBER_FIELDS, NumberStore, NumberTaken, PhoneNumber
+from control_api.store.numbers import (
+    NUMBER_FIELDS,
+    NUMBER_TYPES,
+    NumberStore,
+    NumberTaken,
+    PhoneNumber,
+)
 from control_api.store.outbox import OutboxItem, OutboxOutcome, OutboxStore
 from control_api.store.recordings import RecordingRecord, RecordingStore
 from control_api.store.rows import MAX_FRIENDLY_NAME, TextTooLong
@@ -43,6 +49,7 @@ __all__ = [
     "LIVE_STATUSES",
     "MAX_FRIENDLY_NAME",
     "NUMBER_FIELDS",
+    "NUMBER_TYPES",
     "Account",
     "AccountStore",
     "ApiKey",
