@@ -16,7 +16,8 @@ served operation with valid data: creates first, then fetches and lists, updates
 deletes last (children before parents, each on an instance of its own). Each answer's
 status must be one the spec lists for the operation, and every field of its body must
 match the spec's schema: each field the spec names present, no field it does not name,
-types, enums, nullability and SID patterns.
+types, enums, nullability and SID patterns. Every ``subresource_uris`` entry must have a
+route, and a resource must list each of Twilio's subresources the app has a route for.
 
 ``python -m tests.control_api.api.test_spec_conformance`` prints the report.
 """
@@ -170,6 +171,61 @@ def mismatches(value: Any, schema: dict, where: str) -> list[str]:
     return found
 
 
+# Twilio's subresource_uris of each resource (its spec's examples): name -> path under the
+# resource. The app must list each one it has a route for (and, checked apart, no other).
+_ACCOUNT_SUBRESOURCES = {
+    "addresses": "Addresses.json",
+    "applications": "Applications.json",
+    "authorized_connect_apps": "AuthorizedConnectApps.json",
+    "available_phone_numbers": "AvailablePhoneNumbers.json",
+    "balance": "Balance.json",
+    "calls": "Calls.json",
+    "conferences": "Conferences.json",
+    "connect_apps": "ConnectApps.json",
+    "incoming_phone_numbers": "IncomingPhoneNumbers.json",
+    "keys": "Keys.json",
+    "messages": "Messages.json",
+    "notifications": "Notifications.json",
+    "outgoing_caller_ids": "OutgoingCallerIds.json",
+    "queues": "Queues.json",
+    "recordings": "Recordings.json",
+    "short_codes": "SMS/ShortCodes.json",
+    "signing_keys": "SigningKeys.json",
+    "sip": "SIP.json",
+    "transcriptions": "Transcriptions.json",
+    "usage": "Usage.json",
+}
+_CALL_SUBRESOURCES = {
+    "events": "Events.json",
+    "notifications": "Notifications.json",
+    "payments": "Payments.json",
+    "recordings": "Recordings.json",
+    "siprec": "Siprec.json",
+    "streams": "Streams.json",
+    "transcriptions": "Transcriptions.json",
+    "user_defined_message_subscriptions": "UserDefinedMessageSubscriptions.json",
+    "user_defined_messages": "UserDefinedMessages.json",
+}
+SUBRESOURCES: dict[str, dict[str, str]] = {
+    "/2010-04-01/Accounts/{Sid}.json": _ACCOUNT_SUBRESOURCES,
+    "/Calls/{Sid}.json": _CALL_SUBRESOURCES,
+    "/Conferences/{Sid}.json": {
+        "participants": "Participants.json",
+        "recordings": "Recordings.json",
+    },
+    "/Messages/{Sid}.json": {"media": "Media.json", "feedback": "Feedback.json"},
+    "/Recordings/{Sid}.json": {
+        "add_on_results": "AddOnResults.json",
+        "transcriptions": "Transcriptions.json",
+    },
+    "/SIP/CredentialLists/{Sid}.json": {"credentials": "Credentials.json"},
+    "/SIP/Domains/{Sid}.json": {
+        "credential_list_mappings": "CredentialListMappings.json",
+        "ip_access_control_list_mappings": "IpAccessControlListMappings.json",
+    },
+    "/SIP/IpAccessControlLists/{Sid}.json": {"ip_addresses": "IpAddresses.json"},
+}
+
 # Fields the spec names that Twilio itself leaves out, each with the reason.
 ALLOWED = {
     "POST /Tokens.json.ice_servers[].credential: missing": "STUN servers have no credentials",
@@ -304,8 +360,10 @@ class Walk:
         billing: Billing,
         account: Account,
         root: Path,
+        routes: list[Route],
     ) -> None:
         self.http = http
+        self.routes = routes
         self.store = store
         self.live_calls = live_calls
         self.billing = billing
@@ -578,7 +636,20 @@ class Walk:
         problems = [p for p in mismatches(body, schema, where) if not allowed(p)]
         if method == "get":
             problems += await self.dead_links(body, where)
+            problems += self.unlisted_subresources(path, body, where)
         return Answer(method, path, response.status_code, problems)
+
+    def unlisted_subresources(self, path: str, body: Any, where: str) -> list[str]:
+        """Twilio's subresources of this resource that the app serves and does not list."""
+        known = SUBRESOURCES.get(local(path), {})
+        listed = set(body.get("subresource_uris") or {})
+        base = path.removesuffix(".json")
+        return [
+            f"{where}: subresource_uris.{name} missing, though the app serves {relative}"
+            for name, relative in sorted(known.items())
+            if name not in listed
+            and any(r.template == template(f"{base}/{relative}") for r in self.routes)
+        ]
 
     async def dead_links(self, body: Any, where: str) -> list[str]:
         """Each ``subresource_uris`` entry in ``body`` without a route (one per name).
@@ -631,7 +702,7 @@ async def walk_spec(root: Path) -> Report:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
             account = await store.accounts.create("conformance")
-            walk = Walk(http, store, live_calls, billing, account, root / "recordings")
+            walk = Walk(http, store, live_calls, billing, account, root / "recordings", routes)
             walk.served = {(m, local(p)) for m, p in report.served}
             await walk.seed()
             for method, path in sorted(report.served, key=order):
