@@ -327,6 +327,8 @@ class Report:
     served: list[tuple[str, str]]
     answers: list[Answer] = field(default_factory=list)
     not_exercised: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Every in-scope operation called with SIDs of nobody's and no parameters: its status.
+    probes: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def summary(self) -> str:
         return f"served {len(self.served)} of {len(self.in_scope)}"
@@ -651,6 +653,28 @@ class Walk:
             and any(r.template == template(f"{base}/{relative}") for r in self.routes)
         ]
 
+    async def probe(self, method: str, path: str) -> int:
+        """The status of ``method path`` with a well-formed SID of nobody's for each path
+        parameter but the account, and no request parameters."""
+        values = {}
+        for parameter in SPEC["paths"][path][method].get("parameters", []):
+            name = parameter["name"]
+            if parameter["in"] != "path":
+                continue
+            if name == "AccountSid" or path == "/2010-04-01/Accounts/{Sid}.json":
+                values[name] = self.account.sid
+            else:
+                pattern = parameter["schema"].get("pattern", "")
+                prefix = pattern[1:3] if pattern.startswith("^") else "XX"
+                values[name] = prefix + "0" * 32
+        response = await self.http.request(
+            method.upper(),
+            self.concrete(path, values),
+            data={} if method == "post" else None,
+            auth=(self.account.sid, self.account.auth_token),
+        )
+        return response.status_code
+
     async def dead_links(self, body: Any, where: str) -> list[str]:
         """Each ``subresource_uris`` entry in ``body`` without a route (one per name).
 
@@ -715,6 +739,8 @@ async def walk_spec(root: Path) -> Report:
                     report.served.remove((method, path))  # a route for other paths
                 else:
                     report.answers.append(answer)
+            for method, path in operations:
+                report.probes[(method, path)] = await walk.probe(method, path)
     finally:
         await messaging.stop()
         await store.close()
@@ -738,6 +764,11 @@ def test_the_scope_is_the_voice_messaging_usage_and_sip_operations():
 def test_no_served_operation_answers_5xx(report):
     failed = [a for a in report.answers if a.status >= 500]
     assert not failed, report.text()
+
+
+def test_no_operation_answers_5xx_to_sids_of_nobodys(report):
+    failed = {op: status for op, status in report.probes.items() if status >= 500}
+    assert not failed, failed
 
 
 def test_every_served_operation_answers_as_the_spec_says(report):
