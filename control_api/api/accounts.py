@@ -34,9 +34,19 @@ def account_json(account: Account) -> dict:
         "owner_account_sid": account.sid,
         "sid": account.sid,
         "status": account.status,
+        # Twilio's entries for the resources built here.
         "subresource_uris": {
-            "calls": f"{base}/Calls.json",
-            "incoming_phone_numbers": f"{base}/IncomingPhoneNumbers.json",
+            name: f"{base}/{path}.json"
+            for name, path in (
+                ("applications", "Applications"),
+                ("balance", "Balance"),
+                ("calls", "Calls"),
+                ("conferences", "Conferences"),
+                ("incoming_phone_numbers", "IncomingPhoneNumbers"),
+                ("keys", "Keys"),
+                ("messages", "Messages"),
+                ("recordings", "Recordings"),
+            )
         },
         "type": "Full",
         "uri": f"{base}.json",

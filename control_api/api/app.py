@@ -15,6 +15,7 @@ from control_api.api import (
     ip_access_control,
     keys,
     messages,
+    phone_number_types,
     phone_numbers,
     queues,
     recordings,
@@ -76,6 +77,7 @@ def create_app(
     app.add_middleware(MessagesFastPath)
     for resource in (
         accounts,
+        phone_number_types,  # before phone_numbers: IncomingPhoneNumbers/Local.json
         phone_numbers,
         calls,
         streams,

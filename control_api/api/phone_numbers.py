@@ -9,6 +9,7 @@ provisioned.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from fastapi import APIRouter, Request, Response
@@ -45,7 +46,7 @@ from control_api.store import (
     normalize_e164,
 )
 
-__all__ = ["number_json", "router"]
+__all__ = ["list_page", "number_json", "provision", "router"]
 
 router = APIRouter()
 
@@ -129,6 +130,7 @@ def number_json(number: PhoneNumber) -> dict:
         "status_callback": number.status_callback,
         "status_callback_method": number.status_callback_method,
         "trunk_sid": None,
+        "type": number.number_type,
         "uri": number_uri(number),
         "voice_application_sid": number.voice_application_sid,
         "voice_caller_id_lookup": False,
@@ -147,6 +149,14 @@ async def _existing(request: Request, account: Account, sid: str) -> PhoneNumber
 
 @router.post(LIST)
 async def create_number(request: Request, account: PathAccount) -> Response:
+    return JSONResponse(number_json(await provision(request, account)), status_code=201)
+
+
+async def provision(
+    request: Request, account: Account, number_type: str | None = None
+) -> PhoneNumber:
+    """The number a create request asks for, provisioned; ``number_type`` as the store's
+    ``create`` takes it (None: from the number)."""
     params = await form_params(request)
     given = params.get("PhoneNumber")
     if not given:
@@ -160,20 +170,30 @@ async def create_number(request: Request, account: PathAccount) -> Response:
             f"The phone number {given[:64]} is not a valid E.164 number", PHONE_NUMBER_INVALID
         )
     try:
-        number = await store_of(request).numbers.create(
-            account.sid, phone_number, **parse_fields(params, SETTINGS)
+        return await store_of(request).numbers.create(
+            account.sid, phone_number, number_type=number_type, **parse_fields(params, SETTINGS)
         )
     except NumberTaken:
         raise ApiError.bad_parameter(
             f"The phone number {phone_number} is not available", PHONE_NUMBER_UNAVAILABLE
         ) from None
-    return JSONResponse(number_json(number), status_code=201)
 
 
 @router.get(LIST)
 async def list_numbers(request: Request, account: PathAccount) -> Response:
-    numbers = partial(store_of(request).numbers.page, account.sid)
-    return await page_response(request, "incoming_phone_numbers", numbers, number_json, FILTERS)
+    return await list_page(request, account, number_json)
+
+
+async def list_page(
+    request: Request,
+    account: Account,
+    shown: Callable[[PhoneNumber], dict],
+    number_type: str | None = None,
+) -> Response:
+    """A page of the account's numbers (of ``number_type`` only, if given), each as
+    ``shown`` makes it."""
+    numbers = partial(store_of(request).numbers.page, account.sid, number_type=number_type)
+    return await page_response(request, "incoming_phone_numbers", numbers, shown, FILTERS)
 
 
 @router.get(INSTANCE)

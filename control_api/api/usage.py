@@ -9,6 +9,7 @@ the billing service fires them.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -100,11 +101,16 @@ def _record_json(
         "price": f"{price:.5f}",
         "price_unit": "usd",
         "start_date": span.start.isoformat(),
-        "subresource_uris": {v.lower(): f"{base}/{v}.json?Category={category.name}" for v in VIEWS},
+        "subresource_uris": {_snake(v): f"{base}/{v}.json?Category={category.name}" for v in VIEWS},
         "uri": f"{base}{'/' + view if view else ''}.json{query}",
         "usage": _usage_text(usage, category.usage_unit),
         "usage_unit": category.usage_unit,
     }
+
+
+def _snake(view: str) -> str:
+    """``ThisMonth`` -> ``this_month``: the view's key in ``subresource_uris``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", view).lower()
 
 
 def _usage_text(usage: Decimal, unit: str) -> str:

@@ -133,6 +133,8 @@ phone_numbers = Table(
     Column("sms_application_sid", SID),
     Column("date_created", UTCDateTime, nullable=False),
     Column("date_updated", UTCDateTime, nullable=False),
+    # Twilio's type: local, mobile or toll-free.
+    Column("number_type", String(16), nullable=False, server_default="local"),
     Index(None, "account_sid", "date_created"),
 )
 
