@@ -5,14 +5,19 @@
 :class:`~control_api.calls.browser.ClientCall` (ringing a browser tab) and
 :class:`~control_api.calls.browser.BrowserOriginatedCall` (a call a tab placed)
 each implement :class:`CallLeg`; the two we place also implement
-:class:`PlacedLeg`, which ``<Dial>`` and the REST API ring.
+:class:`PlacedLeg`, the dialled leg ``<Dial>``, transfers and the REST API ring.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from media.leg import Leg
+
+if TYPE_CHECKING:
+    from control_api.calls.call import MediaSettings
 
 __all__ = ["CallLeg", "PlacedLeg", "Placing"]
 
@@ -30,6 +35,14 @@ class CallLeg(Protocol):
     def call_id(self) -> str: ...
 
     @property
+    def media(self) -> MediaSettings:
+        """The media settings it binds its leg with (its clock ticks recordings)."""
+
+    @property
+    def leg(self) -> Leg | None:
+        """Its media, once it flows (before the answer, early media at most)."""
+
+    @property
     def answered(self) -> bool: ...
 
     @property
@@ -43,7 +56,8 @@ class CallLeg(Protocol):
 
 
 class PlacedLeg(CallLeg, Protocol):
-    """A call we place: it rings, connects (or not) and can be canceled while it rings."""
+    """A call we place (a dialled leg: :class:`OutboundCall` or :class:`ClientCall`): it
+    rings, connects (or not) and can be canceled while it rings."""
 
     canceled: bool
     on_ringing: list[Callable[[Any], None]]

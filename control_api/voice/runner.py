@@ -41,7 +41,7 @@ from control_api.webhooks import WebhookError
 from media.player import play, send_digits
 
 if TYPE_CHECKING:
-    from control_api.voice.inbound import VoiceApps
+    from control_api.voice.context import VoiceContext
     from media.session import RtpSession
 
 __all__ = ["Document", "TwimlRunner", "VoiceServices"]
@@ -67,12 +67,13 @@ class Document:
 
 @dataclass(slots=True)
 class VoiceServices:
-    """What a runner needs from outside: TwiML fetching, speech, audio files."""
+    """What a runner needs from outside: TwiML fetching, speech, audio files, and the
+    voice runtime's context for dialling, conferences, recordings and streams."""
 
     fetch_twiml: Callable[[str, str, list[tuple[str, str]]], Awaitable[str]]
     synthesize: Callable[[str, str, str], Awaitable[object]]  # text, voice, language → samples
     load_audio: Callable[[str], Awaitable[object]]  # URL → samples
-    voice: VoiceApps | None = None  # dialling, conferences, recordings
+    context: VoiceContext | None = None
 
 
 class _NextDocument(Exception):
@@ -241,7 +242,7 @@ class TwimlRunner:
                 )
 
     async def _dial(self, verb: Dial, document_url: str | None) -> None:
-        if self.services.voice is None or self.services.voice.context.dialer is None:
+        if self.services.context is None or self.services.context.dialer is None:
             log.warning("twiml.dial_unavailable", extra={"call_sid": self.call.sid})
             return
         outcome = await dial(self, verb)
