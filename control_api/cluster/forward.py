@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -79,16 +79,12 @@ class ClusterLiveCalls:
         return await self.local.create(account_sid, call)
 
     async def hangup(self, account_sid: str, call_sid: str) -> bool:
-        if await self.local.hangup(account_sid, call_sid):
-            return True
-        answer = await self._forward(account_sid, call_sid, {"action": "hangup"})
-        return bool(answer and answer.get("acted"))
+        here = self.local.hangup(account_sid, call_sid)
+        return await self._acted(here, account_sid, call_sid, {"action": "hangup"})
 
     async def cancel(self, account_sid: str, call_sid: str) -> bool:
-        if await self.local.cancel(account_sid, call_sid):
-            return True
-        answer = await self._forward(account_sid, call_sid, {"action": "cancel"})
-        return bool(answer and answer.get("acted"))
+        here = self.local.cancel(account_sid, call_sid)
+        return await self._acted(here, account_sid, call_sid, {"action": "cancel"})
 
     async def redirect(
         self,
@@ -99,28 +95,40 @@ class ClusterLiveCalls:
         method: str = "POST",
         twiml: str | None = None,
     ) -> bool:
-        if await self.local.redirect(account_sid, call_sid, url=url, method=method, twiml=twiml):
-            return True
+        here = self.local.redirect(account_sid, call_sid, url=url, method=method, twiml=twiml)
         body = {"action": "redirect", "url": url, "method": method, "twiml": twiml}
-        answer = await self._forward(account_sid, call_sid, body)
-        return bool(answer and answer.get("acted"))
+        return await self._acted(here, account_sid, call_sid, body)
 
     async def start_stream(
         self, account_sid: str, call_sid: str, stream: NewStream
     ) -> StreamInfo | None:
-        found = await self.local.start_stream(account_sid, call_sid, stream)
-        if found is not None:
-            return found
+        here = self.local.start_stream(account_sid, call_sid, stream)
         body = {"action": "start_stream", "stream": asdict(stream)}
-        return stream_from_wire(await self._forward(account_sid, call_sid, body))
+        return await self._stream(here, account_sid, call_sid, body)
 
     async def stop_stream(
         self, account_sid: str, call_sid: str, sid_or_name: str
     ) -> StreamInfo | None:
-        found = await self.local.stop_stream(account_sid, call_sid, sid_or_name)
+        here = self.local.stop_stream(account_sid, call_sid, sid_or_name)
+        body = {"action": "stop_stream", "stream": sid_or_name}
+        return await self._stream(here, account_sid, call_sid, body)
+
+    async def _acted(
+        self, here: Awaitable[bool], account_sid: str, call_sid: str, body: dict
+    ) -> bool:
+        """Done on this node (``here``), or else by the live peer that holds the call."""
+        if await here:
+            return True
+        answer = await self._forward(account_sid, call_sid, body)
+        return bool(answer and answer.get("acted"))
+
+    async def _stream(
+        self, here: Awaitable[StreamInfo | None], account_sid: str, call_sid: str, body: dict
+    ) -> StreamInfo | None:
+        """The stream this node acted on (``here``), or else the one the holding peer did."""
+        found = await here
         if found is not None:
             return found
-        body = {"action": "stop_stream", "stream": sid_or_name}
         return stream_from_wire(await self._forward(account_sid, call_sid, body))
 
     async def _forward(self, account_sid: str, call_sid: str, body: dict) -> dict | None:

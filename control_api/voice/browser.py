@@ -11,8 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from control_api.calls.browser import BrowserOriginatedCall
-from control_api.voice.lifecycle import base_params
-from control_api.voice.twiml_call import document_of, incoming_lifecycle, run_call_twiml
+from control_api.voice.twiml_call import run_offered_call
 from signaling.server import DialRequest
 
 if TYPE_CHECKING:
@@ -52,36 +51,17 @@ async def run_browser_call(runtime: VoiceRuntime, request: DialRequest) -> None:
         log.warning("webrtc.no_application", extra={"call_sid": browser.sid})
         return
     assert context.browsers is not None  # a tab placed this call: WebRTC runs
-    call = BrowserOriginatedCall(browser, context.browsers.media)
-    caller = f"client:{tab.identity}"
-    base = [
-        *base_params(
-            call_sid=call.sid,
-            account_sid=account_sid,
-            from_=caller,
-            to=request.to,
-            direction="inbound",
-        ),
-        ("ApplicationSid", application.sid),
-        *[(k, v) for k, v in request.params.items() if k not in _RESERVED],
-    ]
-    lifecycle = incoming_lifecycle(
-        context,
-        call_sid=call.sid,
-        account_sid=account_sid,
-        to=request.to,
-        from_=caller,
-        base=base,
-        status_callback=application.status_callback,
-        status_callback_method=application.status_callback_method,
-    )
-    await run_call_twiml(
+    await run_offered_call(
         runtime,
-        call,
-        lifecycle,
-        document_of(application),
-        account_sid=account_sid,
+        BrowserOriginatedCall(browser, context.browsers.media),
+        application,
         token=token,
+        caller=f"client:{tab.identity}",
+        to=request.to,
+        params=[
+            ("ApplicationSid", application.sid),
+            *[(k, v) for k, v in request.params.items() if k not in _RESERVED],
+        ],
         final_status=lambda call: "completed" if call.answered else "failed",
         answer_at_once=True,  # Twilio answers a client's call at once: its media flows
         on_final=browser.status,

@@ -13,9 +13,8 @@ import logging
 import re
 
 from control_api.calls.call import Call
-from control_api.voice.lifecycle import base_params
 from control_api.voice.runtime import VoiceRuntime
-from control_api.voice.twiml_call import document_of, incoming_lifecycle, run_call_twiml
+from control_api.voice.twiml_call import run_offered_call
 from sip.invite import EndReason
 
 __all__ = ["VoiceApps"]
@@ -70,46 +69,25 @@ class VoiceApps:
         if token is None:
             call.reject(404)
             return
-        account_sid = number.account_sid
         session = call.session
-        caller = caller_address(call)
-        base = [
-            *base_params(
-                call_sid=call.sid,
-                account_sid=account_sid,
-                from_=caller,
-                to=number.phone_number,
-                direction="inbound",
-            ),
-            ("SipCallId", session.call_id),
-            *[
-                (f"SipHeader_{name}", value)
-                for name, value in session.request.headers
-                if name.lower().startswith("x-")
-            ],
-        ]
-        # The record and the callbacks are written in order but off the call's path:
-        # the caller hears the application while the store catches up.
-        lifecycle = incoming_lifecycle(
-            self.context,
-            call_sid=call.sid,
-            account_sid=account_sid,
-            to=number.phone_number,
-            from_=caller,
-            base=base,
-            status_callback=number.status_callback,
-            status_callback_method=number.status_callback_method,
-            phone_number_sid=number.sid,
-            sip_call_id=session.call_id,
-        )
-        await run_call_twiml(
+        await run_offered_call(
             self.runtime,
             call,
-            lifecycle,
-            document_of(number),
-            account_sid=account_sid,
+            number,
             token=token,
+            caller=caller_address(call),
+            to=number.phone_number,
+            params=[
+                ("SipCallId", session.call_id),
+                *[
+                    (f"SipHeader_{name}", value)
+                    for name, value in session.request.headers
+                    if name.lower().startswith("x-")
+                ],
+            ],
             final_status=final_status,
+            phone_number_sid=number.sid,
+            sip_call_id=session.call_id,
         )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
 from media.player import send_digits as play_digits
@@ -33,12 +33,38 @@ __all__ = [
     "follow_child",
     "incoming_lifecycle",
     "run_call_twiml",
+    "run_offered_call",
 ]
 
 HANGUP_GRACE_S = 5.0  # how long a call we hung up is given to end before its record does
 
 
-def document_of(application) -> Document:
+class VoiceApplication(Protocol):
+    """What a call runs the TwiML of: a number of ours or an Application (AP…)."""
+
+    @property
+    def account_sid(self) -> str: ...
+
+    @property
+    def voice_url(self) -> str | None: ...
+
+    @property
+    def voice_method(self) -> str: ...
+
+    @property
+    def voice_fallback_url(self) -> str | None: ...
+
+    @property
+    def voice_fallback_method(self) -> str: ...
+
+    @property
+    def status_callback(self) -> str | None: ...
+
+    @property
+    def status_callback_method(self) -> str: ...
+
+
+def document_of(application: VoiceApplication) -> Document:
     """The first TwiML of a number or an application: its VoiceUrl, with its fallback."""
     from control_api.voice.runner import Document  # the runner imports <Dial>, which us
 
@@ -84,6 +110,53 @@ def incoming_lifecycle(
     lifecycle.initiated()
     lifecycle.callback("ringing")
     return lifecycle
+
+
+async def run_offered_call(
+    runtime: VoiceRuntime,
+    call: CallLeg,
+    application: VoiceApplication,
+    *,
+    token: str,
+    caller: str,
+    to: str,
+    params: list[tuple[str, str]],
+    final_status: Callable[[Any], str],
+    answer_at_once: bool = False,
+    on_final: Callable[[str], None] | None = None,
+    **record: Any,
+) -> None:
+    """A call offered to us (to one of our numbers, or placed by a browser tab) runs
+    ``application``'s TwiML: its record (``inbound``, with the extra columns of
+    ``record``) and webhooks (every call's parameters, then ``params``) follow it."""
+    account_sid = application.account_sid
+    base = base_params(
+        call_sid=call.sid, account_sid=account_sid, from_=caller, to=to, direction="inbound"
+    )
+    # The record and the callbacks are written in order but off the call's path:
+    # the caller hears the application while the store catches up.
+    lifecycle = incoming_lifecycle(
+        runtime.context,
+        call_sid=call.sid,
+        account_sid=account_sid,
+        to=to,
+        from_=caller,
+        base=[*base, *params],
+        status_callback=application.status_callback,
+        status_callback_method=application.status_callback_method,
+        **record,
+    )
+    await run_call_twiml(
+        runtime,
+        call,
+        lifecycle,
+        document_of(application),
+        account_sid=account_sid,
+        token=token,
+        final_status=final_status,
+        answer_at_once=answer_at_once,
+        on_final=on_final,
+    )
 
 
 async def run_call_twiml(
