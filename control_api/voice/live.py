@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from control_api.calls.leg import CallLeg
@@ -146,16 +146,8 @@ class LocalLiveCalls:
             return None
         if not live.call.answered:  # a ringing call has no audio to fork yet
             return None
-        fork = live.runner.forks.start(
-            Stream(
-                url=new_stream.url,
-                name=new_stream.name,
-                track=new_stream.track,
-                status_callback=new_stream.status_callback,
-                status_callback_method=new_stream.status_callback_method,
-                parameters=new_stream.parameters,
-            )
-        )
+        # A NewStream is the REST form of a <Stream>: its attributes, by the same names.
+        fork = live.runner.forks.start(Stream(**asdict(new_stream)))
         return _stream_info(fork)
 
     async def stop_stream(self, account_sid: str, sid: str, sid_or_name: str):

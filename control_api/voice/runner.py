@@ -210,12 +210,8 @@ class TwimlRunner:
                 continue
             if not await self.call.answer():
                 return
-            if isinstance(verb, Say):
-                await self._say(verb)
-            elif isinstance(verb, Play):
-                await self._play(verb)
-            elif isinstance(verb, Pause):
-                await self._sleep(verb.length)
+            if isinstance(verb, Say | Play | Pause):
+                await self._prompt(verb)
             elif isinstance(verb, Gather):
                 await self._gather(verb, document_url)
             elif isinstance(verb, Hangup):
@@ -385,12 +381,17 @@ class TwimlRunner:
 
     async def _gather_prompt(self, children) -> None:
         for child in children:
-            if isinstance(child, Say):
-                await self._say(child)
-            elif isinstance(child, Play):
-                await self._play(child)
-            elif isinstance(child, Pause):
-                await self._sleep(child.length)
+            if isinstance(child, Say | Play | Pause):
+                await self._prompt(child)
+
+    async def _prompt(self, verb: Say | Play | Pause) -> None:
+        """What a caller hears: speech, audio (or digits), silence."""
+        if isinstance(verb, Say):
+            await self._say(verb)
+        elif isinstance(verb, Play):
+            await self._play(verb)
+        else:
+            await self._sleep(verb.length)
 
 
 def _follow(document: Document) -> None:

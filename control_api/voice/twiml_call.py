@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
 from media.player import send_digits as play_digits
@@ -22,6 +22,7 @@ from media.taps import remove_tap
 
 if TYPE_CHECKING:
     from control_api.calls.leg import CallLeg, PlacedLeg
+    from control_api.store import Application, PhoneNumber
     from control_api.voice.context import VoiceContext
     from control_api.voice.recording import CallRecording
     from control_api.voice.runner import Document
@@ -39,33 +40,8 @@ __all__ = [
 HANGUP_GRACE_S = 5.0  # how long a call we hung up is given to end before its record does
 
 
-class VoiceApplication(Protocol):
-    """What a call runs the TwiML of: a number of ours or an Application (AP…)."""
-
-    @property
-    def account_sid(self) -> str: ...
-
-    @property
-    def voice_url(self) -> str | None: ...
-
-    @property
-    def voice_method(self) -> str: ...
-
-    @property
-    def voice_fallback_url(self) -> str | None: ...
-
-    @property
-    def voice_fallback_method(self) -> str: ...
-
-    @property
-    def status_callback(self) -> str | None: ...
-
-    @property
-    def status_callback_method(self) -> str: ...
-
-
-def document_of(application: VoiceApplication) -> Document:
-    """The first TwiML of a number or an application: its VoiceUrl, with its fallback."""
+def document_of(application: Application | PhoneNumber) -> Document:
+    """The first TwiML of a number or an Application (AP…): its VoiceUrl, with its fallback."""
     from control_api.voice.runner import Document  # the runner imports <Dial>, which us
 
     return Document(
@@ -115,7 +91,7 @@ def incoming_lifecycle(
 async def run_offered_call(
     runtime: VoiceRuntime,
     call: CallLeg,
-    application: VoiceApplication,
+    application: Application | PhoneNumber,
     *,
     token: str,
     caller: str,
@@ -247,26 +223,12 @@ def call_lifecycle(
 ) -> CallLifecycle:
     """The record (``queued``) and callbacks of a call we place: by REST
     (``outbound-api``) or as a child of ``parent_sid`` (``outbound-dial``)."""
+    who = {"account_sid": account_sid, "to": to, "from_": from_, "direction": direction}
     return CallLifecycle(
         context.store,
         context.outbox,
-        new_record(
-            sid=sid,
-            account_sid=account_sid,
-            to=to,
-            from_=from_,
-            direction=direction,
-            status="queued",
-            parent_call_sid=parent_sid,
-        ),
-        base_params(
-            call_sid=sid,
-            account_sid=account_sid,
-            from_=from_,
-            to=to,
-            direction=direction,
-            parent_call_sid=parent_sid or "",
-        ),
+        new_record(sid=sid, status="queued", parent_call_sid=parent_sid, **who),
+        base_params(call_sid=sid, parent_call_sid=parent_sid or "", **who),
         status_callback=status_callback,
         status_callback_method=status_callback_method or "POST",
         events=events,
