@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -45,6 +45,9 @@ class LiveCall:
     call: CallLeg
     runner: TwimlRunner | None
     account_sid: str
+    # Every leg rung under the call's SID while it rings (a REST call to several
+    # destinations, or to a client's several tabs): a cancel reaches them all.
+    ringing: Sequence[CallLeg] = ()
 
 
 class LiveCallTable:
@@ -59,8 +62,15 @@ class LiveCallTable:
     def __len__(self) -> int:
         return len(self._calls)
 
-    def track(self, call: CallLeg, runner: TwimlRunner | None, account_sid: str) -> None:
-        self._calls[call.sid] = LiveCall(call, runner, account_sid)
+    def track(
+        self,
+        call: CallLeg,
+        runner: TwimlRunner | None,
+        account_sid: str,
+        *,
+        ringing: Sequence[CallLeg] = (),
+    ) -> None:
+        self._calls[call.sid] = LiveCall(call, runner, account_sid, ringing)
 
     def untrack(self, sid: str) -> None:
         self._calls.pop(sid, None)
@@ -117,7 +127,13 @@ class LocalLiveCalls:
             return False
         call = live.call
         if isinstance(call, RingingLeg):
-            await self.table.end(sid, call.cancel)
+            legs = [leg for leg in live.ringing or [call] if isinstance(leg, RingingLeg)]
+
+            def cancel_all() -> None:
+                for leg in legs:
+                    leg.cancel()
+
+            await self.table.end(sid, cancel_all)
         else:
             assert isinstance(call, OfferedLeg)  # not placed by us: offered to us
             await self.table.end(sid, lambda: call.reject(487))

@@ -116,7 +116,7 @@ async def _run_placed(
     table = runtime.live_calls
     sid = lifecycle.sid
     lifecycle.initiated()
-    table.track(calls[0], None, account_sid)  # a REST cancel reaches it while it rings
+    table.track(calls[0], None, account_sid, ringing=calls)  # a REST cancel reaches all
     for each in calls:
         each.on_ringing.append(lambda _: _once_ringing(lifecycle))
     try:

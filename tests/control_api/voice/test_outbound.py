@@ -351,6 +351,19 @@ async def test_a_rest_cancel_while_it_rings_ends_it_canceled(tmp_path):
     assert context.outbox.call_statuses()[-1] == "canceled"
 
 
+async def test_a_rest_cancel_stops_every_destination_ringing(tmp_path):
+    first, second = Phone("", answers=None), Phone("", answers=None)
+    context = FakeContext([first, second], HANGUP, tmp_path)
+    runtime = VoiceRuntime(context)
+    record = await place_call(runtime, "AC1", new_call())
+    await asyncio.sleep(0.05)  # both ringing now
+    assert await asyncio.wait_for(LocalLiveCalls(runtime).cancel("AC1", record.sid), 2)
+    await settle(context)
+    assert first.canceled and second.canceled
+    assert context.webhooks.requests == []  # neither went on to answer and run TwiML
+    assert context.store.statuses()[-1] == "canceled"
+
+
 async def test_nothing_to_ring_is_unroutable(tmp_path):
     context = FakeContext([], HANGUP, tmp_path)
     with pytest.raises(Unroutable) as nowhere:
