@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from control_api.store.engine import Database
-from control_api.store.rows import Rows
+from control_api.store.rows import Rows, parties
 from control_api.store.schema import calls, nodes, outbox_row, webhook_outbox
 
 __all__ = ["LIVE_STATUSES", "LostCall", "NodeRecord", "NodeStore"]
@@ -144,16 +144,7 @@ class NodeStore:
             started = row.start_time or row.date_created
             end = max(last_seen, started)
             duration = max(0, round((end - started).total_seconds())) if answered else 0
-            lost = LostCall(
-                sid=row.sid,
-                account_sid=row.account_sid,
-                direction=row.direction,
-                to=row.to_address,
-                from_=row.from_address,
-                answered=answered,
-                end_time=end,
-                duration=duration,
-            )
+            lost = LostCall(**parties(row), answered=answered, end_time=end, duration=duration)
             statement = (
                 update(calls)
                 .where(

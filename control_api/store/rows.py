@@ -30,6 +30,7 @@ __all__ = [
     "columns_of",
     "fit",
     "friendly_name",
+    "parties",
     "stamp",
     "updatable",
 ]
@@ -109,6 +110,16 @@ def columns_of(values: dict[str, Any]) -> dict[str, Any]:
 def attributes_of(row: Row[Any]) -> dict[str, Any]:
     """A row's columns named as record attributes (``to_address`` is ``to``, ...)."""
     return {_ATTRIBUTE.get(name, name): value for name, value in row._mapping.items()}
+
+
+_PARTIES = ("sid", "account_sid", "direction", "to", "from_")
+
+
+def parties(row: Row[Any]) -> dict[str, Any]:
+    """Who a calls or messages row is between: its sid, account, direction and both
+    addresses, named as record attributes (``to``, ``from_``)."""
+    attributes = attributes_of(row)
+    return {name: attributes[name] for name in _PARTIES}
 
 
 @dataclass(frozen=True)
