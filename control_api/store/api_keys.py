@@ -6,14 +6,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.engine import Row
 
 from control_api.sids import new_sid, utcnow
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows
+from control_api.store.rows import Listing, Owned, Rows, reader
 from control_api.store.schema import api_keys
 
 __all__ = ["ApiKey", "ApiKeyStore"]
@@ -31,8 +29,7 @@ class ApiKey:
     date_updated: datetime
 
 
-def _api_key(row: Row[Any]) -> ApiKey:
-    return ApiKey(**row._mapping)
+_api_key = reader(ApiKey)
 
 
 class ApiKeyStore(Owned[ApiKey]):

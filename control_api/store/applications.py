@@ -7,11 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.engine import Row
 
 from control_api.sids import new_sid, utcnow
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows
+from control_api.store.rows import Listing, Owned, Rows, reader
 from control_api.store.schema import applications
 
 __all__ = ["APPLICATION_FIELDS", "Application", "ApplicationStore"]
@@ -53,8 +52,7 @@ _BY_NAME = Listing(
 )
 
 
-def _application(row: Row[Any]) -> Application:
-    return Application(**row._mapping)
+_application = reader(Application)
 
 
 class ApplicationStore(Owned[Application]):

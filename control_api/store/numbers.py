@@ -9,13 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from control_api.sids import new_sid, utcnow
 from control_api.store.e164 import format_number, normalize_e164
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows, as_row, fit, friendly_name
+from control_api.store.rows import Listing, Owned, Rows, as_row, fit, friendly_name, reader
 from control_api.store.schema import phone_numbers
 
 __all__ = ["NUMBER_FIELDS", "NumberStore", "NumberTaken", "PhoneNumber"]
@@ -71,8 +70,7 @@ NUMBER_FIELDS: dict[str, str | None] = {
 }
 
 
-def _number(row: Row[Any]) -> PhoneNumber:
-    return PhoneNumber(**row._mapping)
+_number = reader(PhoneNumber)
 
 
 def _like_pattern(value: str) -> str:

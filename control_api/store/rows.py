@@ -31,6 +31,7 @@ __all__ = [
     "fit",
     "friendly_name",
     "parties",
+    "reader",
     "stamp",
     "updatable",
 ]
@@ -110,6 +111,15 @@ def columns_of(values: dict[str, Any]) -> dict[str, Any]:
 def attributes_of(row: Row[Any]) -> dict[str, Any]:
     """A row's columns named as record attributes (``to_address`` is ``to``, ...)."""
     return {_ATTRIBUTE.get(name, name): value for name, value in row._mapping.items()}
+
+
+def reader(record_type: Callable[..., R]) -> Callable[[Row[Any]], R]:
+    """What makes a row into a record whose fields are the table's columns, by name."""
+
+    def read(row: Row[Any]) -> R:
+        return record_type(**row._mapping)
+
+    return read
 
 
 _PARTIES = ("sid", "account_sid", "direction", "to", "from_")

@@ -9,13 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, insert, select, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from control_api.sids import new_sid, utcnow
 from control_api.sip_realm import SIP_REALM
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows, as_row, fit, friendly_name
+from control_api.store.rows import Listing, Owned, Rows, as_row, fit, friendly_name, reader
 from control_api.store.schema import sip_credential_lists, sip_credentials
 from sip.auth import ha1
 
@@ -113,12 +113,10 @@ class SipCredential:
     date_updated: datetime
 
 
-def _credential_list(row: Row[Any]) -> SipCredentialList:
-    return SipCredentialList(**row._mapping)
+_credential_list = reader(SipCredentialList)
 
 
-def _credential(row: Row[Any]) -> SipCredential:
-    return SipCredential(**row._mapping)
+_credential = reader(SipCredential)
 
 
 _BY_NAME = Listing(
