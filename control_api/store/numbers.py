@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from control_api.sids import new_sid, utcnow
+from control_api.sids import utcnow
 from control_api.store.e164 import format_number, normalize_e164
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows, as_row, fit, friendly_name, reader
+from control_api.store.rows import Listing, Owned, Rows, as_row, created, fit, friendly_name, reader
 from control_api.store.schema import phone_numbers
 
 __all__ = ["NUMBER_FIELDS", "NumberStore", "NumberTaken", "PhoneNumber"]
@@ -109,15 +109,7 @@ class NumberStore(Owned[PhoneNumber]):
             raise ValueError(f"not an E.164 phone number: {phone_number!r}")
         values: dict[str, Any] = {**NUMBER_FIELDS, **_number_fields(fields)}
         values["friendly_name"] = friendly_name(values["friendly_name"] or format_number(e164))
-        now = utcnow()
-        number = PhoneNumber(
-            sid=new_sid("PN"),
-            account_sid=account_sid,
-            phone_number=e164,
-            date_created=now,
-            date_updated=now,
-            **values,
-        )
+        number = created(PhoneNumber, "PN", account_sid=account_sid, phone_number=e164, **values)
         statement = insert(phone_numbers).values(**fit(phone_numbers, as_row(number)))
         try:
             await self.rows.run(lambda c: c.execute(statement))

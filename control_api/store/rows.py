@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, Select, String, Table, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
-from control_api.sids import utcnow
+from control_api.sids import new_sid, utcnow
 from control_api.store.engine import Database
 from control_api.store.schema import metadata
 
@@ -28,6 +28,7 @@ __all__ = [
     "as_row",
     "attributes_of",
     "columns_of",
+    "created",
     "fit",
     "friendly_name",
     "parties",
@@ -84,6 +85,12 @@ def friendly_name(name: str) -> str:
 def as_row(record: Any) -> dict[str, Any]:
     """A dataclass record's fields, by name."""
     return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
+def created(record_type: Callable[..., R], prefix: str, **fields: Any) -> R:
+    """A new record: a fresh SID of ``prefix``, created and last updated now."""
+    now = utcnow()
+    return record_type(sid=new_sid(prefix), date_created=now, date_updated=now, **fields)
 
 
 def stamp(record: Any) -> None:
