@@ -21,8 +21,10 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from control_api.http_client import ConnectionPool, Guard, HttpError, HttpResponse
@@ -180,6 +182,11 @@ def _order_key(item) -> str | None:
     return None
 
 
+def _process_claimant() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(eq=False)
 class Outbox:
     """Durable, retried delivery of status callbacks, once across the nodes of a store.
 
@@ -202,36 +209,28 @@ class Outbox:
     ``sent`` before ``delivered``); others go concurrently.
     """
 
-    def __init__(
-        self,
-        store,
-        client: WebhookClient,
-        auth_token: Callable[[str], Awaitable[str | None]],
-        *,
-        concurrency: int = 64,
-        max_claimed: int = 256,
-        lease: float = LEASE_S,
-        claimant: str | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.store = store
-        self.client = client
-        self.auth_token = auth_token
-        self.clock = clock
-        self.lease = lease
-        self.max_claimed = max_claimed
-        # Names this process in claims: host and PID, plus randomness for a PID reused.
-        self.claimant = (
-            claimant or f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
-        )
-        self._wake = asyncio.Event()
+    store: Any
+    client: WebhookClient
+    auth_token: Callable[[str], Awaitable[str | None]]
+    _: KW_ONLY
+    concurrency: InitVar[int] = 64
+    max_claimed: int = 256
+    lease: float = LEASE_S
+    # Names this process in claims: host and PID, plus randomness for a PID reused.
+    claimant: str = field(default_factory=_process_claimant)
+    clock: Callable[[], float] = time.time
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    _slots: asyncio.Semaphore = field(init=False, repr=False)
+    _inflight: dict[int, asyncio.Task] = field(default_factory=dict, init=False, repr=False)
+    # The newest delivery of each order key.
+    _last: dict[str, asyncio.Task] = field(default_factory=dict, init=False, repr=False)
+    _outcomes: list[OutboxOutcome] = field(default_factory=list, init=False, repr=False)
+    _recording: asyncio.Task | None = field(default=None, init=False, repr=False)
+    _task: asyncio.Task | None = field(default=None, init=False, repr=False)
+    _stopping: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self, concurrency: int) -> None:
         self._slots = asyncio.Semaphore(concurrency)
-        self._inflight: dict[int, asyncio.Task] = {}
-        self._last: dict[str, asyncio.Task] = {}  # the newest delivery of each order key
-        self._outcomes: list[OutboxOutcome] = []
-        self._recording: asyncio.Task | None = None
-        self._task: asyncio.Task | None = None
-        self._stopping = False
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
