@@ -30,6 +30,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from control_api.http_client import ConnectionPool, Guard, HttpError, HttpResponse
 from control_api.http_client import request as http_request
 from control_api.store import OutboxOutcome
+from control_api.worker import Worker
 
 __all__ = [
     "Outbox",
@@ -187,7 +188,7 @@ def _process_claimant() -> str:
 
 
 @dataclass(eq=False)
-class Outbox:
+class Outbox(Worker):
     """Durable, retried delivery of status callbacks, once across the nodes of a store.
 
     ``store`` provides ``enqueue_webhook``, ``claim_webhooks`` and ``record_outcomes``
@@ -266,22 +267,13 @@ class Outbox:
         """Look for due callbacks now (one was queued behind the outbox's back)."""
         self._wake.set()
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
     async def stop(self, grace: float = 2.0) -> None:
         """Let the worker finish what it is doing (a cancelled query would only be
         retried after restart anyway), then stop it. Callbacks still in flight after
         ``grace`` are given up and their claims released (they go again, at least
         once); a node that dies instead holds them until its lease runs out."""
-        if self._task is None:
+        if not await self._end_loop(grace):
             return
-        self._stopping = True
-        self._wake.set()
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(self._task, grace)
-        self._task = None
         if self._inflight:
             await asyncio.wait(list(self._inflight.values()), timeout=grace)
         # What is still going is given up, and its claims released at once, so that
