@@ -33,6 +33,7 @@ from control_api.store import OutboxOutcome
 from control_api.worker import Worker
 
 __all__ = [
+    "UNKNOWN_LOCATION",
     "Outbox",
     "WebhookClient",
     "WebhookError",
@@ -46,6 +47,11 @@ log = logging.getLogger("callswitch.webhooks")
 Params = Sequence[tuple[str, str]]
 
 USER_AGENT = "TwilioProxy/1.1"
+# Twilio's caller and called location parameters of an inbound webhook (a call's or a
+# message's): callswitch has no number-to-place data, so it sends them empty.
+UNKNOWN_LOCATION: tuple[tuple[str, str], ...] = tuple(
+    (f"{side}{part}", "") for side in ("From", "To") for part in ("City", "State", "Zip", "Country")
+)
 WEBHOOK_TIMEOUT_S = 15.0  # Twilio's default for voice URLs
 MAX_ATTEMPTS = 12
 MAX_BACKOFF_S = 600.0

@@ -42,7 +42,7 @@ from control_api.store import MessageRecord
 from control_api.twiml.parser import TwimlError, parse_messaging_twiml
 from control_api.twiml.verbs import Message
 from control_api.usage.billing import money
-from control_api.webhooks import WebhookError
+from control_api.webhooks import UNKNOWN_LOCATION, WebhookError
 from control_api.worker import Worker
 
 __all__ = ["API_VERSION", "Messaging", "message_callback_params"]
@@ -511,14 +511,7 @@ def inbound_params(record: MessageRecord) -> list[tuple[str, str]]:
         ("NumSegments", str(record.num_segments)),
         ("SmsStatus", "received"),
         ("ApiVersion", API_VERSION),
-        ("FromCity", ""),
-        ("FromState", ""),
-        ("FromZip", ""),
-        ("FromCountry", ""),
-        ("ToCity", ""),
-        ("ToState", ""),
-        ("ToZip", ""),
-        ("ToCountry", ""),
+        *UNKNOWN_LOCATION,
     ]
     for index, url in enumerate(record.media_urls):
         params.append((f"MediaUrl{index}", url))
