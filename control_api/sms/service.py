@@ -39,6 +39,7 @@ from control_api.sms.carriers import (
 )
 from control_api.sms.segments import segment
 from control_api.store import MessageRecord
+from control_api.store.rows import parties
 from control_api.twiml.parser import TwimlError, parse_messaging_twiml
 from control_api.twiml.verbs import Message
 from control_api.usage.billing import money
@@ -349,11 +350,7 @@ class Messaging(Worker):
         if self.billing is None:
             return
         await self.billing.message_priced(
-            sid=message.sid,
-            account_sid=message.account_sid,
-            direction=message.direction,
-            to=message.to,
-            from_=message.from_,
+            **parties(message),
             segments=message.num_segments,
             update_message=None if written else self.messages.update,
         )

@@ -132,11 +132,14 @@ def reader(record_type: Callable[..., R]) -> Callable[[Row[Any]], R]:
 _PARTIES = ("sid", "account_sid", "direction", "to", "from_")
 
 
-def parties(row: Row[Any]) -> dict[str, Any]:
-    """Who a calls or messages row is between: its sid, account, direction and both
-    addresses, named as record attributes (``to``, ``from_``)."""
-    attributes = attributes_of(row)
-    return {name: attributes[name] for name in _PARTIES}
+def parties(source: Row[Any] | Any) -> dict[str, Any]:
+    """Who a call or message is between: its sid, account, direction and both addresses,
+    named as record attributes (``to``, ``from_``); of a calls or messages row, or of a
+    record (``CallRecord``, ``MessageRecord``)."""
+    if isinstance(source, Row):
+        attributes = attributes_of(source)
+        return {name: attributes[name] for name in _PARTIES}
+    return {name: getattr(source, name) for name in _PARTIES}
 
 
 @dataclass(frozen=True)
