@@ -10,12 +10,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from control_api.sids import new_sid, utcnow
 from control_api.store.engine import Database
-from control_api.store.rows import Rows, as_row, fit, friendly_name
+from control_api.store.rows import Rows, as_row, fit, friendly_name, reader
 from control_api.store.schema import accounts
 
 __all__ = ["ACCOUNT_CACHE_S", "Account", "AccountStore"]
@@ -41,8 +40,7 @@ class Account:
     date_updated: datetime
 
 
-def _account(row: Row[Any]) -> Account:
-    return Account(**row._mapping)
+_account = reader(Account)
 
 
 class AccountStore:

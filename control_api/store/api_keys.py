@@ -6,14 +6,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.engine import Row
 
-from control_api.sids import new_sid, utcnow
+from control_api.sids import utcnow
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows
+from control_api.store.rows import Listing, Owned, Rows, created, reader
 from control_api.store.schema import api_keys
 
 __all__ = ["ApiKey", "ApiKeyStore"]
@@ -31,8 +29,7 @@ class ApiKey:
     date_updated: datetime
 
 
-def _api_key(row: Row[Any]) -> ApiKey:
-    return ApiKey(**row._mapping)
+_api_key = reader(ApiKey)
 
 
 class ApiKeyStore(Owned[ApiKey]):
@@ -44,15 +41,13 @@ class ApiKeyStore(Owned[ApiKey]):
         self.rows = Rows(db, api_keys, _api_key)
 
     async def create(self, account_sid: str, friendly_name: str = "") -> ApiKey:
-        now = utcnow()
-        key = ApiKey(
-            sid=new_sid("SK"),
+        key = created(
+            ApiKey,
+            "SK",
             account_sid=account_sid,
             friendly_name=friendly_name,
             # 32 characters like Twilio's; token_urlsafe keeps it printable for the CLI.
             secret=secrets.token_hex(16),
-            date_created=now,
-            date_updated=now,
         )
         await self.rows.run(lambda c: c.execute(insert(api_keys).values(**asdict(key))))
         return key

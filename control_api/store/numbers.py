@@ -9,13 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
-from control_api.sids import new_sid, utcnow
+from control_api.sids import utcnow
 from control_api.store.e164 import format_number, is_toll_free, normalize_e164
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows, as_row, fit, friendly_name
+from control_api.store.rows import Listing, Owned, Rows, as_row, created, fit, friendly_name, reader
 from control_api.store.schema import phone_numbers
 
 __all__ = ["NUMBER_FIELDS", "NUMBER_TYPES", "NumberStore", "NumberTaken", "PhoneNumber"]
@@ -75,8 +74,7 @@ NUMBER_FIELDS: dict[str, str | None] = {
 }
 
 
-def _number(row: Row[Any]) -> PhoneNumber:
-    return PhoneNumber(**row._mapping)
+_number = reader(PhoneNumber)
 
 
 def _like_pattern(value: str) -> str:
@@ -122,15 +120,7 @@ class NumberStore(Owned[PhoneNumber]):
             values["number_type"] = "toll-free" if is_toll_free(e164) else "local"
         elif values["number_type"] not in NUMBER_TYPES:
             raise ValueError(f"not a number type: {values['number_type']!r}")
-        now = utcnow()
-        number = PhoneNumber(
-            sid=new_sid("PN"),
-            account_sid=account_sid,
-            phone_number=e164,
-            date_created=now,
-            date_updated=now,
-            **values,
-        )
+        number = created(PhoneNumber, "PN", account_sid=account_sid, phone_number=e164, **values)
         statement = insert(phone_numbers).values(**fit(phone_numbers, as_row(number)))
         try:
             await self.rows.run(lambda c: c.execute(statement))
