@@ -47,6 +47,7 @@ def account_json(account: Account) -> dict:
                 ("messages", "Messages"),
                 ("queues", "Queues"),
                 ("recordings", "Recordings"),
+                ("signing_keys", "SigningKeys"),
             )
         },
         "type": "Full",

@@ -435,6 +435,8 @@ api_keys = Table(
     Column("secret", String(64), nullable=False),
     Column("date_created", UTCDateTime, nullable=False),
     Column("date_updated", UTCDateTime, nullable=False),
+    # "standard" (Keys.json) or "signing" (SigningKeys.json).
+    Column("kind", String(16), nullable=False, server_default="standard"),
 )
 
 # Applications (AP…): the TwiML a browser client's outgoing call runs.
