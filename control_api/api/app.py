@@ -19,6 +19,7 @@ from control_api.api import (
     phone_numbers,
     queues,
     recordings,
+    signing_keys,
     sip_credentials,
     sip_domain_mappings,
     sip_domains,
@@ -93,6 +94,7 @@ def create_app(
         usage,
         balance,
         keys,
+        signing_keys,
         applications,
     ):
         app.include_router(resource.router)

@@ -449,6 +449,8 @@ api_keys = Table(
     Column("friendly_name", String(64), nullable=False),
     Column("secret", String(64), nullable=False),
     *_dated(),
+    # "standard" (Keys.json) or "signing" (SigningKeys.json).
+    Column("kind", String(16), nullable=False, server_default="standard"),
 )
 
 # Applications (AP…): the TwiML a browser client's outgoing call runs.

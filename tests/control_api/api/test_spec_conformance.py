@@ -42,13 +42,14 @@ from starlette.routing import compile_path
 
 from control_api.api import create_app
 from control_api.api.tokens import IceServers
-from control_api.sids import new_sid
+from control_api.sids import new_sid, utcnow
 from control_api.sms.service import Messaging
 from control_api.store import (
     Account,
     CallRecord,
     ConferenceRecord,
     ParticipantRecord,
+    QueueMember,
     RecordingRecord,
     Store,
 )
@@ -391,7 +392,12 @@ class Walk:
                 for parameter in (operation or {}).get("parameters", []):
                     pattern = parameter["schema"].get("pattern", "")
                     if parameter["name"] == "Sid" and pattern.startswith("^"):
-                        prefixes.setdefault(pattern[1:3], path.removesuffix("/{Sid}.json"))
+                        collection = path.removesuffix("/{Sid}.json")
+                        known = prefixes.get(pattern[1:3])
+                        # The top-level collection (IpAccessControlLists), not a mapping of
+                        # it under another resource (a domain's IpAccessControlListMappings).
+                        if known is None or collection.count("{") < known.count("{"):
+                            prefixes[pattern[1:3]] = collection
         return prefixes
 
     def fill(self, text: str) -> str:
@@ -495,6 +501,17 @@ class Walk:
             return await self.insert_recording(
                 call_sid=values.get("CallSid"), conference_sid=values.get("ConferenceSid")
             )
+        if name == "Members":  # a live call waiting in the queue, as <Enqueue> leaves it
+            call = await self.insert_call("in-progress")
+            await self.store.queue_members.add(
+                QueueMember(
+                    queue_sid=values["QueueSid"],
+                    call_sid=call.sid,
+                    account_sid=self.account.sid,
+                    date_enqueued=utcnow(),
+                )
+            )
+            return call.sid
         return None
 
     # instances
@@ -526,7 +543,7 @@ class Walk:
         if sid is None and not fresh:
             sid = await self.first_listed(collection, values)
         if sid is None and ("post", collection + ".json") in self.served:
-            created = await self.create(collection + ".json", values)
+            created = await self.create(collection + ".json", values, fresh=fresh)
             sid = created.get("sid") or created.get("call_sid")
             if fresh and created.get("status") in ("accepted", "queued", "sending"):
                 await self.settled(self.concrete(collection, values) + f"/{sid}.json")
@@ -557,28 +574,33 @@ class Walk:
                 return value[0].get("sid") or value[0].get("call_sid")
         return None
 
-    async def create(self, path: str, values: dict[str, str]) -> dict:
-        return await self.request("post", self.concrete(path, values), await self.params(path))
+    async def create(self, path: str, values: dict[str, str], *, fresh: bool = False) -> dict:
+        params = await self.params(path, fresh=fresh)
+        return await self.request("post", self.concrete(path, values), params)
 
-    async def params(self, path: str, method: str = "post") -> dict[str, str]:
-        """Valid request parameters for ``method path``: the required ones and extras."""
+    async def params(self, path: str, method: str = "post", *, fresh: bool = False) -> dict:
+        """Valid request parameters for ``method path``: the required ones and extras.
+
+        ``fresh``: each SID among them names a new instance, so a new mapping of a
+        credential list to a domain maps a list not mapped there yet.
+        """
         operation = SPEC["paths"]["/2010-04-01/Accounts/{AccountSid}" + path][method]
         body = operation.get("requestBody", {}).get("content", {})
         schema = body.get("application/x-www-form-urlencoded", {}).get("schema", {})
         params = {}
         for name in schema.get("required", []):
-            params[name] = await self.value_for(name, schema["properties"][name])
+            params[name] = await self.value_for(name, schema["properties"][name], fresh=fresh)
         params |= EXTRA_PARAMS.get((method, path), {})
         if path == "/Messages.json":
             params["From"] = "{own}"
         return {name: self.fill(value) for name, value in params.items()}
 
-    async def value_for(self, name: str, schema: dict) -> str:
+    async def value_for(self, name: str, schema: dict, *, fresh: bool = False) -> str:
         schema = resolve(schema)
         pattern = schema.get("pattern", "")
         if pattern.startswith("^") and pattern[1:3] in self.prefixes:
             collection = local(self.prefixes[pattern[1:3]])
-            return await self.instance(collection, {"AccountSid": self.account.sid}, fresh=False)
+            return await self.instance(collection, {"AccountSid": self.account.sid}, fresh=fresh)
         if name in PARAM_VALUES:
             return PARAM_VALUES[name]
         if schema.get("format") == "uri":
