@@ -20,7 +20,7 @@ from typing import Any
 
 from control_api import http_client
 from control_api.store import LIVE_STATUSES
-from control_api.voice.port import NewStream, StreamInfo, Unavailable
+from control_api.voice.port import NewRecording, NewStream, StreamInfo, Unavailable
 
 __all__ = [
     "FORWARD_PATH",
@@ -108,6 +108,31 @@ class ClusterLiveCalls:
         body = {"action": "stop_stream", "stream": sid_or_name}
         return stream_from_wire(await self._forward(account_sid, call_sid, body))
 
+    async def start_recording(self, account_sid: str, call_sid: str, recording: NewRecording):
+        found = await self.local.start_recording(account_sid, call_sid, recording)
+        if found is not None:
+            return found
+        body = {"action": "start_recording", "recording": asdict(recording)}
+        answer = await self._forward(account_sid, call_sid, body)
+        return answer.get("recording") if answer else None
+
+    async def update_recording(
+        self, account_sid: str, call_sid: str, sid: str, status: str, pause_behavior: str
+    ):
+        found = await self.local.update_recording(
+            account_sid, call_sid, sid, status, pause_behavior
+        )
+        if found is not None:
+            return found
+        body = {
+            "action": "update_recording",
+            "recording": sid,
+            "status": status,
+            "pause_behavior": pause_behavior,
+        }
+        answer = await self._forward(account_sid, call_sid, body)
+        return answer.get("recording") if answer else None
+
     async def _forward(self, account_sid: str, call_sid: str, body: dict) -> dict | None:
         """The holding peer's answer, or None when no live peer holds the call."""
         call = await self.store.calls.get(account_sid, call_sid)
@@ -142,7 +167,7 @@ class ClusterLiveCalls:
         error = answer.get("error") if isinstance(answer, dict) else None
         if error == "name_taken":
             raise ValueError(answer.get("message", ""))
-        if error == "no_such_stream":
+        if error in ("no_such_stream", "no_such_recording"):
             raise LookupError(answer.get("message", ""))
         log.warning(
             "cluster.forward_refused",
