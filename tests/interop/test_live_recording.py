@@ -6,7 +6,8 @@ waits. One recording is started in B and stopped in B: its WAV holds B for the
 length of that window, and neither A nor C. A second is started in C, paused
 (``PauseBehavior=skip``) through D, resumed in E and stopped in E: it holds C and E
 for the two windows' length, and no D: the paused stretch is left out. Both end
-``completed`` with their ``RecordingStatusCallback`` posted.
+``completed`` with their ``RecordingStatusCallback`` posted. A call bridged by
+``<Dial>`` is recorded both ways, one party per channel.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from twilio.rest import Client
 
 from .audio import sine, ulaw_encode
 from .conftest import require
+from .harness import CallswitchServer, free_port
 from .rtp import RtpSink
 from .sipp import SippBackground, find_sipp
 from .test_conference import band_level
@@ -28,6 +30,8 @@ from .test_voice_webhooks import LocalHttpClient, credentials
 from .webhook_app import WebhookApp, twiml
 
 NUMBER = "+15005550070"
+DIAL_NUMBER = "+15005550071"
+CALLER_HZ, CALLEE_HZ = 440.0, 1000.0
 SEGMENT_S = 3.0
 TONES = {"A": 400.0, "B": 1000.0, "C": 1500.0, "D": 700.0, "E": 1900.0, "F": 2300.0}
 
@@ -150,3 +154,80 @@ def test_a_recording_holds_only_its_window_and_skips_its_pause(server, tmp_path)
         assert done.field("RecordingSource") == "StartCallRecordingAPI"
         assert done.field("CallSid") == call.sid
         assert {name.lower() for name in done.headers} >= {"x-twilio-signature"}
+
+
+def test_a_dial_bridge_is_recorded_both_ways_in_two_channels(tmp_path):
+    """A recording started while ``<Dial>`` bridges the caller (440 Hz) to a callee
+    on a trunk (1000 Hz; SIPp answers at once, talks three seconds and hangs up):
+    the bridge stops relaying packets while it listens, and the dual-channel WAV has
+    the caller on channel 1 and the callee on channel 2."""
+    require(find_sipp() is not None, "sipp is not installed (Debian package sip-tester)")
+    callee_port = free_port()
+    with WebhookApp() as app, RtpSink() as caller_sink, RtpSink() as callee_sink:
+        callee = SippBackground(
+            "uas_answer_tone_bye.xml",
+            None,
+            workdir=tmp_path / "callee",
+            sipp=find_sipp(),
+            local_port=callee_port,
+            calls=1,
+            timeout=30,
+            keys={"sink_port": callee_sink.port},
+            files={"tone.ulaw": ulaw_encode(sine(CALLEE_HZ, 1.0, amplitude=0.2))},
+        )
+        server = CallswitchServer.start(
+            tmp_path / "server",
+            extra_args=("--trunk", f"b=sip:127.0.0.1:{callee_port};prefix=+1555050"),
+        )
+        caller = None
+        try:
+            sid, token = credentials(server)
+            base = f"http://127.0.0.1:{server.http_port}"
+            client = Client(sid, token, http_client=LocalHttpClient(base))
+            app.routes["/voice"] = lambda r: twiml("<Dial><Number>+15550501111</Number></Dial>")
+            client.incoming_phone_numbers.create(
+                phone_number=DIAL_NUMBER, voice_url=app.url("/voice")
+            )
+            caller = SippBackground(
+                "uac_tone_wait_bye.xml",
+                server.sip_target,
+                workdir=tmp_path / "caller",
+                sipp=find_sipp(),
+                service=DIAL_NUMBER.lstrip("+"),
+                keys={"sink_port": caller_sink.port},
+                calls=1,
+                timeout=30,
+                files={"tone.ulaw": ulaw_encode(sine(CALLER_HZ, 1.0, amplitude=0.2))},
+            )
+            deadline = time.monotonic() + 10
+            parent = None
+            while time.monotonic() < deadline:
+                parent = next(iter(client.calls.list(to=DIAL_NUMBER)), None)
+                children = client.calls.list(parent_call_sid=parent.sid) if parent else []
+                if any(child.status == "in-progress" for child in children):
+                    break
+                time.sleep(0.05)
+            assert parent is not None, server.tail()
+            time.sleep(0.3)  # well inside the callee's three seconds
+            recording = client.calls(parent.sid).recordings.create(recording_channels="dual")
+            assert recording.channels == 2
+            time.sleep(1.5)
+            client.calls(parent.sid).recordings("Twilio.CURRENT").update(status="stopped")
+            assert callee.wait(10).ok(1), server.tail()
+            assert caller.wait(10).ok(1), server.tail()
+            url = f"{base}/2010-04-01/Accounts/{sid}/Recordings/{recording.sid}.wav"
+            response = httpx.get(url, timeout=10)
+        finally:
+            if caller is not None:
+                caller.stop()
+            callee.stop()
+            server.stop()
+        with wave.open(io.BytesIO(response.content)) as wav:
+            assert wav.getnchannels() == 2
+            audio = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
+        assert 1.2 < len(audio) / 8000 < 2.2, len(audio) / 8000
+        caller_side, callee_side = audio[:, 0], audio[:, 1]
+        assert band_level(caller_side, CALLER_HZ) > 2000, band_level(caller_side, CALLER_HZ)
+        assert band_level(caller_side, CALLEE_HZ) < 300
+        assert band_level(callee_side, CALLEE_HZ) > 2000, band_level(callee_side, CALLEE_HZ)
+        assert band_level(callee_side, CALLER_HZ) < 300
