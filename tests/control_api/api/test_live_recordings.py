@@ -14,26 +14,34 @@ from control_api.sids import new_sid, utcnow
 from control_api.store import ConferenceRecord, RecordingRecord
 from tests.control_api.api.conftest import FakeLiveCalls, serve
 
-SPEC_FIELDS = {  # api.v2010.account.call.call_recording in the 2010-04-01 spec
-    "account_sid",
-    "api_version",
-    "call_sid",
-    "conference_sid",
-    "date_created",
-    "date_updated",
-    "start_time",
-    "duration",
-    "sid",
-    "price",
-    "uri",
-    "encryption_details",
-    "price_unit",
-    "status",
-    "channels",
-    "source",
-    "error_code",
-    "track",
+# api.v2010.account.call.call_recording and .conference.conference_recording in the
+# 2010-04-01 spec: each property and its JSON types (nullable ones may be None).
+NULL = type(None)
+SPEC_FIELDS = {
+    "account_sid": (str,),
+    "api_version": (str,),
+    "call_sid": (str,),
+    "conference_sid": (str, NULL),
+    "date_created": (str,),
+    "date_updated": (str,),
+    "start_time": (str,),
+    "duration": (str,),
+    "sid": (str,),
+    "price": (float, int, str, NULL),
+    "uri": (str,),
+    "encryption_details": (dict, NULL),
+    "price_unit": (str, NULL),
+    "status": (str,),
+    "channels": (int,),
+    "source": (str,),
+    "error_code": (int, NULL),
 }
+CALL_ONLY = {"track": (str,)}
+
+
+def assert_spec_shape(body: dict, schema: dict) -> None:
+    for name, kinds in schema.items():
+        assert isinstance(body.get(name, ...), kinds), (name, body.get(name, "missing"))
 
 
 def rest_error(call) -> TwilioRestException:
@@ -121,7 +129,7 @@ def test_defaults_and_the_spec_fields(api, client, account, live_call):
     )
     assert response.status_code == 201
     body = response.json()
-    assert set(body) >= SPEC_FIELDS
+    assert_spec_shape(body, SPEC_FIELDS | CALL_ONLY)
     assert body["duration"] == "-1" and body["status"] == "in-progress"
     new = api.live_calls.asked[-1][3]
     assert (new.channels, new.track, new.trim) == ("mono", "both", "do-not-trim")
@@ -262,6 +270,9 @@ def test_conference_recordings(conference_api):
     assert fetched.uri == (
         f"/2010-04-01/Accounts/{account.sid}/Conferences/{conference.sid}/Recordings/{row.sid}.json"
     )
+    auth = (account.sid, account.auth_token)
+    path = f"/2010-04-01/Accounts/{account.sid}/Conferences/{conference.sid}/Recordings"
+    assert_spec_shape(api.http.get(f"{path}/{row.sid}.json", auth=auth).json(), SPEC_FIELDS)
     paused = room.recordings("Twilio.CURRENT").update(status="paused", pause_behavior="skip")
     assert paused.sid == row.sid
     assert live.asked[-1] == (conference.sid, "Twilio.CURRENT", "paused", "skip")
