@@ -72,17 +72,19 @@ async def _recording(
         if action == "start_recording":
             fields = dict(body["recording"])
             fields["status_callback_events"] = tuple(fields.get("status_callback_events", ()))
-            found = await local.start_recording(account_sid, call_sid, NewRecording(**fields))
+            new = NewRecording(**fields)
         else:
-            found = await local.update_recording(
-                account_sid,
-                call_sid,
-                str(body["recording"]),
-                str(body["status"]),
-                str(body["pause_behavior"]),
-            )
+            sid, status = str(body["recording"]), str(body["status"])
+            pause_behavior = str(body["pause_behavior"])
+    except (KeyError, TypeError, ValueError):
+        return JSONResponse({"error": "bad_request"}, 400)
+    try:
+        if action == "start_recording":
+            found = await local.start_recording(account_sid, call_sid, new)
+        else:
+            found = await local.update_recording(account_sid, call_sid, sid, status, pause_behavior)
     except LookupError as exc:
         return JSONResponse({"error": "no_such_recording", "message": str(exc)}, 404)
-    except (TypeError, ValueError):
-        return JSONResponse({"error": "bad_request"}, 400)
+    except ValueError as exc:  # as many recordings as the call may have
+        return JSONResponse({"error": "name_taken", "message": str(exc)}, 409)
     return JSONResponse({"recording": found})

@@ -126,7 +126,10 @@ async def start_call_recording(request: Request, call_sid: str, account: PathAcc
     params = await form_params(request)
     await _existing_call(request, account, call_sid)
     new = new_recording_from(params)
-    sid = await _live_calls(request).start_recording(account.sid, call_sid, new)
+    try:
+        sid = await _live_calls(request).start_recording(account.sid, call_sid, new)
+    except ValueError as exc:  # as many recordings in progress as a call may have
+        raise ApiError.bad_parameter(str(exc)) from None
     recording = await _stored(request, account.sid, sid) if sid else None
     if recording is None:
         raise ApiError.bad_parameter(

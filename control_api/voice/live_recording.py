@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CURRENT",
+    "MAX_RUNNING",
     "PAUSE_BEHAVIORS",
     "STATUSES",
     "TRACKS",
@@ -53,6 +54,7 @@ CURRENT = "Twilio.CURRENT"  # the Sid that names a call's recording in progress
 STATUSES = ("in-progress", "paused", "stopped")  # what an update may ask for
 PAUSE_BEHAVIORS = ("skip", "silence")
 TRACKS = ("inbound", "outbound", "both")
+MAX_RUNNING = 8  # recordings not stopped on one call at a time (each a file and a tap)
 _SIDES = {"inbound": (0,), "outbound": (1,), "both": (0, 1)}
 
 
@@ -185,7 +187,11 @@ class CallRecordings:
         call: Call,
         request: NewRecording,
     ) -> LiveRecording:
-        """Record ``call`` (answered, with its leg) from now until stopped or it ends."""
+        """Record ``call`` (answered, with its leg) from now until stopped or it ends.
+        ValueError when ``MAX_RUNNING`` run on it already."""
+        running = [each for each in self._by_call.get(call.sid, ()) if each.status != "stopped"]
+        if len(running) >= MAX_RUNNING:
+            raise ValueError(f"A call may have at most {MAX_RUNNING} recordings in progress")
         leg = call.leg
         assert leg is not None  # the caller checked the call is answered
         recording = CallRecording(

@@ -151,7 +151,8 @@ class LiveCalls(Protocol):
         self, account_sid: str, call_sid: str, recording: NewRecording
     ) -> str | None:
         """Start recording the call (voice/live_recording.py): the RE sid once its row
-        is stored; None when the call is not live or not answered."""
+        is stored; None when the call is not live or not answered. Raises ValueError
+        when the call has as many recordings in progress as it may."""
         ...
 
     async def update_recording(

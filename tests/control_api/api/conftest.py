@@ -105,6 +105,8 @@ class FakeLiveCalls:
     async def start_recording(self, account_sid: str, call_sid: str, recording):
         """The RE sid the test stored for a live call in ``recordings``."""
         self.asked.append(("start_recording", account_sid, call_sid, recording))
+        if self.fail_with is not None:
+            raise self.fail_with
         return self.recordings.get(call_sid) if call_sid in self.live else None
 
     async def update_recording(self, account_sid, call_sid, sid, status, pause_behavior):

@@ -198,6 +198,15 @@ def test_updates_refused(api, client, account, live_call):
     assert (error.status, error.code) == (400, 21220)
 
 
+def test_a_call_with_as_many_recordings_as_it_may_have_is_400(api, client, live_call):
+    api.live_calls.fail_with = ValueError("A call may have at most 8 recordings in progress")
+    try:
+        error = rest_error(lambda: client.calls(live_call.sid).recordings.create())
+    finally:
+        api.live_calls.fail_with = None
+    assert (error.status, error.code) == (400, 20001) and "at most 8" in error.msg
+
+
 def test_another_accounts_call_is_404(api, account, other, live_call):
     response = api.http.post(
         f"/2010-04-01/Accounts/{other.sid}/Calls/{live_call.sid}/Recordings.json",

@@ -60,6 +60,8 @@ class Engine:
 
     async def start_recording(self, account_sid, call_sid, recording):
         self.asked.append(("start_recording", call_sid, recording))
+        if recording.track == "outbound" and call_sid in self.held:
+            raise ValueError("A call may have at most 8 recordings in progress")
         return "RE" + "2" * 32 if call_sid in self.held else None
 
     async def update_recording(self, account_sid, call_sid, sid, status, pause_behavior):
@@ -188,5 +190,8 @@ async def test_live_recordings_reach_the_node_holding_the_call(two_nodes):
         ("update_recording", call.sid, "RE" + "9" * 32, "stopped", "silence"),
     ]
     assert [a[0] for a in local.asked] == [a[0] for a in peer.asked]
+    with pytest.raises(ValueError, match="at most 8"):  # the peer's refusal, as its own
+        await calls.start_recording(account.sid, call.sid, NewRecording(track="outbound"))
+    assert peer.asked[-1][0] == "start_recording"
     peer.held.clear()  # ended on the peer: 21220, as on one node
     assert await calls.start_recording(account.sid, call.sid, new) is None

@@ -370,3 +370,17 @@ async def test_conference_record_from_start_records_until_the_end(tmp_path):
     assert strongest(audio[25 * 160 :]) == pytest.approx(600.0, abs=20)
     statuses = [dict(p["params"])["RecordingStatus"] for p in context.outbox.posted]
     assert statuses == ["in-progress", "completed"]
+
+
+async def test_a_call_has_at_most_max_running_recordings(world):
+    from control_api.voice.live_recording import MAX_RUNNING
+
+    context, _clock, call, recordings = world
+    running = [
+        await recordings.start(context, "AC1", call, NewRecording()) for _ in range(MAX_RUNNING)
+    ]
+    with pytest.raises(ValueError, match="at most"):
+        await recordings.start(context, "AC1", call, NewRecording())
+    await running[0].stop()  # a stopped one makes room
+    await recordings.start(context, "AC1", call, NewRecording())
+    assert len(call.leg.tap.taps) == MAX_RUNNING  # each running one listens, no more
