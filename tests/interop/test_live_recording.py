@@ -31,6 +31,7 @@ from .webhook_app import WebhookApp, twiml
 
 NUMBER = "+15005550070"
 DIAL_NUMBER = "+15005550071"
+ROOM_NUMBER = "+15005550072"
 CALLER_HZ, CALLEE_HZ = 440.0, 1000.0
 SEGMENT_S = 3.0
 TONES = {"A": 400.0, "B": 1000.0, "C": 1500.0, "D": 700.0, "E": 1900.0, "F": 2300.0}
@@ -231,3 +232,73 @@ def test_a_dial_bridge_is_recorded_both_ways_in_two_channels(tmp_path):
         assert band_level(caller_side, CALLEE_HZ) < 300
         assert band_level(callee_side, CALLEE_HZ) > 2000, band_level(callee_side, CALLEE_HZ)
         assert band_level(callee_side, CALLER_HZ) < 300
+
+
+def test_conference_record_from_start_keeps_the_rooms_mix(server, tmp_path):
+    """``<Conference record="record-from-start">`` with two SIPp callers (440 and
+    1000 Hz): once the room ends its recording is ``completed`` with ``source``
+    Conference, listed under the conference, its callback posted (in-progress and
+    completed), and its mono WAV holds both tones; pausing it through the REST API
+    leaves the paused stretch out."""
+    require(find_sipp() is not None, "sipp is not installed (Debian package sip-tester)")
+    sid, token = credentials(server)
+    base = f"http://127.0.0.1:{server.http_port}"
+    client = Client(sid, token, http_client=LocalHttpClient(base))
+    with WebhookApp() as app, RtpSink() as first_sink, RtpSink() as second_sink:
+        app.routes["/room"] = lambda r: twiml(
+            '<Dial><Conference beep="false" record="record-from-start" trim="do-not-trim"'
+            f' recordingStatusCallback="{app.url("/conference-recording")}"'
+            ' recordingStatusCallbackEvent="in-progress completed">room</Conference></Dial>'
+        )
+        app.routes["/conference-recording"] = lambda r: (204, "text/plain", b"")
+        client.incoming_phone_numbers.create(phone_number=ROOM_NUMBER, voice_url=app.url("/room"))
+        callers = []
+        try:
+            for index, (hz, sink) in enumerate(((CALLER_HZ, first_sink), (CALLEE_HZ, second_sink))):
+                callers.append(
+                    SippBackground(
+                        "uac_tone_wait_bye.xml",
+                        server.sip_target,
+                        workdir=tmp_path / f"party{index}",
+                        sipp=find_sipp(),
+                        service=ROOM_NUMBER.lstrip("+"),
+                        keys={"sink_port": sink.port},
+                        calls=1,
+                        timeout=30,
+                        files={"tone.ulaw": ulaw_encode(sine(hz, 1.0, amplitude=0.2))},
+                    )
+                )
+            deadline = time.monotonic() + 10
+            while True:
+                rooms = client.conferences.list(status="in-progress")
+                recorded = rooms[0].recordings.list() if rooms else []
+                if recorded and len(rooms[0].participants.list()) == 2:
+                    break
+                assert time.monotonic() < deadline, server.tail()
+                time.sleep(0.1)
+            [room] = rooms
+            [recording] = recorded
+            assert recording.status == "in-progress" and recording.source == "Conference"
+            time.sleep(1.5)
+            recordings = client.conferences(room.sid).recordings
+            paused = recordings("Twilio.CURRENT").update(status="paused", pause_behavior="skip")
+            assert paused.status == "paused"
+            time.sleep(2.0)
+            recordings(recording.sid).update(status="in-progress")
+            time.sleep(1.0)
+            client.conferences(room.sid).update(status="completed")
+            for caller in callers:
+                assert caller.wait(15).ok(1), server.tail()
+            callbacks = app.wait_for("/conference-recording", count=2, timeout=10)
+        finally:
+            for caller in callers:
+                caller.kill()
+        done = recordings(recording.sid).fetch()
+        assert done.status == "completed" and done.conference_sid == room.sid
+        assert [c.field("RecordingStatus") for c in callbacks] == ["in-progress", "completed"]
+        assert callbacks[1].field("ConferenceSid") == room.sid
+        assert callbacks[1].field("RecordingSource") == "Conference"
+        audio = wav_of(base, sid, recording.sid)
+        # About 2.5 s recorded (1.5 before the pause, 1 after), not the 4.5 s the room ran.
+        assert 2.0 < len(audio) / 8000 < 3.4, len(audio) / 8000
+        assert band_level(audio, CALLER_HZ) > 2000 and band_level(audio, CALLEE_HZ) > 2000
