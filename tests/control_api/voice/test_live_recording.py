@@ -203,11 +203,10 @@ async def test_the_end_of_the_call_finishes_the_recording_and_callbacks_go_out(w
     )
     speak(call, clock, 1000.0, 60)
     call.ended.set()
-    for _ in range(50):
-        if live.done is not None and live.done.done():
-            break
-        await asyncio.sleep(0.01)
-    assert live.status == "stopped" and live.done is not None and live.done.done()
+    await asyncio.wait_for(live.stopped.wait(), 5)  # the watcher stops it
+    assert live.done is not None
+    await asyncio.wait_for(asyncio.shield(live.done), 10)  # the file is written
+    assert live.status == "stopped"
     assert context.store.statuses(live.sid) == ["completed"]
     events = [dict(item["params"]) for item in context.outbox.posted]
     assert [each["RecordingStatus"] for each in events] == ["in-progress", "completed"]
@@ -219,7 +218,10 @@ async def test_the_end_of_the_call_finishes_the_recording_and_callbacks_go_out(w
     assert (
         done["RecordingUrl"] == f"http://api.example/2010-04-01/Accounts/AC1/Recordings/{live.sid}"
     )
-    await asyncio.sleep(0)
+    for _ in range(100):  # the watcher lets go of the ended call's recordings
+        if not recordings.of_call(call.sid):
+            break
+        await asyncio.sleep(0.01)
     assert recordings.of_call(call.sid) == []
 
 
