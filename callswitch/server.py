@@ -45,7 +45,7 @@ from control_api.voice.conference import Conferences
 from control_api.voice.context import VoiceContext, is_our_number, numbers_of, tokens_of
 from control_api.voice.inbound import VoiceApps
 from control_api.voice.live import LiveCall, LocalLiveCalls
-from control_api.voice.port import NewCall, NewStream, StreamInfo
+from control_api.voice.port import NewCall, NewRecording, NewStream, StreamInfo
 from control_api.voice.runtime import VoiceRuntime
 from control_api.voice.sip_domain import SipDomainCalls
 from control_api.webhooks import Outbox, WebhookClient, node_claimant
@@ -122,6 +122,16 @@ class _NoLiveCalls:
     async def stop_stream(
         self, account_sid: str, call_sid: str, sid_or_name: str
     ) -> StreamInfo | None:
+        return None
+
+    async def start_recording(
+        self, account_sid: str, call_sid: str, recording: NewRecording
+    ) -> str | None:
+        return None
+
+    async def update_recording(
+        self, account_sid: str, call_sid: str, sid: str, status: str, pause_behavior: str
+    ) -> str | None:
         return None
 
 

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from control_api import http_client
 from control_api.store import LIVE_STATUSES
-from control_api.voice.port import LiveCalls, NewCall, NewStream, StreamInfo, Unavailable
+from control_api.voice.port import (
+    LiveCalls,
+    NewCall,
+    NewRecording,
+    NewStream,
+    StreamInfo,
+    Unavailable,
+)
 
 if TYPE_CHECKING:
     from control_api.cluster.node import Node
@@ -131,6 +138,36 @@ class ClusterLiveCalls:
             return found
         return stream_from_wire(await self._forward(account_sid, call_sid, body))
 
+    async def start_recording(
+        self, account_sid: str, call_sid: str, recording: NewRecording
+    ) -> str | None:
+        here = self.local.start_recording(account_sid, call_sid, recording)
+        body = {"action": "start_recording", "recording": asdict(recording)}
+        return await self._recording(here, account_sid, call_sid, body)
+
+    async def update_recording(
+        self, account_sid: str, call_sid: str, sid: str, status: str, pause_behavior: str
+    ) -> str | None:
+        here = self.local.update_recording(account_sid, call_sid, sid, status, pause_behavior)
+        body = {
+            "action": "update_recording",
+            "recording": sid,
+            "status": status,
+            "pause_behavior": pause_behavior,
+        }
+        return await self._recording(here, account_sid, call_sid, body)
+
+    async def _recording(
+        self, here: Awaitable[str | None], account_sid: str, call_sid: str, body: dict
+    ) -> str | None:
+        """The recording (its sid) this node acted on (``here``), or else the one the
+        holding peer did."""
+        found = await here
+        if found is not None:
+            return found
+        answer = await self._forward(account_sid, call_sid, body)
+        return answer.get("recording") if answer else None
+
     async def _forward(self, account_sid: str, call_sid: str, body: dict) -> dict | None:
         """The holding peer's answer, or None when no live peer holds the call."""
         call = await self.store.calls.get(account_sid, call_sid)
@@ -165,7 +202,7 @@ class ClusterLiveCalls:
         error = answer.get("error") if isinstance(answer, dict) else None
         if error == "name_taken":
             raise ValueError(answer.get("message", ""))
-        if error == "no_such_stream":
+        if error in ("no_such_stream", "no_such_recording"):
             raise LookupError(answer.get("message", ""))
         log.warning(
             "cluster.forward_refused",

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from control_api.store import ConferenceRecord, ParticipantRecord
 from control_api.twiml.verbs import Conference
 from control_api.voice.lifecycle import Journal, now
+from control_api.voice.live_recording import LiveRecording, record_conference, update_live
 from media.conference import ConferenceRoom
 from media.mixer import Participant
 from media.tones import beep
@@ -56,6 +57,9 @@ class _Room:
     started: bool = False
     ended: bool = False
     journal: Journal = field(default_factory=Journal)  # its store writes, in order
+    # record="record-from-start": (the voice context, the noun, the call that asked)
+    recording_asked: tuple | None = None
+    recordings: list[LiveRecording] = field(default_factory=list)  # voice/live_recording.py
 
 
 class Conferences:
@@ -120,10 +124,15 @@ class Conferences:
                 )
             )
         )
+        if noun.record == "record-from-start" and room.recording_asked is None:
+            context = runner.services.context
+            if context is not None:
+                room.recording_asked = (context, noun, call.sid)
         if noun.start_conference_on_enter and not room.started:
             self._start(room)
         elif not room.started:
             participant.hold = True  # waits, neither hearing nor heard, until the start
+        self._record(room)
         if room.started and noun.beep in ("true", "onEnter"):
             room.mixer_room.mixer.announce(beep(*ENTER_BEEP))
         call.log("conference.joined", conference_sid=room.sid, members=len(room.members))
@@ -142,6 +151,25 @@ class Conferences:
         for member in room.members.values():
             member.participant.hold = False
         room.journal.add(lambda: self.store.update_conference(room.sid, status="in-progress"))
+
+    def _record(self, room: _Room) -> None:
+        """``record="record-from-start"``: the room's mix from its start to its end."""
+        if not room.started or room.ended or room.recording_asked is None or room.recordings:
+            return
+        context, noun, call_sid = room.recording_asked
+        room.recordings.append(
+            record_conference(
+                context,
+                room.mixer_room,
+                account_sid=room.account_sid,
+                conference_sid=room.sid,
+                call_sid=call_sid,
+                trim=noun.trim,
+                status_callback=noun.recording_status_callback,
+                status_callback_method=noun.recording_status_callback_method,
+                status_callback_events=noun.recording_status_callback_event,
+            )
+        )
 
     def _leave(self, room: _Room, member: _Member) -> None:
         call = member.call
@@ -165,6 +193,8 @@ class Conferences:
             member.left.set()
         self.rooms.pop((room.account_sid, room.name), None)
         self._by_sid.pop(room.sid, None)
+        for recording in room.recordings:
+            room.journal.add(recording.stop)
         room.journal.add(
             lambda: self.store.update_conference(
                 room.sid,
@@ -226,6 +256,15 @@ class Conferences:
         member.left.set()
         await self._settle(room)
         return True
+
+    async def update_recording(
+        self, account_sid: str, conference_sid: str, sid: str, status: str, pause_behavior: str
+    ) -> str | None:
+        """``POST Conferences/{CF}/Recordings/{Sid}``: None when the room is not live here."""
+        room = self._room(account_sid, conference_sid)
+        if room is None:
+            return None
+        return await update_live(room.recordings, sid, status, pause_behavior)
 
     async def _settle(self, room: _Room) -> None:
         """Let the woken participants leave and their rows be written."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from control_api.calls.leg import CallLeg
 from control_api.twiml.verbs import Stream
 from control_api.voice import outbound
+from control_api.voice.live_recording import CallRecordings, update_live
 from control_api.voice.port import StreamInfo
 from control_api.voice.runner import Document
 
@@ -106,6 +107,7 @@ class LocalLiveCalls:
     def __init__(self, runtime: VoiceRuntime) -> None:
         self.runtime = runtime
         self.table = runtime.live_calls
+        self.recordings = CallRecordings()  # POST Calls/{CallSid}/Recordings
 
     def live_of(self, account_sid: str) -> list[LiveCall]:
         """The account's calls in progress (the console's live view)."""
@@ -174,6 +176,29 @@ class LocalLiveCalls:
         if fork is None:
             raise LookupError(sid_or_name)
         return _stream_info(await live.runner.forks.stop(fork))
+
+    async def start_recording(self, account_sid: str, sid: str, new_recording):
+        """Record a live, answered call from now (voice/live_recording.py); None (21220)
+        while it rings or once it ended."""
+        live = self.table.find(account_sid, sid)
+        if live is None or live.runner is None or live.call.ended.is_set():
+            return None
+        call = live.runner.call
+        if not call.answered or call.leg is None:
+            return None
+        recording = await self.recordings.start(
+            self.runtime.context, account_sid, call, new_recording
+        )
+        return recording.sid
+
+    async def update_recording(
+        self, account_sid: str, call_sid: str, sid: str, status: str, pause_behavior: str
+    ) -> str | None:
+        """Pause, resume or stop a live call's recording; None (21220) once it ended."""
+        live = self.table.find(account_sid, call_sid)
+        if live is None:
+            return None
+        return await update_live(self.recordings.of_call(call_sid), sid, status, pause_behavior)
 
 
 def _stream_info(fork) -> StreamInfo:

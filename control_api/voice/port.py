@@ -17,7 +17,15 @@ if TYPE_CHECKING:
     from control_api.store import CallRecord
     from control_api.voice.live import LiveCall
 
-__all__ = ["LiveCalls", "NewCall", "NewStream", "StreamInfo", "Unavailable", "Unroutable"]
+__all__ = [
+    "LiveCalls",
+    "NewCall",
+    "NewRecording",
+    "NewStream",
+    "StreamInfo",
+    "Unavailable",
+    "Unroutable",
+]
 
 
 class Unroutable(Exception):
@@ -69,6 +77,18 @@ class NewStream:
     status_callback: str | None = None
     status_callback_method: str = "POST"
     parameters: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecording:
+    """The checked parameters of ``POST Calls/{CallSid}/Recordings.json``."""
+
+    channels: str = "mono"  # mono or dual
+    track: str = "both"  # inbound (what the caller says), outbound (what it hears), both
+    trim: str = "do-not-trim"
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    status_callback_events: tuple[str, ...] = ("completed",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,4 +151,20 @@ class LiveCalls(Protocol):
     ) -> StreamInfo | None:
         """Stop the call's stream with that MZ sid or name; None when the call is not
         live. Raises LookupError when the live call has no such stream."""
+        ...
+
+    async def start_recording(
+        self, account_sid: str, call_sid: str, recording: NewRecording
+    ) -> str | None:
+        """Start recording the call (voice/live_recording.py): the RE sid once its row
+        is stored; None when the call is not live or not answered. Raises ValueError
+        when the call has as many recordings in progress as it may."""
+        ...
+
+    async def update_recording(
+        self, account_sid: str, call_sid: str, sid: str, status: str, pause_behavior: str
+    ) -> str | None:
+        """Pause, resume or stop the call's recording ``sid`` (or ``Twilio.CURRENT``):
+        its RE sid once the row shows the change; None when the call is not live.
+        Raises LookupError when the live call has no such recording."""
         ...

@@ -40,6 +40,7 @@ class FakeLiveCalls:
     fail_with: Exception | None = None
     store: object = None  # set to place calls (create answers 201); None answers 501
     streams: dict[str, list] = field(default_factory=dict)  # call sid -> StreamInfo
+    recordings: dict[str, str] = field(default_factory=dict)  # call sid -> its RE sid
 
     async def hangup(self, account_sid: str, call_sid: str) -> bool:
         return self._answer(("hangup", account_sid, call_sid))
@@ -100,6 +101,22 @@ class FakeLiveCalls:
             if sid_or_name in (info.sid, info.name):
                 return StreamInfo(info.sid, info.name, "stopped", utcnow())
         raise LookupError(sid_or_name)
+
+    async def start_recording(self, account_sid: str, call_sid: str, recording):
+        """The RE sid the test stored for a live call in ``recordings``."""
+        self.asked.append(("start_recording", account_sid, call_sid, recording))
+        if self.fail_with is not None:
+            raise self.fail_with
+        return self.recordings.get(call_sid) if call_sid in self.live else None
+
+    async def update_recording(self, account_sid, call_sid, sid, status, pause_behavior):
+        self.asked.append(("update_recording", account_sid, call_sid, sid, status, pause_behavior))
+        if call_sid not in self.live:
+            return None
+        running = self.recordings.get(call_sid)
+        if running is None or sid not in (running, "Twilio.CURRENT"):
+            raise LookupError(sid)
+        return running
 
     def _answer(self, request: tuple) -> bool:
         self.asked.append(request)

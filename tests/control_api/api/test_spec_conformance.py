@@ -360,6 +360,7 @@ class Walk:
         http: httpx.AsyncClient,
         store: Store,
         live_calls: FakeLiveCalls,
+        live_conferences: FakeLiveConferences,
         billing: Billing,
         account: Account,
         root: Path,
@@ -369,6 +370,7 @@ class Walk:
         self.routes = routes
         self.store = store
         self.live_calls = live_calls
+        self.live_conferences = live_conferences
         self.billing = billing
         self.account = account
         self.root = root
@@ -436,8 +438,13 @@ class Walk:
             )
         )
         await self.insert_participant(conference.sid)
-        await self.insert_recording(call_sid=call.sid)
-        await self.insert_recording(conference_sid=conference.sid)
+        # Both are being recorded (Calls/{CA}/Recordings, <Conference record>).
+        self.live_calls.recordings[call.sid] = await self.insert_recording(
+            call_sid=call.sid, status="in-progress"
+        )
+        self.live_conferences.recordings[conference.sid] = await self.insert_recording(
+            conference_sid=conference.sid, status="in-progress"
+        )
 
     async def insert_call(self, status: str, **fields: Any) -> CallRecord:
         record = CallRecord(
@@ -474,7 +481,7 @@ class Walk:
         )
         return call.sid
 
-    async def insert_recording(self, **fields: Any) -> str:
+    async def insert_recording(self, status: str = "completed", **fields: Any) -> str:
         sid = new_sid("RE")
         relative = f"{self.account.sid}/{sid}.wav"
         (self.root / self.account.sid).mkdir(parents=True, exist_ok=True)
@@ -482,7 +489,7 @@ class Walk:
         record = RecordingRecord(
             sid=sid,
             account_sid=self.account.sid,
-            status="completed",
+            status=status,
             duration=1,
             file_path=relative,
             **fields,
@@ -497,10 +504,14 @@ class Walk:
             return (await self.insert_call("completed")).sid
         if name == "Participants":
             return await self.insert_participant(values["ConferenceSid"])
+        if name == "Recordings" and values.get("CallSid"):  # the live call's running one
+            call_sid = values["CallSid"]
+            sid = await self.insert_recording(call_sid=call_sid, status="in-progress")
+            self.live_calls.live.add(call_sid)
+            self.live_calls.recordings[call_sid] = sid
+            return sid
         if name == "Recordings":
-            return await self.insert_recording(
-                call_sid=values.get("CallSid"), conference_sid=values.get("ConferenceSid")
-            )
+            return await self.insert_recording(conference_sid=values.get("ConferenceSid"))
         if name == "Members":  # a live call waiting in the queue, as <Enqueue> leaves it
             call = await self.insert_call("in-progress")
             await self.store.queue_members.add(
@@ -729,10 +740,11 @@ async def walk_spec(root: Path) -> Report:
     messaging = Messaging(store, outbox, webhooks, billing=billing, carriers=[carrier])
     carrier.events = messaging.events
     live_calls = FakeLiveCalls(store=store)
+    live_conferences = FakeLiveConferences()
     app = create_app(
         store,
         live_calls,
-        live_conferences=FakeLiveConferences(),
+        live_conferences=live_conferences,
         recordings_dir=root / "recordings",
         ice_servers=IceServers(secret="conformance", host="127.0.0.1"),
         messaging=messaging,
@@ -748,7 +760,16 @@ async def walk_spec(root: Path) -> Report:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
             account = await store.accounts.create("conformance")
-            walk = Walk(http, store, live_calls, billing, account, root / "recordings", routes)
+            walk = Walk(
+                http,
+                store,
+                live_calls,
+                live_conferences,
+                billing,
+                account,
+                root / "recordings",
+                routes,
+            )
             walk.served = {(m, local(p)) for m, p in report.served}
             await walk.seed()
             for method, path in sorted(report.served, key=order):
