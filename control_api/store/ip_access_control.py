@@ -8,20 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import insert
 
 from control_api.sids import utcnow
 from control_api.store.engine import Database
+from control_api.store.lists import Entries, NamedList, delete_list, insert_in_list
 from control_api.store.rows import (
-    Entries,
     Listing,
     Owned,
     Rows,
     as_row,
     created,
     fit,
-    insert_in_list,
     reader,
 )
 from control_api.store.schema import (
@@ -69,14 +67,8 @@ def check_cidr(address: str, prefix: int | None) -> tuple[str, int]:
 
 
 @dataclass(slots=True)
-class IpAccessControlList:
+class IpAccessControlList(NamedList):
     """A named list of IP addresses (Twilio's SIP IpAccessControlList)."""
-
-    sid: str
-    account_sid: str
-    friendly_name: str
-    date_created: datetime
-    date_updated: datetime
 
 
 @dataclass(slots=True)
@@ -130,23 +122,18 @@ class IpAccessControlListStore(Owned[IpAccessControlList]):
 
     async def delete(self, account_sid: str, sid: str) -> bool:
         """Delete a list, its addresses, and its mappings to domains."""
-        where = self.owned(account_sid, sid)
-
-        def work(c: Connection) -> bool:
-            locked = select(sip_ip_access_control_lists.c.sid).where(*where).with_for_update()
-            if c.execute(locked).first() is None:
-                return False
-            addresses = sip_ip_addresses.c
-            c.execute(sip_ip_addresses.delete().where(addresses.ip_access_control_list_sid == sid))
-            mappings = sip_domain_mappings.c
-            c.execute(
-                sip_domain_mappings.delete().where(
-                    mappings.sid == sid, mappings.account_sid == account_sid
-                )
-            )
-            c.execute(sip_ip_access_control_lists.delete().where(*where))
-            return True
-
+        mappings = sip_domain_mappings.c
+        unmap = sip_domain_mappings.delete().where(
+            mappings.sid == sid, mappings.account_sid == account_sid
+        )
+        work = delete_list(
+            sip_ip_access_control_lists,
+            account_sid,
+            sid,
+            sip_ip_addresses,
+            IpAddressStore.list_column,
+            unmap,
+        )
         deleted: bool = await self.rows.run(work)
         return deleted
 

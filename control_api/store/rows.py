@@ -12,7 +12,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, String, Table, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Row
 
 from control_api.sids import new_sid, utcnow
@@ -21,7 +30,6 @@ from control_api.store.schema import metadata
 
 __all__ = [
     "MAX_FRIENDLY_NAME",
-    "Entries",
     "Listing",
     "Owned",
     "Rows",
@@ -32,7 +40,6 @@ __all__ = [
     "created",
     "fit",
     "friendly_name",
-    "insert_in_list",
     "parties",
     "reader",
     "stamp",
@@ -304,59 +311,3 @@ class Owned(Generic[R]):
         """The conditions that match the account's row of that SID."""
         t = self.rows.table.c
         return (t.account_sid == account_sid, t.sid == sid)
-
-
-def insert_in_list(
-    lists: Table, account_sid: str, list_sid: str, table: Table, values: dict[str, Any]
-) -> Callable[[Connection], bool]:
-    """The unit of work that inserts ``values`` into ``table`` if the account has the
-    list ``list_sid`` (a row of ``lists``), and says whether it did. The list is read
-    FOR KEY SHARE: it cannot be deleted between this check and the insert."""
-    t = lists.c
-    locked = (
-        select(t.sid)
-        .where(t.account_sid == account_sid, t.sid == list_sid)
-        .with_for_update(read=True, key_share=True)
-    )
-    statement = insert(table).values(**values)
-
-    def work(c: Connection) -> bool:
-        if c.execute(locked).first() is None:
-            return False
-        c.execute(statement)
-        return True
-
-    return work
-
-
-class Entries(Generic[R]):
-    """A resource whose rows are entries of an account's list (a SIP credential in a
-    credential list, an address in an IP access control list), named by the account,
-    the list (the column ``list_column``) and their own SID. A subclass sets ``rows``
-    and ``list_column``."""
-
-    rows: Rows[R]
-    list_column: str
-
-    async def get(self, account_sid: str, list_sid: str, sid: str) -> R | None:
-        return await self.rows.one(*self.within(account_sid, list_sid, sid))
-
-    async def delete(self, account_sid: str, list_sid: str, sid: str) -> bool:
-        return await self.rows.delete(*self.within(account_sid, list_sid, sid)) > 0
-
-    async def page(
-        self, account_sid: str, list_sid: str, *, offset: int = 0, limit: int = 50
-    ) -> list[R]:
-        """The list's entries, oldest first."""
-        t = self.rows.table.c
-        where = self.within(account_sid, list_sid)
-        return await self.rows.page(where, (t.date_created, t.sid), offset, limit)
-
-    def within(
-        self, account_sid: str, list_sid: str, sid: str | None = None
-    ) -> tuple[ColumnElement[bool], ...]:
-        """The conditions that match the account's entries of the list (that of
-        ``sid``, if given)."""
-        t = self.rows.table.c
-        where = (t.account_sid == account_sid, t[self.list_column] == list_sid)
-        return where if sid is None else (*where, t.sid == sid)

@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from control_api.sids import utcnow
 from control_api.sip_realm import SIP_REALM
 from control_api.store.engine import Database
+from control_api.store.lists import Entries, NamedList, delete_list, insert_in_list
 from control_api.store.rows import (
-    Entries,
     Listing,
     Owned,
     Rows,
@@ -24,7 +24,6 @@ from control_api.store.rows import (
     created,
     fit,
     friendly_name,
-    insert_in_list,
     reader,
 )
 from control_api.store.schema import sip_credential_lists, sip_credentials
@@ -100,14 +99,8 @@ def check_sip_password(password: str) -> str:
 
 
 @dataclass(slots=True)
-class SipCredentialList:
+class SipCredentialList(NamedList):
     """A named set of SIP credentials (Twilio's SIP CredentialList)."""
-
-    sid: str
-    account_sid: str
-    friendly_name: str
-    date_created: datetime
-    date_updated: datetime
 
 
 @dataclass(slots=True)
@@ -171,18 +164,13 @@ class CredentialListStore(Owned[SipCredentialList]):
 
     async def delete(self, account_sid: str, sid: str) -> bool:
         """Delete a list and every credential in it."""
-        where = self.owned(account_sid, sid)
-
-        def work(c: Connection) -> bool:
-            # FOR UPDATE (PostgreSQL; SQLite has one writer anyway) waits for credentials
-            # being added to the list, so that deleting them below sees them all.
-            locked = select(sip_credential_lists.c.sid).where(*where).with_for_update()
-            if c.execute(locked).first() is None:
-                return False
-            c.execute(sip_credentials.delete().where(sip_credentials.c.credential_list_sid == sid))
-            deleted: bool = c.execute(sip_credential_lists.delete().where(*where)).rowcount > 0
-            return deleted
-
+        work = delete_list(
+            sip_credential_lists,
+            account_sid,
+            sid,
+            sip_credentials,
+            SipCredentialStore.list_column,
+        )
         deleted: bool = await self.rows.run(work)
         return deleted
 
