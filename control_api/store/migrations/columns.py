@@ -18,7 +18,9 @@ __all__ = [
     "SID",
     "TIMESTAMP",
     "account_fk",
+    "add_lease",
     "dates",
+    "drop_lease",
     "entry",
     "entry_index",
     "entry_keys",
@@ -125,3 +127,18 @@ def entry_keys(table: str, list_column: str, lists: str, fk_name: str) -> list[s
 def entry_index(table: str, list_column: str) -> None:
     """The index on an entry's list, through which a list's entries are read."""
     op.create_index(f"ix_{table}_{list_column}", table, [list_column])
+
+
+def add_lease(table: str, prefix: str) -> None:
+    """Add ``<prefix>_by`` (who holds a row: a node's claimant name) and
+    ``<prefix>_until`` (when that lease runs out) to ``table``."""
+    with op.batch_alter_table(table) as batch:
+        batch.add_column(sa.Column(f"{prefix}_by", sa.String(64)))
+        batch.add_column(sa.Column(f"{prefix}_until", TIMESTAMP))
+
+
+def drop_lease(table: str, prefix: str) -> None:
+    """Undo ``add_lease``."""
+    with op.batch_alter_table(table) as batch:
+        batch.drop_column(f"{prefix}_until")
+        batch.drop_column(f"{prefix}_by")
