@@ -12,23 +12,18 @@ from control_api.sids import utcnow
 from control_api.store.engine import Database
 from control_api.store.rows import Listing, Owned, Rows, created, reader
 from control_api.store.schema import applications
+from control_api.store.webhooks import VOICE_WEBHOOK_DEFAULTS, VoiceWebhooks
 
 __all__ = ["APPLICATION_FIELDS", "Application", "ApplicationStore"]
 
 
 @dataclass(slots=True)
-class Application:
+class Application(VoiceWebhooks):
     """A TwiML application (AP…): where a browser client's outgoing call gets its TwiML."""
 
     sid: str
     account_sid: str
     friendly_name: str
-    voice_url: str | None
-    voice_method: str
-    voice_fallback_url: str | None
-    voice_fallback_method: str
-    status_callback: str | None
-    status_callback_method: str
     date_created: datetime
     date_updated: datetime
 
@@ -36,12 +31,7 @@ class Application:
 # What create and update take, with the defaults of create.
 _DEFAULTS: dict[str, str | None] = {
     "friendly_name": "",
-    "voice_url": None,
-    "voice_method": "POST",
-    "voice_fallback_url": None,
-    "voice_fallback_method": "POST",
-    "status_callback": None,
-    "status_callback_method": "POST",
+    **VOICE_WEBHOOK_DEFAULTS,
 }
 APPLICATION_FIELDS = frozenset(_DEFAULTS)
 

@@ -4,16 +4,24 @@ admits without credentials, each an address and a CIDR prefix length."""
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import insert
 
-from control_api.sids import new_sid, utcnow
+from control_api.sids import utcnow
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows, fit
+from control_api.store.lists import Entries, NamedList, delete_list, insert_in_list
+from control_api.store.rows import (
+    Listing,
+    Owned,
+    Rows,
+    as_row,
+    created,
+    fit,
+    reader,
+)
 from control_api.store.schema import (
     sip_domain_mappings,
     sip_ip_access_control_lists,
@@ -59,14 +67,8 @@ def check_cidr(address: str, prefix: int | None) -> tuple[str, int]:
 
 
 @dataclass(slots=True)
-class IpAccessControlList:
+class IpAccessControlList(NamedList):
     """A named list of IP addresses (Twilio's SIP IpAccessControlList)."""
-
-    sid: str
-    account_sid: str
-    friendly_name: str
-    date_created: datetime
-    date_updated: datetime
 
 
 @dataclass(slots=True)
@@ -101,15 +103,14 @@ class IpAccessControlListStore(Owned[IpAccessControlList]):
     )
 
     def __init__(self, db: Database) -> None:
-        self.rows = Rows(
-            db, sip_ip_access_control_lists, lambda row: IpAccessControlList(**row._mapping)
-        )
+        self.rows = Rows(db, sip_ip_access_control_lists, reader(IpAccessControlList))
 
     async def create(self, account_sid: str, friendly_name: str) -> IpAccessControlList:
         """A new, empty list; ``ValueError`` for a name that is not 1 to 255 characters."""
-        now = utcnow()
-        acl = IpAccessControlList(new_sid("AL"), account_sid, _name(friendly_name), now, now)
-        statement = insert(sip_ip_access_control_lists).values(**asdict(acl))
+        acl = created(
+            IpAccessControlList, "AL", account_sid=account_sid, friendly_name=_name(friendly_name)
+        )
+        statement = insert(sip_ip_access_control_lists).values(**as_row(acl))
         await self.rows.run(lambda c: c.execute(statement))
         return acl
 
@@ -121,32 +122,29 @@ class IpAccessControlListStore(Owned[IpAccessControlList]):
 
     async def delete(self, account_sid: str, sid: str) -> bool:
         """Delete a list, its addresses, and its mappings to domains."""
-        where = self.owned(account_sid, sid)
-
-        def work(c: Connection) -> bool:
-            locked = select(sip_ip_access_control_lists.c.sid).where(*where).with_for_update()
-            if c.execute(locked).first() is None:
-                return False
-            addresses = sip_ip_addresses.c
-            c.execute(sip_ip_addresses.delete().where(addresses.ip_access_control_list_sid == sid))
-            mappings = sip_domain_mappings.c
-            c.execute(
-                sip_domain_mappings.delete().where(
-                    mappings.sid == sid, mappings.account_sid == account_sid
-                )
-            )
-            c.execute(sip_ip_access_control_lists.delete().where(*where))
-            return True
-
+        mappings = sip_domain_mappings.c
+        unmap = sip_domain_mappings.delete().where(
+            mappings.sid == sid, mappings.account_sid == account_sid
+        )
+        work = delete_list(
+            sip_ip_access_control_lists,
+            account_sid,
+            sid,
+            sip_ip_addresses,
+            IpAddressStore.list_column,
+            unmap,
+        )
         deleted: bool = await self.rows.run(work)
         return deleted
 
 
-class IpAddressStore:
+class IpAddressStore(Entries[SipIpAddress]):
     """The addresses in the accounts' IP access control lists."""
 
+    list_column = "ip_access_control_list_sid"
+
     def __init__(self, db: Database) -> None:
-        self.rows = Rows(db, sip_ip_addresses, lambda row: SipIpAddress(**row._mapping))
+        self.rows = Rows(db, sip_ip_addresses, reader(SipIpAddress))
 
     async def create(
         self,
@@ -159,46 +157,22 @@ class IpAddressStore:
         """Add an address to a list. Raises ``ValueError`` (``check_cidr``, the name) or
         ``NoSuchIpAccessControlList``."""
         address, prefix = check_cidr(ip_address, cidr_prefix_length)
-        now = utcnow()
-        entry = SipIpAddress(
-            sid=new_sid("IP"),
+        entry = created(
+            SipIpAddress,
+            "IP",
             ip_access_control_list_sid=list_sid,
             account_sid=account_sid,
             friendly_name=_name(friendly_name),
             ip_address=address,
             cidr_prefix_length=prefix,
-            date_created=now,
-            date_updated=now,
         )
-        lists = sip_ip_access_control_lists.c
-        statement = insert(sip_ip_addresses).values(**fit(sip_ip_addresses, asdict(entry)))
-
-        def work(c: Connection) -> bool:
-            # FOR KEY SHARE: the list cannot be deleted between this check and the insert.
-            locked = (
-                select(lists.sid)
-                .where(lists.account_sid == account_sid, lists.sid == list_sid)
-                .with_for_update(read=True, key_share=True)
-            )
-            if c.execute(locked).first() is None:
-                return False
-            c.execute(statement)
-            return True
-
+        values = fit(sip_ip_addresses, as_row(entry))
+        work = insert_in_list(
+            sip_ip_access_control_lists, account_sid, list_sid, sip_ip_addresses, values
+        )
         if not await self.rows.run(work):
             raise NoSuchIpAccessControlList(list_sid)
         return entry
-
-    async def get(self, account_sid: str, list_sid: str, sid: str) -> SipIpAddress | None:
-        return await self.rows.one(*_where(account_sid, list_sid, sid))
-
-    async def page(
-        self, account_sid: str, list_sid: str, *, offset: int = 0, limit: int = 50
-    ) -> list[SipIpAddress]:
-        """The list's addresses, oldest first."""
-        t = sip_ip_addresses.c
-        where = (t.account_sid == account_sid, t.ip_access_control_list_sid == list_sid)
-        return await self.rows.page(where, (t.date_created, t.sid), offset, limit)
 
     async def update(
         self, account_sid: str, list_sid: str, sid: str, **fields: Any
@@ -217,13 +191,5 @@ class IpAddressStore:
             values["ip_address"], values["cidr_prefix_length"] = check_cidr(address, prefix)
         allowed = frozenset({"friendly_name", "ip_address", "cidr_prefix_length"})
         return await self.rows.change(
-            "update", allowed, values, *_where(account_sid, list_sid, sid)
+            "update", allowed, values, *self.within(account_sid, list_sid, sid)
         )
-
-    async def delete(self, account_sid: str, list_sid: str, sid: str) -> bool:
-        return await self.rows.delete(*_where(account_sid, list_sid, sid)) > 0
-
-
-def _where(account_sid: str, list_sid: str, sid: str) -> tuple[ColumnElement[bool], ...]:
-    t = sip_ip_addresses.c
-    return (t.account_sid == account_sid, t.ip_access_control_list_sid == list_sid, t.sid == sid)

@@ -16,6 +16,7 @@ from control_api.store.e164 import format_number, is_toll_free, normalize_e164
 from control_api.store.engine import Database
 from control_api.store.rows import Listing, Owned, Rows, as_row, created, fit, friendly_name, reader
 from control_api.store.schema import phone_numbers
+from control_api.store.webhooks import VOICE_WEBHOOK_DEFAULTS, VoiceWebhooks
 
 __all__ = ["NUMBER_FIELDS", "NUMBER_TYPES", "NumberStore", "NumberTaken", "PhoneNumber"]
 
@@ -29,19 +30,13 @@ class NumberTaken(Exception):
 
 
 @dataclass(slots=True)
-class PhoneNumber:
+class PhoneNumber(VoiceWebhooks):
     """An IncomingPhoneNumber: a number the platform answers and where its calls go."""
 
     sid: str
     account_sid: str
     phone_number: str
     friendly_name: str
-    voice_url: str | None
-    voice_method: str
-    voice_fallback_url: str | None
-    voice_fallback_method: str
-    status_callback: str | None
-    status_callback_method: str
     sms_url: str | None
     sms_method: str
     sms_fallback_url: str | None
@@ -58,12 +53,7 @@ NUMBER_TYPES = ("local", "mobile", "toll-free")
 # What create and update take besides the number itself, with defaults.
 NUMBER_FIELDS: dict[str, str | None] = {
     "friendly_name": None,  # None: the number, formatted
-    "voice_url": None,
-    "voice_method": "POST",
-    "voice_fallback_url": None,
-    "voice_fallback_method": "POST",
-    "status_callback": None,
-    "status_callback_method": "POST",
+    **VOICE_WEBHOOK_DEFAULTS,
     "sms_url": None,
     "sms_method": "POST",
     "sms_fallback_url": None,

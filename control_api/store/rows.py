@@ -12,7 +12,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, String, Table, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Row
 
 from control_api.sids import new_sid, utcnow

@@ -145,6 +145,22 @@ def _voice_webhooks() -> tuple[Column, ...]:
     )
 
 
+def _list_entry(list_column: str, lists: str, *, fk_name: str | None = None) -> tuple[Column, ...]:
+    """An entry of an account's list: its ``sid``, the list it is in (indexed: a
+    list's entries are read and deleted together) and the account that owns it."""
+    return (
+        Column("sid", SID, primary_key=True),
+        Column(
+            list_column,
+            SID,
+            ForeignKey(f"{lists}.sid", name=fk_name),
+            nullable=False,
+            index=True,
+        ),
+        Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    )
+
+
 def _priced() -> tuple[Column, Column]:
     """A price as text, so "-0.01300" comes back exactly as it was written (None:
     not priced yet), and its currency."""
@@ -284,15 +300,7 @@ sip_credential_lists = Table(
 sip_credentials = Table(
     "sip_credentials",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column(
-        "credential_list_sid",
-        SID,
-        ForeignKey("sip_credential_lists.sid"),
-        nullable=False,
-        index=True,
-    ),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    *_list_entry("credential_list_sid", "sip_credential_lists"),
     # Indexed, not unique: two accounts may each have an "alice" (no tenant can squat or
     # probe another's names); the registrar tries each one's digest and the right one verifies.
     Column("username", String(32), nullable=False, index=True),
@@ -479,12 +487,10 @@ nodes = Table(
 queues = Table(
     "queues",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    *_owned(),
     Column("friendly_name", String(64), nullable=False),
     Column("max_size", Integer, nullable=False),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_dated(),
     # <Enqueue>name</Enqueue> finds its queue by name; one queue of a name per account.
     UniqueConstraint("account_sid", "friendly_name"),
 )
@@ -506,53 +512,41 @@ queue_members = Table(
 sip_domains = Table(
     "sip_domains",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False, index=True),
+    *_owned(indexed=True),
     Column("friendly_name", String(64)),
     # Lower case; unique on the node: an INVITE's Request-URI host picks one domain.
     Column("domain_name", String(253), nullable=False, unique=True),
-    Column("voice_url", URL),
-    Column("voice_method", METHOD, nullable=False),
-    Column("voice_fallback_url", URL),
-    Column("voice_fallback_method", METHOD, nullable=False),
-    Column("voice_status_callback_url", URL),
-    Column("voice_status_callback_method", METHOD, nullable=False),
+    *_webhook("voice_url", "voice_method"),
+    *_webhook("voice_fallback_url", "voice_fallback_method"),
+    *_webhook("voice_status_callback_url", "voice_status_callback_method"),
     Column("sip_registration", Boolean, nullable=False),
     Column("emergency_calling_enabled", Boolean, nullable=False),
     Column("secure", Boolean, nullable=False),
     Column("byoc_trunk_sid", SID),
     Column("emergency_caller_sid", SID),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_dated(),
 )
 
 sip_ip_access_control_lists = Table(
     "sip_ip_access_control_lists",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False, index=True),
+    *_owned(indexed=True),
     Column("friendly_name", String(255), nullable=False),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_dated(),
 )
 
 sip_ip_addresses = Table(
     "sip_ip_addresses",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column(
+    *_list_entry(
         "ip_access_control_list_sid",
-        SID,
-        ForeignKey("sip_ip_access_control_lists.sid", name="fk_sip_ip_addresses_list"),
-        nullable=False,
-        index=True,
+        "sip_ip_access_control_lists",
+        fk_name="fk_sip_ip_addresses_list",
     ),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
     Column("friendly_name", String(255), nullable=False),
     Column("ip_address", String(45), nullable=False),
     Column("cidr_prefix_length", Integer, nullable=False),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_dated(),
 )
 
 # A list mapped to a domain, by ``kind``: ``calls`` or ``registrations`` (Auth/Calls and
@@ -565,7 +559,6 @@ sip_domain_mappings = Table(
     Column("kind", String(16), primary_key=True),
     Column("sid", SID, primary_key=True),
     Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_dated(),
     Index(None, "sid"),
 )

@@ -16,11 +16,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, insert, select
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from control_api.sids import utcnow
 from control_api.store.engine import Database
+from control_api.store.rows import reader
 from control_api.store.schema import (
     sip_credential_lists,
     sip_credentials,
@@ -67,8 +68,8 @@ class DomainMapping:
     date_updated: datetime
 
 
-def _mapping(row: Row[Any]) -> DomainMapping:
-    return DomainMapping(**row._mapping)
+_mapping = reader(DomainMapping)
+_credential = reader(SipCredential)
 
 
 class DomainMappingStore:
@@ -233,4 +234,4 @@ class DomainMappingStore:
             .limit(10)
         )
         rows = await self.db.run(lambda c: c.execute(query).all())
-        return [SipCredential(**row._mapping) for row in rows]
+        return [_credential(row) for row in rows]

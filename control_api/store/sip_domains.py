@@ -7,17 +7,16 @@ kept in lower case. Deleting a domain deletes its list mappings.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from control_api.sids import new_sid, utcnow
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows, fit
+from control_api.store.rows import Listing, Owned, Rows, as_row, created, fit, reader
 from control_api.store.schema import sip_domain_mappings, sip_domains
 
 __all__ = [
@@ -109,8 +108,7 @@ SIP_DOMAIN_FIELDS = frozenset({*_DEFAULTS, "domain_name"})
 _OLDEST_FIRST = Listing(order_by=(sip_domains.c.date_created, sip_domains.c.sid))
 
 
-def _domain(row: Row[Any]) -> SipDomain:
-    return SipDomain(**row._mapping)
+_domain = reader(SipDomain)
 
 
 class SipDomainStore(Owned[SipDomain]):
@@ -125,16 +123,14 @@ class SipDomainStore(Owned[SipDomain]):
         """A new domain. Raises ``ValueError`` (``check_domain_name``), ``TypeError`` for a
         field not in ``SIP_DOMAIN_FIELDS``, ``DomainNameTaken``."""
         _check_fields(fields)
-        now = utcnow()
-        domain = SipDomain(
-            sid=new_sid("SD"),
+        domain = created(
+            SipDomain,
+            "SD",
             account_sid=account_sid,
             domain_name=check_domain_name(domain_name),
-            date_created=now,
-            date_updated=now,
             **{**_DEFAULTS, **fields},
         )
-        statement = insert(sip_domains).values(**fit(sip_domains, asdict(domain)))
+        statement = insert(sip_domains).values(**fit(sip_domains, as_row(domain)))
         try:
             await self.rows.run(lambda c: c.execute(statement))
         except IntegrityError:

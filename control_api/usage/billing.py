@@ -122,13 +122,9 @@ class Billing:
         """Price a call that ended; a call never answered costs nothing and is not usage."""
         if status != "completed" or billable_minutes(duration_s) == 0:
             return
-        category, minutes, price = self.call_price(direction, to, from_, duration_s)
+        _, _, price = self.call_price(direction, to, from_, duration_s)
         await self.store.calls.update(sid, price=money(price), price_unit="USD")
-        await self._charge(
-            UsageItem(sid, account_sid, category, minutes, price, self.clock()),
-            kind="call",
-            extra=[("CallSid", sid), ("Direction", direction), ("To", to), ("From", from_)],
-        )
+        await self._charge_call(sid, account_sid, direction, to, from_, duration_s)
 
     def lost_call_price(self, lost) -> str | None:
         """The price string of a call its node lost (``store.nodes.LostCall``): the
@@ -143,18 +139,19 @@ class Billing:
         node died mid-call: the minutes until it was last seen alive were used)."""
         if self.lost_call_price(lost) is None:
             return
-        category, minutes, price = self.call_price(
-            lost.direction, lost.to, lost.from_, lost.duration
+        await self._charge_call(
+            lost.sid, lost.account_sid, lost.direction, lost.to, lost.from_, lost.duration
         )
+
+    async def _charge_call(
+        self, sid: str, account_sid: str, direction: str, to: str, from_: str, duration_s: float
+    ) -> None:
+        """Record a priced call's usage and what it cost (``call_price``)."""
+        category, minutes, price = self.call_price(direction, to, from_, duration_s)
         await self._charge(
-            UsageItem(lost.sid, lost.account_sid, category, minutes, price, self.clock()),
+            UsageItem(sid, account_sid, category, minutes, price, self.clock()),
             kind="call",
-            extra=[
-                ("CallSid", lost.sid),
-                ("Direction", lost.direction),
-                ("To", lost.to),
-                ("From", lost.from_),
-            ],
+            extra=[("CallSid", sid), ("Direction", direction), ("To", to), ("From", from_)],
         )
 
     async def message_priced(

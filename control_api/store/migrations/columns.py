@@ -18,13 +18,19 @@ __all__ = [
     "SID",
     "TIMESTAMP",
     "account_fk",
+    "add_lease",
     "dates",
+    "drop_lease",
+    "entry",
+    "entry_index",
+    "entry_keys",
     "listing_index",
     "owner",
     "owner_keys",
     "prices",
     "serial_id",
     "voice_webhooks",
+    "webhook",
 ]
 
 SID = sa.String(34)
@@ -91,3 +97,48 @@ def serial_id() -> sa.Column:
         autoincrement=True,
         nullable=False,
     )
+
+
+def webhook(url: str, method: str) -> list[sa.Column]:
+    """A webhook's URL (None: not set) and its HTTP method."""
+    return [sa.Column(url, sa.Text()), sa.Column(method, METHOD, nullable=False)]
+
+
+def entry(list_column: str) -> list[sa.Column]:
+    """An entry of an account's list: its ``sid``, the list's (``list_column``) and the
+    owning ``account_sid``."""
+    return [
+        sa.Column("sid", SID, nullable=False),
+        sa.Column(list_column, SID, nullable=False),
+        sa.Column("account_sid", SID, nullable=False),
+    ]
+
+
+def entry_keys(table: str, list_column: str, lists: str, fk_name: str) -> list[sa.Constraint]:
+    """An entry's primary key ``sid``, ``list_column``'s reference to ``lists.sid``
+    (named ``fk_name``) and ``account_fk``."""
+    return [
+        sa.PrimaryKeyConstraint("sid", name=f"pk_{table}"),
+        sa.ForeignKeyConstraint([list_column], [f"{lists}.sid"], name=fk_name),
+        account_fk(table),
+    ]
+
+
+def entry_index(table: str, list_column: str) -> None:
+    """The index on an entry's list, through which a list's entries are read."""
+    op.create_index(f"ix_{table}_{list_column}", table, [list_column])
+
+
+def add_lease(table: str, prefix: str) -> None:
+    """Add ``<prefix>_by`` (who holds a row: a node's claimant name) and
+    ``<prefix>_until`` (when that lease runs out) to ``table``."""
+    with op.batch_alter_table(table) as batch:
+        batch.add_column(sa.Column(f"{prefix}_by", sa.String(64)))
+        batch.add_column(sa.Column(f"{prefix}_until", TIMESTAMP))
+
+
+def drop_lease(table: str, prefix: str) -> None:
+    """Undo ``add_lease``."""
+    with op.batch_alter_table(table) as batch:
+        batch.drop_column(f"{prefix}_until")
+        batch.drop_column(f"{prefix}_by")

@@ -34,25 +34,20 @@ def upgrade() -> None:
     )
     op.create_table(
         "sip_credentials",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("credential_list_sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *columns.entry("credential_list_sid"),
         sa.Column("username", sa.String(32), nullable=False),
         sa.Column("ha1_md5", sa.String(32), nullable=False),
         sa.Column("ha1_sha256", sa.String(64), nullable=False),
         *columns.dates(),
-        sa.PrimaryKeyConstraint("sid", name="pk_sip_credentials"),
-        sa.ForeignKeyConstraint(
-            ["credential_list_sid"],
-            ["sip_credential_lists.sid"],
-            name="fk_sip_credentials_credential_list_sid_sip_credential_lists",
+        *columns.entry_keys(
+            "sip_credentials",
+            "credential_list_sid",
+            "sip_credential_lists",
+            "fk_sip_credentials_credential_list_sid_sip_credential_lists",
         ),
-        columns.account_fk("sip_credentials"),
         sa.UniqueConstraint("username", name="uq_sip_credentials_username"),
     )
-    op.create_index(
-        "ix_sip_credentials_credential_list_sid", "sip_credentials", ["credential_list_sid"]
-    )
+    columns.entry_index("sip_credentials", "credential_list_sid")
     op.create_table(
         "recordings",
         *columns.owner(),

@@ -9,61 +9,40 @@ Create Date: 2026-12-05
 import sqlalchemy as sa
 from alembic import op
 
+from control_api.store.migrations import columns
+from control_api.store.migrations.columns import SID
+
 revision = "0010_sip_domains"
 down_revision = "0009_sip_usernames_per_account"
 branch_labels = None
 depends_on = None
 
-SID = sa.String(34)
-METHOD = sa.String(8)
-TIMESTAMP = sa.DateTime(timezone=True)
-
-
-def _account(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["account_sid"], ["accounts.sid"], name=f"fk_{table}_account_sid_accounts"
-    )
-
-
-def _dates() -> list[sa.Column]:
-    return [
-        sa.Column("date_created", TIMESTAMP, nullable=False),
-        sa.Column("date_updated", TIMESTAMP, nullable=False),
-    ]
-
 
 def upgrade() -> None:
     op.create_table(
         "sip_domains",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *columns.owner(),
         sa.Column("friendly_name", sa.String(64)),
         sa.Column("domain_name", sa.String(253), nullable=False),
-        sa.Column("voice_url", sa.Text()),
-        sa.Column("voice_method", METHOD, nullable=False),
-        sa.Column("voice_fallback_url", sa.Text()),
-        sa.Column("voice_fallback_method", METHOD, nullable=False),
-        sa.Column("voice_status_callback_url", sa.Text()),
-        sa.Column("voice_status_callback_method", METHOD, nullable=False),
+        *columns.webhook("voice_url", "voice_method"),
+        *columns.webhook("voice_fallback_url", "voice_fallback_method"),
+        *columns.webhook("voice_status_callback_url", "voice_status_callback_method"),
         sa.Column("sip_registration", sa.Boolean(), nullable=False),
         sa.Column("emergency_calling_enabled", sa.Boolean(), nullable=False),
         sa.Column("secure", sa.Boolean(), nullable=False),
         sa.Column("byoc_trunk_sid", SID),
         sa.Column("emergency_caller_sid", SID),
-        *_dates(),
-        sa.PrimaryKeyConstraint("sid", name="pk_sip_domains"),
+        *columns.dates(),
+        *columns.owner_keys("sip_domains"),
         sa.UniqueConstraint("domain_name", name="uq_sip_domains_domain_name"),
-        _account("sip_domains"),
     )
     op.create_index("ix_sip_domains_account_sid", "sip_domains", ["account_sid"])
     op.create_table(
         "sip_ip_access_control_lists",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *columns.owner(),
         sa.Column("friendly_name", sa.String(255), nullable=False),
-        *_dates(),
-        sa.PrimaryKeyConstraint("sid", name="pk_sip_ip_access_control_lists"),
-        _account("sip_ip_access_control_lists"),
+        *columns.dates(),
+        *columns.owner_keys("sip_ip_access_control_lists"),
     )
     op.create_index(
         "ix_sip_ip_access_control_lists_account_sid",
@@ -72,40 +51,33 @@ def upgrade() -> None:
     )
     op.create_table(
         "sip_ip_addresses",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("ip_access_control_list_sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *columns.entry("ip_access_control_list_sid"),
         sa.Column("friendly_name", sa.String(255), nullable=False),
         sa.Column("ip_address", sa.String(45), nullable=False),
         sa.Column("cidr_prefix_length", sa.Integer(), nullable=False),
-        *_dates(),
-        sa.PrimaryKeyConstraint("sid", name="pk_sip_ip_addresses"),
-        sa.ForeignKeyConstraint(
-            ["ip_access_control_list_sid"],
-            ["sip_ip_access_control_lists.sid"],
-            name="fk_sip_ip_addresses_list",
+        *columns.dates(),
+        *columns.entry_keys(
+            "sip_ip_addresses",
+            "ip_access_control_list_sid",
+            "sip_ip_access_control_lists",
+            "fk_sip_ip_addresses_list",
         ),
-        _account("sip_ip_addresses"),
     )
-    op.create_index(
-        "ix_sip_ip_addresses_ip_access_control_list_sid",
-        "sip_ip_addresses",
-        ["ip_access_control_list_sid"],
-    )
+    columns.entry_index("sip_ip_addresses", "ip_access_control_list_sid")
     op.create_table(
         "sip_domain_mappings",
         sa.Column("domain_sid", SID, nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("sid", SID, nullable=False),
         sa.Column("account_sid", SID, nullable=False),
-        *_dates(),
+        *columns.dates(),
         sa.PrimaryKeyConstraint("domain_sid", "kind", "sid", name="pk_sip_domain_mappings"),
         sa.ForeignKeyConstraint(
             ["domain_sid"],
             ["sip_domains.sid"],
             name="fk_sip_domain_mappings_domain_sid_sip_domains",
         ),
-        _account("sip_domain_mappings"),
+        columns.account_fk("sip_domain_mappings"),
     )
     op.create_index("ix_sip_domain_mappings_sid", "sip_domain_mappings", ["sid"])
 
