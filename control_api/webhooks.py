@@ -21,15 +21,17 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from control_api.http_client import ConnectionPool, Guard, HttpError, HttpResponse
 from control_api.http_client import request as http_request
-from control_api.store import OutboxOutcome
+from control_api.store import OutboxItem, OutboxOutcome
 
 __all__ = [
+    "Exchange",
     "Outbox",
     "WebhookClient",
     "WebhookError",
@@ -53,11 +55,37 @@ LEASE_S = 120.0
 
 
 class WebhookError(RuntimeError):
-    """The application could not be reached or did not answer 2xx (Twilio 11200)."""
+    """The application could not be reached or did not answer 2xx (Twilio 11200).
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    ``response`` is its answer (None: there was none, ``status`` is then None too);
+    ``url`` and ``method`` are the request's, as sent."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        *,
+        url: str = "",
+        method: str = "",
+        response: HttpResponse | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.url = url
+        self.method = method
+        self.response = response
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request made to an application and how it went (the call logs' events)."""
+
+    url: str
+    method: str
+    params: Params
+    response: HttpResponse | None  # None: no answer, ``error`` says why
+    seconds: float
+    error: str | None = None
 
 
 def sign(url: str, params: Params | None, auth_token: str) -> str:
@@ -88,6 +116,10 @@ def _ignore_result(seconds: float, outcome: str) -> None:
     pass
 
 
+def _ignore(*_: object) -> None:
+    pass
+
+
 class WebhookClient:
     """Makes signed requests to the application's URLs."""
 
@@ -98,6 +130,8 @@ class WebhookClient:
         self.guard = guard
         # Told how each request went: seconds taken and "ok", "http_error" or "unreachable".
         self.on_result: Callable[[float, str], None] = _ignore_result
+        # Told of every request and its answer (control_api/call_log.py).
+        self.on_exchange: Callable[[Exchange], None] = _ignore
         # Status callbacks come many to one application: their connections are kept.
         self.pool = ConnectionPool(guard=guard)
 
@@ -142,12 +176,22 @@ class WebhookClient:
                     guard=self.guard,
                 )
         except HttpError as exc:
-            self.on_result(time.monotonic() - started, "unreachable")
-            raise WebhookError(f"{method} {url}: {exc}") from exc
+            seconds = time.monotonic() - started
+            self.on_result(seconds, "unreachable")
+            self.on_exchange(Exchange(url, method, params, None, seconds, str(exc)))
+            raise WebhookError(f"{method} {url}: {exc}", url=url, method=method) from exc
+        seconds = time.monotonic() - started
+        self.on_exchange(Exchange(url, method, params, response, seconds))
         if not 200 <= response.status < 300:
-            self.on_result(time.monotonic() - started, "http_error")
-            raise WebhookError(f"{method} {url}: HTTP {response.status}", response.status)
-        self.on_result(time.monotonic() - started, "ok")
+            self.on_result(seconds, "http_error")
+            raise WebhookError(
+                f"{method} {url}: HTTP {response.status}",
+                response.status,
+                url=url,
+                method=method,
+                response=response,
+            )
+        self.on_result(seconds, "ok")
         return response
 
     async def fetch_twiml(self, url: str, method: str, params: Params, auth_token: str) -> str:
@@ -232,6 +276,8 @@ class Outbox:
         self._recording: asyncio.Task | None = None
         self._task: asyncio.Task | None = None
         self._stopping = False
+        # Told of each failed delivery: the item (its attempts before this one) and why.
+        self.on_failed: Callable[[OutboxItem, WebhookError], None] = _ignore
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -381,6 +427,7 @@ class Outbox:
                 )
             except WebhookError as exc:
                 self._failed(item, str(exc))
+                self.on_failed(item, exc)
             else:
                 self._record(OutboxOutcome(item.id, delivered_at=self._now()))
 

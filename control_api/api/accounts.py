@@ -45,6 +45,7 @@ def account_json(account: Account) -> dict:
                 ("incoming_phone_numbers", "IncomingPhoneNumbers"),
                 ("keys", "Keys"),
                 ("messages", "Messages"),
+                ("notifications", "Notifications"),
                 ("recordings", "Recordings"),
             )
         },
