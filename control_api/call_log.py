@@ -68,6 +68,8 @@ MAX_HEADERS = 2048
 MAX_VARIABLES = 4096  # our own request parameters, which carry what callers typed
 MAX_URL = 2048
 MAX_TEXT = 1024
+MAX_PARAMETERS = 64  # of an event's request, each value cut to MAX_PARAMETER characters
+MAX_PARAMETER = 256
 MAX_PENDING = 5000  # rows waiting to be written; past it, new ones are dropped
 BATCH = 200
 
@@ -249,8 +251,9 @@ class CallLog:
                 request_method=exchange.method[:8],
                 request_url=excerpt(exchange.url, MAX_URL) or "",
                 request_parameters=[
-                    [name, excerpt(value, MAX_TEXT) or ""] for name, value in exchange.params
-                ][:100],
+                    [name[:MAX_PARAMETER], excerpt(value, MAX_PARAMETER) or ""]
+                    for name, value in list(exchange.params)[:MAX_PARAMETERS]
+                ],
                 response_code=None if response is None else response.status,
                 request_duration=round(exchange.seconds * 1000),
                 content_type=None if response is None else _content_type(response),

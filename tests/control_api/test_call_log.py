@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 from control_api.call_log import (
     MAX_BODY,
     MAX_HEADERS,
+    MAX_PARAMETERS,
     WARNING,
     CallLog,
     excerpt,
@@ -87,6 +88,10 @@ async def test_what_the_server_sent_is_kept_only_as_an_excerpt():
     assert len(note.response_body) < MAX_BODY + 50 and note.response_body.endswith("characters]")
     assert len(note.response_headers) < MAX_HEADERS + 50
     assert len(event.response_body) < MAX_BODY + 50
+    log.exchanged(Exchange("u", "POST", [*about_call, *[("X", "z" * 9999)] * 500], None, 0.1))
+    await log.flush()
+    parameters = store.call_events.rows[-1].request_parameters
+    assert len(parameters) == MAX_PARAMETERS and max(len(v) for _, v in parameters) < 300
     assert excerpt("short", 10) == "short"
 
 
