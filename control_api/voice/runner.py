@@ -150,10 +150,24 @@ class TwimlRunner:
             try:
                 response = parse_voice_twiml(text)
             except TwimlError as exc:
-                await self._application_error(
-                    f"{exc.code} {exc}", code=exc.code, text=str(exc).partition(" ")[2], body=text
+                error = f"{exc.code} {exc}"
+                what = str(exc).partition(" ")[2]
+                fallback = _fallback_of(current, self.document_url, exc.code)
+                if fallback is None:
+                    await self._application_error(error, code=exc.code, text=what, body=text)
+                    return
+                # As on Twilio, a document that cannot run sends the call to the fallback.
+                self.errors.record(
+                    error,
+                    code=exc.code,
+                    text=what,
+                    body=text,
+                    url=self.document_url,
+                    method=self.document_method,
+                    params=self.document_params,
                 )
-                return
+                current = fallback
+                continue
             for warning in response.warnings:
                 log.info("twiml.warning", extra={"call_sid": self.call.sid, "warning": warning})
                 self.errors.warn(12200, f"Schema validation warning: {warning}")
@@ -439,6 +453,15 @@ def _follow(document: Document) -> None:
     to (no action, no document URL) just goes on with its next verb."""
     if document.url:
         raise _NextDocument(document)
+
+
+def _fallback_of(document: Document, loaded_from: str | None, code: int) -> Document | None:
+    """Where a call goes when the TwiML from ``document``'s own URL cannot run: its
+    fallback URL, told the error (None: no fallback, or the fallback's TwiML failed)."""
+    if not document.fallback_url or not document.url or loaded_from != document.url:
+        return None
+    extra = [*document.extra, ("ErrorCode", str(code)), ("ErrorUrl", document.url)]
+    return Document(document.fallback_url, document.fallback_method, extra=extra)
 
 
 def _ignore_digit(digit: str) -> None:

@@ -80,6 +80,18 @@ async def test_a_document_that_does_not_parse_leaves_12100_with_the_document():
     assert runner.errors and runner.call.ended.is_set()
 
 
+async def test_a_document_that_does_not_parse_sends_the_call_to_its_fallback():
+    runner, [note] = await run(
+        {"http://app/voice": "<Response><Say>", "http://app/fallback": twiml("<Hangup/>")},
+        Document("http://app/voice", fallback_url="http://app/fallback"),
+    )
+    assert note.error_code == "12100" and note.request_url == "http://app/voice"
+    fallback = dict(runner.document_params)  # what the fallback was sent
+    assert runner.document_url == "http://app/fallback"
+    assert (fallback["ErrorCode"], fallback["ErrorUrl"]) == ("12100", "http://app/voice")
+    assert len(runner.errors) == 1 and runner.call.answered  # the fallback's <Hangup/> ran
+
+
 async def test_a_schema_warning_is_logged_as_a_warning_and_not_counted():
     runner, [note] = await run(
         {"http://app/voice": twiml('<Hangup bogus="1"/>')}, Document("http://app/voice")
