@@ -26,6 +26,7 @@ from control_api.api import create_app
 from control_api.api.cluster import cluster_router
 from control_api.api.tokens import IceServers
 from control_api.builtin_apps import BUILTIN_APPS
+from control_api.call_log import CallLog
 from control_api.calls.browser import BrowserClients
 from control_api.calls.call import CallManager, MediaSettings
 from control_api.calls.dialer import Dialer
@@ -149,6 +150,7 @@ class Server:
         self.audio: AudioLoader | None = None  # <Play>'s fetched audio and its cache
         self.http: HttpServer | None = None
         self.outbox: Outbox | None = None
+        self.call_log: CallLog | None = None
         self.turn: TurnServer | None = None
         self.node: Node | None = None
         # REST credentials need a secret; without --turn-secret one is made per
@@ -226,7 +228,11 @@ class Server:
                 self.store, webhooks, self.store.accounts.auth_token, claimant=self.claimant
             )
             self.outbox.start()
-            self._closers += [self.outbox.stop, webhooks.close]
+            # Call logs: what calls' webhooks met, written off the calls' path.
+            self.call_log = CallLog(self.store)
+            webhooks.on_exchange = self.call_log.exchanged
+            self.outbox.on_failed = self.call_log.callback_failed
+            self._closers += [self.call_log.stop, self.outbox.stop, webhooks.close]
             await self._start_billing(webhooks)
             await self._start_node()
         self._reserve_descriptors()  # before any listener, after the store opened
@@ -397,6 +403,7 @@ class Server:
                 fetch_guard=self.fetch_policy,
                 recordings_dir=data / "recordings",
                 base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
+                call_log=self.call_log,
             )
         )
         if browsers is not None:  # a browser tab's own calls run on the runtime

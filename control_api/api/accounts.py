@@ -51,6 +51,7 @@ def account_json(account: Account) -> dict:
                 ("incoming_phone_numbers", "IncomingPhoneNumbers"),
                 ("keys", "Keys"),
                 ("messages", "Messages"),
+                ("notifications", "Notifications"),
                 ("queues", "Queues"),
                 ("recordings", "Recordings"),
                 ("signing_keys", "SigningKeys"),

@@ -105,9 +105,11 @@ def call_json(call: CallRecord) -> dict:
         "sid": call.sid,
         "start_time": _date(call.start_time),
         "status": call.status,
-        # Twilio's entries for the subresources built here (not events, notifications,
-        # payments, siprec, transcriptions, user_defined_message(_subscription)s).
+        # Twilio's entries for the subresources built here (not payments, siprec,
+        # transcriptions, user_defined_message(_subscription)s).
         "subresource_uris": {
+            "events": f"{base}/Events.json",
+            "notifications": f"{base}/Notifications.json",
             "recordings": f"{base}/Recordings.json",
             "streams": f"{base}/Streams.json",
         },

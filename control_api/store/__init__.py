@@ -6,13 +6,20 @@ and ``store.sip_credentials``, ``store.recordings``, ``store.conferences`` and
 ``store.participants``, ``store.api_keys``, ``store.applications``, ``store.messages``,
 ``store.nodes``, ``store.billing``, ``store.queues`` and ``store.queue_members``, and the
 SIP domains' ``store.sip_domains``, ``store.ip_access_control_lists``, ``store.ip_addresses``
-and ``store.domain_mappings``.
+and ``store.domain_mappings``, and the call logs' ``store.notifications`` and
+``store.call_events``.
 """
 
 from control_api.store.accounts import Account, AccountStore
 from control_api.store.api_keys import ApiKey, ApiKeyStore
 from control_api.store.applications import APPLICATION_FIELDS, Application, ApplicationStore
 from control_api.store.billing import BillingStore, UsageItem, UsageSum, UsageTriggerRecord
+from control_api.store.call_logs import (
+    CallEvent,
+    CallEventStore,
+    NotificationRecord,
+    NotificationStore,
+)
 from control_api.store.calls import CallRecord, CallStore
 from control_api.store.conferences import (
     ConferenceRecord,
@@ -87,6 +94,8 @@ __all__ = [
     "Application",
     "ApplicationStore",
     "BillingStore",
+    "CallEvent",
+    "CallEventStore",
     "CallRecord",
     "CallStore",
     "ConferenceRecord",
@@ -108,6 +117,8 @@ __all__ = [
     "NoSuchMappedList",
     "NodeRecord",
     "NodeStore",
+    "NotificationRecord",
+    "NotificationStore",
     "NumberStore",
     "NumberTaken",
     "OutboxItem",

@@ -19,6 +19,7 @@ from control_api.store.accounts import AccountStore
 from control_api.store.api_keys import ApiKeyStore
 from control_api.store.applications import ApplicationStore
 from control_api.store.billing import BillingStore
+from control_api.store.call_logs import CallEventStore, NotificationStore
 from control_api.store.calls import CallRecord, CallStore
 from control_api.store.conferences import (
     ConferenceRecord,
@@ -85,6 +86,9 @@ class Store:
         self.ip_access_control_lists = IpAccessControlListStore(db)
         self.ip_addresses = IpAddressStore(db)
         self.domain_mappings = DomainMappingStore(db)
+        # Call logs: the errors and warnings calls met, the webhook requests they made.
+        self.notifications = NotificationStore(db)
+        self.call_events = CallEventStore(db)
 
     @classmethod
     async def open(cls, url: str, *, pooled: bool = True) -> Store:
