@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from functools import partial
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -19,7 +18,6 @@ from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.balance import require_funds
 from control_api.api.filters import Filter, TimeRange, equal, number_text
-from control_api.api.paging import page_response
 from control_api.api.params import (
     Params,
     choice_parser,
@@ -28,7 +26,7 @@ from control_api.api.params import (
     parse_url,
     restore_plus,
 )
-from control_api.api.resource import deleted, found, path_sid
+from control_api.api.resource import Resource, each
 from control_api.api.state import store_of
 from control_api.errors import (
     CALL_METHOD_INVALID,
@@ -135,15 +133,22 @@ def _live_calls(request: Request) -> LiveCalls:
     return request.app.state.live_calls
 
 
+async def _refuse_unfinished(request: Request, call: CallRecord) -> None:
+    if call.status not in FINISHED_STATUSES:
+        raise ApiError.bad_parameter(
+            "Cannot delete a call that has not ended", CANNOT_DELETE_UNFINISHED
+        )
+
+
+CALLS = Resource(
+    INSTANCE, ("CA",), lambda request: store_of(request).calls, each(call_json), "calls", FILTERS
+)
+CALLS.add_routes(router, refuse_delete=_refuse_unfinished)
+
+
 async def _existing(request: Request, account: Account, sid: str) -> CallRecord:
-    path_sid(request, sid, "CA")
-    return found(request, await store_of(request).calls.get(account.sid, sid))
-
-
-@router.get(LIST)
-async def list_calls(request: Request, account: PathAccount) -> Response:
-    calls = partial(store_of(request).calls.page, account.sid)
-    return await page_response(request, "calls", calls, call_json, FILTERS)
+    """The account's call ``sid`` (streams.py's too); else 404."""
+    return await CALLS.existing(request, account.sid, sid)
 
 
 async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
@@ -262,11 +267,6 @@ def _is_address(value: str) -> bool:
     return normalize_e164(value) is not None
 
 
-@router.get(INSTANCE)
-async def fetch_call(request: Request, sid: str, account: PathAccount) -> Response:
-    return JSONResponse(call_json(await _existing(request, account, sid)))
-
-
 @router.post(INSTANCE)
 async def update_call(request: Request, sid: str, account: PathAccount) -> Response:
     """``Status`` (completed, canceled) ends the call; else ``Twiml`` or ``Url`` redirects it."""
@@ -300,13 +300,3 @@ async def update_call(request: Request, sid: str, account: PathAccount) -> Respo
                 "Call is not in-progress. Cannot redirect.", CALL_NOT_IN_PROGRESS
             )
     return JSONResponse(call_json(await _existing(request, account, sid)))
-
-
-@router.delete(INSTANCE)
-async def delete_call(request: Request, sid: str, account: PathAccount) -> Response:
-    call = await _existing(request, account, sid)
-    if call.status not in FINISHED_STATUSES:
-        raise ApiError.bad_parameter(
-            "Cannot delete a call that has not ended", CANNOT_DELETE_UNFINISHED
-        )
-    return deleted(request, await store_of(request).calls.delete(account.sid, sid))

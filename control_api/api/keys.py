@@ -8,18 +8,15 @@ again. Deleting a key makes every token it signed invalid at once.
 
 from __future__ import annotations
 
-from functools import partial
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
-from control_api.api.paging import page_response
 from control_api.api.params import form_params, parse_friendly_name
-from control_api.api.resource import deleted, found, path_sid
+from control_api.api.resource import Resource, each
 from control_api.api.state import store_of
 from control_api.sids import rfc2822
-from control_api.store import Account, ApiKey
+from control_api.store import ApiKey
 
 __all__ = ["key_json", "router"]
 
@@ -45,9 +42,10 @@ def _friendly_name(value: str | None) -> str:
     return parse_friendly_name("FriendlyName", value or "")
 
 
-async def _existing(request: Request, account: Account, sid: str) -> ApiKey:
-    path_sid(request, sid, "SK")
-    return found(request, await store_of(request).api_keys.get(account.sid, sid))
+KEYS = Resource(
+    INSTANCE, ("SK",), lambda request: store_of(request).api_keys, each(key_json), "keys"
+)
+KEYS.add_routes(router)
 
 
 @router.post(LIST)
@@ -58,28 +56,11 @@ async def create_key(request: Request, account: PathAccount) -> Response:
     return JSONResponse(key_json(key, with_secret=True), status_code=201)
 
 
-@router.get(LIST)
-async def list_keys(request: Request, account: PathAccount) -> Response:
-    keys = partial(store_of(request).api_keys.page, account.sid)
-    return await page_response(request, "keys", keys, key_json)
-
-
-@router.get(INSTANCE)
-async def fetch_key(request: Request, sid: str, account: PathAccount) -> Response:
-    return JSONResponse(key_json(await _existing(request, account, sid)))
-
-
 @router.post(INSTANCE)
 async def update_key(request: Request, sid: str, account: PathAccount) -> Response:
     params = await form_params(request)
-    key = await _existing(request, account, sid)
+    key = await KEYS.existing(request, account.sid, sid)
     if "FriendlyName" in params:
         name = _friendly_name(params.get("FriendlyName"))
         key = await store_of(request).api_keys.update(account.sid, sid, name) or key
     return JSONResponse(key_json(key))
-
-
-@router.delete(INSTANCE)
-async def delete_key(request: Request, sid: str, account: PathAccount) -> Response:
-    path_sid(request, sid, "SK")
-    return deleted(request, await store_of(request).api_keys.delete(account.sid, sid))

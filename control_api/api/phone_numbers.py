@@ -9,15 +9,12 @@ provisioned.
 
 from __future__ import annotations
 
-from functools import partial
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.filters import Filter, equal, number_text
-from control_api.api.paging import page_response
 from control_api.api.params import (
     Parser,
     form_params,
@@ -25,7 +22,7 @@ from control_api.api.params import (
     parse_fields,
     url_parser,
 )
-from control_api.api.resource import deleted, found, path_sid
+from control_api.api.resource import Resource, each, found
 from control_api.api.state import store_of
 from control_api.errors import (
     INVALID_FRIENDLY_NAME,
@@ -39,7 +36,6 @@ from control_api.errors import (
 from control_api.sids import is_sid, rfc2822
 from control_api.store import (
     MAX_FRIENDLY_NAME,
-    Account,
     NumberTaken,
     PhoneNumber,
     normalize_e164,
@@ -140,9 +136,15 @@ def number_json(number: PhoneNumber) -> dict:
     }
 
 
-async def _existing(request: Request, account: Account, sid: str) -> PhoneNumber:
-    path_sid(request, sid, "PN")
-    return found(request, await store_of(request).numbers.get(account.sid, sid))
+NUMBERS = Resource(
+    INSTANCE,
+    ("PN",),
+    lambda request: store_of(request).numbers,
+    each(number_json),
+    "incoming_phone_numbers",
+    FILTERS,
+)
+NUMBERS.add_routes(router)
 
 
 @router.post(LIST)
@@ -170,21 +172,10 @@ async def create_number(request: Request, account: PathAccount) -> Response:
     return JSONResponse(number_json(number), status_code=201)
 
 
-@router.get(LIST)
-async def list_numbers(request: Request, account: PathAccount) -> Response:
-    numbers = partial(store_of(request).numbers.page, account.sid)
-    return await page_response(request, "incoming_phone_numbers", numbers, number_json, FILTERS)
-
-
-@router.get(INSTANCE)
-async def fetch_number(request: Request, sid: str, account: PathAccount) -> Response:
-    return JSONResponse(number_json(await _existing(request, account, sid)))
-
-
 @router.post(INSTANCE)
 async def update_number(request: Request, sid: str, account: PathAccount) -> Response:
     params = await form_params(request)
-    await _existing(request, account, sid)
+    await NUMBERS.existing(request, account.sid, sid)
     target = params.get("AccountSid")
     if target and target != account.sid:
         raise ApiError.bad_parameter(
@@ -194,9 +185,3 @@ async def update_number(request: Request, sid: str, account: PathAccount) -> Res
         account.sid, sid, **parse_fields(params, SETTINGS)
     )
     return JSONResponse(number_json(found(request, number)))  # None: released meanwhile
-
-
-@router.delete(INSTANCE)
-async def delete_number(request: Request, sid: str, account: PathAccount) -> Response:
-    path_sid(request, sid, "PN")
-    return deleted(request, await store_of(request).numbers.delete(account.sid, sid))
