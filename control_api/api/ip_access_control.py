@@ -19,17 +19,12 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import Params, form_params, query_params
+from control_api.api.params import Params, form_params
+from control_api.api.resource import Resource, each, found
 from control_api.api.state import store_of
 from control_api.errors import IP_ACCESS_CONTROL_INVALID, ApiError
-from control_api.sids import is_sid, rfc2822
-from control_api.store import (
-    Account,
-    IpAccessControlList,
-    NoSuchIpAccessControlList,
-    SipIpAddress,
-)
+from control_api.sids import rfc2822
+from control_api.store import IpAccessControlList, NoSuchIpAccessControlList, SipIpAddress
 from control_api.store.ip_access_control import MAX_ACL_NAME
 
 __all__ = ["ip_access_control_list_json", "ip_address_json", "router"]
@@ -100,25 +95,23 @@ def _prefix(params: Params) -> int | None:
     return int(value)
 
 
-async def _existing_list(request: Request, account: Account, list_sid: str) -> IpAccessControlList:
-    lists = store_of(request).ip_access_control_lists
-    found = await lists.get(account.sid, list_sid) if is_sid(list_sid, "AL") else None
-    if found is None:
-        raise ApiError.not_found(request.url.path)
-    return found
-
-
-async def _existing_address(
-    request: Request, account: Account, list_sid: str, sid: str
-) -> SipIpAddress:
-    found = (
-        await store_of(request).ip_addresses.get(account.sid, list_sid, sid)
-        if is_sid(list_sid, "AL") and is_sid(sid, "IP")
-        else None
-    )
-    if found is None:
-        raise ApiError.not_found(request.url.path)
-    return found
+ACCESS_CONTROL_LISTS = Resource(
+    LIST,
+    ("AL",),
+    lambda request: store_of(request).ip_access_control_lists,
+    each(ip_access_control_list_json),
+    "ip_access_control_lists",
+)
+ACCESS_CONTROL_LISTS.add_routes(router)
+IP_ADDRESSES = Resource(
+    ADDRESS,
+    ("AL", "IP"),
+    lambda request: store_of(request).ip_addresses,
+    each(ip_address_json),
+    "ip_addresses",
+    parent=ACCESS_CONTROL_LISTS,
+)
+IP_ADDRESSES.add_routes(router)
 
 
 # IP access control lists
@@ -131,40 +124,13 @@ async def create_list(request: Request, account: PathAccount) -> Response:
     return JSONResponse(ip_access_control_list_json(created), status_code=201)
 
 
-@router.get(LISTS)
-async def list_lists(request: Request, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    found = await store_of(request).ip_access_control_lists.page(
-        account.sid, offset=page.offset, limit=page.fetch_limit
-    )
-    rows = [ip_access_control_list_json(item) for item in found]
-    return JSONResponse(page_body(request, params, "ip_access_control_lists", rows, page))
-
-
-@router.get(LIST)
-async def fetch_list(request: Request, list_sid: str, account: PathAccount) -> Response:
-    acl = await _existing_list(request, account, list_sid)
-    return JSONResponse(ip_access_control_list_json(acl))
-
-
 @router.post(LIST)
 async def update_list(request: Request, list_sid: str, account: PathAccount) -> Response:
     params = await form_params(request)
-    await _existing_list(request, account, list_sid)
+    await ACCESS_CONTROL_LISTS.existing(request, account.sid, list_sid)
     name = _friendly_name(params.get("FriendlyName"))
     updated = await store_of(request).ip_access_control_lists.update(account.sid, list_sid, name)
-    if updated is None:  # deleted meanwhile
-        raise ApiError.not_found(request.url.path)
-    return JSONResponse(ip_access_control_list_json(updated))
-
-
-@router.delete(LIST)
-async def delete_list(request: Request, list_sid: str, account: PathAccount) -> Response:
-    lists = store_of(request).ip_access_control_lists
-    if not (is_sid(list_sid, "AL") and await lists.delete(account.sid, list_sid)):
-        raise ApiError.not_found(request.url.path)
-    return Response(status_code=204)
+    return JSONResponse(ip_access_control_list_json(found(request, updated)))  # None: deleted
 
 
 # IP addresses
@@ -173,7 +139,7 @@ async def delete_list(request: Request, list_sid: str, account: PathAccount) -> 
 @router.post(ADDRESSES)
 async def create_address(request: Request, list_sid: str, account: PathAccount) -> Response:
     params = await form_params(request)
-    await _existing_list(request, account, list_sid)
+    await ACCESS_CONTROL_LISTS.existing(request, account.sid, list_sid)
     name = _friendly_name(params.get("FriendlyName"))
     address = params.get("IpAddress")
     if not address:
@@ -189,31 +155,12 @@ async def create_address(request: Request, list_sid: str, account: PathAccount) 
     return JSONResponse(ip_address_json(created), status_code=201)
 
 
-@router.get(ADDRESSES)
-async def list_addresses(request: Request, list_sid: str, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    await _existing_list(request, account, list_sid)
-    found = await store_of(request).ip_addresses.page(
-        account.sid, list_sid, offset=page.offset, limit=page.fetch_limit
-    )
-    rows = [ip_address_json(item) for item in found]
-    return JSONResponse(page_body(request, params, "ip_addresses", rows, page))
-
-
-@router.get(ADDRESS)
-async def fetch_address(
-    request: Request, list_sid: str, sid: str, account: PathAccount
-) -> Response:
-    return JSONResponse(ip_address_json(await _existing_address(request, account, list_sid, sid)))
-
-
 @router.post(ADDRESS)
 async def update_address(
     request: Request, list_sid: str, sid: str, account: PathAccount
 ) -> Response:
     params = await form_params(request)
-    entry = await _existing_address(request, account, list_sid, sid)
+    entry = await IP_ADDRESSES.existing(request, account.sid, list_sid, sid)
     fields: dict = {}
     if "FriendlyName" in params:
         fields["friendly_name"] = _friendly_name(params.get("FriendlyName"))
@@ -229,20 +176,5 @@ async def update_address(
             )
         except ValueError as exc:
             raise _invalid(str(exc)) from None
-        if updated is None:  # deleted meanwhile
-            raise ApiError.not_found(request.url.path)
-        entry = updated
+        entry = found(request, updated)  # None: deleted meanwhile
     return JSONResponse(ip_address_json(entry))
-
-
-@router.delete(ADDRESS)
-async def delete_address(
-    request: Request, list_sid: str, sid: str, account: PathAccount
-) -> Response:
-    if not (
-        is_sid(list_sid, "AL")
-        and is_sid(sid, "IP")
-        and await store_of(request).ip_addresses.delete(account.sid, list_sid, sid)
-    ):
-        raise ApiError.not_found(request.url.path)
-    return Response(status_code=204)

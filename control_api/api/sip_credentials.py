@@ -14,22 +14,18 @@ Every validation failure is Twilio's 21240, "Credential List Validation Error".
 
 from __future__ import annotations
 
-from functools import partial
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import page_response
 from control_api.api.params import form_params
-from control_api.api.resource import deleted, found, path_sid
+from control_api.api.resource import Resource, each, found
 from control_api.api.state import store_of
 from control_api.errors import CREDENTIAL_LIST_INVALID, ApiError
 from control_api.sids import rfc2822
 from control_api.store import (
     MAX_FRIENDLY_NAME,
-    Account,
     CredentialListNameTaken,
     NoSuchCredentialList,
     SipCredential,
@@ -102,18 +98,23 @@ def _password(value: str | None) -> str:
         raise _invalid(str(exc)) from None
 
 
-async def _existing_list(request: Request, account: Account, list_sid: str) -> SipCredentialList:
-    path_sid(request, list_sid, "CL")
-    return found(request, await store_of(request).credential_lists.get(account.sid, list_sid))
-
-
-async def _existing_credential(
-    request: Request, account: Account, list_sid: str, sid: str
-) -> SipCredential:
-    path_sid(request, list_sid, "CL")
-    path_sid(request, sid, "CR")
-    credentials = store_of(request).sip_credentials
-    return found(request, await credentials.get(account.sid, list_sid, sid))
+CREDENTIAL_LISTS = Resource(
+    LIST,
+    ("CL",),
+    lambda request: store_of(request).credential_lists,
+    each(credential_list_json),
+    "credential_lists",
+)
+CREDENTIAL_LISTS.add_routes(router)
+SIP_CREDENTIALS = Resource(
+    CREDENTIAL,
+    ("CL", "CR"),
+    lambda request: store_of(request).sip_credentials,
+    each(credential_json),
+    "credentials",
+    parent=CREDENTIAL_LISTS,
+)
+SIP_CREDENTIALS.add_routes(router)
 
 
 # Credential lists
@@ -130,21 +131,10 @@ async def create_credential_list(request: Request, account: PathAccount) -> Resp
     return JSONResponse(credential_list_json(created), status_code=201)
 
 
-@router.get(LISTS)
-async def list_credential_lists(request: Request, account: PathAccount) -> Response:
-    lists = partial(store_of(request).credential_lists.page, account.sid)
-    return await page_response(request, "credential_lists", lists, credential_list_json)
-
-
-@router.get(LIST)
-async def fetch_credential_list(request: Request, list_sid: str, account: PathAccount) -> Response:
-    return JSONResponse(credential_list_json(await _existing_list(request, account, list_sid)))
-
-
 @router.post(LIST)
 async def update_credential_list(request: Request, list_sid: str, account: PathAccount) -> Response:
     params = await form_params(request)
-    await _existing_list(request, account, list_sid)
+    await CREDENTIAL_LISTS.existing(request, account.sid, list_sid)
     name = _friendly_name(params.get("FriendlyName"))
     try:
         updated = await store_of(request).credential_lists.update(account.sid, list_sid, name)
@@ -153,19 +143,13 @@ async def update_credential_list(request: Request, list_sid: str, account: PathA
     return JSONResponse(credential_list_json(found(request, updated)))  # None: deleted meanwhile
 
 
-@router.delete(LIST)
-async def delete_credential_list(request: Request, list_sid: str, account: PathAccount) -> Response:
-    path_sid(request, list_sid, "CL")
-    return deleted(request, await store_of(request).credential_lists.delete(account.sid, list_sid))
-
-
 # Credentials
 
 
 @router.post(CREDENTIALS)
 async def create_credential(request: Request, list_sid: str, account: PathAccount) -> Response:
     params = await form_params(request)
-    await _existing_list(request, account, list_sid)
+    await CREDENTIAL_LISTS.existing(request, account.sid, list_sid)
     username = params.get("Username")
     if not username:
         raise _invalid("A Username is required")
@@ -185,46 +169,16 @@ async def create_credential(request: Request, list_sid: str, account: PathAccoun
     return JSONResponse(credential_json(created), status_code=201)
 
 
-@router.get(CREDENTIALS)
-async def list_credentials(request: Request, list_sid: str, account: PathAccount) -> Response:
-    credentials = store_of(request).sip_credentials
-
-    async def fetch(**window: int) -> list[SipCredential]:
-        await _existing_list(request, account, list_sid)  # after the query's 400s
-        return await credentials.page(account.sid, list_sid, **window)
-
-    return await page_response(request, "credentials", fetch, credential_json)
-
-
-@router.get(CREDENTIAL)
-async def fetch_credential(
-    request: Request, list_sid: str, sid: str, account: PathAccount
-) -> Response:
-    return JSONResponse(
-        credential_json(await _existing_credential(request, account, list_sid, sid))
-    )
-
-
 @router.post(CREDENTIAL)
 async def update_credential(
     request: Request, list_sid: str, sid: str, account: PathAccount
 ) -> Response:
     """Only the password can change; without ``Password`` the credential is returned as is."""
     params = await form_params(request)
-    credential = await _existing_credential(request, account, list_sid, sid)
+    credential = await SIP_CREDENTIALS.existing(request, account.sid, list_sid, sid)
     if "Password" in params:
         password = _password(params.get("Password"))
         credentials = store_of(request).sip_credentials
         updated = await credentials.update(account.sid, list_sid, sid, password)
         credential = found(request, updated)  # None: deleted meanwhile
     return JSONResponse(credential_json(credential))
-
-
-@router.delete(CREDENTIAL)
-async def delete_credential(
-    request: Request, list_sid: str, sid: str, account: PathAccount
-) -> Response:
-    path_sid(request, list_sid, "CL")
-    path_sid(request, sid, "CR")
-    credentials = store_of(request).sip_credentials
-    return deleted(request, await credentials.delete(account.sid, list_sid, sid))
