@@ -24,9 +24,10 @@ from control_api.api.params import (
     method_parser,
     parse_fields,
     parse_friendly_name,
+    settings,
     url_parser,
 )
-from control_api.api.resource import Resource, each
+from control_api.api.resource import Resource
 from control_api.api.state import store_of
 from control_api.errors import (
     NUMBER_METHOD_INVALID,
@@ -42,18 +43,17 @@ router = APIRouter()
 LIST = "/2010-04-01/Accounts/{account_sid}/Applications.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/Applications/{sid}.json"
 
-_url = url_parser(NUMBER_URL_INVALID)  # 21402/21403 as for numbers
-_method = method_parser(NUMBER_METHOD_INVALID)
-
-# Request parameter -> (store field, parser), in the order they are checked.
+# Request parameter -> (store field, parser), in the order they are checked; URLs and
+# methods are refused with 21402/21403, as for numbers.
 SETTINGS: dict[str, tuple[str, Parser]] = {
-    "FriendlyName": ("friendly_name", parse_friendly_name),
-    "VoiceUrl": ("voice_url", _url),
-    "VoiceFallbackUrl": ("voice_fallback_url", _url),
-    "StatusCallback": ("status_callback", _url),
-    "VoiceMethod": ("voice_method", _method),
-    "VoiceFallbackMethod": ("voice_fallback_method", _method),
-    "StatusCallbackMethod": ("status_callback_method", _method),
+    **settings(parse_friendly_name, "FriendlyName"),
+    **settings(url_parser(NUMBER_URL_INVALID), "VoiceUrl", "VoiceFallbackUrl", "StatusCallback"),
+    **settings(
+        method_parser(NUMBER_METHOD_INVALID),
+        "VoiceMethod",
+        "VoiceFallbackMethod",
+        "StatusCallbackMethod",
+    ),
 }
 
 
@@ -92,12 +92,7 @@ def application_json(application: Application) -> dict:
 
 
 APPLICATIONS = Resource(
-    INSTANCE,
-    ("AP",),
-    lambda request: store_of(request).applications,
-    each(application_json),
-    "applications",
-    FILTERS,
+    INSTANCE, ("AP",), lambda r: store_of(r).applications, application_json, FILTERS
 )
 APPLICATIONS.add_routes(router)
 

@@ -26,7 +26,7 @@ from control_api.api.params import (
     parse_url,
     restore_plus,
 )
-from control_api.api.resource import Resource, each
+from control_api.api.resource import Resource
 from control_api.api.state import store_of
 from control_api.errors import (
     CALL_METHOD_INVALID,
@@ -140,9 +140,7 @@ async def _refuse_unfinished(request: Request, call: CallRecord) -> None:
         )
 
 
-CALLS = Resource(
-    INSTANCE, ("CA",), lambda request: store_of(request).calls, each(call_json), "calls", FILTERS
-)
+CALLS = Resource(INSTANCE, ("CA",), lambda r: store_of(r).calls, call_json, FILTERS)
 CALLS.add_routes(router, refuse_delete=_refuse_unfinished)
 
 

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.params import Params, form_params
-from control_api.api.resource import Resource, each, found
+from control_api.api.resource import Resource, found
 from control_api.api.state import store_of
 from control_api.errors import IP_ACCESS_CONTROL_INVALID, ApiError
 from control_api.sids import rfc2822
@@ -96,19 +96,14 @@ def _prefix(params: Params) -> int | None:
 
 
 ACCESS_CONTROL_LISTS = Resource(
-    LIST,
-    ("AL",),
-    lambda request: store_of(request).ip_access_control_lists,
-    each(ip_access_control_list_json),
-    "ip_access_control_lists",
+    LIST, ("AL",), lambda r: store_of(r).ip_access_control_lists, ip_access_control_list_json
 )
 ACCESS_CONTROL_LISTS.add_routes(router)
 IP_ADDRESSES = Resource(
     ADDRESS,
     ("AL", "IP"),
-    lambda request: store_of(request).ip_addresses,
-    each(ip_address_json),
-    "ip_addresses",
+    lambda r: store_of(r).ip_addresses,
+    ip_address_json,
     parent=ACCESS_CONTROL_LISTS,
 )
 IP_ADDRESSES.add_routes(router)

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
 from control_api.api.params import form_params, parse_friendly_name
-from control_api.api.resource import Resource, each
+from control_api.api.resource import Resource
 from control_api.api.state import store_of
 from control_api.sids import rfc2822
 from control_api.store import ApiKey
@@ -42,9 +42,7 @@ def _friendly_name(value: str | None) -> str:
     return parse_friendly_name("FriendlyName", value or "")
 
 
-KEYS = Resource(
-    INSTANCE, ("SK",), lambda request: store_of(request).api_keys, each(key_json), "keys"
-)
+KEYS = Resource(INSTANCE, ("SK",), lambda r: store_of(r).api_keys, key_json)
 KEYS.add_routes(router)
 
 

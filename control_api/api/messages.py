@@ -23,7 +23,7 @@ from control_api.api.params import (
     parse_url,
     restore_plus,
 )
-from control_api.api.resource import Resource, each, found
+from control_api.api.resource import Resource, found
 from control_api.errors import (
     CANNOT_DELETE_UNFINISHED,
     INVALID_PARAMETER,
@@ -192,12 +192,7 @@ async def _refuse_unsent(request: Request, message: MessageRecord) -> None:
 
 
 MESSAGES = Resource(
-    INSTANCE,
-    (("SM", "MM"),),
-    lambda request: _messaging(request).messages,
-    each(message_json),
-    "messages",
-    FILTERS,
+    INSTANCE, (("SM", "MM"),), lambda r: _messaging(r).messages, message_json, FILTERS
 )
 MESSAGES.add_routes(router, refuse_delete=_refuse_unsent)
 

@@ -22,7 +22,7 @@ from control_api.api.params import (
     parse_fields,
     url_parser,
 )
-from control_api.api.resource import Resource, each, found
+from control_api.api.resource import Resource, found
 from control_api.api.state import store_of
 from control_api.errors import (
     INVALID_FRIENDLY_NAME,
@@ -136,14 +136,7 @@ def number_json(number: PhoneNumber) -> dict:
     }
 
 
-NUMBERS = Resource(
-    INSTANCE,
-    ("PN",),
-    lambda request: store_of(request).numbers,
-    each(number_json),
-    "incoming_phone_numbers",
-    FILTERS,
-)
+NUMBERS = Resource(INSTANCE, ("PN",), lambda r: store_of(r).numbers, number_json, FILTERS)
 NUMBERS.add_routes(router)
 
 

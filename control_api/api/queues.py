@@ -119,7 +119,7 @@ async def _refuse_busy(request: Request, queue: QueueRecord) -> None:
         raise ApiError(400, INVALID_PARAMETER, "A queue with calls waiting cannot be deleted")
 
 
-QUEUES = Resource(INSTANCE, ("QU",), lambda request: store_of(request).queues, _show, "queues")
+QUEUES = Resource(INSTANCE, ("QU",), lambda r: store_of(r).queues, show=_show)
 QUEUES.add_routes(router, refuse_delete=_refuse_busy)
 
 

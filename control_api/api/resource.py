@@ -13,8 +13,7 @@ or None) or ``deleted`` (whether a row was deleted)::
 A ``Resource`` does that for one resource, and routes its list (``GET``), and the
 ``GET`` and ``DELETE`` of one row, the same way for every resource::
 
-    KEYS = Resource(INSTANCE, ("SK",), lambda request: store_of(request).api_keys,
-                    each(key_json), "keys")
+    KEYS = Resource(INSTANCE, ("SK",), lambda r: store_of(r).api_keys, key_json)
     KEYS.add_routes(router)
     key = await KEYS.existing(request, account.sid, sid)
 """
@@ -23,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from fastapi import APIRouter, Request, Response
@@ -32,10 +31,11 @@ from fastapi.responses import JSONResponse
 from control_api.api.auth import PathAccount
 from control_api.api.filters import Filter
 from control_api.api.paging import page_response
+from control_api.api.params import snake_case
 from control_api.errors import ApiError
 from control_api.sids import is_sid
 
-__all__ = ["Resource", "Show", "Table", "deleted", "each", "found", "path_sid"]
+__all__ = ["Resource", "Show", "Table", "deleted", "found", "path_sid"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -84,15 +84,6 @@ class Table(Protocol[T_co]):
 Show = Callable[[Request, Sequence[T]], Awaitable[list[dict]]]
 
 
-def each(render: Callable[[T], dict]) -> Show[T]:
-    """The ``Show`` of a resource whose JSON is its row's alone."""
-
-    async def show(request: Request, rows: Sequence[T]) -> list[dict]:
-        return [render(row) for row in rows]
-
-    return show
-
-
 @dataclass(frozen=True)
 class Resource(Generic[T]):
     """One resource of an account: where its rows are, how they show, and its routes.
@@ -102,22 +93,41 @@ class Resource(Generic[T]):
     is the path without the last SID (``…/Credentials.json``). ``prefixes`` are the
     SID prefixes of the path's SIDs after the account's, in order (``("CL", "CR")``; a
     tuple where a SID may have either prefix). ``table`` gives the request's rows,
-    ``show`` their JSON, ``key`` the list's key and ``filters`` its query filters
-    (``control_api.api.filters``). A nested resource's ``parent`` is checked to exist
-    before its list is read (after the query: a bad filter is a 400 first).
+    ``render`` the JSON of a row, or ``show`` that of rows whose JSON needs more than
+    the row; ``filters`` are the list's query filters (``control_api.api.filters``) and
+    ``key`` its key, by default its name in snake case (``…/IpAddresses.json``:
+    ``ip_addresses``). A nested resource's ``parent`` is checked to exist before its
+    list is read (after the query: a bad filter is a 400 first).
     """
 
     path: str
     prefixes: tuple[str | tuple[str, ...], ...]
     table: Callable[[Request], Table[T]]
-    show: Show[T]
-    key: str
+    render: Callable[[T], dict] | None = None
     filters: Mapping[str, Filter] = field(default_factory=dict)
+    _: KW_ONLY
+    show: Show[T] | None = None
+    key: str = ""
     parent: Resource[Any] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.render is None) == (self.show is None):
+            raise TypeError("a Resource has either a render or a show")
 
     @property
     def list_path(self) -> str:
         return self.path.rsplit("/", 1)[0] + ".json"
+
+    @property
+    def list_key(self) -> str:
+        return self.key or snake_case(self.list_path.rsplit("/", 1)[1].removesuffix(".json"))
+
+    async def rendered(self, request: Request, rows: Sequence[T]) -> list[dict]:
+        """``rows`` as Twilio shows them."""
+        if self.show is not None:
+            return await self.show(request, rows)
+        assert self.render is not None  # one of the two, as __post_init__ checks
+        return [self.render(row) for row in rows]
 
     def path_sids(self, request: Request) -> list[str]:
         """The SIDs of the request's path after the account's, each checked (404)."""
@@ -134,7 +144,7 @@ class Resource(Generic[T]):
 
     async def json(self, request: Request, row: T) -> dict:
         """One row as Twilio shows it."""
-        return (await self.show(request, [row]))[0]
+        return (await self.rendered(request, [row]))[0]
 
     async def page(self, request: Request, account_sid: str, *parent_sids: str) -> Response:
         """The list's page the query asks for: the account's rows (under ``parent_sids``)."""
@@ -143,9 +153,9 @@ class Resource(Generic[T]):
             if self.parent is not None:
                 await self.parent.existing(request, account_sid, *parent_sids)
             rows = await self.table(request).page(account_sid, *parent_sids, **query)
-            return await self.show(request, rows)
+            return await self.rendered(request, rows)
 
-        return await page_response(request, self.key, fetch, _as_is, self.filters)
+        return await page_response(request, self.list_key, fetch, _as_is, self.filters)
 
     def add_routes(
         self,

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.params import form_params
-from control_api.api.resource import Resource, each, found
+from control_api.api.resource import Resource, found
 from control_api.api.state import store_of
 from control_api.errors import CREDENTIAL_LIST_INVALID, ApiError
 from control_api.sids import rfc2822
@@ -99,19 +99,14 @@ def _password(value: str | None) -> str:
 
 
 CREDENTIAL_LISTS = Resource(
-    LIST,
-    ("CL",),
-    lambda request: store_of(request).credential_lists,
-    each(credential_list_json),
-    "credential_lists",
+    LIST, ("CL",), lambda r: store_of(r).credential_lists, credential_list_json
 )
 CREDENTIAL_LISTS.add_routes(router)
 SIP_CREDENTIALS = Resource(
     CREDENTIAL,
     ("CL", "CR"),
-    lambda request: store_of(request).sip_credentials,
-    each(credential_json),
-    "credentials",
+    lambda r: store_of(r).sip_credentials,
+    credential_json,
     parent=CREDENTIAL_LISTS,
 )
 SIP_CREDENTIALS.add_routes(router)

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
 from control_api.api.params import form_params
-from control_api.api.resource import Resource, each
+from control_api.api.resource import Resource
 from control_api.api.sip_domains import DOMAINS, domain_base
 from control_api.api.state import store_of
 from control_api.errors import SIP_DOMAIN_INVALID, ApiError
@@ -107,8 +107,8 @@ def _routes(spec: Mappings) -> None:
         f"{_DOMAIN}{spec.path}/{{sid}}.json",
         ("SD", spec.prefix),
         lambda request: _Table(store_of(request).domain_mappings, spec),
-        each(spec.json),
-        spec.key,
+        spec.json,
+        key=spec.key,
         parent=DOMAINS,
     )
 

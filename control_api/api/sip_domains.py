@@ -21,7 +21,14 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.params import Parser, form_params, method_parser, parse_fields, url_parser
+from control_api.api.params import (
+    Parser,
+    form_params,
+    method_parser,
+    parse_fields,
+    settings,
+    url_parser,
+)
 from control_api.api.resource import Resource, found
 from control_api.api.state import store_of
 from control_api.errors import SIP_DOMAIN_INVALID, ApiError
@@ -111,24 +118,18 @@ def _sid_parser(prefix: str) -> Parser:
     return parse
 
 
-_url = url_parser(SIP_DOMAIN_INVALID)
-_method = method_parser(SIP_DOMAIN_INVALID)
+_URLS = ("VoiceUrl", "VoiceFallbackUrl", "VoiceStatusCallbackUrl")
+_METHODS = ("VoiceMethod", "VoiceFallbackMethod", "VoiceStatusCallbackMethod")
 
 # Request parameter -> (store field, parser), in the order they are checked (21231).
 SETTINGS: dict[str, tuple[str, Parser]] = {
-    "DomainName": ("domain_name", _domain_name),
-    "FriendlyName": ("friendly_name", _friendly_name),
-    "VoiceUrl": ("voice_url", _url),
-    "VoiceFallbackUrl": ("voice_fallback_url", _url),
-    "VoiceStatusCallbackUrl": ("voice_status_callback_url", _url),
-    "VoiceMethod": ("voice_method", _method),
-    "VoiceFallbackMethod": ("voice_fallback_method", _method),
-    "VoiceStatusCallbackMethod": ("voice_status_callback_method", _method),
-    "SipRegistration": ("sip_registration", _boolean),
-    "EmergencyCallingEnabled": ("emergency_calling_enabled", _boolean),
-    "Secure": ("secure", _boolean),
-    "ByocTrunkSid": ("byoc_trunk_sid", _sid_parser("BY")),
-    "EmergencyCallerSid": ("emergency_caller_sid", _sid_parser("PN")),
+    **settings(_domain_name, "DomainName"),
+    **settings(_friendly_name, "FriendlyName"),
+    **settings(url_parser(SIP_DOMAIN_INVALID), *_URLS),
+    **settings(method_parser(SIP_DOMAIN_INVALID), *_METHODS),
+    **settings(_boolean, "SipRegistration", "EmergencyCallingEnabled", "Secure"),
+    **settings(_sid_parser("BY"), "ByocTrunkSid"),
+    **settings(_sid_parser("PN"), "EmergencyCallerSid"),
 }
 
 
@@ -140,9 +141,7 @@ async def _show(request: Request, domains: Sequence[SipDomain]) -> list[dict]:
     ]
 
 
-DOMAINS = Resource(
-    INSTANCE, ("SD",), lambda request: store_of(request).sip_domains, _show, "domains"
-)
+DOMAINS = Resource(INSTANCE, ("SD",), lambda r: store_of(r).sip_domains, show=_show)
 DOMAINS.add_routes(router)
 
 

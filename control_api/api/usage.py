@@ -32,7 +32,7 @@ from control_api.api.params import (
     parse_url,
     query_params,
 )
-from control_api.api.resource import Resource, each, found
+from control_api.api.resource import Resource, found
 from control_api.errors import INVALID_PARAMETER, ApiError
 from control_api.sids import new_sid, rfc2822
 from control_api.store import BillingStore, UsageTriggerRecord
@@ -270,10 +270,10 @@ class _Triggers:
 USAGE_TRIGGERS = Resource(
     TRIGGER,
     ("UT",),
-    lambda request: _Triggers(_billing(request).billing),
-    each(trigger_json),
-    "usage_triggers",
+    lambda r: _Triggers(_billing(r).billing),
+    trigger_json,
     TRIGGER_FILTERS,
+    key="usage_triggers",
 )
 USAGE_TRIGGERS.add_routes(router)
 
