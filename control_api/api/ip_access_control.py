@@ -17,50 +17,31 @@ import re
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from control_api.api.accounts import account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.params import Params, form_params
 from control_api.api.resource import Resource, found
+from control_api.api.sip_lists import SipListKind
 from control_api.api.state import store_of
 from control_api.errors import IP_ACCESS_CONTROL_INVALID, ApiError
 from control_api.sids import rfc2822
-from control_api.store import IpAccessControlList, NoSuchIpAccessControlList, SipIpAddress
+from control_api.store import NoSuchIpAccessControlList, SipIpAddress
 from control_api.store.ip_access_control import MAX_ACL_NAME
 
 __all__ = ["ip_access_control_list_json", "ip_address_json", "router"]
 
 router = APIRouter()
 
-LISTS = "/2010-04-01/Accounts/{account_sid}/SIP/IpAccessControlLists.json"
-LIST = "/2010-04-01/Accounts/{account_sid}/SIP/IpAccessControlLists/{list_sid}.json"
-ADDRESSES = (
-    "/2010-04-01/Accounts/{account_sid}/SIP/IpAccessControlLists/{list_sid}/IpAddresses.json"
-)
-ADDRESS = (
-    "/2010-04-01/Accounts/{account_sid}/SIP/IpAccessControlLists/{list_sid}/IpAddresses/{sid}.json"
-)
+KIND = SipListKind("IpAccessControlLists", "IpAddresses", MAX_ACL_NAME, IP_ACCESS_CONTROL_INVALID)
+LISTS, LIST = KIND.lists_path, KIND.list_path
+ADDRESSES, ADDRESS = KIND.entries_path, KIND.entry_path
+ip_access_control_list_json = KIND.list_json
+_invalid = KIND.invalid
+_friendly_name = KIND.friendly_name
 _PREFIX = re.compile(r"[0-9]{1,3}")
 
 
-def _base(account_sid: str, list_sid: str) -> str:
-    return f"{account_uri(account_sid)}/SIP/IpAccessControlLists/{list_sid}"
-
-
-def ip_access_control_list_json(acl: IpAccessControlList) -> dict:
-    base = _base(acl.account_sid, acl.sid)
-    return {
-        "account_sid": acl.account_sid,
-        "date_created": rfc2822(acl.date_created),
-        "date_updated": rfc2822(acl.date_updated),
-        "friendly_name": acl.friendly_name,
-        "sid": acl.sid,
-        "subresource_uris": {"ip_addresses": f"{base}/IpAddresses.json"},
-        "uri": f"{base}.json",
-    }
-
-
 def ip_address_json(entry: SipIpAddress) -> dict:
-    base = _base(entry.account_sid, entry.ip_access_control_list_sid)
+    list_sid = entry.ip_access_control_list_sid
     return {
         "account_sid": entry.account_sid,
         "cidr_prefix_length": entry.cidr_prefix_length,
@@ -70,20 +51,8 @@ def ip_address_json(entry: SipIpAddress) -> dict:
         "ip_access_control_list_sid": entry.ip_access_control_list_sid,
         "ip_address": entry.ip_address,
         "sid": entry.sid,
-        "uri": f"{base}/IpAddresses/{entry.sid}.json",
+        "uri": KIND.entry_uri(entry.account_sid, list_sid, entry.sid),
     }
-
-
-def _invalid(message: str) -> ApiError:
-    return ApiError.bad_parameter(message, IP_ACCESS_CONTROL_INVALID)
-
-
-def _friendly_name(value: str | None) -> str:
-    if not value:
-        raise _invalid("A FriendlyName is required")
-    if len(value) > MAX_ACL_NAME:
-        raise _invalid(f"FriendlyName must have 1 to {MAX_ACL_NAME} characters")
-    return value
 
 
 def _prefix(params: Params) -> int | None:

@@ -17,10 +17,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from control_api.api.accounts import account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.params import form_params
 from control_api.api.resource import Resource, found
+from control_api.api.sip_lists import SipListKind
 from control_api.api.state import store_of
 from control_api.errors import CREDENTIAL_LIST_INVALID, ApiError
 from control_api.sids import rfc2822
@@ -29,7 +29,6 @@ from control_api.store import (
     CredentialListNameTaken,
     NoSuchCredentialList,
     SipCredential,
-    SipCredentialList,
     UsernameTaken,
     check_sip_password,
     check_sip_username,
@@ -39,54 +38,25 @@ __all__ = ["credential_json", "credential_list_json", "router"]
 
 router = APIRouter()
 
-LISTS = "/2010-04-01/Accounts/{account_sid}/SIP/CredentialLists.json"
-LIST = "/2010-04-01/Accounts/{account_sid}/SIP/CredentialLists/{list_sid}.json"
-CREDENTIALS = "/2010-04-01/Accounts/{account_sid}/SIP/CredentialLists/{list_sid}/Credentials.json"
-CREDENTIAL = (
-    "/2010-04-01/Accounts/{account_sid}/SIP/CredentialLists/{list_sid}/Credentials/{sid}.json"
-)
-
-
-def _list_base(account_sid: str, list_sid: str) -> str:
-    return f"{account_uri(account_sid)}/SIP/CredentialLists/{list_sid}"
-
-
-def credential_list_json(credential_list: SipCredentialList) -> dict:
-    base = _list_base(credential_list.account_sid, credential_list.sid)
-    return {
-        "account_sid": credential_list.account_sid,
-        "date_created": rfc2822(credential_list.date_created),
-        "date_updated": rfc2822(credential_list.date_updated),
-        "friendly_name": credential_list.friendly_name,
-        "sid": credential_list.sid,
-        "subresource_uris": {"credentials": f"{base}/Credentials.json"},
-        "uri": f"{base}.json",
-    }
+KIND = SipListKind("CredentialLists", "Credentials", MAX_FRIENDLY_NAME, CREDENTIAL_LIST_INVALID)
+LISTS, LIST = KIND.lists_path, KIND.list_path
+CREDENTIALS, CREDENTIAL = KIND.entries_path, KIND.entry_path
+credential_list_json = KIND.list_json
+_invalid = KIND.invalid
+_friendly_name = KIND.friendly_name
 
 
 def credential_json(credential: SipCredential) -> dict:
-    base = _list_base(credential.account_sid, credential.credential_list_sid)
+    list_sid = credential.credential_list_sid
     return {
         "account_sid": credential.account_sid,
         "credential_list_sid": credential.credential_list_sid,
         "date_created": rfc2822(credential.date_created),
         "date_updated": rfc2822(credential.date_updated),
         "sid": credential.sid,
-        "uri": f"{base}/Credentials/{credential.sid}.json",
+        "uri": KIND.entry_uri(credential.account_sid, list_sid, credential.sid),
         "username": credential.username,
     }
-
-
-def _invalid(message: str) -> ApiError:
-    return ApiError.bad_parameter(message, CREDENTIAL_LIST_INVALID)
-
-
-def _friendly_name(value: str | None) -> str:
-    if not value:
-        raise _invalid("A FriendlyName is required")
-    if len(value) > MAX_FRIENDLY_NAME:
-        raise _invalid(f"FriendlyName must have 1 to {MAX_FRIENDLY_NAME} characters")
-    return value
 
 
 def _password(value: str | None) -> str:
