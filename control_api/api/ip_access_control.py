@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
 from control_api.api.params import Params, form_params
-from control_api.api.resource import Resource, found
+from control_api.api.resource import found
 from control_api.api.sip_lists import SipListKind
 from control_api.api.state import store_of
 from control_api.errors import IP_ACCESS_CONTROL_INVALID, ApiError
@@ -31,8 +31,9 @@ __all__ = ["ip_access_control_list_json", "ip_address_json", "router"]
 
 router = APIRouter()
 
-KIND = SipListKind("IpAccessControlLists", "IpAddresses", MAX_ACL_NAME, IP_ACCESS_CONTROL_INVALID)
-LISTS, LIST = KIND.lists_path, KIND.list_path
+KIND = SipListKind(
+    "IpAccessControlLists", "IpAddresses", ("AL", "IP"), MAX_ACL_NAME, IP_ACCESS_CONTROL_INVALID
+)
 ADDRESSES, ADDRESS = KIND.entries_path, KIND.entry_path
 ip_access_control_list_json = KIND.list_json
 _invalid = KIND.invalid
@@ -64,37 +65,12 @@ def _prefix(params: Params) -> int | None:
     return int(value)
 
 
-ACCESS_CONTROL_LISTS = Resource(
-    LIST, ("AL",), lambda r: store_of(r).ip_access_control_lists, ip_access_control_list_json
-)
-ACCESS_CONTROL_LISTS.add_routes(router)
-IP_ADDRESSES = Resource(
-    ADDRESS,
-    ("AL", "IP"),
+ACCESS_CONTROL_LISTS, IP_ADDRESSES = KIND.add_routes(
+    router,
+    lambda r: store_of(r).ip_access_control_lists,
     lambda r: store_of(r).ip_addresses,
     ip_address_json,
-    parent=ACCESS_CONTROL_LISTS,
 )
-IP_ADDRESSES.add_routes(router)
-
-
-# IP access control lists
-
-
-@router.post(LISTS)
-async def create_list(request: Request, account: PathAccount) -> Response:
-    name = _friendly_name((await form_params(request)).get("FriendlyName"))
-    created = await store_of(request).ip_access_control_lists.create(account.sid, name)
-    return JSONResponse(ip_access_control_list_json(created), status_code=201)
-
-
-@router.post(LIST)
-async def update_list(request: Request, list_sid: str, account: PathAccount) -> Response:
-    params = await form_params(request)
-    await ACCESS_CONTROL_LISTS.existing(request, account.sid, list_sid)
-    name = _friendly_name(params.get("FriendlyName"))
-    updated = await store_of(request).ip_access_control_lists.update(account.sid, list_sid, name)
-    return JSONResponse(ip_access_control_list_json(found(request, updated)))  # None: deleted
 
 
 # IP addresses

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
 from control_api.api.params import form_params
-from control_api.api.resource import Resource, found
+from control_api.api.resource import found
 from control_api.api.sip_lists import SipListKind
 from control_api.api.state import store_of
 from control_api.errors import CREDENTIAL_LIST_INVALID, ApiError
@@ -38,12 +38,17 @@ __all__ = ["credential_json", "credential_list_json", "router"]
 
 router = APIRouter()
 
-KIND = SipListKind("CredentialLists", "Credentials", MAX_FRIENDLY_NAME, CREDENTIAL_LIST_INVALID)
-LISTS, LIST = KIND.lists_path, KIND.list_path
+KIND = SipListKind(
+    "CredentialLists",
+    "Credentials",
+    ("CL", "CR"),
+    MAX_FRIENDLY_NAME,
+    CREDENTIAL_LIST_INVALID,
+    taken=(CredentialListNameTaken,),
+)
 CREDENTIALS, CREDENTIAL = KIND.entries_path, KIND.entry_path
 credential_list_json = KIND.list_json
 _invalid = KIND.invalid
-_friendly_name = KIND.friendly_name
 
 
 def credential_json(credential: SipCredential) -> dict:
@@ -68,47 +73,12 @@ def _password(value: str | None) -> str:
         raise _invalid(str(exc)) from None
 
 
-CREDENTIAL_LISTS = Resource(
-    LIST, ("CL",), lambda r: store_of(r).credential_lists, credential_list_json
-)
-CREDENTIAL_LISTS.add_routes(router)
-SIP_CREDENTIALS = Resource(
-    CREDENTIAL,
-    ("CL", "CR"),
+CREDENTIAL_LISTS, SIP_CREDENTIALS = KIND.add_routes(
+    router,
+    lambda r: store_of(r).credential_lists,
     lambda r: store_of(r).sip_credentials,
     credential_json,
-    parent=CREDENTIAL_LISTS,
 )
-SIP_CREDENTIALS.add_routes(router)
-
-
-# Credential lists
-
-
-@router.post(LISTS)
-async def create_credential_list(request: Request, account: PathAccount) -> Response:
-    params = await form_params(request)
-    name = _friendly_name(params.get("FriendlyName"))
-    try:
-        created = await store_of(request).credential_lists.create(account.sid, name)
-    except CredentialListNameTaken:
-        raise _invalid(f"A credential list named {name} exists already") from None
-    return JSONResponse(credential_list_json(created), status_code=201)
-
-
-@router.post(LIST)
-async def update_credential_list(request: Request, list_sid: str, account: PathAccount) -> Response:
-    params = await form_params(request)
-    await CREDENTIAL_LISTS.existing(request, account.sid, list_sid)
-    name = _friendly_name(params.get("FriendlyName"))
-    try:
-        updated = await store_of(request).credential_lists.update(account.sid, list_sid, name)
-    except CredentialListNameTaken:
-        raise _invalid(f"A credential list named {name} exists already") from None
-    return JSONResponse(credential_list_json(found(request, updated)))  # None: deleted meanwhile
-
-
-# Credentials
 
 
 @router.post(CREDENTIALS)

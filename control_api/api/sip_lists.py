@@ -2,35 +2,63 @@
 domains map, under ``/SIP/<Kind>/{list_sid}`` with its entries under ``…/<Entries>``.
 
 ``CredentialLists`` hold ``Credentials`` (``sip_credentials.py``);
-``IpAccessControlLists`` hold ``IpAddresses`` (``ip_access_control.py``). Both show a
-list the same way, and both require a ``FriendlyName`` of at most a kind's length,
-refusing anything with the kind's own error code.
+``IpAccessControlLists`` hold ``IpAddresses`` (``ip_access_control.py``). Both create
+(``FriendlyName``, 201), list, fetch, rename and delete their lists the same way, and
+list, fetch and delete entries the same way; each refuses a bad value with its own
+error code. Creating and changing entries is each kind's own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import account_uri
-from control_api.api.params import snake_case
+from control_api.api.auth import PathAccount
+from control_api.api.params import form_params, snake_case
+from control_api.api.resource import Resource, Table, found
 from control_api.errors import ApiError
 from control_api.sids import rfc2822
 from control_api.store import IpAccessControlList, SipCredentialList
 
-__all__ = ["SipListKind"]
+__all__ = ["NamedLists", "SipListKind"]
 
 ACCOUNT = "/2010-04-01/Accounts/{account_sid}"
+
+SipList = SipCredentialList | IpAccessControlList
+L = TypeVar("L", bound=SipList)
+E = TypeVar("E")
+L_co = TypeVar("L_co", covariant=True)
+
+
+class NamedLists(Table[L_co], Protocol[L_co]):
+    """The store's lists of a kind: a ``Table`` that also creates
+    (``create(account_sid, name)``) and renames (``update(account_sid, sid, name)``)."""
+
+    @property
+    def create(self) -> Callable[..., Awaitable[L_co]]: ...
+
+    @property
+    def update(self) -> Callable[..., Awaitable[L_co | None]]: ...
 
 
 @dataclass(frozen=True, slots=True)
 class SipListKind:
-    """One kind of SIP list: its name in the path, its entries', the longest
-    ``FriendlyName`` it takes and the code of its validation errors."""
+    """One kind of SIP list: its name in the path and its entries', their SID
+    prefixes, the longest ``FriendlyName`` it takes, the code of its validation errors,
+    and (``taken``) the store's refusals of a name another list has."""
 
     name: str
     entries: str
+    prefixes: tuple[str, str]
     max_name: int
     code: int
+    taken: tuple[type[Exception], ...] = ()
 
     @property
     def lists_path(self) -> str:
@@ -55,7 +83,7 @@ class SipListKind:
     def entry_uri(self, account_sid: str, list_sid: str, sid: str) -> str:
         return f"{self.base(account_sid, list_sid)}/{self.entries}/{sid}.json"
 
-    def list_json(self, sip_list: SipCredentialList | IpAccessControlList) -> dict:
+    def list_json(self, sip_list: SipList) -> dict:
         """A list as Twilio shows it."""
         base = self.base(sip_list.account_sid, sip_list.sid)
         return {
@@ -79,3 +107,47 @@ class SipListKind:
         if len(value) > self.max_name:
             raise self.invalid(f"FriendlyName must have 1 to {self.max_name} characters")
         return value
+
+    @contextmanager
+    def _name_refused(self, name: str) -> Iterator[None]:
+        try:
+            yield
+        except self.taken:
+            raise self.invalid(f"A {self.noun} named {name} exists already") from None
+
+    @property
+    def noun(self) -> str:
+        """``CredentialLists``: ``credential list``."""
+        return snake_case(self.name).removesuffix("s").replace("_", " ")
+
+    def add_routes(
+        self,
+        router: APIRouter,
+        lists: Callable[[Request], NamedLists[L]],
+        entries: Callable[[Request], Table[E]],
+        entry_json: Callable[[E], dict],
+    ) -> tuple[Resource[L], Resource[E]]:
+        """Route the lists of this kind, and the list, fetch and delete of their entries,
+        on ``router``; the two resources, for the routes of the entries' own."""
+        list_rows = Resource(self.list_path, self.prefixes[:1], lists, self.list_json)
+        entry_rows = Resource(self.entry_path, self.prefixes, entries, entry_json, parent=list_rows)
+
+        async def create_list(request: Request, account: PathAccount) -> Response:
+            name = self.friendly_name((await form_params(request)).get("FriendlyName"))
+            with self._name_refused(name):
+                created = await lists(request).create(account.sid, name)
+            return JSONResponse(self.list_json(created), status_code=201)
+
+        async def update_list(request: Request, list_sid: str, account: PathAccount) -> Response:
+            params = await form_params(request)
+            await list_rows.existing(request, account.sid, list_sid)
+            name = self.friendly_name(params.get("FriendlyName"))
+            with self._name_refused(name):
+                updated = await lists(request).update(account.sid, list_sid, name)
+            return JSONResponse(self.list_json(found(request, updated)))  # None: deleted
+
+        router.add_api_route(self.lists_path, create_list, methods=["POST"])
+        router.add_api_route(self.list_path, update_list, methods=["POST"])
+        list_rows.add_routes(router)
+        entry_rows.add_routes(router)
+        return list_rows, entry_rows
