@@ -22,7 +22,7 @@ from control_api.api.params import Params, form_params
 from control_api.api.resource import found
 from control_api.api.sip_lists import SipListKind
 from control_api.api.state import store_of
-from control_api.errors import IP_ACCESS_CONTROL_INVALID, ApiError
+from control_api.errors import IP_ACCESS_CONTROL_INVALID
 from control_api.sids import rfc2822
 from control_api.store import NoSuchIpAccessControlList, SipIpAddress
 from control_api.store.ip_access_control import MAX_ACL_NAME
@@ -32,9 +32,14 @@ __all__ = ["ip_access_control_list_json", "ip_address_json", "router"]
 router = APIRouter()
 
 KIND = SipListKind(
-    "IpAccessControlLists", "IpAddresses", ("AL", "IP"), MAX_ACL_NAME, IP_ACCESS_CONTROL_INVALID
+    "IpAccessControlLists",
+    "IpAddresses",
+    ("AL", "IP"),
+    MAX_ACL_NAME,
+    IP_ACCESS_CONTROL_INVALID,
+    missing=NoSuchIpAccessControlList,
 )
-ADDRESSES, ADDRESS = KIND.entries_path, KIND.entry_path
+ADDRESS = KIND.entry_path
 ip_access_control_list_json = KIND.list_json
 _invalid = KIND.invalid
 _friendly_name = KIND.friendly_name
@@ -65,34 +70,27 @@ def _prefix(params: Params) -> int | None:
     return int(value)
 
 
-ACCESS_CONTROL_LISTS, IP_ADDRESSES = KIND.add_routes(
-    router,
-    lambda r: store_of(r).ip_access_control_lists,
-    lambda r: store_of(r).ip_addresses,
-    ip_address_json,
-)
-
-
-# IP addresses
-
-
-@router.post(ADDRESSES)
-async def create_address(request: Request, list_sid: str, account: PathAccount) -> Response:
-    params = await form_params(request)
-    await ACCESS_CONTROL_LISTS.existing(request, account.sid, list_sid)
+async def _new_address(
+    request: Request, account_sid: str, list_sid: str, params: Params
+) -> SipIpAddress:
     name = _friendly_name(params.get("FriendlyName"))
     address = params.get("IpAddress")
     if not address:
         raise _invalid("An IpAddress is required")
+    addresses = store_of(request).ip_addresses
     try:
-        created = await store_of(request).ip_addresses.create(
-            account.sid, list_sid, name, address, _prefix(params)
-        )
+        return await addresses.create(account_sid, list_sid, name, address, _prefix(params))
     except ValueError as exc:
         raise _invalid(str(exc)) from None
-    except NoSuchIpAccessControlList:  # deleted meanwhile
-        raise ApiError.not_found(request.url.path) from None
-    return JSONResponse(ip_address_json(created), status_code=201)
+
+
+_, IP_ADDRESSES = KIND.add_routes(
+    router,
+    lambda r: store_of(r).ip_access_control_lists,
+    lambda r: store_of(r).ip_addresses,
+    ip_address_json,
+    _new_address,
+)
 
 
 @router.post(ADDRESS)

@@ -18,11 +18,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
-from control_api.api.params import form_params
+from control_api.api.params import Params, form_params
 from control_api.api.resource import found
 from control_api.api.sip_lists import SipListKind
 from control_api.api.state import store_of
-from control_api.errors import CREDENTIAL_LIST_INVALID, ApiError
+from control_api.errors import CREDENTIAL_LIST_INVALID
 from control_api.sids import rfc2822
 from control_api.store import (
     MAX_FRIENDLY_NAME,
@@ -44,9 +44,10 @@ KIND = SipListKind(
     ("CL", "CR"),
     MAX_FRIENDLY_NAME,
     CREDENTIAL_LIST_INVALID,
+    missing=NoSuchCredentialList,
     taken=(CredentialListNameTaken,),
 )
-CREDENTIALS, CREDENTIAL = KIND.entries_path, KIND.entry_path
+CREDENTIAL = KIND.entry_path
 credential_list_json = KIND.list_json
 _invalid = KIND.invalid
 
@@ -73,18 +74,9 @@ def _password(value: str | None) -> str:
         raise _invalid(str(exc)) from None
 
 
-CREDENTIAL_LISTS, SIP_CREDENTIALS = KIND.add_routes(
-    router,
-    lambda r: store_of(r).credential_lists,
-    lambda r: store_of(r).sip_credentials,
-    credential_json,
-)
-
-
-@router.post(CREDENTIALS)
-async def create_credential(request: Request, list_sid: str, account: PathAccount) -> Response:
-    params = await form_params(request)
-    await CREDENTIAL_LISTS.existing(request, account.sid, list_sid)
+async def _new_credential(
+    request: Request, account_sid: str, list_sid: str, params: Params
+) -> SipCredential:
     username = params.get("Username")
     if not username:
         raise _invalid("A Username is required")
@@ -93,15 +85,20 @@ async def create_credential(request: Request, list_sid: str, account: PathAccoun
     except ValueError as exc:
         raise _invalid(str(exc)) from None
     password = _password(params.get("Password"))
+    credentials = store_of(request).sip_credentials
     try:
-        created = await store_of(request).sip_credentials.create(
-            account.sid, list_sid, username, password
-        )
+        return await credentials.create(account_sid, list_sid, username, password)
     except UsernameTaken:
         raise _invalid(f"The SIP username {username} is already in use") from None
-    except NoSuchCredentialList:  # deleted meanwhile
-        raise ApiError.not_found(request.url.path) from None
-    return JSONResponse(credential_json(created), status_code=201)
+
+
+_, SIP_CREDENTIALS = KIND.add_routes(
+    router,
+    lambda r: store_of(r).credential_lists,
+    lambda r: store_of(r).sip_credentials,
+    credential_json,
+    _new_credential,
+)
 
 
 @router.post(CREDENTIAL)

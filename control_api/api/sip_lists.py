@@ -4,8 +4,8 @@ domains map, under ``/SIP/<Kind>/{list_sid}`` with its entries under ``…/<Entr
 ``CredentialLists`` hold ``Credentials`` (``sip_credentials.py``);
 ``IpAccessControlLists`` hold ``IpAddresses`` (``ip_access_control.py``). Both create
 (``FriendlyName``, 201), list, fetch, rename and delete their lists the same way, and
-list, fetch and delete entries the same way; each refuses a bad value with its own
-error code. Creating and changing entries is each kind's own.
+create (201), list, fetch and delete entries the same way; each refuses a bad value
+with its own error code. What an entry is made of, and how it changes, is each kind's.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.params import form_params, snake_case
+from control_api.api.params import Params, form_params, snake_case
 from control_api.api.resource import Resource, Table, found
 from control_api.errors import ApiError
 from control_api.sids import rfc2822
 from control_api.store import IpAccessControlList, SipCredentialList
 
-__all__ = ["NamedLists", "SipListKind"]
+__all__ = ["NamedLists", "NewEntry", "SipListKind"]
 
 ACCOUNT = "/2010-04-01/Accounts/{account_sid}"
 
@@ -34,6 +34,10 @@ SipList = SipCredentialList | IpAccessControlList
 L = TypeVar("L", bound=SipList)
 E = TypeVar("E")
 L_co = TypeVar("L_co", covariant=True)
+
+# (request, account SID, list SID, the POST's parameters) -> the entry the parameters
+# make, stored; refuses them with the kind's code.
+NewEntry = Callable[[Request, str, str, Params], Awaitable[E]]
 
 
 class NamedLists(Table[L_co], Protocol[L_co]):
@@ -51,13 +55,15 @@ class NamedLists(Table[L_co], Protocol[L_co]):
 class SipListKind:
     """One kind of SIP list: its name in the path and its entries', their SID
     prefixes, the longest ``FriendlyName`` it takes, the code of its validation errors,
-    and (``taken``) the store's refusals of a name another list has."""
+    the store's refusal of an entry for a list that is not there (``missing``, a list
+    deleted meanwhile: 404) and (``taken``) of a name another list has."""
 
     name: str
     entries: str
     prefixes: tuple[str, str]
     max_name: int
     code: int
+    missing: type[LookupError]
     taken: tuple[type[Exception], ...] = ()
 
     @property
@@ -126,9 +132,10 @@ class SipListKind:
         lists: Callable[[Request], NamedLists[L]],
         entries: Callable[[Request], Table[E]],
         entry_json: Callable[[E], dict],
+        new_entry: NewEntry[E],
     ) -> tuple[Resource[L], Resource[E]]:
-        """Route the lists of this kind, and the list, fetch and delete of their entries,
-        on ``router``; the two resources, for the routes of the entries' own."""
+        """Route the lists of this kind and their entries on ``router`` (an entry's
+        ``POST`` apart); the two resources, for the entries' ``POST``."""
         list_rows = Resource(self.list_path, self.prefixes[:1], lists, self.list_json)
         entry_rows = Resource(self.entry_path, self.prefixes, entries, entry_json, parent=list_rows)
 
@@ -146,8 +153,18 @@ class SipListKind:
                 updated = await lists(request).update(account.sid, list_sid, name)
             return JSONResponse(self.list_json(found(request, updated)))  # None: deleted
 
+        async def create_entry(request: Request, list_sid: str, account: PathAccount) -> Response:
+            params = await form_params(request)
+            await list_rows.existing(request, account.sid, list_sid)
+            try:
+                created = await new_entry(request, account.sid, list_sid, params)
+            except self.missing:  # deleted meanwhile
+                raise ApiError.not_found(request.url.path) from None
+            return JSONResponse(entry_json(created), status_code=201)
+
         router.add_api_route(self.lists_path, create_list, methods=["POST"])
         router.add_api_route(self.list_path, update_list, methods=["POST"])
+        router.add_api_route(self.entries_path, create_entry, methods=["POST"])
         list_rows.add_routes(router)
         entry_rows.add_routes(router)
         return list_rows, entry_rows
