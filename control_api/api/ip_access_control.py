@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 
-from control_api.api.auth import PathAccount
-from control_api.api.params import Params, form_params
-from control_api.api.resource import found
-from control_api.api.sip_lists import SipListKind
+from control_api.api.params import Params
+from control_api.api.sip_lists import Entries, SipListKind
 from control_api.api.state import store_of
 from control_api.errors import IP_ACCESS_CONTROL_INVALID
 from control_api.sids import rfc2822
@@ -39,7 +36,6 @@ KIND = SipListKind(
     IP_ACCESS_CONTROL_INVALID,
     missing=NoSuchIpAccessControlList,
 )
-ADDRESS = KIND.entry_path
 ip_access_control_list_json = KIND.list_json
 _invalid = KIND.invalid
 _friendly_name = KIND.friendly_name
@@ -84,21 +80,9 @@ async def _new_address(
         raise _invalid(str(exc)) from None
 
 
-_, IP_ADDRESSES = KIND.add_routes(
-    router,
-    lambda r: store_of(r).ip_access_control_lists,
-    lambda r: store_of(r).ip_addresses,
-    ip_address_json,
-    _new_address,
-)
-
-
-@router.post(ADDRESS)
-async def update_address(
-    request: Request, list_sid: str, sid: str, account: PathAccount
-) -> Response:
-    params = await form_params(request)
-    entry = await IP_ADDRESSES.existing(request, account.sid, list_sid, sid)
+async def _changed_address(
+    request: Request, entry: SipIpAddress, params: Params
+) -> SipIpAddress | None:
     fields: dict = {}
     if "FriendlyName" in params:
         fields["friendly_name"] = _friendly_name(params.get("FriendlyName"))
@@ -107,12 +91,16 @@ async def update_address(
     prefix = _prefix(params)
     if prefix is not None:
         fields["cidr_prefix_length"] = prefix
-    if fields:
-        try:
-            updated = await store_of(request).ip_addresses.update(
-                account.sid, list_sid, sid, **fields
-            )
-        except ValueError as exc:
-            raise _invalid(str(exc)) from None
-        entry = found(request, updated)  # None: deleted meanwhile
-    return JSONResponse(ip_address_json(entry))
+    if not fields:
+        return entry
+    where = (entry.account_sid, entry.ip_access_control_list_sid, entry.sid)
+    try:
+        return await store_of(request).ip_addresses.update(*where, **fields)
+    except ValueError as exc:
+        raise _invalid(str(exc)) from None
+
+
+IP_ADDRESSES = Entries(
+    lambda r: store_of(r).ip_addresses, ip_address_json, _new_address, _changed_address
+)
+KIND.add_routes(router, lambda r: store_of(r).ip_access_control_lists, IP_ADDRESSES)

@@ -14,13 +14,10 @@ Every validation failure is Twilio's 21240, "Credential List Validation Error".
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 
-from control_api.api.auth import PathAccount
-from control_api.api.params import Params, form_params
-from control_api.api.resource import found
-from control_api.api.sip_lists import SipListKind
+from control_api.api.params import Params
+from control_api.api.sip_lists import Entries, SipListKind
 from control_api.api.state import store_of
 from control_api.errors import CREDENTIAL_LIST_INVALID
 from control_api.sids import rfc2822
@@ -47,7 +44,6 @@ KIND = SipListKind(
     missing=NoSuchCredentialList,
     taken=(CredentialListNameTaken,),
 )
-CREDENTIAL = KIND.entry_path
 credential_list_json = KIND.list_json
 _invalid = KIND.invalid
 
@@ -92,25 +88,19 @@ async def _new_credential(
         raise _invalid(f"The SIP username {username} is already in use") from None
 
 
-_, SIP_CREDENTIALS = KIND.add_routes(
-    router,
-    lambda r: store_of(r).credential_lists,
-    lambda r: store_of(r).sip_credentials,
-    credential_json,
-    _new_credential,
+async def _changed_credential(
+    request: Request, credential: SipCredential, params: Params
+) -> SipCredential | None:
+    """Only the password can change; without ``Password`` the credential is as it was."""
+    if "Password" not in params:
+        return credential
+    password = _password(params.get("Password"))
+    credentials = store_of(request).sip_credentials
+    list_sid, sid = credential.credential_list_sid, credential.sid
+    return await credentials.update(credential.account_sid, list_sid, sid, password)
+
+
+CREDENTIALS = Entries(
+    lambda r: store_of(r).sip_credentials, credential_json, _new_credential, _changed_credential
 )
-
-
-@router.post(CREDENTIAL)
-async def update_credential(
-    request: Request, list_sid: str, sid: str, account: PathAccount
-) -> Response:
-    """Only the password can change; without ``Password`` the credential is returned as is."""
-    params = await form_params(request)
-    credential = await SIP_CREDENTIALS.existing(request, account.sid, list_sid, sid)
-    if "Password" in params:
-        password = _password(params.get("Password"))
-        credentials = store_of(request).sip_credentials
-        updated = await credentials.update(account.sid, list_sid, sid, password)
-        credential = found(request, updated)  # None: deleted meanwhile
-    return JSONResponse(credential_json(credential))
+KIND.add_routes(router, lambda r: store_of(r).credential_lists, CREDENTIALS)

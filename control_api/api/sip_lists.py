@@ -4,8 +4,9 @@ domains map, under ``/SIP/<Kind>/{list_sid}`` with its entries under ``…/<Entr
 ``CredentialLists`` hold ``Credentials`` (``sip_credentials.py``);
 ``IpAccessControlLists`` hold ``IpAddresses`` (``ip_access_control.py``). Both create
 (``FriendlyName``, 201), list, fetch, rename and delete their lists the same way, and
-create (201), list, fetch and delete entries the same way; each refuses a bad value
-with its own error code. What an entry is made of, and how it changes, is each kind's.
+create (201), list, fetch, change and delete entries the same way; each refuses a bad
+value with its own error code. What an entry is made of, and how it changes, is each
+kind's (``Entries``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -26,7 +27,7 @@ from control_api.errors import ApiError
 from control_api.sids import rfc2822
 from control_api.store import IpAccessControlList, SipCredentialList
 
-__all__ = ["NamedLists", "NewEntry", "SipListKind"]
+__all__ = ["Entries", "NamedLists", "SipListKind"]
 
 ACCOUNT = "/2010-04-01/Accounts/{account_sid}"
 
@@ -34,10 +35,6 @@ SipList = SipCredentialList | IpAccessControlList
 L = TypeVar("L", bound=SipList)
 E = TypeVar("E")
 L_co = TypeVar("L_co", covariant=True)
-
-# (request, account SID, list SID, the POST's parameters) -> the entry the parameters
-# make, stored; refuses them with the kind's code.
-NewEntry = Callable[[Request, str, str, Params], Awaitable[E]]
 
 
 class NamedLists(Table[L_co], Protocol[L_co]):
@@ -49,6 +46,19 @@ class NamedLists(Table[L_co], Protocol[L_co]):
 
     @property
     def update(self) -> Callable[..., Awaitable[L_co | None]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Entries(Generic[E]):
+    """A kind's entries: the request's store of them, their JSON, and how a ``POST``
+    makes one (``new(request, account_sid, list_sid, params)``, stored) and changes one
+    (``change(request, entry, params)``: the entry after, None if it was deleted
+    meanwhile); both refuse a bad value with the kind's code."""
+
+    table: Callable[[Request], Table[E]]
+    json: Callable[[E], dict]
+    new: Callable[[Request, str, str, Params], Awaitable[E]]
+    change: Callable[[Request, E, Params], Awaitable[E | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,20 +77,14 @@ class SipListKind:
     taken: tuple[type[Exception], ...] = ()
 
     @property
-    def lists_path(self) -> str:
-        return f"{ACCOUNT}/SIP/{self.name}.json"
-
-    @property
     def list_path(self) -> str:
+        """The route of one list; that of the lists is the route without ``/{list_sid}``."""
         return f"{ACCOUNT}/SIP/{self.name}/{{list_sid}}.json"
 
     @property
-    def entries_path(self) -> str:
-        return f"{ACCOUNT}/SIP/{self.name}/{{list_sid}}/{self.entries}.json"
-
-    @property
     def entry_path(self) -> str:
-        return f"{ACCOUNT}/SIP/{self.name}/{{list_sid}}/{self.entries}/{{sid}}.json"
+        """The route of one entry; that of the list's is the route without ``/{sid}``."""
+        return self.list_path.removesuffix(".json") + f"/{self.entries}/{{sid}}.json"
 
     def base(self, account_sid: str, list_sid: str) -> str:
         """The list's URI without ``.json``."""
@@ -130,14 +134,13 @@ class SipListKind:
         self,
         router: APIRouter,
         lists: Callable[[Request], NamedLists[L]],
-        entries: Callable[[Request], Table[E]],
-        entry_json: Callable[[E], dict],
-        new_entry: NewEntry[E],
-    ) -> tuple[Resource[L], Resource[E]]:
-        """Route the lists of this kind and their entries on ``router`` (an entry's
-        ``POST`` apart); the two resources, for the entries' ``POST``."""
+        entries: Entries[E],
+    ) -> None:
+        """Route the lists of this kind and their ``entries`` on ``router``."""
         list_rows = Resource(self.list_path, self.prefixes[:1], lists, self.list_json)
-        entry_rows = Resource(self.entry_path, self.prefixes, entries, entry_json, parent=list_rows)
+        entry_rows = Resource(
+            self.entry_path, self.prefixes, entries.table, entries.json, parent=list_rows
+        )
 
         async def create_list(request: Request, account: PathAccount) -> Response:
             name = self.friendly_name((await form_params(request)).get("FriendlyName"))
@@ -157,14 +160,22 @@ class SipListKind:
             params = await form_params(request)
             await list_rows.existing(request, account.sid, list_sid)
             try:
-                created = await new_entry(request, account.sid, list_sid, params)
+                created = await entries.new(request, account.sid, list_sid, params)
             except self.missing:  # deleted meanwhile
                 raise ApiError.not_found(request.url.path) from None
-            return JSONResponse(entry_json(created), status_code=201)
+            return JSONResponse(entries.json(created), status_code=201)
 
-        router.add_api_route(self.lists_path, create_list, methods=["POST"])
+        async def update_entry(
+            request: Request, list_sid: str, sid: str, account: PathAccount
+        ) -> Response:
+            params = await form_params(request)
+            entry = await entry_rows.existing(request, account.sid, list_sid, sid)
+            changed = await entries.change(request, entry, params)
+            return JSONResponse(entries.json(found(request, changed)))  # None: deleted
+
+        router.add_api_route(list_rows.list_path, create_list, methods=["POST"])
         router.add_api_route(self.list_path, update_list, methods=["POST"])
-        router.add_api_route(self.entries_path, create_entry, methods=["POST"])
+        router.add_api_route(entry_rows.list_path, create_entry, methods=["POST"])
+        router.add_api_route(self.entry_path, update_entry, methods=["POST"])
         list_rows.add_routes(router)
         entry_rows.add_routes(router)
-        return list_rows, entry_rows
