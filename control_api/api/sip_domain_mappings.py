@@ -39,20 +39,29 @@ router = APIRouter()
 _DOMAIN = "/2010-04-01/Accounts/{account_sid}/SIP/Domains/{domain_sid}/"
 
 
+# The parameter that names the list a mapping maps, by the list's SID prefix.
+_PARAMETERS = {"CL": "CredentialListSid", "AL": "IpAccessControlListSid"}
+
+
 @dataclass(frozen=True)
 class Mappings:
-    """One mapping resource: its path under the domain, the kind of mapping it keeps,
-    the list type (``CL`` or ``AL``) and parameter it maps, and its list key."""
+    """One mapping resource: its path under the domain, the kind of mapping it keeps
+    (``calls``, ``registrations``, or ``domain`` for the legacy resources) and the type
+    of list it maps (``CL`` or ``AL``)."""
 
     path: str
     kind: str
     prefix: str
-    param: str
-    key: str
 
     @property
-    def legacy(self) -> bool:
-        return self.kind == "domain"
+    def param(self) -> str:
+        return _PARAMETERS[self.prefix]
+
+    @property
+    def key(self) -> str:
+        """The list's key: ``contents`` under Auth, else the resource's name (as
+        ``Resource`` names a list by default)."""
+        return "" if self.kind == "domain" else "contents"
 
     def json(self, mapping: DomainMapping) -> dict:
         body = {
@@ -62,25 +71,19 @@ class Mappings:
             "friendly_name": mapping.friendly_name,
             "sid": mapping.sid,
         }
-        if self.legacy:  # the legacy resources also name their domain and themselves
+        if self.kind == "domain":  # the legacy resources also name domain and themselves
             base = domain_base(mapping.account_sid, mapping.domain_sid)
             body["domain_sid"] = mapping.domain_sid
             body["uri"] = f"{base}/{self.path}/{mapping.sid}.json"
         return body
 
 
-_CREDENTIALS = "CredentialListSid"
-_IPS = "IpAccessControlListSid"
 MAPPINGS = (
-    Mappings("Auth/Calls/CredentialListMappings", "calls", "CL", _CREDENTIALS, "contents"),
-    Mappings("Auth/Calls/IpAccessControlListMappings", "calls", "AL", _IPS, "contents"),
-    Mappings(
-        "Auth/Registrations/CredentialListMappings", "registrations", "CL", _CREDENTIALS, "contents"
-    ),
-    Mappings("CredentialListMappings", "domain", "CL", _CREDENTIALS, "credential_list_mappings"),
-    Mappings(
-        "IpAccessControlListMappings", "domain", "AL", _IPS, "ip_access_control_list_mappings"
-    ),
+    Mappings("Auth/Calls/CredentialListMappings", "calls", "CL"),
+    Mappings("Auth/Calls/IpAccessControlListMappings", "calls", "AL"),
+    Mappings("Auth/Registrations/CredentialListMappings", "registrations", "CL"),
+    Mappings("CredentialListMappings", "domain", "CL"),
+    Mappings("IpAccessControlListMappings", "domain", "AL"),
 )
 
 
