@@ -29,12 +29,7 @@ __all__ = ["ip_access_control_list_json", "ip_address_json", "router"]
 router = APIRouter()
 
 KIND = SipListKind(
-    "IpAccessControlLists",
-    "IpAddresses",
-    ("AL", "IP"),
-    MAX_ACL_NAME,
-    IP_ACCESS_CONTROL_INVALID,
-    missing=NoSuchIpAccessControlList,
+    "IpAccessControlLists", "IpAddresses", ("AL", "IP"), MAX_ACL_NAME, IP_ACCESS_CONTROL_INVALID
 )
 ip_access_control_list_json = KIND.list_json
 _invalid = KIND.invalid
@@ -68,7 +63,7 @@ def _prefix(params: Params) -> int | None:
 
 async def _new_address(
     request: Request, account_sid: str, list_sid: str, params: Params
-) -> SipIpAddress:
+) -> SipIpAddress | None:
     name = _friendly_name(params.get("FriendlyName"))
     address = params.get("IpAddress")
     if not address:
@@ -78,6 +73,8 @@ async def _new_address(
         return await addresses.create(account_sid, list_sid, name, address, _prefix(params))
     except ValueError as exc:
         raise _invalid(str(exc)) from None
+    except NoSuchIpAccessControlList:  # deleted meanwhile
+        return None
 
 
 async def _changed_address(

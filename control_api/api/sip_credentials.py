@@ -41,7 +41,6 @@ KIND = SipListKind(
     ("CL", "CR"),
     MAX_FRIENDLY_NAME,
     CREDENTIAL_LIST_INVALID,
-    missing=NoSuchCredentialList,
     taken=(CredentialListNameTaken,),
 )
 credential_list_json = KIND.list_json
@@ -72,7 +71,7 @@ def _password(value: str | None) -> str:
 
 async def _new_credential(
     request: Request, account_sid: str, list_sid: str, params: Params
-) -> SipCredential:
+) -> SipCredential | None:
     username = params.get("Username")
     if not username:
         raise _invalid("A Username is required")
@@ -86,6 +85,8 @@ async def _new_credential(
         return await credentials.create(account_sid, list_sid, username, password)
     except UsernameTaken:
         raise _invalid(f"The SIP username {username} is already in use") from None
+    except NoSuchCredentialList:  # deleted meanwhile
+        return None
 
 
 async def _changed_credential(

@@ -51,13 +51,14 @@ class NamedLists(Table[L_co], Protocol[L_co]):
 @dataclass(frozen=True, slots=True)
 class Entries(Generic[E]):
     """A kind's entries: the request's store of them, their JSON, and how a ``POST``
-    makes one (``new(request, account_sid, list_sid, params)``, stored) and changes one
-    (``change(request, entry, params)``: the entry after, None if it was deleted
-    meanwhile); both refuse a bad value with the kind's code."""
+    makes one (``new(request, account_sid, list_sid, params)``: the entry stored, None
+    if the list was deleted meanwhile) and changes one (``change(request, entry,
+    params)``: the entry after, None if it was deleted meanwhile); both refuse a bad
+    value with the kind's code."""
 
     table: Callable[[Request], Table[E]]
     json: Callable[[E], dict]
-    new: Callable[[Request, str, str, Params], Awaitable[E]]
+    new: Callable[[Request, str, str, Params], Awaitable[E | None]]
     change: Callable[[Request, E, Params], Awaitable[E | None]]
 
 
@@ -65,15 +66,13 @@ class Entries(Generic[E]):
 class SipListKind:
     """One kind of SIP list: its name in the path and its entries', their SID
     prefixes, the longest ``FriendlyName`` it takes, the code of its validation errors,
-    the store's refusal of an entry for a list that is not there (``missing``, a list
-    deleted meanwhile: 404) and (``taken``) of a name another list has."""
+    and (``taken``) the store's refusals of a name another list has."""
 
     name: str
     entries: str
     prefixes: tuple[str, str]
     max_name: int
     code: int
-    missing: type[LookupError]
     taken: tuple[type[Exception], ...] = ()
 
     @property
@@ -159,11 +158,8 @@ class SipListKind:
         async def create_entry(request: Request, list_sid: str, account: PathAccount) -> Response:
             params = await form_params(request)
             await list_rows.existing(request, account.sid, list_sid)
-            try:
-                created = await entries.new(request, account.sid, list_sid, params)
-            except self.missing:  # deleted meanwhile
-                raise ApiError.not_found(request.url.path) from None
-            return JSONResponse(entries.json(created), status_code=201)
+            created = await entries.new(request, account.sid, list_sid, params)
+            return JSONResponse(entries.json(found(request, created)), status_code=201)
 
         async def update_entry(
             request: Request, list_sid: str, sid: str, account: PathAccount

@@ -10,7 +10,7 @@ import pytest
 from control_api.api.sip_lists import SipListKind
 from control_api.errors import ApiError
 
-KIND = SipListKind("CredentialLists", "Credentials", ("CL", "CR"), 4, 21240, LookupError)
+KIND = SipListKind("CredentialLists", "Credentials", ("CL", "CR"), 4, 21240)
 ACCOUNT = "AC" + "a" * 32
 LIST = "CL" + "1" * 32
 
