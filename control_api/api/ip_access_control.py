@@ -20,7 +20,6 @@ from control_api.api.params import Params
 from control_api.api.sip_lists import Entries, SipListKind
 from control_api.api.state import store_of
 from control_api.errors import IP_ACCESS_CONTROL_INVALID
-from control_api.sids import rfc2822
 from control_api.store import NoSuchIpAccessControlList, SipIpAddress
 from control_api.store.ip_access_control import MAX_ACL_NAME
 
@@ -38,18 +37,13 @@ _PREFIX = re.compile(r"[0-9]{1,3}")
 
 
 def ip_address_json(entry: SipIpAddress) -> dict:
-    list_sid = entry.ip_access_control_list_sid
-    return {
-        "account_sid": entry.account_sid,
-        "cidr_prefix_length": entry.cidr_prefix_length,
-        "date_created": rfc2822(entry.date_created),
-        "date_updated": rfc2822(entry.date_updated),
-        "friendly_name": entry.friendly_name,
-        "ip_access_control_list_sid": entry.ip_access_control_list_sid,
-        "ip_address": entry.ip_address,
-        "sid": entry.sid,
-        "uri": KIND.entry_uri(entry.account_sid, list_sid, entry.sid),
-    }
+    return KIND.entry_json(
+        entry,
+        entry.ip_access_control_list_sid,
+        cidr_prefix_length=entry.cidr_prefix_length,
+        friendly_name=entry.friendly_name,
+        ip_address=entry.ip_address,
+    )
 
 
 def _prefix(params: Params) -> int | None:

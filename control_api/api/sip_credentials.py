@@ -20,7 +20,6 @@ from control_api.api.params import Params
 from control_api.api.sip_lists import Entries, SipListKind
 from control_api.api.state import store_of
 from control_api.errors import CREDENTIAL_LIST_INVALID
-from control_api.sids import rfc2822
 from control_api.store import (
     MAX_FRIENDLY_NAME,
     CredentialListNameTaken,
@@ -48,16 +47,7 @@ _invalid = KIND.invalid
 
 
 def credential_json(credential: SipCredential) -> dict:
-    list_sid = credential.credential_list_sid
-    return {
-        "account_sid": credential.account_sid,
-        "credential_list_sid": credential.credential_list_sid,
-        "date_created": rfc2822(credential.date_created),
-        "date_updated": rfc2822(credential.date_updated),
-        "sid": credential.sid,
-        "uri": KIND.entry_uri(credential.account_sid, list_sid, credential.sid),
-        "username": credential.username,
-    }
+    return KIND.entry_json(credential, credential.credential_list_sid, username=credential.username)
 
 
 def _password(value: str | None) -> str:

@@ -25,13 +25,14 @@ from control_api.api.params import Params, form_params, snake_case
 from control_api.api.resource import Resource, Table, found
 from control_api.errors import ApiError
 from control_api.sids import rfc2822
-from control_api.store import IpAccessControlList, SipCredentialList
+from control_api.store import IpAccessControlList, SipCredential, SipCredentialList, SipIpAddress
 
 __all__ = ["Entries", "NamedLists", "SipListKind"]
 
 ACCOUNT = "/2010-04-01/Accounts/{account_sid}"
 
 SipList = SipCredentialList | IpAccessControlList
+SipEntry = SipCredential | SipIpAddress
 L = TypeVar("L", bound=SipList)
 E = TypeVar("E")
 L_co = TypeVar("L_co", covariant=True)
@@ -89,8 +90,20 @@ class SipListKind:
         """The list's URI without ``.json``."""
         return f"{account_uri(account_sid)}/SIP/{self.name}/{list_sid}"
 
-    def entry_uri(self, account_sid: str, list_sid: str, sid: str) -> str:
-        return f"{self.base(account_sid, list_sid)}/{self.entries}/{sid}.json"
+    def entry_json(self, entry: SipEntry, list_sid: str, **own: object) -> dict:
+        """An entry of list ``list_sid`` as Twilio shows it: what every entry shows
+        (its list's SID as ``<list>_sid``) and ``own``, the kind's, by name."""
+        base = self.base(entry.account_sid, list_sid)
+        shown = {
+            "account_sid": entry.account_sid,
+            "date_created": rfc2822(entry.date_created),
+            "date_updated": rfc2822(entry.date_updated),
+            f"{self.noun.replace(' ', '_')}_sid": list_sid,
+            "sid": entry.sid,
+            "uri": f"{base}/{self.entries}/{entry.sid}.json",
+            **own,
+        }
+        return dict(sorted(shown.items()))
 
     def list_json(self, sip_list: SipList) -> dict:
         """A list as Twilio shows it."""

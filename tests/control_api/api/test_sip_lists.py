@@ -36,7 +36,23 @@ def test_a_list_shows_its_entries_uri():
         "subresource_uris": {"credentials": base + "/Credentials.json"},
         "uri": base + ".json",
     }
-    assert KIND.entry_uri(ACCOUNT, LIST, "CR1") == base + "/Credentials/CR1.json"
+
+
+def test_an_entry_shows_its_list_and_its_own_fields():
+    when = datetime(2026, 12, 5, 10, tzinfo=UTC)
+    entry = SimpleNamespace(account_sid=ACCOUNT, sid="CR1", date_created=when, date_updated=when)
+    base = f"/2010-04-01/Accounts/{ACCOUNT}/SIP/CredentialLists/{LIST}"
+    shown = KIND.entry_json(entry, LIST, username="alice")
+    assert shown == {
+        "account_sid": ACCOUNT,
+        "credential_list_sid": LIST,
+        "date_created": "Sat, 05 Dec 2026 10:00:00 +0000",
+        "date_updated": "Sat, 05 Dec 2026 10:00:00 +0000",
+        "sid": "CR1",
+        "uri": base + "/Credentials/CR1.json",
+        "username": "alice",
+    }
+    assert list(shown) == sorted(shown)
 
 
 @pytest.mark.parametrize(
