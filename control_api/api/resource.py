@@ -129,17 +129,16 @@ class Resource(Generic[T]):
         assert self.render is not None  # one of the two, as __post_init__ checks
         return [self.render(row) for row in rows]
 
-    def path_sids(self, request: Request) -> list[str]:
-        """The SIDs of the request's path after the account's, each checked (404)."""
-        sids = _path_values(request, self.path)
+    def checked(self, request: Request, sids: Sequence[str]) -> Sequence[str]:
+        """``sids`` (the path's after the account's, in order), each of its prefixes;
+        else 404."""
         for sid, prefix in zip(sids, self.prefixes, strict=True):
             path_sid(request, sid, *_alternatives(prefix))
         return sids
 
     async def existing(self, request: Request, account_sid: str, *sids: str) -> T:
         """The account's row that ``sids`` (the path's, in order) name; else 404."""
-        for sid, prefix in zip(sids, self.prefixes, strict=True):
-            path_sid(request, sid, *_alternatives(prefix))
+        self.checked(request, sids)
         return found(request, await self.table(request).get(account_sid, *sids))
 
     async def json(self, request: Request, row: T) -> dict:
@@ -174,7 +173,7 @@ class Resource(Generic[T]):
             return JSONResponse(await self.json(request, row))
 
         async def delete_row(request: Request, account: PathAccount) -> Response:
-            sids = self.path_sids(request)
+            sids = self.checked(request, _path_values(request, self.path))
             if refuse_delete is not None:
                 await refuse_delete(request, await self.existing(request, account.sid, *sids))
             return deleted(request, await self.table(request).delete(account.sid, *sids))
