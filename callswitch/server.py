@@ -40,11 +40,13 @@ from control_api.store import CallRecord, Store
 from control_api.usage.billing import Billing
 from control_api.usage.pricing import PriceList
 from control_api.voice.audio import AudioLoader
+from control_api.voice.browser import run_browser_call
 from control_api.voice.conference import Conferences
 from control_api.voice.context import VoiceContext, is_our_number, numbers_of, tokens_of
 from control_api.voice.inbound import VoiceApps
-from control_api.voice.live import LocalLiveCalls
+from control_api.voice.live import LiveCall, LocalLiveCalls
 from control_api.voice.port import NewCall, NewStream, StreamInfo
+from control_api.voice.runtime import VoiceRuntime
 from control_api.voice.sip_domain import SipDomainCalls
 from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
@@ -89,6 +91,9 @@ def _url_host(address: str) -> str:
 
 class _NoLiveCalls:
     """The REST API's view of live calls on a node that runs no SIP."""
+
+    def live_of(self, account_sid: str) -> list[LiveCall]:
+        return []
 
     async def hangup(self, account_sid: str, call_sid: str) -> bool:
         return False
@@ -222,11 +227,12 @@ class Server:
         if s.runs("api"):
             assert self.store is not None  # opened above for the API
             assert self.budget is not None  # reserved above, before any listener
-            local = LocalLiveCalls(self.voice) if self.voice else _NoLiveCalls()
+            assert self.node is not None  # registered above, with the store
+            local = LocalLiveCalls(self.voice.runtime) if self.voice else _NoLiveCalls()
             app = create_app(
                 self.store,
                 ClusterLiveCalls(local, self.store, self.node, lambda: self.draining),
-                live_conferences=self.voice.conferences if self.voice else None,
+                live_conferences=self.voice.context.conferences if self.voice else None,
                 recordings_dir=data / "recordings",
                 ice_servers=self.relay,
                 messaging=self.messaging,
@@ -364,7 +370,7 @@ class Server:
 
             self.signaling = signaling = signaling_server(self.store, media, s, self.relay)
             browsers = BrowserClients(signaling, media)
-        self.voice = VoiceApps(
+        runtime = VoiceRuntime(
             VoiceContext(
                 store=self.store,
                 outbox=self.outbox,
@@ -383,8 +389,11 @@ class Server:
                 base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
             )
         )
+        if browsers is not None:  # a browser tab's own calls run on the runtime
+            browsers.server.on_dial = functools.partial(run_browser_call, runtime)
+        self.voice = VoiceApps(runtime)
         self.sip_domains = SipDomainCalls(
-            self.voice,
+            runtime,
             DomainGate(
                 registrar.authenticator, max_failures=s.auth_max_failures, lockout=s.auth_lockout
             ),

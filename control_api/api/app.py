@@ -15,9 +15,11 @@ from control_api.api import (
     ip_access_control,
     keys,
     messages,
+    phone_number_types,
     phone_numbers,
     queues,
     recordings,
+    signing_keys,
     sip_credentials,
     sip_domain_mappings,
     sip_domains,
@@ -76,6 +78,7 @@ def create_app(
     app.add_middleware(MessagesFastPath)
     for resource in (
         accounts,
+        phone_number_types,  # before phone_numbers: IncomingPhoneNumbers/Local.json
         phone_numbers,
         calls,
         streams,
@@ -91,6 +94,7 @@ def create_app(
         usage,
         balance,
         keys,
+        signing_keys,
         applications,
     ):
         app.include_router(resource.router)

@@ -83,7 +83,6 @@ def call_json(call: CallRecord) -> dict:
     base = call_uri(call.account_sid, call.sid)
     return {
         "account_sid": call.account_sid,
-        "annotation": None,
         "answered_by": call.answered_by,
         "api_version": API_VERSION,
         "caller_name": call.caller_name,
@@ -104,19 +103,11 @@ def call_json(call: CallRecord) -> dict:
         "sid": call.sid,
         "start_time": _date(call.start_time),
         "status": call.status,
+        # Twilio's entries for the subresources built here (not events, notifications,
+        # payments, siprec, transcriptions, user_defined_message(_subscription)s).
         "subresource_uris": {
-            name: f"{base}/{path}.json"
-            for name, path in (
-                ("events", "Events"),
-                ("notifications", "Notifications"),
-                ("payments", "Payments"),
-                ("recordings", "Recordings"),
-                ("siprec", "Siprec"),
-                ("streams", "Streams"),
-                ("transcriptions", "Transcriptions"),
-                ("user_defined_message_subscriptions", "UserDefinedMessageSubscriptions"),
-                ("user_defined_messages", "UserDefinedMessages"),
-            )
+            "recordings": f"{base}/Recordings.json",
+            "streams": f"{base}/Streams.json",
         },
         "to": call.to,
         "to_formatted": format_number(call.to),

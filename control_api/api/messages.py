@@ -95,7 +95,7 @@ def message_json(message: MessageRecord) -> dict:
         "price_unit": message.price_unit,
         "sid": message.sid,
         "status": message.status,
-        "subresource_uris": {"media": uri.removesuffix(".json") + "/Media.json"},
+        "subresource_uris": {},  # Twilio's "media" and "feedback" are not built
         "to": message.to,
         "uri": uri,
     }

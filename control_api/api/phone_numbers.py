@@ -9,12 +9,16 @@ provisioned.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.filters import Filter, equal, number_text
+from control_api.api.paging import page_response
 from control_api.api.params import (
     Parser,
     form_params,
@@ -36,12 +40,13 @@ from control_api.errors import (
 from control_api.sids import is_sid, rfc2822
 from control_api.store import (
     MAX_FRIENDLY_NAME,
+    Account,
     NumberTaken,
     PhoneNumber,
     normalize_e164,
 )
 
-__all__ = ["number_json", "router"]
+__all__ = ["list_page", "number_json", "provision", "router"]
 
 router = APIRouter()
 
@@ -125,6 +130,7 @@ def number_json(number: PhoneNumber) -> dict:
         "status_callback": number.status_callback,
         "status_callback_method": number.status_callback_method,
         "trunk_sid": None,
+        "type": number.number_type,
         "uri": number_uri(number),
         "voice_application_sid": number.voice_application_sid,
         "voice_caller_id_lookup": False,
@@ -142,6 +148,14 @@ NUMBERS.add_routes(router)
 
 @router.post(LIST)
 async def create_number(request: Request, account: PathAccount) -> Response:
+    return JSONResponse(number_json(await provision(request, account)), status_code=201)
+
+
+async def provision(
+    request: Request, account: Account, number_type: str | None = None
+) -> PhoneNumber:
+    """The number a create request asks for, provisioned; ``number_type`` as the store's
+    ``create`` takes it (None: from the number)."""
     params = await form_params(request)
     given = params.get("PhoneNumber")
     if not given:
@@ -155,14 +169,25 @@ async def create_number(request: Request, account: PathAccount) -> Response:
             f"The phone number {given[:64]} is not a valid E.164 number", PHONE_NUMBER_INVALID
         )
     try:
-        number = await store_of(request).numbers.create(
-            account.sid, phone_number, **parse_fields(params, SETTINGS)
+        return await store_of(request).numbers.create(
+            account.sid, phone_number, number_type=number_type, **parse_fields(params, SETTINGS)
         )
     except NumberTaken:
         raise ApiError.bad_parameter(
             f"The phone number {phone_number} is not available", PHONE_NUMBER_UNAVAILABLE
         ) from None
-    return JSONResponse(number_json(number), status_code=201)
+
+
+async def list_page(
+    request: Request,
+    account: Account,
+    shown: Callable[[PhoneNumber], dict],
+    number_type: str | None = None,
+) -> Response:
+    """A page of the account's numbers of ``number_type``, each as ``shown`` makes it
+    (``phone_number_types``' lists; ``NUMBERS`` lists them all)."""
+    numbers = partial(store_of(request).numbers.page, account.sid, number_type=number_type)
+    return await page_response(request, "incoming_phone_numbers", numbers, shown, FILTERS)
 
 
 @router.post(INSTANCE)

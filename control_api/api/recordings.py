@@ -64,13 +64,18 @@ def recording_uri(account_sid: str, sid: str) -> str:
     return f"{account_uri(account_sid)}/Recordings/{sid}"
 
 
-def recording_json(recording: RecordingRecord, base_url: str) -> dict:
+def recording_json(recording: RecordingRecord, base_url: str, scope: str = "account") -> dict:
     """Twilio's Recording; ``base_url`` (scheme and host) makes ``media_url`` absolute.
 
     ``duration`` is "-1" while the recording is still going, as Twilio shows it.
+    ``scope`` is where it is shown, as in Twilio's spec: "account" (``Recordings``) has
+    ``media_url`` and ``subresource_uris`` (none built: add-on results and
+    transcriptions); "call" (``Calls/{CA}/Recordings``) has neither but ``track``, and its
+    ``uri`` is under the call; "conference" has neither, and its ``uri`` is under the
+    conference.
     """
     path = recording_uri(recording.account_sid, recording.sid)
-    return {
+    body: dict[str, object] = {
         "account_sid": recording.account_sid,
         "api_version": API_VERSION,
         "call_sid": recording.call_sid,
@@ -81,20 +86,29 @@ def recording_json(recording: RecordingRecord, base_url: str) -> dict:
         "duration": "-1" if recording.duration is None else str(recording.duration),
         "encryption_details": None,
         "error_code": recording.error_code,
-        "media_url": base_url.rstrip("/") + path,
         "price": recording.price,
         "price_unit": recording.price_unit,
         "sid": recording.sid,
         "source": recording.source,
         "start_time": _date(recording.start_time),
         "status": recording.status,
-        "subresource_uris": {
-            "add_on_results": f"{path}/AddOnResults.json",
-            "transcriptions": f"{path}/Transcriptions.json",
-        },
-        "track": recording.track,
         "uri": f"{path}.json",
     }
+    if scope == "account":
+        body["media_url"] = base_url.rstrip("/") + path
+        body["subresource_uris"] = {}
+    elif scope == "call" and recording.call_sid is not None:
+        body["track"] = recording.track
+        body["uri"] = (
+            f"{account_uri(recording.account_sid)}/Calls/{recording.call_sid}"
+            f"/Recordings/{recording.sid}.json"
+        )
+    elif scope == "conference" and recording.conference_sid is not None:
+        body["uri"] = (
+            f"{account_uri(recording.account_sid)}/Conferences/{recording.conference_sid}"
+            f"/Recordings/{recording.sid}.json"
+        )
+    return body
 
 
 def _date(value: datetime | None) -> str | None:
@@ -128,7 +142,8 @@ async def _list(request: Request, account: Account, **path: str) -> Response:
     async def fetch(**query: Any) -> list[RecordingRecord]:
         return await recordings.page(account.sid, **(query | path))
 
-    render = partial(recording_json, base_url=_base_url(request))
+    scope = next((name for name in ("call", "conference") if f"{name}_sid" in path), "account")
+    render = partial(recording_json, base_url=_base_url(request), scope=scope)
     return await page_response(request, "recordings", fetch, render, FILTERS)
 
 
@@ -164,7 +179,7 @@ async def fetch_call_recording(
     request: Request, call_sid: str, sid: str, account: PathAccount
 ) -> Response:
     recording = await _existing(request, account.sid, sid, call_sid)
-    return JSONResponse(recording_json(recording, _base_url(request)))
+    return JSONResponse(recording_json(recording, _base_url(request), "call"))
 
 
 @router.delete(INSTANCE)

@@ -89,7 +89,7 @@ async def create_stream(request: Request, call_sid: str, account: PathAccount) -
         raise ApiError.bad_parameter(
             "Call is not in-progress. Cannot start a stream.", CALL_NOT_IN_PROGRESS
         )
-    return JSONResponse(stream_json(account.sid, call_sid, stream), status_code=201)
+    return JSONResponse(stream_json(account.sid, call_sid, stream))  # 200, as the spec says
 
 
 @router.post(INSTANCE)

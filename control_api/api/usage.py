@@ -31,6 +31,7 @@ from control_api.api.params import (
     parse_method,
     parse_url,
     query_params,
+    snake_case,
 )
 from control_api.api.resource import Resource, found
 from control_api.errors import INVALID_PARAMETER, ApiError
@@ -101,7 +102,9 @@ def _record_json(
         "price": f"{price:.5f}",
         "price_unit": "usd",
         "start_date": span.start.isoformat(),
-        "subresource_uris": {v.lower(): f"{base}/{v}.json?Category={category.name}" for v in VIEWS},
+        "subresource_uris": {
+            snake_case(v): f"{base}/{v}.json?Category={category.name}" for v in VIEWS
+        },
         "uri": f"{base}{'/' + view if view else ''}.json{query}",
         "usage": _usage_text(usage, category.usage_unit),
         "usage_unit": category.usage_unit,

@@ -30,7 +30,13 @@ from control_api.store.ip_access_control import (
 )
 from control_api.store.messages import MessageRecord, MessageStore
 from control_api.store.nodes import LIVE_STATUSES, LostCall, NodeRecord, NodeStore
-from control_api.store.numbers import NUMBER_FIELDS, NumberStore, NumberTaken, PhoneNumber
+from control_api.store.numbers import (
+    NUMBER_FIELDS,
+    NUMBER_TYPES,
+    NumberStore,
+    NumberTaken,
+    PhoneNumber,
+)
 from control_api.store.outbox import OutboxItem, OutboxOutcome, OutboxStore
 from control_api.store.queues import (
     QueueMember,
@@ -72,6 +78,7 @@ __all__ = [
     "LIVE_STATUSES",
     "MAX_FRIENDLY_NAME",
     "NUMBER_FIELDS",
+    "NUMBER_TYPES",
     "SIP_DOMAIN_FIELDS",
     "Account",
     "AccountStore",

@@ -7,11 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.engine import Row
 
-from control_api.sids import new_sid, utcnow
+from control_api.sids import utcnow
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows
+from control_api.store.rows import Listing, Owned, Rows, created, reader
 from control_api.store.schema import applications
 
 __all__ = ["APPLICATION_FIELDS", "Application", "ApplicationStore"]
@@ -53,8 +52,7 @@ _BY_NAME = Listing(
 )
 
 
-def _application(row: Row[Any]) -> Application:
-    return Application(**row._mapping)
+_application = reader(Application)
 
 
 class ApplicationStore(Owned[Application]):
@@ -67,11 +65,8 @@ class ApplicationStore(Owned[Application]):
 
     async def create(self, account_sid: str, **fields: Any) -> Application:
         """A new application; ``fields`` not in ``APPLICATION_FIELDS`` are left out."""
-        now = utcnow()
         values: dict[str, Any] = {**_DEFAULTS, **_known(fields)}
-        application = Application(
-            sid=new_sid("AP"), account_sid=account_sid, date_created=now, date_updated=now, **values
-        )
+        application = created(Application, "AP", account_sid=account_sid, **values)
         statement = insert(applications).values(**asdict(application))
         await self.rows.run(lambda c: c.execute(statement))
         return application

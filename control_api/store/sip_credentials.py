@@ -9,13 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, insert, select, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from control_api.sids import new_sid, utcnow
+from control_api.sids import utcnow
 from control_api.sip_realm import SIP_REALM
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows, as_row, fit, friendly_name
+from control_api.store.rows import Listing, Owned, Rows, as_row, created, fit, friendly_name, reader
 from control_api.store.schema import sip_credential_lists, sip_credentials
 from sip.auth import ha1
 
@@ -113,12 +113,10 @@ class SipCredential:
     date_updated: datetime
 
 
-def _credential_list(row: Row[Any]) -> SipCredentialList:
-    return SipCredentialList(**row._mapping)
+_credential_list = reader(SipCredentialList)
 
 
-def _credential(row: Row[Any]) -> SipCredential:
-    return SipCredential(**row._mapping)
+_credential = reader(SipCredential)
 
 
 _BY_NAME = Listing(
@@ -138,13 +136,8 @@ class CredentialListStore(Owned[SipCredentialList]):
     async def create(self, account_sid: str, name: str) -> SipCredentialList:
         """A new, empty list. Raises ``CredentialListNameTaken`` if the account has one of
         that name, ``ValueError`` for a name that is not 1 to 64 characters."""
-        now = utcnow()
-        credential_list = SipCredentialList(
-            sid=new_sid("CL"),
-            account_sid=account_sid,
-            friendly_name=friendly_name(name),
-            date_created=now,
-            date_updated=now,
+        credential_list = created(
+            SipCredentialList, "CL", account_sid=account_sid, friendly_name=friendly_name(name)
         )
         statement = insert(sip_credential_lists).values(
             **fit(sip_credential_lists, as_row(credential_list))
@@ -198,14 +191,12 @@ class SipCredentialStore:
         account has the username already (other accounts' usernames do not matter)."""
         check_sip_username(username)
         check_sip_password(password)
-        now = utcnow()
-        credential = SipCredential(
-            sid=new_sid("CR"),
+        credential = created(
+            SipCredential,
+            "CR",
             credential_list_sid=credential_list_sid,
             account_sid=account_sid,
             username=username,
-            date_created=now,
-            date_updated=now,
             **_ha1s(username, password),
         )
         list_where = _list_where(account_sid, credential_list_sid)

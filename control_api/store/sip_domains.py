@@ -79,6 +79,15 @@ class SipDomain:
     date_created: datetime
     date_updated: datetime
 
+    @property
+    def status_callback(self) -> str | None:
+        """Where its calls' status callbacks go, named as a number's and an application's."""
+        return self.voice_status_callback_url
+
+    @property
+    def status_callback_method(self) -> str:
+        return self.voice_status_callback_method
+
 
 # What create and update take, with the defaults of create.
 _DEFAULTS: dict[str, Any] = {

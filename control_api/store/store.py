@@ -73,6 +73,7 @@ class Store:
         self.conferences = ConferenceStore(db)
         self.participants = ParticipantStore(db)
         self.api_keys = ApiKeyStore(db)
+        self.signing_keys = ApiKeyStore(db, kind="signing")
         self.applications = ApplicationStore(db)
         self.messages = MessageStore(db)
         self.nodes = NodeStore(db)

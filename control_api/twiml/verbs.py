@@ -294,8 +294,8 @@ class Refer:
 
 
 @dataclass(frozen=True, slots=True)
-class Connect:
-    """``<Connect><Stream>``: a bidirectional media stream; TwiML resumes when it ends."""
+class _StreamVerb:
+    """What ``<Connect>`` and ``<Start>`` both take: a ``<Stream>`` and an ``action``."""
 
     stream: Stream
     action: str | None = None
@@ -303,12 +303,13 @@ class Connect:
 
 
 @dataclass(frozen=True, slots=True)
-class Start:
-    """``<Start><Stream>``: fork the call's audio to a stream; TwiML continues at once."""
+class Connect(_StreamVerb):
+    """``<Connect><Stream>``: a bidirectional media stream; TwiML resumes when it ends."""
 
-    stream: Stream
-    action: str | None = None
-    method: str = "POST"
+
+@dataclass(frozen=True, slots=True)
+class Start(_StreamVerb):
+    """``<Start><Stream>``: fork the call's audio to a stream; TwiML continues at once."""
 
 
 @dataclass(frozen=True, slots=True)

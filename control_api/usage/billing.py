@@ -21,6 +21,7 @@ from sqlalchemy import and_, or_, select
 from control_api.lookup import Lookup
 from control_api.sids import rfc2822, utcnow
 from control_api.store import BillingStore, LostCall, UsageItem, UsageTriggerRecord
+from control_api.store.rows import parties
 from control_api.store.schema import calls, messages, usage_items
 from control_api.usage.pricing import PriceList, billable_minutes, call_category
 from control_api.usage.records import CATEGORIES, category_total, current_period
@@ -285,37 +286,14 @@ class Billing:
         )
         for row in call_rows:
             if row.status == "failed":
-                await self.call_lost(
-                    LostCall(
-                        sid=row.sid,
-                        account_sid=row.account_sid,
-                        direction=row.direction,
-                        to=row.to_address,
-                        from_=row.from_address,
-                        answered=True,
-                        end_time=row.end_time,
-                        duration=row.duration,
-                    )
+                lost = LostCall(
+                    **parties(row), answered=True, end_time=row.end_time, duration=row.duration
                 )
+                await self.call_lost(lost)
                 continue
-            await self.call_finished(
-                sid=row.sid,
-                account_sid=row.account_sid,
-                direction=row.direction,
-                to=row.to_address,
-                from_=row.from_address,
-                status=row.status,
-                duration_s=row.duration,
-            )
+            await self.call_finished(**parties(row), status=row.status, duration_s=row.duration)
         for row in message_rows:
-            await self.message_priced(
-                sid=row.sid,
-                account_sid=row.account_sid,
-                direction=row.direction,
-                to=row.to_address,
-                from_=row.from_address,
-                segments=row.num_segments,
-            )
+            await self.message_priced(**parties(row), segments=row.num_segments)
         return len(call_rows) + len(message_rows)
 
 

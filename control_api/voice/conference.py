@@ -180,6 +180,14 @@ class Conferences:
         room = self._by_sid.get(conference_sid)
         return room if room is not None and room.account_sid == account_sid else None
 
+    def _member(
+        self, account_sid: str, conference_sid: str, call_sid: str
+    ) -> tuple[_Room, _Member] | None:
+        """The account's room and the call's place in it, while it is there."""
+        room = self._room(account_sid, conference_sid)
+        member = room.members.get(call_sid) if room is not None else None
+        return (room, member) if room is not None and member is not None else None
+
     async def end(self, account_sid: str, conference_sid: str) -> bool:
         room = self._room(account_sid, conference_sid)
         if room is None:
@@ -197,12 +205,10 @@ class Conferences:
         muted: bool | None = None,
         hold: bool | None = None,
     ) -> bool:
-        room = self._room(account_sid, conference_sid)
-        if room is None:
+        found = self._member(account_sid, conference_sid, call_sid)
+        if found is None:
             return False
-        member = room.members.get(call_sid)
-        if member is None:
-            return False
+        room, member = found
         fields = {}
         if muted is not None:
             member.participant.muted = fields["muted"] = muted
@@ -213,12 +219,10 @@ class Conferences:
         return True
 
     async def kick(self, account_sid: str, conference_sid: str, call_sid: str) -> bool:
-        room = self._room(account_sid, conference_sid)
-        if room is None:
+        found = self._member(account_sid, conference_sid, call_sid)
+        if found is None:
             return False
-        member = room.members.get(call_sid)
-        if member is None:
-            return False
+        room, member = found
         member.left.set()
         await self._settle(room)
         return True

@@ -8,12 +8,14 @@ forwards them to the node that holds a call. Neither reaches past this port.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from control_api.store import CallRecord
+    from control_api.voice.live import LiveCall
 
 __all__ = ["LiveCalls", "NewCall", "NewStream", "StreamInfo", "Unavailable", "Unroutable"]
 
@@ -87,6 +89,10 @@ class LiveCalls(Protocol):
     been made, and the store updated where the change shows there (status, end time),
     so that the call the API answers with is fresh.
     """
+
+    def live_of(self, account_sid: str) -> Sequence[LiveCall]:
+        """The account's calls in progress on this node (the console's live view)."""
+        ...
 
     async def hangup(self, account_sid: str, call_sid: str) -> bool:
         """``Status=completed``: end the call, whatever state it is in."""

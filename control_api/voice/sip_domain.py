@@ -4,8 +4,8 @@ The composition root asks :meth:`SipDomainCalls.app_for` first for every INVITE.
 Request-URI host that is no domain's name (an IP address, the node's own name) is left
 to the usual routing (built-in apps, numbers); a domain's INVITE is admitted or
 refused by :class:`~control_api.sip_domain_access.DomainGate` (403, or 407 to ask for
-a digest), and an admitted one runs the domain's TwiML through ``run_call_twiml``, the
-path calls to numbers take, with Twilio's SIP parameters: ``To`` the Request-URI,
+a digest), and an admitted one runs the domain's TwiML through ``run_offered_call``,
+the path calls to numbers take, with Twilio's SIP parameters: ``To`` the Request-URI,
 ``From`` the caller's SIP URI, ``SipDomain``, ``SipDomainSid``, ``SipCallId``,
 ``SipSourceIp`` and ``SipHeader_X-…``. Its status callbacks go to the domain's
 ``VoiceStatusCallbackUrl``. A ``secure`` domain takes calls over TLS offering SRTP only.
@@ -29,13 +29,12 @@ from control_api.sip_domain_access import (
 )
 from control_api.store import SipDomain
 from control_api.store.sip_domain_mappings import CALL_KINDS
-from control_api.voice.inbound import final_status
-from control_api.voice.lifecycle import base_params
-from control_api.voice.twiml_call import document_of, incoming_lifecycle, run_call_twiml
+from control_api.voice.inbound import final_status, sip_params
+from control_api.voice.twiml_call import run_offered_call
 
 if TYPE_CHECKING:
     from control_api.calls.call import Call
-    from control_api.voice.inbound import VoiceApps
+    from control_api.voice.runtime import VoiceRuntime
     from sip.invite import InviteSession
 
 __all__ = ["SipDomainCalls"]
@@ -46,17 +45,17 @@ class SipDomainCalls:
 
     def __init__(
         self,
-        voice: VoiceApps,
+        runtime: VoiceRuntime,
         gate: DomainGate,
         *,
         refused: Callable[..., None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.voice = voice
+        self.runtime = runtime
         self.gate = gate
         self._refused = refused or (lambda reason, source_ip, **fields: None)
         self._clock = clock
-        store = voice.context.store
+        store = runtime.context.store
         self._store = store
         self.domains = DomainDirectory(store)
         self.networks = Lookup(store.domain_mappings.call_networks, fresh=FRESH_S, expire=FRESH_S)
@@ -79,7 +78,7 @@ class SipDomainCalls:
                     **({"user": admission.username} if admission.username else {}),
                 )
             return functools.partial(_refuse, admission)
-        billing = self.voice.context.billing
+        billing = self.runtime.context.billing
         if billing is not None and await billing.is_spent(domain.account_sid):
             return functools.partial(_refuse, Admission(403))
         if not domain.voice_url:
@@ -106,54 +105,28 @@ class SipDomainCalls:
         return self.gate.verify(request, source, screened, candidates, self._clock())
 
     async def run_call(self, domain: SipDomain, call: Call) -> None:
-        context = self.voice.context
-        token = await context.token_of(domain.account_sid)
+        token = await self.runtime.context.token_of(domain.account_sid)
         if token is None:
             call.reject(404)
             return
         session = call.session
-        request = session.request
-        uri = request.request_uri
-        to = f"sip:{uri.user}@{domain.domain_name}" if uri.user else f"sip:{domain.domain_name}"
-        caller = request.from_.uri
-        from_ = f"sip:{caller.user}@{caller.host}" if caller.user else f"sip:{caller.host}"
-        base = [
-            *base_params(
-                call_sid=call.sid,
-                account_sid=domain.account_sid,
-                from_=from_,
-                to=to,
-                direction="inbound",
-            ),
-            ("SipDomain", domain.domain_name),
-            ("SipDomainSid", domain.sid),
-            ("SipCallId", session.call_id),
-            ("SipSourceIp", session.flow.remote[0]),
-            *[
-                (f"SipHeader_{name}", value)
-                for name, value in request.headers
-                if name.lower().startswith("x-")
-            ],
-        ]
-        lifecycle = incoming_lifecycle(
-            context,
-            call_sid=call.sid,
-            account_sid=domain.account_sid,
-            to=to,
-            from_=from_,
-            base=base,
-            status_callback=domain.voice_status_callback_url,
-            status_callback_method=domain.voice_status_callback_method,
-            sip_call_id=session.call_id,
-        )
-        await run_call_twiml(
-            self.voice,
+        uri = session.request.request_uri
+        caller = session.request.from_.uri
+        await run_offered_call(
+            self.runtime,
             call,
-            lifecycle,
-            document_of(domain),
-            account_sid=domain.account_sid,
+            domain,
             token=token,
+            caller=f"sip:{caller.user}@{caller.host}" if caller.user else f"sip:{caller.host}",
+            to=f"sip:{uri.user}@{domain.domain_name}" if uri.user else f"sip:{domain.domain_name}",
+            params=[
+                ("SipDomain", domain.domain_name),
+                ("SipDomainSid", domain.sid),
+                ("SipSourceIp", session.flow.remote[0]),
+                *sip_params(session),
+            ],
             final_status=final_status,
+            sip_call_id=session.call_id,
         )
 
 
