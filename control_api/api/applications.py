@@ -40,7 +40,6 @@ __all__ = ["application_json", "router"]
 
 router = APIRouter()
 
-LIST = "/2010-04-01/Accounts/{account_sid}/Applications.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/Applications/{sid}.json"
 
 # Request parameter -> (store field, parser), in the order they are checked; URLs and
@@ -97,7 +96,7 @@ APPLICATIONS = Resource(
 APPLICATIONS.add_routes(router)
 
 
-@router.post(LIST)
+@router.post(APPLICATIONS.list_path)
 async def create(request: Request, account: PathAccount) -> Response:
     fields = parse_fields(await form_params(request), SETTINGS)
     application = await store_of(request).applications.create(account.sid, **fields)

@@ -69,7 +69,6 @@ FILTERS: dict[str, Filter] = {
     "EndTime": TimeRange.filter("end_time"),
 }
 
-LIST = "/2010-04-01/Accounts/{account_sid}/Calls.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/Calls/{sid}.json"
 
 router = APIRouter()
@@ -146,7 +145,7 @@ async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(ApiError(503, SERVICE_UNAVAILABLE, str(exc)))
 
 
-@router.post(LIST)
+@router.post(CALLS.list_path)
 async def create_call(request: Request, account: PathAccount) -> Response:
     params = await form_params(request)
     check_new_call(params)

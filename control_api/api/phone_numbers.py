@@ -50,7 +50,6 @@ __all__ = ["list_page", "number_json", "provision", "router"]
 
 router = APIRouter()
 
-LIST = "/2010-04-01/Accounts/{account_sid}/IncomingPhoneNumbers.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/IncomingPhoneNumbers/{sid}.json"
 
 
@@ -146,7 +145,7 @@ NUMBERS = Resource(INSTANCE, ("PN",), lambda r: store_of(r).numbers, number_json
 NUMBERS.add_routes(router)
 
 
-@router.post(LIST)
+@router.post(NUMBERS.list_path)
 async def create_number(request: Request, account: PathAccount) -> Response:
     return JSONResponse(number_json(await provision(request, account)), status_code=201)
 

@@ -44,7 +44,6 @@ __all__ = ["member_json", "queue_json", "router"]
 router = APIRouter()
 
 ACCOUNT = "/2010-04-01/Accounts/{account_sid}"
-LIST = ACCOUNT + "/Queues.json"
 INSTANCE = ACCOUNT + "/Queues/{sid}.json"
 MEMBERS = ACCOUNT + "/Queues/{sid}/Members.json"
 MEMBER = ACCOUNT + "/Queues/{sid}/Members/{call_sid}.json"
@@ -129,7 +128,7 @@ def _name_taken(exc: QueueNameTaken) -> ApiError:
     return ApiError.bad_parameter(f"A queue named {exc.name!r} exists already")
 
 
-@router.post(LIST)
+@router.post(QUEUES.list_path)
 async def create(request: Request, account: PathAccount) -> Response:
     fields = _fields(await form_params(request), creating=True)
     try:

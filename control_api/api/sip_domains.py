@@ -39,7 +39,6 @@ __all__ = ["DOMAINS", "domain_base", "router", "sip_domain_json"]
 
 router = APIRouter()
 
-LIST = "/2010-04-01/Accounts/{account_sid}/SIP/Domains.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/SIP/Domains/{sid}.json"
 
 _NAME = re.compile(r"[A-Za-z0-9.-]{1,253}")
@@ -156,7 +155,7 @@ def _refusals(name: str | None) -> Iterator[None]:
         raise _invalid(str(exc)) from None
 
 
-@router.post(LIST)
+@router.post(DOMAINS.list_path)
 async def create_domain(request: Request, account: PathAccount) -> Response:
     fields = parse_fields(await form_params(request), SETTINGS)
     name = fields.pop("domain_name", None)
