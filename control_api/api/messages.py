@@ -23,7 +23,7 @@ from control_api.api.params import (
     parse_url,
     restore_plus,
 )
-from control_api.api.resource import Resource, found
+from control_api.api.resource import Resource, found, stored_dates
 from control_api.errors import (
     CANNOT_DELETE_UNFINISHED,
     INVALID_PARAMETER,
@@ -75,15 +75,14 @@ def message_uri(message: MessageRecord) -> str:
 
 def message_json(message: MessageRecord) -> dict:
     uri = message_uri(message)
-    created, updated = message.date_created, message.date_updated
-    assert created is not None and updated is not None, "a stored message is dated"
+    created, updated = stored_dates(message)
     return {
         "account_sid": message.account_sid,
         "api_version": API_VERSION,
         "body": message.body,
-        "date_created": rfc2822(created),
+        "date_created": created,
         "date_sent": rfc2822(message.date_sent) if message.date_sent else None,
-        "date_updated": rfc2822(updated),
+        "date_updated": updated,
         "direction": message.direction,
         "error_code": message.error_code,
         "error_message": message.error_message,

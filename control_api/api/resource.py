@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from fastapi import APIRouter, Request, Response
@@ -33,9 +34,9 @@ from control_api.api.filters import Filter
 from control_api.api.paging import page_response
 from control_api.api.params import snake_case
 from control_api.errors import ApiError
-from control_api.sids import is_sid
+from control_api.sids import is_sid, rfc2822
 
-__all__ = ["Resource", "Show", "Table", "deleted", "found", "path_sid"]
+__all__ = ["Dated", "Resource", "Show", "Table", "deleted", "found", "path_sid", "stored_dates"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -62,6 +63,23 @@ def deleted(request: Request, done: bool) -> Response:
     if not done:
         raise ApiError.not_found(request.url.path)
     return Response(status_code=204)
+
+
+class Dated(Protocol):
+    """A row whose dates are set when it is stored (its record allows None before)."""
+
+    @property
+    def date_created(self) -> datetime | None: ...
+
+    @property
+    def date_updated(self) -> datetime | None: ...
+
+
+def stored_dates(row: Dated) -> tuple[str, str]:
+    """A stored row's ``date_created`` and ``date_updated``, as its JSON shows them."""
+    created, updated = row.date_created, row.date_updated
+    assert created is not None and updated is not None, "a stored row is dated"
+    return rfc2822(created), rfc2822(updated)
 
 
 class Table(Protocol[T_co]):

@@ -33,7 +33,7 @@ from control_api.api.params import (
     query_params,
     snake_case,
 )
-from control_api.api.resource import Resource, found
+from control_api.api.resource import Resource, found, stored_dates
 from control_api.errors import INVALID_PARAMETER, ApiError
 from control_api.sids import new_sid, rfc2822
 from control_api.store import BillingStore, UsageTriggerRecord
@@ -169,17 +169,16 @@ async def list_view(request: Request, view: str, account: PathAccount) -> Respon
 
 
 def trigger_json(trigger: UsageTriggerRecord) -> dict:
-    created, updated = trigger.date_created, trigger.date_updated
-    assert created is not None and updated is not None, "a stored trigger is dated"
+    created, updated = stored_dates(trigger)
     return {
         "account_sid": trigger.account_sid,
         "api_version": API_VERSION,
         "callback_method": trigger.callback_method,
         "callback_url": trigger.callback_url,
         "current_value": trigger.current_value,
-        "date_created": rfc2822(created),
+        "date_created": created,
         "date_fired": rfc2822(trigger.date_fired) if trigger.date_fired else None,
-        "date_updated": rfc2822(updated),
+        "date_updated": updated,
         "friendly_name": trigger.friendly_name,
         "recurring": trigger.recurring,
         "sid": trigger.sid,

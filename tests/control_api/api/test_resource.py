@@ -4,6 +4,7 @@ and ``Resource``, the routes that read and delete one resource's rows."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -11,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
 from control_api.api.auth import path_account
-from control_api.api.resource import Resource, deleted, found, path_sid
+from control_api.api.resource import Resource, deleted, found, path_sid, stored_dates
 from control_api.errors import NOT_FOUND, ApiError, install_error_handlers
 
 SID = "SK" + "0" * 32
@@ -192,3 +193,11 @@ def test_a_nested_list_of_no_parent_is_404_but_a_bad_query_is_400_first(client):
     missing = url(f"/Parents/PA{'9' * 32}/Children.json")
     assert client.get(missing).status_code == 404
     assert client.get(missing + "?PageSize=0").status_code == 400
+
+
+def test_a_stored_rows_dates_as_its_json_shows_them():
+    when = datetime(2026, 12, 5, 10, tzinfo=UTC)
+    row = SimpleNamespace(date_created=when, date_updated=when)
+    assert stored_dates(row) == ("Sat, 05 Dec 2026 10:00:00 +0000",) * 2
+    with pytest.raises(AssertionError):
+        stored_dates(SimpleNamespace(date_created=None, date_updated=when))
