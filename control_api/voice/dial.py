@@ -1,8 +1,10 @@
 """``<Dial>``: ring other parties, bridge the first to answer, report how it went.
 
 Every noun (or the plain number of the text content) is resolved to one or
-more destinations and rung at once; the first to answer wins and the others
-are cancelled. While they ring, the caller hears ringback (or, with
+more destinations and rung at once (``sequential="true"``: noun after noun, each
+for the ``timeout``); the first to answer, and to accept the call when its noun
+has a whisper ``url`` (whisper.py), wins and the others are cancelled. While they
+ring, the caller hears the ringback of ``ringTone`` (media/ring_tones.py; or, with
 ``answerOnBridge``, is not answered until the callee is). The two legs are
 then bridged (media/bridge.py) until either hangs up, ``timeLimit`` passes or
 the caller presses ``*`` with ``hangupOnStar``. The ``action`` URL gets
@@ -15,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -30,9 +32,11 @@ from control_api.voice.queue import QueueDialOutcome, dial_queue
 from control_api.voice.recording import CallRecording
 from control_api.voice.refer_policy import peer_address
 from control_api.voice.transfer import TransferWatch, blind_transfer
+from control_api.voice.whisper import whisper
 from media.bridge import Bridge
 from media.leg import Leg
 from media.player import play, send_digits
+from media.ring_tones import RING_TONES, ring_tone
 
 if TYPE_CHECKING:
     from control_api.calls.outbound_call import OutboundCall
@@ -68,10 +72,13 @@ class DialOutcome:
         return fields
 
 
-def _targets(verb: Dial) -> list[tuple[str, Number | Sip | Client | None]]:
+Target = Number | Sip | Client | None  # the noun of a destination (None: the text)
+
+
+def _targets(verb: Dial) -> list[tuple[str, Target]]:
     if verb.number_text and verb.number_text.strip():
         return [(verb.number_text.strip(), None)]
-    targets: list[tuple[str, Number | Sip | Client | None]] = []
+    targets: list[tuple[str, Target]] = []
     for noun in verb.nouns:
         if isinstance(noun, Number):
             targets.append((noun.number, noun))
@@ -82,18 +89,9 @@ def _targets(verb: Dial) -> list[tuple[str, Number | Sip | Client | None]]:
     return targets
 
 
-_RINGBACK: np.ndarray | None = None
-
-
 def ringback() -> np.ndarray:
     """North American ringback (ITU-T E.180: 440 + 480 Hz, 2 s on, 4 s off), 8 kHz int16."""
-    global _RINGBACK
-    if _RINGBACK is None:
-        t = np.arange(2 * 8000) / 8000
-        tone = 0.12 * (np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 480 * t))
-        on = (tone * 32767).astype(np.int16)
-        _RINGBACK = np.concatenate([on, np.zeros(4 * 8000, dtype=np.int16)])
-    return _RINGBACK
+    return ring_tone("us")
 
 
 async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome | QueueDialOutcome:
@@ -107,8 +105,49 @@ async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome | QueueDialOutcom
     if any(isinstance(noun, Queue) for noun in verb.nouns):  # control_api/voice/queue.py
         return await dial_queue(runner, verb)
     parent = runner.call
-    children: list[tuple[PlacedLeg, Number | Sip | Client | None]] = []
-    for address, noun in _targets(verb):
+    tone = _ring_tone(runner, verb)
+    targets = _targets(verb)
+    groups = [[target] for target in targets] if verb.sequential else [targets]
+    children: list[tuple[PlacedLeg, Target]] = []
+    winner: PlacedLeg | None = None
+    for group in groups:  # sequential: one noun after another, each for the timeout
+        if parent.ended.is_set():
+            break
+        ringing = await _children(context, runner, verb, group)
+        children += ringing
+        nouns = {id(child): noun for child, noun in ringing}
+
+        async def accept(call: PlacedLeg, nouns: dict[int, Target] = nouns) -> bool:
+            noun = nouns[id(call)]
+            if noun is None or noun.url is None:
+                return True
+            return await whisper(runner, call, noun)
+
+        winner = await ring_first([c for c, _ in ringing], parent, tone=tone, accept=accept)
+        if winner is not None:
+            break
+    if not children:
+        return DialOutcome("failed", None, False)
+    if winner is None:
+        status = "canceled" if parent.ended.is_set() else _summary(children)
+        return DialOutcome(status, children[0][0], False)
+    noun = next(n for c, n in children if c is winner)
+    if isinstance(noun, Number) and noun.send_digits:
+        await send_digits(_media(winner), noun.send_digits)
+    if not await parent.answer():  # answerOnBridge: the caller is answered only now
+        winner.hangup()
+        return DialOutcome("canceled", winner, False)
+    return await _bridge(context, runner, winner, verb)
+
+
+async def _children(
+    context: VoiceContext, runner: TwimlRunner, verb: Dial, targets: list[tuple[str, Target]]
+) -> list[tuple[PlacedLeg, Target]]:
+    """The child calls that ring ``targets`` (an unroutable one is a 13224 error)."""
+    parent = runner.call
+    assert context.dialer is not None
+    children: list[tuple[PlacedLeg, Target]] = []
+    for address, noun in targets:
         if isinstance(noun, Client):  # browser tabs of that identity ring too
             children += [(c, noun) for c in client_children(context, runner, address, noun, verb)]
         username = noun.username if isinstance(noun, Sip) else None
@@ -127,20 +166,15 @@ async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome | QueueDialOutcom
             continue
         for destination in destinations:
             children.append((child_call(context, runner, destination, noun, verb), noun))
-    if not children:
-        return DialOutcome("failed", None, False)
-    winner = await ring_first([child for child, _ in children], parent)
-    if winner is None:
-        statuses = [child.status for child, _ in children]
-        status = "canceled" if parent.ended.is_set() else _summary(statuses)
-        return DialOutcome(status, children[0][0], False)
-    noun = next(n for c, n in children if c is winner)
-    if isinstance(noun, Number) and noun.send_digits:
-        await send_digits(_media(winner), noun.send_digits)
-    if not await parent.answer():  # answerOnBridge: the caller is answered only now
-        winner.hangup()
-        return DialOutcome("canceled", winner, False)
-    return await _bridge(context, runner, winner, verb)
+    return children
+
+
+def _ring_tone(runner: TwimlRunner, verb: Dial) -> np.ndarray:
+    """The ringback the caller hears: ``ringTone``'s, else the US one (an unknown
+    value is Twilio's warning 13220)."""
+    if verb.ring_tone and verb.ring_tone.strip().lower() not in RING_TONES:
+        runner.errors.append(f"13220 Dial: Invalid ringTone value {verb.ring_tone!r}")
+    return ring_tone(verb.ring_tone)
 
 
 class Caller(Protocol):
@@ -158,19 +192,28 @@ class Caller(Protocol):
     def ring(self) -> None: ...
 
 
-async def ring_first(calls: Sequence[P], caller: Caller | None = None) -> P | None:
-    """Ring every call at once; the first to answer wins, the rest are cancelled.
+async def ring_first(
+    calls: Sequence[P],
+    caller: Caller | None = None,
+    *,
+    tone: np.ndarray | None = None,
+    accept: Callable[[P], Awaitable[bool]] | None = None,
+) -> P | None:
+    """Ring every call at once; the first to answer (and, with ``accept``, to accept
+    the call: a whisper) wins, the rest are cancelled or hung up.
 
     Each call rings for its own timeout (the dialer gave it one). Without a ``caller``
-    (a call the REST API places) nobody hears ringback and nobody hangs up meanwhile.
+    (a call the REST API places) nobody hears ringback and nobody hangs up meanwhile;
+    an answered caller hears ``tone`` (default: the US ringback) until a call wins.
     """
     ringing_tone = None
     if caller is not None and caller.answered and caller.leg is not None:
-        ringing_tone = asyncio.ensure_future(play(caller.leg, ringback(), loop=0))
+        samples = tone if tone is not None else ringback()
+        ringing_tone = asyncio.ensure_future(play(caller.leg, samples, loop=0))
     elif caller is not None and not caller.answered:
         caller.ring()
     attempts: dict[asyncio.Future[Any], P] = {
-        asyncio.ensure_future(call.connect()): call for call in calls
+        asyncio.ensure_future(_attempt(call, accept)): call for call in calls
     }
     caller_gone: asyncio.Future[Any] = asyncio.ensure_future(
         caller.ended.wait() if caller is not None else asyncio.Event().wait()
@@ -193,18 +236,35 @@ async def ring_first(calls: Sequence[P], caller: Caller | None = None) -> P | No
         if ringing_tone is not None:
             ringing_tone.cancel()
             await asyncio.gather(ringing_tone, return_exceptions=True)
-        await _cancel_losers([call for call in calls if call is not winner])
-        for attempt in attempts:
+        for attempt in attempts:  # a whisper still running stops here
             attempt.cancel()
+        await asyncio.gather(*attempts, return_exceptions=True)
+        await _cancel_losers([call for call in calls if call is not winner])
     if winner is not None and caller is not None and caller.ended.is_set():
         winner.hangup()
         return None
     return winner
 
 
+async def _attempt(call: P, accept: Callable[[P], Awaitable[bool]] | None) -> bool:
+    """Ring ``call``: True once it answered and accepted; one that refused is hung up."""
+    if not await call.connect():
+        return False
+    if accept is None or await accept(call):
+        return not call.ended.is_set()
+    if not call.ended.is_set():
+        call.hangup()
+    return False
+
+
 async def _cancel_losers(losers: Sequence[PlacedLeg]) -> None:
+    """Stop the calls that lost: cancel those ringing, hang up those answered (in
+    their whisper when another one won)."""
     for call in losers:
-        call.cancel()
+        if call.answered:
+            call.hangup()
+        else:
+            call.cancel()
     if losers:
         await asyncio.wait(
             [asyncio.ensure_future(call.ended.wait()) for call in losers],
@@ -306,8 +366,10 @@ async def _bridge(
     return DialOutcome("completed", child, True, recorder)
 
 
-def _summary(statuses: list[str]) -> str:
-    """One DialCallStatus for several calls that all failed."""
+def _summary(children: list[tuple[PlacedLeg, Target]]) -> str:
+    """One DialCallStatus for several calls that all failed; one that answered but
+    was refused by its whisper counts as not answered."""
+    statuses = ["no-answer" if child.answered else child.status for child, _ in children]
     for status in ("no-answer", "busy", "failed"):
         if status in statuses:
             return status

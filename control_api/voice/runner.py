@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from control_api.voice.context import VoiceContext
     from media.session import RtpSession
 
-__all__ = ["Document", "TwimlRunner", "VoiceServices"]
+__all__ = ["Document", "NextDocument", "TwimlRunner", "VoiceServices"]
 
 log = logging.getLogger("callswitch.twiml")
 
@@ -78,7 +78,9 @@ class VoiceServices:
     context: VoiceContext | None = None
 
 
-class _NextDocument(Exception):
+class NextDocument(Exception):
+    """A verb leaves the running document for another (an action, a ``<Redirect>``)."""
+
     def __init__(self, document: Document) -> None:
         self.document = document
 
@@ -149,7 +151,7 @@ class TwimlRunner:
                 log.info("twiml.warning", extra={"call_sid": self.call.sid, "warning": warning})
             try:
                 await self._execute(response.verbs, current.url)
-            except _NextDocument as follow:
+            except NextDocument as follow:
                 current = follow.document
                 continue
             current = None
@@ -406,7 +408,7 @@ def _follow(document: Document) -> None:
     """Leave the current document for ``document``; inline TwiML with no URL to go
     to (no action, no document URL) just goes on with its next verb."""
     if document.url:
-        raise _NextDocument(document)
+        raise NextDocument(document)
 
 
 def _ignore_digit(digit: str) -> None:
