@@ -31,7 +31,8 @@ from control_api.voice.children import child_call, client_children
 from control_api.voice.queue import QueueDialOutcome, dial_queue
 from control_api.voice.recording import CallRecording
 from control_api.voice.refer_policy import peer_address
-from control_api.voice.transfer import TransferWatch, blind_transfer
+from control_api.voice.refer_url import ask_refer_url
+from control_api.voice.transfer import REFERRER_GRACE_S, TransferWatch, blind_transfer
 from control_api.voice.whisper import whisper
 from media.bridge import Bridge
 from media.leg import Leg
@@ -41,7 +42,7 @@ from media.ring_tones import RING_TONES, ring_tone
 if TYPE_CHECKING:
     from control_api.calls.outbound_call import OutboundCall
     from control_api.voice.context import VoiceContext
-    from control_api.voice.runner import TwimlRunner
+    from control_api.voice.runner import Document, TwimlRunner
 
 __all__ = ["Caller", "DialOutcome", "dial", "ring_first", "ringback"]
 
@@ -58,6 +59,7 @@ class DialOutcome:
     child: PlacedLeg | None
     bridged: bool
     recording: CallRecording | None = None
+    then: Document | None = None  # a referUrl's answer: the caller runs it next
 
     def params(self) -> list[tuple[str, str]]:
         child = self.child
@@ -301,7 +303,8 @@ async def _bridge(
     context: VoiceContext, runner: TwimlRunner, child: PlacedLeg, verb: Dial
 ) -> DialOutcome:
     """Bridge until a party hangs up, ``timeLimit`` or ``*``; a REFER from either
-    party re-bridges the other one to the transfer target (transfer.py)."""
+    party re-bridges the other one to the transfer target (transfer.py), or, from
+    the callee with ``referUrl``, ends the bridge with the URL's answer (refer_url.py)."""
     parent = runner.call
     recorder = _recorder(context, runner, verb)
     loop = asyncio.get_running_loop()
@@ -313,6 +316,8 @@ async def _bridge(
     a: CallLeg = parent
     b: CallLeg = child
     placed: list[OutboundCall] = []  # the calls transfers placed
+    then: Document | None = None
+    referrer: CallLeg | None = None
 
     def on_dtmf(side: int, digit: str) -> None:
         if side == 0 and digit == "*" and not star.done():
@@ -347,6 +352,13 @@ async def _bridge(
                 runner.bridged = None
             if request is None:
                 break  # a hang-up, the time limit or the star key
+            if verb.refer_url and request.referrer is not parent:
+                then = await ask_refer_url(runner, verb, request)
+                transfers.busy = False
+                if then is None:
+                    continue  # the URL failed: the bridge goes on
+                referrer = request.referrer
+                break
             other = b if request.referrer is a else a
             new = await blind_transfer(runner, verb, request, other)
             transfers.busy = False
@@ -356,6 +368,9 @@ async def _bridge(
                 a, b = other, new
     finally:
         transfers.close()
+        if referrer is not None:  # told 200: it should hang up itself
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(referrer.ended.wait(), REFERRER_GRACE_S)
         for call in [child, *placed]:
             if not call.ended.is_set():
                 call.hangup()
@@ -363,7 +378,7 @@ async def _bridge(
                     await asyncio.wait_for(call.ended.wait(), CANCEL_GRACE_S)
         if recorder is not None:
             await recorder.finish()
-    return DialOutcome("completed", child, True, recorder)
+    return DialOutcome("completed", child, True, recorder, then)
 
 
 def _summary(children: list[tuple[PlacedLeg, Target]]) -> str:

@@ -34,7 +34,7 @@ from control_api.twiml.verbs import (
     Start,
     Stop,
 )
-from control_api.voice.dial import dial
+from control_api.voice.dial import DialOutcome, dial
 from control_api.voice.queue import enqueue
 from control_api.voice.record import record
 from control_api.voice.refer import refer_call
@@ -253,6 +253,9 @@ class TwimlRunner:
             return
         outcome = await dial(self, verb)
         self.call.log("dial.finished", status=outcome.status, bridged=outcome.bridged)
+        then = outcome.then if isinstance(outcome, DialOutcome) else None
+        if then is not None and not self.call.ended.is_set():
+            _follow(then)  # a referUrl's answer, in place of the action
         if verb.action:
             self._act(_resolve(document_url, verb.action), verb.method, outcome.params())
 

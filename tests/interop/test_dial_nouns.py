@@ -238,3 +238,61 @@ def test_sip_username_and_password_answer_the_callee_digest_challenge(tmp_path, 
         windows = tone_windows(callee_sink)
         assert first(windows, CALLER_TONE_HZ) is not None, windows
         assert np.isfinite(windows).all()
+
+
+def test_refer_url_decides_what_a_callee_refer_does(tmp_path, app):
+    """The callee sends REFER (to a number on a trunk's host: transfer policy still
+    applies first); ``referUrl`` is asked with ``ReferTransferTarget`` and its
+    ``<Dial>`` connects the caller to that target; the referrer gets 202 and NOTIFY 200."""
+    from .test_midcall import background
+
+    referrer_port, target_port = free_port(), free_port()
+    target_uri = f"sip:+15550402222@127.0.0.1:{target_port}"
+    with RtpSink() as caller_sink, RtpSink() as referrer_sink, RtpSink() as target_sink:
+        referrer = background(
+            "uas_refer_blind.xml",
+            tmp_path / "referrer",
+            referrer_port,
+            {"sink_port": referrer_sink.port, "target": target_uri},
+        )
+        target = background(
+            "uas_answer_tone_bye.xml",
+            tmp_path / "target",
+            target_port,
+            {"sink_port": target_sink.port},
+            hz=CARRIER_TONE_HZ,
+        )
+        server = CallswitchServer.start(
+            tmp_path / "server",
+            extra_args=(
+                "--trunk",
+                f"b=sip:127.0.0.1:{referrer_port};prefix=+1555030",
+                "--trunk",
+                f"c=sip:127.0.0.1:{target_port};prefix=+1555040",
+            ),
+        )
+        try:
+            client = client_of(server)
+            app.routes["/voice"] = lambda r: twiml(
+                '<Dial referUrl="/refer" action="/after"><Number>+15550301111</Number></Dial>'
+            )
+            app.routes["/refer"] = lambda r: twiml("<Dial>+15550402222</Dial>")
+            app.routes["/after"] = lambda r: twiml("<Hangup/>")
+            client.incoming_phone_numbers.create(
+                phone_number=DIAL_NUMBER, voice_url=app.url("/voice")
+            )
+            caller = call_in(tmp_path, server, caller_sink)
+            referred = referrer.wait(15)
+            answered = target.wait(15)
+            assert caller.ok(1), f"{caller.describe()}\n{server.tail()}"
+            assert referred.ok(1), f"{referred.describe()}\n{server.tail()}"
+            assert answered.ok(1), f"{answered.describe()}\n{server.tail()}"
+            [asked] = app.wait_for("/refer")
+        finally:
+            problems = server.stop()
+        assert not problems, problems
+
+        assert asked.field("ReferTransferTarget") == f"<{target_uri}>"
+        assert asked.field("Direction") == "inbound"  # the caller's own request
+        assert not app.to("/after")  # the referUrl's TwiML ran in place of the action
+        assert heard(caller_sink, CARRIER_TONE_HZ), "the caller did not reach the target"
