@@ -38,6 +38,15 @@ MAX_WHISPER_DOCUMENTS = 10  # <Redirect>s and <Gather> actions followed in one w
 async def whisper(runner: TwimlRunner, call: PlacedLeg, noun: Number | Sip | Client) -> bool:
     """Run ``noun``'s whisper on ``call`` (answered): True when the callee takes the
     call, False when the whisper refused it or the callee hung up meanwhile."""
+    try:
+        return await _run(runner, call, noun)
+    except Exception as exc:  # speech or audio failing: the call goes ahead without it
+        runner.errors.append(f"11200 whisper {exc}")
+        log.exception("dial.whisper_error", extra={"call_sid": call.sid})
+        return not call.ended.is_set()
+
+
+async def _run(runner: TwimlRunner, call: PlacedLeg, noun: Number | Sip | Client) -> bool:
     from control_api.voice.runner import Document, NextDocument, TwimlRunner
 
     assert noun.url is not None

@@ -228,3 +228,46 @@ async def test_sip_credentials_are_given_to_the_dialer():
     body = '<Dial><Sip username="u1" password="p1">sip:bob@carrier.test</Sip></Dial>'
     await asyncio.wait_for(dial(runner, verb(body)), 5)
     assert ctx.dialer.resolved == [("sip:bob@carrier.test", "u1", "p1")]
+
+
+async def test_a_whisper_that_fails_is_recorded_and_the_call_goes_ahead():
+    callee = Phone("CAchild", True)
+    ctx = context({"+15550001": callee})
+    app = Application({"http://app/screen": "<Response><Say>hello</Say></Response>"})
+
+    async def broken_speech(text, voice, language):
+        raise RuntimeError("no speech engine")
+
+    app.synthesize = broken_speech
+    parent = caller()
+    runner = runner_for(parent, ctx, app)
+    asyncio.get_running_loop().call_later(0.3, parent.hangup)
+    outcome = await asyncio.wait_for(
+        dial(runner, verb('<Dial><Number url="/screen">+15550001</Number></Dial>')), 5
+    )
+    assert outcome.bridged and outcome.child is callee
+    assert [e.split()[:2] for e in runner.errors] == [["11200", "whisper"]]
+
+
+async def test_a_whisper_gather_screens_the_call_with_a_key():
+    screen = '<Response><Gather numDigits="1" action="/accept" timeout="2"/><Hangup/></Response>'
+    pages = {"http://app/screen": screen, "http://app/accept": "<Response/>"}
+    for key, bridged in (("1", True), (None, False)):
+        callee = Phone("CAchild", True)
+        ctx = context({"+15550001": callee})
+        app = Application(pages)
+        parent = caller()
+        runner = runner_for(parent, ctx, app)
+        loop = asyncio.get_running_loop()
+        if key is not None:
+            loop.call_later(0.2, lambda k=key, c=callee: c.leg.on_dtmf(k))
+        loop.call_later(2.5, parent.hangup)
+        outcome = await asyncio.wait_for(
+            dial(runner, verb('<Dial><Number url="/screen">+15550001</Number></Dial>')), 5
+        )
+        assert outcome.bridged is bridged
+        if bridged:
+            [accepted] = app.asked_for("http://app/accept")
+            assert accepted["Digits"] == "1" and accepted["CallSid"] == "CAchild"
+        else:
+            assert outcome.status == "no-answer" and not app.asked_for("http://app/accept")
