@@ -3,10 +3,12 @@
 A SIPp caller (440 Hz) calls one of our numbers whose TwiML ``<Dial>``s SIPp callees
 through trunks: a ``<Number url>`` whisper is heard by the callee (its 700 Hz tone)
 before the bridge brings the caller's tone, and never by the caller; a whisper that
-answers ``<Hangup/>`` refuses the call (``DialCallStatus=no-answer``, no bridge);
+answers ``<Hangup/>`` refuses the call (``DialCallStatus=no-answer``, no bridge) while
+the caller hears the ``ringTone="uk"`` ringback;
 ``sequential`` rings the second number only once the first was busy, and each
 ``<Number>`` sends only the status callbacks its ``statusCallbackEvent`` asked for;
-``<Sip username password>`` answers a callee's digest challenge.
+``<Sip username password>`` answers a callee's digest challenge; ``referUrl`` decides
+what a callee's REFER does.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def test_a_whisper_hangup_refuses_the_call_and_the_dial_goes_on(tmp_path, app):
         try:
             client = client_of(server)
             app.routes["/voice"] = lambda r: twiml(
-                '<Dial action="/after" timeout="15">'
+                '<Dial action="/after" timeout="15" ringTone="uk">'
                 '<Number url="/screen">+15550101111</Number></Dial>'
             )
             app.routes["/screen"] = lambda r: twiml("<Hangup/>")
@@ -155,6 +157,10 @@ def test_a_whisper_hangup_refuses_the_call_and_the_dial_goes_on(tmp_path, app):
         assert child.parent_call_sid == after.field("CallSid")
         assert child.status == "completed"  # the callee did answer, and was hung up
         assert not heard(caller_sink, CARRIER_TONE_HZ), "the refused callee was bridged"
+        # While the callee rang, the caller heard the British ringback (400 + 450 Hz).
+        windows = tone_windows(caller_sink)
+        assert any(first([f], hz) == 0 for f in windows for hz in (400.0, 450.0)), windows
+        assert first(windows, 480.0) is None, windows  # not the US one
 
 
 def test_sequential_rings_the_second_after_the_first_with_only_the_callbacks_asked(tmp_path, app):
