@@ -107,27 +107,7 @@ async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome | QueueDialOutcom
     if any(isinstance(noun, Queue) for noun in verb.nouns):  # control_api/voice/queue.py
         return await dial_queue(runner, verb)
     parent = runner.call
-    tone = _ring_tone(runner, verb)
-    targets = _targets(verb)
-    groups = [[target] for target in targets] if verb.sequential else [targets]
-    children: list[tuple[PlacedLeg, Target]] = []
-    winner: PlacedLeg | None = None
-    for group in groups:  # sequential: one noun after another, each for the timeout
-        if parent.ended.is_set():
-            break
-        ringing = await _children(context, runner, verb, group)
-        children += ringing
-        nouns = {id(child): noun for child, noun in ringing}
-
-        async def accept(call: PlacedLeg, nouns: dict[int, Target] = nouns) -> bool:
-            noun = nouns[id(call)]
-            if noun is None or noun.url is None:
-                return True
-            return await whisper(runner, call, noun)
-
-        winner = await ring_first([c for c, _ in ringing], parent, tone=tone, accept=accept)
-        if winner is not None:
-            break
+    children, winner = await _ring(context, runner, verb)
     if not children:
         return DialOutcome("failed", None, False)
     if winner is None:
@@ -140,6 +120,43 @@ async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome | QueueDialOutcom
         winner.hangup()
         return DialOutcome("canceled", winner, False)
     return await _bridge(context, runner, winner, verb)
+
+
+async def _ring(
+    context: VoiceContext, runner: TwimlRunner, verb: Dial
+) -> tuple[list[tuple[PlacedLeg, Target]], PlacedLeg | None]:
+    """Ring the nouns (at once, or one after another with ``sequential``) while the
+    caller hears the ``ringTone``: every child call placed, and the one that won."""
+    tone = _ring_tone(runner, verb)
+    targets = _targets(verb)
+    groups = [[target] for target in targets] if verb.sequential else [targets]
+    children: list[tuple[PlacedLeg, Target]] = []
+    for group in groups:
+        if runner.call.ended.is_set():
+            break
+        ringing = await _children(context, runner, verb, group)
+        children += ringing
+        accept = _screening(runner, ringing)
+        calls = [call for call, _ in ringing]
+        winner = await ring_first(calls, runner.call, tone=tone, accept=accept)
+        if winner is not None:
+            return children, winner
+    return children, None
+
+
+def _screening(
+    runner: TwimlRunner, ringing: list[tuple[PlacedLeg, Target]]
+) -> Callable[[PlacedLeg], Awaitable[bool]]:
+    """Whether a call that answered takes the call: its noun's whisper says, if any."""
+    nouns = {id(call): noun for call, noun in ringing}
+
+    async def accept(call: PlacedLeg) -> bool:
+        noun = nouns[id(call)]
+        if noun is None or noun.url is None:
+            return True
+        return await whisper(runner, call, noun)
+
+    return accept
 
 
 async def _children(
