@@ -36,7 +36,7 @@ from control_api.twiml.verbs import (
     Stop,
 )
 from control_api.voice.call_errors import CallErrors
-from control_api.voice.dial import dial
+from control_api.voice.dial import DialOutcome, dial
 from control_api.voice.queue import enqueue
 from control_api.voice.record import record
 from control_api.voice.refer import refer_call
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from control_api.voice.context import VoiceContext
     from media.session import RtpSession
 
-__all__ = ["Document", "TwimlRunner", "VoiceServices"]
+__all__ = ["Document", "NextDocument", "TwimlRunner", "VoiceServices"]
 
 log = logging.getLogger("callswitch.twiml")
 
@@ -80,7 +80,9 @@ class VoiceServices:
     context: VoiceContext | None = None
 
 
-class _NextDocument(Exception):
+class NextDocument(Exception):
+    """A verb leaves the running document for another (an action, a ``<Redirect>``)."""
+
     def __init__(self, document: Document) -> None:
         self.document = document
 
@@ -173,7 +175,7 @@ class TwimlRunner:
                 self.errors.warn(12200, f"Schema validation warning: {warning}")
             try:
                 await self._execute(response.verbs, current.url)
-            except _NextDocument as follow:
+            except NextDocument as follow:
                 current = follow.document
                 continue
             current = None
@@ -297,6 +299,9 @@ class TwimlRunner:
             return
         outcome = await dial(self, verb)
         self.call.log("dial.finished", status=outcome.status, bridged=outcome.bridged)
+        then = outcome.then if isinstance(outcome, DialOutcome) else None
+        if then is not None and not self.call.ended.is_set():
+            _follow(then)  # a referUrl's answer, in place of the action
         if verb.action:
             self._act(_resolve(document_url, verb.action), verb.method, outcome.params())
 
@@ -452,7 +457,7 @@ def _follow(document: Document) -> None:
     """Leave the current document for ``document``; inline TwiML with no URL to go
     to (no action, no document URL) just goes on with its next verb."""
     if document.url:
-        raise _NextDocument(document)
+        raise NextDocument(document)
 
 
 def _fallback_of(document: Document, loaded_from: str | None, code: int) -> Document | None:
