@@ -48,6 +48,7 @@ from control_api.voice.live import LiveCall, LocalLiveCalls
 from control_api.voice.port import NewCall, NewStream, StreamInfo
 from control_api.voice.runtime import VoiceRuntime
 from control_api.voice.sip_domain import SipDomainCalls
+from control_api.voice.validation import ValidationCalls
 from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
@@ -237,6 +238,7 @@ class Server:
                 ice_servers=self.relay,
                 messaging=self.messaging,
                 billing=self.billing,
+                caller_id_validations=ValidationCalls(self.voice.runtime) if self.voice else None,
             )
             app.include_router(demo.router)
             app.include_router(cluster_router(local))

@@ -45,6 +45,7 @@ def account_json(account: Account) -> dict:
                 ("incoming_phone_numbers", "IncomingPhoneNumbers"),
                 ("keys", "Keys"),
                 ("messages", "Messages"),
+                ("outgoing_caller_ids", "OutgoingCallerIds"),
                 ("recordings", "Recordings"),
             )
         },

@@ -10,10 +10,12 @@ from control_api.api import (
     accounts,
     applications,
     balance,
+    caller_ids,
     calls,
     conferences,
     ip_access_control,
     keys,
+    message_media,
     messages,
     phone_number_types,
     phone_numbers,
@@ -32,6 +34,7 @@ from control_api.api.tokens import IceServers
 from control_api.errors import install_error_handlers
 from control_api.store import Store
 from control_api.voice.port import LiveCalls, Unavailable
+from control_api.voice.validation import CallerIdValidations
 
 __all__ = ["create_app"]
 
@@ -45,6 +48,7 @@ def create_app(
     ice_servers: IceServers | None = None,
     messaging=None,
     billing=None,
+    caller_id_validations: CallerIdValidations | None = None,
 ) -> FastAPI:
     """The REST API over ``store``, acting on live calls through ``live_calls``.
 
@@ -53,7 +57,8 @@ def create_app(
     ``ice_servers`` is the TURN relay the Tokens resource hands out (without it, 404).
     ``messaging`` (``control_api.sms.service.Messaging``) sends messages and
     ``billing`` (``control_api.usage.billing.Billing``) prices usage; without them the
-    Messages and Usage resources answer 501.
+    Messages and Usage resources answer 501. ``caller_id_validations`` places the calls
+    that verify caller IDs (without it, ``POST OutgoingCallerIds.json`` answers 501).
 
     Every answer, errors included, is JSON in Twilio's shape; there are no
     documentation routes.
@@ -71,6 +76,7 @@ def create_app(
     app.state.ice_servers = ice_servers
     app.state.messaging = messaging
     app.state.billing = billing
+    app.state.caller_id_validations = caller_id_validations
     install_error_handlers(app)
     app.add_exception_handler(Unavailable, calls.unavailable)  # the voice port's 20503
     # POST Messages.json without FastAPI's routing: same auth and endpoint (fast_path.py).
@@ -89,7 +95,9 @@ def create_app(
         sip_domain_mappings,
         ip_access_control,
         tokens,
+        message_media,
         messages,
+        caller_ids,
         usage,
         balance,
         keys,

@@ -26,6 +26,7 @@ from control_api.api.params import (
     restore_plus,
 )
 from control_api.api.resource import found, path_sid
+from control_api.api.state import store_of
 from control_api.errors import (
     CANNOT_DELETE_UNFINISHED,
     INVALID_PARAMETER,
@@ -97,7 +98,8 @@ def message_json(message: MessageRecord) -> dict:
         "price_unit": message.price_unit,
         "sid": message.sid,
         "status": message.status,
-        "subresource_uris": {},  # Twilio's "media" and "feedback" are not built
+        # Twilio's "feedback" is not built.
+        "subresource_uris": {"media": f"{uri.removesuffix('.json')}/Media.json"},
         "to": message.to,
         "uri": uri,
     }
@@ -227,4 +229,5 @@ async def delete_message(request: Request, sid: str, account: PathAccount) -> Re
             "A message cannot be deleted before it is sent", CANNOT_DELETE_UNFINISHED
         )
     await _messaging(request).messages.delete(account.sid, sid)
+    await store_of(request).message_media.delete_of_message(account.sid, sid)
     return Response(status_code=204)
