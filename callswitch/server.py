@@ -33,6 +33,7 @@ from control_api.cluster import ClusterLiveCalls, Node
 from control_api.fetch_policy import FetchPolicy
 from control_api.registrations import start_registrar
 from control_api.sip_domain_access import DomainGate
+from control_api.sms.media import MediaFetcher
 from control_api.sms.service import Messaging
 from control_api.sms.sip_carrier import SipMessageCarrier, serve_inbound_messages
 from control_api.sms.smpp_carrier import SmppCarrier
@@ -287,8 +288,16 @@ class Server:
         repriced = await self.billing.reconcile()
         if repriced:
             log.info("billing.reconciled", extra={"priced": repriced})
+        fetcher = MediaFetcher(guard=self.fetch_policy)  # MMS media's MediaUrl
+        self._closers.append(fetcher.close)
         self.messaging = Messaging(
-            self.store, self.outbox, webhooks, billing=self.billing, claimant=self.claimant
+            self.store,
+            self.outbox,
+            webhooks,
+            billing=self.billing,
+            claimant=self.claimant,
+            media_fetcher=fetcher,
+            base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
         )
         for smsc in s.smpp:
             carrier = SmppCarrier(smsc, self.messaging.events)

@@ -101,6 +101,12 @@ class MessageMediaStore:
         where = (_m.account_sid == account_sid, _m.message_sid == message_sid, _m.sid == sid)
         return await self.rows.first(select(*columns).where(*where))
 
+    async def contents(self, account_sid: str, message_sid: str) -> list[MediaRecord]:
+        """Every medium of a message with its bytes, oldest first."""
+        where = (_m.account_sid == account_sid, _m.message_sid == message_sid)
+        query = select(message_media).where(*where).order_by(*self.listing.order_by)
+        return await self.rows.all(query)
+
     async def delete(self, account_sid: str, message_sid: str, sid: str) -> bool:
         where = (_m.account_sid == account_sid, _m.message_sid == message_sid, _m.sid == sid)
         return await self.rows.delete(*where) > 0
