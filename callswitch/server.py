@@ -240,6 +240,7 @@ class Server:
                 messaging=self.messaging,
                 billing=self.billing,
                 caller_id_validations=ValidationCalls(self.voice.runtime) if self.voice else None,
+                verified_caller_ids=s.verified_caller_ids,
             )
             app.include_router(demo.router)
             app.include_router(cluster_router(local))

@@ -49,6 +49,7 @@ def create_app(
     messaging=None,
     billing=None,
     caller_id_validations: CallerIdValidations | None = None,
+    verified_caller_ids: bool = False,
 ) -> FastAPI:
     """The REST API over ``store``, acting on live calls through ``live_calls``.
 
@@ -58,7 +59,9 @@ def create_app(
     ``messaging`` (``control_api.sms.service.Messaging``) sends messages and
     ``billing`` (``control_api.usage.billing.Billing``) prices usage; without them the
     Messages and Usage resources answer 501. ``caller_id_validations`` places the calls
-    that verify caller IDs (without it, ``POST OutgoingCallerIds.json`` answers 501).
+    that verify caller IDs (without it, ``POST OutgoingCallerIds.json`` answers 501);
+    ``verified_caller_ids`` makes ``POST Calls.json`` take only a ``From`` number of the
+    account's or one of its verified caller IDs (21210).
 
     Every answer, errors included, is JSON in Twilio's shape; there are no
     documentation routes.
@@ -77,6 +80,7 @@ def create_app(
     app.state.messaging = messaging
     app.state.billing = billing
     app.state.caller_id_validations = caller_id_validations
+    app.state.verified_caller_ids = verified_caller_ids
     install_error_handlers(app)
     app.add_exception_handler(Unavailable, calls.unavailable)  # the voice port's 20503
     # POST Messages.json without FastAPI's routing: same auth and endpoint (fast_path.py).

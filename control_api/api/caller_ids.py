@@ -7,6 +7,11 @@ node calls the number and asks for the six-digit code this answer shows
 callee keyed it, the number is a caller ID of the account: ``GET OutgoingCallerIds.json``
 lists them (filters ``PhoneNumber``, ``FriendlyName``), ``GET``/``POST``/``DELETE
 OutgoingCallerIds/{PN}.json`` fetch one, rename it (``FriendlyName``) and delete it.
+
+With ``--verified-caller-ids`` (off by default, as callswitch has always let a REST call
+show any number), ``POST Calls.json`` takes a ``From`` number only if it is one of the
+account's numbers or verified caller IDs (Twilio's 21210); ``client:`` and ``sip:``
+callers are not numbers and pass (``require_verified_caller``).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from control_api.voice.validation import (
     new_validation_code,
 )
 
-__all__ = ["caller_id_json", "router", "validation_request_json"]
+__all__ = ["caller_id_json", "require_verified_caller", "router", "validation_request_json"]
 
 router = APIRouter()
 
@@ -53,6 +58,7 @@ INSTANCE = "/2010-04-01/Accounts/{account_sid}/OutgoingCallerIds/{sid}.json"
 PHONE_NUMBER_INVALID = 21401  # PhoneNumber missing or not a phone number
 NOT_ROUTABLE = 21215  # the number cannot be called from here
 ALREADY_VERIFIED = 21450  # the number is a caller ID of the account already
+CALLER_NOT_VERIFIED = 21210  # a call's From is neither the account's number nor caller ID
 MAX_CALL_DELAY_S = 60
 _EXTENSION = re.compile(r"[0-9*#wW]{1,32}")
 
@@ -130,6 +136,27 @@ def _validations(request: Request) -> CallerIdValidations:
     if validations is None:
         raise ApiError(501, METHOD_NOT_ALLOWED, "This node places no calls: it runs no SIP")
     return validations
+
+
+async def require_verified_caller(request: Request, account_sid: str, from_: str) -> None:
+    """With ``--verified-caller-ids``: 21210 unless ``from_`` (a number) is one of the
+    account's numbers or verified caller IDs."""
+    if not getattr(request.app.state, "verified_caller_ids", False):
+        return
+    number = normalize_e164(from_)
+    if number is None:  # client:, sip: (checked as addresses already)
+        return
+    store = store_of(request)
+    owned = await store.numbers.find(number)
+    if owned is not None and owned.account_sid == account_sid:
+        return
+    if await store.caller_ids.find(account_sid, number) is not None:
+        return
+    raise ApiError.bad_parameter(
+        f"The source phone number provided, {number}, is not yet verified for your account."
+        " You may only make calls from phone numbers that you've verified or purchased.",
+        CALLER_NOT_VERIFIED,
+    )
 
 
 async def _existing(request: Request, account: Account, sid: str) -> CallerId:

@@ -55,7 +55,8 @@ def server(store_url: str) -> Iterator[Server]:
     validations = FakeValidations()
 
     def make(store: Store):
-        return create_app(store, FakeLiveCalls(), caller_id_validations=validations)
+        live_calls = FakeLiveCalls(store=store)  # REST calls stored as queued
+        return create_app(store, live_calls, caller_id_validations=validations)
 
     with serve(store_url, make) as (base_url, store, _):
         yield Server(base_url, store, validations)
@@ -156,3 +157,33 @@ def test_without_a_voice_runtime_validation_answers_501(store_url):
         with pytest.raises(TwilioRestException) as caught:
             client.validation_requests.create(phone_number="+14155550130")
         assert caught.value.status == 501
+
+
+def test_verified_caller_ids_limit_a_rest_calls_from(store_url):
+    def make(store: Store):
+        return create_app(store, FakeLiveCalls(store=store), verified_caller_ids=True)
+
+    with serve(store_url, make) as (url, store, _):
+        account = asyncio.run(store.accounts.create("strict"))
+        other = asyncio.run(store.accounts.create("owner"))
+        asyncio.run(store.numbers.create(account.sid, "+14155550140"))
+        asyncio.run(store.numbers.create(other.sid, "+14155550141"))
+        asyncio.run(store.caller_ids.verified(account.sid, "+14155550142"))
+        client = Client(account.sid, account.auth_token, http_client=LocalHttpClient(url))
+        placed = []
+        for caller in ("+14155550140", "+14155550142", "client:alice", "sip:bot@example.com"):
+            call = client.calls.create(to="+15550100001", from_=caller, url="https://e.com/a")
+            placed.append(call._from)
+        assert placed == ["+14155550140", "+14155550142", "client:alice", "sip:bot@example.com"]
+        for caller in ("+14155550141", "+14155550143"):  # another account's; nobody's
+            with pytest.raises(TwilioRestException) as caught:
+                client.calls.create(to="+15550100001", from_=caller, url="https://e.com/a")
+            assert (caught.value.status, caught.value.code) == (400, 21210)
+
+
+def test_by_default_any_number_may_be_a_rest_calls_from(server):
+    account = server.account()
+    call = server.client(account).calls.create(
+        to="+15550100001", from_="+14155550144", url="https://e.com/a"
+    )
+    assert call._from == "+14155550144"
