@@ -34,6 +34,7 @@ from control_api.cluster import ClusterLiveCalls, Node
 from control_api.fetch_policy import FetchPolicy
 from control_api.registrations import start_registrar
 from control_api.sip_domain_access import DomainGate
+from control_api.sms.media import MediaFetcher
 from control_api.sms.service import Messaging
 from control_api.sms.sip_carrier import SipMessageCarrier, serve_inbound_messages
 from control_api.sms.smpp_carrier import SmppCarrier
@@ -49,6 +50,7 @@ from control_api.voice.live import LiveCall, LocalLiveCalls
 from control_api.voice.port import NewCall, NewRecording, NewStream, StreamInfo
 from control_api.voice.runtime import VoiceRuntime
 from control_api.voice.sip_domain import SipDomainCalls
+from control_api.voice.validation import ValidationCalls
 from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
@@ -253,6 +255,8 @@ class Server:
                 ice_servers=self.relay,
                 messaging=self.messaging,
                 billing=self.billing,
+                caller_id_validations=ValidationCalls(self.voice.runtime) if self.voice else None,
+                verified_caller_ids=s.verified_caller_ids,
             )
             app.include_router(demo.router)
             app.include_router(cluster_router(local))
@@ -301,8 +305,16 @@ class Server:
         repriced = await self.billing.reconcile()
         if repriced:
             log.info("billing.reconciled", extra={"priced": repriced})
+        fetcher = MediaFetcher(guard=self.fetch_policy)  # MMS media's MediaUrl
+        self._closers.append(fetcher.close)
         self.messaging = Messaging(
-            self.store, self.outbox, webhooks, billing=self.billing, claimant=self.claimant
+            self.store,
+            self.outbox,
+            webhooks,
+            billing=self.billing,
+            claimant=self.claimant,
+            media_fetcher=fetcher,
+            base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
         )
         for smsc in s.smpp:
             carrier = SmppCarrier(smsc, self.messaging.events)

@@ -52,6 +52,7 @@ def account_json(account: Account) -> dict:
                 ("keys", "Keys"),
                 ("messages", "Messages"),
                 ("notifications", "Notifications"),
+                ("outgoing_caller_ids", "OutgoingCallerIds"),
                 ("queues", "Queues"),
                 ("recordings", "Recordings"),
                 ("signing_keys", "SigningKeys"),

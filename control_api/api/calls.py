@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.balance import require_funds
+from control_api.api.caller_ids import require_verified_caller
 from control_api.api.filters import Filter, TimeRange, equal, number_text
 from control_api.api.params import (
     Params,
@@ -154,6 +155,7 @@ async def create_call(request: Request, account: PathAccount) -> Response:
     new_call = new_call_from(params)
     if request.client is not None:  # who asked: the dial policy logs it with a refusal
         new_call = replace(new_call, source_ip=request.client.host)
+    await require_verified_caller(request, account.sid, new_call.from_)
     await require_funds(request, account.sid)
     try:
         record = await _live_calls(request).create(account.sid, new_call)

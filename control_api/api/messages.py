@@ -94,7 +94,8 @@ def message_json(message: MessageRecord) -> dict:
         "price_unit": message.price_unit,
         "sid": message.sid,
         "status": message.status,
-        "subresource_uris": {},  # Twilio's "media" and "feedback" are not built
+        # Twilio's "feedback" is not built.
+        "subresource_uris": {"media": f"{uri.removesuffix('.json')}/Media.json"},
         "to": message.to,
         "uri": uri,
     }

@@ -7,7 +7,8 @@ and ``store.sip_credentials``, ``store.recordings``, ``store.conferences`` and
 ``store.nodes``, ``store.billing``, ``store.queues`` and ``store.queue_members``, and the
 SIP domains' ``store.sip_domains``, ``store.ip_access_control_lists``, ``store.ip_addresses``
 and ``store.domain_mappings``, and the call logs' ``store.notifications`` and
-``store.call_events``.
+``store.call_events``; verified caller IDs' ``store.caller_ids`` and messages' media,
+``store.message_media``.
 """
 
 from control_api.store.accounts import Account, AccountStore
@@ -20,6 +21,7 @@ from control_api.store.call_logs import (
     NotificationRecord,
     NotificationStore,
 )
+from control_api.store.caller_ids import CallerId, CallerIdStore
 from control_api.store.calls import CallRecord, CallStore
 from control_api.store.conferences import (
     ConferenceRecord,
@@ -35,6 +37,7 @@ from control_api.store.ip_access_control import (
     NoSuchIpAccessControlList,
     SipIpAddress,
 )
+from control_api.store.message_media import MediaRecord, MessageMediaStore
 from control_api.store.messages import MessageRecord, MessageStore
 from control_api.store.nodes import LIVE_STATUSES, LostCall, NodeRecord, NodeStore
 from control_api.store.numbers import (
@@ -98,6 +101,8 @@ __all__ = [
     "CallEventStore",
     "CallRecord",
     "CallStore",
+    "CallerId",
+    "CallerIdStore",
     "ConferenceRecord",
     "ConferenceStore",
     "CredentialListNameTaken",
@@ -110,6 +115,8 @@ __all__ = [
     "IpAddressStore",
     "LostCall",
     "MappingExists",
+    "MediaRecord",
+    "MessageMediaStore",
     "MessageRecord",
     "MessageStore",
     "NoSuchCredentialList",

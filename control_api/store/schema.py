@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -39,10 +40,12 @@ __all__ = [
     "calls",
     "conference_participants",
     "conferences",
+    "message_media",
     "messages",
     "metadata",
     "nodes",
     "notifications",
+    "outgoing_caller_ids",
     "phone_numbers",
     "queue_members",
     "queues",
@@ -606,4 +609,32 @@ call_events = Table(
     Column("response_body", Text),
     Column("error", Text),  # why there was no answer
     Column("date_created", UTCDateTime, nullable=False),
+)
+
+# Caller IDs verified by a validation call (migration 0015_caller_ids_and_media).
+outgoing_caller_ids = Table(
+    "outgoing_caller_ids",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    Column("phone_number", String(16), nullable=False),
+    Column("friendly_name", String(64)),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+    # One caller ID of a number per account.
+    UniqueConstraint("account_sid", "phone_number"),
+)
+
+# The media (MMS) of messages: inbound ones as received, outbound ones as fetched.
+message_media = Table(
+    "message_media",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    Column("message_sid", SID, nullable=False),
+    Column("content_type", String(128), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+    Index(None, "message_sid", "date_created"),
 )
