@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from control_api.calls.call import new_call_sid
 from control_api.calls.dialer import DialError, DialRefused
 from control_api.store.e164 import format_number
-from control_api.voice.dial import ring_first
-from control_api.voice.outbound import unanswered_status
+from control_api.voice.outbound import ringing
 from control_api.voice.port import Unroutable
 from control_api.voice.twiml_call import call_lifecycle
 from media.player import play, send_digits
@@ -157,29 +156,16 @@ class ValidationCalls:
             context.dialer.call(each, from_user=CALLER, timeout=RING_TIMEOUT_S, sid=sid)
             for each in destinations
         ]
-        table = self.runtime.live_calls
         verified = False
-        lifecycle.initiated()
-        table.track(calls[0], None, account_sid)
         try:
-            winner = await ring_first(calls)
-            if winner is None:
-                lifecycle.finished(unanswered_status(calls), 0)
-            else:
-                table.track(winner, None, account_sid)
-                lifecycle.answered()
-                verified = await self._ask(winner, new)
-                winner.hangup()
-                lifecycle.finished("completed", winner.duration)
+            async with ringing(self.runtime, account_sid, calls, lifecycle) as winner:
+                if winner is not None:
+                    lifecycle.answered()
+                    verified = await self._ask(winner, new)
+                    winner.hangup()
+                    lifecycle.finished("completed", winner.duration)
         except Exception:
             log.exception("validation.failed", extra={"call_sid": sid})
-        finally:
-            table.untrack(sid)
-            for each in calls:
-                if not each.ended.is_set():
-                    each.hangup()
-            await lifecycle.flush()
-            table.settled(sid)
         await self._report(account_sid, new, sid, verified)
 
     async def _ask(self, call: PlacedLeg, new: NewValidation) -> bool:
