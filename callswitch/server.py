@@ -47,7 +47,7 @@ from control_api.voice.conference import Conferences
 from control_api.voice.context import VoiceContext, is_our_number, numbers_of, tokens_of
 from control_api.voice.inbound import VoiceApps
 from control_api.voice.live import LiveCall, LocalLiveCalls
-from control_api.voice.port import NewCall, NewRecording, NewStream, StreamInfo
+from control_api.voice.port import NewCall, NewRecording, NewStream, NewTwiml, StreamInfo
 from control_api.voice.runtime import VoiceRuntime
 from control_api.voice.sip_domain import SipDomainCalls
 from control_api.voice.validation import ValidationCalls
@@ -103,15 +103,7 @@ class _NoLiveCalls:
 
     cancel = hangup
 
-    async def redirect(
-        self,
-        account_sid: str,
-        call_sid: str,
-        *,
-        url: str | None = None,
-        method: str = "POST",
-        twiml: str | None = None,
-    ) -> bool:
+    async def redirect(self, account_sid: str, call_sid: str, to: NewTwiml) -> bool:
         return False
 
     async def create(self, account_sid: str, call: NewCall) -> CallRecord | None:

@@ -45,7 +45,7 @@ from control_api.errors import (
 )
 from control_api.sids import rfc2822
 from control_api.store import Account, CallRecord, format_number, normalize_e164
-from control_api.voice.port import LiveCalls, NewCall, Unroutable
+from control_api.voice.port import LiveCalls, NewCall, NewTwiml, Unroutable
 
 __all__ = [
     "CALL_STATUSES",
@@ -282,11 +282,11 @@ async def update_call(request: Request, sid: str, account: PathAccount) -> Respo
     elif twiml or url:
         method = parse_method("Method", params.get("Method", ""), CALL_METHOD_INVALID)
         if twiml:
-            acted = await live.redirect(account.sid, sid, twiml=twiml)
+            acted = await live.redirect(account.sid, sid, NewTwiml(twiml=twiml))
         else:
             assert url is not None  # no Twiml: this branch was taken for the Url
             checked = parse_url("Url", url, CALL_URL_INVALID)
-            acted = await live.redirect(account.sid, sid, url=checked, method=method)
+            acted = await live.redirect(account.sid, sid, NewTwiml(checked, method))
         if not acted:
             raise ApiError.bad_parameter(
                 "Call is not in-progress. Cannot redirect.", CALL_NOT_IN_PROGRESS

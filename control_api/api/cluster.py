@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
 from control_api.cluster.forward import FORWARD_PATH, stream_to_wire
-from control_api.voice.port import LiveCalls, NewRecording, NewStream
+from control_api.voice.port import LiveCalls, NewRecording, NewStream, NewTwiml
 
 __all__ = ["cluster_router"]
 
@@ -31,13 +31,8 @@ def cluster_router(local: LiveCalls) -> APIRouter:
         if action == "cancel":
             return JSONResponse({"acted": await local.cancel(sid, call_sid)})
         if action == "redirect":
-            acted = await local.redirect(
-                sid,
-                call_sid,
-                url=body.get("url"),
-                method=body.get("method") or "POST",
-                twiml=body.get("twiml"),
-            )
+            to = NewTwiml(body.get("url"), body.get("method") or "POST", body.get("twiml"))
+            acted = await local.redirect(sid, call_sid, to)
             return JSONResponse({"acted": acted})
         if action == "start_stream":
             try:

@@ -37,7 +37,7 @@ from control_api.errors import (
 )
 from control_api.sids import rfc2822, utcnow
 from control_api.store import MAX_FRIENDLY_NAME, Account, QueueMember, QueueNameTaken, QueueRecord
-from control_api.voice.port import LiveCalls
+from control_api.voice.port import LiveCalls, NewTwiml
 
 __all__ = ["member_json", "queue_json", "router"]
 
@@ -196,7 +196,7 @@ async def dequeue_member(
     store = store_of(request)
     position = await store.queue_members.position(member)
     live: LiveCalls = request.app.state.live_calls
-    if not await live.redirect(account.sid, member.call_sid, url=url, method=method):
+    if not await live.redirect(account.sid, member.call_sid, NewTwiml(url, method)):
         # The call ended without leaving (its node stopped): the row is stale.
         await store.queue_members.remove(member.queue_sid, member.call_sid)
         raise ApiError.not_found(request.url.path)

@@ -25,6 +25,7 @@ from control_api.voice.port import (
     NewCall,
     NewRecording,
     NewStream,
+    NewTwiml,
     StreamInfo,
     Unavailable,
 )
@@ -93,17 +94,9 @@ class ClusterLiveCalls:
         here = self.local.cancel(account_sid, call_sid)
         return await self._acted(here, account_sid, call_sid, {"action": "cancel"})
 
-    async def redirect(
-        self,
-        account_sid: str,
-        call_sid: str,
-        *,
-        url: str | None = None,
-        method: str = "POST",
-        twiml: str | None = None,
-    ) -> bool:
-        here = self.local.redirect(account_sid, call_sid, url=url, method=method, twiml=twiml)
-        body = {"action": "redirect", "url": url, "method": method, "twiml": twiml}
+    async def redirect(self, account_sid: str, call_sid: str, to: NewTwiml) -> bool:
+        here = self.local.redirect(account_sid, call_sid, to)
+        body = {"action": "redirect", **asdict(to)}
         return await self._acted(here, account_sid, call_sid, body)
 
     async def start_stream(

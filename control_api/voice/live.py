@@ -13,7 +13,7 @@ from control_api.calls.leg import CallLeg
 from control_api.twiml.verbs import Stream
 from control_api.voice import outbound
 from control_api.voice.live_recording import CallRecordings, update_live
-from control_api.voice.port import StreamInfo
+from control_api.voice.port import NewTwiml, StreamInfo
 from control_api.voice.runner import Document
 
 if TYPE_CHECKING:
@@ -141,19 +141,11 @@ class LocalLiveCalls:
             await self.table.end(sid, lambda: call.reject(487))
         return True
 
-    async def redirect(
-        self,
-        account_sid: str,
-        sid: str,
-        *,
-        url: str | None = None,
-        method: str = "POST",
-        twiml: str | None = None,
-    ) -> bool:
+    async def redirect(self, account_sid: str, sid: str, to: NewTwiml) -> bool:
         live = self.table.find(account_sid, sid)
         if live is None or live.runner is None or live.call.ended.is_set():
             return False
-        live.runner.redirect(Document(url, method or "POST", twiml=twiml))
+        live.runner.redirect(Document(to.url, to.method or "POST", twiml=to.twiml))
         return True
 
     async def start_stream(self, account_sid: str, sid: str, new_stream):

@@ -22,6 +22,7 @@ __all__ = [
     "NewCall",
     "NewRecording",
     "NewStream",
+    "NewTwiml",
     "StreamInfo",
     "Unavailable",
     "Unroutable",
@@ -92,6 +93,16 @@ class NewRecording:
 
 
 @dataclass(frozen=True, slots=True)
+class NewTwiml:
+    """The TwiML a REST update gives a live call in place of its own (``Url`` and
+    ``Method``, or ``Twiml``)."""
+
+    url: str | None = None
+    method: str = "POST"
+    twiml: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StreamInfo:
     """A stream as the resource shows it; ``status`` is in-progress or stopped."""
 
@@ -126,16 +137,9 @@ class LiveCalls(Protocol):
         """Place a call; the record (status queued) once stored, None when this node can't."""
         ...
 
-    async def redirect(
-        self,
-        account_sid: str,
-        call_sid: str,
-        *,
-        url: str | None = None,
-        method: str = "POST",
-        twiml: str | None = None,
-    ) -> bool:
-        """Replace the running TwiML: fetch it from ``url`` with ``method``, or run ``twiml``."""
+    async def redirect(self, account_sid: str, call_sid: str, to: NewTwiml) -> bool:
+        """Replace the running TwiML: fetch it from ``to.url`` with ``to.method``, or
+        run ``to.twiml``."""
         ...
 
     async def start_stream(

@@ -48,16 +48,8 @@ class FakeLiveCalls:
     async def cancel(self, account_sid: str, call_sid: str) -> bool:
         return self._answer(("cancel", account_sid, call_sid))
 
-    async def redirect(
-        self,
-        account_sid: str,
-        call_sid: str,
-        *,
-        url: str | None = None,
-        method: str = "POST",
-        twiml: str | None = None,
-    ) -> bool:
-        return self._answer(("redirect", account_sid, call_sid, url, method, twiml))
+    async def redirect(self, account_sid: str, call_sid: str, to) -> bool:
+        return self._answer(("redirect", account_sid, call_sid, to.url, to.method, to.twiml))
 
     async def create(self, account_sid: str, new_call):
         """Store the call as queued, as the engine does, unless this node places no calls."""

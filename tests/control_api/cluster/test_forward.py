@@ -15,7 +15,7 @@ from control_api.cluster import ClusterLiveCalls, Node
 from control_api.cluster.forward import NodeUnreachable
 from control_api.sids import new_sid
 from control_api.store import CallRecord, NodeStore, Store
-from control_api.voice.port import NewRecording, NewStream, StreamInfo, Unavailable
+from control_api.voice.port import NewRecording, NewStream, NewTwiml, StreamInfo, Unavailable
 
 WHEN = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
@@ -35,8 +35,8 @@ class Engine:
         self.asked.append(("cancel", sid))
         return sid in self.held
 
-    async def redirect(self, account_sid, sid, *, url=None, method="POST", twiml=None):
-        self.asked.append(("redirect", sid, url, method, twiml))
+    async def redirect(self, account_sid, sid, to):
+        self.asked.append(("redirect", sid, to.url, to.method, to.twiml))
         return sid in self.held
 
     async def create(self, account_sid, call):
@@ -107,8 +107,10 @@ async def test_updates_reach_the_node_holding_the_call(two_nodes):
     peer.held.add(call.sid)
     assert await calls.hangup(account.sid, call.sid)
     assert await calls.cancel(account.sid, call.sid)
-    assert await calls.redirect(account.sid, call.sid, twiml="<Response><Hangup/></Response>")
-    assert await calls.redirect(account.sid, call.sid, url="https://e.example/t", method="GET")
+    assert await calls.redirect(
+        account.sid, call.sid, NewTwiml(twiml="<Response><Hangup/></Response>")
+    )
+    assert await calls.redirect(account.sid, call.sid, NewTwiml("https://e.example/t", "GET"))
     stream = NewStream(url="wss://e.example/s", name="fork", parameters=(("a", "1"),))
     started = await calls.start_stream(account.sid, call.sid, stream)
     assert (started.name, started.status, started.date_updated) == ("fork", "in-progress", WHEN)
