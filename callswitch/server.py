@@ -35,15 +35,16 @@ from control_api.registrations import start_registrar
 from control_api.sms.service import Messaging
 from control_api.sms.sip_carrier import SipMessageCarrier, serve_inbound_messages
 from control_api.sms.smpp_carrier import SmppCarrier
-from control_api.store import CallRecord, Store
+from control_api.store import CallRecord, ParticipantRecord, Store
 from control_api.usage.billing import Billing
 from control_api.usage.pricing import PriceList
 from control_api.voice.audio import AudioLoader
 from control_api.voice.conference import Conferences
+from control_api.voice.conference_audio import AnnouncementSources
 from control_api.voice.context import VoiceContext, is_our_number, numbers_of, tokens_of
 from control_api.voice.inbound import VoiceApps
 from control_api.voice.live import LocalLiveCalls
-from control_api.voice.port import NewCall, NewStream, StreamInfo
+from control_api.voice.port import NewCall, NewParticipant, NewStream, StreamInfo
 from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
@@ -105,6 +106,11 @@ class _NoLiveCalls:
         return False
 
     async def create(self, account_sid: str, call: NewCall) -> CallRecord | None:
+        return None
+
+    async def add_participant(
+        self, account_sid: str, conference: str, participant: NewParticipant
+    ) -> ParticipantRecord | None:
         return None
 
     async def start_stream(
@@ -360,6 +366,10 @@ class Server:
 
             self.signaling = signaling = signaling_server(self.store, media, s, self.relay)
             browsers = BrowserClients(signaling, media)
+        tokens = tokens_of(self.store)
+        sources = AnnouncementSources(
+            self.outbox.client.fetch_twiml, tts.synthesize, audio.load, tokens.get
+        )
         self.voice = VoiceApps(
             VoiceContext(
                 store=self.store,
@@ -368,11 +378,11 @@ class Server:
                 synthesize=tts.synthesize,
                 load_audio=audio.load,
                 numbers=numbers,
-                tokens=tokens_of(self.store),
+                tokens=tokens,
                 dialer=dialer,
                 billing=self.billing,
                 browsers=browsers,
-                conferences=Conferences(self.store, self.clock),
+                conferences=Conferences(self.store, self.clock, self.outbox, sources),
                 refused=self.refusals,
                 fetch_guard=self.fetch_policy,
                 recordings_dir=data / "recordings",

@@ -18,7 +18,7 @@ removes their rows.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -26,10 +26,10 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import Params, form_params, query_params
+from control_api.api.params import Params, form_params, parse_method, parse_url, query_params
 from control_api.api.recordings import DateRange
 from control_api.api.state import store_of
-from control_api.errors import ApiError
+from control_api.errors import CALL_URL_INVALID, ApiError
 from control_api.sids import is_sid, rfc2822
 from control_api.store import Account, ConferenceRecord, ParticipantRecord
 
@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 CONFERENCE_STATUSES = frozenset({"init", "in-progress", "completed"})
+MAX_LABEL = 128
 
 ACCOUNT = "/2010-04-01/Accounts/{account_sid}"
 LIST = ACCOUNT + "/Conferences.json"
@@ -73,8 +74,16 @@ class LiveConferences(Protocol):
         *,
         muted: bool | None = None,
         hold: bool | None = None,
+        **changes: Any,
     ) -> bool:
-        """Mute or unmute, hold or unhold a participant; None leaves that as it is."""
+        """Mute or unmute, hold or unhold a participant; None leaves that as it is.
+        ``changes``: control_api/api/participants.py's ``participant_changes``."""
+        ...
+
+    async def announce(
+        self, account_sid: str, conference_sid: str, url: str, method: str = "POST"
+    ) -> bool:
+        """``AnnounceUrl``: play it into the conference, heard by every participant."""
         ...
 
     async def kick(self, account_sid: str, conference_sid: str, call_sid: str) -> bool:
@@ -96,6 +105,12 @@ class NoLiveConferences:
         *,
         muted: bool | None = None,
         hold: bool | None = None,
+        **changes: Any,
+    ) -> bool:
+        return False
+
+    async def announce(
+        self, account_sid: str, conference_sid: str, url: str, method: str = "POST"
     ) -> bool:
         return False
 
@@ -133,7 +148,7 @@ def participant_json(participant: ParticipantRecord) -> dict:
     return {
         "account_sid": participant.account_sid,
         "call_sid": participant.call_sid,
-        "call_sid_to_coach": None,
+        "call_sid_to_coach": participant.call_sid_to_coach,
         "coaching": participant.coaching,
         "conference_sid": participant.conference_sid,
         "date_created": _date(participant.date_created),
@@ -179,11 +194,13 @@ async def _existing(request: Request, account: Account, sid: str) -> ConferenceR
 async def _existing_participant(
     request: Request, account: Account, sid: str, call_sid: str
 ) -> ParticipantRecord:
-    found = (
-        await store_of(request).participants.get(account.sid, sid, call_sid)
-        if is_sid(sid, "CF") and is_sid(call_sid, "CA")
-        else None
-    )
+    """By its call SID or its label."""
+    participants = store_of(request).participants
+    found = None
+    if is_sid(sid, "CF") and is_sid(call_sid, "CA"):
+        found = await participants.get(account.sid, sid, call_sid)
+    elif is_sid(sid, "CF") and 0 < len(call_sid) <= MAX_LABEL:
+        found = await participants.by_label(account.sid, sid, call_sid)
     if found is None:
         raise ApiError.not_found(request.url.path)
     return found
@@ -225,9 +242,15 @@ async def fetch_conference(request: Request, sid: str, account: PathAccount) -> 
 
 @router.post(INSTANCE)
 async def update_conference(request: Request, sid: str, account: PathAccount) -> Response:
-    """``Status=completed`` ends the conference; announcements are not supported (ignored)."""
+    """``Status=completed`` ends the conference; ``AnnounceUrl`` plays into it."""
     params = await form_params(request)
     await _existing(request, account, sid)
+    announce = params.get("AnnounceUrl")
+    if announce:
+        url = parse_url("AnnounceUrl", announce, CALL_URL_INVALID)
+        method = parse_method("AnnounceMethod", params.get("AnnounceMethod", ""), 21209)
+        if url is None or not await _live(request).announce(account.sid, sid, url, method):
+            raise ApiError.not_found(request.url.path)
     status = params.get("Status")
     if status:
         if status != "completed":
@@ -274,14 +297,17 @@ async def fetch_participant(
 async def update_participant(
     request: Request, sid: str, call_sid: str, account: PathAccount
 ) -> Response:
-    """``Muted`` and ``Hold``; the hold music and announcement parameters are ignored."""
+    """``Muted``, ``Hold`` and the rest of api/participants.py's ``participant_changes``."""
+    from control_api.api.participants import participant_changes
+
     params = await form_params(request)
     muted = _boolean(params, "Muted")
     hold = _boolean(params, "Hold")
-    await _existing_participant(request, account, sid, call_sid)
-    if muted is not None or hold is not None:
+    changes = participant_changes(params)
+    call_sid = (await _existing_participant(request, account, sid, call_sid)).call_sid
+    if muted is not None or hold is not None or changes:
         acted = await _live(request).update_participant(
-            account.sid, sid, call_sid, muted=muted, hold=hold
+            account.sid, sid, call_sid, muted=muted, hold=hold, **changes
         )
         if not acted:
             raise ApiError.not_found(request.url.path)
@@ -294,7 +320,7 @@ async def update_participant(
 async def delete_participant(
     request: Request, sid: str, call_sid: str, account: PathAccount
 ) -> Response:
-    await _existing_participant(request, account, sid, call_sid)
+    call_sid = (await _existing_participant(request, account, sid, call_sid)).call_sid
     if not await _live(request).kick(account.sid, sid, call_sid):
         raise ApiError.not_found(request.url.path)
     return Response(status_code=204)
