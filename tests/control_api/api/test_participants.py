@@ -192,3 +192,49 @@ def test_another_accounts_conference_sid_is_not_found(client, api, account, othe
     )
     theirs = api.client(other).conferences(mine.conference_sid).participants
     assert rest_error(lambda: theirs.create(from_="+15005550006", to="+15005550009")).status == 404
+
+
+# From Twilio's 2010-04-01 spec (twilio_api_v2010.json): the participant's properties,
+# participant_enum_status and conference_enum_reason_conference_ended.
+SPEC_PARTICIPANT_FIELDS = {
+    "account_sid",
+    "call_sid",
+    "label",
+    "call_sid_to_coach",
+    "coaching",
+    "conference_sid",
+    "date_created",
+    "date_updated",
+    "end_conference_on_exit",
+    "muted",
+    "hold",
+    "start_conference_on_enter",
+    "status",
+    "queue_time",
+    "uri",
+}
+SPEC_PARTICIPANT_STATUSES = {"queued", "connecting", "ringing", "connected", "complete", "failed"}
+SPEC_REASONS = {
+    "conference-ended-via-api",
+    "participant-with-end-conference-on-exit-left",
+    "participant-with-end-conference-on-exit-kicked",
+    "last-participant-kicked",
+    "last-participant-left",
+}
+
+
+def test_the_answer_has_the_spec_fields_and_enums(api, account):
+    from control_api.voice.conference_events import REASON_TEXT
+
+    answer = api.http.post(
+        f"/2010-04-01/Accounts/{account.sid}/Conferences/spec/Participants.json",
+        data={"From": "+15005550006", "To": "+15005550009", "Label": "x"},
+        auth=(account.sid, account.auth_token),
+    )
+    assert answer.status_code == 201
+    body = answer.json()
+    assert set(body) == SPEC_PARTICIPANT_FIELDS
+    assert body["status"] in SPEC_PARTICIPANT_STATUSES
+    assert isinstance(body["queue_time"], str) and isinstance(body["coaching"], bool)
+    assert body["uri"].endswith(f"/Participants/{body['call_sid']}.json")
+    assert set(REASON_TEXT) == SPEC_REASONS

@@ -87,7 +87,7 @@ CALLBACK = "http://app/events"
 
 
 def pages(**extra: str) -> dict[str, str]:
-    events = "start end join leave mute hold modify"
+    events = "start end join leave mute hold modify announcement"
     found = {
         ROOM: twiml(
             f'<Dial><Conference beep="false" statusCallback="{CALLBACK}" '
@@ -332,3 +332,53 @@ async def test_a_room_made_for_a_call_that_failed_ends(conferences, account, sto
     row = await store.participants.get(account.sid, room.sid, "CAgone")
     assert row.status == "failed"
     assert (await store.conferences.get(account.sid, room.sid)).status == "completed"
+
+
+class FakeSources:
+    """Announcements: TwiML by URL, speech as a second of samples per word."""
+
+    def __init__(self, pages: dict[str, str]) -> None:
+        self.pages = pages
+
+    async def fetch(self, url, method, params, token) -> str:
+        return self.pages[url]
+
+    async def synthesize(self, text, voice, language):
+        import numpy as np
+
+        return np.full(80 * len(text.split()), 1000, dtype=np.int16)
+
+    async def load_audio(self, url):
+        raise AssertionError("no audio files here")
+
+    async def token_of(self, account_sid):
+        return "token"
+
+
+async def test_an_announcement_into_the_room_and_to_one_participant(store, account, outbox):
+    from control_api.voice.conference_audio import AnnouncementSources
+
+    fake = FakeSources({"http://app/hello": twiml("<Say>hello everyone</Say>")})
+    sources = AnnouncementSources(fake.fetch, fake.synthesize, fake.load_audio, fake.token_of)
+    conferences = Conferences(store, FakeClock(), outbox, sources)
+    app = App(pages(**{"http://app/to-one": twiml('<Pause length="1"/>')}))
+    one = start(conferences, app, account, "CA1")
+    await until(lambda: conferences.rooms)
+    room = room_of(conferences)
+    assert await conferences.announce(account.sid, room.sid, "http://app/hello")
+    await until(lambda: room.mixer_room.mixer._announcements)  # mixed into every listener
+    [(samples, _)] = room.mixer_room.mixer._announcements
+    assert len(samples) == 160 and set(samples.tolist()) == {1000}
+    await until(lambda: "announcement-end" in outbox.events(), timeout=5)
+    assert not await conferences.announce(account.sid, "CFnone", "http://app/hello")
+
+    assert await conferences.update_participant(
+        account.sid, room.sid, "CA1", announce_url="http://app/to-one"
+    )
+    member = room.members["CA1"]
+    assert member.announcing and member.participant.aside
+    await until(lambda: outbox.events().count("announcement-end") == 2, timeout=5)
+    assert not member.announcing and not member.participant.aside
+    assert outbox.of("announcement-end") and "http://app/to-one" in app.asked
+    one.hangup()
+    await until(lambda: room.ended)
