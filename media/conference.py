@@ -33,6 +33,7 @@ class ConferenceRoom:
             tuple[Leg, Callable[[Frame], None], Callable[[], None], Callable[[bytes], None]],
         ] = {}
         self._token: int | None = None
+        self.on_tick: Callable[[], None] | None = None  # after each mix (speaker events)
 
     def __len__(self) -> int:
         return len(self._legs)
@@ -77,6 +78,8 @@ class ConferenceRoom:
             entry = legs.get(key)
             if entry is not None:
                 entry[3](payload)
+        if self.on_tick is not None:
+            self.on_tick()
 
     def close(self) -> None:
         for leg, *_ in list(self._legs.values()):

@@ -134,6 +134,10 @@ class Mixer:
         self._announcements: deque[list[Any]] = deque()  # [samples, offset]
         self._background: Callable[[], np.ndarray | None] | None = None
         self._silence: dict[str, bytes] = {}
+        # With ``measure_levels`` each mix keeps each party's peak of the tick (0 when it
+        # sent nothing): :meth:`level`, for who is speaking.
+        self.measure_levels = False
+        self._levels = np.zeros(0, dtype=np.int32)
 
     def _allocate(self, rows: int) -> None:
         old_rows = getattr(self, "_frames", None)
@@ -206,6 +210,13 @@ class Mixer:
             row[count:] = 0
         self._pushed[participant.row] = True
 
+    def level(self, leg_id: Hashable) -> int:
+        """The party's peak sample in the last mix (with ``measure_levels``; else 0)."""
+        participant = self.participants.get(leg_id)
+        if participant is None or participant.row >= self._levels.size:
+            return 0
+        return int(self._levels[participant.row])
+
     def announce(self, samples: np.ndarray) -> None:
         """Play ``samples`` (8 kHz int16, e.g. :func:`media.tones.beep`) to every listener.
 
@@ -249,6 +260,9 @@ class Mixer:
         frames = self._frames[:used]
         heard = self._heard[:used]
         heard[:] = self._pushed[:used]
+        if self.measure_levels:
+            peaks = np.abs(frames.astype(np.int32)).max(axis=1) if used else self._levels[:0]
+            self._levels = np.where(heard, peaks, 0)
         whispers: dict[Hashable, np.ndarray] = {}
         for participant in self.participants.values():
             if not participant.heard:

@@ -35,6 +35,7 @@ from control_api.voice.conference_events import (
     ParticipantView,
     parse_events,
 )
+from control_api.voice.conference_speakers import SpeechDetector
 from control_api.voice.context import TaskSupervisor
 from control_api.voice.lifecycle import Journal, now
 from media.conference import ConferenceRoom
@@ -71,6 +72,7 @@ class _Member:
     aside: asyncio.Task | None = None  # what it hears instead of the room
     announcing: bool = False
     kicked: bool = False
+    speech: SpeechDetector = field(default_factory=SpeechDetector)
     left: asyncio.Event = field(default_factory=asyncio.Event)
 
     def view(self) -> ParticipantView:
@@ -172,6 +174,19 @@ class Conferences:
             noun.status_callback_method or "POST",
             parse_events(noun.status_callback_event),
         )
+        if room.callbacks.wants("participant-speech-start"):
+            room.mixer_room.mixer.measure_levels = True
+            room.mixer_room.on_tick = lambda: self._speakers(room)
+
+    def _speakers(self, room: Room) -> None:
+        """Each tick: who started or stopped speaking (``speaker`` events)."""
+        mixer = room.mixer_room.mixer
+        for member in list(room.members.values()):
+            leg = member.call.leg
+            change = member.speech.tick(mixer.level(id(leg))) if leg is not None else None
+            if change is not None:
+                event = "participant-speech-start" if change else "participant-speech-stop"
+                self._emit(room, event, member)
 
     # -- participants dialled in by the REST API (voice/participants.py)
 

@@ -161,6 +161,21 @@ def test_a_muted_coach_is_heard_by_nobody():
     assert_hears(out["a"], {"b"}, {"a", "c"})
 
 
+def test_levels_are_each_partys_peak_of_the_tick_when_measured():
+    mixer, senders = three_party()
+    assert mixer.level("a") == 0
+    mixer.push("a", ulaw_encode(senders["a"].next_frame()))
+    mixer.mix()
+    assert mixer.level("a") == 0  # not measured
+    mixer.measure_levels = True
+    mixer.push("a", ulaw_encode(senders["a"].next_frame()))
+    mixer.mix()
+    assert mixer.level("a") == pytest.approx(EXPECTED, rel=0.05)
+    assert mixer.level("b") == 0 and mixer.level("nobody") == 0  # sent nothing, unknown
+    mixer.mix()
+    assert mixer.level("a") == 0
+
+
 def test_deaf_party_is_heard_but_hears_silence():
     mixer, senders = three_party()
     mixer.participants["a"].deaf = True

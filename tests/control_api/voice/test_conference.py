@@ -382,3 +382,32 @@ async def test_an_announcement_into_the_room_and_to_one_participant(store, accou
     assert outbox.of("announcement-end") and "http://app/to-one" in app.asked
     one.hangup()
     await until(lambda: room.ended)
+
+
+async def test_speaker_events_follow_who_talks(conferences, account, outbox):
+    from media.g711 import ulaw_encode
+    from media.tones import ToneGenerator
+
+    app = App(
+        pages(
+            **{
+                ROOM: twiml(
+                    f'<Dial><Conference beep="false" statusCallback="{CALLBACK}" '
+                    'statusCallbackEvent="speaker">room</Conference></Dial>'
+                )
+            }
+        )
+    )
+    talker = start(conferences, app, account, "CAtalker")
+    await until(lambda: conferences.rooms)
+    room = room_of(conferences)
+    [tick] = conferences.clock.ticks.values()
+    loud = ulaw_encode(ToneGenerator(440, amplitude=0.3).next_frame())
+    for _ in range(5):
+        talker.leg.on_frame(SimpleNamespace(payload=loud))
+        tick()
+    for _ in range(30):
+        tick()
+    await room.journal.flush()
+    assert outbox.events() == ["participant-speech-start", "participant-speech-stop"]
+    assert outbox.of("participant-speech-start")["CallSid"] == "CAtalker"
