@@ -6,9 +6,9 @@ the ``LiveCalls`` port's ``create``: a Calls record of its own, its
 StatusCallback events) whose TwiML is the ``<Dial><Conference>`` its parameters
 describe. The conference is the live one of that sid, or the one of that friendly
 name, made now when none runs (as Twilio does). Its Participants row is written
-at once (``queued``), then follows the call: ``ringing``, ``connected`` once it
-joins (voice/conference.py), ``failed`` when it is not answered, ``complete``
-when it leaves.
+at once (``queued``), then follows the call: ``ringing``, ``connecting`` once
+answered, ``connected`` once it joins (voice/conference.py), ``failed`` when it
+is not answered, ``complete`` when it leaves.
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ async def _follow(
             watched = call
             if isinstance(call, OutboundCall | ClientCall):  # calls we place ring
                 call.on_ringing.append(lambda _: conferences.progress(room, sid, "ringing"))
+                call.on_answered.append(lambda _: conferences.progress(room, sid, "connecting"))
         await call.ended.wait()
         answered = answered or call.answered
         await asyncio.sleep(0)  # the winner of several destinations is tracked next

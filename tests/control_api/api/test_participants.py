@@ -29,10 +29,11 @@ class PlacingLiveCalls(FakeLiveCalls):
     conferences: Conferences | None = None
     table: LiveCallTable = field(default_factory=LiveCallTable)
     unroutable: bool = False
+    refused: bool = False  # a dial guard turns the To away (--dial-deny)
 
     async def create(self, account_sid: str, new_call):
-        if self.unroutable:
-            raise Unroutable(f"{new_call.to} is not registered")
+        if self.unroutable or self.refused:
+            raise Unroutable(f"{new_call.to} is not registered", refused=self.refused)
         return await super().create(account_sid, new_call)
 
     async def add_participant(self, account_sid: str, conference: str, participant):
@@ -60,7 +61,7 @@ def api(store_url):
 
 @pytest.fixture(autouse=True)
 def fresh(api):
-    api.live_calls.unroutable = False
+    api.live_calls.unroutable = api.live_calls.refused = False
     api.live_calls.asked.clear()
     yield
 
@@ -183,6 +184,13 @@ def test_refusals(client, api, account):
     )
     assert error.code == 21215
     assert client.conferences.list(friendly_name="gone", status="init") == []
+    api.live_calls.unroutable, api.live_calls.refused = False, True
+    error = rest_error(
+        lambda: client.conferences("denied").participants.create(
+            from_="+15005550006", to="sip:x@10.0.0.1"
+        )
+    )
+    assert (error.status, error.code) == (403, 21215)
     assert api.live_calls.asked == []  # nothing was placed for a refused request
 
 

@@ -41,6 +41,7 @@ class Ringing:
     def __init__(self, sid: str) -> None:
         self.sid = sid
         self.on_ringing: list = []
+        self.on_answered: list = []
         self.ended = asyncio.Event()
         self.answered = False
 
@@ -83,6 +84,12 @@ async def test_the_row_follows_the_call_it_places(store, account, monkeypatch, a
     await room.journal.flush()
     assert (await store.participants.get(account.sid, room.sid, "CAplaced")).status == "ringing"
     call.answered = answered
+    if answered:
+        for callback in call.on_answered:
+            callback(call)
+        await room.journal.flush()
+        row = await store.participants.get(account.sid, room.sid, "CAplaced")
+        assert row.status == "connecting"
     call.ended.set()
     table.untrack("CAplaced")
     await until(lambda: room.ended)
