@@ -29,7 +29,7 @@ from control_api.builtin_apps import BUILTIN_APPS
 from control_api.calls.browser import BrowserClients
 from control_api.calls.call import CallManager, MediaSettings
 from control_api.calls.dialer import Dialer
-from control_api.cluster import ClusterLiveCalls, Node
+from control_api.cluster import ClusterConferences, ClusterLiveCalls, Node
 from control_api.fetch_policy import FetchPolicy
 from control_api.registrations import start_registrar
 from control_api.sms.service import Messaging
@@ -226,17 +226,21 @@ class Server:
             assert self.store is not None  # opened above for the API
             assert self.budget is not None  # reserved above, before any listener
             local = LocalLiveCalls(self.voice) if self.voice else _NoLiveCalls()
+            calls = ClusterLiveCalls(local, self.store, self.node, lambda: self.draining)
+            rooms = self.voice.conferences if self.voice else None
             app = create_app(
                 self.store,
-                ClusterLiveCalls(local, self.store, self.node, lambda: self.draining),
-                live_conferences=self.voice.conferences if self.voice else None,
+                calls,
+                live_conferences=(
+                    ClusterConferences(rooms, calls, self.store) if rooms is not None else None
+                ),
                 recordings_dir=data / "recordings",
                 ice_servers=self.relay,
                 messaging=self.messaging,
                 billing=self.billing,
             )
             app.include_router(demo.router)
-            app.include_router(cluster_router(local))
+            app.include_router(cluster_router(local, rooms))
             app.include_router(console.router)
             app.add_api_route("/metrics", self._metrics_page, methods=["GET"])
             app.add_api_route("/health", self._health, methods=["GET"])

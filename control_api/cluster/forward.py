@@ -108,6 +108,12 @@ class ClusterLiveCalls:
         body = {"action": "stop_stream", "stream": sid_or_name}
         return stream_from_wire(await self._forward(account_sid, call_sid, body))
 
+    async def forward_acted(self, account_sid: str, call_sid: str, body: dict) -> bool:
+        """Send ``body`` to the node holding the call; whether it acted (False when no
+        live peer holds it). Used for the conference changes of conferences.py."""
+        answer = await self._forward(account_sid, call_sid, body)
+        return bool(answer and answer.get("acted"))
+
     async def _forward(self, account_sid: str, call_sid: str, body: dict) -> dict | None:
         """The holding peer's answer, or None when no live peer holds the call."""
         call = await self.store.calls.get(account_sid, call_sid)
