@@ -84,11 +84,11 @@ async def add_participant(
     call = replace(new.call, twiml=participant_twiml(room.name, new), url=None)
     try:
         record = await place(account_sid, call)
-    except BaseException:
-        conferences.release_if_empty(room)  # made for a call that was not placed
+    except Exception:
+        await _release(conferences, room)  # made for a call that was not placed
         raise
     if record is None:
-        conferences.release_if_empty(room)
+        await _release(conferences, room)
         return None
     stamp = now()
     participant = ParticipantRecord(
@@ -109,6 +109,12 @@ async def add_participant(
     await conferences.expect(room, participant)
     conferences.tasks.spawn(_follow(conferences, table, room, account_sid, record.sid))
     return participant
+
+
+async def _release(conferences: Conferences, room: Room) -> None:
+    """End the room if nobody is in it or on the way; answer once its row says so."""
+    conferences.release_if_empty(room)
+    await room.journal.flush()
 
 
 async def _follow(
