@@ -66,7 +66,7 @@ class NodeCollector(Collector):
         if server.calls is not None:
             for call in server.calls.calls.values():
                 counts["inbound", _leg_kind(call.leg)] += 1
-        dialer = getattr(server.voice, "dialer", None)
+        dialer = server.voice.context.dialer if server.voice is not None else None
         if dialer is not None:
             for call in dialer.live_calls():
                 counts[call.direction, _leg_kind(call.leg)] += 1

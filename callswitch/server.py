@@ -32,6 +32,7 @@ from control_api.calls.dialer import Dialer
 from control_api.cluster import ClusterConferences, ClusterLiveCalls, Node
 from control_api.fetch_policy import FetchPolicy
 from control_api.registrations import start_registrar
+from control_api.sip_domain_access import DomainGate
 from control_api.sms.service import Messaging
 from control_api.sms.sip_carrier import SipMessageCarrier, serve_inbound_messages
 from control_api.sms.smpp_carrier import SmppCarrier
@@ -39,12 +40,15 @@ from control_api.store import CallRecord, ParticipantRecord, Store
 from control_api.usage.billing import Billing
 from control_api.usage.pricing import PriceList
 from control_api.voice.audio import AudioLoader
+from control_api.voice.browser import run_browser_call
 from control_api.voice.conference import Conferences
 from control_api.voice.conference_audio import AnnouncementSources
 from control_api.voice.context import VoiceContext, is_our_number, numbers_of, tokens_of
 from control_api.voice.inbound import VoiceApps
-from control_api.voice.live import LocalLiveCalls
-from control_api.voice.port import NewCall, NewParticipant, NewStream, StreamInfo
+from control_api.voice.live import LiveCall, LocalLiveCalls
+from control_api.voice.port import NewCall, NewParticipant, NewRecording, NewStream, StreamInfo
+from control_api.voice.runtime import VoiceRuntime
+from control_api.voice.sip_domain import SipDomainCalls
 from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
@@ -89,6 +93,9 @@ def _url_host(address: str) -> str:
 class _NoLiveCalls:
     """The REST API's view of live calls on a node that runs no SIP."""
 
+    def live_of(self, account_sid: str) -> list[LiveCall]:
+        return []
+
     async def hangup(self, account_sid: str, call_sid: str) -> bool:
         return False
 
@@ -123,6 +130,16 @@ class _NoLiveCalls:
     ) -> StreamInfo | None:
         return None
 
+    async def start_recording(
+        self, account_sid: str, call_sid: str, recording: NewRecording
+    ) -> str | None:
+        return None
+
+    async def update_recording(
+        self, account_sid: str, call_sid: str, sid: str, status: str, pause_behavior: str
+    ) -> str | None:
+        return None
+
 
 class Server:
     """Every plane of one node, started and stopped together."""
@@ -133,6 +150,7 @@ class Server:
         self.sip: SipEndpoint | None = None
         self.calls: CallManager | None = None
         self.voice: VoiceApps | None = None
+        self.sip_domains: SipDomainCalls | None = None  # INVITEs to SIP domains
         self.media: MediaSettings | None = None
         self.audio: AudioLoader | None = None  # <Play>'s fetched audio and its cache
         self.http: HttpServer | None = None
@@ -225,9 +243,10 @@ class Server:
         if s.runs("api"):
             assert self.store is not None  # opened above for the API
             assert self.budget is not None  # reserved above, before any listener
-            local = LocalLiveCalls(self.voice) if self.voice else _NoLiveCalls()
+            assert self.node is not None  # registered above, with the store
+            local = LocalLiveCalls(self.voice.runtime) if self.voice else _NoLiveCalls()
             calls = ClusterLiveCalls(local, self.store, self.node, lambda: self.draining)
-            rooms = self.voice.conferences if self.voice else None
+            rooms = self.voice.context.conferences if self.voice else None
             app = create_app(
                 self.store,
                 calls,
@@ -346,6 +365,14 @@ class Server:
             s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock, watchdog
         )
         numbers = numbers_of(self.store)
+        registrar = start_registrar(
+            self.sip.ua,
+            self.store,
+            data,
+            max_failures=s.auth_max_failures,
+            lockout=s.auth_lockout,
+            refused=self.refusals,
+        )
         dialer = Dialer(
             self.sip.ua,
             media,
@@ -353,14 +380,7 @@ class Server:
             local_addresses=frozenset({s.public_address, s.bind, "127.0.0.1", "localhost"}),
             self_address=(_reachable(s.bind), self.sip.ua.port),
             is_our_number=functools.partial(is_our_number, numbers),
-            registrar=start_registrar(
-                self.sip.ua,
-                self.store,
-                data,
-                max_failures=s.auth_max_failures,
-                lockout=s.auth_lockout,
-                refused=self.refusals,
-            ),
+            registrar=registrar,
             deny=s.dial_deny,
             refused=self.refusals,
         )
@@ -374,7 +394,7 @@ class Server:
         sources = AnnouncementSources(
             self.outbox.client.fetch_twiml, tts.synthesize, audio.load, tokens.get
         )
-        self.voice = VoiceApps(
+        runtime = VoiceRuntime(
             VoiceContext(
                 store=self.store,
                 outbox=self.outbox,
@@ -392,6 +412,16 @@ class Server:
                 recordings_dir=data / "recordings",
                 base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
             )
+        )
+        if browsers is not None:  # a browser tab's own calls run on the runtime
+            browsers.server.on_dial = functools.partial(run_browser_call, runtime)
+        self.voice = VoiceApps(runtime)
+        self.sip_domains = SipDomainCalls(
+            runtime,
+            DomainGate(
+                registrar.authenticator, max_failures=s.auth_max_failures, lockout=s.auth_lockout
+            ),
+            refused=self.refusals,
         )
         self.calls = CallManager(self.sip.ua, media, self._route)
         if self.messaging is not None:
@@ -496,6 +526,11 @@ class Server:
             await asyncio.sleep(0.1)
 
     async def _route(self, session):
+        # A SIP domain's INVITE (its Request-URI host) is the domain's, whatever its user.
+        if self.sip_domains is not None:
+            app = await self.sip_domains.app_for(session)
+            if app is not None:
+                return app
         app = BUILTIN_APPS.get(session.user)
         if app is None and self.voice is not None:
             app = await self.voice.app_for(session.user)

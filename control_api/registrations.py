@@ -6,6 +6,12 @@ credential lists (the ``SIP/CredentialLists`` resource, or
 realm :data:`~control_api.sip_realm.SIP_REALM`. Usernames are unique per
 account only; bindings are kept per account, so ``<Dial><Client>`` and
 ``<Dial><Sip>`` ring only the phones of the calling account.
+
+A REGISTER whose Request-URI host is a SIP domain's name is the domain's: with
+``sip_registration`` it is checked against the credential lists mapped to the
+domain's Auth/Registrations (and binds in the domain's account); without, no
+credential admits it. Any other host (the node's address, a name that is no
+domain) is checked against every account's credentials, as before domains existed.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from control_api.lookup import Lookup
+from control_api.sip_domain_access import DomainDirectory
 from control_api.sip_realm import SIP_REALM
 from control_api.store import SipCredential
 from sip.auth import Authenticator
@@ -67,9 +74,18 @@ def start_registrar(
         return await store.sip_credentials.find_all(username) or None  # None: never kept stale
 
     credentials = Lookup(load, fresh=1.0)
+    domains = DomainDirectory(store)
 
-    async def lookup(username: str) -> list[Account] | None:
-        found = await credentials.get(username)
+    async def lookup(username: str, host: str = "") -> list[Account] | None:
+        domain = await domains.find(host)
+        if domain is not None:
+            if not domain.sip_registration:
+                return None
+            found = await store.domain_mappings.credentials(
+                domain.sid, ("registrations",), username
+            )
+        else:
+            found = await credentials.get(username)
         if not found:
             return None
         return [Account(c.ha1_md5, c.ha1_sha256, owner=c.account_sid) for c in found]
@@ -82,4 +98,5 @@ def start_registrar(
         max_failures=max_failures,
         lockout=lockout,
         refused=refused,
+        by_domain=True,
     )

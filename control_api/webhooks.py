@@ -21,15 +21,19 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from control_api.http_client import ConnectionPool, Guard, HttpError, HttpResponse
 from control_api.http_client import request as http_request
 from control_api.store import OutboxOutcome
+from control_api.worker import Worker
 
 __all__ = [
+    "UNKNOWN_LOCATION",
     "Outbox",
     "WebhookClient",
     "WebhookError",
@@ -43,6 +47,11 @@ log = logging.getLogger("callswitch.webhooks")
 Params = Sequence[tuple[str, str]]
 
 USER_AGENT = "TwilioProxy/1.1"
+# Twilio's caller and called location parameters of an inbound webhook (a call's or a
+# message's): callswitch has no number-to-place data, so it sends them empty.
+UNKNOWN_LOCATION: tuple[tuple[str, str], ...] = tuple(
+    (f"{side}{part}", "") for side in ("From", "To") for part in ("City", "State", "Zip", "Country")
+)
 WEBHOOK_TIMEOUT_S = 15.0  # Twilio's default for voice URLs
 MAX_ATTEMPTS = 12
 MAX_BACKOFF_S = 600.0
@@ -180,7 +189,12 @@ def _order_key(item) -> str | None:
     return None
 
 
-class Outbox:
+def _process_claimant() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(eq=False)
+class Outbox(Worker):
     """Durable, retried delivery of status callbacks, once across the nodes of a store.
 
     ``store`` provides ``enqueue_webhook``, ``claim_webhooks`` and ``record_outcomes``
@@ -202,36 +216,28 @@ class Outbox:
     ``sent`` before ``delivered``); others go concurrently.
     """
 
-    def __init__(
-        self,
-        store,
-        client: WebhookClient,
-        auth_token: Callable[[str], Awaitable[str | None]],
-        *,
-        concurrency: int = 64,
-        max_claimed: int = 256,
-        lease: float = LEASE_S,
-        claimant: str | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.store = store
-        self.client = client
-        self.auth_token = auth_token
-        self.clock = clock
-        self.lease = lease
-        self.max_claimed = max_claimed
-        # Names this process in claims: host and PID, plus randomness for a PID reused.
-        self.claimant = (
-            claimant or f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
-        )
-        self._wake = asyncio.Event()
+    store: Any
+    client: WebhookClient
+    auth_token: Callable[[str], Awaitable[str | None]]
+    _: KW_ONLY
+    concurrency: InitVar[int] = 64
+    max_claimed: int = 256
+    lease: float = LEASE_S
+    # Names this process in claims: host and PID, plus randomness for a PID reused.
+    claimant: str = field(default_factory=_process_claimant)
+    clock: Callable[[], float] = time.time
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    _slots: asyncio.Semaphore = field(init=False, repr=False)
+    _inflight: dict[int, asyncio.Task] = field(default_factory=dict, init=False, repr=False)
+    # The newest delivery of each order key.
+    _last: dict[str, asyncio.Task] = field(default_factory=dict, init=False, repr=False)
+    _outcomes: list[OutboxOutcome] = field(default_factory=list, init=False, repr=False)
+    _recording: asyncio.Task | None = field(default=None, init=False, repr=False)
+    _task: asyncio.Task | None = field(default=None, init=False, repr=False)
+    _stopping: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self, concurrency: int) -> None:
         self._slots = asyncio.Semaphore(concurrency)
-        self._inflight: dict[int, asyncio.Task] = {}
-        self._last: dict[str, asyncio.Task] = {}  # the newest delivery of each order key
-        self._outcomes: list[OutboxOutcome] = []
-        self._recording: asyncio.Task | None = None
-        self._task: asyncio.Task | None = None
-        self._stopping = False
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -267,22 +273,13 @@ class Outbox:
         """Look for due callbacks now (one was queued behind the outbox's back)."""
         self._wake.set()
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
     async def stop(self, grace: float = 2.0) -> None:
         """Let the worker finish what it is doing (a cancelled query would only be
         retried after restart anyway), then stop it. Callbacks still in flight after
         ``grace`` are given up and their claims released (they go again, at least
         once); a node that dies instead holds them until its lease runs out."""
-        if self._task is None:
+        if not await self._end_loop(grace):
             return
-        self._stopping = True
-        self._wake.set()
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(self._task, grace)
-        self._task = None
         if self._inflight:
             await asyncio.wait(list(self._inflight.values()), timeout=grace)
         # What is still going is given up, and its claims released at once, so that

@@ -47,6 +47,8 @@ class Bridge:
                 leg.on_reconfigured = self._restart
         if (
             self.tap is None
+            and a.tap is None  # a leg someone listens to (a live recording) takes the frames
+            and b.tap is None
             and isinstance(a, RtpSession)
             and isinstance(b, RtpSession)
             and a.codec == b.codec

@@ -3,12 +3,15 @@
 Each leg's ``on_frame`` pushes into the mixer; one subscription to the clock runs
 :meth:`Mixer.mix` every 20 ms and hands each leg its N-1 mix. A leg's frame that arrives after
 this tick's mix is heard on the next tick: at most 20 ms more delay, never a lost frame.
+``listeners`` get each tick's whole mix (a conference recording).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from typing import Protocol
+
+import numpy as np
 
 from media.leg import Frame, Leg
 from media.mixer import Mixer, Participant
@@ -33,6 +36,8 @@ class ConferenceRoom:
             tuple[Leg, Callable[[Frame], None], Callable[[], None], Callable[[bytes], None]],
         ] = {}
         self._token: int | None = None
+        # Called with each tick's whole mix (160 int16 samples), after the legs got theirs.
+        self.listeners: list[Callable[[np.ndarray], None]] = []
         self.on_tick: Callable[[], None] | None = None  # after each mix (speaker events)
 
     def __len__(self) -> int:
@@ -78,6 +83,8 @@ class ConferenceRoom:
             entry = legs.get(key)
             if entry is not None:
                 entry[3](payload)
+        for listen in self.listeners:
+            listen(self.mixer.total)
         if self.on_tick is not None:
             self.on_tick()
 

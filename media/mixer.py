@@ -253,6 +253,12 @@ class Mixer:
             self._silence[participant.codec] = payload
         return payload
 
+    @property
+    def total(self) -> np.ndarray:
+        """The last tick's whole mix (every party heard, announcements, background): what
+        a listener outside the room hears, a conference recording."""
+        return self._total16
+
     def mix(self) -> dict[Hashable, bytes]:
         """One tick: each participant's payload, encoded in its codec (none for a party
         set ``aside``). Resets the pushed frames."""

@@ -5,7 +5,9 @@ the frame the peer sent us, side 1: the frame we sent the peer). The slot holds
 one callable so the tick costs nothing extra when nobody listens and one call when
 one does; :func:`add_tap` and :func:`remove_tap` put a :class:`TapFanout` in it only
 while two or more listen (a whole-call recording and a ``<Start><Stream>`` fork,
-say).
+say). When the first listener comes or the last goes, a bridge carrying the leg
+re-plans (media/bridge.py: a relayed packet passes no tap, a listened-to leg's
+frames do).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def add_tap(leg: Leg, tap: Tap) -> None:
     current = leg.tap
     if current is None:
         leg.tap = tap
+        _replan(leg)
     elif isinstance(current, TapFanout):
         leg.tap = TapFanout([*current.taps, tap])
     else:
@@ -50,7 +53,16 @@ def remove_tap(leg: Leg, tap: Tap) -> None:
         rest = [] if current == tap else [current]
     if not rest:
         leg.tap = None
+        _replan(leg)
     elif len(rest) == 1:
         leg.tap = rest[0]
     else:
         leg.tap = TapFanout(rest)
+
+
+def _replan(leg: Leg) -> None:
+    """Tell a bridge carrying ``leg`` (an RTP session's ``on_reconfigured``) to choose
+    between relaying and passing frames anew: whether anyone listens has changed."""
+    reconfigured = getattr(leg, "on_reconfigured", None)
+    if reconfigured is not None:
+        reconfigured()

@@ -4,7 +4,8 @@ Softphones REGISTER their Contact for an address-of-record (the To user, e.g.
 ``alice``); the registrar challenges them (401 with SHA-256 and MD5 digests),
 checks the answer against the HA1s a ``lookup`` callback returns, and keeps
 the bindings that ``contacts(aor)`` hands to whoever wants to ring the phone.
-Every domain pointed at us is ours: the Request-URI's host is not checked.
+Every domain pointed at us is ours: the Request-URI's host is not checked, but with
+``by_domain`` the lookup is told it (SIP domains with their own credentials).
 
 The protocol lives in plain methods fed with an explicit ``now``
 (``decide``, ``contacts``, ``expire``). The one piece of I/O, the asynchronous
@@ -153,7 +154,8 @@ class _ContactChange:
 
 
 # The account of a username, the accounts that each have it, or None; maybe awaitable.
-Lookup = Callable[[str], "Awaitable[Account | Sequence[Account] | None] | Account | None"]
+# Called with the username, and with the Request-URI's host too when ``by_domain``.
+Lookup = Callable[..., "Awaitable[Account | Sequence[Account] | None] | Account | None"]
 Refused = Callable[..., None]  # refused(reason, source_ip, **fields)
 ChangeCallback = Callable[[str, "list[Binding]"], None]
 
@@ -170,6 +172,8 @@ class Registrar:
     ``lookup(username)`` returns the caller's :class:`Account`, or the accounts
     that each have that username (the one whose digest verifies is the caller's),
     or None; it may be a coroutine function (a store query) or a plain function.
+    With ``by_domain`` it is called ``lookup(username, host)``, ``host`` the
+    REGISTER's Request-URI host in lower case, so that a domain may have its own users.
     Bindings are kept per (address-of-record, account owner): ``contacts(aor,
     owner)`` never mixes two accounts' phones of the same username.
     ``on_change(aor, bindings)`` is called after a REGISTER (or ``expire``)
@@ -199,6 +203,7 @@ class Registrar:
         max_failures: int = MAX_AUTH_FAILURES,
         lockout: float = AUTH_LOCKOUT,
         refused: Refused | None = None,
+        by_domain: bool = False,
     ) -> None:
         if not 0 < min_expires <= default_expires <= max_expires:
             raise ValueError("need 0 < min_expires <= default_expires <= max_expires")
@@ -210,6 +215,7 @@ class Registrar:
         self.ua = ua
         self.authenticator = authenticator
         self.lookup = lookup
+        self.by_domain = by_domain
         self.min_expires = min_expires
         self.max_expires = max_expires
         self.default_expires = default_expires
@@ -250,7 +256,10 @@ class Registrar:
             )
             return
         try:
-            found = self.lookup(credentials.username)
+            if self.by_domain:
+                found = self.lookup(credentials.username, request.request_uri.host.lower())
+            else:
+                found = self.lookup(credentials.username)
         except Exception:
             log.exception("sip.register_lookup_failed", extra={"call_id": request.call_id})
             self._send(txn, self._response(request, 500, "Credential Lookup Failed"))

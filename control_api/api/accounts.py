@@ -1,6 +1,8 @@
-"""The Accounts resource: ``GET Accounts/{Sid}.json`` and ``GET Accounts.json``.
+"""The Accounts resource: ``GET``/``POST Accounts/{Sid}.json`` and ``GET Accounts.json``.
 
-An account sees only itself (there are no subaccounts).
+An account sees only itself (there are no subaccounts). ``POST`` renames it
+(``FriendlyName``, 1 to 64 characters); every account is a main account, which Twilio
+does not let suspend or close itself, so a ``Status`` other than ``active`` is refused.
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from control_api.api.auth import AuthenticatedAccount, PathAccount
-from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import query_params
+from control_api.api.paging import page_response
+from control_api.api.params import form_params, parse_choice
+from control_api.api.state import store_of
+from control_api.errors import INVALID_FRIENDLY_NAME, ApiError
 from control_api.sids import rfc2822
-from control_api.store import Account
+from control_api.store import MAX_FRIENDLY_NAME, Account
+from control_api.store.accounts import ACCOUNT_STATUSES
 
 __all__ = ["account_json", "account_uri", "router"]
 
@@ -35,9 +40,21 @@ def account_json(account: Account) -> dict:
         "owner_account_sid": account.sid,
         "sid": account.sid,
         "status": account.status,
+        # Twilio's entries for the resources built here.
         "subresource_uris": {
-            "calls": f"{base}/Calls.json",
-            "incoming_phone_numbers": f"{base}/IncomingPhoneNumbers.json",
+            name: f"{base}/{path}.json"
+            for name, path in (
+                ("applications", "Applications"),
+                ("balance", "Balance"),
+                ("calls", "Calls"),
+                ("conferences", "Conferences"),
+                ("incoming_phone_numbers", "IncomingPhoneNumbers"),
+                ("keys", "Keys"),
+                ("messages", "Messages"),
+                ("queues", "Queues"),
+                ("recordings", "Recordings"),
+                ("signing_keys", "SigningKeys"),
+            )
         },
         "type": "Full",
         "uri": f"{base}.json",
@@ -49,9 +66,26 @@ async def fetch_account(account: PathAccount) -> JSONResponse:
     return JSONResponse(account_json(account))
 
 
+@router.post("/2010-04-01/Accounts/{account_sid}.json")
+async def update_account(request: Request, account: PathAccount) -> JSONResponse:
+    params = await form_params(request)
+    status = parse_choice("Status", params.get("Status"), ACCOUNT_STATUSES)
+    if status not in (None, account.status):
+        raise ApiError.bad_parameter("Status: a main account cannot be suspended or closed")
+    name = params.get("FriendlyName")
+    if name is None:
+        return JSONResponse(account_json(account))
+    if not 1 <= len(name) <= MAX_FRIENDLY_NAME:
+        raise ApiError.bad_parameter(
+            f"FriendlyName must have 1 to {MAX_FRIENDLY_NAME} characters", INVALID_FRIENDLY_NAME
+        )
+    updated = await store_of(request).accounts.update(account.sid, name=name)
+    return JSONResponse(account_json(updated or account))
+
+
 @router.get("/2010-04-01/Accounts.json")
 async def list_accounts(request: Request, account: AuthenticatedAccount) -> JSONResponse:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    rows = [account_json(account)] if page.offset == 0 else []
-    return JSONResponse(page_body(request, params, "accounts", rows, page))
+    async def fetch(*, offset: int, limit: int) -> list[Account]:
+        return [account] if offset == 0 else []  # an account sees only itself
+
+    return await page_response(request, "accounts", fetch, account_json)

@@ -12,18 +12,24 @@ from control_api.api import (
     balance,
     calls,
     conferences,
+    ip_access_control,
     keys,
+    live_recordings,
     messages,
     participants,
+    phone_number_types,
     phone_numbers,
     queues,
     recordings,
+    signing_keys,
     sip_credentials,
+    sip_domain_mappings,
+    sip_domains,
     streams,
     tokens,
     usage,
 )
-from control_api.api.conferences import LiveConferences, NoLiveConferences
+from control_api.api.conferences import LiveConferences
 from control_api.api.fast_path import MessagesFastPath
 from control_api.api.tokens import IceServers
 from control_api.errors import install_error_handlers
@@ -63,7 +69,7 @@ def create_app(
     )
     app.state.store = store
     app.state.live_calls = live_calls
-    app.state.live_conferences = live_conferences or NoLiveConferences()
+    app.state.live_conferences = live_conferences
     app.state.recordings_dir = Path(recordings_dir) if recordings_dir is not None else None
     app.state.ice_servers = ice_servers
     app.state.messaging = messaging
@@ -74,19 +80,25 @@ def create_app(
     app.add_middleware(MessagesFastPath)
     for resource in (
         accounts,
+        phone_number_types,  # before phone_numbers: IncomingPhoneNumbers/Local.json
         phone_numbers,
         calls,
         streams,
         recordings,
+        live_recordings,
         conferences,
         participants,
         queues,
         sip_credentials,
+        sip_domains,
+        sip_domain_mappings,
+        ip_access_control,
         tokens,
         messages,
         usage,
         balance,
         keys,
+        signing_keys,
         applications,
     ):
         app.include_router(resource.router)

@@ -9,22 +9,33 @@ the browser places fetches TwiML from the application's ``VoiceUrl`` with
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import Params, form_params, parse_method, parse_url, query_params
+from control_api.api.filters import Filter
+from control_api.api.paging import page_response
+from control_api.api.params import (
+    Params,
+    Parser,
+    form_params,
+    method_parser,
+    parse_fields,
+    parse_friendly_name,
+    url_parser,
+)
+from control_api.api.resource import deleted, found, path_sid
 from control_api.api.state import store_of
 from control_api.errors import (
-    INVALID_FRIENDLY_NAME,
     NUMBER_METHOD_INVALID,
     NUMBER_URL_INVALID,
-    ApiError,
 )
-from control_api.sids import is_sid, rfc2822
-from control_api.store import MAX_FRIENDLY_NAME, Account, Application
+from control_api.sids import rfc2822
+from control_api.store import Account, Application
 
 __all__ = ["application_json", "router"]
 
@@ -33,16 +44,27 @@ router = APIRouter()
 LIST = "/2010-04-01/Accounts/{account_sid}/Applications.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/Applications/{sid}.json"
 
-_URLS = {
-    "VoiceUrl": "voice_url",
-    "VoiceFallbackUrl": "voice_fallback_url",
-    "StatusCallback": "status_callback",
+_url = url_parser(NUMBER_URL_INVALID)  # 21402/21403 as for numbers
+_method = method_parser(NUMBER_METHOD_INVALID)
+
+# Request parameter -> (store field, parser), in the order they are checked.
+SETTINGS: dict[str, tuple[str, Parser]] = {
+    "FriendlyName": ("friendly_name", parse_friendly_name),
+    "VoiceUrl": ("voice_url", _url),
+    "VoiceFallbackUrl": ("voice_fallback_url", _url),
+    "StatusCallback": ("status_callback", _url),
+    "VoiceMethod": ("voice_method", _method),
+    "VoiceFallbackMethod": ("voice_fallback_method", _method),
+    "StatusCallbackMethod": ("status_callback_method", _method),
 }
-_METHODS = {
-    "VoiceMethod": "voice_method",
-    "VoiceFallbackMethod": "voice_fallback_method",
-    "StatusCallbackMethod": "status_callback_method",
-}
+
+
+def _friendly_name_filter(params: Params, name: str) -> dict[str, Any]:
+    """The name as given, empty too (an application may be unnamed)."""
+    return {"friendly_name": params.get(name)}
+
+
+FILTERS: dict[str, Filter] = {"FriendlyName": _friendly_name_filter}
 
 
 def application_json(application: Application) -> dict:
@@ -71,53 +93,22 @@ def application_json(application: Application) -> dict:
     }
 
 
-def _fields(params: Params) -> dict:
-    """The application's settings the request names, checked (21402/21403 as for numbers)."""
-    fields: dict = {}
-    if "FriendlyName" in params:
-        name = params.get("FriendlyName") or ""
-        if len(name) > MAX_FRIENDLY_NAME:
-            raise ApiError.bad_parameter(
-                f"FriendlyName must have at most {MAX_FRIENDLY_NAME} characters",
-                INVALID_FRIENDLY_NAME,
-            )
-        fields["friendly_name"] = name
-    for param, field in _URLS.items():
-        if param in params:
-            fields[field] = parse_url(param, params.get(param) or "", NUMBER_URL_INVALID)
-    for param, field in _METHODS.items():
-        if param in params:
-            fields[field] = parse_method(param, params.get(param) or "", NUMBER_METHOD_INVALID)
-    return fields
-
-
 async def _existing(request: Request, account: Account, sid: str) -> Application:
-    store = store_of(request)
-    found = await store.applications.get(account.sid, sid) if is_sid(sid, "AP") else None
-    if found is None:
-        raise ApiError.not_found(request.url.path)
-    return found
+    path_sid(request, sid, "AP")
+    return found(request, await store_of(request).applications.get(account.sid, sid))
 
 
 @router.post(LIST)
 async def create(request: Request, account: PathAccount) -> Response:
-    fields = _fields(await form_params(request))
+    fields = parse_fields(await form_params(request), SETTINGS)
     application = await store_of(request).applications.create(account.sid, **fields)
     return JSONResponse(application_json(application), status_code=201)
 
 
 @router.get(LIST)
 async def list_all(request: Request, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    found = await store_of(request).applications.page(
-        account.sid,
-        friendly_name=params.get("FriendlyName"),
-        offset=page.offset,
-        limit=page.fetch_limit,
-    )
-    rows = [application_json(item) for item in found]
-    return JSONResponse(page_body(request, params, "applications", rows, page))
+    applications = partial(store_of(request).applications.page, account.sid)
+    return await page_response(request, "applications", applications, application_json, FILTERS)
 
 
 @router.get(INSTANCE)
@@ -127,7 +118,7 @@ async def fetch(request: Request, sid: str, account: PathAccount) -> Response:
 
 @router.post(INSTANCE)
 async def update(request: Request, sid: str, account: PathAccount) -> Response:
-    fields = _fields(await form_params(request))
+    fields = parse_fields(await form_params(request), SETTINGS)
     application = await _existing(request, account, sid)
     if fields:
         updated = await store_of(request).applications.update(account.sid, sid, **fields)
@@ -137,7 +128,5 @@ async def update(request: Request, sid: str, account: PathAccount) -> Response:
 
 @router.delete(INSTANCE)
 async def delete(request: Request, sid: str, account: PathAccount) -> Response:
-    store = store_of(request)
-    if not (is_sid(sid, "AP") and await store.applications.delete(account.sid, sid)):
-        raise ApiError.not_found(request.url.path)
-    return Response(status_code=204)
+    path_sid(request, sid, "AP")
+    return deleted(request, await store_of(request).applications.delete(account.sid, sid))

@@ -8,8 +8,9 @@ which stores the call as queued and places it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
+from functools import partial
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -17,17 +18,17 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.balance import require_funds
-from control_api.api.paging import PageRequest, page_body
+from control_api.api.filters import Filter, TimeRange, equal, number_text
+from control_api.api.paging import page_response
 from control_api.api.params import (
     Params,
-    day_after,
+    choice_parser,
     form_params,
     parse_method,
-    parse_time,
     parse_url,
-    query_params,
     restore_plus,
 )
+from control_api.api.resource import deleted, found, path_sid
 from control_api.api.state import store_of
 from control_api.errors import (
     CALL_METHOD_INVALID,
@@ -43,7 +44,7 @@ from control_api.errors import (
     ApiError,
     error_response,
 )
-from control_api.sids import is_sid, rfc2822
+from control_api.sids import rfc2822
 from control_api.store import Account, CallRecord, format_number, normalize_e164
 from control_api.voice.port import LiveCalls, NewCall, Unroutable
 
@@ -61,6 +62,15 @@ CALL_STATUSES = frozenset(
 )
 FINISHED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
+FILTERS: dict[str, Filter] = {
+    "To": equal("to", number_text),
+    "From": equal("from_", number_text),
+    "Status": equal("status", choice_parser(sorted(CALL_STATUSES))),
+    "ParentCallSid": equal("parent_call_sid"),
+    "StartTime": TimeRange.filter("start_time"),
+    "EndTime": TimeRange.filter("end_time"),
+}
+
 LIST = "/2010-04-01/Accounts/{account_sid}/Calls.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/Calls/{sid}.json"
 
@@ -75,7 +85,6 @@ def call_json(call: CallRecord) -> dict:
     base = call_uri(call.account_sid, call.sid)
     return {
         "account_sid": call.account_sid,
-        "annotation": None,
         "answered_by": call.answered_by,
         "api_version": API_VERSION,
         "caller_name": call.caller_name,
@@ -96,19 +105,11 @@ def call_json(call: CallRecord) -> dict:
         "sid": call.sid,
         "start_time": _date(call.start_time),
         "status": call.status,
+        # Twilio's entries for the subresources built here (not events, notifications,
+        # payments, siprec, transcriptions, user_defined_message(_subscription)s).
         "subresource_uris": {
-            name: f"{base}/{path}.json"
-            for name, path in (
-                ("events", "Events"),
-                ("notifications", "Notifications"),
-                ("payments", "Payments"),
-                ("recordings", "Recordings"),
-                ("siprec", "Siprec"),
-                ("streams", "Streams"),
-                ("transcriptions", "Transcriptions"),
-                ("user_defined_message_subscriptions", "UserDefinedMessageSubscriptions"),
-                ("user_defined_messages", "UserDefinedMessages"),
-            )
+            "recordings": f"{base}/Recordings.json",
+            "streams": f"{base}/Streams.json",
         },
         "to": call.to,
         "to_formatted": format_number(call.to),
@@ -126,74 +127,14 @@ def _live_calls(request: Request) -> LiveCalls:
 
 
 async def _existing(request: Request, account: Account, sid: str) -> CallRecord:
-    # Checking the form first keeps arbitrary path text (NUL, say) away from the database.
-    call = await store_of(request).calls.get(account.sid, sid) if is_sid(sid, "CA") else None
-    if call is None:
-        raise ApiError.not_found(request.url.path)
-    return call
-
-
-@dataclass(slots=True)
-class TimeRange:
-    """One time filter (``StartTime`` or ``EndTime``): after <= t < before."""
-
-    after: datetime | None = None
-    before: datetime | None = None
-
-    @classmethod
-    def from_params(cls, params: Params, name: str) -> TimeRange:
-        """Twilio's ``Name``, ``Name<`` and ``Name>`` (``<=``/``>=`` spelled out too).
-
-        ``Name`` is the whole UTC day of the value; ``Name>`` on or after the value;
-        ``Name<`` before it. The library sends ``Name<`` and ``Name>``; a query string
-        written as ``Name>=2026-11-24`` arrives as ``Name>`` too.
-        """
-        bounds = cls()
-        for suffix in ("", "<", ">", "<=", ">="):
-            value = params.get(name + suffix)
-            if not value:
-                continue
-            instant, _ = parse_time(name + suffix, value)
-            if suffix == "":
-                day = datetime.combine(instant.date(), datetime.min.time(), instant.tzinfo)
-                bounds.narrow(after=day, before=day_after(instant))
-            elif suffix.startswith(">"):
-                bounds.narrow(after=instant)
-            else:
-                bounds.narrow(before=instant)
-        return bounds
-
-    def narrow(self, after: datetime | None = None, before: datetime | None = None) -> None:
-        if after is not None and (self.after is None or after > self.after):
-            self.after = after
-        if before is not None and (self.before is None or before < self.before):
-            self.before = before
+    path_sid(request, sid, "CA")
+    return found(request, await store_of(request).calls.get(account.sid, sid))
 
 
 @router.get(LIST)
 async def list_calls(request: Request, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    status = params.get("Status") or None
-    if status is not None and status not in CALL_STATUSES:
-        raise ApiError.bad_parameter(f"Status must be one of {', '.join(sorted(CALL_STATUSES))}")
-    start = TimeRange.from_params(params, "StartTime")
-    end = TimeRange.from_params(params, "EndTime")
-    calls = await store_of(request).calls.page(
-        account.sid,
-        to=restore_plus(params.get("To") or None),
-        from_=restore_plus(params.get("From") or None),
-        status=status,
-        parent_call_sid=params.get("ParentCallSid") or None,
-        start_time_after=start.after,
-        start_time_before=start.before,
-        end_time_after=end.after,
-        end_time_before=end.before,
-        offset=page.offset,
-        limit=page.fetch_limit,
-    )
-    rows = [call_json(call) for call in calls]
-    return JSONResponse(page_body(request, params, "calls", rows, page))
+    calls = partial(store_of(request).calls.page, account.sid)
+    return await page_response(request, "calls", calls, call_json, FILTERS)
 
 
 async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
@@ -359,6 +300,4 @@ async def delete_call(request: Request, sid: str, account: PathAccount) -> Respo
         raise ApiError.bad_parameter(
             "Cannot delete a call that has not ended", CANNOT_DELETE_UNFINISHED
         )
-    if not await store_of(request).calls.delete(account.sid, sid):
-        raise ApiError.not_found(request.url.path)
-    return Response(status_code=204)
+    return deleted(request, await store_of(request).calls.delete(account.sid, sid))

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from control_api.api.auth import PathAccount
 from control_api.api.conferences import LiveConferences
 from control_api.cluster.forward import FORWARD_PATH, stream_to_wire
-from control_api.voice.port import LiveCalls, NewStream
+from control_api.voice.port import LiveCalls, NewRecording, NewStream
 
 __all__ = ["cluster_router"]
 
@@ -69,9 +69,37 @@ def cluster_router(local: LiveCalls, rooms: LiveConferences | None = None) -> AP
             except LookupError as exc:
                 return JSONResponse({"error": "no_such_stream", "message": str(exc)}, 404)
             return JSONResponse({"stream": stream_to_wire(found)})
+        if action in ("start_recording", "update_recording"):
+            return await _recording(local, sid, call_sid, action, body)
         return JSONResponse({"error": "bad_request"}, 400)
 
     return router
+
+
+async def _recording(
+    local: LiveCalls, account_sid: str, call_sid: str, action: str, body: dict
+) -> JSONResponse:
+    """A forwarded ``POST Calls/{CallSid}/Recordings`` (start) or ``…/Recordings/{Sid}``."""
+    try:
+        if action == "start_recording":
+            fields = dict(body["recording"])
+            fields["status_callback_events"] = tuple(fields.get("status_callback_events", ()))
+            new = NewRecording(**fields)
+        else:
+            sid, status = str(body["recording"]), str(body["status"])
+            pause_behavior = str(body["pause_behavior"])
+    except (KeyError, TypeError, ValueError):
+        return JSONResponse({"error": "bad_request"}, 400)
+    try:
+        if action == "start_recording":
+            found = await local.start_recording(account_sid, call_sid, new)
+        else:
+            found = await local.update_recording(account_sid, call_sid, sid, status, pause_behavior)
+    except LookupError as exc:
+        return JSONResponse({"error": "no_such_recording", "message": str(exc)}, 404)
+    except ValueError as exc:  # as many recordings as the call may have
+        return JSONResponse({"error": "name_taken", "message": str(exc)}, 409)
+    return JSONResponse({"recording": found})
 
 
 CONFERENCE_ACTIONS = frozenset(

@@ -17,7 +17,9 @@ removes their rows.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 from fastapi import APIRouter, Request, Response
@@ -25,9 +27,17 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import Params, form_params, parse_method, parse_url, query_params
-from control_api.api.recordings import DateRange
+from control_api.api.filters import DateRange, Filter, equal
+from control_api.api.paging import page_response
+from control_api.api.params import (
+    Params,
+    choice_parser,
+    form_params,
+    parse_boolean,
+    parse_method,
+    parse_url,
+)
+from control_api.api.resource import found, path_sid
 from control_api.api.state import store_of
 from control_api.errors import CALL_URL_INVALID, ApiError
 from control_api.sids import is_sid, rfc2822
@@ -36,7 +46,6 @@ from control_api.store import Account, ConferenceRecord, ParticipantRecord
 __all__ = [
     "CONFERENCE_STATUSES",
     "LiveConferences",
-    "NoLiveConferences",
     "conference_json",
     "participant_json",
     "router",
@@ -50,6 +59,18 @@ LIST = ACCOUNT + "/Conferences.json"
 INSTANCE = ACCOUNT + "/Conferences/{sid}.json"
 PARTICIPANTS = ACCOUNT + "/Conferences/{sid}/Participants.json"
 PARTICIPANT = ACCOUNT + "/Conferences/{sid}/Participants/{call_sid}.json"
+
+FILTERS: dict[str, Filter] = {
+    "Status": equal("status", choice_parser(sorted(CONFERENCE_STATUSES))),
+    "FriendlyName": equal("friendly_name"),
+    "DateCreated": DateRange.filter("date_created"),
+    "DateUpdated": DateRange.filter("date_updated"),
+}
+PARTICIPANT_FILTERS: dict[str, Filter] = {
+    "Muted": equal("muted", parse_boolean),
+    "Hold": equal("hold", parse_boolean),
+    "Coaching": equal("coaching", parse_boolean),
+}
 
 router = APIRouter()
 
@@ -89,33 +110,6 @@ class LiveConferences(Protocol):
     async def kick(self, account_sid: str, conference_sid: str, call_sid: str) -> bool:
         """Remove the participant from the conference (its call goes on with its TwiML)."""
         ...
-
-
-class NoLiveConferences:
-    """A ``LiveConferences`` for an API without a call engine: nothing is live."""
-
-    async def end(self, account_sid: str, conference_sid: str) -> bool:
-        return False
-
-    async def update_participant(
-        self,
-        account_sid: str,
-        conference_sid: str,
-        call_sid: str,
-        *,
-        muted: bool | None = None,
-        hold: bool | None = None,
-        **changes: Any,
-    ) -> bool:
-        return False
-
-    async def announce(
-        self, account_sid: str, conference_sid: str, url: str, method: str = "POST"
-    ) -> bool:
-        return False
-
-    async def kick(self, account_sid: str, conference_sid: str, call_sid: str) -> bool:
-        return False
 
 
 def conference_uri(account_sid: str, sid: str) -> str:
@@ -169,41 +163,33 @@ def _date(value: datetime | None) -> str | None:
 
 
 def _boolean(params: Params, name: str) -> bool | None:
-    """Twilio's ``true``/``false`` (any case); None when absent or empty."""
-    value = params.get(name)
-    if not value:
-        return None
-    lowered = value.lower()
-    if lowered not in ("true", "false"):
-        raise ApiError.bad_parameter(f"{name} must be true or false")
-    return lowered == "true"
+    return parse_boolean(name, params.get(name))
 
 
-def _live(request: Request) -> LiveConferences:
-    return getattr(request.app.state, "live_conferences", None) or NoLiveConferences()
+async def _act(request: Request, action: Callable[[LiveConferences], Awaitable[bool]]) -> None:
+    """Have the call engine do ``action``; 404 when it did not (the conference or the
+    participant is not live) or there is no engine (none is live)."""
+    live: LiveConferences | None = getattr(request.app.state, "live_conferences", None)
+    if live is None or not await action(live):
+        raise ApiError.not_found(request.url.path)
 
 
 async def _existing(request: Request, account: Account, sid: str) -> ConferenceRecord:
-    # Checking the form first keeps arbitrary path text (NUL, say) away from the database.
-    found = await store_of(request).conferences.get(account.sid, sid) if is_sid(sid, "CF") else None
-    if found is None:
-        raise ApiError.not_found(request.url.path)
-    return found
+    path_sid(request, sid, "CF")
+    return found(request, await store_of(request).conferences.get(account.sid, sid))
 
 
 async def _existing_participant(
     request: Request, account: Account, sid: str, call_sid: str
 ) -> ParticipantRecord:
     """By its call SID or its label."""
+    path_sid(request, sid, "CF")
     participants = store_of(request).participants
-    found = None
-    if is_sid(sid, "CF") and is_sid(call_sid, "CA"):
-        found = await participants.get(account.sid, sid, call_sid)
-    elif is_sid(sid, "CF") and 0 < len(call_sid) <= MAX_LABEL:
-        found = await participants.by_label(account.sid, sid, call_sid)
-    if found is None:
+    if is_sid(call_sid, "CA"):
+        return found(request, await participants.get(account.sid, sid, call_sid))
+    if not 0 < len(call_sid) <= MAX_LABEL:
         raise ApiError.not_found(request.url.path)
-    return found
+    return found(request, await participants.by_label(account.sid, sid, call_sid))
 
 
 # Conferences
@@ -211,28 +197,8 @@ async def _existing_participant(
 
 @router.get(LIST)
 async def list_conferences(request: Request, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    status = params.get("Status") or None
-    if status is not None and status not in CONFERENCE_STATUSES:
-        raise ApiError.bad_parameter(
-            f"Status must be one of {', '.join(sorted(CONFERENCE_STATUSES))}"
-        )
-    created = DateRange.from_params(params, "DateCreated")
-    updated = DateRange.from_params(params, "DateUpdated")
-    found = await store_of(request).conferences.page(
-        account.sid,
-        friendly_name=params.get("FriendlyName") or None,
-        status=status,
-        date_created_after=created.after,
-        date_created_before=created.before,
-        date_updated_after=updated.after,
-        date_updated_before=updated.before,
-        offset=page.offset,
-        limit=page.fetch_limit,
-    )
-    rows = [conference_json(item) for item in found]
-    return JSONResponse(page_body(request, params, "conferences", rows, page))
+    conferences = partial(store_of(request).conferences.page, account.sid)
+    return await page_response(request, "conferences", conferences, conference_json, FILTERS)
 
 
 @router.get(INSTANCE)
@@ -247,17 +213,15 @@ async def update_conference(request: Request, sid: str, account: PathAccount) ->
     await _existing(request, account, sid)
     announce = params.get("AnnounceUrl")
     if announce:
-        url = parse_url("AnnounceUrl", announce, CALL_URL_INVALID)
+        url = parse_url("AnnounceUrl", announce, CALL_URL_INVALID) or ""
         method = parse_method("AnnounceMethod", params.get("AnnounceMethod", ""), 21209)
-        if url is None or not await _live(request).announce(account.sid, sid, url, method):
-            raise ApiError.not_found(request.url.path)
+        await _act(request, lambda live: live.announce(account.sid, sid, url, method))
     status = params.get("Status")
     if status:
         if status != "completed":
             raise ApiError.bad_parameter("Status can only be completed")
-        if not await _live(request).end(account.sid, sid):
-            raise ApiError.not_found(request.url.path)
-    return JSONResponse(conference_json(await _existing(request, account, sid)))
+        await _act(request, lambda live: live.end(account.sid, sid))
+    return await fetch_conference(request, sid, account)  # as the engine left it
 
 
 # Participants
@@ -265,23 +229,15 @@ async def update_conference(request: Request, sid: str, account: PathAccount) ->
 
 @router.get(PARTICIPANTS)
 async def list_participants(request: Request, sid: str, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    muted = _boolean(params, "Muted")
-    hold = _boolean(params, "Hold")
-    coaching = _boolean(params, "Coaching")
-    await _existing(request, account, sid)
-    found = await store_of(request).participants.page(
-        account.sid,
-        sid,
-        muted=muted,
-        hold=hold,
-        coaching=coaching,
-        offset=page.offset,
-        limit=page.fetch_limit,
+    participants = store_of(request).participants
+
+    async def fetch(**query: Any) -> list[ParticipantRecord]:
+        await _existing(request, account, sid)  # after the query: a bad filter is a 400 first
+        return await participants.page(account.sid, sid, **query)
+
+    return await page_response(
+        request, "participants", fetch, participant_json, PARTICIPANT_FILTERS
     )
-    rows = [participant_json(item) for item in found]
-    return JSONResponse(page_body(request, params, "participants", rows, page))
 
 
 @router.get(PARTICIPANT)
@@ -306,14 +262,13 @@ async def update_participant(
     changes = participant_changes(params)
     call_sid = (await _existing_participant(request, account, sid, call_sid)).call_sid
     if muted is not None or hold is not None or changes:
-        acted = await _live(request).update_participant(
-            account.sid, sid, call_sid, muted=muted, hold=hold, **changes
+        await _act(
+            request,
+            lambda live: live.update_participant(
+                account.sid, sid, call_sid, muted=muted, hold=hold, **changes
+            ),
         )
-        if not acted:
-            raise ApiError.not_found(request.url.path)
-    return JSONResponse(
-        participant_json(await _existing_participant(request, account, sid, call_sid))
-    )
+    return await fetch_participant(request, sid, call_sid, account)  # as the engine left it
 
 
 @router.delete(PARTICIPANT)
@@ -321,6 +276,5 @@ async def delete_participant(
     request: Request, sid: str, call_sid: str, account: PathAccount
 ) -> Response:
     call_sid = (await _existing_participant(request, account, sid, call_sid)).call_sid
-    if not await _live(request).kick(account.sid, sid, call_sid):
-        raise ApiError.not_found(request.url.path)
+    await _act(request, lambda live: live.kick(account.sid, sid, call_sid))
     return Response(status_code=204)

@@ -8,16 +8,18 @@ again. Deleting a key makes every token it signed invalid at once.
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import form_params, query_params
+from control_api.api.paging import page_response
+from control_api.api.params import form_params, parse_friendly_name
+from control_api.api.resource import deleted, found, path_sid
 from control_api.api.state import store_of
-from control_api.errors import INVALID_FRIENDLY_NAME, ApiError
-from control_api.sids import is_sid, rfc2822
-from control_api.store import MAX_FRIENDLY_NAME, Account, ApiKey
+from control_api.sids import rfc2822
+from control_api.store import Account, ApiKey
 
 __all__ = ["key_json", "router"]
 
@@ -40,21 +42,12 @@ def key_json(key: ApiKey, *, with_secret: bool = False) -> dict:
 
 
 def _friendly_name(value: str | None) -> str:
-    value = value or ""
-    if len(value) > MAX_FRIENDLY_NAME:
-        raise ApiError.bad_parameter(
-            f"FriendlyName must have at most {MAX_FRIENDLY_NAME} characters",
-            INVALID_FRIENDLY_NAME,
-        )
-    return value
+    return parse_friendly_name("FriendlyName", value or "")
 
 
 async def _existing(request: Request, account: Account, sid: str) -> ApiKey:
-    store = store_of(request)
-    found = await store.api_keys.get(account.sid, sid) if is_sid(sid, "SK") else None
-    if found is None:
-        raise ApiError.not_found(request.url.path)
-    return found
+    path_sid(request, sid, "SK")
+    return found(request, await store_of(request).api_keys.get(account.sid, sid))
 
 
 @router.post(LIST)
@@ -67,13 +60,8 @@ async def create_key(request: Request, account: PathAccount) -> Response:
 
 @router.get(LIST)
 async def list_keys(request: Request, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    found = await store_of(request).api_keys.page(
-        account.sid, offset=page.offset, limit=page.fetch_limit
-    )
-    rows = [key_json(key) for key in found]
-    return JSONResponse(page_body(request, params, "keys", rows, page))
+    keys = partial(store_of(request).api_keys.page, account.sid)
+    return await page_response(request, "keys", keys, key_json)
 
 
 @router.get(INSTANCE)
@@ -93,6 +81,5 @@ async def update_key(request: Request, sid: str, account: PathAccount) -> Respon
 
 @router.delete(INSTANCE)
 async def delete_key(request: Request, sid: str, account: PathAccount) -> Response:
-    if not (is_sid(sid, "SK") and await store_of(request).api_keys.delete(account.sid, sid)):
-        raise ApiError.not_found(request.url.path)
-    return Response(status_code=204)
+    path_sid(request, sid, "SK")
+    return deleted(request, await store_of(request).api_keys.delete(account.sid, sid))

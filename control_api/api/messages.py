@@ -9,6 +9,7 @@ The sending itself is the message service's (``control_api/sms/service.py``).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -16,16 +17,15 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.balance import require_funds
-from control_api.api.calls import TimeRange
-from control_api.api.paging import PageRequest, page_body
+from control_api.api.filters import Filter, TimeRange, equal
+from control_api.api.paging import page_response
 from control_api.api.params import (
-    Params,
     form_params,
     parse_method,
     parse_url,
-    query_params,
     restore_plus,
 )
+from control_api.api.resource import found, path_sid
 from control_api.errors import (
     CANNOT_DELETE_UNFINISHED,
     INVALID_PARAMETER,
@@ -57,6 +57,20 @@ MAX_VALIDITY_S = 36000
 _ALPHANUMERIC_SENDER = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
 
 
+def _address_filter(name: str, value: str) -> str:
+    """A number in E.164 if it is one (an alphanumeric sender ID stays as it is)."""
+    value = restore_plus(value)
+    return normalize_e164(value) or value
+
+
+# The list's query parameter -> (the store's filter, parser); DateSent apart.
+FILTERS: dict[str, Filter] = {
+    "To": equal("to", _address_filter),
+    "From": equal("from_", _address_filter),
+    "DateSent": TimeRange.filter("sent"),
+}
+
+
 def message_uri(message: MessageRecord) -> str:
     return f"{account_uri(message.account_sid)}/Messages/{message.sid}.json"
 
@@ -83,7 +97,7 @@ def message_json(message: MessageRecord) -> dict:
         "price_unit": message.price_unit,
         "sid": message.sid,
         "status": message.status,
-        "subresource_uris": {"media": uri.removesuffix(".json") + "/Media.json"},
+        "subresource_uris": {},  # Twilio's "media" and "feedback" are not built
         "to": message.to,
         "uri": uri,
     }
@@ -171,32 +185,15 @@ async def create_message(request: Request, account: PathAccount) -> Response:
 
 @router.get(LIST)
 async def list_messages(request: Request, account: PathAccount) -> Response:
-    params: Params = query_params(request)
-    page = PageRequest.from_params(params)
-    sent = TimeRange.from_params(params, "DateSent")
-    to = restore_plus(params.get("To") or None)
-    from_ = restore_plus(params.get("From") or None)
-    rows = await _messaging(request).messages.page(
-        account.sid,
-        to=(normalize_e164(to) or to) if to else None,
-        from_=(normalize_e164(from_) or from_) if from_ else None,
-        sent_after=sent.after,
-        sent_before=sent.before,
-        offset=page.offset,
-        limit=page.fetch_limit,
-    )
-    return JSONResponse(
-        page_body(request, params, "messages", [message_json(m) for m in rows], page)
-    )
+    async def fetch(**query: Any) -> list[MessageRecord]:
+        return await _messaging(request).messages.page(account.sid, **query)
+
+    return await page_response(request, "messages", fetch, message_json, FILTERS)
 
 
 async def _existing(request: Request, account, sid: str) -> MessageRecord:
-    message = None
-    if is_sid(sid, "SM") or is_sid(sid, "MM"):
-        message = await _messaging(request).messages.get(account.sid, sid)
-    if message is None:
-        raise ApiError.not_found(request.url.path)
-    return message
+    path_sid(request, sid, "SM", "MM")
+    return found(request, await _messaging(request).messages.get(account.sid, sid))
 
 
 @router.get(INSTANCE)
@@ -218,9 +215,7 @@ async def update_message(request: Request, sid: str, account: PathAccount) -> Re
             raise ApiError.bad_parameter(
                 "A message cannot be redacted before it is sent", CANNOT_DELETE_UNFINISHED
             )
-        message = await _messaging(request).messages.update(sid, body="")
-        if message is None:
-            raise ApiError.not_found(request.url.path)
+        message = found(request, await _messaging(request).messages.update(sid, body=""))
     return JSONResponse(message_json(message))
 
 

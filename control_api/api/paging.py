@@ -11,15 +11,19 @@ when both are given. Pages are offsets into the list as it is when each page is 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 
-from control_api.api.params import Params
+from control_api.api.filters import Filter, query_filters
+from control_api.api.params import Params, query_params
 from control_api.errors import ApiError
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "PageRequest", "page_body"]
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "PageRequest", "page_body", "page_response"]
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -27,6 +31,8 @@ MAX_OFFSET = 10**12
 _PAGING = ("Page", "PageSize", "PageToken")
 _TOKEN = re.compile(r"PT([0-9]{1,13})")
 _NUMBER = re.compile(r"[0-9]{1,13}")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,27 @@ def page_body(
             uri(max(page.page - 1, 0), previous_offset) if page.offset > 0 else None
         ),
     }
+
+
+async def page_response(
+    request: Request,
+    key: str,
+    fetch: Callable[..., Awaitable[Iterable[T]]],
+    render: Callable[[T], dict],
+    filters: Mapping[str, Filter] | None = None,
+) -> JSONResponse:
+    """A list resource's GET: the page ``fetch`` reads, each row as ``render`` shows it.
+
+    ``fetch`` takes, as keywords, the store's filters that the query gives (read by
+    ``filters``: ``control_api.api.filters``) and the page's ``offset`` and ``limit``,
+    as a store's ``page`` does: ``functools.partial(store.calls.page, account_sid)``.
+    """
+    params = query_params(request)
+    page = PageRequest.from_params(params)
+    query = query_filters(params, filters or {})
+    found = await fetch(**query, offset=page.offset, limit=page.fetch_limit)
+    rows = [render(row) for row in found]
+    return JSONResponse(page_body(request, params, key, rows, page))
 
 
 def _number(params: Params, name: str, default: int) -> int:

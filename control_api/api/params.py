@@ -7,28 +7,40 @@ and the number of fields are bounded, and any malformed body is a 400 in Twilio'
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import overload
+from typing import Any, overload
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import Request
 from starlette.datastructures import ImmutableMultiDict
 
-from control_api.errors import INVALID_PARAMETER, ApiError
+from control_api.errors import INVALID_FRIENDLY_NAME, INVALID_PARAMETER, ApiError
+from control_api.store import MAX_FRIENDLY_NAME
 
 __all__ = [
     "Params",
+    "Parser",
+    "choice_parser",
     "day_after",
     "form_params",
+    "method_parser",
+    "parse_boolean",
+    "parse_choice",
+    "parse_fields",
+    "parse_friendly_name",
     "parse_method",
     "parse_time",
     "parse_url",
     "query_params",
     "restore_plus",
+    "url_parser",
 ]
 
 Params = ImmutableMultiDict  # name -> value; a repeated name keeps every value (getlist)
+# A parameter's parser: (its name, its value) -> the value to store; raises ApiError
+# (400, with the parameter's Twilio code) for a value it refuses.
+Parser = Callable[[str, str], Any]
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELDS = 200
@@ -117,6 +129,59 @@ def parse_method(name: str, value: str, code: int) -> str:
     if method not in ("GET", "POST"):
         raise ApiError.bad_parameter(f"{name} must be GET or POST", code)
     return method
+
+
+def url_parser(code: int) -> Parser:
+    """``parse_url`` for a resource whose URLs are refused with ``code``."""
+    return lambda name, value: parse_url(name, value, code)
+
+
+def method_parser(code: int) -> Parser:
+    """``parse_method`` for a resource whose methods are refused with ``code``."""
+    return lambda name, value: parse_method(name, value, code)
+
+
+def parse_friendly_name(name: str, value: str) -> str:
+    """A FriendlyName of at most ``MAX_FRIENDLY_NAME`` characters (empty too)."""
+    if len(value) > MAX_FRIENDLY_NAME:
+        raise ApiError.bad_parameter(
+            f"{name} must have at most {MAX_FRIENDLY_NAME} characters", INVALID_FRIENDLY_NAME
+        )
+    return value
+
+
+def choice_parser(choices: Sequence[str]) -> Parser:
+    """``parse_choice`` of ``choices``."""
+    return lambda name, value: parse_choice(name, value, choices)
+
+
+def parse_choice(name: str, value: str | None, choices: Sequence[str]) -> str | None:
+    """One of ``choices`` (which the error lists in their order); None when empty."""
+    if not value:
+        return None
+    if value not in choices:
+        raise ApiError.bad_parameter(f"{name} must be one of {', '.join(choices)}")
+    return value
+
+
+def parse_boolean(name: str, value: str | None) -> bool | None:
+    """Twilio's ``true``/``false`` (any case); None when absent or empty."""
+    if not value:
+        return None
+    lowered = value.lower()
+    if lowered not in ("true", "false"):
+        raise ApiError.bad_parameter(f"{name} must be true or false")
+    return lowered == "true"
+
+
+def parse_fields(params: Params, parsers: Mapping[str, tuple[str, Parser]]) -> dict[str, Any]:
+    """The fields a request sets: ``parsers`` maps a parameter to the field it sets and
+    its parser, in the order they are checked; a parameter not given sets nothing."""
+    return {
+        field: parse(name, params[name])
+        for name, (field, parse) in parsers.items()
+        if name in params
+    }
 
 
 def parse_time(name: str, value: str) -> tuple[datetime, bool]:

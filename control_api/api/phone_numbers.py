@@ -10,22 +10,23 @@ provisioned.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from functools import partial
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_body
+from control_api.api.filters import Filter, equal, number_text
+from control_api.api.paging import page_response
 from control_api.api.params import (
-    Params,
+    Parser,
     form_params,
-    parse_method,
-    parse_url,
-    query_params,
-    restore_plus,
+    method_parser,
+    parse_fields,
+    url_parser,
 )
+from control_api.api.resource import deleted, found, path_sid
 from control_api.api.state import store_of
 from control_api.errors import (
     INVALID_FRIENDLY_NAME,
@@ -45,7 +46,7 @@ from control_api.store import (
     normalize_e164,
 )
 
-__all__ = ["number_json", "router"]
+__all__ = ["list_page", "number_json", "provision", "router"]
 
 router = APIRouter()
 
@@ -61,14 +62,6 @@ def _friendly_name(name: str, value: str) -> str:
     return value
 
 
-def _url(name: str, value: str) -> str | None:
-    return parse_url(name, value, NUMBER_URL_INVALID)
-
-
-def _method(name: str, value: str) -> str:
-    return parse_method(name, value, NUMBER_METHOD_INVALID)
-
-
 def _application_sid(name: str, value: str) -> str | None:
     if value == "":
         return None
@@ -77,8 +70,11 @@ def _application_sid(name: str, value: str) -> str | None:
     return value
 
 
+_url = url_parser(NUMBER_URL_INVALID)
+_method = method_parser(NUMBER_METHOD_INVALID)
+
 # Request parameter -> (store field, parser). The parsers raise Twilio's code for the field.
-SETTINGS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+SETTINGS: dict[str, tuple[str, Parser]] = {
     "FriendlyName": ("friendly_name", _friendly_name),
     "VoiceUrl": ("voice_url", _url),
     "VoiceMethod": ("voice_method", _method),
@@ -95,12 +91,11 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
 }
 
 
-def _settings(params: Params) -> dict[str, Any]:
-    return {
-        field: parse(name, params[name])
-        for name, (field, parse) in SETTINGS.items()
-        if name in params
-    }
+# The list's query parameter -> (the store's filter, parser).
+FILTERS: dict[str, Filter] = {
+    "PhoneNumber": equal("phone_number", number_text),
+    "FriendlyName": equal("friendly_name"),
+}
 
 
 def number_uri(number: PhoneNumber) -> str:
@@ -135,6 +130,7 @@ def number_json(number: PhoneNumber) -> dict:
         "status_callback": number.status_callback,
         "status_callback_method": number.status_callback_method,
         "trunk_sid": None,
+        "type": number.number_type,
         "uri": number_uri(number),
         "voice_application_sid": number.voice_application_sid,
         "voice_caller_id_lookup": False,
@@ -147,15 +143,20 @@ def number_json(number: PhoneNumber) -> dict:
 
 
 async def _existing(request: Request, account: Account, sid: str) -> PhoneNumber:
-    # Checking the form first keeps arbitrary path text (NUL, say) away from the database.
-    number = await store_of(request).numbers.get(account.sid, sid) if is_sid(sid, "PN") else None
-    if number is None:
-        raise ApiError.not_found(request.url.path)
-    return number
+    path_sid(request, sid, "PN")
+    return found(request, await store_of(request).numbers.get(account.sid, sid))
 
 
 @router.post(LIST)
 async def create_number(request: Request, account: PathAccount) -> Response:
+    return JSONResponse(number_json(await provision(request, account)), status_code=201)
+
+
+async def provision(
+    request: Request, account: Account, number_type: str | None = None
+) -> PhoneNumber:
+    """The number a create request asks for, provisioned; ``number_type`` as the store's
+    ``create`` takes it (None: from the number)."""
     params = await form_params(request)
     given = params.get("PhoneNumber")
     if not given:
@@ -169,29 +170,30 @@ async def create_number(request: Request, account: PathAccount) -> Response:
             f"The phone number {given[:64]} is not a valid E.164 number", PHONE_NUMBER_INVALID
         )
     try:
-        number = await store_of(request).numbers.create(
-            account.sid, phone_number, **_settings(params)
+        return await store_of(request).numbers.create(
+            account.sid, phone_number, number_type=number_type, **parse_fields(params, SETTINGS)
         )
     except NumberTaken:
         raise ApiError.bad_parameter(
             f"The phone number {phone_number} is not available", PHONE_NUMBER_UNAVAILABLE
         ) from None
-    return JSONResponse(number_json(number), status_code=201)
 
 
 @router.get(LIST)
 async def list_numbers(request: Request, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    numbers = await store_of(request).numbers.page(
-        account.sid,
-        phone_number=restore_plus(params.get("PhoneNumber") or None),
-        friendly_name=params.get("FriendlyName") or None,
-        offset=page.offset,
-        limit=page.fetch_limit,
-    )
-    rows = [number_json(number) for number in numbers]
-    return JSONResponse(page_body(request, params, "incoming_phone_numbers", rows, page))
+    return await list_page(request, account, number_json)
+
+
+async def list_page(
+    request: Request,
+    account: Account,
+    shown: Callable[[PhoneNumber], dict],
+    number_type: str | None = None,
+) -> Response:
+    """A page of the account's numbers (of ``number_type`` only, if given), each as
+    ``shown`` makes it."""
+    numbers = partial(store_of(request).numbers.page, account.sid, number_type=number_type)
+    return await page_response(request, "incoming_phone_numbers", numbers, shown, FILTERS)
 
 
 @router.get(INSTANCE)
@@ -208,14 +210,13 @@ async def update_number(request: Request, sid: str, account: PathAccount) -> Res
         raise ApiError.bad_parameter(
             "Moving a number to another account is not supported", INVALID_PARAMETER
         )
-    number = await store_of(request).numbers.update(account.sid, sid, **_settings(params))
-    if number is None:  # released meanwhile
-        raise ApiError.not_found(request.url.path)
-    return JSONResponse(number_json(number))
+    number = await store_of(request).numbers.update(
+        account.sid, sid, **parse_fields(params, SETTINGS)
+    )
+    return JSONResponse(number_json(found(request, number)))  # None: released meanwhile
 
 
 @router.delete(INSTANCE)
 async def delete_number(request: Request, sid: str, account: PathAccount) -> Response:
-    if not (is_sid(sid, "PN") and await store_of(request).numbers.delete(account.sid, sid)):
-        raise ApiError.not_found(request.url.path)
-    return Response(status_code=204)
+    path_sid(request, sid, "PN")
+    return deleted(request, await store_of(request).numbers.delete(account.sid, sid))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from control_api.api.accounts import API_VERSION, account_uri
+from control_api.api.accounts import account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.paging import PageRequest, page_body
 from control_api.api.params import Params, form_params, parse_method, parse_url, query_params
@@ -52,12 +52,15 @@ def _queue_uri(queue: QueueRecord) -> str:
 
 
 def queue_json(queue: QueueRecord, enqueued: list) -> dict:
-    """A queue as Twilio shows it; ``enqueued``: when each member waiting now joined."""
+    """A queue as Twilio shows it; ``enqueued``: when each member waiting now joined.
+
+    As the spec's queue schema has it: no ``api_version`` and no ``subresource_uris``
+    (the members are at the queue's URI with ``/Members.json``).
+    """
     now = utcnow().timestamp()
     base = _queue_uri(queue)
     return {
         "account_sid": queue.account_sid,
-        "api_version": API_VERSION,
         "average_wait_time": average_wait((at.timestamp() for at in enqueued), now),
         "current_size": len(enqueued),
         "date_created": rfc2822(queue.date_created),
@@ -65,7 +68,6 @@ def queue_json(queue: QueueRecord, enqueued: list) -> dict:
         "friendly_name": queue.friendly_name,
         "max_size": queue.max_size,
         "sid": queue.sid,
-        "subresource_uris": {"members": f"{base}/Members.json"},
         "uri": f"{base}.json",
     }
 

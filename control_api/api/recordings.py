@@ -17,22 +17,25 @@ from __future__ import annotations
 import asyncio
 import inspect
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount, authenticate
-from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import Params, day_after, parse_time, query_params
+from control_api.api.filters import DateRange, Filter, equal
+from control_api.api.paging import page_response
+from control_api.api.resource import deleted, found, path_sid
 from control_api.api.state import store_of
 from control_api.errors import METHOD_NOT_ALLOWED, ApiError
-from control_api.sids import is_sid, rfc2822
+from control_api.sids import rfc2822
 from control_api.store import Account, RecordingRecord
 
-__all__ = ["DateRange", "recording_json", "router"]
+__all__ = ["recording_json", "router"]
 
 router = APIRouter()
 
@@ -46,6 +49,12 @@ MEDIA_WAV = ACCOUNT + "/Recordings/{sid}.wav"
 MEDIA_MP3 = ACCOUNT + "/Recordings/{sid}.mp3"
 MEDIA = ACCOUNT + "/Recordings/{sid}"
 
+FILTERS: dict[str, Filter] = {
+    "CallSid": equal("call_sid"),
+    "ConferenceSid": equal("conference_sid"),
+    "DateCreated": DateRange.filter("date_created"),
+}
+
 WAV_TYPE = "audio/x-wav"
 MP3_TYPE = "audio/mpeg"
 
@@ -55,13 +64,18 @@ def recording_uri(account_sid: str, sid: str) -> str:
     return f"{account_uri(account_sid)}/Recordings/{sid}"
 
 
-def recording_json(recording: RecordingRecord, base_url: str) -> dict:
+def recording_json(recording: RecordingRecord, base_url: str, scope: str = "account") -> dict:
     """Twilio's Recording; ``base_url`` (scheme and host) makes ``media_url`` absolute.
 
     ``duration`` is "-1" while the recording is still going, as Twilio shows it.
+    ``scope`` is where it is shown, as in Twilio's spec: "account" (``Recordings``) has
+    ``media_url`` and ``subresource_uris`` (none built: add-on results and
+    transcriptions); "call" (``Calls/{CA}/Recordings``) has neither but ``track``, and its
+    ``uri`` is under the call; "conference" has neither, and its ``uri`` is under the
+    conference.
     """
     path = recording_uri(recording.account_sid, recording.sid)
-    return {
+    body: dict[str, object] = {
         "account_sid": recording.account_sid,
         "api_version": API_VERSION,
         "call_sid": recording.call_sid,
@@ -72,75 +86,33 @@ def recording_json(recording: RecordingRecord, base_url: str) -> dict:
         "duration": "-1" if recording.duration is None else str(recording.duration),
         "encryption_details": None,
         "error_code": recording.error_code,
-        "media_url": base_url.rstrip("/") + path,
         "price": recording.price,
         "price_unit": recording.price_unit,
         "sid": recording.sid,
         "source": recording.source,
         "start_time": _date(recording.start_time),
         "status": recording.status,
-        "subresource_uris": {
-            "add_on_results": f"{path}/AddOnResults.json",
-            "transcriptions": f"{path}/Transcriptions.json",
-        },
-        "track": recording.track,
         "uri": f"{path}.json",
     }
+    if scope == "account":
+        body["media_url"] = base_url.rstrip("/") + path
+        body["subresource_uris"] = {}
+    elif scope == "call" and recording.call_sid is not None:
+        body["track"] = recording.track
+        body["uri"] = (
+            f"{account_uri(recording.account_sid)}/Calls/{recording.call_sid}"
+            f"/Recordings/{recording.sid}.json"
+        )
+    elif scope == "conference" and recording.conference_sid is not None:
+        body["uri"] = (
+            f"{account_uri(recording.account_sid)}/Conferences/{recording.conference_sid}"
+            f"/Recordings/{recording.sid}.json"
+        )
+    return body
 
 
 def _date(value: datetime | None) -> str | None:
     return None if value is None else rfc2822(value)
-
-
-class DateRange:
-    """A date filter of a list (``DateCreated``, ``DateUpdated``): after <= t < before.
-
-    Twilio's ``Name`` is the whole UTC day of the value; ``Name<`` (the library's
-    ``*_before``) is on or before it, ``Name>`` (``*_after``) on or after it. A bare date
-    stands for its whole day; a date-time counts to the second, the resolution of the
-    dates the API shows. ``<=``/``>=`` arrive as ``<``/``>`` (the query string splits
-    on the first '=').
-    """
-
-    def __init__(self) -> None:
-        self.after: datetime | None = None
-        self.before: datetime | None = None
-
-    @classmethod
-    def from_params(cls, params: Params, name: str) -> DateRange:
-        bounds = cls()
-        for suffix in ("", "<", ">", "<=", ">="):
-            value = params.get(name + suffix)
-            if not value:
-                continue
-            instant, bare_date = parse_time(name + suffix, value)
-            instant = instant.replace(microsecond=0)
-            if suffix == "" or bare_date:
-                start = datetime.combine(instant.date(), datetime.min.time(), instant.tzinfo)
-                end = day_after(instant)
-            else:
-                start = instant
-                end = _second_after(instant)
-            if suffix == "":
-                bounds._narrow(after=start, before=end)
-            elif suffix.startswith(">"):
-                bounds._narrow(after=start)
-            else:
-                bounds._narrow(before=end)  # None past the end of the calendar: no bound
-        return bounds
-
-    def _narrow(self, after: datetime | None = None, before: datetime | None = None) -> None:
-        if after is not None and (self.after is None or after > self.after):
-            self.after = after
-        if before is not None and (self.before is None or before < self.before):
-            self.before = before
-
-
-def _second_after(instant: datetime) -> datetime | None:
-    try:
-        return instant + timedelta(seconds=1)
-    except OverflowError:
-        return None
 
 
 def _recordings_dir(request: Request) -> Path | None:
@@ -151,38 +123,28 @@ def _base_url(request: Request) -> str:
     return str(request.base_url)
 
 
-async def _existing(request: Request, account_sid: str, sid: str) -> RecordingRecord:
-    # Checking the form first keeps arbitrary path text (NUL, say) away from the database.
-    found = await store_of(request).recordings.get(account_sid, sid) if is_sid(sid, "RE") else None
-    if found is None:
+async def _existing(
+    request: Request, account_sid: str, sid: str, call_sid: str | None = None
+) -> RecordingRecord:
+    """The account's recording ``sid``; with ``call_sid``, only if it is that call's."""
+    path_sid(request, sid, "RE")
+    recording = found(request, await store_of(request).recordings.get(account_sid, sid))
+    if call_sid is not None and recording.call_sid != call_sid:
         raise ApiError.not_found(request.url.path)
-    return found
+    return recording
 
 
-async def _list(
-    request: Request,
-    account: Account,
-    *,
-    call_sid: str | None = None,
-    conference_sid: str | None = None,
-) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    created = DateRange.from_params(params, "DateCreated")
-    found = await store_of(request).recordings.page(
-        account.sid,
-        call_sid=call_sid if call_sid is not None else params.get("CallSid") or None,
-        conference_sid=(
-            conference_sid if conference_sid is not None else params.get("ConferenceSid") or None
-        ),
-        date_created_after=created.after,
-        date_created_before=created.before,
-        offset=page.offset,
-        limit=page.fetch_limit,
-    )
-    base = _base_url(request)
-    rows = [recording_json(item, base) for item in found]
-    return JSONResponse(page_body(request, params, "recordings", rows, page))
+async def _list(request: Request, account: Account, **path: str) -> Response:
+    """The account's recordings; ``path`` (the call_sid or conference_sid of the URL)
+    filters them in place of the query's parameter of the same."""
+    recordings = store_of(request).recordings
+
+    async def fetch(**query: Any) -> list[RecordingRecord]:
+        return await recordings.page(account.sid, **(query | path))
+
+    scope = next((name for name in ("call", "conference") if f"{name}_sid" in path), "account")
+    render = partial(recording_json, base_url=_base_url(request), scope=scope)
+    return await page_response(request, "recordings", fetch, render, FILTERS)
 
 
 @router.get(LIST)
@@ -192,8 +154,8 @@ async def list_recordings(request: Request, account: PathAccount) -> Response:
 
 @router.get(CALL_LIST)
 async def list_call_recordings(request: Request, call_sid: str, account: PathAccount) -> Response:
-    if not (is_sid(call_sid, "CA") and await store_of(request).calls.get(account.sid, call_sid)):
-        raise ApiError.not_found(request.url.path)
+    path_sid(request, call_sid, "CA")
+    found(request, await store_of(request).calls.get(account.sid, call_sid))
     return await _list(request, account, call_sid=call_sid)
 
 
@@ -201,11 +163,8 @@ async def list_call_recordings(request: Request, call_sid: str, account: PathAcc
 async def list_conference_recordings(
     request: Request, conference_sid: str, account: PathAccount
 ) -> Response:
-    store = store_of(request)
-    if not (
-        is_sid(conference_sid, "CF") and await store.conferences.get(account.sid, conference_sid)
-    ):
-        raise ApiError.not_found(request.url.path)
+    path_sid(request, conference_sid, "CF")
+    found(request, await store_of(request).conferences.get(account.sid, conference_sid))
     return await _list(request, account, conference_sid=conference_sid)
 
 
@@ -219,36 +178,30 @@ async def fetch_recording(request: Request, sid: str, account: PathAccount) -> R
 async def fetch_call_recording(
     request: Request, call_sid: str, sid: str, account: PathAccount
 ) -> Response:
-    recording = await _existing(request, account.sid, sid)
-    if recording.call_sid != call_sid:
-        raise ApiError.not_found(request.url.path)
-    return JSONResponse(recording_json(recording, _base_url(request)))
+    recording = await _existing(request, account.sid, sid, call_sid)
+    return JSONResponse(recording_json(recording, _base_url(request), "call"))
 
 
 @router.delete(INSTANCE)
 async def delete_recording(request: Request, sid: str, account: PathAccount) -> Response:
-    await _delete(request, await _existing(request, account.sid, sid))
-    return Response(status_code=204)
+    return await _delete(request, await _existing(request, account.sid, sid))
 
 
 @router.delete(CALL_INSTANCE)
 async def delete_call_recording(
     request: Request, call_sid: str, sid: str, account: PathAccount
 ) -> Response:
-    recording = await _existing(request, account.sid, sid)
-    if recording.call_sid != call_sid:
-        raise ApiError.not_found(request.url.path)
-    await _delete(request, recording)
-    return Response(status_code=204)
+    return await _delete(request, await _existing(request, account.sid, sid, call_sid))
 
 
-async def _delete(request: Request, recording: RecordingRecord) -> None:
-    if not await store_of(request).recordings.delete(recording.account_sid, recording.sid):
-        raise ApiError.not_found(request.url.path)
-    wav = _wav_path(request, recording)
+async def _delete(request: Request, recording: RecordingRecord) -> Response:
+    """Delete the row, then the audio files (204)."""
+    done = await store_of(request).recordings.delete(recording.account_sid, recording.sid)
+    wav = _wav_path(request, recording) if done else None
     if wav is not None:
         for path in (wav, wav.with_suffix(".mp3")):
             path.unlink(missing_ok=True)
+    return deleted(request, done)
 
 
 def _wav_path(request: Request, recording: RecordingRecord) -> Path | None:
@@ -265,8 +218,7 @@ def _wav_path(request: Request, recording: RecordingRecord) -> Path | None:
 
 async def _media_recording(request: Request, account_sid: str, sid: str) -> RecordingRecord:
     """The recording whose audio is asked for; credentials, if sent, must be right."""
-    if not is_sid(account_sid, "AC"):
-        raise ApiError.not_found(request.url.path)
+    path_sid(request, account_sid, "AC")
     if request.headers.get("authorization") is not None:
         account = await authenticate(request)
         if account.sid != account_sid:

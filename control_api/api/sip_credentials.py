@@ -14,16 +14,19 @@ Every validation failure is Twilio's 21240, "Credential List Validation Error".
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import form_params, query_params
+from control_api.api.paging import page_response
+from control_api.api.params import form_params
+from control_api.api.resource import deleted, found, path_sid
 from control_api.api.state import store_of
 from control_api.errors import CREDENTIAL_LIST_INVALID, ApiError
-from control_api.sids import is_sid, rfc2822
+from control_api.sids import rfc2822
 from control_api.store import (
     MAX_FRIENDLY_NAME,
     Account,
@@ -100,28 +103,17 @@ def _password(value: str | None) -> str:
 
 
 async def _existing_list(request: Request, account: Account, list_sid: str) -> SipCredentialList:
-    # Checking the form first keeps arbitrary path text (NUL, say) away from the database.
-    found = (
-        await store_of(request).credential_lists.get(account.sid, list_sid)
-        if is_sid(list_sid, "CL")
-        else None
-    )
-    if found is None:
-        raise ApiError.not_found(request.url.path)
-    return found
+    path_sid(request, list_sid, "CL")
+    return found(request, await store_of(request).credential_lists.get(account.sid, list_sid))
 
 
 async def _existing_credential(
     request: Request, account: Account, list_sid: str, sid: str
 ) -> SipCredential:
-    found = (
-        await store_of(request).sip_credentials.get(account.sid, list_sid, sid)
-        if is_sid(list_sid, "CL") and is_sid(sid, "CR")
-        else None
-    )
-    if found is None:
-        raise ApiError.not_found(request.url.path)
-    return found
+    path_sid(request, list_sid, "CL")
+    path_sid(request, sid, "CR")
+    credentials = store_of(request).sip_credentials
+    return found(request, await credentials.get(account.sid, list_sid, sid))
 
 
 # Credential lists
@@ -140,13 +132,8 @@ async def create_credential_list(request: Request, account: PathAccount) -> Resp
 
 @router.get(LISTS)
 async def list_credential_lists(request: Request, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    found = await store_of(request).credential_lists.page(
-        account.sid, offset=page.offset, limit=page.fetch_limit
-    )
-    rows = [credential_list_json(item) for item in found]
-    return JSONResponse(page_body(request, params, "credential_lists", rows, page))
+    lists = partial(store_of(request).credential_lists.page, account.sid)
+    return await page_response(request, "credential_lists", lists, credential_list_json)
 
 
 @router.get(LIST)
@@ -163,19 +150,13 @@ async def update_credential_list(request: Request, list_sid: str, account: PathA
         updated = await store_of(request).credential_lists.update(account.sid, list_sid, name)
     except CredentialListNameTaken:
         raise _invalid(f"A credential list named {name} exists already") from None
-    if updated is None:  # deleted meanwhile
-        raise ApiError.not_found(request.url.path)
-    return JSONResponse(credential_list_json(updated))
+    return JSONResponse(credential_list_json(found(request, updated)))  # None: deleted meanwhile
 
 
 @router.delete(LIST)
 async def delete_credential_list(request: Request, list_sid: str, account: PathAccount) -> Response:
-    if not (
-        is_sid(list_sid, "CL")
-        and await store_of(request).credential_lists.delete(account.sid, list_sid)
-    ):
-        raise ApiError.not_found(request.url.path)
-    return Response(status_code=204)
+    path_sid(request, list_sid, "CL")
+    return deleted(request, await store_of(request).credential_lists.delete(account.sid, list_sid))
 
 
 # Credentials
@@ -206,14 +187,13 @@ async def create_credential(request: Request, list_sid: str, account: PathAccoun
 
 @router.get(CREDENTIALS)
 async def list_credentials(request: Request, list_sid: str, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    await _existing_list(request, account, list_sid)
-    found = await store_of(request).sip_credentials.page(
-        account.sid, list_sid, offset=page.offset, limit=page.fetch_limit
-    )
-    rows = [credential_json(item) for item in found]
-    return JSONResponse(page_body(request, params, "credentials", rows, page))
+    credentials = store_of(request).sip_credentials
+
+    async def fetch(**window: int) -> list[SipCredential]:
+        await _existing_list(request, account, list_sid)  # after the query's 400s
+        return await credentials.page(account.sid, list_sid, **window)
+
+    return await page_response(request, "credentials", fetch, credential_json)
 
 
 @router.get(CREDENTIAL)
@@ -236,9 +216,7 @@ async def update_credential(
         password = _password(params.get("Password"))
         credentials = store_of(request).sip_credentials
         updated = await credentials.update(account.sid, list_sid, sid, password)
-        if updated is None:  # deleted meanwhile
-            raise ApiError.not_found(request.url.path)
-        credential = updated
+        credential = found(request, updated)  # None: deleted meanwhile
     return JSONResponse(credential_json(credential))
 
 
@@ -246,10 +224,7 @@ async def update_credential(
 async def delete_credential(
     request: Request, list_sid: str, sid: str, account: PathAccount
 ) -> Response:
-    if not (
-        is_sid(list_sid, "CL")
-        and is_sid(sid, "CR")
-        and await store_of(request).sip_credentials.delete(account.sid, list_sid, sid)
-    ):
-        raise ApiError.not_found(request.url.path)
-    return Response(status_code=204)
+    path_sid(request, list_sid, "CL")
+    path_sid(request, sid, "CR")
+    credentials = store_of(request).sip_credentials
+    return deleted(request, await credentials.delete(account.sid, list_sid, sid))

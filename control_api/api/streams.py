@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
 from control_api.api.calls import _existing, _live_calls, call_uri
-from control_api.api.params import Params, form_params, parse_method, parse_url
+from control_api.api.params import Params, form_params, parse_choice, parse_method, parse_url
 from control_api.errors import (
     CALL_METHOD_INVALID,
     CALL_NOT_IN_PROGRESS,
@@ -37,9 +37,7 @@ router = APIRouter()
 def new_stream_from(params: Params) -> NewStream:
     """The checked parameters of ``POST Calls/{CallSid}/Streams.json``."""
     url = _stream_url(params.get("Url") or "")
-    track = params.get("Track") or "inbound_track"
-    if track not in TRACKS:
-        raise ApiError.bad_parameter(f"Track must be one of {', '.join(TRACKS)}")
+    track = parse_choice("Track", params.get("Track"), TRACKS) or "inbound_track"
     callback = params.get("StatusCallback") or ""
     parameters = []
     for n in range(1, MAX_PARAMETERS + 1):
@@ -91,7 +89,7 @@ async def create_stream(request: Request, call_sid: str, account: PathAccount) -
         raise ApiError.bad_parameter(
             "Call is not in-progress. Cannot start a stream.", CALL_NOT_IN_PROGRESS
         )
-    return JSONResponse(stream_json(account.sid, call_sid, stream), status_code=201)
+    return JSONResponse(stream_json(account.sid, call_sid, stream))  # 200, as the spec says
 
 
 @router.post(INSTANCE)

@@ -9,18 +9,32 @@ the billing service fires them.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import form_params, parse_method, parse_url, query_params
-from control_api.errors import INVALID_FRIENDLY_NAME, INVALID_PARAMETER, ApiError
-from control_api.sids import is_sid, new_sid, rfc2822
+from control_api.api.filters import Filter, equal
+from control_api.api.paging import PageRequest, page_body, page_response
+from control_api.api.params import (
+    Parser,
+    form_params,
+    method_parser,
+    parse_choice,
+    parse_fields,
+    parse_friendly_name,
+    parse_method,
+    parse_url,
+    query_params,
+)
+from control_api.api.resource import deleted, found, path_sid
+from control_api.errors import INVALID_PARAMETER, ApiError
+from control_api.sids import new_sid, rfc2822
 from control_api.store import UsageTriggerRecord
 from control_api.usage.billing import trigger_record_uri
 from control_api.usage.records import CATEGORIES, Period, category_total, periods, view_range
@@ -87,11 +101,16 @@ def _record_json(
         "price": f"{price:.5f}",
         "price_unit": "usd",
         "start_date": span.start.isoformat(),
-        "subresource_uris": {v.lower(): f"{base}/{v}.json?Category={category.name}" for v in VIEWS},
+        "subresource_uris": {_snake(v): f"{base}/{v}.json?Category={category.name}" for v in VIEWS},
         "uri": f"{base}{'/' + view if view else ''}.json{query}",
         "usage": _usage_text(usage, category.usage_unit),
         "usage_unit": category.usage_unit,
     }
+
+
+def _snake(view: str) -> str:
+    """``ThisMonth`` -> ``this_month``: the view's key in ``subresource_uris``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", view).lower()
 
 
 def _usage_text(usage: Decimal, unit: str) -> str:
@@ -174,28 +193,26 @@ def trigger_json(trigger: UsageTriggerRecord) -> dict:
     }
 
 
-def _friendly_name(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if len(value) > 64:
-        raise ApiError.bad_parameter(
-            "FriendlyName must have at most 64 characters", INVALID_FRIENDLY_NAME
-        )
-    return value
-
-
-def _callback_url(value: str) -> str:
-    url = parse_url("CallbackUrl", value, TRIGGER_URL_INVALID)
+def _callback_url(name: str, value: str) -> str:
+    url = parse_url(name, value, TRIGGER_URL_INVALID)
     if url is None:
-        raise ApiError.bad_parameter("CallbackUrl is required", TRIGGER_URL_INVALID)
+        raise ApiError.bad_parameter(f"{name} is required", TRIGGER_URL_INVALID)
     return url
+
+
+# What ``POST Triggers/{Sid}.json`` may change: parameter -> (field, parser).
+UPDATABLE: dict[str, tuple[str, Parser]] = {
+    "CallbackUrl": ("callback_url", _callback_url),
+    "CallbackMethod": ("callback_method", method_parser(INVALID_PARAMETER)),
+    "FriendlyName": ("friendly_name", parse_friendly_name),
+}
 
 
 @router.post(TRIGGERS)
 async def create_trigger(request: Request, account: PathAccount) -> Response:
     params = await form_params(request)
     billing = _billing(request)
-    callback_url = _callback_url(params.get("CallbackUrl", ""))
+    callback_url = _callback_url("CallbackUrl", params.get("CallbackUrl", ""))
     value = params.get("TriggerValue", "")
     if len(value) > 32:
         raise ApiError.bad_parameter("TriggerValue must have at most 32 characters")
@@ -208,12 +225,9 @@ async def create_trigger(request: Request, account: PathAccount) -> Response:
     category = params.get("UsageCategory", "")
     if category not in CATEGORIES:
         raise ApiError.bad_parameter("UsageCategory is not a usage category")
-    recurring = params.get("Recurring") or None
-    if recurring is not None and recurring not in RECURRING:
-        raise ApiError.bad_parameter(f"Recurring must be one of {', '.join(RECURRING)}")
-    trigger_by = params.get("TriggerBy") or "usage"
-    if trigger_by not in TRIGGER_BY:
-        raise ApiError.bad_parameter(f"TriggerBy must be one of {', '.join(TRIGGER_BY)}")
+    recurring = parse_choice("Recurring", params.get("Recurring"), RECURRING)
+    trigger_by = parse_choice("TriggerBy", params.get("TriggerBy"), TRIGGER_BY) or "usage"
+    name = params.get("FriendlyName")
     trigger = UsageTriggerRecord(
         sid=new_sid("UT"),
         account_sid=account.sid,
@@ -223,7 +237,7 @@ async def create_trigger(request: Request, account: PathAccount) -> Response:
         ),
         trigger_value=value,
         usage_category=category,
-        friendly_name=_friendly_name(params.get("FriendlyName")),
+        friendly_name=None if name is None else parse_friendly_name("FriendlyName", name),
         recurring=recurring,
         trigger_by=trigger_by,
     )
@@ -234,29 +248,25 @@ async def create_trigger(request: Request, account: PathAccount) -> Response:
     return JSONResponse(trigger_json(trigger), status_code=201)
 
 
+# The list's query parameter -> (the store's filter, parser).
+TRIGGER_FILTERS: dict[str, Filter] = {
+    "Recurring": equal("recurring"),
+    "TriggerBy": equal("trigger_by"),
+    "UsageCategory": equal("usage_category"),
+}
+
+
 @router.get(TRIGGERS)
 async def list_triggers(request: Request, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    triggers = await _billing(request).billing.list_triggers(
-        account.sid,
-        recurring=params.get("Recurring") or None,
-        trigger_by=params.get("TriggerBy") or None,
-        usage_category=params.get("UsageCategory") or None,
-        offset=page.offset,
-        limit=page.fetch_limit,
-    )
-    rows = [trigger_json(t) for t in triggers]
-    return JSONResponse(page_body(request, params, "usage_triggers", rows, page))
+    async def fetch(**query: Any) -> list[UsageTriggerRecord]:
+        return await _billing(request).billing.list_triggers(account.sid, **query)
+
+    return await page_response(request, "usage_triggers", fetch, trigger_json, TRIGGER_FILTERS)
 
 
 async def _existing(request: Request, account, sid: str) -> UsageTriggerRecord:
-    trigger = None
-    if is_sid(sid, "UT"):
-        trigger = await _billing(request).billing.get_trigger(account.sid, sid)
-    if trigger is None:
-        raise ApiError.not_found(request.url.path)
-    return trigger
+    path_sid(request, sid, "UT")
+    return found(request, await _billing(request).billing.get_trigger(account.sid, sid))
 
 
 @router.get(TRIGGER)
@@ -268,23 +278,12 @@ async def fetch_trigger(request: Request, sid: str, account: PathAccount) -> Res
 async def update_trigger(request: Request, sid: str, account: PathAccount) -> Response:
     params = await form_params(request)
     await _existing(request, account, sid)
-    values: dict = {}
-    if "CallbackUrl" in params:
-        values["callback_url"] = _callback_url(params["CallbackUrl"])
-    if "CallbackMethod" in params:
-        values["callback_method"] = parse_method(
-            "CallbackMethod", params["CallbackMethod"], INVALID_PARAMETER
-        )
-    if "FriendlyName" in params:
-        values["friendly_name"] = _friendly_name(params["FriendlyName"])
+    values = parse_fields(params, UPDATABLE)
     trigger = await _billing(request).billing.update_trigger(account.sid, sid, **values)
-    if trigger is None:
-        raise ApiError.not_found(request.url.path)
-    return JSONResponse(trigger_json(trigger))
+    return JSONResponse(trigger_json(found(request, trigger)))  # None: deleted meanwhile
 
 
 @router.delete(TRIGGER)
 async def delete_trigger(request: Request, sid: str, account: PathAccount) -> Response:
-    if not (is_sid(sid, "UT") and await _billing(request).billing.delete_trigger(account.sid, sid)):
-        raise ApiError.not_found(request.url.path)
-    return Response(status_code=204)
+    path_sid(request, sid, "UT")
+    return deleted(request, await _billing(request).billing.delete_trigger(account.sid, sid))

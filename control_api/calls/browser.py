@@ -16,8 +16,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, InitVar, dataclass
 
-from control_api.calls.call import CallTimes, MediaSettings, new_call_sid
+from control_api.calls.call import CallTimes, MediaSettings
 from control_api.calls.leg import Placing
 from signaling.server import BrowserCall, SignalingServer, Tab
 from signaling.webrtc_leg import WebRtcLeg
@@ -27,50 +28,31 @@ __all__ = ["BrowserClients", "BrowserOriginatedCall", "ClientCall"]
 log = logging.getLogger("callswitch.webrtc")
 
 
-class ClientCall(Placing, CallTimes):
+@dataclass(eq=False)
+class ClientCall(Placing):
     """Ringing one browser tab; ``await call.connect()`` says whether it answered."""
 
     direction = "outbound-dial"
 
-    def __init__(
-        self,
-        server: SignalingServer,
-        tab: Tab,
-        media: MediaSettings,
-        *,
-        from_: str,
-        to: str,
-        timeout: float = 60.0,
-        prefer_pcmu: bool = True,
-        sid: str | None = None,
-    ) -> None:
-        self.sid = sid or new_call_sid()
-        self.server = server
-        self.tab = tab
-        self.media = media
-        self.from_ = from_
-        self.to = to
-        self.timeout = timeout
-        self.prefer_pcmu = prefer_pcmu
+    server: SignalingServer
+    tab: Tab
+    media: MediaSettings
+    _: KW_ONLY
+    from_: str
+    to: str
+    timeout: float = 60.0
+    prefer_pcmu: bool = True
+    call_sid: InitVar[str | None] = None  # the Calls SID (a REST call's own), else a new one
+
+    def __post_init__(self, call_sid: str | None) -> None:
+        self._start(call_sid)
         self.leg: WebRtcLeg | None = None
         self.browser: BrowserCall | None = None
-        self.ended = asyncio.Event()
-        self.ringing = asyncio.Event()
-        self.start_time = time.time()
-        self.answer_time: float | None = None
-        self.end_time: float | None = None
-        self.canceled = False
         self.failure = "no-answer"
-        self.on_answered: list[Callable[[ClientCall], None]] = []
-        self.on_ringing: list[Callable[[ClientCall], None]] = []
-        self._outcome: asyncio.Future[bool] | None = None
 
     @property
     def call_id(self) -> str:
         return self.sid
-
-    async def answer(self) -> bool:
-        return self.answered and not self.ended.is_set()
 
     async def _connect(self) -> bool:
         if self.ended.is_set():
@@ -111,10 +93,7 @@ class ClientCall(Placing, CallTimes):
             callback(self)
         return True
 
-    def cancel(self) -> None:
-        if self.answered:
-            return
-        self.canceled = True
+    def _stop_ringing(self) -> None:
         if self.browser is not None:
             self.browser.cancel()
         self._finish()
@@ -126,15 +105,8 @@ class ClientCall(Placing, CallTimes):
 
     reject = hangup
 
-    @property
-    def status(self) -> str:
-        if self.ended.is_set():
-            if self.answered:
-                return "completed"
-            return "canceled" if self.canceled else self.failure
-        if self.answered:
-            return "in-progress"
-        return "ringing" if self.ringing.is_set() else "queued"
+    def _failure(self) -> str:
+        return self.failure
 
     def _finish(self) -> None:
         if self.ended.is_set():
@@ -221,7 +193,7 @@ class BrowserClients:
                 to=address,
                 timeout=timeout,
                 prefer_pcmu=prefer_pcmu,
-                sid=sid,
+                call_sid=sid,
             )
             for tab in self.server.tabs(account_sid, identity)
         ]

@@ -255,7 +255,7 @@ class Dialer:
             from_user=from_user,
             from_display=from_display,
             timeout=timeout,
-            sid=sid,
+            call_sid=sid,
             headers=headers,
         )
         self._calls = [c for c in self._calls if not c.ended.is_set()]

@@ -12,16 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, InitVar, dataclass
 
-from control_api.calls.call import (
-    SUPPORTED_CODECS,
-    VOICE_CODECS,
-    CallTimes,
-    MediaSettings,
-    new_call_sid,
-)
+from control_api.calls.call import SUPPORTED_CODECS, VOICE_CODECS, MediaSettings
 from control_api.calls.leg import Placing
 from control_api.calls.media_update import attach_media_updates
 from control_api.calls.trunks import Trunk
@@ -65,44 +58,28 @@ def failure_status(sip_status: int | None) -> str:
     return "failed"
 
 
-class OutboundCall(Placing, CallTimes):
+@dataclass(eq=False)
+class OutboundCall(Placing):
     """One call we place; ``await call.connect()`` says whether it was answered."""
 
-    direction = "outbound-api"
+    direction = "outbound-api"  # a child call of <Dial> is "outbound-dial"
 
-    def __init__(
-        self,
-        ua: UserAgent,
-        media: MediaSettings,
-        destination: Destination,
-        *,
-        from_user: str,
-        from_display: str | None = None,
-        timeout: float = 60.0,
-        headers: list[tuple[str, str]] | None = None,
-        sid: str | None = None,
-    ) -> None:
-        self.sid = sid or new_call_sid()
-        self.ua = ua
-        self.media = media
-        self.destination = destination
-        self.from_user = from_user
-        self.from_display = from_display
-        self.timeout = timeout
-        self.headers = headers
+    ua: UserAgent
+    media: MediaSettings
+    destination: Destination
+    _: KW_ONLY
+    from_user: str
+    from_display: str | None = None
+    timeout: float = 60.0
+    headers: list[tuple[str, str]] | None = None
+    call_sid: InitVar[str | None] = None  # the Calls SID (a REST call's own), else a new one
+
+    def __post_init__(self, call_sid: str | None) -> None:
+        self._start(call_sid)
         self.leg: RtpSession | None = None
         self.session: OutgoingInvite | None = None
-        self.ended = asyncio.Event()
-        self.ringing = asyncio.Event()
-        self.start_time = time.time()
-        self.answer_time: float | None = None
-        self.end_time: float | None = None
         self.sip_status: int | None = None
         self.end_reason: EndReason | None = None
-        self.canceled = False
-        self.on_answered: list[Callable[[OutboundCall], None]] = []
-        self.on_ringing: list[Callable[[OutboundCall], None]] = []
-        self._outcome: asyncio.Future[bool] | None = None
 
     # -- the Call interface
 
@@ -110,35 +87,17 @@ class OutboundCall(Placing, CallTimes):
     def call_id(self) -> str:
         return self.session.call_id if self.session is not None else ""
 
-    async def answer(self) -> bool:
-        """For the TwiML runner: an outbound call is 'answered' once connected."""
-        return self.answered and not self.ended.is_set()
-
     def hangup(self) -> None:
         if self.session is not None:
             self.session.hangup()
         elif not self.ended.is_set():
             self._finish(EndReason.CANCELLED)
 
-    def cancel(self) -> None:
-        """Stop ringing; a call already answered goes on."""
-        if self.answered:
-            return
-        self.canceled = True
-        self.hangup()
-
     reject = hangup  # the runner's <Reject> on a call that is ours to refuse
+    _stop_ringing = hangup  # a CANCEL while it rings
 
-    @property
-    def status(self) -> str:
-        """The Calls resource status of this call as of now."""
-        if self.ended.is_set():
-            if self.answered:
-                return "completed"
-            return "canceled" if self.canceled else failure_status(self.sip_status)
-        if self.answered:
-            return "in-progress"
-        return "ringing" if self.ringing.is_set() else "queued"
+    def _failure(self) -> str:
+        return failure_status(self.sip_status)
 
     # -- placing the call
 

@@ -74,6 +74,14 @@ class ClusterConferences:
         }
         return await self._to_the_room(account_sid, conference_sid, body)
 
+    async def update_recording(
+        self, account_sid: str, conference_sid: str, sid: str, status: str, pause_behavior: str
+    ) -> str | None:
+        """A conference recording's change: this node's rooms only (not forwarded)."""
+        return await self.local.update_recording(
+            account_sid, conference_sid, sid, status, pause_behavior
+        )
+
     async def _to_the_room(self, account_sid: str, conference_sid: str, body: dict) -> bool:
         """Forward to the node of one of the room's connected participants."""
         rows = await self.store.participants.page(

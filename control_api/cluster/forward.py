@@ -13,14 +13,26 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from control_api import http_client
 from control_api.store import LIVE_STATUSES
-from control_api.voice.port import NewStream, StreamInfo, Unavailable
+from control_api.voice.port import (
+    LiveCalls,
+    NewCall,
+    NewRecording,
+    NewStream,
+    StreamInfo,
+    Unavailable,
+)
+
+if TYPE_CHECKING:
+    from control_api.cluster.node import Node
+    from control_api.store import CallRecord
+    from control_api.voice.live import LiveCall
 
 __all__ = [
     "FORWARD_PATH",
@@ -52,32 +64,41 @@ class ClusterLiveCalls:
     (Twilio's 20503), so that a client or balancer places the call on another node.
     """
 
-    def __init__(self, local, store, node, draining: Callable[[], bool] = lambda: False) -> None:
+    def __init__(
+        self,
+        local: LiveCalls,
+        store: Any,  # control_api.store.Store
+        node: Node,
+        draining: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.local = local
         self.store = store
-        self.node = node  # control_api.cluster.node.Node
+        self.node = node
         self.draining = draining
 
-    def __getattr__(self, name: str) -> Any:
-        # What else the API reads of the engine (the console's live_of): this node's own.
-        return getattr(self.local, name)
+    def live_of(self, account_sid: str) -> Sequence[LiveCall]:
+        """The console's live view: this node's own calls."""
+        return self.local.live_of(account_sid)
 
-    async def create(self, account_sid: str, call):
+    async def create(self, account_sid: str, call: NewCall) -> CallRecord | None:
         if self.draining():
             raise Unavailable("This node is draining: place the call on another node")
         return await self.local.create(account_sid, call)
 
+    async def add_participant(self, account_sid: str, conference: str, participant):
+        """A participant is dialled in from this node (its room is this node's), not
+        while it drains."""
+        if self.draining():
+            raise Unavailable("This node is draining: place the call on another node")
+        return await self.local.add_participant(account_sid, conference, participant)
+
     async def hangup(self, account_sid: str, call_sid: str) -> bool:
-        if await self.local.hangup(account_sid, call_sid):
-            return True
-        answer = await self._forward(account_sid, call_sid, {"action": "hangup"})
-        return bool(answer and answer.get("acted"))
+        here = self.local.hangup(account_sid, call_sid)
+        return await self._acted(here, account_sid, call_sid, {"action": "hangup"})
 
     async def cancel(self, account_sid: str, call_sid: str) -> bool:
-        if await self.local.cancel(account_sid, call_sid):
-            return True
-        answer = await self._forward(account_sid, call_sid, {"action": "cancel"})
-        return bool(answer and answer.get("acted"))
+        here = self.local.cancel(account_sid, call_sid)
+        return await self._acted(here, account_sid, call_sid, {"action": "cancel"})
 
     async def redirect(
         self,
@@ -88,25 +109,71 @@ class ClusterLiveCalls:
         method: str = "POST",
         twiml: str | None = None,
     ) -> bool:
-        if await self.local.redirect(account_sid, call_sid, url=url, method=method, twiml=twiml):
-            return True
+        here = self.local.redirect(account_sid, call_sid, url=url, method=method, twiml=twiml)
         body = {"action": "redirect", "url": url, "method": method, "twiml": twiml}
+        return await self._acted(here, account_sid, call_sid, body)
+
+    async def start_stream(
+        self, account_sid: str, call_sid: str, stream: NewStream
+    ) -> StreamInfo | None:
+        here = self.local.start_stream(account_sid, call_sid, stream)
+        body = {"action": "start_stream", "stream": asdict(stream)}
+        return await self._stream(here, account_sid, call_sid, body)
+
+    async def stop_stream(
+        self, account_sid: str, call_sid: str, sid_or_name: str
+    ) -> StreamInfo | None:
+        here = self.local.stop_stream(account_sid, call_sid, sid_or_name)
+        body = {"action": "stop_stream", "stream": sid_or_name}
+        return await self._stream(here, account_sid, call_sid, body)
+
+    async def _acted(
+        self, here: Awaitable[bool], account_sid: str, call_sid: str, body: dict
+    ) -> bool:
+        """Done on this node (``here``), or else by the live peer that holds the call."""
+        if await here:
+            return True
         answer = await self._forward(account_sid, call_sid, body)
         return bool(answer and answer.get("acted"))
 
-    async def start_stream(self, account_sid: str, call_sid: str, stream: NewStream):
-        found = await self.local.start_stream(account_sid, call_sid, stream)
+    async def _stream(
+        self, here: Awaitable[StreamInfo | None], account_sid: str, call_sid: str, body: dict
+    ) -> StreamInfo | None:
+        """The stream this node acted on (``here``), or else the one the holding peer did."""
+        found = await here
         if found is not None:
             return found
-        body = {"action": "start_stream", "stream": asdict(stream)}
         return stream_from_wire(await self._forward(account_sid, call_sid, body))
 
-    async def stop_stream(self, account_sid: str, call_sid: str, sid_or_name: str):
-        found = await self.local.stop_stream(account_sid, call_sid, sid_or_name)
+    async def start_recording(
+        self, account_sid: str, call_sid: str, recording: NewRecording
+    ) -> str | None:
+        here = self.local.start_recording(account_sid, call_sid, recording)
+        body = {"action": "start_recording", "recording": asdict(recording)}
+        return await self._recording(here, account_sid, call_sid, body)
+
+    async def update_recording(
+        self, account_sid: str, call_sid: str, sid: str, status: str, pause_behavior: str
+    ) -> str | None:
+        here = self.local.update_recording(account_sid, call_sid, sid, status, pause_behavior)
+        body = {
+            "action": "update_recording",
+            "recording": sid,
+            "status": status,
+            "pause_behavior": pause_behavior,
+        }
+        return await self._recording(here, account_sid, call_sid, body)
+
+    async def _recording(
+        self, here: Awaitable[str | None], account_sid: str, call_sid: str, body: dict
+    ) -> str | None:
+        """The recording (its sid) this node acted on (``here``), or else the one the
+        holding peer did."""
+        found = await here
         if found is not None:
             return found
-        body = {"action": "stop_stream", "stream": sid_or_name}
-        return stream_from_wire(await self._forward(account_sid, call_sid, body))
+        answer = await self._forward(account_sid, call_sid, body)
+        return answer.get("recording") if answer else None
 
     async def forward_acted(self, account_sid: str, call_sid: str, body: dict) -> bool:
         """Send ``body`` to the node holding the call; whether it acted (False when no
@@ -148,7 +215,7 @@ class ClusterLiveCalls:
         error = answer.get("error") if isinstance(answer, dict) else None
         if error == "name_taken":
             raise ValueError(answer.get("message", ""))
-        if error == "no_such_stream":
+        if error in ("no_such_stream", "no_such_recording"):
             raise LookupError(answer.get("message", ""))
         log.warning(
             "cluster.forward_refused",

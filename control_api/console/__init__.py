@@ -20,6 +20,8 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from control_api.api.auth import path_account
 from control_api.store import Account
+from control_api.voice.live import LiveCall
+from control_api.voice.port import LiveCalls
 from media.quality import leg_quality
 
 __all__ = ["router"]
@@ -58,17 +60,17 @@ async def asset(asset: str) -> FileResponse:
 async def live_calls(
     request: Request, account: Annotated[Account, Depends(path_account)]
 ) -> JSONResponse:
-    voice = request.app.state.live_calls
-    lives = voice.live_of(account.sid) if hasattr(voice, "live_of") else []
+    live_calls: LiveCalls = request.app.state.live_calls
+    lives = live_calls.live_of(account.sid)
     calls = [_call(live) for live in lives if not live.call.ended.is_set()]
     return JSONResponse({"account_sid": account.sid, "calls": calls})
 
 
-def _call(live) -> dict:
+def _call(live: LiveCall) -> dict:
     call, runner = live.call, live.runner
     params = dict(runner.params()) if runner is not None else {}
     legs = [_leg("caller", call)]
-    bridged = getattr(runner, "bridged", None)
+    bridged = runner.bridged if runner is not None else None
     if bridged is not None:
         legs = [_leg("caller" if party is call else "dialed", party) for party in bridged]
     return {

@@ -39,10 +39,12 @@ from control_api.sms.carriers import (
 )
 from control_api.sms.segments import segment
 from control_api.store import MessageRecord
+from control_api.store.rows import parties
 from control_api.twiml.parser import TwimlError, parse_messaging_twiml
 from control_api.twiml.verbs import Message
 from control_api.usage.billing import money
-from control_api.webhooks import WebhookError
+from control_api.webhooks import UNKNOWN_LOCATION, WebhookError
+from control_api.worker import Worker
 
 __all__ = ["API_VERSION", "Messaging", "message_callback_params"]
 
@@ -81,7 +83,7 @@ def message_callback_params(message: MessageRecord) -> list[tuple[str, str]]:
     return params
 
 
-class Messaging:
+class Messaging(Worker):
     """Messages of every account: the send queue, carriers, receipts and inbound."""
 
     def __init__(
@@ -176,18 +178,9 @@ class Messaging:
 
     # The sender
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
     async def stop(self, grace: float = 2.0) -> None:
-        if self._task is None:
+        if not await self._end_loop(grace):
             return
-        self._stopping = True
-        self._wake.set()
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(self._task, grace)
-        self._task = None
         if self._tasks:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.gather(*self._tasks), grace)
@@ -357,11 +350,7 @@ class Messaging:
         if self.billing is None:
             return
         await self.billing.message_priced(
-            sid=message.sid,
-            account_sid=message.account_sid,
-            direction=message.direction,
-            to=message.to,
-            from_=message.from_,
+            **parties(message),
             segments=message.num_segments,
             update_message=None if written else self.messages.update,
         )
@@ -519,14 +508,7 @@ def inbound_params(record: MessageRecord) -> list[tuple[str, str]]:
         ("NumSegments", str(record.num_segments)),
         ("SmsStatus", "received"),
         ("ApiVersion", API_VERSION),
-        ("FromCity", ""),
-        ("FromState", ""),
-        ("FromZip", ""),
-        ("FromCountry", ""),
-        ("ToCity", ""),
-        ("ToState", ""),
-        ("ToZip", ""),
-        ("ToCountry", ""),
+        *UNKNOWN_LOCATION,
     ]
     for index, url in enumerate(record.media_urls):
         params.append((f"MediaUrl{index}", url))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 from control_api.sms.segments import GSM7, decode_gsm7, encode_gsm7, encode_ucs2, segment
 
@@ -397,33 +397,30 @@ class ConnectionLost:
     reason: str
 
 
+@dataclass(eq=False)
 class EsmeConnection:
-    """One bind_transceiver session of an ESME, as a pure state machine."""
+    """One bind_transceiver session of an ESME, as a pure state machine.
 
-    def __init__(
-        self,
-        system_id: str,
-        password: str,
-        *,
-        system_type: str = "",
-        window: int = 10,
-        enquire_interval: float = 30.0,
-        response_timeout: float = 10.0,
-    ) -> None:
-        self.system_id = system_id
-        self.password = password
-        self.system_type = system_type
-        self.window = window
-        self.enquire_interval = enquire_interval
-        self.response_timeout = response_timeout
-        self.state = "open"  # open → binding → bound → closed
-        self._buffer = bytearray()
-        self._out = bytearray()
-        self._events: list = []
-        self._sequence = 0
-        self._pending: dict[int, tuple[int, float]] = {}  # sequence → (command, deadline)
-        self._submits = 0
-        self._last_activity = 0.0
+    Made with the bind's credentials (``system_id``, ``password``) and, by keyword, its
+    ``system_type``, the submit_sm ``window`` and the timers; the rest is its state.
+    """
+
+    system_id: str
+    password: str = field(repr=False)
+    _: KW_ONLY
+    system_type: str = ""
+    window: int = 10
+    enquire_interval: float = 30.0
+    response_timeout: float = 10.0
+    state: str = field(default="open", init=False)  # open → binding → bound → closed
+    _buffer: bytearray = field(default_factory=bytearray, init=False, repr=False)
+    _out: bytearray = field(default_factory=bytearray, init=False, repr=False)
+    _events: list = field(default_factory=list, init=False, repr=False)
+    _sequence: int = field(default=0, init=False, repr=False)
+    # sequence → (command, deadline)
+    _pending: dict[int, tuple[int, float]] = field(default_factory=dict, init=False, repr=False)
+    _submits: int = field(default=0, init=False, repr=False)
+    _last_activity: float = field(default=0.0, init=False, repr=False)
 
     def _next_sequence(self) -> int:
         self._sequence = self._sequence % 0x7FFFFFFF + 1

@@ -4,7 +4,9 @@
 ``store.numbers``, ``store.calls``, ``store.outbox`` (webhooks), ``store.credential_lists``
 and ``store.sip_credentials``, ``store.recordings``, ``store.conferences`` and
 ``store.participants``, ``store.api_keys``, ``store.applications``, ``store.messages``,
-``store.nodes``, ``store.billing``, ``store.queues`` and ``store.queue_members``.
+``store.nodes``, ``store.billing``, ``store.queues`` and ``store.queue_members``, and the
+SIP domains' ``store.sip_domains``, ``store.ip_access_control_lists``, ``store.ip_addresses``
+and ``store.domain_mappings``.
 """
 
 from control_api.store.accounts import Account, AccountStore
@@ -19,9 +21,22 @@ from control_api.store.conferences import (
     ParticipantStore,
 )
 from control_api.store.e164 import format_number, normalize_e164
+from control_api.store.ip_access_control import (
+    IpAccessControlList,
+    IpAccessControlListStore,
+    IpAddressStore,
+    NoSuchIpAccessControlList,
+    SipIpAddress,
+)
 from control_api.store.messages import MessageRecord, MessageStore
 from control_api.store.nodes import LIVE_STATUSES, LostCall, NodeRecord, NodeStore
-from control_api.store.numbers import NUMBER_FIELDS, NumberStore, NumberTaken, PhoneNumber
+from control_api.store.numbers import (
+    NUMBER_FIELDS,
+    NUMBER_TYPES,
+    NumberStore,
+    NumberTaken,
+    PhoneNumber,
+)
 from control_api.store.outbox import OutboxItem, OutboxOutcome, OutboxStore
 from control_api.store.queues import (
     QueueMember,
@@ -43,6 +58,19 @@ from control_api.store.sip_credentials import (
     check_sip_password,
     check_sip_username,
 )
+from control_api.store.sip_domain_mappings import (
+    DomainMapping,
+    DomainMappingStore,
+    MappingExists,
+    NoSuchMappedList,
+)
+from control_api.store.sip_domains import (
+    SIP_DOMAIN_FIELDS,
+    DomainNameTaken,
+    SipDomain,
+    SipDomainStore,
+    check_domain_name,
+)
 from control_api.store.store import Store, StoreUnavailable
 
 __all__ = [
@@ -50,6 +78,8 @@ __all__ = [
     "LIVE_STATUSES",
     "MAX_FRIENDLY_NAME",
     "NUMBER_FIELDS",
+    "NUMBER_TYPES",
+    "SIP_DOMAIN_FIELDS",
     "Account",
     "AccountStore",
     "ApiKey",
@@ -63,10 +93,19 @@ __all__ = [
     "ConferenceStore",
     "CredentialListNameTaken",
     "CredentialListStore",
+    "DomainMapping",
+    "DomainMappingStore",
+    "DomainNameTaken",
+    "IpAccessControlList",
+    "IpAccessControlListStore",
+    "IpAddressStore",
     "LostCall",
+    "MappingExists",
     "MessageRecord",
     "MessageStore",
     "NoSuchCredentialList",
+    "NoSuchIpAccessControlList",
+    "NoSuchMappedList",
     "NodeRecord",
     "NodeStore",
     "NumberStore",
@@ -87,6 +126,9 @@ __all__ = [
     "SipCredential",
     "SipCredentialList",
     "SipCredentialStore",
+    "SipDomain",
+    "SipDomainStore",
+    "SipIpAddress",
     "Store",
     "StoreUnavailable",
     "TextTooLong",
@@ -94,6 +136,7 @@ __all__ = [
     "UsageSum",
     "UsageTriggerRecord",
     "UsernameTaken",
+    "check_domain_name",
     "check_sip_password",
     "check_sip_username",
     "format_number",

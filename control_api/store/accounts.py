@@ -10,15 +10,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from control_api.sids import new_sid, utcnow
 from control_api.store.engine import Database
-from control_api.store.rows import Rows, as_row, fit, friendly_name
+from control_api.store.rows import Rows, as_row, fit, friendly_name, reader
 from control_api.store.schema import accounts
 
-__all__ = ["ACCOUNT_CACHE_S", "Account", "AccountStore"]
+__all__ = ["ACCOUNT_CACHE_S", "ACCOUNT_STATUSES", "Account", "AccountStore"]
 
 # How long a verified account (and its token) is used without asking the database: the
 # bound on how late a token rotated or an account suspended by another process (the
@@ -41,8 +40,7 @@ class Account:
     date_updated: datetime
 
 
-def _account(row: Row[Any]) -> Account:
-    return Account(**row._mapping)
+_account = reader(Account)
 
 
 class AccountStore:
@@ -114,12 +112,20 @@ class AccountStore:
         return account if account.status == "active" else None
 
     async def update(
-        self, sid: str, *, auth_token: str | None = None, status: str | None = None
+        self,
+        sid: str,
+        *,
+        auth_token: str | None = None,
+        status: str | None = None,
+        name: str | None = None,
     ) -> Account | None:
-        """Rotate the auth token or change the status (``active``, ``suspended``,
-        ``closed``); takes effect on this node at once (other nodes within
-        ``ACCOUNT_CACHE_S``). The account after, or None if there is none."""
+        """Rotate the auth token, change the status (``active``, ``suspended``,
+        ``closed``) or rename (1 to 64 characters); takes effect on this node at once
+        (other nodes within ``ACCOUNT_CACHE_S``). The account after, or None if there
+        is none."""
         values: dict[str, Any] = {"date_updated": utcnow()}
+        if name is not None:
+            values["friendly_name"] = friendly_name(name)
         if auth_token is not None:
             values["auth_token"] = auth_token
         if status is not None:

@@ -7,29 +7,23 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.engine import Row
 
-from control_api.sids import new_sid, utcnow
+from control_api.sids import utcnow
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows
+from control_api.store.rows import Listing, Owned, Rows, created, reader
 from control_api.store.schema import applications
+from control_api.store.webhooks import VOICE_WEBHOOK_DEFAULTS, VoiceWebhooks
 
 __all__ = ["APPLICATION_FIELDS", "Application", "ApplicationStore"]
 
 
 @dataclass(slots=True)
-class Application:
+class Application(VoiceWebhooks):
     """A TwiML application (AP…): where a browser client's outgoing call gets its TwiML."""
 
     sid: str
     account_sid: str
     friendly_name: str
-    voice_url: str | None
-    voice_method: str
-    voice_fallback_url: str | None
-    voice_fallback_method: str
-    status_callback: str | None
-    status_callback_method: str
     date_created: datetime
     date_updated: datetime
 
@@ -37,12 +31,7 @@ class Application:
 # What create and update take, with the defaults of create.
 _DEFAULTS: dict[str, str | None] = {
     "friendly_name": "",
-    "voice_url": None,
-    "voice_method": "POST",
-    "voice_fallback_url": None,
-    "voice_fallback_method": "POST",
-    "status_callback": None,
-    "status_callback_method": "POST",
+    **VOICE_WEBHOOK_DEFAULTS,
 }
 APPLICATION_FIELDS = frozenset(_DEFAULTS)
 
@@ -53,8 +42,7 @@ _BY_NAME = Listing(
 )
 
 
-def _application(row: Row[Any]) -> Application:
-    return Application(**row._mapping)
+_application = reader(Application)
 
 
 class ApplicationStore(Owned[Application]):
@@ -67,11 +55,8 @@ class ApplicationStore(Owned[Application]):
 
     async def create(self, account_sid: str, **fields: Any) -> Application:
         """A new application; ``fields`` not in ``APPLICATION_FIELDS`` are left out."""
-        now = utcnow()
         values: dict[str, Any] = {**_DEFAULTS, **_known(fields)}
-        application = Application(
-            sid=new_sid("AP"), account_sid=account_sid, date_created=now, date_updated=now, **values
-        )
+        application = created(Application, "AP", account_sid=account_sid, **values)
         statement = insert(applications).values(**asdict(application))
         await self.rows.run(lambda c: c.execute(statement))
         return application

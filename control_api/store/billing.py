@@ -15,13 +15,13 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from control_api.sids import utcnow
 from control_api.store.engine import Database
 from control_api.store.group import group_commit
-from control_api.store.rows import Listing, Rows, stamp, updatable
+from control_api.store.rows import Listing, Rows, reader, stamp, updatable
 from control_api.store.schema import (
     account_balances,
     outbox_row,
@@ -117,8 +117,7 @@ class UsageTriggerRecord:
 _TRIGGER_UPDATABLE = updatable(UsageTriggerRecord, "sid", "account_sid", "date_created")
 
 
-def _trigger(row: Row[Any]) -> UsageTriggerRecord:
-    return UsageTriggerRecord(**row._mapping)
+_trigger = reader(UsageTriggerRecord)
 
 
 class BillingStore:

@@ -8,11 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Row
 
 from control_api.sids import new_sid
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows, updatable
+from control_api.store.rows import Listing, Owned, Rows, reader, updatable
 from control_api.store.schema import conference_participants, conferences
 
 __all__ = [
@@ -79,12 +78,10 @@ _PARTICIPANTS = Listing(
 )
 
 
-def _conference(row: Row[Any]) -> ConferenceRecord:
-    return ConferenceRecord(**row._mapping)
+_conference = reader(ConferenceRecord)
 
 
-def _participant(row: Row[Any]) -> ParticipantRecord:
-    return ParticipantRecord(**row._mapping)
+_participant = reader(ParticipantRecord)
 
 
 class ConferenceStore(Owned[ConferenceRecord]):

@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, func, insert, select, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from control_api.store.engine import Database
-from control_api.store.rows import Rows
+from control_api.store.rows import Rows, parties, reader
 from control_api.store.schema import calls, nodes, outbox_row, webhook_outbox
 
 __all__ = ["LIVE_STATUSES", "LostCall", "NodeRecord", "NodeStore"]
@@ -49,8 +49,7 @@ class LostCall:
     duration: int
 
 
-def _node(row: Row[Any]) -> NodeRecord:
-    return NodeRecord(**row._mapping)
+_node = reader(NodeRecord)
 
 
 class NodeStore:
@@ -70,7 +69,7 @@ class NodeStore:
             values = {"url": url, "started_at": now, "heartbeat_at": now}
             if row is not None:
                 c.execute(update(nodes).where(nodes.c.node_id == node_id).values(**values))
-                return NodeRecord(**row._mapping)
+                return _node(row)
             try:
                 with c.begin_nested():
                     c.execute(insert(nodes).values(node_id=node_id, **values))
@@ -144,16 +143,7 @@ class NodeStore:
             started = row.start_time or row.date_created
             end = max(last_seen, started)
             duration = max(0, round((end - started).total_seconds())) if answered else 0
-            lost = LostCall(
-                sid=row.sid,
-                account_sid=row.account_sid,
-                direction=row.direction,
-                to=row.to_address,
-                from_=row.from_address,
-                answered=answered,
-                end_time=end,
-                duration=duration,
-            )
+            lost = LostCall(**parties(row), answered=answered, end_time=end, duration=duration)
             statement = (
                 update(calls)
                 .where(

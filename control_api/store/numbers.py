@@ -9,16 +9,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
-from control_api.sids import new_sid, utcnow
-from control_api.store.e164 import format_number, normalize_e164
+from control_api.sids import utcnow
+from control_api.store.e164 import format_number, is_toll_free, normalize_e164
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows, as_row, fit, friendly_name
+from control_api.store.rows import Listing, Owned, Rows, as_row, created, fit, friendly_name, reader
 from control_api.store.schema import phone_numbers
+from control_api.store.webhooks import VOICE_WEBHOOK_DEFAULTS, VoiceWebhooks
 
-__all__ = ["NUMBER_FIELDS", "NumberStore", "NumberTaken", "PhoneNumber"]
+__all__ = ["NUMBER_FIELDS", "NUMBER_TYPES", "NumberStore", "NumberTaken", "PhoneNumber"]
 
 
 class NumberTaken(Exception):
@@ -30,19 +30,13 @@ class NumberTaken(Exception):
 
 
 @dataclass(slots=True)
-class PhoneNumber:
+class PhoneNumber(VoiceWebhooks):
     """An IncomingPhoneNumber: a number the platform answers and where its calls go."""
 
     sid: str
     account_sid: str
     phone_number: str
     friendly_name: str
-    voice_url: str | None
-    voice_method: str
-    voice_fallback_url: str | None
-    voice_fallback_method: str
-    status_callback: str | None
-    status_callback_method: str
     sms_url: str | None
     sms_method: str
     sms_fallback_url: str | None
@@ -51,28 +45,26 @@ class PhoneNumber:
     sms_application_sid: str | None
     date_created: datetime
     date_updated: datetime
+    number_type: str = "local"  # Twilio's type: local, mobile or toll-free
 
+
+NUMBER_TYPES = ("local", "mobile", "toll-free")
 
 # What create and update take besides the number itself, with defaults.
 NUMBER_FIELDS: dict[str, str | None] = {
     "friendly_name": None,  # None: the number, formatted
-    "voice_url": None,
-    "voice_method": "POST",
-    "voice_fallback_url": None,
-    "voice_fallback_method": "POST",
-    "status_callback": None,
-    "status_callback_method": "POST",
+    **VOICE_WEBHOOK_DEFAULTS,
     "sms_url": None,
     "sms_method": "POST",
     "sms_fallback_url": None,
     "sms_fallback_method": "POST",
     "voice_application_sid": None,
     "sms_application_sid": None,
+    "number_type": None,  # None: "toll-free" for a North American toll-free number, else "local"
 }
 
 
-def _number(row: Row[Any]) -> PhoneNumber:
-    return PhoneNumber(**row._mapping)
+_number = reader(PhoneNumber)
 
 
 def _like_pattern(value: str) -> str:
@@ -82,7 +74,10 @@ def _like_pattern(value: str) -> str:
 
 _LISTING = Listing(
     order_by=(phone_numbers.c.date_created, phone_numbers.c.sid),
-    equal={"friendly_name": phone_numbers.c.friendly_name},
+    equal={
+        "friendly_name": phone_numbers.c.friendly_name,
+        "number_type": phone_numbers.c.number_type,
+    },
     custom={
         "phone_number": lambda part: phone_numbers.c.phone_number.like(_like_pattern(part), "\\")
     },
@@ -111,15 +106,11 @@ class NumberStore(Owned[PhoneNumber]):
             raise ValueError(f"not an E.164 phone number: {phone_number!r}")
         values: dict[str, Any] = {**NUMBER_FIELDS, **_number_fields(fields)}
         values["friendly_name"] = friendly_name(values["friendly_name"] or format_number(e164))
-        now = utcnow()
-        number = PhoneNumber(
-            sid=new_sid("PN"),
-            account_sid=account_sid,
-            phone_number=e164,
-            date_created=now,
-            date_updated=now,
-            **values,
-        )
+        if values["number_type"] is None:
+            values["number_type"] = "toll-free" if is_toll_free(e164) else "local"
+        elif values["number_type"] not in NUMBER_TYPES:
+            raise ValueError(f"not a number type: {values['number_type']!r}")
+        number = created(PhoneNumber, "PN", account_sid=account_sid, phone_number=e164, **values)
         statement = insert(phone_numbers).values(**fit(phone_numbers, as_row(number)))
         try:
             await self.rows.run(lambda c: c.execute(statement))

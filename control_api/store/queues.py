@@ -15,13 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, insert, select
-from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
-from control_api.sids import new_sid, utcnow
+from control_api.sids import utcnow
 from control_api.store.engine import Database
 from control_api.store.nodes import LIVE_STATUSES
-from control_api.store.rows import Listing, Owned, Rows, as_row
+from control_api.store.rows import Listing, Owned, Rows, as_row, created, reader
 from control_api.store.schema import calls, queue_members, queues
 
 __all__ = ["QueueMember", "QueueMemberStore", "QueueNameTaken", "QueueRecord", "QueueStore"]
@@ -55,12 +54,8 @@ class QueueMember:
     date_enqueued: datetime
 
 
-def _queue(row: Row[Any]) -> QueueRecord:
-    return QueueRecord(**row._mapping)
-
-
-def _member(row: Row[Any]) -> QueueMember:
-    return QueueMember(**row._mapping)
+_queue = reader(QueueRecord)
+_member = reader(QueueMember)
 
 
 _QUEUES = Listing(order_by=(queues.c.date_created, queues.c.sid))
@@ -83,8 +78,13 @@ class QueueStore(Owned[QueueRecord]):
 
     async def create(self, account_sid: str, friendly_name: str, max_size: int) -> QueueRecord:
         """A new queue; ``QueueNameTaken`` when the account has one of that name."""
-        now = utcnow()
-        record = QueueRecord(new_sid("QU"), account_sid, friendly_name, max_size, now, now)
+        record = created(
+            QueueRecord,
+            "QU",
+            account_sid=account_sid,
+            friendly_name=friendly_name,
+            max_size=max_size,
+        )
         try:
             return await self.rows.insert(record)
         except IntegrityError:

@@ -6,10 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Row
-
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows, updatable
+from control_api.store.rows import Listing, Owned, Rows, reader, updatable
 from control_api.store.schema import recordings
 
 __all__ = ["RecordingRecord", "RecordingStore"]
@@ -50,8 +48,7 @@ _LISTING = Listing(
 )
 
 
-def _recording(row: Row[Any]) -> RecordingRecord:
-    return RecordingRecord(**row._mapping)
+_recording = reader(RecordingRecord)
 
 
 class RecordingStore(Owned[RecordingRecord]):

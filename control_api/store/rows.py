@@ -12,10 +12,19 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, String, Table, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Row
 
-from control_api.sids import utcnow
+from control_api.sids import new_sid, utcnow
 from control_api.store.engine import Database
 from control_api.store.schema import metadata
 
@@ -28,8 +37,11 @@ __all__ = [
     "as_row",
     "attributes_of",
     "columns_of",
+    "created",
     "fit",
     "friendly_name",
+    "parties",
+    "reader",
     "stamp",
     "updatable",
 ]
@@ -84,6 +96,12 @@ def as_row(record: Any) -> dict[str, Any]:
     return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
+def created(record_type: Callable[..., R], prefix: str, **fields: Any) -> R:
+    """A new record: a fresh SID of ``prefix``, created and last updated now."""
+    now = utcnow()
+    return record_type(sid=new_sid(prefix), date_created=now, date_updated=now, **fields)
+
+
 def stamp(record: Any) -> None:
     """Fill in a new record's ``date_created`` (now) and ``date_updated`` (the same)
     where they are None."""
@@ -109,6 +127,28 @@ def columns_of(values: dict[str, Any]) -> dict[str, Any]:
 def attributes_of(row: Row[Any]) -> dict[str, Any]:
     """A row's columns named as record attributes (``to_address`` is ``to``, ...)."""
     return {_ATTRIBUTE.get(name, name): value for name, value in row._mapping.items()}
+
+
+def reader(record_type: Callable[..., R]) -> Callable[[Row[Any]], R]:
+    """What makes a row into a record whose fields are the table's columns, by name."""
+
+    def read(row: Row[Any]) -> R:
+        return record_type(**row._mapping)
+
+    return read
+
+
+_PARTIES = ("sid", "account_sid", "direction", "to", "from_")
+
+
+def parties(source: Row[Any] | Any) -> dict[str, Any]:
+    """Who a call or message is between: its sid, account, direction and both addresses,
+    named as record attributes (``to``, ``from_``); of a calls or messages row, or of a
+    record (``CallRecord``, ``MessageRecord``)."""
+    if isinstance(source, Row):
+        attributes = attributes_of(source)
+        return {name: attributes[name] for name in _PARTIES}
+    return {name: getattr(source, name) for name in _PARTIES}
 
 
 @dataclass(frozen=True)

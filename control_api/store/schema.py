@@ -47,6 +47,10 @@ __all__ = [
     "recordings",
     "sip_credential_lists",
     "sip_credentials",
+    "sip_domain_mappings",
+    "sip_domains",
+    "sip_ip_access_control_lists",
+    "sip_ip_addresses",
     "usage_items",
     "usage_trigger_firings",
     "usage_triggers",
@@ -96,6 +100,84 @@ metadata = MetaData(
     }
 )
 
+# Column groups that several tables share. Each call makes new Column objects (a
+# Column belongs to one table); the columns come out in the order written here.
+
+
+def _owned(*, indexed: bool = False) -> tuple[Column, Column]:
+    """A resource's ``sid`` and the account that owns it."""
+    return (
+        Column("sid", SID, primary_key=True),
+        Column(
+            "account_sid",
+            SID,
+            ForeignKey("accounts.sid"),
+            nullable=False,
+            index=indexed or None,
+        ),
+    )
+
+
+def _dated() -> tuple[Column, Column]:
+    """When a row was created and last changed."""
+    return (
+        Column("date_created", UTCDateTime, nullable=False),
+        Column("date_updated", UTCDateTime, nullable=False),
+    )
+
+
+def _listed() -> tuple[Column | Index, ...]:
+    """``_dated``, and the index by which an account's REST list pages through them."""
+    return (*_dated(), Index(None, "account_sid", "date_created"))
+
+
+def _webhook(url: str, method: str) -> tuple[Column, Column]:
+    """A webhook a resource names: its URL (none: not set) and its HTTP method."""
+    return Column(url, URL), Column(method, METHOD, nullable=False)
+
+
+def _voice_webhooks() -> tuple[Column, ...]:
+    """Where a number's or an application's calls get their TwiML, and their status."""
+    return (
+        *_webhook("voice_url", "voice_method"),
+        *_webhook("voice_fallback_url", "voice_fallback_method"),
+        *_webhook("status_callback", "status_callback_method"),
+    )
+
+
+def _list_entry(list_column: str, lists: str, *, fk_name: str | None = None) -> tuple[Column, ...]:
+    """An entry of an account's list: its ``sid``, the list it is in (indexed: a
+    list's entries are read and deleted together) and the account that owns it."""
+    return (
+        Column("sid", SID, primary_key=True),
+        Column(
+            list_column,
+            SID,
+            ForeignKey(f"{lists}.sid", name=fk_name),
+            nullable=False,
+            index=True,
+        ),
+        Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    )
+
+
+def _priced() -> tuple[Column, Column]:
+    """A price as text, so "-0.01300" comes back exactly as it was written (None:
+    not priced yet), and its currency."""
+    return Column("price", String(32)), Column("price_unit", String(8), nullable=False)
+
+
+def _serial_id() -> Column:
+    """BIGINT on PostgreSQL; INTEGER on SQLite, where only INTEGER PRIMARY KEY
+    autoincrements."""
+    return Column(
+        "id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    )
+
+
 accounts = Table(
     "accounts",
     metadata,
@@ -103,40 +185,30 @@ accounts = Table(
     Column("friendly_name", String(64), nullable=False),
     Column("auth_token", String(64), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_dated(),
 )
 
 phone_numbers = Table(
     "phone_numbers",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    *_owned(),
     # Unique across accounts: an inbound call to a number must find exactly one owner.
     Column("phone_number", String(16), nullable=False, unique=True),
     Column("friendly_name", String(64), nullable=False),
-    Column("voice_url", URL),
-    Column("voice_method", METHOD, nullable=False),
-    Column("voice_fallback_url", URL),
-    Column("voice_fallback_method", METHOD, nullable=False),
-    Column("status_callback", URL),
-    Column("status_callback_method", METHOD, nullable=False),
-    Column("sms_url", URL),
-    Column("sms_method", METHOD, nullable=False),
-    Column("sms_fallback_url", URL),
-    Column("sms_fallback_method", METHOD, nullable=False),
+    *_voice_webhooks(),
+    *_webhook("sms_url", "sms_method"),
+    *_webhook("sms_fallback_url", "sms_fallback_method"),
     Column("voice_application_sid", SID),
     Column("sms_application_sid", SID),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
-    Index(None, "account_sid", "date_created"),
+    *_listed(),
+    # Twilio's type: local, mobile or toll-free.
+    Column("number_type", String(16), nullable=False, server_default="local"),
 )
 
 calls = Table(
     "calls",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    *_owned(),
     Column("parent_call_sid", SID, index=True),
     # E.164 numbers, client:alice or sip: URIs.
     Column("to_address", Text, nullable=False),
@@ -147,15 +219,12 @@ calls = Table(
     Column("start_time", UTCDateTime),
     Column("end_time", UTCDateTime),
     Column("duration", Integer),
-    # Kept as text so "-0.01300" comes back exactly as it was written.
-    Column("price", String(32)),
-    Column("price_unit", String(8), nullable=False),
+    *_priced(),
     Column("answered_by", String(32)),
     Column("forwarded_from", Text),
     Column("caller_name", Text),
     Column("sip_call_id", Text),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_listed(),
     # The node (--node-id) whose process holds the call while it is live (0005_nodes).
     Column("node_id", String(64)),
     # The final status callback the call's application asked for, and the call's
@@ -164,20 +233,13 @@ calls = Table(
     Column("final_callback", URL),
     Column("final_callback_method", METHOD),
     Column("callback_params", JSON),
-    Index(None, "account_sid", "date_created"),
     Index(None, "node_id", "status"),
 )
 
 webhook_outbox = Table(
     "webhook_outbox",
     metadata,
-    # BIGINT on PostgreSQL; INTEGER on SQLite, where only INTEGER PRIMARY KEY autoincrements.
-    Column(
-        "id",
-        BigInteger().with_variant(Integer, "sqlite"),
-        primary_key=True,
-        autoincrement=True,
-    ),
+    _serial_id(),
     Column("delivery_id", String(64), nullable=False, unique=True),
     Column("account_sid", SID, nullable=False),
     Column("url", URL, nullable=False),
@@ -228,11 +290,9 @@ def outbox_row(
 sip_credential_lists = Table(
     "sip_credential_lists",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    *_owned(),
     Column("friendly_name", String(64), nullable=False),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_dated(),
     # Twilio refuses a second list of the same name in an account; the CLI finds lists by it.
     UniqueConstraint("account_sid", "friendly_name"),
 )
@@ -240,23 +300,14 @@ sip_credential_lists = Table(
 sip_credentials = Table(
     "sip_credentials",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column(
-        "credential_list_sid",
-        SID,
-        ForeignKey("sip_credential_lists.sid"),
-        nullable=False,
-        index=True,
-    ),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    *_list_entry("credential_list_sid", "sip_credential_lists"),
     # Indexed, not unique: two accounts may each have an "alice" (no tenant can squat or
     # probe another's names); the registrar tries each one's digest and the right one verifies.
     Column("username", String(32), nullable=False, index=True),
     # H(username:realm:password) for each digest algorithm (RFC 7616 §3.4.2); never the password.
     Column("ha1_md5", String(32), nullable=False),
     Column("ha1_sha256", String(64), nullable=False),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_dated(),
     # Unique within the account: its phones register and are dialled by username.
     UniqueConstraint("account_sid", "username"),
 )
@@ -264,8 +315,7 @@ sip_credentials = Table(
 recordings = Table(
     "recordings",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    *_owned(),
     # No foreign keys: a recording outlives the call or conference record it came from.
     Column("call_sid", SID, index=True),
     Column("conference_sid", SID, index=True),
@@ -274,30 +324,24 @@ recordings = Table(
     Column("channels", Integer, nullable=False),
     Column("duration", Integer),  # whole seconds; None while recording
     Column("start_time", UTCDateTime),
-    Column("price", String(32)),
-    Column("price_unit", String(8), nullable=False),
+    *_priced(),
     Column("error_code", Integer),
     Column("track", String(16), nullable=False),
     # The WAV file, relative to the recordings directory.
     Column("file_path", Text),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
-    Index(None, "account_sid", "date_created"),
+    *_listed(),
 )
 
 conferences = Table(
     "conferences",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    *_owned(),
     Column("friendly_name", String(128), nullable=False),
     Column("status", String(16), nullable=False),
     Column("region", String(8), nullable=False),
     Column("reason_conference_ended", String(64)),
     Column("call_sid_ending_conference", SID),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
-    Index(None, "account_sid", "date_created"),
+    *_listed(),
     # <Dial><Conference>name</Conference> looks up the room of that name still running.
     Index(None, "account_sid", "friendly_name"),
 )
@@ -312,12 +356,11 @@ conference_participants = Table(
     Column("muted", Boolean, nullable=False),
     Column("hold", Boolean, nullable=False),
     Column("coaching", Boolean, nullable=False),
-    Column("call_sid_to_coach", SID),  # migration 0012_participant_coach
+    Column("call_sid_to_coach", SID),  # migration 0014_participant_coach
     Column("status", String(16), nullable=False),
     Column("start_conference_on_enter", Boolean, nullable=False),
     Column("end_conference_on_exit", Boolean, nullable=False),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_dated(),
 )
 
 # SMS and billing (migration 0003_sms).
@@ -325,8 +368,7 @@ conference_participants = Table(
 messages = Table(
     "messages",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    *_owned(),
     Column("to_address", Text, nullable=False),
     Column("from_address", Text, nullable=False),
     Column("messaging_service_sid", SID),
@@ -337,12 +379,10 @@ messages = Table(
     Column("encoding", String(8), nullable=False),
     # A JSON list of URLs, in the order given.
     Column("media_urls", JSON, nullable=False),
-    Column("price", String(32)),
-    Column("price_unit", String(8), nullable=False),
+    *_priced(),
     Column("error_code", Integer),
     Column("error_message", Text),
-    Column("status_callback", URL),
-    Column("status_callback_method", METHOD, nullable=False),
+    *_webhook("status_callback", "status_callback_method"),
     Column("validity_period", Integer),
     # The send queue: a queued outbound message is due at next_attempt_at; the carrier
     # that took it and the carrier's id for it (an SMPP message_id) match its receipts.
@@ -355,9 +395,7 @@ messages = Table(
     Column("sending_by", String(64)),
     Column("sending_until", UTCDateTime),
     Column("date_sent", UTCDateTime),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
-    Index(None, "account_sid", "date_created"),
+    *_listed(),
     Index(None, "status", "next_attempt_at"),
     Index(None, "carrier", "carrier_message_id"),
 )
@@ -365,12 +403,7 @@ messages = Table(
 usage_items = Table(
     "usage_items",
     metadata,
-    Column(
-        "id",
-        BigInteger().with_variant(Integer, "sqlite"),
-        primary_key=True,
-        autoincrement=True,
-    ),
+    _serial_id(),
     # The call or message priced: each is priced once, whatever retries or restarts do.
     Column("source_sid", SID, nullable=False, unique=True),
     Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
@@ -385,8 +418,7 @@ usage_items = Table(
 usage_triggers = Table(
     "usage_triggers",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    *_owned(),
     Column("friendly_name", String(64)),
     Column("callback_url", URL, nullable=False),
     Column("callback_method", METHOD, nullable=False),
@@ -396,9 +428,7 @@ usage_triggers = Table(
     Column("trigger_by", String(8), nullable=False),
     Column("current_value", String(32), nullable=False),
     Column("date_fired", UTCDateTime),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
-    Index(None, "account_sid", "date_created"),
+    *_listed(),
 )
 
 usage_trigger_firings = Table(
@@ -424,29 +454,22 @@ account_balances = Table(
 api_keys = Table(
     "api_keys",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False, index=True),
+    *_owned(indexed=True),
     Column("friendly_name", String(64), nullable=False),
     Column("secret", String(64), nullable=False),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_dated(),
+    # "standard" (Keys.json) or "signing" (SigningKeys.json).
+    Column("kind", String(16), nullable=False, server_default="standard"),
 )
 
 # Applications (AP…): the TwiML a browser client's outgoing call runs.
 applications = Table(
     "applications",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False, index=True),
+    *_owned(indexed=True),
     Column("friendly_name", String(64), nullable=False),
-    Column("voice_url", URL),
-    Column("voice_method", METHOD, nullable=False),
-    Column("voice_fallback_url", URL),
-    Column("voice_fallback_method", METHOD, nullable=False),
-    Column("status_callback", URL),
-    Column("status_callback_method", METHOD, nullable=False),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_voice_webhooks(),
+    *_dated(),
 )
 
 # Nodes sharing the store: each heartbeats; a peer whose heartbeat is older than the
@@ -465,12 +488,10 @@ nodes = Table(
 queues = Table(
     "queues",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    *_owned(),
     Column("friendly_name", String(64), nullable=False),
     Column("max_size", Integer, nullable=False),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_dated(),
     # <Enqueue>name</Enqueue> finds its queue by name; one queue of a name per account.
     UniqueConstraint("account_sid", "friendly_name"),
 )
@@ -484,4 +505,61 @@ queue_members = Table(
     # The line's order: when each joined (ties broken by call_sid).
     Column("date_enqueued", UTCDateTime, nullable=False),
     Index(None, "queue_sid", "date_enqueued"),
+)
+
+# SIP domains (SD…): a host name whose INVITEs run the domain's voice_url, admitted by the
+# IP access control lists (AL…, of IpAddresses IP…) and credential lists mapped to it
+# (migration 0010_sip_domains; control_api/store/sip_domains.py).
+sip_domains = Table(
+    "sip_domains",
+    metadata,
+    *_owned(indexed=True),
+    Column("friendly_name", String(64)),
+    # Lower case; unique on the node: an INVITE's Request-URI host picks one domain.
+    Column("domain_name", String(253), nullable=False, unique=True),
+    *_webhook("voice_url", "voice_method"),
+    *_webhook("voice_fallback_url", "voice_fallback_method"),
+    *_webhook("voice_status_callback_url", "voice_status_callback_method"),
+    Column("sip_registration", Boolean, nullable=False),
+    Column("emergency_calling_enabled", Boolean, nullable=False),
+    Column("secure", Boolean, nullable=False),
+    Column("byoc_trunk_sid", SID),
+    Column("emergency_caller_sid", SID),
+    *_dated(),
+)
+
+sip_ip_access_control_lists = Table(
+    "sip_ip_access_control_lists",
+    metadata,
+    *_owned(indexed=True),
+    Column("friendly_name", String(255), nullable=False),
+    *_dated(),
+)
+
+sip_ip_addresses = Table(
+    "sip_ip_addresses",
+    metadata,
+    *_list_entry(
+        "ip_access_control_list_sid",
+        "sip_ip_access_control_lists",
+        fk_name="fk_sip_ip_addresses_list",
+    ),
+    Column("friendly_name", String(255), nullable=False),
+    Column("ip_address", String(45), nullable=False),
+    Column("cidr_prefix_length", Integer, nullable=False),
+    *_dated(),
+)
+
+# A list mapped to a domain, by ``kind``: ``calls`` or ``registrations`` (Auth/Calls and
+# Auth/Registrations) or ``domain`` (the legacy Domains/{SD}/...Mappings, which admit
+# calls too); ``sid`` is the mapped list's (CL… or AL…), as Twilio names a mapping.
+sip_domain_mappings = Table(
+    "sip_domain_mappings",
+    metadata,
+    Column("domain_sid", SID, ForeignKey("sip_domains.sid"), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    *_dated(),
+    Index(None, "sid"),
 )

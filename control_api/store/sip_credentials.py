@@ -8,14 +8,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from control_api.sids import new_sid, utcnow
+from control_api.sids import utcnow
 from control_api.sip_realm import SIP_REALM
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Owned, Rows, as_row, fit, friendly_name
+from control_api.store.lists import Entries, NamedList, delete_list, insert_in_list
+from control_api.store.rows import (
+    Listing,
+    Owned,
+    Rows,
+    as_row,
+    created,
+    fit,
+    friendly_name,
+    reader,
+)
 from control_api.store.schema import sip_credential_lists, sip_credentials
 from sip.auth import ha1
 
@@ -89,14 +99,8 @@ def check_sip_password(password: str) -> str:
 
 
 @dataclass(slots=True)
-class SipCredentialList:
+class SipCredentialList(NamedList):
     """A named set of SIP credentials (Twilio's SIP CredentialList)."""
-
-    sid: str
-    account_sid: str
-    friendly_name: str
-    date_created: datetime
-    date_updated: datetime
 
 
 @dataclass(slots=True)
@@ -113,12 +117,10 @@ class SipCredential:
     date_updated: datetime
 
 
-def _credential_list(row: Row[Any]) -> SipCredentialList:
-    return SipCredentialList(**row._mapping)
+_credential_list = reader(SipCredentialList)
 
 
-def _credential(row: Row[Any]) -> SipCredential:
-    return SipCredential(**row._mapping)
+_credential = reader(SipCredential)
 
 
 _BY_NAME = Listing(
@@ -138,13 +140,8 @@ class CredentialListStore(Owned[SipCredentialList]):
     async def create(self, account_sid: str, name: str) -> SipCredentialList:
         """A new, empty list. Raises ``CredentialListNameTaken`` if the account has one of
         that name, ``ValueError`` for a name that is not 1 to 64 characters."""
-        now = utcnow()
-        credential_list = SipCredentialList(
-            sid=new_sid("CL"),
-            account_sid=account_sid,
-            friendly_name=friendly_name(name),
-            date_created=now,
-            date_updated=now,
+        credential_list = created(
+            SipCredentialList, "CL", account_sid=account_sid, friendly_name=friendly_name(name)
         )
         statement = insert(sip_credential_lists).values(
             **fit(sip_credential_lists, as_row(credential_list))
@@ -167,24 +164,21 @@ class CredentialListStore(Owned[SipCredentialList]):
 
     async def delete(self, account_sid: str, sid: str) -> bool:
         """Delete a list and every credential in it."""
-        where = self.owned(account_sid, sid)
-
-        def work(c: Connection) -> bool:
-            # FOR UPDATE (PostgreSQL; SQLite has one writer anyway) waits for credentials
-            # being added to the list, so that deleting them below sees them all.
-            locked = select(sip_credential_lists.c.sid).where(*where).with_for_update()
-            if c.execute(locked).first() is None:
-                return False
-            c.execute(sip_credentials.delete().where(sip_credentials.c.credential_list_sid == sid))
-            deleted: bool = c.execute(sip_credential_lists.delete().where(*where)).rowcount > 0
-            return deleted
-
+        work = delete_list(
+            sip_credential_lists,
+            account_sid,
+            sid,
+            sip_credentials,
+            SipCredentialStore.list_column,
+        )
         deleted: bool = await self.rows.run(work)
         return deleted
 
 
-class SipCredentialStore:
+class SipCredentialStore(Entries[SipCredential]):
     """The SIP credentials in the accounts' lists."""
+
+    list_column = "credential_list_sid"
 
     def __init__(self, db: Database) -> None:
         self.rows = Rows(db, sip_credentials, _credential)
@@ -198,30 +192,21 @@ class SipCredentialStore:
         account has the username already (other accounts' usernames do not matter)."""
         check_sip_username(username)
         check_sip_password(password)
-        now = utcnow()
-        credential = SipCredential(
-            sid=new_sid("CR"),
+        credential = created(
+            SipCredential,
+            "CR",
             credential_list_sid=credential_list_sid,
             account_sid=account_sid,
             username=username,
-            date_created=now,
-            date_updated=now,
             **_ha1s(username, password),
         )
-        list_where = _list_where(account_sid, credential_list_sid)
-
-        def work(c: Connection) -> bool:
-            # FOR KEY SHARE: the list cannot be deleted between this check and the insert.
-            locked = (
-                select(sip_credential_lists.c.sid)
-                .where(*list_where)
-                .with_for_update(read=True, key_share=True)
-            )
-            if c.execute(locked).first() is None:
-                return False
-            c.execute(insert(sip_credentials).values(**as_row(credential)))
-            return True
-
+        work = insert_in_list(
+            sip_credential_lists,
+            account_sid,
+            credential_list_sid,
+            sip_credentials,
+            as_row(credential),
+        )
         try:
             inserted = await self.rows.run(work)
         except IntegrityError:
@@ -232,25 +217,12 @@ class SipCredentialStore:
             raise NoSuchCredentialList(credential_list_sid)
         return credential
 
-    async def get(
-        self, account_sid: str, credential_list_sid: str, sid: str
-    ) -> SipCredential | None:
-        return await self.rows.one(*_credential_where(account_sid, credential_list_sid, sid))
-
-    async def page(
-        self, account_sid: str, credential_list_sid: str, *, offset: int = 0, limit: int = 50
-    ) -> list[SipCredential]:
-        """The list's credentials, oldest first."""
-        t = sip_credentials.c
-        where = (t.account_sid == account_sid, t.credential_list_sid == credential_list_sid)
-        return await self.rows.page(where, (t.date_created, t.sid), offset, limit)
-
     async def update(
         self, account_sid: str, credential_list_sid: str, sid: str, password: str
     ) -> SipCredential | None:
         """Set a new password (its HA1s); None if there is no such credential."""
         check_sip_password(password)
-        where = _credential_where(account_sid, credential_list_sid, sid)
+        where = self.within(account_sid, credential_list_sid, sid)
 
         def work(c: Connection) -> Any:
             row = c.execute(select(sip_credentials.c.username).where(*where)).first()
@@ -262,10 +234,6 @@ class SipCredentialStore:
 
         row = await self.rows.run(work)
         return _credential(row) if row else None
-
-    async def delete(self, account_sid: str, credential_list_sid: str, sid: str) -> bool:
-        where = _credential_where(account_sid, credential_list_sid, sid)
-        return await self.rows.delete(*where) > 0
 
     async def find(self, username: str, account_sid: str | None = None) -> SipCredential | None:
         """The credential of ``username`` in ``account_sid`` (or the oldest in any account)."""
@@ -298,19 +266,3 @@ def _ha1s(username: str, password: str) -> dict[str, str]:
         "ha1_md5": ha1(username, SIP_REALM, password, "MD5"),
         "ha1_sha256": ha1(username, SIP_REALM, password, "SHA-256"),
     }
-
-
-def _list_where(account_sid: str, sid: str) -> tuple[ColumnElement[bool], ...]:
-    t = sip_credential_lists.c
-    return (t.account_sid == account_sid, t.sid == sid)
-
-
-def _credential_where(
-    account_sid: str, credential_list_sid: str, sid: str
-) -> tuple[ColumnElement[bool], ...]:
-    t = sip_credentials.c
-    return (
-        t.account_sid == account_sid,
-        t.credential_list_sid == credential_list_sid,
-        t.sid == sid,
-    )

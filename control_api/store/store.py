@@ -28,6 +28,7 @@ from control_api.store.conferences import (
 )
 from control_api.store.engine import Database
 from control_api.store.group import close_group
+from control_api.store.ip_access_control import IpAccessControlListStore, IpAddressStore
 from control_api.store.messages import MessageStore
 from control_api.store.migrate import upgrade_to_head
 from control_api.store.nodes import NodeStore
@@ -36,6 +37,8 @@ from control_api.store.outbox import OutboxStore
 from control_api.store.queues import QueueMemberStore, QueueStore
 from control_api.store.recordings import RecordingRecord, RecordingStore
 from control_api.store.sip_credentials import CredentialListStore, SipCredentialStore
+from control_api.store.sip_domain_mappings import DomainMappingStore
+from control_api.store.sip_domains import SipDomainStore
 
 __all__ = ["Store", "StoreUnavailable"]
 
@@ -70,12 +73,18 @@ class Store:
         self.conferences = ConferenceStore(db)
         self.participants = ParticipantStore(db)
         self.api_keys = ApiKeyStore(db)
+        self.signing_keys = ApiKeyStore(db, kind="signing")
         self.applications = ApplicationStore(db)
         self.messages = MessageStore(db)
         self.nodes = NodeStore(db)
         self.billing = BillingStore(db)
         self.queues = QueueStore(db)
         self.queue_members = QueueMemberStore(db)
+        # SIP domains and who may call or register to them.
+        self.sip_domains = SipDomainStore(db)
+        self.ip_access_control_lists = IpAccessControlListStore(db)
+        self.ip_addresses = IpAddressStore(db)
+        self.domain_mappings = DomainMappingStore(db)
 
     @classmethod
     async def open(cls, url: str, *, pooled: bool = True) -> Store:

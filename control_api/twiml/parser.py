@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 from xml.parsers import expat
 
 from control_api.twiml.verbs import (
@@ -68,6 +68,8 @@ __all__ = [
 
 DOCUMENT_PARSE_FAILURE = 12100
 SCHEMA_VALIDATION_WARNING = 12200
+
+_T = TypeVar("_T")
 
 MAX_DOCUMENT_SIZE = 64 * 1024
 # <Response> is depth 1; real documents stay under 8 (Response/Gather/Say/SSML...).
@@ -526,6 +528,22 @@ def _misplaced(child: _Element, parent: _Element) -> NoReturn:
     _schema_error(f"<{child.name}> is not a TwiML element")
 
 
+def _built(
+    parent: _Element,
+    children: list[_Element],
+    builders: dict[str, Callable[[_Element, _Context], _T]],
+    ctx: _Context,
+) -> list[_T]:
+    """Each child built by the builder of its name; a child with none is misplaced."""
+    built: list[_T] = []
+    for child in children:
+        build = builders.get(child.name)
+        if build is None:
+            _misplaced(child, parent)
+        built.append(build(child, ctx))
+    return built
+
+
 def _single_child(element: _Element, name: str) -> _Element:
     children = _child_elements(element)
     if len(children) != 1:
@@ -599,12 +617,7 @@ _GATHER_CHILDREN: dict[str, Callable[[_Element, _Context], GatherChild]] = {
 
 def _gather(element: _Element, ctx: _Context) -> Gather:
     values = ctx.attributes(element)
-    children: list[GatherChild] = []
-    for child in _child_elements(element):
-        build = _GATHER_CHILDREN.get(child.name)
-        if build is None:
-            _misplaced(child, element)
-        children.append(build(child, ctx))
+    children = _built(element, _child_elements(element), _GATHER_CHILDREN, ctx)
     return Gather(children=tuple(children), **values)
 
 
@@ -666,12 +679,7 @@ _DIAL_NOUNS: dict[str, Callable[[_Element, _Context], DialNoun]] = {
 
 def _dial(element: _Element, ctx: _Context) -> Dial:
     values = ctx.attributes(element)
-    nouns: list[DialNoun] = []
-    for child in element.elements():
-        build = _DIAL_NOUNS.get(child.name)
-        if build is None:
-            _misplaced(child, element)
-        nouns.append(build(child, ctx))
+    nouns = _built(element, element.elements(), _DIAL_NOUNS, ctx)
     number_text = element.text() or None
     if number_text is not None and nouns:
         _schema_error("<Dial> holds either a number as text or nouns, not both")
@@ -814,12 +822,7 @@ def parse_voice_twiml(document: str | bytes) -> Response:
     root = _read_document(document)
     ctx = _Context()
     ctx.attributes(root)
-    verbs: list[Verb] = []
-    for element in _child_elements(root):
-        build = _VOICE_VERBS.get(element.name)
-        if build is None:
-            _misplaced(element, root)
-        verbs.append(build(element, ctx))
+    verbs = _built(root, _child_elements(root), _VOICE_VERBS, ctx)
     return Response(verbs=tuple(verbs), warnings=tuple(ctx.warnings))
 
 
@@ -862,10 +865,5 @@ def parse_messaging_twiml(document: str | bytes) -> tuple[Message | Redirect, ..
     root = _read_document(document)
     ctx = _Context()
     ctx.attributes(root)
-    verbs: list[Message | Redirect] = []
-    for element in _child_elements(root):
-        build = _MESSAGING_VERBS.get(element.name)
-        if build is None:
-            _misplaced(element, root)
-        verbs.append(build(element, ctx))
+    verbs = _built(root, _child_elements(root), _MESSAGING_VERBS, ctx)
     return tuple(verbs)

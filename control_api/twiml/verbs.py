@@ -107,12 +107,11 @@ class Gather:
     max_speech_time: int = 60
 
 
-@dataclass(frozen=True, slots=True)
-class Number:
-    """``<Number>`` in ``<Dial>``: a phone number (E.164)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Party:
+    """What ``<Number>``, ``<Sip>`` and ``<Client>`` take alike: the TwiML the called
+    party runs before it is bridged (``url``) and the status callbacks of its leg."""
 
-    number: str
-    send_digits: str | None = None
     url: str | None = None
     method: str = "POST"
     status_callback: str | None = None
@@ -121,21 +120,24 @@ class Number:
 
 
 @dataclass(frozen=True, slots=True)
-class Sip:
+class Number(_Party):
+    """``<Number>`` in ``<Dial>``: a phone number (E.164)."""
+
+    number: str
+    send_digits: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sip(_Party):
     """``<Sip>`` in ``<Dial>`` or ``<Refer>``: a ``sip:`` or ``sips:`` URI."""
 
     uri: str
     username: str | None = None
     password: str | None = None
-    url: str | None = None
-    method: str = "POST"
-    status_callback: str | None = None
-    status_callback_event: tuple[str, ...] = ("completed",)
-    status_callback_method: str = "POST"
 
 
 @dataclass(frozen=True, slots=True)
-class Client:
+class Client(_Party):
     """``<Client>`` in ``<Dial>``: a browser or SDK client by identity.
 
     The identity is the text content or an ``<Identity>`` child; ``<Parameter>``
@@ -144,11 +146,6 @@ class Client:
 
     identity: str
     parameters: Parameters = ()
-    url: str | None = None
-    method: str = "POST"
-    status_callback: str | None = None
-    status_callback_event: tuple[str, ...] = ("completed",)
-    status_callback_method: str = "POST"
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,8 +291,8 @@ class Refer:
 
 
 @dataclass(frozen=True, slots=True)
-class Connect:
-    """``<Connect><Stream>``: a bidirectional media stream; TwiML resumes when it ends."""
+class _StreamVerb:
+    """What ``<Connect>`` and ``<Start>`` both take: a ``<Stream>`` and an ``action``."""
 
     stream: Stream
     action: str | None = None
@@ -303,12 +300,13 @@ class Connect:
 
 
 @dataclass(frozen=True, slots=True)
-class Start:
-    """``<Start><Stream>``: fork the call's audio to a stream; TwiML continues at once."""
+class Connect(_StreamVerb):
+    """``<Connect><Stream>``: a bidirectional media stream; TwiML resumes when it ends."""
 
-    stream: Stream
-    action: str | None = None
-    method: str = "POST"
+
+@dataclass(frozen=True, slots=True)
+class Start(_StreamVerb):
+    """``<Start><Stream>``: fork the call's audio to a stream; TwiML continues at once."""
 
 
 @dataclass(frozen=True, slots=True)

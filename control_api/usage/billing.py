@@ -21,6 +21,7 @@ from sqlalchemy import and_, or_, select
 from control_api.lookup import Lookup
 from control_api.sids import rfc2822, utcnow
 from control_api.store import BillingStore, LostCall, UsageItem, UsageTriggerRecord
+from control_api.store.rows import parties
 from control_api.store.schema import calls, messages, usage_items
 from control_api.usage.pricing import PriceList, billable_minutes, call_category
 from control_api.usage.records import CATEGORIES, category_total, current_period
@@ -121,13 +122,9 @@ class Billing:
         """Price a call that ended; a call never answered costs nothing and is not usage."""
         if status != "completed" or billable_minutes(duration_s) == 0:
             return
-        category, minutes, price = self.call_price(direction, to, from_, duration_s)
+        _, _, price = self.call_price(direction, to, from_, duration_s)
         await self.store.calls.update(sid, price=money(price), price_unit="USD")
-        await self._charge(
-            UsageItem(sid, account_sid, category, minutes, price, self.clock()),
-            kind="call",
-            extra=[("CallSid", sid), ("Direction", direction), ("To", to), ("From", from_)],
-        )
+        await self._charge_call(sid, account_sid, direction, to, from_, duration_s)
 
     def lost_call_price(self, lost) -> str | None:
         """The price string of a call its node lost (``store.nodes.LostCall``): the
@@ -142,18 +139,19 @@ class Billing:
         node died mid-call: the minutes until it was last seen alive were used)."""
         if self.lost_call_price(lost) is None:
             return
-        category, minutes, price = self.call_price(
-            lost.direction, lost.to, lost.from_, lost.duration
+        await self._charge_call(
+            lost.sid, lost.account_sid, lost.direction, lost.to, lost.from_, lost.duration
         )
+
+    async def _charge_call(
+        self, sid: str, account_sid: str, direction: str, to: str, from_: str, duration_s: float
+    ) -> None:
+        """Record a priced call's usage and what it cost (``call_price``)."""
+        category, minutes, price = self.call_price(direction, to, from_, duration_s)
         await self._charge(
-            UsageItem(lost.sid, lost.account_sid, category, minutes, price, self.clock()),
+            UsageItem(sid, account_sid, category, minutes, price, self.clock()),
             kind="call",
-            extra=[
-                ("CallSid", lost.sid),
-                ("Direction", lost.direction),
-                ("To", lost.to),
-                ("From", lost.from_),
-            ],
+            extra=[("CallSid", sid), ("Direction", direction), ("To", to), ("From", from_)],
         )
 
     async def message_priced(
@@ -285,37 +283,14 @@ class Billing:
         )
         for row in call_rows:
             if row.status == "failed":
-                await self.call_lost(
-                    LostCall(
-                        sid=row.sid,
-                        account_sid=row.account_sid,
-                        direction=row.direction,
-                        to=row.to_address,
-                        from_=row.from_address,
-                        answered=True,
-                        end_time=row.end_time,
-                        duration=row.duration,
-                    )
+                lost = LostCall(
+                    **parties(row), answered=True, end_time=row.end_time, duration=row.duration
                 )
+                await self.call_lost(lost)
                 continue
-            await self.call_finished(
-                sid=row.sid,
-                account_sid=row.account_sid,
-                direction=row.direction,
-                to=row.to_address,
-                from_=row.from_address,
-                status=row.status,
-                duration_s=row.duration,
-            )
+            await self.call_finished(**parties(row), status=row.status, duration_s=row.duration)
         for row in message_rows:
-            await self.message_priced(
-                sid=row.sid,
-                account_sid=row.account_sid,
-                direction=row.direction,
-                to=row.to_address,
-                from_=row.from_address,
-                segments=row.num_segments,
-            )
+            await self.message_priced(**parties(row), segments=row.num_segments)
         return len(call_rows) + len(message_rows)
 
 

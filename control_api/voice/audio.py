@@ -21,6 +21,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -47,27 +48,24 @@ def _no_refusal(reason: str, source_ip: str, **fields: object) -> None:
     pass
 
 
+def _http_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=15.0, follow_redirects=True)
+
+
+@dataclass(eq=False)
 class AudioLoader:
     """Fetches and decodes audio files to 8 kHz samples, caching by URL."""
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient | None = None,
-        *,
-        guard: Callable[[str, int], Awaitable[str]] | None = None,
-        max_bytes: int = CACHE_BYTES,
-        max_seconds: float = MAX_PLAY_SECONDS,
-        ttl: float = CACHE_SECONDS,
-        refused: Callable[..., None] = _no_refusal,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.http = http or httpx.AsyncClient(timeout=15.0, follow_redirects=True)
-        self.guard = guard
-        self.max_bytes = max_bytes
-        self.max_seconds = max_seconds
-        self.ttl = ttl
-        self.refused = refused
-        self._clock = clock
+    http: httpx.AsyncClient = field(default_factory=_http_client)
+    _: KW_ONLY
+    guard: Callable[[str, int], Awaitable[str]] | None = None
+    max_bytes: int = CACHE_BYTES
+    max_seconds: float = MAX_PLAY_SECONDS
+    ttl: float = CACHE_SECONDS
+    refused: Callable[..., None] = _no_refusal
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
         self._cache: OrderedDict[str, tuple[float, np.ndarray]] = OrderedDict()
         self._loading: dict[str, asyncio.Future[np.ndarray]] = {}
         self.bytes = 0  # decoded audio held in the cache
@@ -79,7 +77,7 @@ class AudioLoader:
     async def load(self, url: str) -> np.ndarray:
         hit = self._cache.get(url)
         if hit is not None:
-            if self._clock() - hit[0] < self.ttl:
+            if self.clock() - hit[0] < self.ttl:
                 self._cache.move_to_end(url)
                 return hit[1]
             self._drop(url)
@@ -102,7 +100,7 @@ class AudioLoader:
     # -- the cache
 
     def _insert(self, url: str, samples: np.ndarray) -> None:
-        now = self._clock()
+        now = self.clock()
         for key in [k for k, (at, _) in self._cache.items() if now - at >= self.ttl]:
             self._drop(key)
         if samples.nbytes > self.max_bytes:

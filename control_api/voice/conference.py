@@ -38,6 +38,7 @@ from control_api.voice.conference_events import (
 from control_api.voice.conference_speakers import SpeechDetector
 from control_api.voice.context import TaskSupervisor
 from control_api.voice.lifecycle import Journal, now
+from control_api.voice.live_recording import LiveRecording, record_conference, update_live
 from media.conference import ConferenceRoom
 from media.mixer import Participant
 from media.tones import beep
@@ -102,6 +103,9 @@ class Room:
     ended: bool = False
     callbacks: ConferenceCallbacks | None = None
     journal: Journal = field(default_factory=Journal)  # its store writes, in order
+    # record="record-from-start": (the voice context, the noun, the call that asked)
+    recording_asked: tuple | None = None
+    recordings: list[LiveRecording] = field(default_factory=list)  # voice/live_recording.py
 
 
 class Conferences:
@@ -239,11 +243,16 @@ class Conferences:
         self._callbacks_of(room, noun)
         self._joined_row(room, member, pending)
         self._emit(room, "participant-join", member)
+        if noun.record == "record-from-start" and room.recording_asked is None:
+            context = runner.services.context
+            if context is not None:
+                room.recording_asked = (context, noun, call.sid)
         if noun.start_conference_on_enter and not room.started:
             self._start(room)
         elif not room.started:
             member.waiting = True
             self._refresh(member)
+        self._record(room)
         if room.started and noun.beep in ("true", "onEnter"):
             room.mixer_room.mixer.announce(beep(*ENTER_BEEP))
         call.log("conference.joined", conference_sid=room.sid, members=len(room.members))
@@ -309,6 +318,25 @@ class Conferences:
         room.journal.add(lambda: self.store.update_conference(room.sid, status="in-progress"))
         self._emit(room, "conference-start")
 
+    def _record(self, room: Room) -> None:
+        """``record="record-from-start"``: the room's mix from its start to its end."""
+        if not room.started or room.ended or room.recording_asked is None or room.recordings:
+            return
+        context, noun, call_sid = room.recording_asked
+        room.recordings.append(
+            record_conference(
+                context,
+                room.mixer_room,
+                account_sid=room.account_sid,
+                conference_sid=room.sid,
+                call_sid=call_sid,
+                trim=noun.trim,
+                status_callback=noun.recording_status_callback,
+                status_callback_method=noun.recording_status_callback_method,
+                status_callback_events=noun.recording_status_callback_event,
+            )
+        )
+
     def _refresh(self, member: _Member) -> None:
         """Set what the member hears and whether it is heard: the room, its wait or hold
         experience, or an announcement to it."""
@@ -364,6 +392,8 @@ class Conferences:
             member.left.set()
         self.rooms.pop((room.account_sid, room.name), None)
         self._by_sid.pop(room.sid, None)
+        for recording in room.recordings:
+            room.journal.add(recording.stop)
         room.journal.add(
             lambda: self.store.update_conference(
                 room.sid,
@@ -508,6 +538,15 @@ class Conferences:
         member.left.set()
         await self._settle(room)
         return True
+
+    async def update_recording(
+        self, account_sid: str, conference_sid: str, sid: str, status: str, pause_behavior: str
+    ) -> str | None:
+        """``POST Conferences/{CF}/Recordings/{Sid}``: None when the room is not live here."""
+        room = self.live_room(account_sid, conference_sid)
+        if room is None:
+            return None
+        return await update_live(room.recordings, sid, status, pause_behavior)
 
     async def _settle(self, room: Room) -> None:
         """Let the woken participants leave and their rows be written."""

@@ -17,35 +17,41 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
 from control_api.calls.dialer import DialError
-from control_api.calls.outbound_call import OutboundCall, failure_status
+from control_api.calls.leg import CallLeg, PlacedLeg
+from control_api.calls.outbound_call import failure_status
 from control_api.twiml.verbs import Client, Conference, Dial, Number, Queue, Sip
-from control_api.voice.browser import dial_children
-from control_api.voice.queue import dial_queue
+from control_api.voice.children import child_call, client_children
+from control_api.voice.queue import QueueDialOutcome, dial_queue
 from control_api.voice.recording import CallRecording
 from control_api.voice.refer_policy import peer_address
 from control_api.voice.transfer import TransferWatch, blind_transfer
 from media.bridge import Bridge
+from media.leg import Leg
 from media.player import play, send_digits
 
 if TYPE_CHECKING:
+    from control_api.calls.outbound_call import OutboundCall
+    from control_api.voice.context import VoiceContext
     from control_api.voice.runner import TwimlRunner
 
-__all__ = ["DialOutcome", "dial", "ring_first", "ringback"]
+__all__ = ["Caller", "DialOutcome", "dial", "ring_first", "ringback"]
 
 log = logging.getLogger("callswitch.twiml")
 
 CANCEL_GRACE_S = 5.0  # how long losing calls get to take their CANCEL
 
+P = TypeVar("P", bound=PlacedLeg)
+
 
 @dataclass(slots=True)
 class DialOutcome:
     status: str  # DialCallStatus
-    child: OutboundCall | None
+    child: PlacedLeg | None
     bridged: bool
     recording: CallRecording | None = None
 
@@ -90,23 +96,25 @@ def ringback() -> np.ndarray:
     return _RINGBACK
 
 
-async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome:
+async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome | QueueDialOutcome:
     """Run one ``<Dial>`` for the runner's call and say how it ended."""
+    context = runner.services.context
+    assert context is not None and context.dialer is not None  # the runner checked
     if any(isinstance(noun, Conference) for noun in verb.nouns):
         conference = next(n for n in verb.nouns if isinstance(n, Conference))
-        return await runner.services.voice.join_conference(runner, conference)
+        assert context.conferences is not None  # the composition root always builds them
+        return await context.conferences.join(runner, conference)
     if any(isinstance(noun, Queue) for noun in verb.nouns):  # control_api/voice/queue.py
         return await dial_queue(runner, verb)
     parent = runner.call
-    voice = runner.services.voice
-    children: list[tuple[OutboundCall, Number | Sip | Client | None]] = []
+    children: list[tuple[PlacedLeg, Number | Sip | Client | None]] = []
     for address, noun in _targets(verb):
         if isinstance(noun, Client):  # browser tabs of that identity ring too
-            children += [(c, noun) for c in dial_children(voice, runner, address, noun, verb)]
+            children += [(c, noun) for c in client_children(context, runner, address, noun, verb)]
         username = noun.username if isinstance(noun, Sip) else None
         password = noun.password if isinstance(noun, Sip) else None
         try:
-            destinations = await voice.context.dialer.resolve(
+            destinations = await context.dialer.resolve(
                 runner.account_sid,
                 address,
                 username=username,
@@ -118,92 +126,148 @@ async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome:
             log.warning("dial.unroutable", extra={"call_sid": parent.sid, "error": str(exc)})
             continue
         for destination in destinations:
-            child = voice.child_call(runner, destination, noun, verb)
-            children.append((child, noun))
+            children.append((child_call(context, runner, destination, noun, verb), noun))
     if not children:
         return DialOutcome("failed", None, False)
-    winner = await ring_first(parent, verb, [child for child, _ in children])
+    winner = await ring_first([child for child, _ in children], parent)
     if winner is None:
         statuses = [child.status for child, _ in children]
         status = "canceled" if parent.ended.is_set() else _summary(statuses)
         return DialOutcome(status, children[0][0], False)
     noun = next(n for c, n in children if c is winner)
     if isinstance(noun, Number) and noun.send_digits:
-        await send_digits(winner.leg, noun.send_digits)
+        await send_digits(_media(winner), noun.send_digits)
     if not await parent.answer():  # answerOnBridge: the caller is answered only now
         winner.hangup()
         return DialOutcome("canceled", winner, False)
-    return await _bridge(runner, parent, winner, verb)
+    return await _bridge(context, runner, winner, verb)
 
 
-async def ring_first(parent, verb: Dial, calls: Sequence[OutboundCall]) -> OutboundCall | None:
-    """Ring every call at once; the first to answer wins, the rest are cancelled."""
+class Caller(Protocol):
+    """The party a ring is for: it hears ringback once answered (else is told the
+    callee rings), and its hang-up ends the ringing."""
+
+    ended: asyncio.Event
+
+    @property
+    def answered(self) -> bool: ...
+
+    @property
+    def leg(self) -> Leg | None: ...
+
+    def ring(self) -> None: ...
+
+
+async def ring_first(calls: Sequence[P], caller: Caller | None = None) -> P | None:
+    """Ring every call at once; the first to answer wins, the rest are cancelled.
+
+    Each call rings for its own timeout (the dialer gave it one). Without a ``caller``
+    (a call the REST API places) nobody hears ringback and nobody hangs up meanwhile.
+    """
     ringing_tone = None
-    if parent.answered and parent.leg is not None:
-        ringing_tone = asyncio.ensure_future(play(parent.leg, ringback(), loop=0))
-    elif not parent.answered:
-        parent.ring()
-    attempts = {asyncio.ensure_future(call.connect()): call for call in calls}
-    parent_gone = asyncio.ensure_future(parent.ended.wait())
-    winner: OutboundCall | None = None
+    if caller is not None and caller.answered and caller.leg is not None:
+        ringing_tone = asyncio.ensure_future(play(caller.leg, ringback(), loop=0))
+    elif caller is not None and not caller.answered:
+        caller.ring()
+    attempts: dict[asyncio.Future[Any], P] = {
+        asyncio.ensure_future(call.connect()): call for call in calls
+    }
+    caller_gone: asyncio.Future[Any] = asyncio.ensure_future(
+        caller.ended.wait() if caller is not None else asyncio.Event().wait()
+    )
+    winner: P | None = None
     try:
         pending = set(attempts)
         while pending and winner is None:
             done, pending = await asyncio.wait(
-                pending | {parent_gone}, return_when=asyncio.FIRST_COMPLETED
+                pending | {caller_gone}, return_when=asyncio.FIRST_COMPLETED
             )
-            if parent_gone in done:
+            if caller_gone in done:
                 break
-            pending.discard(parent_gone)
+            pending.discard(caller_gone)
             for attempt in done:
                 if attempt.result() and winner is None:
                     winner = attempts[attempt]
     finally:
-        parent_gone.cancel()
+        caller_gone.cancel()
         if ringing_tone is not None:
             ringing_tone.cancel()
             await asyncio.gather(ringing_tone, return_exceptions=True)
-        losers = [call for call in calls if call is not winner]
-        for call in losers:
-            call.cancel()
-        if losers:
-            await asyncio.wait(
-                [asyncio.ensure_future(call.ended.wait()) for call in losers],
-                timeout=CANCEL_GRACE_S,
-            )
+        await _cancel_losers([call for call in calls if call is not winner])
         for attempt in attempts:
             attempt.cancel()
-    if winner is not None and parent.ended.is_set():
+    if winner is not None and caller is not None and caller.ended.is_set():
         winner.hangup()
         return None
     return winner
 
 
-async def _bridge(runner, parent, child: OutboundCall, verb: Dial) -> DialOutcome:
+async def _cancel_losers(losers: Sequence[PlacedLeg]) -> None:
+    for call in losers:
+        call.cancel()
+    if losers:
+        await asyncio.wait(
+            [asyncio.ensure_future(call.ended.wait()) for call in losers],
+            timeout=CANCEL_GRACE_S,
+        )
+
+
+def _media(call: CallLeg) -> Leg:
+    leg = call.leg
+    assert leg is not None  # bridged only once answered: its media flows
+    return leg
+
+
+def _recorder(context: VoiceContext, runner: TwimlRunner, verb: Dial) -> CallRecording | None:
+    """The recording of a ``<Dial record=...>``, from the callee's answer on."""
+    if not verb.record.startswith("record-from"):
+        return None
+    return CallRecording(
+        context,
+        account_sid=runner.account_sid,
+        call_sid=runner.call.sid,
+        source="DialVerb",
+        channels=2,
+        mix_to_mono=not verb.record.endswith("-dual"),
+        trim_silence=verb.trim == "trim-silence",
+        status_callback=verb.recording_status_callback,
+        status_callback_method=verb.recording_status_callback_method,
+        status_callback_events=verb.recording_status_callback_event,
+        clock=runner.call.media.clock,
+    )
+
+
+async def _bridge(
+    context: VoiceContext, runner: TwimlRunner, child: PlacedLeg, verb: Dial
+) -> DialOutcome:
     """Bridge until a party hangs up, ``timeLimit`` or ``*``; a REFER from either
     party re-bridges the other one to the transfer target (transfer.py)."""
-    recorder = runner.services.voice.dial_recorder(runner, child, verb)
+    parent = runner.call
+    recorder = _recorder(context, runner, verb)
     loop = asyncio.get_running_loop()
-    star = loop.create_future()
+    star: asyncio.Future[bool] = loop.create_future()
     deadline = loop.time() + verb.time_limit if verb.time_limit else None
-    voice = runner.services.voice
-    transfers = TransferWatch(voice.context.dialer, runner.account_sid, voice.context.refused)
+    transfers = TransferWatch(context.dialer, runner.account_sid, context.refused)
     transfers.watch(parent)
     transfers.watch(child)
-    a, b = parent, child
+    a: CallLeg = parent
+    b: CallLeg = child
     placed: list[OutboundCall] = []  # the calls transfers placed
+
+    def on_dtmf(side: int, digit: str) -> None:
+        if side == 0 and digit == "*" and not star.done():
+            star.set_result(True)
+
     try:
         while not (a.ended.is_set() or b.ended.is_set() or star.done()):
-            bridge = Bridge(a.leg, b.leg, tap=recorder.tap if recorder else None)
+            bridge = Bridge(_media(a), _media(b), tap=recorder.tap if recorder else None)
             if verb.hangup_on_star and a is parent:
-                bridge.on_dtmf = lambda side, digit: (
-                    side == 0 and digit == "*" and not star.done() and star.set_result(True)
-                )
+                bridge.on_dtmf = on_dtmf
             bridge.start()
             runner.bridged = (a, b)  # who talks to whom now (the console shows both legs)
             parent.log("dial.bridged", child=b.sid, mode=bridge.mode)
             transfer = asyncio.ensure_future(transfers.requests.get())
-            waits = [
+            waits: list[asyncio.Future[Any]] = [
                 asyncio.ensure_future(a.ended.wait()),
                 asyncio.ensure_future(b.ended.wait()),
                 transfer,
@@ -233,7 +297,7 @@ async def _bridge(runner, parent, child: OutboundCall, verb: Dial) -> DialOutcom
     finally:
         transfers.close()
         for call in [child, *placed]:
-            if call is not parent and not call.ended.is_set():
+            if not call.ended.is_set():
                 call.hangup()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(call.ended.wait(), CANCEL_GRACE_S)

@@ -24,6 +24,12 @@ __all__ = ["API_VERSION", "CallLifecycle", "Journal", "now"]
 log = logging.getLogger("callswitch.voice")
 
 API_VERSION = "2010-04-01"
+# Where the caller and the called are (FromCity ... ToCountry): we never know, so empty.
+UNKNOWN_PLACES = tuple(
+    (f"{party}{place}", "")
+    for party in ("From", "To")
+    for place in ("City", "State", "Zip", "Country")
+)
 # StatusCallbackEvent names → the CallStatus they report (reference §2, §3).
 EVENT_OF_STATUS = {
     "initiated": "initiated",
@@ -245,12 +251,5 @@ def base_params(
         ("ParentCallSid", parent_call_sid),
         ("Called", to),
         ("Caller", from_),
-        ("FromCity", ""),
-        ("FromState", ""),
-        ("FromZip", ""),
-        ("FromCountry", ""),
-        ("ToCity", ""),
-        ("ToState", ""),
-        ("ToZip", ""),
-        ("ToCountry", ""),
+        *UNKNOWN_PLACES,
     ]

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from control_api.calls.leg import CallLeg
-from control_api.calls.outbound_call import OutboundCall
 from control_api.twiml.verbs import Stream
 from control_api.voice import outbound, participants
+from control_api.voice.live_recording import CallRecordings, update_live
 from control_api.voice.port import StreamInfo
 from control_api.voice.runner import Document
 
 if TYPE_CHECKING:
-    from control_api.voice.inbound import VoiceApps
     from control_api.voice.runner import TwimlRunner
+    from control_api.voice.runtime import VoiceRuntime
 
 __all__ = ["LiveCall", "LiveCallTable", "LocalLiveCalls"]
 
@@ -30,6 +30,13 @@ class OfferedLeg(Protocol):
     def reject(self, status: int) -> None: ...
 
 
+@runtime_checkable
+class RingingLeg(Protocol):
+    """A call we place (over SIP, or to a browser tab): canceled while it rings."""
+
+    def cancel(self) -> None: ...
+
+
 # How long a REST hangup or cancel waits for the call's final record before answering.
 SETTLE_TIMEOUT_S = 5.0
 
@@ -39,6 +46,9 @@ class LiveCall:
     call: CallLeg
     runner: TwimlRunner | None
     account_sid: str
+    # Every leg rung under the call's SID while it rings (a REST call to several
+    # destinations, or to a client's several tabs): a cancel reaches them all.
+    ringing: Sequence[CallLeg] = ()
 
 
 class LiveCallTable:
@@ -53,8 +63,15 @@ class LiveCallTable:
     def __len__(self) -> int:
         return len(self._calls)
 
-    def track(self, call: CallLeg, runner: TwimlRunner | None, account_sid: str) -> None:
-        self._calls[call.sid] = LiveCall(call, runner, account_sid)
+    def track(
+        self,
+        call: CallLeg,
+        runner: TwimlRunner | None,
+        account_sid: str,
+        *,
+        ringing: Sequence[CallLeg] = (),
+    ) -> None:
+        self._calls[call.sid] = LiveCall(call, runner, account_sid, ringing)
 
     def untrack(self, sid: str) -> None:
         self._calls.pop(sid, None)
@@ -87,20 +104,21 @@ class LiveCallTable:
 class LocalLiveCalls:
     """``LiveCalls`` for this node's own calls (the cluster wraps it for its peers')."""
 
-    def __init__(self, voice: VoiceApps) -> None:
-        self.voice = voice
-        self.table = voice.live_calls
+    def __init__(self, runtime: VoiceRuntime) -> None:
+        self.runtime = runtime
+        self.table = runtime.live_calls
+        self.recordings = CallRecordings()  # POST Calls/{CallSid}/Recordings
 
     def live_of(self, account_sid: str) -> list[LiveCall]:
         """The account's calls in progress (the console's live view)."""
         return self.table.of_account(account_sid)
 
     async def create(self, account_sid: str, new_call):
-        return await outbound.place_call(self.voice, account_sid, new_call)
+        return await outbound.place_call(self.runtime, account_sid, new_call)
 
     async def add_participant(self, account_sid: str, conference: str, participant):
         """Dial a participant into a conference (voice/participants.py)."""
-        conferences = self.voice.conferences
+        conferences = self.runtime.context.conferences
         if conferences is None:
             return None
         return await participants.add_participant(
@@ -118,12 +136,18 @@ class LocalLiveCalls:
         live = self.table.find(account_sid, sid)
         if live is None or live.call.answered:
             return False
-        if isinstance(live.call, OutboundCall):
-            await self.table.end(sid, live.call.cancel)
+        call = live.call
+        if isinstance(call, RingingLeg):
+            legs = [leg for leg in live.ringing or [call] if isinstance(leg, RingingLeg)]
+
+            def cancel_all() -> None:
+                for leg in legs:
+                    leg.cancel()
+
+            await self.table.end(sid, cancel_all)
         else:
-            offered = live.call
-            assert isinstance(offered, OfferedLeg)  # not placed by us: offered to us
-            await self.table.end(sid, lambda: offered.reject(487))
+            assert isinstance(call, OfferedLeg)  # not placed by us: offered to us
+            await self.table.end(sid, lambda: call.reject(487))
         return True
 
     async def redirect(
@@ -149,16 +173,8 @@ class LocalLiveCalls:
             return None
         if not live.call.answered:  # a ringing call has no audio to fork yet
             return None
-        fork = live.runner.forks.start(
-            Stream(
-                url=new_stream.url,
-                name=new_stream.name,
-                track=new_stream.track,
-                status_callback=new_stream.status_callback,
-                status_callback_method=new_stream.status_callback_method,
-                parameters=new_stream.parameters,
-            )
-        )
+        # A NewStream is the REST form of a <Stream>: its attributes, by the same names.
+        fork = live.runner.forks.start(Stream(**asdict(new_stream)))
         return _stream_info(fork)
 
     async def stop_stream(self, account_sid: str, sid: str, sid_or_name: str):
@@ -169,6 +185,29 @@ class LocalLiveCalls:
         if fork is None:
             raise LookupError(sid_or_name)
         return _stream_info(await live.runner.forks.stop(fork))
+
+    async def start_recording(self, account_sid: str, sid: str, new_recording):
+        """Record a live, answered call from now (voice/live_recording.py); None (21220)
+        while it rings or once it ended."""
+        live = self.table.find(account_sid, sid)
+        if live is None or live.runner is None or live.call.ended.is_set():
+            return None
+        call = live.runner.call
+        if not call.answered or call.leg is None:
+            return None
+        recording = await self.recordings.start(
+            self.runtime.context, account_sid, call, new_recording
+        )
+        return recording.sid
+
+    async def update_recording(
+        self, account_sid: str, call_sid: str, sid: str, status: str, pause_behavior: str
+    ) -> str | None:
+        """Pause, resume or stop a live call's recording; None (21220) once it ended."""
+        live = self.table.find(account_sid, call_sid)
+        if live is None:
+            return None
+        return await update_live(self.recordings.of_call(call_sid), sid, status, pause_behavior)
 
 
 def _stream_info(fork) -> StreamInfo:

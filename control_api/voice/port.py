@@ -8,17 +8,20 @@ forwards them to the node that holds a call. Neither reaches past this port.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from control_api.store import CallRecord, ParticipantRecord
+    from control_api.voice.live import LiveCall
 
 __all__ = [
     "LiveCalls",
     "NewCall",
     "NewParticipant",
+    "NewRecording",
     "NewStream",
     "StreamInfo",
     "Unavailable",
@@ -101,6 +104,18 @@ class NewStream:
 
 
 @dataclass(frozen=True, slots=True)
+class NewRecording:
+    """The checked parameters of ``POST Calls/{CallSid}/Recordings.json``."""
+
+    channels: str = "mono"  # mono or dual
+    track: str = "both"  # inbound (what the caller says), outbound (what it hears), both
+    trim: str = "do-not-trim"
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    status_callback_events: tuple[str, ...] = ("completed",)
+
+
+@dataclass(frozen=True, slots=True)
 class StreamInfo:
     """A stream as the resource shows it; ``status`` is in-progress or stopped."""
 
@@ -118,6 +133,10 @@ class LiveCalls(Protocol):
     been made, and the store updated where the change shows there (status, end time),
     so that the call the API answers with is fresh.
     """
+
+    def live_of(self, account_sid: str) -> Sequence[LiveCall]:
+        """The account's calls in progress on this node (the console's live view)."""
+        ...
 
     async def hangup(self, account_sid: str, call_sid: str) -> bool:
         """``Status=completed``: end the call, whatever state it is in."""
@@ -165,4 +184,20 @@ class LiveCalls(Protocol):
     ) -> StreamInfo | None:
         """Stop the call's stream with that MZ sid or name; None when the call is not
         live. Raises LookupError when the live call has no such stream."""
+        ...
+
+    async def start_recording(
+        self, account_sid: str, call_sid: str, recording: NewRecording
+    ) -> str | None:
+        """Start recording the call (voice/live_recording.py): the RE sid once its row
+        is stored; None when the call is not live or not answered. Raises ValueError
+        when the call has as many recordings in progress as it may."""
+        ...
+
+    async def update_recording(
+        self, account_sid: str, call_sid: str, sid: str, status: str, pause_behavior: str
+    ) -> str | None:
+        """Pause, resume or stop the call's recording ``sid`` (or ``Twilio.CURRENT``):
+        its RE sid once the row shows the change; None when the call is not live.
+        Raises LookupError when the live call has no such recording."""
         ...

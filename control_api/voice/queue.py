@@ -61,9 +61,9 @@ CALLER_READY_S = 60.0  # how long an agent waits for the whisper to the caller t
 
 
 def _context(runner: TwimlRunner) -> VoiceContext:
-    voice = runner.services.voice
-    assert voice is not None  # the runner dispatches queue verbs only with a runtime
-    return voice.context
+    context = runner.services.context
+    assert context is not None  # the runner dispatches queue verbs only with a context
+    return context
 
 
 def _loop() -> asyncio.AbstractEventLoop:

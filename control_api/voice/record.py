@@ -34,12 +34,12 @@ async def record(runner: TwimlRunner, verb: Record) -> tuple[CallRecording, str]
     call = runner.call
     leg = call.leg
     assert leg is not None  # the runner runs <Record> once answer() bound the leg
-    voice = runner.services.voice
-    assert voice is not None  # a runner of the voice runtime: where recordings are kept
+    context = runner.services.context
+    assert context is not None  # a runner of the voice runtime: where recordings are kept
     if verb.play_beep:
         await play(leg, beep(frequency=1000.0, duration_s=0.5))
     recording = CallRecording(
-        voice.context,
+        context,
         account_sid=runner.account_sid,
         call_sid=call.sid,
         source="RecordVerb",

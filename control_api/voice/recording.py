@@ -54,6 +54,8 @@ class CallRecording:
         status_callback_method: str = "POST",
         status_callback_events: tuple[str, ...] = ("completed",),
         conference_sid: str | None = None,
+        track: str = "both",
+        absent_when_empty: bool = False,
         clock=None,
     ) -> None:
         self.context = context
@@ -66,6 +68,10 @@ class CallRecording:
         self.status_callback = status_callback
         self.status_callback_method = status_callback_method or "POST"
         self.status_callback_events = status_callback_events
+        self.conference_sid = conference_sid
+        self.track = track
+        # A recording that ends with no audio at all is ``absent`` (live recordings).
+        self.absent_when_empty = absent_when_empty
         self.relative = Path(account_sid) / f"{self.sid}.wav"
         self.path = context.recordings_dir / self.relative
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +89,7 @@ class CallRecording:
                     status="in-progress",
                     source=source,
                     channels=self.channels,
+                    track=track,
                     start_time=self.started,
                     file_path=str(self.relative),
                     date_created=self.started,
@@ -123,33 +130,52 @@ class CallRecording:
             await asyncio.to_thread(_downmix, self.path)
         self.duration = info.duration_seconds
         seconds = round(self.duration)
+        status = "absent" if self.absent_when_empty and self.duration == 0 else "completed"
         await self._saved
         await self.context.store.update_recording(
-            self.sid, status="completed", duration=seconds, date_updated=now()
+            self.sid, status=status, duration=seconds, date_updated=now()
         )
         log.info(
-            "recording.completed",
+            f"recording.{status}",
             extra={"call_sid": self.call_sid, "recording_sid": self.sid, "seconds": seconds},
         )
-        if self.status_callback and "completed" in self.status_callback_events:
-            await self.context.outbox.enqueue(
-                account_sid=self.account_sid,
-                url=self.status_callback,
-                method=self.status_callback_method,
-                params=[
-                    ("AccountSid", self.account_sid),
-                    ("CallSid", self.call_sid),
-                    ("RecordingSid", self.sid),
-                    ("RecordingUrl", self.url),
-                    ("RecordingStatus", "completed"),
-                    ("RecordingDuration", str(seconds)),
-                    ("RecordingChannels", str(self.channels)),
-                    ("RecordingStartTime", rfc2822(self.started)),
-                    ("RecordingSource", self.source),
-                    ("ApiVersion", API_VERSION),
-                ],
-                call_sid=self.call_sid,
-            )
+        await self.notify(status)
+
+    async def notify(self, status: str) -> None:
+        """Post ``recordingStatusCallback`` (through the outbox, signed) for ``status``
+        when it is one of the events asked for."""
+        if not self.status_callback or status not in self.status_callback_events:
+            return
+        await self._saved
+        await self.context.outbox.enqueue(
+            account_sid=self.account_sid,
+            url=self.status_callback,
+            method=self.status_callback_method,
+            params=self.status_params(status),
+            call_sid=self.call_sid,
+        )
+
+    def status_params(self, status: str) -> list[tuple[str, str]]:
+        """Twilio's RecordingStatusCallback parameters for ``status``."""
+        seconds = round(self.duration) if status != "in-progress" else 0
+        params = [
+            ("AccountSid", self.account_sid),
+            ("CallSid", self.call_sid),
+            ("RecordingSid", self.sid),
+            ("RecordingUrl", self.url),
+            ("RecordingStatus", status),
+            ("RecordingDuration", str(seconds)),
+            ("RecordingChannels", str(self.channels)),
+            ("RecordingStartTime", rfc2822(self.started)),
+            ("RecordingSource", self.source),
+            ("RecordingTrack", self.track),
+        ]
+        if self.conference_sid:
+            params.append(("ConferenceSid", self.conference_sid))
+        if status == "absent":
+            params.append(("ErrorCode", "0"))
+        params.append(("ApiVersion", API_VERSION))
+        return params
 
     def params(self) -> list[tuple[str, str]]:
         """What an action URL gets about this recording."""

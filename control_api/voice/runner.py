@@ -43,7 +43,7 @@ from control_api.webhooks import WebhookError
 from media.player import play, send_digits
 
 if TYPE_CHECKING:
-    from control_api.voice.inbound import VoiceApps
+    from control_api.voice.context import VoiceContext
     from media.session import RtpSession
 
 __all__ = ["Document", "TwimlRunner", "VoiceServices"]
@@ -69,12 +69,13 @@ class Document:
 
 @dataclass(slots=True)
 class VoiceServices:
-    """What a runner needs from outside: TwiML fetching, speech, audio files."""
+    """What a runner needs from outside: TwiML fetching, speech, audio files, and the
+    voice runtime's context for dialling, conferences, recordings and streams."""
 
     fetch_twiml: Callable[[str, str, list[tuple[str, str]]], Awaitable[str]]
     synthesize: Callable[[str, str, str], Awaitable[object]]  # text, voice, language → samples
     load_audio: Callable[[str], Awaitable[object]]  # URL → samples
-    voice: VoiceApps | None = None  # dialling, conferences, recordings
+    context: VoiceContext | None = None
 
 
 class _NextDocument(Exception):
@@ -213,12 +214,8 @@ class TwimlRunner:
                 continue
             if not await self.call.answer():
                 return
-            if isinstance(verb, Say):
-                await self._say(verb)
-            elif isinstance(verb, Play):
-                await self._play(verb)
-            elif isinstance(verb, Pause):
-                await self._sleep(verb.length)
+            if isinstance(verb, Say | Play | Pause):
+                await self._prompt(verb)
             elif isinstance(verb, Gather):
                 await self._gather(verb, document_url)
             elif isinstance(verb, Hangup):
@@ -249,7 +246,7 @@ class TwimlRunner:
                 )
 
     async def _dial(self, verb: Dial, document_url: str | None) -> None:
-        if self.services.voice is None or self.services.voice.context.dialer is None:
+        if self.services.context is None or self.services.context.dialer is None:
             log.warning("twiml.dial_unavailable", extra={"call_sid": self.call.sid})
             return
         outcome = await dial(self, verb)
@@ -392,12 +389,17 @@ class TwimlRunner:
 
     async def _gather_prompt(self, children) -> None:
         for child in children:
-            if isinstance(child, Say):
-                await self._say(child)
-            elif isinstance(child, Play):
-                await self._play(child)
-            elif isinstance(child, Pause):
-                await self._sleep(child.length)
+            if isinstance(child, Say | Play | Pause):
+                await self._prompt(child)
+
+    async def _prompt(self, verb: Say | Play | Pause) -> None:
+        """What a caller hears: speech, audio (or digits), silence."""
+        if isinstance(verb, Say):
+            await self._say(verb)
+        elif isinstance(verb, Play):
+            await self._play(verb)
+        else:
+            await self._sleep(verb.length)
 
 
 def _follow(document: Document) -> None:

@@ -140,15 +140,15 @@ async def connect_stream(runner: TwimlRunner, verb: Connect) -> StreamOutcome:
 
 def _fetch_guard(runner: TwimlRunner):
     """--fetch-deny for the stream's WebSocket (none for a runner without a runtime)."""
-    voice = runner.services.voice
-    return voice.context.fetch_guard if voice is not None else None
+    context = runner.services.context
+    return context.fetch_guard if context is not None else None
 
 
 async def _status(
     runner: TwimlRunner, stream: Stream, protocol: MediaStream, event: str, error: str = ""
 ) -> None:
-    voice = runner.services.voice
-    if not stream.status_callback or voice is None:
+    context = runner.services.context
+    if not stream.status_callback or context is None:
         return
     params = [
         ("AccountSid", runner.account_sid),
@@ -160,7 +160,7 @@ async def _status(
     ]
     if error:
         params.append(("StreamError", error))
-    await voice.context.outbox.enqueue(
+    await context.outbox.enqueue(
         account_sid=runner.account_sid,
         url=stream.status_callback,
         method=stream.status_callback_method or "POST",

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from control_api.address_policy import not_told
 from control_api.calls.dialer import DialError
+from control_api.voice.children import child_call
 from control_api.voice.refer_policy import authenticated_leg, peer_address
 from sip.midcall import ReferHandle
 
@@ -118,9 +119,9 @@ async def blind_transfer(
     """Call the Refer-To target for ``other``; the answered call, or None."""
     from control_api.voice.dial import ring_first  # dial.py imports this module
 
-    voice = runner.services.voice
-    assert voice is not None  # dial.py watches for REFERs only while the runtime dials
-    dialer = voice.context.dialer
+    context = runner.services.context
+    assert context is not None  # dial.py watches for REFERs only while the runtime dials
+    dialer = context.dialer
     assert dialer is not None  # TransferWatch refuses every REFER without a dialer
     handle = request.handle
     try:
@@ -131,7 +132,7 @@ async def blind_transfer(
         log.info("transfer.unroutable", extra={"target": request.target, "error": str(exc)})
         handle.notify(404, "Not Found")
         return None
-    calls = [voice.child_call(runner, destination, None, verb) for destination in destinations]
+    calls = [child_call(context, runner, destination, None, verb) for destination in destinations]
     if not calls:
         handle.notify(404, "Not Found")
         return None
@@ -145,7 +146,7 @@ async def blind_transfer(
 
     for call in calls:
         call.on_ringing.append(on_ringing)
-    winner = await ring_first(other, verb, calls)
+    winner = await ring_first(calls, other)
     if winner is None:
         status = next((c.sip_status for c in calls if c.sip_status), None) or 480
         handle.notify(status if status >= 300 else 480)
@@ -153,7 +154,7 @@ async def blind_transfer(
     handle.notify(200, "OK")
     referrer = request.referrer
     other.log("transfer.completed", target=request.target, new_call=winner.sid)
-    voice.context.tasks.spawn(_release(referrer))
+    context.tasks.spawn(_release(referrer))
     return winner
 
 

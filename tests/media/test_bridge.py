@@ -19,6 +19,7 @@ from media.ports import PortPool
 from media.rtp import RtpPacket
 from media.sdp import PCMA, PCMU, TELEPHONE_EVENT
 from media.session import RtpSession
+from media.taps import add_tap, remove_tap
 from media.tones import dominant_frequency, sine
 
 from .conftest import free_range
@@ -140,3 +141,31 @@ async def test_different_codecs_are_transcoded(legs):
     assert dominant_frequency(audio) == pytest.approx(500, abs=10)
     assert np.abs(audio).max() > 8000
     bridge.stop()
+
+
+async def test_a_leg_someone_listens_to_is_passed_as_frames_and_heard(legs):
+    """A tap added to a relayed leg (a live recording) re-plans the bridge to frames,
+    so the listener hears both ways; when it leaves, the bridge relays again."""
+    a, b, phones, _ = legs
+    wire(a, b, phones)
+    bridge = Bridge(a, b)
+    bridge.start()
+    assert bridge.mode == "relay"
+    heard: list[tuple[int, bytes]] = []
+
+    def listener(side, frame):
+        heard.append((side, frame.payload))
+
+    add_tap(a, listener)
+    assert bridge.mode == "frames"
+    tone = ulaw_encode(sine(1000.0, 0.02, amplitude=0.3))
+    for n in range(10):
+        phones[0].send(a, RtpPacket(0, 3000 + n, 160 * n, 0x5151, tone))
+        phones[1].send(b, RtpPacket(0, 4000 + n, 160 * n, 0x6161, bytes([0x7F]) * 160))
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+    assert any(side == 0 and payload == tone for side, payload in heard)  # a's phone said
+    assert any(side == 1 and payload == bytes([0x7F]) * 160 for side, payload in heard)
+    assert [p.payload for p in phones[1].received()].count(tone) >= 5  # still passed on
+    remove_tap(a, listener)
+    assert bridge.mode == "relay"

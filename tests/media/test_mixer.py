@@ -399,6 +399,31 @@ def test_room_joins_legs_to_the_clock_and_mixer():
     assert len(b.sent) == sent
 
 
+def test_room_listeners_get_the_whole_mix_each_tick():
+    """A listener outside the room (a conference recording) hears every party heard,
+    and a muted one not."""
+    clock = FakeClock()
+    room = ConferenceRoom(clock)
+    a, b, c = FakeLeg(), FakeLeg(), FakeLeg()
+    for leg in (a, b, c):
+        room.join(leg)
+    room.participant(c).muted = True
+    mixes: list[np.ndarray] = []
+    room.listeners.append(lambda total: mixes.append(total.copy()))
+    tones = {
+        leg: ToneGenerator(hz, amplitude=AMPLITUDE) for leg, hz in ((a, 440), (b, 1000), (c, 1500))
+    }
+    for _ in range(TICKS):
+        for leg, tone in tones.items():
+            leg.on_frame(Frame("PCMU", ulaw_encode(tone.next_frame())))
+        clock.tick()
+    assert len(mixes) == TICKS and all(mix.size == 160 for mix in mixes)
+    whole = np.concatenate(mixes)
+    assert tone_amplitude(whole, 440) == pytest.approx(EXPECTED, rel=0.05)
+    assert tone_amplitude(whole, 1000) == pytest.approx(EXPECTED, rel=0.05)
+    assert tone_amplitude(whole, 1500) < 0.01 * EXPECTED
+
+
 async def test_room_over_real_rtp_sessions():
     """Three callers on loopback RTP, each talking into its own session of the room."""
     import asyncio

@@ -393,6 +393,19 @@ async def test_plain_function_lookup_answers_at_once(registrar, phone, accounts)
     assert (await phone.register()).status == 200
 
 
+async def test_by_domain_the_lookup_is_told_the_request_uri_host(registrar, phone, accounts):
+    asked = []
+
+    def lookup(username: str, host: str) -> Account | None:
+        asked.append((username, host))
+        return accounts.get(username) if host == "127.0.0.1" else None
+
+    registrar.lookup = lookup
+    registrar.by_domain = True
+    assert (await phone.register()).status == 200
+    assert asked == [("alice", "127.0.0.1")]
+
+
 # -- expiry
 
 

@@ -40,6 +40,7 @@ class FakeLiveCalls:
     fail_with: Exception | None = None
     store: object = None  # set to place calls (create answers 201); None answers 501
     streams: dict[str, list] = field(default_factory=dict)  # call sid -> StreamInfo
+    recordings: dict[str, str] = field(default_factory=dict)  # call sid -> its RE sid
 
     async def hangup(self, account_sid: str, call_sid: str) -> bool:
         return self._answer(("hangup", account_sid, call_sid))
@@ -76,6 +77,39 @@ class FakeLiveCalls:
         )
         return await self.store.calls.insert(record)
 
+    async def add_participant(self, account_sid: str, conference: str, participant):
+        """Dial a participant in as the engine does: the conference of that sid (live) or
+        name (made when none runs), the call stored as queued, its row queued."""
+        from control_api.sids import is_sid
+        from control_api.store import ParticipantRecord
+
+        self.asked.append(("add_participant", account_sid, conference, participant))
+        if self.store is None:
+            return None
+        rooms = self.store.conferences
+        if is_sid(conference, "CF"):
+            room = await rooms.get(account_sid, conference)
+            if room is None or room.status == "completed":
+                raise LookupError(conference)
+        else:
+            room = await rooms.find_live(account_sid, conference) or await rooms.create(
+                account_sid, conference
+            )
+        call = await self.create(account_sid, participant.call)
+        row = ParticipantRecord(
+            conference_sid=room.sid,
+            call_sid=call.sid,
+            account_sid=account_sid,
+            label=participant.label,
+            muted=participant.muted,
+            coaching=participant.coaching,
+            call_sid_to_coach=participant.call_sid_to_coach,
+            status="queued",
+            start_conference_on_enter=participant.start_conference_on_enter,
+            end_conference_on_exit=participant.end_conference_on_exit,
+        )
+        return await self.store.participants.insert(row)
+
     async def start_stream(self, account_sid: str, call_sid: str, stream):
         """A stream of a live call, in progress; a name taken on the call is refused."""
         from control_api.voice.port import StreamInfo
@@ -100,6 +134,22 @@ class FakeLiveCalls:
             if sid_or_name in (info.sid, info.name):
                 return StreamInfo(info.sid, info.name, "stopped", utcnow())
         raise LookupError(sid_or_name)
+
+    async def start_recording(self, account_sid: str, call_sid: str, recording):
+        """The RE sid the test stored for a live call in ``recordings``."""
+        self.asked.append(("start_recording", account_sid, call_sid, recording))
+        if self.fail_with is not None:
+            raise self.fail_with
+        return self.recordings.get(call_sid) if call_sid in self.live else None
+
+    async def update_recording(self, account_sid, call_sid, sid, status, pause_behavior):
+        self.asked.append(("update_recording", account_sid, call_sid, sid, status, pause_behavior))
+        if call_sid not in self.live:
+            return None
+        running = self.recordings.get(call_sid)
+        if running is None or sid not in (running, "Twilio.CURRENT"):
+            raise LookupError(sid)
+        return running
 
     def _answer(self, request: tuple) -> bool:
         self.asked.append(request)

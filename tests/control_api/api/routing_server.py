@@ -29,6 +29,17 @@ class FakeLiveConferences:
     answer: bool = True
     asked: list[tuple] = field(default_factory=list)
     on_act: object = None
+    recordings: dict[str, str] = field(default_factory=dict)  # conference sid -> its RE sid
+
+    async def update_recording(
+        self, account_sid: str, conference_sid: str, sid: str, status: str, pause_behavior: str
+    ) -> str | None:
+        """The conference's running recording (``recordings``), if ``sid`` names it."""
+        self.asked.append(("update_recording", account_sid, conference_sid, sid, status))
+        running = self.recordings.get(conference_sid)
+        if running is None or sid not in (running, "Twilio.CURRENT"):
+            raise LookupError(sid)
+        return running
 
     async def end(self, account_sid: str, conference_sid: str) -> bool:
         return await self._answer(("end", account_sid, conference_sid))

@@ -36,6 +36,7 @@ def test_create_answers_201_with_the_number(api, client, account, auth):
     assert number.voice_fallback_method == "POST"
     assert number.status_callback == "http://example.com:8080/status?x=1"
     assert number.date_created is not None  # parsed from RFC 2822 by the library
+    assert number.type == "local"
     assert (
         number.uri == f"/2010-04-01/Accounts/{account.sid}/IncomingPhoneNumbers/{number.sid}.json"
     )
@@ -268,3 +269,32 @@ def test_moving_a_number_to_another_account_is_refused(api, client, other):
     )
     assert (error.status, error.code) == (400, 20001)
     assert api.client(other).incoming_phone_numbers.list() == []
+
+
+def test_a_north_american_toll_free_number_has_type_toll_free(api, client):
+    number = client.incoming_phone_numbers.create(phone_number="+1800" + api.new_number()[5:])
+    assert number.type == "toll-free"
+    assert client.incoming_phone_numbers(number.sid).fetch().type == "toll-free"
+
+
+def test_local_mobile_and_toll_free_lists_create_and_list_their_type(api, client, account):
+    mobile = client.incoming_phone_numbers.mobile.create(
+        phone_number=api.new_number(), voice_url="https://example.com/voice"
+    )
+    local = client.incoming_phone_numbers.local.create(phone_number=api.new_number())
+    toll_free = client.incoming_phone_numbers.toll_free.create(
+        phone_number="+1888" + api.new_number()[5:]
+    )
+    assert mobile.voice_url == "https://example.com/voice"
+    assert client.incoming_phone_numbers(mobile.sid).fetch().type == "mobile"
+    assert client.incoming_phone_numbers(local.sid).fetch().type == "local"
+    assert client.incoming_phone_numbers(toll_free.sid).fetch().type == "toll-free"
+    assert [n.sid for n in client.incoming_phone_numbers.mobile.list()] == [mobile.sid]
+    assert [n.sid for n in client.incoming_phone_numbers.local.list()] == [local.sid]
+    assert [n.sid for n in client.incoming_phone_numbers.toll_free.list()] == [toll_free.sid]
+    assert len(client.incoming_phone_numbers.list()) == 3
+    found = client.incoming_phone_numbers.mobile.list(phone_number=mobile.phone_number)
+    assert [n.sid for n in found] == [mobile.sid]
+    with pytest.raises(TwilioRestException) as error:
+        client.incoming_phone_numbers.mobile.create(phone_number=mobile.phone_number)
+    assert error.value.code == 21422

@@ -103,10 +103,11 @@ def test_fetch_has_twilios_fields(client, api, account, add_recording, at):
     path = f"/2010-04-01/Accounts/{account.sid}/Recordings/{recording.sid}"
     assert fetched.uri == path + ".json"
     assert fetched.media_url == api.base_url + path
-    assert fetched.subresource_uris["transcriptions"] == path + "/Transcriptions.json"
+    assert fetched.subresource_uris == {}  # add-on results and transcriptions: not built
     body = api.http.get(path + ".json", auth=(account.sid, account.auth_token)).json()
-    assert body["track"] == "inbound"
+    assert "track" not in body  # the spec has it on a call's recordings only
     assert body["duration"] == "42" and body["error_code"] is None
+    assert client.calls(call.sid).recordings(recording.sid).fetch().track == "inbound"
 
 
 def test_in_progress_recording_has_duration_minus_one(client, account, add_recording):
@@ -139,12 +140,22 @@ def test_list_newest_first_with_filters(client, api, account, other, add_recordi
     assert sids(date_created=at(days=1)) == [new.sid]  # that whole day
     assert sids(page_size=1) == [new.sid, middle.sid, old.sid]  # follows next_page_uri
     assert [r.sid for r in client.calls(call.sid).recordings.list()] == [new.sid, old.sid]
-    assert client.calls(call.sid).recordings(old.sid).fetch().sid == old.sid
+    in_call = client.calls(call.sid).recordings(old.sid).fetch()
+    assert in_call.sid == old.sid
+    # Shown under the call, as Twilio's spec has it: its path there, the track, no media_url.
+    call_path = f"/2010-04-01/Accounts/{account.sid}/Calls/{call.sid}"
+    assert in_call.uri == f"{call_path}/Recordings/{old.sid}.json"
+    assert in_call.track == "both"
+    assert not hasattr(in_call, "media_url")
     conference_list = api.http.get(
         f"/2010-04-01/Accounts/{account.sid}/Conferences/{conference.sid}/Recordings.json",
         auth=(account.sid, account.auth_token),
     ).json()
     assert [r["sid"] for r in conference_list["recordings"]] == [middle.sid]
+    assert conference_list["recordings"][0]["uri"] == (
+        f"/2010-04-01/Accounts/{account.sid}/Conferences/{conference.sid}"
+        f"/Recordings/{middle.sid}.json"
+    )
     bad = api.http.get(
         f"/2010-04-01/Accounts/{account.sid}/Recordings.json",
         params={"DateCreated<": "yesterday"},

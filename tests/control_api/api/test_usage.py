@@ -106,6 +106,18 @@ def test_views_and_filters(sms, client, account):
     only = client.usage.records.list(category="calls-outbound")
     assert [r.category for r in only] == ["calls-outbound"]
     assert client.usage.records.last_month.list(category="calls")[0].usage == "0"
+    links = _record(client.usage.records.list(), "calls").subresource_uris
+    assert sorted(links) == [
+        "all_time",
+        "daily",
+        "last_month",
+        "monthly",
+        "this_month",
+        "today",
+        "yearly",
+        "yesterday",
+    ]
+    assert links["this_month"].endswith("/Usage/Records/ThisMonth.json?Category=calls")
     with pytest.raises(TwilioException) as error:
         client.usage.records.list(category="nonsense")
     assert "HTTP 400" in str(error.value)

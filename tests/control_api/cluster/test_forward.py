@@ -15,7 +15,7 @@ from control_api.cluster import ClusterLiveCalls, Node
 from control_api.cluster.forward import NodeUnreachable
 from control_api.sids import new_sid
 from control_api.store import CallRecord, NodeStore, Store
-from control_api.voice.port import NewStream, StreamInfo, Unavailable
+from control_api.voice.port import NewRecording, NewStream, StreamInfo, Unavailable
 
 WHEN = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
@@ -57,6 +57,20 @@ class Engine:
         if sid_or_name != "mine":
             raise LookupError(sid_or_name)
         return StreamInfo("MZ" + "1" * 32, "mine", "stopped", WHEN)
+
+    async def start_recording(self, account_sid, call_sid, recording):
+        self.asked.append(("start_recording", call_sid, recording))
+        if recording.track == "outbound" and call_sid in self.held:
+            raise ValueError("A call may have at most 8 recordings in progress")
+        return "RE" + "2" * 32 if call_sid in self.held else None
+
+    async def update_recording(self, account_sid, call_sid, sid, status, pause_behavior):
+        self.asked.append(("update_recording", call_sid, sid, status, pause_behavior))
+        if call_sid not in self.held:
+            return None
+        if sid not in ("Twilio.CURRENT", "RE" + "2" * 32):
+            raise LookupError(sid)
+        return "RE" + "2" * 32
 
 
 @pytest.fixture
@@ -153,3 +167,31 @@ async def test_create_is_refused_while_the_node_drains(two_nodes):
     with pytest.raises(Unavailable) as error:
         await calls.create(account.sid, object())
     assert "draining" in str(error.value)  # the API answers it 503, 20503 (test_calls.py)
+
+
+async def test_live_recordings_reach_the_node_holding_the_call(two_nodes):
+    store, account, calls, local, peer = two_nodes
+    call = await held_by(store, account.sid, "node-b")
+    peer.held.add(call.sid)
+    new = NewRecording(
+        channels="dual",
+        track="inbound",
+        status_callback="https://e.example/r",
+        status_callback_events=("in-progress", "completed"),
+    )
+    assert await calls.start_recording(account.sid, call.sid, new) == "RE" + "2" * 32
+    paused = await calls.update_recording(account.sid, call.sid, "Twilio.CURRENT", "paused", "skip")
+    assert paused == "RE" + "2" * 32
+    with pytest.raises(LookupError):
+        await calls.update_recording(account.sid, call.sid, "RE" + "9" * 32, "stopped", "silence")
+    assert peer.asked == [
+        ("start_recording", call.sid, new),
+        ("update_recording", call.sid, "Twilio.CURRENT", "paused", "skip"),
+        ("update_recording", call.sid, "RE" + "9" * 32, "stopped", "silence"),
+    ]
+    assert [a[0] for a in local.asked] == [a[0] for a in peer.asked]
+    with pytest.raises(ValueError, match="at most 8"):  # the peer's refusal, as its own
+        await calls.start_recording(account.sid, call.sid, NewRecording(track="outbound"))
+    assert peer.asked[-1][0] == "start_recording"
+    peer.held.clear()  # ended on the peer: 21220, as on one node
+    assert await calls.start_recording(account.sid, call.sid, new) is None

@@ -82,5 +82,6 @@ def test_normalize_e164(given_, expected):
 
 def test_format_number():
     assert format_number("+14155550100") == "(415) 555-0100"
+    assert format_number("+15550948774") == "(555) 094-8774"  # any exchange, as Twilio
     assert format_number("+442071838750") == "+442071838750"
     assert format_number("client:alice") == "client:alice"

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from control_api.sids import is_sid, new_sid
 from control_api.store import CallRecord, NumberTaken, Store, StoreUnavailable
 from control_api.store.engine import NulInText
-from control_api.store.schema import metadata
+from control_api.store.rows import parties
+from control_api.store.schema import calls, metadata
 from tests.control_api.store.conftest import HEAD, HEADS, alembic_version, run_on, table_names
 
 T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
@@ -265,6 +266,23 @@ async def test_insert_get_and_update_call(store: Store, account):
     assert await store.calls.update(new_sid("CA"), status="completed") is False
     with pytest.raises(TypeError):
         await store.calls.update(record.sid, account_sid=new_sid("AC"))
+
+
+async def test_parties_of_a_call_row_and_of_its_record_agree(store: Store, account):
+    record = await store.calls.insert(
+        call(account, to="+14155550100", from_="client:alice", direction="outbound-api")
+    )
+    row = await store.db.run(
+        lambda c: c.execute(select(calls).where(calls.c.sid == record.sid)).one()
+    )
+    expected = {
+        "sid": record.sid,
+        "account_sid": account.sid,
+        "direction": "outbound-api",
+        "to": "+14155550100",
+        "from_": "client:alice",
+    }
+    assert parties(row) == parties(record) == expected
 
 
 async def test_times_must_be_timezone_aware_and_come_back_utc(store: Store, account):

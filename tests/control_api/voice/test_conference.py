@@ -110,10 +110,8 @@ def pages(**extra: str) -> dict[str, str]:
 
 def start(conferences, app: App, account, sid: str, url: str = ROOM) -> FakeCall:
     call = FakeCall(sid)
-    voice = SimpleNamespace(
-        join_conference=conferences.join, context=SimpleNamespace(dialer=object())
-    )
-    services = VoiceServices(app.fetch, _no_media, _no_media, voice=voice)
+    context = SimpleNamespace(dialer=object(), conferences=conferences)
+    services = VoiceServices(app.fetch, _no_media, _no_media, context=context)
     runner = TwimlRunner(call, services, lambda: [("CallSid", sid)], account_sid=account.sid)
     runner.start(Document(url))
     return call

@@ -1,14 +1,15 @@
-"""``ring_first`` (the ringing half of ``<Dial>`` and of REST calls) with fakes: the
-first party to answer wins, the others are canceled, and a caller who hangs up
-while they ring ends it all."""
+"""``ring_first`` (the ringing half of ``<Dial>``, transfers and REST calls) with
+fakes: the first party to answer wins, the others are canceled, and a caller who
+hangs up while they ring ends it all; without a caller (a REST call) nobody hears
+ringback and only the parties' own ring timeouts end it."""
 
 from __future__ import annotations
 
 import asyncio
 
 from control_api.calls.leg import Placing
-from control_api.twiml.verbs import Dial
 from control_api.voice.dial import ring_first
+from media.leg import Leg
 
 
 class Party(Placing):
@@ -38,6 +39,19 @@ class Party(Placing):
         self.ended.set()
 
 
+class PlayedLeg(Leg):
+    """A media leg that remembers every source played into it."""
+
+    def __init__(self) -> None:
+        self.played: list[object] = []
+        super().__init__()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "source" and value is not None:
+            self.played.append(value)
+        super().__setattr__(name, value)
+
+
 class Caller:
     def __init__(self) -> None:
         self.answered = False
@@ -52,7 +66,7 @@ class Caller:
 async def test_the_first_to_answer_wins_and_the_others_are_canceled():
     caller = Caller()
     slow, fast, failing = Party("slow", None), Party("fast", True, 0.01), Party("x", False)
-    winner = await asyncio.wait_for(ring_first(caller, Dial(), [slow, failing, fast]), 2)
+    winner = await asyncio.wait_for(ring_first([slow, failing, fast], caller), 2)
     assert winner is fast and caller.rang
     assert slow.canceled and failing.canceled and not fast.canceled
 
@@ -60,12 +74,35 @@ async def test_the_first_to_answer_wins_and_the_others_are_canceled():
 async def test_nobody_answering_is_none():
     caller = Caller()
     parties = [Party("a", False), Party("b", False, 0.01)]
-    assert await asyncio.wait_for(ring_first(caller, Dial(), parties), 2) is None
+    assert await asyncio.wait_for(ring_first(parties, caller), 2) is None
 
 
 async def test_a_caller_hanging_up_cancels_the_ringing():
     caller = Caller()
     ringing = Party("a", None)
     asyncio.get_running_loop().call_later(0.02, caller.ended.set)
-    assert await asyncio.wait_for(ring_first(caller, Dial(), [ringing]), 2) is None
+    assert await asyncio.wait_for(ring_first([ringing], caller), 2) is None
     assert ringing.canceled
+
+
+async def test_without_a_caller_the_first_to_answer_wins():
+    late, early = Party("late", True, 0.05), Party("early", True, 0.01)
+    winner = await asyncio.wait_for(ring_first([late, early]), 2)
+    assert winner is early and late.canceled and not early.canceled and not early.hung_up
+
+
+async def test_without_a_caller_it_rings_until_every_party_gave_up():
+    parties = [Party("a", False, 0.02), Party("b", False, 0.04)]
+    started = asyncio.get_running_loop().time()
+    assert await asyncio.wait_for(ring_first(parties), 2) is None
+    assert asyncio.get_running_loop().time() - started >= 0.04  # nobody cut it short
+
+
+async def test_an_answered_caller_hears_ringback_until_the_callee_answers():
+    caller = Caller()
+    caller.answered = True
+    caller.leg = leg = PlayedLeg()
+    callee = Party("a", True, 0.05)
+    assert await asyncio.wait_for(ring_first([callee], caller), 2) is callee
+    assert leg.played and not caller.rang  # ringback played to it, no 180 sent
+    assert leg.source is None  # the tone stopped with the answer

@@ -87,7 +87,7 @@ def voice(store):
 
 def start(voice, app: App, account, sid: str, url: str) -> tuple[FakeCall, TwimlRunner]:
     call = FakeCall(sid)
-    services = VoiceServices(app.fetch, _no_media, _no_media, voice=voice)
+    services = VoiceServices(app.fetch, _no_media, _no_media, context=voice.context)
     runner = TwimlRunner(call, services, lambda: [("CallSid", sid)], account_sid=account.sid)
     runner.start(Document(url))
     return call, runner

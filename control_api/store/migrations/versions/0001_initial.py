@@ -4,21 +4,21 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-25
 
-Written out in full rather than built from ``schema.metadata``: a migration is a record
-of what the schema was at that revision and must not change when the tables do.
+Written out rather than built from ``schema.metadata``: a migration is a record of
+what the schema was at that revision and must not change when the tables do. Its
+column groups come from ``migrations/columns.py``, which is frozen for that reason.
 """
 
 import sqlalchemy as sa
 from alembic import op
 
+from control_api.store.migrations import columns
+from control_api.store.migrations.columns import METHOD, SID, TIMESTAMP
+
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
-
-SID = sa.String(34)
-METHOD = sa.String(8)
-TIMESTAMP = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
@@ -28,45 +28,29 @@ def upgrade() -> None:
         sa.Column("friendly_name", sa.String(64), nullable=False),
         sa.Column("auth_token", sa.String(64), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("date_created", TIMESTAMP, nullable=False),
-        sa.Column("date_updated", TIMESTAMP, nullable=False),
+        *columns.dates(),
         sa.PrimaryKeyConstraint("sid", name="pk_accounts"),
     )
     op.create_table(
         "phone_numbers",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *columns.owner(),
         sa.Column("phone_number", sa.String(16), nullable=False),
         sa.Column("friendly_name", sa.String(64), nullable=False),
-        sa.Column("voice_url", sa.Text()),
-        sa.Column("voice_method", METHOD, nullable=False),
-        sa.Column("voice_fallback_url", sa.Text()),
-        sa.Column("voice_fallback_method", METHOD, nullable=False),
-        sa.Column("status_callback", sa.Text()),
-        sa.Column("status_callback_method", METHOD, nullable=False),
+        *columns.voice_webhooks(),
         sa.Column("sms_url", sa.Text()),
         sa.Column("sms_method", METHOD, nullable=False),
         sa.Column("sms_fallback_url", sa.Text()),
         sa.Column("sms_fallback_method", METHOD, nullable=False),
         sa.Column("voice_application_sid", SID),
         sa.Column("sms_application_sid", SID),
-        sa.Column("date_created", TIMESTAMP, nullable=False),
-        sa.Column("date_updated", TIMESTAMP, nullable=False),
-        sa.PrimaryKeyConstraint("sid", name="pk_phone_numbers"),
-        sa.ForeignKeyConstraint(
-            ["account_sid"], ["accounts.sid"], name="fk_phone_numbers_account_sid_accounts"
-        ),
+        *columns.dates(),
+        *columns.owner_keys("phone_numbers"),
         sa.UniqueConstraint("phone_number", name="uq_phone_numbers_phone_number"),
     )
-    op.create_index(
-        "ix_phone_numbers_account_sid_date_created",
-        "phone_numbers",
-        ["account_sid", "date_created"],
-    )
+    columns.listing_index("phone_numbers")
     op.create_table(
         "calls",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *columns.owner(),
         sa.Column("parent_call_sid", SID),
         sa.Column("to_address", sa.Text(), nullable=False),
         sa.Column("from_address", sa.Text(), nullable=False),
@@ -76,29 +60,19 @@ def upgrade() -> None:
         sa.Column("start_time", TIMESTAMP),
         sa.Column("end_time", TIMESTAMP),
         sa.Column("duration", sa.Integer()),
-        sa.Column("price", sa.String(32)),
-        sa.Column("price_unit", sa.String(8), nullable=False),
+        *columns.prices(),
         sa.Column("answered_by", sa.String(32)),
         sa.Column("forwarded_from", sa.Text()),
         sa.Column("caller_name", sa.Text()),
         sa.Column("sip_call_id", sa.Text()),
-        sa.Column("date_created", TIMESTAMP, nullable=False),
-        sa.Column("date_updated", TIMESTAMP, nullable=False),
-        sa.PrimaryKeyConstraint("sid", name="pk_calls"),
-        sa.ForeignKeyConstraint(
-            ["account_sid"], ["accounts.sid"], name="fk_calls_account_sid_accounts"
-        ),
+        *columns.dates(),
+        *columns.owner_keys("calls"),
     )
-    op.create_index("ix_calls_account_sid_date_created", "calls", ["account_sid", "date_created"])
+    columns.listing_index("calls")
     op.create_index("ix_calls_parent_call_sid", "calls", ["parent_call_sid"])
     op.create_table(
         "webhook_outbox",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        columns.serial_id(),
         sa.Column("delivery_id", sa.String(64), nullable=False),
         sa.Column("account_sid", SID, nullable=False),
         sa.Column("url", sa.Text(), nullable=False),

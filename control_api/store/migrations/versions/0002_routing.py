@@ -4,33 +4,28 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-26
 
-Written out in full, like 0001: the record of what these tables were at this revision.
+Written out, like 0001: the record of what these tables were at this revision.
 """
 
 import sqlalchemy as sa
 from alembic import op
+
+from control_api.store.migrations import columns
+from control_api.store.migrations.columns import SID, TIMESTAMP
 
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-SID = sa.String(34)
-TIMESTAMP = sa.DateTime(timezone=True)
-
 
 def upgrade() -> None:
     op.create_table(
         "sip_credential_lists",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *columns.owner(),
         sa.Column("friendly_name", sa.String(64), nullable=False),
-        sa.Column("date_created", TIMESTAMP, nullable=False),
-        sa.Column("date_updated", TIMESTAMP, nullable=False),
-        sa.PrimaryKeyConstraint("sid", name="pk_sip_credential_lists"),
-        sa.ForeignKeyConstraint(
-            ["account_sid"], ["accounts.sid"], name="fk_sip_credential_lists_account_sid_accounts"
-        ),
+        *columns.dates(),
+        *columns.owner_keys("sip_credential_lists"),
         sa.UniqueConstraint(
             "account_sid",
             "friendly_name",
@@ -39,32 +34,23 @@ def upgrade() -> None:
     )
     op.create_table(
         "sip_credentials",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("credential_list_sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *columns.entry("credential_list_sid"),
         sa.Column("username", sa.String(32), nullable=False),
         sa.Column("ha1_md5", sa.String(32), nullable=False),
         sa.Column("ha1_sha256", sa.String(64), nullable=False),
-        sa.Column("date_created", TIMESTAMP, nullable=False),
-        sa.Column("date_updated", TIMESTAMP, nullable=False),
-        sa.PrimaryKeyConstraint("sid", name="pk_sip_credentials"),
-        sa.ForeignKeyConstraint(
-            ["credential_list_sid"],
-            ["sip_credential_lists.sid"],
-            name="fk_sip_credentials_credential_list_sid_sip_credential_lists",
-        ),
-        sa.ForeignKeyConstraint(
-            ["account_sid"], ["accounts.sid"], name="fk_sip_credentials_account_sid_accounts"
+        *columns.dates(),
+        *columns.entry_keys(
+            "sip_credentials",
+            "credential_list_sid",
+            "sip_credential_lists",
+            "fk_sip_credentials_credential_list_sid_sip_credential_lists",
         ),
         sa.UniqueConstraint("username", name="uq_sip_credentials_username"),
     )
-    op.create_index(
-        "ix_sip_credentials_credential_list_sid", "sip_credentials", ["credential_list_sid"]
-    )
+    columns.entry_index("sip_credentials", "credential_list_sid")
     op.create_table(
         "recordings",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *columns.owner(),
         sa.Column("call_sid", SID),
         sa.Column("conference_sid", SID),
         sa.Column("status", sa.String(16), nullable=False),
@@ -72,42 +58,28 @@ def upgrade() -> None:
         sa.Column("channels", sa.Integer(), nullable=False),
         sa.Column("duration", sa.Integer()),
         sa.Column("start_time", TIMESTAMP),
-        sa.Column("price", sa.String(32)),
-        sa.Column("price_unit", sa.String(8), nullable=False),
+        *columns.prices(),
         sa.Column("error_code", sa.Integer()),
         sa.Column("track", sa.String(16), nullable=False),
         sa.Column("file_path", sa.Text()),
-        sa.Column("date_created", TIMESTAMP, nullable=False),
-        sa.Column("date_updated", TIMESTAMP, nullable=False),
-        sa.PrimaryKeyConstraint("sid", name="pk_recordings"),
-        sa.ForeignKeyConstraint(
-            ["account_sid"], ["accounts.sid"], name="fk_recordings_account_sid_accounts"
-        ),
+        *columns.dates(),
+        *columns.owner_keys("recordings"),
     )
-    op.create_index(
-        "ix_recordings_account_sid_date_created", "recordings", ["account_sid", "date_created"]
-    )
+    columns.listing_index("recordings")
     op.create_index("ix_recordings_call_sid", "recordings", ["call_sid"])
     op.create_index("ix_recordings_conference_sid", "recordings", ["conference_sid"])
     op.create_table(
         "conferences",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *columns.owner(),
         sa.Column("friendly_name", sa.String(128), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("region", sa.String(8), nullable=False),
         sa.Column("reason_conference_ended", sa.String(64)),
         sa.Column("call_sid_ending_conference", SID),
-        sa.Column("date_created", TIMESTAMP, nullable=False),
-        sa.Column("date_updated", TIMESTAMP, nullable=False),
-        sa.PrimaryKeyConstraint("sid", name="pk_conferences"),
-        sa.ForeignKeyConstraint(
-            ["account_sid"], ["accounts.sid"], name="fk_conferences_account_sid_accounts"
-        ),
+        *columns.dates(),
+        *columns.owner_keys("conferences"),
     )
-    op.create_index(
-        "ix_conferences_account_sid_date_created", "conferences", ["account_sid", "date_created"]
-    )
+    columns.listing_index("conferences")
     op.create_index(
         "ix_conferences_account_sid_friendly_name", "conferences", ["account_sid", "friendly_name"]
     )
@@ -123,19 +95,14 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("start_conference_on_enter", sa.Boolean(), nullable=False),
         sa.Column("end_conference_on_exit", sa.Boolean(), nullable=False),
-        sa.Column("date_created", TIMESTAMP, nullable=False),
-        sa.Column("date_updated", TIMESTAMP, nullable=False),
+        *columns.dates(),
         sa.PrimaryKeyConstraint("conference_sid", "call_sid", name="pk_conference_participants"),
         sa.ForeignKeyConstraint(
             ["conference_sid"],
             ["conferences.sid"],
             name="fk_conference_participants_conference_sid_conferences",
         ),
-        sa.ForeignKeyConstraint(
-            ["account_sid"],
-            ["accounts.sid"],
-            name="fk_conference_participants_account_sid_accounts",
-        ),
+        columns.account_fk("conference_participants"),
     )
 
 

@@ -4,33 +4,25 @@ Revision ID: 0003_sms
 Revises: 0002
 Create Date: 2026-12-03
 
-Written out in full, like 0001 and 0002.
+Written out, like 0001 and 0002.
 """
 
 import sqlalchemy as sa
 from alembic import op
+
+from control_api.store.migrations import columns
+from control_api.store.migrations.columns import METHOD, SID, TIMESTAMP
 
 revision = "0003_sms"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-SID = sa.String(34)
-METHOD = sa.String(8)
-TIMESTAMP = sa.DateTime(timezone=True)
-
-
-def _account_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["account_sid"], ["accounts.sid"], name=f"fk_{table}_account_sid_accounts"
-    )
-
 
 def upgrade() -> None:
     op.create_table(
         "messages",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *columns.owner(),
         sa.Column("to_address", sa.Text(), nullable=False),
         sa.Column("from_address", sa.Text(), nullable=False),
         sa.Column("messaging_service_sid", SID),
@@ -40,8 +32,7 @@ def upgrade() -> None:
         sa.Column("num_segments", sa.Integer(), nullable=False),
         sa.Column("encoding", sa.String(8), nullable=False),
         sa.Column("media_urls", sa.JSON(), nullable=False),
-        sa.Column("price", sa.String(32)),
-        sa.Column("price_unit", sa.String(8), nullable=False),
+        *columns.prices(),
         sa.Column("error_code", sa.Integer()),
         sa.Column("error_message", sa.Text()),
         sa.Column("status_callback", sa.Text()),
@@ -52,26 +43,17 @@ def upgrade() -> None:
         sa.Column("carrier", sa.String(64)),
         sa.Column("carrier_message_id", sa.String(128)),
         sa.Column("date_sent", TIMESTAMP),
-        sa.Column("date_created", TIMESTAMP, nullable=False),
-        sa.Column("date_updated", TIMESTAMP, nullable=False),
-        sa.PrimaryKeyConstraint("sid", name="pk_messages"),
-        _account_fk("messages"),
+        *columns.dates(),
+        *columns.owner_keys("messages"),
     )
-    op.create_index(
-        "ix_messages_account_sid_date_created", "messages", ["account_sid", "date_created"]
-    )
+    columns.listing_index("messages")
     op.create_index("ix_messages_status_next_attempt_at", "messages", ["status", "next_attempt_at"])
     op.create_index(
         "ix_messages_carrier_carrier_message_id", "messages", ["carrier", "carrier_message_id"]
     )
     op.create_table(
         "usage_items",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        columns.serial_id(),
         sa.Column("source_sid", SID, nullable=False),
         sa.Column("account_sid", SID, nullable=False),
         sa.Column("category", sa.String(32), nullable=False),
@@ -80,15 +62,14 @@ def upgrade() -> None:
         sa.Column("occurred_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_usage_items"),
         sa.UniqueConstraint("source_sid", name="uq_usage_items_source_sid"),
-        _account_fk("usage_items"),
+        columns.account_fk("usage_items"),
     )
     op.create_index(
         "ix_usage_items_account_sid_occurred_at", "usage_items", ["account_sid", "occurred_at"]
     )
     op.create_table(
         "usage_triggers",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *columns.owner(),
         sa.Column("friendly_name", sa.String(64)),
         sa.Column("callback_url", sa.Text(), nullable=False),
         sa.Column("callback_method", METHOD, nullable=False),
@@ -98,16 +79,10 @@ def upgrade() -> None:
         sa.Column("trigger_by", sa.String(8), nullable=False),
         sa.Column("current_value", sa.String(32), nullable=False),
         sa.Column("date_fired", TIMESTAMP),
-        sa.Column("date_created", TIMESTAMP, nullable=False),
-        sa.Column("date_updated", TIMESTAMP, nullable=False),
-        sa.PrimaryKeyConstraint("sid", name="pk_usage_triggers"),
-        _account_fk("usage_triggers"),
+        *columns.dates(),
+        *columns.owner_keys("usage_triggers"),
     )
-    op.create_index(
-        "ix_usage_triggers_account_sid_date_created",
-        "usage_triggers",
-        ["account_sid", "date_created"],
-    )
+    columns.listing_index("usage_triggers")
     op.create_table(
         "usage_trigger_firings",
         sa.Column("trigger_sid", SID, nullable=False),
@@ -122,7 +97,7 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(8), nullable=False),
         sa.Column("date_updated", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("account_sid", name="pk_account_balances"),
-        _account_fk("account_balances"),
+        columns.account_fk("account_balances"),
     )
 
 

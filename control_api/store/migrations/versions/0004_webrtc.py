@@ -8,47 +8,31 @@ Create Date: 2026-12-03
 import sqlalchemy as sa
 from alembic import op
 
+from control_api.store.migrations import columns
+
 revision = "0004_webrtc"
 down_revision = "0003_sms"
 branch_labels = None
 depends_on = None
 
-SID = sa.String(34)
-TIMESTAMP = sa.DateTime(timezone=True)
-
 
 def upgrade() -> None:
     op.create_table(
         "api_keys",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *columns.owner(),
         sa.Column("friendly_name", sa.String(64), nullable=False),
         sa.Column("secret", sa.String(64), nullable=False),
-        sa.Column("date_created", TIMESTAMP, nullable=False),
-        sa.Column("date_updated", TIMESTAMP, nullable=False),
-        sa.PrimaryKeyConstraint("sid", name="pk_api_keys"),
-        sa.ForeignKeyConstraint(
-            ["account_sid"], ["accounts.sid"], name="fk_api_keys_account_sid_accounts"
-        ),
+        *columns.dates(),
+        *columns.owner_keys("api_keys"),
     )
     op.create_index("ix_api_keys_account_sid", "api_keys", ["account_sid"])
     op.create_table(
         "applications",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *columns.owner(),
         sa.Column("friendly_name", sa.String(64), nullable=False),
-        sa.Column("voice_url", sa.Text()),
-        sa.Column("voice_method", sa.String(8), nullable=False),
-        sa.Column("voice_fallback_url", sa.Text()),
-        sa.Column("voice_fallback_method", sa.String(8), nullable=False),
-        sa.Column("status_callback", sa.Text()),
-        sa.Column("status_callback_method", sa.String(8), nullable=False),
-        sa.Column("date_created", TIMESTAMP, nullable=False),
-        sa.Column("date_updated", TIMESTAMP, nullable=False),
-        sa.PrimaryKeyConstraint("sid", name="pk_applications"),
-        sa.ForeignKeyConstraint(
-            ["account_sid"], ["accounts.sid"], name="fk_applications_account_sid_accounts"
-        ),
+        *columns.voice_webhooks(),
+        *columns.dates(),
+        *columns.owner_keys("applications"),
     )
     op.create_index("ix_applications_account_sid", "applications", ["account_sid"])
 

@@ -10,8 +10,9 @@ Revises: 0005_nodes
 Create Date: 2026-12-03
 """
 
-import sqlalchemy as sa
 from alembic import op
+
+from control_api.store.migrations import columns
 
 revision = "0006_outbox_claims"
 down_revision = "0005_nodes"
@@ -20,9 +21,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("webhook_outbox") as table:
-        table.add_column(sa.Column("claimed_by", sa.String(64)))
-        table.add_column(sa.Column("claimed_until", sa.DateTime(timezone=True)))
+    columns.add_lease("webhook_outbox", "claimed")
     op.create_index(
         "ix_webhook_outbox_delivered_at_abandoned_at_next_attempt_at",
         "webhook_outbox",
@@ -34,6 +33,4 @@ def downgrade() -> None:
     op.drop_index(
         "ix_webhook_outbox_delivered_at_abandoned_at_next_attempt_at", table_name="webhook_outbox"
     )
-    with op.batch_alter_table("webhook_outbox") as table:
-        table.drop_column("claimed_until")
-        table.drop_column("claimed_by")
+    columns.drop_lease("webhook_outbox", "claimed")

@@ -10,8 +10,7 @@ Revises: 0006_outbox_claims
 Create Date: 2026-12-04
 """
 
-import sqlalchemy as sa
-from alembic import op
+from control_api.store.migrations import columns
 
 revision = "0007_message_claims"
 down_revision = "0006_outbox_claims"
@@ -20,12 +19,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("messages") as table:
-        table.add_column(sa.Column("sending_by", sa.String(64)))
-        table.add_column(sa.Column("sending_until", sa.DateTime(timezone=True)))
+    columns.add_lease("messages", "sending")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("messages") as table:
-        table.drop_column("sending_until")
-        table.drop_column("sending_by")
+    columns.drop_lease("messages", "sending")

@@ -1,35 +1,30 @@
 """Call queues (QU…) and the calls waiting in them.
 
 Revision ID: 0011_queues
-Revises: 0009_sip_usernames_per_account
+Revises: 0010_sip_domains
 Create Date: 2026-12-05
 """
 
 import sqlalchemy as sa
 from alembic import op
 
+from control_api.store.migrations import columns
+from control_api.store.migrations.columns import SID, TIMESTAMP
+
 revision = "0011_queues"
-down_revision = "0009_sip_usernames_per_account"
+down_revision = "0010_sip_domains"
 branch_labels = None
 depends_on = None
-
-SID = sa.String(34)
-TIMESTAMP = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
     op.create_table(
         "queues",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *columns.owner(),
         sa.Column("friendly_name", sa.String(64), nullable=False),
         sa.Column("max_size", sa.Integer(), nullable=False),
-        sa.Column("date_created", TIMESTAMP, nullable=False),
-        sa.Column("date_updated", TIMESTAMP, nullable=False),
-        sa.PrimaryKeyConstraint("sid", name="pk_queues"),
-        sa.ForeignKeyConstraint(
-            ["account_sid"], ["accounts.sid"], name="fk_queues_account_sid_accounts"
-        ),
+        *columns.dates(),
+        *columns.owner_keys("queues"),
         sa.UniqueConstraint(
             "account_sid", "friendly_name", name="uq_queues_account_sid_friendly_name"
         ),
@@ -44,9 +39,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["queue_sid"], ["queues.sid"], name="fk_queue_members_queue_sid_queues"
         ),
-        sa.ForeignKeyConstraint(
-            ["account_sid"], ["accounts.sid"], name="fk_queue_members_account_sid_accounts"
-        ),
+        columns.account_fk("queue_members"),
     )
     op.create_index(
         "ix_queue_members_queue_sid_date_enqueued",

@@ -1,15 +1,15 @@
 """A conference participant's ``call_sid_to_coach``: the call it coaches, if any.
 
-Revision ID: 0012_participant_coach
-Revises: 0011_queues
+Revision ID: 0014_participant_coach
+Revises: 0013_signing_keys
 Create Date: 2026-12-05
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_participant_coach"
-down_revision = "0011_queues"
+revision = "0014_participant_coach"
+down_revision = "0013_signing_keys"
 branch_labels = None
 depends_on = None
 
