@@ -455,6 +455,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("log_level", _log_level, "info", "debug, info, warning or error", "LEVEL"),
     Option("demo", _boolean, False, "create the demo number 1000 and its TwiML app", switch=True),
+    Option(
+        "verified_caller_ids",
+        _boolean,
+        False,
+        "REST calls' From must be a number of the account or a verified caller ID (21210)",
+        switch=True,
+    ),
 )
 
 
@@ -503,6 +510,7 @@ class Settings:
     metrics_token: str | None = None
     log_level: str = "info"
     demo: bool = False
+    verified_caller_ids: bool = False
     config: str | None = None
     account_sid: str | None = None
     auth_token: str | None = None

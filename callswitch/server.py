@@ -26,6 +26,7 @@ from control_api.api import create_app
 from control_api.api.cluster import cluster_router
 from control_api.api.tokens import IceServers
 from control_api.builtin_apps import BUILTIN_APPS
+from control_api.call_log import CallLog
 from control_api.calls.browser import BrowserClients
 from control_api.calls.call import CallManager, MediaSettings
 from control_api.calls.dialer import Dialer
@@ -33,6 +34,7 @@ from control_api.cluster import ClusterConferences, ClusterLiveCalls, Node
 from control_api.fetch_policy import FetchPolicy
 from control_api.registrations import start_registrar
 from control_api.sip_domain_access import DomainGate
+from control_api.sms.media import MediaFetcher
 from control_api.sms.service import Messaging
 from control_api.sms.sip_carrier import SipMessageCarrier, serve_inbound_messages
 from control_api.sms.smpp_carrier import SmppCarrier
@@ -49,6 +51,7 @@ from control_api.voice.live import LiveCall, LocalLiveCalls
 from control_api.voice.port import NewCall, NewParticipant, NewRecording, NewStream, StreamInfo
 from control_api.voice.runtime import VoiceRuntime
 from control_api.voice.sip_domain import SipDomainCalls
+from control_api.voice.validation import ValidationCalls
 from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
@@ -155,6 +158,7 @@ class Server:
         self.audio: AudioLoader | None = None  # <Play>'s fetched audio and its cache
         self.http: HttpServer | None = None
         self.outbox: Outbox | None = None
+        self.call_log: CallLog | None = None
         self.turn: TurnServer | None = None
         self.node: Node | None = None
         # REST credentials need a secret; without --turn-secret one is made per
@@ -232,7 +236,11 @@ class Server:
                 self.store, webhooks, self.store.accounts.auth_token, claimant=self.claimant
             )
             self.outbox.start()
-            self._closers += [self.outbox.stop, webhooks.close]
+            # Call logs: what calls' webhooks met, written off the calls' path.
+            self.call_log = CallLog(self.store)
+            webhooks.on_exchange = self.call_log.exchanged
+            self.outbox.on_failed = self.call_log.callback_failed
+            self._closers += [self.call_log.stop, self.outbox.stop, webhooks.close]
             await self._start_billing(webhooks)
             await self._start_node()
         self._reserve_descriptors()  # before any listener, after the store opened
@@ -257,6 +265,8 @@ class Server:
                 ice_servers=self.relay,
                 messaging=self.messaging,
                 billing=self.billing,
+                caller_id_validations=ValidationCalls(self.voice.runtime) if self.voice else None,
+                verified_caller_ids=s.verified_caller_ids,
             )
             app.include_router(demo.router)
             app.include_router(cluster_router(local, rooms))
@@ -305,8 +315,16 @@ class Server:
         repriced = await self.billing.reconcile()
         if repriced:
             log.info("billing.reconciled", extra={"priced": repriced})
+        fetcher = MediaFetcher(guard=self.fetch_policy)  # MMS media's MediaUrl
+        self._closers.append(fetcher.close)
         self.messaging = Messaging(
-            self.store, self.outbox, webhooks, billing=self.billing, claimant=self.claimant
+            self.store,
+            self.outbox,
+            webhooks,
+            billing=self.billing,
+            claimant=self.claimant,
+            media_fetcher=fetcher,
+            base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
         )
         for smsc in s.smpp:
             carrier = SmppCarrier(smsc, self.messaging.events)
@@ -411,6 +429,7 @@ class Server:
                 fetch_guard=self.fetch_policy,
                 recordings_dir=data / "recordings",
                 base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
+                call_log=self.call_log,
             )
         )
         if browsers is not None:  # a browser tab's own calls run on the runtime

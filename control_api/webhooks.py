@@ -29,11 +29,12 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from control_api.http_client import ConnectionPool, Guard, HttpError, HttpResponse
 from control_api.http_client import request as http_request
-from control_api.store import OutboxOutcome
+from control_api.store import OutboxItem, OutboxOutcome
 from control_api.worker import Worker
 
 __all__ = [
     "UNKNOWN_LOCATION",
+    "Exchange",
     "Outbox",
     "WebhookClient",
     "WebhookError",
@@ -62,11 +63,37 @@ LEASE_S = 120.0
 
 
 class WebhookError(RuntimeError):
-    """The application could not be reached or did not answer 2xx (Twilio 11200)."""
+    """The application could not be reached or did not answer 2xx (Twilio 11200).
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    ``response`` is its answer (None: there was none, ``status`` is then None too);
+    ``url`` and ``method`` are the request's, as sent."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        *,
+        url: str = "",
+        method: str = "",
+        response: HttpResponse | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.url = url
+        self.method = method
+        self.response = response
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request made to an application and how it went (the call logs' events)."""
+
+    url: str
+    method: str
+    params: Params
+    response: HttpResponse | None  # None: no answer, ``error`` says why
+    seconds: float
+    error: str | None = None
 
 
 def sign(url: str, params: Params | None, auth_token: str) -> str:
@@ -97,6 +124,10 @@ def _ignore_result(seconds: float, outcome: str) -> None:
     pass
 
 
+def _ignore(*_: object) -> None:
+    pass
+
+
 class WebhookClient:
     """Makes signed requests to the application's URLs."""
 
@@ -107,6 +138,8 @@ class WebhookClient:
         self.guard = guard
         # Told how each request went: seconds taken and "ok", "http_error" or "unreachable".
         self.on_result: Callable[[float, str], None] = _ignore_result
+        # Told of every request and its answer (control_api/call_log.py).
+        self.on_exchange: Callable[[Exchange], None] = _ignore
         # Status callbacks come many to one application: their connections are kept.
         self.pool = ConnectionPool(guard=guard)
 
@@ -151,12 +184,22 @@ class WebhookClient:
                     guard=self.guard,
                 )
         except HttpError as exc:
-            self.on_result(time.monotonic() - started, "unreachable")
-            raise WebhookError(f"{method} {url}: {exc}") from exc
+            seconds = time.monotonic() - started
+            self.on_result(seconds, "unreachable")
+            self.on_exchange(Exchange(url, method, params, None, seconds, str(exc)))
+            raise WebhookError(f"{method} {url}: {exc}", url=url, method=method) from exc
+        seconds = time.monotonic() - started
+        self.on_exchange(Exchange(url, method, params, response, seconds))
         if not 200 <= response.status < 300:
-            self.on_result(time.monotonic() - started, "http_error")
-            raise WebhookError(f"{method} {url}: HTTP {response.status}", response.status)
-        self.on_result(time.monotonic() - started, "ok")
+            self.on_result(seconds, "http_error")
+            raise WebhookError(
+                f"{method} {url}: HTTP {response.status}",
+                response.status,
+                url=url,
+                method=method,
+                response=response,
+            )
+        self.on_result(seconds, "ok")
         return response
 
     async def fetch_twiml(self, url: str, method: str, params: Params, auth_token: str) -> str:
@@ -235,6 +278,10 @@ class Outbox(Worker):
     _recording: asyncio.Task | None = field(default=None, init=False, repr=False)
     _task: asyncio.Task | None = field(default=None, init=False, repr=False)
     _stopping: bool = field(default=False, init=False, repr=False)
+    # Told of each failed delivery: the item (its attempts before this one) and why.
+    on_failed: Callable[[OutboxItem, WebhookError], None] = field(
+        default=_ignore, init=False, repr=False
+    )
 
     def __post_init__(self, concurrency: int) -> None:
         self._slots = asyncio.Semaphore(concurrency)
@@ -378,6 +425,7 @@ class Outbox(Worker):
                 )
             except WebhookError as exc:
                 self._failed(item, str(exc))
+                self.on_failed(item, exc)
             else:
                 self._record(OutboxOutcome(item.id, delivered_at=self._now()))
 

@@ -22,6 +22,7 @@ __all__ = [
     "quality",
     "recorder",
     "resample",
+    "ring_tones",
     "rtcp",
     "sdp",
     "session",

@@ -6,7 +6,9 @@ transaction and answers one digest challenge (401/407, §8 and RFC 3261 §22.2);
 installs the UAS side on a ``UserAgent``: each MESSAGE becomes an ``IncomingMessage``
 handed to the application's callback with a ``respond(status)`` to answer it (the
 application may answer later, within the transaction's lifetime). Bodies other
-than text/plain get 415 (§7). Pure: bytes leave through the UA's flows.
+than text/plain and multipart/mixed or multipart/related (an MMS: text and media,
+handed up as they came in ``payload``) get 415 (§7). Pure: bytes leave through the
+UA's flows.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ MAX_AUTH_ROUNDS = 2
 # RFC 3428 §7: a UAS "SHOULD" accept at least 1300 bytes; beyond what a UDP datagram
 # carries, senders are to use a session (MSRP) instead.
 MAX_BODY = 16 * 1024
+# A multipart body (media) may be as large as the framing of a stream transport takes.
+MAX_MULTIPART_BODY = 1024 * 1024
+ACCEPTED = ("text/plain", "multipart/mixed", "multipart/related")
 
 
 class OutgoingMessage:
@@ -128,6 +133,7 @@ class IncomingMessage:
     body: str
     content_type: str
     call_id: str
+    payload: bytes = b""  # the body's bytes as they came (a multipart body's media)
 
 
 def serve_messages(
@@ -137,11 +143,12 @@ def serve_messages(
     """Answer MESSAGE requests on ``ua`` through ``on_message(message, respond)``."""
 
     def handle(request: Request, txn: ServerTransaction, flow: Flow) -> None:
-        content_type = (request.content_type or "text/plain").lower()
-        if content_type.split(";", 1)[0].strip() != "text/plain":
-            ua.respond(txn, request, 415, headers=[("Accept", "text/plain")])
+        content_type = request.headers.get("Content-Type") or "text/plain"
+        kind = request.content_type or "text/plain"
+        if kind not in ACCEPTED:
+            ua.respond(txn, request, 415, headers=[("Accept", ", ".join(ACCEPTED))])
             return
-        if len(request.body) > MAX_BODY:
+        if len(request.body) > (MAX_BODY if kind == "text/plain" else MAX_MULTIPART_BODY):
             ua.respond(txn, request, 413)
             return
         uri = request.request_uri
@@ -150,9 +157,10 @@ def serve_messages(
             to_user=uri.user or "",
             from_user=getattr(from_uri, "user", None) or "",
             from_uri=str(from_uri),
-            body=request.body.decode("utf-8", errors="replace"),
-            content_type=content_type,
+            body=request.body.decode("utf-8", errors="replace") if kind == "text/plain" else "",
+            content_type=content_type if kind != "text/plain" else content_type.lower(),
             call_id=request.call_id,
+            payload=request.body,
         )
         answered = False
 

@@ -51,6 +51,8 @@ def account_json(account: Account) -> dict:
                 ("incoming_phone_numbers", "IncomingPhoneNumbers"),
                 ("keys", "Keys"),
                 ("messages", "Messages"),
+                ("notifications", "Notifications"),
+                ("outgoing_caller_ids", "OutgoingCallerIds"),
                 ("queues", "Queues"),
                 ("recordings", "Recordings"),
                 ("signing_keys", "SigningKeys"),

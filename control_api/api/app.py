@@ -10,12 +10,15 @@ from control_api.api import (
     accounts,
     applications,
     balance,
+    caller_ids,
     calls,
     conferences,
     ip_access_control,
     keys,
     live_recordings,
+    message_media,
     messages,
+    notifications,
     participants,
     phone_number_types,
     phone_numbers,
@@ -35,6 +38,7 @@ from control_api.api.tokens import IceServers
 from control_api.errors import install_error_handlers
 from control_api.store import Store
 from control_api.voice.port import LiveCalls, Unavailable
+from control_api.voice.validation import CallerIdValidations
 
 __all__ = ["create_app"]
 
@@ -48,6 +52,8 @@ def create_app(
     ice_servers: IceServers | None = None,
     messaging=None,
     billing=None,
+    caller_id_validations: CallerIdValidations | None = None,
+    verified_caller_ids: bool = False,
 ) -> FastAPI:
     """The REST API over ``store``, acting on live calls through ``live_calls``.
 
@@ -56,7 +62,10 @@ def create_app(
     ``ice_servers`` is the TURN relay the Tokens resource hands out (without it, 404).
     ``messaging`` (``control_api.sms.service.Messaging``) sends messages and
     ``billing`` (``control_api.usage.billing.Billing``) prices usage; without them the
-    Messages and Usage resources answer 501.
+    Messages and Usage resources answer 501. ``caller_id_validations`` places the calls
+    that verify caller IDs (without it, ``POST OutgoingCallerIds.json`` answers 501);
+    ``verified_caller_ids`` makes ``POST Calls.json`` take only a ``From`` number of the
+    account's or one of its verified caller IDs (21210).
 
     Every answer, errors included, is JSON in Twilio's shape; there are no
     documentation routes.
@@ -74,6 +83,8 @@ def create_app(
     app.state.ice_servers = ice_servers
     app.state.messaging = messaging
     app.state.billing = billing
+    app.state.caller_id_validations = caller_id_validations
+    app.state.verified_caller_ids = verified_caller_ids
     install_error_handlers(app)
     app.add_exception_handler(Unavailable, calls.unavailable)  # the voice port's 20503
     # POST Messages.json without FastAPI's routing: same auth and endpoint (fast_path.py).
@@ -86,6 +97,7 @@ def create_app(
         streams,
         recordings,
         live_recordings,
+        notifications,
         conferences,
         participants,
         queues,
@@ -94,7 +106,9 @@ def create_app(
         sip_domain_mappings,
         ip_access_control,
         tokens,
+        message_media,
         messages,
+        caller_ids,
         usage,
         balance,
         keys,

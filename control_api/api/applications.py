@@ -9,7 +9,6 @@ the browser places fetches TwiML from the application's ``VoiceUrl`` with
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -18,7 +17,6 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.filters import Filter
-from control_api.api.paging import page_response
 from control_api.api.params import (
     Params,
     Parser,
@@ -26,36 +24,35 @@ from control_api.api.params import (
     method_parser,
     parse_fields,
     parse_friendly_name,
+    settings,
     url_parser,
 )
-from control_api.api.resource import deleted, found, path_sid
+from control_api.api.resource import Resource
 from control_api.api.state import store_of
 from control_api.errors import (
     NUMBER_METHOD_INVALID,
     NUMBER_URL_INVALID,
 )
 from control_api.sids import rfc2822
-from control_api.store import Account, Application
+from control_api.store import Application
 
 __all__ = ["application_json", "router"]
 
 router = APIRouter()
 
-LIST = "/2010-04-01/Accounts/{account_sid}/Applications.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/Applications/{sid}.json"
 
-_url = url_parser(NUMBER_URL_INVALID)  # 21402/21403 as for numbers
-_method = method_parser(NUMBER_METHOD_INVALID)
-
-# Request parameter -> (store field, parser), in the order they are checked.
+# Request parameter -> (store field, parser), in the order they are checked; URLs and
+# methods are refused with 21402/21403, as for numbers.
 SETTINGS: dict[str, tuple[str, Parser]] = {
-    "FriendlyName": ("friendly_name", parse_friendly_name),
-    "VoiceUrl": ("voice_url", _url),
-    "VoiceFallbackUrl": ("voice_fallback_url", _url),
-    "StatusCallback": ("status_callback", _url),
-    "VoiceMethod": ("voice_method", _method),
-    "VoiceFallbackMethod": ("voice_fallback_method", _method),
-    "StatusCallbackMethod": ("status_callback_method", _method),
+    **settings(parse_friendly_name, "FriendlyName"),
+    **settings(url_parser(NUMBER_URL_INVALID), "VoiceUrl", "VoiceFallbackUrl", "StatusCallback"),
+    **settings(
+        method_parser(NUMBER_METHOD_INVALID),
+        "VoiceMethod",
+        "VoiceFallbackMethod",
+        "StatusCallbackMethod",
+    ),
 }
 
 
@@ -93,40 +90,24 @@ def application_json(application: Application) -> dict:
     }
 
 
-async def _existing(request: Request, account: Account, sid: str) -> Application:
-    path_sid(request, sid, "AP")
-    return found(request, await store_of(request).applications.get(account.sid, sid))
+APPLICATIONS = Resource(
+    INSTANCE, ("AP",), lambda r: store_of(r).applications, application_json, FILTERS
+)
+APPLICATIONS.add_routes(router)
 
 
-@router.post(LIST)
+@router.post(APPLICATIONS.list_path)
 async def create(request: Request, account: PathAccount) -> Response:
     fields = parse_fields(await form_params(request), SETTINGS)
     application = await store_of(request).applications.create(account.sid, **fields)
     return JSONResponse(application_json(application), status_code=201)
 
 
-@router.get(LIST)
-async def list_all(request: Request, account: PathAccount) -> Response:
-    applications = partial(store_of(request).applications.page, account.sid)
-    return await page_response(request, "applications", applications, application_json, FILTERS)
-
-
-@router.get(INSTANCE)
-async def fetch(request: Request, sid: str, account: PathAccount) -> Response:
-    return JSONResponse(application_json(await _existing(request, account, sid)))
-
-
 @router.post(INSTANCE)
 async def update(request: Request, sid: str, account: PathAccount) -> Response:
     fields = parse_fields(await form_params(request), SETTINGS)
-    application = await _existing(request, account, sid)
+    application = await APPLICATIONS.existing(request, account.sid, sid)
     if fields:
         updated = await store_of(request).applications.update(account.sid, sid, **fields)
         application = updated or application
     return JSONResponse(application_json(application))
-
-
-@router.delete(INSTANCE)
-async def delete(request: Request, sid: str, account: PathAccount) -> Response:
-    path_sid(request, sid, "AP")
-    return deleted(request, await store_of(request).applications.delete(account.sid, sid))

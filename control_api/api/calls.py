@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from functools import partial
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -18,8 +17,8 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.balance import require_funds
+from control_api.api.caller_ids import require_verified_caller
 from control_api.api.filters import Filter, TimeRange, equal, number_text
-from control_api.api.paging import page_response
 from control_api.api.params import (
     Params,
     choice_parser,
@@ -28,7 +27,7 @@ from control_api.api.params import (
     parse_url,
     restore_plus,
 )
-from control_api.api.resource import deleted, found, path_sid
+from control_api.api.resource import Resource
 from control_api.api.state import store_of
 from control_api.errors import (
     CALL_METHOD_INVALID,
@@ -71,7 +70,6 @@ FILTERS: dict[str, Filter] = {
     "EndTime": TimeRange.filter("end_time"),
 }
 
-LIST = "/2010-04-01/Accounts/{account_sid}/Calls.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/Calls/{sid}.json"
 
 router = APIRouter()
@@ -105,9 +103,11 @@ def call_json(call: CallRecord) -> dict:
         "sid": call.sid,
         "start_time": _date(call.start_time),
         "status": call.status,
-        # Twilio's entries for the subresources built here (not events, notifications,
-        # payments, siprec, transcriptions, user_defined_message(_subscription)s).
+        # Twilio's entries for the subresources built here (not payments, siprec,
+        # transcriptions, user_defined_message(_subscription)s).
         "subresource_uris": {
+            "events": f"{base}/Events.json",
+            "notifications": f"{base}/Notifications.json",
             "recordings": f"{base}/Recordings.json",
             "streams": f"{base}/Streams.json",
         },
@@ -126,15 +126,20 @@ def _live_calls(request: Request) -> LiveCalls:
     return request.app.state.live_calls
 
 
+async def _refuse_unfinished(request: Request, call: CallRecord) -> None:
+    if call.status not in FINISHED_STATUSES:
+        raise ApiError.bad_parameter(
+            "Cannot delete a call that has not ended", CANNOT_DELETE_UNFINISHED
+        )
+
+
+CALLS = Resource(INSTANCE, ("CA",), lambda r: store_of(r).calls, call_json, FILTERS)
+CALLS.add_routes(router, refuse_delete=_refuse_unfinished)
+
+
 async def _existing(request: Request, account: Account, sid: str) -> CallRecord:
-    path_sid(request, sid, "CA")
-    return found(request, await store_of(request).calls.get(account.sid, sid))
-
-
-@router.get(LIST)
-async def list_calls(request: Request, account: PathAccount) -> Response:
-    calls = partial(store_of(request).calls.page, account.sid)
-    return await page_response(request, "calls", calls, call_json, FILTERS)
+    """The account's call ``sid`` (streams.py's too); else 404."""
+    return await CALLS.existing(request, account.sid, sid)
 
 
 async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
@@ -143,13 +148,14 @@ async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(ApiError(503, SERVICE_UNAVAILABLE, str(exc)))
 
 
-@router.post(LIST)
+@router.post(CALLS.list_path)
 async def create_call(request: Request, account: PathAccount) -> Response:
     params = await form_params(request)
     check_new_call(params)
     new_call = new_call_from(params)
     if request.client is not None:  # who asked: the dial policy logs it with a refusal
         new_call = replace(new_call, source_ip=request.client.host)
+    await require_verified_caller(request, account.sid, new_call.from_)
     await require_funds(request, account.sid)
     try:
         record = await _live_calls(request).create(account.sid, new_call)
@@ -253,11 +259,6 @@ def _is_address(value: str) -> bool:
     return normalize_e164(value) is not None
 
 
-@router.get(INSTANCE)
-async def fetch_call(request: Request, sid: str, account: PathAccount) -> Response:
-    return JSONResponse(call_json(await _existing(request, account, sid)))
-
-
 @router.post(INSTANCE)
 async def update_call(request: Request, sid: str, account: PathAccount) -> Response:
     """``Status`` (completed, canceled) ends the call; else ``Twiml`` or ``Url`` redirects it."""
@@ -291,13 +292,3 @@ async def update_call(request: Request, sid: str, account: PathAccount) -> Respo
                 "Call is not in-progress. Cannot redirect.", CALL_NOT_IN_PROGRESS
             )
     return JSONResponse(call_json(await _existing(request, account, sid)))
-
-
-@router.delete(INSTANCE)
-async def delete_call(request: Request, sid: str, account: PathAccount) -> Response:
-    call = await _existing(request, account, sid)
-    if call.status not in FINISHED_STATUSES:
-        raise ApiError.bad_parameter(
-            "Cannot delete a call that has not ended", CANNOT_DELETE_UNFINISHED
-        )
-    return deleted(request, await store_of(request).calls.delete(account.sid, sid))

@@ -14,81 +14,36 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 
-from control_api.api.accounts import account_uri
-from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import Params, form_params, query_params
+from control_api.api.params import Params
+from control_api.api.sip_lists import Entries, SipListKind
 from control_api.api.state import store_of
-from control_api.errors import IP_ACCESS_CONTROL_INVALID, ApiError
-from control_api.sids import is_sid, rfc2822
-from control_api.store import (
-    Account,
-    IpAccessControlList,
-    NoSuchIpAccessControlList,
-    SipIpAddress,
-)
+from control_api.errors import IP_ACCESS_CONTROL_INVALID
+from control_api.store import NoSuchIpAccessControlList, SipIpAddress
 from control_api.store.ip_access_control import MAX_ACL_NAME
 
 __all__ = ["ip_access_control_list_json", "ip_address_json", "router"]
 
 router = APIRouter()
 
-LISTS = "/2010-04-01/Accounts/{account_sid}/SIP/IpAccessControlLists.json"
-LIST = "/2010-04-01/Accounts/{account_sid}/SIP/IpAccessControlLists/{list_sid}.json"
-ADDRESSES = (
-    "/2010-04-01/Accounts/{account_sid}/SIP/IpAccessControlLists/{list_sid}/IpAddresses.json"
+KIND = SipListKind(
+    "IpAccessControlLists", "IpAddresses", ("AL", "IP"), MAX_ACL_NAME, IP_ACCESS_CONTROL_INVALID
 )
-ADDRESS = (
-    "/2010-04-01/Accounts/{account_sid}/SIP/IpAccessControlLists/{list_sid}/IpAddresses/{sid}.json"
-)
+ip_access_control_list_json = KIND.list_json
+_invalid = KIND.invalid
+_friendly_name = KIND.friendly_name
 _PREFIX = re.compile(r"[0-9]{1,3}")
 
 
-def _base(account_sid: str, list_sid: str) -> str:
-    return f"{account_uri(account_sid)}/SIP/IpAccessControlLists/{list_sid}"
-
-
-def ip_access_control_list_json(acl: IpAccessControlList) -> dict:
-    base = _base(acl.account_sid, acl.sid)
-    return {
-        "account_sid": acl.account_sid,
-        "date_created": rfc2822(acl.date_created),
-        "date_updated": rfc2822(acl.date_updated),
-        "friendly_name": acl.friendly_name,
-        "sid": acl.sid,
-        "subresource_uris": {"ip_addresses": f"{base}/IpAddresses.json"},
-        "uri": f"{base}.json",
-    }
-
-
 def ip_address_json(entry: SipIpAddress) -> dict:
-    base = _base(entry.account_sid, entry.ip_access_control_list_sid)
-    return {
-        "account_sid": entry.account_sid,
-        "cidr_prefix_length": entry.cidr_prefix_length,
-        "date_created": rfc2822(entry.date_created),
-        "date_updated": rfc2822(entry.date_updated),
-        "friendly_name": entry.friendly_name,
-        "ip_access_control_list_sid": entry.ip_access_control_list_sid,
-        "ip_address": entry.ip_address,
-        "sid": entry.sid,
-        "uri": f"{base}/IpAddresses/{entry.sid}.json",
-    }
-
-
-def _invalid(message: str) -> ApiError:
-    return ApiError.bad_parameter(message, IP_ACCESS_CONTROL_INVALID)
-
-
-def _friendly_name(value: str | None) -> str:
-    if not value:
-        raise _invalid("A FriendlyName is required")
-    if len(value) > MAX_ACL_NAME:
-        raise _invalid(f"FriendlyName must have 1 to {MAX_ACL_NAME} characters")
-    return value
+    return KIND.entry_json(
+        entry,
+        entry.ip_access_control_list_sid,
+        cidr_prefix_length=entry.cidr_prefix_length,
+        friendly_name=entry.friendly_name,
+        ip_address=entry.ip_address,
+    )
 
 
 def _prefix(params: Params) -> int | None:
@@ -100,120 +55,25 @@ def _prefix(params: Params) -> int | None:
     return int(value)
 
 
-async def _existing_list(request: Request, account: Account, list_sid: str) -> IpAccessControlList:
-    lists = store_of(request).ip_access_control_lists
-    found = await lists.get(account.sid, list_sid) if is_sid(list_sid, "AL") else None
-    if found is None:
-        raise ApiError.not_found(request.url.path)
-    return found
-
-
-async def _existing_address(
-    request: Request, account: Account, list_sid: str, sid: str
-) -> SipIpAddress:
-    found = (
-        await store_of(request).ip_addresses.get(account.sid, list_sid, sid)
-        if is_sid(list_sid, "AL") and is_sid(sid, "IP")
-        else None
-    )
-    if found is None:
-        raise ApiError.not_found(request.url.path)
-    return found
-
-
-# IP access control lists
-
-
-@router.post(LISTS)
-async def create_list(request: Request, account: PathAccount) -> Response:
-    name = _friendly_name((await form_params(request)).get("FriendlyName"))
-    created = await store_of(request).ip_access_control_lists.create(account.sid, name)
-    return JSONResponse(ip_access_control_list_json(created), status_code=201)
-
-
-@router.get(LISTS)
-async def list_lists(request: Request, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    found = await store_of(request).ip_access_control_lists.page(
-        account.sid, offset=page.offset, limit=page.fetch_limit
-    )
-    rows = [ip_access_control_list_json(item) for item in found]
-    return JSONResponse(page_body(request, params, "ip_access_control_lists", rows, page))
-
-
-@router.get(LIST)
-async def fetch_list(request: Request, list_sid: str, account: PathAccount) -> Response:
-    acl = await _existing_list(request, account, list_sid)
-    return JSONResponse(ip_access_control_list_json(acl))
-
-
-@router.post(LIST)
-async def update_list(request: Request, list_sid: str, account: PathAccount) -> Response:
-    params = await form_params(request)
-    await _existing_list(request, account, list_sid)
-    name = _friendly_name(params.get("FriendlyName"))
-    updated = await store_of(request).ip_access_control_lists.update(account.sid, list_sid, name)
-    if updated is None:  # deleted meanwhile
-        raise ApiError.not_found(request.url.path)
-    return JSONResponse(ip_access_control_list_json(updated))
-
-
-@router.delete(LIST)
-async def delete_list(request: Request, list_sid: str, account: PathAccount) -> Response:
-    lists = store_of(request).ip_access_control_lists
-    if not (is_sid(list_sid, "AL") and await lists.delete(account.sid, list_sid)):
-        raise ApiError.not_found(request.url.path)
-    return Response(status_code=204)
-
-
-# IP addresses
-
-
-@router.post(ADDRESSES)
-async def create_address(request: Request, list_sid: str, account: PathAccount) -> Response:
-    params = await form_params(request)
-    await _existing_list(request, account, list_sid)
+async def _new_address(
+    request: Request, account_sid: str, list_sid: str, params: Params
+) -> SipIpAddress | None:
     name = _friendly_name(params.get("FriendlyName"))
     address = params.get("IpAddress")
     if not address:
         raise _invalid("An IpAddress is required")
+    addresses = store_of(request).ip_addresses
     try:
-        created = await store_of(request).ip_addresses.create(
-            account.sid, list_sid, name, address, _prefix(params)
-        )
+        return await addresses.create(account_sid, list_sid, name, address, _prefix(params))
     except ValueError as exc:
         raise _invalid(str(exc)) from None
     except NoSuchIpAccessControlList:  # deleted meanwhile
-        raise ApiError.not_found(request.url.path) from None
-    return JSONResponse(ip_address_json(created), status_code=201)
+        return None
 
 
-@router.get(ADDRESSES)
-async def list_addresses(request: Request, list_sid: str, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    await _existing_list(request, account, list_sid)
-    found = await store_of(request).ip_addresses.page(
-        account.sid, list_sid, offset=page.offset, limit=page.fetch_limit
-    )
-    rows = [ip_address_json(item) for item in found]
-    return JSONResponse(page_body(request, params, "ip_addresses", rows, page))
-
-
-@router.get(ADDRESS)
-async def fetch_address(
-    request: Request, list_sid: str, sid: str, account: PathAccount
-) -> Response:
-    return JSONResponse(ip_address_json(await _existing_address(request, account, list_sid, sid)))
-
-
-@router.post(ADDRESS)
-async def update_address(
-    request: Request, list_sid: str, sid: str, account: PathAccount
-) -> Response:
-    params = await form_params(request)
-    entry = await _existing_address(request, account, list_sid, sid)
+async def _changed_address(
+    request: Request, entry: SipIpAddress, params: Params
+) -> SipIpAddress | None:
     fields: dict = {}
     if "FriendlyName" in params:
         fields["friendly_name"] = _friendly_name(params.get("FriendlyName"))
@@ -222,27 +82,16 @@ async def update_address(
     prefix = _prefix(params)
     if prefix is not None:
         fields["cidr_prefix_length"] = prefix
-    if fields:
-        try:
-            updated = await store_of(request).ip_addresses.update(
-                account.sid, list_sid, sid, **fields
-            )
-        except ValueError as exc:
-            raise _invalid(str(exc)) from None
-        if updated is None:  # deleted meanwhile
-            raise ApiError.not_found(request.url.path)
-        entry = updated
-    return JSONResponse(ip_address_json(entry))
+    if not fields:
+        return entry
+    where = (entry.account_sid, entry.ip_access_control_list_sid, entry.sid)
+    try:
+        return await store_of(request).ip_addresses.update(*where, **fields)
+    except ValueError as exc:
+        raise _invalid(str(exc)) from None
 
 
-@router.delete(ADDRESS)
-async def delete_address(
-    request: Request, list_sid: str, sid: str, account: PathAccount
-) -> Response:
-    if not (
-        is_sid(list_sid, "AL")
-        and is_sid(sid, "IP")
-        and await store_of(request).ip_addresses.delete(account.sid, list_sid, sid)
-    ):
-        raise ApiError.not_found(request.url.path)
-    return Response(status_code=204)
+IP_ADDRESSES = Entries(
+    lambda r: store_of(r).ip_addresses, ip_address_json, _new_address, _changed_address
+)
+KIND.add_routes(router, lambda r: store_of(r).ip_access_control_lists, IP_ADDRESSES)

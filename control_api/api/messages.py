@@ -9,7 +9,6 @@ The sending itself is the message service's (``control_api/sms/service.py``).
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -18,14 +17,13 @@ from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.balance import require_funds
 from control_api.api.filters import Filter, TimeRange, equal
-from control_api.api.paging import page_response
 from control_api.api.params import (
     form_params,
     parse_method,
     parse_url,
     restore_plus,
 )
-from control_api.api.resource import found, path_sid
+from control_api.api.resource import Resource, found, stored_dates
 from control_api.errors import (
     CANNOT_DELETE_UNFINISHED,
     INVALID_PARAMETER,
@@ -77,15 +75,14 @@ def message_uri(message: MessageRecord) -> str:
 
 def message_json(message: MessageRecord) -> dict:
     uri = message_uri(message)
-    created, updated = message.date_created, message.date_updated
-    assert created is not None and updated is not None, "a stored message is dated"
+    created, updated = stored_dates(message)
     return {
         "account_sid": message.account_sid,
         "api_version": API_VERSION,
         "body": message.body,
-        "date_created": rfc2822(created),
+        "date_created": created,
         "date_sent": rfc2822(message.date_sent) if message.date_sent else None,
-        "date_updated": rfc2822(updated),
+        "date_updated": updated,
         "direction": message.direction,
         "error_code": message.error_code,
         "error_message": message.error_message,
@@ -97,7 +94,8 @@ def message_json(message: MessageRecord) -> dict:
         "price_unit": message.price_unit,
         "sid": message.sid,
         "status": message.status,
-        "subresource_uris": {},  # Twilio's "media" and "feedback" are not built
+        # Twilio's "feedback" is not built.
+        "subresource_uris": {"media": f"{uri.removesuffix('.json')}/Media.json"},
         "to": message.to,
         "uri": uri,
     }
@@ -183,31 +181,26 @@ async def create_message(request: Request, account: PathAccount) -> Response:
     return JSONResponse(message_json(message), status_code=201)
 
 
-@router.get(LIST)
-async def list_messages(request: Request, account: PathAccount) -> Response:
-    async def fetch(**query: Any) -> list[MessageRecord]:
-        return await _messaging(request).messages.page(account.sid, **query)
-
-    return await page_response(request, "messages", fetch, message_json, FILTERS)
-
-
-async def _existing(request: Request, account, sid: str) -> MessageRecord:
-    path_sid(request, sid, "SM", "MM")
-    return found(request, await _messaging(request).messages.get(account.sid, sid))
-
-
-@router.get(INSTANCE)
-async def fetch_message(request: Request, sid: str, account: PathAccount) -> Response:
-    return JSONResponse(message_json(await _existing(request, account, sid)))
-
-
 UNFINISHED = ("accepted", "queued", "sending", "receiving")
+
+
+async def _refuse_unsent(request: Request, message: MessageRecord) -> None:
+    if message.status in UNFINISHED:
+        raise ApiError.bad_parameter(
+            "A message cannot be deleted before it is sent", CANNOT_DELETE_UNFINISHED
+        )
+
+
+MESSAGES = Resource(
+    INSTANCE, (("SM", "MM"),), lambda r: _messaging(r).messages, message_json, FILTERS
+)
+MESSAGES.add_routes(router, refuse_delete=_refuse_unsent)
 
 
 @router.post(INSTANCE)
 async def update_message(request: Request, sid: str, account: PathAccount) -> Response:
     params = await form_params(request)
-    message = await _existing(request, account, sid)
+    message = await MESSAGES.existing(request, account.sid, sid)
     if "Body" in params:
         if params["Body"] != "":
             raise ApiError.bad_parameter("Body can only be updated to an empty string (redacted)")
@@ -217,14 +210,3 @@ async def update_message(request: Request, sid: str, account: PathAccount) -> Re
             )
         message = found(request, await _messaging(request).messages.update(sid, body=""))
     return JSONResponse(message_json(message))
-
-
-@router.delete(INSTANCE)
-async def delete_message(request: Request, sid: str, account: PathAccount) -> Response:
-    message = await _existing(request, account, sid)
-    if message.status in UNFINISHED:
-        raise ApiError.bad_parameter(
-            "A message cannot be deleted before it is sent", CANNOT_DELETE_UNFINISHED
-        )
-    await _messaging(request).messages.delete(account.sid, sid)
-    return Response(status_code=204)

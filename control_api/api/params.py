@@ -7,6 +7,7 @@ and the number of fields are bounded, and any malformed body is a 400 in Twilio'
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, overload
@@ -34,6 +35,8 @@ __all__ = [
     "parse_url",
     "query_params",
     "restore_plus",
+    "settings",
+    "snake_case",
     "url_parser",
 ]
 
@@ -46,6 +49,7 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_FIELDS = 200
 MAX_URL_LENGTH = 4000
 FORM_TYPE = "application/x-www-form-urlencoded"
+_WORD = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 async def form_params(request: Request) -> Params:
@@ -182,6 +186,18 @@ def parse_fields(params: Params, parsers: Mapping[str, tuple[str, Parser]]) -> d
         for name, (field, parse) in parsers.items()
         if name in params
     }
+
+
+def snake_case(name: str) -> str:
+    """A Twilio name in snake case, as its field and its JSON key are: ``VoiceUrl``,
+    ``voice_url``; ``IncomingPhoneNumbers``, ``incoming_phone_numbers``."""
+    return _WORD.sub("_", name).lower()
+
+
+def settings(parse: Parser, *names: str) -> dict[str, tuple[str, Parser]]:
+    """Entries of a ``parse_fields`` table: each of ``names`` sets the field of its
+    name in snake case, as ``parse`` reads it."""
+    return {name: (snake_case(name), parse) for name in names}
 
 
 def parse_time(name: str, value: str) -> tuple[datetime, bool]:

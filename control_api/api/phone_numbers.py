@@ -26,7 +26,7 @@ from control_api.api.params import (
     parse_fields,
     url_parser,
 )
-from control_api.api.resource import deleted, found, path_sid
+from control_api.api.resource import Resource, found
 from control_api.api.state import store_of
 from control_api.errors import (
     INVALID_FRIENDLY_NAME,
@@ -50,7 +50,6 @@ __all__ = ["list_page", "number_json", "provision", "router"]
 
 router = APIRouter()
 
-LIST = "/2010-04-01/Accounts/{account_sid}/IncomingPhoneNumbers.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/IncomingPhoneNumbers/{sid}.json"
 
 
@@ -142,12 +141,11 @@ def number_json(number: PhoneNumber) -> dict:
     }
 
 
-async def _existing(request: Request, account: Account, sid: str) -> PhoneNumber:
-    path_sid(request, sid, "PN")
-    return found(request, await store_of(request).numbers.get(account.sid, sid))
+NUMBERS = Resource(INSTANCE, ("PN",), lambda r: store_of(r).numbers, number_json, FILTERS)
+NUMBERS.add_routes(router)
 
 
-@router.post(LIST)
+@router.post(NUMBERS.list_path)
 async def create_number(request: Request, account: PathAccount) -> Response:
     return JSONResponse(number_json(await provision(request, account)), status_code=201)
 
@@ -179,32 +177,22 @@ async def provision(
         ) from None
 
 
-@router.get(LIST)
-async def list_numbers(request: Request, account: PathAccount) -> Response:
-    return await list_page(request, account, number_json)
-
-
 async def list_page(
     request: Request,
     account: Account,
     shown: Callable[[PhoneNumber], dict],
     number_type: str | None = None,
 ) -> Response:
-    """A page of the account's numbers (of ``number_type`` only, if given), each as
-    ``shown`` makes it."""
+    """A page of the account's numbers of ``number_type``, each as ``shown`` makes it
+    (``phone_number_types``' lists; ``NUMBERS`` lists them all)."""
     numbers = partial(store_of(request).numbers.page, account.sid, number_type=number_type)
     return await page_response(request, "incoming_phone_numbers", numbers, shown, FILTERS)
-
-
-@router.get(INSTANCE)
-async def fetch_number(request: Request, sid: str, account: PathAccount) -> Response:
-    return JSONResponse(number_json(await _existing(request, account, sid)))
 
 
 @router.post(INSTANCE)
 async def update_number(request: Request, sid: str, account: PathAccount) -> Response:
     params = await form_params(request)
-    await _existing(request, account, sid)
+    await NUMBERS.existing(request, account.sid, sid)
     target = params.get("AccountSid")
     if target and target != account.sid:
         raise ApiError.bad_parameter(
@@ -214,9 +202,3 @@ async def update_number(request: Request, sid: str, account: PathAccount) -> Res
         account.sid, sid, **parse_fields(params, SETTINGS)
     )
     return JSONResponse(number_json(found(request, number)))  # None: released meanwhile
-
-
-@router.delete(INSTANCE)
-async def delete_number(request: Request, sid: str, account: PathAccount) -> Response:
-    path_sid(request, sid, "PN")
-    return deleted(request, await store_of(request).numbers.delete(account.sid, sid))

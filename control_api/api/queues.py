@@ -15,13 +15,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import Params, form_params, parse_method, parse_url, query_params
+from control_api.api.paging import page_response
+from control_api.api.params import Params, form_params, parse_method, parse_url
+from control_api.api.resource import Resource, found
 from control_api.api.state import store_of
 from control_api.call_queue import DEFAULT_MAX_SIZE, MAX_QUEUE_SIZE, average_wait, wait_seconds
 from control_api.errors import (
@@ -31,7 +35,7 @@ from control_api.errors import (
     INVALID_PARAMETER,
     ApiError,
 )
-from control_api.sids import is_sid, rfc2822, utcnow
+from control_api.sids import rfc2822, utcnow
 from control_api.store import MAX_FRIENDLY_NAME, Account, QueueMember, QueueNameTaken, QueueRecord
 from control_api.voice.port import LiveCalls
 
@@ -40,7 +44,6 @@ __all__ = ["member_json", "queue_json", "router"]
 router = APIRouter()
 
 ACCOUNT = "/2010-04-01/Accounts/{account_sid}"
-LIST = ACCOUNT + "/Queues.json"
 INSTANCE = ACCOUNT + "/Queues/{sid}.json"
 MEMBERS = ACCOUNT + "/Queues/{sid}/Members.json"
 MEMBER = ACCOUNT + "/Queues/{sid}/Members/{call_sid}.json"
@@ -51,7 +54,7 @@ def _queue_uri(queue: QueueRecord) -> str:
     return f"{account_uri(queue.account_sid)}/Queues/{queue.sid}"
 
 
-def queue_json(queue: QueueRecord, enqueued: list) -> dict:
+def queue_json(queue: QueueRecord, enqueued: Sequence[datetime]) -> dict:
     """A queue as Twilio shows it; ``enqueued``: when each member waiting now joined.
 
     As the spec's queue schema has it: no ``api_version`` and no ``subresource_uris``
@@ -106,94 +109,70 @@ def _fields(params: Params, *, creating: bool) -> dict:
     return fields
 
 
-async def _existing(request: Request, account: Account, sid: str) -> QueueRecord:
-    store = store_of(request)
-    found = await store.queues.get(account.sid, sid) if is_sid(sid, "QU") else None
-    if found is None:
-        raise ApiError.not_found(request.url.path)
-    return found
+async def _show(request: Request, queues: Sequence[QueueRecord]) -> list[dict]:
+    """The queues' JSON, with the members waiting in each now."""
+    enqueued = await store_of(request).queue_members.enqueued(queue.sid for queue in queues)
+    return [queue_json(queue, enqueued[queue.sid]) for queue in queues]
 
 
-async def _answer(request: Request, queue: QueueRecord, status: int = 200) -> Response:
-    enqueued = await store_of(request).queue_members.enqueued([queue.sid])
-    return JSONResponse(queue_json(queue, enqueued[queue.sid]), status_code=status)
+async def _refuse_busy(request: Request, queue: QueueRecord) -> None:
+    if await store_of(request).queue_members.front(queue.account_sid, queue.sid) is not None:
+        raise ApiError(400, INVALID_PARAMETER, "A queue with calls waiting cannot be deleted")
+
+
+QUEUES = Resource(INSTANCE, ("QU",), lambda r: store_of(r).queues, show=_show)
+QUEUES.add_routes(router, refuse_delete=_refuse_busy)
 
 
 def _name_taken(exc: QueueNameTaken) -> ApiError:
     return ApiError.bad_parameter(f"A queue named {exc.name!r} exists already")
 
 
-@router.post(LIST)
+@router.post(QUEUES.list_path)
 async def create(request: Request, account: PathAccount) -> Response:
     fields = _fields(await form_params(request), creating=True)
     try:
         queue = await store_of(request).queues.create(account.sid, **fields)
     except QueueNameTaken as exc:
         raise _name_taken(exc) from None
-    return await _answer(request, queue, 201)
-
-
-@router.get(LIST)
-async def list_all(request: Request, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    store = store_of(request)
-    found = await store.queues.page(account.sid, offset=page.offset, limit=page.fetch_limit)
-    enqueued = await store.queue_members.enqueued(q.sid for q in found)
-    rows = [queue_json(queue, enqueued[queue.sid]) for queue in found]
-    return JSONResponse(page_body(request, params, "queues", rows, page))
-
-
-@router.get(INSTANCE)
-async def fetch(request: Request, sid: str, account: PathAccount) -> Response:
-    return await _answer(request, await _existing(request, account, sid))
+    return JSONResponse(await QUEUES.json(request, queue), status_code=201)
 
 
 @router.post(INSTANCE)
 async def update(request: Request, sid: str, account: PathAccount) -> Response:
     fields = _fields(await form_params(request), creating=False)
-    queue = await _existing(request, account, sid)
+    queue = await QUEUES.existing(request, account.sid, sid)
     if fields:
         try:
             updated = await store_of(request).queues.update(account.sid, sid, **fields)
         except QueueNameTaken as exc:
             raise _name_taken(exc) from None
         queue = updated or queue
-    return await _answer(request, queue)
-
-
-@router.delete(INSTANCE)
-async def delete(request: Request, sid: str, account: PathAccount) -> Response:
-    queue = await _existing(request, account, sid)
-    store = store_of(request)
-    if await store.queue_members.front(account.sid, queue.sid) is not None:
-        raise ApiError(400, INVALID_PARAMETER, "A queue with calls waiting cannot be deleted")
-    await store.queues.delete(account.sid, sid)
-    return Response(status_code=204)
+    return JSONResponse(await QUEUES.json(request, queue))
 
 
 @router.get(MEMBERS)
 async def list_members(request: Request, sid: str, account: PathAccount) -> Response:
-    queue = await _existing(request, account, sid)
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    found = await store_of(request).queue_members.page(
-        account.sid, queue.sid, offset=page.offset, limit=page.fetch_limit
-    )
-    rows = [member_json(m, page.offset + number) for number, m in enumerate(found, start=1)]
-    return JSONResponse(page_body(request, params, "queue_members", rows, page))
+    queue = await QUEUES.existing(request, account.sid, sid)
+    members = store_of(request).queue_members
+
+    async def fetch(*, offset: int, limit: int) -> list[tuple[QueueMember, int]]:
+        page = await members.page(account.sid, queue.sid, offset=offset, limit=limit)
+        return [(member, offset + number) for number, member in enumerate(page, start=1)]
+
+    return await page_response(request, "queue_members", fetch, _member_json)
+
+
+def _member_json(member_at: tuple[QueueMember, int]) -> dict:
+    return member_json(*member_at)
 
 
 async def _member(request: Request, account: Account, sid: str, call_sid: str) -> QueueMember:
-    queue = await _existing(request, account, sid)
+    queue = await QUEUES.existing(request, account.sid, sid)
     members = store_of(request).queue_members
     if call_sid == FRONT:
-        found = await members.front(account.sid, queue.sid)
-    else:
-        found = await members.get(account.sid, queue.sid, call_sid)
-    if found is None:
-        raise ApiError.not_found(request.url.path)
-    return found
+        return found(request, await members.front(account.sid, queue.sid))
+    return found(request, await members.get(account.sid, queue.sid, call_sid))
 
 
 @router.get(MEMBER)

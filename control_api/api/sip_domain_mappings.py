@@ -24,13 +24,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import form_params, query_params
-from control_api.api.sip_domains import domain_base, existing_domain
+from control_api.api.params import form_params
+from control_api.api.resource import Resource
+from control_api.api.sip_domains import DOMAINS, domain_base
 from control_api.api.state import store_of
 from control_api.errors import SIP_DOMAIN_INVALID, ApiError
 from control_api.sids import is_sid, rfc2822
-from control_api.store import DomainMapping, MappingExists, NoSuchMappedList
+from control_api.store import DomainMapping, DomainMappingStore, MappingExists, NoSuchMappedList
 
 __all__ = ["MAPPINGS", "Mappings", "router"]
 
@@ -39,20 +39,29 @@ router = APIRouter()
 _DOMAIN = "/2010-04-01/Accounts/{account_sid}/SIP/Domains/{domain_sid}/"
 
 
+# The parameter that names the list a mapping maps, by the list's SID prefix.
+_PARAMETERS = {"CL": "CredentialListSid", "AL": "IpAccessControlListSid"}
+
+
 @dataclass(frozen=True)
 class Mappings:
-    """One mapping resource: its path under the domain, the kind of mapping it keeps,
-    the list type (``CL`` or ``AL``) and parameter it maps, and its list key."""
+    """One mapping resource: its path under the domain, the kind of mapping it keeps
+    (``calls``, ``registrations``, or ``domain`` for the legacy resources) and the type
+    of list it maps (``CL`` or ``AL``)."""
 
     path: str
     kind: str
     prefix: str
-    param: str
-    key: str
 
     @property
-    def legacy(self) -> bool:
-        return self.kind == "domain"
+    def param(self) -> str:
+        return _PARAMETERS[self.prefix]
+
+    @property
+    def key(self) -> str:
+        """The list's key: ``contents`` under Auth, else the resource's name (as
+        ``Resource`` names a list by default)."""
+        return "" if self.kind == "domain" else "contents"
 
     def json(self, mapping: DomainMapping) -> dict:
         body = {
@@ -62,35 +71,53 @@ class Mappings:
             "friendly_name": mapping.friendly_name,
             "sid": mapping.sid,
         }
-        if self.legacy:  # the legacy resources also name their domain and themselves
+        if self.kind == "domain":  # the legacy resources also name domain and themselves
             base = domain_base(mapping.account_sid, mapping.domain_sid)
             body["domain_sid"] = mapping.domain_sid
             body["uri"] = f"{base}/{self.path}/{mapping.sid}.json"
         return body
 
 
-_CREDENTIALS = "CredentialListSid"
-_IPS = "IpAccessControlListSid"
 MAPPINGS = (
-    Mappings("Auth/Calls/CredentialListMappings", "calls", "CL", _CREDENTIALS, "contents"),
-    Mappings("Auth/Calls/IpAccessControlListMappings", "calls", "AL", _IPS, "contents"),
-    Mappings(
-        "Auth/Registrations/CredentialListMappings", "registrations", "CL", _CREDENTIALS, "contents"
-    ),
-    Mappings("CredentialListMappings", "domain", "CL", _CREDENTIALS, "credential_list_mappings"),
-    Mappings(
-        "IpAccessControlListMappings", "domain", "AL", _IPS, "ip_access_control_list_mappings"
-    ),
+    Mappings("Auth/Calls/CredentialListMappings", "calls", "CL"),
+    Mappings("Auth/Calls/IpAccessControlListMappings", "calls", "AL"),
+    Mappings("Auth/Registrations/CredentialListMappings", "registrations", "CL"),
+    Mappings("CredentialListMappings", "domain", "CL"),
+    Mappings("IpAccessControlListMappings", "domain", "AL"),
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """The store's mappings of one resource, as a ``Resource`` reads its rows."""
+
+    mappings: DomainMappingStore
+    spec: Mappings
+
+    async def get(self, account_sid: str, domain_sid: str, sid: str) -> DomainMapping | None:
+        return await self.mappings.get(account_sid, domain_sid, self.spec.kind, sid)
+
+    async def delete(self, account_sid: str, domain_sid: str, sid: str) -> bool:
+        return await self.mappings.remove(account_sid, domain_sid, self.spec.kind, sid)
+
+    async def page(self, account_sid: str, domain_sid: str, **window: int) -> list[DomainMapping]:
+        kind, prefix = self.spec.kind, self.spec.prefix
+        return await self.mappings.page(account_sid, domain_sid, kind, prefix, **window)
+
+
 def _routes(spec: Mappings) -> None:
-    collection = f"{_DOMAIN}{spec.path}.json"
-    instance = f"{_DOMAIN}{spec.path}/{{sid}}.json"
+    resource = Resource(
+        f"{_DOMAIN}{spec.path}/{{sid}}.json",
+        ("SD", spec.prefix),
+        lambda request: _Table(store_of(request).domain_mappings, spec),
+        spec.json,
+        key=spec.key,
+        parent=DOMAINS,
+    )
 
     async def create(request: Request, domain_sid: str, account: PathAccount) -> Response:
         params = await form_params(request)
-        await existing_domain(request, account, domain_sid)
+        await DOMAINS.existing(request, account.sid, domain_sid)
         list_sid = params.get(spec.param) or ""
         if not list_sid:
             raise ApiError.bad_parameter(f"A {spec.param} is required", SIP_DOMAIN_INVALID)
@@ -109,46 +136,8 @@ def _routes(spec: Mappings) -> None:
             ) from None
         return JSONResponse(spec.json(mapping), status_code=201)
 
-    async def list_all(request: Request, domain_sid: str, account: PathAccount) -> Response:
-        params = query_params(request)
-        page = PageRequest.from_params(params)
-        await existing_domain(request, account, domain_sid)
-        found = await store_of(request).domain_mappings.page(
-            account.sid,
-            domain_sid,
-            spec.kind,
-            spec.prefix,
-            offset=page.offset,
-            limit=page.fetch_limit,
-        )
-        rows = [spec.json(mapping) for mapping in found]
-        return JSONResponse(page_body(request, params, spec.key, rows, page))
-
-    async def fetch(request: Request, domain_sid: str, sid: str, account: PathAccount) -> Response:
-        found = (
-            await store_of(request).domain_mappings.get(account.sid, domain_sid, spec.kind, sid)
-            if is_sid(domain_sid, "SD") and is_sid(sid, spec.prefix)
-            else None
-        )
-        if found is None:
-            raise ApiError.not_found(request.url.path)
-        return JSONResponse(spec.json(found))
-
-    async def delete(request: Request, domain_sid: str, sid: str, account: PathAccount) -> Response:
-        if not (
-            is_sid(domain_sid, "SD")
-            and is_sid(sid, spec.prefix)
-            and await store_of(request).domain_mappings.remove(
-                account.sid, domain_sid, spec.kind, sid
-            )
-        ):
-            raise ApiError.not_found(request.url.path)
-        return Response(status_code=204)
-
-    router.add_api_route(collection, create, methods=["POST"])
-    router.add_api_route(collection, list_all, methods=["GET"])
-    router.add_api_route(instance, fetch, methods=["GET"])
-    router.add_api_route(instance, delete, methods=["DELETE"])
+    router.add_api_route(resource.list_path, create, methods=["POST"])
+    resource.add_routes(router)
 
 
 for _spec in MAPPINGS:

@@ -13,46 +13,34 @@ Domain names are unique on the node; every validation failure is 21231.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
-from control_api.api.paging import PageRequest, page_body
-from control_api.api.params import Params, form_params, parse_method, parse_url, query_params
+from control_api.api.params import (
+    Parser,
+    form_params,
+    method_parser,
+    parse_fields,
+    settings,
+    url_parser,
+)
+from control_api.api.resource import Resource, found
 from control_api.api.state import store_of
 from control_api.errors import SIP_DOMAIN_INVALID, ApiError
 from control_api.sids import is_sid, rfc2822
-from control_api.store import MAX_FRIENDLY_NAME, Account, DomainNameTaken, SipDomain, Store
+from control_api.store import MAX_FRIENDLY_NAME, DomainNameTaken, SipDomain
 
-__all__ = ["domain_base", "existing_domain", "parse_bool", "router", "sip_domain_json"]
+__all__ = ["DOMAINS", "domain_base", "router", "sip_domain_json"]
 
 router = APIRouter()
 
-LIST = "/2010-04-01/Accounts/{account_sid}/SIP/Domains.json"
 INSTANCE = "/2010-04-01/Accounts/{account_sid}/SIP/Domains/{sid}.json"
 
-_URLS = {
-    "VoiceUrl": "voice_url",
-    "VoiceFallbackUrl": "voice_fallback_url",
-    "VoiceStatusCallbackUrl": "voice_status_callback_url",
-}
-_METHODS = {
-    "VoiceMethod": "voice_method",
-    "VoiceFallbackMethod": "voice_fallback_method",
-    "VoiceStatusCallbackMethod": "voice_status_callback_method",
-}
-_BOOLEANS = {
-    "SipRegistration": "sip_registration",
-    "EmergencyCallingEnabled": "emergency_calling_enabled",
-    "Secure": "secure",
-}
-_SIDS = {
-    "ByocTrunkSid": ("byoc_trunk_sid", "BY"),
-    "EmergencyCallerSid": ("emergency_caller_sid", "PN"),
-}
 _NAME = re.compile(r"[A-Za-z0-9.-]{1,253}")
 
 
@@ -98,110 +86,92 @@ def _invalid(message: str) -> ApiError:
     return ApiError.bad_parameter(message, SIP_DOMAIN_INVALID)
 
 
-def parse_bool(name: str, value: str, code: int = SIP_DOMAIN_INVALID) -> bool:
+def _domain_name(name: str, value: str) -> str:
+    if _NAME.fullmatch(value) is None:
+        raise _invalid(f"{name} must be a host name of letters, digits, '-' and '.'")
+    return value
+
+
+def _friendly_name(name: str, value: str) -> str | None:
+    if len(value) > MAX_FRIENDLY_NAME:
+        raise _invalid(f"{name} must have at most {MAX_FRIENDLY_NAME} characters")
+    return value or None
+
+
+def _boolean(name: str, value: str) -> bool:
     """``true`` or ``false`` in any case, as the official library sends them."""
     lowered = value.strip().lower()
     if lowered not in ("true", "false"):
-        raise ApiError.bad_parameter(f"{name} must be true or false", code)
+        raise _invalid(f"{name} must be true or false")
     return lowered == "true"
 
 
-def _fields(params: Params) -> dict[str, Any]:
-    """The domain settings the request names, checked (21231)."""
-    fields: dict[str, Any] = {}
-    if "DomainName" in params:
-        name = params.get("DomainName") or ""
-        if _NAME.fullmatch(name) is None:
-            raise _invalid("DomainName must be a host name of letters, digits, '-' and '.'")
-        fields["domain_name"] = name
-    if "FriendlyName" in params:
-        friendly = params.get("FriendlyName") or ""
-        if len(friendly) > MAX_FRIENDLY_NAME:
-            raise _invalid(f"FriendlyName must have at most {MAX_FRIENDLY_NAME} characters")
-        fields["friendly_name"] = friendly or None
-    for param, field in _URLS.items():
-        if param in params:
-            fields[field] = parse_url(param, params.get(param) or "", SIP_DOMAIN_INVALID)
-    for param, field in _METHODS.items():
-        if param in params:
-            fields[field] = parse_method(param, params.get(param) or "", SIP_DOMAIN_INVALID)
-    for param, field in _BOOLEANS.items():
-        if param in params:
-            fields[field] = parse_bool(param, params.get(param) or "")
-    for param, (field, prefix) in _SIDS.items():
-        if param in params:
-            value = params.get(param) or ""
-            if value and not is_sid(value, prefix):
-                raise _invalid(f"{param} must be a {prefix} SID")
-            fields[field] = value or None
-    return fields
+def _sid_parser(prefix: str) -> Parser:
+    """A SID of ``prefix``, or None for an empty value."""
+
+    def parse(name: str, value: str) -> str | None:
+        if value and not is_sid(value, prefix):
+            raise _invalid(f"{name} must be a {prefix} SID")
+        return value or None
+
+    return parse
 
 
-async def existing_domain(request: Request, account: Account, sid: str) -> SipDomain:
-    """The account's domain ``sid``, else 20404."""
-    found = await store_of(request).sip_domains.get(account.sid, sid) if is_sid(sid, "SD") else None
-    if found is None:
-        raise ApiError.not_found(request.url.path)
-    return found
+_URLS = ("VoiceUrl", "VoiceFallbackUrl", "VoiceStatusCallbackUrl")
+_METHODS = ("VoiceMethod", "VoiceFallbackMethod", "VoiceStatusCallbackMethod")
+
+# Request parameter -> (store field, parser), in the order they are checked (21231).
+SETTINGS: dict[str, tuple[str, Parser]] = {
+    **settings(_domain_name, "DomainName"),
+    **settings(_friendly_name, "FriendlyName"),
+    **settings(url_parser(SIP_DOMAIN_INVALID), *_URLS),
+    **settings(method_parser(SIP_DOMAIN_INVALID), *_METHODS),
+    **settings(_boolean, "SipRegistration", "EmergencyCallingEnabled", "Secure"),
+    **settings(_sid_parser("BY"), "ByocTrunkSid"),
+    **settings(_sid_parser("PN"), "EmergencyCallerSid"),
+}
 
 
-async def _json(store: Store, domain: SipDomain) -> dict:
-    return sip_domain_json(domain, await store.domain_mappings.call_list_types(domain.sid))
+async def _show(request: Request, domains: Sequence[SipDomain]) -> list[dict]:
+    """The domains' JSON, with the types of the lists mapped to each."""
+    mappings = store_of(request).domain_mappings
+    return [
+        sip_domain_json(domain, await mappings.call_list_types(domain.sid)) for domain in domains
+    ]
 
 
-@router.post(LIST)
-async def create_domain(request: Request, account: PathAccount) -> Response:
-    fields = _fields(await form_params(request))
-    name = fields.pop("domain_name", None)
-    if not name:
-        raise _invalid("A DomainName is required")
-    store = store_of(request)
+DOMAINS = Resource(INSTANCE, ("SD",), lambda r: store_of(r).sip_domains, show=_show)
+DOMAINS.add_routes(router)
+
+
+@contextmanager
+def _refusals(name: str | None) -> Iterator[None]:
+    """The store's refusals of a domain's settings, as 21231."""
     try:
-        domain = await store.sip_domains.create(account.sid, name, **fields)
+        yield
     except DomainNameTaken:
         raise _invalid(f"The domain name {name} is already in use") from None
     except ValueError as exc:
         raise _invalid(str(exc)) from None
-    return JSONResponse(await _json(store, domain), status_code=201)
 
 
-@router.get(LIST)
-async def list_domains(request: Request, account: PathAccount) -> Response:
-    params = query_params(request)
-    page = PageRequest.from_params(params)
-    store = store_of(request)
-    found = await store.sip_domains.page(account.sid, offset=page.offset, limit=page.fetch_limit)
-    rows = [await _json(store, domain) for domain in found]
-    return JSONResponse(page_body(request, params, "domains", rows, page))
-
-
-@router.get(INSTANCE)
-async def fetch_domain(request: Request, sid: str, account: PathAccount) -> Response:
-    domain = await existing_domain(request, account, sid)
-    return JSONResponse(await _json(store_of(request), domain))
+@router.post(DOMAINS.list_path)
+async def create_domain(request: Request, account: PathAccount) -> Response:
+    fields = parse_fields(await form_params(request), SETTINGS)
+    name = fields.pop("domain_name", None)
+    if not name:
+        raise _invalid("A DomainName is required")
+    with _refusals(name):
+        domain = await store_of(request).sip_domains.create(account.sid, name, **fields)
+    return JSONResponse(await DOMAINS.json(request, domain), status_code=201)
 
 
 @router.post(INSTANCE)
 async def update_domain(request: Request, sid: str, account: PathAccount) -> Response:
-    fields = _fields(await form_params(request))
-    domain = await existing_domain(request, account, sid)
-    store = store_of(request)
+    fields = parse_fields(await form_params(request), SETTINGS)
+    domain = await DOMAINS.existing(request, account.sid, sid)
     if fields:
-        try:
-            updated = await store.sip_domains.update(account.sid, sid, **fields)
-        except DomainNameTaken:
-            raise _invalid(f"The domain name {fields['domain_name']} is already in use") from None
-        except ValueError as exc:
-            raise _invalid(str(exc)) from None
-        if updated is None:  # deleted meanwhile
-            raise ApiError.not_found(request.url.path)
-        domain = updated
-    return JSONResponse(await _json(store, domain))
-
-
-@router.delete(INSTANCE)
-async def delete_domain(request: Request, sid: str, account: PathAccount) -> Response:
-    store = store_of(request)
-    if not (is_sid(sid, "SD") and await store.sip_domains.delete(account.sid, sid)):
-        raise ApiError.not_found(request.url.path)
-    return Response(status_code=204)
+        with _refusals(fields.get("domain_name")):
+            updated = await store_of(request).sip_domains.update(account.sid, sid, **fields)
+        domain = found(request, updated)  # None: deleted meanwhile
+    return JSONResponse(await DOMAINS.json(request, domain))

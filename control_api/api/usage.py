@@ -9,7 +9,7 @@ the billing service fires them.
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.filters import Filter, equal
-from control_api.api.paging import PageRequest, page_body, page_response
+from control_api.api.paging import PageRequest, page_body
 from control_api.api.params import (
     Parser,
     form_params,
@@ -31,11 +31,12 @@ from control_api.api.params import (
     parse_method,
     parse_url,
     query_params,
+    snake_case,
 )
-from control_api.api.resource import deleted, found, path_sid
+from control_api.api.resource import Resource, found, stored_dates
 from control_api.errors import INVALID_PARAMETER, ApiError
 from control_api.sids import new_sid, rfc2822
-from control_api.store import UsageTriggerRecord
+from control_api.store import BillingStore, UsageTriggerRecord
 from control_api.usage.billing import trigger_record_uri
 from control_api.usage.records import CATEGORIES, Period, category_total, periods, view_range
 
@@ -101,16 +102,13 @@ def _record_json(
         "price": f"{price:.5f}",
         "price_unit": "usd",
         "start_date": span.start.isoformat(),
-        "subresource_uris": {_snake(v): f"{base}/{v}.json?Category={category.name}" for v in VIEWS},
+        "subresource_uris": {
+            snake_case(v): f"{base}/{v}.json?Category={category.name}" for v in VIEWS
+        },
         "uri": f"{base}{'/' + view if view else ''}.json{query}",
         "usage": _usage_text(usage, category.usage_unit),
         "usage_unit": category.usage_unit,
     }
-
-
-def _snake(view: str) -> str:
-    """``ThisMonth`` -> ``this_month``: the view's key in ``subresource_uris``."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", view).lower()
 
 
 def _usage_text(usage: Decimal, unit: str) -> str:
@@ -171,17 +169,16 @@ async def list_view(request: Request, view: str, account: PathAccount) -> Respon
 
 
 def trigger_json(trigger: UsageTriggerRecord) -> dict:
-    created, updated = trigger.date_created, trigger.date_updated
-    assert created is not None and updated is not None, "a stored trigger is dated"
+    created, updated = stored_dates(trigger)
     return {
         "account_sid": trigger.account_sid,
         "api_version": API_VERSION,
         "callback_method": trigger.callback_method,
         "callback_url": trigger.callback_url,
         "current_value": trigger.current_value,
-        "date_created": rfc2822(created),
+        "date_created": created,
         "date_fired": rfc2822(trigger.date_fired) if trigger.date_fired else None,
-        "date_updated": rfc2822(updated),
+        "date_updated": updated,
         "friendly_name": trigger.friendly_name,
         "recurring": trigger.recurring,
         "sid": trigger.sid,
@@ -256,34 +253,37 @@ TRIGGER_FILTERS: dict[str, Filter] = {
 }
 
 
-@router.get(TRIGGERS)
-async def list_triggers(request: Request, account: PathAccount) -> Response:
-    async def fetch(**query: Any) -> list[UsageTriggerRecord]:
-        return await _billing(request).billing.list_triggers(account.sid, **query)
+@dataclass(frozen=True, slots=True)
+class _Triggers:
+    """The billing store's usage triggers, as a ``Resource`` reads its rows."""
 
-    return await page_response(request, "usage_triggers", fetch, trigger_json, TRIGGER_FILTERS)
+    billing: BillingStore
+
+    async def get(self, account_sid: str, sid: str) -> UsageTriggerRecord | None:
+        return await self.billing.get_trigger(account_sid, sid)
+
+    async def delete(self, account_sid: str, sid: str) -> bool:
+        return await self.billing.delete_trigger(account_sid, sid)
+
+    async def page(self, account_sid: str, **query: Any) -> list[UsageTriggerRecord]:
+        return await self.billing.list_triggers(account_sid, **query)
 
 
-async def _existing(request: Request, account, sid: str) -> UsageTriggerRecord:
-    path_sid(request, sid, "UT")
-    return found(request, await _billing(request).billing.get_trigger(account.sid, sid))
-
-
-@router.get(TRIGGER)
-async def fetch_trigger(request: Request, sid: str, account: PathAccount) -> Response:
-    return JSONResponse(trigger_json(await _existing(request, account, sid)))
+USAGE_TRIGGERS = Resource(
+    TRIGGER,
+    ("UT",),
+    lambda r: _Triggers(_billing(r).billing),
+    trigger_json,
+    TRIGGER_FILTERS,
+    key="usage_triggers",
+)
+USAGE_TRIGGERS.add_routes(router)
 
 
 @router.post(TRIGGER)
 async def update_trigger(request: Request, sid: str, account: PathAccount) -> Response:
     params = await form_params(request)
-    await _existing(request, account, sid)
+    await USAGE_TRIGGERS.existing(request, account.sid, sid)
     values = parse_fields(params, UPDATABLE)
     trigger = await _billing(request).billing.update_trigger(account.sid, sid, **values)
     return JSONResponse(trigger_json(found(request, trigger)))  # None: deleted meanwhile
-
-
-@router.delete(TRIGGER)
-async def delete_trigger(request: Request, sid: str, account: PathAccount) -> Response:
-    path_sid(request, sid, "UT")
-    return deleted(request, await _billing(request).billing.delete_trigger(account.sid, sid))

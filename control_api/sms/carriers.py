@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from control_api.sms.mms import MmsPart
+
 __all__ = [
     "Carrier",
     "CarrierEvents",
@@ -35,6 +37,8 @@ class OutboundSms:
     body: str
     media_urls: tuple[str, ...] = ()
     validity_period: int | None = None  # seconds
+    # The media themselves, for a carrier that carries them (``carries_media``).
+    media: tuple[MmsPart, ...] = ()
 
 
 class CarrierUnavailable(Exception):
@@ -57,13 +61,16 @@ class CarrierEvents:
     # (carrier name, carrier message id, delivered?, error code or None); a coroutine
     # because carriers run it as a task of its own
     receipt: Callable[[str, str, bool, int | None], Coroutine[object, object, None]]
-    # (from, to, body) of a message for one of our numbers
-    inbound: Callable[[str, str, str], Awaitable[bool]]
+    # (from, to, body[, media: a sequence of MmsPart]) of a message for one of our numbers
+    inbound: Callable[..., Awaitable[bool]]
     # (carrier name): the carrier can take messages again (bound, link up)
     available: Callable[[str], Awaitable[None]] | None = None
 
 
 class Carrier(Protocol):
+    """A carrier; one with ``carries_media = True`` gets an MMS's media in
+    ``OutboundSms.media``, any other the text with the media's URLs."""
+
     name: str
 
     def serves(self, number: str) -> int: ...
@@ -86,6 +93,7 @@ class LocalCarrier:
     """Messages between numbers of this callswitch: delivered at once as inbound."""
 
     name = "local"
+    carries_media = True
 
     def __init__(
         self,
@@ -109,7 +117,7 @@ class LocalCarrier:
         return False
 
     async def submit(self, sms: OutboundSms) -> str:
-        if not await self.events.inbound(sms.from_, sms.to, sms.body):
+        if not await self.events.inbound(sms.from_, sms.to, sms.body, sms.media):
             raise CarrierRejected(f"{sms.to} is not a number here", 30005)
         # Stored as the number's inbound message: delivered, as far as anyone can know.
         task = asyncio.get_running_loop().create_task(

@@ -12,6 +12,11 @@ through the durable outbox.
 Inbound: a carrier reports a message for one of our numbers; it is stored
 ``received``, priced, and posted to the number's ``SmsUrl`` (signed, reference §7);
 the ``<Message>`` verbs of the answer are sent as replies (``outbound-reply``).
+
+Media (MMS, media.py): an inbound message's are stored and its webhook names them
+(``NumMedia``, ``MediaUrl0``…, ``MediaContentType0``…); an outbound message's
+``MediaUrl``s are fetched (through the fetch policy) and stored before its carrier
+gets it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from control_api.sms.carriers import (
     OutboundSms,
     select_carrier,
 )
+from control_api.sms.media import MediaFetcher, MediaFetchError, MessageMedia
+from control_api.sms.mms import MmsPart
 from control_api.sms.segments import segment
 from control_api.store import MessageRecord
 from control_api.store.rows import parties
@@ -97,6 +104,8 @@ class Messaging(Worker):
         clock: Callable[[], datetime] = utcnow,
         max_inflight: int = 400,
         claimant: str | None = None,
+        media_fetcher: MediaFetcher | None = None,
+        base_url: str = "",
     ) -> None:
         self.store = store  # accounts and numbers
         # Messages handed to carriers and not yet answered: the rest wait in the store.
@@ -113,6 +122,8 @@ class Messaging(Worker):
             receipt=self.receipt, inbound=self.inbound, available=self.carrier_available
         )
         self.local = LocalCarrier(self._is_ours, self.events)
+        # MMS media; ``base_url`` (where the API is reached) makes their URLs absolute.
+        self.media = MessageMedia(store, media_fetcher or MediaFetcher(), base_url)
         self._numbers = Lookup(store.numbers.find, fresh=1.0)
         self.carriers: list[Carrier] = [self.local, *carriers]
         self._wake = asyncio.Event()
@@ -266,15 +277,24 @@ class Messaging(Worker):
         if carrier is None or carrier.serves(message.to) < 0:
             await self._retry(message, "no carrier serves this number")
             return
+        body = message.body
+        media: tuple[MmsPart, ...] = ()
+        if message.media_urls:
+            try:
+                body, media = await self.media.outbound(message, _carries_media(carrier))
+            except MediaFetchError as exc:
+                await self._fail(message, exc.error_code, str(exc))
+                return
         message.status = "sending"
         self._callback(message)
         sms = OutboundSms(
             message.sid,
             message.to,
             message.from_,
-            message.body,
+            body,
             tuple(message.media_urls),
             message.validity_period,
+            media,
         )
         try:
             carrier_id = await carrier.submit(sms)
@@ -423,16 +443,17 @@ class Messaging(Worker):
     async def _is_ours(self, phone: str) -> bool:
         return await self._numbers.get(phone) is not None
 
-    async def inbound(self, from_: str, to: str, body: str) -> bool:
-        """A message for ``to``: stored, priced, posted to its SmsUrl, replies sent.
-        False when ``to`` is not one of our numbers."""
+    async def inbound(self, from_: str, to: str, body: str, media: Sequence[MmsPart] = ()) -> bool:
+        """A message for ``to`` (with ``media``: an MMS): stored, priced, posted to its
+        SmsUrl, replies sent. False when ``to`` is not one of our numbers."""
         number = await self.store.numbers.find(to)
         if number is None:
             return False
         now = self.clock()
         cut = segment(body)
+        sid = new_sid("MM" if media else "SM")
         record = MessageRecord(
-            sid=new_sid("SM"),
+            sid=sid,
             account_sid=number.account_sid,
             to=number.phone_number,
             from_=from_,
@@ -441,6 +462,7 @@ class Messaging(Worker):
             direction="inbound",
             num_segments=cut.count,
             encoding=cut.encoding,
+            media_urls=await self.media.received(number.account_sid, sid, media),
             date_sent=now,
             date_created=now,
             date_updated=now,
@@ -450,16 +472,19 @@ class Messaging(Worker):
         # Stored: the carrier may hear "taken" now; pricing and the webhook follow.
         self._spawn(self._price(record))
         if number.sms_url:
-            task = asyncio.create_task(self._post_inbound(number, record))
+            types = [part.content_type for part in media]
+            task = asyncio.create_task(self._post_inbound(number, record, types))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return True
 
-    async def _post_inbound(self, number, record: MessageRecord) -> None:
+    async def _post_inbound(
+        self, number, record: MessageRecord, media_types: Sequence[str] = ()
+    ) -> None:
         token = await self.store.accounts.auth_token(record.account_sid)
         if token is None:
             return
-        params = inbound_params(record)
+        params = inbound_params(record, media_types)
         answer = None
         for url, method in (
             (number.sms_url, number.sms_method),
@@ -493,8 +518,13 @@ class Messaging(Worker):
                 )
 
 
-def inbound_params(record: MessageRecord) -> list[tuple[str, str]]:
-    """The inbound webhook's parameters (reference §7)."""
+def _carries_media(carrier: Carrier) -> bool:
+    return bool(getattr(carrier, "carries_media", False))
+
+
+def inbound_params(record: MessageRecord, media_types: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """The inbound webhook's parameters (reference §7); ``media_types`` are the
+    content types of its media, in order."""
     params = [
         ("MessageSid", record.sid),
         ("SmsSid", record.sid),
@@ -511,6 +541,10 @@ def inbound_params(record: MessageRecord) -> list[tuple[str, str]]:
         *UNKNOWN_LOCATION,
     ]
     for index, url in enumerate(record.media_urls):
+        params.append((f"MediaContentType{index}", _at(media_types, index)))
         params.append((f"MediaUrl{index}", url))
-        params.append((f"MediaContentType{index}", ""))
     return params
+
+
+def _at(values: Sequence[str], index: int) -> str:
+    return values[index] if index < len(values) else ""

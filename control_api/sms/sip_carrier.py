@@ -6,6 +6,10 @@ number, with the trunk's digest login. A 200 means the far end took it for the
 handset (RFC 3428 §7): the message is ``delivered``; a 202 means a relay accepted
 it: ``sent``, with no receipt to come. 408, 480, 503 and the like leave the message
 queued for another attempt; other failures fail it.
+
+An MMS is one MESSAGE with a ``multipart/mixed`` body: its text and each medium
+(``carries_media``), both ways; an inbound body that cannot be read gets 400. Large
+media want a TCP or TLS trunk: over UDP a MESSAGE is one datagram.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from control_api.sms.carriers import (
     CarrierUnavailable,
     OutboundSms,
 )
+from control_api.sms.mms import MULTIPART_TYPES, MmsError, MmsPart, build_multipart, parse_multipart
 from control_api.store import normalize_e164
-from sip.pager import IncomingMessage, OutgoingMessage, serve_messages
+from sip.pager import TEXT_PLAIN, IncomingMessage, OutgoingMessage, serve_messages
 from sip.uac import SipCredentials
 
 __all__ = ["SipMessageCarrier", "serve_inbound_messages"]
@@ -36,6 +41,8 @@ DELIVERY_UNKNOWN = 30008
 
 class SipMessageCarrier:
     """One trunk, carrying messages as SIP MESSAGE."""
+
+    carries_media = True
 
     def __init__(self, trunk: Trunk, ua, events: CarrierEvents) -> None:
         self.trunk = trunk
@@ -57,12 +64,16 @@ class SipMessageCarrier:
         if trunk.strip_plus:
             from_user = from_user.lstrip("+")
         login = SipCredentials(trunk.username, trunk.password or "") if trunk.username else None
+        content_type, body = TEXT_PLAIN, sms.body.encode("utf-8")
+        if sms.media:
+            content_type, body = build_multipart(sms.body, sms.media)
         outgoing = OutgoingMessage(
             self.ua,
             target=trunk.request_uri(sms.to),
             flow=flow,
             from_user=from_user,
-            body=sms.body.encode("utf-8"),
+            body=body,
+            content_type=content_type,
             credentials=login,
             headers=list(trunk.headers),
         )
@@ -102,10 +113,18 @@ def serve_inbound_messages(ua, events: CarrierEvents) -> None:
             respond(404)
             return
         sender = normalize_e164(message.from_user) or message.from_user or "anonymous"
+        text: str = message.body
+        media: tuple[MmsPart, ...] = ()
+        if message.content_type.split(";", 1)[0].strip().lower() in MULTIPART_TYPES:
+            try:
+                text, media = _mms(message)
+            except MmsError:
+                respond(400)
+                return
 
         async def deliver() -> None:
             try:
-                ours = await events.inbound(sender, to, message.body)
+                ours = await events.inbound(sender, to, text, media)
             except Exception:
                 log.exception("sms.sip_inbound_failed")
                 respond(500)
@@ -117,3 +136,8 @@ def serve_inbound_messages(ua, events: CarrierEvents) -> None:
         task.add_done_callback(tasks.discard)
 
     serve_messages(ua, on_message)
+
+
+def _mms(message: IncomingMessage) -> tuple[str, tuple[MmsPart, ...]]:
+    parsed = parse_multipart(message.content_type, message.payload)
+    return parsed.text, parsed.media

@@ -6,13 +6,22 @@ and ``store.sip_credentials``, ``store.recordings``, ``store.conferences`` and
 ``store.participants``, ``store.api_keys``, ``store.applications``, ``store.messages``,
 ``store.nodes``, ``store.billing``, ``store.queues`` and ``store.queue_members``, and the
 SIP domains' ``store.sip_domains``, ``store.ip_access_control_lists``, ``store.ip_addresses``
-and ``store.domain_mappings``.
+and ``store.domain_mappings``, and the call logs' ``store.notifications`` and
+``store.call_events``; verified caller IDs' ``store.caller_ids`` and messages' media,
+``store.message_media``.
 """
 
 from control_api.store.accounts import Account, AccountStore
 from control_api.store.api_keys import ApiKey, ApiKeyStore
 from control_api.store.applications import APPLICATION_FIELDS, Application, ApplicationStore
 from control_api.store.billing import BillingStore, UsageItem, UsageSum, UsageTriggerRecord
+from control_api.store.call_logs import (
+    CallEvent,
+    CallEventStore,
+    NotificationRecord,
+    NotificationStore,
+)
+from control_api.store.caller_ids import CallerId, CallerIdStore
 from control_api.store.calls import CallRecord, CallStore
 from control_api.store.conferences import (
     ConferenceRecord,
@@ -28,6 +37,7 @@ from control_api.store.ip_access_control import (
     NoSuchIpAccessControlList,
     SipIpAddress,
 )
+from control_api.store.message_media import MediaRecord, MessageMediaStore
 from control_api.store.messages import MessageRecord, MessageStore
 from control_api.store.nodes import LIVE_STATUSES, LostCall, NodeRecord, NodeStore
 from control_api.store.numbers import (
@@ -87,8 +97,12 @@ __all__ = [
     "Application",
     "ApplicationStore",
     "BillingStore",
+    "CallEvent",
+    "CallEventStore",
     "CallRecord",
     "CallStore",
+    "CallerId",
+    "CallerIdStore",
     "ConferenceRecord",
     "ConferenceStore",
     "CredentialListNameTaken",
@@ -101,6 +115,8 @@ __all__ = [
     "IpAddressStore",
     "LostCall",
     "MappingExists",
+    "MediaRecord",
+    "MessageMediaStore",
     "MessageRecord",
     "MessageStore",
     "NoSuchCredentialList",
@@ -108,6 +124,8 @@ __all__ = [
     "NoSuchMappedList",
     "NodeRecord",
     "NodeStore",
+    "NotificationRecord",
+    "NotificationStore",
     "NumberStore",
     "NumberTaken",
     "OutboxItem",

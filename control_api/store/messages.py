@@ -20,7 +20,7 @@ from control_api.sids import utcnow
 from control_api.store.engine import Database
 from control_api.store.group import group_commit
 from control_api.store.rows import Listing, Owned, Rows, attributes_of, columns_of, stamp
-from control_api.store.schema import messages, outbox_row, webhook_outbox
+from control_api.store.schema import message_media, messages, outbox_row, webhook_outbox
 
 __all__ = ["MessageRecord", "MessageStore"]
 
@@ -116,6 +116,20 @@ class MessageStore(Owned[MessageRecord]):
         self.group = group_commit(db)
         self.run = self.group.run  # small writes from many messages commit together
         self.rows = Rows(db, messages, _record, run=self.run)
+
+    async def delete(self, account_sid: str, sid: str) -> bool:
+        """Delete the account's message ``sid`` and its media (MMS) with it."""
+        media = message_media.delete().where(
+            message_media.c.account_sid == account_sid, message_media.c.message_sid == sid
+        )
+        message = messages.delete().where(*self.owned(account_sid, sid))
+
+        def work(c: Connection) -> int:
+            c.execute(media)
+            deleted: int = c.execute(message).rowcount
+            return deleted
+
+        return await self.rows.run(work) > 0
 
     async def insert(self, record: MessageRecord) -> MessageRecord:
         stamp(record)

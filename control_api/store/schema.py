@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -35,12 +36,16 @@ __all__ = [
     "accounts",
     "api_keys",
     "applications",
+    "call_events",
     "calls",
     "conference_participants",
     "conferences",
+    "message_media",
     "messages",
     "metadata",
     "nodes",
+    "notifications",
+    "outgoing_caller_ids",
     "phone_numbers",
     "queue_members",
     "queues",
@@ -356,7 +361,7 @@ conference_participants = Table(
     Column("muted", Boolean, nullable=False),
     Column("hold", Boolean, nullable=False),
     Column("coaching", Boolean, nullable=False),
-    Column("call_sid_to_coach", SID),  # migration 0014_participant_coach
+    Column("call_sid_to_coach", SID),  # migration 0016_participant_coach
     Column("status", String(16), nullable=False),
     Column("start_conference_on_enter", Boolean, nullable=False),
     Column("end_conference_on_exit", Boolean, nullable=False),
@@ -562,4 +567,75 @@ sip_domain_mappings = Table(
     Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
     *_dated(),
     Index(None, "sid"),
+)
+
+# Call logs (migration 0014_call_logs; control_api/store/call_logs.py): the errors and
+# warnings a call met (Notifications, NO…) and the webhook requests it made with their
+# answers (Calls/{CA}/Events). What came from the application's server is kept only as
+# a bounded excerpt, and a call keeps only so many rows of each (control_api/call_log.py).
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    Column("call_sid", SID, index=True),
+    Column("log", Integer, nullable=False),  # 0 error, 1 warning
+    Column("error_code", String(8)),
+    Column("message_text", Text, nullable=False),
+    Column("request_url", Text),
+    Column("request_method", METHOD),
+    Column("request_variables", Text),
+    Column("response_headers", Text),
+    Column("response_body", Text),
+    Column("message_date", UTCDateTime, nullable=False),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+    Index(None, "account_sid", "message_date"),
+)
+
+call_events = Table(
+    "call_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("call_sid", SID, nullable=False, index=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    Column("request_method", METHOD, nullable=False),
+    Column("request_url", Text, nullable=False),
+    Column("request_parameters", JSON, nullable=False),  # a list of [name, value] pairs
+    Column("response_code", Integer),  # None: no answer (connection failed, timed out)
+    Column("request_duration", Integer, nullable=False),  # milliseconds
+    Column("content_type", Text),
+    Column("response_body", Text),
+    Column("error", Text),  # why there was no answer
+    Column("date_created", UTCDateTime, nullable=False),
+)
+
+# Caller IDs verified by a validation call (migration 0015_caller_ids_and_media).
+outgoing_caller_ids = Table(
+    "outgoing_caller_ids",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    Column("phone_number", String(16), nullable=False),
+    Column("friendly_name", String(64)),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+    # One caller ID of a number per account.
+    UniqueConstraint("account_sid", "phone_number"),
+)
+
+# The media (MMS) of messages: inbound ones as received, outbound ones as fetched.
+message_media = Table(
+    "message_media",
+    metadata,
+    Column("sid", SID, primary_key=True),
+    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    Column("message_sid", SID, nullable=False),
+    Column("content_type", String(128), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("date_created", UTCDateTime, nullable=False),
+    Column("date_updated", UTCDateTime, nullable=False),
+    Index(None, "message_sid", "date_created"),
 )

@@ -19,6 +19,8 @@ from control_api.store.accounts import AccountStore
 from control_api.store.api_keys import ApiKeyStore
 from control_api.store.applications import ApplicationStore
 from control_api.store.billing import BillingStore
+from control_api.store.call_logs import CallEventStore, NotificationStore
+from control_api.store.caller_ids import CallerIdStore
 from control_api.store.calls import CallRecord, CallStore
 from control_api.store.conferences import (
     ConferenceRecord,
@@ -29,6 +31,7 @@ from control_api.store.conferences import (
 from control_api.store.engine import Database
 from control_api.store.group import close_group
 from control_api.store.ip_access_control import IpAccessControlListStore, IpAddressStore
+from control_api.store.message_media import MessageMediaStore
 from control_api.store.messages import MessageStore
 from control_api.store.migrate import upgrade_to_head
 from control_api.store.nodes import NodeStore
@@ -85,6 +88,12 @@ class Store:
         self.ip_access_control_lists = IpAccessControlListStore(db)
         self.ip_addresses = IpAddressStore(db)
         self.domain_mappings = DomainMappingStore(db)
+        # Call logs: the errors and warnings calls met, the webhook requests they made.
+        self.notifications = NotificationStore(db)
+        self.call_events = CallEventStore(db)
+        # Verified caller IDs; messages' media (migration 0015).
+        self.caller_ids = CallerIdStore(db)
+        self.message_media = MessageMediaStore(db)
 
     @classmethod
     async def open(cls, url: str, *, pooled: bool = True) -> Store:

@@ -9,17 +9,23 @@ dialer resolved; ``client:identity`` is one :class:`ClientCall` per browser tab.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 from control_api.voice.twiml_call import follow_child
 
 if TYPE_CHECKING:
     from control_api.calls.browser import ClientCall
+    from control_api.calls.leg import PlacedLeg
     from control_api.calls.outbound_call import Destination, OutboundCall
     from control_api.twiml.verbs import Client, Dial, Number, Sip
     from control_api.voice.context import VoiceContext
+    from control_api.voice.lifecycle import CallLifecycle
     from control_api.voice.runner import TwimlRunner
 
-__all__ = ["child_call", "client_children", "from_user"]
+__all__ = ["child_call", "child_params", "client_children", "from_user"]
+
+# The record of every child call still referenced: its webhook parameters (a whisper's).
+_LIFECYCLES: WeakKeyDictionary[PlacedLeg, CallLifecycle] = WeakKeyDictionary()
 
 
 def from_user(address: str) -> str:
@@ -76,8 +82,14 @@ def client_children(
     return calls
 
 
+def child_params(call: PlacedLeg) -> list[tuple[str, str]]:
+    """The webhook parameters of a child call as of now (CallSid, ParentCallSid, From,
+    To, ``Direction=outbound-dial``, CallStatus...): what its whisper document gets."""
+    return _LIFECYCLES[call].params()
+
+
 def _follow(context: VoiceContext, runner: TwimlRunner, call, to: str, caller_id: str, noun):
-    follow_child(
+    _LIFECYCLES[call] = follow_child(
         context,
         call,
         account_sid=runner.account_sid,

@@ -22,6 +22,7 @@ from control_api.lookup import Lookup
 from control_api.voice.queue import CallQueues
 
 if TYPE_CHECKING:
+    from control_api.call_log import CallLog
     from control_api.calls.browser import BrowserClients
     from control_api.calls.dialer import Dialer
     from control_api.usage.billing import Billing
@@ -90,6 +91,7 @@ class VoiceContext:
     base_url: str = ""  # where our REST API is reached: RecordingUrl
     tasks: TaskSupervisor = field(default_factory=TaskSupervisor)
     queues: CallQueues = field(default_factory=CallQueues)  # this node's queue lines
+    call_log: CallLog | None = None  # the errors and warnings calls meet (Notifications)
 
     async def token_of(self, account_sid: str) -> str | None:
         return await self.tokens.get(account_sid)

@@ -1,8 +1,10 @@
 """``<Dial>``: ring other parties, bridge the first to answer, report how it went.
 
 Every noun (or the plain number of the text content) is resolved to one or
-more destinations and rung at once; the first to answer wins and the others
-are cancelled. While they ring, the caller hears ringback (or, with
+more destinations and rung at once (``sequential="true"``: noun after noun, each
+for the ``timeout``); the first to answer, and to accept the call when its noun
+has a whisper ``url`` (whisper.py), wins and the others are cancelled. While they
+ring, the caller hears the ringback of ``ringTone`` (media/ring_tones.py; or, with
 ``answerOnBridge``, is not answered until the callee is). The two legs are
 then bridged (media/bridge.py) until either hangs up, ``timeLimit`` passes or
 the caller presses ``*`` with ``hangupOnStar``. The ``action`` URL gets
@@ -15,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -29,15 +31,18 @@ from control_api.voice.children import child_call, client_children
 from control_api.voice.queue import QueueDialOutcome, dial_queue
 from control_api.voice.recording import CallRecording
 from control_api.voice.refer_policy import peer_address
-from control_api.voice.transfer import TransferWatch, blind_transfer
+from control_api.voice.refer_url import ask_refer_url
+from control_api.voice.transfer import REFERRER_GRACE_S, TransferWatch, blind_transfer
+from control_api.voice.whisper import whisper
 from media.bridge import Bridge
 from media.leg import Leg
 from media.player import play, send_digits
+from media.ring_tones import RING_TONES, ring_tone
 
 if TYPE_CHECKING:
     from control_api.calls.outbound_call import OutboundCall
     from control_api.voice.context import VoiceContext
-    from control_api.voice.runner import TwimlRunner
+    from control_api.voice.runner import Document, TwimlRunner
 
 __all__ = ["Caller", "DialOutcome", "dial", "ring_first", "ringback"]
 
@@ -54,6 +59,7 @@ class DialOutcome:
     child: PlacedLeg | None
     bridged: bool
     recording: CallRecording | None = None
+    then: Document | None = None  # a referUrl's answer: the caller runs it next
 
     def params(self) -> list[tuple[str, str]]:
         child = self.child
@@ -68,10 +74,13 @@ class DialOutcome:
         return fields
 
 
-def _targets(verb: Dial) -> list[tuple[str, Number | Sip | Client | None]]:
+Target = Number | Sip | Client | None  # the noun of a destination (None: the text)
+
+
+def _targets(verb: Dial) -> list[tuple[str, Target]]:
     if verb.number_text and verb.number_text.strip():
         return [(verb.number_text.strip(), None)]
-    targets: list[tuple[str, Number | Sip | Client | None]] = []
+    targets: list[tuple[str, Target]] = []
     for noun in verb.nouns:
         if isinstance(noun, Number):
             targets.append((noun.number, noun))
@@ -82,18 +91,9 @@ def _targets(verb: Dial) -> list[tuple[str, Number | Sip | Client | None]]:
     return targets
 
 
-_RINGBACK: np.ndarray | None = None
-
-
 def ringback() -> np.ndarray:
     """North American ringback (ITU-T E.180: 440 + 480 Hz, 2 s on, 4 s off), 8 kHz int16."""
-    global _RINGBACK
-    if _RINGBACK is None:
-        t = np.arange(2 * 8000) / 8000
-        tone = 0.12 * (np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 480 * t))
-        on = (tone * 32767).astype(np.int16)
-        _RINGBACK = np.concatenate([on, np.zeros(4 * 8000, dtype=np.int16)])
-    return _RINGBACK
+    return ring_tone("us")
 
 
 async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome | QueueDialOutcome:
@@ -107,8 +107,66 @@ async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome | QueueDialOutcom
     if any(isinstance(noun, Queue) for noun in verb.nouns):  # control_api/voice/queue.py
         return await dial_queue(runner, verb)
     parent = runner.call
-    children: list[tuple[PlacedLeg, Number | Sip | Client | None]] = []
-    for address, noun in _targets(verb):
+    children, winner = await _ring(context, runner, verb)
+    if not children:
+        return DialOutcome("failed", None, False)
+    if winner is None:
+        status = "canceled" if parent.ended.is_set() else _summary(children)
+        return DialOutcome(status, children[0][0], False)
+    noun = next(n for c, n in children if c is winner)
+    if isinstance(noun, Number) and noun.send_digits:
+        await send_digits(_media(winner), noun.send_digits)
+    if not await parent.answer():  # answerOnBridge: the caller is answered only now
+        winner.hangup()
+        return DialOutcome("canceled", winner, False)
+    return await _bridge(context, runner, winner, verb)
+
+
+async def _ring(
+    context: VoiceContext, runner: TwimlRunner, verb: Dial
+) -> tuple[list[tuple[PlacedLeg, Target]], PlacedLeg | None]:
+    """Ring the nouns (at once, or one after another with ``sequential``) while the
+    caller hears the ``ringTone``: every child call placed, and the one that won."""
+    tone = _ring_tone(runner, verb)
+    targets = _targets(verb)
+    groups = [[target] for target in targets] if verb.sequential else [targets]
+    children: list[tuple[PlacedLeg, Target]] = []
+    for group in groups:
+        if runner.call.ended.is_set():
+            break
+        ringing = await _children(context, runner, verb, group)
+        children += ringing
+        accept = _screening(runner, ringing)
+        calls = [call for call, _ in ringing]
+        winner = await ring_first(calls, runner.call, tone=tone, accept=accept)
+        if winner is not None:
+            return children, winner
+    return children, None
+
+
+def _screening(
+    runner: TwimlRunner, ringing: list[tuple[PlacedLeg, Target]]
+) -> Callable[[PlacedLeg], Awaitable[bool]]:
+    """Whether a call that answered takes the call: its noun's whisper says, if any."""
+    nouns = {id(call): noun for call, noun in ringing}
+
+    async def accept(call: PlacedLeg) -> bool:
+        noun = nouns[id(call)]
+        if noun is None or noun.url is None:
+            return True
+        return await whisper(runner, call, noun)
+
+    return accept
+
+
+async def _children(
+    context: VoiceContext, runner: TwimlRunner, verb: Dial, targets: list[tuple[str, Target]]
+) -> list[tuple[PlacedLeg, Target]]:
+    """The child calls that ring ``targets`` (an unroutable one is a 13224 error)."""
+    parent = runner.call
+    assert context.dialer is not None
+    children: list[tuple[PlacedLeg, Target]] = []
+    for address, noun in targets:
         if isinstance(noun, Client):  # browser tabs of that identity ring too
             children += [(c, noun) for c in client_children(context, runner, address, noun, verb)]
         username = noun.username if isinstance(noun, Sip) else None
@@ -127,20 +185,15 @@ async def dial(runner: TwimlRunner, verb: Dial) -> DialOutcome | QueueDialOutcom
             continue
         for destination in destinations:
             children.append((child_call(context, runner, destination, noun, verb), noun))
-    if not children:
-        return DialOutcome("failed", None, False)
-    winner = await ring_first([child for child, _ in children], parent)
-    if winner is None:
-        statuses = [child.status for child, _ in children]
-        status = "canceled" if parent.ended.is_set() else _summary(statuses)
-        return DialOutcome(status, children[0][0], False)
-    noun = next(n for c, n in children if c is winner)
-    if isinstance(noun, Number) and noun.send_digits:
-        await send_digits(_media(winner), noun.send_digits)
-    if not await parent.answer():  # answerOnBridge: the caller is answered only now
-        winner.hangup()
-        return DialOutcome("canceled", winner, False)
-    return await _bridge(context, runner, winner, verb)
+    return children
+
+
+def _ring_tone(runner: TwimlRunner, verb: Dial) -> np.ndarray:
+    """The ringback the caller hears: ``ringTone``'s, else the US one (an unknown
+    value is Twilio's warning 13220)."""
+    if verb.ring_tone and verb.ring_tone.strip().lower() not in RING_TONES:
+        runner.errors.append(f"13220 Dial: Invalid ringTone value {verb.ring_tone!r}")
+    return ring_tone(verb.ring_tone)
 
 
 class Caller(Protocol):
@@ -158,19 +211,28 @@ class Caller(Protocol):
     def ring(self) -> None: ...
 
 
-async def ring_first(calls: Sequence[P], caller: Caller | None = None) -> P | None:
-    """Ring every call at once; the first to answer wins, the rest are cancelled.
+async def ring_first(
+    calls: Sequence[P],
+    caller: Caller | None = None,
+    *,
+    tone: np.ndarray | None = None,
+    accept: Callable[[P], Awaitable[bool]] | None = None,
+) -> P | None:
+    """Ring every call at once; the first to answer (and, with ``accept``, to accept
+    the call: a whisper) wins, the rest are cancelled or hung up.
 
     Each call rings for its own timeout (the dialer gave it one). Without a ``caller``
-    (a call the REST API places) nobody hears ringback and nobody hangs up meanwhile.
+    (a call the REST API places) nobody hears ringback and nobody hangs up meanwhile;
+    an answered caller hears ``tone`` (default: the US ringback) until a call wins.
     """
     ringing_tone = None
     if caller is not None and caller.answered and caller.leg is not None:
-        ringing_tone = asyncio.ensure_future(play(caller.leg, ringback(), loop=0))
+        samples = tone if tone is not None else ringback()
+        ringing_tone = asyncio.ensure_future(play(caller.leg, samples, loop=0))
     elif caller is not None and not caller.answered:
         caller.ring()
     attempts: dict[asyncio.Future[Any], P] = {
-        asyncio.ensure_future(call.connect()): call for call in calls
+        asyncio.ensure_future(_attempt(call, accept)): call for call in calls
     }
     caller_gone: asyncio.Future[Any] = asyncio.ensure_future(
         caller.ended.wait() if caller is not None else asyncio.Event().wait()
@@ -193,18 +255,35 @@ async def ring_first(calls: Sequence[P], caller: Caller | None = None) -> P | No
         if ringing_tone is not None:
             ringing_tone.cancel()
             await asyncio.gather(ringing_tone, return_exceptions=True)
-        await _cancel_losers([call for call in calls if call is not winner])
-        for attempt in attempts:
+        for attempt in attempts:  # a whisper still running stops here
             attempt.cancel()
+        await asyncio.gather(*attempts, return_exceptions=True)
+        await _cancel_losers([call for call in calls if call is not winner])
     if winner is not None and caller is not None and caller.ended.is_set():
         winner.hangup()
         return None
     return winner
 
 
+async def _attempt(call: P, accept: Callable[[P], Awaitable[bool]] | None) -> bool:
+    """Ring ``call``: True once it answered and accepted; one that refused is hung up."""
+    if not await call.connect():
+        return False
+    if accept is None or await accept(call):
+        return not call.ended.is_set()
+    if not call.ended.is_set():
+        call.hangup()
+    return False
+
+
 async def _cancel_losers(losers: Sequence[PlacedLeg]) -> None:
+    """Stop the calls that lost: cancel those ringing, hang up those answered (in
+    their whisper when another one won)."""
     for call in losers:
-        call.cancel()
+        if call.answered:
+            call.hangup()
+        else:
+            call.cancel()
     if losers:
         await asyncio.wait(
             [asyncio.ensure_future(call.ended.wait()) for call in losers],
@@ -241,7 +320,8 @@ async def _bridge(
     context: VoiceContext, runner: TwimlRunner, child: PlacedLeg, verb: Dial
 ) -> DialOutcome:
     """Bridge until a party hangs up, ``timeLimit`` or ``*``; a REFER from either
-    party re-bridges the other one to the transfer target (transfer.py)."""
+    party re-bridges the other one to the transfer target (transfer.py), or, from
+    the callee with ``referUrl``, ends the bridge with the URL's answer (refer_url.py)."""
     parent = runner.call
     recorder = _recorder(context, runner, verb)
     loop = asyncio.get_running_loop()
@@ -253,6 +333,8 @@ async def _bridge(
     a: CallLeg = parent
     b: CallLeg = child
     placed: list[OutboundCall] = []  # the calls transfers placed
+    then: Document | None = None
+    referrer: CallLeg | None = None
 
     def on_dtmf(side: int, digit: str) -> None:
         if side == 0 and digit == "*" and not star.done():
@@ -287,6 +369,13 @@ async def _bridge(
                 runner.bridged = None
             if request is None:
                 break  # a hang-up, the time limit or the star key
+            if verb.refer_url and request.referrer is not parent:
+                then = await ask_refer_url(runner, verb, request)
+                transfers.busy = False
+                if then is None:
+                    continue  # the URL failed: the bridge goes on
+                referrer = request.referrer
+                break
             other = b if request.referrer is a else a
             new = await blind_transfer(runner, verb, request, other)
             transfers.busy = False
@@ -296,6 +385,9 @@ async def _bridge(
                 a, b = other, new
     finally:
         transfers.close()
+        if referrer is not None:  # told 200: it should hang up itself
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(referrer.ended.wait(), REFERRER_GRACE_S)
         for call in [child, *placed]:
             if not call.ended.is_set():
                 call.hangup()
@@ -303,11 +395,13 @@ async def _bridge(
                     await asyncio.wait_for(call.ended.wait(), CANCEL_GRACE_S)
         if recorder is not None:
             await recorder.finish()
-    return DialOutcome("completed", child, True, recorder)
+    return DialOutcome("completed", child, True, recorder, then)
 
 
-def _summary(statuses: list[str]) -> str:
-    """One DialCallStatus for several calls that all failed."""
+def _summary(children: list[tuple[PlacedLeg, Target]]) -> str:
+    """One DialCallStatus for several calls that all failed; one that answered but
+    was refused by its whisper counts as not answered."""
+    statuses = ["no-answer" if child.answered else child.status for child, _ in children]
     for status in ("no-answer", "busy", "failed"):
         if status in statuses:
             return status

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from control_api.status_callbacks import callback_params
 from control_api.store import CallRecord
+from control_api.store.rows import parties
 from control_api.webhooks import Outbox
 
 __all__ = ["API_VERSION", "CallLifecycle", "Journal", "now"]
@@ -179,13 +180,7 @@ class CallLifecycle:
             record, billing = self.record, self.billing
             self.journal.add(
                 lambda: billing.call_finished(
-                    sid=record.sid,
-                    account_sid=record.account_sid,
-                    direction=record.direction,
-                    to=record.to,
-                    from_=record.from_,
-                    status=status,
-                    duration_s=int(seconds),
+                    **parties(record), status=status, duration_s=int(seconds)
                 )
             )
 

@@ -12,8 +12,9 @@ asked for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 from control_api.calls.call import new_call_sid
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from control_api.voice.lifecycle import CallLifecycle
     from control_api.voice.runtime import VoiceRuntime
 
-__all__ = ["place_call", "unanswered_status"]
+__all__ = ["place_call", "ringing", "unanswered_status"]
 
 log = logging.getLogger("callswitch.voice")
 
@@ -111,20 +112,10 @@ async def _run_placed(
     calls: Sequence[PlacedLeg],
     lifecycle: CallLifecycle,
 ) -> None:
-    """Ring ``calls`` (one SID) until one answers, then run its TwiML; a call nobody
-    answered gets its final status at once."""
-    table = runtime.live_calls
-    sid = lifecycle.sid
-    lifecycle.initiated()
-    table.track(calls[0], None, account_sid, ringing=calls)  # a REST cancel reaches all
-    for each in calls:
-        each.on_ringing.append(lambda _: _once_ringing(lifecycle))
-    try:
-        winner = await ring_first(calls)
+    """Ring ``calls`` (one SID) until one answers, then run its TwiML."""
+    async with ringing(runtime, account_sid, calls, lifecycle) as winner:
         if winner is None:
-            lifecycle.finished(unanswered_status(calls), 0)
             return
-        table.track(winner, None, account_sid)
         await run_call_twiml(
             runtime,
             winner,
@@ -143,8 +134,33 @@ async def _run_placed(
             time_limit=new.time_limit,
             recording=_record(runtime.context, account_sid, winner, new) if new.record else None,
         )
+
+
+@contextlib.asynccontextmanager
+async def ringing(
+    runtime: VoiceRuntime,
+    account_sid: str,
+    calls: Sequence[PlacedLeg],
+    lifecycle: CallLifecycle,
+) -> AsyncIterator[PlacedLeg | None]:
+    """Ring ``calls`` (the destinations of one call we place, one SID) until one
+    answers: the one that did, live in the call table, or None when nobody did and the
+    call has its final status. A REST cancel meanwhile reaches every one. On leaving,
+    every leg still up is hung up and the call's record written."""
+    table = runtime.live_calls
+    sid = lifecycle.sid
+    lifecycle.initiated()
+    table.track(calls[0], None, account_sid, ringing=calls)
+    for each in calls:
+        each.on_ringing.append(lambda _: _once_ringing(lifecycle))
+    try:
+        winner = await ring_first(calls)
+        if winner is None:
+            lifecycle.finished(unanswered_status(calls), 0)
+        else:
+            table.track(winner, None, account_sid)
+        yield winner
     finally:
-        # After run_call_twiml these are done already; after ringing (or a failure) not.
         table.untrack(sid)
         for each in calls:
             if not each.ended.is_set():

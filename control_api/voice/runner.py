@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
+from control_api.call_log import fetch_failure
 from control_api.calls.call import Call
 from control_api.twiml.parser import TwimlError, parse_voice_twiml
 from control_api.twiml.verbs import (
@@ -34,7 +35,8 @@ from control_api.twiml.verbs import (
     Start,
     Stop,
 )
-from control_api.voice.dial import dial
+from control_api.voice.call_errors import CallErrors
+from control_api.voice.dial import DialOutcome, dial
 from control_api.voice.queue import enqueue
 from control_api.voice.record import record
 from control_api.voice.refer import refer_call
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     from control_api.voice.context import VoiceContext
     from media.session import RtpSession
 
-__all__ = ["Document", "TwimlRunner", "VoiceServices"]
+__all__ = ["Document", "NextDocument", "TwimlRunner", "VoiceServices"]
 
 log = logging.getLogger("callswitch.twiml")
 
@@ -78,7 +80,9 @@ class VoiceServices:
     context: VoiceContext | None = None
 
 
-class _NextDocument(Exception):
+class NextDocument(Exception):
+    """A verb leaves the running document for another (an action, a ``<Redirect>``)."""
+
     def __init__(self, document: Document) -> None:
         self.document = document
 
@@ -101,10 +105,13 @@ class TwimlRunner:
         self._task: asyncio.Task | None = None
         self._verbs_run = 0
         self._requests: set[asyncio.Task] = set()  # action requests of calls gone
-        self.errors: list[str] = []
+        # "CODE text" of each error met, each also in the call's log (call_errors.py).
+        self.errors = CallErrors(self)
         self.forks = CallForks(self)  # <Start><Stream> and REST streams beside the TwiML
         self.bridged: tuple | None = None  # the two calls a <Dial> bridges now
         self.document_url: str | None = None  # the URL of the document running now
+        self.document_method: str | None = None  # and the method it was requested with
+        self.document_params: list[tuple[str, str]] = []  # and the parameters sent
 
     # -- control
 
@@ -137,19 +144,38 @@ class TwimlRunner:
             if current is None or self.call.ended.is_set():
                 break
             self.document_url = current.url
+            self.document_method = current.method if current.url else None
+            self.document_params = []
             text = await self._load(current)
             if text is None:
                 return
             try:
                 response = parse_voice_twiml(text)
             except TwimlError as exc:
-                await self._application_error(f"{exc.code} {exc}")
-                return
+                error = f"{exc.code} {exc}"
+                what = str(exc).partition(" ")[2]
+                fallback = _fallback_of(current, self.document_url, exc.code)
+                if fallback is None:
+                    await self._application_error(error, code=exc.code, text=what, body=text)
+                    return
+                # As on Twilio, a document that cannot run sends the call to the fallback.
+                self.errors.record(
+                    error,
+                    code=exc.code,
+                    text=what,
+                    body=text,
+                    url=self.document_url,
+                    method=self.document_method,
+                    params=self.document_params,
+                )
+                current = fallback
+                continue
             for warning in response.warnings:
                 log.info("twiml.warning", extra={"call_sid": self.call.sid, "warning": warning})
+                self.errors.warn(12200, f"Schema validation warning: {warning}")
             try:
                 await self._execute(response.verbs, current.url)
-            except _NextDocument as follow:
+            except NextDocument as follow:
                 current = follow.document
                 continue
             current = None
@@ -161,29 +187,51 @@ class TwimlRunner:
             return document.twiml
         assert document.url is not None
         params = self.params() + document.extra
+        self.document_params = params
         try:
             return await self.services.fetch_twiml(document.url, document.method, params)
         except WebhookError as exc:
-            self.errors.append(f"11200 {exc}")
+            self._fetch_failed(exc, document.url, document.method, params)
             log.warning("twiml.fetch_failed", extra={"call_sid": self.call.sid, "error": str(exc)})
         if document.fallback_url:
+            params = [*params, ("ErrorCode", "11200"), ("ErrorUrl", document.url)]
+            self.document_url = document.fallback_url
+            self.document_method = document.fallback_method
+            self.document_params = params
             try:
                 return await self.services.fetch_twiml(
-                    document.fallback_url,
-                    document.fallback_method,
-                    [*params, ("ErrorCode", "11200"), ("ErrorUrl", document.url)],
+                    document.fallback_url, document.fallback_method, params
                 )
             except WebhookError as exc:
-                self.errors.append(f"11200 {exc}")
+                self._fetch_failed(exc, document.fallback_url, document.fallback_method, params)
                 log.warning(
                     "twiml.fallback_failed", extra={"call_sid": self.call.sid, "error": str(exc)}
                 )
-        await self._application_error("11200 HTTP retrieval failure")
+        await self._application_error(None)
         return None
 
-    async def _application_error(self, error: str) -> None:
-        """What Twilio does when the application fails: apologise, hang up."""
-        self.errors.append(error)
+    def _fetch_failed(
+        self, exc: WebhookError, url: str, method: str, params: list[tuple[str, str]]
+    ) -> None:
+        """Count a failed fetch (11200) and log it: 11200, or 11205 without an answer."""
+        code, text = fetch_failure(exc)
+        self.errors.record(
+            f"11200 {exc}",
+            code=code,
+            text=text,
+            url=exc.url or url,
+            method=exc.method or method,
+            params=params,
+            response=exc.response,
+        )
+
+    async def _application_error(self, error: str | None, **details) -> None:
+        """What Twilio does when the application fails: apologise, hang up. ``error``
+        (with ``details`` for the call log) is counted, unless counted already."""
+        if error is not None:
+            if self.document_params:
+                details["params"] = self.document_params
+            self.errors.record(error, url=self.document_url, method=self.document_method, **details)
         log.warning("twiml.application_error", extra={"call_sid": self.call.sid, "error": error})
         if await self.call.answer():
             try:
@@ -251,6 +299,9 @@ class TwimlRunner:
             return
         outcome = await dial(self, verb)
         self.call.log("dial.finished", status=outcome.status, bridged=outcome.bridged)
+        then = outcome.then if isinstance(outcome, DialOutcome) else None
+        if then is not None and not self.call.ended.is_set():
+            _follow(then)  # a referUrl's answer, in place of the action
         if verb.action:
             self._act(_resolve(document_url, verb.action), verb.method, outcome.params())
 
@@ -406,7 +457,16 @@ def _follow(document: Document) -> None:
     """Leave the current document for ``document``; inline TwiML with no URL to go
     to (no action, no document URL) just goes on with its next verb."""
     if document.url:
-        raise _NextDocument(document)
+        raise NextDocument(document)
+
+
+def _fallback_of(document: Document, loaded_from: str | None, code: int) -> Document | None:
+    """Where a call goes when the TwiML from ``document``'s own URL cannot run: its
+    fallback URL, told the error (None: no fallback, or the fallback's TwiML failed)."""
+    if not document.fallback_url or not document.url or loaded_from != document.url:
+        return None
+    extra = [*document.extra, ("ErrorCode", str(code)), ("ErrorUrl", document.url)]
+    return Document(document.fallback_url, document.fallback_method, extra=extra)
 
 
 def _ignore_digit(digit: str) -> None:

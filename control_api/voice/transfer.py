@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from control_api.twiml.verbs import Dial
     from control_api.voice.runner import TwimlRunner
 
-__all__ = ["TransferRequest", "TransferWatch", "blind_transfer"]
+__all__ = ["REFERRER_GRACE_S", "TransferRequest", "TransferWatch", "blind_transfer"]
 
 log = logging.getLogger("callswitch.twiml")
 

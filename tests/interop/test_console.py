@@ -61,6 +61,7 @@ def test_console_signs_in_and_shows_a_live_call_with_its_quality(server, chromiu
 
     with WebhookApp() as app, RtpSink() as sink:
         app.routes["/voice"] = lambda r: twiml('<Say>Hello.</Say><Pause length="8"/><Hangup/>')
+        voice_url = app.url("/voice")
         client.incoming_phone_numbers.create(
             phone_number=NUMBER, voice_url=app.url("/voice"), friendly_name="console test"
         )
@@ -102,6 +103,11 @@ def test_console_signs_in_and_shows_a_live_call_with_its_quality(server, chromiu
     page.wait_for_selector(  # the list refreshes every 5 s
         f"#calls tbody tr:has-text('{call_sid}'):has-text('completed')", timeout=12_000
     )
+    # Choosing the call shows its log: no error, and the request that fetched its TwiML.
+    page.click(f"#calls tbody button:has-text('{call_sid}')")
+    page.wait_for_selector(f"#call-events tbody tr:has-text('{voice_url}')", timeout=5000)
+    assert "200" in page.inner_text("#call-events tbody")
+    assert page.is_visible("#call-log-empty")
     assert not errors, errors
     assert (ARTIFACTS / "console-live-call.png").stat().st_size > 10_000
 

@@ -58,6 +58,32 @@ def test_non_text_bodies_get_415():
     assert flow.statuses() == [415]
 
 
+def test_multipart_bodies_reach_the_application_as_they_came():
+    flow, clock = FakeFlow(), Clock()
+    ua = _ua(flow, clock)
+    received = []
+    serve_messages(ua, lambda m, respond: (received.append(m), respond(200)))
+    body = b"--b\r\nContent-Type: image/png\r\n\r\n\x89PNG\xff\r\n--b--\r\n"
+    ua.receive(message(body, 'multipart/mixed;boundary="b"'), flow)
+    assert flow.statuses() == [200]
+    [got] = received
+    assert got.payload == body and got.body == ""
+    assert got.content_type == 'multipart/mixed;boundary="b"'  # the boundary's case kept
+
+
+def test_a_multipart_body_may_be_larger_than_a_text_one():
+    flow, clock = FakeFlow(), Clock()
+    ua = _ua(flow, clock)
+    serve_messages(ua, lambda m, respond: respond(200))
+    ua.receive(message(b"x" * (20 * 1024), "multipart/mixed;boundary=b"), flow)
+    assert flow.statuses() == [200]
+    flow, clock = FakeFlow(), Clock()
+    ua = _ua(flow, clock)
+    serve_messages(ua, lambda m, respond: respond(200))
+    ua.receive(message(b"y" * (20 * 1024), "text/plain"), flow)
+    assert flow.statuses() == [413]
+
+
 def test_without_a_handler_message_is_405():
     flow, clock = FakeFlow(), Clock()
     ua = _ua(flow, clock)

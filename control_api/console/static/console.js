@@ -112,14 +112,74 @@ function query(form) {
   return params.toString();
 }
 
+function sidButton(sid) {
+  const td = cell("", "sid");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "link";
+  button.textContent = sid;
+  button.addEventListener("click", () => {
+    selectedCall = sid;
+    refreshCallLog().catch((error) => console.warn("call log", error.message));
+  });
+  td.append(button);
+  return td;
+}
+
 async function refreshCalls() {
   const data = await get(`${API}/${account.sid}/Calls.json?${query($("#calls-filter"))}`);
   $("#calls tbody").replaceChildren(...data.calls.map((c) => row([
-    cell(c.sid, "sid"), cell(c.direction), cell(c.from), cell(c.to), statusCell(c.status),
+    sidButton(c.sid), cell(c.direction), cell(c.from), cell(c.to), statusCell(c.status),
     cell(when(c.start_time)), cell(c.duration ? `${c.duration} s` : "", "num"),
     cell(c.price ? `${c.price} ${c.price_unit}` : "", "num"),
   ])));
   return data.calls;
+}
+
+// -- a call's log: its notifications (errors, warnings) and events (webhook requests)
+
+let selectedCall = null;
+
+function levelCell(log) {
+  const td = cell("");
+  const span = document.createElement("span");
+  span.className = `level ${log === "0" ? "error" : "warning"}`;
+  span.textContent = log === "0" ? "error" : "warning";
+  td.append(span);
+  return td;
+}
+
+function clip(text, length) {
+  if (!text) return "";
+  return text.length > length ? `${text.slice(0, length)}…` : text;
+}
+
+async function refreshCallLog() {
+  if (!selectedCall) return;
+  const base = `${API}/${account.sid}/Calls/${selectedCall}`;
+  const [notes, events] = await Promise.all([
+    get(`${base}/Notifications.json?PageSize=100`),
+    get(`${base}/Events.json?PageSize=100`),
+  ]);
+  $("#call-log").hidden = false;
+  $("#call-log-sid").textContent = selectedCall;
+  $("#call-log-empty").hidden = notes.notifications.length !== 0;
+  $("#call-notifications").hidden = notes.notifications.length === 0;
+  $("#call-notifications tbody").replaceChildren(...notes.notifications.map((n) => {
+    const text = new URLSearchParams(n.message_text);
+    const status = text.get("httpResponse");
+    return row([
+      cell(when(n.message_date)), levelCell(n.log), cell(n.error_code),
+      cell(n.request_url ? `${n.request_method ?? ""} ${n.request_url}` : ""),
+      cell(`${text.get("Msg") ?? n.message_text}${status ? ` (HTTP ${status})` : ""}`),
+    ]);
+  }));
+  $("#call-events tbody").replaceChildren(...events.events.map((e) => row([
+    cell(when(e.request.date_created)), cell(`${e.request.method} ${e.request.url}`),
+    cell(e.response ? String(e.response.response_code) : (e.request.error ?? "no answer")),
+    cell(e.response ? `${e.response.request_duration} ms` : "", "num"),
+    cell(clip(e.response?.response_body, 300), "body"),
+  ])));
 }
 
 async function refreshMessages() {
@@ -223,6 +283,7 @@ function start() {
   $("#account").textContent = account.sid;
   every(LIVE_EVERY_MS, refreshLive);
   every(LISTS_EVERY_MS, refreshCalls);
+  every(LISTS_EVERY_MS, refreshCallLog);
   every(LISTS_EVERY_MS, refreshMessages);
   every(LISTS_EVERY_MS, refreshNumbers);
   every(LISTS_EVERY_MS * 6, refreshUsage);
@@ -232,6 +293,8 @@ function signOut(message) {
   timers.forEach(clearInterval);
   timers = [];
   account = null;
+  selectedCall = null;
+  $("#call-log").hidden = true;
   sessionStorage.removeItem("callswitch.console");
   $("#console").hidden = true;
   $("#who").hidden = true;

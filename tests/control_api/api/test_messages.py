@@ -38,12 +38,15 @@ def client(sms, account):
 
 def test_create_sends_through_the_carrier_and_reports_each_status(sms, client, account, app):
     app.routes["/status"] = lambda r: (204, "text/plain", b"")
+    # The media are fetched before the carrier gets the message, as Twilio does.
+    app.routes["/a.png"] = app.routes["/b.png"] = lambda r: (200, "image/png", b"\x89PNG")
+    media_urls = (app.url("/a.png"), app.url("/b.png"))
     message = client.messages.create(
         to="+15550001111",
         from_="+14155550100",
         body="Hello {world} €",
         status_callback=app.url("/status"),
-        media_url=["https://example.com/a.png", "https://example.com/b.png"],
+        media_url=list(media_urls),
         validity_period=600,
     )
     assert message.sid.startswith("MM")
@@ -60,7 +63,7 @@ def test_create_sends_through_the_carrier_and_reports_each_status(sms, client, a
     assert sent.price_unit == "USD"
     assert sent.date_sent is not None
     submitted = next(s for s in sms.carrier.submitted if s.sid == message.sid)
-    assert submitted.media_urls == ("https://example.com/a.png", "https://example.com/b.png")
+    assert submitted.media_urls == media_urls
     assert submitted.validity_period == 600
     carrier_id = sms.call(sms.messaging.messages.get(account.sid, message.sid)).carrier_message_id
     sms.call(sms.messaging.receipt("fake", carrier_id, True, None))

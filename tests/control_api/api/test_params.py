@@ -11,6 +11,8 @@ from control_api.api.params import (
     parse_choice,
     parse_fields,
     parse_friendly_name,
+    settings,
+    snake_case,
     url_parser,
 )
 from control_api.errors import INVALID_FRIENDLY_NAME, INVALID_PARAMETER, ApiError
@@ -76,3 +78,24 @@ def test_a_boolean_refuses_anything_else():
         INVALID_PARAMETER,
         "Muted must be true or false",
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("VoiceUrl", "voice_url"),
+        ("StatusCallbackMethod", "status_callback_method"),
+        ("IncomingPhoneNumbers", "incoming_phone_numbers"),
+        ("IpAccessControlLists", "ip_access_control_lists"),
+        ("Secure", "secure"),
+    ],
+)
+def test_a_twilio_name_in_snake_case(name, expected):
+    assert snake_case(name) == expected
+
+
+def test_settings_set_the_field_of_each_name_with_one_parser():
+    url = url_parser(21402)
+    table = settings(url, "VoiceUrl", "StatusCallback")
+    assert table == {"VoiceUrl": ("voice_url", url), "StatusCallback": ("status_callback", url)}
+    assert list(table) == ["VoiceUrl", "StatusCallback"]  # checked in the order given

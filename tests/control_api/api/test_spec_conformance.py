@@ -42,6 +42,8 @@ from starlette.routing import compile_path
 
 from control_api.api import create_app
 from control_api.api.tokens import IceServers
+from control_api.call_log import CallLog
+from control_api.http_client import HttpResponse
 from control_api.sids import new_sid, utcnow
 from control_api.sms.service import Messaging
 from control_api.store import (
@@ -54,7 +56,8 @@ from control_api.store import (
     Store,
 )
 from control_api.usage.billing import Billing
-from control_api.webhooks import Outbox, WebhookClient
+from control_api.voice.validation import NewValidation
+from control_api.webhooks import Exchange, Outbox, WebhookClient
 from tests.control_api.api.conftest import FakeLiveCalls
 from tests.control_api.api.routing_server import FakeLiveConferences
 from tests.control_api.api.sms_server import FakeCarrier
@@ -445,6 +448,7 @@ class Walk:
         self.live_conferences.recordings[conference.sid] = await self.insert_recording(
             conference_sid=conference.sid, status="in-progress"
         )
+        await self.insert_call_log(call.sid)
 
     async def insert_call(self, status: str, **fields: Any) -> CallRecord:
         record = CallRecord(
@@ -497,11 +501,25 @@ class Walk:
         await self.store.recordings.insert(record)
         return sid
 
+    async def insert_call_log(self, call_sid: str) -> str:
+        """A notification of the call and an event (what the call log writes)."""
+        log = CallLog(self.store)
+        log.exchanged(
+            Exchange(HOOK, "POST", [("CallSid", call_sid), ("AccountSid", self.account.sid)],
+                     HttpResponse(500, [(b"content-type", b"text/plain")], b"oops"), 0.1)
+        )  # fmt: skip
+        log.problem(account_sid=self.account.sid, call_sid=call_sid, code=11200, text="HTTP 500")
+        await log.flush()
+        sid = (await self.store.notifications.page(self.account.sid, limit=1))[0].sid
+        return sid
+
     async def fresh_seed(self, collection: str, values: dict[str, str]) -> str | None:
         """A new instance of an engine-written collection (``None``: not one of those)."""
         name = collection.rsplit("/", 1)[1]
         if collection == "/Calls":
             return (await self.insert_call("completed")).sid
+        if name == "Notifications":
+            return await self.insert_call_log(values.get("CallSid") or self.live_call)
         if name == "Participants":
             return await self.insert_participant(values["ConferenceSid"])
         if name == "Recordings" and values.get("CallSid"):  # the live call's running one
@@ -523,6 +541,13 @@ class Walk:
                 )
             )
             return call.sid
+        if name == "OutgoingCallerIds":  # a validation call verified one
+            return (await self.store.caller_ids.verified(self.account.sid, self.new_number())).sid
+        if name == "Media":  # an MMS brought one
+            media = await self.store.message_media.add(
+                self.account.sid, values["MessageSid"], "image/png", b"\x89PNG"
+            )
+            return media.sid
         return None
 
     # instances
@@ -723,6 +748,17 @@ class Walk:
         return list(dead.values())
 
 
+class InstantValidations:
+    """Validation calls the callee answers with the right code at once."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def start(self, account_sid: str, new: NewValidation) -> str:
+        await self.store.caller_ids.verified(account_sid, new.phone_number, new.friendly_name)
+        return new_sid("CA")
+
+
 def order(operation: tuple[str, str]) -> tuple[int, int, str]:
     """Creates, then reads, then updates, then deletes (the deepest first)."""
     method, path = operation
@@ -749,6 +785,7 @@ async def walk_spec(root: Path) -> Report:
         ice_servers=IceServers(secret="conformance", host="127.0.0.1"),
         messaging=messaging,
         billing=billing,
+        caller_id_validations=InstantValidations(store),
     )
     routes = app_routes(app)
     operations = in_scope_operations()

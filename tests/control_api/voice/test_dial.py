@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
+
 from control_api.calls.leg import Placing
+from control_api.voice import dial as dial_module
 from control_api.voice.dial import ring_first
 from media.leg import Leg
 
@@ -22,16 +25,19 @@ class Party(Placing):
         self.ended = asyncio.Event()
         self.canceled = False
         self.hung_up = False
+        self.answer_time: float | None = None
 
     async def _connect(self) -> bool:
         await asyncio.sleep(self.delay)
         if self.answers is None:  # rings until canceled
             await self.ended.wait()
             return False
+        if self.answers:
+            self.answer_time = asyncio.get_running_loop().time()
         return self.answers
 
     def cancel(self) -> None:
-        self.canceled = True
+        self.canceled = not self.answered
         self.ended.set()
 
     def hangup(self) -> None:
@@ -106,3 +112,45 @@ async def test_an_answered_caller_hears_ringback_until_the_callee_answers():
     assert await asyncio.wait_for(ring_first([callee], caller), 2) is callee
     assert leg.played and not caller.rang  # ringback played to it, no 180 sent
     assert leg.source is None  # the tone stopped with the answer
+
+
+async def test_a_party_that_refuses_in_its_whisper_is_hung_up_and_another_wins():
+    refuses, accepts = Party("no", True), Party("yes", True, 0.05)
+
+    async def accept(call: Party) -> bool:
+        return call is accepts
+
+    winner = await asyncio.wait_for(ring_first([refuses, accepts], accept=accept), 2)
+    assert winner is accepts and refuses.hung_up and not accepts.hung_up
+
+
+async def test_a_party_still_in_its_whisper_when_another_accepts_is_hung_up():
+    slow, quick = Party("slow", True), Party("quick", True, 0.02)
+    whispering = asyncio.Event()
+
+    async def accept(call: Party) -> bool:
+        if call is slow:
+            whispering.set()
+            await asyncio.sleep(10)
+        return True
+
+    winner = await asyncio.wait_for(ring_first([slow, quick], accept=accept), 2)
+    assert whispering.is_set() and winner is quick
+    assert slow.hung_up and not slow.canceled  # it had answered: a BYE, not a CANCEL
+
+
+async def test_the_caller_hears_the_tone_it_was_given(monkeypatch):
+    played: list[object] = []
+
+    async def fake_play(leg, samples, *, loop=1):
+        played.append((samples, loop))
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(dial_module, "play", fake_play)
+    caller = Caller()
+    caller.answered = True
+    caller.leg = PlayedLeg()
+    tone = np.ones(800, dtype=np.int16)
+    callee = Party("a", True, 0.05)
+    assert await asyncio.wait_for(ring_first([callee], caller, tone=tone), 2) is callee
+    assert played == [(tone, 0)]  # looped until the answer

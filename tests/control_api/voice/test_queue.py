@@ -80,7 +80,7 @@ async def account(store):
 @pytest.fixture
 def voice(store):
     context = SimpleNamespace(
-        store=store, queues=CallQueues(), tasks=TaskSupervisor(), dialer=object()
+        store=store, queues=CallQueues(), tasks=TaskSupervisor(), dialer=object(), call_log=None
     )
     return SimpleNamespace(context=context)
 

@@ -1,15 +1,15 @@
 """A conference participant's ``call_sid_to_coach``: the call it coaches, if any.
 
-Revision ID: 0014_participant_coach
-Revises: 0013_signing_keys
+Revision ID: 0016_participant_coach
+Revises: 0015_caller_ids_and_media
 Create Date: 2026-12-05
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014_participant_coach"
-down_revision = "0013_signing_keys"
+revision = "0016_participant_coach"
+down_revision = "0015_caller_ids_and_media"
 branch_labels = None
 depends_on = None
 
