@@ -30,7 +30,7 @@ from control_api.call_log import CallLog
 from control_api.calls.browser import BrowserClients
 from control_api.calls.call import CallManager, MediaSettings
 from control_api.calls.dialer import Dialer
-from control_api.cluster import ClusterLiveCalls, Node
+from control_api.cluster import ClusterConferences, ClusterLiveCalls, Node
 from control_api.fetch_policy import FetchPolicy
 from control_api.registrations import start_registrar
 from control_api.sip_domain_access import DomainGate
@@ -38,16 +38,24 @@ from control_api.sms.media import MediaFetcher
 from control_api.sms.service import Messaging
 from control_api.sms.sip_carrier import SipMessageCarrier, serve_inbound_messages
 from control_api.sms.smpp_carrier import SmppCarrier
-from control_api.store import CallRecord, Store
+from control_api.store import CallRecord, ParticipantRecord, Store
 from control_api.usage.billing import Billing
 from control_api.usage.pricing import PriceList
 from control_api.voice.audio import AudioLoader
 from control_api.voice.browser import run_browser_call
 from control_api.voice.conference import Conferences
+from control_api.voice.conference_audio import AnnouncementSources
 from control_api.voice.context import VoiceContext, is_our_number, numbers_of, tokens_of
 from control_api.voice.inbound import VoiceApps
 from control_api.voice.live import LiveCall, LocalLiveCalls
-from control_api.voice.port import NewCall, NewRecording, NewStream, NewTwiml, StreamInfo
+from control_api.voice.port import (
+    NewCall,
+    NewParticipant,
+    NewRecording,
+    NewStream,
+    NewTwiml,
+    StreamInfo,
+)
 from control_api.voice.runtime import VoiceRuntime
 from control_api.voice.sip_domain import SipDomainCalls
 from control_api.voice.validation import ValidationCalls
@@ -107,6 +115,11 @@ class _NoLiveCalls:
         return False
 
     async def create(self, account_sid: str, call: NewCall) -> CallRecord | None:
+        return None
+
+    async def add_participant(
+        self, account_sid: str, conference: str, participant: NewParticipant
+    ) -> ParticipantRecord | None:
         return None
 
     async def start_stream(
@@ -239,10 +252,14 @@ class Server:
             assert self.budget is not None  # reserved above, before any listener
             assert self.node is not None  # registered above, with the store
             local = LocalLiveCalls(self.voice.runtime) if self.voice else _NoLiveCalls()
+            calls = ClusterLiveCalls(local, self.store, self.node, lambda: self.draining)
+            rooms = self.voice.context.conferences if self.voice else None
             app = create_app(
                 self.store,
-                ClusterLiveCalls(local, self.store, self.node, lambda: self.draining),
-                live_conferences=self.voice.context.conferences if self.voice else None,
+                calls,
+                live_conferences=(
+                    ClusterConferences(rooms, calls, self.store) if rooms is not None else None
+                ),
                 recordings_dir=data / "recordings",
                 ice_servers=self.relay,
                 messaging=self.messaging,
@@ -251,7 +268,7 @@ class Server:
                 verified_caller_ids=s.verified_caller_ids,
             )
             app.include_router(demo.router)
-            app.include_router(cluster_router(local))
+            app.include_router(cluster_router(local, rooms))
             app.include_router(console.router)
             app.add_api_route("/metrics", self._metrics_page, methods=["GET"])
             app.add_api_route("/health", self._health, methods=["GET"])
@@ -390,6 +407,10 @@ class Server:
 
             self.signaling = signaling = signaling_server(self.store, media, s, self.relay)
             browsers = BrowserClients(signaling, media)
+        tokens = tokens_of(self.store)
+        sources = AnnouncementSources(
+            self.outbox.client.fetch_twiml, tts.synthesize, audio.load, tokens.get
+        )
         runtime = VoiceRuntime(
             VoiceContext(
                 store=self.store,
@@ -398,11 +419,11 @@ class Server:
                 synthesize=tts.synthesize,
                 load_audio=audio.load,
                 numbers=numbers,
-                tokens=tokens_of(self.store),
+                tokens=tokens,
                 dialer=dialer,
                 billing=self.billing,
                 browsers=browsers,
-                conferences=Conferences(self.store, self.clock),
+                conferences=Conferences(self.store, self.clock, self.outbox, sources),
                 refused=self.refusals,
                 fetch_guard=self.fetch_policy,
                 recordings_dir=data / "recordings",

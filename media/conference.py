@@ -38,6 +38,7 @@ class ConferenceRoom:
         self._token: int | None = None
         # Called with each tick's whole mix (160 int16 samples), after the legs got theirs.
         self.listeners: list[Callable[[np.ndarray], None]] = []
+        self.on_tick: Callable[[], None] | None = None  # after each mix (speaker events)
 
     def __len__(self) -> int:
         return len(self._legs)
@@ -84,6 +85,8 @@ class ConferenceRoom:
                 entry[3](payload)
         for listen in self.listeners:
             listen(self.mixer.total)
+        if self.on_tick is not None:
+            self.on_tick()
 
     def close(self) -> None:
         for leg, *_ in list(self._legs.values()):

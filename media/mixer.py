@@ -87,6 +87,10 @@ class Participant:
     - ``muted``: not heard by the others (still hears them).
     - ``hold``: neither hears nor is heard; hears silence.
     - ``deaf``: hears silence but is still heard.
+    - ``aside``: is sent nothing at all, so that its leg plays something of its own
+      (hold music, an announcement to it alone); heard or not as the flags above say.
+    - ``coaching``: the leg id of the one party who hears it (a coach whispering to
+      an agent); nobody else does. None: everyone hears it.
     """
 
     leg_id: Hashable
@@ -94,6 +98,8 @@ class Participant:
     muted: bool = False
     hold: bool = False
     deaf: bool = False
+    aside: bool = False
+    coaching: Hashable | None = None
     row: int = field(default=-1, repr=False)
     decode: Decoder = field(default=g711.ulaw_decode, repr=False)
     encode: Encoder = field(default=g711.ulaw_encode, repr=False)
@@ -128,6 +134,10 @@ class Mixer:
         self._announcements: deque[list[Any]] = deque()  # [samples, offset]
         self._background: Callable[[], np.ndarray | None] | None = None
         self._silence: dict[str, bytes] = {}
+        # With ``measure_levels`` each mix keeps each party's peak of the tick (0 when it
+        # sent nothing): :meth:`level`, for who is speaking.
+        self.measure_levels = False
+        self._levels = np.zeros(0, dtype=np.int32)
 
     def _allocate(self, rows: int) -> None:
         old_rows = getattr(self, "_frames", None)
@@ -200,6 +210,13 @@ class Mixer:
             row[count:] = 0
         self._pushed[participant.row] = True
 
+    def level(self, leg_id: Hashable) -> int:
+        """The party's peak sample in the last mix (with ``measure_levels``; else 0)."""
+        participant = self.participants.get(leg_id)
+        if participant is None or participant.row >= self._levels.size:
+            return 0
+        return int(self._levels[participant.row])
+
     def announce(self, samples: np.ndarray) -> None:
         """Play ``samples`` (8 kHz int16, e.g. :func:`media.tones.beep`) to every listener.
 
@@ -243,13 +260,22 @@ class Mixer:
         return self._total16
 
     def mix(self) -> dict[Hashable, bytes]:
-        """One tick: each participant's payload, encoded in its codec. Resets the pushed frames."""
+        """One tick: each participant's payload, encoded in its codec (none for a party
+        set ``aside``). Resets the pushed frames."""
         used = self._rows_used
         frames = self._frames[:used]
         heard = self._heard[:used]
         heard[:] = self._pushed[:used]
+        if self.measure_levels:
+            peaks = np.abs(frames.astype(np.int32)).max(axis=1) if used else self._levels[:0]
+            self._levels = np.where(heard, peaks, 0)
+        whispers: dict[Hashable, np.ndarray] = {}
         for participant in self.participants.values():
             if not participant.heard:
+                heard[participant.row] = False
+            elif participant.coaching is not None:
+                if heard[participant.row]:  # heard by the coached party alone
+                    whispers[participant.coaching] = frames[participant.row].astype(np.int32)
                 heard[participant.row] = False
         # Rows of parties not heard this tick must not reach the total.
         frames[~heard] = 0
@@ -269,8 +295,14 @@ class Mixer:
         shared: dict[str, bytes] = {}
         payloads: dict[Hashable, bytes] = {}
         for leg_id, participant in self.participants.items():
+            whisper = whispers.get(leg_id)
+            if participant.aside:
+                continue
             if not participant.listening:
                 payloads[leg_id] = self._silence_for(participant)
+            elif whisper is not None:
+                own = work[participant.row] if heard[participant.row] else total
+                payloads[leg_id] = participant.encode(_saturated(own + whisper))
             elif heard[participant.row]:
                 payloads[leg_id] = participant.encode(out[participant.row])
             else:
@@ -283,3 +315,8 @@ class Mixer:
         # Rows left unpushed next tick are zeroed by the heard mask above.
         self._pushed[:used] = False
         return payloads
+
+
+def _saturated(samples: np.ndarray) -> np.ndarray:
+    result: np.ndarray = np.clip(samples, -32768, 32767).astype(np.int16)
+    return result

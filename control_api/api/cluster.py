@@ -1,6 +1,8 @@
 """The node endpoint peers forward REST updates of a call to (``/cluster/…``): it acts
-on this node's own calls through the voice runtime's ``LiveCalls`` port. The
-forwarding side is control_api/cluster/forward.py; see docs/deploy.md."""
+on this node's own calls through the voice runtime's ``LiveCalls`` port, and on its
+own conference rooms (a participant's or a conference's change) through
+``LiveConferences``. The forwarding side is control_api/cluster/forward.py and
+conferences.py; see docs/deploy.md."""
 
 from __future__ import annotations
 
@@ -8,14 +10,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
+from control_api.api.conferences import LiveConferences
 from control_api.cluster.forward import FORWARD_PATH, stream_to_wire
 from control_api.voice.port import LiveCalls, NewRecording, NewStream, NewTwiml
 
 __all__ = ["cluster_router"]
 
 
-def cluster_router(local: LiveCalls) -> APIRouter:
-    """The node endpoint peers forward to; it acts on ``local`` (this node's own calls)."""
+def cluster_router(local: LiveCalls, rooms: LiveConferences | None = None) -> APIRouter:
+    """The node endpoint peers forward to; it acts on ``local`` (this node's own calls)
+    and ``rooms`` (this node's own conference rooms)."""
     router = APIRouter()
 
     @router.post(FORWARD_PATH)
@@ -26,6 +30,14 @@ def cluster_router(local: LiveCalls) -> APIRouter:
         except (ValueError, KeyError, TypeError):
             return JSONResponse({"error": "bad_request"}, 400)
         sid = account.sid
+        if action in CONFERENCE_ACTIONS:
+            if rooms is None:
+                return JSONResponse({"acted": False})
+            try:
+                acted = await _conference_action(rooms, sid, call_sid, body)
+            except (KeyError, TypeError, ValueError):
+                return JSONResponse({"error": "bad_request"}, 400)
+            return JSONResponse({"acted": acted})
         if action == "hangup":
             return JSONResponse({"acted": await local.hangup(sid, call_sid)})
         if action == "cancel":
@@ -83,3 +95,46 @@ async def _recording(
     except ValueError as exc:  # as many recordings as the call may have
         return JSONResponse({"error": "name_taken", "message": str(exc)}, 409)
     return JSONResponse({"recording": found})
+
+
+CONFERENCE_ACTIONS = frozenset(
+    {"update_participant", "kick_participant", "end_conference", "announce_conference"}
+)
+PARTICIPANT_CHANGES = frozenset(
+    {
+        "hold_url",
+        "hold_method",
+        "announce_url",
+        "announce_method",
+        "coaching",
+        "call_sid_to_coach",
+        "end_conference_on_exit",
+        "beep_on_exit",
+    }
+)
+
+
+async def _conference_action(
+    rooms: LiveConferences, account_sid: str, call_sid: str, body: dict
+) -> bool:
+    """A conference change a peer forwarded (cluster/conferences.py), on this node's rooms."""
+    action, conference_sid = body["action"], str(body["conference_sid"])
+    if action == "update_participant":
+        changes = dict(body.get("changes") or {})
+        if not set(changes) <= PARTICIPANT_CHANGES:
+            raise ValueError("unknown participant change")
+        return await rooms.update_participant(
+            account_sid,
+            conference_sid,
+            call_sid,
+            muted=body.get("muted"),
+            hold=body.get("hold"),
+            **changes,
+        )
+    if action == "kick_participant":
+        return await rooms.kick(account_sid, conference_sid, call_sid)
+    if action == "end_conference":
+        return await rooms.end(account_sid, conference_sid)
+    return await rooms.announce(
+        account_sid, conference_sid, str(body["url"]), str(body.get("method") or "POST")
+    )

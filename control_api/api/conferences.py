@@ -34,11 +34,13 @@ from control_api.api.params import (
     choice_parser,
     form_params,
     parse_boolean,
+    parse_method,
+    parse_url,
 )
 from control_api.api.resource import found, path_sid
 from control_api.api.state import store_of
-from control_api.errors import ApiError
-from control_api.sids import rfc2822
+from control_api.errors import CALL_URL_INVALID, ApiError
+from control_api.sids import is_sid, rfc2822
 from control_api.store import Account, ConferenceRecord, ParticipantRecord
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
 ]
 
 CONFERENCE_STATUSES = frozenset({"init", "in-progress", "completed"})
+MAX_LABEL = 128
 
 ACCOUNT = "/2010-04-01/Accounts/{account_sid}"
 LIST = ACCOUNT + "/Conferences.json"
@@ -92,8 +95,16 @@ class LiveConferences(Protocol):
         *,
         muted: bool | None = None,
         hold: bool | None = None,
+        **changes: Any,
     ) -> bool:
-        """Mute or unmute, hold or unhold a participant; None leaves that as it is."""
+        """Mute or unmute, hold or unhold a participant; None leaves that as it is.
+        ``changes``: control_api/api/participants.py's ``participant_changes``."""
+        ...
+
+    async def announce(
+        self, account_sid: str, conference_sid: str, url: str, method: str = "POST"
+    ) -> bool:
+        """``AnnounceUrl``: play it into the conference, heard by every participant."""
         ...
 
     async def kick(self, account_sid: str, conference_sid: str, call_sid: str) -> bool:
@@ -131,7 +142,7 @@ def participant_json(participant: ParticipantRecord) -> dict:
     return {
         "account_sid": participant.account_sid,
         "call_sid": participant.call_sid,
-        "call_sid_to_coach": None,
+        "call_sid_to_coach": participant.call_sid_to_coach,
         "coaching": participant.coaching,
         "conference_sid": participant.conference_sid,
         "date_created": _date(participant.date_created),
@@ -171,10 +182,14 @@ async def _existing(request: Request, account: Account, sid: str) -> ConferenceR
 async def _existing_participant(
     request: Request, account: Account, sid: str, call_sid: str
 ) -> ParticipantRecord:
+    """By its call SID or its label."""
     path_sid(request, sid, "CF")
-    path_sid(request, call_sid, "CA")
     participants = store_of(request).participants
-    return found(request, await participants.get(account.sid, sid, call_sid))
+    if is_sid(call_sid, "CA"):
+        return found(request, await participants.get(account.sid, sid, call_sid))
+    if not 0 < len(call_sid) <= MAX_LABEL:
+        raise ApiError.not_found(request.url.path)
+    return found(request, await participants.by_label(account.sid, sid, call_sid))
 
 
 # Conferences
@@ -193,9 +208,14 @@ async def fetch_conference(request: Request, sid: str, account: PathAccount) -> 
 
 @router.post(INSTANCE)
 async def update_conference(request: Request, sid: str, account: PathAccount) -> Response:
-    """``Status=completed`` ends the conference; announcements are not supported (ignored)."""
+    """``Status=completed`` ends the conference; ``AnnounceUrl`` plays into it."""
     params = await form_params(request)
     await _existing(request, account, sid)
+    announce = params.get("AnnounceUrl")
+    if announce:
+        url = parse_url("AnnounceUrl", announce, CALL_URL_INVALID) or ""
+        method = parse_method("AnnounceMethod", params.get("AnnounceMethod", ""), 21209)
+        await _act(request, lambda live: live.announce(account.sid, sid, url, method))
     status = params.get("Status")
     if status:
         if status != "completed":
@@ -233,16 +253,19 @@ async def fetch_participant(
 async def update_participant(
     request: Request, sid: str, call_sid: str, account: PathAccount
 ) -> Response:
-    """``Muted`` and ``Hold``; the hold music and announcement parameters are ignored."""
+    """``Muted``, ``Hold`` and the rest of api/participants.py's ``participant_changes``."""
+    from control_api.api.participants import participant_changes
+
     params = await form_params(request)
     muted = _boolean(params, "Muted")
     hold = _boolean(params, "Hold")
-    await _existing_participant(request, account, sid, call_sid)
-    if muted is not None or hold is not None:
+    changes = participant_changes(params)
+    call_sid = (await _existing_participant(request, account, sid, call_sid)).call_sid
+    if muted is not None or hold is not None or changes:
         await _act(
             request,
             lambda live: live.update_participant(
-                account.sid, sid, call_sid, muted=muted, hold=hold
+                account.sid, sid, call_sid, muted=muted, hold=hold, **changes
             ),
         )
     return await fetch_participant(request, sid, call_sid, account)  # as the engine left it
@@ -252,6 +275,6 @@ async def update_participant(
 async def delete_participant(
     request: Request, sid: str, call_sid: str, account: PathAccount
 ) -> Response:
-    await _existing_participant(request, account, sid, call_sid)
+    call_sid = (await _existing_participant(request, account, sid, call_sid)).call_sid
     await _act(request, lambda live: live.kick(account.sid, sid, call_sid))
     return Response(status_code=204)

@@ -86,6 +86,13 @@ class ClusterLiveCalls:
             raise Unavailable("This node is draining: place the call on another node")
         return await self.local.create(account_sid, call)
 
+    async def add_participant(self, account_sid: str, conference: str, participant):
+        """A participant is dialled in from this node (its room is this node's), not
+        while it drains."""
+        if self.draining():
+            raise Unavailable("This node is draining: place the call on another node")
+        return await self.local.add_participant(account_sid, conference, participant)
+
     async def hangup(self, account_sid: str, call_sid: str) -> bool:
         here = self.local.hangup(account_sid, call_sid)
         return await self._acted(here, account_sid, call_sid, {"action": "hangup"})
@@ -160,6 +167,12 @@ class ClusterLiveCalls:
             return found
         answer = await self._forward(account_sid, call_sid, body)
         return answer.get("recording") if answer else None
+
+    async def forward_acted(self, account_sid: str, call_sid: str, body: dict) -> bool:
+        """Send ``body`` to the node holding the call; whether it acted (False when no
+        live peer holds it). Used for the conference changes of conferences.py."""
+        answer = await self._forward(account_sid, call_sid, body)
+        return bool(answer and answer.get("acted"))
 
     async def _forward(self, account_sid: str, call_sid: str, body: dict) -> dict | None:
         """The holding peer's answer, or None when no live peer holds the call."""

@@ -51,6 +51,7 @@ class ParticipantRecord:
     muted: bool = False
     hold: bool = False
     coaching: bool = False
+    call_sid_to_coach: str | None = None
     status: str = "connected"  # queued, connecting, ringing, connected, complete, failed
     start_conference_on_enter: bool = True
     end_conference_on_exit: bool = False
@@ -153,6 +154,24 @@ class ParticipantStore:
         return await self.rows.one(
             t.account_sid == account_sid, t.conference_sid == conference_sid, t.call_sid == call_sid
         )
+
+    async def by_label(
+        self, account_sid: str, conference_sid: str, label: str
+    ) -> ParticipantRecord | None:
+        """The conference's newest participant with that label (the Participants API
+        fetches, updates and deletes by label as by call SID)."""
+        t = conference_participants.c
+        query = (
+            select(conference_participants)
+            .where(
+                t.account_sid == account_sid,
+                t.conference_sid == conference_sid,
+                t.label == label,
+            )
+            .order_by(t.date_created.desc())
+            .limit(1)
+        )
+        return await self.rows.first(query)
 
     async def page(
         self,

@@ -361,6 +361,7 @@ conference_participants = Table(
     Column("muted", Boolean, nullable=False),
     Column("hold", Boolean, nullable=False),
     Column("coaching", Boolean, nullable=False),
+    Column("call_sid_to_coach", SID),  # migration 0016_participant_coach
     Column("status", String(16), nullable=False),
     Column("start_conference_on_enter", Boolean, nullable=False),
     Column("end_conference_on_exit", Boolean, nullable=False),

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from control_api.calls.leg import CallLeg
 from control_api.twiml.verbs import Stream
-from control_api.voice import outbound
+from control_api.voice import outbound, participants
 from control_api.voice.live_recording import CallRecordings, update_live
 from control_api.voice.port import NewTwiml, StreamInfo
 from control_api.voice.runner import Document
@@ -115,6 +115,15 @@ class LocalLiveCalls:
 
     async def create(self, account_sid: str, new_call):
         return await outbound.place_call(self.runtime, account_sid, new_call)
+
+    async def add_participant(self, account_sid: str, conference: str, participant):
+        """Dial a participant into a conference (voice/participants.py)."""
+        conferences = self.runtime.context.conferences
+        if conferences is None:
+            return None
+        return await participants.add_participant(
+            conferences, self.table, self.create, account_sid, conference, participant
+        )
 
     async def hangup(self, account_sid: str, sid: str) -> bool:
         live = self.table.find(account_sid, sid)

@@ -14,12 +14,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from control_api.store import CallRecord
+    from control_api.store import CallRecord, ParticipantRecord
     from control_api.voice.live import LiveCall
 
 __all__ = [
     "LiveCalls",
     "NewCall",
+    "NewParticipant",
     "NewRecording",
     "NewStream",
     "NewTwiml",
@@ -66,6 +67,29 @@ class NewCall:
     sip_auth_username: str | None = None
     sip_auth_password: str | None = None
     source_ip: str = ""  # the REST client's address (not a parameter)
+
+
+@dataclass(frozen=True, slots=True)
+class NewParticipant:
+    """The checked parameters of ``POST Conferences/{CF or name}/Participants.json``:
+    the call placed (``call``: its To, From, StatusCallback…, no Url) and how it joins."""
+
+    call: NewCall
+    label: str | None = None
+    beep: str = "true"
+    muted: bool = False
+    start_conference_on_enter: bool = True
+    end_conference_on_exit: bool = False
+    wait_url: str | None = None  # None: the local hold music; "": silence
+    wait_method: str = "POST"
+    max_participants: int = 250
+    early_media: bool = True
+    coaching: bool = False
+    call_sid_to_coach: str | None = None
+    conference_record: str | None = None  # record-from-start, do-not-record
+    conference_status_callback: str | None = None
+    conference_status_callback_method: str = "POST"
+    conference_status_callback_events: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +164,15 @@ class LiveCalls(Protocol):
     async def redirect(self, account_sid: str, call_sid: str, to: NewTwiml) -> bool:
         """Replace the running TwiML: fetch it from ``to.url`` with ``to.method``, or
         run ``to.twiml``."""
+        ...
+
+    async def add_participant(
+        self, account_sid: str, conference: str, participant: NewParticipant
+    ) -> ParticipantRecord | None:
+        """Dial a participant into the live conference ``conference`` (a CF sid) or the
+        one of that friendly name (made when none runs): its row (status queued), None
+        when this node places no calls. Raises LookupError when no conference with that
+        sid is live here, Unroutable when its To cannot be called."""
         ...
 
     async def start_stream(

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from control_api.voice.context import VoiceContext
     from control_api.voice.runner import TwimlRunner
 
-__all__ = ["CallQueues", "QueueDialOutcome", "dial_queue", "enqueue"]
+__all__ = ["CallQueues", "QueueDialOutcome", "dial_queue", "enqueue", "run_wait_document"]
 
 log = logging.getLogger("callswitch.voice")
 
@@ -298,7 +298,7 @@ async def _hear_whisper_and_talk(runner: TwimlRunner, entry: _Entry, claim: _Cla
                 ("DequeingCallSid", claim.agent.sid),
             ]
             try:
-                await _run_document(runner, url, method, extra, whisper=True)
+                await run_wait_document(runner, url, method, extra, whisper=True)
             except (WebhookError, TwimlError) as exc:  # the bridge goes ahead without it
                 runner.errors.append(f"11200 {exc}")
                 log.warning("queue.whisper_failed", extra={"call_sid": call.sid})
@@ -336,7 +336,7 @@ async def _wait_experience(
         while not call.ended.is_set():
             started = loop.time()
             try:
-                left = await _run_document(
+                left = await run_wait_document(
                     runner, url, verb.wait_url_method, queues.wait_params(entry)
                 )
             except (WebhookError, TwimlError) as exc:
@@ -362,7 +362,7 @@ async def _wait_experience(
     return False
 
 
-async def _run_document(
+async def run_wait_document(
     runner: TwimlRunner, url: str, method: str, extra: list, *, whisper: bool = False
 ) -> bool:
     """Run a wait (or whisper) document, following its ``<Redirect>``s; True on

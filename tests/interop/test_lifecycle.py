@@ -112,9 +112,7 @@ def test_health_and_readiness_answer(server):
 
 
 @pytest.mark.callswitch(extra_args=("--drain-timeout", "20"))
-def test_sigterm_drains_new_calls_refused_current_ones_finish(
-    server, sipp_bin, rtp_sink, tmp_path
-):
+def test_sigterm_drains_new_calls_refused_current_ones_finish(server, sipp_bin, rtp_sink, tmp_path):
     """With --drain-timeout, SIGTERM turns new calls away (503, Retry-After) and
     readiness to 503, lets the current call run to its end, then exits by itself."""
     caller = SippBackground(

@@ -185,9 +185,7 @@ async def test_chromium_answers_a_sip_call_on_the_phone_page(
 async def test_chromium_calls_a_sip_phone_from_the_phone_page(server, app, tmp_path, browser_page):
     uas_port = free_port()
     client = rest_client(server)
-    app.routes["/voice"] = lambda r: twiml(
-        f"<Dial><Sip>sip:desk@127.0.0.1:{uas_port}</Sip></Dial>"
-    )
+    app.routes["/voice"] = lambda r: twiml(f"<Dial><Sip>sip:desk@127.0.0.1:{uas_port}</Sip></Dial>")
     application = client.applications.create(friendly_name="page", voice_url=app.url("/voice"))
     token = access_token(server, "alice", application_sid=application.sid)
     with RtpSink() as sink:

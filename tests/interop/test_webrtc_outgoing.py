@@ -45,9 +45,7 @@ def app():
 async def test_a_browser_calls_a_sip_phone_through_its_application(server, app, tmp_path):
     uas_port = free_port()
     client = rest_client(server)
-    app.routes["/voice"] = lambda r: twiml(
-        f"<Dial><Sip>sip:desk@127.0.0.1:{uas_port}</Sip></Dial>"
-    )
+    app.routes["/voice"] = lambda r: twiml(f"<Dial><Sip>sip:desk@127.0.0.1:{uas_port}</Sip></Dial>")
     application = client.applications.create(
         friendly_name="browser", voice_url=app.url("/voice"), voice_method="POST"
     )

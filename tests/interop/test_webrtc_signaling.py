@@ -76,8 +76,14 @@ async def test_malformed_messages_get_errors_and_disturb_nobody(server):
         # Before registering, nothing else is taken.
         await bob.ws.send("{}")
         assert (await bob.next())["code"] == 31100
-        for text in ("not json", "[]", '{"type":"accept"}', '{"type":"nope","call":"x"}',
-                     '{"type":"dtmf","call":"CA1","digits":"<script>"}', "x" * 70000):
+        for text in (
+            "not json",
+            "[]",
+            '{"type":"accept"}',
+            '{"type":"nope","call":"x"}',
+            '{"type":"dtmf","call":"CA1","digits":"<script>"}',
+            "x" * 70000,
+        ):
             await alice.ws.send(text)
             error = await alice.next()
             assert error["type"] == "error" and error["code"] == 31100, (text[:20], error)

@@ -126,6 +126,56 @@ def test_hold_sends_the_codecs_silence_payload():
     assert mixer.mix()["b"] == bytes([SILENCE_ULAW]) * FRAME_SAMPLES
 
 
+def test_a_party_set_aside_is_sent_nothing_and_heard_as_its_flags_say():
+    mixer, senders = three_party()
+    mixer.participants["b"].aside = True
+    heard: dict[str, list] = {"a": [], "c": []}
+    for _ in range(TICKS):
+        for leg_id, generator in senders.items():
+            mixer.push(leg_id, ulaw_encode(generator.next_frame()))
+        payloads = mixer.mix()
+        assert "b" not in payloads  # its leg plays its own audio (an announcement)
+        for leg_id, frames in heard.items():
+            frames.append(ulaw_decode(payloads[leg_id]))
+    assert_hears(np.concatenate(heard["a"]), {"b", "c"}, {"a"})
+    mixer.participants["b"].hold = True  # on hold with its hold music: not heard
+    for leg_id, generator in senders.items():
+        mixer.push(leg_id, ulaw_encode(generator.next_frame()))
+    assert set(mixer.mix()) == {"a", "c"}
+
+
+def test_a_coach_is_heard_by_the_coached_party_alone_and_hears_everyone():
+    mixer, senders = three_party()
+    mixer.participants["c"].coaching = "a"
+    out = run(mixer, senders)
+    assert_hears(out["a"], {"b", "c"}, {"a"})
+    assert_hears(out["b"], {"a"}, {"b", "c"})
+    assert_hears(out["c"], {"a", "b"}, {"c"})
+
+
+def test_a_muted_coach_is_heard_by_nobody():
+    mixer, senders = three_party()
+    mixer.participants["c"].coaching = "a"
+    mixer.participants["c"].muted = True
+    out = run(mixer, senders)
+    assert_hears(out["a"], {"b"}, {"a", "c"})
+
+
+def test_levels_are_each_partys_peak_of_the_tick_when_measured():
+    mixer, senders = three_party()
+    assert mixer.level("a") == 0
+    mixer.push("a", ulaw_encode(senders["a"].next_frame()))
+    mixer.mix()
+    assert mixer.level("a") == 0  # not measured
+    mixer.measure_levels = True
+    mixer.push("a", ulaw_encode(senders["a"].next_frame()))
+    mixer.mix()
+    assert mixer.level("a") == pytest.approx(EXPECTED, rel=0.05)
+    assert mixer.level("b") == 0 and mixer.level("nobody") == 0  # sent nothing, unknown
+    mixer.mix()
+    assert mixer.level("a") == 0
+
+
 def test_deaf_party_is_heard_but_hears_silence():
     mixer, senders = three_party()
     mixer.participants["a"].deaf = True

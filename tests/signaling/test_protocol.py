@@ -88,8 +88,9 @@ def test_any_text_parses_or_is_refused(text):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -100,8 +101,19 @@ json_values = st.recursive(
     ),
     st.dictionaries(
         st.sampled_from(
-            ["token", "ref", "sdp", "to", "params", "call", "candidate", "sdpMid",
-             "sdpMLineIndex", "digits", "muted"]
+            [
+                "token",
+                "ref",
+                "sdp",
+                "to",
+                "params",
+                "call",
+                "candidate",
+                "sdpMid",
+                "sdpMLineIndex",
+                "digits",
+                "muted",
+            ]
         ),
         json_values,
         max_size=6,

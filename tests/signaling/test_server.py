@@ -52,7 +52,11 @@ async def lookup(sid: str):
 
 def token(identity: str, **options) -> str:
     return mint(
-        account_sid=ACCOUNT, key_sid=KEY, secret=SECRET, identity=identity, now=time.time(),
+        account_sid=ACCOUNT,
+        key_sid=KEY,
+        secret=SECRET,
+        identity=identity,
+        now=time.time(),
         **options,
     )
 

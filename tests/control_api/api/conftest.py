@@ -69,6 +69,39 @@ class FakeLiveCalls:
         )
         return await self.store.calls.insert(record)
 
+    async def add_participant(self, account_sid: str, conference: str, participant):
+        """Dial a participant in as the engine does: the conference of that sid (live) or
+        name (made when none runs), the call stored as queued, its row queued."""
+        from control_api.sids import is_sid
+        from control_api.store import ParticipantRecord
+
+        self.asked.append(("add_participant", account_sid, conference, participant))
+        if self.store is None:
+            return None
+        rooms = self.store.conferences
+        if is_sid(conference, "CF"):
+            room = await rooms.get(account_sid, conference)
+            if room is None or room.status == "completed":
+                raise LookupError(conference)
+        else:
+            room = await rooms.find_live(account_sid, conference) or await rooms.create(
+                account_sid, conference
+            )
+        call = await self.create(account_sid, participant.call)
+        row = ParticipantRecord(
+            conference_sid=room.sid,
+            call_sid=call.sid,
+            account_sid=account_sid,
+            label=participant.label,
+            muted=participant.muted,
+            coaching=participant.coaching,
+            call_sid_to_coach=participant.call_sid_to_coach,
+            status="queued",
+            start_conference_on_enter=participant.start_conference_on_enter,
+            end_conference_on_exit=participant.end_conference_on_exit,
+        )
+        return await self.store.participants.insert(row)
+
     async def start_stream(self, account_sid: str, call_sid: str, stream):
         """A stream of a live call, in progress; a name taken on the call is refused."""
         from control_api.voice.port import StreamInfo

@@ -52,10 +52,15 @@ class FakeLiveConferences:
         *,
         muted: bool | None = None,
         hold: bool | None = None,
+        **changes,
     ) -> bool:
-        return await self._answer(
-            ("update_participant", account_sid, conference_sid, call_sid, muted, hold)
-        )
+        asked = ("update_participant", account_sid, conference_sid, call_sid, muted, hold)
+        return await self._answer((*asked, changes) if changes else asked)
+
+    async def announce(
+        self, account_sid: str, conference_sid: str, url: str, method: str = "POST"
+    ) -> bool:
+        return await self._answer(("announce", account_sid, conference_sid, url, method))
 
     async def kick(self, account_sid: str, conference_sid: str, call_sid: str) -> bool:
         return await self._answer(("kick", account_sid, conference_sid, call_sid))

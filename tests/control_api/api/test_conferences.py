@@ -34,7 +34,7 @@ def api(tmp_path_factory, store_url):
                     reason_conference_ended="conference-ended-via-api",
                 )
             elif request[0] == "update_participant":
-                _, _, conference_sid, call_sid, muted, hold = request
+                _, _, conference_sid, call_sid, muted, hold = request[:6]
                 changes = {
                     name: value
                     for name, value in (("muted", muted), ("hold", hold))
@@ -199,6 +199,61 @@ def test_mute_unmute_and_hold(client, api, account, live):
         updated.uri, data={"Muted": "maybe"}, auth=(account.sid, account.auth_token)
     )
     assert bad.status_code == 400
+
+
+def test_hold_music_announcements_coaching_and_labels(client, api, account, live):
+    conference = add_conference(api, account, status="in-progress")
+    agent = add_participant(api, account, conference, label="agent")
+    coach = add_participant(api, account, conference, label="coach")
+    by_label = client.conferences(conference.sid).participants("agent")
+    assert by_label.fetch().call_sid == agent.call_sid
+    by_label.update(hold=True, hold_url="https://app.test/music")
+    coached = (
+        client.conferences(conference.sid)
+        .participants("coach")
+        .update(
+            coaching=True,
+            call_sid_to_coach=agent.call_sid,
+            announce_url="https://app.test/hello",
+            end_conference_on_exit=True,
+            beep_on_exit=False,
+        )
+    )
+    assert coached.call_sid == coach.call_sid
+    client.conferences(conference.sid).update(announce_url="https://app.test/all")
+    key = (account.sid, conference.sid)
+    assert live.asked == [
+        (
+            "update_participant",
+            *key,
+            agent.call_sid,
+            None,
+            True,
+            {"hold_url": "https://app.test/music", "hold_method": "GET"},
+        ),
+        (
+            "update_participant",
+            *key,
+            coach.call_sid,
+            None,
+            None,
+            {
+                "announce_url": "https://app.test/hello",
+                "announce_method": "POST",
+                "coaching": True,
+                "call_sid_to_coach": agent.call_sid,
+                "end_conference_on_exit": True,
+                "beep_on_exit": False,
+            },
+        ),
+        ("announce", *key, "https://app.test/all", "POST"),
+    ]
+    handle = client.conferences(conference.sid).participants(coach.call_sid)
+    assert rest_error(lambda: handle.update(coaching=True)).status == 400  # whom?
+    assert rest_error(lambda: handle.update(hold_url="not a url")).status == 400
+    assert rest_error(lambda: client.conferences(conference.sid).participants("nobody").fetch())
+    assert client.conferences(conference.sid).participants("coach").delete() is True
+    assert live.asked[-1] == ("kick", *key, coach.call_sid)
 
 
 def test_update_of_a_participant_not_live_is_404(client, api, account, live):

@@ -1,0 +1,213 @@
+"""Dialling participants into a conference, and what the Participants resource can change.
+
+- ``POST Conferences/{CF or FriendlyName}/Participants.json`` places a call (``From``,
+  ``To``: a number, ``sip:`` URI or ``client:``; ``StatusCallback``…, ``Timeout``,
+  ``CallerId``, ``Record``, ``SipAuth*``, as ``POST Calls.json``) that joins the
+  conference with ``Label``, ``Beep``, ``Muted``, ``StartConferenceOnEnter``,
+  ``EndConferenceOnExit``, ``WaitUrl``/``WaitMethod``, ``MaxParticipants``,
+  ``Coaching``/``CallSidToCoach``, ``ConferenceStatusCallback``/``…Method``/``…Event``
+  and ``ConferenceRecord``; it answers 201 with the participant (status ``queued``).
+  A friendly name that is not running yet makes the conference; a CF sid must be live.
+- :func:`participant_changes`: what ``POST Participants/{CallSid or Label}.json`` may
+  change besides ``Muted`` and ``Hold`` (``HoldUrl``/``HoldMethod``,
+  ``AnnounceUrl``/``AnnounceMethod``, ``Coaching``/``CallSidToCoach``,
+  ``EndConferenceOnExit``, ``BeepOnExit``), for control_api/api/conferences.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from control_api.api.auth import PathAccount
+from control_api.api.balance import require_funds
+from control_api.api.calls import new_call_from
+from control_api.api.conferences import participant_json
+from control_api.api.params import Params, form_params, parse_method, parse_url, restore_plus
+from control_api.errors import (
+    CALL_METHOD_INVALID,
+    CALL_URL_INVALID,
+    FROM_INVALID,
+    FROM_REQUIRED,
+    METHOD_NOT_ALLOWED,
+    TO_INVALID,
+    TO_REQUIRED,
+    ApiError,
+)
+from control_api.sids import is_sid
+from control_api.store import normalize_e164
+from control_api.voice.conference_events import EVENT_FILTERS
+from control_api.voice.port import LiveCalls, NewParticipant, Unroutable
+
+__all__ = ["participant_changes", "router"]
+
+PARTICIPANTS = "/2010-04-01/Accounts/{account_sid}/Conferences/{sid}/Participants.json"
+NOT_ROUTABLE = 21215
+MAX_LABEL = 128
+MAX_NAME = 128
+BEEPS = ("true", "false", "onEnter", "onExit")
+CONFERENCE_EVENTS = frozenset(EVENT_FILTERS.values())
+RECORD_CHOICES = {"true": "record-from-start", "record-from-start": "record-from-start"}
+
+router = APIRouter()
+
+
+def boolean(params: Params, name: str) -> bool | None:
+    """Twilio's ``true``/``false`` (any case); None when absent or empty."""
+    value = params.get(name)
+    if not value:
+        return None
+    lowered = value.lower()
+    if lowered not in ("true", "false"):
+        raise ApiError.bad_parameter(f"{name} must be true or false")
+    return lowered == "true"
+
+
+def _url(params: Params, name: str) -> str | None:
+    value = params.get(name)
+    return parse_url(name, value, CALL_URL_INVALID) if value else None
+
+
+def _method(params: Params, name: str, default: str = "POST") -> str:
+    value = params.get(name)
+    return parse_method(name, value, CALL_METHOD_INVALID) if value else default
+
+
+def _coach(params: Params) -> str | None:
+    """``CallSidToCoach`` (``Coaching=true`` requires it); None: not coaching."""
+    coaching = boolean(params, "Coaching")
+    coached = params.get("CallSidToCoach") or None
+    if coached is not None and not is_sid(coached, "CA"):
+        raise ApiError.bad_parameter("CallSidToCoach must be a call SID (CA…)")
+    if coaching and coached is None:
+        raise ApiError.bad_parameter("CallSidToCoach is required when Coaching is true")
+    return None if coaching is False else coached
+
+
+def participant_changes(params: Params) -> dict[str, Any]:
+    """The checked changes of a participant update besides Muted and Hold."""
+    changes: dict[str, Any] = {}
+    if params.get("HoldUrl"):
+        changes["hold_url"] = _url(params, "HoldUrl")
+        changes["hold_method"] = _method(params, "HoldMethod", "GET")
+    if params.get("AnnounceUrl"):
+        changes["announce_url"] = _url(params, "AnnounceUrl")
+        changes["announce_method"] = _method(params, "AnnounceMethod")
+    if params.get("Coaching") or params.get("CallSidToCoach"):
+        coached = _coach(params)
+        changes["coaching"] = coached is not None
+        changes["call_sid_to_coach"] = coached
+    for name, key in (
+        ("EndConferenceOnExit", "end_conference_on_exit"),
+        ("BeepOnExit", "beep_on_exit"),
+    ):
+        value = boolean(params, name)
+        if value is not None:
+            changes[key] = value
+    return changes
+
+
+def _check_parties(params: Params) -> None:
+    to = restore_plus(params.get("To"))
+    if not to:
+        raise ApiError.bad_parameter("A 'To' phone number is required.", TO_REQUIRED)
+    from_ = restore_plus(params.get("From"))
+    if not from_:
+        raise ApiError.bad_parameter("A 'From' phone number is required.", FROM_REQUIRED)
+    if not _is_address(to):
+        raise ApiError.bad_parameter(f"The 'To' number {to[:64]} is not valid.", TO_INVALID)
+    if not _is_address(from_):
+        raise ApiError.bad_parameter(f"The 'From' number {from_[:64]} is not valid.", FROM_INVALID)
+
+
+def _is_address(value: str) -> bool:
+    scheme, colon, rest = value.partition(":")
+    if colon and scheme.lower() in ("client", "sip", "sips"):
+        return bool(rest.strip())
+    return normalize_e164(value) is not None
+
+
+def _events(params: Params, name: str, allowed: frozenset[str]) -> tuple[str, ...]:
+    events = tuple(
+        event.strip() for value in params.getlist(name) for event in value.replace(",", " ").split()
+    )
+    unknown = set(events) - allowed
+    if unknown:
+        raise ApiError.bad_parameter(f"{name} must be among {', '.join(sorted(allowed))}")
+    return events
+
+
+def new_participant_from(params: Params) -> NewParticipant:
+    """The checked parameters of ``POST Participants.json``."""
+    _check_parties(params)
+    for name in ("StatusCallback", "ConferenceStatusCallback", "WaitUrl"):
+        _url(params, name)
+    call = new_call_from(params)
+    label = params.get("Label") or None
+    if label is not None and len(label) > MAX_LABEL:
+        raise ApiError.bad_parameter(f"Label is longer than {MAX_LABEL} characters")
+    beep = params.get("Beep") or "true"
+    if beep not in BEEPS:
+        raise ApiError.bad_parameter(f"Beep must be one of {', '.join(BEEPS)}")
+    record = (params.get("ConferenceRecord") or "").strip()
+    timeout = call.timeout
+    return NewParticipant(
+        call=replace(call, timeout=max(5, timeout)),
+        label=label,
+        beep=beep,
+        muted=bool(boolean(params, "Muted")),
+        start_conference_on_enter=boolean(params, "StartConferenceOnEnter") is not False,
+        end_conference_on_exit=bool(boolean(params, "EndConferenceOnExit")),
+        wait_url=params.get("WaitUrl") if "WaitUrl" in params else None,
+        wait_method=_method(params, "WaitMethod"),
+        max_participants=_max_participants(params),
+        early_media=boolean(params, "EarlyMedia") is not False,
+        coaching=_coach(params) is not None,
+        call_sid_to_coach=_coach(params),
+        conference_record=RECORD_CHOICES.get(record),
+        conference_status_callback=_url(params, "ConferenceStatusCallback"),
+        conference_status_callback_method=_method(params, "ConferenceStatusCallbackMethod"),
+        conference_status_callback_events=_events(
+            params, "ConferenceStatusCallbackEvent", CONFERENCE_EVENTS
+        ),
+    )
+
+
+def _max_participants(params: Params) -> int:
+    text = params.get("MaxParticipants")
+    if not text:
+        return 250
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError.bad_parameter("MaxParticipants must be a whole number") from None
+    if not 2 <= value <= 250:
+        raise ApiError.bad_parameter("MaxParticipants must be from 2 to 250")
+    return value
+
+
+@router.post(PARTICIPANTS)
+async def create_participant(request: Request, sid: str, account: PathAccount) -> Response:
+    """Dial a participant into the conference ``sid`` (a CF sid or a friendly name)."""
+    params = await form_params(request)
+    if not sid or len(sid) > MAX_NAME or any(ord(ch) < 32 for ch in sid):
+        raise ApiError.not_found(request.url.path)
+    new = new_participant_from(params)
+    if request.client is not None:  # who asked: the dial policy logs it with a refusal
+        new = replace(new, call=replace(new.call, source_ip=request.client.host))
+    await require_funds(request, account.sid)
+    live: LiveCalls = request.app.state.live_calls
+    try:
+        participant = await live.add_participant(account.sid, sid, new)
+    except LookupError:
+        raise ApiError.not_found(request.url.path) from None
+    except Unroutable as exc:
+        if exc.refused:
+            raise ApiError(403, NOT_ROUTABLE, str(exc)) from None
+        raise ApiError.bad_parameter(str(exc), NOT_ROUTABLE) from None
+    if participant is None:
+        raise ApiError(501, METHOD_NOT_ALLOWED, "This node places no calls: it runs no SIP")
+    return JSONResponse(participant_json(participant), status_code=201)
