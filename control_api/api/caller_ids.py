@@ -17,7 +17,6 @@ callers are not numbers and pass (``require_verified_caller``).
 from __future__ import annotations
 
 import re
-from functools import partial
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -25,7 +24,6 @@ from fastapi.responses import JSONResponse
 from control_api.api.accounts import account_uri
 from control_api.api.auth import PathAccount
 from control_api.api.filters import Filter, equal, number_text
-from control_api.api.paging import page_response
 from control_api.api.params import (
     Params,
     form_params,
@@ -35,11 +33,11 @@ from control_api.api.params import (
     restore_plus,
     url_parser,
 )
-from control_api.api.resource import deleted, found, path_sid
+from control_api.api.resource import Resource, found
 from control_api.api.state import store_of
 from control_api.errors import INVALID_PARAMETER, METHOD_NOT_ALLOWED, ApiError
 from control_api.sids import rfc2822
-from control_api.store import Account, CallerId, normalize_e164
+from control_api.store import CallerId, normalize_e164
 from control_api.voice.port import Unroutable
 from control_api.voice.validation import (
     CallerIdValidations,
@@ -82,6 +80,9 @@ def caller_id_json(caller_id: CallerId) -> dict:
         "sid": caller_id.sid,
         "uri": f"{account_uri(caller_id.account_sid)}/OutgoingCallerIds/{caller_id.sid}.json",
     }
+
+
+CALLER_IDS = Resource(INSTANCE, ("PN",), lambda r: store_of(r).caller_ids, caller_id_json, FILTERS)
 
 
 def validation_request_json(account_sid: str, call_sid: str, new: NewValidation) -> dict:
@@ -159,11 +160,6 @@ async def require_verified_caller(request: Request, account_sid: str, from_: str
     )
 
 
-async def _existing(request: Request, account: Account, sid: str) -> CallerId:
-    path_sid(request, sid, "PN")
-    return found(request, await store_of(request).caller_ids.get(account.sid, sid))
-
-
 @router.post(LIST)
 async def create_validation_request(request: Request, account: PathAccount) -> Response:
     new = _new_validation(await form_params(request))
@@ -179,21 +175,10 @@ async def create_validation_request(request: Request, account: PathAccount) -> R
     return JSONResponse(validation_request_json(account.sid, call_sid, new))
 
 
-@router.get(LIST)
-async def list_caller_ids(request: Request, account: PathAccount) -> Response:
-    fetch = partial(store_of(request).caller_ids.page, account.sid)
-    return await page_response(request, "outgoing_caller_ids", fetch, caller_id_json, FILTERS)
-
-
-@router.get(INSTANCE)
-async def fetch_caller_id(request: Request, sid: str, account: PathAccount) -> Response:
-    return JSONResponse(caller_id_json(await _existing(request, account, sid)))
-
-
 @router.post(INSTANCE)
 async def update_caller_id(request: Request, sid: str, account: PathAccount) -> Response:
     params = await form_params(request)
-    caller_id = await _existing(request, account, sid)
+    caller_id = await CALLER_IDS.existing(request, account.sid, sid)
     if "FriendlyName" in params:
         name = parse_friendly_name("FriendlyName", params["FriendlyName"])
         renamed = await store_of(request).caller_ids.rename(account.sid, sid, name)
@@ -201,7 +186,5 @@ async def update_caller_id(request: Request, sid: str, account: PathAccount) -> 
     return JSONResponse(caller_id_json(caller_id))
 
 
-@router.delete(INSTANCE)
-async def delete_caller_id(request: Request, sid: str, account: PathAccount) -> Response:
-    path_sid(request, sid, "PN")
-    return deleted(request, await store_of(request).caller_ids.delete(account.sid, sid))
+# GET the list (key outgoing_caller_ids), GET and DELETE one.
+CALLER_IDS.add_routes(router)

@@ -8,8 +8,9 @@ which stores the call as queued and places it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime
+from typing import TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -27,8 +28,8 @@ from control_api.api.params import (
     parse_url,
     restore_plus,
 )
-from control_api.api.resource import Resource
-from control_api.api.state import store_of
+from control_api.api.resource import Resource, json_date
+from control_api.api.state import live_calls_of, store_of
 from control_api.errors import (
     CALL_METHOD_INVALID,
     CALL_NOT_IN_PROGRESS,
@@ -43,7 +44,6 @@ from control_api.errors import (
     ApiError,
     error_response,
 )
-from control_api.sids import rfc2822
 from control_api.store import Account, CallRecord, format_number, normalize_e164
 from control_api.voice.port import LiveCalls, NewCall, NewTwiml, Unroutable
 
@@ -51,10 +51,16 @@ __all__ = [
     "CALL_STATUSES",
     "FINISHED_STATUSES",
     "LiveCalls",
+    "call_form",
     "call_json",
     "check_new_call",
+    "existing_call",
     "router",
+    "start_on_call",
 ]
+
+N = TypeVar("N")  # what a subresource is started with
+T = TypeVar("T")  # what it is once started
 
 CALL_STATUSES = frozenset(
     {"queued", "ringing", "in-progress", "completed", "busy", "failed", "no-answer", "canceled"}
@@ -86,11 +92,11 @@ def call_json(call: CallRecord) -> dict:
         "answered_by": call.answered_by,
         "api_version": API_VERSION,
         "caller_name": call.caller_name,
-        "date_created": _date(call.date_created),
-        "date_updated": _date(call.date_updated),
+        "date_created": json_date(call.date_created),
+        "date_updated": json_date(call.date_updated),
         "direction": call.direction,
         "duration": None if call.duration is None else str(call.duration),
-        "end_time": _date(call.end_time),
+        "end_time": json_date(call.end_time),
         "forwarded_from": call.forwarded_from,
         "from": call.from_,
         "from_formatted": format_number(call.from_),
@@ -101,7 +107,7 @@ def call_json(call: CallRecord) -> dict:
         "price_unit": call.price_unit,
         "queue_time": "0",
         "sid": call.sid,
-        "start_time": _date(call.start_time),
+        "start_time": json_date(call.start_time),
         "status": call.status,
         # Twilio's entries for the subresources built here (not payments, siprec,
         # transcriptions, user_defined_message(_subscription)s).
@@ -118,14 +124,6 @@ def call_json(call: CallRecord) -> dict:
     }
 
 
-def _date(value: datetime | None) -> str | None:
-    return None if value is None else rfc2822(value)
-
-
-def _live_calls(request: Request) -> LiveCalls:
-    return request.app.state.live_calls
-
-
 async def _refuse_unfinished(request: Request, call: CallRecord) -> None:
     if call.status not in FINISHED_STATUSES:
         raise ApiError.bad_parameter(
@@ -137,9 +135,41 @@ CALLS = Resource(INSTANCE, ("CA",), lambda r: store_of(r).calls, call_json, FILT
 CALLS.add_routes(router, refuse_delete=_refuse_unfinished)
 
 
-async def _existing(request: Request, account: Account, sid: str) -> CallRecord:
-    """The account's call ``sid`` (streams.py's too); else 404."""
+async def existing_call(request: Request, account: Account, sid: str) -> CallRecord:
+    """The account's call ``sid`` (its subresources' too); else 404."""
     return await CALLS.existing(request, account.sid, sid)
+
+
+async def call_form(request: Request, account: Account, sid: str) -> Params:
+    """The form a request to the account's call ``sid`` (or one of its subresources)
+    sends, once the call is found; else 404."""
+    params = await form_params(request)
+    await existing_call(request, account, sid)
+    return params
+
+
+async def start_on_call(
+    request: Request,
+    account: Account,
+    call_sid: str,
+    parse: Callable[[Params], N],
+    start: Callable[[LiveCalls, N], Awaitable[T | None]],
+    what: str,
+) -> T:
+    """Start ``what`` (a recording, a stream) on the account's call ``call_sid``: the
+    form parsed by ``parse`` once the call is found (404 first), then ``start``ed on the
+    live calls. A ``ValueError`` of ``start`` (a limit reached, a name taken) is a 400;
+    nothing started (None) means the call is not in progress (21220)."""
+    new = parse(await call_form(request, account, call_sid))
+    try:
+        started = await start(live_calls_of(request), new)
+    except ValueError as exc:
+        raise ApiError.bad_parameter(str(exc)) from None
+    if started is None:
+        raise ApiError.bad_parameter(
+            f"Call is not in-progress. Cannot start a {what}.", CALL_NOT_IN_PROGRESS
+        )
+    return started
 
 
 async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
@@ -158,7 +188,7 @@ async def create_call(request: Request, account: PathAccount) -> Response:
     await require_verified_caller(request, account.sid, new_call.from_)
     await require_funds(request, account.sid)
     try:
-        record = await _live_calls(request).create(account.sid, new_call)
+        record = await live_calls_of(request).create(account.sid, new_call)
     except Unroutable as exc:  # Twilio: "Account not authorized to call this number"
         if exc.refused:
             raise ApiError(403, NOT_ROUTABLE, str(exc)) from None
@@ -262,9 +292,8 @@ def _is_address(value: str) -> bool:
 @router.post(INSTANCE)
 async def update_call(request: Request, sid: str, account: PathAccount) -> Response:
     """``Status`` (completed, canceled) ends the call; else ``Twiml`` or ``Url`` redirects it."""
-    params = await form_params(request)
-    await _existing(request, account, sid)
-    live = _live_calls(request)
+    params = await call_form(request, account, sid)
+    live = live_calls_of(request)
     status = params.get("Status")
     twiml = params.get("Twiml")
     url = params.get("Url")
@@ -291,4 +320,4 @@ async def update_call(request: Request, sid: str, account: PathAccount) -> Respo
             raise ApiError.bad_parameter(
                 "Call is not in-progress. Cannot redirect.", CALL_NOT_IN_PROGRESS
             )
-    return JSONResponse(call_json(await _existing(request, account, sid)))
+    return JSONResponse(call_json(await existing_call(request, account, sid)))

@@ -20,11 +20,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
-from control_api.api.calls import _existing as _existing_call
-from control_api.api.calls import _live_calls
+from control_api.api.calls import call_form, start_on_call
 from control_api.api.params import Params, form_params, parse_method, parse_url
-from control_api.api.recordings import _base_url, _delete, recording_json
-from control_api.api.state import store_of
+from control_api.api.recordings import base_url, recording_json, remove_recording
+from control_api.api.state import live_calls_of, store_of
 from control_api.errors import (
     CALL_METHOD_INVALID,
     CALL_NOT_IN_PROGRESS,
@@ -34,7 +33,7 @@ from control_api.errors import (
 from control_api.sids import is_sid
 from control_api.store import RecordingRecord
 from control_api.voice.live_recording import CURRENT, PAUSE_BEHAVIORS, STATUSES, TRACKS
-from control_api.voice.port import NewRecording
+from control_api.voice.port import LiveCalls, NewRecording
 
 __all__ = ["LiveConferenceRecordings", "new_recording_from", "router"]
 
@@ -109,7 +108,7 @@ def _update_from(params: Params) -> tuple[str, str]:
 
 def _scoped(recording: RecordingRecord, request: Request, scope: str) -> dict:
     """The recording as the call- or conference-scoped resource shows it."""
-    return recording_json(recording, _base_url(request), scope)
+    return recording_json(recording, base_url(request), scope)
 
 
 async def _stored(request: Request, account_sid: str, sid: str) -> RecordingRecord | None:
@@ -121,18 +120,15 @@ async def _stored(request: Request, account_sid: str, sid: str) -> RecordingReco
 
 @router.post(CALL_LIST)
 async def start_call_recording(request: Request, call_sid: str, account: PathAccount) -> Response:
-    params = await form_params(request)
-    await _existing_call(request, account, call_sid)
-    new = new_recording_from(params)
-    try:
-        sid = await _live_calls(request).start_recording(account.sid, call_sid, new)
-    except ValueError as exc:  # as many recordings in progress as a call may have
-        raise ApiError.bad_parameter(str(exc)) from None
-    recording = await _stored(request, account.sid, sid) if sid else None
-    if recording is None:
-        raise ApiError.bad_parameter(
-            "Call is not in-progress. Cannot start a recording.", CALL_NOT_IN_PROGRESS
-        )
+
+    async def start(live: LiveCalls, new: NewRecording) -> RecordingRecord | None:
+        # ValueError: as many recordings in progress as a call may have
+        sid = await live.start_recording(account.sid, call_sid, new)
+        return await _stored(request, account.sid, sid) if sid else None
+
+    recording = await start_on_call(
+        request, account, call_sid, new_recording_from, start, "recording"
+    )
     body = _scoped(recording, request, "call")
     return JSONResponse(body, status_code=201)
 
@@ -141,8 +137,7 @@ async def start_call_recording(request: Request, call_sid: str, account: PathAcc
 async def update_call_recording(
     request: Request, call_sid: str, sid: str, account: PathAccount
 ) -> Response:
-    params = await form_params(request)
-    await _existing_call(request, account, call_sid)
+    params = await call_form(request, account, call_sid)
     status, pause_behavior = _update_from(params)
     stored = None
     if sid != CURRENT:
@@ -150,7 +145,7 @@ async def update_call_recording(
         if stored is None or stored.call_sid != call_sid:
             raise ApiError.not_found(request.url.path)
     try:
-        found = await _live_calls(request).update_recording(
+        found = await live_calls_of(request).update_recording(
             account.sid, call_sid, sid, status, pause_behavior
         )
     except LookupError:
@@ -196,7 +191,8 @@ async def fetch_conference_recording(
 async def delete_conference_recording(
     request: Request, conference_sid: str, sid: str, account: PathAccount
 ) -> Response:
-    await _delete(request, await _conference_recording(request, account.sid, conference_sid, sid))
+    recording = await _conference_recording(request, account.sid, conference_sid, sid)
+    await remove_recording(request, recording)
     return Response(status_code=204)
 
 

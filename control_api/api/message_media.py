@@ -59,6 +59,12 @@ def media_json(media: MediaRecord) -> dict:
     }
 
 
+def _media_sids(request: Request, message_sid: str, sid: str) -> None:
+    """404 unless the path names a message (SM…/MM…) and a media (ME…)."""
+    path_sid(request, message_sid, "SM", "MM")
+    path_sid(request, sid, "ME")
+
+
 async def _message(request: Request, account: Account, message_sid: str) -> None:
     """404 unless the account has the message."""
     path_sid(request, message_sid, "SM", "MM")
@@ -76,8 +82,7 @@ async def list_media(request: Request, message_sid: str, account: PathAccount) -
 async def fetch_media(
     request: Request, message_sid: str, sid: str, account: PathAccount
 ) -> Response:
-    path_sid(request, message_sid, "SM", "MM")
-    path_sid(request, sid, "ME")
+    _media_sids(request, message_sid, sid)
     media = await store_of(request).message_media.get(account.sid, message_sid, sid)
     return JSONResponse(media_json(found(request, media)))
 
@@ -86,8 +91,7 @@ async def fetch_media(
 async def delete_media(
     request: Request, message_sid: str, sid: str, account: PathAccount
 ) -> Response:
-    path_sid(request, message_sid, "SM", "MM")
-    path_sid(request, sid, "ME")
+    _media_sids(request, message_sid, sid)
     done = await store_of(request).message_media.delete(account.sid, message_sid, sid)
     return deleted(request, done)
 
@@ -95,8 +99,7 @@ async def delete_media(
 @router.get(CONTENT)
 async def fetch_content(request: Request, account_sid: str, message_sid: str, sid: str) -> Response:
     path_sid(request, account_sid, "AC")
-    path_sid(request, message_sid, "SM", "MM")
-    path_sid(request, sid, "ME")
+    _media_sids(request, message_sid, sid)
     if request.headers.get("authorization") is not None:
         account = await authenticate(request)
         if account.sid != account_sid:

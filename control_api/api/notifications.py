@@ -13,7 +13,6 @@ body); a fetch shows them too. The voice runtime writes the rows
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -24,10 +23,9 @@ from control_api.api.auth import PathAccount
 from control_api.api.filters import DateRange, Filter, equal
 from control_api.api.paging import page_response
 from control_api.api.params import choice_parser
-from control_api.api.resource import found, path_sid
+from control_api.api.resource import found, json_date, path_sid
 from control_api.api.state import store_of
 from control_api.call_log import more_info
-from control_api.sids import rfc2822
 from control_api.store import Account, CallEvent, NotificationRecord
 
 __all__ = ["event_json", "notification_json", "router"]
@@ -49,10 +47,6 @@ FILTERS: dict[str, Filter] = {
 }
 
 
-def _date(value: datetime | None) -> str | None:
-    return None if value is None else rfc2822(value)
-
-
 def notification_json(record: NotificationRecord, *, scope: str = "account", full: bool) -> dict:
     """Twilio's Notification; ``full`` (a fetch) adds the request variables and the
     response's headers and body. ``scope`` "call" makes its ``uri`` the call's."""
@@ -63,11 +57,11 @@ def notification_json(record: NotificationRecord, *, scope: str = "account", ful
         "account_sid": record.account_sid,
         "api_version": API_VERSION,
         "call_sid": record.call_sid,
-        "date_created": _date(record.date_created),
-        "date_updated": _date(record.date_updated),
+        "date_created": json_date(record.date_created),
+        "date_updated": json_date(record.date_updated),
         "error_code": record.error_code,
         "log": str(record.log),
-        "message_date": _date(record.message_date),
+        "message_date": json_date(record.message_date),
         "message_text": record.message_text,
         "more_info": more_info(record.error_code),
         "request_method": record.request_method,
@@ -95,14 +89,14 @@ def event_json(event: CallEvent) -> dict:
             "request_duration": event.request_duration,
             "content_type": event.content_type,
             "response_body": event.response_body,
-            "date_created": _date(event.date_created),
+            "date_created": json_date(event.date_created),
         }
     return {
         "request": {
             "method": event.request_method,
             "url": event.request_url,
             "parameters": parameters,
-            "date_created": _date(event.date_created),
+            "date_created": json_date(event.date_created),
             "error": event.error,
         },
         "response": response,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import secrets
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,12 @@ from control_api.api.accounts import API_VERSION, account_uri
 from control_api.api.auth import PathAccount, authenticate
 from control_api.api.filters import DateRange, Filter, equal
 from control_api.api.paging import page_response
-from control_api.api.resource import deleted, found, path_sid
+from control_api.api.resource import deleted, found, json_date, path_sid
 from control_api.api.state import store_of
 from control_api.errors import METHOD_NOT_ALLOWED, ApiError
-from control_api.sids import rfc2822
 from control_api.store import Account, RecordingRecord
 
-__all__ = ["recording_json", "router"]
+__all__ = ["base_url", "recording_json", "remove_recording", "router"]
 
 router = APIRouter()
 
@@ -81,8 +79,8 @@ def recording_json(recording: RecordingRecord, base_url: str, scope: str = "acco
         "call_sid": recording.call_sid,
         "channels": recording.channels,
         "conference_sid": recording.conference_sid,
-        "date_created": _date(recording.date_created),
-        "date_updated": _date(recording.date_updated),
+        "date_created": json_date(recording.date_created),
+        "date_updated": json_date(recording.date_updated),
         "duration": "-1" if recording.duration is None else str(recording.duration),
         "encryption_details": None,
         "error_code": recording.error_code,
@@ -90,7 +88,7 @@ def recording_json(recording: RecordingRecord, base_url: str, scope: str = "acco
         "price_unit": recording.price_unit,
         "sid": recording.sid,
         "source": recording.source,
-        "start_time": _date(recording.start_time),
+        "start_time": json_date(recording.start_time),
         "status": recording.status,
         "uri": f"{path}.json",
     }
@@ -111,15 +109,11 @@ def recording_json(recording: RecordingRecord, base_url: str, scope: str = "acco
     return body
 
 
-def _date(value: datetime | None) -> str | None:
-    return None if value is None else rfc2822(value)
-
-
 def _recordings_dir(request: Request) -> Path | None:
     return getattr(request.app.state, "recordings_dir", None)
 
 
-def _base_url(request: Request) -> str:
+def base_url(request: Request) -> str:
     return str(request.base_url)
 
 
@@ -143,7 +137,7 @@ async def _list(request: Request, account: Account, **path: str) -> Response:
         return await recordings.page(account.sid, **(query | path))
 
     scope = next((name for name in ("call", "conference") if f"{name}_sid" in path), "account")
-    render = partial(recording_json, base_url=_base_url(request), scope=scope)
+    render = partial(recording_json, base_url=base_url(request), scope=scope)
     return await page_response(request, "recordings", fetch, render, FILTERS)
 
 
@@ -171,7 +165,7 @@ async def list_conference_recordings(
 @router.get(INSTANCE)
 async def fetch_recording(request: Request, sid: str, account: PathAccount) -> Response:
     recording = await _existing(request, account.sid, sid)
-    return JSONResponse(recording_json(recording, _base_url(request)))
+    return JSONResponse(recording_json(recording, base_url(request)))
 
 
 @router.get(CALL_INSTANCE)
@@ -179,22 +173,22 @@ async def fetch_call_recording(
     request: Request, call_sid: str, sid: str, account: PathAccount
 ) -> Response:
     recording = await _existing(request, account.sid, sid, call_sid)
-    return JSONResponse(recording_json(recording, _base_url(request), "call"))
+    return JSONResponse(recording_json(recording, base_url(request), "call"))
 
 
 @router.delete(INSTANCE)
 async def delete_recording(request: Request, sid: str, account: PathAccount) -> Response:
-    return await _delete(request, await _existing(request, account.sid, sid))
+    return await remove_recording(request, await _existing(request, account.sid, sid))
 
 
 @router.delete(CALL_INSTANCE)
 async def delete_call_recording(
     request: Request, call_sid: str, sid: str, account: PathAccount
 ) -> Response:
-    return await _delete(request, await _existing(request, account.sid, sid, call_sid))
+    return await remove_recording(request, await _existing(request, account.sid, sid, call_sid))
 
 
-async def _delete(request: Request, recording: RecordingRecord) -> Response:
+async def remove_recording(request: Request, recording: RecordingRecord) -> Response:
     """Delete the row, then the audio files (204)."""
     done = await store_of(request).recordings.delete(recording.account_sid, recording.sid)
     wav = _wav_path(request, recording) if done else None

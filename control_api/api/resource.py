@@ -36,7 +36,17 @@ from control_api.api.params import snake_case
 from control_api.errors import ApiError
 from control_api.sids import is_sid, rfc2822
 
-__all__ = ["Dated", "Resource", "Show", "Table", "deleted", "found", "path_sid", "stored_dates"]
+__all__ = [
+    "Dated",
+    "Resource",
+    "Show",
+    "Table",
+    "deleted",
+    "found",
+    "json_date",
+    "path_sid",
+    "stored_dates",
+]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -73,6 +83,11 @@ class Dated(Protocol):
 
     @property
     def date_updated(self) -> datetime | None: ...
+
+
+def json_date(value: datetime | None) -> str | None:
+    """A time as the JSON shows it (RFC 2822), or None for none."""
+    return None if value is None else rfc2822(value)
 
 
 def stored_dates(row: Dated) -> tuple[str, str]:

@@ -12,8 +12,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
-from control_api.api.calls import _existing, _live_calls, call_uri
-from control_api.api.params import Params, form_params, parse_choice, parse_method, parse_url
+from control_api.api.calls import call_form, call_uri, start_on_call
+from control_api.api.params import Params, parse_choice, parse_method, parse_url
+from control_api.api.state import live_calls_of
 from control_api.errors import (
     CALL_METHOD_INVALID,
     CALL_NOT_IN_PROGRESS,
@@ -78,17 +79,15 @@ def stream_json(account_sid: str, call_sid: str, stream: StreamInfo) -> dict:
 
 @router.post(LIST)
 async def create_stream(request: Request, call_sid: str, account: PathAccount) -> Response:
-    params = await form_params(request)
-    await _existing(request, account, call_sid)
-    new = new_stream_from(params)
-    try:
-        stream = await _live_calls(request).start_stream(account.sid, call_sid, new)
-    except ValueError as exc:  # a name already taken, or too many streams on the call
-        raise ApiError.bad_parameter(str(exc)) from None
-    if stream is None:
-        raise ApiError.bad_parameter(
-            "Call is not in-progress. Cannot start a stream.", CALL_NOT_IN_PROGRESS
-        )
+    # start_stream raises ValueError for a name already taken, or too many streams
+    stream = await start_on_call(
+        request,
+        account,
+        call_sid,
+        new_stream_from,
+        lambda live, new: live.start_stream(account.sid, call_sid, new),
+        "stream",
+    )
     return JSONResponse(stream_json(account.sid, call_sid, stream))  # 200, as the spec says
 
 
@@ -97,12 +96,11 @@ async def update_stream(
     request: Request, call_sid: str, sid: str, account: PathAccount
 ) -> Response:
     """``Status=stopped`` stops the stream named by its MZ sid or its name."""
-    params = await form_params(request)
-    await _existing(request, account, call_sid)
+    params = await call_form(request, account, call_sid)
     if params.get("Status") != "stopped":
         raise ApiError.bad_parameter("Status must be stopped")
     try:
-        stream = await _live_calls(request).stop_stream(account.sid, call_sid, sid)
+        stream = await live_calls_of(request).stop_stream(account.sid, call_sid, sid)
     except LookupError:
         raise ApiError.not_found(request.url.path) from None
     if stream is None:

@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Executable, insert
 
 from control_api.sids import utcnow
 from control_api.store.engine import Database
-from control_api.store.lists import Entries, NamedList, delete_list, insert_in_list
+from control_api.store.lists import Entries, Lists, NamedList, insert_in_list
 from control_api.store.rows import (
     Listing,
-    Owned,
     Rows,
     as_row,
     created,
@@ -95,8 +94,11 @@ def _name(name: str) -> str:
     return name
 
 
-class IpAccessControlListStore(Owned[IpAccessControlList]):
-    """The accounts' IP access control lists, oldest first."""
+class IpAccessControlListStore(Lists[IpAccessControlList]):
+    """The accounts' IP access control lists, oldest first, each with its addresses."""
+
+    entry_table = sip_ip_addresses
+    entry_column = "ip_access_control_list_sid"
 
     listing = Listing(
         order_by=(sip_ip_access_control_lists.c.date_created, sip_ip_access_control_lists.c.sid)
@@ -120,28 +122,19 @@ class IpAccessControlListStore(Owned[IpAccessControlList]):
         values = {"friendly_name": _name(friendly_name), "date_updated": utcnow()}
         return await self.rows.update_one(self.owned(account_sid, sid), values)
 
-    async def delete(self, account_sid: str, sid: str) -> bool:
-        """Delete a list, its addresses, and its mappings to domains."""
+    def also_deleted(self, account_sid: str, sid: str) -> tuple[Executable, ...]:
+        """A list goes with its mappings to domains."""
         mappings = sip_domain_mappings.c
         unmap = sip_domain_mappings.delete().where(
             mappings.sid == sid, mappings.account_sid == account_sid
         )
-        work = delete_list(
-            sip_ip_access_control_lists,
-            account_sid,
-            sid,
-            sip_ip_addresses,
-            IpAddressStore.list_column,
-            unmap,
-        )
-        deleted: bool = await self.rows.run(work)
-        return deleted
+        return (unmap,)
 
 
 class IpAddressStore(Entries[SipIpAddress]):
     """The addresses in the accounts' IP access control lists."""
 
-    list_column = "ip_access_control_list_sid"
+    list_column = IpAccessControlListStore.entry_column
 
     def __init__(self, db: Database) -> None:
         self.rows = Rows(db, sip_ip_addresses, reader(SipIpAddress))

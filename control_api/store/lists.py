@@ -13,11 +13,12 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, Executable, Table, insert, select
 from sqlalchemy.engine import Connection
 
-from control_api.store.rows import Rows
+from control_api.store.rows import Owned, Rows
 
-__all__ = ["Entries", "NamedList", "delete_list", "insert_in_list"]
+__all__ = ["Entries", "Lists", "NamedList", "delete_list", "insert_in_list"]
 
 R = TypeVar("R")
+L = TypeVar("L", bound="NamedList")
 
 
 @dataclass(slots=True)
@@ -114,3 +115,25 @@ class Entries(Generic[R]):
         t = self.rows.table.c
         where = (t.account_sid == account_sid, t[self.list_column] == list_sid)
         return where if sid is None else (*where, t.sid == sid)
+
+
+class Lists(Owned[L]):
+    """An account's named lists of one kind (``Owned``), whose entries are the rows of
+    ``entry_table`` with the list's SID in ``entry_column``. A subclass sets those,
+    ``rows`` and ``listing``."""
+
+    entry_table: Table
+    entry_column: str
+
+    def also_deleted(self, account_sid: str, sid: str) -> tuple[Executable, ...]:
+        """What goes with the list besides its entries (nothing, unless overridden)."""
+        return ()
+
+    async def delete(self, account_sid: str, sid: str) -> bool:
+        """Delete a list, every entry in it and what ``also_deleted`` names."""
+        also = self.also_deleted(account_sid, sid)
+        work = delete_list(
+            self.rows.table, account_sid, sid, self.entry_table, self.entry_column, *also
+        )
+        deleted: bool = await self.rows.run(work)
+        return deleted

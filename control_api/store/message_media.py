@@ -15,9 +15,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Row
 
-from control_api.sids import new_sid, utcnow
 from control_api.store.engine import Database
-from control_api.store.rows import Listing, Rows
+from control_api.store.rows import Listing, Rows, created
 from control_api.store.schema import message_media
 
 __all__ = ["MediaRecord", "MessageMediaStore"]
@@ -55,15 +54,13 @@ class MessageMediaStore:
     async def add(
         self, account_sid: str, message_sid: str, content_type: str, content: bytes
     ) -> MediaRecord:
-        now = utcnow()
-        record = MediaRecord(
-            sid=new_sid("ME"),
+        record = created(
+            MediaRecord,
+            "ME",
             account_sid=account_sid,
             message_sid=message_sid,
             content_type=content_type,
             content=content,
-            date_created=now,
-            date_updated=now,
         )
         await self.rows.insert(record)
         return record

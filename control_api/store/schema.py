@@ -576,8 +576,7 @@ sip_domain_mappings = Table(
 notifications = Table(
     "notifications",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    *_owned(),
     Column("call_sid", SID, index=True),
     Column("log", Integer, nullable=False),  # 0 error, 1 warning
     Column("error_code", String(8)),
@@ -588,17 +587,14 @@ notifications = Table(
     Column("response_headers", Text),
     Column("response_body", Text),
     Column("message_date", UTCDateTime, nullable=False),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_dated(),
     Index(None, "account_sid", "message_date"),
 )
 
 call_events = Table(
     "call_events",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
+    _serial_id(),
     Column("call_sid", SID, nullable=False, index=True),
     Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
     Column("request_method", METHOD, nullable=False),
@@ -616,12 +612,10 @@ call_events = Table(
 outgoing_caller_ids = Table(
     "outgoing_caller_ids",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    *_owned(),
     Column("phone_number", String(16), nullable=False),
     Column("friendly_name", String(64)),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_dated(),
     # One caller ID of a number per account.
     UniqueConstraint("account_sid", "phone_number"),
 )
@@ -630,12 +624,10 @@ outgoing_caller_ids = Table(
 message_media = Table(
     "message_media",
     metadata,
-    Column("sid", SID, primary_key=True),
-    Column("account_sid", SID, ForeignKey("accounts.sid"), nullable=False),
+    *_owned(),
     Column("message_sid", SID, nullable=False),
     Column("content_type", String(128), nullable=False),
     Column("content", LargeBinary, nullable=False),
-    Column("date_created", UTCDateTime, nullable=False),
-    Column("date_updated", UTCDateTime, nullable=False),
+    *_dated(),
     Index(None, "message_sid", "date_created"),
 )

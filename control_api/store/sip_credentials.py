@@ -15,10 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from control_api.sids import utcnow
 from control_api.sip_realm import SIP_REALM
 from control_api.store.engine import Database
-from control_api.store.lists import Entries, NamedList, delete_list, insert_in_list
+from control_api.store.lists import Entries, Lists, NamedList, insert_in_list
 from control_api.store.rows import (
     Listing,
-    Owned,
     Rows,
     as_row,
     created,
@@ -129,8 +128,12 @@ _BY_NAME = Listing(
 )
 
 
-class CredentialListStore(Owned[SipCredentialList]):
-    """The accounts' SIP credential lists, oldest first; ``page`` filters: friendly_name."""
+class CredentialListStore(Lists[SipCredentialList]):
+    """The accounts' SIP credential lists, oldest first, each with its credentials;
+    ``page`` filters: friendly_name."""
+
+    entry_table = sip_credentials
+    entry_column = "credential_list_sid"
 
     listing = _BY_NAME
 
@@ -162,23 +165,11 @@ class CredentialListStore(Owned[SipCredentialList]):
         except IntegrityError:
             raise CredentialListNameTaken(name) from None
 
-    async def delete(self, account_sid: str, sid: str) -> bool:
-        """Delete a list and every credential in it."""
-        work = delete_list(
-            sip_credential_lists,
-            account_sid,
-            sid,
-            sip_credentials,
-            SipCredentialStore.list_column,
-        )
-        deleted: bool = await self.rows.run(work)
-        return deleted
-
 
 class SipCredentialStore(Entries[SipCredential]):
     """The SIP credentials in the accounts' lists."""
 
-    list_column = "credential_list_sid"
+    list_column = CredentialListStore.entry_column
 
     def __init__(self, db: Database) -> None:
         self.rows = Rows(db, sip_credentials, _credential)

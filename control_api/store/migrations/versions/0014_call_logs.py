@@ -9,21 +9,27 @@ Create Date: 2026-12-05
 import sqlalchemy as sa
 from alembic import op
 
+from control_api.store.migrations.columns import (
+    METHOD,
+    SID,
+    TIMESTAMP,
+    account_fk,
+    dates,
+    owner,
+    owner_keys,
+    serial_id,
+)
+
 revision = "0014_call_logs"
 down_revision = "0013_signing_keys"
 branch_labels = None
 depends_on = None
 
-SID = sa.String(34)
-METHOD = sa.String(8)
-TIMESTAMP = sa.DateTime(timezone=True)
-
 
 def upgrade() -> None:
     op.create_table(
         "notifications",
-        sa.Column("sid", SID, nullable=False),
-        sa.Column("account_sid", SID, nullable=False),
+        *owner(),
         sa.Column("call_sid", SID, nullable=True),
         sa.Column("log", sa.Integer(), nullable=False),
         sa.Column("error_code", sa.String(8), nullable=True),
@@ -34,12 +40,8 @@ def upgrade() -> None:
         sa.Column("response_headers", sa.Text(), nullable=True),
         sa.Column("response_body", sa.Text(), nullable=True),
         sa.Column("message_date", TIMESTAMP, nullable=False),
-        sa.Column("date_created", TIMESTAMP, nullable=False),
-        sa.Column("date_updated", TIMESTAMP, nullable=False),
-        sa.PrimaryKeyConstraint("sid", name="pk_notifications"),
-        sa.ForeignKeyConstraint(
-            ["account_sid"], ["accounts.sid"], name="fk_notifications_account_sid_accounts"
-        ),
+        *dates(),
+        *owner_keys("notifications"),
     )
     op.create_index("ix_notifications_call_sid", "notifications", ["call_sid"])
     op.create_index(
@@ -49,12 +51,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "call_events",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        serial_id(),
         sa.Column("call_sid", SID, nullable=False),
         sa.Column("account_sid", SID, nullable=False),
         sa.Column("request_method", METHOD, nullable=False),
@@ -67,9 +64,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("date_created", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_call_events"),
-        sa.ForeignKeyConstraint(
-            ["account_sid"], ["accounts.sid"], name="fk_call_events_account_sid_accounts"
-        ),
+        account_fk("call_events"),
     )
     op.create_index("ix_call_events_call_sid", "call_events", ["call_sid"])
 
