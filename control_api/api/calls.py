@@ -54,6 +54,7 @@ __all__ = [
     "call_form",
     "call_json",
     "check_new_call",
+    "check_parties",
     "existing_call",
     "router",
     "start_on_call",
@@ -259,16 +260,7 @@ def _bounded(params: Params, name: str, default: int, low: int, high: int) -> in
 
 def check_new_call(params: Params) -> None:
     """Twilio's checks of ``POST Calls.json``, in Twilio's order of codes."""
-    to = restore_plus(params.get("To"))
-    if not to:
-        raise ApiError.bad_parameter("A 'To' phone number is required.", TO_REQUIRED)
-    from_ = restore_plus(params.get("From"))
-    if not from_:
-        raise ApiError.bad_parameter("A 'From' phone number is required.", FROM_REQUIRED)
-    if not _is_address(to):
-        raise ApiError.bad_parameter(f"The 'To' number {to[:64]} is not valid.", TO_INVALID)
-    if not _is_address(from_):
-        raise ApiError.bad_parameter(f"The 'From' number {from_[:64]} is not valid.", FROM_INVALID)
+    check_parties(params)
     if not (params.get("Url") or params.get("Twiml") or params.get("ApplicationSid")):
         raise ApiError.bad_parameter(
             "One of Url, Twiml or ApplicationSid is required.", CALL_URL_INVALID
@@ -279,6 +271,21 @@ def check_new_call(params: Params) -> None:
     for name in ("Method", "FallbackMethod", "StatusCallbackMethod"):
         if name in params:
             parse_method(name, params[name], CALL_METHOD_INVALID)
+
+
+def check_parties(params: Params) -> None:
+    """A call's ``To`` and ``From``: given (21201, 21213), and each a number, a client or
+    a SIP URI (21205, 21212)."""
+    to = restore_plus(params.get("To"))
+    if not to:
+        raise ApiError.bad_parameter("A 'To' phone number is required.", TO_REQUIRED)
+    from_ = restore_plus(params.get("From"))
+    if not from_:
+        raise ApiError.bad_parameter("A 'From' phone number is required.", FROM_REQUIRED)
+    if not _is_address(to):
+        raise ApiError.bad_parameter(f"The 'To' number {to[:64]} is not valid.", TO_INVALID)
+    if not _is_address(from_):
+        raise ApiError.bad_parameter(f"The 'From' number {from_[:64]} is not valid.", FROM_INVALID)
 
 
 def _is_address(value: str) -> bool:

@@ -102,6 +102,8 @@ CONFERENCE_ACTIONS = frozenset(
 )
 PARTICIPANT_CHANGES = frozenset(
     {
+        "muted",
+        "hold",
         "hold_url",
         "hold_method",
         "announce_url",
@@ -123,14 +125,7 @@ async def _conference_action(
         changes = dict(body.get("changes") or {})
         if not set(changes) <= PARTICIPANT_CHANGES:
             raise ValueError("unknown participant change")
-        return await rooms.update_participant(
-            account_sid,
-            conference_sid,
-            call_sid,
-            muted=body.get("muted"),
-            hold=body.get("hold"),
-            **changes,
-        )
+        return await rooms.update_participant(account_sid, conference_sid, call_sid, **changes)
     if action == "kick_participant":
         return await rooms.kick(account_sid, conference_sid, call_sid)
     if action == "end_conference":

@@ -30,8 +30,8 @@ from control_api.api.auth import PathAccount
 from control_api.api.filters import DateRange, Filter, equal
 from control_api.api.paging import page_response
 from control_api.api.params import (
-    Params,
     choice_parser,
+    form_boolean,
     form_params,
     parse_boolean,
     parse_method,
@@ -88,17 +88,11 @@ class LiveConferences(Protocol):
         ...
 
     async def update_participant(
-        self,
-        account_sid: str,
-        conference_sid: str,
-        call_sid: str,
-        *,
-        muted: bool | None = None,
-        hold: bool | None = None,
-        **changes: Any,
+        self, account_sid: str, conference_sid: str, call_sid: str, **changes: Any
     ) -> bool:
-        """Mute or unmute, hold or unhold a participant; None leaves that as it is.
-        ``changes``: control_api/api/participants.py's ``participant_changes``."""
+        """Mute or unmute (``muted``), hold or unhold (``hold``) a participant, and the
+        rest of control_api/api/participants.py's ``participant_changes``; None leaves a
+        thing as it is."""
         ...
 
     async def announce(
@@ -160,10 +154,6 @@ def participant_json(participant: ParticipantRecord) -> dict:
 
 def _date(value: datetime | None) -> str | None:
     return None if value is None else rfc2822(value)
-
-
-def _boolean(params: Params, name: str) -> bool | None:
-    return parse_boolean(name, params.get(name))
 
 
 async def _act(request: Request, action: Callable[[LiveConferences], Awaitable[bool]]) -> None:
@@ -257,16 +247,18 @@ async def update_participant(
     from control_api.api.participants import participant_changes
 
     params = await form_params(request)
-    muted = _boolean(params, "Muted")
-    hold = _boolean(params, "Hold")
-    changes = participant_changes(params)
+    changes = {
+        name: value
+        for name, value in (
+            ("muted", form_boolean(params, "Muted")),
+            ("hold", form_boolean(params, "Hold")),
+        )
+        if value is not None
+    } | participant_changes(params)
     call_sid = (await _existing_participant(request, account, sid, call_sid)).call_sid
-    if muted is not None or hold is not None or changes:
+    if changes:
         await _act(
-            request,
-            lambda live: live.update_participant(
-                account.sid, sid, call_sid, muted=muted, hold=hold, **changes
-            ),
+            request, lambda live: live.update_participant(account.sid, sid, call_sid, **changes)
         )
     return await fetch_participant(request, sid, call_sid, account)  # as the engine left it
 

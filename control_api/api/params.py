@@ -24,6 +24,7 @@ __all__ = [
     "Parser",
     "choice_parser",
     "day_after",
+    "form_boolean",
     "form_params",
     "method_parser",
     "parse_boolean",
@@ -166,6 +167,11 @@ def parse_choice(name: str, value: str | None, choices: Sequence[str]) -> str | 
     if value not in choices:
         raise ApiError.bad_parameter(f"{name} must be one of {', '.join(choices)}")
     return value
+
+
+def form_boolean(params: Params, name: str) -> bool | None:
+    """The form's ``name`` as Twilio's ``true``/``false``; None when absent or empty."""
+    return parse_boolean(name, params.get(name))
 
 
 def parse_boolean(name: str, value: str | None) -> bool | None:

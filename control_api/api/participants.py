@@ -24,21 +24,16 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
 from control_api.api.balance import require_funds
-from control_api.api.calls import new_call_from
+from control_api.api.calls import check_parties, new_call_from
 from control_api.api.conferences import participant_json
-from control_api.api.params import Params, form_params, parse_method, parse_url, restore_plus
+from control_api.api.params import Params, form_boolean, form_params, parse_method, parse_url
 from control_api.errors import (
     CALL_METHOD_INVALID,
     CALL_URL_INVALID,
-    FROM_INVALID,
-    FROM_REQUIRED,
     METHOD_NOT_ALLOWED,
-    TO_INVALID,
-    TO_REQUIRED,
     ApiError,
 )
 from control_api.sids import is_sid
-from control_api.store import normalize_e164
 from control_api.voice.conference_events import EVENT_FILTERS
 from control_api.voice.port import LiveCalls, NewParticipant, Unroutable
 
@@ -55,17 +50,6 @@ RECORD_CHOICES = {"true": "record-from-start", "record-from-start": "record-from
 router = APIRouter()
 
 
-def boolean(params: Params, name: str) -> bool | None:
-    """Twilio's ``true``/``false`` (any case); None when absent or empty."""
-    value = params.get(name)
-    if not value:
-        return None
-    lowered = value.lower()
-    if lowered not in ("true", "false"):
-        raise ApiError.bad_parameter(f"{name} must be true or false")
-    return lowered == "true"
-
-
 def _url(params: Params, name: str) -> str | None:
     value = params.get(name)
     return parse_url(name, value, CALL_URL_INVALID) if value else None
@@ -78,7 +62,7 @@ def _method(params: Params, name: str, default: str = "POST") -> str:
 
 def _coach(params: Params) -> str | None:
     """``CallSidToCoach`` (``Coaching=true`` requires it); None: not coaching."""
-    coaching = boolean(params, "Coaching")
+    coaching = form_boolean(params, "Coaching")
     coached = params.get("CallSidToCoach") or None
     if coached is not None and not is_sid(coached, "CA"):
         raise ApiError.bad_parameter("CallSidToCoach must be a call SID (CA…)")
@@ -104,30 +88,10 @@ def participant_changes(params: Params) -> dict[str, Any]:
         ("EndConferenceOnExit", "end_conference_on_exit"),
         ("BeepOnExit", "beep_on_exit"),
     ):
-        value = boolean(params, name)
+        value = form_boolean(params, name)
         if value is not None:
             changes[key] = value
     return changes
-
-
-def _check_parties(params: Params) -> None:
-    to = restore_plus(params.get("To"))
-    if not to:
-        raise ApiError.bad_parameter("A 'To' phone number is required.", TO_REQUIRED)
-    from_ = restore_plus(params.get("From"))
-    if not from_:
-        raise ApiError.bad_parameter("A 'From' phone number is required.", FROM_REQUIRED)
-    if not _is_address(to):
-        raise ApiError.bad_parameter(f"The 'To' number {to[:64]} is not valid.", TO_INVALID)
-    if not _is_address(from_):
-        raise ApiError.bad_parameter(f"The 'From' number {from_[:64]} is not valid.", FROM_INVALID)
-
-
-def _is_address(value: str) -> bool:
-    scheme, colon, rest = value.partition(":")
-    if colon and scheme.lower() in ("client", "sip", "sips"):
-        return bool(rest.strip())
-    return normalize_e164(value) is not None
 
 
 def _events(params: Params, name: str, allowed: frozenset[str]) -> tuple[str, ...]:
@@ -142,7 +106,7 @@ def _events(params: Params, name: str, allowed: frozenset[str]) -> tuple[str, ..
 
 def new_participant_from(params: Params) -> NewParticipant:
     """The checked parameters of ``POST Participants.json``."""
-    _check_parties(params)
+    check_parties(params)
     for name in ("StatusCallback", "ConferenceStatusCallback", "WaitUrl"):
         _url(params, name)
     call = new_call_from(params)
@@ -158,13 +122,13 @@ def new_participant_from(params: Params) -> NewParticipant:
         call=replace(call, timeout=max(5, timeout)),
         label=label,
         beep=beep,
-        muted=bool(boolean(params, "Muted")),
-        start_conference_on_enter=boolean(params, "StartConferenceOnEnter") is not False,
-        end_conference_on_exit=bool(boolean(params, "EndConferenceOnExit")),
+        muted=bool(form_boolean(params, "Muted")),
+        start_conference_on_enter=form_boolean(params, "StartConferenceOnEnter") is not False,
+        end_conference_on_exit=bool(form_boolean(params, "EndConferenceOnExit")),
         wait_url=params.get("WaitUrl") if "WaitUrl" in params else None,
         wait_method=_method(params, "WaitMethod"),
         max_participants=_max_participants(params),
-        early_media=boolean(params, "EarlyMedia") is not False,
+        early_media=form_boolean(params, "EarlyMedia") is not False,
         coaching=_coach(params) is not None,
         call_sid_to_coach=_coach(params),
         conference_record=RECORD_CHOICES.get(record),

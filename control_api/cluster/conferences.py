@@ -27,24 +27,13 @@ class ClusterConferences:
         self.store = store
 
     async def update_participant(
-        self,
-        account_sid: str,
-        conference_sid: str,
-        call_sid: str,
-        *,
-        muted: bool | None = None,
-        hold: bool | None = None,
-        **changes: Any,
+        self, account_sid: str, conference_sid: str, call_sid: str, **changes: Any
     ) -> bool:
-        if await self.local.update_participant(
-            account_sid, conference_sid, call_sid, muted=muted, hold=hold, **changes
-        ):
+        if await self.local.update_participant(account_sid, conference_sid, call_sid, **changes):
             return True
         body = {
             "action": "update_participant",
             "conference_sid": conference_sid,
-            "muted": muted,
-            "hold": hold,
             "changes": changes,
         }
         return await self.calls.forward_acted(account_sid, call_sid, body)

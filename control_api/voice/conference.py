@@ -429,23 +429,18 @@ class Conferences:
         return True
 
     async def update_participant(
-        self,
-        account_sid: str,
-        conference_sid: str,
-        call_sid: str,
-        *,
-        muted: bool | None = None,
-        hold: bool | None = None,
-        **changes: Any,
+        self, account_sid: str, conference_sid: str, call_sid: str, **changes: Any
     ) -> bool:
-        """Mute, hold (``hold_url``, ``hold_method``), announce to (``announce_url``,
-        ``announce_method``), coach (``coaching``, ``call_sid_to_coach``), change
-        ``end_conference_on_exit`` or ``beep_on_exit``; None leaves a thing as it is.
-        False when the call is not in the live room, or the call to coach is not."""
+        """Mute (``muted``), hold (``hold``, ``hold_url``, ``hold_method``), announce to
+        (``announce_url``, ``announce_method``), coach (``coaching``,
+        ``call_sid_to_coach``), change ``end_conference_on_exit`` or ``beep_on_exit``;
+        None leaves a thing as it is. False when the call is not in the live room, or
+        the call to coach is not."""
         found = self._member(account_sid, conference_sid, call_sid)
         if found is None:
             return False
         room, member = found
+        muted, hold = changes.get("muted"), changes.get("hold")
         fields: dict[str, Any] = {}
         if not self._coaching(room, member, changes, fields):
             return False

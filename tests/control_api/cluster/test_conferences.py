@@ -78,7 +78,7 @@ async def test_changes_reach_the_node_of_the_participants_call(two_nodes):
     assert await rooms.announce(account.sid, conference.sid, "https://app.test/hi")
     assert await rooms.end(account.sid, conference.sid)
     assert peer.asked == [
-        ("update", conference.sid, call.sid, {"muted": None, "hold": True, **changes}),
+        ("update", conference.sid, call.sid, {"hold": True, **changes}),
         ("kick", conference.sid, call.sid),
         ("announce", conference.sid, "https://app.test/hi", "POST"),
         ("end", conference.sid),
