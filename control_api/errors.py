@@ -45,6 +45,7 @@ CALL_METHOD_INVALID = 21209  # Calls: Method is not GET or POST
 TO_INVALID = 21211  # Calls: To is not a number, client: or sip: address
 FROM_INVALID = 21212  # Calls: From is not a number, client: or sip: address
 FROM_REQUIRED = 21213  # Calls: no From
+NOT_ROUTABLE = 21215  # "Account not authorized to call this number": no route, or refused
 CALL_NOT_IN_PROGRESS = 21220  # realtime operation (redirect, hang-up) on a call not live
 SIP_DOMAIN_INVALID = 21231  # SIP Domains and their mappings: a bad or taken field
 IP_ACCESS_CONTROL_INVALID = 21234  # SIP IpAccessControlLists and IpAddresses: a bad field

@@ -33,9 +33,10 @@ from control_api.api.params import (
     restore_plus,
     url_parser,
 )
+from control_api.api.placing import places_no_calls, unplaceable
 from control_api.api.resource import Resource, found
 from control_api.api.state import store_of
-from control_api.errors import INVALID_PARAMETER, METHOD_NOT_ALLOWED, ApiError
+from control_api.errors import INVALID_PARAMETER, ApiError
 from control_api.sids import rfc2822
 from control_api.store import CallerId, normalize_e164
 from control_api.voice.port import Unroutable
@@ -54,7 +55,6 @@ INSTANCE = "/2010-04-01/Accounts/{account_sid}/OutgoingCallerIds/{sid}.json"
 
 # Twilio's codes (twilio.com/docs/api/errors/<code>).
 PHONE_NUMBER_INVALID = 21401  # PhoneNumber missing or not a phone number
-NOT_ROUTABLE = 21215  # the number cannot be called from here
 ALREADY_VERIFIED = 21450  # the number is a caller ID of the account already
 CALLER_NOT_VERIFIED = 21210  # a call's From is neither the account's number nor caller ID
 MAX_CALL_DELAY_S = 60
@@ -135,7 +135,7 @@ def _new_validation(params: Params) -> NewValidation:
 def _validations(request: Request) -> CallerIdValidations:
     validations: CallerIdValidations | None = request.app.state.caller_id_validations
     if validations is None:
-        raise ApiError(501, METHOD_NOT_ALLOWED, "This node places no calls: it runs no SIP")
+        raise places_no_calls()
     return validations
 
 
@@ -171,7 +171,7 @@ async def create_validation_request(request: Request, account: PathAccount) -> R
     try:
         call_sid = await validations.start(account.sid, new)
     except Unroutable as exc:
-        raise ApiError.bad_parameter(str(exc), NOT_ROUTABLE) from None
+        raise unplaceable(exc) from None
     return JSONResponse(validation_request_json(account.sid, call_sid, new))
 
 

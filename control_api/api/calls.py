@@ -28,6 +28,7 @@ from control_api.api.params import (
     parse_url,
     restore_plus,
 )
+from control_api.api.placing import places_no_calls, unplaceable
 from control_api.api.resource import Resource, json_date
 from control_api.api.state import live_calls_of, store_of
 from control_api.errors import (
@@ -37,7 +38,6 @@ from control_api.errors import (
     CANNOT_DELETE_UNFINISHED,
     FROM_INVALID,
     FROM_REQUIRED,
-    METHOD_NOT_ALLOWED,
     SERVICE_UNAVAILABLE,
     TO_INVALID,
     TO_REQUIRED,
@@ -56,8 +56,10 @@ __all__ = [
     "check_new_call",
     "check_parties",
     "existing_call",
+    "places_no_calls",
     "router",
     "start_on_call",
+    "unplaceable",
 ]
 
 N = TypeVar("N")  # what a subresource is started with
@@ -190,17 +192,13 @@ async def create_call(request: Request, account: PathAccount) -> Response:
     await require_funds(request, account.sid)
     try:
         record = await live_calls_of(request).create(account.sid, new_call)
-    except Unroutable as exc:  # Twilio: "Account not authorized to call this number"
-        if exc.refused:
-            raise ApiError(403, NOT_ROUTABLE, str(exc)) from None
-        raise ApiError.bad_parameter(str(exc), NOT_ROUTABLE) from None
+    except Unroutable as exc:
+        raise unplaceable(exc) from None
     if record is None:
-        # 20004 is Twilio's "this method is not supported for the resource".
-        raise ApiError(501, METHOD_NOT_ALLOWED, "This node places no calls: it runs no SIP")
+        raise places_no_calls()
     return JSONResponse(call_json(record), status_code=201)
 
 
-NOT_ROUTABLE = 21215  # Twilio: "Account not authorized to call this number"
 STATUS_EVENTS = frozenset({"initiated", "ringing", "answered", "completed"})
 
 

@@ -27,10 +27,10 @@ from control_api.api.balance import require_funds
 from control_api.api.calls import check_parties, new_call_from
 from control_api.api.conferences import participant_json
 from control_api.api.params import Params, form_boolean, form_params, parse_method, parse_url
+from control_api.api.placing import places_no_calls, unplaceable
 from control_api.errors import (
     CALL_METHOD_INVALID,
     CALL_URL_INVALID,
-    METHOD_NOT_ALLOWED,
     ApiError,
 )
 from control_api.sids import is_sid
@@ -40,7 +40,6 @@ from control_api.voice.port import LiveCalls, NewParticipant, Unroutable
 __all__ = ["participant_changes", "router"]
 
 PARTICIPANTS = "/2010-04-01/Accounts/{account_sid}/Conferences/{sid}/Participants.json"
-NOT_ROUTABLE = 21215
 MAX_LABEL = 128
 MAX_NAME = 128
 BEEPS = ("true", "false", "onEnter", "onExit")
@@ -169,9 +168,7 @@ async def create_participant(request: Request, sid: str, account: PathAccount) -
     except LookupError:
         raise ApiError.not_found(request.url.path) from None
     except Unroutable as exc:
-        if exc.refused:
-            raise ApiError(403, NOT_ROUTABLE, str(exc)) from None
-        raise ApiError.bad_parameter(str(exc), NOT_ROUTABLE) from None
+        raise unplaceable(exc) from None
     if participant is None:
-        raise ApiError(501, METHOD_NOT_ALLOWED, "This node places no calls: it runs no SIP")
+        raise places_no_calls()
     return JSONResponse(participant_json(participant), status_code=201)

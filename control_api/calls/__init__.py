@@ -15,6 +15,7 @@ from control_api.calls.dialer import Dialer, DialError, DialRefused
 from control_api.calls.leg import CallLeg
 from control_api.calls.outbound_call import Destination, OutboundCall, failure_status
 from control_api.calls.trunks import Trunk, parse_trunk, select_trunk
+from control_api.calls.waiting import until_any
 
 __all__ = [
     "BrowserClients",
@@ -35,4 +36,5 @@ __all__ = [
     "new_call_sid",
     "parse_trunk",
     "select_trunk",
+    "until_any",
 ]

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from control_api.sids import new_sid
 from control_api.store.engine import Database
 from control_api.store.rows import Listing, Owned, Rows, reader, updatable
@@ -115,17 +113,12 @@ class ConferenceStore(Owned[ConferenceRecord]):
     async def find_live(self, account_sid: str, friendly_name: str) -> ConferenceRecord | None:
         """The account's conference of that name that has not ended (init or in-progress)."""
         t = conferences.c
-        query = (
-            select(conferences)
-            .where(
-                t.account_sid == account_sid,
-                t.friendly_name == friendly_name,
-                t.status.in_(LIVE_CONFERENCE_STATUSES),
-            )
-            .order_by(t.date_created.desc(), t.sid.desc())
-            .limit(1)
+        return await self.rows.newest(
+            t.account_sid == account_sid,
+            t.friendly_name == friendly_name,
+            t.status.in_(LIVE_CONFERENCE_STATUSES),
+            by=(t.date_created, t.sid),
         )
-        return await self.rows.first(query)
 
 
 class ParticipantStore:
@@ -161,17 +154,12 @@ class ParticipantStore:
         """The conference's newest participant with that label (the Participants API
         fetches, updates and deletes by label as by call SID)."""
         t = conference_participants.c
-        query = (
-            select(conference_participants)
-            .where(
-                t.account_sid == account_sid,
-                t.conference_sid == conference_sid,
-                t.label == label,
-            )
-            .order_by(t.date_created.desc())
-            .limit(1)
+        return await self.rows.newest(
+            t.account_sid == account_sid,
+            t.conference_sid == conference_sid,
+            t.label == label,
+            by=(t.date_created,),
         )
-        return await self.rows.first(query)
 
     async def page(
         self,

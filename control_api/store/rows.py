@@ -8,7 +8,7 @@ how a row becomes its record. Each method of ``Rows`` is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
 
@@ -220,6 +220,12 @@ class Rows(Generic[R]):
         query = select(self.table).where(*where)
         row = await self.run(lambda c: c.execute(query).first())
         return self.record(row) if row is not None else None
+
+    async def newest(self, *where: Any, by: Sequence[Any]) -> R | None:
+        """Of the rows that match, the one latest in ``by`` (columns, most significant
+        first), or None."""
+        query = select(self.table).where(*where).order_by(*(c.desc() for c in by)).limit(1)
+        return await self.first(query)
 
     async def first(self, query: Select[Any]) -> R | None:
         """The first row ``query`` (a select of the whole table) finds, or None."""

@@ -26,6 +26,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from control_api.calls.waiting import until_any
 from control_api.store import ConferenceRecord, ParticipantRecord
 from control_api.twiml.verbs import Conference
 from control_api.voice.conference_audio import AnnouncementSources, announce_to, play_aside
@@ -256,13 +257,9 @@ class Conferences:
         if room.started and noun.beep in ("true", "onEnter"):
             room.mixer_room.mixer.announce(beep(*ENTER_BEEP))
         call.log("conference.joined", conference_sid=room.sid, members=len(room.members))
-        gone = asyncio.ensure_future(call.ended.wait())
-        left = asyncio.ensure_future(member.left.wait())
         try:
-            await asyncio.wait([gone, left], return_when=asyncio.FIRST_COMPLETED)
+            await until_any(call.ended, member.left)
         finally:
-            gone.cancel()
-            left.cancel()
             self._leave(room, member)
         return DialOutcome("completed", None, False)
 

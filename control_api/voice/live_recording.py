@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from control_api.calls.waiting import until_any
 from control_api.voice.lifecycle import now
 from control_api.voice.port import NewRecording
 from control_api.voice.recording import CallRecording
@@ -218,14 +219,10 @@ class CallRecordings:
 
     async def _stop_at_end(self, call: Call, live: LiveRecording) -> None:
         """Finish the recording when the call ends (unless it was stopped before)."""
-        ended = asyncio.ensure_future(call.ended.wait())
-        stopped = asyncio.ensure_future(live.stopped.wait())
         try:
-            await asyncio.wait([ended, stopped], return_when=asyncio.FIRST_COMPLETED)
+            await until_any(call.ended, live.stopped)
             await live.stop()
         finally:
-            ended.cancel()
-            stopped.cancel()
             if call.ended.is_set():
                 self._by_call.pop(call.sid, None)
 

@@ -39,6 +39,7 @@ from control_api.call_queue import (
     Waiting,
     wait_seconds,
 )
+from control_api.calls.waiting import until_any
 from control_api.store import QueueMember
 from control_api.twiml.parser import TwimlError, parse_voice_twiml
 from control_api.twiml.verbs import Dial, Enqueue, Hangup, Leave, Pause, Play, Queue, Redirect, Say
@@ -306,13 +307,7 @@ async def _hear_whisper_and_talk(runner: TwimlRunner, entry: _Entry, claim: _Cla
     finally:
         if not claim.ready.done():  # cancelled, or the whisper failed
             claim.ready.set_result(False)
-    gone = asyncio.ensure_future(call.ended.wait())
-    over = asyncio.ensure_future(claim.over.wait())
-    try:
-        await asyncio.wait([gone, over], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-        over.cancel()
+    await until_any(call.ended, claim.over)
     if not claim.bridged and not call.ended.is_set():
         entry.left_at = None
         queues.put_back(entry)
