@@ -18,12 +18,12 @@ is a :class:`PermissionError`, so every fetcher's handling of an unreachable URL
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from control_api.address_policy import DenyList, not_told, resolve_all
 
-__all__ = ["FetchDenied", "FetchGuard", "FetchPolicy", "pinned_url"]
+__all__ = ["FetchDenied", "FetchGuard", "FetchPolicy", "pinned_url", "read_capped"]
 
 FetchGuard = Callable[[str, int], Awaitable[str]]  # (host, port) -> the address to connect to
 
@@ -49,6 +49,18 @@ class FetchPolicy:
             self.refused("fetch.denied", address, host=host, port=port)
             raise FetchDenied(f"fetch denied: {host} is {address}, in --fetch-deny {network}")
         return addresses[0]
+
+
+async def read_capped(chunks: AsyncIterable[bytes], limit: int) -> bytes | None:
+    """A fetched body read to its end, or None as soon as it passes ``limit`` bytes
+    (what is left is never read)."""
+    read, size = [], 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            return None
+        read.append(chunk)
+    return b"".join(read)
 
 
 def pinned_url(url: str, address: str) -> tuple[str, str]:

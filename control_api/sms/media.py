@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from control_api.fetch_policy import pinned_url
+from control_api.fetch_policy import pinned_url, read_capped
 from control_api.sms.mms import MAX_MEDIA_BYTES, MmsPart, base_type, is_accepted
 
 __all__ = [
@@ -133,13 +133,10 @@ class MediaFetcher:
 
 
 async def _body(response: httpx.Response, url: str, budget: int) -> bytes:
-    chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > budget:
-            raise MediaFetchError(f"GET {url}: the message's media exceed {MAX_MEDIA_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body = await read_capped(response.aiter_bytes(), budget)
+    if body is None:
+        raise MediaFetchError(f"GET {url}: the message's media exceed {MAX_MEDIA_BYTES} bytes")
+    return body
 
 
 class MessageMedia:

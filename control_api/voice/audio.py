@@ -27,7 +27,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import numpy as np
 
-from control_api.fetch_policy import pinned_url
+from control_api.fetch_policy import pinned_url, read_capped
 from media.audio_file import decode_audio
 
 __all__ = ["MAX_PLAY_SECONDS", "AudioLoadError", "AudioLoader"]
@@ -160,13 +160,10 @@ class AudioLoader:
                     continue
                 if response.status_code != 200:
                     raise AudioLoadError(f"GET {url}: HTTP {response.status_code}")
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_BYTES:
-                        raise AudioLoadError(f"GET {url}: larger than {MAX_BYTES} bytes")
-                    chunks.append(chunk)
-                return b"".join(chunks)
+                body = await read_capped(response.aiter_bytes(), MAX_BYTES)
+                if body is None:
+                    raise AudioLoadError(f"GET {url}: larger than {MAX_BYTES} bytes")
+                return body
         raise AudioLoadError(f"GET {url}: more than {MAX_REDIRECTS} redirects")
 
     async def close(self) -> None:
