@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from control_api.address_policy import DenyList
-from control_api.fetch_policy import FetchDenied, FetchPolicy, pinned_url
+from control_api.fetch_policy import FetchDenied, FetchPolicy, pinned_url, read_capped
 from control_api.http_client import ConnectionPool, HttpError, request
 from control_api.voice.audio import AudioLoader, AudioLoadError
 from control_api.webhooks import WebhookClient, WebhookError
@@ -162,3 +162,14 @@ async def test_a_denied_stream_url_fails_to_open():
         with pytest.raises(WebSocketOpenError, match="fetch denied"):
             await open_websocket(f"ws://127.0.0.1:{port}/s", timeout=5, resolve=check)
     assert seen == [] and refusals[0][0] == "fetch.denied"
+
+
+async def _chunks(*parts: bytes):
+    for part in parts:
+        yield part
+
+
+async def test_read_capped_reads_up_to_the_limit_and_stops_past_it():
+    assert await read_capped(_chunks(b"ab", b"cd"), 4) == b"abcd"
+    assert await read_capped(_chunks(b"ab", b"cd", b"e"), 4) is None
+    assert await read_capped(_chunks(), 0) == b""
