@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.peers import require
 from tests.pg import PgCluster, find_bin_dir, shared_cluster, stop_shared
+
+# The suite must stay green on a busy machine (CI shares its cores): no property test
+# fails because generating or running its examples took longer than hypothesis expects.
+settings.register_profile("busy", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("busy")
 
 
 @pytest.fixture(scope="session")
