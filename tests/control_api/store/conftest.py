@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, make_url
 
+from control_api.store import Store
 from control_api.store.engine import Database
 from control_api.store.migrate import alembic_config
 
@@ -38,6 +39,25 @@ def store_url(request: pytest.FixtureRequest, db_path: Path) -> Iterator[str]:
     url = cluster.create_database()
     yield url
     cluster.drop_database(url)
+
+
+@pytest.fixture
+async def store(store_url: str):
+    """A store on a migrated database of the backend."""
+    store = await Store.open(store_url)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def account(store: Store):
+    return await store.accounts.create("main")
+
+
+@pytest.fixture
+async def other(store: Store):
+    """A second account: what one account sees, the other must not."""
+    return await store.accounts.create("other")
 
 
 async def run_on(url: str, work: Callable[[Connection], T]) -> T:

@@ -4,22 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from control_api.sids import new_sid, utcnow
 from control_api.store import CallEvent, NotificationRecord, Store
-
-
-@pytest.fixture
-async def store(store_url: str):
-    store = await Store.open(store_url)
-    yield store
-    await store.close()
-
-
-@pytest.fixture
-async def account(store: Store):
-    return await store.accounts.create("main")
 
 
 def notification(account_sid: str, call_sid: str | None, **fields) -> NotificationRecord:

@@ -16,13 +16,6 @@ DOMAIN = "acme.sip.example.com"
 
 
 @pytest.fixture
-async def store(store_url: str):
-    store = await Store.open(store_url)
-    yield store
-    await store.close()
-
-
-@pytest.fixture
 def lookup(store: Store, tmp_path):
     ua = UserAgent(host="127.0.0.1", port=5060, flow_for=lambda *a: None, clock=time.monotonic)
     registrar = start_registrar(ua, store, tmp_path)

@@ -10,23 +10,6 @@ from control_api.sids import is_sid, new_sid, utcnow
 from control_api.store import CallRecord, QueueMember, QueueNameTaken, Store
 
 
-@pytest.fixture
-async def store(store_url: str):
-    store = await Store.open(store_url)
-    yield store
-    await store.close()
-
-
-@pytest.fixture
-async def account(store: Store):
-    return await store.accounts.create("main")
-
-
-@pytest.fixture
-async def other(store: Store):
-    return await store.accounts.create("other")
-
-
 async def test_a_queue_is_made_with_the_default_size_and_named_once_per_account(
     store: Store, account, other
 ):

@@ -44,23 +44,6 @@ NEW_TABLES = {
 }
 
 
-@pytest.fixture
-async def store(store_url: str):
-    store = await Store.open(store_url)
-    yield store
-    await store.close()
-
-
-@pytest.fixture
-async def account(store: Store):
-    return await store.accounts.create("main")
-
-
-@pytest.fixture
-async def other(store: Store):
-    return await store.accounts.create("other")
-
-
 # Migration 0002
 
 

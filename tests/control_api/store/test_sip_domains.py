@@ -15,23 +15,6 @@ from control_api.store import (
 )
 
 
-@pytest.fixture
-async def store(store_url: str):
-    store = await Store.open(store_url)
-    yield store
-    await store.close()
-
-
-@pytest.fixture
-async def account(store: Store):
-    return await store.accounts.create("main")
-
-
-@pytest.fixture
-async def other(store: Store):
-    return await store.accounts.create("other")
-
-
 async def test_domain_defaults_and_lower_case_name(store: Store, account):
     domain = await store.sip_domains.create(account.sid, "Acme.SIP.Example.com")
     assert domain.sid.startswith("SD") and domain.domain_name == "acme.sip.example.com"

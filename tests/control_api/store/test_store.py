@@ -25,23 +25,6 @@ from tests.control_api.store.conftest import HEAD, HEADS, alembic_version, run_o
 T0 = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-async def store(store_url: str):
-    store = await Store.open(store_url)
-    yield store
-    await store.close()
-
-
-@pytest.fixture
-async def account(store: Store):
-    return await store.accounts.create("main")
-
-
-@pytest.fixture
-async def other(store: Store):
-    return await store.accounts.create("other")
-
-
 # Opening and migrations
 
 
