@@ -41,6 +41,9 @@ __all__ = ["AnnouncementSources", "announce_to", "announcement_samples", "play_a
 
 log = logging.getLogger("callswitch.voice")
 
+# An announcement is played from memory: at most ten minutes of it (a <Play loop="1000">
+# of a long file must not become gigabytes of samples).
+MAX_ANNOUNCEMENT_SAMPLES = 600 * 8000
 MIN_ROUND_S = 1.0  # a document that plays nothing is fetched at most once a second
 MAX_DOCUMENTS = 10  # <Redirect>s followed for one announcement
 RATE = 8000
@@ -140,22 +143,32 @@ async def announcement_samples(
     """The announcement at ``url`` as 8 kHz int16 samples (its ``<Say>``, ``<Play>`` and
     ``<Pause>`` one after the other); raises WebhookError or TwimlError when it fails."""
     parts: list[np.ndarray] = []
+
+    def add(samples: np.ndarray, times: int = 1) -> None:
+        room = MAX_ANNOUNCEMENT_SAMPLES - sum(part.size for part in parts)
+        if samples.size == 0:
+            return
+        for _ in range(max(1, times)):
+            if room <= 0:
+                return
+            parts.append(samples[:room])
+            room -= min(room, samples.size)
+
     for _ in range(MAX_DOCUMENTS):
         try:
             text = await fetch(url, method, params)
             verbs = parse_voice_twiml(text).verbs
         except TwimlError:
-            parts.append(_samples(await load_audio(url)))
+            add(_samples(await load_audio(url)))
             break
         next_url = None
         for verb in verbs:
             if isinstance(verb, Say) and verb.text:
-                said = _samples(await synthesize(verb.text, verb.voice, verb.language))
-                parts += [said] * max(1, verb.loop)
+                add(_samples(await synthesize(verb.text, verb.voice, verb.language)), verb.loop)
             elif isinstance(verb, Play) and verb.url:
-                parts += [_samples(await load_audio(verb.url))] * max(1, verb.loop)
+                add(_samples(await load_audio(verb.url)), verb.loop)
             elif isinstance(verb, Pause):
-                parts.append(np.zeros(int(verb.length * RATE), dtype=np.int16))
+                add(np.zeros(int(verb.length * RATE), dtype=np.int16))
             elif isinstance(verb, Redirect):
                 next_url = (urljoin(url, verb.url or url), verb.method)
                 break

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from control_api.store import ParticipantRecord, Store
@@ -409,3 +410,26 @@ async def test_speaker_events_follow_who_talks(conferences, account, outbox):
     await room.journal.flush()
     assert outbox.events() == ["participant-speech-start", "participant-speech-stop"]
     assert outbox.of("participant-speech-start")["CallSid"] == "CAtalker"
+
+
+async def test_an_announcement_is_held_to_ten_minutes_of_samples():
+    """A <Play loop> of a long file becomes at most MAX_ANNOUNCEMENT_SAMPLES, not loop
+    times the file."""
+    from control_api.voice.conference_audio import (
+        MAX_ANNOUNCEMENT_SAMPLES,
+        announcement_samples,
+    )
+
+    async def fetch(url, method, params):
+        return '<Response><Play loop="1000">https://app.test/long.wav</Play></Response>'
+
+    async def load_audio(url):
+        return np.ones(60 * 8000, dtype=np.int16)  # a minute
+
+    async def synthesize(text, voice, language):
+        raise AssertionError("nothing is said")
+
+    samples = await announcement_samples(
+        fetch, synthesize, load_audio, "https://app.test/a", "POST", []
+    )
+    assert samples.size == MAX_ANNOUNCEMENT_SAMPLES
