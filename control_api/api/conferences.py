@@ -101,6 +101,14 @@ class LiveConferences(Protocol):
         """``AnnounceUrl``: play it into the conference, heard by every participant."""
         ...
 
+    async def update_recording(
+        self, account_sid: str, conference_sid: str, sid: str, status: str, pause_behavior: str
+    ) -> str | None:
+        """Pause, resume or stop the room's recording ``sid`` (or ``Twilio.CURRENT``): its
+        RE sid; None when the conference is not live here; LookupError when it has no
+        such recording running."""
+        ...
+
     async def kick(self, account_sid: str, conference_sid: str, call_sid: str) -> bool:
         """Remove the participant from the conference (its call goes on with its TwiML)."""
         ...

@@ -14,13 +14,12 @@ and deletes of call recordings are in api/recordings.py.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
 from control_api.api.calls import call_form, start_on_call
+from control_api.api.conferences import LiveConferences
 from control_api.api.params import Params, form_params, parse_method, parse_url
 from control_api.api.recordings import base_url, recording_json, remove_recording
 from control_api.api.state import live_calls_of, store_of
@@ -35,7 +34,7 @@ from control_api.store import RecordingRecord
 from control_api.voice.live_recording import CURRENT, PAUSE_BEHAVIORS, STATUSES, TRACKS
 from control_api.voice.port import LiveCalls, NewRecording
 
-__all__ = ["LiveConferenceRecordings", "new_recording_from", "router"]
+__all__ = ["new_recording_from", "router"]
 
 ACCOUNT = "/2010-04-01/Accounts/{account_sid}"
 CALL_LIST = ACCOUNT + "/Calls/{call_sid}/Recordings.json"
@@ -47,17 +46,6 @@ TRIMS = ("trim-silence", "do-not-trim")
 EVENTS = ("in-progress", "completed", "absent")
 
 router = APIRouter()
-
-
-class LiveConferenceRecordings(Protocol):
-    """What the API asks of the live conferences about their recordings."""
-
-    async def update_recording(
-        self, account_sid: str, conference_sid: str, sid: str, status: str, pause_behavior: str
-    ) -> str | None:
-        """None when the conference is not live here; LookupError when it has no such
-        recording running."""
-        ...
 
 
 def _choice(params: Params, name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -205,9 +193,9 @@ async def update_conference_recording(
     stored = None
     if sid != CURRENT:
         stored = await _conference_recording(request, account.sid, conference_sid, sid)
-    live: LiveConferenceRecordings | None = getattr(request.app.state, "live_conferences", None)
+    live: LiveConferences | None = request.app.state.live_conferences
     found = None
-    if live is not None and hasattr(live, "update_recording"):
+    if live is not None:
         try:
             found = await live.update_recording(
                 account.sid, conference_sid, sid, status, pause_behavior
