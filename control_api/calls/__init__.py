@@ -14,7 +14,7 @@ from control_api.calls.call import Call, CallManager, CallTimes, MediaSettings, 
 from control_api.calls.dialer import Dialer, DialError, DialRefused
 from control_api.calls.leg import CallLeg
 from control_api.calls.outbound_call import Destination, OutboundCall, failure_status
-from control_api.calls.trunks import Trunk, parse_trunk, select_trunk
+from control_api.calls.trunks import Trunk, parse_trunk, select_trunk, select_trunks
 from control_api.calls.waiting import until_any
 
 __all__ = [
@@ -36,5 +36,6 @@ __all__ = [
     "new_call_sid",
     "parse_trunk",
     "select_trunk",
+    "select_trunks",
     "until_any",
 ]
