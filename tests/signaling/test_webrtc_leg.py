@@ -37,7 +37,9 @@ def _looping(frequency: float, codec: str = "PCMU"):
     return source
 
 
-async def _until(condition, timeout: float = 10.0) -> None:
+async def _until(condition, timeout: float = 60.0) -> None:
+    """Wait for ``condition``; the bound is for a hung test, not a timing claim (ICE
+    and DTLS take seconds when the machine is loaded)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not condition():
