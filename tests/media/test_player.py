@@ -134,7 +134,7 @@ async def test_playback_ends_when_the_leg_closes(monkeypatch):
     task = await start(play(leg, sine(440, 5.0)))
     pull(leg, 3)
     leg.closed = True
-    await asyncio.wait_for(task, 1.0)
+    await asyncio.wait_for(task, 30)
     assert leg.source is None
 
 
@@ -205,9 +205,10 @@ async def test_digits_go_out_one_by_one_and_w_waits_half_a_second():
     elapsed = time.monotonic() - started
     assert [(d, ms) for d, ms, _ in leg.sent_dtmf] == [("1", 100), ("#", 100), ("A", 100)]
     times = [t for _, _, t in leg.sent_dtmf]
-    assert times[1] - times[0] == pytest.approx(0.2 + 0.5, abs=0.08)
-    assert times[2] - times[1] == pytest.approx(0.2, abs=0.08)
-    assert elapsed == pytest.approx(0.2 + 0.5 + 0.2 + 0.2, abs=0.1)
+    # Never sooner than the digit plus its gap (and the w); a loaded machine may be later.
+    assert times[1] - times[0] >= 0.2 + 0.5 - 0.01
+    assert times[2] - times[1] >= 0.2 - 0.01
+    assert elapsed >= 0.2 + 0.5 + 0.2 + 0.2 - 0.01
 
 
 async def test_invalid_digits_send_nothing():
@@ -219,10 +220,18 @@ async def test_invalid_digits_send_nothing():
 
 async def test_digits_stop_when_the_leg_closes():
     leg = FakeLeg()
+    second_sent = asyncio.Event()
+
+    def sent(digit: str, duration_ms: int = 100) -> None:
+        FakeLeg.send_dtmf(leg, digit, duration_ms)
+        if len(leg.sent_dtmf) == 2:
+            leg.closed = True  # closes while the second digit plays
+            second_sent.set()
+
+    leg.send_dtmf = sent
     task = asyncio.ensure_future(send_digits(leg, "123456", gap=0.0))
-    await asyncio.sleep(0.15)
-    leg.closed = True
-    await asyncio.wait_for(task, 0.5)
+    await asyncio.wait_for(second_sent.wait(), 30)
+    await asyncio.wait_for(task, 30)
     assert [d for d, _, _ in leg.sent_dtmf] == ["1", "2"]
 
 

@@ -50,7 +50,7 @@ async def test_messages_both_ways_with_the_library_server():
         assert [len(m) for m in received] == sizes
         assert all(m == b"A" * len(m) for m in received)
         conn.close()
-        assert await asyncio.wait_for(conn.closed, 3) is None  # 1000 both ways: normal
+        assert await asyncio.wait_for(conn.closed, 30) is None  # 1000 both ways: normal
     assert [len(m) for m in got] == sizes
 
 
@@ -78,7 +78,7 @@ async def test_wss_with_a_verified_certificate(tmp_path):
         await wait_for(lambda: len(received) == 50)
         assert received[-1] == b'{"n":49}'
         conn.close()
-        assert await asyncio.wait_for(conn.closed, 3) is None
+        assert await asyncio.wait_for(conn.closed, 30) is None
         with pytest.raises(WebSocketOpenError, match="CERTIFICATE_VERIFY_FAILED"):
             await open_websocket(f"wss://127.0.0.1:{port}/", timeout=3)
 
@@ -202,7 +202,7 @@ async def test_frames_in_the_handshake_packet_fragments_and_pings_are_handled_in
 async def test_a_masked_frame_from_the_server_fails_the_connection():
     server = RawServer(after_handshake=frame(0x1, b"masked", mask=True))
     conn, received = await open_raw(server)
-    closed = await asyncio.wait_for(conn.closed, 3)
+    closed = await asyncio.wait_for(conn.closed, 30)
     assert received == []
     assert closed is not None and closed.sent is not None and closed.sent.code == 1002
 
@@ -216,7 +216,7 @@ async def test_a_message_over_max_size_closes_with_1009():
     conn = await open_websocket(
         f"ws://127.0.0.1:{port}/", timeout=2, max_size=1024, on_message=received.append
     )
-    closed = await asyncio.wait_for(conn.closed, 3)
+    closed = await asyncio.wait_for(conn.closed, 30)
     assert received == []
     assert closed is not None and closed.sent is not None and closed.sent.code == 1009
     listener.close()
@@ -227,7 +227,7 @@ async def test_the_server_closing_normally_resolves_closed_with_none():
         after_handshake=frame(0x1, b"bye") + frame(0x8, Close(1000, "done").serialize())
     )
     conn, received = await open_raw(server)
-    assert await asyncio.wait_for(conn.closed, 3) is None
+    assert await asyncio.wait_for(conn.closed, 30) is None
     assert received == [b"bye"]
     assert conn.ws.state is State.CLOSED
 

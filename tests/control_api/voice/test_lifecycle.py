@@ -46,7 +46,7 @@ async def test_recorded_waits_for_the_record_and_writes_keep_their_order():
     await asyncio.sleep(0.01)
     assert not waiter.done() and store.writes == []  # the webhook would wait
     store.release.set()
-    await asyncio.wait_for(waiter, 1)
+    await asyncio.wait_for(waiter, 30)
     await lifecycle.flush()
     assert store.writes == ["insert", "update in-progress"]
     await asyncio.wait_for(lifecycle.recorded(), 1)  # done once, then at once

@@ -288,7 +288,7 @@ async def test_a_rest_hangup_answers_once_the_final_record_is_written():
     ending = asyncio.create_task(table.end("CA5", hang_up))
     await asyncio.sleep(0)
     assert call.ended.is_set() and not ending.done()
-    await asyncio.wait_for(ending, 1)
+    await asyncio.wait_for(ending, 30)
     assert [live.call.sid for live in table.of_account("AC1")] == ["CA5"]
     table.untrack("CA5")
     assert len(table) == 0
