@@ -244,11 +244,13 @@ async def test_tone_played_into_a_session_arrives_at_its_peer(pair):
     b.on_frame = lambda frame: received.append(frame.payload)
     tone = sine(523, 1.0, amplitude=0.4)
     started = time.monotonic()
-    await asyncio.wait_for(play(a, tone), 3.0)
+    await asyncio.wait_for(play(a, tone), 30)
     elapsed = time.monotonic() - started
-    assert elapsed == pytest.approx(1.0, abs=0.15)  # paced by the media clock
+    assert elapsed >= 0.98  # paced by the media clock: a second of audio, not a burst
     assert a.source is None and a.packets_sent == 50
-    await asyncio.sleep(0.2)  # let b's jitter buffer drain
+    deadline = time.monotonic() + 30
+    while len(received) < 45 and time.monotonic() < deadline:  # b's jitter buffer drains
+        await asyncio.sleep(0.02)
     samples = ulaw_decode(b"".join(received))
     assert 45 <= len(received) <= 50
     assert dominant_frequency(samples) == pytest.approx(523, abs=2)
