@@ -28,7 +28,11 @@ to the end; what a warm server fills once (SQLite's page caches, the allocator's
 arenas at their working size) rises early and then stays flat, and the
 whole-run line through such a curve is not a leak.
 When the last calls have hung up it also compares the idle descriptors and
-RSS with those before the load.
+RSS with those before the load. Besides the statistical test, two hard limits
+fail the run: an RSS slope above 0.05 MB/min in the second half, and an idle RSS
+after the load more than 5 MB above the one before it. Ten minutes cannot tell
+a slow leak from a cache still filling: run an hour to judge
+(`make soak ARGS="--seconds 3600"`).
 
     python loadtest/soak.py                        # 250 streams, 600 s
     python loadtest/soak.py --streams 50 --seconds 60 --json soak.json
@@ -70,6 +74,8 @@ from tests.interop.webhook_app import WebhookApp  # noqa: E402
 
 ENDED_STATE_S = 64.0  # 2 x 64*T1: how long the SIP UA keeps state of an ended call
 # name: (unit, relative tolerance of the median, absolute tolerance)
+RSS_SLOPE_LIMIT = 0.05  # MB per minute over the second half
+IDLE_RSS_LIMIT = 5.0  # MB more when idle after the load than before it
 TOLERANCES = {"rss_mb": ("MB", 0.02, 4.0), "fds": ("fds", 0.05, 5.0), "lag_ms": ("ms", 0.0, 5.0)}
 
 
@@ -367,6 +373,26 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
     return samples, idle, errors
 
 
+def over_limits(measured: list[Trend], idle) -> list[str]:
+    """The hard limits, whatever the noise: RSS may rise at most RSS_SLOPE_LIMIT MB a
+    minute in the second half (0.05 MB/min is 72 MB a day), and the idle server after the
+    load may hold at most IDLE_RSS_LIMIT MB more than before it."""
+    out = []
+    for t in measured:
+        if t.name == "rss_mb" and t.slope_per_min > RSS_SLOPE_LIMIT:
+            out.append(f"RSS {t.slope_per_min:+.3f} MB/min > {RSS_SLOPE_LIMIT} in the second half")
+    before, after = idle.get("before", {}), idle.get("after", {})
+    if (
+        before.get("rss_mb") is not None
+        and after.get("rss_mb") is not None
+        and not after.get("held")
+    ):
+        grew = after["rss_mb"] - before["rss_mb"]
+        if grew > IDLE_RSS_LIMIT:
+            out.append(f"idle RSS {grew:+.1f} MB after the load > {IDLE_RSS_LIMIT} MB")
+    return out
+
+
 def report(args, samples: list[Sample], idle, errors: list[str]) -> int:
     minutes = [s.t / 60 for s in samples]
     whole, measured = judge(
@@ -394,13 +420,20 @@ def report(args, samples: list[Sample], idle, errors: list[str]) -> int:
     if args.census:
         for line in census_summary(args.census):
             print(line)
+    limits = over_limits(measured, idle)
+    for line in limits:
+        print(f"  over the limit: {line}")
+    growth = growth or bool(limits)
     if len(measured) < 3:
         verdict = "not enough samples to judge"
     elif growth:
-        names = ", ".join(t.name for t in measured if t.growth)
-        verdict = f"growth beyond noise in {names}"
+        names = [t.name for t in measured if t.growth] + limits
+        verdict = f"growth: {'; '.join(names)}"
     else:
-        verdict = "no growth beyond noise in RSS, descriptors or event-loop lag"
+        verdict = (
+            "no growth beyond noise in RSS, descriptors or event-loop lag; RSS slope and idle "
+            "RSS within their limits"
+        )
     print(f"verdict: {verdict}")
     if args.json:
         results.write(

@@ -79,3 +79,20 @@ def test_a_steady_leak_is_still_growth_in_the_second_half() -> None:
     _whole, late = soak.judge(minutes, {"rss_mb": values})
     # 0.6 MB/min is 6 MB over the 10-minute run: beyond the 4 MB tolerance.
     assert late[0].growth and late[0].growth_over_run == pytest.approx(6, abs=1)
+
+
+def test_hard_limits_on_the_rss_slope_and_the_idle_rss() -> None:
+    minutes = [i / 12 for i in range(120)]
+    creeping = [200 + 0.1 * m for m in minutes]  # within the statistical tolerance...
+    _, late = soak.judge(minutes, {"rss_mb": creeping})
+    idle = {"before": {"rss_mb": 144.0}, "after": {"rss_mb": 148.0, "held": 0}}
+    assert soak.over_limits(late, idle) == [  # ...but 144 MB a day
+        "RSS +0.100 MB/min > 0.05 in the second half"
+    ]
+    flat = [200.0 + 0.01 * m for m in minutes]
+    _, late = soak.judge(minutes, {"rss_mb": flat})
+    assert soak.over_limits(late, idle) == []
+    grown = {"before": {"rss_mb": 144.0}, "after": {"rss_mb": 168.0, "held": 0}}
+    assert soak.over_limits(late, grown) == ["idle RSS +24.0 MB after the load > 5.0 MB"]
+    still_held = {"before": {"rss_mb": 144.0}, "after": {"rss_mb": 168.0, "held": 12}}
+    assert soak.over_limits(late, still_held) == []  # not idle yet: nothing to compare
