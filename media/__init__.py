@@ -7,6 +7,7 @@ serve the modules here and are private to the package.
 """
 
 __all__ = [
+    "amd",
     "audio_file",
     "bridge",
     "clock",
