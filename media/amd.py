@@ -64,6 +64,7 @@ FAX_MS = 400  # a CNG burst is 500 ms
 BEEP_MS = 120
 BEEP_BAND_HZ = (300.0, 3000.0)
 FFT_SIZE = 512
+FRAME_MS = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +117,10 @@ class MachineDetector:
     def catch_up(self, elapsed_ms: float) -> AmdResult | None:
         """The call has been answered ``elapsed_ms`` and audio stopped short of that (a
         peer sends nothing in silence, or packets are lost): count the gap as silence."""
-        gap = elapsed_ms - self.elapsed_ms
-        if self.result is None and gap > 0:
-            self.elapsed_ms = elapsed_ms
-            self._step(gap, False, None)
+        while self.result is None and self.elapsed_ms < elapsed_ms:
+            step = min(FRAME_MS, elapsed_ms - self.elapsed_ms)  # decide at the right moment
+            self.elapsed_ms += step
+            self._step(step, False, None)
         return self.result
 
     # -- the decision

@@ -45,7 +45,7 @@ from control_api.errors import (
     error_response,
 )
 from control_api.store import Account, CallRecord, format_number, normalize_e164
-from control_api.voice.port import LiveCalls, NewCall, NewTwiml, Unroutable
+from control_api.voice.port import LiveCalls, NewCall, NewMachineDetection, NewTwiml, Unroutable
 
 __all__ = [
     "CALL_STATUSES",
@@ -236,6 +236,32 @@ def new_call_from(params: Params) -> NewCall:
         caller_id=params.get("CallerId") or None,
         sip_auth_username=params.get("SipAuthUsername") or None,
         sip_auth_password=params.get("SipAuthPassword") or None,
+        machine_detection=None if digits else machine_detection_from(params),
+    )
+
+
+MACHINE_DETECTION = {"enable": False, "detectmessageend": True}
+
+
+def machine_detection_from(params: Params) -> NewMachineDetection | None:
+    """``MachineDetection`` and its tuning; None when not asked for (or ``none``).
+    Numbers outside Twilio's ranges are brought into them, as ``Timeout`` is."""
+    mode = (params.get("MachineDetection") or "").strip().lower()
+    if mode in ("", "none"):
+        return None
+    if mode not in MACHINE_DETECTION:
+        raise ApiError.bad_parameter("MachineDetection must be Enable or DetectMessageEnd")
+    return NewMachineDetection(
+        detect_message_end=MACHINE_DETECTION[mode],
+        timeout_s=_bounded(params, "MachineDetectionTimeout", 30, 3, 59),
+        speech_threshold_ms=_bounded(params, "MachineDetectionSpeechThreshold", 2400, 1000, 6000),
+        speech_end_threshold_ms=_bounded(
+            params, "MachineDetectionSpeechEndThreshold", 1200, 500, 5000
+        ),
+        silence_timeout_ms=_bounded(params, "MachineDetectionSilenceTimeout", 5000, 2000, 10000),
+        asynchronous=(params.get("AsyncAmd") or "").lower() == "true",
+        callback=params.get("AsyncAmdStatusCallback") or None,
+        callback_method=_method(params, "AsyncAmdStatusCallbackMethod"),
     )
 
 
@@ -252,7 +278,7 @@ def _bounded(params: Params, name: str, default: int, low: int, high: int) -> in
     try:
         value = int(text)
     except ValueError:
-        raise ApiError.bad_parameter(f"{name} must be a whole number of seconds") from None
+        raise ApiError.bad_parameter(f"{name} must be a whole number") from None
     return max(low, min(high, value))
 
 

@@ -325,6 +325,20 @@ _NOUN_CALLBACKS: Spec = {
     "statusCallbackEvent": ("status_callback_event", _CALL_PROGRESS),
     "statusCallbackMethod": ("status_callback_method", _method),
 }
+# Answering-machine detection on a dialled <Number> or <Sip> (its result goes to
+# amdStatusCallback; the callee is bridged meanwhile).
+_MACHINE_DETECTION: Spec = {
+    "machineDetection": ("machine_detection", _choice("Enable", "DetectMessageEnd")),
+    "machineDetectionTimeout": ("machine_detection_timeout", _integer(3, 59)),
+    "machineDetectionSpeechThreshold": ("machine_detection_speech_threshold", _integer(1000, 6000)),
+    "machineDetectionSpeechEndThreshold": (
+        "machine_detection_speech_end_threshold",
+        _integer(500, 5000),
+    ),
+    "machineDetectionSilenceTimeout": ("machine_detection_silence_timeout", _integer(2000, 10000)),
+    "amdStatusCallback": ("amd_status_callback", _string),
+    "amdStatusCallbackMethod": ("amd_status_callback_method", _method),
+}
 _RECORDING_CALLBACKS: Spec = {
     "recordingStatusCallback": ("recording_status_callback", _string),
     "recordingStatusCallbackMethod": ("recording_status_callback_method", _method),
@@ -374,9 +388,10 @@ _SPECS: dict[str, Spec] = {
         "referUrl": ("refer_url", _string),
         "referMethod": ("refer_method", _method),
     },
-    "Number": {**_NOUN_CALLBACKS, "sendDigits": ("send_digits", _digits)},
+    "Number": {**_NOUN_CALLBACKS, **_MACHINE_DETECTION, "sendDigits": ("send_digits", _digits)},
     "Sip": {
         **_NOUN_CALLBACKS,
+        **_MACHINE_DETECTION,
         "username": ("username", _string),
         "password": ("password", _string),
     },

@@ -117,6 +117,14 @@ class _Party:
     status_callback: str | None = None
     status_callback_event: tuple[str, ...] = ("completed",)
     status_callback_method: str = "POST"
+    # Answering-machine detection (<Number> and <Sip> only): Enable or DetectMessageEnd.
+    machine_detection: str | None = None
+    machine_detection_timeout: int = 30
+    machine_detection_speech_threshold: int = 2400
+    machine_detection_speech_end_threshold: int = 1200
+    machine_detection_silence_timeout: int = 5000
+    amd_status_callback: str | None = None
+    amd_status_callback_method: str = "POST"
 
 
 @dataclass(frozen=True, slots=True)

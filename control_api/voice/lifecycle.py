@@ -170,6 +170,16 @@ class CallLifecycle:
         self.update("in-progress", start_time=now())
         self.callback("in-progress")
 
+    def machine_detected(self, answered_by: str, duration_ms: int) -> None:
+        """Who answered (answering-machine detection): on the record, and on every
+        webhook and callback of the call from now on, as Twilio sends them."""
+        self.base = [
+            *self.base,
+            ("AnsweredBy", answered_by),
+            ("MachineDetectionDuration", str(duration_ms)),
+        ]
+        self.update(answered_by=answered_by)
+
     def finished(self, status: str, duration: float, **extra: str) -> None:
         end = now()
         FINISHED_CALLS[self.record.direction, status] += 1

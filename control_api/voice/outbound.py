@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from control_api.calls.call import new_call_sid
 from control_api.calls.dialer import DialError, DialRefused
+from control_api.voice import machine_detection
 from control_api.voice.children import from_user
 from control_api.voice.dial import ring_first
 from control_api.voice.port import NewCall, Unroutable
@@ -116,6 +117,13 @@ async def _run_placed(
     async with ringing(runtime, account_sid, calls, lifecycle) as winner:
         if winner is None:
             return
+        amd = new.machine_detection
+        if amd is not None:
+            detection = machine_detection.run(runtime.context, winner, lifecycle, amd)
+            if amd.asynchronous:
+                runtime.context.tasks.spawn(detection)
+            else:  # the TwiML waits for the decision, and its first request carries it
+                await detection
         await run_call_twiml(
             runtime,
             winner,

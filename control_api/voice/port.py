@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LiveCalls",
     "NewCall",
+    "NewMachineDetection",
     "NewParticipant",
     "NewRecording",
     "NewStream",
@@ -45,6 +46,20 @@ class Unavailable(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class NewMachineDetection:
+    """``MachineDetection`` and its tuning (reference §2; Twilio's ranges checked)."""
+
+    detect_message_end: bool = False  # MachineDetection=DetectMessageEnd (else Enable)
+    timeout_s: int = 30
+    speech_threshold_ms: int = 2400
+    speech_end_threshold_ms: int = 1200
+    silence_timeout_ms: int = 5000
+    asynchronous: bool = False  # AsyncAmd
+    callback: str | None = None  # AsyncAmdStatusCallback (amdStatusCallback on <Number>)
+    callback_method: str = "POST"
+
+
+@dataclass(frozen=True, slots=True)
 class NewCall:
     """The checked parameters of ``POST Calls.json`` (reference §2)."""
 
@@ -66,6 +81,7 @@ class NewCall:
     caller_id: str | None = None
     sip_auth_username: str | None = None
     sip_auth_password: str | None = None
+    machine_detection: NewMachineDetection | None = None
     source_ip: str = ""  # the REST client's address (not a parameter)
 
 

@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from control_api.voice import machine_detection
 from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
 from media.player import send_digits as play_digits
 from media.taps import remove_tap
@@ -264,6 +265,12 @@ def follow_child(
     lifecycle.initiated()
     call.on_ringing.append(lambda _: lifecycle.ringing())
     call.on_answered.append(lambda _: lifecycle.answered())
+    amd = machine_detection.request_of(noun)
+    if amd is not None:
+        def listen(_: object) -> None:
+            context.tasks.spawn(machine_detection.run(context, call, lifecycle, amd))
+
+        call.on_answered.append(listen)
 
     async def finish() -> None:
         await call.ended.wait()
