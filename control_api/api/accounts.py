@@ -56,6 +56,7 @@ def account_json(account: Account) -> dict:
                 ("queues", "Queues"),
                 ("recordings", "Recordings"),
                 ("signing_keys", "SigningKeys"),
+                ("transcriptions", "Transcriptions"),
             )
         },
         "type": "Full",

@@ -30,6 +30,7 @@ from control_api.api import (
     sip_domains,
     streams,
     tokens,
+    transcriptions,
     usage,
 )
 from control_api.api.conferences import LiveConferences
@@ -108,6 +109,7 @@ def create_app(
         tokens,
         message_media,
         messages,
+        transcriptions,
         caller_ids,
         usage,
         balance,

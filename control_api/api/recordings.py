@@ -67,8 +67,8 @@ def recording_json(recording: RecordingRecord, base_url: str, scope: str = "acco
 
     ``duration`` is "-1" while the recording is still going, as Twilio shows it.
     ``scope`` is where it is shown, as in Twilio's spec: "account" (``Recordings``) has
-    ``media_url`` and ``subresource_uris`` (none built: add-on results and
-    transcriptions); "call" (``Calls/{CA}/Recordings``) has neither but ``track``, and its
+    ``media_url`` and ``subresource_uris`` (its transcriptions; add-on results are not
+    built); "call" (``Calls/{CA}/Recordings``) has neither but ``track``, and its
     ``uri`` is under the call; "conference" has neither, and its ``uri`` is under the
     conference.
     """
@@ -94,7 +94,7 @@ def recording_json(recording: RecordingRecord, base_url: str, scope: str = "acco
     }
     if scope == "account":
         body["media_url"] = base_url.rstrip("/") + path
-        body["subresource_uris"] = {}
+        body["subresource_uris"] = {"transcriptions": f"{path}/Transcriptions.json"}
     elif scope == "call" and recording.call_sid is not None:
         body["track"] = recording.track
         body["uri"] = (

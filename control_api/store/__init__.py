@@ -82,6 +82,7 @@ from control_api.store.sip_domains import (
     check_domain_name,
 )
 from control_api.store.store import Store, StoreUnavailable
+from control_api.store.transcriptions import TranscriptionRecord, TranscriptionStore
 
 __all__ = [
     "APPLICATION_FIELDS",
@@ -150,6 +151,8 @@ __all__ = [
     "Store",
     "StoreUnavailable",
     "TextTooLong",
+    "TranscriptionRecord",
+    "TranscriptionStore",
     "UsageItem",
     "UsageSum",
     "UsageTriggerRecord",

@@ -56,6 +56,7 @@ __all__ = [
     "sip_domains",
     "sip_ip_access_control_lists",
     "sip_ip_addresses",
+    "transcriptions",
     "usage_items",
     "usage_trigger_firings",
     "usage_triggers",
@@ -334,6 +335,21 @@ recordings = Table(
     Column("track", String(16), nullable=False),
     # The WAV file, relative to the recordings directory.
     Column("file_path", Text),
+    *_listed(),
+)
+
+# Transcriptions of recordings (<Record transcribe>; migration 0017_transcriptions).
+transcriptions = Table(
+    "transcriptions",
+    metadata,
+    *_owned(),
+    Column("recording_sid", SID, nullable=False, index=True),  # outlives its recording
+    Column("call_sid", SID),
+    Column("status", String(16), nullable=False),  # in-progress, completed, failed
+    Column("transcription_text", Text),
+    Column("duration", Integer),  # seconds of audio transcribed
+    *_priced(),
+    Column("type", String(16), nullable=False),
     *_listed(),
 )
 

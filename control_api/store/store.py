@@ -42,6 +42,7 @@ from control_api.store.recordings import RecordingRecord, RecordingStore
 from control_api.store.sip_credentials import CredentialListStore, SipCredentialStore
 from control_api.store.sip_domain_mappings import DomainMappingStore
 from control_api.store.sip_domains import SipDomainStore
+from control_api.store.transcriptions import TranscriptionStore
 
 __all__ = ["Store", "StoreUnavailable"]
 
@@ -94,6 +95,8 @@ class Store:
         # Verified caller IDs; messages' media (migration 0015).
         self.caller_ids = CallerIdStore(db)
         self.message_media = MessageMediaStore(db)
+        # Transcriptions of recordings (migration 0017).
+        self.transcriptions = TranscriptionStore(db)
 
     @classmethod
     async def open(cls, url: str, *, pooled: bool = True) -> Store:

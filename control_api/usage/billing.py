@@ -177,6 +177,17 @@ class Billing:
         )
         return text
 
+    async def transcription_priced(self, *, sid: str, account_sid: str, duration_s: float) -> str:
+        """Price a transcription per started minute of audio; returns its price string."""
+        minutes = billable_minutes(duration_s)
+        price = self.prices.unit_price("transcriptions", "") * minutes
+        await self._charge(
+            UsageItem(sid, account_sid, "transcriptions", minutes, price, self.clock()),
+            kind="transcription",
+            extra=[("TranscriptionSid", sid)],
+        )
+        return money(price)
+
     async def _charge(self, item: UsageItem, *, kind: str, extra: list) -> None:
         new, balance = await self.billing.record_usage(item)
         if not new:
@@ -196,7 +207,7 @@ class Billing:
                     *extra,
                     ("Category", item.category),
                     ("Usage", str(item.usage)),
-                    ("UsageUnit", "minutes" if kind == "call" else "segments"),
+                    ("UsageUnit", "segments" if kind == "message" else "minutes"),
                     ("Price", f"{item.price:.5f}"),
                     ("PriceUnit", "USD"),
                     ("Timestamp", rfc2822(item.occurred_at)),

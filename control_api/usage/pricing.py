@@ -39,6 +39,7 @@ DEFAULT_PRICES: dict[str, Decimal] = {
     "calls-sip": Decimal("0.004"),
     "sms-inbound": Decimal("0.0079"),
     "sms-outbound": Decimal("0.0079"),
+    "transcriptions": Decimal("0.05"),  # per started minute of audio
 }
 _ENTRY = re.compile(r"(?P<category>[a-z-]+)(?::(?P<prefix>\+?[0-9]{1,15}))?=(?P<amount>[0-9.]+)")
 

@@ -52,7 +52,14 @@ CATEGORIES: dict[str, Category] = {
             "sms-outbound", "Outbound SMS Messages", ("sms-outbound",), "segments", "messages"
         ),
         Category("recordings", "Recordings", (), "minutes", "recordings"),
-        Category("totalprice", "Total Price", _CALLS + _SMS, "usd", ""),
+        Category(
+            "transcriptions",
+            "Voice Minutes Transcribed",
+            ("transcriptions",),
+            "minutes",
+            "transcriptions",
+        ),
+        Category("totalprice", "Total Price", _CALLS + _SMS + ("transcriptions",), "usd", ""),
     )
 }
 

@@ -41,6 +41,7 @@ from control_api.voice.queue import enqueue
 from control_api.voice.record import record
 from control_api.voice.refer import refer_call
 from control_api.voice.stream import CallForks, connect_stream
+from control_api.voice.transcription import transcribe
 from control_api.webhooks import WebhookError
 from media.player import play, send_digits
 
@@ -349,6 +350,17 @@ class TwimlRunner:
     async def _record(self, verb: Record, document_url: str | None) -> None:
         recording, key = await record(self, verb)
         extra = [*recording.params(), ("Digits", key)]
+        context = self.services.context
+        # transcribeCallback alone asks for a transcription too, as on Twilio.
+        if (verb.transcribe or verb.transcribe_callback) and context is not None:
+            callback = (
+                _resolve(document_url, verb.transcribe_callback)
+                if verb.transcribe_callback
+                else None
+            )
+            self._background(
+                transcribe(context, recording, callback=callback, call_params=self.params())
+            )
         self._act(_resolve(document_url, verb.action), verb.method, extra)
 
     def _background(self, coroutine) -> None:

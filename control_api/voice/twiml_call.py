@@ -267,6 +267,7 @@ def follow_child(
     call.on_answered.append(lambda _: lifecycle.answered())
     amd = machine_detection.request_of(noun)
     if amd is not None:
+
         def listen(_: object) -> None:
             context.tasks.spawn(machine_detection.run(context, call, lifecycle, amd))
 

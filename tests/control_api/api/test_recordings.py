@@ -103,7 +103,7 @@ def test_fetch_has_twilios_fields(client, api, account, add_recording, at):
     path = f"/2010-04-01/Accounts/{account.sid}/Recordings/{recording.sid}"
     assert fetched.uri == path + ".json"
     assert fetched.media_url == api.base_url + path
-    assert fetched.subresource_uris == {}  # add-on results and transcriptions: not built
+    assert fetched.subresource_uris == {"transcriptions": path + "/Transcriptions.json"}
     body = api.http.get(path + ".json", auth=(account.sid, account.auth_token)).json()
     assert "track" not in body  # the spec has it on a call's recordings only
     assert body["duration"] == "42" and body["error_code"] is None

@@ -54,6 +54,7 @@ from control_api.store import (
     QueueMember,
     RecordingRecord,
     Store,
+    TranscriptionRecord,
 )
 from control_api.usage.billing import Billing
 from control_api.voice.validation import NewValidation
@@ -543,6 +544,21 @@ class Walk:
             return call.sid
         if name == "OutgoingCallerIds":  # a validation call verified one
             return (await self.store.caller_ids.verified(self.account.sid, self.new_number())).sid
+        if name == "Transcriptions":  # <Record transcribe> wrote one
+            recording_sid = values.get("RecordingSid") or await self.insert_recording()
+            now = utcnow()
+            record = TranscriptionRecord(
+                sid=new_sid("TR"),
+                account_sid=self.account.sid,
+                recording_sid=recording_sid,
+                status="completed",
+                transcription_text="hello",
+                duration=1,
+                date_created=now,
+                date_updated=now,
+            )
+            await self.store.transcriptions.insert(record)
+            return record.sid
         if name == "Media":  # an MMS brought one
             media = await self.store.message_media.add(
                 self.account.sid, values["MessageSid"], "image/png", b"\x89PNG"
