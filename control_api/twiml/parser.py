@@ -31,6 +31,8 @@ from control_api.twiml.verbs import (
     Client,
     Conference,
     Connect,
+    ConnectRelay,
+    ConversationRelay,
     Dial,
     DialNoun,
     Enqueue,
@@ -47,6 +49,7 @@ from control_api.twiml.verbs import (
     Redirect,
     Refer,
     Reject,
+    RelayLanguage,
     Response,
     Say,
     Sip,
@@ -239,6 +242,16 @@ def _integer(minimum: int, maximum: int | None = None) -> Converter:
         raise _BadValue(f"must be a whole number of at least {minimum}{upper}")
 
     return convert
+
+
+def _interruptible(value: str) -> str:
+    """ConversationRelay's who-may-interrupt: any, none, speech, dtmf (true is any,
+    false none)."""
+    text = value.strip().lower()
+    text = {"true": "any", "false": "none"}.get(text, text)
+    if text not in ("any", "none", "speech", "dtmf"):
+        raise _BadValue("must be one of any, none, speech, dtmf, true, false")
+    return text
 
 
 def _choice(*allowed: str) -> Converter:
@@ -460,6 +473,36 @@ _SPECS: dict[str, Spec] = {
         "statusCallbackMethod": ("status_callback_method", _method),
     },
     "Parameter": {"name": ("name", _string), "value": ("value", _string)},
+    "ConversationRelay": {
+        "url": ("url", _string),
+        "welcomeGreeting": ("welcome_greeting", _string),
+        "welcomeGreetingInterruptible": ("welcome_greeting_interruptible", _interruptible),
+        "language": ("language", _string),
+        "ttsLanguage": ("tts_language", _string),
+        "transcriptionLanguage": ("transcription_language", _string),
+        "voice": ("voice", _string),
+        "ttsProvider": ("tts_provider", _string),
+        "transcriptionProvider": ("transcription_provider", _string),
+        "speechModel": ("speech_model", _string),
+        "interruptible": ("interruptible", _interruptible),
+        "interruptSensitivity": ("interrupt_sensitivity", _choice("low", "medium", "high")),
+        "dtmfDetection": ("dtmf_detection", _boolean),
+        "reportInputDuringAgentSpeech": ("report_input_during_agent_speech", _interruptible),
+        "preemptible": ("preemptible", _boolean),
+        "hints": ("hints", _string),
+        "debug": ("debug", _string),
+        # Accepted without effect here: Twilio's own services.
+        "elevenlabsTextNormalization": ("", _string),
+        "intelligenceService": ("", _string),
+        "partialPrompts": ("", _string),
+    },
+    "Language": {
+        "code": ("code", _string),
+        "ttsProvider": ("tts_provider", _string),
+        "voice": ("voice", _string),
+        "transcriptionProvider": ("transcription_provider", _string),
+        "speechModel": ("speech_model", _string),
+    },
     "Identity": {},
     "Enqueue": {
         **_ACTION,
@@ -757,8 +800,32 @@ def _media_stream(element: _Element, ctx: _Context) -> Stream:
     return stream
 
 
-def _connect(element: _Element, ctx: _Context) -> Connect:
+def _conversation_relay(element: _Element, ctx: _Context) -> ConversationRelay:
+    values = {k: v for k, v in ctx.attributes(element).items() if k}
+    languages: list[RelayLanguage] = []
+    parameters: list[tuple[str, str]] = []
+    for child in _child_elements(element):
+        if child.name == "Parameter":
+            parameters.append(_parameter(child, ctx))
+        elif child.name == "Language":
+            _empty(child)
+            language = ctx.attributes(child)
+            if not language.get("code"):
+                _schema_error("<Language> needs a code")
+            languages.append(RelayLanguage(**language))
+        else:
+            _misplaced(child, element)
+    url = values.get("url")
+    if not url or not url.lower().startswith(("ws://", "wss://")):
+        _schema_error("<ConversationRelay> needs a ws:// or wss:// url")
+    return ConversationRelay(languages=tuple(languages), parameters=tuple(parameters), **values)
+
+
+def _connect(element: _Element, ctx: _Context) -> Connect | ConnectRelay:
     values = ctx.attributes(element)
+    children = _child_elements(element)
+    if len(children) == 1 and children[0].name == "ConversationRelay":
+        return ConnectRelay(_conversation_relay(children[0], ctx), **values)
     stream = _media_stream(element, ctx)
     if stream.track != "inbound_track":
         _schema_error("<Connect><Stream> takes only track inbound_track")

@@ -19,6 +19,8 @@ __all__ = [
     "Client",
     "Conference",
     "Connect",
+    "ConnectRelay",
+    "ConversationRelay",
     "Dial",
     "DialNoun",
     "Enqueue",
@@ -35,6 +37,7 @@ __all__ = [
     "Redirect",
     "Refer",
     "Reject",
+    "RelayLanguage",
     "Response",
     "Say",
     "Sip",
@@ -313,6 +316,54 @@ class Connect(_StreamVerb):
 
 
 @dataclass(frozen=True, slots=True)
+class RelayLanguage:
+    """``<Language>`` in ``<ConversationRelay>``: a language the session may switch to,
+    with its own voice and providers (accepted; speech here is ours)."""
+
+    code: str
+    tts_provider: str | None = None
+    voice: str | None = None
+    transcription_provider: str | None = None
+    speech_model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRelay:
+    """``<ConversationRelay>``: the platform listens and speaks, the application
+    exchanges text over a WebSocket (docs/conversation-relay.md)."""
+
+    url: str
+    welcome_greeting: str | None = None
+    welcome_greeting_interruptible: str = "any"  # any, none, speech, dtmf
+    language: str = "en-US"
+    tts_language: str | None = None
+    transcription_language: str | None = None
+    voice: str | None = None
+    tts_provider: str | None = None
+    transcription_provider: str | None = None
+    speech_model: str | None = None
+    interruptible: str = "any"  # any, none, speech, dtmf
+    interrupt_sensitivity: str = "high"
+    dtmf_detection: bool = False
+    report_input_during_agent_speech: str = "none"  # none, any, speech, dtmf
+    preemptible: bool = False
+    hints: str | None = None
+    debug: str | None = None
+    languages: tuple[RelayLanguage, ...] = ()
+    parameters: Parameters = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectRelay:
+    """``<Connect><ConversationRelay>``: a conversation until either side ends it; then
+    ``action`` (with the session's outcome) or the next verb."""
+
+    relay: ConversationRelay
+    action: str | None = None
+    method: str = "POST"
+
+
+@dataclass(frozen=True, slots=True)
 class Start(_StreamVerb):
     """``<Start><Stream>``: fork the call's audio to a stream; TwiML continues at once."""
 
@@ -354,6 +405,7 @@ Verb = (
     | Redirect
     | Refer
     | Connect
+    | ConnectRelay
     | Start
     | Stop
     | Enqueue

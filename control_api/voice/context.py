@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from control_api.calls.dialer import Dialer
     from control_api.usage.billing import Billing
     from control_api.voice.conference import Conferences
+    from control_api.voice.conversation_relay import ListenerFactory
     from control_api.voice.transcription import Transcriber
     from control_api.webhooks import Outbox, WebhookClient
 
@@ -94,6 +95,7 @@ class VoiceContext:
     queues: CallQueues = field(default_factory=CallQueues)  # this node's queue lines
     call_log: CallLog | None = None  # the errors and warnings calls meet (Notifications)
     transcriber: Transcriber | None = None  # <Record transcribe>: samples, rate -> words
+    speech_listener: ListenerFactory | None = None  # <ConversationRelay>: the caller's words
 
     async def token_of(self, account_sid: str) -> str | None:
         return await self.tokens.get(account_sid)

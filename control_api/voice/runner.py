@@ -21,6 +21,7 @@ from control_api.calls.call import Call
 from control_api.twiml.parser import TwimlError, parse_voice_twiml
 from control_api.twiml.verbs import (
     Connect,
+    ConnectRelay,
     Dial,
     Enqueue,
     Gather,
@@ -36,6 +37,7 @@ from control_api.twiml.verbs import (
     Stop,
 )
 from control_api.voice.call_errors import CallErrors
+from control_api.voice.conversation_relay import run_relay
 from control_api.voice.dial import DialOutcome, dial
 from control_api.voice.queue import enqueue
 from control_api.voice.record import record
@@ -278,6 +280,10 @@ class TwimlRunner:
                 await self._refer(verb, document_url)
             elif isinstance(verb, Connect):
                 await self._connect(verb, document_url)
+            elif isinstance(verb, ConnectRelay):
+                outcome = await run_relay(self, verb)
+                if verb.action:
+                    self._act(_resolve(document_url, verb.action), verb.method, outcome.params())
             elif isinstance(verb, Start):
                 self._start_stream(verb)
             elif isinstance(verb, Stop):
