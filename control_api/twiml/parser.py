@@ -54,8 +54,11 @@ from control_api.twiml.verbs import (
     Say,
     Sip,
     Start,
+    StartTranscription,
     Stop,
+    StopTranscription,
     Stream,
+    Transcription,
     Verb,
 )
 
@@ -465,6 +468,22 @@ _SPECS: dict[str, Spec] = {
     "Connect": dict(_ACTION),
     "Start": dict(_ACTION),
     "Stop": {},
+    "Transcription": {
+        "name": ("name", _string),
+        "track": ("track", _choice("inbound_track", "outbound_track", "both_tracks")),
+        "statusCallbackUrl": ("status_callback_url", _string),
+        "statusCallbackMethod": ("status_callback_method", _method),
+        "languageCode": ("language_code", _string),
+        "partialResults": ("partial_results", _boolean),
+        "hints": ("hints", _string),
+        "inboundTrackLabel": ("inbound_track_label", _string),
+        "outboundTrackLabel": ("outbound_track_label", _string),
+        "transcriptionEngine": ("transcription_engine", _string),
+        "speechModel": ("speech_model", _string),
+        "profanityFilter": ("profanity_filter", _boolean),
+        "enableAutomaticPunctuation": ("enable_automatic_punctuation", _boolean),
+        "intelligenceService": ("", _string),
+    },
     "Stream": {
         "url": ("url", _string),
         "name": ("name", _string),
@@ -832,13 +851,31 @@ def _connect(element: _Element, ctx: _Context) -> Connect | ConnectRelay:
     return Connect(stream, **values)
 
 
-def _start(element: _Element, ctx: _Context) -> Start:
+def _transcription(element: _Element, ctx: _Context) -> Transcription | None:
+    """The ``<Transcription>`` that is ``element``'s only child, if that is what it is."""
+    children = _child_elements(element)
+    if len(children) != 1 or children[0].name != "Transcription":
+        return None
+    _empty(children[0])
+    values = {k: v for k, v in ctx.attributes(children[0]).items() if k}
+    return Transcription(**values)
+
+
+def _start(element: _Element, ctx: _Context) -> Start | StartTranscription:
     values = ctx.attributes(element)
+    transcription = _transcription(element, ctx)
+    if transcription is not None:
+        return StartTranscription(transcription, **values)
     return Start(_media_stream(element, ctx), **values)
 
 
-def _stop(element: _Element, ctx: _Context) -> Stop:
+def _stop(element: _Element, ctx: _Context) -> Stop | StopTranscription:
     ctx.attributes(element)
+    transcription = _transcription(element, ctx)
+    if transcription is not None:
+        if not transcription.name:
+            _schema_error("<Stop><Transcription> needs the name of the transcription to stop")
+        return StopTranscription(transcription)
     stream = _stream(_single_child(element, "Stream"), ctx)
     if not stream.name and not stream.url:
         _schema_error("<Stop><Stream> needs the name (or url) of the stream to stop")

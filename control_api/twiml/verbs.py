@@ -42,8 +42,11 @@ __all__ = [
     "Say",
     "Sip",
     "Start",
+    "StartTranscription",
     "Stop",
+    "StopTranscription",
     "Stream",
+    "Transcription",
     "Verb",
 ]
 
@@ -364,6 +367,41 @@ class ConnectRelay:
 
 
 @dataclass(frozen=True, slots=True)
+class Transcription:
+    """``<Transcription>`` in ``<Start>`` or ``<Stop>``: live transcription of the call."""
+
+    name: str | None = None
+    track: str = "inbound_track"  # inbound_track, outbound_track, both_tracks
+    status_callback_url: str | None = None
+    status_callback_method: str = "POST"
+    language_code: str = "en-US"
+    partial_results: bool = False
+    hints: str | None = None
+    inbound_track_label: str | None = None
+    outbound_track_label: str | None = None
+    transcription_engine: str | None = None  # accepted: the node's recognizer runs
+    speech_model: str | None = None
+    profanity_filter: bool = True
+    enable_automatic_punctuation: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StartTranscription:
+    """``<Start><Transcription>``: transcribe beside the TwiML, which goes on at once."""
+
+    transcription: Transcription
+    action: str | None = None
+    method: str = "POST"
+
+
+@dataclass(frozen=True, slots=True)
+class StopTranscription:
+    """``<Stop><Transcription name=…>``: stop the live transcription of that name."""
+
+    transcription: Transcription
+
+
+@dataclass(frozen=True, slots=True)
 class Start(_StreamVerb):
     """``<Start><Stream>``: fork the call's audio to a stream; TwiML continues at once."""
 
@@ -407,7 +445,9 @@ Verb = (
     | Connect
     | ConnectRelay
     | Start
+    | StartTranscription
     | Stop
+    | StopTranscription
     | Enqueue
     | Leave
 )

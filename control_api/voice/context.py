@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from control_api.calls.dialer import Dialer
     from control_api.usage.billing import Billing
     from control_api.voice.conference import Conferences
-    from control_api.voice.conversation_relay import ListenerFactory
+    from control_api.voice.listening import ListenerFactory
     from control_api.voice.transcription import Transcriber
     from control_api.webhooks import Outbox, WebhookClient
 

@@ -29,12 +29,11 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
@@ -42,8 +41,8 @@ from control_api.call_log import ERROR
 from control_api.sids import new_sid
 from control_api.twiml.verbs import ConnectRelay, ConversationRelay
 from control_api.voice import relay_protocol as messages
+from control_api.voice.listening import Ears
 from control_api.webhooks import sign
-from media.g711 import alaw_decode, ulaw_decode
 from media.leg import Frame
 from media.player import play, send_digits
 from media.taps import add_tap, remove_tap
@@ -51,7 +50,7 @@ from media.taps import add_tap, remove_tap
 if TYPE_CHECKING:
     from control_api.voice.runner import TwimlRunner
 
-__all__ = ["Listener", "ListenerFactory", "RelayOutcome", "run_relay"]
+__all__ = ["RelayOutcome", "run_relay"]
 
 log = logging.getLogger("callswitch.voice")
 
@@ -59,24 +58,7 @@ OPEN_TIMEOUT_S = 10.0
 CONNECTION_ERROR = 64102  # the WebSocket could not be opened or broke
 INVALID_MESSAGE = 64107  # a message of the application did not validate
 _SENTENCE_END = re.compile(r"[.!?;:](?:\s|$)")
-_DECODERS = {"PCMU": ulaw_decode, "PCMA": alaw_decode}
 AGENT_VOICE = "woman"
-
-
-class Listener(Protocol):
-    """One utterance of the caller being recognized (the speech layer's recognizer)."""
-
-    result: asyncio.Future[str | None]  # the words, None when nothing was said
-
-    def feed(self, samples: np.ndarray) -> None:
-        """The caller's next audio: 8 kHz 16-bit mono."""
-
-    def cancel(self) -> None:
-        """Stop listening (the session is over)."""
-
-
-# (language, hints, on_speech: the caller started talking) -> a listener
-ListenerFactory = Callable[[str, str | None, Callable[[], None]], Listener]
 
 
 @dataclass
@@ -204,7 +186,7 @@ class RelaySession:
         self.cycle_text: list[str] = []  # what was spoken of it so far
         self.cycle_started = 0.0
         self.wake = asyncio.Event()
-        self.listener: Listener | None = None
+        self.ears: Ears | None = None
         self.talked_over = False  # the caller spoke while the agent did, without cutting in
         self.done = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -254,8 +236,8 @@ class RelaySession:
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
-        if self.listener is not None:
-            self.listener.cancel()
+        if self.ears is not None:
+            self.ears.cancel()
         self._stop_speaking()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
@@ -399,11 +381,8 @@ class RelaySession:
     # -- what the caller does
 
     def _heard(self, side: int, frame: Frame) -> None:
-        if side or self.listener is None:
-            return
-        decode = _DECODERS.get(frame.codec)
-        if decode is not None:
-            self.listener.feed(decode(frame.payload))
+        if not side and self.ears is not None:
+            self.ears.hear(frame)
 
     def _caller_started(self) -> None:
         if self.speaking and not self._interrupt("speech"):
@@ -420,13 +399,12 @@ class RelaySession:
         if factory is None:
             await self._send(messages.error("this node runs no speech recognizer"))
             return
+        self.ears = Ears(factory, self.stt_language, self.relay.hints, self._caller_started)
         while not self.done.is_set():
             self.talked_over = False
-            listener = self.listener = factory(
-                self.stt_language, self.relay.hints, self._caller_started
-            )
+            self.ears.language = self.stt_language
             try:
-                words = await listener.result
+                heard = await self.ears.utterance()
             except Exception as exc:  # the recognizer failed this utterance
                 await self._send(messages.error(f"speech recognition failed: {exc}"))
                 continue
@@ -434,8 +412,8 @@ class RelaySession:
                 "any",
                 "speech",
             )
-            if words and not heard_over:
-                await self._send(messages.prompt(words, self.stt_language))
+            if heard is not None and heard.text and not heard_over:
+                await self._send(messages.prompt(heard.text, self.stt_language))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         self._tasks = [task for task in self._tasks if not task.done()]

@@ -34,11 +34,14 @@ from control_api.twiml.verbs import (
     Reject,
     Say,
     Start,
+    StartTranscription,
     Stop,
+    StopTranscription,
 )
 from control_api.voice.call_errors import CallErrors
 from control_api.voice.conversation_relay import run_relay
 from control_api.voice.dial import DialOutcome, dial
+from control_api.voice.live_transcription import CallTranscriptions
 from control_api.voice.queue import enqueue
 from control_api.voice.record import record
 from control_api.voice.refer import refer_call
@@ -111,6 +114,7 @@ class TwimlRunner:
         # "CODE text" of each error met, each also in the call's log (call_errors.py).
         self.errors = CallErrors(self)
         self.forks = CallForks(self)  # <Start><Stream> and REST streams beside the TwiML
+        self.transcriptions = CallTranscriptions(self)  # <Start><Transcription>
         self.bridged: tuple | None = None  # the two calls a <Dial> bridges now
         self.document_url: str | None = None  # the URL of the document running now
         self.document_method: str | None = None  # and the method it was requested with
@@ -288,6 +292,15 @@ class TwimlRunner:
                 self._start_stream(verb)
             elif isinstance(verb, Stop):
                 await self._stop_stream(verb)
+            elif isinstance(verb, StartTranscription):
+                try:
+                    self.transcriptions.start(verb.transcription)
+                except ValueError as exc:  # a name taken, or too many: the TwiML goes on
+                    self.errors.warn(12200, f"<Start><Transcription>: {exc}")
+            elif isinstance(verb, StopTranscription):
+                running = self.transcriptions.find(verb.transcription.name or "")
+                if running is not None:
+                    await self.transcriptions.stop(running)
             elif isinstance(verb, Redirect):
                 _follow(Document(_resolve(document_url, verb.url), verb.method))
             elif isinstance(verb, Enqueue):  # control_api/voice/queue.py

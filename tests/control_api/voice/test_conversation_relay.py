@@ -145,7 +145,7 @@ async def test_a_conversation_from_setup_to_end():
             await until(lambda: said == ["Hello, how can I help?"])
 
             # The caller's words become a prompt; the reply is spoken a sentence at a time.
-            listeners[0].result.set_result("I lost my card")
+            listeners[0].result.set_result(SimpleNamespace(text="I lost my card", confidence=0.8))
             await until(lambda: len(got) >= 2)
             assert got[1] == {
                 "type": "prompt",

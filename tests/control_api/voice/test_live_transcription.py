@@ -1,0 +1,137 @@
+"""<Start><Transcription>: utterances of each track to the status callback
+(control_api/voice/live_transcription.py), with a fake recognizer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from control_api.twiml.parser import parse_voice_twiml
+from control_api.voice.live_transcription import CallTranscriptions
+from media.leg import Frame
+
+
+class FakeListener:
+    def __init__(self) -> None:
+        self.result = asyncio.get_running_loop().create_future()
+        self.fed = 0
+
+    def feed(self, samples) -> None:
+        self.fed += samples.size
+
+    def cancel(self) -> None:
+        if not self.result.done():
+            self.result.cancel()
+
+
+class FakeOutbox:
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+        self.changed = asyncio.Event()
+
+    async def enqueue(self, **item) -> None:
+        self.sent.append(dict(item["params"]))
+        self.changed.set()
+
+
+def setting(recognizer: bool = True):
+    listeners: dict[str, list[FakeListener]] = {}
+
+    def listen(language, hints, on_speech):
+        listener = FakeListener()
+        listeners.setdefault(language, []).append(listener)
+        return listener
+
+    outbox = FakeOutbox()
+    leg = SimpleNamespace(tap=None, codec="PCMU")
+    call = SimpleNamespace(sid="CA" + "1" * 32, leg=leg, ended=asyncio.Event())
+    runner = SimpleNamespace(
+        call=call,
+        account_sid="AC" + "2" * 32,
+        services=SimpleNamespace(
+            context=SimpleNamespace(outbox=outbox, speech_listener=listen if recognizer else None)
+        ),
+    )
+    return runner, leg, outbox, listeners
+
+
+def spec(attributes: str):
+    [verb] = parse_voice_twiml(
+        f"<Response><Start><Transcription {attributes}/></Start></Response>"
+    ).verbs
+    return verb.transcription
+
+
+async def until(condition, timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_each_track_s_utterances_reach_the_callback_until_stopped():
+    runner, leg, outbox, listeners = setting()
+    transcriptions = CallTranscriptions(runner)
+    live = transcriptions.start(
+        spec(
+            'name="notes" track="both_tracks" statusCallbackUrl="https://app.example/t" '
+            'languageCode="en-GB" inboundTrackLabel="customer" outboundTrackLabel="agent"'
+        )
+    )
+    assert live.sid.startswith("GT") and transcriptions.find("notes") is live
+    await until(lambda: len(listeners.get("en-GB", [])) == 2 and leg.tap is not None)
+    inbound, outbound = listeners["en-GB"]
+    leg.tap(0, Frame("PCMU", b"\xff" * 160))
+    leg.tap(1, Frame("PCMU", b"\xff" * 160))
+    leg.tap(1, Frame("PCMU", b"\xff" * 160))
+    assert (inbound.fed, outbound.fed) == (160, 320)
+    inbound.result.set_result(SimpleNamespace(text="my card is lost", confidence=0.72))
+    await until(lambda: len(outbox.sent) == 2)
+    outbound.result.set_result(SimpleNamespace(text="let me help", confidence=0.9))
+    await until(lambda: len(outbox.sent) == 3)
+    with pytest.raises(ValueError):
+        transcriptions.start(spec('name="notes"'))
+    await transcriptions.stop(live)
+    started, heard, replied, stopped = outbox.sent
+    assert [e["TranscriptionEvent"] for e in outbox.sent] == [
+        "transcription-started",
+        "transcription-content",
+        "transcription-content",
+        "transcription-stopped",
+    ]
+    assert [e["SequenceId"] for e in outbox.sent] == ["1", "2", "3", "4"]
+    assert started["TranscriptionSid"] == live.sid and started["TranscriptionName"] == "notes"
+    assert (heard["Track"], heard["TrackLabel"], heard["Final"]) == (
+        "inbound_track",
+        "customer",
+        "true",
+    )
+    assert json.loads(heard["TranscriptionData"]) == {
+        "transcript": "my card is lost",
+        "confidence": 0.72,
+    }
+    assert (replied["Track"], replied["TrackLabel"]) == ("outbound_track", "agent")
+    assert stopped["LanguageCode"] == "en-GB" and live.status == "stopped"
+    assert leg.tap is None and transcriptions.find("notes") is None
+
+
+async def test_no_recognizer_is_an_error_event_and_the_call_ending_stops_it():
+    runner, _, outbox, _ = setting(recognizer=False)
+    CallTranscriptions(runner).start(spec('statusCallbackUrl="https://app.example/t"'))
+    await until(lambda: len(outbox.sent) == 3)
+    assert [e["TranscriptionEvent"] for e in outbox.sent] == [
+        "transcription-started",
+        "transcription-error",
+        "transcription-stopped",
+    ]
+    assert "no speech recognizer" in outbox.sent[1]["TranscriptionError"]
+    runner, leg, outbox, _ = setting()
+    CallTranscriptions(runner).start(spec('statusCallbackUrl="https://app.example/t"'))
+    await until(lambda: leg.tap is not None)
+    runner.call.ended.set()
+    await until(
+        lambda: outbox.sent and outbox.sent[-1]["TranscriptionEvent"] == "transcription-stopped"
+    )
+    assert leg.tap is None
