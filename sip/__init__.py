@@ -20,6 +20,7 @@ __all__ = [
     "midcall",
     "pager",
     "parser",
+    "privacy",
     "registrar",
     "session_timer",
     "source_limits",

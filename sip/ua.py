@@ -18,6 +18,7 @@ from sip.headers import NameAddress, Via
 from sip.invite import EndReason, InviteSession
 from sip.message import Request, Response, generate_branch, generate_tag, make_response
 from sip.parser import parse_message
+from sip.privacy import identity_withheld
 from sip.session_timer import MIN_SE, Deadlines, negotiate_uas
 from sip.source_limits import Admission, SourceGuard
 from sip.transaction import (
@@ -262,7 +263,10 @@ class UserAgent:
             extra={
                 "call_id": request.call_id,
                 "to": uri.user,
-                "from": request.from_.uri.user,
+                # RFC 3323: a caller who asked for privacy is not named in our logs.
+                "from": "anonymous"
+                if identity_withheld(request.headers)
+                else request.from_.uri.user,
                 "peer": flow.remote,
                 "transport": flow.transport,
             },

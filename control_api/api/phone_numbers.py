@@ -23,6 +23,7 @@ from control_api.api.params import (
     Parser,
     form_params,
     method_parser,
+    parse_boolean,
     parse_fields,
     url_parser,
 )
@@ -69,6 +70,10 @@ def _application_sid(name: str, value: str) -> str | None:
     return value
 
 
+def _boolean(name: str, value: str) -> bool:
+    return bool(parse_boolean(name, value))
+
+
 _url = url_parser(NUMBER_URL_INVALID)
 _method = method_parser(NUMBER_METHOD_INVALID)
 
@@ -87,6 +92,7 @@ SETTINGS: dict[str, tuple[str, Parser]] = {
     "SmsFallbackMethod": ("sms_fallback_method", _method),
     "VoiceApplicationSid": ("voice_application_sid", _application_sid),
     "SmsApplicationSid": ("sms_application_sid", _application_sid),
+    "VoiceCallerIdLookup": ("voice_caller_id_lookup", _boolean),
 }
 
 
@@ -132,7 +138,7 @@ def number_json(number: PhoneNumber) -> dict:
         "type": number.number_type,
         "uri": number_uri(number),
         "voice_application_sid": number.voice_application_sid,
-        "voice_caller_id_lookup": False,
+        "voice_caller_id_lookup": number.voice_caller_id_lookup,
         "voice_fallback_method": number.voice_fallback_method,
         "voice_fallback_url": number.voice_fallback_url,
         "voice_method": number.voice_method,

@@ -13,6 +13,8 @@ Policy (docs/security.md): a ``sip:`` URI whose host resolves into
 whose host is a trunk's goes through that trunk's rules (its prefixes, login,
 transport and caller ID) as the number in its user part, or not at all
 (``dial.trunk``). :meth:`Dialer.refer_address` says what a REFER may ask for.
+A trunk's numbers are dialled and its caller shown by its rules (numbers.py,
+caller_presentation.py: national forms, ``P-Asserted-Identity``, ``Privacy``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from control_api.address_policy import DenyList, ResolveError, not_told, resolve_all
 from control_api.calls.call import MediaSettings
+from control_api.calls.caller_presentation import present_caller
+from control_api.calls.numbers import dialled_number
 from control_api.calls.outbound_call import Destination, OutboundCall
 from control_api.calls.trunks import Trunk, select_trunk
 from sip.errors import SipParseError
@@ -189,7 +193,7 @@ class Dialer:
     async def _via_trunk(
         self, trunk: Trunk, number: str, label: str, credentials: SipCredentials | None
     ) -> Destination:
-        uri = SipUri.parse(trunk.request_uri(number))
+        uri = SipUri.parse(trunk.request_uri(dialled_number(number, trunk)))
         login = credentials
         if login is None and trunk.username:
             login = SipCredentials(trunk.username, trunk.password or "")
@@ -248,15 +252,19 @@ class Dialer:
         sid: str | None = None,
         headers: list[tuple[str, str]] | None = None,
     ) -> OutboundCall:
+        # The caller as the trunk wants it, or withheld (caller_presentation.py).
+        shown = present_caller(
+            from_user, from_display, destination.trunk, self.ua.host_port(destination.flow)
+        )
         call = OutboundCall(
             self.ua,
             self.media,
             destination,
-            from_user=from_user,
-            from_display=from_display,
+            from_user=shown.from_user,
+            from_display=shown.from_display,
             timeout=timeout,
             call_sid=sid,
-            headers=headers,
+            headers=[*shown.headers, *(headers or ())],
         )
         self._calls = [c for c in self._calls if not c.ended.is_set()]
         self._calls.append(call)

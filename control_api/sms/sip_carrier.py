@@ -75,7 +75,6 @@ class SipMessageCarrier:
             body=body,
             content_type=content_type,
             credentials=login,
-            headers=list(trunk.headers),
         )
         result: asyncio.Future = asyncio.get_running_loop().create_future()
 

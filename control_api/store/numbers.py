@@ -46,12 +46,13 @@ class PhoneNumber(VoiceWebhooks):
     date_created: datetime
     date_updated: datetime
     number_type: str = "local"  # Twilio's type: local, mobile or toll-free
+    voice_caller_id_lookup: bool = False  # its calls' webhooks carry CallerName
 
 
 NUMBER_TYPES = ("local", "mobile", "toll-free")
 
 # What create and update take besides the number itself, with defaults.
-NUMBER_FIELDS: dict[str, str | None] = {
+NUMBER_FIELDS: dict[str, str | bool | None] = {
     "friendly_name": None,  # None: the number, formatted
     **VOICE_WEBHOOK_DEFAULTS,
     "sms_url": None,
@@ -61,6 +62,7 @@ NUMBER_FIELDS: dict[str, str | None] = {
     "voice_application_sid": None,
     "sms_application_sid": None,
     "number_type": None,  # None: "toll-free" for a North American toll-free number, else "local"
+    "voice_caller_id_lookup": False,
 }
 
 

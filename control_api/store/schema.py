@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -209,6 +210,8 @@ phone_numbers = Table(
     *_listed(),
     # Twilio's type: local, mobile or toll-free.
     Column("number_type", String(16), nullable=False, server_default="local"),
+    # VoiceCallerIdLookup: its calls' webhooks carry CallerName.
+    Column("voice_caller_id_lookup", Boolean, nullable=False, server_default=false()),
 )
 
 calls = Table(

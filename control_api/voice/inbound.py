@@ -1,7 +1,9 @@
 """Inbound calls to phone numbers: Calls records, webhooks and status callbacks.
 
 A call whose Request-URI user is one of our numbers runs the TwiML of that
-number's ``VoiceUrl``. Its record in the store follows it (ringing,
+number's ``VoiceUrl``. Its caller (``From``/``Caller``, ``CallerName``,
+``ForwardedFrom``) is what the carrier asserted, read with the rules of the trunk
+it came from (caller_identity.py). Its record in the store follows it (ringing,
 in-progress, then a final status with duration), and each change is posted to
 the number's ``StatusCallback`` through the durable outbox.
 """
@@ -13,6 +15,9 @@ import logging
 import re
 
 from control_api.calls.call import Call
+from control_api.calls.caller_identity import caller_identity
+from control_api.calls.trunk_source import trunk_at_source
+from control_api.calls.trunks import Trunk
 from control_api.voice.runtime import VoiceRuntime
 from control_api.voice.twiml_call import run_offered_call
 from sip.invite import EndReason, InviteSession
@@ -24,13 +29,11 @@ log = logging.getLogger("callswitch.voice")
 PHONE = re.compile(r"\+?\d{3,15}")
 
 
-def caller_address(call: Call) -> str:
-    """The caller as Twilio shows it: E.164 for a number, else the SIP URI."""
-    uri = call.session.request.from_.uri
-    user = uri.user or ""
-    if PHONE.fullmatch(user):
-        return user if user.startswith("+") else "+" + user
-    return f"sip:{user}@{uri.host}" if user else f"sip:{uri.host}"
+def caller_address(call: Call, trunk: Trunk | None = None) -> str:
+    """The caller as Twilio shows it: E.164 for a number, else the SIP URI; the
+    asserted identity when there is one, Twilio's anonymous digits when withheld
+    (control_api/calls/caller_identity.py)."""
+    return caller_identity(call.session.request.headers, trunk).caller
 
 
 def sip_params(session: InviteSession) -> list[tuple[str, str]]:
@@ -83,12 +86,18 @@ class VoiceApps:
             call.reject(404)
             return
         session = call.session
+        dialer = self.context.dialer
+        trunk = await trunk_at_source(dialer.trunks if dialer else (), session.flow.remote[0])
+        who = caller_identity(session.request.headers, trunk)
         await run_offered_call(
             self.runtime,
             call,
             number,
             token=token,
-            caller=caller_address(call),
+            caller=who.caller,
+            forwarded_from=who.forwarded_from,
+            # As on Twilio, only a number with VoiceCallerIdLookup gets CallerName.
+            caller_name=who.caller_name if number.voice_caller_id_lookup else "",
             to=number.phone_number,
             params=sip_params(session),
             final_status=final_status,

@@ -209,6 +209,8 @@ def new_record(
     parent_call_sid: str | None = None,
     phone_number_sid: str | None = None,
     sip_call_id: str | None = None,
+    forwarded_from: str | None = None,
+    caller_name: str | None = None,
 ) -> CallRecord:
     stamp = now()
     return CallRecord(
@@ -226,8 +228,8 @@ def new_record(
         price=None,
         price_unit="USD",
         answered_by=None,
-        forwarded_from=None,
-        caller_name=None,
+        forwarded_from=forwarded_from or None,
+        caller_name=caller_name or None,
         sip_call_id=sip_call_id,
         date_created=stamp,
         date_updated=stamp,
@@ -242,8 +244,11 @@ def base_params(
     to: str,
     direction: str,
     parent_call_sid: str = "",
+    forwarded_from: str = "",
+    caller_name: str = "",
 ) -> list[tuple[str, str]]:
-    """The parameters every voice webhook of a call carries (reference §3)."""
+    """The parameters every voice webhook of a call carries (reference §3);
+    ``forwarded_from`` and ``caller_name`` as a carrier told them (caller_identity.py)."""
     return [
         ("CallSid", call_sid),
         ("AccountSid", account_sid),
@@ -251,8 +256,8 @@ def base_params(
         ("To", to),
         ("ApiVersion", API_VERSION),
         ("Direction", direction),
-        ("ForwardedFrom", ""),
-        ("CallerName", ""),
+        ("ForwardedFrom", forwarded_from),
+        ("CallerName", caller_name),
         ("ParentCallSid", parent_call_sid),
         ("Called", to),
         ("Caller", from_),

@@ -101,14 +101,23 @@ async def run_offered_call(
     final_status: Callable[[Any], str],
     answer_at_once: bool = False,
     on_final: Callable[[str], None] | None = None,
+    forwarded_from: str = "",
+    caller_name: str = "",
     **record: Any,
 ) -> None:
     """A call offered to us (to one of our numbers, or placed by a browser tab) runs
     ``application``'s TwiML: its record (``inbound``, with the extra columns of
-    ``record``) and webhooks (every call's parameters, then ``params``) follow it."""
+    ``record``) and webhooks (every call's parameters, then ``params``) follow it;
+    ``forwarded_from`` and ``caller_name`` are what the carrier said of the caller."""
     account_sid = application.account_sid
     base = base_params(
-        call_sid=call.sid, account_sid=account_sid, from_=caller, to=to, direction="inbound"
+        call_sid=call.sid,
+        account_sid=account_sid,
+        from_=caller,
+        to=to,
+        direction="inbound",
+        forwarded_from=forwarded_from,
+        caller_name=caller_name,
     )
     # The record and the callbacks are written in order but off the call's path:
     # the caller hears the application while the store catches up.
@@ -121,6 +130,8 @@ async def run_offered_call(
         base=[*base, *params],
         status_callback=application.status_callback,
         status_callback_method=application.status_callback_method,
+        forwarded_from=forwarded_from,
+        caller_name=caller_name,
         **record,
     )
     await run_call_twiml(

@@ -298,3 +298,16 @@ def test_local_mobile_and_toll_free_lists_create_and_list_their_type(api, client
     with pytest.raises(TwilioRestException) as error:
         client.incoming_phone_numbers.mobile.create(phone_number=mobile.phone_number)
     assert error.value.code == 21422
+
+
+def test_voice_caller_id_lookup_is_kept(api, client):
+    """VoiceCallerIdLookup=true makes the number's call webhooks carry CallerName."""
+    number = client.incoming_phone_numbers.create(phone_number=api.new_number())
+    assert number.voice_caller_id_lookup is False
+    updated = client.incoming_phone_numbers(number.sid).update(voice_caller_id_lookup=True)
+    assert updated.voice_caller_id_lookup is True
+    assert client.incoming_phone_numbers(number.sid).fetch().voice_caller_id_lookup is True
+    error = rest_error(
+        lambda: client.incoming_phone_numbers(number.sid).update(voice_caller_id_lookup="maybe")
+    )
+    assert error.status == 400

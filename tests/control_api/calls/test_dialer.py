@@ -28,7 +28,7 @@ class FakeUa:
         self.opened.append((transport, host, port))
         return FakeFlow(transport, (host, port))
 
-    def host_port(self) -> str:
+    def host_port(self, flow=None) -> str:
         return "203.0.113.1:5060"
 
 
@@ -208,3 +208,43 @@ async def test_a_trunk_host_is_refused_what_its_trunk_does_not_serve(address):
 )
 def test_refer_address_routes_like_dial_and_never_to_an_arbitrary_host(target, address):
     assert dialer(FakeUa()).refer_address(target) == address
+
+
+async def test_a_trunk_with_a_country_dials_its_numbers_nationally():
+    ua = FakeUa()
+    trunk = parse_trunk("uk=sip:192.0.2.20;prefix=+44;prefix=+33;country_code=44;national_prefix=0")
+    dial = Dialer(
+        ua,
+        media=None,
+        trunks=[trunk],
+        local_addresses=frozenset({"203.0.113.1"}),
+        self_address=("127.0.0.1", 5060),
+        is_our_number=ours,
+    )
+    [national] = await dial.resolve("AC1", "+442071234567")
+    assert national.target == "sip:02071234567@192.0.2.20"
+    [abroad] = await dial.resolve("AC1", "+33123456789")
+    assert abroad.target == "sip:+33123456789@192.0.2.20"
+
+
+async def test_calls_through_a_pai_trunk_assert_the_caller():
+    ua = FakeUa()
+    trunk = parse_trunk("uk=sip:192.0.2.20;country_code=44;national_prefix=0;pai")
+    dial = Dialer(
+        ua,
+        media=None,
+        trunks=[trunk],
+        local_addresses=frozenset({"203.0.113.1"}),
+        self_address=("127.0.0.1", 5060),
+        is_our_number=ours,
+    )
+    [destination] = await dial.resolve("AC1", "+442079460000")
+    call = dial.call(destination, from_user="+442071234567", headers=[("X-Tag", "1")])
+    assert call.from_user == "02071234567"
+    assert call.headers == [
+        ("P-Asserted-Identity", "<sip:+442071234567@203.0.113.1:5060>"),
+        ("X-Tag", "1"),
+    ]
+    withheld = dial.call(destination, from_user="+266696687")
+    assert (withheld.from_user, withheld.from_display) == ("anonymous", "Anonymous")
+    assert withheld.headers == [("Privacy", "id")]
