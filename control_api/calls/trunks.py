@@ -87,7 +87,6 @@ class Trunk:
     country_code: str | None = None  # e.g. "44": national numbers are +44...
     national_prefix: str | None = None  # e.g. "0": 020... is +4420...
     pai: bool = False  # send P-Asserted-Identity with the caller's number
-    headers: tuple[tuple[str, str], ...] = ()  # extra headers on every request (not parsed)
 
     def request_uri(self, number: str) -> str:
         user = number.lstrip("+") if self.strip_plus else number

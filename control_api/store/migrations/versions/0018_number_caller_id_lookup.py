@@ -4,16 +4,16 @@ Twilio sends ``CallerName`` only for numbers with ``VoiceCallerIdLookup=true``; 
 the name is the one the carrier sent (the display name of the asserted identity or
 the From). Numbers stored already keep it off.
 
-Revision ID: 0017_number_caller_id_lookup
-Revises: 0016_participant_coach
+Revision ID: 0018_number_caller_id_lookup
+Revises: 0017_transcriptions
 Create Date: 2026-12-05
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017_number_caller_id_lookup"
-down_revision = "0016_participant_coach"
+revision = "0018_number_caller_id_lookup"
+down_revision = "0017_transcriptions"
 branch_labels = None
 depends_on = None
 
