@@ -21,6 +21,7 @@ __all__ = [
     "pager",
     "parser",
     "registrar",
+    "rfc3263",
     "session_timer",
     "source_limits",
     "stats",
