@@ -131,7 +131,7 @@ class SipLocator:
         except (dns.exception.DNSException, OSError, ValueError) as exc:
             if isinstance(exc, (dns.exception.Timeout, dns.resolver.NoNameservers)):
                 self._quiet_until = self.clock() + QUIET_S  # one wait, not one per lookup
-            fields = {"name": lookup.name, "kind": lookup.kind, "error": str(exc)}
+            fields = {"lookup": lookup.name, "kind": lookup.kind, "error": str(exc)}
             log.info("dns.lookup_failed", extra=fields)
             return (), 0.0
         ttl = float(answer.rrset.ttl) if answer.rrset is not None else NEGATIVE_TTL_S

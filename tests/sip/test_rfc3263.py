@@ -193,14 +193,14 @@ zones = st.dictionaries(
                 names,
             ),
             max_size=6,
-        ),  # noqa: E501
+        ),
         st.lists(
             st.builds(Srv, st.integers(0, 3), st.integers(0, 9), st.integers(0, 70000), names),
             max_size=6,
-        ),  # noqa: E501
+        ),
         st.lists(
             st.sampled_from(["192.0.2.1", "2001:db8::2", "not-an-ip", "10.0.0.1"]), max_size=4
-        ),  # noqa: E501
+        ),
     ),
 )
 
