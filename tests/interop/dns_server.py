@@ -13,7 +13,7 @@ Names it does not hold get NXDOMAIN; ``dns.queries`` lists every (name, type) as
 from __future__ import annotations
 
 from dnslib import QTYPE, RCODE, RR
-from dnslib.server import BaseResolver, DNSServer
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 __all__ = ["LocalDns"]
 
@@ -42,7 +42,8 @@ class _Zone(BaseResolver):
 class LocalDns:
     def __init__(self, zone: str) -> None:
         self.zone = _Zone(zone)
-        self.server = DNSServer(self.zone, address="127.0.0.1", port=0)
+        quiet = DNSLogger(logf=lambda text: None)
+        self.server = DNSServer(self.zone, address="127.0.0.1", port=0, logger=quiet)
 
     @property
     def port(self) -> int:
