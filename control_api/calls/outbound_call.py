@@ -214,10 +214,15 @@ class OutboundCall(Placing):
         session.on_failed = lambda status, reason: settle(("failed", status))
         session.on_terminated = self._terminated
         session.on_dtmf = lambda digit: leg.on_dtmf(digit)
-        session.start()
         self.log(
             "call.dialing", to=hop.target, transport=flow.transport, hop=hop.where, host=hop.name
         )
+        try:
+            session.start()
+        except (OSError, ValueError) as exc:  # e.g. an IPv6 target for an IPv4 socket
+            self.log("call.unreachable", hop=hop.where, error=str(exc))
+            session.on_failed = session.on_terminated = _ignore
+            return ("failed", 503)
         if not last:  # RFC 3261 Timer B is 32 s: another hop is tried long before
             wait = min(NO_RESPONSE_S, max(deadline - loop.time(), 0))
             with contextlib.suppress(TimeoutError):

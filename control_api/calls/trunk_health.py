@@ -170,7 +170,10 @@ class TrunkPinger:
         h.add("CSeq", "1 OPTIONS")
         h.add("Accept", "application/sdp")
         h.add("User-Agent", self.ua.name)
-        self.ua.start_client(Request("OPTIONS", uri, h, b""), flow, answered)
+        try:
+            self.ua.start_client(Request("OPTIONS", uri, h, b""), flow, answered)
+        except (OSError, ValueError):  # an address our socket cannot send to
+            return None
         try:
             return await asyncio.wait_for(done, timeout)
         except TimeoutError:

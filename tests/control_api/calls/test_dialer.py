@@ -58,7 +58,7 @@ async def ours(number: str) -> bool:
     return number == "+15005550006"
 
 
-def dialer(ua, registrar=None, **policy) -> Dialer:
+def dialer(ua, registrar=None, **policy) -> Dialer:  # policy: deny, refused, locator...
     return Dialer(
         ua,
         media=None,
@@ -308,3 +308,22 @@ async def test_a_trunk_host_is_refused_what_its_trunk_does_not_serve(address):
 )
 def test_refer_address_routes_like_dial_and_never_to_an_arbitrary_host(target, address):
     assert dialer(FakeUa()).refer_address(target) == address
+
+
+async def test_a_sip_uri_with_several_dns_targets_fails_over_across_them():
+    zone = {
+        ("pbx.example", "NAPTR"): [Naptr(1, 1, "S", "SIP+D2T", "_sip._tcp.pbx.example")],
+        ("_sip._tcp.pbx.example", "SRV"): [Srv(1, 0, 5062, "a.example"), Srv(2, 0, 5063, "b")],
+        ("a.example", "A"): ["192.0.2.41"],
+        ("b", "A"): ["192.0.2.42"],
+    }
+    ua = FakeUa()
+    [destination] = await dialer(ua, locator=ZoneLocator(zone)).resolve(
+        "AC1", "sip:bob@pbx.example", username="me", password="pw"
+    )
+    assert destination.kind == "sip" and destination.target == "sip:bob@pbx.example"
+    assert [(h.where, h.credentials.username) for h in destination.hops] == [
+        ("tcp:192.0.2.41:5062", "me"),
+        ("tcp:192.0.2.42:5063", "me"),
+    ]
+    assert ua.opened == [("TCP", "192.0.2.41", 5062)]

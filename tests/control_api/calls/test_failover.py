@@ -104,6 +104,25 @@ async def test_a_503_moves_the_call_to_the_next_hop_and_it_answers_there(network
     assert call.status == "completed"
 
 
+async def test_a_hop_our_socket_cannot_reach_is_passed_over(network):
+    ua, flows, settings = network
+    call, attempts = place(ua, settings, 5071, 5072)
+    unreachable = flows.flow_for("UDP", "192.0.2.1", 5071)
+
+    def refuse(data: bytes) -> None:
+        raise ValueError("socket family mismatch")  # what uvloop says for IPv6 on IPv4
+
+    unreachable.send = refuse
+    connecting = asyncio.ensure_future(call.connect())
+    await answer(ua, flows, 5072, 200, body=SDP)
+    assert await connecting is True
+    assert [(a.hop.port, a.status, a.moved_on) for a in attempts] == [
+        (5071, 503, True),
+        (5072, 200, False),
+    ]
+    call.hangup()
+
+
 async def test_no_response_at_all_moves_on_after_a_few_seconds(network, monkeypatch):
     monkeypatch.setattr("control_api.calls.outbound_call.NO_RESPONSE_S", 0.05)
     ua, flows, settings = network
