@@ -11,7 +11,7 @@ import pytest
 
 from control_api.calls.failover import Attempt, Hop, fails_over, report_attempt, usable_hops
 from control_api.calls.outbound_call import Destination, OutboundCall
-from control_api.calls.trunk_health import TrunkHealth
+from control_api.calls.trunk_health import TrunkHealth, TrunkPinger
 from control_api.calls.trunks import parse_trunk
 from sip.message import Request
 from sip.rfc3263 import Target
@@ -255,3 +255,25 @@ def test_attempts_become_events_and_failovers_warnings():
     ]
     [warning] = log.problems
     assert warning["level"] == 1 and "udp:192.0.2.1:5071" in warning["text"]
+
+
+async def test_options_pings_mark_a_silent_host_down_and_an_answering_one_up(network, monkeypatch):
+    monkeypatch.setattr("control_api.calls.trunk_health.PING_TIMEOUT_S", 0.05)
+    ua, flows, _ = network
+    trunk = parse_trunk("carrier=sip:192.0.2.1:5071;host=192.0.2.1:5072;ping=1")
+    health = TrunkHealth()
+
+    async def locate(trunk, host, port):
+        return [Target("UDP", host, port, host)]
+
+    pinger = TrunkPinger(ua, [trunk], health, locate)
+    for round_ in range(2):
+        pinging = asyncio.ensure_future(pinger.ping_once(trunk))
+        options = await flows.invite(5072)  # the first request sent there: the OPTIONS
+        assert options.method == "OPTIONS" and options.uri == "sip:192.0.2.1:5072"
+        flows[5072].sent.clear()  # the next round finds its own OPTIONS first
+        respond(ua, flows[5072], options, 200 if round_ else 404)  # any answer is alive
+        await pinging
+    states = {s.port: s.up for s in health.hosts.values()}
+    assert states == {5071: False, 5072: True}
+    assert [m.method for m in flows[5071].messages()] == ["OPTIONS", "OPTIONS"]
