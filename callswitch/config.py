@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from control_api.calls.trunks import Trunk, parse_trunk
+from control_api.sip_locator import parse_dns_server
 from control_api.sms.smpp_carrier import SmppSettings, parse_smpp
 from control_api.usage.pricing import PriceEntry, parse_price
 
@@ -170,6 +171,10 @@ def _smpp(value: Any) -> list[SmppSettings]:
     if len(set(names)) != len(names):
         raise ValueError("two SMPP carriers have the same name")
     return carriers
+
+
+def _dns_server(value: Any) -> tuple[str, int]:
+    return parse_dns_server(str(value))
 
 
 def _http_url(value: Any) -> str:
@@ -386,6 +391,14 @@ OPTIONS: tuple[Option, ...] = (
         True,
     ),
     Option(
+        "dns_server",
+        _dns_server,
+        None,
+        "DNS server for trunk hosts and sip: targets (NAPTR/SRV/A, RFC 3263; default: the "
+        "system's resolvers)",
+        "HOST[:PORT]",
+    ),
+    Option(
         "fetch_deny",
         _fetch_deny,
         list(LINK_LOCAL),
@@ -499,6 +512,7 @@ class Settings:
     rtp_timeout: float = 60.0
     rtp_hold_timeout: float = 3600.0
     dial_deny: list[str] = field(default_factory=list)
+    dns_server: tuple[str, int] | None = None
     fetch_deny: list[str] = field(default_factory=lambda: list(LINK_LOCAL))
     sip_rate_limit: float = 20.0
     max_calls_per_ip: int = 100

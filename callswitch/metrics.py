@@ -52,6 +52,7 @@ class NodeCollector(Collector):
         yield from self._messages()
         yield from self._refusals()
         yield from self._connections()
+        yield from self._trunk_hosts()
 
     # -- calls
 
@@ -313,6 +314,20 @@ class NodeCollector(Collector):
             limit.add_metric([listener], table.max_total)
         yield held
         yield limit
+
+    def _trunk_hosts(self) -> Iterator[Metric]:
+        """Each trunk host the OPTIONS pings (``ping=S``) watch: 1 up, 0 down."""
+        server = self.server
+        dialer = server.voice.context.dialer if server.voice is not None else None
+        up = GaugeMetricFamily(
+            "callswitch_trunk_host_up",
+            "Whether a trunk host answers its OPTIONS pings (1) or is marked down (0)",
+            labels=["trunk", "host", "transport"],
+        )
+        if dialer is not None:
+            for state in list(dialer.health.hosts.values()):
+                up.add_metric([state.trunk, state.host, state.transport], int(state.up))
+        yield up
 
 
 def _leg_kind(leg) -> str:

@@ -30,10 +30,12 @@ from control_api.call_log import CallLog
 from control_api.calls.browser import BrowserClients
 from control_api.calls.call import CallManager, MediaSettings
 from control_api.calls.dialer import Dialer
+from control_api.calls.trunk_health import TrunkPinger
 from control_api.cluster import ClusterConferences, ClusterLiveCalls, Node
 from control_api.fetch_policy import FetchPolicy
 from control_api.registrations import start_registrar
 from control_api.sip_domain_access import DomainGate
+from control_api.sip_locator import SipLocator
 from control_api.sms.media import MediaFetcher
 from control_api.sms.service import Messaging
 from control_api.sms.sip_carrier import SipMessageCarrier, serve_inbound_messages
@@ -400,7 +402,13 @@ class Server:
             registrar=registrar,
             deny=s.dial_deny,
             refused=self.refusals,
+            locator=SipLocator(s.dns_server),
+            call_log=self.call_log,
         )
+        # ping=S trunks: OPTIONS to every host, those that stop answering are skipped.
+        pinger = TrunkPinger(self.sip.ua, s.trunk, dialer.health, dialer.locate_trunk)
+        pinger.start()
+        self._closers.append(pinger.stop)
         browsers = None
         if s.runs("webrtc") and s.runs("api"):
             from callswitch.webrtc import signaling_server

@@ -13,7 +13,9 @@ What arises where:
 - a status callback that fails (the outbox): 15003 for an answer other than 2xx,
   11205 for none; warnings, the call goes on (logged at its first failure and when
   the outbox gives up, not at every retry);
-- every request made about a call (its ``CallSid``) becomes one of its events.
+- every request made about a call (its ``CallSid``) becomes one of its events, and so
+  does every INVITE a call we place sends to a target (``sip_attempt``; a target it
+  fails over from is also a warning, control_api/calls/failover.py).
 
 Recording is off the call's path and never fails a call: :class:`CallLog` queues
 rows in memory and writes them in batches, after the fact; a write that fails is
@@ -259,6 +261,42 @@ class CallLog:
                 content_type=None if response is None else _content_type(response),
                 response_body=_body(response),
                 error=excerpt(exchange.error, MAX_TEXT),
+                date_created=self.clock(),
+            )
+        except Exception:
+            log.exception("call_log.report_failed")
+            return
+        self._queue(self._events, event)
+
+    def sip_attempt(
+        self,
+        *,
+        account_sid: str,
+        call_sid: str,
+        target: str,
+        status: int | None,
+        seconds: float,
+        params: Params = (),
+        error: str | None = None,
+    ) -> None:
+        """An INVITE a call we placed sent to one target (control_api/calls/failover.py):
+        an event with method ``INVITE``, the Request-URI and the SIP status (None: no
+        response at all)."""
+        try:
+            event = CallEvent(
+                call_sid=call_sid[:34],
+                account_sid=account_sid[:34],
+                request_method="INVITE",
+                request_url=excerpt(target, MAX_URL) or "",
+                request_parameters=[
+                    [name[:MAX_PARAMETER], excerpt(value, MAX_PARAMETER) or ""]
+                    for name, value in list(params)[:MAX_PARAMETERS]
+                ],
+                response_code=status,
+                request_duration=round(seconds * 1000),
+                content_type=None,
+                response_body=None,
+                error=excerpt(error, MAX_TEXT),
                 date_created=self.clock(),
             )
         except Exception:

@@ -22,6 +22,7 @@ __all__ = [
     "parser",
     "privacy",
     "registrar",
+    "rfc3263",
     "session_timer",
     "source_limits",
     "stats",

@@ -99,6 +99,7 @@ class OutgoingInvite(MidCall):
         self._ack_bytes: bytes | None = None
         self.final_status: int | None = None
         self.end_reason: EndReason | None = None
+        self.responded = False  # any response came back, a 100 Trying included
         # Set by the application:
         self.on_progress: Callable[[int, bytes | None], None] = _noop  # 180/183 (+ SDP)
         self.on_answered: Callable[[bytes | None], None] = _noop  # 2xx, its SDP
@@ -165,6 +166,7 @@ class OutgoingInvite(MidCall):
     def receive_response(self, response: Response) -> None:
         """Every response of our INVITE transaction, provisional ones included."""
         status = response.status
+        self.responded = True
         if status < 200:
             if status == 100:
                 return

@@ -8,30 +8,41 @@ call; any other leaves through the trunk with the longest matching prefix),
 ``sip:`` URI (called directly). :class:`Dialer` turns each into
 :class:`~control_api.calls.outbound_call.Destination` values and places calls.
 
-Policy (docs/security.md): a ``sip:`` URI whose host resolves into
+Hosts are located as RFC 3263 says (NAPTR, SRV, A/AAAA; control_api/sip_locator.py),
+and a call tries every target in turn (control_api/calls/failover.py): a number
+every trunk serving it, each trunk's entry points, each entry point's DNS targets.
+
+Policy (docs/security.md): a ``sip:`` URI any of whose targets is in
 ``--dial-deny`` is refused (:class:`DialRefused`, reason ``dial.denied``); one
-whose host is a trunk's goes through that trunk's rules (its prefixes, login,
-transport and caller ID) as the number in its user part, or not at all
-(``dial.trunk``). :meth:`Dialer.refer_address` says what a REFER may ask for.
+whose targets include an address of a trunk's entry point goes through that
+trunk's rules (its prefixes, login, transport and caller ID) as the number in its
+user part, or not at all (``dial.trunk``). :meth:`Dialer.refer_address` says what a
+REFER may ask for.
 A trunk's numbers are dialled and its caller shown by its rules (numbers.py,
 caller_presentation.py: national forms, ``P-Asserted-Identity``, ``Privacy``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import ipaddress
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 
-from control_api.address_policy import DenyList, ResolveError, not_told, resolve_all
+from control_api.address_policy import DenyList, not_told
 from control_api.calls.call import MediaSettings
 from control_api.calls.caller_presentation import present_caller
+from control_api.calls.failover import Hop, report_attempt, usable_hops
 from control_api.calls.numbers import dialled_number
 from control_api.calls.outbound_call import Destination, OutboundCall
-from control_api.calls.trunks import Trunk, select_trunk
+from control_api.calls.trunk_health import TrunkHealth
+from control_api.calls.trunks import Trunk, select_trunks
+from control_api.sip_locator import SipLocator
 from sip.errors import SipParseError
 from sip.headers import SipUri
+from sip.rfc3263 import Target
 from sip.ua import UserAgent
 from sip.uac import SipCredentials
 
@@ -67,6 +78,9 @@ class Dialer:
         registrar=None,
         deny: Sequence[str] = (),
         refused: Callable[..., None] = not_told,
+        locator: SipLocator | None = None,
+        health: TrunkHealth | None = None,
+        call_log=None,
     ) -> None:
         self.ua = ua
         self.media = media
@@ -77,6 +91,9 @@ class Dialer:
         self.registrar = registrar
         self.deny = DenyList(deny)  # --dial-deny: sip: targets never go there
         self.refused = refused  # refused(reason, source_ip, **fields): logged and counted
+        self.locator = locator or SipLocator()  # RFC 3263, --dns-server
+        self.health = health or TrunkHealth()  # trunk hosts the OPTIONS pings found down
+        self.call_log = call_log  # every INVITE's target and status (Calls/{CA}/Events)
         self._calls: list[OutboundCall] = []
 
     async def resolve(
@@ -92,6 +109,17 @@ class Dialer:
 
         ``source_ip`` is who asked (the REST client, the caller whose TwiML dials, the
         phone that sent REFER), for the log line of a refusal."""
+        found = await self._resolve(account_sid, address, username, password, source_ip)
+        return [dataclasses.replace(d, account_sid=account_sid) for d in found]
+
+    async def _resolve(
+        self,
+        account_sid: str,
+        address: str,
+        username: str | None,
+        password: str | None,
+        source_ip: str,
+    ) -> list[Destination]:
         address = address.strip()
         credentials = SipCredentials(username, password or "") if username else None
         if address.lower().startswith("client:"):
@@ -116,10 +144,10 @@ class Dialer:
                 raise DialError("cannot reach our own SIP port")
             target = f"sip:{number}@{self.ua.host_port()}"
             return [Destination(target, flow, kind="number", label=number)]
-        trunk = select_trunk(self.trunks, number)
-        if trunk is None:
+        trunks = select_trunks(self.trunks, number)
+        if not trunks:
             raise DialError(f"no trunk serves {number}")
-        return [await self._via_trunk(trunk, number, number, credentials)]
+        return [await self._via_trunks(trunks, number, number, credentials)]
 
     def refer_address(self, target: str) -> str | None:
         """What a REFER's ``Refer-To`` may be dialled as, routed like ``<Dial>``: a
@@ -140,7 +168,8 @@ class Dialer:
         if self._is_local(uri):
             return number or f"client:{uri.user}"
         host = uri.host.strip("[]").lower()
-        if number is not None and any(t.host.strip("[]").lower() == host for t in self.trunks):
+        hosts = {h.strip("[]").lower() for t in self.trunks for h, _ in t.entry_points()}
+        if number is not None and host in hosts:
             return number
         return None
 
@@ -154,53 +183,91 @@ class Dialer:
     ) -> Destination:
         """A ``sip:`` URI not of a registered user: through policy, then its trunk or
         directly."""
-        try:
-            addresses = await resolve_all(uri.host)
-        except ResolveError as exc:
-            raise DialError(str(exc)) from None
-        denied = self.deny.first_denied(addresses)
+        secure = uri.scheme == "sips"
+        targets = await self.locator.locate(
+            uri.host, uri.port, uri.params.get("transport"), secure=secure
+        )
+        if not targets:
+            raise DialError(f"cannot resolve {uri.host}")
+        denied = self.deny.first_denied(t.address for t in targets)
         if denied is not None:
             address, network = denied
             self._refuse("dial.denied", source_ip, account_sid, label, address=address)
             raise DialRefused(f"{label}: {address} is in --dial-deny {network}", "dial.denied")
-        trunks = await self._trunks_at(addresses)
+        trunks = await self._trunks_at([t.address for t in targets])
         if not trunks:
-            return await self._direct(uri, label, credentials, address=addresses[0])
+            hops = [_hop(str(uri), t, credentials) for t in targets]
+            return self._destination(hops, kind="sip", label=label)
         number = _number(uri.user or "")
-        trunk = select_trunk(trunks, number) if number else None
-        if number is None or trunk is None or trunk.serves(number) < 0:
+        serving = select_trunks(trunks, number) if number else []
+        if number is None or not serving:
             self._refuse("dial.trunk", source_ip, account_sid, label, trunk=trunks[0].name)
             raise DialRefused(
                 f"{label}: the host of trunk {trunks[0].name} is reached through its rules "
                 "only, and they do not serve this address",
                 "dial.trunk",
             )
-        return await self._via_trunk(trunk, number, label, None)
+        return await self._via_trunks(serving, number, label, None)
 
     async def _trunks_at(self, addresses: list[str]) -> list[Trunk]:
-        """The trunks whose host is one of ``addresses``."""
+        """The trunks one of whose entry points has one of ``addresses``."""
         wanted = {_canonical(a) for a in addresses}
-        found = []
-        for trunk in self.trunks:
-            try:
-                hosts = await resolve_all(trunk.host)
-            except ResolveError:
-                continue
-            if wanted & {_canonical(h) for h in hosts}:
-                found.append(trunk)
+        return [t for t in self.trunks if wanted & await self._trunk_addresses(t)]
+
+    async def _trunk_addresses(self, trunk: Trunk) -> set[str]:
+        """Every address of every entry point of ``trunk``: its DNS targets and the
+        A/AAAA addresses of its host names."""
+        found: set[str] = set()
+        for host, port in trunk.entry_points():
+            found |= {_canonical(t.address) for t in await self.locate_trunk(trunk, host, port)}
+            found |= {_canonical(a) for a in await self.locator.addresses(host)}
         return found
 
-    async def _via_trunk(
-        self, trunk: Trunk, number: str, label: str, credentials: SipCredentials | None
+    async def locate_trunk(self, trunk: Trunk, host: str, port: int | None) -> list[Target]:
+        """The targets of one entry point of ``trunk`` (RFC 3263): its transport when it
+        names one, else (UDP, the default) whatever the NAPTR records offer."""
+        transport = None if trunk.transport == "udp" else trunk.transport
+        return await self.locator.locate(host, port, transport)
+
+    async def _via_trunks(
+        self, trunks: list[Trunk], number: str, label: str, credentials: SipCredentials | None
     ) -> Destination:
-        uri = SipUri.parse(trunk.request_uri(dialled_number(number, trunk)))
-        login = credentials
-        if login is None and trunk.username:
-            login = SipCredentials(trunk.username, trunk.password or "")
-        destination = await self._direct(uri, number, login, transport=trunk.transport)
-        return Destination(
-            destination.target, destination.flow, login, kind="trunk", label=label, trunk=trunk
-        )
+        """A call to ``number`` over ``trunks``: every entry point of each and every DNS
+        target of those, in order; hosts marked down are skipped unless all are."""
+        hops: list[Hop] = []
+        for trunk in trunks:
+            login = credentials
+            if login is None and trunk.username:
+                login = SipCredentials(trunk.username, trunk.password or "")
+            dialled = dialled_number(number, trunk)
+            for host, port in trunk.entry_points():
+                target = dataclasses.replace(trunk, host=host, port=port).request_uri(dialled)
+                for found in await self.locate_trunk(trunk, host, port):
+                    hop = _hop(target, found, login, trunk)
+                    if hop not in hops:
+                        hops.append(hop)
+        if not hops:
+            raise DialError(f"cannot resolve the hosts of trunk {trunks[0].name}")
+        hops = usable_hops(hops, self.health.is_down)
+        return self._destination(hops, kind="trunk", label=label)
+
+    def _destination(self, hops: list[Hop], *, kind: str, label: str) -> Destination:
+        """The destination trying ``hops`` in turn (the first one's flow opened now)."""
+        for index, hop in enumerate(hops):
+            flow = self.ua.flow_for(hop.transport, hop.address, hop.port)
+            if flow is None:
+                continue
+            return Destination(
+                hop.target,
+                flow,
+                hop.credentials,
+                kind=kind,
+                label=label,
+                trunk=hop.trunk,
+                hops=tuple(hops[index:]),
+            )
+        first = hops[0]
+        raise DialError(f"cannot open a {first.transport} flow to {first.where}")
 
     def _refuse(self, reason: str, source_ip: str, account_sid: str, target: str, **fields):
         self.refused(reason, source_ip or "-", account_sid=account_sid, target=target, **fields)
@@ -224,24 +291,6 @@ class Dialer:
                 destinations.append(Destination(binding.contact, flow, kind="client", label=label))
         return destinations
 
-    async def _direct(
-        self,
-        uri: SipUri,
-        label: str,
-        credentials: SipCredentials | None,
-        transport: str | None = None,
-        address: str | None = None,
-    ) -> Destination:
-        transport = (transport or uri.params.get("transport") or "udp").upper()
-        if uri.scheme == "sips":
-            transport = "TLS"
-        host = address or await _resolve_host(uri.host.strip("[]"))
-        port = uri.port or (5061 if transport == "TLS" else 5060)
-        flow = self.ua.flow_for(transport, host, port)
-        if flow is None:
-            raise DialError(f"cannot open a {transport} flow to {host}:{port}")
-        return Destination(str(uri), flow, credentials, kind="sip", label=label)
-
     def call(
         self,
         destination: Destination,
@@ -256,7 +305,7 @@ class Dialer:
         shown = present_caller(
             from_user, from_display, destination.trunk, self.ua.host_port(destination.flow)
         )
-        call = OutboundCall(
+        call: OutboundCall = OutboundCall(
             self.ua,
             self.media,
             destination,
@@ -266,9 +315,15 @@ class Dialer:
             call_sid=sid,
             headers=[*shown.headers, *(headers or ())],
         )
+        call.on_attempt.append(
+            functools.partial(self._attempted, destination.account_sid, call.sid)
+        )
         self._calls = [c for c in self._calls if not c.ended.is_set()]
         self._calls.append(call)
         return call
+
+    def _attempted(self, account_sid: str, call_sid: str, attempt) -> None:
+        report_attempt(self.call_log, account_sid, call_sid, attempt)
 
     def live_calls(self) -> list[OutboundCall]:
         """The calls placed that have not ended (for metrics)."""
@@ -291,9 +346,7 @@ def _canonical(address: str) -> str:
         return address.lower()
 
 
-async def _resolve_host(host: str) -> str:
-    """An IP address for ``host`` (A/AAAA lookup; RFC 3263 NAPTR/SRV are not done)."""
-    try:
-        return (await resolve_all(host))[0]
-    except ResolveError as exc:
-        raise DialError(str(exc)) from None
+def _hop(
+    target: str, found: Target, credentials: SipCredentials | None, trunk: Trunk | None = None
+) -> Hop:
+    return Hop(target, found.transport, found.address, found.port, found.name, credentials, trunk)

@@ -4,7 +4,10 @@ An :class:`OutboundCall` looks like an inbound :class:`~control_api.calls.call.C
 to everything above it (the TwiML runner, the bridge, the REST API): it has a
 SID, a leg once media flows, ``ended``, ``answered``, ``hangup()``. It rings
 until the callee answers, fails or ``timeout`` passes, and takes early media
-from a 183 so a caller can hear the far end's ringback or announcements.
+from a 183 so a caller can hear the far end's ringback or announcements. A
+destination with several hops (trunks, entry points, DNS targets) is tried hop by
+hop: a 503, a 408 or no response at all moves the call on to the next
+(control_api/calls/failover.py); it stays one call with one SID.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import KW_ONLY, InitVar, dataclass
 
 from control_api.calls.call import SUPPORTED_CODECS, VOICE_CODECS, MediaSettings
+from control_api.calls.failover import NO_RESPONSE_S, Attempt, Hop, fails_over
 from control_api.calls.leg import Placing
 from control_api.calls.media_update import attach_media_updates
 from control_api.calls.trunks import Trunk
@@ -31,7 +36,7 @@ from media.session import RtpSession
 from sip.invite import EndReason
 from sip.transport import Flow
 from sip.ua import UserAgent
-from sip.uac import OutgoingInvite, SipCredentials
+from sip.uac import OutgoingInvite, OutgoingState, SipCredentials
 
 __all__ = ["Destination", "OutboundCall", "failure_status"]
 
@@ -47,6 +52,15 @@ class Destination:
     kind: str = "sip"  # sip, trunk, client, number (what Twilio bills and shows)
     label: str = ""  # the dialled address as the application wrote it
     trunk: Trunk | None = None  # the trunk it leaves through (its caller-ID rule applies)
+    hops: tuple[Hop, ...] = ()  # every place to try in turn, the first on ``flow``
+    account_sid: str = ""  # who dials (the call's events and notifications are theirs)
+
+    def attempts(self) -> tuple[Hop, ...]:
+        """The hops to try: ``hops``, or the one the target and flow name."""
+        if self.hops:
+            return self.hops
+        transport, (address, port) = self.flow.transport, self.flow.remote
+        return (Hop(self.target, transport, address, port, "", self.credentials, self.trunk),)
 
 
 def failure_status(sip_status: int | None) -> str:
@@ -80,6 +94,10 @@ class OutboundCall(Placing):
         self.session: OutgoingInvite | None = None
         self.sip_status: int | None = None
         self.end_reason: EndReason | None = None
+        self.hop: Hop | None = None  # the hop being tried, then the one that answered
+        self.on_attempt: list[Callable[[Attempt], None]] = []  # each hop tried, as it ends
+        self._giving_up = False  # hung up or canceled while it rang: try no more hops
+        self._settle: Callable[[tuple[str, int]], None] | None = None
 
     # -- the Call interface
 
@@ -88,8 +106,14 @@ class OutboundCall(Placing):
         return self.session.call_id if self.session is not None else ""
 
     def hangup(self) -> None:
-        if self.session is not None:
-            self.session.hangup()
+        if not self.answered:
+            self._giving_up = True
+        session = self.session
+        if session is not None and session.state is OutgoingState.CALLING and self._settle:
+            session.cancel()  # nothing came back yet: stop waiting for this hop now
+            self._settle(("canceled", 487))
+        elif session is not None and session.state is not OutgoingState.TERMINATED:
+            session.hangup()
         elif not self.ended.is_set():
             self._finish(EndReason.CANCELLED)
 
@@ -116,49 +140,126 @@ class OutboundCall(Placing):
             return False
         self.leg = leg
         offer = build_offer(media.public_address, leg.port, SUPPORTED_CODECS, leg.ssrc)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        hops = self.destination.attempts()
+        for index, hop in enumerate(hops):
+            if self._giving_up or self.ended.is_set():
+                self._finish(EndReason.CANCELLED)
+                return False
+            flow = self.destination.flow if index == 0 else self._flow(hop)
+            started = loop.time()
+            if flow is None:
+                outcome: tuple[str, int] = ("failed", 503)
+            else:
+                outcome = await self._try(
+                    hop, flow, offer.serialize(), deadline, index + 1 == len(hops)
+                )
+            kind, status = outcome
+            moved_on = (
+                kind in ("failed", "silent")
+                and fails_over(None if kind == "silent" else status)
+                and index + 1 < len(hops)
+                and not self._giving_up
+            )
+            shown = {"silent": None, "timeout": 408, "answered": self._final_status()}
+            self._attempted(hop, shown.get(kind, status), loop.time() - started, moved_on)
+            if moved_on:
+                continue
+            if kind == "answered":
+                return bool(status)
+            if kind == "timeout":
+                return await self._ring_timeout()
+            self._failed(487 if kind in ("silent", "canceled") else status)
+            return False
+        return False
+
+    def _final_status(self) -> int | None:
+        return self.session.final_status if self.session is not None else None
+
+    def _flow(self, hop: Hop) -> Flow | None:
+        return self.ua.flow_for(hop.transport, hop.address, hop.port)
+
+    async def _try(
+        self, hop: Hop, flow: Flow, sdp: bytes, deadline: float, last: bool
+    ) -> tuple[str, int]:
+        """One INVITE to ``hop``: ("answered", 1 or 0), ("failed", status), ("silent", 0)
+        when nothing came back within NO_RESPONSE_S (and another hop is left),
+        ("canceled", 487) or ("timeout", 0) at the ring deadline."""
+        leg = self.leg
+        assert leg is not None  # bound before the first hop
         destination = self.destination
         session = OutgoingInvite(
             self.ua,
-            target=destination.target,
-            flow=destination.flow,
+            target=hop.target,
+            flow=flow,
             from_user=self.from_user,
             from_display=self.from_display,
             to=destination.to,
-            sdp=offer.serialize(),
-            credentials=destination.credentials,
+            sdp=sdp,
+            credentials=hop.credentials,
             headers=self.headers,
         )
-        self.session = session
-        outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.session, self.hop = session, hop
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[tuple[str, int]] = loop.create_future()
 
-        def settle(value: bool) -> None:
+        def settle(value: tuple[str, int]) -> None:
             if not outcome.done():
                 outcome.set_result(value)
 
+        self._settle = settle
         session.on_progress = self._progress
-        session.on_answered = lambda sdp: settle(self._answered(sdp))
-
-        def failed(status: int, reason: str) -> None:
-            self._failed(status)
-            settle(False)
-
-        session.on_failed = failed
+        session.on_answered = lambda sdp: settle(("answered", int(self._answered(sdp))))
+        session.on_failed = lambda status, reason: settle(("failed", status))
         session.on_terminated = self._terminated
         session.on_dtmf = lambda digit: leg.on_dtmf(digit)
-        session.start()
-        self.log("call.dialing", to=destination.target, transport=destination.flow.transport)
+        self.log(
+            "call.dialing", to=hop.target, transport=flow.transport, hop=hop.where, host=hop.name
+        )
         try:
-            return await asyncio.wait_for(asyncio.shield(outcome), self.timeout)
-        except TimeoutError:
-            self.log("call.ring_timeout", seconds=self.timeout)
-            self.sip_status = 408
-            session.cancel()
-            # The CANCEL's 487 settles the outcome; a 2xx that crossed it is hung up.
+            session.start()
+        except (OSError, ValueError) as exc:  # e.g. an IPv6 target for an IPv4 socket
+            self.log("call.unreachable", hop=hop.where, error=str(exc))
+            session.on_failed = session.on_terminated = _ignore
+            return ("failed", 503)
+        if not last:  # RFC 3261 Timer B is 32 s: another hop is tried long before
+            wait = min(NO_RESPONSE_S, max(deadline - loop.time(), 0))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(outcome), 5.0)
-            if not outcome.done():
-                self._finish(EndReason.CANCELLED)
-            return False
+                await asyncio.wait_for(asyncio.shield(outcome), wait)
+            if not outcome.done() and not session.responded and loop.time() < deadline:
+                session.cancel()  # a late 1xx gets CANCEL, a late 2xx ACK and BYE
+                session.on_progress = session.on_answered = _ignore
+                session.on_failed = session.on_terminated = _ignore
+                return ("silent", 0)
+        try:
+            return await asyncio.wait_for(asyncio.shield(outcome), max(deadline - loop.time(), 0))
+        except TimeoutError:
+            return ("timeout", 0)
+
+    async def _ring_timeout(self) -> bool:
+        session = self.session
+        assert session is not None  # a hop was tried
+        self.log("call.ring_timeout", seconds=self.timeout)
+        self.sip_status = 408
+        ended: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def failed(status: int, reason: str) -> None:
+            if not ended.done():
+                ended.set_result(status)
+
+        session.on_failed = failed
+        session.cancel()
+        # The CANCEL's 487 settles the outcome; a 2xx that crossed it is hung up.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(ended), 5.0)
+        self._finish(EndReason.CANCELLED)
+        return False
+
+    def _attempted(self, hop: Hop, status: int | None, seconds: float, moved_on: bool) -> None:
+        attempt = Attempt(hop, status, seconds, moved_on)
+        for callback in self.on_attempt:
+            callback(attempt)
 
     def _progress(self, status: int, sdp: bytes | None) -> None:
         if not self.ringing.is_set():
@@ -185,7 +286,7 @@ class OutboundCall(Placing):
         leg.consent()  # the answer is the far end's consent to our media
         attach_media_updates(session, leg, self.media.public_address, SUPPORTED_CODECS)
         leg.start()
-        self._watch_media(self.media, leg, self.destination.flow.remote[0])
+        self._watch_media(self.media, leg, session.flow.remote[0])
         self.log("call.answered", codec=leg.codec)
         for callback in self.on_answered:
             callback(self)
@@ -212,6 +313,7 @@ class OutboundCall(Placing):
         self._finish(EndReason.CANCELLED if status == 487 else EndReason.REJECTED)
 
     def _terminated(self, reason: EndReason) -> None:
+        self._settle = None
         self._finish(reason)
 
     def _finish(self, reason: EndReason) -> None:
@@ -228,3 +330,7 @@ class OutboundCall(Placing):
             status=self.status,
             duration=round(self.duration, 3),
         )
+
+
+def _ignore(*args: object) -> None:
+    pass

@@ -202,3 +202,16 @@ def test_bad_node_settings_name_the_setting(tmp_path, monkeypatch, argv):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=argv[0]):
         load_settings(parse(argv), environ={})
+
+
+def test_dns_server_from_flag_env_or_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(parse([]), environ={}).dns_server is None
+    s = load_settings(parse(["--dns-server", "127.0.0.1:5353"]), environ={})
+    assert s.dns_server == ("127.0.0.1", 5353)
+    s = load_settings(parse([]), environ={"CALLSWITCH_DNS_SERVER": "[::1]:53"})
+    assert s.dns_server == ("::1", 53)
+    (tmp_path / "callswitch.toml").write_text('dns_server = "192.0.2.53"\n')
+    assert load_settings(parse([]), environ={}).dns_server == ("192.0.2.53", 53)
+    with pytest.raises(ConfigError, match="--dns-server"):
+        load_settings(parse(["--dns-server", "dns.example"]), environ={})

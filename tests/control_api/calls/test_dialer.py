@@ -7,7 +7,10 @@ from dataclasses import dataclass
 import pytest
 
 from control_api.calls.dialer import Dialer, DialError, DialRefused
+from control_api.calls.trunk_health import TrunkHealth
 from control_api.calls.trunks import parse_trunk
+from control_api.sip_locator import SipLocator
+from sip.rfc3263 import Naptr, Srv, Target
 
 
 @dataclass
@@ -55,7 +58,7 @@ async def ours(number: str) -> bool:
     return number == "+15005550006"
 
 
-def dialer(ua, registrar=None, **policy) -> Dialer:
+def dialer(ua, registrar=None, **policy) -> Dialer:  # policy: deny, refused, locator...
     return Dialer(
         ua,
         media=None,
@@ -124,11 +127,12 @@ async def test_unroutable_addresses_are_dial_errors(address):
         await dialer(FakeUa()).resolve("AC1", address)
 
 
-def guarded(ua, refusals, deny=("198.18.0.0/15", "2001:db8:dead::/48")) -> Dialer:
+def guarded(ua, refusals, deny=("198.18.0.0/15", "2001:db8:dead::/48"), **more) -> Dialer:
     """A dialer with a --dial-deny list, its refusals told to ``refusals``."""
     return dialer(
         ua,
         deny=deny,
+        **more,
         refused=lambda reason, source_ip, **fields: refusals.append((reason, source_ip, fields)),
     )
 
@@ -146,15 +150,111 @@ async def test_sip_targets_in_dial_deny_are_refused_before_any_flow(address):
     assert (reason, source, fields["account_sid"]) == ("dial.denied", "198.51.100.9", "AC1")
 
 
-async def test_a_name_is_refused_when_any_of_its_addresses_is_denied(monkeypatch):
-    async def two_addresses(host, kind=0):
-        return ["192.0.2.40", "198.18.7.7"] if host == "mixed.example" else [host]
+class ZoneLocator(SipLocator):
+    """The RFC 3263 locator answering from a dict of (name, kind) → records."""
 
-    monkeypatch.setattr("control_api.calls.dialer.resolve_all", two_addresses)
+    def __init__(self, zone) -> None:
+        super().__init__(pick=lambda n: 0)
+        self.zone = zone
+
+    async def lookup(self, lookup):
+        return self.zone.get((lookup.name, lookup.kind), [])
+
+
+async def test_a_name_is_refused_when_any_of_its_addresses_is_denied():
+    zone = {("mixed.example", "A"): ["192.0.2.40", "198.18.7.7"]}
     ua, refusals = FakeUa(), []
     with pytest.raises(DialRefused):
-        await guarded(ua, refusals).resolve("AC1", "sip:bob@mixed.example")
+        await guarded(ua, refusals, locator=ZoneLocator(zone)).resolve(
+            "AC1", "sip:bob@mixed.example"
+        )
     assert ua.opened == [] and refusals[0][2]["address"] == "198.18.7.7"
+
+
+async def test_a_name_is_refused_when_an_srv_target_is_denied():
+    zone = {
+        ("_sip._udp.pbx.example", "SRV"): [Srv(1, 0, 5060, "a.example"), Srv(2, 0, 5060, "b")],
+        ("a.example", "A"): ["192.0.2.41"],
+        ("b", "A"): ["198.18.0.1"],
+    }
+    ua, refusals = FakeUa(), []
+    with pytest.raises(DialRefused):
+        await guarded(ua, refusals, locator=ZoneLocator(zone)).resolve("AC1", "sip:x@pbx.example")
+    assert refusals[0][2]["address"] == "198.18.0.1"
+
+
+CARRIER_ZONE = {
+    ("carrier.example", "NAPTR"): [Naptr(10, 10, "S", "SIP+D2U", "_sip._udp.carrier.example")],
+    ("_sip._udp.carrier.example", "SRV"): [
+        Srv(10, 0, 5070, "one.carrier.example"),
+        Srv(20, 0, 5080, "two.carrier.example"),
+    ],
+    ("one.carrier.example", "A"): ["192.0.2.51"],
+    ("two.carrier.example", "A"): ["192.0.2.52"],
+    ("carrier.example", "A"): ["192.0.2.50"],
+}
+
+
+def carrier_dialer(ua, **more) -> Dialer:
+    return Dialer(
+        ua,
+        media=None,
+        trunks=[
+            parse_trunk("spare=sip:192.0.2.60;prefix=+1;order=5"),
+            parse_trunk("main=sip:u:p@carrier.example;host=192.0.2.70:5099;prefix=+1"),
+        ],
+        local_addresses=frozenset({"203.0.113.1"}),
+        self_address=("127.0.0.1", 5060),
+        is_our_number=ours,
+        locator=ZoneLocator(CARRIER_ZONE),
+        **more,
+    )
+
+
+async def test_a_number_tries_every_trunk_entry_point_and_dns_target_in_order():
+    ua = FakeUa()
+    [destination] = await carrier_dialer(ua).resolve("AC1", "+14155550100")
+    assert [(h.target, h.where, h.name) for h in destination.hops] == [
+        ("sip:+14155550100@carrier.example", "udp:192.0.2.51:5070", "one.carrier.example"),
+        ("sip:+14155550100@carrier.example", "udp:192.0.2.52:5080", "two.carrier.example"),
+        ("sip:+14155550100@192.0.2.70:5099", "udp:192.0.2.70:5099", "192.0.2.70"),
+        ("sip:+14155550100@192.0.2.60", "udp:192.0.2.60:5060", "192.0.2.60"),
+    ]
+    assert [h.trunk.name for h in destination.hops] == ["main", "main", "main", "spare"]
+    assert (
+        destination.hops[0].credentials.username == "u" and destination.hops[3].credentials is None
+    )
+    assert ua.opened == [("UDP", "192.0.2.51", 5070)]  # the others' flows when tried
+    assert destination.account_sid == "AC1" and destination.trunk.name == "main"
+
+
+async def test_hosts_marked_down_are_skipped_unless_all_are():
+    health = TrunkHealth()
+    for _ in range(2):
+        health.failed("main", Target("UDP", "192.0.2.51", 5070, "one.carrier.example"))
+    [destination] = await carrier_dialer(FakeUa(), health=health).resolve("AC1", "+14155550100")
+    assert [h.address for h in destination.hops] == ["192.0.2.52", "192.0.2.70", "192.0.2.60"]
+    for trunk, address, port in [
+        ("main", "192.0.2.52", 5080),
+        ("main", "192.0.2.70", 5099),
+        ("spare", "192.0.2.60", 5060),
+    ]:
+        for _ in range(2):
+            health.failed(trunk, Target("UDP", address, port, ""))
+    [destination] = await carrier_dialer(FakeUa(), health=health).resolve("AC1", "+14155550100")
+    assert len(destination.hops) == 4  # all down: all tried
+    health.answered("main", Target("UDP", "192.0.2.70", 5099, ""), 200)
+    [destination] = await carrier_dialer(FakeUa(), health=health).resolve("AC1", "+14155550100")
+    assert [h.address for h in destination.hops] == ["192.0.2.70"]
+
+
+async def test_a_sip_uri_at_any_address_of_a_trunk_entry_point_is_the_trunk():
+    d = carrier_dialer(FakeUa(), deny=("198.18.0.0/15",))
+    for host in ("192.0.2.52:5080", "192.0.2.50", "one.carrier.example:5070"):
+        [destination] = await d.resolve("AC1", f"sip:+14155550100@{host}")
+        assert destination.kind == "trunk" and destination.trunk.name == "main"
+    with pytest.raises(DialRefused, match="through its rules"):
+        await d.resolve("AC1", "sip:alice@192.0.2.51")
 
 
 async def test_numbers_and_clients_are_not_subject_to_dial_deny():
@@ -248,3 +348,22 @@ async def test_calls_through_a_pai_trunk_assert_the_caller():
     withheld = dial.call(destination, from_user="+266696687")
     assert (withheld.from_user, withheld.from_display) == ("anonymous", "Anonymous")
     assert withheld.headers == [("Privacy", "id")]
+
+
+async def test_a_sip_uri_with_several_dns_targets_fails_over_across_them():
+    zone = {
+        ("pbx.example", "NAPTR"): [Naptr(1, 1, "S", "SIP+D2T", "_sip._tcp.pbx.example")],
+        ("_sip._tcp.pbx.example", "SRV"): [Srv(1, 0, 5062, "a.example"), Srv(2, 0, 5063, "b")],
+        ("a.example", "A"): ["192.0.2.41"],
+        ("b", "A"): ["192.0.2.42"],
+    }
+    ua = FakeUa()
+    [destination] = await dialer(ua, locator=ZoneLocator(zone)).resolve(
+        "AC1", "sip:bob@pbx.example", username="me", password="pw"
+    )
+    assert destination.kind == "sip" and destination.target == "sip:bob@pbx.example"
+    assert [(h.where, h.credentials.username) for h in destination.hops] == [
+        ("tcp:192.0.2.41:5062", "me"),
+        ("tcp:192.0.2.42:5063", "me"),
+    ]
+    assert ua.opened == [("TCP", "192.0.2.41", 5062)]
