@@ -17,6 +17,7 @@ from dataclasses import KW_ONLY, InitVar, dataclass
 from control_api.calls.call import SUPPORTED_CODECS, VOICE_CODECS, MediaSettings
 from control_api.calls.leg import Placing
 from control_api.calls.media_update import attach_media_updates
+from control_api.calls.srtp_offers import SrtpAnswerRefused, offer_for, take_answer
 from control_api.calls.trunks import Trunk
 from media.ports import PortsExhausted
 from media.sdp import (
@@ -47,6 +48,15 @@ class Destination:
     kind: str = "sip"  # sip, trunk, client, number (what Twilio bills and shows)
     label: str = ""  # the dialled address as the application wrote it
     trunk: Trunk | None = None  # the trunk it leaves through (its caller-ID rule applies)
+
+    @property
+    def srtp(self) -> str:
+        """SDES-SRTP on the call (off, optional, mandatory): the trunk's ``srtp``; a ``sip:``
+        target reached over TLS (``sips:``, ``transport=tls``) is offered it as a TLS trunk
+        is, optional; anything else (phones, our own numbers, plain ``sip:``) off."""
+        if self.trunk is not None:
+            return self.trunk.srtp
+        return "optional" if self.kind == "sip" and self.flow.transport == "TLS" else "off"
 
 
 def failure_status(sip_status: int | None) -> str:
@@ -80,6 +90,8 @@ class OutboundCall(Placing):
         self.session: OutgoingInvite | None = None
         self.sip_status: int | None = None
         self.end_reason: EndReason | None = None
+        self._sdes = offer_for(self.destination.srtp)  # SDES-SRTP offered, or None
+        self._srtp_refused: tuple[int, str] | None = None  # why the answer's SRTP was refused
 
     # -- the Call interface
 
@@ -115,7 +127,15 @@ class OutboundCall(Placing):
             leg.close()
             return False
         self.leg = leg
-        offer = build_offer(media.public_address, leg.port, SUPPORTED_CODECS, leg.ssrc)
+        sdes = self._sdes
+        offer = build_offer(
+            media.public_address,
+            leg.port,
+            SUPPORTED_CODECS,
+            leg.ssrc,
+            protocol=sdes.protocol if sdes is not None else "RTP/AVP",
+            crypto=sdes.lines if sdes is not None else (),
+        )
         destination = self.destination
         session = OutgoingInvite(
             self.ua,
@@ -178,6 +198,7 @@ class OutboundCall(Placing):
             return False
         if sdp is None or not self._configure(sdp):
             self.log("call.bad_answer")
+            self.problem = self._srtp_refused
             session.hangup()
             return False
         self.answer_time = time.time()
@@ -201,6 +222,15 @@ class OutboundCall(Placing):
             remote = remote_rtp_address(answer, audio)
         except (SdpParseError, SdpNegotiationError, StopIteration):
             return False
+        self._srtp_refused = None
+        try:
+            suite = take_answer(self._sdes, leg, audio)
+        except SrtpAnswerRefused as exc:
+            self._srtp_refused = exc.problem
+            self.log("call.srtp_refused", reason=exc.reason, mandatory=exc.mandatory)
+            return False
+        if suite is not None:
+            self.log("call.srtp", suite=suite)
         dtmf = next((c for c in audio.codecs if c.matches(TELEPHONE_EVENT)), None)
         leg.configure(codec, remote, dtmf=dtmf, ptime=audio.ptime or 20)
         leg.start()
