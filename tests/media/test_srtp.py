@@ -714,3 +714,29 @@ def test_the_answerer_keeps_its_key_when_the_re_offer_has_its_suite():
     assert line is not None
     answered = CryptoAttribute.parse(line)
     assert answered.suite == "AES_CM_128_HMAC_SHA1_32" and answered.key != kept.key
+
+
+answered_lines = st.lists(
+    crypto_ish | attributes.map(CryptoAttribute.serialize) | st.text(max_size=60), max_size=3
+)
+
+
+@given(st.sampled_from(["RTP/AVP", "RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVP"]), answered_lines)
+def test_whatever_an_answer_carries_sdes_offer_agrees_or_refuses(protocol, lines):
+    for mandatory in (True, False):
+        offer = SdesOffer(mandatory)
+        try:
+            context = offer.context(protocol, lines)
+        except SrtpRefused:
+            continue
+        assert context is not None or (not mandatory and not lines)
+
+
+@given(answered_lines)
+def test_whatever_a_re_offer_carries_the_answerer_answers_or_declines(lines):
+    kept = CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_80")
+    answerer = SdesAnswerer(keep=kept)
+    line = answerer(lines)
+    if line is not None:
+        assert CryptoAttribute.parse(line) == answerer.ours and answerer.ours.usable
+        SrtpContext(kept, kept).rekey(answerer.ours, answerer.theirs)
