@@ -429,7 +429,7 @@ def negotiate_answer(
     RTP/SAVP(F) streams (SDES, RFC 4568 §5.1.2) are candidates only with `crypto_answer`: it is
     called with the stream's offered a=crypto values once its codec matched, and returns our
     a=crypto value, which the answer carries, or None to pass over the stream. An RTP/AVP(F)
-    stream that carries a=crypto lines (best-effort SRTP, as Asterisk and FreeSWITCH offer it)
+    stream that carries a=crypto lines (best-effort SRTP, as Asterisk and baresip offer it)
     goes to the hook too; there None means a plain RTP answer.
     """
     chosen_index = None

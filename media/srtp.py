@@ -314,10 +314,10 @@ class SdesOffer:
 
     One fresh key per suite (AES_CM_128_HMAC_SHA1_80, then _32). `mandatory` offers them on
     ``RTP/SAVP`` and refuses an answer without SRTP. Otherwise they ride on ``RTP/AVP``:
-    best-effort SRTP as Asterisk (``media_encryption_optimistic``) and FreeSWITCH
-    (``rtp_secure_media=optional``) offer it, where a peer that knows SDES answers with one
-    ``a=crypto`` line and SRTP runs, and one that does not ignores the lines and answers
-    plain RTP.
+    best-effort SRTP as Asterisk (``media_encryption_optimistic``: "optimistic encryption
+    places crypto in the normal RTP/AVP profile") and baresip (``mediaenc=srtp``) offer it,
+    where a peer that knows SDES answers with one ``a=crypto`` line and SRTP runs, and one
+    that does not ignores the lines and answers plain RTP.
     """
 
     def __init__(

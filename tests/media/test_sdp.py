@@ -759,8 +759,7 @@ def test_build_offer_with_srtp():
 
 
 # Best-effort SRTP (RTP/AVP carrying a=crypto), as Asterisk's media_encryption_optimistic,
-# FreeSWITCH's rtp_secure_media=optional, baresip's mediaenc=srtp and our optional trunks
-# offer it.
+# baresip's mediaenc=srtp and our optional trunks offer it.
 BEST_EFFORT_OFFER = SAVP_OFFER.replace(b"RTP/SAVP", b"RTP/AVP")
 
 
