@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from dataclasses import KW_ONLY, InitVar, dataclass
 
@@ -52,11 +53,16 @@ class Destination:
     @property
     def srtp(self) -> str:
         """SDES-SRTP on the call (off, optional, mandatory): the trunk's ``srtp``; a ``sip:``
-        target reached over TLS (``sips:``, ``transport=tls``) is offered it as a TLS trunk
-        is, optional; anything else (phones, our own numbers, plain ``sip:``) off."""
+        target with Twilio's ``;secure=true`` requires it, and one reached over TLS (``sips:``,
+        ``transport=tls``) is offered it as a TLS trunk is, optional; anything else (phones,
+        our own numbers, plain ``sip:``) off."""
         if self.trunk is not None:
             return self.trunk.srtp
-        return "optional" if self.kind == "sip" and self.flow.transport == "TLS" else "off"
+        if self.kind != "sip":
+            return "off"
+        if re.search(r";secure=true(?:;|$)", self.target, re.IGNORECASE):
+            return "mandatory"
+        return "optional" if self.flow.transport == "TLS" else "off"
 
 
 def failure_status(sip_status: int | None) -> str:

@@ -162,5 +162,11 @@ def test_which_destinations_are_offered_srtp():
     assert Destination("sip:bob@example.com;transport=tls", tls, kind="sip").srtp == "optional"
     assert Destination("sip:bob@example.com", udp, kind="sip").srtp == "off"
     assert Destination("sip:alice@10.0.0.9", tls, kind="client").srtp == "off"
+    # Twilio's <Sip>sip:...;secure=true</Sip>: SRTP required, whatever the transport.
+    assert Destination("sip:bob@example.com;secure=true", udp, kind="sip").srtp == "mandatory"
+    assert Destination("sips:bob@example.com;secure=TRUE;x=1", tls, kind="sip").srtp == (
+        "mandatory"
+    )
+    assert Destination("sip:bob@example.com;secure=false", udp, kind="sip").srtp == "off"
     assert trunk_destination(udp, ";srtp=mandatory").srtp == "mandatory"
     assert trunk_destination(tls, ";transport=tls;srtp=off").srtp == "off"
