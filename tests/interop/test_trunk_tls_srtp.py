@@ -137,11 +137,17 @@ def wait_status(client, sid: str, wanted: set[str], timeout: float) -> str:
 @pytest.mark.usefixtures("raw_sockets")
 @pytest.mark.parametrize(
     ("mediaenc", "trunk"),
-    [("srtp-mand", ";srtp=mandatory"), ("srtp", ""), ("srtp", None)],
-    ids=["trunk-mandatory", "trunk-optional", "sips-target"],
+    [
+        ("srtp-mand", ";srtp=mandatory"),
+        ("srtp", ""),
+        ("srtp", None),
+        ("srtp-mand", None),
+    ],
+    ids=["trunk-mandatory", "trunk-optional", "sips-target", "sips-target-secure"],
 )
 def test_rest_call_through_a_tls_trunk_is_srtp_on_the_wire(tmp_path, mediaenc, trunk):
-    """``trunk`` None: no trunk, the call goes to a ``sips:`` URI (as ``<Dial><Sip>`` does)."""
+    """``trunk`` None: no trunk, the call goes to a ``sips:`` URI (as ``<Dial><Sip>`` does);
+    to a baresip that requires RTP/SAVP, with Twilio's ``;secure=true``."""
     carrier = TlsCarrier(tmp_path, seconds=20, mediaenc=mediaenc)
     server = None
     capture = None
@@ -153,6 +159,8 @@ def test_rest_call_through_a_tls_trunk_is_srtp_on_the_wire(tmp_path, mediaenc, t
         )
         client = rest_client(server)
         to = f"+{NUMBER}" if trunk is not None else f"sips:{NUMBER}@127.0.0.1:{carrier.tls_port}"
+        if trunk is None and mediaenc == "srtp-mand":
+            to += ";secure=true"
         capture = LoopbackCapture(carrier.rtp_ports)
         with WebhookApp() as app:
             tone = wav_bytes(sine(TONE_HZ, 4.0, amplitude=0.4))
