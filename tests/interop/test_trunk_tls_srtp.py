@@ -7,7 +7,8 @@ default, optional, and once so to a ``sips:`` address dialled directly (as `<Dia
 would). The official ``twilio`` library places the REST call; its TwiML plays a 440 Hz
 tone. baresip must hear the tone (decrypted with the keys of our offer), and no UDP payload
 captured on ``lo`` toward baresip may decode, as the PCMU both sides agreed on, to that
-tone. A carrier of the test's own then re-keys a call in both directions.
+tone. A carrier of the test's own then re-keys a call in both directions, and SIPp, a
+carrier without SRTP, shows what a mandatory trunk does with a plain answer.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import subprocess
 import time
 import wave
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import httpx
 import numpy as np
@@ -26,10 +28,13 @@ import pytest
 
 from .audio import dominant_frequency, level_dbfs, sine, tone_purity_db, ulaw_decode, ulaw_encode
 from .conftest import require
-from .harness import CallswitchServer, free_port_block, make_tls_cert
+from .harness import CallswitchServer, free_port, free_port_block, make_tls_cert
 from .pcap import LoopbackCapture
+from .rtp import RtpSink
+from .sipp import SippBackground, find_sipp
 from .srtp_peer import RekeyingCarrier
 from .test_baresip_tls_srtp_opus import echoed_tone
+from .test_call_logs import notifications_of
 from .test_voice_webhooks import rest_client, wav_bytes
 from .webhook_app import WebhookApp, twiml
 
@@ -263,3 +268,53 @@ def test_new_keys_mid_call_keep_the_audio_going_both_ways(tmp_path):
     assert len(late) > rate, len(samples) / rate
     assert tone_purity_db(late, CARRIER_HZ, rate) > -10, tone_purity_db(late, CARRIER_HZ, rate)
     assert server.events("call.srtp_rekeyed"), server.tail()
+
+
+def test_a_mandatory_trunk_answered_without_srtp_fails_with_a_notification(tmp_path):
+    """SIPp, a carrier that knows no SRTP, answers our RTP/SAVP offer with plain RTP/AVP:
+    the call is ACKed and ended at once (BYE), no audio goes out, the REST call ends
+    ``failed`` and carries notification 32208."""
+    sipp = find_sipp()
+    require(sipp is not None, "sipp is not installed (Debian package sip-tester)")
+    port = free_port()
+    with RtpSink() as sink:
+        carrier = SippBackground(
+            "uas_answer_wait_bye.xml",
+            None,
+            workdir=tmp_path / "carrier",
+            sipp=sipp,
+            local_port=port,
+            calls=1,
+            timeout=30,
+            trace_msg=True,
+            keys={"sink_port": sink.port},
+            files={"tone.ulaw": ulaw_encode(sine(1000.0, 1.0, amplitude=0.3))},
+        )
+        server = CallswitchServer.start(
+            tmp_path / "server",
+            extra_args=("--trunk", f"carrier=sip:127.0.0.1:{port};prefix=+1555;srtp=mandatory"),
+        )
+        try:
+            client = rest_client(server)
+            with WebhookApp() as app:
+                app.routes["/answer"] = lambda r: twiml("<Pause length='5'/>")
+                call = client.calls.create(
+                    to=f"+{NUMBER}", from_="+15005550006", url=app.url("/answer")
+                )
+                status = wait_status(client, call.sid, {"completed", "failed", "busy"}, 30)
+                result = carrier.wait(20)
+                assert app.to("/answer") == []  # no TwiML ran: the call never connected
+            notes = notifications_of(client, call.sid)
+        finally:
+            problems = server.stop()
+        assert not problems, problems
+        assert status == "failed", server.tail()
+        assert result.ok(1), f"{result.describe()}\n{server.tail()}"
+        start = result.messages.index("INVITE sip:")
+        invite = result.messages[start:].split("----------", 1)[0]  # the trace's separator
+        assert "m=audio" in invite and "RTP/SAVP" in invite, invite
+        assert invite.count("a=crypto:") == 2, invite
+        assert sink.count() == 0, "audio went out although SRTP was refused"
+    [note] = notes
+    assert note.error_code == "32208", note.error_code
+    assert "Secure media required" in parse_qs(note.message_text)["Msg"][0]
