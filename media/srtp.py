@@ -169,6 +169,9 @@ class SrtpContext:
         the peer's a new inbound one, while packets under its old key are still accepted
         for a moment (`OLD_KEY_GRACE`). Returns whether a key changed; raises ValueError,
         changing nothing, when an attribute cannot be run."""
+        for attribute in (ours, theirs):
+            if not attribute.usable:
+                raise ValueError(f"cannot run crypto attribute {attribute.serialize()!r}")
         outbound = inbound = None
         if (ours.suite, ours.key) != (self.ours.suite, self.ours.key):
             outbound = _session(ours, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)

@@ -692,6 +692,8 @@ def test_rekey_with_an_attribute_it_cannot_run_changes_nothing():
     alice, bob = context_pair("AES_CM_128_HMAC_SHA1_80")
     with pytest.raises(ValueError):
         alice.rekey(alice.ours, CryptoAttribute.parse(RFC4568_EXAMPLE))
+    with pytest.raises(ValueError):  # the same key, but with an MKI we do not put in packets
+        alice.rekey(alice.ours, replace(alice.theirs, mki="1:4"))
     assert bob.unprotect(alice.protect(rtp_packet(1))) == rtp_packet(1)
     assert alice.unprotect(bob.protect(rtp_packet(1))) == rtp_packet(1)
 
