@@ -428,7 +428,9 @@ def negotiate_answer(
 
     RTP/SAVP(F) streams (SDES, RFC 4568 §5.1.2) are candidates only with `crypto_answer`: it is
     called with the stream's offered a=crypto values once its codec matched, and returns our
-    a=crypto value, which the answer carries, or None to pass over the stream.
+    a=crypto value, which the answer carries, or None to pass over the stream. An RTP/AVP(F)
+    stream that carries a=crypto lines (best-effort SRTP, as Asterisk and baresip offer it)
+    goes to the hook too; there None means a plain RTP answer.
     """
     chosen_index = None
     audio: Codec | None = None
@@ -447,9 +449,10 @@ def negotiate_answer(
         audio = _first_common(offered_media.codecs, supported, exclude_auxiliary=True)
         if audio is None:
             continue
-        if secure and crypto_answer is not None:  # (secure streams need the hook: above)
+        best_effort = not secure and bool(offered_media.crypto)
+        if crypto_answer is not None and (secure or best_effort):
             our_crypto = crypto_answer(offered_media.crypto)
-            if our_crypto is None:
+            if our_crypto is None and secure:
                 audio = None
                 continue
         chosen_index = index

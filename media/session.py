@@ -313,11 +313,18 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         if self._tick_token is None and not self.closed:
             self._tick_token = self._clock.subscribe(self._tick)
 
+    @property
+    def srtp(self) -> SrtpContext | None:
+        """The SRTP context in use (its keys change through `SrtpContext.rekey`), or None."""
+        return self._srtp
+
     def use_srtp(self, context: SrtpContext) -> None:
-        """Send SRTP/SRTCP and accept only SRTP/SRTCP (RFC 3711 §3.3, §3.4); call before start().
+        """Send SRTP/SRTCP and accept only SRTP/SRTCP (RFC 3711 §3.3, §3.4), from now on.
 
         The plain receive and send paths stay as they are: the protecting ones are swapped in
-        for them on this instance, so a session without SRTP pays nothing for it.
+        for them on this instance, so a session without SRTP pays nothing for it. Called once
+        (before start(), or when a mid-call offer turns SRTP on); new keys later go through
+        the context's `rekey`.
         """
         self._srtp = context
         self._sendto = self._sendto_protected

@@ -1,9 +1,10 @@
 """SRTP with keys exchanged in SDP (SDES, RFC 4568) over libsrtp (RFC 3711, RFC 7714).
 
 `CryptoAttribute` is the value of one ``a=crypto:`` line; `choose_crypto` and `SdesAnswerer`
-do the answerer's part of RFC 4568 §5.1.2, `offer_crypto` and `context_from_answer` the
-offerer's. `SrtpContext` protects what we send with our key and checks what we receive with
-the peer's, one pylibsrtp session each way.
+do the answerer's part of RFC 4568 §5.1.2, `offer_crypto`, `context_from_answer` and
+`SdesOffer` the offerer's. `SrtpContext` protects what we send with our key and checks what
+we receive with the peer's, one pylibsrtp session each way; `SrtpContext.rekey` takes up the
+keys a later offer or answer brings (RFC 4568 §7.1.4) without a gap in the audio.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from dataclasses import dataclass
 import pylibsrtp
 
 __all__ = [
+    "OLD_KEY_GRACE",
     "SUITES",
     "CryptoAttribute",
     "SdesAnswerer",
+    "SdesOffer",
     "SrtpContext",
     "SrtpError",
+    "SrtpRefused",
     "choose_crypto",
     "context_from_answer",
     "offer_crypto",
@@ -45,6 +49,10 @@ _INLINE = re.compile(
 
 class SrtpError(Exception):
     """A packet failed SRTP/SRTCP processing: bad authentication tag, replay, or garbage."""
+
+
+class SrtpRefused(ValueError):
+    """The answer to an offer of ours does not agree on SRTP as the offer required."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,12 @@ def _session(attribute: CryptoAttribute, ssrc_type: int) -> pylibsrtp.Session:
     return pylibsrtp.Session(policy)
 
 
+# After the peer's key changed, packets under its previous key are still accepted until this
+# many have authenticated under the new one: they may be in flight, or sent until the peer
+# had our answer (RFC 4568 §7.1.4), and dropping them would be a gap in the audio.
+OLD_KEY_GRACE = 50
+
+
 class SrtpContext:
     """Both directions of one SRTP session (RFC 3711 §3.3, §3.4).
 
@@ -143,6 +157,33 @@ class SrtpContext:
         self.theirs = theirs
         self._outbound = _session(ours, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
         self._inbound = _session(theirs, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        self._previous: pylibsrtp.Session | None = None  # the peer's key before a rekey
+        self._grace = 0
+
+    def rekey(self, ours: CryptoAttribute, theirs: CryptoAttribute) -> bool:
+        """Take up the keys a new offer/answer agreed on (RFC 4568 §7.1.4).
+
+        A direction whose suite and key are unchanged keeps its libsrtp session, with its
+        rollover counter and replay window (rebuilding it would reuse keystream). A new key
+        of ours starts a new outbound session (a new crypto context: ROC 0); a new key of
+        the peer's a new inbound one, while packets under its old key are still accepted
+        for a moment (`OLD_KEY_GRACE`). Returns whether a key changed; raises ValueError,
+        changing nothing, when an attribute cannot be run."""
+        for attribute in (ours, theirs):
+            if not attribute.usable:
+                raise ValueError(f"cannot run crypto attribute {attribute.serialize()!r}")
+        outbound = inbound = None
+        if (ours.suite, ours.key) != (self.ours.suite, self.ours.key):
+            outbound = _session(ours, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        if (theirs.suite, theirs.key) != (self.theirs.suite, self.theirs.key):
+            inbound = _session(theirs, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        self.ours, self.theirs = ours, theirs
+        if outbound is not None:
+            self._outbound = outbound
+        if inbound is not None:
+            self._previous, self._grace = self._inbound, OLD_KEY_GRACE
+            self._inbound = inbound
+        return outbound is not None or inbound is not None
 
     def protect(self, rtp: bytes) -> bytes:
         """Encrypt an RTP packet's payload and append the authentication tag."""
@@ -154,9 +195,17 @@ class SrtpContext:
     def unprotect(self, srtp: bytes) -> bytes:
         """Check an SRTP packet's tag and replay window, and return the plain RTP packet."""
         try:
-            return self._inbound.unprotect(srtp)
+            plain = self._inbound.unprotect(srtp)
         except (pylibsrtp.Error, ValueError) as exc:
-            raise SrtpError(f"SRTP packet rejected: {exc}") from None
+            if self._previous is None:
+                raise SrtpError(f"SRTP packet rejected: {exc}") from None
+            try:
+                return self._previous.unprotect(srtp)
+            except (pylibsrtp.Error, ValueError):
+                raise SrtpError(f"SRTP packet rejected: {exc}") from None
+        if self._previous is not None:
+            self._new_key_verified()
+        return plain
 
     def protect_rtcp(self, rtcp: bytes) -> bytes:
         """Encrypt a compound RTCP packet and add the SRTCP index and tag (§3.4)."""
@@ -170,7 +219,17 @@ class SrtpContext:
         try:
             return self._inbound.unprotect_rtcp(srtcp)
         except (pylibsrtp.Error, ValueError) as exc:
-            raise SrtpError(f"SRTCP packet rejected: {exc}") from None
+            if self._previous is None:
+                raise SrtpError(f"SRTCP packet rejected: {exc}") from None
+            try:
+                return self._previous.unprotect_rtcp(srtcp)
+            except (pylibsrtp.Error, ValueError):
+                raise SrtpError(f"SRTCP packet rejected: {exc}") from None
+
+    def _new_key_verified(self) -> None:
+        self._grace -= 1
+        if self._grace <= 0:
+            self._previous = None  # the peer has moved to its new key for good
 
 
 def choose_crypto(
@@ -190,9 +249,14 @@ class SdesAnswerer:
     Called with the offered ``a=crypto`` values of the stream being accepted, it skips the
     lines it cannot parse, picks one with `choose_crypto` and returns our answer line; it
     remembers both sides so that `context()` can build the `SrtpContext` afterwards.
+
+    In a re-offer (RFC 4568 §7.1.4), `keep` is the key we send with: an offered attribute of
+    its suite is answered with it (under the offer's tag), so our direction goes on unchanged;
+    only an offer without that suite gets a fresh key of ours.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep: CryptoAttribute | None = None) -> None:
+        self.keep = keep
         self.theirs: CryptoAttribute | None = None
         self.ours: CryptoAttribute | None = None
 
@@ -203,11 +267,22 @@ class SdesAnswerer:
                 attributes.append(CryptoAttribute.parse(value))
             except ValueError:
                 continue  # a line we cannot read is one we cannot choose (RFC 4568 §5.1.2)
-        chosen = choose_crypto(attributes)
+        chosen = self._kept(attributes) or choose_crypto(attributes)
         if chosen is None:
             return None
         self.theirs, self.ours = chosen
         return self.ours.serialize()
+
+    def _kept(
+        self, offered: list[CryptoAttribute]
+    ) -> tuple[CryptoAttribute, CryptoAttribute] | None:
+        keep = self.keep
+        if keep is None:
+            return None
+        for theirs in offered:
+            if theirs.usable and theirs.suite == keep.suite:
+                return theirs, CryptoAttribute(theirs.tag, keep.suite, keep.key)
+        return None
 
     def context(self) -> SrtpContext:
         if self.theirs is None or self.ours is None:
@@ -235,3 +310,48 @@ def context_from_answer(offered: list[CryptoAttribute], answered: list[str]) -> 
                 raise ValueError(f"answered suite {theirs.suite} for tag {ours.tag} ({ours.suite})")
             return SrtpContext(ours, theirs)
     raise ValueError(f"answered crypto tag {theirs.tag} was not offered")
+
+
+class SdesOffer:
+    """The offerer's part of SDES for one call we place (RFC 4568 §5.1.1, §5.1.3).
+
+    One fresh key per suite (AES_CM_128_HMAC_SHA1_80, then _32). `mandatory` offers them on
+    ``RTP/SAVP`` and refuses an answer without SRTP. Otherwise they ride on ``RTP/AVP``:
+    best-effort SRTP as Asterisk (``media_encryption_optimistic``: "optimistic encryption
+    places crypto in the normal RTP/AVP profile") and baresip (``mediaenc=srtp``) offer it,
+    where a peer that knows SDES answers with one ``a=crypto`` line and SRTP runs, and one
+    that does not ignores the lines and answers plain RTP.
+    """
+
+    def __init__(
+        self,
+        mandatory: bool,
+        suites: Iterable[str] = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"),
+    ) -> None:
+        self.mandatory = mandatory
+        self.offered = offer_crypto(suites)
+
+    @property
+    def protocol(self) -> str:
+        """The transport of our m= line."""
+        return "RTP/SAVP" if self.mandatory else "RTP/AVP"
+
+    @property
+    def lines(self) -> list[str]:
+        """Our ``a=crypto`` values, in order of preference."""
+        return [attribute.serialize() for attribute in self.offered]
+
+    def context(self, protocol: str, answered: list[str]) -> SrtpContext | None:
+        """The SRTP context the answered stream (its transport, its ``a=crypto`` values)
+        agrees on, or None for plain RTP, which only an optional offer accepts.
+        Raises `SrtpRefused` when the answer does not agree as the offer requires."""
+        if not answered:
+            if self.mandatory:
+                raise SrtpRefused(f"the answer ({protocol}) declined SRTP: no a=crypto line")
+            if protocol.upper() in ("RTP/SAVP", "RTP/SAVPF"):
+                raise SrtpRefused(f"the answer is {protocol} without an a=crypto line")
+            return None
+        try:
+            return context_from_answer(self.offered, answered)
+        except ValueError as exc:
+            raise SrtpRefused(str(exc)) from None

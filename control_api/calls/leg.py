@@ -63,6 +63,8 @@ class PlacedLeg(CallLeg, Protocol):
 
     canceled: bool
     on_ringing: list[Callable[[Any], None]]
+    # Why it failed, for the call's notifications: (Twilio error code, text), or None.
+    problem: tuple[int, str] | None
 
     @property
     def status(self) -> str: ...
@@ -78,6 +80,7 @@ class Placing(CallTimes):
     and its Calls status (the failure, when it never connected, is its kind's)."""
 
     _outcome: asyncio.Future[bool] | None = None
+    problem: tuple[int, str] | None = None  # (code, text) for the call's notifications
 
     def _start(self, sid: str | None) -> None:
         """The state of a call about to be placed (with ``sid``, or a fresh one)."""

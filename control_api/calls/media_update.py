@@ -10,10 +10,19 @@ leg is negotiated, and applies what a re-INVITE or UPDATE asks for
   0.0.0.0 (RFC 2543 style) → we answer recvonly / inactive and stop sending;
 - resume (sendrecv) → we answer sendrecv and send again;
 - a new remote address or port → the leg sends there;
-- another codec among ours → the leg switches (a bridge re-plans itself).
+- another codec among ours → the leg switches (a bridge re-plans itself);
+- SRTP (SDES, RFC 4568 §7.1.4): new keys of the peer, in its offer or in its
+  answer to ours, are taken up at once (packets under its old key still pass
+  for a moment, so the audio has no gap); we answer with the key we already
+  send with when the offer has its suite (a fresh one only otherwise), and an
+  offer without SRTP on a call that has it is refused (488: a secure call is
+  not downgraded). A plain call whose peer offers SDES keys turns SRTP on.
 
 Our local port never changes, and the answer's o= version goes up only when
-the answer differs from the previous one (RFC 3264 §8).
+the answer differs from the previous one (RFC 3264 §8). Our own re-offers
+(session refresh, the offer in a 2xx to an empty re-INVITE) repeat
+``local_sdp``: once the first answer is in, that describes the session as it
+runs, with the one key we send with (or none on plain RTP).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from media.sdp import (
     remote_rtp_address,
 )
 from media.session import RtpSession
+from media.srtp import CryptoAttribute, SdesAnswerer, SrtpContext
 
 __all__ = ["MediaUpdater", "attach_media_updates", "is_hold"]
 
@@ -63,17 +73,15 @@ class MediaUpdater:
         self.public_address = public_address
         self.version = leg.ssrc
         self._last_key: bytes | None = None
-        self._crypto: list[str] = []
+        self.local: SessionDescription | None = None  # our description as the session runs
         if local_sdp:
             try:
-                ours = SessionDescription.parse(local_sdp)
+                self.local = SessionDescription.parse(local_sdp)
             except SdpParseError:
-                ours = None
-            if ours is not None:
-                self.version = ours.session_version
-                self._last_key = _content_key(ours)
-                audio = next((m for m in ours.media if m.media == "audio" and m.port), None)
-                self._crypto = list(getattr(audio, "crypto", []) or [])
+                self.local = None
+            if self.local is not None:
+                self.version = self.local.session_version
+                self._last_key = _content_key(self.local)
         self._sdp_remote = leg.destination  # where the SDP said to send, before NAT latching
         self.held = False
 
@@ -82,15 +90,20 @@ class MediaUpdater:
     def answer(self, offer: bytes) -> bytes | None:
         """``on_offer``: our answer to a re-INVITE/UPDATE offer, or None for 488."""
         leg = self.leg
+        current = leg.srtp
+        sdes = SdesAnswerer(keep=current.ours if current is not None else None)
         try:
             sdp = SessionDescription.parse(offer)
-            kwargs = {}
-            if self._crypto:  # keep our SDES key (RFC 4568 §7.1.4 allows reusing it)
-                kwargs["crypto_answer"] = self._reuse_crypto
             answer, codec, dtmf = negotiate_answer(
-                sdp, self.codecs, self.public_address, leg.port, leg.ssrc, **kwargs
+                sdp, self.codecs, self.public_address, leg.port, leg.ssrc, crypto_answer=sdes
             )
         except (SdpParseError, SdpNegotiationError):
+            return None
+        if sdes.ours is None or sdes.theirs is None:
+            if current is not None:
+                log.info("call.srtp_downgrade_refused", extra={"port": leg.port})
+                return None  # 488: the session goes on as it was (RFC 3264 §8)
+        elif not self._take_keys(sdes.ours, sdes.theirs):
             return None
         index = next(i for i, m in enumerate(answer.media) if m.port)
         offered = sdp.media[index]
@@ -112,7 +125,55 @@ class MediaUpdater:
             log.info("call.bad_answer", extra={"reason": "unusable SDP answer in ACK"})
             return
         dtmf = next((c for c in audio.codecs if c.matches(TELEPHONE_EVENT)), None)
+        self._answered_keys(audio.crypto)
         self._apply(sdp, audio, codec, dtmf, is_hold(sdp, audio))
+
+    def running(self) -> bytes | None:
+        """Our description with only the key we send with (none on plain RTP): what our
+        re-offers repeat once the first answer settled the keys. None when our first
+        description was that already (an answer of ours; no key offered)."""
+        local = self.local
+        audio = None if local is None else next((m for m in local.media if m.port), None)
+        if local is None or audio is None:
+            return None
+        srtp = self.leg.srtp
+        crypto = [] if srtp is None else [srtp.ours.serialize()]
+        if audio.crypto == crypto:
+            return None
+        audio.crypto = crypto
+        return self._versioned(local).serialize()
+
+    # -- SRTP keys (RFC 4568 §7.1.4)
+
+    def _take_keys(self, ours: CryptoAttribute, theirs: CryptoAttribute) -> bool:
+        """The keys an offer of the peer's and our answer agreed on, put to use."""
+        leg = self.leg
+        current = leg.srtp
+        try:
+            if current is None:
+                leg.use_srtp(SrtpContext(ours, theirs))
+                log.info("call.srtp_started", extra={"port": leg.port, "suite": ours.suite})
+            elif current.rekey(ours, theirs):
+                log.info("call.srtp_rekeyed", extra={"port": leg.port, "suite": ours.suite})
+        except ValueError:
+            return False
+        return True
+
+    def _answered_keys(self, answered: list[str]) -> None:
+        """The peer's key in its answer to our offer (which carried the key we send with)."""
+        current = self.leg.srtp
+        if current is None:
+            return  # we offered no key: an a=crypto in the answer means nothing
+        try:
+            if len(answered) != 1:
+                raise ValueError(f"{len(answered)} crypto attributes")
+            theirs = CryptoAttribute.parse(answered[0])
+            if (theirs.tag, theirs.suite) != (current.ours.tag, current.ours.suite):
+                raise ValueError(f"tag {theirs.tag} {theirs.suite} was not offered")
+            if current.rekey(current.ours, theirs):
+                log.info("call.srtp_rekeyed", extra={"port": self.leg.port, "suite": theirs.suite})
+        except ValueError as exc:  # the keys in use stay
+            log.info("call.bad_answer", extra={"reason": f"SRTP answer unusable: {exc}"})
 
     # -- applying
 
@@ -151,21 +212,15 @@ class MediaUpdater:
         answer.session_version = self.version
         return answer
 
-    def _reuse_crypto(self, offered: list[str]) -> str | None:
-        ours = self._crypto[0]
-        suite = ours.split()[1] if len(ours.split()) > 1 else ""
-        for line in offered:
-            parts = line.split()
-            if len(parts) > 1 and parts[1] == suite:
-                return " ".join([parts[0], *ours.split()[1:]])
-        return None
-
 
 def attach_media_updates(
     session, leg: RtpSession, public_address: str, codecs: list[Codec]
 ) -> MediaUpdater:
     """Answer ``session``'s mid-call offers from ``leg`` (either session kind)."""
     updater = MediaUpdater(leg, public_address, session.local_sdp, codecs)
+    running = updater.running()
+    if running is not None:
+        session.local_sdp = running
     session.on_offer = updater.answer
     session.on_answer = updater.apply_answer
     return updater

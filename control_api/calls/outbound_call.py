@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import KW_ONLY, InitVar, dataclass
@@ -22,6 +23,7 @@ from control_api.calls.call import SUPPORTED_CODECS, VOICE_CODECS, MediaSettings
 from control_api.calls.failover import NO_RESPONSE_S, Attempt, Hop, fails_over
 from control_api.calls.leg import Placing
 from control_api.calls.media_update import attach_media_updates
+from control_api.calls.srtp_offers import SrtpAnswerRefused, offer_for, take_answer
 from control_api.calls.trunks import Trunk
 from media.ports import PortsExhausted
 from media.sdp import (
@@ -62,6 +64,20 @@ class Destination:
         transport, (address, port) = self.flow.transport, self.flow.remote
         return (Hop(self.target, transport, address, port, "", self.credentials, self.trunk),)
 
+    @property
+    def srtp(self) -> str:
+        """SDES-SRTP on the call (off, optional, mandatory): the trunk's ``srtp``; a ``sip:``
+        target with Twilio's ``;secure=true`` requires it, and one reached over TLS (``sips:``,
+        ``transport=tls``) is offered it as a TLS trunk is, optional; anything else (phones,
+        our own numbers, plain ``sip:``) off."""
+        if self.trunk is not None:
+            return self.trunk.srtp
+        if self.kind != "sip":
+            return "off"
+        if re.search(r";secure=true(?:;|$)", self.target, re.IGNORECASE):
+            return "mandatory"
+        return "optional" if self.flow.transport == "TLS" else "off"
+
 
 def failure_status(sip_status: int | None) -> str:
     """Twilio's call status for a call that never connected (reference §2)."""
@@ -98,6 +114,8 @@ class OutboundCall(Placing):
         self.on_attempt: list[Callable[[Attempt], None]] = []  # each hop tried, as it ends
         self._giving_up = False  # hung up or canceled while it rang: try no more hops
         self._settle: Callable[[tuple[str, int]], None] | None = None
+        self._sdes = offer_for(self.destination.srtp)  # SDES-SRTP offered, or None
+        self._srtp_refused: tuple[int, str] | None = None  # why the answer's SRTP was refused
 
     # -- the Call interface
 
@@ -139,7 +157,15 @@ class OutboundCall(Placing):
             leg.close()
             return False
         self.leg = leg
-        offer = build_offer(media.public_address, leg.port, SUPPORTED_CODECS, leg.ssrc)
+        sdes = self._sdes
+        offer = build_offer(
+            media.public_address,
+            leg.port,
+            SUPPORTED_CODECS,
+            leg.ssrc,
+            protocol=sdes.protocol if sdes is not None else "RTP/AVP",
+            crypto=sdes.lines if sdes is not None else (),
+        )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         hops = self.destination.attempts()
@@ -279,6 +305,7 @@ class OutboundCall(Placing):
             return False
         if sdp is None or not self._configure(sdp):
             self.log("call.bad_answer")
+            self.problem = self._srtp_refused
             session.hangup()
             return False
         self.answer_time = time.time()
@@ -302,6 +329,15 @@ class OutboundCall(Placing):
             remote = remote_rtp_address(answer, audio)
         except (SdpParseError, SdpNegotiationError, StopIteration):
             return False
+        self._srtp_refused = None
+        try:
+            suite = take_answer(self._sdes, leg, audio)
+        except SrtpAnswerRefused as exc:
+            self._srtp_refused = exc.problem
+            self.log("call.srtp_refused", reason=exc.reason, mandatory=exc.mandatory)
+            return False
+        if suite is not None:
+            self.log("call.srtp", suite=suite)
         dtmf = next((c for c in audio.codecs if c.matches(TELEPHONE_EVENT)), None)
         leg.configure(codec, remote, dtmf=dtmf, ptime=audio.ptime or 20)
         leg.start()

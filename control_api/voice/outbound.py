@@ -25,7 +25,7 @@ from control_api.voice.dial import ring_first
 from control_api.voice.port import NewCall, Unroutable
 from control_api.voice.recording import CallRecording
 from control_api.voice.runner import Document
-from control_api.voice.twiml_call import call_lifecycle, run_call_twiml
+from control_api.voice.twiml_call import call_lifecycle, report_problem, run_call_twiml
 from media.taps import add_tap
 
 if TYPE_CHECKING:
@@ -164,6 +164,8 @@ async def ringing(
     try:
         winner = await ring_first(calls)
         if winner is None:
+            for each in calls:
+                report_problem(runtime.context, account_sid, each)
             lifecycle.finished(unanswered_status(calls), 0)
         else:
             table.track(winner, None, account_sid)

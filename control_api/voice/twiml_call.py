@@ -34,6 +34,7 @@ __all__ = [
     "document_of",
     "follow_child",
     "incoming_lifecycle",
+    "report_problem",
     "run_call_twiml",
     "run_offered_call",
 ]
@@ -286,8 +287,18 @@ def follow_child(
 
     async def finish() -> None:
         await call.ended.wait()
+        report_problem(context, account_sid, call)
         lifecycle.finished(call.status, call.duration)
         await lifecycle.flush()
 
     context.tasks.spawn(finish())
     return lifecycle
+
+
+def report_problem(context: VoiceContext, account_sid: str, call: PlacedLeg) -> None:
+    """What made a call we placed fail, when it is worth telling (``call.problem``: a
+    trunk that refused the SRTP it requires...), as a notification of the call."""
+    if call.problem is None or context.call_log is None:
+        return
+    code, text = call.problem
+    context.call_log.problem(account_sid=account_sid, call_sid=call.sid, code=code, text=text)

@@ -1,14 +1,18 @@
-"""A classic libpcap file writer (and reader) for RTP over UDP/IPv4/Ethernet.
+"""A classic libpcap file writer (and reader) for RTP over UDP/IPv4/Ethernet,
+and a live capture on the loopback interface.
 
 SIPp's `play_pcap_audio` replays the UDP payloads of such a file with the
 capture's timing, rewriting only addresses and ports, so a file written here is
-a precise, known signal to send into the server.
+a precise, known signal to send into the server. `LoopbackCapture` records what
+really crosses `lo` (an AF_PACKET socket: root), to check what is on the wire.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -100,3 +104,37 @@ def read_pcap(path: Path) -> list[tuple[float, bytes]]:
         (udp_len,) = struct.unpack_from("!H", ip, ihl + 4)
         out.append((sec + usec / 1e6, bytes(ip[ihl + 8 : ihl + udp_len])))
     return out
+
+
+class LoopbackCapture:
+    """UDP payloads to a port range on `lo`, read with an AF_PACKET socket (root)."""
+
+    def __init__(self, ports: tuple[int, int], max_seconds: float = 60.0) -> None:
+        self.ports = ports
+        self.payloads: list[bytes] = []
+        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        self._sock.bind(("lo", 0))
+        self._sock.settimeout(0.2)
+        self._max_seconds = max_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self._max_seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                frame = self._sock.recv(65535)
+            except TimeoutError:
+                continue
+            if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+                continue
+            header = (frame[14] & 0x0F) * 4
+            _, dport, length, _ = struct.unpack_from("!HHHH", frame, 14 + header)
+            if self.ports[0] <= dport <= self.ports[1]:
+                self.payloads.append(frame[14 + header + 8 : 14 + header + length])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()

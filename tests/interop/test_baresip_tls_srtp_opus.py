@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import glob
 import shutil
-import socket
-import struct
 import subprocess
-import threading
-import time
 import wave
 from pathlib import Path
 
@@ -24,6 +20,7 @@ import pytest
 from .audio import dominant_frequency, level_dbfs, tone_purity_db, ulaw_decode
 from .conftest import require
 from .harness import CallswitchServer, free_port_block
+from .pcap import LoopbackCapture
 
 CONFIG = """\
 poll_method\t\tepoll
@@ -45,39 +42,6 @@ auplay_channels\t\t1
 snd_path\t\t{dump}
 rtp_ports\t\t{rtp_low}-{rtp_high}
 """
-
-
-class LoopbackCapture:
-    """UDP payloads to a port range on `lo`, read with an AF_PACKET socket (root)."""
-
-    def __init__(self, ports: tuple[int, int]) -> None:
-        self.ports = ports
-        self.payloads: list[bytes] = []
-        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-        self._sock.bind(("lo", 0))
-        self._sock.settimeout(0.2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 60
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                frame = self._sock.recv(65535)
-            except TimeoutError:
-                continue
-            if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
-                continue
-            header = (frame[14] & 0x0F) * 4
-            _, dport, length, _ = struct.unpack_from("!HHHH", frame, 14 + header)
-            if self.ports[0] <= dport <= self.ports[1]:
-                self.payloads.append(frame[14 + header + 8 : 14 + header + length])
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self._sock.close()
 
 
 def call_echo(

@@ -17,7 +17,7 @@ from media.sdp import (
     negotiate_answer,
     remote_rtp_address,
 )
-from media.srtp import CryptoAttribute, SdesAnswerer
+from media.srtp import CryptoAttribute, SdesAnswerer, SdesOffer
 
 
 def crlf(text: str) -> bytes:
@@ -756,3 +756,47 @@ def test_build_offer_with_srtp():
         offer, [PCMU], "192.0.2.2", 3000, 6, crypto_answer=lambda offered: offered[0]
     )
     assert answer.media[0].protocol == "RTP/SAVP" and answer.media[0].crypto == [line]
+
+
+# Best-effort SRTP (RTP/AVP carrying a=crypto), as Asterisk's media_encryption_optimistic,
+# baresip's mediaenc=srtp and our optional trunks offer it.
+BEST_EFFORT_OFFER = SAVP_OFFER.replace(b"RTP/SAVP", b"RTP/AVP")
+
+
+def test_best_effort_offer_gets_an_avp_answer_with_our_crypto_line():
+    answerer = SdesAnswerer()
+    offer = SessionDescription.parse(BEST_EFFORT_OFFER)
+    answer, audio, _ = negotiate_answer(
+        offer, SUPPORTED, "203.0.113.5", 1, 1, crypto_answer=answerer
+    )
+    media = answer.media[0]
+    assert (media.protocol, audio) == ("RTP/AVP", PCMU)
+    (line,) = media.crypto
+    assert CryptoAttribute.parse(line) == answerer.ours and answerer.ours.tag == 1
+
+
+def test_best_effort_offer_is_answered_plain_without_a_usable_key_or_a_hook():
+    unusable = BEST_EFFORT_OFFER.replace(b"a=crypto:1", b"a=x-crypto:1").replace(
+        b"a=crypto:2", b"a=x:2"
+    )
+    answerer = SdesAnswerer()
+    answer, _, _ = negotiate_answer(
+        SessionDescription.parse(unusable), SUPPORTED, "192.0.2.1", 1, 1, crypto_answer=answerer
+    )
+    assert (answer.media[0].protocol, answer.media[0].crypto) == ("RTP/AVP", [])
+    assert answerer.ours is None
+    answer, _, _ = negotiate_answer(
+        SessionDescription.parse(BEST_EFFORT_OFFER), SUPPORTED, "192.0.2.1", 1, 1
+    )
+    assert (answer.media[0].port, answer.media[0].crypto) == (1, [])
+
+
+def test_build_offer_best_effort_keeps_avp_with_our_lines():
+    lines = [c.serialize() for c in SdesOffer(mandatory=False).offered]
+    text = build_offer(
+        "192.0.2.1", 20000, [PCMU], session_id=5, protocol="RTP/AVP", crypto=lines
+    ).serialize()
+    assert b"m=audio 20000 RTP/AVP 0\r\n" in text
+    assert [line for line in text.split(b"\r\n") if line.startswith(b"a=crypto:")] == [
+        f"a=crypto:{line}".encode() for line in lines
+    ]

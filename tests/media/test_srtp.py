@@ -10,6 +10,7 @@ import hmac
 import shutil
 import struct
 import subprocess
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -23,11 +24,14 @@ from media.rtp import RtpPacket
 from media.sdp import PCMU
 from media.session import RtpSession
 from media.srtp import (
+    OLD_KEY_GRACE,
     SUITES,
     CryptoAttribute,
     SdesAnswerer,
+    SdesOffer,
     SrtpContext,
     SrtpError,
+    SrtpRefused,
     choose_crypto,
     context_from_answer,
     offer_crypto,
@@ -582,3 +586,159 @@ async def test_plain_and_forged_packets_are_counted_and_dropped(srtp_pair):
     a.source = lambda: b"\x7f" * 160
     await asyncio.sleep(0.3)
     assert frames and frames[0].payload == b"\x7f" * 160
+
+
+# --- the offerer's side for calls we place (RFC 4568 §5.1.1, §5.1.3) ---
+
+
+@pytest.mark.parametrize(("mandatory", "protocol"), [(True, "RTP/SAVP"), (False, "RTP/AVP")])
+def test_sdes_offer_has_both_suites_with_fresh_keys(mandatory, protocol):
+    offer, other = SdesOffer(mandatory), SdesOffer(mandatory)
+    assert offer.protocol == protocol
+    parsed = [CryptoAttribute.parse(line) for line in offer.lines]
+    assert [(c.tag, c.suite) for c in parsed] == [
+        (1, "AES_CM_128_HMAC_SHA1_80"),
+        (2, "AES_CM_128_HMAC_SHA1_32"),
+    ]
+    assert all(c.usable and len(c.key) == 30 for c in parsed)
+    keys = {c.key for c in parsed} | {c.key for c in other.offered}
+    assert len(keys) == 4  # a key per suite, and new ones for every call
+
+
+@pytest.mark.parametrize("mandatory", [True, False])
+@pytest.mark.parametrize("protocol", ["RTP/SAVP", "RTP/AVP"])
+def test_sdes_offer_takes_an_answer_of_one_offered_tag(mandatory, protocol):
+    offer = SdesOffer(mandatory)
+    theirs = CryptoAttribute.generate(2, "AES_CM_128_HMAC_SHA1_32")
+    context = offer.context(protocol, [theirs.serialize()])
+    assert context is not None
+    assert context.ours == offer.offered[1] and context.theirs == theirs
+    peer = SrtpContext(theirs, offer.offered[1])
+    assert peer.unprotect(context.protect(rtp_packet(7))) == rtp_packet(7)
+
+
+def test_sdes_offer_refuses_a_plain_answer_when_mandatory_and_takes_it_when_optional():
+    with pytest.raises(SrtpRefused, match="declined SRTP"):
+        SdesOffer(mandatory=True).context("RTP/AVP", [])
+    assert SdesOffer(mandatory=False).context("RTP/AVP", []) is None
+    with pytest.raises(SrtpRefused, match="without an a=crypto"):
+        SdesOffer(mandatory=False).context("RTP/SAVP", [])
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [PLAIN.replace("1 ", "3 ", 1)],  # a tag we did not offer
+        [PLAIN.replace("1 AES_CM_128_HMAC_SHA1_80", "2 AES_CM_128_HMAC_SHA1_80")],  # its suite
+        [PLAIN, PLAIN],  # two answers
+        ["1 AES_CM_128_HMAC_SHA1_80 inline:short"],
+    ],
+)
+@pytest.mark.parametrize("mandatory", [True, False])
+def test_sdes_offer_refuses_answers_that_do_not_match(answer, mandatory):
+    with pytest.raises(SrtpRefused):
+        SdesOffer(mandatory).context("RTP/SAVP", answer)
+
+
+# --- new keys mid-call (RFC 4568 §7.1.4) ---
+
+
+def test_rekey_with_the_same_keys_keeps_both_sessions_and_their_rollover():
+    alice, bob = context_pair("AES_CM_128_HMAC_SHA1_80")
+    for sequence in range(65530, 65536):
+        assert bob.unprotect(alice.protect(rtp_packet(sequence))) == rtp_packet(sequence)
+    # Same keys under another tag (a re-offer's): nothing is rebuilt, so the rollover
+    # counter both sides keep goes on past the wrap.
+    assert not alice.rekey(replace(alice.ours, tag=2), replace(alice.theirs, tag=2))
+    assert alice.ours.tag == 2
+    for sequence in range(6):
+        assert bob.unprotect(alice.protect(rtp_packet(sequence))) == rtp_packet(sequence)
+
+
+def test_a_new_peer_key_is_taken_up_and_the_old_one_passes_for_a_moment():
+    ours = CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_80")
+    old = CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_80")
+    new = CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_32")
+    context = SrtpContext(ours, old)
+    peer_old, peer_new = SrtpContext(old, ours), SrtpContext(new, ours)
+    assert context.unprotect(peer_old.protect(rtp_packet(100))) == rtp_packet(100)
+    assert context.rekey(ours, new)
+    # In flight under the old key, or sent before the peer had our answer: still heard.
+    assert context.unprotect(peer_old.protect(rtp_packet(101))) == rtp_packet(101)
+    assert context.unprotect_rtcp(peer_old.protect_rtcp(rtcp_packet())) == rtcp_packet()
+    for sequence in range(102, 102 + OLD_KEY_GRACE):
+        assert context.unprotect(peer_new.protect(rtp_packet(sequence))) == rtp_packet(sequence)
+    # Once the new key has carried the stream for a while, the old one is forgotten.
+    with pytest.raises(SrtpError):
+        context.unprotect(peer_old.protect(rtp_packet(500)))
+    with pytest.raises(SrtpError):
+        context.unprotect_rtcp(peer_old.protect_rtcp(rtcp_packet()))
+
+
+def test_a_new_key_of_ours_starts_a_new_outbound_context():
+    old = CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_80")
+    new = CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_80")
+    theirs = CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_80")
+    context = SrtpContext(old, theirs)
+    protected_old = context.protect(rtp_packet(9))
+    assert context.rekey(new, theirs)
+    protected_new = context.protect(rtp_packet(10))
+    assert SrtpContext(theirs, new).unprotect(protected_new) == rtp_packet(10)
+    with pytest.raises(SrtpError):
+        SrtpContext(theirs, new).unprotect(protected_old)
+
+
+def test_rekey_with_an_attribute_it_cannot_run_changes_nothing():
+    alice, bob = context_pair("AES_CM_128_HMAC_SHA1_80")
+    with pytest.raises(ValueError):
+        alice.rekey(alice.ours, CryptoAttribute.parse(RFC4568_EXAMPLE))
+    with pytest.raises(ValueError):  # the same key, but with an MKI we do not put in packets
+        alice.rekey(alice.ours, replace(alice.theirs, mki="1:4"))
+    assert bob.unprotect(alice.protect(rtp_packet(1))) == rtp_packet(1)
+    assert alice.unprotect(bob.protect(rtp_packet(1))) == rtp_packet(1)
+
+
+def test_the_answerer_keeps_its_key_when_the_re_offer_has_its_suite():
+    kept = CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_80")
+    offered = [
+        CryptoAttribute.generate(5, "AES_CM_128_HMAC_SHA1_32").serialize(),
+        CryptoAttribute.generate(6, "AES_CM_128_HMAC_SHA1_80").serialize(),
+    ]
+    answerer = SdesAnswerer(keep=kept)
+    line = answerer(offered)
+    assert line is not None
+    answered = CryptoAttribute.parse(line)
+    assert (answered.tag, answered.suite, answered.key) == (6, kept.suite, kept.key)
+    assert answerer.theirs is not None and answerer.theirs.tag == 6
+    # Without that suite in the offer: a fresh key of the suite chosen.
+    fresh = SdesAnswerer(keep=kept)
+    line = fresh(offered[:1])
+    assert line is not None
+    answered = CryptoAttribute.parse(line)
+    assert answered.suite == "AES_CM_128_HMAC_SHA1_32" and answered.key != kept.key
+
+
+answered_lines = st.lists(
+    crypto_ish | attributes.map(CryptoAttribute.serialize) | st.text(max_size=60), max_size=3
+)
+
+
+@given(st.sampled_from(["RTP/AVP", "RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVP"]), answered_lines)
+def test_whatever_an_answer_carries_sdes_offer_agrees_or_refuses(protocol, lines):
+    for mandatory in (True, False):
+        offer = SdesOffer(mandatory)
+        try:
+            context = offer.context(protocol, lines)
+        except SrtpRefused:
+            continue
+        assert context is not None or (not mandatory and not lines)
+
+
+@given(answered_lines)
+def test_whatever_a_re_offer_carries_the_answerer_answers_or_declines(lines):
+    kept = CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_80")
+    answerer = SdesAnswerer(keep=kept)
+    line = answerer(lines)
+    if line is not None:
+        assert CryptoAttribute.parse(line) == answerer.ours and answerer.ours.usable
+        SrtpContext(kept, kept).rekey(answerer.ours, answerer.theirs)

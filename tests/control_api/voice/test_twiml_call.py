@@ -62,6 +62,7 @@ class FakeCall(CallTimes):
         self.on_answered: list = []
         self.on_ringing: list = []
         self.status = "queued"
+        self.problem = None  # PlacedLeg: nothing went wrong worth a notification
 
     @property
     def call_id(self) -> str:
