@@ -21,6 +21,7 @@ __all__ = [
     "pager",
     "parser",
     "registrar",
+    "registration",
     "session_timer",
     "source_limits",
     "stats",
