@@ -21,13 +21,16 @@ import re
 import socket
 import threading
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
+
+from callswitch.cli import main
 
 from .audio import sine
 from .harness import LOOPBACK
 from .media_checks import PCMU, tone_report
-from .test_voice_webhooks import rest_client, wav_bytes
+from .test_voice_webhooks import credentials, rest_client, wav_bytes
 from .webhook_app import WebhookApp, twiml
 
 NUMBER = "+15005550190"
@@ -167,7 +170,8 @@ def register_with_digest(carrier: Carrier) -> Message:
         "401 Unauthorized",
         f'WWW-Authenticate: Digest realm="{REALM}", nonce="{nonce}", qop="auth", algorithm=MD5\n',
     )
-    second = carrier.receive(is_register)
+    # UDP: the first REGISTER may come again (a retransmission) before the answer.
+    second = carrier.receive(lambda m: is_register(m) and m.get("CSeq") != first.get("CSeq"))
     params = digest_params(second.get("Authorization") or "")
     assert params["username"] == USER and params["realm"] == REALM and params["nonce"] == nonce
     uri = second.start.split(" ")[1]
@@ -217,7 +221,30 @@ def uri_address(uri: str) -> tuple[str, int]:
     return m.group(1), int(m.group(2) or 5060)
 
 
-def test_registers_with_digest_and_answers_the_carriers_call(tmp_path, monkeypatch, rtp_sink):
+def check_state_is_shown(server, carrier: Carrier, capsys) -> None:
+    """/metrics, the console's Trunks resource and `callswitch trunks` say registered."""
+    base = f"http://{LOOPBACK}:{server.http_port}"
+    deadline = time.monotonic() + 5
+    while True:  # the 200 was sent: wait until the node has read it
+        metrics = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+        shown = 'callswitch_trunk_registration_state{state="registered",trunk="carrier"} 1.0'
+        if shown in metrics or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert shown in metrics, [line for line in metrics.splitlines() if "trunk" in line]
+    assert 'callswitch_trunk_registration_last_status{trunk="carrier"} 200.0' in metrics
+    sid, token = credentials(server)
+    status = main(["trunks", "--url", base, "--account", sid, "--auth-token", token])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert f"carrier\tudp\t{LOOPBACK}:{carrier.port}" in out, out
+    assert "registration: registered, last answer 200 OK, expires in" in out, out
+    assert PASSWORD not in out
+
+
+def test_registers_with_digest_and_answers_the_carriers_call(
+    tmp_path, monkeypatch, rtp_sink, capsys
+):
     """The hidden acceptance check's shape: CALLSWITCH_TRUNK with ;register."""
     from .harness import CallswitchServer
 
@@ -237,6 +264,7 @@ def test_registers_with_digest_and_answers_the_carriers_call(tmp_path, monkeypat
             bound = register_with_digest(carrier)
             contact = contact_uri(bound)
             assert contact.startswith(f"sip:{USER}@"), contact
+            check_state_is_shown(server, carrier, capsys)
             # The carrier sends the call to the contact, the DID in To.
             call_id = f"{uuid.uuid4().hex}@carrier"
             text, sdp = invite_text(carrier, contact, rtp_sink.port, call_id)
@@ -268,6 +296,12 @@ def test_registers_with_digest_and_answers_the_carriers_call(tmp_path, monkeypat
             carrier.reply(gone, "200 OK")
             stopper.join(15)
             assert not problems, problems
+            # No server now: the command lists what is configured and says so.
+            url = f"http://{LOOPBACK}:{server.http_port}"
+            status = main(["trunks", "--url", url, *server.store_args])
+            out, err = capsys.readouterr()
+            assert status == 1 and f"{LOOPBACK}:{carrier.port}" in out, out
+            assert "no callswitch server answers" in err, err
     finally:
         if stopper is None:
             problems.extend(server.stop())
