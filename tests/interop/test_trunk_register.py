@@ -17,19 +17,28 @@ at the carrier and takes the calls the carrier sends to it.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import socket
 import threading
 import time
 import urllib.request
 import uuid
+import wave
 from dataclasses import dataclass
+
+import numpy as np
+import pytest
 
 from callswitch.cli import main
 
-from .audio import sine
-from .harness import LOOPBACK
+from .audio import dominant_frequency, level_dbfs, sine
+from .conftest import require
+from .harness import LOOPBACK, CallswitchServer, free_port
+from .kamailio import Kamailio, find_kamailio
 from .media_checks import PCMU, tone_report
+from .sipp import run_sipp
+from .test_outbound_calls import heard, tone_dir
 from .test_voice_webhooks import credentials, rest_client, wav_bytes
 from .webhook_app import WebhookApp, twiml
 
@@ -246,8 +255,6 @@ def test_registers_with_digest_and_answers_the_carriers_call(
     tmp_path, monkeypatch, rtp_sink, capsys
 ):
     """The hidden acceptance check's shape: CALLSWITCH_TRUNK with ;register."""
-    from .harness import CallswitchServer
-
     carrier = Carrier()
     trunk = f"carrier=sip:{USER}:{PASSWORD}@{LOOPBACK}:{carrier.port};register;register_expires=300"
     monkeypatch.setenv("CALLSWITCH_TRUNK", trunk)
@@ -307,3 +314,173 @@ def test_registers_with_digest_and_answers_the_carriers_call(
             problems.extend(server.stop())
         carrier.close()
     assert not problems, f"{problems}\n{server.tail()}"
+
+
+# -- Kamailio as the carrier's registrar and proxy
+
+CALLER_HZ = 700.0  # what the SIPp caller says; the number's <Play> says TONE_HZ
+
+REGISTRAR_CFG = """#!KAMAILIO
+# A carrier's edge for the test: digest-checked REGISTERs into usrloc (memory
+# only), INVITEs for the customer's numbers relayed to its registered contact,
+# record-routed (the dialog's requests come back through here, as at carriers).
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+auto_aliases=no
+listen=udp:{host}:{port}
+listen=tcp:{host}:{port}
+
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "rr.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "auth.so"
+
+modparam("usrloc", "db_mode", 0)
+
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{
+        sl_send_reply("483", "Too Many Hops");
+        exit;
+    }}
+    if (is_method("REGISTER")) {{
+        if (!pv_auth_check("$td", "{password}", "0", "1")) {{
+            auth_challenge("$td", "1");
+            exit;
+        }}
+        if ($au != "{user}") {{
+            sl_send_reply("403", "Forbidden");
+            exit;
+        }}
+        xlog("L_NOTICE", "carrier: REGISTER of $au ($proto) contact $ct\\n");
+        if (!save("location")) {{
+            sl_reply_error();
+        }}
+        exit;
+    }}
+    if (has_totag()) {{
+        if (loose_route()) {{  # the dialog's requests, both ways, through the route set
+            t_relay();
+        }} else if (is_method("ACK")) {{
+            if (t_check_trans()) {{
+                t_relay();
+            }}
+        }} else {{
+            sl_send_reply("404", "Not Here");
+        }}
+        exit;
+    }}
+    if (is_method("ACK|CANCEL")) {{
+        if (t_check_trans()) {{
+            t_relay();
+        }}
+        exit;
+    }}
+    if (is_method("INVITE")) {{
+        # Every number of the customer reaches its registered node; To keeps the DID.
+        $rU = "{user}";
+        if (!lookup("location")) {{
+            sl_send_reply("480", "Temporarily Unavailable");
+            exit;
+        }}
+        xlog("L_NOTICE", "carrier: INVITE for $tU relayed to $ru\\n");
+        record_route();
+        t_relay();
+        exit;
+    }}
+    sl_send_reply("405", "Method Not Allowed");
+}}
+"""
+
+
+def wait_registered(server, timeout: float = 15.0) -> None:
+    base = f"http://{LOOPBACK}:{server.http_port}"
+    shown = 'callswitch_trunk_registration_state{state="registered",trunk="carrier"} 1.0'
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if shown in urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the trunk did not register within {timeout} s\n{server.tail()}")
+
+
+def recorded_audio(url: str) -> np.ndarray:
+    with urllib.request.urlopen(url + ".wav", timeout=10) as answer:
+        data = answer.read()
+    with wave.open(io.BytesIO(data)) as wav:
+        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_kamailio_routes_the_carriers_call_to_our_registration(
+    tmp_path, sipp_bin, rtp_sink, transport
+):
+    binary = find_kamailio()
+    require(binary is not None, "kamailio is not installed (Debian package kamailio)")
+    assert binary is not None
+    port = free_port()
+    workdir = tmp_path / "kamailio"
+    workdir.mkdir()
+    config = workdir / "kamailio.cfg"
+    config.write_text(REGISTRAR_CFG.format(host=LOOPBACK, port=port, user=USER, password=PASSWORD))
+    proxy = Kamailio.run(binary, workdir, config, port)
+    server = None
+    problems: list[str] = []
+    try:
+        trunk = (
+            f"carrier=sip:{USER}:{PASSWORD}@{LOOPBACK}:{port};transport={transport};"
+            "register;register_expires=120"
+        )
+        server = CallswitchServer.start(tmp_path / "server", extra_args=("--trunk", trunk))
+        with WebhookApp() as app:
+            app.routes["/voice"] = lambda r: twiml(
+                '<Record maxLength="2" timeout="0" playBeep="false" action="/recorded"/>'
+            )
+            app.routes["/recorded"] = lambda r: twiml(
+                f"<Play>{app.url('/tone.wav')}</Play><Hangup/>"
+            )
+            app.routes["/tone.wav"] = lambda r: (200, "audio/wav", wav_bytes(sine(TONE_HZ, 2.0)))
+            rest_client(server).incoming_phone_numbers.create(
+                phone_number=NUMBER, voice_url=app.url("/voice")
+            )
+            wait_registered(server)
+            assert any(f"REGISTER of {USER} ({transport})" in line for line in proxy.lines()), (
+                proxy.tail()
+            )
+            result = run_sipp(
+                "uac_tone_wait_bye.xml",
+                proxy.target,
+                workdir=tmp_path / "sipp",
+                sipp=sipp_bin,
+                service=NUMBER.lstrip("+"),  # a carrier that sends national digits
+                keys={"sink_port": rtp_sink.port},
+                cwd=tone_dir(tmp_path / "tone", CALLER_HZ),
+                calls=1,
+                timeout=30,
+                trace_msg=True,
+            )
+            assert result.ok(1), f"{result.describe()}\n{server.tail()}\n{proxy.tail()}"
+            [voice] = app.wait_for("/voice")
+            assert voice.field("To") == NUMBER and voice.field("Called") == NUMBER, voice.form
+            # The caller's tone reached us: the recording holds it.
+            [recorded] = app.wait_for("/recorded")
+            audio = recorded_audio(recorded.field("RecordingUrl"))
+            steady = audio[1600:-1600]
+            assert len(steady) > 8000, len(audio)
+            assert abs(dominant_frequency(steady) - CALLER_HZ) < 10
+            assert level_dbfs(steady) > -25
+            # Ours reached the caller: the number's <Play> at SIPp's RTP address.
+            assert heard(rtp_sink, TONE_HZ), f"{rtp_sink.count()} RTP packets, no {TONE_HZ} Hz"
+    finally:
+        if server is not None:
+            problems = server.stop()
+        proxy.stop()
+    assert not problems, problems
