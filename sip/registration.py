@@ -272,9 +272,10 @@ class Registration:
             self.retry_at = None
             self.state = RegistrationState.REGISTERING
             out.append(NewFlow())
-        if self.refresh_at is not None and now >= self.refresh_at and self._in_flight is None:
+        if self.refresh_at is not None and now >= self.refresh_at:
             self.refresh_at = None
-            out.append(self._register(new_attempt=True))
+            if self._in_flight is None:  # else the REGISTER in flight refreshes it
+                out.append(self._register(new_attempt=True))
         if self.pong_due is not None and now >= self.pong_due:
             self.pong_due = None
             if self._ponged or self._outbound:
