@@ -319,9 +319,7 @@ class NodeCollector(Collector):
     # -- trunks
 
     def _trunks(self) -> Iterator[Metric]:
-        registrations = getattr(self.server, "trunk_registrations", None)
-        if registrations is None or not len(registrations):
-            return
+        registrations = getattr(self.server, "trunk_registrations", None) or ()
         state = GaugeMetricFamily(
             "callswitch_trunk_registration_state",
             "1 for the state each ;register trunk's registration is in (registered, "
