@@ -108,3 +108,30 @@ async def test_a_registrar_that_cannot_be_reached_is_retried_after_a_back_off():
     finally:
         registrations.stop()
         await endpoint.close()
+
+
+async def test_registers_through_the_outbound_proxy_for_the_trunks_domain():
+    proxy = TcpRegistrar()
+    port = await proxy.start()
+    endpoint = SipEndpoint("127.0.0.1", 0, "127.0.0.1")
+    await endpoint.start()
+    trunk = parse_trunk(
+        "carrier=sip:acct:pw@carrier.invalid;transport=tcp;register;register_user=line1;"
+        f"outbound_proxy=sip:127.0.0.1:{port}"
+    )
+    registrations = TrunkRegistrations(endpoint.ua, [trunk])
+    [registration] = registrations
+    try:
+        registrations.start()
+        request, _ = await proxy.next()
+        # Sent to the proxy (over the trunk's transport); the Request-URI and the address
+        # of record keep the trunk's domain, which is never resolved.
+        assert request.uri == "sip:carrier.invalid"
+        assert request.headers.get("To") == "<sip:line1@carrier.invalid>"
+        assert request.headers.get("Route") == f"<sip:127.0.0.1:{port};lr>"
+        assert (request.headers.get("Contact") or "").startswith("<sip:line1@127.0.0.1:")
+        await until(lambda: registration.status().state is RegistrationState.REGISTERED)
+    finally:
+        registrations.stop()
+        await endpoint.close()
+        proxy.close()
