@@ -46,9 +46,22 @@ async def trunks(settings, args: argparse.Namespace) -> int:
     if host is None:
         host = f"[{settings.bind}]" if ":" in settings.bind else settings.bind
     url = (args.url or f"http://{host}:{settings.http_port}").rstrip("/")
+    configured = [view.to_json() for view in trunk_views(settings.trunk, None)]
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=TIMEOUT_S):
+            pass  # a server answers; which trunks it has needs an account
+    except (OSError, ValueError) as exc:
+        _print(configured)
+        reason = getattr(exc, "reason", exc)
+        print(
+            f"callswitch: no callswitch server answers at {url} ({reason}): "
+            "registration state unknown",
+            file=sys.stderr,
+        )
+        return 1
     login = await _login(settings, args)
     if login is None:
-        _print([view.to_json() for view in trunk_views(settings.trunk, None)])
+        _print(configured)
         print(
             "callswitch: no account to ask the server with: give --account and --auth-token",
             file=sys.stderr,
@@ -63,15 +76,8 @@ async def trunks(settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        configured = [view.to_json() for view in trunk_views(settings.trunk, None)]
-        _print(configured)
-        print(
-            f"callswitch: no callswitch server answers at {url} ({reason}): "
-            "registration state unknown",
-            file=sys.stderr,
-        )
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"callswitch: cannot read the trunks from {url}: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(listed, indent=2))
