@@ -21,7 +21,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from control_api.address_policy import ResolveError, resolve_all
@@ -238,14 +238,30 @@ class TrunkRegistration:
 class TrunkRegistrations:
     """Every ``;register`` trunk's registration, by trunk name."""
 
-    def __init__(self, ua: UserAgent, trunks: Iterable[Trunk], **options: object) -> None:
+    def __init__(
+        self,
+        ua: UserAgent,
+        trunks: Iterable[Trunk],
+        *,
+        node_id: str = "callswitch",
+        resolve: Resolver = resolve_all,
+        backoff_base: float = 5.0,
+        keepalive: float = 90.0,
+    ) -> None:
         self.by_name = {
-            trunk.name: TrunkRegistration(trunk, ua, **options)  # type: ignore[arg-type]
+            trunk.name: TrunkRegistration(
+                trunk,
+                ua,
+                node_id=node_id,
+                resolve=resolve,
+                backoff_base=backoff_base,
+                keepalive=keepalive,
+            )
             for trunk in trunks
             if trunk.register
         }
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[TrunkRegistration]:
         return iter(self.by_name.values())
 
     def __len__(self) -> int:
