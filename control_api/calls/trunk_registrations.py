@@ -152,7 +152,7 @@ class TrunkRegistration:
         transport, host, port = self._target()
         try:
             address = (await self._resolve(host))[0]
-        except (ResolveError, IndexError) as exc:
+        except (ResolveError, IndexError, ValueError) as exc:  # ValueError: a bad IDNA label
             self._apply(self.core.no_flow(self.ua.clock(), str(exc) or f"cannot resolve {host}"))
             return
         flow = self.ua.flow_for(transport.upper(), address, port)
