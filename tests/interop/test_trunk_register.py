@@ -33,6 +33,7 @@ import pytest
 from callswitch.cli import main
 
 from .audio import dominant_frequency, level_dbfs, sine
+from .chromium import CHROMIUM, FLAGS, require_chromium
 from .conftest import require
 from .harness import LOOPBACK, CallswitchServer, free_port
 from .kamailio import Kamailio, find_kamailio
@@ -483,4 +484,45 @@ def test_kamailio_routes_the_carriers_call_to_our_registration(
         if server is not None:
             problems = server.stop()
         proxy.stop()
+    assert not problems, problems
+
+
+def test_the_console_shows_the_trunk_and_its_registration(tmp_path, monkeypatch):
+    """The console's Trunks card in headless Chromium, for a trunk the carrier bound."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    carrier = Carrier()
+    trunk = f"carrier=sip:{USER}:{PASSWORD}@{LOOPBACK}:{carrier.port};register;register_expires=300"
+    monkeypatch.setenv("CALLSWITCH_TRUNK", trunk)
+    server = CallswitchServer.start(tmp_path / "server")
+    problems: list[str] = []
+    try:
+        contact = contact_uri(register_with_digest(carrier))
+        wait_registered(server)
+        sid, token = credentials(server)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=FLAGS
+            )
+            try:
+                page = browser.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                page.goto(f"http://{LOOPBACK}:{server.http_port}/console")
+                page.fill("input[name=sid]", sid)
+                page.fill("input[name=token]", token)
+                page.click("button[type=submit]")
+                row = page.wait_for_selector(
+                    "#trunks tbody tr:has-text('registered')", timeout=10_000
+                )
+                text = row.inner_text()
+                assert f"{LOOPBACK}:{carrier.port}" in text and contact in text, text
+                assert "200 OK" in text and PASSWORD not in text, text
+                assert not errors, errors
+            finally:
+                browser.close()
+    finally:
+        problems = server.stop()  # its un-REGISTER goes unanswered: it must still stop
+        carrier.close()
     assert not problems, problems
