@@ -151,7 +151,7 @@ class TrunkRegistration:
     async def _open_flow(self) -> None:
         transport, host, port = self._target()
         try:
-            address = (await self._resolve(host))[0]
+            address = self._pick(await self._resolve(host))
         except (ResolveError, IndexError, ValueError) as exc:  # ValueError: a bad IDNA label
             self._apply(self.core.no_flow(self.ua.clock(), str(exc) or f"cannot resolve {host}"))
             return
@@ -165,6 +165,13 @@ class TrunkRegistration:
         suffix = "" if transport == "udp" else f";transport={transport}"
         contact = f"sip:{self.contact_user}@{self.ua.host_port(flow)}{suffix}"
         self._apply(self.core.flow_ready(self.ua.clock(), contact, reliable=flow.reliable))
+
+    def _pick(self, addresses: list[str]) -> str:
+        """One of a name's addresses, of our own address's family when it has one
+        (an IPv4 node cannot send to ``::1``): the next one after each failure."""
+        ipv6 = ":" in self.ua.host
+        usable = [a for a in addresses if (":" in a) == ipv6] or addresses
+        return usable[self.core.failures % len(usable)]
 
     def _target(self) -> tuple[str, str, int]:
         """Where REGISTERs go: the outbound proxy, else the trunk's entry points in

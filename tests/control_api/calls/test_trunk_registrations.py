@@ -135,3 +135,25 @@ async def test_registers_through_the_outbound_proxy_for_the_trunks_domain():
         registrations.stop()
         await endpoint.close()
         proxy.close()
+
+
+async def test_a_name_is_resolved_to_an_address_of_our_family():
+    registrar = TcpRegistrar()
+    port = await registrar.start()
+    endpoint = SipEndpoint("127.0.0.1", 0, "127.0.0.1")
+    await endpoint.start()
+
+    async def resolve(host: str) -> list[str]:
+        assert host == "registrar.test"
+        return ["::1", "127.0.0.1"]  # as /etc/hosts may list localhost
+
+    trunk = parse_trunk(f"carrier=sip:acct:pw@registrar.test:{port};transport=tcp;register")
+    registrations = TrunkRegistrations(endpoint.ua, [trunk], resolve=resolve)
+    try:
+        registrations.start()
+        request, _ = await registrar.next()
+        assert request.uri == f"sip:registrar.test:{port}"
+    finally:
+        registrations.stop()
+        await endpoint.close()
+        registrar.close()
