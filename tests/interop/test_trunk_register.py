@@ -11,7 +11,8 @@ at the carrier and takes the calls the carrier sends to it.
   the config): the node registers with digest, a SIPp caller calls one of our
   numbers through Kamailio, which finds the binding (``lookup("location")``) and
   relays the call; the TwiML plays a tone to the caller and records the caller's
-  tone: both directions are measured.
+  tone: both directions are measured. Over UDP and over TCP (RFC 5626 outbound).
+* The console's Trunks card (headless Chromium) shows the registered trunk.
 """
 
 from __future__ import annotations
