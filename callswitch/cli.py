@@ -9,6 +9,7 @@ import sys
 from callswitch import __version__
 from callswitch.config import ConfigError, add_arguments, load_settings
 from callswitch.logs import setup_logging
+from callswitch.trunks_command import add_trunks_command, trunks
 
 __all__ = ["main"]
 
@@ -29,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_sip_credential_commands(commands)
     _add_balance_commands(commands)
     _add_token_command(commands)
+    add_trunks_command(commands, _add_store_options)
     return parser
 
 
@@ -264,6 +266,9 @@ def _tool_settings(args: argparse.Namespace):
     values = {"data_dir": args.data_dir, "config": args.config}
     if args.database_url is not None:
         values["database_url"] = args.database_url
+    for name in ("http_port", "trunk"):  # `trunks` reads these as serve does
+        if getattr(args, name, None) is not None:
+            values[name] = getattr(args, name)
     try:
         return load_settings(values)
     except ConfigError as exc:
@@ -271,7 +276,12 @@ def _tool_settings(args: argparse.Namespace):
         return None
 
 
-TOOLS = {"token": _token, "balance": _balance, "sip-credentials": _sip_credentials}
+TOOLS = {
+    "token": _token,
+    "balance": _balance,
+    "sip-credentials": _sip_credentials,
+    "trunks": trunks,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

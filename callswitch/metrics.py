@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from control_api.voice.lifecycle import FINISHED_CALLS
 from control_api.voice.stream import STREAMS
 from media.quality import RtpTotals, leg_quality
+from sip.registration import RegistrationState
 
 __all__ = ["CONTENT_TYPE", "Metrics", "NodeCollector"]
 
@@ -53,6 +54,7 @@ class NodeCollector(Collector):
         yield from self._refusals()
         yield from self._connections()
         yield from self._trunk_hosts()
+        yield from self._trunks()
 
     # -- calls
 
@@ -328,6 +330,41 @@ class NodeCollector(Collector):
             for state in list(dialer.health.hosts.values()):
                 up.add_metric([state.trunk, state.host, state.transport], int(state.up))
         yield up
+
+    # -- trunks
+
+    def _trunks(self) -> Iterator[Metric]:
+        registrations = getattr(self.server, "trunk_registrations", None) or ()
+        state = GaugeMetricFamily(
+            "callswitch_trunk_registration_state",
+            "1 for the state each ;register trunk's registration is in (registered, "
+            "registering, backing-off, failed, unregistering, stopped, idle), 0 for the others",
+            labels=["trunk", "state"],
+        )
+        expires = GaugeMetricFamily(
+            "callswitch_trunk_registration_expires_seconds",
+            "Seconds left on each ;register trunk's binding at its carrier (0: none)",
+            labels=["trunk"],
+        )
+        status = GaugeMetricFamily(
+            "callswitch_trunk_registration_last_status",
+            "The carrier's last final answer to each ;register trunk's REGISTER (408: none)",
+            labels=["trunk"],
+        )
+        failures = GaugeMetricFamily(
+            "callswitch_trunk_registration_failures",
+            "Failed attempts since each ;register trunk was last registered",
+            labels=["trunk"],
+        )
+        for registration in registrations:
+            name = registration.trunk.name
+            view = registration.status()
+            for each in RegistrationState:
+                state.add_metric([name, each.value], 1.0 if view.state is each else 0.0)
+            expires.add_metric([name], view.expires_in or 0.0)
+            status.add_metric([name], view.last_status or 0)
+            failures.add_metric([name], view.failures)
+        yield from (state, expires, status, failures)
 
 
 def _leg_kind(leg) -> str:

@@ -30,7 +30,9 @@ from control_api.call_log import CallLog
 from control_api.calls.browser import BrowserClients
 from control_api.calls.call import CallManager, MediaSettings
 from control_api.calls.dialer import Dialer
+from control_api.calls.inbound_trunk import InboundTrunks
 from control_api.calls.trunk_health import TrunkPinger
+from control_api.calls.trunk_registrations import TrunkRegistrations, trunk_views
 from control_api.cluster import ClusterConferences, ClusterLiveCalls, Node
 from control_api.fetch_policy import FetchPolicy
 from control_api.registrations import start_registrar
@@ -155,6 +157,7 @@ class Server:
         self.calls: CallManager | None = None
         self.voice: VoiceApps | None = None
         self.sip_domains: SipDomainCalls | None = None  # INVITEs to SIP domains
+        self.trunk_registrations: TrunkRegistrations | None = None  # ;register trunks
         self.media: MediaSettings | None = None
         self.audio: AudioLoader | None = None  # <Play>'s fetched audio and its cache
         self.http: HttpServer | None = None
@@ -272,6 +275,7 @@ class Server:
             app.include_router(demo.router)
             app.include_router(cluster_router(local, rooms))
             app.include_router(console.router)
+            app.state.trunk_views = lambda: trunk_views(s.trunk, self.trunk_registrations)
             app.add_api_route("/metrics", self._metrics_page, methods=["GET"])
             app.add_api_route("/health", self._health, methods=["GET"])
             app.add_api_route("/ready", self._ready, methods=["GET"])
@@ -441,7 +445,13 @@ class Server:
         )
         if browsers is not None:  # a browser tab's own calls run on the runtime
             browsers.server.on_dial = functools.partial(run_browser_call, runtime)
-        self.voice = VoiceApps(runtime)
+        # ;register trunks keep a binding at their carrier; calls from a trunk route
+        # by the number its did= names (docs/routing.md, "Registration").
+        self.trunk_registrations = TrunkRegistrations(self.sip.ua, s.trunk, node_id=s.node_id)
+        inbound = InboundTrunks(s.trunk, self.trunk_registrations)
+        inbound.start()
+        self._closers.append(inbound.stop)
+        self.voice = VoiceApps(runtime, inbound)
         self.sip_domains = SipDomainCalls(
             runtime,
             DomainGate(
@@ -450,6 +460,7 @@ class Server:
             refused=self.refusals,
         )
         self.calls = CallManager(self.sip.ua, media, self._route)
+        self.trunk_registrations.start()
         if self.messaging is not None:
             for trunk in s.trunk:
                 self.messaging.add_carrier(
@@ -559,7 +570,7 @@ class Server:
                 return app
         app = BUILTIN_APPS.get(session.user)
         if app is None and self.voice is not None:
-            app = await self.voice.app_for(session.user)
+            app = await self.voice.app_for_invite(session)
         return app
 
     async def _seed_account(self) -> None:
@@ -599,6 +610,8 @@ class Server:
     async def stop(self) -> None:
         """End calls cleanly (BYE), let their transactions finish, then close."""
         if self.sip is not None:
+            if self.trunk_registrations is not None:
+                self.trunk_registrations.stop()  # Expires: 0; the wait below covers it
             ended = self.sip.ua.hangup_all()
             loop = asyncio.get_running_loop()
             deadline = loop.time() + SHUTDOWN_GRACE_S

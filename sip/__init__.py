@@ -22,6 +22,7 @@ __all__ = [
     "parser",
     "privacy",
     "registrar",
+    "registration",
     "rfc3263",
     "session_timer",
     "source_limits",

@@ -60,6 +60,13 @@ class Flow:
     def is_open(self) -> bool:
         return True
 
+    def watch(self, on_closed: Callable[[], None], on_pong: Callable[[], None]) -> None:
+        """Be told when the flow closes and when a CRLF keep-alive pong arrives on it
+        (RFC 5626 §4.4.1); a UDP flow does neither."""
+
+    def unwatch(self, on_closed: Callable[[], None]) -> None:
+        """Stop telling the watcher registered with ``on_closed``."""
+
 
 class UdpFlow(Flow):
     __slots__ = ("_endpoint", "remote")
@@ -125,6 +132,7 @@ class TcpConnection(asyncio.Protocol, Flow):
         self.inbound = remote is None  # accepted by a listener, not opened by us
         self.remote = remote or ("", 0)
         self._local = ("", 0)
+        self._watchers: list[tuple[Callable[[], None], Callable[[], None]]] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # a stream's, by construction
@@ -158,6 +166,8 @@ class TcpConnection(asyncio.Protocol, Flow):
                 self.send(PONG)  # RFC 5626 §4.4.1
             elif item is KEEPALIVE_PONG:
                 keepalive = True
+                for _, on_pong in list(self._watchers):
+                    on_pong()
             elif isinstance(item, bytes):
                 messages += 1
                 self._receive(item, self)
@@ -166,6 +176,15 @@ class TcpConnection(asyncio.Protocol, Flow):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._registry.closed(self)
+        watchers, self._watchers = self._watchers, []
+        for on_closed, _ in watchers:
+            on_closed()
+
+    def watch(self, on_closed: Callable[[], None], on_pong: Callable[[], None]) -> None:
+        self._watchers.append((on_closed, on_pong))
+
+    def unwatch(self, on_closed: Callable[[], None]) -> None:
+        self._watchers = [w for w in self._watchers if w[0] != on_closed]
 
     @property
     def is_open(self) -> bool:

@@ -6,8 +6,11 @@ Usage). The one thing the REST API does not show is what a live call sounds
 like, so this module adds one resource for it:
 ``GET /console/api/Accounts/{AccountSid}/LiveCalls.json``, each call in progress
 with its legs and their RFC 3550 figures (codec, packets, loss, jitter) and an
-E-model MOS estimate (:mod:`media.quality`). It takes the same Basic
-credentials as the REST API and answers Twilio's 401 to wrong ones.
+E-model MOS estimate (:mod:`media.quality`). Nor does it show the node's
+trunks: ``GET /console/api/Accounts/{AccountSid}/Trunks.json`` lists each
+configured trunk (no credentials), its entry points and, for ``;register`` ones,
+the registration's state (``callswitch trunks`` reads it too). Both take the same
+Basic credentials as the REST API and answer Twilio's 401 to wrong ones.
 """
 
 from __future__ import annotations
@@ -64,6 +67,15 @@ async def live_calls(
     lives = live_calls.live_of(account.sid)
     calls = [_call(live) for live in lives if not live.call.ended.is_set()]
     return JSONResponse({"account_sid": account.sid, "calls": calls})
+
+
+@router.get("/console/api/Accounts/{account_sid}/Trunks.json")
+async def trunks(
+    request: Request, account: Annotated[Account, Depends(path_account)]
+) -> JSONResponse:
+    views = getattr(request.app.state, "trunk_views", None)  # set by a node that runs SIP
+    listed = [view.to_json() for view in views()] if views is not None else []
+    return JSONResponse({"account_sid": account.sid, "trunks": listed})
 
 
 def _call(live: LiveCall) -> dict:

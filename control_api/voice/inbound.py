@@ -1,7 +1,10 @@
 """Inbound calls to phone numbers: Calls records, webhooks and status callbacks.
 
 A call whose Request-URI user is one of our numbers runs the TwiML of that
-number's ``VoiceUrl``. Its caller (``From``/``Caller``, ``CallerName``,
+number's ``VoiceUrl``; a call from a trunk (control_api/calls/inbound_trunk.py)
+runs the TwiML of the number it dialled, where the trunk's ``did`` says (the
+Request-URI, ``To`` or a header, read with the trunk's national rules), and shows
+that number as ``To``/``Called``. Its caller (``From``/``Caller``, ``CallerName``,
 ``ForwardedFrom``) is what the carrier asserted, read with the rules of the trunk
 it came from (caller_identity.py). Its record in the store follows it (ringing,
 in-progress, then a final status with duration), and each change is posted to
@@ -16,8 +19,10 @@ import re
 
 from control_api.calls.call import Call
 from control_api.calls.caller_identity import caller_identity
-from control_api.calls.trunk_source import trunk_at_source
+from control_api.calls.inbound_trunk import InboundTrunks, dialled_number, number_in
+from control_api.calls.numbers import carrier_number
 from control_api.calls.trunks import Trunk
+from control_api.voice.context import is_our_number
 from control_api.voice.runtime import VoiceRuntime
 from control_api.voice.twiml_call import run_offered_call
 from sip.invite import EndReason, InviteSession
@@ -63,9 +68,28 @@ def final_status(call: Call) -> str:
 class VoiceApps:
     """Routes calls to our numbers: each runs its number's TwiML on the runtime."""
 
-    def __init__(self, runtime: VoiceRuntime) -> None:
+    def __init__(self, runtime: VoiceRuntime, trunks: InboundTrunks | None = None) -> None:
         self.runtime = runtime
         self.context = runtime.context
+        self.trunks = trunks
+
+    async def app_for_invite(self, session: InviteSession):
+        """The app for an INVITE: a trunk's call by the number its trunk's ``did``
+        names, any other by its Request-URI user; None when it is for no number."""
+        trunk = self.trunks.trunk_of(session.request, session.flow) if self.trunks else None
+        if trunk is None:
+            return await self.app_for(session.user)
+        candidate = number_in(str(session.request.request_uri))
+        ours = set()
+        if candidate is not None and await is_our_number(self.context.numbers, candidate):
+            ours.add(candidate)
+        written = dialled_number(trunk, session.request, ours.__contains__)
+        did = carrier_number(written, trunk) if written is not None else None
+        log.info(
+            "call.from_trunk",
+            extra={"call_id": session.call_id, "trunk": trunk.name, "did": did},
+        )
+        return await self.app_for(did) if did is not None else None
 
     async def app_for(self, user: str):
         """The app for a call to ``user``, or None when it is not one of our numbers."""
@@ -86,8 +110,7 @@ class VoiceApps:
             call.reject(404)
             return
         session = call.session
-        dialer = self.context.dialer
-        trunk = await trunk_at_source(dialer.trunks if dialer else (), session.flow.remote[0])
+        trunk = self.trunks.trunk_of(session.request, session.flow) if self.trunks else None
         who = caller_identity(session.request.headers, trunk)
         await run_offered_call(
             self.runtime,

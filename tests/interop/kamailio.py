@@ -96,6 +96,12 @@ class Kamailio:
                 },
             )
         )
+        return cls.run(binary, workdir, config, port)
+
+    @classmethod
+    def run(cls, binary: str, workdir: Path, config: Path, port: int) -> Kamailio:
+        """Check ``config`` (``kamailio -c``), run it, and wait for it to listen on
+        ``port`` (UDP, on loopback)."""
         check = subprocess.run(
             [binary, "-c", "-f", str(config)], capture_output=True, text=True, timeout=30
         )

@@ -205,6 +205,31 @@ async function refreshNumbers() {
   ])));
 }
 
+// -- trunks and their registrations
+
+function registrationCells(reg) {
+  if (!reg) return [cell("not registering"), cell("–"), cell("–"), cell("–")];
+  const answer = reg.last_status === null ? "–" : `${reg.last_status} ${reg.last_reason}`;
+  const retry = reg.retry_in === null ? "" : ` (retry in ${clock(reg.retry_in)})`;
+  return [
+    statusCell(reg.state),
+    cell(reg.expires_in === null ? "–" : clock(reg.expires_in), "num"),
+    cell(answer + retry),
+    cell(reg.contact ?? "–"),
+  ];
+}
+
+async function refreshTrunks() {
+  const data = await get(`/console/api/Accounts/${account.sid}/Trunks.json`);
+  $("#trunks tbody").replaceChildren(...data.trunks.map((t) => row([
+    cell(`${t.name} (${t.transport})`),
+    cell(t.entry_points.join(", ") + (t.outbound_proxy ? ` via ${t.outbound_proxy}` : "")),
+    ...registrationCells(t.registration),
+  ])));
+  $("#trunks-table").hidden = data.trunks.length === 0;
+  $("#trunks-empty").hidden = data.trunks.length !== 0;
+}
+
 // -- usage by day
 
 function lastDays(count) {
@@ -286,6 +311,7 @@ function start() {
   every(LISTS_EVERY_MS, refreshCallLog);
   every(LISTS_EVERY_MS, refreshMessages);
   every(LISTS_EVERY_MS, refreshNumbers);
+  every(LISTS_EVERY_MS, refreshTrunks);
   every(LISTS_EVERY_MS * 6, refreshUsage);
 }
 
