@@ -129,7 +129,7 @@ async def test_digits_reach_the_browser_as_telephone_events(prefer_pcmu, direct,
         assert [bool(f[1] & 0x80) for f in fields] == [False] * 4 + [True] * 3
         assert {f[1] & 0x3F for f in fields} == {10}  # -10 dBm0
         span = event[-1].arrival - event[0].arrival
-        assert 0.06 < span < 0.5, span  # paced at about 20 ms, not in a burst
+        assert 0.03 < span < 1.0, span  # paced by ticks (a late sender catches up at once)
         # The event's timestamp is the stream's: between the audio packets around it.
         index = ours.index(event[0])
         before = ours[index - 1]
