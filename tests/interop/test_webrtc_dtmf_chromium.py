@@ -32,23 +32,28 @@ from .webrtc_client import access_token
 KEYS = "0123456789*#ABCD"
 SIPP_KEYS = "15#"  # uac_dtmf_keys_wait_bye.xml plays these
 PAGE_KEYS = "7*9#"
-SIPP_PAUSE_MS = 8000  # after the answer: time for the page to ring and be answered, loaded or not
+SIPP_PAUSE_MS = 3000  # after the page answered: its ICE and DTLS, on a loaded machine too
 
 # Records what the page plays from the far end (the remote stream, as Chromium
-# decodes it: audio and the tones of received telephone-events).
+# decodes it: audio and the tones of received telephone-events), from the moment
+# the call has a remote stream: installed before the call starts.
 START_RECORDING = """() => {
-  const call = window.phone.call;
-  const context = new AudioContext({ sampleRate: 48000 });
-  context.resume();
-  const source = context.createMediaStreamSource(call._audio.srcObject);
-  const recorder = context.createScriptProcessor(4096, 1, 1);
   window.received = [];
-  recorder.onaudioprocess = (e) => {
-    window.received.push(Array.from(e.inputBuffer.getChannelData(0)));
-  };
-  source.connect(recorder);
-  recorder.connect(context.destination);
-  window.recorder = recorder;
+  const context = new AudioContext({ sampleRate: 48000 });
+  const watch = setInterval(() => {
+    const call = window.phone.call;
+    if (!call || !call._audio || !call._audio.srcObject) return;
+    clearInterval(watch);
+    context.resume();
+    const source = context.createMediaStreamSource(call._audio.srcObject);
+    const recorder = context.createScriptProcessor(4096, 1, 1);
+    recorder.onaudioprocess = (e) => {
+      window.received.push(Array.from(e.inputBuffer.getChannelData(0)));
+    };
+    source.connect(recorder);
+    recorder.connect(context.destination);
+    window.recorder = recorder;
+  }, 20);
   return context.sampleRate;
 }"""
 TAKE_RECORDING = "() => { const r = window.received.flat(); window.received = []; return r; }"
@@ -123,7 +128,10 @@ async def test_digits_cross_between_a_sip_caller_and_the_phone_page(
 ):
     require(shutil.which("sipp") is not None, "sipp is not installed (Debian package sip-tester)")
     client = rest_client(server)
-    app.routes["/voice"] = lambda r: twiml("<Dial><Client>alice</Client></Dial>")
+    # answerOnBridge: SIPp's call is answered (and its pause starts) once the page answers.
+    app.routes["/voice"] = lambda r: twiml(
+        '<Dial answerOnBridge="true"><Client>alice</Client></Dial>'
+    )
     number = "+15005550182"
     client.incoming_phone_numbers.create(phone_number=number, voice_url=app.url("/voice"))
     token = access_token(server, "alice")
@@ -141,13 +149,13 @@ async def test_digits_cross_between_a_sip_caller_and_the_phone_page(
                 timeout=60,
             )
         )
+        ear = PageEar(page, int(await page.evaluate(START_RECORDING)))
         await page.wait_for_selector("#answer:not(.hidden)", timeout=30000)
         await page.click("#answer")
         await _status_starts(page, "In call", browser_page, server)
-        ear = PageEar(page, int(await page.evaluate(START_RECORDING)))
-        await page.wait_for_function(CAN_INSERT_DTMF, timeout=10000)
+        await page.wait_for_function(CAN_INSERT_DTMF, timeout=30000)
         await page.evaluate(INSERT_DTMF, PAGE_KEYS)
-        heard = await ear.until(SIPP_KEYS, SIPP_PAUSE_MS / 1000 + 15)
+        heard = await ear.until(SIPP_KEYS, SIPP_PAUSE_MS / 1000 + 20)
         await asyncio.sleep(1.0)  # SIPp's last pause, then it waits for BYE
         await page.click("#hangup")
         result = await caller
@@ -169,7 +177,7 @@ async def test_digits_cross_between_a_sip_caller_and_the_phone_page(
 async def test_play_digits_reach_the_page_and_its_keys_reach_gather(server, app, browser_page):
     client = rest_client(server)
     app.routes["/voice"] = lambda r: twiml(
-        '<Play digits="2w48"/><Gather input="dtmf" numDigits="2" timeout="15" action="/keys"/>'
+        '<Play digits="2w48"/><Gather input="dtmf" numDigits="2" timeout="40" action="/keys"/>'
     )
     app.routes["/keys"] = lambda r: twiml("<Hangup/>")
     application = client.applications.create(friendly_name="keys", voice_url=app.url("/voice"))
@@ -177,14 +185,14 @@ async def test_play_digits_reach_the_page_and_its_keys_reach_gather(server, app,
     async with browser_page as page:
         await page.goto(f"http://127.0.0.1:{server.http_port}/phone#token={token}")
         await _status_starts(page, "Ready", browser_page, server)
+        ear = PageEar(page, int(await page.evaluate(START_RECORDING)))
         await page.fill("#to", "keys")
         await page.click("#call")
         await _status_starts(page, "In call", browser_page, server)
-        ear = PageEar(page, int(await page.evaluate(START_RECORDING)))
-        heard = await ear.until("248", 15)
-        await page.wait_for_function(CAN_INSERT_DTMF, timeout=10000)
+        heard = await ear.until("248", 20)
+        await page.wait_for_function(CAN_INSERT_DTMF, timeout=30000)
         await page.evaluate(INSERT_DTMF, "36")
-        await _status_starts(page, "Call ended", browser_page, server, timeout=20)
+        await _status_starts(page, "Call ended", browser_page, server, timeout=30)
         console = list(browser_page.console)
     assert heard == "248", (heard, ear.level, console, server.tail())
     keys = await asyncio.to_thread(app.wait_for, "/keys", 1, 10)
