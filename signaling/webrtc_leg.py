@@ -70,6 +70,9 @@ FRAME_S = 0.020
 MAX_QUEUED = 10  # 200 ms: beyond that the oldest frame goes, so delay cannot grow
 INBOUND_MAX = 8  # frames from the browser waiting for the clock: 160 ms at most
 SHRINK_TICKS = 50  # a queue that never fell below 2 frames for a second loses one
+# A stream starts with this much audio before any telephone-event: a browser times
+# its playout from the first audio it gets, and drops an event older than that.
+EVENT_LEAD_IN = 15  # frames: 300 ms
 # What aiortc raises for SDP it cannot use, besides its parser's plain errors.
 _BAD_SDP = (
     ValueError,
@@ -269,6 +272,11 @@ class _OutboundTrack(MediaStreamTrack):
         self._start: float | None = None
         self._frames = 0
         self._timestamp = 0
+
+    @property
+    def frames(self) -> int:
+        """Frames pulled since the stream started (the first is number 0)."""
+        return self._frames
 
     def go_direct(self, rate: int, silence: bytes) -> None:
         self.direct = True
@@ -631,7 +639,8 @@ class WebRtcLeg(Leg):
 
     def _next_payload(self, timestamp: int) -> bytes | None:
         payload: bytes | None
-        if self._dtmf_out:  # this tick's packet carries an event instead (see send_dtmf)
+        if self._dtmf_out and self._track.frames >= EVENT_LEAD_IN:
+            # This tick's packet carries an event instead (see send_dtmf).
             self._dtmf_ready.append(self._dtmf_out.popleft())
             return None
         if self._queue:

@@ -197,3 +197,25 @@ async def test_play_digits_reach_the_page_and_its_keys_reach_gather(server, app,
     assert heard == "248", (heard, ear.level, console, server.tail())
     keys = await asyncio.to_thread(app.wait_for, "/keys", 1, 10)
     assert keys[0].field("Digits") == "36"
+
+
+async def test_a_rest_calls_send_digits_reach_the_page(server, browser_page):
+    client = rest_client(server)
+    token = access_token(server, "alice")
+    async with browser_page as page:
+        await page.goto(f"http://127.0.0.1:{server.http_port}/phone#token={token}")
+        await _status_starts(page, "Ready", browser_page, server)
+        ear = PageEar(page, int(await page.evaluate(START_RECORDING)))
+        call = await asyncio.to_thread(
+            client.calls.create,
+            to="client:alice",
+            from_="+15005550006",
+            send_digits="9w0",
+            twiml="<Response><Pause length='20'/></Response>",
+        )
+        await page.wait_for_selector("#answer:not(.hidden)", timeout=30000)
+        await page.click("#answer")
+        heard = await ear.until("90", 25)
+        await page.click("#hangup")
+        console = list(browser_page.console)
+    assert heard == "90", (heard, ear.level, call.sid, console, server.tail())

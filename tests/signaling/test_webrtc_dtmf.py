@@ -17,7 +17,7 @@ import pytest
 from aiortc.rtp import RtpPacket
 
 from media.player import send_digits
-from signaling.webrtc_leg import WebRtcLeg
+from signaling.webrtc_leg import EVENT_LEAD_IN, WebRtcLeg
 from tests.signaling.peer import Peer  # also keeps ICE on loopback
 from tests.signaling.test_webrtc_leg import _looping, _until
 
@@ -210,3 +210,23 @@ async def test_without_telephone_event_in_the_answer_send_dtmf_refuses():
     finally:
         leg.close()
         await peer.close()
+
+
+async def test_a_digit_sent_at_once_waits_for_the_streams_first_audio():
+    # A browser times its playout from the first audio; an event before it is dropped.
+    leg = WebRtcLeg()
+    peer = Peer(440.0)
+    got = _capture(peer)
+    try:
+        offer = await leg.create_offer()
+        await leg.accept_answer(_browser_events(await peer.answer(offer), {126: 8000}))
+        peer.install_capture()
+        leg.send_dtmf("3")  # before ICE and DTLS are even done
+        await _until(lambda: any(p.payload_type == 126 and p.payload[1] & 0x80 for p in got))
+    finally:
+        leg.close()
+        await peer.close()
+    ours = [p for p in got if p.payload_type in (0, 126)]
+    first_event = next(i for i, p in enumerate(ours) if p.payload_type == 126)
+    assert first_event >= 15 == EVENT_LEAD_IN, first_event  # 300 ms of audio first
+    assert ours[first_event].payload[0] == 3
