@@ -183,10 +183,15 @@ def _browsers(entrance: Entrance, origin: str, authority: str, secure: bool) -> 
         else "<p>SIP over WebSocket does not listen on this node "
         "(<code>--sip-ws-port</code>, <code>--sip-wss-port</code>).</p>"
     )
-    return (
-        "<h2>In a browser</h2><ul>"
+    phone = (
         '<li><a href="/phone">/phone</a>: the softphone. Mint a token with '
         f"{_code('callswitch token --identity alice')} and paste it.</li>"
+        if "webrtc" in found
+        else "<li>Browser calls do not run on this node (<code>--only</code>).</li>"
+    )
+    return (
+        "<h2>In a browser</h2><ul>"
+        f"{phone}"
         '<li><a href="/console">/console</a>: calls, numbers, messages and usage; '
         "sign in with an Account SID and auth token.</li></ul>"
         "<h2>Point a browser client at this node</h2>"

@@ -92,6 +92,8 @@ def test_the_page_tells_each_browser_client_where_to_connect():
     assert "--http-tls-cert" in page  # the SDK needs wss: said when the node is plain HTTP
     assert "JsSIP.WebSocketInterface" in page and "SIP.UserAgent" in page
     assert "http://node.example:8080/2010-04-01" in page
+    without_webrtc = _page(listeners={k: v for k, v in LISTENERS.items() if k != "webrtc"})
+    assert 'href="/phone"' not in without_webrtc and "Browser calls do not run" in without_webrtc
 
 
 def test_the_page_loads_nothing_and_runs_nothing():
