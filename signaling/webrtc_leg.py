@@ -70,8 +70,8 @@ FRAME_S = 0.020
 MAX_QUEUED = 10  # 200 ms: beyond that the oldest frame goes, so delay cannot grow
 INBOUND_MAX = 8  # frames from the browser waiting for the clock: 160 ms at most
 SHRINK_TICKS = 50  # a queue that never fell below 2 frames for a second loses one
-# A stream starts with this much audio before any telephone-event: a browser times
-# its playout from the first audio it gets, and drops an event older than that.
+# A stream starts with this much audio before any telephone-event: Chromium did not
+# play an event that came as a stream's first packets (its playout starts from audio).
 EVENT_LEAD_IN = 15  # frames: 300 ms
 # What aiortc raises for SDP it cannot use, besides its parser's plain errors.
 _BAD_SDP = (
