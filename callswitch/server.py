@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from callswitch.config import Settings, _interface_addresses
 from callswitch.descriptors import ConnectionBudget, connection_budget, raise_open_files_limit
+from callswitch.front_door import Entrance, docs_pages, mount_front_door
 from callswitch.http import HttpServer
 from callswitch.metrics import CONTENT_TYPE, Metrics
 from callswitch.refusals import Refusals
@@ -276,6 +277,16 @@ class Server:
             app.include_router(cluster_router(local, rooms))
             app.include_router(console.router)
             app.state.trunk_views = lambda: trunk_views(s.trunk, self.trunk_registrations)
+            mount_front_door(
+                app,
+                Entrance(
+                    s.public_address,
+                    self.listeners,  # read per request: every listener by then
+                    demo_number=demo.DEMO_NUMBER.lstrip("+") if s.demo else None,
+                    apps=tuple(BUILTIN_APPS) if s.runs("sip") else (),
+                    docs=docs_pages(),
+                ),
+            )
             app.add_api_route("/metrics", self._metrics_page, methods=["GET"])
             app.add_api_route("/health", self._health, methods=["GET"])
             app.add_api_route("/ready", self._ready, methods=["GET"])

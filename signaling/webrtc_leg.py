@@ -47,8 +47,18 @@ if TYPE_CHECKING:
     from aiortc.rtp import RtpPacket
 
 from media.clock import MediaClock
+from media.dtmf import DtmfReceiver, dtmf_packets
 from media.g711 import ulaw_decode, ulaw_encode
 from media.leg import Frame, Leg
+from signaling.telephone_event import (
+    EventFormat,
+    as_event_packet,
+    event_formats,
+    rtp_timestamp,
+    sending_format,
+    with_answered_events,
+    with_offered_events,
+)
 
 __all__ = ["IceServer", "SdpRejected", "WebRtcLeg", "use_host_addresses"]
 
@@ -60,6 +70,9 @@ FRAME_S = 0.020
 MAX_QUEUED = 10  # 200 ms: beyond that the oldest frame goes, so delay cannot grow
 INBOUND_MAX = 8  # frames from the browser waiting for the clock: 160 ms at most
 SHRINK_TICKS = 50  # a queue that never fell below 2 frames for a second loses one
+# A stream starts with this much audio before any telephone-event: Chromium did not
+# play an event that came as a stream's first packets (its playout starts from audio).
+EVENT_LEAD_IN = 15  # frames: 300 ms
 # What aiortc raises for SDP it cannot use, besides its parser's plain errors.
 _BAD_SDP = (
     ValueError,
@@ -260,6 +273,11 @@ class _OutboundTrack(MediaStreamTrack):
         self._frames = 0
         self._timestamp = 0
 
+    @property
+    def frames(self) -> int:
+        """Frames pulled since the stream started (the first is number 0)."""
+        return self._frames
+
     def go_direct(self, rate: int, silence: bytes) -> None:
         self.direct = True
         self.rate = rate
@@ -371,6 +389,16 @@ class WebRtcLeg(Leg):
         self._timestamp = 0
         self.frames_received = 0
         self.frames_sent = 0
+        # RFC 4733 both ways (signaling/telephone_event.py): the formats the answer
+        # names, the one we send in, packets waiting for a tick and the tick's packet
+        # waiting for the transport, the RTP timestamp of the event being sent.
+        self.event_formats: list[EventFormat] = []
+        self._event_out: EventFormat | None = None
+        self._events_in = DtmfReceiver()
+        self._dtmf_out: deque[tuple[bool, int, bytes]] = deque()
+        self._dtmf_ready: deque[tuple[bool, int, bytes]] = deque()
+        self._event_start = 0
+        self._audio_payload_type = 0
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
 
@@ -380,7 +408,7 @@ class WebRtcLeg(Leg):
         """Our offer to the browser, every candidate gathered in it (no trickle from us)."""
         self._prefer(prefer_pcmu)
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        return self.pc.localDescription.sdp
+        return with_offered_events(self.pc.localDescription.sdp)
 
     async def accept_answer(self, sdp: str) -> None:
         try:
@@ -404,7 +432,7 @@ class WebRtcLeg(Leg):
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except _BAD_SDP as exc:
             raise SdpRejected(str(exc) or "bad SDP") from None
-        local = self.pc.localDescription.sdp
+        local = with_answered_events(self.pc.localDescription.sdp, sdp)
         self.browser_codec = negotiated_codec(local)
         if self.browser_codec not in ("PCMU", "OPUS"):
             raise SdpRejected("no audio codec in common (PCMU or Opus)")
@@ -414,8 +442,13 @@ class WebRtcLeg(Leg):
     def _negotiated(self, answer_sdp: str) -> None:
         line = _MLINE.search(answer_sdp)
         payload_type = int(line.group(1)) if line else 0
+        self.event_formats = event_formats(answer_sdp)
+        self._event_out = sending_format(
+            self.event_formats, 48000 if self.browser_codec == "OPUS" else RATE
+        )
+        self._audio_payload_type = payload_type
         if self.browser_codec == "PCMU" and self.direct_pcmu:
-            self._direct(payload_type)
+            direct = self._direct(payload_type)
         elif self.browser_codec == "OPUS" and self.direct_opus and self._direct(payload_type):
             # The leg speaks Opus to the bridge: a bridge to an Opus phone passes the
             # payloads on untouched, one to a PCMU phone transcodes in media/codecs.py.
@@ -423,6 +456,11 @@ class WebRtcLeg(Leg):
             self.sample_rate = 48000
             self._frame_samples = 960
             self._track.go_direct(48000, _opus_silence())
+            direct = True
+        else:
+            direct = False
+        if self.event_formats:
+            self._receive_events(direct)
 
     def _direct(self, payload_type: int) -> bool:
         """PCMU with the browser: its RTP payloads reach ``on_frame`` as they arrive and
@@ -452,14 +490,23 @@ class WebRtcLeg(Leg):
         # carry; aiortc makes the entry of an SSRC on that SSRC's first packet.
         streams = getattr(receiver, "_RTCRtpReceiver__remote_streams", {})
 
+        events = {f.payload_type for f in self.event_formats}
+
         async def handle_payload(packet: RtpPacket, arrival_time_ms: int) -> None:
             statistics = streams.get(packet.ssrc)
-            if statistics is None or packet.payload_type != payload_type:
-                await handle(packet, arrival_time_ms)  # the first packet, or not PCMU
+            if packet.payload_type == payload_type:
+                if statistics is None:
+                    await handle(packet, arrival_time_ms)  # the first packet
+                else:
+                    statistics.add(packet)  # no depayloading, jitter buffer or decoder
+                if packet.payload:
+                    self._deliver(packet.payload)
+            elif packet.payload_type in events:
+                if statistics is not None:  # one stream, one sequence: no false losses
+                    statistics.add(packet)
+                self._event_received(packet)
             else:
-                statistics.add(packet)  # no depayloading, jitter buffer or decoder
-            if packet.payload_type == payload_type and packet.payload:
-                self._deliver(packet.payload)
+                await handle(packet, arrival_time_ms)
 
         # Replaced on this receiver only (setattr: mypy checks no method replacement).
         setattr(receiver, "receive", receive_without_decoder)  # noqa: B010
@@ -467,6 +514,45 @@ class WebRtcLeg(Leg):
         stop_decoder()
         self._track.go_direct(RATE, _SILENCE)
         return True
+
+    def _receive_events(self, direct: bool) -> None:
+        """The browser's telephone-event packets reach ``_event_received``: aiortc's RTP
+        router is told their payload types (it drops packets of types the receiver was
+        not given), and they are taken before aiortc's receiver, which would drop them
+        too (``_direct``'s handler takes them itself)."""
+        receiver = self._transceiver.receiver
+        if not hasattr(receiver, "_handle_rtp_packet") or not hasattr(receiver, "receive"):
+            return
+        events = {f.payload_type for f in self.event_formats}
+        receive = receiver.receive
+
+        async def receive_events_too(parameters: RTCRtpReceiveParameters) -> None:
+            await receive(parameters)
+            router = getattr(receiver.transport, "_rtp_router", None)
+            if router is not None:
+                router.register_receiver(receiver, ssrcs=[], payload_types=sorted(events))
+
+        setattr(receiver, "receive", receive_events_too)  # noqa: B010
+        if direct:
+            return
+        handle = receiver._handle_rtp_packet
+        streams = getattr(receiver, "_RTCRtpReceiver__remote_streams", {})
+
+        async def handle_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+            if packet.payload_type not in events:
+                await handle(packet, arrival_time_ms)
+                return
+            statistics = streams.get(packet.ssrc)
+            if statistics is not None:
+                statistics.add(packet)
+            self._event_received(packet)
+
+        setattr(receiver, "_handle_rtp_packet", handle_packet)  # noqa: B010
+
+    def _event_received(self, packet: RtpPacket) -> None:
+        digit = self._events_in.feed(bool(packet.marker), packet.timestamp, packet.payload)
+        if digit is not None and not self.closed:
+            self.on_dtmf(digit)
 
     def _prefer(self, prefer_pcmu: bool) -> None:
         order = ["PCMU", "opus"] if prefer_pcmu else ["opus", "PCMU"]
@@ -553,6 +639,10 @@ class WebRtcLeg(Leg):
 
     def _next_payload(self, timestamp: int) -> bytes | None:
         payload: bytes | None
+        if self._dtmf_out and self._track.frames >= EVENT_LEAD_IN:
+            # This tick's packet carries an event instead (see send_dtmf).
+            self._dtmf_ready.append(self._dtmf_out.popleft())
+            return None
         if self._queue:
             payload = self._queue.popleft()
         elif self.source is not None:
@@ -573,8 +663,42 @@ class WebRtcLeg(Leg):
         self.send_payload(frame.payload)
 
     def send_dtmf(self, digit: str, duration_ms: int = 100) -> None:
-        # aiortc sends no RFC 4733 events; a browser has no use for them either.
-        raise NotImplementedError
+        """RFC 4733 events to the browser, sent in place of audio on the next ticks.
+
+        The packets go out as aiortc's own: while an event is under way the leg lends
+        itself to the DTLS transport's ``_send_rtp`` and turns each tick's audio packet
+        into the event's next packet (signaling/telephone_event.py), so SSRC, sequence
+        numbers and SRTP stay aiortc's; with no event pending the transport is its own
+        again and audio packets pass untouched.
+        """
+        event = self._event_out
+        if event is None:
+            raise ValueError("the browser did not negotiate telephone-event")
+        self._dtmf_out.extend(dtmf_packets(digit, duration_ms, clock_rate=event.clock_rate))
+        self._lend_transport(event)
+
+    def _lend_transport(self, event: EventFormat) -> None:
+        sender = self._transceiver.sender
+        transport = sender.transport
+        if "_send_rtp" in vars(transport):
+            return  # lent already: the pending packets are picked up
+        original = transport._send_rtp
+        ready, pending = self._dtmf_ready, self._dtmf_out
+        audio = self._audio_payload_type
+        ssrc = sender._ssrc.to_bytes(4, "big")
+
+        async def send_rtp(data: bytes) -> None:
+            if ready and len(data) >= 12 and data[1] & 0x7F == audio and data[8:12] == ssrc:
+                marker, offset, payload = ready.popleft()
+                if marker:  # an event keeps the timestamp of its first packet
+                    self._event_start = rtp_timestamp(data)
+                timestamp = (self._event_start + offset) & 0xFFFFFFFF
+                data = as_event_packet(data, event.payload_type, marker, timestamp, payload)
+                if not ready and not pending and vars(transport).get("_send_rtp") is send_rtp:
+                    del transport._send_rtp  # the last packet: per event, not per packet
+            await original(data)
+
+        setattr(transport, "_send_rtp", send_rtp)  # noqa: B010
 
     @property
     def queued(self) -> int:
@@ -593,6 +717,7 @@ class WebRtcLeg(Leg):
             return
         super().close()
         self._track.stop()
+        self._dtmf_out.clear()
         if self._ticker is not None:
             self._ticker.release()
         if self._clock_token is not None and self._clock is not None:
