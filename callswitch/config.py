@@ -282,6 +282,8 @@ OPTIONS: tuple[Option, ...] = (
         "FILE",
     ),
     Option("sip_ws_port", _port, 5066, "SIP over WebSocket", "N"),
+    Option("http_tls_cert", _existing_file, None, "PEM certificate chain: HTTPS/WSS", "FILE"),
+    Option("http_tls_key", _existing_file, None, "PEM key of --http-tls-cert", "FILE"),
     Option("turn_port", _port, 3478, "TURN over UDP and TCP", "N"),
     Option("turn_tls_port", _port, 5349, "TURN over TLS", "N"),
     Option("rtp_ports", _port_range, (20000, 29999), "RTP ports", "A-B"),
@@ -478,6 +480,8 @@ class Settings:
     sip_tls_key: str | None = None
     sip_tls_ca: str | None = None
     sip_ws_port: int = 5066
+    http_tls_cert: str | None = None
+    http_tls_key: str | None = None
     turn_port: int = 3478
     turn_tls_port: int = 5349
     rtp_ports: tuple[int, int] = (20000, 29999)

@@ -154,6 +154,8 @@ class HttpServer:
         refused: Refused = _no_refusals,
         header_timeout: float = HEADER_TIMEOUT,
         body_timeout: float = BODY_TIMEOUT,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
     ) -> None:
         # uvicorn's own protocols ("auto") unless the guard admits and times connections
         http: type[asyncio.Protocol] | str = "auto"
@@ -173,6 +175,8 @@ class HttpServer:
             server_header=False,
             http=http,
             ws=ws,
+            ssl_certfile=tls_cert,  # HTTPS/WSS (the key may be in the certificate file)
+            ssl_keyfile=tls_key,
         )
         self._server = _Embedded(config)
         self._task: asyncio.Task | None = None
