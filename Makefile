@@ -8,7 +8,9 @@ INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: what the server runs (speech for <Say>) and the real peers tests drive.
 DEBIAN_PACKAGES := espeak-ng
-DEBIAN_TEST_PACKAGES := $(DEBIAN_PACKAGES) sip-tester baresip openssl coturn chromium postgresql libnet-smpp-perl kamailio systemd
+DEBIAN_TEST_PACKAGES := $(DEBIAN_PACKAGES) sip-tester baresip openssl coturn chromium postgresql libnet-smpp-perl kamailio systemd npm
+# npm packages the browser tests load into Chromium, pinned in its package-lock.json.
+NPM_TEST_DIR := tests/interop/npm
 
 .PHONY: serve test test-postgresql lint deps test-deps loadtest loadtest-smoke soak clean
 
@@ -30,6 +32,7 @@ deps:
 
 test-deps:
 	@$(MAKE) --no-print-directory debian-packages PACKAGES="$(DEBIAN_TEST_PACKAGES)"
+	@cd $(NPM_TEST_DIR) && npm ci --no-audit --no-fund --ignore-scripts --silent
 
 debian-packages:
 	@missing=""; for pkg in $(PACKAGES); do \

@@ -106,6 +106,14 @@ def guarded_protocols(
             super().on_message_complete()
             self._disarm()
 
+        def shutdown(self) -> None:
+            # An idle keep-alive connection is let go at once: over TLS, close() would
+            # wait (up to 30 s) for a close_notify that the idle peer never sends.
+            if self.cycle is None or self.cycle.response_complete:
+                self.transport.abort()
+            else:
+                super().shutdown()
+
         def handle_websocket_upgrade(self) -> None:
             self._disarm()
             self._upgraded = True  # the WebSocket protocol releases it from now on
