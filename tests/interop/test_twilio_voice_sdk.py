@@ -10,6 +10,7 @@ over HTTPS/WSS (``--http-tls-cert``): configured only through Device options
 - it places a call whose custom parameters reach the application's webhook; its
   ``sendDigits`` arrive as RFC 4733 events at the SIPp callee; the signaling socket
   is dropped mid-call (a proxy aborts it) and the call goes on on the next socket;
+  ``device.updateToken()`` (a second ``listen``) leaves the call and registration up;
 - a forged token gives the SDK's own ``AccessTokenInvalid`` (20101) error;
 - Chromium's net log names no host but 127.0.0.1.
 """
@@ -427,6 +428,12 @@ async def test_the_sdk_calls_out_with_params_sends_digits_and_survives_a_dropped
             assert await browser.page.evaluate("window.call.status()") == "open"
             await browser.page.evaluate("window.call.sendDigits('9')")
             await wait_until(lambda: digits_at(sink) == "12#9", 10, f"digits: {digits_at(sink)!r}")
+            # A fresh token on the same socket (a second listen): the call goes on.
+            fresh = sdk_token(server, "alice", application.sid)
+            await browser.page.evaluate("(t) => window.device.updateToken(t)", fresh)
+            await browser.page.evaluate("window.call.sendDigits('0')")
+            await wait_until(lambda: digits_at(sink) == "12#90", 10, f"digits: {digits_at(sink)!r}")
+            assert await browser.page.evaluate("window.device.state") == "registered"
             await browser.page.evaluate("window.call.disconnect()")
             result = await asyncio.to_thread(uas.wait, 20)
             events = await browser.events()
@@ -436,6 +443,12 @@ async def test_the_sdk_calls_out_with_params_sends_digits_and_survives_a_dropped
     assert webhook.field("team") == "blue" and webhook.field("odd key") == "a&b=c"
     assert webhook.field("ApplicationSid") == application.sid
     assert ["call:disconnect"] in events and ["call:reconnecting"] in events, events
+    # The SDK reports the aborted socket itself (31005, its WebSocket closed with 1006);
+    # nothing after the call reconnected (the updated token included) is an error.
+    errors = [event for event in events if "error" in event[0]]
+    assert errors == [["error", 31005, errors[0][2]]] if errors else True, events
+    after = events[events.index(["call:reconnected"]) :]
+    assert not [event for event in after if "error" in event[0]], events
     assert_loopback_only(browser, server)
 
 
