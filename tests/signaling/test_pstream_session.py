@@ -9,6 +9,8 @@ import json
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from signaling.pstream_session import PStreamEndpoint
 from signaling.server import SignalingServer
@@ -351,3 +353,80 @@ async def test_a_dropped_call_not_resumed_ends_after_the_grace(hub):
     finally:
         done.set()
         await peer.close()
+
+
+async def test_a_socket_that_does_not_read_is_let_go(hub, monkeypatch):
+    import signaling.pstream_session as session_module
+
+    monkeypatch.setattr(session_module, "SEND_QUEUE", 4)
+    server, _, connect = hub
+    socket = await connect()
+    stuck = asyncio.Event()
+
+    async def never_sends(text: str) -> None:
+        await stuck.wait()
+
+    socket.send_text = never_sends
+    for _ in range(10):  # each malformed frame queues an error nobody reads
+        await socket.incoming.put("junk")
+    await asyncio.wait_for(socket.closed.wait(), 2)
+    socket.drop()
+    for _ in range(50):
+        if not server.tabs(ACCOUNT, "alice"):
+            break
+        await asyncio.sleep(0.02)
+    assert server.tabs(ACCOUNT, "alice") == []
+
+
+_KINDS = ["listen", "register", "invite", "answer", "reject", "hangup", "dtmf", "reinvite"]
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=12),
+    st.sampled_from(["CA1", "TJS-1", "v=0", "1#", "KX1"]),
+    st.dictionaries(st.sampled_from(["audio", "params"]), st.booleans() | st.text(max_size=8)),
+)
+_FRAMES = st.lists(
+    st.one_of(
+        st.text(max_size=40),
+        st.builds(
+            lambda kind, payload: json.dumps({"type": kind, "payload": payload}),
+            st.sampled_from([*_KINDS, "message", "nosuch"]),
+            st.dictionaries(
+                st.sampled_from(
+                    ["callsid", "sdp", "token", "media", "twilio", "reconnect", "dtmf", "message"]
+                ),
+                _VALUES,
+                max_size=5,
+            ),
+        ),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=40)
+@given(_FRAMES)
+def test_whatever_a_listening_socket_sends_it_is_answered_and_stays_up(frames):
+    async def run() -> None:
+        server = SignalingServer(lookup)
+        endpoint = PStreamEndpoint(server, heartbeat_s=60)
+        socket = SdkSocket()
+        task = asyncio.ensure_future(endpoint.handle(socket))
+        try:
+            await socket.say("listen", token=token())
+            assert (await socket.next())[0] == "connected"
+            for text in frames:
+                await socket.incoming.put(text)
+            await socket.say("register", media={"audio": True})
+            while (await socket.next())[0] != "ready":  # every frame before got its answer
+                pass
+            assert not task.done()
+        finally:
+            await endpoint.close()
+            server.close()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(run())
