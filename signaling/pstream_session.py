@@ -15,7 +15,8 @@ Policies (docs/webrtc.md):
 - Reconnection: an answered call outlives its socket for the ``reconnectTimeout``
   the SDK asked for, never less than :data:`RESUME_GRACE_S`; an ``invite`` on
   a new socket naming its CallSid and reconnect token moves it there. A call
-  still ringing ends with its socket.
+  still ringing ends with its socket, or is answered by another socket of the
+  account that names it so with a fresh offer (``connectToken``).
 - ``reinvite`` (ICE restart) is declined: aiortc cannot restart ICE, so the
   call is hung up at once with error 31003, and billed to that moment.
 - ``message`` is acknowledged (``ack``); its content is delivered nowhere
@@ -276,7 +277,7 @@ class _Session:
             self._register(tab, message.audio)
         elif isinstance(message, pstream.Invite):
             if message.reconnect is not None:
-                self._resume(tab, message)
+                await self._resume(tab, message)
             else:
                 await self._dial(tab, message)
         else:
@@ -340,27 +341,60 @@ class _Session:
     def _hangup_error(self, callsid: str, code: int, text: str) -> None:
         self.put(pstream.frame("hangup", callsid=callsid, error={"code": code, "message": text}))
 
-    def _resume(self, tab: Tab, message: pstream.Invite) -> None:
-        """``invite`` with a reconnect token: the call moves to this socket."""
+    async def _resume(self, tab: Tab, message: pstream.Invite) -> None:
+        """``invite`` with a reconnect token: an answered call moves to this socket (same
+        identity); a ringing one is answered here with the new offer (``connectToken``,
+        same account)."""
         assert message.reconnect is not None
         state = self.endpoint.resumable(message.reconnect)
         call = state.call if state is not None else None
         if call is None or call.sid != message.callsid or call.ended.is_set():
             self._hangup_error(message.callsid, pstream.NOT_FOUND, "no such call to resume")
             return
+        if not call.accepted.done() and call.direction == "incoming":
+            if call.tab.account_sid != tab.account_sid:
+                self._hangup_error(message.callsid, pstream.NOT_FOUND, "no such call to resume")
+                return
+            await self._pick_up(tab, call, message)
+            return
         if (call.tab.account_sid, call.tab.identity) != (tab.account_sid, tab.identity):
             self._hangup_error(message.callsid, pstream.NOT_FOUND, "no such call to resume")
             return
-        if not (call.accepted.done() and call.accepted.result()):
-            # A connectToken pickup of a ringing call brings a new offer: not supported.
-            self._hangup_error(call.sid, pstream.CALL_FAILED, "a ringing call cannot move")
-            return
+        self._move(call, tab)
+        self.put(pstream.frame("answer", callsid=call.sid, reconnect=message.reconnect))
+        log.info("webrtc.sdk_call_resumed", extra={"call_sid": call.sid})
+
+    @staticmethod
+    def _move(call: BrowserCall, tab: Tab) -> None:
         if call.tab is not tab:
             call.tab.calls.pop(call.sid, None)
             call.tab = tab
             tab.calls[call.sid] = call
-        self.put(pstream.frame("answer", callsid=call.sid, reconnect=message.reconnect))
-        log.info("webrtc.sdk_call_resumed", extra={"call_sid": call.sid})
+
+    async def _pick_up(self, tab: Tab, call: BrowserCall, message: pstream.Invite) -> None:
+        """Answer a ringing call on this socket with a new leg for its fresh offer; the
+        socket that was rung gets ``cancel``."""
+        leg = WebRtcLeg(self.server.ice_servers, clock=self.server.media_clock)
+        try:
+            sdp = await leg.answer_offer(message.sdp, prefer_pcmu=True)
+        except SdpRejected as exc:
+            leg.close()
+            self._hangup_error(call.sid, pstream.CALL_FAILED, str(exc))
+            return
+        if call.ended.is_set() or call.accepted.done():  # answered or gone meanwhile
+            leg.close()
+            self._hangup_error(call.sid, pstream.NOT_FOUND, "no such call to resume")
+            return
+        rung = call.tab
+        old, call.leg = call.leg, leg
+        old.on_close = lambda: None  # the offer we made to the rung socket is dropped
+        old.close()
+        leg.on_close = lambda: call.end("media-closed", notify=True)
+        rung.send(protocol.Cancel(call.sid, "answered-elsewhere"))
+        self._move(call, tab)
+        call.accepted.set_result(True)
+        self.put(pstream.frame("answer", callsid=call.sid, sdp=sdp, reconnect=message.reconnect))
+        log.info("webrtc.sdk_call_picked_up", extra={"call_sid": call.sid})
 
     def _call(self, tab: Tab, callsid: str) -> BrowserCall:
         call = tab.calls.get(callsid)

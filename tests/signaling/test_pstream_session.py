@@ -222,6 +222,35 @@ async def test_reject_cancel_and_a_ringing_call_ends_with_its_socket(hub):
     assert server.tabs(ACCOUNT, "alice") == []
 
 
+async def test_a_ringing_call_is_picked_up_on_another_device_with_its_connect_token(hub):
+    server, _, connect = hub
+    rung = await connect()
+    other = await connect("bob", register=False)  # another Device of the account
+    [tab] = server.tabs(ACCOUNT, "alice")
+    call = await server.ring(tab, from_="+15550001", to="client:alice")
+    _, invite = await rung.next()
+    first_leg = call.leg
+    peer = Peer()
+    try:
+        offer = await peer.offer()
+        await other.say(
+            "invite", callsid=call.sid, reconnect=invite["reconnect"], sdp=offer, twilio={}
+        )
+        kind, answer = await other.next()
+        assert (
+            kind == "answer" and answer["callsid"] == call.sid and "a=fingerprint" in answer["sdp"]
+        )
+        assert await rung.next() == ("cancel", {"callsid": call.sid})
+        assert await asyncio.wait_for(asyncio.shield(call.accepted), 2) is True
+        assert call.leg is not first_leg and first_leg.closed and not call.ended.is_set()
+        await peer.accept(answer["sdp"])
+        await other.say("hangup", callsid=call.sid)
+        await asyncio.wait_for(call.ended.wait(), 2)
+        assert call.end_reason == "hangup"
+    finally:
+        await peer.close()
+
+
 async def place(hub_server, socket, peer, params="To=%2B15551234567&team=blue"):
     await socket.say("invite", callsid="TJS-1", sdp=await peer.offer(), twilio={"params": params})
     kind, ringing = await socket.next()
