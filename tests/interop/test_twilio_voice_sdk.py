@@ -11,7 +11,8 @@ over HTTPS/WSS (``--http-tls-cert``): configured only through Device options
   ``sendDigits`` arrive as RFC 4733 events at the SIPp callee; the signaling socket
   is dropped mid-call (a proxy aborts it) and the call goes on on the next socket;
   ``device.updateToken()`` (a second ``listen``) leaves the call and registration up;
-- a forged token gives the SDK's own ``AccessTokenInvalid`` (20101) error;
+- forged, expired and revoked tokens give the SDK's own ``AccessTokenInvalid``
+  (20101) and ``AccessTokenExpired`` (20104) errors;
 - Chromium's net log names no host but 127.0.0.1.
 """
 
@@ -452,20 +453,38 @@ async def test_the_sdk_calls_out_with_params_sends_digits_and_survives_a_dropped
     assert_loopback_only(browser, server)
 
 
-async def test_a_forged_token_is_the_sdks_access_token_invalid(server, tmp_path, page_host):
+async def test_refused_tokens_are_the_sdks_own_errors(server, tmp_path, page_host):
+    """Forged (31204 on the wire: AccessTokenInvalid 20101), expired (31205:
+    AccessTokenExpired 20104), revoked by deleting its key (20101); each Device stops
+    after the server's close instead of reconnecting."""
     require_chromium()
+    client = rest(server)
     token = sdk_token(server, "alice")
     head, claims, signature = token.split(".")
     forged = f"{head}.{claims}.{signature[::-1]}"
+    key = client.new_keys.create(friendly_name="short")
+    short = AccessToken(client.account_sid, key.sid, key.secret, identity="alice", ttl=1)
+    short.add_grant(VoiceGrant(incoming_allow=True))
+    expired = short.to_jwt()
+    doomed = client.new_keys.create(friendly_name="revoked")
+    revoked = AccessToken(client.account_sid, doomed.sid, doomed.secret, identity="alice")
+    revoked.add_grant(VoiceGrant(incoming_allow=True))
+    revoked_jwt = revoked.to_jwt()
+    client.keys(doomed.sid).delete()
+    await asyncio.sleep(2.1)  # the short token is past its exp
+    outcomes = []
     async with SocketProxy(server.http_port) as proxy, Browser(tmp_path) as browser:
         await browser.page.goto(page_host)
-        started = await browser.page.evaluate(
-            "([t, o]) => window.start(t, o)", [forged, device_options(server, proxy)]
-        )
-        error = await browser.wait_event("error")
+        for jwt in (forged, expired, revoked_jwt):
+            await browser.page.evaluate("window.events = []")
+            started = await browser.page.evaluate(
+                "([t, o]) => window.start(t, o)", [jwt, device_options(server, proxy)]
+            )
+            error = await browser.wait_event("error")
+            await browser.page.evaluate("window.device.destroy()")
+            outcomes.append((started.startswith("refused"), error[1]))
         await asyncio.sleep(1.0)  # no reconnect loop after the server's close
         connections = proxy.connections
-    assert started.startswith("refused"), started
-    assert error[1] == 20101, error  # AccessTokenInvalid, from the wire's 31204
-    assert connections == 1  # the SDK did not retry after the server's close
+    assert outcomes == [(True, 20101), (True, 20104), (True, 20101)], outcomes
+    assert connections == 3  # one socket per Device: none retried
     assert_loopback_only(browser, server)
