@@ -592,6 +592,8 @@ def load_settings(
         except (ValueError, TypeError) as exc:
             shown = "" if option.secret else f" {raw!r}"
             raise ConfigError(f"{source}: bad value{shown}: {exc}") from exc
+    if values.get("http_tls_key") and not values.get("http_tls_cert"):
+        raise ConfigError("--http-tls-key needs --http-tls-cert")
     if values["public_address"] is None:
         values["public_address"] = default_public_address(values["bind"])
     if values["node_id"] is None:

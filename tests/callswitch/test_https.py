@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from websockets.asyncio.client import connect
 
-from callswitch.config import add_arguments, load_settings
+from callswitch.config import ConfigError, add_arguments, load_settings
 from callswitch.http import HttpServer
 from callswitch.webrtc import mount_webrtc
 from signaling.server import SignalingServer
@@ -125,3 +125,8 @@ def test_the_settings_from_flags_environment_and_file(tmp_path, monkeypatch):
     assert (s.http_tls_cert, s.http_tls_key) == ("cert.pem", "key.pem")
     s = load_settings(parser.parse_args(["--http-tls-cert", "other.pem"]), environ={})
     assert s.http_tls_cert == "other.pem"
+    (tmp_path / "callswitch.toml").unlink()
+    with pytest.raises(ConfigError, match="needs --http-tls-cert"):
+        load_settings(parser.parse_args(["--http-tls-key", "key.pem"]), environ={})
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings(parser.parse_args(["--http-tls-cert", "missing.pem"]), environ={})
