@@ -11,6 +11,7 @@ over HTTPS/WSS (``--http-tls-cert``): configured only through Device options
   ``sendDigits`` arrive as RFC 4733 events at the SIPp callee; the signaling socket
   is dropped mid-call (a proxy aborts it) and the call goes on on the next socket;
   ``device.updateToken()`` (a second ``listen``) leaves the call and registration up;
+- a second Device picks up a call ringing on the first with ``call.connectToken``;
 - forged, expired and revoked tokens give the SDK's own ``AccessTokenInvalid``
   (20101) and ``AccessTokenExpired`` (20104) errors;
 - Chromium's net log names no host but 127.0.0.1.
@@ -102,6 +103,9 @@ window.start = (token, options) => {
 };
 window.dial = async (params) => {
   watch(await window.device.connect({ params }));
+};
+window.pickUp = async (connectToken) => {
+  watch(await window.device.connect({ connectToken }));
 };
 window.listen = () => {
   // What the far end sends, as the page hears it (the SDK plays the remote stream).
@@ -250,8 +254,8 @@ class Browser:
                 f"--log-net-log={self.net_log}",
             ],
         )
-        context = await self.browser.new_context(ignore_https_errors=True)
-        self.page = await context.new_page()
+        self.context = await self.browser.new_context(ignore_https_errors=True)
+        self.page = await self.context.new_page()
         self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
         self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
         return self
@@ -394,6 +398,56 @@ async def test_the_sdk_is_rung_through_dial_client_and_hears_and_is_heard(
     assert parameters["To"] == "client:alice" and parameters["CallSid"].startswith("CA")
     assert abs(frequency - TONE_HZ) < 20, (frequency, events)
     assert ["call:disconnect"] in events
+    assert_loopback_only(browser, server)
+
+
+async def test_a_ringing_call_is_picked_up_on_another_device_with_its_connect_token(
+    server, sipp, rtp_sink, app, tmp_path, page_host
+):
+    """``call.connectToken`` from the Device that rings, ``device.connect({connectToken})``
+    on another one: that one gets the call (and SIPp's tone), the first gets ``cancel``."""
+    require_chromium()
+    require(shutil.which("sipp") is not None, "sipp is not installed (Debian package sip-tester)")
+    client = rest(server)
+    app.routes["/voice"] = lambda r: twiml("<Dial><Client>alice</Client></Dial>")
+    number = "+15005550182"
+    client.incoming_phone_numbers.create(phone_number=number, voice_url=app.url("/voice"))
+    async with SocketProxy(server.http_port) as proxy, Browser(tmp_path) as browser:
+        rung, other = browser.page, await browser.context.new_page()
+        for page, identity in ((rung, "alice"), (other, "alice-desk")):
+            await page.goto(page_host)
+            started = await page.evaluate(
+                "([t, o]) => window.start(t, o)",
+                [sdk_token(server, identity), device_options(server, proxy)],
+            )
+            assert started == "registered", started
+        caller = asyncio.ensure_future(
+            asyncio.to_thread(
+                sipp,
+                "uac_tone_wait_bye.xml",
+                service=number.lstrip("+"),
+                keys={"sink_port": rtp_sink.port},
+                cwd=tone_dir(tmp_path / "tone", TONE_HZ),
+                calls=1,
+                timeout=60,
+            )
+        )
+        await browser.wait_event("incoming", 30)
+        connect_token = await rung.evaluate("window.call.connectToken")
+        assert connect_token, "the ringing call has no connectToken"
+        await other.evaluate("(t) => window.pickUp(t)", connect_token)
+        await browser.wait_event("call:cancel")  # on the Device that rang
+        browser.page = other
+        await browser.wait_event("call:accept")
+        await other.evaluate("window.listen()")
+        await asyncio.sleep(1.5)
+        frequency = await browser.frequency()
+        await wait_until(lambda: heard(rtp_sink, PAGE_HZ), 10, "SIPp did not hear the page")
+        await other.evaluate("window.call.disconnect()")
+        result = await caller
+        browser.page = rung
+    assert result.ok(1), sipp_failure(result, server, "the SIPp call did not end cleanly")
+    assert abs(frequency - TONE_HZ) < 20, frequency
     assert_loopback_only(browser, server)
 
 
