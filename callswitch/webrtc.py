@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, Response
 from control_api.api.tokens import IceServers
 from control_api.calls.call import MediaSettings
 from signaling import sdk_sounds
-from signaling.pstream_session import PStreamEndpoint
+from signaling.pstream_endpoint import PStreamEndpoint
 from signaling.server import SignalingServer
 from signaling.webrtc_leg import IceServer, use_host_addresses
 from turn.auth import rest_credentials

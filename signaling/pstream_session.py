@@ -1,26 +1,10 @@
-"""The official Twilio Voice JS SDK's sockets (``/signal``) on the browser signaling server.
+"""One socket of the official Twilio Voice JS SDK at ``/signal`` (signaling/pstream_endpoint.py).
 
-A socket is a :class:`~signaling.server.Tab` of the :class:`SignalingServer`
-once its ``listen`` carries a good token, and may be rung once it sends
-``register`` (media.audio true): ``<Dial><Client>``, ``To=client:`` and the
-calls a tab places run exactly as for callswitch.js tabs. What the server and
-its calls say to a tab (signaling/protocol.py messages) is translated here to
-PStream frames (signaling/pstream.py).
-
-Policies (docs/webrtc.md):
-
-- Heartbeat ``"\\n"`` every :data:`HEARTBEAT_S`; the SDK reconnects after 15 s
-  without a frame. A registration not renewed for :data:`REGISTER_TTL_S`
-  (the SDK renews every 30 s) stops ringing.
-- Reconnection: an answered call outlives its socket for the ``reconnectTimeout``
-  the SDK asked for, never less than :data:`RESUME_GRACE_S`; an ``invite`` on
-  a new socket naming its CallSid and reconnect token moves it there. A call
-  still ringing ends with its socket, or is answered by another socket of the
-  account that names it so with a fresh offer (``connectToken``).
-- ``reinvite`` (ICE restart) is declined: aiortc cannot restart ICE, so the
-  call is hung up at once with error 31003, and billed to that moment.
-- ``message`` is acknowledged (``ack``); its content is delivered nowhere
-  (callswitch has no UserDefinedMessageSubscriptions).
+A :class:`Session` reads the SDK's PStream frames (signaling/pstream.py) and acts on
+the browser signaling server: its ``listen`` makes it a
+:class:`~signaling.server.Tab`, its ``register`` lets it be rung, its calls are
+:class:`~signaling.server.BrowserCall` objects. What the server and the calls say
+to a tab (signaling/protocol.py messages) is translated back to PStream frames.
 """
 
 from __future__ import annotations
@@ -28,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from signaling import protocol, pstream
@@ -40,7 +22,6 @@ from signaling.server import (
     SEND_QUEUE,
     BrowserCall,
     DialRequest,
-    SignalingServer,
     Tab,
     WebSocketLike,
     new_call_sid,
@@ -51,82 +32,16 @@ from signaling.webrtc_leg import SdpRejected, WebRtcLeg
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["HEARTBEAT_S", "REGISTER_TTL_S", "RESUME_GRACE_S", "PStreamEndpoint"]
+    from signaling.pstream_endpoint import PStreamEndpoint
+
+__all__ = ["API_VERSION", "Session"]
 
 log = logging.getLogger("callswitch.webrtc")
 
-HEARTBEAT_S = 5.0
-REGISTER_TTL_S = 90.0
-RESUME_GRACE_S = 10.0
 API_VERSION = "2010-04-01"
 
 
-@dataclass(eq=False)
-class _Resumable:
-    """What lets a call move to another socket: its token and how it stood."""
-
-    call: BrowserCall
-    token: str
-    tjs: str | None = None  # the SDK's temporary id of a call it placed
-    in_progress: bool = False
-    failed: bool = False  # its application could not be run (error 31001 on hangup)
-
-
-class PStreamEndpoint:
-    """Serves ``/signal``: one :class:`_Session` per socket, calls that outlive them."""
-
-    def __init__(
-        self,
-        server: SignalingServer,
-        *,
-        heartbeat_s: float = HEARTBEAT_S,
-        resume_grace_s: float = RESUME_GRACE_S,
-        register_ttl_s: float = REGISTER_TTL_S,
-    ) -> None:
-        self.server = server
-        self.heartbeat_s = heartbeat_s
-        self.resume_grace_s = resume_grace_s
-        self.register_ttl_s = register_ttl_s
-        self._by_token: dict[str, _Resumable] = {}
-        self._by_sid: dict[str, _Resumable] = {}
-
-    async def handle(self, websocket: WebSocketLike) -> None:
-        """Serve one SDK socket until it goes away."""
-        await _Session(self, websocket).run()
-
-    def track(self, call: BrowserCall, tjs: str | None = None) -> _Resumable:
-        """Give ``call`` a reconnect token (forgotten when the call ends)."""
-        known = self._by_sid.get(call.sid)
-        if known is not None:
-            return known
-        state = _Resumable(call, secrets.token_urlsafe(24), tjs)
-        self._by_token[state.token] = state
-        self._by_sid[call.sid] = state
-        call.on_ended.append(self._forget)
-        return state
-
-    def state(self, call: BrowserCall) -> _Resumable:
-        return self.track(call)
-
-    def counts(self) -> int:
-        """Calls of SDK sockets in progress (resumable ones included)."""
-        return len(self._by_sid)
-
-    async def close(self) -> None:
-        """Hang up every call of an SDK socket (shutdown)."""
-        for state in list(self._by_sid.values()):
-            state.call.hangup("shutdown")
-
-    def resumable(self, token: str) -> _Resumable | None:
-        return self._by_token.get(token)
-
-    def _forget(self, call: BrowserCall) -> None:
-        state = self._by_sid.pop(call.sid, None)
-        if state is not None:
-            self._by_token.pop(state.token, None)
-
-
-class _Session:
+class Session:
     """One SDK socket: its token, its Tab, its registration, the translation of messages."""
 
     def __init__(self, endpoint: PStreamEndpoint, websocket: WebSocketLike) -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signaling.pstream_session import PStreamEndpoint
+from signaling.pstream_endpoint import PStreamEndpoint
 from signaling.server import SignalingServer
 from signaling.tokens import mint
 from tests.signaling.peer import Peer
