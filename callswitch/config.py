@@ -287,6 +287,8 @@ OPTIONS: tuple[Option, ...] = (
         "FILE",
     ),
     Option("sip_ws_port", _port, 5066, "SIP over WebSocket", "N"),
+    Option("http_tls_cert", _existing_file, None, "PEM certificate chain: HTTPS/WSS", "FILE"),
+    Option("http_tls_key", _existing_file, None, "PEM key of --http-tls-cert", "FILE"),
     Option("turn_port", _port, 3478, "TURN over UDP and TCP", "N"),
     Option("turn_tls_port", _port, 5349, "TURN over TLS", "N"),
     Option("rtp_ports", _port_range, (20000, 29999), "RTP ports", "A-B"),
@@ -491,6 +493,8 @@ class Settings:
     sip_tls_key: str | None = None
     sip_tls_ca: str | None = None
     sip_ws_port: int = 5066
+    http_tls_cert: str | None = None
+    http_tls_key: str | None = None
     turn_port: int = 3478
     turn_tls_port: int = 5349
     rtp_ports: tuple[int, int] = (20000, 29999)
@@ -602,6 +606,8 @@ def load_settings(
         except (ValueError, TypeError) as exc:
             shown = "" if option.secret else f" {raw!r}"
             raise ConfigError(f"{source}: bad value{shown}: {exc}") from exc
+    if values.get("http_tls_key") and not values.get("http_tls_cert"):
+        raise ConfigError("--http-tls-key needs --http-tls-cert")
     if values["public_address"] is None:
         values["public_address"] = default_public_address(values["bind"])
     if values["node_id"] is None:

@@ -106,6 +106,14 @@ def guarded_protocols(
             super().on_message_complete()
             self._disarm()
 
+        def shutdown(self) -> None:
+            # An idle keep-alive connection is let go at once: over TLS, close() would
+            # wait (up to 30 s) for a close_notify that the idle peer never sends.
+            if self.cycle is None or self.cycle.response_complete:
+                self.transport.abort()
+            else:
+                super().shutdown()
+
         def handle_websocket_upgrade(self) -> None:
             self._disarm()
             self._upgraded = True  # the WebSocket protocol releases it from now on
@@ -154,6 +162,8 @@ class HttpServer:
         refused: Refused = _no_refusals,
         header_timeout: float = HEADER_TIMEOUT,
         body_timeout: float = BODY_TIMEOUT,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
     ) -> None:
         # uvicorn's own protocols ("auto") unless the guard admits and times connections
         http: type[asyncio.Protocol] | str = "auto"
@@ -173,6 +183,8 @@ class HttpServer:
             server_header=False,
             http=http,
             ws=ws,
+            ssl_certfile=tls_cert,  # HTTPS/WSS (the key may be in the certificate file)
+            ssl_keyfile=tls_key,
         )
         self._server = _Embedded(config)
         self._task: asyncio.Task | None = None

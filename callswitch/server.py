@@ -101,6 +101,12 @@ def _reachable(bind: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(bind, bind)
 
 
+def _base_url(s: Settings) -> str:
+    """This node's HTTP listener as a URL: https with --http-tls-cert."""
+    scheme = "https" if s.http_tls_cert else "http"
+    return f"{scheme}://{_url_host(s.public_address)}:{s.http_port}"
+
+
 def _url_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
@@ -304,6 +310,8 @@ class Server:
                     pressure_idle_timeout=float("inf"),
                 ),
                 refused=self.refusals,
+                tls_cert=s.http_tls_cert,
+                tls_key=s.http_tls_key,
             )
             await self.http.start()
             self.listeners["http"] = self.http.address
@@ -340,7 +348,7 @@ class Server:
             billing=self.billing,
             claimant=self.claimant,
             media_fetcher=fetcher,
-            base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
+            base_url=_base_url(s),
         )
         for smsc in s.smpp:
             carrier = SmppCarrier(smsc, self.messaging.events)
@@ -354,7 +362,7 @@ class Server:
         """Register this node (--node-id) and fail the calls its last run lost, before
         any call is taken; then heartbeat and reap peers lost for --node-lease."""
         s = self.settings
-        url = s.node_url or f"http://{_url_host(s.public_address)}:{s.http_port}"
+        url = s.node_url or _base_url(s)
         self.node = Node(self.store, s.node_id, url, lease_s=s.node_lease, billing=self.billing)
         lost = await self.node.start()
         self._closers.append(self.node.stop)
@@ -450,7 +458,7 @@ class Server:
                 refused=self.refusals,
                 fetch_guard=self.fetch_policy,
                 recordings_dir=data / "recordings",
-                base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
+                base_url=_base_url(s),
                 call_log=self.call_log,
             )
         )
@@ -509,8 +517,9 @@ class Server:
         """Browser clients: the signaling WebSocket, /phone and the SDK on the HTTP port."""
         from callswitch.webrtc import mount_webrtc
 
-        mount_webrtc(app, signaling)
+        self._closers.append(mount_webrtc(app, signaling).close)
         self.listeners["webrtc"] = "/signaling"
+        self.listeners["twilio_sdk"] = "/signal"
 
     async def _start_sip_tls(self) -> None:
         """The SIP TLS listener, when there is a certificate to present."""

@@ -14,11 +14,13 @@ import time
 from pathlib import Path
 from urllib.parse import unquote
 
-from fastapi import FastAPI, WebSocket
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, HTTPException, WebSocket
+from fastapi.responses import FileResponse, Response
 
 from control_api.api.tokens import IceServers
 from control_api.calls.call import MediaSettings
+from signaling import sdk_sounds
+from signaling.pstream_endpoint import PStreamEndpoint
 from signaling.server import SignalingServer
 from signaling.webrtc_leg import IceServer, use_host_addresses
 from turn.auth import rest_credentials
@@ -88,13 +90,31 @@ def signaling_server(
     )
 
 
-def mount_webrtc(app: FastAPI, server: SignalingServer) -> None:
-    """The signaling WebSocket, /phone and the SDK on the HTTP app."""
+def mount_webrtc(app: FastAPI, server: SignalingServer) -> PStreamEndpoint:
+    """The signaling WebSockets (ours at /signaling, the official Twilio Voice JS SDK's
+    at /signal, with its sounds under /signal/sounds/), /phone and callswitch.js."""
 
     async def signaling(websocket: WebSocket) -> None:
         await server.handle(_Socket(websocket))
 
     app.add_api_websocket_route("/signaling", signaling)
+    endpoint = PStreamEndpoint(server)
+
+    async def signal(websocket: WebSocket) -> None:
+        await endpoint.handle(_Socket(websocket))
+
+    app.add_api_websocket_route("/signal", signal)
+
+    async def sound(name: str) -> Response:
+        try:
+            wav = sdk_sounds.sound(name)
+        except KeyError:
+            raise HTTPException(404, "no such sound") from None
+        # A Device on another origin fetches them with XHR: CORS is needed.
+        headers = {"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=86400"}
+        return Response(wav, media_type="audio/wav", headers=headers)
+
+    app.add_api_route("/signal/sounds/{name}.wav", sound, methods=["GET"], include_in_schema=False)
 
     async def phone() -> FileResponse:
         return FileResponse(STATIC_DIR / "phone.html", media_type="text/html")
@@ -104,6 +124,7 @@ def mount_webrtc(app: FastAPI, server: SignalingServer) -> None:
 
     app.add_api_route("/phone", phone, methods=["GET"], include_in_schema=False)
     app.add_api_route("/phone/callswitch.js", sdk, methods=["GET"], include_in_schema=False)
+    return endpoint
 
 
 class _Socket:

@@ -25,6 +25,13 @@ received at least 99% of its frames, and the SIP side as a whole lost under 1%.
     python loadtest/webrtc.py                     # PCMU 10,20,40,100 and Opus 10,20,40; 30 s
     python loadtest/webrtc.py --quick             # 5 calls of each, 10 s: a smoke run
     python loadtest/webrtc.py --pcmu 20 --opus 10 --window 30
+    python loadtest/webrtc.py --sdk               # the same over the official Voice JS
+                                                  # SDK's signaling (PStream at /signal)
+
+With ``--sdk`` the clients speak what Twilio's official browser SDK speaks
+(signaling/pstream.py: ``listen``, ``register``, ``invite`` answered by ``answer``,
+heartbeats, ``register`` again every 30 s) instead of callswitch.js's protocol; the
+media side (aiortc) is the same, so the two rows compare the signaling paths.
 
 Loopback only; bounded in calls and time; stops only the processes it started.
 """
@@ -125,6 +132,7 @@ class Agent:
     identity: str
     codec: str
     plain_aiortc: bool = False  # a plain aiortc peer that encodes and decodes itself
+    sdk: bool = False  # speak the official SDK's PStream at /signal
     received: int = 0
     leg: object = None  # the WebRtcLeg of a PCMU client, which counts what it sent
     connected: bool = False
@@ -134,6 +142,9 @@ class Agent:
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     async def run(self, url: str, token: str, ready: asyncio.Event, stop: asyncio.Event) -> None:
+        if self.sdk:
+            await self.run_sdk(url, token, ready, stop)
+            return
         pc = None
         try:
             async with connect(url, open_timeout=20, max_queue=64) as ws:
@@ -160,6 +171,60 @@ class Agent:
             if pc is not None:
                 await pc.close()
 
+    async def run_sdk(
+        self, url: str, token: str, ready: asyncio.Event, stop: asyncio.Event
+    ) -> None:
+        """As the official SDK does: listen, register (again every 30 s), answer the invite."""
+        pc = None
+
+        def frame(kind: str, **payload) -> str:
+            return json.dumps({"type": kind, "version": "1.6", "payload": payload})
+
+        async def reregister(ws) -> None:
+            while True:
+                await asyncio.sleep(30)
+                await ws.send(frame("register", media={"audio": True}))
+
+        try:
+            async with connect(url, open_timeout=20, max_queue=64) as ws:
+                info = {"p": "browser", "v": "2.18.5", "plugin": "rtc"}
+                await ws.send(frame("listen", token=token, browserinfo=info, reconnectTimeout=0))
+                await ws.send(frame("register", media={"audio": True}))
+                self._tasks.append(asyncio.ensure_future(reregister(ws)))
+                while not stop.is_set():
+                    text = await ws.recv()
+                    if text == "\n":  # the heartbeat: the SDK echoes it
+                        await ws.send("\n")
+                        continue
+                    message = json.loads(text)
+                    kind, payload = message.get("type"), message.get("payload") or {}
+                    if kind == "ready":
+                        ready.set()
+                    elif kind in ("error", "close"):
+                        self.error = str(payload.get("error"))[:80]
+                        return
+                    elif kind == "invite" and pc is None:
+                        call = {"call": payload["callsid"], "sdp": payload["sdp"]}
+                        pc = await self._answer(ws, call)
+                        self.connected = True  # PStream says nothing more once answered
+                    elif kind in ("hangup", "cancel"):
+                        self.ended = True
+                        break
+        except Exception as exc:  # reported in the table, not raised
+            self.error = self.error or f"{type(exc).__name__}: {exc}"[:80]
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            if pc is not None:
+                await pc.close()
+
+    async def _accept(self, ws, call: str, sdp: str) -> None:
+        if self.sdk:
+            message = {"type": "answer", "version": "1.6", "payload": {"callsid": call, "sdp": sdp}}
+        else:
+            message = {"type": "accept", "call": call, "sdp": sdp}
+        await ws.send(json.dumps(message))
+
     async def _answer(self, ws, message: dict):
         if not self.plain_aiortc:
             return await self._answer_leg(ws, message)
@@ -174,7 +239,7 @@ class Agent:
         await pc.setLocalDescription(await pc.createAnswer())
         sdp = pc.localDescription.sdp
         self.negotiated = "OPUS" if "opus/48000" in sdp.split("m=audio", 1)[1][:400] else "PCMU"
-        await ws.send(json.dumps({"type": "accept", "call": message["call"], "sdp": sdp}))
+        await self._accept(ws, message["call"], sdp)
         return pc
 
     async def _answer_leg(self, ws, message: dict):
@@ -188,7 +253,7 @@ class Agent:
         sdp = await leg.answer_offer(message["sdp"])
         self.negotiated = leg.browser_codec
         leg.source = _tone_frames(leg.codec)
-        await ws.send(json.dumps({"type": "accept", "call": message["call"], "sdp": sdp}))
+        await self._accept(ws, message["call"], sdp)
         return _LegConnection(leg)
 
     def _heard(self) -> None:
@@ -235,14 +300,16 @@ class Level:
     generator_cpu: float = 0.0
     notes: list[str] = field(default_factory=list)
     profile: str = ""
+    sdk: bool = False
 
     @property
     def _sent(self) -> str:
         return f"{100 * self.sent:5.1f}%" if self.sent >= 0 else "    -"
 
     def row(self) -> str:
+        codec = self.codec + ("/sdk" if self.sdk else "")
         return (
-            f"| {self.codec:5} | {self.calls:5} | {self.answered:8} | {self.held:4} "
+            f"| {codec:9} | {self.calls:5} | {self.answered:8} | {self.held:4} "
             f"| {100 * self.browser_loss_median:6.2f}% / {100 * self.browser_loss_worst:6.2f}% "
             f"| {100 * self.sip_loss:6.2f}% | {self._sent} | {100 * self.server_cpu:5.0f}% "
             f"| {100 * self.generator_cpu:5.0f}% | {'; '.join(self.notes)[:70]} |"
@@ -251,7 +318,7 @@ class Level:
 
 TARGETS = {"PCMU": 100, "opus": 40}  # calls on one core, issue 6
 HEADER = (
-    "| codec | calls | answered | held | browser loss med / worst | SIP loss | clients sent "
+    "| codec     | calls | answered | held | browser loss med / worst | SIP loss | clients sent "
     "| server CPU | load CPU | notes |\n|---|---|---|---|---|---|---|---|---|---|"
 )
 
@@ -262,7 +329,7 @@ def _own_cpu() -> float:
 
 
 async def run_level(work: Path, sipp: str, codec: str, calls: int, args) -> Level:
-    level = Level(codec, calls)
+    level = Level(codec, calls, sdk=args.sdk)
     server = CallswitchServer.start(
         work / "server",
         cpu=SERVER_CPU,
@@ -287,11 +354,11 @@ async def run_level(work: Path, sipp: str, codec: str, calls: int, args) -> Leve
             number = "+15005550199"
             rest.incoming_phone_numbers.create(phone_number=number, voice_url=app.url("/voice"))
             key = rest.new_keys.create(friendly_name="loadtest")
-            url = f"ws://127.0.0.1:{server.http_port}/signaling"
+            url = f"ws://127.0.0.1:{server.http_port}/{'signal' if args.sdk else 'signaling'}"
             for k in range(calls):
                 token = AccessToken(sid, key.sid, key.secret, identity=f"agent{k}", ttl=3600)
                 token.add_grant(VoiceGrant(incoming_allow=True))
-                agent = Agent(f"agent{k}", codec, plain_aiortc=args.plain_clients)
+                agent = Agent(f"agent{k}", codec, plain_aiortc=args.plain_clients, sdk=args.sdk)
                 ready = asyncio.Event()
                 agents.append(agent)
                 tasks.append(asyncio.ensure_future(agent.run(url, token.to_jwt(), ready, stop)))
@@ -436,7 +503,7 @@ def write_json(path: Path, levels: list[Level]) -> None:
     report.write(
         path,
         report.report(
-            f"webrtc_{codec.lower()}",
+            f"webrtc_{codec.lower()}" + ("_sdk" if levels[0].sdk else ""),
             target={"load": TARGETS[codec], "unit": f"{codec} browser calls", "loss_pct_max": 1.0},
             levels=rows,
             largest_passing=max(passing, default=None),
@@ -453,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=10.0, help="SIPp calls per second")
     parser.add_argument(
         "--plain-clients", action="store_true", help="clients that encode and decode (costly)"
+    )
+    parser.add_argument(
+        "--sdk", action="store_true", help="clients speak the official SDK's PStream (/signal)"
     )
     parser.add_argument("--workdir", default=None, help="keep servers' logs here")
     parser.add_argument("--profile", action="store_true", help="py-spy the server's window")

@@ -4,4 +4,13 @@
 ``__all__`` names its public names.
 """
 
-__all__ = ["protocol", "server", "tokens", "webrtc_leg"]
+__all__ = [
+    "protocol",
+    "pstream",
+    "pstream_endpoint",
+    "pstream_session",
+    "sdk_sounds",
+    "server",
+    "tokens",
+    "webrtc_leg",
+]

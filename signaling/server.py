@@ -95,6 +95,7 @@ class BrowserCall:
         self.end_reason = ""
         self.on_ended: list[Callable[[BrowserCall], None]] = []
         self.on_mute: Callable[[bool], None] = lambda muted: None
+        self.params: dict[str, str] = {}  # custom parameters (<Client><Parameter>) for the tab
         leg.on_close = lambda: self.end("media-closed", notify=True)
 
     def status(self, status: str) -> None:
@@ -184,11 +185,19 @@ class SignalingServer:
         ]
 
     async def ring(
-        self, tab: Tab, *, from_: str, to: str, prefer_pcmu: bool = True, sid: str | None = None
+        self,
+        tab: Tab,
+        *,
+        from_: str,
+        to: str,
+        prefer_pcmu: bool = True,
+        sid: str | None = None,
+        params: dict[str, str] | None = None,
     ) -> BrowserCall:
         """Offer a call to ``tab``; ``await call.accepted`` says whether it was taken."""
         leg = WebRtcLeg(self.ice_servers, clock=self.media_clock)
         call = BrowserCall(tab, sid or new_call_sid(), leg, "incoming")
+        call.params = dict(params or {})
         tab.calls[call.sid] = call
         try:
             sdp = await leg.create_offer(prefer_pcmu)
@@ -289,13 +298,23 @@ class SignalingServer:
         account_sid, secret = found
         return verify(text, secret=secret, account_sid=account_sid, now=self.clock())
 
-    def _unregister(self, tab: Tab) -> None:
+    def add_tab(self, tab: Tab) -> None:
+        """Let ``tab`` be rung (another protocol's socket: the official SDK's /signal)."""
+        tabs = self._tabs.setdefault((tab.account_sid, tab.identity), [])
+        if tab not in tabs:
+            tabs.append(tab)
+
+    def remove_tab(self, tab: Tab) -> None:
+        """Stop ringing ``tab``; its calls go on."""
         key = (tab.account_sid, tab.identity)
         tabs = self._tabs.get(key, [])
         if tab in tabs:
             tabs.remove(tab)
         if not tabs:
             self._tabs.pop(key, None)
+
+    def _unregister(self, tab: Tab) -> None:
+        self.remove_tab(tab)
         for call in list(tab.calls.values()):
             call.end("client-gone", notify=False)
 
@@ -389,7 +408,10 @@ class SignalingServer:
         call.accepted.set_result(True)
         tab.send(protocol.Answer(message.ref, call.sid, sdp))
         params = {**tab.token.params, **message.params}
-        request = DialRequest(tab, call, message.to, params)
+        self.place(DialRequest(tab, call, message.to, params))
+
+    def place(self, request: DialRequest) -> None:
+        """Run a call a tab placed (``on_dial``) in the background; hang it up after."""
         task = asyncio.ensure_future(self._run_dial(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -42,6 +42,7 @@ class ClientCall(Placing):
     to: str
     timeout: float = 60.0
     prefer_pcmu: bool = True
+    params: dict[str, str] | None = None  # <Client><Parameter>: the SDK's customParameters
     call_sid: InitVar[str | None] = None  # the Calls SID (a REST call's own), else a new one
 
     def __post_init__(self, call_sid: str | None) -> None:
@@ -59,7 +60,12 @@ class ClientCall(Placing):
             return False
         try:
             browser = await self.server.ring(
-                self.tab, from_=self.from_, to=self.to, prefer_pcmu=self.prefer_pcmu, sid=self.sid
+                self.tab,
+                from_=self.from_,
+                to=self.to,
+                prefer_pcmu=self.prefer_pcmu,
+                sid=self.sid,
+                params=self.params,
             )
         except Exception:
             log.exception("webrtc.ring_failed", extra={"call_sid": self.sid})
@@ -179,6 +185,7 @@ class BrowserClients:
         timeout: float,
         prefer_pcmu: bool = True,
         sid: str | None = None,
+        params: dict[str, str] | None = None,
     ) -> list[ClientCall]:
         """A ClientCall for every tab ``client:identity`` rings (none for other addresses)."""
         scheme, colon, identity = address.strip().partition(":")
@@ -194,6 +201,7 @@ class BrowserClients:
                 timeout=timeout,
                 prefer_pcmu=prefer_pcmu,
                 call_sid=sid,
+                params=params,
             )
             for tab in self.server.tabs(account_sid, identity)
         ]

@@ -75,7 +75,12 @@ def client_children(
     # PCMU toward a PCMU caller (or one not answered yet: most trunks and phones are).
     prefer_pcmu = leg is None or leg.codec.upper() == "PCMU"
     calls = browsers.calls_to(
-        runner.account_sid, address, from_=caller_id, timeout=verb.timeout, prefer_pcmu=prefer_pcmu
+        runner.account_sid,
+        address,
+        from_=caller_id,
+        timeout=verb.timeout,
+        prefer_pcmu=prefer_pcmu,
+        params=dict(noun.parameters),
     )
     for call in calls:
         _follow(context, runner, call, address, caller_id, noun)

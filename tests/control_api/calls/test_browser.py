@@ -45,8 +45,9 @@ class FakeServer:
     def __init__(self) -> None:
         self.rung: list[FakeBrowserCall] = []
 
-    async def ring(self, tab, *, from_, to, prefer_pcmu, sid) -> FakeBrowserCall:
+    async def ring(self, tab, *, from_, to, prefer_pcmu, sid, params=None) -> FakeBrowserCall:
         browser = FakeBrowserCall(sid)
+        browser.params = params
         self.rung.append(browser)
         return browser
 
@@ -74,6 +75,15 @@ async def test_a_tab_that_answers_is_in_progress_then_completed():
     assert browser.statuses == ["in-progress"]
     call.hangup()
     assert call.status == "completed" and call.ended.is_set()
+
+
+async def test_client_parameters_ring_the_tab_with_them():
+    server = FakeServer()
+    call = client_call(server, params={"team": "blue"})
+    connecting, browser = await ringing(server, call)
+    assert browser.params == {"team": "blue"}  # <Client><Parameter>: the SDK's customParameters
+    call.cancel()
+    assert not await connecting
 
 
 async def test_a_declined_call_is_busy_and_canceling_it_after_changes_nothing():
