@@ -11,6 +11,7 @@ import argparse
 import fcntl
 import ipaddress
 import os
+import re
 import socket
 import struct
 import tomllib
@@ -143,8 +144,15 @@ def _database_url(value: Any) -> str:
     return text
 
 
+# Where CALLSWITCH_TRUNK's next trunk starts: a comma before NAME=sip: (or sips:).
+_NEXT_TRUNK = re.compile(r",\s*(?=[A-Za-z0-9_.-]{1,64}=sips?:)", re.IGNORECASE)
+
+
 def _trunks(value: Any) -> list[Trunk]:
-    items = [value] if isinstance(value, (str, Mapping)) else list(value)
+    if isinstance(value, str):
+        items: list[Any] = [item for item in _NEXT_TRUNK.split(value) if item.strip()]
+    else:
+        items = [value] if isinstance(value, Mapping) else list(value)
     trunks = [parse_trunk(item) for item in items]
     names = [trunk.name for trunk in trunks]
     if len(set(names)) != len(names):

@@ -215,3 +215,15 @@ def test_dns_server_from_flag_env_or_file(tmp_path, monkeypatch):
     assert load_settings(parse([]), environ={}).dns_server == ("192.0.2.53", 53)
     with pytest.raises(ConfigError, match="--dns-server"):
         load_settings(parse(["--dns-server", "dns.example"]), environ={})
+
+
+def test_trunks_from_the_environment_are_comma_separated():
+    settings = load_settings(
+        {},
+        {"CALLSWITCH_TRUNK": "a=sip:u:p@192.0.2.1;register, b=sips:carrier.example;prefix=+1"},
+    )
+    assert [(t.name, t.host, t.register) for t in settings.trunk] == [
+        ("a", "192.0.2.1", True),
+        ("b", "carrier.example", False),
+    ]
+    assert settings.trunk[1].prefixes == ("+1",)
