@@ -28,4 +28,6 @@ __all__ = [
     "transport",
     "ua",
     "uac",
+    "websocket",
+    "ws_transport",
 ]
