@@ -281,7 +281,28 @@ OPTIONS: tuple[Option, ...] = (
         "CA file to verify SIP TLS peers we connect to (default: not verified)",
         "FILE",
     ),
-    Option("sip_ws_port", _port, 5066, "SIP over WebSocket", "N"),
+    Option("sip_ws_port", _port, 5066, "SIP over WebSocket (RFC 7118; 0: no listener)", "N"),
+    Option(
+        "sip_wss_port",
+        _port,
+        5067,
+        "SIP over secure WebSocket, with --http-tls-cert (0: no listener)",
+        "N",
+    ),
+    Option(
+        "http_tls_cert",
+        _existing_file,
+        None,
+        "PEM certificate chain for HTTPS/WSS (and SIP over WSS)",
+        "FILE",
+    ),
+    Option(
+        "http_tls_key",
+        _existing_file,
+        None,
+        "PEM private key of --http-tls-cert (default: read from the certificate file)",
+        "FILE",
+    ),
     Option("turn_port", _port, 3478, "TURN over UDP and TCP", "N"),
     Option("turn_tls_port", _port, 5349, "TURN over TLS", "N"),
     Option("rtp_ports", _port_range, (20000, 29999), "RTP ports", "A-B"),
@@ -478,6 +499,9 @@ class Settings:
     sip_tls_key: str | None = None
     sip_tls_ca: str | None = None
     sip_ws_port: int = 5066
+    sip_wss_port: int = 5067
+    http_tls_cert: str | None = None
+    http_tls_key: str | None = None
     turn_port: int = 3478
     turn_tls_port: int = 5349
     rtp_ports: tuple[int, int] = (20000, 29999)

@@ -18,6 +18,7 @@ from control_api.calls.call import SUPPORTED_CODECS, VOICE_CODECS, MediaSettings
 from control_api.calls.leg import Placing
 from control_api.calls.media_update import attach_media_updates
 from control_api.calls.trunks import Trunk
+from control_api.calls.webrtc_sip import WEBSOCKET_TRANSPORTS, end_with_leg
 from media.ports import PortsExhausted
 from media.sdp import (
     TELEPHONE_EVENT,
@@ -28,6 +29,7 @@ from media.sdp import (
     remote_rtp_address,
 )
 from media.session import RtpSession
+from signaling.webrtc_leg import SdpRejected, WebRtcLeg
 from sip.invite import EndReason
 from sip.transport import Flow
 from sip.ua import UserAgent
@@ -76,7 +78,7 @@ class OutboundCall(Placing):
 
     def __post_init__(self, call_sid: str | None) -> None:
         self._start(call_sid)
-        self.leg: RtpSession | None = None
+        self.leg: RtpSession | WebRtcLeg | None = None
         self.session: OutgoingInvite | None = None
         self.sip_status: int | None = None
         self.end_reason: EndReason | None = None
@@ -102,21 +104,17 @@ class OutboundCall(Placing):
     # -- placing the call
 
     async def _connect(self) -> bool:
-        media = self.media
         if self.ended.is_set():
             return False
-        try:
-            leg = await RtpSession.bind(media.bind, media.pool, media.clock)
-        except PortsExhausted:
-            self.sip_status = 503
-            self._finish(EndReason.REJECTED)
+        destination = self.destination
+        made = await self._leg_and_offer()
+        if made is None:
             return False
-        if self.ended.is_set():  # canceled while binding
+        leg, offer = made
+        if self.ended.is_set():  # canceled while binding or gathering
             leg.close()
             return False
         self.leg = leg
-        offer = build_offer(media.public_address, leg.port, SUPPORTED_CODECS, leg.ssrc)
-        destination = self.destination
         session = OutgoingInvite(
             self.ua,
             target=destination.target,
@@ -124,7 +122,7 @@ class OutboundCall(Placing):
             from_user=self.from_user,
             from_display=self.from_display,
             to=destination.to,
-            sdp=offer.serialize(),
+            sdp=offer,
             credentials=destination.credentials,
             headers=self.headers,
         )
@@ -136,7 +134,15 @@ class OutboundCall(Placing):
                 outcome.set_result(value)
 
         session.on_progress = self._progress
-        session.on_answered = lambda sdp: settle(self._answered(sdp))
+        if isinstance(leg, WebRtcLeg):  # the answer is applied by aiortc, asynchronously
+
+            def answered(sdp: bytes | None) -> None:
+                task = asyncio.ensure_future(self._answered_webrtc(sdp))
+                task.add_done_callback(lambda t: settle(_succeeded(t)))
+
+            session.on_answered = answered
+        else:
+            session.on_answered = lambda sdp: settle(self._answered(sdp))
 
         def failed(status: int, reason: str) -> None:
             self._failed(status)
@@ -160,12 +166,52 @@ class OutboundCall(Placing):
                 self._finish(EndReason.CANCELLED)
             return False
 
+    async def _leg_and_offer(self) -> tuple[RtpSession | WebRtcLeg, bytes] | None:
+        """The leg the call's media will use, and our offer: WebRTC toward a browser
+        phone (a WebSocket flow, RFC 7118), RTP otherwise."""
+        media = self.media
+        if media.webrtc is not None and self.destination.flow.transport in WEBSOCKET_TRANSPORTS:
+            webrtc = media.webrtc()
+            return webrtc, (await webrtc.create_offer()).encode()
+        try:
+            leg = await RtpSession.bind(media.bind, media.pool, media.clock)
+        except PortsExhausted:
+            self.sip_status = 503
+            self._finish(EndReason.REJECTED)
+            return None
+        offer = build_offer(media.public_address, leg.port, SUPPORTED_CODECS, leg.ssrc)
+        return leg, offer.serialize()
+
+    async def _answered_webrtc(self, sdp: bytes | None) -> bool:
+        """The browser phone's answer, applied to our WebRTC leg."""
+        session, leg = self.session, self.leg
+        assert session is not None and isinstance(leg, WebRtcLeg)  # set before the INVITE
+        if self.ended.is_set():
+            return False
+        try:
+            await leg.accept_answer((sdp or b"").decode("utf-8", "replace"))
+        except SdpRejected as exc:
+            self.log("call.bad_answer", reason=str(exc)[:200])
+            session.hangup()
+            return False
+        if self.ended.is_set():
+            return False
+        self.answer_time = time.time()
+        self.sip_status = 200
+        end_with_leg(leg, self.hangup)
+        self.log("call.answered", codec=leg.browser_codec, media="webrtc")
+        for callback in self.on_answered:
+            callback(self)
+        return True
+
     def _progress(self, status: int, sdp: bytes | None) -> None:
         if not self.ringing.is_set():
             self.ringing.set()
             for callback in self.on_ringing:
                 callback(self)
-        if sdp is not None and self.leg is not None and self.leg.destination is None:
+        if not isinstance(self.leg, RtpSession):
+            return  # a browser phone's early media is not taken (its answer brings ICE)
+        if sdp is not None and self.leg.destination is None:
             # Early media (RFC 3960): listen before the answer, but send only once the
             # far end answers or its RTP shows it listens at the address it gave.
             self.leg.await_consent()
@@ -173,7 +219,7 @@ class OutboundCall(Placing):
 
     def _answered(self, sdp: bytes | None) -> bool:
         session, leg = self.session, self.leg
-        assert session is not None and leg is not None  # both set before the INVITE went out
+        assert session is not None and isinstance(leg, RtpSession)  # set before the INVITE
         if self.ended.is_set():
             return False
         if sdp is None or not self._configure(sdp):
@@ -193,7 +239,7 @@ class OutboundCall(Placing):
 
     def _configure(self, sdp: bytes) -> bool:
         leg = self.leg
-        assert leg is not None  # bound before the INVITE went out
+        assert isinstance(leg, RtpSession)  # bound before the INVITE went out
         try:
             answer = SessionDescription.parse(sdp)
             audio = next(m for m in answer.media if m.media == "audio" and m.port)
@@ -228,3 +274,8 @@ class OutboundCall(Placing):
             status=self.status,
             duration=round(self.duration, 3),
         )
+
+
+def _succeeded(task: asyncio.Task[bool]) -> bool:
+    """A task's True, or False when it was cancelled or failed (a bug, logged by asyncio)."""
+    return not task.cancelled() and task.exception() is None and task.result()
