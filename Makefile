@@ -8,9 +8,9 @@ INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: what the server runs (speech for <Say>) and the real peers tests drive.
 DEBIAN_PACKAGES := espeak-ng
-DEBIAN_TEST_PACKAGES := $(DEBIAN_PACKAGES) sip-tester baresip openssl coturn chromium postgresql libnet-smpp-perl kamailio systemd
+DEBIAN_TEST_PACKAGES := $(DEBIAN_PACKAGES) sip-tester baresip openssl coturn chromium postgresql libnet-smpp-perl kamailio systemd npm
 
-.PHONY: serve test test-postgresql lint deps test-deps loadtest loadtest-smoke soak clean
+.PHONY: serve test test-postgresql lint deps test-deps npm-packages loadtest loadtest-smoke soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ debian-packages:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
 
+# Browser SIP phones (JsSIP, SIP.js) the interop tests drive in Chromium, pinned by
+# their package-lock.json; installed again only when the lock file changes.
+BROWSER_SIP := tests/interop/browser_sip
+$(BROWSER_SIP)/node_modules/.installed: $(BROWSER_SIP)/package-lock.json
+	npm ci --no-audit --no-fund --prefix $(BROWSER_SIP)
+	touch $@
+
+npm-packages: test-deps $(BROWSER_SIP)/node_modules/.installed
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -55,7 +64,7 @@ PG_INTEROP := $(addprefix tests/interop/,test_voice_webhooks.py test_outbound_ca
 # The unit tests (CPU-bound: parsers, hypothesis, the store on both backends) share
 # two workers; the interop and security tests, which time real peers' audio or flood
 # a real server, run one at a time.
-test: $(INSTALLED) test-deps lint
+test: $(INSTALLED) test-deps npm-packages lint
 	$(BIN)/pytest -q -n 2 --ignore=tests/interop --ignore=tests/security
 	$(BIN)/pytest -q tests/interop tests/security
 	CALLSWITCH_TEST_STORE=postgresql $(BIN)/pytest -q $(PG_INTEROP)
