@@ -10,7 +10,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from control_api.calls.media_update import attach_media_updates
-from control_api.calls.webrtc_sip import WebRtcLegs, end_with_leg, is_webrtc_offer
+from control_api.calls.webrtc_sip import (
+    WebRtcLegs,
+    attach_midcall_offers,
+    end_with_leg,
+    is_webrtc_offer,
+)
 from media.clock import MediaClock
 from media.ports import PortPool, PortsExhausted
 from media.sdp import (
@@ -205,6 +210,7 @@ class Call(CallTimes):
         session.answer(answer.encode())
         self.answer_time = time.time()
         session.on_dtmf = lambda digit: leg.on_dtmf(digit)  # SIP INFO
+        attach_midcall_offers(session, answer.encode(), offer)  # hold, resume, refreshes
         end_with_leg(leg, self.hangup)
         self.log("call.answered", codec=leg.browser_codec, media="webrtc")
         for callback in self.on_answered:

@@ -18,7 +18,11 @@ from control_api.calls.call import SUPPORTED_CODECS, VOICE_CODECS, MediaSettings
 from control_api.calls.leg import Placing
 from control_api.calls.media_update import attach_media_updates
 from control_api.calls.trunks import Trunk
-from control_api.calls.webrtc_sip import WEBSOCKET_TRANSPORTS, end_with_leg
+from control_api.calls.webrtc_sip import (
+    WEBSOCKET_TRANSPORTS,
+    attach_midcall_offers,
+    end_with_leg,
+)
 from media.ports import PortsExhausted
 from media.sdp import (
     TELEPHONE_EVENT,
@@ -199,6 +203,7 @@ class OutboundCall(Placing):
         self.answer_time = time.time()
         self.sip_status = 200
         end_with_leg(leg, self.hangup)
+        attach_midcall_offers(session, session.local_sdp or b"", sdp or b"")
         self.log("call.answered", codec=leg.browser_codec, media="webrtc")
         for callback in self.on_answered:
             callback(self)

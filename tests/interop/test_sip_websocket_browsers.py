@@ -5,7 +5,8 @@ in Debian's headless Chromium with a fake microphone playing 440 Hz.
 Each phone registers over WSS with digest (a SIP credential list's user; the
 certificate is a self-signed one made here, trusted through Chromium's
 ``--ignore-certificate-errors-spki-list``), calls ``sip:echo`` and hears its own
-tone back through the aiortc leg callswitch answers with, then is rung by
+tone back through the aiortc leg callswitch answers with, puts the call on hold
+and resumes it (re-INVITEs) and hears itself again, then is rung by
 ``<Dial><Sip>`` and by ``<Dial><Client>`` from a SIPp caller: the page hears SIPp's
 1 kHz, SIPp hears 440 Hz.
 """
@@ -260,6 +261,13 @@ async def test_browser_phone_registers_over_wss_calls_echo_and_is_rung(
             await _status(page, browser, "in-call")
             await asyncio.sleep(1.0)
             echo_hz, echo_level = await _frequency(page)
+            # Hold and resume: re-INVITEs answered from the call's own ICE and DTLS.
+            await page.evaluate("window.phone.hold(true)")
+            await _status(page, browser, "held", timeout=10)
+            await page.evaluate("window.phone.hold(false)")
+            await _status(page, browser, "resumed", timeout=10)
+            await asyncio.sleep(1.0)
+            resumed_hz, resumed_level = await _frequency(page)
             await page.evaluate("window.phone.hangup()")
             await _status(page, browser, "ended", timeout=10)
 
@@ -289,6 +297,9 @@ async def test_browser_phone_registers_over_wss_calls_echo_and_is_rung(
             why = browser.why()
     assert abs(echo_hz - PAGE_HZ) < 15 and echo_level > -45, (
         f"echo: {echo_hz} Hz {echo_level} dB\n{why}"
+    )
+    assert abs(resumed_hz - PAGE_HZ) < 15 and resumed_level > -45, (
+        f"after hold and resume: {resumed_hz} Hz {resumed_level} dB\n{why}"
     )
     for name, (hz, level, result, caller_heard) in rung.items():
         assert result.ok(1), sipp_failure(result, server, f"<Dial>{nouns[name]}: SIPp failed")

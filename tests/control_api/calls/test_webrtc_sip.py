@@ -5,9 +5,10 @@ an RTP offer still gets an RTP session."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 from control_api.calls.call import Call, MediaSettings
-from control_api.calls.webrtc_sip import is_webrtc_offer
+from control_api.calls.webrtc_sip import MidCallOffers, is_webrtc_offer
 from media.g711 import ulaw_encode
 from media.sdp import SessionDescription
 from media.session import RtpSession
@@ -78,3 +79,46 @@ async def test_an_rtp_offer_still_gets_an_rtp_session():
     assert isinstance(call.leg, RtpSession)
     call.leg.close()
     settings.clock.close()
+
+
+async def _exchange() -> tuple[bytes, bytes, bytes]:
+    """A browser's offer, our leg's answer, and our leg's own offer (aiortc both sides)."""
+    peer = Peer(440.0)
+    ours, offering = WebRtcLeg(), WebRtcLeg()
+    try:
+        browser = (await peer.offer()).encode()
+        answer = (await ours.answer_offer(browser.decode())).encode()
+        offer = (await offering.create_offer()).encode()
+    finally:
+        ours.close()
+        offering.close()
+        await peer.close()
+    return browser, answer, offer
+
+
+async def test_a_hold_offer_is_answered_with_the_mirrored_direction_and_a_new_version():
+    browser, answer, _ = await _exchange()
+    offers = MidCallOffers(answer, browser)
+    version = SessionDescription.parse(answer).session_version
+    held = offers.answer(browser.replace(b"a=sendrecv", b"a=sendonly"))
+    assert held is not None and b"a=recvonly" in held and b"a=sendrecv" not in held
+    assert SessionDescription.parse(held).session_version == version + 1
+    # The transport is the one set up: same credentials, fingerprint and candidates.
+    for line in answer.splitlines():
+        if line.startswith((b"a=ice-ufrag", b"a=fingerprint", b"a=candidate", b"a=setup")):
+            assert line in held.splitlines()
+    resumed = offers.answer(browser)
+    assert b"a=sendrecv" in resumed
+    assert SessionDescription.parse(resumed).session_version == version + 2
+    assert offers.answer(browser) == resumed  # the same offer again: the same answer
+
+
+async def test_an_ice_restart_is_refused_and_our_offer_answers_with_the_role_we_took():
+    browser, answer, offer = await _exchange()
+    restart = re.sub(rb"a=ice-ufrag:\S+", b"a=ice-ufrag:n3wUfrag", browser)
+    assert MidCallOffers(answer, browser).answer(restart) is None  # 488
+    # We offered (actpass) and the phone answered active: our answers say passive.
+    phone_answer = re.sub(rb"a=setup:\w+", b"a=setup:active", browser)
+    reoffer = re.sub(rb"a=setup:\w+", b"a=setup:actpass", browser)
+    ours = MidCallOffers(offer, phone_answer).answer(reoffer)
+    assert ours is not None and b"a=setup:passive" in ours and b"a=setup:actpass" not in ours

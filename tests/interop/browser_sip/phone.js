@@ -1,8 +1,10 @@
 // A browser SIP phone for the interop tests, on JsSIP or SIP.js (?client=...).
 // window.phone: start({url, user, password, domain}) registers; call(target) places
-// a call; incoming calls are answered at once; analyse() gives the loudest frequency
+// a call; hold(true/false) puts it on hold and back (a re-INVITE); incoming calls are
+// answered at once; analyse() gives the loudest frequency
 // and the level of what the far end sends; status says where the phone is.
 import {
+  Web,
   Inviter,
   Registerer,
   RegistererState,
@@ -34,8 +36,11 @@ function listen(stream) {
 function listenTo(pc) {
   const tracks = pc.getReceivers().map((r) => r.track).filter((t) => t && t.kind === "audio");
   if (tracks.length && !phone.meter) listen(new MediaStream(tracks));
+  // A track comes (again) whenever the far end starts sending (again): after a hold,
+  // the stream heard before lost it, so the page listens to the new one.
   pc.addEventListener("track", (event) => {
-    if (!phone.meter) listen(event.streams[0] || new MediaStream([event.track]));
+    if (phone.meter) phone.meter.context.close();
+    listen(event.streams[0] || new MediaStream([event.track]));
   });
 }
 
@@ -74,6 +79,12 @@ const jssip = {
   hangup() {
     if (phone.session) phone.session.terminate();
   },
+  hold(held) {
+    // A re-INVITE (sendonly, then sendrecv); JsSIP ends the call if it fails.
+    const done = () => setStatus(held ? "held" : "resumed");
+    if (held) phone.session.hold({}, done);
+    else phone.session.unhold({}, done);
+  },
 };
 
 const sipjs = {
@@ -110,12 +121,14 @@ const sipjs = {
   },
   follow(session) {
     phone.session = session;
+    let established = false;
     session.stateChange.addListener((state) => {
       if (state === SessionState.Established) {
+        established = true;
         listenTo(session.sessionDescriptionHandler.peerConnection);
         setStatus("in-call");
       } else if (state === SessionState.Terminated) {
-        setStatus(phone.status === "in-call" ? "ended" : "failed");
+        setStatus(established ? "ended" : "failed");
       }
     });
   },
@@ -130,6 +143,15 @@ const sipjs = {
     const session = phone.session;
     if (!session) return;
     if (session.state === SessionState.Established) session.bye();
+  },
+  hold(held) {
+    phone.session.invite({
+      sessionDescriptionHandlerModifiers: held ? [Web.holdModifier] : [],
+      requestDelegate: {
+        onAccept: () => setStatus(held ? "held" : "resumed"),
+        onReject: (response) => setStatus(`hold refused: ${response.message.statusCode}`),
+      },
+    });
   },
 };
 
@@ -155,6 +177,9 @@ const phone = {
   },
   hangup() {
     this.client.hangup();
+  },
+  hold(held) {
+    this.client.hold(held);
   },
   analyse() {
     if (!this.meter) return null;
