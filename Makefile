@@ -9,10 +9,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: what the server runs (speech for <Say>) and the real peers tests drive.
 DEBIAN_PACKAGES := espeak-ng
 DEBIAN_TEST_PACKAGES := $(DEBIAN_PACKAGES) sip-tester baresip openssl coturn chromium postgresql libnet-smpp-perl kamailio systemd
-# npm packages the browser tests load into Chromium, pinned in its package-lock.json
-# (npm itself from Debian's package when no npm is on the PATH).
-NPM_TEST_DIR := tests/interop/npm
-NPM_INSTALLED := $(NPM_TEST_DIR)/node_modules/.installed
+# npm packages the browser tests load into Chromium, each directory pinned by its
+# package-lock.json and installed again only when that changes (npm itself from
+# Debian's package when no npm is on the PATH): the official Twilio Voice SDK, and
+# the browser SIP phones JsSIP and SIP.js.
+NPM_TEST_DIRS := tests/interop/npm tests/interop/browser_sip
+NPM_INSTALLED := $(NPM_TEST_DIRS:%=%/node_modules/.installed)
 
 .PHONY: serve test test-postgresql lint deps test-deps loadtest loadtest-smoke soak clean
 
@@ -35,9 +37,9 @@ deps:
 test-deps: $(NPM_INSTALLED)
 	@$(MAKE) --no-print-directory debian-packages PACKAGES="$(DEBIAN_TEST_PACKAGES)"
 
-$(NPM_INSTALLED): $(NPM_TEST_DIR)/package-lock.json
+%/node_modules/.installed: %/package-lock.json
 	@command -v npm >/dev/null || $(MAKE) --no-print-directory debian-packages PACKAGES=npm
-	cd $(NPM_TEST_DIR) && npm ci --no-audit --no-fund --ignore-scripts --silent
+	cd $* && npm ci --no-audit --no-fund --ignore-scripts --silent
 	touch $@
 
 debian-packages:

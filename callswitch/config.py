@@ -294,9 +294,28 @@ OPTIONS: tuple[Option, ...] = (
         "CA file to verify SIP TLS peers we connect to (default: not verified)",
         "FILE",
     ),
-    Option("sip_ws_port", _port, 5066, "SIP over WebSocket", "N"),
-    Option("http_tls_cert", _existing_file, None, "PEM certificate chain: HTTPS/WSS", "FILE"),
-    Option("http_tls_key", _existing_file, None, "PEM key of --http-tls-cert", "FILE"),
+    Option("sip_ws_port", _port, 5066, "SIP over WebSocket (RFC 7118; 0: no listener)", "N"),
+    Option(
+        "sip_wss_port",
+        _port,
+        5067,
+        "SIP over secure WebSocket, with --http-tls-cert (0: no listener)",
+        "N",
+    ),
+    Option(
+        "http_tls_cert",
+        _existing_file,
+        None,
+        "PEM certificate chain for HTTPS/WSS (and SIP over WSS)",
+        "FILE",
+    ),
+    Option(
+        "http_tls_key",
+        _existing_file,
+        None,
+        "PEM private key of --http-tls-cert (default: read from the certificate file)",
+        "FILE",
+    ),
     Option("turn_port", _port, 3478, "TURN over UDP and TCP", "N"),
     Option("turn_tls_port", _port, 5349, "TURN over TLS", "N"),
     Option("rtp_ports", _port_range, (20000, 29999), "RTP ports", "A-B"),
@@ -501,6 +520,7 @@ class Settings:
     sip_tls_key: str | None = None
     sip_tls_ca: str | None = None
     sip_ws_port: int = 5066
+    sip_wss_port: int = 5067
     http_tls_cert: str | None = None
     http_tls_key: str | None = None
     turn_port: int = 3478

@@ -51,5 +51,5 @@ def setup_logging(level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Libraries that narrate their own start-up: only their problems are events to us.
-    for name in ("alembic", "uvicorn", "httpx", "httpcore"):
+    for name in ("alembic", "uvicorn", "httpx", "httpcore", "websockets"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

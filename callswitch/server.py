@@ -402,9 +402,17 @@ class Server:
         )
         await self.sip.start()
         await self._start_sip_tls()
+        await self._start_sip_ws()
         watchdog = SilenceWatchdog(s.rtp_timeout, s.rtp_hold_timeout)
+        from callswitch.webrtc import webrtc_legs
+
         media = self.media = MediaSettings(
-            s.bind, s.public_address, PortPool(*s.rtp_ports), self.clock, watchdog
+            s.bind,
+            s.public_address,
+            PortPool(*s.rtp_ports),
+            self.clock,
+            watchdog,
+            webrtc=webrtc_legs(s, self.clock),  # browser phones' dialogs (SIP over WebSocket)
         )
         numbers = numbers_of(self.store)
         registrar = start_registrar(
@@ -532,6 +540,17 @@ class Server:
             )
             return
         await self.sip.start_tls(s.sip_tls_port, server_tls_context(s.sip_tls_cert, s.sip_tls_key))
+
+    async def _start_sip_ws(self) -> None:
+        """SIP over WebSocket (RFC 7118) on --sip-ws-port, and over WSS on
+        --sip-wss-port when the node has an HTTPS certificate (--http-tls-cert)."""
+        assert self.sip is not None  # _start_sip made it
+        s = self.settings
+        if s.sip_ws_port:
+            await self.sip.start_ws(s.sip_ws_port)
+        if s.sip_wss_port and s.http_tls_cert:
+            context = server_tls_context(s.http_tls_cert, s.http_tls_key)
+            await self.sip.start_ws(s.sip_wss_port, context)
 
     async def _metrics_page(self, request: Request) -> Response:
         """The Prometheus page; with --metrics-token, only for ``Bearer <token>``."""

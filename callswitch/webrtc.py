@@ -19,13 +19,22 @@ from fastapi.responses import FileResponse, Response
 
 from control_api.api.tokens import IceServers
 from control_api.calls.call import MediaSettings
+from control_api.calls.webrtc_sip import WebRtcLegs
+from media.clock import MediaClock
 from signaling import sdk_sounds
 from signaling.pstream_endpoint import PStreamEndpoint
 from signaling.server import SignalingServer
-from signaling.webrtc_leg import IceServer, use_host_addresses
+from signaling.webrtc_leg import IceServer, WebRtcLeg, use_host_addresses
 from turn.auth import rest_credentials
 
-__all__ = ["STATIC_DIR", "ice_servers", "mount_webrtc", "signaling_server", "turn_ice_servers"]
+__all__ = [
+    "STATIC_DIR",
+    "ice_servers",
+    "mount_webrtc",
+    "signaling_server",
+    "turn_ice_servers",
+    "webrtc_legs",
+]
 
 TURN_CREDENTIAL_TTL = 86400  # a tab re-registers (a fresh token) well within a day
 
@@ -78,16 +87,28 @@ def signaling_server(
             return None
         return key.account_sid, key.secret
 
-    # Bound to one address, ICE offers that one (aioice alone would skip loopback and
-    # offer every other interface); bound to all, aioice picks the interfaces.
-    specific = settings.bind not in ("0.0.0.0", "::", "")
-    use_host_addresses([settings.bind] if specific else None)
+    _use_bound_address(settings)
     return SignalingServer(
         lookup_key,
         ice_servers=ice_servers(settings.ice_server),
         browser_ice_servers=turn_ice_servers(relay),
         media_clock=media.clock,
     )
+
+
+def webrtc_legs(settings, clock: MediaClock) -> WebRtcLegs:
+    """The WebRTC legs of SIP dialogs with browser phones (SIP over WebSocket): ICE
+    servers from the settings, host candidates on the bound address."""
+    _use_bound_address(settings)
+    servers = ice_servers(settings.ice_server)
+    return lambda: WebRtcLeg(servers, clock=clock)
+
+
+def _use_bound_address(settings) -> None:
+    # Bound to one address, ICE offers that one (aioice alone would skip loopback and
+    # offer every other interface); bound to all, aioice picks the interfaces.
+    specific = settings.bind not in ("0.0.0.0", "::", "")
+    use_host_addresses([settings.bind] if specific else None)
 
 
 def mount_webrtc(app: FastAPI, server: SignalingServer) -> PStreamEndpoint:

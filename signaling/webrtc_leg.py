@@ -225,7 +225,9 @@ class _Ticker:
         self.users = 0
 
     def next_tick(self) -> asyncio.Future[None]:
-        if self._future is None:
+        # A waiter cancelled (a closed leg's track) cancels the future it awaited: the
+        # next waiter needs a fresh one, or its first await raises CancelledError.
+        if self._future is None or self._future.done():
             self._future = asyncio.get_running_loop().create_future()
         if self._token is None:
             self._token = self.clock.subscribe(self._tick)

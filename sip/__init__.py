@@ -31,4 +31,6 @@ __all__ = [
     "transport",
     "ua",
     "uac",
+    "websocket",
+    "ws_transport",
 ]

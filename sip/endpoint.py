@@ -11,6 +11,7 @@ from sip.connections import ConnectionTable
 from sip.transaction import Timers
 from sip.transport import Flow, Transports
 from sip.ua import UserAgent
+from sip.ws_transport import WsConnection, WssConnection
 
 __all__ = ["SipEndpoint"]
 
@@ -60,6 +61,21 @@ class SipEndpoint:
         Contact then name this listener's port (RFC 3261 §18.1.1, §26.2.1)."""
         await self.transports.start_tls(self._bind[0], port, context)
         self.ua.tls_port = self.transports.tls_port
+
+    async def start_ws(self, port: int, context: ssl.SSLContext | None = None) -> int:
+        """Listen for SIP over WebSocket (RFC 7118) on the bind address; over TLS
+        (WSS) with ``context``. Returns the port bound."""
+        transports, receive = self.transports, self._receive
+        if context is None:
+            return await transports.serve(
+                "sip_ws", self._bind[0], port, lambda: WsConnection(receive, transports)
+            )
+        return await transports.serve(
+            "sip_wss",
+            self._bind[0],
+            port,
+            lambda: WssConnection(receive, transports, server_context=context),
+        )
 
     def _receive(self, data: bytes, flow: Flow) -> None:
         try:

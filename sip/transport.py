@@ -1,4 +1,4 @@
-"""asyncio transports for SIP (RFC 3261 §18, §26): UDP, TCP and TLS, nothing else.
+"""asyncio transports for SIP (RFC 3261 §18, §26): UDP, TCP and TLS.
 
 A *flow* is how to reach one peer: the UDP socket plus the peer's address, or
 one TCP or TLS connection. Every received message arrives with the flow it came
@@ -6,6 +6,8 @@ on, so answers go back the same way; the layers above only call ``flow.send``.
 
 TLS (RFC 3261 §26.2.1, RFC 5630 §3) is TCP with asyncio's SSL layer underneath:
 the protocol object sees plaintext and frames it exactly like TCP.
+WebSocket connections (RFC 7118, sip/ws_transport.py) are stream connections
+too: :meth:`Transports.serve` listens for them, under the same caps.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ TCP_IDLE_TIMEOUT = 600.0  # seconds a connection may carry nothing before we clo
 MESSAGE_TIMEOUT = 30.0  # seconds to complete the first message, or any message begun
 TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a peer gets to finish its TLS handshake
 DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061}  # RFC 3261 §19.1.2
+# Transports of connections we only accept, never open (a browser is not a server).
+ACCEPTED_ONLY = frozenset({"WS", "WSS"})
 
 
 class Flow:
@@ -191,6 +195,10 @@ class TcpConnection(asyncio.Protocol, Flow):
         return not self._closed
 
     def send(self, data: bytes) -> None:
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        """Bytes to the connection (a TLS connection encrypts them first)."""
         if self._closed:
             return
         if self._transport is None:
@@ -290,16 +298,16 @@ class TlsConnection(TcpConnection):
             self._handshake_timer = None
         pending, self._pending = self._pending, []
         for data in pending:
-            self.send(data)
+            self._write(data)
 
     def _handshake_expired(self) -> None:
         self._handshake_timer = None
         if not self._handshaken:
             self.close()
 
-    def send(self, data: bytes) -> None:
+    def _write(self, data: bytes) -> None:
         if self._server_context is None:
-            super().send(data)
+            super()._write(data)
             return
         if self._closed:
             return
@@ -402,6 +410,7 @@ class Transports:
         self._tcp_server: asyncio.base_events.Server | None = None
         self._tls_server: asyncio.base_events.Server | None = None
         self._tls_client = tls_client
+        self._servers: dict[str, asyncio.base_events.Server] = {}  # more listeners, by name
         self._connections: dict[ConnectionKey, TcpConnection] = {}
         # Who holds which connection and until when (sip.connections): the
         # per-source cap, the node's budget of descriptors, the deadlines.
@@ -443,6 +452,18 @@ class Transports:
             reuse_address=True,
         )
 
+    async def serve(
+        self, name: str, host: str, port: int, factory: Callable[[], TcpConnection]
+    ) -> int:
+        """Another stream listener (``name`` in :meth:`listeners`, e.g. ``sip_ws``) whose
+        connections ``factory`` makes; they share this object's table and caps.
+        Returns the port bound."""
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(factory, host, port, reuse_address=True)
+        self._servers[name] = server
+        bound: int = server.sockets[0].getsockname()[1]
+        return bound
+
     @property
     def tls_port(self) -> int | None:
         """The port the TLS listener is bound to, None without one."""
@@ -455,7 +476,8 @@ class Transports:
         found = {}
         if self.udp is not None:
             found["sip_udp"] = "%s:%d" % self.udp.local
-        for name, server in (("sip_tcp", self._tcp_server), ("sip_tls", self._tls_server)):
+        servers = [("sip_tcp", self._tcp_server), ("sip_tls", self._tls_server)]
+        for name, server in [*servers, *self._servers.items()]:
             if server is not None:
                 for sock in server.sockets:
                     found[name] = "%s:%d" % sock.getsockname()[:2]
@@ -512,6 +534,9 @@ class Transports:
         (RFC 3261 §18.1.1); messages sent meanwhile wait for it to connect.
         """
         transport = transport.upper()
+        if transport in ACCEPTED_ONLY:  # a phone's WebSocket: only the one it opened
+            connection = self._connections.get((transport, host.strip("[]"), port or 0))
+            return connection if connection is not None and connection.is_open else None
         if not _is_ip(host) or transport not in DEFAULT_PORTS:
             return None  # RFC 3263 name resolution is not done here (yet)
         host = host.strip("[]")
@@ -564,7 +589,7 @@ class Transports:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._timer_at = None
-        for server in (self._tcp_server, self._tls_server):
+        for server in (self._tcp_server, self._tls_server, *self._servers.values()):
             if server is not None:
                 server.close()
         for connection in list(self._connections.values()):

@@ -445,11 +445,14 @@ class UserAgent:
         return f"SIP/2.0/{flow.transport} {host_port};branch={generate_branch()};rport"
 
     def host_port(self, flow: Flow | None = None) -> str:
-        """Our address for ``flow``: over TLS the TLS listener's port (RFC 3261 §18.1.1)."""
+        """Our address for ``flow``: over TLS the TLS listener's port (RFC 3261 §18.1.1),
+        over a WebSocket the port the phone connected to."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         port = self.port
         if flow is not None and flow.transport == "TLS" and self.tls_port:
             port = self.tls_port
+        elif flow is not None and flow.transport in ("WS", "WSS"):
+            port = flow.local[1]  # the listener that accepted the phone (RFC 7118 §5)
         return f"{host}:{port}"
 
     def contact_for(self, flow: Flow) -> str:

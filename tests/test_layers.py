@@ -58,7 +58,7 @@ RULES = [
         "sip",
         "protocol cores are sans-I/O (DESIGN.md): only the shells touch the loop",
         forbidden=IO_MODULES,
-        exempt=("sip.endpoint", "sip.transport", "sip.registrar"),
+        exempt=("sip.endpoint", "sip.transport", "sip.registrar", "sip.ws_transport"),
     ),
     Rule(
         "turn",

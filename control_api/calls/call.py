@@ -10,6 +10,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from control_api.calls.media_update import attach_media_updates
+from control_api.calls.webrtc_sip import (
+    WebRtcLegs,
+    attach_midcall_offers,
+    end_with_leg,
+    is_webrtc_offer,
+)
 from media.clock import MediaClock
 from media.ports import PortPool, PortsExhausted
 from media.sdp import (
@@ -28,6 +34,7 @@ from media.sdp import (
 from media.session import RtpSession
 from media.srtp import SdesAnswerer
 from media.watchdog import SilenceWatchdog
+from signaling.webrtc_leg import SdpRejected, WebRtcLeg
 from sip.invite import EndReason, InviteSession
 from sip.ua import UserAgent
 
@@ -56,6 +63,8 @@ class MediaSettings:
     clock: MediaClock
     # Hangs up answered calls whose peer sends no RTP/RTCP (--rtp-timeout); None: never.
     watchdog: SilenceWatchdog | None = None
+    # WebRTC legs for dialogs of browser phones (SIP over WebSocket); None: RTP only.
+    webrtc: WebRtcLegs | None = None
 
 
 class CallTimes:
@@ -121,7 +130,7 @@ class Call(CallTimes):
         self.sid = new_call_sid()
         self.session = session
         self.media = media
-        self.leg: RtpSession | None = None
+        self.leg: RtpSession | WebRtcLeg | None = None
         self.ended = asyncio.Event()
         self.answer_time: float | None = None
         self.end_time: float | None = None
@@ -155,6 +164,8 @@ class Call(CallTimes):
             except SdpParseError as exc:
                 session.reject(400, f"Bad SDP: {exc}"[:80])
                 return False
+            if media.webrtc is not None and is_webrtc_offer(offer, session.offer):
+                return await self._answer_webrtc(media.webrtc, session.offer)
         try:
             leg = await RtpSession.bind(media.bind, media.pool, media.clock)
         except PortsExhausted:
@@ -176,6 +187,32 @@ class Call(CallTimes):
         leg.start()
         self._watch_media(media, leg, session.flow.remote[0])
         self.log("call.answered", codec=leg.codec)
+        for callback in self.on_answered:
+            callback(self)
+        return True
+
+    async def _answer_webrtc(self, legs: WebRtcLegs, offer: bytes) -> bool:
+        """A browser phone's offer (ICE, DTLS-SRTP): an aiortc leg answers it, every
+        candidate in our SDP (no trickle); media flows once ICE and DTLS are done."""
+        session = self.session
+        leg = self.leg = legs()
+        try:
+            answer = await leg.answer_offer(offer.decode("utf-8", "replace"))
+        except SdpRejected as exc:
+            self.log("call.bad_offer", reason=str(exc)[:200])
+            leg.close()
+            session.reject(488)
+            return False
+        if self.ended.is_set():  # the caller gave up while ICE gathered
+            leg.close()
+            return False
+        session.ring()
+        session.answer(answer.encode())
+        self.answer_time = time.time()
+        session.on_dtmf = lambda digit: leg.on_dtmf(digit)  # SIP INFO
+        attach_midcall_offers(session, answer.encode(), offer)  # hold, resume, refreshes
+        end_with_leg(leg, self.hangup)
+        self.log("call.answered", codec=leg.browser_codec, media="webrtc")
         for callback in self.on_answered:
             callback(self)
         return True

@@ -25,6 +25,11 @@ from control_api.calls.leg import Placing
 from control_api.calls.media_update import attach_media_updates
 from control_api.calls.srtp_offers import SrtpAnswerRefused, offer_for, take_answer
 from control_api.calls.trunks import Trunk
+from control_api.calls.webrtc_sip import (
+    WEBSOCKET_TRANSPORTS,
+    attach_midcall_offers,
+    end_with_leg,
+)
 from media.ports import PortsExhausted
 from media.sdp import (
     TELEPHONE_EVENT,
@@ -35,6 +40,7 @@ from media.sdp import (
     remote_rtp_address,
 )
 from media.session import RtpSession
+from signaling.webrtc_leg import SdpRejected, WebRtcLeg
 from sip.invite import EndReason
 from sip.transport import Flow
 from sip.ua import UserAgent
@@ -106,7 +112,7 @@ class OutboundCall(Placing):
 
     def __post_init__(self, call_sid: str | None) -> None:
         self._start(call_sid)
-        self.leg: RtpSession | None = None
+        self.leg: RtpSession | WebRtcLeg | None = None
         self.session: OutgoingInvite | None = None
         self.sip_status: int | None = None
         self.end_reason: EndReason | None = None
@@ -144,28 +150,16 @@ class OutboundCall(Placing):
     # -- placing the call
 
     async def _connect(self) -> bool:
-        media = self.media
         if self.ended.is_set():
             return False
-        try:
-            leg = await RtpSession.bind(media.bind, media.pool, media.clock)
-        except PortsExhausted:
-            self.sip_status = 503
-            self._finish(EndReason.REJECTED)
+        made = await self._leg_and_offer()
+        if made is None:
             return False
-        if self.ended.is_set():  # canceled while binding
+        leg, offer = made
+        if self.ended.is_set():  # canceled while binding or gathering
             leg.close()
             return False
         self.leg = leg
-        sdes = self._sdes
-        offer = build_offer(
-            media.public_address,
-            leg.port,
-            SUPPORTED_CODECS,
-            leg.ssrc,
-            protocol=sdes.protocol if sdes is not None else "RTP/AVP",
-            crypto=sdes.lines if sdes is not None else (),
-        )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         hops = self.destination.attempts()
@@ -178,9 +172,7 @@ class OutboundCall(Placing):
             if flow is None:
                 outcome: tuple[str, int] = ("failed", 503)
             else:
-                outcome = await self._try(
-                    hop, flow, offer.serialize(), deadline, index + 1 == len(hops)
-                )
+                outcome = await self._try(hop, flow, offer, deadline, index + 1 == len(hops))
             kind, status = outcome
             moved_on = (
                 kind in ("failed", "silent")
@@ -199,6 +191,54 @@ class OutboundCall(Placing):
             self._failed(487 if kind in ("silent", "canceled") else status)
             return False
         return False
+
+    async def _leg_and_offer(self) -> tuple[RtpSession | WebRtcLeg, bytes] | None:
+        """The leg the call's media will use, and our offer: WebRTC toward a browser
+        phone (a WebSocket flow, RFC 7118), else RTP (with SDES keys when the
+        destination asks for SRTP)."""
+        media = self.media
+        if media.webrtc is not None and self.destination.flow.transport in WEBSOCKET_TRANSPORTS:
+            webrtc = media.webrtc()
+            return webrtc, (await webrtc.create_offer()).encode()
+        try:
+            leg = await RtpSession.bind(media.bind, media.pool, media.clock)
+        except PortsExhausted:
+            self.sip_status = 503
+            self._finish(EndReason.REJECTED)
+            return None
+        sdes = self._sdes
+        offer = build_offer(
+            media.public_address,
+            leg.port,
+            SUPPORTED_CODECS,
+            leg.ssrc,
+            protocol=sdes.protocol if sdes is not None else "RTP/AVP",
+            crypto=sdes.lines if sdes is not None else (),
+        )
+        return leg, offer.serialize()
+
+    async def _answered_webrtc(self, sdp: bytes | None) -> bool:
+        """The browser phone's answer, applied to our WebRTC leg."""
+        session, leg = self.session, self.leg
+        assert session is not None and isinstance(leg, WebRtcLeg)  # set before the INVITE
+        if self.ended.is_set():
+            return False
+        try:
+            await leg.accept_answer((sdp or b"").decode("utf-8", "replace"))
+        except SdpRejected as exc:
+            self.log("call.bad_answer", reason=str(exc)[:200])
+            session.hangup()
+            return False
+        if self.ended.is_set():
+            return False
+        self.answer_time = time.time()
+        self.sip_status = 200
+        end_with_leg(leg, self.hangup)
+        attach_midcall_offers(session, session.local_sdp or b"", sdp or b"")
+        self.log("call.answered", codec=leg.browser_codec, media="webrtc")
+        for callback in self.on_answered:
+            callback(self)
+        return True
 
     def _final_status(self) -> int | None:
         return self.session.final_status if self.session is not None else None
@@ -236,7 +276,15 @@ class OutboundCall(Placing):
 
         self._settle = settle
         session.on_progress = self._progress
-        session.on_answered = lambda sdp: settle(("answered", int(self._answered(sdp))))
+        if isinstance(leg, WebRtcLeg):  # the answer is applied by aiortc, asynchronously
+
+            def answered(sdp: bytes | None) -> None:
+                task = asyncio.ensure_future(self._answered_webrtc(sdp))
+                task.add_done_callback(lambda t: settle(("answered", int(_succeeded(t)))))
+
+            session.on_answered = answered
+        else:
+            session.on_answered = lambda sdp: settle(("answered", int(self._answered(sdp))))
         session.on_failed = lambda status, reason: settle(("failed", status))
         session.on_terminated = self._terminated
         session.on_dtmf = lambda digit: leg.on_dtmf(digit)
@@ -292,7 +340,9 @@ class OutboundCall(Placing):
             self.ringing.set()
             for callback in self.on_ringing:
                 callback(self)
-        if sdp is not None and self.leg is not None and self.leg.destination is None:
+        if not isinstance(self.leg, RtpSession):
+            return  # a browser phone's early media is not taken (its answer brings ICE)
+        if sdp is not None and self.leg.destination is None:
             # Early media (RFC 3960): listen before the answer, but send only once the
             # far end answers or its RTP shows it listens at the address it gave.
             self.leg.await_consent()
@@ -300,7 +350,7 @@ class OutboundCall(Placing):
 
     def _answered(self, sdp: bytes | None) -> bool:
         session, leg = self.session, self.leg
-        assert session is not None and leg is not None  # both set before the INVITE went out
+        assert session is not None and isinstance(leg, RtpSession)  # set before the INVITE
         if self.ended.is_set():
             return False
         if sdp is None or not self._configure(sdp):
@@ -321,7 +371,7 @@ class OutboundCall(Placing):
 
     def _configure(self, sdp: bytes) -> bool:
         leg = self.leg
-        assert leg is not None  # bound before the INVITE went out
+        assert isinstance(leg, RtpSession)  # bound before the INVITE went out
         try:
             answer = SessionDescription.parse(sdp)
             audio = next(m for m in answer.media if m.media == "audio" and m.port)
@@ -366,6 +416,11 @@ class OutboundCall(Placing):
             status=self.status,
             duration=round(self.duration, 3),
         )
+
+
+def _succeeded(task: asyncio.Task[bool]) -> bool:
+    """A task's True, or False when it was cancelled or failed (a bug, logged by asyncio)."""
+    return not task.cancelled() and task.exception() is None and task.result()
 
 
 def _ignore(*args: object) -> None:

@@ -52,7 +52,7 @@ from media.player import play, send_digits
 
 if TYPE_CHECKING:
     from control_api.voice.context import VoiceContext
-    from media.session import RtpSession
+    from media.leg import Leg
 
 __all__ = ["Document", "NextDocument", "TwimlRunner", "VoiceServices"]
 
@@ -399,7 +399,7 @@ class TwimlRunner:
         samples = await self.services.synthesize(verb.text, verb.voice, verb.language)
         await self._play_samples(samples, verb.loop)
 
-    def _answered_leg(self) -> RtpSession:
+    def _answered_leg(self) -> Leg:
         leg = self.call.leg
         assert leg is not None  # _execute runs Play and Gather only once answer() succeeded
         return leg

@@ -25,6 +25,7 @@ def test_defaults_match_the_design_table(tmp_path, monkeypatch):
     s = load_settings(parse([]), environ={})
     assert (s.http_port, s.sip_port, s.sip_tls_port, s.sip_ws_port) == (8080, 5060, 5061, 5066)
     assert (s.turn_port, s.turn_tls_port) == (3478, 5349)
+    assert s.sip_wss_port == 5067 and s.http_tls_cert is None and s.http_tls_key is None
     assert s.rtp_ports == (20000, 29999) and s.relay_ports == (30000, 39999)
     assert s.bind == "0.0.0.0" and s.data_dir == "./callswitch-data"
     assert s.turn_realm == "callswitch" and s.only == PLANES
@@ -227,3 +228,14 @@ def test_trunks_from_the_environment_are_comma_separated():
         ("b", "carrier.example", False),
     ]
     assert settings.trunk[1].prefixes == ("+1",)
+
+
+def test_sip_over_websocket_settings_by_flag_environment_and_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not read here")
+    (tmp_path / "callswitch.toml").write_text(f'http_tls_cert = "{cert}"\nsip_wss_port = 7443\n')
+    env = {"CALLSWITCH_SIP_WS_PORT": "0", "CALLSWITCH_HTTP_TLS_KEY": str(cert)}
+    s = load_settings(parse(["--sip-wss-port", "7444"]), environ=env)
+    assert (s.sip_ws_port, s.sip_wss_port) == (0, 7444)
+    assert s.http_tls_cert == str(cert) and s.http_tls_key == str(cert)

@@ -288,6 +288,7 @@ class CallswitchServer:
     turn_port: int | None = None  # TURN over UDP and TCP
     turn_tls_port: int | None = None  # TURN over TLS, with tls=True
     relay_ports: tuple[int, int] | None = None  # TURN relay range
+    sip_ws_port: int | None = None  # SIP over WebSocket (RFC 7118)
     _lines: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ready_event: threading.Event = field(default_factory=threading.Event)
@@ -336,6 +337,7 @@ class CallswitchServer:
         http_port = free_port(avoid={sip_port})
         rtp = free_rtp_range(rtp_size)
         turn_port = free_port(avoid={sip_port, http_port})
+        sip_ws_port = free_port(avoid={sip_port, http_port, turn_port})
         relay = free_rtp_range(relay_size, low=59000, high=60900)
         tls_args: list[str] = []
         sip_tls_port = tls_cert = turn_tls_port = None
@@ -374,6 +376,10 @@ class CallswitchServer:
             str(turn_port),
             "--relay-ports",
             f"{relay[0]}-{relay[1]}",
+            "--sip-ws-port",
+            str(sip_ws_port),
+            "--sip-wss-port",
+            "0",  # a test that wants WSS passes a free port and --http-tls-cert
             *tls_args,
             *extra_args,
         ]
@@ -407,6 +413,7 @@ class CallswitchServer:
             turn_port=turn_port,
             turn_tls_port=turn_tls_port,
             relay_ports=relay,
+            sip_ws_port=sip_ws_port,
         )
         server._reader = threading.Thread(target=server._read_stderr, daemon=True)
         server._reader.start()

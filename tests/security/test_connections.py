@@ -1,4 +1,4 @@
-"""Descriptor exhaustion over SIP TCP and TLS, as an outsider would try it.
+"""Descriptor exhaustion over SIP TCP, TLS and WebSocket, as an outsider would try it.
 
 One host opens more idle connections than ``--max-connections-per-ip`` allows:
 those past the cap are closed at once (one ``sip.connections`` line for the
@@ -9,6 +9,7 @@ from other hosts and ``/health`` work.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import time
@@ -121,3 +122,43 @@ def test_a_trusted_peer_is_not_capped(server):
         flood.watch(2.0)
         assert flood.open_count == 120
     assert refused_events(server, "sip.connections") == []
+
+
+@pytest.mark.callswitch(extra_args=("--max-connections-per-ip", "5"))
+def test_sip_websocket_connections_count_from_before_their_handshake(server):
+    """Idle TCP connections to the SIP WebSocket port (no HTTP upgrade) are capped like
+    the others, and so are WebSockets that complete their handshake (RFC 7118)."""
+    from websockets.sync.client import connect
+
+    target = ("127.0.0.1", server.sip_ws_port)
+    with Flood() as flood:
+        flood.open(target, "127.0.0.2", 8)
+        assert flood.wait_until_open(5, 10), f"{flood.open_count} of 8 open"
+        flood.watch(0.5)
+        assert flood.open_count == 5
+    held, failed = [], 0
+    with contextlib.ExitStack() as stack:
+        for _ in range(7):
+            raw = socket.socket()
+            raw.bind(("127.0.0.3", 0))
+            raw.settimeout(5)
+            raw.connect(target)
+            url = f"ws://127.0.0.1:{target[1]}"
+            try:
+                held.append(stack.enter_context(connect(url, sock=raw, subprotocols=["sip"])))
+            except Exception:  # refused: closed before or during the handshake
+                failed += 1
+                raw.close()
+        assert (len(held), failed) == (5, 2), "five WebSockets admitted, the rest refused"
+        held[0].send(
+            "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/WS k3u9.invalid;branch=z9hG4bKw1\r\n"
+            "From: <sip:t@k3u9.invalid>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: ws-cap\r\n"
+            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        response = held[0].recv(timeout=5)
+        assert response.startswith("SIP/2.0 200"), response
+    lines = refused_events(server, "sip.connections")
+    assert sorted((e["source_ip"], e["transport"]) for e in lines) == [
+        ("127.0.0.2", "WS"),
+        ("127.0.0.3", "WS"),
+    ]

@@ -124,6 +124,26 @@ async def test_the_browsers_offer_is_answered_with_pcmu_when_preferred(paced_by_
             clock.close()
 
 
+async def test_a_leg_made_after_another_on_the_clock_closed_still_sends():
+    """Closing a leg cancels its track's wait for the clock's next tick; the next leg on
+    the same clock must not be handed that cancelled wait (it sent one frame, then none)."""
+    clock = MediaClock()
+    try:
+        for _ in range(2):
+            leg = WebRtcLeg(clock=clock)
+            peer = Peer(440.0)
+            leg.source = _looping(1000.0)
+            try:
+                await peer.accept(await leg.answer_offer(await peer.offer()))
+                await _until(lambda: leg.frames_sent >= 25)  # noqa: B023
+            finally:
+                leg.close()
+                await peer.close()
+            await asyncio.sleep(0.1)  # the closed leg's track is cancelled meanwhile
+    finally:
+        clock.close()
+
+
 async def test_sdp_without_a_common_codec_is_rejected():
     leg = WebRtcLeg()
     peer = Peer(440.0, codecs=("audio/PCMA",))
