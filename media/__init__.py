@@ -26,6 +26,7 @@ __all__ = [
     "rtcp",
     "sdp",
     "session",
+    "speech",
     "srtp",
     "stream_client",
     "streams",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from control_api.usage.billing import Billing
     from control_api.voice.conference import Conferences
     from control_api.webhooks import Outbox, WebhookClient
+    from media.speech import SpeechProvider
 
 __all__ = ["TaskSupervisor", "VoiceContext", "is_our_number", "numbers_of", "tokens_of"]
 
@@ -92,6 +93,7 @@ class VoiceContext:
     tasks: TaskSupervisor = field(default_factory=TaskSupervisor)
     queues: CallQueues = field(default_factory=CallQueues)  # this node's queue lines
     call_log: CallLog | None = None  # the errors and warnings calls meet (Notifications)
+    speech: SpeechProvider | None = None  # <Gather input="speech"> (--speech-provider)
 
     async def token_of(self, account_sid: str) -> str | None:
         return await self.tokens.get(account_sid)
