@@ -202,3 +202,18 @@ def test_bad_node_settings_name_the_setting(tmp_path, monkeypatch, argv):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=argv[0]):
         load_settings(parse(argv), environ={})
+
+
+def test_speech_provider_settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(parse([]), environ={})
+    assert (s.speech_provider, s.speech_api_key, s.speech_model) == ("embedded", None, None)
+    env = {"CALLSWITCH_SPEECH_PROVIDER": "openai:http://h/v1", "CALLSWITCH_SPEECH_API_KEY": "k"}
+    s = load_settings(parse(["--speech-model", "large-v3"]), environ=env)
+    assert (s.speech_provider, s.speech_api_key, s.speech_model) == (
+        "openai:http://h/v1",
+        "k",
+        "large-v3",
+    )
+    with pytest.raises(ConfigError, match="embedded or openai"):
+        load_settings(parse(["--speech-provider", "whisper"]), environ={})

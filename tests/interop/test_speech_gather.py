@@ -9,6 +9,7 @@ words to the action as ``SpeechResult`` with a ``Confidence`` in [0, 1]; a
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from twilio.rest import Client
 
 from media.audio_file import decode_audio
 
-from .audio import ulaw_encode
+from .audio import ulaw_decode, ulaw_encode
 from .conftest import require, sipp_failure
 from .pcap import write_pcap
 from .rtp import RtpPacket
@@ -31,7 +32,7 @@ FRAME = 160  # 20 ms at 8 kHz
 
 def espeak(text: str, voice: str = "en-us", speed: int = 150) -> np.ndarray:
     """eSpeak NG's speech as 8 kHz int16."""
-    require(subprocess.run(["which", "espeak-ng"], capture_output=True).returncode == 0, "espeak-ng")
+    require(shutil.which("espeak-ng") is not None, "espeak-ng is not installed")
     wav = subprocess.run(
         ["espeak-ng", "--stdout", "-v", voice, "-s", str(speed)],
         input=text.encode(),
@@ -188,3 +189,37 @@ def test_dtmf_speech_gather_still_takes_keys(sipp, server, rtp_sink, app, client
     assert heard.field("Digits") == "42", heard.form
     assert heard.field("FinishedOnKey") == "#"
     assert heard.field("SpeechResult") is None
+
+
+@pytest.mark.usefixtures("raw_sockets")
+def test_speech_barges_in_over_the_prompt(sipp, server, rtp_sink, app, client, tmp_path):
+    """The caller talks over a long <Say>: the prompt stops, the words are heard."""
+    prompt = (
+        "Thank you for calling. Please listen carefully, as our menu options have "
+        "changed recently. You may say the name of the department you want at any time."
+    )
+    gather = (
+        '<Gather input="speech" action="/heard" timeout="5" hints="sales, support, billing">'
+        f"<Say>{prompt}</Say></Gather>"
+    )
+    samples = espeak("support")
+    heard = call_gather(
+        sipp,
+        server,
+        rtp_sink,
+        app,
+        client,
+        tmp_path,
+        "+15005550104",
+        gather,
+        lambda path: speech_pcap(path, samples),
+    )
+    assert heard.field("SpeechResult") == "support", heard.form
+    # What the caller heard: the prompt, cut short once the caller spoke. SIPp
+    # starts speaking 1.5 s + 0.5 s after the answer; the prompt alone is > 7 s.
+    packets = [p for p in rtp_sink.packets() if p.payload_type == PCMU]
+    audio = ulaw_decode(b"".join(p.payload for p in packets))
+    loud = [i for i in range(0, audio.size - 160, 160) if np.abs(audio[i : i + 160]).max() > 2000]
+    assert loud, "no prompt heard"
+    prompt_s = (loud[-1] - loud[0]) / 8000
+    assert 1.0 < prompt_s < 4.0, f"the prompt played {prompt_s:.1f} s"
