@@ -157,16 +157,19 @@ async def measure_wer(utterances: list[Utterance]) -> list[tuple[str, float, flo
         runs = [("digits", True), ("yes/no", True), ("commands", True), ("commands", False)]
         for (kind, with_hints), loss in itertools.product(runs, (0.0, 0.03)):
             rng = random.Random(3)
-            errors = words = 0
+            errors = words = found = 0
             for u in (u for u in utterances if u.kind == kind):
                 audio = padded(with_loss(u.audio, loss, rng))
                 text = await recognize(speech, audio, hints_for(kind, with_hints))
                 e, n = word_errors(u.text, text)
                 errors, words = errors + e, words + n
+                found += sum(1 for word in u.text.split() if word in text.split())
             label = kind + ("" if with_hints else " (no hints)")
             rows.append((label, loss, errors / max(words, 1), words))
+            recall = found / max(words, 1)  # spoken words found in the result
             print(
-                f"  {label:22} loss {loss:4.0%}  WER {errors / max(words, 1):6.1%}  ({words} words)"
+                f"  {label:22} loss {loss:4.0%}  WER {errors / max(words, 1):6.1%}  "
+                f"recall {recall:6.1%}  ({words} words)"
             )
         cpu, audio_s = await speech.stats()
         print(f"  CPU per second of audio decoded: {cpu / max(audio_s, 1e-9):.3f}")

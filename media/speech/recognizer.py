@@ -6,8 +6,9 @@ detector about each (:mod:`media.speech.vad`), and lets the
 :class:`~media.speech.endpointer.Endpointer` decide where the utterance starts
 and ends. Only then does a provider see audio: at speech start a
 :class:`~media.speech.types.RecognitionSession` opens and gets the
-``PRE_ROLL_S`` before it, then every frame until the end; at the end it is
-asked for the final hypothesis. ``result`` resolves to that hypothesis, to
+``PRE_ROLL_S`` before it, then every frame until the end (unvoiced frames are
+held back until speech resumes, and of the closing pause only ``HANG_S`` is
+sent); at the end it is asked for the final hypothesis. ``result`` resolves to that hypothesis, to
 None when nobody spoke, or to the provider's :class:`SpeechError`.
 """
 
@@ -36,6 +37,7 @@ __all__ = ["RATE", "StreamingRecognizer"]
 RATE = 8000  # what feed() takes
 FRAME = RATE // 50  # 20 ms
 FRAME_S = FRAME / RATE
+HANG_S = 0.2  # of the closing pause, what the provider hears
 
 
 class StreamingRecognizer:
@@ -59,6 +61,7 @@ class StreamingRecognizer:
         self._vad = VoiceActivityDetector(RATE)
         self._carry = np.zeros(0, dtype=np.int16)
         self._pre_roll: deque[Samples] = deque(maxlen=int(PRE_ROLL_S / FRAME_S))
+        self._held: list[Samples] = []  # unvoiced frames since the last voiced one
         self._upsample = Resampler(RATE, provider.sample_rate)
         self._session: RecognitionSession | None = None
         self._finishing: asyncio.Task[None] | None = None
@@ -85,17 +88,23 @@ class StreamingRecognizer:
                 return
 
     def _frame(self, frame: Samples) -> None:
-        endpoint = self.endpointer.feed(self._vad.is_speech(frame), FRAME_S)
+        voiced = self._vad.is_speech(frame)
+        endpoint = self.endpointer.feed(voiced, FRAME_S)
         if endpoint is Endpoint.STARTED:
             self._open()
             assert self._session is not None
             for earlier in self._pre_roll:
                 self._push(earlier)
             self._pre_roll.clear()
-        if self._session is not None:
+        if self._session is None:
+            self._pre_roll.append(frame)
+        elif voiced:
+            for held in self._held:  # a pause inside the utterance: it is heard
+                self._push(held)
+            self._held.clear()
             self._push(frame)
         else:
-            self._pre_roll.append(frame)
+            self._held.append(frame)  # the pause that may end it: held back
         if endpoint is Endpoint.ENDED:
             self.end()
         elif endpoint is Endpoint.NO_INPUT:
@@ -121,7 +130,16 @@ class StreamingRecognizer:
         if self._session is None:
             self.result.set_result(None)
             return
+        self._release_hang()
         self._finishing = asyncio.get_running_loop().create_task(self._finish(self._session))
+
+    def _release_hang(self) -> None:
+        """At the end: only ``HANG_S`` of the closing pause reaches the provider (the
+        rest is silence a decoder would only make up words from)."""
+        assert self._session is not None
+        for held in list(self._held)[: round(HANG_S / FRAME_S)]:
+            self._push(held)
+        self._held.clear()
 
     async def _finish(self, session: RecognitionSession) -> None:
         try:
