@@ -74,7 +74,7 @@ COMMANDS = (
 DIGIT_HINTS = ("$OOV_CLASS_DIGIT_SEQUENCE",)
 YES_NO_HINTS = ("yes", "no", "yes please", "no thanks")
 FRAME = 160
-MAX_LATENCY_S = 1.5
+MAX_LATENCY_S = 1.5  # from the end of the pause that ends the words to the result
 
 
 @dataclass
@@ -182,6 +182,7 @@ async def caller(speech, audio: np.ndarray, hints, stop_at: float, latencies, lo
     """Speak, wait for the result, again, at real time; returns utterances done."""
     done = 0
     frames = padded(audio, 0.3, 1.2)
+    last_sound = int(np.nonzero(np.abs(audio) > 300)[0][-1])  # eSpeak ends in silence
     while loop.time() < stop_at:
         options = RecognitionOptions(hints=hints, end_silence_s=0.8, no_input_s=5.0)
         recognizer = StreamingRecognizer(speech, options)
@@ -191,7 +192,7 @@ async def caller(speech, audio: np.ndarray, hints, stop_at: float, latencies, lo
                 break
             recognizer.feed(frames[begin : begin + FRAME])
             await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - loop.time()))
-        speech_end = start + 0.3 + audio.size / 8000 + 0.8
+        speech_end = start + 0.3 + last_sound / 8000 + 0.8  # the words, then the pause
         recognizer.end()
         try:
             await asyncio.wait_for(recognizer.result, 30)
