@@ -26,6 +26,7 @@ from sqlalchemy.exc import ArgumentError
 from control_api.calls.trunks import Trunk, parse_trunk
 from control_api.sip_locator import parse_dns_server
 from control_api.sms.smpp_carrier import SmppSettings, parse_smpp
+from control_api.speech_provider import parse_speech_provider
 from control_api.usage.pricing import PriceEntry, parse_price
 
 __all__ = ["LINK_LOCAL", "PLANES", "ConfigError", "Settings", "add_arguments", "load_settings"]
@@ -196,6 +197,12 @@ def _node_id(value: Any) -> str:
     text = str(value).strip()
     if not 0 < len(text) <= 64 or not text.isprintable() or " " in text:
         raise ValueError("expected 1 to 64 printable characters without spaces")
+    return text
+
+
+def _speech_provider(value: Any) -> str:
+    text = str(value).strip()
+    parse_speech_provider(text)  # ValueError names the fault
     return text
 
 
@@ -495,6 +502,23 @@ OPTIONS: tuple[Option, ...] = (
         "T",
         secret=True,
     ),
+    Option(
+        "speech_provider",
+        _speech_provider,
+        "embedded",
+        "speech recognition: embedded (PocketSphinx, offline) or openai:URL "
+        "(an OpenAI-compatible /v1/audio/transcriptions endpoint)",
+        "SPEC",
+    ),
+    Option(
+        "speech_api_key",
+        str,
+        None,
+        "bearer key for the speech provider (never logged)",
+        "KEY",
+        secret=True,
+    ),
+    Option("speech_model", str, None, "the speech provider's model (openai: whisper-1)", "NAME"),
     Option("log_level", _log_level, "info", "debug, info, warning or error", "LEVEL"),
     Option("demo", _boolean, False, "create the demo number 1000 and its TwiML app", switch=True),
     Option(
@@ -554,6 +578,9 @@ class Settings:
     auth_lockout: float = 60.0
     audio_cache_mb: int = 256
     metrics_token: str | None = None
+    speech_provider: str = "embedded"
+    speech_api_key: str | None = None
+    speech_model: str | None = None
     log_level: str = "info"
     demo: bool = False
     verified_caller_ids: bool = False

@@ -8,6 +8,7 @@ import gc
 import hmac
 import ipaddress
 import logging
+import os
 import secrets
 import signal
 from pathlib import Path
@@ -43,9 +44,11 @@ from control_api.sms.media import MediaFetcher
 from control_api.sms.service import Messaging
 from control_api.sms.sip_carrier import SipMessageCarrier, serve_inbound_messages
 from control_api.sms.smpp_carrier import SmppCarrier
+from control_api.speech_provider import speech_provider_from
 from control_api.store import CallRecord, ParticipantRecord, Store
 from control_api.usage.billing import Billing
 from control_api.usage.pricing import PriceList
+from control_api.voice import speech_uses
 from control_api.voice.audio import AudioLoader
 from control_api.voice.browser import run_browser_call
 from control_api.voice.conference import Conferences
@@ -67,6 +70,7 @@ from control_api.voice.validation import ValidationCalls
 from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
+from media.speech import EmbeddedSpeech
 from media.tts import TextToSpeech
 from media.watchdog import SilenceWatchdog
 from sip.connections import ConnectionTable
@@ -450,6 +454,14 @@ class Server:
         sources = AnnouncementSources(
             self.outbox.client.fetch_twiml, tts.synthesize, audio.load, tokens.get
         )
+        speech = speech_provider_from(
+            s.speech_provider,
+            api_key=s.speech_api_key,
+            model=s.speech_model,
+            guard=self.fetch_policy,
+            workers=max(1, (os.cpu_count() or 1) - 1),  # a core left for the media clock
+        )
+        self._closers.append(functools.partial(_close_speech, speech))
         runtime = VoiceRuntime(
             VoiceContext(
                 store=self.store,
@@ -468,6 +480,9 @@ class Server:
                 recordings_dir=data / "recordings",
                 base_url=_base_url(s),
                 call_log=self.call_log,
+                speech=speech,
+                transcriber=speech_uses.transcriber(speech),
+                speech_listener=speech_uses.listeners(speech),
             )
         )
         if browsers is not None:  # a browser tab's own calls run on the runtime
@@ -680,6 +695,11 @@ class Server:
             },
         )
         self.clock.close()
+
+
+async def _close_speech(speech: object) -> None:
+    if isinstance(speech, EmbeddedSpeech):
+        speech.close()  # its worker processes
 
 
 async def serve(settings: Settings) -> None:

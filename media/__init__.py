@@ -27,6 +27,7 @@ __all__ = [
     "rtcp",
     "sdp",
     "session",
+    "speech",
     "srtp",
     "stream_client",
     "streams",

@@ -41,6 +41,7 @@ from control_api.twiml.verbs import (
 from control_api.voice.call_errors import CallErrors
 from control_api.voice.conversation_relay import run_relay
 from control_api.voice.dial import DialOutcome, dial
+from control_api.voice.gather_speech import gather_speech, speech_params
 from control_api.voice.live_transcription import CallTranscriptions
 from control_api.voice.queue import enqueue
 from control_api.voice.record import record
@@ -434,11 +435,13 @@ class TwimlRunner:
                 await asyncio.gather(playing, return_exceptions=True)
 
     async def _gather(self, verb: Gather, document_url: str | None) -> None:
+        context = self.services.context
+        if "speech" in verb.input and context is not None and context.speech is not None:
+            await self._gather_speech(verb, context.speech, document_url)
+            return
         leg = self._answered_leg()
         digits: asyncio.Queue[str] = asyncio.Queue()
         leg.on_dtmf = digits.put_nowait
-        collected: list[str] = []
-        finished_on_key = ""
         try:
             if verb.children:
                 prompt = asyncio.ensure_future(self._gather_prompt(verb.children))
@@ -450,19 +453,56 @@ class TwimlRunner:
                     digits.put_nowait(first.result())
                 else:
                     first.cancel()
-            while not self.call.ended.is_set():
-                try:
-                    digit = await asyncio.wait_for(digits.get(), verb.timeout)
-                except TimeoutError:
-                    break
-                if verb.finish_on_key and digit in verb.finish_on_key:
-                    finished_on_key = digit
-                    break
-                collected.append(digit)
-                if verb.num_digits is not None and len(collected) >= verb.num_digits:
-                    break
+            collected, finished_on_key = await self._collect_digits(verb, digits)
         finally:
             leg.on_dtmf = _ignore_digit
+        self._gathered(verb, document_url, collected, finished_on_key)
+
+    async def _gather_speech(self, verb: Gather, speech, document_url: str | None) -> None:
+        """``input="speech"`` or ``"dtmf speech"`` (gather_speech.py)."""
+        children = verb.children
+        prompt = (
+            (lambda: asyncio.ensure_future(self._gather_prompt(children))) if children else None
+        )
+        leg = self._answered_leg()
+        try:
+            heard = await gather_speech(self, verb, speech, document_url, prompt)
+            collected: list[str] = []
+            finished_on_key = ""
+            if heard.first_digit is not None:
+                heard.digits.put_nowait(heard.first_digit)
+                collected, finished_on_key = await self._collect_digits(verb, heard.digits)
+        finally:
+            leg.on_dtmf = _ignore_digit
+        if self.call.ended.is_set():
+            return
+        if heard.hypothesis is not None and heard.hypothesis.text:
+            extra = speech_params(heard.hypothesis)
+            _follow(Document(_resolve(document_url, verb.action), verb.method, extra=extra))
+        self._gathered(verb, document_url, collected, finished_on_key)
+
+    async def _collect_digits(
+        self, verb: Gather, digits: asyncio.Queue[str]
+    ) -> tuple[list[str], str]:
+        """Keys until ``finishOnKey``, ``numDigits`` or ``timeout`` seconds without one."""
+        collected: list[str] = []
+        while not self.call.ended.is_set():
+            try:
+                digit = await asyncio.wait_for(digits.get(), verb.timeout)
+            except TimeoutError:
+                break
+            if verb.finish_on_key and digit in verb.finish_on_key:
+                return collected, digit
+            collected.append(digit)
+            if verb.num_digits is not None and len(collected) >= verb.num_digits:
+                break
+        return collected, ""
+
+    def _gathered(
+        self, verb: Gather, document_url: str | None, collected: list[str], finished_on_key: str
+    ) -> None:
+        """Go to ``action`` with the digits; nothing gathered falls through to the next
+        verb unless ``actionOnEmptyResult``."""
         if self.call.ended.is_set():
             return
         if collected or verb.action_on_empty_result:

@@ -5,8 +5,8 @@ the recording is read by the node's speech recognizer (``--speech-provider``:
 ``VoiceContext.transcriber``) off the call's path. The row then turns
 ``completed`` with ``transcription_text`` and ``duration``, priced from the
 ``transcriptions`` entry of the price list per started minute, or ``failed``
-(no recognizer, a recording shorter than 2 s or longer than 120 s — Twilio's
-limits — or a recognizer error, which is also a notification of the call).
+(no recognizer, an empty recording or one longer than 120 s — Twilio's limit — or
+a recognizer error, which is also a notification of the call).
 ``transcribeCallback`` then gets Twilio's parameters, signed, through the outbox:
 ``TranscriptionSid``, ``TranscriptionText``, ``TranscriptionStatus``,
 ``TranscriptionUrl``, ``RecordingSid``, ``RecordingUrl`` and the call's own.
@@ -32,13 +32,12 @@ if TYPE_CHECKING:
     from control_api.voice.context import VoiceContext
     from control_api.voice.recording import CallRecording
 
-__all__ = ["MAX_SECONDS", "MIN_SECONDS", "Transcriber", "transcribe", "transcription_uri"]
+__all__ = ["MAX_SECONDS", "Transcriber", "transcribe", "transcription_uri"]
 
 log = logging.getLogger("callswitch.voice")
 
 # Samples (16-bit mono) and their rate in, the words out; raises on failure.
 Transcriber = Callable[[np.ndarray, int], Awaitable[str]]
-MIN_SECONDS = 2
 MAX_SECONDS = 120
 
 
@@ -114,10 +113,8 @@ async def transcribe(
 async def _words(transcriber: Transcriber | None, path: Path, seconds: float) -> str:
     if transcriber is None:
         raise RuntimeError("this node runs no speech recognizer")
-    if not MIN_SECONDS <= seconds <= MAX_SECONDS:
-        raise ValueError(
-            f"a recording of {seconds:.0f} s: only {MIN_SECONDS}-{MAX_SECONDS} s are transcribed"
-        )
+    if not 0 < seconds <= MAX_SECONDS:
+        raise ValueError(f"a recording of {seconds:.1f} s: up to {MAX_SECONDS} s are transcribed")
     samples, rate = await asyncio.to_thread(_read_wav, path)
     return (await transcriber(samples, rate)).strip()
 

@@ -239,3 +239,18 @@ def test_sip_over_websocket_settings_by_flag_environment_and_file(tmp_path, monk
     s = load_settings(parse(["--sip-wss-port", "7444"]), environ=env)
     assert (s.sip_ws_port, s.sip_wss_port) == (0, 7444)
     assert s.http_tls_cert == str(cert) and s.http_tls_key == str(cert)
+
+
+def test_speech_provider_settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(parse([]), environ={})
+    assert (s.speech_provider, s.speech_api_key, s.speech_model) == ("embedded", None, None)
+    env = {"CALLSWITCH_SPEECH_PROVIDER": "openai:http://h/v1", "CALLSWITCH_SPEECH_API_KEY": "k"}
+    s = load_settings(parse(["--speech-model", "large-v3"]), environ=env)
+    assert (s.speech_provider, s.speech_api_key, s.speech_model) == (
+        "openai:http://h/v1",
+        "k",
+        "large-v3",
+    )
+    with pytest.raises(ConfigError, match="embedded or openai"):
+        load_settings(parse(["--speech-provider", "whisper"]), environ={})

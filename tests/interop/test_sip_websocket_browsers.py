@@ -108,6 +108,7 @@ def server(tmp_path):
     )
     srv.wss_port = wss_port
     srv.spki = spki_hash(cert)
+    srv.https_cert = cert  # the REST client trusts it
     try:
         yield srv
     finally:

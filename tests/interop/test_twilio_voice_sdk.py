@@ -42,7 +42,7 @@ from .conftest import sipp_failure
 from .harness import CallswitchServer, free_port, make_tls_cert
 from .rtp import RtpSink
 from .test_outbound_calls import heard, start_carrier, tone_dir
-from .test_voice_webhooks import LocalHttpClient, credentials
+from .test_voice_webhooks import rest_client
 from .test_webrtc_chromium import tone_wav
 from .webhook_app import WebhookApp, twiml
 
@@ -142,12 +142,7 @@ def server(tmp_path):
 
 
 def rest(server) -> Client:
-    sid, auth = credentials(server)
-    client = Client(sid, auth, http_client=LocalHttpClient(f"https://127.0.0.1:{server.http_port}"))
-    assert client.http_client.session is not None
-    client.http_client.session.trust_env = False  # REQUESTS_CA_BUNDLE would win over verify
-    client.http_client.session.verify = str(server.https_cert)
-    return client
+    return rest_client(server)  # HTTPS, trusting the node's certificate
 
 
 def sdk_token(server, identity: str, application_sid: str | None = None) -> str:

@@ -55,7 +55,15 @@ def rest_client(server, sid: str | None = None, token: str | None = None) -> Cli
     a server restarted on the same store, the ``sid`` and ``token`` known from before)."""
     if sid is None or token is None:
         sid, token = credentials(server)
-    return Client(sid, token, http_client=LocalHttpClient(f"http://127.0.0.1:{server.http_port}"))
+    cert = getattr(server, "https_cert", None)  # a node serving HTTPS (--http-tls-cert)
+    scheme = "https" if cert is not None else "http"
+    base = f"{scheme}://127.0.0.1:{server.http_port}"
+    client = Client(sid, token, http_client=LocalHttpClient(base))
+    if cert is not None:
+        assert client.http_client.session is not None
+        client.http_client.session.trust_env = False  # REQUESTS_CA_BUNDLE would win over verify
+        client.http_client.session.verify = str(cert)
+    return client
 
 
 def wav_bytes(samples: np.ndarray, rate: int = 8000) -> bytes:

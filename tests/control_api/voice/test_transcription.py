@@ -97,14 +97,14 @@ async def test_the_words_reach_the_row_the_price_and_the_callback(tmp_path):
     assert params["RecordingSid"] == recording.sid and params["RecordingUrl"] == recording.url
 
 
-async def test_too_short_no_recognizer_or_a_failing_one_is_failed(tmp_path):
+async def test_empty_too_long_no_recognizer_or_a_failing_one_is_failed(tmp_path):
     async def broken(samples, rate):
         raise RuntimeError("provider unreachable")
 
     async def fine(samples, rate):
         return "words"
 
-    for seconds, transcriber in ((1.0, fine), (5.0, None), (5.0, broken), (130.0, fine)):
+    for seconds, transcriber in ((0.0, fine), (5.0, None), (5.0, broken), (130.0, fine)):
         context, recording = setting(tmp_path, seconds, transcriber)
         record = await transcribe(context, recording, callback=None, call_params=[])
         row = context.store.transcriptions.rows[record.sid]
