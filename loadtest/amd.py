@@ -154,12 +154,12 @@ def detect(audio: np.ndarray, loss: float, rng: np.random.Generator) -> tuple[st
     return result.answered_by, result.duration_ms
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if shutil.which("espeak-ng") is None:
         print("espeak-ng is not installed")
         return 2

@@ -49,6 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from loadtest import amd  # noqa: E402
 from media.audio_file import decode_audio  # noqa: E402
 from media.g711 import ulaw_decode, ulaw_encode  # noqa: E402
 from media.speech import (  # noqa: E402
@@ -244,12 +245,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", type=int, nargs="*", default=None)
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--no-wer", action="store_true")
+    parser.add_argument("--no-amd", action="store_true", help="skip answering-machine detection")
     parser.add_argument("--cpu", type=int, default=0, help="the core capacity runs on")
     args = parser.parse_args(argv)
     utterances = corpus(args.quick)
     print(f"corpus: {len(utterances)} phrases x 2 loss conditions")
     if not args.no_wer:
         asyncio.run(measure_wer(utterances))
+    if not args.no_amd:  # loadtest/amd.py: its corpus, accuracy and decision times
+        print("answering-machine detection:")
+        amd.main(["--quick"] if args.quick else [])
     os.sched_setaffinity(0, {args.cpu})  # this process and the worker it spawns: one core
     levels = args.levels or ([5, 10] if args.quick else [10, 25, 50, 75])
     seconds = args.seconds or (8.0 if args.quick else 20.0)
