@@ -158,7 +158,7 @@ def _browsers(entrance: Entrance, origin: str, authority: str, secure: bool) -> 
         "const device = new Device(token, {\n"
         f'  chunderw: "{authority}",  // the SDK connects to wss://{authority}/signal\n'
         "  publishEvents: false,       // no Insights events to Twilio\n"
-        "  sounds: { /* this node's copies: docs/webrtc.md */ },\n"
+        f'  sounds: {{ incoming: "{origin}/signal/sounds/incoming.wav" /* and 14 more */ }},\n'
         "});\n"
         "await device.register();"
     )
