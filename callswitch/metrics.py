@@ -52,6 +52,7 @@ class NodeCollector(Collector):
         yield from self._messages()
         yield from self._refusals()
         yield from self._connections()
+        yield from self._rtpengine()
 
     # -- calls
 
@@ -313,6 +314,42 @@ class NodeCollector(Collector):
             limit.add_metric([listener], table.max_total)
         yield held
         yield limit
+
+    def _rtpengine(self) -> Iterator[Metric]:
+        engines = getattr(self.server, "rtpengines", None)
+        if engines is None:
+            return
+        up = GaugeMetricFamily(
+            "callswitch_rtpengine_up",
+            "rtpengine instances taking calls (1) or disabled (0)",
+            labels=["instance"],
+        )
+        calls = GaugeMetricFamily(
+            "callswitch_rtpengine_calls",
+            "bridges this node holds on each instance",
+            labels=["instance"],
+        )
+        for instance in engines.set.instances:
+            name = str(instance.address)
+            up.add_metric([name], 1 if instance.up else 0)
+            calls.add_metric([name], instance.calls)
+        yield up
+        yield calls
+        totals = engines.totals
+        for name, value, what in (
+            ("offers", totals.offers, "bridges offered to rtpengine"),
+            (
+                "refused",
+                totals.refused,
+                "offers or answers rtpengine refused (the bridge stayed in process)",
+            ),
+            ("unreachable", totals.unreachable, "ng commands no instance answered"),
+            ("deletes", totals.deletes, "rtpengine calls deleted at the end of their bridge"),
+            ("relayed_packets", totals.packets, "RTP packets rtpengine relayed for deleted calls"),
+            ("relayed_bytes", totals.bytes, "RTP bytes rtpengine relayed for deleted calls"),
+            ("errors", totals.errors, "RTP errors rtpengine counted for deleted calls"),
+        ):
+            yield CounterMetricFamily(f"callswitch_rtpengine_{name}", what, value=value)
 
 
 def _leg_kind(leg) -> str:

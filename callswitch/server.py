@@ -62,6 +62,8 @@ from control_api.voice.validation import ValidationCalls
 from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
+from media.rtpengine.client import RtpEngines
+from media.rtpengine.selection import parse_engine
 from media.tts import TextToSpeech
 from media.watchdog import SilenceWatchdog
 from sip.connections import ConnectionTable
@@ -181,6 +183,7 @@ class Server:
         self.draining = False
         self.listeners: dict[str, str] = {}
         self._closers: list = []
+        self.rtpengines: RtpEngines | None = None  # --rtpengine
         self._trusted = TrustedNetworks(settings.trusted_peer)
         self.budget: ConnectionBudget | None = None  # once started
         self.connection_tables: dict[str, ConnectionTable] = {}  # by listener, for /metrics
@@ -411,6 +414,9 @@ class Server:
         sources = AnnouncementSources(
             self.outbox.client.fetch_twiml, tts.synthesize, audio.load, tokens.get
         )
+        self.rtpengines = _rtpengines(s.rtpengine)
+        if self.rtpengines is not None:
+            self._closers.append(self._close_rtpengines)
         runtime = VoiceRuntime(
             VoiceContext(
                 store=self.store,
@@ -429,6 +435,7 @@ class Server:
                 recordings_dir=data / "recordings",
                 base_url=f"http://{_url_host(s.public_address)}:{s.http_port}",
                 call_log=self.call_log,
+                rtpengines=self.rtpengines,
             )
         )
         if browsers is not None:  # a browser tab's own calls run on the runtime
@@ -620,6 +627,17 @@ class Server:
             },
         )
         self.clock.close()
+
+    async def _close_rtpengines(self) -> None:
+        if self.rtpengines is not None:
+            self.rtpengines.close()
+
+
+def _rtpengines(specs: list[str]) -> RtpEngines | None:
+    """--rtpengine: the instances bridged calls are handed to (docs/rtpengine.md)."""
+    if not specs:
+        return None
+    return RtpEngines([parse_engine(spec) for spec in specs])
 
 
 async def serve(settings: Settings) -> None:

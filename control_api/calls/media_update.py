@@ -64,6 +64,9 @@ class MediaUpdater:
         self.version = leg.ssrc
         self._last_key: bytes | None = None
         self._crypto: list[str] = []
+        self.session_id = leg.ssrc
+        self.username = "-"
+        self.origin_address = public_address
         if local_sdp:
             try:
                 ours = SessionDescription.parse(local_sdp)
@@ -71,6 +74,9 @@ class MediaUpdater:
                 ours = None
             if ours is not None:
                 self.version = ours.session_version
+                self.session_id = ours.session_id
+                self.username = ours.username
+                self.origin_address = ours.address
                 self._last_key = _content_key(ours)
                 audio = next((m for m in ours.media if m.media == "audio" and m.port), None)
                 self._crypto = list(getattr(audio, "crypto", []) or [])
@@ -142,6 +148,13 @@ class MediaUpdater:
         leg.hold = self.held = hold
         if codec_changed:
             leg.on_reconfigured()
+
+    def versioned(self, sdp: SessionDescription) -> bytes:
+        """``sdp`` (an offer of ours in a re-INVITE) with our origin and the next version."""
+        sdp.session_id = self.session_id
+        sdp.username = self.username
+        sdp.address = self.origin_address
+        return self._versioned(sdp).serialize()
 
     def _versioned(self, answer: SessionDescription) -> SessionDescription:
         key = _content_key(answer)
