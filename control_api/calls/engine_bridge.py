@@ -88,14 +88,15 @@ def _peer_sdp(leg: RtpSession) -> str:
 
 def _learning(leg: RtpSession) -> dict[str, Any]:
     """Follow the SDP address exactly unless it is private (a NAT): as the leg did
-    itself (media/session.py), rtpengine latches onto the source only then."""
+    itself (media/session.py), rtpengine latches onto the packets' source only
+    then, and at once (its default waits seconds before it learns)."""
     assert leg.destination is not None
     try:
         address = ipaddress.ip_address(leg.destination[0])
     except ValueError:
-        return {}
+        return {"endpoint-learning": "immediate"}
     if address.is_private and not address.is_loopback:
-        return {}
+        return {"endpoint-learning": "immediate"}
     return {"flags": ["asymmetric"]}
 
 
