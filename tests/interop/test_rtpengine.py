@@ -6,8 +6,10 @@ onto rtpengine by re-INVITE: each hears the other's tone, sent from rtpengine's
 ports (not callswitch's); rtpengine's ``list`` shows the call while it is up.
 When the callee hangs up, the caller is moved back and hears the TwiML after
 ``<Dial>`` (700 Hz) from callswitch itself, and rtpengine holds no call after
-the hang-up. Killing rtpengine mid-call ends the call (BYE to both), and the
-next call falls back to the in-process relay.
+the hang-up. A PCMA callee and a PCMU caller are transcoded by rtpengine. A
+``<Dial><Sip>`` to our own echo service returns the caller's tone through
+rtpengine. Killing rtpengine mid-call ends the call (BYE to both), and the next
+call falls back to the in-process relay.
 
 rtpengine-daemon (Debian) is started once per session in userspace on
 loopback; without it the tests skip.
@@ -18,9 +20,11 @@ from __future__ import annotations
 import threading
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from .audio import dominant_frequency, level_dbfs, sine, ulaw_decode
@@ -29,7 +33,7 @@ from .harness import CallswitchServer, free_port
 from .media_checks import PCMU
 from .rtp import RtpSink
 from .rtpengine import RtpEngineProcess, find_rtpengine
-from .sipp import find_sipp, run_sipp
+from .sipp import SippBackground, find_sipp, run_sipp
 from .test_dial_nouns import DIAL_NUMBER, client_of, trunks
 from .test_outbound_calls import CARRIER_TONE_HZ, start_carrier, tone_dir
 from .test_voice_webhooks import wav_bytes
@@ -93,15 +97,32 @@ class CallIn:
         return self.result
 
 
-def windows_from(sink: RtpSink, ports: tuple[int, int] | None = None) -> list[float]:
+def alaw_decode(payload: bytes) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+    return np.frombuffer(audioop.alaw2lin(payload, 2), dtype="<i2")
+
+
+def alaw_encode(samples: np.ndarray) -> bytes:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+    return audioop.lin2alaw(samples.astype("<i2").tobytes(), 2)
+
+
+def windows_from(
+    sink: RtpSink, ports: tuple[int, int] | None = None, payload_type: int = PCMU
+) -> list[float]:
     """The dominant frequency of each audible quarter second ``sink`` got (only
-    from source ports in ``ports``, when given)."""
+    from source ports in ``ports``, when given), in PCMU or PCMA (8)."""
     packets = [
         p
         for (_, data, addr), p in zip(sink.datagrams(), sink.packets(), strict=True)
-        if p.payload_type == PCMU and (ports is None or ports[0] <= addr[1] <= ports[1])
+        if p.payload_type == payload_type and (ports is None or ports[0] <= addr[1] <= ports[1])
     ]
-    audio = ulaw_decode(b"".join(p.payload for p in packets))
+    payload = b"".join(p.payload for p in packets)
+    audio = ulaw_decode(payload) if payload_type == PCMU else alaw_decode(payload)
     windows = [audio[i : i + 2000] for i in range(0, len(audio) - 2000, 2000)]
     return [dominant_frequency(w) if level_dbfs(w) > -30 else 0.0 for w in windows]
 
@@ -267,3 +288,43 @@ def test_the_callers_tone_comes_back_through_rtpengine_from_an_echo(tmp_path, ap
         assert during and after == [], (during, after)
         assert len(bridged) == 1, bridged
         assert heard(windows_from(caller_sink, rtpengine.ports), CALLER_TONE_HZ, 4)
+
+
+def test_a_pcma_callee_and_a_pcmu_caller_are_transcoded_by_rtpengine(tmp_path, app, rtpengine):
+    port_a = free_port()
+    with RtpSink() as callee_sink, RtpSink() as caller_sink:
+        callee = SippBackground(
+            "uas_answer_pcma_reinvite_bye.xml",
+            None,
+            workdir=tmp_path / "a",
+            sipp=find_sipp(),
+            local_port=port_a,
+            calls=1,
+            timeout=60,
+            trace_msg=True,
+            keys={"sink_port": callee_sink.port},
+            files={"tone.alaw": alaw_encode(sine(CARRIER_TONE_HZ, 1.0, amplitude=0.3))},
+        )
+        server = CallswitchServer.start(
+            tmp_path / "server", extra_args=(*trunks(port_a, 9), "--rtpengine", rtpengine.spec)
+        )
+        try:
+            client_of(server).incoming_phone_numbers.create(
+                phone_number=DIAL_NUMBER, voice_url=app.url("/voice")
+            )
+            dial_app(app)
+            caller = CallIn(tmp_path, server, caller_sink)
+            answered = callee.wait(25)
+            called = caller.wait()
+            after = rtpengine.wait_calls(lambda calls: calls == [], 5)
+            assert called is not None and called.ok(1), server.tail()
+            assert answered.ok(1), f"{answered.describe()}\n{server.tail()}"
+            [bridged] = server.events("rtpengine.bridged")
+        finally:
+            problems = server.stop()
+        assert not problems, problems
+        assert after == [], after
+        assert bridged["codecs"] == "PCMU/PCMA"
+        # rtpengine turned each party's tone into the other's codec.
+        assert heard(windows_from(caller_sink, rtpengine.ports), CARRIER_TONE_HZ)
+        assert heard(windows_from(callee_sink, rtpengine.ports, payload_type=8), CALLER_TONE_HZ)
