@@ -120,6 +120,19 @@ def _our_offer(call: SipCall, engine_sdp: str) -> bytes | None:
     return call.media_updater.versioned(offer)
 
 
+def _packets_from(reply: dict[str, Any], tag: str) -> int:
+    """The packets rtpengine received from the party ``tag`` (a ``query`` reply)."""
+    tags = reply.get("tags")
+    party = tags.get(tag) if isinstance(tags, dict) else None
+    total = 0
+    for media in party.get("medias", []) if isinstance(party, dict) else []:
+        for stream in media.get("streams", []) if isinstance(media, dict) else []:
+            stats = stream.get("stats") if isinstance(stream, dict) else None
+            packets = stats.get("packets") if isinstance(stats, dict) else None
+            total += packets if isinstance(packets, int) else 0
+    return total
+
+
 class EngineBridge:
     """Two parties on one rtpengine call (see the module doc)."""
 
@@ -134,7 +147,6 @@ class EngineBridge:
         self.lost = False  # rtpengine stopped answering mid-call
         self.figures: tuple[int, int, int] = (0, 0, 0)  # packets, bytes, errors so far
         self._moved: list[SipCall] = []
-        self._held: dict[int, bool] = {}
         self._watch: asyncio.Future[None] | None = None
 
     async def start(self) -> bool:
@@ -166,10 +178,6 @@ class EngineBridge:
             await self._move_back(self._moved)
             await self._delete()
             return False
-        for call in (a, b):  # callswitch sends nothing on them while rtpengine relays
-            assert isinstance(call.leg, RtpSession)
-            self._held[id(call)] = call.leg.hold
-            call.leg.hold = True
         a.log("rtpengine.bridged", ng_call_id=self.call_id, codecs=f"{a.leg.codec}/{b.leg.codec}")
         self._watch = asyncio.ensure_future(self._watch_call())
         return True
@@ -219,7 +227,6 @@ class EngineBridge:
             self._restore(call)
             if call.ended.is_set() or not isinstance(leg, RtpSession) or updater is None:
                 return
-            leg.hold = self._held.pop(id(call), leg.hold)
             offer = build_offer(updater.public_address, leg.port, _leg_codecs(leg), 0)
             session = call.session
             assert session is not None
@@ -243,13 +250,17 @@ class EngineBridge:
         while True:
             await asyncio.sleep(self.check_s)
             try:
-                self.figures = call_totals(await self.engines.query(self.call_id))
+                reply = await self.engines.query(self.call_id)
             except EngineUnreachable as exc:
                 self._lost(str(exc))
                 return
             except EngineError as exc:  # it no longer knows the call (restarted)
                 self._lost(str(exc))
                 return
+            self.figures = call_totals(reply)
+            for call, tag in zip((self.a, self.b), self.tags, strict=True):
+                if isinstance(call.leg, RtpSession):  # --rtp-timeout sees rtpengine's packets
+                    call.leg.received_elsewhere = _packets_from(reply, tag)
 
     def _lost(self, reason: str) -> None:
         self.lost = True

@@ -34,6 +34,7 @@ class Engines:
         self.refuse = refuse
         self.sent: list[tuple[str, dict]] = []
         self.held: set[str] = set()
+        self.queries = 0
         self.set = SimpleNamespace(
             instance_for=lambda call_id: call_id if call_id in self.held else None,
             forget=self.held.discard,
@@ -53,7 +54,11 @@ class Engines:
         return ENGINE_FOR_A
 
     async def query(self, call_id):
-        return {"result": "ok"}
+        if self.refuse == "query":
+            raise EngineUnreachable("no reply from rtpengine")
+        self.queries += 1
+        streams = [{"stats": {"packets": 50 * self.queries}}, {"stats": {"packets": 1}}]
+        return {"result": "ok", "tags": {"CA0": {"medias": [{"streams": streams}]}}}
 
     async def delete(self, call_id):
         self.sent.append(("delete", {}))
@@ -91,7 +96,7 @@ async def party(pool, clock, sid, peer_port, codec=PCMU, status=200):
     session = Session(ours.serialize(), status)
     updater = MediaUpdater(leg, "127.0.0.1", session.local_sdp, SUPPORTED_CODECS)
     session.on_offer = updater.answer
-    return SimpleNamespace(
+    call = SimpleNamespace(
         sid=sid,
         call_id=f"{sid}@test",
         leg=leg,
@@ -99,8 +104,10 @@ async def party(pool, clock, sid, peer_port, codec=PCMU, status=200):
         media_updater=updater,
         ended=asyncio.Event(),
         log=lambda event, **fields: None,
-        hangup=lambda: None,
+        hangups=[],
     )
+    call.hangup = lambda: call.hangups.append(True)
+    return call
 
 
 @pytest.fixture
@@ -136,7 +143,6 @@ async def test_both_parties_move_to_rtpengine_and_the_caller_comes_back(parties)
     assert (moved_a.session_id, moved_a.session_version) == (4242, 4243)
     assert moved_a.address == "127.0.0.1" and moved_a.media[0].rtcp_port is None
     assert SessionDescription.parse(b.session.offers[0]).media[0].port == 41010
-    assert a.leg.hold and b.leg.hold  # callswitch itself sends nothing meanwhile
     # An offer from a phone on rtpengine keeps it there.
     assert a.session.on_offer(b"v=0") == a.session.offers[0]
 
@@ -144,7 +150,6 @@ async def test_both_parties_move_to_rtpengine_and_the_caller_comes_back(parties)
     back = SessionDescription.parse(a.session.offers[1])
     assert (back.connection_address, back.media[0].port) == ("127.0.0.1", a.leg.port)
     assert back.session_version == 4244
-    assert not a.leg.hold
     assert a.session.on_offer == a.media_updater.answer
     assert len(b.session.offers) == 1  # the callee is hung up, not moved back
     assert engines.sent[-1][0] == "delete" and not engines.held
@@ -168,5 +173,34 @@ async def test_a_party_that_declines_puts_the_other_back(parties):
     assert SessionDescription.parse(a.session.offers[1]).media[0].port == a.leg.port
     assert b.session.local_sdp == before
     assert b.session.on_offer == b.media_updater.answer
-    assert not a.leg.hold and not b.leg.hold
     assert not engines.held
+
+
+async def test_rtpengine_s_packet_counts_keep_the_silence_watchdog_quiet(parties):
+    a, b = await parties(), await parties()
+    engines = Engines()
+    bridge = EngineBridge(engines, a, b, check_s=0.01)
+    assert await bridge.start()
+    before = a.leg.activity()
+    for _ in range(200):
+        if engines.queries >= 2:
+            break
+        await asyncio.sleep(0.01)
+    assert a.leg.activity() > before  # the packets rtpengine got from the caller count
+    assert b.leg.received_elsewhere == 0  # none from the callee
+    await bridge.stop([a])
+
+
+async def test_an_rtpengine_that_stops_answering_ends_the_call(parties):
+    a, b = await parties(), await parties()
+    engines = Engines()
+    bridge = EngineBridge(engines, a, b, check_s=0.01)
+    assert await bridge.start()
+    engines.refuse = "query"
+    for _ in range(200):
+        if bridge.lost:
+            break
+        await asyncio.sleep(0.01)
+    assert bridge.lost and a.hangups and b.hangups
+    await bridge.stop([a])
+    assert len(a.session.offers) == 1  # nobody is moved back to a call that ends
