@@ -23,7 +23,6 @@ offer/answer, and moving the caller back would be a ``disconnect``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 from collections.abc import Collection
@@ -120,6 +119,19 @@ def _our_offer(call: SipCall, engine_sdp: str) -> bytes | None:
     return call.media_updater.versioned(offer)
 
 
+async def _answer_or_end(call: SipCall, answered: asyncio.Future[Any]) -> Any:
+    """The final response to a re-INVITE of ours; None when it timed out or the
+    call ended first."""
+    ended = asyncio.ensure_future(call.ended.wait())
+    try:
+        await asyncio.wait(
+            [answered, ended], timeout=REINVITE_S, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        ended.cancel()
+    return answered.result() if answered.done() else None
+
+
 def _packets_from(reply: dict[str, Any], tag: str) -> int:
     """The packets rtpengine received from the party ``tag`` (a ``query`` reply)."""
     tags = reply.get("tags")
@@ -195,10 +207,7 @@ class EngineBridge:
 
         session.on_offer = self._keep_engine_sdp(call)
         session.send_reinvite(offer, on_response=on_response)
-        try:
-            response = await asyncio.wait_for(answered, REINVITE_S)
-        except TimeoutError:
-            response = None
+        response = await _answer_or_end(call, answered)
         if response is not None and 200 <= response.status < 300:
             self._moved.append(call)
             return True
@@ -235,13 +244,12 @@ class EngineBridge:
                 updater.versioned(offer),
                 on_response=lambda r: None if answered.done() else answered.set_result(r),
             )
-            with contextlib.suppress(TimeoutError):
-                response = await asyncio.wait_for(answered, REINVITE_S)
-                if response is not None and 200 <= response.status < 300:
-                    call.log("rtpengine.moved_back")
-                    return
-            call.log("rtpengine.move_back_failed")
-            call.hangup()
+            response = await _answer_or_end(call, answered)
+            if response is not None and 200 <= response.status < 300:
+                call.log("rtpengine.moved_back")
+            elif not call.ended.is_set():
+                call.log("rtpengine.move_back_failed")
+                call.hangup()
 
         await asyncio.gather(*(back(call) for call in calls))
 

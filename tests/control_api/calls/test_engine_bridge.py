@@ -78,8 +78,9 @@ class Session:
     def send_reinvite(self, sdp, headers=None, on_response=None):
         self.offers.append(sdp)
         self.local_sdp = sdp
-        response = SimpleNamespace(status=self.status)
-        asyncio.get_running_loop().call_soon(on_response, response)
+        if self.status:  # 0: the peer never answers
+            response = SimpleNamespace(status=self.status)
+            asyncio.get_running_loop().call_soon(on_response, response)
 
 
 def free_range(size: int = 10) -> tuple[int, int]:
@@ -204,3 +205,14 @@ async def test_an_rtpengine_that_stops_answering_ends_the_call(parties):
     assert bridge.lost and a.hangups and b.hangups
     await bridge.stop([a])
     assert len(a.session.offers) == 1  # nobody is moved back to a call that ends
+
+
+async def test_a_party_that_hangs_up_while_being_moved_ends_the_wait_at_once(parties):
+    a, b = await parties(), await parties(status=0)
+    engines = Engines()
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.05, b.ended.set)
+    started = loop.time()
+    assert not await EngineBridge(engines, a, b).start()
+    assert loop.time() - started < 1.0  # not the re-INVITE's 8 s
+    assert not engines.held
