@@ -29,6 +29,7 @@ from collections.abc import Collection
 from typing import Any
 
 from control_api.calls.call import VOICE_CODECS, Call
+from control_api.calls.media_update import is_hold
 from control_api.calls.outbound_call import OutboundCall
 from media.rtpengine.client import EngineError, EngineUnreachable, RtpEngines, call_totals
 from media.sdp import (
@@ -44,6 +45,7 @@ __all__ = ["EngineBridge", "can_use_engine"]
 
 log = logging.getLogger("callswitch.calls")
 
+_MIRRORED = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
 REINVITE_S = 8.0  # how long a party gets to answer the re-INVITE that moves it
 CHECK_S = 2.0  # how often a bridged call is queried
 
@@ -217,11 +219,30 @@ class EngineBridge:
 
     @staticmethod
     def _keep_engine_sdp(call: SipCall) -> Any:
-        """While on rtpengine, an offer from the party is answered with rtpengine's
-        address unchanged (a hold or codec change is not relayed to rtpengine)."""
-        session = call.session
-        assert session is not None
-        return lambda offer: session.local_sdp
+        """While on rtpengine, an offer from the party (a session refresh, a hold) is
+        answered with rtpengine's address unchanged, its direction mirrored (RFC 3264
+        §6.1); a hold is not passed on to rtpengine, but the leg's hold flag gives
+        the silence watchdog its ``--rtp-hold-timeout``."""
+        session, updater = call.session, call.media_updater
+        assert session is not None and updater is not None
+
+        def answer(offer: bytes) -> bytes | None:
+            try:
+                sdp = SessionDescription.parse(offer)
+                ours = SessionDescription.parse(session.local_sdp or b"")
+                offered = next(m for m in sdp.media if m.media == "audio" and m.port)
+                audio = next(m for m in ours.media if m.media == "audio" and m.port)
+            except (SdpParseError, StopIteration):
+                return None  # 488
+            hold = is_hold(sdp, offered)
+            audio.direction = _MIRRORED.get(offered.direction, "sendrecv")
+            if hold and audio.direction == "sendrecv":
+                audio.direction = "recvonly"
+            if isinstance(call.leg, RtpSession):
+                call.leg.hold = hold
+            return updater.versioned(ours)
+
+        return answer
 
     @staticmethod
     def _restore(call: SipCall) -> None:

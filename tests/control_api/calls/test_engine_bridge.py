@@ -27,6 +27,13 @@ ENGINE_FOR_A = (
 ENGINE_FOR_B = ENGINE_FOR_A.replace("41000", "41010").replace("41001", "41011")
 
 
+PHONE_OFFER = (
+    b"v=0\r\no=phone 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+    b"a=rtpmap:101 telephone-event/8000\r\n"
+)
+
+
 class Engines:
     """What EngineBridge asks of RtpEngines, scripted."""
 
@@ -144,13 +151,22 @@ async def test_both_parties_move_to_rtpengine_and_the_caller_comes_back(parties)
     assert (moved_a.session_id, moved_a.session_version) == (4242, 4243)
     assert moved_a.address == "127.0.0.1" and moved_a.media[0].rtcp_port is None
     assert SessionDescription.parse(b.session.offers[0]).media[0].port == 41010
-    # An offer from a phone on rtpengine keeps it there.
-    assert a.session.on_offer(b"v=0") == a.session.offers[0]
+    # An offer from a phone on rtpengine keeps it there, its direction mirrored.
+    refresh = SessionDescription.parse(a.session.on_offer(PHONE_OFFER))
+    assert (refresh.connection_address, refresh.media[0].port) == ("10.9.9.9", 41000)
+    assert refresh.media[0].direction == "sendrecv" and not a.leg.hold
+    held = SessionDescription.parse(a.session.on_offer(PHONE_OFFER + b"a=sendonly\r\n"))
+    assert held.media[0].port == 41000 and held.media[0].direction == "recvonly"
+    assert held.session_version == refresh.session_version + 1
+    assert a.leg.hold  # --rtp-hold-timeout while held
+    assert a.session.on_offer(b"garbage") is None
+    a.session.local_sdp = a.session.offers[0]
+    a.leg.hold = False
 
     await bridge.stop([a])
     back = SessionDescription.parse(a.session.offers[1])
     assert (back.connection_address, back.media[0].port) == ("127.0.0.1", a.leg.port)
-    assert back.session_version == 4244
+    assert back.session_version == held.session_version + 1
     assert a.session.on_offer == a.media_updater.answer
     assert len(b.session.offers) == 1  # the callee is hung up, not moved back
     assert engines.sent[-1][0] == "delete" and not engines.held
