@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from control_api.voice.lifecycle import FINISHED_CALLS
 from control_api.voice.stream import STREAMS
 from media.quality import RtpTotals, leg_quality
+from media.rtpengine.client import Totals
 
 __all__ = ["CONTENT_TYPE", "Metrics", "NodeCollector"]
 
@@ -316,9 +317,7 @@ class NodeCollector(Collector):
         yield limit
 
     def _rtpengine(self) -> Iterator[Metric]:
-        engines = getattr(self.server, "rtpengines", None)
-        if engines is None:
-            return
+        engines = self.server.rtpengines  # None without --rtpengine: no instances, zeros
         up = GaugeMetricFamily(
             "callswitch_rtpengine_up",
             "rtpengine instances taking calls (1) or disabled (0)",
@@ -329,13 +328,13 @@ class NodeCollector(Collector):
             "bridges this node holds on each instance",
             labels=["instance"],
         )
-        for instance in engines.set.instances:
+        for instance in engines.set.instances if engines is not None else []:
             name = str(instance.address)
             up.add_metric([name], 1 if instance.up else 0)
             calls.add_metric([name], instance.calls)
         yield up
         yield calls
-        totals = engines.totals
+        totals = engines.totals if engines is not None else Totals()
         for name, value, what in (
             ("offers", totals.offers, "bridges offered to rtpengine"),
             (
