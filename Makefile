@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: what the server runs (speech for <Say>) and the real peers tests drive.
 DEBIAN_PACKAGES := espeak-ng
-DEBIAN_TEST_PACKAGES := $(DEBIAN_PACKAGES) sip-tester baresip openssl coturn chromium postgresql libnet-smpp-perl kamailio systemd
+DEBIAN_TEST_PACKAGES := $(DEBIAN_PACKAGES) sip-tester baresip openssl coturn chromium postgresql libnet-smpp-perl kamailio systemd rtpengine-daemon
 # npm packages the browser tests load into Chromium, each directory pinned by its
 # package-lock.json and installed again only when that changes (npm itself from
 # Debian's package when no npm is on the PATH): the official Twilio Voice SDK, and

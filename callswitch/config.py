@@ -110,6 +110,16 @@ def _cidr(value: Any) -> list[str]:
 LINK_LOCAL = ("169.254.0.0/16", "fe80::/10")
 
 
+def _rtpengines(value: Any) -> list[str]:
+    """``HOST:PORT[=WEIGHT]`` of each rtpengine instance (media/rtpengine/selection.py)."""
+    from media.rtpengine.selection import parse_engine
+
+    items = _string_list(value)
+    for item in items:
+        parse_engine(item)
+    return items
+
+
 def _fetch_deny(value: Any) -> list[str]:
     items = _cidr(value)
     return [*LINK_LOCAL, *(item for item in items if item not in LINK_LOCAL)]
@@ -519,6 +529,15 @@ OPTIONS: tuple[Option, ...] = (
         secret=True,
     ),
     Option("speech_model", str, None, "the speech provider's model (openai: whisper-1)", "NAME"),
+    Option(
+        "rtpengine",
+        _rtpengines,
+        [],
+        "hand SIP-to-SIP <Dial> bridges to rtpengine over its ng protocol, "
+        "HOST:PORT[=WEIGHT] (repeatable; docs/rtpengine.md)",
+        "HOST:PORT",
+        True,
+    ),
     Option("log_level", _log_level, "info", "debug, info, warning or error", "LEVEL"),
     Option("demo", _boolean, False, "create the demo number 1000 and its TwiML app", switch=True),
     Option(
@@ -581,6 +600,7 @@ class Settings:
     speech_provider: str = "embedded"
     speech_api_key: str | None = None
     speech_model: str | None = None
+    rtpengine: list[str] = field(default_factory=list)
     log_level: str = "info"
     demo: bool = False
     verified_caller_ids: bool = False

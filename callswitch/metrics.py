@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from control_api.voice.lifecycle import FINISHED_CALLS
 from control_api.voice.stream import STREAMS
 from media.quality import RtpTotals, leg_quality
+from media.rtpengine.client import Totals
 from sip.registration import RegistrationState
 
 __all__ = ["CONTENT_TYPE", "Metrics", "NodeCollector"]
@@ -55,6 +56,7 @@ class NodeCollector(Collector):
         yield from self._connections()
         yield from self._trunk_hosts()
         yield from self._trunks()
+        yield from self._rtpengine()
 
     # -- calls
 
@@ -365,6 +367,40 @@ class NodeCollector(Collector):
             status.add_metric([name], view.last_status or 0)
             failures.add_metric([name], view.failures)
         yield from (state, expires, status, failures)
+
+    def _rtpengine(self) -> Iterator[Metric]:
+        engines = self.server.rtpengines  # None without --rtpengine: no instances, zeros
+        up = GaugeMetricFamily(
+            "callswitch_rtpengine_up",
+            "rtpengine instances taking calls (1) or disabled (0)",
+            labels=["instance"],
+        )
+        calls = GaugeMetricFamily(
+            "callswitch_rtpengine_calls",
+            "bridges this node holds on each instance",
+            labels=["instance"],
+        )
+        for instance in engines.set.instances if engines is not None else []:
+            name = str(instance.address)
+            up.add_metric([name], 1 if instance.up else 0)
+            calls.add_metric([name], instance.calls)
+        yield up
+        yield calls
+        totals = engines.totals if engines is not None else Totals()
+        for name, value, what in (
+            ("offers", totals.offers, "bridges offered to rtpengine"),
+            (
+                "refused",
+                totals.refused,
+                "offers or answers rtpengine refused (the bridge stayed in process)",
+            ),
+            ("unreachable", totals.unreachable, "ng commands no instance answered"),
+            ("deletes", totals.deletes, "rtpengine calls deleted at the end of their bridge"),
+            ("relayed_packets", totals.packets, "RTP packets rtpengine relayed for deleted calls"),
+            ("relayed_bytes", totals.bytes, "RTP bytes rtpengine relayed for deleted calls"),
+            ("errors", totals.errors, "RTP errors rtpengine counted for deleted calls"),
+        ):
+            yield CounterMetricFamily(f"callswitch_rtpengine_{name}", what, value=value)
 
 
 def _leg_kind(leg) -> str:

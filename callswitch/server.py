@@ -70,6 +70,8 @@ from control_api.voice.validation import ValidationCalls
 from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
+from media.rtpengine.client import RtpEngines
+from media.rtpengine.selection import parse_engine
 from media.speech import EmbeddedSpeech
 from media.tts import TextToSpeech
 from media.watchdog import SilenceWatchdog
@@ -197,6 +199,7 @@ class Server:
         self.draining = False
         self.listeners: dict[str, str] = {}
         self._closers: list = []
+        self.rtpengines: RtpEngines | None = None  # --rtpengine
         self._trusted = TrustedNetworks(settings.trusted_peer)
         self.budget: ConnectionBudget | None = None  # once started
         self.connection_tables: dict[str, ConnectionTable] = {}  # by listener, for /metrics
@@ -462,6 +465,9 @@ class Server:
             workers=max(1, (os.cpu_count() or 1) - 1),  # a core left for the media clock
         )
         self._closers.append(functools.partial(_close_speech, speech))
+        self.rtpengines = _rtpengines(s.rtpengine)
+        if self.rtpengines is not None:
+            self._closers.append(self._close_rtpengines)
         runtime = VoiceRuntime(
             VoiceContext(
                 store=self.store,
@@ -483,6 +489,7 @@ class Server:
                 speech=speech,
                 transcriber=speech_uses.transcriber(speech),
                 speech_listener=speech_uses.listeners(speech),
+                rtpengines=self.rtpengines,
             )
         )
         if browsers is not None:  # a browser tab's own calls run on the runtime
@@ -695,6 +702,17 @@ class Server:
             },
         )
         self.clock.close()
+
+    async def _close_rtpengines(self) -> None:
+        if self.rtpengines is not None:
+            self.rtpengines.close()
+
+
+def _rtpengines(specs: list[str]) -> RtpEngines | None:
+    """--rtpengine: the instances bridged calls are handed to (docs/rtpengine.md)."""
+    if not specs:
+        return None
+    return RtpEngines([parse_engine(spec) for spec in specs])
 
 
 async def _close_speech(speech: object) -> None:

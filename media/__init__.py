@@ -25,6 +25,7 @@ __all__ = [
     "resample",
     "ring_tones",
     "rtcp",
+    "rtpengine",
     "sdp",
     "session",
     "speech",

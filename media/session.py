@@ -126,6 +126,9 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self.bad_packets = 0
         self.rtcp_received = 0  # RTCP compounds from the peer (the silence watchdog counts them)
         self.events_received = 0  # RFC 4733 event packets from the peer
+        # Packets from the peer that another relay received for this leg (rtpengine,
+        # while it carries the call): the silence watchdog counts them too.
+        self.received_elsewhere = 0
         self._lsr = 0  # middle 32 bits of the last SR's NTP time, and when it came
         self._lsr_at = 0.0
         # The last report block the peer sent about us.
@@ -307,6 +310,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             + stats.extended_highest_sequence
             + self.rtcp_received
             + self.events_received
+            + self.received_elsewhere
         )
 
     def start(self) -> None:

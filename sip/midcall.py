@@ -424,10 +424,23 @@ class MidCall:
             return
         self.send_reinvite(self.local_sdp or b"", headers=headers)
 
-    def send_reinvite(self, sdp: bytes, headers: list[tuple[str, str]] | None = None) -> None:
+    @property
+    def reinvite_busy(self) -> bool:
+        """An offer of ours or of the peer's is in progress: a new re-INVITE would glare."""
+        return self._client_reinvite or self._reinvite_txn is not None
+
+    def send_reinvite(
+        self,
+        sdp: bytes,
+        headers: list[tuple[str, str]] | None = None,
+        on_response: Callable[[Response | None], None] | None = None,
+    ) -> None:
         """A re-INVITE of ours offering ``sdp``; the 2xx is ACKed and its answer goes
-        to ``on_answer`` (RFC 3261 §14.1)."""
+        to ``on_answer`` (RFC 3261 §14.1). ``on_response`` hears the final response
+        (None: timed out), first."""
         if self.dialog is None:
+            if on_response is not None:
+                on_response(None)
             return
         self._client_reinvite = True
         if sdp:
@@ -438,11 +451,17 @@ class MidCall:
             sdp,
             "application/sdp" if sdp else None,
             headers=[("Allow", self.ua.allow), *(headers or [("Supported", "timer")])],
-            callback=self._reinvite_answered,
+            callback=lambda response: self._reinvite_answered(response, on_response),
         )
 
-    def _reinvite_answered(self, response: Response | None) -> None:
+    def _reinvite_answered(
+        self,
+        response: Response | None,
+        on_response: Callable[[Response | None], None] | None = None,
+    ) -> None:
         self._client_reinvite = False
+        if on_response is not None:
+            on_response(response)
         if response is not None and 200 <= response.status < 300 and self.dialog is not None:
             ack = self.dialog.create_request("ACK", cseq=response.cseq.seq)
             flow = self.ua.dialog_flow(self.dialog)

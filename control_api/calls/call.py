@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from control_api.calls.media_update import attach_media_updates
+from control_api.calls.media_update import MediaUpdater, attach_media_updates
 from control_api.calls.webrtc_sip import (
     WebRtcLegs,
     attach_midcall_offers,
@@ -131,6 +131,7 @@ class Call(CallTimes):
         self.session = session
         self.media = media
         self.leg: RtpSession | WebRtcLeg | None = None
+        self.media_updater: MediaUpdater | None = None  # once answered: its re-INVITEs
         self.ended = asyncio.Event()
         self.answer_time: float | None = None
         self.end_time: float | None = None
@@ -183,7 +184,9 @@ class Call(CallTimes):
             return False
         self.answer_time = time.time()
         session.on_dtmf = lambda digit: leg.on_dtmf(digit)  # SIP INFO joins RFC 4733
-        attach_media_updates(session, leg, media.public_address, SUPPORTED_CODECS)  # re-INVITEs
+        self.media_updater = attach_media_updates(
+            session, leg, media.public_address, SUPPORTED_CODECS
+        )  # re-INVITEs
         leg.start()
         self._watch_media(media, leg, session.flow.remote[0])
         self.log("call.answered", codec=leg.codec)

@@ -74,6 +74,9 @@ class MediaUpdater:
         self.version = leg.ssrc
         self._last_key: bytes | None = None
         self.local: SessionDescription | None = None  # our description as the session runs
+        self.session_id = leg.ssrc  # our o= line, kept in the re-offers we make (versioned)
+        self.username = "-"
+        self.origin_address = public_address
         if local_sdp:
             try:
                 self.local = SessionDescription.parse(local_sdp)
@@ -81,6 +84,9 @@ class MediaUpdater:
                 self.local = None
             if self.local is not None:
                 self.version = self.local.session_version
+                self.session_id = self.local.session_id
+                self.username = self.local.username
+                self.origin_address = self.local.address
                 self._last_key = _content_key(self.local)
         self._sdp_remote = leg.destination  # where the SDP said to send, before NAT latching
         self.held = False
@@ -203,6 +209,13 @@ class MediaUpdater:
         leg.hold = self.held = hold
         if codec_changed:
             leg.on_reconfigured()
+
+    def versioned(self, sdp: SessionDescription) -> bytes:
+        """``sdp`` (an offer of ours in a re-INVITE) with our origin and the next version."""
+        sdp.session_id = self.session_id
+        sdp.username = self.username
+        sdp.address = self.origin_address
+        return self._versioned(sdp).serialize()
 
     def _versioned(self, answer: SessionDescription) -> SessionDescription:
         key = _content_key(answer)

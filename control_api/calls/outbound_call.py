@@ -22,7 +22,7 @@ from dataclasses import KW_ONLY, InitVar, dataclass
 from control_api.calls.call import SUPPORTED_CODECS, VOICE_CODECS, MediaSettings
 from control_api.calls.failover import NO_RESPONSE_S, Attempt, Hop, fails_over
 from control_api.calls.leg import Placing
-from control_api.calls.media_update import attach_media_updates
+from control_api.calls.media_update import MediaUpdater, attach_media_updates
 from control_api.calls.srtp_offers import SrtpAnswerRefused, offer_for, take_answer
 from control_api.calls.trunks import Trunk
 from control_api.calls.webrtc_sip import (
@@ -113,6 +113,7 @@ class OutboundCall(Placing):
     def __post_init__(self, call_sid: str | None) -> None:
         self._start(call_sid)
         self.leg: RtpSession | WebRtcLeg | None = None
+        self.media_updater: MediaUpdater | None = None  # once answered: its re-INVITEs
         self.session: OutgoingInvite | None = None
         self.sip_status: int | None = None
         self.end_reason: EndReason | None = None
@@ -361,7 +362,9 @@ class OutboundCall(Placing):
         self.answer_time = time.time()
         self.sip_status = 200
         leg.consent()  # the answer is the far end's consent to our media
-        attach_media_updates(session, leg, self.media.public_address, SUPPORTED_CODECS)
+        self.media_updater = attach_media_updates(
+            session, leg, self.media.public_address, SUPPORTED_CODECS
+        )
         leg.start()
         self._watch_media(self.media, leg, session.flow.remote[0])
         self.log("call.answered", codec=leg.codec)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from control_api.voice.listening import ListenerFactory
     from control_api.voice.transcription import Transcriber
     from control_api.webhooks import Outbox, WebhookClient
+    from media.rtpengine.client import RtpEngines
     from media.speech import SpeechProvider
 
 __all__ = ["TaskSupervisor", "VoiceContext", "is_our_number", "numbers_of", "tokens_of"]
@@ -98,6 +99,7 @@ class VoiceContext:
     transcriber: Transcriber | None = None  # <Record transcribe>: samples, rate -> words
     speech_listener: ListenerFactory | None = None  # <ConversationRelay>: the caller's words
     speech: SpeechProvider | None = None  # <Gather input="speech"> (--speech-provider)
+    rtpengines: RtpEngines | None = None  # --rtpengine: where <Dial> bridges go (rtpengine.md)
 
     async def token_of(self, account_sid: str) -> str | None:
         return await self.tokens.get(account_sid)

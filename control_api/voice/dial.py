@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import numpy as np
 
 from control_api.calls.dialer import DialError
+from control_api.calls.engine_bridge import EngineBridge, can_use_engine
 from control_api.calls.leg import CallLeg, PlacedLeg
 from control_api.calls.outbound_call import failure_status
 from control_api.twiml.verbs import Client, Conference, Dial, Number, Queue, Sip
@@ -346,8 +347,9 @@ async def _bridge(
             if verb.hangup_on_star and a is parent:
                 bridge.on_dtmf = on_dtmf
             bridge.start()
+            engine = await _engine(context, a, b, recorder, verb)
             runner.bridged = (a, b)  # who talks to whom now (the console shows both legs)
-            parent.log("dial.bridged", child=b.sid, mode=bridge.mode)
+            parent.log("dial.bridged", child=b.sid, mode="rtpengine" if engine else bridge.mode)
             transfer = asyncio.ensure_future(transfers.requests.get())
             waits: list[asyncio.Future[Any]] = [
                 asyncio.ensure_future(a.ended.wait()),
@@ -367,6 +369,9 @@ async def _bridge(
                     waiter.cancel()
                 bridge.stop()
                 runner.bridged = None
+                if engine is not None:  # a transfer keeps both; else the caller goes on
+                    keep = [a, b] if request is not None else [parent]
+                    await engine.stop([c for c in (a, b) if c in keep])
             if request is None:
                 break  # a hang-up, the time limit or the star key
             if verb.refer_url and request.referrer is not parent:
@@ -396,6 +401,24 @@ async def _bridge(
         if recorder is not None:
             await recorder.finish()
     return DialOutcome("completed", child, True, recorder, then)
+
+
+async def _engine(
+    context: VoiceContext,
+    a: CallLeg,
+    b: CallLeg,
+    recorder: CallRecording | None,
+    verb: Dial,
+) -> EngineBridge | None:
+    """The bridge handed to rtpengine (--rtpengine), when it can take it: two SIP
+    parties on plain RTP, nothing listening in (a recording, ``hangupOnStar``)."""
+    engines = context.rtpengines
+    if engines is None or recorder is not None or verb.hangup_on_star:
+        return None
+    if not can_use_engine(a, b):
+        return None
+    engine = EngineBridge(engines, a, b)  # type: ignore[arg-type]  # checked above
+    return engine if await engine.start() else None
 
 
 def _summary(children: list[tuple[PlacedLeg, Target]]) -> str:

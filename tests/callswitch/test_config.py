@@ -254,3 +254,23 @@ def test_speech_provider_settings(tmp_path, monkeypatch):
     )
     with pytest.raises(ConfigError, match="embedded or openai"):
         load_settings(parse(["--speech-provider", "whisper"]), environ={})
+
+
+def test_rtpengine_from_flags_environment_and_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(parse([]), environ={}).rtpengine == []
+    flags = ["--rtpengine", "127.0.0.1:2223", "--rtpengine", "10.0.0.9:2223=3"]
+    assert load_settings(parse(flags), environ={}).rtpengine == [
+        "127.0.0.1:2223",
+        "10.0.0.9:2223=3",
+    ]
+    env = {"CALLSWITCH_RTPENGINE": "a.example:2223=2, b.example:2223"}
+    assert load_settings(parse([]), environ=env).rtpengine == ["a.example:2223=2", "b.example:2223"]
+    (tmp_path / "callswitch.toml").write_text('rtpengine = ["[::1]:2223"]\n')
+    assert load_settings(parse([]), environ={}).rtpengine == ["[::1]:2223"]
+
+
+@pytest.mark.parametrize("spec", ["127.0.0.1", "127.0.0.1:2223=0", "host:port"])
+def test_a_bad_rtpengine_is_refused(spec):
+    with pytest.raises(ConfigError, match="rtpengine"):
+        load_settings(parse(["--rtpengine", spec]), environ={})

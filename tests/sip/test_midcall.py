@@ -257,6 +257,29 @@ def test_crossing_reinvites_get_491(ua, flow):
     assert last_response(flow).status == 491
 
 
+def test_our_reinvite_tells_on_response_its_final_answer_before_on_answer(ua, flow):
+    session, _tag = answered_call(ua, flow)
+    heard = []
+    session.on_answer = lambda body: heard.append(("answer", body))
+    session.send_reinvite(ANSWER, on_response=lambda r: heard.append(("response", r.status)))
+    assert session.reinvite_busy
+    [reinvite] = sent_requests(flow, "INVITE")
+    ua.receive(reply(reinvite, 200, body=SDP), flow)
+    assert heard == [("response", 200), ("answer", SDP)]
+    assert not session.reinvite_busy
+    assert sent_requests(flow, "ACK")
+
+
+def test_a_declined_reinvite_reaches_on_response_and_not_on_answer(ua, flow):
+    session, _tag = answered_call(ua, flow)
+    heard = []
+    session.on_answer = lambda body: heard.append(("answer", body))
+    session.send_reinvite(ANSWER, on_response=lambda r: heard.append(("response", r.status)))
+    [reinvite] = sent_requests(flow, "INVITE")
+    ua.receive(reply(reinvite, 488), flow)
+    assert heard == [("response", 488)]
+
+
 # -- session timers (RFC 4028)
 
 

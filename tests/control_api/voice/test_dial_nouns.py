@@ -73,6 +73,7 @@ def context(phones: dict[str, Phone]) -> SimpleNamespace:
         conferences=None,
         tasks=TaskSupervisor(),
         refused=lambda *a, **k: None,
+        rtpengines=None,
     )
 
 

@@ -1,0 +1,326 @@
+"""A ``<Dial>`` bridge handed to rtpengine (docs/rtpengine.md).
+
+When ``--rtpengine`` is set and both parties are SIP calls with plain RTP, the
+bridge's media leaves the process: rtpengine is given each party's media as an
+ng ``offer`` (the caller's side) and ``answer`` (the callee's), and each party
+is moved onto rtpengine by a re-INVITE offering the SDP rtpengine returned for
+it (same codec relayed; different codecs transcoded by rtpengine). The
+in-process relay keeps running underneath, so audio flows while the
+re-INVITEs are in flight and goes on in process when rtpengine refuses, does
+not answer, or a party declines the re-INVITE (each a fallback, logged).
+
+When the bridge ends, the parties still up whose TwiML goes on are moved back
+by re-INVITE to their own RTP port, and the rtpengine call is queried (its
+packet and byte totals logged and counted for ``/metrics``) and deleted. While
+bridged the call is queried every ``check_s`` seconds: an rtpengine that stops
+answering ends the call (both parties get a BYE).
+
+rtpengine 10.5 has no ``connect`` command: with one (rtpengine 11+), the two
+parties' existing media could be joined inside rtpengine without the synthetic
+offer/answer, and moving the caller back would be a ``disconnect``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Collection
+from typing import Any
+
+from control_api.calls.call import VOICE_CODECS, Call
+from control_api.calls.media_update import is_hold
+from control_api.calls.outbound_call import OutboundCall
+from media.rtpengine.client import EngineError, EngineUnreachable, RtpEngines, call_totals
+from media.sdp import (
+    TELEPHONE_EVENT,
+    Codec,
+    SdpParseError,
+    SessionDescription,
+    build_offer,
+)
+from media.session import RtpSession
+
+__all__ = ["EngineBridge", "can_use_engine"]
+
+log = logging.getLogger("callswitch.calls")
+
+_MIRRORED = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
+REINVITE_S = 8.0  # how long a party gets to answer the re-INVITE that moves it
+CHECK_S = 2.0  # how often a bridged call is queried
+
+
+SipCall = Call | OutboundCall
+
+
+def can_use_engine(a: object, b: object) -> bool:
+    """Whether both parties are answered SIP calls on plain RTP with no offer in flight."""
+    for call in (a, b):
+        if not isinstance(call, Call | OutboundCall) or call.ended.is_set():
+            return False
+        session = call.session
+        if session is None or session.reinvite_busy or call.media_updater is None:
+            return False
+        if not isinstance(call.leg, RtpSession) or call.leg.destination is None:
+            return False
+        if b"RTP/SAVP" in (session.local_sdp or b""):
+            return False  # SDES-SRTP legs stay in process (docs/rtpengine.md)
+    return True
+
+
+def _leg_codecs(leg: RtpSession) -> list[Codec]:
+    """The codec (and telephone-event) the leg negotiated, with its payload types."""
+    base = next((c for c in VOICE_CODECS if c.name.upper() == leg.codec), VOICE_CODECS[0])
+    codecs = [Codec(leg.payload_type, base.name, base.clock_rate, base.channels, base.fmtp)]
+    if leg.dtmf_payload_type >= 0:
+        codecs.append(
+            Codec(leg.dtmf_payload_type, TELEPHONE_EVENT.name, 8000, fmtp=TELEPHONE_EVENT.fmtp)
+        )
+    return codecs
+
+
+def _peer_sdp(leg: RtpSession) -> str:
+    """What the party's phone receives at and sends: its side as rtpengine must see it."""
+    assert leg.destination is not None  # checked by can_use_engine
+    host, port = leg.destination
+    sdp = build_offer(host, port, _leg_codecs(leg), session_id=leg.ssrc)
+    return sdp.serialize().decode()
+
+
+def _learning(leg: RtpSession) -> dict[str, Any]:
+    """Follow the SDP address exactly unless it is private (a NAT): as the leg did
+    itself (media/session.py), rtpengine latches onto the packets' source only
+    then, and at once (its default waits seconds before it learns)."""
+    assert leg.destination is not None
+    try:
+        address = ipaddress.ip_address(leg.destination[0])
+    except ValueError:
+        return {"endpoint-learning": "immediate"}
+    if address.is_private and not address.is_loopback:
+        return {"endpoint-learning": "immediate"}
+    return {"flags": ["asymmetric"]}
+
+
+def _rtpmap(codec: Codec) -> str:
+    channels = f"/{codec.channels}" if codec.channels != 1 else ""
+    return f"{codec.name}/{codec.clock_rate}{channels}"
+
+
+def _our_offer(call: SipCall, engine_sdp: str) -> bytes | None:
+    """The re-INVITE offer that moves ``call`` to rtpengine's address for it."""
+    try:
+        sdp = SessionDescription.parse(engine_sdp)
+        audio = next(m for m in sdp.media if m.media == "audio" and m.port)
+    except (SdpParseError, StopIteration):
+        return None
+    address = audio.connection_address or sdp.connection_address
+    if not address:
+        return None
+    offer = build_offer(address, audio.port, audio.codecs, session_id=0)
+    assert call.media_updater is not None
+    return call.media_updater.versioned(offer)
+
+
+async def _answer_or_end(call: SipCall, answered: asyncio.Future[Any]) -> Any:
+    """The final response to a re-INVITE of ours; None when it timed out or the
+    call ended first."""
+    ended = asyncio.ensure_future(call.ended.wait())
+    try:
+        await asyncio.wait(
+            [answered, ended], timeout=REINVITE_S, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        ended.cancel()
+    return answered.result() if answered.done() else None
+
+
+def _packets_from(reply: dict[str, Any], tag: str) -> int:
+    """The packets rtpengine received from the party ``tag`` (a ``query`` reply)."""
+    tags = reply.get("tags")
+    party = tags.get(tag) if isinstance(tags, dict) else None
+    total = 0
+    for media in party.get("medias", []) if isinstance(party, dict) else []:
+        for stream in media.get("streams", []) if isinstance(media, dict) else []:
+            stats = stream.get("stats") if isinstance(stream, dict) else None
+            packets = stats.get("packets") if isinstance(stats, dict) else None
+            total += packets if isinstance(packets, int) else 0
+    return total
+
+
+class EngineBridge:
+    """Two parties on one rtpengine call (see the module doc)."""
+
+    def __init__(
+        self, engines: RtpEngines, a: SipCall, b: SipCall, *, check_s: float = CHECK_S
+    ) -> None:
+        self.engines = engines
+        self.a, self.b = a, b
+        self.call_id = f"{a.call_id}/{b.sid}"
+        self.tags = (a.sid, b.sid)
+        self.check_s = check_s
+        self.lost = False  # rtpengine stopped answering mid-call
+        self.figures: tuple[int, int, int] = (0, 0, 0)  # packets, bytes, errors so far
+        self._moved: list[SipCall] = []
+        self._watch: asyncio.Future[None] | None = None
+
+    async def start(self) -> bool:
+        """Move both parties onto rtpengine: True when both are there."""
+        a, b = self.a, self.b
+        assert isinstance(a.leg, RtpSession) and isinstance(b.leg, RtpSession)
+        options: dict[str, Any] = {"ICE": "remove", **_learning(a.leg)}
+        if a.leg.codec != b.leg.codec:
+            options["codec"] = {"mask": ["all"], "transcode": [_rtpmap(_leg_codecs(b.leg)[0])]}
+        try:
+            for_b = await self.engines.offer(
+                self.call_id, self.tags[0], _peer_sdp(a.leg), **options
+            )
+            for_a = await self.engines.answer(
+                self.call_id, self.tags[0], self.tags[1], _peer_sdp(b.leg), **_learning(b.leg)
+            )
+        except EngineError as exc:
+            a.log("rtpengine.fallback", reason=str(exc)[:120])
+            await self._delete()
+            return False
+        offers = (_our_offer(a, for_a), _our_offer(b, for_b))
+        if offers[0] is None or offers[1] is None:
+            a.log("rtpengine.fallback", reason="unusable SDP from rtpengine")
+            await self._delete()
+            return False
+        moved = await asyncio.gather(self._move(a, offers[0]), self._move(b, offers[1]))
+        if not all(moved):
+            a.log("rtpengine.fallback", reason="a party declined the re-INVITE")
+            await self._move_back(self._moved)
+            await self._delete()
+            return False
+        a.log("rtpengine.bridged", ng_call_id=self.call_id, codecs=f"{a.leg.codec}/{b.leg.codec}")
+        self._watch = asyncio.ensure_future(self._watch_call())
+        return True
+
+    async def _move(self, call: SipCall, offer: bytes) -> bool:
+        """Re-INVITE ``call`` with ``offer``: True once it accepted (2xx)."""
+        session = call.session
+        assert session is not None
+        previous = session.local_sdp
+        answered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def on_response(response: Any) -> None:
+            if not answered.done():
+                answered.set_result(response)
+
+        session.on_offer = self._keep_engine_sdp(call)
+        session.send_reinvite(offer, on_response=on_response)
+        response = await _answer_or_end(call, answered)
+        if response is not None and 200 <= response.status < 300:
+            self._moved.append(call)
+            return True
+        session.local_sdp = previous
+        self._restore(call)
+        return False
+
+    @staticmethod
+    def _keep_engine_sdp(call: SipCall) -> Any:
+        """While on rtpengine, an offer from the party (a session refresh, a hold) is
+        answered with rtpengine's address unchanged, its direction mirrored (RFC 3264
+        §6.1); a hold is not passed on to rtpengine, but the leg's hold flag gives
+        the silence watchdog its ``--rtp-hold-timeout``."""
+        session, updater = call.session, call.media_updater
+        assert session is not None and updater is not None
+
+        def answer(offer: bytes) -> bytes | None:
+            try:
+                sdp = SessionDescription.parse(offer)
+                ours = SessionDescription.parse(session.local_sdp or b"")
+                offered = next(m for m in sdp.media if m.media == "audio" and m.port)
+                audio = next(m for m in ours.media if m.media == "audio" and m.port)
+            except (SdpParseError, StopIteration):
+                return None  # 488
+            hold = is_hold(sdp, offered)
+            audio.direction = _MIRRORED.get(offered.direction, "sendrecv")
+            if hold and audio.direction == "sendrecv":
+                audio.direction = "recvonly"
+            if isinstance(call.leg, RtpSession):
+                call.leg.hold = hold
+            return updater.versioned(ours)
+
+        return answer
+
+    @staticmethod
+    def _restore(call: SipCall) -> None:
+        if call.session is not None and call.media_updater is not None:
+            call.session.on_offer = call.media_updater.answer
+
+    async def _move_back(self, calls: list[SipCall]) -> None:
+        """Re-INVITE each party still up back to its own RTP port."""
+
+        async def back(call: SipCall) -> None:
+            leg, updater = call.leg, call.media_updater
+            self._restore(call)
+            if call.ended.is_set() or not isinstance(leg, RtpSession) or updater is None:
+                return
+            offer = build_offer(updater.public_address, leg.port, _leg_codecs(leg), 0)
+            session = call.session
+            assert session is not None
+            answered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            session.send_reinvite(
+                updater.versioned(offer),
+                on_response=lambda r: None if answered.done() else answered.set_result(r),
+            )
+            response = await _answer_or_end(call, answered)
+            if response is not None and 200 <= response.status < 300:
+                call.log("rtpengine.moved_back")
+            elif not call.ended.is_set():
+                call.log("rtpengine.move_back_failed")
+                call.hangup()
+
+        await asyncio.gather(*(back(call) for call in calls))
+
+    async def _watch_call(self) -> None:
+        """Query the call now and then; an rtpengine that is gone ends the call."""
+        while True:
+            await asyncio.sleep(self.check_s)
+            try:
+                reply = await self.engines.query(self.call_id)
+            except EngineUnreachable as exc:
+                self._lost(str(exc))
+                return
+            except EngineError as exc:  # it no longer knows the call (restarted)
+                self._lost(str(exc))
+                return
+            self.figures = call_totals(reply)
+            for call, tag in zip((self.a, self.b), self.tags, strict=True):
+                if isinstance(call.leg, RtpSession):  # --rtp-timeout sees rtpengine's packets
+                    call.leg.received_elsewhere = _packets_from(reply, tag)
+
+    def _lost(self, reason: str) -> None:
+        self.lost = True
+        self.a.log("rtpengine.lost", ng_call_id=self.call_id, reason=reason[:120])
+        self.engines.set.forget(self.call_id)
+        for call in (self.a, self.b):
+            if not call.ended.is_set():
+                call.hangup()
+
+    async def stop(self, move_back: Collection[object]) -> None:
+        """The bridge ended: ``move_back`` (those still up) return to their own RTP,
+        and the rtpengine call is queried and deleted."""
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+        for call in self._moved:
+            if call not in move_back:
+                self._restore(call)
+        if not self.lost:
+            await self._move_back([c for c in self._moved if c in move_back])
+            await self._delete()
+
+    async def _delete(self) -> None:
+        if self.engines.set.instance_for(self.call_id) is None:
+            return
+        try:
+            reply = await self.engines.delete(self.call_id)
+        except EngineError as exc:
+            self.a.log("rtpengine.delete_failed", reason=str(exc)[:120])
+            return
+        packets, octets, errors = call_totals(reply) if "totals" in reply else self.figures
+        self.a.log(
+            "rtpengine.call", ng_call_id=self.call_id, packets=packets, bytes=octets, errors=errors
+        )

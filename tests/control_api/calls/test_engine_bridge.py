@@ -1,0 +1,234 @@
+"""control_api/calls/engine_bridge.py with a scripted rtpengine and scripted
+phones: what rtpengine is told about each party, the re-INVITEs that move them
+(rtpengine's address, our origin, the next version), the fallbacks, the way back."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from types import SimpleNamespace
+
+import pytest
+
+from control_api.calls.call import SUPPORTED_CODECS
+from control_api.calls.engine_bridge import EngineBridge
+from control_api.calls.media_update import MediaUpdater
+from media.clock import MediaClock
+from media.ports import PortPool
+from media.rtpengine.client import EngineRefused, EngineUnreachable
+from media.sdp import PCMA, PCMU, TELEPHONE_EVENT, SessionDescription, build_offer
+from media.session import RtpSession
+
+ENGINE_FOR_A = (
+    "v=0\r\no=- 1 1 IN IP4 10.9.9.9\r\ns=-\r\nc=IN IP4 10.9.9.9\r\nt=0 0\r\n"
+    "m=audio 41000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\na=rtcp:41001\r\n"
+)
+ENGINE_FOR_B = ENGINE_FOR_A.replace("41000", "41010").replace("41001", "41011")
+
+
+PHONE_OFFER = (
+    b"v=0\r\no=phone 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+    b"a=rtpmap:101 telephone-event/8000\r\n"
+)
+
+
+class Engines:
+    """What EngineBridge asks of RtpEngines, scripted."""
+
+    def __init__(self, refuse: str = "") -> None:
+        self.refuse = refuse
+        self.sent: list[tuple[str, dict]] = []
+        self.held: set[str] = set()
+        self.queries = 0
+        self.set = SimpleNamespace(
+            instance_for=lambda call_id: call_id if call_id in self.held else None,
+            forget=self.held.discard,
+        )
+
+    async def offer(self, call_id, from_tag, sdp, **options):
+        self.sent.append(("offer", {"sdp": sdp, **options}))
+        if self.refuse == "offer":
+            raise EngineUnreachable("no rtpengine instance is available")
+        self.held.add(call_id)
+        return ENGINE_FOR_B
+
+    async def answer(self, call_id, from_tag, to_tag, sdp, **options):
+        self.sent.append(("answer", {"sdp": sdp, **options}))
+        if self.refuse == "answer":
+            raise EngineRefused("Unknown call-id")
+        return ENGINE_FOR_A
+
+    async def query(self, call_id):
+        if self.refuse == "query":
+            raise EngineUnreachable("no reply from rtpengine")
+        self.queries += 1
+        streams = [{"stats": {"packets": 50 * self.queries}}, {"stats": {"packets": 1}}]
+        return {"result": "ok", "tags": {"CA0": {"medias": [{"streams": streams}]}}}
+
+    async def delete(self, call_id):
+        self.sent.append(("delete", {}))
+        self.held.discard(call_id)
+        return {"result": "ok", "totals": {"RTP": {"packets": 7, "bytes": 1204, "errors": 0}}}
+
+
+class Session:
+    """A SIP session whose peer answers each re-INVITE with ``status``."""
+
+    def __init__(self, local_sdp: bytes, status: int = 200) -> None:
+        self.local_sdp = local_sdp
+        self.status = status
+        self.offers: list[bytes] = []
+        self.on_offer = None
+
+    def send_reinvite(self, sdp, headers=None, on_response=None):
+        self.offers.append(sdp)
+        self.local_sdp = sdp
+        if self.status:  # 0: the peer never answers
+            response = SimpleNamespace(status=self.status)
+            asyncio.get_running_loop().call_soon(on_response, response)
+
+
+def free_range(size: int = 10) -> tuple[int, int]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        base = sock.getsockname()[1] & ~1
+    return base, base + size - 1
+
+
+async def party(pool, clock, sid, peer_port, codec=PCMU, status=200):
+    leg = await RtpSession.bind("127.0.0.1", pool, clock)
+    leg.configure(codec, ("127.0.0.1", peer_port), dtmf=TELEPHONE_EVENT)
+    ours = build_offer("127.0.0.1", leg.port, [codec, TELEPHONE_EVENT], 4242)
+    session = Session(ours.serialize(), status)
+    updater = MediaUpdater(leg, "127.0.0.1", session.local_sdp, SUPPORTED_CODECS)
+    session.on_offer = updater.answer
+    call = SimpleNamespace(
+        sid=sid,
+        call_id=f"{sid}@test",
+        leg=leg,
+        session=session,
+        media_updater=updater,
+        ended=asyncio.Event(),
+        log=lambda event, **fields: None,
+        hangups=[],
+    )
+    call.hangup = lambda: call.hangups.append(True)
+    return call
+
+
+@pytest.fixture
+async def parties():
+    clock = MediaClock()
+    pool = PortPool(*free_range())
+    made = []
+
+    async def make(**kwargs):
+        made.append(await party(pool, clock, f"CA{len(made)}", 30000 + len(made), **kwargs))
+        return made[-1]
+
+    yield make
+    for call in made:
+        call.leg.close()
+    clock.close()
+
+
+async def test_both_parties_move_to_rtpengine_and_the_caller_comes_back(parties):
+    a, b = await parties(), await parties(codec=PCMA)
+    engines = Engines()
+    bridge = EngineBridge(engines, a, b, check_s=3600)
+    assert await bridge.start()
+    offer, answer = engines.sent[0][1], engines.sent[1][1]
+    # rtpengine hears where each phone is and what it speaks; PCMA is transcoded.
+    assert "c=IN IP4 127.0.0.1" in offer["sdp"] and "m=audio 30000 RTP/AVP 0 101" in offer["sdp"]
+    assert "m=audio 30001 RTP/AVP 8 101" in answer["sdp"]
+    assert offer["codec"] == {"mask": ["all"], "transcode": ["PCMA/8000"]}
+    assert offer["flags"] == ["asymmetric"] and answer["flags"] == ["asymmetric"]
+    # Each phone is re-INVITEd to rtpengine's address for it, under our origin.
+    moved_a = SessionDescription.parse(a.session.offers[0])
+    assert (moved_a.connection_address, moved_a.media[0].port) == ("10.9.9.9", 41000)
+    assert (moved_a.session_id, moved_a.session_version) == (4242, 4243)
+    assert moved_a.address == "127.0.0.1" and moved_a.media[0].rtcp_port is None
+    assert SessionDescription.parse(b.session.offers[0]).media[0].port == 41010
+    # An offer from a phone on rtpengine keeps it there, its direction mirrored.
+    refresh = SessionDescription.parse(a.session.on_offer(PHONE_OFFER))
+    assert (refresh.connection_address, refresh.media[0].port) == ("10.9.9.9", 41000)
+    assert refresh.media[0].direction == "sendrecv" and not a.leg.hold
+    held = SessionDescription.parse(a.session.on_offer(PHONE_OFFER + b"a=sendonly\r\n"))
+    assert held.media[0].port == 41000 and held.media[0].direction == "recvonly"
+    assert held.session_version == refresh.session_version + 1
+    assert a.leg.hold  # --rtp-hold-timeout while held
+    assert a.session.on_offer(b"garbage") is None
+    a.session.local_sdp = a.session.offers[0]
+    a.leg.hold = False
+
+    await bridge.stop([a])
+    back = SessionDescription.parse(a.session.offers[1])
+    assert (back.connection_address, back.media[0].port) == ("127.0.0.1", a.leg.port)
+    assert back.session_version == held.session_version + 1
+    assert a.session.on_offer == a.media_updater.answer
+    assert len(b.session.offers) == 1  # the callee is hung up, not moved back
+    assert engines.sent[-1][0] == "delete" and not engines.held
+
+
+@pytest.mark.parametrize("refuse", ["offer", "answer"])
+async def test_a_refusal_leaves_the_bridge_in_process(parties, refuse):
+    a, b = await parties(), await parties()
+    engines = Engines(refuse=refuse)
+    assert not await EngineBridge(engines, a, b).start()
+    assert not a.session.offers and not b.session.offers
+    assert not engines.held  # an offer that went through is deleted again
+
+
+async def test_a_party_that_declines_puts_the_other_back(parties):
+    a, b = await parties(), await parties(status=488)
+    before = b.session.local_sdp
+    engines = Engines()
+    assert not await EngineBridge(engines, a, b).start()
+    assert len(a.session.offers) == 2  # moved, then back
+    assert SessionDescription.parse(a.session.offers[1]).media[0].port == a.leg.port
+    assert b.session.local_sdp == before
+    assert b.session.on_offer == b.media_updater.answer
+    assert not engines.held
+
+
+async def test_rtpengine_s_packet_counts_keep_the_silence_watchdog_quiet(parties):
+    a, b = await parties(), await parties()
+    engines = Engines()
+    bridge = EngineBridge(engines, a, b, check_s=0.01)
+    assert await bridge.start()
+    before = a.leg.activity()
+    for _ in range(200):
+        if engines.queries >= 2:
+            break
+        await asyncio.sleep(0.01)
+    assert a.leg.activity() > before  # the packets rtpengine got from the caller count
+    assert b.leg.received_elsewhere == 0  # none from the callee
+    await bridge.stop([a])
+
+
+async def test_an_rtpengine_that_stops_answering_ends_the_call(parties):
+    a, b = await parties(), await parties()
+    engines = Engines()
+    bridge = EngineBridge(engines, a, b, check_s=0.01)
+    assert await bridge.start()
+    engines.refuse = "query"
+    for _ in range(200):
+        if bridge.lost:
+            break
+        await asyncio.sleep(0.01)
+    assert bridge.lost and a.hangups and b.hangups
+    await bridge.stop([a])
+    assert len(a.session.offers) == 1  # nobody is moved back to a call that ends
+
+
+async def test_a_party_that_hangs_up_while_being_moved_ends_the_wait_at_once(parties):
+    a, b = await parties(), await parties(status=0)
+    engines = Engines()
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.05, b.ended.set)
+    started = loop.time()
+    assert not await EngineBridge(engines, a, b).start()
+    assert loop.time() - started < 1.0  # not the re-INVITE's 8 s
+    assert not engines.held
