@@ -24,6 +24,8 @@ from signaling.server import (
     DialRequest,
     Tab,
     WebSocketLike,
+    close_quietly,
+    is_disconnect,
     new_call_sid,
 )
 from signaling.tokens import AccessToken, TokenError
@@ -62,7 +64,7 @@ class Session:
         self.writer = asyncio.ensure_future(self._write())
         closing: list[asyncio.Task[None]] = []
         self.writer.add_done_callback(
-            lambda _: closing.append(asyncio.ensure_future(_close_quietly(self.websocket)))
+            lambda _: closing.append(asyncio.ensure_future(close_quietly(self.websocket)))
         )
         beat = asyncio.ensure_future(self._heartbeat())
         try:
@@ -70,7 +72,7 @@ class Session:
                 while not self.writer.done():
                     await self._on_frame(await self.websocket.receive_text())
         except Exception as exc:  # the socket closed, or a bug: only this socket is affected
-            if not _is_disconnect(exc):
+            if not is_disconnect(exc):
                 log.exception("webrtc.sdk_socket_failed")
         finally:
             beat.cancel()
@@ -422,15 +424,3 @@ class Session:
                 error={"code": pstream.APPLICATION_NOT_FOUND, "message": "application not found"},
             )
         return pstream.frame("hangup", callsid=sid)
-
-
-async def _close_quietly(websocket: WebSocketLike) -> None:
-    with contextlib.suppress(Exception):
-        await websocket.close()
-
-
-def _is_disconnect(exc: Exception) -> bool:
-    name = type(exc).__name__
-    return name in {"WebSocketDisconnect", "ConnectionClosed", "ConnectionClosedOK"} or isinstance(
-        exc, ConnectionError | RuntimeError
-    )

@@ -50,7 +50,14 @@ class WebSocketLike(Protocol):
     async def close(self) -> None: ...
 
 
-__all__ = ["BrowserCall", "DialRequest", "SignalingServer", "Tab"]
+__all__ = [
+    "BrowserCall",
+    "DialRequest",
+    "SignalingServer",
+    "Tab",
+    "close_quietly",
+    "is_disconnect",
+]
 
 log = logging.getLogger("callswitch.webrtc")
 
@@ -219,7 +226,7 @@ class SignalingServer:
         # socket, which ends the read below even if the tab sends nothing more.
         closing: list[asyncio.Task[None]] = []
         writer.add_done_callback(
-            lambda _: closing.append(asyncio.ensure_future(_close_quietly(websocket)))
+            lambda _: closing.append(asyncio.ensure_future(close_quietly(websocket)))
         )
         tab: Tab | None = None
 
@@ -237,7 +244,7 @@ class SignalingServer:
                 text = await websocket.receive_text()
                 await self._on_message(tab, text, send)
         except Exception as exc:  # the socket closed, or a bug: only this tab is affected
-            if not _is_disconnect(exc):
+            if not is_disconnect(exc):
                 log.exception("webrtc.tab_failed")
         finally:
             if tab is not None:
@@ -438,12 +445,12 @@ class SignalingServer:
                     call.hangup("shutdown")
 
 
-async def _close_quietly(websocket: WebSocketLike) -> None:
+async def close_quietly(websocket: WebSocketLike) -> None:
     with contextlib.suppress(Exception):
         await websocket.close()
 
 
-def _is_disconnect(exc: Exception) -> bool:
+def is_disconnect(exc: Exception) -> bool:
     name = type(exc).__name__
     return name in {"WebSocketDisconnect", "ConnectionClosed", "ConnectionClosedOK"} or isinstance(
         exc, ConnectionError | RuntimeError

@@ -13,7 +13,6 @@ so a handshaking connection already counts).
 from __future__ import annotations
 
 import logging
-import ssl
 
 from sip.framing import KEEPALIVE_PING, KEEPALIVE_PONG, PONG
 from sip.transport import Receiver, TcpConnection, TlsConnection, Transports
@@ -88,13 +87,3 @@ class WssConnection(TlsConnection, WsConnection):
     WebSocket, TCP), and the other way when sending."""
 
     transport = "WSS"
-
-    def __init__(
-        self,
-        receive: Receiver,
-        registry: Transports,
-        remote: tuple[str, int] | None = None,
-        *,
-        server_context: ssl.SSLContext | None = None,
-    ) -> None:
-        super().__init__(receive, registry, remote, server_context=server_context)
