@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-import io
-import shutil
-import subprocess
-import wave
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from media.amd import AmdSettings, MachineDetector
+from tests.speech_audio import spoken_fixture
 
 RATE = 8000
 FRAME = 160
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+# eSpeak NG's words through G.711 (tests/speech_audio.py); a missing espeak-ng fails
+# under CI=true rather than skip.
+spoken = pytest.fixture(spoken_fixture, name="spoken")
 
 GREETING = (
     "Hi, you have reached the voicemail of Jordan Smith. I am not available to take "
     "your call right now. Please leave your name, number and a short message after the tone."
 )
-
-
-def say(text: str, speed: int = 160, voice: str = "en-us") -> np.ndarray:
-    """``text`` spoken by eSpeak NG, as 8 kHz 16-bit samples."""
-    out = subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    ).stdout
-    with wave.open(io.BytesIO(out)) as w:
-        rate = w.getframerate()
-        samples = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-    step = np.arange(0, samples.size, rate / RATE)  # 22.05 kHz to 8 kHz, nearest sample
-    return samples[step.astype(int)]
 
 
 def silence(seconds: float) -> np.ndarray:
@@ -64,32 +47,29 @@ def detect(audio: np.ndarray, settings: AmdSettings | None = None, noise: bool =
     return detector.catch_up(detector.elapsed_ms + 60_000)
 
 
-@needs_espeak
-def test_hello_and_a_wait_is_a_human():
-    result = detect(np.concatenate([silence(0.4), say("Hello?"), silence(6)]))
+def test_hello_and_a_wait_is_a_human(spoken):
+    result = detect(np.concatenate([silence(0.4), spoken("Hello?", 0, 0), silence(6)]))
     assert result.answered_by == "human"
     assert 1_200 < result.duration_ms <= 3_000  # the speech plus the 1.2 s end threshold
 
 
-@needs_espeak
 @pytest.mark.parametrize("speed", [140, 175, 210])
-def test_a_long_greeting_is_a_machine_as_soon_as_it_outlasts_the_threshold(speed):
-    result = detect(np.concatenate([silence(0.3), say(GREETING, speed), silence(6)]))
+def test_a_long_greeting_is_a_machine_as_soon_as_it_outlasts_the_threshold(spoken, speed):
+    result = detect(np.concatenate([silence(0.3), spoken(GREETING, 0, 0, speed=speed), silence(6)]))
     assert result.answered_by == "machine_start"
     assert 2_400 < result.duration_ms < 4_500
 
 
-@needs_espeak
-def test_detect_message_end_waits_for_the_beep_or_the_silence():
+def test_detect_message_end_waits_for_the_beep_or_the_silence(spoken):
     settings = AmdSettings(detect_message_end=True)
-    greeting = say(GREETING)
+    greeting = spoken(GREETING, 0, 0, speed=160)
     beep = detect(np.concatenate([greeting, silence(0.4), tone(1000, 0.5), silence(5)]), settings)
     assert beep.answered_by == "machine_end_beep"
     assert beep.duration_ms > greeting.size / RATE * 1000
     quiet = detect(np.concatenate([greeting, silence(5)]), settings)
     assert quiet.answered_by == "machine_end_silence"
     settings_short = AmdSettings(detect_message_end=True, timeout_ms=5_000)
-    cut = detect(say(GREETING + " " + GREETING), settings_short)
+    cut = detect(spoken(GREETING + " " + GREETING, 0, 0, speed=160), settings_short)
     assert (cut.answered_by, cut.duration_ms) == ("machine_end_other", 5_000)
 
 
