@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -55,6 +56,10 @@ __all__ = ["RelayOutcome", "run_relay"]
 log = logging.getLogger("callswitch.voice")
 
 OPEN_TIMEOUT_S = 10.0
+# What an application may have waiting to be spoken: past MAX_QUEUED pieces more are
+# refused with an error message; unspoken text past MAX_PENDING_TEXT is spoken as it is.
+MAX_QUEUED = 32
+MAX_PENDING_TEXT = 4096
 CONNECTION_ERROR = 64102  # the WebSocket could not be opened or broke
 INVALID_MESSAGE = 64107  # a message of the application did not validate
 _SENTENCE_END = re.compile(r"[.!?;:](?:\s|$)")
@@ -148,13 +153,23 @@ def _report(runner: TwimlRunner, text: str, code: int = CONNECTION_ERROR) -> Non
 
 @dataclass
 class _Chunk:
-    """A piece of the agent's speech: a sentence being synthesized, or a file."""
+    """A piece of the agent's speech: a sentence to synthesize, or a file to load."""
 
     text: str
-    audio: asyncio.Future[Any]  # int16 8 kHz samples
+    make: Callable[[], Awaitable[Any]]  # its int16 8 kHz samples
     cycle: int  # the talk cycle it belongs to: one reply (up to ``last``), a file, the greeting
     loop: int = 1
     interruptible: str = "any"
+    audio: asyncio.Future[Any] | None = None  # being made: the one playing and the next
+
+    def prepare(self) -> asyncio.Future[Any]:
+        if self.audio is None:
+            self.audio = asyncio.ensure_future(self.make())
+        return self.audio
+
+    def drop(self) -> None:
+        if self.audio is not None:
+            self.audio.cancel()
 
 
 class RelaySession:
@@ -281,8 +296,11 @@ class RelaySession:
                 self.tts_language = message.lang
             self.tokens += message.token
             self._flush_tokens(message.last, message.interruptible)
+            if len(self.tokens) > MAX_PENDING_TEXT:  # no sentence end in sight: say it now
+                self._say(self.tokens, self._interruptible(message.interruptible))
+                self.tokens = ""
         elif isinstance(message, messages.Play):
-            load = asyncio.ensure_future(self.context.load_audio(message.source))
+            load = functools.partial(self.context.load_audio, message.source)
             interruptible = self._interruptible(message.interruptible)
             self._queue(_Chunk("", load, self.next_cycle, message.loop, interruptible))
             self.next_cycle += 1
@@ -319,11 +337,16 @@ class RelaySession:
         text = text.strip()
         if not text:
             return
-        audio = asyncio.ensure_future(self.context.synthesize(text, AGENT_VOICE, self.tts_language))
-        self._queue(_Chunk(text, audio, self.next_cycle, 1, interruptible))
+        speech = functools.partial(self.context.synthesize, text, AGENT_VOICE, self.tts_language)
+        self._queue(_Chunk(text, speech, self.next_cycle, 1, interruptible))
 
     def _queue(self, chunk: _Chunk) -> None:
+        if len(self.chunks) >= MAX_QUEUED:
+            self._spawn(self._send(messages.error(f"more than {MAX_QUEUED} pieces queued")))
+            return
         self.chunks.append(chunk)
+        if len(self.chunks) == 1:
+            chunk.prepare()  # the next to play: made now, the rest in their turn
         self.wake.set()
 
     @property
@@ -338,8 +361,11 @@ class RelaySession:
             self.wake.clear()
             while self.chunks:
                 chunk = self.current = self.chunks.popleft()
+                audio = chunk.prepare()
+                if self.chunks:
+                    self.chunks[0].prepare()  # made while this one plays
                 try:
-                    samples = await chunk.audio
+                    samples = await audio
                     if chunk.cycle != self.cycle:
                         self.cycle, self.cycle_text = chunk.cycle, []
                         self.cycle_started = time.monotonic()
@@ -358,10 +384,10 @@ class RelaySession:
 
     def _stop_speaking(self) -> None:
         for chunk in self.chunks:
-            chunk.audio.cancel()
+            chunk.drop()
         self.chunks.clear()
         if self.current is not None:
-            self.current.audio.cancel()  # still being synthesized: never played
+            self.current.drop()  # still being made: never played
         if self.playing is not None:
             self.playing.cancel()
 
