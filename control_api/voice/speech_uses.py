@@ -60,8 +60,9 @@ def transcriber(provider: SpeechProvider, language: str = "en-US") -> Transcribe
     async def transcribe(samples: np.ndarray, rate: int) -> str:
         if rate != provider.sample_rate:
             samples = Resampler(rate, provider.sample_rate).process(samples)
-        whole = samples.size / provider.sample_rate + 1.0  # the session holds all of it
-        session = provider.open(RecognitionOptions(language=language, max_speech_s=whole))
+        whole = samples.size / provider.sample_rate + 1.0  # seconds: the session holds all
+        options = RecognitionOptions(language=language, max_speech_s=whole, whole=True)
+        session = provider.open(options)
         try:
             for start in range(0, samples.size, CHUNK):
                 session.push(samples[start : start + CHUNK])

@@ -8,8 +8,8 @@ to the process with the fewest utterances in flight and keeps a decoder there
 from its first audio to its end.
 
 Each utterance is a :class:`EmbeddedSession`: ``push`` only appends to a
-bounded buffer (the utterance's ``max_speech_s`` of audio, at least
-``MAX_PENDING_S`` and at most ``MAX_BUFFER_S``; more is dropped and counted) and
+bounded buffer (``MAX_PENDING_S`` of audio; a recording pushed ``whole``, up to
+``MAX_BUFFER_S``; more is dropped and counted) and
 wakes the session's task, which sends what has gathered to its process in one
 job, waits, and repeats: a slow process gets bigger chunks, never a backlog of
 jobs. At most ``decoders_per_worker`` utterances hold a decoder in each process
@@ -123,9 +123,9 @@ class EmbeddedSession:
         self._options = options
         self._pending: list[Samples] = []
         self._pending_samples = 0
-        # At most the utterance's own length waits (a whole recording's, for a
-        # transcription), and never less than MAX_PENDING_S or more than MAX_BUFFER_S.
-        limit_s = min(max(MAX_PENDING_S, options.max_speech_s), MAX_BUFFER_S)
+        # A live call's audio waits at most MAX_PENDING_S for the decoder; a recording
+        # pushed whole (a transcription) waits all of it, up to MAX_BUFFER_S.
+        limit_s = min(options.max_speech_s, MAX_BUFFER_S) if options.whole else MAX_PENDING_S
         self._limit = int(limit_s * speech.sample_rate)
         self._wake = asyncio.Event()
         self._ending = False

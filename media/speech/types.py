@@ -39,7 +39,9 @@ class RecognitionOptions:
     ``hints`` are phrases (Twilio's comma-separated ``hints``); ``end_silence_s`` is
     the pause that ends an utterance (``speechTimeout``; None for ``auto``);
     ``no_input_s`` how long to wait for speech to start (``timeout``);
-    ``max_speech_s`` the longest utterance (``maxSpeechTime``).
+    ``max_speech_s`` the longest utterance (``maxSpeechTime``); ``whole``: all of the
+    audio is pushed at once (a recording to transcribe), so a provider holds it all
+    rather than only what a live call sends while the decoder catches up.
     """
 
     language: str = "en-US"
@@ -49,6 +51,7 @@ class RecognitionOptions:
     max_speech_s: float = 60.0
     partials: bool = False
     model: str | None = None
+    whole: bool = False
 
 
 @dataclass(frozen=True, slots=True)
