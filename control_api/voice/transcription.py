@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import wave
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from control_api.call_log import WARNING
 from control_api.sids import new_sid
 from control_api.store import TranscriptionRecord
 from control_api.voice.lifecycle import API_VERSION, now
+from media.audio_file import decode_audio
 
 if TYPE_CHECKING:
     from control_api.voice.context import VoiceContext
@@ -39,6 +39,7 @@ log = logging.getLogger("callswitch.voice")
 # Samples (16-bit mono) and their rate in, the words out; raises on failure.
 Transcriber = Callable[[np.ndarray, int], Awaitable[str]]
 MAX_SECONDS = 120
+RATE = 8000  # recordings are 8 kHz WAV; decode_audio downmixes two-channel ones
 
 
 def transcription_uri(account_sid: str, sid: str) -> str:
@@ -115,17 +116,9 @@ async def _words(transcriber: Transcriber | None, path: Path, seconds: float) ->
         raise RuntimeError("this node runs no speech recognizer")
     if not 0 < seconds <= MAX_SECONDS:
         raise ValueError(f"a recording of {seconds:.1f} s: up to {MAX_SECONDS} s are transcribed")
-    samples, rate = await asyncio.to_thread(_read_wav, path)
-    return (await transcriber(samples, rate)).strip()
-
-
-def _read_wav(path: Path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path)) as source:
-        rate, channels = source.getframerate(), source.getnchannels()
-        data = np.frombuffer(source.readframes(source.getnframes()), dtype="<i2")
-    if channels > 1:
-        data = data.reshape(-1, channels).mean(axis=1).astype(np.int16)
-    return data.astype(np.int16), rate
+    data = await asyncio.to_thread(path.read_bytes)
+    samples = await asyncio.to_thread(decode_audio, data, RATE, max_seconds=MAX_SECONDS)
+    return (await transcriber(samples, RATE)).strip()
 
 
 def _tell(context: VoiceContext, recording: CallRecording, error: str) -> None:
