@@ -22,16 +22,15 @@ expected JSON) is a :class:`~media.speech.SpeechError`.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import secrets
-import wave
 from collections.abc import Callable
 
 import numpy as np
 
 from control_api.http_client import Guard, HttpError, request
+from media.audio_file import wav_bytes
 from media.speech import (
     EmbeddedSpeech,
     Hypothesis,
@@ -170,13 +169,7 @@ class _Utterance:
 
 def wav(samples: np.ndarray) -> bytes:
     """16-bit mono 8 kHz WAV."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(RATE)
-        writer.writeframes(np.asarray(samples, dtype="<i2").tobytes())
-    return out.getvalue()
+    return wav_bytes(samples, RATE)
 
 
 def multipart(

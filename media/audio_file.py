@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import io
 import sys
+import wave
 from collections.abc import Iterable
 
 import av
 import numpy as np
 
-__all__ = ["MAX_SECONDS", "AudioDecodeError", "decode_audio", "resample_frames"]
+__all__ = ["MAX_SECONDS", "AudioDecodeError", "decode_audio", "resample_frames", "wav_bytes"]
 
 MAX_SECONDS = 3600.0
 
@@ -140,3 +141,14 @@ def resample_frames(
     if not output:
         return np.zeros(0, dtype=np.int16)
     return np.frombuffer(output, dtype=np.int16)
+
+
+def wav_bytes(samples: np.ndarray, rate: int = 8000) -> bytes:
+    """``samples`` (int16 mono) as a 16-bit mono WAV file at ``rate`` Hz."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(np.asarray(samples, dtype="<i2").tobytes())
+    return out.getvalue()

@@ -62,7 +62,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import io
 import json
 import logging
 import os
@@ -75,7 +74,7 @@ from pathlib import Path
 
 import numpy as np
 
-from media.audio_file import AudioDecodeError, decode_audio
+from media.audio_file import AudioDecodeError, decode_audio, wav_bytes
 
 __all__ = [
     "MAX_TEXT_CHARS",
@@ -391,12 +390,7 @@ def _read_cached(path: Path) -> np.ndarray | None:
 
 
 def _write_cached(path: Path, samples: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(RATE)
-        writer.writeframes(samples.astype("<i2").tobytes())
+    data = wav_bytes(samples, RATE)
     temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -404,7 +398,7 @@ def _write_cached(path: Path, samples: np.ndarray) -> None:
             dir=path.parent, prefix=".tts-", suffix=".tmp", delete=False
         ) as file:
             temporary = file.name
-            file.write(buffer.getvalue())
+            file.write(data)
         os.replace(temporary, path)
     except OSError as exc:  # a cache that cannot be written only costs a re-synthesis
         log.warning("cannot write TTS cache file %s: %s", path, exc)

@@ -14,10 +14,10 @@ A Device fetches every sound named in its ``sounds`` option when it is built
 from __future__ import annotations
 
 import functools
-import io
-import wave
 
 import numpy as np
+
+from media.audio_file import wav_bytes
 
 __all__ = ["NAMES", "RATE", "sound"]
 
@@ -71,10 +71,4 @@ def sound(name: str) -> bytes:
     if name not in NAMES:
         raise KeyError(name)
     pcm = np.clip(_samples(name), -1.0, 1.0) * 32767
-    out = io.BytesIO()
-    with wave.open(out, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(RATE)
-        wav.writeframes(pcm.astype("<i2").tobytes())
-    return out.getvalue()
+    return wav_bytes(pcm.astype(np.int16), RATE)
