@@ -290,7 +290,7 @@ class CallswitchServer:
     relay_ports: tuple[int, int] | None = None  # TURN relay range
     sip_ws_port: int | None = None  # SIP over WebSocket (RFC 7118)
     _lines: list[str] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _said: threading.Condition = field(default_factory=threading.Condition)  # a line came
     _ready_event: threading.Event = field(default_factory=threading.Event)
     _reader: threading.Thread | None = None
     stopped_rc: int | None = None
@@ -427,8 +427,9 @@ class CallswitchServer:
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 log.write(line + "\n")
                 log.flush()
-                with self._lock:
+                with self._said:
                     self._lines.append(line)
+                    self._said.notify_all()
                 if not self._ready_event.is_set() and "event=ready" in line:
                     self.ready = parse_logfmt(line)
                     self._ready_event.set()
@@ -473,7 +474,7 @@ class CallswitchServer:
                 )
 
     def lines(self) -> list[str]:
-        with self._lock:
+        with self._said:
             return list(self._lines)
 
     def tail(self, n: int = 60) -> str:
@@ -486,6 +487,17 @@ class CallswitchServer:
     def events(self, name: str) -> list[dict[str, str]]:
         """Parsed log lines whose `event` is `name`."""
         return [f for f in map(parse_logfmt, self.lines()) if f.get("event") == name]
+
+    def wait_events(self, name: str, timeout: float = 10.0, count: int = 1) -> list[dict[str, str]]:
+        """The events called `name` once `count` are logged (the log is read by a thread,
+        a moment behind the wire); what there is after `timeout` otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._said:
+            while len(found := self.events(name)) < count:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._said.wait(left):
+                    return self.events(name)
+        return found
 
     def is_alive(self) -> bool:
         return self.proc.poll() is None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import shutil
 import subprocess
-import time
 import wave
 from pathlib import Path
 
@@ -106,12 +105,9 @@ def test_registered_baresip_is_rung_by_dial_sip(tmp_path):
                 stderr=subprocess.STDOUT,
                 cwd=tmp_path,
             )
-            deadline = time.monotonic() + 8
-            while not server.events("sip.registered"):
-                assert time.monotonic() < deadline, (tmp_path / "baresip.log").read_text(
-                    errors="replace"
-                )[-2000:] + server.tail()
-                time.sleep(0.1)
+            assert server.wait_events("sip.registered", 8), (tmp_path / "baresip.log").read_text(
+                errors="replace"
+            )[-2000:] + server.tail()
             caller = run_sipp(
                 "uac_tone_wait_bye.xml",
                 server.sip_target,

@@ -18,7 +18,6 @@ loopback; without it the tests skip.
 from __future__ import annotations
 
 import threading
-import time
 import urllib.request
 import warnings
 from collections.abc import Iterator
@@ -127,13 +126,6 @@ def windows_from(
     return [dominant_frequency(w) if level_dbfs(w) > -30 else 0.0 for w in windows]
 
 
-def wait_event(server: CallswitchServer, name: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not server.events(name) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return bool(server.events(name))
-
-
 def scrape(server: CallswitchServer) -> dict[str, float]:
     url = f"http://127.0.0.1:{server.http_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:
@@ -229,7 +221,7 @@ def test_killing_rtpengine_ends_the_call_and_the_next_call_stays_in_process(
                 )
                 caller = CallIn(tmp_path / "first", server, caller_sink)
                 assert engine.wait_calls(lambda calls: bool(calls), 15), server.tail()
-                assert wait_event(server, "rtpengine.bridged", 10), server.tail()
+                assert server.wait_events("rtpengine.bridged", 10), server.tail()
                 engine.kill()
                 called, answered = caller.wait(), callee.wait(20)
                 assert called is not None and called.ok(1), f"{called and called.describe()}"

@@ -154,4 +154,4 @@ def test_phones_register_to_a_domain_with_its_registration_credentials(server, s
     login = ("-au", "alice", "-ap", PASSWORD)
     result = sipp("register_domain.xml", service="alice", keys={"domain": DOMAIN}, extra=login)
     assert result.ok(1), sipp_failure(result, server, "the domain's phone did not register")
-    assert server.events("sip.registered")
+    assert server.wait_events("sip.registered")

@@ -254,7 +254,7 @@ async def test_browser_phone_registers_over_wss_calls_echo_and_is_rung(
             await _status(page, browser, "loaded")
             await page.evaluate("(options) => { window.phone.start(options); }", options)
             await _status(page, browser, "registered")
-            [registered] = server.events("sip.registered")
+            [registered] = await asyncio.to_thread(server.wait_events, "sip.registered")
             assert registered["aor"] == "alice"
 
             # The phone calls the echo test and hears its own tone back.

@@ -208,7 +208,7 @@ def test_malformed_twiml_is_an_application_error(server, sipp, rtp_sink, app, cl
         timeout=20,
     )
     assert result.ok(1), sipp_failure(result, server, "the call did not end after the error")
-    assert server.events("twiml.application_error")
+    assert server.wait_events("twiml.application_error")
     [voice] = app.to("/voice")
     call = client.calls(voice.field("CallSid")).fetch()
     assert call.status == "completed"

@@ -9,7 +9,6 @@ scraper.
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 
 from tests.interop.harness import CallswitchServer
@@ -45,10 +44,7 @@ def still_serving(server: CallswitchServer) -> None:
 def wait_event(server: CallswitchServer, name: str, timeout: float = 10.0) -> list[dict[str, str]]:
     """The server's log events called ``name``, once at least one is there (its log is
     read by a thread, a moment behind the wire); empty after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not server.events(name) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return server.events(name)
+    return server.wait_events(name, timeout)
 
 
 def refused_events(server: CallswitchServer, reason: str) -> list[dict[str, str]]:

@@ -160,6 +160,6 @@ def test_two_tenants_each_have_an_alice_and_never_meet(server):
                 "Unauthorized",
             )
         )
-    registered = server.events("sip.registered")
+    registered = server.wait_events("sip.registered", count=2)
     assert len([e for e in registered if e.get("aor") == "alice"]) == 2
     still_serving(server)
