@@ -45,6 +45,7 @@ class LiveTranscription:
     spec: Transcription
     sid: str = field(default_factory=lambda: new_sid("GT"))
     status: str = "in-progress"  # then stopped
+    date_updated: datetime = field(default_factory=lambda: datetime.now(UTC))
     sequence: int = 0
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -131,6 +132,7 @@ class CallTranscriptions:
                 await asyncio.gather(*listeners, return_exceptions=True)
         finally:
             transcription.status = "stopped"
+            transcription.date_updated = datetime.now(UTC)
             if transcription in self.running:
                 self.running.remove(transcription)
             await self._event(transcription, "transcription-stopped")
