@@ -59,6 +59,8 @@ class NewMachineDetection:
     asynchronous: bool = False  # AsyncAmd
     callback: str | None = None  # AsyncAmdStatusCallback (amdStatusCallback on <Number>)
     callback_method: str = "POST"
+    # AsyncAmd parameters sent where they do not belong (a participant): warning 21263
+    misplaced_async: bool = False
 
 
 @dataclass(frozen=True, slots=True)
