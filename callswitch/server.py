@@ -61,8 +61,10 @@ from control_api.voice.port import (
     NewParticipant,
     NewRecording,
     NewStream,
+    NewTranscription,
     NewTwiml,
     StreamInfo,
+    TranscriptionInfo,
 )
 from control_api.voice.runtime import VoiceRuntime
 from control_api.voice.sip_domain import SipDomainCalls
@@ -147,6 +149,16 @@ class _NoLiveCalls:
     async def stop_stream(
         self, account_sid: str, call_sid: str, sid_or_name: str
     ) -> StreamInfo | None:
+        return None
+
+    async def start_transcription(
+        self, account_sid: str, call_sid: str, transcription: NewTranscription
+    ) -> TranscriptionInfo | None:
+        return None
+
+    async def stop_transcription(
+        self, account_sid: str, call_sid: str, sid_or_name: str
+    ) -> TranscriptionInfo | None:
         return None
 
     async def start_recording(

@@ -482,7 +482,8 @@ def _seconds(text: str | None) -> int | None:
     if text is None:
         return None
     text = text.strip().strip('"')
-    if not text.isdigit() or len(text) > 10:
+    # ASCII digits only: str.isdigit() also takes superscripts ("¹"), which int() refuses
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
         return None
     return min(int(text), MAX_EXPIRES)
 

@@ -113,12 +113,13 @@ def call_json(call: CallRecord) -> dict:
         "start_time": json_date(call.start_time),
         "status": call.status,
         # Twilio's entries for the subresources built here (not payments, siprec,
-        # transcriptions, user_defined_message(_subscription)s).
+        # user_defined_message(_subscription)s).
         "subresource_uris": {
             "events": f"{base}/Events.json",
             "notifications": f"{base}/Notifications.json",
             "recordings": f"{base}/Recordings.json",
             "streams": f"{base}/Streams.json",
+            "transcriptions": f"{base}/Transcriptions.json",
         },
         "to": call.to,
         "to_formatted": format_number(call.to),

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
 from control_api.api.conferences import LiveConferences
-from control_api.cluster.forward import FORWARD_PATH, stream_to_wire
-from control_api.voice.port import LiveCalls, NewRecording, NewStream, NewTwiml
+from control_api.cluster.forward import FORWARD_PATH, stream_to_wire, transcription_to_wire
+from control_api.voice.port import LiveCalls, NewRecording, NewStream, NewTranscription, NewTwiml
 
 __all__ = ["cluster_router"]
 
@@ -66,6 +66,8 @@ def cluster_router(local: LiveCalls, rooms: LiveConferences | None = None) -> AP
             return JSONResponse({"stream": stream_to_wire(found)})
         if action in ("start_recording", "update_recording"):
             return await _recording(local, sid, call_sid, action, body)
+        if action in ("start_transcription", "stop_transcription"):
+            return await _transcription(local, sid, call_sid, action, body)
         return JSONResponse({"error": "bad_request"}, 400)
 
     return router
@@ -95,6 +97,30 @@ async def _recording(
     except ValueError as exc:  # as many recordings as the call may have
         return JSONResponse({"error": "name_taken", "message": str(exc)}, 409)
     return JSONResponse({"recording": found})
+
+
+async def _transcription(
+    local: LiveCalls, account_sid: str, call_sid: str, action: str, body: dict
+) -> JSONResponse:
+    """A forwarded ``POST Calls/{CallSid}/Transcriptions`` (start) or
+    ``…/Transcriptions/{Sid}`` (stop)."""
+    try:
+        if action == "start_transcription":
+            new = NewTranscription(**dict(body["transcription"]))
+        else:
+            sid_or_name = str(body["transcription"])
+    except (KeyError, TypeError, ValueError):
+        return JSONResponse({"error": "bad_request"}, 400)
+    try:
+        if action == "start_transcription":
+            found = await local.start_transcription(account_sid, call_sid, new)
+        else:
+            found = await local.stop_transcription(account_sid, call_sid, sid_or_name)
+    except LookupError as exc:
+        return JSONResponse({"error": "no_such_transcription", "message": str(exc)}, 404)
+    except ValueError as exc:  # a name taken, or as many as the call may have
+        return JSONResponse({"error": "name_taken", "message": str(exc)}, 409)
+    return JSONResponse({"transcription": transcription_to_wire(found)})
 
 
 CONFERENCE_ACTIONS = frozenset(

@@ -8,6 +8,10 @@
   ``Coaching``/``CallSidToCoach``, ``ConferenceStatusCallback``/``…Method``/``…Event``
   and ``ConferenceRecord``; it answers 201 with the participant (status ``queued``).
   A friendly name that is not running yet makes the conference; a CF sid must be live.
+  ``MachineDetection`` (and its tuning, as on ``Calls``) listens to the participant
+  the asynchronous way, as ``<Number machineDetection>`` does: it joins at once and
+  ``AmdStatusCallback``/``…Method`` get the decision (voice/machine_detection.py,
+  which warns 21262 without a callback and 21263 for ``AsyncAmd…`` parameters).
 - :func:`participant_changes`: what ``POST Participants/{CallSid or Label}.json`` may
   change besides ``Muted`` and ``Hold`` (``HoldUrl``/``HoldMethod``,
   ``AnnounceUrl``/``AnnounceMethod``, ``Coaching``/``CallSidToCoach``,
@@ -24,7 +28,7 @@ from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
 from control_api.api.balance import require_funds
-from control_api.api.calls import check_parties, new_call_from
+from control_api.api.calls import check_parties, machine_detection_from, new_call_from
 from control_api.api.conferences import participant_json
 from control_api.api.params import Params, form_boolean, form_params, parse_method, parse_url
 from control_api.api.placing import places_no_calls, unplaceable
@@ -35,7 +39,7 @@ from control_api.errors import (
 )
 from control_api.sids import is_sid
 from control_api.voice.conference_events import EVENT_FILTERS
-from control_api.voice.port import LiveCalls, NewParticipant, Unroutable
+from control_api.voice.port import LiveCalls, NewMachineDetection, NewParticipant, Unroutable
 
 __all__ = ["participant_changes", "router"]
 
@@ -45,6 +49,7 @@ MAX_NAME = 128
 BEEPS = ("true", "false", "onEnter", "onExit")
 CONFERENCE_EVENTS = frozenset(EVENT_FILTERS.values())
 RECORD_CHOICES = {"true": "record-from-start", "record-from-start": "record-from-start"}
+CALLS_ONLY_AMD = ("AsyncAmd", "AsyncAmdStatusCallback", "AsyncAmdStatusCallbackMethod")
 
 router = APIRouter()
 
@@ -93,6 +98,21 @@ def participant_changes(params: Params) -> dict[str, Any]:
     return changes
 
 
+def participant_machine_detection(params: Params) -> NewMachineDetection | None:
+    """A participant's ``MachineDetection``: checked and tuned as on ``Calls``, always
+    asynchronous, its decision to ``AmdStatusCallback`` (``AmdStatusCallbackMethod``)."""
+    asked = machine_detection_from(params)
+    if asked is None:
+        return None
+    return replace(
+        asked,
+        asynchronous=True,
+        callback=_url(params, "AmdStatusCallback"),
+        callback_method=_method(params, "AmdStatusCallbackMethod"),
+        misplaced_async=any(params.get(name) for name in CALLS_ONLY_AMD),
+    )
+
+
 def _events(params: Params, name: str, allowed: frozenset[str]) -> tuple[str, ...]:
     events = tuple(
         event.strip() for value in params.getlist(name) for event in value.replace(",", " ").split()
@@ -109,6 +129,8 @@ def new_participant_from(params: Params) -> NewParticipant:
     for name in ("StatusCallback", "ConferenceStatusCallback", "WaitUrl"):
         _url(params, name)
     call = new_call_from(params)
+    if call.send_digits is None:  # SendDigits turns detection off, as on Calls
+        call = replace(call, machine_detection=participant_machine_detection(params))
     label = params.get("Label") or None
     if label is not None and len(label) > MAX_LABEL:
         raise ApiError.bad_parameter(f"Label is longer than {MAX_LABEL} characters")

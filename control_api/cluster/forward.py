@@ -25,8 +25,10 @@ from control_api.voice.port import (
     NewCall,
     NewRecording,
     NewStream,
+    NewTranscription,
     NewTwiml,
     StreamInfo,
+    TranscriptionInfo,
     Unavailable,
 )
 
@@ -41,6 +43,8 @@ __all__ = [
     "NodeUnreachable",
     "stream_from_wire",
     "stream_to_wire",
+    "transcription_from_wire",
+    "transcription_to_wire",
 ]
 
 log = logging.getLogger("callswitch.cluster")
@@ -138,6 +142,34 @@ class ClusterLiveCalls:
             return found
         return stream_from_wire(await self._forward(account_sid, call_sid, body))
 
+    async def start_transcription(
+        self, account_sid: str, call_sid: str, transcription: NewTranscription
+    ) -> TranscriptionInfo | None:
+        here = self.local.start_transcription(account_sid, call_sid, transcription)
+        body = {"action": "start_transcription", "transcription": asdict(transcription)}
+        return await self._transcription(here, account_sid, call_sid, body)
+
+    async def stop_transcription(
+        self, account_sid: str, call_sid: str, sid_or_name: str
+    ) -> TranscriptionInfo | None:
+        here = self.local.stop_transcription(account_sid, call_sid, sid_or_name)
+        body = {"action": "stop_transcription", "transcription": sid_or_name}
+        return await self._transcription(here, account_sid, call_sid, body)
+
+    async def _transcription(
+        self,
+        here: Awaitable[TranscriptionInfo | None],
+        account_sid: str,
+        call_sid: str,
+        body: dict,
+    ) -> TranscriptionInfo | None:
+        """The live transcription this node acted on (``here``), or else the one the
+        holding peer did."""
+        found = await here
+        if found is not None:
+            return found
+        return transcription_from_wire(await self._forward(account_sid, call_sid, body))
+
     async def start_recording(
         self, account_sid: str, call_sid: str, recording: NewRecording
     ) -> str | None:
@@ -208,7 +240,7 @@ class ClusterLiveCalls:
         error = answer.get("error") if isinstance(answer, dict) else None
         if error == "name_taken":
             raise ValueError(answer.get("message", ""))
-        if error in ("no_such_stream", "no_such_recording"):
+        if error in ("no_such_stream", "no_such_recording", "no_such_transcription"):
             raise LookupError(answer.get("message", ""))
         log.warning(
             "cluster.forward_refused",
@@ -239,4 +271,29 @@ def stream_to_wire(stream: StreamInfo | None) -> dict | None:
         "name": stream.name,
         "status": stream.status,
         "date_updated": stream.date_updated.isoformat(),
+    }
+
+
+def transcription_from_wire(answer: dict | None) -> TranscriptionInfo | None:
+    """The live transcription in a peer's answer to a forwarded update, if any."""
+    found = answer.get("transcription") if answer else None
+    if not found:
+        return None
+    return TranscriptionInfo(
+        sid=found["sid"],
+        name=found["name"],
+        status=found["status"],
+        date_updated=datetime.fromisoformat(found["date_updated"]),
+    )
+
+
+def transcription_to_wire(transcription: TranscriptionInfo | None) -> dict | None:
+    """A live transcription as a forwarded update's answer carries it."""
+    if transcription is None:
+        return None
+    return {
+        "sid": transcription.sid,
+        "name": transcription.name,
+        "status": transcription.status,
+        "date_updated": transcription.date_updated.isoformat(),
     }

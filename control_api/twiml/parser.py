@@ -508,12 +508,12 @@ _SPECS: dict[str, Spec] = {
         "dtmfDetection": ("dtmf_detection", _boolean),
         "reportInputDuringAgentSpeech": ("report_input_during_agent_speech", _interruptible),
         "preemptible": ("preemptible", _boolean),
+        "partialPrompts": ("partial_prompts", _boolean),
         "hints": ("hints", _string),
         "debug": ("debug", _string),
         # Accepted without effect here: Twilio's own services.
         "elevenlabsTextNormalization": ("", _string),
         "intelligenceService": ("", _string),
-        "partialPrompts": ("", _string),
     },
     "Language": {
         "code": ("code", _string),

@@ -349,7 +349,8 @@ class ConversationRelay:
     interrupt_sensitivity: str = "high"
     dtmf_detection: bool = False
     report_input_during_agent_speech: str = "none"  # none, any, speech, dtmf
-    preemptible: bool = False
+    preemptible: bool = False  # the greeting's, and a reply's that does not say
+    partial_prompts: bool = False  # prompt messages with last=false as the caller speaks
     hints: str | None = None
     debug: str | None = None
     languages: tuple[RelayLanguage, ...] = ()

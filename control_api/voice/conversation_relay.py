@@ -6,10 +6,14 @@ handshake, ``--fetch-deny`` applies), sends ``setup``, speaks the
 closes or the caller hangs up:
 
 - the caller's audio goes to the node's speech recognizer, one utterance at a time
-  (``VoiceContext.speech_listener``), and each utterance heard becomes a ``prompt``;
+  (``VoiceContext.speech_listener``), and each utterance heard becomes a ``prompt``
+  (with ``partialPrompts``, the words so far come first as prompts with ``last``
+  false, as the recognizer gives them);
 - ``text`` tokens are spoken as they complete a sentence (or come with
   ``last``) with the node's text-to-speech (eSpeak NG), ``play`` plays a file,
-  ``sendDigits`` sends DTMF, ``language`` switches the languages;
+  ``sendDigits`` sends DTMF, ``language`` switches the languages; a ``text`` or
+  ``play`` marked ``preemptible`` (or the greeting, with the noun's ``preemptible``)
+  is cut short as soon as the application sends the next talk cycle's;
 - the caller starting to talk over the agent (or pressing a key, by
   ``interruptible``) stops it and sends ``interrupt`` with what had been spoken and for
   how long; keys go up as ``dtmf`` with ``dtmfDetection``.
@@ -42,7 +46,7 @@ from control_api.call_log import ERROR
 from control_api.sids import new_sid
 from control_api.twiml.verbs import ConnectRelay, ConversationRelay
 from control_api.voice import relay_protocol as messages
-from control_api.voice.listening import Ears
+from control_api.voice.listening import Ears, Heard
 from control_api.webhooks import sign
 from media.leg import Frame
 from media.player import play, send_digits
@@ -160,6 +164,7 @@ class _Chunk:
     cycle: int  # the talk cycle it belongs to: one reply (up to ``last``), a file, the greeting
     loop: int = 1
     interruptible: str = "any"
+    preemptible: bool = False  # the next talk cycle cuts it short
     audio: asyncio.Future[Any] | None = None  # being made: the one playing and the next
 
     def prepare(self) -> asyncio.Future[Any]:
@@ -203,6 +208,7 @@ class RelaySession:
         self.wake = asyncio.Event()
         self.ears: Ears | None = None
         self.talked_over = False  # the caller spoke while the agent did, without cutting in
+        self.partial_sent: asyncio.Task[None] | None = None  # the last partial prompt
         self.done = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -227,7 +233,11 @@ class RelaySession:
             )
         )
         if self.relay.welcome_greeting:
-            self._say(self.relay.welcome_greeting, self.relay.welcome_greeting_interruptible)
+            self._say(
+                self.relay.welcome_greeting,
+                self.relay.welcome_greeting_interruptible,
+                self.relay.preemptible,
+            )
             self.next_cycle += 1
         assert self.leg is not None
         add_tap(self.leg, self._heard)
@@ -295,14 +305,16 @@ class RelaySession:
             if message.lang:
                 self.tts_language = message.lang
             self.tokens += message.token
-            self._flush_tokens(message.last, message.interruptible)
+            preemptible = self._preemptible(message.preemptible)
+            self._flush_tokens(message.last, message.interruptible, preemptible)
             if len(self.tokens) > MAX_PENDING_TEXT:  # no sentence end in sight: say it now
-                self._say(self.tokens, self._interruptible(message.interruptible))
+                self._say(self.tokens, self._interruptible(message.interruptible), preemptible)
                 self.tokens = ""
         elif isinstance(message, messages.Play):
             load = functools.partial(self.context.load_audio, message.source)
             interruptible = self._interruptible(message.interruptible)
-            self._queue(_Chunk("", load, self.next_cycle, message.loop, interruptible))
+            preemptible = self._preemptible(message.preemptible)
+            self._queue(_Chunk("", load, self.next_cycle, message.loop, interruptible, preemptible))
             self.next_cycle += 1
         elif isinstance(message, messages.SendDigits):
             if self.leg is not None:
@@ -315,32 +327,36 @@ class RelaySession:
             self.outcome.handoff_data = message.handoff_data
             self._finish("ended")
 
-    def _flush_tokens(self, last: bool, interruptible: str | None) -> None:
+    def _flush_tokens(self, last: bool, interruptible: str | None, preemptible: bool) -> None:
         """Speak what forms whole sentences (everything, with ``last``)."""
         while True:
             found = _SENTENCE_END.search(self.tokens)
             if found is None:
                 break
             sentence, self.tokens = self.tokens[: found.end()], self.tokens[found.end() :]
-            self._say(sentence, self._interruptible(interruptible))
+            self._say(sentence, self._interruptible(interruptible), preemptible)
         if last:
-            self._say(self.tokens, self._interruptible(interruptible))
+            self._say(self.tokens, self._interruptible(interruptible), preemptible)
             self.tokens = ""
             self.next_cycle += 1
 
     def _interruptible(self, given: str | None) -> str:
         return given or self.relay.interruptible
 
+    def _preemptible(self, given: bool | None) -> bool:
+        return self.relay.preemptible if given is None else given
+
     # -- the agent's voice
 
-    def _say(self, text: str, interruptible: str) -> None:
+    def _say(self, text: str, interruptible: str, preemptible: bool = False) -> None:
         text = text.strip()
         if not text:
             return
         speech = functools.partial(self.context.synthesize, text, AGENT_VOICE, self.tts_language)
-        self._queue(_Chunk(text, speech, self.next_cycle, 1, interruptible))
+        self._queue(_Chunk(text, speech, self.next_cycle, 1, interruptible, preemptible))
 
     def _queue(self, chunk: _Chunk) -> None:
+        self._preempt(chunk.cycle)
         if len(self.chunks) >= MAX_QUEUED:
             self._spawn(self._send(messages.error(f"more than {MAX_QUEUED} pieces queued")))
             return
@@ -381,6 +397,23 @@ class RelaySession:
                 finally:
                     self.playing = None
                     self.current = None
+
+    def _preempt(self, cycle: int) -> None:
+        """A piece of talk cycle ``cycle`` came: the preemptible speech of earlier
+        cycles, playing or waiting, gives way to it (no ``interrupt``: the caller did
+        not cut in)."""
+        kept: deque[_Chunk] = deque()
+        for waiting in self.chunks:
+            if waiting.preemptible and waiting.cycle < cycle:
+                waiting.drop()
+            else:
+                kept.append(waiting)
+        self.chunks = kept
+        current = self.current
+        if current is not None and current.preemptible and current.cycle < cycle:
+            current.drop()  # still being made: never played
+            if self.playing is not None:
+                self.playing.cancel()
 
     def _stop_speaking(self) -> None:
         for chunk in self.chunks:
@@ -425,7 +458,10 @@ class RelaySession:
         if factory is None:
             await self._send(messages.error("this node runs no speech recognizer"))
             return
-        self.ears = Ears(factory, self.stt_language, self.relay.hints, self._caller_started)
+        partial = self._partial if self.relay.partial_prompts else None
+        self.ears = Ears(
+            factory, self.stt_language, self.relay.hints, self._caller_started, partial
+        )
         while not self.done.is_set():
             self.talked_over = False
             self.ears.language = self.stt_language
@@ -438,8 +474,30 @@ class RelaySession:
                 "any",
                 "speech",
             )
+            if self.partial_sent is not None:  # the partials go first
+                await asyncio.gather(self.partial_sent, return_exceptions=True)
             if heard is not None and heard.text and not heard_over:
                 await self._send(messages.prompt(heard.text, self.stt_language))
+
+    def _partial(self, heard: Heard) -> None:
+        """The words so far of the utterance being spoken (``partialPrompts``), in order,
+        unless they are said over an agent that may not be interrupted (and such input
+        is not reported)."""
+        if not heard.text or (
+            self.talked_over
+            and self.relay.report_input_during_agent_speech not in ("any", "speech")
+        ):
+            return
+        previous = self.partial_sent
+        message = messages.prompt(heard.text, self.stt_language, last=False)
+
+        async def send() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            await self._send(message)
+
+        self.partial_sent = asyncio.ensure_future(send())
+        self._spawn(self.partial_sent)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         self._tasks = [task for task in self._tasks if not task.done()]

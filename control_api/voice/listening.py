@@ -4,7 +4,8 @@ ConversationRelay and live transcription both hear a call this way: frames from 
 leg's tap (G.711, decoded here) go to the recognizer the runtime provides
 (``VoiceContext.speech_listener``: the speech layer's streaming recognizer, which
 endpoints by voice activity), and :meth:`Ears.utterance` answers each utterance's
-words in turn.
+words in turn; with ``on_partial`` the words so far are told as the caller speaks
+(when the recognizer gives partial results: the embedded one does).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from media.g711 import alaw_decode, ulaw_decode
 from media.leg import Frame
 
-__all__ = ["Ears", "Heard", "Listener", "ListenerFactory"]
+__all__ = ["Ears", "Heard", "Listener", "ListenerFactory", "OnPartial"]
 
 _DECODERS = {"PCMU": ulaw_decode, "PCMA": alaw_decode}
 
@@ -46,8 +47,20 @@ class Listener(Protocol):
         """Stop listening."""
 
 
-# (language, hints, on_speech: speech started) -> a listener for one utterance
-ListenerFactory = Callable[[str, str | None, Callable[[], None]], Listener]
+OnPartial = Callable[[Heard], None]  # the words so far of the utterance being spoken
+
+
+class ListenerFactory(Protocol):
+    """(language, hints, on_speech: speech started, on_partial) -> a listener for one
+    utterance."""
+
+    def __call__(
+        self,
+        language: str,
+        hints: str | None,
+        on_speech: Callable[[], None],
+        on_partial: OnPartial | None = None,
+    ) -> Listener: ...
 
 
 class Ears:
@@ -59,11 +72,13 @@ class Ears:
         language: str,
         hints: str | None = None,
         on_speech: Callable[[], None] | None = None,
+        on_partial: OnPartial | None = None,
     ) -> None:
         self.factory = factory
         self.language = language
         self.hints = hints
         self.on_speech = on_speech or (lambda: None)
+        self.on_partial = on_partial
         self.listener: Listener | None = None
 
     def hear(self, frame: Frame) -> None:
@@ -75,7 +90,12 @@ class Ears:
     async def utterance(self) -> Heard | None:
         """What was heard of the next utterance (None: nobody spoke before the
         recognizer gave up waiting); raises what the recognizer raises."""
-        self.listener = self.factory(self.language, self.hints, self.on_speech)
+        if self.on_partial is None:
+            self.listener = self.factory(self.language, self.hints, self.on_speech)
+        else:
+            self.listener = self.factory(
+                self.language, self.hints, self.on_speech, on_partial=self.on_partial
+            )
         return await self.listener.result
 
     def cancel(self) -> None:

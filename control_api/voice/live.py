@@ -10,10 +10,11 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from control_api.calls.leg import CallLeg
-from control_api.twiml.verbs import Stream
+from control_api.twiml.verbs import Stream, Transcription
 from control_api.voice import outbound, participants
 from control_api.voice.live_recording import CallRecordings, update_live
-from control_api.voice.port import NewTwiml, StreamInfo
+from control_api.voice.live_transcription import LiveTranscription
+from control_api.voice.port import NewTwiml, StreamInfo, TranscriptionInfo
 from control_api.voice.runner import Document
 
 if TYPE_CHECKING:
@@ -178,6 +179,28 @@ class LocalLiveCalls:
             raise LookupError(sid_or_name)
         return _stream_info(await live.runner.forks.stop(fork))
 
+    async def start_transcription(self, account_sid: str, sid: str, new_transcription):
+        """The call's Transcriptions resource: what ``<Start><Transcription>`` starts,
+        on a live, answered call (voice/live_transcription.py); None (21220) while it
+        rings or once it ended."""
+        live = self.table.find(account_sid, sid)
+        if live is None or live.runner is None or live.call.ended.is_set():
+            return None
+        if not live.call.answered:  # nothing to hear yet
+            return None
+        # A NewTranscription is the REST form of a <Transcription>: the same names.
+        started = live.runner.transcriptions.start(Transcription(**asdict(new_transcription)))
+        return _transcription_info(started)
+
+    async def stop_transcription(self, account_sid: str, sid: str, sid_or_name: str):
+        live = self.table.find(account_sid, sid)
+        if live is None or live.runner is None:
+            return None
+        running = live.runner.transcriptions.find(sid_or_name)
+        if running is None:
+            raise LookupError(sid_or_name)
+        return _transcription_info(await live.runner.transcriptions.stop(running))
+
     async def start_recording(self, account_sid: str, sid: str, new_recording):
         """Record a live, answered call from now (voice/live_recording.py); None (21220)
         while it rings or once it ended."""
@@ -204,3 +227,9 @@ class LocalLiveCalls:
 
 def _stream_info(fork) -> StreamInfo:
     return StreamInfo(fork.sid, fork.name, fork.status, fork.date_updated)
+
+
+def _transcription_info(transcription: LiveTranscription) -> TranscriptionInfo:
+    return TranscriptionInfo(
+        transcription.sid, transcription.name, transcription.status, transcription.date_updated
+    )

@@ -6,7 +6,9 @@ both) beside the TwiML, which goes on at once, and posts Twilio's real-time
 transcription events to ``statusCallbackUrl`` (signed, through the outbox):
 ``transcription-started``; a ``transcription-content`` per utterance with
 ``TranscriptionData`` (``{"transcript": ..., "confidence": ...}``), ``Final``,
-``Track`` and a ``SequenceId``; ``transcription-stopped`` when ``<Stop>`` names it or
+``Track`` and a ``SequenceId`` (with ``partialResults``, the words so far first, as
+the recognizer gives them, with ``Final`` false); ``transcription-stopped`` when
+``<Stop>`` or the REST resource (control_api/api/realtime_transcriptions.py) names it or
 the call ends; ``transcription-error`` when the node has no recognizer or it fails.
 Recognition is the node's (``--speech-provider``); ``transcriptionEngine`` and
 ``speechModel`` are accepted.
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING
 from control_api.sids import new_sid
 from control_api.twiml.verbs import Transcription
 from control_api.voice.lifecycle import API_VERSION
-from control_api.voice.listening import Ears
+from control_api.voice.listening import Ears, Heard, OnPartial
 from media.leg import Frame
 from media.taps import add_tap, remove_tap
 
@@ -45,9 +47,11 @@ class LiveTranscription:
     spec: Transcription
     sid: str = field(default_factory=lambda: new_sid("GT"))
     status: str = "in-progress"  # then stopped
+    date_updated: datetime = field(default_factory=lambda: datetime.now(UTC))
     sequence: int = 0
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    partial_sent: asyncio.Task[None] | None = None  # the last partial result's event
 
     @property
     def name(self) -> str | None:
@@ -103,7 +107,17 @@ class CallTranscriptions:
                     error="this node runs no speech recognizer",
                 )
                 return
-            ears = {track: Ears(factory, spec.language_code, spec.hints) for track in tracks}
+            ears = {
+                track: Ears(
+                    factory,
+                    spec.language_code,
+                    spec.hints,
+                    on_partial=self._partials(transcription, track)
+                    if spec.partial_results
+                    else None,
+                )
+                for track in tracks
+            }
             side = {0: ears.get("inbound_track"), 1: ears.get("outbound_track")}
 
             def heard(which: int, frame: Frame) -> None:
@@ -130,7 +144,9 @@ class CallTranscriptions:
                 remove_tap(call.leg, heard)
                 await asyncio.gather(*listeners, return_exceptions=True)
         finally:
+            await self._sent(transcription)
             transcription.status = "stopped"
+            transcription.date_updated = datetime.now(UTC)
             if transcription in self.running:
                 self.running.remove(transcription)
             await self._event(transcription, "transcription-stopped")
@@ -144,6 +160,7 @@ class CallTranscriptions:
             except Exception as exc:  # the recognizer failed: said, and the transcription ends
                 await self._event(transcription, "transcription-error", error=str(exc))
                 return
+            await self._sent(transcription)  # the partials go first
             if heard is not None and heard.text:
                 data = json.dumps({"transcript": heard.text, "confidence": heard.confidence})
                 await self._event(
@@ -153,6 +170,36 @@ class CallTranscriptions:
                     Final="true",
                     TranscriptionData=data,
                 )
+
+    def _partials(self, transcription: LiveTranscription, track: str) -> OnPartial:
+        """The events of the words so far of ``track``'s utterance, in order."""
+
+        def heard(words: Heard) -> None:
+            if not words.text:
+                return
+            data = json.dumps({"transcript": words.text, "confidence": words.confidence})
+            previous = transcription.partial_sent
+
+            async def send() -> None:
+                if previous is not None:
+                    await asyncio.gather(previous, return_exceptions=True)
+                await self._event(
+                    transcription,
+                    "transcription-content",
+                    Track=track,
+                    Final="false",
+                    TranscriptionData=data,
+                )
+
+            transcription.partial_sent = asyncio.ensure_future(send())
+
+        return heard
+
+    @staticmethod
+    async def _sent(transcription: LiveTranscription) -> None:
+        """Once the partial results' events are on their way."""
+        if transcription.partial_sent is not None:
+            await asyncio.gather(transcription.partial_sent, return_exceptions=True)
 
     async def _event(self, transcription: LiveTranscription, event: str, **fields: str) -> None:
         """One status callback (when the transcription has one), in order."""

@@ -8,6 +8,11 @@ the TwiML runs at once and the decision is posted to ``AsyncAmdStatusCallback``
 ``machineDetection`` (and a participant's) works the asynchronous way: the
 callee is bridged as usual and ``amdStatusCallback`` hears the decision. Either
 way the call's record gets ``answered_by``.
+
+An asynchronous detection without a callback is Twilio's warning 21262 (no AMD status
+callback URL: the decision is only on the call's record), and ``AsyncAmd``
+parameters given to a participant are its warning 21263; both are notifications of
+the call, and detection goes on.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from control_api.call_log import WARNING
 from control_api.voice.port import NewMachineDetection
 from media import codecs
 from media.amd import AmdResult, AmdSettings, MachineDetector
@@ -27,12 +33,14 @@ if TYPE_CHECKING:
     from control_api.voice.context import VoiceContext
     from control_api.voice.lifecycle import CallLifecycle
 
-__all__ = ["detect", "report", "request_of", "run", "settings_of"]
+__all__ = ["detect", "report", "request_of", "run", "settings_of", "warn"]
 
 # Audio arrives through the jitter buffer a few packets late; only a longer gap is
 # a peer sending nothing (counted as silence).
 LATE_MS = 300.0
 POLL_S = 0.1
+NO_CALLBACK = 21262
+MISPLACED_ASYNC = 21263
 
 
 def settings_of(request: NewMachineDetection) -> AmdSettings:
@@ -108,10 +116,40 @@ async def run(
     context: VoiceContext, call: CallLeg, lifecycle: CallLifecycle, request: NewMachineDetection
 ) -> None:
     """Detect who answered ``call`` and report it (:func:`report`)."""
+    warn(context, lifecycle.record.account_sid, call.sid, request)
     result = await detect(call, settings_of(request))
     if result is not None:
         report(context, lifecycle, result, request)
         call.log("call.amd", answered_by=result.answered_by, ms=result.duration_ms)
+
+
+def warn(
+    context: VoiceContext, account_sid: str, call_sid: str, request: NewMachineDetection
+) -> None:
+    """Twilio's warnings for what ``request`` lacks or has too much of, as
+    notifications of the call (21262, 21263)."""
+    call_log = context.call_log
+    if call_log is None:
+        return
+    if request.misplaced_async:
+        call_log.problem(
+            account_sid=account_sid,
+            call_sid=call_sid,
+            code=MISPLACED_ASYNC,
+            text="Invalid Answering Machine Detection Parameters: AsyncAmd, "
+            "AsyncAmdStatusCallback and AsyncAmdStatusCallbackMethod are for Calls only "
+            "(a participant takes AmdStatusCallback)",
+            level=WARNING,
+        )
+    if request.asynchronous and not request.callback:
+        call_log.problem(
+            account_sid=account_sid,
+            call_sid=call_sid,
+            code=NO_CALLBACK,
+            text="No AMD status callback URL provided: the answering machine detection "
+            "result is only on the call's record (answered_by)",
+            level=WARNING,
+        )
 
 
 def report(

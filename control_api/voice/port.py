@@ -24,8 +24,10 @@ __all__ = [
     "NewParticipant",
     "NewRecording",
     "NewStream",
+    "NewTranscription",
     "NewTwiml",
     "StreamInfo",
+    "TranscriptionInfo",
     "Unavailable",
     "Unroutable",
 ]
@@ -57,6 +59,8 @@ class NewMachineDetection:
     asynchronous: bool = False  # AsyncAmd
     callback: str | None = None  # AsyncAmdStatusCallback (amdStatusCallback on <Number>)
     callback_method: str = "POST"
+    # AsyncAmd parameters sent where they do not belong (a participant): warning 21263
+    misplaced_async: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,26 @@ class NewStream:
 
 
 @dataclass(frozen=True, slots=True)
+class NewTranscription:
+    """The checked parameters of ``POST Calls/{CallSid}/Transcriptions.json``: the
+    attributes of a ``<Start><Transcription>``, by the same names."""
+
+    name: str | None = None
+    track: str = "inbound_track"
+    status_callback_url: str | None = None
+    status_callback_method: str = "POST"
+    language_code: str = "en-US"
+    partial_results: bool = False
+    hints: str | None = None
+    inbound_track_label: str | None = None
+    outbound_track_label: str | None = None
+    transcription_engine: str | None = None
+    speech_model: str | None = None
+    profanity_filter: bool = True
+    enable_automatic_punctuation: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class NewRecording:
     """The checked parameters of ``POST Calls/{CallSid}/Recordings.json``."""
 
@@ -145,6 +169,17 @@ class NewTwiml:
 @dataclass(frozen=True, slots=True)
 class StreamInfo:
     """A stream as the resource shows it; ``status`` is in-progress or stopped."""
+
+    sid: str
+    name: str | None
+    status: str
+    date_updated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptionInfo:
+    """A live transcription as the resource shows it; ``status`` is in-progress or
+    stopped."""
 
     sid: str
     name: str | None
@@ -204,6 +239,23 @@ class LiveCalls(Protocol):
     ) -> StreamInfo | None:
         """Stop the call's stream with that MZ sid or name; None when the call is not
         live. Raises LookupError when the live call has no such stream."""
+        ...
+
+    async def start_transcription(
+        self, account_sid: str, call_sid: str, transcription: NewTranscription
+    ) -> TranscriptionInfo | None:
+        """Transcribe the call as it goes (the call's Transcriptions resource, what
+        ``<Start><Transcription>`` does); None when the call is not live and answered.
+        Raises ValueError when the name is taken on the call or the call has as many
+        transcriptions as it may."""
+        ...
+
+    async def stop_transcription(
+        self, account_sid: str, call_sid: str, sid_or_name: str
+    ) -> TranscriptionInfo | None:
+        """Stop the call's live transcription with that GT sid or name; None when the
+        call is not live. Raises LookupError when the live call has no such
+        transcription."""
         ...
 
     async def start_recording(

@@ -12,7 +12,7 @@ from typing import cast
 
 import numpy as np
 
-from control_api.voice.listening import Heard, ListenerFactory
+from control_api.voice.listening import Heard, ListenerFactory, OnPartial
 from control_api.voice.transcription import Transcriber
 from media.resample import Resampler
 from media.speech import RecognitionOptions, SpeechProvider, StreamingRecognizer
@@ -40,16 +40,26 @@ class _Listening:
 
 def listeners(provider: SpeechProvider) -> ListenerFactory:
     """Listeners of one utterance each, on ``provider``: the end of speech found by
-    voice activity (``speechTimeout="auto"``), hints as the recognizer's."""
+    voice activity (``speechTimeout="auto"``), hints as the recognizer's; partial
+    results go to ``on_partial`` when one is given."""
 
-    def listen(language: str, hints: str | None, on_speech: Callable[[], None]) -> _Listening:
+    def listen(
+        language: str,
+        hints: str | None,
+        on_speech: Callable[[], None],
+        on_partial: OnPartial | None = None,
+    ) -> _Listening:
         options = RecognitionOptions(
             language=language,
             hints=tuple(h.strip() for h in (hints or "").split(",") if h.strip()),
             end_silence_s=None,
             no_input_s=LISTEN_FOR_S,
+            partials=on_partial is not None,
         )
-        return _Listening(StreamingRecognizer(provider, options, on_speech=on_speech))
+        recognizer = StreamingRecognizer(
+            provider, options, on_speech=on_speech, on_partial=on_partial
+        )
+        return _Listening(recognizer)
 
     return listen
 

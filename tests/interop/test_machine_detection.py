@@ -9,12 +9,14 @@ The calling side's TwiML request must carry Twilio's ``AnsweredBy``.
 from __future__ import annotations
 
 import shutil
+import time
 
 import numpy as np
 import pytest
 
 from .conftest import require
 from .harness import CallswitchServer
+from .test_call_logs import notifications_of
 from .test_voice_webhooks import rest_client, wav_bytes
 from .webhook_app import WebhookApp, twiml
 
@@ -96,3 +98,54 @@ def test_answered_by_reaches_the_twiml_and_the_async_callback(tmp_path, app):
 
 def require_espeak() -> None:
     require(shutil.which("espeak-ng") is not None, "espeak-ng is not installed")
+
+
+def test_participants_detect_the_asynchronous_way_and_warn_without_a_callback(tmp_path, app):
+    """``Participants.create(machine_detection=…)``: the participant joins at once; the
+    decision goes to ``AmdStatusCallback``, or, without one, only to the call's
+    ``answered_by`` with Twilio's warning 21262 among the call's notifications."""
+    require_espeak()
+    server = CallswitchServer.start(tmp_path / "server")
+    try:
+        client = rest_client(server)
+        machine, person = "+15550007101", "+15550007102"
+        for number, body in (
+            (machine, f"<Say>{GREETING}</Say><Pause length='20'/>"),
+            (person, "<Pause length='1'/><Say>Hello?</Say><Pause length='20'/>"),
+        ):
+            path = f"/answerer{number[-1]}"
+            app.routes[path] = lambda r, body=body: twiml(body)
+            client.incoming_phone_numbers.create(phone_number=number, voice_url=app.url(path))
+        app.routes["/amd"] = lambda r: (204, "text/plain", b"")
+        room = client.conferences("amd-room")
+        voicemail = room.participants.create(
+            from_=CALLER,
+            to=machine,
+            beep="false",
+            machine_detection="Enable",
+            amd_status_callback=app.url("/amd"),
+        )
+        human = room.participants.create(
+            from_=CALLER, to=person, beep="false", machine_detection="Enable"
+        )
+        [decided] = app.wait_for("/amd", timeout=60)
+        assert decided.field("CallSid") == voicemail.call_sid
+        assert decided.field("AnsweredBy") == "machine_start"
+        assert int(decided.field("MachineDetectionDuration")) > 0
+        assert decided.headers.get("X-Twilio-Signature")
+        # Joined at once, as <Number machineDetection> is bridged: not held for the decision.
+        joined = client.conferences(voicemail.conference_sid).participants(voicemail.call_sid)
+        assert joined.fetch().status == "connected"
+        deadline = time.monotonic() + 30
+        while client.calls(human.call_sid).fetch().answered_by is None:
+            assert time.monotonic() < deadline, server.tail()
+            time.sleep(0.1)
+        assert client.calls(human.call_sid).fetch().answered_by == "human"
+        assert client.calls(voicemail.call_sid).fetch().answered_by == "machine_start"
+        warned = [n.error_code for n in notifications_of(client, human.call_sid)]
+        assert "21262" in warned, warned
+        assert "21262" not in [
+            n.error_code for n in client.calls(voicemail.call_sid).notifications.list()
+        ]
+    finally:
+        server.stop()

@@ -201,3 +201,82 @@ def test_record_transcribe_posts_the_words_and_keeps_the_transcription(
     assert transcription.recording_sid == recorded.field("RecordingSid")
     listed = client.recordings(recorded.field("RecordingSid")).transcriptions.list()
     assert [t.sid for t in listed] == [transcription.sid]
+
+
+class PreemptingBot(Bot):
+    """Replies at length to the caller's prompt with preemptible text, then, two seconds
+    on, sends the next talk cycle ("Goodbye."), which cuts it short; ends three seconds
+    later."""
+
+    async def _session(self, ws) -> None:
+        async for data in ws:
+            message = json.loads(data)
+            message["at"] = time.monotonic()
+            self.messages.append(message)
+            if message["type"] == "prompt" and message["last"]:
+                for sentence in REPLY.split(". "):
+                    token = {"type": "text", "token": sentence + ". ", "preemptible": True}
+                    await ws.send(json.dumps(token))
+                await ws.send(json.dumps({"type": "text", "token": "", "last": True}))
+                await asyncio.sleep(2.0)
+                self.messages.append({"type": "goodbye-sent", "at": time.monotonic()})
+                await ws.send(json.dumps({"type": "text", "token": "Goodbye.", "last": True}))
+                await asyncio.sleep(3.0)
+                self.messages.append({"type": "end-sent", "at": time.monotonic()})
+                await ws.send(json.dumps({"type": "end", "handoffData": "done"}))
+
+
+def speech_frames_between(packets, start: float, end: float) -> int:
+    return speech_frames([p for p in packets if p.arrival < end], since=start)
+
+
+@pytest.mark.usefixtures("raw_sockets")
+def test_partial_prompts_come_first_and_a_preemptible_reply_gives_way(
+    sipp,
+    server,
+    rtp_sink,
+    app,
+    client,
+    tmp_path,
+):
+    with PreemptingBot() as bot:
+        url = f"ws://127.0.0.1:{bot.port}/relay"
+        app.routes["/voice"] = lambda r: twiml(
+            f'<Connect action="/after"><ConversationRelay url="{url}" partialPrompts="true"/>'
+            "</Connect>"
+        )
+        app.routes["/after"] = lambda r: twiml("<Hangup/>")
+        number = "+15005550112"
+        client.incoming_phone_numbers.create(phone_number=number, voice_url=app.url("/voice"))
+        workdir = tmp_path / "caller"
+        workdir.mkdir()
+        words = espeak("hello I would like to check the balance of my account please")
+        speech_pcap(workdir / "caller.pcap", words, tail_s=4.0)
+        result = sipp(
+            "uac_speech_pcap.xml",
+            service=number.lstrip("+"),
+            keys={"sink_port": rtp_sink.port},
+            pause_ms=500,
+            calls=1,
+            timeout=90,
+            cwd=workdir,
+        )
+        assert result.ok(1), sipp_failure(result, server, "the relay call did not end")
+        [after] = app.wait_for("/after", timeout=10)
+    assert after.field("SessionStatus") == "ended" and after.field("HandoffData") == "done"
+    prompts = bot.of("prompt")
+    partial = [p for p in prompts if not p["last"]]
+    final = [p for p in prompts if p["last"]]
+    assert partial and final, prompts
+    assert partial[0]["at"] <= final[0]["at"]
+    assert all(p["voicePrompt"] for p in partial)
+    assert len(final[0]["voicePrompt"].split()) >= 3, final  # the phrase, decoded
+    # The caller heard the reply for two seconds, then only "Goodbye." (about half a
+    # second of speech), not the rest of the reply, until the session ended.
+    [goodbye] = bot.of("goodbye-sent")
+    [end] = bot.of("end-sent")
+    packets = rtp_sink.packets()
+    reply = speech_frames_between(packets, final[0]["at"], goodbye["at"])
+    after_goodbye = speech_frames_between(packets, goodbye["at"], end["at"])
+    assert reply >= 50, (reply, after_goodbye)
+    assert 10 <= after_goodbye <= 80, (reply, after_goodbye)

@@ -41,6 +41,7 @@ class FakeLiveCalls:
     store: object = None  # set to place calls (create answers 201); None answers 501
     streams: dict[str, list] = field(default_factory=dict)  # call sid -> StreamInfo
     recordings: dict[str, str] = field(default_factory=dict)  # call sid -> its RE sid
+    transcriptions: dict[str, list] = field(default_factory=dict)  # call sid -> infos
 
     async def hangup(self, account_sid: str, call_sid: str) -> bool:
         return self._answer(("hangup", account_sid, call_sid))
@@ -125,6 +126,31 @@ class FakeLiveCalls:
         for info in self.streams.get(call_sid, []):
             if sid_or_name in (info.sid, info.name):
                 return StreamInfo(info.sid, info.name, "stopped", utcnow())
+        raise LookupError(sid_or_name)
+
+    async def start_transcription(self, account_sid: str, call_sid: str, transcription):
+        """A live transcription of a live call; a name taken on the call is refused."""
+        from control_api.voice.port import TranscriptionInfo
+
+        self.asked.append(("start_transcription", account_sid, call_sid, transcription))
+        if call_sid not in self.live:
+            return None
+        taken = self.transcriptions.setdefault(call_sid, [])
+        if transcription.name and any(t.name == transcription.name for t in taken):
+            raise ValueError(f"a transcription named {transcription.name!r} is running")
+        info = TranscriptionInfo(new_sid("GT"), transcription.name, "in-progress", utcnow())
+        taken.append(info)
+        return info
+
+    async def stop_transcription(self, account_sid: str, call_sid: str, sid_or_name: str):
+        from control_api.voice.port import TranscriptionInfo
+
+        self.asked.append(("stop_transcription", account_sid, call_sid, sid_or_name))
+        if call_sid not in self.live:
+            return None
+        for info in self.transcriptions.get(call_sid, []):
+            if sid_or_name in (info.sid, info.name):
+                return TranscriptionInfo(info.sid, info.name, "stopped", utcnow())
         raise LookupError(sid_or_name)
 
     async def start_recording(self, account_sid: str, call_sid: str, recording):

@@ -15,7 +15,15 @@ from control_api.cluster import ClusterLiveCalls, Node
 from control_api.cluster.forward import NodeUnreachable
 from control_api.sids import new_sid
 from control_api.store import CallRecord, NodeStore, Store
-from control_api.voice.port import NewRecording, NewStream, NewTwiml, StreamInfo, Unavailable
+from control_api.voice.port import (
+    NewRecording,
+    NewStream,
+    NewTranscription,
+    NewTwiml,
+    StreamInfo,
+    TranscriptionInfo,
+    Unavailable,
+)
 
 WHEN = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
@@ -57,6 +65,22 @@ class Engine:
         if sid_or_name != "mine":
             raise LookupError(sid_or_name)
         return StreamInfo("MZ" + "1" * 32, "mine", "stopped", WHEN)
+
+    async def start_transcription(self, account_sid, sid, transcription):
+        self.asked.append(("start_transcription", sid, transcription))
+        if sid not in self.held:
+            return None
+        if transcription.name == "taken":
+            raise ValueError("a transcription named 'taken' is running")
+        return TranscriptionInfo("GT" + "0" * 32, transcription.name, "in-progress", WHEN)
+
+    async def stop_transcription(self, account_sid, sid, sid_or_name):
+        self.asked.append(("stop_transcription", sid, sid_or_name))
+        if sid not in self.held:
+            return None
+        if sid_or_name != "notes":
+            raise LookupError(sid_or_name)
+        return TranscriptionInfo("GT" + "0" * 32, "notes", "stopped", WHEN)
 
     async def start_recording(self, account_sid, call_sid, recording):
         self.asked.append(("start_recording", call_sid, recording))
@@ -197,3 +221,31 @@ async def test_live_recordings_reach_the_node_holding_the_call(two_nodes):
     assert peer.asked[-1][0] == "start_recording"
     peer.held.clear()  # ended on the peer: 21220, as on one node
     assert await calls.start_recording(account.sid, call.sid, new) is None
+
+
+async def test_live_transcriptions_reach_the_node_holding_the_call(two_nodes):
+    store, account, calls, local, peer = two_nodes
+    call = await held_by(store, account.sid, "node-b")
+    peer.held.add(call.sid)
+    new = NewTranscription(
+        name="notes",
+        track="both_tracks",
+        status_callback_url="https://e.example/t",
+        partial_results=True,
+        hints="yes, no",
+    )
+    started = await calls.start_transcription(account.sid, call.sid, new)
+    assert (started.name, started.status, started.date_updated) == ("notes", "in-progress", WHEN)
+    stopped = await calls.stop_transcription(account.sid, call.sid, "notes")
+    assert (stopped.sid, stopped.status) == ("GT" + "0" * 32, "stopped")
+    with pytest.raises(LookupError):
+        await calls.stop_transcription(account.sid, call.sid, "GT" + "9" * 32)
+    with pytest.raises(ValueError, match="taken"):
+        await calls.start_transcription(account.sid, call.sid, NewTranscription(name="taken"))
+    assert peer.asked[:2] == [
+        ("start_transcription", call.sid, new),
+        ("stop_transcription", call.sid, "notes"),
+    ]
+    assert [a[0] for a in local.asked] == [a[0] for a in peer.asked]
+    peer.held.clear()  # ended on the peer: 21220, as on one node
+    assert await calls.start_transcription(account.sid, call.sid, new) is None

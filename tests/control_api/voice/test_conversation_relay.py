@@ -41,8 +41,8 @@ class FakeLeg:
 
 
 class FakeListener:
-    def __init__(self, language, hints, on_speech) -> None:
-        self.language, self.on_speech = language, on_speech
+    def __init__(self, language, hints, on_speech, on_partial=None) -> None:
+        self.language, self.on_speech, self.on_partial = language, on_speech, on_partial
         self.result: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self.fed = 0
 
@@ -59,8 +59,8 @@ def setting(document: str):
     listeners: list[FakeListener] = []
     said: list[str] = []
 
-    def listen(language, hints, on_speech):
-        listeners.append(FakeListener(language, hints, on_speech))
+    def listen(language, hints, on_speech, **partial):
+        listeners.append(FakeListener(language, hints, on_speech, **partial))
         return listeners[-1]
 
     async def synthesize(text, voice, language):
@@ -210,3 +210,104 @@ async def test_an_unreachable_application_fails_the_session():
     outcome = await run_relay(runner, verb)
     assert outcome.status == "failed" and "cannot open" in (outcome.error or "")
     assert dict(outcome.params())["ErrorCode"] == "64102"
+
+
+class Application:
+    """A relay application in the test: what it got, and a queue of what to send."""
+
+    def __init__(self) -> None:
+        self.got: list[dict] = []
+        self.steps: asyncio.Queue = asyncio.Queue()
+
+    async def __call__(self, ws) -> None:
+        async def receive():
+            async for message in ws:
+                self.got.append(json.loads(message))
+
+        reading = asyncio.ensure_future(receive())
+        while (step := await self.steps.get()) is not None:
+            await ws.send(json.dumps(step))
+        await asyncio.sleep(0.2)
+        reading.cancel()
+
+
+async def test_preemptible_speech_gives_way_to_the_next_talk_cycle_and_partials_come_first():
+    app = Application()
+    async with serve(app, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        greeting = "Welcome to the bank, this greeting is long and may be cut short."
+        runner, leg, listeners, said, verb = setting(
+            f'<Response><Connect><ConversationRelay url="ws://127.0.0.1:{port}/r" '
+            f'welcomeGreeting="{greeting}" preemptible="true" partialPrompts="true"/>'
+            "</Connect></Response>"
+        )
+        greeting_frames = 25 * len(greeting.split())
+        clock = asyncio.ensure_future(leg.clock())
+        session = asyncio.ensure_future(run_relay(runner, verb))
+        try:
+            # The preemptible greeting is cut by the application's first reply.
+            await until(lambda: leg.played >= 5)
+            await app.steps.put({"type": "text", "token": "Hi.", "last": True})
+            await until(lambda: len(said) == 2 and leg.source is None and leg.played > 25)
+            assert said == [greeting, "Hi."]
+            assert leg.played < greeting_frames
+            assert not [m for m in app.got if m["type"] == "interrupt"]  # not the caller
+
+            # A reply that is not preemptible is said whole before the next one.
+            base = leg.played
+            await app.steps.put(
+                {"type": "text", "token": "One two three four.", "last": True, "preemptible": False}
+            )
+            await until(lambda: len(said) == 3)
+            await app.steps.put({"type": "text", "token": "Five.", "last": True})
+            await until(lambda: leg.played >= base + 5 * 25)
+            assert said[2:] == ["One two three four.", "Five."]
+
+            # A preemptible reply gives way to the next one the same way.
+            await until(lambda: len(said) == 4 and leg.source is None)
+            answer = "A long answer, " + "and more " * 10 + "to say."
+            await app.steps.put({"type": "text", "token": answer, "last": True})
+            await until(lambda: len(said) == 5 and leg.source is not None)
+            base = leg.played
+            await app.steps.put({"type": "text", "token": "Short.", "last": True})
+            await until(lambda: len(said) == 6 and leg.source is None and leg.played >= base + 25)
+            assert said[4:] == [answer, "Short."]
+            assert leg.played < base + 25 * len(answer.split())
+
+            # partialPrompts: the words so far (last=false), then the utterance.
+            ears = listeners[-1]
+            assert ears.on_partial is not None
+            ears.on_partial(SimpleNamespace(text="I lost", confidence=0.0))
+            ears.on_partial(SimpleNamespace(text="I lost my", confidence=0.0))
+            ears.result.set_result(SimpleNamespace(text="I lost my card", confidence=0.7))
+            await until(lambda: len([m for m in app.got if m["type"] == "prompt"]) == 3)
+            prompts = [m for m in app.got if m["type"] == "prompt"]
+            assert [(p["voicePrompt"], p["last"]) for p in prompts] == [
+                ("I lost", False),
+                ("I lost my", False),
+                ("I lost my card", True),
+            ]
+            await app.steps.put({"type": "end"})
+            outcome = await asyncio.wait_for(session, 30)
+        finally:
+            clock.cancel()
+            await app.steps.put(None)
+    assert outcome.status == "ended"
+
+
+async def test_without_partial_prompts_the_recognizer_is_asked_for_none():
+    app = Application()
+    async with serve(app, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        runner, _leg, listeners, _said, verb = setting(
+            f'<Response><Connect><ConversationRelay url="ws://127.0.0.1:{port}/r"/>'
+            "</Connect></Response>"
+        )
+        session = asyncio.ensure_future(run_relay(runner, verb))
+        try:
+            await until(lambda: listeners)
+            assert listeners[0].on_partial is None
+            await app.steps.put({"type": "end"})
+            assert (await asyncio.wait_for(session, 30)).status == "ended"
+        finally:
+            await app.steps.put(None)

@@ -15,9 +15,10 @@ from media.leg import Frame
 
 
 class FakeListener:
-    def __init__(self) -> None:
+    def __init__(self, on_partial=None) -> None:
         self.result = asyncio.get_running_loop().create_future()
         self.fed = 0
+        self.on_partial = on_partial
 
     def feed(self, samples) -> None:
         self.fed += samples.size
@@ -40,8 +41,8 @@ class FakeOutbox:
 def setting(recognizer: bool = True):
     listeners: dict[str, list[FakeListener]] = {}
 
-    def listen(language, hints, on_speech):
-        listener = FakeListener()
+    def listen(language, hints, on_speech, on_partial=None):
+        listener = FakeListener(on_partial)
         listeners.setdefault(language, []).append(listener)
         return listener
 
@@ -135,3 +136,35 @@ async def test_no_recognizer_is_an_error_event_and_the_call_ending_stops_it():
         lambda: outbox.sent and outbox.sent[-1]["TranscriptionEvent"] == "transcription-stopped"
     )
     assert leg.tap is None
+
+
+async def test_partial_results_come_before_the_utterance_with_final_false():
+    runner, leg, outbox, listeners = setting()
+    transcriptions = CallTranscriptions(runner)
+    live = transcriptions.start(
+        spec('statusCallbackUrl="https://app.example/t" partialResults="true"')
+    )
+    await until(lambda: listeners.get("en-US") and leg.tap is not None)
+    [listener] = listeners["en-US"]
+    assert listener.on_partial is not None
+    listener.on_partial(SimpleNamespace(text="my card", confidence=0.0))
+    listener.on_partial(SimpleNamespace(text="my card is", confidence=0.0))
+    listener.result.set_result(SimpleNamespace(text="my card is lost", confidence=0.8))
+    await until(lambda: len(outbox.sent) == 4)
+    await transcriptions.stop(live)
+    contents = [e for e in outbox.sent if e["TranscriptionEvent"] == "transcription-content"]
+    assert [(json.loads(e["TranscriptionData"])["transcript"], e["Final"]) for e in contents] == [
+        ("my card", "false"),
+        ("my card is", "false"),
+        ("my card is lost", "true"),
+    ]
+    assert [e["SequenceId"] for e in outbox.sent] == ["1", "2", "3", "4", "5"]
+    assert outbox.sent[0]["PartialResults"] == "true"
+
+
+async def test_without_partial_results_the_recognizer_is_asked_for_none():
+    runner, leg, _outbox, listeners = setting()
+    live = CallTranscriptions(runner).start(spec('statusCallbackUrl="https://app.example/t"'))
+    await until(lambda: listeners.get("en-US") and leg.tap is not None)
+    assert listeners["en-US"][0].on_partial is None
+    live.stop_requested.set()

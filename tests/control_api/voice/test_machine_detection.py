@@ -126,3 +126,76 @@ async def test_a_silent_peer_is_unknown_and_an_ended_call_has_no_answer():
     ended.ended.set()
     assert await asyncio.wait_for(detecting, 30) is None
     assert ended.leg.tap is None
+
+
+PARTY = {"To": "+15551230000", "From": "+15551239999"}
+
+
+def test_a_participant_s_detection_is_asynchronous_to_its_amd_status_callback():
+    from control_api.api.participants import new_participant_from
+
+    new = new_participant_from(
+        form(
+            **PARTY,
+            MachineDetection="DetectMessageEnd",
+            MachineDetectionTimeout="10",
+            MachineDetectionSpeechThreshold="3000",
+            AmdStatusCallback="https://example.com/amd",
+            AmdStatusCallbackMethod="GET",
+        )
+    )
+    amd = new.call.machine_detection
+    assert amd is not None and amd.asynchronous and amd.detect_message_end
+    assert (amd.timeout_s, amd.speech_threshold_ms) == (10, 3000)
+    assert (amd.callback, amd.callback_method, amd.misplaced_async) == (
+        "https://example.com/amd",
+        "GET",
+        False,
+    )
+    # The Calls form of the callback does not apply to a participant: 21263 later.
+    misplaced = new_participant_from(
+        form(**PARTY, MachineDetection="Enable", AsyncAmdStatusCallback="https://e.example/")
+    ).call.machine_detection
+    assert misplaced is not None and misplaced.callback is None and misplaced.misplaced_async
+    assert new_participant_from(form(**PARTY)).call.machine_detection is None
+    digits = form(**PARTY, MachineDetection="Enable", SendDigits="12")
+    assert new_participant_from(digits).call.machine_detection is None
+    for bad in (
+        {"MachineDetection": "Sometimes"},
+        {"MachineDetection": "Enable", "AmdStatusCallback": "ftp://x"},
+        {"MachineDetection": "Enable", "AmdStatusCallbackMethod": "PUT"},
+    ):
+        with pytest.raises(ApiError):
+            new_participant_from(form(**PARTY, **bad))
+
+
+class FakeCallLog:
+    def __init__(self) -> None:
+        self.problems: list[dict] = []
+
+    def problem(self, **fields) -> None:
+        self.problems.append(fields)
+
+
+def test_warnings_21262_and_21263_are_notifications_of_the_call():
+    from types import SimpleNamespace
+
+    from control_api.call_log import WARNING
+
+    call_log = FakeCallLog()
+    context = SimpleNamespace(call_log=call_log)
+    account, call = "AC" + "1" * 32, "CA" + "2" * 32
+    machine_detection.warn(context, account, call, NewMachineDetection())  # synchronous
+    machine_detection.warn(
+        context, account, call, NewMachineDetection(asynchronous=True, callback="https://e/")
+    )
+    assert call_log.problems == []
+    machine_detection.warn(
+        context, account, call, NewMachineDetection(asynchronous=True, misplaced_async=True)
+    )
+    assert [(p["code"], p["level"], p["call_sid"]) for p in call_log.problems] == [
+        (21263, WARNING, call),
+        (21262, WARNING, call),
+    ]
+    assert "No AMD status callback URL provided" in call_log.problems[1]["text"]
+    machine_detection.warn(SimpleNamespace(call_log=None), account, call, NewMachineDetection())
