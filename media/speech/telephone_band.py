@@ -11,11 +11,12 @@ What band-limiting does to the model's features is very nearly affine in the
 cepstral domain (the lost filters' log energies are replaced by a constant,
 and the DCT is linear): fitted by least squares on parallel audio (the same
 utterance wideband and through G.711, 8 kHz and back), ``narrow = A wide + b``
-leaves 1-8% of the variance per coefficient. Applied to the model's Gaussian
-means as a one-class MLLR transform (statics: ``A``, ``b``; deltas and
-accelerations: ``A``, which is what a linear map does to them), the model
-expects telephone features instead of wideband ones; it is a property of the
-channel, not of a speaker. ``media/speech/telephone.mllr`` is the transform
+leaves 1-8% of the variance per coefficient. Fitted the same way for the
+deltas and accelerations the decoder derives from them (an affine map of the
+statics would carry over to them unchanged, but the real one is not quite
+affine) and applied to the model's Gaussian means as a one-class MLLR
+transform, the model expects telephone features instead of wideband ones; it
+is a property of the channel, not of a speaker. ``media/speech/telephone.mllr`` is the transform
 this module fits (``python -m media.speech.telephone_band``) from eSpeak NG
 speech of random dictionary words in eight voices at three speeds.
 
@@ -42,7 +43,15 @@ from media.audio_file import decode_audio
 from media.g711 import ulaw_decode, ulaw_encode
 from media.resample import Resampler
 
-__all__ = ["TRANSFORM", "cepstra", "fit_band_transform", "mllr_text", "telephone_path"]
+__all__ = [
+    "TRANSFORM",
+    "Affine",
+    "cepstra",
+    "dynamics",
+    "fit_band_transform",
+    "mllr_text",
+    "telephone_path",
+]
 
 TRANSFORM = Path(__file__).with_name("telephone.mllr")
 RATE = 16000
@@ -52,6 +61,7 @@ LOWER_HZ, UPPER_HZ = 130.0, 6800.0
 WINDOW, SHIFT, N_FFT = 410, 160, 512  # 25.625 ms, 10 ms, at 16 kHz
 LIFTER = 22
 STREAMS = 3  # 1s_c_d_dd split 0-12/13-25/26-38: statics, deltas, accelerations
+Affine = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]  # (A, b): A x + b
 
 
 def _mel(hz: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -99,34 +109,54 @@ def cepstra(samples: npt.NDArray[np.floating] | npt.NDArray[np.integer]) -> npt.
     return energies
 
 
+def dynamics(
+    statics: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The deltas and accelerations of 1s_c_d_dd: ``c[t+2] - c[t-2]`` and
+    ``(c[t+3] - c[t-1]) - (c[t+1] - c[t-3])``, the edges repeated."""
+    frames = statics.shape[0]
+    padded = np.pad(statics, ((3, 3), (0, 0)), mode="edge")
+    deltas = padded[5 : 5 + frames] - padded[1 : 1 + frames]
+    accelerations = (padded[6 : 6 + frames] - padded[2 : 2 + frames]) - (
+        padded[4 : 4 + frames] - padded[0:frames]
+    )
+    return deltas, accelerations
+
+
 def fit_band_transform(
     pairs: Iterable[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]],
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """``(A, b)`` with ``narrow ~ A wide + b``, by least squares over the speech frames
-    of (wide, narrow) cepstra pairs, each mean-normalized as the decoder does."""
-    wides, narrows = [], []
+) -> list[Affine]:
+    """Per stream (statics, deltas, accelerations), ``(A, b)`` with ``narrow ~ A wide
+    + b`` by least squares over the speech frames of (wide, narrow) cepstra pairs,
+    each mean-normalized as the decoder does; the dynamic streams have no bias."""
+    wides: list[list[npt.NDArray[np.float64]]] = [[] for _ in range(STREAMS)]
+    narrows: list[list[npt.NDArray[np.float64]]] = [[] for _ in range(STREAMS)]
     for wide, narrow in pairs:
         frames = min(len(wide), len(narrow))
         w = wide[:frames] - wide[:frames].mean(axis=0)
         n = narrow[:frames] - narrow[:frames].mean(axis=0)
         speech = w[:, 0] > np.percentile(w[:, 0], 30)  # silence maps differently
-        wides.append(w[speech])
-        narrows.append(n[speech])
-    wide_all = np.concatenate(wides)
-    design = np.hstack([wide_all, np.ones((wide_all.shape[0], 1))])
-    coefficients, *_ = np.linalg.lstsq(design, np.concatenate(narrows), rcond=None)
-    return coefficients[:N_CEP].T, coefficients[N_CEP]
-
-
-def mllr_text(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> str:
-    """PocketSphinx's MLLR file: one class, three streams of 13 (``A`` rows, bias,
-    variance scale each); the bias only shifts the statics."""
-    lines = ["1", str(STREAMS)]
+        for stream, (ws, ns) in enumerate(zip((w, *dynamics(w)), (n, *dynamics(n)), strict=True)):
+            wides[stream].append(ws[speech])
+            narrows[stream].append(ns[speech])
+    fitted = []
     for stream in range(STREAMS):
+        x = np.concatenate(wides[stream])
+        design = np.hstack([x, np.ones((x.shape[0], 1))]) if stream == 0 else x
+        coefficients, *_ = np.linalg.lstsq(design, np.concatenate(narrows[stream]), rcond=None)
+        bias = coefficients[N_CEP] if stream == 0 else np.zeros(N_CEP)
+        fitted.append((coefficients[:N_CEP].T, bias))
+    return fitted
+
+
+def mllr_text(streams: list[Affine]) -> str:
+    """PocketSphinx's MLLR file: one class, three streams of 13 (``A`` rows, bias,
+    variance scale each)."""
+    lines = ["1", str(len(streams))]
+    for a, b in streams:
         lines.append(str(N_CEP))
         lines.extend(" ".join(f"{value:.6f}" for value in row) for row in a)
-        bias = b if stream == 0 else np.zeros(N_CEP)
-        lines.append(" ".join(f"{value:.6f}" for value in bias))
+        lines.append(" ".join(f"{value:.6f}" for value in b))
         lines.append(" ".join("1.0" for _ in range(N_CEP)))
     return "\n".join(lines) + "\n"
 
@@ -195,9 +225,11 @@ def main(argv: list[str] | None = None) -> None:
                 cepstra(narrow + noise.normal(0.0, 30.0, narrow.size)),
             )
         )
-    a, b = fit_band_transform(pairs)
-    args.out.write_text(mllr_text(a, b))
-    print(f"wrote {args.out} from {args.utterances} utterances; diag(A) = {np.diag(a).round(2)}")
+    streams = fit_band_transform(pairs)
+    args.out.write_text(mllr_text(streams))
+    print(f"wrote {args.out} from {args.utterances} utterances")
+    for name, (a, _) in zip(("statics", "deltas", "accelerations"), streams, strict=True):
+        print(f"  {name:13} diag(A) = {np.diag(a).round(2)}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from media.speech.sphinx import SphinxEngine
 from media.speech.telephone_band import (
     TRANSFORM,
     cepstra,
+    dynamics,
     fit_band_transform,
     mllr_text,
     telephone_path,
@@ -23,6 +24,13 @@ def test_cepstra_are_13_per_10_ms_frame():
     assert features.shape == (1 + (16000 - 410) // 160, 13)
     assert np.isfinite(features).all()
     assert cepstra(np.zeros(100)).shape == (0, 13)
+
+
+def test_dynamics_are_the_decoders_deltas_and_accelerations():
+    ramp = np.arange(20, dtype=np.float64)[:, None] * np.ones((1, 13))
+    deltas, accelerations = dynamics(ramp)
+    assert (deltas[3:-3] == 4).all() and (accelerations[3:-3] == 0).all()
+    assert deltas.shape == accelerations.shape == ramp.shape
 
 
 def test_a_band_limited_signal_loses_its_high_cepstral_detail():
@@ -42,15 +50,17 @@ def test_the_fit_recovers_a_known_affine_map():
         wide = rng.normal(0, 5, (300, 13))
         narrow = wide @ a.T + rng.normal(0, 0.01, (300, 13))
         pairs.append((wide, narrow))
-    fitted, bias = fit_band_transform(pairs)
-    assert np.allclose(fitted, a, atol=0.01)
-    assert np.allclose(bias, 0, atol=0.01)
+    (statics, bias), (deltas, none), (accelerations, _) = fit_band_transform(pairs)
+    assert np.allclose(statics, a, atol=0.01)
+    assert np.allclose(bias, 0, atol=0.01) and not none.any()
+    # an affine map of the statics carries over to their dynamics
+    assert np.allclose(deltas, a, atol=0.02) and np.allclose(accelerations, a, atol=0.03)
 
 
 def test_pocketsphinx_reads_the_transform_it_ships_and_one_written_here(tmp_path):
     assert TRANSFORM.is_file()
     written = tmp_path / "identity.mllr"
-    written.write_text(mllr_text(np.eye(13), np.zeros(13)))
+    written.write_text(mllr_text([(np.eye(13), np.zeros(13))] * 3))
     assert written.read_text().split("\n")[:3] == ["1", "3", "13"]
     for path in (TRANSFORM, written):
         Decoder(loglevel="FATAL", lm=None, mllr=str(path))  # raises on a malformed file
