@@ -42,6 +42,9 @@ class Bridge:
         self.b = b
         self.tap = tap
         self.on_dtmf: Callable[[int, str], None] = _ignore  # side, digit
+        # After a re-plan (a codec changed, a listener came or went): a bridge carried
+        # elsewhere (rtpengine) learns that its legs' listeners changed.
+        self.on_replanned: Callable[[], None] = _ignore
         self.mode = ""
         self._saved: list[tuple[Leg, Callable[[Frame], None], Callable[[str], None]]] = []
 
@@ -110,6 +113,7 @@ class Bridge:
         if self.mode:
             self.stop()
             self.start()
+            self.on_replanned()
 
     def stop(self) -> None:
         for leg in (self.a, self.b):
