@@ -23,9 +23,9 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from media.leg import Frame, Leg
+from media.ports import PortsExhausted
 from media.rtpengine.client import EngineError, RtpEngines
 from media.sdp import Codec, SdpParseError, SessionDescription, build_offer, remote_rtp_address
 from media.session import RtpSession
@@ -85,14 +85,12 @@ class EngineListeners:
         *,
         bind: Callable[[], Awaitable[RtpSession]],
         address: str,
-        options: dict[str, Any] | None = None,
     ) -> None:
         self.engines = engines
         self.call_id = call_id
         self.parties = parties
         self._bind = bind
         self.address = address
-        self.options = options or {}
         self.copies: list[_Copy] = []
         self._lock = asyncio.Lock()
         self.closed = False
@@ -118,7 +116,7 @@ class EngineListeners:
         try:
             for party in self.parties:
                 copies.append(await self._copy(party))
-        except (EngineError, OSError, SdpParseError, ValueError) as exc:
+        except (EngineError, OSError, PortsExhausted, SdpParseError, ValueError) as exc:
             log.warning(
                 "rtpengine.subscribe_failed",
                 extra={"ng_call_id": self.call_id, "reason": str(exc)[:120]},
@@ -132,9 +130,7 @@ class EngineListeners:
         )
 
     async def _copy(self, party: Party) -> _Copy:
-        offer, to_tag = await self.engines.subscribe_request(
-            self.call_id, party.tag, ICE="remove", **self.options
-        )
+        offer, to_tag = await self.engines.subscribe_request(self.call_id, party.tag, ICE="remove")
         session = await self._bind()
         try:
             sdp = SessionDescription.parse(offer)
