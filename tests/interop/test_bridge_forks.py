@@ -20,15 +20,18 @@ import time
 import numpy as np
 import pytest
 
-from .audio import dominant_frequency, level_dbfs
+from .audio import dominant_frequency, level_dbfs, sine
+from .conftest import require
 from .harness import CallswitchServer, free_port
 from .rtp import RtpSink
+from .sipp import SippBackground, find_sipp
 from .test_dial_nouns import DIAL_NUMBER, client_of, trunks
 from .test_media_streams import StreamBot, listen, track_audio
 from .test_outbound_calls import CARRIER_TONE_HZ, start_carrier
 from .test_rtpengine import (  # noqa: F401 - fixtures
     CALLER_TONE_HZ,
     CallIn,
+    alaw_encode,
     heard,
     rtpengine,
     rtpengine_bin,
@@ -152,3 +155,48 @@ def test_a_fork_hears_both_sides_of_a_bridge_on_rtpengine(tmp_path, app, rtpengi
     check_fork(bot)
     assert heard(windows_from(caller_sink, rtpengine.ports), CARRIER_TONE_HZ, 8)
     assert heard(windows_from(callee_sink, rtpengine.ports), CALLER_TONE_HZ, 8)
+
+
+def test_a_fork_hears_a_pcma_callee_transcoded_by_rtpengine(tmp_path, app, rtpengine):  # noqa: F811
+    """The callee speaks PCMA, the caller PCMU: rtpengine transcodes between them,
+    and the callee's copy reaches the fork in PCMA, which the fork turns into the
+    stream's mu-law."""
+    require(find_sipp() is not None, "sipp is not installed (Debian package sip-tester)")
+    port_a = free_port()
+    with RtpSink() as callee_sink, RtpSink() as caller_sink, StreamBot(listen) as bot:
+        callee = SippBackground(
+            "uas_answer_pcma_reinvite_bye.xml",
+            None,
+            workdir=tmp_path / "a",
+            sipp=find_sipp(),
+            local_port=port_a,
+            calls=1,
+            timeout=60,
+            trace_msg=True,
+            keys={"sink_port": callee_sink.port},
+            files={"tone.alaw": alaw_encode(sine(CARRIER_TONE_HZ, 1.0, amplitude=0.3))},
+        )
+        server = CallswitchServer.start(
+            tmp_path / "server", extra_args=(*trunks(port_a, 9), "--rtpengine", rtpengine.spec)
+        )
+        try:
+            client_of(server).incoming_phone_numbers.create(
+                phone_number=DIAL_NUMBER, voice_url=app.url("/voice")
+            )
+            fork_and_dial(app, bot)
+            caller = CallIn(tmp_path, server, caller_sink)
+            answered = callee.wait(25)
+            called = caller.wait()
+            wait_for_stop(bot, 5)
+            after = rtpengine.wait_calls(lambda calls: calls == [], 5)
+            assert called is not None and called.ok(1), server.tail()
+            assert answered.ok(1), f"{answered.describe()}\n{server.tail()}"
+            [bridged] = server.events("rtpengine.bridged")
+            [subscribed] = server.events("rtpengine.forks_subscribed")
+        finally:
+            problems = server.stop()
+        assert not problems, problems
+    assert after == [], after
+    assert bridged["codecs"] == "PCMU/PCMA" and subscribed["tracks"] == "2"
+    check_fork(bot)
+    assert heard(windows_from(caller_sink, rtpengine.ports), CARRIER_TONE_HZ, 8)
