@@ -6,8 +6,14 @@ Three ways, cheapest first:
   out the other side as it arrives, payload untouched, with only the header
   rewritten (media/session.py ``relay_packet``): no jitter buffer, no decoding,
   no added delay. DTMF events are relayed too.
-- **frames**: the same codec, but someone listens in (a recording tap) or a leg
-  is not an RTP session: jitter-buffered frames are passed on each tick.
+  Listeners that take packets as they pass (``<Start><Stream>`` forks, added
+  with ``paced=False``: media/taps.py) hear both ways from the relay itself: a
+  session's tap gets each packet its peer sent (side 0) and each packet relayed
+  to its peer (side 1), so a fork costs nothing while absent and no decoding on
+  the relay path while present.
+- **frames**: the same codec, but someone listens in who needs the media tick's
+  pacing (a recording tap) or a leg is not an RTP session: jitter-buffered
+  frames are passed on each tick.
 - **transcode**: the codecs differ: each frame is decoded, resampled and
   encoded for the other side; DTMF is regenerated as RFC 4733 events.
 """
@@ -36,6 +42,9 @@ class Bridge:
         self.b = b
         self.tap = tap
         self.on_dtmf: Callable[[int, str], None] = _ignore  # side, digit
+        # After a re-plan (a codec changed, a listener came or went): a bridge carried
+        # elsewhere (rtpengine) learns that its legs' listeners changed.
+        self.on_replanned: Callable[[], None] = _ignore
         self.mode = ""
         self._saved: list[tuple[Leg, Callable[[Frame], None], Callable[[str], None]]] = []
 
@@ -47,8 +56,8 @@ class Bridge:
                 leg.on_reconfigured = self._restart
         if (
             self.tap is None
-            and a.tap is None  # a leg someone listens to (a live recording) takes the frames
-            and b.tap is None
+            and not a.tap_paced  # a leg a recording listens to takes the frames
+            and not b.tap_paced
             and isinstance(a, RtpSession)
             and isinstance(b, RtpSession)
             and a.codec == b.codec
@@ -104,6 +113,7 @@ class Bridge:
         if self.mode:
             self.stop()
             self.start()
+            self.on_replanned()
 
     def stop(self) -> None:
         for leg in (self.a, self.b):

@@ -62,6 +62,10 @@ class Leg:
         self.closed = False
         self.source: PayloadSource | None = None
         self.tap: Tap | None = None
+        # Whether one of the tap's listeners needs the frames paced by the media tick (a
+        # recording); media/taps.py keeps it. Else a relaying bridge feeds the tap as
+        # packets pass (a fork), and stays a relay.
+        self.tap_paced = False
         self.stats: ReceptionStatistics | None = None
 
     def send_frame(self, frame: Frame) -> None:

@@ -11,6 +11,7 @@ __all__ = [
     "RtpPacket",
     "RtpParseError",
     "is_rtcp",
+    "payload_span",
     "write_header",
 ]
 
@@ -31,6 +32,30 @@ def is_rtcp(data: bytes) -> bool:
     RTP when muxing, which is what makes this single comparison sufficient.
     """
     return len(data) >= 2 and 192 <= data[1] <= 223
+
+
+def payload_span(data: bytes | bytearray) -> tuple[int, int] | None:
+    """Where an RTP packet's payload starts and ends (past CSRCs and a header
+    extension, before padding), or None when those lengths run past the packet.
+
+    For a listener on a relayed packet: cheaper than :meth:`RtpPacket.parse`, which
+    builds the whole packet.
+    """
+    size = len(data)
+    if size < 12:
+        return None
+    first = data[0]
+    if first == 0x80:  # the common packet: no CSRC, extension or padding
+        return 12, size
+    offset = 12 + ((first & 0x0F) << 2)
+    if first & 0x10:
+        if size < offset + 4:
+            return None
+        offset += 4 + (int.from_bytes(data[offset + 2 : offset + 4], "big") << 2)
+    end = size - data[-1] if first & 0x20 else size
+    if offset > end or (first & 0x20 and data[-1] == 0):
+        return None
+    return offset, end
 
 
 def write_header(

@@ -24,7 +24,7 @@ from typing import Any, cast
 from media.clock import MediaClock
 from media.dtmf import DtmfReceiver, dtmf_packets
 from media.jitter import JitterBuffer
-from media.leg import Frame, Leg
+from media.leg import Frame, Leg, Tap
 from media.ports import PortPool, PortsExhausted
 from media.quality import RtpTotals
 from media.rtcp import (
@@ -42,7 +42,7 @@ from media.rtcp import (
     parse_compound,
     serialize_compound,
 )
-from media.rtp import RTP_HEADER, is_rtcp, write_header
+from media.rtp import RTP_HEADER, is_rtcp, payload_span, write_header
 from media.sdp import Codec
 from media.srtp import SrtpContext, SrtpError
 
@@ -411,6 +411,9 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
                 relay.relay_packet(
                     data, relay._payload_type | (second & 0x80), ssrc, sequence, timestamp
                 )
+                tap = self.tap  # a fork listening while the bridge relays
+                if tap is not None:
+                    tap(0, Frame(self.codec, data[offset:end], timestamp, self._samples))
         elif payload_type == self._dtmf_payload_type:
             self.events_received += 1
             relay = self._relay
@@ -520,6 +523,15 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._sendto(out, remote)
         self.packets_sent += 1
         self.octets_sent += len(packet) - 12
+        tap = self.tap  # a fork hears what we relay to our peer: its outbound track
+        if tap is not None and second & 0x7F == self._payload_type:
+            self._tap_relayed(tap, 1, packet, timestamp)
+
+    def _tap_relayed(self, tap: Tap, side: int, packet: bytes, timestamp: int) -> None:
+        """Hand a relayed packet's payload to the tap (only while someone listens)."""
+        span = payload_span(packet)
+        if span is not None:
+            tap(side, Frame(self.codec, packet[span[0] : span[1]], timestamp, self._samples))
 
     def _relaying_datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         """``datagram_received`` while relaying without SRTP: the common packet (our
@@ -541,6 +553,9 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             relay.relay_packet(
                 data, relay._payload_type | (second & 0x80), ssrc, sequence, timestamp
             )
+            tap = self.tap  # a fork hears what our peer said: its inbound track
+            if tap is not None:
+                self._tap_relayed(tap, 0, data, timestamp)
             return
         RtpSession.datagram_received(self, data, addr)
 

@@ -257,7 +257,7 @@ class ForkStreamClient(MediaStreamClient):
         super().__init__(leg, url, protocol, **kwargs)
         self.tracks = ForkTracks(protocol)
         codec = leg.codec
-        self._side_audio = (StreamAudio(codec), StreamAudio(codec))  # transcoders keep state
+        self._side_audio = [StreamAudio(codec), StreamAudio(codec)]  # transcoders keep state
         self._started_at = 0.0
 
     async def run(self, until: asyncio.Event) -> str | None:
@@ -270,7 +270,7 @@ class ForkStreamClient(MediaStreamClient):
                 await asyncio.wait_for(asyncio.shield(ws.closed), STOP_FLUSH_S)
             return "this call's audio cannot be forked"
         self._started_at = time.monotonic()
-        add_tap(self.leg, self._on_tap)
+        add_tap(self.leg, self._on_tap, paced=False)  # a relaying bridge feeds it as it relays
         try:
             result: str | None = await _stream_until(ws, until, self.protocol)
             return result
@@ -285,7 +285,10 @@ class ForkStreamClient(MediaStreamClient):
         if ws is None or not ws.writable:  # (run() installs this once connected)
             self.dropped += 1
             return
-        payload = self._side_audio[side].to_stream(frame.payload)
+        audio = self._side_audio[side]
+        if frame.codec != audio.leg_codec:  # a side heard elsewhere (rtpengine) in its codec
+            audio = self._side_audio[side] = StreamAudio(frame.codec)
+        payload = audio.to_stream(frame.payload)
         if not payload:
             return
         now_ms = int((time.monotonic() - self._started_at) * 1000)

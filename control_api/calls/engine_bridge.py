@@ -9,6 +9,11 @@ in-process relay keeps running underneath, so audio flows while the
 re-INVITEs are in flight and goes on in process when rtpengine refuses, does
 not answer, or a party declines the re-INVITE (each a fallback, logged).
 
+Whoever listens to a party's leg (``<Start><Stream>`` forks, a live recording)
+hears both parties from rtpengine's ``subscribe request`` copies, sent to RTP
+sessions of ours (engine_forks.py), from before the parties move until the
+bridge ends.
+
 When the bridge ends, the parties still up whose TwiML goes on are moved back
 by re-INVITE to their own RTP port, and the rtpengine call is queried (its
 packet and byte totals logged and counted for ``/metrics``) and deleted. While
@@ -29,6 +34,7 @@ from collections.abc import Collection
 from typing import Any
 
 from control_api.calls.call import VOICE_CODECS, Call
+from control_api.calls.engine_forks import EngineListeners, Party
 from control_api.calls.media_update import is_hold
 from control_api.calls.outbound_call import OutboundCall
 from media.rtpengine.client import EngineError, EngineUnreachable, RtpEngines, call_totals
@@ -162,6 +168,9 @@ class EngineBridge:
         self.figures: tuple[int, int, int] = (0, 0, 0)  # packets, bytes, errors so far
         self._moved: list[SipCall] = []
         self._watch: asyncio.Future[None] | None = None
+        # Copies of the parties' media for whoever listens to their legs (forks).
+        self.listeners: EngineListeners | None = None
+        self._listening: asyncio.Future[bool] | None = None
 
     async def start(self) -> bool:
         """Move both parties onto rtpengine: True when both are there."""
@@ -186,6 +195,12 @@ class EngineBridge:
             a.log("rtpengine.fallback", reason="unusable SDP from rtpengine")
             await self._delete()
             return False
+        # Forks hear the parties from rtpengine before they move there: no gap.
+        self.listeners = self._listeners(a.leg, b.leg)
+        if not await self.listeners.update() and self.listeners.listened():
+            a.log("rtpengine.fallback", reason="the forks' subscription failed")
+            await self._delete()
+            return False
         moved = await asyncio.gather(self._move(a, offers[0]), self._move(b, offers[1]))
         if not all(moved):
             a.log("rtpengine.fallback", reason="a party declined the re-INVITE")
@@ -195,6 +210,26 @@ class EngineBridge:
         a.log("rtpengine.bridged", ng_call_id=self.call_id, codecs=f"{a.leg.codec}/{b.leg.codec}")
         self._watch = asyncio.ensure_future(self._watch_call())
         return True
+
+    def _listeners(self, a: RtpSession, b: RtpSession) -> EngineListeners:
+        media = self.a.media
+        codecs = _leg_codecs(a)[0], _leg_codecs(b)[0]
+        return EngineListeners(
+            self.engines,
+            self.call_id,
+            (
+                Party(self.tags[0], a, b, codecs[0]),
+                Party(self.tags[1], b, a, codecs[1]),
+            ),
+            bind=lambda: RtpSession.bind(media.bind, media.pool, media.clock),
+            address=media.public_address,
+        )
+
+    def listeners_changed(self) -> None:
+        """Someone began or stopped listening to a party's leg (a fork started or
+        stopped mid-bridge): subscribe to rtpengine's copies, or unsubscribe."""
+        if self.listeners is not None and not self.listeners.closed:
+            self._listening = asyncio.ensure_future(self.listeners.update())
 
     async def _move(self, call: SipCall, offer: bytes) -> bool:
         """Re-INVITE ``call`` with ``offer``: True once it accepted (2xx)."""
@@ -308,11 +343,15 @@ class EngineBridge:
         for call in self._moved:
             if call not in move_back:
                 self._restore(call)
+        if self.listeners is not None:  # the delete below ends the subscriptions
+            await self.listeners.close(unsubscribe=False)
         if not self.lost:
             await self._move_back([c for c in self._moved if c in move_back])
             await self._delete()
 
     async def _delete(self) -> None:
+        if self.listeners is not None:
+            await self.listeners.close(unsubscribe=False)
         if self.engines.set.instance_for(self.call_id) is None:
             return
         try:

@@ -348,6 +348,9 @@ async def _bridge(
                 bridge.on_dtmf = on_dtmf
             bridge.start()
             engine = await _engine(context, a, b, recorder, verb)
+            if engine is not None:  # a fork started or stopped mid-bridge: rtpengine's copies
+                bridge.on_replanned = engine.listeners_changed
+                engine.listeners_changed()  # (one that started while the parties moved)
             runner.bridged = (a, b)  # who talks to whom now (the console shows both legs)
             parent.log("dial.bridged", child=b.sid, mode="rtpengine" if engine else bridge.mode)
             transfer = asyncio.ensure_future(transfers.requests.get())

@@ -1,7 +1,9 @@
 """The asyncio side of the ng protocol: a UDP socket per rtpengine instance
 around :class:`~media.rtpengine.ng.NgClient`, and :class:`RtpEngines`, the
 commands callswitch sends to the instance the selection (selection.py) gives a
-call: ``ping``, ``offer``, ``answer``, ``delete``, ``query``, ``list``.
+call: ``ping``, ``offer``, ``answer``, ``delete``, ``query``, ``list``, and
+``subscribe request``/``subscribe answer``/``unsubscribe`` (a copy of one party's
+media, for the forks of a bridged call).
 
 Failures are typed: :class:`EngineRefused` (rtpengine answered ``error``) and
 :class:`EngineUnreachable` (no answer after every retransmission, or an ICMP
@@ -259,6 +261,41 @@ class RtpEngines:
             self.totals.refused += 1
             raise
         return _text(reply.get("sdp"))
+
+    async def subscribe_request(
+        self, call_id: str, from_tag: str, **options: object
+    ) -> tuple[str, str]:
+        """``subscribe request`` for what the party ``from_tag`` sends: rtpengine's
+        offer (sendonly, its address for the copy) and the subscription's to-tag."""
+        message: Message = {
+            "command": "subscribe request",
+            "call-id": call_id,
+            "from-tag": from_tag,
+            **options,  # type: ignore[dict-item]
+        }
+        reply = await self.send(self._instance(call_id), message)
+        sdp, to_tag = _text(reply.get("sdp")), _text(reply.get("to-tag"))
+        if not sdp or not to_tag:
+            raise EngineRefused("subscribe request: no SDP or to-tag in the reply")
+        return sdp, to_tag
+
+    async def subscribe_answer(
+        self, call_id: str, to_tag: str, sdp: str, **options: object
+    ) -> None:
+        """``subscribe answer``: where the subscription's copy goes (our SDP)."""
+        message: Message = {
+            "command": "subscribe answer",
+            "call-id": call_id,
+            "to-tag": to_tag,
+            "sdp": sdp,
+            **options,  # type: ignore[dict-item]
+        }
+        await self.send(self._instance(call_id), message)
+
+    async def unsubscribe(self, call_id: str, to_tag: str) -> None:
+        """``unsubscribe``: the subscription ``to_tag`` ends (the call goes on)."""
+        message: Message = {"command": "unsubscribe", "call-id": call_id, "to-tag": to_tag}
+        await self.send(self._instance(call_id), message)
 
     async def query(self, call_id: str) -> Message:
         return await self.send(self._instance(call_id), {"command": "query", "call-id": call_id})

@@ -169,3 +169,62 @@ async def test_a_leg_someone_listens_to_is_passed_as_frames_and_heard(legs):
     assert [p.payload for p in phones[1].received()].count(tone) >= 5  # still passed on
     remove_tap(a, listener)
     assert bridge.mode == "relay"
+
+
+async def test_a_fork_keeps_the_relay_and_hears_both_sides_as_they_pass(legs):
+    """An unpaced listener (a ``<Start><Stream>`` fork) on a relayed leg: the bridge
+    stays a relay (payloads untouched, no ticks), and the listener gets each packet
+    the leg's phone sent (side 0) and each packet relayed to it (side 1)."""
+    a, b, phones, _ = legs
+    wire(a, b, phones)
+    bridge = Bridge(a, b)
+    bridge.start()
+    heard: list[tuple[int, bytes]] = []
+
+    def fork(side, frame):
+        heard.append((side, frame.payload))
+
+    add_tap(a, fork, paced=False)
+    assert bridge.mode == "relay"
+    assert a._tick_token is None and b._tick_token is None
+    said = [bytes([n + 1]) * 160 for n in range(6)]
+    answered = [bytes([n + 100]) * 160 for n in range(6)]
+    for n in range(6):
+        phones[0].send(a, RtpPacket(0, 3000 + n, 160 * n, 0x5151, said[n]))
+        # The far side's packets carry a CSRC: the listener gets the payload alone.
+        phones[1].send(b, RtpPacket(0, 4000 + n, 160 * n, 0x6161, answered[n], csrc=[9]))
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.2)
+    assert [p for side, p in heard if side == 0] == said
+    assert [p for side, p in heard if side == 1] == answered
+    assert [p.payload for p in phones[1].received()] == said  # relayed untouched
+    assert [p.payload for p in phones[0].received()] == answered
+    # A recording joining the fork needs the tick: the bridge passes frames, both hear.
+    recorded: list[int] = []
+    recording = lambda side, frame: recorded.append(side)  # noqa: E731
+    add_tap(a, recording)
+    assert bridge.mode == "frames"
+    remove_tap(a, recording)
+    assert bridge.mode == "relay"
+    remove_tap(a, fork)
+    assert bridge.mode == "relay" and "datagram_received" in a.__dict__
+    heard.clear()
+    phones[0].send(a, RtpPacket(0, 3100, 160 * 100, 0x5151, said[0]))
+    await asyncio.sleep(0.1)
+    assert heard == [] and [p.payload for p in phones[1].received()] == [said[0]]
+    bridge.stop()
+
+
+async def test_nothing_is_heard_of_relayed_dtmf_or_while_the_leg_is_on_hold(legs):
+    a, b, phones, _ = legs
+    wire(a, b, phones)
+    bridge = Bridge(a, b)
+    bridge.start()
+    heard: list[int] = []
+    add_tap(a, lambda side, frame: heard.append(side), paced=False)
+    phones[1].send(b, RtpPacket(101, 1, 0, 0x77, bytes([5, 0x0A, 0, 160]), marker=True))
+    a.hold = True  # the caller put us on hold: nothing is sent to it, so nothing heard
+    phones[1].send(b, RtpPacket(0, 2, 160, 0x77, b"\x01" * 160))
+    await asyncio.sleep(0.1)
+    assert heard == []
+    bridge.stop()

@@ -4,7 +4,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from media.rtp import RTP_HEADER, RtpPacket, RtpParseError, is_rtcp, write_header
+from media.rtp import (
+    RTP_HEADER,
+    RtpPacket,
+    RtpParseError,
+    is_rtcp,
+    payload_span,
+    write_header,
+)
 
 # PCMU, seq 0x1b39, ts 0x0000a000, SSRC 0x12345678, 160 octets of mu-law silence.
 PCMU_PACKET = bytes.fromhex("80001b390000a00012345678") + b"\xff" * 160
@@ -198,3 +205,31 @@ def test_version_two_header_with_no_flags_always_parses(tail):
     data = bytes([0x80]) + tail[1:]
     packet = RtpPacket.parse(data)
     assert packet.payload == data[12:]
+
+
+def test_payload_span_skips_csrcs_extension_and_padding():
+    assert payload_span(PCMU_PACKET) == (12, len(PCMU_PACKET))
+    start, end = payload_span(FULL_PACKET)
+    assert FULL_PACKET[start:end] == bytes.fromhex("d5d5d5d5")
+    assert payload_span(PCMU_PACKET[:11]) is None
+    assert payload_span(FULL_PACKET[:20]) is None  # the extension runs past the end
+
+
+@given(packets)
+def test_payload_span_finds_what_parse_finds(packet):
+    if packet.extension_profile is None:
+        packet.extension = b""
+    data = packet.serialize()
+    start, end = payload_span(data)
+    assert data[start:end] == packet.payload
+
+
+@given(st.binary(max_size=80))
+def test_payload_span_agrees_with_parse_on_any_bytes(data):
+    data = bytes([0x80 | (data[0] & 0x3F)]) + data[1:] if data else data
+    try:
+        packet = RtpPacket.parse(data)
+    except RtpParseError:
+        return  # (payload_span checks less: the version is the receiver's business)
+    span = payload_span(data)
+    assert span is not None and data[span[0] : span[1]] == packet.payload

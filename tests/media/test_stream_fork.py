@@ -59,6 +59,13 @@ def test_timestamps_never_go_backwards_within_a_track():
 
 class FakeLeg:
     tap = None
+    tap_paced = False
+
+    def __init__(self) -> None:
+        self.replans = 0
+
+    def on_reconfigured(self) -> None:
+        self.replans += 1
 
 
 def test_tap_fan_out_adds_and_removes_listeners():
@@ -103,3 +110,26 @@ def test_bound_methods_are_removed_too():
     remove_tap(leg, recorder.tap)  # a new bound-method object, equal to the one added
     leg.tap(0, Frame("PCMU", b""))
     assert recorder.frames == 0
+
+
+def test_the_leg_says_whether_a_listener_needs_the_ticks_pacing():
+    """Forks (unpaced) leave a relaying bridge a relay; a recording (paced) makes it
+    pass frames: the bridge re-plans whenever that, or whether anyone listens, changes."""
+    leg = FakeLeg()
+    fork_a, fork_b, recording = (lambda side, frame: None for _ in range(3))
+    add_tap(leg, fork_a, paced=False)
+    assert leg.tap is fork_a and not leg.tap_paced and leg.replans == 1
+    add_tap(leg, fork_b, paced=False)
+    assert not leg.tap_paced and leg.replans == 1  # still only forks: nothing to re-plan
+    add_tap(leg, recording)
+    assert leg.tap_paced and leg.replans == 2
+    assert leg.tap.paced == [False, False, True]
+    remove_tap(leg, fork_a)
+    assert leg.tap_paced and leg.replans == 2
+    remove_tap(leg, recording)
+    assert leg.tap is fork_b and not leg.tap_paced and leg.replans == 3
+    add_tap(leg, recording)
+    remove_tap(leg, fork_b)
+    assert leg.tap is recording and leg.tap_paced and leg.replans == 4
+    remove_tap(leg, recording)
+    assert leg.tap is None and not leg.tap_paced and leg.replans == 5

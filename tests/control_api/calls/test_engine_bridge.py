@@ -67,6 +67,18 @@ class Engines:
         streams = [{"stats": {"packets": 50 * self.queries}}, {"stats": {"packets": 1}}]
         return {"result": "ok", "tags": {"CA0": {"medias": [{"streams": streams}]}}}
 
+    async def subscribe_request(self, call_id, from_tag, **options):
+        self.sent.append(("subscribe request", {"from-tag": from_tag}))
+        if self.refuse == "subscribe":
+            raise EngineRefused("Unknown call-tag")
+        return ENGINE_FOR_A, f"sub-{from_tag}"
+
+    async def subscribe_answer(self, call_id, to_tag, sdp, **options):
+        self.sent.append(("subscribe answer", {"to-tag": to_tag, "sdp": sdp}))
+
+    async def unsubscribe(self, call_id, to_tag):
+        self.sent.append(("unsubscribe", {"to-tag": to_tag}))
+
     async def delete(self, call_id):
         self.sent.append(("delete", {}))
         self.held.discard(call_id)
@@ -107,6 +119,7 @@ async def party(pool, clock, sid, peer_port, codec=PCMU, status=200):
     call = SimpleNamespace(
         sid=sid,
         call_id=f"{sid}@test",
+        media=SimpleNamespace(bind="127.0.0.1", public_address="127.0.0.1", pool=pool, clock=clock),
         leg=leg,
         session=session,
         media_updater=updater,
@@ -232,3 +245,42 @@ async def test_a_party_that_hangs_up_while_being_moved_ends_the_wait_at_once(par
     assert not await EngineBridge(engines, a, b).start()
     assert loop.time() - started < 1.0  # not the re-INVITE's 8 s
     assert not engines.held
+
+
+async def test_a_fork_on_the_caller_hears_both_parties_from_rtpengine(parties):
+    """Someone listens to the caller's leg (a fork): before the parties move, each
+    party's media is subscribed to, sent to ports of ours; a fork that stops
+    mid-bridge unsubscribes, one that starts subscribes again; the end deletes."""
+    a, b = await parties(), await parties()
+    a.leg.tap = lambda side, frame: None
+    engines = Engines()
+    bridge = EngineBridge(engines, a, b, check_s=3600)
+    assert await bridge.start()
+    kinds = [kind for kind, _ in engines.sent]
+    assert kinds == ["offer", "answer", *["subscribe request", "subscribe answer"] * 2]
+    assert [m["from-tag"] for k, m in engines.sent if k == "subscribe request"] == ["CA0", "CA1"]
+    assert len(a.session.offers) == 1  # moved after the copies were asked for
+    ports = {copy.session.port for copy in bridge.listeners.copies}
+    assert len(ports) == 2 and a.leg.port not in ports
+    a.leg.tap = None
+    bridge.listeners_changed()
+    await bridge._listening
+    assert [m["to-tag"] for k, m in engines.sent if k == "unsubscribe"] == ["sub-CA0", "sub-CA1"]
+    a.leg.tap = lambda side, frame: None
+    bridge.listeners_changed()
+    await bridge._listening
+    assert len(bridge.listeners.copies) == 2
+    sessions = [copy.session for copy in bridge.listeners.copies]
+    await bridge.stop([a])
+    assert all(session.closed for session in sessions)
+    assert engines.sent[-1][0] == "delete"
+    assert [k for k, _ in engines.sent].count("unsubscribe") == 2  # the delete ends the rest
+
+
+async def test_a_bridge_whose_forks_cannot_be_fed_stays_in_process(parties):
+    a, b = await parties(), await parties()
+    a.leg.tap = lambda side, frame: None
+    engines = Engines(refuse="subscribe")
+    assert not await EngineBridge(engines, a, b).start()
+    assert not a.session.offers and not b.session.offers  # nobody moved
+    assert engines.sent[-1][0] == "delete" and not engines.held

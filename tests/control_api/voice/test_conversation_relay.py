@@ -26,6 +26,7 @@ class FakeLeg:
         self.source = None
         self.closed = False
         self.tap = None
+        self.tap_paced = False
         self.on_dtmf = lambda digit: None
         self.sent_dtmf: list[str] = []
         self.played = 0  # frames

@@ -47,7 +47,7 @@ def setting(recognizer: bool = True):
         return listener
 
     outbox = FakeOutbox()
-    leg = SimpleNamespace(tap=None, codec="PCMU")
+    leg = SimpleNamespace(tap=None, tap_paced=False, codec="PCMU")
     call = SimpleNamespace(sid="CA" + "1" * 32, leg=leg, ended=asyncio.Event())
     runner = SimpleNamespace(
         call=call,

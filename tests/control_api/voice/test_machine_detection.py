@@ -82,6 +82,7 @@ def test_a_dialled_number_asks_for_asynchronous_detection():
 
 class FakeLeg:
     tap = None
+    tap_paced = False
 
 
 class FakeCall:

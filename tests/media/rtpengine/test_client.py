@@ -54,6 +54,12 @@ class Responder(asyncio.DatagramProtocol):
         if command == "delete":
             self.calls.pop(message["call-id"], None)
             return {"result": "ok"}
+        if command == "subscribe request":
+            if message["from-tag"] == "nobody":
+                return {"result": "ok", "sdp": "v=0 copy"}  # no to-tag: unusable
+            return {"result": "ok", "sdp": "v=0 copy", "to-tag": "sub1"}
+        if command in ("subscribe answer", "unsubscribe"):
+            return {"result": "ok"}
         if command == "list":
             return {"result": "ok", "calls": list(self.calls)}
         return {"result": "error", "error-reason": "Unrecognized command"}
@@ -157,5 +163,31 @@ async def test_a_disabled_instance_is_pinged_once_its_time_is_up():
         now[0] = 60.0
         assert await engines.offer("c1", "a", "v=0") == "v=0 offer"
         assert instance.up
+    finally:
+        engines.close()
+
+
+async def test_subscriptions_go_to_the_calls_instance():
+    peer, address = await responder()
+    engines = RtpEngines([address])
+    try:
+        with pytest.raises(EngineRefused, match="no rtpengine holds"):
+            await engines.subscribe_request("c1", "a")  # not offered yet: no instance
+        await engines.offer("c1", "a", "v=0")
+        assert await engines.subscribe_request("c1", "a", ICE="remove") == ("v=0 copy", "sub1")
+        await engines.subscribe_answer("c1", "sub1", "v=0 ours", flags=["asymmetric"])
+        await engines.unsubscribe("c1", "sub1")
+        with pytest.raises(EngineRefused, match="to-tag"):
+            await engines.subscribe_request("c1", "nobody")
+        request, answer, unsubscribe = peer.seen[1:4]
+        assert request == {
+            "command": "subscribe request",
+            "call-id": "c1",
+            "from-tag": "a",
+            "ICE": "remove",
+        }
+        assert answer["to-tag"] == "sub1" and answer["sdp"] == "v=0 ours"
+        assert answer["flags"] == ["asymmetric"]
+        assert unsubscribe == {"command": "unsubscribe", "call-id": "c1", "to-tag": "sub1"}
     finally:
         engines.close()
