@@ -139,13 +139,15 @@ def fit_band_transform(
         for stream, (ws, ns) in enumerate(zip((w, *dynamics(w)), (n, *dynamics(n)), strict=True)):
             wides[stream].append(ws[speech])
             narrows[stream].append(ns[speech])
-    fitted = []
+    fitted: list[Affine] = []
     for stream in range(STREAMS):
         x = np.concatenate(wides[stream])
         design = np.hstack([x, np.ones((x.shape[0], 1))]) if stream == 0 else x
         coefficients, *_ = np.linalg.lstsq(design, np.concatenate(narrows[stream]), rcond=None)
         bias = coefficients[N_CEP] if stream == 0 else np.zeros(N_CEP)
-        fitted.append((coefficients[:N_CEP].T, bias))
+        fitted.append(
+            (np.asarray(coefficients[:N_CEP].T, np.float64), np.asarray(bias, np.float64))
+        )
     return fitted
 
 
