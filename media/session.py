@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
@@ -719,6 +720,7 @@ def _no_reconfiguration() -> None:
     pass
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of peers' addresses, asked once a call
 def _is_private_or_unspecified(host: str) -> bool:
     try:
         address = ipaddress.ip_address(host)
