@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
@@ -45,6 +46,7 @@ from media.rtcp import (
 from media.rtp import RTP_HEADER, is_rtcp, payload_span, write_header
 from media.sdp import Codec
 from media.srtp import SrtpContext, SrtpError
+from media.udp_sockets import bind_udp_pair
 
 __all__ = ["RtpSession"]
 
@@ -173,15 +175,23 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
             port = pool.acquire()
             session = cls(clock, pool, port, **kwargs)
             try:
-                await loop.create_datagram_endpoint(_itself(session), local_addr=(host, port))
-                session._rtcp, _ = await loop.create_datagram_endpoint(
-                    _rtcp_protocol(session), local_addr=(host, port + 1)
-                )
-                pool.sessions.add(session)
-                return session
+                rtp, rtcp = bind_udp_pair(host, port)
             except OSError as exc:  # taken by another program: try the next pair
                 last_error = exc
                 session.close()
+                continue
+            try:
+                await loop.create_datagram_endpoint(_itself(session), sock=rtp)
+                session._rtcp, _ = await loop.create_datagram_endpoint(
+                    _rtcp_protocol(session), sock=rtcp
+                )
+                pool.sessions.add(session)
+                return session
+            except OSError as exc:
+                last_error = exc
+                session.close()
+                for sock in (rtp, rtcp):
+                    sock.close()  # a no-op for one its transport already closed
         raise PortsExhausted(f"could not bind an RTP port pair: {last_error}")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -725,6 +735,7 @@ def _no_reconfiguration() -> None:
     pass
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of peers' addresses, asked once a call
 def _is_private_or_unspecified(host: str) -> bool:
     try:
         address = ipaddress.ip_address(host)

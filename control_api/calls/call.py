@@ -169,7 +169,8 @@ class Call(CallTimes):
                 return await self._answer_webrtc(media.webrtc, session.offer)
         try:
             leg = await RtpSession.bind(media.bind, media.pool, media.clock)
-        except PortsExhausted:
+        except PortsExhausted as exc:  # the range is full, or other programs hold its ports
+            self.log("call.no_rtp_ports", reason=str(exc)[:200])
             session.reject(503)
             return False
         self.leg = leg

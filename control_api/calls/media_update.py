@@ -77,19 +77,25 @@ class MediaUpdater:
         self.session_id = leg.ssrc  # our o= line, kept in the re-offers we make (versioned)
         self.username = "-"
         self.origin_address = public_address
-        if local_sdp:
-            try:
-                self.local = SessionDescription.parse(local_sdp)
-            except SdpParseError:
-                self.local = None
-            if self.local is not None:
-                self.version = self.local.session_version
-                self.session_id = self.local.session_id
-                self.username = self.local.username
-                self.origin_address = self.local.address
-                self._last_key = _content_key(self.local)
+        # Read on the first offer of the call, not when it is answered: most calls have none.
+        self._local_sdp = local_sdp
         self._sdp_remote = leg.destination  # where the SDP said to send, before NAT latching
         self.held = False
+
+    def _describe(self) -> None:
+        """Read our first description (its origin, version and content) once."""
+        local_sdp, self._local_sdp = self._local_sdp, None
+        if not local_sdp:
+            return
+        try:
+            self.local = SessionDescription.parse(local_sdp)
+        except SdpParseError:
+            return
+        self.version = self.local.session_version
+        self.session_id = self.local.session_id
+        self.username = self.local.username
+        self.origin_address = self.local.address
+        self._last_key = _content_key(self.local)
 
     # -- the session callbacks
 
@@ -138,6 +144,10 @@ class MediaUpdater:
         """Our description with only the key we send with (none on plain RTP): what our
         re-offers repeat once the first answer settled the keys. None when our first
         description was that already (an answer of ours; no key offered)."""
+        pending = self._local_sdp
+        if pending is not None and self.leg.srtp is None and b"a=crypto" not in pending:
+            return None  # no key offered and none in use: nothing to take out
+        self._describe()
         local = self.local
         audio = None if local is None else next((m for m in local.media if m.port), None)
         if local is None or audio is None:
@@ -212,12 +222,14 @@ class MediaUpdater:
 
     def versioned(self, sdp: SessionDescription) -> bytes:
         """``sdp`` (an offer of ours in a re-INVITE) with our origin and the next version."""
+        self._describe()
         sdp.session_id = self.session_id
         sdp.username = self.username
         sdp.address = self.origin_address
         return self._versioned(sdp).serialize()
 
     def _versioned(self, answer: SessionDescription) -> SessionDescription:
+        self._describe()
         key = _content_key(answer)
         if key != self._last_key:
             self.version += 1

@@ -13,7 +13,9 @@ from media.clock import MediaClock
 from media.g711 import ulaw_decode, ulaw_encode
 from media.ports import PortPool, PortsExhausted
 from media.rtp import RtpPacket
+from media.session import RtpSession
 from media.tones import ToneGenerator, dominant_frequency, level_dbfs
+from tests.media.conftest import free_range
 
 
 async def test_tone_sent_by_one_session_arrives_at_the_other(pair):
@@ -164,3 +166,23 @@ async def test_media_clock_ticks_every_20_ms_without_drift():
     assert all(abs(p - round(p)) < 1e-6 for p in periods)  # on the grid, never shifted
     assert round(periods[-1]) == len(due) - 1 + clock.skipped
     assert all(when >= at - 0.001 for when, at in ran)
+
+
+async def test_bind_skips_a_pair_another_program_holds():
+    clock = MediaClock()
+    start, end = free_range()
+    pool = PortPool(start, end)
+    first = start + (start & 1)
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    squatter.bind(("127.0.0.1", first + 1))  # the first pair's RTCP port is taken
+    try:
+        session = await RtpSession.bind("127.0.0.1", pool, clock)
+        try:
+            assert session.port == first + 2
+            assert first not in pool._used  # the failed pair went back to the pool
+        finally:
+            session.close()
+        assert pool.in_use == 0
+    finally:
+        squatter.close()
+        clock.close()

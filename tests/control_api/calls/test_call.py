@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from control_api.calls.call import Call, MediaSettings
 from media.clock import MediaClock
-from media.ports import PortPool
+from media.ports import PortPool, PortsExhausted
 from media.watchdog import SilenceWatchdog
 from tests.control_api.calls.test_media_update import offer
 from tests.media.conftest import free_range
@@ -76,4 +76,22 @@ async def test_a_call_whose_peer_sends_nothing_is_hung_up_and_logged(caplog):
     assert record.held is False
     call.leg.close()
     settings.watchdog.close()
+    settings.clock.close()
+
+
+async def test_a_call_with_no_rtp_ports_left_is_refused_with_503_and_why(caplog):
+    rejected: list[int] = []
+    session = FakeInviteSession(offer(port=6000, address="198.51.100.9"))
+    session.reject = lambda status, reason=None: rejected.append(status)
+    settings = media()
+    while True:  # every pair of the range handed out
+        try:
+            settings.pool.acquire()
+        except PortsExhausted:
+            break
+    with caplog.at_level(logging.INFO, logger="callswitch.calls"):
+        assert not await Call(session, settings).answer()
+    assert rejected == [503]
+    [record] = [r for r in caplog.records if r.getMessage() == "call.no_rtp_ports"]
+    assert "RTP ports are in use" in record.reason
     settings.clock.close()
