@@ -105,7 +105,7 @@ class MediaStreamClient:
     async def connect(self) -> None:
         """Open the WebSocket and send ``connected`` and ``start``."""
         try:
-            self._ws = await open_websocket(
+            await open_websocket(
                 self.url,
                 timeout=self.connect_timeout,
                 max_size=MAX_MESSAGE,
@@ -114,8 +114,10 @@ class MediaStreamClient:
                 resolve=self.resolve,
                 message_budget=MESSAGES_PER_WINDOW,
                 budget_window=MESSAGE_WINDOW_S,
+                on_connection=self._attach,  # messages may come with the handshake
             )
         except WebSocketOpenError as exc:
+            self._ws = None
             raise StreamConnectError(f"could not connect to {self.url}: {exc}") from exc
         self._send_control(self.protocol.connected())
         self._send_control(self.protocol.start())
@@ -216,10 +218,13 @@ class MediaStreamClient:
         """20 ms frames of the application's audio dropped beyond the playout bound."""
         return self.playback.dropped_frames
 
+    def _attach(self, ws: WebSocketConnection) -> None:
+        self._ws = ws
+
     def _hold_back(self) -> None:
         """The playout queue is full: read no more until some of it has played."""
         if self._ws is None:
-            return  # still in the handshake's packet: the read is bounded anyway
+            return
         if not self._queue_full:
             self._queue_full = True
             self.held_back += 1

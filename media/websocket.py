@@ -412,12 +412,15 @@ async def open_websocket(
     resolve: Callable[[str, int], Awaitable[str]] | None = None,
     message_budget: int = 0,
     budget_window: float = 0.1,
+    on_connection: Callable[[WebSocketConnection], None] = _ignore,
 ) -> WebSocketConnection:
     """Connect to ``url`` (``ws://`` or ``wss://``) and complete the opening handshake
     within ``timeout`` seconds; :class:`WebSocketOpenError` otherwise.
 
     ``on_message`` is in place before the handshake ends: a server may send its first
-    messages in the same packet as its handshake response. ``resolve(host, port)``,
+    messages in the same packet as its handshake response, and ``on_connection`` gets
+    the connection before any (so a consumer can pause reading from the very first
+    message). ``resolve(host, port)``,
     when given, is the address to connect to (the URL's host stays the Host header
     and TLS server name); an ``OSError`` from it (the fetch policy's refusal, a
     failed lookup) fails the open as an unreachable host does. ``message_budget`` (0: no
@@ -438,6 +441,7 @@ async def open_websocket(
         budget_window=budget_window,
     )
     connection.on_message = on_message
+    on_connection(connection)
     try:
         async with asyncio.timeout(timeout):
             host = uri.host if resolve is None else await resolve(uri.host, uri.port)

@@ -244,6 +244,52 @@ async def test_a_full_playout_queue_stops_reading_and_clear_still_comes_through(
         assert await asyncio.wait_for(running, 5) is None
 
 
+class EagerApp(asyncio.Protocol):
+    """An application whose handshake response and first 300 media messages leave in
+    one write, so they reach the client in one read."""
+
+    def __init__(self) -> None:
+        self.ws = ServerProtocol()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Request):
+                self.ws.send_response(self.ws.accept(event))
+                for _ in range(300):
+                    self.ws.send_text(media_message(b"\x22" * 160).encode())
+        self.transport.write(b"".join(self.ws.data_to_send()))
+
+
+async def test_audio_sent_with_the_handshake_is_held_back_not_dropped():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(EagerApp, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        leg = FakeLeg()
+        client = CountingClient(leg, f"ws://127.0.0.1:{port}/", protocol())
+        client.playback.max_frames = 100
+        await client.connect()
+        assert client.held_back == 1 and client.handled == 100
+        until = asyncio.Event()
+        running = asyncio.ensure_future(client.run(until))
+        await asyncio.sleep(0)  # run() puts the playout source in place
+        pulled = 0
+        for _ in range(2000):  # one pull per loop turn: reading resumes as room frees up
+            pulled += leg.source() is not None
+            if pulled == 300:
+                break
+            await asyncio.sleep(0)
+        until.set()
+        await asyncio.wait_for(running, 5)
+        assert pulled == 300 and client.handled == 300
+        assert client.media_dropped == 0 and client.most_queued <= 100
+
+
 async def test_audio_beyond_the_bound_in_one_message_is_dropped_and_counted():
     async def app(ws):
         await ws.send(media_message(b"\x33" * 160 * 150))
