@@ -18,6 +18,7 @@ from media.ports import PortPool
 from media.rtpengine.client import EngineRefused, EngineUnreachable
 from media.sdp import PCMA, PCMU, TELEPHONE_EVENT, SessionDescription, build_offer
 from media.session import RtpSession
+from media.srtp import CryptoAttribute, SrtpContext
 
 ENGINE_FOR_A = (
     "v=0\r\no=- 1 1 IN IP4 10.9.9.9\r\ns=-\r\nc=IN IP4 10.9.9.9\r\nt=0 0\r\n"
@@ -25,6 +26,11 @@ ENGINE_FOR_A = (
     "a=rtpmap:101 telephone-event/8000\r\na=rtcp:41001\r\n"
 )
 ENGINE_FOR_B = ENGINE_FOR_A.replace("41000", "41010").replace("41001", "41011")
+ENGINE_KEYS = [CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_80")]
+ENGINE_KEYS.append(CryptoAttribute.generate(2, "AES_CM_128_HMAC_SHA1_32"))
+ENGINE_FOR_B_SRTP = ENGINE_FOR_B.replace("RTP/AVP", "RTP/SAVP") + "".join(
+    f"a=crypto:{k.serialize()}\r\n" for k in ENGINE_KEYS
+)
 
 
 PHONE_OFFER = (
@@ -52,6 +58,8 @@ class Engines:
         if self.refuse == "offer":
             raise EngineUnreachable("no rtpengine instance is available")
         self.held.add(call_id)
+        if options.get("transport-protocol") == "RTP/SAVP":
+            return ENGINE_FOR_B_SRTP
         return ENGINE_FOR_B
 
     async def answer(self, call_id, from_tag, to_tag, sdp, **options):
@@ -76,9 +84,10 @@ class Engines:
 class Session:
     """A SIP session whose peer answers each re-INVITE with ``status``."""
 
-    def __init__(self, local_sdp: bytes, status: int = 200) -> None:
+    def __init__(self, local_sdp: bytes, status: int = 200, body: bytes = b"") -> None:
         self.local_sdp = local_sdp
         self.status = status
+        self.body = body  # the SDP of its answers
         self.offers: list[bytes] = []
         self.on_offer = None
 
@@ -86,7 +95,7 @@ class Session:
         self.offers.append(sdp)
         self.local_sdp = sdp
         if self.status:  # 0: the peer never answers
-            response = SimpleNamespace(status=self.status)
+            response = SimpleNamespace(status=self.status, body=self.body)
             asyncio.get_running_loop().call_soon(on_response, response)
 
 
@@ -97,11 +106,22 @@ def free_range(size: int = 10) -> tuple[int, int]:
     return base, base + size - 1
 
 
-async def party(pool, clock, sid, peer_port, codec=PCMU, status=200):
+async def party(pool, clock, sid, peer_port, codec=PCMU, status=200, srtp=None, body=b""):
     leg = await RtpSession.bind("127.0.0.1", pool, clock)
     leg.configure(codec, ("127.0.0.1", peer_port), dtmf=TELEPHONE_EVENT)
-    ours = build_offer("127.0.0.1", leg.port, [codec, TELEPHONE_EVENT], 4242)
-    session = Session(ours.serialize(), status)
+    keys = []
+    if srtp is not None:  # (ours, theirs)
+        leg.use_srtp(SrtpContext(*srtp))
+        keys = [srtp[0].serialize()]
+    ours = build_offer(
+        "127.0.0.1",
+        leg.port,
+        [codec, TELEPHONE_EVENT],
+        4242,
+        protocol="RTP/SAVP" if srtp else "RTP/AVP",
+        crypto=keys,
+    )
+    session = Session(ours.serialize(), status, body)
     updater = MediaUpdater(leg, "127.0.0.1", session.local_sdp, SUPPORTED_CODECS)
     session.on_offer = updater.answer
     call = SimpleNamespace(
@@ -231,4 +251,47 @@ async def test_a_party_that_hangs_up_while_being_moved_ends_the_wait_at_once(par
     started = loop.time()
     assert not await EngineBridge(engines, a, b).start()
     assert loop.time() - started < 1.0  # not the re-INVITE's 8 s
+    assert not engines.held
+
+
+def srtp_answer(key: CryptoAttribute) -> bytes:
+    return PHONE_OFFER.replace(b"RTP/AVP", b"RTP/SAVP") + f"a=crypto:{key.serialize()}\r\n".encode()
+
+
+async def test_an_srtp_callee_gets_rtpengine_s_key_and_rtpengine_gets_its_own(parties):
+    suite = "AES_CM_128_HMAC_SHA1_32"
+    theirs = CryptoAttribute.generate(5, suite)
+    keys = (CryptoAttribute.generate(5, suite), theirs)
+    a = await parties()
+    b = await parties(srtp=keys, body=srtp_answer(CryptoAttribute(2, suite, theirs.key)))
+    engines = Engines()
+    bridge = EngineBridge(engines, a, b, check_s=3600)
+    assert await bridge.start()
+    offer, answer = engines.sent[0][1], engines.sent[1][1]
+    assert offer["transport-protocol"] == "RTP/SAVP"
+    assert "RTP/AVP" in offer["sdp"] and "a=crypto" not in offer["sdp"]
+    # rtpengine hears the callee's own key, under the tag it offered for that suite.
+    told = SessionDescription.parse(answer["sdp"]).media[0]
+    assert told.protocol == "RTP/SAVP"
+    assert [CryptoAttribute.parse(c) for c in told.crypto] == [
+        CryptoAttribute(2, suite, theirs.key)
+    ]
+    # The callee is offered rtpengine's key of its suite, and nothing else.
+    moved = SessionDescription.parse(b.session.offers[0]).media[0]
+    assert moved.protocol == "RTP/SAVP" and moved.port == 41010
+    assert moved.crypto == [ENGINE_KEYS[1].serialize()]
+    await bridge.stop([b])
+    # Back in process: our own key again.
+    back = SessionDescription.parse(b.session.offers[1]).media[0]
+    assert back.port == b.leg.port and back.crypto == [keys[0].serialize()]
+
+
+async def test_an_srtp_party_that_answers_the_move_with_a_new_key_stays_in_process(parties):
+    suite = "AES_CM_128_HMAC_SHA1_80"
+    keys = (CryptoAttribute.generate(1, suite), CryptoAttribute.generate(1, suite))
+    a = await parties()
+    b = await parties(srtp=keys, body=srtp_answer(CryptoAttribute.generate(1, suite)))
+    engines = Engines()
+    assert not await EngineBridge(engines, a, b).start()
+    assert len(a.session.offers) == 2 and len(b.session.offers) == 2  # moved, then back
     assert not engines.held
