@@ -50,7 +50,8 @@ log = logging.getLogger("callswitch.calls")
 
 _MIRRORED = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
 REINVITE_S = 8.0  # how long a party gets to answer the re-INVITE that moves it
-CHECK_S = 2.0  # how often a bridged call is queried
+CHECK_S = 5.0  # how often a bridged call is queried
+SILENT_CHECKS = 3  # queries in a row an instance may leave unanswered before the call ends
 
 
 SipCall = Call | OutboundCall
@@ -382,17 +383,25 @@ class EngineBridge:
         await asyncio.gather(*(back(call) for call in calls))
 
     async def _watch_call(self) -> None:
-        """Query the call now and then; an rtpengine that is gone ends the call."""
+        """Query the call now and then; an rtpengine that is gone ends the call: at
+        once when nothing listens on its port any more (it died), after
+        ``SILENT_CHECKS`` unanswered queries in a row when it is only silent (an
+        overloaded instance answers late, and its media may still flow)."""
+        silent = 0
         while True:
             await asyncio.sleep(self.check_s)
             try:
                 reply = await self.engines.query(self.call_id)
             except EngineUnreachable as exc:
-                self._lost(str(exc))
-                return
+                silent += 1
+                if exc.closed or silent >= SILENT_CHECKS:
+                    self._lost(str(exc))
+                    return
+                continue
             except EngineError as exc:  # it no longer knows the call (restarted)
                 self._lost(str(exc))
                 return
+            silent = 0
             self.figures = call_totals(reply)
             for call, tag in zip((self.a, self.b), self.tags, strict=True):
                 if isinstance(call.leg, RtpSession):  # --rtp-timeout sees rtpengine's packets

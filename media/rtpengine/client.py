@@ -41,7 +41,13 @@ class EngineRefused(EngineError):
 
 
 class EngineUnreachable(EngineError):
-    """No reply from the instance."""
+    """No reply from the instance; ``closed`` when its host said nothing listens on
+    the port (ICMP port unreachable: the process is gone), rather than silence (it
+    may only be slow, or its host or the network down)."""
+
+    def __init__(self, message: str, *, closed: bool = False) -> None:
+        super().__init__(message)
+        self.closed = closed
 
 
 class NgConnection(asyncio.DatagramProtocol):
@@ -102,7 +108,7 @@ class NgConnection(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         for failed in self.core.fail_all():  # ICMP unreachable: nobody listens there
-            self._settle(failed)
+            self._settle(failed, closed=True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -127,12 +133,15 @@ class NgConnection(asyncio.DatagramProtocol):
         if deadline is not None and self._loop is not None:
             self._timer = self._loop.call_at(deadline, self._on_timer)
 
-    def _settle(self, output: Completed | TimedOut) -> None:
+    def _settle(self, output: Completed | TimedOut, *, closed: bool = False) -> None:
         waiter = self._waiters.get(output.cookie)
         if waiter is None or waiter.done():
             return
         if isinstance(output, Completed):
             waiter.set_result(output.reply)
+        elif closed:
+            message = f"rtpengine {self.address}: port unreachable"
+            waiter.set_exception(EngineUnreachable(message, closed=True))
         else:
             waiter.set_exception(EngineUnreachable(f"no reply from rtpengine {self.address}"))
 

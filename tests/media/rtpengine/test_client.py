@@ -133,6 +133,22 @@ async def test_a_dead_instance_is_disabled_and_new_calls_go_to_the_other():
         engines.close()
 
 
+async def test_a_closed_port_and_a_silent_one_are_told_apart():
+    closed = RtpEngines([closed_port()], interval=0.05, attempts=2)
+    silent_peer, address = await responder(drop=10)
+    silent = RtpEngines([address], interval=0.05, attempts=2)
+    try:
+        with pytest.raises(EngineUnreachable) as refused:
+            await closed.send(closed.set.instances[0], {"command": "ping"})
+        assert refused.value.closed  # ICMP port unreachable: nothing listens there
+        with pytest.raises(EngineUnreachable) as quiet:
+            await silent.send(silent.set.instances[0], {"command": "ping"})
+        assert not quiet.value.closed and len(silent_peer.seen) == 0
+    finally:
+        closed.close()
+        silent.close()
+
+
 async def test_no_instance_left_raises_unreachable():
     engines = RtpEngines([closed_port()], interval=0.05, attempts=2)
     try:
