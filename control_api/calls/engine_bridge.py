@@ -386,14 +386,24 @@ class EngineBridge:
         """Query the call now and then; an rtpengine that is gone ends the call: at
         once when nothing listens on its port any more (it died), after
         ``SILENT_CHECKS`` unanswered queries in a row when it is only silent (an
-        overloaded instance answers late, and its media may still flow)."""
+        overloaded instance answers late, and its media may still flow). A query that
+        gave up while the instance answered anything since the previous one began (a
+        late reply, another call's) does not count: our own loop was slow, or it."""
         silent = 0
+        loop = asyncio.get_running_loop()
+        previous = loop.time()
         while True:
             await asyncio.sleep(self.check_s)
+            started = loop.time()
             try:
                 reply = await self.engines.query(self.call_id)
             except EngineUnreachable as exc:
+                heard = self.engines.last_heard(self.call_id)
+                if not exc.closed and heard is not None and heard >= previous:
+                    previous = started
+                    continue  # it answers, late
                 silent += 1
+                previous = started
                 if exc.closed or silent >= SILENT_CHECKS:
                     self._lost(str(exc))
                     return
@@ -401,6 +411,7 @@ class EngineBridge:
             except EngineError as exc:  # it no longer knows the call (restarted)
                 self._lost(str(exc))
                 return
+            previous = started
             silent = 0
             self.figures = call_totals(reply)
             for call, tag in zip((self.a, self.b), self.tags, strict=True):

@@ -61,6 +61,10 @@ class NgConnection(asyncio.DatagramProtocol):
         self._opening: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # When anything last came from the instance (loop time): after a pause of our
+        # loop its retransmission timers fire before its late replies are read, so a
+        # request may give up on an instance that did answer.
+        self.last_heard: float | None = None
 
     async def _open(self) -> asyncio.DatagramTransport:
         if self._transport is not None and not self._transport.is_closing():
@@ -102,6 +106,7 @@ class NgConnection(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         loop = self._loop or asyncio.get_running_loop()
+        self.last_heard = loop.time()
         done = self.core.on_datagram(data, loop.time())
         if done is not None:
             self._settle(done)
@@ -296,6 +301,11 @@ class RtpEngines:
         reply = await self.send(instance, {"command": "list", "limit": limit})
         calls = reply.get("calls")
         return [c for c in calls if isinstance(c, str)] if isinstance(calls, list) else []
+
+    def last_heard(self, call_id: str) -> float | None:
+        """When the instance holding ``call_id`` last sent anything (loop time)."""
+        instance = self.set.instance_for(call_id)
+        return None if instance is None else self._connections[id(instance)].last_heard
 
     def _instance(self, call_id: str) -> Instance:
         instance = self.set.instance_for(call_id)

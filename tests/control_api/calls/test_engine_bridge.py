@@ -49,10 +49,14 @@ class Engines:
         self.held: set[str] = set()
         self.queries = 0
         self.silent_queries = 0  # queries left unanswered before it answers again
+        self.heard: float | None = None  # when it last sent anything (loop time)
         self.set = SimpleNamespace(
             instance_for=lambda call_id: call_id if call_id in self.held else None,
             forget=self.held.discard,
         )
+
+    def last_heard(self, call_id):
+        return self.heard
 
     async def offer(self, call_id, from_tag, sdp, **options):
         self.sent.append(("offer", {"sdp": sdp, **options}))
@@ -315,4 +319,29 @@ async def test_an_rtpengine_that_answers_late_once_keeps_the_call(parties):
             break
         await asyncio.sleep(0.01)
     assert engines.queries >= 2 and not bridge.lost and not a.hangups and not b.hangups
+    await bridge.stop([a])
+
+
+async def test_queries_that_give_up_on_an_instance_that_answers_late_keep_the_call(parties):
+    """Our loop paused: the retransmission timers fired before the replies were read,
+    every query gives up, yet the instance keeps sending."""
+    a, b = await parties(), await parties()
+    engines = Engines()
+    engines.silent_queries = 10
+    loop = asyncio.get_running_loop()
+
+    async def late_replies():
+        while engines.silent_queries:
+            engines.heard = loop.time()
+            await asyncio.sleep(0.002)
+
+    replies = asyncio.ensure_future(late_replies())
+    bridge = EngineBridge(engines, a, b, check_s=0.01)
+    assert await bridge.start()
+    for _ in range(300):
+        if engines.queries >= 1:
+            break
+        await asyncio.sleep(0.01)
+    replies.cancel()
+    assert engines.queries >= 1 and not bridge.lost and not a.hangups
     await bridge.stop([a])

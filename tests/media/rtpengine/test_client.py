@@ -80,6 +80,9 @@ async def test_a_call_through_offer_answer_query_list_delete():
         assert await engines.offer("c1", "a", "v=0", ICE="remove") == "v=0 offer"
         assert await engines.answer("c1", "a", "b", "v=0") == "v=0 answer"
         assert call_totals(await engines.query("c1")) == (10, 1720, 0)
+        heard = engines.last_heard("c1")
+        assert heard is not None and heard <= asyncio.get_running_loop().time()
+        assert engines.last_heard("unknown") is None
         instance = engines.set.instances[0]
         assert await engines.list(instance) == ["c1"]
         assert instance.calls == 1
