@@ -23,6 +23,16 @@ call bridged, probe loss is under 0.5% and p99 latency under 10 ms both ways.
     python loadtest/bridge.py                  # 100, 200, ..., 600 bridged calls, 30 s each
     python loadtest/bridge.py --quick          # 20 and 50 calls, 5 s: a smoke run
     python loadtest/bridge.py --levels 300 --profile   # py-spy the server in the window
+    python loadtest/bridge.py --rtpengine --levels 100,300   # the bridges on rtpengine
+
+With --rtpengine, each step also starts a real rtpengine (Debian rtpengine-daemon)
+in userspace (``--config-file=none --table=-1 --num-threads=1``), pinned to the
+server's CPU 0 (they share the core), and the server hands every bridge to it:
+both parties are moved onto rtpengine by re-INVITE (the SIPp scenarios answer
+re-INVITEs, and SIPp's RTP follows the new SDP; the probe harness learns the
+rtpengine port of each probe socket from rtpengine's ``query``). The row then
+shows callswitch's CPU and rtpengine's separately, and a step passes only if
+every call (bulk and probes) was bridged on rtpengine and the target is met.
 
 Loopback only; bounded in calls and time; stops only the processes it started.
 """
@@ -57,8 +67,11 @@ if str(REPO) not in sys.path:
 from twilio.rest import Client  # noqa: E402
 
 from loadtest import results  # noqa: E402
+from media.rtpengine.client import RtpEngines  # noqa: E402
+from media.rtpengine.selection import EngineAddress  # noqa: E402
 from tests.interop.audio import sine, ulaw_encode  # noqa: E402
 from tests.interop.harness import CallswitchServer, free_port  # noqa: E402
+from tests.interop.rtpengine import RtpEngineProcess, find_rtpengine  # noqa: E402
 from tests.interop.sipp import SippResult, build_command, collect, find_sipp  # noqa: E402
 from tests.interop.test_voice_webhooks import LocalHttpClient, credentials  # noqa: E402
 from tests.interop.webhook_app import WebhookApp, twiml  # noqa: E402
@@ -239,7 +252,9 @@ class ProbeHarness:
         seconds: float,
         sample: Callable[[], dict[str, float | None]],
         setup_timeout: float = SETUP_TIMEOUT,
+        relearn: Callable[[], dict[int, int]] | None = None,
     ) -> None:
+        self.relearn = relearn  # {our socket's port: the port to send to now} (rtpengine)
         self.pairs = pairs
         self.seconds = seconds
         self.sample = sample  # counters read at the window's start and end
@@ -324,6 +339,15 @@ class ProbeHarness:
                 if all(s.peer is not None for s in callees):
                     break
                 await asyncio.sleep(0.05)
+            if self.relearn is not None:  # the parties were moved: send where they were
+                try:
+                    moved = await loop.run_in_executor(None, self.relearn)
+                except Exception:  # rtpengine did not answer: the probes stay unmoved
+                    moved = {}
+                for sock in self._sockets:
+                    port = sock.transport.get_extra_info("sockname")[1]
+                    if port in moved:
+                        sock.peer = ("127.0.0.1", moved[port])
             await asyncio.sleep(SETTLE)
             before = self.sample()
             start = time.monotonic_ns()
@@ -462,6 +486,9 @@ class Step:
     errors: list[str] = field(default_factory=list)  # the step cannot meet the target
     notes: list[str] = field(default_factory=list)  # trouble after the window (hang-up)
     profile: str = ""
+    engine: bool = False  # --rtpengine: the bridges were to go to rtpengine
+    engine_bridged: int = 0  # rtpengine.bridged events (bulk + probes)
+    probes_moved: int = 0  # probe sockets that learned their rtpengine port
 
     @property
     def packets_per_second(self) -> int:
@@ -470,6 +497,11 @@ class Step:
 
     @property
     def all_bridged(self) -> bool:
+        if self.engine:  # every call on rtpengine, every probe socket sending there
+            return (
+                self.engine_bridged >= self.calls + self.probes
+                and self.probes_moved >= 2 * self.probes
+            )
         return self.bridged >= self.calls + self.probes and self.relay_mode >= self.calls
 
     @property
@@ -491,6 +523,9 @@ class Step:
         f, b = r.forward, r.backward
         cpu = r.rates.get("server_cpu")
         cpu = "    ?" if cpu is None else f"{cpu * 100:4.0f}%"
+        if self.engine:
+            engine_cpu = r.rates.get("engine_cpu")
+            cpu += "    ?" if engine_cpu is None else f" {engine_cpu * 100:4.0f}%"
         bulk = " ".join(
             "    ?" if r.rates.get(name) is None else f"{r.rates[name]:5.0f}"
             for name in ("callee_sink", "caller_sink")
@@ -545,6 +580,12 @@ class Step:
             "backward": None if r is None else r.backward.summary(),
             "window_s": None if r is None else r.window_s,
             "meets_target": self.meets,
+            "rtpengine": self.engine,
+            "rtpengine_bridged": self.engine_bridged,
+            "probe_sockets_moved": self.probes_moved,
+            "rtpengine_cpu_pct": None
+            if r is None or r.rates.get("engine_cpu") is None
+            else round(r.rates["engine_cpu"] * 100, 1),
             "errors": self.errors,
             "notes": self.notes,
         }
@@ -556,6 +597,106 @@ HEADER = (
     "          pkts/s     ->    <-           ->    <-     ->    <-     ->     <-     ->     <-  "
     "  CPU"
 )
+
+
+ENGINE_HEADER = HEADER.replace("server  meets", "callswitch rtpengine  meets").replace(
+    "  CPU", "  CPU      CPU"
+)
+
+
+# -- --rtpengine: scenarios that take re-INVITEs, probes that follow them
+
+_REINVITE_ANSWER = """
+  <label id="wait"/>
+  {wait}
+  <label id="reinvite"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:moved@[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=moved 1 2 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      {m_line}
+      a=rtpmap:0 PCMU/8000
+      a=ptime:20
+      a=sendrecv
+
+    ]]>
+  </send>
+  <recv request="ACK" crlf="true" next="wait"/>
+  <label id="{after}"/>
+"""
+
+
+def reinvite_variant(scenario: str, directory: Path, hold_ms: int = 0) -> Path:
+    """``scenario`` answering the re-INVITEs that move it onto rtpengine (and back):
+    the caller's ``<pause/>`` becomes a wait of ``hold_ms`` for re-INVITEs, the
+    callee's wait for BYE takes re-INVITEs too. SIPp's RTP follows the new SDP."""
+    text = (SCENARIOS / scenario).read_text()
+    m_line = next(line.strip() for line in text.splitlines() if line.strip().startswith("m=audio"))
+    if "<pause/>" in text:  # a caller: hold, answering re-INVITEs, then BYE
+        wait = f'<recv request="INVITE" timeout="{hold_ms}" ontimeout="hangup" next="reinvite"/>'
+        block = _REINVITE_ANSWER.format(wait=wait, m_line=m_line, after="hangup")
+        head, tail = text.split("<pause/>", 1)
+        # The BYE's To is the callee's, not the last message's (a re-INVITE's To is us).
+        tail = tail.replace(
+            "[last_To:]", "To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]"
+        )
+        text = head + block + tail
+    else:  # a callee: re-INVITEs or the server's BYE
+        old = '<recv request="BYE" timeout="600000"/>'
+        wait = '<recv request="INVITE" optional="true" next="reinvite"/>\n  ' + old.replace(
+            "/>", ' next="bye"/>'
+        )
+        block = _REINVITE_ANSWER.format(wait=wait, m_line=m_line, after="bye")
+        assert old in text, scenario
+        text = text.replace(old, block, 1)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / scenario.replace(".xml", "_reinvite.xml")
+    path.write_text(text)
+    return path
+
+
+def engine_ports(engine: RtpEngineProcess, marker: str, limit: int) -> dict[int, int]:
+    """For the rtpengine calls whose ng call-id holds ``marker`` (the probe SIPp's
+    ``-PID@``): {each party's own port: the rtpengine port that party sends to}."""
+
+    async def ask() -> dict[int, int]:
+        # A loaded rtpengine answers late: up to 10 s before the step gives up.
+        engines = RtpEngines([EngineAddress("127.0.0.1", engine.ng_port)], attempts=20)
+        instance = engines.set.instances[0]
+        moved: dict[int, int] = {}
+        try:
+            for call_id in await engines.list(instance, limit):
+                if marker not in call_id:
+                    continue
+                reply = await engines.send(instance, {"command": "query", "call-id": call_id})
+                tags = reply.get("tags")
+                for party in tags.values() if isinstance(tags, dict) else []:
+                    for media in party.get("medias", []) if isinstance(party, dict) else []:
+                        for stream in media.get("streams", [])[:1]:  # RTP, not RTCP
+                            endpoint = stream.get("endpoint") or {}
+                            local = stream.get("local port")
+                            port = endpoint.get("port") if isinstance(endpoint, dict) else None
+                            if isinstance(port, int) and isinstance(local, int):
+                                moved[port] = local
+        finally:
+            engines.close()
+        return moved
+
+    return asyncio.run(ask())
 
 
 def bridged_counts(server: CallswitchServer) -> tuple[int, int]:
@@ -666,9 +807,31 @@ def run_step(
     probe_hold = SETUP_TIMEOUT + SETTLE + seconds + 3
     sipp_timeout = bulk_hold + ramp + 60
     bulk_port, probe_port = free_port(), free_port()
-    step = Step(calls, probes, 0, 0, {}, None)
+    step = Step(calls, probes, 0, 0, {}, None, engine=bool(getattr(args, "rtpengine", False)))
     started: list[BackgroundSipp] = []
     harness: ProbeHarness | None = None
+    engine: RtpEngineProcess | None = None
+    scenarios = {
+        name: name
+        for name in (
+            "bridge_uas.xml",
+            "bridge_probe_uas.xml",
+            "bridge_uac.xml",
+            "bridge_probe_uac.xml",
+        )
+    }
+    if step.engine:  # rtpengine shares the server's core: four ports a call, and spare
+        binary = find_rtpengine()
+        if binary is None:
+            raise RuntimeError("rtpengine is not installed (Debian package rtpengine-daemon)")
+        engine = RtpEngineProcess.start(
+            binary, work / "rtpengine", port_count=4 * (calls + probes) + 200, cpu=0
+        )
+        server_args = (*server_args, "--rtpengine", engine.spec)
+        holds = {"bridge_uac.xml": bulk_hold, "bridge_probe_uac.xml": probe_hold}
+        for name in scenarios:
+            hold_ms = int(holds.get(name, 0) * 1000)
+            scenarios[name] = str(reinvite_variant(name, work / "scenarios", hold_ms))
     sinks = (MediaSink(), MediaSink())  # where the server sends the bulk callers' / callees' RTP
     server = start_server(
         work / "server", calls + probes, bulk_port, probe_port, server_args, spare_ports
@@ -678,6 +841,7 @@ def run_step(
     def sample() -> dict[str, float | None]:
         return {
             "server_cpu": cpu_seconds(server.pid),
+            "engine_cpu": None if engine is None else cpu_seconds(engine.process.pid),
             "caller_sink": sinks[0].delivered(),
             "callee_sink": sinks[1].delivered(),
         }
@@ -687,20 +851,33 @@ def run_step(
         common = {"sipp": sipp, "cpu": 1, "timeout": sipp_timeout}
         common["extra"] = ("-max_socket", str(4 * calls + 100))
         bulk_uas = BackgroundSipp(
-            "bridge_uas.xml", None, cwd=sipp_dir(work / "bulk-uas"), local_port=bulk_port,
+            scenarios["bridge_uas.xml"], None, cwd=sipp_dir(work / "bulk-uas"),
+            local_port=bulk_port,
             calls=calls, keys={"sink_port": sinks[1].port}, **common,
         )  # fmt: skip
         started.append(bulk_uas)
-        harness = ProbeHarness(probes, seconds, sample)
+        relearn = None
+        if engine is not None:
+
+            def relearn() -> dict[int, int]:
+                server.wait_events("rtpengine.bridged", SETUP_TIMEOUT, count=calls + probes)
+                marker = f"-{probe_uac.proc.pid}@"
+                moved = engine_ports(engine, marker, calls + probes + 50)
+                step.probes_moved = len(set(moved) & set(ports))
+                return moved
+
+        harness = ProbeHarness(probes, seconds, sample, relearn=relearn)
         harness.start()
+        ports = [*harness.caller_ports, *harness.callee_ports]
         probe_uas = BackgroundSipp(
-            "bridge_probe_uas.xml", None, cwd=sipp_dir(work / "probe-uas", harness.callee_ports),
+            scenarios["bridge_probe_uas.xml"], None,
+            cwd=sipp_dir(work / "probe-uas", harness.callee_ports),
             local_port=probe_port, calls=probes,
             **{**common, "extra": ("-inf", "probes.csv")},
         )  # fmt: skip
         started.append(probe_uas)
         bulk_uac = BackgroundSipp(
-            "bridge_uac.xml", server.sip_target, cwd=sipp_dir(work / "bulk-uac"),
+            scenarios["bridge_uac.xml"], server.sip_target, cwd=sipp_dir(work / "bulk-uac"),
             service=BULK_NUMBER.lstrip("+"), calls=calls, rate=rate, limit=calls + 10,
             pause_ms=int(bulk_hold * 1000), keys={"sink_port": sinks[0].port}, **common,
         )  # fmt: skip
@@ -711,7 +888,7 @@ def run_step(
         if attack is not None:
             attacking.enter_context(attack(server))
         probe_uac = BackgroundSipp(
-            "bridge_probe_uac.xml", server.sip_target,
+            scenarios["bridge_probe_uac.xml"], server.sip_target,
             cwd=sipp_dir(work / "probe-uac", harness.caller_ports),
             service=PROBE_NUMBER.lstrip("+"), calls=probes, rate=min(probes, 10),
             limit=probes, pause_ms=int(probe_hold * 1000),
@@ -726,6 +903,15 @@ def run_step(
         step.result = harness.join(SETUP_TIMEOUT * 2 + SETTLE + seconds + GRACE + 20)
         attacking.close()
         step.bridged, step.relay_mode = bridged_counts(server)
+        step.engine_bridged = len(server.events("rtpengine.bridged"))
+        if step.engine and step.engine_bridged < calls + probes:
+            fallbacks = len(server.events("rtpengine.fallback"))
+            step.errors.append(
+                f"only {step.engine_bridged}/{calls + probes} calls bridged on rtpengine "
+                f"({fallbacks} fell back to the in-process relay)"
+            )
+        if step.engine and step.probes_moved < 2 * probes:
+            step.errors.append(f"{step.probes_moved}/{2 * probes} probe sockets on rtpengine")
         step.bulk_up = bulk_uac.counters()
         if profiler is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -770,6 +956,8 @@ def run_step(
             harness.go.set()
         problems = server.stop(grace=15)
         step.notes.extend(f"server: {p} (log: {server.log_path})" for p in problems)
+        if engine is not None:
+            engine.stop()
     return step
 
 
@@ -781,6 +969,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probes", type=int, default=None, help="probe calls per step (10)")
     parser.add_argument("--rate", type=float, default=50.0, help="bulk calls placed per second")
     parser.add_argument("--profile", action="store_true", help="py-spy the server each window")
+    parser.add_argument(
+        "--rtpengine",
+        action="store_true",
+        help="hand the bridges to a real rtpengine (userspace, on the server's CPU)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--keep", type=Path, default=None, help="keep logs in this directory")
     args = parser.parse_args(argv)
@@ -802,7 +995,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.probes} probe calls, {args.seconds:.0f} s window, bulk set up at {args.rate:g} cps",
         flush=True,
     )
-    print(HEADER, flush=True)
+    if args.rtpengine:
+        print("bridges on rtpengine (userspace, 1 thread, sharing CPU 0)", flush=True)
+    print(ENGINE_HEADER if args.rtpengine else HEADER, flush=True)
     steps: list[Step] = []
     with contextlib.ExitStack() as stack:
         app = stack.enter_context(WebhookApp())

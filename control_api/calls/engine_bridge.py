@@ -28,6 +28,7 @@ offer/answer, and moving the caller back would be a ``disconnect``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 from collections.abc import Collection
@@ -46,6 +47,8 @@ from media.sdp import (
     build_offer,
 )
 from media.session import RtpSession
+from media.srtp import CryptoAttribute
+from sip.invite import InviteSession, SessionState
 
 __all__ = ["EngineBridge", "can_use_engine"]
 
@@ -53,14 +56,16 @@ log = logging.getLogger("callswitch.calls")
 
 _MIRRORED = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
 REINVITE_S = 8.0  # how long a party gets to answer the re-INVITE that moves it
-CHECK_S = 2.0  # how often a bridged call is queried
+CHECK_S = 5.0  # how often a bridged call is queried
+SILENT_CHECKS = 3  # queries in a row an instance may leave unanswered before the call ends
 
 
 SipCall = Call | OutboundCall
 
 
 def can_use_engine(a: object, b: object) -> bool:
-    """Whether both parties are answered SIP calls on plain RTP with no offer in flight."""
+    """Whether both parties are answered SIP calls on RTP or SDES-SRTP with no offer in
+    flight."""
     for call in (a, b):
         if not isinstance(call, Call | OutboundCall) or call.ended.is_set():
             return False
@@ -69,8 +74,8 @@ def can_use_engine(a: object, b: object) -> bool:
             return False
         if not isinstance(call.leg, RtpSession) or call.leg.destination is None:
             return False
-        if b"RTP/SAVP" in (session.local_sdp or b""):
-            return False  # SDES-SRTP legs stay in process (docs/rtpengine.md)
+        if b"RTP/SAVP" in (session.local_sdp or b"") and call.leg.srtp is None:
+            return False  # a secure profile without SDES keys of ours (DTLS): in process
     return True
 
 
@@ -85,12 +90,36 @@ def _leg_codecs(leg: RtpSession) -> list[Codec]:
     return codecs
 
 
-def _peer_sdp(leg: RtpSession) -> str:
-    """What the party's phone receives at and sends: its side as rtpengine must see it."""
+def _protocol(leg: RtpSession) -> str:
+    return "RTP/AVP" if leg.srtp is None else "RTP/SAVP"
+
+
+def _peer_sdp(leg: RtpSession, crypto: CryptoAttribute | None = None) -> str:
+    """What the party's phone receives at and sends: its side as rtpengine must see it.
+    An SRTP party's side carries the key it sends with (``crypto``: that key under the
+    tag rtpengine offered for its suite, when rtpengine made the offer)."""
     assert leg.destination is not None  # checked by can_use_engine
     host, port = leg.destination
-    sdp = build_offer(host, port, _leg_codecs(leg), session_id=leg.ssrc)
+    keys = [] if leg.srtp is None else [(crypto or leg.srtp.theirs).serialize()]
+    sdp = build_offer(host, port, _leg_codecs(leg), leg.ssrc, protocol=_protocol(leg), crypto=keys)
     return sdp.serialize().decode()
+
+
+def _engine_crypto(engine_sdp: str, suite: str) -> CryptoAttribute | None:
+    """rtpengine's usable ``a=crypto`` of ``suite`` in an SDP it made."""
+    try:
+        sdp = SessionDescription.parse(engine_sdp)
+        audio = next(m for m in sdp.media if m.media == "audio" and m.port)
+    except (SdpParseError, StopIteration):
+        return None
+    for line in audio.crypto:
+        try:
+            attribute = CryptoAttribute.parse(line)
+        except ValueError:
+            continue
+        if attribute.suite == suite and attribute.usable:
+            return attribute
+    return None
 
 
 def _learning(leg: RtpSession) -> dict[str, Any]:
@@ -112,8 +141,11 @@ def _rtpmap(codec: Codec) -> str:
     return f"{codec.name}/{codec.clock_rate}{channels}"
 
 
-def _our_offer(call: SipCall, engine_sdp: str) -> bytes | None:
-    """The re-INVITE offer that moves ``call`` to rtpengine's address for it."""
+def _our_offer(
+    call: SipCall, engine_sdp: str, crypto: CryptoAttribute | None = None
+) -> bytes | None:
+    """The re-INVITE offer that moves ``call`` to rtpengine's address for it; toward an
+    SRTP party with rtpengine's key (``crypto``, or the one rtpengine's SDP carries)."""
     try:
         sdp = SessionDescription.parse(engine_sdp)
         audio = next(m for m in sdp.media if m.media == "audio" and m.port)
@@ -122,9 +154,26 @@ def _our_offer(call: SipCall, engine_sdp: str) -> bytes | None:
     address = audio.connection_address or sdp.connection_address
     if not address:
         return None
-    offer = build_offer(address, audio.port, audio.codecs, session_id=0)
+    keys: list[str] = []
+    if isinstance(call.leg, RtpSession) and call.leg.srtp is not None:
+        crypto = crypto or _engine_crypto(engine_sdp, call.leg.srtp.theirs.suite)
+        if crypto is None or audio.protocol != "RTP/SAVP":
+            return None
+        keys = [crypto.serialize()]
+    offer = build_offer(address, audio.port, audio.codecs, 0, protocol=audio.protocol, crypto=keys)
     assert call.media_updater is not None
     return call.media_updater.versioned(offer)
+
+
+def _answered_key(response: Any) -> bytes | None:
+    """The key of the one ``a=crypto`` in a party's answer (None: none or unusable)."""
+    try:
+        sdp = SessionDescription.parse(response.body or b"")
+        audio = next(m for m in sdp.media if m.media == "audio" and m.port)
+        [line] = audio.crypto
+        return CryptoAttribute.parse(line).key
+    except (SdpParseError, StopIteration, ValueError):
+        return None
 
 
 async def _answer_or_end(call: SipCall, answered: asyncio.Future[Any]) -> Any:
@@ -138,6 +187,30 @@ async def _answer_or_end(call: SipCall, answered: asyncio.Future[Any]) -> Any:
     finally:
         ended.cancel()
     return answered.result() if answered.done() else None
+
+
+async def _acked(call: SipCall) -> bool:
+    """Wait for the ACK of our 2xx to the party's INVITE: a re-INVITE sent before it
+    may cross the party's ACK (RFC 3261 §14.1; SIPp aborts the call then). False when
+    the call ended or no ACK came in time."""
+    session = call.session
+    if not isinstance(session, InviteSession) or session.state is not SessionState.ANSWERED:
+        return not call.ended.is_set()
+    acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    previous = session.on_acked
+
+    def on_acked() -> None:
+        previous()
+        if not acked.done():
+            acked.set_result(None)
+
+    session.on_acked = on_acked
+    try:
+        await _answer_or_end(call, acked)
+    finally:
+        if session.on_acked is on_acked:
+            session.on_acked = previous
+    return acked.done() and not call.ended.is_set()
 
 
 def _packets_from(reply: dict[str, Any], tag: str) -> int:
@@ -167,6 +240,7 @@ class EngineBridge:
         self.lost = False  # rtpengine stopped answering mid-call
         self.figures: tuple[int, int, int] = (0, 0, 0)  # packets, bytes, errors so far
         self._moved: list[SipCall] = []
+        self._told: dict[int, bytes] = {}  # an SRTP party's key as rtpengine was told it
         self._watch: asyncio.Future[None] | None = None
         # Copies of the parties' media for whoever listens to their legs (forks).
         self.listeners: EngineListeners | None = None
@@ -176,15 +250,35 @@ class EngineBridge:
         """Move both parties onto rtpengine: True when both are there."""
         a, b = self.a, self.b
         assert isinstance(a.leg, RtpSession) and isinstance(b.leg, RtpSession)
-        options: dict[str, Any] = {"ICE": "remove", **_learning(a.leg)}
+        if not all(await asyncio.gather(_acked(a), _acked(b))):
+            a.log("rtpengine.fallback", reason="a party did not confirm its call (no ACK)")
+            return False
+        options: dict[str, Any] = {
+            "ICE": "remove",
+            "transport-protocol": _protocol(b.leg),
+            **_learning(a.leg),
+        }
         if a.leg.codec != b.leg.codec:
             options["codec"] = {"mask": ["all"], "transcode": [_rtpmap(_leg_codecs(b.leg)[0])]}
+        b_crypto: CryptoAttribute | None = None
+        for call in (a, b):
+            if isinstance(call.leg, RtpSession) and call.leg.srtp is not None:
+                self._told[id(call)] = call.leg.srtp.theirs.key
         try:
             for_b = await self.engines.offer(
                 self.call_id, self.tags[0], _peer_sdp(a.leg), **options
             )
+            if b.leg.srtp is not None:  # its key, under rtpengine's tag for its suite
+                offered = _engine_crypto(for_b, b.leg.srtp.theirs.suite)
+                if offered is None:
+                    raise EngineError(f"rtpengine offered no {b.leg.srtp.theirs.suite}")
+                b_crypto = dataclasses.replace(b.leg.srtp.theirs, tag=offered.tag)
             for_a = await self.engines.answer(
-                self.call_id, self.tags[0], self.tags[1], _peer_sdp(b.leg), **_learning(b.leg)
+                self.call_id,
+                self.tags[0],
+                self.tags[1],
+                _peer_sdp(b.leg, b_crypto),
+                **_learning(b.leg),
             )
         except EngineError as exc:
             a.log("rtpengine.fallback", reason=str(exc)[:120])
@@ -247,6 +341,12 @@ class EngineBridge:
         response = await _answer_or_end(call, answered)
         if response is not None and 200 <= response.status < 300:
             self._moved.append(call)
+            leg = call.leg
+            if isinstance(leg, RtpSession) and leg.srtp is not None:
+                # rtpengine was told the key the party sent with: it must keep it (as
+                # baresip and callswitch do, RFC 4568 §7.1.4); a new one would need a
+                # second offer to rtpengine, so the bridge goes back in process.
+                return _answered_key(response) == self._told[id(call)]
             return True
         session.local_sdp = previous
         self._restore(call)
@@ -292,7 +392,15 @@ class EngineBridge:
             self._restore(call)
             if call.ended.is_set() or not isinstance(leg, RtpSession) or updater is None:
                 return
-            offer = build_offer(updater.public_address, leg.port, _leg_codecs(leg), 0)
+            srtp = leg.srtp  # our own key again: the party answers with its own
+            offer = build_offer(
+                updater.public_address,
+                leg.port,
+                _leg_codecs(leg),
+                0,
+                protocol=_protocol(leg),
+                crypto=[] if srtp is None else [srtp.ours.serialize()],
+            )
             session = call.session
             assert session is not None
             answered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -310,17 +418,36 @@ class EngineBridge:
         await asyncio.gather(*(back(call) for call in calls))
 
     async def _watch_call(self) -> None:
-        """Query the call now and then; an rtpengine that is gone ends the call."""
+        """Query the call now and then; an rtpengine that is gone ends the call: at
+        once when nothing listens on its port any more (it died), after
+        ``SILENT_CHECKS`` unanswered queries in a row when it is only silent (an
+        overloaded instance answers late, and its media may still flow). A query that
+        gave up while the instance answered anything since the previous one began (a
+        late reply, another call's) does not count: our own loop was slow, or it."""
+        silent = 0
+        loop = asyncio.get_running_loop()
+        previous = loop.time()
         while True:
             await asyncio.sleep(self.check_s)
+            started = loop.time()
             try:
                 reply = await self.engines.query(self.call_id)
             except EngineUnreachable as exc:
-                self._lost(str(exc))
-                return
+                heard = self.engines.last_heard(self.call_id)
+                if not exc.closed and heard is not None and heard >= previous:
+                    previous = started
+                    continue  # it answers, late
+                silent += 1
+                previous = started
+                if exc.closed or silent >= SILENT_CHECKS:
+                    self._lost(str(exc))
+                    return
+                continue
             except EngineError as exc:  # it no longer knows the call (restarted)
                 self._lost(str(exc))
                 return
+            previous = started
+            silent = 0
             self.figures = call_totals(reply)
             for call, tag in zip((self.a, self.b), self.tags, strict=True):
                 if isinstance(call.leg, RtpSession):  # --rtp-timeout sees rtpengine's packets

@@ -43,7 +43,13 @@ class EngineRefused(EngineError):
 
 
 class EngineUnreachable(EngineError):
-    """No reply from the instance."""
+    """No reply from the instance; ``closed`` when its host said nothing listens on
+    the port (ICMP port unreachable: the process is gone), rather than silence (it
+    may only be slow, or its host or the network down)."""
+
+    def __init__(self, message: str, *, closed: bool = False) -> None:
+        super().__init__(message)
+        self.closed = closed
 
 
 class NgConnection(asyncio.DatagramProtocol):
@@ -57,6 +63,10 @@ class NgConnection(asyncio.DatagramProtocol):
         self._opening: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # When anything last came from the instance (loop time): after a pause of our
+        # loop its retransmission timers fire before its late replies are read, so a
+        # request may give up on an instance that did answer.
+        self.last_heard: float | None = None
 
     async def _open(self) -> asyncio.DatagramTransport:
         if self._transport is not None and not self._transport.is_closing():
@@ -98,13 +108,14 @@ class NgConnection(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         loop = self._loop or asyncio.get_running_loop()
+        self.last_heard = loop.time()
         done = self.core.on_datagram(data, loop.time())
         if done is not None:
             self._settle(done)
 
     def error_received(self, exc: Exception) -> None:
         for failed in self.core.fail_all():  # ICMP unreachable: nobody listens there
-            self._settle(failed)
+            self._settle(failed, closed=True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -129,12 +140,15 @@ class NgConnection(asyncio.DatagramProtocol):
         if deadline is not None and self._loop is not None:
             self._timer = self._loop.call_at(deadline, self._on_timer)
 
-    def _settle(self, output: Completed | TimedOut) -> None:
+    def _settle(self, output: Completed | TimedOut, *, closed: bool = False) -> None:
         waiter = self._waiters.get(output.cookie)
         if waiter is None or waiter.done():
             return
         if isinstance(output, Completed):
             waiter.set_result(output.reply)
+        elif closed:
+            message = f"rtpengine {self.address}: port unreachable"
+            waiter.set_exception(EngineUnreachable(message, closed=True))
         else:
             waiter.set_exception(EngineUnreachable(f"no reply from rtpengine {self.address}"))
 
@@ -324,6 +338,11 @@ class RtpEngines:
         reply = await self.send(instance, {"command": "list", "limit": limit})
         calls = reply.get("calls")
         return [c for c in calls if isinstance(c, str)] if isinstance(calls, list) else []
+
+    def last_heard(self, call_id: str) -> float | None:
+        """When the instance holding ``call_id`` last sent anything (loop time)."""
+        instance = self.set.instance_for(call_id)
+        return None if instance is None else self._connections[id(instance)].last_heard
 
     def _instance(self, call_id: str) -> Instance:
         instance = self.set.instance_for(call_id)

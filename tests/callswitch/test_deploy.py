@@ -38,6 +38,16 @@ def test_the_unit_waits_for_the_drain_it_asks_for():
     assert settings.database_url.startswith("postgresql://")
 
 
+def test_the_nodes_list_every_media_host_s_rtpengine():
+    settings = load_settings({"config": str(DEPLOY / "callswitch.toml")}, environ={})
+    assert settings.rtpengine == ["10.0.0.21:2223=1", "10.0.0.22:2223=1"]
+    conf = configparser.ConfigParser()
+    conf.read_string((DEPLOY / "rtpengine" / "rtpengine.conf").read_text())
+    for section in ("rtpengine", "rtpengine-userspace"):
+        assert conf[section]["listen-ng"] == "10.0.0.21:2223"  # the first node's first entry
+    assert conf["rtpengine"]["table"] == "0" and conf["rtpengine-userspace"]["table"] == "-1"
+
+
 def test_systemd_finds_nothing_wrong_but_the_missing_install(tmp_path):
     analyze = shutil.which("systemd-analyze")
     require(analyze is not None, "systemd-analyze is not installed (Debian package systemd)")

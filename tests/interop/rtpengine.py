@@ -47,15 +47,30 @@ class RtpEngineProcess:
         return f"{LOOPBACK}:{self.ng_port}"
 
     @classmethod
-    def start(cls, binary: str, workdir: Path) -> RtpEngineProcess:
+    def start(
+        cls,
+        binary: str,
+        workdir: Path,
+        config: tuple[Path, str] | None = None,
+        *,
+        port_count: int = 200,
+        cpu: int | None = None,
+    ) -> RtpEngineProcess:
+        """``config``: a config file and its section to run (deploy/rtpengine/), its
+        addresses and ports overridden by the loopback ones; none: userspace defaults.
+        ``port_count`` media ports of its own; ``cpu``: pinned to that CPU (taskset)."""
         workdir.mkdir(parents=True, exist_ok=True)
         ng_port, cli_port = free_port(), free_port()
-        low, high = free_rtp_range(200)
+        low, high = free_rtp_range(port_count)
         log_path = workdir / "rtpengine.log"
+        settings = ["--config-file=none", "--table=-1"]
+        if config is not None:
+            settings = [f"--config-file={config[0]}", f"--config-section={config[1]}"]
+        pinned = [] if cpu is None else ["taskset", "-c", str(cpu)]
         args = [
+            *pinned,
             binary,
-            "--config-file=none",
-            "--table=-1",
+            *settings,
             f"--interface={LOOPBACK}",
             f"--listen-ng={LOOPBACK}:{ng_port}",
             f"--listen-cli={LOOPBACK}:{cli_port}",

@@ -5,7 +5,10 @@ callswitch's own SIP or SDP code, so the server is checked against an independen
 reading of RFC 3261 and RFC 4568. It answers the INVITE with RTP/SAVP and a key for the
 first offered tag, streams a tone as SRTP and decrypts what it receives; after
 ``rekey_after`` seconds it sends a re-INVITE carrying a new key, moves its own sending
-to that key, and takes up whatever key the answer names. It answers BYE with 200.
+to that key, and takes up whatever key the answer names. A re-INVITE from the server
+(moving it to another address and key, as onto rtpengine) is answered keeping its own
+key (as baresip does): it sends to the new address and decrypts under the offered key.
+It answers BYE with 200.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ class RekeyingCarrier:
     invite_sdp: str = ""
     rekeyed_at: float | None = None
     errors: list[str] = field(default_factory=list)
+    moves: list[tuple[float, str]] = field(default_factory=list)  # (time, re-INVITE SDP)
+    heard_from: list[tuple[float, int]] = field(default_factory=list)  # (time, source port)
 
     def __post_init__(self) -> None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -153,6 +158,8 @@ class RekeyingCarrier:
         first = message.first_line
         if first.startswith("INVITE ") and self.invite_sdp == "":
             self._answer_invite(conn, message)
+        elif first.startswith("INVITE "):
+            self._answer_reinvite(conn, message)
         elif first.startswith("BYE "):
             conn.sendall(self._response(message, "200 OK"))
             self.ended.set()
@@ -209,6 +216,7 @@ class RekeyingCarrier:
             "to": header(invite.head, "To"),
             "contact": re.sub(r"^.*<([^>]+)>.*$", r"\1", header(invite.head, "Contact")),
         }
+        self._version = 1
         answer = self._sdp(1, tag, suite, self._key)
         conn.sendall(self._response(invite, "200 OK", answer, tag=self._dialog["ours"]))
         self._answered_at = time.monotonic()
@@ -216,11 +224,30 @@ class RekeyingCarrier:
         self._threads.append(media_thread)
         media_thread.start()
 
+    def _answer_reinvite(self, conn: ssl.SSLSocket, invite: Message) -> None:
+        """The server moves us: its new address and key; we keep ours (RFC 4568 §7.1.4)."""
+        media = re.search(r"^m=audio (\d+) ", invite.body, re.M)
+        address = re.search(r"^c=IN IP4 (\S+)", invite.body, re.M)
+        offered = re.findall(r"^a=crypto:(\d+) (\S+) inline:([A-Za-z0-9+/=]+)", invite.body, re.M)
+        ours = [(tag, key) for tag, suite, key in offered if suite == self._suite]
+        if media is None or address is None or not ours:
+            conn.sendall(self._response(invite, "488 Not Acceptable Here"))
+            return
+        tag, key = ours[0]
+        self._old_inbound = self._inbound
+        self._inbound = srtp_session(self._suite, base64.b64decode(key), outbound=False)
+        self._server_rtp = (address.group(1), int(media.group(1)))
+        self._version += 1
+        answer = self._sdp(self._version, tag, self._suite, self._key)
+        conn.sendall(self._response(invite, "200 OK", answer))
+        self.moves.append((time.monotonic(), invite.body))
+
     def _reinvite(self, conn: ssl.SSLSocket) -> None:
         """New key for our direction (RFC 4568 §7.1.4), offered in a re-INVITE."""
         dialog = self._dialog
         self._key = secrets.token_bytes(30)
-        body = self._sdp(2, self._tag, self._suite, self._key)
+        self._version += 1
+        body = self._sdp(self._version, self._tag, self._suite, self._key)
         lines = [
             f"INVITE {dialog['contact']} SIP/2.0",
             f"Via: SIP/2.0/TLS 127.0.0.1:{self.port};branch=z9hG4bK{uuid.uuid4().hex[:12]}",
@@ -285,7 +312,7 @@ class RekeyingCarrier:
 
     def _receive(self) -> None:
         try:
-            data, _ = self._rtp.recvfrom(2048)
+            data, source = self._rtp.recvfrom(2048)
         except TimeoutError:
             return
         if len(data) < 12 or 200 <= data[1] <= 204:  # RTCP (SRTCP): not checked here
@@ -298,6 +325,7 @@ class RekeyingCarrier:
             except pylibsrtp.Error:
                 continue
             self.heard.append((time.monotonic(), plain[12:]))
+            self.heard_from.append((time.monotonic(), source[1]))
             return
         self.rejected += 1
 

@@ -320,3 +320,79 @@ def test_a_pcma_callee_and_a_pcmu_caller_are_transcoded_by_rtpengine(tmp_path, a
         # rtpengine turned each party's tone into the other's codec.
         assert heard(windows_from(caller_sink, rtpengine.ports), CARRIER_TONE_HZ)
         assert heard(windows_from(callee_sink, rtpengine.ports, payload_type=8), CALLER_TONE_HZ)
+
+
+BEFORE_HZ = 550.0
+
+
+def tone_times(
+    sink: RtpSink, hz: float, ports: tuple[int, int], payload_type: int = PCMU
+) -> list[float]:
+    """Arrival times of the audible quarter seconds of ``hz`` ``sink`` got from ``ports``."""
+    packets = [
+        p
+        for (_, _, addr), p in zip(sink.datagrams(), sink.packets(), strict=True)
+        if p.payload_type == payload_type and ports[0] <= addr[1] <= ports[1]
+    ]
+    times = []
+    for i in range(0, len(packets) - 12, 12):
+        window = packets[i : i + 12]
+        audio = ulaw_decode(b"".join(p.payload for p in window))
+        if level_dbfs(audio) > -30 and abs(dominant_frequency(audio) - hz) < 10:
+            times.append(window[0].arrival)
+    return times
+
+
+def runs(times: list[float]) -> list[float]:
+    """The windows that have a neighbour a window away: a tone heard, not a stray window."""
+    return [t for t in times if any(0 < abs(t - u) < 0.35 for u in times)]
+
+
+def test_play_then_dial_then_twiml_after_the_bridge(tmp_path, app, rtpengine):
+    """``<Play>`` before ``<Dial>`` comes from callswitch, the bridge from rtpengine, and
+    the ``<Play>`` after it from callswitch again, in that order; rtpengine holds no
+    call after the hang-up."""
+    port_a = free_port()
+    before = wav_bytes(sine(BEFORE_HZ, 1.5, amplitude=0.4))
+    with RtpSink() as callee_sink, RtpSink() as caller_sink:
+        callee = start_carrier(
+            tmp_path / "a", port_a, callee_sink.port, "uas_answer_tone_reinvite_bye.xml"
+        )
+        server = CallswitchServer.start(
+            tmp_path / "server", extra_args=(*trunks(port_a, 9), "--rtpengine", rtpengine.spec)
+        )
+        try:
+            client_of(server).incoming_phone_numbers.create(
+                phone_number=DIAL_NUMBER, voice_url=app.url("/voice")
+            )
+            dial_app(app)
+            app.routes["/before.wav"] = lambda r: (200, "audio/wav", before)
+            app.routes["/voice"] = lambda r: twiml(
+                f"<Play>{app.url('/before.wav')}</Play>"
+                '<Dial action="/after" timeout="15"><Number>+15550101111</Number></Dial>'
+            )
+            caller = CallIn(tmp_path, server, caller_sink)
+            answered = callee.wait(30)
+            called = caller.wait()
+            after = rtpengine.wait_calls(lambda calls: calls == [], 5)
+            assert called is not None and called.ok(1), server.tail()
+            assert answered.ok(1), f"{answered.describe()}\n{server.tail()}"
+            assert server.wait_events("rtpengine.moved_back", 5), server.tail()
+            bridged = server.events("rtpengine.bridged")
+        finally:
+            problems = server.stop()
+        assert not problems, problems
+        assert after == [], f"rtpengine still holds {after} after the hang-up"
+        assert len(bridged) == 1, bridged
+        played = tone_times(caller_sink, BEFORE_HZ, server.rtp_ports)
+        through = tone_times(caller_sink, CARRIER_TONE_HZ, rtpengine.ports)
+        after_bridge = tone_times(caller_sink, AFTER_HZ, server.rtp_ports)
+        assert len(played) >= 2 and len(through) >= 2 and len(after_bridge) >= 2, (
+            played,
+            through,
+            after_bridge,
+        )
+        # The runs of each tone (two windows in a row or more) come one after the other.
+        assert runs(played)[-1] < runs(through)[0] and runs(through)[-1] < runs(after_bridge)[0]
+        assert not tone_times(caller_sink, BEFORE_HZ, rtpengine.ports)
+        assert heard(windows_from(callee_sink, rtpengine.ports), CALLER_TONE_HZ)

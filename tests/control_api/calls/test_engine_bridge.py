@@ -18,6 +18,7 @@ from media.ports import PortPool
 from media.rtpengine.client import EngineRefused, EngineUnreachable
 from media.sdp import PCMA, PCMU, TELEPHONE_EVENT, SessionDescription, build_offer
 from media.session import RtpSession
+from media.srtp import CryptoAttribute, SrtpContext
 
 ENGINE_FOR_A = (
     "v=0\r\no=- 1 1 IN IP4 10.9.9.9\r\ns=-\r\nc=IN IP4 10.9.9.9\r\nt=0 0\r\n"
@@ -25,6 +26,11 @@ ENGINE_FOR_A = (
     "a=rtpmap:101 telephone-event/8000\r\na=rtcp:41001\r\n"
 )
 ENGINE_FOR_B = ENGINE_FOR_A.replace("41000", "41010").replace("41001", "41011")
+ENGINE_KEYS = [CryptoAttribute.generate(1, "AES_CM_128_HMAC_SHA1_80")]
+ENGINE_KEYS.append(CryptoAttribute.generate(2, "AES_CM_128_HMAC_SHA1_32"))
+ENGINE_FOR_B_SRTP = ENGINE_FOR_B.replace("RTP/AVP", "RTP/SAVP") + "".join(
+    f"a=crypto:{k.serialize()}\r\n" for k in ENGINE_KEYS
+)
 
 
 PHONE_OFFER = (
@@ -42,16 +48,23 @@ class Engines:
         self.sent: list[tuple[str, dict]] = []
         self.held: set[str] = set()
         self.queries = 0
+        self.silent_queries = 0  # queries left unanswered before it answers again
+        self.heard: float | None = None  # when it last sent anything (loop time)
         self.set = SimpleNamespace(
             instance_for=lambda call_id: call_id if call_id in self.held else None,
             forget=self.held.discard,
         )
+
+    def last_heard(self, call_id):
+        return self.heard
 
     async def offer(self, call_id, from_tag, sdp, **options):
         self.sent.append(("offer", {"sdp": sdp, **options}))
         if self.refuse == "offer":
             raise EngineUnreachable("no rtpengine instance is available")
         self.held.add(call_id)
+        if options.get("transport-protocol") == "RTP/SAVP":
+            return ENGINE_FOR_B_SRTP
         return ENGINE_FOR_B
 
     async def answer(self, call_id, from_tag, to_tag, sdp, **options):
@@ -62,6 +75,11 @@ class Engines:
 
     async def query(self, call_id):
         if self.refuse == "query":
+            raise EngineUnreachable("no reply from rtpengine")
+        if self.refuse == "query-closed":
+            raise EngineUnreachable("port unreachable", closed=True)
+        if self.silent_queries:
+            self.silent_queries -= 1
             raise EngineUnreachable("no reply from rtpengine")
         self.queries += 1
         streams = [{"stats": {"packets": 50 * self.queries}}, {"stats": {"packets": 1}}]
@@ -88,9 +106,10 @@ class Engines:
 class Session:
     """A SIP session whose peer answers each re-INVITE with ``status``."""
 
-    def __init__(self, local_sdp: bytes, status: int = 200) -> None:
+    def __init__(self, local_sdp: bytes, status: int = 200, body: bytes = b"") -> None:
         self.local_sdp = local_sdp
         self.status = status
+        self.body = body  # the SDP of its answers
         self.offers: list[bytes] = []
         self.on_offer = None
 
@@ -98,7 +117,7 @@ class Session:
         self.offers.append(sdp)
         self.local_sdp = sdp
         if self.status:  # 0: the peer never answers
-            response = SimpleNamespace(status=self.status)
+            response = SimpleNamespace(status=self.status, body=self.body)
             asyncio.get_running_loop().call_soon(on_response, response)
 
 
@@ -109,11 +128,22 @@ def free_range(size: int = 10) -> tuple[int, int]:
     return base, base + size - 1
 
 
-async def party(pool, clock, sid, peer_port, codec=PCMU, status=200):
+async def party(pool, clock, sid, peer_port, codec=PCMU, status=200, srtp=None, body=b""):
     leg = await RtpSession.bind("127.0.0.1", pool, clock)
     leg.configure(codec, ("127.0.0.1", peer_port), dtmf=TELEPHONE_EVENT)
-    ours = build_offer("127.0.0.1", leg.port, [codec, TELEPHONE_EVENT], 4242)
-    session = Session(ours.serialize(), status)
+    keys = []
+    if srtp is not None:  # (ours, theirs)
+        leg.use_srtp(SrtpContext(*srtp))
+        keys = [srtp[0].serialize()]
+    ours = build_offer(
+        "127.0.0.1",
+        leg.port,
+        [codec, TELEPHONE_EVENT],
+        4242,
+        protocol="RTP/SAVP" if srtp else "RTP/AVP",
+        crypto=keys,
+    )
+    session = Session(ours.serialize(), status, body)
     updater = MediaUpdater(leg, "127.0.0.1", session.local_sdp, SUPPORTED_CODECS)
     session.on_offer = updater.answer
     call = SimpleNamespace(
@@ -221,12 +251,13 @@ async def test_rtpengine_s_packet_counts_keep_the_silence_watchdog_quiet(parties
     await bridge.stop([a])
 
 
-async def test_an_rtpengine_that_stops_answering_ends_the_call(parties):
+@pytest.mark.parametrize("refuse", ["query", "query-closed"])
+async def test_an_rtpengine_that_stops_answering_ends_the_call(parties, refuse):
     a, b = await parties(), await parties()
     engines = Engines()
     bridge = EngineBridge(engines, a, b, check_s=0.01)
     assert await bridge.start()
-    engines.refuse = "query"
+    engines.refuse = refuse
     for _ in range(200):
         if bridge.lost:
             break
@@ -284,3 +315,84 @@ async def test_a_bridge_whose_forks_cannot_be_fed_stays_in_process(parties):
     assert not await EngineBridge(engines, a, b).start()
     assert not a.session.offers and not b.session.offers  # nobody moved
     assert engines.sent[-1][0] == "delete" and not engines.held
+
+def srtp_answer(key: CryptoAttribute) -> bytes:
+    return PHONE_OFFER.replace(b"RTP/AVP", b"RTP/SAVP") + f"a=crypto:{key.serialize()}\r\n".encode()
+
+
+async def test_an_srtp_callee_gets_rtpengine_s_key_and_rtpengine_gets_its_own(parties):
+    suite = "AES_CM_128_HMAC_SHA1_32"
+    theirs = CryptoAttribute.generate(5, suite)
+    keys = (CryptoAttribute.generate(5, suite), theirs)
+    a = await parties()
+    b = await parties(srtp=keys, body=srtp_answer(CryptoAttribute(2, suite, theirs.key)))
+    engines = Engines()
+    bridge = EngineBridge(engines, a, b, check_s=3600)
+    assert await bridge.start()
+    offer, answer = engines.sent[0][1], engines.sent[1][1]
+    assert offer["transport-protocol"] == "RTP/SAVP"
+    assert "RTP/AVP" in offer["sdp"] and "a=crypto" not in offer["sdp"]
+    # rtpengine hears the callee's own key, under the tag it offered for that suite.
+    told = SessionDescription.parse(answer["sdp"]).media[0]
+    assert told.protocol == "RTP/SAVP"
+    assert [CryptoAttribute.parse(c) for c in told.crypto] == [
+        CryptoAttribute(2, suite, theirs.key)
+    ]
+    # The callee is offered rtpengine's key of its suite, and nothing else.
+    moved = SessionDescription.parse(b.session.offers[0]).media[0]
+    assert moved.protocol == "RTP/SAVP" and moved.port == 41010
+    assert moved.crypto == [ENGINE_KEYS[1].serialize()]
+    await bridge.stop([b])
+    # Back in process: our own key again.
+    back = SessionDescription.parse(b.session.offers[1]).media[0]
+    assert back.port == b.leg.port and back.crypto == [keys[0].serialize()]
+
+
+async def test_an_srtp_party_that_answers_the_move_with_a_new_key_stays_in_process(parties):
+    suite = "AES_CM_128_HMAC_SHA1_80"
+    keys = (CryptoAttribute.generate(1, suite), CryptoAttribute.generate(1, suite))
+    a = await parties()
+    b = await parties(srtp=keys, body=srtp_answer(CryptoAttribute.generate(1, suite)))
+    engines = Engines()
+    assert not await EngineBridge(engines, a, b).start()
+    assert len(a.session.offers) == 2 and len(b.session.offers) == 2  # moved, then back
+    assert not engines.held
+
+
+async def test_an_rtpengine_that_answers_late_once_keeps_the_call(parties):
+    a, b = await parties(), await parties()
+    engines = Engines()
+    engines.silent_queries = 2  # overloaded: two queries in a row unanswered, then fine
+    bridge = EngineBridge(engines, a, b, check_s=0.01)
+    assert await bridge.start()
+    for _ in range(200):
+        if engines.queries >= 2:
+            break
+        await asyncio.sleep(0.01)
+    assert engines.queries >= 2 and not bridge.lost and not a.hangups and not b.hangups
+    await bridge.stop([a])
+
+
+async def test_queries_that_give_up_on_an_instance_that_answers_late_keep_the_call(parties):
+    """Our loop paused: the retransmission timers fired before the replies were read,
+    every query gives up, yet the instance keeps sending."""
+    a, b = await parties(), await parties()
+    engines = Engines()
+    engines.silent_queries = 10
+    loop = asyncio.get_running_loop()
+
+    async def late_replies():
+        while engines.silent_queries:
+            engines.heard = loop.time()
+            await asyncio.sleep(0.002)
+
+    replies = asyncio.ensure_future(late_replies())
+    bridge = EngineBridge(engines, a, b, check_s=0.01)
+    assert await bridge.start()
+    for _ in range(300):
+        if engines.queries >= 1:
+            break
+        await asyncio.sleep(0.01)
+    replies.cancel()
+    assert engines.queries >= 1 and not bridge.lost and not a.hangups
+    await bridge.stop([a])

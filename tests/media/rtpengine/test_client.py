@@ -86,6 +86,9 @@ async def test_a_call_through_offer_answer_query_list_delete():
         assert await engines.offer("c1", "a", "v=0", ICE="remove") == "v=0 offer"
         assert await engines.answer("c1", "a", "b", "v=0") == "v=0 answer"
         assert call_totals(await engines.query("c1")) == (10, 1720, 0)
+        heard = engines.last_heard("c1")
+        assert heard is not None and heard <= asyncio.get_running_loop().time()
+        assert engines.last_heard("unknown") is None
         instance = engines.set.instances[0]
         assert await engines.list(instance) == ["c1"]
         assert instance.calls == 1
@@ -137,6 +140,22 @@ async def test_a_dead_instance_is_disabled_and_new_calls_go_to_the_other():
         assert engines.totals.unreachable >= 1
     finally:
         engines.close()
+
+
+async def test_a_closed_port_and_a_silent_one_are_told_apart():
+    closed = RtpEngines([closed_port()], interval=0.05, attempts=2)
+    silent_peer, address = await responder(drop=10)
+    silent = RtpEngines([address], interval=0.05, attempts=2)
+    try:
+        with pytest.raises(EngineUnreachable) as refused:
+            await closed.send(closed.set.instances[0], {"command": "ping"})
+        assert refused.value.closed  # ICMP port unreachable: nothing listens there
+        with pytest.raises(EngineUnreachable) as quiet:
+            await silent.send(silent.set.instances[0], {"command": "ping"})
+        assert not quiet.value.closed and len(silent_peer.seen) == 0
+    finally:
+        closed.close()
+        silent.close()
 
 
 async def test_no_instance_left_raises_unreachable():
