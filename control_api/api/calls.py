@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TypeVar
+from datetime import datetime
+from typing import Protocol, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -44,6 +45,7 @@ from control_api.errors import (
     ApiError,
     error_response,
 )
+from control_api.sids import rfc2822
 from control_api.store import Account, CallRecord, format_number, normalize_e164
 from control_api.voice.port import LiveCalls, NewCall, NewMachineDetection, NewTwiml, Unroutable
 
@@ -56,14 +58,30 @@ __all__ = [
     "check_new_call",
     "check_parties",
     "existing_call",
+    "live_resource_json",
     "places_no_calls",
     "router",
     "start_on_call",
+    "stop_on_call",
     "unplaceable",
 ]
 
 N = TypeVar("N")  # what a subresource is started with
 T = TypeVar("T")  # what it is once started
+
+
+class LiveResource(Protocol):
+    """A stream or transcription of a live call, as its resource shows it."""
+
+    @property
+    def sid(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def date_updated(self) -> datetime: ...
+
 
 CALL_STATUSES = frozenset(
     {"queued", "ringing", "in-progress", "completed", "busy", "failed", "no-answer", "canceled"}
@@ -174,6 +192,45 @@ async def start_on_call(
             f"Call is not in-progress. Cannot start a {what}.", CALL_NOT_IN_PROGRESS
         )
     return started
+
+
+async def stop_on_call(
+    request: Request,
+    account: Account,
+    call_sid: str,
+    stop: Callable[[LiveCalls], Awaitable[T | None]],
+    what: str,
+) -> T:
+    """``Status=stopped`` on ``what`` (a stream, a transcription) of the account's call
+    ``call_sid``: ``stop`` raises ``LookupError`` for none of that sid or name (404) and
+    gives None when the call is not in progress (21220)."""
+    params = await call_form(request, account, call_sid)
+    if params.get("Status") != "stopped":
+        raise ApiError.bad_parameter("Status must be stopped")
+    try:
+        stopped = await stop(live_calls_of(request))
+    except LookupError:
+        raise ApiError.not_found(request.url.path) from None
+    if stopped is None:
+        raise ApiError.bad_parameter(
+            f"Call is not in-progress. Cannot stop a {what}.", CALL_NOT_IN_PROGRESS
+        )
+    return stopped
+
+
+def live_resource_json(
+    account_sid: str, call_sid: str, found: LiveResource, collection: str
+) -> dict[str, object]:
+    """A call's ``Streams`` or ``Transcriptions`` resource, as the spec shows both."""
+    return {
+        "sid": found.sid,
+        "account_sid": account_sid,
+        "call_sid": call_sid,
+        "name": found.name,
+        "status": found.status,
+        "date_updated": rfc2822(found.date_updated),
+        "uri": f"{call_uri(account_sid, call_sid)}/{collection}/{found.sid}.json",
+    }
 
 
 async def unavailable(_request: Request, exc: Exception) -> JSONResponse:

@@ -16,16 +16,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
-from control_api.api.calls import call_form, call_uri, start_on_call
+from control_api.api.calls import live_resource_json, start_on_call, stop_on_call
 from control_api.api.params import Params, form_boolean, parse_choice, parse_method, parse_url
-from control_api.api.state import live_calls_of
 from control_api.errors import (
     CALL_METHOD_INVALID,
-    CALL_NOT_IN_PROGRESS,
     CALL_URL_INVALID,
     ApiError,
 )
-from control_api.sids import rfc2822
 from control_api.voice.port import NewTranscription, TranscriptionInfo
 
 __all__ = ["new_transcription_from", "router", "transcription_json"]
@@ -71,16 +68,10 @@ def new_transcription_from(params: Params) -> NewTranscription:
     )
 
 
-def transcription_json(account_sid: str, call_sid: str, found: TranscriptionInfo) -> dict:
-    return {
-        "sid": found.sid,
-        "account_sid": account_sid,
-        "call_sid": call_sid,
-        "name": found.name,
-        "status": found.status,
-        "date_updated": rfc2822(found.date_updated),
-        "uri": f"{call_uri(account_sid, call_sid)}/Transcriptions/{found.sid}.json",
-    }
+def transcription_json(
+    account_sid: str, call_sid: str, found: TranscriptionInfo
+) -> dict[str, object]:
+    return live_resource_json(account_sid, call_sid, found, "Transcriptions")
 
 
 @router.post(LIST)
@@ -102,15 +93,11 @@ async def update_transcription(
     request: Request, call_sid: str, sid: str, account: PathAccount
 ) -> Response:
     """``Status=stopped`` stops the transcription named by its GT sid or its name."""
-    params = await call_form(request, account, call_sid)
-    if params.get("Status") != "stopped":
-        raise ApiError.bad_parameter("Status must be stopped")
-    try:
-        found = await live_calls_of(request).stop_transcription(account.sid, call_sid, sid)
-    except LookupError:
-        raise ApiError.not_found(request.url.path) from None
-    if found is None:
-        raise ApiError.bad_parameter(
-            "Call is not in-progress. Cannot stop a transcription.", CALL_NOT_IN_PROGRESS
-        )
+    found = await stop_on_call(
+        request,
+        account,
+        call_sid,
+        lambda live: live.stop_transcription(account.sid, call_sid, sid),
+        "transcription",
+    )
     return JSONResponse(transcription_json(account.sid, call_sid, found))

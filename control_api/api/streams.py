@@ -12,17 +12,14 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from control_api.api.auth import PathAccount
-from control_api.api.calls import call_form, call_uri, start_on_call
+from control_api.api.calls import live_resource_json, start_on_call, stop_on_call
 from control_api.api.params import Params, parse_choice, parse_method, parse_url
-from control_api.api.state import live_calls_of
 from control_api.errors import (
     CALL_METHOD_INVALID,
-    CALL_NOT_IN_PROGRESS,
     CALL_URL_INVALID,
     INVALID_PARAMETER,
     ApiError,
 )
-from control_api.sids import rfc2822
 from control_api.voice.port import NewStream, StreamInfo
 
 __all__ = ["TRACKS", "new_stream_from", "router", "stream_json"]
@@ -65,16 +62,8 @@ def _stream_url(value: str) -> str:
     return url
 
 
-def stream_json(account_sid: str, call_sid: str, stream: StreamInfo) -> dict:
-    return {
-        "sid": stream.sid,
-        "account_sid": account_sid,
-        "call_sid": call_sid,
-        "name": stream.name,
-        "status": stream.status,
-        "date_updated": rfc2822(stream.date_updated),
-        "uri": f"{call_uri(account_sid, call_sid)}/Streams/{stream.sid}.json",
-    }
+def stream_json(account_sid: str, call_sid: str, found: StreamInfo) -> dict[str, object]:
+    return live_resource_json(account_sid, call_sid, found, "Streams")
 
 
 @router.post(LIST)
@@ -96,15 +85,11 @@ async def update_stream(
     request: Request, call_sid: str, sid: str, account: PathAccount
 ) -> Response:
     """``Status=stopped`` stops the stream named by its MZ sid or its name."""
-    params = await call_form(request, account, call_sid)
-    if params.get("Status") != "stopped":
-        raise ApiError.bad_parameter("Status must be stopped")
-    try:
-        stream = await live_calls_of(request).stop_stream(account.sid, call_sid, sid)
-    except LookupError:
-        raise ApiError.not_found(request.url.path) from None
-    if stream is None:
-        raise ApiError.bad_parameter(
-            "Call is not in-progress. Cannot stop a stream.", CALL_NOT_IN_PROGRESS
-        )
+    stream = await stop_on_call(
+        request,
+        account,
+        call_sid,
+        lambda live: live.stop_stream(account.sid, call_sid, sid),
+        "stream",
+    )
     return JSONResponse(stream_json(account.sid, call_sid, stream))
