@@ -158,16 +158,22 @@ class LocalLiveCalls:
         live.runner.redirect(Document(to.url, to.method or "POST", twiml=to.twiml))
         return True
 
-    async def start_stream(self, account_sid: str, sid: str, new_stream):
-        """The Streams resource: fork a live, answered call's audio (voice/stream.py);
-        None (21220) while it rings or once it ended."""
+    def _answered(self, account_sid: str, sid: str):
+        """The runner of the account's call ``sid`` if it is answered and not ended (a
+        ringing call has nothing to fork or hear yet)."""
         live = self.table.find(account_sid, sid)
         if live is None or live.runner is None or live.call.ended.is_set():
             return None
-        if not live.call.answered:  # a ringing call has no audio to fork yet
+        return live.runner if live.call.answered else None
+
+    async def start_stream(self, account_sid: str, sid: str, new_stream):
+        """The Streams resource: fork a live, answered call's audio (voice/stream.py);
+        None (21220) while it rings or once it ended."""
+        runner = self._answered(account_sid, sid)
+        if runner is None:
             return None
         # A NewStream is the REST form of a <Stream>: its attributes, by the same names.
-        fork = live.runner.forks.start(Stream(**asdict(new_stream)))
+        fork = runner.forks.start(Stream(**asdict(new_stream)))
         return _stream_info(fork)
 
     async def stop_stream(self, account_sid: str, sid: str, sid_or_name: str):
@@ -183,13 +189,11 @@ class LocalLiveCalls:
         """The call's Transcriptions resource: what ``<Start><Transcription>`` starts,
         on a live, answered call (voice/live_transcription.py); None (21220) while it
         rings or once it ended."""
-        live = self.table.find(account_sid, sid)
-        if live is None or live.runner is None or live.call.ended.is_set():
-            return None
-        if not live.call.answered:  # nothing to hear yet
+        runner = self._answered(account_sid, sid)
+        if runner is None:
             return None
         # A NewTranscription is the REST form of a <Transcription>: the same names.
-        started = live.runner.transcriptions.start(Transcription(**asdict(new_transcription)))
+        started = runner.transcriptions.start(Transcription(**asdict(new_transcription)))
         return _transcription_info(started)
 
     async def stop_transcription(self, account_sid: str, sid: str, sid_or_name: str):
