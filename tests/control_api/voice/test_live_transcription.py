@@ -37,6 +37,10 @@ class FakeOutbox:
         self.changed.set()
 
 
+class Runner(SimpleNamespace):
+    """A runner the transcriptions can hold weakly, as they hold the real one."""
+
+
 def setting(recognizer: bool = True):
     listeners: dict[str, list[FakeListener]] = {}
 
@@ -48,7 +52,7 @@ def setting(recognizer: bool = True):
     outbox = FakeOutbox()
     leg = SimpleNamespace(tap=None, codec="PCMU")
     call = SimpleNamespace(sid="CA" + "1" * 32, leg=leg, ended=asyncio.Event())
-    runner = SimpleNamespace(
+    runner = Runner(
         call=call,
         account_sid="AC" + "2" * 32,
         services=SimpleNamespace(
