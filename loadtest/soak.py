@@ -72,6 +72,7 @@ from tests.interop.harness import SERVER_CMD_ENV, CallswitchServer  # noqa: E402
 from tests.interop.sipp import find_sipp  # noqa: E402
 from tests.interop.webhook_app import WebhookApp  # noqa: E402
 
+MEMORY_ENV = "CALLSWITCH_TRACEMALLOC"  # callswitch/memory_debug.py
 ENDED_STATE_S = 64.0  # 2 x 64*T1: how long the SIP UA keeps state of an ended call
 # name: (unit, relative tolerance of the median, absolute tolerance)
 RSS_SLOPE_LIMIT = 0.05  # MB per minute over the second half
@@ -263,7 +264,25 @@ def main(argv: list[str] | None = None) -> int:
         "the server at each census, so the verdict is not a soak's)",
     )
     parser.add_argument("--census-every", type=float, default=60.0, help="seconds (%(default)s)")
+    parser.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=None,
+        metavar="FRAMES",
+        help="debugging: trace allocations from the warm-up's end (CALLSWITCH_TRACEMALLOC), "
+        "a snapshot every --census-every seconds and one idle after the load once --settle "
+        "has passed, in the server's data directory (slows the server: no verdict)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=2 * ENDED_STATE_S + 10,
+        help="seconds idle after the load before the idle RSS the limit reads (%(default)s: "
+        "past what the last calls' SIP state keeps by design; 0: at once)",
+    )
     args = parser.parse_args(argv)
+    if args.tracemalloc:
+        os.environ[MEMORY_ENV] = str(args.tracemalloc)
     if args.census:
         os.environ[SERVER_CMD_ENV] = shlex.join(
             [sys.executable, str(REPO / "loadtest" / "gc_census.py"), "--out", str(args.census),
@@ -331,6 +350,7 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
             extra=("-max_socket", str(2 * args.streams + 100)),
         )  # fmt: skip
         time.sleep(warmup)
+        snapshots = Snapshots(server) if args.tracemalloc else None
         t0 = time.monotonic()
         header = "      t   RSS MB    fds  lag ms  calls   held  streams  clock max lag ms  skipped"
         print(header, flush=True)
@@ -343,6 +363,8 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
                 break
             s = sample(server, client, caller, t0)
             samples.append(s)
+            if snapshots is not None and s.t >= snapshots.taken * args.census_every:
+                snapshots.take()
 
             print(
                 f"  {s.t:5.0f}  {cell(s.rss_mb, '.1f', 7)}  {cell(s.fds, 'd', 5)}  "
@@ -361,6 +383,14 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         held = wait_idle(client, args.hold + 30)
         time.sleep(3.0)
         idle["after"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid), "held": held}
+        if args.settle > 0 and not held:
+            # What ended calls leave by design (transactions, the UA's memory of ended
+            # dialogs for late BYEs) lives 2 x 64*T1: past it, what is left is theirs.
+            time.sleep(args.settle)
+            idle["settled"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid)}
+        if snapshots is not None:
+            path = snapshots.take(wait=120.0)
+            print(f"idle snapshot: {path}", flush=True)
     except Exception as exc:  # reported with whatever was sampled
         errors.append(f"{type(exc).__name__}: {exc}")
     finally:
@@ -373,15 +403,36 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
     return samples, idle, errors
 
 
+class Snapshots:
+    """SIGUSR2 to a server run with CALLSWITCH_TRACEMALLOC: the first starts tracing,
+    each later one writes DATA_DIR/tracemalloc/snapshot-NN.txt (callswitch/memory_debug.py)."""
+
+    def __init__(self, server: CallswitchServer) -> None:
+        self.server = server
+        self.dir = server.data_dir / "tracemalloc"
+        os.kill(server.pid, signal.SIGUSR2)
+        self.taken = 1  # the start counts: snapshot N follows the Nth interval
+
+    def take(self, wait: float = 0.0) -> Path:
+        path = self.dir / f"snapshot-{self.taken:02d}.txt"
+        os.kill(self.server.pid, signal.SIGUSR2)
+        self.taken += 1
+        deadline = time.monotonic() + wait
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return path
+
+
 def over_limits(measured: list[Trend], idle) -> list[str]:
     """The hard limits, whatever the noise: RSS may rise at most RSS_SLOPE_LIMIT MB a
     minute in the second half (0.05 MB/min is 72 MB a day), and the idle server after the
-    load may hold at most IDLE_RSS_LIMIT MB more than before it."""
+    load may hold at most IDLE_RSS_LIMIT MB more than before it (once settled, when the
+    soak waited for that)."""
     out = []
     for t in measured:
         if t.name == "rss_mb" and t.slope_per_min > RSS_SLOPE_LIMIT:
             out.append(f"RSS {t.slope_per_min:+.3f} MB/min > {RSS_SLOPE_LIMIT} in the second half")
-    before, after = idle.get("before", {}), idle.get("after", {})
+    before, after = idle.get("before", {}), idle.get("settled") or idle.get("after", {})
     if (
         before.get("rss_mb") is not None
         and after.get("rss_mb") is not None
@@ -415,6 +466,10 @@ def report(args, samples: list[Sample], idle, errors: list[str]) -> int:
                 print(f"  after the load: RSS {rss} MB, {fds} fds, {held:.0f} calls still held")
             else:
                 print(f"  idle {name} the load: RSS {rss} MB, {fds} fds")
+    if "settled" in idle:
+        rss, fds = idle["settled"]["rss_mb"], idle["settled"]["fds"]
+        rss = "?" if rss is None else f"{rss:.1f}"
+        print(f"  idle {args.settle:.0f} s later (the limit's figure): RSS {rss} MB, {fds} fds")
     for error in errors:
         print(f"  ! {error}")
     if args.census:
