@@ -28,15 +28,18 @@ to the end; what a warm server fills once (SQLite's page caches, the allocator's
 arenas at their working size) rises early and then stays flat, and the
 whole-run line through such a curve is not a leak.
 When the last calls have hung up it also compares the idle descriptors and
-RSS with those before the load. Besides the statistical test, two hard limits
-fail the run: an RSS slope above 0.05 MB/min in the second half, and an idle RSS
-after the load more than 5 MB above the one before it. Ten minutes cannot tell
+RSS with those before the load, at once and again --settle seconds later (by
+default 2 x 64 s + 10, once what the last calls' SIP state keeps by design has
+expired). Besides the statistical test, two hard limits fail the run: an RSS
+slope above 0.05 MB/min in the second half, and an idle RSS after the load (the
+settled one) more than 5 MB above the one before it. Ten minutes cannot tell
 a slow leak from a cache still filling: run an hour to judge
 (`make soak ARGS="--seconds 3600"`).
 
     python loadtest/soak.py                        # 250 streams, 600 s
     python loadtest/soak.py --streams 50 --seconds 60 --json soak.json
     python loadtest/soak.py --streams 50 --seconds 120 --census /tmp/census  # cycles; no verdict
+    python loadtest/soak.py --streams 40 --seconds 120 --tracemalloc 4 --keep /tmp/s  # no verdict
 
 Exit status: 0 no growth, 1 growth beyond noise, 2 could not run.
 Loopback only; bounded in calls and time; stops only the processes it started.
@@ -269,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         metavar="FRAMES",
-        help="debugging: trace allocations from the warm-up's end (CALLSWITCH_TRACEMALLOC), "
+        help="debugging: trace allocations from just before the load (CALLSWITCH_TRACEMALLOC), "
         "a snapshot every --census-every seconds and one idle after the load once --settle "
         "has passed, in the server's data directory (slows the server: no verdict)",
     )
@@ -342,6 +345,7 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         create_numbers(server, app, echo.port)
         time.sleep(1.0)
         idle["before"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid)}
+        snapshots = Snapshots(server) if args.tracemalloc else None  # traced from here
         caller = BackgroundSipp(
             "bridge_uac.xml", server.sip_target, cwd=sipp_dir(root / "uac"),
             service=BULK_NUMBER.lstrip("+"), calls=total_calls, rate=rate, limit=args.streams,
@@ -350,7 +354,6 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
             extra=("-max_socket", str(2 * args.streams + 100)),
         )  # fmt: skip
         time.sleep(warmup)
-        snapshots = Snapshots(server) if args.tracemalloc else None
         t0 = time.monotonic()
         header = "      t   RSS MB    fds  lag ms  calls   held  streams  clock max lag ms  skipped"
         print(header, flush=True)
