@@ -377,7 +377,12 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
                 f"{cell(s.clock_max_lag_ms, '.1f', 16)}  {cell(s.clock_skipped, '.0f', 7)}",
                 flush=True,
             )
-        # SIPp places its last call at about the window's end; those end after --hold.
+        # SIPp places its last call at about the window's end, or later when a busy
+        # machine held it back: SIGUSR1 tells it to place no more and quit once the
+        # calls up have ended (after --hold), so the server is left idle, not holding
+        # calls SIPp dropped without a BYE.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(caller.proc.pid, signal.SIGUSR1)
         result = caller.wait(args.hold * 2 + 30)
         caller = None
         if result.failed:
