@@ -21,6 +21,7 @@ from callswitch.config import Settings, _interface_addresses
 from callswitch.descriptors import ConnectionBudget, connection_budget, raise_open_files_limit
 from callswitch.front_door import Entrance, docs_pages, mount_front_door
 from callswitch.http import HttpServer
+from callswitch.memory_debug import MemoryDebug, frames_from_env
 from callswitch.metrics import CONTENT_TYPE, Metrics
 from callswitch.refusals import Refusals
 from control_api import console, demo
@@ -737,6 +738,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):  # before start: a SIGTERM then still counts
         loop.add_signal_handler(signum, signals.put_nowait, signum)
+    memory = _memory_debug(loop, settings)  # CALLSWITCH_TRACEMALLOC: off unless set
     server = Server(settings)
     await server.start()
     # Everything start-up built lives as long as the process: take it out of the
@@ -761,4 +763,16 @@ async def serve(settings: Settings) -> None:
         second.cancel()
         drained.cancel()
     await server.stop()
+    if memory is not None:
+        memory.uninstall(loop)
     log.info("stopped")
+
+
+def _memory_debug(loop: asyncio.AbstractEventLoop, settings: Settings) -> MemoryDebug | None:
+    frames = frames_from_env()
+    if frames is None:
+        return None
+    memory = MemoryDebug(frames, Path(settings.data_dir) / "tracemalloc")
+    memory.install(loop)
+    log.warning("tracemalloc ready (%d frames): SIGUSR2 starts, then dumps", frames)
+    return memory

@@ -28,15 +28,18 @@ to the end; what a warm server fills once (SQLite's page caches, the allocator's
 arenas at their working size) rises early and then stays flat, and the
 whole-run line through such a curve is not a leak.
 When the last calls have hung up it also compares the idle descriptors and
-RSS with those before the load. Besides the statistical test, two hard limits
-fail the run: an RSS slope above 0.05 MB/min in the second half, and an idle RSS
-after the load more than 5 MB above the one before it. Ten minutes cannot tell
+RSS with those before the load, at once and again --settle seconds later (by
+default 2 x 64 s + 10, once what the last calls' SIP state keeps by design has
+expired). Besides the statistical test, two hard limits fail the run: an RSS
+slope above 0.05 MB/min in the second half, and an idle RSS after the load (the
+settled one) more than 5 MB above the one before it. Ten minutes cannot tell
 a slow leak from a cache still filling: run an hour to judge
 (`make soak ARGS="--seconds 3600"`).
 
     python loadtest/soak.py                        # 250 streams, 600 s
     python loadtest/soak.py --streams 50 --seconds 60 --json soak.json
     python loadtest/soak.py --streams 50 --seconds 120 --census /tmp/census  # cycles; no verdict
+    python loadtest/soak.py --streams 40 --seconds 120 --tracemalloc 4 --keep /tmp/s  # no verdict
 
 Exit status: 0 no growth, 1 growth beyond noise, 2 could not run.
 Loopback only; bounded in calls and time; stops only the processes it started.
@@ -72,6 +75,7 @@ from tests.interop.harness import SERVER_CMD_ENV, CallswitchServer  # noqa: E402
 from tests.interop.sipp import find_sipp  # noqa: E402
 from tests.interop.webhook_app import WebhookApp  # noqa: E402
 
+MEMORY_ENV = "CALLSWITCH_TRACEMALLOC"  # callswitch/memory_debug.py
 ENDED_STATE_S = 64.0  # 2 x 64*T1: how long the SIP UA keeps state of an ended call
 # name: (unit, relative tolerance of the median, absolute tolerance)
 RSS_SLOPE_LIMIT = 0.05  # MB per minute over the second half
@@ -263,7 +267,25 @@ def main(argv: list[str] | None = None) -> int:
         "the server at each census, so the verdict is not a soak's)",
     )
     parser.add_argument("--census-every", type=float, default=60.0, help="seconds (%(default)s)")
+    parser.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=None,
+        metavar="FRAMES",
+        help="debugging: trace allocations from just before the load (CALLSWITCH_TRACEMALLOC), "
+        "a snapshot every --census-every seconds and one idle after the load once --settle "
+        "has passed, in the server's data directory (slows the server: no verdict)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=2 * ENDED_STATE_S + 10,
+        help="seconds idle after the load before the idle RSS the limit reads (%(default)s: "
+        "past what the last calls' SIP state keeps by design; 0: at once)",
+    )
     args = parser.parse_args(argv)
+    if args.tracemalloc:
+        os.environ[MEMORY_ENV] = str(args.tracemalloc)
     if args.census:
         os.environ[SERVER_CMD_ENV] = shlex.join(
             [sys.executable, str(REPO / "loadtest" / "gc_census.py"), "--out", str(args.census),
@@ -323,6 +345,7 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         create_numbers(server, app, echo.port)
         time.sleep(1.0)
         idle["before"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid)}
+        snapshots = Snapshots(server) if args.tracemalloc else None  # traced from here
         caller = BackgroundSipp(
             "bridge_uac.xml", server.sip_target, cwd=sipp_dir(root / "uac"),
             service=BULK_NUMBER.lstrip("+"), calls=total_calls, rate=rate, limit=args.streams,
@@ -343,6 +366,8 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
                 break
             s = sample(server, client, caller, t0)
             samples.append(s)
+            if snapshots is not None and s.t >= snapshots.taken * args.census_every:
+                snapshots.take()
 
             print(
                 f"  {s.t:5.0f}  {cell(s.rss_mb, '.1f', 7)}  {cell(s.fds, 'd', 5)}  "
@@ -352,7 +377,12 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
                 f"{cell(s.clock_max_lag_ms, '.1f', 16)}  {cell(s.clock_skipped, '.0f', 7)}",
                 flush=True,
             )
-        # SIPp places its last call at about the window's end; those end after --hold.
+        # SIPp places its last call at about the window's end, or later when a busy
+        # machine held it back: SIGUSR1 tells it to place no more and quit once the
+        # calls up have ended (after --hold), so the server is left idle, not holding
+        # calls SIPp dropped without a BYE.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(caller.proc.pid, signal.SIGUSR1)
         result = caller.wait(args.hold * 2 + 30)
         caller = None
         if result.failed:
@@ -361,6 +391,14 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         held = wait_idle(client, args.hold + 30)
         time.sleep(3.0)
         idle["after"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid), "held": held}
+        if args.settle > 0 and not held:
+            # What ended calls leave by design (transactions, the UA's memory of ended
+            # dialogs for late BYEs) lives 2 x 64*T1: past it, what is left is theirs.
+            time.sleep(args.settle)
+            idle["settled"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid)}
+        if snapshots is not None:
+            path = snapshots.take(wait=120.0)
+            print(f"idle snapshot: {path}", flush=True)
     except Exception as exc:  # reported with whatever was sampled
         errors.append(f"{type(exc).__name__}: {exc}")
     finally:
@@ -373,15 +411,36 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
     return samples, idle, errors
 
 
+class Snapshots:
+    """SIGUSR2 to a server run with CALLSWITCH_TRACEMALLOC: the first starts tracing,
+    each later one writes DATA_DIR/tracemalloc/snapshot-NN.txt (callswitch/memory_debug.py)."""
+
+    def __init__(self, server: CallswitchServer) -> None:
+        self.server = server
+        self.dir = server.data_dir / "tracemalloc"
+        os.kill(server.pid, signal.SIGUSR2)
+        self.taken = 1  # the start counts: snapshot N follows the Nth interval
+
+    def take(self, wait: float = 0.0) -> Path:
+        path = self.dir / f"snapshot-{self.taken:02d}.txt"
+        os.kill(self.server.pid, signal.SIGUSR2)
+        self.taken += 1
+        deadline = time.monotonic() + wait
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return path
+
+
 def over_limits(measured: list[Trend], idle) -> list[str]:
     """The hard limits, whatever the noise: RSS may rise at most RSS_SLOPE_LIMIT MB a
     minute in the second half (0.05 MB/min is 72 MB a day), and the idle server after the
-    load may hold at most IDLE_RSS_LIMIT MB more than before it."""
+    load may hold at most IDLE_RSS_LIMIT MB more than before it (once settled, when the
+    soak waited for that)."""
     out = []
     for t in measured:
         if t.name == "rss_mb" and t.slope_per_min > RSS_SLOPE_LIMIT:
             out.append(f"RSS {t.slope_per_min:+.3f} MB/min > {RSS_SLOPE_LIMIT} in the second half")
-    before, after = idle.get("before", {}), idle.get("after", {})
+    before, after = idle.get("before", {}), idle.get("settled") or idle.get("after", {})
     if (
         before.get("rss_mb") is not None
         and after.get("rss_mb") is not None
@@ -415,6 +474,10 @@ def report(args, samples: list[Sample], idle, errors: list[str]) -> int:
                 print(f"  after the load: RSS {rss} MB, {fds} fds, {held:.0f} calls still held")
             else:
                 print(f"  idle {name} the load: RSS {rss} MB, {fds} fds")
+    if "settled" in idle:
+        rss, fds = idle["settled"]["rss_mb"], idle["settled"]["fds"]
+        rss = "?" if rss is None else f"{rss:.1f}"
+        print(f"  idle {args.settle:.0f} s later (the limit's figure): RSS {rss} MB, {fds} fds")
     for error in errors:
         print(f"  ! {error}")
     if args.census:

@@ -311,6 +311,11 @@ class WebSocketConnection(asyncio.Protocol):
         if not self.closed.done():
             closed = ws.close_exc
             self.closed.set_result(None if _normal(closed) else closed)
+        # The library's parser is a generator that holds the protocol and, once done,
+        # stays parked at its last yield: a cycle that would keep this connection and
+        # what it holds until a full collection, which the server runs rarely. Nothing
+        # is fed to it after the connection is lost.
+        ws.parser.close()
 
     def pause_writing(self) -> None:
         self.writable = False

@@ -10,6 +10,7 @@ notifications only: they do not count as errors.
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from control_api.call_log import ERROR, WARNING
@@ -33,7 +34,9 @@ class CallErrors(list[str]):
 
     def __init__(self, runner: TwimlRunner) -> None:
         super().__init__()
-        self._runner = runner
+        # Weak: the runner holds us, and a cycle would keep each ended call's runner,
+        # leg and call until a full collection, which the server runs rarely.
+        self._runner = weakref.ref(runner)
 
     def append(self, entry: str) -> None:
         self.record(entry)
@@ -55,7 +58,9 @@ class CallErrors(list[str]):
 
     def report(self, code: int | None, text: str, *, level: int = ERROR, **details: Any) -> None:
         """Log a notification of the call; never raises (a report must not end a call)."""
-        runner = self._runner
+        runner = self._runner()
+        if runner is None:  # the call is gone: nothing to report it against
+            return
         try:
             context = runner.services.context
             call_log = context.call_log if context is not None else None

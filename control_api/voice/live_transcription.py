@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -62,8 +63,17 @@ class CallTranscriptions:
     """The live transcriptions of one call (its runner's)."""
 
     def __init__(self, runner: TwimlRunner) -> None:
-        self.runner = runner
+        # Weak: the runner holds us, and a cycle would keep each ended call's runner,
+        # leg and call until a full collection, which the server runs rarely.
+        self._runner = weakref.ref(runner)
         self.running: list[LiveTranscription] = []
+
+    @property
+    def runner(self) -> TwimlRunner:
+        runner = self._runner()
+        if runner is None:
+            raise RuntimeError("the call's TwiML runner is gone")
+        return runner
 
     def find(self, sid_or_name: str) -> LiveTranscription | None:
         return next(

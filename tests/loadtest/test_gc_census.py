@@ -57,3 +57,36 @@ def test_summary_lists_our_garbage_and_cycles(tmp_path):
     assert "Call objects  100" in lines[1]
     assert "9 of ours: control_api.calls.call.Call 9" in lines[1]
     assert lines[2].strip() == "cycle: Call -.session-> InviteSession -.x-> Call"
+
+
+class Node:
+    pass
+
+
+def test_cycle_roots_name_the_cycles_the_rest_hangs_off():
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(3):  # three calls' worth: a cycle each, a tree off it
+            head, other = Node(), Node()
+            head.other, other.head = other, head
+            head.tail = [Session() for _ in range(5)]
+        lone = Node()
+        lone.me = lone  # a cycle of one
+        del head, other, lone
+        gc.collect()
+        garbage = list(gc.garbage)
+        gc.garbage.clear()
+    finally:
+        gc.set_debug(0)
+        gc.enable()
+    roots = gc_census.cycle_roots(garbage)
+    nodes = next(root for root in roots if root["types"] == [f"{__name__}.Node"])
+    assert nodes["cycles"] == 4  # grouped by the types in them: the pairs and the lone one
+    assert nodes["cycle"] in (
+        "Node -.other-> Node -.head-> Node",
+        "Node -.head-> Node -.other-> Node",
+        "Node -.me-> Node",
+    )
+    assert not any("Session" in name for root in roots for name in root["types"])

@@ -96,3 +96,17 @@ def test_hard_limits_on_the_rss_slope_and_the_idle_rss() -> None:
     assert soak.over_limits(late, grown) == ["idle RSS +24.0 MB after the load > 5.0 MB"]
     still_held = {"before": {"rss_mb": 144.0}, "after": {"rss_mb": 168.0, "held": 12}}
     assert soak.over_limits(late, still_held) == []  # not idle yet: nothing to compare
+
+
+def test_the_idle_limit_reads_the_settled_rss_when_the_soak_waited() -> None:
+    minutes = [i / 12 for i in range(120)]
+    _, late = soak.judge(minutes, {"rss_mb": [200.0] * len(minutes)})
+    # At once after the load the last calls' SIP state (2 x 64*T1) is still held...
+    settled = {
+        "before": {"rss_mb": 144.0},
+        "after": {"rss_mb": 152.0, "held": 0},
+        "settled": {"rss_mb": 147.0},
+    }
+    assert soak.over_limits(late, settled) == []
+    settled["settled"] = {"rss_mb": 150.0}  # ...and what stays once it has gone counts
+    assert soak.over_limits(late, settled) == ["idle RSS +6.0 MB after the load > 5.0 MB"]

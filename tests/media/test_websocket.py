@@ -339,3 +339,32 @@ def test_a_truncated_extended_length_waits_for_more_bytes(length_field):
         conn.data_received(wire[byte_at : byte_at + 1])
     conn.data_received(wire[12:])
     assert received == [payload]
+
+
+async def test_a_closed_connection_goes_by_reference_counting():
+    """websockets' protocol parks its parser generator, which holds the protocol, at
+    its end for good: a cycle per connection, left for a full collection (rare in
+    the server) with everything the connection holds, unless the parser is closed
+    once the connection is lost."""
+    import gc
+    import weakref
+
+    async def app(ws):
+        async for message in ws:
+            await ws.send(message)
+
+    async with serve(app, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        gc.collect()
+        gc.disable()
+        try:
+            conn = await open_websocket(f"ws://127.0.0.1:{port}/x", timeout=2)
+            conn.close()
+            assert await asyncio.wait_for(conn.closed, 30) is None
+            await asyncio.sleep(0)  # the transport lets go of its protocol
+            protocol, connection = weakref.ref(conn.ws), weakref.ref(conn)
+            del conn
+            assert protocol() is None
+            assert connection() is None
+        finally:
+            gc.enable()

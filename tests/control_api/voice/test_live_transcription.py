@@ -38,6 +38,10 @@ class FakeOutbox:
         self.changed.set()
 
 
+class Runner(SimpleNamespace):
+    """A runner the transcriptions can hold weakly, as they hold the real one."""
+
+
 def setting(recognizer: bool = True):
     listeners: dict[str, list[FakeListener]] = {}
 
@@ -49,7 +53,7 @@ def setting(recognizer: bool = True):
     outbox = FakeOutbox()
     leg = SimpleNamespace(tap=None, tap_paced=False, codec="PCMU")
     call = SimpleNamespace(sid="CA" + "1" * 32, leg=leg, ended=asyncio.Event())
-    runner = SimpleNamespace(
+    runner = Runner(
         call=call,
         account_sid="AC" + "2" * 32,
         services=SimpleNamespace(
