@@ -147,3 +147,12 @@ class SipWebSocket:
         """Start the closing handshake (1001, going away: the node stops)."""
         if self._protocol.state is State.OPEN:
             self._protocol.send_close(1001, "")
+
+    def release(self) -> None:
+        """The connection is gone: nothing more is fed. The library's parser, a
+        generator holding the protocol, would otherwise stay parked at its last
+        ``yield`` and keep both (and what holds this core) until a full collection;
+        so would the ``select_subprotocol`` the library binds to the protocol."""
+        protocol = self._protocol
+        protocol.parser.close()
+        vars(protocol).pop("select_subprotocol", None)

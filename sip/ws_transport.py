@@ -73,6 +73,10 @@ class WsConnection(TcpConnection):
     def is_open(self) -> bool:
         return not self._closed and self._ws.open
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._ws.release()
+
     def close(self) -> None:
         if not self._closed and self._ws.open:
             self._ws.close()  # a close frame first (1001) when we are the ones going

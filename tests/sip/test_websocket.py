@@ -164,3 +164,21 @@ def test_any_bytes_after_the_handshake_never_raise(chunks):
         for item in core.receive_data(chunk):
             assert isinstance(item, bytes) or item in (KEEPALIVE_PING, KEEPALIVE_PONG)
         core.data_to_send()
+
+
+def test_a_released_core_goes_by_reference_counting():
+    import gc
+    import weakref
+
+    core, peer = opened()
+    peer.send_close(1000, "")
+    core.receive_data(b"".join(peer.data_to_send()))
+    gc.collect()
+    gc.disable()
+    try:
+        core.release()
+        gone = weakref.ref(core._protocol)
+        del core
+        assert gone() is None
+    finally:
+        gc.enable()
