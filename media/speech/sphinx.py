@@ -1,8 +1,8 @@
 """The embedded recognizer: CMU PocketSphinx with the en-US model its wheel ships.
 
-One :class:`SphinxEngine` is one decoder (about 90 MB with the language model)
-and, once hints are used, a grammar decoder beside it, reused utterance after
-utterance; it is synchronous and CPU heavy, so it runs in
+One :class:`SphinxEngine` holds up to two decoders, each made when an utterance
+first needs it (the language model's, about 90 MB; a grammar decoder for hints,
+a fraction of that), reused utterance after utterance; it is synchronous and CPU heavy, so it runs in
 a worker process (:mod:`media.speech.worker`), never on the event loop (the
 decoder holds the GIL while it works).
 
@@ -97,9 +97,11 @@ class SphinxEngine:
 
     def __init__(self, sample_rate: int = 8000) -> None:
         self.sample_rate = sample_rate
-        self._language = _decoder()
-        self._grammar: Decoder | None = None  # made on the first hints
-        self._decoder = self._language  # the one decoding this utterance
+        # Each made when an utterance first needs it (a Gather with hints never
+        # loads the language model: a tenth of the time and a fraction of the memory).
+        self._language: Decoder | None = None
+        self._grammar: Decoder | None = None
+        self._decoder: Decoder | None = None  # the one decoding this utterance
         self._grammars: dict[tuple[str, ...], str] = {}
         self._resampler = Resampler(sample_rate, MODEL_RATE)
         self._noise = np.random.default_rng(0x5EED)
@@ -107,15 +109,21 @@ class SphinxEngine:
         self.audio_s = 0.0  # audio decoded
         self.in_utterance = False
 
+    def load(self) -> None:
+        """Make both decoders now (ahead of a first call)."""
+        self._language_decoder()
+        self._grammar_decoder()
+
     def begin(self, hints: tuple[str, ...] = ()) -> None:
         """Start an utterance, decoded with the hints' grammar or the language model."""
         if self.in_utterance:
             self.abort()
         search = self._search_for(hints)
-        self._decoder = self._language if search == "_default" else self._grammar_decoder()
-        self._decoder.activate_search(search)
+        decoder = self._language_decoder() if search == "_default" else self._grammar_decoder()
+        decoder.activate_search(search)
         self._resampler.reset()
-        self._decoder.start_utt()
+        decoder.start_utt()
+        self._decoder = decoder
         self.in_utterance = True
 
     def _search_for(self, hints: tuple[str, ...]) -> str:
@@ -123,19 +131,31 @@ class SphinxEngine:
             return "_default"
         name = self._grammars.get(hints)
         if name is None:
-            language = self._language
-            grammar = hints_grammar(hints, lambda word: language.lookup_word(word) is not None)
+            decoder = self._grammar_decoder()  # (the same dictionary as the language model's)
+            grammar = hints_grammar(hints, lambda word: decoder.lookup_word(word) is not None)
             name = "_default"
             if grammar is not None:
                 name = f"hints{len(self._grammars)}"
-                self._grammar_decoder().add_jsgf_string(name, grammar)
+                decoder.add_jsgf_string(name, grammar)
             self._grammars[hints] = name
         return name
+
+    def _language_decoder(self) -> Decoder:
+        if self._language is None:
+            self._language = _decoder()
+        return self._language
 
     def _grammar_decoder(self) -> Decoder:
         if self._grammar is None:
             self._grammar = _decoder(lm=None, wip=GRAMMAR_WIP)
         return self._grammar
+
+    @property
+    def _utterance(self) -> Decoder:
+        decoder = self._decoder
+        if decoder is None:
+            raise RuntimeError("begin() an utterance first")
+        return decoder
 
     def process(self, samples: npt.NDArray[np.int16]) -> str:
         """Decode more of the utterance; returns the partial hypothesis."""
@@ -143,18 +163,18 @@ class SphinxEngine:
         upsampled = self._resampler.process(samples).astype(np.float32)
         upsampled += self._noise.normal(0.0, DITHER, upsampled.size).astype(np.float32)
         pcm = np.clip(upsampled, -32768, 32767).astype(np.int16)
-        self._decoder.process_raw(pcm.tobytes(), False, False)
+        self._utterance.process_raw(pcm.tobytes(), False, False)
         self.audio_s += samples.size / self.sample_rate
-        hypothesis = self._decoder.hyp()
+        hypothesis = self._utterance.hyp()
         self.cpu_s += time.thread_time() - started
         return _clean(hypothesis.hypstr) if hypothesis is not None else ""
 
     def end(self) -> Hypothesis:
         """End the utterance: the final hypothesis."""
         started = time.thread_time()
-        self._decoder.end_utt()
+        self._utterance.end_utt()
         self.in_utterance = False
-        hypothesis = self._decoder.hyp()
+        hypothesis = self._utterance.hyp()
         self.cpu_s += time.thread_time() - started
         if hypothesis is None:
             return Hypothesis("", 0.0)
@@ -167,7 +187,7 @@ class SphinxEngine:
 
     def abort(self) -> None:
         if self.in_utterance:
-            self._decoder.end_utt()
+            self._utterance.end_utt()
             self.in_utterance = False
 
 

@@ -21,7 +21,9 @@ _busy: dict[int, SphinxEngine] = {}
 def warm(sample_rate: int) -> None:
     """Load one decoder ahead of the first call."""
     if not _idle and not _busy:
-        _idle.append(SphinxEngine(sample_rate))
+        engine = SphinxEngine(sample_rate)
+        engine.load()
+        _idle.append(engine)
 
 
 def begin(utterance: int, sample_rate: int, hints: tuple[str, ...]) -> None:
