@@ -129,9 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {args.cpu})
     import uvloop
 
-    uvloop.run(
-        run(args.calls, args.seconds, args.opus, not args.no_direct, not args.no_clock)
-    )
+    uvloop.run(run(args.calls, args.seconds, args.opus, not args.no_direct, not args.no_clock))
     return 0
 
 

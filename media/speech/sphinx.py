@@ -2,9 +2,9 @@
 
 One :class:`SphinxEngine` holds up to two decoders, each made when an utterance
 first needs it (the language model's, about 90 MB; a grammar decoder for hints,
-a fraction of that), reused utterance after utterance; it is synchronous and CPU heavy, so it runs in
-a worker process (:mod:`media.speech.worker`), never on the event loop (the
-decoder holds the GIL while it works).
+a fraction of that), reused utterance after utterance; it is synchronous and
+CPU heavy, so it runs in a worker process (:mod:`media.speech.worker`), never on
+the event loop (the decoder holds the GIL while it works).
 
 Telephone audio (8 kHz) is resampled to the model's 16 kHz. The band above
 4 kHz is empty then, which the model never saw; a faint, fixed noise

@@ -316,6 +316,7 @@ async def test_a_bridge_whose_forks_cannot_be_fed_stays_in_process(parties):
     assert not a.session.offers and not b.session.offers  # nobody moved
     assert engines.sent[-1][0] == "delete" and not engines.held
 
+
 def srtp_answer(key: CryptoAttribute) -> bytes:
     return PHONE_OFFER.replace(b"RTP/AVP", b"RTP/SAVP") + f"a=crypto:{key.serialize()}\r\n".encode()
 
