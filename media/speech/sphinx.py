@@ -20,9 +20,9 @@ language model and with a strong word insertion penalty (``GRAMMAR_WIP``; at the
 default 0.65 a short grammar fills pauses with extra words). On
 ``loadtest/speech.py``'s digit strings (eSpeak NG through G.711, the digit
 grammar) the word error rate went from 83% to 16-18% with the penalty and the
-transform (each alone: about half the gain); the language model decodes best at
-the default penalty, and finds a third of the words of short commands with the
-transform, a fifth without. Twilio's class tokens
+transform (the penalty alone gave about half of that); the language model
+decodes best at the default penalty, and finds a third of the words of short
+commands with the transform, a fifth without. Twilio's class tokens
 ``$OOV_CLASS_DIGIT_SEQUENCE`` (and the other digit classes) stand for spoken
 digits. Words the dictionary does not know are left out; hints with no known
 word fall back to the language model. Without hints the model's general
