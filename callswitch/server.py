@@ -56,6 +56,7 @@ from control_api.voice.conference import Conferences
 from control_api.voice.conference_audio import AnnouncementSources
 from control_api.voice.context import VoiceContext, is_our_number, numbers_of, tokens_of
 from control_api.voice.inbound import VoiceApps
+from control_api.voice.lifecycle import journals_settled
 from control_api.voice.live import LiveCall, LocalLiveCalls
 from control_api.voice.port import (
     NewCall,
@@ -697,6 +698,10 @@ class Server:
                 await asyncio.sleep(0.05)
             log.info("stopping", extra={"calls_ended": ended})
             await self.sip.close()
+        # The calls just hung up record how they ended (store rows, status callbacks)
+        # before the webhook client and the store close.
+        if not await journals_settled(SHUTDOWN_GRACE_S):
+            log.warning("stopping.journals_unsettled")
         if self.signaling is not None:
             self.signaling.close()
         if self.media is not None and self.media.watchdog is not None:

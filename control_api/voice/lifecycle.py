@@ -20,7 +20,7 @@ from control_api.store import CallRecord
 from control_api.store.rows import parties
 from control_api.webhooks import Outbox
 
-__all__ = ["API_VERSION", "CallLifecycle", "Journal", "now"]
+__all__ = ["API_VERSION", "CallLifecycle", "Journal", "journals_settled", "now"]
 
 log = logging.getLogger("callswitch.voice")
 
@@ -43,6 +43,20 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# Every journal's last queued write, until it ran: what a stopping node waits for
+# before it closes the store (calls hung up at shutdown still record how they ended).
+_unsettled: set[asyncio.Future[None]] = set()
+
+
+async def journals_settled(timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for every call's queued writes; False if some
+    were still running then."""
+    if not _unsettled:
+        return True
+    _, pending = await asyncio.wait(set(_unsettled), timeout=timeout)
+    return not pending
+
+
 class Journal:
     """One call's store writes and callbacks: in order, each after the one before."""
 
@@ -61,8 +75,12 @@ class Journal:
             except Exception:  # a failed write must not stop the ones after it
                 log.exception("voice.journal_write_failed")
 
-        self._last = asyncio.ensure_future(step())
-        return self._last
+        self._last = last = asyncio.ensure_future(step())
+        if previous is not None:
+            _unsettled.discard(previous)  # the new last write waits for it
+        _unsettled.add(last)
+        last.add_done_callback(_unsettled.discard)
+        return last
 
     async def flush(self) -> None:
         if self._last is not None:

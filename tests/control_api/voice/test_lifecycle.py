@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from control_api.voice.lifecycle import CallLifecycle, base_params, new_record
+from control_api.voice.lifecycle import (
+    CallLifecycle,
+    Journal,
+    base_params,
+    journals_settled,
+    new_record,
+)
 
 
 class SlowStore:
@@ -59,3 +65,22 @@ async def test_a_failed_insert_does_not_hold_the_call():
 
     lifecycle = lifecycle_on(FailingStore())
     await asyncio.wait_for(lifecycle.recorded(), 1)
+
+
+async def test_a_stopping_node_waits_for_every_calls_queued_writes():
+    written: list[str] = []
+    release = asyncio.Event()
+
+    async def slow(name: str) -> None:
+        await release.wait()
+        written.append(name)
+
+    first, second = Journal(), Journal()
+    first.add(lambda: slow("a1"))
+    first.add(lambda: slow("a2"))
+    second.add(lambda: slow("b1"))
+    assert not await journals_settled(0.05)  # still held: not settled
+    asyncio.get_running_loop().call_later(0.05, release.set)
+    assert await journals_settled(5.0)
+    assert sorted(written) == ["a1", "a2", "b1"]
+    assert await journals_settled(0.0)  # nothing left over
