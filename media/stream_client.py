@@ -291,8 +291,9 @@ class ForkStreamClient(MediaStreamClient):
             self.dropped += 1
             return
         audio = self._side_audio[side]
-        if frame.codec != audio.leg_codec:  # a side heard elsewhere (rtpengine) in its codec
-            audio = self._side_audio[side] = StreamAudio(frame.codec)
+        codec = frame.codec  # another codec: a side heard elsewhere (rtpengine) in its own
+        if codec is not audio.leg_codec and codec != audio.leg_codec:
+            audio = self._side_audio[side] = StreamAudio(codec)
         payload = audio.to_stream(frame.payload)
         if not payload:
             return

@@ -434,11 +434,11 @@ class EngineBridge:
                 reply = await self.engines.query(self.call_id)
             except EngineUnreachable as exc:
                 heard = self.engines.last_heard(self.call_id)
-                if not exc.closed and heard is not None and heard >= previous:
-                    previous = started
+                late = not exc.closed and heard is not None and heard >= previous
+                previous = started
+                if late:
                     continue  # it answers, late
                 silent += 1
-                previous = started
                 if exc.closed or silent >= SILENT_CHECKS:
                     self._lost(str(exc))
                     return

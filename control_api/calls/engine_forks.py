@@ -170,9 +170,8 @@ class EngineListeners:
         async with self._lock:
             self.closed = True
             copies, self.copies = self.copies, []
-            for copy in copies:
-                copy.session.close()
             if unsubscribe:
+                await self._end(copies)
+            else:
                 for copy in copies:
-                    with contextlib.suppress(EngineError):
-                        await self.engines.unsubscribe(self.call_id, copy.to_tag)
+                    copy.session.close()

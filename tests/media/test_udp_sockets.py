@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from media.udp_sockets import bind_udp, bind_udp_pair
+from tests.peers import require
 
 
 def _free_pair() -> int:
@@ -36,12 +37,13 @@ def test_binds_an_ipv4_literal_non_blocking() -> None:
 
 
 def test_binds_an_ipv6_literal() -> None:
-    if not socket.has_ipv6:
-        pytest.skip("no IPv6 in this kernel")
+    require(socket.has_ipv6, "no IPv6 in this kernel")
     try:
         sock = bind_udp("::1", 0)
     except OSError:
-        pytest.skip("::1 not configured")
+        sock = None
+    require(sock is not None, "::1 not configured")
+    assert sock is not None
     try:
         assert sock.family == socket.AF_INET6
     finally:
