@@ -21,12 +21,13 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.ports import free_port
 
 __all__ = [
     "STORE_ENV",
@@ -58,12 +59,6 @@ def find_bin_dir() -> Path | None:
         key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
     )
     return found[-1] if found else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -128,7 +123,7 @@ class PgCluster:
             "--no-instructions",
         )
         for attempt in range(3):
-            self.port = _free_port()
+            self.port = free_port()
             options = " ".join(
                 [
                     f"-p {self.port}",
@@ -255,9 +250,10 @@ def stop_shared() -> None:
         _databases.clear()
 
 
-def database_for(key: str) -> str:
+def database_for(key: str, *, fresh: bool = False) -> str:
     """A database of the shared cluster kept for ``key`` (e.g. a node's work directory),
-    so that a node restarted on the same directory finds its data again."""
-    if key not in _databases:
+    so that a node restarted on the same directory finds its data again; with
+    `fresh`, a new empty one from now on."""
+    if fresh or key not in _databases:
         _databases[key] = shared_cluster().create_database("node")
     return _databases[key]

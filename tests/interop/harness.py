@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,8 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.pg import STORE_ENV, database_for
+from tests.ports import LOOPBACK as LOOPBACK
+from tests.ports import free_port as free_port  # re-exported for the suite's peers
+from tests.ports import free_port_block as free_port_block
+from tests.ports import free_rtp_range as free_rtp_range
 
-LOOPBACK = "127.0.0.1"
 READY_TIMEOUT = 15.0
 STOP_GRACE = 5.0
 
@@ -77,61 +80,6 @@ def parse_logfmt(line: str) -> dict[str, str]:
         if key:
             out[key] = value
     return out
-
-
-def _udp_and_tcp_free(port: int) -> bool:
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        with socket.socket(socket.AF_INET, kind) as s:
-            try:
-                s.bind((LOOPBACK, port))
-            except OSError:
-                return False
-    return True
-
-
-def free_port(*, udp_and_tcp: bool = True, avoid: set[int] | None = None) -> int:
-    """A loopback port the kernel just handed out for UDP, also free for TCP."""
-    avoid = avoid or set()
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind((LOOPBACK, 0))
-            port = s.getsockname()[1]
-        if port in avoid:
-            continue
-        if not udp_and_tcp or _udp_and_tcp_free(port):
-            return port
-    raise RuntimeError("no free UDP+TCP port on 127.0.0.1 after 50 tries")
-
-
-def free_port_block(count: int, *, low: int = 20000, high: int = 32000) -> int:
-    """Base of `count` consecutive UDP ports that are free now (below the
-    ephemeral range, so the kernel will not hand them out behind our back)."""
-    rng = random.Random()
-    for _ in range(100):
-        base = rng.randrange(low, high - count) & ~1
-        if all(_udp_and_tcp_free(base + k) for k in range(count)):
-            return base
-    raise RuntimeError(f"no block of {count} free ports in {low}-{high}")
-
-
-def free_rtp_range(size: int = 200, *, low: int = 40000, high: int = 59000) -> tuple[int, int]:
-    """An even-based UDP range for the server's RTP pool whose probes are free."""
-    rng = random.Random()
-    for _ in range(100):
-        base = rng.randrange(low, high - size) & ~1
-        probes = [base, base + 1, base + size // 2, base + size - 2, base + size - 1]
-        if all(_udp_free(p) for p in probes):
-            return base, base + size - 1
-    raise RuntimeError(f"no free RTP range of {size} ports in {low}-{high}")
-
-
-def _udp_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
 
 
 def make_tls_cert(directory: Path, common_name: str = LOOPBACK) -> tuple[Path, Path]:
@@ -329,7 +277,46 @@ class CallswitchServer:
         relay_size: int = 100,
     ) -> CallswitchServer:
         """Start callswitch; with `tls` also its SIP TLS listener on a free
-        port, with a fresh self-signed certificate for 127.0.0.1."""
+        port, with a fresh self-signed certificate for 127.0.0.1.
+
+        A port probed free can still be taken before the server binds it (by a
+        peer another test starts); the server then exits saying so, and is
+        started again on fresh ports. A node new to `workdir` starts again
+        from nothing, so its first start's account is the one it logs."""
+        data_dir = workdir / "callswitch-data"
+        new_node = not data_dir.exists()
+        for attempt in range(3):
+            try:
+                return cls._launch(
+                    workdir,
+                    rtp_size=rtp_size,
+                    ready_timeout=ready_timeout,
+                    extra_args=extra_args,
+                    cpu=cpu,
+                    tls=tls,
+                    relay_size=relay_size,
+                    fresh_database=new_node and attempt > 0,
+                )
+            except ServerError as failure:
+                if "address already in use" not in str(failure) or attempt == 2:
+                    raise
+                if new_node:
+                    shutil.rmtree(data_dir, ignore_errors=True)
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _launch(
+        cls,
+        workdir: Path,
+        *,
+        rtp_size: int,
+        ready_timeout: float,
+        extra_args: tuple[str, ...],
+        cpu: int | None,
+        tls: bool,
+        relay_size: int,
+        fresh_database: bool,
+    ) -> CallswitchServer:
         workdir.mkdir(parents=True, exist_ok=True)
         data_dir = workdir / "callswitch-data"
         data_dir.mkdir(exist_ok=True)
@@ -356,7 +343,11 @@ class CallswitchServer:
                 str(turn_tls_port),
             ]
         if os.environ.get(STORE_ENV) == "postgresql" and "--database-url" not in extra_args:
-            extra_args = (*extra_args, "--database-url", database_for(str(workdir.resolve())))
+            extra_args = (
+                *extra_args,
+                "--database-url",
+                database_for(str(workdir.resolve()), fresh=fresh_database),
+            )
         cmd = [
             *server_command(),
             "serve",
