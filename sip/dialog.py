@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sip.headers import NameAddress, SipUri
 from sip.message import Headers, Request, Response
+from sip.outbound_proxy import proxied_route_set
 
 if TYPE_CHECKING:
     from sip.transport import Flow
@@ -45,6 +46,7 @@ class Dialog:
     local_contact: str
     secure: bool = False
     flow: Flow | None = None  # the transport flow the dialog was set up on (reused for TCP)
+    proxied: bool = False  # route_set[0] is our outbound proxy, at ``flow``'s address
 
     @property
     def id(self) -> DialogId:
@@ -75,10 +77,20 @@ class Dialog:
         )
 
     @classmethod
-    def as_uac(cls, request: Request, response: Response, flow: Flow | None = None) -> Dialog:
-        """The dialog a UAC creates from a 101-299 response (RFC 3261 §12.1.2)."""
+    def as_uac(
+        cls,
+        request: Request,
+        response: Response,
+        flow: Flow | None = None,
+        proxy: str | None = None,
+    ) -> Dialog:
+        """The dialog a UAC creates from a 101-299 response (RFC 3261 §12.1.2); with an
+        outbound ``proxy`` (the INVITE went there) it stays the route set's first hop."""
         contacts = response.headers.get_all("Contact")
         target = NameAddress.parse(contacts[0]).uri if contacts else request.request_uri
+        route_set = list(reversed(response.headers.get_all("Record-Route")))
+        if proxy is not None:
+            route_set = proxied_route_set(route_set, proxy, flow.remote if flow else None)
         return cls(
             call_id=request.call_id,
             local_tag=request.from_tag or "",
@@ -86,12 +98,13 @@ class Dialog:
             local_uri=request.headers.get("From") or "",
             remote_uri=response.headers.get("To") or "",
             remote_target=target,
-            route_set=list(reversed(response.headers.get_all("Record-Route"))),
+            route_set=route_set,
             local_seq=request.cseq.seq,
             remote_seq=None,
             local_contact=request.headers.get("Contact") or "",
             secure=request.request_uri.scheme == "sips",
             flow=flow,
+            proxied=proxy is not None,
         )
 
     def next_hop(self) -> SipUri:

@@ -425,6 +425,9 @@ class UserAgent:
 
     def dialog_flow(self, dialog: Dialog) -> Flow | None:
         flow = dialog.flow
+        if dialog.proxied and flow is not None:
+            # Our outbound proxy first: where the INVITE went (a name's located address).
+            return flow if flow.is_open else self.flow_for(flow.transport, *flow.remote)
         if flow is not None and flow.reliable and flow.is_open and not dialog.route_set:
             return flow  # reuse the connection the dialog came on (RFC 5923 spirit)
         hop = dialog.next_hop()

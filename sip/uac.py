@@ -21,6 +21,7 @@ from sip.headers import NameAddress
 from sip.invite import EndReason
 from sip.message import Headers, Request, Response, generate_call_id, generate_tag
 from sip.midcall import MidCall
+from sip.outbound_proxy import loose_route
 from sip.transaction import make_cancel
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ class OutgoingInvite(MidCall):
 
     ``target`` is the Request-URI; ``flow`` the transport flow to send it on
     (a trunk's proxy, a registered phone's connection, or the target's host).
+    ``proxy`` is an outbound proxy's URI (``flow`` goes to it): the INVITE, its
+    CANCEL and ACK carry ``Route: <proxy;lr>``, and it stays the first hop of the
+    dialog's requests (sip/outbound_proxy.py).
     Mid-call offers, session timers and REFER come from sip/midcall.py.
     """
 
@@ -75,8 +79,11 @@ class OutgoingInvite(MidCall):
         sdp: bytes | None = None,
         credentials: SipCredentials | None = None,
         headers: list[tuple[str, str]] | None = None,
+        proxy: str | None = None,
     ) -> None:
         self.ua = ua
+        self.proxy = proxy
+        self._route = loose_route(proxy) if proxy is not None else None
         self.target = target
         self.flow = flow
         self.call_id = generate_call_id(ua.host)
@@ -140,6 +147,8 @@ class OutgoingInvite(MidCall):
         h = Headers()
         h.add("Via", self.ua.via_for(self.flow))
         h.add("Max-Forwards", "70")
+        if self._route is not None:
+            h.add("Route", self._route)  # pre-loaded (RFC 3261 §8.1.2)
         h.add("From", self._from)
         h.add("To", self._to)
         h.add("Call-ID", self.call_id)
@@ -198,7 +207,7 @@ class OutgoingInvite(MidCall):
             return
         assert self.invite is not None
         try:
-            dialog = Dialog.as_uac(self.invite, response, self.flow)
+            dialog = Dialog.as_uac(self.invite, response, self.flow, self.proxy)
         except SipParseError:
             log.info("sip.bad_2xx", extra={"call_id": self.call_id})
             self._failed(502, "Bad Gateway")
@@ -233,7 +242,7 @@ class OutgoingInvite(MidCall):
         """A second fork answered: ACK it and end that dialog at once (§13.2.2.4)."""
         assert self.invite is not None
         try:
-            fork = Dialog.as_uac(self.invite, response, self.flow)
+            fork = Dialog.as_uac(self.invite, response, self.flow, self.proxy)
         except SipParseError:
             return
         ack = fork.create_request("ACK", cseq=self.invite.cseq.seq)
