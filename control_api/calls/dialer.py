@@ -33,7 +33,6 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from control_api.address_policy import DenyList, not_told
 from control_api.calls.call import MediaSettings
-from control_api.calls.caller_presentation import present_caller
 from control_api.calls.failover import Hop, report_attempt, usable_hops
 from control_api.calls.numbers import dialled_number
 from control_api.calls.outbound_call import Destination, OutboundCall
@@ -221,6 +220,10 @@ class Dialer:
         for host, port in trunk.entry_points():
             found |= {_canonical(t.address) for t in await self.locate_trunk(trunk, host, port)}
             found |= {_canonical(a) for a in await self.locator.addresses(host)}
+        if trunk.outbound_proxy:  # reached through the trunk too (its rules apply)
+            found |= {_canonical(t.address) for t in await self.locate_proxy(trunk)}
+            proxy = SipUri.parse(trunk.outbound_proxy).host
+            found |= {_canonical(a) for a in await self.locator.addresses(proxy)}
         return found
 
     async def locate_trunk(self, trunk: Trunk, host: str, port: int | None) -> list[Target]:
@@ -228,6 +231,17 @@ class Dialer:
         names one, else (UDP, the default) whatever the NAPTR records offer."""
         transport = None if trunk.transport == "udp" else trunk.transport
         return await self.locator.locate(host, port, transport)
+
+    async def locate_proxy(self, trunk: Trunk) -> list[Target]:
+        """The targets of ``trunk``'s ``outbound_proxy`` (none without one), located as
+        its entry points are: the proxy URI's ``transport=``, else the trunk's."""
+        if trunk.outbound_proxy is None:
+            return []
+        uri = SipUri.parse(trunk.outbound_proxy)  # checked when the trunk was parsed
+        transport = (uri.params.get("transport") or "").lower() or None
+        if transport is None and trunk.transport != "udp" and uri.scheme != "sips":
+            transport = trunk.transport
+        return await self.locator.locate(uri.host, uri.port, transport, secure=uri.scheme == "sips")
 
     async def _via_trunks(
         self, trunks: list[Trunk], number: str, label: str, credentials: SipCredentials | None
@@ -240,10 +254,15 @@ class Dialer:
             if login is None and trunk.username:
                 login = SipCredentials(trunk.username, trunk.password or "")
             dialled = dialled_number(number, trunk)
+            # With an outbound proxy every entry point's INVITE goes to the proxy's targets.
+            proxied = await self.locate_proxy(trunk) if trunk.outbound_proxy else None
             for host, port in trunk.entry_points():
                 target = dataclasses.replace(trunk, host=host, port=port).request_uri(dialled)
-                for found in await self.locate_trunk(trunk, host, port):
-                    hop = _hop(target, found, login, trunk)
+                located = proxied
+                if located is None:
+                    located = await self.locate_trunk(trunk, host, port)
+                for found in located:
+                    hop = _hop(target, found, login, trunk, trunk.outbound_proxy)
                     if hop not in hops:
                         hops.append(hop)
         if not hops:
@@ -300,20 +319,21 @@ class Dialer:
         timeout: float = 60.0,
         sid: str | None = None,
         headers: list[tuple[str, str]] | None = None,
+        trunk_caller_id: bool = False,
     ) -> OutboundCall:
-        # The caller as the trunk wants it, or withheld (caller_presentation.py).
-        shown = present_caller(
-            from_user, from_display, destination.trunk, self.ua.host_port(destination.flow)
-        )
+        """A call to ``destination`` from ``from_user``, shown on each hop as that hop's
+        trunk wants it, or withheld (caller_presentation.py); with ``trunk_caller_id`` a
+        trunk's ``caller_id`` replaces ``from_user`` on the hops through it."""
         call: OutboundCall = OutboundCall(
             self.ua,
             self.media,
             destination,
-            from_user=shown.from_user,
-            from_display=shown.from_display,
+            from_user=from_user,
+            from_display=from_display,
             timeout=timeout,
             call_sid=sid,
-            headers=[*shown.headers, *(headers or ())],
+            headers=list(headers or ()),
+            trunk_caller_id=trunk_caller_id,
         )
         call.on_attempt.append(
             functools.partial(self._attempted, destination.account_sid, call.sid)
@@ -347,6 +367,12 @@ def _canonical(address: str) -> str:
 
 
 def _hop(
-    target: str, found: Target, credentials: SipCredentials | None, trunk: Trunk | None = None
+    target: str,
+    found: Target,
+    credentials: SipCredentials | None,
+    trunk: Trunk | None = None,
+    proxy: str | None = None,
 ) -> Hop:
-    return Hop(target, found.transport, found.address, found.port, found.name, credentials, trunk)
+    return Hop(
+        target, found.transport, found.address, found.port, found.name, credentials, trunk, proxy
+    )

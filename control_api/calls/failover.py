@@ -49,7 +49,8 @@ FAILOVER_WARNING = 32011  # Twilio's "Error forwarding call": a hop failed, the 
 @dataclass(frozen=True, slots=True)
 class Hop:
     """One place an INVITE can go: its Request-URI and the transport, address and port
-    to send it to, the host name they came from, and the login and trunk."""
+    to send it to (an outbound proxy's, when the trunk has one), the host name they came
+    from, and the login and trunk."""
 
     target: str
     transport: str  # UDP, TCP or TLS
@@ -58,6 +59,7 @@ class Hop:
     name: str = ""  # the host name (an SRV target, a trunk host) the address is of
     credentials: SipCredentials | None = None
     trunk: Trunk | None = None
+    proxy: str | None = None  # the trunk's outbound proxy: the address is its, a Route names it
 
     @property
     def where(self) -> str:
@@ -110,6 +112,8 @@ def report_attempt(
     params = [("Hop", hop.where), ("Host", hop.name or hop.address), ("Status", status)]
     if hop.trunk is not None:
         params.append(("Trunk", hop.trunk.name))
+    if hop.proxy is not None:
+        params.append(("Proxy", hop.proxy))
     call_log.sip_attempt(
         account_sid=account_sid,
         call_sid=call_sid,

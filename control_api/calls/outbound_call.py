@@ -7,7 +7,10 @@ until the callee answers, fails or ``timeout`` passes, and takes early media
 from a 183 so a caller can hear the far end's ringback or announcements. A
 destination with several hops (trunks, entry points, DNS targets) is tried hop by
 hop: a 503, a 408 or no response at all moves the call on to the next
-(control_api/calls/failover.py); it stays one call with one SID.
+(control_api/calls/failover.py); it stays one call with one SID. Each hop's INVITE
+follows its own trunk's rules: the caller as that trunk shows it (its ``caller_id``,
+number format, ``P-Asserted-Identity``; caller_presentation.py), its ``srtp`` (fresh
+SDES keys for every hop that offers them), and its ``outbound_proxy``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import KW_ONLY, InitVar, dataclass
 
 from control_api.calls.call import SUPPORTED_CODECS, VOICE_CODECS, MediaSettings
+from control_api.calls.caller_presentation import Presentation, present_caller
 from control_api.calls.failover import NO_RESPONSE_S, Attempt, Hop, fails_over
 from control_api.calls.leg import Placing
 from control_api.calls.media_update import MediaUpdater, attach_media_updates
@@ -72,17 +76,21 @@ class Destination:
 
     @property
     def srtp(self) -> str:
-        """SDES-SRTP on the call (off, optional, mandatory): the trunk's ``srtp``; a ``sip:``
+        """SDES-SRTP on the call's first hop (:meth:`srtp_for`)."""
+        return self.srtp_for(self.attempts()[0])
+
+    def srtp_for(self, hop: Hop) -> str:
+        """SDES-SRTP on ``hop`` (off, optional, mandatory): its trunk's ``srtp``; a ``sip:``
         target with Twilio's ``;secure=true`` requires it, and one reached over TLS (``sips:``,
         ``transport=tls``) is offered it as a TLS trunk is, optional; anything else (phones,
         our own numbers, plain ``sip:``) off."""
-        if self.trunk is not None:
-            return self.trunk.srtp
+        if hop.trunk is not None:
+            return hop.trunk.srtp
         if self.kind != "sip":
             return "off"
-        if re.search(r";secure=true(?:;|$)", self.target, re.IGNORECASE):
+        if re.search(r";secure=true(?:;|$)", hop.target, re.IGNORECASE):
             return "mandatory"
-        return "optional" if self.flow.transport == "TLS" else "off"
+        return "optional" if hop.transport.upper() == "TLS" else "off"
 
 
 def failure_status(sip_status: int | None) -> str:
@@ -108,6 +116,7 @@ class OutboundCall(Placing):
     from_display: str | None = None
     timeout: float = 60.0
     headers: list[tuple[str, str]] | None = None
+    trunk_caller_id: bool = False  # a hop's trunk's caller_id replaces from_user
     call_sid: InitVar[str | None] = None  # the Calls SID (a REST call's own), else a new one
 
     def __post_init__(self, call_sid: str | None) -> None:
@@ -170,6 +179,11 @@ class OutboundCall(Placing):
                 return False
             flow = self.destination.flow if index == 0 else self._flow(hop)
             started = loop.time()
+            if index and isinstance(self.leg, RtpSession):  # this hop's SRTP, fresh keys
+                renewed = await self._renew_offer(hop)
+                if renewed is None:
+                    return False
+                offer = renewed
             if flow is None:
                 outcome: tuple[str, int] = ("failed", 503)
             else:
@@ -207,16 +221,48 @@ class OutboundCall(Placing):
             self.sip_status = 503
             self._finish(EndReason.REJECTED)
             return None
+        return leg, self._rtp_offer(leg)
+
+    def _rtp_offer(self, leg: RtpSession) -> bytes:
         sdes = self._sdes
         offer = build_offer(
-            media.public_address,
+            self.media.public_address,
             leg.port,
             SUPPORTED_CODECS,
             leg.ssrc,
             protocol=sdes.protocol if sdes is not None else "RTP/AVP",
             crypto=sdes.lines if sdes is not None else (),
         )
-        return leg, offer.serialize()
+        return offer.serialize()
+
+    async def _renew_offer(self, hop: Hop) -> bytes | None:
+        """The offer for a hop after the first: its own trunk's ``srtp`` with fresh keys
+        (keys go to one peer only). A leg an earlier hop's early media set up (its
+        address, its SRTP) is replaced by a new one. None: no port for it (the call ends)."""
+        leg = self.leg
+        assert isinstance(leg, RtpSession)
+        self._sdes = offer_for(self.destination.srtp_for(hop))
+        if leg.destination is not None or leg.srtp is not None:
+            try:
+                fresh = await RtpSession.bind(self.media.bind, self.media.pool, self.media.clock)
+            except PortsExhausted:
+                self._failed(503)
+                return None
+            if self.ended.is_set():  # canceled while binding
+                fresh.close()
+                return None
+            leg.close()
+            self.leg = leg = fresh
+        return self._rtp_offer(leg)
+
+    def presentation(self, hop: Hop, flow: Flow) -> Presentation:
+        """The caller as ``hop``'s INVITE shows it: its trunk's ``caller_id`` when it forces
+        one (``trunk_caller_id``), in that trunk's format (caller_presentation.py)."""
+        trunk = hop.trunk
+        caller = self.from_user
+        if trunk is not None and trunk.caller_id and self.trunk_caller_id:
+            caller = trunk.caller_id
+        return present_caller(caller, self.from_display, trunk, self.ua.host_port(flow))
 
     async def _answered_webrtc(self, sdp: bytes | None) -> bool:
         """The browser phone's answer, applied to our WebRTC leg."""
@@ -256,16 +302,18 @@ class OutboundCall(Placing):
         leg = self.leg
         assert leg is not None  # bound before the first hop
         destination = self.destination
+        shown = self.presentation(hop, flow)
         session = OutgoingInvite(
             self.ua,
             target=hop.target,
             flow=flow,
-            from_user=self.from_user,
-            from_display=self.from_display,
+            from_user=shown.from_user,
+            from_display=shown.from_display,
             to=destination.to,
             sdp=sdp,
             credentials=hop.credentials,
-            headers=self.headers,
+            headers=[*shown.headers, *(self.headers or ())],
+            proxy=hop.proxy,
         )
         self.session, self.hop = session, hop
         loop = asyncio.get_running_loop()

@@ -36,6 +36,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from sip.errors import SipParseError
+from sip.headers import SipUri
+
 __all__ = ["Trunk", "parse_trunk", "select_trunk", "select_trunks"]
 
 TRANSPORTS = ("udp", "tcp", "tls")
@@ -189,7 +192,9 @@ def _from_table(table: Mapping[str, Any]) -> Trunk:
     elif not _HEADER.fullmatch(did):
         raise ValueError(f"trunk {name}: did must be auto, ruri, to or a header name")
     proxy = _text(table.get("outbound_proxy"))
-    if proxy is not None and not proxy.lower().startswith(("sip:", "sips:")):
+    if proxy is not None:
+        proxy = proxy.strip().removeprefix("<").removesuffix(">")
+    if proxy is not None and not _sip_uri(proxy):
         raise ValueError(f"trunk {name}: outbound_proxy must be a sip: URI")
     for key in ("country_code", "national_prefix"):
         if _text(table.get(key)) is not None and not _DIGITS.fullmatch(str(table[key])):
@@ -218,6 +223,15 @@ def _from_table(table: Mapping[str, Any]) -> Trunk:
         national_prefix=_text(table.get("national_prefix")),
         pai=_flag(table.get("pai")),
     )
+
+
+def _sip_uri(text: str) -> bool:
+    """Whether ``text`` is a ``sip:``/``sips:`` URI with a host (an outbound proxy)."""
+    try:
+        uri = SipUri.parse(text)
+    except SipParseError:
+        return False
+    return uri.scheme in ("sip", "sips") and bool(uri.host)
 
 
 def _host_port(name: str, text: str) -> tuple[str, int | None]:

@@ -51,13 +51,17 @@ def child_call(
     verb: Dial,
 ) -> OutboundCall:
     """One destination ``<Dial>`` rings over SIP; a trunk's caller ID, if it forces one,
-    replaces the parent's From (never an explicit ``callerId``)."""
+    replaces the parent's From (never an explicit ``callerId``) on the hops through that
+    trunk; the child's record shows the first trunk's."""
     caller_id = _caller_id(runner, verb)
-    trunk = destination.trunk
-    if trunk is not None and trunk.caller_id and not verb.caller_id:
-        caller_id = trunk.caller_id
+    forced = not verb.caller_id
     assert context.dialer is not None  # <Dial> and transfers ring only with a dialer
-    call = context.dialer.call(destination, from_user=from_user(caller_id), timeout=verb.timeout)
+    call = context.dialer.call(
+        destination, from_user=from_user(caller_id), timeout=verb.timeout, trunk_caller_id=forced
+    )
+    trunk = destination.trunk
+    if trunk is not None and trunk.caller_id and forced:
+        caller_id = trunk.caller_id
     call.direction = "outbound-dial"
     _follow(context, runner, call, destination.label, caller_id, noun)
     return call

@@ -73,12 +73,11 @@ async def place_call(runtime: VoiceRuntime, account_sid: str, new: NewCall) -> C
     )
     record = lifecycle.record
     await context.store.insert_call(record)  # before the answer: a GET finds it at once
-    caller_id = new.caller_id or new.from_
-    trunk = destinations[0].trunk if destinations else None
-    if trunk is not None and trunk.caller_id:
-        caller_id = trunk.caller_id
+    caller = from_user(new.caller_id or new.from_)  # a trunk's caller_id replaces it
     calls: list[PlacedLeg] = [
-        dialer.call(destination, from_user=from_user(caller_id), timeout=new.timeout, sid=sid)
+        dialer.call(
+            destination, from_user=caller, timeout=new.timeout, sid=sid, trunk_caller_id=True
+        )
         for destination in destinations
     ]
     calls += tabs

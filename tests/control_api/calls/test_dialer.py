@@ -340,14 +340,116 @@ async def test_calls_through_a_pai_trunk_assert_the_caller():
     )
     [destination] = await dial.resolve("AC1", "+442079460000")
     call = dial.call(destination, from_user="+442071234567", headers=[("X-Tag", "1")])
-    assert call.from_user == "02071234567"
-    assert call.headers == [
-        ("P-Asserted-Identity", "<sip:+442071234567@203.0.113.1:5060>"),
-        ("X-Tag", "1"),
-    ]
-    withheld = dial.call(destination, from_user="+266696687")
+    [hop] = destination.hops
+    shown = call.presentation(hop, destination.flow)
+    assert shown.from_user == "02071234567"
+    assert shown.headers == (("P-Asserted-Identity", "<sip:+442071234567@203.0.113.1:5060>"),)
+    assert call.headers == [("X-Tag", "1")]  # added after the hop's own
+    withheld = dial.call(destination, from_user="+266696687").presentation(hop, destination.flow)
     assert (withheld.from_user, withheld.from_display) == ("anonymous", "Anonymous")
-    assert withheld.headers == [("Privacy", "id")]
+    assert withheld.headers == (("Privacy", "id"),)
+
+
+PROXY_ZONE = {
+    **CARRIER_ZONE,
+    ("edge.carrier.example", "NAPTR"): [
+        Naptr(10, 10, "S", "SIP+D2T", "_sip._tcp.edge.carrier.example")
+    ],
+    ("_sip._tcp.edge.carrier.example", "SRV"): [
+        Srv(10, 0, 5090, "e1.carrier.example"),
+        Srv(20, 0, 5091, "e2.carrier.example"),
+    ],
+    ("e1.carrier.example", "A"): ["192.0.2.91"],
+    ("e2.carrier.example", "A"): ["192.0.2.92"],
+}
+
+
+def proxy_dialer(ua, *trunks: str, **more) -> Dialer:
+    return Dialer(
+        ua,
+        media=None,
+        trunks=[parse_trunk(t) for t in trunks],
+        local_addresses=frozenset({"203.0.113.1"}),
+        self_address=("127.0.0.1", 5060),
+        is_our_number=ours,
+        locator=ZoneLocator(PROXY_ZONE),
+        **more,
+    )
+
+
+async def test_a_trunks_outbound_proxy_gets_its_invites_with_the_carriers_uri():
+    ua = FakeUa()
+    d = proxy_dialer(
+        ua,
+        "main=sip:u:p@carrier.example;host=192.0.2.70:5099;prefix=+1;"
+        "outbound_proxy=sip:edge.carrier.example",
+        "spare=sip:192.0.2.60;prefix=+1;order=5",
+    )
+    [destination] = await d.resolve("AC1", "+14155550100")
+    assert [(h.target, h.where, h.name, h.proxy) for h in destination.hops] == [
+        # Each entry point's Request-URI, every one sent to the proxy's NAPTR/SRV targets.
+        *[
+            (uri, where, name, "sip:edge.carrier.example")
+            for uri in ("sip:+14155550100@carrier.example", "sip:+14155550100@192.0.2.70:5099")
+            for where, name in (
+                ("tcp:192.0.2.91:5090", "e1.carrier.example"),
+                ("tcp:192.0.2.92:5091", "e2.carrier.example"),
+            )
+        ],
+        # A trunk without a proxy is reached directly, as before.
+        ("sip:+14155550100@192.0.2.60", "udp:192.0.2.60:5060", "192.0.2.60", None),
+    ]
+    assert ua.opened == [("TCP", "192.0.2.91", 5090)]
+
+
+@pytest.mark.parametrize(
+    ("trunk", "where"),
+    [
+        # An address with a port: that address, over the trunk's transport.
+        ("t=sip:carrier.example;outbound_proxy=sip:192.0.2.80:5070", "udp:192.0.2.80:5070"),
+        (
+            "t=sip:carrier.example;transport=tcp;outbound_proxy=sip:192.0.2.80",
+            "tcp:192.0.2.80:5060",
+        ),
+        ("t=sips:carrier.example;outbound_proxy=sips:192.0.2.80", "tls:192.0.2.80:5061"),
+    ],
+)
+async def test_the_proxy_is_located_with_its_own_transport_else_the_trunks(trunk, where):
+    [destination] = await proxy_dialer(FakeUa(), trunk).resolve("AC1", "+14155550100")
+    assert [h.where for h in destination.hops] == [where]
+
+
+async def test_a_proxy_in_the_toml_form_keeps_its_transport_which_wins():
+    trunk = parse_trunk(
+        {
+            "name": "t",
+            "uri": "sip:carrier.example",
+            "outbound_proxy": "<sip:192.0.2.80;transport=tcp>",
+        }
+    )
+    assert trunk.outbound_proxy == "sip:192.0.2.80;transport=tcp"
+    d = Dialer(
+        FakeUa(),
+        media=None,
+        trunks=[trunk],
+        local_addresses=frozenset({"203.0.113.1"}),
+        self_address=("127.0.0.1", 5060),
+        is_our_number=ours,
+        locator=ZoneLocator(PROXY_ZONE),
+    )
+    [destination] = await d.resolve("AC1", "+14155550100")
+    assert [h.where for h in destination.hops] == ["tcp:192.0.2.80:5060"]
+
+
+async def test_a_sip_uri_at_the_proxy_goes_through_the_trunk_rules():
+    d = proxy_dialer(
+        FakeUa(), "main=sip:carrier.example;prefix=+1;outbound_proxy=sip:edge.carrier.example"
+    )
+    [destination] = await d.resolve("AC1", "sip:+14155550100@e2.carrier.example:5091")
+    assert destination.kind == "trunk" and destination.trunk.name == "main"
+    assert destination.target == "sip:+14155550100@carrier.example"
+    with pytest.raises(DialRefused, match="through its rules"):
+        await d.resolve("AC1", "sip:alice@192.0.2.91")
 
 
 async def test_a_sip_uri_with_several_dns_targets_fails_over_across_them():

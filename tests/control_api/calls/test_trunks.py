@@ -118,6 +118,8 @@ def test_defaults_and_the_table_form():
         "x=sip:host;ping=-5",
         "x=sip:host;host=bad host",
         "x=sip:host;outbound_proxy=http://proxy",
+        "x=sip:host;outbound_proxy=sip:",
+        "x=sip:host;outbound_proxy=sip:bad host",
         "x=sip:host;did=bad header",
         "x=sip:host;country_code=plus44",
     ],

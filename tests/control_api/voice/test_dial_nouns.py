@@ -34,7 +34,7 @@ class Dialer:
         self.resolved.append((address, username, password))
         return [SimpleNamespace(trunk=None, label=address)]
 
-    def call(self, destination, *, from_user, timeout):
+    def call(self, destination, *, from_user, timeout, trunk_caller_id=False):
         earlier = [self.phones[label] for label, _ in self.placed]
         self.placed.append((destination.label, all(p.ended.is_set() for p in earlier)))
         return self.phones[destination.label]

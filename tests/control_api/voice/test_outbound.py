@@ -114,9 +114,11 @@ class FakeDialer:
             raise DialRefused("denied by --dial-deny", "dial.deny")
         return [SimpleNamespace(trunk=None, label=to) for _ in self.phones]
 
-    def call(self, destination, *, from_user, timeout, sid):
+    def call(self, destination, *, from_user, timeout, sid, trunk_caller_id=False):
         phone = self.phones[len(self.placed)]
-        self.placed.append({"from_user": from_user, "timeout": timeout, "sid": sid})
+        self.placed.append(
+            {"from_user": from_user, "timeout": timeout, "sid": sid, "trunk": trunk_caller_id}
+        )
         phone.sid = sid
         return phone
 
@@ -231,8 +233,8 @@ async def test_a_placed_call_rings_answers_runs_its_twiml_and_completes(tmp_path
     assert record.status == "queued" and record.direction == "outbound-api"
     assert context.store.calls == [record]  # stored before the API answers
     assert context.dialer.placed == [
-        {"from_user": "+15559990000", "timeout": 60, "sid": record.sid}
-    ]
+        {"from_user": "+15559990000", "timeout": 60, "sid": record.sid, "trunk": True}
+    ]  # a trunk's caller_id replaces a REST call's From on the hops through it
     await asyncio.sleep(0.005)
     assert runtime.live_calls.find("AC1", record.sid) is not None  # live while it rings
     await settle(context)
