@@ -200,3 +200,46 @@ def test_options_pings_mark_a_dead_host_down_and_calls_skip_it(tmp_path, app):
     assert received(result, "OPTIONS") >= 1, result.describe()
     assert result.failed == 0, result.describe()
     assert not server.events("trunk.host_up")  # the dead host never answered
+
+
+def test_each_trunk_tried_shows_the_caller_and_offers_srtp_its_own_way(tmp_path, app):
+    """A call failing over from one trunk to the next: each INVITE follows its own
+    trunk's caller ID, P-Asserted-Identity and SDES-SRTP settings."""
+    from .test_trunk_outbound_proxy import headers, received
+
+    first, second = free_port(), free_port()
+    with RtpSink() as sink:
+        busy = sipp_host(tmp_path / "busy", "uas_503.xml", first, sink.port)
+        spare = sipp_host(tmp_path / "spare", "uas_answer_wait_bye.xml", second, sink.port)
+        server = CallswitchServer.start(
+            tmp_path / "server",
+            extra_args=(
+                "--trunk",
+                f"secure=sip:127.0.0.1:{first};prefix=+1555;caller_id=+15550100;pai;srtp=mandatory",
+                "--trunk",
+                f"plain=sip:127.0.0.1:{second};prefix=+1555;order=1;caller_id=+15550200",
+            ),
+        )
+        try:
+            place_call(rest_client(server), app)
+            busy_result = busy.wait(30)
+            spare_result = spare.wait(30)
+            assert busy_result.ok(1), f"{busy_result.describe()}\n{server.tail()}"
+            assert spare_result.ok(1), f"{spare_result.describe()}\n{server.tail()}"
+            assert wait_completed(app) == "completed"
+        finally:
+            problems = server.stop()
+        assert not problems, problems
+    [to_secure] = received(busy_result, "INVITE")
+    [to_plain] = received(spare_result, "INVITE")
+    # The first trunk: its caller ID, asserted, SRTP required (two SDES keys).
+    assert "<sip:+15550100@" in headers(to_secure, "from")[0]
+    [asserted] = headers(to_secure, "p-asserted-identity")
+    assert asserted.startswith("<sip:+15550100@127.0.0.1:")
+    assert any(line.startswith("m=audio") and "RTP/SAVP" in line for line in to_secure)
+    assert sum(line.startswith("a=crypto:") for line in to_secure) == 2
+    # The next trunk: its own caller ID, no assertion, plain RTP without keys.
+    assert "<sip:+15550200@" in headers(to_plain, "from")[0]
+    assert headers(to_plain, "p-asserted-identity") == []
+    assert any(line.startswith("m=audio") and "RTP/AVP " in line for line in to_plain)
+    assert not any(line.startswith("a=crypto:") for line in to_plain)
