@@ -130,3 +130,15 @@ def test_a_record_routing_proxy_is_not_put_in_twice():
     call.hangup()
     bye = requests(net.proxy)[-1]
     assert bye.method == "BYE" and bye.headers.get_all("Route") == routes
+
+
+def test_a_closed_connection_to_the_proxy_is_opened_again_to_its_address():
+    net = Network()
+    net.proxy.transport, net.proxy.reliable = "TCP", True
+    call, invite = net.place()
+    respond(net.ua, net.proxy, invite, 200, body=SDP)
+    net.proxy.is_open = False  # the proxy closed the connection meanwhile
+    net.asked.clear()
+    call.hangup()
+    assert net.asked == [("TCP", "192.0.2.50", 5070)]  # its address, not its name
+    assert requests(net.proxy)[-1].method == "BYE"
