@@ -105,7 +105,7 @@ def test_several_calls_in_parallel(sipp, server, rtp_sink, transport):
     assert result.ok(20), sipp_failure(result, server, "20 parallel calls to echo")
 
 
-# 50 calls/s and 200 at once from one SIPp exceed the per-source defaults (20/s, 100):
+# 100 calls/s and 200 at once from one SIPp exceed the per-source defaults (20/s, 100):
 # SIPp is a load generator here, a trusted peer.
 @pytest.mark.callswitch(rtp_size=2000, extra_args=("--trusted-peer", "127.0.0.1/32"))
 def test_1000_calls_with_20_percent_loss(sipp, server, rtp_sink):
@@ -128,7 +128,7 @@ def test_1000_calls_with_20_percent_loss(sipp, server, rtp_sink):
         keys={"sink_port": rtp_sink.port},
         pause_ms=200,
         calls=calls,
-        rate=50,
+        rate=100,
         limit=200,
         lost=20,
         timeout=100,
