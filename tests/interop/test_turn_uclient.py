@@ -37,14 +37,16 @@ def _credentials(kind: str) -> list[str]:
 
 
 @pytest.mark.callswitch(extra_args=TURN_ARGS)
-@pytest.mark.parametrize("credentials", ["long-term", "rest-secret"])
+# Transport, channels or indications, and the kind of credentials are separate
+# paths through the relay: each pair of them meets in one run (all pairs, not all
+# eight combinations).
 @pytest.mark.parametrize(
-    "mode",
+    ("mode", "credentials"),
     [
-        pytest.param([], id="udp-channels"),
-        pytest.param(["-t"], id="tcp-channels"),
-        pytest.param(["-s"], id="udp-send-indications"),
-        pytest.param(["-t", "-s"], id="tcp-send-indications"),
+        pytest.param([], "long-term", id="udp-channels-long-term"),
+        pytest.param(["-t"], "rest-secret", id="tcp-channels-rest-secret"),
+        pytest.param(["-s"], "rest-secret", id="udp-send-indications-rest-secret"),
+        pytest.param(["-t", "-s"], "long-term", id="tcp-send-indications-long-term"),
     ],
 )
 def test_uclient_relays_every_packet(coturn_tools, server, credentials, mode):
