@@ -740,6 +740,8 @@ async def _rtpengines(specs: list[str], dtmf_log: str | None) -> RtpEngines | No
     log arrives (--rtpengine-dtmf-log), bound for as long as the node runs
     (docs/rtpengine.md)."""
     if not specs:
+        if dtmf_log:
+            log.warning("rtpengine.dtmf_log_unused", extra={"reason": "no --rtpengine"})
         return None
     addresses = [parse_engine(spec) for spec in specs]
     listener = None

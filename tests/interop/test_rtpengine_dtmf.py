@@ -44,6 +44,7 @@ from .test_rtpengine import (  # noqa: F401 - fixtures
     heard,
     rtpengine,
     rtpengine_bin,
+    scrape,
     windows_from,
 )
 from .test_voice_webhooks import wav_bytes
@@ -134,6 +135,7 @@ def test_star_ends_a_dial_bridged_on_rtpengine_and_the_twiml_goes_on(
             )
             assert answered.ok(1), f"{answered.describe()}\n{server.tail()}"
             moved_back = server.wait_events("rtpengine.moved_back", 5)
+            metrics = scrape(server)
         finally:
             problems = server.stop()
         assert not problems, problems
@@ -142,6 +144,8 @@ def test_star_ends_a_dial_bridged_on_rtpengine_and_the_twiml_goes_on(
     assert dialed.field("DialCallStatus") == "completed"
     assert dialed.field("DialBridged") == "true"
     assert len(moved_back) == 1, moved_back
+    assert metrics["callswitch_rtpengine_dtmf_events_total"] >= 1.0
+    assert metrics[f'callswitch_rtpengine_drained{{instance="{rtpengine.spec}"}}'] == 0.0
     assert after == [], f"rtpengine still holds {after} after the hang-up"
     # The callee was heard through rtpengine, the TwiML after <Dial> from callswitch.
     assert heard(windows_from(caller_sink, rtpengine.ports), CARRIER_TONE_HZ)
