@@ -1,4 +1,5 @@
-"""``hangupOnStar`` and ``record`` on a ``<Dial>`` bridged by a real rtpengine.
+"""``hangupOnStar`` and ``record`` on a ``<Dial>`` bridged by a real rtpengine, and
+the instance drained by the operator.
 
 The session's rtpengine (test_rtpengine.py) sends its DTMF log both to a UDP
 port (``--dtmf-log-dest``) the server binds with ``--rtpengine-dtmf-log
@@ -15,6 +16,8 @@ ways.
   rtpengine; the recording is fed by rtpengine's copies of both parties and holds
   the caller's tone on channel 0 and the callee's on channel 1; its status
   callback comes as in process.
+- Drained through ``/admin/rtpengine`` while it carries a bridge: that bridge
+  keeps its audio through rtpengine, and the next call's bridge stays in process.
 
 rtpengine's ``list`` is empty after each hang-up.
 """
@@ -22,7 +25,10 @@ rtpengine's ``list`` is empty after each hang-up.
 from __future__ import annotations
 
 import io
+import json
 import threading
+import time
+import urllib.request
 import wave
 from pathlib import Path
 
@@ -30,9 +36,10 @@ import httpx
 import numpy as np
 import pytest
 
-from .audio import dominant_frequency, level_dbfs, sine
+from .audio import dominant_frequency, level_dbfs, sine, ulaw_decode
 from .conftest import require
 from .harness import CallswitchServer, free_port
+from .media_checks import PCMU
 from .rtp import RtpSink
 from .sipp import find_sipp, run_sipp
 from .test_dial_nouns import DIAL_NUMBER, client_of, trunks
@@ -204,3 +211,90 @@ def test_a_dial_recording_on_rtpengine_holds_both_parties(tmp_path, app, rtpengi
     assert not heard(caller_side, CARRIER_TONE_HZ, 1), caller_side
     assert not heard(callee_side, CALLER_TONE_HZ, 1), callee_side
     assert heard(windows_from(caller_sink, rtpengine.ports), CARRIER_TONE_HZ, 8)
+
+
+TOKEN = "drain-token"
+
+
+def admin(server: CallswitchServer, **fields: str) -> dict:
+    """``/admin/rtpengine`` (GET), or ``/enable`` with ``fields`` (POST)."""
+    url = f"http://127.0.0.1:{server.http_port}/admin/rtpengine"
+    data = None
+    if fields:
+        url += "/enable"
+        data = "&".join(f"{k}={v}" for k, v in fields.items()).encode()
+    request = urllib.request.Request(url, data, {"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def tones_since(sink: RtpSink, since: float, ports: tuple[int, int]) -> list[float]:
+    """The dominant frequency of each audible quarter second ``sink`` got from
+    ``ports`` after ``since`` (monotonic)."""
+    payload = b"".join(
+        data[12:]
+        for arrival, data, addr in sink.datagrams()
+        if arrival >= since and ports[0] <= addr[1] <= ports[1] and data[1] & 0x7F == PCMU
+    )
+    audio = ulaw_decode(payload)
+    return channel_windows(audio)
+
+
+def test_a_drained_instance_keeps_its_bridge_and_takes_no_new_one(
+    tmp_path,
+    app,
+    rtpengine,  # noqa: F811
+):
+    port_a = free_port()
+    dials = [
+        '<Dial timeout="15"><Number>+15550101111</Number></Dial>',
+        '<Dial timeout="15" timeLimit="2"><Number>+15550101111</Number></Dial><Hangup/>',
+    ]
+    app.routes["/voice"] = lambda r: twiml(dials.pop(0))
+    with RtpSink() as callee_sink, RtpSink() as caller_sink, RtpSink() as second_sink:
+        callee = start_carrier(
+            tmp_path / "a", port_a, callee_sink.port, "uas_answer_tone_reinvite_bye.xml"
+        )
+        server = CallswitchServer.start(
+            tmp_path / "server",
+            extra_args=(*trunks(port_a, 9), "--rtpengine", rtpengine.spec, "--admin-token", TOKEN),
+        )
+        try:
+            client_of(server).incoming_phone_numbers.create(
+                phone_number=DIAL_NUMBER, voice_url=app.url("/voice")
+            )
+            caller = CallIn(tmp_path / "first", server, caller_sink)
+            server.wait_events("rtpengine.bridged", 20)
+            drained = admin(server, instance=rtpengine.spec, enabled="0")
+            drained_at = time.monotonic()
+            answered, called = callee.wait(20), caller.wait()
+            # The next call, while the instance is drained.
+            callee2 = start_carrier(
+                tmp_path / "a2", port_a, callee_sink.port, "uas_answer_tone_reinvite_wait_bye.xml"
+            )
+            second = CallIn(tmp_path / "second", server, second_sink).wait()
+            answered2 = callee2.wait(20)
+            [fallback] = server.wait_events("rtpengine.fallback", 5)
+            shown = admin(server)
+            after = rtpengine.wait_calls(lambda calls: calls == [], 5)
+            assert called is not None and called.ok(1), server.tail()
+            assert answered.ok(1), f"{answered.describe()}\n{server.tail()}"
+            assert second is not None and second.ok(1), server.tail()
+            assert answered2.ok(1), f"{answered2.describe()}\n{server.tail()}"
+            bridged = server.events("rtpengine.bridged")
+        finally:
+            problems = server.stop()
+        assert not problems, problems
+    [instance] = drained["instances"]
+    assert (instance["enabled"], instance["calls"]) == (False, 1)  # its bridge stays
+    # The bridge on the drained instance kept its audio through rtpengine.
+    assert heard(tones_since(caller_sink, drained_at, rtpengine.ports), CARRIER_TONE_HZ, 6)
+    # The next bridge stayed in process: the caller hears the callee from callswitch.
+    assert len(bridged) == 1 and fallback["reason"] == "no rtpengine instance is available"
+    assert heard(windows_from(second_sink, server.rtp_ports), CARRIER_TONE_HZ, 4)
+    assert not any(
+        rtpengine.ports[0] <= addr[1] <= rtpengine.ports[1]
+        for _, _, addr in second_sink.datagrams()
+    )
+    assert shown["instances"] == [{**instance, "calls": 0}]
+    assert after == [], after
