@@ -16,7 +16,8 @@ ways.
   rtpengine; the recording is fed by rtpengine's copies of both parties and holds
   the caller's tone on channel 0 and the callee's on channel 1; its status
   callback comes as in process.
-- Drained through ``/admin/rtpengine`` while it carries a bridge: that bridge
+- Drained by ``callswitch rtpengine enable HOST:PORT 0`` (``/admin/rtpengine``)
+  while it carries a bridge: that bridge
   keeps its audio through rtpengine, and the next call's bridge stays in process.
 
 rtpengine's ``list`` is empty after each hang-up.
@@ -28,13 +29,14 @@ import io
 import json
 import threading
 import time
-import urllib.request
 import wave
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+
+from callswitch.cli import main
 
 from .audio import dominant_frequency, level_dbfs, sine, ulaw_decode
 from .conftest import require
@@ -216,16 +218,13 @@ def test_a_dial_recording_on_rtpengine_holds_both_parties(tmp_path, app, rtpengi
 TOKEN = "drain-token"
 
 
-def admin(server: CallswitchServer, **fields: str) -> dict:
-    """``/admin/rtpengine`` (GET), or ``/enable`` with ``fields`` (POST)."""
-    url = f"http://127.0.0.1:{server.http_port}/admin/rtpengine"
-    data = None
-    if fields:
-        url += "/enable"
-        data = "&".join(f"{k}={v}" for k, v in fields.items()).encode()
-    request = urllib.request.Request(url, data, {"Authorization": f"Bearer {TOKEN}"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())
+def admin(server: CallswitchServer, capsys, where: Path, *command: str) -> dict:
+    """``callswitch rtpengine`` (the operator's command) against ``server``: its JSON."""
+    url = f"http://127.0.0.1:{server.http_port}"
+    args = ["rtpengine", *command, "--url", url, "--admin-token", TOKEN, "--json"]
+    capsys.readouterr()
+    assert main([*args, "--data-dir", str(where)]) == 0, capsys.readouterr()
+    return json.loads(capsys.readouterr().out)
 
 
 def tones_since(sink: RtpSink, since: float, ports: tuple[int, int]) -> list[float]:
@@ -244,6 +243,7 @@ def test_a_drained_instance_keeps_its_bridge_and_takes_no_new_one(
     tmp_path,
     app,
     rtpengine,  # noqa: F811
+    capsys,
 ):
     port_a = free_port()
     dials = [
@@ -265,7 +265,7 @@ def test_a_drained_instance_keeps_its_bridge_and_takes_no_new_one(
             )
             caller = CallIn(tmp_path / "first", server, caller_sink)
             server.wait_events("rtpengine.bridged", 20)
-            drained = admin(server, instance=rtpengine.spec, enabled="0")
+            drained = admin(server, capsys, tmp_path, "enable", rtpengine.spec, "0")
             drained_at = time.monotonic()
             answered, called = callee.wait(20), caller.wait()
             # The next call, while the instance is drained.
@@ -275,7 +275,7 @@ def test_a_drained_instance_keeps_its_bridge_and_takes_no_new_one(
             second = CallIn(tmp_path / "second", server, second_sink).wait()
             answered2 = callee2.wait(20)
             [fallback] = server.wait_events("rtpengine.fallback", 5)
-            shown = admin(server)
+            shown = admin(server, capsys, tmp_path)
             after = rtpengine.wait_calls(lambda calls: calls == [], 5)
             assert called is not None and called.ok(1), server.tail()
             assert answered.ok(1), f"{answered.describe()}\n{server.tail()}"
