@@ -9,6 +9,7 @@ import sys
 from callswitch import __version__
 from callswitch.config import ConfigError, add_arguments, load_settings
 from callswitch.logs import setup_logging
+from callswitch.rtpengine_command import add_rtpengine_command, rtpengine
 from callswitch.trunks_command import add_trunks_command, trunks
 
 __all__ = ["main"]
@@ -31,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_balance_commands(commands)
     _add_token_command(commands)
     add_trunks_command(commands, _add_store_options)
+    add_rtpengine_command(commands, _add_store_options)
     return parser
 
 
@@ -281,6 +283,7 @@ TOOLS = {
     "balance": _balance,
     "sip-credentials": _sip_credentials,
     "trunks": trunks,
+    "rtpengine": rtpengine,
 }
 
 

@@ -120,6 +120,20 @@ def _rtpengines(value: Any) -> list[str]:
     return items
 
 
+def _dtmf_log(value: Any) -> str:
+    """``--rtpengine-dtmf-log``: ``HOST:PORT`` to bind, or ``ng-tcp``."""
+    from media.rtpengine.dtmf_listener import NG_TCP, parse_listen_address
+
+    text = str(value).strip()
+    if text.lower() == NG_TCP:
+        return NG_TCP
+    try:
+        parse_listen_address(text)
+    except ValueError:
+        raise ValueError(f"expected HOST:PORT or {NG_TCP}") from None
+    return text
+
+
 def _fetch_deny(value: Any) -> list[str]:
     items = _cidr(value)
     return [*LINK_LOCAL, *(item for item in items if item not in LINK_LOCAL)]
@@ -538,6 +552,24 @@ OPTIONS: tuple[Option, ...] = (
         "HOST:PORT",
         True,
     ),
+    Option(
+        "rtpengine_dtmf_log",
+        _dtmf_log,
+        None,
+        "how rtpengine's DTMF events reach this node (hangupOnStar on its bridges): "
+        "HOST:PORT to bind, where its --dtmf-log-dest sends them, or ng-tcp, a "
+        "connection to each instance's ng port (--dtmf-log-ng-tcp; docs/rtpengine.md)",
+        "HOST:PORT|ng-tcp",
+    ),
+    Option(
+        "admin_token",
+        str,
+        None,
+        "bearer token of the operator endpoints (/admin/rtpengine: drain an "
+        "instance); none: they are off",
+        "T",
+        secret=True,
+    ),
     Option("log_level", _log_level, "info", "debug, info, warning or error", "LEVEL"),
     Option("demo", _boolean, False, "create the demo number 1000 and its TwiML app", switch=True),
     Option(
@@ -601,6 +633,8 @@ class Settings:
     speech_api_key: str | None = None
     speech_model: str | None = None
     rtpengine: list[str] = field(default_factory=list)
+    rtpengine_dtmf_log: str | None = None
+    admin_token: str | None = None
     log_level: str = "info"
     demo: bool = False
     verified_caller_ids: bool = False

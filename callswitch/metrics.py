@@ -380,12 +380,29 @@ class NodeCollector(Collector):
             "bridges this node holds on each instance",
             labels=["instance"],
         )
+        drained = GaugeMetricFamily(
+            "callswitch_rtpengine_drained",
+            "rtpengine instances drained by the operator (1: no new bridges)",
+            labels=["instance"],
+        )
         for instance in engines.set.instances if engines is not None else []:
             name = str(instance.address)
             up.add_metric([name], 1 if instance.up else 0)
             calls.add_metric([name], instance.calls)
+            drained.add_metric([name], 1 if instance.draining else 0)
         yield up
         yield calls
+        yield drained
+        digits = engines.dtmf_log.stats if engines is not None and engines.dtmf_log else None
+        for name, value, what in (
+            ("dtmf_events", digits.events if digits else 0, "digits from rtpengine's DTMF log"),
+            (
+                "dtmf_dropped",
+                digits.malformed + digits.unknown if digits else 0,
+                "DTMF log datagrams that were not rtpengine events or not for this node",
+            ),
+        ):
+            yield CounterMetricFamily(f"callswitch_rtpengine_{name}", what, value=value)
         totals = engines.totals if engines is not None else Totals()
         for name, value, what in (
             ("offers", totals.offers, "bridges offered to rtpengine"),

@@ -24,6 +24,7 @@ from callswitch.http import HttpServer
 from callswitch.memory_debug import MemoryDebug, frames_from_env
 from callswitch.metrics import CONTENT_TYPE, Metrics
 from callswitch.refusals import Refusals
+from callswitch.rtpengine_admin import rtpengine_admin
 from control_api import console, demo
 from control_api.api import create_app
 from control_api.api.cluster import cluster_router
@@ -75,6 +76,7 @@ from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
 from media.rtpengine.client import RtpEngines
+from media.rtpengine.dtmf_listener import NG_TCP, DtmfLogListener, parse_listen_address
 from media.rtpengine.selection import parse_engine
 from media.speech import EmbeddedSpeech
 from media.tts import TextToSpeech
@@ -315,6 +317,9 @@ class Server:
                 ),
             )
             app.add_api_route("/metrics", self._metrics_page, methods=["GET"])
+            app.include_router(
+                rtpengine_admin(lambda: self.rtpengines, s.admin_token, self.refusals)
+            )
             app.add_api_route("/health", self._health, methods=["GET"])
             app.add_api_route("/ready", self._ready, methods=["GET"])
             if self.signaling is not None:
@@ -479,9 +484,13 @@ class Server:
             workers=max(1, (os.cpu_count() or 1) - 1),  # a core left for the media clock
         )
         self._closers.append(functools.partial(_close_speech, speech))
-        self.rtpengines = _rtpengines(s.rtpengine)
+        self.rtpengines = await _rtpengines(s.rtpengine, s.rtpengine_dtmf_log)
         if self.rtpengines is not None:
             self._closers.append(self._close_rtpengines)
+            if s.rtpengine_dtmf_log:  # the address bound (a port 0 made real), or ng-tcp
+                bound = self.rtpengines.dtmf_log and self.rtpengines.dtmf_log.address
+                heard = "%s:%d" % bound if bound else s.rtpengine_dtmf_log
+                self.listeners["rtpengine_dtmf_log"] = heard
         runtime = VoiceRuntime(
             VoiceContext(
                 store=self.store,
@@ -726,11 +735,23 @@ class Server:
             self.rtpengines.close()
 
 
-def _rtpengines(specs: list[str]) -> RtpEngines | None:
-    """--rtpengine: the instances bridged calls are handed to (docs/rtpengine.md)."""
+async def _rtpengines(specs: list[str], dtmf_log: str | None) -> RtpEngines | None:
+    """--rtpengine: the instances bridged calls are handed to, and where their DTMF
+    log arrives (--rtpengine-dtmf-log), bound for as long as the node runs
+    (docs/rtpengine.md)."""
     if not specs:
+        if dtmf_log:
+            log.warning("rtpengine.dtmf_log_unused", extra={"reason": "no --rtpengine"})
         return None
-    return RtpEngines([parse_engine(spec) for spec in specs])
+    addresses = [parse_engine(spec) for spec in specs]
+    listener = None
+    if dtmf_log == NG_TCP:
+        listener = DtmfLogListener()
+        listener.connect(addresses)
+    elif dtmf_log:
+        listener = DtmfLogListener()
+        await listener.bind(*parse_listen_address(dtmf_log))
+    return RtpEngines(addresses, dtmf_log=listener)
 
 
 async def _close_speech(speech: object) -> None:

@@ -10,9 +10,11 @@ re-INVITEs are in flight and goes on in process when rtpengine refuses, does
 not answer, or a party declines the re-INVITE (each a fallback, logged).
 
 Whoever listens to a party's leg (``<Start><Stream>`` forks, a live recording)
-hears both parties from rtpengine's ``subscribe request`` copies, sent to RTP
-sessions of ours (engine_forks.py), from before the parties move until the
-bridge ends.
+or to the bridge itself (``<Dial record=...>``) hears both parties from
+rtpengine's ``subscribe request`` copies, sent to RTP sessions of ours
+(engine_forks.py), from before the parties move until the bridge ends. Digits
+the parties key (RFC 4733) reach ``on_dtmf`` from rtpengine's DTMF log
+(media/rtpengine/dtmf_listener.py), as the in-process bridge reports them.
 
 When the bridge ends, the parties still up whose TwiML goes on are moved back
 by re-INVITE to their own RTP port, and the rtpengine call is queried (its
@@ -31,7 +33,8 @@ import asyncio
 import dataclasses
 import ipaddress
 import logging
-from collections.abc import Collection
+import re
+from collections.abc import Callable, Collection
 from typing import Any
 
 from control_api.calls.call import VOICE_CODECS, Call
@@ -39,6 +42,7 @@ from control_api.calls.engine_forks import EngineListeners, Party
 from control_api.calls.media_update import is_hold
 from control_api.calls.outbound_call import OutboundCall
 from media.rtpengine.client import EngineError, EngineUnreachable, RtpEngines, call_totals
+from media.rtpengine.dtmf_log import DtmfEvent
 from media.sdp import (
     TELEPHONE_EVENT,
     Codec,
@@ -48,6 +52,7 @@ from media.sdp import (
 )
 from media.session import RtpSession
 from media.srtp import CryptoAttribute
+from media.taps import Tap
 from sip.invite import InviteSession, SessionState
 
 __all__ = ["EngineBridge", "can_use_engine"]
@@ -61,6 +66,16 @@ SILENT_CHECKS = 3  # queries in a row an instance may leave unanswered before th
 
 
 SipCall = Call | OutboundCall
+
+# What rtpengine's DTMF log (JSON it writes without escaping) can carry unharmed.
+_LOG_SAFE = re.compile(r"[A-Za-z0-9@.:_+~!%*()'`<>?/\[\]{}-]+")
+
+
+def _ng_call_id(sip_call_id: str, b_sid: str, a_sid: str) -> str:
+    """The bridge's ng call-id: the caller's SIP Call-ID and the callee's SID, or
+    the caller's SID instead of a Call-ID that would break the DTMF log's JSON."""
+    head = sip_call_id if _LOG_SAFE.fullmatch(sip_call_id) else a_sid
+    return f"{head}/{b_sid}"
 
 
 def can_use_engine(a: object, b: object) -> bool:
@@ -230,11 +245,21 @@ class EngineBridge:
     """Two parties on one rtpengine call (see the module doc)."""
 
     def __init__(
-        self, engines: RtpEngines, a: SipCall, b: SipCall, *, check_s: float = CHECK_S
+        self,
+        engines: RtpEngines,
+        a: SipCall,
+        b: SipCall,
+        *,
+        check_s: float = CHECK_S,
+        tap: Tap | None = None,
+        on_dtmf: Callable[[int, str], None] | None = None,
     ) -> None:
+        """``tap`` hears both parties (side 0 ``a``, 1 ``b``: a ``<Dial>`` recording);
+        ``on_dtmf`` gets each digit a party keys (its side, the digit), from
+        rtpengine's DTMF log, which must then be configured (``engines.dtmf_log``)."""
         self.engines = engines
         self.a, self.b = a, b
-        self.call_id = f"{a.call_id}/{b.sid}"
+        self.call_id = _ng_call_id(a.call_id, b.sid, a.sid)
         self.tags = (a.sid, b.sid)
         self.check_s = check_s
         self.lost = False  # rtpengine stopped answering mid-call
@@ -245,6 +270,9 @@ class EngineBridge:
         # Copies of the parties' media for whoever listens to their legs (forks).
         self.listeners: EngineListeners | None = None
         self._listening: asyncio.Future[bool] | None = None
+        self.tap = tap
+        self.on_dtmf = on_dtmf
+        self._unwatch: Callable[[], None] | None = None
 
     async def start(self) -> bool:
         """Move both parties onto rtpengine: True when both are there."""
@@ -289,7 +317,8 @@ class EngineBridge:
             a.log("rtpengine.fallback", reason="unusable SDP from rtpengine")
             await self._delete()
             return False
-        # Forks hear the parties from rtpengine before they move there: no gap.
+        # Digits and forks come from rtpengine before the parties move there: no gap.
+        self._watch_digits()
         self.listeners = self._listeners(a.leg, b.leg)
         if not await self.listeners.update() and self.listeners.listened():
             a.log("rtpengine.fallback", reason="the forks' subscription failed")
@@ -317,7 +346,28 @@ class EngineBridge:
             ),
             bind=lambda: RtpSession.bind(media.bind, media.pool, media.clock),
             address=media.public_address,
+            tap=self.tap,
         )
+
+    def _watch_digits(self) -> None:
+        dtmf_log = self.engines.dtmf_log
+        if self.on_dtmf is None or dtmf_log is None or self._unwatch is not None:
+            return
+        self._unwatch = dtmf_log.watch(self.call_id, self._digit)
+
+    def _digit(self, event: DtmfEvent) -> None:
+        """A digit from rtpengine's DTMF log: the party that keyed it is known by
+        its ng tag (the subscriptions' copies have tags of their own: ignored)."""
+        if event.source_tag not in self.tags or self.on_dtmf is None:
+            return
+        side = self.tags.index(event.source_tag)
+        self.a.log("rtpengine.dtmf", ng_call_id=self.call_id, side=side, digit=event.digit)
+        self.on_dtmf(side, event.digit)
+
+    def _unwatch_digits(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
 
     def listeners_changed(self) -> None:
         """Someone began or stopped listening to a party's leg (a fork started or
@@ -455,6 +505,7 @@ class EngineBridge:
 
     def _lost(self, reason: str) -> None:
         self.lost = True
+        self._unwatch_digits()
         self.a.log("rtpengine.lost", ng_call_id=self.call_id, reason=reason[:120])
         self.engines.set.forget(self.call_id)
         for call in (self.a, self.b):
@@ -467,6 +518,7 @@ class EngineBridge:
         if self._watch is not None:
             self._watch.cancel()
             await asyncio.gather(self._watch, return_exceptions=True)
+        self._unwatch_digits()
         for call in self._moved:
             if call not in move_back:
                 self._restore(call)
@@ -477,6 +529,7 @@ class EngineBridge:
             await self._delete()
 
     async def _delete(self) -> None:
+        self._unwatch_digits()
         if self.listeners is not None:
             await self.listeners.close(unsubscribe=False)
         if self.engines.set.instance_for(self.call_id) is None:

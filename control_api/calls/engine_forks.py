@@ -7,7 +7,9 @@ copy of each party's media (ng ``subscribe request``, then ``subscribe answer``
 with the address of an RTP session of our own, one per party) and hands every
 packet that arrives to the legs' taps as it comes, as the in-process relay does
 (media/session.py): a party's copy is side 0 of its own leg's tap (what it said)
-and side 1 of the other party's (what that one hears). Nothing is decoded here;
+and side 1 of the other party's (what that one hears), and, for a listener on the
+bridge itself (a ``<Dial record=...>`` recording, the ``tap`` of media/bridge.py),
+side 0 for the caller's copy and 1 for the callee's. Nothing is decoded here;
 a fork turns what it gets into mu-law itself, whatever the party's codec.
 
 The copies run while anyone listens: :meth:`EngineListeners.update` subscribes
@@ -29,6 +31,7 @@ from media.ports import PortsExhausted
 from media.rtpengine.client import EngineError, RtpEngines
 from media.sdp import Codec, SdpParseError, SessionDescription, build_offer, remote_rtp_address
 from media.session import RtpSession
+from media.taps import Tap
 
 __all__ = ["EngineListeners", "Party"]
 
@@ -55,11 +58,16 @@ class _Copy:
         self.to_tag = to_tag
 
 
-def _feeder(speaker: Leg, hearer: Leg) -> Callable[[Frame], None]:
+def _feeder(
+    speaker: Leg, hearer: Leg, bridge_tap: Tap | None, side: int
+) -> Callable[[Frame], None]:
     """What the copy of ``speaker``'s media does with each frame: side 0 of the
-    speaker's own tap, side 1 of the hearer's (only while someone listens)."""
+    speaker's own tap, side 1 of the hearer's (only while someone listens), and
+    ``side`` of the bridge's own tap."""
 
     def feed(frame: Frame) -> None:
+        if bridge_tap is not None:
+            bridge_tap(side, frame)
         tap = speaker.tap
         if tap is not None:
             tap(0, frame)
@@ -85,19 +93,21 @@ class EngineListeners:
         *,
         bind: Callable[[], Awaitable[RtpSession]],
         address: str,
+        tap: Tap | None = None,
     ) -> None:
         self.engines = engines
         self.call_id = call_id
         self.parties = parties
         self._bind = bind
         self.address = address
+        self.tap = tap  # the bridge's own listener (a recording), for as long as it runs
         self.copies: list[_Copy] = []
         self._lock = asyncio.Lock()
         self.closed = False
 
     def listened(self) -> bool:
-        """Whether anyone listens to either party's leg."""
-        return any(party.leg.tap is not None for party in self.parties)
+        """Whether anyone listens to the bridge or to either party's leg."""
+        return self.tap is not None or any(party.leg.tap is not None for party in self.parties)
 
     async def update(self) -> bool:
         """Subscribe while anyone listens, unsubscribe once nobody does; True while
@@ -114,8 +124,8 @@ class EngineListeners:
     async def _subscribe(self) -> None:
         copies: list[_Copy] = []
         try:
-            for party in self.parties:
-                copies.append(await self._copy(party))
+            for side, party in enumerate(self.parties):
+                copies.append(await self._copy(party, side))
         except (EngineError, OSError, PortsExhausted, SdpParseError, ValueError) as exc:
             log.warning(
                 "rtpengine.subscribe_failed",
@@ -129,7 +139,7 @@ class EngineListeners:
             extra={"ng_call_id": self.call_id, "tracks": len(copies)},
         )
 
-    async def _copy(self, party: Party) -> _Copy:
+    async def _copy(self, party: Party, side: int) -> _Copy:
         offer, to_tag = await self.engines.subscribe_request(self.call_id, party.tag, ICE="remove")
         session = await self._bind()
         try:
@@ -139,7 +149,7 @@ class EngineListeners:
                 raise ValueError("no audio in rtpengine's subscription offer")
             session.configure(party.codec, remote_rtp_address(sdp, audio))
             session.deliver_on_arrival(True)  # no tick, no jitter buffer: as packets come
-            session.on_frame = _feeder(party.leg, party.hearer)
+            session.on_frame = _feeder(party.leg, party.hearer, self.tap, side)
             # Every codec offered is accepted (rtpengine 10.5 refuses an answer without
             # the telephone-event it offered); only the party's own is listened to.
             codecs = audio.codecs or [party.codec]

@@ -39,6 +39,7 @@ from media.bridge import Bridge
 from media.leg import Leg
 from media.player import play, send_digits
 from media.ring_tones import RING_TONES, ring_tone
+from media.taps import Tap
 
 if TYPE_CHECKING:
     from control_api.calls.outbound_call import OutboundCall
@@ -343,11 +344,13 @@ async def _bridge(
 
     try:
         while not (a.ended.is_set() or b.ended.is_set() or star.done()):
-            bridge = Bridge(_media(a), _media(b), tap=recorder.tap if recorder else None)
-            if verb.hangup_on_star and a is parent:
-                bridge.on_dtmf = on_dtmf
+            tap = recorder.tap if recorder else None
+            bridge = Bridge(_media(a), _media(b), tap=tap)
+            digits = on_dtmf if verb.hangup_on_star and a is parent else None
+            if digits is not None:
+                bridge.on_dtmf = digits
             bridge.start()
-            engine = await _engine(context, a, b, recorder, verb)
+            engine = await _engine(context, a, b, tap, digits)
             if engine is not None:  # a fork started or stopped mid-bridge: rtpengine's copies
                 bridge.on_replanned = engine.listeners_changed
                 engine.listeners_changed()  # (one that started while the parties moved)
@@ -410,17 +413,25 @@ async def _engine(
     context: VoiceContext,
     a: CallLeg,
     b: CallLeg,
-    recorder: CallRecording | None,
-    verb: Dial,
+    tap: Tap | None,
+    on_dtmf: Callable[[int, str], None] | None,
 ) -> EngineBridge | None:
     """The bridge handed to rtpengine (--rtpengine), when it can take it: two SIP
-    parties on plain RTP, nothing listening in (a recording, ``hangupOnStar``)."""
+    parties on RTP or SDES-SRTP. A recording (``tap``) hears it from rtpengine's
+    copies of the parties' media, ``hangupOnStar`` (``on_dtmf``) from rtpengine's
+    DTMF log: without --rtpengine-dtmf-log that bridge stays in process."""
     engines = context.rtpengines
-    if engines is None or recorder is not None or verb.hangup_on_star:
+    if engines is None or not can_use_engine(a, b):
         return None
-    if not can_use_engine(a, b):
+    if on_dtmf is not None and engines.dtmf_log is None:
         return None
-    engine = EngineBridge(engines, a, b)  # type: ignore[arg-type]  # checked above
+    engine = EngineBridge(
+        engines,
+        a,  # type: ignore[arg-type]  # checked above
+        b,  # type: ignore[arg-type]
+        tap=tap,
+        on_dtmf=on_dtmf,
+    )
     return engine if await engine.start() else None
 
 

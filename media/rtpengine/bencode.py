@@ -7,11 +7,13 @@ the same bytes); ``bytes`` encode as they are. Pure: no I/O.
 
 :func:`decode` raises only :class:`BencodeError`, whose message names the fault
 and where it is; it bounds nesting so that a datagram cannot exhaust the stack.
+:func:`decode_prefix` reads one value off the front of a stream (ng over TCP),
+raising :class:`BencodeTruncated` while the value is not all there yet.
 """
 
 from __future__ import annotations
 
-__all__ = ["BencodeError", "Value", "decode", "encode"]
+__all__ = ["BencodeError", "BencodeTruncated", "Value", "decode", "decode_prefix", "encode"]
 
 Value = int | str | bytes | list["Value"] | dict[str, "Value"]
 
@@ -20,6 +22,10 @@ MAX_DEPTH = 32  # rtpengine's replies nest a few levels; more is garbage or an a
 
 class BencodeError(ValueError):
     """Input that is not one well-formed bencoded value."""
+
+
+class BencodeTruncated(BencodeError):
+    """The input ends before its value does: more may make it whole."""
 
 
 def encode(value: Value) -> bytes:
@@ -63,9 +69,14 @@ def decode(data: bytes) -> Value:
     return value
 
 
+def decode_prefix(data: bytes, at: int = 0) -> tuple[Value, int]:
+    """The value that starts at ``at`` and the offset just past it (more may follow)."""
+    return _decode(data, at, 0)
+
+
 def _decode(data: bytes, at: int, depth: int) -> tuple[Value, int]:
     if at >= len(data):
-        raise BencodeError(f"value is truncated at offset {at}")
+        raise BencodeTruncated(f"value is truncated at offset {at}")
     lead = data[at]
     if lead == 0x69:  # i
         return _integer(data, at)
@@ -81,7 +92,7 @@ def _decode(data: bytes, at: int, depth: int) -> tuple[Value, int]:
             item, at = _decode(data, at, depth + 1)
             items.append(item)
         if at >= len(data):
-            raise BencodeError("list is truncated")
+            raise BencodeTruncated("list is truncated")
         return items, at + 1
     if lead == 0x64:  # d
         mapping: dict[str, Value] = {}
@@ -92,7 +103,7 @@ def _decode(data: bytes, at: int, depth: int) -> tuple[Value, int]:
             raw, at = _string(data, at)
             mapping[raw.decode("utf-8", "surrogateescape")], at = _decode(data, at, depth + 1)
         if at >= len(data):
-            raise BencodeError("dictionary is truncated")
+            raise BencodeTruncated("dictionary is truncated")
         return mapping, at + 1
     raise BencodeError(f"unknown value type {chr(lead)!r} at offset {at}")
 
@@ -100,7 +111,7 @@ def _decode(data: bytes, at: int, depth: int) -> tuple[Value, int]:
 def _integer(data: bytes, at: int) -> tuple[int, int]:
     end = data.find(b"e", at + 1)
     if end < 0:
-        raise BencodeError(f"integer is truncated at offset {at}")
+        raise BencodeTruncated(f"integer is truncated at offset {at}")
     digits = data[at + 1 : end]
     body = digits[1:] if digits.startswith(b"-") else digits
     if not body or not body.isdigit() or len(body) > 20:
@@ -112,6 +123,8 @@ def _integer(data: bytes, at: int) -> tuple[int, int]:
 
 def _string(data: bytes, at: int) -> tuple[bytes, int]:
     colon = data.find(b":", at)
+    if colon < 0 and len(data) - at <= 10 and data[at:].isdigit():
+        raise BencodeTruncated(f"string length is truncated at offset {at}")
     if colon < 0 or colon - at > 10:
         raise BencodeError(f"string length is invalid at offset {at}")
     digits = data[at:colon]
@@ -119,5 +132,5 @@ def _string(data: bytes, at: int) -> tuple[bytes, int]:
         raise BencodeError(f"string length is invalid at offset {at}")
     end = colon + 1 + int(digits)
     if end > len(data):
-        raise BencodeError(f"string is truncated at offset {at}")
+        raise BencodeTruncated(f"string is truncated at offset {at}")
     return data[colon + 1 : end], end

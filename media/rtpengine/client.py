@@ -20,6 +20,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from media.rtpengine.dtmf_listener import DtmfLogListener
 from media.rtpengine.ng import Completed, Message, NgClient, Send, TimedOut
 from media.rtpengine.selection import EngineAddress, EngineSet, Instance
 
@@ -188,8 +189,12 @@ class RtpEngines:
         interval: float = 0.5,
         attempts: int = 4,
         clock: Callable[[], float] | None = None,
+        dtmf_log: DtmfLogListener | None = None,
     ) -> None:
         self.set = EngineSet(addresses, disable_s=disable_s)
+        # Where the instances' DTMF log arrives (--rtpengine-dtmf-log); None: not
+        # configured, so a bridge that must hear digits (hangupOnStar) stays in process.
+        self.dtmf_log = dtmf_log
         self._connections = {
             id(i): NgConnection(i.address, interval=interval, attempts=attempts)
             for i in self.set.instances
@@ -353,6 +358,8 @@ class RtpEngines:
     def close(self) -> None:
         for connection in self._connections.values():
             connection.close()
+        if self.dtmf_log is not None:
+            self.dtmf_log.close()
 
 
 def call_totals(reply: Message) -> tuple[int, int, int]:

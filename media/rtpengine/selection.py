@@ -11,7 +11,8 @@
   ``disable_s`` seconds (Kamailio's ``rtpengine_disable_tout``, 60); after that
   it is due for a ping (:meth:`EngineSet.due_for_ping`), which enables it again.
 - **Drained**: an instance marked for maintenance takes no new calls but keeps
-  the ones it has.
+  the ones it has (:meth:`EngineSet.drain`; the operator's way in is
+  ``/admin/rtpengine``, callswitch/rtpengine_admin.py).
 
 Pure: the time is passed in; the asyncio side pings and sends.
 """
@@ -128,7 +129,15 @@ class EngineSet:
             i for i in self.instances if i.disabled_until is not None and i.disabled_until <= now
         ]
 
-    def drain(self, address: EngineAddress, draining: bool = True) -> None:
-        for instance in self.instances:
-            if instance.address == address:
-                instance.draining = draining
+    def drain(self, address: EngineAddress | str, draining: bool = True) -> list[Instance]:
+        """Mark the instance at ``address`` (``HOST:PORT``, whatever its weight; ``all``:
+        every one) drained, or not: a drained one takes no new calls while the calls
+        it holds keep going there (Kamailio's ``rtpengine.enable URL 0``). The
+        instances it applied to (none: no such instance)."""
+        wanted = str(address)
+        if isinstance(address, str) and wanted != "all":
+            wanted = str(parse_engine(wanted))  # the same spelling as the instances'
+        chosen = [i for i in self.instances if wanted in ("all", str(i.address))]
+        for instance in chosen:
+            instance.draining = draining
+        return chosen

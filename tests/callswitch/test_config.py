@@ -274,3 +274,26 @@ def test_rtpengine_from_flags_environment_and_file(tmp_path, monkeypatch):
 def test_a_bad_rtpengine_is_refused(spec):
     with pytest.raises(ConfigError, match="rtpengine"):
         load_settings(parse(["--rtpengine", spec]), environ={})
+
+
+def test_rtpengine_dtmf_log_and_admin_token_from_flags_environment_and_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    none = load_settings(parse([]), environ={})
+    assert none.rtpengine_dtmf_log is None and none.admin_token is None
+    flags = ["--rtpengine-dtmf-log", "127.0.0.1:2224", "--admin-token", "t1"]
+    s = load_settings(parse(flags), environ={})
+    assert (s.rtpengine_dtmf_log, s.admin_token) == ("127.0.0.1:2224", "t1")
+    env = {"CALLSWITCH_RTPENGINE_DTMF_LOG": "NG-TCP", "CALLSWITCH_ADMIN_TOKEN": "t2"}
+    s = load_settings(parse([]), environ=env)
+    assert (s.rtpengine_dtmf_log, s.admin_token) == ("ng-tcp", "t2")
+    (tmp_path / "callswitch.toml").write_text(
+        'rtpengine_dtmf_log = "[::1]:2224"\nadmin_token = "t3"\n'
+    )
+    s = load_settings(parse([]), environ={})
+    assert (s.rtpengine_dtmf_log, s.admin_token) == ("[::1]:2224", "t3")
+
+
+@pytest.mark.parametrize("spec", ["2224", "host:", "udp", "h:70000"])
+def test_a_bad_rtpengine_dtmf_log_is_refused(spec):
+    with pytest.raises(ConfigError, match=r"rtpengine.dtmf.log"):
+        load_settings(parse(["--rtpengine-dtmf-log", spec]), environ={})

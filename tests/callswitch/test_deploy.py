@@ -63,3 +63,13 @@ def test_systemd_finds_nothing_wrong_but_the_missing_install(tmp_path):
         if line.strip() and "is not executable" not in line
     ]
     assert problems == []
+
+
+def test_every_node_hears_the_media_hosts_dtmf_log_on_their_ng_port():
+    settings = load_settings({"config": str(DEPLOY / "callswitch.toml")}, environ={})
+    assert settings.rtpengine_dtmf_log == "ng-tcp"
+    conf = configparser.ConfigParser()
+    conf.read_string((DEPLOY / "rtpengine" / "rtpengine.conf").read_text())
+    for section in ("rtpengine", "rtpengine-userspace"):
+        assert conf[section]["listen-tcp-ng"] == conf[section]["listen-ng"]
+        assert conf[section].getboolean("dtmf-log-ng-tcp")

@@ -2,7 +2,11 @@
 
 Started in userspace on loopback (``--table=-1``, no kernel module) with
 ``--config-file=none`` (Debian's own config asks for the kernel table), free ng
-and CLI ports and a port range of its own; stopped by its PID only. Its ng port
+and CLI ports, a port range of its own, and its DTMF log both sent to a free port
+(``--dtmf-log-dest``; a server started with ``--rtpengine-dtmf-log`` at
+:attr:`RtpEngineProcess.dtmf_log` hears it) and to the clients of its ng TCP
+port, the ng port's number (``--listen-tcp-ng``, ``--dtmf-log-ng-tcp``: a server
+with ``--rtpengine-dtmf-log ng-tcp``); stopped by its PID only. Its ng port
 is spoken to with callswitch's own client (media/rtpengine), so a test can ask
 it which calls it holds (``list``).
 """
@@ -40,6 +44,12 @@ class RtpEngineProcess:
     ng_port: int
     ports: tuple[int, int]
     log_path: Path
+    dtmf_log_port: int = 0
+
+    @property
+    def dtmf_log(self) -> str:
+        """The ``--rtpengine-dtmf-log`` value that hears its DTMF log."""
+        return f"{LOOPBACK}:{self.dtmf_log_port}"
 
     @property
     def spec(self) -> str:
@@ -60,7 +70,7 @@ class RtpEngineProcess:
         addresses and ports overridden by the loopback ones; none: userspace defaults.
         ``port_count`` media ports of its own; ``cpu``: pinned to that CPU (taskset)."""
         workdir.mkdir(parents=True, exist_ok=True)
-        ng_port, cli_port = free_port(), free_port()
+        ng_port, cli_port, dtmf_log_port = free_port(), free_port(), free_port()
         low, high = free_rtp_range(port_count)
         log_path = workdir / "rtpengine.log"
         settings = ["--config-file=none", "--table=-1"]
@@ -74,6 +84,9 @@ class RtpEngineProcess:
             f"--interface={LOOPBACK}",
             f"--listen-ng={LOOPBACK}:{ng_port}",
             f"--listen-cli={LOOPBACK}:{cli_port}",
+            f"--dtmf-log-dest={LOOPBACK}:{dtmf_log_port}",
+            f"--listen-tcp-ng={LOOPBACK}:{ng_port}",
+            "--dtmf-log-ng-tcp",
             f"--port-min={low}",
             f"--port-max={high}",
             "--num-threads=1",
@@ -82,7 +95,7 @@ class RtpEngineProcess:
         ]
         with log_path.open("wb") as log:
             process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        engine = cls(process, ng_port, (low, high), log_path)
+        engine = cls(process, ng_port, (low, high), log_path, dtmf_log_port)
         deadline = time.monotonic() + READY_S
         while time.monotonic() < deadline:
             if process.poll() is not None:

@@ -16,6 +16,7 @@ from control_api.calls.media_update import MediaUpdater
 from media.clock import MediaClock
 from media.ports import PortPool
 from media.rtpengine.client import EngineRefused, EngineUnreachable
+from media.rtpengine.dtmf_listener import DtmfLogListener
 from media.sdp import PCMA, PCMU, TELEPHONE_EVENT, SessionDescription, build_offer
 from media.session import RtpSession
 from media.srtp import CryptoAttribute, SrtpContext
@@ -54,6 +55,7 @@ class Engines:
             instance_for=lambda call_id: call_id if call_id in self.held else None,
             forget=self.held.discard,
         )
+        self.dtmf_log: DtmfLogListener | None = None
 
     def last_heard(self, call_id):
         return self.heard
@@ -396,4 +398,60 @@ async def test_queries_that_give_up_on_an_instance_that_answers_late_keep_the_ca
         await asyncio.sleep(0.01)
     replies.cancel()
     assert engines.queries >= 1 and not bridge.lost and not a.hangups
+    await bridge.stop([a])
+
+
+async def test_digits_from_rtpengine_s_dtmf_log_reach_the_bridge_by_party(parties):
+    """hangupOnStar on rtpengine: the DTMF log's events for this bridge's ng call-id
+    reach ``on_dtmf`` with the side of the party that keyed them (its ng tag); a
+    subscription's tag or another call's events do not; the end stops the watch."""
+    a, b = await parties(), await parties()
+    engines = Engines()
+    engines.dtmf_log = DtmfLogListener()
+    digits: list[tuple[int, str]] = []
+    bridge = EngineBridge(engines, a, b, check_s=3600, on_dtmf=lambda *d: digits.append(d))
+    assert await bridge.start()
+    assert bridge.call_id == "CA0@test/CA1"
+    for tag, digit in [("CA0", "*"), ("CA1", "5"), ("sub-CA0", "1")]:
+        engines.dtmf_log.datagram_received(
+            f'{{"callid":"{bridge.call_id}","source_tag":"{tag}","tags":["CA0","CA1"],'
+            f'"type":"DTMF","event":{"0123456789*#".index(digit)},"duration":100,'
+            f'"volume":10}}'.encode(),
+            ("127.0.0.1", 1),
+        )
+    assert digits == [(0, "*"), (1, "5")]
+    await bridge.stop([a])
+    engines.dtmf_log.datagram_received(
+        f'{{"callid":"{bridge.call_id}","source_tag":"CA0","event":10}}'.encode(),
+        ("127.0.0.1", 1),
+    )
+    assert digits == [(0, "*"), (1, "5")]
+    assert engines.dtmf_log.stats.unknown == 1
+
+
+async def test_a_call_id_that_would_break_the_dtmf_log_is_not_used_as_the_ng_call_id(parties):
+    a, b = await parties(), await parties()
+    a.call_id = 'x"y\\z@host'
+    bridge = EngineBridge(Engines(), a, b)
+    assert bridge.call_id == "CA0/CA1"  # the caller's SID instead
+
+
+async def test_a_dial_recording_hears_both_parties_from_rtpengine_s_copies(parties):
+    """``<Dial record>``: the bridge's tap makes rtpengine copy both parties even with
+    nobody on their legs; the caller's copy is side 0, the callee's side 1."""
+    a, b = await parties(), await parties()
+    heard: list[tuple[int, bytes]] = []
+    engines = Engines()
+    bridge = EngineBridge(
+        engines, a, b, check_s=3600, tap=lambda side, frame: heard.append((side, frame.payload))
+    )
+    assert await bridge.start()
+    assert [k for k, _ in engines.sent].count("subscribe answer") == 2
+    first, second = bridge.listeners.copies
+    first.session.on_frame(SimpleNamespace(payload=b"caller"))
+    second.session.on_frame(SimpleNamespace(payload=b"callee"))
+    assert heard == [(0, b"caller"), (1, b"callee")]
+    bridge.listeners_changed()  # nobody on the legs: the recording keeps the copies
+    await bridge._listening
+    assert len(bridge.listeners.copies) == 2
     await bridge.stop([a])

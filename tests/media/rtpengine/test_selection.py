@@ -86,3 +86,20 @@ def test_none_when_every_instance_is_down_drained_or_excluded():
     assert chosen.pick("x") is None
     chosen.drain(b.address, False)
     assert chosen.pick("x") is b
+
+
+def test_a_drained_instance_takes_no_new_call_and_keeps_its_own():
+    """Kamailio's ``rtpengine.enable URL 0``: named by HOST:PORT whatever its weight."""
+    chosen = EngineSet([parse_engine("10.0.0.1:2223=3"), parse_engine("[::1]:2223")])
+    a, b = chosen.instances
+    held = next(f"c{n}" for n in range(100) if chosen.pick(f"c{n}") is a)
+    chosen.remember(held, a)
+    assert chosen.drain("10.0.0.1:2223") == [a]
+    assert {chosen.pick(f"c{n}") for n in range(50)} == {b}
+    assert chosen.instance_for(held) is a and a.calls == 1  # its call stays there
+    assert chosen.drain("[::1]:2223") == [b] and chosen.pick("x") is None
+    assert chosen.drain("all", False) == [a, b]
+    assert {chosen.pick(f"c{n}") for n in range(50)} == {a, b}
+    assert chosen.drain("10.0.0.9:2223") == []
+    with pytest.raises(ValueError):
+        chosen.drain("not an address")
