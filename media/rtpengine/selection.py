@@ -41,8 +41,13 @@ class EngineAddress:
 
 
 def parse_engine(spec: str) -> EngineAddress:
-    """``HOST:PORT[=WEIGHT]`` (an IPv6 host in brackets); ValueError names the fault."""
+    """``HOST:PORT[=WEIGHT]`` (an IPv6 host in brackets), also as Kamailio's
+    rtpengine module writes it (``udp:HOST:PORT``, ``udp6:[HOST]:PORT``);
+    ValueError names the fault."""
     text = spec.strip()
+    scheme, colon, rest = text.partition(":")
+    if colon and scheme in ("udp", "udp6"):
+        text = rest
     weight = 1
     if "=" in text:
         text, _, raw_weight = text.rpartition("=")
@@ -54,7 +59,8 @@ def parse_engine(spec: str) -> EngineAddress:
         port_text = rest[1:] if sep and rest.startswith(":") else ""
     else:
         host, _, port_text = text.rpartition(":")
-    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    unbracketed_colon = ":" in host and not text.startswith("[")  # tcp:..., or bare IPv6
+    if unbracketed_colon or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ValueError(f"rtpengine must be HOST:PORT[=WEIGHT]: {spec!r}")
     return EngineAddress(host, int(port_text), weight)
 

@@ -15,6 +15,8 @@ from media.rtpengine.selection import EngineAddress, EngineSet, parse_engine
         ("127.0.0.1:2223", EngineAddress("127.0.0.1", 2223, 1)),
         ("rtp1.example.net:2223=3", EngineAddress("rtp1.example.net", 2223, 3)),
         ("[::1]:2223=2", EngineAddress("::1", 2223, 2)),
+        ("udp:127.0.0.1:2223", EngineAddress("127.0.0.1", 2223, 1)),  # Kamailio's form
+        ("udp6:[::1]:2223=4", EngineAddress("::1", 2223, 4)),
     ],
 )
 def test_specs(spec, address):
@@ -23,7 +25,19 @@ def test_specs(spec, address):
 
 
 @pytest.mark.parametrize(
-    "spec", ["host", "host:", ":22", "host:0", "host:70000", "h:1=0", "h:1=x", "[::1]2223"]
+    "spec",
+    [
+        "host",
+        "host:",
+        ":22",
+        "host:0",
+        "host:70000",
+        "h:1=0",
+        "h:1=x",
+        "[::1]2223",
+        "tcp:h:2223",
+        "::1:2223",
+    ],
 )
 def test_bad_specs_are_refused(spec):
     with pytest.raises(ValueError, match="rtpengine"):
