@@ -69,17 +69,24 @@ def app():
 
 
 class CallIn:
-    """The SIPp caller, in a thread: it calls, answers our re-INVITEs, waits for BYE."""
+    """The SIPp caller, in a thread: it calls, answers our re-INVITEs, waits for BYE
+    (`scenario` may do more: key a digit once moved, ...)."""
 
-    def __init__(self, tmp_path: Path, server: CallswitchServer, sink: RtpSink) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        server: CallswitchServer,
+        sink: RtpSink,
+        scenario: str = "uac_tone_reinvite_wait_bye.xml",
+    ) -> None:
         require(find_sipp() is not None, "sipp is not installed (Debian package sip-tester)")
         self.result = None
-        self._thread = threading.Thread(target=self._run, args=(tmp_path, server, sink))
+        self._thread = threading.Thread(target=self._run, args=(tmp_path, server, sink, scenario))
         self._thread.start()
 
-    def _run(self, tmp_path: Path, server: CallswitchServer, sink: RtpSink) -> None:
+    def _run(self, tmp_path: Path, server: CallswitchServer, sink: RtpSink, scenario: str) -> None:
         self.result = run_sipp(
-            "uac_tone_reinvite_wait_bye.xml",
+            scenario,
             server.sip_target,
             workdir=tmp_path / "caller",
             cwd=tone_dir(tmp_path / "caller-cwd", CALLER_TONE_HZ),

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import time
 import wave
 from pathlib import Path
@@ -39,11 +38,9 @@ import pytest
 from callswitch.cli import main
 
 from .audio import dominant_frequency, level_dbfs, sine, ulaw_decode
-from .conftest import require
 from .harness import CallswitchServer, free_port
 from .media_checks import PCMU
 from .rtp import RtpSink
-from .sipp import find_sipp, run_sipp
 from .test_dial_nouns import DIAL_NUMBER, client_of, trunks
 from .test_outbound_calls import CARRIER_TONE_HZ, start_carrier
 from .test_rtpengine import (  # noqa: F401 - fixtures
@@ -80,33 +77,6 @@ def engine_server(tmp_path: Path, port_a: int, engine, dtmf_log: str = "udp") ->
     )
 
 
-class StarCaller:
-    """The SIPp caller that keys ``*`` once moved, in a thread."""
-
-    def __init__(self, tmp_path: Path, server: CallswitchServer, sink: RtpSink) -> None:
-        require(find_sipp() is not None, "sipp is not installed (Debian package sip-tester)")
-        self.result = None
-        self._thread = threading.Thread(target=self._run, args=(tmp_path, server, sink))
-        self._thread.start()
-
-    def _run(self, tmp_path: Path, server: CallswitchServer, sink: RtpSink) -> None:
-        self.result = run_sipp(
-            "uac_reinvite_star_wait_bye.xml",
-            server.sip_target,
-            workdir=tmp_path / "caller",
-            sipp=find_sipp(),
-            service=DIAL_NUMBER.lstrip("+"),
-            keys={"sink_port": sink.port},
-            calls=1,
-            timeout=40,
-            trace_msg=True,
-        )
-
-    def wait(self, timeout: float = 45.0):
-        self._thread.join(timeout)
-        return self.result
-
-
 @pytest.mark.parametrize("dtmf_log", ["udp", "ng-tcp"])
 def test_star_ends_a_dial_bridged_on_rtpengine_and_the_twiml_goes_on(
     tmp_path,
@@ -131,7 +101,7 @@ def test_star_ends_a_dial_bridged_on_rtpengine_and_the_twiml_goes_on(
             client_of(server).incoming_phone_numbers.create(
                 phone_number=DIAL_NUMBER, voice_url=app.url("/voice")
             )
-            caller = StarCaller(tmp_path, server, caller_sink)
+            caller = CallIn(tmp_path, server, caller_sink, "uac_reinvite_star_wait_bye.xml")
             [bridged] = server.wait_events("rtpengine.bridged", 20)
             during = rtpengine.calls()
             [digit] = server.wait_events("rtpengine.dtmf", 10)
