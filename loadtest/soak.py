@@ -43,6 +43,7 @@ hour to judge (`make soak ARGS="--minutes 60"`).
     python loadtest/soak.py --streams 50 --seconds 60 --json soak.json
     python loadtest/soak.py --streams 50 --seconds 120 --census /tmp/census  # cycles; no verdict
     python loadtest/soak.py --streams 40 --seconds 120 --tracemalloc 4 --keep /tmp/s  # no verdict
+    python loadtest/soak.py --streams 100 --seconds 60 --allocator /tmp/probe  # no verdict
 
 Exit status: 0 pass, 1 growth beyond noise, a limit exceeded or an error, 2 could not run.
 Loopback only; bounded in calls and time; stops only the processes it started.
@@ -284,6 +285,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "has passed, in the server's data directory (slows the server: no verdict)",
     )
     parser.add_argument(
+        "--allocator",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="debugging: run the server under loadtest/alloc_probe.py and probe its allocators "
+        "idle before the load, idle after it and once settled, into DIR (no verdict: each "
+        "probe pauses the server and takes memory)",
+    )
+    parser.add_argument(
         "--settle",
         type=float,
         default=2 * ENDED_STATE_S + 10,
@@ -300,6 +310,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.tracemalloc:
         os.environ[MEMORY_ENV] = str(args.tracemalloc)
+    if args.census and args.allocator:
+        print("--census and --allocator both wrap the server: one at a time", file=sys.stderr)
+        return 2
+    if args.allocator:
+        os.environ[SERVER_CMD_ENV] = shlex.join(
+            [sys.executable, str(REPO / "loadtest" / "alloc_probe.py"), "--out",
+             str(args.allocator)]
+        )  # fmt: skip
     if args.census:
         os.environ[SERVER_CMD_ENV] = shlex.join(
             [sys.executable, str(REPO / "loadtest" / "gc_census.py"), "--out", str(args.census),
@@ -359,6 +377,7 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         create_numbers(server, app, echo.port)
         time.sleep(1.0)
         idle["before"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid)}
+        probe = AllocatorProbe(server, args.allocator) if args.allocator else None
         snapshots = Snapshots(server) if args.tracemalloc else None  # traced from here
         caller = BackgroundSipp(
             "bridge_uac.xml", server.sip_target, cwd=sipp_dir(root / "uac"),
@@ -405,11 +424,15 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         held = wait_idle(client, args.hold + 30)
         time.sleep(3.0)
         idle["after"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid), "held": held}
+        if probe is not None:
+            probe.take()
         if args.settle > 0 and not held:
             # What ended calls leave by design (transactions, the UA's memory of ended
             # dialogs for late BYEs) lives 2 x 64*T1: past it, what is left is theirs.
             time.sleep(args.settle)
             idle["settled"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid)}
+            if probe is not None:
+                print(f"allocator probes: {probe.take()}", flush=True)
         if snapshots is not None:
             path = snapshots.take(wait=120.0)
             print(f"idle snapshot: {path}", flush=True)
@@ -423,6 +446,26 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         problems = server.stop(grace=15)
         errors.extend(f"server: {p} (log: {server.log_path})" for p in problems)
     return samples, idle, errors
+
+
+class AllocatorProbe:
+    """SIGUSR1 to a server run under loadtest/alloc_probe.py: each writes DIR/probe-NN.txt.
+    The first is taken at once (idle before the load; the RSS was read just before)."""
+
+    def __init__(self, server: CallswitchServer, out: Path) -> None:
+        self.server = server
+        self.out = out
+        self.taken = 0
+        self.take()
+
+    def take(self, wait: float = 60.0) -> Path:
+        self.taken += 1
+        path = self.out / f"probe-{self.taken:02d}.txt"
+        os.kill(self.server.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + wait
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return path
 
 
 class Snapshots:
