@@ -32,16 +32,20 @@ RSS with those before the load, at once and again --settle seconds later (by
 default 2 x 64 s + 10, once what the last calls' SIP state keeps by design has
 expired). Besides the statistical test, two hard limits fail the run: an RSS
 slope above 0.05 MB/min in the second half, and an idle RSS after the load (the
-settled one) more than 5 MB above the one before it. Ten minutes cannot tell
-a slow leak from a cache still filling: run an hour to judge
-(`make soak ARGS="--seconds 3600"`).
+settled one) more than 5 MB above the one before it; a figure it could not take
+(the server never idle again, too few samples) or an error (failed calls, the
+server gone) fails the run too. The verdict line names both figures against their
+limits. Ten minutes cannot tell a slow leak from a cache still filling: run an
+hour to judge (`make soak ARGS="--minutes 60"`).
 
     python loadtest/soak.py                        # 250 streams, 600 s
+    python loadtest/soak.py --minutes 60           # the hour the verdict is meant for
     python loadtest/soak.py --streams 50 --seconds 60 --json soak.json
     python loadtest/soak.py --streams 50 --seconds 120 --census /tmp/census  # cycles; no verdict
     python loadtest/soak.py --streams 40 --seconds 120 --tracemalloc 4 --keep /tmp/s  # no verdict
+    python loadtest/soak.py --streams 100 --seconds 60 --allocator /tmp/probe  # no verdict
 
-Exit status: 0 no growth, 1 growth beyond noise, 2 could not run.
+Exit status: 0 pass, 1 growth beyond noise, a limit exceeded or an error, 2 could not run.
 Loopback only; bounded in calls and time; stops only the processes it started.
 """
 
@@ -243,12 +247,16 @@ def judge(
     return [t for t in whole if t is not None], [t for t in late if t is not None]
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--streams", type=int, default=TARGET_STREAMS // 2, help="calls up at once (%(default)s)"
     )
-    parser.add_argument("--seconds", type=float, default=600.0, help="measured (%(default)s s)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=float, default=600.0, help="measured (%(default)s s)")
+    length.add_argument(
+        "--minutes", type=float, default=None, help="measured, in minutes (an hour: 60)"
+    )
     parser.add_argument("--hold", type=float, default=20.0, help="seconds each call lasts")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
     parser.add_argument(
@@ -277,6 +285,15 @@ def main(argv: list[str] | None = None) -> int:
         "has passed, in the server's data directory (slows the server: no verdict)",
     )
     parser.add_argument(
+        "--allocator",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="debugging: run the server under loadtest/alloc_probe.py and probe its allocators "
+        "idle before the load, idle after it and once settled, into DIR (no verdict: each "
+        "probe pauses the server and takes memory)",
+    )
+    parser.add_argument(
         "--settle",
         type=float,
         default=2 * ENDED_STATE_S + 10,
@@ -284,8 +301,23 @@ def main(argv: list[str] | None = None) -> int:
         "past what the last calls' SIP state keeps by design; 0: at once)",
     )
     args = parser.parse_args(argv)
+    if args.minutes is not None:
+        args.seconds = args.minutes * 60
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.tracemalloc:
         os.environ[MEMORY_ENV] = str(args.tracemalloc)
+    if args.census and args.allocator:
+        print("--census and --allocator both wrap the server: one at a time", file=sys.stderr)
+        return 2
+    if args.allocator:
+        os.environ[SERVER_CMD_ENV] = shlex.join(
+            [sys.executable, str(REPO / "loadtest" / "alloc_probe.py"), "--out",
+             str(args.allocator)]
+        )  # fmt: skip
     if args.census:
         os.environ[SERVER_CMD_ENV] = shlex.join(
             [sys.executable, str(REPO / "loadtest" / "gc_census.py"), "--out", str(args.census),
@@ -345,6 +377,7 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         create_numbers(server, app, echo.port)
         time.sleep(1.0)
         idle["before"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid)}
+        probe = AllocatorProbe(server, args.allocator) if args.allocator else None
         snapshots = Snapshots(server) if args.tracemalloc else None  # traced from here
         caller = BackgroundSipp(
             "bridge_uac.xml", server.sip_target, cwd=sipp_dir(root / "uac"),
@@ -391,11 +424,15 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         held = wait_idle(client, args.hold + 30)
         time.sleep(3.0)
         idle["after"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid), "held": held}
+        if probe is not None:
+            probe.take()
         if args.settle > 0 and not held:
             # What ended calls leave by design (transactions, the UA's memory of ended
             # dialogs for late BYEs) lives 2 x 64*T1: past it, what is left is theirs.
             time.sleep(args.settle)
             idle["settled"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid)}
+            if probe is not None:
+                print(f"allocator probes: {probe.take()}", flush=True)
         if snapshots is not None:
             path = snapshots.take(wait=120.0)
             print(f"idle snapshot: {path}", flush=True)
@@ -409,6 +446,26 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         problems = server.stop(grace=15)
         errors.extend(f"server: {p} (log: {server.log_path})" for p in problems)
     return samples, idle, errors
+
+
+class AllocatorProbe:
+    """SIGUSR1 to a server run under loadtest/alloc_probe.py: each writes DIR/probe-NN.txt.
+    The first is taken at once (idle before the load; the RSS was read just before)."""
+
+    def __init__(self, server: CallswitchServer, out: Path) -> None:
+        self.server = server
+        self.out = out
+        self.taken = 0
+        self.take()
+
+    def take(self, wait: float = 60.0) -> Path:
+        self.taken += 1
+        path = self.out / f"probe-{self.taken:02d}.txt"
+        os.kill(self.server.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + wait
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return path
 
 
 class Snapshots:
@@ -435,21 +492,45 @@ def over_limits(measured: list[Trend], idle) -> list[str]:
     """The hard limits, whatever the noise: RSS may rise at most RSS_SLOPE_LIMIT MB a
     minute in the second half (0.05 MB/min is 72 MB a day), and the idle server after the
     load may hold at most IDLE_RSS_LIMIT MB more than before it (once settled, when the
-    soak waited for that)."""
+    soak waited for that). A figure the soak could not take fails its limit: a run
+    that never saw the server idle again has not shown that it gives memory back."""
     out = []
-    for t in measured:
-        if t.name == "rss_mb" and t.slope_per_min > RSS_SLOPE_LIMIT:
+    rss = [t for t in measured if t.name == "rss_mb"]
+    if not rss:
+        out.append("RSS slope of the second half not measured")
+    for t in rss:
+        if t.slope_per_min > RSS_SLOPE_LIMIT:
             out.append(f"RSS {t.slope_per_min:+.3f} MB/min > {RSS_SLOPE_LIMIT} in the second half")
     before, after = idle.get("before", {}), idle.get("settled") or idle.get("after", {})
-    if (
-        before.get("rss_mb") is not None
-        and after.get("rss_mb") is not None
-        and not after.get("held")
-    ):
+    held = idle.get("after", {}).get("held")
+    if held:
+        out.append(f"idle RSS after the load not measured: {held:.0f} calls still held")
+    elif before.get("rss_mb") is None or after.get("rss_mb") is None:
+        out.append("idle RSS before or after the load not measured")
+    else:
         grew = after["rss_mb"] - before["rss_mb"]
         if grew > IDLE_RSS_LIMIT:
             out.append(f"idle RSS {grew:+.1f} MB after the load > {IDLE_RSS_LIMIT} MB")
     return out
+
+
+def limits_line(measured: list[Trend], idle) -> str:
+    """The two hard limits' figures, pass or fail."""
+    slope = next((t.slope_per_min for t in measured if t.name == "rss_mb"), None)
+    before, after = idle.get("before", {}), idle.get("settled") or idle.get("after", {})
+    grew = (
+        after["rss_mb"] - before["rss_mb"]
+        if before.get("rss_mb") is not None
+        and after.get("rss_mb") is not None
+        and not idle.get("after", {}).get("held")
+        else None
+    )
+    slope_text = "?" if slope is None else f"{slope:+.3f}"
+    grew_text = "?" if grew is None else f"{grew:+.1f}"
+    return (
+        f"second-half RSS slope {slope_text} MB/min (limit {RSS_SLOPE_LIMIT}), idle RSS after "
+        f"the load {grew_text} MB against before (limit {IDLE_RSS_LIMIT})"
+    )
 
 
 def report(args, samples: list[Sample], idle, errors: list[str]) -> int:
@@ -484,18 +565,21 @@ def report(args, samples: list[Sample], idle, errors: list[str]) -> int:
         for line in census_summary(args.census):
             print(line)
     limits = over_limits(measured, idle)
+    print(f"  limits: {limits_line(measured, idle)}")
     for line in limits:
         print(f"  over the limit: {line}")
-    growth = growth or bool(limits)
+    # The load must have been carried for the figures to count: failed calls or a
+    # server that exited fail the run as surely as growth does.
+    growth = growth or bool(limits) or bool(errors)
     if len(measured) < 3:
         verdict = "not enough samples to judge"
     elif growth:
-        names = [t.name for t in measured if t.growth] + limits
-        verdict = f"growth: {'; '.join(names)}"
+        names = [t.name for t in measured if t.growth] + limits + [f"error: {e}" for e in errors]
+        verdict = f"FAIL: {'; '.join(names)}"
     else:
         verdict = (
-            "no growth beyond noise in RSS, descriptors or event-loop lag; RSS slope and idle "
-            "RSS within their limits"
+            f"pass: {limits_line(measured, idle)}; no growth beyond noise in RSS, "
+            "descriptors or event-loop lag"
         )
     print(f"verdict: {verdict}")
     if args.json:

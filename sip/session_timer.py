@@ -97,16 +97,27 @@ DeadlineToken = list[Callable[[], None] | None]
 
 
 class Deadlines:
-    """A heap of (when, callback); cancelling marks an entry dead."""
+    """A heap of (when, callback); cancelling marks an entry dead.
+
+    A dead entry leaves the heap when it reaches the top, which for a session timer
+    is its interval later (as long as the peer asked: RFC 4028 sets no ceiling).
+    Every call that ends cancels one, so the heap is rebuilt without the dead ones
+    whenever it has doubled since the last rebuild: it stays within twice the live
+    entries (plus COMPACT_MIN) at an amortised constant cost per entry."""
+
+    COMPACT_MIN = 64
 
     def __init__(self, wakeup: Callable[[], Callable[[float], None] | None]) -> None:
         self._heap: list[tuple[float, int, DeadlineToken]] = []
         self._counter = itertools.count()
         self._wakeup = wakeup  # returns the event loop's wake-up hook, if any
+        self._compact_at = self.COMPACT_MIN
 
     def add(self, when: float, callback: Callable[[], None]) -> DeadlineToken:
         """Run ``callback`` at ``when``; the returned token cancels it."""
         entry: DeadlineToken = [callback]
+        if len(self._heap) >= self._compact_at:
+            self._compact()
         heapq.heappush(self._heap, (when, next(self._counter), entry))
         hook = self._wakeup()
         if hook is not None:
@@ -135,3 +146,8 @@ class Deadlines:
 
     def __len__(self) -> int:
         return sum(1 for _, _, entry in self._heap if entry[0] is not None)
+
+    def _compact(self) -> None:
+        self._heap = [item for item in self._heap if item[2][0] is not None]
+        heapq.heapify(self._heap)
+        self._compact_at = max(self.COMPACT_MIN, 2 * len(self._heap))

@@ -550,11 +550,14 @@ class UserAgent:
 
     def next_deadline(self) -> float | None:
         deadlines = [self.layer.next_deadline(), self.deadlines.next_deadline()]
+        if self._ended:  # the oldest ended dialog's expiry: an idle UA forgets them too
+            deadlines.append(next(iter(self._ended.values())))
         return min((d for d in deadlines if d is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
         self.layer.handle_timer(now)
         self.deadlines.run_due(now)
+        self._forget_ended(now)
 
 
 def _dtmf_relay_digit(request: Request) -> str | None:

@@ -95,7 +95,14 @@ def test_hard_limits_on_the_rss_slope_and_the_idle_rss() -> None:
     grown = {"before": {"rss_mb": 144.0}, "after": {"rss_mb": 168.0, "held": 0}}
     assert soak.over_limits(late, grown) == ["idle RSS +24.0 MB after the load > 5.0 MB"]
     still_held = {"before": {"rss_mb": 144.0}, "after": {"rss_mb": 168.0, "held": 12}}
-    assert soak.over_limits(late, still_held) == []  # not idle yet: nothing to compare
+    # never idle again: the run has not shown the memory comes back, so it fails
+    assert soak.over_limits(late, still_held) == [
+        "idle RSS after the load not measured: 12 calls still held"
+    ]
+    assert soak.over_limits([], idle) == ["RSS slope of the second half not measured"]
+    assert soak.over_limits(late, {"before": {"rss_mb": None}, "after": {"rss_mb": 150.0}}) == [
+        "idle RSS before or after the load not measured"
+    ]
 
 
 def test_the_idle_limit_reads_the_settled_rss_when_the_soak_waited() -> None:
@@ -110,3 +117,21 @@ def test_the_idle_limit_reads_the_settled_rss_when_the_soak_waited() -> None:
     assert soak.over_limits(late, settled) == []
     settled["settled"] = {"rss_mb": 150.0}  # ...and what stays once it has gone counts
     assert soak.over_limits(late, settled) == ["idle RSS +6.0 MB after the load > 5.0 MB"]
+
+
+def test_the_limits_line_names_both_figures() -> None:
+    minutes = [i / 12 for i in range(120)]
+    _, late = soak.judge(minutes, {"rss_mb": [200.0 + 0.01 * m for m in minutes]})
+    idle = {"before": {"rss_mb": 144.0}, "after": {"rss_mb": 150.0, "held": 0},
+            "settled": {"rss_mb": 146.5}}  # fmt: skip
+    assert soak.limits_line(late, idle) == (
+        "second-half RSS slope +0.010 MB/min (limit 0.05), idle RSS after the load +2.5 MB "
+        "against before (limit 5.0)"
+    )
+
+
+def test_minutes_sets_the_measured_seconds() -> None:
+    assert soak.parse_args(["--minutes", "60"]).seconds == 3600
+    assert soak.parse_args([]).seconds == 600
+    with pytest.raises(SystemExit):
+        soak.parse_args(["--minutes", "60", "--seconds", "10"])

@@ -10,6 +10,7 @@ from sip.errors import SipParseError
 from sip.invite import EndReason, InviteSession
 from sip.message import Request, Response
 from sip.midcall import ReferHandle, parse_sipfrag_status
+from sip.parser import parse_message
 from sip.session_timer import parse_session_expires
 from sip.ua import UserAgent
 from sip.uac import OutgoingInvite
@@ -699,3 +700,28 @@ def test_any_session_expires_value_gets_an_answer(value):
         flow,
     )
     assert flow.sent and flow.statuses()[-1] in (200, 400, 422)
+
+
+def test_ended_calls_leave_no_session_timers_behind(ua, flow, clock):
+    """A hung-up call cancels its session timer; the cancelled entry must not wait in
+    the UA's heap for the interval the peer asked (up to a day here) while every other
+    call adds one: the heap stays near the live timers however many calls ended."""
+    ua.on_invite = lambda session: session.answer(ANSWER)
+    for n in range(1000):
+        clock.now = n * 0.1
+        call_id = f"call-{n}@"
+        ua.receive(
+            request(
+                "INVITE", body=SDP, content_type="application/sdp", branch=f"z9hG4bK-i{n}",
+                extra="Session-Expires: 86400\r\nSupported: timer\r\n",
+            ).replace(b"call-1@", call_id.encode()),
+            flow,
+        )  # fmt: skip
+        tag = parse_message(flow.sent[-1]).to_tag
+        flow.sent.clear()  # parsing every message sent so far each time would be quadratic
+        for method, branch in (("ACK", f"z9hG4bK-a{n}"), ("BYE", f"z9hG4bK-b{n}")):
+            message = request(method, to_tag=tag, cseq=1 if method == "ACK" else 2, branch=branch)
+            ua.receive(message.replace(b"call-1@", call_id.encode()), flow)
+    assert not ua.sessions
+    assert len(ua.deadlines) == 0
+    assert len(ua.deadlines._heap) <= ua.deadlines.COMPACT_MIN

@@ -343,6 +343,27 @@ def test_ended_dialogs_are_forgotten_once_late_byes_cannot_come(ua, flow, clock)
     assert len(ua._ended) <= 7
 
 
+def test_an_idle_ua_forgets_its_ended_dialogs_on_its_own_timer(ua, flow, clock):
+    """No later call is needed to empty the late-BYE memory: the UA's deadline covers
+    it, so a node idle after a load holds none of the load's calls."""
+    answering(ua)
+    for n in range(20):
+        call_id = f"call-{n}@".encode()
+        ua.receive(invite(branch=f"z9hG4bK-i{n}").replace(b"call-1@", call_id), flow)
+        tag = flow.messages()[-1].to_tag
+        ua.receive(in_dialog("BYE", tag, branch=f"z9hG4bK-b{n}").replace(b"call-1@", call_id), flow)
+    assert not ua.sessions and len(ua._ended) == 20
+    for _ in range(100):  # what the endpoint does: run the timer at each deadline
+        deadline = ua.next_deadline()
+        if deadline is None:
+            break
+        clock.now = deadline
+        ua.handle_timer(deadline)
+    assert ua.next_deadline() is None
+    assert not ua._ended
+    assert clock.now <= 2 * 64 * 0.5 + 1
+
+
 class _App:
     """What an application does: holds the session and hands it its own methods."""
 
