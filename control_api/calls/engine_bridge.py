@@ -55,7 +55,7 @@ from media.srtp import CryptoAttribute
 from media.taps import Tap
 from sip.invite import InviteSession, SessionState
 
-__all__ = ["EngineBridge", "can_use_engine"]
+__all__ = ["EngineBridge", "can_use_engine", "hand_over"]
 
 log = logging.getLogger("callswitch.calls")
 
@@ -543,3 +543,29 @@ class EngineBridge:
         self.a.log(
             "rtpengine.call", ng_call_id=self.call_id, packets=packets, bytes=octets, errors=errors
         )
+
+
+async def hand_over(
+    engines: RtpEngines | None,
+    a: object,
+    b: object,
+    *,
+    tap: Tap | None = None,
+    on_dtmf: Callable[[int, str], None] | None = None,
+) -> EngineBridge | None:
+    """The bridge of ``a`` and ``b`` moved onto rtpengine (``--rtpengine``), when it can
+    take it: two SIP parties on RTP or SDES-SRTP; with ``on_dtmf`` (``hangupOnStar``)
+    only when rtpengine's DTMF log reaches us. None: the bridge stays in process (no
+    instance, a party it cannot take, or a fallback, logged)."""
+    if engines is None or not can_use_engine(a, b):
+        return None
+    if on_dtmf is not None and engines.dtmf_log is None:
+        return None
+    engine = EngineBridge(
+        engines,
+        a,  # type: ignore[arg-type]  # can_use_engine checked them
+        b,  # type: ignore[arg-type]
+        tap=tap,
+        on_dtmf=on_dtmf,
+    )
+    return engine if await engine.start() else None

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import numpy as np
 
 from control_api.calls.dialer import DialError
-from control_api.calls.engine_bridge import EngineBridge, can_use_engine
+from control_api.calls.engine_bridge import EngineBridge, hand_over
 from control_api.calls.leg import CallLeg, PlacedLeg
 from control_api.calls.outbound_call import failure_status
 from control_api.twiml.verbs import Client, Conference, Dial, Number, Queue, Sip
@@ -420,19 +420,7 @@ async def _engine(
     parties on RTP or SDES-SRTP. A recording (``tap``) hears it from rtpengine's
     copies of the parties' media, ``hangupOnStar`` (``on_dtmf``) from rtpengine's
     DTMF log: without --rtpengine-dtmf-log that bridge stays in process."""
-    engines = context.rtpengines
-    if engines is None or not can_use_engine(a, b):
-        return None
-    if on_dtmf is not None and engines.dtmf_log is None:
-        return None
-    engine = EngineBridge(
-        engines,
-        a,  # type: ignore[arg-type]  # checked above
-        b,  # type: ignore[arg-type]
-        tap=tap,
-        on_dtmf=on_dtmf,
-    )
-    return engine if await engine.start() else None
+    return await hand_over(context.rtpengines, a, b, tap=tap, on_dtmf=on_dtmf)
 
 
 def _summary(children: list[tuple[PlacedLeg, Target]]) -> str:
