@@ -210,3 +210,26 @@ async def test_the_agents_star_from_rtpengines_dtmf_log_ends_the_queue_bridge(
     assert app.fields("http://app/after")[0]["QueueResult"] == "bridged"
     assert len(caller.session.offers) == 2 and len(agent.session.offers) == 2  # both back
     assert not engines.held
+
+
+async def test_a_caller_redirected_off_an_rtpengine_bridge_is_moved_back(store, account, phones):
+    """A REST redirect (dequeue) of a caller bridged on rtpengine: its new TwiML runs,
+    the bridge ends, both parties are moved back and the rtpengine call deleted."""
+    engines = Engines()
+    voice = Context(store, engines)
+    app = App({**pages(), "http://app/elsewhere": twiml('<Pause length="10"/>')})
+    caller, agent = await phones("CAcaller"), await phones("CAagent")
+    runner = run(caller, app, voice, account, "http://app/caller")
+    await until(lambda: app.fields("http://app/wait"))
+    run(agent, app, voice, account, "http://app/agent")
+    await until(lambda: any(event == "queue.bridged" for event, _ in agent.events))
+    assert bridged_mode(agent) == "rtpengine"
+    runner.redirect(Document("http://app/elsewhere"))
+    await until(lambda: app.fields("http://app/after") and app.fields("http://app/dialed"))
+    assert app.fields("http://app/after")[0]["QueueResult"] == "redirected-from-bridged"
+    assert app.fields("http://app/elsewhere")
+    await until(lambda: len(caller.session.offers) == 2 and not engines.held)
+    assert SessionDescription.parse(caller.session.offers[1]).media[0].port == caller.leg.port
+    assert len(agent.session.offers) == 2  # the agent's action runs: back too
+    caller.ended.set()
+    await until(lambda: voice.queues.lines == {})
