@@ -568,4 +568,13 @@ async def hand_over(
         tap=tap,
         on_dtmf=on_dtmf,
     )
-    return engine if await engine.start() else None
+    start = asyncio.ensure_future(engine.start())
+    try:
+        return engine if await asyncio.shield(start) else None
+    except asyncio.CancelledError:
+        # The call's TwiML moved on meanwhile (a REST redirect): let the move end
+        # (a re-INVITE cut short would leave a party on rtpengine unknown to us),
+        # then bring both back and delete the rtpengine call before going on.
+        if not start.cancelled() and await start:
+            await engine.stop([a, b])
+        raise
