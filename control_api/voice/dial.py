@@ -350,7 +350,11 @@ async def _bridge(
             if digits is not None:
                 bridge.on_dtmf = digits
             bridge.start()
-            engine = await _engine(context, a, b, tap, digits)
+            try:
+                engine = await _engine(context, a, b, tap, digits)
+            except asyncio.CancelledError:  # a redirect while the parties moved
+                bridge.stop()  # (hand_over brought them back)
+                raise
             if engine is not None:  # a fork started or stopped mid-bridge: rtpengine's copies
                 bridge.on_replanned = engine.listeners_changed
                 engine.listeners_changed()  # (one that started while the parties moved)
