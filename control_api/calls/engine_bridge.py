@@ -1,4 +1,4 @@
-"""A ``<Dial>`` bridge handed to rtpengine (docs/rtpengine.md).
+"""A ``<Dial>`` (or ``<Dial><Queue>``) bridge handed to rtpengine (docs/rtpengine.md).
 
 When ``--rtpengine`` is set and both parties are SIP calls with plain RTP, the
 bridge's media leaves the process: rtpengine is given each party's media as an
