@@ -1,4 +1,4 @@
-"""A ``<Dial>`` bridge handed to rtpengine (docs/rtpengine.md).
+"""A ``<Dial>`` (or ``<Dial><Queue>``) bridge handed to rtpengine (docs/rtpengine.md).
 
 When ``--rtpengine`` is set and both parties are SIP calls with plain RTP, the
 bridge's media leaves the process: rtpengine is given each party's media as an
@@ -55,7 +55,7 @@ from media.srtp import CryptoAttribute
 from media.taps import Tap
 from sip.invite import InviteSession, SessionState
 
-__all__ = ["EngineBridge", "can_use_engine"]
+__all__ = ["EngineBridge", "can_use_engine", "hand_over"]
 
 log = logging.getLogger("callswitch.calls")
 
@@ -543,3 +543,38 @@ class EngineBridge:
         self.a.log(
             "rtpengine.call", ng_call_id=self.call_id, packets=packets, bytes=octets, errors=errors
         )
+
+
+async def hand_over(
+    engines: RtpEngines | None,
+    a: object,
+    b: object,
+    *,
+    tap: Tap | None = None,
+    on_dtmf: Callable[[int, str], None] | None = None,
+) -> EngineBridge | None:
+    """The bridge of ``a`` and ``b`` moved onto rtpengine (``--rtpengine``), when it can
+    take it: two SIP parties on RTP or SDES-SRTP; with ``on_dtmf`` (``hangupOnStar``)
+    only when rtpengine's DTMF log reaches us. None: the bridge stays in process (no
+    instance, a party it cannot take, or a fallback, logged)."""
+    if engines is None or not can_use_engine(a, b):
+        return None
+    if on_dtmf is not None and engines.dtmf_log is None:
+        return None
+    engine = EngineBridge(
+        engines,
+        a,  # type: ignore[arg-type]  # can_use_engine checked them
+        b,  # type: ignore[arg-type]
+        tap=tap,
+        on_dtmf=on_dtmf,
+    )
+    start = asyncio.ensure_future(engine.start())
+    try:
+        return engine if await asyncio.shield(start) else None
+    except asyncio.CancelledError:
+        # The call's TwiML moved on meanwhile (a REST redirect): let the move end
+        # (a re-INVITE cut short would leave a party on rtpengine unknown to us),
+        # then bring both back and delete the rtpengine call before going on.
+        if not start.cancelled() and await start:
+            await engine.stop([a, b])
+        raise

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import numpy as np
 
 from control_api.calls.dialer import DialError
-from control_api.calls.engine_bridge import EngineBridge, can_use_engine
+from control_api.calls.engine_bridge import EngineBridge, hand_over
 from control_api.calls.leg import CallLeg, PlacedLeg
 from control_api.calls.outbound_call import failure_status
 from control_api.twiml.verbs import Client, Conference, Dial, Number, Queue, Sip
@@ -350,7 +350,11 @@ async def _bridge(
             if digits is not None:
                 bridge.on_dtmf = digits
             bridge.start()
-            engine = await _engine(context, a, b, tap, digits)
+            try:
+                engine = await _engine(context, a, b, tap, digits)
+            except asyncio.CancelledError:  # a redirect while the parties moved
+                bridge.stop()  # (hand_over brought them back)
+                raise
             if engine is not None:  # a fork started or stopped mid-bridge: rtpengine's copies
                 bridge.on_replanned = engine.listeners_changed
                 engine.listeners_changed()  # (one that started while the parties moved)
@@ -420,19 +424,7 @@ async def _engine(
     parties on RTP or SDES-SRTP. A recording (``tap``) hears it from rtpengine's
     copies of the parties' media, ``hangupOnStar`` (``on_dtmf``) from rtpengine's
     DTMF log: without --rtpengine-dtmf-log that bridge stays in process."""
-    engines = context.rtpengines
-    if engines is None or not can_use_engine(a, b):
-        return None
-    if on_dtmf is not None and engines.dtmf_log is None:
-        return None
-    engine = EngineBridge(
-        engines,
-        a,  # type: ignore[arg-type]  # checked above
-        b,  # type: ignore[arg-type]
-        tap=tap,
-        on_dtmf=on_dtmf,
-    )
-    return engine if await engine.start() else None
+    return await hand_over(context.rtpengines, a, b, tap=tap, on_dtmf=on_dtmf)
 
 
 def _summary(children: list[tuple[PlacedLeg, Target]]) -> str:

@@ -39,6 +39,7 @@ from control_api.call_queue import (
     Waiting,
     wait_seconds,
 )
+from control_api.calls.engine_bridge import hand_over
 from control_api.calls.waiting import until_any
 from control_api.store import QueueMember
 from control_api.twiml.parser import TwimlError, parse_voice_twiml
@@ -490,10 +491,14 @@ async def _caller_ready(agent, claim: _Claim) -> bool:
 
 async def _bridge(runner: TwimlRunner, agent, caller, verb: Dial, claim: _Claim) -> float:
     """Agent and caller talk until either hangs up, ``timeLimit`` or the agent's ``*``
-    with ``hangupOnStar``; how long they talked."""
+    with ``hangupOnStar``; how long they talked. With ``--rtpengine`` two SIP parties
+    talk through rtpengine (control_api/calls/engine_bridge.py), the in-process bridge
+    running underneath until they are there (and staying when rtpengine cannot take
+    them); both are moved back before either's TwiML goes on."""
     loop = asyncio.get_running_loop()
     star = loop.create_future()
     bridge = Bridge(agent.leg, caller.leg)
+    on_dtmf = None
     if verb.hangup_on_star:
 
         def on_dtmf(side: int, digit: str) -> None:
@@ -503,22 +508,30 @@ async def _bridge(runner: TwimlRunner, agent, caller, verb: Dial, claim: _Claim)
         bridge.on_dtmf = on_dtmf
     claim.bridged = True
     bridge.start()
-    runner.bridged = (agent, caller)
-    agent.log("queue.bridged", caller=caller.sid, mode=bridge.mode)
     started = loop.time()
-    waits = [
-        asyncio.ensure_future(agent.ended.wait()),
-        asyncio.ensure_future(caller.ended.wait()),
-        asyncio.ensure_future(claim.caller_left.wait()),
-    ]
+    engine = None
+    waits: list[asyncio.Future[Any]] = []
     try:
-        await asyncio.wait(
-            [*waits, star], timeout=verb.time_limit or None, return_when=asyncio.FIRST_COMPLETED
-        )
+        engine = await hand_over(_context(runner).rtpengines, agent, caller, on_dtmf=on_dtmf)
+        if engine is not None:  # a fork started or stopped mid-bridge: rtpengine's copies
+            bridge.on_replanned = engine.listeners_changed
+            engine.listeners_changed()
+        runner.bridged = (agent, caller)
+        agent.log("queue.bridged", caller=caller.sid, mode="rtpengine" if engine else bridge.mode)
+        waits = [
+            asyncio.ensure_future(agent.ended.wait()),
+            asyncio.ensure_future(caller.ended.wait()),
+            asyncio.ensure_future(claim.caller_left.wait()),
+        ]
+        limit = verb.time_limit
+        timeout = max(0.0, started + limit - loop.time()) if limit else None
+        await asyncio.wait([*waits, star], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waits:
             waiter.cancel()
         star.cancel()
         bridge.stop()
         runner.bridged = None
+        if engine is not None:  # both TwiMLs go on: whoever is still up comes back
+            await engine.stop([agent, caller])
     return loop.time() - started

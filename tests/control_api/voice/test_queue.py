@@ -80,7 +80,12 @@ async def account(store):
 @pytest.fixture
 def voice(store):
     context = SimpleNamespace(
-        store=store, queues=CallQueues(), tasks=TaskSupervisor(), dialer=object(), call_log=None
+        store=store,
+        queues=CallQueues(),
+        tasks=TaskSupervisor(),
+        dialer=object(),
+        call_log=None,
+        rtpengines=None,
     )
     return SimpleNamespace(context=context)
 
