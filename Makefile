@@ -60,7 +60,7 @@ lint: $(INSTALLED)
 # tests run on both backends in the first pass already, and `make test-postgresql`
 # runs all of tests/interop on PostgreSQL.
 PG_INTEROP := $(addprefix tests/interop/,test_voice_webhooks.py test_outbound_calls.py \
-	test_lifecycle.py test_outbox_restart.py test_sms_billing.py test_sms_smpp.py \
+	test_lifecycle.py test_outbox_restart.py test_sms_billing.py \
 	test_sms_sip.py test_recording.py)
 
 # The unit tests (CPU-bound: parsers, hypothesis, the store on both backends) share

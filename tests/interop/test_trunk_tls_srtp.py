@@ -168,7 +168,7 @@ def test_rest_call_through_a_tls_trunk_is_srtp_on_the_wire(tmp_path, mediaenc, t
             to += ";secure=true"
         capture = LoopbackCapture(carrier.rtp_ports)
         with WebhookApp() as app:
-            tone = wav_bytes(sine(TONE_HZ, 4.0, amplitude=0.4))
+            tone = wav_bytes(sine(TONE_HZ, 2.5, amplitude=0.4))
             app.routes["/tone.wav"] = lambda r: (200, "audio/wav", tone)
             app.routes["/answer"] = lambda r: twiml(f"<Play>{app.url('/tone.wav')}</Play>")
             call = client.calls.create(to=to, from_="+15005550006", url=app.url("/answer"))
