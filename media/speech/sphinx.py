@@ -27,7 +27,7 @@ Gaussians and the wider density choice (4-5% on voices and digit strings held ou
 of that tuning): broader Gaussians forgive speech unlike what the model was trained
 on (here synthetic voices; not yet checked on real callers). The language model
 decodes best at the default penalty; its decoder is broadened less
-(``LANGUAGE_VARIANCE_SCALE``) and capped at 3000 active HMMs a frame
+(``LANGUAGE_VARIANCE_SCALE``) and capped at 10000 active HMMs a frame
 (``LANGUAGE_OPTIONS``): it finds two fifths of the words of short commands (a
 third with the transform alone, a fifth without) and about three fifths of
 those of longer sentences. Twilio's class tokens
@@ -83,10 +83,10 @@ GRAMMAR_TOPN = 8
 # The language model's decoder, broadened less (2.5 lost words of some sentences):
 # spoken words found in eSpeak NG sentences through G.711 from 56% to 64%, in short
 # commands from 34% to 49% (docs/speech.md). Broader Gaussians keep more hypotheses
-# alive; at most 3000 active HMMs a frame (PocketSphinx's default is 30000) keeps
-# the CPU below what it was.
+# alive; at most 10000 active HMMs a frame (PocketSphinx's default is 30000) keeps
+# the CPU within 8% of what it was (3000 lost a lone "hello"'s first frames' words).
 LANGUAGE_VARIANCE_SCALE = 1.5
-LANGUAGE_OPTIONS: dict[str, object] = {"maxhmmpf": 3000}
+LANGUAGE_OPTIONS: dict[str, object] = {"maxhmmpf": 10000}
 DIGIT_WORDS = ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _DIGIT_CLASSES = {
     "$oov_class_digit_sequence",
