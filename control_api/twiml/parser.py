@@ -355,6 +355,9 @@ _MACHINE_DETECTION: Spec = {
     "amdStatusCallback": ("amd_status_callback", _string),
     "amdStatusCallbackMethod": ("amd_status_callback_method", _method),
 }
+# Calls' names for asynchronous detection, which a dialled party does not take
+# (it is always asynchronous, with amdStatusCallback): warning 21263 when the call runs.
+_CALLS_ONLY_AMD = ("asyncAmd", "asyncAmdStatusCallback", "asyncAmdStatusCallbackMethod")
 _RECORDING_CALLBACKS: Spec = {
     "recordingStatusCallback": ("recording_status_callback", _string),
     "recordingStatusCallbackMethod": ("recording_status_callback_method", _method),
@@ -553,6 +556,9 @@ class _Context:
         values: dict[str, Any] = {}
         for name, raw in element.attrs.items():
             entry = spec.get(name)
+            if name in _CALLS_ONLY_AMD and "machineDetection" in element.attrs:
+                values["misplaced_async_amd"] = (*values.get("misplaced_async_amd", ()), name)
+                continue
             if entry is None:
                 if name != "xmlns" and not name.startswith("xmlns:"):
                     self.warnings.append(f"<{element.name}>: unknown attribute {name!r} ignored")

@@ -131,6 +131,10 @@ class _Party:
     machine_detection_silence_timeout: int = 5000
     amd_status_callback: str | None = None
     amd_status_callback_method: str = "POST"
+    # Calls' asyncAmd, asyncAmdStatusCallback, asyncAmdStatusCallbackMethod given to
+    # a <Number>/<Sip> (which takes amdStatusCallback): names of those given, for
+    # warning 21263.
+    misplaced_async_amd: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,9 @@ way the call's record gets ``answered_by``.
 
 An asynchronous detection without a callback is Twilio's warning 21262 (no AMD status
 callback URL: the decision is only on the call's record), and ``AsyncAmd``
-parameters given to a participant are its warning 21263; both are notifications of
-the call, and detection goes on.
+parameters given to a participant (or ``asyncAmd…`` attributes on a ``<Number>``/``<Sip>``
+that detects) are its warning 21263; both are notifications of the call, and
+detection goes on.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def request_of(noun: Any) -> NewMachineDetection | None:
         asynchronous=True,
         callback=noun.amd_status_callback,
         callback_method=noun.amd_status_callback_method,
+        misplaced_async=bool(getattr(noun, "misplaced_async_amd", ())),
     )
 
 
@@ -138,7 +140,7 @@ def warn(
             code=MISPLACED_ASYNC,
             text="Invalid Answering Machine Detection Parameters: AsyncAmd, "
             "AsyncAmdStatusCallback and AsyncAmdStatusCallbackMethod are for Calls only "
-            "(a participant takes AmdStatusCallback)",
+            "(a participant takes AmdStatusCallback, <Number>/<Sip> amdStatusCallback)",
             level=WARNING,
         )
     if request.asynchronous and not request.callback:

@@ -31,9 +31,11 @@ the digits above), which is what makes a transform fitted on it valid.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import subprocess
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,8 @@ __all__ = [
     "dynamics",
     "fit_band_transform",
     "mllr_text",
+    "read_mllr",
+    "scaled_transform",
     "telephone_path",
 ]
 
@@ -151,16 +155,46 @@ def fit_band_transform(
     return fitted
 
 
-def mllr_text(streams: list[Affine]) -> str:
+def mllr_text(streams: list[Affine], variance_scale: float = 1.0) -> str:
     """PocketSphinx's MLLR file: one class, three streams of 13 (``A`` rows, bias,
-    variance scale each)."""
+    variance scale each; every Gaussian's variances are multiplied by
+    ``variance_scale``)."""
     lines = ["1", str(len(streams))]
     for a, b in streams:
         lines.append(str(N_CEP))
         lines.extend(" ".join(f"{value:.6f}" for value in row) for row in a)
         lines.append(" ".join(f"{value:.6f}" for value in b))
-        lines.append(" ".join("1.0" for _ in range(N_CEP)))
+        lines.append(" ".join(str(float(variance_scale)) for _ in range(N_CEP)))
     return "\n".join(lines) + "\n"
+
+
+def read_mllr(text: str) -> list[Affine]:
+    """The streams of an MLLR file written by :func:`mllr_text` (its variance scale
+    left out)."""
+    values = text.split("\n")
+    streams: list[Affine] = []
+    line = 2
+    for _ in range(int(values[1])):
+        size = int(values[line])
+        rows = [[float(v) for v in values[line + 1 + i].split()] for i in range(size)]
+        bias = [float(v) for v in values[line + 1 + size].split()]
+        streams.append((np.array(rows, np.float64), np.array(bias, np.float64)))
+        line += size + 3
+    return streams
+
+
+@contextlib.contextmanager
+def scaled_transform(variance_scale: float) -> Iterator[Path]:
+    """The shipped transform with its Gaussians' variances scaled, as a file that
+    exists while the context lasts (PocketSphinx reads it when a decoder is made)."""
+    if variance_scale == 1.0:
+        yield TRANSFORM
+        return
+    text = mllr_text(read_mllr(TRANSFORM.read_text()), variance_scale)
+    with tempfile.TemporaryDirectory(prefix="callswitch-mllr-") as directory:
+        path = Path(directory) / "telephone.mllr"
+        path.write_text(text)
+        yield path
 
 
 def telephone_path(wide: npt.NDArray[np.int16], rate: int = RATE) -> npt.NDArray[np.float64]:

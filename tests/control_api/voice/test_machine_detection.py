@@ -200,3 +200,32 @@ def test_warnings_21262_and_21263_are_notifications_of_the_call():
     ]
     assert "No AMD status callback URL provided" in call_log.problems[1]["text"]
     machine_detection.warn(SimpleNamespace(call_log=None), account, call, NewMachineDetection())
+
+
+def test_async_amd_attributes_on_a_dialled_number_are_warning_21263():
+    """A <Number>/<Sip> detects the asynchronous way with amdStatusCallback; Calls'
+    asyncAmd attributes on it are taken for warning 21263, not schema warnings."""
+    response = parse_voice_twiml(
+        '<Response><Dial><Number machineDetection="Enable" asyncAmd="true"'
+        ' asyncAmdStatusCallback="https://e.example/amd">+15551230000</Number>'
+        '<Sip machineDetection="Enable">sip:a@example.com</Sip></Dial></Response>'
+    )
+    number, sip = response.verbs[0].nouns
+    assert response.warnings == ()
+    assert number.misplaced_async_amd == ("asyncAmd", "asyncAmdStatusCallback")
+    amd = machine_detection.request_of(number)
+    assert amd is not None and amd.misplaced_async and amd.callback is None
+    plain = machine_detection.request_of(sip)
+    assert plain is not None and not plain.misplaced_async
+    call_log = FakeCallLog()
+    from types import SimpleNamespace
+
+    machine_detection.warn(
+        SimpleNamespace(call_log=call_log), "AC" + "1" * 32, "CA" + "2" * 32, amd
+    )
+    assert [p["code"] for p in call_log.problems] == [21263, 21262]
+    # Without machineDetection nothing detects: they are unknown attributes as any other.
+    ignored = parse_voice_twiml(
+        '<Response><Dial><Number asyncAmd="true">+15551230000</Number></Dial></Response>'
+    )
+    assert ignored.warnings == ("<Number>: unknown attribute 'asyncAmd' ignored",)

@@ -14,6 +14,8 @@ from media.speech.telephone_band import (
     dynamics,
     fit_band_transform,
     mllr_text,
+    read_mllr,
+    scaled_transform,
     telephone_path,
 )
 
@@ -96,9 +98,11 @@ def _errors(engine: SphinxEngine, spoken, phrase: str) -> int:
 
 def test_spoken_digits_through_g711_are_heard_better_with_the_transform(spoken, monkeypatch):
     adapted = sum(_errors(SphinxEngine(8000), spoken, p) for p in DIGIT_PHRASES)
-    monkeypatch.setattr(sphinx, "GRAMMAR_WIP", 0.65)  # PocketSphinx's default
+    monkeypatch.setattr(sphinx, "GRAMMAR_WIP", 0.65)  # PocketSphinx's defaults
+    monkeypatch.setattr(sphinx, "GRAMMAR_TOPN", 4)
+    monkeypatch.setattr(sphinx, "GRAMMAR_VARIANCE_SCALE", 1.0)
 
-    def wideband_model(**options):
+    def wideband_model(mllr=None, **options):
         return Decoder(bestpath=True, loglevel="FATAL", cmninit=sphinx.TELEPHONE_CMN, **options)
 
     monkeypatch.setattr(sphinx, "_decoder", wideband_model)
@@ -106,3 +110,25 @@ def test_spoken_digits_through_g711_are_heard_better_with_the_transform(spoken, 
     words = sum(len(p.split()) for p in DIGIT_PHRASES)
     assert adapted <= 0.35 * words, (adapted, words)
     assert adapted < unadapted / 2, (adapted, unadapted)
+
+
+def test_the_transform_reads_back_and_scales_variances():
+    streams = read_mllr(TRANSFORM.read_text())
+    assert [a.shape for a, _ in streams] == [(13, 13)] * 3
+    assert mllr_text(streams) == TRANSFORM.read_text()
+    with scaled_transform(2.5) as path:
+        lines = path.read_text().split("\n")
+        assert lines[17] == " ".join(["2.5"] * 13)  # stream 1's variance scale
+        assert read_mllr(path.read_text())[0][0].tolist() == streams[0][0].tolist()
+        Decoder(loglevel="FATAL", lm=None, mllr=str(path))
+    assert not path.exists()  # read when the decoder is made, then gone
+    with scaled_transform(1.0) as path:
+        assert path == TRANSFORM
+
+
+def test_broadened_gaussians_hear_digits_better_than_the_transform_alone(spoken, monkeypatch):
+    shipped = sum(_errors(SphinxEngine(8000), spoken, p) for p in DIGIT_PHRASES)
+    monkeypatch.setattr(sphinx, "GRAMMAR_TOPN", 4)
+    monkeypatch.setattr(sphinx, "GRAMMAR_VARIANCE_SCALE", 1.0)
+    plain = sum(_errors(SphinxEngine(8000), spoken, p) for p in DIGIT_PHRASES)
+    assert shipped < plain, (shipped, plain)
