@@ -40,7 +40,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-__all__ = ["ENV", "MemoryDebug", "frames_from_env"]
+__all__ = ["ENV", "MemoryDebug", "frames_from_env", "mallinfo2"]
 
 ENV = "CALLSWITCH_TRACEMALLOC"
 MAX_FRAMES = 64
@@ -86,7 +86,7 @@ def _allocator_text() -> str:
     """Python's allocated blocks; glibc malloc's heap in use and free. (pymalloc's own
     arena figures are not to be had while tracemalloc hooks the allocator.)"""
     parts = [f"{sys.getallocatedblocks()} blocks allocated by Python"]
-    info = _mallinfo2()
+    info = mallinfo2()
     if info is not None:
         parts.append(
             f"malloc: heap {_mb(info.arena)} MB (in use {_mb(info.uordblks)}, free "
@@ -106,7 +106,7 @@ class _MallInfo2(ctypes.Structure):
     ]  # fmt: skip
 
 
-def _mallinfo2() -> _MallInfo2 | None:
+def mallinfo2() -> _MallInfo2 | None:
     """glibc's malloc statistics (2.33 and later; None elsewhere)."""
     try:
         function = ctypes.CDLL(None).mallinfo2

@@ -47,16 +47,6 @@ TYPES = 30
 EXAMPLES = 4
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-            "uordblks", "fordblks", "keepcost",
-        )
-    ]  # fmt: skip
-
-
 def type_name(obj: object) -> str:
     kind = type(obj)
     return f"{kind.__module__}.{kind.__qualname__}"
@@ -93,10 +83,12 @@ def _status() -> str:
     return f"{fields}, CPU {times.user + times.system:.1f} s"
 
 
-def _malloc_line(libc: ctypes.CDLL | None) -> str:
-    if libc is None:
+def _malloc_line() -> str:
+    from callswitch.memory_debug import mallinfo2  # once the server has put the repo first
+
+    info = mallinfo2()
+    if info is None:
         return "malloc: no mallinfo2"
-    info = libc.mallinfo2()
     return (
         f"malloc: heap {info.arena / 1e6:.2f} MB, in use {info.uordblks / 1e6:.2f}, free "
         f"{info.fordblks / 1e6:.2f}, mmapped {info.hblkhd / 1e6:.2f}"
@@ -119,13 +111,12 @@ class Probe:
         self.baseline: set[int] | None = None  # pools holding objects at the first probe
         try:
             self.libc: ctypes.CDLL | None = ctypes.CDLL(None)
-            self.libc.mallinfo2.restype = _MallInfo2
-        except (OSError, AttributeError):
+        except OSError:
             self.libc = None
 
     def figures(self, title: str) -> list[str]:
         text = debugmallocstats()
-        return [f"== {title}: {_status()}", _malloc_line(self.libc), *pymalloc_summary(text)]
+        return [f"== {title}: {_status()}", _malloc_line(), *pymalloc_summary(text)]
 
     def census(self) -> list[str]:
         pools: set[int] = set()

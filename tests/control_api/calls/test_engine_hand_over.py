@@ -12,26 +12,10 @@ import pytest
 
 from control_api.calls import engine_bridge
 from control_api.calls.engine_bridge import hand_over
-from media.clock import MediaClock
-from media.ports import PortPool
 from media.sdp import SessionDescription
-from tests.control_api.calls.test_engine_bridge import Engines, free_range, party
+from tests.control_api.calls.test_engine_bridge import Engines, parties
 
-
-@pytest.fixture
-async def parties():
-    clock = MediaClock()
-    pool = PortPool(*free_range())
-    made = []
-
-    async def make(**kwargs):
-        made.append(await party(pool, clock, f"CA{len(made)}", 30000 + len(made), **kwargs))
-        return made[-1]
-
-    yield make
-    for call in made:
-        call.leg.close()
-    clock.close()
+__all__ = ["parties"]  # the fixture, shared with test_engine_bridge
 
 
 async def test_without_rtpengine_or_sip_parties_the_bridge_stays_in_process(parties):
