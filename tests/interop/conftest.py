@@ -16,6 +16,7 @@ under CI=true, where they fail.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -114,6 +115,16 @@ def sipp(sipp_bin: str, server: CallswitchServer, tmp_path: Path) -> SippRunner:
         return run_sipp(scenario, server.sip_target, workdir=tmp_path / "sipp", **options)
 
     return run
+
+
+def wait_status(client, sid: str, wanted: set[str], timeout: float = 10.0) -> str:
+    """The call's status once it is one of `wanted` (a call's end is stored a moment
+    after its BYE is answered: the phone may know before the REST API does)."""
+    deadline = time.monotonic() + timeout
+    while (status := client.calls(sid).fetch().status) not in wanted:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    return status
 
 
 def sipp_failure(result: SippResult, server: CallswitchServer, what: str) -> str:

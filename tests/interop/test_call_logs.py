@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 import pytest
 from twilio.rest import Client
 
-from .conftest import sipp_failure
+from .conftest import sipp_failure, wait_status
 from .test_voice_webhooks import credentials, rest_client
 from .webhook_app import WebhookApp
 
@@ -61,7 +61,7 @@ def test_a_webhook_answering_500_leaves_11200_on_the_call(server, sipp, rtp_sink
     call_to(server, sipp, rtp_sink, FAILING_NUMBER)
     [voice] = app.to("/voice")
     call_sid = voice.field("CallSid")
-    assert client.calls(call_sid).fetch().status == "completed"
+    assert wait_status(client, call_sid, {"completed"}) == "completed"
 
     [note] = notifications_of(client, call_sid)
     assert note.error_code == "11200" and note.log == "0"

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from .audio import dominant_frequency, level_dbfs, sine, tone_purity_db, ulaw_decode, ulaw_encode
-from .conftest import require
+from .conftest import require, wait_status
 from .harness import CallswitchServer, free_port, free_port_block, make_tls_cert
 from .pcap import LoopbackCapture
 from .rtp import RtpSink
@@ -129,14 +129,6 @@ def packet_is_tone(payload: bytes) -> bool:
     """Whether one 20 ms PCMU payload holds the tone: most of its energy within 150 Hz of
     it (a plain tone packet scores about +25 dB; ciphertext, white noise, below -4 dB)."""
     return tone_purity_db(ulaw_decode(payload), TONE_HZ, width=150) > 0
-
-
-def wait_status(client, sid: str, wanted: set[str], timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while (status := client.calls(sid).fetch().status) not in wanted:
-        assert time.monotonic() < deadline, status
-        time.sleep(0.1)
-    return status
 
 
 @pytest.mark.usefixtures("raw_sockets")

@@ -21,7 +21,7 @@ from twilio.rest import Client
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from .audio import dominant_frequency, level_dbfs, sine, tone_purity_db, ulaw_decode
-from .conftest import sipp_failure
+from .conftest import sipp_failure, wait_status
 from .media_checks import PCMU
 from .sipp import SippBackground
 from .webhook_app import WebhookApp, twiml
@@ -158,6 +158,7 @@ def test_say_play_gather_against_a_twiml_app(server, sipp, rtp_sink, app, client
     assert tone_at and tone_at[0] >= 1, f"no 440 Hz after the speech: {len(chunks)} windows"
 
     # The Calls resource shows it completed, with the duration the media lasted.
+    wait_status(client, call_sid, {"completed"})
     call = client.calls(call_sid).fetch()
     # Answered when the speech began; hung up right after the action's <Hangup/>.
     truth = gathered.at - packets[0].arrival
@@ -210,8 +211,7 @@ def test_malformed_twiml_is_an_application_error(server, sipp, rtp_sink, app, cl
     assert result.ok(1), sipp_failure(result, server, "the call did not end after the error")
     assert server.wait_events("twiml.application_error")
     [voice] = app.to("/voice")
-    call = client.calls(voice.field("CallSid")).fetch()
-    assert call.status == "completed"
+    assert wait_status(client, voice.field("CallSid"), {"completed"}) == "completed"
 
 
 LIVE_NUMBER = "+15005550009"
@@ -258,8 +258,7 @@ def test_rest_update_redirects_or_hangs_up_a_live_call(
     assert time.monotonic() - started < 8  # not the 30 s pause
     if how == "url":
         assert app.wait_for("/next")[0].field("CallSid") == sid
-    call = client.calls(sid).fetch()
-    assert call.status == "completed"
+    assert wait_status(client, sid, {"completed"}) == "completed"
     # Once the call is over, it cannot be redirected: Twilio's 21220.
     with pytest.raises(TwilioRestException) as error:
         client.calls(sid).update(url=app.url("/next"))
