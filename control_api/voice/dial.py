@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import numpy as np
 
 from control_api.calls.dialer import DialError
-from control_api.calls.engine_bridge import EngineBridge, hand_over
+from control_api.calls.engine_bridge import hand_over
 from control_api.calls.leg import CallLeg, PlacedLeg
 from control_api.calls.outbound_call import failure_status
 from control_api.twiml.verbs import Client, Conference, Dial, Number, Queue, Sip
@@ -39,7 +39,6 @@ from media.bridge import Bridge
 from media.leg import Leg
 from media.player import play, send_digits
 from media.ring_tones import RING_TONES, ring_tone
-from media.taps import Tap
 
 if TYPE_CHECKING:
     from control_api.calls.outbound_call import OutboundCall
@@ -350,8 +349,9 @@ async def _bridge(
             if digits is not None:
                 bridge.on_dtmf = digits
             bridge.start()
-            try:
-                engine = await _engine(context, a, b, tap, digits)
+            try:  # two SIP parties on RTP or SDES-SRTP go to rtpengine (--rtpengine); the
+                # recording and hangupOnStar hear them from its copies and its DTMF log
+                engine = await hand_over(context.rtpengines, a, b, tap=tap, on_dtmf=digits)
             except asyncio.CancelledError:  # a redirect while the parties moved
                 bridge.stop()  # (hand_over brought them back)
                 raise
@@ -411,20 +411,6 @@ async def _bridge(
         if recorder is not None:
             await recorder.finish()
     return DialOutcome("completed", child, True, recorder, then)
-
-
-async def _engine(
-    context: VoiceContext,
-    a: CallLeg,
-    b: CallLeg,
-    tap: Tap | None,
-    on_dtmf: Callable[[int, str], None] | None,
-) -> EngineBridge | None:
-    """The bridge handed to rtpengine (--rtpengine), when it can take it: two SIP
-    parties on RTP or SDES-SRTP. A recording (``tap``) hears it from rtpengine's
-    copies of the parties' media, ``hangupOnStar`` (``on_dtmf``) from rtpengine's
-    DTMF log: without --rtpengine-dtmf-log that bridge stays in process."""
-    return await hand_over(context.rtpengines, a, b, tap=tap, on_dtmf=on_dtmf)
 
 
 def _summary(children: list[tuple[PlacedLeg, Target]]) -> str:

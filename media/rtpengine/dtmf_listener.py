@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from media.rtpengine.dtmf_log import DtmfEvent, DtmfLogError, NgNotifications, parse_dtmf_event
-from media.rtpengine.selection import EngineAddress
+from media.rtpengine.selection import EngineAddress, split_host_port
 
 __all__ = ["NG_TCP", "DtmfLogListener", "DtmfLogStats", "parse_listen_address"]
 
@@ -46,15 +46,10 @@ class DtmfLogStats:
 
 def parse_listen_address(spec: str) -> tuple[str, int]:
     """``HOST:PORT`` (an IPv6 host in brackets); ValueError names the fault."""
-    text = spec.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        port = rest[1:] if sep and rest.startswith(":") else ""
-    else:
-        host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    address = split_host_port(spec.strip())
+    if address is None:
         raise ValueError(f"expected HOST:PORT: {spec!r}")
-    return host, int(port)
+    return address
 
 
 class DtmfLogListener(asyncio.DatagramProtocol):

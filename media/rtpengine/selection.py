@@ -22,7 +22,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-__all__ = ["EngineAddress", "EngineSet", "Instance", "parse_engine"]
+__all__ = ["EngineAddress", "EngineSet", "Instance", "parse_engine", "split_host_port"]
 
 DISABLE_S = 60.0
 
@@ -54,15 +54,23 @@ def parse_engine(spec: str) -> EngineAddress:
         if not raw_weight.isdigit() or not 0 < int(raw_weight) <= 1000:
             raise ValueError(f"rtpengine weight must be 1-1000: {spec!r}")
         weight = int(raw_weight)
+    address = split_host_port(text)
+    unbracketed_colon = address is not None and ":" in address[0] and not text.startswith("[")
+    if address is None or unbracketed_colon:  # tcp:..., or a bare IPv6 address
+        raise ValueError(f"rtpengine must be HOST:PORT[=WEIGHT]: {spec!r}")
+    return EngineAddress(address[0], address[1], weight)
+
+
+def split_host_port(text: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (an IPv6 host in brackets) as host and port; None when it is not."""
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
-        port_text = rest[1:] if sep and rest.startswith(":") else ""
+        port = rest[1:] if sep and rest.startswith(":") else ""
     else:
-        host, _, port_text = text.rpartition(":")
-    unbracketed_colon = ":" in host and not text.startswith("[")  # tcp:..., or bare IPv6
-    if unbracketed_colon or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"rtpengine must be HOST:PORT[=WEIGHT]: {spec!r}")
-    return EngineAddress(host, int(port_text), weight)
+        host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
 
 
 @dataclass(slots=True, eq=False)

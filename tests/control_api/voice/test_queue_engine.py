@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from control_api.calls import engine_bridge
-from control_api.store import Store
 from control_api.voice.context import TaskSupervisor
 from control_api.voice.queue import CallQueues
 from control_api.voice.runner import Document, TwimlRunner, VoiceServices
@@ -18,19 +17,9 @@ from media.ports import PortPool
 from media.rtpengine.dtmf_listener import DtmfLogListener
 from media.sdp import SessionDescription
 from tests.control_api.calls.test_engine_bridge import Engines, free_range, party
-from tests.control_api.voice.test_queue import App, twiml, until
+from tests.control_api.voice.test_queue import App, account, store, twiml, until
 
-
-@pytest.fixture
-async def store(tmp_path):
-    store = await Store.open(f"sqlite:///{tmp_path / 'queues.db'}")
-    yield store
-    await store.close()
-
-
-@pytest.fixture
-async def account(store):
-    return await store.accounts.create("queues")
+__all__ = ["account", "store"]  # the fixtures, shared with test_queue
 
 
 @pytest.fixture
