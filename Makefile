@@ -64,16 +64,19 @@ PG_INTEROP := $(addprefix tests/interop/,test_voice_webhooks.py test_outbound_ca
 	test_sms_sip.py test_recording.py)
 
 # The unit tests (CPU-bound: parsers, hypothesis, the store on both backends) share
-# two workers; the interop and security tests, which time real peers' audio or flood
-# a real server, run one at a time.
+# two workers. The interop and security tests mostly wait on real peers and timers,
+# so four workers share them, a module each (--dist loadfile: a module's shared
+# server and peers stay on one worker; tests/ports.py gives each worker its own
+# ports).
+INTEROP_WORKERS := -n 4 --dist loadfile
 test: $(INSTALLED) test-deps lint
 	$(BIN)/pytest -q -n 2 --ignore=tests/interop --ignore=tests/security
-	$(BIN)/pytest -q tests/interop tests/security
-	CALLSWITCH_TEST_STORE=postgresql $(BIN)/pytest -q $(PG_INTEROP)
+	$(BIN)/pytest -q $(INTEROP_WORKERS) tests/interop tests/security
+	CALLSWITCH_TEST_STORE=postgresql $(BIN)/pytest -q $(INTEROP_WORKERS) $(PG_INTEROP)
 
 # All of tests/interop with every callswitch server on PostgreSQL.
 test-postgresql: $(INSTALLED) test-deps
-	CALLSWITCH_TEST_STORE=postgresql $(BIN)/pytest -q tests/interop
+	CALLSWITCH_TEST_STORE=postgresql $(BIN)/pytest -q $(INTEROP_WORKERS) tests/interop
 
 # Every scenario at its target: loadtest/report/report.json and one PNG per scenario.
 loadtest: $(INSTALLED) test-deps
