@@ -391,7 +391,11 @@ def prime(root: Path, server, client, sink, sipp: str, args, rate: float, errors
         cpu=1, sipp=sipp, timeout=args.prime + args.hold + 120,
         extra=("-max_socket", str(2 * args.streams + 100)),
     )  # fmt: skip
-    result = primer.wait(args.prime + args.hold * 2 + 60)
+    try:
+        result = primer.wait(args.prime + args.hold * 2 + 60)
+    finally:
+        if primer.proc.poll() is None:  # interrupted (SIGTERM): stop it, by its PID
+            primer.stop()
     if result.failed:
         errors.append(f"priming: {result.failed} of {result.created} calls failed "
                       f"(logs in {result.rundir})")  # fmt: skip
