@@ -65,18 +65,21 @@ PG_INTEROP := $(addprefix tests/interop/,test_voice_webhooks.py test_outbound_ca
 
 # The unit tests (CPU-bound: parsers, hypothesis, the store on both backends) share
 # two workers. The interop and security tests mostly wait on real peers and timers,
-# so four workers share them, a module each (--dist loadfile: a module's shared
+# so three workers share them, a module each (--dist loadfile: a module's shared
 # server and peers stay on one worker; tests/ports.py gives each worker its own
-# ports).
-INTEROP_WORKERS := -n 4 --dist loadfile
+# ports); the load-sensitive ones (marked solo: floods, hundreds of calls, the
+# cluster) run after them, one at a time.
+INTEROP_WORKERS := -n 3 --dist loadfile
 test: $(INSTALLED) test-deps lint
 	$(BIN)/pytest -q -n 2 --ignore=tests/interop --ignore=tests/security
-	$(BIN)/pytest -q $(INTEROP_WORKERS) tests/interop tests/security
+	$(BIN)/pytest -q $(INTEROP_WORKERS) -m "not solo" tests/interop tests/security
+	$(BIN)/pytest -q -m solo tests/interop tests/security
 	CALLSWITCH_TEST_STORE=postgresql $(BIN)/pytest -q $(INTEROP_WORKERS) $(PG_INTEROP)
 
 # All of tests/interop with every callswitch server on PostgreSQL.
 test-postgresql: $(INSTALLED) test-deps
-	CALLSWITCH_TEST_STORE=postgresql $(BIN)/pytest -q $(INTEROP_WORKERS) tests/interop
+	CALLSWITCH_TEST_STORE=postgresql $(BIN)/pytest -q $(INTEROP_WORKERS) -m "not solo" tests/interop
+	CALLSWITCH_TEST_STORE=postgresql $(BIN)/pytest -q -m solo tests/interop
 
 # Every scenario at its target: loadtest/report/report.json and one PNG per scenario.
 loadtest: $(INSTALLED) test-deps

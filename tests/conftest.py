@@ -16,6 +16,14 @@ settings.register_profile("busy", deadline=None, suppress_health_check=[HealthCh
 settings.load_profile("busy")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "solo: load-sensitive (floods, hundreds of calls, a cluster): `make test` runs these "
+        "alone, after the other interop and security tests have run on several workers",
+    )
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     """One throwaway PostgreSQL server for the whole run (tests make their own databases)."""

@@ -39,6 +39,8 @@ from .sipp import run_sipp
 from .test_voice_webhooks import credentials, rest_client
 from .webhook_app import WebhookApp, twiml
 
+pytestmark = pytest.mark.solo  # load-sensitive: run alone, after the parallel run
+
 NUMBER = "+15005550177"
 CALLS = 200
 RATE = 20  # calls per second

@@ -10,7 +10,7 @@ from .conftest import sipp_failure
 from .rtp import RtpSink
 
 # No test here needs fresh server state: share one process per module.
-pytestmark = pytest.mark.callswitch_shared
+pytestmark = [pytest.mark.callswitch_shared, pytest.mark.solo]  # solo: load-sensitive
 
 TRANSPORTS = [pytest.param("u1", id="udp"), pytest.param("t1", id="tcp")]
 

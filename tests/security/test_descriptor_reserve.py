@@ -20,6 +20,8 @@ from .flood import Flood
 from .node import health, metric, refused_events
 from .test_connections import a_real_call
 
+pytestmark = pytest.mark.solo  # load-sensitive: run alone, after the parallel run
+
 LIMIT = 1024
 RTP_PORTS = 200
 RELAY_PORTS = 100

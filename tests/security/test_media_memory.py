@@ -20,6 +20,8 @@ from tests.interop.webhook_app import WebhookApp, twiml
 from .node import rss_kb
 from .phone import RawCall
 
+pytestmark = pytest.mark.solo  # load-sensitive: run alone, after the parallel run
+
 NUMBER = "+15005550071"
 CALLS = 4
 CACHE_MB = 16

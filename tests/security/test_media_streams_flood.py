@@ -10,6 +10,7 @@ import statistics
 import threading
 import time
 
+import pytest
 from websockets.asyncio.server import ServerConnection
 
 from tests.interop.rtp import RtpSink
@@ -21,6 +22,8 @@ from tests.interop.webhook_app import WebhookApp, twiml
 
 from .node import health as node_health
 from .phone import RawCall
+
+pytestmark = pytest.mark.solo  # load-sensitive: run alone, after the parallel run
 
 NUMBER = "+15005550072"
 FLOOD_S = 6.0

@@ -18,6 +18,8 @@ import pytest
 from .node import health, refused_sources, rss_kb, still_serving
 from .sipraw import Phone, flood, invite_bytes, register_bytes
 
+pytestmark = pytest.mark.solo  # load-sensitive: run alone, after the parallel run
+
 # What a flood may leave behind in resident memory (the interpreter's arenas grow a
 # little under any load; transactions held until Timer J cost 150 MB and more).
 RSS_BOUND_KB = 40_000
