@@ -398,8 +398,9 @@ class NodeCollector(Collector):
             ("dtmf_events", digits.events if digits else 0, "digits from rtpengine's DTMF log"),
             (
                 "dtmf_dropped",
-                digits.malformed + digits.unknown if digits else 0,
-                "DTMF log datagrams that were not rtpengine events or not for this node",
+                digits.malformed + digits.unknown + digits.foreign if digits else 0,
+                "DTMF log datagrams that were not rtpengine events, not for this node, "
+                "or not from an rtpengine instance",
             ),
         ):
             yield CounterMetricFamily(f"callswitch_rtpengine_{name}", what, value=value)
