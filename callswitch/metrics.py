@@ -325,12 +325,14 @@ class NodeCollector(Collector):
         dialer = server.voice.context.dialer if server.voice is not None else None
         up = GaugeMetricFamily(
             "callswitch_trunk_host_up",
-            "Whether a trunk host answers its OPTIONS pings (1) or is marked down (0)",
-            labels=["trunk", "host", "transport"],
+            "Whether a trunk host answers its OPTIONS pings (1) or is marked down (0); "
+            "via: the outbound proxy address a trunk's pings go through",
+            labels=["trunk", "host", "transport", "via"],
         )
         if dialer is not None:
             for state in list(dialer.health.hosts.values()):
-                up.add_metric([state.trunk, state.host, state.transport], int(state.up))
+                host, via = (state.entry, state.host) if state.entry else (state.host, "")
+                up.add_metric([state.trunk, host, state.transport, via], int(state.up))
         yield up
 
     # -- trunks

@@ -468,7 +468,9 @@ class Server:
             call_log=self.call_log,
         )
         # ping=S trunks: OPTIONS to every host, those that stop answering are skipped.
-        pinger = TrunkPinger(self.sip.ua, s.trunk, dialer.health, dialer.locate_trunk)
+        pinger = TrunkPinger(
+            self.sip.ua, s.trunk, dialer.health, dialer.locate_trunk, dialer.locate_proxy
+        )
         pinger.start()
         self._closers.append(pinger.stop)
         browsers = None
