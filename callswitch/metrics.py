@@ -325,12 +325,14 @@ class NodeCollector(Collector):
         dialer = server.voice.context.dialer if server.voice is not None else None
         up = GaugeMetricFamily(
             "callswitch_trunk_host_up",
-            "Whether a trunk host answers its OPTIONS pings (1) or is marked down (0)",
-            labels=["trunk", "host", "transport"],
+            "Whether a trunk host answers its OPTIONS pings (1) or is marked down (0); "
+            "via: the outbound proxy address a trunk's pings go through",
+            labels=["trunk", "host", "transport", "via"],
         )
         if dialer is not None:
             for state in list(dialer.health.hosts.values()):
-                up.add_metric([state.trunk, state.host, state.transport], int(state.up))
+                host, via = (state.entry, state.host) if state.entry else (state.host, "")
+                up.add_metric([state.trunk, host, state.transport, via], int(state.up))
         yield up
 
     # -- trunks
@@ -398,8 +400,9 @@ class NodeCollector(Collector):
             ("dtmf_events", digits.events if digits else 0, "digits from rtpengine's DTMF log"),
             (
                 "dtmf_dropped",
-                digits.malformed + digits.unknown if digits else 0,
-                "DTMF log datagrams that were not rtpengine events or not for this node",
+                digits.malformed + digits.unknown + digits.foreign if digits else 0,
+                "DTMF log datagrams that were not rtpengine events, not for this node, "
+                "or not from an rtpengine instance",
             ),
         ):
             yield CounterMetricFamily(f"callswitch_rtpengine_{name}", what, value=value)

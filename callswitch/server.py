@@ -76,7 +76,12 @@ from control_api.webhooks import Outbox, WebhookClient, node_claimant
 from media.clock import MediaClock
 from media.ports import PortPool
 from media.rtpengine.client import RtpEngines
-from media.rtpengine.dtmf_listener import NG_TCP, DtmfLogListener, parse_listen_address
+from media.rtpengine.dtmf_listener import (
+    NG_TCP,
+    DtmfLogListener,
+    instance_addresses,
+    parse_listen_address,
+)
 from media.rtpengine.selection import parse_engine
 from media.speech import EmbeddedSpeech
 from media.tts import TextToSpeech
@@ -463,7 +468,9 @@ class Server:
             call_log=self.call_log,
         )
         # ping=S trunks: OPTIONS to every host, those that stop answering are skipped.
-        pinger = TrunkPinger(self.sip.ua, s.trunk, dialer.health, dialer.locate_trunk)
+        pinger = TrunkPinger(
+            self.sip.ua, s.trunk, dialer.health, dialer.locate_trunk, dialer.locate_proxy
+        )
         pinger.start()
         self._closers.append(pinger.stop)
         browsers = None
@@ -484,7 +491,7 @@ class Server:
             workers=max(1, (os.cpu_count() or 1) - 1),  # a core left for the media clock
         )
         self._closers.append(functools.partial(_close_speech, speech))
-        self.rtpengines = await _rtpengines(s.rtpengine, s.rtpengine_dtmf_log)
+        self.rtpengines = await _rtpengines(s.rtpengine, s.rtpengine_dtmf_log, self.refusals)
         if self.rtpengines is not None:
             self._closers.append(self._close_rtpengines)
             if s.rtpengine_dtmf_log:  # the address bound (a port 0 made real), or ng-tcp
@@ -735,10 +742,12 @@ class Server:
             self.rtpengines.close()
 
 
-async def _rtpengines(specs: list[str], dtmf_log: str | None) -> RtpEngines | None:
+async def _rtpengines(
+    specs: list[str], dtmf_log: str | None, refused: Refusals
+) -> RtpEngines | None:
     """--rtpengine: the instances bridged calls are handed to, and where their DTMF
-    log arrives (--rtpengine-dtmf-log), bound for as long as the node runs
-    (docs/rtpengine.md)."""
+    log arrives (--rtpengine-dtmf-log), bound for as long as the node runs and read
+    from the instances' addresses only (docs/rtpengine.md)."""
     if not specs:
         if dtmf_log:
             log.warning("rtpengine.dtmf_log_unused", extra={"reason": "no --rtpengine"})
@@ -749,7 +758,8 @@ async def _rtpengines(specs: list[str], dtmf_log: str | None) -> RtpEngines | No
         listener = DtmfLogListener()
         listener.connect(addresses)
     elif dtmf_log:
-        listener = DtmfLogListener()
+        listener = DtmfLogListener(refused=refused)
+        listener.accept_from(await instance_addresses(addresses))
         await listener.bind(*parse_listen_address(dtmf_log))
     return RtpEngines(addresses, dtmf_log=listener)
 

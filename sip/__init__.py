@@ -18,6 +18,7 @@ __all__ = [
     "invite",
     "message",
     "midcall",
+    "outbound_proxy",
     "pager",
     "parser",
     "privacy",

@@ -40,6 +40,7 @@ __all__ = ["CallTranscriptions", "LiveTranscription"]
 log = logging.getLogger("callswitch.voice")
 
 MAX_PER_CALL = 4
+STOP_WAIT_S = 3.0  # how long a stop waits for the callbacks it owes before it answers
 PROVIDER = "callswitch"
 
 
@@ -93,10 +94,15 @@ class CallTranscriptions:
         return transcription
 
     async def stop(self, transcription: LiveTranscription) -> LiveTranscription:
+        """Stop ``transcription`` and wait, up to ``STOP_WAIT_S``, for the callbacks it
+        owes (the results heard before the stop, then ``transcription-stopped``). Its
+        status is ``stopped`` from the moment it listens no more, which does not wait on
+        the callbacks: past the bound the answer is still true, and the callbacks
+        follow in order (then its name is free again)."""
         transcription.stop_requested.set()
         if transcription.task is not None:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(transcription.task), 3)
+                await asyncio.wait_for(asyncio.shield(transcription.task), STOP_WAIT_S)
         return transcription
 
     async def _run(self, transcription: LiveTranscription) -> None:
@@ -153,10 +159,10 @@ class CallTranscriptions:
                     e.cancel()
                 remove_tap(call.leg, heard)
                 await asyncio.gather(*listeners, return_exceptions=True)
+                _stopped(transcription)  # it hears nothing more: stopped, callbacks or not
         finally:
+            _stopped(transcription)
             await self._sent(transcription)
-            transcription.status = "stopped"
-            transcription.date_updated = datetime.now(UTC)
             if transcription in self.running:
                 self.running.remove(transcription)
             await self._event(transcription, "transcription-stopped")
@@ -254,6 +260,12 @@ class CallTranscriptions:
             params=params,
             call_sid=runner.call.sid,
         )
+
+
+def _stopped(transcription: LiveTranscription) -> None:
+    if transcription.status != "stopped":
+        transcription.status = "stopped"
+        transcription.date_updated = datetime.now(UTC)
 
 
 def _label(spec: Transcription, track: str | None) -> str | None:

@@ -12,13 +12,17 @@ reached it. One server and one Kamailio for the module, a SIPp per test:
   call's recording), the carrier's BYE comes through the proxy;
 * an answered call we hang up: our ACK and BYE take the recorded route (the proxy
   once, not twice);
-* an unanswered call we give up on: its CANCEL and the ACK of the 487 carry the Route.
+* an unanswered call we give up on: its CANCEL and the ACK of the 487 carry the Route;
+* OPTIONS pings (``ping=1``, a server of their own): a carrier that answers only what
+  comes through the proxy stays up, one behind it that never answers is marked down.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import socket
+import threading
 import time
 import wave
 from dataclasses import dataclass
@@ -322,3 +326,110 @@ def test_a_cancelled_call_sends_its_cancel_and_ack_through_the_proxy(rig):
         ("CANCEL", rig.our_source, rig.preloaded),
         ("ACK", rig.our_source, rig.preloaded),
     ], rig.proxy.tail()
+
+
+class ProxiedCarrier:
+    """A carrier's SIP host answering OPTIONS 200 only when they come from its proxy;
+    anything sent to it directly is counted and never answered."""
+
+    def __init__(self, proxy: tuple[str, int]) -> None:
+        self.proxy = proxy
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, free_port(avoid={proxy[1]})))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.answered: list[str] = []  # the Request-URIs answered
+        self.direct = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, source = self.sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            head = data.decode("utf-8", "replace").split("\r\n\r\n", 1)[0].split("\r\n")
+            if source != self.proxy:
+                self.direct += 1
+                continue
+            if not head[0].startswith("OPTIONS "):
+                continue
+            keep = [
+                line
+                for line in head[1:]
+                if re.match(r"(?i)(via|v|from|f|to|t|call-id|i|cseq)\s*:", line)
+            ]
+            keep = [
+                f"{line};tag=carrier" if re.match(r"(?i)(to|t)\s*:", line) else line
+                for line in keep
+            ]
+            reply = "\r\n".join(["SIP/2.0 200 OK", *keep, "Content-Length: 0", "", ""])
+            self.sock.sendto(reply.encode(), source)
+            self.answered.append(head[0].split(" ")[1])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+def host_up(server: CallswitchServer, trunk: str) -> tuple[str, str] | None:
+    """The ``callswitch_trunk_host_up`` line of ``trunk``: its labels and value."""
+    text = httpx.get(f"http://{LOOPBACK}:{server.http_port}/metrics").text
+    for line in text.splitlines():
+        if line.startswith("callswitch_trunk_host_up{") and f'trunk="{trunk}"' in line:
+            labels, value = line.rsplit(" ", 1)
+            return labels, value
+    return None
+
+
+def test_options_pings_go_through_the_proxy(rig, tmp_path):
+    """``ping=1`` on trunks with the proxy: the carrier that answers only through the
+    proxy is up, the one behind it that never answers (the proxy gets no answer
+    either) is marked down; both pings reached the proxy with its pre-loaded Route and
+    the entry point as Request-URI, nothing went to an entry point directly."""
+    alive = ProxiedCarrier((LOOPBACK, rig.proxy.port))
+    dead = free_port(avoid={rig.proxy.port, alive.port, *rig.ports.values()})
+    proxy = f"outbound_proxy=sip:{LOOPBACK}:{rig.proxy.port};ping=1"
+    server = None
+    try:
+        server = CallswitchServer.start(
+            tmp_path / "server",
+            extra_args=(
+                "--trunk",
+                f"alive=sip:{LOOPBACK}:{alive.port};prefix=+1666;{proxy}",
+                "--trunk",
+                f"dead=sip:{LOOPBACK}:{dead};prefix=+1777;{proxy}",
+            ),
+        )
+        deadline = time.monotonic() + 15
+        while (found := host_up(server, "dead")) is None or float(found[1]) != 0:
+            assert time.monotonic() < deadline, f"{found}\n{server.tail()}\n{rig.proxy.tail()}"
+            time.sleep(0.1)
+        dead_labels = found[0]
+        while len(alive.answered) < 2:  # two rounds answered: it was pinged as often
+            assert time.monotonic() < deadline, (
+                f"sent directly: {alive.direct}, answered: {alive.answered}"
+            )
+            time.sleep(0.05)
+        alive_line = host_up(server, "alive")
+    finally:
+        problems = server.stop() if server is not None else []
+        alive.close()
+    assert not problems, problems
+    via = f'via="{LOOPBACK}:{rig.proxy.port}"'
+    assert alive_line is not None and float(alive_line[1]) == 1, alive_line
+    assert f'host="{LOOPBACK}:{alive.port}"' in alive_line[0] and via in alive_line[0]
+    assert f'host="{LOOPBACK}:{dead}"' in dead_labels and via in dead_labels
+    assert set(alive.answered) == {f"sip:{LOOPBACK}:{alive.port}"}
+    assert alive.direct == 0
+    pinged = [
+        (match.group(1), match.group(2), match.group(3))
+        for line in rig.proxy.lines()
+        if (match := re.search(r"proxy: OPTIONS (\S+) from (\S+) route=(.*) call=", line))
+    ]
+    ours = f"{LOOPBACK}:{server.sip_port}"
+    for entry in (f"sip:{LOOPBACK}:{alive.port}", f"sip:{LOOPBACK}:{dead}"):
+        assert (entry, ours, rig.preloaded) in pinged, rig.proxy.tail()

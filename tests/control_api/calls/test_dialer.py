@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from control_api.calls.dialer import Dialer, DialError, DialRefused
-from control_api.calls.trunk_health import TrunkHealth
+from control_api.calls.trunk_health import TrunkHealth, entry_point
 from control_api.calls.trunks import parse_trunk
 from control_api.sip_locator import SipLocator
 from sip.rfc3263 import Naptr, Srv, Target
@@ -400,6 +400,27 @@ async def test_a_trunks_outbound_proxy_gets_its_invites_with_the_carriers_uri():
         ("sip:+14155550100@192.0.2.60", "udp:192.0.2.60:5060", "192.0.2.60", None),
     ]
     assert ua.opened == [("TCP", "192.0.2.91", 5090)]
+
+
+async def test_an_entry_point_its_pings_through_the_proxy_marked_down_is_skipped():
+    """The health check's state of an entry point behind the proxy (one per proxy
+    target, control_api/calls/trunk_health.py) is what a call's hops are checked
+    against: that entry point's hops are skipped, the other's are kept."""
+    health = TrunkHealth()
+    d = proxy_dialer(
+        FakeUa(),
+        "main=sip:carrier.example;host=192.0.2.70:5099;prefix=+1;"
+        "outbound_proxy=sip:edge.carrier.example;ping=5",
+        health=health,
+    )
+    for target in await d.locate_proxy(d.trunks[0]):
+        for _ in range(2):
+            health.answered("main", target, 408, entry=entry_point("192.0.2.70", 5099))
+    [destination] = await d.resolve("AC1", "+14155550100")
+    assert [(h.target, h.where) for h in destination.hops] == [
+        ("sip:+14155550100@carrier.example", "tcp:192.0.2.91:5090"),
+        ("sip:+14155550100@carrier.example", "tcp:192.0.2.92:5091"),
+    ]
 
 
 @pytest.mark.parametrize(

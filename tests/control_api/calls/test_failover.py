@@ -5,6 +5,7 @@ flows, one per hop."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import pytest
@@ -222,7 +223,7 @@ def test_health_changes_are_logged_once(caplog):
     target = Target("UDP", "192.0.2.1", 5071, "h5071")
     with caplog.at_level(logging.INFO, logger="callswitch.trunks"):
         health.failed("carrier", target)
-        assert health.hosts[("carrier", "UDP", "192.0.2.1", 5071)].up  # once is not down
+        assert health.hosts[("carrier", "UDP", "192.0.2.1", 5071, "")].up  # once is not down
         for _ in range(3):
             health.failed("carrier", target)
         health.answered("carrier", target, 503)  # overloaded is not up
@@ -277,3 +278,106 @@ async def test_options_pings_mark_a_silent_host_down_and_an_answering_one_up(net
     states = {s.port: s.up for s in health.hosts.values()}
     assert states == {5071: False, 5072: True}
     assert [m.method for m in flows[5071].messages()] == ["OPTIONS", "OPTIONS"]
+
+
+async def sent_options(flows: Flows, port: int, count: int) -> list[Request]:
+    """The OPTIONS sent to ``port`` once there are ``count`` of them."""
+    for _ in range(100):  # bounded: each round waits for the next message sent
+        flow = flows.get(port)
+        found = [m for m in flow.messages() if isinstance(m, Request)] if flow else []
+        if len(found) >= count:
+            return found
+        flows.sent.clear()
+        await asyncio.wait_for(flows.sent.wait(), 5)
+    raise AssertionError(f"fewer than {count} OPTIONS to {port}")
+
+
+PROXIED = parse_trunk(
+    "carrier=sip:carrier.example;host=backup.example:5070;host=spare.example;"
+    "outbound_proxy=sip:192.0.2.9:5062;prefix=+1;ping=1"
+)
+
+
+def proxied_hop(trunk, host: str, port: int | None) -> Hop:
+    """The hop a call over ``trunk`` to ``host`` makes (control_api/calls/dialer.py)."""
+    target = dataclasses.replace(trunk, host=host, port=port).request_uri("+14155550100")
+    return Hop(target, "UDP", "192.0.2.9", 5062, "192.0.2.9", None, trunk, trunk.outbound_proxy)
+
+
+async def test_a_proxied_trunk_is_pinged_through_its_proxy(network, monkeypatch):
+    """With an outbound proxy each entry point is pinged as its calls go: to the proxy,
+    a pre-loaded Route naming it, the entry point as Request-URI. The proxy's 503 or
+    408 for an entry point (twice) marks that entry point down; any other answer
+    keeps it up; calls skip the hops of the one that is down."""
+    monkeypatch.setattr("control_api.calls.trunk_health.PING_TIMEOUT_S", 0.5)
+    ua, flows, _ = network
+    health = TrunkHealth()
+
+    async def locate(trunk, host, port):
+        raise AssertionError("a proxied trunk's entry points are not resolved by us")
+
+    async def locate_proxy(trunk):
+        return [Target("UDP", "192.0.2.9", 5062, "192.0.2.9")]
+
+    pinger = TrunkPinger(ua, [PROXIED], health, locate, locate_proxy)
+    answers = {
+        "sip:carrier.example": [200, 404],  # the carrier, then the proxy's own "no route"
+        "sip:backup.example:5070": [408, 503],  # the proxy could not reach it
+        "sip:spare.example": [503, 200],  # once is not down
+    }
+    for round_ in range(2):
+        pinging = asyncio.ensure_future(pinger.ping_once(PROXIED))
+        sent = await sent_options(flows, 5062, 3 * (round_ + 1))
+        for options in sent[3 * round_ :]:
+            assert options.method == "OPTIONS"
+            assert options.headers.get_all("Route") == ["<sip:192.0.2.9:5062;lr>"]
+            respond(ua, flows[5062], options, answers[options.uri][round_])
+        await pinging
+    assert sorted(m.uri for m in sent) == sorted(2 * list(answers))
+    assert set(flows) == {5062}  # nothing went to an entry point directly
+    states = {s.entry: (s.up, s.host) for s in health.hosts.values()}
+    assert states == {
+        "carrier.example": (True, "192.0.2.9:5062"),
+        "backup.example:5070": (False, "192.0.2.9:5062"),
+        "spare.example": (True, "192.0.2.9:5062"),
+    }
+    path = [proxied_hop(PROXIED, h, p) for h, p in PROXIED.entry_points()]
+    assert [health.is_down(hop) for hop in path] == [False, True, False]
+    assert usable_hops(path, health.is_down) == [path[0], path[2]]
+
+
+async def test_a_silent_proxy_marks_every_entry_point_behind_it_down(network, monkeypatch):
+    monkeypatch.setattr("control_api.calls.trunk_health.PING_TIMEOUT_S", 0.05)
+    ua, flows, _ = network
+    health = TrunkHealth()
+
+    async def locate(trunk, host, port):
+        raise AssertionError("not resolved")
+
+    async def locate_proxy(trunk):
+        return [Target("UDP", "192.0.2.9", 5062, "192.0.2.9")]
+
+    pinger = TrunkPinger(ua, [PROXIED], health, locate, locate_proxy)
+    for _ in range(2):
+        await pinger.ping_once(PROXIED)
+    assert set(flows) == {5062}
+    assert {s.entry: s.up for s in health.hosts.values()} == dict.fromkeys(
+        ["carrier.example", "backup.example:5070", "spare.example"], False
+    )
+    path = [proxied_hop(PROXIED, h, p) for h, p in PROXIED.entry_points()]
+    assert all(health.is_down(hop) for hop in path)
+    assert usable_hops(path, health.is_down) == path  # all down: all tried, as before
+
+
+def test_a_direct_hosts_408_is_an_answer_and_its_state_is_not_a_proxied_ones():
+    """Without a proxy only 503 counts against a host (a 408 came from the host
+    itself); a host's direct state and its state as an entry point behind a proxy are
+    kept apart."""
+    health = TrunkHealth()
+    target = Target("UDP", "192.0.2.9", 5062, "proxy")
+    for _ in range(2):
+        health.answered("carrier", target, 408)
+        health.answered("carrier", target, 408, entry="carrier.example")
+    direct = Hop("sip:+1@192.0.2.9:5062", "UDP", "192.0.2.9", 5062, "proxy", None, TRUNK)
+    assert not health.is_down(direct)
+    assert health.is_down(dataclasses.replace(direct, target="sip:+1@carrier.example", proxy="p"))

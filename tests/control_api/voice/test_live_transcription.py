@@ -32,8 +32,11 @@ class FakeOutbox:
     def __init__(self) -> None:
         self.sent: list[dict] = []
         self.changed = asyncio.Event()
+        self.gate: asyncio.Event | None = None  # set: callbacks wait until it opens
 
     async def enqueue(self, **item) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
         self.sent.append(dict(item["params"]))
         self.changed.set()
 
@@ -172,3 +175,36 @@ async def test_without_partial_results_the_recognizer_is_asked_for_none():
     await until(lambda: listeners.get("en-US") and leg.tap is not None)
     assert listeners["en-US"][0].on_partial is None
     live.stop_requested.set()
+
+
+async def test_a_stop_whose_callbacks_lag_answers_stopped_and_they_follow_in_order(monkeypatch):
+    """The stop waits (bounded) for the callbacks owed; past the bound it answers what
+    the transcription is: stopped, since it listens no more (its tap is gone), while
+    the partial result heard before the stop and then transcription-stopped are still
+    on their way, and follow in order."""
+    monkeypatch.setattr("control_api.voice.live_transcription.STOP_WAIT_S", 0.05)
+    runner, leg, outbox, listeners = setting()
+    transcriptions = CallTranscriptions(runner)
+    live = transcriptions.start(
+        spec('name="notes" statusCallbackUrl="https://app.example/t" partialResults="true"')
+    )
+    await until(lambda: listeners.get("en-US") and leg.tap is not None and outbox.sent)
+    began = live.date_updated
+    outbox.gate = asyncio.Event()  # the callbacks lag from now on
+    [listener] = listeners["en-US"]
+    listener.on_partial(SimpleNamespace(text="my card", confidence=0.0))
+    answered = await asyncio.wait_for(transcriptions.stop(live), 5)
+    assert answered.status == "stopped" and answered.date_updated > began
+    assert leg.tap is None  # it hears nothing more
+    assert [e["TranscriptionEvent"] for e in outbox.sent] == ["transcription-started"]
+    assert transcriptions.find("notes") is live  # its name is not free while it flushes
+    assert (await asyncio.wait_for(transcriptions.stop(live), 5)).status == "stopped"
+    outbox.gate.set()
+    await until(lambda: len(outbox.sent) == 3)
+    assert [(e["TranscriptionEvent"], e["SequenceId"]) for e in outbox.sent] == [
+        ("transcription-started", "1"),
+        ("transcription-content", "2"),
+        ("transcription-stopped", "3"),
+    ]
+    assert outbox.sent[1]["Final"] == "false"
+    await until(lambda: transcriptions.find("notes") is None)

@@ -173,6 +173,7 @@ async def test_the_agents_star_from_rtpengines_dtmf_log_ends_the_queue_bridge(
     goes on."""
     engines = Engines()
     engines.dtmf_log = DtmfLogListener()
+    engines.dtmf_log.accept_from(["127.0.0.1"])  # the instance's address
     voice = Context(store, engines)
     app = App(pages("<Dial action='/dialed' hangupOnStar='true'><Queue>support</Queue></Dial>"))
     caller, agent = await phones("CAcaller"), await phones("CAagent")

@@ -1,6 +1,7 @@
 """media/rtpengine/dtmf_listener.py on a real loopback socket: events reach the
 bridge that watches their call; garbage, strangers' events and a watcher's bug
-are counted or logged, and the socket keeps listening."""
+are counted or logged, and the socket keeps listening; datagrams from an address
+that is no instance's are not read."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import socket
 
 import pytest
 
-from media.rtpengine.dtmf_listener import DtmfLogListener, parse_listen_address
+from callswitch.refusals import Refusals
+from media.rtpengine.dtmf_listener import (
+    REFUSED_REASON,
+    DtmfLogListener,
+    instance_addresses,
+    parse_listen_address,
+    source_address,
+)
 from media.rtpengine.dtmf_log import DtmfEvent
 from media.rtpengine.selection import EngineAddress
 
@@ -23,6 +31,7 @@ def event(call_id: str, tag: str = "CA1", code: int = 10) -> bytes:
 
 async def test_events_reach_their_watcher_and_nothing_else_stops_the_socket():
     listener = DtmfLogListener()
+    listener.accept_from(["127.0.0.1"])
     await listener.bind("127.0.0.1", 0)
     assert listener.address is not None
     got: asyncio.Queue[DtmfEvent] = asyncio.Queue()
@@ -54,6 +63,80 @@ async def test_events_reach_their_watcher_and_nothing_else_stops_the_socket():
     assert listener.stats.malformed == 1
     assert listener.stats.unknown == 2  # another node's call, then the one unwatched
     assert listener.stats.events == 3  # call-2's (its watcher failed), call-1's, call-3's
+
+
+async def test_only_the_instances_addresses_are_heard():
+    """A stranger's datagram naming a live bridge's call and tag (a forged ``*``) is not
+    read: counted, and refused once to the node's refusal counter; the instance's own
+    datagram, sent after it, reaches the bridge."""
+    refusals = Refusals()
+    refused: asyncio.Queue[str] = asyncio.Queue()
+
+    def refuse(reason: str, source_ip: str, **fields: object) -> None:
+        refusals(reason, source_ip, **fields)
+        refused.put_nowait(source_ip)
+
+    listener = DtmfLogListener(refused=refuse)
+    listener.accept_from(await instance_addresses([EngineAddress("127.0.0.1", 2223)]))
+    await listener.bind("127.0.0.1", 0)
+    assert listener.address is not None
+    got: asyncio.Queue[DtmfEvent] = asyncio.Queue()
+    listener.watch("bridge-1", got.put_nowait)
+    try:
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as instance,
+        ):
+            stranger.bind(("127.0.0.2", 0))  # loopback, but not the instance's address
+            instance.bind(("127.0.0.1", 0))
+            stranger.sendto(event("bridge-1", tag="caller", code=10), listener.address)
+            assert await asyncio.wait_for(refused.get(), 5) == "127.0.0.2"
+            instance.sendto(event("bridge-1", tag="caller", code=3), listener.address)
+            heard = await asyncio.wait_for(got.get(), 5)
+    finally:
+        listener.close()
+    assert (heard.digit, heard.source_tag) == ("3", "caller")
+    assert got.empty()  # the stranger's * never reached the bridge
+    assert listener.stats.foreign == 1 and listener.stats.events == 1
+    assert listener.stats.malformed == listener.stats.unknown == 0
+    assert refusals.counts == {REFUSED_REASON: 1}
+
+
+async def test_a_listener_told_no_instance_reads_nothing():
+    listener = DtmfLogListener()
+    await listener.bind("127.0.0.1", 0)
+    assert listener.address is not None
+    listener.watch("bridge-1", lambda e: pytest.fail("read"))
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(event("bridge-1"), listener.address)
+            for _ in range(500):  # bounded: the datagram is read within a few ms
+                if listener.stats.foreign:
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        listener.close()
+    assert listener.stats.foreign == 1 and listener.stats.events == 0
+
+
+async def test_instance_hosts_resolve_to_every_address_they_have():
+    found = await instance_addresses([EngineAddress("localhost", 2223), EngineAddress("::1", 2223)])
+    assert "127.0.0.1" in found and "::1" in found
+
+
+@pytest.mark.parametrize(
+    ("source", "compared"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("::ffff:127.0.0.1", "127.0.0.1"),  # a dual-stack socket's view of an IPv4 sender
+        ("fe80::1%lo", "fe80::1"),
+        ("2001:DB8::0:1", "2001:db8::1"),
+        ("[::1]", "::1"),
+        ("not-an-address", "not-an-address"),
+    ],
+)
+def test_sources_are_compared_as_addresses(source, compared):
+    assert source_address(source) == compared
 
 
 @pytest.mark.parametrize(
