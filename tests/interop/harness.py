@@ -298,7 +298,8 @@ class CallswitchServer:
                     fresh_database=new_node and attempt > 0,
                 )
             except ServerError as failure:
-                if "address already in use" not in str(failure) or attempt == 2:
+                taken = ("address already in use", "could not bind to local_addr")  # TCP, UDP
+                if not any(words in str(failure) for words in taken) or attempt == 2:
                     raise
                 if new_node:
                     shutil.rmtree(data_dir, ignore_errors=True)
