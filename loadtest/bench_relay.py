@@ -160,6 +160,10 @@ def run_level(pairs: int, seconds: float, *, bare: bool = False) -> dict:
         header = bytearray(12 + 160)
         header[0], header[1] = 0x80, 0
         header[8:12] = b"\x12\x34\x56\x78"
+        # A tag of this level in the payload (which both relays pass on untouched): only
+        # packets carrying it count, not a stray datagram another program sent this port.
+        tag = os.urandom(8)
+        header[12:20] = tag
         sent = received = 0
         start_cpu = cpu_seconds(child.pid)
         start = time.monotonic()
@@ -170,12 +174,12 @@ def run_level(pairs: int, seconds: float, *, bare: bool = False) -> dict:
             for port in ports:
                 sender.sendto(header, ("127.0.0.1", port))
                 sent += 1
-            received += _drain(receiver)
+            received += _drain(receiver, tag)
             delay = start + (tick + 1) / TICKS_PER_SECOND - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
         time.sleep(0.2)
-        received += _drain(receiver)
+        received += _drain(receiver, tag)
         cpu = cpu_seconds(child.pid) - start_cpu
         elapsed = time.monotonic() - start
     finally:
@@ -191,14 +195,15 @@ def run_level(pairs: int, seconds: float, *, bare: bool = False) -> dict:
     }
 
 
-def _drain(sock: socket.socket) -> int:
+def _drain(sock: socket.socket, tag: bytes) -> int:
+    """The relayed packets waiting at ``sock`` (those whose payload starts with ``tag``)."""
     count = 0
     for _ in range(100_000):
         try:
-            sock.recv(2048)
+            data = sock.recv(2048)
         except BlockingIOError:
             break
-        count += 1
+        count += data[12:20] == tag
     return count
 
 
