@@ -8,7 +8,16 @@ prints packets sent, relayed and lost, the child's CPU seconds per 10,000
 relayed packets and the CPU share, for each PAIRS level. No SIP, no SIPp: a
 steady figure to judge a change of media/session.py or media/bridge.py by.
 
-    python loadtest/bench_relay.py [--pairs 100,300,500] [--seconds 10]
+`--bare` measures, in the same run and the same way, a baseline: the least a
+relay on uvloop can do. Its child holds, per pair, a minimal
+`asyncio.DatagramProtocol` on the A side's port that `sendto()`s each datagram
+unchanged to the sink from the B side's socket (the same port numbers, the same
+sender, the same pinning). Each level then runs ours and the bare relay back to
+back and prints both CPU figures and their ratio, and a verdict against issue
+22's target (the bridge relay within 1.3x of a bare uvloop relay): a level
+passes only if neither lost a packet and the ratio holds.
+
+    python loadtest/bench_relay.py [--pairs 100,300,500] [--seconds 10] [--bare]
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 TICKS_PER_SECOND = 50
+TARGET_RATIO = 1.3  # issue 22: the bridge relay within 1.3x of a bare uvloop relay
+RTP_LOW = 40000
 
 
 def cpu_seconds(pid: int) -> float:
@@ -61,7 +72,67 @@ async def serve(pairs: int, sink: tuple[str, int], rtp_low: int) -> None:
     await loop.run_in_executor(None, sys.stdin.read)
 
 
-def run_level(pairs: int, seconds: float) -> dict:
+async def serve_bare(pairs: int, sink: tuple[str, int], rtp_low: int) -> None:
+    """The child with --bare: PAIRS minimal relays on the ports ``serve`` would bind
+    (RTP and RTCP sockets alike, the RTCP ones idle); prints the A-side ports, then
+    waits for stdin EOF."""
+    from media.ports import PortPool
+
+    loop = asyncio.get_running_loop()
+    pool = PortPool(rtp_low, rtp_low + 8 * pairs + 16)
+    held, ports = [], []
+
+    def bound() -> tuple[int, socket.socket, socket.socket]:
+        for _ in range(8):  # as RtpSession.bind: a pair another program holds is skipped
+            port = pool.acquire()
+            try:
+                return (port, *_bind_pair(port))
+            except OSError:
+                continue
+        raise RuntimeError("could not bind an RTP port pair")
+
+    for _ in range(pairs):
+        a_port, a_rtp, a_rtcp = bound()
+        _, b_rtp, b_rtcp = bound()
+        out, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=b_rtp)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda out=out: _BareRelay(out, sink), sock=a_rtp
+        )
+        held.append((transport, out, a_rtcp, b_rtcp))
+        ports.append(a_port)
+    print(" ".join(map(str, ports)), flush=True)
+    await loop.run_in_executor(None, sys.stdin.read)
+
+
+def _bind_pair(port: int) -> tuple[socket.socket, socket.socket]:
+    """UDP sockets on ``port`` and ``port + 1`` of loopback, as RtpSession.bind takes them."""
+    socks: list[socket.socket] = []
+    try:
+        for each in (port, port + 1):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            socks.append(sock)
+            sock.setblocking(False)
+            sock.bind(("127.0.0.1", each))
+    except OSError:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks[0], socks[1]
+
+
+class _BareRelay(asyncio.DatagramProtocol):
+    """Each datagram goes on unchanged to ``sink`` through ``out``: nothing checked,
+    counted or rewritten (the floor a relay in Python on uvloop stands on)."""
+
+    def __init__(self, out: asyncio.DatagramTransport, sink: tuple[str, int]) -> None:
+        self.sendto = out.sendto
+        self.sink = sink
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.sendto(data, self.sink)
+
+
+def run_level(pairs: int, seconds: float, *, bare: bool = False) -> dict:
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))
     receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
@@ -76,6 +147,7 @@ def run_level(pairs: int, seconds: float) -> dict:
             "--serve",
             str(pairs),
             str(receiver.getsockname()[1]),
+            *(["--bare"] if bare else []),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -88,6 +160,10 @@ def run_level(pairs: int, seconds: float) -> dict:
         header = bytearray(12 + 160)
         header[0], header[1] = 0x80, 0
         header[8:12] = b"\x12\x34\x56\x78"
+        # A tag of this level in the payload (which both relays pass on untouched): only
+        # packets carrying it count, not a stray datagram another program sent this port.
+        tag = os.urandom(8)
+        header[12:20] = tag
         sent = received = 0
         start_cpu = cpu_seconds(child.pid)
         start = time.monotonic()
@@ -98,12 +174,12 @@ def run_level(pairs: int, seconds: float) -> dict:
             for port in ports:
                 sender.sendto(header, ("127.0.0.1", port))
                 sent += 1
-            received += _drain(receiver)
+            received += _drain(receiver, tag)
             delay = start + (tick + 1) / TICKS_PER_SECOND - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
         time.sleep(0.2)
-        received += _drain(receiver)
+        received += _drain(receiver, tag)
         cpu = cpu_seconds(child.pid) - start_cpu
         elapsed = time.monotonic() - start
     finally:
@@ -119,38 +195,72 @@ def run_level(pairs: int, seconds: float) -> dict:
     }
 
 
-def _drain(sock: socket.socket) -> int:
+def _drain(sock: socket.socket, tag: bytes) -> int:
+    """The relayed packets waiting at ``sock`` (those whose payload starts with ``tag``)."""
     count = 0
     for _ in range(100_000):
         try:
-            sock.recv(2048)
+            data = sock.recv(2048)
         except BlockingIOError:
             break
-        count += 1
+        count += data[12:20] == tag
     return count
+
+
+def verdict(ours: dict, bare: dict) -> tuple[float, bool]:
+    """Our CPU per packet over the bare relay's, and whether the level passes: nothing
+    lost by either (a baseline that lost packets measured less work) and the ratio
+    within TARGET_RATIO."""
+    ratio = ours["cpu_per_10k"] / max(bare["cpu_per_10k"], 1e-9)
+    carried = ours["relayed"] == ours["sent"] and bare["relayed"] == bare["sent"]
+    return ratio, carried and ratio <= TARGET_RATIO
+
+
+def _row(label: str, pairs: int, r: dict) -> str:
+    return (
+        f"{label:<5} {r['pairs']:>6} {pairs * TICKS_PER_SECOND:>8} {r['sent']:>8} "
+        f"{r['relayed']:>8} {r['loss_pct']:>7.2f} {r['cpu_per_10k'] * 100:>7.2f} "
+        f"{r['cpu_pct']:>6.1f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", default="100,300,500")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="also measure a bare uvloop relay at each level and print the ratio",
+    )
     parser.add_argument("--serve", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         import uvloop
 
-        uvloop.run(serve(args.serve[0], ("127.0.0.1", args.serve[1]), 40000))
+        serving = serve_bare if args.bare else serve
+        uvloop.run(serving(args.serve[0], ("127.0.0.1", args.serve[1]), RTP_LOW))
         return 0
     print(
-        f"{'pairs':>6} {'pkts/s':>8} {'sent':>8} {'relayed':>8} {'loss %':>7} "
-        f"{'CPU s/10k':>9} {'CPU %':>6}"
+        f"{'relay':<5} {'pairs':>6} {'pkts/s':>8} {'sent':>8} {'relayed':>8} {'loss %':>7} "
+        f"{'µs/pkt':>7} {'CPU %':>6}"
     )
+    verdicts = []
     for pairs in (int(p) for p in args.pairs.split(",")):
-        r = run_level(pairs, args.seconds)
+        ours = run_level(pairs, args.seconds)
+        print(_row("ours", pairs, ours), flush=True)
+        if not args.bare:
+            continue
+        bare = run_level(pairs, args.seconds, bare=True)
+        print(_row("bare", pairs, bare), flush=True)
+        ratio, passes = verdict(ours, bare)
+        verdicts.append((pairs, ours, bare, ratio, passes))
+    for pairs, ours, bare, ratio, passes in verdicts:
+        lost = ours["sent"] - ours["relayed"] + bare["sent"] - bare["relayed"]
         print(
-            f"{r['pairs']:>6} {pairs * TICKS_PER_SECOND:>8} {r['sent']:>8} {r['relayed']:>8} "
-            f"{r['loss_pct']:>7.2f} {r['cpu_per_10k']:>9.3f} {r['cpu_pct']:>6.1f}",
-            flush=True,
+            f"{pairs} pairs: ours {ours['cpu_per_10k'] * 100:.2f} µs/pkt, bare "
+            f"{bare['cpu_per_10k'] * 100:.2f} µs/pkt, ratio {ratio:.2f} "
+            f"(target <= {TARGET_RATIO}), {lost} lost: {'PASS' if passes else 'FAIL'}"
         )
     return 0
 

@@ -348,6 +348,25 @@ class ReceptionStatistics:
     received, so they do not hide losses.
     """
 
+    __slots__ = (
+        "_bad_seq",
+        "_base_seq",
+        "_cycles",
+        "_duplicates",
+        "_expected_prior",
+        "_max_seq",
+        "_min_sequential",
+        "_probation",
+        "_received",
+        "_received_prior",
+        "_seen",
+        "_valid",
+        "in_order",
+        "jitter",
+        "next_sequence",
+        "transit",
+    )
+
     def __init__(self, min_sequential: int = 1) -> None:
         self._min_sequential = max(1, min_sequential)
         self._probation: int | None = None
@@ -361,22 +380,44 @@ class ReceptionStatistics:
         self._expected_prior = 0
         self._seen = 0
         self._duplicates = 0
-        self._transit: int | None = None
-        self._jitter = 0.0
+        # For a fast path that counts the common packet itself (the bridge's relay,
+        # media/session.py): once the source is valid, ``next_sequence`` is the sequence
+        # number that continues it in order (-1 before). A packet carrying it may be
+        # counted by setting ``next_sequence`` to the one after and adding 1 to
+        # ``in_order``, instead of calling :meth:`update`; the readers below fold those
+        # in first, so they see what per-packet updates would have made. Its jitter (A.8)
+        # such a path keeps itself, in ``transit`` and ``jitter``.
+        self.next_sequence = -1
+        self.in_order = 0
+        self.transit: int | None = None  # the last packet's relative transit time (A.8)
+        self.jitter = 0.0  # the interarrival jitter estimate in RTP timestamp units (A.8)
 
     def _init_seq(self, seq: int) -> None:
         self._base_seq = seq
         self._max_seq = seq
+        self.next_sequence = (seq + 1) & 0xFFFF
         self._bad_seq = _SEQ_MOD + 1
         self._cycles = 0
         self._received = 0
         self._received_prior = 0
         self._expected_prior = 0
         self._seen = 1
-        self._transit = None
+        self.transit = None
+
+    def _fold(self) -> None:
+        """Count the packets a fast path counted in order, as update() would have one by
+        one (each one past the highest: received, the history shifted, a wrap a cycle)."""
+        count, self.in_order = self.in_order, 0
+        self._received += count
+        self._seen = ((self._seen << count) | ((1 << count) - 1)) & _HISTORY_MASK
+        highest = self._max_seq + count
+        self._cycles += highest & ~0xFFFF
+        self._max_seq = highest & 0xFFFF
 
     def update(self, sequence: int, rtp_timestamp: int, arrival_rtp_units: int) -> bool:
         """Account for one packet; returns False if it was not counted (probation, dup, jump)."""
+        if self.in_order:
+            self._fold()
         seq = sequence & 0xFFFF
         if not self._valid:
             if self._probation is None:
@@ -401,6 +442,7 @@ class ReceptionStatistics:
                 if seq < self._max_seq:
                     self._cycles += _SEQ_MOD
                 self._max_seq = seq
+                self.next_sequence = (seq + 1) & 0xFFFF
                 self._seen = ((self._seen << udelta) | 1) & _HISTORY_MASK
             elif udelta <= _SEQ_MOD - _MAX_MISORDER:
                 # A big jump is believed only when the next packet continues from it:
@@ -419,16 +461,18 @@ class ReceptionStatistics:
                     self._seen |= bit
         self._received += 1
         transit = (arrival_rtp_units - rtp_timestamp) & 0xFFFFFFFF
-        if self._transit is not None:
-            d = (transit - self._transit) & 0xFFFFFFFF
+        if self.transit is not None:
+            d = (transit - self.transit) & 0xFFFFFFFF
             if d & 0x80000000:
                 d = 0x100000000 - d
-            self._jitter += (d - self._jitter) / 16.0
-        self._transit = transit
+            self.jitter += (d - self.jitter) / 16.0
+        self.transit = transit
         return True
 
     @property
     def received(self) -> int:
+        if self.in_order:
+            self._fold()
         return self._received
 
     @property
@@ -437,10 +481,14 @@ class ReceptionStatistics:
 
     @property
     def extended_highest_sequence(self) -> int:
+        if self.in_order:
+            self._fold()
         return self._cycles + self._max_seq if self._valid else 0
 
     @property
     def expected(self) -> int:
+        if self.in_order:
+            self._fold()
         if not self._valid:
             return 0
         return self._cycles + self._max_seq - self._base_seq + 1
@@ -459,11 +507,6 @@ class ReceptionStatistics:
             return 0
         return min(255, (lost_interval << 8) // expected_interval)
 
-    @property
-    def jitter(self) -> float:
-        """Interarrival jitter estimate in RTP timestamp units (A.8)."""
-        return self._jitter
-
     def report_block(self, ssrc_of_source: int, lsr: int = 0, dlsr: int = 0) -> ReportBlock:
         """Build the block for the next SR/RR and start a new fraction-lost interval."""
         block = ReportBlock(
@@ -471,7 +514,7 @@ class ReceptionStatistics:
             fraction_lost=self.fraction_lost,
             packets_lost=self.lost,
             highest_sequence=self.extended_highest_sequence & 0xFFFFFFFF,
-            jitter=min(int(self._jitter), 0xFFFFFFFF),
+            jitter=min(int(self.jitter), 0xFFFFFFFF),
             lsr=lsr,
             dlsr=dlsr,
         )

@@ -55,6 +55,8 @@ log = logging.getLogger("callswitch.media")
 RTCP_INTERVAL_TICKS = 250  # 5 s at 20 ms (RFC 3550 §6.2 minimum interval)
 RTCP_INTERVAL_S = 5.0
 _AFTER_FIRST_OCTET = struct.Struct(">BHII")  # of an RTP header: M+PT, sequence, ts, SSRC
+_PLAIN_HEADER = struct.Struct(">HHII")  # V, P, X, CC, M, PT; sequence; timestamp; SSRC
+_monotonic = time.monotonic  # arrival times (the tests stand a clock of their own in)
 SDES_CNAME = 1
 MAX_QUEUED_FRAMES = 3000  # 60 s of audio; beyond that the oldest is dropped
 BIND_ATTEMPTS = 8
@@ -89,6 +91,25 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
 
     kind = "sip"
     tappable = True
+    # What the relay's fast path (_RelayPath) reads and writes per packet, in slots:
+    # no dictionary lookups on a big instance dict (the rest stays in __dict__).
+    __slots__ = (
+        "_payload_type",
+        "_relay_offsets",
+        "_rtp",
+        "_sendto",
+        "_sequence",
+        "_timestamp",
+        "hold",
+        "octets_sent",
+        "packets_sent",
+        "remote",
+        "remote_ssrc",
+        "sample_rate",
+        "ssrc",
+        "stats",
+        "tap",
+    )
 
     def __init__(
         self, clock: MediaClock, pool: PortPool, port: int, *, jitter_depth: int = 3
@@ -344,6 +365,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._sendto = self._sendto_protected
         # Swapped on this instance only (see above): mypy cannot know the two agree.
         self.datagram_received = self._srtp_datagram_received  # type: ignore[method-assign]
+        self._receive_with(self)  # no relay path: SRTP has a receive path of its own
 
     def _sendto_protected(self, packet: bytes | bytearray, address: tuple[str, int] | None) -> None:
         srtp, rtp = self._srtp, self._rtp
@@ -409,7 +431,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         if payload_type == self._payload_type:
             self.remote_ssrc = ssrc
             self.stats.update(
-                sequence, timestamp, int(time.monotonic() * self.sample_rate) & 0xFFFFFFFF
+                sequence, timestamp, int(_monotonic() * self.sample_rate) & 0xFFFFFFFF
             )
             relay = self._relay
             if relay is None:
@@ -484,10 +506,19 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         # Without SRTP (which has its own receive path) packets take the short way.
         if other is not None and self._srtp is None:
             # Swapped on this instance only (see above): mypy cannot know the two agree.
-            self.datagram_received = self._relaying_datagram_received  # type: ignore[method-assign]
+            path = _RelayPath(self, other)
+            self.datagram_received = path.datagram_received  # type: ignore[method-assign]
+            self._receive_with(path)
         elif other is None and self._srtp is None:
             self.__dict__.pop("datagram_received", None)
+            self._receive_with(self)
         self._pause_ticks(other is not None)
+
+    def _receive_with(self, protocol: asyncio.DatagramProtocol) -> None:
+        """Let the RTP transport hand datagrams to ``protocol`` (a relay path, or us):
+        the event loop then calls the path without a lookup in our instance dict."""
+        if self._rtp is not None:
+            self._rtp.set_protocol(protocol)
 
     def _pause_ticks(self, pause: bool) -> None:
         """A relaying session has nothing to do each tick: leave the media clock and
@@ -542,32 +573,6 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         span = payload_span(packet)
         if span is not None:
             tap(side, Frame(self.codec, packet[span[0] : span[1]], timestamp, self._samples))
-
-    def _relaying_datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        """``datagram_received`` while relaying without SRTP: the common packet (our
-        codec, from our peer, a plain 12-byte header or more) goes straight on; anything
-        else takes the full path."""
-        if (
-            len(data) > 12
-            and data[0] & 0xC0 == 0x80
-            and (data[1] & 0x7F) == self._payload_type
-            and self.remote is not None
-            and addr[0] == self.remote[0]
-            and (relay := self._relay) is not None  # installed by relay_to()
-        ):
-            second, sequence, timestamp, ssrc = _AFTER_FIRST_OCTET.unpack_from(data, 1)
-            self.remote_ssrc = ssrc
-            self.stats.update(
-                sequence, timestamp, int(time.monotonic() * self.sample_rate) & 0xFFFFFFFF
-            )
-            relay.relay_packet(
-                data, relay._payload_type | (second & 0x80), ssrc, sequence, timestamp
-            )
-            tap = self.tap  # a fork hears what our peer said: its inbound track
-            if tap is not None:
-                self._tap_relayed(tap, 0, data, timestamp)
-            return
-        RtpSession.datagram_received(self, data, addr)
 
     # -- sending
 
@@ -733,6 +738,82 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
 
 def _no_reconfiguration() -> None:
     pass
+
+
+class _RelayPath(asyncio.DatagramProtocol):
+    """The protocol of a session's RTP transport while it relays without SRTP (the
+    bridge's fast path; also the session's ``datagram_received`` then).
+
+    The common packet (a plain 12-octet header of our codec, from our peer) is counted,
+    translated and sent here in one function, exactly as the full path
+    (``RtpSession.datagram_received`` then ``relay_packet``) would; anything else takes
+    the full path. Reception statistics count an in-order packet through
+    ``ReceptionStatistics.next_sequence`` and keep the jitter inline.
+    """
+
+    __slots__ = ("source", "stats", "target")
+
+    def __init__(self, source: RtpSession, target: RtpSession) -> None:
+        self.source = source
+        self.target = target
+        self.stats = source.stats
+
+    def error_received(self, exc: Exception) -> None:
+        self.source.error_received(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.source.connection_lost(exc)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        source = self.source
+        remote = source.remote
+        if len(data) > 12 and remote is not None and addr[0] == remote[0]:
+            head, sequence, timestamp, ssrc = _PLAIN_HEADER.unpack_from(data)
+            if head & 0xFF7F == 0x8000 | source._payload_type:  # V=2, no P, X, CC; our codec
+                source.remote_ssrc = ssrc
+                stats = self.stats
+                if sequence == stats.next_sequence:  # in order: counted lazily
+                    stats.next_sequence = (sequence + 1) & 0xFFFF
+                    stats.in_order += 1
+                    transit = (int(_monotonic() * source.sample_rate) - timestamp) & 0xFFFFFFFF
+                    last = stats.transit
+                    if last is not None:
+                        d = (transit - last) & 0xFFFFFFFF
+                        if d & 0x80000000:
+                            d = 0x100000000 - d
+                        stats.jitter += (d - stats.jitter) / 16.0
+                    stats.transit = transit
+                else:
+                    stats.update(
+                        sequence, timestamp, int(_monotonic() * source.sample_rate) & 0xFFFFFFFF
+                    )
+                target = self.target
+                out = target.remote
+                if out is not None and not target.hold and target._rtp is not None:
+                    second = target._payload_type | (head & 0x80)
+                    offsets = target._relay_offsets
+                    if offsets is None or offsets[0] != ssrc:
+                        offsets = target._relay_offsets = (
+                            ssrc,
+                            (target._sequence + 1 - sequence) & 0xFFFF,
+                            (target._timestamp - timestamp) & 0xFFFFFFFF,
+                        )
+                        second |= 0x80  # a new source starts a talkspurt
+                    target._sequence = sequence = (sequence + offsets[1]) & 0xFFFF
+                    target._timestamp = relayed = (timestamp + offsets[2]) & 0xFFFFFFFF
+                    packet = bytearray(data)
+                    _AFTER_FIRST_OCTET.pack_into(packet, 1, second, sequence, relayed, target.ssrc)
+                    target._sendto(packet, out)
+                    target.packets_sent += 1
+                    target.octets_sent += len(data) - 12
+                    tap = target.tap  # a fork hears what we relay to our peer: its outbound track
+                    if tap is not None and second & 0x7F == target._payload_type:
+                        target._tap_relayed(tap, 1, data, relayed)
+                tap = source.tap  # a fork hears what our peer said: its inbound track
+                if tap is not None:
+                    source._tap_relayed(tap, 0, data, timestamp)
+                return
+        RtpSession.datagram_received(source, data, addr)
 
 
 @functools.lru_cache(maxsize=1024)  # a handful of peers' addresses, asked once a call
