@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import io
 import logging
+import os
 import sys
+import tempfile
 import threading
 
-from callswitch.logs import LogfmtFormatter, LoopBatchingHandler, setup_logging
+from callswitch.logs import (
+    PIPE_BYTES,
+    LogfmtFormatter,
+    LoopBatchingHandler,
+    setup_logging,
+    widen_pipe,
+)
 
 
 def _record(created: float, msg: str = "call.ended", **fields) -> logging.LogRecord:
@@ -92,3 +101,18 @@ def test_lines_logged_on_the_loop_are_written_together_once_per_turn():
         log.propagate = True
     events = [line.split("event=")[1] for line in out.getvalue().splitlines()]
     assert events == ["one", "two", "three", "elsewhere", "four", "five"]
+
+
+def test_stderr_on_a_pipe_gets_a_wider_buffer():
+    read_fd, write_fd = os.pipe()
+    try:
+        with os.fdopen(write_fd, "w", closefd=False) as stream:
+            assert fcntl.fcntl(write_fd, fcntl.F_GETPIPE_SZ) < PIPE_BYTES  # the default 64 KiB
+            assert widen_pipe(stream) == PIPE_BYTES
+            assert fcntl.fcntl(write_fd, fcntl.F_GETPIPE_SZ) == PIPE_BYTES
+        assert widen_pipe(io.StringIO()) is None  # no file descriptor
+        with tempfile.TemporaryFile("w") as regular:
+            assert widen_pipe(regular) is None  # a file, not a pipe
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
