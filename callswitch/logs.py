@@ -3,10 +3,7 @@
 A call logs a few lines (``sip.invite``, ``call.answered``, ``call.ended``), so a
 line is on the path of every call: the formatter keeps the second's timestamp
 text and quotes with one regular-expression search, and the records skip what
-no line shows (the caller's file and line, thread and process names). Lines logged
-on the event loop's thread are written together once per turn of the loop (one
-``write`` for all of them, not a ``write`` and a flush each); lines from other
-threads, and every line when no loop is bound, are written at once.
+no line shows (the caller's file and line, thread and process names).
 
 stderr is usually a pipe (a supervisor, journald, a test harness reading it). A
 pipe holds 64 KiB by default: a tenth of a second of lines at 750 calls/s, after
@@ -24,17 +21,11 @@ import os
 import re
 import stat
 import sys
-import threading
 import time
-from asyncio import AbstractEventLoop
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 __all__ = [
     "PIPE_BYTES",
     "LogfmtFormatter",
-    "LoopBatchingHandler",
-    "batched_on",
     "setup_logging",
     "widen_pipe",
 ]
@@ -87,73 +78,6 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(parts)
 
 
-class LoopBatchingHandler(logging.StreamHandler):
-    """A stream handler that, once bound to an event loop, gathers the lines its
-    thread logs and writes them in one go when the loop gets to the callback it
-    scheduled for the first of them (the same turn of the loop or the next)."""
-
-    def __init__(self, stream=None) -> None:
-        super().__init__(stream)
-        self._pending: list[str] = []
-        self._loop: AbstractEventLoop | None = None
-        self._thread: int | None = None
-
-    def bind(self, loop: AbstractEventLoop | None) -> None:
-        """Batch the lines logged on the calling thread (``loop``'s) from now on;
-        ``None`` writes what is pending and every line at once again."""
-        with self.lock:  # type: ignore[union-attr]  # a Handler's lock exists once created
-            self._loop = loop
-            self._thread = threading.get_ident() if loop is not None else None
-        self.flush()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # Handler.handle holds self.lock around emit.
-        try:
-            line = self.format(record)
-        except Exception:
-            self.handleError(record)
-            return
-        pending = self._pending
-        pending.append(line)
-        loop = self._loop
-        if loop is not None and threading.get_ident() == self._thread and not loop.is_closed():
-            if len(pending) == 1:  # the first since the last write: write them soon
-                loop.call_soon(self.flush)
-            return
-        self._write(record)
-
-    def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            self._write(None)
-
-    def _write(self, record: logging.LogRecord | None) -> None:
-        pending = self._pending
-        if not pending:
-            return
-        text = "\n".join(pending) + "\n"
-        pending.clear()
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except Exception:
-            if record is not None:
-                self.handleError(record)
-
-
-@contextmanager
-def batched_on(loop: AbstractEventLoop) -> Iterator[None]:
-    """Batch the root logger's lines on ``loop`` while inside; on leaving, what is
-    pending is written (a process may leave without running atexit's flush)."""
-    handlers = [h for h in logging.getLogger().handlers if isinstance(h, LoopBatchingHandler)]
-    for handler in handlers:
-        handler.bind(loop)
-    try:
-        yield
-    finally:
-        for handler in handlers:
-            handler.bind(None)
-
-
 PIPE_BYTES = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size for unprivileged processes
 
 
@@ -180,7 +104,7 @@ def widen_pipe(stream: object, size: int = PIPE_BYTES) -> int | None:
 
 def setup_logging(level: str = "info") -> None:
     widen_pipe(sys.stderr)
-    handler = LoopBatchingHandler(sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogfmtFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -21,7 +21,6 @@ from callswitch.config import Settings, _interface_addresses
 from callswitch.descriptors import ConnectionBudget, connection_budget, raise_open_files_limit
 from callswitch.front_door import Entrance, docs_pages, mount_front_door
 from callswitch.http import HttpServer
-from callswitch.logs import batched_on
 from callswitch.memory_debug import MemoryDebug, frames_from_env
 from callswitch.metrics import CONTENT_TYPE, Metrics
 from callswitch.refusals import Refusals
@@ -761,12 +760,6 @@ async def _close_speech(speech: object) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    # The lines logged on the loop are written once per turn of it (callswitch/logs.py).
-    with batched_on(asyncio.get_running_loop()):
-        await _serve(settings)
-
-
-async def _serve(settings: Settings) -> None:
     signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):  # before start: a SIGTERM then still counts

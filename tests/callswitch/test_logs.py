@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import io
 import logging
 import os
 import sys
 import tempfile
-import threading
 
 from callswitch.logs import (
     PIPE_BYTES,
     LogfmtFormatter,
-    LoopBatchingHandler,
     setup_logging,
     widen_pipe,
 )
@@ -62,45 +59,6 @@ def test_setup_logging_writes_one_line_per_event(monkeypatch):
         root.setLevel(level)
     [line] = out.getvalue().splitlines()
     assert line.endswith(" level=info event=call.answered call_id=1@h")
-
-
-def test_lines_logged_on_the_loop_are_written_together_once_per_turn():
-    out = io.StringIO()
-    writes: list[str] = []
-    real_write = out.write
-    out.write = lambda text: writes.append(text) or real_write(text)  # type: ignore[method-assign]
-    handler = LoopBatchingHandler(out)
-    handler.setFormatter(LogfmtFormatter())
-    log = logging.getLogger("test.batching")
-    log.propagate = False
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-
-    async def main() -> None:
-        with_loop = asyncio.get_running_loop()
-        handler.bind(with_loop)
-        log.info("one")
-        log.info("two")
-        assert out.getvalue() == ""  # pending until the loop turns
-        await asyncio.sleep(0)
-        assert len(writes) == 1 and writes[0].count("\n") == 2
-        log.info("three")
-        # Another thread's line goes out at once, with what the loop had pending.
-        thread = threading.Thread(target=log.info, args=("elsewhere",))
-        thread.start()
-        thread.join()
-        assert len(writes) == 2
-        log.info("four")
-
-    try:
-        asyncio.run(main())
-        handler.bind(None)  # what serve() does on the way out: nothing may be lost
-        log.info("five")
-    finally:
-        log.removeHandler(handler)
-        log.propagate = True
-    events = [line.split("event=")[1] for line in out.getvalue().splitlines()]
-    assert events == ["one", "two", "three", "elsewhere", "four", "five"]
 
 
 def test_stderr_on_a_pipe_gets_a_wider_buffer():
