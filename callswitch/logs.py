@@ -4,16 +4,31 @@ A call logs a few lines (``sip.invite``, ``call.answered``, ``call.ended``), so 
 line is on the path of every call: the formatter keeps the second's timestamp
 text and quotes with one regular-expression search, and the records skip what
 no line shows (the caller's file and line, thread and process names).
+
+stderr is usually a pipe (a supervisor, journald, a test harness reading it). A
+pipe holds 64 KiB by default: a tenth of a second of lines at 750 calls/s, after
+which a reader that falls behind for a moment blocks the event loop in ``write``,
+every call with it. ``setup_logging`` widens it to 1 MiB where the system allows.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import io
 import logging
+import os
 import re
+import stat
 import sys
 import time
 
-__all__ = ["LogfmtFormatter", "setup_logging"]
+__all__ = [
+    "PIPE_BYTES",
+    "LogfmtFormatter",
+    "setup_logging",
+    "widen_pipe",
+]
 
 # Attributes every LogRecord has; anything else came in through ``extra=`` and is a field.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
@@ -63,7 +78,32 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(parts)
 
 
+PIPE_BYTES = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size for unprivileged processes
+
+
+def widen_pipe(stream: object, size: int = PIPE_BYTES) -> int | None:
+    """Ask for a ``size``-byte buffer when ``stream`` writes to a pipe; the size it
+    has after, or None when it is not a pipe (or the system has no such call)."""
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
+    getpipe = getattr(fcntl, "F_GETPIPE_SZ", None)
+    fileno = getattr(stream, "fileno", None)
+    if setpipe is None or getpipe is None or fileno is None:
+        return None
+    try:
+        fd = fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return None
+        current = fcntl.fcntl(fd, getpipe)
+        if current < size:
+            with contextlib.suppress(OSError):  # above pipe-max-size, or the user's quota
+                fcntl.fcntl(fd, setpipe, size)
+        return int(fcntl.fcntl(fd, getpipe))
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+
+
 def setup_logging(level: str = "info") -> None:
+    widen_pipe(sys.stderr)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogfmtFormatter())
     root = logging.getLogger()

@@ -43,18 +43,21 @@ async def tone(call: Call) -> None:
     leg = call.leg
     assert leg is not None  # a call answered has its RTP leg
     leg.source = _looping_source(_tone_frames(leg.codec, leg.sample_rate))
-    digit: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    # One future for either way the call goes on: a digit, or its end (a callback,
+    # not a task waiting on `call.ended`: this runs for every call at full rate).
+    outcome: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
 
-    def on_dtmf(d: str) -> None:
-        if not digit.done():
-            digit.set_result(d)
+    def settle(digit: str | None) -> None:
+        if not outcome.done():
+            outcome.set_result(digit)
 
-    leg.on_dtmf = on_dtmf
-    ended = asyncio.ensure_future(call.ended.wait())
-    await asyncio.wait((digit, ended), return_when=asyncio.FIRST_COMPLETED)
-    ended.cancel()
-    if digit.done():
-        call.log("app.digit", digit=digit.result())
+    leg.on_dtmf = settle
+    if call.ended.is_set():
+        return
+    call.on_ended.append(lambda _call: settle(None))
+    digit = await outcome
+    if digit is not None:
+        call.log("app.digit", digit=digit)
         call.hangup()
 
 

@@ -23,11 +23,11 @@ __all__ = ["Dialog", "DialogId"]
 DialogId = tuple[str, str, str]  # (Call-ID, local tag, remote tag)
 
 
-def _with_tag(value: str, tag: str) -> str:
-    address = NameAddress.parse(value)
-    if address.tag is None:
-        address.params["tag"] = tag
-    return str(address)
+def _to_with_tag(address: NameAddress, tag: str) -> str:
+    """``address`` (the request's To, parsed once by the parser) with our tag."""
+    if address.tag is not None:
+        return str(address)
+    return str(NameAddress(address.display_name, address.uri, {**address.params, "tag": tag}))
 
 
 @dataclass(slots=True)
@@ -63,7 +63,7 @@ class Dialog:
             call_id=request.call_id,
             local_tag=local_tag,
             remote_tag=request.from_tag or "",
-            local_uri=_with_tag(request.headers.get("To") or "", local_tag),
+            local_uri=_to_with_tag(request.to, local_tag),
             remote_uri=request.headers.get("From") or "",
             remote_target=target,
             route_set=list(request.headers.get_all("Record-Route")),

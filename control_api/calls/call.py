@@ -138,6 +138,7 @@ class Call(CallTimes):
         self.end_reason: EndReason | None = None
         self.reject_status: int | None = None
         self.on_answered: list[Callable[[Call], None]] = []
+        self.on_ended: list[Callable[[Call], None]] = []  # once, after `ended` is set
         self._answering: asyncio.Future[bool] | None = None
         session.on_terminated = self._terminated
 
@@ -294,6 +295,8 @@ class Call(CallTimes):
             self.leg.close()
         self.ended.set()
         self.log("call.ended", reason=reason.value, duration=round(self.duration, 3))
+        for callback in self.on_ended:
+            callback(self)
 
 
 Router = Callable[[InviteSession], Awaitable["App | None"]]

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import logging
+import os
 import sys
+import tempfile
 
-from callswitch.logs import LogfmtFormatter, setup_logging
+from callswitch.logs import (
+    PIPE_BYTES,
+    LogfmtFormatter,
+    setup_logging,
+    widen_pipe,
+)
 
 
 def _record(created: float, msg: str = "call.ended", **fields) -> logging.LogRecord:
@@ -51,3 +59,18 @@ def test_setup_logging_writes_one_line_per_event(monkeypatch):
         root.setLevel(level)
     [line] = out.getvalue().splitlines()
     assert line.endswith(" level=info event=call.answered call_id=1@h")
+
+
+def test_stderr_on_a_pipe_gets_a_wider_buffer():
+    read_fd, write_fd = os.pipe()
+    try:
+        with os.fdopen(write_fd, "w", closefd=False) as stream:
+            assert fcntl.fcntl(write_fd, fcntl.F_GETPIPE_SZ) < PIPE_BYTES  # the default 64 KiB
+            assert widen_pipe(stream) == PIPE_BYTES
+            assert fcntl.fcntl(write_fd, fcntl.F_GETPIPE_SZ) == PIPE_BYTES
+        assert widen_pipe(io.StringIO()) is None  # no file descriptor
+        with tempfile.TemporaryFile("w") as regular:
+            assert widen_pipe(regular) is None  # a file, not a pipe
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
