@@ -10,7 +10,9 @@ packet leaves as a `media` message, comes back from the echo server as a
 It prints, per level: media messages/s into and out of the echo server, RTP
 packets/s played back, the loss of each, and the child's CPU seconds per
 10,000 frames streamed (one frame = one packet in, one message out, one
-message in, one packet out) and its CPU share. No SIP, no SIPp, no store:
+message in, one packet out), its CPU per stream-second (µs of CPU per second
+of one stream: fifty frames, whether or not the starved child played them all)
+and its CPU share. The child sets the collector as the server does. No SIP, no SIPp, no store:
 a steady figure to judge a change of media/stream_client.py, media/streams.py,
 media/websocket.py or media/session.py by, even on a busy machine (CPU time
 per frame moves little when the core is shared; wall-clock latency does).
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
 import subprocess
@@ -38,6 +41,7 @@ from loadtest.bridge import MediaSink  # noqa: E402
 from loadtest.streams import EchoProcess  # noqa: E402
 
 TICKS_PER_SECOND = 50
+SERVER_GC_YOUNG_THRESHOLD = 20_000  # callswitch/server.py's GC_YOUNG_THRESHOLD
 SETTLE_S = 1.0
 
 
@@ -64,6 +68,11 @@ async def serve(streams: int, echo_port: int, sink: tuple[str, int], rtp_low: in
         await client.connect()
         runs.append(asyncio.ensure_future(client.run(ended)))
         ports.append(session.port)
+    # The collector as the server sets it (callswitch/server.py serve(); importing
+    # the server here would find loadtest/turn.py for the turn package).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(SERVER_GC_YOUNG_THRESHOLD, 50, 100)
     print(" ".join(map(str, ports)), flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)
@@ -127,6 +136,7 @@ def run_level(streams: int, seconds: float, echo: EchoProcess) -> dict:
         "loss_in_pct": 100.0 * (sent - ws_in) / sent,
         "loss_out_pct": 100.0 * (sent - played) / sent,
         "cpu_per_10k": 10_000 * cpu / max(played, 1),
+        "us_per_stream_s": 1e6 * cpu / (streams * elapsed),
         "cpu_pct": 100.0 * cpu / elapsed,
         "clock": tail.strip(),
     }
@@ -149,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     echo = EchoProcess(lifetime=len(levels) * (args.seconds + 60) + 60)
     print(
         f"{'streams':>7} {'ws in/s':>8} {'ws out/s':>8} {'RTP out/s':>9} {'loss in %':>9} "
-        f"{'loss out %':>10} {'CPU s/10k':>9} {'CPU %':>6}  media clock"
+        f"{'loss out %':>10} {'CPU s/10k':>9} {'µs/stream-s':>11} {'CPU %':>6}  media clock"
     )
     try:
         for streams in levels:
@@ -158,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{streams:>7} {r['ws_in'] / window:>8.0f} {r['ws_out'] / window:>8.0f} "
                 f"{r['played'] / window:>9.0f} {r['loss_in_pct']:>9.2f} {r['loss_out_pct']:>10.2f} "
-                f"{r['cpu_per_10k']:>9.3f} {r['cpu_pct']:>6.1f}  {r['clock']}",
+                f"{r['cpu_per_10k']:>9.3f} {r['us_per_stream_s']:>11.0f} {r['cpu_pct']:>6.1f}  "
+                f"{r['clock']}",
                 flush=True,
             )
     finally:

@@ -419,7 +419,13 @@ class ReceptionStatistics:
         if self.in_order:
             self._fold()
         seq = sequence & 0xFFFF
-        if not self._valid:
+        if seq == (self._max_seq + 1) & 0xFFFF and self._valid:  # the next in order
+            if not seq:
+                self._cycles += _SEQ_MOD
+            self._max_seq = seq
+            self.next_sequence = (seq + 1) & 0xFFFF
+            self._seen = ((self._seen << 1) | 1) & _HISTORY_MASK
+        elif not self._valid:
             if self._probation is None:
                 self._max_seq = (seq - 1) & 0xFFFF
                 self._probation = self._min_sequential

@@ -363,9 +363,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         """
         self._srtp = context
         self._sendto = self._sendto_protected
-        # Swapped on this instance only (see above): mypy cannot know the two agree.
-        self.datagram_received = self._srtp_datagram_received  # type: ignore[method-assign]
-        self._receive_with(self)  # no relay path: SRTP has a receive path of its own
+        self._choose_receive_path()
 
     def _sendto_protected(self, packet: bytes | bytearray, address: tuple[str, int] | None) -> None:
         srtp, rtp = self._srtp, self._rtp
@@ -470,6 +468,60 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._on_arrival = on
         self._arrival_timestamp = None
         self._jitter = JitterBuffer(self._jitter.depth)
+        self._choose_receive_path()
+
+    def _choose_receive_path(self) -> None:
+        """Swap in, on this instance only, the ``datagram_received`` for what the session
+        does now: SRTP's (which then takes the full path), a relay's short path (a
+        ``_RelayPath``, also made the RTP transport's protocol, so the event loop calls
+        it without a lookup in our instance dict), on-arrival delivery's short path, or
+        the full path itself (the class's)."""
+        protocol: asyncio.DatagramProtocol = self
+        if self._srtp is not None:
+            receive = self._srtp_datagram_received
+        elif self._relay is not None:
+            path = protocol = _RelayPath(self, self._relay)
+            receive = path.datagram_received
+        elif self._on_arrival:
+            receive = self._arrival_datagram_received
+        else:
+            self.__dict__.pop("datagram_received", None)
+            self._receive_with(self)
+            return
+        # mypy cannot know the bound methods agree with the class's signature.
+        self.datagram_received = receive  # type: ignore[method-assign]
+        self._receive_with(protocol)
+
+    def _arrival_datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        """``datagram_received`` while frames are delivered on arrival, without SRTP or a
+        relay: the common packet (our codec, from our peer, a plain 12-byte header) goes
+        straight to ``on_frame``; anything else takes the full path."""
+        remote = self.remote
+        if (
+            len(data) > 12
+            and data[0] == 0x80  # version 2; no padding, extension or CSRCs
+            and (data[1] & 0x7F) == self._payload_type
+            and not 192 <= data[1] <= 223  # (RTCP on a muxed port: RFC 5761 §4)
+            and remote is not None
+            and addr[0] == remote[0]
+        ):
+            _, sequence, timestamp, ssrc = _AFTER_FIRST_OCTET.unpack_from(data, 1)
+            self.remote_ssrc = ssrc
+            self.stats.update(
+                sequence, timestamp, int(_monotonic() * self.sample_rate) & 0xFFFFFFFF
+            )
+            last = self._arrival_timestamp  # (what _arrived does, inline)
+            if last is not None and (last - timestamp) & 0xFFFFFFFF < self.sample_rate << 1:
+                self.late_packets += 1
+                return
+            self._arrival_timestamp = timestamp
+            frame = Frame(self.codec, data[12:], timestamp, self._samples)
+            tap = self.tap
+            if tap is not None:
+                tap(0, frame)
+            self.on_frame(frame)
+            return
+        RtpSession.datagram_received(self, data, addr)
 
     def _arrived(self, timestamp: int, payload: bytes) -> None:
         last = self._arrival_timestamp
@@ -503,15 +555,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         if other is not None:
             other._relay_offsets = None
         self._jitter = JitterBuffer(self._jitter.depth)
-        # Without SRTP (which has its own receive path) packets take the short way.
-        if other is not None and self._srtp is None:
-            # Swapped on this instance only (see above): mypy cannot know the two agree.
-            path = _RelayPath(self, other)
-            self.datagram_received = path.datagram_received  # type: ignore[method-assign]
-            self._receive_with(path)
-        elif other is None and self._srtp is None:
-            self.__dict__.pop("datagram_received", None)
-            self._receive_with(self)
+        self._choose_receive_path()  # without SRTP, packets take the short way
         self._pause_ticks(other is not None)
 
     def _receive_with(self, protocol: asyncio.DatagramProtocol) -> None:
@@ -592,7 +636,7 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
         self._dtmf_out.extend(dtmf_packets(digit, duration_ms, clock_rate=self._dtmf_clock_rate))
 
     def _tick(self) -> None:
-        item = self._jitter.pop()
+        item = None if self._on_arrival else self._jitter.pop()
         tap = self.tap
         if item is not None:
             frame = Frame(self.codec, item[1], item[0], self._samples)
@@ -609,8 +653,17 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
                     if self._queue
                     else (self.source() if self.source is not None else None)
                 )
-                if payload is not None:
-                    self._send(self._payload_type, not self._talking, self._timestamp, payload)
+                if payload is not None:  # (what _send does, inline: fifty times a second)
+                    buffer = self._buffer
+                    sequence = self._sequence = (self._sequence + 1) & 0xFFFF
+                    second = self._payload_type if self._talking else 0x80 | self._payload_type
+                    RTP_HEADER.pack_into(
+                        buffer, 0, 0x80, second, sequence, self._timestamp, self.ssrc
+                    )
+                    buffer[12:] = payload
+                    self._sendto(buffer, self.remote)
+                    self.packets_sent += 1
+                    self.octets_sent += len(payload)
                     self._talking = True
                     if tap is not None:
                         tap(1, Frame(self.codec, payload, self._timestamp, self._samples))
@@ -712,6 +765,9 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
 
     def close(self) -> None:
         self._end_provisional_consent()
+        # A receive path swapped in on this instance is a bound method of it, a cycle
+        # only a full collection would break: the session goes by reference counting.
+        self.datagram_received = _closed  # type: ignore[method-assign]
         if self._rtcp_timer is not None:
             self._rtcp_timer.cancel()
             self._rtcp_timer = None
@@ -738,6 +794,10 @@ class RtpSession(asyncio.DatagramProtocol, Leg):
 
 def _no_reconfiguration() -> None:
     pass
+
+
+def _closed(data: bytes, addr: tuple[str | Any, int]) -> None:
+    """A closed session's ``datagram_received``: what was still queued is dropped."""
 
 
 class _RelayPath(asyncio.DatagramProtocol):

@@ -43,7 +43,6 @@ from media.streams import (
     ClearReceived,
     ForkTracks,
     MarkReceived,
-    MediaReceived,
     MediaStream,
     Playback,
     ProtocolError,
@@ -149,10 +148,10 @@ class MediaStreamClient:
         if ws is None or not ws.writable:  # (run() installs this once connected)
             self.dropped += 1
             return
-        payload = self.audio.to_stream(frame.payload)
+        audio = self.audio
+        payload = frame.payload if audio.passthrough else audio.to_stream(frame.payload)
         if payload:
-            timestamp = self._media_ms(frame)
-            ws.send_text(self.protocol.media(payload, timestamp=timestamp))
+            ws.send_text(self.protocol.inbound_media(payload, self._media_ms(frame)))
             self.sent += 1
 
     def _media_ms(self, frame: Frame) -> int:
@@ -181,7 +180,8 @@ class MediaStreamClient:
                 self._send_control(self.protocol.mark(name))
         if frame is None:
             return None
-        return self.audio.to_leg(frame) or None
+        audio = self.audio
+        return frame if audio.passthrough else audio.to_leg(frame) or None
 
     def _send_control(self, message: bytes) -> None:
         ws = self._ws
@@ -190,10 +190,10 @@ class MediaStreamClient:
         self.sent += 1
 
     def _handle(self, message: bytes) -> None:
-        event = self.protocol.receive(message)
-        if isinstance(event, MediaReceived):
+        event = self.protocol.receive_payload(message)
+        if type(event) is bytes:  # a media message's audio: the common one
             playback = self.playback
-            playback.push(event.payload)
+            playback.push(event)
             if playback.full:
                 self._hold_back()
         elif isinstance(event, MarkReceived):

@@ -47,8 +47,9 @@ MASK_POOL = 4096  # random bytes read at once for masking keys: 1,024 frames' wo
 _FIN_TEXT = 0x81
 _FIN_BINARY = 0x82
 _MASKED = 0x80
-_LENGTH_16 = struct.Struct("!BBH")
-_LENGTH_64 = struct.Struct("!BBQ")
+_LENGTH_16 = struct.Struct("!BBH4s")  # with the masking key
+_LENGTH_64 = struct.Struct("!BBQ4s")
+_OPEN = State.OPEN
 
 
 class WebSocketOpenError(Exception):
@@ -182,7 +183,7 @@ class WebSocketConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         state = self.ws.state
-        if state is State.OPEN:
+        if state is _OPEN:
             self._frames_received(data)
         elif state is State.CONNECTING:
             self._handshake_received(data)
@@ -250,7 +251,7 @@ class WebSocketConnection(asyncio.Protocol):
                 first in (_FIN_TEXT, _FIN_BINARY)
                 and not second & _MASKED
                 and self._fragments is None
-                and self.ws.state is State.OPEN
+                and self.ws.state is _OPEN
             ):
                 self.on_message(data[start:end])
                 self._window_messages += 1
@@ -328,23 +329,25 @@ class WebSocketConnection(asyncio.Protocol):
     def send_text(self, data: bytes) -> None:
         """Send one text message (UTF-8 bytes), whatever the buffer holds: one masked
         frame, one write (RFC 6455 §5.3: a fresh, unpredictable key per frame)."""
-        if self.ws.state is not State.OPEN:
+        if self.ws.state is not _OPEN:
             return
         at = self._mask_at
-        if at >= len(self._masks):
-            self._masks, at = os.urandom(MASK_POOL), 0
+        masks = self._masks
+        if at >= len(masks):
+            masks = self._masks = os.urandom(MASK_POOL)
+            at = 0
         self._mask_at = at + 4
-        mask = self._masks[at : at + 4]
+        mask = masks[at : at + 4]
         length = len(data)
         if length < 126:
-            header = bytes((_FIN_TEXT, _MASKED | length))
+            header = bytes((_FIN_TEXT, _MASKED | length)) + mask
         elif length < 65536:
-            header = _LENGTH_16.pack(_FIN_TEXT, _MASKED | 126, length)
+            header = _LENGTH_16.pack(_FIN_TEXT, _MASKED | 126, length, mask)
         else:
-            header = _LENGTH_64.pack(_FIN_TEXT, _MASKED | 127, length)
+            header = _LENGTH_64.pack(_FIN_TEXT, _MASKED | 127, length, mask)
         transport = self.transport
         if transport is not None:  # (it is: the state is OPEN)
-            transport.write(header + mask + apply_mask(data, mask))
+            transport.write(header + apply_mask(data, mask))
 
     def close(self, code: int = 1000) -> None:
         """Start the closing handshake; the transport closes when the server answers

@@ -5,6 +5,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from media.rtcp import (
+    _HISTORY,
+    _HISTORY_MASK,
+    _MAX_DROPOUT,
+    _MAX_MISORDER,
+    _SEQ_MOD,
     SDES_CNAME,
     Bye,
     ReceiverReport,
@@ -401,3 +406,103 @@ def test_statistics_match_a_simple_model(start, keep):
     assert stats.fraction_lost == (
         ((expected - len(sequences)) << 8) // expected if expected > len(sequences) else 0
     )
+
+
+# --- the in-order fast path of update() against the update of before it
+
+
+class _ReferenceStatistics(ReceptionStatistics):
+    def update(self, sequence: int, rtp_timestamp: int, arrival_rtp_units: int) -> bool:
+        """The update of before its in-order fast path (2026-12-06), kept as the oracle."""
+        seq = sequence & 0xFFFF
+        if not self._valid:
+            if self._probation is None:
+                self._max_seq = (seq - 1) & 0xFFFF
+                self._probation = self._min_sequential
+            if seq != (self._max_seq + 1) & 0xFFFF:
+                self._probation = self._min_sequential - 1
+                self._max_seq = seq
+                return False
+            self._probation -= 1
+            self._max_seq = seq
+            if self._probation > 0:
+                return False
+            self._valid = True
+            self._init_seq(seq)
+        else:
+            udelta = (seq - self._max_seq) & 0xFFFF
+            if udelta == 0:
+                self._duplicates += 1
+                return False
+            if udelta < _MAX_DROPOUT:
+                if seq < self._max_seq:
+                    self._cycles += _SEQ_MOD
+                self._max_seq = seq
+                self.next_sequence = (seq + 1) & 0xFFFF
+                self._seen = ((self._seen << udelta) | 1) & _HISTORY_MASK
+            elif udelta <= _SEQ_MOD - _MAX_MISORDER:
+                # A big jump is believed only when the next packet continues from it:
+                # that is a restarted sender, not a stray packet.
+                if seq != self._bad_seq:
+                    self._bad_seq = (seq + 1) & 0xFFFF
+                    return False
+                self._init_seq(seq)
+            else:
+                behind = _SEQ_MOD - udelta
+                if behind < _HISTORY:
+                    bit = 1 << behind
+                    if self._seen & bit:
+                        self._duplicates += 1
+                        return False
+                    self._seen |= bit
+        self._received += 1
+        transit = (arrival_rtp_units - rtp_timestamp) & 0xFFFFFFFF
+        if self.transit is not None:
+            d = (transit - self.transit) & 0xFFFFFFFF
+            if d & 0x80000000:
+                d = 0x100000000 - d
+            self.jitter += (d - self.jitter) / 16.0
+        self.transit = transit
+        return True
+
+
+def _state(stats: ReceptionStatistics) -> dict[str, object]:
+    """Every field of the statistics (they live in slots)."""
+    return {name: getattr(stats, name) for name in ReceptionStatistics.__slots__}
+
+
+_STEPS = st.one_of(
+    st.just(("by", 1)),  # the next in order: the fast path
+    st.tuples(st.just("by"), st.integers(-120, 3500)),  # reordered, duplicated, a gap
+    st.tuples(st.just("at"), st.integers(0, 0xFFFF)),  # anywhere: a jump or a restart
+)
+
+
+@given(
+    st.integers(0, 0xFFFF) | st.integers(0xFFF0, 0xFFFF),  # (the wrap, in order or not)
+    st.lists(_STEPS, max_size=80),
+    st.integers(1, 3),
+)
+def test_update_counts_as_the_general_algorithm_does(start, steps, min_sequential):
+    """Mostly in order (the fast path), with reordering, duplicates, jumps, wraps and
+    restarts between: every figure and answer is the reference's."""
+    fast, reference = ReceptionStatistics(min_sequential), _ReferenceStatistics(min_sequential)
+    seq = start
+    for n, (kind, value) in enumerate(steps):
+        seq = (seq + value) & 0xFFFF if kind == "by" else value
+        ts, arrival = (160 * seq) & 0xFFFFFFFF, (160 * seq + 37 * n) & 0xFFFFFFFF
+        assert fast.update(seq, ts, arrival) == reference.update(seq, ts, arrival)
+        assert _state(fast) == _state(reference)
+    assert (fast.lost, fast.extended_highest_sequence) == (
+        reference.lost,
+        reference.extended_highest_sequence,
+    )
+
+
+@pytest.mark.parametrize("min_sequential", [1, 2])
+def test_update_in_order_across_the_wrap_counts_as_the_general_algorithm_does(min_sequential):
+    fast, reference = ReceptionStatistics(min_sequential), _ReferenceStatistics(min_sequential)
+    for n in range(40):
+        seq = (65520 + n) & 0xFFFF
+        assert fast.update(seq, 160 * n, 160 * n + n) == reference.update(seq, 160 * n, 160 * n + n)
+        assert _state(fast) == _state(reference)

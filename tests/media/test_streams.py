@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 
 import numpy as np
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -275,3 +277,119 @@ def test_pcma_legs_are_transcoded_both_ways():
     assert np.max(np.abs(ulaw_decode(ulaw).astype(int) - tone)) < 400
     alaw = audio.to_leg(ulaw_encode(tone))
     assert np.max(np.abs(alaw_decode(alaw).astype(int) - tone)) < 400
+
+
+# -- the short paths: media messages in and out, whole frames queued
+
+
+def _reference_receive(text):
+    """What receive() gave before its media short path (2026-12-06): the oracle."""
+    try:
+        message = orjson.loads(text)
+    except (ValueError, TypeError):
+        return ProtocolError("not a JSON text message")
+    if not isinstance(message, dict):
+        return ProtocolError("not a JSON object")
+    event = message.get("event")
+    if not isinstance(event, str):
+        return ProtocolError("no event name")
+    if event == "media":
+        media = message.get("media")
+        payload = media.get("payload") if isinstance(media, dict) else None
+        if not isinstance(payload, str):
+            return ProtocolError("media without a media.payload string")
+        try:
+            return MediaReceived(binascii.a2b_base64(payload, strict_mode=True))
+        except (binascii.Error, ValueError):
+            return ProtocolError("media.payload is not base64")
+    if event == "mark":
+        mark = message.get("mark")
+        name = mark.get("name") if isinstance(mark, dict) else None
+        if not isinstance(name, str):
+            return ProtocolError("mark without a mark.name string")
+        return MarkReceived(name)
+    return ClearReceived() if event == "clear" else None
+
+
+_payloads = st.one_of(
+    st.binary(max_size=400).map(lambda b: base64.b64encode(b).decode()),
+    st.text(alphabet="ABCDabcd0189+/=\n -_", max_size=20),  # near-base64 and not
+    _json,
+)
+
+
+@given(
+    st.one_of(st.sampled_from(["media", "mark", "clear", "stop", "Media"]), _json),
+    _payloads,
+    st.dictionaries(st.sampled_from(["media", "mark", "streamSid", "name"]), _json),
+    st.booleans(),
+)
+def test_receive_gives_what_the_general_parser_gives(event, payload, fields, media_dict):
+    message = {"event": event, **fields}
+    if media_dict:
+        message["media"] = {"track": "outbound", "payload": payload}
+    text = json.dumps(message).encode()
+    expected = _reference_receive(text)
+    assert stream().receive(text) == expected
+    short = stream().receive_payload(text)
+    assert short == (expected.payload if isinstance(expected, MediaReceived) else expected)
+
+
+@given(st.one_of(st.text(max_size=50), st.binary(max_size=50)))
+def test_receive_gives_what_the_general_parser_gives_on_any_text(text):
+    assert stream().receive(text) == _reference_receive(text)
+
+
+def test_inbound_media_continues_the_inbound_track_of_media():
+    ours, theirs = stream(tracks=("inbound", "outbound")), stream(tracks=("inbound", "outbound"))
+    frame = bytes(range(160))
+    for n, track in enumerate(["inbound", "outbound", "inbound", "inbound", "outbound"]):
+        if track == "inbound":
+            assert ours.inbound_media(frame, 20 * n) == theirs.media(frame, track, 20 * n)
+        else:
+            assert ours.media(frame, track, 20 * n) == theirs.media(frame, track, 20 * n)
+    last = json.loads(ours.inbound_media(frame, 200))
+    assert (last["sequenceNumber"], last["media"]["chunk"]) == ("6", "4")
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(min_size=FRAME_BYTES, max_size=FRAME_BYTES),  # the short path
+            st.binary(max_size=500),
+            st.text(max_size=3),  # a mark
+            st.none(),  # a tick
+        ),
+        max_size=60,
+    ),
+    st.integers(1, 30),
+)
+def test_whole_frames_queue_as_the_general_path_queues_them(items, max_frames):
+    """The same audio pushed as bytes (whole frames take the short path) and as
+    bytearrays (always the general path): the same frames, marks and drops."""
+    short, general = Playback(max_frames=max_frames), Playback(max_frames=max_frames)
+    for item in items:
+        if isinstance(item, bytes):
+            short.push(item)
+            general.push(bytearray(item))
+        elif isinstance(item, str):
+            short.push_mark(item)
+            general.push_mark(item)
+        else:
+            assert short.pop() == general.pop()
+            assert short.take_marks() == general.take_marks()
+        assert (short.queued_frames, short.overflow, short.dropped_frames, short.full) == (
+            general.queued_frames,
+            general.overflow,
+            general.dropped_frames,
+            general.full,
+        )
+    assert short.clear() == general.clear()
+
+
+def test_a_pushed_bytearray_is_copied_not_kept():
+    playback = Playback()
+    frame = bytearray(b"\x01" * FRAME_BYTES)
+    playback.push(frame)
+    frame[:] = b"\x02" * FRAME_BYTES
+    assert playback.pop() == b"\x01" * FRAME_BYTES
