@@ -113,6 +113,7 @@ class Kamailio:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             cwd=workdir,
+            start_new_session=True,  # its workers in a group of its own: see stop()
         )
         proxy = cls(proc, port, workdir)
         threading.Thread(target=proxy._read, daemon=True).start()
@@ -152,7 +153,9 @@ class Kamailio:
         return "--- kamailio ---\n" + "\n".join(self.lines()[-n:])
 
     def stop(self) -> None:
-        """SIGTERM to the main process (it ends its children), SIGKILL if it lingers."""
+        """SIGTERM to the main process (it ends its workers); if it lingers, SIGKILL to
+        the process group it leads (a SIGKILLed main leaves its workers running: on a
+        busy machine that left a Kamailio listening after its test)."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, signal.SIGTERM)
@@ -160,5 +163,5 @@ class Kamailio:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.proc.pid, signal.SIGKILL)
+                    os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
