@@ -377,6 +377,18 @@ def main(argv: list[str] | None = None) -> int:
     return report(args, samples, idle, errors)
 
 
+def echo_callers(
+    rundir: Path, server, sink, sipp: str, args, rate: float, calls: int, seconds: float
+) -> BackgroundSipp:
+    """SIPp on CPU 1 keeping --streams echo calls of --hold seconds up, placed at ``rate``."""
+    return BackgroundSipp(
+        "bridge_uac.xml", server.sip_target, cwd=sipp_dir(rundir),
+        service=BULK_NUMBER.lstrip("+"), calls=calls, rate=rate, limit=args.streams,
+        pause_ms=int(args.hold * 1000), keys={"sink_port": sink.port}, cpu=1, sipp=sipp,
+        timeout=seconds + args.hold + 120, extra=("-max_socket", str(2 * args.streams + 100)),
+    )  # fmt: skip
+
+
 def prime(root: Path, server, client, sink, sipp: str, args, rate: float, errors) -> None:
     """The same calls for --prime seconds, then idle until what they leave by design
     has expired (--settle): the baseline the idle limit reads is a server that has
@@ -384,13 +396,9 @@ def prime(root: Path, server, client, sink, sipp: str, args, rate: float, errors
     the first load's high-water mark stays in RSS for good; that is paid once, not
     per day, and a leak still shows as growth over the run and after it."""
     print(f"priming: the same load for {args.prime:g} s, then {args.settle:g} s idle", flush=True)
-    primer = BackgroundSipp(
-        "bridge_uac.xml", server.sip_target, cwd=sipp_dir(root / "prime"),
-        service=BULK_NUMBER.lstrip("+"), calls=int(rate * args.prime) + 1, rate=rate,
-        limit=args.streams, pause_ms=int(args.hold * 1000), keys={"sink_port": sink.port},
-        cpu=1, sipp=sipp, timeout=args.prime + args.hold + 120,
-        extra=("-max_socket", str(2 * args.streams + 100)),
-    )  # fmt: skip
+    primer = echo_callers(
+        root / "prime", server, sink, sipp, args, rate, int(rate * args.prime) + 1, args.prime
+    )
     try:
         result = primer.wait(args.prime + args.hold * 2 + 60)
     finally:
@@ -422,13 +430,9 @@ def run(root: Path, app, echo, sipp: str, args, rate: float, total_calls: int, w
         idle["before"] = {"rss_mb": rss_mb(server.pid), "fds": open_fds(server.pid)}
         probe = AllocatorProbe(server, args.allocator) if args.allocator else None
         snapshots = Snapshots(server) if args.tracemalloc else None  # traced from here
-        caller = BackgroundSipp(
-            "bridge_uac.xml", server.sip_target, cwd=sipp_dir(root / "uac"),
-            service=BULK_NUMBER.lstrip("+"), calls=total_calls, rate=rate, limit=args.streams,
-            pause_ms=int(args.hold * 1000), keys={"sink_port": sink.port}, cpu=1, sipp=sipp,
-            timeout=warmup + args.seconds + args.hold + 120,
-            extra=("-max_socket", str(2 * args.streams + 100)),
-        )  # fmt: skip
+        caller = echo_callers(
+            root / "uac", server, sink, sipp, args, rate, total_calls, warmup + args.seconds
+        )
         time.sleep(warmup)
         t0 = time.monotonic()
         header = "      t   RSS MB    fds  lag ms  calls   held  streams  clock max lag ms  skipped"
